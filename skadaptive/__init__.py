@@ -1,0 +1,12 @@
+"""skadaptive: adaptive inference for scikit-learn.
+
+Cheap models answer the rows they are sure of; only the hard rows reach the
+expensive ones. One learned exit policy, one trade-off knob (``cost_weight`` or
+``budget``) that grid-searches like any other hyperparameter.
+"""
+
+from ._cascade import AdaptiveCascadeClassifier
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["AdaptiveCascadeClassifier", "__version__"]

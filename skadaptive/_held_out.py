@@ -1,0 +1,153 @@
+"""Held-out stage probabilities: the data every exit policy is learned from.
+
+Stage probabilities on a stage's own training rows are over-confident, so a policy
+learned on them exits too early. Like ``StackingClassifier``, each stage that we
+fit is cross-fitted (or fitted on a train split) to get probabilities for rows it
+did not see, then refitted on all rows. Frozen stages are used as given.
+
+The whole step is a module-level function so that ``memory=`` can cache it: a
+grid search over policy parameters then fits the stages once per data split.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+
+import numpy as np
+from joblib import Parallel, delayed
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import check_cv, train_test_split
+from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils.validation import _check_method_params, _num_samples
+
+from .stages import measure_seconds_per_row
+
+
+def is_frozen(estimator) -> bool:
+    """Whether a stage is used as given (never fitted by us)."""
+    return isinstance(estimator, FrozenEstimator)
+
+
+def proba_in_class_order(estimator, X, classes: np.ndarray) -> np.ndarray:
+    """``estimator.predict_proba(X)`` with one column per entry of ``classes``.
+
+    A stage fitted on a cross-validation fold that lacked a class has no column
+    for it; that class gets probability 0, as in ``cross_val_predict``.
+    """
+    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+    stage_classes = np.asarray(estimator.classes_)
+    if len(stage_classes) == len(classes) and np.array_equal(stage_classes, classes):
+        return proba
+    full = np.zeros((proba.shape[0], len(classes)))
+    full[:, np.searchsorted(classes, stage_classes)] = proba
+    return full
+
+
+def _fit_one(estimator, X, y, fit_params, train):
+    fitted = clone(estimator)
+    params = _check_method_params(X, fit_params, train)
+    fitted.fit(_safe_indexing(X, train), _safe_indexing(y, train), **params)
+    return fitted
+
+
+def _fit_and_predict_fold(estimator, X, y, fit_params, train, test, classes):
+    fitted = _fit_one(estimator, X, y, fit_params, train)
+    return proba_in_class_order(fitted, _safe_indexing(X, test), classes)
+
+
+def _policy_splits(cv, X, y, splitter_params, random_state):
+    """Train/test index pairs whose test rows become the policy rows."""
+    n_rows = _num_samples(X)
+    if isinstance(cv, numbers.Real) and not isinstance(cv, numbers.Integral):
+        train, test = train_test_split(
+            np.arange(n_rows), test_size=cv, stratify=y, random_state=random_state
+        )
+        return [(np.sort(train), np.sort(test))]
+    splitter = check_cv(cv, y, classifier=True)
+    return list(splitter.split(X, y, **splitter_params))
+
+
+def fit_stages_on_held_out(
+    estimators: list,
+    X,
+    y,
+    classes: np.ndarray,
+    stage_fit_params: list[dict],
+    splitter_params: dict,
+    cv,
+    measure_costs: bool,
+    random_state,
+    n_jobs=None,
+    verbose: int = 0,
+) -> Bunch:
+    """Fit the stages and get their probabilities on rows they were not fitted on.
+
+    Returns
+    -------
+    result : Bunch
+        ``estimators`` (fitted stages, in order), ``stage_probas`` (list of
+        (n_policy_rows, n_classes) arrays), ``policy_rows`` (indices of the rows
+        those probabilities are for, into ``X``), ``seconds_per_row`` (measured
+        cost of each stage, or None), ``stage_fit_seconds`` (wall time of this
+        step, cost measurement excluded).
+    """
+    start = time.perf_counter()
+    n_rows = _num_samples(X)
+    to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
+    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
+    if to_fit:
+        splits = _policy_splits(cv, X, y, splitter_params, random_state)
+        test_rows = np.concatenate([test for _, test in splits])
+        if len(np.unique(test_rows)) != len(test_rows):
+            raise ValueError(
+                "cv must put each row in at most one test fold (a partition such "
+                "as KFold, or a float hold-out fraction); repeated or shuffled "
+                "splitters would answer a row twice."
+            )
+        fold_probas = parallel(
+            delayed(_fit_and_predict_fold)(
+                estimators[k], X, y, stage_fit_params[k], train, test, classes
+            )
+            for k in to_fit
+            for train, test in splits
+        )
+        all_rows = np.arange(n_rows)
+        refitted = parallel(
+            delayed(_fit_one)(estimators[k], X, y, stage_fit_params[k], all_rows)
+            for k in to_fit
+        )
+        order = np.argsort(test_rows)
+        policy_rows = test_rows[order]
+        held_out = {
+            k: np.concatenate(fold_probas[i * len(splits) : (i + 1) * len(splits)])[
+                order
+            ]
+            for i, k in enumerate(to_fit)
+        }
+        fitted = dict(zip(to_fit, refitted))
+    else:
+        policy_rows = np.arange(n_rows)
+        held_out, fitted = {}, {}
+    X_policy = _safe_indexing(X, policy_rows)
+    final = [fitted.get(k, est) for k, est in enumerate(estimators)]
+    stage_probas = [
+        held_out[k] if k in held_out else proba_in_class_order(est, X_policy, classes)
+        for k, est in enumerate(final)
+    ]
+    stage_fit_seconds = time.perf_counter() - start
+    seconds_per_row = (
+        measure_seconds_per_row(
+            [est.predict_proba for est in final], X_policy, random_state=random_state
+        )
+        if measure_costs
+        else None
+    )
+    return Bunch(
+        estimators=final,
+        stage_probas=stage_probas,
+        policy_rows=policy_rows,
+        seconds_per_row=seconds_per_row,
+        stage_fit_seconds=stage_fit_seconds,
+    )

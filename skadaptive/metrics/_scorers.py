@@ -1,0 +1,189 @@
+"""Scorers for cost-aware model selection with ``GridSearchCV``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from sklearn.pipeline import Pipeline
+
+
+def _route_through(estimator, X):
+    """Route ``X`` through a fitted cascade, or a Pipeline ending in one."""
+    while isinstance(estimator, Pipeline):
+        if len(estimator.steps) > 1:
+            X = estimator[:-1].transform(X)
+        estimator = estimator[-1]
+    if not hasattr(estimator, "route"):
+        raise TypeError(
+            f"{type(estimator).__name__} does not report per-row costs; cost-aware "
+            "scorers need an AdaptiveCascadeClassifier (or a Pipeline ending in one)."
+        )
+    return estimator, estimator.route(X)
+
+
+def _weighted_mean(values, sample_weight):
+    return float(np.average(values, weights=sample_weight))
+
+
+class _CostScorer:
+    """Scorer callable ``(estimator, X, y, sample_weight=None) -> float``."""
+
+    def __init__(self, cost_weight: float | None, normalize: bool):
+        self.cost_weight = cost_weight
+        self.normalize = normalize
+
+    def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        cascade, result = _route_through(estimator, X)
+        cost = result.cost
+        if self.normalize:
+            cost = cost / cascade.cumulative_costs_[-1]
+        average_cost = _weighted_mean(cost, sample_weight)
+        if self.cost_weight is None:
+            return -average_cost
+        y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]
+        accuracy = _weighted_mean(y_pred == np.asarray(y), sample_weight)
+        return accuracy - self.cost_weight * average_cost
+
+    def __repr__(self) -> str:
+        if self.cost_weight is None:
+            return f"make_average_cost_scorer(normalize={self.normalize})"
+        return (
+            f"make_cost_aware_scorer(cost_weight={self.cost_weight}, "
+            f"normalize={self.normalize})"
+        )
+
+
+def make_cost_aware_scorer(
+    cost_weight: float = 0.01, *, normalize: bool = True
+) -> Callable:
+    """Scorer ``accuracy - cost_weight * average cost``, greater is better.
+
+    Routes the rows once, so accuracy and cost come from the same pass.
+
+    Parameters
+    ----------
+    cost_weight : float, default=0.01
+        Accuracy (as a fraction) given up per unit of average cost.
+    normalize : bool, default=True
+        Measure cost as a fraction of running every stage (unit-free, the same
+        scale as the estimator's ``cost_weight``); False uses the units of the
+        estimator's ``costs_``.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None)``, for ``scoring=``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skadaptive import AdaptiveCascadeClassifier
+    >>> from skadaptive.metrics import make_cost_aware_scorer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cascade = AdaptiveCascadeClassifier(
+    ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+    ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3).fit(X, y)
+    >>> score = make_cost_aware_scorer(0.05)(cascade, X, y)
+    >>> bool(0.8 < score <= 1.0)
+    True
+    """
+    if not (np.isfinite(cost_weight) and cost_weight >= 0):
+        raise ValueError(f"cost_weight must be finite and >= 0; got {cost_weight!r}.")
+    return _CostScorer(float(cost_weight), normalize)
+
+
+def make_average_cost_scorer(*, normalize: bool = True) -> Callable:
+    """Scorer returning minus the average cost per row (greater is better).
+
+    Parameters
+    ----------
+    normalize : bool, default=True
+        Cost as a fraction of running every stage; False: units of ``costs_``.
+
+    Returns
+    -------
+    scorer : callable
+        Negative average cost, like scikit-learn's ``neg_*`` scorers.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skadaptive import AdaptiveCascadeClassifier
+    >>> from skadaptive.metrics import make_average_cost_scorer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cascade = AdaptiveCascadeClassifier(
+    ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+    ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3).fit(X, y)
+    >>> bool(-1.0 <= make_average_cost_scorer()(cascade, X, y) < 0)
+    True
+    """
+    return _CostScorer(None, normalize)
+
+
+def cheapest_within(
+    tolerance: float = 0.005,
+    *,
+    score: str = "accuracy",
+    cost: str = "neg_average_cost",
+) -> Callable[[dict], int]:
+    """``refit=`` rule: the cheapest candidate within ``tolerance`` of the best score.
+
+    For a multi-metric search with ``scoring={score: ..., cost: ...}``.
+
+    Parameters
+    ----------
+    tolerance : float, default=0.005
+        Largest acceptable drop in mean test ``score`` from the best candidate
+        (0.005 is half an accuracy point).
+    score : str, default="accuracy"
+        Name of the quality metric in ``scoring``.
+    cost : str, default="neg_average_cost"
+        Name of the cost metric in ``scoring``; greater must be cheaper, as with
+        :func:`make_average_cost_scorer`.
+
+    Returns
+    -------
+    refit : callable
+        ``refit(cv_results) -> best_index``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skadaptive import AdaptiveCascadeClassifier
+    >>> from skadaptive.metrics import cheapest_within, make_average_cost_scorer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cascade = AdaptiveCascadeClassifier(
+    ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+    ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3)
+    >>> search = GridSearchCV(
+    ...     cascade, {"cost_weight": [0.0, 0.05, 0.5]}, cv=3,
+    ...     scoring={"accuracy": "accuracy",
+    ...              "neg_average_cost": make_average_cost_scorer()},
+    ...     refit=cheapest_within(0.02)).fit(X, y)
+    >>> search.best_params_["cost_weight"] in (0.0, 0.05, 0.5)
+    True
+    """
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be >= 0; got {tolerance!r}.")
+
+    def refit(cv_results: dict) -> int:
+        for key in (f"mean_test_{score}", f"mean_test_{cost}"):
+            if key not in cv_results:
+                raise KeyError(
+                    f"cheapest_within needs {key!r} in cv_results_: pass scoring="
+                    f"{{{score!r}: ..., {cost!r}: ...}} to the search."
+                )
+        quality = np.asarray(cv_results[f"mean_test_{score}"], dtype=float)
+        cheapness = np.asarray(cv_results[f"mean_test_{cost}"], dtype=float)
+        acceptable = quality >= np.nanmax(quality) - tolerance
+        return int(np.flatnonzero(acceptable)[np.argmax(cheapness[acceptable])])
+
+    return refit

@@ -1,0 +1,260 @@
+"""Bolukbasi et al. (2017) exit policies, learned bottom-up as weighted binary problems.
+
+Stage k's policy decides "answer now" (1) or "defer" (0). Walking from the last
+stage down, the risk of exiting at k is ``loss_k + cost_weight * C_k`` and the risk
+of deferring is the risk the *learned* downstream policies achieve, so each stage
+is a weighted binary classification whose weights are the risk differences.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.base import clone, is_classifier
+from sklearn.linear_model import LogisticRegression
+
+from ._features import policy_features
+from ._losses import per_row_loss
+
+POLICY_FAMILIES = ("linear", "constant")
+
+
+@dataclass
+class ExitRule:
+    """Decision after one stage: exit where ``score(features) >= threshold``.
+
+    ``learner`` is ``None`` for a constant rule, whose score is 0 everywhere, so a
+    threshold of ``-inf`` exits every row and ``+inf`` defers every row.
+    """
+
+    feature_set: str
+    threshold: float
+    learner: object | None = None
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    def score(self, history: list[np.ndarray]) -> np.ndarray:
+        """How strongly each row should exit; higher means exit."""
+        n_rows = history[-1].shape[0]
+        if self.learner is None:
+            return np.zeros(n_rows)
+        features = (policy_features(history, self.feature_set) - self.mean) / self.scale
+        return _exit_score(self.learner, features)
+
+    def exits(self, history: list[np.ndarray]) -> np.ndarray:
+        """Boolean mask of the rows that exit after this stage."""
+        return self.score(history) >= self.threshold
+
+
+@dataclass
+class CascadePolicy:
+    """One :class:`ExitRule` per stage but the last, which always answers."""
+
+    rules: list[ExitRule] = field(default_factory=list)
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.rules) + 1
+
+    def exits(self, stage: int, history: list[np.ndarray]) -> np.ndarray:
+        """Rows that stop after ``stage`` (0-based) given the stages run so far."""
+        if stage == self.n_stages - 1:
+            return np.ones(history[-1].shape[0], dtype=bool)
+        return self.rules[stage].exits(history)
+
+    def exit_stage(self, stage_probas: list[np.ndarray]) -> np.ndarray:
+        """Stage that answers each row when every stage's probabilities are known.
+
+        Used offline on held-out probabilities; prediction runs the same rules on
+        compacted rows (see :mod:`skadaptive.engine`) and gets the same answer.
+        """
+        n_rows = stage_probas[0].shape[0]
+        exit_stage = np.full(n_rows, self.n_stages - 1)
+        undecided = np.ones(n_rows, dtype=bool)
+        for stage, rule in enumerate(self.rules):
+            exits = undecided & rule.exits(stage_probas[: stage + 1])
+            exit_stage[exits] = stage
+            undecided &= ~exits
+        return exit_stage
+
+
+def _exit_score(learner, features: np.ndarray) -> np.ndarray:
+    if hasattr(learner, "decision_function"):
+        score = np.asarray(learner.decision_function(features), dtype=np.float64)
+        # decision_function is positive for classes_[1]; make "higher = exit".
+        return score if learner.classes_[1] == 1 else -score
+    proba = learner.predict_proba(features)
+    return proba[:, list(learner.classes_).index(1)]
+
+
+def _default_cut(learner) -> float:
+    return 0.0 if hasattr(learner, "decision_function") else 0.5
+
+
+def risk_minimising_threshold(
+    score: np.ndarray, exit_risk: np.ndarray, defer_risk: np.ndarray, weight: np.ndarray
+) -> float:
+    """Threshold on ``score`` that minimises the weighted empirical risk.
+
+    Rows with ``score >= threshold`` pay ``exit_risk``, the others ``defer_risk``.
+    Only cuts between distinct scores are considered, so tied rows share a fate.
+    Among equally good cuts the one that exits fewest rows is kept, which is the
+    conservative choice when the data cannot tell the options apart.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import risk_minimising_threshold
+    >>> score = np.array([0.9, 0.8, 0.2])
+    >>> exit_risk, defer_risk = np.array([0.0, 0.0, 1.0]), np.array([0.1, 0.1, 0.1])
+    >>> float(risk_minimising_threshold(score, exit_risk, defer_risk, np.ones(3)))
+    0.5
+    """
+    order = np.argsort(-score, kind="stable")
+    sorted_score = score[order]
+    gain = (weight * (exit_risk - defer_risk))[order]
+    # risk_change[j]: change in total risk when the j highest-scored rows exit.
+    risk_change = np.concatenate([[0.0], np.cumsum(gain)])
+    valid = np.ones(len(risk_change), dtype=bool)
+    valid[1:-1] = sorted_score[:-1] > sorted_score[1:]
+    candidates = np.flatnonzero(valid)
+    best = candidates[np.argmin(risk_change[candidates])]
+    if best == 0:
+        return np.inf
+    if best == len(score):
+        return -np.inf
+    return 0.5 * (sorted_score[best - 1] + sorted_score[best])
+
+
+def _make_learner(policy):
+    if isinstance(policy, str):
+        if policy == "constant":
+            return None
+        # C=1 on standardised features: mild regularisation that keeps the few
+        # confidence features from being overfit on small policy sets.
+        return LogisticRegression(C=1.0, max_iter=1000)
+    if not is_classifier(policy):
+        raise TypeError(
+            f"policy must be 'linear', 'constant' or a classifier, got {policy!r}."
+        )
+    return clone(policy)
+
+
+def fit_bottom_up_policy(
+    stage_probas: list[np.ndarray],
+    y_encoded: np.ndarray,
+    cumulative_cost: np.ndarray,
+    cost_weight: float,
+    *,
+    loss: str = "zero_one",
+    policy="linear",
+    feature_set: str = "history",
+    tune_threshold: bool = True,
+    sample_weight: np.ndarray | None = None,
+) -> CascadePolicy:
+    """Learn one exit rule per stage, from the last stage down.
+
+    Parameters
+    ----------
+    stage_probas : list of ndarray of shape (n_samples, n_classes)
+        Held-out probabilities of every stage for the same rows.
+    y_encoded : ndarray of shape (n_samples,)
+        True classes as column indices.
+    cumulative_cost : ndarray of shape (n_stages,)
+        Cost of answering at each stage, normalised so that the last is 1.
+    cost_weight : float
+        The trade-off ``lam`` in ``loss + lam * cost``.
+    loss : {"zero_one", "log_loss"}
+    policy : {"linear", "constant"} or classifier
+        Family of each stage's rule. A classifier must accept ``sample_weight``.
+    feature_set : {"confidence", "history", "probabilities"}
+        See :func:`skadaptive.policies.policy_features`.
+    tune_threshold : bool
+        If True, each rule's cut on its learned score is moved to the value that
+        minimises the weighted risk on these rows (the surrogate's own cut at
+        probability 0.5 is not, in general, the risk minimiser). If False, the
+        learner's own prediction is used, as in the paper.
+    sample_weight : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    policy : CascadePolicy
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import fit_bottom_up_policy
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 200)
+    >>> cheap = np.where(rng.random((200, 1)) < 0.5, 0.5, np.eye(2)[y] * 0.8 + 0.1)
+    >>> costly = np.eye(2)[y] * 0.9 + 0.05
+    >>> policy = fit_bottom_up_policy([cheap, costly], y, np.array([0.1, 1.0]), 0.2)
+    >>> exit_stage = policy.exit_stage([cheap, costly])
+    >>> bool((exit_stage[cheap[:, 0] != 0.5] == 0).all())
+    True
+    """
+    n_stages = len(stage_probas)
+    n_rows = len(y_encoded)
+    weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
+    defer_risk = (
+        per_row_loss(stage_probas[-1], y_encoded, loss)
+        + cost_weight * cumulative_cost[-1]
+    )
+    rules: list[ExitRule] = []
+    for stage in range(n_stages - 2, -1, -1):
+        exit_risk = (
+            per_row_loss(stage_probas[stage], y_encoded, loss)
+            + cost_weight * cumulative_cost[stage]
+        )
+        rule = _fit_exit_rule(
+            stage_probas[: stage + 1],
+            exit_risk,
+            defer_risk,
+            weight,
+            _make_learner(policy),
+            feature_set,
+            tune_threshold,
+        )
+        exits = rule.exits(stage_probas[: stage + 1])
+        # The *learned* rule's choice, not the oracle's, sets the risk seen by
+        # the stage above: that is why the policy is learned bottom-up.
+        defer_risk = np.where(exits, exit_risk, defer_risk)
+        rules.append(rule)
+    return CascadePolicy(rules[::-1])
+
+
+def _fit_exit_rule(
+    history, exit_risk, defer_risk, weight, learner, feature_set, tune_threshold
+) -> ExitRule:
+    exit_is_no_worse = (exit_risk <= defer_risk).astype(int)
+    label_weight = weight * np.abs(exit_risk - defer_risk)
+    informative = label_weight > 0
+    classes_seen = np.unique(exit_is_no_worse[informative])
+    if learner is None or len(classes_seen) < 2:
+        constant = ExitRule(feature_set, threshold=0.0)
+        zeros = np.zeros(len(exit_risk))
+        constant.threshold = risk_minimising_threshold(
+            zeros, exit_risk, defer_risk, weight
+        )
+        return constant
+    features = policy_features(history, feature_set)
+    mean = features.mean(axis=0)
+    scale = features.std(axis=0)
+    scale[scale == 0] = 1.0
+    standardised = (features - mean) / scale
+    # Rescale the weights to mean 1: only their ratios define the problem, and
+    # tiny weights (small cost_weight) would otherwise let the learner's
+    # regularisation flatten the rule to a constant.
+    label_weight = label_weight[informative] / label_weight[informative].mean()
+    learner.fit(
+        standardised[informative],
+        exit_is_no_worse[informative],
+        sample_weight=label_weight,
+    )
+    rule = ExitRule(feature_set, _default_cut(learner), learner, mean, scale)
+    if tune_threshold:
+        rule.threshold = risk_minimising_threshold(
+            _exit_score(learner, standardised), exit_risk, defer_risk, weight
+        )
+    return rule

@@ -1,0 +1,86 @@
+"""Policy features: what a stage's probabilities say about its own confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FEATURE_SETS = ("confidence", "history", "probabilities")
+
+
+def confidence_features(proba: np.ndarray) -> np.ndarray:
+    """Max probability, top-1 minus top-2 margin and normalised entropy.
+
+    Parameters
+    ----------
+    proba : ndarray of shape (n_samples, n_classes)
+        Class probabilities of one stage.
+
+    Returns
+    -------
+    features : ndarray of shape (n_samples, 3)
+        Columns are ``max_proba``, ``margin`` and ``entropy`` (divided by
+        ``log(n_classes)`` so that it lies in [0, 1] whatever the class count).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import confidence_features
+    >>> confidence_features(np.array([[0.7, 0.2, 0.1]])).round(3)
+    array([[0.7 , 0.5 , 0.73]])
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    n_classes = proba.shape[1]
+    if n_classes == 1:
+        ones = np.ones(proba.shape[0])
+        return np.column_stack([ones, ones, np.zeros_like(ones)])
+    top2 = np.partition(proba, n_classes - 2, axis=1)[:, -2:]
+    max_proba = top2[:, 1]
+    margin = top2[:, 1] - top2[:, 0]
+    clipped = np.clip(proba, 1e-12, 1.0)
+    entropy = -np.sum(proba * np.log(clipped), axis=1) / np.log(n_classes)
+    return np.column_stack([max_proba, margin, entropy])
+
+
+def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
+    """Features on which the exit decision after the last stage in ``history`` is made.
+
+    Parameters
+    ----------
+    history : list of ndarray of shape (n_samples, n_classes)
+        Probabilities of every stage run so far for the same rows, in stage order;
+        the decision is about the last one.
+    kind : {"confidence", "history", "probabilities"}
+        ``"confidence"``: the current stage's :func:`confidence_features`.
+        ``"history"``: those, plus every earlier stage's max probability and
+        whether its predicted class agrees with the current stage's, plus the
+        current stage's probability of the class the previous stage predicted.
+        ``"probabilities"``: ``"history"`` plus the current stage's whole
+        probability vector, so that a linear policy can learn class-specific
+        confidence.
+
+    Returns
+    -------
+    features : ndarray of shape (n_samples, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import policy_features
+    >>> p1, p2 = np.array([[0.6, 0.4]]), np.array([[0.1, 0.9]])
+    >>> policy_features([p1, p2], "history").round(2)
+    array([[0.9 , 0.8 , 0.47, 0.6 , 0.  , 0.1 ]])
+    """
+    current = history[-1]
+    columns = [confidence_features(current)]
+    if kind in ("history", "probabilities") and len(history) > 1:
+        current_label = np.argmax(current, axis=1)
+        for earlier in history[:-1]:
+            earlier_label = np.argmax(earlier, axis=1)
+            columns.append(np.max(earlier, axis=1)[:, None])
+            columns.append((earlier_label == current_label).astype(np.float64)[:, None])
+        previous_label = np.argmax(history[-2], axis=1)
+        rows = np.arange(current.shape[0])
+        columns.append(current[rows, previous_label][:, None])
+    if kind == "probabilities":
+        columns.append(np.asarray(current, dtype=np.float64))
+    return np.hstack(columns)

@@ -1,0 +1,28 @@
+"""Independent stage models: each stage starts from the raw rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class IndependentStages:
+    """A :class:`~skadaptive.engine.StageSource` over fitted classifiers.
+
+    Every stage's ``predict_proba`` columns are in the order of the shared
+    ``classes_`` (checked at fit), so they are used as they come.
+    """
+
+    estimators: list
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.estimators)
+
+    def run_stage(self, stage: int, X_rows, state):
+        return np.asarray(self.estimators[stage].predict_proba(X_rows)), None
+
+    def keep_rows(self, state, mask):
+        return None

@@ -133,7 +133,7 @@ def _make_learner(policy):
             return None
         # C=1 on standardised features: mild regularisation that keeps the few
         # confidence features from being overfit on small policy sets.
-        return LogisticRegression(C=1.0, max_iter=1000)
+        return LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
     if not is_classifier(policy):
         raise TypeError(
             f"policy must be 'linear', 'constant' or a classifier, got {policy!r}."

@@ -11,6 +11,7 @@ from ._bottom_up import CascadePolicy, ExitRule, fit_bottom_up_policy
 # cost_weight grid of the fitted frontier. Normalised costs lie in [0, 1] and a
 # 0/1 loss in {0, 1}, so beyond ~10 every policy exits at the first stage.
 DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])
+_BUDGET_RTOL = 1e-9
 
 
 @dataclass
@@ -112,6 +113,9 @@ def most_accurate_within_budget(
             policy, stage_probas, y_encoded, cumulative_cost, sample_weight, lam
         )
 
+    # Average costs are sums of floats: a policy exactly at the budget may look
+    # over it by the last bit, so the comparison allows for rounding.
+    normalized_budget = normalized_budget * (1 + _BUDGET_RTOL)
     n_stages = len(stage_probas)
     cheapest = evaluate_policy(
         first_stage_policy(n_stages),

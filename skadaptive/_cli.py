@@ -1,0 +1,164 @@
+"""Command line: ``skadaptive demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DEMO_COST_WEIGHTS = (0.0, 0.001, 0.01, 0.05, 0.2)
+
+
+def _demo_stages(random_state: int):
+    """Three digits models whose accuracy and cost both increase (measured)."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import ExtraTreesClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    return [
+        ("logreg", make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))),
+        ("trees", ExtraTreesClassifier(n_estimators=300, random_state=random_state)),
+        ("svc", CalibratedClassifierCV(SVC(), ensemble=False)),
+    ]
+
+
+def _table(rows: list[tuple], header: tuple) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join(
+        f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths)
+    )
+    return "\n".join(line.format(*map(str, r)) for r in [header, *rows])
+
+
+def run_demo(
+    cost_weights=DEMO_COST_WEIGHTS, random_state: int = 0, out=sys.stdout
+) -> dict:
+    """Fit a 3-stage cascade on digits and print accuracy against average cost.
+
+    Returns the printed figures as a dict (for tests and scripts).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from . import AdaptiveCascadeClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.4, stratify=y, random_state=random_state
+    )
+    stages = _demo_stages(random_state)
+    print(
+        f"digits: {len(X_train)} training rows, {len(X_test)} test rows; stages "
+        + " -> ".join(name for name, _ in stages),
+        file=out,
+    )
+    rows, figures = [], {"cascade": []}
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        cascade = AdaptiveCascadeClassifier(
+            stages, costs="auto", cv=5, memory=cache, random_state=random_state
+        ).fit(X_train, y_train)
+        print(
+            f"fitted stages and policy in {time.perf_counter() - start:.1f} s; "
+            "costs measured per row",
+            file=out,
+        )
+        full = cascade.cumulative_costs_[-1]
+        for (name, _), stage, cost in zip(stages, cascade.estimators_, cascade.costs_):
+            accuracy = stage.score(X_test, y_test)
+            rows.append(
+                (
+                    f"stage {name}",
+                    f"{accuracy:.4f}",
+                    f"{cost / full:.3f}",
+                    f"{cost * 1e6:.1f}",
+                    "-",
+                )
+            )
+            figures[name] = {"accuracy": accuracy, "normalized_cost": cost / full}
+        for cost_weight in cost_weights:
+            # Stages and measured costs come from the cache: only the policy
+            # is learned again.
+            cascade.set_params(cost_weight=cost_weight).fit(X_train, y_train)
+            result = cascade.route(X_test)
+            accuracy = np.mean(cascade.classes_[result.proba.argmax(axis=1)] == y_test)
+            cost = result.cost.mean()
+            rates = np.bincount(result.exit_stage, minlength=len(stages)) / len(y_test)
+            rows.append(
+                (
+                    f"cascade cost_weight={cost_weight:g}",
+                    f"{accuracy:.4f}",
+                    f"{cost / full:.3f}",
+                    f"{cost * 1e6:.1f}",
+                    "/".join(f"{r:.2f}" for r in rates),
+                )
+            )
+            figures["cascade"].append(
+                {
+                    "cost_weight": cost_weight,
+                    "accuracy": accuracy,
+                    "normalized_cost": cost / full,
+                }
+            )
+        oracle = _oracle(cascade, X_test, y_test)
+        rows.append(
+            (
+                "oracle (first correct stage)",
+                f"{oracle[0]:.4f}",
+                f"{oracle[1] / full:.3f}",
+                f"{oracle[1] * 1e6:.1f}",
+                "-",
+            )
+        )
+        figures["oracle"] = {"accuracy": oracle[0], "normalized_cost": oracle[1] / full}
+    header = ("method", "test accuracy", "cost / full", "us per row", "exit rates")
+    print(_table(rows, header), file=out)
+    print(
+        "cost / full: average cost per row as a fraction of running every stage.",
+        file=out,
+    )
+    return figures
+
+
+def _oracle(cascade, X, y):
+    correct = np.stack([stage.predict(X) == y for stage in cascade.estimators_])
+    first = np.where(correct.any(axis=0), correct.argmax(axis=0), len(correct) - 1)
+    return correct.any(axis=0).mean(), cascade.cumulative_costs_[first].mean()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``skadaptive`` command."""
+    parser = argparse.ArgumentParser(
+        prog="skadaptive",
+        description="Adaptive inference for scikit-learn: cheap models first.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser(
+        "demo",
+        help="fit a cascade on the bundled digits data and print its trade-off",
+    )
+    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    demo.add_argument(
+        "--cost-weights",
+        type=float,
+        nargs="+",
+        default=list(DEMO_COST_WEIGHTS),
+        metavar="LAM",
+        help="cost_weight values to show (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        if any(not (w >= 0) for w in args.cost_weights):
+            parser.error("--cost-weights must be non-negative numbers")
+        run_demo(args.cost_weights, args.seed)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The policy learner: features, thresholds and the bottom-up labels and weights."""
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive.policies import (
+    CascadePolicy,
+    ExitRule,
+    confidence_features,
+    evaluate_policy,
+    first_stage_policy,
+    fit_bottom_up_policy,
+    most_accurate_within_budget,
+    per_row_loss,
+    policy_features,
+    policy_frontier,
+    risk_minimising_threshold,
+)
+
+
+def _three_stage_problem(n_rows=600, seed=0):
+    """Stage k is right with probability 0.5, 0.75, 0.95 and more sure when right."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n_rows)
+    probas = []
+    for accuracy in (0.5, 0.75, 0.95):
+        right = rng.random(n_rows) < accuracy
+        label = np.where(right, y, (y + rng.integers(1, 3, n_rows)) % 3)
+        confidence = np.where(
+            right, rng.uniform(0.5, 1.0, n_rows), rng.uniform(0.34, 0.7, n_rows)
+        )
+        proba = np.tile(((1 - confidence) / 2)[:, None], (1, 3))
+        proba[np.arange(n_rows), label] = confidence
+        probas.append(proba)
+    return probas, y, np.array([0.05, 0.3, 1.0])
+
+
+def test_confidence_features_of_a_certain_and_a_uniform_row():
+    features = confidence_features(np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    np.testing.assert_allclose(
+        features, [[1.0, 1.0, 0.0], [1 / 3, 0.0, 1.0]], atol=1e-9
+    )
+
+
+def test_feature_sets_grow_with_history_and_probabilities():
+    p = [np.full((4, 3), 1 / 3)] * 3
+    widths = {
+        k: policy_features(p, k).shape[1]
+        for k in ("confidence", "history", "probabilities")
+    }
+    # history: 3 + (max, agree) per earlier stage + probability of previous class
+    assert widths == {
+        "confidence": 3,
+        "history": 3 + 2 * 2 + 1,
+        "probabilities": 3 + 5 + 3,
+    }
+    assert policy_features(p[:1], "history").shape[1] == 3
+
+
+def test_zero_one_and_log_loss_per_row():
+    proba = np.array([[0.9, 0.1], [0.4, 0.6]])
+    np.testing.assert_array_equal(
+        per_row_loss(proba, np.array([0, 0]), "zero_one"), [0, 1]
+    )
+    np.testing.assert_allclose(
+        per_row_loss(proba, np.array([0, 0]), "log_loss"), -np.log([0.9, 0.4])
+    )
+    with pytest.raises(ValueError, match="Unknown loss"):
+        per_row_loss(proba, np.array([0, 0]), "hinge")
+
+
+def test_threshold_minimises_weighted_risk_exhaustively():
+    rng = np.random.default_rng(1)
+    score = rng.integers(0, 10, 50).astype(float)  # ties on purpose
+    exit_risk, defer_risk, weight = rng.random(50), rng.random(50), rng.random(50)
+    threshold = risk_minimising_threshold(score, exit_risk, defer_risk, weight)
+
+    def risk(t):
+        return np.sum(weight * np.where(score >= t, exit_risk, defer_risk))
+
+    best = min(risk(t) for t in [-np.inf, np.inf, *np.unique(score)])
+    assert risk(threshold) == pytest.approx(best)
+
+
+def test_threshold_is_infinite_when_everyone_or_no_one_should_exit():
+    score = np.array([0.1, 0.5, 0.9])
+    ones, zeros = np.ones(3), np.zeros(3)
+    assert risk_minimising_threshold(score, zeros, ones, ones) == -np.inf
+    assert risk_minimising_threshold(score, ones, zeros, ones) == np.inf
+
+
+class _RecordingLearner(ClassifierMixin, BaseEstimator):
+    """Records the labels and weights each stage's rule is fitted with."""
+
+    calls: list = []
+
+    def fit(self, X, y, sample_weight=None):
+        type(self).calls.append((np.asarray(y), np.asarray(sample_weight)))
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return np.tile([0.0, 1.0], (len(X), 1))  # always exit
+
+
+def test_labels_and_weights_follow_the_bottom_up_recursion():
+    probas, y, cost = _three_stage_problem(200)
+    _RecordingLearner.calls = []
+    lam = 0.3
+    fit_bottom_up_policy(
+        probas, y, cost, lam, policy=_RecordingLearner(), tune_threshold=False
+    )
+    loss = [per_row_loss(p, y, "zero_one") for p in probas]
+    # Stage 2 (fitted first): defer risk is the last stage's risk.
+    e2, r3 = loss[1] + lam * cost[1], loss[2] + lam * cost[2]
+    labels, weights = _RecordingLearner.calls[0]
+    informative = np.abs(e2 - r3) > 0
+    np.testing.assert_array_equal(labels, (e2 <= r3)[informative])
+    np.testing.assert_allclose(
+        weights, np.abs(e2 - r3)[informative] / np.abs(e2 - r3)[informative].mean()
+    )
+    # The learned rule exits everyone, so stage 1's defer risk is e2 (not min(e2, r3)).
+    e1 = loss[0] + lam * cost[0]
+    labels, _ = _RecordingLearner.calls[1]
+    informative = np.abs(e1 - e2) > 0
+    np.testing.assert_array_equal(labels, (e1 <= e2)[informative])
+
+
+def test_constant_policy_makes_one_decision_per_stage():
+    probas, y, cost = _three_stage_problem()
+    policy = fit_bottom_up_policy(probas, y, cost, 0.05, policy="constant")
+    assert all(
+        rule.learner is None and np.isinf(rule.threshold) for rule in policy.rules
+    )
+    assert len(np.unique(policy.exit_stage(probas))) == 1
+
+
+def test_huge_cost_weight_exits_everything_at_the_first_stage():
+    probas, y, cost = _three_stage_problem()
+    policy = fit_bottom_up_policy(probas, y, cost, 1e3)
+    assert (policy.exit_stage(probas) == 0).all()
+
+
+def test_learned_policy_beats_every_constant_policy_on_its_objective():
+    probas, y, cost = _three_stage_problem()
+    lam = 0.2
+
+    def objective(policy):
+        result = evaluate_policy(policy, probas, y, cost)
+        return (1 - result.accuracy) + lam * result.normalized_cost
+
+    learned = objective(fit_bottom_up_policy(probas, y, cost, lam))
+    constants = [
+        objective(CascadePolicy([ExitRule("confidence", a), ExitRule("confidence", b)]))
+        for a in (-np.inf, np.inf)
+        for b in (-np.inf, np.inf)
+    ]
+    assert learned < min(constants)
+
+
+def test_custom_classifier_policy_is_cloned_and_used():
+    probas, y, cost = _three_stage_problem()
+    tree = DecisionTreeClassifier(max_depth=2, random_state=0)
+    policy = fit_bottom_up_policy(probas, y, cost, 0.1, policy=tree)
+    assert all(rule.learner is not tree for rule in policy.rules)
+    assert not hasattr(tree, "tree_")
+
+
+def test_budget_search_returns_the_most_accurate_affordable_candidate():
+    probas, y, cost = _three_stage_problem()
+    weights = np.r_[0, np.geomspace(1e-3, 10, 12)]
+    frontier = policy_frontier(probas, y, cost, weights)
+    for budget in (0.05, 0.2, 0.5, 0.9):
+        chosen = most_accurate_within_budget(frontier, budget, probas, y, cost)
+        assert chosen.normalized_cost <= pytest.approx(budget, rel=1e-9)
+        affordable = [c.accuracy for c in frontier if c.normalized_cost <= budget]
+        assert chosen.accuracy >= max(affordable, default=0)
+
+
+def test_first_stage_policy_costs_the_first_stage():
+    probas, y, cost = _three_stage_problem()
+    result = evaluate_policy(first_stage_policy(3), probas, y, cost)
+    assert result.normalized_cost == pytest.approx(cost[0])
+    np.testing.assert_allclose(result.exit_rates, [1, 0, 0])

@@ -8,12 +8,15 @@ from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassifierMixin,
     MetaEstimatorMixin,
     _fit_context,
+    is_classifier,
 )
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
@@ -27,9 +30,11 @@ from sklearn.utils.metadata_routing import (
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _is_fitted,
     check_is_fitted,
     check_memory,
     column_or_1d,
+    has_fit_parameter,
     validate_data,
 )
 
@@ -46,7 +51,6 @@ from .policies import (
     policy_frontier,
 )
 from .stages import IndependentStages
-
 
 def _check_stages(estimators) -> tuple[list[str], list]:
     if not isinstance(estimators, list | tuple) or len(estimators) < 2:
@@ -79,7 +83,12 @@ def _check_stages(estimators) -> tuple[list[str], list]:
 
 
 def _check_costs(costs, names) -> np.ndarray:
-    costs = np.asarray(costs, dtype=np.float64)
+    try:
+        costs = np.asarray(costs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"costs must be 'auto' or numbers, one per stage; got {costs!r}."
+        ) from exc
     if costs.shape != (len(names),):
         raise ValueError(
             f"costs must give one per-row cost per stage ({len(names)} for stages "
@@ -97,7 +106,54 @@ def _check_costs(costs, names) -> np.ndarray:
     return costs
 
 
+def _indexable(X):
+    """``X`` as given where rows can be selected from it, else converted.
+
+    Stages get ``X`` unconverted (lists of texts, DataFrames, sparse matrices), but
+    the cascade must select rows: sparse formats without row indexing (COO, DIA,
+    BSR, ...) become CSR and objects that only implement ``__array__`` become
+    arrays, as :func:`sklearn.utils.indexable` does.
+    """
+    if sp.issparse(X):
+        return X if X.format in ("csr", "csc") else X.tocsr()
+    if not (hasattr(X, "__getitem__") or hasattr(X, "iloc")):
+        return np.asarray(X)
+    return X
+
+
+def _check_budget(budget, costs) -> None:
+    # costs are incremental: costs[0] is the cost of answering at stage 1.
+    if budget is not None and budget < costs[0]:
+        raise ValueError(
+            f"budget={budget:g} per row is below the cost of the first stage alone "
+            f"({costs[0]:g}, costs={costs.tolist()}), so no policy can meet it. "
+            "Raise the budget or put a cheaper model first."
+        )
+
+
+def _check_policy(policy) -> None:
+    if isinstance(policy, str):
+        return
+    if not is_classifier(policy):
+        raise TypeError(
+            f"policy must be 'linear', 'constant' or a classifier; got {policy!r}."
+        )
+    if not has_fit_parameter(policy, "sample_weight"):
+        raise TypeError(
+            f"policy {policy!r} does not accept sample_weight in fit: each exit "
+            "rule is learned as a weighted binary classification. Use 'linear', "
+            "'constant' or a classifier whose fit takes sample_weight."
+        )
+
+
 def _frozen_classes(names, stages):
+    for name, stage in zip(names, stages):
+        if is_frozen(stage) and not _is_fitted(stage):
+            raise NotFittedError(
+                f"Stage {name!r} is a FrozenEstimator of an unfitted "
+                f"{type(stage.estimator).__name__}: fit it before freezing it, or "
+                "pass it unfrozen for the cascade to fit."
+            )
     frozen = [
         (n, np.asarray(s.classes_)) for n, s in zip(names, stages) if is_frozen(s)
     ]
@@ -347,9 +403,15 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         """
         _raise_for_params(fit_params, self, "fit")
         names, stages = _check_stages(self.estimators)
-        if self.costs != "auto":
+        _check_policy(self.policy)
+        # The constraints allow one string only; costs may be an ndarray (costs_).
+        measure_costs = isinstance(self.costs, str)
+        if not measure_costs:
             given_costs = _check_costs(self.costs, names)
-        X, y = validate_data(self, X, y, skip_check_array=True, multi_output=False)
+            _check_budget(self.budget, given_costs)
+        X, y = validate_data(
+            self, _indexable(X), y, skip_check_array=True, multi_output=False
+        )
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if sample_weight is not None:
@@ -371,14 +433,14 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
             stage_fit_params,
             splitter_params,
             self.cv,
-            measure_costs=self.costs == "auto",
+            measure_costs=measure_costs,
             random_state=self.random_state,
             n_jobs=self.n_jobs,
             verbose=self.verbose,
         )
         self.estimators_ = held_out.estimators
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
-        self.costs_ = held_out.seconds_per_row if self.costs == "auto" else given_costs
+        self.costs_ = held_out.seconds_per_row if measure_costs else given_costs
         self.cumulative_costs_ = np.cumsum(self.costs_)
         self._stage_fit_seconds = held_out.stage_fit_seconds
 
@@ -470,13 +532,7 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
                 self.cost_weight,
             )
         else:
-            if self.budget < self.cumulative_costs_[0]:
-                raise ValueError(
-                    f"budget={self.budget:g} per row is below the cost of the first "
-                    f"stage alone ({self.cumulative_costs_[0]:g}, costs_="
-                    f"{self.costs_.tolist()}), so no policy can meet it. Raise the "
-                    "budget or put a cheaper model first."
-                )
+            _check_budget(self.budget, self.costs_)
             chosen = most_accurate_within_budget(
                 frontier,
                 self.budget / total_cost,
@@ -490,6 +546,10 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         self.cost_weight_ = chosen.cost_weight
         self.exit_rates_ = chosen.exit_rates
         self.expected_cost_ = chosen.normalized_cost * total_cost
+        if self.budget is not None:
+            # The search allows for rounding in average costs (a policy exactly
+            # at the budget may look over it by the last bit): the budget is met.
+            self.expected_cost_ = min(self.expected_cost_, self.budget)
         self.held_out_accuracy_ = chosen.accuracy
 
         weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
@@ -530,6 +590,14 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
             stage; ``cost`` (n_samples,): cost of the row, units of ``costs_``.
         """
         check_is_fitted(self)
+        X = _indexable(X)
+        if hasattr(self, "n_features_in_") and np.ndim(X) == 1:
+            # Fitted on rows of features, not on e.g. a list of texts.
+            raise ValueError(
+                "Expected 2D array, got 1D array instead. Reshape your data either "
+                "using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
         X = validate_data(self, X, reset=False, skip_check_array=True)
         result = route(
             IndependentStages(self.estimators_),
@@ -580,7 +648,8 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # checks that the cascade is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def predict_exit(self, X) -> np.ndarray:
         """0-based index of the stage that answers each row.

@@ -52,6 +52,7 @@ from .policies import (
 )
 from .stages import IndependentStages
 
+
 def _check_stages(estimators) -> tuple[list[str], list]:
     if not isinstance(estimators, list | tuple) or len(estimators) < 2:
         raise ValueError(
@@ -409,6 +410,9 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         if not measure_costs:
             given_costs = _check_costs(self.costs, names)
             _check_budget(self.budget, given_costs)
+        if hasattr(self, "n_features_in_"):
+            # Left by an earlier fit; X here may have no feature count (texts).
+            del self.n_features_in_
         X, y = validate_data(
             self, _indexable(X), y, skip_check_array=True, multi_output=False
         )

@@ -1,0 +1,211 @@
+"""Exits along a chain of scikit-learn steps, with a classifier head at each.
+
+Block ``k`` transforms the output of block ``k - 1`` (block 0 transforms ``X``);
+head ``k`` classifies block ``k``'s output. A row that exits at head ``k`` never
+pays for blocks ``k + 1`` onwards, and a row that goes on does not recompute
+blocks ``0..k``: the state handed on is block ``k``'s output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils import _safe_indexing
+from sklearn.utils.validation import _num_samples, check_is_fitted, has_fit_parameter
+
+from ._multi_exit import MultiExitSource
+
+__all__ = ["ChainExits", "fit_chain"]
+
+
+def _is_passthrough(block) -> bool:
+    return block is None or (isinstance(block, str) and block == "passthrough")
+
+
+def _check_members(blocks, heads) -> tuple[list, list]:
+    if not isinstance(blocks, list | tuple) or not isinstance(heads, list | tuple):
+        raise TypeError("blocks and heads must be lists.")
+    if len(blocks) == 0 or len(blocks) != len(heads):
+        raise ValueError(
+            "blocks and heads must be non-empty and of the same length (one head "
+            f"per block); got {len(blocks)} blocks and {len(heads)} heads."
+        )
+    for k, block in enumerate(blocks):
+        if not _is_passthrough(block) and not hasattr(block, "transform"):
+            raise TypeError(
+                f"Block {k} ({type(block).__name__}) has no transform; a block "
+                "must be a transformer, 'passthrough' or None."
+            )
+    for k, head in enumerate(heads):
+        if not hasattr(head, "predict_proba"):
+            raise TypeError(
+                f"Head {k} ({type(head).__name__}) has no predict_proba: each "
+                "exit needs class probabilities."
+            )
+    return list(blocks), list(heads)
+
+
+class ChainExits(MultiExitSource):
+    """Exits along a chain of fitted blocks with a fitted head after each.
+
+    Parameters
+    ----------
+    blocks : list of transformers, ``"passthrough"`` or ``None``
+        Fitted. Block ``k`` is applied to block ``k - 1``'s output (block 0 to
+        ``X``); ``"passthrough"`` or ``None`` hands its input on unchanged.
+    heads : list of classifiers
+        Fitted, with ``predict_proba`` and the same ``classes_``. Head ``k``
+        classifies block ``k``'s output. See :func:`fit_chain` to fit both.
+
+    Attributes
+    ----------
+    n_stages : int
+    classes_ : ndarray of shape (n_classes,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skadaptive.stages._chain_exits import fit_chain
+    >>> X, y = load_iris(return_X_y=True)
+    >>> source = fit_chain(
+    ...     [StandardScaler(), PCA(n_components=2)],
+    ...     [LogisticRegression(), LogisticRegression()],
+    ...     X,
+    ...     y,
+    ... )
+    >>> proba_0, state = source.run_stage(0, X, None)
+    >>> state.shape  # the scaled rows, handed on to the PCA
+    (150, 4)
+    >>> proba_1, state = source.run_stage(1, X, state)
+    >>> state.shape
+    (150, 2)
+    """
+
+    def __init__(self, blocks, heads):
+        blocks, heads = _check_members(blocks, heads)
+        for member in blocks + heads:
+            if not _is_passthrough(member):
+                check_is_fitted(member)
+        classes = np.asarray(heads[0].classes_)
+        for k, head in enumerate(heads[1:], start=1):
+            head_classes = np.asarray(head.classes_)
+            if head_classes.shape != classes.shape or np.any(head_classes != classes):
+                raise ValueError(
+                    f"Head {k} has classes {head_classes!r} but head 0 has "
+                    f"{classes!r}: every exit must answer over the same classes in "
+                    "the same order."
+                )
+        self.blocks = blocks
+        self.heads = heads
+        self.classes_ = classes
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.heads)
+
+    def default_costs(self) -> np.ndarray:
+        """One unit per exit: a chain has no natural cost unit.
+
+        Measure the increments with
+        :func:`~skadaptive.stages._multi_exit.measure_exit_seconds_per_row` (or
+        give costs) when the blocks differ in cost.
+        """
+        return np.ones(self.n_stages)
+
+    def run_stage(self, stage: int, X_rows, state):
+        """Apply block ``stage`` to the carried output and classify it.
+
+        At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
+        from ``state`` (block ``stage - 1``'s output for the same rows).
+        """
+        if not 0 <= stage < self.n_stages:
+            raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
+        if stage == 0:
+            Z = X_rows
+        else:
+            if state is None:
+                raise ValueError(
+                    f"Stage {stage} continues from stage {stage - 1}'s state; got None."
+                )
+            if _num_samples(X_rows) != _num_samples(state):
+                raise ValueError(
+                    f"X_rows has {_num_samples(X_rows)} rows but the state has "
+                    f"{_num_samples(state)}: pass the state of the same rows "
+                    "(see keep_rows)."
+                )
+            Z = state
+        block = self.blocks[stage]
+        if not _is_passthrough(block):
+            Z = block.transform(Z)
+        proba = np.asarray(self.heads[stage].predict_proba(Z), dtype=np.float64)
+        return proba, Z
+
+    def keep_rows(self, state, mask):
+        if state is None:
+            return None
+        if sp.issparse(state) and state.format not in ("csr", "csc"):
+            state = state.tocsr()
+        return _safe_indexing(state, np.flatnonzero(mask))
+
+
+def fit_chain(blocks, heads, X, y, sample_weight=None) -> ChainExits:
+    """Fit a chain's blocks one after the other and a head on each output.
+
+    Block ``k`` is fitted (``fit_transform(Z, y)``) on block ``k - 1``'s
+    transformed training data, block 0 on ``X``; head ``k`` is fitted on block
+    ``k``'s output. Members are cloned before fitting, except
+    ``FrozenEstimator`` members, which are used as given (a frozen block only
+    transforms).
+
+    Parameters
+    ----------
+    blocks : list of transformers, ``"passthrough"`` or ``None``
+    heads : list of classifiers with ``predict_proba``
+    X : array-like or sparse matrix of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    sample_weight : array-like of shape (n_samples,), default=None
+        Passed to every head's ``fit`` (a head that does not accept it is an
+        error) and to each block whose ``fit`` accepts it.
+
+    Returns
+    -------
+    source : ChainExits
+        Over the fitted members.
+
+    Notes
+    -----
+    The heads are fitted on the blocks' outputs of the training rows, where
+    their probabilities are over-confident; fit the exit policy on other rows.
+    """
+    blocks, heads = _check_members(blocks, heads)
+    weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+    fitted_blocks, fitted_heads = [], []
+    Z = X
+    for k, (block, head) in enumerate(zip(blocks, heads)):
+        if _is_passthrough(block):
+            fitted_block = block
+        elif isinstance(block, FrozenEstimator):
+            fitted_block = block
+            Z = block.transform(Z)
+        else:
+            fitted_block = clone(block)
+            params = weights if has_fit_parameter(block, "sample_weight") else {}
+            Z = fitted_block.fit_transform(Z, y, **params)
+        if isinstance(head, FrozenEstimator):
+            fitted_head = head
+        else:
+            if weights and not has_fit_parameter(head, "sample_weight"):
+                raise TypeError(
+                    f"Head {k} ({type(head).__name__}) does not accept "
+                    "sample_weight in fit."
+                )
+            fitted_head = clone(head).fit(Z, y, **weights)
+        fitted_blocks.append(fitted_block)
+        fitted_heads.append(fitted_head)
+    return ChainExits(fitted_blocks, fitted_heads)

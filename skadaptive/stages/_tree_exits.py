@@ -1,0 +1,318 @@
+"""Exits after given numbers of trees of one fitted tree ensemble.
+
+Stage ``k`` evaluates only the trees ``exits[k-1]:exits[k]`` on the rows still
+running and adds them to the carried state: the raw score for gradient boosting,
+the sum of the trees' class probabilities for random and extra-trees forests.
+With all trees the result equals the ensemble's own ``predict_proba``; at each
+exit it equals ``staged_predict_proba`` (boosting) or a forest made of the first
+``exits[k]`` trees.
+
+Only public attributes and methods are used: ``estimators_``, ``init_``,
+``learning_rate``, ``loss``, ``classes_``, ``n_classes_``, ``n_outputs_``, each
+forest tree's ``predict_proba(X, check_input=False)`` and each boosting tree's
+documented ``tree_.predict``. The rows are validated once, at the first exit, as
+the ensemble itself does.
+
+Why not ``HistGradientBoostingClassifier``
+------------------------------------------
+Its public API offers ``staged_predict_proba`` and ``staged_decision_function``,
+but these are generators over a fixed set of rows: dropping the rows that exited
+means starting again from the first iteration, so exit ``k`` would cost all
+trees up to ``exits[k]`` instead of its increment. Carrying the raw score
+between exits would need its private ``_predictors``, ``_baseline_prediction``,
+``_bin_mapper`` (categorical bitsets) and ``_preprocess_X`` (pandas categorical
+encoding), which are undocumented and may change in any release without a
+deprecation, so a model saved with one version could silently break or answer
+differently with the next. It is refused with a ``TypeError`` that says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit, logit, softmax
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils import get_tags
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+
+from ._multi_exit import MultiExitSource
+
+__all__ = ["TreeEnsembleExits"]
+
+_SUPPORTED = (GradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier)
+_SUPPORTED_NAMES = ", ".join(cls.__name__ for cls in _SUPPORTED)
+
+
+@dataclass
+class _TreeState:
+    """The running rows, validated once, and their running score."""
+
+    X: np.ndarray | sp.csr_matrix | sp.csr_array
+    score: np.ndarray
+
+
+def _check_exits(exits, n_trees: int) -> tuple[int, ...]:
+    values = np.asarray(exits)
+    if (
+        values.ndim != 1
+        or values.size == 0
+        or not (
+            np.issubdtype(values.dtype, np.integer)
+            or (
+                np.issubdtype(values.dtype, np.floating)
+                and np.all(values == np.round(values))
+            )
+        )
+    ):
+        raise ValueError(
+            f"exits must be a non-empty list of tree counts; got {exits!r}."
+        )
+    values = values.astype(np.int64)
+    if values[0] < 1 or np.any(np.diff(values) <= 0) or values[-1] != n_trees:
+        raise ValueError(
+            "exits must be strictly increasing tree counts, the first at least 1 "
+            f"and the last equal to the ensemble's number of trees ({n_trees}); "
+            f"got {list(values)}."
+        )
+    return tuple(int(v) for v in values)
+
+
+class TreeEnsembleExits(MultiExitSource):
+    """Exits after given numbers of trees of a fitted tree ensemble.
+
+    Parameters
+    ----------
+    estimator : GradientBoostingClassifier, RandomForestClassifier or \
+            ExtraTreesClassifier
+        A fitted ensemble, possibly wrapped in a ``FrozenEstimator``. It is used
+        as given and never refitted.
+    exits : list of int
+        Strictly increasing tree counts ending at the number of trees, e.g.
+        ``[25, 50, 100, 200, 400]``: exit ``k`` answers with the first
+        ``exits[k]`` trees. For gradient boosting a count is a number of boosting
+        iterations (``n_classes_`` regression trees each in the multiclass case,
+        as in ``n_estimators``); after early stopping the total is
+        ``n_estimators_``.
+
+    Attributes
+    ----------
+    n_stages : int
+    classes_ : ndarray of shape (n_classes,)
+    tree_counts : ndarray of shape (n_stages,)
+        Trees evaluated by each exit: the increments of ``exits``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from skadaptive.stages._tree_exits import TreeEnsembleExits
+    >>> X, y = load_iris(return_X_y=True)
+    >>> forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    >>> source = TreeEnsembleExits(forest, [5, 20])
+    >>> source.tree_counts
+    array([ 5, 15])
+    >>> proba_5, state = source.run_stage(0, X, None)
+    >>> proba_20, _ = source.run_stage(1, X, state)
+    >>> bool(np.allclose(proba_20, forest.predict_proba(X)))
+    True
+    """
+
+    def __init__(self, estimator, exits):
+        model = (
+            estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
+        )
+        if isinstance(model, HistGradientBoostingClassifier):
+            raise TypeError(
+                "HistGradientBoostingClassifier is not supported as a multi-exit "
+                "source: its public staged_predict_proba cannot drop rows between "
+                "iterations (every exit would restart from the first tree), and "
+                "carrying its raw score would rely on private attributes "
+                "(_predictors, _baseline_prediction, _bin_mapper) that may change "
+                f"in any scikit-learn release. Supported: {_SUPPORTED_NAMES}. To "
+                "use histogram boosting, put models of growing max_iter in an "
+                "AdaptiveCascadeClassifier."
+            )
+        if not isinstance(model, _SUPPORTED):
+            raise TypeError(
+                f"TreeEnsembleExits supports {_SUPPORTED_NAMES}; got "
+                f"{type(model).__name__}."
+            )
+        check_is_fitted(model)
+        self.estimator = estimator
+        self._model = model
+        self._boosting = isinstance(model, GradientBoostingClassifier)
+        if self._boosting:
+            if model.loss not in ("log_loss", "exponential"):
+                raise ValueError(
+                    "Only loss='log_loss' or 'exponential' gradient boosting is "
+                    f"supported; got loss={model.loss!r}."
+                )
+            n_trees = model.estimators_.shape[0]
+        else:
+            if model.n_outputs_ != 1:
+                raise ValueError(
+                    "Multi-output forests are not supported: exits need one "
+                    "probability vector per row."
+                )
+            n_trees = len(model.estimators_)
+            # Forest trees are fitted on the class indices 0..n_classes-1, so a
+            # tree's probability column j is the forest's classes_[j]. A tree
+            # that saw fewer classes (not the case for scikit-learn's own
+            # bootstrap, which keeps all rows) is mapped by its classes_.
+            n_classes = model.n_classes_
+            self._columns = [
+                None
+                if tree.n_classes_ == n_classes
+                else np.asarray(tree.classes_).astype(np.intp)
+                for tree in model.estimators_
+            ]
+        self.exits = _check_exits(exits, n_trees)
+        self.classes_ = model.classes_
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.exits)
+
+    @property
+    def tree_counts(self) -> np.ndarray:
+        return np.diff(self.exits, prepend=0)
+
+    def default_costs(self) -> np.ndarray:
+        """Incremental cost of each exit in trees (``tree_counts``)."""
+        return self.tree_counts.astype(np.float64)
+
+    # -- rows ------------------------------------------------------------------
+
+    def _validate(self, X):
+        """Validate ``X`` once, as the ensemble's own ``predict_proba`` does."""
+        model = self._model
+        if self._boosting:
+            allow_nan = False
+        else:
+            first_tree = model.estimators_[0]
+            allow_nan = (
+                not sp.issparse(X)
+                and get_tags(first_tree).input_tags.allow_nan
+                and getattr(first_tree, "monotonic_cst", None) is None
+            )
+        X = validate_data(
+            model,
+            X,
+            dtype=np.float32,
+            order="C",
+            accept_sparse="csr",
+            reset=False,
+            ensure_all_finite="allow-nan" if allow_nan else True,
+        )
+        if sp.issparse(X) and (X.indices.dtype != np.intc or X.indptr.dtype != np.intc):
+            raise ValueError("No support for np.int64 index based sparse matrices")
+        return X
+
+    def _initial_score(self, X):
+        model = self._model
+        n_rows = X.shape[0]
+        if not self._boosting:
+            return np.zeros((n_rows, model.n_classes_))
+        n_columns = model.estimators_.shape[1]
+        if isinstance(model.init_, str) and model.init_ == "zero":
+            return np.zeros((n_rows, n_columns))
+        # The init estimator's probabilities mapped to raw scores by the loss's
+        # link, as in scikit-learn's gradient boosting.
+        proba = model.init_.predict_proba(X)
+        if n_columns == 1:
+            proba = proba[:, 1]
+        # scikit-learn 1.9 clips at float64 eps; some earlier releases used
+        # float32 eps. This only matters for an init estimator that gives a
+        # class probability within 1e-7 of 0 or 1 (never the default prior).
+        eps = np.finfo(np.float64).eps
+        proba = np.clip(proba, eps, 1 - eps, dtype=np.float64)
+        if n_columns == 1:
+            raw = logit(proba)
+            if model.loss == "exponential":
+                raw = 0.5 * raw
+            return raw.reshape(-1, 1)
+        log_proba = np.log(proba)
+        return log_proba - log_proba.mean(axis=1, keepdims=True)
+
+    def _add_trees(self, X, score, start: int, stop: int) -> None:
+        model = self._model
+        if self._boosting:
+            # ``tree_.predict`` (the documented ``tree_`` of each regression
+            # tree; ``tree.predict`` returns its column 0) skips the per-call
+            # checks of ``tree.predict(X, check_input=False)``, about 3x less
+            # Python overhead per tree, which dominates on small batches. The
+            # arithmetic (``score += learning_rate * leaf value``, tree by tree)
+            # is that of scikit-learn's own prediction.
+            learning_rate = model.learning_rate
+            for stage_trees in model.estimators_[start:stop]:
+                for k, tree in enumerate(stage_trees):
+                    score[:, k] += learning_rate * tree.tree_.predict(X)[:, 0]
+        else:
+            for tree, columns in zip(
+                model.estimators_[start:stop], self._columns[start:stop]
+            ):
+                proba = tree.predict_proba(X, check_input=False)
+                if columns is None:
+                    score += proba
+                else:
+                    score[:, columns] += proba
+
+    def _proba(self, score, n_trees: int) -> np.ndarray:
+        if not self._boosting:
+            return score / n_trees
+        if score.shape[1] > 1:
+            return softmax(score, axis=1)
+        raw = score[:, 0]
+        positive = expit(2 * raw if self._model.loss == "exponential" else raw)
+        proba = np.empty((score.shape[0], 2))
+        proba[:, 1] = positive
+        proba[:, 0] = 1 - positive
+        return proba
+
+    # -- StageSource -----------------------------------------------------------
+
+    def run_stage(self, stage: int, X_rows, state):
+        """Add the trees of exit ``stage`` for the running rows.
+
+        At ``stage == 0`` ``X_rows`` is validated (float32, CSR) and kept in the
+        state; later stages use the validated rows from the state, so
+        ``X_rows`` only has to have the same number of rows.
+        """
+        if not 0 <= stage < self.n_stages:
+            raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
+        if stage == 0:
+            X = self._validate(X_rows)
+            score = self._initial_score(X)
+            start = 0
+        else:
+            if state is None:
+                raise ValueError(
+                    f"Stage {stage} continues from stage {stage - 1}'s state; got None."
+                )
+            if _num_samples(X_rows) != state.X.shape[0]:
+                raise ValueError(
+                    f"X_rows has {_num_samples(X_rows)} rows but the state has "
+                    f"{state.X.shape[0]}: pass the state of the same rows "
+                    "(see keep_rows)."
+                )
+            X = state.X
+            score = state.score.copy()
+            start = self.exits[stage - 1]
+        stop = self.exits[stage]
+        self._add_trees(X, score, start, stop)
+        return self._proba(score, stop), _TreeState(X, score)
+
+    def keep_rows(self, state, mask):
+        if state is None:
+            return None
+        rows = np.flatnonzero(mask)
+        return _TreeState(state.X[rows], state.score[rows])

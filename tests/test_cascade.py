@@ -1,0 +1,859 @@
+"""Behaviour of AdaptiveCascadeClassifier: routing, fitting, costs, budgets, search."""
+
+import copy
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn import config_context
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.naive_bayes import GaussianNB
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.validation import _num_samples
+
+from skadaptive import AdaptiveCascadeClassifier
+from skadaptive.metrics import (
+    cheapest_within,
+    make_average_cost_scorer,
+    make_cost_aware_scorer,
+)
+from skadaptive.policies import DEFAULT_COST_WEIGHTS
+
+# --------------------------------------------------------------------- helpers
+
+
+class RecordingClassifier(ClassifierMixin, BaseEstimator):
+    """Wraps a classifier and records what reaches its ``fit`` and ``predict_proba``.
+
+    With ``log_path`` every ``fit`` also appends a line to that file, which counts
+    fits across processes and across clones.
+    """
+
+    def __init__(self, estimator=None, log_path=None):
+        self.estimator = estimator
+        self.log_path = log_path
+
+    def fit(self, X, y, sample_weight=None):
+        params = {} if sample_weight is None else {"sample_weight": sample_weight}
+        self.estimator_ = clone(self.estimator).fit(X, y, **params)
+        self.classes_ = self.estimator_.classes_
+        self.n_fits_ = getattr(self, "n_fits_", 0) + 1
+        self.fit_n_rows_ = _num_samples(X)
+        self.fit_input_type_ = type(X)
+        self.fit_sample_weight_ = sample_weight
+        self.predict_inputs_ = []
+        if self.log_path is not None:
+            with open(self.log_path, "a") as log:
+                log.write(f"{self.fit_n_rows_}\n")
+        return self
+
+    def predict_proba(self, X):
+        self.predict_inputs_.append(X)
+        return self.estimator_.predict_proba(X)
+
+
+class LabelInFirstColumn(ClassifierMixin, BaseEstimator):
+    """Always right: predicts the class stored in ``X[:, 0]``, with ``confidence``."""
+
+    def __init__(self, confidence=0.9):
+        self.confidence = confidence
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        X = np.asarray(X)
+        n_classes = len(self.classes_)
+        proba = np.full((len(X), n_classes), (1 - self.confidence) / (n_classes - 1))
+        proba[np.arange(len(X)), X[:, 0].astype(int)] = self.confidence
+        return proba
+
+
+def _fit_log_lines(path):
+    return Path(path).read_text().splitlines() if Path(path).exists() else []
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(
+        n_samples=400,
+        n_features=10,
+        n_informative=6,
+        n_classes=3,
+        random_state=0,
+    )
+    return X[:300], X[300:], y[:300], y[300:]
+
+
+def _three_stages():
+    return [
+        ("nb", GaussianNB()),
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("rf", RandomForestClassifier(n_estimators=30, random_state=0)),
+    ]
+
+
+def _two_stages():
+    return [
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
+    ]
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    """A 3-stage cascade whose policy answers test rows at every stage."""
+    X_train, X_test, y_train, _ = data
+    cascade = AdaptiveCascadeClassifier(
+        _three_stages(), costs=[1, 2, 10], cost_weight=0.01, cv=3
+    ).fit(X_train, y_train)
+    exit_counts = np.bincount(cascade.predict_exit(X_test), minlength=3)
+    assert (exit_counts > 0).all(), exit_counts  # the tests below need every stage
+    return cascade
+
+
+# --------------------------------------------------------------------- routing
+
+
+def test_each_stage_only_sees_the_rows_the_previous_stage_deferred(data):
+    X_train, X_test, y_train, _ = data
+    stages = [(name, RecordingClassifier(est)) for name, est in _three_stages()]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 2, 10], cost_weight=0.01, cv=3
+    ).fit(X_train, y_train)
+    for stage in cascade.estimators_:
+        stage.predict_inputs_.clear()
+
+    exit_stage = cascade.predict_exit(X_test)
+
+    assert np.bincount(exit_stage, minlength=3).min() > 0
+    for k, stage in enumerate(cascade.estimators_):
+        (seen,) = stage.predict_inputs_  # one compacted call per stage
+        assert_array_equal(seen, X_test[exit_stage >= k])
+
+
+def test_a_stage_that_no_row_reaches_is_not_run(data):
+    X_train, X_test, y_train, _ = data
+    stages = [(name, RecordingClassifier(est)) for name, est in _two_stages()]
+    # Deferring can never pay for itself: every row exits at the first stage.
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 100], cost_weight=10.0, cv=3
+    ).fit(X_train, y_train)
+    for stage in cascade.estimators_:
+        stage.predict_inputs_.clear()
+
+    assert_array_equal(cascade.predict_exit(X_test), 0)
+    assert len(cascade.estimators_[0].predict_inputs_) == 1
+    assert cascade.estimators_[1].predict_inputs_ == []
+
+
+def test_route_predict_proba_predict_exit_and_predict_cost_agree(fitted, data):
+    _, X_test, _, _ = data
+    result = fitted.route(X_test)
+    proba = fitted.predict_proba(X_test)
+    exit_stage = fitted.predict_exit(X_test)
+
+    assert_allclose(result.proba, proba)
+    assert_array_equal(result.exit_stage, exit_stage)
+    assert_allclose(proba.sum(axis=1), 1.0)
+    assert_array_equal(fitted.predict(X_test), fitted.classes_[proba.argmax(axis=1)])
+    with np.errstate(divide="ignore"):
+        assert_allclose(fitted.predict_log_proba(X_test), np.log(proba))
+    assert_allclose(fitted.predict_cost(X_test), fitted.cumulative_costs_[exit_stage])
+    assert_allclose(result.cost, fitted.cumulative_costs_[exit_stage])
+    # Each row's probabilities are those of the stage that answered it.
+    for k, stage in enumerate(fitted.estimators_):
+        rows = exit_stage == k
+        assert_allclose(proba[rows], stage.predict_proba(X_test[rows]))
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 64, 1000])
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_batch_size_and_n_jobs_do_not_change_any_answer(
+    fitted, data, batch_size, n_jobs
+):
+    _, X_test, _, _ = data
+    expected = fitted.route(X_test)
+    # Prediction-time parameters: change them on the fitted cascade.
+    batched = copy.deepcopy(fitted).set_params(batch_size=batch_size, n_jobs=n_jobs)
+
+    result = batched.route(X_test)
+
+    assert_array_equal(result.exit_stage, expected.exit_stage)
+    assert_allclose(result.proba, expected.proba, rtol=1e-12, atol=1e-15)
+    assert_array_equal(batched.predict(X_test), fitted.predict(X_test))
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def test_frozen_stages_are_used_as_given_and_never_refitted(data):
+    X_train, X_test, y_train, _ = data
+    prefit = RecordingClassifier(LogisticRegression(max_iter=1000)).fit(
+        X_train[:150], y_train[:150]
+    )
+    coef = prefit.estimator_.coef_.copy()
+    frozen = FrozenEstimator(prefit)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", frozen), ("tree", DecisionTreeClassifier(random_state=0))],
+        costs=[1, 5],
+        cv=3,
+    ).fit(X_train, y_train)
+
+    assert cascade.estimators_[0] is frozen
+    assert cascade.named_estimators_["lr"] is frozen
+    assert prefit.n_fits_ == 1
+    assert_array_equal(prefit.estimator_.coef_, coef)
+    # The trainable stage was fitted here; the frozen one predicts as before.
+    assert cascade.estimators_[1] is not cascade.estimators[1][1]
+    assert_allclose(
+        cascade.estimators_[0].predict_proba(X_test),
+        prefit.estimator_.predict_proba(X_test),
+    )
+
+
+def test_frozen_stages_learn_the_policy_on_the_rows_given_to_fit(data):
+    X_train, X_test, y_train, y_test = data
+    stages = [
+        (name, FrozenEstimator(clone(est).fit(X_train, y_train)))
+        for name, est in _two_stages()
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 5], cost_weight=0.01)
+    cascade.fit(X_test, y_test)
+
+    # Every row given to fit is a policy row: held-out accuracy is the accuracy
+    # on those rows of the stage that the policy picks for each of them.
+    exit_stage = cascade.predict_exit(X_test)
+    assert_allclose(cascade.exit_rates_, np.bincount(exit_stage, minlength=2) / 100)
+    assert cascade.held_out_accuracy_ == pytest.approx(cascade.score(X_test, y_test))
+
+
+@pytest.mark.parametrize(
+    "cv, fold_rows",
+    [
+        (3, [200, 200, 200]),
+        (0.25, [225]),
+        (KFold(4, shuffle=True, random_state=0), [225] * 4),
+        (StratifiedKFold(5), [240] * 5),
+    ],
+    ids=["int", "float", "KFold", "StratifiedKFold"],
+)
+def test_cv_sets_which_rows_the_stages_are_fitted_on(data, tmp_path, cv, fold_rows):
+    X_train, _, y_train, _ = data
+    log = tmp_path / "fits.log"
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", RecordingClassifier(LogisticRegression(), log_path=str(log))),
+            ("tree", DecisionTreeClassifier(random_state=0)),
+        ],
+        costs=[1, 5],
+        cv=cv,
+        random_state=0,
+    ).fit(X_train, y_train)
+
+    # One fit per fold to hold out probabilities, then one refit on every row.
+    assert _fit_log_lines(log) == [str(n) for n in fold_rows + [300]]
+    assert cascade.estimators_[0].fit_n_rows_ == 300
+    # The policy rows are the test folds: all rows, or the held-out fraction.
+    n_policy_rows = 75 if cv == 0.25 else 300
+    counts = cascade.exit_rates_ * n_policy_rows
+    assert_allclose(counts, np.round(counts), atol=1e-9)
+
+
+def test_costs_auto_measures_positive_seconds_per_row(data):
+    X_train, _, y_train, _ = data
+    cascade = AdaptiveCascadeClassifier(_two_stages(), costs="auto", cv=3)
+    cascade.fit(X_train, y_train)
+
+    assert cascade.costs_.shape == (2,)
+    assert np.isfinite(cascade.costs_).all()
+    assert (cascade.costs_ > 0).all()
+    assert (cascade.costs_ < 1e-2).all()  # seconds per row of a tiny model
+    assert_allclose(cascade.cumulative_costs_, np.cumsum(cascade.costs_))
+    assert cascade.costs_[0] <= cascade.expected_cost_ <= cascade.cumulative_costs_[-1]
+
+
+def test_measured_costs_passed_back_reproduce_the_fit(data):
+    X_train, X_test, y_train, _ = data
+    measured = AdaptiveCascadeClassifier(_two_stages(), costs="auto", cv=3)
+    measured.fit(X_train, y_train)
+    replay = clone(measured).set_params(costs=measured.costs_)
+    replay.fit(X_train, y_train)
+
+    assert_array_equal(replay.costs_, measured.costs_)
+    assert_array_equal(replay.predict_exit(X_test), measured.predict_exit(X_test))
+
+
+@pytest.mark.parametrize("budget", [1.0, 1.5, 3.0, 6.0, 13.0])
+def test_budget_is_met_on_the_policy_rows_and_about_met_on_new_rows(data, budget):
+    X_train, X_test, y_train, _ = data
+    cascade = AdaptiveCascadeClassifier(
+        _three_stages(), costs=[1, 2, 10], budget=budget, cv=3
+    ).fit(X_train, y_train)
+
+    assert cascade.expected_cost_ <= budget
+    assert cascade.expected_cost_ == pytest.approx(
+        cascade.exit_rates_ @ cascade.cumulative_costs_
+    )
+    assert cascade.predict_cost(X_test).mean() <= 1.25 * budget
+    assert cascade.cost_weight_ >= 0
+
+
+def test_budget_picks_a_policy_at_least_as_accurate_as_any_affordable_one(data):
+    X_train, _, y_train, _ = data
+    for budget in (1.0, 2.0, 4.0, 8.0):
+        cascade = AdaptiveCascadeClassifier(
+            _three_stages(), costs=[1, 2, 10], budget=budget, cv=3
+        ).fit(X_train, y_train)
+        affordable = cascade.frontier_["expected_cost"] <= budget
+        best_affordable = cascade.frontier_["accuracy"][affordable].max(initial=0.0)
+        assert cascade.held_out_accuracy_ >= best_affordable
+        assert cascade.held_out_accuracy_ >= cascade.stage_accuracies_[0]
+
+
+def test_budget_ignores_cost_weight(data):
+    X_train, X_test, y_train, _ = data
+    first = AdaptiveCascadeClassifier(
+        _two_stages(), costs=[1, 4], budget=2.0, cost_weight=0.0, cv=3
+    ).fit(X_train, y_train)
+    second = clone(first).set_params(cost_weight=5.0).fit(X_train, y_train)
+    assert_array_equal(first.predict_exit(X_test), second.predict_exit(X_test))
+    assert first.cost_weight_ == second.cost_weight_
+
+
+def test_frontier_traces_the_cost_accuracy_trade_off(fitted):
+    frontier = fitted.frontier_
+    n_points, n_stages = len(DEFAULT_COST_WEIGHTS), 3
+
+    assert set(frontier) == {
+        "cost_weight",
+        "accuracy",
+        "expected_cost",
+        "normalized_cost",
+        "exit_rates",
+    }
+    assert_array_equal(frontier["cost_weight"], DEFAULT_COST_WEIGHTS)
+    for key in ("accuracy", "expected_cost", "normalized_cost"):
+        assert frontier[key].shape == (n_points,)
+    assert frontier["exit_rates"].shape == (n_points, n_stages)
+    assert_allclose(frontier["exit_rates"].sum(axis=1), 1.0)
+    assert_allclose(
+        frontier["expected_cost"], frontier["exit_rates"] @ fitted.cumulative_costs_
+    )
+    assert_allclose(
+        frontier["normalized_cost"],
+        frontier["expected_cost"] / fitted.cumulative_costs_[-1],
+    )
+    assert (frontier["expected_cost"] >= fitted.cumulative_costs_[0] - 1e-12).all()
+    assert (frontier["expected_cost"] <= fitted.cumulative_costs_[-1] + 1e-12).all()
+
+    # Each point is learned for its own weight lam, with thresholds tuned on these
+    # rows; "every row answers at stage k" is among the options each rule weighs,
+    # so no point is worse in its objective than any single stage alone.
+    normalized = fitted.cumulative_costs_ / fitted.cumulative_costs_[-1]
+    for lam, accuracy, cost in zip(
+        frontier["cost_weight"], frontier["accuracy"], frontier["normalized_cost"]
+    ):
+        single_stage = fitted.stage_accuracies_ - lam * normalized
+        assert accuracy - lam * cost >= single_stage.max() - 1e-9
+    # In particular: no weight on cost is at least as accurate as any stage.
+    assert frontier["cost_weight"][0] == 0
+    assert frontier["accuracy"][0] >= fitted.stage_accuracies_.max() - 1e-12
+    # At the largest weight every stage costs more than the 0/1 loss it could
+    # save, so every row answers at the first stage.
+    assert frontier["cost_weight"][-1] * np.diff(normalized).min() > 1
+    assert frontier["exit_rates"][-1, 0] == 1.0
+    assert frontier["expected_cost"][-1] == pytest.approx(fitted.cumulative_costs_[0])
+
+
+def test_fitted_attributes_describe_the_held_out_rows(fitted):
+    assert fitted.policy_.n_stages == 3
+    assert fitted.cost_weight_ == fitted.cost_weight
+    assert fitted.stage_accuracies_.shape == (3,)
+    assert_allclose(fitted.exit_rates_.sum(), 1.0)
+    assert fitted.oracle_accuracy_ >= fitted.stage_accuracies_.max()
+    assert fitted.oracle_accuracy_ >= fitted.held_out_accuracy_
+    assert fitted.cumulative_costs_[0] <= fitted.oracle_cost_
+    assert fitted.oracle_cost_ <= fitted.cumulative_costs_[-1]
+
+
+# ------------------------------------------------------------------- policies
+
+
+def _label_data(n_rows=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    return np.column_stack([y, rng.normal(size=(n_rows, 2))]), y
+
+
+@pytest.mark.parametrize("loss, answering_stage", [("zero_one", 0), ("log_loss", 1)])
+def test_log_loss_pays_for_confidence_that_zero_one_ignores(loss, answering_stage):
+    # Both stages are always right; the first is barely sure (0.51), the second
+    # sure (0.99). Only the log loss sees a reason to pay for the second.
+    X, y = _label_data()
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("unsure", LabelInFirstColumn(confidence=0.51)),
+            ("sure", LabelInFirstColumn(confidence=0.99)),
+        ],
+        costs=[1, 4],
+        cost_weight=0.01,
+        loss=loss,
+        cv=3,
+    ).fit(X, y)
+    assert_array_equal(cascade.predict_exit(X), answering_stage)
+    assert cascade.score(X, y) == 1.0
+
+
+def test_constant_policy_sends_every_row_to_the_same_stage(data):
+    X_train, X_test, y_train, _ = data
+    for cost_weight in (0.0, 0.05, 1.0):
+        cascade = AdaptiveCascadeClassifier(
+            _three_stages(),
+            costs=[1, 2, 10],
+            cost_weight=cost_weight,
+            policy="constant",
+            cv=3,
+        ).fit(X_train, y_train)
+        exit_stage = cascade.predict_exit(X_test)
+        assert len(np.unique(exit_stage)) == 1
+        assert cascade.exit_rates_.max() == 1.0
+        assert all(rule.learner is None for rule in cascade.policy_.rules)
+        # The one stage chosen is the best single stage for this trade-off.
+        normalized = cascade.cumulative_costs_ / cascade.cumulative_costs_[-1]
+        risk = 1 - cascade.stage_accuracies_ + cost_weight * normalized
+        assert exit_stage[0] == np.flatnonzero(risk == risk.min())[-1]
+
+
+def test_a_classifier_can_serve_as_the_policy(data):
+    X_train, X_test, y_train, _ = data
+    policy = DecisionTreeClassifier(max_depth=2, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        _three_stages(), costs=[1, 2, 10], cost_weight=0.01, policy=policy, cv=3
+    ).fit(X_train, y_train)
+
+    learners = [rule.learner for rule in cascade.policy_.rules]
+    assert all(isinstance(learner, DecisionTreeClassifier) for learner in learners)
+    assert all(learner is not policy for learner in learners)
+    assert not hasattr(policy, "tree_")  # the given policy is cloned, not fitted
+    assert learners[0].tree_.max_depth <= 2
+    exit_stage = cascade.predict_exit(X_test)
+    assert len(np.unique(exit_stage)) > 1
+
+
+def test_tune_threshold_never_raises_the_held_out_risk(data):
+    X_train, _, y_train, _ = data
+    cascades = {
+        tune: AdaptiveCascadeClassifier(
+            _two_stages(), costs=[1, 4], cost_weight=0.05, tune_threshold=tune, cv=3
+        ).fit(X_train, y_train)
+        for tune in (True, False)
+    }
+
+    def risk(cascade):
+        normalized_cost = cascade.expected_cost_ / cascade.cumulative_costs_[-1]
+        return 1 - cascade.held_out_accuracy_ + 0.05 * normalized_cost
+
+    assert risk(cascades[True]) <= risk(cascades[False]) + 1e-12
+
+
+@pytest.mark.parametrize("features", ["confidence", "history", "probabilities"])
+def test_only_history_features_look_at_earlier_stages(data, features):
+    X_train, X_test, y_train, y_test = data
+    cascade = AdaptiveCascadeClassifier(
+        _three_stages(),
+        costs=[1, 2, 10],
+        policy_features=features,
+        cv=3,
+    ).fit(X_train, y_train)
+    assert cascade.score(X_test, y_test) > 0.55
+
+    # The rule after the second stage, given other first-stage probabilities.
+    p0, p1 = (stage.predict_proba(X_test) for stage in cascade.estimators_[:2])
+    rule = cascade.policy_.rules[1]
+    assert rule.learner is not None
+    other_p0 = np.roll(p0, 1, axis=1)
+    changed = rule.score([other_p0, p1]) != rule.score([p0, p1])
+    assert changed.any() == (features != "confidence")
+
+
+# -------------------------------------------------------------- sample_weight
+
+
+def _weights(n_rows, seed=0):
+    return np.random.default_rng(seed).integers(0, 4, n_rows).astype(float)
+
+
+def test_sample_weight_reaches_the_stages_that_accept_it(data):
+    X_train, _, y_train, _ = data
+    w = _weights(len(y_train))
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("rec", RecordingClassifier(DecisionTreeClassifier(random_state=0))),
+        ],
+        costs=[1, 4],
+        cv=3,
+    ).fit(X_train, y_train, sample_weight=w)
+
+    weighted = LogisticRegression(max_iter=1000).fit(X_train, y_train, w)
+    assert_allclose(cascade.estimators_[0].coef_, weighted.coef_, rtol=1e-6)
+    assert_array_equal(cascade.estimators_[1].fit_sample_weight_, w)
+
+
+def test_sample_weight_warns_for_a_stage_that_cannot_take_it(data):
+    X_train, _, y_train, _ = data
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression(max_iter=1000)), ("knn", KNeighborsClassifier())],
+        costs=[1, 4],
+        cv=3,
+    )
+    with pytest.warns(UserWarning, match="'knn'.*does not accept sample_weight"):
+        cascade.fit(X_train, y_train, sample_weight=_weights(len(y_train)))
+
+
+@pytest.mark.parametrize("requested", [True, False])
+def test_sample_weight_is_routed_as_requested_with_metadata_routing(data, requested):
+    X_train, _, y_train, _ = data
+    w = _weights(len(y_train))
+    with config_context(enable_metadata_routing=True):
+        lr = LogisticRegression(max_iter=1000).set_fit_request(sample_weight=requested)
+        rec = RecordingClassifier(DecisionTreeClassifier(random_state=0))
+        rec.set_fit_request(sample_weight=requested)
+        cascade = AdaptiveCascadeClassifier(
+            [("lr", lr), ("rec", rec)], costs=[1, 4], cv=3
+        ).fit(X_train, y_train, sample_weight=w)
+
+    expected = LogisticRegression(max_iter=1000).fit(
+        X_train, y_train, sample_weight=w if requested else None
+    )
+    assert_allclose(cascade.estimators_[0].coef_, expected.coef_, rtol=1e-6)
+    if requested:
+        assert_array_equal(cascade.estimators_[1].fit_sample_weight_, w)
+    else:
+        assert cascade.estimators_[1].fit_sample_weight_ is None
+
+
+def test_policy_uses_sample_weight_with_metadata_routing(data, frozen_stages):
+    _, X_test, _, y_test = data
+    w = _weights(len(y_test))
+    with config_context(enable_metadata_routing=True):
+        cascade = AdaptiveCascadeClassifier(frozen_stages, costs=[1, 2, 10])
+        cascade.fit(X_test, y_test, sample_weight=w)
+
+    correct = np.stack([stage.predict(X_test) == y_test for _, stage in frozen_stages])
+    assert_allclose(cascade.stage_accuracies_, correct @ w / w.sum())
+
+
+@pytest.fixture(scope="module")
+def frozen_stages(data):
+    X_train, _, y_train, _ = data
+    return [
+        (name, FrozenEstimator(clone(est).fit(X_train, y_train)))
+        for name, est in _three_stages()
+    ]
+
+
+@pytest.mark.parametrize("policy", ["constant", "linear"])
+def test_sample_weight_weighs_the_policy_rows(data, frozen_stages, policy):
+    _, X_test, _, y_test = data
+    w = _weights(len(y_test))
+    cascade = AdaptiveCascadeClassifier(
+        frozen_stages, costs=[1, 2, 10], policy=policy, cost_weight=0.01
+    )
+    weighted = clone(cascade).fit(X_test, y_test, sample_weight=w)
+    unweighted = clone(cascade).fit(X_test, y_test)
+
+    correct = np.stack(
+        [stage.predict(X_test) == y_test for stage in weighted.estimators_]
+    )
+    assert_allclose(weighted.stage_accuracies_, correct @ w / w.sum())
+    assert not np.allclose(weighted.stage_accuracies_, unweighted.stage_accuracies_)
+    exit_stage = weighted.predict_exit(X_test)
+    assert_allclose(
+        weighted.exit_rates_, np.bincount(exit_stage, weights=w, minlength=3) / w.sum()
+    )
+    answered = weighted.predict(X_test) == y_test
+    assert weighted.held_out_accuracy_ == pytest.approx(answered @ w / w.sum())
+
+
+def test_integer_sample_weight_equals_repeating_rows_for_the_policy(
+    data, frozen_stages
+):
+    _, X_test, _, y_test = data
+    w = _weights(len(y_test))
+    repeat = np.repeat(np.arange(len(y_test)), w.astype(int))
+    cascade = AdaptiveCascadeClassifier(
+        frozen_stages, costs=[1, 2, 10], policy="constant", cost_weight=0.01
+    )
+    weighted = clone(cascade).fit(X_test, y_test, sample_weight=w)
+    repeated = clone(cascade).fit(X_test[repeat], y_test[repeat])
+
+    for attr in ("held_out_accuracy_", "expected_cost_", "oracle_accuracy_"):
+        assert getattr(weighted, attr) == pytest.approx(getattr(repeated, attr))
+    assert_allclose(weighted.exit_rates_, repeated.exit_rates_)
+    assert_allclose(weighted.stage_accuracies_, repeated.stage_accuracies_)
+    for key in ("accuracy", "expected_cost"):
+        assert_allclose(weighted.frontier_[key], repeated.frontier_[key])
+
+
+# ------------------------------------------------------------- composition
+
+
+def test_cascade_works_inside_a_pipeline(data):
+    X_train, X_test, y_train, y_test = data
+    pipe = make_pipeline(
+        StandardScaler(),
+        AdaptiveCascadeClassifier(_two_stages(), costs=[1, 4], cv=3),
+    ).fit(X_train, y_train)
+    cascade = pipe[-1]
+    X_scaled = pipe[0].transform(X_test)
+
+    assert_array_equal(pipe.predict(X_test), cascade.predict(X_scaled))
+    assert_allclose(pipe.predict_proba(X_test), cascade.predict_proba(X_scaled))
+    assert pipe.score(X_test, y_test) > 0.55
+    scorer = make_cost_aware_scorer(0.1)
+    expected = cascade.score(X_scaled, y_test) - 0.1 * (
+        cascade.predict_cost(X_scaled).mean() / cascade.cumulative_costs_[-1]
+    )
+    assert scorer(pipe, X_test, y_test) == pytest.approx(expected)
+
+
+def test_pipeline_routes_sample_weight_to_a_cascade_that_requests_it(data):
+    X_train, _, y_train, _ = data
+    w = _weights(len(y_train))
+    with config_context(enable_metadata_routing=True):
+        rec = RecordingClassifier(LogisticRegression(max_iter=1000))
+        tree = DecisionTreeClassifier(random_state=0)
+        cascade = AdaptiveCascadeClassifier(
+            [
+                ("rec", rec.set_fit_request(sample_weight=True)),
+                ("tree", tree.set_fit_request(sample_weight=False)),
+            ],
+            costs=[1, 4],
+            cv=3,
+        )
+        pipe = make_pipeline(
+            StandardScaler().set_fit_request(sample_weight=False),
+            cascade.set_fit_request(sample_weight=True),
+        )
+        pipe.fit(X_train, y_train, sample_weight=w)
+    assert_array_equal(pipe[-1].estimators_[0].fit_sample_weight_, w)
+
+
+def test_grid_search_over_cost_weight_with_a_cost_aware_scorer(data):
+    X_train, X_test, y_train, y_test = data
+    grid = [0.0, 0.02, 0.5]
+    scorer = make_cost_aware_scorer(0.05)
+    search = GridSearchCV(
+        AdaptiveCascadeClassifier(_two_stages(), costs=[1, 4], cv=3),
+        {"cost_weight": grid},
+        scoring=scorer,
+        cv=3,
+        n_jobs=2,
+    ).fit(X_train, y_train)
+
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isfinite(scores).all()
+    assert search.best_params_["cost_weight"] == grid[int(np.argmax(scores))]
+    best = search.best_estimator_
+    assert best.cost_weight == search.best_params_["cost_weight"]
+    cost = best.predict_cost(X_test).mean() / best.cumulative_costs_[-1]
+    expected = best.score(X_test, y_test) - 0.05 * cost
+    assert search.score(X_test, y_test) == pytest.approx(expected)
+
+
+def test_grid_search_refits_the_cheapest_candidate_within_tolerance(data):
+    X_train, _, y_train, _ = data
+    grid = [0.0, 0.01, 0.05, 0.2, 10.0]
+    search = GridSearchCV(
+        AdaptiveCascadeClassifier(_two_stages(), costs=[1, 4], cv=3),
+        {"cost_weight": grid},
+        scoring={
+            "accuracy": "accuracy",
+            "neg_average_cost": make_average_cost_scorer(),
+        },
+        refit=cheapest_within(0.02),
+        cv=3,
+        n_jobs=2,
+    ).fit(X_train, y_train)
+
+    accuracy = search.cv_results_["mean_test_accuracy"]
+    cheapness = search.cv_results_["mean_test_neg_average_cost"]
+    acceptable = np.flatnonzero(accuracy >= accuracy.max() - 0.02)
+    expected = acceptable[np.argmax(cheapness[acceptable])]
+    assert search.best_index_ == expected
+    assert search.best_estimator_.cost_weight == grid[expected]
+    # At cost_weight=10 every row answers at the first stage (1 / 5 of the cost).
+    assert cheapness[-1] == pytest.approx(-0.2)
+    assert cheapness.max() == cheapness[-1]
+
+
+def test_memory_caches_stage_fits_across_policy_parameters(data, tmp_path):
+    X_train, X_test, y_train, _ = data
+    log = tmp_path / "fits.log"
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", RecordingClassifier(LogisticRegression(), log_path=str(log))),
+            ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ],
+        costs=[1, 4],
+        cv=3,
+        memory=str(tmp_path / "cache"),
+    )
+    grid = {"cost_weight": [0.0, 0.01, 0.1, 1.0], "policy": ["linear", "constant"]}
+    search = GridSearchCV(cascade, grid, cv=2, n_jobs=1).fit(X_train, y_train)
+
+    # 2 outer folds and the final refit, each 3 inner folds and a refit, once:
+    # not once per candidate (8 x 2 x 4 + 4 = 68 fits without memory).
+    assert len(_fit_log_lines(log)) == 3 * 4
+    assert any((tmp_path / "cache").rglob("output.pkl"))
+    # Changing a stage invalidates the cache.
+    changed = clone(search.best_estimator_).set_params(
+        estimators=[
+            ("lr", RecordingClassifier(LogisticRegression(C=0.1), log_path=str(log))),
+            cascade.estimators[1],
+        ]
+    )
+    changed.fit(X_train, y_train)
+    assert len(_fit_log_lines(log)) == 3 * 4 + 4
+    assert changed.predict(X_test).shape == (100,)
+
+
+def test_memory_gives_the_same_cascade_as_no_memory(data, tmp_path):
+    X_train, X_test, y_train, _ = data
+    plain = AdaptiveCascadeClassifier(_two_stages(), costs=[1, 4], cv=3)
+    plain.fit(X_train, y_train)
+    cached = clone(plain).set_params(memory=str(tmp_path))
+    for _ in range(2):  # computed, then loaded from the cache
+        cached.fit(X_train, y_train)
+        assert_array_equal(cached.predict_exit(X_test), plain.predict_exit(X_test))
+        assert_allclose(cached.predict_proba(X_test), plain.predict_proba(X_test))
+
+
+def test_clone_refits_to_the_same_cascade(fitted, data):
+    X_train, X_test, y_train, _ = data
+    refitted = clone(fitted).fit(X_train, y_train)
+    assert not hasattr(clone(fitted), "policy_")
+    assert_array_equal(refitted.predict_exit(X_test), fitted.predict_exit(X_test))
+    assert_allclose(refitted.predict_proba(X_test), fitted.predict_proba(X_test))
+
+
+def test_pickle_and_joblib_round_trips_predict_the_same(fitted, data, tmp_path):
+    _, X_test, _, _ = data
+    unpickled = pickle.loads(pickle.dumps(fitted))
+    joblib.dump(fitted, tmp_path / "cascade.joblib")
+    loaded = joblib.load(tmp_path / "cascade.joblib")
+    for restored in (unpickled, loaded):
+        assert_array_equal(restored.predict(X_test), fitted.predict(X_test))
+        assert_array_equal(restored.predict_exit(X_test), fitted.predict_exit(X_test))
+        assert_allclose(restored.predict_proba(X_test), fitted.predict_proba(X_test))
+
+
+# --------------------------------------------------------- X as it is given
+
+
+def test_dataframe_reaches_the_stages_with_its_column_names(data):
+    X_train, X_test, y_train, y_test = data
+    columns = [f"f{i}" for i in range(X_train.shape[1])]
+    df_train = pd.DataFrame(X_train, columns=columns)
+    df_test = pd.DataFrame(X_test, columns=columns)
+    by_name = make_pipeline(
+        make_column_transformer((StandardScaler(), columns[:6])),
+        LogisticRegression(max_iter=1000),
+    )
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr_by_name", by_name),
+            ("rec", RecordingClassifier(DecisionTreeClassifier(random_state=0))),
+        ],
+        costs=[1, 4],
+        cv=3,
+    ).fit(df_train, y_train)
+
+    assert_array_equal(cascade.feature_names_in_, columns)
+    assert cascade.n_features_in_ == 10
+    assert cascade.estimators_[1].fit_input_type_ is pd.DataFrame
+    cascade.estimators_[1].predict_inputs_.clear()
+    # The first stage selects columns by name: it needs the DataFrame too.
+    assert cascade.score(df_test, y_test) > 0.5
+    (deferred,) = cascade.estimators_[1].predict_inputs_
+    assert isinstance(deferred, pd.DataFrame)
+    assert list(deferred.columns) == columns
+
+
+@pytest.mark.parametrize("sparse_format", ["csr", "csc", "coo"])
+def test_sparse_input_reaches_the_stages_sparse(data, sparse_format):
+    X_train, X_test, y_train, _ = data
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("rec", RecordingClassifier(LogisticRegression(max_iter=1000))),
+            ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
+        ],
+        costs=[1, 4],
+        cv=3,
+    ).fit(sp.coo_array(X_train).asformat(sparse_format), y_train)
+    dense = clone(cascade).fit(X_train, y_train)
+
+    assert issubclass(cascade.estimators_[0].fit_input_type_, sp.sparray)
+    X_sparse = sp.coo_array(X_test).asformat(sparse_format)
+    assert_array_equal(cascade.predict(X_sparse), dense.predict(X_test))
+    assert_allclose(cascade.predict_proba(X_sparse), dense.predict_proba(X_test))
+
+
+def _texts(n_rows, seed=0):
+    rng = np.random.default_rng(seed)
+    topics = [
+        ["goal", "match", "team", "score", "league", "coach"],
+        ["stock", "market", "price", "bank", "trade", "profit"],
+        ["rain", "storm", "cloud", "wind", "sunny", "forecast"],
+    ]
+    common = ["the", "a", "today", "new", "report", "said", "big", "small"]
+    y = rng.integers(0, 3, n_rows)
+    texts = []
+    for label in y:
+        n_topic = rng.integers(0, 4)  # some texts carry little topic signal
+        words = list(rng.choice(topics[label], n_topic)) + list(rng.choice(common, 6))
+        texts.append(" ".join(rng.permutation(words)))
+    return texts, y
+
+
+def test_a_list_of_texts_reaches_text_pipeline_stages_unconverted():
+    texts, y = _texts(300)
+    hashed_sgd = make_pipeline(
+        HashingVectorizer(n_features=2**10, alternate_sign=False),
+        SGDClassifier(loss="log_loss", random_state=0),
+    )
+    hashed_lr = make_pipeline(
+        HashingVectorizer(n_features=2**12, ngram_range=(1, 2), alternate_sign=False),
+        LogisticRegression(C=10, max_iter=1000),
+    )
+    cascade = AdaptiveCascadeClassifier(
+        [("sgd", hashed_sgd), ("lr", hashed_lr)], costs=[1, 3], cv=3
+    ).fit(texts[:200], y[:200])
+
+    assert not hasattr(cascade, "n_features_in_")
+    y_pred = cascade.predict(texts[200:])
+    assert y_pred.shape == (100,)
+    assert np.mean(y_pred == y[200:]) > 0.6
+    exit_stage = cascade.predict_exit(texts[200:])
+    assert_array_equal(cascade.predict([texts[200]]), y_pred[:1])
+    assert_array_equal(
+        cascade.predict_cost(texts[200:]), cascade.cumulative_costs_[exit_stage]
+    )

@@ -1,0 +1,190 @@
+"""scikit-learn's estimator checks over several AdaptiveCascadeClassifier configs.
+
+Each configuration is a row of ``CONFIGS``; the checks that a configuration is
+expected to fail, and why that is correct, are listed in ``EXPECTED_FAILED``
+(imbalanced-learn style). Checks run with ``xfail_strict=True``: a listed check
+that starts passing fails the suite, so the list cannot go stale.
+"""
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_iris, make_classification
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skadaptive import AdaptiveCascadeClassifier
+
+
+def _cheap_stages():
+    return [
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+    ]
+
+
+# Data the frozen stages were fitted on, elsewhere, before the cascade sees them.
+X_FROZEN, Y_FROZEN = make_classification(
+    n_samples=120, n_features=4, n_informative=3, n_redundant=0, random_state=0
+)
+
+
+def _frozen_stages(y=Y_FROZEN):
+    return [
+        ("lr", FrozenEstimator(LogisticRegression().fit(X_FROZEN, y))),
+        (
+            "tree",
+            FrozenEstimator(
+                DecisionTreeClassifier(max_depth=3, random_state=0).fit(X_FROZEN, y)
+            ),
+        ),
+    ]
+
+
+CONFIGS = {
+    "plain": lambda: AdaptiveCascadeClassifier(_cheap_stages(), costs=[1, 4], cv=3),
+    "frozen": lambda: AdaptiveCascadeClassifier(_frozen_stages(), costs=[1, 4]),
+    "budget": lambda: AdaptiveCascadeClassifier(
+        _cheap_stages(), costs=[1, 4], budget=2.5, cv=3
+    ),
+    "three_stages_constant_log_loss": lambda: AdaptiveCascadeClassifier(
+        [
+            ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ],
+        costs=[1, 2, 5],
+        policy="constant",
+        loss="log_loss",
+        cv=0.3,
+        random_state=0,
+    ),
+    "tree_policy_batched": lambda: AdaptiveCascadeClassifier(
+        _cheap_stages(),
+        costs=[0.5, 3.0],
+        policy=DecisionTreeClassifier(max_depth=2, random_state=0),
+        policy_features="probabilities",
+        tune_threshold=False,
+        batch_size=7,
+        cv=3,
+    ),
+}
+
+# The frozen stages were fitted on X_FROZEN: 4 features, classes [0, 1]. Freezing
+# means they are never refitted, so a cascade of them can only be fitted on data
+# of that shape and label set. Every check that fits on its own data fails for one
+# of these two reasons, each time with a clear error from the cascade or stage.
+_FROZEN_LABELS = (
+    "the check fits on labels (e.g. 2 or strings) that the frozen stages, fitted "
+    "on classes [0, 1], do not predict; the cascade rejects them with a clear "
+    "error because frozen stages are never refitted"
+)
+_FROZEN_FEATURES = (
+    "the check fits on a number of features other than the 4 the frozen stages "
+    "were fitted on; the frozen stages reject it and are never refitted"
+)
+_FROZEN_FAILURES = {
+    **dict.fromkeys(
+        [
+            "check_classifier_data_not_an_array",
+            "check_classifiers_classes",
+            "check_dict_unchanged",
+            "check_estimator_sparse_array",
+            "check_estimator_sparse_matrix",
+            "check_estimator_sparse_tag",
+            "check_dont_overwrite_parameters",
+            "check_dtype_object",
+            "check_estimators_dtypes",
+            "check_estimators_fit_returns_self",
+            "check_estimators_overwrite_params",
+            "check_f_contiguous_array_estimator",
+            "check_fit2d_1feature",
+            "check_fit2d_predict1d",
+            "check_fit_score_takes_y",
+            "check_methods_sample_order_invariance",
+            "check_methods_subset_invariance",
+            "check_n_features_in_after_fitting",
+            "check_positive_only_tag_during_fit",
+            "check_readonly_memmap_input",
+            "check_sample_weight_equivalence_on_dense_data",
+            "check_sample_weight_equivalence_on_sparse_data",
+            "check_sample_weights_list",
+            "check_sample_weights_not_an_array",
+            "check_sample_weights_not_overwritten",
+            "check_sample_weights_pandas_series",
+            "check_sample_weights_shape",
+            "check_supervised_y_2d",
+        ],
+        _FROZEN_LABELS,
+    ),
+    **dict.fromkeys(
+        [
+            "check_classifiers_one_label",
+            "check_classifiers_one_label_sample_weights",
+            "check_classifiers_train",
+            "check_estimators_nan_inf",
+            "check_estimators_pickle",
+            "check_fit2d_1sample",
+            "check_fit_check_is_fitted",
+            "check_fit_idempotent",
+            "check_n_features_in",
+            "check_pipeline_consistency",
+        ],
+        _FROZEN_FEATURES,
+    ),
+}
+
+EXPECTED_FAILED = {
+    "plain": {},
+    "frozen": _FROZEN_FAILURES,
+    "budget": {},
+    "three_stages_constant_log_loss": {},
+    "tree_policy_batched": {},
+}
+
+
+def _config_name(estimator):
+    for name, make in CONFIGS.items():
+        if repr(make()) == repr(estimator):
+            return name
+    raise KeyError(f"No config for {estimator!r}.")
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED[_config_name(estimator)]
+
+
+def test_every_config_lists_its_expected_failures():
+    assert set(EXPECTED_FAILED) == set(CONFIGS)
+    assert len({repr(make()) for make in CONFIGS.values()}) == len(CONFIGS)
+
+
+# type_of_target casts the checks' y with inf to int to see if it is integral.
+@pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
+@parametrize_with_checks(
+    [make() for make in CONFIGS.values()],
+    expected_failed_checks=_expected_failed_checks,
+    xfail_strict=True,
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_config_learns_string_class_labels(config):
+    """Each config fits and predicts string labels, keeping them as they are."""
+    names = np.array(["negative", "positive", "neutral"], dtype=object)
+    if config == "frozen":
+        X, y = X_FROZEN, names[Y_FROZEN]
+        cascade = CONFIGS[config]().set_params(estimators=_frozen_stages(y))
+    else:
+        X, y_int = load_iris(return_X_y=True)
+        y = names[y_int]
+        cascade = CONFIGS[config]()
+    cascade.fit(X, y)
+    assert cascade.classes_.tolist() == sorted(set(y))
+    y_pred = cascade.predict(X)
+    assert y_pred.dtype == object
+    assert set(y_pred) <= set(y)
+    assert cascade.score(X, y) > 0.8

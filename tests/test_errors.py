@@ -1,0 +1,374 @@
+"""Every bad input gets a clear error that says what is wrong."""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn import config_context
+from sklearn.datasets import load_iris
+from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
+from sklearn.feature_extraction.text import HashingVectorizer
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.model_selection import ShuffleSplit
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.svm import SVC, LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skadaptive import AdaptiveCascadeClassifier
+from skadaptive.metrics import (
+    cheapest_within,
+    make_average_cost_scorer,
+    make_cost_aware_scorer,
+)
+
+X, y = load_iris(return_X_y=True)
+BINARY = y < 2
+
+
+def _stages():
+    return [
+        ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+        ("lr", LogisticRegression(max_iter=1000)),
+    ]
+
+
+def _cascade(**params):
+    return AdaptiveCascadeClassifier(_stages(), **{"costs": [1, 4], "cv": 3} | params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return _cascade().fit(X, y)
+
+
+def _frozen(estimator, X_fit=X, y_fit=y):
+    return FrozenEstimator(estimator.fit(X_fit, y_fit))
+
+
+# --------------------------------------------------------------- prediction
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "predict_exit", "predict_cost", "route"]
+)
+def test_wrong_feature_count_at_predict(fitted, method):
+    with pytest.raises(ValueError, match="X has 3 features, but .* expecting 4"):
+        getattr(fitted, method)(X[:, :3])
+
+
+def test_one_dimensional_X_at_predict_asks_for_a_reshape(fitted):
+    with pytest.raises(ValueError, match="Reshape your data"):
+        fitted.predict(X[0])
+
+
+def test_dataframe_columns_must_match_those_seen_in_fit():
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    cascade = _cascade().fit(df, y)
+    with pytest.raises(ValueError, match="feature names should match"):
+        cascade.predict(df[["a", "b", "d", "c"]])
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "predict_exit",
+        "predict_cost",
+        "route",
+    ],
+)
+def test_predicting_before_fit_raises_not_fitted(method):
+    with pytest.raises(NotFittedError, match="AdaptiveCascadeClassifier .*not fitted"):
+        getattr(_cascade(), method)(X)
+
+
+def test_scoring_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        _cascade().score(X, y)
+
+
+# ------------------------------------------------------------------ stages
+
+
+@pytest.mark.parametrize("stage", [SVC(), LinearSVC()], ids=["SVC", "LinearSVC"])
+def test_a_stage_without_predict_proba(stage):
+    cascade = AdaptiveCascadeClassifier([("cheap", stage), *_stages()[1:]])
+    name = type(stage).__name__
+    with pytest.raises(TypeError, match=rf"'cheap' \({name}\) has no predict_proba"):
+        cascade.fit(X, y)
+
+
+def test_fewer_than_two_stages():
+    for estimators in ([], [("lr", LogisticRegression())]):
+        with pytest.raises(ValueError, match="at least two \\(name, estimator\\)"):
+            AdaptiveCascadeClassifier(estimators).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        ["lr", LogisticRegression()],
+        ("lr",),
+        ("lr", LogisticRegression(), 1.0),
+        (3, LogisticRegression()),
+        LogisticRegression(),
+    ],
+    ids=["list", "no-estimator", "triple", "int-name", "bare-estimator"],
+)
+def test_malformed_stage_items(item):
+    cascade = AdaptiveCascadeClassifier([_stages()[0], item])
+    with pytest.raises(ValueError, match="Each stage must be a \\(name, estimator\\)"):
+        cascade.fit(X, y)
+
+
+def test_duplicate_stage_names():
+    cascade = AdaptiveCascadeClassifier(
+        [("m", DecisionTreeClassifier()), ("m", LogisticRegression())]
+    )
+    with pytest.raises(ValueError, match=r"names must be unique; got \['m', 'm'\]"):
+        cascade.fit(X, y)
+
+
+def test_frozen_stages_with_different_classes():
+    binary = _frozen(LogisticRegression(), X[BINARY], y[BINARY])
+    three = _frozen(DecisionTreeClassifier(max_depth=2))
+    cascade = AdaptiveCascadeClassifier([("bin", binary), ("all", three)], costs=[1, 2])
+    with pytest.raises(
+        ValueError,
+        match=re.escape("disagree on their classes: 'bin' predicts [0, 1] but 'all'"),
+    ):
+        cascade.fit(X, y)
+
+
+def test_y_with_labels_the_frozen_stages_do_not_know():
+    stages = [
+        ("a", _frozen(LogisticRegression(), X[BINARY], y[BINARY])),
+        ("b", _frozen(DecisionTreeClassifier(max_depth=2), X[BINARY], y[BINARY])),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 2])
+    with pytest.raises(
+        ValueError,
+        match=re.escape("y contains labels [2] that the frozen stages do not predict"),
+    ):
+        cascade.fit(X, y)
+
+
+def test_string_labels_unknown_to_frozen_stages():
+    names = np.array(["setosa", "versicolor", "virginica"])
+    stages = [
+        ("a", _frozen(LogisticRegression(max_iter=1000), X, names[y])),
+        ("b", _frozen(DecisionTreeClassifier(max_depth=2), X, names[y])),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 2])
+    with pytest.raises(ValueError, match="labels \\['rose'\\] that the frozen"):
+        cascade.fit(X, np.where(y == 0, "rose", names[y]))
+
+
+def test_fewer_classes_than_the_frozen_stages_when_others_are_fitted():
+    stages = [
+        ("frozen", _frozen(LogisticRegression(max_iter=1000))),
+        ("fitted", DecisionTreeClassifier()),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 2], cv=3)
+    with pytest.raises(ValueError, match="stages fitted here would predict a diff"):
+        cascade.fit(X[BINARY], y[BINARY])
+
+
+def test_frozen_stage_of_an_unfitted_model():
+    stages = [("lr", FrozenEstimator(LogisticRegression())), _stages()[0]]
+    with pytest.raises(
+        NotFittedError, match="'lr' is a FrozenEstimator of an unfitted Logistic"
+    ):
+        AdaptiveCascadeClassifier(stages, costs=[1, 2]).fit(X, y)
+
+
+def test_frozen_stage_fitted_on_other_features():
+    stages = [
+        ("lr", _frozen(LogisticRegression(max_iter=1000), X[:, :3])),
+        _stages()[0],
+    ]
+    with pytest.raises(ValueError, match="X has 4 features, but LogisticRegression"):
+        AdaptiveCascadeClassifier(stages, costs=[1, 2], cv=3).fit(X, y)
+
+
+# -------------------------------------------------------------------- costs
+
+
+@pytest.mark.parametrize(
+    "costs, message",
+    [
+        ([1, -2], "costs must be finite and non-negative; got lr=-2.0"),
+        ([np.nan, 2], "costs must be finite and non-negative; got stump=nan"),
+        ([1, np.inf], "costs must be finite and non-negative; got lr=inf"),
+        ([1, 2, 3], r"one per-row cost per stage \(2 for stages .*got shape \(3,\)"),
+        ([1], r"one per-row cost per stage \(2 .*got shape \(1,\)"),
+        ([[1, 2]], r"got shape \(1, 2\)"),
+        ([0, 0], "costs are all zero"),
+        (["cheap", "dear"], "costs must be 'auto' or numbers, one per stage"),
+    ],
+    ids=["negative", "nan", "inf", "too-many", "too-few", "2d", "zero", "strings"],
+)
+def test_bad_costs(costs, message):
+    with pytest.raises(ValueError, match=message):
+        _cascade(costs=costs).fit(X, y)
+
+
+def test_costs_given_as_an_array_are_accepted():
+    """Not an error: ``costs_`` passed back as ``costs`` (an ndarray) must work."""
+    cascade = _cascade(costs=np.array([1.0, 4.0])).fit(X, y)
+    np.testing.assert_array_equal(cascade.costs_, [1.0, 4.0])
+
+
+@pytest.mark.parametrize("budget", [0.5, 0.999])
+def test_budget_below_the_first_stage_cost(budget):
+    with pytest.raises(ValueError, match="below the cost of the first stage alone"):
+        _cascade(costs=[1, 4], budget=budget).fit(X, y)
+
+
+def test_budget_below_the_measured_first_stage_cost():
+    with pytest.raises(ValueError, match="below the cost of the first stage alone"):
+        _cascade(costs="auto", budget=1e-15).fit(X, y)
+
+
+def test_budget_equal_to_the_first_stage_cost_is_met():
+    """Not an error: the smallest reachable budget, on a row count where the
+    average of the first stage's cost rounds up in floating point."""
+    stages = [
+        ("stump", _frozen(DecisionTreeClassifier(max_depth=1, random_state=0))),
+        ("lr", _frozen(LogisticRegression(max_iter=1000))),
+    ]
+    rows = np.arange(0, 150, 10)  # 15 rows: 15 * 0.2 / 15 > 0.2
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 4], budget=1.0)
+    cascade.fit(X[rows], y[rows])
+    assert cascade.expected_cost_ <= 1.0
+    np.testing.assert_array_equal(cascade.predict_exit(X), 0)
+
+
+# --------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(
+    "param, value",
+    [
+        ("estimators", tuple(_stages())),
+        ("costs", "fast"),
+        ("costs", 3.0),
+        ("cost_weight", -0.1),
+        ("budget", 0),
+        ("budget", -1.0),
+        ("policy", "greedy"),
+        ("policy", 3),
+        ("policy_features", "everything"),
+        ("tune_threshold", "yes"),
+        ("loss", "hinge"),
+        ("cv", 1),
+        ("cv", 1.5),
+        ("cv", "five"),
+        ("memory", 3),
+        ("batch_size", 0),
+        ("batch_size", 2.5),
+        ("n_jobs", 1.5),
+        ("random_state", "seed"),
+        ("verbose", "loud"),
+    ],
+)
+def test_invalid_parameter_values(param, value):
+    cascade = _cascade().set_params(**{param: value})
+    match = f"The '{param}' parameter of AdaptiveCascadeClassifier must be"
+    with pytest.raises(InvalidParameterError, match=match):
+        cascade.fit(X, y)
+
+
+def test_policy_that_is_not_a_classifier():
+    with pytest.raises(TypeError, match="policy must be 'linear', 'constant' or a cl"):
+        _cascade(policy=LinearRegression()).fit(X, y)
+
+
+def test_policy_classifier_without_sample_weight():
+    with pytest.raises(TypeError, match="KNeighborsClassifier.*does not accept samp"):
+        _cascade(policy=KNeighborsClassifier()).fit(X, y)
+
+
+def test_cv_that_tests_a_row_twice():
+    with pytest.raises(ValueError, match="each row in at most one test fold"):
+        _cascade(cv=ShuffleSplit(n_splits=3, random_state=0)).fit(X, y)
+
+
+# ---------------------------------------------------------------- fit data
+
+
+def test_continuous_y():
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        _cascade().fit(X, y + 0.5)
+
+
+def test_y_of_another_length():
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        _cascade().fit(X, y[:100])
+
+
+def test_two_dimensional_y():
+    with pytest.raises(ValueError, match="y should be a 1d array"):
+        _cascade().fit(X, np.column_stack([y, y]))
+
+
+def test_sample_weight_of_another_length():
+    with pytest.raises(ValueError, match=re.escape("sample_weight.shape == (3,)")):
+        _cascade().fit(X, y, sample_weight=np.ones(3))
+
+
+def test_fit_params_without_metadata_routing():
+    with pytest.raises(ValueError, match="only supported if enable_metadata_routing"):
+        _cascade().fit(X, y, groups=np.zeros(len(y)))
+
+
+def test_sample_weight_routed_to_a_stage_that_did_not_say_whether_it_wants_it():
+    with config_context(enable_metadata_routing=True):
+        cascade = _cascade()
+        with pytest.raises(UnsetMetadataPassedError, match="sample_weight"):
+            cascade.fit(X, y, sample_weight=np.ones(len(y)))
+
+
+def test_refit_on_texts_forgets_the_feature_count_of_an_earlier_fit():
+    """Not an error: a cascade refitted on texts predicts texts."""
+    texts = [f"word{label} filler text" for label in y]
+    stages = [
+        (name, make_pipeline(HashingVectorizer(n_features=64), LogisticRegression()))
+        for name in ("a", "b")
+    ]
+    cascade = AdaptiveCascadeClassifier(_stages(), costs=[1, 2], cv=3).fit(X, y)
+    assert cascade.n_features_in_ == 4
+    cascade.set_params(estimators=stages).fit(texts, y)
+    assert not hasattr(cascade, "n_features_in_")
+    np.testing.assert_array_equal(cascade.predict(texts[:5]), y[:5])
+
+
+# ------------------------------------------------------------------ scorers
+
+
+def test_cost_aware_scorer_on_an_estimator_without_costs():
+    lr = LogisticRegression(max_iter=1000).fit(X, y)
+    with pytest.raises(TypeError, match="LogisticRegression does not report per-row"):
+        make_cost_aware_scorer(0.1)(lr, X, y)
+    with pytest.raises(TypeError, match="does not report per-row costs"):
+        make_average_cost_scorer()(lr, X, y)
+
+
+@pytest.mark.parametrize("cost_weight", [-1.0, np.nan, np.inf])
+def test_cost_aware_scorer_with_a_bad_cost_weight(cost_weight):
+    with pytest.raises(ValueError, match="cost_weight must be finite and >= 0"):
+        make_cost_aware_scorer(cost_weight)
+
+
+def test_cheapest_within_without_its_metrics():
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        cheapest_within(-0.1)
+    refit = cheapest_within(0.01)
+    with pytest.raises(KeyError, match="needs 'mean_test_neg_average_cost'"):
+        refit({"mean_test_accuracy": np.array([0.9])})

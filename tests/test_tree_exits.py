@@ -1,0 +1,357 @@
+"""TreeEnsembleExits: exits after given numbers of trees of one ensemble."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.datasets import make_classification
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+
+from skadaptive.engine import route
+from skadaptive.stages._multi_exit import (
+    MultiExitSource,
+    exit_probas,
+    measure_exit_seconds_per_row,
+)
+from skadaptive.stages._tree_exits import TreeEnsembleExits
+
+EXITS = [2, 5, 12, 20]
+# Binary results are bit-identical to scikit-learn's; multiclass softmax and
+# a different summation order of forest votes differ by a few ulps at most.
+ATOL = 1e-12
+
+
+def _data(n_classes, n_samples=240, seed=0):
+    return make_classification(
+        n_samples=n_samples,
+        n_features=8,
+        n_informative=5,
+        n_redundant=1,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        random_state=seed,
+    )
+
+
+def _gb(n_classes, **params):
+    X, y = _data(n_classes)
+    params = {"n_estimators": 20, "max_depth": 2, "random_state": 0, **params}
+    return GradientBoostingClassifier(**params).fit(X, y), X
+
+
+def _forest(cls, n_classes, labels=None, **params):
+    X, y = _data(n_classes)
+    if labels is not None:
+        y = np.asarray(labels)[y]
+    model = cls(n_estimators=20, max_depth=4, random_state=0, **params)
+    return model.fit(X, y), X
+
+
+def _manual_forest_proba(forest, X, n_trees):
+    X = np.asarray(X, dtype=np.float32)
+    return np.mean([t.predict_proba(X) for t in forest.estimators_[:n_trees]], axis=0)
+
+
+class _MaxProbaAtLeast:
+    """Exit where the stage's top probability reaches ``thresholds[stage]``."""
+
+    def __init__(self, thresholds):
+        self.thresholds = thresholds
+
+    def exits(self, stage, history):
+        proba = history[-1]
+        if stage == len(self.thresholds):
+            return np.ones(len(proba), dtype=bool)
+        return proba.max(axis=1) >= self.thresholds[stage]
+
+
+class _ExitAt:
+    """Every row exits at ``stage``."""
+
+    def __init__(self, stage):
+        self.stage = stage
+
+    def exits(self, stage, history):
+        return np.full(len(history[-1]), stage >= self.stage)
+
+
+class _CountingTree:
+    """Stands in for a fitted tree's ``tree_``; records the rows it predicts."""
+
+    def __init__(self, tree):
+        self._tree = tree
+        self.rows = []
+
+    def predict(self, X):
+        self.rows.append(X.shape[0])
+        return self._tree.predict(X)
+
+    def __getattr__(self, name):
+        return getattr(self._tree, name)
+
+
+def _count_rows(model):
+    """Deep copy of ``model`` whose trees count rows; returns (copy, counters)."""
+    model = copy.deepcopy(model)
+    trees = np.ravel(model.estimators_)
+    counters = []
+    for tree in trees:
+        tree.tree_ = _CountingTree(tree.tree_)
+        counters.append(tree.tree_)
+    return model, counters
+
+
+def _expected_routing(probas, thresholds):
+    n_rows = len(probas[0])
+    stage = np.full(n_rows, len(probas) - 1)
+    undecided = np.ones(n_rows, dtype=bool)
+    for k, threshold in enumerate(thresholds):
+        here = undecided & (probas[k].max(axis=1) >= threshold)
+        stage[here] = k
+        undecided &= ~here
+    proba = np.stack([probas[s][i] for i, s in enumerate(stage)])
+    return proba, stage
+
+
+# -- exactness ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "n_classes, params",
+    [
+        (2, {}),
+        (2, {"loss": "exponential"}),
+        (2, {"init": "zero"}),
+        (3, {}),
+        (3, {"init": "zero", "subsample": 0.7}),
+        (3, {"init": LogisticRegression()}),
+    ],
+)
+def test_gradient_boosting_matches_staged_predict_proba(n_classes, params):
+    model, X = _gb(n_classes, **params)
+    source = TreeEnsembleExits(model, EXITS)
+    staged = list(model.staged_predict_proba(X))
+    probas = exit_probas(source, X)
+    for n_trees, proba in zip(EXITS, probas):
+        assert proba.dtype == np.float64
+        np.testing.assert_allclose(proba, staged[n_trees - 1], rtol=0, atol=ATOL)
+    np.testing.assert_allclose(probas[-1], model.predict_proba(X), rtol=0, atol=ATOL)
+
+
+def test_gradient_boosting_after_early_stopping_uses_n_estimators_():
+    X, y = _data(2, n_samples=400)
+    model = GradientBoostingClassifier(
+        n_estimators=500, n_iter_no_change=2, validation_fraction=0.3, random_state=0
+    ).fit(X, y)
+    total = model.n_estimators_
+    assert total < 500
+    source = TreeEnsembleExits(model, [1, total])
+    np.testing.assert_allclose(
+        exit_probas(source, X)[-1], model.predict_proba(X), rtol=0, atol=ATOL
+    )
+    with pytest.raises(ValueError, match=f"number of trees \\({total}\\)"):
+        TreeEnsembleExits(model, [1, 500])
+
+
+@pytest.mark.parametrize("cls", [RandomForestClassifier, ExtraTreesClassifier])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_forest_matches_mean_of_first_trees(cls, n_classes):
+    model, X = _forest(cls, n_classes)
+    source = TreeEnsembleExits(model, EXITS)
+    probas = exit_probas(source, X)
+    for n_trees, proba in zip(EXITS, probas):
+        expected = _manual_forest_proba(model, X, n_trees)
+        np.testing.assert_allclose(proba, expected, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(probas[-1], model.predict_proba(X), rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("cls", [RandomForestClassifier, ExtraTreesClassifier])
+def test_forest_with_string_labels(cls):
+    labels = ["cat", "dog", "emu"]
+    model, X = _forest(cls, 3, labels=labels)
+    source = TreeEnsembleExits(model, EXITS)
+    assert list(source.classes_) == labels
+    probas = exit_probas(source, X)
+    np.testing.assert_allclose(probas[-1], model.predict_proba(X), rtol=0, atol=ATOL)
+    result = route(source, _ExitAt(0), X, n_classes=3)
+    predicted = source.classes_[result.proba.argmax(axis=1)]
+    first = _manual_forest_proba(model, X, EXITS[0])
+    np.testing.assert_array_equal(predicted, np.asarray(labels)[first.argmax(axis=1)])
+
+
+def test_gradient_boosting_with_string_labels():
+    X, y = _data(3)
+    y = np.array(["a", "b", "c"])[y]
+    model = GradientBoostingClassifier(n_estimators=20, random_state=0).fit(X, y)
+    source = TreeEnsembleExits(FrozenEstimator(model), EXITS)
+    assert list(source.classes_) == ["a", "b", "c"]
+    np.testing.assert_allclose(
+        exit_probas(source, X)[-1], model.predict_proba(X), rtol=0, atol=ATOL
+    )
+
+
+def test_sparse_and_missing_values():
+    model, X = _gb(2)
+    source = TreeEnsembleExits(model, EXITS)
+    X_sparse = sp.csr_matrix(np.where(np.abs(X) < 0.5, 0.0, X))
+    np.testing.assert_allclose(
+        exit_probas(source, X_sparse)[-1],
+        model.predict_proba(X_sparse),
+        rtol=0,
+        atol=ATOL,
+    )
+    X, y = _data(2)
+    X[::7, 1] = np.nan
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    source = TreeEnsembleExits(forest, EXITS)
+    np.testing.assert_allclose(
+        exit_probas(source, X)[-1], forest.predict_proba(X), rtol=0, atol=ATOL
+    )
+    with pytest.raises(ValueError, match="NaN"):
+        TreeEnsembleExits(model, EXITS).run_stage(0, X, None)
+
+
+# -- routing and compaction --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _gb(2),
+        lambda: _gb(3),
+        lambda: _forest(RandomForestClassifier, 3),
+        lambda: _forest(ExtraTreesClassifier, 2),
+    ],
+)
+def test_route_reproduces_each_rows_exit(make):
+    model, X = make()
+    source = TreeEnsembleExits(model, EXITS)
+    probas = exit_probas(source, X)
+    for stage in range(len(EXITS)):
+        result = route(source, _ExitAt(stage), X, n_classes=len(source.classes_))
+        np.testing.assert_array_equal(result.exit_stage, stage)
+        np.testing.assert_allclose(result.proba, probas[stage], rtol=0, atol=ATOL)
+    thresholds = [np.quantile(p.max(axis=1), 0.6) for p in probas[:-1]]
+    expected_proba, expected_stage = _expected_routing(probas, thresholds)
+    for batch_size in (None, 37):
+        result = route(
+            source,
+            _MaxProbaAtLeast(thresholds),
+            X,
+            n_classes=len(source.classes_),
+            batch_size=batch_size,
+        )
+        np.testing.assert_array_equal(result.exit_stage, expected_stage)
+        np.testing.assert_allclose(result.proba, expected_proba, rtol=0, atol=ATOL)
+    assert len(np.unique(expected_stage)) > 1
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: _gb(3), lambda: _forest(RandomForestClassifier, 2)]
+)
+def test_later_stages_see_only_running_rows(make):
+    model, X = make()
+    probas = exit_probas(TreeEnsembleExits(model, EXITS), X)
+    thresholds = [np.quantile(p.max(axis=1), 0.5) for p in probas[:-1]]
+    _, expected_stage = _expected_routing(probas, thresholds)
+
+    counted, counters = _count_rows(model)
+    source = TreeEnsembleExits(counted, EXITS)
+    route(source, _MaxProbaAtLeast(thresholds), X, n_classes=len(source.classes_))
+    boosting = isinstance(model, GradientBoostingClassifier)
+    trees_per_iteration = model.estimators_.shape[1] if boosting else 1
+    starts = [0, *EXITS[:-1]]
+    for stage, (start, stop) in enumerate(zip(starts, EXITS)):
+        running = int(np.sum(expected_stage >= stage))
+        for tree in range(start * trees_per_iteration, stop * trees_per_iteration):
+            assert counters[tree].rows == [running]
+    assert sum(counters[-1].rows) < len(X)
+
+
+# -- state -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: _gb(3), lambda: _forest(ExtraTreesClassifier, 3)]
+)
+@pytest.mark.parametrize("sparse", [False, True])
+def test_keep_rows_selects_the_state_of_masked_rows(make, sparse):
+    model, X = make()
+    if sparse:
+        X = sp.csr_array(X)
+    source = TreeEnsembleExits(model, EXITS)
+    probas = exit_probas(source, X)
+    mask = np.arange(X.shape[0]) % 3 != 0
+    _, state = source.run_stage(0, X, None)
+    kept = source.keep_rows(state, mask)
+    proba, state_after = source.run_stage(1, X[np.flatnonzero(mask)], kept)
+    np.testing.assert_allclose(proba, probas[1][mask], rtol=0, atol=ATOL)
+    # run_stage does not modify the state it continues from.
+    again, _ = source.run_stage(1, X[np.flatnonzero(mask)], kept)
+    np.testing.assert_array_equal(again, proba)
+    empty = source.keep_rows(state_after, np.zeros(mask.sum(), dtype=bool))
+    assert empty.score.shape[0] == 0 and empty.X.shape[0] == 0
+    with pytest.raises(ValueError, match="rows"):
+        source.run_stage(1, X, kept)
+    with pytest.raises(ValueError, match="state"):
+        source.run_stage(1, X, None)
+
+
+def test_costs_and_protocol():
+    model, X = _forest(RandomForestClassifier, 2)
+    source = TreeEnsembleExits(model, EXITS)
+    assert isinstance(source, MultiExitSource)
+    assert source.n_stages == 4
+    np.testing.assert_array_equal(source.tree_counts, [2, 3, 7, 8])
+    np.testing.assert_array_equal(source.default_costs(), [2.0, 3.0, 7.0, 8.0])
+    seconds = measure_exit_seconds_per_row(source, X, repeats=1, max_rows=50)
+    assert seconds.shape == (4,) and np.all(seconds > 0)
+    restored = pickle.loads(pickle.dumps(source))
+    np.testing.assert_array_equal(
+        exit_probas(restored, X)[1], exit_probas(source, X)[1]
+    )
+
+
+# -- refusals ----------------------------------------------------------------
+
+
+def test_hist_gradient_boosting_is_refused_with_reason():
+    X, y = _data(2)
+    model = HistGradientBoostingClassifier(max_iter=5).fit(X, y)
+    with pytest.raises(TypeError, match="private attributes") as info:
+        TreeEnsembleExits(model, [5])
+    assert "GradientBoostingClassifier, RandomForestClassifier" in str(info.value)
+
+
+def test_other_estimators_and_bad_exits_are_refused():
+    X, y = _data(2)
+    with pytest.raises(TypeError, match="supports"):
+        TreeEnsembleExits(LogisticRegression().fit(X, y), [1])
+    with pytest.raises(TypeError, match="supports"):
+        TreeEnsembleExits(GradientBoostingRegressor(n_estimators=3).fit(X, y), [3])
+    with pytest.raises(NotFittedError):
+        TreeEnsembleExits(RandomForestClassifier(), [100])
+    model, _ = _forest(RandomForestClassifier, 2)
+    for exits in ([5, 5, 20], [0, 20], [5, 10], [], [[5, 20]], ["a"], [2.5, 20]):
+        with pytest.raises(ValueError, match="exits"):
+            TreeEnsembleExits(model, exits)
+    source = TreeEnsembleExits(model, np.array([5.0, 20.0]))
+    assert source.exits == (5, 20)
+    with pytest.raises(IndexError):
+        source.run_stage(2, X, None)
+    multi = RandomForestClassifier(n_estimators=3).fit(X, np.c_[y, y])
+    with pytest.raises(ValueError, match="Multi-output"):
+        TreeEnsembleExits(multi, [3])
+    with pytest.raises(ValueError, match="features"):
+        source.run_stage(0, X[:, :3], None)

@@ -8,6 +8,7 @@ from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
@@ -27,6 +28,7 @@ from sklearn.utils.metadata_routing import (
     _routing_enabled,
     process_routing,
 )
+from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
@@ -172,7 +174,7 @@ def _frozen_classes(names, stages):
     return first
 
 
-class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseComposition):
     """Answer easy rows with cheap models and defer hard ones, by a learned policy.
 
     Stages run from the cheapest to the most expensive. After each stage but the
@@ -378,6 +380,35 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         self.random_state = random_state
         self.verbose = verbose
 
+    def get_params(self, deep=True):
+        """Get parameters, including each stage's as ``<name>__<param>``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, also return the stages and their parameters, so that a
+            search can tune, e.g., ``lr__C`` or replace a stage by name.
+
+        Returns
+        -------
+        params : dict
+        """
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters, including a stage's (``<name>__<param>``) or a stage.
+
+        Parameters
+        ----------
+        **params : dict
+
+        Returns
+        -------
+        self : object
+        """
+        self._set_params("estimators", **params)
+        return self
+
     # ------------------------------------------------------------------ fit
     @_fit_context(
         # estimators in `estimators` are validated when they are fitted
@@ -404,6 +435,7 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         """
         _raise_for_params(fit_params, self, "fit")
         names, stages = _check_stages(self.estimators)
+        self._validate_names(names)
         _check_policy(self.policy)
         # The constraints allow one string only; costs may be an ndarray (costs_).
         measure_costs = isinstance(self.costs, str)
@@ -502,6 +534,12 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimat
         return stage_fit_params, {}
 
     def _learn_policy(self, stage_probas, y_encoded, sample_weight):
+        # The policy fits are many tiny problems; BLAS threads only add overhead
+        # to them (measured 20-50x slower with two OpenBLAS threads on 2 cores).
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._learn_policy_single_threaded(stage_probas, y_encoded, sample_weight)
+
+    def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
         start = time.perf_counter()
         total_cost = self.cumulative_costs_[-1]
         normalized = self.cumulative_costs_ / total_cost

@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import make_column_transformer
-from sklearn.datasets import make_classification
+from sklearn.datasets import load_iris, make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
@@ -857,3 +857,29 @@ def test_a_list_of_texts_reaches_text_pipeline_stages_unconverted():
     assert_array_equal(
         cascade.predict_cost(texts[200:]), cascade.cumulative_costs_[exit_stage]
     )
+
+
+def test_stage_hyperparameters_are_searchable_by_name():
+
+    X, y = load_iris(return_X_y=True)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("tree", DecisionTreeClassifier(random_state=0)),
+        ],
+        costs=[1, 3],
+        cv=3,
+    )
+    assert cascade.get_params()["tree__max_depth"] is None
+    search = GridSearchCV(cascade, {"tree__max_depth": [1, 4]}, cv=3).fit(X, y)
+    assert search.best_estimator_.named_estimators_["tree"].max_depth in (1, 4)
+    assert cascade.set_params(tree__max_depth=2) is cascade
+    assert cascade.estimators[1][1].max_depth == 2
+
+
+def test_stage_named_like_a_parameter_is_rejected():
+
+    X, y = load_iris(return_X_y=True)
+    stages = [("cv", LogisticRegression()), ("lr", LogisticRegression())]
+    with pytest.raises(ValueError, match="conflict with constructor arguments"):
+        AdaptiveCascadeClassifier(stages, costs=[1, 2]).fit(X, y)

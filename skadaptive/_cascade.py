@@ -8,10 +8,8 @@ from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 import scipy.sparse as sp
 from sklearn.base import (
-    BaseEstimator,
     ClassifierMixin,
     MetaEstimatorMixin,
     _fit_context,
@@ -39,6 +37,7 @@ from sklearn.utils.validation import (
     has_fit_parameter,
     validate_data,
 )
+from threadpoolctl import threadpool_limits
 
 from ._held_out import fit_stages_on_held_out, is_frozen
 from .engine import route

@@ -13,7 +13,6 @@ from sklearn.base import (
     ClassifierMixin,
     MetaEstimatorMixin,
     _fit_context,
-    is_classifier,
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import check_cv
@@ -34,7 +33,6 @@ from sklearn.utils.validation import (
     check_is_fitted,
     check_memory,
     column_or_1d,
-    has_fit_parameter,
     validate_data,
 )
 from threadpoolctl import threadpool_limits
@@ -46,6 +44,7 @@ from .policies import (
     FEATURE_SETS,
     LOSSES,
     POLICY_FAMILIES,
+    check_policy_learner,
     evaluate_policy,
     fit_bottom_up_policy,
     most_accurate_within_budget,
@@ -130,21 +129,6 @@ def _check_budget(budget, costs) -> None:
             f"budget={budget:g} per row is below the cost of the first stage alone "
             f"({costs[0]:g}, costs={costs.tolist()}), so no policy can meet it. "
             "Raise the budget or put a cheaper model first."
-        )
-
-
-def _check_policy(policy) -> None:
-    if isinstance(policy, str):
-        return
-    if not is_classifier(policy):
-        raise TypeError(
-            f"policy must be 'linear', 'constant' or a classifier; got {policy!r}."
-        )
-    if not has_fit_parameter(policy, "sample_weight"):
-        raise TypeError(
-            f"policy {policy!r} does not accept sample_weight in fit: each exit "
-            "rule is learned as a weighted binary classification. Use 'linear', "
-            "'constant' or a classifier whose fit takes sample_weight."
         )
 
 
@@ -435,7 +419,7 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompos
         _raise_for_params(fit_params, self, "fit")
         names, stages = _check_stages(self.estimators)
         self._validate_names(names)
-        _check_policy(self.policy)
+        check_policy_learner(self.policy)
         # The constraints allow one string only; costs may be an ndarray (costs_).
         measure_costs = isinstance(self.costs, str)
         if not measure_costs:

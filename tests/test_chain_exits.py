@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _stub_policies import ExitAt, MaxProbaAtLeast
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.datasets import make_classification
 from sklearn.decomposition import PCA
@@ -33,25 +34,6 @@ class _Counting(TransformerMixin, BaseEstimator):
     def transform(self, X):
         self.rows_.append(X.shape[0])
         return np.tanh(X - self.offset_)
-
-
-class _ExitAt:
-    def __init__(self, stage):
-        self.stage = stage
-
-    def exits(self, stage, history):
-        return np.full(len(history[-1]), stage >= self.stage)
-
-
-class _MaxProbaAtLeast:
-    def __init__(self, thresholds):
-        self.thresholds = thresholds
-
-    def exits(self, stage, history):
-        proba = history[-1]
-        if stage == len(self.thresholds):
-            return np.ones(len(proba), dtype=bool)
-        return proba.max(axis=1) >= self.thresholds[stage]
 
 
 def _data(n_classes, seed=0):
@@ -150,7 +132,7 @@ def test_route_reproduces_each_rows_exit_and_compacts(n_classes):
     source, X, _ = _chain(n_classes, labels=["x", "y", "z"][:n_classes])
     probas = exit_probas(source, X)
     for stage in range(source.n_stages):
-        result = route(source, _ExitAt(stage), X, n_classes=n_classes)
+        result = route(source, ExitAt(stage), X, n_classes=n_classes)
         np.testing.assert_array_equal(result.exit_stage, stage)
         np.testing.assert_array_equal(result.proba, probas[stage])
 
@@ -163,7 +145,7 @@ def test_route_reproduces_each_rows_exit_and_compacts(n_classes):
         undecided &= ~here
     counting = source.blocks[1]
     counting.rows_.clear()
-    result = route(source, _MaxProbaAtLeast(thresholds), X, n_classes=n_classes)
+    result = route(source, MaxProbaAtLeast(thresholds), X, n_classes=n_classes)
     np.testing.assert_array_equal(result.exit_stage, stage)
     expected = np.stack([probas[s][i] for i, s in enumerate(stage)])
     np.testing.assert_allclose(result.proba, expected, rtol=0, atol=1e-12)

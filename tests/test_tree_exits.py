@@ -6,6 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from _stub_policies import ExitAt, MaxProbaAtLeast
 from sklearn.datasets import make_classification
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -61,29 +62,6 @@ def _forest(cls, n_classes, labels=None, **params):
 def _manual_forest_proba(forest, X, n_trees):
     X = np.asarray(X, dtype=np.float32)
     return np.mean([t.predict_proba(X) for t in forest.estimators_[:n_trees]], axis=0)
-
-
-class _MaxProbaAtLeast:
-    """Exit where the stage's top probability reaches ``thresholds[stage]``."""
-
-    def __init__(self, thresholds):
-        self.thresholds = thresholds
-
-    def exits(self, stage, history):
-        proba = history[-1]
-        if stage == len(self.thresholds):
-            return np.ones(len(proba), dtype=bool)
-        return proba.max(axis=1) >= self.thresholds[stage]
-
-
-class _ExitAt:
-    """Every row exits at ``stage``."""
-
-    def __init__(self, stage):
-        self.stage = stage
-
-    def exits(self, stage, history):
-        return np.full(len(history[-1]), stage >= self.stage)
 
 
 class _CountingTree:
@@ -184,7 +162,7 @@ def test_forest_with_string_labels(cls):
     assert list(source.classes_) == labels
     probas = exit_probas(source, X)
     np.testing.assert_allclose(probas[-1], model.predict_proba(X), rtol=0, atol=ATOL)
-    result = route(source, _ExitAt(0), X, n_classes=3)
+    result = route(source, ExitAt(0), X, n_classes=3)
     predicted = source.classes_[result.proba.argmax(axis=1)]
     first = _manual_forest_proba(model, X, EXITS[0])
     np.testing.assert_array_equal(predicted, np.asarray(labels)[first.argmax(axis=1)])
@@ -239,7 +217,7 @@ def test_route_reproduces_each_rows_exit(make):
     source = TreeEnsembleExits(model, EXITS)
     probas = exit_probas(source, X)
     for stage in range(len(EXITS)):
-        result = route(source, _ExitAt(stage), X, n_classes=len(source.classes_))
+        result = route(source, ExitAt(stage), X, n_classes=len(source.classes_))
         np.testing.assert_array_equal(result.exit_stage, stage)
         np.testing.assert_allclose(result.proba, probas[stage], rtol=0, atol=ATOL)
     thresholds = [np.quantile(p.max(axis=1), 0.6) for p in probas[:-1]]
@@ -247,7 +225,7 @@ def test_route_reproduces_each_rows_exit(make):
     for batch_size in (None, 37):
         result = route(
             source,
-            _MaxProbaAtLeast(thresholds),
+            MaxProbaAtLeast(thresholds),
             X,
             n_classes=len(source.classes_),
             batch_size=batch_size,
@@ -268,7 +246,7 @@ def test_later_stages_see_only_running_rows(make):
 
     counted, counters = _count_rows(model)
     source = TreeEnsembleExits(counted, EXITS)
-    route(source, _MaxProbaAtLeast(thresholds), X, n_classes=len(source.classes_))
+    route(source, MaxProbaAtLeast(thresholds), X, n_classes=len(source.classes_))
     boosting = isinstance(model, GradientBoostingClassifier)
     trees_per_iteration = model.estimators_.shape[1] if boosting else 1
     starts = [0, *EXITS[:-1]]

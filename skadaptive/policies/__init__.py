@@ -10,6 +10,7 @@ from ._bottom_up import (
     POLICY_FAMILIES,
     CascadePolicy,
     ExitRule,
+    check_policy_learner,
     fit_bottom_up_policy,
     risk_minimising_threshold,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "LOSSES",
     "POLICY_FAMILIES",
     "PolicyEvaluation",
+    "check_policy_learner",
     "confidence_features",
     "evaluate_policy",
     "first_stage_policy",

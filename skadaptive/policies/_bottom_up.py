@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import has_fit_parameter
 
 from ._features import policy_features
 from ._losses import per_row_loss
@@ -127,17 +128,52 @@ def risk_minimising_threshold(
     return 0.5 * (sorted_score[best - 1] + sorted_score[best])
 
 
+def check_policy_learner(policy) -> None:
+    """Raise a clear error unless ``policy`` can learn weighted exit rules.
+
+    Parameters
+    ----------
+    policy : {"linear", "constant"} or classifier
+        A classifier must accept ``sample_weight`` in ``fit``: each exit rule is
+        a weighted binary classification.
+
+    Examples
+    --------
+    >>> from sklearn.neighbors import KNeighborsClassifier
+    >>> from skadaptive.policies import check_policy_learner
+    >>> check_policy_learner("linear")
+    >>> check_policy_learner(KNeighborsClassifier())
+    Traceback (most recent call last):
+    ...
+    TypeError: policy KNeighborsClassifier() does not accept sample_weight in fit...
+    """
+    if isinstance(policy, str):
+        if policy not in POLICY_FAMILIES:
+            raise ValueError(
+                f"policy must be one of {POLICY_FAMILIES} or a classifier; "
+                f"got {policy!r}."
+            )
+        return
+    if not is_classifier(policy):
+        raise TypeError(
+            f"policy must be 'linear', 'constant' or a classifier; got {policy!r}."
+        )
+    if not has_fit_parameter(policy, "sample_weight"):
+        raise TypeError(
+            f"policy {policy!r} does not accept sample_weight in fit: each exit "
+            "rule is learned as a weighted binary classification. Use 'linear', "
+            "'constant' or a classifier whose fit takes sample_weight."
+        )
+
+
 def _make_learner(policy):
+    check_policy_learner(policy)
     if isinstance(policy, str):
         if policy == "constant":
             return None
         # C=1 on standardised features: mild regularisation that keeps the few
         # confidence features from being overfit on small policy sets.
         return LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
-    if not is_classifier(policy):
-        raise TypeError(
-            f"policy must be 'linear', 'constant' or a classifier, got {policy!r}."
-        )
     return clone(policy)
 
 

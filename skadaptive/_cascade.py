@@ -146,6 +146,15 @@ def _frozen_classes(names, stages):
     if not frozen:
         return None
     first_name, first = frozen[0]
+    if len(first) > 1 and not np.all(first[:-1] < first[1:]):
+        # Probability columns are matched to labels by sorted lookup, as in
+        # scikit-learn, whose classifiers always sort classes_.
+        raise ValueError(
+            f"Frozen stage {first_name!r} has classes_ {first.tolist()}, which are "
+            "not sorted and unique; scikit-learn classifiers sort classes_. Wrap "
+            "the model so that classes_ is sorted and its probability columns "
+            "follow that order."
+        )
     for name, classes in frozen[1:]:
         if not np.array_equal(classes, first):
             raise ValueError(

@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import make_column_transformer
 from sklearn.datasets import load_iris, make_classification
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import DataConversionWarning
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -883,3 +884,47 @@ def test_stage_named_like_a_parameter_is_rejected():
     stages = [("cv", LogisticRegression()), ("lr", LogisticRegression())]
     with pytest.raises(ValueError, match="conflict with constructor arguments"):
         AdaptiveCascadeClassifier(stages, costs=[1, 2]).fit(X, y)
+
+
+def test_cost_scorer_receives_sample_weight_through_routing(monkeypatch):
+    import skadaptive.metrics._scorers as scorers
+
+    X, y = make_classification(240, random_state=0)
+    weights = np.random.default_rng(0).random(240)
+    received = []
+    original = scorers._CostScorer.score
+
+    def spy(self, estimator, X, y, sample_weight=None):
+        received.append(sample_weight is not None)
+        return original(self, estimator, X, y, sample_weight=sample_weight)
+
+    monkeypatch.setattr(scorers._CostScorer, "score", spy)
+    with config_context(enable_metadata_routing=True):
+        cascade = AdaptiveCascadeClassifier(
+            [
+                ("lr", LogisticRegression().set_fit_request(sample_weight=True)),
+                ("tree", DecisionTreeClassifier().set_fit_request(sample_weight=True)),
+            ],
+            costs=[1, 3],
+            cv=3,
+        ).set_fit_request(sample_weight=True)
+        scorer = make_cost_aware_scorer(0.01).set_score_request(sample_weight=True)
+        GridSearchCV(cascade, {"cost_weight": [0, 0.1]}, cv=3, scoring=scorer).fit(
+            X, y, sample_weight=weights
+        )
+    assert received and all(received)
+
+
+def test_cost_scorer_flattens_a_column_vector_target():
+    X, y = make_classification(240, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())],
+        costs=[1, 3],
+        cv=3,
+    ).fit(X, y)
+    scorer = make_cost_aware_scorer(0.01)
+    with pytest.warns(DataConversionWarning):
+        flattened = scorer(cascade, X, y.reshape(-1, 1))
+    assert flattened == scorer(cascade, X, y)
+    with pytest.raises(ValueError, match="must match"):
+        scorer(cascade, X, y[:10])

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import config_context
-from sklearn.datasets import load_iris
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import load_iris, make_classification
 from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
@@ -372,3 +373,24 @@ def test_cheapest_within_without_its_metrics():
     refit = cheapest_within(0.01)
     with pytest.raises(KeyError, match="needs 'mean_test_neg_average_cost'"):
         refit({"mean_test_accuracy": np.array([0.9])})
+
+
+class _UnsortedClassesModel(ClassifierMixin, BaseEstimator):
+    """A prefit third-party model whose classes_ are not sorted."""
+
+    def fit(self, X, y):
+        self.classes_ = np.array([2, 0, 1])
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), 3), 1 / 3)
+
+
+def test_frozen_stage_with_unsorted_classes_is_rejected():
+    X, y = make_classification(60, n_classes=3, n_informative=3, random_state=0)
+    frozen = FrozenEstimator(_UnsortedClassesModel().fit(X, y))
+    cascade = AdaptiveCascadeClassifier(
+        [("odd", frozen), ("odd_too", frozen)], costs=[1, 2]
+    )
+    with pytest.raises(ValueError, match="not sorted"):
+        cascade.fit(X, y)

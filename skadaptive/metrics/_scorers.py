@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.pipeline import Pipeline
+from sklearn.utils.metadata_routing import UNUSED, _MetadataRequester
+from sklearn.utils.validation import column_or_1d
 
 
 def _route_through(estimator, X):
@@ -26,15 +28,31 @@ def _weighted_mean(values, sample_weight):
     return float(np.average(values, weights=sample_weight))
 
 
-class _CostScorer:
-    """Scorer callable ``(estimator, X, y, sample_weight=None) -> float``."""
+class _CostScorer(_MetadataRequester):
+    """Scorer callable ``(estimator, X, y, sample_weight=None) -> float``.
+
+    A metadata requester like scikit-learn's own scorers: with metadata routing
+    enabled, ``set_score_request(sample_weight=True)`` makes a search pass the
+    weights (the ``estimator`` argument is not metadata).
+    """
+
+    __metadata_request__score = {"estimator": UNUSED}
 
     def __init__(self, cost_weight: float | None, normalize: bool):
         self.cost_weight = cost_weight
         self.normalize = normalize
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        return self.score(estimator, X, y, sample_weight=sample_weight)
+
+    def score(self, estimator, X, y, sample_weight=None) -> float:
+        """Score ``estimator`` on ``X``, ``y``; greater is better."""
+        y = column_or_1d(y, warn=True)
         cascade, result = _route_through(estimator, X)
+        if len(y) != len(result.cost):
+            raise ValueError(
+                f"y has {len(y)} rows but X has {len(result.cost)}; they must match."
+            )
         cost = result.cost
         if self.normalize:
             cost = cost / cascade.cumulative_costs_[-1]
@@ -42,7 +60,7 @@ class _CostScorer:
         if self.cost_weight is None:
             return -average_cost
         y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]
-        accuracy = _weighted_mean(y_pred == np.asarray(y), sample_weight)
+        accuracy = _weighted_mean(y_pred == y, sample_weight)
         return accuracy - self.cost_weight * average_cost
 
     def __repr__(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from inspect import signature
@@ -476,8 +477,57 @@ class AdaptiveCascadeClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompos
         w_policy = (
             None if sample_weight is None else sample_weight[held_out.policy_rows]
         )
-        self._learn_policy(held_out.stage_probas, y_policy, w_policy)
+        # Kept so that with_policy can move along the frontier without refitting.
+        self._policy_data = (held_out.stage_probas, y_policy, w_policy)
+        self._learn_policy(*self._policy_data)
         return self
+
+    def with_policy(self, *, cost_weight=None, budget=None):
+        """A copy answering at another operating point, without refitting stages.
+
+        The exit policy is learned again from the held-out stage probabilities
+        kept by :meth:`fit`, exactly as ``fit`` with the same ``costs_`` would;
+        the fitted stages are shared with this estimator, which is unchanged.
+        Use it to move along ``frontier_`` after looking at it.
+
+        Parameters
+        ----------
+        cost_weight : float, default=None
+            New trade-off; the copy's ``budget`` is None.
+        budget : float, default=None
+            New maximum average cost per row, units of ``costs_``.
+
+        Returns
+        -------
+        estimator : AdaptiveCascadeClassifier
+            Fitted copy whose ``cost_weight``/``budget`` parameters say what it
+            was learned with.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+        ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3,
+        ... ).fit(X, y)
+        >>> cheaper = cascade.with_policy(budget=2.0)
+        >>> bool(cheaper.expected_cost_ <= 2.0)
+        True
+        """
+        check_is_fitted(self)
+        if (cost_weight is None) == (budget is None):
+            raise ValueError("Pass exactly one of cost_weight or budget.")
+        new = copy.copy(self)
+        new.budget = budget
+        if cost_weight is not None:
+            new.cost_weight = cost_weight
+        new._validate_params()
+        new._learn_policy(*self._policy_data)
+        return new
 
     def _check_classes(self, names, stages, y) -> np.ndarray:
         frozen = _frozen_classes(names, stages)

@@ -928,3 +928,34 @@ def test_cost_scorer_flattens_a_column_vector_target():
     assert flattened == scorer(cascade, X, y)
     with pytest.raises(ValueError, match="must match"):
         scorer(cascade, X, y[:10])
+
+
+def test_with_policy_equals_a_refit_at_that_operating_point():
+    X, y = make_classification(400, n_classes=3, n_informative=5, random_state=0)
+    stages = [
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("tree", DecisionTreeClassifier(max_depth=6, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 4], cv=3).fit(X, y)
+    before = cascade.predict_exit(X)
+    for change in ({"cost_weight": 0.2}, {"budget": 2.5}):
+        moved = cascade.with_policy(**change)
+        refit = clone(cascade).set_params(**{"budget": None, **change}).fit(X, y)
+        assert_array_equal(moved.predict_exit(X), refit.predict_exit(X))
+        assert moved.expected_cost_ == pytest.approx(refit.expected_cost_)
+        assert moved.estimators_ is cascade.estimators_
+    assert_array_equal(cascade.predict_exit(X), before)
+    assert cascade.budget is None
+
+
+def test_with_policy_needs_exactly_one_knob_and_a_reachable_budget():
+    X, y = make_classification(200, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())],
+        costs=[1, 4],
+        cv=3,
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="exactly one"):
+        cascade.with_policy()
+    with pytest.raises(ValueError, match="below the cost of the first stage"):
+        cascade.with_policy(budget=0.5)

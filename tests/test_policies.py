@@ -91,6 +91,18 @@ def test_threshold_is_infinite_when_everyone_or_no_one_should_exit():
     assert risk_minimising_threshold(score, ones, zeros, ones) == np.inf
 
 
+def test_scores_equal_up_to_rounding_share_a_fate():
+    """A cut between scores one ulp apart would split rows that only rounding
+    tells apart, and the midpoint of two adjacent floats is one of them."""
+    base = -10.202836136605576
+    score = np.array([base, np.nextafter(base, 0.0), base, 3.0])
+    # Row 1 alone gains by exiting; as a group, rows 0-2 lose by exiting.
+    exit_risk = np.array([1.0, 0.0, 1.0, 0.0])
+    defer_risk = np.array([0.0, 1.0, 0.0, 1.0])
+    threshold = risk_minimising_threshold(score, exit_risk, defer_risk, np.ones(4))
+    np.testing.assert_array_equal(score >= threshold, [False, False, False, True])
+
+
 class _RecordingLearner(ClassifierMixin, BaseEstimator):
     """Records the labels and weights each stage's rule is fitted with."""
 

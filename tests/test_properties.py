@@ -200,6 +200,10 @@ def test_constant_policy_cost_and_accuracy_fall_as_cost_weight_grows(
 
 @settings(max_examples=20)
 @given(costs=_costs, rows=_rows, weights=_weights)
+# A free middle stage: exiting at stage 0 or 1 then costs the same up to 1e-16,
+# the stage-0 scores differ only in their last bits, and a cut between them
+# used to exit more rows than the risk minimiser chose.
+@example(costs=(1.0, 1e-12, 1.0), rows=np.arange(30), weights=None)
 def test_learned_frontier_is_never_worse_than_a_single_stage(costs, rows, weights):
     """Each frontier point minimises error + lam * normalised cost on the policy
     rows with tuned thresholds, among options that include "every row answers at

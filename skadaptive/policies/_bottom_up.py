@@ -19,6 +19,7 @@ from ._features import policy_features
 from ._losses import per_row_loss
 
 POLICY_FAMILIES = ("linear", "constant")
+_TIE_RTOL = 1e-9
 
 
 @dataclass
@@ -100,6 +101,9 @@ def risk_minimising_threshold(
 
     Rows with ``score >= threshold`` pay ``exit_risk``, the others ``defer_risk``.
     Only cuts between distinct scores are considered, so tied rows share a fate.
+    Scores closer than rounding error (relative 1e-9) count as tied: a cut
+    between them would depend on the last bits of a floating-point sum, which
+    can differ between batches, and their midpoint can round onto one of them.
     Among equally good cuts the one that exits fewest rows is kept, which is the
     conservative choice when the data cannot tell the options apart.
 
@@ -118,7 +122,8 @@ def risk_minimising_threshold(
     # risk_change[j]: change in total risk when the j highest-scored rows exit.
     risk_change = np.concatenate([[0.0], np.cumsum(gain)])
     valid = np.ones(len(risk_change), dtype=bool)
-    valid[1:-1] = sorted_score[:-1] > sorted_score[1:]
+    gap = sorted_score[:-1] - sorted_score[1:]
+    valid[1:-1] = gap > _TIE_RTOL * (1.0 + np.abs(sorted_score[:-1]))
     candidates = np.flatnonzero(valid)
     best = candidates[np.argmin(risk_change[candidates])]
     if best == 0:

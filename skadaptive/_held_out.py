@@ -26,8 +26,14 @@ from .stages import measure_seconds_per_row
 
 
 def is_frozen(estimator) -> bool:
-    """Whether a stage is used as given (never fitted by us)."""
-    return isinstance(estimator, FrozenEstimator)
+    """Whether a stage is used as given (never fitted by us).
+
+    A ``FrozenEstimator``, or a ready multi-exit source that cannot be fitted
+    (it has ``run_stage`` but no ``fit``, as an exported ONNX network).
+    """
+    return isinstance(estimator, FrozenEstimator) or (
+        hasattr(estimator, "run_stage") and not hasattr(estimator, "fit")
+    )
 
 
 def proba_in_class_order(estimator, X, classes: np.ndarray) -> np.ndarray:
@@ -45,6 +51,18 @@ def proba_in_class_order(estimator, X, classes: np.ndarray) -> np.ndarray:
     return full
 
 
+def single_exit_probas(estimator, X, classes: np.ndarray) -> list[np.ndarray]:
+    """The probabilities of a single-exit stage, as a one-element list."""
+    return [proba_in_class_order(estimator, X, classes)]
+
+
+def measure_stage_seconds(estimators, X, random_state) -> np.ndarray:
+    """Measured seconds per row of each independent stage's ``predict_proba``."""
+    return measure_seconds_per_row(
+        [est.predict_proba for est in estimators], X, random_state=random_state
+    )
+
+
 def _fit_one(estimator, X, y, fit_params, train):
     fitted = clone(estimator)
     params = _check_method_params(X, fit_params, train)
@@ -52,9 +70,11 @@ def _fit_one(estimator, X, y, fit_params, train):
     return fitted
 
 
-def _fit_and_predict_fold(estimator, X, y, fit_params, train, test, classes):
+def _fit_and_predict_fold(
+    estimator, X, y, fit_params, train, test, classes, exit_probas
+):
     fitted = _fit_one(estimator, X, y, fit_params, train)
-    return proba_in_class_order(fitted, _safe_indexing(X, test), classes)
+    return exit_probas(fitted, _safe_indexing(X, test), classes)
 
 
 def _policy_splits(cv, X, y, splitter_params, random_state):
@@ -81,17 +101,30 @@ def fit_stages_on_held_out(
     random_state,
     n_jobs=None,
     verbose: int = 0,
+    exit_probas=single_exit_probas,
+    measure=measure_stage_seconds,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
+
+    Parameters
+    ----------
+    exit_probas : callable, default=single_exit_probas
+        ``exit_probas(fitted, X, classes)`` returns the list of probability
+        arrays of every exit of one fitted member (one for a cascade stage,
+        several for a multi-exit model), columns in the order of ``classes``.
+    measure : callable, default=measure_stage_seconds
+        ``measure(fitted_members, X, random_state)`` returns the measured
+        seconds per row of every exit, in order.
 
     Returns
     -------
     result : Bunch
-        ``estimators`` (fitted stages, in order), ``stage_probas`` (list of
-        (n_policy_rows, n_classes) arrays), ``policy_rows`` (indices of the rows
-        those probabilities are for, into ``X``), ``seconds_per_row`` (measured
-        cost of each stage, or None), ``stage_fit_seconds`` (wall time of this
-        step, cost measurement excluded).
+        ``estimators`` (fitted members, in order), ``stage_probas`` (list of
+        (n_policy_rows, n_classes) arrays, every exit of every member in
+        order), ``policy_rows`` (indices of the rows those probabilities are
+        for, into ``X``), ``seconds_per_row`` (measured cost of each exit, or
+        None), ``stage_fit_seconds`` (wall time of this step, cost measurement
+        excluded).
     """
     start = time.perf_counter()
     n_rows = _num_samples(X)
@@ -108,7 +141,14 @@ def fit_stages_on_held_out(
             )
         fold_probas = parallel(
             delayed(_fit_and_predict_fold)(
-                estimators[k], X, y, stage_fit_params[k], train, test, classes
+                estimators[k],
+                X,
+                y,
+                stage_fit_params[k],
+                train,
+                test,
+                classes,
+                exit_probas,
             )
             for k in to_fit
             for train, test in splits
@@ -120,12 +160,13 @@ def fit_stages_on_held_out(
         )
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
-        held_out = {
-            k: np.concatenate(fold_probas[i * len(splits) : (i + 1) * len(splits)])[
-                order
+        held_out = {}
+        for i, k in enumerate(to_fit):
+            folds = fold_probas[i * len(splits) : (i + 1) * len(splits)]
+            held_out[k] = [
+                np.concatenate([fold[j] for fold in folds])[order]
+                for j in range(len(folds[0]))
             ]
-            for i, k in enumerate(to_fit)
-        }
         fitted = dict(zip(to_fit, refitted))
     else:
         policy_rows = np.arange(n_rows)
@@ -133,17 +174,14 @@ def fit_stages_on_held_out(
     X_policy = _safe_indexing(X, policy_rows)
     final = [fitted.get(k, est) for k, est in enumerate(estimators)]
     stage_probas = [
-        held_out[k] if k in held_out else proba_in_class_order(est, X_policy, classes)
+        proba
         for k, est in enumerate(final)
+        for proba in (
+            held_out[k] if k in held_out else exit_probas(est, X_policy, classes)
+        )
     ]
     stage_fit_seconds = time.perf_counter() - start
-    seconds_per_row = (
-        measure_seconds_per_row(
-            [est.predict_proba for est in final], X_policy, random_state=random_state
-        )
-        if measure_costs
-        else None
-    )
+    seconds_per_row = measure(final, X_policy, random_state) if measure_costs else None
     return Bunch(
         estimators=final,
         stage_probas=stage_probas,

@@ -957,5 +957,7 @@ def test_with_policy_needs_exactly_one_knob_and_a_reachable_budget():
     ).fit(X, y)
     with pytest.raises(ValueError, match="exactly one"):
         cascade.with_policy()
-    with pytest.raises(ValueError, match="below the cost of the first stage"):
+    with pytest.raises(
+        ValueError, match="cannot be met: answering every row at the first stage"
+    ):
         cascade.with_policy(budget=0.5)

@@ -11,13 +11,16 @@ from skadaptive.policies import (
     confidence_features,
     evaluate_policy,
     first_stage_policy,
+    POLICIES,
     fit_bottom_up_policy,
-    most_accurate_within_budget,
+    heuristic_score,
+    make_policy_search,
     per_row_loss,
     policy_features,
-    policy_frontier,
     risk_minimising_threshold,
+    schedule_thresholds,
 )
+from skadaptive.policies._heuristics import first_reaching, shared_threshold_table
 
 
 def _three_stage_problem(n_rows=600, seed=0):
@@ -180,15 +183,100 @@ def test_custom_classifier_policy_is_cloned_and_used():
     assert not hasattr(tree, "tree_")
 
 
-def test_budget_search_returns_the_most_accurate_affordable_candidate():
+@pytest.mark.parametrize("policy", POLICIES)
+def test_budget_search_returns_the_most_accurate_affordable_candidate(policy):
     probas, y, cost = _three_stage_problem()
-    weights = np.r_[0, np.geomspace(1e-3, 10, 12)]
-    frontier = policy_frontier(probas, y, cost, weights)
+    search = make_policy_search(policy, probas, y, cost)
+    frontier = search.frontier(np.r_[0, np.geomspace(1e-3, 10, 12)])
     for budget in (0.05, 0.2, 0.5, 0.9):
-        chosen = most_accurate_within_budget(frontier, budget, probas, y, cost)
+        chosen = search.within_budget(budget, frontier)
         assert chosen.normalized_cost <= budget * (1 + 1e-9)
         affordable = [c.accuracy for c in frontier if c.normalized_cost <= budget]
         assert chosen.accuracy >= max(affordable, default=0)
+        # What the search reports is what its policy does on these rows.
+        again = evaluate_policy(chosen.policy, probas, y, cost)
+        assert again.accuracy == chosen.accuracy
+        assert again.normalized_cost == pytest.approx(chosen.normalized_cost)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_family_at_zero_and_huge_cost_weight(policy):
+    """lam = 0 is at least as accurate as the best single stage on these rows;
+    a huge lam answers every row at the first stage."""
+    probas, y, cost = _three_stage_problem()
+    search = make_policy_search(policy, probas, y, cost)
+    free = search.at_cost_weight(0.0)
+    best_stage = max(np.mean(np.argmax(p, axis=1) == y) for p in probas)
+    if policy not in ("constant", "patience", "max_proba", "entropy"):
+        assert free.accuracy >= best_stage
+    assert search.at_cost_weight(1e3).normalized_cost == pytest.approx(cost[0])
+
+
+def test_heuristic_scores():
+    p1 = np.array([[0.6, 0.4], [0.5, 0.5]])
+    p2 = np.array([[0.9, 0.1], [0.2, 0.8]])
+    np.testing.assert_allclose(heuristic_score("max_proba", [p1, p2]), [0.9, 0.8])
+    np.testing.assert_allclose(heuristic_score("entropy", [p1])[1], 0.0, atol=1e-12)
+    np.testing.assert_array_equal(heuristic_score("patience", [p1, p2]), [2, 1])
+    with pytest.raises(ValueError, match="Unknown heuristic"):
+        heuristic_score("margin", [p1])
+
+
+def test_shared_threshold_table_matches_rule_by_rule_exits():
+    rng = np.random.default_rng(3)
+    scores = rng.random((3, 200))
+    thresholds, exit_table = shared_threshold_table(scores)
+    assert thresholds[-1] == np.inf
+    for t, exits in zip(thresholds[::17], exit_table[::17]):
+        np.testing.assert_array_equal(exits, first_reaching(scores, np.full(3, t)))
+
+
+def test_heuristic_threshold_is_the_exact_optimum_over_shared_thresholds():
+    probas, y, cost = _three_stage_problem()
+    search = make_policy_search("max_proba", probas, y, cost)
+    lam = 0.3
+    chosen = search.at_cost_weight(lam)
+    scores = np.stack([np.max(p, axis=1) for p in probas[:2]])
+    objective = [
+        np.mean(np.argmax(np.stack(probas)[e, np.arange(len(y))], axis=1) != y)
+        + lam * np.mean(cost[e])
+        for e in (first_reaching(scores, np.full(2, t)) for t in np.unique(scores))
+    ]
+    assert (1 - chosen.accuracy) + lam * chosen.normalized_cost <= min(
+        objective
+    ) + 1e-12
+
+
+def test_scheduled_thresholds_beat_every_single_threshold_change():
+    """Coordinate-wise optimum: moving any one threshold cannot lower the risk."""
+    rng = np.random.default_rng(0)
+    scores = rng.random((3, 300))
+    risk = rng.random((4, 300)) + np.array([0.0, 0.1, 0.2, 0.3])[:, None]
+    weight = rng.random(300) + 0.5
+    thresholds = schedule_thresholds(scores, risk, weight)
+
+    def total(t):
+        return weight @ risk[first_reaching(scores, t), np.arange(300)]
+
+    best = total(thresholds)
+    for stage in range(3):
+        for value in [-np.inf, np.inf, *np.unique(scores[stage])]:
+            trial = thresholds.copy()
+            trial[stage] = value
+            assert total(trial) >= best - 1e-9
+    assert best <= total(np.full(3, np.inf))  # never worse than running all
+
+
+def test_eenet_policy_routes_like_its_offline_exit_stage():
+    """The rule after stage k recomputes the earlier scorers from the history
+    it is given, so routing compacted rows gives the offline answer."""
+    probas, y, cost = _three_stage_problem()
+    policy = make_policy_search("eenet", probas, y, cost).fit(0.1)
+    offline = policy.exit_stage(probas)
+    assert len(np.unique(offline)) == 3
+    keep = offline > 0
+    later = policy.rules[1].exits([p[keep] for p in probas[:2]])
+    np.testing.assert_array_equal(later, offline[keep] == 1)
 
 
 def test_first_stage_policy_costs_the_first_stage():

@@ -161,13 +161,15 @@ def check_policy_learner(policy) -> None:
         return
     if not is_classifier(policy):
         raise TypeError(
-            f"policy must be 'linear', 'constant' or a classifier; got {policy!r}."
+            f"policy must be the name of a policy family or a classifier; got "
+            f"{policy!r}."
         )
     if not has_fit_parameter(policy, "sample_weight"):
         raise TypeError(
             f"policy {policy!r} does not accept sample_weight in fit: each exit "
             "rule is learned as a weighted binary classification. Use 'linear', "
-            "'constant' or a classifier whose fit takes sample_weight."
+            "'constant' or a classifier whose fit takes sample_weight (or another "
+            "policy family such as 'eenet')."
         )
 
 

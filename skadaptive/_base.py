@@ -1,0 +1,474 @@
+"""What both estimators share: fitting a policy on held-out exits, and routing.
+
+An estimator here is a sequence of exits (independent stages of a cascade, or
+the exits of one shared computation) plus an exit policy. The subclass says how
+its exits are fitted and held out (:meth:`_fit_held_out`) and what runs them at
+prediction (:meth:`_stage_source`); everything else -- costs, policy search,
+budgets, the frontier, routing and the prediction methods -- is this one class.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import ClassifierMixin, MetaEstimatorMixin, _fit_context
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import Bunch
+from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+from sklearn.utils.metadata_routing import _raise_for_params
+from sklearn.utils.metaestimators import _BaseComposition
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _is_fitted,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+from threadpoolctl import threadpool_limits
+
+from ._held_out import is_frozen
+from .engine import route
+from .policies import (
+    DEFAULT_COST_WEIGHTS,
+    FEATURE_SETS,
+    LOSSES,
+    POLICIES,
+    check_policy,
+    make_policy_search,
+)
+
+
+def check_costs(costs, names) -> np.ndarray:
+    """``costs`` as float64, one finite non-negative cost per stage, not all 0."""
+    try:
+        costs = np.asarray(costs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"costs must be 'auto' or numbers, one per stage; got {costs!r}."
+        ) from exc
+    if costs.shape != (len(names),):
+        raise ValueError(
+            f"costs must give one per-row cost per stage ({len(names)} for stages "
+            f"{names}); got shape {costs.shape}."
+        )
+    bad = ~np.isfinite(costs) | (costs < 0)
+    if bad.any():
+        raise ValueError(
+            "costs must be finite and non-negative; got "
+            + ", ".join(f"{n}={c}" for n, c, b in zip(names, costs, bad) if b)
+            + ". Pass each stage's incremental cost per row, or costs='auto'."
+        )
+    if costs.sum() == 0:
+        raise ValueError("costs are all zero: at least one stage must cost something.")
+    return costs
+
+
+def indexable(X):
+    """``X`` as given where rows can be selected from it, else converted.
+
+    Stages get ``X`` unconverted (lists of texts, DataFrames, sparse matrices), but
+    the estimator must select rows: sparse formats without row indexing (COO,
+    DIA, BSR, ...) become CSR and objects that only implement ``__array__``
+    become arrays, as :func:`sklearn.utils.indexable` does.
+    """
+    if sp.issparse(X):
+        return X if X.format in ("csr", "csc") else X.tocsr()
+    if not (hasattr(X, "__getitem__") or hasattr(X, "iloc")):
+        return np.asarray(X)
+    return X
+
+
+def check_budget(budget, costs, names) -> None:
+    """Raise if no policy can meet ``budget``: it is below the first stage's cost."""
+    # costs are incremental: costs[0] is the cost of answering at the first stage.
+    if budget is not None and budget < costs[0]:
+        raise ValueError(
+            f"budget={budget:g} per row cannot be met: answering every row at the "
+            f"first stage ({names[0]!r}) already costs {costs[0]:g}, "
+            f"{costs[0] - budget:g} over the budget ({costs[0] / budget - 1:.1%}); "
+            f"costs={np.round(costs, 12).tolist()}. Raise the budget or make the "
+            "first stage cheaper."
+        )
+
+
+def frozen_classes(names, members):
+    """Classes shared by the frozen members, or None when none is frozen."""
+    for name, member in zip(names, members):
+        if is_frozen(member) and not _is_fitted(member):
+            inner = getattr(member, "estimator", member)
+            raise NotFittedError(
+                f"Stage {name!r} is a FrozenEstimator of an unfitted "
+                f"{type(inner).__name__}: fit it before freezing it, or pass it "
+                "unfrozen to be fitted here."
+            )
+    frozen = [
+        (n, np.asarray(s.classes_)) for n, s in zip(names, members) if is_frozen(s)
+    ]
+    if not frozen:
+        return None
+    first_name, first = frozen[0]
+    if len(first) > 1 and not np.all(first[:-1] < first[1:]):
+        # Probability columns are matched to labels by sorted lookup, as in
+        # scikit-learn, whose classifiers always sort classes_.
+        raise ValueError(
+            f"Frozen stage {first_name!r} has classes_ {first.tolist()}, which are "
+            "not sorted and unique; scikit-learn classifiers sort classes_. Wrap "
+            "the model so that classes_ is sorted and its probability columns "
+            "follow that order."
+        )
+    for name, classes in frozen[1:]:
+        if not np.array_equal(classes, first):
+            raise ValueError(
+                f"Frozen stages disagree on their classes: {first_name!r} predicts "
+                f"{first.tolist()} but {name!r} predicts {classes.tolist()}. Every "
+                "stage must predict the same classes in the same order; refit or "
+                "re-export the stages on the same label set."
+            )
+    return first
+
+
+class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseComposition):
+    """Exits, a learned exit policy over them, and rows routed by that policy.
+
+    Subclasses implement ``_members()`` (names and estimators, for class and
+    freezing checks), ``_stage_names()`` (after fit: one name per exit),
+    ``_check_structure()`` (before fit; returns the exit names when known),
+    ``_fit_held_out(X, y, classes, sample_weight, fit_params, measure_costs)``
+    (fits what must be fitted, returns held-out exit probabilities) and
+    ``_stage_source()`` (what runs the exits at prediction).
+    """
+
+    _parameter_constraints: dict = {
+        "costs": [StrOptions({"auto"}), "array-like"],
+        "cost_weight": [Interval(Real, 0, None, closed="left")],
+        "budget": [Interval(Real, 0, None, closed="neither"), None],
+        "policy": [StrOptions(set(POLICIES)), HasMethods(["fit"])],
+        "policy_features": [StrOptions(set(FEATURE_SETS))],
+        "tune_threshold": ["boolean"],
+        "loss": [StrOptions(set(LOSSES))],
+        "cv": ["cv_object", Interval(RealNotInt, 0, 1, closed="neither")],
+        "memory": [None, str, HasMethods(["cache"])],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ fit
+    @_fit_context(
+        # the stages are validated when they are fitted
+        prefer_skip_nested_validation=False
+    )
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit the exits, hold out their probabilities and learn the exit policy.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+            Passed to the stages as it is (rows selected with safe indexing).
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights the policy's risks and, where the stages accept it, the
+            stages' fits (with metadata routing enabled: where requested).
+        **fit_params : dict
+            Further parameters for the stages' ``fit`` and the splitter, only
+            with metadata routing enabled.
+
+        Returns
+        -------
+        self : object
+        """
+        _raise_for_params(fit_params, self, "fit")
+        names = self._check_structure()
+        check_policy(self.policy)
+        # The constraints allow one string only; costs may be an ndarray (costs_).
+        measure_costs = isinstance(self.costs, str)
+        given_costs = None
+        if not measure_costs and names is not None:
+            given_costs = check_costs(self.costs, names)
+            check_budget(self.budget, given_costs, names)
+        if hasattr(self, "n_features_in_"):
+            # Left by an earlier fit; X here may have no feature count (texts).
+            del self.n_features_in_
+        X, y = validate_data(
+            self, indexable(X), y, skip_check_array=True, multi_output=False
+        )
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        self.classes_ = self._check_classes(y)
+        held_out = self._fit_held_out(
+            X, y, self.classes_, sample_weight, fit_params, measure_costs
+        )
+        names = self._stage_names()
+        if measure_costs:
+            self.costs_ = held_out.seconds_per_row
+        elif given_costs is not None:
+            self.costs_ = given_costs
+        else:  # the number of exits was only known once fitted
+            self.costs_ = check_costs(self.costs, names)
+        self.cumulative_costs_ = np.cumsum(self.costs_)
+        self._stage_fit_seconds = held_out.stage_fit_seconds
+
+        y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
+        w_policy = (
+            None if sample_weight is None else sample_weight[held_out.policy_rows]
+        )
+        # Kept so that with_policy can move along the frontier without refitting.
+        self._policy_data = (held_out.stage_probas, y_policy, w_policy)
+        self._learn_policy(*self._policy_data)
+        return self
+
+    def _check_classes(self, y) -> np.ndarray:
+        names, members = self._members()
+        frozen = frozen_classes(names, members)
+        labels = np.unique(y)
+        if frozen is None:
+            return labels
+        unknown = np.setdiff1d(labels, frozen)
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that the frozen stages do not "
+                f"predict (they predict {frozen.tolist()})."
+            )
+        if len(frozen) != len(labels) and len(names) > sum(map(is_frozen, members)):
+            raise ValueError(
+                f"The frozen stages predict classes {frozen.tolist()} but y has only "
+                f"{labels.tolist()}, so the stages fitted here would predict a "
+                "different class set. Fit on data with every class, or freeze "
+                "every stage."
+            )
+        return frozen
+
+    def with_policy(self, *, cost_weight=None, budget=None, policy=None):
+        """A copy answering at another operating point, without refitting stages.
+
+        The exit policy is learned again from the held-out stage probabilities
+        kept by :meth:`fit`, exactly as ``fit`` with the same ``costs_`` would;
+        the fitted stages are shared with this estimator, which is unchanged.
+        Use it to move along ``frontier_`` after looking at it.
+
+        Parameters
+        ----------
+        cost_weight : float, default=None
+            New trade-off; the copy's ``budget`` is None.
+        budget : float, default=None
+            New maximum average cost per row, units of ``costs_``.
+        policy : str or classifier, default=None
+            Another policy family for the copy; None keeps this one's.
+
+        Returns
+        -------
+        estimator : object
+            Fitted copy whose ``cost_weight``/``budget``/``policy`` parameters
+            say what it was learned with.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+        ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3,
+        ... ).fit(X, y)
+        >>> cheaper = cascade.with_policy(budget=2.0)
+        >>> bool(cheaper.expected_cost_ <= 2.0)
+        True
+        >>> heuristic = cascade.with_policy(budget=2.0, policy="max_proba")
+        """
+        check_is_fitted(self)
+        if (cost_weight is None) == (budget is None):
+            raise ValueError("Pass exactly one of cost_weight or budget.")
+        new = copy.copy(self)
+        new.budget = budget
+        if cost_weight is not None:
+            new.cost_weight = cost_weight
+        if policy is not None:
+            new.policy = policy
+        new._validate_params()
+        new._learn_policy(*self._policy_data)
+        return new
+
+    def _learn_policy(self, stage_probas, y_encoded, sample_weight):
+        # The policy fits are many tiny problems; BLAS threads only add overhead
+        # to them (measured 20-50x slower with two OpenBLAS threads on 2 cores).
+        with threadpool_limits(limits=1, user_api="blas"):
+            self._learn_policy_single_threaded(stage_probas, y_encoded, sample_weight)
+
+    def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
+        start = time.perf_counter()
+        total_cost = self.cumulative_costs_[-1]
+        normalized = self.cumulative_costs_ / total_cost
+        search = make_policy_search(
+            self.policy,
+            stage_probas,
+            y_encoded,
+            normalized,
+            sample_weight,
+            loss=self.loss,
+            feature_set=self.policy_features,
+            tune_threshold=self.tune_threshold,
+        )
+        frontier = search.frontier(DEFAULT_COST_WEIGHTS)
+        self.budget_ = self.budget
+        if self.budget is None:
+            chosen = search.at_cost_weight(self.cost_weight)
+        else:
+            check_budget(self.budget, self.costs_, self._stage_names())
+            chosen = search.within_budget(self.budget / total_cost, frontier)
+        self.policy_ = chosen.policy
+        self.cost_weight_ = chosen.cost_weight
+        self.exit_rates_ = chosen.exit_rates
+        self.expected_cost_ = chosen.normalized_cost * total_cost
+        if self.budget is not None:
+            # The search allows for rounding in average costs (a policy exactly
+            # at the budget may look over it by the last bit): the budget is met.
+            self.expected_cost_ = min(self.expected_cost_, self.budget)
+        self.held_out_accuracy_ = chosen.accuracy
+
+        weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
+        correct = np.stack([np.argmax(p, axis=1) == y_encoded for p in stage_probas])
+        self.stage_accuracies_ = correct @ weight / weight.sum()
+        first_correct = np.where(
+            correct.any(axis=0), np.argmax(correct, axis=0), len(stage_probas) - 1
+        )
+        self.oracle_accuracy_ = float(correct.any(axis=0) @ weight / weight.sum())
+        self.oracle_cost_ = float(
+            self.cumulative_costs_[first_correct] @ weight / weight.sum()
+        )
+        self.frontier_ = {
+            "cost_weight": np.array([p.cost_weight for p in frontier]),
+            "accuracy": np.array([p.accuracy for p in frontier]),
+            "normalized_cost": np.array([p.normalized_cost for p in frontier]),
+            "expected_cost": np.array([p.normalized_cost for p in frontier])
+            * total_cost,
+            "exit_rates": np.stack([p.exit_rates for p in frontier]),
+        }
+        self._policy_fit_seconds = time.perf_counter() - start
+
+    # -------------------------------------------------------------- predict
+    def route(self, X) -> Bunch:
+        """Answer each row at the exit the policy picks, and report where.
+
+        Exit k+1 runs only on the rows that exit k deferred.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        result : Bunch
+            ``proba`` (n_samples, n_classes): the answering exit's
+            probabilities; ``exit_stage`` (n_samples,): 0-based index of that
+            exit; ``cost`` (n_samples,): cost of the row, units of ``costs_``.
+        """
+        check_is_fitted(self)
+        X = indexable(X)
+        if hasattr(self, "n_features_in_") and np.ndim(X) == 1:
+            # Fitted on rows of features, not on e.g. a list of texts.
+            raise ValueError(
+                "Expected 2D array, got 1D array instead. Reshape your data either "
+                "using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
+        X = validate_data(self, X, reset=False, skip_check_array=True)
+        result = route(
+            self._stage_source(),
+            self.policy_,
+            X,
+            n_classes=len(self.classes_),
+            batch_size=self.batch_size,
+            n_jobs=self.n_jobs,
+        )
+        result.cost = self.cumulative_costs_[result.exit_stage]
+        return result
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the exit that answers each row.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        """
+        return self.route(X).proba
+
+    def predict_log_proba(self, X) -> np.ndarray:
+        """Log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X) -> np.ndarray:
+        """Class of each row, from the exit that answers it.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)  # checks that the estimator is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def predict_exit(self, X) -> np.ndarray:
+        """0-based index of the exit that answers each row.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        exit_stage : ndarray of shape (n_samples,)
+        """
+        return self.route(X).exit_stage
+
+    def predict_cost(self, X) -> np.ndarray:
+        """Cost of answering each row: the sum of the costs of the exits it ran.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        cost : ndarray of shape (n_samples,)
+            In the units of ``costs_``.
+        """
+        return self.route(X).cost
+
+
+def warn_sample_weight_unused(name, member, stacklevel=4) -> None:
+    """Warn that a member cannot take the weights (routing disabled)."""
+    warnings.warn(
+        f"Stage {name!r} ({type(member).__name__}) does not accept "
+        "sample_weight; the weights are used for the policy only. "
+        "Enable metadata routing to control this per stage.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )

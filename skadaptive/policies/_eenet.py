@@ -1,0 +1,178 @@
+"""EENet-style budgeted exit scheduling (Ilhan et al., 2023).
+
+Two steps, both on the held-out policy rows:
+
+1. A *scorer* per exit but the last predicts whether that exit's answer is
+   correct, from ``[probability vector, max probability, normalised entropy,
+   scores of the earlier exits]`` (a weighted logistic regression).
+2. Per-exit thresholds on those scores are set so that the average of
+   ``loss + cost_weight * cost`` is minimal (exit at the first exit whose score
+   reaches its threshold). For a budget, ``cost_weight`` is searched so that
+   the expected average cost meets the budget with the highest accuracy.
+
+EENet optimises the thresholds by gradient descent on a relaxed objective;
+here each threshold is set *exactly* given the others (the weighted risk is
+piecewise constant in one threshold, so the risk-minimising cut is found by a
+sort), sweeping the exits until no threshold moves. Every sweep can only lower
+the held-out objective.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from ._bottom_up import risk_minimising_threshold
+from ._features import confidence_features
+
+_MAX_SWEEPS = 20
+
+
+def _scorer_features(proba: np.ndarray, earlier_scores: list[np.ndarray]):
+    confidence = confidence_features(proba)
+    return np.column_stack([proba, confidence[:, 0], confidence[:, 2], *earlier_scores])
+
+
+@dataclass
+class _ExitScorer:
+    """Predicted probability that one exit's answer is correct."""
+
+    learner: LogisticRegression | None
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    constant: float = 0.0
+
+    def score(self, proba, earlier_scores) -> np.ndarray:
+        if self.learner is None:
+            return np.full(proba.shape[0], self.constant)
+        features = (_scorer_features(proba, earlier_scores) - self.mean) / self.scale
+        return self.learner.predict_proba(features)[:, 1]
+
+
+@dataclass
+class EENetScorers:
+    """The per-exit correctness scorers, each seeing the earlier exits' scores."""
+
+    scorers: list[_ExitScorer] = field(default_factory=list)
+
+    def scores(self, history: list[np.ndarray]) -> list[np.ndarray]:
+        """Each stage's score for the rows of ``history`` (one per scorer at most)."""
+        scores: list[np.ndarray] = []
+        for proba, scorer in zip(history, self.scorers):
+            scores.append(scorer.score(proba, scores))
+        return scores
+
+
+def fit_eenet_scorers(
+    stage_probas: list[np.ndarray],
+    y_encoded: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> EENetScorers:
+    """Fit one correctness scorer per exit but the last, earliest first.
+
+    Parameters
+    ----------
+    stage_probas : list of ndarray of shape (n_samples, n_classes)
+        Held-out probabilities of every exit for the same rows.
+    y_encoded : ndarray of shape (n_samples,)
+    sample_weight : ndarray of shape (n_samples,), default=None
+
+    Returns
+    -------
+    scorers : EENetScorers
+    """
+    fitted = EENetScorers()
+    scores: list[np.ndarray] = []
+    for proba in stage_probas[:-1]:
+        correct = (np.argmax(proba, axis=1) == y_encoded).astype(int)
+        if correct.min() == correct.max():
+            scorer = _ExitScorer(None, constant=float(correct[0]))
+        else:
+            features = _scorer_features(proba, scores)
+            mean = features.mean(axis=0)
+            scale = features.std(axis=0)
+            scale[scale == 0] = 1.0
+            learner = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
+            weight = None
+            if sample_weight is not None:
+                weight = sample_weight / sample_weight.mean()
+            learner.fit((features - mean) / scale, correct, sample_weight=weight)
+            scorer = _ExitScorer(learner, mean, scale)
+        fitted.scorers.append(scorer)
+        scores.append(scorer.score(proba, scores))
+    return fitted
+
+
+@dataclass
+class EENetRule:
+    """Exit after stage ``stage`` where its scorer's output reaches ``threshold``."""
+
+    scorers: EENetScorers
+    stage: int
+    threshold: float
+
+    def score(self, history: list[np.ndarray]) -> np.ndarray:
+        """Predicted probability that this stage's answer is correct."""
+        return self.scorers.scores(history[: self.stage + 1])[self.stage]
+
+    def exits(self, history: list[np.ndarray]) -> np.ndarray:
+        """Boolean mask of the rows that exit after this stage."""
+        return self.score(history) >= self.threshold
+
+
+def schedule_thresholds(
+    scores: np.ndarray, stage_risk: np.ndarray, weight: np.ndarray
+) -> np.ndarray:
+    """Per-exit thresholds minimising the weighted risk, one exit at a time.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_stages - 1, n_rows)
+        Each exit's score for every row.
+    stage_risk : ndarray of shape (n_stages, n_rows)
+        Risk of answering each row at each stage (``loss + lam * cost``).
+    weight : ndarray of shape (n_rows,)
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n_stages - 1,)
+        A row exits at the first ``k`` with ``scores[k] >= thresholds[k]``.
+    """
+    n_decisions, n_rows = scores.shape
+    thresholds = np.full(n_decisions, np.inf)
+
+    def total_risk(t):
+        exit_stage = np.full(n_rows, n_decisions)
+        for stage in range(n_decisions - 1, -1, -1):
+            exit_stage[scores[stage] >= t[stage]] = stage
+        return float(weight @ stage_risk[exit_stage, np.arange(n_rows)])
+
+    best = total_risk(thresholds)
+    for _ in range(_MAX_SWEEPS):
+        moved = False
+        # Last decision first: on the first sweep this is the bottom-up order.
+        for stage in range(n_decisions - 1, -1, -1):
+            reaches = np.ones(n_rows, dtype=bool)
+            for earlier in range(stage):
+                reaches &= scores[earlier] < thresholds[earlier]
+            after = stage_risk[-1].copy()
+            for later in range(n_decisions - 1, stage, -1):
+                exits_later = scores[later] >= thresholds[later]
+                after = np.where(exits_later, stage_risk[later], after)
+            candidate = risk_minimising_threshold(
+                scores[stage][reaches],
+                stage_risk[stage][reaches],
+                after[reaches],
+                weight[reaches],
+            )
+            if candidate != thresholds[stage]:
+                trial = thresholds.copy()
+                trial[stage] = candidate
+                risk = total_risk(trial)
+                if risk < best - 1e-12 * max(1.0, abs(best)):
+                    thresholds, best, moved = trial, risk, True
+        if not moved:
+            break
+    return thresholds

@@ -1,12 +1,14 @@
 """skadaptive: adaptive inference for scikit-learn.
 
-Cheap models answer the rows they are sure of; only the hard rows reach the
-expensive ones. One learned exit policy, one trade-off knob (``cost_weight`` or
-``budget``) that grid-searches like any other hyperparameter.
+Cheap models (or early exits of one model) answer the rows they are sure of;
+only the hard rows reach the expensive ones. One learned exit policy, one
+trade-off knob (``cost_weight`` or ``budget``) that grid-searches like any other
+hyperparameter.
 """
 
 from ._cascade import AdaptiveCascadeClassifier
+from ._early_exit import EarlyExitClassifier
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["AdaptiveCascadeClassifier", "__version__"]
+__all__ = ["AdaptiveCascadeClassifier", "EarlyExitClassifier", "__version__"]

@@ -12,15 +12,24 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import ClassifierMixin, MetaEstimatorMixin, _fit_context
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import Bunch
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import check_cv
+from sklearn.utils import Bunch, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
-from sklearn.utils.metadata_routing import _raise_for_params
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -42,6 +51,111 @@ from .policies import (
     check_policy,
     make_policy_search,
 )
+
+_SHARED_PARAMETERS = """cost_weight : float, default=0.01
+        The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
+        the cost of running every stage, so ``lam`` is unit-free: with the 0/1
+        loss, ``lam = 0.01`` gives up one accuracy point only to save the full
+        cost. Ignored when ``budget`` is set.
+
+    budget : float, default=None
+        Maximum average cost per row, in the units of ``costs``. The fit picks
+        the most accurate policy whose average cost on the held-out policy rows
+        is within the budget. A budget below the first stage's cost cannot be
+        met and is an error that says by how much.
+
+    policy : str or classifier, default="linear"
+        How exits are decided; every family honours ``cost_weight`` and
+        ``budget``. Bolukbasi et al.'s rules learned bottom-up: ``"linear"``
+        (an L2-regularised logistic regression on standardised features),
+        ``"constant"`` (one decision per stage for all rows) or a classifier
+        that accepts ``sample_weight``. ``"eenet"``: learned per-stage
+        correctness scores with per-stage thresholds (EENet). Heuristic
+        baselines with one threshold shared by all stages: ``"max_proba"``,
+        ``"entropy"`` (one minus normalised entropy) and ``"patience"``
+        (consecutive stages that agree). See :mod:`skadaptive.policies`.
+
+    policy_features : {"confidence", "history", "probabilities"}, \
+            default="history"
+        Bolukbasi rules only. What the rule after stage k sees:
+        ``"confidence"`` is stage k's max probability, top-1 minus top-2
+        margin and normalised entropy; ``"history"`` adds the earlier stages'
+        max probabilities and their agreement with stage k;
+        ``"probabilities"`` adds stage k's whole probability vector. See
+        :func:`skadaptive.policies.policy_features`.
+
+    tune_threshold : bool, default=True
+        Bolukbasi rules only. Move each rule's cut on its learned score to the
+        value that minimises the held-out risk. False uses the rule's own
+        prediction, as in the paper.
+
+    loss : {"zero_one", "log_loss"}, default="zero_one"
+        Loss of the answering stage in the objective ``loss + lam * cost``.
+
+    cv : int, float, cross-validation generator or iterable, default=5
+        How stage probabilities for the policy are held out. An int is the
+        number of stratified folds of cross-fitting; a float in (0, 1) is the
+        fraction of rows held out from the stages to learn the policy; a
+        splitter must give each row to at most one test fold. What is fitted
+        here is then refitted on all rows. With only frozen stages, ``cv`` is
+        unused and the policy is learned on the data passed to ``fit``.
+
+    memory : str, joblib.Memory or None, default=None
+        Caches the fitting and cross-fitting of the stages (and measured costs),
+        so that searching policy parameters (``cost_weight``, ``budget``,
+        ``policy``, ...) does not refit the stages for every candidate.
+
+    batch_size : int, default=None
+        Rows routed through the stages together at prediction; bounds memory.
+        ``None`` routes all rows at once. It does not change any row's answer.
+
+    n_jobs : int, default=None
+        Parallel jobs for fitting across folds, and threads for routing
+        batches at prediction.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the hold-out split for a float ``cv`` and the sample of rows on
+        which ``costs="auto"`` is timed.
+
+    verbose : int, default=0
+        Progress of the fitting."""
+
+_SHARED_ATTRIBUTES = """cost_weight_ : float
+        The trade-off the policy was learned with: ``cost_weight``, or the one
+        found to meet ``budget`` (``inf`` when every row exits at stage 0).
+    policy_ : CascadePolicy
+        The exit rules, one per stage but the last.
+    budget_ : float or None
+        The budget the policy was chosen for (``budget``), next to
+        ``expected_cost_``, what it achieves on the held-out rows.
+    exit_rates_ : ndarray of shape (n_stages,)
+        Fraction of held-out policy rows answered by each stage.
+    expected_cost_ : float
+        Average cost per row on the held-out policy rows, units of ``costs_``.
+    held_out_accuracy_ : float
+        Accuracy on the held-out policy rows.
+    stage_accuracies_ : ndarray of shape (n_stages,)
+        Held-out accuracy of each stage alone.
+    oracle_accuracy_, oracle_cost_ : float
+        Held-out accuracy and average cost of the oracle that answers at the
+        first stage that is right: the upper bound of any policy.
+    frontier_ : dict of ndarray
+        Held-out trade-off traced by refitting the policy (not the stages) over
+        a grid of ``cost_weight``: keys ``cost_weight``, ``accuracy``,
+        ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
+        the full cost) and ``exit_rates`` (n_points, n_stages).
+    n_features_in_ : int
+        Only where ``X`` has a number of features (not for lists of texts).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Only where ``X`` has string column names."""
+
+
+def fill_shared_docs(cls):
+    """Put the parameters and attributes both estimators share into a docstring."""
+    cls.__doc__ = cls.__doc__.replace(
+        "{shared_parameters}", _SHARED_PARAMETERS
+    ).replace("{shared_attributes}", _SHARED_ATTRIBUTES)
+    return cls
 
 
 def check_costs(costs, names) -> np.ndarray:
@@ -100,7 +214,9 @@ def check_budget(budget, costs, names) -> None:
 def frozen_classes(names, members):
     """Classes shared by the frozen members, or None when none is frozen."""
     for name, member in zip(names, members):
-        if is_frozen(member) and not _is_fitted(member):
+        # A ready multi-exit source is not an estimator: only a FrozenEstimator
+        # can wrap something unfitted.
+        if isinstance(member, FrozenEstimator) and not _is_fitted(member):
             inner = getattr(member, "estimator", member)
             raise NotFittedError(
                 f"Stage {name!r} is a FrozenEstimator of an unfitted "
@@ -187,12 +303,10 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         _raise_for_params(fit_params, self, "fit")
         names = self._check_structure()
         check_policy(self.policy)
-        # The constraints allow one string only; costs may be an ndarray (costs_).
-        measure_costs = isinstance(self.costs, str)
-        given_costs = None
+        measure_costs = self._measure_costs()
         if not measure_costs and names is not None:
-            given_costs = check_costs(self.costs, names)
-            check_budget(self.budget, given_costs, names)
+            # Fail before fitting anything when the costs are known already.
+            check_budget(self.budget, check_costs(self.costs, names), names)
         if hasattr(self, "n_features_in_"):
             # Left by an earlier fit; X here may have no feature count (texts).
             del self.n_features_in_
@@ -207,13 +321,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         held_out = self._fit_held_out(
             X, y, self.classes_, sample_weight, fit_params, measure_costs
         )
-        names = self._stage_names()
-        if measure_costs:
-            self.costs_ = held_out.seconds_per_row
-        elif given_costs is not None:
-            self.costs_ = given_costs
-        else:  # the number of exits was only known once fitted
-            self.costs_ = check_costs(self.costs, names)
+        self.costs_ = self._fitted_costs(held_out, measure_costs)
         self.cumulative_costs_ = np.cumsum(self.costs_)
         self._stage_fit_seconds = held_out.stage_fit_seconds
 
@@ -225,6 +333,15 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self._policy_data = (held_out.stage_probas, y_policy, w_policy)
         self._learn_policy(*self._policy_data)
         return self
+
+    def _measure_costs(self) -> bool:
+        # The constraints allow one string only; costs may be an ndarray (costs_).
+        return isinstance(self.costs, str)
+
+    def _fitted_costs(self, held_out, measure_costs) -> np.ndarray:
+        if measure_costs:
+            return held_out.seconds_per_row
+        return check_costs(self.costs, self._stage_names())
 
     def _check_classes(self, y) -> np.ndarray:
         names, members = self._members()
@@ -356,6 +473,27 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         }
         self._policy_fit_seconds = time.perf_counter() - start
 
+    def _route_fit_params(self, sample_weight, fit_params):
+        names, stages = self._members()
+        if _routing_enabled():
+            routed = process_routing(
+                self, "fit", sample_weight=sample_weight, **fit_params
+            )
+            return (
+                [routed[name].fit for name in names],
+                routed.get("splitter", Bunch(split={})).split,
+            )
+        stage_fit_params = []
+        for name, stage in zip(names, stages):
+            params = {}
+            if sample_weight is not None and not is_frozen(stage):
+                if "sample_weight" in signature(stage.fit).parameters:
+                    params["sample_weight"] = sample_weight
+                else:
+                    warn_sample_weight_unused(name, stage)
+            stage_fit_params.append(params)
+        return stage_fit_params, {}
+
     # -------------------------------------------------------------- predict
     def route(self, X) -> Bunch:
         """Answer each row at the exit the policy picks, and report where.
@@ -461,6 +599,41 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             In the units of ``costs_``.
         """
         return self.route(X).cost
+
+    # ------------------------------------------------------ sklearn plumbing
+    def get_metadata_routing(self):
+        """Get metadata routing of this object.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            Routes ``fit`` parameters to each stage's ``fit`` and to the
+            splitter's ``split``; ``sample_weight`` is also used by the policy.
+        """
+        router = MetadataRouter(owner=self).add_self_request(self)
+        for name, stage in zip(*self._members()):
+            router.add(
+                **{name: stage},
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        if not isinstance(self.cv, float):
+            router.add(
+                splitter=check_cv(self.cv),
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        return router
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            stage_tags = [get_tags(stage) for stage in self._members()[1]]
+        except (TypeError, ValueError, AttributeError):
+            # malformed estimators, or a source that is not an estimator
+            return tags
+        tags.input_tags.sparse = all(t.input_tags.sparse for t in stage_tags)
+        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in stage_tags)
+        tags.input_tags.string = all(t.input_tags.string for t in stage_tags)
+        return tags
 
 
 def warn_sample_weight_unused(name, member, stacklevel=4) -> None:

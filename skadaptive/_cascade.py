@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from inspect import signature
-
-from sklearn.model_selection import check_cv
-from sklearn.utils import Bunch, get_tags
-from sklearn.utils.metadata_routing import (
-    MetadataRouter,
-    MethodMapping,
-    _routing_enabled,
-    process_routing,
-)
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_memory
 
-from ._base import BaseAdaptiveClassifier, warn_sample_weight_unused
-from ._held_out import fit_stages_on_held_out, is_frozen
+from ._base import BaseAdaptiveClassifier, fill_shared_docs
+from ._held_out import fit_stages_on_held_out
 from .stages import IndependentStages
 
 
@@ -49,6 +40,7 @@ def _check_stages(estimators) -> tuple[list[str], list]:
     return names, stages
 
 
+@fill_shared_docs
 class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
     """Answer easy rows with cheap models and defer hard ones, by a learned policy.
 
@@ -74,70 +66,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         Measured costs vary a little between fits; pass ``costs_`` back as
         ``costs`` to make refits reproducible.
 
-    cost_weight : float, default=0.01
-        The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
-        the cost of running every stage, so ``lam`` is unit-free: with the 0/1
-        loss, ``lam = 0.01`` gives up one accuracy point only to save the full
-        cost. Ignored when ``budget`` is set.
-
-    budget : float, default=None
-        Maximum average cost per row, in the units of ``costs`` (seconds per row
-        with ``costs="auto"``). The fit picks the most accurate policy whose
-        average cost on the held-out policy rows is within the budget. Must be
-        at least the first stage's cost.
-
-    policy : str or classifier, default="linear"
-        How exits are decided; every family honours ``cost_weight`` and
-        ``budget``. Bolukbasi et al.'s rules learned bottom-up: ``"linear"``
-        (an L2-regularised logistic regression on standardised features),
-        ``"constant"`` (one decision per stage for all rows) or a classifier
-        that accepts ``sample_weight``. ``"eenet"``: learned per-stage
-        correctness scores with per-stage thresholds (EENet). Heuristic
-        baselines with one shared threshold: ``"max_proba"``, ``"entropy"``
-        (one minus normalised entropy) and ``"patience"`` (stages in a row
-        that agree). See :mod:`skadaptive.policies`.
-
-    policy_features : {"confidence", "history", "probabilities"}, default="history"
-        Bolukbasi rules only. What the exit rule after stage k sees: ``"confidence"`` is stage k's max
-        probability, top-1 minus top-2 margin and normalised entropy;
-        ``"history"`` adds the earlier stages' max probabilities and their
-        agreement with stage k; ``"probabilities"`` adds stage k's whole
-        probability vector. See :func:`skadaptive.policies.policy_features`.
-
-    tune_threshold : bool, default=True
-        Bolukbasi rules only. Move each rule's cut on its learned score to the value that minimises
-        the held-out risk. False uses the rule's own prediction, as in the paper.
-
-    loss : {"zero_one", "log_loss"}, default="zero_one"
-        Loss of the answering stage in the exit risk.
-
-    cv : int, float, cross-validation generator or iterable, default=5
-        How stage probabilities for the policy are held out. An int is the
-        number of stratified folds of cross-fitting; a float in (0, 1) is the
-        fraction of rows held out from the stages to learn the policy; a
-        splitter must give each row to at most one test fold. Stages are then
-        refitted on all rows. With only frozen stages, ``cv`` is unused and the
-        policy is learned on the data passed to ``fit``.
-
-    memory : str, joblib.Memory or None, default=None
-        Caches the fitting and cross-fitting of the stages (and measured costs),
-        so that searching policy parameters (``cost_weight``, ``budget``,
-        ``policy``, ...) does not refit the stages for every candidate.
-
-    batch_size : int, default=None
-        Rows routed through the stages together at prediction; bounds memory.
-        ``None`` routes all rows at once. It does not change any row's answer.
-
-    n_jobs : int, default=None
-        Parallel jobs for fitting the stages across folds, and threads for
-        routing batches at prediction.
-
-    random_state : int, RandomState instance or None, default=None
-        Seeds the hold-out split for a float ``cv`` and the sample of rows on
-        which ``costs="auto"`` is timed.
-
-    verbose : int, default=0
-        Progress of the stage fitting.
+    {shared_parameters}
 
     Attributes
     ----------
@@ -150,34 +79,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         Incremental cost per row of each stage, given or measured.
     cumulative_costs_ : ndarray of shape (n_stages,)
         Cost per row of answering at each stage.
-    cost_weight_ : float
-        The trade-off the policy was learned with: ``cost_weight``, or the one
-        found to meet ``budget`` (``inf`` when every row exits at stage 1).
-    policy_ : CascadePolicy
-        The learned exit rules.
-    budget_ : float or None
-        The budget the policy was chosen for (``budget``), next to
-        ``expected_cost_``, what it achieves on the held-out rows.
-    exit_rates_ : ndarray of shape (n_stages,)
-        Fraction of held-out policy rows answered by each stage.
-    expected_cost_ : float
-        Average cost per row on the held-out policy rows, units of ``costs_``.
-    held_out_accuracy_ : float
-        Accuracy of the cascade on the held-out policy rows.
-    stage_accuracies_ : ndarray of shape (n_stages,)
-        Held-out accuracy of each stage alone.
-    oracle_accuracy_, oracle_cost_ : float
-        Held-out accuracy and average cost of the oracle that answers at the
-        first stage that is right: the upper bound of any policy.
-    frontier_ : dict of ndarray
-        Held-out trade-off traced by refitting the policy (not the stages) over
-        a grid of ``cost_weight``: keys ``cost_weight``, ``accuracy``,
-        ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
-        the full cost) and ``exit_rates`` (n_points, n_stages).
-    n_features_in_ : int
-        Only where ``X`` has a number of features (not for lists of texts).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Only where ``X`` has string column names.
+    {shared_attributes}
 
     See Also
     --------
@@ -296,7 +198,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
     def _fit_held_out(self, X, y, classes, sample_weight, fit_params, measure_costs):
         names, stages = _check_stages(self.estimators)
         stage_fit_params, splitter_params = self._route_fit_params(
-            names, stages, sample_weight, fit_params
+            sample_weight, fit_params
         )
         fit_stages = check_memory(self.memory).cache(
             fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
@@ -320,57 +222,3 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
 
     def _stage_source(self):
         return IndependentStages(self.estimators_)
-
-    def _route_fit_params(self, names, stages, sample_weight, fit_params):
-        if _routing_enabled():
-            routed = process_routing(
-                self, "fit", sample_weight=sample_weight, **fit_params
-            )
-            return (
-                [routed[name].fit for name in names],
-                routed.get("splitter", Bunch(split={})).split,
-            )
-        stage_fit_params = []
-        for name, stage in zip(names, stages):
-            params = {}
-            if sample_weight is not None and not is_frozen(stage):
-                if "sample_weight" in signature(stage.fit).parameters:
-                    params["sample_weight"] = sample_weight
-                else:
-                    warn_sample_weight_unused(name, stage)
-            stage_fit_params.append(params)
-        return stage_fit_params, {}
-
-    # ------------------------------------------------------ sklearn plumbing
-    def get_metadata_routing(self):
-        """Get metadata routing of this object.
-
-        Returns
-        -------
-        routing : MetadataRouter
-            Routes ``fit`` parameters to each stage's ``fit`` and to the
-            splitter's ``split``; ``sample_weight`` is also used by the policy.
-        """
-        router = MetadataRouter(owner=self).add_self_request(self)
-        for name, stage in self.estimators:
-            router.add(
-                **{name: stage},
-                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-            )
-        if not isinstance(self.cv, float):
-            router.add(
-                splitter=check_cv(self.cv),
-                method_mapping=MethodMapping().add(caller="fit", callee="split"),
-            )
-        return router
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        try:
-            stage_tags = [get_tags(stage) for _, stage in self.estimators]
-        except (TypeError, ValueError):  # malformed estimators: fit will say why
-            return tags
-        tags.input_tags.sparse = all(t.input_tags.sparse for t in stage_tags)
-        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in stage_tags)
-        tags.input_tags.string = all(t.input_tags.string for t in stage_tags)
-        return tags

@@ -14,8 +14,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive.engine import route
-from skadaptive.stages._chain_exits import ChainExits, fit_chain
-from skadaptive.stages._multi_exit import MultiExitSource, exit_probas
+from skadaptive.stages import ChainExits
+from skadaptive.stages import MultiExitSource, exit_probas
 
 
 class _Counting(TransformerMixin, BaseEstimator):
@@ -54,12 +54,12 @@ def _chain(n_classes, labels=None):
         y = np.asarray(labels)[y]
     blocks = [StandardScaler(), _Counting(), PCA(n_components=3, random_state=0)]
     heads = [LogisticRegression(), LogisticRegression(), LogisticRegression()]
-    return fit_chain(blocks, heads, X, y), X, y
+    return ChainExits(blocks, heads).fit(X, y), X, y
 
 
 def _manual_probas(source, X):
     probas, Z = [], X
-    for block, head in zip(source.blocks, source.heads):
+    for block, head in zip(source.blocks_, source.heads_):
         if block not in (None, "passthrough"):
             Z = block.transform(Z)
         probas.append(head.predict_proba(Z))
@@ -71,60 +71,55 @@ def test_each_exit_is_its_head_on_the_chained_blocks(n_classes):
     source, X, y = _chain(n_classes)
     assert isinstance(source, MultiExitSource)
     assert source.n_stages == 3
-    np.testing.assert_array_equal(source.default_costs(), np.ones(3))
+    assert source.default_costs() is None  # no natural unit: measured
     for got, expected in zip(exit_probas(source, X), _manual_probas(source, X)):
         assert got.dtype == np.float64 and got.shape == (len(X), n_classes)
         np.testing.assert_array_equal(got, expected)
 
 
-def test_fit_chain_fits_block_k_on_block_k_minus_1_output():
+def test_chain_fit_fits_block_k_on_block_k_minus_1_output():
     X, y = _data(3)
-    source = fit_chain(
+    source = ChainExits(
         [StandardScaler(), PCA(n_components=2)],
         [LogisticRegression(), DecisionTreeClassifier(random_state=0)],
-        X,
-        y,
-    )
+    ).fit(X, y)
     scaled = StandardScaler().fit_transform(X)
     pca = PCA(n_components=2).fit(scaled)
-    np.testing.assert_allclose(source.blocks[1].components_, pca.components_)
+    np.testing.assert_allclose(source.blocks_[1].components_, pca.components_)
     head = DecisionTreeClassifier(random_state=0).fit(pca.transform(scaled), y)
     np.testing.assert_array_equal(
-        source.heads[1].predict_proba(pca.transform(scaled)),
+        source.heads_[1].predict_proba(pca.transform(scaled)),
         head.predict_proba(pca.transform(scaled)),
     )
 
 
-def test_fit_chain_clones_and_keeps_frozen_members_as_given():
+def test_chain_fit_clones_and_keeps_frozen_members_as_given():
     X, y = _data(2)
     scaler = StandardScaler().fit(X)
     frozen_block = FrozenEstimator(scaler)
     frozen_head = FrozenEstimator(LogisticRegression().fit(scaler.transform(X), y))
     block, head = PCA(n_components=2), LogisticRegression()
-    source = fit_chain([frozen_block, block], [frozen_head, head], X, y)
-    assert source.blocks[0] is frozen_block and source.heads[0] is frozen_head
-    assert source.blocks[1] is not block and not hasattr(block, "components_")
-    assert source.heads[1] is not head and not hasattr(head, "coef_")
+    source = ChainExits([frozen_block, block], [frozen_head, head]).fit(X, y)
+    assert source.blocks_[0] is frozen_block and source.heads_[0] is frozen_head
+    assert source.blocks_[1] is not block and not hasattr(block, "components_")
+    assert source.heads_[1] is not head and not hasattr(head, "coef_")
     expected = clone(block).fit(scaler.transform(X))
-    np.testing.assert_allclose(source.blocks[1].components_, expected.components_)
+    np.testing.assert_allclose(source.blocks_[1].components_, expected.components_)
 
 
-def test_fit_chain_passes_sample_weight():
+def test_chain_fit_passes_sample_weight():
     X, y = _data(2)
     weights = np.linspace(0.1, 2.0, len(y))
-    source = fit_chain(
+    source = ChainExits(
         [_Counting(), "passthrough"],
         [LogisticRegression(), LogisticRegression(C=0.1)],
-        X,
-        y,
-        sample_weight=weights,
-    )
-    assert source.blocks[0].saw_weights_
-    Z = source.blocks[0].transform(X)
+    ).fit(X, y, sample_weight=weights)
+    assert source.blocks_[0].saw_weights_
+    Z = source.blocks_[0].transform(X)
     expected = LogisticRegression(C=0.1).fit(Z, y, sample_weight=weights)
-    np.testing.assert_allclose(source.heads[1].coef_, expected.coef_)
+    np.testing.assert_allclose(source.heads_[1].coef_, expected.coef_)
     with pytest.raises(TypeError, match="sample_weight"):
-        fit_chain([None], [KNeighborsClassifier()], X, y, sample_weight=weights)
+        ChainExits([None], [KNeighborsClassifier()]).fit(X, y, sample_weight=weights)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])
@@ -143,7 +138,7 @@ def test_route_reproduces_each_rows_exit_and_compacts(n_classes):
         here = undecided & (probas[k].max(axis=1) >= threshold)
         stage[here] = k
         undecided &= ~here
-    counting = source.blocks[1]
+    counting = source.blocks_[1]
     counting.rows_.clear()
     result = route(source, MaxProbaAtLeast(thresholds), X, n_classes=n_classes)
     np.testing.assert_array_equal(result.exit_stage, stage)
@@ -169,12 +164,10 @@ def _sparse_output(X):
 )
 def test_keep_rows_with_masks(block):
     X, y = _data(3)
-    source = fit_chain(
+    source = ChainExits(
         [block, StandardScaler(with_mean=False)],
         [LogisticRegression(), LogisticRegression()],
-        X,
-        y,
-    )
+    ).fit(X, y)
     probas = exit_probas(source, X)
     mask = np.arange(len(X)) % 4 != 1
     _, state = source.run_stage(0, X, None)
@@ -189,26 +182,27 @@ def test_keep_rows_with_masks(block):
 
 def test_invalid_chains_are_refused():
     X, y = _data(3)
-    head = LogisticRegression().fit(X, y)
+    head = LogisticRegression()
     with pytest.raises(ValueError, match="same length"):
-        ChainExits([None, None], [head])
+        ChainExits([None, None], [head]).fit(X, y)
     with pytest.raises(ValueError, match="same length"):
-        ChainExits([], [])
+        ChainExits([], []).fit(X, y)
     with pytest.raises(TypeError, match="transform"):
-        ChainExits([LogisticRegression()], [head])
+        ChainExits([LogisticRegression()], [head]).fit(X, y)
     with pytest.raises(TypeError, match="predict_proba"):
-        ChainExits([None], [StandardScaler().fit(X)])
-    other = LogisticRegression().fit(X, 2 - y)
-    relabelled = LogisticRegression().fit(X, np.array(["a", "b", "c"])[y])
-    ChainExits([None, None], [head, other])  # same classes: fine
+        ChainExits([None], [StandardScaler()]).fit(X, y)
+    relabelled = FrozenEstimator(
+        LogisticRegression().fit(X, np.array(["a", "b", "c"])[y])
+    )
+    ChainExits([None, None], [head, head]).fit(X, y)  # same classes: fine
     with pytest.raises(ValueError, match="same classes"):
-        ChainExits([None, None], [head, relabelled])
+        ChainExits([None, None], [head, relabelled]).fit(X, y)
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):
-        ChainExits([StandardScaler()], [head])
-    source = ChainExits(["passthrough"], [head])
+        ChainExits([StandardScaler()], [head]).run_stage(0, X, None)
+    source = ChainExits(["passthrough"], [head]).fit(X, y)
     with pytest.raises(ValueError, match="state"):
-        ChainExits([None, None], [head, head]).run_stage(1, X, None)
+        ChainExits([None, None], [head, head]).fit(X, y).run_stage(1, X, None)
     with pytest.raises(IndexError):
         source.run_stage(1, X, None)

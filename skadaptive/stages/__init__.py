@@ -1,6 +1,24 @@
-"""Stages: what can run on a batch of rows, and what it costs per row."""
+"""Stages: what can run on a batch of rows, and what it costs per row.
 
+- :class:`IndependentStages`: the stages of a cascade, each from the raw rows;
+- multi-exit sources, whose exits share one computation:
+  :class:`TreeEnsembleExits` (exits after given numbers of trees),
+  :class:`ChainExits` (blocks with a classifier head after each), and any
+  object following the :class:`MultiExitSource` protocol.
+"""
+
+from ._chain_exits import ChainExits
 from ._costs import measure_seconds_per_row
 from ._independent import IndependentStages
+from ._multi_exit import MultiExitSource, exit_probas, measure_exit_seconds_per_row
+from ._tree_exits import TreeEnsembleExits
 
-__all__ = ["IndependentStages", "measure_seconds_per_row"]
+__all__ = [
+    "ChainExits",
+    "IndependentStages",
+    "MultiExitSource",
+    "TreeEnsembleExits",
+    "exit_probas",
+    "measure_exit_seconds_per_row",
+    "measure_seconds_per_row",
+]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import _safe_indexing
 from sklearn.utils.validation import _num_samples, check_is_fitted, has_fit_parameter
 
-from ._multi_exit import MultiExitSource
+from ._multi_exit import MultiExitSource, exit_probas
 
-__all__ = ["ChainExits", "fit_chain"]
+__all__ = ["ChainExits"]
 
 
 def _is_passthrough(block) -> bool:
@@ -47,53 +47,110 @@ def _check_members(blocks, heads) -> tuple[list, list]:
     return list(blocks), list(heads)
 
 
-class ChainExits(MultiExitSource):
-    """Exits along a chain of fitted blocks with a fitted head after each.
+class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
+    """Exits along a chain of blocks with a classifier head after each.
+
+    A scikit-learn classifier whose ``predict_proba`` is the last head's, and a
+    multi-exit source for :class:`~skadaptive.EarlyExitClassifier`: exit ``k``
+    answers with head ``k`` after blocks ``0..k``, and a row that goes on
+    continues from block ``k``'s output instead of starting over.
 
     Parameters
     ----------
     blocks : list of transformers, ``"passthrough"`` or ``None``
-        Fitted. Block ``k`` is applied to block ``k - 1``'s output (block 0 to
-        ``X``); ``"passthrough"`` or ``None`` hands its input on unchanged.
+        Block ``k`` is applied to block ``k - 1``'s output (block 0 to ``X``);
+        ``"passthrough"`` or ``None`` hands its input on unchanged.
     heads : list of classifiers
-        Fitted, with ``predict_proba`` and the same ``classes_``. Head ``k``
-        classifies block ``k``'s output. See :func:`fit_chain` to fit both.
+        With ``predict_proba``; head ``k`` classifies block ``k``'s output.
 
     Attributes
     ----------
-    n_stages : int
+    blocks_ : list
+        Fitted blocks: clones fitted one after the other, block ``k`` with
+        ``fit_transform`` on block ``k - 1``'s output of the training rows.
+        A ``FrozenEstimator`` member is used as given (a frozen block only
+        transforms).
+    heads_ : list
+        Fitted heads, head ``k`` on block ``k``'s output.
     classes_ : ndarray of shape (n_classes,)
+    n_stages : int
+
+    Notes
+    -----
+    The heads are fitted on the blocks' outputs of the training rows, where
+    their probabilities are over-confident; :class:`~skadaptive.EarlyExitClassifier`
+    learns its exit policy on rows held out from the chain (``cv``).
 
     Examples
     --------
-    >>> import numpy as np
     >>> from sklearn.datasets import load_iris
     >>> from sklearn.decomposition import PCA
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn.preprocessing import StandardScaler
-    >>> from skadaptive.stages._chain_exits import fit_chain
+    >>> from skadaptive.stages import ChainExits
     >>> X, y = load_iris(return_X_y=True)
-    >>> source = fit_chain(
+    >>> chain = ChainExits(
     ...     [StandardScaler(), PCA(n_components=2)],
     ...     [LogisticRegression(), LogisticRegression()],
-    ...     X,
-    ...     y,
-    ... )
-    >>> proba_0, state = source.run_stage(0, X, None)
+    ... ).fit(X, y)
+    >>> proba_0, state = chain.run_stage(0, X, None)
     >>> state.shape  # the scaled rows, handed on to the PCA
     (150, 4)
-    >>> proba_1, state = source.run_stage(1, X, state)
+    >>> proba_1, state = chain.run_stage(1, X, state)
     >>> state.shape
     (150, 2)
     """
 
     def __init__(self, blocks, heads):
-        blocks, heads = _check_members(blocks, heads)
-        for member in blocks + heads:
-            if not _is_passthrough(member):
-                check_is_fitted(member)
-        classes = np.asarray(heads[0].classes_)
-        for k, head in enumerate(heads[1:], start=1):
+        self.blocks = blocks
+        self.heads = heads
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.heads)
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the blocks one after the other and a head on each output.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to every head's ``fit`` (a head that does not accept it is
+            an error) and to each block whose ``fit`` accepts it.
+
+        Returns
+        -------
+        self : ChainExits
+        """
+        blocks, heads = _check_members(self.blocks, self.heads)
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        fitted_blocks, fitted_heads = [], []
+        Z = X
+        for k, (block, head) in enumerate(zip(blocks, heads)):
+            if _is_passthrough(block):
+                fitted_block = block
+            elif isinstance(block, FrozenEstimator):
+                fitted_block = block
+                Z = block.transform(Z)
+            else:
+                fitted_block = clone(block)
+                params = weights if has_fit_parameter(block, "sample_weight") else {}
+                Z = fitted_block.fit_transform(Z, y, **params)
+            if isinstance(head, FrozenEstimator):
+                fitted_head = head
+            else:
+                if weights and not has_fit_parameter(head, "sample_weight"):
+                    raise TypeError(
+                        f"Head {k} ({type(head).__name__}) does not accept "
+                        "sample_weight in fit."
+                    )
+                fitted_head = clone(head).fit(Z, y, **weights)
+            fitted_blocks.append(fitted_block)
+            fitted_heads.append(fitted_head)
+        classes = np.asarray(fitted_heads[0].classes_)
+        for k, head in enumerate(fitted_heads[1:], start=1):
             head_classes = np.asarray(head.classes_)
             if head_classes.shape != classes.shape or np.any(head_classes != classes):
                 raise ValueError(
@@ -101,22 +158,40 @@ class ChainExits(MultiExitSource):
                     f"{classes!r}: every exit must answer over the same classes in "
                     "the same order."
                 )
-        self.blocks = blocks
-        self.heads = heads
+        self.blocks_ = fitted_blocks
+        self.heads_ = fitted_heads
         self.classes_ = classes
+        return self
 
-    @property
-    def n_stages(self) -> int:
-        return len(self.heads)
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities of the last head, after every block.
 
-    def default_costs(self) -> np.ndarray:
-        """One unit per exit: a chain has no natural cost unit.
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
 
-        Measure the increments with
-        :func:`~skadaptive.stages._multi_exit.measure_exit_seconds_per_row` (or
-        give costs) when the blocks differ in cost.
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
         """
-        return np.ones(self.n_stages)
+        return exit_probas(self, X)[-1]
+
+    def predict(self, X) -> np.ndarray:
+        """Class of each row by the last head.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def default_costs(self) -> None:
+        """None: a chain has no natural cost unit, so its costs are measured."""
+        return None
 
     def run_stage(self, stage: int, X_rows, state):
         """Apply block ``stage`` to the carried output and classify it.
@@ -124,6 +199,7 @@ class ChainExits(MultiExitSource):
         At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
         from ``state`` (block ``stage - 1``'s output for the same rows).
         """
+        check_is_fitted(self)
         if not 0 <= stage < self.n_stages:
             raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
         if stage == 0:
@@ -140,10 +216,10 @@ class ChainExits(MultiExitSource):
                     "(see keep_rows)."
                 )
             Z = state
-        block = self.blocks[stage]
+        block = self.blocks_[stage]
         if not _is_passthrough(block):
             Z = block.transform(Z)
-        proba = np.asarray(self.heads[stage].predict_proba(Z), dtype=np.float64)
+        proba = np.asarray(self.heads_[stage].predict_proba(Z), dtype=np.float64)
         return proba, Z
 
     def keep_rows(self, state, mask):
@@ -152,60 +228,3 @@ class ChainExits(MultiExitSource):
         if sp.issparse(state) and state.format not in ("csr", "csc"):
             state = state.tocsr()
         return _safe_indexing(state, np.flatnonzero(mask))
-
-
-def fit_chain(blocks, heads, X, y, sample_weight=None) -> ChainExits:
-    """Fit a chain's blocks one after the other and a head on each output.
-
-    Block ``k`` is fitted (``fit_transform(Z, y)``) on block ``k - 1``'s
-    transformed training data, block 0 on ``X``; head ``k`` is fitted on block
-    ``k``'s output. Members are cloned before fitting, except
-    ``FrozenEstimator`` members, which are used as given (a frozen block only
-    transforms).
-
-    Parameters
-    ----------
-    blocks : list of transformers, ``"passthrough"`` or ``None``
-    heads : list of classifiers with ``predict_proba``
-    X : array-like or sparse matrix of shape (n_samples, n_features)
-    y : array-like of shape (n_samples,)
-    sample_weight : array-like of shape (n_samples,), default=None
-        Passed to every head's ``fit`` (a head that does not accept it is an
-        error) and to each block whose ``fit`` accepts it.
-
-    Returns
-    -------
-    source : ChainExits
-        Over the fitted members.
-
-    Notes
-    -----
-    The heads are fitted on the blocks' outputs of the training rows, where
-    their probabilities are over-confident; fit the exit policy on other rows.
-    """
-    blocks, heads = _check_members(blocks, heads)
-    weights = {} if sample_weight is None else {"sample_weight": sample_weight}
-    fitted_blocks, fitted_heads = [], []
-    Z = X
-    for k, (block, head) in enumerate(zip(blocks, heads)):
-        if _is_passthrough(block):
-            fitted_block = block
-        elif isinstance(block, FrozenEstimator):
-            fitted_block = block
-            Z = block.transform(Z)
-        else:
-            fitted_block = clone(block)
-            params = weights if has_fit_parameter(block, "sample_weight") else {}
-            Z = fitted_block.fit_transform(Z, y, **params)
-        if isinstance(head, FrozenEstimator):
-            fitted_head = head
-        else:
-            if weights and not has_fit_parameter(head, "sample_weight"):
-                raise TypeError(
-                    f"Head {k} ({type(head).__name__}) does not accept "
-                    "sample_weight in fit."
-                )
-            fitted_head = clone(head).fit(Z, y, **weights)
-        fitted_blocks.append(fitted_block)
-        fitted_heads.append(fitted_head)
-    return ChainExits(fitted_blocks, fitted_heads)

@@ -114,7 +114,7 @@ class TreeEnsembleExits(MultiExitSource):
     >>> import numpy as np
     >>> from sklearn.datasets import load_iris
     >>> from sklearn.ensemble import RandomForestClassifier
-    >>> from skadaptive.stages._tree_exits import TreeEnsembleExits
+    >>> from skadaptive.stages import TreeEnsembleExits
     >>> X, y = load_iris(return_X_y=True)
     >>> forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
     >>> source = TreeEnsembleExits(forest, [5, 20])

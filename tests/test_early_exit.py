@@ -1,0 +1,344 @@
+"""EarlyExitClassifier: exits over one shared computation, any policy family."""
+
+import functools
+import pickle
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.decomposition import PCA
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skadaptive import EarlyExitClassifier
+from skadaptive.metrics import make_cost_aware_scorer
+from skadaptive.policies import POLICIES
+from skadaptive.stages import ChainExits, TreeEnsembleExits, exit_probas
+
+N_TRAIN = 600
+
+
+@functools.cache
+def _data():
+    X, y = make_classification(
+        n_samples=N_TRAIN + 300,
+        n_features=10,
+        n_informative=6,
+        n_classes=3,
+        random_state=0,
+    )
+    return X[:N_TRAIN], X[N_TRAIN:], y[:N_TRAIN], y[N_TRAIN:]
+
+
+def _boosting(n_estimators=40):
+    return GradientBoostingClassifier(
+        n_estimators=n_estimators, max_depth=2, random_state=0
+    )
+
+
+@functools.cache
+def _frozen_boosting():
+    X_train, _, y_train, _ = _data()
+    return FrozenEstimator(_boosting().fit(X_train, y_train))
+
+
+def _frozen_ee(**params):
+    """An early-exit model over a frozen backbone, policy learned on the test half."""
+    _, X_test, _, y_test = _data()
+    params.setdefault("exits", [5, 10, 20, 40])
+    return EarlyExitClassifier(_frozen_boosting(), **params).fit(
+        X_test[:150], y_test[:150]
+    )
+
+
+# ---------------------------------------------------------------- behaviour
+
+
+def test_costs_default_to_trees_and_budget_is_in_trees():
+    ee = _frozen_ee(budget=12)
+    assert_array_equal(ee.costs_, [5, 5, 10, 20])
+    assert_array_equal(ee.cumulative_costs_, [5, 10, 20, 40])
+    assert ee.budget_ == 12
+    assert ee.expected_cost_ <= 12
+    assert ee.n_exits_ == 4
+
+
+def test_default_exits_halve_the_trees_down_to_a_sixteenth():
+    X, _, y, _ = _data()
+    ee = EarlyExitClassifier(_boosting(n_estimators=32), cv=3).fit(X, y)
+    assert ee.source_.exits == (2, 4, 8, 16, 32)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_every_policy_meets_a_budget_and_routes_like_offline(policy):
+    _, X_test, _, _ = _data()
+    ee = _frozen_ee(policy=policy, budget=15)
+    assert ee.expected_cost_ <= 15
+    # Routing the rows (compacted between exits) gives the exits the policy
+    # picks on every exit's probabilities.
+    result = ee.route(X_test)
+    offline = ee.policy_.exit_stage(exit_probas(ee.source_, X_test))
+    assert_array_equal(result.exit_stage, offline)
+    assert_array_equal(result.cost, ee.cumulative_costs_[offline])
+
+
+def test_answers_are_the_staged_probabilities_of_the_exit():
+    _, X_test, _, _ = _data()
+    ee = _frozen_ee(cost_weight=0.01)
+    model = _frozen_boosting().estimator
+    staged = list(model.staged_predict_proba(X_test))
+    result = ee.route(X_test)
+    for row, stage in enumerate(result.exit_stage):
+        trees = ee.source_.exits[stage]
+        assert_allclose(result.proba[row], staged[trees - 1][row], atol=1e-12)
+    assert len(np.unique(result.exit_stage)) > 1
+
+
+def test_frozen_backbone_is_used_as_given():
+    frozen = _frozen_boosting()
+    ee = _frozen_ee()
+    assert ee.estimator_ is frozen
+    assert ee.source_.estimator is frozen.estimator  # the trees it sums
+
+
+@pytest.mark.parametrize(
+    "backbone",
+    [
+        RandomForestClassifier(n_estimators=16, max_depth=5, random_state=0),
+        ExtraTreesClassifier(n_estimators=16, max_depth=5, random_state=0),
+    ],
+    ids=["forest", "extra_trees"],
+)
+def test_forests_are_cross_fitted_then_refitted(backbone):
+    X, X_test, y, y_test = _data()
+    ee = EarlyExitClassifier(backbone, exits=[4, 8, 16], cv=3, budget=10).fit(X, y)
+    assert ee.estimator_ is not backbone and not hasattr(backbone, "estimators_")
+    refitted = clone(backbone).fit(X, y)
+    # The refitted forest is the backbone fitted on all rows.
+    assert_allclose(exit_probas(ee.source_, X_test)[-1], refitted.predict_proba(X_test))
+    assert ee.expected_cost_ <= 10
+    assert ee.score(X_test, y_test) > 0.6
+
+
+def test_chain_backbone_measures_seconds_when_no_cost_is_given():
+    X, X_test, y, y_test = _data()
+    chain = ChainExits(
+        [StandardScaler(), PCA(n_components=4, random_state=0)],
+        [LogisticRegression(), LogisticRegression()],
+    )
+    ee = EarlyExitClassifier(chain, cv=3).fit(X, y)
+    assert isinstance(ee.estimator_, ChainExits) and ee.estimator_ is not chain
+    assert ee.costs_.shape == (2,) and (ee.costs_ > 0).all()
+    assert ee.costs_.max() < 1.0  # seconds per row, not units
+    assert ee.score(X_test, y_test) > 0.6
+    frozen = FrozenEstimator(clone(chain).fit(X, y))
+    ee = EarlyExitClassifier(frozen, costs=[1, 3]).fit(X_test, y_test)
+    assert ee.estimator_ is frozen
+
+
+def test_a_ready_multi_exit_source_is_used_as_given():
+    """Any object following the MultiExitSource protocol (an ONNX network,
+    say) plugs in without being an estimator."""
+    X, X_test, y, y_test = _data()
+    source = TreeEnsembleExits(_boosting().fit(X, y), [10, 40])
+    ee = EarlyExitClassifier(source, budget=30).fit(X_test, y_test)
+    assert ee.source_ is source
+    assert_array_equal(ee.costs_, [10, 30])
+    assert ee.expected_cost_ <= 30
+
+
+def test_with_policy_moves_between_families_without_refitting():
+    ee = _frozen_ee(budget=15)
+    for policy in POLICIES:
+        other = ee.with_policy(budget=12, policy=policy)
+        assert other.policy == policy and other.expected_cost_ <= 12
+        assert other.estimator_ is ee.estimator_
+    assert ee.budget == 15 and ee.policy == "linear"
+
+
+def test_pickle_round_trip_predicts_the_same():
+    _, X_test, _, _ = _data()
+    for policy in ("linear", "eenet", "patience"):
+        ee = _frozen_ee(policy=policy, budget=15)
+        loaded = pickle.loads(pickle.dumps(ee))
+        assert_array_equal(loaded.predict_proba(X_test), ee.predict_proba(X_test))
+        assert_array_equal(loaded.predict_exit(X_test), ee.predict_exit(X_test))
+
+
+def test_sample_weight_reaches_the_backbone_and_the_policy():
+    X, _, y, _ = _data()
+    weights = np.where(y == 0, 3.0, 1.0)
+    ee = EarlyExitClassifier(_boosting(20), exits=[5, 20], cv=KFold(3)).fit(
+        X, y, sample_weight=weights
+    )
+    expected = _boosting(20).fit(X, y, sample_weight=weights)
+    assert_allclose(
+        ee.estimator_.predict_proba(X), expected.predict_proba(X), atol=1e-12
+    )
+    unweighted = EarlyExitClassifier(_boosting(20), exits=[5, 20], cv=KFold(3))
+    assert not np.allclose(
+        unweighted.fit(X, y).estimator_.predict_proba(X),
+        expected.predict_proba(X),
+    )
+
+
+class _CountingBoosting(GradientBoostingClassifier):
+    fits = 0
+
+    def fit(self, X, y, sample_weight=None, monitor=None):
+        type(self).fits += 1
+        return super().fit(X, y, sample_weight=sample_weight, monitor=monitor)
+
+
+def test_grid_search_over_policy_fits_the_backbone_once_per_split(tmp_path):
+    X, _, y, _ = _data()
+    _CountingBoosting.fits = 0
+    ee = EarlyExitClassifier(
+        _CountingBoosting(n_estimators=20, max_depth=2, random_state=0),
+        exits=[5, 10, 20],
+        cv=2,
+        memory=str(tmp_path),
+    )
+    search = GridSearchCV(
+        make_pipeline(StandardScaler(), ee),
+        {
+            "earlyexitclassifier__budget": [8.0, 12.0],
+            "earlyexitclassifier__policy": ["linear", "eenet", "max_proba"],
+        },
+        cv=2,
+        scoring=make_cost_aware_scorer(cost_weight=0.01),
+    ).fit(X, y)
+    # Per outer split: 2 folds + 1 refit; plus the final refit (3 fits): 9,
+    # not 6 candidates x 2 splits x 3 = 36.
+    assert _CountingBoosting.fits == 9
+    assert search.best_estimator_[-1].expected_cost_ <= 12
+
+
+# ------------------------------------------------------------------- errors
+
+
+def test_unsupported_backbones_say_what_is_supported():
+    X, _, y, _ = _data()
+    with pytest.raises(TypeError, match="HistGradientBoostingClassifier cannot"):
+        EarlyExitClassifier(HistGradientBoostingClassifier()).fit(X, y)
+    with pytest.raises(TypeError, match="estimator must be a GradientBoosting"):
+        EarlyExitClassifier(LogisticRegression()).fit(X, y)
+
+
+def test_bad_exits_are_refused_with_the_tree_count():
+    X, _, y, _ = _data()
+    with pytest.raises(ValueError, match=r"last equal to the ensemble's number of"):
+        EarlyExitClassifier(_boosting(20), exits=[5, 10], cv=2).fit(X, y)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        EarlyExitClassifier(_boosting(20), exits=[10, 5, 20], cv=2).fit(X, y)
+    chain = ChainExits([None, None], [LogisticRegression(), LogisticRegression()])
+    with pytest.raises(ValueError, match="exits=.* applies to tree ensembles only"):
+        EarlyExitClassifier(chain, exits=[1, 2]).fit(X, y)
+
+
+def test_single_exit_is_refused():
+    X, _, y, _ = _data()
+    with pytest.raises(ValueError, match="needs at least two"):
+        EarlyExitClassifier(_boosting(20), exits=[20], cv=2).fit(X, y)
+
+
+def test_unreachable_budget_says_by_how_much():
+    _, X_test, _, y_test = _data()
+    ee = EarlyExitClassifier(_frozen_boosting(), exits=[5, 10, 20, 40], budget=4)
+    with pytest.raises(ValueError, match=r"already costs 5, 1 over the budget \(25"):
+        ee.fit(X_test, y_test)
+
+
+def test_wrong_feature_count_is_named():
+    _, X_test, _, _ = _data()
+    ee = _frozen_ee()
+    with pytest.raises(ValueError, match="10 features"):
+        ee.predict(X_test[:, :4])
+
+
+def test_frozen_backbone_with_labels_it_does_not_predict():
+    _, X_test, _, y_test = _data()
+    with pytest.raises(ValueError, match=r"labels \[7\] that the frozen stages"):
+        EarlyExitClassifier(_frozen_boosting(), exits=[20, 40]).fit(
+            X_test[:50], np.r_[y_test[:49], 7]
+        )
+
+
+# --------------------------------------------------------------- properties
+
+
+@settings(max_examples=15)
+@given(
+    batch_size=st.integers(1, 200),
+    order=st.permutations(range(60)),
+    policy=st.sampled_from(POLICIES),
+)
+def test_a_rows_answer_depends_on_neither_its_batch_nor_its_position(
+    batch_size, order, policy
+):
+    _, X_test, _, _ = _data()
+    ee = _frozen_ee(policy=policy, budget=15)
+    X = X_test[150:210]
+    expected = ee.route(X)
+    ee.set_params(batch_size=batch_size, n_jobs=2)
+    got = ee.route(X[list(order)])
+    assert_array_equal(got.exit_stage, expected.exit_stage[list(order)])
+    assert_allclose(got.proba, expected.proba[list(order)], rtol=0, atol=1e-12)
+    alone = ee.route(X[order[:1]])
+    assert_array_equal(alone.exit_stage, expected.exit_stage[order[:1]])
+
+
+@settings(max_examples=10)
+@given(
+    fraction=st.floats(0.125, 1.0),
+    policy=st.sampled_from(POLICIES),
+)
+def test_budget_is_met_on_the_held_out_rows(fraction, policy):
+    budget = 5 + fraction * 35  # from the first exit's cost to all 40 trees
+    ee = _frozen_ee(budget=budget).with_policy(budget=budget, policy=policy)
+    assert ee.expected_cost_ <= budget
+    probas, y_encoded, _ = ee._policy_data
+    exit_stage = ee.policy_.exit_stage(probas)
+    assert ee.cumulative_costs_[exit_stage].mean() <= budget * (1 + 1e-9)
+
+
+@settings(max_examples=10)
+@given(policy=st.sampled_from(("constant", "max_proba", "entropy", "patience")))
+def test_cost_falls_as_cost_weight_grows_for_one_parameter_families(policy):
+    """A constant rule or one shared threshold: the choice minimising
+    loss + lam * cost over a fixed candidate set can only get cheaper as lam
+    grows."""
+    frontier = _frozen_ee(policy=policy).frontier_
+    assert (np.diff(frontier["expected_cost"]) <= 1e-12).all()
+
+
+def test_determinism_under_random_state():
+    X, X_test, y, _ = _data()
+
+    def fit():
+        return EarlyExitClassifier(
+            RandomForestClassifier(n_estimators=12, random_state=0),
+            exits=[3, 6, 12],
+            cv=0.3,
+            random_state=4,
+            policy="eenet",
+            budget=8,
+        ).fit(X, y)
+
+    first, second = fit(), fit()
+    assert_array_equal(first.predict_proba(X_test), second.predict_proba(X_test))
+    for key in first.frontier_:
+        assert_array_equal(first.frontier_[key], second.frontier_[key])

@@ -14,8 +14,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive.engine import route
-from skadaptive.stages import ChainExits
-from skadaptive.stages import MultiExitSource, exit_probas
+from skadaptive.stages import ChainExits, MultiExitSource, exit_probas
 
 
 class _Counting(TransformerMixin, BaseEstimator):

@@ -6,12 +6,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive.policies import (
+    POLICIES,
     CascadePolicy,
     ExitRule,
     confidence_features,
     evaluate_policy,
     first_stage_policy,
-    POLICIES,
     fit_bottom_up_policy,
     heuristic_score,
     make_policy_search,

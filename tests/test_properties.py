@@ -20,6 +20,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive import AdaptiveCascadeClassifier
+from skadaptive.policies import POLICIES
 
 N_TEST = 120
 
@@ -224,27 +225,37 @@ def test_learned_frontier_is_never_worse_than_a_single_stage(costs, rows, weight
 # ---------------------------------------------------------------------- budget
 
 
-@settings(max_examples=20)
+@settings(max_examples=30)
 @given(
     costs=_costs,
     fraction=st.floats(0.0, 1.0),
     rows=_rows,
     weights=_weights,
+    policy=st.sampled_from(POLICIES),
 )
 @example(
     costs=(1.0, 4.0, 0.0),
     fraction=0.0,
     rows=np.arange(15) * 8,
     weights=None,
+    policy="linear",
 )
-@example(costs=(0.1, 0.6, 0.3), fraction=1.0, rows=np.arange(N_TEST), weights=None)
-def test_budget_is_met_on_the_policy_rows(costs, fraction, rows, weights):
+@example(
+    costs=(0.1, 0.6, 0.3),
+    fraction=1.0,
+    rows=np.arange(N_TEST),
+    weights=None,
+    policy="linear",
+)
+def test_budget_is_met_on_the_policy_rows(costs, fraction, rows, weights, policy):
     """Any budget from the first stage's cost to the full cost is met on the rows
-    the policy is learned on, by the attribute and by routing those rows."""
+    the policy is learned on, by the attribute and by routing those rows, for
+    every policy family."""
     cumulative = np.cumsum(costs)
     budget = cumulative[0] + fraction * (cumulative[-1] - cumulative[0])
     budget = float(np.clip(budget, cumulative[0], cumulative[-1]))
-    cascade = _policy_fit(rows, weights, costs=costs, budget=budget)
+    cascade = _policy_fit(rows, weights, costs=costs, budget=budget, policy=policy)
+    assert cascade.budget_ == budget
 
     assert cascade.expected_cost_ <= budget
     assert cascade.exit_rates_ @ cascade.cumulative_costs_ <= budget * (1 + 1e-9)

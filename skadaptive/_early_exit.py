@@ -8,14 +8,20 @@ import numpy as np
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
     RandomForestClassifier,
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_memory
 
-from ._base import BaseAdaptiveClassifier, check_costs, fill_shared_docs
-from ._held_out import fit_stages_on_held_out
+from ._base import (
+    BaseAdaptiveClassifier,
+    check_budget,
+    check_costs,
+    fill_shared_docs,
+)
+from ._held_out import fit_stages_on_held_out, is_frozen
 from .stages import (
     ChainExits,
     MultiExitSource,
@@ -23,6 +29,7 @@ from .stages import (
     exit_probas,
     measure_exit_seconds_per_row,
 )
+from .stages._tree_exits import check_tree_exits
 
 _TREE_ENSEMBLES = (
     GradientBoostingClassifier,
@@ -239,29 +246,49 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
     # ------------------------------------------------------------------ fit
     def _check_structure(self):
         model = _unwrap(self.estimator)
-        if isinstance(model, (*_TREE_ENSEMBLES, ChainExits)):
-            if isinstance(model, ChainExits) and self.exits is not None:
-                as_multi_exit(model, self.exits)  # raises: exits are fixed
-            return None  # the number of exits is known once fitted
-        if not isinstance(model, MultiExitSource):
-            kinds = ", ".join(cls.__name__ for cls in _TREE_ENSEMBLES)
-            extra = (
-                " HistGradientBoostingClassifier cannot carry its running score "
-                "between exits without private attributes; use "
+        if isinstance(model, HistGradientBoostingClassifier):
+            raise TypeError(
+                "HistGradientBoostingClassifier cannot carry its running score "
+                "between exits without private attributes (see "
+                "skadaptive.stages.TreeEnsembleExits). Use "
                 "GradientBoostingClassifier, or models of growing max_iter in an "
                 "AdaptiveCascadeClassifier."
-                if type(model).__name__ == "HistGradientBoostingClassifier"
-                else ""
             )
+        if isinstance(model, _TREE_ENSEMBLES):
+            self._check_tree_exits_early(model)
+        elif not isinstance(model, ChainExits | MultiExitSource):
+            kinds = ", ".join(cls.__name__ for cls in _TREE_ENSEMBLES)
             raise TypeError(
                 f"estimator must be a {kinds}, a ChainExits, one of these in a "
                 "FrozenEstimator, or a fitted multi-exit source (run_stage, "
                 f"keep_rows, n_stages, classes_); got {type(model).__name__}."
-                + extra
             )
-        if self.exits is not None:
-            as_multi_exit(model, self.exits)  # raises: exits are fixed
+        elif self.exits is not None:
+            as_multi_exit(model, self.exits)  # raises: the exits are the model's
+        # The number of exits of a chain or a fitted source is only final once
+        # the backbone is fitted.
         return None
+
+    def _check_tree_exits_early(self, model) -> None:
+        """Refuse bad exits or an unreachable budget before fitting any tree."""
+        if is_frozen(self.estimator):
+            n_trees = _n_trees(model)
+        elif isinstance(model, GradientBoostingClassifier) and (
+            model.n_iter_no_change is not None
+        ):
+            return  # early stopping: the number of trees is known once fitted
+        else:
+            n_trees = model.n_estimators
+        exits = default_exits(n_trees) if self.exits is None else self.exits
+        exits = check_tree_exits(exits, n_trees)
+        if len(exits) < 2:
+            raise ValueError(
+                f"exits={list(exits)} has one exit; early exiting needs at least "
+                f"two (e.g. exits=[{max(1, n_trees // 4)}, {n_trees}])."
+            )
+        if self.costs is None:
+            costs = np.diff(exits, prepend=0).astype(np.float64)
+            check_budget(self.budget, costs, [f"exit {k}" for k in range(len(costs))])
 
     def _members(self):
         return ["estimator"], [self.estimator]
@@ -298,7 +325,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         if self.n_exits_ < 2:
             raise ValueError(
                 f"The backbone has {self.n_exits_} exit; early exiting needs at "
-                "least two (e.g. exits=[50, 200] for 200 trees)."
+                "least two."
             )
         return held_out
 

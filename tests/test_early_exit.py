@@ -342,3 +342,16 @@ def test_determinism_under_random_state():
     assert_array_equal(first.predict_proba(X_test), second.predict_proba(X_test))
     for key in first.frontier_:
         assert_array_equal(first.frontier_[key], second.frontier_[key])
+
+
+def test_bad_exits_and_budgets_of_unfitted_ensembles_fail_before_any_fit():
+    X, _, y, _ = _data()
+    _CountingBoosting.fits = 0
+    backbone = _CountingBoosting(n_estimators=400)
+    with pytest.raises(ValueError, match="already costs 25"):
+        EarlyExitClassifier(backbone, budget=10).fit(X, y)  # default exits: 25..400
+    with pytest.raises(ValueError, match="last equal to the ensemble's number"):
+        EarlyExitClassifier(backbone, exits=[50, 200]).fit(X, y)
+    with pytest.raises(ValueError, match="has one exit"):
+        EarlyExitClassifier(backbone, exits=[400]).fit(X, y)
+    assert _CountingBoosting.fits == 0

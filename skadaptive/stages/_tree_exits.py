@@ -59,7 +59,8 @@ class _TreeState:
     score: np.ndarray
 
 
-def _check_exits(exits, n_trees: int) -> tuple[int, ...]:
+def check_tree_exits(exits, n_trees: int) -> tuple[int, ...]:
+    """``exits`` as a tuple of ints: strictly increasing, from >= 1 to ``n_trees``."""
     values = np.asarray(exits)
     if (
         values.ndim != 1
@@ -175,7 +176,7 @@ class TreeEnsembleExits(MultiExitSource):
                 else np.asarray(tree.classes_).astype(np.intp)
                 for tree in model.estimators_
             ]
-        self.exits = _check_exits(exits, n_trees)
+        self.exits = check_tree_exits(exits, n_trees)
         self.classes_ = model.classes_
 
     @property

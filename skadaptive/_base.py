@@ -51,6 +51,7 @@ from .policies import (
     check_policy,
     make_policy_search,
 )
+from .stages import exit_probas, measure_exit_seconds_per_row
 
 _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
@@ -463,6 +464,8 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self.oracle_cost_ = float(
             self.cumulative_costs_[first_correct] @ weight / weight.sum()
         )
+        # The policies behind frontier_, to evaluate it on other rows.
+        self._frontier_policies = [p.policy for p in frontier]
         self.frontier_ = {
             "cost_weight": np.array([p.cost_weight for p in frontier]),
             "accuracy": np.array([p.accuracy for p in frontier]),
@@ -493,6 +496,119 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                     warn_sample_weight_unused(name, stage)
             stage_fit_params.append(params)
         return stage_fit_params, {}
+
+    # ------------------------------------------------------------- evaluate
+    def evaluate_frontier(self, X, y, *, sample_weight=None) -> dict:
+        """Accuracy and cost of every ``frontier_`` policy, and of each stage,
+        on the rows ``X`` (e.g. a test set).
+
+        Every stage is run once on every row (no early exit) and each frontier
+        policy is applied to those probabilities, which is what routing the
+        rows through that policy would give.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        frontier : dict
+            The keys of ``frontier_`` (``cost_weight``, ``accuracy``,
+            ``expected_cost``, ``normalized_cost``, ``exit_rates``) on these
+            rows, plus ``stage_accuracies``, ``stage_costs`` (the
+            ``cumulative_costs_``), ``oracle_accuracy`` and ``oracle_cost``,
+            and ``accuracy_at_fit``/``cost_at_fit`` for this estimator's own
+            policy.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("stump", DecisionTreeClassifier(max_depth=1)),
+        ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3,
+        ... ).fit(X[::2], y[::2])
+        >>> test = cascade.evaluate_frontier(X[1::2], y[1::2])
+        >>> len(test["accuracy"]) == len(cascade.frontier_["accuracy"])
+        True
+        """
+        check_is_fitted(self)
+        X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
+        y = column_or_1d(y)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that this estimator does "
+                f"not predict (its classes_ are {self.classes_.tolist()})."
+            )
+        y_encoded = np.searchsorted(self.classes_, y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X)
+        weight = np.ones(len(y)) if sample_weight is None else sample_weight
+        weight = weight / weight.sum()
+        probas = exit_probas(self._stage_source(), X)
+        correct = np.stack([np.argmax(p, axis=1) == y_encoded for p in probas])
+        rows = np.arange(len(y))
+        n_stages = len(probas)
+
+        def at(policy):
+            exit_stage = policy.exit_stage(probas)
+            return (
+                float(correct[exit_stage, rows] @ weight),
+                float(self.cumulative_costs_[exit_stage] @ weight),
+                np.bincount(exit_stage, weights=weight, minlength=n_stages),
+            )
+
+        points = [at(policy) for policy in self._frontier_policies]
+        first_correct = np.where(
+            correct.any(axis=0), np.argmax(correct, axis=0), n_stages - 1
+        )
+        accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
+        total = self.cumulative_costs_[-1]
+        return {
+            "cost_weight": self.frontier_["cost_weight"].copy(),
+            "accuracy": np.array([p[0] for p in points]),
+            "expected_cost": np.array([p[1] for p in points]),
+            "normalized_cost": np.array([p[1] for p in points]) / total,
+            "exit_rates": np.stack([p[2] for p in points]),
+            "stage_accuracies": correct @ weight,
+            "stage_costs": self.cumulative_costs_.copy(),
+            "oracle_accuracy": float(correct.any(axis=0) @ weight),
+            "oracle_cost": float(self.cumulative_costs_[first_correct] @ weight),
+            "oracle_exit_rates": np.bincount(
+                first_correct, weights=weight, minlength=n_stages
+            ),
+            "accuracy_at_fit": accuracy_at_fit,
+            "cost_at_fit": cost_at_fit,
+            "exit_rates_at_fit": rates_at_fit,
+        }
+
+    def measure_stage_seconds(self, X, *, random_state=None) -> np.ndarray:
+        """Measured wall-clock seconds per row of each stage's increment on ``X``.
+
+        The cost in seconds that ``costs="auto"`` would measure, for plotting
+        or reporting in seconds when the fit used other units.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+            Rows to time on (at most 1,000, drawn at random).
+        random_state : int, RandomState instance or None, default=None
+
+        Returns
+        -------
+        seconds_per_row : ndarray of shape (n_stages,)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
+        return measure_exit_seconds_per_row(
+            self._stage_source(), X, random_state=random_state
+        )
 
     # -------------------------------------------------------------- predict
     def route(self, X) -> Bunch:

@@ -1,0 +1,435 @@
+"""CostAccuracyDisplay: accuracy against average cost, as scikit-learn displays do."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+
+def _pyplot(caller: str):
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            f"{caller} needs matplotlib, which is not installed. Install it with "
+            '`pip install "skadaptive[plot]"` (or `pip install matplotlib`).'
+        ) from exc
+    return plt
+
+
+def _check_baselines(baselines) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    if baselines is None:
+        return {}
+    if not isinstance(baselines, Mapping):
+        raise TypeError(
+            "baselines must be a dict {name: (costs, accuracies)}; got "
+            f"{type(baselines).__name__}."
+        )
+    checked = {}
+    for name, curve in baselines.items():
+        try:
+            costs, accuracies = curve
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"baseline {name!r} must be a pair (costs, accuracies); got {curve!r}."
+            ) from exc
+        costs, accuracies = np.atleast_1d(costs), np.atleast_1d(accuracies)
+        if costs.shape != accuracies.shape or costs.ndim != 1:
+            raise ValueError(
+                f"baseline {name!r}: costs and accuracies must be 1-D and of the "
+                f"same length; got shapes {costs.shape} and {accuracies.shape}."
+            )
+        checked[str(name)] = (costs.astype(float), accuracies.astype(float))
+    return checked
+
+
+class CostAccuracyDisplay:
+    """Accuracy against average cost: a policy frontier and what to compare it to.
+
+    Shows the frontier of an adaptive estimator (one point per policy, joined in
+    order of cost), each stage on its own, the oracle that exits at the first
+    correct stage, any baseline curves, and the chosen operating point. Build it
+    with :meth:`from_estimator` (on new rows or on the held-out frontier of the
+    fit) or :meth:`from_predictions`, or directly from numbers, then call
+    :meth:`plot`.
+
+    Parameters
+    ----------
+    cost, accuracy : array-like of shape (n_points,)
+        Average cost per row and accuracy of each frontier point.
+    stage_costs, stage_accuracies : array-like of shape (n_stages,), default=None
+        Cost of answering every row at each stage, and that stage's accuracy.
+    stage_names : list of str, default=None
+    oracle_cost, oracle_accuracy : float, default=None
+    chosen_cost, chosen_accuracy : float, default=None
+        The operating point of the estimator (its ``cost_weight`` or ``budget``).
+    baselines : dict of str to (costs, accuracies), default=None
+        Other methods' curves, e.g. ``{"max-prob threshold": (costs, accs)}``.
+    cost_label : str, default="average cost per row"
+        X axis label: say the unit, e.g. ``"trees per row"`` or ``"seconds"``.
+    name : str, default=None
+        Legend label of the frontier.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    line_ : matplotlib Line2D
+        The frontier.
+    stage_points_, oracle_point_, chosen_point_ : matplotlib artists or None
+    baseline_lines_ : dict of str to Line2D
+
+    See Also
+    --------
+    sklearn.metrics.RocCurveDisplay : The convention this display follows.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.tree import DecisionTreeClassifier
+    >>> from skadaptive import AdaptiveCascadeClassifier
+    >>> from skadaptive.plot import CostAccuracyDisplay
+    >>> X, y = load_iris(return_X_y=True)
+    >>> cascade = AdaptiveCascadeClassifier(
+    ...     [("stump", DecisionTreeClassifier(max_depth=1)),
+    ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3,
+    ... ).fit(X[::2], y[::2])
+    >>> display = CostAccuracyDisplay.from_estimator(cascade, X[1::2], y[1::2])
+    >>> display.ax_.get_xlabel()
+    'average cost per row'
+    """
+
+    def __init__(
+        self,
+        *,
+        cost,
+        accuracy,
+        stage_costs=None,
+        stage_accuracies=None,
+        stage_names=None,
+        oracle_cost=None,
+        oracle_accuracy=None,
+        chosen_cost=None,
+        chosen_accuracy=None,
+        baselines=None,
+        cost_label: str = "average cost per row",
+        name: str | None = None,
+    ):
+        self.cost = cost
+        self.accuracy = accuracy
+        self.stage_costs = stage_costs
+        self.stage_accuracies = stage_accuracies
+        self.stage_names = stage_names
+        self.oracle_cost = oracle_cost
+        self.oracle_accuracy = oracle_accuracy
+        self.chosen_cost = chosen_cost
+        self.chosen_accuracy = chosen_accuracy
+        self.baselines = baselines
+        self.cost_label = cost_label
+        self.name = name
+
+    def plot(
+        self,
+        ax=None,
+        *,
+        name: str | None = None,
+        show_stages: bool = True,
+        show_oracle: bool = True,
+        legend: bool = True,
+        **kwargs,
+    ) -> CostAccuracyDisplay:
+        """Draw the display.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Where to draw; a new figure when None.
+        name : str, default=None
+            Legend label of the frontier; overrides ``self.name``.
+        show_stages, show_oracle : bool, default=True
+        legend : bool, default=True
+        **kwargs : dict
+            Passed to the frontier's ``ax.plot``.
+
+        Returns
+        -------
+        display : CostAccuracyDisplay
+            ``self``, with the matplotlib objects as attributes.
+        """
+        plt = _pyplot("CostAccuracyDisplay.plot")
+        cost = np.asarray(self.cost, dtype=float)
+        accuracy = np.asarray(self.accuracy, dtype=float)
+        if cost.shape != accuracy.shape or cost.ndim != 1 or cost.size == 0:
+            raise ValueError(
+                "cost and accuracy must be non-empty 1-D arrays of the same "
+                f"length; got shapes {cost.shape} and {accuracy.shape}."
+            )
+        baselines = _check_baselines(self.baselines)
+        if ax is None:
+            _, ax = plt.subplots()
+        order = np.argsort(cost, kind="stable")
+        line_kw = {"marker": "o", "markersize": 3, "label": name or self.name}
+        line_kw["label"] = line_kw["label"] or "learned policy"
+        line_kw.update(kwargs)
+        (self.line_,) = ax.plot(cost[order], accuracy[order], **line_kw)
+
+        self.baseline_lines_ = {}
+        for label, (b_cost, b_accuracy) in baselines.items():
+            b_order = np.argsort(b_cost, kind="stable")
+            (self.baseline_lines_[label],) = ax.plot(
+                b_cost[b_order], b_accuracy[b_order], "--", marker=".", label=label
+            )
+
+        self.stage_points_ = None
+        if show_stages and self.stage_costs is not None:
+            stage_costs = np.asarray(self.stage_costs, dtype=float)
+            stage_accuracies = np.asarray(self.stage_accuracies, dtype=float)
+            self.stage_points_ = ax.scatter(
+                stage_costs,
+                stage_accuracies,
+                marker="s",
+                color="black",
+                zorder=3,
+                label="each stage alone",
+            )
+            names = self.stage_names or [str(k) for k in range(len(stage_costs))]
+            for label, x, y in zip(names, stage_costs, stage_accuracies):
+                ax.annotate(
+                    label,
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(4, -10),
+                    fontsize="small",
+                )
+
+        self.oracle_point_ = None
+        if show_oracle and self.oracle_cost is not None:
+            self.oracle_point_ = ax.scatter(
+                [self.oracle_cost],
+                [self.oracle_accuracy],
+                marker="*",
+                s=120,
+                color="tab:green",
+                zorder=3,
+                label="oracle",
+            )
+
+        self.chosen_point_ = None
+        if self.chosen_cost is not None:
+            self.chosen_point_ = ax.scatter(
+                [self.chosen_cost],
+                [self.chosen_accuracy],
+                marker="D",
+                s=50,
+                facecolors="none",
+                edgecolors="tab:red",
+                linewidths=2,
+                zorder=4,
+                label="chosen operating point",
+            )
+
+        ax.set_xlabel(self.cost_label)
+        ax.set_ylabel("accuracy")
+        ax.grid(True, alpha=0.3)
+        if legend:
+            ax.legend(loc="lower right")
+        self.ax_ = ax
+        self.figure_ = ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(
+        cls,
+        estimator,
+        X=None,
+        y=None,
+        *,
+        sample_weight=None,
+        cost: str = "units",
+        baselines=None,
+        name: str | None = None,
+        ax=None,
+        **kwargs,
+    ) -> CostAccuracyDisplay:
+        """Plot a fitted estimator's frontier on rows ``X`` or as held out.
+
+        Parameters
+        ----------
+        estimator : AdaptiveCascadeClassifier or EarlyExitClassifier
+            Fitted.
+        X, y : array-like, default=None
+            Rows to evaluate every frontier policy, every stage and the oracle
+            on (see ``estimator.evaluate_frontier``). When None, the held-out
+            figures of the fit are shown (``frontier_``, ``stage_accuracies_``,
+            ``oracle_accuracy_``...).
+        sample_weight : array-like of shape (n_samples,), default=None
+        cost : {"units", "seconds"}, default="units"
+            ``"units"``: the estimator's ``costs_`` units. ``"seconds"``: the
+            stages' wall-clock seconds per row, measured on ``X`` (required).
+        baselines : dict of str to (costs, accuracies), default=None
+            Curves to compare with, in the same cost unit.
+        name : str, default=None
+            Legend label of the frontier; the estimator's class name when None.
+        ax : matplotlib Axes, default=None
+        **kwargs : dict
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : CostAccuracyDisplay
+        """
+        _pyplot("CostAccuracyDisplay.from_estimator")
+        check_is_fitted(estimator, "frontier_")
+        if cost not in ("units", "seconds"):
+            raise ValueError(f"cost must be 'units' or 'seconds'; got {cost!r}.")
+        if (X is None) != (y is None):
+            raise ValueError("Pass both X and y, or neither (held-out frontier).")
+        if X is None:
+            if cost == "seconds":
+                raise ValueError(
+                    "cost='seconds' times the stages on rows: pass X and y."
+                )
+            frontier = estimator.frontier_
+            oracle_rates = None
+            figures = {
+                "exit_rates": frontier["exit_rates"],
+                "accuracy": frontier["accuracy"],
+                "stage_accuracies": estimator.stage_accuracies_,
+                "oracle_accuracy": estimator.oracle_accuracy_,
+                "chosen_accuracy": estimator.held_out_accuracy_,
+                "chosen_rates": estimator.exit_rates_,
+            }
+            title = f"{name or type(estimator).__name__} (held-out rows)"
+        else:
+            test = estimator.evaluate_frontier(X, y, sample_weight=sample_weight)
+            oracle_rates = test["oracle_exit_rates"]
+            figures = {
+                "exit_rates": test["exit_rates"],
+                "accuracy": test["accuracy"],
+                "stage_accuracies": test["stage_accuracies"],
+                "oracle_accuracy": test["oracle_accuracy"],
+                "chosen_accuracy": test["accuracy_at_fit"],
+                "chosen_rates": test["exit_rates_at_fit"],
+            }
+            title = None
+        if cost == "seconds":
+            stage_costs = np.cumsum(estimator.measure_stage_seconds(X))
+            cost_label = "average seconds per row (measured)"
+        else:
+            stage_costs = estimator.cumulative_costs_
+            cost_label = "average cost per row"
+        # Every cost is exit rates times the cost of answering at each stage.
+        oracle_cost = (
+            estimator.oracle_cost_
+            if oracle_rates is None
+            else oracle_rates @ stage_costs
+        )
+        display = cls(
+            cost=figures["exit_rates"] @ stage_costs,
+            accuracy=figures["accuracy"],
+            stage_costs=stage_costs,
+            stage_accuracies=figures["stage_accuracies"],
+            stage_names=estimator._stage_names(),
+            oracle_cost=float(oracle_cost),
+            oracle_accuracy=figures["oracle_accuracy"],
+            chosen_cost=float(figures["chosen_rates"] @ stage_costs),
+            chosen_accuracy=figures["chosen_accuracy"],
+            baselines=baselines,
+            cost_label=cost_label,
+            name=name or type(estimator).__name__,
+        )
+        display = display.plot(ax=ax, **kwargs)
+        if title:
+            display.ax_.set_title(title)
+        return display
+
+    @classmethod
+    def from_predictions(
+        cls,
+        y_true,
+        y_preds: Sequence,
+        costs: Sequence,
+        *,
+        sample_weight=None,
+        baselines=None,
+        cost_label: str = "average cost per row",
+        name: str | None = None,
+        ax=None,
+        **kwargs,
+    ) -> CostAccuracyDisplay:
+        """Plot operating points from their predictions and per-row costs.
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples,)
+        y_preds : sequence of array-like of shape (n_samples,)
+            Predicted labels at each operating point.
+        costs : sequence of float or array-like of shape (n_samples,)
+            Each operating point's cost per row (e.g. ``predict_cost``), or its
+            average cost.
+        sample_weight : array-like of shape (n_samples,), default=None
+        baselines : dict of str to (costs, accuracies), default=None
+        cost_label : str, default="average cost per row"
+        name : str, default=None
+        ax : matplotlib Axes, default=None
+        **kwargs : dict
+            Passed to :meth:`plot`.
+
+        Returns
+        -------
+        display : CostAccuracyDisplay
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> from skadaptive.plot import CostAccuracyDisplay
+        >>> display = CostAccuracyDisplay.from_predictions(
+        ...     [0, 1, 1, 0], [[0, 0, 1, 0], [0, 1, 1, 0]], [1.0, [1, 5, 1, 5]])
+        >>> display.accuracy
+        array([0.75, 1.  ])
+        """
+        _pyplot("CostAccuracyDisplay.from_predictions")
+        y_true = column_or_1d(y_true)
+        n_rows = len(y_true)
+        if len(y_preds) != len(costs) or len(y_preds) == 0:
+            raise ValueError(
+                "y_preds and costs must give the same number (>= 1) of operating "
+                f"points; got {len(y_preds)} and {len(costs)}."
+            )
+        weight = (
+            np.ones(n_rows)
+            if sample_weight is None
+            else np.asarray(sample_weight, dtype=float)
+        )
+        accuracy, average_cost = [], []
+        for k, (y_pred, cost) in enumerate(zip(y_preds, costs)):
+            y_pred = column_or_1d(y_pred)
+            if len(y_pred) != n_rows:
+                raise ValueError(
+                    f"y_preds[{k}] has {len(y_pred)} rows but y_true has {n_rows}."
+                )
+            cost = np.asarray(cost, dtype=float)
+            if cost.ndim == 0:
+                average_cost.append(float(cost))
+            elif cost.shape == (n_rows,):
+                average_cost.append(float(cost @ weight / weight.sum()))
+            else:
+                raise ValueError(
+                    f"costs[{k}] must be a number or one cost per row ({n_rows}); "
+                    f"got shape {cost.shape}."
+                )
+            accuracy.append(float((y_pred == y_true) @ weight / weight.sum()))
+        display = cls(
+            cost=np.array(average_cost),
+            accuracy=np.array(accuracy),
+            baselines=baselines,
+            cost_label=cost_label,
+            name=name,
+        )
+        return display.plot(ax=ax, **kwargs)

@@ -1,0 +1,147 @@
+"""CostAccuracyDisplay: figure objects only, no screen needed."""
+
+import functools
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.datasets import load_iris
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from skadaptive.plot import CostAccuracyDisplay  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@functools.cache
+def _fitted():
+    X, y = load_iris(return_X_y=True)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+            ("lr", LogisticRegression(max_iter=1000)),
+        ],
+        costs=[1, 5],
+        cv=3,
+        budget=3.0,
+    ).fit(X[::2], y[::2])
+    return cascade, X[1::2], y[1::2]
+
+
+def test_from_estimator_on_new_rows_draws_every_element():
+    cascade, X, y = _fitted()
+    display = CostAccuracyDisplay.from_estimator(
+        cascade, X, y, baselines={"thresholds": ([1, 3, 6], [0.6, 0.8, 0.9])}
+    )
+    test = cascade.evaluate_frontier(X, y)
+    assert_allclose(display.cost, test["expected_cost"])
+    assert_allclose(display.accuracy, test["accuracy"])
+    x, _ = display.line_.get_data()
+    assert (np.diff(x) >= 0).all()  # drawn in order of cost
+    assert len(x) == len(cascade.frontier_["cost_weight"])
+    assert display.stage_points_.get_offsets().shape == (2, 2)
+    assert_allclose(display.stage_points_.get_offsets()[:, 0], [1, 6])
+    assert display.oracle_point_ is not None
+    assert display.chosen_point_ is not None
+    assert display.chosen_cost == pytest.approx(cascade.predict_cost(X).mean())
+    assert display.chosen_accuracy == pytest.approx(cascade.score(X, y))
+    assert set(display.baseline_lines_) == {"thresholds"}
+    labels = display.ax_.get_legend_handles_labels()[1]
+    assert {"AdaptiveCascadeClassifier", "thresholds", "oracle"} <= set(labels)
+    assert display.figure_ is display.ax_.figure
+
+
+def test_from_estimator_without_rows_shows_the_held_out_frontier():
+    cascade, _, _ = _fitted()
+    display = CostAccuracyDisplay.from_estimator(cascade, name="mine")
+    assert_allclose(display.cost, cascade.frontier_["expected_cost"])
+    assert_allclose(display.accuracy, cascade.frontier_["accuracy"])
+    assert display.chosen_cost == pytest.approx(cascade.expected_cost_)
+    assert display.oracle_cost == pytest.approx(cascade.oracle_cost_)
+    assert "held-out" in display.ax_.get_title()
+    assert display.line_.get_label() == "mine"
+
+
+def test_seconds_axis_uses_measured_stage_times():
+    cascade, X, y = _fitted()
+    display = CostAccuracyDisplay.from_estimator(cascade, X, y, cost="seconds")
+    assert "seconds" in display.ax_.get_xlabel()
+    assert 0 < display.stage_costs[0] < display.stage_costs[1] < 1.0
+    with pytest.raises(ValueError, match="pass X and y"):
+        CostAccuracyDisplay.from_estimator(cascade, cost="seconds")
+    with pytest.raises(ValueError, match="'units' or 'seconds'"):
+        CostAccuracyDisplay.from_estimator(cascade, X, y, cost="flops")
+
+
+def test_early_exit_estimator_and_a_given_axes():
+    X, y = load_iris(return_X_y=True)
+    ee = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=16, max_depth=1, random_state=0),
+        exits=[2, 4, 8, 16],
+        cv=3,
+    ).fit(X, y)
+    _, ax = plt.subplots()
+    display = CostAccuracyDisplay.from_estimator(ee, X, y, ax=ax, show_oracle=False)
+    assert display.ax_ is ax
+    assert display.oracle_point_ is None
+    assert_allclose(display.stage_costs, [2, 4, 8, 16])
+
+
+def test_from_predictions_accepts_per_row_or_average_costs():
+    display = CostAccuracyDisplay.from_predictions(
+        [0, 1, 1, 0],
+        [[0, 0, 1, 0], [0, 1, 1, 0]],
+        [1.0, [1, 5, 1, 5]],
+        sample_weight=[1, 1, 1, 1],
+        cost_label="trees per row",
+    )
+    assert_allclose(display.cost, [1.0, 3.0])
+    assert_allclose(display.accuracy, [0.75, 1.0])
+    assert display.ax_.get_xlabel() == "trees per row"
+    with pytest.raises(ValueError, match="same number"):
+        CostAccuracyDisplay.from_predictions([0, 1], [[0, 1]], [1.0, 2.0])
+    with pytest.raises(ValueError, match="one cost per row"):
+        CostAccuracyDisplay.from_predictions([0, 1], [[0, 1]], [[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="has 3 rows"):
+        CostAccuracyDisplay.from_predictions([0, 1], [[0, 1, 1]], [1.0])
+
+
+def test_bad_inputs_are_named():
+    cascade, X, y = _fitted()
+    with pytest.raises(ValueError, match="both X and y"):
+        CostAccuracyDisplay.from_estimator(cascade, X)
+    with pytest.raises(TypeError, match="baselines must be a dict"):
+        CostAccuracyDisplay.from_estimator(cascade, baselines=[(1, 2)])
+    with pytest.raises(ValueError, match="same length"):
+        CostAccuracyDisplay.from_estimator(cascade, baselines={"b": ([1, 2], [1])})
+    with pytest.raises(ValueError, match="labels \\[7\\]"):
+        CostAccuracyDisplay.from_estimator(cascade, X[:3], [0, 1, 7])
+    with pytest.raises(ValueError, match="same length"):
+        CostAccuracyDisplay(cost=[1, 2], accuracy=[0.5]).plot()
+
+
+def test_missing_matplotlib_names_the_extra(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(ImportError, match=r"skadaptive\[plot\]"):
+        CostAccuracyDisplay(cost=[1], accuracy=[1]).plot()

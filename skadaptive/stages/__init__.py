@@ -4,19 +4,24 @@
 - multi-exit sources, whose exits share one computation:
   :class:`TreeEnsembleExits` (exits after given numbers of trees),
   :class:`ChainExits` (blocks with a classifier head after each), and any
-  object following the :class:`MultiExitSource` protocol.
+  object following the :class:`MultiExitSource` protocol;
+- ONNX models run by onnxruntime on CPU or GPU: :class:`OnnxClassifier` (a
+  stage) and :class:`OnnxMultiExit` (a multi-exit network split into segments).
 """
 
 from ._chain_exits import ChainExits
 from ._costs import measure_seconds_per_row
 from ._independent import IndependentStages
 from ._multi_exit import MultiExitSource, exit_probas, measure_exit_seconds_per_row
+from ._onnx import OnnxClassifier, OnnxMultiExit
 from ._tree_exits import TreeEnsembleExits
 
 __all__ = [
     "ChainExits",
     "IndependentStages",
     "MultiExitSource",
+    "OnnxClassifier",
+    "OnnxMultiExit",
     "TreeEnsembleExits",
     "exit_probas",
     "measure_exit_seconds_per_row",

@@ -344,6 +344,14 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             return held_out.seconds_per_row
         return check_costs(self.costs, self._stage_names())
 
+    def _alone_costs(self, incremental) -> np.ndarray:
+        """Cost per row of answering every row with each stage on its own."""
+        return np.asarray(incremental, dtype=np.float64)
+
+    def _cost_unit(self) -> str | None:
+        """The unit of ``costs_``, where known (for plots and reports)."""
+        return "seconds" if isinstance(self.costs, str) else None
+
     def _check_classes(self, y) -> np.ndarray:
         names, members = self._members()
         frozen = frozen_classes(names, members)
@@ -517,10 +525,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         frontier : dict
             The keys of ``frontier_`` (``cost_weight``, ``accuracy``,
             ``expected_cost``, ``normalized_cost``, ``exit_rates``) on these
-            rows, plus ``stage_accuracies``, ``stage_costs`` (the
-            ``cumulative_costs_``), ``oracle_accuracy`` and ``oracle_cost``,
-            and ``accuracy_at_fit``/``cost_at_fit`` for this estimator's own
-            policy.
+            rows, plus ``stage_accuracies`` and ``stage_costs`` (each stage on
+            its own: its own cost in a cascade, the cost up to it for exits),
+            ``oracle_accuracy``, ``oracle_cost`` and ``oracle_exit_rates``, and
+            ``accuracy_at_fit``, ``cost_at_fit`` and ``exit_rates_at_fit`` for
+            this estimator's own policy.
 
         Examples
         --------
@@ -577,7 +586,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             "normalized_cost": np.array([p[1] for p in points]) / total,
             "exit_rates": np.stack([p[2] for p in points]),
             "stage_accuracies": correct @ weight,
-            "stage_costs": self.cumulative_costs_.copy(),
+            "stage_costs": self._alone_costs(self.costs_),
             "oracle_accuracy": float(correct.any(axis=0) @ weight),
             "oracle_cost": float(self.cumulative_costs_[first_correct] @ weight),
             "oracle_exit_rates": np.bincount(

@@ -347,5 +347,16 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
             return check_costs(self.source_.default_costs(), self._stage_names())
         return super()._fitted_costs(held_out, measure_costs)
 
+    def _alone_costs(self, incremental) -> np.ndarray:
+        # An exit shares the computation before it: alone, it costs all of it.
+        return np.cumsum(incremental)
+
+    def _cost_unit(self) -> str | None:
+        if self.costs is None:
+            if self._measure_costs():
+                return "seconds"
+            return getattr(self.source_, "cost_unit", None)
+        return super()._cost_unit()
+
     def _stage_source(self):
         return self.source_

@@ -52,7 +52,9 @@ def test_from_estimator_on_new_rows_draws_every_element():
     assert (np.diff(x) >= 0).all()  # drawn in order of cost
     assert len(x) == len(cascade.frontier_["cost_weight"])
     assert display.stage_points_.get_offsets().shape == (2, 2)
-    assert_allclose(display.stage_points_.get_offsets()[:, 0], [1, 6])
+    # A cascade stage on its own costs its own cost (costs=[1, 5]).
+    assert_allclose(display.stage_points_.get_offsets()[:, 0], [1, 5])
+    assert display.ax_.get_xlabel() == "average cost per row"
     assert display.oracle_point_ is not None
     assert display.chosen_point_ is not None
     assert display.chosen_cost == pytest.approx(cascade.predict_cost(X).mean())
@@ -96,7 +98,9 @@ def test_early_exit_estimator_and_a_given_axes():
     display = CostAccuracyDisplay.from_estimator(ee, X, y, ax=ax, show_oracle=False)
     assert display.ax_ is ax
     assert display.oracle_point_ is None
+    # An exit on its own costs every tree up to it.
     assert_allclose(display.stage_costs, [2, 4, 8, 16])
+    assert display.ax_.get_xlabel() == "average trees per row"
 
 
 def test_from_predictions_accepts_per_row_or_average_costs():

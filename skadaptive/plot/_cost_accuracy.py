@@ -318,11 +318,13 @@ class CostAccuracyDisplay:
             }
             title = None
         if cost == "seconds":
-            stage_costs = np.cumsum(estimator.measure_stage_seconds(X))
-            cost_label = "average seconds per row (measured)"
+            increments = estimator.measure_stage_seconds(X)
+            cost_label = "average seconds per row (measured now)"
         else:
-            stage_costs = estimator.cumulative_costs_
-            cost_label = "average cost per row"
+            increments = estimator.costs_
+            unit = estimator._cost_unit()
+            cost_label = f"average {unit or 'cost'} per row"
+        stage_costs = np.cumsum(increments)
         # Every cost is exit rates times the cost of answering at each stage.
         oracle_cost = (
             estimator.oracle_cost_
@@ -332,7 +334,7 @@ class CostAccuracyDisplay:
         display = cls(
             cost=figures["exit_rates"] @ stage_costs,
             accuracy=figures["accuracy"],
-            stage_costs=stage_costs,
+            stage_costs=estimator._alone_costs(increments),
             stage_accuracies=figures["stage_accuracies"],
             stage_names=estimator._stage_names(),
             oracle_cost=float(oracle_cost),

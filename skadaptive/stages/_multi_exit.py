@@ -41,10 +41,12 @@ class MultiExitSource(StageSource, Protocol):
         only for these rows. ``run_stage`` never modifies ``state`` in place.
     keep_rows(state, mask) -> state
         The state of the rows where the boolean ``mask`` is true, in order.
-    default_costs() -> ndarray of shape (n_stages,)
+    default_costs() -> ndarray of shape (n_stages,) or None
         Incremental cost of each exit in the source's natural unit (trees for
-        tree ensembles). Only ratios matter; measured wall time
-        (:func:`measure_exit_seconds_per_row`) can replace them.
+        tree ensembles, multiply-accumulates for an ONNX network), or None when
+        it has none: then measured wall time
+        (:func:`measure_exit_seconds_per_row`) is used. Optionally a
+        ``cost_unit`` attribute names the unit, for plots and reports.
 
     Implementations
     ---------------
@@ -74,7 +76,7 @@ class MultiExitSource(StageSource, Protocol):
 
     def keep_rows(self, state, mask: np.ndarray): ...
 
-    def default_costs(self) -> np.ndarray: ...
+    def default_costs(self) -> np.ndarray | None: ...
 
 
 def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:

@@ -1282,18 +1282,23 @@ class OnnxMultiExit(MultiExitSource):
 
         The multiply-accumulates per row of the segment's ``Conv``, ``Gemm``
         and ``MatMul`` nodes, from static shapes (``segment_macs``). Where a
-        shape is unknown, or no segment has such nodes, every exit costs 1:
-        measure wall time instead
-        (:func:`~skadaptive.stages._multi_exit.measure_exit_seconds_per_row`).
+        shape is unknown, or no segment has such nodes, there is no count to
+        trust and None is returned: :class:`~skadaptive.EarlyExitClassifier`
+        then measures each segment's wall time instead.
 
         Returns
         -------
-        costs : ndarray of shape (n_stages,)
+        costs : ndarray of shape (n_stages,) or None
         """
         macs = self.segment_macs
         if macs is None or macs.sum() == 0:
-            return np.ones(self.n_stages)
+            return None
         return macs.astype(np.float64)
+
+    @property
+    def cost_unit(self) -> str | None:
+        """The unit of :meth:`default_costs`, or None when there is none."""
+        return None if self.default_costs() is None else "multiply-accumulates"
 
     # ------------------------------------------------------------- runtime
     def _get_runtime(self) -> _ExitRuntime:

@@ -187,6 +187,9 @@ class TreeEnsembleExits(MultiExitSource):
     def tree_counts(self) -> np.ndarray:
         return np.diff(self.exits, prepend=0)
 
+    #: The unit of :meth:`default_costs`.
+    cost_unit = "trees"
+
     def default_costs(self) -> np.ndarray:
         """Incremental cost of each exit in trees (``tree_counts``)."""
         return self.tree_counts.astype(np.float64)

@@ -1,15 +1,27 @@
-"""The ``skadaptive`` command line."""
+"""The ``skadaptive`` command line: every command and its bad-input paths."""
 
 import io
+import json
+from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
 
-from skadaptive._cli import main, run_demo
+from skadaptive.cli import main, run_demo
+from skadaptive.cli._progress import Progress
+
+FIXTURES = Path(__file__).parent / "fixtures" / "onnx"
 
 
-def test_demo_prints_every_stage_the_cascade_and_the_oracle():
+def test_demo_prints_every_stage_the_cascade_and_the_oracle(tmp_path):
     out = io.StringIO()
-    figures = run_demo(cost_weights=(0.0, 0.05), out=out)
+    plot = tmp_path / "demo.png"
+    figures = run_demo(cost_weights=(0.0, 0.05), out=out, plot=str(plot))
     text = out.getvalue()
     for name in (
         "stage logreg",
@@ -17,6 +29,7 @@ def test_demo_prints_every_stage_the_cascade_and_the_oracle():
         "stage svc",
         "cost_weight=0.05",
         "oracle",
+        f"to {plot}",
     ):
         assert name in text
     assert figures["oracle"]["accuracy"] >= max(
@@ -25,12 +38,11 @@ def test_demo_prints_every_stage_the_cascade_and_the_oracle():
     cheap, costly = figures["cascade"][1], figures["cascade"][0]
     assert cheap["normalized_cost"] <= costly["normalized_cost"]
     assert cheap["accuracy"] > figures["logreg"]["accuracy"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_negative_cost_weight_is_a_usage_error(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["demo", "--cost-weights", "-1"])
-    assert exit_info.value.code == 2
+def test_negative_cost_weight_is_an_error(capsys):
+    assert main(["demo", "--cost-weights", "-1"]) == 1
     assert "non-negative" in capsys.readouterr().err
 
 
@@ -38,3 +50,197 @@ def test_unknown_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["frobnicate"])
     assert exit_info.value.code == 2
+
+
+# ------------------------------------------------------------------ frontier
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    """Two fitted scikit-learn stages (joblib) and labelled data in 3 formats."""
+    folder = tmp_path_factory.mktemp("cli")
+    X, y = load_digits(return_X_y=True)
+    X_train, X_data, y_train, y_data = train_test_split(X, y, random_state=0)
+    joblib.dump(
+        DecisionTreeClassifier(max_depth=6, random_state=0).fit(X_train, y_train),
+        folder / "tree.joblib",
+    )
+    joblib.dump(
+        LogisticRegression(max_iter=3000).fit(X_train, y_train), folder / "lr.joblib"
+    )
+    np.savez(folder / "data.npz", X=X_data, y=y_data)
+    np.save(folder / "data.npy", np.column_stack([X_data, y_data]))
+    header = ",".join([f"f{i}" for i in range(64)] + ["label"])
+    rows = [",".join(map(str, [*row, label])) for row, label in zip(X_data, y_data)]
+    (folder / "data.csv").write_text("\n".join([header, *rows]) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("data", ["data.npz", "data.npy", "data.csv"])
+def test_frontier_of_joblib_models_writes_table_json_plot_and_model(
+    digits_files, tmp_path, data, capsys
+):
+    folder = digits_files
+    code = main(
+        [
+            "frontier",
+            str(folder / "tree.joblib"),
+            str(folder / "lr.joblib"),
+            "--data",
+            str(folder / data),
+            "--costs",
+            "1",
+            "10",
+            "--budget",
+            "4",
+            "--plot",
+            str(tmp_path / "f.png"),
+            "--json",
+            str(tmp_path / "f.json"),
+            "--save",
+            str(tmp_path / "cascade.joblib"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "stage tree" in out and "stage lr" in out and "oracle" in out
+    assert "chosen: budget=4" in out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert [s["name"] for s in report["stages"]] == ["tree", "lr"]
+    assert report["chosen"]["held_out_policy_cost"] <= 4
+    assert len(report["frontier"]) > 1
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    cascade = joblib.load(tmp_path / "cascade.joblib")
+    assert cascade.budget == 4
+
+    # predict with the saved cascade, on the same data format
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "cascade.joblib"),
+                "--data",
+                str(folder / data),
+                "--output",
+                str(tmp_path / "pred.csv"),
+                # a .npy file has no column names: say which column is the label
+                *(["--label", "-1"] if data.endswith(".npy") else []),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "exit rate" in out and "accuracy:" in out and "average cost" in out
+    lines = (tmp_path / "pred.csv").read_text().splitlines()
+    assert lines[0] == "prediction,exit_stage,cost"
+    assert len(lines) == 1 + 450
+
+
+def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    X, y = load_digits(return_X_y=True)
+    _, X_test, _, y_test = train_test_split(
+        X / 16, y, test_size=0.3, stratify=y, random_state=0
+    )
+    np.savez(tmp_path / "digits.npz", X=X_test.astype(np.float32), y=y_test)
+    code = main(
+        [
+            "frontier",
+            str(FIXTURES / "digits_tiny.onnx"),
+            str(FIXTURES / "digits_large.onnx"),
+            "--data",
+            str(tmp_path / "digits.npz"),
+            "--plot",
+            str(tmp_path / "f.png"),
+            "--json",
+            str(tmp_path / "f.json"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["costs_unit"] == "seconds per row (measured)"
+    assert report["stages"][-1]["accuracy"] > 0.95
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["missing.joblib", "lr.joblib", "--data", "data.npz"], "no such file"),
+        (["tree.joblib", "--data", "data.npz"], "at least two models"),
+        (["tree.joblib", "lr.joblib", "--data", "nope.npz"], "no such file"),
+        (["tree.joblib", "lr.joblib", "--data", "data.txtx"], "unknown data format"),
+        (["tree.joblib", "data.npz", "--data", "data.npz"], "unknown model format"),
+        (["tree.joblib", "lr.joblib", "--data", "data.npz", "--x-key", "Z"], "'Z'"),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.csv", "--label", "klass"],
+            "no column 'klass'",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "1", "x"],
+            "--costs must be",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "1"],
+            "one per-row cost per stage",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "2", "5"]
+            + ["--budget", "1"],
+            "cannot be met",
+        ),
+        (["tree.joblib", "lr.joblib", "--data", "bad.npz"], "cannot read"),
+        (["tree.joblib", "not_a_model.joblib", "--data", "data.npz"], "no predict_"),
+        (["tree.joblib", "lr.joblib", "--data", "narrow.npz"], "features"),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--test-size", "2"],
+            "--test-size",
+        ),
+    ],
+)
+def test_frontier_bad_inputs_exit_1_with_a_message(
+    digits_files, tmp_path, monkeypatch, capsys, arguments, message
+):
+    monkeypatch.chdir(digits_files)
+    (digits_files / "data.txtx").write_text("x")
+    (digits_files / "bad.npz").write_bytes(b"not a zip file")
+    joblib.dump({"a": 1}, digits_files / "not_a_model.joblib")
+    np.savez(digits_files / "narrow.npz", X=np.zeros((60, 3)), y=np.arange(60) % 10)
+    code = main(
+        ["frontier", *arguments, "--json", str(tmp_path / "j"), "--plot", "p.png"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("skadaptive frontier: error:")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_predict_bad_inputs(digits_files, tmp_path, capsys):
+    assert main(["predict", "missing.joblib", "--data", "x.npz"]) == 1
+    assert "no such file" in capsys.readouterr().err
+    joblib.dump(LogisticRegression(), tmp_path / "lr.joblib")
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "lr.joblib"),
+            "--data",
+            str(digits_files / "data.npz"),
+        ]
+    )
+    assert code == 1
+    assert "not a fitted AdaptiveCascadeClassifier" in capsys.readouterr().err
+
+
+def test_progress_shows_only_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    quiet, loud = io.StringIO(), Terminal()
+    for stream in (quiet, loud):
+        with Progress(2, stream=stream).step("measuring costs"):
+            pass
+    assert quiet.getvalue() == ""
+    assert "[1/2] measuring costs ..." in loud.getvalue()
+    assert "done in" in loud.getvalue()

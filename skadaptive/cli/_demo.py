@@ -1,13 +1,14 @@
-"""Command line: ``skadaptive demo``."""
+"""``skadaptive demo``: the README's main job, on the bundled digits data."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
 
 import numpy as np
+
+from ._table import table
 
 DEMO_COST_WEIGHTS = (0.0, 0.001, 0.01, 0.05, 0.2)
 
@@ -28,25 +29,35 @@ def _demo_stages(random_state: int):
     ]
 
 
-def _table(rows: list[tuple], header: tuple) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join(
-        f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths)
-    )
-    return "\n".join(line.format(*map(str, r)) for r in [header, *rows])
-
-
 def run_demo(
-    cost_weights=DEMO_COST_WEIGHTS, random_state: int = 0, out=sys.stdout
+    cost_weights=DEMO_COST_WEIGHTS,
+    random_state: int = 0,
+    out=None,
+    plot: str | None = None,
 ) -> dict:
     """Fit a 3-stage cascade on digits and print accuracy against average cost.
 
-    Returns the printed figures as a dict (for tests and scripts).
+    Parameters
+    ----------
+    cost_weights : sequence of float
+        Operating points to show.
+    random_state : int, default=0
+    out : file, default=None
+        Where to print; ``sys.stdout`` when None.
+    plot : str, default=None
+        Where to write the frontier plot (PNG); None writes none.
+
+    Returns
+    -------
+    figures : dict
+        The printed figures (for tests and scripts), with ``"plot"``: the path
+        written, or None.
     """
+    out = sys.stdout if out is None else out
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    from . import AdaptiveCascadeClassifier
+    from .. import AdaptiveCascadeClassifier
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -118,27 +129,26 @@ def run_demo(
         )
         figures["oracle"] = {"accuracy": oracle[0], "normalized_cost": oracle[1] / full}
     header = ("method", "test accuracy", "cost / full", "us per row", "exit rates")
-    print(_table(rows, header), file=out)
+    print(table(rows, header), file=out)
     print(
         "cost / full: average cost per row as a fraction of running every stage.",
         file=out,
     )
+    figures["plot"] = None
+    if plot is not None:
+        from ._frontier import write_plot
+
+        if write_plot(cascade, X_test, y_test, plot, out):
+            print(
+                f"wrote the test-set frontier (each stage, the oracle, and the "
+                f"chosen point cost_weight={cost_weights[-1]:g}) to {plot}",
+                file=out,
+            )
+            figures["plot"] = plot
     return figures
 
 
-def _oracle(cascade, X, y):
-    correct = np.stack([stage.predict(X) == y for stage in cascade.estimators_])
-    first = np.where(correct.any(axis=0), correct.argmax(axis=0), len(correct) - 1)
-    return correct.any(axis=0).mean(), cascade.cumulative_costs_[first].mean()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``skadaptive`` command."""
-    parser = argparse.ArgumentParser(
-        prog="skadaptive",
-        description="Adaptive inference for scikit-learn: cheap models first.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="fit a cascade on the bundled digits data and print its trade-off",
@@ -152,13 +162,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LAM",
         help="cost_weight values to show (default: %(default)s)",
     )
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        if any(not (w >= 0) for w in args.cost_weights):
-            parser.error("--cost-weights must be non-negative numbers")
-        run_demo(args.cost_weights, args.seed)
+    demo.add_argument(
+        "--plot",
+        default="skadaptive-demo.png",
+        metavar="PNG",
+        help="where to write the frontier plot (default: %(default)s)",
+    )
+    demo.set_defaults(run=run)
+
+
+def run(args, out=None) -> int:
+    from ._io import CommandError
+
+    if any(not (w >= 0) for w in args.cost_weights):
+        raise CommandError("--cost-weights must be non-negative numbers.")
+    run_demo(args.cost_weights, args.seed, out=out, plot=args.plot)
     return 0
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+def _oracle(cascade, X, y):
+    correct = np.stack([stage.predict(X) == y for stage in cascade.estimators_])
+    first = np.where(correct.any(axis=0), correct.argmax(axis=0), len(correct) - 1)
+    return correct.any(axis=0).mean(), cascade.cumulative_costs_[first].mean()

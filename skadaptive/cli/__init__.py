@@ -1,0 +1,59 @@
+"""The ``skadaptive`` command: ``demo``, ``frontier`` and ``predict``.
+
+Problems with files or arguments end with a one-line message and exit code 1
+(usage errors: 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import _demo, _frontier, _predict
+from ._demo import run_demo
+from ._io import CommandError
+
+__all__ = ["main", "run_demo"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skadaptive",
+        description="Adaptive inference for scikit-learn: cheap models first.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _demo.add_parser(commands)
+    _frontier.add_parser(commands)
+    _predict.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``skadaptive`` command.
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        Arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    exit_code : int
+        0 on success, 1 when a file or argument is wrong.
+
+    Examples
+    --------
+    >>> from skadaptive.cli import main
+    >>> main(["predict", "missing.joblib", "--data", "missing.csv"])
+    1
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except CommandError as exc:
+        print(f"skadaptive {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"skadaptive {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,188 @@
+"""Reading data and stage models from files, with errors that name the problem."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+class CommandError(Exception):
+    """A problem with the command's files or arguments: shown without traceback."""
+
+
+def _existing(path: str) -> Path:
+    file = Path(path)
+    if not file.exists():
+        raise CommandError(f"{path}: no such file.")
+    if file.is_dir():
+        raise CommandError(f"{path}: is a directory, expected a file.")
+    return file
+
+
+def load_data(
+    path: str,
+    *,
+    label: str | None = None,
+    x_key: str = "X",
+    y_key: str = "y",
+    require_labels: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows and labels from a ``.npz``, ``.npy`` or CSV file.
+
+    - ``.npz``: arrays ``x_key`` (rows) and ``y_key`` (labels; optional when
+      ``require_labels`` is False).
+    - ``.npy``: a 2-D array; the label is its last column (or the column index
+      ``label``) unless ``require_labels`` is False, then all columns are rows.
+    - ``.csv``: a header row; the label column is ``label`` (default: the
+      column named ``label``, else the last column). Without labels, every
+      column is a feature unless ``label`` names one.
+    """
+    file = _existing(path)
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".npz":
+            with np.load(file, allow_pickle=False) as arrays:
+                if x_key not in arrays:
+                    raise CommandError(
+                        f"{path}: no array named {x_key!r} (it has "
+                        f"{sorted(arrays.files)}); pass --x-key."
+                    )
+                X = arrays[x_key]
+                y = arrays[y_key] if y_key in arrays else None
+            if y is None and require_labels:
+                raise CommandError(
+                    f"{path}: no array named {y_key!r} for the labels (it has "
+                    f"{sorted(np.load(file).files)}); pass --y-key."
+                )
+        elif suffix == ".npy":
+            array = np.load(file, allow_pickle=False)
+            if array.ndim != 2:
+                raise CommandError(
+                    f"{path}: expected a 2-D array of rows; got shape {array.shape}."
+                )
+            if require_labels or label is not None:
+                column = -1 if label is None else _column_index(label, array, path)
+                y = array[:, column]
+                X = np.delete(array, column, axis=1)
+            else:
+                X, y = array, None
+        elif suffix in (".csv", ".txt"):
+            X, y = _read_csv(file, label, require_labels)
+        else:
+            raise CommandError(
+                f"{path}: unknown data format {suffix!r}; use .npz, .npy or .csv."
+            )
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"{path}: cannot read it as data: {exc}") from exc
+    X = np.asarray(X)
+    if X.ndim == 1:
+        X = X.reshape(-1, 1)
+    if X.dtype.kind not in "biuf":
+        raise CommandError(
+            f"{path}: the feature columns must be numbers; got dtype {X.dtype}."
+        )
+    if y is not None and len(y) != len(X):
+        raise CommandError(
+            f"{path}: {len(X)} rows but {len(y)} labels; they must match."
+        )
+    if len(X) == 0:
+        raise CommandError(f"{path}: no rows.")
+    return X.astype(np.float64, copy=False), y
+
+
+def _column_index(label: str, array: np.ndarray, path: str) -> int:
+    try:
+        index = int(label)
+    except ValueError as exc:
+        raise CommandError(
+            f"{path}: a .npy file has no column names; --label must be a column "
+            f"index, got {label!r}."
+        ) from exc
+    if not -array.shape[1] <= index < array.shape[1]:
+        raise CommandError(
+            f"{path}: --label {index} is out of range for {array.shape[1]} columns."
+        )
+    return index
+
+
+def _read_csv(file: Path, label: str | None, require_labels: bool):
+    with open(file, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if len(rows) < 2:
+        raise CommandError(f"{file}: expected a header row and at least one row.")
+    header, body = rows[0], rows[1:]
+    widths = {len(row) for row in body}
+    if widths != {len(header)}:
+        raise CommandError(
+            f"{file}: every row must have the header's {len(header)} columns; "
+            f"found rows with {sorted(widths)}."
+        )
+    if label is None and (require_labels or "label" in header):
+        label = "label" if "label" in header else header[-1]
+    if label is not None and label not in header:
+        raise CommandError(
+            f"{file}: no column {label!r}; columns are {header}. Pass --label."
+        )
+    columns = [i for i, name in enumerate(header) if name != label]
+    try:
+        X = np.array([[float(row[i]) for i in columns] for row in body])
+    except ValueError as exc:
+        raise CommandError(
+            f"{file}: a feature column holds something that is not a number ({exc})."
+        ) from exc
+    if label is None:
+        return X, None
+    index = header.index(label)
+    y = np.array([row[index] for row in body])
+    try:  # numeric labels stay numeric, so that they match the models' classes
+        y = y.astype(np.int64) if all(v.lstrip("-").isdigit() for v in y) else y
+    except ValueError:
+        pass
+    return X, y
+
+
+def load_stage(path: str, classes: np.ndarray, X, y):
+    """A fitted stage from an ``.onnx`` file or a joblib/pickle file, frozen.
+
+    An ONNX model is checked against the rows ``X`` and labels ``y`` (its input
+    shape, its number of outputs for ``classes``).
+    """
+    from sklearn.frozen import FrozenEstimator
+
+    file = _existing(path)
+    suffix = file.suffix.lower()
+    if suffix == ".onnx":
+        from ..stages._onnx import OnnxClassifier
+
+        try:
+            model = OnnxClassifier(str(file), classes=classes).fit(X, y)
+            return FrozenEstimator(model)
+        except ImportError as exc:
+            raise CommandError(f"{path}: {exc}") from exc
+        except (ValueError, TypeError) as exc:
+            raise CommandError(f"{path}: {exc}") from exc
+    if suffix in (".joblib", ".pkl", ".pickle"):
+        import joblib
+
+        try:
+            model = joblib.load(file)
+        except Exception as exc:  # unpickling can raise anything
+            raise CommandError(
+                f"{path}: cannot load it with joblib ({type(exc).__name__}: {exc})."
+            ) from exc
+        if not hasattr(model, "predict_proba"):
+            raise CommandError(
+                f"{path}: holds a {type(model).__name__}, which has no "
+                "predict_proba; every stage must give class probabilities."
+            )
+        if not hasattr(model, "classes_"):
+            raise CommandError(
+                f"{path}: the {type(model).__name__} in it is not fitted; save a "
+                "fitted model."
+            )
+        return model if isinstance(model, FrozenEstimator) else FrozenEstimator(model)
+    raise CommandError(
+        f"{path}: unknown model format {suffix!r}; use .onnx, .joblib or .pkl."
+    )

@@ -22,16 +22,19 @@ from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import Bunch, _safe_indexing
 from sklearn.utils.validation import _check_method_params, _num_samples
 
-from .stages import measure_seconds_per_row
+from .stages import OnnxClassifier, measure_seconds_per_row
 
 
 def is_frozen(estimator) -> bool:
     """Whether a stage is used as given (never fitted by us).
 
-    A ``FrozenEstimator``, or a ready multi-exit source that cannot be fitted
-    (it has ``run_stage`` but no ``fit``, as an exported ONNX network).
+    A ``FrozenEstimator``; an :class:`~skadaptive.stages.OnnxClassifier`,
+    whose model is trained already (its ``fit`` only checks inputs, so
+    cross-fitting it would only repeat the same answers); or a ready
+    multi-exit source that cannot be fitted (it has ``run_stage`` but no
+    ``fit``, as a split ONNX network).
     """
-    return isinstance(estimator, FrozenEstimator) or (
+    return isinstance(estimator, FrozenEstimator | OnnxClassifier) or (
         hasattr(estimator, "run_stage") and not hasattr(estimator, "fit")
     )
 

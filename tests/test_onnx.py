@@ -699,16 +699,20 @@ def test_cascade_of_frozen_onnx_stages(tmp_path, digits):
         np.testing.assert_array_equal(loaded.predict_exit(X), model.predict_exit(X))
 
 
-def test_cascade_clones_and_fits_onnx_stages(digits):
+def test_bare_onnx_stages_are_used_as_given(digits):
+    """An ONNX model is trained already: without FrozenEstimator it is still
+    used as given, and the data passed to fit is the policy data."""
     X, y = digits
+    small, large = _clf("tiny"), _clf("large")
     cascade = AdaptiveCascadeClassifier(
-        [("small", _clf("tiny")), ("large", _clf("large"))],
+        [("small", small), ("large", large)],
         costs=[1.0, 600.0],
         cv=3,
         random_state=0,
     ).fit(X, y)
     assert cascade.score(X, y) > 0.9
-    assert cascade.estimators_[0] is not cascade.estimators[0][1]
+    assert cascade.estimators_[0] is small and cascade.estimators_[1] is large
+    assert len(cascade._policy_data[1]) == len(y)  # every row, no cross-fitting
     bad = np.where(y == 9, 11, y)
     with pytest.raises(ValueError, match=r"y contains labels \[11\]"):
         AdaptiveCascadeClassifier(

@@ -143,6 +143,19 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     return X, y
 
 
+def load_joblib(path: str):
+    """The object saved with joblib (or pickle) in ``path``."""
+    import joblib
+
+    file = _existing(path)
+    try:
+        return joblib.load(file)
+    except Exception as exc:  # unpickling can raise anything
+        raise CommandError(
+            f"{path}: cannot load it with joblib ({type(exc).__name__}: {exc})."
+        ) from exc
+
+
 def load_stage(path: str, classes: np.ndarray, X, y):
     """A fitted stage from an ``.onnx`` file or a joblib/pickle file, frozen.
 
@@ -164,14 +177,7 @@ def load_stage(path: str, classes: np.ndarray, X, y):
         except (ValueError, TypeError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
     if suffix in (".joblib", ".pkl", ".pickle"):
-        import joblib
-
-        try:
-            model = joblib.load(file)
-        except Exception as exc:  # unpickling can raise anything
-            raise CommandError(
-                f"{path}: cannot load it with joblib ({type(exc).__name__}: {exc})."
-            ) from exc
+        model = load_joblib(path)
         if not hasattr(model, "predict_proba"):
             raise CommandError(
                 f"{path}: holds a {type(model).__name__}, which has no "

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from ._io import CommandError, load_data
+from ._io import CommandError, load_data, load_joblib
 from ._progress import Progress
 from ._table import table
 
@@ -36,18 +36,9 @@ def add_parser(commands) -> None:
 
 
 def _load_model(path):
-    import joblib
-
     from .._base import BaseAdaptiveClassifier
-    from ._io import _existing
 
-    file = _existing(path)
-    try:
-        model = joblib.load(file)
-    except Exception as exc:  # unpickling can raise anything
-        raise CommandError(
-            f"{path}: cannot load it with joblib ({type(exc).__name__}: {exc})."
-        ) from exc
+    model = load_joblib(path)
     if not isinstance(model, BaseAdaptiveClassifier):
         raise CommandError(
             f"{path}: holds a {type(model).__name__}, not a fitted "

@@ -417,7 +417,25 @@ class _ClassifierRuntime:
     providers: list[str]
 
 
-class OnnxClassifier(ClassifierMixin, BaseEstimator):
+class _LazyRuntime:
+    """Creates the onnxruntime sessions on first use, once, under ``_lock``.
+
+    Subclasses set ``_lock`` and ``_runtime = None`` and define
+    ``_build_runtime``; sessions are never pickled, so they are built again
+    after unpickling.
+    """
+
+    def _get_runtime(self):
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = self._build_runtime()
+            return self._runtime
+
+
+class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
     """A scikit-learn classifier over an already-trained ONNX model.
 
     ``fit`` never trains: it checks the model, the rows and the labels, so the
@@ -541,15 +559,6 @@ class OnnxClassifier(ClassifierMixin, BaseEstimator):
         self._model_data = None
 
     # ------------------------------------------------------------ runtime
-    def _get_runtime(self) -> _ClassifierRuntime:
-        runtime = self._runtime
-        if runtime is not None:
-            return runtime
-        with self._lock:
-            if self._runtime is None:
-                self._runtime = self._build_runtime()
-            return self._runtime
-
     def _build_runtime(self) -> _ClassifierRuntime:
         owner = type(self).__name__
         classes, order = _check_classes(self.classes)
@@ -1055,7 +1064,7 @@ class _ExitRuntime:
     unsplit: Any = None
 
 
-class OnnxMultiExit(MultiExitSource):
+class OnnxMultiExit(_LazyRuntime, MultiExitSource):
     """Exits of one ONNX network with several classifier heads, run apart.
 
     The graph is split into one onnxruntime session per exit. Segment ``k``
@@ -1301,15 +1310,6 @@ class OnnxMultiExit(MultiExitSource):
         return None if self.default_costs() is None else "multiply-accumulates"
 
     # ------------------------------------------------------------- runtime
-    def _get_runtime(self) -> _ExitRuntime:
-        runtime = self._runtime
-        if runtime is not None:
-            return runtime
-        with self._lock:
-            if self._runtime is None:
-                self._runtime = self._build_runtime()
-            return self._runtime
-
     def _build_runtime(self) -> _ExitRuntime:
         ort = _import_onnxruntime()
         requested, explicit = _requested_providers(ort, self.providers)

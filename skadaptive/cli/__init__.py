@@ -10,10 +10,10 @@ import argparse
 import sys
 
 from . import _demo, _frontier, _predict
-from ._demo import run_demo
+from ._demo import run_demo  # noqa: F401 (for tests and scripts)
 from ._io import CommandError
 
-__all__ = ["main", "run_demo"]
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:

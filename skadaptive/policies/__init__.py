@@ -14,9 +14,16 @@ Families (the estimators' ``policy`` parameter):
 
 :func:`make_policy_search` fits any family for a ``cost_weight`` or a budget and
 traces its frontier of accuracy against cost.
+
+The rule classes (``ExitRule``, ``HeuristicRule``, ``EENetRule``) and
+``PolicyEvaluation`` are importable from here for inspection of a fitted
+``policy_``, but are not part of the stable API.
 """
 
-from ._bottom_up import (
+# Importable for inspecting a fitted policy_, outside __all__ (not stable API):
+# ExitRule, EENetRule, EENetScorers, HeuristicRule, PolicyEvaluation,
+# evaluate_policy, first_stage_policy.
+from ._bottom_up import (  # noqa: F401
     POLICY_FAMILIES,
     CascadePolicy,
     ExitRule,
@@ -24,11 +31,16 @@ from ._bottom_up import (
     fit_bottom_up_policy,
     risk_minimising_threshold,
 )
-from ._eenet import EENetRule, EENetScorers, fit_eenet_scorers, schedule_thresholds
+from ._eenet import (  # noqa: F401
+    EENetRule,
+    EENetScorers,
+    fit_eenet_scorers,
+    schedule_thresholds,
+)
 from ._features import FEATURE_SETS, confidence_features, policy_features
-from ._heuristics import HEURISTICS, HeuristicRule, heuristic_score
+from ._heuristics import HEURISTICS, HeuristicRule, heuristic_score  # noqa: F401
 from ._losses import LOSSES, per_row_loss
-from ._search import (
+from ._search import (  # noqa: F401
     DEFAULT_COST_WEIGHTS,
     POLICIES,
     PolicyEvaluation,
@@ -42,22 +54,15 @@ from ._search import (
 __all__ = [
     "CascadePolicy",
     "DEFAULT_COST_WEIGHTS",
-    "EENetRule",
-    "EENetScorers",
-    "ExitRule",
     "FEATURE_SETS",
     "HEURISTICS",
-    "HeuristicRule",
     "LOSSES",
     "POLICIES",
     "POLICY_FAMILIES",
-    "PolicyEvaluation",
     "PolicySearch",
     "check_policy",
     "check_policy_learner",
     "confidence_features",
-    "evaluate_policy",
-    "first_stage_policy",
     "fit_bottom_up_policy",
     "fit_eenet_scorers",
     "heuristic_score",

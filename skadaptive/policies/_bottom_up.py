@@ -51,16 +51,48 @@ class ExitRule:
 
 @dataclass
 class CascadePolicy:
-    """One :class:`ExitRule` per stage but the last, which always answers."""
+    """An exit policy: one rule per stage but the last, which always answers.
+
+    The fitted ``policy_`` of both estimators, whatever the policy family.
+
+    Parameters
+    ----------
+    rules : list of rules
+        Rule ``k`` decides after stage ``k``; a rule has ``exits(history)``
+        returning a boolean mask of the rows that stop there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import CascadePolicy, heuristic_score
+    >>> from skadaptive.policies._heuristics import HeuristicRule
+    >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
+    >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4]])
+    >>> costly = np.array([[0.2, 0.8], [0.1, 0.9]])
+    >>> policy.exit_stage([cheap, costly])
+    array([0, 1])
+    """
 
     rules: list[ExitRule] = field(default_factory=list)
 
     @property
     def n_stages(self) -> int:
+        """Number of stages: one more than the rules."""
         return len(self.rules) + 1
 
     def exits(self, stage: int, history: list[np.ndarray]) -> np.ndarray:
-        """Rows that stop after ``stage`` (0-based) given the stages run so far."""
+        """Rows that stop after ``stage`` (0-based) given the stages run so far.
+
+        Parameters
+        ----------
+        stage : int
+        history : list of ndarray of shape (n_rows, n_classes)
+            Probabilities of stages ``0..stage`` for the rows still running.
+
+        Returns
+        -------
+        exits : ndarray of bool of shape (n_rows,)
+        """
         if stage == self.n_stages - 1:
             return np.ones(history[-1].shape[0], dtype=bool)
         return self.rules[stage].exits(history)
@@ -70,6 +102,15 @@ class CascadePolicy:
 
         Used offline on held-out probabilities; prediction runs the same rules on
         compacted rows (see :mod:`skadaptive.engine`) and gets the same answer.
+
+        Parameters
+        ----------
+        stage_probas : list of ndarray of shape (n_rows, n_classes)
+            Every stage's probabilities for the same rows.
+
+        Returns
+        -------
+        exit_stage : ndarray of shape (n_rows,)
         """
         n_rows = stage_probas[0].shape[0]
         exit_stage = np.full(n_rows, self.n_stages - 1)
@@ -106,6 +147,19 @@ def risk_minimising_threshold(
     can differ between batches, and their midpoint can round onto one of them.
     Among equally good cuts the one that exits fewest rows is kept, which is the
     conservative choice when the data cannot tell the options apart.
+
+    Parameters
+    ----------
+    score : ndarray of shape (n_rows,)
+        How strongly each row should exit.
+    exit_risk, defer_risk : ndarray of shape (n_rows,)
+        Risk of each row if it exits, or if it is deferred.
+    weight : ndarray of shape (n_rows,)
+
+    Returns
+    -------
+    threshold : float
+        ``-inf`` exits every row, ``inf`` none.
 
     Examples
     --------

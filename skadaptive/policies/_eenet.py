@@ -58,7 +58,17 @@ class EENetScorers:
     scorers: list[_ExitScorer] = field(default_factory=list)
 
     def scores(self, history: list[np.ndarray]) -> list[np.ndarray]:
-        """Each stage's score for the rows of ``history`` (one per scorer at most)."""
+        """Each stage's score for the rows of ``history`` (one per scorer at most).
+
+        Parameters
+        ----------
+        history : list of ndarray of shape (n_rows, n_classes)
+            Probabilities of the first stages for the same rows.
+
+        Returns
+        -------
+        scores : list of ndarray of shape (n_rows,)
+        """
         scores: list[np.ndarray] = []
         for proba, scorer in zip(history, self.scorers):
             scores.append(scorer.score(proba, scores))
@@ -82,6 +92,20 @@ def fit_eenet_scorers(
     Returns
     -------
     scorers : EENetScorers
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import fit_eenet_scorers
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 200)
+    >>> sure = rng.random(200) < 0.5   # rows the first exit gets right, confidently
+    >>> first = np.where(sure[:, None], np.eye(2)[y] * 0.8 + 0.1, 0.5)
+    >>> last = np.eye(2)[y] * 0.9 + 0.05
+    >>> scorers = fit_eenet_scorers([first, last], y)
+    >>> score = scorers.scores([first])[0]   # predicted P(first exit is right)
+    >>> bool(score[sure].min() > score[~sure].max())
+    True
     """
     fitted = EENetScorers()
     scores: list[np.ndarray] = []
@@ -139,6 +163,16 @@ def schedule_thresholds(
     -------
     thresholds : ndarray of shape (n_stages - 1,)
         A row exits at the first ``k`` with ``scores[k] >= thresholds[k]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import schedule_thresholds
+    >>> scores = np.array([[0.9, 0.2, 0.8]])          # one early exit, 3 rows
+    >>> risk = np.array([[0.1, 1.1, 0.1],             # exiting early: cheap, 1 miss
+    ...                  [1.0, 1.0, 1.0]])            # the last exit: all right
+    >>> schedule_thresholds(scores, risk, np.ones(3))
+    array([0.5])
     """
     n_decisions, n_rows = scores.shape
     thresholds = np.full(n_decisions, np.inf)

@@ -97,7 +97,28 @@ def first_stage_policy(n_stages: int) -> CascadePolicy:
 class PolicySearch:
     """Fit and evaluate one policy family on held-out stage probabilities.
 
-    Use :func:`make_policy_search` to build one.
+    Use :func:`make_policy_search` to build one; its parameters are described
+    there.
+
+    Parameters
+    ----------
+    stage_probas : list of ndarray of shape (n_samples, n_classes)
+    y_encoded : ndarray of shape (n_samples,)
+    cumulative_cost : ndarray of shape (n_stages,)
+    sample_weight : ndarray of shape (n_samples,) or None
+    loss : {"zero_one", "log_loss"}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import make_policy_search
+    >>> y = np.array([0, 1, 0, 1])
+    >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4], [0.55, 0.45], [0.2, 0.8]])
+    >>> costly = np.eye(2)[y] * 0.9 + 0.05
+    >>> search = make_policy_search("max_proba", [cheap, costly], y, [0.2, 1.0])
+    >>> chosen = search.at_cost_weight(0.1)
+    >>> chosen.accuracy, round(chosen.normalized_cost, 2)
+    (1.0, 0.6)
     """
 
     def __init__(self, stage_probas, y_encoded, cumulative_cost, sample_weight, loss):
@@ -112,7 +133,17 @@ class PolicySearch:
         self.n_stages = len(stage_probas)
 
     def stage_risk(self, cost_weight: float) -> np.ndarray:
-        """Risk of answering each row at each stage, shape (n_stages, n_rows)."""
+        """Risk of answering each row at each stage, shape (n_stages, n_rows).
+
+        Parameters
+        ----------
+        cost_weight : float
+
+        Returns
+        -------
+        risk : ndarray of shape (n_stages, n_rows)
+            ``loss + cost_weight * cumulative_cost``.
+        """
         if not hasattr(self, "_stage_loss"):
             self._stage_loss = np.stack(
                 [per_row_loss(p, self.y_encoded, self.loss) for p in self.stage_probas]
@@ -120,11 +151,31 @@ class PolicySearch:
         return self._stage_loss + cost_weight * self.cumulative_cost[:, None]
 
     def fit(self, cost_weight: float) -> CascadePolicy:
-        """The policy minimising ``loss + cost_weight * cost`` on these rows."""
+        """The policy minimising ``loss + cost_weight * cost`` on these rows.
+
+        Parameters
+        ----------
+        cost_weight : float
+
+        Returns
+        -------
+        policy : CascadePolicy
+        """
         raise NotImplementedError
 
     def evaluate(self, policy: CascadePolicy, cost_weight=np.nan) -> PolicyEvaluation:
-        """Accuracy, cost and exit rates of ``policy`` on these rows."""
+        """Accuracy, cost and exit rates of ``policy`` on these rows.
+
+        Parameters
+        ----------
+        policy : CascadePolicy
+        cost_weight : float, default=nan
+            Recorded with the result.
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
+        """
         return evaluate_policy(
             policy,
             self.stage_probas,
@@ -135,11 +186,29 @@ class PolicySearch:
         )
 
     def at_cost_weight(self, cost_weight: float) -> PolicyEvaluation:
-        """:meth:`fit` then :meth:`evaluate`."""
+        """:meth:`fit` then :meth:`evaluate`.
+
+        Parameters
+        ----------
+        cost_weight : float
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
+        """
         return self.evaluate(self.fit(cost_weight), cost_weight)
 
     def frontier(self, cost_weights=DEFAULT_COST_WEIGHTS) -> list[PolicyEvaluation]:
-        """One fitted and evaluated policy per value of ``cost_weights``."""
+        """One fitted and evaluated policy per value of ``cost_weights``.
+
+        Parameters
+        ----------
+        cost_weights : array-like of float, default=DEFAULT_COST_WEIGHTS
+
+        Returns
+        -------
+        frontier : list of PolicyEvaluation
+        """
         return [self.at_cost_weight(lam) for lam in cost_weights]
 
     def _direct_budget_candidates(self, normalized_budget) -> list[PolicyEvaluation]:
@@ -160,6 +229,19 @@ class PolicySearch:
         policy usually lies between two grid points. Every row exiting at the
         first stage is always a candidate, so any budget of at least the first
         stage's normalised cost is met.
+
+        Parameters
+        ----------
+        normalized_budget : float
+            Maximum average cost, as a fraction of running every stage.
+        frontier : list of PolicyEvaluation, default=None
+            Candidates already evaluated (:meth:`frontier`); computed if None.
+        n_refinements : int, default=8
+            Bisection steps on ``cost_weight``.
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
         """
         if frontier is None:
             frontier = self.frontier()

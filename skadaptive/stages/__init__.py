@@ -11,14 +11,13 @@
 
 from ._chain_exits import ChainExits
 from ._costs import measure_seconds_per_row
-from ._independent import IndependentStages
+from ._independent import IndependentStages  # noqa: F401 (used by the cascade)
 from ._multi_exit import MultiExitSource, exit_probas, measure_exit_seconds_per_row
 from ._onnx import OnnxClassifier, OnnxMultiExit
 from ._tree_exits import TreeEnsembleExits
 
 __all__ = [
     "ChainExits",
-    "IndependentStages",
     "MultiExitSource",
     "OnnxClassifier",
     "OnnxMultiExit",

@@ -107,6 +107,7 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
 
     @property
     def n_stages(self) -> int:
+        """Number of exits."""
         return len(self.heads)
 
     def fit(self, X, y, sample_weight=None):
@@ -198,6 +199,19 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
 
         At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
         from ``state`` (block ``stage - 1``'s output for the same rows).
+
+        Parameters
+        ----------
+        stage : int
+        X_rows : array-like of shape (n_rows, n_features)
+        state : array-like or None
+            None at stage 0, else block ``stage - 1``'s output for these rows.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+        state : array-like
+            Block ``stage``'s output.
         """
         check_is_fitted(self)
         if not 0 <= stage < self.n_stages:
@@ -223,6 +237,18 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
         return proba, Z
 
     def keep_rows(self, state, mask):
+        """The state of the rows where the boolean ``mask`` is true, in order.
+
+        Parameters
+        ----------
+        state : object or None
+            What :meth:`run_stage` returned.
+        mask : ndarray of bool of shape (n_rows,)
+
+        Returns
+        -------
+        state : object or None
+        """
         if state is None:
             return None
         if sp.issparse(state) and state.format not in ("csr", "csc"):

@@ -25,58 +25,86 @@ __all__ = ["MultiExitSource", "exit_probas", "measure_exit_seconds_per_row"]
 class MultiExitSource(StageSource, Protocol):
     """A :class:`~skadaptive.engine.StageSource` whose stages share computation.
 
-    Attributes and methods
-    ----------------------
+    The protocol every backbone of :class:`~skadaptive.EarlyExitClassifier`
+    follows; an object with these members plugs in without being an estimator.
+
+    Implementations: :class:`~skadaptive.stages.TreeEnsembleExits` (exits
+    after given numbers of trees; the state is the running raw score or vote
+    sum), :class:`~skadaptive.stages.ChainExits` (blocks with a head after
+    each; the state is the current block's output) and
+    :class:`~skadaptive.stages.OnnxMultiExit` (a network split into one
+    onnxruntime session per segment, since a single ONNX graph cannot stop
+    early; the state is the hidden tensors, kept on the GPU with IO binding).
+
+    Attributes
+    ----------
     n_stages : int
         Number of exits; the last exit always answers.
     classes_ : ndarray of shape (n_classes,)
         The labels of the probability columns, the same at every exit.
-    run_stage(stage, X_rows, state) -> (proba, new_state)
-        ``proba`` is a float64 array of shape ``(n_rows, n_classes)`` in the
-        order of ``classes_``. At ``stage == 0`` ``state`` is ``None`` and the
-        computation starts from ``X_rows``; at a later stage ``state`` is what
-        stage ``stage - 1`` returned, restricted by :meth:`keep_rows` to the
-        rows of ``X_rows`` (the same rows, in the same order). Only the
-        increment from exit ``stage - 1`` to exit ``stage`` is computed, and
-        only for these rows. ``run_stage`` never modifies ``state`` in place.
-    keep_rows(state, mask) -> state
-        The state of the rows where the boolean ``mask`` is true, in order.
-    default_costs() -> ndarray of shape (n_stages,) or None
-        Incremental cost of each exit in the source's natural unit (trees for
-        tree ensembles, multiply-accumulates for an ONNX network), or None when
-        it has none: then measured wall time
-        (:func:`measure_exit_seconds_per_row`) is used. Optionally a
-        ``cost_unit`` attribute names the unit, for plots and reports.
 
-    Implementations
-    ---------------
-    - :class:`~skadaptive.stages._tree_exits.TreeEnsembleExits`: exits after
-      given numbers of trees of a fitted gradient-boosting or random/extra-trees
-      classifier; the state is the running raw score or vote sum.
-    - :class:`~skadaptive.stages._chain_exits.ChainExits`: a chain of fitted
-      transformers with a classifier head after each; the state is the current
-      block's output.
-    - An ONNX multi-exit network (a later adapter) plugs in the same way. A
-      single ONNX graph cannot stop early -- fetching an early output still runs
-      the whole graph -- so the network is split into one
-      ``onnxruntime.InferenceSession`` per segment. Segment ``k`` takes the
-      hidden tensor of segment ``k - 1`` (segment 0 takes ``X``) and returns the
-      next hidden tensor and the exit's logits. ``run_stage`` returns the
-      softmax of the logits as float64 on the host and the hidden tensor as the
-      state; ``keep_rows`` gathers the hidden tensor's rows (on GPU it stays on
-      the device as an ``OrtValue`` bound with IO binding; only the small
-      probability vectors reach the host). ``default_costs`` can be the FLOPs
-      of each segment.
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from skadaptive.stages import MultiExitSource, TreeEnsembleExits
+    >>> X, y = load_iris(return_X_y=True)
+    >>> forest = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, y)
+    >>> isinstance(TreeEnsembleExits(forest, [2, 8]), MultiExitSource)
+    True
     """
 
     n_stages: int
     classes_: np.ndarray
 
-    def run_stage(self, stage: int, X_rows, state): ...
+    def run_stage(self, stage: int, X_rows, state):
+        """Compute exit ``stage`` for the rows still running.
 
-    def keep_rows(self, state, mask: np.ndarray): ...
+        Only the increment from exit ``stage - 1`` to exit ``stage`` is
+        computed, and only for these rows; ``state`` is never modified.
 
-    def default_costs(self) -> np.ndarray | None: ...
+        Parameters
+        ----------
+        stage : int
+        X_rows : array-like of shape (n_rows, ...)
+            The rows; at ``stage == 0`` the computation starts from them.
+        state : object or None
+            None at stage 0; else what stage ``stage - 1`` returned,
+            restricted by :meth:`keep_rows` to these rows, in order.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+            float64, columns in the order of ``classes_``.
+        state : object
+            Handed to the next exit.
+        """
+
+    def keep_rows(self, state, mask: np.ndarray):
+        """The state of the rows where the boolean ``mask`` is true, in order.
+
+        Parameters
+        ----------
+        state : object or None
+        mask : ndarray of bool of shape (n_rows,)
+
+        Returns
+        -------
+        state : object or None
+        """
+
+    def default_costs(self) -> np.ndarray | None:
+        """Incremental cost of each exit in the source's natural unit, or None.
+
+        Trees for tree ensembles, multiply-accumulates for an ONNX network;
+        None when there is no natural unit, and then wall time is measured
+        (:func:`measure_exit_seconds_per_row`). A ``cost_unit`` attribute may
+        name the unit, for plots and reports.
+
+        Returns
+        -------
+        costs : ndarray of shape (n_stages,) or None
+        """
 
 
 def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
@@ -94,6 +122,18 @@ def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
     -------
     probas : list of ndarray of shape (n_rows, n_classes)
         One per exit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.ensemble import GradientBoostingClassifier
+    >>> from skadaptive.stages import TreeEnsembleExits, exit_probas
+    >>> X, y = load_iris(return_X_y=True)
+    >>> model = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(X, y)
+    >>> first, last = exit_probas(TreeEnsembleExits(model, [3, 10]), X)
+    >>> bool(np.allclose(last, model.predict_proba(X)))
+    True
     """
     probas, state = [], None
     for stage in range(source.n_stages):
@@ -129,6 +169,17 @@ def measure_exit_seconds_per_row(
     Returns
     -------
     seconds_per_row : ndarray of shape (n_stages,)
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from skadaptive.stages import TreeEnsembleExits, measure_exit_seconds_per_row
+    >>> X, y = load_iris(return_X_y=True)
+    >>> forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    >>> seconds = measure_exit_seconds_per_row(TreeEnsembleExits(forest, [5, 20]), X)
+    >>> bool(seconds[1] > 0)   # the 15 trees after the first exit
+    True
     """
     n_rows = _num_samples(X)
     if n_rows > max_rows:

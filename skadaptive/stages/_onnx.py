@@ -1256,22 +1256,27 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
     # ------------------------------------------------------------ describe
     @property
     def n_stages(self) -> int:
+        """Number of exits (segments)."""
         return len(self._segments)
 
     @property
     def input_name(self) -> str:
+        """The graph input fed at the first exit."""
         return self._input.name
 
     @property
     def segment_inputs(self) -> list[tuple[str, ...]]:
+        """Tensors each segment reads: the graph input or earlier segments' ones."""
         return [s.inputs for s in self._segments]
 
     @property
     def segment_outputs(self) -> list[tuple[str, ...]]:
+        """What each segment returns: its exit's scores, then what it hands on."""
         return [s.outputs for s in self._segments]
 
     @property
     def segment_macs(self) -> np.ndarray | None:
+        """Multiply-accumulates per row of each segment, None if unknown."""
         macs = [s.macs for s in self._segments]
         if any(m is None for m in macs):
             return None
@@ -1284,6 +1289,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
 
     @property
     def providers_(self) -> list[str]:
+        """The execution providers the sessions got."""
         return list(self._get_runtime().providers)
 
     def default_costs(self) -> np.ndarray:

@@ -181,10 +181,12 @@ class TreeEnsembleExits(MultiExitSource):
 
     @property
     def n_stages(self) -> int:
+        """Number of exits."""
         return len(self.exits)
 
     @property
     def tree_counts(self) -> np.ndarray:
+        """Trees evaluated by each exit: the increments of ``exits``."""
         return np.diff(self.exits, prepend=0)
 
     #: The unit of :meth:`default_costs`.
@@ -290,6 +292,19 @@ class TreeEnsembleExits(MultiExitSource):
         At ``stage == 0`` ``X_rows`` is validated (float32, CSR) and kept in the
         state; later stages use the validated rows from the state, so
         ``X_rows`` only has to have the same number of rows.
+
+        Parameters
+        ----------
+        stage : int
+        X_rows : array-like or sparse matrix of shape (n_rows, n_features)
+        state : object or None
+            None at stage 0, else the previous stage's state for these rows.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+        state : object
+            The validated rows and their running score.
         """
         if not 0 <= stage < self.n_stages:
             raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
@@ -316,6 +331,18 @@ class TreeEnsembleExits(MultiExitSource):
         return self._proba(score, stop), _TreeState(X, score)
 
     def keep_rows(self, state, mask):
+        """The state of the rows where the boolean ``mask`` is true, in order.
+
+        Parameters
+        ----------
+        state : object or None
+            What :meth:`run_stage` returned.
+        mask : ndarray of bool of shape (n_rows,)
+
+        Returns
+        -------
+        state : object or None
+        """
         if state is None:
             return None
         rows = np.flatnonzero(mask)

@@ -40,7 +40,12 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, n_classes: int):
     history: list[np.ndarray] = []
     state = None
     for stage in range(source.n_stages):
-        X_active = X if len(active) == n_rows else _safe_indexing(X, active)
+        if len(active) == n_rows:
+            X_active = X
+        elif type(X) is np.ndarray:
+            X_active = X[active]  # what _safe_indexing does, without its checks
+        else:
+            X_active = _safe_indexing(X, active)
         stage_proba, state = source.run_stage(stage, X_active, state)
         history.append(stage_proba)
         exits = policy.exits(stage, history)

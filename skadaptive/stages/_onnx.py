@@ -30,7 +30,6 @@ from math import prod
 from typing import Any
 
 import numpy as np
-from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
@@ -295,14 +294,30 @@ def _input_spec(name, shape, dtype, input_shape, owner) -> _InputSpec:
 
 def _prepare_rows(X, spec: _InputSpec, estimator=None) -> np.ndarray:
     """``X`` validated, cast and reshaped to ``(n_rows, *row_shape)``."""
-    X = check_array(
-        X,
-        allow_nd=True,
-        dtype=spec.dtype,
-        order="C",
-        estimator=estimator,
-        input_name="X",
-    )
+    if (
+        type(X) is np.ndarray
+        and X.dtype.kind in "fiu"
+        and X.ndim >= 2
+        and X.shape[0] > 0
+        and all(X.shape[1:])
+    ):
+        # A plain numeric array: what check_array would do, without its
+        # dataframe and sparse inspection (most of a small network's run).
+        X = np.ascontiguousarray(X, dtype=spec.dtype)
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            raise ValueError(
+                f"Input X contains NaN or infinity; {type(estimator).__name__} "
+                "needs finite values."
+            )
+    else:
+        X = check_array(
+            X,
+            allow_nd=True,
+            dtype=spec.dtype,
+            order="C",
+            estimator=estimator,
+            input_name="X",
+        )
     n_rows = X.shape[0]
     got = f"{X.shape[1]} features" if X.ndim == 2 else f"rows of shape {X.shape[1:]}"
     if spec.row_shape is not None:
@@ -343,18 +358,26 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
     if kind == "proba":
         proba = scores
     elif kind == "logits":
-        proba = softmax(scores, axis=1)
+        proba = _softmax(scores)
     else:
         # Decided row by row, so a row's answer never depends on its batch.
-        sums = scores.sum(axis=1)
-        is_proba = np.all(scores >= -_PROBA_TOL, axis=1) & (
-            np.abs(sums - 1) <= _PROBA_TOL
-        )
-        proba = scores if is_proba.all() else softmax(scores, axis=1)
+        is_proba = scores.min(axis=1) >= -_PROBA_TOL
+        if is_proba.any():  # (logits rows are rarely all non-negative)
+            sums = scores[is_proba].sum(axis=1)
+            is_proba[is_proba] = np.abs(sums - 1) <= _PROBA_TOL
+        proba = scores if is_proba.all() else _softmax(scores.copy())
         if is_proba.any():
             kept = np.clip(scores[is_proba], 0, None)
             proba[is_proba] = kept / kept.sum(axis=1, keepdims=True)
     return proba if order is None else proba[:, order]
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a float64 array, computed in place."""
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores
 
 
 def _columns_message(output: str, n_columns, n_classes: int) -> str:
@@ -665,7 +688,9 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         return self
 
     def _validate_rows(self, X, runtime: _ClassifierRuntime, reset: bool):
-        if reset or hasattr(self, "n_features_in_"):
+        plain = type(X) is np.ndarray and not hasattr(self, "feature_names_in_")
+        if (reset or hasattr(self, "n_features_in_")) and not plain:
+            # (an ndarray has no column names to check against none)
             _check_feature_names(self, X, reset=reset)
         rows = _prepare_rows(X, runtime.input, estimator=self)
         if reset:

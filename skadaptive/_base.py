@@ -147,7 +147,7 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
         the full cost) and ``exit_rates`` (n_points, n_stages).
     n_features_in_ : int
         Only where ``X`` has a number of features (not for lists of texts).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only where ``X`` has string column names."""
 
 

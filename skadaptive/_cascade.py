@@ -34,8 +34,8 @@ def _check_stages(estimators) -> tuple[list[str], list]:
             raise TypeError(
                 f"Stage {name!r} ({type(stage).__name__}) has no predict_proba: the "
                 "exit policy needs class probabilities from every stage. Use a "
-                "classifier that has it (e.g. SVC(probability=True)) or wrap this "
-                "one in CalibratedClassifierCV."
+                "classifier that has it, or wrap this one in "
+                "CalibratedClassifierCV(..., ensemble=False)."
             )
     return names, stages
 

@@ -19,6 +19,7 @@ from sklearn.utils.validation import has_fit_parameter
 from ._features import policy_features
 from ._losses import per_row_loss
 
+#: The rule families of Bolukbasi policies that are named by a string.
 POLICY_FAMILIES = ("linear", "constant")
 _TIE_RTOL = 1e-9
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Values of ``policy_features``: what a Bolukbasi rule sees.
 FEATURE_SETS = ("confidence", "history", "probabilities")
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ._features import confidence_features
 
+#: The heuristic policy families, each with one shared threshold.
 HEURISTICS = ("max_proba", "entropy", "patience")
 
 

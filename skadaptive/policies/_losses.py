@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Values of ``loss``: the per-row loss in ``loss + cost_weight * cost``.
 LOSSES = ("zero_one", "log_loss")
 
 # Probabilities are clipped before the log so that one over-confident mistake

@@ -31,6 +31,8 @@ from ._losses import per_row_loss
 
 # cost_weight grid of the fitted frontier. Normalised costs lie in [0, 1] and a
 # 0/1 loss in {0, 1}, so beyond ~10 every policy exits at the first stage.
+#: The ``cost_weight`` grid of every fitted ``frontier_``: 0, then 30 values
+#: from 1e-4 to 10 on a log scale.
 DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])
 _BUDGET_RTOL = 1e-9
 

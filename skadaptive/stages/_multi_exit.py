@@ -22,7 +22,7 @@ __all__ = ["MultiExitSource", "exit_probas", "measure_exit_seconds_per_row"]
 
 
 @runtime_checkable
-class MultiExitSource(StageSource, Protocol):
+class MultiExitSource(StageSource, Protocol):  # numpydoc ignore=PR01
     """A :class:`~skadaptive.engine.StageSource` whose stages share computation.
 
     The protocol every backbone of :class:`~skadaptive.EarlyExitClassifier`

@@ -510,7 +510,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         Sorted labels, the columns of ``predict_proba``.
     n_features_in_ : int
         Values per row (``prod`` of the row shape), set by ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Set by ``fit`` when ``X`` has feature names.
     providers_ : list of str
         The execution providers the onnxruntime session got.
@@ -705,7 +705,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *row_shape)
+        X : array-like of shape (n_samples, n_features) or ``(n_samples, *row_shape)``
             Rows as :meth:`predict_proba` takes them.
         y : array-like of shape (n_samples,)
             Labels; each must be one of ``classes``.
@@ -758,7 +758,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *row_shape)
+        X : array-like of shape (n_samples, n_features) or ``(n_samples, *row_shape)``
             Flat rows are reshaped to the model's row shape; values are cast
             to the model's input type (float32 for most networks).
 
@@ -775,7 +775,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) or (n_samples, *row_shape)
+        X : array-like of shape (n_samples, n_features) or ``(n_samples, *row_shape)``
 
         Returns
         -------
@@ -1384,7 +1384,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         Parameters
         ----------
         stage : int
-        X_rows : array-like of shape (n_rows, n_features) or (n_rows, *row_shape)
+        X_rows : array-like of shape (n_rows, n_features) or ``(n_rows, *row_shape)``
         state : _OnnxExitState or None
             ``None`` at stage 0, else the previous stage's state, restricted
             with :meth:`keep_rows` to these rows.
@@ -1508,7 +1508,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
 
         Parameters
         ----------
-        X : array-like of shape (n_rows, n_features) or (n_rows, *row_shape)
+        X : array-like of shape (n_rows, n_features) or ``(n_rows, *row_shape)``
         raw : bool, default=False
             Return the outputs as the model gives them (scores, columns in the
             model's order) instead of probabilities in ``classes_`` order.

@@ -193,7 +193,12 @@ class TreeEnsembleExits(MultiExitSource):
     cost_unit = "trees"
 
     def default_costs(self) -> np.ndarray:
-        """Incremental cost of each exit in trees (``tree_counts``)."""
+        """Incremental cost of each exit in trees (``tree_counts``).
+
+        Returns
+        -------
+        costs : ndarray of shape (n_stages,)
+        """
         return self.tree_counts.astype(np.float64)
 
     # -- rows ------------------------------------------------------------------

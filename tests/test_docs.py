@@ -1,0 +1,145 @@
+"""The documentation's examples run, and its API reference lists every public name.
+
+Every ``examples/plot_*.py`` is run as a script, as a reader would run it
+(``python examples/plot_x.py``), in the examples folder with a non-interactive
+matplotlib backend. The Sphinx site is built with warnings as errors (numpydoc
+validation of every public docstring included), without running the examples a
+second time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES = sorted(EXAMPLES_DIR.glob("plot_*.py"))
+API_PAGE = ROOT / "docs" / "api" / "index.rst"
+# Each example must finish well within this on a busy 2-core machine; they
+# take a few seconds each.
+TIMEOUT_S = 120
+
+
+def _missing_modules(source: str) -> list[str]:
+    """Optional modules an example needs that are not installed."""
+    needed = ["matplotlib"]
+    if re.search(r"\bOnnx(Classifier|MultiExit)\b", source):
+        needed += ["onnxruntime", "onnx"]
+    return [name for name in needed if importlib.util.find_spec(name) is None]
+
+
+def test_there_are_examples():
+    assert len(EXAMPLES) >= 5, EXAMPLES
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_example_runs(example, tmp_path):
+    source = example.read_text()
+    missing = _missing_modules(source)
+    if missing:
+        pytest.skip(
+            f"{example.name} needs {', '.join(missing)}, which is not installed "
+            '(pip install -e ".[tests]" installs it)'
+        )
+    env = dict(os.environ)
+    env["MPLBACKEND"] = "Agg"
+    # This checkout's skadaptive, also where it is not installed.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    env["MPLCONFIGDIR"] = str(tmp_path / "mplconfig")
+    try:
+        result = subprocess.run(
+            [sys.executable, str(example)],
+            cwd=EXAMPLES_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{example.name} did not finish within {TIMEOUT_S} s:\n{exc}")
+    assert result.returncode == 0, (
+        f"{example.name} exited with {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    )
+
+
+def test_examples_write_nothing_into_the_checkout():
+    """Examples may only show figures, not leave files next to themselves."""
+    present = {p.name for p in EXAMPLES_DIR.iterdir() if not p.name.startswith(".")}
+    allowed = {p.name for p in EXAMPLES} | {"GALLERY_HEADER.rst", "__pycache__"}
+    assert present <= allowed, sorted(present - allowed)
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    [
+        "skadaptive",
+        "skadaptive.stages",
+        "skadaptive.policies",
+        "skadaptive.metrics",
+        "skadaptive.plot",
+        "skadaptive.cli",
+    ],
+)
+def test_api_reference_lists_every_public_name(module_name):
+    """docs/api/index.rst has an autosummary entry for each name in __all__."""
+    module = importlib.import_module(module_name)
+    page = API_PAGE.read_text()
+    section = page.split(f".. currentmodule:: {module_name}\n", 1)
+    assert len(section) == 2, f"no '.. currentmodule:: {module_name}' in {API_PAGE}"
+    # The entries up to the next module's section.
+    entries = set(
+        re.findall(r"^   (\w+)$", section[1].split(".. currentmodule::")[0], re.M)
+    )
+    public = {name for name in module.__all__ if not name.startswith("__")}
+    missing = sorted(public - entries)
+    assert not missing, f"{module_name}: not in {API_PAGE.name}: {missing}"
+
+
+_DOCS_TOOLS = (
+    "sphinx",
+    "numpydoc",
+    "sphinx_gallery",
+    "myst_parser",
+    "pydata_sphinx_theme",
+)
+
+
+def test_docs_build_without_warnings(tmp_path):
+    missing = [m for m in _DOCS_TOOLS if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"building the docs needs {', '.join(missing)}")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            "-D",
+            "plot_gallery=0",  # the examples run in test_example_runs
+            "-d",
+            str(tmp_path / "doctrees"),
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert (tmp_path / "html" / "api" / "index.html").exists()

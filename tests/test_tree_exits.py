@@ -246,6 +246,10 @@ def test_later_stages_see_only_running_rows(make):
 
     counted, counters = _count_rows(model)
     source = TreeEnsembleExits(counted, EXITS)
+    # The counting trees are Python objects: scikit-learn's compiled stage loop
+    # cannot call them, so count through the public per-tree path (without the
+    # probe of a few rows that would decide it).
+    source._compiled = False
     route(source, MaxProbaAtLeast(thresholds), X, n_classes=len(source.classes_))
     boosting = isinstance(model, GradientBoostingClassifier)
     trees_per_iteration = model.estimators_.shape[1] if boosting else 1
@@ -333,3 +337,16 @@ def test_other_estimators_and_bad_exits_are_refused():
         TreeEnsembleExits(multi, [3])
     with pytest.raises(ValueError, match="features"):
         source.run_stage(0, X[:, :3], None)
+
+
+def test_compiled_stage_loop_gives_the_public_paths_answers():
+    """Boosting sums its trees with scikit-learn's compiled loop where it agrees
+    with the public per-tree path; the answers are the same either way."""
+    model, X = _gb(3)
+    fast = TreeEnsembleExits(model, EXITS)
+    fast_probas = exit_probas(fast, X)
+    assert fast._compiled is True
+    public = TreeEnsembleExits(model, EXITS)
+    public._compiled = False
+    for got, expected in zip(fast_probas, exit_probas(public, X)):
+        np.testing.assert_array_equal(got, expected)

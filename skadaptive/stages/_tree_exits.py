@@ -7,11 +7,14 @@ With all trees the result equals the ensemble's own ``predict_proba``; at each
 exit it equals ``staged_predict_proba`` (boosting) or a forest made of the first
 ``exits[k]`` trees.
 
-Only public attributes and methods are used: ``estimators_``, ``init_``,
+Public attributes and methods give every answer: ``estimators_``, ``init_``,
 ``learning_rate``, ``loss``, ``classes_``, ``n_classes_``, ``n_outputs_``, each
 forest tree's ``predict_proba(X, check_input=False)`` and each boosting tree's
-documented ``tree_.predict``. The rows are validated once, at the first exit, as
-the ensemble itself does.
+documented ``tree_.predict``. For speed, gradient boosting sums its trees with
+the compiled loop of scikit-learn's own ``predict_proba`` where that loop is
+present and agrees exactly with the public path on the first rows it sees;
+otherwise the public path is used (same answers, more Python per tree). The rows
+are validated once, at the first exit, as the ensemble itself does.
 
 Why not ``HistGradientBoostingClassifier``
 ------------------------------------------
@@ -46,6 +49,11 @@ from sklearn.utils.validation import _num_samples, check_is_fitted, validate_dat
 from ._multi_exit import MultiExitSource
 
 __all__ = ["TreeEnsembleExits"]
+
+try:  # the compiled loop of GradientBoostingClassifier.predict_proba (private)
+    from sklearn.ensemble._gradient_boosting import predict_stages as _predict_stages
+except ImportError:  # not in this scikit-learn: the public per-tree path is used
+    _predict_stages = None
 
 _SUPPORTED = (GradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier)
 _SUPPORTED_NAMES = ", ".join(cls.__name__ for cls in _SUPPORTED)
@@ -151,6 +159,7 @@ class TreeEnsembleExits(MultiExitSource):
         self.estimator = estimator
         self._model = model
         self._boosting = isinstance(model, GradientBoostingClassifier)
+        self._compiled = None  # decided on first use: _compiled_loop_agrees
         if self._boosting:
             if model.loss not in ("log_loss", "exponential"):
                 raise ValueError(
@@ -257,16 +266,14 @@ class TreeEnsembleExits(MultiExitSource):
     def _add_trees(self, X, score, start: int, stop: int) -> None:
         model = self._model
         if self._boosting:
-            # ``tree_.predict`` (the documented ``tree_`` of each regression
-            # tree; ``tree.predict`` returns its column 0) skips the per-call
-            # checks of ``tree.predict(X, check_input=False)``, about 3x less
-            # Python overhead per tree, which dominates on small batches. The
-            # arithmetic (``score += learning_rate * leaf value``, tree by tree)
-            # is that of scikit-learn's own prediction.
-            learning_rate = model.learning_rate
-            for stage_trees in model.estimators_[start:stop]:
-                for k, tree in enumerate(stage_trees):
-                    score[:, k] += learning_rate * tree.tree_.predict(X)[:, 0]
+            if self._compiled is None:
+                self._compiled = self._compiled_loop_agrees(X, start)
+            if self._compiled:
+                _predict_stages(
+                    model.estimators_[start:stop], X, model.learning_rate, score
+                )
+            else:
+                self._add_boosting_trees(X, score, start, stop)
         else:
             for tree, columns in zip(
                 model.estimators_[start:stop], self._columns[start:stop]
@@ -276,6 +283,44 @@ class TreeEnsembleExits(MultiExitSource):
                     score += proba
                 else:
                     score[:, columns] += proba
+
+    def _add_boosting_trees(self, X, score, start: int, stop: int) -> None:
+        # ``tree_.predict`` (the documented ``tree_`` of each regression tree;
+        # ``tree.predict`` returns its column 0) skips the per-call checks of
+        # ``tree.predict(X, check_input=False)``. The arithmetic
+        # (``score += learning_rate * leaf value``, tree by tree) is that of
+        # scikit-learn's own prediction.
+        learning_rate = self._model.learning_rate
+        for stage_trees in self._model.estimators_[start:stop]:
+            for k, tree in enumerate(stage_trees):
+                score[:, k] += learning_rate * tree.tree_.predict(X)[:, 0]
+
+    def _compiled_loop_agrees(self, X, start: int) -> bool:
+        """Whether scikit-learn's compiled stage loop can be used here.
+
+        ``GradientBoostingClassifier.predict_proba`` sums its trees with a
+        compiled loop (``predict_stages``); a Python loop over the trees costs
+        one call per tree and class, often more than the trees themselves.
+        That loop is not public API, so it is used only where it imports and
+        gives, on a few of the rows, exactly what the public per-tree path
+        gives; otherwise the public path is used.
+        """
+        if _predict_stages is None:
+            return False
+        rows = X[: min(8, X.shape[0])]
+        expected = np.zeros((rows.shape[0], self._model.estimators_.shape[1]))
+        got = expected.copy()
+        self._add_boosting_trees(rows, expected, start, start + 1)
+        try:
+            _predict_stages(
+                self._model.estimators_[start : start + 1],
+                rows,
+                self._model.learning_rate,
+                got,
+            )
+        except Exception:  # a changed private signature: use the public path
+            return False
+        return bool(np.array_equal(got, expected))
 
     def _proba(self, score, n_trees: int) -> np.ndarray:
         if not self._boosting:

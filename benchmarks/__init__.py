@@ -1,7 +1,19 @@
-"""Benchmarks of skadaptive's cascades against the tuned threshold heuristic.
+"""Benchmarks of skadaptive: cascades, early exits and ONNX stages.
 
-Run ``python -m benchmarks.run_cascade`` (``--quick`` for a smoke run). The
-modules are importable so that their pieces can be tested on their own:
+Three runs, each with ``--quick`` for a smoke run and its own results file:
+
+- ``python -m benchmarks.run_cascade``: cascades against the tuned threshold
+  heuristic (``RESULTS.md``);
+- ``python -m benchmarks.run_early_exit``: early-exit gradient boosting and
+  random forests, every policy family at 25/50/75 % budgets, wall clock
+  (``EARLY_EXIT_RESULTS.md``; modules ``early_exit_data``, ``early_exit_report``);
+- ``python -m benchmarks.run_onnx``: ONNX CNN cascade and split multi-exit
+  network on CPU at batch sizes 1, 64, 1024 (``ONNX_RESULTS.md``; modules
+  ``onnx_bench``, ``onnx_report``); ``python -m benchmarks.run_onnx_gpu`` the
+  same with CUDA and IO binding, where a CUDA GPU and onnxruntime-gpu exist.
+
+The cascade benchmark's modules are importable so that their pieces can be
+tested on their own:
 
 - :mod:`benchmarks.datasets`: the datasets, their splits and 3-stage cascades;
 - :mod:`benchmarks.frontier`: operating points and the summary metrics

@@ -276,7 +276,14 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         elif isinstance(model, GradientBoostingClassifier) and (
             model.n_iter_no_change is not None
         ):
-            return  # early stopping: the number of trees is known once fitted
+            raise ValueError(
+                "GradientBoostingClassifier(n_iter_no_change="
+                f"{model.n_iter_no_change}) stops growing trees at a different "
+                "point in every cross-fitting fold, so the folds and the refitted "
+                "model would not share the same exits. Set n_iter_no_change=None "
+                "(choose n_estimators instead), or fit the model yourself and pass "
+                "FrozenEstimator(model) with policy data it was not fitted on."
+            )
         else:
             n_trees = model.n_estimators
         exits = default_exits(n_trees) if self.exits is None else self.exits
@@ -326,6 +333,13 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
             raise ValueError(
                 f"The backbone has {self.n_exits_} exit; early exiting needs at "
                 "least two."
+            )
+        if self.n_exits_ != len(held_out.stage_probas):
+            raise ValueError(
+                f"The refitted backbone has {self.n_exits_} exits but was "
+                f"cross-fitted with {len(held_out.stage_probas)}; its number of "
+                "exits must not depend on the rows it is fitted on. Fix the "
+                "number of exits, or pass the fitted model in a FrozenEstimator."
             )
         return held_out
 

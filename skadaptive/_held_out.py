@@ -80,6 +80,17 @@ def _fit_and_predict_fold(
     return exit_probas(fitted, _safe_indexing(X, test), classes)
 
 
+def _check_same_exit_count(folds: list[list], estimator) -> None:
+    counts = sorted({len(fold) for fold in folds})
+    if len(counts) > 1:
+        raise ValueError(
+            f"{type(estimator).__name__} gave a different number of exits in "
+            f"different cross-validation folds ({counts}); the policy needs the "
+            "same exits on every row. Fix the number of exits (e.g. no early "
+            "stopping), or pass the fitted model in a FrozenEstimator."
+        )
+
+
 def _policy_splits(cv, X, y, splitter_params, random_state):
     """Train/test index pairs whose test rows become the policy rows."""
     n_rows = _num_samples(X)
@@ -166,6 +177,7 @@ def fit_stages_on_held_out(
         held_out = {}
         for i, k in enumerate(to_fit):
             folds = fold_probas[i * len(splits) : (i + 1) * len(splits)]
+            _check_same_exit_count(folds, estimators[k])
             held_out[k] = [
                 np.concatenate([fold[j] for fold in folds])[order]
                 for j in range(len(folds[0]))

@@ -355,3 +355,39 @@ def test_bad_exits_and_budgets_of_unfitted_ensembles_fail_before_any_fit():
     with pytest.raises(ValueError, match="has one exit"):
         EarlyExitClassifier(backbone, exits=[400]).fit(X, y)
     assert _CountingBoosting.fits == 0
+
+
+def test_early_stopping_boosting_is_refused_before_any_fit():
+    X, _, y, _ = _data()
+    _CountingBoosting.fits = 0
+    backbone = _CountingBoosting(n_estimators=100, n_iter_no_change=3)
+    with pytest.raises(ValueError, match="n_iter_no_change=3.*FrozenEstimator"):
+        EarlyExitClassifier(backbone).fit(X, y)
+    assert _CountingBoosting.fits == 0
+
+
+def test_early_stopped_boosting_works_frozen():
+    X_train, X_test, y_train, y_test = _data()
+    model = GradientBoostingClassifier(
+        n_estimators=300, n_iter_no_change=2, max_depth=2, random_state=0
+    ).fit(X_train, y_train)
+    assert model.n_estimators_ < 300
+    ee = EarlyExitClassifier(FrozenEstimator(model)).fit(X_test, y_test)
+    assert ee.source_.exits[-1] == model.n_estimators_
+    assert ee.predict(X_test).shape == y_test.shape
+
+
+def test_members_whose_exit_count_depends_on_the_fold_are_refused():
+    from skadaptive._held_out import fit_stages_on_held_out
+
+    X, _, y, _ = _data()
+
+    def exits_by_rows(fitted, X_test, classes):
+        n_exits = 2 + len(X_test) % 2  # odd and even fold sizes
+        return [np.full((len(X_test), len(classes)), 1 / len(classes))] * n_exits
+
+    with pytest.raises(ValueError, match=r"different number of exits.*\[2, 3\]"):
+        fit_stages_on_held_out(
+            [LogisticRegression()], X[:101], y[:101], np.unique(y), [{}], {},
+            cv=2, measure_costs=False, random_state=0, exit_probas=exits_by_rows,
+        )

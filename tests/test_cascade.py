@@ -328,6 +328,25 @@ def test_budget_picks_a_policy_at_least_as_accurate_as_any_affordable_one(data):
         assert cascade.held_out_accuracy_ >= cascade.stage_accuracies_[0]
 
 
+@pytest.mark.parametrize("loss", ["zero_one", "log_loss"])
+def test_budget_looks_past_the_largest_grid_weight(data, loss):
+    # A costly first stage and a cheap second one: affording 40 % of rows at
+    # the second stage needs a cost weight far beyond the frontier's grid.
+    X_train, X_test, y_train, y_test = data
+    two_features = make_column_transformer(("passthrough", [0, 1]))
+    weak = make_pipeline(two_features, LogisticRegression()).fit(X_train, y_train)
+    strong = RandomForestClassifier(random_state=0).fit(X_train, y_train)
+    cascade = AdaptiveCascadeClassifier(
+        [("weak", FrozenEstimator(weak)), ("strong", FrozenEstimator(strong))],
+        costs=[99, 1],
+        budget=99.4,
+        loss=loss,
+    ).fit(X_test, y_test)
+    assert DEFAULT_COST_WEIGHTS.max() < cascade.cost_weight_ < np.inf
+    assert 99 < cascade.expected_cost_ <= 99.4
+    assert cascade.held_out_accuracy_ > cascade.stage_accuracies_[0]
+
+
 def test_budget_ignores_cost_weight(data):
     X_train, X_test, y_train, _ = data
     first = AdaptiveCascadeClassifier(

@@ -35,6 +35,8 @@ from ._losses import per_row_loss
 #: from 1e-4 to 10 on a log scale.
 DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])
 _BUDGET_RTOL = 1e-9
+#: How many decades past the largest tried weight a budget search looks.
+_MAX_DECADES = 8
 
 #: Every value of the estimators' ``policy`` parameter that is a string.
 POLICIES = (*POLICY_FAMILIES, "eenet", *HEURISTICS)
@@ -268,8 +270,22 @@ class PolicySearch:
             if c.normalized_cost > normalized_budget
             and c.cost_weight < best.cost_weight
         ]
+        high = None
         if over_budget and np.isfinite(best.cost_weight):
             low, high = max(over_budget), best.cost_weight
+        elif over_budget:
+            # Only "everything exits first" fits, but a weight past the grid's
+            # largest may defer a few rows and still fit: search up by decades.
+            low = max(over_budget)
+            for _ in range(_MAX_DECADES):
+                trial = low * 10.0 if low > 0 else 1.0
+                candidate = self.at_cost_weight(trial)
+                candidates.append(candidate)
+                if candidate.normalized_cost <= normalized_budget:
+                    high = trial
+                    break
+                low = trial
+        if high is not None:
             for _ in range(n_refinements):
                 mid = np.sqrt(low * high) if low > 0 else high / 10.0
                 candidate = self.at_cost_weight(mid)

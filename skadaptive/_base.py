@@ -35,6 +35,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
     _is_fitted,
+    check_consistent_length,
     check_is_fitted,
     column_or_1d,
     validate_data,
@@ -315,6 +316,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             self, indexable(X), y, skip_check_array=True, multi_output=False
         )
         y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
         check_classification_targets(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -549,6 +551,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
         y = column_or_1d(y)
+        check_consistent_length(X, y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if len(unknown):
             raise ValueError(

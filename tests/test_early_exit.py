@@ -388,6 +388,14 @@ def test_members_whose_exit_count_depends_on_the_fold_are_refused():
 
     with pytest.raises(ValueError, match=r"different number of exits.*\[2, 3\]"):
         fit_stages_on_held_out(
-            [LogisticRegression()], X[:101], y[:101], np.unique(y), [{}], {},
-            cv=2, measure_costs=False, random_state=0, exit_probas=exits_by_rows,
+            [LogisticRegression()],
+            X[:101],
+            y[:101],
+            np.unique(y),
+            [{}],
+            {},
+            cv=2,
+            measure_costs=False,
+            random_state=0,
+            exit_probas=exits_by_rows,
         )

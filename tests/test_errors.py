@@ -321,6 +321,21 @@ def test_y_of_another_length():
         _cascade().fit(X, y[:100])
 
 
+def test_y_of_another_length_with_frozen_stages_only():
+    frozen = [(name, _frozen(est)) for name, est in _stages()]
+    with pytest.raises(
+        ValueError, match=r"inconsistent numbers of samples: \[150, 100\]"
+    ):
+        AdaptiveCascadeClassifier(frozen, costs=[1, 4]).fit(X, y[:100])
+
+
+def test_evaluate_frontier_with_y_or_sample_weight_of_another_length(fitted):
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        fitted.evaluate_frontier(X, y[:100])
+    with pytest.raises(ValueError, match=re.escape("sample_weight.shape == (3,)")):
+        fitted.evaluate_frontier(X, y, sample_weight=np.ones(3))
+
+
 def test_two_dimensional_y():
     with pytest.raises(ValueError, match="y should be a 1d array"):
         _cascade().fit(X, np.column_stack([y, y]))

@@ -196,6 +196,18 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--test-size", "2"],
             "--test-size",
         ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "extra_label.npz"],
+            "labels [10] that model 'tree' does not predict",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--classes", "a"],
+            "are not numbers like the labels",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--classes", "0.5"],
+            "not whole numbers",
+        ),
     ],
 )
 def test_frontier_bad_inputs_exit_1_with_a_message(
@@ -206,6 +218,11 @@ def test_frontier_bad_inputs_exit_1_with_a_message(
     (digits_files / "bad.npz").write_bytes(b"not a zip file")
     joblib.dump({"a": 1}, digits_files / "not_a_model.joblib")
     np.savez(digits_files / "narrow.npz", X=np.zeros((60, 3)), y=np.arange(60) % 10)
+    with np.load(digits_files / "data.npz") as data:
+        # one row of a label no model knows: it lands in either split
+        np.savez(
+            digits_files / "extra_label.npz", X=data["X"], y=np.r_[data["y"][:-1], 10]
+        )
     code = main(
         ["frontier", *arguments, "--json", str(tmp_path / "j"), "--plot", "p.png"]
     )
@@ -244,3 +261,47 @@ def test_progress_shows_only_on_a_terminal():
     assert quiet.getvalue() == ""
     assert "[1/2] measuring costs ..." in loud.getvalue()
     assert "done in" in loud.getvalue()
+
+
+def test_frontier_reads_float_looking_labels_and_numeric_classes(
+    digits_files, tmp_path, capsys
+):
+    csv_file = tmp_path / "floats.csv"
+    lines = (digits_files / "data.csv").read_text().splitlines()
+    csv_file.write_text(
+        "\n".join([lines[0], *(f"{line}.0" for line in lines[1:])]) + "\n"
+    )
+    classes = [f"{c}.0" for c in range(10)]
+    arguments = ["--costs", "1", "10", "--json", str(tmp_path / "f.json")]
+    arguments += ["--plot", str(tmp_path / "f.png"), "--classes", *classes]
+    stages = [str(digits_files / "tree.joblib"), str(digits_files / "lr.joblib")]
+    for data in (csv_file, digits_files / "data.npy"):
+        code = main(["frontier", *stages, "--data", str(data), *arguments])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        report = json.loads((tmp_path / "f.json").read_text())
+        assert report["stages"][-1]["accuracy"] > 0.9
+
+
+def test_frontier_renames_models_named_like_a_parameter(digits_files, tmp_path):
+    (tmp_path / "loss.joblib").write_bytes((digits_files / "tree.joblib").read_bytes())
+    (tmp_path / "a__b.joblib").write_bytes((digits_files / "lr.joblib").read_bytes())
+    code = main(
+        [
+            "frontier",
+            str(tmp_path / "loss.joblib"),
+            str(tmp_path / "a__b.joblib"),
+            "--data",
+            str(digits_files / "data.npz"),
+            "--costs",
+            "1",
+            "10",
+            "--json",
+            str(tmp_path / "f.json"),
+            "--plot",
+            str(tmp_path / "f.png"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert [s["name"] for s in report["stages"]] == ["0_loss", "1_a_b"]

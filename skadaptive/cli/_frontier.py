@@ -83,17 +83,50 @@ def _costs(values):
 
 
 def _classes(args, y) -> np.ndarray:
+    """The classes in the models' column order, of the labels' type."""
     if args.classes is None:
         return np.unique(y)
     classes = np.array(args.classes)
-    if y.dtype.kind in "iu":
+    if y.dtype.kind in "iuf":
         try:
-            classes = classes.astype(y.dtype)
+            classes = classes.astype(np.float64)
         except ValueError as exc:
             raise CommandError(
                 f"--classes {args.classes} are not numbers like the labels."
             ) from exc
+        if y.dtype.kind in "iu":
+            if not np.array_equal(classes, np.round(classes)):
+                raise CommandError(
+                    f"--classes {args.classes} are not whole numbers like the labels."
+                )
+            classes = classes.astype(y.dtype)
+    if len(np.unique(classes)) != len(classes):
+        raise CommandError(f"--classes {args.classes} repeats a class.")
     return classes
+
+
+def _check_labels(y, stages) -> None:
+    """Every label must be a class of every model, before the data is split."""
+    present = np.unique(y)
+    for name, stage in stages:
+        unknown = np.setdiff1d(present, np.asarray(stage.classes_))
+        if len(unknown):
+            raise CommandError(
+                f"the data has labels {unknown.tolist()} that model {name!r} does "
+                f"not predict (its classes are {np.asarray(stage.classes_).tolist()})"
+                "; drop those rows, or pass the models' classes with --classes."
+            )
+
+
+def _stage_names(paths) -> list[str]:
+    """Stage names from the file names, made valid as scikit-learn names."""
+    from .. import AdaptiveCascadeClassifier
+
+    names = [Path(path).stem.replace("__", "_") or "stage" for path in paths]
+    reserved = set(AdaptiveCascadeClassifier([]).get_params(deep=False))
+    if len(set(names)) != len(names) or reserved.intersection(names):
+        names = [f"{k}_{name}" for k, name in enumerate(names)]
+    return names
 
 
 def run(args, out=None) -> int:
@@ -113,12 +146,10 @@ def run(args, out=None) -> int:
         )
         classes = _classes(args, y)
         stages = [
-            (Path(path).stem, load_stage(path, classes, X[:1], y[:1]))
-            for path in args.stages
+            (name, load_stage(path, classes, X[:1], y[:1]))
+            for name, path in zip(_stage_names(args.stages), args.stages)
         ]
-        names = [name for name, _ in stages]
-        if len(set(names)) != len(names):
-            stages = [(f"{k}_{name}", stage) for k, (name, stage) in enumerate(stages)]
+        _check_labels(y, stages)
     try:  # stratified where every class has rows enough for both parts
         X_policy, X_eval, y_policy, y_eval = train_test_split(
             X, y, test_size=args.test_size, random_state=args.seed, stratify=y
@@ -139,7 +170,10 @@ def run(args, out=None) -> int:
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
     with progress.step("evaluating the frontier on held-out rows"):
-        test = cascade.evaluate_frontier(X_eval, y_eval)
+        try:
+            test = cascade.evaluate_frontier(X_eval, y_eval)
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from exc
     report = _report(cascade, test, len(y_policy), len(y_eval))
     print(
         f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "

@@ -64,7 +64,7 @@ def load_data(
                 )
             if require_labels or label is not None:
                 column = -1 if label is None else _column_index(label, array, path)
-                y = array[:, column]
+                y = _numeric_if_possible(array[:, column])
                 X = np.delete(array, column, axis=1)
             else:
                 X, y = array, None
@@ -135,12 +135,24 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     if label is None:
         return X, None
     index = header.index(label)
-    y = np.array([row[index] for row in body])
-    try:  # numeric labels stay numeric, so that they match the models' classes
-        y = y.astype(np.int64) if all(v.lstrip("-").isdigit() for v in y) else y
+    return X, _numeric_if_possible(np.array([row[index].strip() for row in body]))
+
+
+def _numeric_if_possible(labels: np.ndarray) -> np.ndarray:
+    """Labels as whole numbers or numbers where they all are, else as text.
+
+    Numeric labels must stay numeric to match the models' classes: ``"1"``,
+    ``"1.0"`` and ``1`` are one class.
+    """
+    try:
+        numbers = labels.astype(np.float64)
     except ValueError:
-        pass
-    return X, y
+        return labels
+    if not np.isfinite(numbers).all():
+        return labels
+    if np.array_equal(numbers, np.round(numbers)):
+        return numbers.astype(np.int64)
+    return numbers
 
 
 def load_joblib(path: str):

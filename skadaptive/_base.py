@@ -17,7 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import ClassifierMixin, MetaEstimatorMixin, _fit_context
+from sklearn.base import ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import check_cv
@@ -418,6 +418,10 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         if (cost_weight is None) == (budget is None):
             raise ValueError("Pass exactly one of cost_weight or budget.")
         new = copy.copy(self)
+        # Parameters are the copy's own (set_params on it leaves this one alone);
+        # fitted attributes are shared, and the policy's are replaced below.
+        for name, value in self.get_params(deep=False).items():
+            setattr(new, name, clone(value, safe=False))
         new.budget = budget
         if cost_weight is not None:
             new.cost_weight = cost_weight

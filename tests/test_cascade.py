@@ -966,6 +966,12 @@ def test_with_policy_equals_a_refit_at_that_operating_point():
     assert_array_equal(cascade.predict_exit(X), before)
     assert cascade.budget is None
 
+    # The copy's parameters are its own: changing them leaves the original alone.
+    moved.set_params(lr__C=0.5, tree__max_depth=2, costs=[2, 8])
+    assert cascade.get_params()["lr__C"] == 1.0
+    assert cascade.get_params()["tree__max_depth"] == 6
+    assert cascade.costs == [1, 4]
+
 
 def test_with_policy_needs_exactly_one_knob_and_a_reachable_budget():
     X, y = make_classification(200, random_state=0)

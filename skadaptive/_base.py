@@ -125,6 +125,10 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
 _SHARED_ATTRIBUTES = """cost_weight_ : float
         The trade-off the policy was learned with: ``cost_weight``, or the one
         found to meet ``budget`` (``inf`` when every row exits at stage 0).
+        A heuristic policy picks its threshold for a ``budget`` directly; then
+        this is the smallest cost weight that picks the same threshold, or
+        ``nan`` when no cost weight does (the threshold is not on the lower
+        convex hull of held-out cost against loss).
     policy_ : CascadePolicy
         The exit rules, one per stage but the last.
     budget_ : float or None

@@ -986,3 +986,21 @@ def test_with_policy_needs_exactly_one_knob_and_a_reachable_budget():
         ValueError, match="cannot be met: answering every row at the first stage"
     ):
         cascade.with_policy(budget=0.5)
+
+
+@pytest.mark.parametrize("policy", ["max_proba", "entropy", "patience"])
+def test_heuristic_budget_records_a_cost_weight_that_picks_the_same_policy(
+    fitted, data, policy
+):
+    X_test = data[1]
+    found = 0
+    for budget in np.linspace(1.2, 12.5, 12):
+        chosen = fitted.with_policy(budget=budget, policy=policy)
+        assert chosen.expected_cost_ <= budget
+        if np.isnan(chosen.cost_weight_):
+            continue  # no cost weight picks that threshold: said so, not faked
+        found += 1
+        again = fitted.with_policy(cost_weight=chosen.cost_weight_, policy=policy)
+        assert_array_equal(again.predict_exit(X_test), chosen.predict_exit(X_test))
+        assert again.expected_cost_ == pytest.approx(chosen.expected_cost_)
+    assert found > 0

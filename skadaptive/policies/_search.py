@@ -375,7 +375,30 @@ class HeuristicSearch(PolicySearch):
         if len(affordable) == 0:
             return []
         evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
-        return [max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))]
+        best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
+        index = int(affordable[evaluations.index(best)])
+        return [self._evaluate_index(index, self._weight_choosing(index))]
+
+    def _weight_choosing(self, index: int) -> float:
+        """The smallest cost weight whose best threshold is ``index``, else nan.
+
+        ``index`` is chosen by some weight only if its (cost, loss) point is on
+        the lower convex hull of the table's points.
+        """
+        cost, loss = self.mean_cost, self.mean_loss
+        dearer, cheaper = cost > cost[index], cost < cost[index]
+        # loss_i + w cost_i <= loss_j + w cost_j for every other threshold j.
+        low = np.max(
+            (loss[index] - loss[dearer]) / (cost[dearer] - cost[index]), initial=0.0
+        )
+        high = np.min(
+            (loss[cheaper] - loss[index]) / (cost[index] - cost[cheaper]),
+            initial=np.inf,
+        )
+        weight = max(low, 0.0)
+        if weight <= high and self._best_index(weight) == index:
+            return float(weight)
+        return np.nan
 
 
 class EENetSearch(PolicySearch):

@@ -305,6 +305,19 @@ def test_costs_and_protocol():
     )
 
 
+def test_boosting_redoes_the_compiled_loop_check_after_unpickling():
+    model, X = _gb(3)
+    source = TreeEnsembleExits(model, EXITS)
+    before = exit_probas(source, X)
+    assert source._compiled is not None  # decided on first use
+    restored = pickle.loads(pickle.dumps(source))
+    # it depends on the scikit-learn that loads the model: decided again
+    assert restored._compiled is None
+    for a, b in zip(exit_probas(restored, X), before):
+        np.testing.assert_array_equal(a, b)
+    assert restored._compiled == source._compiled
+
+
 # -- refusals ----------------------------------------------------------------
 
 

@@ -188,6 +188,12 @@ class TreeEnsembleExits(MultiExitSource):
         self.exits = check_tree_exits(exits, n_trees)
         self.classes_ = model.classes_
 
+    def __setstate__(self, state):
+        # Whether the compiled loop agrees is a property of the scikit-learn
+        # that runs the model, which may not be the one that pickled it.
+        self.__dict__.update(state)
+        self._compiled = None
+
     @property
     def n_stages(self) -> int:
         """Number of exits."""

@@ -117,8 +117,17 @@ def test_chain_fit_passes_sample_weight():
     Z = source.blocks_[0].transform(X)
     expected = LogisticRegression(C=0.1).fit(Z, y, sample_weight=weights)
     np.testing.assert_allclose(source.heads_[1].coef_, expected.coef_)
-    with pytest.raises(TypeError, match="sample_weight"):
-        ChainExits([None], [KNeighborsClassifier()]).fit(X, y, sample_weight=weights)
+    # like a cascade stage: a member that cannot take the weights is fitted
+    # without them, and says so
+    head = KNeighborsClassifier()
+    with pytest.warns(UserWarning, match=r"Head 0 \(KNeighborsClassifier\) does"):
+        weighted = ChainExits([None], [head]).fit(X, y, sample_weight=weights)
+    unweighted = ChainExits([None], [head]).fit(X, y)
+    np.testing.assert_array_equal(
+        weighted.heads_[0].predict_proba(X), unweighted.heads_[0].predict_proba(X)
+    )
+    with pytest.warns(UserWarning, match=r"Block 0 \(PCA\) does not accept"):
+        ChainExits([PCA(2)], [LogisticRegression()]).fit(X, y, sample_weight=weights)
 
 
 @pytest.mark.parametrize("n_classes", [2, 3])

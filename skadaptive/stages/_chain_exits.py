@@ -8,6 +8,8 @@ blocks ``0..k``: the state handed on is block ``k``'s output.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -22,6 +24,19 @@ __all__ = ["ChainExits"]
 
 def _is_passthrough(block) -> bool:
     return block is None or (isinstance(block, str) and block == "passthrough")
+
+
+def _weights_for(weights: dict, member, name: str) -> dict:
+    """The weights for a member's ``fit``, with a warning where it cannot take them."""
+    if not weights or has_fit_parameter(member, "sample_weight"):
+        return weights
+    warnings.warn(
+        f"{name} ({type(member).__name__}) does not accept sample_weight; it is "
+        "fitted unweighted.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return {}
 
 
 def _check_members(blocks, heads) -> tuple[list, list]:
@@ -118,8 +133,8 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
         X : array-like or sparse matrix of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
-            Passed to every head's ``fit`` (a head that does not accept it is
-            an error) and to each block whose ``fit`` accepts it.
+            Passed to every block's and head's ``fit``; one that does not
+            accept it is fitted unweighted, with a warning (as a cascade stage).
 
         Returns
         -------
@@ -137,17 +152,13 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
                 Z = block.transform(Z)
             else:
                 fitted_block = clone(block)
-                params = weights if has_fit_parameter(block, "sample_weight") else {}
+                params = _weights_for(weights, block, f"Block {k}")
                 Z = fitted_block.fit_transform(Z, y, **params)
             if isinstance(head, FrozenEstimator):
                 fitted_head = head
             else:
-                if weights and not has_fit_parameter(head, "sample_weight"):
-                    raise TypeError(
-                        f"Head {k} ({type(head).__name__}) does not accept "
-                        "sample_weight in fit."
-                    )
-                fitted_head = clone(head).fit(Z, y, **weights)
+                params = _weights_for(weights, head, f"Head {k}")
+                fitted_head = clone(head).fit(Z, y, **params)
             fitted_blocks.append(fitted_block)
             fitted_heads.append(fitted_head)
         classes = np.asarray(fitted_heads[0].classes_)

@@ -1004,3 +1004,12 @@ def test_heuristic_budget_records_a_cost_weight_that_picks_the_same_policy(
         assert_array_equal(again.predict_exit(X_test), chosen.predict_exit(X_test))
         assert again.expected_cost_ == pytest.approx(chosen.expected_cost_)
     assert found > 0
+
+
+def test_patience_over_two_stages_warns_that_it_cannot_adapt(data):
+    X_train, _, y_train, _ = data
+    with pytest.warns(UserWarning, match="patience' with two stages sends every"):
+        cascade = AdaptiveCascadeClassifier(
+            _two_stages(), costs=[1, 4], policy="patience", cv=3
+        ).fit(X_train, y_train)
+    assert np.count_nonzero(cascade.exit_rates_) == 1

@@ -89,13 +89,14 @@ CONFIGS = {
     ),
     "early_exit_chain_patience_batched": lambda: EarlyExitClassifier(
         ChainExits(
-            [StandardScaler(), "passthrough"],
+            [StandardScaler(), "passthrough", "passthrough"],
             [
                 LogisticRegression(),
                 DecisionTreeClassifier(max_depth=3, random_state=0),
+                DecisionTreeClassifier(max_depth=6, random_state=0),
             ],
         ),
-        costs=[1.0, 2.0],
+        costs=[1.0, 2.0, 3.0],
         policy="patience",
         batch_size=7,
         cv=3,

@@ -9,6 +9,7 @@ that answers them for one family; both estimators use it and nothing else.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -327,6 +328,15 @@ class HeuristicSearch(PolicySearch):
     def __init__(self, *args, kind):
         super().__init__(*args)
         self.kind = kind
+        if kind == "patience" and self.n_stages == 2:
+            warnings.warn(
+                "policy='patience' with two stages sends every row the same way: "
+                "the first stage has no earlier stage to agree with, so all rows "
+                "exit there or all go on. Use 'max_proba', 'entropy' or a learned "
+                "policy for two stages.",
+                UserWarning,
+                stacklevel=2,
+            )
         scores = np.stack(
             [
                 heuristic_score(kind, self.stage_probas[: stage + 1])

@@ -201,6 +201,23 @@ def test_batch_size_and_n_jobs_do_not_change_any_answer(
     assert_array_equal(batched.predict(X_test), fitted.predict(X_test))
 
 
+@pytest.mark.parametrize("convert", [sp.csr_matrix, pd.DataFrame, list])
+def test_batches_of_any_input_type_answer_as_one_batch(data, convert):
+    X_train, X_test, y_train, _ = data
+    if convert is list:
+        convert = lambda X: [list(row) for row in X]  # noqa: E731
+    cascade = AdaptiveCascadeClassifier(_two_stages(), costs=[1, 4], cv=3).fit(
+        convert(X_train), y_train
+    )
+    expected = cascade.route(convert(X_test))
+    assert len(np.unique(expected.exit_stage)) == 2
+    for n_jobs in (None, 2):
+        batched = copy.deepcopy(cascade).set_params(batch_size=7, n_jobs=n_jobs)
+        result = batched.route(convert(X_test))
+        assert_array_equal(result.exit_stage, expected.exit_stage)
+        assert_allclose(result.proba, expected.proba, rtol=1e-12, atol=1e-15)
+
+
 # ------------------------------------------------------------------ fitting
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.utils import Bunch, _safe_indexing, gen_batches
 from sklearn.utils.validation import _num_samples
@@ -30,6 +31,13 @@ class ExitDecider(Protocol):
     """``exits(stage, history)``: boolean mask of rows that answer at ``stage``."""
 
     def exits(self, stage: int, history: list[np.ndarray]) -> np.ndarray: ...
+
+
+def _rows(X, batch: slice):
+    """The rows of one batch: a view of an array, else scikit-learn's indexing."""
+    if type(X) is np.ndarray or sp.issparse(X):
+        return X[batch]
+    return _safe_indexing(X, np.arange(batch.start, batch.stop))
 
 
 def _route_batch(source: StageSource, policy: ExitDecider, X, n_classes: int):
@@ -101,9 +109,7 @@ def route(
         return Bunch(proba=proba, exit_stage=exit_stage)
     batches = list(gen_batches(n_rows, batch_size))
     results = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_route_batch)(
-            source, policy, _safe_indexing(X, np.arange(b.start, b.stop)), n_classes
-        )
+        delayed(_route_batch)(source, policy, _rows(X, b), n_classes)
         for b in batches
     )
     # Batches come back in submission order, so rows keep their order.

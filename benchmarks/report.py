@@ -480,6 +480,19 @@ def print_summary(results: dict) -> None:
     print(f"\nTotal: {results['total_seconds']:.0f} s")
 
 
+#: Where the other benchmarks record their results.
+OTHER_BENCHMARKS = [
+    "The other benchmarks write their own files: early exits over tree "
+    "ensembles, every policy family at 25/50/75 % budgets, in "
+    "[EARLY_EXIT_RESULTS.md](EARLY_EXIT_RESULTS.md) "
+    "(`python -m benchmarks.run_early_exit`); ONNX CNN cascades and the split "
+    "multi-exit network on CPU at batch sizes 1/64/1024 in "
+    "[ONNX_RESULTS.md](ONNX_RESULTS.md) (`python -m benchmarks.run_onnx`), and "
+    "on a CUDA GPU, where one is available, in `ONNX_GPU_RESULTS.md` "
+    "(`python -m benchmarks.run_onnx_gpu`).",
+]
+
+
 def markdown(results: dict) -> str:
     """The whole ``RESULTS.md``."""
     env = results["environment"]
@@ -490,6 +503,8 @@ def markdown(results: dict) -> str:
         "",
         f"Command: `{results['command']}` (from the repository root). "
         f"Total runtime: {results['total_seconds']:.0f} s.",
+        "",
+        *OTHER_BENCHMARKS,
         "",
         f"Machine: {env['cpu_count']} cores ({env['processor']}), {env['platform']}, "
         f"Python {env['python']}, numpy {env['numpy']}, scikit-learn "
@@ -601,6 +616,11 @@ def method_notes(config: dict) -> list[str]:
         "speed-up at <= 0.5 pt (else 1 pt) versus the most accurate stage alone, "
         "fastest of 5 runs; expected = that stage's `costs_` / the average "
         "`cumulative_costs_` of the rows' exits.",
+        "- Policy learning: the stage fit is timed once, in the first (uncached) "
+        "fit; the policy fit (the chosen policy and the 31-point frontier, given "
+        "the held-out probabilities) is the fastest of 3 runs of `with_policy` "
+        "at the same `cost_weight` on the fitted cascade (the time inside the "
+        "first fit is in the JSON as `cold_policy_fit_seconds`).",
     ]
 
 

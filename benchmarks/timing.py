@@ -138,8 +138,12 @@ def policy_time(
     """Policy-learning time versus stage-fitting time of a cascade's cold fit.
 
     ``cold_fit`` holds the ``_stage_fit_seconds`` and ``_policy_fit_seconds``
-    read right after the first (uncached) fit; the policy time covers the
-    chosen policy and the 31-point held-out frontier. The single call is one
+    read right after the first (uncached) fit. The policy time is the fastest
+    of ``repeats`` runs of the same step on the fitted cascade
+    (``with_policy`` at its own ``cost_weight``: the chosen policy and the
+    31-point held-out frontier), like every other timing here; the time inside
+    the cold fit, which may include one-off warm-up, is kept as
+    ``cold_policy_fit_seconds``. The single call is one
     ``fit_bottom_up_policy`` with the cascade's settings on the same held-out
     probabilities.
     """
@@ -157,11 +161,14 @@ def policy_time(
         repeats,
     )
     stage = cold_fit["stage_fit_seconds"]
-    policy = cold_fit["policy_fit_seconds"]
+    policy = best_time(
+        lambda: cascade.with_policy(cost_weight=cascade.cost_weight), repeats
+    )
     return {
         "n_policy_rows": int(len(held_out.y)),
         "stage_fit_seconds": stage,
         "policy_fit_seconds": policy,
+        "cold_policy_fit_seconds": cold_fit["policy_fit_seconds"],
         "policy_over_stage": policy / stage,
         "single_policy_seconds": single,
         "single_over_stage": single / stage,

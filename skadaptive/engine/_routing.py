@@ -109,8 +109,7 @@ def route(
         return Bunch(proba=proba, exit_stage=exit_stage)
     batches = list(gen_batches(n_rows, batch_size))
     results = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_route_batch)(source, policy, _rows(X, b), n_classes)
-        for b in batches
+        delayed(_route_batch)(source, policy, _rows(X, b), n_classes) for b in batches
     )
     # Batches come back in submission order, so rows keep their order.
     return Bunch(

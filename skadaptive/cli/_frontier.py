@@ -123,7 +123,7 @@ def _stage_names(paths) -> list[str]:
     from .. import AdaptiveCascadeClassifier
 
     names = [Path(path).stem.replace("__", "_") or "stage" for path in paths]
-    reserved = set(AdaptiveCascadeClassifier([]).get_params(deep=False))
+    reserved = set(AdaptiveCascadeClassifier._get_param_names())
     if len(set(names)) != len(names) or reserved.intersection(names):
         names = [f"{k}_{name}" for k, name in enumerate(names)]
     return names

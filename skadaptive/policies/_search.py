@@ -10,7 +10,7 @@ that answers them for one family; both estimators use it and nothing else.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -387,7 +387,7 @@ class HeuristicSearch(PolicySearch):
         evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
         best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
         index = int(affordable[evaluations.index(best)])
-        return [self._evaluate_index(index, self._weight_choosing(index))]
+        return [replace(best, cost_weight=self._weight_choosing(index))]
 
     def _weight_choosing(self, index: int) -> float:
         """The smallest cost weight whose best threshold is ``index``, else nan.
@@ -396,19 +396,14 @@ class HeuristicSearch(PolicySearch):
         the lower convex hull of the table's points.
         """
         cost, loss = self.mean_cost, self.mean_loss
-        dearer, cheaper = cost > cost[index], cost < cost[index]
-        # loss_i + w cost_i <= loss_j + w cost_j for every other threshold j.
-        low = np.max(
+        dearer = cost > cost[index]
+        # The smallest w >= 0 with loss_i + w cost_i <= loss_j + w cost_j for
+        # every dearer threshold j; whether no cheaper one then beats index is
+        # what _best_index says.
+        weight = np.max(
             (loss[index] - loss[dearer]) / (cost[dearer] - cost[index]), initial=0.0
         )
-        high = np.min(
-            (loss[cheaper] - loss[index]) / (cost[index] - cost[cheaper]),
-            initial=np.inf,
-        )
-        weight = max(low, 0.0)
-        if weight <= high and self._best_index(weight) == index:
-            return float(weight)
-        return np.nan
+        return float(weight) if self._best_index(weight) == index else np.nan
 
 
 class EENetSearch(PolicySearch):

@@ -596,7 +596,7 @@ def verdicts(results: dict) -> list[str]:
         f"{c['test_max_over_budget_pct']:+.2f} % over it "
         f"({c['test_n_over_5pct']} points more than 5 % over)."
         + (
-            " expected_cost_ or held_out_accuracy_ disagrees with the value "
+            " policy_rows_cost_ or policy_rows_accuracy_ disagrees with the value "
             "recomputed from the held-out probabilities at: "
             f"{', '.join(c['expected_cost_mismatches'])}."
             if c["expected_cost_mismatches"]
@@ -656,11 +656,11 @@ def how_to_read(config: dict) -> list[str]:
         "- Cost = trees evaluated per row (`costs=None`, the default; for gradient "
         "boosting one 'tree' is one boosting iteration, i.e. one regression tree "
         "per class). Budgets are fractions of the full cost "
-        f"({budgets}). 'held-out cost' is `expected_cost_` (the average cost on the"
+        f"({budgets}). 'held-out cost' is `policy_rows_cost_` (the average cost on the"
         " validation rows, which the budget constrains); 'test cost' is the "
         "average on the test rows, and 'test vs budget %' how far it is from the "
         "budget. 'held-out vs budget %' is recomputed from the held-out exit "
-        "probabilities with the fitted policy, independently of `expected_cost_`.",
+        "probabilities with the fitted policy, independently of `policy_rows_cost_`.",
         "- Policies: `linear` (Bolukbasi et al.'s rules, the default) and `eenet` "
         "are learned; `max_proba`, `entropy` and `patience` are heuristics with "
         "one threshold shared by every exit, tuned on the same held-out rows. "

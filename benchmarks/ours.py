@@ -94,8 +94,8 @@ def fitted_point(setting, cascade, test: StageOutputs, params: dict) -> Point:
         test,
         exits,
         cascade.cumulative_costs_ / total,
-        cascade.held_out_accuracy_,
-        cascade.expected_cost_ / total,
+        cascade.policy_rows_accuracy_,
+        cascade.policy_rows_cost_ / total,
         params,
     )
 

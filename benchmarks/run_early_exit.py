@@ -107,15 +107,15 @@ def _point(e, held: StageOutputs, test: StageOutputs, fraction, seconds) -> dict
     budget = float(e.budget_)
     on_test = test.evaluate(e.policy_.exit_stage(test.probas), cumulative)
     # Recomputed from the held-out probabilities, not read from the estimator,
-    # to check the budget independently of expected_cost_.
+    # to check the budget independently of policy_rows_cost_.
     on_held = held.evaluate(e.policy_.exit_stage(held.probas), cumulative)
-    held_cost = float(e.expected_cost_)
+    held_cost = float(e.policy_rows_cost_)
     return {
         "policy": e.policy,
         "budget_fraction": float(fraction),
         "budget": budget,
         "cost_weight": float(e.cost_weight_),
-        "held_out_accuracy": float(e.held_out_accuracy_),
+        "held_out_accuracy": float(e.policy_rows_accuracy_),
         "held_out_cost": held_cost,
         "held_out_cost_fraction": held_cost / total,
         "held_out_cost_recomputed": on_held["cost"],

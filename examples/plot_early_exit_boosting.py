@@ -48,7 +48,10 @@ ee = EarlyExitClassifier(
 ).fit(X_train, y_train)
 
 print("incremental cost of each exit (trees):", ee.costs_)
-print(f"budget {ee.budget_:g} trees per row, held-out cost {ee.expected_cost_:.1f}")
+print(
+    f"budget {ee.budget_:g} trees per row: {ee.policy_rows_cost_:.1f} on the policy "
+    f"rows, {ee.expected_cost_:.1f} estimated out of sample ({ee.budget_status_})"
+)
 print("held-out accuracy of each exit alone:", ee.stage_accuracies_.round(3))
 
 # %%

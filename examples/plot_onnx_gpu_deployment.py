@@ -108,7 +108,7 @@ ee = EarlyExitClassifier(source, budget=0.2 * total_macs).fit(X_policy, y_policy
 print(
     f"early exits: accuracy {ee.score(X_test, y_test):.3f} at "
     f"{ee.predict_cost(X_test).mean() / total_macs:.1%} of the whole network "
-    f"(held-out cost {ee.expected_cost_ / total_macs:.1%}, budget 20 %)"
+    f"(estimated out of sample {ee.expected_cost_ / total_macs:.1%}, budget 20 %)"
 )
 
 # %%

@@ -17,6 +17,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.stats import norm
 from sklearn.base import ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
@@ -52,7 +53,49 @@ from .policies import (
     check_policy,
     make_policy_search,
 )
+from .policies._search import cross_fitted_exits
 from .stages import exit_probas, measure_exit_seconds_per_row
+
+#: Folds over the policy rows for the out-of-sample estimates of the policy.
+_POLICY_FOLDS = 5
+#: A budget counts as spent when the policy rows' cost is within this of it.
+_SPENT_TOLERANCE = 0.03
+_MARGIN_ROUNDS = 4
+
+
+def budget_target(search, normalized_budget, confidence=None) -> float:
+    """The normalised budget the thresholds are searched for.
+
+    ``normalized_budget`` itself, or with ``confidence`` that budget lowered by
+    a margin so that the one-sided upper confidence bound (at that level) of
+    the chosen policy's average cost per row is within the budget: a normal
+    approximation over the weighted policy rows, whose effective number is
+    Kish's. The margin covers the sampling noise of rows like the policy rows,
+    not a shift of the data; it never goes below the first stage's cost.
+    """
+    if confidence is None:
+        return normalized_budget
+    z = float(norm.ppf(confidence))
+    target = normalized_budget
+    for _ in range(_MARGIN_ROUNDS):
+        chosen = search.within_budget(target)
+        exit_stage = chosen.policy.exit_stage(search.stage_probas)
+        error = _standard_error(search.cumulative_cost[exit_stage], search.weight)
+        if chosen.normalized_cost + z * error <= normalized_budget * (1 + 1e-9):
+            break
+        target = max(
+            min(target, normalized_budget - z * error), search.cumulative_cost[0]
+        )
+    return target
+
+
+def _standard_error(values, weight) -> float:
+    """Standard error of a weighted mean (Kish's effective sample size)."""
+    weight = weight / weight.sum()
+    mean = weight @ values
+    n_effective = 1.0 / (weight @ weight)
+    return float(np.sqrt(weight @ (values - mean) ** 2 / n_effective))
+
 
 _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
@@ -61,10 +104,24 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         cost. Ignored when ``budget`` is set.
 
     budget : float, default=None
-        Maximum average cost per row, in the units of ``costs``. The fit picks
-        the most accurate policy whose average cost on the held-out policy rows
-        is within the budget. A budget below the first stage's cost cannot be
-        met and is an error that says by how much.
+        Maximum average cost per row, in the units of ``costs``. The fit
+        chooses one threshold per exit on the policy's exit scores directly
+        for the budget: the most accurate thresholds whose average cost on the
+        held-out policy rows is within it, among this family's scores and
+        per-stage max-probability thresholds (so on those rows the policy is
+        never less accurate than that baseline). What is guaranteed is the
+        average over rows like the policy rows; ``expected_cost_`` estimates
+        it out of sample, and ``budget_confidence`` adds a margin. A budget
+        below the first stage's cost cannot be met and is an error that says
+        by how much.
+
+    budget_confidence : float in (0.5, 1), default=None
+        With ``budget``: choose the policy so that the one-sided upper
+        confidence bound, at this level, of its average cost per row is within
+        the budget (a normal approximation over the held-out policy rows).
+        Spends a little less of the budget on the policy rows so that new rows
+        like them stay within it more often. None meets the budget on the
+        policy rows exactly.
 
     policy : str or classifier, default="linear"
         How exits are decided; every family honours ``cost_weight`` and
@@ -123,31 +180,41 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         Progress of the fitting."""
 
 _SHARED_ATTRIBUTES = """cost_weight_ : float
-        The trade-off the policy was learned with: ``cost_weight``, or the one
-        found to meet ``budget`` (``inf`` when every row exits at stage 0).
-        A heuristic policy picks its threshold for a ``budget`` directly; then
-        this is the smallest cost weight that picks the same threshold, or
-        ``nan`` when no cost weight does (the threshold is not on the lower
-        convex hull of held-out cost against loss).
+        The trade-off the policy's scores were learned with: ``cost_weight``;
+        with a ``budget``, the cost weight of the Bolukbasi rules whose scores
+        were chosen, ``nan`` when the chosen scores depend on none (EENet's,
+        a heuristic's, or the per-stage max-probability baseline's).
     policy_ : CascadePolicy
         The exit rules, one per stage but the last.
     budget_ : float or None
-        The budget the policy was chosen for (``budget``), next to
-        ``expected_cost_``, what it achieves on the held-out rows.
+        The budget the policy was chosen for (``budget``).
+    budget_status_ : {"spent", "saturated"} or None
+        With a budget: ``"spent"`` when the policy's average cost on the
+        policy rows is within 3 % below the budget searched; ``"saturated"``
+        when it costs less because no affordable policy found was more
+        accurate there (spending more would buy nothing on those rows). None
+        without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage.
-    expected_cost_ : float
-        Average cost per row on the held-out policy rows, units of ``costs_``.
-    held_out_accuracy_ : float
-        Accuracy on the held-out policy rows.
+    policy_rows_cost_, policy_rows_accuracy_ : float
+        Average cost per row (units of ``costs_``) and accuracy on the held-out
+        policy rows, the rows the policy's rules and thresholds were chosen
+        on: in sample for the policy, so optimistic. The budget holds here.
+    expected_cost_, expected_accuracy_ : float
+        Out-of-sample estimates of the average cost per row (units of
+        ``costs_``) and of the accuracy: the policy rows are split in 5 folds,
+        the policy is chosen again on four (same family, same ``cost_weight``
+        or ``budget``) and decides the fifth. Never clamped: with a budget,
+        ``expected_cost_`` may exceed it, which is what new rows would see.
     stage_accuracies_ : ndarray of shape (n_stages,)
         Held-out accuracy of each stage alone.
     oracle_accuracy_, oracle_cost_ : float
         Held-out accuracy and average cost of the oracle that answers at the
         first stage that is right: the upper bound of any policy.
     frontier_ : dict of ndarray
-        Held-out trade-off traced by refitting the policy (not the stages) over
-        a grid of ``cost_weight``: keys ``cost_weight``, ``accuracy``,
+        Trade-off on the held-out policy rows, traced by refitting the policy
+        (not the stages) over a grid of ``cost_weight`` when first read (a fit
+        pays for one policy only): keys ``cost_weight``, ``accuracy``,
         ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
         the full cost) and ``exit_rates`` (n_points, n_stages).
     n_features_in_ : int
@@ -270,6 +337,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         "costs": [StrOptions({"auto"}), "array-like"],
         "cost_weight": [Interval(Real, 0, None, closed="left")],
         "budget": [Interval(Real, 0, None, closed="neither"), None],
+        "budget_confidence": [Interval(Real, 0.5, 1, closed="neither"), None],
         "policy": [StrOptions(set(POLICIES)), HasMethods(["fit"])],
         "policy_features": [StrOptions(set(FEATURE_SETS))],
         "tune_threshold": ["boolean"],
@@ -414,7 +482,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3,
         ... ).fit(X, y)
         >>> cheaper = cascade.with_policy(budget=2.0)
-        >>> bool(cheaper.expected_cost_ <= 2.0)
+        >>> bool(cheaper.policy_rows_cost_ <= 2.0)
         True
         >>> heuristic = cascade.with_policy(budget=2.0, policy="max_proba")
         """
@@ -444,33 +512,51 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
         start = time.perf_counter()
         total_cost = self.cumulative_costs_[-1]
-        normalized = self.cumulative_costs_ / total_cost
-        search = make_policy_search(
-            self.policy,
-            stage_probas,
-            y_encoded,
-            normalized,
-            sample_weight,
-            loss=self.loss,
-            feature_set=self.policy_features,
-            tune_threshold=self.tune_threshold,
-        )
-        frontier = search.frontier(DEFAULT_COST_WEIGHTS)
+        search = self._policy_search(stage_probas, y_encoded, sample_weight)
         self.budget_ = self.budget
         if self.budget is None:
-            chosen = search.at_cost_weight(self.cost_weight)
+            lam = self.cost_weight
+
+            def choose(search):
+                return [search.at_cost_weight(lam)]
+
         else:
             check_budget(self.budget, self.costs_, self._stage_names())
-            chosen = search.within_budget(self.budget / total_cost, frontier)
+            normalized_budget = self.budget / total_cost
+            confidence = self.budget_confidence
+
+            def choose(search):
+                target = budget_target(search, normalized_budget, confidence)
+                return search.budget_candidates(target)
+
+        candidates = choose(search)
+        # Out of sample for the policy: each row decided by policies chosen
+        # (rules, thresholds, budget search) without it. With a budget, the
+        # kind of exit score is chosen on these figures, not on the rows the
+        # thresholds were fitted to. Never clamped.
+        exit_stage = cross_fitted_exits(
+            search, choose, n_splits=_POLICY_FOLDS, random_state=self.random_state
+        )
+        out_of_sample = [search._evaluate_exits(None, e, np.nan) for e in exit_stage]
+        losses = [search.average_loss(e) for e in exit_stage]
+        best = min(
+            range(len(candidates)),
+            key=lambda i: (losses[i], out_of_sample[i].normalized_cost, i),
+        )
+        chosen = candidates[best]
         self.policy_ = chosen.policy
         self.cost_weight_ = chosen.cost_weight
         self.exit_rates_ = chosen.exit_rates
-        self.expected_cost_ = chosen.normalized_cost * total_cost
+        self.policy_rows_cost_ = chosen.normalized_cost * total_cost
+        self.policy_rows_accuracy_ = chosen.accuracy
+        self.expected_cost_ = out_of_sample[best].normalized_cost * total_cost
+        self.expected_accuracy_ = out_of_sample[best].accuracy
+        self.budget_status_ = None
         if self.budget is not None:
-            # The search allows for rounding in average costs (a policy exactly
-            # at the budget may look over it by the last bit): the budget is met.
-            self.expected_cost_ = min(self.expected_cost_, self.budget)
-        self.held_out_accuracy_ = chosen.accuracy
+            searched = budget_target(search, normalized_budget, confidence)
+            spent = chosen.normalized_cost >= (1 - _SPENT_TOLERANCE) * searched
+            self.budget_status_ = "spent" if spent else "saturated"
+        self._policy_fit_seconds = time.perf_counter() - start
 
         weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
         correct = np.stack([np.argmax(p, axis=1) == y_encoded for p in stage_probas])
@@ -482,17 +568,42 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self.oracle_cost_ = float(
             self.cumulative_costs_[first_correct] @ weight / weight.sum()
         )
-        # The policies behind frontier_, to evaluate it on other rows.
-        self._frontier_policies = [p.policy for p in frontier]
-        self.frontier_ = {
+        # frontier_ is traced when first read: a fit pays for one policy only.
+        self._frontier_points = None
+
+    def _policy_search(self, stage_probas, y_encoded, sample_weight):
+        return make_policy_search(
+            self.policy,
+            stage_probas,
+            y_encoded,
+            self.cumulative_costs_ / self.cumulative_costs_[-1],
+            sample_weight,
+            loss=self.loss,
+            feature_set=self.policy_features,
+            tune_threshold=self.tune_threshold,
+        )
+
+    def _frontier_evaluations(self) -> list:
+        """The policies of ``frontier_`` on the policy rows, traced once."""
+        check_is_fitted(self)
+        if getattr(self, "_frontier_points", None) is None:
+            with threadpool_limits(limits=1, user_api="blas"):
+                search = self._policy_search(*self._policy_data)
+                self._frontier_points = search.frontier(DEFAULT_COST_WEIGHTS)
+        return self._frontier_points
+
+    @property
+    def frontier_(self) -> dict:
+        """Accuracy against cost over a grid of ``cost_weight`` (see Attributes)."""
+        frontier = self._frontier_evaluations()
+        normalized = np.array([p.normalized_cost for p in frontier])
+        return {
             "cost_weight": np.array([p.cost_weight for p in frontier]),
             "accuracy": np.array([p.accuracy for p in frontier]),
-            "normalized_cost": np.array([p.normalized_cost for p in frontier]),
-            "expected_cost": np.array([p.normalized_cost for p in frontier])
-            * total_cost,
+            "normalized_cost": normalized,
+            "expected_cost": normalized * self.cumulative_costs_[-1],
             "exit_rates": np.stack([p.exit_rates for p in frontier]),
         }
-        self._policy_fit_seconds = time.perf_counter() - start
 
     def _route_fit_params(self, sample_weight, fit_params):
         names, stages = self._members()
@@ -584,7 +695,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                 np.bincount(exit_stage, weights=weight, minlength=n_stages),
             )
 
-        points = [at(policy) for policy in self._frontier_policies]
+        points = [at(p.policy) for p in self._frontier_evaluations()]
         first_correct = np.where(
             correct.any(axis=0), np.argmax(correct, axis=0), n_stages - 1
         )

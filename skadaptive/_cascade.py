@@ -129,6 +129,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         costs="auto",
         cost_weight=0.01,
         budget=None,
+        budget_confidence=None,
         policy="linear",
         policy_features="history",
         tune_threshold=True,
@@ -144,6 +145,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         self.costs = costs
         self.cost_weight = cost_weight
         self.budget = budget
+        self.budget_confidence = budget_confidence
         self.policy = policy
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold

@@ -194,7 +194,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
     ...     GradientBoostingClassifier(n_estimators=80, random_state=0),
     ...     exits=[10, 20, 40, 80], budget=30, cv=3,
     ... ).fit(X, y)
-    >>> bool(ee.expected_cost_ <= 30)   # at most 30 trees per row on average
+    >>> bool(ee.policy_rows_cost_ <= 30)   # at most 30 trees per row on average
     True
     >>> exit_of_each_row = ee.predict_exit(X[:5])
     >>> bool(ee.predict_cost(X).mean() < 80)
@@ -216,6 +216,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         costs=None,
         cost_weight=0.01,
         budget=None,
+        budget_confidence=None,
         policy="linear",
         policy_features="history",
         tune_threshold=True,
@@ -232,6 +233,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         self.costs = costs
         self.cost_weight = cost_weight
         self.budget = budget
+        self.budget_confidence = budget_confidence
         self.policy = policy
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold

@@ -1,5 +1,8 @@
 """Shared settings of the test suite."""
 
+import os
+
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
@@ -27,3 +30,29 @@ def _one_blas_thread():
     """
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def pytest_configure(config):
+    """With SKADAPTIVE_BUDGET_MUTANT set, break the budget search on purpose.
+
+    ``tests/test_budgets.py`` runs the tests marked ``budget`` in a subprocess
+    with ``ignore`` (the budget is ignored) or ``half`` (only half of it is
+    spent) and requires every one of them to fail: a budget test that still
+    passes against a broken search guards nothing.
+    """
+    mutant = os.environ.get("SKADAPTIVE_BUDGET_MUTANT")
+    if not mutant:
+        return
+    from skadaptive.policies import _search, _thresholds
+
+    original = _thresholds.budget_thresholds
+
+    def broken(problem, budget):
+        if mutant == "ignore":
+            return original(problem, np.inf)
+        if mutant == "half":
+            return original(problem, max(budget / 2, problem.cumulative_cost[0]))
+        raise ValueError(f"Unknown SKADAPTIVE_BUDGET_MUTANT {mutant!r}.")
+
+    _thresholds.budget_thresholds = broken
+    _search.budget_thresholds = broken

@@ -252,7 +252,9 @@ def test_budget_equal_to_the_first_stage_cost_is_met():
     rows = np.arange(0, 150, 10)  # 15 rows: 15 * 0.2 / 15 > 0.2
     cascade = AdaptiveCascadeClassifier(stages, costs=[1, 4], budget=1.0)
     cascade.fit(X[rows], y[rows])
-    assert cascade.expected_cost_ <= 1.0
+    # Reported as computed: the float average may exceed 1.0 in the last bit.
+    assert cascade.policy_rows_cost_ == pytest.approx(1.0, rel=1e-12)
+    assert cascade.expected_cost_ == pytest.approx(1.0, rel=1e-12)
     np.testing.assert_array_equal(cascade.predict_exit(X), 0)
 
 

@@ -690,7 +690,7 @@ def test_cascade_of_frozen_onnx_stages(tmp_path, digits):
     accuracies = [INFO["models"][n]["test_accuracy"] for n in ["tiny", "large"]]
     assert cascade.score(X, y) >= accuracies[0]
     tighter = cascade.with_policy(budget=cascade.costs_[0] + 0.5 * cascade.costs_[1])
-    assert tighter.expected_cost_ <= tighter.budget * (1 + 1e-9)
+    assert tighter.policy_rows_cost_ <= tighter.budget * (1 + 1e-9)
     for model in (cascade, tighter):
         path = tmp_path / "cascade.joblib"
         joblib.dump(model, path)
@@ -727,7 +727,7 @@ def test_early_exit_over_split_network(tmp_path, digits):
     costs = np.cumsum(INFO["models"]["multi_exit"]["incremental_macs_per_row"])
     budget = float(costs[1] + 0.2 * (costs[2] - costs[1]))
     model = EarlyExitClassifier(_multi(), budget=budget, random_state=0).fit(X, y)
-    assert model.expected_cost_ <= budget * (1 + 1e-9)
+    assert model.policy_rows_cost_ <= budget * (1 + 1e-9)
     path = tmp_path / "early_exit.joblib"
     joblib.dump(model, path)
     loaded = joblib.load(path)

@@ -70,7 +70,7 @@ def test_from_estimator_without_rows_shows_the_held_out_frontier():
     display = CostAccuracyDisplay.from_estimator(cascade, name="mine")
     assert_allclose(display.cost, cascade.frontier_["expected_cost"])
     assert_allclose(display.accuracy, cascade.frontier_["accuracy"])
-    assert display.chosen_cost == pytest.approx(cascade.expected_cost_)
+    assert display.chosen_cost == pytest.approx(cascade.policy_rows_cost_)
     assert display.oracle_cost == pytest.approx(cascade.oracle_cost_)
     assert "held-out" in display.ax_.get_title()
     assert display.line_.get_label() == "mine"

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _budget_checks import best_thresholds_within
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.tree import DecisionTreeClassifier
 
@@ -183,16 +184,21 @@ def test_custom_classifier_policy_is_cloned_and_used():
     assert not hasattr(tree, "tree_")
 
 
+@pytest.mark.budget
 @pytest.mark.parametrize("policy", POLICIES)
-def test_budget_search_returns_the_most_accurate_affordable_candidate(policy):
+def test_budget_search_is_never_less_accurate_than_per_stage_max_proba(policy):
     probas, y, cost = _three_stage_problem()
     search = make_policy_search(policy, probas, y, cost)
-    frontier = search.frontier(np.r_[0, np.geomspace(1e-3, 10, 12)])
+    correct = np.stack([np.argmax(p, axis=1) == y for p in probas])
+    max_proba = np.stack([p.max(axis=1) for p in probas[:-1]])
     for budget in (0.05, 0.2, 0.5, 0.9):
-        chosen = search.within_budget(budget, frontier)
-        assert chosen.normalized_cost <= budget * (1 + 1e-9)
-        affordable = [c.accuracy for c in frontier if c.normalized_cost <= budget]
-        assert chosen.accuracy >= max(affordable, default=0)
+        chosen = search.within_budget(budget)
+        exit_stage = chosen.policy.exit_stage(probas)
+        assert cost[exit_stage].mean() <= budget * (1 + 1e-9)
+        baseline, _, _ = best_thresholds_within(
+            max_proba, correct, np.asarray(cost), np.ones(len(y)), budget
+        )
+        assert chosen.accuracy >= baseline - 1e-12
         # What the search reports is what its policy does on these rows.
         again = evaluate_policy(chosen.policy, probas, y, cost)
         assert again.accuracy == chosen.accuracy

@@ -243,7 +243,8 @@ def _report(cascade, test, n_policy, n_eval) -> dict:
             "setting": _knob(cascade),
             "accuracy": test["accuracy_at_fit"],
             "cost": test["cost_at_fit"],
-            "held_out_policy_cost": float(cascade.expected_cost_),
+            "policy_rows_cost": float(cascade.policy_rows_cost_),
+            "expected_cost": float(cascade.expected_cost_),
         },
         "costs_unit": "seconds per row (measured)"
         if isinstance(cascade.costs, str)

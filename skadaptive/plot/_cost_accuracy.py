@@ -301,7 +301,7 @@ class CostAccuracyDisplay:
                 "accuracy": frontier["accuracy"],
                 "stage_accuracies": estimator.stage_accuracies_,
                 "oracle_accuracy": estimator.oracle_accuracy_,
-                "chosen_accuracy": estimator.held_out_accuracy_,
+                "chosen_accuracy": estimator.policy_rows_accuracy_,
                 "chosen_rates": estimator.exit_rates_,
             }
             title = f"{name or type(estimator).__name__} (held-out rows)"

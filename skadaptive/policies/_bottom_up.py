@@ -18,10 +18,10 @@ from sklearn.utils.validation import has_fit_parameter
 
 from ._features import policy_features
 from ._losses import per_row_loss
+from ._thresholds import cut_table, weighted_standardisation
 
 #: The rule families of Bolukbasi policies that are named by a string.
 POLICY_FAMILIES = ("linear", "constant")
-_TIE_RTOL = 1e-9
 
 
 @dataclass
@@ -148,12 +148,11 @@ def risk_minimising_threshold(
     """Threshold on ``score`` that minimises the weighted empirical risk.
 
     Rows with ``score >= threshold`` pay ``exit_risk``, the others ``defer_risk``.
-    Only cuts between distinct scores are considered, so tied rows share a fate.
-    Scores closer than rounding error (relative 1e-9) count as tied: a cut
-    between them would depend on the last bits of a floating-point sum, which
-    can differ between batches, and their midpoint can round onto one of them.
-    Among equally good cuts the one that exits fewest rows is kept, which is the
-    conservative choice when the data cannot tell the options apart.
+    Only cuts between distinct scores of rows with positive weight are
+    considered (see :func:`~skadaptive.policies._thresholds.cut_table`), so
+    tied rows share a fate. Among equally good cuts the one that exits fewest
+    rows is kept, which is the conservative choice when the data cannot tell
+    the options apart.
 
     Parameters
     ----------
@@ -177,21 +176,14 @@ def risk_minimising_threshold(
     >>> float(risk_minimising_threshold(score, exit_risk, defer_risk, np.ones(3)))
     0.5
     """
-    order = np.argsort(-score, kind="stable")
-    sorted_score = score[order]
-    gain = (weight * (exit_risk - defer_risk))[order]
-    # risk_change[j]: change in total risk when the j highest-scored rows exit.
-    risk_change = np.concatenate([[0.0], np.cumsum(gain)])
-    valid = np.ones(len(risk_change), dtype=bool)
-    gap = sorted_score[:-1] - sorted_score[1:]
-    valid[1:-1] = gap > _TIE_RTOL * (1.0 + np.abs(sorted_score[:-1]))
-    candidates = np.flatnonzero(valid)
-    best = candidates[np.argmin(risk_change[candidates])]
-    if best == 0:
-        return np.inf
-    if best == len(score):
-        return -np.inf
-    return 0.5 * (sorted_score[best - 1] + sorted_score[best])
+    table = cut_table(
+        np.asarray(score, dtype=np.float64),
+        exit_risk - defer_risk,
+        np.zeros(len(score)),
+        np.asarray(weight, dtype=np.float64),
+    )
+    # argmin takes the first of equal risks: the cut that exits fewest rows.
+    return float(table.threshold[np.argmin(table.loss_change)])
 
 
 def check_policy_learner(policy) -> None:
@@ -343,14 +335,14 @@ def _fit_exit_rule(
         )
         return constant
     features = policy_features(history, feature_set)
-    mean = features.mean(axis=0)
-    scale = features.std(axis=0)
-    scale[scale == 0] = 1.0
+    mean, scale = weighted_standardisation(features, weight)
     standardised = (features - mean) / scale
-    # Rescale the weights to mean 1: only their ratios define the problem, and
-    # tiny weights (small cost_weight) would otherwise let the learner's
-    # regularisation flatten the rule to a constant.
-    label_weight = label_weight[informative] / label_weight[informative].mean()
+    # Scale the label weights so that they sum to what the row weights sum to:
+    # only their ratios define the problem, and tiny weights (small
+    # cost_weight) would otherwise let the learner's regularisation flatten the
+    # rule to a constant. Both sums grow alike when a row is repeated, so
+    # weight k stays the same as k copies of the row.
+    label_weight = label_weight[informative] * (weight.sum() / label_weight.sum())
     learner.fit(
         standardised[informative],
         exit_is_no_worse[informative],

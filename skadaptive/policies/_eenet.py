@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from ._bottom_up import risk_minimising_threshold
 from ._features import confidence_features
-
-_MAX_SWEEPS = 20
+from ._thresholds import (
+    ThresholdProblem,
+    lagrangian_thresholds,
+    weighted_standardisation,
+)
 
 
 def _scorer_features(proba: np.ndarray, earlier_scores: list[np.ndarray]):
@@ -115,14 +117,11 @@ def fit_eenet_scorers(
             scorer = _ExitScorer(None, constant=float(correct[0]))
         else:
             features = _scorer_features(proba, scores)
-            mean = features.mean(axis=0)
-            scale = features.std(axis=0)
-            scale[scale == 0] = 1.0
+            weight = np.ones(len(correct)) if sample_weight is None else sample_weight
+            mean, scale = weighted_standardisation(features, weight)
             learner = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
-            weight = None
-            if sample_weight is not None:
-                weight = sample_weight / sample_weight.mean()
-            learner.fit((features - mean) / scale, correct, sample_weight=weight)
+            # The weights as given: weight k is then k copies of the row.
+            learner.fit((features - mean) / scale, correct, sample_weight=sample_weight)
             scorer = _ExitScorer(learner, mean, scale)
         fitted.scorers.append(scorer)
         scores.append(scorer.score(proba, scores))
@@ -174,39 +173,6 @@ def schedule_thresholds(
     >>> schedule_thresholds(scores, risk, np.ones(3))
     array([0.5])
     """
-    n_decisions, n_rows = scores.shape
-    thresholds = np.full(n_decisions, np.inf)
-
-    def total_risk(t):
-        exit_stage = np.full(n_rows, n_decisions)
-        for stage in range(n_decisions - 1, -1, -1):
-            exit_stage[scores[stage] >= t[stage]] = stage
-        return float(weight @ stage_risk[exit_stage, np.arange(n_rows)])
-
-    best = total_risk(thresholds)
-    for _ in range(_MAX_SWEEPS):
-        moved = False
-        # Last decision first: on the first sweep this is the bottom-up order.
-        for stage in range(n_decisions - 1, -1, -1):
-            reaches = np.ones(n_rows, dtype=bool)
-            for earlier in range(stage):
-                reaches &= scores[earlier] < thresholds[earlier]
-            after = stage_risk[-1].copy()
-            for later in range(n_decisions - 1, stage, -1):
-                exits_later = scores[later] >= thresholds[later]
-                after = np.where(exits_later, stage_risk[later], after)
-            candidate = risk_minimising_threshold(
-                scores[stage][reaches],
-                stage_risk[stage][reaches],
-                after[reaches],
-                weight[reaches],
-            )
-            if candidate != thresholds[stage]:
-                trial = thresholds.copy()
-                trial[stage] = candidate
-                risk = total_risk(trial)
-                if risk < best - 1e-12 * max(1.0, abs(best)):
-                    thresholds, best, moved = trial, risk, True
-        if not moved:
-            break
-    return thresholds
+    n_stages = len(stage_risk)
+    problem = ThresholdProblem(scores, stage_risk, np.zeros(n_stages), weight)
+    return lagrangian_thresholds(problem, 0.0)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._features import confidence_features
+from ._thresholds import first_reaching  # noqa: F401
 
 #: The heuristic policy families, each with one shared threshold.
 HEURISTICS = ("max_proba", "entropy", "patience")
@@ -78,23 +79,12 @@ class HeuristicRule:
         return self.score(history) >= self.threshold
 
 
-def first_reaching(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Exit stage of each row: the first ``k`` with ``scores[k] >= thresholds[k]``.
-
-    ``scores`` has one row per stage but the last; rows that reach no threshold
-    answer at the last stage, ``len(scores)``.
-    """
-    n_decisions, n_rows = scores.shape
-    exit_stage = np.full(n_rows, n_decisions)
-    for stage in range(n_decisions - 1, -1, -1):
-        exit_stage[scores[stage] >= thresholds[stage]] = stage
-    return exit_stage
-
-
 _MAX_CANDIDATES = 512
 
 
-def shared_threshold_table(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def shared_threshold_table(
+    scores: np.ndarray, weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Candidate shared thresholds and the exit stage of every row under each.
 
     A shared threshold ``t`` exits a row at the first stage whose score reaches
@@ -109,7 +99,7 @@ def shared_threshold_table(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     exit_stage : ndarray of shape (n_candidates, n_rows)
     """
     running_max = np.maximum.accumulate(scores, axis=0)
-    distinct = np.unique(scores)
+    distinct = np.unique(scores if weight is None else scores[:, weight > 0])
     if len(distinct) > _MAX_CANDIDATES:
         distinct = np.unique(
             np.quantile(distinct, np.linspace(0, 1, _MAX_CANDIDATES), method="lower")

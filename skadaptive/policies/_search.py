@@ -9,10 +9,13 @@ that answers them for one family; both estimators use it and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
+from sklearn.utils import check_random_state
 
 from ._bottom_up import (
     POLICY_FAMILIES,
@@ -29,6 +32,12 @@ from ._heuristics import (
     shared_threshold_table,
 )
 from ._losses import per_row_loss
+from ._thresholds import (
+    ThresholdProblem,
+    budget_thresholds,
+    first_reaching,
+    lagrangian_weight,
+)
 
 # cost_weight grid of the fitted frontier. Normalised costs lie in [0, 1] and a
 # 0/1 loss in {0, 1}, so beyond ~10 every policy exits at the first stage.
@@ -36,8 +45,9 @@ from ._losses import per_row_loss
 #: from 1e-4 to 10 on a log scale.
 DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])
 _BUDGET_RTOL = 1e-9
-#: How many decades past the largest tried weight a budget search looks.
-_MAX_DECADES = 8
+#: Cost weights, relative to the one at which per-stage max-probability
+#: thresholds just meet a budget, at which Bolukbasi rules are learned for it.
+_RULE_WEIGHT_FACTORS = (0.3, 1.0, 3.0)
 
 #: Every value of the estimators' ``policy`` parameter that is a string.
 POLICIES = (*POLICY_FAMILIES, "eenet", *HEURISTICS)
@@ -52,6 +62,50 @@ class PolicyEvaluation:
     accuracy: float
     normalized_cost: float
     exit_rates: np.ndarray
+
+
+@dataclass
+class ScoredExits:
+    """Exit scores of one kind of rule on the search rows, for threshold search.
+
+    ``make_policy(thresholds)`` builds the policy that exits a row at the
+    first exit whose score reaches that exit's threshold; ``cost_weight`` is
+    the trade-off the scores were learned with (nan where they depend on none).
+    """
+
+    scores: np.ndarray
+    make_policy: object
+    cost_weight: float = np.nan
+
+
+def per_stage_max_proba(stage_probas: list[np.ndarray]) -> ScoredExits:
+    """Per-stage max-probability thresholds: the baseline every budget search has.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._search import per_stage_max_proba
+    >>> exits = per_stage_max_proba([np.array([[0.9, 0.1], [0.6, 0.4]]),
+    ...                              np.eye(2)])
+    >>> exits.make_policy(np.array([0.8])).exit_stage(
+    ...     [np.array([[0.9, 0.1], [0.6, 0.4]]), np.eye(2)]).tolist()
+    [0, 1]
+    """
+    return _heuristic_exits("max_proba", stage_probas)
+
+
+def _heuristic_exits(kind, stage_probas) -> ScoredExits:
+    scores = np.stack(
+        [
+            heuristic_score(kind, stage_probas[: stage + 1])
+            for stage in range(len(stage_probas) - 1)
+        ]
+    )
+
+    def make_policy(thresholds):
+        return CascadePolicy([HeuristicRule(kind, float(t)) for t in thresholds])
+
+    return ScoredExits(scores, make_policy)
 
 
 def evaluate_policy(
@@ -127,7 +181,7 @@ class PolicySearch:
     """
 
     def __init__(self, stage_probas, y_encoded, cumulative_cost, sample_weight, loss):
-        self.stage_probas = stage_probas
+        self.stage_probas = [np.asarray(p) for p in stage_probas]
         self.y_encoded = y_encoded
         self.cumulative_cost = np.asarray(cumulative_cost, dtype=np.float64)
         self.sample_weight = sample_weight
@@ -216,87 +270,154 @@ class PolicySearch:
         """
         return [self.at_cost_weight(lam) for lam in cost_weights]
 
-    def _direct_budget_candidates(self, normalized_budget) -> list[PolicyEvaluation]:
-        """Affordable policies a family can find without searching cost_weight."""
+    def _scored_exits(self, normalized_budget: float) -> list[ScoredExits]:
+        """This family's own exit scores for a budget (besides the baseline)."""
         return []
 
-    def within_budget(
-        self,
-        normalized_budget: float,
-        frontier: list[PolicyEvaluation] | None = None,
-        n_refinements: int = 8,
-    ) -> PolicyEvaluation:
-        """The most accurate policy whose average normalised cost is within budget.
+    def subset(self, rows: np.ndarray) -> PolicySearch:
+        """The same search on some of the rows (to cross-fit the policy).
 
-        Starts from the frontier's candidates, then bisects ``cost_weight`` (on a
-        log scale) between the most accurate affordable candidate and the nearest
-        cheaper-weighted candidate that is over budget, since the best affordable
-        policy usually lies between two grid points. Every row exiting at the
-        first stage is always a candidate, so any budget of at least the first
-        stage's normalised cost is met.
+        Parameters
+        ----------
+        rows : ndarray of int
+
+        Returns
+        -------
+        search : PolicySearch
+        """
+        return make_policy_search(
+            self.spec,
+            [p[rows] for p in self.stage_probas],
+            self.y_encoded[rows],
+            self.cumulative_cost,
+            None if self.sample_weight is None else self.sample_weight[rows],
+            loss=self.loss,
+            **self.options,
+        )
+
+    def budget_candidates(self, normalized_budget: float) -> list[PolicyEvaluation]:
+        """One policy per kind of exit score, each with thresholds for the budget.
+
+        The kinds are this family's own (Bolukbasi rules learned at cost
+        weights around the budget's price of cost, EENet's correctness scores,
+        a heuristic's confidence) and, last, per-stage max-probability
+        thresholds, which every family considers. Each gets one threshold per
+        exit chosen directly for the budget by
+        :func:`~skadaptive.policies._thresholds.budget_thresholds`: the most
+        accurate (lowest average loss) thresholds whose average cost on these
+        rows is within it.
+
+        Parameters
+        ----------
+        normalized_budget : float
+            Maximum average cost, as a fraction of running every stage; at
+            least the first stage's normalised cost.
+
+        Returns
+        -------
+        candidates : list of PolicyEvaluation
+            In a fixed order of kinds, so that the same position is the same
+            recipe on any rows (see :func:`cross_fitted_exits`).
+        """
+        if self.cumulative_cost[0] > normalized_budget * (1 + _BUDGET_RTOL):
+            raise ValueError(
+                f"A normalised budget of {normalized_budget:g} is below the "
+                f"first stage's normalised cost {self.cumulative_cost[0]:g}."
+            )
+        stage_loss = self.stage_risk(0.0)
+        kinds = [*self._scored_exits(normalized_budget)]
+        kinds.append(per_stage_max_proba(self.stage_probas))
+        candidates = []
+        for kind in kinds:
+            problem = ThresholdProblem(
+                kind.scores, stage_loss, self.cumulative_cost, self.weight
+            )
+            thresholds, _, _ = budget_thresholds(problem, normalized_budget)
+            candidates.append(
+                self._evaluate_exits(
+                    kind.make_policy(thresholds),
+                    first_reaching(kind.scores, thresholds),
+                    kind.cost_weight,
+                )
+            )
+        return candidates
+
+    def within_budget(self, normalized_budget: float) -> PolicyEvaluation:
+        """The most accurate of :meth:`budget_candidates` on these rows.
+
+        Ties go to the cheaper. On these rows the result is never less accurate
+        than the per-stage max-probability thresholds that the search finds.
+        (The estimators choose among the candidates out of sample instead, by
+        cross-fitting over the policy rows.)
 
         Parameters
         ----------
         normalized_budget : float
             Maximum average cost, as a fraction of running every stage.
-        frontier : list of PolicyEvaluation, default=None
-            Candidates already evaluated (:meth:`frontier`); computed if None.
-        n_refinements : int, default=8
-            Bisection steps on ``cost_weight``.
 
         Returns
         -------
         evaluation : PolicyEvaluation
         """
-        if frontier is None:
-            frontier = self.frontier()
-        # Average costs are sums of floats: a policy exactly at the budget may
-        # look over it by the last bit, so the comparison allows for rounding.
-        normalized_budget = normalized_budget * (1 + _BUDGET_RTOL)
-        cheapest = self.evaluate(first_stage_policy(self.n_stages), np.inf)
-        candidates = [*frontier, cheapest]
-        candidates += self._direct_budget_candidates(normalized_budget)
-
-        def best_affordable():
-            affordable = [
-                c for c in candidates if c.normalized_cost <= normalized_budget
-            ]
-            # Ties in accuracy go to the cheaper policy.
-            return max(affordable, key=lambda c: (c.accuracy, -c.normalized_cost))
-
-        best = best_affordable()
-        over_budget = [
-            c.cost_weight
+        candidates = self.budget_candidates(normalized_budget)
+        losses = [
+            self.average_loss(c.policy.exit_stage(self.stage_probas))
             for c in candidates
-            if c.normalized_cost > normalized_budget
-            and c.cost_weight < best.cost_weight
         ]
-        high = None
-        if over_budget and np.isfinite(best.cost_weight):
-            low, high = max(over_budget), best.cost_weight
-        elif over_budget:
-            # Only "everything exits first" fits, but a weight past the grid's
-            # largest may defer a few rows and still fit: search up by decades.
-            low = max(over_budget)
-            for _ in range(_MAX_DECADES):
-                trial = low * 10.0 if low > 0 else 1.0
-                candidate = self.at_cost_weight(trial)
-                candidates.append(candidate)
-                if candidate.normalized_cost <= normalized_budget:
-                    high = trial
-                    break
-                low = trial
-        if high is not None:
-            for _ in range(n_refinements):
-                mid = np.sqrt(low * high) if low > 0 else high / 10.0
-                candidate = self.at_cost_weight(mid)
-                candidates.append(candidate)
-                if candidate.normalized_cost <= normalized_budget:
-                    high = mid
-                else:
-                    low = mid
-            best = best_affordable()
-        return best
+        best = min(
+            range(len(candidates)),
+            key=lambda i: (losses[i], candidates[i].normalized_cost),
+        )
+        return candidates[best]
+
+    def average_loss(self, exit_stage: np.ndarray) -> float:
+        """Weighted average loss of answering each row at ``exit_stage``.
+
+        Parameters
+        ----------
+        exit_stage : ndarray of shape (n_rows,)
+
+        Returns
+        -------
+        loss : float
+        """
+        rows = np.arange(len(exit_stage))
+        return float(self.stage_risk(0.0)[exit_stage, rows] @ self.weight) / float(
+            self.weight.sum()
+        )
+
+    def budget_weight(self, normalized_budget: float) -> float:
+        """The price of cost at a budget, in loss per unit of normalised cost.
+
+        The smallest cost weight at which per-stage max-probability thresholds
+        minimising ``loss + cost_weight * cost`` meet the budget.
+
+        Parameters
+        ----------
+        normalized_budget : float
+
+        Returns
+        -------
+        cost_weight : float
+        """
+        problem = ThresholdProblem(
+            per_stage_max_proba(self.stage_probas).scores,
+            self.stage_risk(0.0),
+            self.cumulative_cost,
+            self.weight,
+        )
+        return lagrangian_weight(problem, normalized_budget)
+
+    def _evaluate_exits(self, policy, exit_stage, cost_weight) -> PolicyEvaluation:
+        return _evaluate_exits(
+            policy,
+            exit_stage,
+            self.stage_probas,
+            self.y_encoded,
+            self.cumulative_cost,
+            self.sample_weight,
+            cost_weight,
+        )
 
 
 class BolukbasiSearch(PolicySearch):
@@ -304,12 +425,8 @@ class BolukbasiSearch(PolicySearch):
 
     def __init__(self, *args, learner="linear", feature_set, tune_threshold):
         super().__init__(*args)
-        self.options = dict(
-            loss=self.loss,
-            policy=learner,
-            feature_set=feature_set,
-            tune_threshold=tune_threshold,
-        )
+        self.spec = learner
+        self.options = dict(feature_set=feature_set, tune_threshold=tune_threshold)
 
     def fit(self, cost_weight):
         return fit_bottom_up_policy(
@@ -317,17 +434,42 @@ class BolukbasiSearch(PolicySearch):
             self.y_encoded,
             self.cumulative_cost,
             cost_weight,
+            loss=self.loss,
+            policy=self.spec,
             sample_weight=self.sample_weight,
             **self.options,
         )
+
+    def _scored_exits(self, normalized_budget):
+        # A rule learned at cost weight lam ranks rows by how much deferring
+        # them is worth at that price of cost; the price at which a budget
+        # binds is about the one where max-probability thresholds meet it.
+        weight = self.budget_weight(normalized_budget)
+        candidates = []
+        for factor in _RULE_WEIGHT_FACTORS:
+            lam = factor * weight
+            policy = self.fit(lam)
+            scores = np.stack(
+                [
+                    rule.score(self.stage_probas[: stage + 1])
+                    for stage, rule in enumerate(policy.rules)
+                ]
+            )
+            candidates.append(
+                ScoredExits(scores, partial(_with_thresholds, policy.rules), lam)
+            )
+        return candidates
 
 
 class HeuristicSearch(PolicySearch):
     """One heuristic confidence score with a threshold shared by every stage."""
 
-    def __init__(self, *args, kind):
+    def __init__(self, *args, kind, shared_threshold=False):
         super().__init__(*args)
         self.kind = kind
+        self.spec = kind
+        self.shared_threshold = shared_threshold
+        self.options = dict(shared_threshold=shared_threshold)
         if kind == "patience" and self.n_stages == 2:
             warnings.warn(
                 "policy='patience' with two stages sends every row the same way: "
@@ -343,7 +485,7 @@ class HeuristicSearch(PolicySearch):
                 for stage in range(self.n_stages - 1)
             ]
         )
-        self.thresholds, self.exit_table = shared_threshold_table(scores)
+        self.thresholds, self.exit_table = shared_threshold_table(scores, self.weight)
         rows = np.arange(len(self.y_encoded))
         weight = self.weight / self.weight.sum()
         stage_loss = self.stage_risk(0.0)
@@ -379,15 +521,25 @@ class HeuristicSearch(PolicySearch):
     def at_cost_weight(self, cost_weight):
         return self._evaluate_index(self._best_index(cost_weight), cost_weight)
 
-    def _direct_budget_candidates(self, normalized_budget):
-        # Every shared threshold is known: take the most accurate affordable one.
-        affordable = np.flatnonzero(self.mean_cost <= normalized_budget)
-        if len(affordable) == 0:
-            return []
+    def budget_candidates(self, normalized_budget):
+        if not self.shared_threshold:
+            return super().budget_candidates(normalized_budget)
+        # The papers' form: every shared threshold is known, take the most
+        # accurate affordable one.
+        affordable = np.flatnonzero(
+            self.mean_cost <= normalized_budget * (1 + _BUDGET_RTOL)
+        )
         evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
         best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
         index = int(affordable[evaluations.index(best)])
         return [replace(best, cost_weight=self._weight_choosing(index))]
+
+    def _scored_exits(self, normalized_budget):
+        # Per-exit thresholds on this heuristic's score (max_proba's is the
+        # baseline every search has already).
+        if self.kind == "max_proba":
+            return []
+        return [_heuristic_exits(self.kind, self.stage_probas)]
 
     def _weight_choosing(self, index: int) -> float:
         """The smallest cost weight whose best threshold is ``index``, else nan.
@@ -411,6 +563,8 @@ class EENetSearch(PolicySearch):
 
     def __init__(self, *args):
         super().__init__(*args)
+        self.spec = "eenet"
+        self.options = {}
         self.scorers = fit_eenet_scorers(
             self.stage_probas, self.y_encoded, self.sample_weight
         )
@@ -420,12 +574,24 @@ class EENetSearch(PolicySearch):
         thresholds = schedule_thresholds(
             self.scores, self.stage_risk(cost_weight), self.weight
         )
+        return self._policy(thresholds)
+
+    def _policy(self, thresholds) -> CascadePolicy:
         return CascadePolicy(
             [
-                EENetRule(self.scorers, stage, threshold)
+                EENetRule(self.scorers, stage, float(threshold))
                 for stage, threshold in enumerate(thresholds)
             ]
         )
+
+    def _scored_exits(self, normalized_budget):
+        return [ScoredExits(self.scores, self._policy)]
+
+
+def _with_thresholds(rules, thresholds) -> CascadePolicy:
+    return CascadePolicy(
+        [replace(rule, threshold=float(t)) for rule, t in zip(rules, thresholds)]
+    )
 
 
 def check_policy(policy) -> None:
@@ -465,6 +631,7 @@ def make_policy_search(
     loss: str = "zero_one",
     feature_set: str = "history",
     tune_threshold: bool = True,
+    shared_threshold: bool = False,
 ) -> PolicySearch:
     """The search object of one policy family over held-out stage probabilities.
 
@@ -488,6 +655,10 @@ def make_policy_search(
         Features of the Bolukbasi rules (ignored by the other families).
     tune_threshold : bool, default=True
         Whether the Bolukbasi rules' cuts are tuned (ignored by the others).
+    shared_threshold : bool, default=False
+        Heuristics only: for a budget, one threshold shared by every stage
+        (the form of the papers that introduced them) instead of one per
+        stage. Their ``cost_weight`` fits always share one threshold.
 
     Returns
     -------
@@ -512,9 +683,120 @@ def make_policy_search(
     check_policy(policy)
     args = (stage_probas, y_encoded, cumulative_cost, sample_weight, loss)
     if isinstance(policy, str) and policy in HEURISTICS:
-        return HeuristicSearch(*args, kind=policy)
+        return HeuristicSearch(*args, kind=policy, shared_threshold=shared_threshold)
     if isinstance(policy, str) and policy == "eenet":
         return EENetSearch(*args)
     return BolukbasiSearch(
         *args, learner=policy, feature_set=feature_set, tune_threshold=tune_threshold
     )
+
+
+def cross_fitted_exits(
+    search: PolicySearch, choose, n_splits: int = 5, random_state=None
+) -> np.ndarray:
+    """Each row's exit stage under policies chosen without that row.
+
+    The rows are split in ``n_splits`` folds by :func:`row_folds`; for each
+    fold, ``choose`` picks its policies on the other folds' rows exactly as it
+    does on all of them, and they decide the fold's rows. Figures computed
+    from these exits are out of sample for the policy: its rules, thresholds
+    and budget search never saw the row.
+
+    Parameters
+    ----------
+    search : PolicySearch
+    choose : callable
+        ``choose(search) -> list of PolicyEvaluation``: the candidates, in the
+        same order on any rows (e.g. ``lambda s: s.budget_candidates(0.3)``,
+        or ``lambda s: [s.at_cost_weight(0.01)]``).
+    n_splits : int, default=5
+        Folds without rows of positive weight are skipped; with fewer than two
+        left, the answer is in sample.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling of the folds.
+
+    Returns
+    -------
+    exit_stage : ndarray of shape (n_candidates, n_rows)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import make_policy_search
+    >>> from skadaptive.policies._search import cross_fitted_exits
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 200)
+    >>> cheap = np.where(rng.random((200, 1)) < 0.5, 0.5, np.eye(2)[y] * 0.8 + 0.1)
+    >>> costly = np.eye(2)[y] * 0.9 + 0.05
+    >>> search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
+    >>> exits = cross_fitted_exits(search, lambda s: [s.at_cost_weight(0.1)],
+    ...                            random_state=0)
+    >>> bool((exits[0][cheap[:, 0] == 0.5] == 1).all())
+    True
+    """
+
+    def exits_of(chosen, rows):
+        probas = [p[rows] for p in search.stage_probas]
+        return np.stack([c.policy.exit_stage(probas) for c in chosen])
+
+    n_rows = len(search.y_encoded)
+    fold = row_folds(search.stage_probas, search.y_encoded, n_splits, random_state)
+    positive = search.weight > 0
+    folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
+    if len(folds) < 2:
+        return exits_of(choose(search), np.arange(n_rows))
+    exit_stage = None
+    for f in folds:
+        rows = np.flatnonzero(fold == f)
+        exits = exits_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
+        if exit_stage is None:
+            exit_stage = np.zeros((len(exits), n_rows), dtype=np.intp)
+        exit_stage[:, rows] = exits
+    # Rows of folds without weight count for nothing; answer them in sample.
+    rest = np.flatnonzero(~np.isin(fold, folds))
+    if len(rest):
+        exit_stage[:, rest] = exits_of(choose(search), rest)
+    return exit_stage
+
+
+def row_folds(
+    stage_probas: list[np.ndarray], y_encoded: np.ndarray, n_splits: int, random_state
+) -> np.ndarray:
+    """Fold of each row, a function of the row alone (its probabilities and label).
+
+    Equal rows share a fold, so that weight k on a row is the same as k copies
+    of it (the copies are never split between training and evaluation), and a
+    row's fold does not depend on the other rows. ``random_state`` salts the
+    assignment (None: a fixed salt, so that refitting gives the same policy).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._search import row_folds
+    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1]])
+    >>> folds = row_folds([proba], np.array([0, 1, 0]), 5, 0)
+    >>> bool(folds[0] == folds[2])
+    True
+    """
+    # Deterministic without a random_state: the policy must not change between
+    # two fits on the same rows.
+    salt = (
+        0
+        if random_state is None
+        else check_random_state(random_state).randint(2**31 - 1)
+    )
+    key = int(salt).to_bytes(4, "little")
+    # Rounded: the same row scored by two fits may differ in the last bits.
+    rows = np.ascontiguousarray(
+        np.column_stack(
+            [
+                *[np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas],
+                np.asarray(y_encoded, dtype=np.float64),
+            ]
+        )
+    )
+    folds = np.empty(len(rows), dtype=np.intp)
+    for i, row in enumerate(rows):
+        digest = hashlib.blake2b(row.tobytes(), digest_size=8, key=key).digest()
+        folds[i] = int.from_bytes(digest, "little") % n_splits
+    return folds

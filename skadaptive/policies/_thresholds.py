@@ -1,0 +1,439 @@
+"""Per-exit thresholds on exit scores, chosen for a budget or a cost weight.
+
+Every policy family ends the same way: each exit but the last has a score per
+row (a rule's learned score, a correctness estimate, a heuristic confidence),
+and a row answers at the first exit whose score reaches that exit's threshold.
+This module chooses the thresholds:
+
+- :func:`lagrangian_thresholds` minimises ``loss + cost_weight * cost``;
+- :func:`budget_thresholds` minimises the loss subject to an average cost
+  within a budget. With several exits the constraint couples them (cost saved
+  at one exit can be spent at another), so a search along ``cost_weight``
+  alone reaches only the points of that path and can leave much of a budget
+  unspent. Here the thresholds are moved directly, each step exact in one
+  threshold (the weighted loss and cost are step functions of it, tabulated by
+  one sort) or in a pair of thresholds (a grid on one, exact on the other),
+  starting from the cheapest policy and from the cost weight that just meets
+  the budget, until no move within the budget lowers the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Scores closer than this (relative) count as tied: a cut between them would
+# depend on the last bits of a floating-point sum, which can differ between
+# batches, and their midpoint can round onto one of them.
+TIE_RTOL = 1e-9
+# Average costs are sums of floats: a policy exactly at the budget may look
+# over it by the last bit.
+BUDGET_RTOL = 1e-9
+_MAX_SWEEPS = 20
+# Values of the first threshold tried in a pair move (quantiles of its scores).
+_PAIR_GRID = 32
+# Up to this many distinct scores, a pair move tries every value of the first.
+_EXACT_PAIR_LIMIT = 256
+_BISECTION_STEPS = 30
+
+
+def first_reaching(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Exit stage of each row: the first ``k`` with ``scores[k] >= thresholds[k]``.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_decisions, n_rows)
+        One row of scores per exit but the last.
+    thresholds : ndarray of shape (n_decisions,)
+
+    Returns
+    -------
+    exit_stage : ndarray of shape (n_rows,)
+        Rows that reach no threshold answer at the last stage, ``n_decisions``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import first_reaching
+    >>> scores = np.array([[0.9, 0.2, 0.2], [0.1, 0.8, 0.3]])
+    >>> first_reaching(scores, np.array([0.5, 0.5])).tolist()
+    [0, 1, 2]
+    """
+    n_decisions, n_rows = scores.shape
+    exit_stage = np.full(n_rows, n_decisions, dtype=np.intp)
+    for stage in range(n_decisions - 1, -1, -1):
+        exit_stage[scores[stage] >= thresholds[stage]] = stage
+    return exit_stage
+
+
+def weighted_standardisation(
+    features: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of each column (1 where constant).
+
+    Weighted, so that weight k on a row standardises as k copies of it would,
+    and a row of weight 0 as if it were absent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import weighted_standardisation
+    >>> mean, scale = weighted_standardisation(np.array([[0.], [2.], [2.]]),
+    ...                                        np.array([2., 1., 1.]))
+    >>> float(mean[0]), float(scale[0])
+    (1.0, 1.0)
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    mean = np.average(features, axis=0, weights=weight)
+    scale = np.sqrt(np.average((features - mean) ** 2, axis=0, weights=weight))
+    scale[scale == 0] = 1.0
+    return mean, scale
+
+
+@dataclass
+class CutTable:
+    """Every distinct cut of one score: what exiting the top rows changes.
+
+    ``n_exiting[j]`` rows with the highest scores exit (0: none, all: every
+    row); ``threshold[j]`` is the cut that exits exactly them, and
+    ``loss_change[j]``, ``cost_change[j]`` are the weighted changes against
+    deferring every row.
+    """
+
+    n_exiting: np.ndarray
+    threshold: np.ndarray
+    loss_change: np.ndarray
+    cost_change: np.ndarray
+
+
+def cut_table(
+    score: np.ndarray,
+    loss_change: np.ndarray,
+    cost_change: np.ndarray,
+    weight: np.ndarray,
+    *,
+    presorted: bool = False,
+) -> CutTable:
+    """Tabulate every cut between distinct scores of the rows with positive weight.
+
+    Rows of zero weight take no part in where the cuts lie, so that a weight
+    of zero is the same as leaving the row out (and weight k the same as k
+    copies of the row).
+
+    Parameters
+    ----------
+    score : ndarray of shape (n_rows,)
+        How strongly each row should exit.
+    loss_change, cost_change : ndarray of shape (n_rows,)
+        Per-row change of loss and cost when the row exits instead of deferring.
+    weight : ndarray of shape (n_rows,)
+    presorted : bool, default=False
+        Whether the rows are already in order of decreasing score.
+
+    Returns
+    -------
+    table : CutTable
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import cut_table
+    >>> table = cut_table(np.array([0.9, 0.5, 0.7]), np.array([0., 1., 0.]),
+    ...                   np.array([-1., -1., -1.]), np.ones(3))
+    >>> table.threshold.tolist(), table.loss_change.tolist()
+    ([inf, 0.8, 0.6, -inf], [0.0, 0.0, 0.0, 1.0])
+    """
+    positive = weight > 0
+    if not positive.all():
+        score, weight = score[positive], weight[positive]
+        loss_change, cost_change = loss_change[positive], cost_change[positive]
+    if presorted:
+        sorted_score = score
+        loss_steps, cost_steps = weight * loss_change, weight * cost_change
+    else:
+        order = np.argsort(-score, kind="stable")
+        sorted_score = score[order]
+        loss_steps = (weight * loss_change)[order]
+        cost_steps = (weight * cost_change)[order]
+    n_rows = len(sorted_score)
+    valid = np.ones(n_rows + 1, dtype=bool)
+    gap = sorted_score[:-1] - sorted_score[1:]
+    valid[1:-1] = gap > TIE_RTOL * (1.0 + np.abs(sorted_score[:-1]))
+    n_exiting = np.flatnonzero(valid)
+    threshold = np.empty(len(n_exiting))
+    inner = (n_exiting > 0) & (n_exiting < n_rows)
+    j = n_exiting[inner]
+    threshold[inner] = 0.5 * (sorted_score[j - 1] + sorted_score[j])
+    threshold[n_exiting == 0] = np.inf
+    threshold[n_exiting == n_rows] = -np.inf
+    loss = np.concatenate([[0.0], np.cumsum(loss_steps)])
+    cost = np.concatenate([[0.0], np.cumsum(cost_steps)])
+    return CutTable(n_exiting, threshold, loss[n_exiting], cost[n_exiting])
+
+
+class ThresholdProblem:
+    """Loss and cost of per-exit thresholds on fixed scores, and exact moves.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_stages - 1, n_rows)
+        Each exit's score of every row; a row exits at the first exit whose
+        score reaches its threshold.
+    stage_loss : ndarray of shape (n_stages, n_rows)
+        Loss of answering each row at each stage.
+    cumulative_cost : ndarray of shape (n_stages,)
+        Cost of answering at each stage.
+    weight : ndarray of shape (n_rows,)
+        Row weights; averages are weighted by ``weight / weight.sum()``.
+    """
+
+    def __init__(self, scores, stage_loss, cumulative_cost, weight):
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self.stage_loss = np.asarray(stage_loss, dtype=np.float64)
+        self.cumulative_cost = np.asarray(cumulative_cost, dtype=np.float64)
+        weight = np.asarray(weight, dtype=np.float64)
+        self.weight = weight / weight.sum()
+        self.n_decisions, self.n_rows = self.scores.shape
+        self._rows = np.arange(self.n_rows)
+        # Each exit's rows by decreasing score, once: a move then selects the
+        # rows that reach the exit in that order instead of sorting again.
+        self._order = [
+            order[self.weight[order] > 0]
+            for order in np.argsort(-self.scores, axis=1, kind="stable")
+        ]
+
+    def distinct_scores(self, stage: int) -> np.ndarray:
+        """The distinct scores of exit ``stage`` over the rows of positive weight."""
+        return np.unique(self.scores[stage, self._order[stage]])
+
+    def totals(self, thresholds) -> tuple[float, float]:
+        """Weighted average loss and cost of ``thresholds``."""
+        exit_stage = first_reaching(self.scores, thresholds)
+        return (
+            float(self.weight @ self.stage_loss[exit_stage, self._rows]),
+            float(self.weight @ self.cumulative_cost[exit_stage]),
+        )
+
+    def cuts(self, stage: int, thresholds) -> tuple[CutTable, float, float]:
+        """Every cut of exit ``stage``'s threshold, the others held fixed.
+
+        Returns the table and the average loss and cost when no row exits at
+        ``stage`` (the table's changes are relative to that).
+        """
+        exit_stage = first_reaching(self.scores, thresholds)
+        reaches = exit_stage >= stage
+        # Where a row that reaches `stage` goes if it does not exit there.
+        later = np.full(self.n_rows, self.n_decisions, dtype=np.intp)
+        for k in range(self.n_decisions - 1, stage, -1):
+            later[self.scores[k] >= thresholds[k]] = k
+        deferred = np.where(reaches, later, exit_stage)
+        base_loss = float(self.weight @ self.stage_loss[deferred, self._rows])
+        base_cost = float(self.weight @ self.cumulative_cost[deferred])
+        order = self._order[stage]
+        rows = order[reaches[order]]
+        table = cut_table(
+            self.scores[stage, rows],
+            self.stage_loss[stage, rows] - self.stage_loss[later[rows], rows],
+            self.cumulative_cost[stage] - self.cumulative_cost[later[rows]],
+            self.weight[rows],
+            presorted=True,
+        )
+        return table, base_loss, base_cost
+
+    def best_cut_within(self, stage, thresholds, budget):
+        """The loss-minimising threshold of ``stage`` within ``budget``, or None.
+
+        Ties in loss go to the cheaper cut. Returns ``(threshold, loss, cost)``.
+        """
+        table, base_loss, base_cost = self.cuts(stage, thresholds)
+        loss = base_loss + table.loss_change
+        cost = base_cost + table.cost_change
+        affordable = np.flatnonzero(cost <= budget)
+        if len(affordable) == 0:
+            return None
+        best = affordable[np.lexsort((cost[affordable], loss[affordable]))[0]]
+        return float(table.threshold[best]), float(loss[best]), float(cost[best])
+
+    def best_cut_weighted(self, stage, thresholds, cost_weight):
+        """The threshold of ``stage`` minimising ``loss + cost_weight * cost``.
+
+        Ties go to the cut that exits fewest rows (the conservative choice when
+        the data cannot tell the options apart).
+        """
+        table, _, _ = self.cuts(stage, thresholds)
+        risk = table.loss_change + cost_weight * table.cost_change
+        best = np.flatnonzero(risk <= risk.min() + 1e-12 * max(1.0, abs(risk.min())))
+        return float(table.threshold[best[0]])
+
+
+def lagrangian_thresholds(problem: ThresholdProblem, cost_weight: float) -> np.ndarray:
+    """Per-exit thresholds minimising ``loss + cost_weight * cost``.
+
+    Each threshold is set exactly given the others (last exit first, so the
+    first sweep is the bottom-up order), sweeping until none moves; every move
+    lowers the objective.
+
+    Parameters
+    ----------
+    problem : ThresholdProblem
+    cost_weight : float
+
+    Returns
+    -------
+    thresholds : ndarray of shape (n_stages - 1,)
+    """
+    thresholds = np.full(problem.n_decisions, np.inf)
+    best = _objective(problem, thresholds, cost_weight)
+    for _ in range(_MAX_SWEEPS):
+        moved = False
+        for stage in range(problem.n_decisions - 1, -1, -1):
+            candidate = problem.best_cut_weighted(stage, thresholds, cost_weight)
+            if candidate == thresholds[stage]:
+                continue
+            trial = thresholds.copy()
+            trial[stage] = candidate
+            value = _objective(problem, trial, cost_weight)
+            if value < best - 1e-12 * max(1.0, abs(best)):
+                thresholds, best, moved = trial, value, True
+        if not moved:
+            break
+    return thresholds
+
+
+def _objective(problem, thresholds, cost_weight) -> float:
+    loss, cost = problem.totals(thresholds)
+    return loss + cost_weight * cost
+
+
+def budget_thresholds(
+    problem: ThresholdProblem, budget: float
+) -> tuple[np.ndarray, float, float] | None:
+    """The most accurate per-exit thresholds whose average cost is within budget.
+
+    Local search with exact moves, from two starts: every row exiting at the
+    first stage, and the thresholds of the smallest cost weight that meets the
+    budget. A move sets one threshold to its best value within the budget
+    given the others, or a pair of thresholds (the earlier at every one of
+    its distinct scores, or at 32 quantiles of them when there are more than
+    256, the later exactly); moves are taken while they lower the loss, so
+    the result is never worse than either start. With two exits and at most
+    256 distinct scores the pair move tries every pair of cuts: the answer is
+    the exhaustive one.
+
+    Parameters
+    ----------
+    problem : ThresholdProblem
+    budget : float
+        Maximum weighted average cost, in the units of the problem's costs.
+
+    Returns
+    -------
+    result : tuple or None
+        ``(thresholds, loss, cost)``, or None when even the first stage alone
+        is over the budget.
+    """
+    budget = budget * (1 + BUDGET_RTOL)
+    if problem.cumulative_cost[0] > budget:
+        return None
+    cheapest = np.full(problem.n_decisions, -np.inf)
+    weight = lagrangian_weight(problem, budget)
+    starts = [cheapest]
+    if np.isfinite(weight):
+        starts.append(lagrangian_thresholds(problem, weight))
+    results = [_descend(problem, start, budget) for start in starts]
+    return min(results, key=lambda r: (r[1], r[2]))
+
+
+def lagrangian_weight(problem: ThresholdProblem, budget: float) -> float:
+    """The smallest cost weight whose :func:`lagrangian_thresholds` meet ``budget``.
+
+    Found by bisection on a log scale (to 5 % relative); ``inf`` when no
+    finite weight below 1e12 meets it.
+
+    Parameters
+    ----------
+    problem : ThresholdProblem
+    budget : float
+
+    Returns
+    -------
+    cost_weight : float
+    """
+    budget = budget * (1 + BUDGET_RTOL)
+
+    def cost_at(weight):
+        return problem.totals(lagrangian_thresholds(problem, weight))[1]
+
+    if cost_at(0.0) <= budget:
+        return 0.0
+    low, high = 1e-6, 1.0
+    while cost_at(high) > budget:
+        low, high = high, high * 10.0
+        if high > 1e12:
+            return np.inf
+    for _ in range(_BISECTION_STEPS):
+        if high / low < 1.05:
+            break
+        mid = np.sqrt(low * high)
+        if cost_at(mid) <= budget:
+            high = mid
+        else:
+            low = mid
+    return float(high)
+
+
+def _descend(problem, thresholds, budget):
+    thresholds = np.array(thresholds, dtype=np.float64)
+    loss, cost = problem.totals(thresholds)
+
+    def better(new_loss, new_cost):
+        return new_loss < loss - 1e-12 or (
+            new_loss <= loss + 1e-12 and new_cost < cost - 1e-12
+        )
+
+    for _ in range(_MAX_SWEEPS):
+        # Single moves until none helps, then pair moves (the dearer kind),
+        # which can trade budget between two exits; again while they help.
+        moved = False
+        for stage in range(problem.n_decisions):
+            found = problem.best_cut_within(stage, thresholds, budget)
+            if found is not None and better(found[1], found[2]):
+                thresholds[stage], loss, cost = found
+                moved = True
+        if moved:
+            continue
+        for first in range(problem.n_decisions):
+            for second in range(first + 1, problem.n_decisions):
+                found = _best_pair(problem, thresholds, first, second, budget)
+                if found is not None and better(found[2], found[3]):
+                    thresholds[first], thresholds[second], loss, cost = found
+                    moved = True
+        if not moved:
+            break
+    return thresholds, loss, cost
+
+
+def _best_pair(problem, thresholds, first, second, budget):
+    distinct = problem.distinct_scores(first)
+    if len(distinct) <= _EXACT_PAIR_LIMIT:
+        # Every cut of the first threshold: with two exits, an exact answer.
+        values = distinct
+    else:
+        values = np.unique(np.quantile(distinct, np.linspace(0, 1, _PAIR_GRID)))
+    return _best_pair_on(problem, thresholds, first, second, budget, values)
+
+
+def _best_pair_on(problem, thresholds, first, second, budget, values):
+    values = np.concatenate([[-np.inf], values, [np.inf]])
+    best = None
+    trial = thresholds.copy()
+    for value in values:
+        trial[first] = value
+        found = problem.best_cut_within(second, trial, budget)
+        if found is None:
+            continue
+        candidate = (value, found[0], found[1], found[2])
+        if best is None or (candidate[2], candidate[3]) < (best[2], best[3]):
+            best = candidate
+    return best

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from threadpoolctl import threadpool_limits
 
 # Property tests replay the same examples on every run: a failure is reproducible
@@ -43,6 +43,14 @@ def pytest_configure(config):
     mutant = os.environ.get("SKADAPTIVE_BUDGET_MUTANT")
     if not mutant:
         return
+    # Every test is expected to fail here: a few examples each, no shrinking.
+    settings.register_profile(
+        "budget-mutant",
+        parent=settings.get_profile("skadaptive"),
+        max_examples=5,
+        phases=[Phase.explicit, Phase.generate],
+    )
+    settings.load_profile("budget-mutant")
     from skadaptive.policies import _search, _thresholds
 
     original = _thresholds.budget_thresholds

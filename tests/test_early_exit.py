@@ -70,10 +70,10 @@ def _frozen_ee(**params):
 
 @pytest.mark.budget
 def test_costs_default_to_trees_and_budget_is_in_trees():
-    ee = _frozen_ee(budget=12)
+    ee = _frozen_ee(budget=8)
     assert_array_equal(ee.costs_, [5, 5, 10, 20])
     assert_array_equal(ee.cumulative_costs_, [5, 10, 20, 40])
-    assert ee.budget_ == 12
+    assert ee.budget_ == 8
     assert_budget_spent_well(ee)
     assert ee.n_exits_ == 4
 
@@ -88,7 +88,7 @@ def test_default_exits_halve_the_trees_down_to_a_sixteenth():
 @pytest.mark.parametrize("policy", POLICIES)
 def test_every_policy_meets_a_budget_and_routes_like_offline(policy):
     _, X_test, _, _ = _data()
-    ee = _frozen_ee(policy=policy, budget=15)
+    ee = _frozen_ee(policy=policy, budget=8)
     assert_budget_spent_well(ee)
     # Routing the rows (compacted between exits) gives the exits the policy
     # picks on every exit's probabilities.

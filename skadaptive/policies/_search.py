@@ -13,6 +13,7 @@ import hashlib
 import warnings
 from dataclasses import dataclass, replace
 from functools import partial
+from itertools import product
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -444,11 +445,28 @@ class BolukbasiSearch(PolicySearch):
         # A rule learned at cost weight lam ranks rows by how much deferring
         # them is worth at that price of cost; the price at which a budget
         # binds is about the one where max-probability thresholds meet it.
+        # Rules that also see the whole probability vector are tried too: on
+        # the benchmarks they ranked rows better at some budgets, and which
+        # kind is kept is decided out of sample. So are EENet's correctness
+        # scores, which depend on no cost weight.
         weight = self.budget_weight(normalized_budget)
+        feature_sets = [self.options["feature_set"]]
+        if feature_sets[0] != "probabilities":
+            feature_sets.append("probabilities")
         candidates = []
-        for factor in _RULE_WEIGHT_FACTORS:
+        for feature_set, factor in product(feature_sets, _RULE_WEIGHT_FACTORS):
             lam = factor * weight
-            policy = self.fit(lam)
+            policy = fit_bottom_up_policy(
+                self.stage_probas,
+                self.y_encoded,
+                self.cumulative_cost,
+                lam,
+                loss=self.loss,
+                policy=self.spec,
+                sample_weight=self.sample_weight,
+                feature_set=feature_set,
+                tune_threshold=self.options["tune_threshold"],
+            )
             scores = np.stack(
                 [
                     rule.score(self.stage_probas[: stage + 1])
@@ -458,6 +476,8 @@ class BolukbasiSearch(PolicySearch):
             candidates.append(
                 ScoredExits(scores, partial(_with_thresholds, policy.rules), lam)
             )
+        eenet = fit_eenet_scorers(self.stage_probas, self.y_encoded, self.sample_weight)
+        candidates.append(_eenet_exits(eenet, self.stage_probas))
         return candidates
 
 
@@ -574,18 +594,19 @@ class EENetSearch(PolicySearch):
         thresholds = schedule_thresholds(
             self.scores, self.stage_risk(cost_weight), self.weight
         )
-        return self._policy(thresholds)
-
-    def _policy(self, thresholds) -> CascadePolicy:
-        return CascadePolicy(
-            [
-                EENetRule(self.scorers, stage, float(threshold))
-                for stage, threshold in enumerate(thresholds)
-            ]
-        )
+        return _eenet_exits(self.scorers, self.stage_probas).make_policy(thresholds)
 
     def _scored_exits(self, normalized_budget):
-        return [ScoredExits(self.scores, self._policy)]
+        return [_eenet_exits(self.scorers, self.stage_probas)]
+
+
+def _eenet_exits(scorers, stage_probas) -> ScoredExits:
+    def make_policy(thresholds):
+        return CascadePolicy(
+            [EENetRule(scorers, k, float(t)) for k, t in enumerate(thresholds)]
+        )
+
+    return ScoredExits(np.stack(scorers.scores(stage_probas[:-1])), make_policy)
 
 
 def _with_thresholds(rules, thresholds) -> CascadePolicy:
@@ -725,13 +746,16 @@ def cross_fitted_exits(
     >>> from skadaptive.policies import make_policy_search
     >>> from skadaptive.policies._search import cross_fitted_exits
     >>> rng = np.random.default_rng(0)
-    >>> y = rng.integers(0, 2, 200)
-    >>> cheap = np.where(rng.random((200, 1)) < 0.5, 0.5, np.eye(2)[y] * 0.8 + 0.1)
+    >>> y = rng.integers(0, 2, 300)
+    >>> cheap = rng.dirichlet([1, 1], 300)
     >>> costly = np.eye(2)[y] * 0.9 + 0.05
     >>> search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
-    >>> exits = cross_fitted_exits(search, lambda s: [s.at_cost_weight(0.1)],
+    >>> exits = cross_fitted_exits(search, lambda s: [s.within_budget(0.5)],
     ...                            random_state=0)
-    >>> bool((exits[0][cheap[:, 0] == 0.5] == 1).all())
+    >>> exits.shape
+    (1, 300)
+    >>> in_sample = search.within_budget(0.5).policy.exit_stage([cheap, costly])
+    >>> bool(0.9 < (exits[0] == in_sample).mean() < 1.0)
     True
     """
 
@@ -740,7 +764,9 @@ def cross_fitted_exits(
         return np.stack([c.policy.exit_stage(probas) for c in chosen])
 
     n_rows = len(search.y_encoded)
-    fold = row_folds(search.stage_probas, search.y_encoded, n_splits, random_state)
+    fold = row_folds(
+        search.stage_probas, search.y_encoded, n_splits, random_state, search.weight
+    )
     positive = search.weight > 0
     folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
     if len(folds) < 2:
@@ -760,43 +786,64 @@ def cross_fitted_exits(
 
 
 def row_folds(
-    stage_probas: list[np.ndarray], y_encoded: np.ndarray, n_splits: int, random_state
+    stage_probas: list[np.ndarray],
+    y_encoded: np.ndarray,
+    n_splits: int,
+    random_state,
+    weight: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Fold of each row, a function of the row alone (its probabilities and label).
+    """Fold of each row: equal rows together, folds balanced by weight.
 
-    Equal rows share a fold, so that weight k on a row is the same as k copies
-    of it (the copies are never split between training and evaluation), and a
-    row's fold does not depend on the other rows. ``random_state`` salts the
-    assignment (None: a fixed salt, so that refitting gives the same policy).
+    Rows with the same probabilities and label form one group, and a group
+    goes whole to one fold, so that weight k on a row is the same as k copies
+    of it (copies are never split between choosing a policy and evaluating
+    it). Groups are dealt, heaviest first, to the fold with the least weight so
+    far, in an order salted by ``random_state``; groups of zero weight follow
+    and never change where the others go.
 
     Examples
     --------
     >>> import numpy as np
     >>> from skadaptive.policies._search import row_folds
-    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1]])
-    >>> folds = row_folds([proba], np.array([0, 1, 0]), 5, 0)
-    >>> bool(folds[0] == folds[2])
-    True
+    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]])
+    >>> folds = row_folds([proba], np.array([0, 1, 0, 1]), 2, 0)
+    >>> bool(folds[0] == folds[2]), sorted(np.bincount(folds).tolist())
+    (True, [2, 2])
     """
-    # Deterministic without a random_state: the policy must not change between
-    # two fits on the same rows.
+    weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
+    # Rounded: the same row scored by two fits may differ in the last bits.
+    rows = np.column_stack(
+        [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
+        + [np.asarray(y_encoded, dtype=np.float64)]
+    )
+    groups, group_of_row = np.unique(rows, axis=0, return_inverse=True)
+    group_of_row = group_of_row.ravel()
+    group_weight = np.bincount(group_of_row, weights=weight, minlength=len(groups))
+    # Deterministic without a random_state: refitting gives the same policy.
     salt = (
         0
         if random_state is None
         else check_random_state(random_state).randint(2**31 - 1)
     )
     key = int(salt).to_bytes(4, "little")
-    # Rounded: the same row scored by two fits may differ in the last bits.
-    rows = np.ascontiguousarray(
-        np.column_stack(
-            [
-                *[np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas],
-                np.asarray(y_encoded, dtype=np.float64),
-            ]
-        )
+    tie_break = np.array(
+        [
+            int.from_bytes(
+                hashlib.blake2b(g.tobytes(), digest_size=8, key=key).digest(),
+                "little",
+            )
+            for g in np.ascontiguousarray(groups)
+        ],
+        dtype=np.uint64,
     )
-    folds = np.empty(len(rows), dtype=np.intp)
-    for i, row in enumerate(rows):
-        digest = hashlib.blake2b(row.tobytes(), digest_size=8, key=key).digest()
-        folds[i] = int.from_bytes(digest, "little") % n_splits
-    return folds
+    fold_of_group = np.empty(len(groups), dtype=np.intp)
+    load = np.zeros(n_splits)
+    positive = group_weight > 0
+    for group in np.lexsort((tie_break, -group_weight)):
+        if positive[group]:
+            fold = int(np.argmin(load))
+            load[fold] += group_weight[group]
+        else:
+            fold = int(tie_break[group] % np.uint64(n_splits))
+        fold_of_group[group] = fold
+    return fold_of_group[group_of_row]

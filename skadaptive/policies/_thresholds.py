@@ -32,7 +32,7 @@ TIE_RTOL = 1e-9
 BUDGET_RTOL = 1e-9
 _MAX_SWEEPS = 20
 # Values of the first threshold tried in a pair move (quantiles of its scores).
-_PAIR_GRID = 32
+_PAIR_GRID = 16
 # Up to this many distinct scores, a pair move tries every value of the first.
 _EXACT_PAIR_LIMIT = 256
 _BISECTION_STEPS = 30
@@ -315,7 +315,7 @@ def budget_thresholds(
     first stage, and the thresholds of the smallest cost weight that meets the
     budget. A move sets one threshold to its best value within the budget
     given the others, or a pair of thresholds (the earlier at every one of
-    its distinct scores, or at 32 quantiles of them when there are more than
+    its distinct scores, or at 16 quantiles of them when there are more than
     256, the later exactly); moves are taken while they lower the loss, so
     the result is never worse than either start. With two exits and at most
     256 distinct scores the pair move tries every pair of cuts: the answer is

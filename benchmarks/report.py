@@ -646,3 +646,39 @@ def jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+#: Markers of the section of RESULTS.md and EARLY_EXIT_RESULTS.md written by
+#: ``python -m benchmarks.run_budgets``; the other runners keep it.
+BUDGETS_BEGIN = "<!-- budgets:begin (written by python -m benchmarks.run_budgets) -->"
+BUDGETS_END = "<!-- budgets:end -->"
+
+
+def _split_section(text: str):
+    """``(before, section, after)`` around the budgets section, or None."""
+    if BUDGETS_BEGIN not in text or BUDGETS_END not in text:
+        return None
+    head, rest = text.split(BUDGETS_BEGIN, 1)
+    section, tail = rest.split(BUDGETS_END, 1)
+    return head, BUDGETS_BEGIN + section + BUDGETS_END, tail
+
+
+def write_budgets_section(path, section: str) -> None:
+    """Put ``section`` (markers included) into ``path``, replacing an older one."""
+    current = path.read_text() if path.exists() else ""
+    parts = _split_section(current)
+    if parts is None:
+        text = current.rstrip("\n") + "\n\n" + section.strip("\n") + "\n"
+    else:
+        head, _, tail = parts
+        text = head + section.strip("\n") + tail
+    path.write_text(text)
+
+
+def write_keeping_budgets_section(path, text: str) -> None:
+    """Write ``text`` to ``path``, keeping the budgets section already there."""
+    current = path.read_text() if path.exists() else ""
+    parts = _split_section(current)
+    path.write_text(text)
+    if parts is not None:
+        write_budgets_section(path, parts[1])

@@ -42,7 +42,13 @@ from skadaptive.stages import exit_probas
 from . import datasets
 from . import early_exit_data as ee_data
 from .frontier import StageOutputs
-from .report import jsonable, table
+from .report import (
+    BUDGETS_BEGIN,
+    BUDGETS_END,
+    jsonable,
+    table,
+    write_budgets_section,
+)
 from .run_cascade import _environment
 
 HERE = Path(__file__).resolve().parent
@@ -52,8 +58,7 @@ FRACTIONS = (0.02, 0.05, 0.10, 0.25, 0.50)
 VALIDATION_FRACTION = 1 / 3
 MIN_TEST_ROWS = 10_000  # the +5 % test-cost target applies from here on
 TEST_COST_SLACK = 0.05
-BEGIN = "<!-- budgets:begin (written by python -m benchmarks.run_budgets) -->"
-END = "<!-- budgets:end -->"
+BEGIN, END = BUDGETS_BEGIN, BUDGETS_END
 
 
 # ---------------------------------------------------------------- fitting
@@ -377,17 +382,6 @@ def markdown(results: list[dict], info: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_section(path: Path, text: str) -> None:
-    current = path.read_text() if path.exists() else ""
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        current = head + text + ("\n" + tail if tail else "")
-    else:
-        current = current.rstrip("\n") + "\n\n" + text
-    path.write_text(current)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, smoke run")
@@ -433,9 +427,9 @@ def main(argv=None) -> None:
     cascades = [r for r in results if r["kind"] == "cascade"]
     early = [r for r in results if r["kind"] == "early_exit"]
     if cascades:
-        _write_section(HERE / "RESULTS.md", markdown(cascades, info))
+        write_budgets_section(HERE / "RESULTS.md", markdown(cascades, info))
     if early:
-        _write_section(HERE / "EARLY_EXIT_RESULTS.md", markdown(early, info))
+        write_budgets_section(HERE / "EARLY_EXIT_RESULTS.md", markdown(early, info))
 
 
 if __name__ == "__main__":

@@ -345,7 +345,9 @@ def main(argv=None) -> None:
     out.write_text(json.dumps(report.jsonable(results), indent=1))
     print(f"JSON written to {out}")
     if not args.quick and args.out is None and args.datasets is None:
-        (HERE / "RESULTS.md").write_text(report.markdown(results))
+        report.write_keeping_budgets_section(
+            HERE / "RESULTS.md", report.markdown(results)
+        )
         print(f"Markdown written to {HERE / 'RESULTS.md'}")
 
 

@@ -33,7 +33,7 @@ from skadaptive.stages import exit_probas
 from . import early_exit_data as data
 from . import early_exit_report as report
 from .frontier import StageOutputs
-from .report import jsonable
+from .report import jsonable, write_keeping_budgets_section
 from .run_cascade import _environment
 from .timing import best_time, tile_rows
 
@@ -398,7 +398,7 @@ def main(argv=None) -> None:
     out.write_text(json.dumps(jsonable(results), indent=1))
     print(f"JSON written to {out}")
     if complete and args.out is None:
-        RESULTS_MD.write_text(report.markdown(results))
+        write_keeping_budgets_section(RESULTS_MD, report.markdown(results))
         print(f"Markdown written to {RESULTS_MD}")
 
 

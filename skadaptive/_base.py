@@ -67,25 +67,31 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
     """The normalised budget the thresholds are searched for.
 
     ``normalized_budget`` itself, or with ``confidence`` that budget lowered by
-    a margin so that the one-sided upper confidence bound (at that level) of
-    the chosen policy's average cost per row is within the budget: a normal
-    approximation over the weighted policy rows, whose effective number is
-    Kish's. The margin covers the sampling noise of rows like the policy rows,
-    not a shift of the data; it never goes below the first stage's cost.
+    a margin so that, for every candidate policy (whichever is kept), the
+    one-sided upper confidence bound (at that level) of its average cost per
+    row is within the budget: a normal approximation over the weighted policy
+    rows, whose effective number is Kish's. The margin covers the sampling
+    noise of rows like the policy rows, not a shift of the data; it never goes
+    below the first stage's cost.
     """
     if confidence is None:
         return normalized_budget
     z = float(norm.ppf(confidence))
     target = normalized_budget
     for _ in range(_MARGIN_ROUNDS):
-        chosen = search.within_budget(target)
-        exit_stage = chosen.policy.exit_stage(search.stage_probas)
-        error = _standard_error(search.cumulative_cost[exit_stage], search.weight)
-        if chosen.normalized_cost + z * error <= normalized_budget * (1 + 1e-9):
+        bounds = []
+        for candidate in search.budget_candidates(target):
+            exit_stage = candidate.policy.exit_stage(search.stage_probas)
+            costs = search.cumulative_cost[exit_stage]
+            bounds.append(
+                (candidate.normalized_cost, _standard_error(costs, search.weight))
+            )
+        if all(c + z * e <= normalized_budget * (1 + 1e-9) for c, e in bounds):
             break
-        target = max(
-            min(target, normalized_budget - z * error), search.cumulative_cost[0]
-        )
+        margin = max(z * e for _, e in bounds)
+        target = max(min(target, normalized_budget - margin), search.cumulative_cost[0])
+        if target == search.cumulative_cost[0]:
+            break
     return target
 
 
@@ -105,23 +111,24 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
 
     budget : float, default=None
         Maximum average cost per row, in the units of ``costs``. The fit
-        chooses one threshold per exit on the policy's exit scores directly
-        for the budget: the most accurate thresholds whose average cost on the
-        held-out policy rows is within it, among this family's scores and
-        per-stage max-probability thresholds (so on those rows the policy is
-        never less accurate than that baseline). What is guaranteed is the
-        average over rows like the policy rows; ``expected_cost_`` estimates
-        it out of sample, and ``budget_confidence`` adds a margin. A budget
-        below the first stage's cost cannot be met and is an error that says
-        by how much.
+        chooses one threshold per exit directly for the budget: for each kind
+        of exit score (this family's, and per-stage max probabilities, which
+        every family tries) the most accurate thresholds whose average cost on
+        the held-out policy rows is within it; the kind kept is the most
+        accurate out of sample (5-fold cross-fitting over the policy rows), so
+        it is never behind tuned per-stage max-probability thresholds there.
+        What is guaranteed is the average over rows like the policy rows;
+        ``expected_cost_`` estimates it out of sample, and
+        ``budget_confidence`` adds a margin. A budget below the first stage's
+        cost cannot be met and is an error that says by how much.
 
     budget_confidence : float in (0.5, 1), default=None
-        With ``budget``: choose the policy so that the one-sided upper
-        confidence bound, at this level, of its average cost per row is within
-        the budget (a normal approximation over the held-out policy rows).
-        Spends a little less of the budget on the policy rows so that new rows
-        like them stay within it more often. None meets the budget on the
-        policy rows exactly.
+        With ``budget`` (ignored without): choose the policy so that the
+        one-sided upper confidence bound, at this level, of its average cost
+        per row is within the budget (a normal approximation over the
+        held-out policy rows). Spends a little less of the budget on the
+        policy rows so that new rows like them stay within it more often. None
+        meets the budget on the policy rows exactly. ``with_policy`` keeps it.
 
     policy : str or classifier, default="linear"
         How exits are decided; every family honours ``cost_weight`` and
@@ -130,7 +137,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         ``"constant"`` (one decision per stage for all rows) or a classifier
         that accepts ``sample_weight``. ``"eenet"``: learned per-stage
         correctness scores with per-stage thresholds (EENet). Heuristic
-        baselines with one threshold shared by all stages: ``"max_proba"``,
+        baselines with one threshold shared by all stages for a ``cost_weight``
+        and one per stage for a ``budget``: ``"max_proba"``,
         ``"entropy"`` (one minus normalised entropy) and ``"patience"``
         (consecutive stages that agree). See :mod:`skadaptive.policies`.
 
@@ -191,9 +199,19 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
     budget_status_ : {"spent", "saturated"} or None
         With a budget: ``"spent"`` when the policy's average cost on the
         policy rows is within 3 % below the budget searched; ``"saturated"``
-        when it costs less because no affordable policy found was more
-        accurate there (spending more would buy nothing on those rows). None
-        without a budget.
+        when it costs less because, for the kind of exit score kept, the most
+        accurate thresholds within the budget cost less (more budget would buy
+        nothing with those scores on those rows; another kind of score might
+        have spent more, see ``budget_search_``). None without a budget.
+    budget_search_ : dict or None
+        With a budget, one entry per kind of exit score tried, like the
+        ``cv_results_`` of a search: ``scores`` (its name), ``cost_weight``
+        (of learned rules, else nan), ``policy_rows_accuracy`` and
+        ``policy_rows_cost`` (in sample), ``expected_accuracy`` and
+        ``expected_cost`` (out of sample, 5-fold cross-fitting of the
+        policy), ``chosen`` (the index kept: the lowest out-of-sample loss,
+        ties to the cheaper) and ``searched_budget`` (lower than ``budget``
+        with ``budget_confidence``). None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage.
     policy_rows_cost_, policy_rows_accuracy_ : float
@@ -205,7 +223,10 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
         ``costs_``) and of the accuracy: the policy rows are split in 5 folds,
         the policy is chosen again on four (same family, same ``cost_weight``
         or ``budget``) and decides the fifth. Never clamped: with a budget,
-        ``expected_cost_`` may exceed it, which is what new rows would see.
+        ``expected_cost_`` may exceed it. It estimates what new rows cost if
+        the stages answer them as they answered the held-out rows; stages
+        refitted on all rows after cross-fitting are often more confident on
+        new rows, which then defer less and cost less.
     stage_accuracies_ : ndarray of shape (n_stages,)
         Held-out accuracy of each stage alone.
     oracle_accuracy_, oracle_cost_ : float
@@ -552,10 +573,25 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self.expected_cost_ = out_of_sample[best].normalized_cost * total_cost
         self.expected_accuracy_ = out_of_sample[best].accuracy
         self.budget_status_ = None
+        self.budget_search_ = None
         if self.budget is not None:
             searched = budget_target(search, normalized_budget, confidence)
             spent = chosen.normalized_cost >= (1 - _SPENT_TOLERANCE) * searched
             self.budget_status_ = "spent" if spent else "saturated"
+            self.budget_search_ = {
+                "scores": np.array([c.kind for c in candidates]),
+                "cost_weight": np.array([c.cost_weight for c in candidates]),
+                "policy_rows_accuracy": np.array([c.accuracy for c in candidates]),
+                "policy_rows_cost": np.array(
+                    [c.normalized_cost * total_cost for c in candidates]
+                ),
+                "expected_accuracy": np.array([e.accuracy for e in out_of_sample]),
+                "expected_cost": np.array(
+                    [e.normalized_cost * total_cost for e in out_of_sample]
+                ),
+                "chosen": best,
+                "searched_budget": searched * total_cost,
+            }
         self._policy_fit_seconds = time.perf_counter() - start
 
         weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight

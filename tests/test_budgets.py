@@ -155,17 +155,39 @@ def test_budget_is_met_with_sample_weights():
 
 
 @pytest.mark.budget
-def test_budget_confidence_keeps_a_margin_below_the_budget():
-    plain = _cascade(budget=5.0)
-    careful = _cascade(budget=5.0, budget_confidence=0.95)
+@pytest.mark.parametrize("budget", [2.5, 5.0, 8.0])
+@pytest.mark.parametrize("policy", ["linear", "eenet"])
+def test_budget_confidence_keeps_a_margin_below_the_budget(budget, policy):
+    plain = _cascade(budget=budget, policy=policy)
+    careful = _cascade(budget=budget, policy=policy, budget_confidence=0.95)
     assert_budget_spent_well(plain)
     assert_budget_spent_well(careful)
+    # The bound holds for the policy kept, whichever kind of score it uses.
     probas, _, _ = careful._policy_data
     exit_stage = careful.policy_.exit_stage(probas)
     costs = careful.cumulative_costs_[exit_stage]
     upper = costs.mean() + 1.6448536 * costs.std() / np.sqrt(len(costs))
-    assert upper <= 5.0 * (1 + 1e-9)
+    assert upper <= budget * (1 + 1e-9)
     assert careful.policy_rows_cost_ < plain.policy_rows_cost_
+    assert careful.budget_search_["searched_budget"] < budget
+
+
+def test_budget_search_lists_every_kind_of_score_tried():
+    cascade = _cascade(budget=5.0)
+    search = cascade.budget_search_
+    n_kinds = len(search["scores"])
+    assert n_kinds == 8  # rules on 2 feature sets x 3 weights, EENet, max_proba
+    assert search["scores"][-1] == "max_proba per exit"
+    for key in ("policy_rows_accuracy", "policy_rows_cost", "expected_accuracy"):
+        assert search[key].shape == (n_kinds,)
+    chosen = search["chosen"]
+    assert search["policy_rows_cost"][chosen] == pytest.approx(
+        cascade.policy_rows_cost_
+    )
+    assert search["expected_accuracy"][chosen] == cascade.expected_accuracy_
+    assert search["expected_accuracy"][chosen] == search["expected_accuracy"].max()
+    assert (search["policy_rows_cost"] <= 5.0 * (1 + 1e-9)).all()
+    assert _cascade(cost_weight=0.01).budget_search_ is None
 
 
 def test_status_says_saturated_when_more_budget_buys_nothing():

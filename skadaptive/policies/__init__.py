@@ -10,7 +10,8 @@ Families (the estimators' ``policy`` parameter):
   scheduled for a cost weight or budget (:func:`fit_eenet_scorers`,
   :func:`schedule_thresholds`);
 - ``"max_proba"``, ``"entropy"``, ``"patience"``: heuristic scores with one
-  shared threshold (:func:`heuristic_score`).
+  shared threshold for a cost weight, one threshold per exit for a budget
+  (:func:`heuristic_score`).
 
 :func:`make_policy_search` fits any family for a ``cost_weight`` or a budget and
 traces its frontier of accuracy against cost.

@@ -63,6 +63,7 @@ class PolicyEvaluation:
     accuracy: float
     normalized_cost: float
     exit_rates: np.ndarray
+    kind: str = ""
 
 
 @dataclass
@@ -77,6 +78,7 @@ class ScoredExits:
     scores: np.ndarray
     make_policy: object
     cost_weight: float = np.nan
+    kind: str = ""
 
 
 def per_stage_max_proba(stage_probas: list[np.ndarray]) -> ScoredExits:
@@ -106,7 +108,7 @@ def _heuristic_exits(kind, stage_probas) -> ScoredExits:
     def make_policy(thresholds):
         return CascadePolicy([HeuristicRule(kind, float(t)) for t in thresholds])
 
-    return ScoredExits(scores, make_policy)
+    return ScoredExits(scores, make_policy, kind=f"{kind} per exit")
 
 
 def evaluate_policy(
@@ -320,6 +322,10 @@ class PolicySearch:
             In a fixed order of kinds, so that the same position is the same
             recipe on any rows (see :func:`cross_fitted_exits`).
         """
+        # Cached: a margin search and the estimator ask for the same budget.
+        cache = self.__dict__.setdefault("_budget_candidates", {})
+        if normalized_budget in cache:
+            return cache[normalized_budget]
         if self.cumulative_cost[0] > normalized_budget * (1 + _BUDGET_RTOL):
             raise ValueError(
                 f"A normalised budget of {normalized_budget:g} is below the "
@@ -334,13 +340,13 @@ class PolicySearch:
                 kind.scores, stage_loss, self.cumulative_cost, self.weight
             )
             thresholds, _, _ = budget_thresholds(problem, normalized_budget)
-            candidates.append(
-                self._evaluate_exits(
-                    kind.make_policy(thresholds),
-                    first_reaching(kind.scores, thresholds),
-                    kind.cost_weight,
-                )
+            evaluation = self._evaluate_exits(
+                kind.make_policy(thresholds),
+                first_reaching(kind.scores, thresholds),
+                kind.cost_weight,
             )
+            candidates.append(replace(evaluation, kind=kind.kind))
+        cache[normalized_budget] = candidates
         return candidates
 
     def within_budget(self, normalized_budget: float) -> PolicyEvaluation:
@@ -474,7 +480,12 @@ class BolukbasiSearch(PolicySearch):
                 ]
             )
             candidates.append(
-                ScoredExits(scores, partial(_with_thresholds, policy.rules), lam)
+                ScoredExits(
+                    scores,
+                    partial(_with_thresholds, policy.rules),
+                    lam,
+                    kind=f"rules on {feature_set} x{factor:g}",
+                )
             )
         eenet = fit_eenet_scorers(self.stage_probas, self.y_encoded, self.sample_weight)
         candidates.append(_eenet_exits(eenet, self.stage_probas))
@@ -482,7 +493,8 @@ class BolukbasiSearch(PolicySearch):
 
 
 class HeuristicSearch(PolicySearch):
-    """One heuristic confidence score with a threshold shared by every stage."""
+    """One heuristic confidence score: a threshold shared by every stage for a
+    cost weight (the papers' form), one per exit for a budget."""
 
     def __init__(self, *args, kind, shared_threshold=False):
         super().__init__(*args)
@@ -552,7 +564,13 @@ class HeuristicSearch(PolicySearch):
         evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
         best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
         index = int(affordable[evaluations.index(best)])
-        return [replace(best, cost_weight=self._weight_choosing(index))]
+        return [
+            replace(
+                best,
+                cost_weight=self._weight_choosing(index),
+                kind=f"{self.kind} shared",
+            )
+        ]
 
     def _scored_exits(self, normalized_budget):
         # Per-exit thresholds on this heuristic's score (max_proba's is the
@@ -606,7 +624,8 @@ def _eenet_exits(scorers, stage_probas) -> ScoredExits:
             [EENetRule(scorers, k, float(t)) for k, t in enumerate(thresholds)]
         )
 
-    return ScoredExits(np.stack(scorers.scores(stage_probas[:-1])), make_policy)
+    scores = np.stack(scorers.scores(stage_probas[:-1]))
+    return ScoredExits(scores, make_policy, kind="eenet scores")
 
 
 def _with_thresholds(rules, thresholds) -> CascadePolicy:

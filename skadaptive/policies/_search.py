@@ -435,7 +435,10 @@ class BolukbasiSearch(PolicySearch):
         self.spec = learner
         self.options = dict(feature_set=feature_set, tune_threshold=tune_threshold)
 
-    def fit(self, cost_weight):
+    def fit(self, cost_weight, feature_set=None):
+        options = dict(self.options)
+        if feature_set is not None:
+            options["feature_set"] = feature_set
         return fit_bottom_up_policy(
             self.stage_probas,
             self.y_encoded,
@@ -444,7 +447,7 @@ class BolukbasiSearch(PolicySearch):
             loss=self.loss,
             policy=self.spec,
             sample_weight=self.sample_weight,
-            **self.options,
+            **options,
         )
 
     def _scored_exits(self, normalized_budget):
@@ -462,17 +465,7 @@ class BolukbasiSearch(PolicySearch):
         candidates = []
         for feature_set, factor in product(feature_sets, _RULE_WEIGHT_FACTORS):
             lam = factor * weight
-            policy = fit_bottom_up_policy(
-                self.stage_probas,
-                self.y_encoded,
-                self.cumulative_cost,
-                lam,
-                loss=self.loss,
-                policy=self.spec,
-                sample_weight=self.sample_weight,
-                feature_set=feature_set,
-                tune_threshold=self.options["tune_threshold"],
-            )
+            policy = self.fit(lam, feature_set)
             scores = np.stack(
                 [
                     rule.score(self.stage_probas[: stage + 1])

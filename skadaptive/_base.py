@@ -53,7 +53,7 @@ from .policies import (
     check_policy,
     make_policy_search,
 )
-from .policies._search import cross_fitted_exits
+from .policies._search import cross_fitted_exits, select_out_of_sample
 from .stages import exit_probas, measure_exit_seconds_per_row
 
 #: Folds over the policy rows for the out-of-sample estimates of the policy.
@@ -114,9 +114,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         chooses one threshold per exit directly for the budget: for each kind
         of exit score (this family's, and per-stage max probabilities, which
         every family tries) the most accurate thresholds whose average cost on
-        the held-out policy rows is within it; the kind kept is the most
-        accurate out of sample (5-fold cross-fitting over the policy rows), so
-        it is never behind tuned per-stage max-probability thresholds there.
+        the held-out policy rows is within it; the kind kept has the lowest
+        out-of-sample loss (5-fold cross-fitting over the policy rows) of
+        those tried, per-stage max probabilities included.
         What is guaranteed is the average over rows like the policy rows;
         ``expected_cost_`` estimates it out of sample, and
         ``budget_confidence`` adds a margin. A budget below the first stage's
@@ -208,10 +208,12 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
         ``cv_results_`` of a search: ``scores`` (its name), ``cost_weight``
         (of learned rules, else nan), ``policy_rows_accuracy`` and
         ``policy_rows_cost`` (in sample), ``expected_accuracy`` and
-        ``expected_cost`` (out of sample, 5-fold cross-fitting of the
-        policy), ``chosen`` (the index kept: the lowest out-of-sample loss,
-        ties to the cheaper) and ``searched_budget`` (lower than ``budget``
-        with ``budget_confidence``). None without a budget.
+        ``expected_cost`` (each kind's own 5-fold cross-fitted figures),
+        ``chosen`` (the index kept: the lowest cross-fitted loss, ties to the
+        cheaper; ``expected_accuracy_`` is not its figure, which would be
+        optimistic by the choice, but one with the choice held out too) and
+        ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
+        None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage.
     policy_rows_cost_, policy_rows_accuracy_ : float
@@ -222,7 +224,9 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
         Out-of-sample estimates of the average cost per row (units of
         ``costs_``) and of the accuracy: the policy rows are split in 5 folds,
         the policy is chosen again on four (same family, same ``cost_weight``
-        or ``budget``) and decides the fifth. Never clamped: with a budget,
+        or ``budget``) and decides the fifth; with a budget, the kind of exit
+        score for each fold is also chosen without that fold's rows (see
+        ``budget_search_``). Never clamped: with a budget,
         ``expected_cost_`` may exceed it. It estimates what new rows cost if
         the stages answer them as they answered the held-out rows; stages
         refitted on all rows after cross-fitting are often more confident on
@@ -412,7 +416,9 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         check_consistent_length(X, y)
         check_classification_targets(y)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, ensure_non_negative=True
+            )
         self.classes_ = self._check_classes(y)
         held_out = self._fit_held_out(
             X, y, self.classes_, sample_weight, fit_params, measure_costs
@@ -555,23 +561,22 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         # (rules, thresholds, budget search) without it. With a budget, the
         # kind of exit score is chosen on these figures, not on the rows the
         # thresholds were fitted to. Never clamped.
-        exit_stage = cross_fitted_exits(
-            search, choose, n_splits=_POLICY_FOLDS, random_state=self.random_state
+        exit_stage, folds = cross_fitted_exits(
+            search,
+            choose,
+            n_splits=_POLICY_FOLDS,
+            random_state=self.random_state,
+            return_folds=True,
         )
-        out_of_sample = [search._evaluate_exits(None, e, np.nan) for e in exit_stage]
-        losses = [search.average_loss(e) for e in exit_stage]
-        best = min(
-            range(len(candidates)),
-            key=lambda i: (losses[i], out_of_sample[i].normalized_cost, i),
-        )
+        best, out_of_sample, estimate = select_out_of_sample(search, exit_stage, folds)
         chosen = candidates[best]
         self.policy_ = chosen.policy
         self.cost_weight_ = chosen.cost_weight
         self.exit_rates_ = chosen.exit_rates
         self.policy_rows_cost_ = chosen.normalized_cost * total_cost
         self.policy_rows_accuracy_ = chosen.accuracy
-        self.expected_cost_ = out_of_sample[best].normalized_cost * total_cost
-        self.expected_accuracy_ = out_of_sample[best].accuracy
+        self.expected_cost_ = estimate.normalized_cost * total_cost
+        self.expected_accuracy_ = estimate.accuracy
         self.budget_status_ = None
         self.budget_search_ = None
         if self.budget is not None:

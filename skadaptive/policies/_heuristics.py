@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._features import confidence_features
-from ._thresholds import first_reaching  # noqa: F401
+from ._thresholds import cuts_between, first_reaching  # noqa: F401
 
 #: The heuristic policy families, each with one shared threshold.
 HEURISTICS = ("max_proba", "entropy", "patience")
@@ -89,9 +89,11 @@ def shared_threshold_table(
 
     A shared threshold ``t`` exits a row at the first stage whose score reaches
     ``t``; with ``M[k]`` the running maximum of the row's scores up to stage
-    ``k``, that stage is the number of ``M[k]`` below ``t``. Candidates are the
-    distinct scores (thinned to at most 512 quantiles) and ``+inf`` (every row
-    runs to the last stage).
+    ``k``, that stage is the number of ``M[k]`` below ``t``. Candidates lie
+    halfway between consecutive distinct scores (:func:`cuts_between`; thinned
+    to at most 512), never on a score, plus ``+inf`` (every row runs to the
+    last stage). Only rows of positive ``weight`` give candidates, so that a
+    weight of 0 is the same as no row.
 
     Returns
     -------
@@ -100,11 +102,12 @@ def shared_threshold_table(
     """
     running_max = np.maximum.accumulate(scores, axis=0)
     distinct = np.unique(scores if weight is None else scores[:, weight > 0])
-    if len(distinct) > _MAX_CANDIDATES:
-        distinct = np.unique(
-            np.quantile(distinct, np.linspace(0, 1, _MAX_CANDIDATES), method="lower")
-        )
-    thresholds = np.append(distinct, np.inf)
+    cuts = cuts_between(distinct)
+    if len(cuts) > _MAX_CANDIDATES:
+        cuts = cuts[
+            np.unique(np.linspace(0, len(cuts) - 1, _MAX_CANDIDATES).astype(int))
+        ]
+    thresholds = np.append(cuts, np.inf)
     exit_stage = np.stack([(running_max < t).sum(axis=0) for t in thresholds]).astype(
         np.intp
     )

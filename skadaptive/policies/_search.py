@@ -725,8 +725,13 @@ def make_policy_search(
 
 
 def cross_fitted_exits(
-    search: PolicySearch, choose, n_splits: int = 5, random_state=None
-) -> np.ndarray:
+    search: PolicySearch,
+    choose,
+    n_splits: int = 5,
+    random_state=None,
+    *,
+    return_folds: bool = False,
+):
     """Each row's exit stage under policies chosen without that row.
 
     The rows are split in ``n_splits`` folds by :func:`row_folds`; for each
@@ -748,9 +753,14 @@ def cross_fitted_exits(
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling of the folds.
 
+    return_folds : bool, default=False
+        Also return each row's fold (see :func:`row_folds`).
+
     Returns
     -------
     exit_stage : ndarray of shape (n_candidates, n_rows)
+    folds : ndarray of shape (n_rows,)
+        Only with ``return_folds``.
 
     Examples
     --------
@@ -782,7 +792,8 @@ def cross_fitted_exits(
     positive = search.weight > 0
     folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
     if len(folds) < 2:
-        return exits_of(choose(search), np.arange(n_rows))
+        exit_stage = exits_of(choose(search), np.arange(n_rows))
+        return (exit_stage, fold) if return_folds else exit_stage
     exit_stage = None
     for f in folds:
         rows = np.flatnonzero(fold == f)
@@ -794,7 +805,53 @@ def cross_fitted_exits(
     rest = np.flatnonzero(~np.isin(fold, folds))
     if len(rest):
         exit_stage[:, rest] = exits_of(choose(search), rest)
-    return exit_stage
+    return (exit_stage, fold) if return_folds else exit_stage
+
+
+def select_out_of_sample(search, exit_stage, folds):
+    """The candidate kept, and its out-of-sample figures with the choice held out.
+
+    The kept candidate has the lowest cross-fitted loss over all rows (ties:
+    the lower cross-fitted cost, then the earlier). Reporting that winner's own
+    cross-fitted figure would be optimistic by the choice among candidates, so
+    the estimate repeats the choice for each fold on the other folds' rows
+    and takes the fold's rows from the candidate chosen there.
+
+    Parameters
+    ----------
+    search : PolicySearch
+    exit_stage : ndarray of shape (n_candidates, n_rows)
+        Cross-fitted exits (:func:`cross_fitted_exits`).
+    folds : ndarray of shape (n_rows,)
+
+    Returns
+    -------
+    best : int
+    per_candidate : list of PolicyEvaluation
+        Each candidate's cross-fitted figures.
+    estimate : PolicyEvaluation
+        The figures with the choice made without the rows they are scored on.
+    """
+    rows = np.arange(exit_stage.shape[1])
+    stage_loss = search.stage_risk(0.0)
+    loss = np.stack([stage_loss[e, rows] for e in exit_stage])
+    cost = np.stack([search.cumulative_cost[e] for e in exit_stage])
+
+    def pick(mask):
+        weight = search.weight * mask
+        if weight.sum() == 0:
+            weight = search.weight
+        key = [(loss[k] @ weight, cost[k] @ weight, k) for k in range(len(loss))]
+        return min(key)[2]
+
+    best = pick(np.ones(len(rows)))
+    held_out_choice = np.empty(len(rows), dtype=np.intp)
+    for fold in np.unique(folds):
+        inside = folds == fold
+        held_out_choice[inside] = exit_stage[pick(~inside), inside]
+    per_candidate = [search._evaluate_exits(None, e, np.nan) for e in exit_stage]
+    estimate = search._evaluate_exits(None, held_out_choice, np.nan)
+    return best, per_candidate, estimate
 
 
 def row_folds(

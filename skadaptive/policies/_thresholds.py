@@ -38,6 +38,31 @@ _EXACT_PAIR_LIMIT = 256
 _BISECTION_STEPS = 30
 
 
+def cuts_between(distinct: np.ndarray) -> np.ndarray:
+    """Thresholds between consecutive distinct scores (sorted ascending).
+
+    The threshold that exits exactly the rows scoring at least ``distinct[j]``
+    is put halfway to ``distinct[j - 1]`` (``-inf`` for ``j = 0``), never on a
+    score: a row whose score is recomputed a last bit lower in another batch
+    keeps its exit. Scores closer than rounding error count as one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import cuts_between
+    >>> cuts_between(np.array([0.2, 0.5, 0.9])).tolist()
+    [-inf, 0.35, 0.7]
+    """
+    distinct = np.asarray(distinct, dtype=np.float64)
+    if len(distinct) == 0:
+        return np.array([-np.inf])
+    gap = distinct[1:] - distinct[:-1]
+    apart = gap > TIE_RTOL * (1.0 + np.abs(distinct[1:]))
+    upper = distinct[1:][apart]
+    lower = distinct[:-1][apart]
+    return np.concatenate([[-np.inf], 0.5 * (lower + upper)])
+
+
 def first_reaching(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     """Exit stage of each row: the first ``k`` with ``scores[k] >= thresholds[k]``.
 
@@ -415,17 +440,15 @@ def _descend(problem, thresholds, budget):
 
 
 def _best_pair(problem, thresholds, first, second, budget):
-    distinct = problem.distinct_scores(first)
-    if len(distinct) <= _EXACT_PAIR_LIMIT:
-        # Every cut of the first threshold: with two exits, an exact answer.
-        values = distinct
-    else:
-        values = np.unique(np.quantile(distinct, np.linspace(0, 1, _PAIR_GRID)))
-    return _best_pair_on(problem, thresholds, first, second, budget, values)
+    cuts = cuts_between(problem.distinct_scores(first))
+    if len(cuts) > _EXACT_PAIR_LIMIT:
+        # Otherwise every cut of the first threshold: with two exits, exact.
+        cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, _PAIR_GRID).astype(int))]
+    return _best_pair_on(problem, thresholds, first, second, budget, cuts)
 
 
 def _best_pair_on(problem, thresholds, first, second, budget, values):
-    values = np.concatenate([[-np.inf], values, [np.inf]])
+    values = np.concatenate([values, [np.inf]])
     best = None
     trial = thresholds.copy()
     for value in values:

@@ -524,14 +524,8 @@ class HeuristicSearch(PolicySearch):
         )
 
     def _evaluate_index(self, index: int, cost_weight) -> PolicyEvaluation:
-        return _evaluate_exits(
-            self._policy(index),
-            self.exit_table[index],
-            self.stage_probas,
-            self.y_encoded,
-            self.cumulative_cost,
-            self.sample_weight,
-            cost_weight,
+        return self._evaluate_exits(
+            self._policy(index), self.exit_table[index], cost_weight
         )
 
     def _best_index(self, cost_weight: float) -> int:

@@ -249,9 +249,11 @@ class ThresholdProblem:
         exit_stage = first_reaching(self.scores, thresholds)
         reaches = exit_stage >= stage
         # Where a row that reaches `stage` goes if it does not exit there.
-        later = np.full(self.n_rows, self.n_decisions, dtype=np.intp)
-        for k in range(self.n_decisions - 1, stage, -1):
-            later[self.scores[k] >= thresholds[k]] = k
+        later = (
+            stage
+            + 1
+            + first_reaching(self.scores[stage + 1 :], thresholds[stage + 1 :])
+        )
         deferred = np.where(reaches, later, exit_stage)
         base_loss = float(self.weight @ self.stage_loss[deferred, self._rows])
         base_cost = float(self.weight @ self.cumulative_cost[deferred])

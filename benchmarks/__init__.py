@@ -22,5 +22,8 @@ tested on their own:
 - :mod:`benchmarks.ours`: ``AdaptiveCascadeClassifier`` fitted once, swept over
   ``cost_weight`` and ``budget``, and the policy variants;
 - :mod:`benchmarks.timing`: wall-clock, grid-search and policy-learning times;
-- :mod:`benchmarks.report`: tables, JSON and ``RESULTS.md``.
+- :mod:`benchmarks.report`: tables, targets and ``RESULTS.md``.
+
+Every report builds on :mod:`benchmarks._tables`: Markdown tables, number
+formats, the machine line, results files and JSON clean-up.
 """

@@ -41,16 +41,24 @@ class Benchmark:
 
     def describe(self) -> dict:
         """JSON-friendly summary of the data and the stages."""
-        return {
-            "name": self.name,
-            "n_train": int(len(self.y_train)),
-            "n_test": int(len(self.y_test)),
-            "n_features": int(self.X_train.shape[1]),
-            "n_classes": int(len(np.unique(self.y_train))),
-            "stages": {name: repr(stage) for name, stage in self.stages},
-            "notes": self.notes,
-            "seeds": self.seeds,
-        }
+        return describe(
+            self,
+            {"n_train": self.y_train, "n_test": self.y_test},
+            stages={name: repr(stage) for name, stage in self.stages},
+        )
+
+
+def describe(data, labels: dict, **extra) -> dict:
+    """JSON-friendly summary of a split: row counts (of ``labels``), ``extra``."""
+    return {
+        "name": data.name,
+        **{key: int(len(y)) for key, y in labels.items()},
+        "n_features": int(data.X_train.shape[1]),
+        "n_classes": int(len(np.unique(data.y_train))),
+        **extra,
+        "notes": data.notes,
+        "seeds": data.seeds,
+    }
 
 
 def _linear():

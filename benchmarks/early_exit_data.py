@@ -40,16 +40,8 @@ class Split:
 
     def describe(self) -> dict:
         """JSON-friendly summary of the data."""
-        return {
-            "name": self.name,
-            "n_train": int(len(self.y_train)),
-            "n_validation": int(len(self.y_val)),
-            "n_test": int(len(self.y_test)),
-            "n_features": int(self.X_train.shape[1]),
-            "n_classes": int(len(np.unique(self.y_train))),
-            "notes": self.notes,
-            "seeds": self.seeds,
-        }
+        labels = {"n_train": self.y_train, "n_validation": self.y_val}
+        return datasets.describe(self, {**labels, "n_test": self.y_test})
 
 
 def _three_way(name, X_rest, y_rest, X_test, y_test, notes, seeds) -> Split:

@@ -8,7 +8,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .report import _pct, table
+from ._tables import (
+    machine_line,
+    met,
+    ms,
+    pct,
+    preamble,
+    print_report,
+    pt,
+    rates,
+    section,
+    table,
+)
 
 # Budgets (fractions of the full cost) of the learned-versus-heuristic target.
 TARGET_FRACTIONS = (0.25, 0.5)
@@ -17,18 +28,6 @@ WALL_MIN_ROWS = 10_000
 BUDGET_SLACK = 0.05  # held-out cost may exceed the budget by at most 5 %
 # "Equal cost" comparisons allow for rounding in average costs.
 COST_RTOL = 1e-9
-
-
-def _pt(value) -> str:
-    return "-" if value is None else f"{100 * value:+.2f}"
-
-
-def _f(value, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _rates(rates) -> str:
-    return " / ".join(f"{100 * r:.0f}" for r in rates)
 
 
 def _entries(results: dict):
@@ -262,104 +261,74 @@ def targets(results: dict) -> dict:
 def exits_table(result: dict) -> str:
     """Each exit alone, the oracle and the full model."""
     rows = [
-        [
-            f"exit {e['exit']}",
-            f"{e['trees']:.0f}",
-            _pct(e["cost_fraction"]),
-            _pct(e["held_out_accuracy"]),
-            _pct(e["test_accuracy"]),
-        ]
+        {
+            "exit": f"exit {e['exit']}",
+            result["cost_unit"]: f"{e['trees']:.0f}",
+            "% of full": pct(e["cost_fraction"]),
+            "held-out acc %": pct(e["held_out_accuracy"]),
+            "test acc %": pct(e["test_accuracy"]),
+        }
         for e in result["exits_table"]
     ]
-    o, full = result["oracle"], result["full"]
-    total = result["total_cost"]
-    rows.append(
+    o, full, total = result["oracle"], result["full"], result["total_cost"]
+    oracle = [
+        "oracle (held-out / test cost)",
+        f"{o['held_out_cost']:.1f} / {o['test_cost']:.1f}",
+        f"{pct(o['held_out_cost'] / total)} / {pct(o['test_cost'] / total)}",
+    ]
+    full_model = ["full model (predict_proba)", f"{full['cost']:.0f}", "100.00"]
+    return table(
         [
-            "oracle (held-out / test cost)",
-            f"{o['held_out_cost']:.1f} / {o['test_cost']:.1f}",
-            f"{_pct(o['held_out_cost'] / total)} / {_pct(o['test_cost'] / total)}",
-            _pct(o["held_out_accuracy"]),
-            _pct(o["test_accuracy"]),
+            *rows,
+            [*oracle, pct(o["held_out_accuracy"]), pct(o["test_accuracy"])],
+            [*full_model, pct(full["held_out_accuracy"]), pct(full["test_accuracy"])],
         ]
     )
-    rows.append(
-        [
-            "full model (predict_proba)",
-            f"{full['cost']:.0f}",
-            "100.00",
-            _pct(full["held_out_accuracy"]),
-            _pct(full["test_accuracy"]),
-        ]
-    )
-    unit = result["cost_unit"]
-    headers = ["exit", unit, "% of full", "held-out acc %", "test acc %"]
-    return table(headers, rows)
 
 
 def budget_table(result: dict) -> str:
     """Every policy at every budget: test and held-out accuracy and cost."""
     full = result["full"]["test_accuracy"]
-    rows = []
-    for p in result["budget_points"]:
-        rows.append(
-            [
-                f"{100 * p['budget_fraction']:.0f} % ({p['budget']:.1f})",
-                p["policy"],
-                _pct(p["test_accuracy"]),
-                _pt(p["test_accuracy"] - full),
-                f"{p['test_cost']:.1f}",
-                f"{p['test_vs_budget_pct']:+.1f}",
-                _pct(p["held_out_accuracy"]),
-                f"{p['held_out_cost']:.1f}",
-                f"{p['held_out_vs_budget_pct']:+.1f}",
-                "yes" if p["held_out_within_budget"] else "NO",
-                _rates(p["test_exit_rates"]),
-            ]
-        )
-    unit = result["cost_unit"]
-    headers = [
-        f"budget ({unit})",
-        "policy",
-        "test acc %",
-        "vs full (pt)",
-        "test cost",
-        "test vs budget %",
-        "held-out acc %",
-        "held-out cost",
-        "held-out vs budget %",
-        "held-out <= budget",
-        "test exit rates %",
-    ]
-    return table(headers, rows)
+    return table(
+        {
+            f"budget ({result['cost_unit']})": f"{100 * p['budget_fraction']:.0f} % "
+            f"({p['budget']:.1f})",
+            "policy": p["policy"],
+            "test acc %": pct(p["test_accuracy"]),
+            "vs full (pt)": pt(p["test_accuracy"] - full),
+            "test cost": f"{p['test_cost']:.1f}",
+            "test vs budget %": f"{p['test_vs_budget_pct']:+.1f}",
+            "held-out acc %": pct(p["held_out_accuracy"]),
+            "held-out cost": f"{p['held_out_cost']:.1f}",
+            "held-out vs budget %": f"{p['held_out_vs_budget_pct']:+.1f}",
+            "held-out <= budget": "yes" if p["held_out_within_budget"] else "NO",
+            "test exit rates %": rates(p["test_exit_rates"], 0),
+        }
+        for p in result["budget_points"]
+    )
 
 
 def grid_table(result: dict) -> str:
     """The default policy over the fine budget grid."""
     full = result["full"]["test_accuracy"]
     chosen = result["wall_clock"]["budget_fraction"]
-    rows = [
-        [
-            f"{100 * p['budget_fraction']:.0f}"
+    return table(
+        {
+            "budget %": f"{100 * p['budget_fraction']:.0f}"
             + (" (wall clock)" if p["budget_fraction"] == chosen else ""),
-            _pct(p["held_out_accuracy"]),
-            _pct(p["held_out_cost_fraction"]),
-            _pct(p["test_accuracy"]),
-            _pt(p["test_accuracy"] - full),
-            _pct(p["test_cost_fraction"]),
-            f"{1 / p['test_cost_fraction']:.2f}x",
-        ]
+            "held-out acc %": pct(p["held_out_accuracy"]),
+            "held-out cost %": pct(p["held_out_cost_fraction"]),
+            "test acc %": pct(p["test_accuracy"]),
+            "vs full (pt)": pt(p["test_accuracy"] - full),
+            "test cost %": pct(p["test_cost_fraction"]),
+            "test speed-up (cost)": f"{1 / p['test_cost_fraction']:.2f}x",
+        }
         for p in result["grid_points"]
-    ]
-    headers = [
-        "budget %",
-        "held-out acc %",
-        "held-out cost %",
-        "test acc %",
-        "vs full (pt)",
-        "test cost %",
-        "test speed-up (cost)",
-    ]
-    return table(headers, rows)
+    )
+
+
+def _at(policy: str, accuracy: float, cost_fraction: float) -> str:
+    return f"{policy} {pct(accuracy)} @ {pct(cost_fraction)}"
 
 
 def comparison_table(results: dict) -> str:
@@ -368,33 +337,29 @@ def comparison_table(results: dict) -> str:
     for r in results["targets"]["a_learned_beats_heuristics"]["rows"]:
         eq = r["heuristic_at_equal_cost"]
         rows.append(
-            [
-                r["dataset"],
-                r["backbone"],
-                f"{100 * r['budget_fraction']:.0f}",
-                f"{r['learned_policy']} {_pct(r['learned_accuracy'])} @ "
-                f"{_pct(r['learned_cost_fraction'])}",
-                f"{r['heuristic_policy']} {_pct(r['heuristic_accuracy'])} @ "
-                f"{_pct(r['heuristic_cost_fraction'])}",
-                f"{_pt(r['difference'])} +- {100 * 2 * r['standard_error']:.2f}",
-                "-"
+            {
+                "dataset": r["dataset"],
+                "backbone": r["backbone"],
+                "budget %": f"{100 * r['budget_fraction']:.0f}",
+                "best learned: acc % @ test cost %": _at(
+                    r["learned_policy"],
+                    r["learned_accuracy"],
+                    r["learned_cost_fraction"],
+                ),
+                "best heuristic: acc % @ test cost %": _at(
+                    r["heuristic_policy"],
+                    r["heuristic_accuracy"],
+                    r["heuristic_cost_fraction"],
+                ),
+                "learned - heuristic (pt, +- 2 SE)": f"{pt(r['difference'])} +- "
+                f"{100 * 2 * r['standard_error']:.2f}",
+                "heuristics' best on test at <= learned's test cost": "-"
                 if eq is None
-                else f"{eq['policy']} {_pct(eq['test_accuracy'])} @ "
-                f"{_pct(eq['test_cost_fraction'])}",
-                _pt(r["difference_at_equal_cost"]),
-            ]
+                else _at(eq["policy"], eq["test_accuracy"], eq["test_cost_fraction"]),
+                "learned - that (pt)": pt(r["difference_at_equal_cost"]),
+            }
         )
-    headers = [
-        "dataset",
-        "backbone",
-        "budget %",
-        "best learned: acc % @ test cost %",
-        "best heuristic: acc % @ test cost %",
-        "learned - heuristic (pt, +- 2 SE)",
-        "heuristics' best on test at <= learned's test cost",
-        "learned - that (pt)",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def wall_table(results: dict) -> str:
@@ -402,46 +367,27 @@ def wall_table(results: dict) -> str:
     rows = []
     for name, kind, result in _entries(results):
         w = result["wall_clock"]
+        ok = w["routing_matches_offline_exits"] and w["last_exit_matches_full_model"]
         rows.append(
-            [
-                name,
-                kind,
-                f"{w['policy']} @ {100 * w['budget_fraction']:.0f} %",
-                _pt(-w["test_accuracy_loss"]),
-                f"{w['n_rows']}" + (" (tiled)" if w["tiled"] else ""),
-                f"{1e3 * w['full_seconds']:.1f}",
-                f"{1e3 * w['early_exit_seconds']:.1f}",
-                f"{1e3 * w['all_exits_seconds']:.1f}",
-                f"{1e3 * w['ideal_seconds']:.1f}",
-                f"{w['expected_speed_up']:.2f}x",
-                f"{w['measured_speed_up']:.2f}x",
-                f"{w['ratio']:.2f}",
-                f"{w['exit_path_efficiency']:.2f}",
-                f"{w['routing_efficiency']:.2f}",
-                "yes"
-                if w["routing_matches_offline_exits"]
-                and w["last_exit_matches_full_model"]
-                else "NO",
-            ]
+            {
+                "dataset": name,
+                "backbone": kind,
+                "setting": f"{w['policy']} @ {100 * w['budget_fraction']:.0f} %",
+                "test acc vs full (pt)": pt(-w["test_accuracy_loss"]),
+                "rows": f"{w['n_rows']}" + (" (tiled)" if w["tiled"] else ""),
+                "full ms": ms(w["full_seconds"]),
+                "early exit ms": ms(w["early_exit_seconds"]),
+                "all exits, no exit ms": ms(w["all_exits_seconds"]),
+                "ideal ms": ms(w["ideal_seconds"]),
+                "expected speed-up": f"{w['expected_speed_up']:.2f}x",
+                "measured speed-up": f"{w['measured_speed_up']:.2f}x",
+                "measured / expected": f"{w['ratio']:.2f}",
+                "full / all exits": f"{w['exit_path_efficiency']:.2f}",
+                "ideal / early exit": f"{w['routing_efficiency']:.2f}",
+                "routing = offline": "yes" if ok else "NO",
+            }
         )
-    headers = [
-        "dataset",
-        "backbone",
-        "setting",
-        "test acc vs full (pt)",
-        "rows",
-        "full ms",
-        "early exit ms",
-        "all exits, no exit ms",
-        "ideal ms",
-        "expected speed-up",
-        "measured speed-up",
-        "measured / expected",
-        "full / all exits",
-        "ideal / early exit",
-        "routing = offline",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def honesty_table(results: dict) -> str:
@@ -459,92 +405,69 @@ def honesty_table(results: dict) -> str:
                 continue
             held = np.array([p["held_out_vs_budget_pct"] for p in points])
             test = np.array([p["test_vs_budget_pct"] for p in points])
+            within = sum(p["held_out_within_budget"] for p in points)
             rows.append(
-                [
-                    name,
-                    kind,
-                    policy,
-                    len(points),
-                    f"{sum(p['held_out_within_budget'] for p in points)}",
-                    f"{held.max():+.2f}",
-                    f"{held.min():+.1f}",
-                    f"{np.mean(np.abs(test)):.2f}",
-                    f"{test.max():+.2f}",
-                ]
+                {
+                    "dataset": name,
+                    "backbone": kind,
+                    "policy": policy,
+                    "budgets": len(points),
+                    "held-out <= budget": f"{within}",
+                    "max held-out vs budget %": f"{held.max():+.2f}",
+                    "min held-out vs budget %": f"{held.min():+.1f}",
+                    "mean |test - budget| %": f"{np.mean(np.abs(test)):.2f}",
+                    "max test over budget %": f"{test.max():+.2f}",
+                }
             )
-    headers = [
-        "dataset",
-        "backbone",
-        "policy",
-        "budgets",
-        "held-out <= budget",
-        "max held-out vs budget %",
-        "min held-out vs budget %",
-        "mean |test - budget| %",
-        "max test over budget %",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def summary_table(results: dict) -> str:
     """One line per dataset and backbone."""
     rows = []
     for name, kind, result in _entries(results):
-        exits = result["exits_table"]
-        sel = result["held_out_selected"]
+        w, sel = result["wall_clock"], result["held_out_selected"]
+        test_chosen = f"{1 / w['test_cost_fraction']:.2f}x"
+        held_chosen = f"{sel['test_speed_up']:.2f}x"
         rows.append(
-            [
-                name,
-                kind,
-                f"{result['fit_seconds']:.1f}",
-                f"{result['policy_data_seconds']:.2f}",
-                _pct(exits[0]["test_accuracy"]),
-                _pct(result["full"]["test_accuracy"]),
-                _pct(result["oracle"]["test_accuracy"]),
-                f"{1 / result['wall_clock']['test_cost_fraction']:.2f}x "
-                f"({_pt(-result['wall_clock']['test_accuracy_loss'])} pt)",
-                f"{sel['test_speed_up']:.2f}x ({_pt(-sel['test_accuracy_loss'])} pt)",
-            ]
+            {
+                "dataset": name,
+                "backbone": kind,
+                "backbone fit s": f"{result['fit_seconds']:.1f}",
+                "exit probas + policy s": f"{result['policy_data_seconds']:.2f}",
+                "first exit test acc %": pct(result["exits_table"][0]["test_accuracy"]),
+                "full test acc %": pct(result["full"]["test_accuracy"]),
+                "oracle test acc %": pct(result["oracle"]["test_accuracy"]),
+                "test-chosen: test speed-up (test loss)": f"{test_chosen} "
+                f"({pt(-w['test_accuracy_loss'])} pt)",
+                "held-out-chosen: test speed-up (test loss)": f"{held_chosen} "
+                f"({pt(-sel['test_accuracy_loss'])} pt)",
+            }
         )
-    headers = [
-        "dataset",
-        "backbone",
-        "backbone fit s",
-        "exit probas + policy s",
-        "first exit test acc %",
-        "full test acc %",
-        "oracle test acc %",
-        "test-chosen: test speed-up (test loss)",
-        "held-out-chosen: test speed-up (test loss)",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def policy_time_table(results: dict) -> str:
     """Mean seconds of one ``with_policy`` call per family."""
     rows = []
     for name, kind, result in _entries(results):
-        row = [name, kind]
+        row = {"dataset": name, "backbone": kind}
         for policy in results["config"]["policies"]:
             secs = [
                 p["policy_seconds"]
                 for p in result["budget_points"]
                 if p["policy"] == policy
             ]
-            row.append(f"{np.mean(secs):.2f}")
+            row[policy] = f"{np.mean(secs):.2f}"
         rows.append(row)
-    return table(["dataset", "backbone", *results["config"]["policies"]], rows)
+    return table(rows)
 
 
 # ------------------------------------------------------------------ verdicts
-def _verdict(met: bool) -> str:
-    return "**met**" if met else "**NOT met**"
-
-
 def _means_text(means: dict) -> str:
     parts = []
     for fraction, m in means.items():
-        per = ", ".join(f"{k} {_pt(v)}" for k, v in m["per_backbone"].items())
+        per = ", ".join(f"{k} {pt(v)}" for k, v in m["per_backbone"].items())
         noise = ""
         if "standard_error" in m:
             noise = (
@@ -553,7 +476,7 @@ def _means_text(means: dict) -> str:
                 f"{m['n_below_minus_2se']}"
             )
         parts.append(
-            f"{100 * float(fraction):.0f} % budget: {_pt(m['all'])} pt{noise} ({per})"
+            f"{100 * float(fraction):.0f} % budget: {pt(m['all'])} pt{noise} ({per})"
         )
     return "; ".join(parts)
 
@@ -571,14 +494,14 @@ def verdicts(results: dict) -> list[str]:
     )
     lines = [
         f"(a) Learned policies beat the best heuristic at 25 % and 50 % budgets "
-        f"(test accuracy, averaged over datasets and backbones): {_verdict(a['met'])}"
+        f"(test accuracy, averaged over datasets and backbones): {met(a['met'])}"
         f" - mean learned - heuristic: {_means_text(a['mean_difference'])}. Per "
         f"backbone: {per_backbone}. Stricter check against the heuristics' best "
-        f"test point at no more test cost: {_verdict(a['met_at_equal_cost'])} - "
+        f"test point at no more test cost: {met(a['met_at_equal_cost'])} - "
         f"{_means_text(a['mean_difference_at_equal_cost'])}.",
         f"(b) Wall-clock speed-up of early-exit gradient boosting >= {WALL_RATIO} x "
         f"its expected (cost) speed-up, <= 0.5 pt loss, >= {WALL_MIN_ROWS:,} rows: "
-        f"{_verdict(b['met'])} - measured / expected: "
+        f"{met(b['met'])} - measured / expected: "
         + ", ".join(
             f"{k} {v['ratio']:.2f}"
             + ("" if v["within_loss"] else " (no point within 0.5 pt)")
@@ -587,7 +510,7 @@ def verdicts(results: dict) -> list[str]:
         )
         + " (random forest for information).",
         f"(c) Held-out cost within 5 % of the budget or below it: "
-        f"{_verdict(c['met'])} - {c['n_held_out_within_budget']} of "
+        f"{met(c['met'])} - {c['n_held_out_within_budget']} of "
         f"{c['n_points']} policy/budget points at or below the budget, largest "
         f"held-out excess {c['max_held_out_vs_budget_pct']:+.2f} %"
         + (f" (over 5 %: {'; '.join(c['violations'])})" if c["violations"] else "")
@@ -625,21 +548,8 @@ def print_backbone(name: str, kind: str, result: dict) -> None:
 
 def print_summary(results: dict) -> None:
     """Print the cross-run tables and the target verdicts."""
-    print(summary_table(results), end="\n\n")
-    print(comparison_table(results), end="\n\n")
-    print(wall_table(results), end="\n\n")
-    print("\n".join(verdicts(results)))
-    print(f"\nTotal: {results['total_seconds']:.0f} s")
-
-
-def _machine(env: dict) -> str:
-    return (
-        f"Machine: {env['cpu_count']} cores ({env['processor']}), {env['platform']}, "
-        f"Python {env['python']}, numpy {env['numpy']}, scikit-learn "
-        f"{env['scikit-learn']}, skadaptive {env['skadaptive']}. {env['threads']}. "
-        "Other processes may have shared the machine; every timing is the fastest "
-        "of several runs."
-    )
+    tables = [summary_table(results), comparison_table(results), wall_table(results)]
+    print_report(results, tables, verdicts(results))
 
 
 def how_to_read(config: dict) -> list[str]:
@@ -711,7 +621,7 @@ def observations(results: dict) -> list[str]:
             f"{1e3 * w['all_exits_seconds']:.1f} ms) x "
             f"{w['routing_efficiency']:.2f} (ideal {1e3 * w['ideal_seconds']:.1f} ms"
             f" / early exit {1e3 * w['early_exit_seconds']:.1f} ms); exit rates on "
-            f"the timed rows {_rates(w['exit_rates'])} %."
+            f"the timed rows {rates(w['exit_rates'], 0)} %."
         )
     a = results["targets"]["a_learned_beats_heuristics"]
     rows = a["rows"]
@@ -750,82 +660,47 @@ def observations(results: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     """The whole ``EARLY_EXIT_RESULTS.md``."""
-    env = results["environment"]
+    machine = machine_line(results["environment"])
     parts = [
-        "# Early-exit benchmark results",
-        "",
-        "Generated by the benchmark itself; do not edit by hand.",
-        "",
-        f"Command: `{results['command']}` (from the repository root). "
-        f"Total runtime: {results['total_seconds']:.0f} s.",
-        "",
-        _machine(env),
-        "",
-        "## Targets",
-        "",
-        *verdicts(results),
-        "",
-        "## Observations",
-        "",
-        *observations(results),
-        "",
-        "## How to read this",
-        "",
-        *how_to_read(results["config"]),
-        "",
-        "## Summary",
-        "",
-        summary_table(results),
-        "",
-        "## Learned versus heuristic policies (target a)",
-        "",
-        comparison_table(results),
-        "",
-        "## Wall clock, predict_proba (target b)",
-        "",
-        wall_table(results),
-        "",
-        "## Budget honesty (target c)",
-        "",
-        honesty_table(results),
-        "",
-        "## Policy learning time (one `with_policy` call, seconds)",
-        "",
-        policy_time_table(results),
-        "",
+        *preamble("Early-exit benchmark results", results, machine),
+        *section("Targets", verdicts(results)),
+        *section("Observations", observations(results)),
+        *section("How to read this", how_to_read(results["config"])),
+        *section("Summary", summary_table(results)),
+        *section(
+            "Learned versus heuristic policies (target a)", comparison_table(results)
+        ),
+        *section("Wall clock, predict_proba (target b)", wall_table(results)),
+        *section("Budget honesty (target c)", honesty_table(results)),
+        *section(
+            "Policy learning time (one `with_policy` call, seconds)",
+            policy_time_table(results),
+        ),
     ]
     for name, entry in results["datasets"].items():
         d = entry["dataset"]
-        parts += [
-            f"## {name}",
-            "",
+        parts += section(
+            name,
             f"{d['n_train']} train rows (backbone), {d['n_validation']} validation "
             f"rows (exit policy), {d['n_test']} test rows, {d['n_features']} "
             f"features, {d['n_classes']} classes. "
             + " ".join(d["notes"])
             + f" Seeds: {d['seeds']}.",
-            "",
-        ]
+        )
         for kind, result in entry["backbones"].items():
-            parts += [
-                f"### {name} / {kind}",
-                "",
+            parts += section(
+                f"{name} / {kind}",
                 f"Backbone: `{' '.join(result['backbone'].split())}`, exits after "
                 f"{result['exits']} {result['cost_unit']}; fitted in "
                 f"{result['fit_seconds']:.1f} s. Exit probabilities on the "
                 f"validation rows and the default policy: "
                 f"{result['policy_data_seconds']:.2f} s.",
-                "",
                 exits_table(result),
-                "",
                 "Every policy at every budget:",
-                "",
                 budget_table(result),
-                "",
                 f"Default policy ({results['config']['default_policy']}) over the "
                 "fine budget grid:",
-                "",
                 grid_table(result),
-                "",
-            ]
+                level=3,
+            )
     return "\n".join(parts)

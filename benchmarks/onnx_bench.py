@@ -26,8 +26,6 @@ goes through exactly the code the GPU run does.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import subprocess
 import time
 import warnings
@@ -35,17 +33,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import sklearn
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-import skadaptive
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.stages import OnnxClassifier, OnnxMultiExit
 from skadaptive.stages._multi_exit import exit_probas
 
+from . import _tables
 from .frontier import Point, cheapest_within_loss, speed_up
 from .timing import tile_rows
 
@@ -629,26 +626,19 @@ def environment(config: dict) -> dict:
     import onnxruntime as ort
 
     problem = cuda_problem()
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skadaptive": skadaptive.__version__,
-        "onnxruntime": ort.__version__,
-        "onnxruntime_device": ort.get_device(),
-        "onnx": onnx.__version__,
-        "available_providers": list(ort.get_available_providers()),
-        "requested_providers": list(config["providers"]),
-        "cuda_usable": problem is None,
-        "cuda_problem": problem,
-        "gpu": gpu_name() if config["device"] == "cuda" else None,
-        "threads": f"onnxruntime intra_op_num_threads="
+    return _tables.environment(
+        onnxruntime=ort.__version__,
+        onnxruntime_device=ort.get_device(),
+        onnx=onnx.__version__,
+        available_providers=list(ort.get_available_providers()),
+        requested_providers=list(config["providers"]),
+        cuda_usable=problem is None,
+        cuda_problem=problem,
+        gpu=gpu_name() if config["device"] == "cuda" else None,
+        threads=f"onnxruntime intra_op_num_threads="
         f"{config['intra_op_num_threads']} in every session (one table: "
         "onnxruntime's defaults); numpy's BLAS limited to 1 thread",
-    }
+    )
 
 
 def run(quick: bool = False, device: str = "cpu", command: str = "") -> dict:

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import math
-
-from .report import table
+from ._tables import (
+    machine_line,
+    met,
+    ms,
+    pct,
+    preamble,
+    print_report,
+    rates,
+    section,
+    speed,
+    table,
+)
 
 TITLES = {
     "cascade": "cascade tiny -> medium -> large",
@@ -16,20 +25,6 @@ FULL_MODELS = {
     "multi_exit_macs": "unsplit network",
     "multi_exit_auto": "unsplit network",
 }
-
-
-def _speed(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.2f}x"
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _rates(rates) -> str:
-    return " / ".join(f"{100 * r:.1f}" for r in rates)
 
 
 def _cost(value, unit) -> str:
@@ -47,38 +42,28 @@ def setup_table(results: dict) -> str:
     """The operating point of each adaptive model, on the evaluation rows."""
     rows = []
     for setup, s in results["setups"].items():
-        chosen, held = s["chosen"], s["held_out_chosen"]
+        chosen, held, held_at = s["chosen"], s["held_out_chosen"], "none"
+        if held is not None:
+            held_at = f"{speed(held['expected_speed_up'])} at {pct(held['accuracy'])}"
         rows.append(
-            [
-                TITLES[setup],
-                _unit(s["cost_unit"]),
-                " / ".join(_cost(c, s["cost_unit"]) for c in s["costs"]),
-                f"{FULL_MODELS[setup]}: {_pct(s['reference_accuracy'])}",
-                chosen["params"]["cost_weight"],
-                _pct(chosen["accuracy"]),
-                f"{chosen['accuracy_loss_points']:+.2f}",
-                _rates(chosen["exit_rates"]),
-                _speed(chosen["expected_speed_up"]),
-                "none"
-                if held is None
-                else f"{_speed(held['expected_speed_up'])} at {_pct(held['accuracy'])}",
-                s["routing_matches_offline"],
-            ]
+            {
+                "adaptive model": TITLES[setup],
+                "costs": _unit(s["cost_unit"]),
+                "incremental cost per exit": " / ".join(
+                    _cost(c, s["cost_unit"]) for c in s["costs"]
+                ),
+                "full model: eval acc %": f"{FULL_MODELS[setup]}: "
+                f"{pct(s['reference_accuracy'])}",
+                "chosen cost_weight": chosen["params"]["cost_weight"],
+                "eval acc %": pct(chosen["accuracy"]),
+                "loss (pt)": f"{chosen['accuracy_loss_points']:+.2f}",
+                "exit % per stage": rates(chosen["exit_rates"]),
+                "expected speed-up": speed(chosen["expected_speed_up"]),
+                "held-out-chosen: expected speed-up at eval acc %": held_at,
+                "routing = offline": s["routing_matches_offline"],
+            }
         )
-    headers = [
-        "adaptive model",
-        "costs",
-        "incremental cost per exit",
-        "full model: eval acc %",
-        "chosen cost_weight",
-        "eval acc %",
-        "loss (pt)",
-        "exit % per stage",
-        "expected speed-up",
-        "held-out-chosen: expected speed-up at eval acc %",
-        "routing = offline",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def batch_table(batch: dict) -> str:
@@ -87,34 +72,21 @@ def batch_table(batch: dict) -> str:
     for setup, t in batch["setups"].items():
         split = t.get("split_no_exit_seconds")
         rows.append(
-            [
-                TITLES[setup],
-                FULL_MODELS[setup],
-                f"{t['full_seconds'] * 1e3:.1f}",
-                f"{t['adaptive_seconds'] * 1e3:.1f}",
-                "-" if split is None else f"{split * 1e3:.1f}",
-                _speed(t["measured_speed_up"]),
-                _speed(t["expected_speed_up"]),
-                f"{t['ratio']:.2f}",
-                _speed(t["stage_time_speed_up"]),
-                f"{t['routing_overhead_us_per_row']:.2f}",
-                _rates(t["exit_rates"]),
-            ]
+            {
+                "adaptive model": TITLES[setup],
+                "full model": FULL_MODELS[setup],
+                "full ms": ms(t["full_seconds"]),
+                "adaptive ms": ms(t["adaptive_seconds"]),
+                "split, no exit ms": "-" if split is None else ms(split),
+                "measured": speed(t["measured_speed_up"]),
+                "expected": speed(t["expected_speed_up"]),
+                "measured / expected": f"{t['ratio']:.2f}",
+                "predicted from stage times": speed(t["stage_time_speed_up"]),
+                "routing overhead us/row": f"{t['routing_overhead_us_per_row']:.2f}",
+                "exit % per stage": rates(t["exit_rates"]),
+            }
         )
-    headers = [
-        "adaptive model",
-        "full model",
-        "full ms",
-        "adaptive ms",
-        "split, no exit ms",
-        "measured",
-        "expected",
-        "measured / expected",
-        "predicted from stage times",
-        "routing overhead us/row",
-        "exit % per stage",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def stage_time_table(results: dict) -> str:
@@ -141,35 +113,25 @@ def stage_time_table(results: dict) -> str:
     headers = ["model or segment"] + [
         f"us/row at batch {b['batch_size']} ({b['n_rows']} rows)" for b in batches
     ]
-    return table(headers, rows)
+    return table(rows, headers)
 
 
 def default_threads_table(results: dict) -> str | None:
     d = results["default_threads"]
     if d is None:
         return None
-    rows = [
-        [
-            TITLES[setup],
-            f"{t['full_seconds'] * 1e3:.1f}",
-            f"{t['adaptive_seconds'] * 1e3:.1f}",
-            _speed(t["measured_speed_up"]),
-            _speed(t["expected_speed_up"]),
-            f"{t['ratio']:.2f}",
-            t["same_exits_as_single_thread"],
-        ]
+    return table(
+        {
+            "adaptive model": TITLES[setup],
+            "full ms": ms(t["full_seconds"]),
+            "adaptive ms": ms(t["adaptive_seconds"]),
+            "measured": speed(t["measured_speed_up"]),
+            "expected": speed(t["expected_speed_up"]),
+            "measured / expected": f"{t['ratio']:.2f}",
+            "same exits as 1-thread run": t["same_exits_as_single_thread"],
+        }
         for setup, t in d["setups"].items()
-    ]
-    headers = [
-        "adaptive model",
-        "full ms",
-        "adaptive ms",
-        "measured",
-        "expected",
-        "measured / expected",
-        "same exits as 1-thread run",
-    ]
-    return table(headers, rows)
+    )
 
 
 def split_table(results: dict) -> str:
@@ -178,44 +140,36 @@ def split_table(results: dict) -> str:
         [name, c["n_rows"], f"{c['max_abs_difference']:.2e}"]
         for name, c in checks.items()
     ]
-    return table(["check", "rows", "max abs difference"], rows)
+    return table(rows, ["check", "rows", "max abs difference"])
 
 
 def accuracy_table(results: dict) -> str:
     """Each network alone: accuracy on the halves and as the fixtures record."""
     fixtures = results["fixtures"]
-    rows = []
     cascade = results["setups"]["cascade"]
-    for k, name in enumerate(cascade["stage_names"]):
-        rows.append(
-            [
-                name,
-                _pct(cascade["stage_held_out_accuracies"][k]),
-                _pct(cascade["stage_eval_accuracies"][k]),
-                _pct(fixtures[name]["fixture_test_accuracy"]),
-                f"{fixtures[name]['macs_per_row']:,}",
-            ]
-        )
     multi = results["setups"]["multi_exit_macs"]
-    fixture = fixtures["multi_exit"]
-    for k, name in enumerate(results["config"]["exit_outputs"]):
-        rows.append(
-            [
-                f"multi-exit, exit {name!r}",
-                _pct(multi["stage_held_out_accuracies"][k]),
-                _pct(multi["stage_eval_accuracies"][k]),
-                _pct(fixture["fixture_test_accuracy"][k]),
-                f"{multi['cumulative_costs'][k]:,.0f}",
-            ]
-        )
-    headers = [
-        "network",
-        "policy rows acc %",
-        "eval rows acc %",
-        f"all {results['data']['n_test']} test rows acc % (fixtures.json)",
-        "MACs per row",
+    every_row = f"all {results['data']['n_test']} test rows acc % (fixtures.json)"
+    rows = [
+        {
+            "network": name,
+            "policy rows acc %": pct(cascade["stage_held_out_accuracies"][k]),
+            "eval rows acc %": pct(cascade["stage_eval_accuracies"][k]),
+            every_row: pct(fixtures[name]["fixture_test_accuracy"]),
+            "MACs per row": f"{fixtures[name]['macs_per_row']:,}",
+        }
+        for k, name in enumerate(cascade["stage_names"])
     ]
-    return table(headers, rows)
+    rows += [
+        [
+            f"multi-exit, exit {name!r}",
+            pct(multi["stage_held_out_accuracies"][k]),
+            pct(multi["stage_eval_accuracies"][k]),
+            pct(fixtures["multi_exit"]["fixture_test_accuracy"][k]),
+            f"{multi['cumulative_costs'][k]:,.0f}",
+        ]
+        for k, name in enumerate(results["config"]["exit_outputs"])
+    ]
+    return table(rows)
 
 
 # ------------------------------------------------------------------ verdicts
@@ -234,13 +188,13 @@ def verdicts(results: dict) -> list[str]:
     return [
         f"1. Measured {device} speed-up of the ONNX cascade at <= 0.5 point loss "
         f">= {wall['required_ratio']} x expected-cost speed-up at batch size "
-        f"{wall['batch_size']}: **{'met' if wall['met'] else 'NOT met'}** - "
-        f"measured {_speed(wall['measured_speed_up'])}, expected "
-        f"{_speed(wall['expected_speed_up'])}, ratio {wall['ratio']:.2f} ({within}). "
+        f"{wall['batch_size']}: {met(wall['met'])} - "
+        f"measured {speed(wall['measured_speed_up'])}, expected "
+        f"{speed(wall['expected_speed_up'])}, ratio {wall['ratio']:.2f} ({within}). "
         f"For the multi-exit network (not part of the target) the ratio is: "
         f"{others}.",
         f"2. The split multi-exit network's per-row result equals the unsplit "
-        f"network's exit outputs: **{'met' if split['met'] else 'NOT met'}** - max "
+        f"network's exit outputs: {met(split['met'])} - max "
         f"abs difference {split['max_abs_difference']:.2e} over "
         f"{split['n_rows_checked']:,} row checks (tolerance {split['tolerance']:g}).",
     ]
@@ -255,9 +209,9 @@ def observations(results: dict) -> list[str]:
         share = t["routing_overhead_us_per_row"] / t["adaptive_us_per_row"]
         lines.append(
             f"- {TITLES[setup]}, batch {largest['batch_size']}: measured "
-            f"{_speed(t['measured_speed_up'])} against {_speed(t['expected_speed_up'])}"
+            f"{speed(t['measured_speed_up'])} against {speed(t['expected_speed_up'])}"
             f" expected (ratio {t['ratio']:.2f}). The stages' own times at this "
-            f"batch size predict {_speed(t['stage_time_speed_up'])}; the rest, "
+            f"batch size predict {speed(t['stage_time_speed_up'])}; the rest, "
             f"{t['routing_overhead_us_per_row']:.2f} us per row, is routing "
             f"overhead: {100 * share:.0f} % of the adaptive model's "
             f"{t['adaptive_us_per_row']:.2f} us per row."
@@ -277,11 +231,8 @@ def observations(results: dict) -> list[str]:
         verdict = "time is roughly in proportion to the MACs."
     lines.append(
         "- MACs versus time, multi-exit segments at batch "
-        f"{largest['batch_size']}: "
-        + " / ".join(f"{100 * m:.1f}" for m in mac_share)
-        + " % of the MACs, "
-        + " / ".join(f"{100 * u:.1f}" for u in time_share)
-        + f" % of the time: {verdict}"
+        f"{largest['batch_size']}: {rates(mac_share)} % of the MACs, "
+        f"{rates(time_share)} % of the time: {verdict}"
     )
     t = smallest["setups"]["cascade"]
     small, large = (
@@ -292,7 +243,7 @@ def observations(results: dict) -> list[str]:
         f"- Batch {smallest['batch_size']}: the cascade takes "
         f"{t['adaptive_us_per_row']:.0f} us per row against "
         f"{t['full_us_per_row']:.0f} us for `large` alone (measured "
-        f"{_speed(t['measured_speed_up'])}); the stages alone take "
+        f"{speed(t['measured_speed_up'])}); the stages alone take "
         + " / ".join(f"{u:.1f}" for u in small)
         + " us per row at this batch size against "
         + " / ".join(f"{u:.2f}" for u in large)
@@ -320,35 +271,29 @@ def observations(results: dict) -> list[str]:
 
 
 def print_results(results: dict) -> None:
-    print(accuracy_table(results), end="\n\n")
-    print(setup_table(results), end="\n\n")
-    for batch in results["batches"]:
-        print(f"batch size {batch['batch_size']}, {batch['n_rows']} rows")
-        print(batch_table(batch), end="\n\n")
-    print(stage_time_table(results), end="\n\n")
+    blocks = [accuracy_table(results), setup_table(results)]
+    blocks += [
+        f"batch size {batch['batch_size']}, {batch['n_rows']} rows\n"
+        + batch_table(batch)
+        for batch in results["batches"]
+    ]
+    blocks.append(stage_time_table(results))
     threads = default_threads_table(results)
     if threads:
-        print("default onnxruntime threads")
-        print(threads, end="\n\n")
-    print(split_table(results), end="\n\n")
-    print("\n".join(observations(results)), end="\n\n")
-    print("\n".join(verdicts(results)))
-    print(f"\nTotal: {results['total_seconds']:.0f} s")
+        blocks.append(f"default onnxruntime threads\n{threads}")
+    blocks += [split_table(results), "\n".join(observations(results))]
+    print_report(results, blocks, verdicts(results))
 
 
 # ------------------------------------------------------------------ markdown
-def machine_line(env: dict) -> str:
+def _machine(env: dict) -> str:
     gpu = f"; GPU: {env['gpu']}" if env.get("gpu") else ""
-    return (
-        f"Machine: {env['cpu_count']} cores ({env['processor']}), {env['platform']}, "
-        f"Python {env['python']}, numpy {env['numpy']}, scikit-learn "
-        f"{env['scikit-learn']}, skadaptive {env['skadaptive']}, onnx {env['onnx']}, "
-        f"onnxruntime {env['onnxruntime']} (device {env['onnxruntime_device']}; "
-        f"available providers {env['available_providers']}; requested "
-        f"{env['requested_providers']}){gpu}. Threads: {env['threads']}. Other "
-        "processes may have shared the machine; every timing is the fastest of "
-        "several runs."
+    onnx = (
+        f", onnx {env['onnx']}, onnxruntime {env['onnxruntime']} (device "
+        f"{env['onnxruntime_device']}; available providers "
+        f"{env['available_providers']}; requested {env['requested_providers']}){gpu}"
     )
+    return machine_line(env, onnx, f"Threads: {env['threads']}")
 
 
 def _providers_got(results: dict) -> str:
@@ -456,76 +401,41 @@ def how_to_read(results: dict) -> list[str]:
 
 def markdown(results: dict) -> str:
     """The whole results markdown (``ONNX_RESULTS.md`` or the GPU one)."""
-    env = results["environment"]
     device = "CPU" if results["device"] == "cpu" else "GPU (CUDA)"
+    title = f"ONNX stages benchmark results ({device})"
     parts = [
-        f"# ONNX stages benchmark results ({device})",
-        "",
-        "Generated by the benchmark itself; do not edit by hand.",
-        "",
-        f"Command: `{results['command']}` (from the repository root). "
-        f"Total runtime: {results['total_seconds']:.0f} s.",
-        "",
-        machine_line(env),
-        "",
-        "## Targets",
-        "",
-        *verdicts(results),
-        "",
-        "## Observations",
-        "",
-        *observations(results),
-        "",
-        "## GPU",
-        "",
-        *gpu_lines(results),
-        "",
-        "## How to read this",
-        "",
-        *how_to_read(results),
-        "",
-        "## Networks alone",
-        "",
-        accuracy_table(results),
-        "",
-        "## Operating points (evaluation rows)",
-        "",
-        setup_table(results),
-        "",
+        *preamble(title, results, _machine(results["environment"])),
+        *section("Targets", verdicts(results)),
+        *section("Observations", observations(results)),
+        *section("GPU", gpu_lines(results)),
+        *section("How to read this", how_to_read(results)),
+        *section("Networks alone", accuracy_table(results)),
+        *section("Operating points (evaluation rows)", setup_table(results)),
     ]
     for batch in results["batches"]:
         tiled = " (evaluation rows tiled)" if batch["tiled"] else ""
-        parts += [
-            f"## Batch size {batch['batch_size']}",
-            "",
+        parts += section(
+            f"Batch size {batch['batch_size']}",
             f"{batch['n_rows']} rows{tiled}. Times are for all rows.",
-            "",
             batch_table(batch),
-            "",
-        ]
-    parts += ["## Stage times", "", stage_time_table(results), ""]
+        )
+    parts += section("Stage times", stage_time_table(results))
     threads = default_threads_table(results)
     if threads:
         d = results["default_threads"]
-        parts += [
-            "## Default onnxruntime threads",
-            "",
+        parts += section(
+            "Default onnxruntime threads",
             f"One comparison at batch size {d['batch_size']} ({d['n_rows']} rows) "
             "with every session left at onnxruntime's default thread pools; the "
             "same policies (refitted with the single-thread `costs_` given), so "
             "the expected speed-ups are those of the single-thread costs.",
-            "",
             threads,
-            "",
-        ]
+        )
     split = results["split_check"]
-    parts += [
-        "## Split versus unsplit network",
-        "",
+    parts += section(
+        "Split versus unsplit network",
         f"Compared: {split['compared']}. IO binding in the timed runs: "
         f"{split['io_binding_in_timed_runs']}.",
-        "",
         split_table(results),
-        "",
-    ]
+    )
     return "\n".join(parts)

@@ -1,4 +1,4 @@
-"""Tables for the terminal and ``RESULTS.md``, target checks, and JSON clean-up."""
+"""Tables for the terminal and ``RESULTS.md``, and target checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,20 @@ import math
 
 import numpy as np
 
-LOSSES = ("0.5", "1")
+from ._tables import (
+    cell,
+    machine_line,
+    met,
+    ms,
+    pct,
+    preamble,
+    print_report,
+    rates,
+    section,
+    speed,
+    table,
+)
+
 # Speed-ups within 1 % of each other count as a tie for "at or above".
 TIE = 0.01
 METHOD_NAMES = {
@@ -16,40 +29,12 @@ METHOD_NAMES = {
 
 
 # ---------------------------------------------------------------- formatting
-def table(headers: list[str], rows: list[list]) -> str:
-    """A Markdown table (also readable as plain text)."""
-    cells = [[_cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |"
-    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = [
-        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells
-    ]
-    return "\n".join([line, rule, *body])
-
-
-def _cell(value) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
-
-
-def _pct(value) -> str:
-    return "-" if value is None else f"{100 * value:.2f}"
-
-
-def _speed(value) -> str:
-    return "-" if value is None or math.isnan(value) else f"{value:.2f}x"
-
-
 def _chosen(summary: dict, reference: float, tag: str) -> str:
     point = summary[f"held_out_selected_point_{tag}"]
     if point is None:
         return "none within loss"
     loss = 100 * (reference - point["accuracy"])
-    return f"{_speed(summary[f'held_out_selected_speed_up_{tag}'])} ({loss:+.2f} pt)"
+    return f"{speed(summary[f'held_out_selected_speed_up_{tag}'])} ({loss:+.2f} pt)"
 
 
 def _reference_accuracy(result: dict) -> float:
@@ -62,212 +47,146 @@ def _reference_accuracy(result: dict) -> float:
 
 def _interval(boot: dict) -> str:
     return (
-        f"{_cell(boot['ratio_q05'])} - {_cell(boot['ratio_median'])} - "
-        f"{_cell(boot['ratio_q95'])} ({100 * boot['p_ours_at_least_as_fast']:.0f} %)"
+        f"{cell(boot['ratio_q05'])} - {cell(boot['ratio_median'])} - "
+        f"{cell(boot['ratio_q95'])} ({100 * boot['p_ours_at_least_as_fast']:.0f} %)"
     )
 
 
 def _at(point) -> str:
     if point is None:
         return "none within loss"
-    return f"{_pct(point['accuracy'])} % at {_pct(point['cost'])} % cost"
+    return f"{pct(point['accuracy'])} % at {pct(point['cost'])} % cost"
+
+
+def _each(results: dict, key: str) -> list:
+    """``(dataset, its result[key])`` for every dataset."""
+    return [(name, r[key]) for name, r in results["datasets"].items()]
 
 
 # ------------------------------------------------------------- per dataset
 def stage_table(result: dict) -> str:
     """Each stage alone and the oracle, on the test rows."""
+    large_batch = f"us/row, {result['stages'][0]['large_batch_rows']} rows"
     rows = [
-        [
-            s["stage"],
-            _pct(s["test_accuracy"]),
-            _pct(s["held_out_accuracy"]),
-            f"{s['cost_us_per_row']:.2f}",
-            f"{s['test_us_per_row']:.2f}",
-            f"{s['large_batch_us_per_row']:.2f}",
-            f"{s['one_row_call_ms']:.2f}",
-            _pct(s["normalized_cost"]),
-        ]
+        {
+            "stage": s["stage"],
+            "test acc %": pct(s["test_accuracy"]),
+            "held-out acc %": pct(s["held_out_accuracy"]),
+            "cost us/row (costs_)": f"{s['cost_us_per_row']:.2f}",
+            "us/row, whole test set": f"{s['test_us_per_row']:.2f}",
+            large_batch: f"{s['large_batch_us_per_row']:.2f}",
+            "ms per 1-row call": f"{s['one_row_call_ms']:.2f}",
+            "% of full cost": pct(s["normalized_cost"]),
+        }
         for s in result["stages"]
     ]
     total_us = sum(s["cost_us_per_row"] for s in result["stages"])
-    oracle = result["oracle"]
-    rows.append(
-        [
-            "oracle",
-            _pct(oracle["test"]["accuracy"]),
-            _pct(oracle["held_out"]["accuracy"]),
-            f"{oracle['test']['cost'] * total_us:.2f} (avg)",
-            "",
-            "",
-            "",
-            _pct(oracle["test"]["cost"]),
-        ]
-    )
-    headers = [
-        "stage",
-        "test acc %",
-        "held-out acc %",
-        "cost us/row (costs_)",
-        "us/row, whole test set",
-        f"us/row, {result['stages'][0]['large_batch_rows']} rows",
-        "ms per 1-row call",
-        "% of full cost",
-    ]
-    return table(headers, rows)
+    test, held = result["oracle"]["test"], result["oracle"]["held_out"]
+    oracle = [pct(test["accuracy"]), pct(held["accuracy"])]
+    oracle += [f"{test['cost'] * total_us:.2f} (avg)", "", "", "", pct(test["cost"])]
+    return table([*rows, ["oracle", *oracle]])
 
 
 def method_table(result: dict) -> str:
     """Summary metrics of the baseline and ours on the test rows."""
-    rows = []
     reference = _reference_accuracy(result)
+    rows = []
     for key, name in METHOD_NAMES.items():
-        m = result["methods"][key]
-        half = result["budget_half"][key]
+        m, half = result["methods"][key], result["budget_half"][key] or {}
         rows.append(
-            [
-                name,
-                _speed(m["speed_up_0.5"]),
-                _at(m["point_0.5"]),
-                _speed(m["speed_up_1"]),
-                _chosen(m, reference, "0.5"),
-                "-" if half is None else _pct(half["accuracy"]),
-                "-" if half is None else _pct(half["cost"]),
-                "-" if half is None else _pct(half["held_out_cost"]),
-                f"{100 * m['normalized_auc']:.2f}",
-                len(m["points"]),
-            ]
+            {
+                "method": name,
+                "speed-up <=0.5pt": speed(m["speed_up_0.5"]),
+                "that point (test acc, cost)": _at(m["point_0.5"]),
+                "speed-up <=1pt": speed(m["speed_up_1"]),
+                "held-out-chosen <=0.5pt (test loss)": _chosen(m, reference, "0.5"),
+                "acc @50% budget": pct(half.get("accuracy")),
+                "test cost %": pct(half.get("cost")),
+                "held-out cost %": pct(half.get("held_out_cost")),
+                "nAUC %": pct(m["normalized_auc"]),
+                "points": len(m["points"]),
+            }
         )
-    headers = [
-        "method",
-        "speed-up <=0.5pt",
-        "that point (test acc, cost)",
-        "speed-up <=1pt",
-        "held-out-chosen <=0.5pt (test loss)",
-        "acc @50% budget",
-        "test cost %",
-        "held-out cost %",
-        "nAUC %",
-        "points",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def variant_table(results: dict) -> str:
     """Policy variants, on every dataset."""
-    rows = []
-    for name, result in results["datasets"].items():
-        reference = _reference_accuracy(result)
-        for v in result["variants"]:
-            rows.append(
-                [
-                    name,
-                    v["policy"],
-                    v["feature_set"],
-                    v["tune_threshold"],
-                    _speed(v["speed_up_0.5"]),
-                    _speed(v["speed_up_1"]),
-                    _chosen(v, reference, "0.5"),
-                    f"{100 * v['normalized_auc']:.2f}",
-                    f"{v['seconds']:.1f}",
-                ]
-            )
-    headers = [
-        "dataset",
-        "policy",
-        "features",
-        "tune",
-        "<=0.5pt",
-        "<=1pt",
-        "held-out-chosen <=0.5pt (test loss)",
-        "nAUC %",
-        "fit s",
-    ]
-    return table(headers, rows)
+    return table(
+        {
+            "dataset": name,
+            "policy": v["policy"],
+            "features": v["feature_set"],
+            "tune": v["tune_threshold"],
+            "<=0.5pt": speed(v["speed_up_0.5"]),
+            "<=1pt": speed(v["speed_up_1"]),
+            "held-out-chosen <=0.5pt (test loss)": _chosen(
+                v, _reference_accuracy(result), "0.5"
+            ),
+            "nAUC %": pct(v["normalized_auc"]),
+            "fit s": f"{v['seconds']:.1f}",
+        }
+        for name, result in results["datasets"].items()
+        for v in result["variants"]
+    )
 
 
 def comparison_table(results: dict) -> str:
     """Target 1: speed-up at <= 0.5 / 1 point loss, ours versus the baseline."""
     rows = []
-    for name, result in results["datasets"].items():
-        t, o = result["methods"]["threshold"], result["methods"]["ours"]
-        boot = result["methods"]["bootstrap"]
+    for name, methods in _each(results, "methods"):
+        t, o, boot = methods["threshold"], methods["ours"], methods["bootstrap"]
         rows.append(
-            [
-                name,
-                _speed(t["speed_up_0.5"]),
-                _speed(o["speed_up_0.5"]),
-                _interval(boot["0.5"]),
-                _speed(t["speed_up_1"]),
-                _speed(o["speed_up_1"]),
-                _interval(boot["1"]),
-                f"{100 * t['normalized_auc']:.2f}",
-                f"{100 * o['normalized_auc']:.2f}",
-            ]
+            {
+                "dataset": name,
+                "threshold <=0.5pt": speed(t["speed_up_0.5"]),
+                "ours <=0.5pt": speed(o["speed_up_0.5"]),
+                "ours/threshold, bootstrap 5-50-95 % (P ours >=)": _interval(
+                    boot["0.5"]
+                ),
+                "threshold <=1pt": speed(t["speed_up_1"]),
+                "ours <=1pt": speed(o["speed_up_1"]),
+                "ours/threshold <=1pt, bootstrap": _interval(boot["1"]),
+                "threshold nAUC %": pct(t["normalized_auc"]),
+                "ours nAUC %": pct(o["normalized_auc"]),
+            }
         )
-    headers = [
-        "dataset",
-        "threshold <=0.5pt",
-        "ours <=0.5pt",
-        "ours/threshold, bootstrap 5-50-95 % (P ours >=)",
-        "threshold <=1pt",
-        "ours <=1pt",
-        "ours/threshold <=1pt, bootstrap",
-        "threshold nAUC %",
-        "ours nAUC %",
-    ]
-    return table(headers, rows)
+    return table(rows)
 
 
 def wall_table(results: dict) -> str:
     """Target 2: measured wall-clock speed-up versus the expected-cost one."""
-    rows = []
-    for name, result in results["datasets"].items():
-        w = result["wall_clock"]
-        rows.append(
-            [
-                name,
-                w["n_rows"] if not w["tiled"] else f"{w['n_rows']} (tiled)",
-                w["setting"],
-                f"{w['stage_seconds'] * 1e3:.1f}",
-                f"{w['cascade_seconds'] * 1e3:.1f}",
-                f"{w['affine_model_seconds'] * 1e3:.1f}",
-                _speed(w["measured_speed_up"]),
-                _speed(w["expected_speed_up"]),
-                f"{w['ratio']:.2f}",
-                " / ".join(f"{100 * r:.1f}" for r in w["exit_rates"]),
-            ]
-        )
-    headers = [
-        "dataset",
-        "rows",
-        "cascade setting",
-        "best stage ms",
-        "cascade ms",
-        "per-call+per-row model ms",
-        "measured",
-        "expected",
-        "ratio",
-        "exit % per stage",
-    ]
-    return table(headers, rows)
+    return table(
+        {
+            "dataset": name,
+            "rows": w["n_rows"] if not w["tiled"] else f"{w['n_rows']} (tiled)",
+            "cascade setting": w["setting"],
+            "best stage ms": ms(w["stage_seconds"]),
+            "cascade ms": ms(w["cascade_seconds"]),
+            "per-call+per-row model ms": ms(w["affine_model_seconds"]),
+            "measured": speed(w["measured_speed_up"]),
+            "expected": speed(w["expected_speed_up"]),
+            "ratio": f"{w['ratio']:.2f}",
+            "exit % per stage": rates(w["exit_rates"]),
+        }
+        for name, w in _each(results, "wall_clock")
+    )
 
 
 def policy_table(results: dict) -> str:
     """Target 3: policy-learning time versus stage-fitting time."""
-    rows = []
-    for name, result in results["datasets"].items():
-        p = result["policy_time"]
-        rows.append(
-            [
-                name,
-                p["n_policy_rows"],
-                f"{p['stage_fit_seconds']:.2f}",
-                f"{p['policy_fit_seconds']:.3f}",
-                _pct(p["policy_over_stage"]),
-                f"{p['single_policy_seconds']:.4f}",
-                _pct(p["single_over_stage"]),
-            ]
-        )
+    rows = [
+        [
+            name,
+            p["n_policy_rows"],
+            f"{p['stage_fit_seconds']:.2f}",
+            f"{p['policy_fit_seconds']:.3f}",
+            pct(p["policy_over_stage"]),
+            f"{p['single_policy_seconds']:.4f}",
+            pct(p["single_over_stage"]),
+        ]
+        for name, p in _each(results, "policy_time")
+    ]
     headers = [
         "dataset",
         "policy rows",
@@ -277,7 +196,7 @@ def policy_table(results: dict) -> str:
         "one fit_bottom_up_policy s",
         "% of stage fit",
     ]
-    return table(headers, rows)
+    return table(rows, headers)
 
 
 def grid_table(results: dict) -> str:
@@ -288,7 +207,7 @@ def grid_table(results: dict) -> str:
         for n, s in g["searches"].items()
     ]
     rows.append(["ratio", f"{g['ratio']:.2f}", "", ""])
-    return table(["cost_weight values", "seconds", "best_params", "best CV acc"], rows)
+    return table(rows, ["cost_weight values", "seconds", "best_params", "best CV acc"])
 
 
 # ----------------------------------------------------------------- targets
@@ -340,11 +259,11 @@ def _verdicts(results: dict) -> list[str]:
     first = tg["1_frontier_vs_threshold"]
     lines = [
         f"1. Frontier vs tuned thresholds (speed-up at <= 0.5 pt loss): "
-        f"**{'met' if first['met'] else 'NOT met'}** - at or above on every dataset: "
+        f"{met(first['met'])} - at or above on every dataset: "
         f"{first['at_or_above_on_every_dataset']} ("
         + ", ".join(f"{k} {v:.2f}" for k, v in first["ratios"].items())
         + f"; ratios within {100 * TIE:.0f} % count as ties); geometric mean of "
-        f"ours/threshold = {_cell(first['mean_speed_up_ratio'])} (required >= 1.1 "
+        f"ours/threshold = {cell(first['mean_speed_up_ratio'])} (required >= 1.1 "
         "for 'clearly above'). Share of bootstrap resamples of the test rows in "
         "which ours is at least as fast: "
         + ", ".join(
@@ -352,11 +271,11 @@ def _verdicts(results: dict) -> list[str]:
         )
         + " (below ~90 % the difference is within test-set noise).",
         f"2. Wall-clock >= 0.9 x expected speed-up: "
-        f"**{'met' if tg['2_wall_clock']['met'] else 'NOT met'}** - ratios "
+        f"{met(tg['2_wall_clock']['met'])} - ratios "
         + ", ".join(f"{k} {v:.2f}" for k, v in tg["2_wall_clock"]["ratios"].items())
         + ".",
         f"3. Policy learning < 5 % of stage fitting: "
-        f"**{'met' if tg['3_policy_time']['met'] else 'NOT met'}** - "
+        f"{met(tg['3_policy_time']['met'])} - "
         + ", ".join(
             f"{k} {100 * v:.1f} %"
             for k, v in tg["3_policy_time"]["policy_over_stage"].items()
@@ -372,7 +291,7 @@ def _verdicts(results: dict) -> list[str]:
         g = tg["grid_search"]
         lines.append(
             f"4. GridSearchCV 10-value / 1-value grid time <= 2: "
-            f"**{'met' if g['met'] else 'NOT met'}** - ratio {g['ratio']:.2f}."
+            f"{met(g['met'])} - ratio {g['ratio']:.2f}."
         )
     return lines
 
@@ -389,7 +308,7 @@ def _best_variant(variants: list[dict]) -> dict:
 def _where_we_lose(result: dict) -> list[str]:
     t, o = result["methods"]["threshold"], result["methods"]["ours"]
     losses = [
-        f"{label} ({_cell(o[key])} vs {_cell(t[key])})"
+        f"{label} ({cell(o[key])} vs {cell(t[key])})"
         for key, label in (
             ("speed_up_0.5", "speed-up <= 0.5 pt"),
             ("speed_up_1", "speed-up <= 1 pt"),
@@ -400,9 +319,9 @@ def _where_we_lose(result: dict) -> list[str]:
     half_t, half_o = (result["budget_half"][k] for k in ("threshold", "ours"))
     if half_t is not None and half_o["accuracy"] < half_t["accuracy"]:
         losses.append(
-            f"accuracy at 50 % budget ({_pct(half_o['accuracy'])} % at "
-            f"{_pct(half_o['cost'])} % cost vs {_pct(half_t['accuracy'])} % at "
-            f"{_pct(half_t['cost'])} %)"
+            f"accuracy at 50 % budget ({pct(half_o['accuracy'])} % at "
+            f"{pct(half_o['cost'])} % cost vs {pct(half_t['accuracy'])} % at "
+            f"{pct(half_t['cost'])} %)"
         )
     return losses
 
@@ -440,12 +359,12 @@ def _observations(results: dict) -> list[str]:
         boot = result["methods"]["bootstrap"]["0.5"]
         lines.append(
             f"- {name}: ours/threshold speed-up at <= 0.5 pt has bootstrap median "
-            f"{_cell(boot['ratio_median'])} (5-95 %: {_cell(boot['ratio_q05'])} to "
-            f"{_cell(boot['ratio_q95'])}); ours is at least as fast in "
+            f"{cell(boot['ratio_median'])} (5-95 %: {cell(boot['ratio_q05'])} to "
+            f"{cell(boot['ratio_q95'])}); ours is at least as fast in "
             f"{100 * boot['p_ours_at_least_as_fast']:.0f} % of resamples. Best "
             f"policy variant at <= 0.5 pt: {best['policy']} / {best['feature_set']} "
             f"/ tune_threshold={best['tune_threshold']} "
-            f"({_speed(best['speed_up_0.5'])}; chosen on held-out rows, with "
+            f"({speed(best['speed_up_0.5'])}; chosen on held-out rows, with "
             f"its test loss: {_chosen(best, _reference_accuracy(result), '0.5')})."
         )
         losses = _where_we_lose(result)
@@ -470,14 +389,10 @@ def print_dataset(result: dict) -> None:
 
 def print_summary(results: dict) -> None:
     """Print the cross-dataset tables and the target verdicts."""
-    print(comparison_table(results), end="\n\n")
-    print(wall_table(results), end="\n\n")
-    print(policy_table(results), end="\n\n")
+    tables = [comparison_table(results), wall_table(results), policy_table(results)]
     if "grid_search" in results:
-        print(grid_table(results), end="\n\n")
-    print(variant_table(results), end="\n\n")
-    print("\n".join(_verdicts(results)))
-    print(f"\nTotal: {results['total_seconds']:.0f} s")
+        tables.append(grid_table(results))
+    print_report(results, [*tables, variant_table(results)], _verdicts(results))
 
 
 #: Where the other benchmarks record their results.
@@ -495,83 +410,43 @@ OTHER_BENCHMARKS = [
 
 def markdown(results: dict) -> str:
     """The whole ``RESULTS.md``."""
-    env = results["environment"]
+    machine = machine_line(results["environment"])
     parts = [
-        "# Cascade benchmark results",
-        "",
-        "Generated by the benchmark itself; do not edit by hand.",
-        "",
-        f"Command: `{results['command']}` (from the repository root). "
-        f"Total runtime: {results['total_seconds']:.0f} s.",
-        "",
-        *OTHER_BENCHMARKS,
-        "",
-        f"Machine: {env['cpu_count']} cores ({env['processor']}), {env['platform']}, "
-        f"Python {env['python']}, numpy {env['numpy']}, scikit-learn "
-        f"{env['scikit-learn']}, skadaptive {env['skadaptive']}. {env['threads']}. "
-        "Other processes may have shared the machine; every timing is the fastest "
-        "of several runs.",
-        "",
-        "## Targets",
-        "",
-        *_verdicts(results),
-        "",
-        "## Observations",
-        "",
-        *_observations(results),
-        "",
-        "## How to read this",
-        "",
-        *method_notes(results["config"]),
-        "",
+        *preamble("Cascade benchmark results", results, OTHER_BENCHMARKS, machine),
+        *section("Targets", _verdicts(results)),
+        *section("Observations", _observations(results)),
+        *section("How to read this", method_notes(results["config"])),
     ]
     for name, result in results["datasets"].items():
         d = result["dataset"]
-        parts += [
-            f"## {name}",
-            "",
+        parts += section(
+            name,
             f"{d['n_train']} training rows, {d['n_test']} test rows, "
             f"{d['n_features']} features, {d['n_classes']} classes. "
             + " ".join(d["notes"])
             + f" Seeds: {d['seeds']}.",
-            "",
             "Stages: "
             + "; ".join(
                 f"`{k}` = `{' '.join(v.split())}`" for k, v in d["stages"].items()
             ),
-            "",
             stage_table(result),
-            "",
             method_table(result),
-            "",
-        ]
+        )
     parts += [
-        "## Ours versus the threshold baseline",
-        "",
-        comparison_table(results),
-        "",
-        "## Wall clock (predict_proba)",
-        "",
-        wall_table(results),
-        "",
-        "## Policy learning versus stage fitting",
-        "",
-        policy_table(results),
-        "",
+        *section("Ours versus the threshold baseline", comparison_table(results)),
+        *section("Wall clock (predict_proba)", wall_table(results)),
+        *section("Policy learning versus stage fitting", policy_table(results)),
     ]
     if "grid_search" in results:
         g = results["grid_search"]
-        parts += [
-            "## Grid-search cost",
-            "",
+        parts += section(
+            "Grid-search cost",
             f"`GridSearchCV` on {g['dataset']} ({g['n_rows']} rows, "
             f"{g['outer_cv']}-fold outer CV, n_jobs=1), each search with its own "
             "empty `memory=` cache.",
-            "",
             grid_table(results),
-            "",
-        ]
-    parts += ["## Policy variants", "", *VARIANT_NOTES, "", variant_table(results), ""]
+        )
+    parts += section("Policy variants", VARIANT_NOTES, variant_table(results))
     return "\n".join(parts)
 
 
@@ -631,54 +506,3 @@ VARIANT_NOTES = [
     "`HistGradientBoostingClassifier(max_iter=50, max_leaf_nodes=15)`. The row "
     "linear/history/True is the estimator's default.",
 ]
-
-
-def jsonable(value):
-    """Replace numpy scalars and arrays, and NaN, by JSON-friendly values."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-#: Markers of the section of RESULTS.md and EARLY_EXIT_RESULTS.md written by
-#: ``python -m benchmarks.run_budgets``; the other runners keep it.
-BUDGETS_BEGIN = "<!-- budgets:begin (written by python -m benchmarks.run_budgets) -->"
-BUDGETS_END = "<!-- budgets:end -->"
-
-
-def _split_section(text: str):
-    """``(before, section, after)`` around the budgets section, or None."""
-    if BUDGETS_BEGIN not in text or BUDGETS_END not in text:
-        return None
-    head, rest = text.split(BUDGETS_BEGIN, 1)
-    section, tail = rest.split(BUDGETS_END, 1)
-    return head, BUDGETS_BEGIN + section + BUDGETS_END, tail
-
-
-def write_budgets_section(path, section: str) -> None:
-    """Put ``section`` (markers included) into ``path``, replacing an older one."""
-    current = path.read_text() if path.exists() else ""
-    parts = _split_section(current)
-    if parts is None:
-        text = current.rstrip("\n") + "\n\n" + section.strip("\n") + "\n"
-    else:
-        head, _, tail = parts
-        text = head + section.strip("\n") + tail
-    path.write_text(text)
-
-
-def write_keeping_budgets_section(path, text: str) -> None:
-    """Write ``text`` to ``path``, keeping the budgets section already there."""
-    current = path.read_text() if path.exists() else ""
-    parts = _split_section(current)
-    path.write_text(text)
-    if parts is not None:
-        write_budgets_section(path, parts[1])

@@ -22,7 +22,6 @@ Writes ``benchmarks/results/budgets.json`` and the budget sections of
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 import warnings
@@ -41,15 +40,18 @@ from skadaptive.stages import exit_probas
 
 from . import datasets
 from . import early_exit_data as ee_data
-from .frontier import StageOutputs
-from .report import (
+from ._tables import (
     BUDGETS_BEGIN,
     BUDGETS_END,
+    command_line,
+    environment,
     jsonable,
+    section,
     table,
     write_budgets_section,
+    write_json,
 )
-from .run_cascade import _environment
+from .frontier import StageOutputs
 
 HERE = Path(__file__).resolve().parent
 COMMAND = "python -m benchmarks.run_budgets"
@@ -275,37 +277,39 @@ def _pct(x) -> str:
     return f"{100 * x:.1f} %"
 
 
+HEADERS = [
+    "budget",
+    "ours test acc.",
+    "baseline test acc.",
+    "gain (points)",
+    "ours spent: policy rows / expected / test",
+    "baseline spent: policy rows / test",
+    "budget_status_",
+    "ours acc.: policy rows / expected",
+    "chosen scores",
+    "fit s",
+]
+
+
 def markdown(results: list[dict], info: dict) -> str:
     lines = [
         BEGIN,
-        "## Budgets: the default estimator against tuned per-stage thresholds",
-        "",
-        f"Produced by `{COMMAND}` ({info['date']}, {info['seconds']:.0f} s; "
-        f"{info['environment']}). Stages fitted on two thirds of the train "
-        "rows and frozen, the policy learned on the other third (the held-out "
-        "policy rows), test rows scored once. **Ours** is the default "
-        'estimator (`policy="linear"`) with `budget=`; the **baseline** is one '
-        "max-probability threshold per stage, the most accurate combination "
-        "within the same budget on the same policy rows (the better of an "
-        "exhaustive quantile grid and the package's exact search). *Spent* is "
-        "cost / budget: on the policy rows (in sample), estimated out of "
-        "sample by 5-fold cross-fitting of the policy (`expected_cost_`), and "
-        "on the test rows. Seeds: data and models 0, policy folds 0.",
-        "",
+        *section(
+            "Budgets: the default estimator against tuned per-stage thresholds",
+            f"Produced by `{COMMAND}` ({info['date']}, {info['seconds']:.0f} s; "
+            f"{info['environment']}). Stages fitted on two thirds of the train "
+            "rows and frozen, the policy learned on the other third (the held-out "
+            "policy rows), test rows scored once. **Ours** is the default "
+            'estimator (`policy="linear"`) with `budget=`; the **baseline** is one '
+            "max-probability threshold per stage, the most accurate combination "
+            "within the same budget on the same policy rows (the better of an "
+            "exhaustive quantile grid and the package's exact search). *Spent* is "
+            "cost / budget: on the policy rows (in sample), estimated out of "
+            "sample by 5-fold cross-fitting of the policy (`expected_cost_`), and "
+            "on the test rows. Seeds: data and models 0, policy folds 0.",
+        ),
     ]
     for result in results:
-        lines += [
-            f"### {result['name']} ({result['kind'].replace('_', ' ')}; "
-            f"{result['n_policy_rows']} policy rows, {result['n_test_rows']} test "
-            "rows)",
-            "",
-            "Normalised cumulative costs: "
-            + ", ".join(f"{c:.3f}" for c in result["normalized_cumulative_costs"])
-            + "; stage test accuracies: "
-            + ", ".join(_pct(a) for a in result["stage_test_accuracies"])
-            + ".",
-            "",
-        ]
         rows = []
         for p in result["points"]:
             if "unreachable" in p:
@@ -331,33 +335,24 @@ def markdown(results: list[dict], info: dict) -> str:
                     f"{p['fit_seconds']:.1f}",
                 ]
             )
-        lines.append(
-            table(
-                [
-                    "budget",
-                    "ours test acc.",
-                    "baseline test acc.",
-                    "gain (points)",
-                    "ours spent: policy rows / expected / test",
-                    "baseline spent: policy rows / test",
-                    "budget_status_",
-                    "ours acc.: policy rows / expected",
-                    "chosen scores",
-                    "fit s",
-                ],
-                rows,
-            )
-        )
         t = result["timing"]
-        lines += [
-            "",
+        lines += section(
+            f"{result['name']} ({result['kind'].replace('_', ' ')}; "
+            f"{result['n_policy_rows']} policy rows, {result['n_test_rows']} test "
+            "rows)",
+            "Normalised cumulative costs: "
+            + ", ".join(f"{c:.3f}" for c in result["normalized_cumulative_costs"])
+            + "; stage test accuracies: "
+            + ", ".join(_pct(a) for a in result["stage_test_accuracies"])
+            + ".",
+            table(rows, HEADERS),
             f"Mean gain {result['mean_gain_points']:+.2f} points. Policy fit for "
             f"a cost weight {t['cost_weight_fit_seconds']:.2f} s (policy plus its "
             "5-fold out-of-sample estimate); reading `frontier_` adds "
             f"{t['frontier_seconds']:.2f} s (the 31-point trace, computed only "
             "when read).",
-            "",
-        ]
+            level=3,
+        )
     s = summary(results)
     lines += [
         "### Summary",
@@ -383,8 +378,7 @@ def markdown(results: list[dict], info: dict) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small data, smoke run")
+    parser = command_line(__doc__, "small data, smoke run")
     parser.add_argument("--only", nargs="*", help="names of setups to run")
     parser.add_argument(
         "--no-write", action="store_true", help="print only, write no file"
@@ -407,23 +401,17 @@ def main(argv=None) -> None:
                 ),
                 flush=True,
             )
-    env = _environment()
+    env = environment()
     info = {
         "date": time.strftime("%Y-%m-%d"),
         "seconds": time.perf_counter() - start,
-        "environment": f"{env.get('cpu_count', '?')} cores, scikit-learn "
-        f"{env.get('sklearn', env.get('scikit-learn', '?'))}",
+        "environment": f"{env['cpu_count']} cores, scikit-learn {env['scikit-learn']}",
     }
     print(json.dumps(jsonable(summary(results)), indent=1))
     if args.no_write or args.quick:
         return
-    RESULTS_JSON.parent.mkdir(exist_ok=True)
-    RESULTS_JSON.write_text(
-        json.dumps(
-            jsonable({"info": info, "results": results, "summary": summary(results)}),
-            indent=1,
-        )
-    )
+    everything = {"info": info, "results": results, "summary": summary(results)}
+    write_json(RESULTS_JSON, everything, announce=False)
     cascades = [r for r in results if r["kind"] == "cascade"]
     early = [r for r in results if r["kind"] == "early_exit"]
     if cascades:

@@ -13,22 +13,17 @@ held-out probabilities. See ``benchmarks/RESULTS.md`` for the latest numbers.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import shutil
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
-import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
-import skadaptive
-
 from . import datasets, report
+from ._tables import command_line, environment, write_json, write_markdown
 from .baseline import tuned_threshold_points
 from .frontier import Point, bootstrap_ratio, cheapest_within_loss, summarise
 from .ours import (
@@ -282,22 +277,6 @@ def run_grid_search(config: dict, quick: bool) -> dict:
     }
 
 
-def _environment() -> dict:
-    import os
-
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skadaptive": skadaptive.__version__,
-        "threads": "BLAS/OpenMP limited to 1 thread in the main process; stage "
-        "fitting uses n_jobs=2 worker processes (1 thread each)",
-    }
-
-
 def run(quick: bool = False, reuse_cache: bool = False, only=None) -> dict:
     """Run the whole benchmark and return the results (nothing is written)."""
     config = _configuration(quick)
@@ -305,7 +284,10 @@ def run(quick: bool = False, reuse_cache: bool = False, only=None) -> dict:
     start = time.perf_counter()
     results = {"command": COMMAND + (" --quick" if quick else ""), "quick": quick}
     results["config"] = config
-    results["environment"] = _environment()
+    results["environment"] = environment(
+        threads="BLAS/OpenMP limited to 1 thread in the main process; stage "
+        "fitting uses n_jobs=2 worker processes (1 thread each)"
+    )
     with threadpool_limits(1), warnings.catch_warnings():
         if quick:  # the tiny models of the smoke run stop before converging
             warnings.simplefilter("ignore", ConvergenceWarning)
@@ -324,8 +306,7 @@ def run(quick: bool = False, reuse_cache: bool = False, only=None) -> dict:
 
 def main(argv=None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser = command_line(__doc__)
     parser.add_argument(
         "--reuse-cache",
         action="store_true",
@@ -340,15 +321,9 @@ def main(argv=None) -> None:
     results = run(args.quick, args.reuse_cache, args.datasets)
     report.print_summary(results)
     default = CACHE / "quick.json" if args.quick else HERE / "results" / "cascade.json"
-    out = args.out or default
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report.jsonable(results), indent=1))
-    print(f"JSON written to {out}")
+    write_json(args.out or default, results)
     if not args.quick and args.out is None and args.datasets is None:
-        report.write_keeping_budgets_section(
-            HERE / "RESULTS.md", report.markdown(results)
-        )
-        print(f"Markdown written to {HERE / 'RESULTS.md'}")
+        write_markdown(HERE / "RESULTS.md", report.markdown(results))
 
 
 if __name__ == "__main__":

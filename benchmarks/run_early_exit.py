@@ -15,8 +15,6 @@ latest numbers.
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 import warnings
@@ -32,9 +30,8 @@ from skadaptive.stages import exit_probas
 
 from . import early_exit_data as data
 from . import early_exit_report as report
+from ._tables import command_line, environment, write_json, write_markdown
 from .frontier import StageOutputs
-from .report import jsonable, write_keeping_budgets_section
-from .run_cascade import _environment
 from .timing import best_time, tile_rows
 
 HERE = Path(__file__).resolve().parent
@@ -358,11 +355,10 @@ def run(quick: bool = False, only=None) -> dict:
     start = time.perf_counter()
     results = {"command": COMMAND + (" --quick" if quick else ""), "quick": quick}
     results["config"] = config
-    results["environment"] = {
-        **_environment(),
-        "threads": "BLAS/OpenMP limited to 1 thread; the random forest is fitted "
-        "with n_jobs=2 and predicts with n_jobs=1",
-    }
+    results["environment"] = environment(
+        threads="BLAS/OpenMP limited to 1 thread; the random forest is fitted "
+        "with n_jobs=2 and predicts with n_jobs=1"
+    )
     results["datasets"] = {}
     with threadpool_limits(1), warnings.catch_warnings():
         if quick:  # the tiny models of the smoke run may stop before converging
@@ -383,8 +379,7 @@ def run(quick: bool = False, only=None) -> dict:
 
 def main(argv=None) -> None:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser = command_line(__doc__)
     parser.add_argument("--datasets", nargs="+", choices=data.DATASETS, default=None)
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
     args = parser.parse_args(argv)
@@ -393,13 +388,9 @@ def main(argv=None) -> None:
     complete = not args.quick and args.datasets is None
     # Only a full run of every dataset replaces the committed results.
     default = RESULTS_JSON if complete else _scratch_json(args.quick)
-    out = args.out or default
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(jsonable(results), indent=1))
-    print(f"JSON written to {out}")
+    write_json(args.out or default, results)
     if complete and args.out is None:
-        write_keeping_budgets_section(RESULTS_MD, report.markdown(results))
-        print(f"Markdown written to {RESULTS_MD}")
+        write_markdown(RESULTS_MD, report.markdown(results))
 
 
 def _scratch_json(quick: bool) -> Path:

@@ -16,12 +16,10 @@ check that the split network gives the unsplit graph's outputs. See
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from . import onnx_bench, onnx_report
-from .report import jsonable
+from ._tables import command_line, write_json, write_markdown
 
 HERE = Path(__file__).resolve().parent
 COMMANDS = {
@@ -42,22 +40,15 @@ def run(quick: bool = False, device: str = "cpu") -> dict:
 
 def main(argv=None, device: str = "cpu") -> None:
     """Command-line entry point, shared with ``run_onnx_gpu``."""
-    doc = (__doc__ if device == "cpu" else onnx_bench.__doc__).splitlines()[0]
-    parser = argparse.ArgumentParser(description=doc)
-    parser.add_argument(
-        "--quick", action="store_true", help="small smoke run; writes nothing"
-    )
-    args = parser.parse_args(argv)
+    doc = __doc__ if device == "cpu" else onnx_bench.__doc__
+    args = command_line(doc, "small smoke run; writes nothing").parse_args(argv)
     results = run(args.quick, device)
     onnx_report.print_results(results)
     if args.quick:
         return
     json_path, markdown_path = OUTPUTS[device]
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(jsonable(results), indent=1))
-    print(f"JSON written to {json_path}")
-    markdown_path.write_text(onnx_report.markdown(results))
-    print(f"Markdown written to {markdown_path}")
+    write_json(json_path, results)
+    write_markdown(markdown_path, onnx_report.markdown(results))
 
 
 if __name__ == "__main__":

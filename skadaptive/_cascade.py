@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sklearn.utils import Bunch
-from sklearn.utils.validation import check_memory
 
-from ._base import BaseAdaptiveClassifier, fill_shared_docs
-from ._held_out import fit_stages_on_held_out
+from ._base import BaseAdaptiveClassifier
+from ._docs import fill_shared_docs
 from .stages import IndependentStages
 
 
@@ -198,30 +197,13 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
     def _stage_names(self):
         return [name for name, _ in self.estimators]
 
-    def _fit_held_out(self, X, y, classes, sample_weight, fit_params, measure_costs):
-        names, stages = _check_stages(self.estimators)
-        stage_fit_params, splitter_params = self._route_fit_params(
-            sample_weight, fit_params
-        )
-        fit_stages = check_memory(self.memory).cache(
-            fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
-        )
-        held_out = fit_stages(
-            stages,
-            X,
-            y,
-            classes,
-            stage_fit_params,
-            splitter_params,
-            self.cv,
-            measure_costs=measure_costs,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-        )
+    def _source_maker(self):
+        return IndependentStages
+
+    def _keep_fitted(self, held_out) -> None:
+        names, _ = _check_stages(self.estimators)
         self.estimators_ = held_out.estimators
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
-        return held_out
 
     def _stage_source(self):
         return IndependentStages(self.estimators_)

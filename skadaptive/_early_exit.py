@@ -5,110 +5,23 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from sklearn.ensemble import (
-    ExtraTreesClassifier,
-    GradientBoostingClassifier,
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-)
-from sklearn.frozen import FrozenEstimator
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import check_memory
 
-from ._base import (
-    BaseAdaptiveClassifier,
-    check_budget,
-    check_costs,
-    fill_shared_docs,
-)
-from ._held_out import fit_stages_on_held_out, is_frozen
-from .stages import (
-    ChainExits,
-    MultiExitSource,
-    TreeEnsembleExits,
-    exit_probas,
-    measure_exit_seconds_per_row,
+from ._base import BaseAdaptiveClassifier
+from ._costs import check_budget
+from ._docs import fill_shared_docs
+from ._validation import is_frozen
+from .stages import ChainExits, MultiExitSource
+from .stages._backbones import (
+    TREE_ENSEMBLES,
+    as_multi_exit,
+    backbone_source,
+    default_exits,
+    n_trees_of,
+    unwrap,
 )
 from .stages._tree_exits import check_tree_exits
-
-_TREE_ENSEMBLES = (
-    GradientBoostingClassifier,
-    RandomForestClassifier,
-    ExtraTreesClassifier,
-)
-
-
-def _unwrap(estimator):
-    return estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
-
-
-def _n_trees(model) -> int:
-    if isinstance(model, GradientBoostingClassifier):
-        return model.estimators_.shape[0]
-    return len(model.estimators_)
-
-
-def default_exits(n_trees: int) -> tuple[int, ...]:
-    """Five exits at 1/16, 1/8, 1/4, 1/2 and all of ``n_trees`` (distinct, >= 1).
-
-    Examples
-    --------
-    >>> from skadaptive._early_exit import default_exits
-    >>> default_exits(400)
-    (25, 50, 100, 200, 400)
-    >>> default_exits(3)
-    (1, 2, 3)
-    """
-    counts = np.maximum(1, np.round(n_trees / 2.0 ** np.arange(4, -1, -1)))
-    return tuple(int(c) for c in np.unique(counts.astype(int)))
-
-
-def as_multi_exit(fitted, exits) -> MultiExitSource:
-    """The multi-exit source of a fitted backbone.
-
-    A tree ensemble (possibly frozen) gets exits after ``exits`` trees (or
-    :func:`default_exits`); a :class:`~skadaptive.stages.ChainExits` (possibly
-    frozen) and any other :class:`~skadaptive.stages.MultiExitSource` are
-    their own source, whose exits are fixed.
-    """
-    model = _unwrap(fitted)
-    if isinstance(model, _TREE_ENSEMBLES):
-        if exits is None:
-            exits = default_exits(_n_trees(model))
-        return TreeEnsembleExits(model, exits)
-    if exits is not None:
-        raise ValueError(
-            f"exits={exits!r} applies to tree ensembles only; the exits of a "
-            f"{type(model).__name__} are fixed by the model itself. Leave exits "
-            "as None."
-        )
-    return model
-
-
-def backbone_exit_probas(fitted, X, classes, *, exits) -> list[np.ndarray]:
-    """Every exit's probabilities of one fitted backbone, columns in ``classes``."""
-    source = as_multi_exit(fitted, exits)
-    source_classes = np.asarray(source.classes_)
-    probas = exit_probas(source, X)
-    if len(source_classes) == len(classes) and np.array_equal(source_classes, classes):
-        return probas
-    # A cross-validation fold without some class: those columns are 0, as in
-    # cross_val_predict.
-    columns = np.searchsorted(classes, source_classes)
-    full = []
-    for proba in probas:
-        expanded = np.zeros((proba.shape[0], len(classes)))
-        expanded[:, columns] = proba
-        full.append(expanded)
-    return full
-
-
-def measure_backbone_seconds(fitted, X, random_state, *, exits) -> np.ndarray:
-    """Measured seconds per row of each exit's increment of the one backbone."""
-    (backbone,) = fitted
-    return measure_exit_seconds_per_row(
-        as_multi_exit(backbone, exits), X, random_state=random_state
-    )
 
 
 @fill_shared_docs
@@ -247,7 +160,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
 
     # ------------------------------------------------------------------ fit
     def _check_structure(self):
-        model = _unwrap(self.estimator)
+        model = unwrap(self.estimator)
         if isinstance(model, HistGradientBoostingClassifier):
             raise TypeError(
                 "HistGradientBoostingClassifier cannot carry its running score "
@@ -256,10 +169,10 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
                 "GradientBoostingClassifier, or models of growing max_iter in an "
                 "AdaptiveCascadeClassifier."
             )
-        if isinstance(model, _TREE_ENSEMBLES):
+        if isinstance(model, TREE_ENSEMBLES):
             self._check_tree_exits_early(model)
         elif not isinstance(model, ChainExits | MultiExitSource):
-            kinds = ", ".join(cls.__name__ for cls in _TREE_ENSEMBLES)
+            kinds = ", ".join(cls.__name__ for cls in TREE_ENSEMBLES)
             raise TypeError(
                 f"estimator must be a {kinds}, a ChainExits, one of these in a "
                 "FrozenEstimator, or a fitted multi-exit source (run_stage, "
@@ -274,7 +187,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
     def _check_tree_exits_early(self, model) -> None:
         """Refuse bad exits or an unreachable budget before fitting any tree."""
         if is_frozen(self.estimator):
-            n_trees = _n_trees(model)
+            n_trees = n_trees_of(model)
         elif isinstance(model, GradientBoostingClassifier) and (
             model.n_iter_no_change is not None
         ):
@@ -305,31 +218,13 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
     def _stage_names(self):
         return [f"exit {k}" for k in range(self.n_exits_)]
 
-    def _fit_held_out(self, X, y, classes, sample_weight, fit_params, measure_costs):
+    def _source_maker(self):
         exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())
-        stage_fit_params, splitter_params = self._route_fit_params(
-            sample_weight, fit_params
-        )
-        fit_backbone = check_memory(self.memory).cache(
-            fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
-        )
-        held_out = fit_backbone(
-            [self.estimator],
-            X,
-            y,
-            classes,
-            stage_fit_params,
-            splitter_params,
-            self.cv,
-            measure_costs=measure_costs,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-            exit_probas=partial(backbone_exit_probas, exits=exits),
-            measure=partial(measure_backbone_seconds, exits=exits),
-        )
+        return partial(backbone_source, exits=exits)
+
+    def _keep_fitted(self, held_out) -> None:
         (self.estimator_,) = held_out.estimators
-        self.source_ = as_multi_exit(self.estimator_, exits)
+        self.source_ = self._source_maker()(held_out.estimators)
         self.n_exits_ = self.source_.n_stages
         if self.n_exits_ < 2:
             raise ValueError(
@@ -343,36 +238,23 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
                 "exits must not depend on the rows it is fitted on. Fix the "
                 "number of exits, or pass the fitted model in a FrozenEstimator."
             )
-        return held_out
 
-    def _natural_units(self) -> bool:
-        model = _unwrap(self.estimator)
-        if isinstance(model, _TREE_ENSEMBLES):
+    def _has_natural_costs(self) -> bool:
+        model = unwrap(self.estimator)
+        if isinstance(model, TREE_ENSEMBLES):
             return True
         if isinstance(model, ChainExits):
             return False
         return model.default_costs() is not None
 
-    def _measure_costs(self) -> bool:
-        if self.costs is None:
-            return not self._natural_units()
-        return super()._measure_costs()
-
-    def _fitted_costs(self, held_out, measure_costs):
-        if self.costs is None and not measure_costs:
-            return check_costs(self.source_.default_costs(), self._stage_names())
-        return super()._fitted_costs(held_out, measure_costs)
+    def _natural_costs(self) -> tuple:
+        if not self._has_natural_costs():
+            return None, None
+        return self.source_.default_costs(), getattr(self.source_, "cost_unit", None)
 
     def _alone_costs(self, incremental) -> np.ndarray:
         # An exit shares the computation before it: alone, it costs all of it.
         return np.cumsum(incremental)
-
-    def _cost_unit(self) -> str | None:
-        if self.costs is None:
-            if self._measure_costs():
-                return "seconds"
-            return getattr(self.source_, "cost_unit", None)
-        return super()._cost_unit()
 
     def _stage_source(self):
         return self.source_

@@ -17,53 +17,31 @@ import time
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
-from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import Bunch, _safe_indexing
 from sklearn.utils.validation import _check_method_params, _num_samples
 
-from .stages import OnnxClassifier, measure_seconds_per_row
+from ._validation import is_frozen
+from .stages import IndependentStages, exit_probas, measure_exit_seconds_per_row
 
 
-def is_frozen(estimator) -> bool:
-    """Whether a stage is used as given (never fitted by us).
+def exits_in_class_order(source, X, classes: np.ndarray) -> list[np.ndarray]:
+    """Every exit's probabilities of ``source`` on ``X``, one column per class.
 
-    A ``FrozenEstimator``; an :class:`~skadaptive.stages.OnnxClassifier`,
-    whose model is trained already (its ``fit`` only checks inputs, so
-    cross-fitting it would only repeat the same answers); or a ready
-    multi-exit source that cannot be fitted (it has ``run_stage`` but no
-    ``fit``, as a split ONNX network).
+    A member fitted on a cross-validation fold that lacked a class has no
+    column for it; that class gets probability 0, as in ``cross_val_predict``.
     """
-    return isinstance(estimator, FrozenEstimator | OnnxClassifier) or (
-        hasattr(estimator, "run_stage") and not hasattr(estimator, "fit")
-    )
-
-
-def proba_in_class_order(estimator, X, classes: np.ndarray) -> np.ndarray:
-    """``estimator.predict_proba(X)`` with one column per entry of ``classes``.
-
-    A stage fitted on a cross-validation fold that lacked a class has no column
-    for it; that class gets probability 0, as in ``cross_val_predict``.
-    """
-    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
-    stage_classes = np.asarray(estimator.classes_)
-    if len(stage_classes) == len(classes) and np.array_equal(stage_classes, classes):
-        return proba
-    full = np.zeros((proba.shape[0], len(classes)))
-    full[:, np.searchsorted(classes, stage_classes)] = proba
+    probas = exit_probas(source, X)
+    source_classes = np.asarray(source.classes_)
+    if len(source_classes) == len(classes) and np.array_equal(source_classes, classes):
+        return probas
+    columns = np.searchsorted(classes, source_classes)
+    full = []
+    for proba in probas:
+        expanded = np.zeros((proba.shape[0], len(classes)))
+        expanded[:, columns] = proba
+        full.append(expanded)
     return full
-
-
-def single_exit_probas(estimator, X, classes: np.ndarray) -> list[np.ndarray]:
-    """The probabilities of a single-exit stage, as a one-element list."""
-    return [proba_in_class_order(estimator, X, classes)]
-
-
-def measure_stage_seconds(estimators, X, random_state) -> np.ndarray:
-    """Measured seconds per row of each independent stage's ``predict_proba``."""
-    return measure_seconds_per_row(
-        [est.predict_proba for est in estimators], X, random_state=random_state
-    )
 
 
 def _fit_one(estimator, X, y, fit_params, train):
@@ -74,10 +52,10 @@ def _fit_one(estimator, X, y, fit_params, train):
 
 
 def _fit_and_predict_fold(
-    estimator, X, y, fit_params, train, test, classes, exit_probas
+    estimator, X, y, fit_params, train, test, classes, make_source
 ):
     fitted = _fit_one(estimator, X, y, fit_params, train)
-    return exit_probas(fitted, _safe_indexing(X, test), classes)
+    return exits_in_class_order(make_source([fitted]), _safe_indexing(X, test), classes)
 
 
 def _check_same_exit_count(folds: list[list], estimator) -> None:
@@ -115,20 +93,18 @@ def fit_stages_on_held_out(
     random_state,
     n_jobs=None,
     verbose: int = 0,
-    exit_probas=single_exit_probas,
-    measure=measure_stage_seconds,
+    make_source=IndependentStages,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
     Parameters
     ----------
-    exit_probas : callable, default=single_exit_probas
-        ``exit_probas(fitted, X, classes)`` returns the list of probability
-        arrays of every exit of one fitted member (one for a cascade stage,
-        several for a multi-exit model), columns in the order of ``classes``.
-    measure : callable, default=measure_stage_seconds
-        ``measure(fitted_members, X, random_state)`` returns the measured
-        seconds per row of every exit, in order.
+    make_source : callable, default=IndependentStages
+        ``make_source(fitted_members)`` returns the
+        :class:`~skadaptive.engine.StageSource` that runs their exits (one
+        per cascade stage, several for a multi-exit model); it gives the
+        held-out probabilities and, with ``measure_costs``, is timed by
+        :func:`~skadaptive.stages.measure_exit_seconds_per_row`.
 
     Returns
     -------
@@ -162,7 +138,7 @@ def fit_stages_on_held_out(
                 train,
                 test,
                 classes,
-                exit_probas,
+                make_source,
             )
             for k in to_fit
             for train, test in splits
@@ -192,11 +168,19 @@ def fit_stages_on_held_out(
         proba
         for k, est in enumerate(final)
         for proba in (
-            held_out[k] if k in held_out else exit_probas(est, X_policy, classes)
+            held_out[k]
+            if k in held_out
+            else exits_in_class_order(make_source([est]), X_policy, classes)
         )
     ]
     stage_fit_seconds = time.perf_counter() - start
-    seconds_per_row = measure(final, X_policy, random_state) if measure_costs else None
+    seconds_per_row = (
+        measure_exit_seconds_per_row(
+            make_source(final), X_policy, random_state=random_state
+        )
+        if measure_costs
+        else None
+    )
     return Bunch(
         estimators=final,
         stage_probas=stage_probas,

@@ -51,7 +51,7 @@ def pytest_configure(config):
         phases=[Phase.explicit, Phase.generate],
     )
     settings.load_profile("budget-mutant")
-    from skadaptive.policies import _search, _thresholds
+    from skadaptive.policies import _policy_search, _thresholds
 
     original = _thresholds.budget_thresholds
 
@@ -63,4 +63,4 @@ def pytest_configure(config):
         raise ValueError(f"Unknown SKADAPTIVE_BUDGET_MUTANT {mutant!r}.")
 
     _thresholds.budget_thresholds = broken
-    _search.budget_thresholds = broken
+    _policy_search.budget_thresholds = broken

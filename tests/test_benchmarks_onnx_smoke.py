@@ -17,7 +17,7 @@ run_onnx = pytest.importorskip("benchmarks.run_onnx")
 run_onnx_gpu = pytest.importorskip("benchmarks.run_onnx_gpu")
 onnx_bench = pytest.importorskip("benchmarks.onnx_bench")
 onnx_report = pytest.importorskip("benchmarks.onnx_report")
-report = pytest.importorskip("benchmarks.report")
+tables = pytest.importorskip("benchmarks._tables")
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUPS = {"cascade", "multi_exit_macs", "multi_exit_auto"}
@@ -74,7 +74,7 @@ def test_markdown_and_json(results):
         assert section in text
     if not results["environment"]["cuda_usable"]:
         assert "No CUDA GPU was available" in text
-    json.dumps(report.jsonable(results))
+    json.dumps(tables.jsonable(results))
 
 
 def test_quick_writes_nothing(monkeypatch, tmp_path, results):

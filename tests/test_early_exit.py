@@ -383,18 +383,32 @@ def test_early_stopped_boosting_works_frozen():
     assert ee.predict(X_test).shape == y_test.shape
 
 
+class _RowCounting(LogisticRegression):
+    def fit(self, X, y):
+        self.n_rows_ = len(X)
+        return super().fit(X, y)
+
+
+class _ExitsByRows:
+    """A source with one more exit when its member was fitted on odd rows."""
+
+    def __init__(self, members):
+        (self.member,) = members
+        self.classes_ = self.member.classes_
+        self.n_stages = 2 + self.member.n_rows_ % 2
+
+    def run_stage(self, stage, X_rows, state):
+        n_classes = len(self.classes_)
+        return np.full((len(X_rows), n_classes), 1 / n_classes), None
+
+
 def test_members_whose_exit_count_depends_on_the_fold_are_refused():
     from skadaptive._held_out import fit_stages_on_held_out
 
     X, _, y, _ = _data()
-
-    def exits_by_rows(fitted, X_test, classes):
-        n_exits = 2 + len(X_test) % 2  # odd and even fold sizes
-        return [np.full((len(X_test), len(classes)), 1 / len(classes))] * n_exits
-
     with pytest.raises(ValueError, match=r"different number of exits.*\[2, 3\]"):
         fit_stages_on_held_out(
-            [LogisticRegression()],
+            [_RowCounting()],
             X[:101],
             y[:101],
             np.unique(y),
@@ -403,5 +417,5 @@ def test_members_whose_exit_count_depends_on_the_fold_are_refused():
             cv=2,
             measure_costs=False,
             random_state=0,
-            exit_probas=exits_by_rows,
+            make_source=_ExitsByRows,
         )

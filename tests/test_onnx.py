@@ -29,12 +29,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.engine import route
-from skadaptive.stages import OnnxClassifier, OnnxMultiExit, _onnx
+from skadaptive.stages import OnnxClassifier, OnnxMultiExit
 from skadaptive.stages._multi_exit import (
     MultiExitSource,
     exit_probas,
     measure_exit_seconds_per_row,
 )
+from skadaptive.stages.onnx import _classifier, _io
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -175,11 +176,11 @@ def test_auto_decides_row_by_row():
     # Rows that are probabilities stay as they are; other rows get a softmax,
     # whatever the rest of the batch holds.
     scores = np.array([[0.2, 0.3, 0.5], [2.0, -1.0, 0.5], [0.0, 1.0, 0.0]])
-    proba = _onnx._to_proba(scores, "auto", None, 3, 3, "out")
+    proba = _io._to_proba(scores, "auto", None, 3, 3, "out")
     np.testing.assert_allclose(proba[0], scores[0])
     np.testing.assert_allclose(proba[1], softmax(scores[1]))
     np.testing.assert_allclose(proba[2], scores[2])
-    alone = _onnx._to_proba(scores[1:2], "auto", None, 3, 1, "out")
+    alone = _io._to_proba(scores[1:2], "auto", None, 3, 1, "out")
     np.testing.assert_allclose(alone[0], proba[1])
 
 
@@ -253,14 +254,14 @@ def test_threads_share_one_session(monkeypatch, digits):
     X, _ = digits
     expected = _clf("medium").predict_proba(X)
     created = []
-    make_session = _onnx._create_session
+    make_session = _classifier._create_session
 
     def slow_create(*args, **kwargs):
         created.append(threading.get_ident())
         time.sleep(0.05)  # widen the window in which threads would race
         return make_session(*args, **kwargs)
 
-    monkeypatch.setattr(_onnx, "_create_session", slow_create)
+    monkeypatch.setattr(_classifier, "_create_session", slow_create)
     clf = _clf("medium")
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda _: clf.predict_proba(X), range(16)))
@@ -416,7 +417,8 @@ def test_error_onnxruntime_missing(monkeypatch, digits):
 
 def test_importing_skadaptive_imports_no_onnx():
     code = (
-        "import sys, skadaptive, skadaptive.stages._onnx; "
+        "import sys, skadaptive, skadaptive.stages.onnx._classifier, "
+        "skadaptive.stages.onnx._multi_exit; "
         "assert 'onnxruntime' not in sys.modules and 'onnx' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

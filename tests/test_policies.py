@@ -21,7 +21,8 @@ from skadaptive.policies import (
     risk_minimising_threshold,
     schedule_thresholds,
 )
-from skadaptive.policies._heuristics import first_reaching, shared_threshold_table
+from skadaptive.policies._heuristics import shared_threshold_table
+from skadaptive.policies._thresholds import first_reaching
 
 
 def _three_stage_problem(n_rows=600, seed=0):

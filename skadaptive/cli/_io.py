@@ -179,7 +179,7 @@ def load_stage(path: str, classes: np.ndarray, X, y):
     file = _existing(path)
     suffix = file.suffix.lower()
     if suffix == ".onnx":
-        from ..stages._onnx import OnnxClassifier
+        from ..stages.onnx import OnnxClassifier
 
         try:
             model = OnnxClassifier(str(file), classes=classes).fit(X, y)

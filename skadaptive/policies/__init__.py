@@ -16,42 +16,56 @@ Families (the estimators' ``policy`` parameter):
 :func:`make_policy_search` fits any family for a ``cost_weight`` or a budget and
 traces its frontier of accuracy against cost.
 
-The rule classes (``ExitRule``, ``HeuristicRule``, ``EENetRule``) and
-``PolicyEvaluation`` are importable from here for inspection of a fitted
-``policy_``, but are not part of the stable API.
+Modules: ``_policy`` (the policy and rule types and what a policy achieves),
+``_policy_search`` (what every family's search does), one module per family
+with its search (``_bottom_up``, ``_eenet``, ``_heuristics``), ``_selection``
+(choosing a policy out of sample), ``_thresholds`` (per-exit thresholds for a
+budget or a cost weight) and ``_search`` (the factory).
+
+The rule classes (``ExitRule``, ``HeuristicRule``, ``EENetRule``), the
+searches and ``PolicyEvaluation`` are importable from here for inspection of
+a fitted ``policy_``, but are not part of the stable API (``__all__``).
 """
 
-# Importable for inspecting a fitted policy_, outside __all__ (not stable API):
-# ExitRule, EENetRule, EENetScorers, HeuristicRule, PolicyEvaluation,
-# evaluate_policy, first_stage_policy.
 from ._bottom_up import (  # noqa: F401
     POLICY_FAMILIES,
-    CascadePolicy,
+    BolukbasiSearch,
     ExitRule,
     check_policy_learner,
+    first_stage_policy,
     fit_bottom_up_policy,
     risk_minimising_threshold,
 )
 from ._eenet import (  # noqa: F401
     EENetRule,
     EENetScorers,
+    EENetSearch,
     fit_eenet_scorers,
     schedule_thresholds,
 )
-from ._features import FEATURE_SETS, confidence_features, policy_features
-from ._heuristics import HEURISTICS, HeuristicRule, heuristic_score  # noqa: F401
-from ._losses import LOSSES, per_row_loss
-from ._search import (  # noqa: F401
-    DEFAULT_COST_WEIGHTS,
-    POLICIES,
-    PolicyEvaluation,
-    PolicySearch,
-    check_policy,
-    evaluate_policy,
-    first_stage_policy,
-    make_policy_search,
+from ._features import (  # noqa: F401
+    FEATURE_SETS,
+    HEURISTICS,
+    confidence_features,
+    heuristic_score,
+    policy_features,
 )
+from ._heuristics import HeuristicSearch  # noqa: F401
+from ._losses import LOSSES, per_row_loss  # noqa: F401
+from ._policy import (  # noqa: F401
+    CascadePolicy,
+    HeuristicRule,
+    PolicyEvaluation,
+    ThresholdRule,
+    evaluate_policy,
+)
+from ._policy_search import DEFAULT_COST_WEIGHTS, PolicySearch  # noqa: F401
+from ._search import POLICIES, check_policy, make_policy_search  # noqa: F401
 
+# What a user writes a custom policy against (the engine asks a policy only
+# for ``exits(stage, history)``), and the names of the built-in families. The
+# other names above are importable for inspecting a fitted ``policy_`` and for
+# the package's own modules, but are not stable API.
 __all__ = [
     "CascadePolicy",
     "DEFAULT_COST_WEIGHTS",
@@ -61,15 +75,12 @@ __all__ = [
     "POLICIES",
     "POLICY_FAMILIES",
     "PolicySearch",
+    "ThresholdRule",
     "check_policy",
-    "check_policy_learner",
     "confidence_features",
-    "fit_bottom_up_policy",
-    "fit_eenet_scorers",
+    "evaluate_policy",
     "heuristic_score",
     "make_policy_search",
     "per_row_loss",
     "policy_features",
-    "risk_minimising_threshold",
-    "schedule_thresholds",
 ]

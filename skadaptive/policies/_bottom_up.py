@@ -4,11 +4,17 @@ Stage k's policy decides "answer now" (1) or "defer" (0). Walking from the last
 stage down, the risk of exiting at k is ``loss_k + cost_weight * C_k`` and the risk
 of deferring is the risk the *learned* downstream policies achieve, so each stage
 is a weighted binary classification whose weights are the risk differences.
+
+:class:`BolukbasiSearch` is the family's search: rules for a ``cost_weight``,
+and for a budget rules learned around the budget's price of cost, each with
+per-exit thresholds moved for the budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from functools import partial
+from itertools import product
 
 import numpy as np
 from sklearn.base import clone, is_classifier
@@ -16,8 +22,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils.validation import has_fit_parameter
 
+from ._eenet import eenet_exits, fit_eenet_scorers
 from ._features import policy_features
 from ._losses import per_row_loss
+from ._policy import CascadePolicy, ScoredExits, ThresholdRule
+from ._policy_search import PolicySearch
 from ._thresholds import cut_table, weighted_standardisation
 
 #: The rule families of Bolukbasi policies that are named by a string.
@@ -25,7 +34,7 @@ POLICY_FAMILIES = ("linear", "constant")
 
 
 @dataclass
-class ExitRule:
+class ExitRule(ThresholdRule):
     """Decision after one stage: exit where ``score(features) >= threshold``.
 
     ``learner`` is ``None`` for a constant rule, whose score is 0 everywhere, so a
@@ -45,83 +54,6 @@ class ExitRule:
             return np.zeros(n_rows)
         features = (policy_features(history, self.feature_set) - self.mean) / self.scale
         return _exit_score(self.learner, features)
-
-    def exits(self, history: list[np.ndarray]) -> np.ndarray:
-        """Boolean mask of the rows that exit after this stage."""
-        return self.score(history) >= self.threshold
-
-
-@dataclass
-class CascadePolicy:
-    """An exit policy: one rule per stage but the last, which always answers.
-
-    The fitted ``policy_`` of both estimators, whatever the policy family.
-
-    Parameters
-    ----------
-    rules : list of rules
-        Rule ``k`` decides after stage ``k``; a rule has ``exits(history)``
-        returning a boolean mask of the rows that stop there.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skadaptive.policies import CascadePolicy, heuristic_score
-    >>> from skadaptive.policies._heuristics import HeuristicRule
-    >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
-    >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4]])
-    >>> costly = np.array([[0.2, 0.8], [0.1, 0.9]])
-    >>> policy.exit_stage([cheap, costly])
-    array([0, 1])
-    """
-
-    rules: list[ExitRule] = field(default_factory=list)
-
-    @property
-    def n_stages(self) -> int:
-        """Number of stages: one more than the rules."""
-        return len(self.rules) + 1
-
-    def exits(self, stage: int, history: list[np.ndarray]) -> np.ndarray:
-        """Rows that stop after ``stage`` (0-based) given the stages run so far.
-
-        Parameters
-        ----------
-        stage : int
-        history : list of ndarray of shape (n_rows, n_classes)
-            Probabilities of stages ``0..stage`` for the rows still running.
-
-        Returns
-        -------
-        exits : ndarray of bool of shape (n_rows,)
-        """
-        if stage == self.n_stages - 1:
-            return np.ones(history[-1].shape[0], dtype=bool)
-        return self.rules[stage].exits(history)
-
-    def exit_stage(self, stage_probas: list[np.ndarray]) -> np.ndarray:
-        """Stage that answers each row when every stage's probabilities are known.
-
-        Used offline on held-out probabilities; prediction runs the same rules on
-        compacted rows (see :mod:`skadaptive.engine`) and gets the same answer.
-
-        Parameters
-        ----------
-        stage_probas : list of ndarray of shape (n_rows, n_classes)
-            Every stage's probabilities for the same rows.
-
-        Returns
-        -------
-        exit_stage : ndarray of shape (n_rows,)
-        """
-        n_rows = stage_probas[0].shape[0]
-        exit_stage = np.full(n_rows, self.n_stages - 1)
-        undecided = np.ones(n_rows, dtype=bool)
-        for stage, rule in enumerate(self.rules):
-            exits = undecided & rule.exits(stage_probas[: stage + 1])
-            exit_stage[exits] = stage
-            undecided &= ~exits
-        return exit_stage
 
 
 def _exit_score(learner, features: np.ndarray) -> np.ndarray:
@@ -354,3 +286,80 @@ def _fit_exit_rule(
             _exit_score(learner, standardised), exit_risk, defer_risk, weight
         )
     return rule
+
+
+#: Cost weights, relative to the one at which per-stage max-probability
+#: thresholds just meet a budget, at which Bolukbasi rules are learned for it.
+_RULE_WEIGHT_FACTORS = (0.3, 1.0, 3.0)
+
+
+def first_stage_policy(n_stages: int) -> CascadePolicy:
+    """The cheapest policy: every row exits at the first stage."""
+    rules = [ExitRule("confidence", threshold=-np.inf)]
+    rules += [ExitRule("confidence", threshold=np.inf) for _ in range(n_stages - 2)]
+    return CascadePolicy(rules)
+
+
+class BolukbasiSearch(PolicySearch):
+    """Rules learned bottom-up as weighted binary problems (the default)."""
+
+    def __init__(self, *args, learner="linear", feature_set, tune_threshold):
+        super().__init__(*args)
+        self.learner = learner
+        self.options = dict(feature_set=feature_set, tune_threshold=tune_threshold)
+        self.keywords = dict(learner=learner, **self.options)
+
+    def fit(self, cost_weight, feature_set=None):
+        options = dict(self.options)
+        if feature_set is not None:
+            options["feature_set"] = feature_set
+        return fit_bottom_up_policy(
+            self.stage_probas,
+            self.y_encoded,
+            self.cumulative_cost,
+            cost_weight,
+            loss=self.loss,
+            policy=self.learner,
+            sample_weight=self.sample_weight,
+            **options,
+        )
+
+    def _scored_exits(self, normalized_budget):
+        # A rule learned at cost weight lam ranks rows by how much deferring
+        # them is worth at that price of cost; the price at which a budget
+        # binds is about the one where max-probability thresholds meet it.
+        # Rules that also see the whole probability vector are tried too: on
+        # the benchmarks they ranked rows better at some budgets, and which
+        # kind is kept is decided out of sample. So are EENet's correctness
+        # scores, which depend on no cost weight.
+        weight = self.budget_weight(normalized_budget)
+        feature_sets = [self.options["feature_set"]]
+        if feature_sets[0] != "probabilities":
+            feature_sets.append("probabilities")
+        candidates = []
+        for feature_set, factor in product(feature_sets, _RULE_WEIGHT_FACTORS):
+            lam = factor * weight
+            policy = self.fit(lam, feature_set)
+            scores = np.stack(
+                [
+                    rule.score(self.stage_probas[: stage + 1])
+                    for stage, rule in enumerate(policy.rules)
+                ]
+            )
+            candidates.append(
+                ScoredExits(
+                    scores,
+                    partial(_with_thresholds, policy.rules),
+                    lam,
+                    kind=f"rules on {feature_set} x{factor:g}",
+                )
+            )
+        eenet = fit_eenet_scorers(self.stage_probas, self.y_encoded, self.sample_weight)
+        candidates.append(eenet_exits(eenet, self.stage_probas))
+        return candidates
+
+
+def _with_thresholds(rules, thresholds) -> CascadePolicy:
+    return CascadePolicy(
+        [replace(rule, threshold=float(t)) for rule, t in zip(rules, thresholds)]
+    )

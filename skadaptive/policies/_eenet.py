@@ -25,6 +25,8 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from ._features import confidence_features
+from ._policy import CascadePolicy, ScoredExits, ThresholdRule
+from ._policy_search import PolicySearch
 from ._thresholds import (
     ThresholdProblem,
     lagrangian_thresholds,
@@ -129,7 +131,7 @@ def fit_eenet_scorers(
 
 
 @dataclass
-class EENetRule:
+class EENetRule(ThresholdRule):
     """Exit after stage ``stage`` where its scorer's output reaches ``threshold``."""
 
     scorers: EENetScorers
@@ -139,10 +141,6 @@ class EENetRule:
     def score(self, history: list[np.ndarray]) -> np.ndarray:
         """Predicted probability that this stage's answer is correct."""
         return self.scorers.scores(history[: self.stage + 1])[self.stage]
-
-    def exits(self, history: list[np.ndarray]) -> np.ndarray:
-        """Boolean mask of the rows that exit after this stage."""
-        return self.score(history) >= self.threshold
 
 
 def schedule_thresholds(
@@ -176,3 +174,33 @@ def schedule_thresholds(
     n_stages = len(stage_risk)
     problem = ThresholdProblem(scores, stage_risk, np.zeros(n_stages), weight)
     return lagrangian_thresholds(problem, 0.0)
+
+
+class EENetSearch(PolicySearch):
+    """Learned correctness scores per exit, then per-exit thresholds."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.scorers = fit_eenet_scorers(
+            self.stage_probas, self.y_encoded, self.sample_weight
+        )
+        self.scores = np.stack(self.scorers.scores(self.stage_probas[:-1]))
+
+    def fit(self, cost_weight):
+        thresholds = schedule_thresholds(
+            self.scores, self.stage_risk(cost_weight), self.weight
+        )
+        return eenet_exits(self.scorers, self.stage_probas).make_policy(thresholds)
+
+    def _scored_exits(self, normalized_budget):
+        return [eenet_exits(self.scorers, self.stage_probas)]
+
+
+def eenet_exits(scorers, stage_probas) -> ScoredExits:
+    def make_policy(thresholds):
+        return CascadePolicy(
+            [EENetRule(scorers, k, float(t)) for k, t in enumerate(thresholds)]
+        )
+
+    scores = np.stack(scorers.scores(stage_probas[:-1]))
+    return ScoredExits(scores, make_policy, kind="eenet scores")

@@ -85,3 +85,50 @@ def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
     if kind == "probabilities":
         columns.append(np.asarray(current, dtype=np.float64))
     return np.hstack(columns)
+
+
+#: The heuristic policy families, each with one shared threshold.
+HEURISTICS = ("max_proba", "entropy", "patience")
+
+
+def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
+    """Confidence of the last stage in ``history``; higher means exit sooner.
+
+    Parameters
+    ----------
+    kind : {"max_proba", "entropy", "patience"}
+        ``"max_proba"``: the largest class probability. ``"entropy"``: one minus
+        the entropy divided by ``log(n_classes)``. ``"patience"``: the number of
+        consecutive stages, ending at the last, that predict the same class.
+    history : list of ndarray of shape (n_samples, n_classes)
+        Probabilities of the stages run so far, in order.
+
+    Returns
+    -------
+    score : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import heuristic_score
+    >>> history = [np.array([[0.6, 0.4]]), np.array([[0.3, 0.7]]),
+    ...            np.array([[0.2, 0.8]])]
+    >>> heuristic_score("patience", history)
+    array([2.])
+    >>> heuristic_score("max_proba", history)
+    array([0.8])
+    """
+    current = np.asarray(history[-1], dtype=np.float64)
+    if kind == "max_proba":
+        return current.max(axis=1)
+    if kind == "entropy":
+        return 1.0 - confidence_features(current)[:, 2]
+    if kind == "patience":
+        label = np.argmax(current, axis=1)
+        run = np.ones(current.shape[0])
+        unbroken = np.ones(current.shape[0], dtype=bool)
+        for earlier in reversed(history[:-1]):
+            unbroken &= np.argmax(earlier, axis=1) == label
+            run += unbroken
+        return run
+    raise ValueError(f"Unknown heuristic {kind!r}; expected one of {HEURISTICS}.")

@@ -9,75 +9,15 @@ stage and chosen on held-out rows for a ``cost_weight`` or a budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import replace
 
 import numpy as np
 
-from ._features import confidence_features
-from ._thresholds import cuts_between, first_reaching  # noqa: F401
-
-#: The heuristic policy families, each with one shared threshold.
-HEURISTICS = ("max_proba", "entropy", "patience")
-
-
-def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
-    """Confidence of the last stage in ``history``; higher means exit sooner.
-
-    Parameters
-    ----------
-    kind : {"max_proba", "entropy", "patience"}
-        ``"max_proba"``: the largest class probability. ``"entropy"``: one minus
-        the entropy divided by ``log(n_classes)``. ``"patience"``: the number of
-        consecutive stages, ending at the last, that predict the same class.
-    history : list of ndarray of shape (n_samples, n_classes)
-        Probabilities of the stages run so far, in order.
-
-    Returns
-    -------
-    score : ndarray of shape (n_samples,)
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skadaptive.policies import heuristic_score
-    >>> history = [np.array([[0.6, 0.4]]), np.array([[0.3, 0.7]]),
-    ...            np.array([[0.2, 0.8]])]
-    >>> heuristic_score("patience", history)
-    array([2.])
-    >>> heuristic_score("max_proba", history)
-    array([0.8])
-    """
-    current = np.asarray(history[-1], dtype=np.float64)
-    if kind == "max_proba":
-        return current.max(axis=1)
-    if kind == "entropy":
-        return 1.0 - confidence_features(current)[:, 2]
-    if kind == "patience":
-        label = np.argmax(current, axis=1)
-        run = np.ones(current.shape[0])
-        unbroken = np.ones(current.shape[0], dtype=bool)
-        for earlier in reversed(history[:-1]):
-            unbroken &= np.argmax(earlier, axis=1) == label
-            run += unbroken
-        return run
-    raise ValueError(f"Unknown heuristic {kind!r}; expected one of {HEURISTICS}.")
-
-
-@dataclass
-class HeuristicRule:
-    """Exit where ``heuristic_score(kind, history) >= threshold``."""
-
-    kind: str
-    threshold: float
-
-    def score(self, history: list[np.ndarray]) -> np.ndarray:
-        """The heuristic's confidence of each row; higher means exit."""
-        return heuristic_score(self.kind, history)
-
-    def exits(self, history: list[np.ndarray]) -> np.ndarray:
-        """Boolean mask of the rows that exit after this stage."""
-        return self.score(history) >= self.threshold
-
+from ._features import heuristic_score
+from ._policy import CascadePolicy, HeuristicRule, PolicyEvaluation
+from ._policy_search import _BUDGET_RTOL, PolicySearch, heuristic_exits
+from ._thresholds import cuts_between
 
 _MAX_CANDIDATES = 512
 
@@ -112,3 +52,100 @@ def shared_threshold_table(
         np.intp
     )
     return thresholds, exit_stage
+
+
+class HeuristicSearch(PolicySearch):
+    """One heuristic confidence score: a threshold shared by every stage for a
+    cost weight (the papers' form), one per exit for a budget."""
+
+    def __init__(self, *args, kind, shared_threshold=False):
+        super().__init__(*args)
+        self.kind = kind
+        self.shared_threshold = shared_threshold
+        self.keywords = dict(kind=kind, shared_threshold=shared_threshold)
+        if kind == "patience" and self.n_stages == 2:
+            warnings.warn(
+                "policy='patience' with two stages sends every row the same way: "
+                "the first stage has no earlier stage to agree with, so all rows "
+                "exit there or all go on. Use 'max_proba', 'entropy' or a learned "
+                "policy for two stages.",
+                UserWarning,
+                stacklevel=2,
+            )
+        scores = np.stack(
+            [
+                heuristic_score(kind, self.stage_probas[: stage + 1])
+                for stage in range(self.n_stages - 1)
+            ]
+        )
+        self.thresholds, self.exit_table = shared_threshold_table(scores, self.weight)
+        rows = np.arange(len(self.y_encoded))
+        weight = self.weight / self.weight.sum()
+        stage_loss = self.stage_risk(0.0)
+        self.mean_loss = stage_loss[self.exit_table, rows] @ weight
+        self.mean_cost = self.cumulative_cost[self.exit_table] @ weight
+
+    def _policy(self, index: int) -> CascadePolicy:
+        threshold = self.thresholds[index]
+        return CascadePolicy(
+            [HeuristicRule(self.kind, threshold) for _ in range(self.n_stages - 1)]
+        )
+
+    def _evaluate_index(self, index: int, cost_weight) -> PolicyEvaluation:
+        return self.evaluate_exits(
+            self._policy(index), self.exit_table[index], cost_weight
+        )
+
+    def _best_index(self, cost_weight: float) -> int:
+        objective = self.mean_loss + cost_weight * self.mean_cost
+        # lexsort: minimal objective first, ties to the cheaper threshold, so the
+        # chosen cost can only fall as cost_weight grows.
+        return int(np.lexsort((self.mean_cost, objective))[0])
+
+    def fit(self, cost_weight):
+        return self._policy(self._best_index(cost_weight))
+
+    def at_cost_weight(self, cost_weight):
+        return self._evaluate_index(self._best_index(cost_weight), cost_weight)
+
+    def budget_candidates(self, normalized_budget):
+        if not self.shared_threshold:
+            return super().budget_candidates(normalized_budget)
+        # The papers' form: every shared threshold is known, take the most
+        # accurate affordable one.
+        affordable = np.flatnonzero(
+            self.mean_cost <= normalized_budget * (1 + _BUDGET_RTOL)
+        )
+        evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
+        best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
+        index = int(affordable[evaluations.index(best)])
+        return [
+            replace(
+                best,
+                cost_weight=self._weight_choosing(index),
+                kind=f"{self.kind} shared",
+            )
+        ]
+
+    def _scored_exits(self, normalized_budget):
+        # Per-exit thresholds on this heuristic's score (max_proba's is the
+        # baseline every search has already).
+        if self.kind == "max_proba":
+            return []
+        return [heuristic_exits(self.kind, self.stage_probas)]
+
+    def _weight_choosing(self, index: int) -> float:
+        """The smallest cost weight whose best threshold is ``index``, else nan.
+
+        ``index`` is chosen by some weight only if its (cost, loss) point is on
+        the lower convex hull of the table's points.
+        """
+        cost, loss = self.mean_cost, self.mean_loss
+        dearer = cost > cost[index]
+        # The smallest w >= 0 with loss_i + w cost_i <= loss_j + w cost_j for
+        # every dearer threshold j; whether no cheaper one then beats index is
+        # what _best_index says.
+        weight = np.max(
+            (loss[index] - loss[dearer]) / (cost[dearer] - cost[index]), initial=0.0
+        )
+        return float(weight) if self._best_index(weight) == index else np.nan

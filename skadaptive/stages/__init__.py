@@ -10,11 +10,11 @@
 """
 
 from ._chain_exits import ChainExits
-from ._costs import measure_seconds_per_row
+from ._costs import measure_exit_seconds_per_row, measure_seconds_per_row
 from ._independent import IndependentStages  # noqa: F401 (used by the cascade)
-from ._multi_exit import MultiExitSource, exit_probas, measure_exit_seconds_per_row
-from ._onnx import OnnxClassifier, OnnxMultiExit
+from ._multi_exit import MultiExitSource, exit_probas
 from ._tree_exits import TreeEnsembleExits
+from .onnx import OnnxClassifier, OnnxMultiExit
 
 __all__ = [
     "ChainExits",

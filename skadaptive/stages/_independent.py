@@ -21,8 +21,13 @@ class IndependentStages:
     def n_stages(self) -> int:
         return len(self.estimators)
 
+    @property
+    def classes_(self) -> np.ndarray:
+        return np.asarray(self.estimators[0].classes_)
+
     def run_stage(self, stage: int, X_rows, state):
-        return np.asarray(self.estimators[stage].predict_proba(X_rows)), None
+        proba = self.estimators[stage].predict_proba(X_rows)
+        return np.asarray(proba, dtype=np.float64), None
 
     def keep_rows(self, state, mask):
         return None

@@ -9,16 +9,13 @@ block of a chain, the next segment of a network).
 
 from __future__ import annotations
 
-import time
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils.validation import _num_samples
 
 from ..engine import StageSource
 
-__all__ = ["MultiExitSource", "exit_probas", "measure_exit_seconds_per_row"]
+__all__ = ["MultiExitSource", "exit_probas"]
 
 
 @runtime_checkable
@@ -140,61 +137,3 @@ def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
         proba, state = source.run_stage(stage, X, state)
         probas.append(proba)
     return probas
-
-
-def measure_exit_seconds_per_row(
-    source: MultiExitSource,
-    X,
-    *,
-    max_rows: int = 1000,
-    repeats: int = 5,
-    random_state=None,
-) -> np.ndarray:
-    """Wall-clock seconds per row of each exit's *increment*, timed on ``X``.
-
-    Stage ``k`` is timed continuing from the state stage ``k - 1`` produced, so
-    the result is the incremental cost that routing pays for a row that goes
-    on to exit ``k``. Each stage runs once to warm up, then ``repeats`` times;
-    the fastest run is kept.
-
-    Parameters
-    ----------
-    source : MultiExitSource
-    X : array-like or sparse matrix
-        Rows to time on; at most ``max_rows`` of them, drawn at random.
-    max_rows : int, default=1000
-    repeats : int, default=5
-    random_state : int, RandomState instance or None
-
-    Returns
-    -------
-    seconds_per_row : ndarray of shape (n_stages,)
-
-    Examples
-    --------
-    >>> from sklearn.datasets import load_iris
-    >>> from sklearn.ensemble import RandomForestClassifier
-    >>> from skadaptive.stages import TreeEnsembleExits, measure_exit_seconds_per_row
-    >>> X, y = load_iris(return_X_y=True)
-    >>> forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
-    >>> seconds = measure_exit_seconds_per_row(TreeEnsembleExits(forest, [5, 20]), X)
-    >>> bool(seconds[1] > 0)   # the 15 trees after the first exit
-    True
-    """
-    n_rows = _num_samples(X)
-    if n_rows > max_rows:
-        rng = check_random_state(random_state)
-        X = _safe_indexing(X, np.sort(rng.choice(n_rows, size=max_rows, replace=False)))
-        n_rows = max_rows
-    seconds = np.empty(source.n_stages)
-    state = None
-    for stage in range(source.n_stages):
-        _, next_state = source.run_stage(stage, X, state)
-        timings = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            source.run_stage(stage, X, state)
-            timings.append(time.perf_counter() - start)
-        seconds[stage] = min(timings) / n_rows
-        state = next_state
-    return seconds

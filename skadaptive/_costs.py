@@ -1,0 +1,97 @@
+"""Costs: checked, resolved in one place, and the budget they allow.
+
+``costs`` is ``"auto"`` (seconds per row, measured on the policy rows by
+:func:`~skadaptive.stages.measure_exit_seconds_per_row`, one timing routine for
+every stage source), ``None`` (early exits: the source's natural unit, such
+as trees or multiply-accumulates, where it has one, else measured seconds) or
+one incremental cost per stage. :func:`measures_costs` says before the fit
+whether timing is needed (it runs inside the cached held-out step, so a grid
+search with ``memory=`` times the stages once); :func:`resolve_costs` turns the
+parameter and what was measured into ``costs_`` and its unit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def measures_costs(costs, natural_costs: bool) -> bool:
+    """Whether the fit must time the stages for ``costs``.
+
+    Parameters
+    ----------
+    costs : "auto", None or array-like
+    natural_costs : bool
+        Whether the stages have costs in a unit of their own (for ``None``).
+
+    Returns
+    -------
+    measure : bool
+    """
+    return isinstance(costs, str) or (costs is None and not natural_costs)
+
+
+def resolve_costs(costs, names, *, measured, natural=None, unit=None):
+    """``costs_`` and its unit, from the ``costs`` parameter.
+
+    Parameters
+    ----------
+    costs : "auto", None or array-like
+    names : list of str
+        One per stage, for messages.
+    measured : ndarray of shape (n_stages,) or None
+        Seconds per row, where :func:`measures_costs` asked for them.
+    natural : ndarray of shape (n_stages,) or None, default=None
+        The stages' own costs, used for ``costs=None``.
+    unit : str or None, default=None
+        The unit of ``natural``.
+
+    Returns
+    -------
+    costs : ndarray of shape (n_stages,)
+    unit : str or None
+        ``"seconds"`` for measured costs, ``unit`` for natural ones, else None.
+    """
+    if isinstance(costs, str) or (costs is None and natural is None):
+        return measured, "seconds"
+    if costs is None:
+        return check_costs(natural, names), unit
+    return check_costs(costs, names), None
+
+
+def check_costs(costs, names) -> np.ndarray:
+    """``costs`` as float64, one finite non-negative cost per stage, not all 0."""
+    try:
+        costs = np.asarray(costs, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"costs must be 'auto' or numbers, one per stage; got {costs!r}."
+        ) from exc
+    if costs.shape != (len(names),):
+        raise ValueError(
+            f"costs must give one per-row cost per stage ({len(names)} for stages "
+            f"{names}); got shape {costs.shape}."
+        )
+    bad = ~np.isfinite(costs) | (costs < 0)
+    if bad.any():
+        raise ValueError(
+            "costs must be finite and non-negative; got "
+            + ", ".join(f"{n}={c}" for n, c, b in zip(names, costs, bad) if b)
+            + ". Pass each stage's incremental cost per row, or costs='auto'."
+        )
+    if costs.sum() == 0:
+        raise ValueError("costs are all zero: at least one stage must cost something.")
+    return costs
+
+
+def check_budget(budget, costs, names) -> None:
+    """Raise if no policy can meet ``budget``: it is below the first stage's cost."""
+    # costs are incremental: costs[0] is the cost of answering at the first stage.
+    if budget is not None and budget < costs[0]:
+        raise ValueError(
+            f"budget={budget:g} per row cannot be met: answering every row at the "
+            f"first stage ({names[0]!r}) already costs {costs[0]:g}, "
+            f"{costs[0] - budget:g} over the budget ({costs[0] / budget - 1:.1%}); "
+            f"costs={np.round(costs, 12).tolist()}. Raise the budget or make the "
+            "first stage cheaper."
+        )

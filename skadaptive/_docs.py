@@ -1,0 +1,156 @@
+"""Docstring fragments both estimators share (their parameters and attributes)."""
+
+from __future__ import annotations
+
+_SHARED_PARAMETERS = """cost_weight : float, default=0.01
+        The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
+        the cost of running every stage, so ``lam`` is unit-free: with the 0/1
+        loss, ``lam = 0.01`` gives up one accuracy point only to save the full
+        cost. Ignored when ``budget`` is set.
+
+    budget : float, default=None
+        Maximum average cost per row, in the units of ``costs``. The fit
+        chooses one threshold per exit directly for the budget: for each kind
+        of exit score (this family's, and per-stage max probabilities, which
+        every family tries) the most accurate thresholds whose average cost on
+        the held-out policy rows is within it; the kind kept has the lowest
+        out-of-sample loss (5-fold cross-fitting over the policy rows) of
+        those tried, per-stage max probabilities included.
+        What is guaranteed is the average over rows like the policy rows;
+        ``expected_cost_`` estimates it out of sample, and
+        ``budget_confidence`` adds a margin. A budget below the first stage's
+        cost cannot be met and is an error that says by how much.
+
+    budget_confidence : float in (0.5, 1), default=None
+        With ``budget`` (ignored without): choose the policy so that the
+        one-sided upper confidence bound, at this level, of its average cost
+        per row is within the budget (a normal approximation over the
+        held-out policy rows). Spends a little less of the budget on the
+        policy rows so that new rows like them stay within it more often. None
+        meets the budget on the policy rows exactly. ``with_policy`` keeps it.
+
+    policy : str or classifier, default="linear"
+        How exits are decided; every family honours ``cost_weight`` and
+        ``budget``. Bolukbasi et al.'s rules learned bottom-up: ``"linear"``
+        (an L2-regularised logistic regression on standardised features),
+        ``"constant"`` (one decision per stage for all rows) or a classifier
+        that accepts ``sample_weight``. ``"eenet"``: learned per-stage
+        correctness scores with per-stage thresholds (EENet). Heuristic
+        baselines with one threshold shared by all stages for a ``cost_weight``
+        and one per stage for a ``budget``: ``"max_proba"``,
+        ``"entropy"`` (one minus normalised entropy) and ``"patience"``
+        (consecutive stages that agree). See :mod:`skadaptive.policies`.
+
+    policy_features : {"confidence", "history", "probabilities"}, \
+            default="history"
+        Bolukbasi rules only. What the rule after stage k sees:
+        ``"confidence"`` is stage k's max probability, top-1 minus top-2
+        margin and normalised entropy; ``"history"`` adds the earlier stages'
+        max probabilities and their agreement with stage k;
+        ``"probabilities"`` adds stage k's whole probability vector. See
+        :func:`skadaptive.policies.policy_features`.
+
+    tune_threshold : bool, default=True
+        Bolukbasi rules only. Move each rule's cut on its learned score to the
+        value that minimises the held-out risk. False uses the rule's own
+        prediction, as in the paper.
+
+    loss : {"zero_one", "log_loss"}, default="zero_one"
+        Loss of the answering stage in the objective ``loss + lam * cost``.
+
+    cv : int, float, cross-validation generator or iterable, default=5
+        How stage probabilities for the policy are held out. An int is the
+        number of stratified folds of cross-fitting; a float in (0, 1) is the
+        fraction of rows held out from the stages to learn the policy; a
+        splitter must give each row to at most one test fold. What is fitted
+        here is then refitted on all rows. With only frozen stages, ``cv`` is
+        unused and the policy is learned on the data passed to ``fit``.
+
+    memory : str, joblib.Memory or None, default=None
+        Caches the fitting and cross-fitting of the stages (and measured costs),
+        so that searching policy parameters (``cost_weight``, ``budget``,
+        ``policy``, ...) does not refit the stages for every candidate.
+
+    batch_size : int, default=None
+        Rows routed through the stages together at prediction; bounds memory.
+        ``None`` routes all rows at once. It does not change any row's answer.
+
+    n_jobs : int, default=None
+        Parallel jobs for fitting across folds, and threads for routing
+        batches at prediction.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds the hold-out split for a float ``cv`` and the sample of rows on
+        which ``costs="auto"`` is timed.
+
+    verbose : int, default=0
+        Progress of the fitting."""
+
+
+_SHARED_ATTRIBUTES = """cost_weight_ : float
+        The trade-off the policy's scores were learned with: ``cost_weight``;
+        with a ``budget``, the cost weight of the Bolukbasi rules whose scores
+        were chosen, ``nan`` when the chosen scores depend on none (EENet's,
+        a heuristic's, or the per-stage max-probability baseline's).
+    policy_ : CascadePolicy
+        The exit rules, one per stage but the last.
+    budget_ : float or None
+        The budget the policy was chosen for (``budget``).
+    budget_status_ : {"spent", "saturated"} or None
+        With a budget: ``"spent"`` when the policy's average cost on the
+        policy rows is within 3 % below the budget searched; ``"saturated"``
+        when it costs less because, for the kind of exit score kept, the most
+        accurate thresholds within the budget cost less (more budget would buy
+        nothing with those scores on those rows; another kind of score might
+        have spent more, see ``budget_search_``). None without a budget.
+    budget_search_ : dict or None
+        With a budget, one entry per kind of exit score tried, like the
+        ``cv_results_`` of a search: ``scores`` (its name), ``cost_weight``
+        (of learned rules, else nan), ``policy_rows_accuracy`` and
+        ``policy_rows_cost`` (in sample), ``expected_accuracy`` and
+        ``expected_cost`` (each kind's own 5-fold cross-fitted figures),
+        ``chosen`` (the index kept: the lowest cross-fitted loss, ties to the
+        cheaper; ``expected_accuracy_`` is not its figure, which would be
+        optimistic by the choice, but one with the choice held out too) and
+        ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
+        None without a budget.
+    exit_rates_ : ndarray of shape (n_stages,)
+        Fraction of held-out policy rows answered by each stage.
+    policy_rows_cost_, policy_rows_accuracy_ : float
+        Average cost per row (units of ``costs_``) and accuracy on the held-out
+        policy rows, the rows the policy's rules and thresholds were chosen
+        on: in sample for the policy, so optimistic. The budget holds here.
+    expected_cost_, expected_accuracy_ : float
+        Out-of-sample estimates of the average cost per row (units of
+        ``costs_``) and of the accuracy: the policy rows are split in 5 folds,
+        the policy is chosen again on four (same family, same ``cost_weight``
+        or ``budget``) and decides the fifth; with a budget, the kind of exit
+        score for each fold is also chosen without that fold's rows (see
+        ``budget_search_``). Never clamped: with a budget,
+        ``expected_cost_`` may exceed it. It estimates what new rows cost if
+        the stages answer them as they answered the held-out rows; stages
+        refitted on all rows after cross-fitting are often more confident on
+        new rows, which then defer less and cost less.
+    stage_accuracies_ : ndarray of shape (n_stages,)
+        Held-out accuracy of each stage alone.
+    oracle_accuracy_, oracle_cost_ : float
+        Held-out accuracy and average cost of the oracle that answers at the
+        first stage that is right: the upper bound of any policy.
+    frontier_ : dict of ndarray
+        Trade-off on the held-out policy rows, traced by refitting the policy
+        (not the stages) over a grid of ``cost_weight`` when first read (a fit
+        pays for one policy only): keys ``cost_weight``, ``accuracy``,
+        ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
+        the full cost) and ``exit_rates`` (n_points, n_stages).
+    n_features_in_ : int
+        Only where ``X`` has a number of features (not for lists of texts).
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Only where ``X`` has string column names."""
+
+
+def fill_shared_docs(cls):
+    """Put the parameters and attributes both estimators share into a docstring."""
+    cls.__doc__ = cls.__doc__.replace(
+        "{shared_parameters}", _SHARED_PARAMETERS
+    ).replace("{shared_attributes}", _SHARED_ATTRIBUTES)
+    return cls

@@ -1,0 +1,368 @@
+"""Policies, rules and what a policy achieves: the types every family shares.
+
+A policy (:class:`CascadePolicy`) is one rule per stage but the last; a rule
+scores each row from the probabilities seen so far and exits the rows whose
+score reaches its threshold (:class:`ThresholdRule`). Every family's rules are
+of that form, so one loop decides where a row answers (:func:`first_exit`) and
+one function says what a policy achieves on labelled rows (:func:`exit_figures`,
+used by the searches, ``fit``, ``evaluate_frontier`` and the CLI).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._features import heuristic_score
+
+
+def first_exit(decisions: np.ndarray) -> np.ndarray:
+    """Exit stage of each row: the first decision that exits it, else the last stage.
+
+    Parameters
+    ----------
+    decisions : ndarray of bool of shape (n_decisions, n_rows)
+        ``decisions[k]``: the rows that exit after stage ``k`` if they get there.
+
+    Returns
+    -------
+    exit_stage : ndarray of shape (n_rows,)
+        Rows that no decision exits answer at the last stage, ``n_decisions``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._policy import first_exit
+    >>> first_exit(np.array([[True, False, False], [True, True, False]])).tolist()
+    [0, 1, 2]
+    """
+    n_decisions, n_rows = decisions.shape
+    exit_stage = np.full(n_rows, n_decisions, dtype=np.intp)
+    for stage in range(n_decisions - 1, -1, -1):
+        exit_stage[decisions[stage]] = stage
+    return exit_stage
+
+
+class ThresholdRule:
+    """A rule that exits the rows whose ``score(history)`` reaches ``threshold``.
+
+    The base of every family's rules and of custom ones: a subclass defines
+    ``score`` and has a ``threshold`` attribute; ``exits`` is the same for
+    all, so that a policy decides where a row answers in one way (the
+    budget and cost-weight searches move thresholds on these scores).
+
+    Attributes
+    ----------
+    threshold : float
+        Rows scoring at least this exit; ``-inf`` exits every row, ``inf`` none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dataclasses import dataclass
+    >>> from skadaptive.policies import CascadePolicy, ThresholdRule
+    >>> @dataclass
+    ... class Margin(ThresholdRule):
+    ...     threshold: float
+    ...     def score(self, history):
+    ...         top2 = np.sort(history[-1], axis=1)[:, -2:]
+    ...         return top2[:, 1] - top2[:, 0]
+    >>> policy = CascadePolicy([Margin(threshold=0.5)])
+    >>> policy.exit_stage([np.array([[0.9, 0.1], [0.6, 0.4]]), np.eye(2)])
+    array([0, 1])
+    """
+
+    threshold: float
+
+    def score(self, history: list[np.ndarray]) -> np.ndarray:
+        """How strongly each row should exit; higher means exit.
+
+        Parameters
+        ----------
+        history : list of ndarray of shape (n_rows, n_classes)
+            Probabilities of the stages run so far, for the same rows.
+
+        Returns
+        -------
+        score : ndarray of shape (n_rows,)
+        """
+        raise NotImplementedError
+
+    def exits(self, history: list[np.ndarray]) -> np.ndarray:
+        """Boolean mask of the rows that exit after this stage.
+
+        Parameters
+        ----------
+        history : list of ndarray of shape (n_rows, n_classes)
+            Probabilities of the stages run so far, for the same rows.
+
+        Returns
+        -------
+        exits : ndarray of bool of shape (n_rows,)
+        """
+        return self.score(history) >= self.threshold
+
+
+@dataclass
+class CascadePolicy:
+    """An exit policy: one rule per stage but the last, which always answers.
+
+    The fitted ``policy_`` of both estimators, whatever the policy family.
+
+    Parameters
+    ----------
+    rules : list of rules
+        Rule ``k`` decides after stage ``k``; a rule has ``exits(history)``
+        returning a boolean mask of the rows that stop there.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import CascadePolicy, heuristic_score
+    >>> from skadaptive.policies._policy import HeuristicRule
+    >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
+    >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4]])
+    >>> costly = np.array([[0.2, 0.8], [0.1, 0.9]])
+    >>> policy.exit_stage([cheap, costly])
+    array([0, 1])
+    """
+
+    rules: list = field(default_factory=list)
+
+    @property
+    def n_stages(self) -> int:
+        """Number of stages: one more than the rules."""
+        return len(self.rules) + 1
+
+    def exits(self, stage: int, history: list[np.ndarray]) -> np.ndarray:
+        """Rows that stop after ``stage`` (0-based) given the stages run so far.
+
+        Parameters
+        ----------
+        stage : int
+        history : list of ndarray of shape (n_rows, n_classes)
+            Probabilities of stages ``0..stage`` for the rows still running.
+
+        Returns
+        -------
+        exits : ndarray of bool of shape (n_rows,)
+        """
+        if stage == self.n_stages - 1:
+            return np.ones(history[-1].shape[0], dtype=bool)
+        return self.rules[stage].exits(history)
+
+    def exit_stage(self, stage_probas: list[np.ndarray]) -> np.ndarray:
+        """Stage that answers each row when every stage's probabilities are known.
+
+        Used offline on held-out probabilities; prediction runs the same rules on
+        compacted rows (see :mod:`skadaptive.engine`) and gets the same answer.
+
+        Parameters
+        ----------
+        stage_probas : list of ndarray of shape (n_rows, n_classes)
+            Every stage's probabilities for the same rows.
+
+        Returns
+        -------
+        exit_stage : ndarray of shape (n_rows,)
+        """
+        n_rows = stage_probas[0].shape[0]
+        decisions = np.zeros((len(self.rules), n_rows), dtype=bool)
+        for stage, rule in enumerate(self.rules):
+            decisions[stage] = rule.exits(stage_probas[: stage + 1])
+        return first_exit(decisions)
+
+
+@dataclass
+class PolicyEvaluation:
+    """A policy and what it achieves on the rows it was evaluated on."""
+
+    cost_weight: float
+    policy: CascadePolicy
+    accuracy: float
+    normalized_cost: float
+    exit_rates: np.ndarray
+    kind: str = ""
+
+
+@dataclass
+class ScoredExits:
+    """Exit scores of one kind of rule on the search rows, for threshold search.
+
+    ``make_policy(thresholds)`` builds the policy that exits a row at the
+    first exit whose score reaches that exit's threshold; ``cost_weight`` is
+    the trade-off the scores were learned with (nan where they depend on none).
+    """
+
+    scores: np.ndarray
+    make_policy: object
+    cost_weight: float = np.nan
+    kind: str = ""
+
+
+def stage_correct(stage_probas: list[np.ndarray], y_encoded: np.ndarray) -> np.ndarray:
+    """Whether each stage's most probable class is right, shape (n_stages, n_rows)."""
+    return np.stack([np.argmax(p, axis=1) == y_encoded for p in stage_probas])
+
+
+def oracle_exits(correct: np.ndarray) -> np.ndarray:
+    """The oracle's exit of each row: the first stage that is right, else the last."""
+    return np.where(correct.any(axis=0), np.argmax(correct, axis=0), len(correct) - 1)
+
+
+def exit_figures(
+    exit_stage: np.ndarray,
+    correct: np.ndarray,
+    cumulative_cost: np.ndarray,
+    weight: np.ndarray | None = None,
+) -> tuple[float, float, np.ndarray]:
+    """Weighted accuracy, average cost and exit rates of answers at ``exit_stage``.
+
+    The one place where what a policy achieves on labelled rows is computed.
+
+    Parameters
+    ----------
+    exit_stage : ndarray of shape (n_rows,)
+    correct : ndarray of bool of shape (n_stages, n_rows)
+        :func:`stage_correct` of the rows.
+    cumulative_cost : ndarray of shape (n_stages,)
+        Cost of answering at each stage (any unit; the average is in it).
+    weight : ndarray of shape (n_rows,), default=None
+
+    Returns
+    -------
+    accuracy : float
+    cost : float
+    exit_rates : ndarray of shape (n_stages,)
+        The weighted share of rows answering at each stage.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._policy import exit_figures
+    >>> correct = np.array([[True, False], [True, True]])
+    >>> accuracy, cost, rates = exit_figures(np.array([0, 0]), correct,
+    ...                                      np.array([1.0, 3.0]))
+    >>> accuracy, cost, rates.tolist()
+    (0.5, 1.0, [1.0, 0.0])
+    """
+    n_stages, n_rows = correct.shape
+    weight = np.ones(n_rows) if weight is None else weight
+    total = weight.sum()
+    right = correct[exit_stage, np.arange(n_rows)]
+    exit_rates = np.bincount(exit_stage, weights=weight, minlength=n_stages)
+    return (
+        float(np.dot(weight, right) / total),
+        float(np.dot(weight, cumulative_cost[exit_stage]) / total),
+        exit_rates / total,
+    )
+
+
+def evaluate_policy(
+    policy: CascadePolicy,
+    stage_probas: list[np.ndarray],
+    y_encoded: np.ndarray,
+    cumulative_cost: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+    cost_weight: float = np.nan,
+) -> PolicyEvaluation:
+    """Weighted accuracy, average normalised cost and exit rates of ``policy``.
+
+    Parameters
+    ----------
+    policy : CascadePolicy
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+    y_encoded : ndarray of shape (n_rows,)
+    cumulative_cost : ndarray of shape (n_stages,)
+    sample_weight : ndarray of shape (n_rows,), default=None
+    cost_weight : float, default=nan
+        Recorded with the result.
+
+    Returns
+    -------
+    evaluation : PolicyEvaluation
+        ``accuracy``, ``normalized_cost`` (in the unit of ``cumulative_cost``)
+        and ``exit_rates``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import CascadePolicy, evaluate_policy
+    >>> from skadaptive.policies._policy import HeuristicRule
+    >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4]])
+    >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
+    >>> result = evaluate_policy(policy, [cheap, np.eye(2)], np.array([0, 1]),
+    ...                          np.array([0.2, 1.0]))
+    >>> result.accuracy, result.normalized_cost
+    (1.0, 0.6)
+    """
+    return evaluate_exits(
+        policy,
+        policy.exit_stage(stage_probas),
+        stage_correct(stage_probas, y_encoded),
+        cumulative_cost,
+        sample_weight,
+        cost_weight,
+    )
+
+
+def evaluate_exits(
+    policy, exit_stage, correct, cumulative_cost, sample_weight, cost_weight
+) -> PolicyEvaluation:
+    """:class:`PolicyEvaluation` of ``policy``, whose exits are ``exit_stage``."""
+    accuracy, cost, exit_rates = exit_figures(
+        exit_stage, correct, cumulative_cost, sample_weight
+    )
+    return PolicyEvaluation(
+        cost_weight=float(cost_weight),
+        policy=policy,
+        accuracy=accuracy,
+        normalized_cost=cost,
+        exit_rates=exit_rates,
+    )
+
+
+@dataclass
+class HeuristicRule(ThresholdRule):
+    """Exit where ``heuristic_score(kind, history) >= threshold``."""
+
+    kind: str
+    threshold: float
+
+    def score(self, history: list[np.ndarray]) -> np.ndarray:
+        """The heuristic's confidence of each row; higher means exit."""
+        return heuristic_score(self.kind, history)
+
+
+def stage_figures(
+    correct: np.ndarray, cumulative_cost: np.ndarray, weight: np.ndarray | None = None
+) -> dict:
+    """Each stage's accuracy, and the oracle's, on labelled rows.
+
+    The oracle answers each row at the first stage that is right (else the
+    last): the best any policy over these stages could do.
+
+    Parameters
+    ----------
+    correct : ndarray of bool of shape (n_stages, n_rows)
+        :func:`stage_correct` of the rows.
+    cumulative_cost : ndarray of shape (n_stages,)
+    weight : ndarray of shape (n_rows,), default=None
+
+    Returns
+    -------
+    figures : dict
+        ``stage_accuracies``, ``oracle_accuracy``, ``oracle_cost`` and
+        ``oracle_exit_rates``.
+    """
+    weight = np.ones(correct.shape[1]) if weight is None else weight
+    accuracy, cost, rates = exit_figures(
+        oracle_exits(correct), correct, cumulative_cost, weight
+    )
+    return {
+        "stage_accuracies": correct @ weight / weight.sum(),
+        "oracle_accuracy": accuracy,
+        "oracle_cost": cost,
+        "oracle_exit_rates": rates,
+    }

@@ -1,0 +1,354 @@
+"""What every policy family's search does, on held-out stage probabilities.
+
+:class:`PolicySearch` answers two questions for one family: which policy
+minimises ``loss + cost_weight * cost`` (for ``cost_weight`` and the
+frontier), and, for a budget, one candidate policy per kind of exit score,
+each with per-exit thresholds moved for the budget; per-stage max-probability
+thresholds are one candidate of every family. The families subclass it in
+their own modules (``_bottom_up``, ``_eenet``, ``_heuristics``);
+:func:`~skadaptive.policies.make_policy_search` picks one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ._features import heuristic_score
+from ._losses import per_row_loss
+from ._policy import (
+    CascadePolicy,
+    HeuristicRule,
+    PolicyEvaluation,
+    ScoredExits,
+    evaluate_exits,
+    stage_correct,
+)
+from ._thresholds import (
+    ThresholdProblem,
+    budget_thresholds,
+    first_reaching,
+    lagrangian_weight,
+)
+
+# cost_weight grid of the fitted frontier. Normalised costs lie in [0, 1] and a
+# 0/1 loss in {0, 1}, so beyond ~10 every policy exits at the first stage.
+#: The ``cost_weight`` grid of every fitted ``frontier_``: 0, then 30 values
+#: from 1e-4 to 10 on a log scale.
+DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])
+
+# Average costs are sums of floats: a policy exactly at a budget may look over
+# it by the last bit.
+_BUDGET_RTOL = 1e-9
+
+
+def per_stage_max_proba(stage_probas: list[np.ndarray]) -> ScoredExits:
+    """Per-stage max-probability thresholds: the baseline every budget search has.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._policy_search import per_stage_max_proba
+    >>> exits = per_stage_max_proba([np.array([[0.9, 0.1], [0.6, 0.4]]),
+    ...                              np.eye(2)])
+    >>> exits.make_policy(np.array([0.8])).exit_stage(
+    ...     [np.array([[0.9, 0.1], [0.6, 0.4]]), np.eye(2)]).tolist()
+    [0, 1]
+    """
+    return heuristic_exits("max_proba", stage_probas)
+
+
+def heuristic_exits(kind: str, stage_probas: list[np.ndarray]) -> ScoredExits:
+    """A heuristic's score at every exit, with one threshold per exit."""
+    scores = np.stack(
+        [
+            heuristic_score(kind, stage_probas[: stage + 1])
+            for stage in range(len(stage_probas) - 1)
+        ]
+    )
+
+    def make_policy(thresholds):
+        return CascadePolicy([HeuristicRule(kind, float(t)) for t in thresholds])
+
+    return ScoredExits(scores, make_policy, kind=f"{kind} per exit")
+
+
+class PolicySearch:
+    """Fit and evaluate one policy family on held-out stage probabilities.
+
+    Use :func:`make_policy_search` to build one; its parameters are described
+    there.
+
+    Parameters
+    ----------
+    stage_probas : list of ndarray of shape (n_samples, n_classes)
+    y_encoded : ndarray of shape (n_samples,)
+    cumulative_cost : ndarray of shape (n_stages,)
+    sample_weight : ndarray of shape (n_samples,) or None
+    loss : {"zero_one", "log_loss"}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import make_policy_search
+    >>> y = np.array([0, 1, 0, 1])
+    >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4], [0.55, 0.45], [0.2, 0.8]])
+    >>> costly = np.eye(2)[y] * 0.9 + 0.05
+    >>> search = make_policy_search("max_proba", [cheap, costly], y, [0.2, 1.0])
+    >>> chosen = search.at_cost_weight(0.1)
+    >>> chosen.accuracy, round(chosen.normalized_cost, 2)
+    (1.0, 0.6)
+    """
+
+    def __init__(self, stage_probas, y_encoded, cumulative_cost, sample_weight, loss):
+        self.stage_probas = [np.asarray(p) for p in stage_probas]
+        self.y_encoded = y_encoded
+        self.cumulative_cost = np.asarray(cumulative_cost, dtype=np.float64)
+        self.sample_weight = sample_weight
+        self.weight = (
+            np.ones(len(y_encoded)) if sample_weight is None else sample_weight
+        )
+        self.loss = loss
+        self.n_stages = len(stage_probas)
+        # A subclass's own constructor keywords: subset() builds the same search.
+        self.keywords = {}
+
+    def stage_risk(self, cost_weight: float) -> np.ndarray:
+        """Risk of answering each row at each stage, shape (n_stages, n_rows).
+
+        Parameters
+        ----------
+        cost_weight : float
+
+        Returns
+        -------
+        risk : ndarray of shape (n_stages, n_rows)
+            ``loss + cost_weight * cumulative_cost``.
+        """
+        if not hasattr(self, "_stage_loss"):
+            self._stage_loss = np.stack(
+                [per_row_loss(p, self.y_encoded, self.loss) for p in self.stage_probas]
+            )
+        return self._stage_loss + cost_weight * self.cumulative_cost[:, None]
+
+    def fit(self, cost_weight: float) -> CascadePolicy:
+        """The policy minimising ``loss + cost_weight * cost`` on these rows.
+
+        Parameters
+        ----------
+        cost_weight : float
+
+        Returns
+        -------
+        policy : CascadePolicy
+        """
+        raise NotImplementedError
+
+    def evaluate(self, policy: CascadePolicy, cost_weight=np.nan) -> PolicyEvaluation:
+        """Accuracy, cost and exit rates of ``policy`` on these rows.
+
+        Parameters
+        ----------
+        policy : CascadePolicy
+        cost_weight : float, default=nan
+            Recorded with the result.
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
+        """
+        return self.evaluate_exits(
+            policy, policy.exit_stage(self.stage_probas), cost_weight
+        )
+
+    def at_cost_weight(self, cost_weight: float) -> PolicyEvaluation:
+        """:meth:`fit` then :meth:`evaluate`.
+
+        Parameters
+        ----------
+        cost_weight : float
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
+        """
+        return self.evaluate(self.fit(cost_weight), cost_weight)
+
+    def frontier(self, cost_weights=DEFAULT_COST_WEIGHTS) -> list[PolicyEvaluation]:
+        """One fitted and evaluated policy per value of ``cost_weights``.
+
+        Parameters
+        ----------
+        cost_weights : array-like of float, default=DEFAULT_COST_WEIGHTS
+
+        Returns
+        -------
+        frontier : list of PolicyEvaluation
+        """
+        return [self.at_cost_weight(lam) for lam in cost_weights]
+
+    def _scored_exits(self, normalized_budget: float) -> list[ScoredExits]:
+        """This family's own exit scores for a budget (besides the baseline)."""
+        return []
+
+    def subset(self, rows: np.ndarray) -> PolicySearch:
+        """The same search on some of the rows (to cross-fit the policy).
+
+        Parameters
+        ----------
+        rows : ndarray of int
+
+        Returns
+        -------
+        search : PolicySearch
+        """
+        return type(self)(
+            [p[rows] for p in self.stage_probas],
+            self.y_encoded[rows],
+            self.cumulative_cost,
+            None if self.sample_weight is None else self.sample_weight[rows],
+            self.loss,
+            **self.keywords,
+        )
+
+    def budget_candidates(self, normalized_budget: float) -> list[PolicyEvaluation]:
+        """One policy per kind of exit score, each with thresholds for the budget.
+
+        The kinds are this family's own (Bolukbasi rules learned at cost
+        weights around the budget's price of cost, EENet's correctness scores,
+        a heuristic's confidence) and, last, per-stage max-probability
+        thresholds, which every family considers. Each gets one threshold per
+        exit chosen directly for the budget by
+        :func:`~skadaptive.policies._thresholds.budget_thresholds`: the most
+        accurate (lowest average loss) thresholds whose average cost on these
+        rows is within it.
+
+        Parameters
+        ----------
+        normalized_budget : float
+            Maximum average cost, as a fraction of running every stage; at
+            least the first stage's normalised cost.
+
+        Returns
+        -------
+        candidates : list of PolicyEvaluation
+            In a fixed order of kinds, so that the same position is the same
+            recipe on any rows (see :func:`cross_fitted_exits`).
+        """
+        # Cached: a margin search and the estimator ask for the same budget.
+        cache = self.__dict__.setdefault("_budget_candidates", {})
+        if normalized_budget in cache:
+            return cache[normalized_budget]
+        if self.cumulative_cost[0] > normalized_budget * (1 + _BUDGET_RTOL):
+            raise ValueError(
+                f"A normalised budget of {normalized_budget:g} is below the "
+                f"first stage's normalised cost {self.cumulative_cost[0]:g}."
+            )
+        stage_loss = self.stage_risk(0.0)
+        kinds = [*self._scored_exits(normalized_budget)]
+        kinds.append(per_stage_max_proba(self.stage_probas))
+        candidates = []
+        for kind in kinds:
+            problem = ThresholdProblem(
+                kind.scores, stage_loss, self.cumulative_cost, self.weight
+            )
+            thresholds, _, _ = budget_thresholds(problem, normalized_budget)
+            evaluation = self.evaluate_exits(
+                kind.make_policy(thresholds),
+                first_reaching(kind.scores, thresholds),
+                kind.cost_weight,
+            )
+            candidates.append(replace(evaluation, kind=kind.kind))
+        cache[normalized_budget] = candidates
+        return candidates
+
+    def within_budget(self, normalized_budget: float) -> PolicyEvaluation:
+        """The most accurate of :meth:`budget_candidates` on these rows.
+
+        Ties go to the cheaper. On these rows the result is never less accurate
+        than the per-stage max-probability thresholds that the search finds.
+        (The estimators choose among the candidates out of sample instead, by
+        cross-fitting over the policy rows.)
+
+        Parameters
+        ----------
+        normalized_budget : float
+            Maximum average cost, as a fraction of running every stage.
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
+        """
+        candidates = self.budget_candidates(normalized_budget)
+        losses = [
+            self.average_loss(c.policy.exit_stage(self.stage_probas))
+            for c in candidates
+        ]
+        best = min(
+            range(len(candidates)),
+            key=lambda i: (losses[i], candidates[i].normalized_cost),
+        )
+        return candidates[best]
+
+    def average_loss(self, exit_stage: np.ndarray) -> float:
+        """Weighted average loss of answering each row at ``exit_stage``.
+
+        Parameters
+        ----------
+        exit_stage : ndarray of shape (n_rows,)
+
+        Returns
+        -------
+        loss : float
+        """
+        rows = np.arange(len(exit_stage))
+        return float(self.stage_risk(0.0)[exit_stage, rows] @ self.weight) / float(
+            self.weight.sum()
+        )
+
+    def budget_weight(self, normalized_budget: float) -> float:
+        """The price of cost at a budget, in loss per unit of normalised cost.
+
+        The smallest cost weight at which per-stage max-probability thresholds
+        minimising ``loss + cost_weight * cost`` meet the budget.
+
+        Parameters
+        ----------
+        normalized_budget : float
+
+        Returns
+        -------
+        cost_weight : float
+        """
+        problem = ThresholdProblem(
+            per_stage_max_proba(self.stage_probas).scores,
+            self.stage_risk(0.0),
+            self.cumulative_cost,
+            self.weight,
+        )
+        return lagrangian_weight(problem, normalized_budget)
+
+    def evaluate_exits(self, policy, exit_stage, cost_weight) -> PolicyEvaluation:
+        """:meth:`evaluate` of a policy whose exits on these rows are known.
+
+        Parameters
+        ----------
+        policy : CascadePolicy or None
+        exit_stage : ndarray of shape (n_rows,)
+        cost_weight : float
+
+        Returns
+        -------
+        evaluation : PolicyEvaluation
+        """
+        if not hasattr(self, "_correct"):
+            self._correct = stage_correct(self.stage_probas, self.y_encoded)
+        return evaluate_exits(
+            policy,
+            exit_stage,
+            self._correct,
+            self.cumulative_cost,
+            self.sample_weight,
+            cost_weight,
+        )

@@ -1,0 +1,357 @@
+"""Choosing a policy out of sample, and figures that are not in-sample.
+
+The policy rows both fit a policy (rules, thresholds, the budget search) and
+measure it, so figures on them are optimistic. Here the policy is cross-fitted
+over the policy rows (:func:`cross_fitted_exits`), the kind of exit score kept
+for a budget is chosen on those out-of-sample exits
+(:func:`select_out_of_sample`), and :func:`choose_policy` returns the fitted
+policy with its in-sample and out-of-sample figures, as both estimators
+report them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.utils import check_random_state
+
+from ._policy_search import PolicySearch
+
+#: Folds over the policy rows for the out-of-sample estimates of the policy.
+_POLICY_FOLDS = 5
+#: A budget counts as spent when the policy rows' cost is within this of it.
+_SPENT_TOLERANCE = 0.03
+#: Rounds of lowering the searched budget for a confidence level.
+_MARGIN_ROUNDS = 4
+
+
+def cross_fitted_exits(
+    search: PolicySearch,
+    choose,
+    n_splits: int = 5,
+    random_state=None,
+    *,
+    return_folds: bool = False,
+):
+    """Each row's exit stage under policies chosen without that row.
+
+    The rows are split in ``n_splits`` folds by :func:`row_folds`; for each
+    fold, ``choose`` picks its policies on the other folds' rows exactly as it
+    does on all of them, and they decide the fold's rows. Figures computed
+    from these exits are out of sample for the policy: its rules, thresholds
+    and budget search never saw the row.
+
+    Parameters
+    ----------
+    search : PolicySearch
+    choose : callable
+        ``choose(search) -> list of PolicyEvaluation``: the candidates, in the
+        same order on any rows (e.g. ``lambda s: s.budget_candidates(0.3)``,
+        or ``lambda s: [s.at_cost_weight(0.01)]``).
+    n_splits : int, default=5
+        Folds without rows of positive weight are skipped; with fewer than two
+        left, the answer is in sample.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling of the folds.
+
+    return_folds : bool, default=False
+        Also return each row's fold (see :func:`row_folds`).
+
+    Returns
+    -------
+    exit_stage : ndarray of shape (n_candidates, n_rows)
+    folds : ndarray of shape (n_rows,)
+        Only with ``return_folds``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import make_policy_search
+    >>> from skadaptive.policies._selection import cross_fitted_exits
+    >>> rng = np.random.default_rng(0)
+    >>> y = rng.integers(0, 2, 300)
+    >>> cheap = rng.dirichlet([1, 1], 300)
+    >>> costly = np.eye(2)[y] * 0.9 + 0.05
+    >>> search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
+    >>> exits = cross_fitted_exits(search, lambda s: [s.within_budget(0.5)],
+    ...                            random_state=0)
+    >>> exits.shape
+    (1, 300)
+    >>> in_sample = search.within_budget(0.5).policy.exit_stage([cheap, costly])
+    >>> bool(0.9 < (exits[0] == in_sample).mean() < 1.0)
+    True
+    """
+
+    def exits_of(chosen, rows):
+        probas = [p[rows] for p in search.stage_probas]
+        return np.stack([c.policy.exit_stage(probas) for c in chosen])
+
+    n_rows = len(search.y_encoded)
+    fold = row_folds(
+        search.stage_probas, search.y_encoded, n_splits, random_state, search.weight
+    )
+    positive = search.weight > 0
+    folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
+    if len(folds) < 2:
+        exit_stage = exits_of(choose(search), np.arange(n_rows))
+        return (exit_stage, fold) if return_folds else exit_stage
+    exit_stage = None
+    for f in folds:
+        rows = np.flatnonzero(fold == f)
+        exits = exits_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
+        if exit_stage is None:
+            exit_stage = np.zeros((len(exits), n_rows), dtype=np.intp)
+        exit_stage[:, rows] = exits
+    # Rows of folds without weight count for nothing; answer them in sample.
+    rest = np.flatnonzero(~np.isin(fold, folds))
+    if len(rest):
+        exit_stage[:, rest] = exits_of(choose(search), rest)
+    return (exit_stage, fold) if return_folds else exit_stage
+
+
+def select_out_of_sample(search, exit_stage, folds):
+    """The candidate kept, and its out-of-sample figures with the choice held out.
+
+    The kept candidate has the lowest cross-fitted loss over all rows (ties:
+    the lower cross-fitted cost, then the earlier). Reporting that winner's own
+    cross-fitted figure would be optimistic by the choice among candidates, so
+    the estimate repeats the choice for each fold on the other folds' rows
+    and takes the fold's rows from the candidate chosen there.
+
+    Parameters
+    ----------
+    search : PolicySearch
+    exit_stage : ndarray of shape (n_candidates, n_rows)
+        Cross-fitted exits (:func:`cross_fitted_exits`).
+    folds : ndarray of shape (n_rows,)
+
+    Returns
+    -------
+    best : int
+    per_candidate : list of PolicyEvaluation
+        Each candidate's cross-fitted figures.
+    estimate : PolicyEvaluation
+        The figures with the choice made without the rows they are scored on.
+    """
+    rows = np.arange(exit_stage.shape[1])
+    stage_loss = search.stage_risk(0.0)
+    loss = np.stack([stage_loss[e, rows] for e in exit_stage])
+    cost = np.stack([search.cumulative_cost[e] for e in exit_stage])
+
+    def pick(mask):
+        weight = search.weight * mask
+        if weight.sum() == 0:
+            weight = search.weight
+        key = [(loss[k] @ weight, cost[k] @ weight, k) for k in range(len(loss))]
+        return min(key)[2]
+
+    best = pick(np.ones(len(rows)))
+    held_out_choice = np.empty(len(rows), dtype=np.intp)
+    for fold in np.unique(folds):
+        inside = folds == fold
+        held_out_choice[inside] = exit_stage[pick(~inside), inside]
+    per_candidate = [search.evaluate_exits(None, e, np.nan) for e in exit_stage]
+    estimate = search.evaluate_exits(None, held_out_choice, np.nan)
+    return best, per_candidate, estimate
+
+
+def row_folds(
+    stage_probas: list[np.ndarray],
+    y_encoded: np.ndarray,
+    n_splits: int,
+    random_state,
+    weight: np.ndarray | None = None,
+) -> np.ndarray:
+    """Fold of each row: equal rows together, folds balanced by weight.
+
+    Rows with the same probabilities and label form one group, and a group
+    goes whole to one fold, so that weight k on a row is the same as k copies
+    of it (copies are never split between choosing a policy and evaluating
+    it). Groups are dealt, heaviest first, to the fold with the least weight so
+    far, in an order salted by ``random_state``; groups of zero weight follow
+    and never change where the others go.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._selection import row_folds
+    >>> proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.9, 0.1], [0.6, 0.4]])
+    >>> folds = row_folds([proba], np.array([0, 1, 0, 1]), 2, 0)
+    >>> bool(folds[0] == folds[2]), sorted(np.bincount(folds).tolist())
+    (True, [2, 2])
+    """
+    weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
+    # Rounded: the same row scored by two fits may differ in the last bits.
+    rows = np.column_stack(
+        [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
+        + [np.asarray(y_encoded, dtype=np.float64)]
+    )
+    groups, group_of_row = np.unique(rows, axis=0, return_inverse=True)
+    group_of_row = group_of_row.ravel()
+    group_weight = np.bincount(group_of_row, weights=weight, minlength=len(groups))
+    # Deterministic without a random_state: refitting gives the same policy.
+    salt = (
+        0
+        if random_state is None
+        else check_random_state(random_state).randint(2**31 - 1)
+    )
+    key = int(salt).to_bytes(4, "little")
+    tie_break = np.array(
+        [
+            int.from_bytes(
+                hashlib.blake2b(g.tobytes(), digest_size=8, key=key).digest(),
+                "little",
+            )
+            for g in np.ascontiguousarray(groups)
+        ],
+        dtype=np.uint64,
+    )
+    fold_of_group = np.empty(len(groups), dtype=np.intp)
+    load = np.zeros(n_splits)
+    positive = group_weight > 0
+    for group in np.lexsort((tie_break, -group_weight)):
+        if positive[group]:
+            fold = int(np.argmin(load))
+            load[fold] += group_weight[group]
+        else:
+            fold = int(tie_break[group] % np.uint64(n_splits))
+        fold_of_group[group] = fold
+    return fold_of_group[group_of_row]
+
+
+def budget_target(search, normalized_budget, confidence=None) -> float:
+    """The normalised budget the thresholds are searched for.
+
+    ``normalized_budget`` itself, or with ``confidence`` that budget lowered by
+    a margin so that, for every candidate policy (whichever is kept), the
+    one-sided upper confidence bound (at that level) of its average cost per
+    row is within the budget: a normal approximation over the weighted policy
+    rows, whose effective number is Kish's. The margin covers the sampling
+    noise of rows like the policy rows, not a shift of the data; it never goes
+    below the first stage's cost.
+    """
+    if confidence is None:
+        return normalized_budget
+    z = float(norm.ppf(confidence))
+    target = normalized_budget
+    for _ in range(_MARGIN_ROUNDS):
+        bounds = []
+        for candidate in search.budget_candidates(target):
+            exit_stage = candidate.policy.exit_stage(search.stage_probas)
+            costs = search.cumulative_cost[exit_stage]
+            bounds.append(
+                (candidate.normalized_cost, _standard_error(costs, search.weight))
+            )
+        if all(c + z * e <= normalized_budget * (1 + 1e-9) for c, e in bounds):
+            break
+        margin = max(z * e for _, e in bounds)
+        target = max(min(target, normalized_budget - margin), search.cumulative_cost[0])
+        if target == search.cumulative_cost[0]:
+            break
+    return target
+
+
+def _standard_error(values, weight) -> float:
+    """Standard error of a weighted mean (Kish's effective sample size)."""
+    weight = weight / weight.sum()
+    mean = weight @ values
+    n_effective = 1.0 / (weight @ weight)
+    return float(np.sqrt(weight @ (values - mean) ** 2 / n_effective))
+
+
+def choose_policy(
+    search: PolicySearch,
+    *,
+    cost_weight: float,
+    normalized_budget: float | None = None,
+    confidence: float | None = None,
+    random_state=None,
+    cost_unit: float = 1.0,
+) -> dict:
+    """The policy an estimator keeps, with its figures in and out of sample.
+
+    For a ``cost_weight`` the family's policy for it; for a budget, the
+    candidate of :meth:`~PolicySearch.budget_candidates` (one per kind of exit
+    score) with the lowest cross-fitted loss, searched for the budget lowered
+    by :func:`budget_target` when a ``confidence`` is given.
+
+    Parameters
+    ----------
+    search : PolicySearch
+    cost_weight : float
+        Used when ``normalized_budget`` is None.
+    normalized_budget : float, default=None
+        Maximum average cost, as a fraction of running every stage.
+    confidence : float, default=None
+        See :func:`budget_target`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds of the cross-fitting.
+    cost_unit : float, default=1.0
+        The cost of running every stage: costs are returned in its unit.
+
+    Returns
+    -------
+    chosen : dict
+        ``policy``, ``cost_weight``, ``exit_rates``, ``policy_rows_cost`` and
+        ``policy_rows_accuracy`` (in sample), ``expected_cost`` and
+        ``expected_accuracy`` (out of sample, never clamped), and for a
+        budget ``budget_status`` ("spent" or "saturated") and
+        ``budget_search`` (every candidate's figures), else None.
+    """
+    if normalized_budget is None:
+
+        def choose(search):
+            return [search.at_cost_weight(cost_weight)]
+
+    else:
+
+        def choose(search):
+            target = budget_target(search, normalized_budget, confidence)
+            return search.budget_candidates(target)
+
+    candidates = choose(search)
+    # Out of sample for the policy: each row decided by policies chosen
+    # (rules, thresholds, budget search) without it. With a budget, the
+    # kind of exit score is chosen on these figures, not on the rows the
+    # thresholds were fitted to. Never clamped.
+    exit_stage, folds = cross_fitted_exits(
+        search,
+        choose,
+        n_splits=_POLICY_FOLDS,
+        random_state=random_state,
+        return_folds=True,
+    )
+    best, out_of_sample, estimate = select_out_of_sample(search, exit_stage, folds)
+    chosen = candidates[best]
+    result = {
+        "policy": chosen.policy,
+        "cost_weight": chosen.cost_weight,
+        "exit_rates": chosen.exit_rates,
+        "policy_rows_cost": chosen.normalized_cost * cost_unit,
+        "policy_rows_accuracy": chosen.accuracy,
+        "expected_cost": estimate.normalized_cost * cost_unit,
+        "expected_accuracy": estimate.accuracy,
+        "budget_status": None,
+        "budget_search": None,
+    }
+    if normalized_budget is not None:
+        searched = budget_target(search, normalized_budget, confidence)
+        spent = chosen.normalized_cost >= (1 - _SPENT_TOLERANCE) * searched
+        result["budget_status"] = "spent" if spent else "saturated"
+        result["budget_search"] = {
+            "scores": np.array([c.kind for c in candidates]),
+            "cost_weight": np.array([c.cost_weight for c in candidates]),
+            "policy_rows_accuracy": np.array([c.accuracy for c in candidates]),
+            "policy_rows_cost": np.array(
+                [c.normalized_cost * cost_unit for c in candidates]
+            ),
+            "expected_accuracy": np.array([e.accuracy for e in out_of_sample]),
+            "expected_cost": np.array(
+                [e.normalized_cost * cost_unit for e in out_of_sample]
+            ),
+            "chosen": best,
+            "searched_budget": searched * cost_unit,
+        }
+    return result

@@ -1,0 +1,400 @@
+"""One already-trained ONNX model as a stage.
+
+:class:`OnnxClassifier` is a scikit-learn classifier over an already-trained
+ONNX model: put it (or a ``FrozenEstimator`` of it) in an
+:class:`~skadaptive.AdaptiveCascadeClassifier` next to any other stage.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from math import prod
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_feature_names, check_consistent_length
+
+from ._io import (
+    _ORT_DTYPES,
+    _check_classes,
+    _check_options,
+    _columns_message,
+    _format_shape,
+    _input_spec,
+    _InputSpec,
+    _pick_output,
+    _prepare_rows,
+    _to_proba,
+)
+from ._runtime import (
+    _check_providers,
+    _create_session,
+    _import_onnxruntime,
+    _LazyRuntime,
+    _read_model,
+    _requested_providers,
+)
+
+__all__ = ["OnnxClassifier"]
+
+
+# ---------------------------------------------------------- OnnxClassifier
+@dataclass
+class _ClassifierRuntime:
+    session: Any
+    input: _InputSpec
+    output: str
+    n_columns: int | None
+    classes: np.ndarray
+    order: np.ndarray | None
+    providers: list[str]
+
+
+class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
+    """A scikit-learn classifier over an already-trained ONNX model.
+
+    ``fit`` never trains: it checks the model, the rows and the labels, so the
+    classifier can be used as it is, wrapped in
+    :class:`~sklearn.frozen.FrozenEstimator`, or cloned and "fitted" by a
+    cascade. The model is trained already, so the classifier counts as fitted
+    from the start (``predict_proba`` works without ``fit``).
+
+    Parameters
+    ----------
+    model : str, path-like, bytes or onnx.ModelProto
+        The ONNX model: a file path, or its serialised bytes. The bytes are
+        read on first use and kept, so a pickled classifier does not need the
+        file any more.
+    classes : array-like of shape (n_classes,)
+        The label of each column of the model's output, in the model's column
+        order. ``classes_`` is their sorted order, and ``predict_proba``
+        columns follow it.
+    output : str, default=None
+        Name of the output that holds the class scores. ``None``: the model's
+        only output, or its only 2-D float output.
+    output_kind : {"auto", "proba", "logits"}, default="auto"
+        What the output holds. ``"logits"``: raw scores (or log-probabilities),
+        turned into probabilities by a softmax. ``"proba"``: probabilities,
+        used as they are. ``"auto"``: decided row by row -- a row that is
+        non-negative and sums to 1 (within 1e-4) is taken as probabilities,
+        any other row as logits; name the kind to rule out ambiguity.
+    input_shape : tuple of int, default=None
+        Shape of one row as the model wants it, without the batch axis, e.g.
+        ``(1, 8, 8)``. Needed only when the model does not declare fixed row
+        dimensions. Rows given flat (``n_rows x prod(input_shape)``) are
+        reshaped to it; rows given in that shape are used as they are.
+    providers : "auto" or list, default="auto"
+        onnxruntime execution providers. ``"auto"``: CUDA when onnxruntime
+        lists ``CUDAExecutionProvider`` and the session really gets it, else
+        the CPU. A list (names or ``(name, options)`` tuples) is passed on; a
+        provider the session did not get raises a ``UserWarning`` when
+        ``"CPUExecutionProvider"`` is in the list, else a ``RuntimeError``.
+    batch_size : int, default=None
+        Rows per call to the model; ``None`` runs all rows at once. A model
+        whose batch axis is fixed (exported for batches of, say, 1) is always
+        called with that many rows, the last batch padded with zeros.
+    intra_op_num_threads, inter_op_num_threads : int, default=None
+        onnxruntime thread pool sizes; ``None`` leaves onnxruntime's defaults.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Sorted labels, the columns of ``predict_proba``.
+    n_features_in_ : int
+        Values per row (``prod`` of the row shape), set by ``fit``.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Set by ``fit`` when ``X`` has feature names.
+    providers_ : list of str
+        The execution providers the onnxruntime session got.
+
+    Notes
+    -----
+    ``predict_proba`` may be called from several threads at once: onnxruntime
+    sessions run concurrently, and the session is created once, under a lock.
+    The session is not pickled; it is created again on first use after
+    unpickling (on the providers available there).
+
+    Examples
+    --------
+    A logistic regression exported as a one-node ONNX graph (``Gemm``):
+
+    >>> import pytest; onnx = pytest.importorskip("onnx")
+    >>> _ = pytest.importorskip("onnxruntime")
+    >>> import numpy as np
+    >>> from onnx import TensorProto, helper, numpy_helper
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skadaptive.stages import OnnxClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> lr = LogisticRegression(max_iter=1000).fit(X, y)
+    >>> graph = helper.make_graph(
+    ...     [helper.make_node("Gemm", ["x", "W", "b"], ["logits"], transB=1)],
+    ...     "iris",
+    ...     [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+    ...     [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+    ...     [numpy_helper.from_array(lr.coef_.astype(np.float32), "W"),
+    ...      numpy_helper.from_array(lr.intercept_.astype(np.float32), "b")],
+    ... )
+    >>> model = helper.make_model(
+    ...     graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    ... )
+    >>> clf = OnnxClassifier(model.SerializeToString(), classes=[0, 1, 2])
+    >>> clf = clf.fit(X, y)  # checks only: nothing is trained
+    >>> bool(np.allclose(clf.predict_proba(X), lr.predict_proba(X), atol=1e-5))
+    True
+    >>> bool((clf.predict(X) == lr.predict(X)).all())
+    True
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        classes,
+        output: str | None = None,
+        output_kind: str = "auto",
+        input_shape: tuple[int, ...] | None = None,
+        providers="auto",
+        batch_size: int | None = None,
+        intra_op_num_threads: int | None = None,
+        inter_op_num_threads: int | None = None,
+    ):
+        self.model = model
+        self.classes = classes
+        self.output = output
+        self.output_kind = output_kind
+        self.input_shape = input_shape
+        self.providers = providers
+        self.batch_size = batch_size
+        self.intra_op_num_threads = intra_op_num_threads
+        self.inter_op_num_threads = inter_op_num_threads
+        # Not parameters: the lazily created session and the lock guarding it.
+        self._lock = threading.Lock()
+        self._runtime = None
+        self._model_data = None
+
+    # ------------------------------------------------------------ runtime
+    def _build_runtime(self) -> _ClassifierRuntime:
+        owner = type(self).__name__
+        classes, order = _check_classes(self.classes)
+        _check_options(
+            self.output_kind,
+            self.batch_size,
+            self.intra_op_num_threads,
+            self.inter_op_num_threads,
+        )
+        ort = _import_onnxruntime()
+        requested, explicit = _requested_providers(ort, self.providers)
+        if self._model_data is None:
+            self._model_data = _read_model(self.model)
+        data, description = self._model_data
+        session = _create_session(
+            ort,
+            data,
+            description,
+            requested,
+            self.intra_op_num_threads,
+            self.inter_op_num_threads,
+        )
+        _check_providers(ort, requested, explicit, session, owner)
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            described = ", ".join(
+                f"{i.name!r} {i.type} {_format_shape(i.shape)}" for i in inputs
+            )
+            raise ValueError(
+                f"{owner} feeds a single input tensor, but {description} has "
+                f"{len(inputs)} inputs: {described}. Export the model with one "
+                "input (e.g. the features concatenated), or wrap it in a model "
+                "that has one."
+            )
+        node = inputs[0]
+        if node.type not in _ORT_DTYPES:
+            raise ValueError(
+                f"model input {node.name!r} has type {node.type}; {owner} feeds "
+                f"{', '.join(_ORT_DTYPES)} tensors."
+            )
+        spec = _input_spec(
+            node.name, node.shape, _ORT_DTYPES[node.type], self.input_shape, owner
+        )
+        output = _pick_output(session.get_outputs(), self.output, owner)
+        n_columns = None
+        if len(output.shape) == 2 and isinstance(output.shape[1], int):
+            n_columns = output.shape[1]
+            if n_columns != len(classes):
+                raise ValueError(_columns_message(output.name, n_columns, len(classes)))
+        return _ClassifierRuntime(
+            session=session,
+            input=spec,
+            output=output.name,
+            n_columns=n_columns,
+            classes=classes,
+            order=order,
+            providers=list(session.get_providers()),
+        )
+
+    def _reset_runtime(self) -> None:
+        with self._lock:
+            self._runtime = None
+            self._model_data = None
+
+    # ------------------------------------------------------- sklearn API
+    @property
+    def classes_(self) -> np.ndarray:
+        """Sorted labels: the columns of :meth:`predict_proba`."""
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime.classes
+        return _check_classes(self.classes)[0]
+
+    @property
+    def providers_(self) -> list[str]:
+        """Execution providers of the onnxruntime session, in priority order."""
+        return list(self._get_runtime().providers)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # The ONNX model is trained already; fit only checks inputs.
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+    def set_params(self, **params):
+        """Set parameters; the model is read and the session created again.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : OnnxClassifier
+        """
+        super().set_params(**params)
+        self._reset_runtime()
+        return self
+
+    def _validate_rows(self, X, runtime: _ClassifierRuntime, reset: bool):
+        plain = type(X) is np.ndarray and not hasattr(self, "feature_names_in_")
+        if (reset or hasattr(self, "n_features_in_")) and not plain:
+            # (an ndarray has no column names to check against none)
+            _check_feature_names(self, X, reset=reset)
+        rows = _prepare_rows(X, runtime.input, estimator=self)
+        if reset:
+            self.n_features_in_ = int(prod(rows.shape[1:]))
+        return rows
+
+    def fit(self, X, y) -> OnnxClassifier:
+        """Check the model, the rows and the labels; nothing is trained.
+
+        The model file is read again and its session created, so a changed
+        file is picked up.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or ``(n_samples, *row_shape)``
+            Rows as :meth:`predict_proba` takes them.
+        y : array-like of shape (n_samples,)
+            Labels; each must be one of ``classes``.
+
+        Returns
+        -------
+        self : OnnxClassifier
+        """
+        self._reset_runtime()
+        runtime = self._get_runtime()
+        rows = self._validate_rows(X, runtime, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(rows, y)
+        check_classification_targets(y)
+        labels = np.unique(y)
+        unknown = labels[~np.isin(labels, runtime.classes)]
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that the model does not "
+                f"predict: its classes are {runtime.classes.tolist()}."
+            )
+        if runtime.n_columns is None:
+            # The output width is not declared: check it on one row.
+            self._predict_rows(runtime, rows[:1])
+        return self
+
+    def _predict_rows(self, runtime: _ClassifierRuntime, rows: np.ndarray):
+        n_rows = rows.shape[0]
+        step = runtime.input.fixed_batch or self.batch_size or n_rows
+        proba = np.empty((n_rows, len(runtime.classes)))
+        for start in range(0, n_rows, step):
+            chunk = rows[start : start + step]
+            n_chunk = chunk.shape[0]
+            if runtime.input.fixed_batch and n_chunk < step:
+                padding = np.zeros((step - n_chunk, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            raw = runtime.session.run([runtime.output], {runtime.input.name: chunk})[0]
+            proba[start : start + n_chunk] = _to_proba(
+                raw[:n_chunk] if runtime.input.fixed_batch else raw,
+                self.output_kind,
+                runtime.order,
+                len(runtime.classes),
+                n_chunk,
+                runtime.output,
+            )
+        return proba
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities from the model, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or ``(n_samples, *row_shape)``
+            Flat rows are reshaped to the model's row shape; values are cast
+            to the model's input type (float32 for most networks).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            float64.
+        """
+        runtime = self._get_runtime()
+        return self._predict_rows(runtime, self._validate_rows(X, runtime, False))
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) or ``(n_samples, *row_shape)``
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        if state.get("_model_data") is None:
+            try:
+                state["_model_data"] = _read_model(self.model)
+            except (OSError, TypeError):
+                pass  # reported on first use after unpickling
+        state.pop("_lock", None)
+        state.pop("_runtime", None)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.setdefault("_model_data", None)
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+        self._runtime = None

@@ -1,0 +1,249 @@
+"""The model's input and output: rows in, probabilities out; option checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+import numpy as np
+from sklearn.utils import check_array
+
+_OUTPUT_KINDS = ("auto", "proba", "logits")
+# A row counts as probabilities under output_kind="auto" when it is
+# non-negative and sums to 1 within this tolerance (float32 softmax sums are
+# within about 1e-6 of 1).
+_PROBA_TOL = 1e-4
+# onnxruntime's type strings of the input tensors we can feed.
+_ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(float16)": np.float16,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+}
+_FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
+
+
+# ----------------------------------------------------------------- options
+def _check_classes(classes) -> tuple[np.ndarray, np.ndarray | None]:
+    """Sorted ``classes_`` and the column order that sorts the model's columns."""
+    if classes is None:
+        raise ValueError(
+            "classes is required: the labels of the model's output columns, in the "
+            "model's column order (e.g. classes=list(range(10)))."
+        )
+    labels = np.asarray(classes)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(
+            f"classes must be a non-empty 1-D list of labels; got {classes!r}."
+        )
+    try:
+        order = np.argsort(labels, kind="stable")
+    except TypeError as exc:
+        raise ValueError(f"classes must be sortable labels; got {classes!r}.") from exc
+    sorted_labels = labels[order]
+    if np.any(sorted_labels[1:] == sorted_labels[:-1]):
+        raise ValueError(f"classes must be unique; got {labels.tolist()}.")
+    identity = np.array_equal(order, np.arange(len(order)))
+    return sorted_labels, None if identity else order
+
+
+def _check_options(output_kind, batch_size, intra, inter) -> None:
+    if not (isinstance(output_kind, str) and output_kind in _OUTPUT_KINDS):
+        raise ValueError(
+            f"output_kind must be one of {_OUTPUT_KINDS}; got {output_kind!r}."
+        )
+    for name, value, low in [
+        ("batch_size", batch_size, 1),
+        ("intra_op_num_threads", intra, 0),
+        ("inter_op_num_threads", inter, 0),
+    ]:
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | np.integer)
+            or value < low
+        ):
+            raise ValueError(f"{name} must be None or an int >= {low}; got {value!r}.")
+
+
+# ------------------------------------------------------------------- input
+@dataclass(frozen=True)
+class _InputSpec:
+    """What the model's input wants of each batch of rows."""
+
+    name: str
+    shape: tuple  # the model's declared shape, batch axis first
+    dtype: type
+    row_shape: tuple[int, ...] | None  # None: some row dimension is not fixed
+    fixed_batch: int | None  # the batch size a model without a batch axis needs
+
+
+def _format_shape(shape) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _input_spec(name, shape, dtype, input_shape, owner) -> _InputSpec:
+    shape = tuple(d if isinstance(d, int) and d > 0 else None for d in shape)
+    if len(shape) == 0:
+        raise ValueError(
+            f"{owner}: model input {name!r} is a scalar; it needs a batch axis first."
+        )
+    batch, dims = shape[0], shape[1:]
+    if input_shape is not None:
+        try:
+            row_shape = tuple(int(d) for d in input_shape)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"input_shape must be a tuple of ints; got {input_shape!r}."
+            ) from exc
+        if (
+            any(d <= 0 for d in row_shape)
+            or len(row_shape) != len(dims)
+            or any(m is not None and m != r for m, r in zip(dims, row_shape))
+        ):
+            raise ValueError(
+                f"input_shape={tuple(input_shape)} does not fit model input {name!r} "
+                f"of shape {_format_shape(shape)}: give the shape of one row, "
+                "without the batch axis."
+            )
+    elif all(d is not None for d in dims):
+        row_shape = tuple(dims)
+    else:
+        row_shape = None
+    return _InputSpec(name, shape, dtype, row_shape, batch)
+
+
+def _prepare_rows(X, spec: _InputSpec, estimator=None) -> np.ndarray:
+    """``X`` validated, cast and reshaped to ``(n_rows, *row_shape)``."""
+    if (
+        type(X) is np.ndarray
+        and X.dtype.kind in "fiu"
+        and X.ndim >= 2
+        and X.shape[0] > 0
+        and all(X.shape[1:])
+    ):
+        # A plain numeric array: what check_array would do, without its
+        # dataframe and sparse inspection (most of a small network's run).
+        X = np.ascontiguousarray(X, dtype=spec.dtype)
+        if X.dtype.kind == "f" and not np.isfinite(X).all():
+            raise ValueError(
+                f"Input X contains NaN or infinity; {type(estimator).__name__} "
+                "needs finite values."
+            )
+    else:
+        X = check_array(
+            X,
+            allow_nd=True,
+            dtype=spec.dtype,
+            order="C",
+            estimator=estimator,
+            input_name="X",
+        )
+    n_rows = X.shape[0]
+    got = f"{X.shape[1]} features" if X.ndim == 2 else f"rows of shape {X.shape[1:]}"
+    if spec.row_shape is not None:
+        size = prod(spec.row_shape)
+        if X.shape[1:] == spec.row_shape:
+            return X
+        if X.ndim == 2 and X.shape[1] == size:
+            return X.reshape((n_rows, *spec.row_shape))
+        raise ValueError(
+            f"model input {spec.name!r} expects rows of shape {spec.row_shape} = "
+            f"{size} values; got {got}."
+        )
+    dims = spec.shape[1:]
+    if X.ndim == 1 + len(dims) and all(
+        d is None or d == g for d, g in zip(dims, X.shape[1:])
+    ):
+        return X
+    raise ValueError(
+        f"model input {spec.name!r} has shape {_format_shape(spec.shape)}, whose row "
+        f"dimensions are not all fixed, so {got} cannot be reshaped to it: pass "
+        f"rows of {len(dims)} dimensions, or input_shape=(...) with the shape of "
+        "one row."
+    )
+
+
+# ------------------------------------------------------------------ output
+def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
+    """Model scores as float64 probabilities, columns in ``classes_`` order."""
+    raw = np.asarray(raw)
+    if raw.ndim != 2 or raw.shape[0] != n_rows:
+        raise ValueError(
+            f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
+            f"expected ({n_rows}, {n_classes}): one row of class scores per input row."
+        )
+    if raw.shape[1] != n_classes:
+        raise ValueError(_columns_message(output, raw.shape[1], n_classes))
+    scores = raw.astype(np.float64)
+    if kind == "proba":
+        proba = scores
+    elif kind == "logits":
+        proba = _softmax(scores)
+    else:
+        # Decided row by row, so a row's answer never depends on its batch.
+        is_proba = scores.min(axis=1) >= -_PROBA_TOL
+        if is_proba.any():  # (logits rows are rarely all non-negative)
+            sums = scores[is_proba].sum(axis=1)
+            is_proba[is_proba] = np.abs(sums - 1) <= _PROBA_TOL
+        proba = scores if is_proba.all() else _softmax(scores.copy())
+        if is_proba.any():
+            kept = np.clip(scores[is_proba], 0, None)
+            proba[is_proba] = kept / kept.sum(axis=1, keepdims=True)
+    return proba if order is None else proba[:, order]
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of a float64 array, computed in place."""
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores
+
+
+def _columns_message(output: str, n_columns, n_classes: int) -> str:
+    return (
+        f"model output {output!r} has {n_columns} columns but classes has "
+        f"{n_classes} labels: pass one label per output column, in the model's "
+        "column order."
+    )
+
+
+def _pick_output(outputs, output, owner: str):
+    """The session output (an onnxruntime ``NodeArg``) that holds class scores."""
+    described = ", ".join(
+        f"{o.name!r} {o.type} {_format_shape(o.shape)}" for o in outputs
+    )
+    if output is None:
+        if len(outputs) == 1:
+            chosen = outputs[0]
+        else:
+            candidates = [
+                o for o in outputs if o.type in _FLOAT_OUTPUTS and len(o.shape) == 2
+            ]
+            if len(candidates) != 1:
+                raise ValueError(
+                    f"{owner}: the model has outputs {described}; pass "
+                    "output=<name> to say which holds the class scores."
+                )
+            chosen = candidates[0]
+    else:
+        by_name = {o.name: o for o in outputs}
+        if output not in by_name:
+            raise ValueError(
+                f"output={output!r} is not an output of the model; its outputs are "
+                f"{described}."
+            )
+        chosen = by_name[output]
+    if chosen.type not in _FLOAT_OUTPUTS:
+        hint = (
+            " (a ZipMap of a converted scikit-learn model: convert it with "
+            "options={'zipmap': False})"
+            if chosen.type.startswith("seq")
+            else ""
+        )
+        raise ValueError(
+            f"model output {chosen.name!r} has type {chosen.type}{hint}; the class "
+            f"scores must be a float tensor. The model's outputs: {described}."
+        )
+    return chosen

@@ -29,9 +29,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.engine import route
-from skadaptive.stages import OnnxClassifier, OnnxMultiExit
-from skadaptive.stages._multi_exit import (
+from skadaptive.stages import (
     MultiExitSource,
+    OnnxClassifier,
+    OnnxMultiExit,
     exit_probas,
     measure_exit_seconds_per_row,
 )

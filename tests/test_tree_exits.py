@@ -20,7 +20,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 
 from skadaptive.engine import route
-from skadaptive.stages._multi_exit import (
+from skadaptive.stages import (
     MultiExitSource,
     exit_probas,
     measure_exit_seconds_per_row,

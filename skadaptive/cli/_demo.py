@@ -58,6 +58,8 @@ def run_demo(
     from sklearn.model_selection import train_test_split
 
     from .. import AdaptiveCascadeClassifier
+    from ..policies._policy import exit_figures, stage_correct, stage_figures
+    from ..stages import exit_probas
 
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
@@ -81,8 +83,12 @@ def run_demo(
             file=out,
         )
         full = cascade.cumulative_costs_[-1]
-        for (name, _), stage, cost in zip(stages, cascade.estimators_, cascade.costs_):
-            accuracy = stage.score(X_test, y_test)
+        y_encoded = np.searchsorted(cascade.classes_, y_test)
+        correct = stage_correct(exit_probas(cascade._stage_source(), X_test), y_encoded)
+        test = stage_figures(correct, cascade.cumulative_costs_)
+        for (name, _), accuracy, cost in zip(
+            stages, test["stage_accuracies"], cascade.costs_
+        ):
             rows.append(
                 (
                     f"stage {name}",
@@ -97,10 +103,9 @@ def run_demo(
             # Stages and measured costs come from the cache: only the policy
             # is learned again.
             cascade.set_params(cost_weight=cost_weight).fit(X_train, y_train)
-            result = cascade.route(X_test)
-            accuracy = np.mean(cascade.classes_[result.proba.argmax(axis=1)] == y_test)
-            cost = result.cost.mean()
-            rates = np.bincount(result.exit_stage, minlength=len(stages)) / len(y_test)
+            accuracy, cost, rates = exit_figures(
+                cascade.predict_exit(X_test), correct, cascade.cumulative_costs_
+            )
             rows.append(
                 (
                     f"cascade cost_weight={cost_weight:g}",
@@ -117,7 +122,7 @@ def run_demo(
                     "normalized_cost": cost / full,
                 }
             )
-        oracle = _oracle(cascade, X_test, y_test)
+        oracle = test["oracle_accuracy"], test["oracle_cost"]
         rows.append(
             (
                 "oracle (first correct stage)",
@@ -178,9 +183,3 @@ def run(args, out=None) -> int:
         raise CommandError("--cost-weights must be non-negative numbers.")
     run_demo(args.cost_weights, args.seed, out=out, plot=args.plot)
     return 0
-
-
-def _oracle(cascade, X, y):
-    correct = np.stack([stage.predict(X) == y for stage in cascade.estimators_])
-    first = np.where(correct.any(axis=0), correct.argmax(axis=0), len(correct) - 1)
-    return correct.any(axis=0).mean(), cascade.cumulative_costs_[first].mean()

@@ -261,6 +261,46 @@ def test_later_stages_see_only_running_rows(make):
     assert sum(counters[-1].rows) < len(X)
 
 
+class _RecordingRows:
+    """A source wrapper that records what the engine passes as ``X_rows``."""
+
+    def __init__(self, source, rows_in_state):
+        self.source = source
+        self.n_stages = source.n_stages
+        self.classes_ = source.classes_
+        self.rows_in_state = rows_in_state
+        self.seen = []
+
+    def run_stage(self, stage, X_rows, state):
+        self.seen.append(None if X_rows is None else len(X_rows))
+        return self.source.run_stage(stage, X_rows, state)
+
+    def keep_rows(self, state, mask):
+        return self.source.keep_rows(state, mask)
+
+
+@pytest.mark.parametrize("rows_in_state", [True, False])
+def test_engine_passes_rows_after_the_first_stage_only_where_the_source_reads_them(
+    rows_in_state,
+):
+    model, X = _gb(3)
+    plain = TreeEnsembleExits(model, EXITS)
+    assert plain.rows_in_state
+    probas = exit_probas(plain, X)
+    thresholds = [np.quantile(p.max(axis=1), 0.5) for p in probas[:-1]]
+    expected_proba, expected_stage = _expected_routing(probas, thresholds)
+    source = _RecordingRows(plain, rows_in_state)
+    result = route(source, MaxProbaAtLeast(thresholds), X, n_classes=3)
+    np.testing.assert_array_equal(result.exit_stage, expected_stage)
+    np.testing.assert_allclose(result.proba, expected_proba)
+    running = [int(np.sum(expected_stage >= k)) for k in range(len(EXITS))]
+    if rows_in_state:
+        # No copy of the deferred rows of X for stages that read the state.
+        assert source.seen == [len(X)] + [None] * (len(source.seen) - 1)
+    else:
+        assert source.seen == running[: len(source.seen)]
+
+
 # -- state -------------------------------------------------------------------
 
 

@@ -17,7 +17,13 @@ class StageSource(Protocol):
     ``run_stage(stage, X_rows, state)`` returns the class probabilities of the
     rows ``X_rows`` at ``stage`` and the state handed to the next stage (``None``
     for independent models; the running computation for shared-computation
-    exits). ``keep_rows(state, mask)`` selects the state of the rows that go on.
+    exits). ``keep_rows(state, mask)`` selects the state of the rows that go on:
+    a source owns the compaction of its state.
+
+    A source whose state carries everything its later stages read (the
+    validated rows, a hidden tensor) sets ``rows_in_state = True``: the engine
+    then passes ``X_rows=None`` after the first stage instead of copying the
+    deferred rows of ``X`` for a stage that would ignore them.
     """
 
     n_stages: int
@@ -47,8 +53,11 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, n_classes: int):
     active = np.arange(n_rows)
     history: list[np.ndarray] = []
     state = None
+    rows_in_state = getattr(source, "rows_in_state", False)
     for stage in range(source.n_stages):
-        if len(active) == n_rows:
+        if stage > 0 and rows_in_state:
+            X_active = None
+        elif len(active) == n_rows:
             X_active = X
         elif type(X) is np.ndarray:
             X_active = X[active]  # what _safe_indexing does, without its checks

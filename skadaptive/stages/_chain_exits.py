@@ -116,6 +116,9 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
     (150, 2)
     """
 
+    #: Later stages read the state only: the engine passes no rows to them.
+    rows_in_state = True
+
     def __init__(self, blocks, heads):
         self.blocks = blocks
         self.heads = heads
@@ -209,7 +212,8 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
         """Apply block ``stage`` to the carried output and classify it.
 
         At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
-        from ``state`` (block ``stage - 1``'s output for the same rows).
+        from ``state`` (block ``stage - 1``'s output for the same rows), and
+        ``X_rows`` may be None there (as the engine passes it).
 
         Parameters
         ----------
@@ -234,7 +238,7 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     f"Stage {stage} continues from stage {stage - 1}'s state; got None."
                 )
-            if _num_samples(X_rows) != _num_samples(state):
+            if X_rows is not None and _num_samples(X_rows) != _num_samples(state):
                 raise ValueError(
                     f"X_rows has {_num_samples(X_rows)} rows but the state has "
                     f"{_num_samples(state)}: pass the state of the same rows "

@@ -135,6 +135,9 @@ class TreeEnsembleExits(MultiExitSource):
     True
     """
 
+    #: Later stages read the state only: the engine passes no rows to them.
+    rows_in_state = True
+
     def __init__(self, estimator, exits):
         model = (
             estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
@@ -347,7 +350,8 @@ class TreeEnsembleExits(MultiExitSource):
 
         At ``stage == 0`` ``X_rows`` is validated (float32, CSR) and kept in the
         state; later stages use the validated rows from the state, so
-        ``X_rows`` only has to have the same number of rows.
+        ``X_rows`` may be None there (as the engine passes it) or must have
+        the same number of rows.
 
         Parameters
         ----------
@@ -373,7 +377,7 @@ class TreeEnsembleExits(MultiExitSource):
                 raise ValueError(
                     f"Stage {stage} continues from stage {stage - 1}'s state; got None."
                 )
-            if _num_samples(X_rows) != state.X.shape[0]:
+            if X_rows is not None and _num_samples(X_rows) != state.X.shape[0]:
                 raise ValueError(
                     f"X_rows has {_num_samples(X_rows)} rows but the state has "
                     f"{state.X.shape[0]}: pass the state of the same rows "

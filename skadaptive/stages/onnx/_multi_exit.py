@@ -184,6 +184,9 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
     True
     """
 
+    #: Later stages read the state only: the engine passes no rows to them.
+    rows_in_state = True
+
     def __init__(
         self,
         model,
@@ -359,7 +362,8 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
 
         At ``stage == 0`` ``X_rows`` is validated, cast to the input's type and
         reshaped to its row shape (as in :class:`OnnxClassifier`); later
-        stages read the state, so ``X_rows`` only has to have as many rows.
+        stages read the state, so ``X_rows`` may be None there (as the engine
+        passes it) or must have as many rows.
 
         Parameters
         ----------
@@ -387,7 +391,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
                     f"Stage {stage} continues from stage {stage - 1}'s state; got None."
                 )
             n_rows, tensors = state.n_rows, state.tensors
-            if _num_samples(X_rows) != n_rows:
+            if X_rows is not None and _num_samples(X_rows) != n_rows:
                 raise ValueError(
                     f"X_rows has {_num_samples(X_rows)} rows but the state has "
                     f"{n_rows}: pass the state of the same rows (see keep_rows)."

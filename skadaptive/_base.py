@@ -17,21 +17,17 @@ from inspect import signature
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import ClassifierMixin, MetaEstimatorMixin, _fit_context, clone
+from sklearn import get_config
+from sklearn.base import ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, get_tags
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
 from sklearn.utils.metadata_routing import (
     MetadataRouter,
     MethodMapping,
-    _raise_for_params,
-    _routing_enabled,
     process_routing,
 )
-from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    _check_sample_weight,
     check_consistent_length,
     check_is_fitted,
     check_memory,
@@ -42,6 +38,16 @@ from threadpoolctl import threadpool_limits
 
 from ._costs import check_budget, check_costs, measures_costs, resolve_costs
 from ._held_out import fit_stages_on_held_out
+from ._sklearn_private import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+    _BaseComposition,
+    _check_sample_weight,
+    _fit_context,
+    _raise_for_params,
+)
 from ._validation import (
     frozen_classes,
     indexable,
@@ -346,7 +352,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
 
     def _route_fit_params(self, sample_weight, fit_params):
         names, stages = self._members()
-        if _routing_enabled():
+        if get_config()["enable_metadata_routing"]:
             routed = process_routing(
                 self, "fit", sample_weight=sample_weight, **fit_params
             )

@@ -6,11 +6,11 @@ from functools import partial
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
-from sklearn.utils._param_validation import HasMethods
 
 from ._base import BaseAdaptiveClassifier
 from ._costs import check_budget
 from ._docs import fill_shared_docs
+from ._sklearn_private import HasMethods
 from ._validation import is_frozen
 from .stages import ChainExits, MultiExitSource
 from .stages._backbones import (

@@ -18,9 +18,9 @@ import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.model_selection import check_cv, train_test_split
-from sklearn.utils import Bunch, _safe_indexing
-from sklearn.utils.validation import _check_method_params, _num_samples
+from sklearn.utils import Bunch
 
+from ._sklearn_private import _check_method_params, _num_samples, _safe_indexing
 from ._validation import is_frozen
 from .stages import IndependentStages, exit_probas, measure_exit_seconds_per_row
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import get_tags
-from sklearn.utils.validation import _is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 
 def indexable(X):
@@ -32,7 +32,7 @@ def frozen_classes(names, members):
     for name, member in zip(names, members):
         # A ready multi-exit source is not an estimator: only a FrozenEstimator
         # can wrap something unfitted.
-        if isinstance(member, FrozenEstimator) and not _is_fitted(member):
+        if isinstance(member, FrozenEstimator) and not _fitted(member):
             inner = getattr(member, "estimator", member)
             raise NotFittedError(
                 f"Stage {name!r} is a FrozenEstimator of an unfitted "
@@ -93,3 +93,11 @@ def is_frozen(estimator) -> bool:
         return get_tags(estimator).requires_fit is False
     except (TypeError, ValueError, AttributeError):
         return False
+
+
+def _fitted(estimator) -> bool:
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True

@@ -7,8 +7,9 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 from joblib import Parallel, delayed
-from sklearn.utils import Bunch, _safe_indexing, gen_batches
-from sklearn.utils.validation import _num_samples
+from sklearn.utils import Bunch, gen_batches
+
+from .._sklearn_private import _num_samples, _safe_indexing
 
 
 class StageSource(Protocol):

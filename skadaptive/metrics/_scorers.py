@@ -6,8 +6,10 @@ from collections.abc import Callable
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-from sklearn.utils.metadata_routing import UNUSED, _MetadataRequester
+from sklearn.utils.metadata_routing import UNUSED
 from sklearn.utils.validation import column_or_1d
+
+from .._sklearn_private import _MetadataRequester
 
 
 def _route_through(estimator, X):

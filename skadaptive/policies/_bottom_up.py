@@ -19,9 +19,9 @@ from itertools import product
 import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.utils.validation import has_fit_parameter
 
+from .._sklearn_private import LinearClassifierMixin
 from ._eenet import eenet_exits, fit_eenet_scorers
 from ._features import policy_features
 from ._losses import per_row_loss

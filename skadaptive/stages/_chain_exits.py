@@ -14,9 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils import _safe_indexing
-from sklearn.utils.validation import _num_samples, check_is_fitted, has_fit_parameter
+from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
+from .._sklearn_private import _num_samples, _safe_indexing
 from ._multi_exit import MultiExitSource, exit_probas
 
 __all__ = ["ChainExits"]

@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.utils import _safe_indexing, check_random_state
-from sklearn.utils.validation import _num_samples
+from sklearn.utils import check_random_state
+
+from .._sklearn_private import _num_samples, _safe_indexing
 
 # Each stage is timed on the same sample of rows, ``_REPEATS`` times after a
 # warm-up call, and the fastest run is kept: noise from the rest of the machine

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import sklearn
 from scipy.special import expit, logit, softmax
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -44,17 +45,20 @@ from sklearn.ensemble import (
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import get_tags
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.fixes import parse_version
+from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._sklearn_private import _num_samples
+from .._sklearn_private import predict_stages as _predict_stages
 from ._multi_exit import MultiExitSource
 
 __all__ = ["TreeEnsembleExits"]
 
-try:  # the compiled loop of GradientBoostingClassifier.predict_proba (private)
-    from sklearn.ensemble._gradient_boosting import predict_stages as _predict_stages
-except ImportError:  # not in this scikit-learn: the public per-tree path is used
-    _predict_stages = None
-
+_INIT_EPS = (
+    np.finfo(np.float64).eps
+    if parse_version(sklearn.__version__) >= parse_version("1.8")
+    else np.finfo(np.float32).eps
+)
 _SUPPORTED = (GradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier)
 _SUPPORTED_NAMES = ", ".join(cls.__name__ for cls in _SUPPORTED)
 
@@ -259,11 +263,10 @@ class TreeEnsembleExits(MultiExitSource):
         proba = model.init_.predict_proba(X)
         if n_columns == 1:
             proba = proba[:, 1]
-        # scikit-learn 1.9 clips at float64 eps; some earlier releases used
-        # float32 eps. This only matters for an init estimator that gives a
-        # class probability within 1e-7 of 0 or 1 (never the default prior).
-        eps = np.finfo(np.float64).eps
-        proba = np.clip(proba, eps, 1 - eps, dtype=np.float64)
+        # Clipped as this scikit-learn clips (float64 eps from 1.8, float32 eps
+        # before). This only matters for an init estimator that gives a class
+        # probability within 1e-7 of 0 or 1 (never the default prior).
+        proba = np.clip(proba, _INIT_EPS, 1 - _INIT_EPS, dtype=np.float64)
         if n_columns == 1:
             raw = logit(proba)
             if model.loss == "exponential":

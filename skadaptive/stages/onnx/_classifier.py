@@ -16,8 +16,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import column_or_1d
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_feature_names, check_consistent_length
+from sklearn.utils.validation import check_consistent_length
 
+from ..._sklearn_private import _check_feature_names
 from ._io import (
     _ORT_DTYPES,
     _check_classes,

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sklearn.utils.validation import _num_samples
 
+from ..._sklearn_private import _num_samples
 from .._multi_exit import MultiExitSource
 from ._graph import _dims, _gather_model, _split_graph
 from ._io import (

@@ -143,3 +143,13 @@ def test_docs_build_without_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert (tmp_path / "html" / "api" / "index.html").exists()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    """.ci/run is the README's test command, and docs/index.md shows the same."""
+    readme = (ROOT / "README.md").read_text()
+    command = re.search(r"```bash\n(pip install -e \"\.\[tests\]\".*)\n```", readme)
+    assert command, "README has no test command"
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+    assert ci == command.group(1)
+    assert command.group(1) in (ROOT / "docs" / "index.md").read_text()

@@ -43,19 +43,17 @@ _BISECTION_STEPS = 30
 def cuts_between(distinct: np.ndarray) -> np.ndarray:
     """Thresholds between consecutive distinct scores (sorted ascending).
 
-        The threshold that exits exactly the rows scoring at least ``distinct[j]``
-        is put halfway to ``distinct[j - 1]`` (``-inf`` for ``j = 0``), never on a
-        score: a row whose score is recomputed a last bit lower in another batch
-        keeps its exit. Scores closer than rounding error count as one.
+    The threshold that exits exactly the rows scoring at least ``distinct[j]``
+    is put halfway to ``distinct[j - 1]`` (``-inf`` for ``j = 0``), never on a
+    score: a row whose score is recomputed a last bit lower in another batch
+    keeps its exit. Scores closer than rounding error count as one.
 
-        Examples
-        --------
-        >>> import numpy as np
-
-    from ._policy import first_exit
-        >>> from skadaptive.policies._thresholds import cuts_between
-        >>> cuts_between(np.array([0.2, 0.5, 0.9])).tolist()
-        [-inf, 0.35, 0.7]
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import cuts_between
+    >>> cuts_between(np.array([0.2, 0.5, 0.9])).tolist()
+    [-inf, 0.35, 0.7]
     """
     distinct = np.asarray(distinct, dtype=np.float64)
     if len(distinct) == 0:
@@ -68,28 +66,18 @@ def cuts_between(distinct: np.ndarray) -> np.ndarray:
 
 
 def first_reaching(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Exit stage of each row: the first ``k`` with ``scores[k] >= thresholds[k]``.
+    """:func:`~skadaptive.policies._policy.first_exit` of ``scores >= thresholds``.
 
-        Parameters
-        ----------
-        scores : ndarray of shape (n_decisions, n_rows)
-            One row of scores per exit but the last.
-        thresholds : ndarray of shape (n_decisions,)
+    Rows of ``scores`` (n_decisions, n_rows) are exits; a row that reaches no
+    threshold answers at the last stage, ``n_decisions``.
 
-        Returns
-        -------
-        exit_stage : ndarray of shape (n_rows,)
-            Rows that reach no threshold answer at the last stage, ``n_decisions``.
-
-        Examples
-        --------
-        >>> import numpy as np
-
-    from ._policy import first_exit
-        >>> from skadaptive.policies._thresholds import first_reaching
-        >>> scores = np.array([[0.9, 0.2, 0.2], [0.1, 0.8, 0.3]])
-        >>> first_reaching(scores, np.array([0.5, 0.5])).tolist()
-        [0, 1, 2]
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import first_reaching
+    >>> scores = np.array([[0.9, 0.2, 0.2], [0.1, 0.8, 0.3]])
+    >>> first_reaching(scores, np.array([0.5, 0.5])).tolist()
+    [0, 1, 2]
     """
     return first_exit(scores >= np.asarray(thresholds)[:, None])
 
@@ -99,19 +87,17 @@ def weighted_standardisation(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weighted mean and standard deviation of each column (1 where constant).
 
-        Weighted, so that weight k on a row standardises as k copies of it would,
-        and a row of weight 0 as if it were absent.
+    Weighted, so that weight k on a row standardises as k copies of it would,
+    and a row of weight 0 as if it were absent.
 
-        Examples
-        --------
-        >>> import numpy as np
-
-    from ._policy import first_exit
-        >>> from skadaptive.policies._thresholds import weighted_standardisation
-        >>> mean, scale = weighted_standardisation(np.array([[0.], [2.], [2.]]),
-        ...                                        np.array([2., 1., 1.]))
-        >>> float(mean[0]), float(scale[0])
-        (1.0, 1.0)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import weighted_standardisation
+    >>> mean, scale = weighted_standardisation(np.array([[0.], [2.], [2.]]),
+    ...                                        np.array([2., 1., 1.]))
+    >>> float(mean[0]), float(scale[0])
+    (1.0, 1.0)
     """
     weight = np.asarray(weight, dtype=np.float64)
     mean = np.average(features, axis=0, weights=weight)
@@ -146,34 +132,32 @@ def cut_table(
 ) -> CutTable:
     """Tabulate every cut between distinct scores of the rows with positive weight.
 
-        Rows of zero weight take no part in where the cuts lie, so that a weight
-        of zero is the same as leaving the row out (and weight k the same as k
-        copies of the row).
+    Rows of zero weight take no part in where the cuts lie, so that a weight
+    of zero is the same as leaving the row out (and weight k the same as k
+    copies of the row).
 
-        Parameters
-        ----------
-        score : ndarray of shape (n_rows,)
-            How strongly each row should exit.
-        loss_change, cost_change : ndarray of shape (n_rows,)
-            Per-row change of loss and cost when the row exits instead of deferring.
-        weight : ndarray of shape (n_rows,)
-        presorted : bool, default=False
-            Whether the rows are already in order of decreasing score.
+    Parameters
+    ----------
+    score : ndarray of shape (n_rows,)
+        How strongly each row should exit.
+    loss_change, cost_change : ndarray of shape (n_rows,)
+        Per-row change of loss and cost when the row exits instead of deferring.
+    weight : ndarray of shape (n_rows,)
+    presorted : bool, default=False
+        Whether the rows are already in order of decreasing score.
 
-        Returns
-        -------
-        table : CutTable
+    Returns
+    -------
+    table : CutTable
 
-        Examples
-        --------
-        >>> import numpy as np
-
-    from ._policy import first_exit
-        >>> from skadaptive.policies._thresholds import cut_table
-        >>> table = cut_table(np.array([0.9, 0.5, 0.7]), np.array([0., 1., 0.]),
-        ...                   np.array([-1., -1., -1.]), np.ones(3))
-        >>> table.threshold.tolist(), table.loss_change.tolist()
-        ([inf, 0.8, 0.6, -inf], [0.0, 0.0, 0.0, 1.0])
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import cut_table
+    >>> table = cut_table(np.array([0.9, 0.5, 0.7]), np.array([0., 1., 0.]),
+    ...                   np.array([-1., -1., -1.]), np.ones(3))
+    >>> table.threshold.tolist(), table.loss_change.tolist()
+    ([inf, 0.8, 0.6, -inf], [0.0, 0.0, 0.0, 1.0])
     """
     positive = weight > 0
     if not positive.all():

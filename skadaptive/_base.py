@@ -49,9 +49,11 @@ from ._sklearn_private import (
     _raise_for_params,
 )
 from ._validation import (
+    check_missing_values,
     frozen_classes,
     indexable,
     is_frozen,
+    unique_labels,
     warn_sample_weight_unused,
 )
 from .engine import route
@@ -135,8 +137,10 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         X, y = validate_data(
             self, indexable(X), y, skip_check_array=True, multi_output=False
         )
+        check_missing_values(X, *self._members())
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
+        unique_labels(y)  # a clear error for labels of mixed types, first
         check_classification_targets(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
@@ -186,6 +190,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             n_jobs=self.n_jobs,
             verbose=self.verbose,
             make_source=self._source_maker(),
+            names=self._members()[0],
         )
 
     def _has_natural_costs(self) -> bool:
@@ -207,8 +212,16 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def _check_classes(self, y) -> np.ndarray:
         names, members = self._members()
         frozen = frozen_classes(names, members)
-        labels = np.unique(y)
+        labels = unique_labels(y)
         if frozen is None:
+            if len(labels) < 2:
+                raise ValueError(
+                    f"y has one class ({labels.tolist()[0]!r}); the stages would be "
+                    "fitted on it, and a classifier needs samples of at least 2 "
+                    "classes. "
+                    "Fit on data with several classes, or pass fitted stages in "
+                    "FrozenEstimator."
+                )
             return labels
         unknown = np.setdiff1d(labels, frozen)
         if len(unknown):
@@ -414,6 +427,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
+        check_missing_values(X, *self._members())
         y = column_or_1d(y)
         check_consistent_length(X, y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
@@ -470,6 +484,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
+        check_missing_values(X, *self._members())
         return measure_exit_seconds_per_row(
             self._stage_source(), X, random_state=random_state
         )
@@ -501,6 +516,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                 "array.reshape(1, -1) if it contains a single sample."
             )
         X = validate_data(self, X, reset=False, skip_check_array=True)
+        check_missing_values(X, *self._members())
         result = route(
             self._stage_source(),
             self.policy_,

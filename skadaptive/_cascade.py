@@ -198,7 +198,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         return [name for name, _ in self.estimators]
 
     def _source_maker(self):
-        return IndependentStages
+        return IndependentStages.of_members
 
     def _keep_fitted(self, held_out) -> None:
         names, _ = _check_stages(self.estimators)
@@ -206,4 +206,4 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
 
     def _stage_source(self):
-        return IndependentStages(self.estimators_)
+        return IndependentStages(self.estimators_, self._stage_names())

@@ -79,6 +79,14 @@ def check_costs(costs, names) -> np.ndarray:
             + ", ".join(f"{n}={c}" for n, c, b in zip(names, costs, bad) if b)
             + ". Pass each stage's incremental cost per row, or costs='auto'."
         )
+    with np.errstate(over="ignore"):
+        total = costs.sum()
+    if not np.isfinite(total):
+        raise ValueError(
+            f"costs={costs.tolist()} sum to {total}: the cost of running "
+            "every stage must be a finite number. Express the costs in a smaller "
+            "unit."
+        )
     if costs.sum() == 0:
         raise ValueError("costs are all zero: at least one stage must cost something.")
     return costs

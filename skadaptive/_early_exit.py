@@ -224,7 +224,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
 
     def _keep_fitted(self, held_out) -> None:
         (self.estimator_,) = held_out.estimators
-        self.source_ = self._source_maker()(held_out.estimators)
+        self.source_ = self._source_maker()(held_out.estimators, ["estimator"])
         self.n_exits_ = self.source_.n_stages
         if self.n_exits_ < 2:
             raise ValueError(

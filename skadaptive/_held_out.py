@@ -15,10 +15,10 @@ import numbers
 import time
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.model_selection import check_cv, train_test_split
 from sklearn.utils import Bunch
+from sklearn.utils.parallel import Parallel, delayed
 
 from ._sklearn_private import _check_method_params, _num_samples, _safe_indexing
 from ._validation import is_frozen
@@ -52,10 +52,11 @@ def _fit_one(estimator, X, y, fit_params, train):
 
 
 def _fit_and_predict_fold(
-    estimator, X, y, fit_params, train, test, classes, make_source
+    estimator, X, y, fit_params, train, test, classes, make_source, name
 ):
     fitted = _fit_one(estimator, X, y, fit_params, train)
-    return exits_in_class_order(make_source([fitted]), _safe_indexing(X, test), classes)
+    source = make_source([fitted], [name])
+    return exits_in_class_order(source, _safe_indexing(X, test), classes)
 
 
 def _check_same_exit_count(folds: list[list], estimator) -> None:
@@ -93,18 +94,21 @@ def fit_stages_on_held_out(
     random_state,
     n_jobs=None,
     verbose: int = 0,
-    make_source=IndependentStages,
+    make_source=IndependentStages.of_members,
+    names=None,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
     Parameters
     ----------
-    make_source : callable, default=IndependentStages
-        ``make_source(fitted_members)`` returns the
+    make_source : callable, default=IndependentStages.of_members
+        ``make_source(fitted_members, names)`` returns the
         :class:`~skadaptive.engine.StageSource` that runs their exits (one
         per cascade stage, several for a multi-exit model); it gives the
         held-out probabilities and, with ``measure_costs``, is timed by
         :func:`~skadaptive.stages.measure_exit_seconds_per_row`.
+    names : list of str, default=None
+        The members' names, for messages about what a stage returned.
 
     Returns
     -------
@@ -117,6 +121,8 @@ def fit_stages_on_held_out(
         excluded).
     """
     start = time.perf_counter()
+    if names is None:
+        names = [f"{k} ({type(e).__name__})" for k, e in enumerate(estimators)]
     n_rows = _num_samples(X)
     to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
     parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
@@ -139,6 +145,7 @@ def fit_stages_on_held_out(
                 test,
                 classes,
                 make_source,
+                names[k],
             )
             for k in to_fit
             for train, test in splits
@@ -170,13 +177,13 @@ def fit_stages_on_held_out(
         for proba in (
             held_out[k]
             if k in held_out
-            else exits_in_class_order(make_source([est]), X_policy, classes)
+            else exits_in_class_order(make_source([est], [names[k]]), X_policy, classes)
         )
     ]
     stage_fit_seconds = time.perf_counter() - start
     seconds_per_row = (
         measure_exit_seconds_per_row(
-            make_source(final), X_policy, random_state=random_state
+            make_source(final, names), X_policy, random_state=random_state
         )
         if measure_costs
         else None

@@ -101,3 +101,166 @@ def _fitted(estimator) -> bool:
     except NotFittedError:
         return False
     return True
+
+
+#: Rows of a stage's probabilities must sum to 1 within this (float32 networks
+#: sum to 1 within about 1e-6; scikit-learn's classifiers within 1e-12).
+PROBA_SUM_TOL = 1e-4
+
+
+def stage_label(source, stage: int) -> str:
+    """How messages name one stage of a source: its name where it has one."""
+    names = getattr(source, "stage_names", None)
+    if names is not None:
+        return f"stage {names[stage]!r}"
+    return f"exit {stage}"
+
+
+def check_stage_proba(proba, n_rows: int, n_classes: int, label: str) -> np.ndarray:
+    """A stage's probabilities, checked where they enter the package.
+
+    Parameters
+    ----------
+    proba : array-like
+        What the stage returned for ``n_rows`` rows.
+    n_rows : int
+    n_classes : int
+        The number of classes in the stage's own ``classes_``.
+    label : str
+        Names the stage in messages (e.g. ``"stage 'hgb'"``).
+
+    Returns
+    -------
+    proba : ndarray of shape (n_rows, n_classes)
+        As float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the stage, the check and how many rows fail it: the shape is
+        not one column per class for each row, or some rows have values that
+        are not finite, negative values, or do not sum to 1 within
+        ``PROBA_SUM_TOL``. The package never answers from such rows.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive._validation import check_stage_proba
+    >>> check_stage_proba(np.array([[0.5, 0.6]]), 1, 2, "stage 'lr'")
+    Traceback (most recent call last):
+    ...
+    ValueError: stage 'lr' returned invalid probabilities: rows that do not sum to 1 ...
+    """
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape != (n_rows, n_classes):
+        raise ValueError(
+            f"{label} returned probabilities of shape {proba.shape} for {n_rows} "
+            f"rows; expected ({n_rows}, {n_classes}): one column for each of the "
+            f"{n_classes} classes in its classes_. Check the stage's predict_proba "
+            "(a model fitted on one class may still return two columns)."
+        )
+    if n_rows == 0:
+        return proba
+    finite = np.isfinite(proba).all(axis=1)
+    problems = []
+    if not finite.all():
+        problems.append(f"values that are not finite (NaN or inf) in {_rows(~finite)}")
+    negative = finite & (proba < 0).any(axis=1)
+    if negative.any():
+        problems.append(f"negative values in {_rows(negative)}")
+    off = finite & (np.abs(proba.sum(axis=1) - 1) > PROBA_SUM_TOL)
+    if off.any():
+        problems.append(f"rows that do not sum to 1 ({_rows(off)})")
+    if problems:
+        raise ValueError(
+            f"{label} returned invalid probabilities: "
+            + "; ".join(problems)
+            + ". The package never answers from them: fix or calibrate the stage "
+            "(e.g. CalibratedClassifierCV), or check its input."
+        )
+    return proba
+
+
+def _rows(mask: np.ndarray) -> str:
+    count = int(mask.sum())
+    return f"{count} of {len(mask)} row{'s' if len(mask) != 1 else ''}"
+
+
+def unique_labels(y) -> np.ndarray:
+    """The sorted distinct labels of ``y``, or a clear error for mixed types.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive._validation import unique_labels
+    >>> unique_labels(np.array(["b", "a", "b"])).tolist()
+    ['a', 'b']
+    >>> unique_labels(np.array([0, "a"], dtype=object))
+    Traceback (most recent call last):
+    ...
+    ValueError: y mixes labels of different types (int, str) ...
+    """
+    try:
+        return np.unique(y)
+    except TypeError as exc:
+        kinds = ", ".join(sorted({type(label).__name__ for label in y}))
+        raise ValueError(
+            f"y mixes labels of different types ({kinds}), which cannot be "
+            "sorted into one classes_; use labels of one type (e.g. all str)."
+        ) from exc
+
+
+def check_missing_values(X, names, members) -> None:
+    """Refuse NaN in ``X`` up front unless every stage accepts it.
+
+    A stage that does not accept missing values may see a row only if the
+    stages before it defer it, so without this check whether a row with NaN
+    is answered or raises would depend on the policy and on which rows share
+    its batch. Decided once per call, from the stages' ``allow_nan`` tags:
+    either every stage takes NaN, or no row with NaN is taken. Only numeric
+    arrays, sparse matrices and DataFrames are inspected (texts and other
+    inputs are the stages' own business).
+    """
+    refusing = []
+    for name, member in zip(names, members):
+        try:
+            allow_nan = get_tags(member).input_tags.allow_nan
+        except (TypeError, ValueError, AttributeError):
+            allow_nan = False
+        if not allow_nan:
+            refusing.append((name, member))
+    if not refusing:
+        return
+    missing = _rows_with_nan(X)
+    if missing:
+        name, member = refusing[0]
+        member = getattr(member, "estimator", member)  # a FrozenEstimator's model
+        raise ValueError(
+            f"X has NaN in {missing} row{'s' if missing != 1 else ''}, and stage "
+            f"{name!r} ({type(member).__name__}) does not accept missing values: "
+            "whether such a row is answered would depend on whether the stages "
+            "before it defer it. Impute the missing values first (e.g. a "
+            "SimpleImputer in a Pipeline before the estimator), or use stages "
+            "that all accept NaN (e.g. HistGradientBoostingClassifier)."
+        )
+
+
+def _rows_with_nan(X) -> int:
+    """The number of rows of a numeric ``X`` with a NaN (0 for other inputs)."""
+    if sp.issparse(X):
+        if X.dtype.kind != "f":
+            return 0
+        rows = X.tocsr() if X.format != "csr" else X
+        nan = np.isnan(rows.data)
+        if not nan.any():
+            return 0
+        row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+        return len(np.unique(row_of[nan]))
+    if hasattr(X, "isna") and hasattr(X, "select_dtypes"):  # a DataFrame
+        numeric = X.select_dtypes(include="number")
+        return int(numeric.isna().to_numpy().any(axis=1).sum()) if numeric.size else 0
+    if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        if X.ndim == 1:
+            return int(np.isnan(X).sum())
+        return int(np.isnan(X.reshape(len(X), -1)).any(axis=1).sum())
+    return 0

@@ -392,7 +392,7 @@ class _RowCounting(LogisticRegression):
 class _ExitsByRows:
     """A source with one more exit when its member was fitted on odd rows."""
 
-    def __init__(self, members):
+    def __init__(self, members, names=None):
         (self.member,) = members
         self.classes_ = self.member.classes_
         self.n_stages = 2 + self.member.n_rows_ % 2

@@ -6,10 +6,11 @@ from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
-from joblib import Parallel, delayed
 from sklearn.utils import Bunch, gen_batches
+from sklearn.utils.parallel import Parallel, delayed
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._validation import check_stage_proba, stage_label
 
 
 class StageSource(Protocol):
@@ -65,6 +66,9 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, n_classes: int):
         else:
             X_active = _safe_indexing(X, active)
         stage_proba, state = source.run_stage(stage, X_active, state)
+        stage_proba = check_stage_proba(
+            stage_proba, len(active), n_classes, stage_label(source, stage)
+        )
         history.append(stage_proba)
         exits = policy.exits(stage, history)
         proba[active[exits]] = stage_proba[exits]

@@ -73,7 +73,10 @@ def as_multi_exit(fitted, exits) -> MultiExitSource:
     return model
 
 
-def backbone_source(members: list, *, exits) -> MultiExitSource:
-    """The multi-exit source of the one fitted backbone in ``members``."""
+def backbone_source(members: list, names=None, *, exits) -> MultiExitSource:
+    """The multi-exit source of the one fitted backbone in ``members``.
+
+    ``names`` (the member's name) is not used: exits are called "exit k".
+    """
     (backbone,) = members
     return as_multi_exit(backbone, exits)

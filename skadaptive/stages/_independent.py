@@ -16,6 +16,19 @@ class IndependentStages:
     """
 
     estimators: list
+    names: list | None = None
+
+    @classmethod
+    def of_members(cls, members: list, names: list | None = None):
+        """The source of fitted stages (the cascade's ``make_source``)."""
+        return cls(list(members), None if names is None else list(names))
+
+    @property
+    def stage_names(self) -> list:
+        """What messages call each stage: its name, else its index and type."""
+        if self.names is not None:
+            return self.names
+        return [f"{k} ({type(e).__name__})" for k, e in enumerate(self.estimators)]
 
     @property
     def n_stages(self) -> int:

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from .._sklearn_private import _num_samples
+from .._validation import check_stage_proba, stage_label
 from ..engine import StageSource
 
 __all__ = ["MultiExitSource", "exit_probas"]
@@ -132,8 +134,10 @@ def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
     >>> bool(np.allclose(last, model.predict_proba(X)))
     True
     """
+    n_rows, n_classes = _num_samples(X), len(source.classes_)
     probas, state = [], None
     for stage in range(source.n_stages):
         proba, state = source.run_stage(stage, X, state)
-        probas.append(proba)
+        label = stage_label(source, stage)
+        probas.append(check_stage_proba(proba, n_rows, n_classes, label))
     return probas

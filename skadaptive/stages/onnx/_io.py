@@ -124,11 +124,19 @@ def _prepare_rows(X, spec: _InputSpec, estimator=None) -> np.ndarray:
     ):
         # A plain numeric array: what check_array would do, without its
         # dataframe and sparse inspection (most of a small network's run).
+        given = X
         X = np.ascontiguousarray(X, dtype=spec.dtype)
         if X.dtype.kind == "f" and not np.isfinite(X).all():
+            if given.dtype.kind == "f" and not np.isfinite(given).all():
+                raise ValueError(
+                    f"Input X contains NaN or infinity; {type(estimator).__name__} "
+                    "needs finite values."
+                )
+            limit = np.finfo(X.dtype).max
             raise ValueError(
-                f"Input X contains NaN or infinity; {type(estimator).__name__} "
-                "needs finite values."
+                f"Input X has finite values beyond the range of the model's input "
+                f"type {X.dtype} (|x| > {limit:.3g}), which overflow when cast to "
+                "it; scale or clip the inputs."
             )
     else:
         X = check_array(

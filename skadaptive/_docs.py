@@ -72,8 +72,12 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         ``policy``, ...) does not refit the stages for every candidate.
 
     batch_size : int, default=None
-        Rows routed through the stages together at prediction; bounds memory.
-        ``None`` routes all rows at once. It does not change any row's answer.
+        Rows routed through the stages together at prediction. ``None`` routes
+        them in batches of 65,536 rows, so that the memory a prediction needs
+        beyond the stages' own is a small multiple of one batch's share of ``X``
+        and of the probabilities, whatever the number of rows; raise it for
+        stages that are faster on larger calls (e.g. a network on a GPU). It
+        does not change any row's answer.
 
     n_jobs : int, default=None
         Parallel jobs for fitting across folds, and threads for routing

@@ -13,6 +13,13 @@ from .._sklearn_private import _num_samples, _safe_indexing
 from .._validation import check_stage_proba, stage_label
 
 
+#: Rows routed together when ``batch_size`` is None: bounds the memory that
+#: routing adds to the stages' own (copies of deferred rows, probabilities) to a
+#: small multiple of one batch, while each stage still gets calls large enough
+#: that its per-call overhead is negligible.
+DEFAULT_BATCH_SIZE = 65_536
+
+
 class StageSource(Protocol):
     """What the engine needs from the stages of an estimator.
 
@@ -105,8 +112,9 @@ def route(
         Rows to answer; indexed with scikit-learn's safe indexing.
     n_classes : int
     batch_size : int, default=None
-        Rows routed together; bounds the memory of one pass. ``None`` routes
-        all rows at once. A row's answer does not depend on its batch.
+        Rows routed together; bounds the memory of one pass. ``None`` means
+        ``DEFAULT_BATCH_SIZE`` (65,536). A row's answer does not depend on its
+        batch.
     n_jobs : int, default=None
         Batches routed in parallel threads (stage models that release the GIL,
         as numpy and onnxruntime do, then run concurrently).
@@ -118,7 +126,9 @@ def route(
         ``exit_stage`` (n_rows,), the 0-based index of the stage that answered.
     """
     n_rows = _num_samples(X)
-    if batch_size is None or batch_size >= n_rows:
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE
+    if batch_size >= n_rows:
         proba, exit_stage = _route_batch(source, policy, X, n_classes)
         return Bunch(proba=proba, exit_stage=exit_stage)
     batches = list(gen_batches(n_rows, batch_size))

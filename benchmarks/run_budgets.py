@@ -234,7 +234,7 @@ def run_setup(kind: str, name: str, quick: bool, fractions) -> dict:
     start = time.perf_counter()
     estimator, test, n_policy_rows = SETUPS[kind][name](name, quick)
     fit_seconds = time.perf_counter() - start
-    stage_probas, y_policy, _ = estimator._policy_data
+    stage_probas, y_policy, _ = estimator._policy_rows()
     held = StageOutputs([np.asarray(p) for p in stage_probas], y_policy)
     result = {
         "kind": kind,

@@ -298,7 +298,7 @@ def run_backbone(kind: str, split: data.Split, config: dict, quick: bool) -> dic
     start = time.perf_counter()
     model, exits, fit_seconds = _fit_backbone(kind, split, quick)
     ee, ee_seconds = _fit_early_exit(model, exits, split)
-    held = StageOutputs(*ee._policy_data[:2])
+    held = StageOutputs(*ee._policy_rows()[:2])
     test = _outputs(ee, split.X_test, split.y_test)
     reference = _reference(model, ee, test, split)
     points, frontiers, paired = _budget_sweep(ee, held, test, split, config)

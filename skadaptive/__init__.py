@@ -8,7 +8,6 @@ hyperparameter.
 
 from ._cascade import AdaptiveCascadeClassifier
 from ._early_exit import EarlyExitClassifier
-
-__version__ = "0.1.0.dev0"
+from ._version import __version__
 
 __all__ = ["AdaptiveCascadeClassifier", "EarlyExitClassifier", "__version__"]

@@ -57,6 +57,7 @@ from ._validation import (
     warn_sample_weight_unused,
 )
 from .engine import route
+from .persistence import check_versions, record_versions
 from .policies import (
     DEFAULT_COST_WEIGHTS,
     FEATURE_SETS,
@@ -164,9 +165,66 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         w_policy = (
             None if sample_weight is None else sample_weight[held_out.policy_rows]
         )
-        # Kept so that with_policy can move along the frontier without refitting.
-        self._policy_data = (held_out.stage_probas, y_policy, w_policy)
-        self._learn_policy(*self._policy_data)
+        # Kept so that with_policy can move along the frontier without
+        # refitting; the policy is learned from exactly what is kept. (Kept in
+        # float64: the budget search's thresholds move with any rounding of the
+        # scores, and with_policy must reproduce what fit learned.)
+        self._policy_data = (
+            held_out.stage_probas,
+            y_policy.astype(np.min_scalar_type(max(len(self.classes_) - 1, 0))),
+            w_policy,
+        )
+        self._learn_policy(*self._policy_rows())
+        return self
+
+    def _policy_rows(self) -> tuple:
+        """The kept policy rows: stage probabilities (float64), labels, weights."""
+        check_is_fitted(self)
+        if self._policy_data is None:
+            raise ValueError(
+                "The policy rows were discarded (discard_policy_rows), so no "
+                "policy can be learned again: refit the estimator (with memory= "
+                "the stages come from the cache) to use with_policy or frontier_."
+            )
+        probas, y_encoded, weight = self._policy_data
+        return (
+            [np.asarray(p, dtype=np.float64) for p in probas],
+            y_encoded.astype(np.intp),
+            weight,
+        )
+
+    def discard_policy_rows(self):
+        """Drop the kept policy rows' probabilities, to make the model smaller.
+
+        ``fit`` keeps every policy row's stage probabilities so that
+        :meth:`with_policy` and ``frontier_`` can learn other policies without
+        refitting the stages; for a model that only predicts, they are most of
+        its pickled size. Afterwards those two raise (``frontier_`` still
+        answers if it was read before); prediction is unchanged.
+
+        Returns
+        -------
+        self : object
+
+        Examples
+        --------
+        >>> import pickle
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+        ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5], cv=3,
+        ... ).fit(X, y)
+        >>> size = len(pickle.dumps(cascade))
+        >>> smaller = len(pickle.dumps(cascade.discard_policy_rows()))
+        >>> bool(smaller < size)
+        True
+        """
+        check_is_fitted(self)
+        self._policy_data = None
         return self
 
     def _fit_held_out(self, X, y, sample_weight, fit_params, measure):
@@ -291,7 +349,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         if policy is not None:
             new.policy = policy
         new._validate_params()
-        new._learn_policy(*self._policy_data)
+        new._learn_policy(*self._policy_rows())
         return new
 
     def _learn_policy(self, stage_probas, y_encoded, sample_weight):
@@ -346,7 +404,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         check_is_fitted(self)
         if getattr(self, "_frontier_points", None) is None:
             with threadpool_limits(limits=1, user_api="blas"):
-                search = self._policy_search(*self._policy_data)
+                search = self._policy_search(*self._policy_rows())
                 self._frontier_points = search.frontier(DEFAULT_COST_WEIGHTS)
         return self._frontier_points
 
@@ -597,6 +655,14 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         return self.route(X).cost
 
     # ------------------------------------------------------ sklearn plumbing
+    def __getstate__(self):
+        # scikit-learn's state records its own version; skadaptive's is added.
+        return record_versions(super().__getstate__())
+
+    def __setstate__(self, state):
+        check_versions(state, type(self).__name__)
+        super().__setstate__(state)
+
     def get_metadata_routing(self):
         """Get metadata routing of this object.
 

@@ -25,7 +25,7 @@ _MAX_VALUES = 60
 
 def policy_rows(estimator):
     """Stage probabilities, encoded labels and weights of the policy rows."""
-    probas, y_encoded, weight = estimator._policy_data
+    probas, y_encoded, weight = estimator._policy_rows()
     weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
     return [np.asarray(p) for p in probas], y_encoded, weight
 

@@ -163,7 +163,7 @@ def test_budget_confidence_keeps_a_margin_below_the_budget(budget, policy):
     assert_budget_spent_well(plain)
     assert_budget_spent_well(careful)
     # The bound holds for the policy kept, whichever kind of score it uses.
-    probas, _, _ = careful._policy_data
+    probas, _, _ = careful._policy_rows()
     exit_stage = careful.policy_.exit_stage(probas)
     costs = careful.cumulative_costs_[exit_stage]
     upper = costs.mean() + 1.6448536 * costs.std() / np.sqrt(len(costs))

@@ -88,6 +88,7 @@ def test_examples_write_nothing_into_the_checkout():
         "skadaptive.policies",
         "skadaptive.metrics",
         "skadaptive.plot",
+        "skadaptive.persistence",
         "skadaptive.cli",
     ],
 )

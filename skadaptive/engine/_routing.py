@@ -12,7 +12,6 @@ from sklearn.utils.parallel import Parallel, delayed
 from .._sklearn_private import _num_samples, _safe_indexing
 from .._validation import check_stage_proba, stage_label
 
-
 #: Rows routed together when ``batch_size`` is None: bounds the memory that
 #: routing adds to the stages' own (copies of deferred rows, probabilities) to a
 #: small multiple of one batch, while each stage still gets calls large enough

@@ -1,0 +1,113 @@
+"""Saving and loading fitted estimators: pickle/joblib, or skops without pickle.
+
+A fitted estimator pickles with everything it needs to predict (an ONNX stage
+carries its model bytes, not a path) and records the skadaptive and
+scikit-learn versions it was saved with; loading it under other versions
+warns (:class:`InconsistentVersionWarning`).
+
+`skops <https://skops.readthedocs.io>`_ (``pip install "skadaptive[skops]"``)
+saves the same estimators without pickle; loading then runs no code from the
+file, and refuses every type it was not told to trust. :func:`trusted_types`
+lists skadaptive's own; skops also asks about the types of the stages inside
+(a scikit-learn tree's ``Tree``, a ``Bunch``), which
+``skops.io.get_untrusted_types`` lists for review. To call ``with_policy`` or
+read ``frontier_`` after loading, the estimator keeps its policy rows;
+:meth:`~skadaptive.AdaptiveCascadeClassifier.discard_policy_rows` drops them
+from a model that only predicts (most of its saved size).
+
+Examples
+--------
+>>> import skops.io as sio  # doctest: +SKIP
+>>> from skadaptive.persistence import trusted_types
+>>> sio.dump(cascade, "cascade.skops")  # doctest: +SKIP
+>>> untrusted = sio.get_untrusted_types(file="cascade.skops")  # doctest: +SKIP
+>>> others = [t for t in untrusted if t not in trusted_types()]  # doctest: +SKIP
+>>> # review `others` (the stages' own types), then:
+>>> cascade = sio.load("cascade.skops",
+...                    trusted=trusted_types() + others)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import sklearn
+
+from ._version import __version__
+
+__all__ = ["InconsistentVersionWarning", "trusted_types"]
+
+# Every skadaptive type a fitted estimator of this package can hold.
+_TRUSTED = (
+    "skadaptive._cascade.AdaptiveCascadeClassifier",
+    "skadaptive._early_exit.EarlyExitClassifier",
+    "skadaptive.policies._policy.CascadePolicy",
+    "skadaptive.policies._policy.HeuristicRule",
+    "skadaptive.policies._policy.PolicyEvaluation",
+    "skadaptive.policies._bottom_up.ExitRule",
+    "skadaptive.policies._eenet.EENetRule",
+    "skadaptive.policies._eenet.EENetScorers",
+    "skadaptive.policies._eenet._ExitScorer",
+    "skadaptive.stages._tree_exits.TreeEnsembleExits",
+    "skadaptive.stages._chain_exits.ChainExits",
+    "skadaptive.stages.onnx._classifier.OnnxClassifier",
+    "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",
+    "skadaptive.stages.onnx._io._InputSpec",
+    "skadaptive.stages.onnx._graph._Segment",
+)
+
+
+def trusted_types() -> list[str]:
+    """The skadaptive types that a saved estimator of this package may hold.
+
+    Pass them (with the reviewed types of your own stages) as ``trusted`` to
+    ``skops.io.load``.
+
+    Returns
+    -------
+    types : list of str
+        Fully qualified names, as ``skops.io.get_untrusted_types`` reports.
+
+    Examples
+    --------
+    >>> from skadaptive.persistence import trusted_types
+    >>> "skadaptive._cascade.AdaptiveCascadeClassifier" in trusted_types()
+    True
+    """
+    return list(_TRUSTED)
+
+
+class InconsistentVersionWarning(UserWarning):
+    """A fitted estimator was saved with another skadaptive or scikit-learn.
+
+    Its policy and stages are loaded as they were; the code that runs them is
+    this version's, so check its answers (or refit) before relying on them.
+    """
+
+
+def _versions() -> dict:
+    return {"skadaptive": __version__, "scikit-learn": sklearn.__version__}
+
+
+def record_versions(state: dict) -> dict:
+    """``state`` (of ``__getstate__``) with the versions it was made with."""
+    return {**state, "_saved_with_versions": _versions()}
+
+
+def check_versions(state: dict, owner: str) -> None:
+    """Warn when ``state`` was saved under other versions of the packages."""
+    saved = state.get("_saved_with_versions") or {}
+    now = _versions()
+    changed = [
+        f"{package} {version} (now {now[package]})"
+        for package, version in saved.items()
+        if package in now and version != now[package]
+    ]
+    if changed:
+        warnings.warn(
+            f"Loading {owner} saved with {', '.join(changed)}; this might lead "
+            "to breaking code or invalid results. Refit it with these versions, "
+            "or load it with the versions it was saved with.",
+            InconsistentVersionWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,173 @@
+"""Saving and loading fitted estimators: skops, versions, and a smaller model."""
+
+import json
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
+from skadaptive.persistence import InconsistentVersionWarning, trusted_types
+from skadaptive.policies import POLICIES
+from skadaptive.stages import ChainExits
+
+sio = pytest.importorskip("skops.io")
+
+X, Y = load_digits(return_X_y=True)
+X = (X / 16).astype(np.float32)
+X_FIT, Y_FIT, X_NEW = X[:600], Y[:600], X[600:900]
+FIXTURES = Path(__file__).parent / "fixtures" / "onnx"
+
+
+def _cascade(policy="linear", **params):
+    return AdaptiveCascadeClassifier(
+        [
+            ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+            ("lr", LogisticRegression(max_iter=300)),
+        ],
+        costs=[1, 5],
+        cv=3,
+        policy=policy,
+        random_state=0,
+        **params,
+    )
+
+
+def _onnx_estimators():
+    pytest.importorskip("onnxruntime")
+    from skadaptive.stages import OnnxClassifier, OnnxMultiExit
+
+    info = json.loads((FIXTURES / "fixtures.json").read_text())["models"]
+    tiny = OnnxClassifier(str(FIXTURES / info["tiny"]["file"]), classes=range(10))
+    medium = OnnxClassifier(str(FIXTURES / info["medium"]["file"]), classes=range(10))
+    multi = OnnxMultiExit(
+        str(FIXTURES / info["multi_exit"]["file"]),
+        exit_outputs=info["multi_exit"]["exit_outputs"],
+        classes=range(10),
+    )
+    return [
+        AdaptiveCascadeClassifier([("tiny", tiny), ("medium", medium)], budget=2.0),
+        EarlyExitClassifier(multi, cost_weight=0.05),
+    ]
+
+
+def _estimators():
+    fitted = [
+        _cascade(policy).fit(X_FIT, Y_FIT)
+        for policy in [*POLICIES, DecisionTreeClassifier(max_depth=2)]
+    ]
+    fitted.append(_cascade(budget=2.5).fit(X_FIT, Y_FIT))
+    for model in [
+        GradientBoostingClassifier(n_estimators=12, random_state=0),
+        RandomForestClassifier(n_estimators=12, random_state=0),
+        ExtraTreesClassifier(n_estimators=12, random_state=0),
+    ]:
+        ee = EarlyExitClassifier(model, exits=[3, 12], cv=3, policy="eenet")
+        fitted.append(ee.fit(X_FIT, Y_FIT))
+    chain = ChainExits(
+        blocks=[StandardScaler(), "passthrough"],
+        heads=[LogisticRegression(max_iter=300), DecisionTreeClassifier(max_depth=6)],
+    )
+    fitted.append(EarlyExitClassifier(chain, costs=[1, 2], cv=3).fit(X_FIT, Y_FIT))
+    return fitted
+
+
+@pytest.fixture(scope="module")
+def estimators():
+    fitted = _estimators()
+    try:
+        fitted += [e.fit(X_FIT, Y_FIT) for e in _onnx_estimators()]
+    except pytest.skip.Exception:
+        pass
+    for estimator in fitted:
+        assert len(estimator.frontier_["accuracy"])  # traced: saved with it too
+    return fitted
+
+
+def test_skops_round_trip_for_every_stage_kind_and_policy(estimators, tmp_path):
+    for k, estimator in enumerate(estimators):
+        path = tmp_path / f"model{k}.skops"
+        sio.dump(estimator, path)
+        untrusted = sio.get_untrusted_types(file=path)
+        ours = [t for t in untrusted if t.startswith("skadaptive")]
+        # Every skadaptive type in a saved estimator is listed as trusted.
+        assert set(ours) <= set(trusted_types()), set(ours) - set(trusted_types())
+        others = [t for t in untrusted if not t.startswith("skadaptive")]
+        loaded = sio.load(path, trusted=trusted_types() + others)
+        np.testing.assert_array_equal(
+            loaded.predict_proba(X_NEW), estimator.predict_proba(X_NEW)
+        )
+        np.testing.assert_array_equal(
+            loaded.predict_exit(X_NEW), estimator.predict_exit(X_NEW)
+        )
+        # The policy rows came along: another policy without refitting.
+        assert loaded.with_policy(cost_weight=0.1).predict(X_NEW).shape == (300,)
+
+
+def test_skops_refuses_what_is_not_trusted(estimators, tmp_path):
+    path = tmp_path / "model.skops"
+    sio.dump(estimators[0], path)
+    with pytest.raises(Exception, match="[Uu]ntrusted"):
+        sio.load(path, trusted=[])
+
+
+def test_an_onnx_stage_is_saved_with_its_model_bytes(tmp_path):
+    (cascade, _) = [e.fit(X_FIT, Y_FIT) for e in _onnx_estimators()]
+    source = tmp_path / "tiny.onnx"
+    source.write_bytes((FIXTURES / "digits_tiny.onnx").read_bytes())
+    cascade.estimators_[0].set_params(model=str(source))
+    expected = cascade.predict_proba(X_NEW)
+    path = tmp_path / "cascade.skops"
+    sio.dump(cascade, path)
+    source.unlink()  # the saved model does not need the file any more
+    untrusted = sio.get_untrusted_types(file=path)
+    loaded = sio.load(path, trusted=untrusted)
+    np.testing.assert_array_equal(loaded.predict_proba(X_NEW), expected)
+
+
+@pytest.mark.parametrize("package", ["skadaptive", "scikit-learn"])
+def test_loading_under_other_versions_warns(package):
+    import sklearn
+
+    import skadaptive
+
+    cascade = _cascade().fit(X_FIT, Y_FIT)
+    state = cascade.__getstate__()
+    assert state["_saved_with_versions"] == {
+        "skadaptive": skadaptive.__version__,
+        "scikit-learn": sklearn.__version__,
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        pickle.loads(pickle.dumps(cascade))  # same versions: no warning
+    state["_saved_with_versions"] = {**state["_saved_with_versions"], package: "0.0"}
+    copy = _cascade()
+    with pytest.warns(InconsistentVersionWarning, match=f"saved with {package} 0.0"):
+        copy.__setstate__(state)
+
+
+def test_discarding_the_policy_rows_keeps_predictions_and_shrinks_the_model():
+    cascade = _cascade().fit(X_FIT, Y_FIT)
+    before = cascade.predict_proba(X_NEW)
+    frontier = cascade.frontier_  # read before discarding: still answers
+    size = len(pickle.dumps(cascade))
+    cascade.discard_policy_rows()
+    assert len(pickle.dumps(cascade)) < 0.7 * size
+    np.testing.assert_array_equal(cascade.predict_proba(X_NEW), before)
+    np.testing.assert_array_equal(cascade.frontier_["accuracy"], frontier["accuracy"])
+    with pytest.raises(ValueError, match="policy rows were discarded"):
+        cascade.with_policy(cost_weight=0.1)
+    fresh = _cascade().fit(X_FIT, Y_FIT).discard_policy_rows()
+    with pytest.raises(ValueError, match="policy rows were discarded"):
+        fresh.frontier_  # noqa: B018

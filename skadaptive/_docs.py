@@ -29,7 +29,7 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         policy rows so that new rows like them stay within it more often. None
         meets the budget on the policy rows exactly. ``with_policy`` keeps it.
 
-    policy : str or classifier, default="linear"
+    policy : str, classifier or PolicySearch subclass, default="linear"
         How exits are decided; every family honours ``cost_weight`` and
         ``budget``. Bolukbasi et al.'s rules learned bottom-up: ``"linear"``
         (an L2-regularised logistic regression on standardised features),
@@ -39,7 +39,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         baselines with one threshold shared by all stages for a ``cost_weight``
         and one per stage for a ``budget``: ``"max_proba"``,
         ``"entropy"`` (one minus normalised entropy) and ``"patience"``
-        (consecutive stages that agree). See :mod:`skadaptive.policies`.
+        (consecutive stages that agree). A subclass of
+        :class:`skadaptive.policies.PolicySearch` is a family of your own (see
+        the architecture page). See :mod:`skadaptive.policies`.
 
     policy_features : {"confidence", "history", "probabilities"}, \
             default="history"

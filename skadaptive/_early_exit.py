@@ -175,8 +175,9 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
             kinds = ", ".join(cls.__name__ for cls in TREE_ENSEMBLES)
             raise TypeError(
                 f"estimator must be a {kinds}, a ChainExits, one of these in a "
-                "FrozenEstimator, or a fitted multi-exit source (run_stage, "
-                f"keep_rows, n_stages, classes_); got {type(model).__name__}."
+                "FrozenEstimator, or a fitted multi-exit source (n_stages, "
+                "classes_, run_stage, keep_rows and default_costs; see "
+                f"skadaptive.stages.MultiExitSource); got {type(model).__name__}."
             )
         elif self.exits is not None:
             as_multi_exit(model, self.exits)  # raises: the exits are the model's

@@ -82,6 +82,14 @@ class InconsistentVersionWarning(UserWarning):
 
     Its policy and stages are loaded as they were; the code that runs them is
     this version's, so check its answers (or refit) before relying on them.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skadaptive.persistence import InconsistentVersionWarning
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("error", InconsistentVersionWarning)
+    ...     # loading a model saved under other versions would raise here
     """
 
 

@@ -291,3 +291,87 @@ def test_first_stage_policy_costs_the_first_stage():
     result = evaluate_policy(first_stage_policy(3), probas, y, cost)
     assert result.normalized_cost == pytest.approx(cost[0])
     np.testing.assert_allclose(result.exit_rates, [1, 0, 0])
+
+
+# -- a family of one's own -----------------------------------------------------
+from dataclasses import dataclass as _dataclass  # noqa: E402
+
+from skadaptive.policies import (  # noqa: E402
+    PolicySearch,
+    ScoredExits,
+    ThresholdRule,
+    check_policy,
+)
+
+
+@_dataclass
+class _Margin(ThresholdRule):
+    """Exit where the top-two probability margin reaches the threshold."""
+
+    threshold: float
+
+    def score(self, history):
+        top2 = np.sort(history[-1], axis=1)[:, -2:]
+        return top2[:, 1] - top2[:, 0]
+
+
+class _MarginSearch(PolicySearch):
+    """A custom family: one shared margin threshold for a cost weight, and
+    per-exit thresholds on the margin for a budget."""
+
+    def _exits(self):
+        scores = np.stack(
+            [
+                _Margin(0.0).score(self.stage_probas[: k + 1])
+                for k in range(self.n_stages - 1)
+            ]
+        )
+        return ScoredExits(
+            scores,
+            lambda t: CascadePolicy([_Margin(float(x)) for x in t]),
+            kind="margin",
+        )
+
+    def fit(self, cost_weight):
+        best = None
+        for t in np.linspace(0, 1, 21):
+            policy = CascadePolicy([_Margin(t) for _ in range(self.n_stages - 1)])
+            risk = (
+                self.stage_risk(cost_weight)[
+                    policy.exit_stage(self.stage_probas), np.arange(len(self.y_encoded))
+                ]
+                @ self.weight
+            )
+            if best is None or risk < best[0]:
+                best = (risk, policy)
+        return best[1]
+
+    def scored_exits(self, normalized_budget):
+        return [self._exits()]
+
+
+def test_a_custom_family_is_a_policy_search_subclass_passed_as_policy():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    X, y = load_digits(return_X_y=True)
+    stages = [
+        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ("lr", LogisticRegression(max_iter=500)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5], cv=3, policy=_MarginSearch, random_state=0
+    ).fit(X[:900], y[:900])
+    assert all(isinstance(rule, _Margin) for rule in cascade.policy_.rules)
+    budgeted = cascade.with_policy(budget=3.0)
+    assert budgeted.policy_rows_cost_ <= 3.0 * (1 + 1e-9)
+    kinds = budgeted.budget_search_["scores"].tolist()
+    assert kinds == ["margin", "max_proba per exit"]
+    assert budgeted.predict(X[900:]).shape == (len(X) - 900,)
+    assert len(cascade.frontier_["accuracy"]) == 31
+    # Not a classifier and not a family: a clear error, not scikit-learn's.
+    with pytest.raises(TypeError, match="name of a policy family or a classifier"):
+        check_policy(type("NotALearner", (), {"fit": lambda self: None})())

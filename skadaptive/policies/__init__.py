@@ -56,16 +56,18 @@ from ._policy import (  # noqa: F401
     CascadePolicy,
     HeuristicRule,
     PolicyEvaluation,
+    ScoredExits,
     ThresholdRule,
     evaluate_policy,
 )
 from ._policy_search import DEFAULT_COST_WEIGHTS, PolicySearch  # noqa: F401
 from ._search import POLICIES, check_policy, make_policy_search  # noqa: F401
 
-# What a user writes a custom policy against (the engine asks a policy only
-# for ``exits(stage, history)``), and the names of the built-in families. The
-# other names above are importable for inspecting a fitted ``policy_`` and for
-# the package's own modules, but are not stable API.
+# What a user writes a custom policy or policy family against (rules, a
+# policy, what it achieves, a family's search and the scores it hands to the
+# threshold search), and the names of the built-in families. The other names
+# above are importable for inspecting a fitted ``policy_`` and for the
+# package's own modules, but are not stable API.
 __all__ = [
     "CascadePolicy",
     "DEFAULT_COST_WEIGHTS",
@@ -74,7 +76,9 @@ __all__ = [
     "LOSSES",
     "POLICIES",
     "POLICY_FAMILIES",
+    "PolicyEvaluation",
     "PolicySearch",
+    "ScoredExits",
     "ThresholdRule",
     "check_policy",
     "confidence_features",

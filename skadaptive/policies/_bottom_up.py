@@ -144,7 +144,11 @@ def check_policy_learner(policy) -> None:
                 f"got {policy!r}."
             )
         return
-    if not is_classifier(policy):
+    try:
+        classifier = is_classifier(policy)
+    except AttributeError:  # not a scikit-learn estimator at all
+        classifier = False
+    if not classifier:
         raise TypeError(
             f"policy must be the name of a policy family or a classifier; got "
             f"{policy!r}."
@@ -324,7 +328,7 @@ class BolukbasiSearch(PolicySearch):
             **options,
         )
 
-    def _scored_exits(self, normalized_budget):
+    def scored_exits(self, normalized_budget):
         # A rule learned at cost weight lam ranks rows by how much deferring
         # them is worth at that price of cost; the price at which a budget
         # binds is about the one where max-probability thresholds meet it.

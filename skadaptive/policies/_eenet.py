@@ -181,22 +181,24 @@ class EENetSearch(PolicySearch):
 
     def __init__(self, *args):
         super().__init__(*args)
-        self.scorers = fit_eenet_scorers(
+        scorers = fit_eenet_scorers(
             self.stage_probas, self.y_encoded, self.sample_weight
         )
-        self.scores = np.stack(self.scorers.scores(self.stage_probas[:-1]))
+        self.exits = eenet_exits(scorers, self.stage_probas)
 
     def fit(self, cost_weight):
         thresholds = schedule_thresholds(
-            self.scores, self.stage_risk(cost_weight), self.weight
+            self.exits.scores, self.stage_risk(cost_weight), self.weight
         )
-        return eenet_exits(self.scorers, self.stage_probas).make_policy(thresholds)
+        return self.exits.make_policy(thresholds)
 
-    def _scored_exits(self, normalized_budget):
-        return [eenet_exits(self.scorers, self.stage_probas)]
+    def scored_exits(self, normalized_budget):
+        return [self.exits]
 
 
 def eenet_exits(scorers, stage_probas) -> ScoredExits:
+    """Fitted EENet scorers' scores at every exit, with one threshold per exit."""
+
     def make_policy(thresholds):
         return CascadePolicy(
             [EENetRule(scorers, k, float(t)) for k, t in enumerate(thresholds)]

@@ -14,10 +14,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._features import heuristic_score
 from ._policy import CascadePolicy, HeuristicRule, PolicyEvaluation
-from ._policy_search import _BUDGET_RTOL, PolicySearch, heuristic_exits
-from ._thresholds import cuts_between
+from ._policy_search import PolicySearch, heuristic_exits
+from ._thresholds import BUDGET_RTOL, cuts_between
 
 _MAX_CANDIDATES = 512
 
@@ -72,13 +71,10 @@ class HeuristicSearch(PolicySearch):
                 UserWarning,
                 stacklevel=2,
             )
-        scores = np.stack(
-            [
-                heuristic_score(kind, self.stage_probas[: stage + 1])
-                for stage in range(self.n_stages - 1)
-            ]
+        self.exits = heuristic_exits(kind, self.stage_probas)
+        self.thresholds, self.exit_table = shared_threshold_table(
+            self.exits.scores, self.weight
         )
-        self.thresholds, self.exit_table = shared_threshold_table(scores, self.weight)
         rows = np.arange(len(self.y_encoded))
         weight = self.weight / self.weight.sum()
         stage_loss = self.stage_risk(0.0)
@@ -114,7 +110,7 @@ class HeuristicSearch(PolicySearch):
         # The papers' form: every shared threshold is known, take the most
         # accurate affordable one.
         affordable = np.flatnonzero(
-            self.mean_cost <= normalized_budget * (1 + _BUDGET_RTOL)
+            self.mean_cost <= normalized_budget * (1 + BUDGET_RTOL)
         )
         evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
         best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
@@ -127,12 +123,12 @@ class HeuristicSearch(PolicySearch):
             )
         ]
 
-    def _scored_exits(self, normalized_budget):
+    def scored_exits(self, normalized_budget):
         # Per-exit thresholds on this heuristic's score (max_proba's is the
         # baseline every search has already).
         if self.kind == "max_proba":
             return []
-        return [heuristic_exits(self.kind, self.stage_probas)]
+        return [self.exits]
 
     def _weight_choosing(self, index: int) -> float:
         """The smallest cost weight whose best threshold is ``index``, else nan.

@@ -119,8 +119,8 @@ class CascadePolicy:
     Examples
     --------
     >>> import numpy as np
-    >>> from skadaptive.policies import CascadePolicy, heuristic_score
-    >>> from skadaptive.policies._policy import HeuristicRule
+    >>> from skadaptive.policies import CascadePolicy
+    >>> from skadaptive.policies import HeuristicRule
     >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
     >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4]])
     >>> costly = np.array([[0.2, 0.8], [0.1, 0.9]])
@@ -176,7 +176,33 @@ class CascadePolicy:
 
 @dataclass
 class PolicyEvaluation:
-    """A policy and what it achieves on the rows it was evaluated on."""
+    """A policy and what it achieves on the rows it was evaluated on.
+
+    Parameters
+    ----------
+    cost_weight : float
+        The trade-off the policy was learned for (nan for a budget's).
+    policy : CascadePolicy
+    accuracy : float
+        Weighted accuracy of the answers.
+    normalized_cost : float
+        Weighted average cost per row, in the unit of the costs given (a
+        fraction of running every stage in the searches).
+    exit_rates : ndarray of shape (n_stages,)
+        Weighted share of the rows answering at each stage.
+    kind : str, default=""
+        The kind of exit score a budget candidate uses.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import CascadePolicy, HeuristicRule, evaluate_policy
+    >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
+    >>> result = evaluate_policy(policy, [np.array([[0.9, 0.1]]), np.eye(2)[:1]],
+    ...                          np.array([0]), np.array([0.5, 1.0]))
+    >>> result.accuracy, result.normalized_cost, result.exit_rates.tolist()
+    (1.0, 0.5, [1.0, 0.0])
+    """
 
     cost_weight: float
     policy: CascadePolicy
@@ -190,9 +216,33 @@ class PolicyEvaluation:
 class ScoredExits:
     """Exit scores of one kind of rule on the search rows, for threshold search.
 
-    ``make_policy(thresholds)`` builds the policy that exits a row at the
-    first exit whose score reaches that exit's threshold; ``cost_weight`` is
-    the trade-off the scores were learned with (nan where they depend on none).
+    What a family's :meth:`PolicySearch.scored_exits` returns: for a budget,
+    one threshold per exit is then chosen on these scores.
+
+    Parameters
+    ----------
+    scores : ndarray of shape (n_stages - 1, n_rows)
+        Each exit's score for every row of the search (higher means exit).
+    make_policy : callable
+        ``make_policy(thresholds)`` returns the :class:`CascadePolicy` that
+        exits a row at the first exit whose score reaches that exit's
+        threshold, scoring new rows as ``scores`` scored these.
+    cost_weight : float, default=nan
+        The trade-off the scores were learned with (nan where none).
+    kind : str, default=""
+        A name for this kind of score, reported in ``budget_search_``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import CascadePolicy, HeuristicRule, ScoredExits
+    >>> probas = [np.array([[0.9, 0.1], [0.6, 0.4]]), np.eye(2)]
+    >>> exits = ScoredExits(
+    ...     probas[0].max(axis=1)[None],
+    ...     lambda t: CascadePolicy([HeuristicRule("max_proba", float(t[0]))]),
+    ...     kind="max probability")
+    >>> exits.make_policy([0.75]).exit_stage(probas).tolist()
+    [0, 1]
     """
 
     scores: np.ndarray
@@ -289,7 +339,7 @@ def evaluate_policy(
     --------
     >>> import numpy as np
     >>> from skadaptive.policies import CascadePolicy, evaluate_policy
-    >>> from skadaptive.policies._policy import HeuristicRule
+    >>> from skadaptive.policies import HeuristicRule
     >>> cheap = np.array([[0.9, 0.1], [0.6, 0.4]])
     >>> policy = CascadePolicy([HeuristicRule("max_proba", threshold=0.8)])
     >>> result = evaluate_policy(policy, [cheap, np.eye(2)], np.array([0, 1]),

@@ -26,6 +26,7 @@ from ._policy import (
     stage_correct,
 )
 from ._thresholds import (
+    BUDGET_RTOL,
     ThresholdProblem,
     budget_thresholds,
     first_reaching,
@@ -37,10 +38,6 @@ from ._thresholds import (
 #: The ``cost_weight`` grid of every fitted ``frontier_``: 0, then 30 values
 #: from 1e-4 to 10 on a log scale.
 DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])
-
-# Average costs are sums of floats: a policy exactly at a budget may look over
-# it by the last bit.
-_BUDGET_RTOL = 1e-9
 
 
 def per_stage_max_proba(stage_probas: list[np.ndarray]) -> ScoredExits:
@@ -188,8 +185,21 @@ class PolicySearch:
         """
         return [self.at_cost_weight(lam) for lam in cost_weights]
 
-    def _scored_exits(self, normalized_budget: float) -> list[ScoredExits]:
-        """This family's own exit scores for a budget (besides the baseline)."""
+    def scored_exits(self, normalized_budget: float) -> list[ScoredExits]:
+        """This family's own exit scores for a budget (besides the baseline).
+
+        A family overrides this to take part in budgets with its own scores;
+        per-stage max-probability thresholds are added for every family.
+
+        Parameters
+        ----------
+        normalized_budget : float
+            Maximum average cost, as a fraction of running every stage.
+
+        Returns
+        -------
+        exits : list of ScoredExits
+        """
         return []
 
     def subset(self, rows: np.ndarray) -> PolicySearch:
@@ -240,13 +250,13 @@ class PolicySearch:
         cache = self.__dict__.setdefault("_budget_candidates", {})
         if normalized_budget in cache:
             return cache[normalized_budget]
-        if self.cumulative_cost[0] > normalized_budget * (1 + _BUDGET_RTOL):
+        if self.cumulative_cost[0] > normalized_budget * (1 + BUDGET_RTOL):
             raise ValueError(
                 f"A normalised budget of {normalized_budget:g} is below the "
                 f"first stage's normalised cost {self.cumulative_cost[0]:g}."
             )
         stage_loss = self.stage_risk(0.0)
-        kinds = [*self._scored_exits(normalized_budget)]
+        kinds = [*self.scored_exits(normalized_budget)]
         kinds.append(per_stage_max_proba(self.stage_probas))
         candidates = []
         for kind in kinds:

@@ -26,9 +26,10 @@ def check_policy(policy) -> None:
 
     Parameters
     ----------
-    policy : str or classifier
-        One of :data:`POLICIES`, or a classifier whose ``fit`` accepts
-        ``sample_weight`` (the learner of Bolukbasi rules).
+    policy : str, classifier or PolicySearch subclass
+        One of :data:`POLICIES`, a classifier whose ``fit`` accepts
+        ``sample_weight`` (the learner of Bolukbasi rules), or a subclass of
+        :class:`PolicySearch` (a family of your own).
 
     Examples
     --------
@@ -42,8 +43,11 @@ def check_policy(policy) -> None:
     if isinstance(policy, str):
         if policy not in POLICIES:
             raise ValueError(
-                f"policy must be one of {POLICIES} or a classifier; got {policy!r}."
+                f"policy must be one of {POLICIES}, a classifier or a "
+                f"PolicySearch subclass; got {policy!r}."
             )
+        return
+    if isinstance(policy, type) and issubclass(policy, PolicySearch):
         return
     check_policy_learner(policy)
 
@@ -65,11 +69,13 @@ def make_policy_search(
     Parameters
     ----------
     policy : {"linear", "constant", "eenet", "max_proba", "entropy", \
-            "patience"} or classifier
+            "patience"}, classifier or PolicySearch subclass
         ``"linear"``, ``"constant"`` or a classifier: Bolukbasi et al.'s rules
         of that family, learned bottom-up. ``"eenet"``: learned correctness
         scores with per-exit thresholds. ``"max_proba"``, ``"entropy"``,
-        ``"patience"``: a heuristic score with one shared threshold.
+        ``"patience"``: a heuristic score with one shared threshold. A
+        subclass of :class:`PolicySearch`: a family of your own, built with
+        ``(stage_probas, y_encoded, cumulative_cost, sample_weight, loss)``.
     stage_probas : list of ndarray of shape (n_samples, n_classes)
         Held-out probabilities of every stage for the same rows.
     y_encoded : ndarray of shape (n_samples,)
@@ -109,6 +115,8 @@ def make_policy_search(
     """
     check_policy(policy)
     args = (stage_probas, y_encoded, cumulative_cost, sample_weight, loss)
+    if isinstance(policy, type):
+        return policy(*args)
     if isinstance(policy, str) and policy in HEURISTICS:
         return HeuristicSearch(*args, kind=policy, shared_threshold=shared_threshold)
     if isinstance(policy, str) and policy == "eenet":

@@ -10,20 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.ensemble import (
-    ExtraTreesClassifier,
     GradientBoostingClassifier,
-    RandomForestClassifier,
 )
 from sklearn.frozen import FrozenEstimator
 
 from ._multi_exit import MultiExitSource
-from ._tree_exits import TreeEnsembleExits
+from ._tree_exits import _SUPPORTED, TreeEnsembleExits
 
-TREE_ENSEMBLES = (
-    GradientBoostingClassifier,
-    RandomForestClassifier,
-    ExtraTreesClassifier,
-)
+TREE_ENSEMBLES = _SUPPORTED
 
 
 def unwrap(estimator):

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from _budget_checks import assert_budget_spent_well
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 from sklearn.datasets import make_classification
 from sklearn.ensemble import (
@@ -246,10 +248,12 @@ def test_a_cost_weight_fit_does_not_trace_the_frontier(monkeypatch):
 
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("knob", [{"cost_weight": 0.02}, {"budget": 4.0}])
-def test_integer_weight_equals_repeated_rows_for_every_family(policy, knob):
+@settings(max_examples=3, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_integer_weight_equals_repeated_rows_for_every_family(policy, knob, seed):
     _, X_policy, X_test, _, y_policy, _ = _data()
     X_policy, y_policy = X_policy[:150], y_policy[:150]
-    weight = np.random.default_rng(1).integers(0, 4, len(y_policy))
+    weight = np.random.default_rng(seed).integers(0, 4, len(y_policy))
     params = dict(costs=[1.0, 3.0, 10.0], policy=policy, random_state=0, **knob)
     weighted = AdaptiveCascadeClassifier(_frozen_stages(), **params).fit(
         X_policy, y_policy, sample_weight=weight.astype(float)

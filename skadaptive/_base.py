@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from inspect import signature
 from numbers import Integral, Real
 
@@ -159,6 +160,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             unit=unit,
         )
         self.cumulative_costs_ = np.cumsum(self.costs_)
+        self._warn_unordered_costs()
         self._stage_fit_seconds = held_out.stage_fit_seconds
 
         y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
@@ -258,6 +260,28 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def _natural_costs(self) -> tuple:
         """The fitted exits' own incremental costs and unit, or (None, None)."""
         return None, None
+
+    def _warn_unordered_costs(self) -> None:
+        """Warn when a stage costs less on its own than an earlier one."""
+        alone = self._alone_costs(self.costs_)
+        names = self._stage_names()
+        cheaper = [k for k in range(1, len(alone)) if alone[k] < alone[k - 1]]
+        if not cheaper:
+            return
+        unit = self._cost_unit() or "cost units"
+        figures = ", ".join(f"{n}={c:.3g}" for n, c in zip(names, alone))
+        order = " -> ".join(names[k] for k in np.argsort(alone, kind="stable"))
+        k = cheaper[0]
+        warnings.warn(
+            f"Stage {names[k]!r} costs less per row than the stage before it, "
+            f"{names[k - 1]!r} ({figures}; {unit}): a cascade should run its "
+            "cheaper stages first, or rows that the cheap stage could answer "
+            "pay for the dear one. Ordered by cost the stages would be "
+            f"{order}; reorder them unless the later stage is also the more "
+            "accurate and you mean to pay for it.",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def _alone_costs(self, incremental) -> np.ndarray:
         """Cost per row of answering every row with each stage on its own."""
@@ -376,6 +400,16 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         for name, value in chosen.items():
             setattr(self, f"{name}_", value)
         self._policy_fit_seconds = time.perf_counter() - start
+        if self.verbose:
+            knob = (
+                f"budget={self.budget:g}"
+                if self.budget is not None
+                else f"cost_weight={self.cost_weight:g}"
+            )
+            print(
+                f"[skadaptive] policy {self.policy!r} learned for {knob} on "
+                f"{len(y_encoded)} policy rows ({self._policy_fit_seconds:.1f} s)"
+            )
         figures = stage_figures(
             stage_correct(stage_probas, y_encoded),
             self.cumulative_costs_,

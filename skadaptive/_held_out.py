@@ -59,6 +59,27 @@ def _fit_and_predict_fold(
     return exits_in_class_order(source, _safe_indexing(X, test), classes)
 
 
+def _timed(function):
+    """``function`` returning ``(result, seconds)``, run where the job runs."""
+
+    def timed(*args):
+        start = time.perf_counter()
+        result = function(*args)
+        return result, time.perf_counter() - start
+
+    return timed
+
+
+def _reporting(results, messages: list[str], verbose: int) -> list:
+    """Collect ``(result, seconds)`` pairs in order, printing each as it ends."""
+    collected = []
+    for n, ((result, seconds), message) in enumerate(zip(results, messages), 1):
+        if verbose:
+            print(f"[skadaptive] {message} ({seconds:.1f} s) [{n}/{len(messages)}]")
+        collected.append(result)
+    return collected
+
+
 def _check_same_exit_count(folds: list[list], estimator) -> None:
     counts = sorted({len(fold) for fold in folds})
     if len(counts) > 1:
@@ -125,7 +146,7 @@ def fit_stages_on_held_out(
         names = [f"{k} ({type(e).__name__})" for k, e in enumerate(estimators)]
     n_rows = _num_samples(X)
     to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
-    parallel = Parallel(n_jobs=n_jobs, verbose=verbose)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     if to_fit:
         splits = _policy_splits(cv, X, y, splitter_params, random_state)
         test_rows = np.concatenate([test for _, test in splits])
@@ -135,8 +156,9 @@ def fit_stages_on_held_out(
                 "as KFold, or a float hold-out fraction); repeated or shuffled "
                 "splitters would answer a row twice."
             )
+        jobs = [(k, f) for k in to_fit for f in range(len(splits))]
         fold_probas = parallel(
-            delayed(_fit_and_predict_fold)(
+            delayed(_timed(_fit_and_predict_fold))(
                 estimators[k],
                 X,
                 y,
@@ -150,10 +172,25 @@ def fit_stages_on_held_out(
             for k in to_fit
             for train, test in splits
         )
+        fold_probas = _reporting(
+            fold_probas,
+            [
+                f"stage {names[k]!r}: fitted on fold {f + 1} of {len(splits)}'s "
+                "training rows and scored on its held-out rows"
+                for k, f in jobs
+            ],
+            verbose,
+        )
         all_rows = np.arange(n_rows)
-        refitted = parallel(
-            delayed(_fit_one)(estimators[k], X, y, stage_fit_params[k], all_rows)
-            for k in to_fit
+        refitted = _reporting(
+            parallel(
+                delayed(_timed(_fit_one))(
+                    estimators[k], X, y, stage_fit_params[k], all_rows
+                )
+                for k in to_fit
+            ),
+            [f"stage {names[k]!r}: refitted on all rows" for k in to_fit],
+            verbose,
         )
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
@@ -181,13 +218,17 @@ def fit_stages_on_held_out(
         )
     ]
     stage_fit_seconds = time.perf_counter() - start
-    seconds_per_row = (
-        measure_exit_seconds_per_row(
+    seconds_per_row = None
+    if measure_costs:
+        timing = time.perf_counter()
+        seconds_per_row = measure_exit_seconds_per_row(
             make_source(final, names), X_policy, random_state=random_state
         )
-        if measure_costs
-        else None
-    )
+        if verbose:
+            print(
+                "[skadaptive] costs='auto': timed every stage on the policy rows "
+                f"({time.perf_counter() - timing:.1f} s)"
+            )
     return Bunch(
         estimators=final,
         stage_probas=stage_probas,

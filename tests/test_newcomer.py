@@ -1,0 +1,73 @@
+"""What a newcomer sees: progress during long fits, and warnings about setups
+that cannot pay off."""
+
+import warnings
+
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
+
+X, Y = load_digits(return_X_y=True)
+
+
+def _stages():
+    return [
+        ("lr", LogisticRegression(max_iter=300)),
+        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+    ]
+
+
+def test_stages_in_the_wrong_order_of_cost_warn_with_the_figures_and_the_order():
+    cascade = AdaptiveCascadeClassifier(_stages(), costs=[5.0, 1.0], cv=3)
+    with pytest.warns(
+        UserWarning, match=r"'tree' costs less .* 'lr' \(lr=5, tree=1"
+    ) as w:
+        cascade.fit(X, Y)
+    assert "tree -> lr" in str(w[0].message)
+
+
+def test_stages_in_order_of_cost_do_not_warn():
+    cascade = AdaptiveCascadeClassifier(_stages(), costs=[1.0, 5.0], cv=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cascade.fit(X, Y)
+
+
+def test_exits_never_warn_about_order():
+    # Each exit alone costs all the computation before it: always increasing,
+    # whatever the increments.
+    ee = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=6, random_state=0),
+        exits=[4, 6],
+        cv=3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        ee.fit(X, Y)
+
+
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_verbose_fit_reports_each_stage_and_fold_as_it_ends(capsys, n_jobs):
+    AdaptiveCascadeClassifier(
+        _stages(), costs="auto", cv=3, verbose=1, n_jobs=n_jobs
+    ).fit(X, Y)
+    lines = capsys.readouterr().out.splitlines()
+    for name in ("lr", "tree"):
+        for fold in (1, 2, 3):
+            assert any(
+                f"stage '{name}': fitted on fold {fold} of 3" in line for line in lines
+            ), lines
+        assert any(f"stage '{name}': refitted on all rows" in line for line in lines)
+    assert any("costs='auto': timed every stage" in line for line in lines)
+    assert any("policy 'linear' learned for cost_weight=0.01" in line for line in lines)
+    # Steps are reported in order, each with its place among all of them.
+    assert [line for line in lines if line.endswith("[6/6]")]
+
+
+def test_a_quiet_fit_prints_nothing(capsys):
+    AdaptiveCascadeClassifier(_stages(), costs=[1, 5], cv=3).fit(X, Y)
+    assert capsys.readouterr().out == ""

@@ -367,9 +367,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         # fitted attributes are shared, and the policy's are replaced below.
         for name, value in self.get_params(deep=False).items():
             setattr(new, name, clone(value, safe=False))
-        new.budget = budget
+        # Plain floats, so that the copy's repr shows numbers (a budget computed
+        # from costs_ is a numpy scalar).
+        new.budget = _plain(budget)
         if cost_weight is not None:
-            new.cost_weight = cost_weight
+            new.cost_weight = _plain(cost_weight)
         if policy is not None:
             new.policy = policy
         new._validate_params()
@@ -730,3 +732,8 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in stage_tags)
         tags.input_tags.string = all(t.input_tags.string for t in stage_tags)
         return tags
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds; anything else as it is."""
+    return value.item() if isinstance(value, np.generic) else value

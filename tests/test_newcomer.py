@@ -71,3 +71,9 @@ def test_verbose_fit_reports_each_stage_and_fold_as_it_ends(capsys, n_jobs):
 def test_a_quiet_fit_prints_nothing(capsys):
     AdaptiveCascadeClassifier(_stages(), costs=[1, 5], cv=3).fit(X, Y)
     assert capsys.readouterr().out == ""
+
+
+def test_with_policy_shows_plain_numbers_in_its_repr():
+    cascade = AdaptiveCascadeClassifier(_stages()[::-1], costs=[1, 5], cv=3).fit(X, Y)
+    cheaper = cascade.with_policy(budget=0.5 * cascade.cumulative_costs_[-1])
+    assert "budget=3.0" in repr(cheaper) and "np.float64" not in repr(cheaper)

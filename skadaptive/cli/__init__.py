@@ -1,7 +1,8 @@
 """The ``skadaptive`` command: ``demo``, ``frontier`` and ``predict``.
 
 Problems with files or arguments end with a one-line message and exit code 1
-(usage errors: 2), never a traceback.
+(usage errors: 2), never a traceback; output paths are checked before any
+work. ``skadaptive --version`` prints the version.
 """
 
 from __future__ import annotations
@@ -17,9 +18,14 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="skadaptive",
         description="Adaptive inference for scikit-learn: cheap models first.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"skadaptive {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _demo.add_parser(commands)

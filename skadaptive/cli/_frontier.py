@@ -8,12 +8,34 @@ from pathlib import Path
 
 import numpy as np
 
-from ._io import CommandError, load_data, load_stage
+from ._classes import check_labels_known, labels_like, onnx_classes
+from ._intervals import (
+    CONFIDENCE,
+    MIN_EVALUATION_ROWS,
+    N_RESAMPLES,
+    bootstrap_intervals,
+    format_interval,
+    too_few_rows_warning,
+)
+from ._io import CommandError, check_output, load_data, load_stage
 from ._progress import Progress
 from ._table import table
 
+# A stage's row shows the cost of every row exiting there: that stage's and
+# every earlier one's (cumulative), not its own as in `skadaptive demo`.
+COLUMNS = (
+    "point",
+    "accuracy",
+    f"{CONFIDENCE:.0%} CI",
+    "cumulative cost",
+    "cumulative / full",
+    "exit rates",
+)
+
 
 def add_parser(commands) -> None:
+    from ..policies import POLICIES
+
     parser = commands.add_parser(
         "frontier",
         help="accuracy against cost of a cascade of your own trained models",
@@ -24,20 +46,42 @@ def add_parser(commands) -> None:
             "the accuracy/cost frontier on rows held out from the policy, and "
             "write it as a plot and JSON."
         ),
+        epilog=(
+            f"Each accuracy comes with its {CONFIDENCE:.0%} percentile bootstrap "
+            f"interval ({N_RESAMPLES} resamples of the held-out rows, --seed). A "
+            "warning says when the held-out rows are too few to separate the "
+            f"points: fewer than {MIN_EVALUATION_ROWS}, or the intervals of the "
+            "cheapest stage and of the full cost overlap."
+        ),
     )
     parser.add_argument(
         "stages", nargs="+", metavar="MODEL", help=".onnx, .joblib or .pkl files"
     )
     parser.add_argument(
-        "--data", required=True, metavar="FILE", help=".npz (X, y), .npy or .csv"
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="labelled rows: .npz (arrays X and y), .npy (label in the last "
+        "column) or .csv with a header",
     )
-    parser.add_argument("--label", help="label column (CSV name, .npy index)")
-    parser.add_argument("--x-key", default="X", help=".npz array of rows (X)")
-    parser.add_argument("--y-key", default="y", help=".npz array of labels (y)")
+    parser.add_argument(
+        "--label",
+        help="label column: a CSV column name or a .npy column index (default: "
+        "the CSV column named 'label', else the last column; a .npy file's last "
+        "column)",
+    )
+    parser.add_argument(
+        "--x-key", default="X", help=".npz array of rows (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--y-key", default="y", help=".npz array of labels (default: %(default)s)"
+    )
     parser.add_argument(
         "--classes",
         nargs="+",
-        help="the models' classes in output-column order (default: the labels)",
+        help="the ONNX models' class labels in their output-column order "
+        "(default: from each model's metadata or label output; column k is "
+        "label k for whole-number labels; never the sorted labels)",
     )
     parser.add_argument(
         "--costs",
@@ -47,26 +91,55 @@ def add_parser(commands) -> None:
         help="cost per row of each stage, or 'auto' to measure (default)",
     )
     parser.add_argument(
-        "--policy", default="linear", help="policy family (default: linear)"
+        "--policy",
+        default="linear",
+        choices=POLICIES,
+        metavar="POLICY",
+        help=f"policy family: {', '.join(POLICIES)} (default: %(default)s)",
     )
     knob = parser.add_mutually_exclusive_group()
-    knob.add_argument("--budget", type=float, help="average cost per row to meet")
-    knob.add_argument("--cost-weight", type=float, help="trade-off lam (0.01)")
+    knob.add_argument(
+        "--budget",
+        type=float,
+        help="average cost per row to meet, in the unit of --costs (seconds "
+        "when measured)",
+    )
+    knob.add_argument(
+        "--cost-weight",
+        type=float,
+        help="trade-off lam in error + lam * cost / full cost: 0.01 gives up one "
+        "accuracy point only to save the full cost (default: 0.01)",
+    )
     parser.add_argument(
         "--test-size",
         type=float,
         default=0.3,
-        help="fraction of rows held out from the policy to evaluate it (0.3)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument(
-        "--plot", default="frontier.png", metavar="PNG", help="(frontier.png)"
+        help="fraction of rows held out from the policy to evaluate it "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--json", default="frontier.json", metavar="FILE", help="(frontier.json)"
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed of the split and the bootstrap (default: %(default)s)",
     )
     parser.add_argument(
-        "--save", metavar="FILE", help="save the fitted cascade (joblib) here"
+        "--plot",
+        default="frontier.png",
+        metavar="PNG",
+        help="where to write the plot of accuracy against cost on the held-out "
+        "rows (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--json",
+        default="frontier.json",
+        metavar="FILE",
+        help="where to write the table's figures as JSON (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--save",
+        metavar="FILE",
+        help="save the fitted cascade (joblib) here, for `skadaptive predict`",
     )
     parser.set_defaults(run=run)
 
@@ -82,40 +155,23 @@ def _costs(values):
         ) from exc
 
 
-def _classes(args, y) -> np.ndarray:
-    """The classes in the models' column order, of the labels' type."""
-    if args.classes is None:
-        return np.unique(y)
-    classes = np.array(args.classes)
-    if y.dtype.kind in "iuf":
-        try:
-            classes = classes.astype(np.float64)
-        except ValueError as exc:
-            raise CommandError(
-                f"--classes {args.classes} are not numbers like the labels."
-            ) from exc
-        if y.dtype.kind in "iu":
-            if not np.array_equal(classes, np.round(classes)):
-                raise CommandError(
-                    f"--classes {args.classes} are not whole numbers like the labels."
-                )
-            classes = classes.astype(y.dtype)
-    if len(np.unique(classes)) != len(classes):
-        raise CommandError(f"--classes {args.classes} repeats a class.")
-    return classes
-
-
-def _check_labels(y, stages) -> None:
-    """Every label must be a class of every model, before the data is split."""
-    present = np.unique(y)
-    for name, stage in stages:
-        unknown = np.setdiff1d(present, np.asarray(stage.classes_))
-        if len(unknown):
-            raise CommandError(
-                f"the data has labels {unknown.tolist()} that model {name!r} does "
-                f"not predict (its classes are {np.asarray(stage.classes_).tolist()})"
-                "; drop those rows, or pass the models' classes with --classes."
+def _load_stages(args, X, y, out) -> list:
+    """The models as frozen stages, each with its classes in column order."""
+    given = None if args.classes is None else labels_like(args.classes, y, "--classes")
+    stages, hints = [], {}
+    for name, path in zip(_stage_names(args.stages), args.stages):
+        classes = given
+        if Path(path).suffix.lower() == ".onnx" and Path(path).is_file():
+            classes, note = onnx_classes(path, y, given)
+            if note is not None:
+                print(note, file=out)
+            hints[name] = (
+                ", or pass the labels of the model's output columns with "
+                "--classes, in its column order"
             )
+        stages.append((name, load_stage(path, classes, X)))
+    check_labels_known(y, stages, hints)
+    return stages
 
 
 def _stage_names(paths) -> list[str]:
@@ -139,17 +195,14 @@ def run(args, out=None) -> int:
         raise CommandError("give at least two models, from cheapest to dearest.")
     if not 0 < args.test_size < 1:
         raise CommandError(f"--test-size must be in (0, 1); got {args.test_size}.")
+    for option in ("--json", "--plot", "--save"):
+        check_output(option, getattr(args, option[2:]))
     progress = Progress(4)
     with progress.step("reading data and models"):
         X, y = load_data(
             args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
         )
-        classes = _classes(args, y)
-        stages = [
-            (name, load_stage(path, classes, X[:1], y[:1]))
-            for name, path in zip(_stage_names(args.stages), args.stages)
-        ]
-        _check_labels(y, stages)
+        stages = _load_stages(args, X, y, out)
     try:  # stratified where every class has rows enough for both parts
         X_policy, X_eval, y_policy, y_eval = train_test_split(
             X, y, test_size=args.test_size, random_state=args.seed, stratify=y
@@ -172,15 +225,24 @@ def run(args, out=None) -> int:
     with progress.step("evaluating the frontier on held-out rows"):
         try:
             test = cascade.evaluate_frontier(X_eval, y_eval)
+            intervals = _accuracy_intervals(cascade, X_eval, y_eval, args.seed)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
-    report = _report(cascade, test, len(y_policy), len(y_eval))
+    report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
     print(
         f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
         f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
         file=out,
     )
     print(_format(report), file=out)
+    print(
+        f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
+        f"resamples of the held-out rows); cumulative cost: per row, of every "
+        "stage run up to the row's exit (a stage's row: all rows exit there).",
+        file=out,
+    )
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=out)
     with progress.step("writing results"):
         _write_json(args.json, report)
         print(f"wrote {args.json}", file=out)
@@ -204,37 +266,84 @@ def _knob(cascade) -> str:
     return f"cost_weight={cascade.cost_weight:g}"
 
 
-def _report(cascade, test, n_policy, n_eval) -> dict:
+def _accuracy_intervals(cascade, X, y, seed) -> dict:
+    """Bootstrap intervals of the accuracy of every point of the table.
+
+    Needs whether each point answers each row right, which
+    ``evaluate_frontier`` sums away: the stages are run on the rows again,
+    and the policies applied to their probabilities as it does.
+    """
+    from ..policies._policy import oracle_exits, stage_correct
+    from ..stages import exit_probas
+
+    probas = exit_probas(cascade._stage_source(), X)
+    correct = stage_correct(probas, np.searchsorted(cascade.classes_, y))
+    rows = np.arange(len(y))
+    policies = [p.policy for p in cascade._frontier_evaluations()]
+    exits = [
+        *range(len(correct)),  # each stage answers every row
+        oracle_exits(correct),
+        *(policy.exit_stage(probas) for policy in policies),
+        cascade.policy_.exit_stage(probas),
+    ]
+    points = np.stack([correct[stage, rows] for stage in exits])
+    intervals = bootstrap_intervals(points, seed=seed).tolist()
+    n_stages, n_frontier = len(correct), len(policies)
+    return {
+        "stages": intervals[:n_stages],
+        "oracle": intervals[n_stages],
+        "frontier": intervals[n_stages + 1 : n_stages + 1 + n_frontier],
+        "chosen": intervals[-1],
+    }
+
+
+def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
     total = float(cascade.cumulative_costs_[-1])
+    stage_intervals = intervals["stages"]
+    warning = too_few_rows_warning(n_eval, stage_intervals[0], stage_intervals[-1])
     return {
         "n_policy_rows": n_policy,
         "n_evaluation_rows": n_eval,
+        "accuracy_interval": {
+            "method": "percentile bootstrap over the held-out rows",
+            "confidence": CONFIDENCE,
+            "resamples": N_RESAMPLES,
+            "seed": cascade.random_state,
+        },
         "stages": [
             {
                 "name": name,
                 "cost": float(cost),
                 "cumulative_cost": float(cumulative),
                 "accuracy": float(accuracy),
+                "accuracy_interval": interval,
             }
-            for (name, _), cost, cumulative, accuracy in zip(
+            for (name, _), cost, cumulative, accuracy, interval in zip(
                 cascade.estimators,
                 cascade.costs_,
                 cascade.cumulative_costs_,
                 test["stage_accuracies"],
+                stage_intervals,
             )
         ],
-        "oracle": {"accuracy": test["oracle_accuracy"], "cost": test["oracle_cost"]},
+        "oracle": {
+            "accuracy": test["oracle_accuracy"],
+            "accuracy_interval": intervals["oracle"],
+            "cost": test["oracle_cost"],
+        },
         "frontier": [
             {
                 "cost_weight": float(lam),
                 "accuracy": float(accuracy),
+                "accuracy_interval": interval,
                 "cost": float(cost),
                 "fraction_of_full_cost": float(cost / total),
                 "exit_rates": rates.tolist(),
             }
-            for lam, accuracy, cost, rates in zip(
+            for lam, accuracy, interval, cost, rates in zip(
                 test["cost_weight"],
                 test["accuracy"],
+                intervals["frontier"],
                 test["expected_cost"],
                 test["exit_rates"],
             )
@@ -242,6 +351,7 @@ def _report(cascade, test, n_policy, n_eval) -> dict:
         "chosen": {
             "setting": _knob(cascade),
             "accuracy": test["accuracy_at_fit"],
+            "accuracy_interval": intervals["chosen"],
             "cost": test["cost_at_fit"],
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
@@ -249,58 +359,40 @@ def _report(cascade, test, n_policy, n_eval) -> dict:
         "costs_unit": "seconds per row (measured)"
         if isinstance(cascade.costs, str)
         else "as given",
+        "warnings": [] if warning is None else [warning],
     }
 
 
 def _format(report) -> str:
     total = report["stages"][-1]["cumulative_cost"]
+
+    def row(name, point, cost, exit_rates="-"):
+        return (
+            name,
+            f"{point['accuracy']:.4f}",
+            format_interval(point["accuracy_interval"]),
+            f"{cost:.4g}",
+            f"{cost / total:.3f}",
+            exit_rates,
+        )
+
     rows = [
-        (
-            f"stage {s['name']}",
-            f"{s['accuracy']:.4f}",
-            f"{s['cumulative_cost']:.4g}",
-            f"{s['cumulative_cost'] / total:.3f}",
-            "-",
-        )
-        for s in report["stages"]
+        row(f"stage {s['name']}", s, s["cumulative_cost"]) for s in report["stages"]
     ]
-    oracle = report["oracle"]
-    rows.append(
-        (
-            "oracle",
-            f"{oracle['accuracy']:.4f}",
-            f"{oracle['cost']:.4g}",
-            f"{oracle['cost'] / total:.3f}",
-            "-",
-        )
-    )
+    rows.append(row("oracle", report["oracle"], report["oracle"]["cost"]))
     seen = set()
     for point in report["frontier"]:
         key = (round(point["accuracy"], 12), round(point["cost"], 15))
         if key in seen:  # neighbouring cost weights often pick the same policy
             continue
         seen.add(key)
+        rates = "/".join(f"{r:.2f}" for r in point["exit_rates"])
         rows.append(
-            (
-                f"cost_weight={point['cost_weight']:.3g}",
-                f"{point['accuracy']:.4f}",
-                f"{point['cost']:.4g}",
-                f"{point['fraction_of_full_cost']:.3f}",
-                "/".join(f"{r:.2f}" for r in point["exit_rates"]),
-            )
+            row(f"cost_weight={point['cost_weight']:.3g}", point, point["cost"], rates)
         )
     chosen = report["chosen"]
-    rows.append(
-        (
-            f"chosen: {chosen['setting']}",
-            f"{chosen['accuracy']:.4f}",
-            f"{chosen['cost']:.4g}",
-            f"{chosen['cost'] / total:.3f}",
-            "-",
-        )
-    )
-    header = ("point", "accuracy", "cost per row", "cost / full", "exit rates")
-    return table(rows, header)
+    rows.append(row(f"chosen: {chosen['setting']}", chosen, chosen["cost"]))
+    return table(rows, COLUMNS)
 
 
 def _write_json(path, report) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,32 @@ def _existing(path: str) -> Path:
     if file.is_dir():
         raise CommandError(f"{path}: is a directory, expected a file.")
     return file
+
+
+def check_output(option: str, path: str | None) -> None:
+    """Fail now, before any work, when ``path`` cannot be written.
+
+    A missing folder found after a fit of several minutes loses the fit.
+    """
+    if path is None:
+        return
+    file = Path(path)
+    folder = file.parent  # Path("f.json").parent is Path(".")
+    if file.is_dir():
+        raise CommandError(f"{option} {path}: is a folder; give a file name.")
+    if not folder.exists():
+        raise CommandError(
+            f"{option} {path}: the folder {str(folder)!r} does not exist; create it "
+            "first."
+        )
+    if not folder.is_dir():
+        raise CommandError(f"{option} {path}: {str(folder)!r} is not a folder.")
+    target = file if file.exists() else folder
+    if not os.access(target, os.W_OK):
+        raise CommandError(
+            f"{option} {path}: cannot write there (no permission to write "
+            f"{str(target)!r})."
+        )
 
 
 def load_data(
@@ -168,11 +195,12 @@ def load_joblib(path: str):
         ) from exc
 
 
-def load_stage(path: str, classes: np.ndarray, X, y):
+def load_stage(path: str, classes: np.ndarray | None, X):
     """A fitted stage from an ``.onnx`` file or a joblib/pickle file, frozen.
 
-    An ONNX model is checked against the rows ``X`` and labels ``y`` (its input
-    shape, its number of outputs for ``classes``).
+    An ONNX model gets ``classes``, the labels of its output columns in its
+    column order, and is checked against the rows ``X`` (its input shape).
+    A joblib model has its own ``classes_``; ``classes`` is not used.
     """
     from sklearn.frozen import FrozenEstimator
 
@@ -182,11 +210,11 @@ def load_stage(path: str, classes: np.ndarray, X, y):
         from ..stages.onnx import OnnxClassifier
 
         try:
-            model = OnnxClassifier(str(file), classes=classes).fit(X, y)
+            model = OnnxClassifier(str(file), classes=classes).fit(
+                X[:1], np.asarray(classes)[:1]
+            )
             return FrozenEstimator(model)
-        except ImportError as exc:
-            raise CommandError(f"{path}: {exc}") from exc
-        except (ValueError, TypeError) as exc:
+        except (ImportError, ValueError, TypeError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
     if suffix in (".joblib", ".pkl", ".pickle"):
         model = load_joblib(path)

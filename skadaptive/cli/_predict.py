@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from ._io import CommandError, load_data, load_joblib
+from ._io import CommandError, check_output, load_data, load_joblib
 from ._progress import Progress
 from ._table import table
 
@@ -24,14 +24,37 @@ def add_parser(commands) -> None:
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="saved model (.joblib)")
-    parser.add_argument("--data", required=True, metavar="FILE")
-    parser.add_argument("--label", help="label column, if the file has one")
-    parser.add_argument("--x-key", default="X")
-    parser.add_argument("--y-key", default="y")
     parser.add_argument(
-        "--output", metavar="CSV", help="write prediction, exit stage, cost per row"
+        "--data",
+        required=True,
+        metavar="FILE",
+        help="rows to predict: .npz (array X, labels y optional), .npy (every "
+        "column a feature unless --label) or .csv with a header; labels give "
+        "the accuracy",
     )
-    parser.add_argument("--batch-size", type=int, help="rows routed together")
+    parser.add_argument(
+        "--label",
+        help="label column: a CSV column name or a .npy column index (default: "
+        "the CSV column named 'label' if there is one, else no labels)",
+    )
+    parser.add_argument(
+        "--x-key", default="X", help=".npz array of rows (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--y-key",
+        default="y",
+        help=".npz array of labels, if present (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="CSV",
+        help="write one line per row here: prediction, exit stage, cost",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows routed together (default: the model's batch_size)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -49,8 +72,30 @@ def _load_model(path):
     return model
 
 
+def _known_labels(y, model, path):
+    """The labels, of the type of the model's classes; every one a class of it.
+
+    A label the model does not know is an error, not a warning: such a row
+    can never be answered right, so an accuracy counting it as wrong measures
+    the file (a wrong label column, another encoding of the classes), not the
+    model.
+    """
+    if y.dtype.kind in "iu" and model.classes_.dtype.kind not in "iu":
+        y = y.astype(model.classes_.dtype)
+    unknown = np.setdiff1d(np.unique(y), model.classes_)
+    if len(unknown):
+        raise CommandError(
+            f"{path}: labels {unknown.tolist()} are not classes of the model (its "
+            f"classes are {model.classes_.tolist()}), so its accuracy cannot be "
+            "measured on them; drop those rows, or check that --label (--y-key "
+            "for .npz) names the label column."
+        )
+    return y
+
+
 def run(args, out=None) -> int:
     out = sys.stdout if out is None else out
+    check_output("--output", args.output)
     progress = Progress(2)
     with progress.step("loading the model and the data"):
         model = _load_model(args.model)
@@ -61,6 +106,8 @@ def run(args, out=None) -> int:
             y_key=args.y_key,
             require_labels=False,
         )
+        if y is not None:
+            y = _known_labels(y, model, args.data)
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
@@ -79,7 +126,7 @@ def run(args, out=None) -> int:
         for name, rate, cost in zip(names, rates, model.cumulative_costs_)
     ]
     print(f"{len(X)} rows predicted by {args.model}", file=out)
-    print(table(rows, ("stage", "exit rate", "cost per row")), file=out)
+    print(table(rows, ("stage", "exit rate", "cumulative cost")), file=out)
     average = result.cost.mean()
     print(
         f"average cost per row: {average:.4g} "
@@ -87,8 +134,6 @@ def run(args, out=None) -> int:
         file=out,
     )
     if y is not None:
-        if y.dtype.kind in "iu" and model.classes_.dtype.kind not in "iu":
-            y = y.astype(model.classes_.dtype)
         print(f"accuracy: {np.mean(predictions == y):.4f}", file=out)
     if args.output:
         try:

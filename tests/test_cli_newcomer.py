@@ -1,0 +1,535 @@
+"""The command line in a newcomer's first hour: version, early checks of output
+paths, ONNX column labels, unknown labels, help texts and trustworthy tables."""
+
+import json
+import os
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
+
+import skadaptive
+from skadaptive import AdaptiveCascadeClassifier
+from skadaptive.cli import _demo, _parser, main
+from skadaptive.cli._frontier import COLUMNS as FRONTIER_COLUMNS
+from skadaptive.cli._intervals import bootstrap_intervals
+from skadaptive.policies import POLICIES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "onnx"
+# The column order of the ONNX models built here; sorted it would be
+# ["one", "two", "zero"], which maps every column to a wrong label.
+NAMES = ["zero", "one", "two"]
+
+
+@pytest.fixture(scope="module")
+def digits_files(tmp_path_factory):
+    """Two fitted stages (joblib), labelled rows and a saved cascade over them."""
+    folder = tmp_path_factory.mktemp("newcomer")
+    X, y = load_digits(return_X_y=True)
+    X_train, X_data, y_train, y_data = train_test_split(X, y, random_state=0)
+    tree = DecisionTreeClassifier(max_depth=6, random_state=0).fit(X_train, y_train)
+    lr = LogisticRegression(max_iter=3000).fit(X_train, y_train)
+    joblib.dump(tree, folder / "tree.joblib")
+    joblib.dump(lr, folder / "lr.joblib")
+    np.savez(folder / "data.npz", X=X_data, y=y_data)
+    cascade = AdaptiveCascadeClassifier(
+        [("tree", FrozenEstimator(tree)), ("lr", FrozenEstimator(lr))], costs=[1, 10]
+    ).fit(X_data, y_data)
+    joblib.dump(cascade, folder / "cascade.joblib")
+    return folder
+
+
+def _frontier(*arguments, folder):
+    return main(
+        [
+            "frontier",
+            *map(str, arguments),
+            "--json",
+            str(folder / "f.json"),
+            "--plot",
+            str(folder / "f.png"),
+        ]
+    )
+
+
+# ------------------------------------------------------------------ version
+def test_version_prints_the_package_version_and_exits_0(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"skadaptive {skadaptive.__version__}\n"
+
+
+# ------------------------------------------------------- output paths first
+def _frontier_arguments(option, path):
+    # The data file does not exist: an error about the output path shows that
+    # the path was checked before anything was read, fitted or evaluated.
+    return ["frontier", "a.joblib", "b.joblib", "--data", "missing.npz", option, path]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "option", "message"),
+    [
+        (_frontier_arguments("--save", "no/such/folder/c.joblib"), "--save", "exist"),
+        (_frontier_arguments("--json", "no/such/folder/f.json"), "--json", "exist"),
+        (_frontier_arguments("--plot", "no/such/folder/f.png"), "--plot", "exist"),
+        (_frontier_arguments("--json", "."), "--json", "is a folder"),
+        (_frontier_arguments("--save", "a_file/c.joblib"), "--save", "not a folder"),
+        (
+            ["predict", "missing.joblib", "--data", "x.npz", "--output", "no/p.csv"],
+            "--output",
+            "exist",
+        ),
+        (["demo", "--plot", "no/such/folder/demo.png"], "--plot", "exist"),
+    ],
+)
+def test_an_unwritable_output_path_is_refused_before_any_work(
+    tmp_path, monkeypatch, capsys, arguments, option, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the demo ran before its --plot path was checked")
+
+    monkeypatch.setattr(_demo, "run_demo", no_work)
+    code = main(arguments)
+    err = capsys.readouterr().err
+    assert code == 1
+    path = arguments[arguments.index(option) + 1]
+    assert f"{option} {path}" in err and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch, capsys):
+    # (chmod does not stop root, so the permission answer is simulated)
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode),
+    )
+    code = main(_frontier_arguments("--save", str(tmp_path / "c.joblib")))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"--save {tmp_path / 'c.joblib'}: cannot write there" in err
+
+
+# ---------------------------------------------- ONNX models' column labels
+def _onnx_model(path, *, labels=NAMES, noise=0.0, metadata=None, label_output=None):
+    """Three features in, three class columns out: column k wins when feature
+    k is the largest (``noise`` mixes the features, making mistakes).
+
+    ``label_output``: None, ``"gather"`` (a label output picking from a
+    constant list of ``labels``) or ``"linear_classifier"`` (an ONNX-ML
+    ``LinearClassifier`` node naming ``labels``, as skl2onnx writes them).
+    """
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = (np.eye(3) + noise * np.roll(np.eye(3), 1, axis=1)).astype(np.float32)
+    rows = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3])
+    scores = helper.make_tensor_value_info("proba", TensorProto.FLOAT, ["N", 3])
+    label_type = TensorProto.STRING if isinstance(labels[0], str) else TensorProto.INT64
+    label = helper.make_tensor_value_info("label", label_type, ["N"])
+    opsets = [helper.make_opsetid("", 17)]
+    if label_output == "linear_classifier":
+        key = (
+            "classlabels_strings"
+            if label_type == TensorProto.STRING
+            else ("classlabels_ints")
+        )
+        nodes = [
+            helper.make_node(
+                "LinearClassifier",
+                ["x"],
+                ["label", "proba"],
+                domain="ai.onnx.ml",
+                coefficients=(4 * weights.T).ravel().tolist(),
+                intercepts=[0.0, 0.0, 0.0],
+                post_transform="SOFTMAX",
+                **{key: labels},
+            )
+        ]
+        graph = helper.make_graph(nodes, "m", [rows], [label, scores])
+        opsets.append(helper.make_opsetid("ai.onnx.ml", 1))
+    else:
+        nodes = [
+            helper.make_node("MatMul", ["x", "W"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["proba"], axis=1),
+        ]
+        outputs = [scores]
+        constants = [numpy_helper.from_array(4 * weights, "W")]
+        if label_output == "gather":
+            nodes += [
+                helper.make_node("ArgMax", ["proba"], ["column"], axis=1, keepdims=0),
+                helper.make_node("Gather", ["labels", "column"], ["label"], axis=0),
+            ]
+            constants.append(
+                helper.make_tensor(
+                    "labels",
+                    label_type,
+                    [len(labels)],
+                    [s.encode() for s in labels]
+                    if label_type == TensorProto.STRING
+                    else labels,
+                )
+            )
+            outputs.insert(0, label)
+        graph = helper.make_graph(nodes, "m", [rows], outputs, constants)
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=8)
+    if metadata is not None:
+        helper.set_model_props(model, metadata)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _labelled_rows(path, labels=NAMES, n_rows=600, keep=None):
+    """Rows whose true label is ``labels[argmax(row)]`` (the model's columns)."""
+    X = np.random.default_rng(0).normal(size=(n_rows, 3)).astype(np.float32)
+    y = np.asarray(labels)[np.argmax(X, axis=1)]
+    if keep is not None:
+        X, y = X[np.isin(y, keep)], y[np.isin(y, keep)]
+    np.savez(path, X=X, y=y)
+    return path
+
+
+def _stage_accuracies(folder):
+    report = json.loads((folder / "f.json").read_text())
+    return [s["accuracy"] for s in report["stages"]]
+
+
+@pytest.mark.parametrize(
+    ("model_options", "classes"),
+    [
+        ({"metadata": {"classes": json.dumps(NAMES)}}, []),
+        ({"metadata": {"labels": "zero, one, two"}}, []),
+        ({"metadata": {"id2label": '{"1": "one", "0": "zero", "2": "two"}'}}, []),
+        ({"label_output": "gather"}, []),
+        ({"label_output": "linear_classifier"}, []),
+        ({}, ["--classes", *NAMES]),
+        # --classes wins over what the model says
+        ({"metadata": {"classes": '["two", "one", "zero"]'}}, ["--classes", *NAMES]),
+    ],
+)
+def test_onnx_string_labels_take_the_models_column_order(
+    tmp_path, capsys, model_options, classes
+):
+    cheap = _onnx_model(tmp_path / "cheap.onnx", noise=0.6, **model_options)
+    dear = _onnx_model(tmp_path / "dear.onnx", **model_options)
+    data = _labelled_rows(tmp_path / "rows.npz")
+    code = _frontier(
+        cheap, dear, "--data", data, "--costs", 1, 10, *classes, folder=tmp_path
+    )
+    assert code == 0, capsys.readouterr().err
+    cheap_accuracy, dear_accuracy = _stage_accuracies(tmp_path)
+    # The dear model is right on every row; sorted labels would make it wrong
+    # on every row.
+    assert dear_accuracy == 1.0
+    assert 0.5 < cheap_accuracy < 1.0
+
+
+def test_onnx_string_labels_of_unknown_order_ask_for_classes(tmp_path, capsys):
+    cheap = _onnx_model(tmp_path / "cheap.onnx", noise=0.6)
+    dear = _onnx_model(tmp_path / "dear.onnx")
+    data = _labelled_rows(tmp_path / "rows.npz")
+    code = _frontier(cheap, dear, "--data", data, "--costs", 1, 10, folder=tmp_path)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "pass --classes with one label per column, in the model's column order" in (
+        err
+    )
+    assert "Traceback" not in err and not (tmp_path / "f.json").exists()
+
+
+def test_onnx_metadata_order_beats_the_column_index_for_whole_numbers(tmp_path, capsys):
+    labels = [2, 0, 1]
+    metadata = {"classes": json.dumps(labels)}
+    cheap = _onnx_model(tmp_path / "cheap.onnx", noise=0.6, metadata=metadata)
+    dear = _onnx_model(tmp_path / "dear.onnx", metadata=metadata)
+    data = _labelled_rows(tmp_path / "rows.npz", labels=labels)
+    code = _frontier(cheap, dear, "--data", data, "--costs", 1, 10, folder=tmp_path)
+    assert code == 0, capsys.readouterr().err
+    assert _stage_accuracies(tmp_path)[1] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("model_options", "classes", "message"),
+    [
+        (
+            {"metadata": {"classes": '["zero", "one"]'}},
+            [],
+            "metadata 'classes' gives 2 labels for the model's 3 output columns",
+        ),
+        (
+            {},
+            ["--classes", "zero", "one"],
+            "--classes gives 2 labels for the model's 3",
+        ),
+    ],
+)
+def test_onnx_labels_must_be_one_per_column(
+    tmp_path, capsys, model_options, classes, message
+):
+    cheap = _onnx_model(tmp_path / "cheap.onnx", **model_options)
+    dear = _onnx_model(tmp_path / "dear.onnx", **model_options)
+    data = _labelled_rows(tmp_path / "rows.npz")
+    code = _frontier(
+        cheap, dear, "--data", data, "--costs", 1, 10, *classes, folder=tmp_path
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert message in err
+
+
+# ----------------------------------------------------------- unknown labels
+@pytest.fixture(scope="module")
+def onnx_digits(tmp_path_factory):
+    """Digits rows for the ONNX fixtures: all, one with label 10, classes 0-4."""
+    pytest.importorskip("onnxruntime")
+    folder = tmp_path_factory.mktemp("onnx_digits")
+    X, y = load_digits(return_X_y=True)
+    _, X_test, _, y_test = train_test_split(
+        X / 16, y, test_size=0.3, stratify=y, random_state=0
+    )
+    X_test = X_test.astype(np.float32)
+    np.savez(folder / "label_10.npz", X=X_test, y=np.r_[y_test[:-1], 10])
+    few = y_test < 5
+    np.savez(folder / "classes_0_to_4.npz", X=X_test[few], y=y_test[few])
+    return folder
+
+
+def test_a_label_the_onnx_model_lacks_is_named_with_the_fix(
+    onnx_digits, tmp_path, capsys
+):
+    code = _frontier(
+        FIXTURES / "digits_tiny.onnx",
+        FIXTURES / "digits_large.onnx",
+        "--data",
+        onnx_digits / "label_10.npz",
+        folder=tmp_path,
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the data has labels [10] that model 'digits_tiny' does not predict" in err
+    assert "--classes" in err
+
+
+def test_onnx_models_work_on_data_with_only_some_of_their_classes(
+    onnx_digits, tmp_path, capsys
+):
+    code = _frontier(
+        FIXTURES / "digits_tiny.onnx",
+        FIXTURES / "digits_large.onnx",
+        "--data",
+        onnx_digits / "classes_0_to_4.npz",
+        "--costs",
+        1,
+        10,
+        folder=tmp_path,
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "taken as the labels 0..9" in captured.out  # the assumption is said
+    assert _stage_accuracies(tmp_path)[-1] > 0.95
+
+
+def test_predict_refuses_labels_the_model_does_not_know(digits_files, capsys):
+    with np.load(digits_files / "data.npz") as data:
+        X, y = data["X"], data["y"]
+    np.savez(digits_files / "label_10.npz", X=X, y=np.r_[y[:-1], 10])
+    code = main(
+        [
+            "predict",
+            str(digits_files / "cascade.joblib"),
+            "--data",
+            str(digits_files / "label_10.npz"),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "labels [10] are not classes of the model" in captured.err
+    assert "accuracy:" not in captured.out
+
+
+def test_predict_measures_data_with_only_some_classes(digits_files, capsys):
+    with np.load(digits_files / "data.npz") as data:
+        few = data["y"] < 5
+        np.savez(digits_files / "few.npz", X=data["X"][few], y=data["y"][few])
+    code = main(
+        [
+            "predict",
+            str(digits_files / "cascade.joblib"),
+            "--data",
+            str(digits_files / "few.npz"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert float(out.split("accuracy: ")[1].split()[0]) > 0.8
+
+
+# --------------------------------------------------------------- help texts
+def _subcommands():
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    return commands.choices
+
+
+@pytest.mark.parametrize("command", ["demo", "frontier", "predict"])
+def test_every_option_says_what_it_is(command):
+    for action in _subcommands()[command]._actions:
+        text = (action.help or "").replace("(default: %(default)s)", "").strip()
+        # more than a default in brackets, e.g. "(frontier.png)"
+        assert len(text) > 12 and not text.startswith("("), action.option_strings
+
+
+def test_policy_help_lists_the_policy_families():
+    frontier = _subcommands()["frontier"]
+    (policy,) = [a for a in frontier._actions if a.dest == "policy"]
+    assert tuple(policy.choices) == POLICIES
+    text = frontier.format_help()
+    assert all(name in text for name in POLICIES)
+
+
+def test_an_unknown_policy_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frontier", "a.joblib", "b.joblib", "--data", "d.npz", "--policy", "x"])
+    assert exit_info.value.code == 2
+    assert "linear" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["frontier", "predict"])
+def test_label_help_says_its_default(command):
+    (label,) = [a for a in _subcommands()[command]._actions if a.dest == "label"]
+    assert "default" in label.help
+
+
+def test_frontier_and_demo_never_share_a_cost_column_name():
+    def cost_columns(columns):
+        return {c for c in columns if "cost" in c}
+
+    assert cost_columns(FRONTIER_COLUMNS)
+    assert cost_columns(_demo.COLUMNS)
+    assert not cost_columns(FRONTIER_COLUMNS) & cost_columns(_demo.COLUMNS)
+
+
+def _table(out):
+    """The printed table as {point: {column: cell}}."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("point"))
+    rows = {}
+    for line in lines[start + 1 :]:
+        if not line.startswith(("stage ", "oracle", "cost_weight=", "chosen")):
+            break
+        cells = line.split("  ")
+        cells = [c.strip() for c in cells if c.strip()]
+        rows[cells[0]] = dict(zip(FRONTIER_COLUMNS, cells))
+    return rows
+
+
+def test_frontier_stage_rows_show_the_cumulative_cost(digits_files, tmp_path, capsys):
+    code = _frontier(
+        digits_files / "tree.joblib",
+        digits_files / "lr.joblib",
+        "--data",
+        digits_files / "data.npz",
+        "--costs",
+        1,
+        10,
+        folder=tmp_path,
+    )
+    assert code == 0
+    rows = _table(capsys.readouterr().out)
+    assert rows["stage tree"]["cumulative cost"] == "1"
+    assert rows["stage lr"]["cumulative cost"] == "11"
+    assert rows["stage lr"]["cumulative / full"] == "1.000"
+
+
+# ----------------------------------------------------- confidence intervals
+def test_bootstrap_interval_matches_the_normal_approximation():
+    n_rows, accuracy = 2000, 0.8
+    correct = np.arange(n_rows) < accuracy * n_rows
+    half_width = 1.96 * np.sqrt(accuracy * (1 - accuracy) / n_rows)
+    (low, high), (all_low, all_high) = bootstrap_intervals(
+        np.stack([correct, np.ones(n_rows, dtype=bool)])
+    )
+    assert low == pytest.approx(accuracy - half_width, abs=0.004)
+    assert high == pytest.approx(accuracy + half_width, abs=0.004)
+    assert (all_low, all_high) == (1.0, 1.0)
+    # a fixed seed: the same interval every time
+    assert bootstrap_intervals(correct[None], seed=3).tolist() == (
+        bootstrap_intervals(correct[None], seed=3).tolist()
+    )
+
+
+def test_frontier_shows_each_points_accuracy_interval(digits_files, tmp_path, capsys):
+    code = _frontier(
+        digits_files / "tree.joblib",
+        digits_files / "lr.joblib",
+        "--data",
+        digits_files / "data.npz",
+        "--costs",
+        1,
+        10,
+        folder=tmp_path,
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    report = json.loads((tmp_path / "f.json").read_text())
+    n_rows = report["n_evaluation_rows"]
+    points = [*report["stages"], report["oracle"], *report["frontier"]]
+    for point in [*points, report["chosen"]]:
+        low, high = point["accuracy_interval"]
+        assert low <= point["accuracy"] <= high
+        accuracy = point["accuracy"]
+        if 0.1 < accuracy < 0.9:  # where the normal approximation holds
+            half_width = 1.96 * np.sqrt(accuracy * (1 - accuracy) / n_rows)
+            assert low == pytest.approx(accuracy - half_width, abs=0.025)
+            assert high == pytest.approx(accuracy + half_width, abs=0.025)
+    tree = report["stages"][0]
+    assert _table(out)["stage tree"]["95% CI"] == "{:.3f}-{:.3f}".format(
+        *tree["accuracy_interval"]
+    )
+    # 135 rows separate a 0.71 tree from a 0.94 logistic regression
+    assert "warning" not in out and report["warnings"] == []
+
+
+def test_frontier_warns_when_the_held_out_rows_are_too_few(
+    digits_files, tmp_path, capsys
+):
+    with np.load(digits_files / "data.npz") as data:
+        np.savez(tmp_path / "small.npz", X=data["X"][:150], y=data["y"][:150])
+    code = _frontier(
+        digits_files / "tree.joblib",
+        digits_files / "lr.joblib",
+        "--data",
+        tmp_path / "small.npz",
+        "--costs",
+        1,
+        10,
+        folder=tmp_path,
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    (line,) = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert "only 45 held-out rows (fewer than 100" in line
+    assert "too few to separate the points" in line
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["warnings"] == [line.removeprefix("warning: ")]
+
+
+def test_overlapping_ends_of_the_frontier_are_warned_about():
+    from skadaptive.cli._intervals import too_few_rows_warning
+
+    assert too_few_rows_warning(500, [0.70, 0.78], [0.90, 0.95]) is None
+    warning = too_few_rows_warning(500, [0.85, 0.92], [0.90, 0.95])
+    assert "intervals of the cheapest stage (0.850-0.920)" in warning

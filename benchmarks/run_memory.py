@@ -6,14 +6,15 @@ Usage::
     python -m benchmarks.run_memory --quick    # 200,000 rows, writes nothing
 
 A cascade of ``LogisticRegression`` then ``HistGradientBoostingClassifier``
-(both fitted on 60,000 ``make_classification`` rows of 50 features, frozen;
-the policy learned on 20,000 more, for a budget of 5 of the full cost 11)
-predicts on N rows (20,000 test rows tiled, with a little noise: 10 million x
-50 float64 = 4 GB). For each call the peak of memory traced by
+(30 iterations; both fitted on 60,000 ``make_classification`` rows of 50
+features, frozen; the policy learned on 20,000 more, for a budget of 5 of the
+full cost 11) predicts on N rows (20,000 test rows tiled, with a little noise:
+10 million x 50 float64 = 4 GB). For each call the peak of memory traced by
 ``tracemalloc`` (numpy's buffers included) above what was allocated before the
-call is measured, and, in another call without tracing, the wall time. Compared: each stage's own ``predict_proba`` on all rows, the cascade
-with the default ``batch_size`` (batches of 65,536 rows) and the cascade with
-one batch of all rows (the behaviour before batches were the default).
+call is measured, and, in another call without tracing, the wall time.
+Compared: each stage's own ``predict_proba`` on all rows, the cascade with the
+default ``batch_size`` (batches of 65,536 rows) and the cascade with one batch
+of all rows (the behaviour before batches were the default).
 
 Writes ``benchmarks/results/memory.json`` and ``benchmarks/MEMORY_RESULTS.md``.
 """

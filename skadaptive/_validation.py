@@ -260,7 +260,20 @@ def _rows_with_nan(X) -> int:
         numeric = X.select_dtypes(include="number")
         return int(numeric.isna().to_numpy().any(axis=1).sum()) if numeric.size else 0
     if isinstance(X, np.ndarray) and X.dtype.kind == "f":
+        # A sum is NaN if any value is (or inf meets -inf), and needs no copy
+        # of X; only then are the rows counted, a chunk at a time.
+        with np.errstate(invalid="ignore", over="ignore"):
+            if not np.isnan(X.sum()):
+                return 0
         if X.ndim == 1:
             return int(np.isnan(X).sum())
-        return int(np.isnan(X.reshape(len(X), -1)).any(axis=1).sum())
+        rows = X.reshape(len(X), -1)
+        return sum(
+            int(np.isnan(rows[start : start + _CHUNK_ROWS]).any(axis=1).sum())
+            for start in range(0, len(rows), _CHUNK_ROWS)
+        )
     return 0
+
+
+#: Rows checked at a time for NaN (bounds the memory of the check).
+_CHUNK_ROWS = 65_536

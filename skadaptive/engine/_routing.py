@@ -54,10 +54,10 @@ def _rows(X, batch: slice):
     return _safe_indexing(X, np.arange(batch.start, batch.stop))
 
 
-def _route_batch(source: StageSource, policy: ExitDecider, X, n_classes: int):
-    n_rows = _num_samples(X)
-    proba = np.empty((n_rows, n_classes))
-    exit_stage = np.empty(n_rows, dtype=np.intp)
+def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage):
+    """Route the rows of ``X``, writing their answers into ``proba`` and
+    ``exit_stage`` (views of the whole call's arrays: no copy to concatenate)."""
+    n_rows, n_classes = proba.shape
     active = np.arange(n_rows)
     history: list[np.ndarray] = []
     state = None
@@ -87,7 +87,6 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, n_classes: int):
         active = active[deferred]
         history = [h[deferred] for h in history]
         state = source.keep_rows(state, deferred)
-    return proba, exit_stage
 
 
 def route(
@@ -125,17 +124,16 @@ def route(
         ``exit_stage`` (n_rows,), the 0-based index of the stage that answered.
     """
     n_rows = _num_samples(X)
+    proba = np.empty((n_rows, n_classes))
+    exit_stage = np.empty(n_rows, dtype=np.intp)
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE
     if batch_size >= n_rows:
-        proba, exit_stage = _route_batch(source, policy, X, n_classes)
+        _route_batch(source, policy, X, proba, exit_stage)
         return Bunch(proba=proba, exit_stage=exit_stage)
-    batches = list(gen_batches(n_rows, batch_size))
-    results = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_route_batch)(source, policy, _rows(X, b), n_classes) for b in batches
+    # Each batch writes its own rows' slice, so rows keep their order.
+    Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(_route_batch)(source, policy, _rows(X, b), proba[b], exit_stage[b])
+        for b in gen_batches(n_rows, batch_size)
     )
-    # Batches come back in submission order, so rows keep their order.
-    return Bunch(
-        proba=np.concatenate([r[0] for r in results]),
-        exit_stage=np.concatenate([r[1] for r in results]),
-    )
+    return Bunch(proba=proba, exit_stage=exit_stage)

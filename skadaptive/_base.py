@@ -289,7 +289,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
 
     def _cost_unit(self) -> str | None:
         """The unit of ``costs_``, where known (for plots and reports)."""
-        return self._costs_unit
+        return getattr(self, "_costs_unit", None)
 
     def _check_classes(self, y) -> np.ndarray:
         names, members = self._members()

@@ -403,3 +403,21 @@ def test_compiled_stage_loop_gives_the_public_paths_answers():
     public._compiled = False
     for got, expected in zip(fast_probas, exit_probas(public, X)):
         np.testing.assert_array_equal(got, expected)
+
+
+def test_a_subclass_that_overrides_run_stage_still_gets_the_rows():
+    model, X = _gb(3)
+
+    class Reading(TreeEnsembleExits):
+        def run_stage(self, stage, X_rows, state):
+            assert X_rows is not None  # it may read the rows at every stage
+            return super().run_stage(stage, X_rows, state)
+
+    assert TreeEnsembleExits(model, EXITS).rows_in_state
+    source = Reading(model, EXITS)
+    assert not source.rows_in_state
+    probas = exit_probas(TreeEnsembleExits(model, EXITS), X)
+    thresholds = [np.quantile(p.max(axis=1), 0.5) for p in probas[:-1]]
+    _, expected_stage = _expected_routing(probas, thresholds)
+    result = route(source, MaxProbaAtLeast(thresholds), X, n_classes=3)
+    np.testing.assert_array_equal(result.exit_stage, expected_stage)

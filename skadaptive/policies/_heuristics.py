@@ -9,7 +9,6 @@ stage and chosen on held-out rows for a ``cost_weight`` or a budget.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -62,15 +61,6 @@ class HeuristicSearch(PolicySearch):
         self.kind = kind
         self.shared_threshold = shared_threshold
         self.keywords = dict(kind=kind, shared_threshold=shared_threshold)
-        if kind == "patience" and self.n_stages == 2:
-            warnings.warn(
-                "policy='patience' with two stages sends every row the same way: "
-                "the first stage has no earlier stage to agree with, so all rows "
-                "exit there or all go on. Use 'max_proba', 'entropy' or a learned "
-                "policy for two stages.",
-                UserWarning,
-                stacklevel=2,
-            )
         self.exits = heuristic_exits(kind, self.stage_probas)
         self.thresholds, self.exit_table = shared_threshold_table(
             self.exits.scores, self.weight

@@ -9,6 +9,8 @@ a value that names none.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._bottom_up import POLICY_FAMILIES, BolukbasiSearch, check_policy_learner
@@ -118,6 +120,17 @@ def make_policy_search(
     if isinstance(policy, type):
         return policy(*args)
     if isinstance(policy, str) and policy in HEURISTICS:
+        if policy == "patience" and len(stage_probas) == 2:
+            # Here, not in the search: its copies on the cross-fitting folds
+            # would repeat it.
+            warnings.warn(
+                "policy='patience' with two stages sends every row the same way: "
+                "the first stage has no earlier stage to agree with, so all rows "
+                "exit there or all go on. Use 'max_proba', 'entropy' or a learned "
+                "policy for two stages.",
+                UserWarning,
+                stacklevel=2,
+            )
         return HeuristicSearch(*args, kind=policy, shared_threshold=shared_threshold)
     if isinstance(policy, str) and policy == "eenet":
         return EENetSearch(*args)

@@ -139,8 +139,11 @@ class TreeEnsembleExits(MultiExitSource):
     True
     """
 
-    #: Later stages read the state only: the engine passes no rows to them.
-    rows_in_state = True
+    @property
+    def rows_in_state(self) -> bool:
+        """Whether later stages read the state only (the engine then passes
+        them no rows): true unless a subclass overrides ``run_stage``."""
+        return type(self).run_stage is TreeEnsembleExits.run_stage
 
     def __init__(self, estimator, exits):
         model = (

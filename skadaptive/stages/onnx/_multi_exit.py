@@ -184,8 +184,11 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
     True
     """
 
-    #: Later stages read the state only: the engine passes no rows to them.
-    rows_in_state = True
+    @property
+    def rows_in_state(self) -> bool:
+        """Whether later stages read the state only (the engine then passes
+        them no rows): true unless a subclass overrides ``run_stage``."""
+        return type(self).run_stage is OnnxMultiExit.run_stage
 
     def __init__(
         self,

@@ -55,9 +55,10 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
     estimators : list of (str, estimator) tuples
         The stages, ordered from the cheapest to the most expensive. Each needs
         ``predict_proba``. Unfitted stages are cloned and fitted;
-        :class:`~sklearn.frozen.FrozenEstimator` stages and
-        :class:`~skadaptive.stages.OnnxClassifier` stages (trained already)
-        are used as given and never refitted.
+        :class:`~sklearn.frozen.FrozenEstimator` stages, and stages whose
+        tags say they need no fit (``requires_fit=False``, as
+        :class:`~skadaptive.stages.OnnxClassifier`, trained already), are used
+        as given and never refitted.
 
     costs : "auto" or array-like of shape (n_stages,), default="auto"
         Incremental cost per row of running each stage, in any unit (seconds,

@@ -1,6 +1,6 @@
 """Benchmarks of skadaptive: cascades, early exits and ONNX stages.
 
-Three runs, each with ``--quick`` for a smoke run and its own results file:
+Runs, each with ``--quick`` for a smoke run and its own results file:
 
 - ``python -m benchmarks.run_cascade``: cascades against the tuned threshold
   heuristic (``RESULTS.md``);
@@ -11,6 +11,11 @@ Three runs, each with ``--quick`` for a smoke run and its own results file:
   network on CPU at batch sizes 1, 64, 1024 (``ONNX_RESULTS.md``; modules
   ``onnx_bench``, ``onnx_report``); ``python -m benchmarks.run_onnx_gpu`` the
   same with CUDA and IO binding, where a CUDA GPU and onnxruntime-gpu exist.
+- ``python -m benchmarks.run_budgets``: the default estimator with ``budget=``
+  against tuned per-stage thresholds (budget sections of ``RESULTS.md`` and
+  ``EARLY_EXIT_RESULTS.md``);
+- ``python -m benchmarks.run_memory``: peak memory and time of predict on 10
+  million rows against the stages' own (``MEMORY_RESULTS.md``).
 
 The cascade benchmark's modules are importable so that their pieces can be
 tested on their own:

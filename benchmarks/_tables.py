@@ -118,14 +118,19 @@ def environment(**extra) -> dict:
     }
 
 
-def machine_line(env: dict, extra: str = "", threads: str | None = None) -> str:
+def machine_line(
+    env: dict,
+    extra: str = "",
+    threads: str | None = None,
+    timing: str = "every timing is the fastest of several runs",
+) -> str:
     """The machine of :func:`environment`; ``extra`` follows the versions."""
     return (
         f"Machine: {env['cpu_count']} cores ({env['processor']}), {env['platform']}, "
         f"Python {env['python']}, numpy {env['numpy']}, scikit-learn "
         f"{env['scikit-learn']}, skadaptive {env['skadaptive']}{extra}. "
         f"{env['threads'] if threads is None else threads}. Other processes may "
-        "have shared the machine; every timing is the fastest of several runs."
+        f"have shared the machine; {timing}."
     )
 
 

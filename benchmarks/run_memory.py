@@ -156,7 +156,11 @@ def markdown(results: dict) -> str:
         preamble(
             "Memory of predict on many rows",
             results,
-            machine_line(results["environment"], threads="Default threads"),
+            machine_line(
+                results["environment"],
+                threads="Default threads",
+                timing="each time is of one call",
+            ),
         )
         + section(
             f"{results['n_rows']:,} rows x {results['n_features']} features "

@@ -298,9 +298,9 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         if frozen is None:
             if len(labels) < 2:
                 raise ValueError(
-                    f"y has one class ({labels.tolist()[0]!r}); the stages would be "
-                    "fitted on it, and a classifier needs samples of at least 2 "
-                    "classes. "
+                    f"y has {len(labels)} class{'es' if len(labels) != 1 else ''} "
+                    f"{labels.tolist()}; the stages would be fitted on it, and a "
+                    "classifier needs samples of at least 2 classes. "
                     "Fit on data with several classes, or pass fitted stages in "
                     "FrozenEstimator."
                 )

@@ -115,7 +115,9 @@ def test_the_last_stage_never_answers_with_nan():
 def test_one_class_y_is_refused_at_fit_with_stages_that_would_be_fitted():
     hgb = HistGradientBoostingClassifier(max_iter=5)
     cascade = AdaptiveCascadeClassifier([("a", hgb), ("b", hgb)], costs=[1, 2])
-    with pytest.raises(ValueError, match="y has one class .* at least 2 classes"):
+    with pytest.raises(
+        ValueError, match=r"y has 1 class \[1.0\]; .* at least 2 classes"
+    ):
         cascade.fit(X, np.ones(len(X)))
 
 

@@ -79,7 +79,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         beyond the stages' own is a small multiple of one batch's share of ``X``
         and of the probabilities, whatever the number of rows; raise it for
         stages that are faster on larger calls (e.g. a network on a GPU). It
-        does not change any row's answer.
+        does not change any row's exit (a stage whose arithmetic depends on the
+        shape of its input, as a matrix product may, can round the
+        probabilities differently in the last bits).
 
     n_jobs : int, default=None
         Parallel jobs for fitting across folds, and threads for routing

@@ -217,14 +217,17 @@ def check_missing_values(X, names, members) -> None:
     stages before it defer it, so without this check whether a row with NaN
     is answered or raises would depend on the policy and on which rows share
     its batch. Decided once per call, from the stages' ``allow_nan`` tags:
-    either every stage takes NaN, or no row with NaN is taken. Only numeric
-    arrays, sparse matrices and DataFrames are inspected (texts and other
-    inputs are the stages' own business).
+    either every stage takes NaN, or no row with NaN is taken (a Pipeline
+    takes what its first step takes, e.g. an imputer). Arrays, lists, sparse
+    matrices and DataFrames are inspected; NaN and None count as missing.
     """
     refusing = []
     for name, member in zip(names, members):
+        first = getattr(member, "estimator", member)  # a FrozenEstimator's model
+        if hasattr(first, "steps"):  # a Pipeline: what its first step takes
+            first = first.steps[0][1]
         try:
-            allow_nan = get_tags(member).input_tags.allow_nan
+            allow_nan = get_tags(first).input_tags.allow_nan
         except (TypeError, ValueError, AttributeError):
             allow_nan = False
         if not allow_nan:
@@ -257,8 +260,12 @@ def _rows_with_nan(X) -> int:
         row_of = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
         return len(np.unique(row_of[nan]))
     if hasattr(X, "isna") and hasattr(X, "select_dtypes"):  # a DataFrame
-        numeric = X.select_dtypes(include="number")
-        return int(numeric.isna().to_numpy().any(axis=1).sum()) if numeric.size else 0
+        return int(X.isna().to_numpy().any(axis=1).sum()) if X.size else 0
+    if isinstance(X, list | tuple):
+        X = np.asarray(X, dtype=object)
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        missing = _IS_MISSING(X).astype(bool)
+        return int(missing.reshape(len(X), -1).any(axis=1).sum()) if X.size else 0
     if isinstance(X, np.ndarray) and X.dtype.kind == "f":
         # A sum is NaN if any value is (or inf meets -inf), and needs no copy
         # of X; only then are the rows counted, a chunk at a time.
@@ -275,5 +282,9 @@ def _rows_with_nan(X) -> int:
     return 0
 
 
+#: Whether each value of an object array is missing (None or a float NaN).
+_IS_MISSING = np.frompyfunc(
+    lambda value: value is None or (isinstance(value, float) and value != value), 1, 1
+)
 #: Rows checked at a time for NaN (bounds the memory of the check).
 _CHUNK_ROWS = 65_536

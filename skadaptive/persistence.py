@@ -54,11 +54,15 @@ _TRUSTED = (
     "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",
     "skadaptive.stages.onnx._io._InputSpec",
     "skadaptive.stages.onnx._graph._Segment",
+    # scikit-learn's Bunch, which holds a cascade's named_estimators_
+    "sklearn.utils._bunch.Bunch",
 )
 
 
 def trusted_types() -> list[str]:
-    """The skadaptive types that a saved estimator of this package may hold.
+    """The types that a saved estimator of this package holds of its own.
+
+    skadaptive's classes, and scikit-learn's ``Bunch`` of named stages.
 
     Pass them (with the reviewed types of your own stages) as ``trusted`` to
     ``skops.io.load``.

@@ -289,3 +289,42 @@ def test_onnx_input_overflowing_float32_is_named_as_such():
     rows[0, 3] = 1e300
     with pytest.raises(ValueError, match="beyond the range of the model's input type"):
         stage.fit(rows, [0, 1]).predict_proba(rows)
+
+
+def _nan_cascade():
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, Y)
+    lr = LogisticRegression(max_iter=500).fit(X, Y)
+    return AdaptiveCascadeClassifier(
+        [("hgb", FrozenEstimator(hgb)), ("lr", FrozenEstimator(lr))], costs=[1, 3]
+    ).fit(X, Y)
+
+
+@pytest.mark.parametrize(
+    "container",
+    [
+        lambda rows: rows.tolist(),
+        lambda rows: rows.astype(object),
+        lambda rows: __import__("pandas").DataFrame(rows).astype({1: object}),
+    ],
+    ids=["list", "object array", "object column"],
+)
+def test_nan_is_refused_in_every_container(container):
+    rows = _nan_rows(0)
+    with pytest.raises(ValueError, match="X has NaN in 20 rows"):
+        _nan_cascade().predict(container(rows))
+
+
+def test_a_pipeline_that_imputes_first_takes_nan():
+    from sklearn.impute import SimpleImputer
+
+    rows = X.copy()
+    rows[::7, 1] = np.nan
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("imputed_lr", make_pipeline(SimpleImputer(), LogisticRegression())),
+            ("hgb", HistGradientBoostingClassifier(max_iter=10, random_state=0)),
+        ],
+        costs=[1, 3],
+        cv=3,
+    ).fit(rows, Y)
+    assert cascade.predict(rows).shape == (len(rows),)

@@ -183,7 +183,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """The kept policy rows: stage probabilities (float64), labels, weights."""
         check_is_fitted(self)
         if self._policy_data is None:
-            raise ValueError(
+            raise PolicyRowsDiscardedError(
                 "The policy rows were discarded (discard_policy_rows), so no "
                 "policy can be learned again: refit the estimator (with memory= "
                 "the stages come from the cache) to use with_policy or frontier_."
@@ -201,7 +201,8 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         ``fit`` keeps every policy row's stage probabilities so that
         :meth:`with_policy` and ``frontier_`` can learn other policies without
         refitting the stages; for a model that only predicts, they are most of
-        its pickled size. Afterwards those two raise (``frontier_`` still
+        its pickled size (82 % of it for a digits cascade with joblib, about
+        half with skops). Afterwards those two raise (``frontier_`` still
         answers if it was read before); prediction is unchanged.
 
         Returns
@@ -278,11 +279,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             f"Stage {names[k]!r} costs less per row than the stage before it, "
             f"{names[k - 1]!r} ({figures}; {unit}): a cascade should run its "
             "cheaper stages first, or rows that the cheap stage could answer "
-            "pay for the dear one. Ordered by cost the stages would be "
+            "pay for the costlier one. Ordered by cost the stages would be "
             f"{order}; reorder them unless the later stage is also the more "
             "accurate and you mean to pay for it.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of fit (through scikit-learn's wrapper)
         )
 
     def _alone_costs(self, incremental) -> np.ndarray:
@@ -410,9 +411,12 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                 if self.budget is not None
                 else f"cost_weight={self.cost_weight:g}"
             )
+            rates = "/".join(f"{r:.0%}" for r in self.exit_rates_)
             print(
                 f"[skadaptive] policy {self.policy!r} learned for {knob} on "
-                f"{len(y_encoded)} policy rows ({self._policy_fit_seconds:.1f} s)"
+                f"{len(y_encoded)} policy rows ({self._policy_fit_seconds:.1f} s): "
+                f"costs_={np.array2string(self.costs_, precision=3)}, exit rates "
+                f"{rates}, expected accuracy {self.expected_accuracy_:.3f}"
             )
         figures = stage_figures(
             stage_correct(stage_probas, y_encoded),
@@ -739,3 +743,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
 def _plain(value):
     """A numpy scalar as the Python number it holds; anything else as it is."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+class PolicyRowsDiscardedError(ValueError, AttributeError):
+    """The kept policy rows were discarded, so no policy can be learned again.
+
+    A ValueError for ``with_policy``, and an AttributeError so that
+    ``hasattr(estimator, "frontier_")`` is False afterwards.
+    """

@@ -240,11 +240,11 @@ def check_missing_values(X, names, members) -> None:
         member = getattr(member, "estimator", member)  # a FrozenEstimator's model
         raise ValueError(
             f"X has NaN in {missing} row{'s' if missing != 1 else ''}, and stage "
-            f"{name!r} ({type(member).__name__}) does not accept missing values: "
-            "whether such a row is answered would depend on whether the stages "
-            "before it defer it. Impute the missing values first (e.g. a "
-            "SimpleImputer in a Pipeline before the estimator), or use stages "
-            "that all accept NaN (e.g. HistGradientBoostingClassifier)."
+            f"{name!r} ({type(member).__name__}) does not accept missing values, "
+            "so rows with NaN are refused whichever stage would see them. Impute "
+            "them first (a SimpleImputer in a Pipeline around the estimator, or "
+            "as the first step of that stage), or use stages that all accept NaN "
+            "(e.g. HistGradientBoostingClassifier)."
         )
 
 

@@ -8,12 +8,13 @@ warns (:class:`InconsistentVersionWarning`).
 `skops <https://skops.readthedocs.io>`_ (``pip install "skadaptive[skops]"``)
 saves the same estimators without pickle; loading then runs no code from the
 file, and refuses every type it was not told to trust. :func:`trusted_types`
-lists skadaptive's own; skops also asks about the types of the stages inside
-(a scikit-learn tree's ``Tree``, a ``Bunch``), which
+lists the package's own; skops also asks about the types of the stages inside
+(a scikit-learn tree's ``Tree``), which
 ``skops.io.get_untrusted_types`` lists for review. To call ``with_policy`` or
 read ``frontier_`` after loading, the estimator keeps its policy rows;
 :meth:`~skadaptive.AdaptiveCascadeClassifier.discard_policy_rows` drops them
-from a model that only predicts (most of its saved size).
+from a model that only predicts (82 % of a digits cascade's joblib file,
+about half of its skops file).
 
 Examples
 --------

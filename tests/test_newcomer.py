@@ -28,6 +28,7 @@ def test_stages_in_the_wrong_order_of_cost_warn_with_the_figures_and_the_order()
     ) as w:
         cascade.fit(X, Y)
     assert "tree -> lr" in str(w[0].message)
+    assert w[0].filename == __file__  # points at the caller's fit, not inside
 
 
 def test_stages_in_order_of_cost_do_not_warn():

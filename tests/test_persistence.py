@@ -171,3 +171,4 @@ def test_discarding_the_policy_rows_keeps_predictions_and_shrinks_the_model():
     fresh = _cascade().fit(X_FIT, Y_FIT).discard_policy_rows()
     with pytest.raises(ValueError, match="policy rows were discarded"):
         fresh.frontier_  # noqa: B018
+    assert not hasattr(fresh, "frontier_")  # an AttributeError too

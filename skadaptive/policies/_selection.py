@@ -311,7 +311,12 @@ def choose_policy(
             target = budget_target(search, normalized_budget, confidence)
             return search.budget_candidates(target)
 
-    candidates = choose(search)
+    if normalized_budget is None:
+        candidates, searched = choose(search), None
+    else:
+        # The margin search runs once here; the folds repeat it on their rows.
+        searched = budget_target(search, normalized_budget, confidence)
+        candidates = search.budget_candidates(searched)
     # Out of sample for the policy: each row decided by policies chosen
     # (rules, thresholds, budget search) without it. With a budget, the
     # kind of exit score is chosen on these figures, not on the rows the
@@ -337,7 +342,6 @@ def choose_policy(
         "budget_search": None,
     }
     if normalized_budget is not None:
-        searched = budget_target(search, normalized_budget, confidence)
         spent = chosen.normalized_cost >= (1 - _SPENT_TOLERANCE) * searched
         result["budget_status"] = "spent" if spent else "saturated"
         result["budget_search"] = {

@@ -111,14 +111,20 @@ def cross_fitted_exits(
     return (exit_stage, fold) if return_folds else exit_stage
 
 
-def select_out_of_sample(search, exit_stage, folds):
+def select_out_of_sample(search, exit_stage, folds, reference=None):
     """The candidate kept, and its out-of-sample figures with the choice held out.
 
     The kept candidate has the lowest cross-fitted loss over all rows (ties:
-    the lower cross-fitted cost, then the earlier). Reporting that winner's own
-    cross-fitted figure would be optimistic by the choice among candidates, so
-    the estimate repeats the choice for each fold on the other folds' rows
-    and takes the fold's rows from the candidate chosen there.
+    the lower cross-fitted cost, then the earlier). With a ``reference``
+    candidate (the simplest one), that winner replaces it only when its loss
+    is lower by more than one standard error of the paired per-row difference
+    (the one-standard-error rule; rows equal in probabilities and label count
+    as one, so that weight k is k copies): a difference of one row is noise,
+    and the simpler policy is kept. Reporting the kept
+    candidate's own cross-fitted figure would be optimistic by the choice
+    among candidates, so the estimate repeats the choice for each fold on the
+    other folds' rows and takes the fold's rows from the candidate chosen
+    there.
 
     Parameters
     ----------
@@ -126,6 +132,9 @@ def select_out_of_sample(search, exit_stage, folds):
     exit_stage : ndarray of shape (n_candidates, n_rows)
         Cross-fitted exits (:func:`cross_fitted_exits`).
     folds : ndarray of shape (n_rows,)
+    reference : int, default=None
+        Index of the candidate kept unless another is better by more than one
+        standard error; None compares the losses alone.
 
     Returns
     -------
@@ -137,6 +146,11 @@ def select_out_of_sample(search, exit_stage, folds):
     """
     rows = np.arange(exit_stage.shape[1])
     stage_loss = search.stage_risk(0.0)
+    # Equal rows are one unit of evidence, so that weight k on a row and k
+    # copies of it give the same standard error (copies share a fold, hence
+    # an exit and a loss).
+    _, group_of_row = _row_groups(search.stage_probas, search.y_encoded)
+    first_of_group = np.unique(group_of_row, return_index=True)[1]
     loss = np.stack([stage_loss[e, rows] for e in exit_stage])
     cost = np.stack([search.cumulative_cost[e] for e in exit_stage])
 
@@ -145,7 +159,16 @@ def select_out_of_sample(search, exit_stage, folds):
         if weight.sum() == 0:
             weight = search.weight
         key = [(loss[k] @ weight, cost[k] @ weight, k) for k in range(len(loss))]
-        return min(key)[2]
+        best = min(key)[2]
+        if reference is None or best == reference:
+            return best
+        group_weight = np.bincount(group_of_row, weights=weight)
+        kept = group_weight > 0
+        gain = (loss[reference] - loss[best])[first_of_group][kept]
+        gain_mean = gain @ (group_weight[kept] / group_weight[kept].sum())
+        if gain_mean > _standard_error(gain, group_weight[kept], ddof=1) * (1 + 1e-9):
+            return best
+        return reference
 
     best = pick(np.ones(len(rows)))
     held_out_choice = np.empty(len(rows), dtype=np.intp)
@@ -183,13 +206,7 @@ def row_folds(
     (True, [2, 2])
     """
     weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
-    # Rounded: the same row scored by two fits may differ in the last bits.
-    rows = np.column_stack(
-        [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
-        + [np.asarray(y_encoded, dtype=np.float64)]
-    )
-    groups, group_of_row = np.unique(rows, axis=0, return_inverse=True)
-    group_of_row = group_of_row.ravel()
+    groups, group_of_row = _row_groups(stage_probas, y_encoded)
     group_weight = np.bincount(group_of_row, weights=weight, minlength=len(groups))
     # Deterministic without a random_state: refitting gives the same policy.
     salt = (
@@ -219,6 +236,17 @@ def row_folds(
             fold = int(tie_break[group] % np.uint64(n_splits))
         fold_of_group[group] = fold
     return fold_of_group[group_of_row]
+
+
+def _row_groups(stage_probas, y_encoded):
+    """Distinct rows (probabilities and label) and each row's group index."""
+    # Rounded: the same row scored by two fits may differ in the last bits.
+    rows = np.column_stack(
+        [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
+        + [np.asarray(y_encoded, dtype=np.float64)]
+    )
+    groups, group_of_row = np.unique(rows, axis=0, return_inverse=True)
+    return groups, group_of_row.ravel()
 
 
 def budget_target(search, normalized_budget, confidence=None) -> float:
@@ -253,12 +281,20 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
     return target
 
 
-def _standard_error(values, weight) -> float:
-    """Standard error of a weighted mean (Kish's effective sample size)."""
+def _standard_error(values, weight, ddof: int = 0) -> float:
+    """Standard error of a weighted mean (Kish's effective sample size).
+
+    With ``ddof=1`` the variance is the unbiased one (divided by
+    ``n_effective - 1``), so that a difference carried by a single row is
+    exactly one standard error.
+    """
     weight = weight / weight.sum()
     mean = weight @ values
     n_effective = 1.0 / (weight @ weight)
-    return float(np.sqrt(weight @ (values - mean) ** 2 / n_effective))
+    if n_effective <= ddof:
+        return float("inf")
+    variance = weight @ (values - mean) ** 2 * n_effective / (n_effective - ddof)
+    return float(np.sqrt(variance / n_effective))
 
 
 def choose_policy(
@@ -275,7 +311,10 @@ def choose_policy(
     For a ``cost_weight`` the family's policy for it; for a budget, the
     candidate of :meth:`~PolicySearch.budget_candidates` (one per kind of exit
     score) with the lowest cross-fitted loss, searched for the budget lowered
-    by :func:`budget_target` when a ``confidence`` is given.
+    by :func:`budget_target` when a ``confidence`` is given. The per-stage
+    max-probability thresholds are kept unless a learned score's cross-fitted
+    loss is lower by more than one standard error (see
+    :func:`select_out_of_sample`).
 
     Parameters
     ----------
@@ -328,7 +367,12 @@ def choose_policy(
         random_state=random_state,
         return_folds=True,
     )
-    best, out_of_sample, estimate = select_out_of_sample(search, exit_stage, folds)
+    # The last budget candidate, per-stage max-probability thresholds, is the
+    # simplest: a learned score replaces it only when clearly better.
+    reference = None if normalized_budget is None else len(candidates) - 1
+    best, out_of_sample, estimate = select_out_of_sample(
+        search, exit_stage, folds, reference
+    )
     chosen = candidates[best]
     result = {
         "policy": chosen.policy,

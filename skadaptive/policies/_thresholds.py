@@ -332,8 +332,9 @@ def budget_thresholds(
     first stage, and the thresholds of the smallest cost weight that meets the
     budget. A move sets one threshold to its best value within the budget
     given the others, or a pair of thresholds (the earlier at every one of
-    its distinct scores, or at 16 quantiles of them when there are more than
-    256, the later exactly); moves are taken while they lower the loss, so
+    its distinct scores, or when there are more than 256 of them on a grid of
+    16 refined around its best point until no cut is skipped, the later
+    exactly); moves are taken while they lower the loss, so
     the result is never worse than either start. With two exits and at most
     256 distinct scores the pair move tries every pair of cuts: the answer is
     the exhaustive one.
@@ -433,10 +434,31 @@ def _descend(problem, thresholds, budget):
 
 def _best_pair(problem, thresholds, first, second, budget):
     cuts = cuts_between(problem.distinct_scores(first))
-    if len(cuts) > _EXACT_PAIR_LIMIT:
-        # Otherwise every cut of the first threshold: with two exits, exact.
-        cuts = cuts[np.unique(np.linspace(0, len(cuts) - 1, _PAIR_GRID).astype(int))]
-    return _best_pair_on(problem, thresholds, first, second, budget, cuts)
+    if len(cuts) <= _EXACT_PAIR_LIMIT:
+        # Every cut of the first threshold: with two exits, exact.
+        return _best_pair_on(problem, thresholds, first, second, budget, cuts)
+    # Coarse to fine: a grid of cuts of the first threshold, then a grid over
+    # the cuts between the best one's neighbours, until every cut there is
+    # tried. Not exhaustive, but the best found is kept at every level.
+    low, high = 0, len(cuts) - 1
+    best = None
+    while True:
+        if high - low + 1 <= _PAIR_GRID:
+            index = np.arange(low, high + 1)
+        else:
+            index = np.unique(np.linspace(low, high, _PAIR_GRID).astype(int))
+        found = _best_pair_on(problem, thresholds, first, second, budget, cuts[index])
+        if found is not None and (
+            best is None or (found[2], found[3]) < (best[2], best[3])
+        ):
+            best = found
+        if len(index) == high - low + 1 or best is None or not np.isfinite(best[0]):
+            return best
+        position = int(np.searchsorted(cuts[index], best[0]))
+        if position >= len(index) or cuts[index][position] != best[0]:
+            return best
+        low = int(index[max(position - 1, 0)])
+        high = int(index[min(position + 1, len(index) - 1)])
 
 
 def _best_pair_on(problem, thresholds, first, second, budget, values):

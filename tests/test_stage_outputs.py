@@ -328,3 +328,20 @@ def test_a_pipeline_that_imputes_first_takes_nan():
         cv=3,
     ).fit(rows, Y)
     assert cascade.predict(rows).shape == (len(rows),)
+
+
+def test_a_custom_rule_that_returns_no_booleans_is_named():
+    from skadaptive.engine import route
+    from skadaptive.policies import CascadePolicy
+    from skadaptive.stages import IndependentStages
+
+    X, y = make_classification(n_samples=60, random_state=0)
+    lr = LogisticRegression().fit(X, y)
+
+    class Scores:  # returns scores, not a mask: must not be read as booleans
+        def exits(self, history):
+            return history[-1][:, 1]
+
+    source = IndependentStages([lr, lr])
+    with pytest.raises(ValueError, match="boolean array of shape \\(60,\\)"):
+        route(source, CascadePolicy([Scores()]), X, n_classes=2)

@@ -54,6 +54,19 @@ def _rows(X, batch: slice):
     return _safe_indexing(X, np.arange(batch.start, batch.stop))
 
 
+def _check_exits(exits, n_rows: int, stage: int) -> np.ndarray:
+    """A policy's decision: one boolean per running row, or a clear error."""
+    exits = np.asarray(exits)
+    if exits.dtype != bool or exits.shape != (n_rows,):
+        raise ValueError(
+            f"The policy's decision after stage {stage} must be a boolean array "
+            f"of shape ({n_rows},), one per running row; got dtype {exits.dtype} "
+            f"and shape {exits.shape}. A rule's exits() returns score >= "
+            "threshold."
+        )
+    return exits
+
+
 def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage):
     """Route the rows of ``X``, writing their answers into ``proba`` and
     ``exit_stage`` (views of the whole call's arrays: no copy to concatenate)."""
@@ -68,7 +81,9 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage)
         elif len(active) == n_rows:
             X_active = X
         elif type(X) is np.ndarray:
-            X_active = X[active]  # what _safe_indexing does, without its checks
+            # What _safe_indexing does, without its checks; take is several
+            # times faster than fancy indexing on rows.
+            X_active = X.take(active, axis=0)
         else:
             X_active = _safe_indexing(X, active)
         stage_proba, state = source.run_stage(stage, X_active, state)
@@ -76,16 +91,22 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage)
             stage_proba, len(active), n_classes, stage_label(source, stage)
         )
         history.append(stage_proba)
-        exits = policy.exits(stage, history)
-        proba[active[exits]] = stage_proba[exits]
-        exit_stage[active[exits]] = stage
-        deferred = ~exits
-        if not deferred.any():
+        exits = _check_exits(policy.exits(stage, history), len(active), stage)
+        # Integer positions and take: several times faster than boolean masks
+        # on the rows of a 2-D array, and this runs at every exit.
+        exiting = np.flatnonzero(exits)
+        if len(exiting):
+            rows = active.take(exiting)
+            proba[rows] = stage_proba.take(exiting, axis=0)
+            exit_stage[rows] = stage
+        if len(exiting) == len(active):
             break
         # Compaction: the next stage sees only the deferred rows, so its cost is
         # paid for them alone (SPEC: real speed-ups need compaction).
-        active = active[deferred]
-        history = [h[deferred] for h in history]
+        deferred = ~exits
+        going_on = np.flatnonzero(deferred)
+        active = active.take(going_on)
+        history = [h.take(going_on, axis=0) for h in history]
         state = source.keep_rows(state, deferred)
 
 

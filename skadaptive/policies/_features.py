@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._rowwise import row_max, row_sum, row_top2
+
 #: Values of ``policy_features``: what a Bolukbasi rule sees.
 FEATURE_SETS = ("confidence", "history", "probabilities")
 
@@ -34,12 +36,14 @@ def confidence_features(proba: np.ndarray) -> np.ndarray:
     if n_classes == 1:
         ones = np.ones(proba.shape[0])
         return np.column_stack([ones, ones, np.zeros_like(ones)])
-    top2 = np.partition(proba, n_classes - 2, axis=1)[:, -2:]
-    max_proba = top2[:, 1]
-    margin = top2[:, 1] - top2[:, 0]
+    max_proba, second = row_top2(proba)
     clipped = np.clip(proba, 1e-12, 1.0)
-    entropy = -np.sum(proba * np.log(clipped), axis=1) / np.log(n_classes)
-    return np.column_stack([max_proba, margin, entropy])
+    entropy = -row_sum(proba * np.log(clipped)) / np.log(n_classes)
+    features = np.empty((proba.shape[0], 3))
+    features[:, 0] = max_proba
+    features[:, 1] = max_proba - second
+    features[:, 2] = entropy
+    return features
 
 
 def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
@@ -77,11 +81,10 @@ def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
         current_label = np.argmax(current, axis=1)
         for earlier in history[:-1]:
             earlier_label = np.argmax(earlier, axis=1)
-            columns.append(np.max(earlier, axis=1)[:, None])
+            columns.append(row_max(earlier)[:, None])
             columns.append((earlier_label == current_label).astype(np.float64)[:, None])
-        previous_label = np.argmax(history[-2], axis=1)
         rows = np.arange(current.shape[0])
-        columns.append(current[rows, previous_label][:, None])
+        columns.append(current[rows, earlier_label][:, None])
     if kind == "probabilities":
         columns.append(np.asarray(current, dtype=np.float64))
     return np.hstack(columns)
@@ -120,7 +123,7 @@ def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
     """
     current = np.asarray(history[-1], dtype=np.float64)
     if kind == "max_proba":
-        return current.max(axis=1)
+        return row_max(current)
     if kind == "entropy":
         return 1.0 - confidence_features(current)[:, 2]
     if kind == "patience":

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 import sklearn
-from scipy.special import expit, logit, softmax
+from scipy.special import expit, logit
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
@@ -48,6 +48,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.fixes import parse_version
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .._rowwise import softmax_rows
 from .._sklearn_private import _num_samples
 from .._sklearn_private import predict_stages as _predict_stages
 from ._multi_exit import MultiExitSource
@@ -341,7 +342,7 @@ class TreeEnsembleExits(MultiExitSource):
         if not self._boosting:
             return score / n_trees
         if score.shape[1] > 1:
-            return softmax(score, axis=1)
+            return softmax_rows(score)
         raw = score[:, 0]
         positive = expit(2 * raw if self._model.loss == "exponential" else raw)
         proba = np.empty((score.shape[0], 2))
@@ -412,4 +413,5 @@ class TreeEnsembleExits(MultiExitSource):
         if state is None:
             return None
         rows = np.flatnonzero(mask)
-        return _TreeState(state.X[rows], state.score[rows])
+        X = state.X[rows] if sp.issparse(state.X) else state.X.take(rows, axis=0)
+        return _TreeState(X, state.score.take(rows, axis=0))

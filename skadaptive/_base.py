@@ -455,12 +455,15 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """Accuracy against cost over a grid of ``cost_weight`` (see Attributes)."""
         frontier = self._frontier_evaluations()
         normalized = np.array([p.normalized_cost for p in frontier])
+        exit_rates = np.stack([p.exit_rates for p in frontier])
+        # Every value 1-D, one entry per point, so that pandas.DataFrame loads
+        # it as it loads cv_results_: one exit-rate column per stage.
         return {
             "cost_weight": np.array([p.cost_weight for p in frontier]),
             "accuracy": np.array([p.accuracy for p in frontier]),
             "normalized_cost": normalized,
             "expected_cost": normalized * self.cumulative_costs_[-1],
-            "exit_rates": np.stack([p.exit_rates for p in frontier]),
+            **{f"exit_rate_{k}": exit_rates[:, k] for k in range(exit_rates.shape[1])},
         }
 
     def _route_fit_params(self, sample_weight, fit_params):

@@ -149,7 +149,10 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
         (not the stages) over a grid of ``cost_weight`` when first read (a fit
         pays for one policy only): keys ``cost_weight``, ``accuracy``,
         ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
-        the full cost) and ``exit_rates`` (n_points, n_stages).
+        the full cost) and ``exit_rate_0``, ``exit_rate_1``, ... (the share of
+        rows answered at each stage, in stage order). Every value has one
+        entry per point, so ``pandas.DataFrame(est.frontier_)`` loads it, as it
+        does ``cv_results_``.
     n_features_in_ : int
         Only where ``X`` has a number of features (not for lists of texts).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

@@ -386,16 +386,15 @@ def test_frontier_traces_the_cost_accuracy_trade_off(fitted):
         "accuracy",
         "expected_cost",
         "normalized_cost",
-        "exit_rates",
+        *(f"exit_rate_{k}" for k in range(n_stages)),
     }
     assert_array_equal(frontier["cost_weight"], DEFAULT_COST_WEIGHTS)
     for key in ("accuracy", "expected_cost", "normalized_cost"):
         assert frontier[key].shape == (n_points,)
-    assert frontier["exit_rates"].shape == (n_points, n_stages)
-    assert_allclose(frontier["exit_rates"].sum(axis=1), 1.0)
-    assert_allclose(
-        frontier["expected_cost"], frontier["exit_rates"] @ fitted.cumulative_costs_
-    )
+    exit_rates = np.column_stack([frontier[f"exit_rate_{k}"] for k in range(n_stages)])
+    assert exit_rates.shape == (n_points, n_stages)
+    assert_allclose(exit_rates.sum(axis=1), 1.0)
+    assert_allclose(frontier["expected_cost"], exit_rates @ fitted.cumulative_costs_)
     assert_allclose(
         frontier["normalized_cost"],
         frontier["expected_cost"] / fitted.cumulative_costs_[-1],
@@ -418,8 +417,24 @@ def test_frontier_traces_the_cost_accuracy_trade_off(fitted):
     # At the largest weight every stage costs more than the 0/1 loss it could
     # save, so every row answers at the first stage.
     assert frontier["cost_weight"][-1] * np.diff(normalized).min() > 1
-    assert frontier["exit_rates"][-1, 0] == 1.0
+    assert exit_rates[-1, 0] == 1.0
     assert frontier["expected_cost"][-1] == pytest.approx(fitted.cumulative_costs_[0])
+
+
+def test_frontier_loads_into_a_dataframe_in_one_call(fitted):
+    frame = pd.DataFrame(fitted.frontier_)
+    n_stages = len(fitted.cumulative_costs_)
+    rates = [f"exit_rate_{k}" for k in range(n_stages)]
+    assert list(frame.columns) == [
+        "cost_weight",
+        "accuracy",
+        "normalized_cost",
+        "expected_cost",
+        *rates,
+    ]
+    assert len(frame) == len(DEFAULT_COST_WEIGHTS)
+    assert (frame.dtypes == np.float64).all()
+    assert_allclose(frame[rates].sum(axis=1), 1.0)
 
 
 def test_fitted_attributes_describe_the_held_out_rows(fitted):

@@ -39,6 +39,37 @@ def test_demo_prints_every_stage_the_cascade_and_the_oracle(tmp_path):
     assert cheap["normalized_cost"] <= costly["normalized_cost"]
     assert cheap["accuracy"] > figures["logreg"]["accuracy"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Stages whose cost and accuracy both rise (measured costs).
+    stages = [figures[s] for s in ("logreg", "trees", "svc")]
+    for earlier, later in zip(stages, stages[1:]):
+        assert earlier["normalized_cost"] < later["normalized_cost"]
+        assert earlier["accuracy"] < later["accuracy"]
+
+
+def test_demo_chooses_its_point_by_the_stated_rule_on_held_out_figures():
+    from skadaptive.cli._demo import CHOSEN_WITHIN, _chosen
+
+    points = [
+        {"cost_weight": 0.0, "expected_accuracy": 0.98, "expected_cost": 10.0},
+        {"cost_weight": 0.01, "expected_accuracy": 0.977, "expected_cost": 3.0},
+        {"cost_weight": 0.1, "expected_accuracy": 0.97, "expected_cost": 1.0},
+    ]
+    # The cheapest within CHOSEN_WITHIN (0.5 points) of the best stage.
+    assert CHOSEN_WITHIN == 0.005
+    assert _chosen(points, best_stage=0.98)["cost_weight"] == 0.01
+    assert _chosen(points, best_stage=0.974)["cost_weight"] == 0.1
+    # None close enough: the most accurate.
+    assert _chosen(points, best_stage=0.99)["cost_weight"] == 0.0
+    out = io.StringIO()
+    figures = run_demo(cost_weights=(0.0, 0.05), out=out, plot=None)
+    assert figures["chosen"] in figures["cascade"]
+    chosen_line = [line for line in out.getvalue().splitlines() if " *" in line]
+    assert chosen_line == [
+        line
+        for line in out.getvalue().splitlines()
+        if f"cost_weight={figures['chosen']['cost_weight']:g} *" in line
+    ]
+    assert "* chosen: the cheapest cost_weight" in out.getvalue()
 
 
 def test_negative_cost_weight_is_an_error(capsys):
@@ -262,6 +293,37 @@ def test_progress_shows_only_on_a_terminal():
     assert quiet.getvalue() == ""
     assert "[1/2] measuring costs ..." in loud.getvalue()
     assert "done in" in loud.getvalue()
+
+
+def test_a_fit_in_a_progress_step_shows_each_fold_as_it_ends(capsys):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    from sklearn.datasets import load_iris
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    X, y = load_iris(return_X_y=True)
+    terminal = Terminal()
+    progress = Progress(1, stream=terminal)
+    with progress.step("fitting"):
+        AdaptiveCascadeClassifier(
+            [
+                ("tree", DecisionTreeClassifier(max_depth=1)),
+                ("lr", LogisticRegression()),
+            ],
+            costs=[1, 5],
+            cv=3,
+            verbose=progress.verbose,
+        ).fit(X, y)
+    lines = terminal.getvalue().splitlines()
+    # Each of the 2 stages x 3 folds, then the policy, between start and end.
+    assert lines[0] == "[1/1] fitting ..."
+    assert sum("[skadaptive]" in line and "fold" in line for line in lines) == 6
+    assert any("policy" in line for line in lines)
+    assert lines[-1].startswith("[1/1] fitting: done in")
+    assert capsys.readouterr().out == ""  # the command's own output stays clean
 
 
 def test_frontier_reads_float_looking_labels_and_numeric_classes(

@@ -79,8 +79,13 @@ def test_from_estimator_without_rows_shows_the_held_out_frontier():
 def test_seconds_axis_uses_measured_stage_times():
     cascade, X, y = _fitted()
     display = CostAccuracyDisplay.from_estimator(cascade, X, y, cost="seconds")
-    assert "seconds" in display.ax_.get_xlabel()
+    assert display.ax_.get_xlabel() == "average time per row (measured now)"
     assert 0 < display.stage_costs[0] < display.stage_costs[1] < 1.0
+    # Ticks in engineering units ("20 µs"), not raw seconds such as 2e-05.
+    display.figure_.canvas.draw()
+    ticks = [t.get_text() for t in display.ax_.get_xticklabels() if t.get_text()]
+    assert ticks and all(t.endswith("s") and "e-" not in t for t in ticks), ticks
+    assert any(unit in " ".join(ticks) for unit in ("µs", "ns", "ms")), ticks
     with pytest.raises(ValueError, match="pass X and y"):
         CostAccuracyDisplay.from_estimator(cascade, cost="seconds")
     with pytest.raises(ValueError, match="'units' or 'seconds'"):

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from ._progress import Progress
 from ._table import table
 
 DEMO_COST_WEIGHTS = (0.0, 0.001, 0.01, 0.05, 0.2)
@@ -23,8 +24,18 @@ COLUMNS = (
 )
 
 
+#: The chosen point is the cheapest whose accuracy estimate (held-out rows)
+#: is within this of the best stage's held-out accuracy.
+CHOSEN_WITHIN = 0.005
+
+
 def _demo_stages(random_state: int):
-    """Three digits models whose accuracy and cost both increase (measured)."""
+    """Three digits models whose accuracy and cost both increase.
+
+    Measured on the demo's test rows (2 cores): logistic regression 96.8 % at
+    1.7 us per row, 50 extra trees 97.6 % at 17 us, a calibrated RBF SVC
+    98.8 % at 52 us.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import ExtraTreesClassifier
     from sklearn.linear_model import LogisticRegression
@@ -34,9 +45,18 @@ def _demo_stages(random_state: int):
 
     return [
         ("logreg", make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))),
-        ("trees", ExtraTreesClassifier(n_estimators=300, random_state=random_state)),
+        ("trees", ExtraTreesClassifier(n_estimators=50, random_state=random_state)),
         ("svc", CalibratedClassifierCV(SVC(), ensemble=False)),
     ]
+
+
+def _chosen(points: list[dict], best_stage: float) -> dict:
+    """The cheapest point whose held-out accuracy estimate is within
+    ``CHOSEN_WITHIN`` of the best stage's, else the most accurate one."""
+    close = [p for p in points if p["expected_accuracy"] >= best_stage - CHOSEN_WITHIN]
+    if close:
+        return min(close, key=lambda p: (p["expected_cost"], -p["expected_accuracy"]))
+    return max(points, key=lambda p: (p["expected_accuracy"], -p["expected_cost"]))
 
 
 def run_demo(
@@ -82,11 +102,19 @@ def run_demo(
         file=out,
     )
     rows, figures = [], {"cascade": []}
+    progress = Progress(3)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        cascade = AdaptiveCascadeClassifier(
-            stages, costs="auto", cv=5, memory=cache, random_state=random_state
-        ).fit(X_train, y_train)
+        with progress.step("fitting the stages (5 folds, then all rows) and a policy"):
+            cascade = AdaptiveCascadeClassifier(
+                stages,
+                costs="auto",
+                cv=5,
+                memory=cache,
+                random_state=random_state,
+                verbose=progress.verbose,
+            ).fit(X_train, y_train)
+        cascade.set_params(verbose=0)
         print(
             f"fitted stages and policy in {time.perf_counter() - start:.1f} s; "
             "costs measured per row",
@@ -109,29 +137,37 @@ def run_demo(
                 )
             )
             figures[name] = {"accuracy": accuracy, "normalized_cost": cost / full}
-        for cost_weight in cost_weights:
-            # Stages and measured costs come from the cache: only the policy
-            # is learned again.
-            cascade.set_params(cost_weight=cost_weight).fit(X_train, y_train)
-            accuracy, cost, rates = exit_figures(
-                cascade.predict_exit(X_test), correct, cascade.cumulative_costs_
-            )
-            rows.append(
-                (
-                    f"cascade cost_weight={cost_weight:g}",
-                    f"{accuracy:.4f}",
-                    f"{cost / full:.3f}",
-                    f"{cost * 1e6:.1f}",
-                    "/".join(f"{r:.2f}" for r in rates),
+        with progress.step(f"learning the policy for {len(cost_weights)} cost weights"):
+            for cost_weight in cost_weights:
+                # Stages and measured costs come from the cache: only the policy
+                # is learned again.
+                cascade.set_params(cost_weight=cost_weight).fit(X_train, y_train)
+                accuracy, cost, rates = exit_figures(
+                    cascade.predict_exit(X_test), correct, cascade.cumulative_costs_
                 )
-            )
-            figures["cascade"].append(
-                {
-                    "cost_weight": cost_weight,
-                    "accuracy": accuracy,
-                    "normalized_cost": cost / full,
-                }
-            )
+                rows.append(
+                    [
+                        f"cascade cost_weight={cost_weight:g}",
+                        f"{accuracy:.4f}",
+                        f"{cost / full:.3f}",
+                        f"{cost * 1e6:.1f}",
+                        "/".join(f"{r:.2f}" for r in rates),
+                    ]
+                )
+                figures["cascade"].append(
+                    {
+                        "cost_weight": cost_weight,
+                        "accuracy": accuracy,
+                        "normalized_cost": cost / full,
+                        # Chosen on these, not on the test rows.
+                        "expected_accuracy": float(cascade.expected_accuracy_),
+                        "expected_cost": float(cascade.expected_cost_),
+                    }
+                )
+            chosen = _chosen(figures["cascade"], float(cascade.stage_accuracies_.max()))
+            figures["chosen"] = chosen
+            rows[len(stages) + figures["cascade"].index(chosen)][0] += " *"
+            cascade.set_params(cost_weight=chosen["cost_weight"]).fit(X_train, y_train)
         oracle = test["oracle_accuracy"], test["oracle_cost"]
         rows.append(
             (
@@ -146,17 +182,23 @@ def run_demo(
     print(table(rows, COLUMNS), file=out)
     print(
         "run cost: average cost per row of the stages run (a stage alone: its "
-        "own cost); / full: as a fraction of running every stage.",
+        "own cost); / full: as a fraction of running every stage.\n"
+        f"* chosen: the cheapest cost_weight whose accuracy estimate on the "
+        f"held-out rows (expected_accuracy_, not the test rows) is within "
+        f"{100 * CHOSEN_WITHIN:g} points of the best stage's held-out accuracy.",
         file=out,
     )
     figures["plot"] = None
     if plot is not None:
         from ._frontier import write_plot
 
-        if write_plot(cascade, X_test, y_test, plot, out):
+        with progress.step("writing the plot"):
+            written = write_plot(cascade, X_test, y_test, plot, out, rows="test rows")
+        if written:
             print(
-                f"wrote the test-set frontier (each stage, the oracle, and the "
-                f"chosen point cost_weight={cost_weights[-1]:g}) to {plot}",
+                f"wrote the frontier on the test rows (each stage, the oracle, "
+                f"and the chosen point cost_weight={chosen['cost_weight']:g}) "
+                f"to {plot}",
                 file=out,
             )
             figures["plot"] = plot

@@ -216,12 +216,15 @@ def run(args, out=None) -> int:
         params["budget"] = args.budget
     elif args.cost_weight is not None:
         params["cost_weight"] = args.cost_weight
-    cascade = AdaptiveCascadeClassifier(stages, random_state=args.seed, **params)
+    cascade = AdaptiveCascadeClassifier(
+        stages, random_state=args.seed, verbose=progress.verbose, **params
+    )
     with progress.step("measuring costs and learning the policy"):
         try:
             cascade.fit(X_policy, y_policy)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
+        cascade.set_params(verbose=0)  # progress is for this command only
     with progress.step("evaluating the frontier on held-out rows"):
         try:
             test = cascade.evaluate_frontier(X_eval, y_eval)
@@ -402,7 +405,7 @@ def _write_json(path, report) -> None:
         raise CommandError(f"{path}: cannot write: {exc}") from exc
 
 
-def write_plot(estimator, X, y, path, out) -> bool:
+def write_plot(estimator, X, y, path, out, rows: str = "evaluation rows") -> bool:
     try:
         import matplotlib
 
@@ -418,7 +421,7 @@ def write_plot(estimator, X, y, path, out) -> bool:
     from ..plot import CostAccuracyDisplay
 
     display = CostAccuracyDisplay.from_estimator(estimator, X, y)
-    display.ax_.set_title("accuracy against cost on held-out rows")
+    display.ax_.set_title(f"accuracy against cost on {len(y)} {rows}")
     try:
         display.figure_.savefig(path, dpi=120, bbox_inches="tight")
     except OSError as exc:

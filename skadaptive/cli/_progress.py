@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
 
 class Progress:
     """Prints ``[k/n] step...`` and its duration to ``stream`` when it is a terminal.
+
+    Inside a step, what the work prints on standard output (an estimator's
+    ``verbose`` lines: each stage and fold as it ends) goes to ``stream`` too,
+    so that the command's own output stays clean. Commands pass
+    ``verbose=progress.verbose`` to the estimators they fit.
 
     Parameters
     ----------
@@ -25,6 +31,11 @@ class Progress:
         self.enabled = enabled
         self._step = 0
 
+    @property
+    def verbose(self) -> int:
+        """The ``verbose`` to give estimators: 1 where progress is shown."""
+        return int(self.enabled)
+
     def step(self, message: str) -> _Step:
         self._step += 1
         return _Step(self, f"[{self._step}/{self.n_steps}] {message}")
@@ -37,11 +48,15 @@ class _Step:
 
     def __enter__(self):
         self.start = time.perf_counter()
+        self._redirect = contextlib.nullcontext()
         if self.progress.enabled:
             print(f"{self.message} ...", file=self.progress.stream, flush=True)
+            self._redirect = contextlib.redirect_stdout(self.progress.stream)
+        self._redirect.__enter__()
         return self
 
     def __exit__(self, *exc):
+        self._redirect.__exit__(*exc)
         if self.progress.enabled and exc[0] is None:
             seconds = time.perf_counter() - self.start
             print(

@@ -237,7 +237,8 @@ class CostAccuracyDisplay:
         ax.set_ylabel("accuracy")
         ax.grid(True, alpha=0.3)
         if legend:
-            ax.legend(loc="lower right")
+            # Where it hides the fewest points (the curve rises to the right).
+            ax.legend(loc="best", fontsize="small")
         self.ax_ = ax
         self.figure_ = ax.figure
         return self
@@ -297,7 +298,12 @@ class CostAccuracyDisplay:
             frontier = estimator.frontier_
             oracle_rates = None
             figures = {
-                "exit_rates": frontier["exit_rates"],
+                "exit_rates": np.column_stack(
+                    [
+                        frontier[f"exit_rate_{k}"]
+                        for k in range(len(estimator.cumulative_costs_))
+                    ]
+                ),
                 "accuracy": frontier["accuracy"],
                 "stage_accuracies": estimator.stage_accuracies_,
                 "oracle_accuracy": estimator.oracle_accuracy_,
@@ -319,11 +325,16 @@ class CostAccuracyDisplay:
             title = None
         if cost == "seconds":
             increments = estimator.measure_stage_seconds(X)
-            cost_label = "average seconds per row (measured now)"
+            unit = "seconds"
+            cost_label = "average time per row (measured now)"
         else:
             increments = estimator.costs_
             unit = estimator._cost_unit()
-            cost_label = f"average {unit or 'cost'} per row"
+            cost_label = (
+                "average time per row"
+                if unit == "seconds"
+                else f"average {unit or 'cost'} per row"
+            )
         stage_costs = np.cumsum(increments)
         # Every cost is exit rates times the cost of answering at each stage.
         oracle_cost = (
@@ -346,6 +357,11 @@ class CostAccuracyDisplay:
             name=name or type(estimator).__name__,
         )
         display = display.plot(ax=ax, **kwargs)
+        if unit == "seconds":
+            # Ticks such as "20 µs" rather than 2e-05.
+            from matplotlib.ticker import EngFormatter
+
+            display.ax_.xaxis.set_major_formatter(EngFormatter(unit="s"))
         if title:
             display.ax_.set_title(title)
         return display

@@ -333,11 +333,12 @@ def budget_thresholds(
     budget. A move sets one threshold to its best value within the budget
     given the others, or a pair of thresholds (the earlier at every one of
     its distinct scores, or when there are more than 256 of them on a grid of
-    16 refined around its best point until no cut is skipped, the later
-    exactly); moves are taken while they lower the loss, so
-    the result is never worse than either start. With two exits and at most
-    256 distinct scores the pair move tries every pair of cuts: the answer is
-    the exhaustive one.
+    16, the later exactly); moves are taken while they lower the loss, so the
+    result is never worse than either start. With two decisions (three
+    stages) and at most 256 distinct scores the pair move tries every pair
+    of cuts: the answer is the exhaustive one; with more distinct scores, once
+    the grid stops helping, it is refined around its best cut until no cut
+    between the neighbouring grid points is skipped.
 
     Parameters
     ----------
@@ -410,9 +411,14 @@ def _descend(problem, thresholds, budget):
             new_loss <= loss + 1e-12 and new_cost < cost - 1e-12
         )
 
+    refine = False
     for _ in range(_MAX_SWEEPS):
         # Single moves until none helps, then pair moves (the dearer kind),
         # which can trade budget between two exits; again while they help.
+        # Pair moves on a coarse grid first; with two decisions (where the
+        # pair move is the whole problem) refined around their best cut once
+        # the coarse ones stop helping. With more, the refinement of every
+        # pair would cost 2-3 times the whole search for little.
         moved = False
         for stage in range(problem.n_decisions):
             found = problem.best_cut_within(stage, thresholds, budget)
@@ -423,20 +429,27 @@ def _descend(problem, thresholds, budget):
             continue
         for first in range(problem.n_decisions):
             for second in range(first + 1, problem.n_decisions):
-                found = _best_pair(problem, thresholds, first, second, budget)
+                found = _best_pair(problem, thresholds, first, second, budget, refine)
                 if found is not None and better(found[2], found[3]):
                     thresholds[first], thresholds[second], loss, cost = found
                     moved = True
-        if not moved:
+        if moved:
+            refine = False
+        elif refine or problem.n_decisions != 2:
             break
+        else:
+            refine = True
     return thresholds, loss, cost
 
 
-def _best_pair(problem, thresholds, first, second, budget):
+def _best_pair(problem, thresholds, first, second, budget, refine=True):
     cuts = cuts_between(problem.distinct_scores(first))
     if len(cuts) <= _EXACT_PAIR_LIMIT:
         # Every cut of the first threshold: with two exits, exact.
         return _best_pair_on(problem, thresholds, first, second, budget, cuts)
+    if not refine:
+        index = np.unique(np.linspace(0, len(cuts) - 1, _PAIR_GRID).astype(int))
+        return _best_pair_on(problem, thresholds, first, second, budget, cuts[index])
     # Coarse to fine: a grid of cuts of the first threshold, then a grid over
     # the cuts between the best one's neighbours, until every cut there is
     # tried. Not exhaustive, but the best found is kept at every level.

@@ -23,3 +23,17 @@ def test_quick_benchmark_reports_every_method_and_routing_agrees():
     assert digits["wall_clock"]["n_rows"] >= 1
     assert digits["policy_time"]["single_policy_seconds"] > 0
     assert set(results["targets"]) >= {"1_frontier_vs_threshold", "2_wall_clock"}
+
+
+def test_quick_routing_benchmark_counts_every_row_at_every_exit_it_reaches():
+    run_routing = pytest.importorskip("benchmarks.run_routing")
+    results = run_routing.run(quick=True)
+    assert len(results["rows"]) == len(run_routing.FAMILIES) * len(
+        run_routing.CLASSES
+    )
+    for row in results["rows"]:
+        # Every row is decided at least once; none more than at every stage.
+        assert row["n_rows"] <= row["row_exits"] <= row["n_rows"] * 5
+        assert sum(row["exit_rates"]) == pytest.approx(1.0)
+        assert row["us_per_row_exit"] > 0
+    assert "us per row and exit" in run_routing.markdown(results)

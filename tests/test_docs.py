@@ -154,3 +154,45 @@ def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert ci == command.group(1)
     assert command.group(1) in (ROOT / "docs" / "index.md").read_text()
+
+
+README_TIMEOUT_S = 600  # a hang, not a speed check: they take under a minute
+
+
+def _readme_python_blocks() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+
+
+def test_readme_has_runnable_python_examples():
+    assert len(_readme_python_blocks()) >= 2
+
+
+@pytest.mark.parametrize("index", range(len(_readme_python_blocks())))
+def test_readme_python_example_runs_as_written(index, tmp_path):
+    """Each README code block runs on its own, as a reader would paste it."""
+    source = _readme_python_blocks()[index]
+    missing = _missing_modules(source)
+    if missing:
+        pytest.skip(f"README block {index} needs {', '.join(missing)}")
+    script = tmp_path / f"readme_{index}.py"
+    script.write_text(source)
+    # Run as from the repository root (the ONNX block reads the test
+    # fixtures), while what it writes lands in tmp_path.
+    (tmp_path / "tests").symlink_to(ROOT / "tests")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,  # memory="cache_dir" lands here, not in the checkout
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=README_TIMEOUT_S,
+    )
+    assert result.returncode == 0, (
+        f"README block {index} exited with {result.returncode}\n"
+        f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    )

@@ -77,7 +77,9 @@ def measure(dataset: str, backbone: str, fraction: float, quick: bool) -> dict:
     X = split.X_test[:10_000]
     with threadpool_limits(limits=1):
         full, early = _alternated(
-            lambda: model.predict_proba(X), lambda: ee.predict_proba(X), 3 if quick else 7
+            lambda: model.predict_proba(X),
+            lambda: ee.predict_proba(X),
+            3 if quick else 7,
         )
     routed = ee.route(X)
     expected = float(ee.cumulative_costs_[-1] / routed.cost.mean())

@@ -28,9 +28,7 @@ def test_quick_benchmark_reports_every_method_and_routing_agrees():
 def test_quick_routing_benchmark_counts_every_row_at_every_exit_it_reaches():
     run_routing = pytest.importorskip("benchmarks.run_routing")
     results = run_routing.run(quick=True)
-    assert len(results["rows"]) == len(run_routing.FAMILIES) * len(
-        run_routing.CLASSES
-    )
+    assert len(results["rows"]) == len(run_routing.FAMILIES) * len(run_routing.CLASSES)
     for row in results["rows"]:
         # Every row is decided at least once; none more than at every stage.
         assert row["n_rows"] <= row["row_exits"] <= row["n_rows"] * 5

@@ -202,3 +202,28 @@ def _split_section(text: str):
     head, rest = text.split(BUDGETS_BEGIN, 1)
     section, tail = rest.split(BUDGETS_END, 1)
     return head, BUDGETS_BEGIN + section + BUDGETS_END, tail
+
+
+# ------------------------------------------------------- small runners
+def described_report(title: str, results: dict, doc: str, body: str) -> str:
+    """A results file described by its runner's docstring: the paragraphs
+    after the usage block, up to the one that says what it writes."""
+    description = doc.split("\n\n", 2)[2].split("\n\nWrites")[0]
+    lines = preamble(
+        title, results, machine_line(results["environment"]), description, body
+    )
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def run_and_write(doc: str, run, markdown, json_name: str, markdown_name: str, argv):
+    """A small runner's ``main``: run (``--quick`` writes nothing), print, write."""
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    args = command_line(doc).parse_args(argv)
+    results = run(quick=args.quick)
+    text = markdown(results)
+    print(text)
+    if not args.quick:
+        write_json(here / "results" / json_name, results)
+        write_markdown(here / markdown_name, text)

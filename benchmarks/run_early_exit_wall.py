@@ -32,15 +32,7 @@ from threadpoolctl import threadpool_limits
 from skadaptive import EarlyExitClassifier
 
 from . import early_exit_data as data
-from ._tables import (
-    command_line,
-    environment,
-    machine_line,
-    preamble,
-    table,
-    write_json,
-    write_markdown,
-)
+from ._tables import described_report, environment, run_and_write, table
 
 HERE = Path(__file__).resolve().parent
 #: (dataset, backbone, budget as a fraction of all trees): the points of the
@@ -132,24 +124,20 @@ def markdown(results: dict) -> str:
             for r in results["rows"]
         ]
     )
-    lines = preamble(
-        "Early exits: wall clock against the expected speed-up",
-        results,
-        machine_line(results["environment"]),
-        __doc__.split("\n\n", 2)[2].split("\n\nWrites")[0],
-        body,
+    return described_report(
+        "Early exits: wall clock against the expected speed-up", results, __doc__, body
     )
-    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def main(argv=None) -> None:
-    args = command_line(__doc__).parse_args(argv)
-    results = run(quick=args.quick)
-    text = markdown(results)
-    print(text)
-    if not args.quick:
-        write_json(HERE / "results" / "early_exit_wall.json", results)
-        write_markdown(HERE / "EARLY_EXIT_WALL_RESULTS.md", text)
+    run_and_write(
+        __doc__,
+        run,
+        markdown,
+        "early_exit_wall.json",
+        "EARLY_EXIT_WALL_RESULTS.md",
+        argv,
+    )
 
 
 if __name__ == "__main__":

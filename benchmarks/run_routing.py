@@ -30,16 +30,7 @@ import numpy as np
 from skadaptive.engine import route
 from skadaptive.policies import make_policy_search
 
-from ._tables import (
-    cell,
-    command_line,
-    environment,
-    machine_line,
-    preamble,
-    table,
-    write_json,
-    write_markdown,
-)
+from ._tables import cell, described_report, environment, run_and_write, table
 from .timing import best_time
 
 HERE = Path(__file__).resolve().parent
@@ -139,24 +130,11 @@ def markdown(results: dict) -> str:
             for r in results["rows"]
         ]
     )
-    lines = preamble(
-        "Routing cost",
-        results,
-        machine_line(results["environment"]),
-        __doc__.split("\n\n", 2)[2].split("\n\nWrites")[0],
-        body,
-    )
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return described_report("Routing cost", results, __doc__, body)
 
 
 def main(argv=None) -> None:
-    args = command_line(__doc__).parse_args(argv)
-    results = run(quick=args.quick)
-    text = markdown(results)
-    print(text)
-    if not args.quick:
-        write_json(HERE / "results" / "routing.json", results)
-        write_markdown(HERE / "ROUTING_RESULTS.md", text)
+    run_and_write(__doc__, run, markdown, "routing.json", "ROUTING_RESULTS.md", argv)
 
 
 if __name__ == "__main__":

@@ -467,11 +467,19 @@ def _best_pair(problem, thresholds, first, second, budget, refine=True):
             best = found
         if len(index) == high - low + 1 or best is None or not np.isfinite(best[0]):
             return best
-        position = int(np.searchsorted(cuts[index], best[0]))
-        if position >= len(index) or cuts[index][position] != best[0]:
+        # The best cut so far (found at this level or an earlier one) lies in
+        # [low, high]: the next window is the cells of this grid around it.
+        position = int(np.searchsorted(cuts, best[0]))
+        if position >= len(cuts) or cuts[position] != best[0]:
             return best
-        low = int(index[max(position - 1, 0)])
-        high = int(index[min(position + 1, len(index) - 1)])
+        k = int(np.searchsorted(index, position))
+        if k < len(index) and index[k] == position:
+            window = int(index[max(k - 1, 0)]), int(index[min(k + 1, len(index) - 1)])
+        else:
+            window = int(index[max(k - 1, 0)]), int(index[min(k, len(index) - 1)])
+        if window == (low, high):
+            return best
+        low, high = window
 
 
 def _best_pair_on(problem, thresholds, first, second, budget, values):

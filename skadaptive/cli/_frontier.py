@@ -420,7 +420,9 @@ def write_plot(estimator, X, y, path, out, rows: str = "evaluation rows") -> boo
         return False
     from ..plot import CostAccuracyDisplay
 
-    display = CostAccuracyDisplay.from_estimator(estimator, X, y)
+    display = CostAccuracyDisplay.from_estimator(
+        estimator, X, y, name="policy for each cost_weight"
+    )
     display.ax_.set_title(f"accuracy against cost on {len(y)} {rows}")
     try:
         display.figure_.savefig(path, dpi=120, bbox_inches="tight")

@@ -87,24 +87,6 @@ def row_sum(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def row_any(mask: np.ndarray) -> np.ndarray:
-    """``mask.any(axis=1)`` for a boolean array.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skadaptive._rowwise import row_any
-    >>> row_any(np.array([[False, True], [False, False]]))
-    array([ True, False])
-    """
-    if not _looped(mask):
-        return mask.any(axis=1)
-    out = mask[:, 0].copy()
-    for j in range(1, mask.shape[1]):
-        out |= mask[:, j]
-    return out
-
-
 def softmax_rows(score: np.ndarray) -> np.ndarray:
     """Row-wise softmax of raw scores, as scipy's ``softmax(score, axis=1)``.
 

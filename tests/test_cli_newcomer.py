@@ -58,6 +58,21 @@ def _frontier(*arguments, folder):
     )
 
 
+def _tree_then_lr_frontier(digits_files, data, folder):
+    """``skadaptive frontier`` of the digits tree then logistic regression,
+    costs 1 and 10, on ``data``."""
+    return _frontier(
+        digits_files / "tree.joblib",
+        digits_files / "lr.joblib",
+        "--data",
+        data,
+        "--costs",
+        1,
+        10,
+        folder=folder,
+    )
+
+
 # ------------------------------------------------------------------ version
 def test_version_prints_the_package_version_and_exits_0(capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -437,16 +452,7 @@ def _table(out):
 
 
 def test_frontier_stage_rows_show_the_cumulative_cost(digits_files, tmp_path, capsys):
-    code = _frontier(
-        digits_files / "tree.joblib",
-        digits_files / "lr.joblib",
-        "--data",
-        digits_files / "data.npz",
-        "--costs",
-        1,
-        10,
-        folder=tmp_path,
-    )
+    code = _tree_then_lr_frontier(digits_files, digits_files / "data.npz", tmp_path)
     assert code == 0
     rows = _table(capsys.readouterr().out)
     assert rows["stage tree"]["cumulative cost"] == "1"
@@ -472,16 +478,7 @@ def test_bootstrap_interval_matches_the_normal_approximation():
 
 
 def test_frontier_shows_each_points_accuracy_interval(digits_files, tmp_path, capsys):
-    code = _frontier(
-        digits_files / "tree.joblib",
-        digits_files / "lr.joblib",
-        "--data",
-        digits_files / "data.npz",
-        "--costs",
-        1,
-        10,
-        folder=tmp_path,
-    )
+    code = _tree_then_lr_frontier(digits_files, digits_files / "data.npz", tmp_path)
     out = capsys.readouterr().out
     assert code == 0
     report = json.loads((tmp_path / "f.json").read_text())
@@ -508,16 +505,7 @@ def test_frontier_warns_when_the_held_out_rows_are_too_few(
 ):
     with np.load(digits_files / "data.npz") as data:
         np.savez(tmp_path / "small.npz", X=data["X"][:150], y=data["y"][:150])
-    code = _frontier(
-        digits_files / "tree.joblib",
-        digits_files / "lr.joblib",
-        "--data",
-        tmp_path / "small.npz",
-        "--costs",
-        1,
-        10,
-        folder=tmp_path,
-    )
+    code = _tree_then_lr_frontier(digits_files, tmp_path / "small.npz", tmp_path)
     out = capsys.readouterr().out
     assert code == 0
     (line,) = [line for line in out.splitlines() if line.startswith("warning:")]

@@ -8,6 +8,8 @@ from math import prod
 import numpy as np
 from sklearn.utils import check_array
 
+from ..._rowwise import softmax_rows
+
 _OUTPUT_KINDS = ("auto", "proba", "logits")
 # A row counts as probabilities under output_kind="auto" when it is
 # non-negative and sums to 1 within this tolerance (float32 softmax sums are
@@ -187,26 +189,18 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
     if kind == "proba":
         proba = scores
     elif kind == "logits":
-        proba = _softmax(scores)
+        proba = softmax_rows(scores)
     else:
         # Decided row by row, so a row's answer never depends on its batch.
         is_proba = scores.min(axis=1) >= -_PROBA_TOL
         if is_proba.any():  # (logits rows are rarely all non-negative)
             sums = scores[is_proba].sum(axis=1)
             is_proba[is_proba] = np.abs(sums - 1) <= _PROBA_TOL
-        proba = scores if is_proba.all() else _softmax(scores.copy())
+        proba = scores if is_proba.all() else softmax_rows(scores)
         if is_proba.any():
             kept = np.clip(scores[is_proba], 0, None)
             proba[is_proba] = kept / kept.sum(axis=1, keepdims=True)
     return proba if order is None else proba[:, order]
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of a float64 array, computed in place."""
-    scores -= scores.max(axis=1, keepdims=True)
-    np.exp(scores, out=scores)
-    scores /= scores.sum(axis=1, keepdims=True)
-    return scores
 
 
 def _columns_message(output: str, n_columns, n_classes: int) -> str:

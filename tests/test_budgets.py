@@ -310,3 +310,35 @@ def test_every_budget_test_fails_against_a_broken_search():
         assert re.search(r"\d+ failed", summary), (mutant, summary)
         assert not survivors, (mutant, survivors)
         assert "passed" not in summary, (mutant, summary)
+
+
+def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
+    """One standard error of the paired difference: a gain of one row is
+    noise and the reference (per-stage thresholds) is kept; a gain on many
+    rows is not."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import select_out_of_sample
+
+    rng = np.random.default_rng(0)
+    n_rows = 200
+    y = rng.integers(0, 2, n_rows)
+    cheap = rng.dirichlet([1, 1], n_rows)
+    costly = np.eye(2)[y] * 0.9 + 0.05  # always right
+    search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
+    folds = np.arange(n_rows) % 5
+    wrong_cheap = np.flatnonzero(np.argmax(cheap, axis=1) != y)
+    reference = np.zeros(n_rows, dtype=np.intp)  # every row at the cheap stage
+    one_row = reference.copy()
+    one_row[wrong_cheap[:1]] = 1  # right on one more row
+    many_rows = reference.copy()
+    many_rows[wrong_cheap[:20]] = 1  # right on 20 more rows
+    for candidate, kept in ((one_row, 1), (many_rows, 0)):
+        best, _, _ = select_out_of_sample(
+            search, np.stack([candidate, reference]), folds, reference=1
+        )
+        assert best == kept
+        # Without a reference the lower loss wins either way.
+        best, _, _ = select_out_of_sample(
+            search, np.stack([candidate, reference]), folds
+        )
+        assert best == 0

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
+
+from skadaptive import EarlyExitClassifier
 
 from . import datasets
 
@@ -128,3 +131,17 @@ def backbone(kind: str, quick: bool = False) -> tuple[object, list[int]]:
     else:
         raise ValueError(f"Unknown backbone {kind!r}; expected one of {BACKBONES}.")
     return model, exits
+
+
+def frozen_early_exit(dataset: str, backbone_kind: str, quick: bool = False):
+    """The backbone fitted on the train rows (predicting on one thread), and
+    the default early-exit estimator over it, frozen, with its policy learned
+    on the validation rows. Returns ``(split, model, estimator)``."""
+    split = load(dataset, quick=quick)
+    model, exits = backbone(backbone_kind, quick=quick)
+    model.fit(split.X_train, split.y_train)
+    if "n_jobs" in model.get_params():
+        model.set_params(n_jobs=1)
+    estimator = EarlyExitClassifier(FrozenEstimator(model), exits=exits, random_state=0)
+    estimator.fit(split.X_val, split.y_val)
+    return split, model, estimator

@@ -34,7 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
-from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
+from skadaptive import AdaptiveCascadeClassifier
 from skadaptive.policies import make_policy_search
 from skadaptive.stages import exit_probas
 
@@ -85,14 +85,7 @@ def _cascade_setup(name: str, quick: bool):
 
 
 def _early_exit_setup(name: str, quick: bool):
-    dataset, backbone = name.split("/")
-    split = ee_data.load(dataset, quick=quick)
-    model, exits = ee_data.backbone(backbone, quick=quick)
-    model.fit(split.X_train, split.y_train)
-    if "n_jobs" in model.get_params():
-        model.set_params(n_jobs=1)
-    estimator = EarlyExitClassifier(FrozenEstimator(model), exits=exits, random_state=0)
-    estimator.fit(split.X_val, split.y_val)
+    split, _, estimator = ee_data.frozen_early_exit(*name.split("/"), quick=quick)
     test = StageOutputs(
         exit_probas(estimator.source_, split.X_test),
         np.searchsorted(estimator.classes_, split.y_test),

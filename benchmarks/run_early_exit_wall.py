@@ -26,10 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
-
-from skadaptive import EarlyExitClassifier
 
 from . import early_exit_data as data
 from ._tables import described_report, environment, run_and_write, table
@@ -58,13 +55,7 @@ def _alternated(first, second, repeats: int) -> tuple[float, float]:
 
 
 def measure(dataset: str, backbone: str, fraction: float, quick: bool) -> dict:
-    split = data.load(dataset, quick=quick)
-    model, exits = data.backbone(backbone, quick=quick)
-    model.fit(split.X_train, split.y_train)
-    if "n_jobs" in model.get_params():
-        model.set_params(n_jobs=1)
-    ee = EarlyExitClassifier(FrozenEstimator(model), exits=exits, random_state=0)
-    ee.fit(split.X_val, split.y_val)
+    split, model, ee = data.frozen_early_exit(dataset, backbone, quick=quick)
     ee = ee.with_policy(budget=fraction * ee.cumulative_costs_[-1])
     X = split.X_test[:10_000]
     with threadpool_limits(limits=1):

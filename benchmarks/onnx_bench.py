@@ -291,7 +291,9 @@ def fit_setup(setup: str, split: DigitsSplit, config: dict) -> dict:
     routing_matches = bool(
         np.array_equal(routed.exit_stage, _offline_exits(adaptive, split.X_eval))
         and np.isclose(routed_accuracy, chosen.accuracy, rtol=0, atol=1e-12)
-        and np.isclose(routed.cost.mean() / total, chosen.cost, rtol=1e-9)
+        and np.isclose(
+            adaptive._average_cost(routed.exit_stage) / total, chosen.cost, rtol=1e-9
+        )
     )
     return {
         "setup": setup,
@@ -458,7 +460,7 @@ def _timed(summary, model, X_rows, y_rows, seconds, stage_seconds):
     n_stages = len(summary["costs"])
     exits = routed.exit_stage
     reference_cost = summary["full_model_cost"]
-    expected = reference_cost / float(routed.cost.mean())
+    expected = reference_cost / model._average_cost(routed.exit_stage)
     measured = seconds["full"] / seconds["adaptive"]
     n_rows = len(X_rows)
     predicted = _stage_time_seconds(stage_seconds, exits, n_stages)
@@ -518,7 +520,7 @@ def time_default_threads(fitted: dict, split: DigitsSplit, config: dict) -> dict
     seconds = fastest(funcs, config["repeats"])
     for setup, (model, same) in models.items():
         full = seconds["full_cascade" if setup == "cascade" else "full_multi_exit"]
-        routed_cost = float(model.predict_cost(X_rows).mean())
+        routed_cost = model._average_cost(model.predict_exit(X_rows))
         expected = fitted[setup]["full_model_cost"] / routed_cost
         measured = full / seconds[setup]
         results["setups"][setup] = {

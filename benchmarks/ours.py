@@ -31,8 +31,10 @@ class RecordingMemory(Memory):
     last_result = None
 
     def cache(self, func=None, **kwargs):
-        """Like ``Memory.cache``, recording what the cached function returns."""
+        """Like ``Memory.cache``, recording what the stage fitting returns."""
         cached = super().cache(func, **kwargs)
+        if getattr(func, "__name__", "") != "fit_stages_on_held_out":
+            return cached  # e.g. the timing of routing
 
         def call(*args, **call_kwargs):
             self.last_result = cached(*args, **call_kwargs)

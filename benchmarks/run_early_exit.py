@@ -227,7 +227,7 @@ def _wall_clock(chosen, model, split: data.Split, config) -> dict:
     probas = exit_probas(chosen.source_, X_wall)
     full_proba = model.predict_proba(X_wall)
     total = float(chosen.cumulative_costs_[-1])
-    expected = total / float(routed.cost.mean())
+    expected = total / chosen._average_cost(routed.exit_stage)
     measured = full_seconds / ee_seconds
     y_encoded = np.searchsorted(chosen.classes_, y_wall)
     n_exits = len(chosen.cumulative_costs_)
@@ -248,7 +248,7 @@ def _wall_clock(chosen, model, split: data.Split, config) -> dict:
         # measured / expected = exit_path_efficiency x routing_efficiency.
         "ideal_seconds": all_exits_seconds / expected,
         "routing_efficiency": all_exits_seconds / expected / ee_seconds,
-        "average_cost": float(routed.cost.mean()),
+        "average_cost": chosen._average_cost(routed.exit_stage),
         "exit_rates": (np.bincount(routed.exit_stage, minlength=n_exits) / n_rows)
         .round(4)
         .tolist(),

@@ -65,7 +65,7 @@ def measure(dataset: str, backbone: str, fraction: float, quick: bool) -> dict:
             3 if quick else 7,
         )
     routed = ee.route(X)
-    expected = float(ee.cumulative_costs_[-1] / routed.cost.mean())
+    expected = float(ee.cumulative_costs_[-1] / ee._average_cost(routed.exit_stage))
     n_exits = len(ee.cumulative_costs_)
     return {
         "dataset": dataset,

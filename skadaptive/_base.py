@@ -37,7 +37,7 @@ from sklearn.utils.validation import (
 )
 from threadpoolctl import threadpool_limits
 
-from ._costs import check_budget, check_costs, measures_costs, resolve_costs
+from ._costs import check_budget, measures_costs, resolve_costs
 from ._held_out import fit_stages_on_held_out
 from ._sklearn_private import (
     HasMethods,
@@ -48,16 +48,20 @@ from ._sklearn_private import (
     _check_sample_weight,
     _fit_context,
     _raise_for_params,
+    _safe_indexing,
 )
 from ._validation import (
     check_missing_values,
     frozen_classes,
     indexable,
     is_frozen,
+    members_refusing_nan,
     unique_labels,
     warn_sample_weight_unused,
 )
 from .engine import route
+from .engine._overhead import measure_routing_seconds
+from .engine._routing import DEFAULT_BATCH_SIZE
 from .persistence import check_versions, record_versions
 from .policies import (
     DEFAULT_COST_WEIGHTS,
@@ -67,9 +71,13 @@ from .policies import (
     check_policy,
     make_policy_search,
 )
+from .policies._call_costs import (
+    batch_cost,
+    choose_with_call_costs,
+    frontier_with_call_costs,
+)
 from .policies._policy import exit_figures, stage_correct, stage_figures
-from .policies._selection import choose_policy
-from .stages import exit_probas, measure_exit_seconds_per_row
+from .stages import exit_probas, measure_exit_seconds
 
 
 class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseComposition):
@@ -86,7 +94,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     """
 
     _parameter_constraints: dict = {
-        "costs": [StrOptions({"auto"}), "array-like"],
+        "costs": [StrOptions({"auto"}), "array-like", dict],
         "cost_weight": [Interval(Real, 0, None, closed="left")],
         "budget": [Interval(Real, 0, None, closed="neither"), None],
         "budget_confidence": [Interval(Real, 0.5, 1, closed="neither"), None],
@@ -97,6 +105,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         "cv": ["cv_object", Interval(RealNotInt, 0, 1, closed="neither")],
         "memory": [None, str, HasMethods(["cache"])],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "cost_batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -127,19 +136,23 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self : object
         """
         _raise_for_params(fit_params, self, "fit")
+        # What the stages accept is worked out from them again (see _input_tags).
+        self.__dict__.pop("_stage_input", None)
         names = self._check_structure()
         check_policy(self.policy)
         measure = measures_costs(self.costs, self._has_natural_costs())
         if not measure and self.costs is not None and names is not None:
             # Fail before fitting anything when the costs are known already.
-            check_budget(self.budget, check_costs(self.costs, names), names)
+            per_row, per_call, _ = resolve_costs(self.costs, names, measured=None)
+            batch_size = self._resolved_cost_batch_size()
+            check_budget(self.budget, per_row + per_call / batch_size, names)
         if hasattr(self, "n_features_in_"):
             # Left by an earlier fit; X here may have no feature count (texts).
             del self.n_features_in_
         X, y = validate_data(
             self, indexable(X), y, skip_check_array=True, multi_output=False
         )
-        check_missing_values(X, *self._members())
+        self._check_missing_values(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         unique_labels(y)  # a clear error for labels of mixed types, first
@@ -151,19 +164,28 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self.classes_ = self._check_classes(y)
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
         self._keep_fitted(held_out)
+        self._stage_input = self._input_tags()
         natural, unit = self._natural_costs()
-        self.costs_, self._costs_unit = resolve_costs(
+        self.cost_batch_size_ = self._resolved_cost_batch_size()
+        self.costs_per_row_, self.costs_per_call_, self._costs_unit = resolve_costs(
             self.costs,
             self._stage_names(),
-            measured=held_out.seconds_per_row,
+            measured=held_out.seconds,
             natural=natural,
             unit=unit,
         )
+        y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
+        if held_out.seconds is not None and self._costs_unit == "seconds":
+            # Measured costs are what a row pays at a stage: the stage's own
+            # time and the routing work that goes with it.
+            routing = self._routing_seconds(X, held_out, y_policy)
+            self.costs_per_call_ = self.costs_per_call_ + routing.per_call
+            self.costs_per_row_ = self.costs_per_row_ + routing.per_row
+        self.costs_ = self.costs_per_row_ + self.costs_per_call_ / self.cost_batch_size_
         self.cumulative_costs_ = np.cumsum(self.costs_)
         self._warn_unordered_costs()
         self._stage_fit_seconds = held_out.stage_fit_seconds
 
-        y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
         w_policy = (
             None if sample_weight is None else sample_weight[held_out.policy_rows]
         )
@@ -178,6 +200,113 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         )
         self._learn_policy(*self._policy_rows())
         return self
+
+    def _input_tags(self) -> Bunch:
+        """What every stage accepts, and the stages that refuse NaN.
+
+        Worked out from the stages' tags; a fitted estimator keeps it, so that
+        a prediction does not compute every stage's tags again (a
+        FrozenEstimator deep-copies its model's on each call: about 1 ms of a
+        1-row prediction through three frozen stages).
+        """
+        cached = getattr(self, "_stage_input", None)
+        if cached is not None:
+            return cached
+        names, members = self._members()
+        try:
+            stage_tags = [get_tags(stage).input_tags for stage in members]
+        except (TypeError, ValueError, AttributeError):
+            # malformed estimators, or a source that is not an estimator
+            stage_tags = None
+        summary = None
+        if stage_tags is not None:
+            summary = Bunch(
+                sparse=all(t.sparse for t in stage_tags),
+                allow_nan=all(t.allow_nan for t in stage_tags),
+                string=all(t.string for t in stage_tags),
+            )
+        return Bunch(tags=summary, refusing_nan=members_refusing_nan(names, members))
+
+    def _check_missing_values(self, X) -> None:
+        """:func:`check_missing_values` with the stages' tags worked out once."""
+        check_missing_values(
+            X, *self._members(), refusing=self._input_tags().refusing_nan
+        )
+
+    def _routing_seconds(self, X, held_out, y_policy) -> Bunch:
+        """Routing's own seconds per call and per row at each stage (cached).
+
+        Timed on the rows the stages were timed on, with a policy of this
+        family learned for the stages' measured costs (the decisions of any
+        policy of a family cost about the same); see
+        :func:`~skadaptive.engine._overhead.measure_routing_seconds`.
+        """
+        seconds = held_out.seconds
+        rows = seconds.rows if "rows" in seconds else np.arange(len(y_policy))
+        stage_costs = np.cumsum(seconds.per_row + seconds.per_call / 1000)
+        measure = check_memory(self.memory).cache(
+            _measure_routing, ignore=["estimator"]
+        )
+        return measure(
+            self,
+            (self.policy, self.policy_features, self.tune_threshold, self.loss),
+            _safe_indexing(X, held_out.policy_rows[rows]),
+            [p[rows] for p in held_out.stage_probas],
+            y_policy[rows],
+            stage_costs / stage_costs[-1],
+            getattr(self._stage_source(), "rows_in_state", False),
+            len(self.classes_),
+        )
+
+    def _checked_rows(self, X):
+        """``X`` as checked by every prediction method (fitted, features, NaN)."""
+        check_is_fitted(self)
+        X = indexable(X)
+        if hasattr(self, "n_features_in_") and np.ndim(X) == 1:
+            # Fitted on rows of features, not on e.g. a list of texts.
+            raise ValueError(
+                "Expected 2D array, got 1D array instead. Reshape your data either "
+                "using array.reshape(-1, 1) if your data has a single feature or "
+                "array.reshape(1, -1) if it contains a single sample."
+            )
+        X = validate_data(self, X, reset=False, skip_check_array=True)
+        self._check_missing_values(X)
+        return X
+
+    def _resolved_cost_batch_size(self) -> int:
+        """``cost_batch_size``, else ``batch_size``, else the routing default."""
+        for size in (self.cost_batch_size, self.batch_size):
+            if size is not None:
+                return int(size)
+        return DEFAULT_BATCH_SIZE
+
+    def _cost_parts(self) -> tuple:
+        """Normalised per-row cost up to each stage, and per-call shares.
+
+        Both are fractions of ``cumulative_costs_[-1]``, the cost of running
+        every stage on a full batch: ``variable[k]`` is a row's own cost of
+        answering at ``k``, ``share[k]`` stage ``k``'s per-call part spread
+        over the batch (see :mod:`skadaptive.policies._call_costs`).
+        """
+        total = self.cumulative_costs_[-1]
+        share = self.costs_per_call_ / self.cost_batch_size_
+        return np.cumsum(self.costs_per_row_) / total, share / total
+
+    def _average_cost(self, exit_stage, sample_weight=None) -> float:
+        """Average cost per row of a batch whose rows exit at ``exit_stage``.
+
+        With per-call parts, every stage that a row of the batch reaches pays
+        its per-call part once per batch of ``cost_batch_size_`` rows drawn
+        like these rows.
+        """
+        n_stages = len(self.cumulative_costs_)
+        weight = np.ones(len(exit_stage)) if sample_weight is None else sample_weight
+        rates = np.bincount(exit_stage, weights=weight, minlength=n_stages)
+        variable, share = self._cost_parts()
+        total = self.cumulative_costs_[-1]
+        return total * batch_cost(
+            rates / weight.sum(), variable, share, self.cost_batch_size_
+        )
 
     def _policy_rows(self) -> tuple:
         """The kept policy rows: stage probabilities (float64), labels, weights."""
@@ -390,18 +519,25 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
         start = time.perf_counter()
         total_cost = self.cumulative_costs_[-1]
-        search = self._policy_search(stage_probas, y_encoded, sample_weight)
         self.budget_ = self.budget
         if self.budget is not None:
             check_budget(self.budget, self.costs_, self._stage_names())
-        chosen = choose_policy(
-            search,
+        variable, share = self._cost_parts()
+        chosen = choose_with_call_costs(
+            self._policy_search_maker(stage_probas, y_encoded, sample_weight),
+            stage_probas,
+            y_encoded,
+            sample_weight,
+            variable_cumulative=variable,
+            share=share,
+            batch_size=self.cost_batch_size_,
             cost_weight=self.cost_weight,
             normalized_budget=None if self.budget is None else self.budget / total_cost,
             confidence=self.budget_confidence,
             random_state=self.random_state,
             cost_unit=total_cost,
         )
+        chosen.pop("expected_exit_rates")
         for name, value in chosen.items():
             setattr(self, f"{name}_", value)
         self._policy_fit_seconds = time.perf_counter() - start
@@ -429,25 +565,42 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         # frontier_ is traced when first read: a fit pays for one policy only.
         self._frontier_points = None
 
-    def _policy_search(self, stage_probas, y_encoded, sample_weight):
-        return make_policy_search(
-            self.policy,
-            stage_probas,
-            y_encoded,
-            self.cumulative_costs_ / self.cumulative_costs_[-1],
-            sample_weight,
-            loss=self.loss,
-            feature_set=self.policy_features,
-            tune_threshold=self.tune_threshold,
-        )
+    def _policy_search_maker(self, stage_probas, y_encoded, sample_weight):
+        """``make(n)``: the policy family's search over the first ``n`` stages.
+
+        Its costs are the rows' own (normalised, without per-call parts).
+        """
+        variable, _ = self._cost_parts()
+
+        def make(n_stages):
+            return make_policy_search(
+                self.policy,
+                stage_probas[:n_stages],
+                y_encoded,
+                variable[:n_stages],
+                sample_weight,
+                loss=self.loss,
+                feature_set=self.policy_features,
+                tune_threshold=self.tune_threshold,
+            )
+
+        return make
 
     def _frontier_evaluations(self) -> list:
         """The policies of ``frontier_`` on the policy rows, traced once."""
         check_is_fitted(self)
         if getattr(self, "_frontier_points", None) is None:
             with threadpool_limits(limits=1, user_api="blas"):
-                search = self._policy_search(*self._policy_rows())
-                self._frontier_points = search.frontier(DEFAULT_COST_WEIGHTS)
+                rows = self._policy_rows()
+                variable, share = self._cost_parts()
+                self._frontier_points = frontier_with_call_costs(
+                    self._policy_search_maker(*rows),
+                    *rows,
+                    DEFAULT_COST_WEIGHTS,
+                    variable_cumulative=variable,
+                    share=share,
+                    batch_size=self.cost_batch_size_,
+                )
         return self._frontier_points
 
     @property
@@ -530,7 +683,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
-        check_missing_values(X, *self._members())
+        self._check_missing_values(X)
         y = column_or_1d(y)
         check_consistent_length(X, y)
         unknown = np.setdiff1d(np.unique(y), self.classes_)
@@ -546,12 +699,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         correct = stage_correct(probas, y_encoded)
 
         def at(policy):
-            return exit_figures(
-                policy.exit_stage(probas),
-                correct,
-                self.cumulative_costs_,
-                sample_weight,
+            exit_stage = policy.exit_stage(probas)
+            accuracy, _, rates = exit_figures(
+                exit_stage, correct, self.cumulative_costs_, sample_weight
             )
+            return accuracy, self._average_cost(exit_stage, sample_weight), rates
 
         points = [at(p.policy) for p in self._frontier_evaluations()]
         accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
@@ -587,10 +739,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
-        check_missing_values(X, *self._members())
-        return measure_exit_seconds_per_row(
+        self._check_missing_values(X)
+        seconds = measure_exit_seconds(
             self._stage_source(), X, random_state=random_state
         )
+        return seconds.per_row + seconds.per_call / self.cost_batch_size_
 
     # -------------------------------------------------------------- predict
     def route(self, X) -> Bunch:
@@ -609,17 +762,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             probabilities; ``exit_stage`` (n_samples,): 0-based index of that
             exit; ``cost`` (n_samples,): cost of the row, units of ``costs_``.
         """
-        check_is_fitted(self)
-        X = indexable(X)
-        if hasattr(self, "n_features_in_") and np.ndim(X) == 1:
-            # Fitted on rows of features, not on e.g. a list of texts.
-            raise ValueError(
-                "Expected 2D array, got 1D array instead. Reshape your data either "
-                "using array.reshape(-1, 1) if your data has a single feature or "
-                "array.reshape(1, -1) if it contains a single sample."
-            )
-        X = validate_data(self, X, reset=False, skip_check_array=True)
-        check_missing_values(X, *self._members())
+        X = self._checked_rows(X)
         result = route(
             self._stage_source(),
             self.policy_,
@@ -695,7 +838,12 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         Returns
         -------
         cost : ndarray of shape (n_samples,)
-            In the units of ``costs_``.
+            In the units of ``costs_``: ``cumulative_costs_`` at the row's
+            exit, each stage's per-call part spread over a full batch of
+            ``cost_batch_size_`` rows. A batch pays a stage's call once
+            whatever the number of its rows that reach it, so the mean of
+            these is not the average cost of a batch where few rows reach a
+            stage; ``expected_cost_`` and :meth:`evaluate_frontier` give that.
         """
         return self.route(X).cost
 
@@ -733,14 +881,56 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         try:
-            stage_tags = [get_tags(stage) for stage in self._members()[1]]
+            stages = self._input_tags().tags
         except (TypeError, ValueError, AttributeError):
             # malformed estimators, or a source that is not an estimator
             return tags
-        tags.input_tags.sparse = all(t.input_tags.sparse for t in stage_tags)
-        tags.input_tags.allow_nan = all(t.input_tags.allow_nan for t in stage_tags)
-        tags.input_tags.string = all(t.input_tags.string for t in stage_tags)
+        if stages is not None:
+            tags.input_tags.sparse = stages.sparse
+            tags.input_tags.allow_nan = stages.allow_nan
+            tags.input_tags.string = stages.string
         return tags
+
+
+def _measure_routing(
+    estimator,
+    policy_spec,
+    X,
+    stage_probas,
+    y_encoded,
+    cumulative,
+    rows_in_state,
+    n_classes,
+) -> Bunch:
+    """:func:`measure_routing_seconds` for a policy of ``policy_spec``'s family.
+
+    A module-level function so that ``memory=`` caches it (keyed by all but
+    ``estimator``, whose checks of a call are timed with stage 0).
+    """
+    family, features, tune_threshold, loss = policy_spec
+    with threadpool_limits(limits=1, user_api="blas"):
+        policy = (
+            make_policy_search(
+                family,
+                stage_probas,
+                y_encoded,
+                cumulative,
+                None,
+                loss=loss,
+                feature_set=features,
+                tune_threshold=tune_threshold,
+            )
+            .at_cost_weight(0.01)
+            .policy
+        )
+        return measure_routing_seconds(
+            policy,
+            stage_probas,
+            X,
+            n_classes=n_classes,
+            rows_in_state=rows_in_state,
+            entry=estimator._checked_rows,
+        )
 
 
 def _plain(value):

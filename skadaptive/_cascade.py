@@ -60,11 +60,14 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         :class:`~skadaptive.stages.OnnxClassifier`, trained already), are used
         as given and never refitted.
 
-    costs : "auto" or array-like of shape (n_stages,), default="auto"
+    costs : "auto", array-like of shape (n_stages,) or dict, default="auto"
         Incremental cost per row of running each stage, in any unit (seconds,
-        FLOPs, dollars). ``"auto"`` measures each fitted stage's
-        ``predict_proba`` wall time per row on the policy rows, in seconds.
-        Measured costs vary a little between fits; pass ``costs_`` back as
+        FLOPs, dollars). ``"auto"`` times each fitted stage's
+        ``predict_proba`` on the policy rows, in seconds, at several batch
+        sizes, and splits it into a part per call and a part per row (see
+        ``cost_batch_size``). A dict ``{"per_call": ..., "per_row": ...}``
+        gives both parts. Measured costs vary a little between fits; pass
+        ``{"per_call": costs_per_call_, "per_row": costs_per_row_}`` back as
         ``costs`` to make refits reproducible.
 
     {shared_parameters}
@@ -77,9 +80,18 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         The fitted stages by name.
     classes_ : ndarray of shape (n_classes,)
     costs_ : ndarray of shape (n_stages,)
-        Incremental cost per row of each stage, given or measured.
+        Incremental cost per row of each stage, given or measured; measured
+        costs include the per-call part spread over a batch of
+        ``cost_batch_size_`` rows.
     cumulative_costs_ : ndarray of shape (n_stages,)
-        Cost per row of answering at each stage.
+        Cost per row of answering at each stage (when every row of the batch
+        answers there).
+    costs_per_row_, costs_per_call_ : ndarray of shape (n_stages,)
+        The two parts of each stage's cost: per row, and paid once per call
+        whatever the number of rows (zeros unless measured or given as a
+        dict). ``costs_ = costs_per_row_ + costs_per_call_ / cost_batch_size_``.
+    cost_batch_size_ : int
+        The batch size the costs, the policy and ``expected_cost_`` are for.
     {shared_attributes}
 
     See Also
@@ -137,6 +149,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         cv=5,
         memory=None,
         batch_size=None,
+        cost_batch_size=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -153,6 +166,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size
+        self.cost_batch_size = cost_batch_size
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

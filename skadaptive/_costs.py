@@ -1,8 +1,8 @@
 """Costs: checked, resolved in one place, and the budget they allow.
 
-``costs`` is ``"auto"`` (seconds per row, measured on the policy rows by
-:func:`~skadaptive.stages.measure_exit_seconds_per_row`, one timing routine for
-every stage source), ``None`` (early exits: the source's natural unit, such
+``costs`` is ``"auto"`` (seconds per call and per row, measured on the policy
+rows by :func:`~skadaptive.stages.measure_exit_seconds`, one timing routine
+for every stage source), ``None`` (early exits: the source's natural unit, such
 as trees or multiply-accumulates, where it has one, else measured seconds) or
 one incremental cost per stage. :func:`measures_costs` says before the fit
 whether timing is needed (it runs inside the cached held-out step, so a grid
@@ -32,15 +32,18 @@ def measures_costs(costs, natural_costs: bool) -> bool:
 
 
 def resolve_costs(costs, names, *, measured, natural=None, unit=None):
-    """``costs_`` and its unit, from the ``costs`` parameter.
+    """``costs_per_row_``, ``costs_per_call_`` and the unit, from ``costs``.
 
     Parameters
     ----------
-    costs : "auto", None or array-like
+    costs : "auto", None, dict or array-like
+        A dict has keys ``"per_call"`` and ``"per_row"`` (the two parts of a
+        measured cost, as ``costs_per_call_`` and ``costs_per_row_``).
     names : list of str
         One per stage, for messages.
-    measured : ndarray of shape (n_stages,) or None
-        Seconds per row, where :func:`measures_costs` asked for them.
+    measured : Bunch or None
+        ``per_call`` and ``per_row`` seconds of each stage, where
+        :func:`measures_costs` asked for them.
     natural : ndarray of shape (n_stages,) or None, default=None
         The stages' own costs, used for ``costs=None``.
     unit : str or None, default=None
@@ -48,18 +51,44 @@ def resolve_costs(costs, names, *, measured, natural=None, unit=None):
 
     Returns
     -------
-    costs : ndarray of shape (n_stages,)
+    per_row : ndarray of shape (n_stages,)
+        The per-row part (all of the cost for costs given per row or natural).
+    per_call : ndarray of shape (n_stages,)
+        The per-call part; zeros for costs given per row or natural.
     unit : str or None
         ``"seconds"`` for measured costs, ``unit`` for natural ones, else None.
     """
     if isinstance(costs, str) or (costs is None and natural is None):
-        return measured, "seconds"
+        per_call = np.asarray(measured.per_call, dtype=np.float64)
+        per_row = np.asarray(measured.per_row, dtype=np.float64)
+        return per_row, per_call, "seconds"
+    if isinstance(costs, dict):
+        per_call, per_row = _check_cost_parts(costs, names)
+        if not (per_call + per_row).any():
+            check_costs(per_call + per_row, names)  # raises: all zero
+        return per_row, per_call, None
     if costs is None:
-        return check_costs(natural, names), unit
-    return check_costs(costs, names), None
+        costs = check_costs(natural, names)
+    else:
+        costs, unit = check_costs(costs, names), None
+    return costs, np.zeros(len(costs)), unit
 
 
-def check_costs(costs, names) -> np.ndarray:
+def _check_cost_parts(costs: dict, names) -> tuple:
+    """The ``per_call`` and ``per_row`` arrays of a ``costs`` dict, checked."""
+    if set(costs) != {"per_call", "per_row"}:
+        raise ValueError(
+            "costs given as a dict must have exactly the keys 'per_call' and "
+            f"'per_row' (a stage's seconds per call and per row, as in "
+            f"costs_per_call_ and costs_per_row_); got keys {sorted(costs)}."
+        )
+    return tuple(
+        check_costs(costs[part], names, allow_all_zero=True)
+        for part in ("per_call", "per_row")
+    )
+
+
+def check_costs(costs, names, *, allow_all_zero: bool = False) -> np.ndarray:
     """``costs`` as float64, one finite non-negative cost per stage, not all 0."""
     try:
         costs = np.asarray(costs, dtype=np.float64)
@@ -87,7 +116,7 @@ def check_costs(costs, names) -> np.ndarray:
             "every stage must be a finite number. Express the costs in a smaller "
             "unit."
         )
-    if costs.sum() == 0:
+    if costs.sum() == 0 and not allow_all_zero:
         raise ValueError("costs are all zero: at least one stage must cost something.")
     return costs
 

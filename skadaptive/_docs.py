@@ -83,6 +83,18 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         shape of its input, as a matrix product may, can round the
         probabilities differently in the last bits).
 
+    cost_batch_size : int, default=None
+        The number of rows per call of ``predict`` that measured costs
+        (``costs="auto"``) are for: ``batch_size``, or 65,536 when that is
+        None. A stage's measured time is ``per_call + n_rows * per_row``;
+        the per-call part is paid once per batch by every stage that at least
+        one row reaches, so the policy (which may then stop every row before
+        a stage that is dear per call), ``expected_cost_`` and the budget are
+        for batches of this size. Set it to the number of rows you predict at
+        a time (1 for a service answering one row per call) so that the
+        expected speed-up is the one you measure. No effect on costs given as
+        numbers or counted in trees.
+
     n_jobs : int, default=None
         Parallel jobs for fitting across folds, and threads for routing
         batches at prediction.
@@ -124,9 +136,19 @@ _SHARED_ATTRIBUTES = """cost_weight_ : float
         None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage.
+    deepest_stage_ : int
+        The last stage the policy may send a row to. With per-call costs
+        (``costs_per_call_``), one policy is learned for each possible deepest
+        stage (every later stage skipped), with the per-call parts of the
+        stages up to it taken off the budget, and the one that does best out
+        of sample is kept: in small batches, a stage dear per call may cost
+        more than it adds. Without them, the last stage any policy row
+        reaches.
     policy_rows_cost_, policy_rows_accuracy_ : float
-        Average cost per row (units of ``costs_``) and accuracy on the held-out
-        policy rows, the rows the policy's rules and thresholds were chosen
+        Average cost per row (units of ``costs_``; with per-call costs, of a
+        batch of ``cost_batch_size_`` rows drawn like them, each stage that
+        one of its rows reaches paying its call once) and accuracy on the
+        held-out policy rows, the rows the policy's rules and thresholds were chosen
         on: in sample for the policy, so optimistic. The budget holds here.
     expected_cost_, expected_accuracy_ : float
         Out-of-sample estimates of the average cost per row (units of

@@ -60,13 +60,15 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         row may stop, the last being all trees. ``None`` puts five exits at
         1/16, 1/8, 1/4, 1/2 and all of the trees.
 
-    costs : "auto", array-like of shape (n_exits,) or None, default=None
+    costs : "auto", array-like of shape (n_exits,), dict or None, default=None
         Incremental cost per row of each exit, in any unit. ``None`` uses the
         source's own unit where it has one -- trees evaluated for a tree
         ensemble (boosting: iterations), so ``budget=120`` means at most 120
         trees per row on average -- and measures seconds otherwise (a chain).
-        ``"auto"`` measures each exit's increment in seconds per row on the
-        policy rows.
+        ``"auto"`` times each exit's increment on the policy rows, in seconds,
+        at several batch sizes, and splits it into a part per call and a part
+        per row (see ``cost_batch_size``); a dict ``{"per_call": ...,
+        "per_row": ...}`` gives both parts.
 
     {shared_parameters}
 
@@ -79,9 +81,17 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
     n_exits_ : int
     classes_ : ndarray of shape (n_classes,)
     costs_ : ndarray of shape (n_exits,)
-        Incremental cost per row of each exit.
+        Incremental cost per row of each exit; measured costs include the
+        per-call part spread over a batch of ``cost_batch_size_`` rows.
     cumulative_costs_ : ndarray of shape (n_exits,)
-        Cost per row of answering at each exit.
+        Cost per row of answering at each exit (when every row of the batch
+        answers there).
+    costs_per_row_, costs_per_call_ : ndarray of shape (n_exits,)
+        The two parts of each exit's cost: per row, and paid once per call
+        whatever the number of rows (zeros unless measured or given as a
+        dict). ``costs_ = costs_per_row_ + costs_per_call_ / cost_batch_size_``.
+    cost_batch_size_ : int
+        The batch size the costs, the policy and ``expected_cost_`` are for.
     {shared_attributes}
 
     See Also
@@ -93,9 +103,9 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
     Notes
     -----
     "Stage" in the parameters above means "exit". Only the rows still running
-    reach the next exit, so wall-clock savings follow the exit rates; a tree
-    ensemble's first exit pays a fixed cost per call (input validation) that a
-    per-row cost in trees does not show.
+    reach the next exit, so wall-clock savings follow the exit rates; each
+    exit also pays a fixed cost per call (input validation, each tree's call)
+    that a cost in trees does not show: ``costs="auto"`` measures it.
 
     Examples
     --------
@@ -137,6 +147,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         cv=5,
         memory=None,
         batch_size=None,
+        cost_batch_size=None,
         n_jobs=None,
         random_state=None,
         verbose=0,
@@ -154,6 +165,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size
+        self.cost_batch_size = cost_batch_size
         self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose

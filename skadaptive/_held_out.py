@@ -22,7 +22,7 @@ from sklearn.utils.parallel import Parallel, delayed
 
 from ._sklearn_private import _check_method_params, _num_samples, _safe_indexing
 from ._validation import is_frozen
-from .stages import IndependentStages, exit_probas, measure_exit_seconds_per_row
+from .stages import IndependentStages, exit_probas, measure_exit_seconds
 
 
 def exits_in_class_order(source, X, classes: np.ndarray) -> list[np.ndarray]:
@@ -127,7 +127,7 @@ def fit_stages_on_held_out(
         :class:`~skadaptive.engine.StageSource` that runs their exits (one
         per cascade stage, several for a multi-exit model); it gives the
         held-out probabilities and, with ``measure_costs``, is timed by
-        :func:`~skadaptive.stages.measure_exit_seconds_per_row`.
+        :func:`~skadaptive.stages.measure_exit_seconds`.
     names : list of str, default=None
         The members' names, for messages about what a stage returned.
 
@@ -137,9 +137,9 @@ def fit_stages_on_held_out(
         ``estimators`` (fitted members, in order), ``stage_probas`` (list of
         (n_policy_rows, n_classes) arrays, every exit of every member in
         order), ``policy_rows`` (indices of the rows those probabilities are
-        for, into ``X``), ``seconds_per_row`` (measured cost of each exit, or
-        None), ``stage_fit_seconds`` (wall time of this step, cost measurement
-        excluded).
+        for, into ``X``), ``seconds`` (measured cost of each exit, per call
+        and per row, or None), ``stage_fit_seconds`` (wall time of this step,
+        cost measurement excluded).
     """
     start = time.perf_counter()
     if names is None:
@@ -218,10 +218,10 @@ def fit_stages_on_held_out(
         )
     ]
     stage_fit_seconds = time.perf_counter() - start
-    seconds_per_row = None
+    seconds = None
     if measure_costs:
         timing = time.perf_counter()
-        seconds_per_row = measure_exit_seconds_per_row(
+        seconds = measure_exit_seconds(
             make_source(final, names), X_policy, random_state=random_state
         )
         if verbose:
@@ -233,6 +233,6 @@ def fit_stages_on_held_out(
         estimators=final,
         stage_probas=stage_probas,
         policy_rows=policy_rows,
-        seconds_per_row=seconds_per_row,
+        seconds=seconds,
         stage_fit_seconds=stage_fit_seconds,
     )

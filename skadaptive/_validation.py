@@ -221,16 +221,10 @@ def unique_labels(y) -> np.ndarray:
         ) from None
 
 
-def check_missing_values(X, names, members) -> None:
-    """Refuse NaN in ``X`` up front unless every stage accepts it.
+def members_refusing_nan(names, members) -> list[tuple[str, object]]:
+    """The ``(name, member)`` pairs whose ``allow_nan`` tag is False.
 
-    A stage that does not accept missing values may see a row only if the
-    stages before it defer it, so without this check whether a row with NaN
-    is answered or raises would depend on the policy and on which rows share
-    its batch. Decided once per call, from the stages' ``allow_nan`` tags:
-    either every stage takes NaN, or no row with NaN is taken (a Pipeline
-    takes what its first step takes, e.g. an imputer). Arrays, lists, sparse
-    matrices and DataFrames are inspected; NaN and None count as missing.
+    A FrozenEstimator's model and a Pipeline's first step decide for them.
     """
     refusing = []
     for name, member in zip(names, members):
@@ -243,6 +237,23 @@ def check_missing_values(X, names, members) -> None:
             allow_nan = False
         if not allow_nan:
             refusing.append((name, member))
+    return refusing
+
+
+def check_missing_values(X, names, members, *, refusing=None) -> None:
+    """Refuse NaN in ``X`` up front unless every stage accepts it.
+
+    A stage that does not accept missing values may see a row only if the
+    stages before it defer it, so without this check whether a row with NaN
+    is answered or raises would depend on the policy and on which rows share
+    its batch. Decided once per call, from the stages' ``allow_nan`` tags:
+    either every stage takes NaN, or no row with NaN is taken (a Pipeline
+    takes what its first step takes, e.g. an imputer). Arrays, lists, sparse
+    matrices and DataFrames are inspected; NaN and None count as missing.
+    ``refusing`` is :func:`members_refusing_nan` of the members, where known.
+    """
+    if refusing is None:
+        refusing = members_refusing_nan(names, members)
     if not refusing:
         return
     missing = _rows_with_nan(X)

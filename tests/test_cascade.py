@@ -305,18 +305,22 @@ def test_costs_auto_measures_positive_seconds_per_row(data):
     assert (cascade.costs_ > 0).all()
     assert (cascade.costs_ < 1e-2).all()  # seconds per row of a tiny model
     assert_allclose(cascade.cumulative_costs_, np.cumsum(cascade.costs_))
-    assert cascade.costs_[0] <= cascade.expected_cost_ <= cascade.cumulative_costs_[-1]
+    full = cascade.cumulative_costs_[-1]
+    assert cascade.costs_[0] * (1 - 1e-12) <= cascade.expected_cost_ <= full
 
 
 def test_measured_costs_passed_back_reproduce_the_fit(data):
     X_train, X_test, y_train, _ = data
     measured = AdaptiveCascadeClassifier(_two_stages(), costs="auto", cv=3)
     measured.fit(X_train, y_train)
-    replay = clone(measured).set_params(costs=measured.costs_)
+    parts = {"per_call": measured.costs_per_call_, "per_row": measured.costs_per_row_}
+    replay = clone(measured).set_params(costs=parts)
     replay.fit(X_train, y_train)
 
     assert_array_equal(replay.costs_, measured.costs_)
+    assert_array_equal(replay.costs_per_call_, measured.costs_per_call_)
     assert_array_equal(replay.predict_exit(X_test), measured.predict_exit(X_test))
+    assert replay.expected_cost_ == measured.expected_cost_
 
 
 @pytest.mark.budget

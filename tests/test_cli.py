@@ -7,6 +7,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -203,6 +204,37 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["costs_unit"] == "seconds per row (measured)"
     assert report["stages"][-1]["accuracy"] > 0.95
+    # Measured costs have a part per call: the command says from which batch
+    # size the chosen cascade costs less than its last stage alone.
+    advice = report["batch_sizes"]
+    assert advice["fitted_for_batch_size"] == 65536
+    sizes = [p["batch_size"] for p in advice["points"]]
+    assert sizes[0] == 1 and sizes[-1] == 65536
+    paying = [p["batch_size"] for p in advice["points"] if p["speed_up"] > 1]
+    assert advice["pays_off_from"] == (paying[0] if paying else None)
+    assert "expected speed-up over the last stage alone, by rows per call" in out
+    # A one-row deployment: costs, policy and figures for calls of one row.
+    code = main(
+        [
+            "frontier",
+            str(FIXTURES / "digits_tiny.onnx"),
+            str(FIXTURES / "digits_large.onnx"),
+            "--data",
+            str(tmp_path / "digits.npz"),
+            "--batch-size",
+            "1",
+            "--plot",
+            str(tmp_path / "g.png"),
+            "--json",
+            str(tmp_path / "g.json"),
+            "--save",
+            str(tmp_path / "one_row.joblib"),
+        ]
+    )
+    assert code == 0
+    one_row = joblib.load(tmp_path / "one_row.joblib")
+    assert one_row.cost_batch_size_ == 1
+    assert_allclose(one_row.costs_, one_row.costs_per_row_ + one_row.costs_per_call_)
 
 
 @pytest.mark.parametrize(
@@ -237,6 +269,10 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--test-size", "2"],
             "--test-size",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--batch-size", "0"],
+            "--batch-size must be >= 1",
         ),
         (
             ["tree.joblib", "lr.joblib", "--data", "extra_label.npz"],

@@ -80,7 +80,8 @@ def test_seconds_axis_uses_measured_stage_times():
     cascade, X, y = _fitted()
     display = CostAccuracyDisplay.from_estimator(cascade, X, y, cost="seconds")
     assert display.ax_.get_xlabel() == "average time per row (measured now)"
-    assert 0 < display.stage_costs[0] < display.stage_costs[1] < 1.0
+    # Seconds per row at the fit's cost_batch_size_, measured on these rows.
+    assert ((0 < display.stage_costs) & (display.stage_costs < 1.0)).all()
     # Ticks in engineering units ("20 µs"), not raw seconds such as 2e-05.
     display.figure_.canvas.draw()
     ticks = [t.get_text() for t in display.ax_.get_xticklabels() if t.get_text()]

@@ -146,9 +146,11 @@ def run_demo(
                 # Stages and measured costs come from the cache: only the policy
                 # is learned again.
                 cascade.set_params(cost_weight=cost_weight).fit(X_train, y_train)
-                accuracy, cost, rates = exit_figures(
-                    cascade.predict_exit(X_test), correct, cascade.cumulative_costs_
+                exit_stage = cascade.predict_exit(X_test)
+                accuracy, _, rates = exit_figures(
+                    exit_stage, correct, cascade.cumulative_costs_
                 )
+                cost = cascade._average_cost(exit_stage)
                 rows.append(
                     [
                         f"cascade cost_weight={cost_weight:g}",

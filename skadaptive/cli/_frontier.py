@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..policies._call_costs import batch_cost
 from ._classes import check_labels_known, labels_like, onnx_classes
 from ._intervals import (
     CONFIDENCE,
@@ -111,6 +112,14 @@ def add_parser(commands) -> None:
         "accuracy point only to save the full cost (default: 0.01)",
     )
     parser.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="ROWS",
+        help="rows per call of predict in deployment (1 for a service that "
+        "answers one request at a time): measured costs, the policy and the "
+        "expected cost are for batches of this size (default: 65536)",
+    )
+    parser.add_argument(
         "--test-size",
         type=float,
         default=0.3,
@@ -211,7 +220,13 @@ def run(args, out=None) -> int:
         X_policy, X_eval, y_policy, y_eval = train_test_split(
             X, y, test_size=args.test_size, random_state=args.seed
         )
-    params = {"costs": _costs(args.costs), "policy": args.policy}
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    params = {
+        "costs": _costs(args.costs),
+        "policy": args.policy,
+        "cost_batch_size": args.batch_size,
+    }
     if args.budget is not None:
         params["budget"] = args.budget
     elif args.cost_weight is not None:
@@ -244,6 +259,8 @@ def run(args, out=None) -> int:
         "stage run up to the row's exit (a stage's row: all rows exit there).",
         file=out,
     )
+    if report["batch_sizes"] is not None:
+        print(_format_batch_sizes(report["batch_sizes"]), file=out)
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=out)
     with progress.step("writing results"):
@@ -359,11 +376,65 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
         },
+        "batch_sizes": batch_size_advice(cascade, test["exit_rates_at_fit"]),
         "costs_unit": "seconds per row (measured)"
         if isinstance(cascade.costs, str)
         else "as given",
         "warnings": [] if warning is None else [warning],
     }
+
+
+#: Batch sizes the chosen policy's expected speed-up is given for.
+ADVICE_BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
+
+
+def batch_size_advice(estimator, exit_rates) -> dict | None:
+    """The chosen policy's expected cost at each batch size, against its last
+    stage alone, and the smallest batch size from which it is cheaper.
+
+    None unless some stage has a cost per call (measured costs). The exits
+    are the policy's (``exit_rates``); a policy learned for another batch size
+    (``cost_batch_size``) may exit differently.
+    """
+    per_call = estimator.costs_per_call_
+    if not per_call.any():
+        return None
+    per_row = estimator.costs_per_row_
+    variable = np.cumsum(per_row)
+    points = []
+    for size in ADVICE_BATCH_SIZES:
+        cost = batch_cost(exit_rates, variable, per_call / size, size)
+        alone = estimator._alone_costs(per_row + per_call / size)[-1]
+        points.append(
+            {"batch_size": size, "cost_per_row": cost, "speed_up": alone / cost}
+        )
+    paying = [p["batch_size"] for p in points if p["speed_up"] > 1]
+    return {
+        "fitted_for_batch_size": int(estimator.cost_batch_size_),
+        "points": points,
+        "pays_off_from": paying[0] if paying else None,
+    }
+
+
+def _format_batch_sizes(advice) -> str:
+    speed_ups = ", ".join(
+        f"{p['batch_size']}: {p['speed_up']:.2f}x" for p in advice["points"]
+    )
+    first = advice["pays_off_from"]
+    verdict = (
+        f"the chosen cascade costs less than its last stage alone from "
+        f"{first} rows per call"
+        if first is not None
+        else "at no batch size does the chosen cascade cost less than its last "
+        "stage alone"
+    )
+    return (
+        f"batch size: expected speed-up over the last stage alone, by rows per "
+        f"call (stages pay a cost per call; policy learned for "
+        f"{advice['fitted_for_batch_size']} rows per call): {speed_ups}. "
+        f"{verdict.capitalize()}; predict in batches at least that large, or "
+        "refit with --batch-size at the size you deploy with."
+    )
 
 
 def _format(report) -> str:

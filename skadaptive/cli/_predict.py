@@ -127,7 +127,7 @@ def run(args, out=None) -> int:
     ]
     print(f"{len(X)} rows predicted by {args.model}", file=out)
     print(table(rows, ("stage", "exit rate", "cumulative cost")), file=out)
-    average = result.cost.mean()
+    average = model._average_cost(result.exit_stage)
     print(
         f"average cost per row: {average:.4g} "
         f"({average / model.cumulative_costs_[-1]:.1%} of running every stage)",

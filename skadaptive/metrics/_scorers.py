@@ -55,10 +55,11 @@ class _CostScorer(_MetadataRequester):
             raise ValueError(
                 f"y has {len(y)} rows but X has {len(result.cost)}; they must match."
             )
-        cost = result.cost
+        # Per-call parts are paid once per batch, not per row (see
+        # cost_batch_size): the average is the batch's, not the rows' mean.
+        average_cost = cascade._average_cost(result.exit_stage, sample_weight)
         if self.normalize:
-            cost = cost / cascade.cumulative_costs_[-1]
-        average_cost = _weighted_mean(cost, sample_weight)
+            average_cost = average_cost / cascade.cumulative_costs_[-1]
         if self.cost_weight is None:
             return -average_cost
         y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]

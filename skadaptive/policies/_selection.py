@@ -335,7 +335,8 @@ def choose_policy(
     chosen : dict
         ``policy``, ``cost_weight``, ``exit_rates``, ``policy_rows_cost`` and
         ``policy_rows_accuracy`` (in sample), ``expected_cost`` and
-        ``expected_accuracy`` (out of sample, never clamped), and for a
+        ``expected_accuracy`` (out of sample, never clamped),
+        ``expected_exit_rates`` (out of sample), and for a
         budget ``budget_status`` ("spent" or "saturated") and
         ``budget_search`` (every candidate's figures), else None.
     """
@@ -382,6 +383,7 @@ def choose_policy(
         "policy_rows_accuracy": chosen.accuracy,
         "expected_cost": estimate.normalized_cost * cost_unit,
         "expected_accuracy": estimate.accuracy,
+        "expected_exit_rates": estimate.exit_rates,
         "budget_status": None,
         "budget_search": None,
     }

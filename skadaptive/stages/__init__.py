@@ -10,7 +10,11 @@
 """
 
 from ._chain_exits import ChainExits
-from ._costs import measure_exit_seconds_per_row, measure_seconds_per_row
+from ._costs import (
+    measure_exit_seconds,
+    measure_exit_seconds_per_row,
+    measure_seconds_per_row,
+)
 from ._independent import IndependentStages  # noqa: F401 (used by the cascade)
 from ._multi_exit import MultiExitSource, exit_probas
 from ._tree_exits import TreeEnsembleExits
@@ -23,6 +27,7 @@ __all__ = [
     "OnnxMultiExit",
     "TreeEnsembleExits",
     "exit_probas",
+    "measure_exit_seconds",
     "measure_exit_seconds_per_row",
     "measure_seconds_per_row",
 ]

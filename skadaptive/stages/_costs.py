@@ -1,8 +1,12 @@
-"""Measured per-row cost of a stage: the ``costs="auto"`` option.
+"""Measured cost of a stage: the ``costs="auto"`` option.
 
-One timing routine, :func:`measure_exit_seconds_per_row`, over any stage
-source (independent stages, whose state is None, or exits that share
-computation); :func:`measure_seconds_per_row` times plain callables with it.
+A call of a stage on ``n`` rows takes about ``per_call + n * per_row`` seconds:
+a fixed part (Python and library overhead, a tree's traversal set-up, an ONNX
+session run) and a part per row. :func:`measure_exit_seconds` times each
+exit's increment at a few batch sizes and fits that line, over any stage source
+(independent stages, whose state is None, or exits that share computation);
+:func:`measure_exit_seconds_per_row` and :func:`measure_seconds_per_row` give
+the time per row of one call on the whole sample.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from sklearn.utils import check_random_state
+from scipy.optimize import nnls
+from sklearn.utils import Bunch, check_random_state
 
 from .._sklearn_private import _num_samples, _safe_indexing
 
@@ -20,6 +25,21 @@ from .._sklearn_private import _num_samples, _safe_indexing
 # only ever adds time, so the minimum is the most repeatable estimate.
 _REPEATS = 5
 _MAX_TIMING_ROWS = 1000
+# Batch sizes the line per_call + n * per_row is fitted over (with the whole
+# sample): a single row, where the per-call part dominates, up to the sample.
+_TIMING_BATCH_SIZES = (1, 16, 128, 1024, 4096)
+
+
+def timing_batches(n_distinct: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and batch sizes of a timing: 1, 16, 128, 1,024 and 4,096 rows.
+
+    The first ``size`` rows of ``tiled`` (positions in a sample of
+    ``n_distinct`` rows, repeated as often as needed) make a batch of each
+    size, so that a line fitted to their times holds up to large batches
+    even where the sample is small.
+    """
+    sizes = np.array(_TIMING_BATCH_SIZES)
+    return np.arange(sizes[-1]) % n_distinct, sizes
 
 
 def measure_seconds_per_row(
@@ -119,20 +139,143 @@ def measure_exit_seconds_per_row(
     >>> bool(seconds[1] > 0)   # the 15 trees after the first exit
     True
     """
-    n_rows = _num_samples(X)
-    if n_rows > max_rows:
-        rng = check_random_state(random_state)
-        X = _safe_indexing(X, np.sort(rng.choice(n_rows, size=max_rows, replace=False)))
-        n_rows = max_rows
+    X, n_rows, _ = _timing_sample(X, max_rows, random_state)
     seconds = np.empty(source.n_stages)
     state = None
     for stage in range(source.n_stages):
-        _, next_state = source.run_stage(stage, X, state)
-        timings = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            source.run_stage(stage, X, state)
-            timings.append(time.perf_counter() - start)
-        seconds[stage] = min(timings) / n_rows
-        state = next_state
+        seconds[stage] = _fastest(source, stage, X, state, repeats) / n_rows
+        _, state = source.run_stage(stage, X, state)
     return seconds
+
+
+def measure_exit_seconds(
+    source,
+    X,
+    *,
+    max_rows: int = _MAX_TIMING_ROWS,
+    repeats: int = _REPEATS,
+    random_state=None,
+) -> Bunch:
+    """Seconds per call and per row of each exit's increment, timed on ``X``.
+
+    Stage ``k`` is timed continuing from the state stage ``k - 1`` produced, on
+    batches of 1, 16, 128, 1,024 and 4,096 rows of a sample of at most
+    ``max_rows`` rows (repeated where it has fewer), in ``repeats`` rounds
+    over every stage and batch size; in each round a call runs once untimed,
+    then once timed, and the fastest timed run is kept. The line
+    ``seconds = per_call + n_rows * per_row`` with both parts non-negative is
+    fitted to those times by least squares on
+    the relative error, so that the one-row time weighs as much as the
+    whole-sample one.
+
+    Parameters
+    ----------
+    source : StageSource
+        Anything with ``n_stages``, ``run_stage`` and ``keep_rows`` (see
+        :class:`~skadaptive.engine.StageSource`).
+    X : array-like or sparse matrix
+        Rows to time on; at most ``max_rows`` of them, drawn at random.
+    max_rows : int, default=1000
+    repeats : int, default=5
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    seconds : Bunch
+        ``per_call`` and ``per_row``, each an ndarray of shape (n_stages,):
+        a call of stage ``k`` on ``n`` rows takes about
+        ``per_call[k] + n * per_row[k]`` seconds. ``batch_sizes`` and
+        ``timings`` (n_stages, n_batch_sizes): what the line was fitted to;
+        ``rows``: the positions in ``X`` of the rows timed.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from skadaptive.stages import TreeEnsembleExits, measure_exit_seconds
+    >>> X, y = load_iris(return_X_y=True)
+    >>> forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    >>> seconds = measure_exit_seconds(TreeEnsembleExits(forest, [5, 20]), X)
+    >>> bool(seconds.per_call[1] > seconds.per_row[1])  # a call's set-up dominates
+    True
+    """
+    X, n_distinct, sample = _timing_sample(X, max_rows, random_state)
+    tiled, sizes = timing_batches(n_distinct)
+    X = _safe_indexing(X, tiled)
+    n_rows = len(tiled)
+    # The state each stage continues from, for every row, then for the first
+    # rows of each batch size.
+    states = [None]
+    for stage in range(source.n_stages - 1):
+        states.append(source.run_stage(stage, X, states[-1])[1])
+    calls = []
+    for stage in range(source.n_stages):
+        for size in sizes:
+            if size == n_rows:
+                calls.append((stage, X, states[stage]))
+                continue
+            state = states[stage]
+            if state is not None:
+                state = source.keep_rows(state, np.arange(n_rows) < size)
+            calls.append((stage, _safe_indexing(X, np.arange(size)), state))
+    # Rounds over every call: a slow spell of the machine slows every stage
+    # and batch size alike, so that their ratios (what a policy trades) hold.
+    # Each timed run follows an untimed one of the same call, as in a run of
+    # batches through the same stage.
+    best = np.full(len(calls), np.inf)
+    for _ in range(repeats):
+        for j, call in enumerate(calls):
+            source.run_stage(*call)
+            start = time.perf_counter()
+            source.run_stage(*call)
+            best[j] = min(best[j], time.perf_counter() - start)
+    timings = best.reshape(source.n_stages, len(sizes))
+    per_call, per_row = fit_call_line(sizes, timings)
+    return Bunch(
+        per_call=per_call,
+        per_row=per_row,
+        batch_sizes=sizes,
+        timings=timings,
+        rows=sample,
+    )
+
+
+def fit_call_line(sizes: np.ndarray, timings: np.ndarray) -> tuple:
+    """Both parts of ``seconds = per_call + n_rows * per_row``, each >= 0.
+
+    Fitted for each row of ``timings`` (n_stages, n_sizes) by least squares on
+    the relative error, so that a one-row time weighs as much as a large
+    batch's; with one size, all of the time is per row.
+    """
+    n_stages = timings.shape[0]
+    per_call, per_row = np.zeros(n_stages), timings[:, -1] / sizes[-1]
+    if len(sizes) > 1:
+        for stage, seconds in enumerate(timings):
+            seconds = np.maximum(seconds, 1e-12)
+            design = np.column_stack([np.ones(len(sizes)), sizes]) / seconds[:, None]
+            (per_call[stage], per_row[stage]), _ = nnls(design, np.ones(len(sizes)))
+    return per_call, per_row
+
+
+def _timing_sample(X, max_rows, random_state):
+    """At most ``max_rows`` rows of ``X``, drawn at random in their order,
+    their number and their positions in ``X``."""
+    n_rows = _num_samples(X)
+    rows = np.arange(n_rows)
+    if n_rows > max_rows:
+        rng = check_random_state(random_state)
+        rows = np.sort(rng.choice(n_rows, size=max_rows, replace=False))
+        X = _safe_indexing(X, rows)
+        n_rows = max_rows
+    return X, n_rows, rows
+
+
+def _fastest(source, stage, X_rows, state, repeats) -> float:
+    """Fastest of ``repeats`` timed runs of one stage, after a warm-up run."""
+    source.run_stage(stage, X_rows, state)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        source.run_stage(stage, X_rows, state)
+        timings.append(time.perf_counter() - start)
+    return min(timings)

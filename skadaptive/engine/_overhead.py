@@ -1,0 +1,126 @@
+"""What routing adds to each stage's own time: measured like the stages are.
+
+At each stage the engine copies the running rows of ``X`` (unless the state
+carries them), checks the stage's probabilities, lets the policy compute its
+features and scores, writes the answers of the rows that exit and compacts the
+others. :func:`measure_routing_seconds` times that work with stages that cost
+nothing (each returns its known probabilities), so that ``costs="auto"``
+includes it: on cheap stages it is a large part of a cascade's time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from sklearn.utils import Bunch
+
+from .._sklearn_private import _num_samples, _safe_indexing
+from ..stages._costs import fit_call_line, timing_batches
+from ._routing import route
+
+
+class _Lookup:
+    """Stages that return known probabilities of the rows still running."""
+
+    def __init__(self, probas, n_stages, rows_in_state):
+        self.probas = probas
+        self.n_stages = n_stages
+        self.rows_in_state = rows_in_state
+
+    def run_stage(self, stage, X_rows, state):
+        rows = np.arange(len(self.probas[0])) if state is None else state
+        return self.probas[stage].take(rows, axis=0), rows
+
+    def keep_rows(self, state, mask):
+        return state[mask]
+
+
+class _GoingOn:
+    """Decides as ``policy`` does, then sends every row on until ``last``."""
+
+    def __init__(self, policy, last):
+        self.policy = policy
+        self.last = last
+
+    def exits(self, stage, history):
+        decided = np.asarray(self.policy.exits(stage, history))
+        if stage == self.last:
+            return np.ones(len(decided), dtype=bool)
+        return np.zeros(len(decided), dtype=bool)
+
+
+def measure_routing_seconds(
+    policy,
+    stage_probas: list[np.ndarray],
+    X,
+    *,
+    n_classes: int,
+    rows_in_state: bool = False,
+    repeats: int = 5,
+    entry=None,
+) -> Bunch:
+    """Seconds per call and per row that routing adds to each stage.
+
+    Routing through stages ``0..k`` with every row going on to stage ``k`` is
+    timed for each ``k`` on the batches of
+    :func:`~skadaptive.stages._costs.timing_batches` (1 to 4,096 rows of
+    ``X``, repeated where it has fewer); stage
+    ``k``'s share is the difference with routing through ``0..k-1`` (its
+    rows' copy and compaction, the check of its probabilities, the policy's
+    decision after it), and the line ``per_call + n * per_row`` is fitted to
+    it as for the stages' own times. Stage 0's share includes ``entry(X)``,
+    the estimator's own checks of a call.
+
+    Parameters
+    ----------
+    policy : ExitDecider
+        The policy whose decisions are timed (its decisions are not followed).
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+        Every stage's probabilities for the rows of ``X``.
+    X : array-like
+    n_classes : int
+    rows_in_state : bool, default=False
+        As the stage source's: whether the rows of ``X`` are copied for every
+        stage or only the first.
+    repeats : int, default=5
+        Rounds over every timing; the fastest of each is kept.
+    entry : callable, default=None
+        The estimator's checks of a call, timed with stage 0.
+
+    Returns
+    -------
+    seconds : Bunch
+        ``per_call`` and ``per_row``, each of shape (n_stages,).
+    """
+    n_stages = len(stage_probas)
+    tiled, sizes = timing_batches(_num_samples(X))
+    calls = []
+    for size in sizes:
+        rows = tiled[:size]
+        X_rows = _safe_indexing(X, rows)
+        probas = [p[rows] for p in stage_probas]
+        for last in range(n_stages):
+            source = _Lookup(probas, last + 1, rows_in_state)
+            calls.append((source, _GoingOn(policy, last), X_rows))
+        if entry is not None:
+            calls.append((None, entry, X_rows))
+    per_size = n_stages + (entry is not None)
+    best = np.full(len(calls), np.inf)
+    for _ in range(repeats):
+        for j, (source, decider, X_rows) in enumerate(calls):
+            for timed in (False, True):
+                start = time.perf_counter()
+                if source is None:
+                    decider(X_rows)
+                else:
+                    route(source, decider, X_rows, n_classes=n_classes)
+                if timed:
+                    best[j] = min(best[j], time.perf_counter() - start)
+    best = best.reshape(len(sizes), per_size)
+    through = best[:, :n_stages]
+    added = np.diff(through, axis=1, prepend=0.0)
+    if entry is not None:
+        added[:, 0] += best[:, n_stages]
+    per_call, per_row = fit_call_line(sizes, added.T)
+    return Bunch(per_call=per_call, per_row=per_row)

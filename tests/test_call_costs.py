@@ -1,0 +1,219 @@
+"""Costs with a part per call: measured, spread over a batch, and kept to.
+
+A stage called on ``n`` rows takes ``per_call + n * per_row``; the per-call
+part is paid once per batch by every stage a row of the batch reaches. These
+tests check the measurement, the expected cost of a batch, and that the policy
+and its reported costs are for batches of ``cost_batch_size`` rows.
+"""
+
+import time
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_classification
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.naive_bayes import GaussianNB
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
+from skadaptive.policies._call_costs import batch_cost
+from skadaptive.stages import measure_exit_seconds
+
+# Incremental costs: the last stage pays 1,000 per call, nothing else does.
+PER_CALL = [0.0, 0.0, 1000.0]
+PER_ROW = [1.0, 2.0, 10.0]
+
+
+class _SleepPerCall:
+    """Two stages: each call sleeps ``pause`` seconds, whatever its rows."""
+
+    n_stages = 2
+
+    def __init__(self, pause):
+        self.pause = pause
+
+    def run_stage(self, stage, X_rows, state):
+        time.sleep(self.pause)
+        return np.full((X_rows.shape[0], 2), 0.5), None
+
+    def keep_rows(self, state, mask):
+        return None
+
+
+def test_measure_exit_seconds_finds_the_part_paid_per_call():
+    X = np.zeros((500, 3))
+    seconds = measure_exit_seconds(_SleepPerCall(0.003), X, repeats=2)
+
+    assert seconds.per_call.shape == seconds.per_row.shape == (2,)
+    # A sleep takes at least its time; the machine can only add to it.
+    assert (seconds.per_call >= 0.0028).all()
+    assert (seconds.per_call < 0.05).all()
+    # What is left per row is tiny next to 3 ms per call: 4,096 rows would
+    # add less than a third of the call.
+    assert (seconds.per_row * 4096 < 0.001).all()
+    # Batches up to 4,096 rows, the 500 rows repeated.
+    assert seconds.batch_sizes.tolist() == [1, 16, 128, 1024, 4096]
+    assert len(seconds.rows) == 500
+
+
+def test_batch_cost_is_the_average_over_random_batches():
+    rng = np.random.default_rng(0)
+    exit_stage = rng.choice(3, size=2000, p=[0.80, 0.17, 0.03])
+    variable = np.cumsum(PER_ROW)
+    batch_size = 16
+    share = np.array(PER_CALL) / batch_size
+    rates = np.bincount(exit_stage, minlength=3) / len(exit_stage)
+
+    simulated = []
+    for _ in range(20_000):
+        batch = rng.choice(exit_stage, size=batch_size)
+        deepest = batch.max()
+        per_call = np.sum(PER_CALL[: deepest + 1])
+        simulated.append((variable[batch].sum() + per_call) / batch_size)
+
+    # 1 - (1 - 0.03) ** 16 = 39 % of batches call the last stage.
+    expected = batch_cost(rates, variable, share, 16)
+    assert_allclose(np.mean(simulated), expected, rtol=0.02)
+
+
+@pytest.fixture(scope="module")
+def frozen_stages():
+    X, y = make_classification(
+        n_samples=4000, n_features=20, n_informative=8, n_classes=3, random_state=0
+    )
+    X_fit, X_rest, y_fit, y_rest = train_test_split(
+        X, y, train_size=0.4, random_state=0
+    )
+    tree = DecisionTreeClassifier(max_depth=4)
+    stages = [
+        ("nb", FrozenEstimator(GaussianNB().fit(X_fit, y_fit))),
+        ("tree", FrozenEstimator(tree.fit(X_fit, y_fit))),
+        ("lr", FrozenEstimator(LogisticRegression(max_iter=1000).fit(X_fit, y_fit))),
+    ]
+    X_policy, X_test, y_policy, y_test = train_test_split(
+        X_rest, y_rest, test_size=0.5, random_state=0
+    )
+    return stages, X_policy, y_policy, X_test, y_test
+
+
+def _batched_cost(cascade, X, batch_size):
+    """Cost per row of routing ``X`` in consecutive batches, calls counted."""
+    exit_stage = cascade.predict_exit(X)
+    total = 0.0
+    for start in range(0, len(X), batch_size):
+        batch = exit_stage[start : start + batch_size]
+        total += np.cumsum(PER_ROW)[batch].sum() + np.sum(PER_CALL[: batch.max() + 1])
+    return total / len(X)
+
+
+def test_a_budget_with_a_dear_call_stops_before_that_stage(frozen_stages):
+    stages, X_policy, y_policy, X_test, y_test = frozen_stages
+    costs = {"per_call": PER_CALL, "per_row": PER_ROW}
+    # In batches of 100 rows the last stage's call costs 10 per row of the
+    # batch as soon as one row reaches it: with the first two stages (3 per
+    # row), 13 per row, over the budget of 8.
+    small = AdaptiveCascadeClassifier(
+        stages, costs=costs, budget=8.0, cost_batch_size=100, random_state=0
+    ).fit(X_policy, y_policy)
+
+    assert small.cost_batch_size_ == 100
+    assert_allclose(small.costs_, np.array(PER_ROW) + np.array(PER_CALL) / 100)
+    assert small.deepest_stage_ <= 1
+    assert small.exit_rates_[2] == 0
+    assert (small.predict_exit(X_test) < 2).all()
+    assert small.policy_rows_cost_ <= 8.0
+    assert _batched_cost(small, X_test, 100) <= 8.0 * 1.05
+
+    # In batches of a million rows the call is nearly free: the budget buys
+    # the last stage for some rows, and more accuracy.
+    large = AdaptiveCascadeClassifier(
+        stages, costs=costs, budget=8.0, cost_batch_size=10**6, random_state=0
+    ).fit(X_policy, y_policy)
+    assert large.deepest_stage_ == 2
+    assert large.exit_rates_[2] > 0.1
+    assert large.score(X_test, y_test) > small.score(X_test, y_test)
+
+
+def test_reported_costs_are_what_batches_of_that_size_cost(frozen_stages):
+    stages, X_policy, y_policy, X_test, y_test = frozen_stages
+    costs = {"per_call": PER_CALL, "per_row": PER_ROW}
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=costs, cost_weight=0.001, cost_batch_size=500, random_state=0
+    ).fit(X_policy, y_policy)
+    assert cascade.deepest_stage_ == 2
+
+    X_test, y_test = X_test[:1000], y_test[:1000]  # two full batches
+    test = cascade.evaluate_frontier(X_test, y_test)
+    # The expected cost of a batch of 500 test rows against the calls
+    # counted when routing them 500 at a time.
+    assert_allclose(test["cost_at_fit"], _batched_cost(cascade, X_test, 500), rtol=0.02)
+    # The last stage's call, 2 per row of the batch, is in it although
+    # only some rows reach that stage.
+    rates = test["exit_rates_at_fit"]
+    rows_only = rates @ np.cumsum(PER_ROW)
+    assert test["cost_at_fit"] == pytest.approx(rows_only + 1000 / 500, rel=0.01)
+    # The same figure on the policy rows is policy_rows_cost_, and every
+    # frontier point's cost includes the call of each stage it reaches.
+    for cost, *point_rates in zip(
+        cascade.frontier_["expected_cost"],
+        cascade.frontier_["exit_rate_0"],
+        cascade.frontier_["exit_rate_1"],
+        cascade.frontier_["exit_rate_2"],
+    ):
+        point_rates = np.array(point_rates)
+        called_last = 1 - (1 - point_rates[2]) ** 500
+        assert cost == pytest.approx(
+            point_rates @ np.cumsum(PER_ROW) + called_last * 2.0, rel=1e-9
+        )
+
+
+def test_costs_given_per_row_have_no_part_per_call(frozen_stages):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 2, 10], cost_batch_size=1)
+    cascade.fit(X_policy, y_policy)
+
+    assert_allclose(cascade.costs_, [1, 2, 10])
+    assert_allclose(cascade.costs_per_call_, 0)
+    assert_allclose(cascade.costs_per_row_, [1, 2, 10])
+
+
+def test_cost_batch_size_defaults_to_batch_size_then_the_routing_batch(frozen_stages):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    costs = {"per_call": PER_CALL, "per_row": PER_ROW}
+    cascade = AdaptiveCascadeClassifier(stages, costs=costs, batch_size=64)
+    assert cascade.fit(X_policy, y_policy).cost_batch_size_ == 64
+    cascade.set_params(batch_size=None)
+    assert cascade.fit(X_policy, y_policy).cost_batch_size_ == 65_536
+
+
+@pytest.mark.parametrize(
+    "costs, match",
+    [
+        ({"per_call": [0, 0, 1]}, "exactly the keys 'per_call' and 'per_row'"),
+        ({"per_call": [0, 0, -1], "per_row": [1, 2, 3]}, "finite and non-negative"),
+        ({"per_call": [0, 0], "per_row": [1, 2, 3]}, "one per-row cost per stage"),
+        ({"per_call": [0, 0, 0], "per_row": [0, 0, 0]}, "all zero"),
+    ],
+)
+def test_bad_cost_parts_are_refused(frozen_stages, costs, match):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    with pytest.raises(ValueError, match=match):
+        AdaptiveCascadeClassifier(stages, costs=costs).fit(X_policy, y_policy)
+
+
+def test_early_exits_measured_in_seconds_keep_both_parts():
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(n_samples=600, n_informative=6, random_state=0)
+    forest = RandomForestClassifier(n_estimators=40, random_state=0).fit(X, y)
+    ee = EarlyExitClassifier(
+        FrozenEstimator(forest), exits=[10, 40], costs="auto", cost_batch_size=8
+    ).fit(X, y)
+
+    # Every call of a forest's trees pays a set-up per tree: the part per
+    # call is there, and costs_ spreads it over 8 rows.
+    assert (ee.costs_per_call_ > 0).all()
+    assert_allclose(ee.costs_, ee.costs_per_row_ + ee.costs_per_call_ / 8)

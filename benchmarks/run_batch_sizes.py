@@ -22,8 +22,9 @@ For each ``B``, the rows are cut in full batches of ``B`` rows and each batch
 goes through ``predict_proba`` alone; **measured** is the last stage alone's
 time over the cascade's (fastest of 5 runs after a warm-up, the two taking
 turns), **expected** is
-the last stage alone's cost at ``B`` over the cascade's expected cost of a
-batch of ``B`` of these rows (their exits, with the call of each stage that a
+the last stage alone's cost at ``B`` (its measured time, without the routing
+work a cascade adds) over the cascade's expected cost of a batch of ``B`` of
+these rows (their exits, with the call of each stage that a
 row of the batch reaches paid once per batch). **Per-row model** is what the
 previous cost model expected for the same exits: one cost per row, a stage's
 time on 1,000 rows divided by 1,000.
@@ -99,7 +100,7 @@ def _in_batches(predict, X, batch_size):
 
 def _per_row_model_cost(cascade, exit_stage) -> tuple[float, float]:
     """The previous model: time on 1,000 rows / 1,000, no part per call."""
-    per_row = cascade.costs_per_row_ + cascade.costs_per_call_ / 1000
+    per_row = cascade._alone_seconds(1000)  # a cascade's stages: increments
     rates = np.bincount(exit_stage, minlength=len(per_row)) / len(exit_stage)
     return float(per_row[-1]), float(rates @ np.cumsum(per_row))
 
@@ -121,7 +122,7 @@ def measure(name: str, quick: bool) -> list[dict]:
             ).fit(X_policy, y_policy)
         exit_stage = cascade.predict_exit(X_rows)
         expected_cost = cascade._average_cost(exit_stage)
-        last_alone = cascade.costs_[-1]
+        last_alone = cascade._alone_seconds(size)[-1]
         old_last, old_cost = _per_row_model_cost(cascade, exit_stage)
         with threadpool_limits(limits=1):
             best = onnx.fastest(

@@ -175,12 +175,14 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             unit=unit,
         )
         y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
+        n_stages = len(self.costs_per_row_)
+        self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
         if held_out.seconds is not None and self._costs_unit == "seconds":
             # Measured costs are what a row pays at a stage: the stage's own
             # time and the routing work that goes with it.
-            routing = self._routing_seconds(X, held_out, y_policy)
-            self.costs_per_call_ = self.costs_per_call_ + routing.per_call
-            self.costs_per_row_ = self.costs_per_row_ + routing.per_row
+            self._routing = self._routing_seconds(X, held_out, y_policy)
+            self.costs_per_call_ = self.costs_per_call_ + self._routing.per_call
+            self.costs_per_row_ = self.costs_per_row_ + self._routing.per_row
         self.costs_ = self.costs_per_row_ + self.costs_per_call_ / self.cost_batch_size_
         self.cumulative_costs_ = np.cumsum(self.costs_)
         self._warn_unordered_costs()
@@ -257,6 +259,16 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             getattr(self._stage_source(), "rows_in_state", False),
             len(self.classes_),
         )
+
+    def _alone_seconds(self, batch_size: int) -> np.ndarray:
+        """Cost per row of each stage called on its own in batches of
+        ``batch_size`` rows: its measured time without the routing work that
+        ``costs_`` includes (units of ``costs_``)."""
+        routing = getattr(self, "_routing", None)
+        per_call, per_row = self.costs_per_call_, self.costs_per_row_
+        if routing is not None:
+            per_call, per_row = per_call - routing.per_call, per_row - routing.per_row
+        return self._alone_costs(per_row + per_call / batch_size)
 
     def _checked_rows(self, X):
         """``X`` as checked by every prediction method (fitted, features, NaN)."""
@@ -730,7 +742,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         Parameters
         ----------
         X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
-            Rows to time on (at most 1,000, drawn at random).
+            Rows to time on (at most 4,096, drawn at random).
         random_state : int, RandomState instance or None, default=None
 
         Returns

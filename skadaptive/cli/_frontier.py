@@ -390,7 +390,8 @@ ADVICE_BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 
 def batch_size_advice(estimator, exit_rates) -> dict | None:
     """The chosen policy's expected cost at each batch size, against its last
-    stage alone, and the smallest batch size from which it is cheaper.
+    stage called alone (without routing), and the smallest batch size from
+    which it is cheaper.
 
     None unless some stage has a cost per call (measured costs). The exits
     are the policy's (``exit_rates``); a policy learned for another batch size
@@ -404,7 +405,7 @@ def batch_size_advice(estimator, exit_rates) -> dict | None:
     points = []
     for size in ADVICE_BATCH_SIZES:
         cost = batch_cost(exit_rates, variable, per_call / size, size)
-        alone = estimator._alone_costs(per_row + per_call / size)[-1]
+        alone = estimator._alone_seconds(size)[-1]
         points.append(
             {"batch_size": size, "cost_per_row": cost, "speed_up": alone / cost}
         )

@@ -25,6 +25,10 @@ from .._sklearn_private import _num_samples, _safe_indexing
 # only ever adds time, so the minimum is the most repeatable estimate.
 _REPEATS = 5
 _MAX_TIMING_ROWS = 1000
+# Distinct rows for the line over batch sizes: tree models answer repeated
+# rows faster (the same paths stay in cache), so rows are repeated only where
+# the sample has fewer than the largest batch.
+_MAX_LINE_ROWS = 4096
 # Batch sizes the line per_call + n * per_row is fitted over (with the whole
 # sample): a single row, where the per-call part dominates, up to the sample.
 _TIMING_BATCH_SIZES = (1, 16, 128, 1024, 4096)
@@ -152,7 +156,7 @@ def measure_exit_seconds(
     source,
     X,
     *,
-    max_rows: int = _MAX_TIMING_ROWS,
+    max_rows: int = _MAX_LINE_ROWS,
     repeats: int = _REPEATS,
     random_state=None,
 ) -> Bunch:
@@ -160,7 +164,8 @@ def measure_exit_seconds(
 
     Stage ``k`` is timed continuing from the state stage ``k - 1`` produced, on
     batches of 1, 16, 128, 1,024 and 4,096 rows of a sample of at most
-    ``max_rows`` rows (repeated where it has fewer), in ``repeats`` rounds
+    ``max_rows`` rows (repeated where it has fewer, which can make a tree
+    model look cheaper per row than on as many distinct rows), in ``repeats`` rounds
     over every stage and batch size; in each round a call runs once untimed,
     then once timed, and the fastest timed run is kept. The line
     ``seconds = per_call + n_rows * per_row`` with both parts non-negative is
@@ -175,7 +180,7 @@ def measure_exit_seconds(
         :class:`~skadaptive.engine.StageSource`).
     X : array-like or sparse matrix
         Rows to time on; at most ``max_rows`` of them, drawn at random.
-    max_rows : int, default=1000
+    max_rows : int, default=4096
     repeats : int, default=5
     random_state : int, RandomState instance or None
 

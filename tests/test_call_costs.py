@@ -11,6 +11,8 @@ import time
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -217,3 +219,79 @@ def test_early_exits_measured_in_seconds_keep_both_parts():
     # call is there, and costs_ spreads it over 8 rows.
     assert (ee.costs_per_call_ > 0).all()
     assert_allclose(ee.costs_, ee.costs_per_row_ + ee.costs_per_call_ / 8)
+
+
+class _SlowDecisionAfter:
+    """A policy whose decision after ``stage`` takes ``pause`` seconds."""
+
+    def __init__(self, stage, pause):
+        self.stage = stage
+        self.pause = pause
+
+    def exits(self, stage, history):
+        if stage == self.stage:
+            time.sleep(self.pause)
+        return np.zeros(len(history[-1]), dtype=bool)
+
+
+def test_routing_work_is_charged_to_the_stage_it_follows():
+    from skadaptive.engine._overhead import measure_routing_seconds
+
+    rng = np.random.default_rng(0)
+    probas = [rng.dirichlet(np.ones(3), size=300) for _ in range(3)]
+    seconds = measure_routing_seconds(
+        _SlowDecisionAfter(1, 0.002),
+        probas,
+        np.zeros((300, 4)),
+        n_classes=3,
+        repeats=2,
+    )
+    # The 2 ms decision after stage 1 is stage 1's cost per call; the other
+    # stages' routing costs far less.
+    assert seconds.per_call[1] >= 0.0018
+    assert seconds.per_call[0] < 0.001 and seconds.per_call[2] < 0.001
+
+
+class _CountingTags(ClassifierMixin, BaseEstimator):
+    """A logistic regression that counts how often its tags are read (its
+    ``predict_proba`` reads none, unlike scikit-learn's own validation)."""
+
+    reads = 0
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression(max_iter=1000).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return softmax(X @ self.model_.coef_.T + self.model_.intercept_, axis=1)
+
+    def __sklearn_tags__(self):
+        type(self).reads += 1
+        return super().__sklearn_tags__()
+
+
+def test_predicting_does_not_read_every_stage_tags_again(frozen_stages):
+    stages, X_policy, y_policy, X_test, _ = frozen_stages
+    counted = _CountingTags().fit(X_policy, y_policy)
+    cascade = AdaptiveCascadeClassifier(
+        [*stages[:2], ("counted", FrozenEstimator(counted))], costs=[1, 2, 10]
+    ).fit(X_policy, y_policy)
+    before = _CountingTags.reads
+    for row in range(20):
+        cascade.predict_proba(X_test[row : row + 1])
+    # Worked out at fit: a 1-row call does not pay for them (a
+    # FrozenEstimator deep-copies its model's tags on every read).
+    assert _CountingTags.reads == before
+    # A refit with other stages works them out again.
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    nan_ok = [
+        (name, FrozenEstimator(HistGradientBoostingClassifier(max_iter=n)))
+        for name, n in (("small", 5), ("large", 20))
+    ]
+    for _, stage in nan_ok:
+        stage.estimator.fit(X_policy, y_policy)
+    assert not cascade.__sklearn_tags__().input_tags.allow_nan
+    cascade.set_params(estimators=nan_ok, costs=[1, 4]).fit(X_policy, y_policy)
+    assert cascade.__sklearn_tags__().input_tags.allow_nan

@@ -86,12 +86,6 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
     cumulative_costs_ : ndarray of shape (n_stages,)
         Cost per row of answering at each stage (when every row of the batch
         answers there).
-    costs_per_row_, costs_per_call_ : ndarray of shape (n_stages,)
-        The two parts of each stage's cost: per row, and paid once per call
-        whatever the number of rows (zeros unless measured or given as a
-        dict). ``costs_ = costs_per_row_ + costs_per_call_ / cost_batch_size_``.
-    cost_batch_size_ : int
-        The batch size the costs, the policy and ``expected_cost_`` are for.
     {shared_attributes}
 
     See Also

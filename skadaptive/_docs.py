@@ -107,7 +107,13 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         Progress of the fitting."""
 
 
-_SHARED_ATTRIBUTES = """cost_weight_ : float
+_SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_stages,)
+        The two parts of each stage's cost: per row, and paid once per call
+        whatever the number of rows (zeros unless measured or given as a
+        dict). ``costs_ = costs_per_row_ + costs_per_call_ / cost_batch_size_``.
+    cost_batch_size_ : int
+        The batch size the costs, the policy and ``expected_cost_`` are for.
+    cost_weight_ : float
         The trade-off the policy's scores were learned with: ``cost_weight``;
         with a ``budget``, the cost weight of the Bolukbasi rules whose scores
         were chosen, ``nan`` when the chosen scores depend on none (EENet's,

@@ -186,19 +186,24 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         X / 16, y, test_size=0.3, stratify=y, random_state=0
     )
     np.savez(tmp_path / "digits.npz", X=X_test.astype(np.float32), y=y_test)
-    code = main(
-        [
-            "frontier",
-            str(FIXTURES / "digits_tiny.onnx"),
-            str(FIXTURES / "digits_large.onnx"),
-            "--data",
-            str(tmp_path / "digits.npz"),
-            "--plot",
-            str(tmp_path / "f.png"),
-            "--json",
-            str(tmp_path / "f.json"),
-        ]
-    )
+
+    def frontier(name, *options):
+        return main(
+            [
+                "frontier",
+                str(FIXTURES / "digits_tiny.onnx"),
+                str(FIXTURES / "digits_large.onnx"),
+                "--data",
+                str(tmp_path / "digits.npz"),
+                "--plot",
+                str(tmp_path / f"{name}.png"),
+                "--json",
+                str(tmp_path / f"{name}.json"),
+                *options,
+            ]
+        )
+
+    code = frontier("f")
     out = capsys.readouterr().out
     assert code == 0, out
     report = json.loads((tmp_path / "f.json").read_text())
@@ -214,22 +219,8 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     assert advice["pays_off_from"] == (paying[0] if paying else None)
     assert "expected speed-up over the last stage alone, by rows per call" in out
     # A one-row deployment: costs, policy and figures for calls of one row.
-    code = main(
-        [
-            "frontier",
-            str(FIXTURES / "digits_tiny.onnx"),
-            str(FIXTURES / "digits_large.onnx"),
-            "--data",
-            str(tmp_path / "digits.npz"),
-            "--batch-size",
-            "1",
-            "--plot",
-            str(tmp_path / "g.png"),
-            "--json",
-            str(tmp_path / "g.json"),
-            "--save",
-            str(tmp_path / "one_row.joblib"),
-        ]
+    code = frontier(
+        "g", "--batch-size", "1", "--save", str(tmp_path / "one_row.joblib")
     )
     assert code == 0
     one_row = joblib.load(tmp_path / "one_row.joblib")

@@ -82,6 +82,12 @@ def stop_at(policy: CascadePolicy, deepest: int, n_stages: int) -> CascadePolicy
     return CascadePolicy(list(policy.rules) + exit_all * (n_stages - 1 - deepest))
 
 
+def _first_stage_accuracy(stage_probas, y_encoded, sample_weight) -> float:
+    """Weighted accuracy of answering every row at the first stage."""
+    weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
+    return float(stage_correct(stage_probas[:1], y_encoded)[0] @ weight) / weight.sum()
+
+
 def _padded(rates, n_stages):
     out = np.zeros(n_stages)
     out[: len(rates)] = rates
@@ -147,9 +153,7 @@ def choose_with_call_costs(
         )
         chosen["deepest_stage"] = int(np.flatnonzero(chosen["exit_rates"] > 0).max())
         return chosen
-    weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
-    first_accuracy = float(stage_correct(stage_probas[:1], y_encoded)[0] @ weight)
-    first_accuracy /= weight.sum()
+    first_accuracy = _first_stage_accuracy(stage_probas, y_encoded, sample_weight)
 
     def cost(rates):
         return batch_cost(rates, variable_cumulative, share, batch_size) * cost_unit
@@ -237,13 +241,11 @@ def frontier_with_call_costs(
     n_stages = len(stage_probas)
     if not np.any(share > 0):
         return make_search(n_stages).frontier(cost_weights)
-    weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
     first_rates = _padded([1.0], n_stages)
     first = PolicyEvaluation(
         cost_weight=np.nan,
         policy=stop_at(CascadePolicy([]), 0, n_stages),
-        accuracy=float(stage_correct(stage_probas[:1], y_encoded)[0] @ weight)
-        / weight.sum(),
+        accuracy=_first_stage_accuracy(stage_probas, y_encoded, sample_weight),
         normalized_cost=batch_cost(first_rates, variable_cumulative, share, batch_size),
         exit_rates=first_rates,
     )

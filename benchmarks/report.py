@@ -404,7 +404,10 @@ OTHER_BENCHMARKS = [
     "multi-exit network on CPU at batch sizes 1/64/1024 in "
     "[ONNX_RESULTS.md](ONNX_RESULTS.md) (`python -m benchmarks.run_onnx`), and "
     "on a CUDA GPU, where one is available, in `ONNX_GPU_RESULTS.md` "
-    "(`python -m benchmarks.run_onnx_gpu`).",
+    "(`python -m benchmarks.run_onnx_gpu`); measured against expected speed-up "
+    "at 1 to 10,000 rows per call in [BATCH_SIZE_RESULTS.md](BATCH_SIZE_RESULTS.md) "
+    "(`python -m benchmarks.run_batch_sizes`); what routing itself costs in "
+    "[ROUTING_RESULTS.md](ROUTING_RESULTS.md) (`python -m benchmarks.run_routing`).",
 ]
 
 

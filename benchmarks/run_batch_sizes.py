@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_batch_sizes            # about 5 minutes
+    python -m benchmarks.run_batch_sizes            # about 4 minutes
     python -m benchmarks.run_batch_sizes --quick    # smoke run, writes nothing
 
 Two cascades of frozen stages, each fitted once per batch size ``B`` with

@@ -6,9 +6,9 @@ Usage::
     python -m benchmarks.run_batch_sizes --quick    # smoke run, writes nothing
 
 Two cascades of frozen stages, each fitted once per batch size ``B`` with
-``costs="auto"`` (each stage timed at 1, 16, 128 and up to 1,000 rows, the line
-``per_call + n * per_row`` fitted) and ``cost_batch_size=B``, default policy
-and ``cost_weight``:
+``costs="auto"`` (each stage, and the routing work at it, timed at 1 to 4,096
+rows, the line ``per_call + n * per_row`` fitted) and ``cost_batch_size=B``,
+default policy and ``cost_weight``:
 
 * **digits trees**: the digits benchmark's stages (logistic regression, a
   100-tree random forest, 500 extra trees), fitted on two thirds of the train

@@ -314,10 +314,13 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         n_stages = len(self.cumulative_costs_)
         weight = np.ones(len(exit_stage)) if sample_weight is None else sample_weight
         rates = np.bincount(exit_stage, weights=weight, minlength=n_stages)
+        return self._cost_of_rates(rates / weight.sum())
+
+    def _cost_of_rates(self, exit_rates) -> float:
+        """Average cost per row of a batch whose rows exit at these rates."""
         variable, share = self._cost_parts()
-        total = self.cumulative_costs_[-1]
-        return total * batch_cost(
-            rates / weight.sum(), variable, share, self.cost_batch_size_
+        return self.cumulative_costs_[-1] * batch_cost(
+            exit_rates, variable, share, self.cost_batch_size_
         )
 
     def _policy_rows(self) -> tuple:
@@ -573,7 +576,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         )
         self.stage_accuracies_ = figures["stage_accuracies"]
         self.oracle_accuracy_ = figures["oracle_accuracy"]
-        self.oracle_cost_ = figures["oracle_cost"]
+        self.oracle_cost_ = self._cost_of_rates(figures["oracle_exit_rates"])
         # frontier_ is traced when first read: a fit pays for one policy only.
         self._frontier_points = None
 
@@ -717,6 +720,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             )
             return accuracy, self._average_cost(exit_stage, sample_weight), rates
 
+        figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         points = [at(p.policy) for p in self._frontier_evaluations()]
         accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
         total = self.cumulative_costs_[-1]
@@ -726,7 +730,8 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             "expected_cost": np.array([p[1] for p in points]),
             "normalized_cost": np.array([p[1] for p in points]) / total,
             "exit_rates": np.stack([p[2] for p in points]),
-            **stage_figures(correct, self.cumulative_costs_, sample_weight),
+            **figures,
+            "oracle_cost": self._cost_of_rates(figures["oracle_exit_rates"]),
             "stage_costs": self._alone_costs(self.costs_),
             "accuracy_at_fit": accuracy_at_fit,
             "cost_at_fit": cost_at_fit,
@@ -736,8 +741,10 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def measure_stage_seconds(self, X, *, random_state=None) -> np.ndarray:
         """Measured wall-clock seconds per row of each stage's increment on ``X``.
 
-        The cost in seconds that ``costs="auto"`` would measure, for plotting
-        or reporting in seconds when the fit used other units.
+        Each stage's own time (without the routing work), per row of a call
+        of ``cost_batch_size_`` rows: its part per row plus its part per call
+        spread over the call, timed as ``costs="auto"`` times it. For
+        plotting or reporting in seconds when the fit used other units.
 
         Parameters
         ----------

@@ -146,9 +146,11 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         The last stage the policy may send a row to. With per-call costs
         (``costs_per_call_``), one policy is learned for each possible deepest
         stage (every later stage skipped), with the per-call parts of the
-        stages up to it taken off the budget, and the one that does best out
-        of sample is kept: in small batches, a stage dear per call may cost
-        more than it adds. Without them, the last stage any policy row
+        stages up to it taken off the budget; for a budget the depth most
+        accurate out of sample is kept, for a ``cost_weight`` the one with the
+        lowest ``error + cost_weight * cost`` on the policy rows (as
+        ``frontier_`` chooses). In small batches, a stage dear per call may
+        cost more than it adds. Without them, the last stage any policy row
         reaches.
     policy_rows_cost_, policy_rows_accuracy_ : float
         Average cost per row (units of ``costs_``; with per-call costs, of a

@@ -157,8 +157,15 @@ def test_reported_costs_are_what_batches_of_that_size_cost(frozen_stages):
     rates = test["exit_rates_at_fit"]
     rows_only = rates @ np.cumsum(PER_ROW)
     assert test["cost_at_fit"] == pytest.approx(rows_only + 1000 / 500, rel=0.01)
-    # The same figure on the policy rows is policy_rows_cost_, and every
-    # frontier point's cost includes the call of each stage it reaches.
+    # The plot shows the same costs as the figures.
+    pytest.importorskip("matplotlib")
+    from skadaptive.plot import CostAccuracyDisplay
+
+    display = CostAccuracyDisplay.from_estimator(cascade, X_test, y_test)
+    assert display.chosen_cost == pytest.approx(test["cost_at_fit"], rel=1e-12)
+    assert_allclose(display.cost, test["expected_cost"], rtol=1e-12)
+    assert display.oracle_cost == pytest.approx(test["oracle_cost"], rel=1e-12)
+    # Every frontier point's cost includes the call of each stage it reaches.
     for cost, *point_rates in zip(
         cascade.frontier_["expected_cost"],
         cascade.frontier_["exit_rate_0"],

@@ -207,7 +207,7 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     report = json.loads((tmp_path / "f.json").read_text())
-    assert report["costs_unit"] == "seconds per row (measured)"
+    assert report["costs_unit"] == "seconds per row (measured), for calls of 65536 rows"
     assert report["stages"][-1]["accuracy"] > 0.95
     # Measured costs have a part per call: the command says from which batch
     # size the chosen cascade costs less than its last stage alone.
@@ -223,6 +223,9 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         "g", "--batch-size", "1", "--save", str(tmp_path / "one_row.joblib")
     )
     assert code == 0
+    assert "At 1 row per call (the batch size the policy was learned for)" in (
+        capsys.readouterr().out
+    )
     one_row = joblib.load(tmp_path / "one_row.joblib")
     assert one_row.cost_batch_size_ == 1
     assert_allclose(one_row.costs_, one_row.costs_per_row_ + one_row.costs_per_call_)

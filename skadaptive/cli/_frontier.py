@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -204,6 +205,8 @@ def run(args, out=None) -> int:
         raise CommandError("give at least two models, from cheapest to dearest.")
     if not 0 < args.test_size < 1:
         raise CommandError(f"--test-size must be in (0, 1); got {args.test_size}.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     for option in ("--json", "--plot", "--save"):
         check_output(option, getattr(args, option[2:]))
     progress = Progress(4)
@@ -220,8 +223,6 @@ def run(args, out=None) -> int:
         X_policy, X_eval, y_policy, y_eval = train_test_split(
             X, y, test_size=args.test_size, random_state=args.seed
         )
-    if args.batch_size is not None and args.batch_size < 1:
-        raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     params = {
         "costs": _costs(args.costs),
         "policy": args.policy,
@@ -236,9 +237,12 @@ def run(args, out=None) -> int:
     )
     with progress.step("measuring costs and learning the policy"):
         try:
-            cascade.fit(X_policy, y_policy)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cascade.fit(X_policy, y_policy)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
+        fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
         cascade.set_params(verbose=0)  # progress is for this command only
     with progress.step("evaluating the frontier on held-out rows"):
         try:
@@ -247,6 +251,7 @@ def run(args, out=None) -> int:
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
     report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
+    report["warnings"] = fit_warnings + report["warnings"]
     print(
         f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
         f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
@@ -377,7 +382,8 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "expected_cost": float(cascade.expected_cost_),
         },
         "batch_sizes": batch_size_advice(cascade, test["exit_rates_at_fit"]),
-        "costs_unit": "seconds per row (measured)"
+        "costs_unit": "seconds per row (measured), for calls of "
+        f"{cascade.cost_batch_size_} rows"
         if isinstance(cascade.costs, str)
         else "as given",
         "warnings": [] if warning is None else [warning],
@@ -410,32 +416,47 @@ def batch_size_advice(estimator, exit_rates) -> dict | None:
             {"batch_size": size, "cost_per_row": cost, "speed_up": alone / cost}
         )
     paying = [p["batch_size"] for p in points if p["speed_up"] > 1]
+    fitted = int(estimator.cost_batch_size_)
+    fitted_cost = batch_cost(exit_rates, variable, per_call / fitted, fitted)
     return {
-        "fitted_for_batch_size": int(estimator.cost_batch_size_),
+        "fitted_for_batch_size": fitted,
+        "fitted_speed_up": estimator._alone_seconds(fitted)[-1] / fitted_cost,
         "points": points,
         "pays_off_from": paying[0] if paying else None,
     }
 
 
 def _format_batch_sizes(advice) -> str:
-    speed_ups = ", ".join(
-        f"{p['batch_size']}: {p['speed_up']:.2f}x" for p in advice["points"]
-    )
+    points = advice["points"]
+    speed_ups = ", ".join(f"{p['batch_size']}: {p['speed_up']:.2f}x" for p in points)
+    fitted = advice["fitted_for_batch_size"]
+    rows = f"{fitted} row{'s' if fitted != 1 else ''}"
+    lines = [
+        "expected speed-up over the last stage alone, by rows per call (every "
+        f"stage a batch reaches pays its cost per call once): {speed_ups}.",
+        f"At {rows} per call (the batch size the policy was learned for) the "
+        f"cascade is {advice['fitted_speed_up']:.2f}x as fast as its last stage "
+        "alone.",
+    ]
     first = advice["pays_off_from"]
-    verdict = (
-        f"the chosen cascade costs less than its last stage alone from "
-        f"{first} rows per call"
-        if first is not None
-        else "at no batch size does the chosen cascade cost less than its last "
-        "stage alone"
-    )
-    return (
-        f"batch size: expected speed-up over the last stage alone, by rows per "
-        f"call (stages pay a cost per call; policy learned for "
-        f"{advice['fitted_for_batch_size']} rows per call): {speed_ups}. "
-        f"{verdict.capitalize()}; predict in batches at least that large, or "
-        "refit with --batch-size at the size you deploy with."
-    )
+    if advice["fitted_speed_up"] <= 1:
+        lines.append(
+            "At that batch size the last stage alone is faster: predict in "
+            "larger batches"
+            + (
+                f" (the cascade is faster from {first} rows per call, measured "
+                "at the sizes above)"
+                if first is not None
+                else ""
+            )
+            + ", drop the stages that are dear per call, or use the last stage "
+            "alone."
+        )
+    elif first is not None and first > fitted:
+        lines.append(
+            f"Smaller calls than {first} rows cost more than the last stage alone."
+        )
+    return "\n".join(lines)
 
 
 def _format(report) -> str:

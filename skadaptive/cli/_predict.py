@@ -128,9 +128,17 @@ def run(args, out=None) -> int:
     print(f"{len(X)} rows predicted by {args.model}", file=out)
     print(table(rows, ("stage", "exit rate", "cumulative cost")), file=out)
     average = model._average_cost(result.exit_stage)
+    per_call = bool(model.costs_per_call_.any())
     print(
         f"average cost per row: {average:.4g} "
-        f"({average / model.cumulative_costs_[-1]:.1%} of running every stage)",
+        f"({average / model.cumulative_costs_[-1]:.1%} of running every stage)"
+        + (
+            f", for calls of {model.cost_batch_size_} rows: each stage a call "
+            "reaches pays its cost per call once (the per-row costs written "
+            "spread it over a full call)"
+            if per_call
+            else ""
+        ),
         file=out,
     )
     if y is not None:

@@ -335,22 +335,28 @@ class CostAccuracyDisplay:
                 if unit == "seconds"
                 else f"average {unit or 'cost'} per row"
             )
-        stage_costs = np.cumsum(increments)
-        # Every cost is exit rates times the cost of answering at each stage.
+        if cost == "seconds":
+            # Exit rates times the cost of answering at each stage.
+            stage_costs = np.cumsum(increments)
+
+            def cost_of(rates):
+                return float(rates @ stage_costs)
+        else:
+            # As the estimator reports it: with per-call costs, a batch pays
+            # each stage that one of its rows reaches once.
+            cost_of = estimator._cost_of_rates
         oracle_cost = (
-            estimator.oracle_cost_
-            if oracle_rates is None
-            else oracle_rates @ stage_costs
+            estimator.oracle_cost_ if oracle_rates is None else cost_of(oracle_rates)
         )
         display = cls(
-            cost=figures["exit_rates"] @ stage_costs,
+            cost=np.array([cost_of(rates) for rates in figures["exit_rates"]]),
             accuracy=figures["accuracy"],
             stage_costs=estimator._alone_costs(increments),
             stage_accuracies=figures["stage_accuracies"],
             stage_names=estimator._stage_names(),
             oracle_cost=float(oracle_cost),
             oracle_accuracy=figures["oracle_accuracy"],
-            chosen_cost=float(figures["chosen_rates"] @ stage_costs),
+            chosen_cost=cost_of(figures["chosen_rates"]),
             chosen_accuracy=figures["chosen_accuracy"],
             baselines=baselines,
             cost_label=cost_label,

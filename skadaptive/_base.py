@@ -211,10 +211,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         FrozenEstimator deep-copies its model's on each call: about 1 ms of a
         1-row prediction through three frozen stages).
         """
-        cached = getattr(self, "_stage_input", None)
-        if cached is not None:
-            return cached
         names, members = self._members()
+        key = tuple(map(id, members))
+        cached = getattr(self, "_stage_input", None)
+        if cached is not None and cached.key == key:
+            return cached
         try:
             stage_tags = [get_tags(stage).input_tags for stage in members]
         except (TypeError, ValueError, AttributeError):
@@ -227,7 +228,9 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                 allow_nan=all(t.allow_nan for t in stage_tags),
                 string=all(t.string for t in stage_tags),
             )
-        return Bunch(tags=summary, refusing_nan=members_refusing_nan(names, members))
+        return Bunch(
+            tags=summary, refusing_nan=members_refusing_nan(names, members), key=key
+        )
 
     def _check_missing_values(self, X) -> None:
         """:func:`check_missing_values` with the stages' tags worked out once."""
@@ -581,23 +584,28 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self._frontier_points = None
 
     def _policy_search_maker(self, stage_probas, y_encoded, sample_weight):
-        """``make(n)``: the policy family's search over the first ``n`` stages.
+        """``make(cumulative)``: the policy family's search over the first
+        ``len(cumulative)`` stages, with these normalised per-row costs."""
 
-        Its costs are the rows' own (normalised, without per-call parts).
-        """
-        variable, _ = self._cost_parts()
-
-        def make(n_stages):
-            return make_policy_search(
-                self.policy,
-                stage_probas[:n_stages],
-                y_encoded,
-                variable[:n_stages],
-                sample_weight,
-                loss=self.loss,
-                feature_set=self.policy_features,
-                tune_threshold=self.tune_threshold,
-            )
+        def make(cumulative):
+            n_stages = len(cumulative)
+            with warnings.catch_warnings():
+                if n_stages < len(stage_probas):
+                    # A search over the first stages only (per-call costs):
+                    # what it says about its stage count is not the user's.
+                    warnings.filterwarnings(
+                        "ignore", message="policy='patience' with two stages"
+                    )
+                return make_policy_search(
+                    self.policy,
+                    stage_probas[:n_stages],
+                    y_encoded,
+                    cumulative,
+                    sample_weight,
+                    loss=self.loss,
+                    feature_set=self.policy_features,
+                    tune_threshold=self.tune_threshold,
+                )
 
         return make
 

@@ -64,8 +64,6 @@ def resolve_costs(costs, names, *, measured, natural=None, unit=None):
         return per_row, per_call, "seconds"
     if isinstance(costs, dict):
         per_call, per_row = _check_cost_parts(costs, names)
-        if not (per_call + per_row).any():
-            check_costs(per_call + per_row, names)  # raises: all zero
         return per_row, per_call, None
     if costs is None:
         costs = check_costs(natural, names)
@@ -82,10 +80,14 @@ def _check_cost_parts(costs: dict, names) -> tuple:
             f"'per_row' (a stage's seconds per call and per row, as in "
             f"costs_per_call_ and costs_per_row_); got keys {sorted(costs)}."
         )
-    return tuple(
-        check_costs(costs[part], names, allow_all_zero=True)
-        for part in ("per_call", "per_row")
-    )
+    parts = []
+    for part in ("per_call", "per_row"):
+        try:
+            parts.append(check_costs(costs[part], names, allow_all_zero=True))
+        except ValueError as exc:
+            raise ValueError(f"costs[{part!r}]: {exc}") from exc
+    check_costs(parts[0] + parts[1], names)  # finite, not all zero
+    return tuple(parts)
 
 
 def check_costs(costs, names, *, allow_all_zero: bool = False) -> np.ndarray:
@@ -130,5 +132,6 @@ def check_budget(budget, costs, names) -> None:
             f"first stage ({names[0]!r}) already costs {costs[0]:g}, "
             f"{costs[0] - budget:g} over the budget ({costs[0] / budget - 1:.1%}); "
             f"costs={np.round(costs, 12).tolist()}. Raise the budget or make the "
-            "first stage cheaper."
+            "first stage cheaper (with a cost per call, costs_ spread it over "
+            "cost_batch_size rows: larger calls cost less per row)."
         )

@@ -14,12 +14,13 @@ where ``variable_k`` is the per-row cost up to stage ``k`` and ``P(a row
 reaches k) = 1 - (1 - reach_k) ** B`` (:func:`batch_cost`).
 
 In a cascade every stage up to the deepest one any row reaches is called, so
-:func:`choose_with_call_costs` learns one policy per deepest stage ``L``
-(every row answers at ``L`` at the latest), each for the per-row costs with
-the per-call parts of stages ``0..L`` set aside (taken off the budget), and
-keeps the depth that does best out of sample: with a small batch, stopping
-before a stage whose per-call part outweighs what it adds is often the best
-policy, and no per-row cost can express it.
+:func:`choose_with_call_costs` learns policies per deepest stage ``L`` (every
+row answers at ``L`` at the latest), each for per-row costs that bound the
+true cost from above: the per-call parts of stages ``0..L`` set aside (taken
+off the budget: right for large batches), or charged to every row reaching
+their stage (exact for one-row batches). It keeps the option that does best:
+with a small batch, stopping before a stage whose per-call part outweighs
+what it adds is often the best policy, and no per-row cost can express it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 
 from ._bottom_up import ExitRule
 from ._policy import CascadePolicy, PolicyEvaluation, stage_correct
-from ._selection import choose_policy
+from ._selection import _SPENT_TOLERANCE, choose_policy
 
 
 def batch_cost(
@@ -94,6 +95,26 @@ def _padded(rates, n_stages):
     return out
 
 
+def _accountings(variable_cumulative, share, batch_size, deepest):
+    """How a search over stages ``0..deepest`` counts the per-call parts.
+
+    Two upper bounds of :func:`batch_cost`, as ``(name, cumulative per-row
+    cost, part set aside)``: every call paid in full by every batch ("set
+    aside", right when most batches reach the stage), or each stage after the
+    first charged its whole per-call part for every row that reaches it ("per
+    row", exact for batches of one row: ``(1 - (1 - r) ** B) / B <= r``). The
+    first stage, which every batch calls, is set aside in both.
+    """
+    n = deepest + 1
+    variable = np.asarray(variable_cumulative[:n], dtype=np.float64)
+    per_call = np.asarray(share[:n], dtype=np.float64) * batch_size
+    options = [("set aside", variable, float(share[:n].sum()))]
+    if deepest > 0 and per_call[1:].any():
+        reaching = variable + np.cumsum(np.r_[0.0, per_call[1:]])
+        options.append(("per row", reaching, float(share[0])))
+    return options
+
+
 def choose_with_call_costs(
     make_search: Callable,
     stage_probas: list[np.ndarray],
@@ -113,20 +134,22 @@ def choose_with_call_costs(
 
     Costs are normalised: ``variable_cumulative`` and ``share`` are fractions
     of the cost of running every stage on a full batch (``cost_unit``).
-    Without per-call parts this is ``choose_policy`` on ``make_search(n)``.
-    With them, one policy is chosen per deepest stage ``L`` on the first
-    ``L + 1`` stages (for a budget, the budget less the per-call parts of
-    stages ``0..L``), and the depth kept is, for a budget, the most accurate
-    out of sample (then the cheaper); for a ``cost_weight``, the one with the
-    lowest ``error + cost_weight * cost`` on the policy rows, as for
-    ``frontier_`` (:func:`frontier_with_call_costs`). Its costs are
-    :func:`batch_cost` of its exit rates.
+    Without per-call parts this is ``choose_policy`` on
+    ``make_search(variable_cumulative)``. With them, policies are chosen for
+    each deepest stage ``L`` on the first ``L + 1`` stages, once for each
+    way of counting the per-call parts (:func:`_accountings`: both are upper
+    bounds of the true cost, so a budget met under either is met), and the
+    option kept is, for a budget, the most accurate out of sample (then the
+    cheaper); for a ``cost_weight``, the one with the lowest
+    ``error + cost_weight * cost`` on the policy rows, as for ``frontier_``
+    (:func:`frontier_with_call_costs`). Its costs are :func:`batch_cost` of
+    its exit rates.
 
     Parameters
     ----------
     make_search : callable
-        ``make_search(n)`` returns the policy search over the first ``n``
-        stages, with the per-row costs ``variable_cumulative[:n]``.
+        ``make_search(cumulative)`` returns the policy search over the first
+        ``len(cumulative)`` stages, with these normalised per-row costs.
     stage_probas : list of ndarray
     y_encoded : ndarray of shape (n_rows,)
     sample_weight : ndarray of shape (n_rows,) or None
@@ -139,12 +162,13 @@ def choose_with_call_costs(
     -------
     chosen : dict
         The keys of ``choose_policy``, its costs including the per-call parts,
-        and ``deepest_stage``; ``budget_search`` is the kept depth's.
+        and ``deepest_stage``; ``budget_search`` is the kept option's, its
+        costs as that search counted them (an upper bound).
     """
     n_stages = len(stage_probas)
     if not np.any(share > 0):
         chosen = choose_policy(
-            make_search(n_stages),
+            make_search(variable_cumulative),
             cost_weight=cost_weight,
             normalized_budget=normalized_budget,
             confidence=confidence,
@@ -159,26 +183,47 @@ def choose_with_call_costs(
         return batch_cost(rates, variable_cumulative, share, batch_size) * cost_unit
 
     options = []
-    for deepest in range(n_stages):
-        fixed = share[: deepest + 1].sum()
-        if deepest == 0:
-            rates = _padded([1.0], n_stages)
-            chosen = {
-                "policy": CascadePolicy([]),
-                "cost_weight": cost_weight if normalized_budget is None else np.nan,
-                "exit_rates": rates,
-                "expected_exit_rates": rates,
-                "policy_rows_accuracy": first_accuracy,
-                "expected_accuracy": first_accuracy,
-                "budget_status": None if normalized_budget is None else "spent",
-                "budget_search": None,
-            }
-        else:
-            budget = None if normalized_budget is None else normalized_budget - fixed
-            if budget is not None and budget < variable_cumulative[0]:
+    first_rates = _padded([1.0], n_stages)
+    first_cost = cost(first_rates)
+    first = {
+        "policy": CascadePolicy([]),
+        "cost_weight": cost_weight if normalized_budget is None else np.nan,
+        "exit_rates": first_rates,
+        "expected_exit_rates": first_rates,
+        "policy_rows_accuracy": first_accuracy,
+        "expected_accuracy": first_accuracy,
+        "budget_status": None,
+        "budget_search": None,
+        "deepest_stage": 0,
+    }
+    if normalized_budget is not None:
+        first["budget_status"] = (
+            "spent"
+            if first_cost >= (1 - _SPENT_TOLERANCE) * normalized_budget * cost_unit
+            else "saturated"
+        )
+        first["budget_search"] = {
+            "scores": np.array(["first stage only"]),
+            "cost_weight": np.array([np.nan]),
+            "policy_rows_accuracy": np.array([first_accuracy]),
+            "policy_rows_cost": np.array([first_cost]),
+            "expected_accuracy": np.array([first_accuracy]),
+            "expected_cost": np.array([first_cost]),
+            "chosen": 0,
+            "searched_budget": normalized_budget * cost_unit,
+            "deepest_stage": 0,
+            "per_call_accounting": "set aside",
+        }
+    options.append(first)
+    for deepest in range(1, n_stages):
+        for accounting, cumulative, aside in _accountings(
+            variable_cumulative, share, batch_size, deepest
+        ):
+            budget = None if normalized_budget is None else normalized_budget - aside
+            if budget is not None and budget < cumulative[0]:
                 continue
             chosen = choose_policy(
-                make_search(deepest + 1),
+                make_search(cumulative),
                 cost_weight=cost_weight,
                 normalized_budget=budget,
                 confidence=confidence,
@@ -192,31 +237,28 @@ def choose_with_call_costs(
             if chosen["budget_search"] is not None:
                 search = chosen["budget_search"]
                 for key in ("policy_rows_cost", "expected_cost", "searched_budget"):
-                    search[key] = search[key] + fixed * cost_unit
+                    search[key] = search[key] + aside * cost_unit
                 search["deepest_stage"] = deepest
-        chosen["policy"] = stop_at(chosen["policy"], deepest, n_stages)
+                search["per_call_accounting"] = accounting
+            chosen["policy"] = stop_at(chosen["policy"], deepest, n_stages)
+            chosen["deepest_stage"] = deepest
+            options.append(chosen)
+    for chosen in options:
         chosen["policy_rows_cost"] = cost(chosen["exit_rates"])
         chosen["expected_cost"] = cost(chosen["expected_exit_rates"])
-        chosen["deepest_stage"] = deepest
-        options.append(chosen)
     if normalized_budget is not None:
-        if normalized_budget - share[0] < variable_cumulative[0]:
-            # Only the first stage alone fits: its option is the one above.
-            return options[0]
-        kept = max(options, key=lambda c: (c["expected_accuracy"], -c["expected_cost"]))
-    else:
-        # As frontier_with_call_costs does, so that with_policy(cost_weight=)
-        # gives the frontier_ point of that cost weight.
-        kept = min(
-            options,
-            key=lambda c: (
-                1.0
-                - c["policy_rows_accuracy"]
-                + cost_weight * c["policy_rows_cost"] / cost_unit,
-                c["policy_rows_cost"],
-            ),
-        )
-    return kept
+        return max(options, key=lambda c: (c["expected_accuracy"], -c["expected_cost"]))
+    # As frontier_with_call_costs does, so that with_policy(cost_weight=)
+    # gives the frontier_ point of that cost weight.
+    return min(
+        options,
+        key=lambda c: (
+            1.0
+            - c["policy_rows_accuracy"]
+            + cost_weight * c["policy_rows_cost"] / cost_unit,
+            c["policy_rows_cost"],
+        ),
+    )
 
 
 def frontier_with_call_costs(
@@ -232,15 +274,14 @@ def frontier_with_call_costs(
 ) -> list[PolicyEvaluation]:
     """The policies of ``frontier_``, with per-call costs.
 
-    See :func:`choose_with_call_costs`.
-
-    For each ``cost_weight``, the depth whose policy has the lowest
-    ``error + cost_weight * cost`` on the policy rows, its cost from
-    :func:`batch_cost`.
+    For each ``cost_weight``, of the policies of every deepest stage and way
+    of counting the per-call parts (see :func:`choose_with_call_costs`), the
+    one with the lowest ``error + cost_weight * cost`` on the policy rows, its
+    cost from :func:`batch_cost`.
     """
     n_stages = len(stage_probas)
     if not np.any(share > 0):
-        return make_search(n_stages).frontier(cost_weights)
+        return make_search(variable_cumulative).frontier(cost_weights)
     first_rates = _padded([1.0], n_stages)
     first = PolicyEvaluation(
         cost_weight=np.nan,
@@ -249,11 +290,17 @@ def frontier_with_call_costs(
         normalized_cost=batch_cost(first_rates, variable_cumulative, share, batch_size),
         exit_rates=first_rates,
     )
-    by_depth = [make_search(n).frontier(cost_weights) for n in range(2, n_stages + 1)]
+    traces = [
+        (deepest, make_search(cumulative).frontier(cost_weights))
+        for deepest in range(1, n_stages)
+        for _, cumulative, _ in _accountings(
+            variable_cumulative, share, batch_size, deepest
+        )
+    ]
     points = []
     for j, lam in enumerate(cost_weights):
         candidates = [replace(first, cost_weight=lam)]
-        for deepest, frontier in enumerate(by_depth, start=1):
+        for deepest, frontier in traces:
             point = frontier[j]
             rates = _padded(point.exit_rates, n_stages)
             candidates.append(

@@ -40,9 +40,13 @@ def timing_batches(n_distinct: int) -> tuple[np.ndarray, np.ndarray]:
     The first ``size`` rows of ``tiled`` (positions in a sample of
     ``n_distinct`` rows, repeated as often as needed) make a batch of each
     size, so that a line fitted to their times holds up to large batches
-    even where the sample is small.
+    even where the sample is small. The 4,096-row batch is timed only where
+    the sample has at least half as many rows, so that small data are timed
+    quickly and on few repeats.
     """
     sizes = np.array(_TIMING_BATCH_SIZES)
+    if n_distinct < sizes[-1] // 2:
+        sizes = sizes[:-1]
     return np.arange(sizes[-1]) % n_distinct, sizes
 
 
@@ -166,8 +170,8 @@ def measure_exit_seconds(
     batches of 1, 16, 128, 1,024 and 4,096 rows of a sample of at most
     ``max_rows`` rows (repeated where it has fewer, which can make a tree
     model look cheaper per row than on as many distinct rows), in ``repeats`` rounds
-    over every stage and batch size; in each round a call runs once untimed,
-    then once timed, and the fastest timed run is kept. The line
+    over every stage and batch size (:func:`fastest_in_rounds`); the fastest
+    timed run is kept. The line
     ``seconds = per_call + n_rows * per_row`` with both parts non-negative is
     fitted to those times by least squares on
     the relative error, so that the one-row time weighs as much as the
@@ -223,18 +227,9 @@ def measure_exit_seconds(
             if state is not None:
                 state = source.keep_rows(state, np.arange(n_rows) < size)
             calls.append((stage, _safe_indexing(X, np.arange(size)), state))
-    # Rounds over every call: a slow spell of the machine slows every stage
-    # and batch size alike, so that their ratios (what a policy trades) hold.
-    # Each timed run follows an untimed one of the same call, as in a run of
-    # batches through the same stage.
-    best = np.full(len(calls), np.inf)
-    for _ in range(repeats):
-        for j, call in enumerate(calls):
-            source.run_stage(*call)
-            start = time.perf_counter()
-            source.run_stage(*call)
-            best[j] = min(best[j], time.perf_counter() - start)
-    timings = best.reshape(source.n_stages, len(sizes))
+    runs = [lambda call=call: source.run_stage(*call) for call in calls]
+    timings = fastest_in_rounds(runs, np.tile(sizes, source.n_stages), repeats)
+    timings = timings.reshape(source.n_stages, len(sizes))
     per_call, per_row = fit_call_line(sizes, timings)
     return Bunch(
         per_call=per_call,
@@ -243,6 +238,35 @@ def measure_exit_seconds(
         timings=timings,
         rows=sample,
     )
+
+
+#: Calls of this many rows or more are timed without a warm-up run and in
+#: ``_LARGE_ROUNDS`` rounds at most: their time hardly depends on caches, and
+#: they are most of the timing's own cost.
+_LARGE_CALL = 1024
+_LARGE_ROUNDS = 3
+
+
+def fastest_in_rounds(runs, n_rows, repeats: int) -> np.ndarray:
+    """Fastest time of each callable, timed in ``repeats`` rounds over all.
+
+    Rounds over every call: a slow spell of the machine slows every stage and
+    batch size alike, so that their ratios (what a policy trades) hold. A
+    small call's timed run follows an untimed one of the same call, as in a
+    run of batches through the same stage.
+    """
+    best = np.full(len(runs), np.inf)
+    for round_ in range(repeats):
+        for j, (run, rows) in enumerate(zip(runs, n_rows)):
+            large = rows >= _LARGE_CALL
+            if large and round_ >= _LARGE_ROUNDS:
+                continue
+            if not large:
+                run()
+            start = time.perf_counter()
+            run()
+            best[j] = min(best[j], time.perf_counter() - start)
+    return best
 
 
 def fit_call_line(sizes: np.ndarray, timings: np.ndarray) -> tuple:

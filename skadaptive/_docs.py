@@ -139,7 +139,10 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         cheaper; ``expected_accuracy_`` is not its figure, which would be
         optimistic by the choice, but one with the choice held out too) and
         ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
-        None without a budget.
+        With per-call costs, the kept option's search, with its
+        ``deepest_stage`` and ``per_call_accounting`` (``"set aside"`` or
+        ``"per row"``), its costs as that search counted them (an upper bound
+        of ``policy_rows_cost_``). None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage.
     deepest_stage_ : int

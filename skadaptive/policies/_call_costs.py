@@ -95,6 +95,20 @@ def _padded(rates, n_stages):
     return out
 
 
+#: Per-call parts below this share of the full cost (large batches) are set
+#: aside at the full depth only: stopping earlier or charging them per row
+#: could save no more than this, and each option is a policy search.
+_NEGLIGIBLE_SHARE = 0.02
+
+
+def _depths(share) -> range:
+    """The deepest stages to search a policy for (see ``_NEGLIGIBLE_SHARE``)."""
+    n_stages = len(share)
+    if share.sum() <= _NEGLIGIBLE_SHARE:
+        return range(n_stages - 1, n_stages)
+    return range(1, n_stages)
+
+
 def _accountings(variable_cumulative, share, batch_size, deepest):
     """How a search over stages ``0..deepest`` counts the per-call parts.
 
@@ -109,7 +123,7 @@ def _accountings(variable_cumulative, share, batch_size, deepest):
     variable = np.asarray(variable_cumulative[:n], dtype=np.float64)
     per_call = np.asarray(share[:n], dtype=np.float64) * batch_size
     options = [("set aside", variable, float(share[:n].sum()))]
-    if deepest > 0 and per_call[1:].any():
+    if deepest > 0 and per_call[1:].any() and share.sum() > _NEGLIGIBLE_SHARE:
         reaching = variable + np.cumsum(np.r_[0.0, per_call[1:]])
         options.append(("per row", reaching, float(share[0])))
     return options
@@ -215,7 +229,7 @@ def choose_with_call_costs(
             "per_call_accounting": "set aside",
         }
     options.append(first)
-    for deepest in range(1, n_stages):
+    for deepest in _depths(share):
         for accounting, cumulative, aside in _accountings(
             variable_cumulative, share, batch_size, deepest
         ):
@@ -292,7 +306,7 @@ def frontier_with_call_costs(
     )
     traces = [
         (deepest, make_search(cumulative).frontier(cost_weights))
-        for deepest in range(1, n_stages)
+        for deepest in _depths(share)
         for _, cumulative, _ in _accountings(
             variable_cumulative, share, batch_size, deepest
         )

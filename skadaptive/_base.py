@@ -247,7 +247,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         :func:`~skadaptive.engine._overhead.measure_routing_seconds`.
         """
         seconds = held_out.seconds
-        rows = seconds.rows if "rows" in seconds else np.arange(len(y_policy))
+        rows = seconds.rows
         stage_costs = np.cumsum(seconds.per_row + seconds.per_call / 1000)
         measure = check_memory(self.memory).cache(
             _measure_routing, ignore=["estimator"]

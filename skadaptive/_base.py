@@ -78,6 +78,7 @@ from .policies._call_costs import (
 )
 from .policies._policy import exit_figures, stage_correct, stage_figures
 from .stages import exit_probas, measure_exit_seconds
+from .stages._combined import CombinedExits, ExitCombiner, fit_combiners
 
 
 class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseComposition):
@@ -102,6 +103,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         "policy_features": [StrOptions(set(FEATURE_SETS))],
         "tune_threshold": ["boolean"],
         "loss": [StrOptions(set(LOSSES))],
+        "answer": [StrOptions({"stage", "combined"})],
         "cv": ["cv_object", Interval(RealNotInt, 0, 1, closed="neither")],
         "memory": [None, str, HasMethods(["cache"])],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -175,12 +177,20 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             unit=unit,
         )
         y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
+        w_policy = (
+            None if sample_weight is None else sample_weight[held_out.policy_rows]
+        )
+        # The exits' answers on the policy rows: the stages' own, or the
+        # combiners' out-of-fold ones; the policy is learned on them.
+        self.combiners_, answers = self._fit_combiners(
+            held_out.stage_probas, y_policy, w_policy
+        )
         n_stages = len(self.costs_per_row_)
         self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
         if held_out.seconds is not None and self._costs_unit == "seconds":
             # Measured costs are what a row pays at a stage: the stage's own
             # time and the routing work that goes with it.
-            self._routing = self._routing_seconds(X, held_out, y_policy)
+            self._routing = self._routing_seconds(X, held_out, answers, y_policy)
             self.costs_per_call_ = self.costs_per_call_ + self._routing.per_call
             self.costs_per_row_ = self.costs_per_row_ + self._routing.per_row
         self.costs_ = self.costs_per_row_ + self.costs_per_call_ / self.cost_batch_size_
@@ -188,15 +198,12 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self._warn_unordered_costs()
         self._stage_fit_seconds = held_out.stage_fit_seconds
 
-        w_policy = (
-            None if sample_weight is None else sample_weight[held_out.policy_rows]
-        )
         # Kept so that with_policy can move along the frontier without
         # refitting; the policy is learned from exactly what is kept. (Kept in
         # float64: the budget search's thresholds move with any rounding of the
         # scores, and with_policy must reproduce what fit learned.)
         self._policy_data = (
-            held_out.stage_probas,
+            answers,
             y_policy.astype(np.min_scalar_type(max(len(self.classes_) - 1, 0))),
             w_policy,
         )
@@ -238,12 +245,33 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             X, *self._members(), refusing=self._input_tags().refusing_nan
         )
 
-    def _routing_seconds(self, X, held_out, y_policy) -> Bunch:
+    def _fit_combiners(self, stage_probas, y_encoded, sample_weight) -> tuple:
+        """``combiners_`` and the exits' answers on the policy rows (cached)."""
+        if self.answer == "stage":
+            return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
+        fit = check_memory(self.memory).cache(fit_combiners)
+        return fit(
+            stage_probas,
+            y_encoded,
+            sample_weight,
+            loss=self.loss,
+            random_state=self.random_state,
+        )
+
+    def _answer_source(self):
+        """The exits as they answer: the stage source, with its combiners."""
+        source = self._stage_source()
+        if all(c.kind == "stage" for c in self.combiners_):
+            return source
+        return CombinedExits(source, self.combiners_)
+
+    def _routing_seconds(self, X, held_out, answers, y_policy) -> Bunch:
         """Routing's own seconds per call and per row at each stage (cached).
 
         Timed on the rows the stages were timed on, with a policy of this
         family learned for the stages' measured costs (the decisions of any
-        policy of a family cost about the same); see
+        policy of a family cost about the same) on the exits' ``answers``;
+        with combiners, their work is routing's too. See
         :func:`~skadaptive.engine._overhead.measure_routing_seconds`.
         """
         seconds = held_out.seconds
@@ -257,10 +285,12 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             (self.policy, self.policy_features, self.tune_threshold, self.loss),
             _safe_indexing(X, held_out.policy_rows[rows]),
             [p[rows] for p in held_out.stage_probas],
+            [p[rows] for p in answers],
             y_policy[rows],
             stage_costs / stage_costs[-1],
             getattr(self._stage_source(), "rows_in_state", False),
             len(self.classes_),
+            self.combiners_,
         )
 
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
@@ -718,7 +748,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         y_encoded = np.searchsorted(self.classes_, y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        probas = exit_probas(self._stage_source(), X)
+        probas = exit_probas(self._answer_source(), X)
         correct = stage_correct(probas, y_encoded)
 
         def at(policy):
@@ -791,7 +821,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """
         X = self._checked_rows(X)
         result = route(
-            self._stage_source(),
+            self._answer_source(),
             self.policy_,
             X,
             n_classes=len(self.classes_),
@@ -924,22 +954,26 @@ def _measure_routing(
     policy_spec,
     X,
     stage_probas,
+    answers,
     y_encoded,
     cumulative,
     rows_in_state,
     n_classes,
+    combiners,
 ) -> Bunch:
     """:func:`measure_routing_seconds` for a policy of ``policy_spec``'s family.
 
     A module-level function so that ``memory=`` caches it (keyed by all but
-    ``estimator``, whose checks of a call are timed with stage 0).
+    ``estimator``, whose checks of a call are timed with stage 0). The policy
+    is learned on the exits' ``answers``; the combiners (if any but "stage")
+    are timed with it.
     """
     family, features, tune_threshold, loss = policy_spec
     with threadpool_limits(limits=1, user_api="blas"):
         policy = (
             make_policy_search(
                 family,
-                stage_probas,
+                answers,
                 y_encoded,
                 cumulative,
                 None,
@@ -957,6 +991,7 @@ def _measure_routing(
             n_classes=n_classes,
             rows_in_state=rows_in_state,
             entry=estimator._checked_rows,
+            combiners=combiners,
         )
 
 

@@ -140,6 +140,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         policy_features="history",
         tune_threshold=True,
         loss="zero_one",
+        answer="stage",
         cv=5,
         memory=None,
         batch_size=None,
@@ -157,6 +158,7 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold
         self.loss = loss
+        self.answer = answer
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size

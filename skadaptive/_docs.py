@@ -60,6 +60,19 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
     loss : {"zero_one", "log_loss"}, default="zero_one"
         Loss of the answering stage in the objective ``loss + lam * cost``.
 
+    answer : {"stage", "combined"}, default="stage"
+        What a row gets at the exit that answers it. ``"stage"``: that exit's
+        own probabilities (as in the paper). ``"combined"``: a combiner's
+        answer from the probabilities of every exit the row ran (already paid
+        for, so it costs no stage time): per exit, the kind with the lowest
+        cross-validated log loss on the policy rows among the exit's own
+        probabilities, a weighted pooling of the exits' log-probabilities and
+        a multinomial logistic regression on them (see ``combiners_``).
+        Combiners are fitted on the cross-fitted held-out probabilities, never
+        on a stage's training rows, and the policy is learned on their
+        out-of-fold answers, so it decides when the combined answer is good
+        enough. Exit 0 always answers with its own probabilities.
+
     cv : int, float, cross-validation generator or iterable, default=5
         How stage probabilities for the policy are held out. An int is the
         number of stratified folds of cross-fitting; a float in (0, 1) is the
@@ -173,10 +186,16 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         refitted on all rows after cross-fitting are often more confident on
         new rows, which then defer less and cost less.
     stage_accuracies_ : ndarray of shape (n_stages,)
-        Held-out accuracy of each stage alone.
+        Held-out accuracy of answering every row at each exit: the stage
+        alone, or with ``answer="combined"`` its combiner (out of fold).
     oracle_accuracy_, oracle_cost_ : float
         Held-out accuracy and average cost of the oracle that answers at the
-        first stage that is right: the upper bound of any policy.
+        first exit that is right: the upper bound of any policy.
+    combiners_ : list of ExitCombiner
+        One per exit: how it answers (``kind``: ``"stage"`` for every exit
+        with ``answer="stage"``, and for exit 0; else the kind chosen, with
+        each kind's out-of-fold ``cv_log_loss``). See
+        :class:`~skadaptive.stages.ExitCombiner`.
     frontier_ : dict of ndarray
         Trade-off on the held-out policy rows, traced by refitting the policy
         (not the stages) over a grid of ``cost_weight`` when first read (a fit

@@ -138,6 +138,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         policy_features="history",
         tune_threshold=True,
         loss="zero_one",
+        answer="stage",
         cv=5,
         memory=None,
         batch_size=None,
@@ -156,6 +157,7 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold
         self.loss = loss
+        self.answer = answer
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size

@@ -51,6 +51,8 @@ _TRUSTED = (
     "skadaptive.policies._eenet._ExitScorer",
     "skadaptive.stages._tree_exits.TreeEnsembleExits",
     "skadaptive.stages._chain_exits.ChainExits",
+    "skadaptive.stages._combined.ExitCombiner",
+    "skadaptive.stages._combined._Standardised",
     "skadaptive.stages.onnx._classifier.OnnxClassifier",
     "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",
     "skadaptive.stages.onnx._io._InputSpec",

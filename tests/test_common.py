@@ -79,9 +79,19 @@ CONFIGS = {
     "cascade_max_proba_budget": lambda: AdaptiveCascadeClassifier(
         _cheap_stages(), costs=[1, 4], policy="max_proba", budget=2.0, cv=3
     ),
+    "cascade_combined_budget": lambda: AdaptiveCascadeClassifier(
+        _cheap_stages(), costs=[1, 4], answer="combined", budget=2.5, cv=3
+    ),
     "early_exit_boosting": lambda: EarlyExitClassifier(
         GradientBoostingClassifier(n_estimators=12, max_depth=2, random_state=0),
         exits=[3, 6, 12],
+        cv=3,
+    ),
+    "early_exit_boosting_combined": lambda: EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=12, max_depth=2, random_state=0),
+        exits=[3, 6, 12],
+        answer="combined",
+        loss="log_loss",
         cv=3,
     ),
     "early_exit_forest_eenet_budget": lambda: EarlyExitClassifier(
@@ -178,6 +188,8 @@ EXPECTED_FAILED = {
     "three_stages_constant_log_loss": {},
     "tree_policy_batched": {},
     "cascade_max_proba_budget": {},
+    "cascade_combined_budget": {},
+    "early_exit_boosting_combined": {},
     "early_exit_boosting": {},
     "early_exit_forest_eenet_budget": dict.fromkeys(
         [

@@ -68,6 +68,7 @@ def _estimators():
         for policy in [*POLICIES, DecisionTreeClassifier(max_depth=2)]
     ]
     fitted.append(_cascade(budget=2.5).fit(X_FIT, Y_FIT))
+    fitted.append(_cascade(answer="combined").fit(X_FIT, Y_FIT))
     for model in [
         GradientBoostingClassifier(n_estimators=12, random_state=0),
         RandomForestClassifier(n_estimators=12, random_state=0),
@@ -75,6 +76,9 @@ def _estimators():
     ]:
         ee = EarlyExitClassifier(model, exits=[3, 12], cv=3, policy="eenet")
         fitted.append(ee.fit(X_FIT, Y_FIT))
+    boosting = GradientBoostingClassifier(n_estimators=12, random_state=0)
+    ee = EarlyExitClassifier(boosting, exits=[3, 6, 12], cv=3, answer="combined")
+    fitted.append(ee.fit(X_FIT, Y_FIT))
     chain = ChainExits(
         blocks=[StandardScaler(), "passthrough"],
         heads=[LogisticRegression(max_iter=300), DecisionTreeClassifier(max_depth=6)],

@@ -124,7 +124,8 @@ def run_demo(
         )
         full = cascade.cumulative_costs_[-1]
         y_encoded = np.searchsorted(cascade.classes_, y_test)
-        correct = stage_correct(exit_probas(cascade._stage_source(), X_test), y_encoded)
+        answers = exit_probas(cascade._answer_source(), X_test)
+        correct = stage_correct(answers, y_encoded)
         test = stage_figures(correct, cascade.cumulative_costs_)
         for (name, _), accuracy, cost, held_out in zip(
             stages, test["stage_accuracies"], cascade.costs_, cascade.stage_accuracies_

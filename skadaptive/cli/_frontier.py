@@ -301,7 +301,7 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
     from ..policies._policy import oracle_exits, stage_correct
     from ..stages import exit_probas
 
-    probas = exit_probas(cascade._stage_source(), X)
+    probas = exit_probas(cascade._answer_source(), X)
     correct = stage_correct(probas, np.searchsorted(cascade.classes_, y))
     rows = np.arange(len(y))
     policies = [p.policy for p in cascade._frontier_evaluations()]

@@ -14,6 +14,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from ..stages._combined import CombinedExits
 from ..stages._costs import fastest_in_rounds, fit_call_line, timing_batches
 from ._routing import route
 
@@ -24,6 +25,7 @@ class _Lookup:
     def __init__(self, probas, n_stages, rows_in_state):
         self.probas = probas
         self.n_stages = n_stages
+        self.classes_ = np.arange(probas[0].shape[1])
         self.rows_in_state = rows_in_state
 
     def run_stage(self, stage, X_rows, state):
@@ -63,6 +65,7 @@ def measure_routing_seconds(
     rows_in_state: bool = False,
     repeats: int = 5,
     entry=None,
+    combiners=None,
 ) -> Bunch:
     """Seconds per call and per row that routing adds to each stage.
 
@@ -91,6 +94,9 @@ def measure_routing_seconds(
         Rounds over every timing; the fastest of each is kept.
     entry : callable, default=None
         The estimator's checks of a call, timed with stage 0.
+    combiners : list of ExitCombiner, default=None
+        With ``answer="combined"``: each stage's combiner, timed as part of
+        the routing at that stage.
 
     Returns
     -------
@@ -106,6 +112,8 @@ def measure_routing_seconds(
         probas = [p[rows] for p in stage_probas]
         for last in range(n_stages):
             source = _Lookup(probas, last + 1, rows_in_state)
+            if combiners is not None and any(c.kind != "stage" for c in combiners):
+                source = CombinedExits(source, combiners)
             calls.append((source, _GoingOn(policy, last), X_rows))
         if entry is not None:
             calls.append((None, entry, X_rows))

@@ -1,0 +1,303 @@
+"""Exits that answer with every probability computed so far (``answer="combined"``).
+
+When a row reaches exit ``k``, exits ``0..k`` have all been paid for. A
+combiner at exit ``k`` maps their probabilities to one answer; it is learned
+on the cross-fitted held-out probabilities (never on a stage's training rows)
+and chosen per exit by its cross-validated loss (the estimator's ``loss``:
+error rate, ties to the lower log loss; or log loss) among three kinds:
+
+- ``"stage"``: exit ``k``'s own probabilities (exit 0 always answers so);
+- ``"log_pool"``: a weighted geometric pooling, ``softmax(sum_j w_j log p_j +
+  b)``, with one weight per exit and one bias per class (``k + 1 + n_classes``
+  numbers: it reweights and recalibrates the exits without room to overfit);
+- ``"logistic"``: multinomial logistic regression on the standardised
+  log-probabilities of exits ``0..k`` (one weight per exit, class and class:
+  it can learn which exit to trust for which class).
+
+The policy is then learned on the combined answers' out-of-fold probabilities,
+so its exit risk at ``k`` is the combined answer's loss. At prediction
+:class:`CombinedExits` wraps the stage source: the engine sees combined
+probabilities at every exit and routes rows as with any source.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+from scipy.special import logsumexp, softmax
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+
+from .._sklearn_private import _num_samples
+from .._validation import check_stage_proba, stage_label
+
+__all__ = ["ExitCombiner", "CombinedExits", "fit_combiners"]
+
+#: Probabilities are floored here before the log: a stage's exact zeros (trees)
+#: would otherwise be -inf, and below it a stage's confidence carries nothing a
+#: combiner can use.
+PROBA_FLOOR = 1e-6
+#: Folds of the cross-validation that chooses each exit's combiner and gives
+#: the policy its out-of-fold combined probabilities.
+N_FOLDS = 3
+#: Below this many policy rows (or rows per fold and class) a combiner would be
+#: fitted on noise: every exit answers with its own probabilities.
+MIN_ROWS = 30
+#: L2 penalty of the pooling's class biases (its exit weights are free).
+POOL_L2 = 1e-3
+KINDS = ("stage", "log_pool", "logistic")
+
+
+def log_probas(proba: np.ndarray) -> np.ndarray:
+    """Floored log of a stage's probabilities (what every combiner reads)."""
+    return np.log(np.maximum(proba, PROBA_FLOOR))
+
+
+class ExitCombiner:
+    """The answer of one exit from the log-probabilities of exits ``0..exit``.
+
+    Fitted by :class:`~skadaptive.AdaptiveCascadeClassifier` and
+    :class:`~skadaptive.EarlyExitClassifier` with ``answer="combined"`` (one
+    per exit, in ``combiners_``); see the user guide's "Combined answers".
+
+    Attributes
+    ----------
+    exit : int
+        The exit it answers at; it reads exits ``0..exit``.
+    kind : {"stage", "log_pool", "logistic"}
+        Chosen by cross-validated loss on the policy rows.
+    cv_error, cv_log_loss : dict
+        Out-of-fold error rate and log loss of each kind tried (weighted like
+        the fit); empty where only ``"stage"`` was possible (exit 0, too few
+        rows).
+    weights : ndarray or None
+        ``"log_pool"``: the weight of each exit's log-probabilities.
+    """
+
+    def __init__(self, exit: int, kind: str = "stage", cv_error=None, cv_log_loss=None):
+        self.exit = exit
+        self.kind = kind
+        self.cv_error = {} if cv_error is None else dict(cv_error)
+        self.cv_log_loss = {} if cv_log_loss is None else dict(cv_log_loss)
+        self.weights = None
+        self._bias = None
+        self._model = None
+
+    def __repr__(self) -> str:
+        return f"ExitCombiner(exit={self.exit}, kind={self.kind!r})"
+
+    def fit(self, logs: list, y: np.ndarray, sample_weight, n_classes: int):
+        """Fit ``self.kind`` on the log-probabilities ``logs`` of exits 0..exit."""
+        if self.kind == "log_pool":
+            self.weights, self._bias = _fit_log_pool(logs, y, sample_weight, n_classes)
+        elif self.kind == "logistic":
+            self._model = _fit_logistic(logs, y, sample_weight)
+        return self
+
+    def combine(self, logs: list) -> np.ndarray:
+        """Combined probabilities from the log-probabilities of exits 0..exit.
+
+        Parameters
+        ----------
+        logs : list of ndarray of shape (n_rows, n_classes)
+            :func:`log_probas` of each exit's probabilities, exit 0 first.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes)
+        """
+        if self.kind == "stage":
+            return np.exp(logs[self.exit])
+        if self.kind == "log_pool":
+            scores = self._bias + sum(w * log for w, log in zip(self.weights, logs))
+            return softmax(scores, axis=1)
+        return self._model.predict_proba(np.hstack(logs[: self.exit + 1]))
+
+
+def _fit_log_pool(logs, y, sample_weight, n_classes):
+    """Weights and biases of ``softmax(sum_j w_j log p_j + b)`` (weighted log loss)."""
+    stacked = np.stack(logs)  # (n_exits, n_rows, n_classes)
+    n_exits, n_rows = stacked.shape[:2]
+    weight = np.ones(n_rows) if sample_weight is None else sample_weight
+    weight = weight / weight.sum()
+    onehot = np.zeros((n_rows, n_classes))
+    onehot[np.arange(n_rows), y] = 1.0
+
+    def loss_and_gradient(theta):
+        w, b = theta[:n_exits], theta[n_exits:]
+        scores = np.tensordot(w, stacked, axes=1) + b
+        norm = logsumexp(scores, axis=1)
+        loss = weight @ (norm - scores[np.arange(n_rows), y]) + POOL_L2 * (b @ b)
+        residual = (np.exp(scores - norm[:, None]) - onehot) * weight[:, None]
+        grad_w = np.einsum("knc,nc->k", stacked, residual)
+        grad_b = residual.sum(axis=0) + 2 * POOL_L2 * b
+        return loss, np.concatenate([grad_w, grad_b])
+
+    # Start from the last exit's own answer.
+    start = np.concatenate([np.eye(n_exits)[-1], np.zeros(n_classes)])
+    theta = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B").x
+    return theta[:n_exits], theta[n_exits:]
+
+
+def _fit_logistic(logs, y, sample_weight):
+    model = _Standardised(
+        StandardScaler(), LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
+    )
+    return model.fit(np.hstack(logs), y, sample_weight)
+
+
+class _Standardised:
+    """StandardScaler then LogisticRegression, with sample weights for both."""
+
+    def __init__(self, scaler, model):
+        self.scaler, self.model = scaler, model
+
+    def fit(self, X, y, sample_weight):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        X = self.scaler.fit_transform(X, sample_weight=sample_weight)
+        with warnings.catch_warnings():
+            # A combiner a few iterations short of convergence is still scored
+            # by its out-of-fold loss, which is what chooses it.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.model.fit(X, y, sample_weight=sample_weight)
+        return self
+
+    def predict_proba(self, X):
+        return self.model.predict_proba(self.scaler.transform(X))
+
+
+def _log_loss(proba, y, sample_weight) -> float:
+    losses = -np.log(np.maximum(proba[np.arange(len(y)), y], 1e-15))
+    return float(np.average(losses, weights=sample_weight))
+
+
+def _error(proba, y, sample_weight) -> float:
+    return float(np.average(np.argmax(proba, axis=1) != y, weights=sample_weight))
+
+
+def _choose_kind(out_of_fold: dict, y_encoded, sample_weight, loss: str) -> tuple:
+    """The kind with the lowest out-of-fold loss, and every kind's figures."""
+    errors = {k: _error(p, y_encoded, sample_weight) for k, p in out_of_fold.items()}
+    log_losses = {
+        k: _log_loss(p, y_encoded, sample_weight) for k, p in out_of_fold.items()
+    }
+
+    def rank(kind):
+        # KINDS is ordered by simplicity: the simpler kind wins ties.
+        first = (errors[kind],) if loss == "zero_one" else ()
+        return (*first, log_losses[kind], KINDS.index(kind))
+
+    return min(KINDS, key=rank), errors, log_losses
+
+
+def fit_combiners(
+    stage_probas: list,
+    y_encoded: np.ndarray,
+    sample_weight=None,
+    *,
+    loss: str = "zero_one",
+    random_state=None,
+) -> tuple[list, list]:
+    """One combiner per exit, and the policy rows' out-of-fold combined probabilities.
+
+    Parameters
+    ----------
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+        Every exit's cross-fitted held-out probabilities of the policy rows.
+    y_encoded : ndarray of shape (n_rows,)
+        Labels as column indices.
+    sample_weight : ndarray of shape (n_rows,), default=None
+    loss : {"zero_one", "log_loss"}, default="zero_one"
+        What chooses each exit's kind: the out-of-fold error rate (ties to the
+        lower log loss) or log loss; ties left go to the simpler kind.
+    random_state : int, RandomState instance or None, default=None
+        Shuffles the folds.
+
+    Returns
+    -------
+    combiners : list of ExitCombiner
+        Fitted on all the rows.
+    combined : list of ndarray of shape (n_rows, n_classes)
+        Each exit's combined probabilities of each row from the combiner
+        fitted without the row's fold (exit 0, and exits answering
+        ``"stage"``, give the stage's own): what the policy is learned on.
+    """
+    n_rows, n_classes = stage_probas[0].shape
+    logs = [log_probas(p) for p in stage_probas]
+    rng = check_random_state(random_state)
+    folds = list(
+        KFold(N_FOLDS, shuffle=True, random_state=rng.randint(2**31)).split(logs[0])
+    )
+    can_learn = n_rows >= MIN_ROWS and all(
+        len(np.unique(y_encoded[train])) == n_classes for train, _ in folds
+    )
+    combiners, combined = [ExitCombiner(0)], [stage_probas[0]]
+    for k in range(1, len(stage_probas)):
+        if not can_learn:
+            combiners.append(ExitCombiner(k))
+            combined.append(stage_probas[k])
+            continue
+        out_of_fold = {"stage": stage_probas[k]}
+        for kind in KINDS[1:]:
+            proba = np.empty((n_rows, n_classes))
+            for train, test in folds:
+                weight = None if sample_weight is None else sample_weight[train]
+                fold_logs = [log[train] for log in logs[: k + 1]]
+                combiner = ExitCombiner(k, kind).fit(
+                    fold_logs, y_encoded[train], weight, n_classes
+                )
+                proba[test] = combiner.combine([log[test] for log in logs[: k + 1]])
+            out_of_fold[kind] = proba
+        best, errors, log_losses = _choose_kind(
+            out_of_fold, y_encoded, sample_weight, loss
+        )
+        combiners.append(
+            ExitCombiner(k, best, errors, log_losses).fit(
+                logs[: k + 1], y_encoded, sample_weight, n_classes
+            )
+        )
+        combined.append(out_of_fold[best])
+    return combiners, combined
+
+
+class CombinedExits:
+    """A stage source whose exits answer with their combiners.
+
+    Wraps any :class:`~skadaptive.engine.StageSource`: the wrapped source runs
+    the exits as before, each exit's own probabilities are checked (errors name
+    the stage), and the state carries the log-probabilities of the exits run
+    so far for the rows still running, compacted with the source's own state.
+    """
+
+    def __init__(self, source, combiners: list):
+        self.source = source
+        self.combiners = list(combiners)
+        self.n_stages = source.n_stages
+        self.rows_in_state = getattr(source, "rows_in_state", False)
+
+    def __getattr__(self, name):
+        # classes_, stage_names, default_costs...: the wrapped source's.
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def run_stage(self, stage: int, X_rows, state):
+        inner, logs = (None, []) if state is None else state
+        proba, inner = self.source.run_stage(stage, X_rows, inner)
+        n_rows = _num_samples(X_rows) if X_rows is not None else len(logs[0])
+        proba = check_stage_proba(
+            proba, n_rows, len(self.source.classes_), stage_label(self.source, stage)
+        )
+        logs = [*logs, log_probas(proba)]
+        combiner = self.combiners[stage]
+        answer = proba if combiner.kind == "stage" else combiner.combine(logs)
+        return answer, (inner, logs)
+
+    def keep_rows(self, state, mask):
+        inner, logs = state
+        return self.source.keep_rows(inner, mask), [log[mask] for log in logs]

@@ -78,7 +78,12 @@ from .policies._call_costs import (
 )
 from .policies._policy import exit_figures, stage_correct, stage_figures
 from .stages import exit_probas, measure_exit_seconds
-from .stages._combined import CombinedExits, ExitCombiner, fit_combiners
+from .stages._combined import (
+    CombinedExits,
+    ExitCombiner,
+    combined_answers,
+    fit_combiners,
+)
 
 
 class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseComposition):
@@ -185,6 +190,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self.combiners_, answers = self._fit_combiners(
             held_out.stage_probas, y_policy, w_policy
         )
+        self.stage_accuracies_ = stage_figures(
+            stage_correct(held_out.stage_probas, y_policy),
+            np.ones(len(held_out.stage_probas)),
+            w_policy,
+        )["stage_accuracies"]
         n_stages = len(self.costs_per_row_)
         self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
         if held_out.seconds is not None and self._costs_unit == "seconds":
@@ -607,7 +617,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             self.cumulative_costs_,
             sample_weight,
         )
-        self.stage_accuracies_ = figures["stage_accuracies"]
+        self.exit_accuracies_ = figures["stage_accuracies"]
         self.oracle_accuracy_ = figures["oracle_accuracy"]
         self.oracle_cost_ = self._cost_of_rates(figures["oracle_exit_rates"])
         # frontier_ is traced when first read: a fit pays for one policy only.
@@ -714,8 +724,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             The keys of ``frontier_`` (``cost_weight``, ``accuracy``,
             ``expected_cost``, ``normalized_cost``, ``exit_rates``) on these
             rows, plus ``stage_accuracies`` and ``stage_costs`` (each stage on
-            its own: its own cost in a cascade, the cost up to it for exits),
-            ``oracle_accuracy``, ``oracle_cost`` and ``oracle_exit_rates``, and
+            its own: its own probabilities, its own cost in a cascade, the cost
+            up to it for exits), ``exit_accuracies`` (every row answered at
+            each exit as this estimator answers there: with
+            ``answer="combined"``, by its combiner), ``oracle_accuracy``,
+            ``oracle_cost`` and ``oracle_exit_rates`` (of those answers), and
             ``accuracy_at_fit``, ``cost_at_fit`` and ``exit_rates_at_fit`` for
             this estimator's own policy.
 
@@ -748,7 +761,8 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         y_encoded = np.searchsorted(self.classes_, y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        probas = exit_probas(self._answer_source(), X)
+        alone = exit_probas(self._stage_source(), X)
+        probas = combined_answers(self.combiners_, alone)
         correct = stage_correct(probas, y_encoded)
 
         def at(policy):
@@ -759,6 +773,10 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             return accuracy, self._average_cost(exit_stage, sample_weight), rates
 
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
+        figures["exit_accuracies"] = figures.pop("stage_accuracies")
+        figures["stage_accuracies"] = stage_figures(
+            stage_correct(alone, y_encoded), self.cumulative_costs_, sample_weight
+        )["stage_accuracies"]
         points = [at(p.policy) for p in self._frontier_evaluations()]
         accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
         total = self.cumulative_costs_[-1]

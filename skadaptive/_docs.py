@@ -186,11 +186,15 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         refitted on all rows after cross-fitting are often more confident on
         new rows, which then defer less and cost less.
     stage_accuracies_ : ndarray of shape (n_stages,)
-        Held-out accuracy of answering every row at each exit: the stage
-        alone, or with ``answer="combined"`` its combiner (out of fold).
+        Held-out accuracy of each stage alone (its own probabilities).
+    exit_accuracies_ : ndarray of shape (n_stages,)
+        Held-out accuracy of answering every row at each exit as the
+        estimator answers there: ``stage_accuracies_`` with
+        ``answer="stage"``; with ``answer="combined"``, the combiner's
+        (out-of-fold) answers.
     oracle_accuracy_, oracle_cost_ : float
         Held-out accuracy and average cost of the oracle that answers at the
-        first exit that is right: the upper bound of any policy.
+        first exit whose answer is right: the upper bound of any policy.
     combiners_ : list of ExitCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit
         with ``answer="stage"``, and for exit 0; else the kind chosen, with

@@ -52,7 +52,6 @@ _TRUSTED = (
     "skadaptive.stages._tree_exits.TreeEnsembleExits",
     "skadaptive.stages._chain_exits.ChainExits",
     "skadaptive.stages._combined.ExitCombiner",
-    "skadaptive.stages._combined._Standardised",
     "skadaptive.stages.onnx._classifier.OnnxClassifier",
     "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",
     "skadaptive.stages.onnx._io._InputSpec",

@@ -179,6 +179,46 @@ def test_frontier_of_joblib_models_writes_table_json_plot_and_model(
     assert len(lines) == 1 + 450
 
 
+def test_frontier_answer_both_prints_and_writes_both_kinds(
+    digits_files, tmp_path, capsys
+):
+    """Stage and combined answers side by side: each with its own table, its
+    JSON report and its curve, the stages alone the same in both."""
+    folder = digits_files
+    code = main(
+        [
+            "frontier",
+            str(folder / "tree.joblib"),
+            str(folder / "lr.joblib"),
+            "--data",
+            str(folder / "data.npz"),
+            "--costs",
+            "1",
+            "10",
+            "--answer",
+            "both",
+            "--plot",
+            str(tmp_path / "f.png"),
+            "--json",
+            str(tmp_path / "f.json"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "stage answers (each exit answers" in out
+    assert "combined answers (each exit answers" in out
+    assert out.count("chosen: cost_weight=0.01") == 2
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["answer"] == "stage"
+    combined = report["combined"]
+    assert combined["answer"] == "combined"
+    assert [s["accuracy"] for s in combined["stages"]] == [
+        s["accuracy"] for s in report["stages"]
+    ]
+    assert combined["chosen"]["accuracy"] != report["chosen"]["accuracy"]
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     X, y = load_digits(return_X_y=True)
@@ -279,6 +319,11 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--classes", "0.5"],
             "not whole numbers",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--answer", "both"]
+            + ["--save", "x.joblib"],
+            "--save saves one cascade: pass --answer stage or --answer combined",
         ),
     ],
 )

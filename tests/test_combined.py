@@ -6,14 +6,21 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.stages import exit_probas
-from skadaptive.stages._combined import KINDS, fit_combiners, log_probas
+from skadaptive.stages._combined import (
+    KINDS,
+    ExitCombiner,
+    _choose_kind,
+    fit_combiners,
+    log_probas,
+)
 
 
 class _WrongOnGroup(ClassifierMixin, BaseEstimator):
@@ -77,7 +84,8 @@ def test_disjoint_errors_combined_beats_every_stage_at_full_cost():
     assert combined.score(X_test, y_test) >= plain.score(X_test, y_test)
     # The policy knows it: every row goes on to the combined last exit.
     np.testing.assert_array_equal(combined.predict_exit(X_test), 1)
-    assert combined.stage_accuracies_[1] == 1.0
+    assert combined.exit_accuracies_[1] == 1.0
+    assert combined.stage_accuracies_[1] == pytest.approx(0.8, abs=0.05)
 
 
 def test_combiners_see_only_held_out_probabilities():
@@ -124,15 +132,16 @@ def test_first_exit_answers_with_its_own_probabilities():
 def test_routing_answers_with_the_combiner_of_the_exit(kind):
     """What routing returns for a row equals the combiner of its exit applied
     to every stage's probabilities of it (routing runs fewer stages)."""
+    n_rows = 900 if kind == "cascade" else 2000
     X, y = make_classification(
-        900, n_classes=3, n_informative=6, flip_y=0.05, random_state=0
+        n_rows, n_classes=3, n_informative=6, flip_y=0.05, random_state=0
     )
     if kind == "cascade":
         estimator = AdaptiveCascadeClassifier(
             [
                 ("lr", LogisticRegression(max_iter=500)),
-                ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
-                ("deep", DecisionTreeClassifier(max_depth=9, random_state=0)),
+                ("knn", KNeighborsClassifier(15)),
+                ("forest", RandomForestClassifier(50, random_state=0)),
             ],
             costs=[1, 2, 4],
             cost_weight=0.02,
@@ -142,15 +151,18 @@ def test_routing_answers_with_the_combiner_of_the_exit(kind):
         )
     else:
         estimator = EarlyExitClassifier(
-            GradientBoostingClassifier(n_estimators=30, random_state=0),
+            GradientBoostingClassifier(
+                n_estimators=30, learning_rate=0.1, random_state=0
+            ),
             exits=[5, 10, 20, 30],
             cost_weight=0.02,
             answer="combined",
             cv=3,
             random_state=0,
         )
-    estimator.fit(X[:600], y[:600])
-    X_new = X[600:]
+    n_fit = n_rows * 2 // 3
+    estimator.fit(X[:n_fit], y[:n_fit])
+    X_new, y_new = X[n_fit:], y[n_fit:]
     assert any(c.kind != "stage" for c in estimator.combiners_)
     routed = estimator.route(X_new)
     assert len(np.unique(routed.exit_stage)) > 1
@@ -173,37 +185,100 @@ def test_routing_answers_with_the_combiner_of_the_exit(kind):
     batched = estimator.set_params(batch_size=7, n_jobs=2).route(X_new)
     np.testing.assert_array_equal(batched.exit_stage, routed.exit_stage)
     np.testing.assert_allclose(batched.proba, routed.proba, rtol=1e-12, atol=1e-15)
-    test = estimator.evaluate_frontier(X_new, y[600:])
-    assert test["accuracy_at_fit"] == pytest.approx(estimator.score(X_new, y[600:]))
+    test = estimator.evaluate_frontier(X_new, y_new)
+    assert test["accuracy_at_fit"] == pytest.approx(estimator.score(X_new, y_new))
 
 
-def test_kind_chosen_by_the_estimators_loss():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, size=300)
+def _noisy_stages(y, noises, seed=0):
+    """Probabilities of stages that see the label through independent noise."""
+    rng = np.random.default_rng(seed)
     probas = []
-    for noise in (1.5, 0.8, 0.6):
-        scores = rng.normal(size=(300, 3)) * noise
+    for noise in noises:
+        scores = rng.normal(size=(len(y), 3)) * noise
+        scores[np.arange(len(y)), y] += 1.0
+        probas.append(np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True))
+    return probas
+
+
+@pytest.mark.parametrize("loss", ["zero_one", "log_loss"])
+def test_a_combiner_where_it_is_clearly_better(loss):
+    """Stages with independent noise: pooling them is clearly better than the
+    last alone, so every exit after the first combines; the combined answers
+    the policy learns from are out of fold, not the final combiners'."""
+    y = np.random.default_rng(1).integers(0, 3, size=600)
+    probas = _noisy_stages(y, (0.9, 0.9, 0.9))
+    combiners, combined = fit_combiners(probas, y, loss=loss, random_state=0)
+    assert combiners[0].kind == "stage" and combiners[0].cv_error == {}
+    np.testing.assert_array_equal(combined[0], probas[0])
+    for combiner in combiners[1:]:
+        assert set(combiner.cv_error) == set(KINDS)
+        assert combiner.kind != "stage"
+        scores = combiner.cv_error if loss == "zero_one" else combiner.cv_log_loss
+        assert scores[combiner.kind] < scores["stage"]
+    refit = combiners[-1].combine([log_probas(p) for p in probas])
+    assert not np.allclose(refit, combined[-1])
+
+
+def _answers_right_on(right: np.ndarray) -> np.ndarray:
+    """Two-class probabilities of label 0: 0.8 on the rows ``right``, else 0.2."""
+    positive = np.where(right, 0.8, 0.2)
+    return np.column_stack([positive, 1 - positive])
+
+
+@pytest.mark.parametrize(("fixed", "broken"), [(20, 15), (30, 5)])
+def test_a_combiner_must_beat_the_stage_by_one_standard_error(fixed, broken):
+    """400 rows; the stage is wrong on the first 100. A combiner that fixes
+    20 of them and breaks 15 others is 1.25 points better, less than one
+    standard error of the paired difference (1.48 points): the stage's own
+    answer is kept. Fixing 30 and breaking 5 is 6.25 points better, more than
+    its standard error (1.45): the combiner is kept. (Standard errors of the
+    policy's own one-standard-error rules: Kish's effective sample size.)"""
+    y = np.zeros(400, dtype=int)
+    rows = np.arange(400)
+    stage_right = rows >= 100
+    combiner_right = (stage_right | (rows < fixed)) & ~(rows >= 400 - broken)
+    out_of_fold = {
+        "stage": _answers_right_on(stage_right),
+        "log_pool": _answers_right_on(combiner_right),
+        "logistic": _answers_right_on(stage_right),
+    }
+    kind, errors, _ = _choose_kind(out_of_fold, y, None, "zero_one")
+    assert errors["log_pool"] == pytest.approx((100 - fixed + broken) / 400)
+    assert kind == ("log_pool" if fixed == 30 else "stage")
+    # Weights: only their ratios count.
+    weight = np.where(rows % 2 == 0, 2.0, 1.0)
+    assert _choose_kind(out_of_fold, y, weight, "zero_one")[0] == kind
+    assert _choose_kind(out_of_fold, y, 10 * weight, "zero_one")[0] == kind
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_logistic_combiner_is_the_fitted_logistic_regression(n_classes):
+    """Folded into one matrix per exit for speed, it answers as the scaler and
+    logistic regression it was fitted as (binary: one coefficient row)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    y = np.random.default_rng(0).integers(0, n_classes, size=300)
+    rng = np.random.default_rng(1)
+    probas = []
+    for _ in range(3):
+        scores = rng.normal(size=(300, n_classes))
         scores[np.arange(300), y] += 1.0
         probas.append(np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True))
-    for loss in ("zero_one", "log_loss"):
-        combiners, combined = fit_combiners(probas, y, loss=loss, random_state=0)
-        assert combiners[0].kind == "stage" and combiners[0].cv_error == {}
-        np.testing.assert_array_equal(combined[0], probas[0])
-        for combiner in combiners[1:]:
-            assert set(combiner.cv_error) == set(KINDS)
-            if loss == "log_loss":
-                scores = combiner.cv_log_loss
-            else:
-                scores = {
-                    kind: (combiner.cv_error[kind], combiner.cv_log_loss[kind])
-                    for kind in KINDS
-                }
-            assert combiner.kind == min(KINDS, key=scores.__getitem__)
-        # Out of fold: the combined answers are not the final combiners'.
-        last = combiners[-1]
-        refit = last.combine([log_probas(p) for p in probas])
-        if last.kind != "stage":
-            assert not np.allclose(refit, combined[-1])
+    logs = [log_probas(p) for p in probas]
+    weight = rng.uniform(0.5, 2, size=300)
+    combiner = ExitCombiner(2, "logistic").fit(logs, y, weight, n_classes)
+    reference = make_pipeline(
+        StandardScaler(), LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
+    ).fit(
+        np.hstack(logs),
+        y,
+        standardscaler__sample_weight=weight,
+        logisticregression__sample_weight=weight,
+    )
+    np.testing.assert_allclose(
+        combiner.combine(logs), reference.predict_proba(np.hstack(logs)), rtol=1e-9
+    )
 
 
 def test_too_few_rows_answer_with_the_stages():

@@ -212,7 +212,7 @@ def run_demo(
         from ._frontier import write_plot
 
         with progress.step("writing the plot"):
-            written = write_plot(cascade, X_test, y_test, plot, out, rows="test rows")
+            written = write_plot([cascade], X_test, y_test, plot, out, rows="test rows")
         if written:
             print(
                 f"wrote the frontier on the test rows (each stage, the oracle, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -121,6 +122,15 @@ def add_parser(commands) -> None:
         "expected cost are for batches of this size (default: 65536)",
     )
     parser.add_argument(
+        "--answer",
+        choices=("stage", "combined", "both"),
+        default="stage",
+        help="what a row gets at its exit: that stage's probabilities (stage), "
+        "a combination of every stage it ran (combined), or both, each with "
+        "its own policy, printed one after the other and plotted together "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--test-size",
         type=float,
         default=0.3,
@@ -149,7 +159,8 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--save",
         metavar="FILE",
-        help="save the fitted cascade (joblib) here, for `skadaptive predict`",
+        help="save the fitted cascade (joblib) here, for `skadaptive predict` "
+        "(with one --answer kind)",
     )
     parser.set_defaults(run=run)
 
@@ -207,6 +218,11 @@ def run(args, out=None) -> int:
         raise CommandError(f"--test-size must be in (0, 1); got {args.test_size}.")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    if args.save and args.answer == "both":
+        raise CommandError(
+            "--save saves one cascade: pass --answer stage or --answer combined "
+            "(compare them first with --answer both, without --save)."
+        )
     for option in ("--json", "--plot", "--save"):
         check_output(option, getattr(args, option[2:]))
     progress = Progress(4)
@@ -232,46 +248,60 @@ def run(args, out=None) -> int:
         params["budget"] = args.budget
     elif args.cost_weight is not None:
         params["cost_weight"] = args.cost_weight
-    cascade = AdaptiveCascadeClassifier(
-        stages, random_state=args.seed, verbose=progress.verbose, **params
-    )
-    with progress.step("measuring costs and learning the policy"):
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                cascade.fit(X_policy, y_policy)
-        except (ValueError, TypeError) as exc:
-            raise CommandError(str(exc)) from exc
-        fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
-        cascade.set_params(verbose=0)  # progress is for this command only
-    with progress.step("evaluating the frontier on held-out rows"):
-        try:
-            test = cascade.evaluate_frontier(X_eval, y_eval)
-            intervals = _accuracy_intervals(cascade, X_eval, y_eval, args.seed)
-        except (ValueError, TypeError) as exc:
-            raise CommandError(str(exc)) from exc
-    report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
-    report["warnings"] = fit_warnings + report["warnings"]
+    kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
+    with tempfile.TemporaryDirectory() as cache:
+        # With both kinds the second fit reuses the stages' held-out
+        # probabilities and timings (memory=); its combiners are timed anew.
+        fits = [
+            _fit_and_evaluate(
+                AdaptiveCascadeClassifier(
+                    stages,
+                    answer=kind,
+                    memory=cache if len(kinds) > 1 else None,
+                    random_state=args.seed,
+                    verbose=progress.verbose,
+                    **params,
+                ),
+                (X_policy, y_policy, X_eval, y_eval),
+                args.seed,
+                progress,
+            )
+            for kind in kinds
+        ]
+    cascade = fits[0][0]
     print(
         f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
         f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
         file=out,
     )
-    print(_format(report), file=out)
+    for fitted, report in fits:
+        if len(fits) > 1:
+            print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
+        print(_format(report), file=out)
     print(
         f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
         f"resamples of the held-out rows); cumulative cost: per row, of every "
-        "stage run up to the row's exit (a stage's row: all rows exit there).",
+        "stage run up to the row's exit (a stage's row: all rows exit there, "
+        "with its own answer).",
         file=out,
     )
-    if report["batch_sizes"] is not None:
-        print(_format_batch_sizes(report["batch_sizes"]), file=out)
-    for warning in report["warnings"]:
+    for fitted, report in fits:
+        if report["batch_sizes"] is not None:
+            if len(fits) > 1:
+                print(f"{ANSWER_TITLES[fitted.answer]}:", file=out)
+            print(_format_batch_sizes(report["batch_sizes"]), file=out)
+    warnings_seen = list(
+        dict.fromkeys(w for _, report in fits for w in report["warnings"])
+    )
+    for warning in warnings_seen:
         print(f"warning: {warning}", file=out)
     with progress.step("writing results"):
-        _write_json(args.json, report)
+        document = dict(fits[0][1])
+        for fitted, report in fits[1:]:
+            document[fitted.answer] = report
+        _write_json(args.json, document)
         print(f"wrote {args.json}", file=out)
-        if write_plot(cascade, X_eval, y_eval, args.plot, out):
+        if write_plot([f for f, _ in fits], X_eval, y_eval, args.plot, out):
             print(f"wrote {args.plot}", file=out)
         if args.save:
             import joblib
@@ -283,6 +313,37 @@ def run(args, out=None) -> int:
                 file=out,
             )
     return 0
+
+
+ANSWER_TITLES = {
+    "stage": "stage answers (each exit answers with its stage's probabilities)",
+    "combined": "combined answers (each exit answers with a combination of "
+    "every stage the row ran)",
+}
+
+
+def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
+    """Fit ``cascade`` on the policy rows; its report on the evaluation rows."""
+    X_policy, y_policy, X_eval, y_eval = rows
+    kind = "" if cascade.answer == "stage" else f" ({cascade.answer} answers)"
+    with progress.step(f"measuring costs and learning the policy{kind}"):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cascade.fit(X_policy, y_policy)
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from exc
+        fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
+        cascade.set_params(verbose=0, memory=None)  # for this command only
+    with progress.step(f"evaluating the frontier on held-out rows{kind}"):
+        try:
+            test = cascade.evaluate_frontier(X_eval, y_eval)
+            intervals = _accuracy_intervals(cascade, X_eval, y_eval, seed)
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from exc
+    report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
+    report["warnings"] = fit_warnings + report["warnings"]
+    return cascade, report
 
 
 def _knob(cascade) -> str:
@@ -300,18 +361,24 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
     """
     from ..policies._policy import oracle_exits, stage_correct
     from ..stages import exit_probas
+    from ..stages._combined import combined_answers
 
-    probas = exit_probas(cascade._answer_source(), X)
-    correct = stage_correct(probas, np.searchsorted(cascade.classes_, y))
+    alone = exit_probas(cascade._stage_source(), X)
+    probas = combined_answers(cascade.combiners_, alone)
+    y_encoded = np.searchsorted(cascade.classes_, y)
+    correct = stage_correct(probas, y_encoded)
+    correct_alone = stage_correct(alone, y_encoded)
     rows = np.arange(len(y))
     policies = [p.policy for p in cascade._frontier_evaluations()]
     exits = [
-        *range(len(correct)),  # each stage answers every row
         oracle_exits(correct),
         *(policy.exit_stage(probas) for policy in policies),
         cascade.policy_.exit_stage(probas),
     ]
-    points = np.stack([correct[stage, rows] for stage in exits])
+    # Each stage alone answers every row with its own probabilities.
+    points = np.concatenate(
+        [correct_alone, np.stack([correct[stage, rows] for stage in exits])]
+    )
     intervals = bootstrap_intervals(points, seed=seed).tolist()
     n_stages, n_frontier = len(correct), len(policies)
     return {
@@ -327,6 +394,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
     stage_intervals = intervals["stages"]
     warning = too_few_rows_warning(n_eval, stage_intervals[0], stage_intervals[-1])
     return {
+        "answer": cascade.answer,
         "n_policy_rows": n_policy,
         "n_evaluation_rows": n_eval,
         "accuracy_interval": {
@@ -498,7 +566,8 @@ def _write_json(path, report) -> None:
         raise CommandError(f"{path}: cannot write: {exc}") from exc
 
 
-def write_plot(estimator, X, y, path, out, rows: str = "evaluation rows") -> bool:
+def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bool:
+    """Plot the frontier of each estimator (a list) on ``X, y`` into ``path``."""
     try:
         import matplotlib
 
@@ -513,9 +582,20 @@ def write_plot(estimator, X, y, path, out, rows: str = "evaluation rows") -> boo
         return False
     from ..plot import CostAccuracyDisplay
 
-    display = CostAccuracyDisplay.from_estimator(
-        estimator, X, y, name="policy for each cost_weight"
-    )
+    display = None
+    for k, estimator in enumerate(estimators):
+        suffix = "" if len(estimators) == 1 else f", {estimator.answer} answers"
+        display = CostAccuracyDisplay.from_estimator(
+            estimator,
+            X,
+            y,
+            name=f"policy for each cost_weight{suffix}",
+            ax=None if display is None else display.ax_,
+            # Each stage alone and the oracle once; the oracle of the last
+            # estimator, whose answers an oracle could pick from.
+            show_stages=k == 0,
+            show_oracle=k == len(estimators) - 1,
+        )
     display.ax_.set_title(f"accuracy against cost on {len(y)} {rows}")
     try:
         display.figure_.savefig(path, dpi=120, bbox_inches="tight")

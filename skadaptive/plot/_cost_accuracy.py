@@ -275,7 +275,10 @@ class CostAccuracyDisplay:
         baselines : dict of str to (costs, accuracies), default=None
             Curves to compare with, in the same cost unit.
         name : str, default=None
-            Legend label of the frontier; the estimator's class name when None.
+            Legend label of the frontier; the estimator's class name when None
+            (and its ``answer`` when not ``"stage"``). Draw two estimators
+            (e.g. ``answer="stage"`` and ``answer="combined"``) on one plot
+            by passing the first display's ``ax_`` as ``ax`` to the second.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -310,7 +313,7 @@ class CostAccuracyDisplay:
                 "chosen_accuracy": estimator.policy_rows_accuracy_,
                 "chosen_rates": estimator.exit_rates_,
             }
-            title = f"{name or type(estimator).__name__} (held-out rows)"
+            title = f"{name or _default_name(estimator)} (held-out rows)"
         else:
             test = estimator.evaluate_frontier(X, y, sample_weight=sample_weight)
             oracle_rates = test["oracle_exit_rates"]
@@ -360,7 +363,7 @@ class CostAccuracyDisplay:
             chosen_accuracy=figures["chosen_accuracy"],
             baselines=baselines,
             cost_label=cost_label,
-            name=name or type(estimator).__name__,
+            name=name or _default_name(estimator),
         )
         display = display.plot(ax=ax, **kwargs)
         if unit == "seconds":
@@ -457,3 +460,9 @@ class CostAccuracyDisplay:
             name=name,
         )
         return display.plot(ax=ax, **kwargs)
+
+
+def _default_name(estimator) -> str:
+    answer = getattr(estimator, "answer", "stage")
+    name = type(estimator).__name__
+    return name if answer == "stage" else f"{name} ({answer} answers)"

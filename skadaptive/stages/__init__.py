@@ -6,10 +6,12 @@
   :class:`ChainExits` (blocks with a classifier head after each), and any
   object following the :class:`MultiExitSource` protocol;
 - ONNX models run by onnxruntime on CPU or GPU: :class:`OnnxClassifier` (a
-  stage) and :class:`OnnxMultiExit` (a multi-exit network split into segments).
+  stage) and :class:`OnnxMultiExit` (a multi-exit network split into segments);
+- :class:`ExitCombiner`: how an exit answers with ``answer="combined"``.
 """
 
 from ._chain_exits import ChainExits
+from ._combined import ExitCombiner
 from ._costs import (
     measure_exit_seconds,
     measure_exit_seconds_per_row,
@@ -22,6 +24,7 @@ from .onnx import OnnxClassifier, OnnxMultiExit
 
 __all__ = [
     "ChainExits",
+    "ExitCombiner",
     "MultiExitSource",
     "OnnxClassifier",
     "OnnxMultiExit",

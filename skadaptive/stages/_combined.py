@@ -4,7 +4,8 @@ When a row reaches exit ``k``, exits ``0..k`` have all been paid for. A
 combiner at exit ``k`` maps their probabilities to one answer; it is learned
 on the cross-fitted held-out probabilities (never on a stage's training rows)
 and chosen per exit by its cross-validated loss (the estimator's ``loss``:
-error rate, ties to the lower log loss; or log loss) among three kinds:
+error rate or log loss; a combiner must beat the exit's own answer by more
+than one standard error of the paired difference) among three kinds:
 
 - ``"stage"``: exit ``k``'s own probabilities (exit 0 always answers so);
 - ``"log_pool"``: a weighted geometric pooling, ``softmax(sum_j w_j log p_j +
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp, softmax
+from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
@@ -32,8 +33,9 @@ from sklearn.utils import check_random_state
 
 from .._sklearn_private import _num_samples
 from .._validation import check_stage_proba, stage_label
+from ..policies._selection import _standard_error
 
-__all__ = ["ExitCombiner", "CombinedExits", "fit_combiners"]
+__all__ = ["ExitCombiner", "CombinedExits", "combined_answers", "fit_combiners"]
 
 #: Probabilities are floored here before the log: a stage's exact zeros (trees)
 #: would otherwise be -inf, and below it a stage's confidence carries nothing a
@@ -67,13 +69,35 @@ class ExitCombiner:
     exit : int
         The exit it answers at; it reads exits ``0..exit``.
     kind : {"stage", "log_pool", "logistic"}
-        Chosen by cross-validated loss on the policy rows.
+        Chosen by cross-validated loss on the policy rows: a combiner only
+        where its loss is lower than the exit's own answer's by more than one
+        standard error of the paired per-row difference.
     cv_error, cv_log_loss : dict
         Out-of-fold error rate and log loss of each kind tried (weighted like
         the fit); empty where only ``"stage"`` was possible (exit 0, too few
         rows).
     weights : ndarray or None
         ``"log_pool"``: the weight of each exit's log-probabilities.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.ensemble import RandomForestClassifier
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from skadaptive import AdaptiveCascadeClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> cascade = AdaptiveCascadeClassifier(
+    ...     [("lr", LogisticRegression(max_iter=2000)),
+    ...      ("rf", RandomForestClassifier(n_estimators=50, random_state=0))],
+    ...     costs=[1, 10], answer="combined", cv=3, random_state=0,
+    ... ).fit(X[:1200], y[:1200])
+    >>> cascade.combiners_[0]
+    ExitCombiner(exit=0, kind='stage')
+    >>> last = cascade.combiners_[1]
+    >>> sorted(last.cv_log_loss)
+    ['log_pool', 'logistic', 'stage']
+    >>> bool(last.cv_error[last.kind] <= last.cv_error["stage"])
+    True
     """
 
     def __init__(self, exit: int, kind: str = "stage", cv_error=None, cv_log_loss=None):
@@ -82,8 +106,8 @@ class ExitCombiner:
         self.cv_error = {} if cv_error is None else dict(cv_error)
         self.cv_log_loss = {} if cv_log_loss is None else dict(cv_log_loss)
         self.weights = None
+        self._blocks = None
         self._bias = None
-        self._model = None
 
     def __repr__(self) -> str:
         return f"ExitCombiner(exit={self.exit}, kind={self.kind!r})"
@@ -93,7 +117,7 @@ class ExitCombiner:
         if self.kind == "log_pool":
             self.weights, self._bias = _fit_log_pool(logs, y, sample_weight, n_classes)
         elif self.kind == "logistic":
-            self._model = _fit_logistic(logs, y, sample_weight)
+            self._blocks, self._bias = _fit_logistic(logs, y, sample_weight)
         return self
 
     def combine(self, logs: list) -> np.ndarray:
@@ -111,9 +135,23 @@ class ExitCombiner:
         if self.kind == "stage":
             return np.exp(logs[self.exit])
         if self.kind == "log_pool":
-            scores = self._bias + sum(w * log for w, log in zip(self.weights, logs))
-            return softmax(scores, axis=1)
-        return self._model.predict_proba(np.hstack(logs[: self.exit + 1]))
+            scores = self.weights[0] * logs[0]
+            for weight, log in zip(self.weights[1:], logs[1 : self.exit + 1]):
+                scores += weight * log
+        else:
+            scores = logs[0] @ self._blocks[0]
+            for block, log in zip(self._blocks[1:], logs[1 : self.exit + 1]):
+                scores += log @ block
+        scores += self._bias
+        return _softmax(scores)
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, in place."""
+    scores -= scores.max(axis=1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(axis=1, keepdims=True)
+    return scores
 
 
 def _fit_log_pool(logs, y, sample_weight, n_classes):
@@ -141,58 +179,76 @@ def _fit_log_pool(logs, y, sample_weight, n_classes):
     return theta[:n_exits], theta[n_exits:]
 
 
-def _fit_logistic(logs, y, sample_weight):
-    model = _Standardised(
-        StandardScaler(), LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
-    )
-    return model.fit(np.hstack(logs), y, sample_weight)
+def _fit_logistic(logs, y, sample_weight) -> tuple:
+    """Multinomial logistic regression on the standardised log-probabilities.
+
+    Returned folded into one matrix per exit and a bias (``scores = bias +
+    sum_j logs[j] @ blocks[j]``, then softmax): no copy of the features, no
+    per-call overhead of an estimator's checks at prediction.
+    """
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.hstack(logs)
+    scaler = StandardScaler().fit(X, sample_weight=sample_weight)
+    model = LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
+    with warnings.catch_warnings():
+        # A combiner a few iterations short of convergence is still scored by
+        # its out-of-fold loss, which is what chooses it.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(scaler.transform(X), y, sample_weight=sample_weight)
+    coef, intercept = model.coef_, model.intercept_
+    if coef.shape[0] == 1:
+        # Binary: probability sigmoid(z) of the second class is softmax([0, z]).
+        coef = np.vstack([np.zeros_like(coef), coef])
+        intercept = np.array([0.0, intercept[0]])
+    folded = (coef / scaler.scale_).T  # (n_features, n_classes)
+    bias = intercept - scaler.mean_ @ folded
+    n_classes = logs[0].shape[1]
+    blocks = [folded[j * n_classes : (j + 1) * n_classes] for j in range(len(logs))]
+    return blocks, bias
 
 
-class _Standardised:
-    """StandardScaler then LogisticRegression, with sample weights for both."""
-
-    def __init__(self, scaler, model):
-        self.scaler, self.model = scaler, model
-
-    def fit(self, X, y, sample_weight):
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-
-        X = self.scaler.fit_transform(X, sample_weight=sample_weight)
-        with warnings.catch_warnings():
-            # A combiner a few iterations short of convergence is still scored
-            # by its out-of-fold loss, which is what chooses it.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.model.fit(X, y, sample_weight=sample_weight)
-        return self
-
-    def predict_proba(self, X):
-        return self.model.predict_proba(self.scaler.transform(X))
-
-
-def _log_loss(proba, y, sample_weight) -> float:
-    losses = -np.log(np.maximum(proba[np.arange(len(y)), y], 1e-15))
-    return float(np.average(losses, weights=sample_weight))
-
-
-def _error(proba, y, sample_weight) -> float:
-    return float(np.average(np.argmax(proba, axis=1) != y, weights=sample_weight))
+def _row_losses(proba, y) -> dict:
+    """Each row's 0/1 error and log loss under ``proba``."""
+    picked = proba[np.arange(len(y)), y]
+    return {
+        "zero_one": (np.argmax(proba, axis=1) != y).astype(float),
+        "log_loss": -np.log(np.maximum(picked, 1e-15)),
+    }
 
 
 def _choose_kind(out_of_fold: dict, y_encoded, sample_weight, loss: str) -> tuple:
-    """The kind with the lowest out-of-fold loss, and every kind's figures."""
-    errors = {k: _error(p, y_encoded, sample_weight) for k, p in out_of_fold.items()}
-    log_losses = {
-        k: _log_loss(p, y_encoded, sample_weight) for k, p in out_of_fold.items()
-    }
+    """The kind kept, and every kind's out-of-fold error and log loss.
+
+    A combiner replaces the stage's own answer only where it is clearly
+    better: its mean per-row loss (the estimator's ``loss``) lower than the
+    stage's by more than one standard error of the paired per-row difference
+    (the one-standard-error rule). The held-out probabilities come from stages
+    fitted on part of the rows, the answers at prediction from stages refitted
+    on all of them, so a gain within noise on the first often does not carry
+    over. Of the kinds that pass, the lowest loss wins (ties: log loss, then
+    the simpler kind).
+    """
+    weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
+    weight = weight / weight.sum()
+    rows = {kind: _row_losses(p, y_encoded) for kind, p in out_of_fold.items()}
+    errors = {kind: float(weight @ r["zero_one"]) for kind, r in rows.items()}
+    log_losses = {kind: float(weight @ r["log_loss"]) for kind, r in rows.items()}
+
+    def clearly_better(kind) -> bool:
+        difference = rows[kind][loss] - rows["stage"][loss]
+        return bool(weight @ difference + _standard_error(difference, weight) < 0)
+
+    candidates = ["stage", *(kind for kind in KINDS[1:] if clearly_better(kind))]
 
     def rank(kind):
         # KINDS is ordered by simplicity: the simpler kind wins ties.
         first = (errors[kind],) if loss == "zero_one" else ()
         return (*first, log_losses[kind], KINDS.index(kind))
 
-    return min(KINDS, key=rank), errors, log_losses
+    return min(candidates, key=rank), errors, log_losses
 
 
 def fit_combiners(
@@ -213,8 +269,9 @@ def fit_combiners(
         Labels as column indices.
     sample_weight : ndarray of shape (n_rows,), default=None
     loss : {"zero_one", "log_loss"}, default="zero_one"
-        What chooses each exit's kind: the out-of-fold error rate (ties to the
-        lower log loss) or log loss; ties left go to the simpler kind.
+        What chooses each exit's kind: the out-of-fold error rate or log loss
+        of each row (see :func:`_choose_kind`: a combiner must beat the
+        stage's own answer by more than one standard error).
     random_state : int, RandomState instance or None, default=None
         Shuffles the folds.
 
@@ -265,13 +322,37 @@ def fit_combiners(
     return combiners, combined
 
 
+def combined_answers(combiners: list, stage_probas: list) -> list:
+    """Every exit's answer for every row, from every exit's own probabilities.
+
+    What routing answers at each exit (offline: no row leaves early).
+
+    Parameters
+    ----------
+    combiners : list of ExitCombiner
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+
+    Returns
+    -------
+    answers : list of ndarray of shape (n_rows, n_classes)
+    """
+    if all(c.kind == "stage" for c in combiners):
+        return list(stage_probas)
+    logs = [log_probas(p) for p in stage_probas]
+    return [
+        p if c.kind == "stage" else c.combine(logs[: c.exit + 1])
+        for c, p in zip(combiners, stage_probas)
+    ]
+
+
 class CombinedExits:
     """A stage source whose exits answer with their combiners.
 
     Wraps any :class:`~skadaptive.engine.StageSource`: the wrapped source runs
     the exits as before, each exit's own probabilities are checked (errors name
-    the stage), and the state carries the log-probabilities of the exits run
-    so far for the rows still running, compacted with the source's own state.
+    the stage), and the state carries the probabilities of the exits run so
+    far for the rows still running (and their logs, once a combiner has read
+    them), compacted with the source's own state.
     """
 
     def __init__(self, source, combiners: list):
@@ -287,17 +368,29 @@ class CombinedExits:
         return getattr(self.source, name)
 
     def run_stage(self, stage: int, X_rows, state):
-        inner, logs = (None, []) if state is None else state
+        inner, probas, logs = (None, [], []) if state is None else state
         proba, inner = self.source.run_stage(stage, X_rows, inner)
-        n_rows = _num_samples(X_rows) if X_rows is not None else len(logs[0])
+        combiner = self.combiners[stage]
+        if combiner.kind == "stage":
+            # Returned as it is: the engine checks it, as any stage's output.
+            proba = np.asarray(proba, dtype=np.float64)
+            return proba, (inner, [*probas, proba], [*logs, None])
+        # Checked before it is combined: a combination can hide a bad output
+        # (rows not summing to 1 sum to 1 after a softmax).
+        n_rows = _num_samples(X_rows) if X_rows is not None else len(probas[0])
         proba = check_stage_proba(
             proba, n_rows, len(self.source.classes_), stage_label(self.source, stage)
         )
-        logs = [*logs, log_probas(proba)]
-        combiner = self.combiners[stage]
-        answer = proba if combiner.kind == "stage" else combiner.combine(logs)
-        return answer, (inner, logs)
+        probas, logs = [*probas, proba], [*logs, None]
+        # Logs only where a combiner reads them, for the rows still running;
+        # kept (and compacted) for the later exits.
+        logs = [log_probas(p) if log is None else log for p, log in zip(probas, logs)]
+        return combiner.combine(logs), (inner, probas, logs)
 
     def keep_rows(self, state, mask):
-        inner, logs = state
-        return self.source.keep_rows(inner, mask), [log[mask] for log in logs]
+        inner, probas, logs = state
+        return (
+            self.source.keep_rows(inner, mask),
+            [p[mask] for p in probas],
+            [None if log is None else log[mask] for log in logs],
+        )

@@ -1,0 +1,241 @@
+"""Combined answers against stage answers: the cascade benchmarks' frontiers.
+
+Usage::
+
+    python -m benchmarks.run_combined            # full run (about 10 minutes)
+    python -m benchmarks.run_combined --quick    # smoke run, writes nothing
+
+For each cascade benchmark dataset (the stages and split of
+``python -m benchmarks.run_cascade``, fitted once and cached with
+``memory=``), the **default** estimator is fitted twice, with
+``answer="stage"`` and ``answer="combined"``, nothing else changed
+(``costs="auto"``, the default policy). Everything below is measured on the
+test rows, which neither the stages, the combiners nor the policies saw:
+
+* **every row at the last exit**: the last exit's accuracy with each answer
+  kind (the combined one is the combiner over all the stages), against the
+  best single stage (the most accurate stage alone on the test rows);
+* **budgets**: both estimators fitted with the same ``budget=`` (fractions of
+  the stage-answer estimator's full cost, ``cumulative_costs_[-1]``, from
+  the first that both can meet: the first stage's cost), test
+  accuracy and measured average cost per row of each (``evaluate_frontier``'s
+  ``accuracy_at_fit``/``cost_at_fit``);
+* **no-loss speed-up**: the cheapest of those budgets at which the combined
+  estimator's test accuracy is at least the best single stage's, and the best
+  single stage's cost over its average cost there;
+* **frontier**: ``evaluate_frontier`` of both (the ``cost_weight`` grid of
+  ``frontier_``), as points of (test cost, test accuracy).
+
+Writes ``benchmarks/results/combined.json`` and
+``benchmarks/COMBINED_RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
+
+from . import datasets
+from ._tables import described_report, pct, pt, run_and_write, table
+from ._tables import environment as machine
+from .ours import RecordingMemory, make_cascade
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / "_cache"
+FRACTIONS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0)
+ANSWERS = ("stage", "combined")
+
+
+def _fit(bench, answer, memory, config, **params):
+    cascade = make_cascade(bench.stages, memory, **config, answer=answer, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return cascade.fit(bench.X_train, bench.y_train)
+
+
+def _at_fit(estimator, bench) -> dict:
+    test = estimator.evaluate_frontier(bench.X_test, bench.y_test)
+    return test, {
+        "accuracy": float(test["accuracy_at_fit"]),
+        "cost": float(test["cost_at_fit"]),
+        "exit_rates": test["exit_rates_at_fit"].tolist(),
+    }
+
+
+def _dataset(name: str, quick: bool) -> dict:
+    bench = datasets.load(name, quick=quick)
+    config = {"cv": 2, "n_jobs": 1} if quick else {"cv": 3, "n_jobs": 2}
+    memory = RecordingMemory(str(CACHE / ("quick" if quick else name)), verbose=0)
+    y_test = np.searchsorted(np.unique(bench.y_train), bench.y_test)
+    fitted = {a: _fit(bench, a, memory, config, random_state=0) for a in ANSWERS}
+    stage_est = fitted["stage"]
+    single = [
+        float(np.mean(np.argmax(s.predict_proba(bench.X_test), axis=1) == y_test))
+        for s in stage_est.estimators_
+    ]
+    best = int(np.argmax(single))
+    # Each stage alone costs its own cost (cascade stages are independent).
+    best_cost = float(stage_est._alone_costs(stage_est.costs_)[best])
+    result = {
+        "stages": [n for n, _ in bench.stages],
+        "single_stage_accuracy": single,
+        "best_stage": best,
+        "best_stage_cost": best_cost,
+        "answers": {},
+    }
+    full = stage_est.cumulative_costs_[-1]
+    # Budgets below the first stage's cost cannot be met (an error): left out.
+    first = max(e.cumulative_costs_[0] for e in fitted.values())
+    fractions = [f for f in FRACTIONS if f * full >= first]
+    result["fractions"] = fractions
+    for answer, estimator in fitted.items():
+        frontier, default = _at_fit(estimator, bench)
+        budgets = []
+        for fraction in fractions:
+            fit = _fit(
+                bench, answer, memory, config, random_state=0, budget=full * fraction
+            )
+            budgets.append({"fraction": fraction, **_at_fit(fit, bench)[1]})
+        matching = [b for b in budgets if b["accuracy"] >= single[best]]
+        cheapest = min(matching, key=lambda b: b["fraction"]) if matching else None
+        result["answers"][answer] = {
+            "kinds": [c.kind for c in estimator.combiners_],
+            "last_exit_accuracy": float(frontier["exit_accuracies"][-1]),
+            "exit_accuracies": frontier["exit_accuracies"].tolist(),
+            "full_cost": float(estimator.cumulative_costs_[-1]),
+            "default": default,
+            "budgets": budgets,
+            "no_loss": None
+            if cheapest is None
+            else {**cheapest, "speed_up": best_cost / cheapest["cost"]},
+            "frontier": {
+                "cost_weight": frontier["cost_weight"].tolist(),
+                "accuracy": frontier["accuracy"].tolist(),
+                "cost": frontier["expected_cost"].tolist(),
+            },
+        }
+    return result
+
+
+def _frontier_at_or_above(stage: dict, combined: dict) -> list:
+    """For each stage-answer frontier point, the best combined accuracy at a
+    cost no higher; the points where it is lower."""
+    below = []
+    for cost, accuracy in zip(stage["cost"], stage["accuracy"]):
+        reachable = [
+            a for c, a in zip(combined["cost"], combined["accuracy"]) if c <= cost
+        ]
+        if not reachable or max(reachable) < accuracy:
+            below.append((cost, accuracy, max(reachable, default=None)))
+    return below
+
+
+def run(quick: bool = False) -> dict:
+    start = time.perf_counter()
+    names = ["digits"] if quick else list(datasets.DATASETS)
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = {name: _dataset(name, quick) for name in names}
+    for result in results.values():
+        stage, combined = (result["answers"][a] for a in ANSWERS)
+        result["combined_last_above_best_stage"] = (
+            combined["last_exit_accuracy"]
+            > result["single_stage_accuracy"][result["best_stage"]]
+        )
+        result["budgets_combined_at_or_above"] = all(
+            c["accuracy"] >= s["accuracy"]
+            for s, c in zip(stage["budgets"], combined["budgets"])
+        )
+        result["frontier_points_below"] = _frontier_at_or_above(
+            stage["frontier"], combined["frontier"]
+        )
+    return {
+        "command": "python -m benchmarks.run_combined" + (" --quick" if quick else ""),
+        "total_seconds": time.perf_counter() - start,
+        "environment": machine(threads="BLAS limited to 1 thread"),
+        "quick": quick,
+        "fractions": list(FRACTIONS),
+        "datasets": results,
+    }
+
+
+def markdown(results: dict) -> str:
+    blocks = []
+    summary = []
+    for name, r in results["datasets"].items():
+        best = r["single_stage_accuracy"][r["best_stage"]]
+        stage, combined = (r["answers"][a] for a in ANSWERS)
+        no_loss = combined["no_loss"]
+        summary.append(
+            (
+                name,
+                f"{r['stages'][r['best_stage']]} {pct(best)}",
+                pct(stage["last_exit_accuracy"]),
+                pct(combined["last_exit_accuracy"]),
+                pt(combined["last_exit_accuracy"] - best),
+                " / ".join(combined["kinds"]),
+                "-"
+                if no_loss is None
+                else f"{no_loss['fraction']:.0%} ({no_loss['speed_up']:.2f}x)",
+                f"{sum(c['accuracy'] >= s['accuracy'] for s, c in zip(stage['budgets'], combined['budgets']))}"
+                f" of {len(stage['budgets'])}",
+            )
+        )
+        rows = [
+            (
+                f"{s['fraction']:.0%}",
+                pct(s["accuracy"]),
+                pct(c["accuracy"]),
+                pt(c["accuracy"] - s["accuracy"]),
+                f"{s['cost'] / r['answers']['stage']['full_cost']:.3f}",
+                f"{c['cost'] / r['answers']['stage']['full_cost']:.3f}",
+            )
+            for s, c in zip(stage["budgets"], combined["budgets"])
+        ]
+        blocks += [
+            f"### {name}",
+            "",
+            table(
+                rows,
+                (
+                    "budget (of full)",
+                    "stage answers %",
+                    "combined %",
+                    "difference",
+                    "stage cost / full",
+                    "combined cost / full",
+                ),
+            ),
+            "",
+            f"Frontier (`cost_weight` grid): {len(r['frontier_points_below'])} of "
+            f"{len(stage['frontier']['cost'])} stage-answer points have no "
+            "combined point at least as accurate at no higher test cost.",
+            "",
+        ]
+    head = table(
+        summary,
+        (
+            "dataset",
+            "best single stage %",
+            "last exit, stage answers %",
+            "last exit, combined %",
+            "combined - best stage",
+            "combiner per exit",
+            "no-loss budget (speed-up)",
+            "budgets combined >= stage",
+        ),
+    )
+    body = "\n".join(["## Summary", "", head, "", "## By budget", "", *blocks])
+    return described_report("Combined answers", results, __doc__, body)
+
+
+def main(argv=None) -> None:
+    run_and_write(__doc__, run, markdown, "combined.json", "COMBINED_RESULTS.md", argv)
+
+
+if __name__ == "__main__":
+    main()

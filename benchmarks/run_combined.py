@@ -24,7 +24,9 @@ test rows, which neither the stages, the combiners nor the policies saw:
   estimator's test accuracy is at least the best single stage's, and the best
   single stage's cost over its average cost there;
 * **frontier**: ``evaluate_frontier`` of both (the ``cost_weight`` grid of
-  ``frontier_``), as points of (test cost, test accuracy).
+  ``frontier_``), as points of (test cost, test accuracy);
+* **what combining costs**: the routing work timed with each stage by
+  ``costs="auto"`` (which includes the combiners' work) for both estimators.
 
 Writes ``benchmarks/results/combined.json`` and
 ``benchmarks/COMBINED_RESULTS.md``.
@@ -108,6 +110,10 @@ def _dataset(name: str, quick: bool) -> dict:
             "last_exit_accuracy": float(frontier["exit_accuracies"][-1]),
             "exit_accuracies": frontier["exit_accuracies"].tolist(),
             "full_cost": float(estimator.cumulative_costs_[-1]),
+            # The routing work measured with each stage (seconds per row and
+            # per call): with combined answers, the combiners' work is in it.
+            "routing_per_row": estimator._routing.per_row.tolist(),
+            "routing_per_call": estimator._routing.per_call.tolist(),
             "default": default,
             "budgets": budgets,
             "no_loss": None
@@ -163,6 +169,12 @@ def run(quick: bool = False) -> dict:
     }
 
 
+def _at_or_above(stage: dict, combined: dict) -> int:
+    """Budgets at which the combined answers are at least as accurate."""
+    pairs = zip(stage["budgets"], combined["budgets"])
+    return sum(c["accuracy"] >= s["accuracy"] for s, c in pairs)
+
+
 def markdown(results: dict) -> str:
     blocks = []
     summary = []
@@ -181,8 +193,7 @@ def markdown(results: dict) -> str:
                 "-"
                 if no_loss is None
                 else f"{no_loss['fraction']:.0%} ({no_loss['speed_up']:.2f}x)",
-                f"{sum(c['accuracy'] >= s['accuracy'] for s, c in zip(stage['budgets'], combined['budgets']))}"
-                f" of {len(stage['budgets'])}",
+                f"{_at_or_above(stage, combined)} of {len(stage['budgets'])}",
             )
         )
         rows = [
@@ -196,8 +207,20 @@ def markdown(results: dict) -> str:
             )
             for s, c in zip(stage["budgets"], combined["budgets"])
         ]
+        added = np.subtract(combined["routing_per_row"], stage["routing_per_row"])
         blocks += [
             f"### {name}",
+            "",
+            "Routing work measured with each stage, microseconds per row, stage "
+            "answers / combined answers: "
+            + "; ".join(
+                f"{n} {1e6 * s:.3f} / {1e6 * c:.3f}"
+                for n, s, c in zip(
+                    r["stages"], stage["routing_per_row"], combined["routing_per_row"]
+                )
+            )
+            + f" (difference {', '.join(f'{1e6 * a:+.3f}' for a in added)}; "
+            "each fit times its routing anew, so part of it is timing noise).",
             "",
             table(
                 rows,

@@ -64,18 +64,21 @@ class ExitCombiner:
     :class:`~skadaptive.EarlyExitClassifier` with ``answer="combined"`` (one
     per exit, in ``combiners_``); see the user guide's "Combined answers".
 
-    Attributes
+    Parameters
     ----------
     exit : int
         The exit it answers at; it reads exits ``0..exit``.
-    kind : {"stage", "log_pool", "logistic"}
+    kind : {"stage", "log_pool", "logistic"}, default="stage"
         Chosen by cross-validated loss on the policy rows: a combiner only
         where its loss is lower than the exit's own answer's by more than one
         standard error of the paired per-row difference.
-    cv_error, cv_log_loss : dict
+    cv_error, cv_log_loss : dict, default=None
         Out-of-fold error rate and log loss of each kind tried (weighted like
         the fit); empty where only ``"stage"`` was possible (exit 0, too few
         rows).
+
+    Attributes
+    ----------
     weights : ndarray or None
         ``"log_pool"``: the weight of each exit's log-probabilities.
 
@@ -113,7 +116,21 @@ class ExitCombiner:
         return f"ExitCombiner(exit={self.exit}, kind={self.kind!r})"
 
     def fit(self, logs: list, y: np.ndarray, sample_weight, n_classes: int):
-        """Fit ``self.kind`` on the log-probabilities ``logs`` of exits 0..exit."""
+        """Fit ``self.kind`` on the log-probabilities ``logs`` of exits 0..exit.
+
+        Parameters
+        ----------
+        logs : list of ndarray of shape (n_rows, n_classes)
+            :func:`log_probas` of each exit's held-out probabilities.
+        y : ndarray of shape (n_rows,)
+            Labels as column indices.
+        sample_weight : ndarray of shape (n_rows,) or None
+        n_classes : int
+
+        Returns
+        -------
+        self : ExitCombiner
+        """
         if self.kind == "log_pool":
             self.weights, self._bias = _fit_log_pool(logs, y, sample_weight, n_classes)
         elif self.kind == "logistic":
@@ -360,6 +377,12 @@ class CombinedExits:
         self.combiners = list(combiners)
         self.n_stages = source.n_stages
         self.rows_in_state = getattr(source, "rows_in_state", False)
+        # Whether a combiner after exit k reads the exits' probabilities: if
+        # none does, they are not kept (nor compacted) past exit k.
+        kinds = [c.kind for c in self.combiners]
+        self._read_later = [
+            any(kind != "stage" for kind in kinds[k + 1 :]) for k in range(len(kinds))
+        ]
 
     def __getattr__(self, name):
         # classes_, stage_names, default_costs...: the wrapped source's.
@@ -368,13 +391,13 @@ class CombinedExits:
         return getattr(self.source, name)
 
     def run_stage(self, stage: int, X_rows, state):
-        inner, probas, logs = (None, [], []) if state is None else state
+        inner, probas, logs = (None, [], []) if state is None else state[1:]
         proba, inner = self.source.run_stage(stage, X_rows, inner)
         combiner = self.combiners[stage]
         if combiner.kind == "stage":
             # Returned as it is: the engine checks it, as any stage's output.
             proba = np.asarray(proba, dtype=np.float64)
-            return proba, (inner, [*probas, proba], [*logs, None])
+            return proba, (stage, inner, [*probas, proba], [*logs, None])
         # Checked before it is combined: a combination can hide a bad output
         # (rows not summing to 1 sum to 1 after a softmax).
         n_rows = _num_samples(X_rows) if X_rows is not None else len(probas[0])
@@ -385,12 +408,17 @@ class CombinedExits:
         # Logs only where a combiner reads them, for the rows still running;
         # kept (and compacted) for the later exits.
         logs = [log_probas(p) if log is None else log for p, log in zip(probas, logs)]
-        return combiner.combine(logs), (inner, probas, logs)
+        return combiner.combine(logs), (stage, inner, probas, logs)
 
     def keep_rows(self, state, mask):
-        inner, probas, logs = state
+        stage, inner, probas, logs = state
+        inner = self.source.keep_rows(inner, mask)
+        if not self._read_later[stage]:
+            # No later combiner reads them: placeholders, never read.
+            return stage, inner, [None] * len(probas), [None] * len(logs)
         return (
-            self.source.keep_rows(inner, mask),
+            stage,
+            inner,
             [p[mask] for p in probas],
             [None if log is None else log[mask] for log in logs],
         )

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_combined            # full run (about 10 minutes)
+    python -m benchmarks.run_combined            # full run (about 8 minutes)
     python -m benchmarks.run_combined --quick    # smoke run, writes nothing
 
 For each cascade benchmark dataset (the stages and split of
@@ -236,7 +236,9 @@ def markdown(results: dict) -> str:
             "",
             f"Frontier (`cost_weight` grid): {len(r['frontier_points_below'])} of "
             f"{len(stage['frontier']['cost'])} stage-answer points have no "
-            "combined point at least as accurate at no higher test cost.",
+            "combined point at least as accurate at no higher test cost (the "
+            "two estimators' measured costs differ, so points of equal "
+            "accuracy often differ in cost by a little either way).",
             "",
         ]
     head = table(
@@ -249,7 +251,7 @@ def markdown(results: dict) -> str:
             "combined - best stage",
             "combiner per exit",
             "no-loss budget (speed-up)",
-            "budgets combined >= stage",
+            "budgets where combined >= stage (ties count)",
         ),
     )
     body = "\n".join(["## Summary", "", head, "", "## By budget", "", *blocks])

@@ -78,6 +78,8 @@ from .policies._call_costs import (
 )
 from .policies._policy import exit_figures, stage_correct, stage_figures
 from .stages import exit_probas, measure_exit_seconds
+from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
+from .stages._combined import N_FOLDS as N_COMBINER_FOLDS
 from .stages._combined import (
     CombinedExits,
     ExitCombiner,
@@ -260,13 +262,24 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         if self.answer == "stage":
             return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
         fit = check_memory(self.memory).cache(fit_combiners)
-        return fit(
+        combiners, answers = fit(
             stage_probas,
             y_encoded,
             sample_weight,
             loss=self.loss,
             random_state=self.random_state,
         )
+        if len(combiners) > 1 and not combiners[1].cv_error:
+            warnings.warn(
+                f"answer='combined' answers with each stage's own probabilities: "
+                f"learning combiners needs at least {MIN_COMBINER_ROWS} policy "
+                "rows of positive weight, with two classes or more in the "
+                f"training rows of each of {N_COMBINER_FOLDS} folds of them; "
+                f"there are {len(y_encoded)} policy rows.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return combiners, answers
 
     def _answer_source(self):
         """The exits as they answer: the stage source, with its combiners."""
@@ -930,6 +943,13 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def __setstate__(self, state):
         check_versions(state, type(self).__name__)
         super().__setstate__(state)
+        # Saved before answers could be combined: they answer with the stages.
+        if "answer" not in self.__dict__:
+            self.answer = "stage"
+        if "stage_accuracies_" in self.__dict__ and "combiners_" not in self.__dict__:
+            n_exits = len(self.stage_accuracies_)
+            self.combiners_ = [ExitCombiner(k) for k in range(n_exits)]
+            self.exit_accuracies_ = self.stage_accuracies_
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

@@ -64,14 +64,22 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         What a row gets at the exit that answers it. ``"stage"``: that exit's
         own probabilities (as in the paper). ``"combined"``: a combiner's
         answer from the probabilities of every exit the row ran (already paid
-        for, so it costs no stage time): per exit, the kind with the lowest
-        cross-validated log loss on the policy rows among the exit's own
-        probabilities, a weighted pooling of the exits' log-probabilities and
-        a multinomial logistic regression on them (see ``combiners_``).
+        for: no stage runs again, only the combiner's own arithmetic, timed
+        with the routing by ``costs="auto"`` and not counted with costs given
+        as numbers or trees). Per exit, a weighted pooling of the exits'
+        log-probabilities or a multinomial logistic regression on them
+        replaces the exit's own probabilities only where its 3-fold
+        cross-validated ``loss`` (error rate, or log loss) on the policy rows
+        is lower by more than one standard error of the paired per-row
+        difference; of those that are, the lowest wins (see ``combiners_``).
         Combiners are fitted on the cross-fitted held-out probabilities, never
         on a stage's training rows, and the policy is learned on their
         out-of-fold answers, so it decides when the combined answer is good
-        enough. Exit 0 always answers with its own probabilities.
+        enough. Exit 0 always answers with its own probabilities; with fewer
+        than 30 policy rows, or a class missing from a fold, every exit does
+        (with a warning). Switching it needs a refit; with ``memory=`` the
+        stages come from the cache, and only the combiners (and their timing)
+        and the policy are fitted again.
 
     cv : int, float, cross-validation generator or iterable, default=5
         How stage probabilities for the policy are held out. An int is the
@@ -198,7 +206,8 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
     combiners_ : list of ExitCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit
         with ``answer="stage"``, and for exit 0; else the kind chosen, with
-        each kind's out-of-fold ``cv_log_loss``). See
+        each kind's out-of-fold ``cv_error`` and ``cv_log_loss``, and its
+        ``weights`` and ``bias``). See
         :class:`~skadaptive.stages.ExitCombiner`.
     frontier_ : dict of ndarray
         Trade-off on the held-out policy rows, traced by refitting the policy

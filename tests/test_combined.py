@@ -60,9 +60,8 @@ def _disjoint_cascade(answer, **params):
         (name, FrozenEstimator(_WrongOnGroup(group).fit(None, None)))
         for name, group in (("first", 1), ("second", 2))
     ]
-    return AdaptiveCascadeClassifier(
-        stages, costs=[1, 1], answer=answer, random_state=0, **params
-    )
+    params = {"random_state": 0, **params}
+    return AdaptiveCascadeClassifier(stages, costs=[1, 1], answer=answer, **params)
 
 
 def test_disjoint_errors_combined_beats_every_stage_at_full_cost():
@@ -187,6 +186,13 @@ def test_routing_answers_with_the_combiner_of_the_exit(kind):
     np.testing.assert_allclose(batched.proba, routed.proba, rtol=1e-12, atol=1e-15)
     test = estimator.evaluate_frontier(X_new, y_new)
     assert test["accuracy_at_fit"] == pytest.approx(estimator.score(X_new, y_new))
+    np.testing.assert_allclose(
+        test["stage_accuracies"], [np.mean(p.argmax(1) == y_new) for p in probas]
+    )
+    np.testing.assert_allclose(
+        test["exit_accuracies"], [np.mean(p.argmax(1) == y_new) for p in answers]
+    )
+    assert not np.allclose(test["stage_accuracies"], test["exit_accuracies"])
 
 
 def _noisy_stages(y, noises, seed=0):
@@ -225,14 +231,16 @@ def _answers_right_on(right: np.ndarray) -> np.ndarray:
     return np.column_stack([positive, 1 - positive])
 
 
-@pytest.mark.parametrize(("fixed", "broken"), [(20, 15), (30, 5)])
+@pytest.mark.parametrize(("fixed", "broken"), [(1, 0), (20, 15), (30, 5)])
 def test_a_combiner_must_beat_the_stage_by_one_standard_error(fixed, broken):
     """400 rows; the stage is wrong on the first 100. A combiner that fixes
     20 of them and breaks 15 others is 1.25 points better, less than one
     standard error of the paired difference (1.48 points): the stage's own
     answer is kept. Fixing 30 and breaking 5 is 6.25 points better, more than
-    its standard error (1.45): the combiner is kept. (Standard errors of the
-    policy's own one-standard-error rules: Kish's effective sample size.)"""
+    its standard error (1.45): the combiner is kept. Fixing a single row is
+    exactly one standard error (with one degree of freedom taken off): not
+    enough. (Standard errors of the policy's own one-standard-error rules:
+    Kish's effective sample size.)"""
     y = np.zeros(400, dtype=int)
     rows = np.arange(400)
     stage_right = rows >= 100
@@ -247,8 +255,10 @@ def test_a_combiner_must_beat_the_stage_by_one_standard_error(fixed, broken):
     assert kind == ("log_pool" if fixed == 30 else "stage")
     # Weights: only their ratios count.
     weight = np.where(rows % 2 == 0, 2.0, 1.0)
-    assert _choose_kind(out_of_fold, y, weight, "zero_one")[0] == kind
-    assert _choose_kind(out_of_fold, y, 10 * weight, "zero_one")[0] == kind
+    assert (
+        _choose_kind(out_of_fold, y, weight, "zero_one")[:2]
+        == _choose_kind(out_of_fold, y, 10 * weight, "zero_one")[:2]
+    )
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
@@ -289,7 +299,9 @@ def test_too_few_rows_answer_with_the_stages():
     ]
     cascade = AdaptiveCascadeClassifier(
         stages, costs=[1, 2], cv=0.4, answer="combined", random_state=0
-    ).fit(X, y)
+    )
+    with pytest.warns(UserWarning, match="needs at least 30 policy rows"):
+        cascade.fit(X, y)
     assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
     plain = AdaptiveCascadeClassifier(stages, costs=[1, 2], cv=0.4, random_state=0)
     np.testing.assert_array_equal(
@@ -328,3 +340,179 @@ def test_answer_is_validated():
     )
     with pytest.raises(ValueError, match="'answer' parameter"):
         cascade.fit(X, y)
+
+
+def _three_noisy_exits(n_rows=600, seed=1):
+    y = np.random.default_rng(seed).integers(0, 3, size=n_rows)
+    return _noisy_stages(y, (0.9, 0.9, 0.9)), y
+
+
+def test_combiner_arithmetic_is_the_documented_one():
+    """log_pool: softmax(sum_j w_j log p_j + b), at a minimum of its weighted
+    log loss (+ the biases' L2 penalty); logistic: softmax(bias + sum_j
+    logs[j] @ weights[j]), reading every exit up to its own."""
+    from scipy.optimize import approx_fprime
+    from scipy.special import logsumexp, softmax
+
+    probas, y = _three_noisy_exits()
+    logs = [log_probas(p) for p in probas]
+    weight = np.random.default_rng(2).uniform(0.5, 2, size=len(y))
+    pool = ExitCombiner(2, "log_pool").fit(logs, y, weight, 3)
+    expected = softmax(pool.bias + sum(w * g for w, g in zip(pool.weights, logs)), 1)
+    np.testing.assert_allclose(pool.combine(logs), expected, rtol=1e-12)
+
+    def objective(theta):
+        scores = np.tensordot(theta[:3], np.stack(logs), axes=1) + theta[3:]
+        losses = logsumexp(scores, axis=1) - scores[np.arange(len(y)), y]
+        return weight @ losses / weight.sum() + 1e-3 * theta[3:] @ theta[3:]
+
+    theta = np.r_[pool.weights, pool.bias]
+    assert np.abs(approx_fprime(theta, objective, 1e-7)).max() < 1e-4
+    assert objective(theta) < objective(np.r_[0, 0, 1, 0, 0, 0]) - 0.05
+    logistic = ExitCombiner(2, "logistic").fit(logs, y, weight, 3)
+    assert logistic.weights.shape == (3, 3, 3)
+    scores = logistic.bias + sum(g @ w for g, w in zip(logs, logistic.weights))
+    np.testing.assert_allclose(logistic.combine(logs), softmax(scores, 1), rtol=1e-12)
+
+
+def test_combiners_are_fitted_with_the_weights_and_ignore_zero_weight_rows():
+    probas, y = _three_noisy_exits()
+    logs = [log_probas(p) for p in probas]
+    weight = np.random.default_rng(3).uniform(0.5, 2, size=len(y))
+    combiners, _ = fit_combiners(probas, y, weight, random_state=0)
+    for combiner in combiners[1:]:
+        refit = ExitCombiner(combiner.exit, combiner.kind).fit(
+            logs[: combiner.exit + 1], y, weight, 3
+        )
+        np.testing.assert_allclose(combiner.weights, refit.weights)
+    # Rows of zero weight change no fold, no fit and no choice.
+    extra = _noisy_stages(y[:100], (0.9, 0.9, 0.9), seed=5)
+    padded = [np.vstack([p, e]) for p, e in zip(probas, extra)]
+    padded_weight = np.r_[weight, np.zeros(100)]
+    with_zeros, answers = fit_combiners(
+        padded, np.r_[y, y[:100]], padded_weight, random_state=0
+    )
+    assert [c.kind for c in with_zeros] == [c.kind for c in combiners]
+    for a, b in zip(with_zeros[1:], combiners[1:]):
+        np.testing.assert_allclose(a.weights, b.weights, rtol=1e-9)
+        assert a.cv_error == pytest.approx(b.cv_error)
+    assert all(np.isfinite(a).all() and len(a) == 700 for a in answers)
+
+
+def test_fold_shuffling_follows_random_state():
+    probas, y = _three_noisy_exits()
+    first = fit_combiners(probas, y, random_state=0)[1]
+    again = fit_combiners(probas, y, random_state=0)[1]
+    other = fit_combiners(probas, y, random_state=1)[1]
+    np.testing.assert_array_equal(first[2], again[2])
+    assert not np.allclose(first[2], other[2])
+    # The estimator's random_state reaches them.
+    X, y = _disjoint_errors(300, seed=0)
+    fits = [
+        _disjoint_cascade("combined", cost_weight=0.0, random_state=seed).fit(X, y)
+        for seed in (3, 3, 4)
+    ]
+    errors = [fit.combiners_[1].cv_log_loss for fit in fits]
+    assert errors[0] == errors[1] != errors[2]
+
+
+def test_out_of_fold_answers_are_fitted_with_the_weights():
+    """The combined answers the policy learns from: each fold's combiner,
+    fitted on the other folds' rows with their weights."""
+    from sklearn.utils import check_random_state
+
+    from skadaptive.stages._combined import N_FOLDS, _folds
+
+    probas, y = _three_noisy_exits()
+    logs = [log_probas(p) for p in probas]
+    weight = np.random.default_rng(4).uniform(0.2, 3, size=len(y))
+    combiners, _ = fit_combiners(probas, y, weight, random_state=0)
+    fold_of, _ = _folds(weight, check_random_state(0))
+    for kind in ("log_pool", "logistic"):
+        proba = np.empty_like(probas[2])
+        for fold in range(N_FOLDS):
+            train, test = fold_of != fold, fold_of == fold
+            combiner = ExitCombiner(2, kind).fit(
+                [g[train] for g in logs], y[train], weight[train], 3
+            )
+            proba[test] = combiner.combine([g[test] for g in logs])
+        error = np.average(proba.argmax(axis=1) != y, weights=weight)
+        assert combiners[2].cv_error[kind] == pytest.approx(error, rel=1e-9)
+
+
+def test_what_the_rows_can_teach():
+    """At least 30 rows of positive weight; the pooling needs two classes in
+    every fold's training rows, the logistic regression every class."""
+    probas, y = _three_noisy_exits()
+    assert (
+        fit_combiners([p[:29] for p in probas], y[:29], random_state=0)[0][2].cv_error
+        == {}
+    )
+    few = fit_combiners([p[:30] for p in probas], y[:30], random_state=0)[0]
+    assert set(few[2].cv_error) == set(KINDS)
+    weight = np.ones(len(y))
+    weight[30:] = 0  # 30 rows weigh: enough; 29 do not
+    assert set(fit_combiners(probas, y, weight, random_state=0)[0][2].cv_error) == set(
+        KINDS
+    )
+    weight[29] = 0
+    assert fit_combiners(probas, y, weight, random_state=0)[0][2].cv_error == {}
+    # A fold whose training rows hold one class teaches no combiner.
+    single = np.zeros_like(y)
+    single[0] = 1
+    assert fit_combiners(probas, single, random_state=0)[0][2].cv_error == {}
+    # A class with a single row is missing from one fold's training rows.
+    rare = y.copy()
+    rare[rare == 2] = 1
+    rare[0] = 2
+    combiners = fit_combiners(probas, rare, random_state=0)[0]
+    assert set(combiners[2].cv_error) == {"stage", "log_pool"}
+
+
+def test_estimator_passes_its_loss_and_times_its_combiners(monkeypatch):
+    import skadaptive._base as base
+
+    seen = {}
+    real_fit, real_measure = base.fit_combiners, base.measure_routing_seconds
+
+    def fit(*args, **kwargs):
+        seen["loss"] = kwargs["loss"]
+        return real_fit(*args, **kwargs)
+
+    def measure(*args, **kwargs):
+        seen["timed"] = [c.kind for c in kwargs["combiners"]]
+        return real_measure(*args, **kwargs)
+
+    monkeypatch.setattr(base, "fit_combiners", fit)
+    monkeypatch.setattr(base, "measure_routing_seconds", measure)
+    X, y = _disjoint_errors(300, seed=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("first", _WrongOnGroup(1)), ("second", _WrongOnGroup(2))],
+        costs="auto",
+        loss="log_loss",
+        answer="combined",
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    assert seen["loss"] == "log_loss"
+    assert seen["timed"] == [c.kind for c in cascade.combiners_] != ["stage"] * 2
+
+
+def test_models_saved_before_combined_answers_load_as_stage_answers():
+    import pickle
+
+    X, y = make_classification(300, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())],
+        costs=[1, 2],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    state = cascade.__getstate__()
+    for name in ("answer", "combiners_", "exit_accuracies_"):
+        del state[name]
+    old = AdaptiveCascadeClassifier.__new__(AdaptiveCascadeClassifier)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.answer == "stage"
+    np.testing.assert_array_equal(old.predict_proba(X), cascade.predict_proba(X))
+    assert repr(old) == repr(cascade)

@@ -127,8 +127,9 @@ def add_parser(commands) -> None:
         default="stage",
         help="what a row gets at its exit: that stage's probabilities (stage), "
         "a combination of every stage it ran (combined), or both, each with "
-        "its own policy, printed one after the other and plotted together "
-        "(default: %(default)s)",
+        "its own policy, printed one after the other and plotted together; "
+        "the JSON is then the stage answers' report with the combined "
+        "answers' under the key 'combined' (default: %(default)s)",
     )
     parser.add_argument(
         "--test-size",
@@ -278,6 +279,8 @@ def run(args, out=None) -> int:
         if len(fits) > 1:
             print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
         print(_format(report), file=out)
+        if fitted.answer == "combined":
+            print(_format_exits(report["exits"]), file=out)
     print(
         f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
         f"resamples of the held-out rows); cumulative cost: per row, of every "
@@ -291,7 +294,11 @@ def run(args, out=None) -> int:
                 print(f"{ANSWER_TITLES[fitted.answer]}:", file=out)
             print(_format_batch_sizes(report["batch_sizes"]), file=out)
     warnings_seen = list(
-        dict.fromkeys(w for _, report in fits for w in report["warnings"])
+        dict.fromkeys(
+            w if len(fits) == 1 or k == 0 else f"{fitted.answer} answers: {w}"
+            for k, (fitted, report) in enumerate(fits)
+            for w in report["warnings"]
+        )
     )
     for warning in warnings_seen:
         print(f"warning: {warning}", file=out)
@@ -375,9 +382,10 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
         *(policy.exit_stage(probas) for policy in policies),
         cascade.policy_.exit_stage(probas),
     ]
-    # Each stage alone answers every row with its own probabilities.
+    # Each stage alone answers every row with its own probabilities; each
+    # exit with its answer (the same with stage answers).
     points = np.concatenate(
-        [correct_alone, np.stack([correct[stage, rows] for stage in exits])]
+        [correct_alone, np.stack([correct[stage, rows] for stage in exits]), correct]
     )
     intervals = bootstrap_intervals(points, seed=seed).tolist()
     n_stages, n_frontier = len(correct), len(policies)
@@ -385,7 +393,8 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
         "stages": intervals[:n_stages],
         "oracle": intervals[n_stages],
         "frontier": intervals[n_stages + 1 : n_stages + 1 + n_frontier],
-        "chosen": intervals[-1],
+        "chosen": intervals[n_stages + 1 + n_frontier],
+        "exits": intervals[-n_stages:],
     }
 
 
@@ -449,6 +458,20 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
         },
+        "exits": [
+            {
+                "name": name,
+                "combiner": combiner.kind,
+                "accuracy": float(accuracy),
+                "accuracy_interval": interval,
+            }
+            for (name, _), combiner, accuracy, interval in zip(
+                cascade.estimators,
+                cascade.combiners_,
+                test["exit_accuracies"],
+                intervals["exits"],
+            )
+        ],
         "batch_sizes": batch_size_advice(cascade, test["exit_rates_at_fit"]),
         "costs_unit": "seconds per row (measured), for calls of "
         f"{cascade.cost_batch_size_} rows"
@@ -527,6 +550,15 @@ def _format_batch_sizes(advice) -> str:
     return "\n".join(lines)
 
 
+def _format_exits(exits) -> str:
+    """One line: each exit's combined answer on the held-out rows."""
+    return "combined answer at each exit (every row answered there): " + "; ".join(
+        f"{e['name']} {e['accuracy']:.4f} {format_interval(e['accuracy_interval'])}"
+        f" ({e['combiner']})"
+        for e in exits
+    )
+
+
 def _format(report) -> str:
     total = report["stages"][-1]["cumulative_cost"]
 
@@ -591,10 +623,11 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
             y,
             name=f"policy for each cost_weight{suffix}",
             ax=None if display is None else display.ax_,
-            # Each stage alone and the oracle once; the oracle of the last
-            # estimator, whose answers an oracle could pick from.
+            # Each stage alone and the oracle (over the first estimator's
+            # answers: the stages' own for --answer both) once.
             show_stages=k == 0,
-            show_oracle=k == len(estimators) - 1,
+            show_oracle=k == 0,
+            chosen_label=f"chosen operating point{suffix}",
         )
     display.ax_.set_title(f"accuracy against cost on {len(y)} {rows}")
     try:

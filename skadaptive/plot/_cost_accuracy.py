@@ -141,6 +141,7 @@ class CostAccuracyDisplay:
         show_stages: bool = True,
         show_oracle: bool = True,
         legend: bool = True,
+        chosen_label: str = "chosen operating point",
         **kwargs,
     ) -> CostAccuracyDisplay:
         """Draw the display.
@@ -152,7 +153,11 @@ class CostAccuracyDisplay:
         name : str, default=None
             Legend label of the frontier; overrides ``self.name``.
         show_stages, show_oracle : bool, default=True
+            Draw each stage alone and the oracle (turn them off for all but
+            one display drawn on shared axes).
         legend : bool, default=True
+        chosen_label : str, default="chosen operating point"
+            Legend label of the chosen operating point.
         **kwargs : dict
             Passed to the frontier's ``ax.plot``.
 
@@ -230,7 +235,7 @@ class CostAccuracyDisplay:
                 edgecolors="tab:red",
                 linewidths=2,
                 zorder=4,
-                label="chosen operating point",
+                label=chosen_label,
             )
 
         ax.set_xlabel(self.cost_label)
@@ -278,7 +283,9 @@ class CostAccuracyDisplay:
             Legend label of the frontier; the estimator's class name when None
             (and its ``answer`` when not ``"stage"``). Draw two estimators
             (e.g. ``answer="stage"`` and ``answer="combined"``) on one plot
-            by passing the first display's ``ax_`` as ``ax`` to the second.
+            by passing the first display's ``ax_`` as ``ax`` to the second,
+            with ``show_stages=False, show_oracle=False`` and a
+            ``chosen_label`` of its own so that the legend names each once.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.

@@ -44,8 +44,8 @@ PROBA_FLOOR = 1e-6
 #: Folds of the cross-validation that chooses each exit's combiner and gives
 #: the policy its out-of-fold combined probabilities.
 N_FOLDS = 3
-#: Below this many policy rows (or rows per fold and class) a combiner would be
-#: fitted on noise: every exit answers with its own probabilities.
+#: Below this many policy rows of positive weight a combiner would be fitted
+#: on noise: every exit answers with its own probabilities.
 MIN_ROWS = 30
 #: L2 penalty of the pooling's class biases (its exit weights are free).
 POOL_L2 = 1e-3
@@ -80,7 +80,14 @@ class ExitCombiner:
     Attributes
     ----------
     weights : ndarray or None
-        ``"log_pool"``: the weight of each exit's log-probabilities.
+        ``"log_pool"``: the weight of each exit's log-probabilities, shape
+        ``(exit + 1,)``. ``"logistic"``: shape ``(exit + 1, n_classes,
+        n_classes)``, ``weights[j, c, d]`` the weight of exit ``j``'s
+        log-probability of class ``c`` in the score of class ``d`` (the
+        standardisation folded in). None for ``"stage"``.
+    bias : ndarray of shape (n_classes,) or None
+        The score of each class before the exits' terms; the answer is the
+        softmax of the scores. None for ``"stage"``.
 
     Examples
     --------
@@ -109,8 +116,7 @@ class ExitCombiner:
         self.cv_error = {} if cv_error is None else dict(cv_error)
         self.cv_log_loss = {} if cv_log_loss is None else dict(cv_log_loss)
         self.weights = None
-        self._blocks = None
-        self._bias = None
+        self.bias = None
 
     def __repr__(self) -> str:
         return f"ExitCombiner(exit={self.exit}, kind={self.kind!r})"
@@ -132,9 +138,9 @@ class ExitCombiner:
         self : ExitCombiner
         """
         if self.kind == "log_pool":
-            self.weights, self._bias = _fit_log_pool(logs, y, sample_weight, n_classes)
+            self.weights, self.bias = _fit_log_pool(logs, y, sample_weight, n_classes)
         elif self.kind == "logistic":
-            self._blocks, self._bias = _fit_logistic(logs, y, sample_weight)
+            self.weights, self.bias = _fit_logistic(logs, y, sample_weight)
         return self
 
     def combine(self, logs: list) -> np.ndarray:
@@ -150,16 +156,18 @@ class ExitCombiner:
         proba : ndarray of shape (n_rows, n_classes)
         """
         if self.kind == "stage":
-            return np.exp(logs[self.exit])
+            # The estimators answer with the exit's own probabilities; from
+            # the floored logs they come back floored and renormalised.
+            return _softmax(logs[self.exit].copy())
         if self.kind == "log_pool":
             scores = self.weights[0] * logs[0]
             for weight, log in zip(self.weights[1:], logs[1 : self.exit + 1]):
                 scores += weight * log
         else:
-            scores = logs[0] @ self._blocks[0]
-            for block, log in zip(self._blocks[1:], logs[1 : self.exit + 1]):
+            scores = logs[0] @ self.weights[0]
+            for block, log in zip(self.weights[1:], logs[1 : self.exit + 1]):
                 scores += log @ block
-        scores += self._bias
+        scores += self.bias
         return _softmax(scores)
 
 
@@ -223,8 +231,7 @@ def _fit_logistic(logs, y, sample_weight) -> tuple:
     folded = (coef / scaler.scale_).T  # (n_features, n_classes)
     bias = intercept - scaler.mean_ @ folded
     n_classes = logs[0].shape[1]
-    blocks = [folded[j * n_classes : (j + 1) * n_classes] for j in range(len(logs))]
-    return blocks, bias
+    return folded.reshape(len(logs), n_classes, n_classes), bias
 
 
 def _row_losses(proba, y) -> dict:
@@ -256,9 +263,13 @@ def _choose_kind(out_of_fold: dict, y_encoded, sample_weight, loss: str) -> tupl
 
     def clearly_better(kind) -> bool:
         difference = rows[kind][loss] - rows["stage"][loss]
-        return bool(weight @ difference + _standard_error(difference, weight) < 0)
+        # ddof=1: a difference carried by one row is exactly one standard
+        # error, so fixing one row (and breaking none) is not enough.
+        standard_error = _standard_error(difference, weight, ddof=1)
+        return bool(-(weight @ difference) > standard_error * (1 + 1e-9))
 
-    candidates = ["stage", *(kind for kind in KINDS[1:] if clearly_better(kind))]
+    others = [kind for kind in out_of_fold if kind != "stage"]
+    candidates = ["stage", *(kind for kind in others if clearly_better(kind))]
 
     def rank(kind):
         # KINDS is ordered by simplicity: the simpler kind wins ties.
@@ -266,6 +277,47 @@ def _choose_kind(out_of_fold: dict, y_encoded, sample_weight, loss: str) -> tupl
         return (*first, log_losses[kind], KINDS.index(kind))
 
     return min(candidates, key=rank), errors, log_losses
+
+
+def _folds(weight: np.ndarray, rng) -> tuple:
+    """The fold of each row, and which rows weigh something.
+
+    The rows of positive weight are shuffled into ``N_FOLDS`` folds; rows of
+    zero weight (which change no fit and no figure) are spread over the folds
+    only to be answered out of fold, so they never change the folds of the
+    others.
+    """
+    positive = weight > 0
+    fold_of = np.empty(len(weight), dtype=np.intp)
+    rows = np.flatnonzero(positive)
+    if len(rows) >= N_FOLDS:
+        splitter = KFold(N_FOLDS, shuffle=True, random_state=rng.randint(2**31))
+        for fold, (_, test) in enumerate(splitter.split(rows)):
+            fold_of[rows[test]] = fold
+    else:
+        fold_of[rows] = np.arange(len(rows)) % N_FOLDS
+    zero = np.flatnonzero(~positive)
+    fold_of[zero] = np.arange(len(zero)) % N_FOLDS
+    return fold_of, positive
+
+
+def _learnable_kinds(y_encoded, positive, fold_of, n_classes) -> list:
+    """The kinds of combiner the rows of positive weight can teach.
+
+    None below ``MIN_ROWS`` such rows; the pooling (which answers every class
+    through its biases) where each fold's training rows hold two classes or
+    more; the logistic regression (whose columns are the classes it saw) only
+    where they hold every class.
+    """
+    if positive.sum() < MIN_ROWS:
+        return []
+    seen = [
+        len(np.unique(y_encoded[positive & (fold_of != fold)]))
+        for fold in range(N_FOLDS)
+    ]
+    if min(seen) < 2:
+        return []
+    return ["log_pool", "logistic"] if min(seen) == n_classes else ["log_pool"]
 
 
 def fit_combiners(
@@ -303,36 +355,37 @@ def fit_combiners(
     """
     n_rows, n_classes = stage_probas[0].shape
     logs = [log_probas(p) for p in stage_probas]
-    rng = check_random_state(random_state)
-    folds = list(
-        KFold(N_FOLDS, shuffle=True, random_state=rng.randint(2**31)).split(logs[0])
-    )
-    can_learn = n_rows >= MIN_ROWS and all(
-        len(np.unique(y_encoded[train])) == n_classes for train, _ in folds
-    )
+    weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
+    fold_of, positive = _folds(weight, check_random_state(random_state))
+    kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes)
     combiners, combined = [ExitCombiner(0)], [stage_probas[0]]
     for k in range(1, len(stage_probas)):
-        if not can_learn:
+        if not kinds:
             combiners.append(ExitCombiner(k))
             combined.append(stage_probas[k])
             continue
         out_of_fold = {"stage": stage_probas[k]}
-        for kind in KINDS[1:]:
+        for kind in kinds:
             proba = np.empty((n_rows, n_classes))
-            for train, test in folds:
-                weight = None if sample_weight is None else sample_weight[train]
-                fold_logs = [log[train] for log in logs[: k + 1]]
+            for fold in range(N_FOLDS):
+                train = np.flatnonzero(positive & (fold_of != fold))
+                test = np.flatnonzero(fold_of == fold)
                 combiner = ExitCombiner(k, kind).fit(
-                    fold_logs, y_encoded[train], weight, n_classes
+                    [log[train] for log in logs[: k + 1]],
+                    y_encoded[train],
+                    weight[train],
+                    n_classes,
                 )
                 proba[test] = combiner.combine([log[test] for log in logs[: k + 1]])
             out_of_fold[kind] = proba
-        best, errors, log_losses = _choose_kind(
-            out_of_fold, y_encoded, sample_weight, loss
-        )
+        best, errors, log_losses = _choose_kind(out_of_fold, y_encoded, weight, loss)
+        rows = np.flatnonzero(positive)
         combiners.append(
             ExitCombiner(k, best, errors, log_losses).fit(
-                logs[: k + 1], y_encoded, sample_weight, n_classes
+                [log[rows] for log in logs[: k + 1]],
+                y_encoded[rows],
+                weight[rows],
+                n_classes,
             )
         )
         combined.append(out_of_fold[best])

@@ -76,10 +76,10 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         on a stage's training rows, and the policy is learned on their
         out-of-fold answers, so it decides when the combined answer is good
         enough. Exit 0 always answers with its own probabilities; with fewer
-        than 30 policy rows, or a class missing from a fold, every exit does
-        (with a warning). Switching it needs a refit; with ``memory=`` the
-        stages come from the cache, and only the combiners (and their timing)
-        and the policy are fitted again.
+        than 30 policy rows of positive weight, or a fold whose training rows
+        hold a single class, every exit does (with a warning). Switching it
+        needs a refit; with ``memory=`` the stages come from the cache, and
+        only the combiners (and their timing) and the policy are fitted again.
 
     cv : int, float, cross-validation generator or iterable, default=5
         How stage probabilities for the policy are held out. An int is the

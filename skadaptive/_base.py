@@ -76,13 +76,18 @@ from .policies._call_costs import (
     choose_with_call_costs,
     frontier_with_call_costs,
 )
-from .policies._policy import exit_figures, stage_correct, stage_figures
+from .policies._policy import (
+    exit_figures,
+    stage_accuracies,
+    stage_correct,
+    stage_figures,
+)
 from .stages import exit_probas, measure_exit_seconds
 from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined import N_FOLDS as N_COMBINER_FOLDS
 from .stages._combined import (
-    CombinedExits,
     ExitCombiner,
+    answering_source,
     combined_answers,
     fit_combiners,
 )
@@ -192,11 +197,9 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self.combiners_, answers = self._fit_combiners(
             held_out.stage_probas, y_policy, w_policy
         )
-        self.stage_accuracies_ = stage_figures(
-            stage_correct(held_out.stage_probas, y_policy),
-            np.ones(len(held_out.stage_probas)),
-            w_policy,
-        )["stage_accuracies"]
+        self.stage_accuracies_ = stage_accuracies(
+            stage_correct(held_out.stage_probas, y_policy), w_policy
+        )
         n_stages = len(self.costs_per_row_)
         self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
         if held_out.seconds is not None and self._costs_unit == "seconds":
@@ -283,10 +286,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
 
     def _answer_source(self):
         """The exits as they answer: the stage source, with its combiners."""
-        source = self._stage_source()
-        if all(c.kind == "stage" for c in self.combiners_):
-            return source
-        return CombinedExits(source, self.combiners_)
+        return answering_source(self._stage_source(), self.combiners_)
 
     def _routing_seconds(self, X, held_out, answers, y_policy) -> Bunch:
         """Routing's own seconds per call and per row at each stage (cached).
@@ -787,9 +787,9 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
 
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
-        figures["stage_accuracies"] = stage_figures(
-            stage_correct(alone, y_encoded), self.cumulative_costs_, sample_weight
-        )["stage_accuracies"]
+        figures["stage_accuracies"] = stage_accuracies(
+            stage_correct(alone, y_encoded), sample_weight
+        )
         points = [at(p.policy) for p in self._frontier_evaluations()]
         accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
         total = self.cumulative_costs_[-1]

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from .._sklearn_private import _num_samples, _safe_indexing
-from ..stages._combined import CombinedExits
+from ..stages._combined import answering_source
 from ..stages._costs import fastest_in_rounds, fit_call_line, timing_batches
 from ._routing import route
 
@@ -112,8 +112,8 @@ def measure_routing_seconds(
         probas = [p[rows] for p in stage_probas]
         for last in range(n_stages):
             source = _Lookup(probas, last + 1, rows_in_state)
-            if combiners is not None and any(c.kind != "stage" for c in combiners):
-                source = CombinedExits(source, combiners)
+            if combiners is not None:
+                source = answering_source(source, combiners)
             calls.append((source, _GoingOn(policy, last), X_rows))
         if entry is not None:
             calls.append((None, entry, X_rows))

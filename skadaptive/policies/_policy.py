@@ -385,6 +385,23 @@ class HeuristicRule(ThresholdRule):
         return heuristic_score(self.kind, history)
 
 
+def stage_accuracies(correct: np.ndarray, weight: np.ndarray | None = None):
+    """Each stage's (weighted) accuracy: the share of rows it answers right.
+
+    Parameters
+    ----------
+    correct : ndarray of bool of shape (n_stages, n_rows)
+        :func:`stage_correct` of the rows.
+    weight : ndarray of shape (n_rows,), default=None
+
+    Returns
+    -------
+    accuracies : ndarray of shape (n_stages,)
+    """
+    weight = np.ones(correct.shape[1]) if weight is None else weight
+    return correct @ weight / weight.sum()
+
+
 def stage_figures(
     correct: np.ndarray, cumulative_cost: np.ndarray, weight: np.ndarray | None = None
 ) -> dict:
@@ -411,7 +428,7 @@ def stage_figures(
         oracle_exits(correct), correct, cumulative_cost, weight
     )
     return {
-        "stage_accuracies": correct @ weight / weight.sum(),
+        "stage_accuracies": stage_accuracies(correct, weight),
         "oracle_accuracy": accuracy,
         "oracle_cost": cost,
         "oracle_exit_rates": rates,

@@ -23,9 +23,12 @@ probabilities at every exit and routes rows as with any source.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
@@ -35,7 +38,13 @@ from .._sklearn_private import _num_samples
 from .._validation import check_stage_proba, stage_label
 from ..policies._selection import _standard_error
 
-__all__ = ["ExitCombiner", "CombinedExits", "combined_answers", "fit_combiners"]
+__all__ = [
+    "ExitCombiner",
+    "CombinedExits",
+    "answering_source",
+    "combined_answers",
+    "fit_combiners",
+]
 
 #: Probabilities are floored here before the log: a stage's exact zeros (trees)
 #: would otherwise be -inf, and below it a stage's confidence carries nothing a
@@ -50,6 +59,11 @@ MIN_ROWS = 30
 #: L2 penalty of the pooling's class biases (its exit weights are free).
 POOL_L2 = 1e-3
 KINDS = ("stage", "log_pool", "logistic")
+
+
+def combines(combiners: list) -> bool:
+    """Whether any exit answers with something other than its own probabilities."""
+    return any(c.kind != "stage" for c in combiners)
 
 
 def log_probas(proba: np.ndarray) -> np.ndarray:
@@ -211,10 +225,6 @@ def _fit_logistic(logs, y, sample_weight) -> tuple:
     sum_j logs[j] @ blocks[j]``, then softmax): no copy of the features, no
     per-call overhead of an estimator's checks at prediction.
     """
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
-
     X = np.hstack(logs)
     scaler = StandardScaler().fit(X, sample_weight=sample_weight)
     model = LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
@@ -358,6 +368,11 @@ def fit_combiners(
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, positive = _folds(weight, check_random_state(random_state))
     kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes)
+    splits = [
+        (np.flatnonzero(positive & (fold_of != fold)), np.flatnonzero(fold_of == fold))
+        for fold in range(N_FOLDS)
+    ]
+    rows = np.flatnonzero(positive)
     combiners, combined = [ExitCombiner(0)], [stage_probas[0]]
     for k in range(1, len(stage_probas)):
         if not kinds:
@@ -367,9 +382,7 @@ def fit_combiners(
         out_of_fold = {"stage": stage_probas[k]}
         for kind in kinds:
             proba = np.empty((n_rows, n_classes))
-            for fold in range(N_FOLDS):
-                train = np.flatnonzero(positive & (fold_of != fold))
-                test = np.flatnonzero(fold_of == fold)
+            for train, test in splits:
                 combiner = ExitCombiner(k, kind).fit(
                     [log[train] for log in logs[: k + 1]],
                     y_encoded[train],
@@ -379,7 +392,6 @@ def fit_combiners(
                 proba[test] = combiner.combine([log[test] for log in logs[: k + 1]])
             out_of_fold[kind] = proba
         best, errors, log_losses = _choose_kind(out_of_fold, y_encoded, weight, loss)
-        rows = np.flatnonzero(positive)
         combiners.append(
             ExitCombiner(k, best, errors, log_losses).fit(
                 [log[rows] for log in logs[: k + 1]],
@@ -406,7 +418,7 @@ def combined_answers(combiners: list, stage_probas: list) -> list:
     -------
     answers : list of ndarray of shape (n_rows, n_classes)
     """
-    if all(c.kind == "stage" for c in combiners):
+    if not combines(combiners):
         return list(stage_probas)
     logs = [log_probas(p) for p in stage_probas]
     return [
@@ -432,9 +444,8 @@ class CombinedExits:
         self.rows_in_state = getattr(source, "rows_in_state", False)
         # Whether a combiner after exit k reads the exits' probabilities: if
         # none does, they are not kept (nor compacted) past exit k.
-        kinds = [c.kind for c in self.combiners]
         self._read_later = [
-            any(kind != "stage" for kind in kinds[k + 1 :]) for k in range(len(kinds))
+            combines(self.combiners[k + 1 :]) for k in range(len(self.combiners))
         ]
 
     def __getattr__(self, name):
@@ -475,3 +486,9 @@ class CombinedExits:
             [p[mask] for p in probas],
             [None if log is None else log[mask] for log in logs],
         )
+
+
+def answering_source(source, combiners: list):
+    """``source`` as its exits answer: wrapped in :class:`CombinedExits` only
+    where some exit combines (otherwise the source itself, with no overhead)."""
+    return CombinedExits(source, combiners) if combines(combiners) else source

@@ -93,8 +93,12 @@ from .stages._combined import (
 )
 
 
-class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseComposition):
+class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     """Exits, a learned exit policy over them, and rows routed by that policy.
+
+    What classifiers and regressors share; :class:`BaseAdaptiveClassifier`
+    and :class:`~skadaptive._regressor.BaseAdaptiveRegressor` add what a
+    target is (classes, or a scale), the answers and the figures' names.
 
     Subclasses implement ``_members()`` (names and estimators, for class and
     freezing checks), ``_stage_names()`` (after fit: one name per exit),
@@ -169,13 +173,11 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self._check_missing_values(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
-        unique_labels(y)  # a clear error for labels of mixed types, first
-        check_classification_targets(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, ensure_non_negative=True
             )
-        self.classes_ = self._check_classes(y)
+        y = self._check_targets(y, sample_weight)
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
         self._keep_fitted(held_out)
         self._stage_input = self._input_tags()
@@ -188,24 +190,25 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             natural=natural,
             unit=unit,
         )
-        y_policy = np.searchsorted(self.classes_, y[held_out.policy_rows])
+        y_policy = self._encode_targets(y[held_out.policy_rows])
+        stage_probas = self._policy_answers(held_out.stage_probas)
         w_policy = (
             None if sample_weight is None else sample_weight[held_out.policy_rows]
         )
         # The exits' answers on the policy rows: the stages' own, or the
         # combiners' out-of-fold ones; the policy is learned on them.
-        self.combiners_, answers = self._fit_combiners(
-            held_out.stage_probas, y_policy, w_policy
-        )
+        self.combiners_, answers = self._fit_combiners(stage_probas, y_policy, w_policy)
         self.stage_accuracies_ = stage_accuracies(
-            stage_correct(held_out.stage_probas, y_policy), w_policy
+            stage_correct(stage_probas, y_policy, self.loss), w_policy
         )
         n_stages = len(self.costs_per_row_)
         self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
         if held_out.seconds is not None and self._costs_unit == "seconds":
             # Measured costs are what a row pays at a stage: the stage's own
             # time and the routing work that goes with it.
-            self._routing = self._routing_seconds(X, held_out, answers, y_policy)
+            self._routing = self._routing_seconds(
+                X, held_out, stage_probas, answers, y_policy
+            )
             self.costs_per_call_ = self.costs_per_call_ + self._routing.per_call
             self.costs_per_row_ = self.costs_per_row_ + self._routing.per_row
         self.costs_ = self.costs_per_row_ + self.costs_per_call_ / self.cost_batch_size_
@@ -217,13 +220,35 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         # refitting; the policy is learned from exactly what is kept. (Kept in
         # float64: the budget search's thresholds move with any rounding of the
         # scores, and with_policy must reproduce what fit learned.)
-        self._policy_data = (
-            answers,
-            y_policy.astype(np.min_scalar_type(max(len(self.classes_) - 1, 0))),
-            w_policy,
-        )
+        self._policy_data = (answers, self._stored_targets(y_policy), w_policy)
         self._learn_policy(*self._policy_rows())
         return self
+
+    # Hooks of classifiers and regressors (see BaseAdaptiveClassifier).
+    def _check_targets(self, y, sample_weight):
+        """Check ``y``, set what the target defines (``classes_``...), and
+        return ``y`` as the stages are fitted on it."""
+        raise NotImplementedError
+
+    def _stage_classes(self):
+        """The classes the stages' answers are columns of (None: regression)."""
+        raise NotImplementedError
+
+    def _encode_targets(self, y) -> np.ndarray:
+        """``y`` as the policy sees it (class indices, or a scaled target)."""
+        raise NotImplementedError
+
+    def _policy_answers(self, stage_probas: list) -> list:
+        """The stages' answers as the policy sees them."""
+        return stage_probas
+
+    def _stored_targets(self, y_encoded) -> np.ndarray:
+        """Encoded targets as the fitted estimator keeps them."""
+        return y_encoded
+
+    def _n_outputs(self) -> int:
+        """Columns of an answer."""
+        raise NotImplementedError
 
     def _input_tags(self) -> Bunch:
         """What every stage accepts, and the stages that refuse NaN.
@@ -288,7 +313,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         """The exits as they answer: the stage source, with its combiners."""
         return answering_source(self._stage_source(), self.combiners_)
 
-    def _routing_seconds(self, X, held_out, answers, y_policy) -> Bunch:
+    def _routing_seconds(self, X, held_out, stage_probas, answers, y_policy) -> Bunch:
         """Routing's own seconds per call and per row at each stage (cached).
 
         Timed on the rows the stages were timed on, with a policy of this
@@ -307,13 +332,14 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             self,
             (self.policy, self.policy_features, self.tune_threshold, self.loss),
             _safe_indexing(X, held_out.policy_rows[rows]),
-            [p[rows] for p in held_out.stage_probas],
+            [p[rows] for p in stage_probas],
             [p[rows] for p in answers],
             y_policy[rows],
             stage_costs / stage_costs[-1],
             getattr(self._stage_source(), "rows_in_state", False),
-            len(self.classes_),
+            self._n_outputs(),
             self.combiners_,
+            self._stage_classes() is None,
         )
 
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
@@ -391,9 +417,13 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         probas, y_encoded, weight = self._policy_data
         return (
             [np.asarray(p, dtype=np.float64) for p in probas],
-            y_encoded.astype(np.intp),
+            self._encoded_for_policy(y_encoded),
             weight,
         )
+
+    def _encoded_for_policy(self, stored) -> np.ndarray:
+        """Kept targets as the policy searches take them."""
+        return stored
 
     def discard_policy_rows(self):
         """Drop the kept policy rows' probabilities, to make the model smaller.
@@ -442,7 +472,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             self._members()[1],
             X,
             y,
-            self.classes_,
+            self._stage_classes(),
             stage_fit_params,
             splitter_params,
             self.cv,
@@ -493,35 +523,6 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
     def _cost_unit(self) -> str | None:
         """The unit of ``costs_``, where known (for plots and reports)."""
         return getattr(self, "_costs_unit", None)
-
-    def _check_classes(self, y) -> np.ndarray:
-        names, members = self._members()
-        frozen = frozen_classes(names, members)
-        labels = unique_labels(y)
-        if frozen is None:
-            if len(labels) < 2:
-                raise ValueError(
-                    f"y has {len(labels)} class{'es' if len(labels) != 1 else ''} "
-                    f"{labels.tolist()}; the stages would be fitted on it, and a "
-                    "classifier needs samples of at least 2 classes. "
-                    "Fit on data with several classes, or pass fitted stages in "
-                    "FrozenEstimator."
-                )
-            return labels
-        unknown = np.setdiff1d(labels, frozen)
-        if len(unknown):
-            raise ValueError(
-                f"y contains labels {unknown.tolist()} that the frozen stages do not "
-                f"predict (they predict {frozen.tolist()})."
-            )
-        if len(frozen) != len(labels) and len(names) > sum(map(is_frozen, members)):
-            raise ValueError(
-                f"The frozen stages predict classes {frozen.tolist()} but y has only "
-                f"{labels.tolist()}, so the stages fitted here would predict a "
-                "different class set. Fit on data with every class, or freeze "
-                "every stage."
-            )
-        return frozen
 
     def with_policy(self, *, cost_weight=None, budget=None, policy=None):
         """A copy answering at another operating point, without refitting stages.
@@ -607,6 +608,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             confidence=self.budget_confidence,
             random_state=self.random_state,
             cost_unit=total_cost,
+            loss=self.loss,
         )
         chosen.pop("expected_exit_rates")
         for name, value in chosen.items():
@@ -623,10 +625,10 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                 f"[skadaptive] policy {self.policy!r} learned for {knob} on "
                 f"{len(y_encoded)} policy rows ({self._policy_fit_seconds:.1f} s): "
                 f"costs_={np.array2string(self.costs_, precision=3)}, exit rates "
-                f"{rates}, expected accuracy {self.expected_accuracy_:.3f}"
+                f"{rates}, {self._expected_figure_text()}"
             )
         figures = stage_figures(
-            stage_correct(stage_probas, y_encoded),
+            stage_correct(stage_probas, y_encoded, self.loss),
             self.cumulative_costs_,
             sample_weight,
         )
@@ -676,6 +678,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
                     variable_cumulative=variable,
                     share=share,
                     batch_size=self.cost_batch_size_,
+                    loss=self.loss,
                 )
         return self._frontier_points
 
@@ -765,18 +768,12 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         self._check_missing_values(X)
         y = column_or_1d(y)
         check_consistent_length(X, y)
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unknown):
-            raise ValueError(
-                f"y contains labels {unknown.tolist()} that this estimator does "
-                f"not predict (its classes_ are {self.classes_.tolist()})."
-            )
-        y_encoded = np.searchsorted(self.classes_, y)
+        y_encoded = self._encode_new_targets(y)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
-        alone = exit_probas(self._stage_source(), X)
+        alone = self._policy_answers(exit_probas(self._stage_source(), X))
         probas = combined_answers(self.combiners_, alone)
-        correct = stage_correct(probas, y_encoded)
+        correct = stage_correct(probas, y_encoded, self.loss)
 
         def at(policy):
             exit_stage = policy.exit_stage(probas)
@@ -788,7 +785,7 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
         figures["stage_accuracies"] = stage_accuracies(
-            stage_correct(alone, y_encoded), sample_weight
+            stage_correct(alone, y_encoded, self.loss), sample_weight
         )
         points = [at(p.policy) for p in self._frontier_evaluations()]
         accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
@@ -855,12 +852,165 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
             self._answer_source(),
             self.policy_,
             X,
-            n_classes=len(self.classes_),
+            n_classes=self._n_outputs(),
             batch_size=self.batch_size,
             n_jobs=self.n_jobs,
         )
         result.cost = self.cumulative_costs_[result.exit_stage]
         return result
+
+    def predict_exit(self, X) -> np.ndarray:
+        """0-based index of the exit that answers each row.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        exit_stage : ndarray of shape (n_samples,)
+        """
+        return self.route(X).exit_stage
+
+    def predict_cost(self, X) -> np.ndarray:
+        """Cost of answering each row: the sum of the costs of the exits it ran.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        cost : ndarray of shape (n_samples,)
+            In the units of ``costs_``: ``cumulative_costs_`` at the row's
+            exit, each stage's per-call part spread over a full batch of
+            ``cost_batch_size_`` rows. A batch pays a stage's call once
+            whatever the number of its rows that reach it, so the mean of
+            these is not the average cost of a batch where few rows reach a
+            stage; ``expected_cost_`` and :meth:`evaluate_frontier` give that.
+        """
+        return self.route(X).cost
+
+    # ------------------------------------------------------ sklearn plumbing
+    def __getstate__(self):
+        # scikit-learn's state records its own version; skadaptive's is added.
+        return record_versions(super().__getstate__())
+
+    def __setstate__(self, state):
+        check_versions(state, type(self).__name__)
+        super().__setstate__(state)
+
+    def get_metadata_routing(self):
+        """Get metadata routing of this object.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            Routes ``fit`` parameters to each stage's ``fit`` and to the
+            splitter's ``split``; ``sample_weight`` is also used by the policy.
+        """
+        router = MetadataRouter(owner=self).add_self_request(self)
+        for name, stage in zip(*self._members()):
+            router.add(
+                **{name: stage},
+                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
+            )
+        if not isinstance(self.cv, float):
+            router.add(
+                splitter=check_cv(self.cv),
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        return router
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        try:
+            stages = self._input_tags().tags
+        except (TypeError, ValueError, AttributeError):
+            # malformed estimators, or a source that is not an estimator
+            return tags
+        if stages is not None:
+            tags.input_tags.sparse = stages.sparse
+            tags.input_tags.allow_nan = stages.allow_nan
+            tags.input_tags.string = stages.string
+        return tags
+
+
+class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
+    """:class:`BaseAdaptive` for classification: the stages answer with class
+    probabilities, the policy's figures are accuracies."""
+
+    def _check_targets(self, y, sample_weight):
+        unique_labels(y)  # a clear error for labels of mixed types, first
+        check_classification_targets(y)
+        self.classes_ = self._check_classes(y)
+        return y
+
+    def _stage_classes(self):
+        return self.classes_
+
+    def _encode_targets(self, y) -> np.ndarray:
+        return np.searchsorted(self.classes_, y)
+
+    def _encode_new_targets(self, y) -> np.ndarray:
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that this estimator does "
+                f"not predict (its classes_ are {self.classes_.tolist()})."
+            )
+        return np.searchsorted(self.classes_, y)
+
+    def _stored_targets(self, y_encoded) -> np.ndarray:
+        return y_encoded.astype(np.min_scalar_type(max(len(self.classes_) - 1, 0)))
+
+    def _encoded_for_policy(self, stored) -> np.ndarray:
+        return stored.astype(np.intp)
+
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _expected_figure_text(self) -> str:
+        return f"expected accuracy {self.expected_accuracy_:.3f}"
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        # Saved before answers could be combined: they answer with the stages.
+        if "answer" not in self.__dict__:
+            self.answer = "stage"
+        if "stage_accuracies_" in self.__dict__ and "combiners_" not in self.__dict__:
+            n_exits = len(self.stage_accuracies_)
+            self.combiners_ = [ExitCombiner(k) for k in range(n_exits)]
+            self.exit_accuracies_ = self.stage_accuracies_
+
+    def _check_classes(self, y) -> np.ndarray:
+        names, members = self._members()
+        frozen = frozen_classes(names, members)
+        labels = unique_labels(y)
+        if frozen is None:
+            if len(labels) < 2:
+                raise ValueError(
+                    f"y has {len(labels)} class{'es' if len(labels) != 1 else ''} "
+                    f"{labels.tolist()}; the stages would be fitted on it, and a "
+                    "classifier needs samples of at least 2 classes. "
+                    "Fit on data with several classes, or pass fitted stages in "
+                    "FrozenEstimator."
+                )
+            return labels
+        unknown = np.setdiff1d(labels, frozen)
+        if len(unknown):
+            raise ValueError(
+                f"y contains labels {unknown.tolist()} that the frozen stages do not "
+                f"predict (they predict {frozen.tolist()})."
+            )
+        if len(frozen) != len(labels) and len(names) > sum(map(is_frozen, members)):
+            raise ValueError(
+                f"The frozen stages predict classes {frozen.tolist()} but y has only "
+                f"{labels.tolist()}, so the stages fitted here would predict a "
+                "different class set. Fit on data with every class, or freeze "
+                "every stage."
+            )
+        return frozen
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities of the exit that answers each row.
@@ -903,89 +1053,6 @@ class BaseAdaptiveClassifier(MetaEstimatorMixin, ClassifierMixin, _BaseCompositi
         proba = self.predict_proba(X)  # checks that the estimator is fitted
         return self.classes_[np.argmax(proba, axis=1)]
 
-    def predict_exit(self, X) -> np.ndarray:
-        """0-based index of the exit that answers each row.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
-
-        Returns
-        -------
-        exit_stage : ndarray of shape (n_samples,)
-        """
-        return self.route(X).exit_stage
-
-    def predict_cost(self, X) -> np.ndarray:
-        """Cost of answering each row: the sum of the costs of the exits it ran.
-
-        Parameters
-        ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
-
-        Returns
-        -------
-        cost : ndarray of shape (n_samples,)
-            In the units of ``costs_``: ``cumulative_costs_`` at the row's
-            exit, each stage's per-call part spread over a full batch of
-            ``cost_batch_size_`` rows. A batch pays a stage's call once
-            whatever the number of its rows that reach it, so the mean of
-            these is not the average cost of a batch where few rows reach a
-            stage; ``expected_cost_`` and :meth:`evaluate_frontier` give that.
-        """
-        return self.route(X).cost
-
-    # ------------------------------------------------------ sklearn plumbing
-    def __getstate__(self):
-        # scikit-learn's state records its own version; skadaptive's is added.
-        return record_versions(super().__getstate__())
-
-    def __setstate__(self, state):
-        check_versions(state, type(self).__name__)
-        super().__setstate__(state)
-        # Saved before answers could be combined: they answer with the stages.
-        if "answer" not in self.__dict__:
-            self.answer = "stage"
-        if "stage_accuracies_" in self.__dict__ and "combiners_" not in self.__dict__:
-            n_exits = len(self.stage_accuracies_)
-            self.combiners_ = [ExitCombiner(k) for k in range(n_exits)]
-            self.exit_accuracies_ = self.stage_accuracies_
-
-    def get_metadata_routing(self):
-        """Get metadata routing of this object.
-
-        Returns
-        -------
-        routing : MetadataRouter
-            Routes ``fit`` parameters to each stage's ``fit`` and to the
-            splitter's ``split``; ``sample_weight`` is also used by the policy.
-        """
-        router = MetadataRouter(owner=self).add_self_request(self)
-        for name, stage in zip(*self._members()):
-            router.add(
-                **{name: stage},
-                method_mapping=MethodMapping().add(caller="fit", callee="fit"),
-            )
-        if not isinstance(self.cv, float):
-            router.add(
-                splitter=check_cv(self.cv),
-                method_mapping=MethodMapping().add(caller="fit", callee="split"),
-            )
-        return router
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        try:
-            stages = self._input_tags().tags
-        except (TypeError, ValueError, AttributeError):
-            # malformed estimators, or a source that is not an estimator
-            return tags
-        if stages is not None:
-            tags.input_tags.sparse = stages.sparse
-            tags.input_tags.allow_nan = stages.allow_nan
-            tags.input_tags.string = stages.string
-        return tags
-
 
 def _measure_routing(
     estimator,
@@ -998,6 +1065,7 @@ def _measure_routing(
     rows_in_state,
     n_classes,
     combiners,
+    regression=False,
 ) -> Bunch:
     """:func:`measure_routing_seconds` for a policy of ``policy_spec``'s family.
 
@@ -1030,6 +1098,7 @@ def _measure_routing(
             rows_in_state=rows_in_state,
             entry=estimator._checked_rows,
             combiners=combiners,
+            regression=regression,
         )
 
 

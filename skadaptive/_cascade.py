@@ -1,15 +1,17 @@
-"""AdaptiveCascadeClassifier: a learned exit policy over independent models."""
+"""AdaptiveCascadeClassifier and AdaptiveCascadeRegressor: a learned exit
+policy over independent models."""
 
 from __future__ import annotations
 
 from sklearn.utils import Bunch
 
 from ._base import BaseAdaptiveClassifier
-from ._docs import fill_shared_docs
-from .stages import IndependentStages
+from ._docs import fill_regression_docs, fill_shared_docs
+from ._regressor import BaseAdaptiveRegressor
+from .stages import IndependentRegressors, IndependentStages
 
 
-def _check_stages(estimators) -> tuple[list[str], list]:
+def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list]:
     if not isinstance(estimators, list | tuple) or len(estimators) < 2:
         raise ValueError(
             "estimators must be a list of at least two (name, estimator) pairs, "
@@ -29,7 +31,9 @@ def _check_stages(estimators) -> tuple[list[str], list]:
     if len(set(names)) != len(names):
         raise ValueError(f"Stage names must be unique; got {names}.")
     for name, stage in zip(names, stages):
-        if not hasattr(stage, "predict_proba"):
+        if regression:
+            _check_regression_stage(name, stage)
+        elif not hasattr(stage, "predict_proba"):
             raise TypeError(
                 f"Stage {name!r} ({type(stage).__name__}) has no predict_proba: the "
                 "exit policy needs class probabilities from every stage. Use a "
@@ -39,8 +43,85 @@ def _check_stages(estimators) -> tuple[list[str], list]:
     return names, stages
 
 
+def _check_regression_stage(name, stage) -> None:
+    if not hasattr(stage, "predict"):
+        raise TypeError(
+            f"Stage {name!r} ({type(stage).__name__}) has no predict: every stage "
+            "of a regression cascade must be a regressor."
+        )
+    estimator_type = getattr(
+        getattr(stage, "__sklearn_tags__", lambda: None)(), "estimator_type", None
+    )
+    if estimator_type == "classifier":
+        raise TypeError(
+            f"Stage {name!r} ({type(stage).__name__}) is a classifier; an "
+            "AdaptiveCascadeRegressor's stages are regressors. Use "
+            "AdaptiveCascadeClassifier for classifiers."
+        )
+
+
+class _CascadeStages:
+    """The members of a cascade: a list of named independent stages."""
+
+    _regression = False
+
+    def get_params(self, deep=True):
+        """Get parameters, including each stage's as ``<name>__<param>``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            If True, also return the stages and their parameters, so that a
+            search can tune, e.g., ``lr__C`` or replace a stage by name.
+
+        Returns
+        -------
+        params : dict
+        """
+        return self._get_params("estimators", deep=deep)
+
+    def set_params(self, **params):
+        """Set parameters, including a stage's (``<name>__<param>``) or a stage.
+
+        Parameters
+        ----------
+        **params : dict
+
+        Returns
+        -------
+        self : object
+        """
+        self._set_params("estimators", **params)
+        return self
+
+    def _check_structure(self):
+        names, _ = _check_stages(self.estimators, self._regression)
+        self._validate_names(names)
+        return names
+
+    def _members(self):
+        return _check_stages(self.estimators, self._regression)
+
+    def _stage_names(self):
+        return [name for name, _ in self.estimators]
+
+    def _source_class(self):
+        return IndependentRegressors if self._regression else IndependentStages
+
+    def _source_maker(self):
+        return self._source_class().of_members
+
+    def _keep_fitted(self, held_out) -> None:
+        names, _ = _check_stages(self.estimators, self._regression)
+        self.estimators_ = held_out.estimators
+        self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
+
+    def _stage_source(self):
+        return self._source_class()(self.estimators_, self._stage_names())
+
+
 @fill_shared_docs
-class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
+class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     """Answer easy rows with cheap models and defer hard ones, by a learned policy.
 
     Stages run from the cheapest to the most expensive. After each stage but the
@@ -167,54 +248,120 @@ class AdaptiveCascadeClassifier(BaseAdaptiveClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    def get_params(self, deep=True):
-        """Get parameters, including each stage's as ``<name>__<param>``.
 
-        Parameters
-        ----------
-        deep : bool, default=True
-            If True, also return the stages and their parameters, so that a
-            search can tune, e.g., ``lr__C`` or replace a stage by name.
+@fill_regression_docs
+class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
+    """Answer easy rows with cheap regressors and defer hard ones, by a learned
+    policy.
 
-        Returns
-        -------
-        params : dict
-        """
-        return self._get_params("estimators", deep=deep)
+    Stages run from the cheapest to the most expensive. After each stage but
+    the last, a learned exit rule looks at what the stages so far predicted
+    (each prediction, how much consecutive stages disagree, and a stage's own
+    uncertainty where it gives one) and either answers with the current
+    stage's prediction or defers the row; the next stage runs only on
+    deferred rows. The rules minimise, on held-out rows,
+    ``loss + cost_weight * cost`` with the loss on a learned scale of ``y``
+    (Bolukbasi et al., 2017, whose reduction holds for any per-row loss), or
+    minimise the error under an average cost ``budget``.
 
-    def set_params(self, **params):
-        """Set parameters, including a stage's (``<name>__<param>``) or a stage.
+    Parameters
+    ----------
+    estimators : list of (str, estimator) tuples
+        The stages, ordered from the cheapest to the most expensive; each a
+        single-output regressor. Unfitted stages are cloned and fitted;
+        :class:`~sklearn.frozen.FrozenEstimator` stages, and stages whose tags
+        say they need no fit, are used as given and never refitted. Each
+        stage's uncertainty is the standard deviation of
+        ``predict(X, return_std=True)`` where it offers it, the spread of the
+        trees of a random or extra-trees forest, else 0 (see
+        :func:`~skadaptive.stages.regression_answers`).
 
-        Parameters
-        ----------
-        **params : dict
+    costs : "auto", array-like of shape (n_stages,) or dict, default="auto"
+        Incremental cost per row of running each stage, in any unit.
+        ``"auto"`` times each fitted stage's answers on the policy rows, in
+        seconds, at several batch sizes, and splits it into a part per call
+        and a part per row (see ``cost_batch_size``). A dict
+        ``{"per_call": ..., "per_row": ...}`` gives both parts.
 
-        Returns
-        -------
-        self : object
-        """
-        self._set_params("estimators", **params)
-        return self
+    {shared_parameters}
 
-    # ------------------------------------------------------------------ fit
-    def _check_structure(self):
-        names, _ = _check_stages(self.estimators)
-        self._validate_names(names)
-        return names
+    Attributes
+    ----------
+    estimators_ : list of estimators
+        The fitted stages.
+    named_estimators_ : Bunch
+        The fitted stages by name.
+    costs_ : ndarray of shape (n_stages,)
+        Incremental cost per row of each stage, given or measured.
+    cumulative_costs_ : ndarray of shape (n_stages,)
+        Cost per row of answering at each stage.
+    {shared_attributes}
 
-    def _members(self):
-        return _check_stages(self.estimators)
+    See Also
+    --------
+    AdaptiveCascadeClassifier : The same for classifiers.
+    EarlyExitRegressor : Exits over one shared computation (a tree ensemble).
+    sklearn.ensemble.StackingRegressor : Combines every stage on every row.
 
-    def _stage_names(self):
-        return [name for name, _ in self.estimators]
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> from sklearn.linear_model import Ridge
+    >>> from skadaptive import AdaptiveCascadeRegressor
+    >>> X, y = make_friedman1(n_samples=1500, noise=0.5, random_state=0)
+    >>> cascade = AdaptiveCascadeRegressor(
+    ...     [("ridge", Ridge()),
+    ...      ("forest", RandomForestRegressor(n_estimators=50, random_state=0))],
+    ...     costs=[1.0, 50.0], budget=20.0, cv=3,
+    ... ).fit(X[:1000], y[:1000])
+    >>> bool(cascade.policy_rows_cost_ <= 20.0)
+    True
+    >>> bool(cascade.score(X[1000:], y[1000:]) > 0.7)
+    True
+    >>> exit_stage = cascade.predict_exit(X[1000:])   # 0: answered by "ridge"
+    """
 
-    def _source_maker(self):
-        return IndependentStages.of_members
+    _regression = True
 
-    def _keep_fitted(self, held_out) -> None:
-        names, _ = _check_stages(self.estimators)
-        self.estimators_ = held_out.estimators
-        self.named_estimators_ = Bunch(**dict(zip(names, self.estimators_)))
+    _parameter_constraints: dict = {
+        "estimators": [list],
+        **BaseAdaptiveRegressor._parameter_constraints,
+    }
 
-    def _stage_source(self):
-        return IndependentStages(self.estimators_, self._stage_names())
+    def __init__(
+        self,
+        estimators,
+        *,
+        costs="auto",
+        cost_weight=0.01,
+        budget=None,
+        budget_confidence=None,
+        policy="linear",
+        policy_features="history",
+        tune_threshold=True,
+        loss="squared_error",
+        cv=5,
+        memory=None,
+        batch_size=None,
+        cost_batch_size=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimators = estimators
+        self.costs = costs
+        self.cost_weight = cost_weight
+        self.budget = budget
+        self.budget_confidence = budget_confidence
+        self.policy = policy
+        self.policy_features = policy_features
+        self.tune_threshold = tune_threshold
+        self.loss = loss
+        self.cv = cv
+        self.memory = memory
+        self.batch_size = batch_size
+        self.cost_batch_size = cost_batch_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose

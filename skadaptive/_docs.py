@@ -1,4 +1,4 @@
-"""Docstring fragments both estimators share (their parameters and attributes)."""
+"""Docstring fragments the estimators share (their parameters and attributes)."""
 
 from __future__ import annotations
 
@@ -229,4 +229,123 @@ def fill_shared_docs(cls):
     cls.__doc__ = cls.__doc__.replace(
         "{shared_parameters}", _SHARED_PARAMETERS
     ).replace("{shared_attributes}", _SHARED_ATTRIBUTES)
+    return cls
+
+
+def _from(text: str, first: str) -> str:
+    """``text`` from the line that starts documenting ``first``."""
+    return text[text.index(f"{first} :") :]
+
+
+_REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
+        The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
+        the cost of running every stage and the loss by a scale of ``y``
+        learned at fit (its variance for ``"squared_error"``, its mean
+        absolute deviation from the median for ``"absolute_error"``: the loss
+        of predicting a constant is 1), so ``lam`` is unit-free and the same
+        grid means the same trade-off on any target scale. Ignored when
+        ``budget`` is set.
+
+    budget : float, default=None
+        Maximum average cost per row, in the units of ``costs``. The fit
+        chooses one threshold per exit directly for the budget: for each kind
+        of exit score (this family's, and per-stage disagreement thresholds,
+        which every family tries) the lowest-error thresholds whose average
+        cost on the held-out policy rows is within it; the kind kept has the
+        lowest out-of-sample loss (5-fold cross-fitting over the policy rows)
+        of those tried. What is guaranteed is the average over rows like the
+        policy rows; ``expected_cost_`` estimates it out of sample, and
+        ``budget_confidence`` adds a margin. A budget below the first stage's
+        cost cannot be met and is an error that says by how much.
+
+    budget_confidence : float in (0.5, 1), default=None
+        With ``budget`` (ignored without): choose the policy so that the
+        one-sided upper confidence bound, at this level, of its average cost
+        per row is within the budget (a normal approximation over the
+        held-out policy rows). None meets the budget on the policy rows
+        exactly.
+
+    policy : str, classifier or PolicySearch subclass, default="linear"
+        How exits are decided; every family honours ``cost_weight`` and
+        ``budget``. Bolukbasi et al.'s rules learned bottom-up: ``"linear"``
+        (an L2-regularised logistic regression on standardised features),
+        ``"constant"`` (one decision per stage for all rows) or a classifier
+        that accepts ``sample_weight``. ``"eenet"``: per-stage scores that
+        predict each stage's error (a ridge regression on the same features)
+        with per-stage thresholds. Heuristic baselines with one threshold
+        shared by all stages for a ``cost_weight`` and one per stage for a
+        ``budget``: ``"disagreement"`` (defer while the last two stages'
+        predictions differ by more than the threshold; the first stage has no
+        earlier one, so every row or none exits there) and ``"uncertainty"``
+        (defer while the stage's own uncertainty exceeds it). See
+        :mod:`skadaptive.policies`.
+
+    policy_features : {"confidence", "history", "probabilities"}, \\
+            default="history"
+        Bolukbasi rules only. What the rule after stage k sees (see
+        :func:`skadaptive.policies.regression_features`): ``"confidence"`` is
+        stage k's uncertainty and its disagreement with stage k - 1;
+        ``"history"`` (and ``"probabilities"``, the same here) adds stage k's
+        prediction and its square, the earlier stages' predictions, and stage
+        k's differences from each of them.
+
+    tune_threshold : bool, default=True
+        Bolukbasi rules only. Move each rule's cut on its learned score to the
+        value that minimises the held-out risk. False uses the rule's own
+        prediction, as in the paper.
+
+    loss : {"squared_error", "absolute_error"}, default="squared_error"
+        Per-row loss of the answering stage in ``loss + lam * cost``, divided
+        by the scale of ``y`` (see ``cost_weight``). The figures the
+        estimator reports are the matching errors in the target's units:
+        mean squared or mean absolute error.
+
+    """ + _from(_SHARED_PARAMETERS, "cv").replace(
+    "number of stratified folds", "number of folds (KFold)"
+)
+
+_REGRESSION_ATTRIBUTES = (
+    _SHARED_ATTRIBUTES[: _SHARED_ATTRIBUTES.index("    policy_rows_cost_,")]
+    .replace("policy_rows_accuracy", "policy_rows_error")
+    .replace("expected_accuracy", "expected_error")
+    .replace("per-stage max-probability baseline", "per-stage disagreement baseline")
+    + """    policy_rows_cost_, policy_rows_error_ : float
+        Average cost per row (units of ``costs_``) and error (mean squared or
+        absolute error, as ``loss``, in the target's units) on the held-out
+        policy rows, the rows the policy's rules and thresholds were chosen
+        on: in sample for the policy, so optimistic. The budget holds here.
+    expected_cost_, expected_error_ : float
+        Out-of-sample estimates of the average cost per row and of the error:
+        the policy rows are split in 5 folds, the policy is chosen again on
+        four and decides the fifth. Never clamped.
+    stage_errors_ : ndarray of shape (n_stages,)
+        Held-out error of each stage alone.
+    exit_errors_ : ndarray of shape (n_stages,)
+        The same, for the exits as the estimator answers there (each stage's
+        own prediction).
+    oracle_error_, oracle_cost_ : float
+        Held-out error and average cost of the oracle that answers each row
+        at the first stage whose error is the smallest: the lower bound of
+        any policy over these stages.
+    target_center_, target_scale_ : float
+        The centre and scale of ``y`` the policy works on (see
+        ``cost_weight``), learned on the rows passed to ``fit``.
+    frontier_ : dict of ndarray
+        Trade-off on the held-out policy rows, traced by refitting the policy
+        (not the stages) over a grid of ``cost_weight`` when first read: keys
+        ``cost_weight``, ``error``, ``expected_cost``, ``normalized_cost`` and
+        ``exit_rate_0``, ``exit_rate_1``, ... Every value has one entry per
+        point, so ``pandas.DataFrame(est.frontier_)`` loads it.
+    n_features_in_ : int
+        Only where ``X`` has a number of features.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Only where ``X`` has string column names."""
+)
+
+
+def fill_regression_docs(cls):
+    """Put the parameters and attributes both regressors share into a docstring."""
+    cls.__doc__ = cls.__doc__.replace(
+        "{shared_parameters}", _REGRESSION_PARAMETERS
+    ).replace("{shared_attributes}", _REGRESSION_ATTRIBUTES)
     return cls

@@ -1,15 +1,22 @@
-"""EarlyExitClassifier: a learned exit policy over one shared computation."""
+"""EarlyExitClassifier and EarlyExitRegressor: a learned exit policy over one
+shared computation."""
 
 from __future__ import annotations
 
 from functools import partial
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+)
 
-from ._base import BaseAdaptiveClassifier
+from ._base import BaseAdaptive, BaseAdaptiveClassifier
 from ._costs import check_budget
-from ._docs import fill_shared_docs
+from ._docs import fill_regression_docs, fill_shared_docs
+from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
 from ._validation import is_frozen
 from .stages import ChainExits, MultiExitSource
@@ -24,8 +31,151 @@ from .stages._backbones import (
 from .stages._tree_exits import check_tree_exits
 
 
+def _is_regression_source(model) -> bool:
+    """A fitted multi-exit source whose exits answer regression predictions."""
+    return getattr(model, "regression", False) and all(
+        hasattr(model, name) for name in ("n_stages", "run_stage", "keep_rows")
+    )
+
+
+class _SharedComputation:
+    """The member of early exits: one backbone whose exits share its work."""
+
+    _regression = False
+
+    def _check_structure(self):
+        model = unwrap(self.estimator)
+        kind = "Regressor" if self._regression else "Classifier"
+        if isinstance(
+            model, HistGradientBoostingClassifier | HistGradientBoostingRegressor
+        ):
+            raise TypeError(
+                f"{type(model).__name__} cannot carry its running score "
+                "between exits without private attributes (see "
+                f"skadaptive.stages.TreeEnsembleExits). Use GradientBoosting{kind}, "
+                f"or models of growing max_iter in an AdaptiveCascade{kind}."
+            )
+        ensembles = tuple(cls for cls in TREE_ENSEMBLES if cls.__name__.endswith(kind))
+        if isinstance(model, TREE_ENSEMBLES) and not isinstance(model, ensembles):
+            other = "Classifier" if self._regression else "Regressor"
+            raise TypeError(
+                f"{type(model).__name__} is a {other.lower()}; use "
+                f"EarlyExit{other} for it, or a {kind.lower()} here."
+            )
+        if isinstance(model, ensembles):
+            self._check_tree_exits_early(model)
+        elif self._regression and isinstance(model, ChainExits):
+            raise TypeError(
+                "ChainExits has classifier heads; EarlyExitRegressor supports "
+                "GradientBoostingRegressor, RandomForestRegressor, "
+                "ExtraTreesRegressor and fitted multi-exit sources with "
+                "regression = True."
+            )
+        elif not isinstance(model, ChainExits | MultiExitSource) and not (
+            self._regression and _is_regression_source(model)
+        ):
+            kinds = ", ".join(cls.__name__ for cls in ensembles)
+            chain = "" if self._regression else ", a ChainExits"
+            attributes = "regression = True" if self._regression else "classes_"
+            raise TypeError(
+                f"estimator must be a {kinds}{chain}, one of these in a "
+                "FrozenEstimator, or a fitted multi-exit source (n_stages, "
+                f"{attributes}, run_stage, keep_rows and default_costs; see "
+                f"skadaptive.stages.MultiExitSource); got {type(model).__name__}."
+            )
+        elif (
+            not self._regression
+            and not isinstance(model, ChainExits)
+            and getattr(model, "regression", False)
+        ):
+            raise TypeError(
+                f"{type(model).__name__} answers with regression predictions "
+                "(regression = True); use EarlyExitRegressor for it."
+            )
+        elif self.exits is not None:
+            as_multi_exit(model, self.exits)  # raises: the exits are the model's
+        # The number of exits of a chain or a fitted source is only final once
+        # the backbone is fitted.
+        return None
+
+    def _check_tree_exits_early(self, model) -> None:
+        """Refuse bad exits or an unreachable budget before fitting any tree."""
+        if is_frozen(self.estimator):
+            n_trees = n_trees_of(model)
+        elif isinstance(
+            model, GradientBoostingClassifier | GradientBoostingRegressor
+        ) and (model.n_iter_no_change is not None):
+            raise ValueError(
+                f"{type(model).__name__}(n_iter_no_change="
+                f"{model.n_iter_no_change}) stops growing trees at a different "
+                "point in every cross-fitting fold, so the folds and the refitted "
+                "model would not share the same exits. Set n_iter_no_change=None "
+                "(choose n_estimators instead), or fit the model yourself and pass "
+                "FrozenEstimator(model) with policy data it was not fitted on."
+            )
+        else:
+            n_trees = model.n_estimators
+        exits = default_exits(n_trees) if self.exits is None else self.exits
+        exits = check_tree_exits(exits, n_trees)
+        if len(exits) < 2:
+            raise ValueError(
+                f"exits={list(exits)} has one exit; early exiting needs at least "
+                f"two (e.g. exits=[{max(1, n_trees // 4)}, {n_trees}])."
+            )
+        if self.costs is None:
+            costs = np.diff(exits, prepend=0).astype(np.float64)
+            check_budget(self.budget, costs, [f"exit {k}" for k in range(len(costs))])
+
+    def _members(self):
+        return ["estimator"], [self.estimator]
+
+    def _stage_names(self):
+        return [f"exit {k}" for k in range(self.n_exits_)]
+
+    def _source_maker(self):
+        exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())
+        return partial(backbone_source, exits=exits)
+
+    def _keep_fitted(self, held_out) -> None:
+        (self.estimator_,) = held_out.estimators
+        self.source_ = self._source_maker()(held_out.estimators, ["estimator"])
+        self.n_exits_ = self.source_.n_stages
+        if self.n_exits_ < 2:
+            raise ValueError(
+                f"The backbone has {self.n_exits_} exit; early exiting needs at "
+                "least two."
+            )
+        if self.n_exits_ != len(held_out.stage_probas):
+            raise ValueError(
+                f"The refitted backbone has {self.n_exits_} exits but was "
+                f"cross-fitted with {len(held_out.stage_probas)}; its number of "
+                "exits must not depend on the rows it is fitted on. Fix the "
+                "number of exits, or pass the fitted model in a FrozenEstimator."
+            )
+
+    def _has_natural_costs(self) -> bool:
+        model = unwrap(self.estimator)
+        if isinstance(model, TREE_ENSEMBLES):
+            return True
+        if isinstance(model, ChainExits):
+            return False
+        return model.default_costs() is not None
+
+    def _natural_costs(self) -> tuple:
+        if not self._has_natural_costs():
+            return None, None
+        return self.source_.default_costs(), getattr(self.source_, "cost_unit", None)
+
+    def _alone_costs(self, incremental) -> np.ndarray:
+        # An exit shares the computation before it: alone, it costs all of it.
+        return np.cumsum(incremental)
+
+    def _stage_source(self):
+        return self.source_
+
+
 @fill_shared_docs
-class EarlyExitClassifier(BaseAdaptiveClassifier):
+class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
     """Stop each row at the earliest exit of one model that is good enough for it.
 
     The exits share one computation: a tree ensemble summed tree by tree, a
@@ -166,104 +316,134 @@ class EarlyExitClassifier(BaseAdaptiveClassifier):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ fit
-    def _check_structure(self):
-        model = unwrap(self.estimator)
-        if isinstance(model, HistGradientBoostingClassifier):
-            raise TypeError(
-                "HistGradientBoostingClassifier cannot carry its running score "
-                "between exits without private attributes (see "
-                "skadaptive.stages.TreeEnsembleExits). Use "
-                "GradientBoostingClassifier, or models of growing max_iter in an "
-                "AdaptiveCascadeClassifier."
-            )
-        if isinstance(model, TREE_ENSEMBLES):
-            self._check_tree_exits_early(model)
-        elif not isinstance(model, ChainExits | MultiExitSource):
-            kinds = ", ".join(cls.__name__ for cls in TREE_ENSEMBLES)
-            raise TypeError(
-                f"estimator must be a {kinds}, a ChainExits, one of these in a "
-                "FrozenEstimator, or a fitted multi-exit source (n_stages, "
-                "classes_, run_stage, keep_rows and default_costs; see "
-                f"skadaptive.stages.MultiExitSource); got {type(model).__name__}."
-            )
-        elif self.exits is not None:
-            as_multi_exit(model, self.exits)  # raises: the exits are the model's
-        # The number of exits of a chain or a fitted source is only final once
-        # the backbone is fitted.
-        return None
 
-    def _check_tree_exits_early(self, model) -> None:
-        """Refuse bad exits or an unreachable budget before fitting any tree."""
-        if is_frozen(self.estimator):
-            n_trees = n_trees_of(model)
-        elif isinstance(model, GradientBoostingClassifier) and (
-            model.n_iter_no_change is not None
-        ):
-            raise ValueError(
-                "GradientBoostingClassifier(n_iter_no_change="
-                f"{model.n_iter_no_change}) stops growing trees at a different "
-                "point in every cross-fitting fold, so the folds and the refitted "
-                "model would not share the same exits. Set n_iter_no_change=None "
-                "(choose n_estimators instead), or fit the model yourself and pass "
-                "FrozenEstimator(model) with policy data it was not fitted on."
-            )
-        else:
-            n_trees = model.n_estimators
-        exits = default_exits(n_trees) if self.exits is None else self.exits
-        exits = check_tree_exits(exits, n_trees)
-        if len(exits) < 2:
-            raise ValueError(
-                f"exits={list(exits)} has one exit; early exiting needs at least "
-                f"two (e.g. exits=[{max(1, n_trees // 4)}, {n_trees}])."
-            )
-        if self.costs is None:
-            costs = np.diff(exits, prepend=0).astype(np.float64)
-            check_budget(self.budget, costs, [f"exit {k}" for k in range(len(costs))])
+@fill_regression_docs
+class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
+    """Stop each row at the earliest exit of one regressor that is good enough
+    for it.
 
-    def _members(self):
-        return ["estimator"], [self.estimator]
+    The exits share one computation: a tree ensemble summed tree by tree (or
+    any multi-exit source whose exits answer regression predictions). Exit
+    k+1 continues from exit k's running prediction for the rows still running,
+    so a row pays only for the trees it passes. After each exit but the last,
+    the learned policy answers the row or lets it continue, from what the
+    exits so far predicted: the running prediction, its change since the last
+    exit, and for forests the spread of the trees so far. The policy minimises
+    ``loss + cost_weight * cost`` on held-out rows (the loss on a learned
+    scale of ``y``), or the error within an average cost ``budget``.
 
-    def _stage_names(self):
-        return [f"exit {k}" for k in range(self.n_exits_)]
+    Parameters
+    ----------
+    estimator : estimator or MultiExitSource
+        The shared computation:
 
-    def _source_maker(self):
-        exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())
-        return partial(backbone_source, exits=exits)
+        - a :class:`~sklearn.ensemble.GradientBoostingRegressor`,
+          :class:`~sklearn.ensemble.RandomForestRegressor` or
+          :class:`~sklearn.ensemble.ExtraTreesRegressor`, with exits after
+          ``exits`` trees (boosting: iterations);
+        - one of these wrapped in :class:`~sklearn.frozen.FrozenEstimator`
+          (already fitted: used as given, never refitted);
+        - any fitted object following the
+          :class:`~skadaptive.stages.MultiExitSource` protocol with
+          ``regression = True`` (each exit answers an array of shape
+          (n_rows, 2): prediction and uncertainty), used as given.
 
-    def _keep_fitted(self, held_out) -> None:
-        (self.estimator_,) = held_out.estimators
-        self.source_ = self._source_maker()(held_out.estimators, ["estimator"])
-        self.n_exits_ = self.source_.n_stages
-        if self.n_exits_ < 2:
-            raise ValueError(
-                f"The backbone has {self.n_exits_} exit; early exiting needs at "
-                "least two."
-            )
-        if self.n_exits_ != len(held_out.stage_probas):
-            raise ValueError(
-                f"The refitted backbone has {self.n_exits_} exits but was "
-                f"cross-fitted with {len(held_out.stage_probas)}; its number of "
-                "exits must not depend on the rows it is fitted on. Fix the "
-                "number of exits, or pass the fitted model in a FrozenEstimator."
-            )
+        Unfitted estimators are cloned and fitted.
+        ``HistGradientBoostingRegressor`` is not supported (see
+        :class:`~skadaptive.stages.TreeEnsembleExits`).
 
-    def _has_natural_costs(self) -> bool:
-        model = unwrap(self.estimator)
-        if isinstance(model, TREE_ENSEMBLES):
-            return True
-        if isinstance(model, ChainExits):
-            return False
-        return model.default_costs() is not None
+    exits : list of int, default=None
+        Tree ensembles only: strictly increasing numbers of trees after which a
+        row may stop, the last being all trees. ``None`` puts five exits at
+        1/16, 1/8, 1/4, 1/2 and all of the trees.
 
-    def _natural_costs(self) -> tuple:
-        if not self._has_natural_costs():
-            return None, None
-        return self.source_.default_costs(), getattr(self.source_, "cost_unit", None)
+    costs : "auto", array-like of shape (n_exits,), dict or None, default=None
+        Incremental cost per row of each exit, in any unit. ``None`` counts
+        trees for a tree ensemble (boosting: iterations), so ``budget=120``
+        means at most 120 trees per row on average. ``"auto"`` times each
+        exit's increment on the policy rows, in seconds.
 
-    def _alone_costs(self, incremental) -> np.ndarray:
-        # An exit shares the computation before it: alone, it costs all of it.
-        return np.cumsum(incremental)
+    {shared_parameters}
 
-    def _stage_source(self):
-        return self.source_
+    Attributes
+    ----------
+    estimator_ : estimator or MultiExitSource
+        The fitted backbone (the ``estimator`` itself when frozen).
+    source_ : MultiExitSource
+        What runs the exits at prediction.
+    n_exits_ : int
+    costs_ : ndarray of shape (n_exits,)
+        Incremental cost per row of each exit.
+    cumulative_costs_ : ndarray of shape (n_exits,)
+        Cost per row of answering at each exit.
+    {shared_attributes}
+
+    See Also
+    --------
+    EarlyExitClassifier : The same for classifiers.
+    AdaptiveCascadeRegressor : The same policies over independent regressors.
+    skadaptive.stages.TreeEnsembleExits : The exits of a tree ensemble.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_friedman1
+    >>> from sklearn.ensemble import GradientBoostingRegressor
+    >>> from skadaptive import EarlyExitRegressor
+    >>> X, y = make_friedman1(n_samples=1500, noise=0.5, random_state=0)
+    >>> ee = EarlyExitRegressor(
+    ...     GradientBoostingRegressor(n_estimators=80, random_state=0),
+    ...     exits=[10, 20, 40, 80], budget=40, cv=3,
+    ... ).fit(X[:1000], y[:1000])
+    >>> bool(ee.policy_rows_cost_ <= 40)   # at most 40 trees per row on average
+    True
+    >>> bool(ee.score(X[1000:], y[1000:]) > 0.8)
+    True
+    """
+
+    _regression = True
+
+    _parameter_constraints: dict = {
+        **BaseAdaptiveRegressor._parameter_constraints,
+        "estimator": [HasMethods(["fit"]), HasMethods(["run_stage"])],
+        "exits": ["array-like", None],
+        "costs": [*BaseAdaptive._parameter_constraints["costs"], None],
+    }
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        exits=None,
+        costs=None,
+        cost_weight=0.01,
+        budget=None,
+        budget_confidence=None,
+        policy="linear",
+        policy_features="history",
+        tune_threshold=True,
+        loss="squared_error",
+        cv=5,
+        memory=None,
+        batch_size=None,
+        cost_batch_size=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.exits = exits
+        self.costs = costs
+        self.cost_weight = cost_weight
+        self.budget = budget
+        self.budget_confidence = budget_confidence
+        self.policy = policy
+        self.policy_features = policy_features
+        self.tune_threshold = tune_threshold
+        self.loss = loss
+        self.cv = cv
+        self.memory = memory
+        self.batch_size = batch_size
+        self.cost_batch_size = cost_batch_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose

@@ -30,8 +30,11 @@ def exits_in_class_order(source, X, classes: np.ndarray) -> list[np.ndarray]:
 
     A member fitted on a cross-validation fold that lacked a class has no
     column for it; that class gets probability 0, as in ``cross_val_predict``.
+    With ``classes=None`` (regression) the exits' answers as they are.
     """
     probas = exit_probas(source, X)
+    if classes is None:
+        return probas
     source_classes = np.asarray(source.classes_)
     if len(source_classes) == len(classes) and np.array_equal(source_classes, classes):
         return probas
@@ -91,15 +94,19 @@ def _check_same_exit_count(folds: list[list], estimator) -> None:
         )
 
 
-def _policy_splits(cv, X, y, splitter_params, random_state):
-    """Train/test index pairs whose test rows become the policy rows."""
+def _policy_splits(cv, X, y, splitter_params, random_state, classifier=True):
+    """Train/test index pairs whose test rows become the policy rows
+    (stratified by class for classifiers, as scikit-learn's defaults are)."""
     n_rows = _num_samples(X)
     if isinstance(cv, numbers.Real) and not isinstance(cv, numbers.Integral):
         train, test = train_test_split(
-            np.arange(n_rows), test_size=cv, stratify=y, random_state=random_state
+            np.arange(n_rows),
+            test_size=cv,
+            stratify=y if classifier else None,
+            random_state=random_state,
         )
         return [(np.sort(train), np.sort(test))]
-    splitter = check_cv(cv, y, classifier=True)
+    splitter = check_cv(cv, y, classifier=classifier)
     return list(splitter.split(X, y, **splitter_params))
 
 
@@ -122,6 +129,9 @@ def fit_stages_on_held_out(
 
     Parameters
     ----------
+    classes : ndarray of shape (n_classes,) or None
+        The estimator's classes; None for regressors (their exits answer
+        with a prediction and an uncertainty, and folds are not stratified).
     make_source : callable, default=IndependentStages.of_members
         ``make_source(fitted_members, names)`` returns the
         :class:`~skadaptive.engine.StageSource` that runs their exits (one
@@ -148,7 +158,9 @@ def fit_stages_on_held_out(
     to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     if to_fit:
-        splits = _policy_splits(cv, X, y, splitter_params, random_state)
+        splits = _policy_splits(
+            cv, X, y, splitter_params, random_state, classifier=classes is not None
+        )
         test_rows = np.concatenate([test for _, test in splits])
         if len(np.unique(test_rows)) != len(test_rows):
             raise ValueError(

@@ -191,6 +191,70 @@ def check_stage_proba(proba, n_rows: int, n_classes: int, label: str) -> np.ndar
     return proba
 
 
+def check_regression_output(output, n_rows: int, label: str) -> np.ndarray:
+    """A regression stage's answers, checked where they enter the package.
+
+    Parameters
+    ----------
+    output : array-like
+        What the stage returned for ``n_rows`` rows: its prediction (column 0)
+        and its uncertainty (column 1, 0 where the stage gives none).
+    n_rows : int
+    label : str
+        Names the stage in messages.
+
+    Returns
+    -------
+    output : ndarray of shape (n_rows, 2)
+        As float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the stage, the check and how many rows fail it: the shape is
+        not one prediction per row, or some rows have predictions that are
+        not finite, or an uncertainty that is negative or not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive._validation import check_regression_output
+    >>> check_regression_output(np.array([[np.nan, 0.0]]), 1, "stage 'ridge'")
+    Traceback (most recent call last):
+    ...
+    ValueError: stage 'ridge' returned invalid predictions: values that are not ...
+    """
+    output = np.asarray(output, dtype=np.float64)
+    if output.shape != (n_rows, 2):
+        raise ValueError(
+            f"{label} returned predictions of shape {output.shape} for {n_rows} "
+            f"rows; expected ({n_rows}, 2): one prediction and its uncertainty "
+            "per row. Check that the stage is a single-output regressor."
+        )
+    if n_rows == 0 or (np.isfinite(output).all() and not (output[:, 1] < 0).any()):
+        return output
+    finite = np.isfinite(output).all(axis=1)
+    problems = []
+    if not finite.all():
+        problems.append(f"values that are not finite (NaN or inf) in {_rows(~finite)}")
+    negative = finite & (output[:, 1] < 0)
+    if negative.any():
+        problems.append(f"negative uncertainties in {_rows(negative)}")
+    raise ValueError(
+        f"{label} returned invalid predictions: "
+        + "; ".join(problems)
+        + ". The package never answers from them: check the stage and its input."
+    )
+
+
+def check_exit_output(source, output, n_rows: int, label: str) -> np.ndarray:
+    """:func:`check_stage_proba`, or for a regression source
+    :func:`check_regression_output`, of what ``source`` returned."""
+    if getattr(source, "regression", False):
+        return check_regression_output(output, n_rows, label)
+    return check_stage_proba(output, n_rows, len(source.classes_), label)
+
+
 def _rows(mask: np.ndarray) -> str:
     count = int(mask.sum())
     return f"{count} of {len(mask)} row{'s' if len(mask) != 1 else ''}"

@@ -17,6 +17,8 @@ from itertools import product
 
 import numpy as np
 
+from skadaptive.policies import is_regression_loss, per_row_loss
+
 _RTOL = 1e-9
 # Exhaustive over every distinct score up to this many per exit, else over
 # this many quantiles of them (then only "at least as accurate as the grid").
@@ -89,7 +91,14 @@ def assert_budget_spent_well(estimator) -> None:
     assert budget is not None
     probas, y_encoded, weight = policy_rows(estimator)
     cumulative = np.asarray(estimator.cumulative_costs_)
-    correct = np.stack([np.argmax(p, axis=1) == y_encoded for p in probas])
+    regression = is_regression_loss(estimator.loss)
+    if regression:
+        # Minus the scaled per-row loss: what the search maximises.
+        correct = np.stack(
+            [-per_row_loss(p, y_encoded, estimator.loss) for p in probas]
+        )
+    else:
+        correct = np.stack([np.argmax(p, axis=1) == y_encoded for p in probas])
     rows = np.arange(len(y_encoded))
     normalized = weight / weight.sum()
 
@@ -99,7 +108,11 @@ def assert_budget_spent_well(estimator) -> None:
     # Within budget, recomputed without the estimator's own figures.
     assert cost <= budget * (1 + _RTOL), (cost, budget)
     assert np.isclose(cost, estimator.policy_rows_cost_, rtol=1e-9, atol=1e-12)
-    assert np.isclose(accuracy, estimator.policy_rows_accuracy_, rtol=1e-9)
+    if regression:
+        error = -accuracy * estimator._error_unit()
+        assert np.isclose(error, estimator.policy_rows_error_, rtol=1e-9)
+    else:
+        assert np.isclose(accuracy, estimator.policy_rows_accuracy_, rtol=1e-9)
 
     # Spent where it helps: no thresholds on the same scores are more accurate
     # within the budget (exhaustively where the grid is complete). With a
@@ -111,7 +124,7 @@ def assert_budget_spent_well(estimator) -> None:
         best_accuracy, _, exact = best_thresholds_within(
             scores, correct, cumulative, weight, limit
         )
-        if estimator.loss == "zero_one":
+        if estimator.loss == "zero_one" or regression:
             assert accuracy >= best_accuracy - 1e-12, (accuracy, best_accuracy, exact)
 
     # The status says honestly whether the budget was spent.

@@ -22,11 +22,12 @@ from ._routing import route
 class _Lookup:
     """Stages that return known probabilities of the rows still running."""
 
-    def __init__(self, probas, n_stages, rows_in_state):
+    def __init__(self, probas, n_stages, rows_in_state, regression=False):
         self.probas = probas
         self.n_stages = n_stages
         self.classes_ = np.arange(probas[0].shape[1])
         self.rows_in_state = rows_in_state
+        self.regression = regression
 
     def run_stage(self, stage, X_rows, state):
         rows = np.arange(len(self.probas[0])) if state is None else state
@@ -66,6 +67,7 @@ def measure_routing_seconds(
     repeats: int = 5,
     entry=None,
     combiners=None,
+    regression: bool = False,
 ) -> Bunch:
     """Seconds per call and per row that routing adds to each stage.
 
@@ -97,6 +99,8 @@ def measure_routing_seconds(
     combiners : list of ExitCombiner, default=None
         With ``answer="combined"``: each stage's combiner, timed as part of
         the routing at that stage.
+    regression : bool, default=False
+        Whether ``stage_probas`` are regression answers (checked as such).
 
     Returns
     -------
@@ -111,7 +115,7 @@ def measure_routing_seconds(
         X_rows = _safe_indexing(X, rows)
         probas = [p[rows] for p in stage_probas]
         for last in range(n_stages):
-            source = _Lookup(probas, last + 1, rows_in_state)
+            source = _Lookup(probas, last + 1, rows_in_state, regression)
             if combiners is not None:
                 source = answering_source(source, combiners)
             calls.append((source, _GoingOn(policy, last), X_rows))

@@ -10,7 +10,7 @@ from sklearn.utils import Bunch, gen_batches
 from sklearn.utils.parallel import Parallel, delayed
 
 from .._sklearn_private import _num_samples, _safe_indexing
-from .._validation import check_stage_proba, stage_label
+from .._validation import check_regression_output, check_stage_proba, stage_label
 
 #: Rows routed together when ``batch_size`` is None: bounds the memory that
 #: routing adds to the stages' own (copies of deferred rows, probabilities) to a
@@ -23,7 +23,9 @@ class StageSource(Protocol):
     """What the engine needs from the stages of an estimator.
 
     ``run_stage(stage, X_rows, state)`` returns the class probabilities of the
-    rows ``X_rows`` at ``stage`` and the state handed to the next stage (``None``
+    rows ``X_rows`` at ``stage`` (for a source with ``regression = True``, an
+    array of shape (n_rows, 2): each row's prediction and the stage's
+    uncertainty about it) and the state handed to the next stage (``None``
     for independent models; the running computation for shared-computation
     exits). ``keep_rows(state, mask)`` selects the state of the rows that go on:
     a source owns the compaction of its state.
@@ -75,6 +77,7 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage)
     history: list[np.ndarray] = []
     state = None
     rows_in_state = getattr(source, "rows_in_state", False)
+    regression = getattr(source, "regression", False)
     for stage in range(source.n_stages):
         if stage > 0 and rows_in_state:
             X_active = None
@@ -87,9 +90,11 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage)
         else:
             X_active = _safe_indexing(X, active)
         stage_proba, state = source.run_stage(stage, X_active, state)
-        stage_proba = check_stage_proba(
-            stage_proba, len(active), n_classes, stage_label(source, stage)
-        )
+        label = stage_label(source, stage)
+        if regression:
+            stage_proba = check_regression_output(stage_proba, len(active), label)
+        else:
+            stage_proba = check_stage_proba(stage_proba, len(active), n_classes, label)
         history.append(stage_proba)
         exits = _check_exits(policy.exits(stage, history), len(active), stage)
         # Integer positions and take: several times faster than boolean masks
@@ -130,6 +135,7 @@ def route(
     X : array-like, sparse matrix, DataFrame or list
         Rows to answer; indexed with scikit-learn's safe indexing.
     n_classes : int
+        Columns of each answer: the number of classes, or 2 for regression.
     batch_size : int, default=None
         Rows routed together; bounds the memory of one pass. ``None`` means
         ``DEFAULT_BATCH_SIZE`` (65,536). A row's answer does not depend on its

@@ -9,9 +9,15 @@ Families (the estimators' ``policy`` parameter):
 - ``"eenet"``: learned per-exit correctness scores with per-exit thresholds
   scheduled for a cost weight or budget (:func:`fit_eenet_scorers`,
   :func:`schedule_thresholds`);
-- ``"max_proba"``, ``"entropy"``, ``"patience"``: heuristic scores with one
-  shared threshold for a cost weight, one threshold per exit for a budget
+- ``"max_proba"``, ``"entropy"``, ``"patience"`` (classifiers),
+  ``"disagreement"``, ``"uncertainty"`` (regressors): heuristic scores with
+  one shared threshold for a cost weight, one threshold per exit for a budget
   (:func:`heuristic_score`).
+
+For regressors the same families run on regression answers (each stage's
+prediction and uncertainty, on the target's scale learned at fit) with a
+regression ``loss`` (:data:`REGRESSION_LOSSES`); :func:`regression_features`
+are what their rules see.
 
 :func:`make_policy_search` fits any family for a ``cost_weight`` or a budget and
 traces its frontier of accuracy against cost.
@@ -46,12 +52,19 @@ from ._eenet import (  # noqa: F401
 from ._features import (  # noqa: F401
     FEATURE_SETS,
     HEURISTICS,
+    REGRESSION_HEURISTICS,
     confidence_features,
     heuristic_score,
     policy_features,
+    regression_features,
 )
 from ._heuristics import HeuristicSearch  # noqa: F401
-from ._losses import LOSSES, per_row_loss  # noqa: F401
+from ._losses import (  # noqa: F401
+    LOSSES,
+    REGRESSION_LOSSES,
+    is_regression_loss,
+    per_row_loss,
+)
 from ._policy import (  # noqa: F401
     CascadePolicy,
     HeuristicRule,
@@ -61,7 +74,12 @@ from ._policy import (  # noqa: F401
     evaluate_policy,
 )
 from ._policy_search import DEFAULT_COST_WEIGHTS, PolicySearch  # noqa: F401
-from ._search import POLICIES, check_policy, make_policy_search  # noqa: F401
+from ._search import (  # noqa: F401
+    POLICIES,
+    REGRESSION_POLICIES,
+    check_policy,
+    make_policy_search,
+)
 
 # What a user writes a custom policy or policy family against (rules, a
 # policy, what it achieves, a family's search and the scores it hands to the
@@ -75,6 +93,9 @@ __all__ = [
     "HEURISTICS",
     "LOSSES",
     "POLICIES",
+    "REGRESSION_HEURISTICS",
+    "REGRESSION_LOSSES",
+    "REGRESSION_POLICIES",
     "POLICY_FAMILIES",
     "PolicyEvaluation",
     "PolicySearch",
@@ -84,7 +105,9 @@ __all__ = [
     "confidence_features",
     "evaluate_policy",
     "heuristic_score",
+    "is_regression_loss",
     "make_policy_search",
     "per_row_loss",
     "policy_features",
+    "regression_features",
 ]

@@ -24,7 +24,7 @@ from sklearn.utils.validation import has_fit_parameter
 from .._sklearn_private import LinearClassifierMixin
 from ._eenet import eenet_exits, fit_eenet_scorers
 from ._features import policy_features
-from ._losses import per_row_loss
+from ._losses import is_regression_loss, per_row_loss
 from ._policy import CascadePolicy, ScoredExits, ThresholdRule
 from ._policy_search import PolicySearch
 from ._thresholds import cut_table, weighted_standardisation
@@ -39,6 +39,7 @@ class ExitRule(ThresholdRule):
 
     ``learner`` is ``None`` for a constant rule, whose score is 0 everywhere, so a
     threshold of ``-inf`` exits every row and ``+inf`` defers every row.
+    ``regression`` says that the features are those of regression answers.
     """
 
     feature_set: str
@@ -46,14 +47,15 @@ class ExitRule(ThresholdRule):
     learner: object | None = None
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
+    regression: bool = False
 
     def score(self, history: list[np.ndarray]) -> np.ndarray:
         """How strongly each row should exit; higher means exit."""
         n_rows = history[-1].shape[0]
         if self.learner is None:
             return np.zeros(n_rows)
-        features = (policy_features(history, self.feature_set) - self.mean) / self.scale
-        return _exit_score(self.learner, features)
+        features = policy_features(history, self.feature_set, self.regression)
+        return _exit_score(self.learner, (features - self.mean) / self.scale)
 
 
 def _exit_score(learner, features: np.ndarray) -> np.ndarray:
@@ -247,6 +249,7 @@ def fit_bottom_up_policy(
             _make_learner(policy),
             feature_set,
             tune_threshold,
+            is_regression_loss(loss),
         )
         exits = rule.exits(stage_probas[: stage + 1])
         # The *learned* rule's choice, not the oracle's, sets the risk seen by
@@ -257,20 +260,27 @@ def fit_bottom_up_policy(
 
 
 def _fit_exit_rule(
-    history, exit_risk, defer_risk, weight, learner, feature_set, tune_threshold
+    history,
+    exit_risk,
+    defer_risk,
+    weight,
+    learner,
+    feature_set,
+    tune_threshold,
+    regression,
 ) -> ExitRule:
     exit_is_no_worse = (exit_risk <= defer_risk).astype(int)
     label_weight = weight * np.abs(exit_risk - defer_risk)
     informative = label_weight > 0
     classes_seen = np.unique(exit_is_no_worse[informative])
     if learner is None or len(classes_seen) < 2:
-        constant = ExitRule(feature_set, threshold=0.0)
+        constant = ExitRule(feature_set, threshold=0.0, regression=regression)
         zeros = np.zeros(len(exit_risk))
         constant.threshold = risk_minimising_threshold(
             zeros, exit_risk, defer_risk, weight
         )
         return constant
-    features = policy_features(history, feature_set)
+    features = policy_features(history, feature_set, regression)
     mean, scale = weighted_standardisation(features, weight)
     standardised = (features - mean) / scale
     # Scale the label weights so that they sum to what the row weights sum to:
@@ -284,7 +294,9 @@ def _fit_exit_rule(
         exit_is_no_worse[informative],
         sample_weight=label_weight,
     )
-    rule = ExitRule(feature_set, _default_cut(learner), learner, mean, scale)
+    rule = ExitRule(
+        feature_set, _default_cut(learner), learner, mean, scale, regression
+    )
     if tune_threshold:
         rule.threshold = risk_minimising_threshold(
             _exit_score(learner, standardised), exit_risk, defer_risk, weight
@@ -358,7 +370,9 @@ class BolukbasiSearch(PolicySearch):
                     kind=f"rules on {feature_set} x{factor:g}",
                 )
             )
-        eenet = fit_eenet_scorers(self.stage_probas, self.y_encoded, self.sample_weight)
+        eenet = fit_eenet_scorers(
+            self.stage_probas, self.y_encoded, self.sample_weight, self.loss
+        )
         candidates.append(eenet_exits(eenet, self.stage_probas))
         return candidates
 

@@ -83,10 +83,12 @@ def stop_at(policy: CascadePolicy, deepest: int, n_stages: int) -> CascadePolicy
     return CascadePolicy(list(policy.rules) + exit_all * (n_stages - 1 - deepest))
 
 
-def _first_stage_accuracy(stage_probas, y_encoded, sample_weight) -> float:
-    """Weighted accuracy of answering every row at the first stage."""
+def _first_stage_accuracy(stage_probas, y_encoded, sample_weight, loss) -> float:
+    """Weighted accuracy (minus the loss, for regression) of answering every
+    row at the first stage."""
     weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
-    return float(stage_correct(stage_probas[:1], y_encoded)[0] @ weight) / weight.sum()
+    correct = stage_correct(stage_probas[:1], y_encoded, loss)[0]
+    return float(correct @ weight) / weight.sum()
 
 
 def _padded(rates, n_stages):
@@ -143,6 +145,7 @@ def choose_with_call_costs(
     confidence: float | None,
     random_state,
     cost_unit: float,
+    loss: str = "zero_one",
 ) -> dict:
     """:func:`~skadaptive.policies._selection.choose_policy` with per-call costs.
 
@@ -171,6 +174,8 @@ def choose_with_call_costs(
     batch_size : int
     cost_weight, normalized_budget, confidence, random_state, cost_unit
         As for ``choose_policy``.
+    loss : str, default="zero_one"
+        The searches' loss (what "accuracy" means for the first-stage option).
 
     Returns
     -------
@@ -191,7 +196,7 @@ def choose_with_call_costs(
         )
         chosen["deepest_stage"] = int(np.flatnonzero(chosen["exit_rates"] > 0).max())
         return chosen
-    first_accuracy = _first_stage_accuracy(stage_probas, y_encoded, sample_weight)
+    first_accuracy = _first_stage_accuracy(stage_probas, y_encoded, sample_weight, loss)
 
     def cost(rates):
         return batch_cost(rates, variable_cumulative, share, batch_size) * cost_unit
@@ -285,6 +290,7 @@ def frontier_with_call_costs(
     variable_cumulative: np.ndarray,
     share: np.ndarray,
     batch_size: int,
+    loss: str = "zero_one",
 ) -> list[PolicyEvaluation]:
     """The policies of ``frontier_``, with per-call costs.
 
@@ -300,7 +306,7 @@ def frontier_with_call_costs(
     first = PolicyEvaluation(
         cost_weight=np.nan,
         policy=stop_at(CascadePolicy([]), 0, n_stages),
-        accuracy=_first_stage_accuracy(stage_probas, y_encoded, sample_weight),
+        accuracy=_first_stage_accuracy(stage_probas, y_encoded, sample_weight, loss),
         normalized_cost=batch_cost(first_rates, variable_cumulative, share, batch_size),
         exit_rates=first_rates,
     )

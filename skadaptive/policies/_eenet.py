@@ -4,7 +4,10 @@ Two steps, both on the held-out policy rows:
 
 1. A *scorer* per exit but the last predicts whether that exit's answer is
    correct, from ``[probability vector, max probability, normalised entropy,
-   scores of the earlier exits]`` (a weighted logistic regression).
+   scores of the earlier exits]`` (a weighted logistic regression). For
+   regression answers, a weighted ridge regression predicts the exit's
+   scaled loss from :func:`~skadaptive.policies.regression_features` and the
+   earlier exits' scores, and the score is minus that prediction.
 2. Per-exit thresholds on those scores are set so that the average of
    ``loss + cost_weight * cost`` is minimal (exit at the first exit whose score
    reaches its threshold). For a budget, ``cost_weight`` is searched so that
@@ -22,9 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 
-from ._features import confidence_features
+from ._features import confidence_features, regression_features
+from ._losses import is_regression_loss, per_row_loss
 from ._policy import CascadePolicy, ScoredExits, ThresholdRule
 from ._policy_search import PolicySearch
 from ._thresholds import (
@@ -34,24 +38,36 @@ from ._thresholds import (
 )
 
 
-def _scorer_features(proba: np.ndarray, earlier_scores: list[np.ndarray]):
+def _scorer_features(
+    history: list[np.ndarray], earlier_scores: list[np.ndarray], regression: bool
+):
+    if regression:
+        return np.column_stack(
+            [regression_features(history, "history"), *earlier_scores]
+        )
+    proba = history[-1]
     confidence = confidence_features(proba)
     return np.column_stack([proba, confidence[:, 0], confidence[:, 2], *earlier_scores])
 
 
 @dataclass
 class _ExitScorer:
-    """Predicted probability that one exit's answer is correct."""
+    """Predicted probability that one exit's answer is correct (classification),
+    or minus its predicted scaled loss (regression)."""
 
-    learner: LogisticRegression | None
+    learner: LogisticRegression | Ridge | None
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
     constant: float = 0.0
+    regression: bool = False
 
-    def score(self, proba, earlier_scores) -> np.ndarray:
+    def score(self, history, earlier_scores) -> np.ndarray:
         if self.learner is None:
-            return np.full(proba.shape[0], self.constant)
-        features = (_scorer_features(proba, earlier_scores) - self.mean) / self.scale
+            return np.full(history[-1].shape[0], self.constant)
+        features = _scorer_features(history, earlier_scores, self.regression)
+        features = (features - self.mean) / self.scale
+        if self.regression:
+            return -self.learner.predict(features)
         return self.learner.predict_proba(features)[:, 1]
 
 
@@ -74,8 +90,8 @@ class EENetScorers:
         scores : list of ndarray of shape (n_rows,)
         """
         scores: list[np.ndarray] = []
-        for proba, scorer in zip(history, self.scorers):
-            scores.append(scorer.score(proba, scores))
+        for stage, scorer in enumerate(self.scorers[: len(history)]):
+            scores.append(scorer.score(history[: stage + 1], scores))
         return scores
 
 
@@ -83,15 +99,19 @@ def fit_eenet_scorers(
     stage_probas: list[np.ndarray],
     y_encoded: np.ndarray,
     sample_weight: np.ndarray | None = None,
+    loss: str = "zero_one",
 ) -> EENetScorers:
     """Fit one correctness scorer per exit but the last, earliest first.
 
     Parameters
     ----------
     stage_probas : list of ndarray of shape (n_samples, n_classes)
-        Held-out probabilities of every exit for the same rows.
+        Held-out probabilities of every exit for the same rows (regression
+        answers for a regression ``loss``).
     y_encoded : ndarray of shape (n_samples,)
     sample_weight : ndarray of shape (n_samples,), default=None
+    loss : str, default="zero_one"
+        For a regression loss, each scorer predicts the exit's loss.
 
     Returns
     -------
@@ -111,22 +131,29 @@ def fit_eenet_scorers(
     >>> bool(score[sure].min() > score[~sure].max())
     True
     """
+    regression = is_regression_loss(loss)
+    weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
     fitted = EENetScorers()
     scores: list[np.ndarray] = []
-    for proba in stage_probas[:-1]:
-        correct = (np.argmax(proba, axis=1) == y_encoded).astype(int)
-        if correct.min() == correct.max():
-            scorer = _ExitScorer(None, constant=float(correct[0]))
+    for stage, proba in enumerate(stage_probas[:-1]):
+        history = stage_probas[: stage + 1]
+        if regression:
+            target = per_row_loss(proba, y_encoded, loss)
+            learner = Ridge(alpha=1.0)
         else:
-            features = _scorer_features(proba, scores)
-            weight = np.ones(len(correct)) if sample_weight is None else sample_weight
-            mean, scale = weighted_standardisation(features, weight)
+            target = (np.argmax(proba, axis=1) == y_encoded).astype(int)
             learner = LogisticRegression(C=1.0, solver="newton-cholesky", max_iter=200)
+        if target.min() == target.max():
+            constant = -float(target[0]) if regression else float(target[0])
+            scorer = _ExitScorer(None, constant=constant, regression=regression)
+        else:
+            features = _scorer_features(history, scores, regression)
+            mean, scale = weighted_standardisation(features, weight)
             # The weights as given: weight k is then k copies of the row.
-            learner.fit((features - mean) / scale, correct, sample_weight=sample_weight)
-            scorer = _ExitScorer(learner, mean, scale)
+            learner.fit((features - mean) / scale, target, sample_weight=sample_weight)
+            scorer = _ExitScorer(learner, mean, scale, regression=regression)
         fitted.scorers.append(scorer)
-        scores.append(scorer.score(proba, scores))
+        scores.append(scorer.score(history, scores))
     return fitted
 
 
@@ -182,7 +209,7 @@ class EENetSearch(PolicySearch):
     def __init__(self, *args):
         super().__init__(*args)
         scorers = fit_eenet_scorers(
-            self.stage_probas, self.y_encoded, self.sample_weight
+            self.stage_probas, self.y_encoded, self.sample_weight, self.loss
         )
         self.exits = eenet_exits(scorers, self.stage_probas)
 

@@ -46,7 +46,9 @@ def confidence_features(proba: np.ndarray) -> np.ndarray:
     return features
 
 
-def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
+def policy_features(
+    history: list[np.ndarray], kind: str, regression: bool = False
+) -> np.ndarray:
     """Features on which the exit decision after the last stage in ``history`` is made.
 
     Parameters
@@ -61,7 +63,10 @@ def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
         current stage's probability of the class the previous stage predicted.
         ``"probabilities"``: ``"history"`` plus the current stage's whole
         probability vector, so that a linear policy can learn class-specific
-        confidence.
+        confidence. For regression, see :func:`regression_features`.
+    regression : bool, default=False
+        Whether ``history`` holds regression answers (prediction and
+        uncertainty columns) rather than class probabilities.
 
     Returns
     -------
@@ -75,6 +80,8 @@ def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
     >>> policy_features([p1, p2], "history").round(2)
     array([[0.9 , 0.8 , 0.47, 0.6 , 0.  , 0.1 ]])
     """
+    if regression:
+        return regression_features(history, kind)
     current = history[-1]
     columns = [confidence_features(current)]
     if kind in ("history", "probabilities") and len(history) > 1:
@@ -90,8 +97,60 @@ def policy_features(history: list[np.ndarray], kind: str) -> np.ndarray:
     return np.hstack(columns)
 
 
-#: The heuristic policy families, each with one shared threshold.
+def regression_features(history: list[np.ndarray], kind: str) -> np.ndarray:
+    """Policy features of regression answers, after the last stage in ``history``.
+
+    Each answer is a row's prediction (column 0, on the target's scale learned
+    at fit: centred, unit spread) and the stage's own uncertainty about it
+    (column 1; 0 for a stage that gives none).
+
+    Parameters
+    ----------
+    history : list of ndarray of shape (n_samples, 2)
+        Answers of every stage run so far for the same rows, in stage order.
+    kind : {"confidence", "history", "probabilities"}
+        ``"confidence"``: the current stage's uncertainty and its disagreement
+        with the previous stage (the absolute difference of their
+        predictions; for early exits of a boosted model, the change of its
+        running prediction). ``"history"`` and ``"probabilities"`` (there is
+        no probability vector in regression): those, plus the current
+        prediction and its square (how far from the typical target the row
+        is), every earlier stage's prediction, and the current stage's
+        absolute difference from each of them.
+
+    Returns
+    -------
+    features : ndarray of shape (n_samples, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import regression_features
+    >>> first, second = np.array([[0.5, 0.0]]), np.array([[1.5, 0.2]])
+    >>> regression_features([first, second], "confidence")
+    array([[0.2, 1. ]])
+    >>> regression_features([first, second], "history")
+    array([[0.2 , 1.  , 1.5 , 2.25, 0.5 ]])
+    """
+    current = np.asarray(history[-1], dtype=np.float64)
+    prediction = current[:, 0]
+    columns = [current[:, 1]]
+    if len(history) > 1:
+        columns.append(np.abs(prediction - history[-2][:, 0]))
+    if kind in ("history", "probabilities"):
+        columns += [prediction, prediction**2]
+        for earlier in history[:-1]:
+            columns.append(earlier[:, 0])
+        for earlier in history[:-2]:
+            columns.append(np.abs(prediction - earlier[:, 0]))
+    return np.column_stack(columns)
+
+
+#: The heuristic policy families of classifiers, each with one shared threshold.
 HEURISTICS = ("max_proba", "entropy", "patience")
+
+#: The heuristic policy families of regressors.
+REGRESSION_HEURISTICS = ("disagreement", "uncertainty")
 
 
 def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
@@ -99,12 +158,18 @@ def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
 
     Parameters
     ----------
-    kind : {"max_proba", "entropy", "patience"}
+    kind : {"max_proba", "entropy", "patience", "disagreement", "uncertainty"}
         ``"max_proba"``: the largest class probability. ``"entropy"``: one minus
         the entropy divided by ``log(n_classes)``. ``"patience"``: the number of
         consecutive stages, ending at the last, that predict the same class.
-    history : list of ndarray of shape (n_samples, n_classes)
-        Probabilities of the stages run so far, in order.
+        For regression answers: ``"disagreement"``, minus the absolute
+        difference between the last two stages' predictions (0 at the first
+        stage, which has no earlier stage: every row or none exits there);
+        ``"uncertainty"``, minus the last stage's own uncertainty (0 for a
+        stage that gives none).
+    history : list of ndarray of shape (n_samples, n_classes) or (n_samples, 2)
+        Probabilities (or regression answers) of the stages run so far, in
+        order.
 
     Returns
     -------
@@ -122,6 +187,12 @@ def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
     array([0.8])
     """
     current = np.asarray(history[-1], dtype=np.float64)
+    if kind == "disagreement":
+        if len(history) == 1:
+            return np.zeros(current.shape[0])
+        return -np.abs(current[:, 0] - history[-2][:, 0])
+    if kind == "uncertainty":
+        return -current[:, 1]
     if kind == "max_proba":
         return row_max(current)
     if kind == "entropy":
@@ -134,4 +205,7 @@ def heuristic_score(kind: str, history: list[np.ndarray]) -> np.ndarray:
             unbroken &= np.argmax(earlier, axis=1) == label
             run += unbroken
         return run
-    raise ValueError(f"Unknown heuristic {kind!r}; expected one of {HEURISTICS}.")
+    raise ValueError(
+        f"Unknown heuristic {kind!r}; expected one of "
+        f"{HEURISTICS + REGRESSION_HEURISTICS}."
+    )

@@ -114,9 +114,9 @@ class HeuristicSearch(PolicySearch):
         ]
 
     def scored_exits(self, normalized_budget):
-        # Per-exit thresholds on this heuristic's score (max_proba's is the
-        # baseline every search has already).
-        if self.kind == "max_proba":
+        # Per-exit thresholds on this heuristic's score (the reference
+        # heuristic's, max_proba or disagreement, every search has already).
+        if self.kind in ("max_proba", "disagreement"):
             return []
         return [self.exits]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._features import heuristic_score
+from ._losses import is_regression_loss, per_row_loss
 
 
 def first_exit(decisions: np.ndarray) -> np.ndarray:
@@ -251,13 +252,29 @@ class ScoredExits:
     kind: str = ""
 
 
-def stage_correct(stage_probas: list[np.ndarray], y_encoded: np.ndarray) -> np.ndarray:
-    """Whether each stage's most probable class is right, shape (n_stages, n_rows)."""
+def stage_correct(
+    stage_probas: list[np.ndarray], y_encoded: np.ndarray, loss: str = "zero_one"
+) -> np.ndarray:
+    """How right each stage is on each row, shape (n_stages, n_rows).
+
+    For classification (any classification ``loss``), whether the stage's
+    most probable class is right; for a regression ``loss``, minus the
+    stage's per-row loss (so that, for both, higher is better and the mean
+    is what the estimators report: accuracy, or minus the scaled error).
+    """
+    if is_regression_loss(loss):
+        return np.stack([-per_row_loss(p, y_encoded, loss) for p in stage_probas])
     return np.stack([np.argmax(p, axis=1) == y_encoded for p in stage_probas])
 
 
 def oracle_exits(correct: np.ndarray) -> np.ndarray:
-    """The oracle's exit of each row: the first stage that is right, else the last."""
+    """The oracle's exit of each row.
+
+    For right/wrong answers, the first stage that is right, else the last;
+    for regression (minus losses), the first stage with the smallest loss.
+    """
+    if correct.dtype != bool:
+        return np.argmax(correct, axis=0)
     return np.where(correct.any(axis=0), np.argmax(correct, axis=0), len(correct) - 1)
 
 

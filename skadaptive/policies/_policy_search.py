@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from ._features import heuristic_score
-from ._losses import per_row_loss
+from ._losses import is_regression_loss, per_row_loss
 from ._policy import (
     CascadePolicy,
     HeuristicRule,
@@ -54,6 +54,17 @@ def per_stage_max_proba(stage_probas: list[np.ndarray]) -> ScoredExits:
     [0, 1]
     """
     return heuristic_exits("max_proba", stage_probas)
+
+
+def reference_exits(stage_probas: list[np.ndarray], loss: str) -> ScoredExits:
+    """The heuristic with one threshold per exit that every budget search has.
+
+    Per-stage max-probability thresholds for classification; for regression,
+    per-stage thresholds on the disagreement between consecutive stages.
+    """
+    if is_regression_loss(loss):
+        return heuristic_exits("disagreement", stage_probas)
+    return per_stage_max_proba(stage_probas)
 
 
 def heuristic_exits(kind: str, stage_probas: list[np.ndarray]) -> ScoredExits:
@@ -257,7 +268,7 @@ class PolicySearch:
             )
         stage_loss = self.stage_risk(0.0)
         kinds = [*self.scored_exits(normalized_budget)]
-        kinds.append(per_stage_max_proba(self.stage_probas))
+        kinds.append(reference_exits(self.stage_probas, self.loss))
         candidates = []
         for kind in kinds:
             problem = ThresholdProblem(
@@ -332,7 +343,7 @@ class PolicySearch:
         cost_weight : float
         """
         problem = ThresholdProblem(
-            per_stage_max_proba(self.stage_probas).scores,
+            reference_exits(self.stage_probas, self.loss).scores,
             self.stage_risk(0.0),
             self.cumulative_cost,
             self.weight,
@@ -353,7 +364,7 @@ class PolicySearch:
         evaluation : PolicyEvaluation
         """
         if not hasattr(self, "_correct"):
-            self._correct = stage_correct(self.stage_probas, self.y_encoded)
+            self._correct = stage_correct(self.stage_probas, self.y_encoded, self.loss)
         return evaluate_exits(
             policy,
             exit_stage,

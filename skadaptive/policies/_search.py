@@ -15,12 +15,16 @@ import numpy as np
 
 from ._bottom_up import POLICY_FAMILIES, BolukbasiSearch, check_policy_learner
 from ._eenet import EENetSearch
-from ._features import HEURISTICS
+from ._features import HEURISTICS, REGRESSION_HEURISTICS
 from ._heuristics import HeuristicSearch
+from ._losses import is_regression_loss
 from ._policy_search import PolicySearch
 
-#: Every value of the estimators' ``policy`` parameter that is a string.
+#: Every value of the classifiers' ``policy`` parameter that is a string.
 POLICIES = (*POLICY_FAMILIES, "eenet", *HEURISTICS)
+
+#: Every value of the regressors' ``policy`` parameter that is a string.
+REGRESSION_POLICIES = (*POLICY_FAMILIES, "eenet", *REGRESSION_HEURISTICS)
 
 
 def check_policy(policy) -> None:
@@ -43,9 +47,10 @@ def check_policy(policy) -> None:
     ValueError: policy must be one of ('linear', 'constant', 'eenet', ...
     """
     if isinstance(policy, str):
-        if policy not in POLICIES:
+        if policy not in POLICIES + REGRESSION_HEURISTICS:
             raise ValueError(
-                f"policy must be one of {POLICIES}, a classifier or a "
+                f"policy must be one of {POLICIES} (classifiers) or "
+                f"{REGRESSION_POLICIES} (regressors), a classifier or a "
                 f"PolicySearch subclass; got {policy!r}."
             )
         return
@@ -71,20 +76,26 @@ def make_policy_search(
     Parameters
     ----------
     policy : {"linear", "constant", "eenet", "max_proba", "entropy", \
-            "patience"}, classifier or PolicySearch subclass
+            "patience", "disagreement", "uncertainty"}, classifier or \
+            PolicySearch subclass
         ``"linear"``, ``"constant"`` or a classifier: Bolukbasi et al.'s rules
         of that family, learned bottom-up. ``"eenet"``: learned correctness
         scores with per-exit thresholds. ``"max_proba"``, ``"entropy"``,
-        ``"patience"``: a heuristic score with one shared threshold. A
-        subclass of :class:`PolicySearch`: a family of your own, built with
+        ``"patience"`` (classification), ``"disagreement"``,
+        ``"uncertainty"`` (regression): a heuristic score with one shared
+        threshold. A subclass of :class:`PolicySearch`: a family of your own, built with
         ``(stage_probas, y_encoded, cumulative_cost, sample_weight, loss)``.
     stage_probas : list of ndarray of shape (n_samples, n_classes)
-        Held-out probabilities of every stage for the same rows.
+        Held-out probabilities of every stage for the same rows; for a
+        regression ``loss``, arrays of shape (n_samples, 2): each stage's
+        scaled prediction and uncertainty.
     y_encoded : ndarray of shape (n_samples,)
+        Class indices, or the scaled targets.
     cumulative_cost : ndarray of shape (n_stages,)
         Cost of answering at each stage, normalised so that the last is 1.
     sample_weight : ndarray of shape (n_samples,), default=None
-    loss : {"zero_one", "log_loss"}, default="zero_one"
+    loss : {"zero_one", "log_loss", "squared_error", "absolute_error"}, \
+            default="zero_one"
         Loss in the objective ``loss + cost_weight * cost``.
     feature_set : str, default="history"
         Features of the Bolukbasi rules (ignored by the other families).
@@ -119,7 +130,15 @@ def make_policy_search(
     args = (stage_probas, y_encoded, cumulative_cost, sample_weight, loss)
     if isinstance(policy, type):
         return policy(*args)
-    if isinstance(policy, str) and policy in HEURISTICS:
+    regression = is_regression_loss(loss)
+    heuristics = REGRESSION_HEURISTICS if regression else HEURISTICS
+    if isinstance(policy, str) and policy in HEURISTICS + REGRESSION_HEURISTICS:
+        if policy not in heuristics:
+            raise ValueError(
+                f"policy={policy!r} is a heuristic for "
+                f"{'classifiers' if regression else 'regressors'}; with "
+                f"loss={loss!r} use one of {heuristics} or a learned family."
+            )
         if policy == "patience" and len(stage_probas) == 2:
             # Here, not in the search: its copies on the cross-fitting folds
             # would repeat it.

@@ -1,6 +1,8 @@
 """Stages: what can run on a batch of rows, and what it costs per row.
 
-- :class:`IndependentStages`: the stages of a cascade, each from the raw rows;
+- :class:`IndependentStages`: the stages of a cascade, each from the raw rows
+  (:class:`IndependentRegressors` for regressors, whose answers are
+  :func:`regression_answers`: a prediction and the stage's uncertainty);
 - multi-exit sources, whose exits share one computation:
   :class:`TreeEnsembleExits` (exits after given numbers of trees),
   :class:`ChainExits` (blocks with a classifier head after each), and any
@@ -19,6 +21,12 @@ from ._costs import (
 )
 from ._independent import IndependentStages  # noqa: F401 (used by the cascade)
 from ._multi_exit import MultiExitSource, exit_probas
+from ._regression import (  # noqa: F401 (IndependentRegressors, ScaledAnswers)
+    IndependentRegressors,
+    ScaledAnswers,
+    regression_answers,
+    regression_scale,
+)
 from ._tree_exits import TreeEnsembleExits
 from .onnx import OnnxClassifier, OnnxMultiExit
 
@@ -33,4 +41,6 @@ __all__ = [
     "measure_exit_seconds",
     "measure_exit_seconds_per_row",
     "measure_seconds_per_row",
+    "regression_answers",
+    "regression_scale",
 ]

@@ -9,13 +9,10 @@ A tree ensemble gets exits after given numbers of trees
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import (
-    GradientBoostingClassifier,
-)
 from sklearn.frozen import FrozenEstimator
 
 from ._multi_exit import MultiExitSource
-from ._tree_exits import _SUPPORTED, TreeEnsembleExits
+from ._tree_exits import _BOOSTING, _SUPPORTED, TreeEnsembleExits
 
 TREE_ENSEMBLES = _SUPPORTED
 
@@ -25,7 +22,7 @@ def unwrap(estimator):
 
 
 def n_trees_of(model) -> int:
-    if isinstance(model, GradientBoostingClassifier):
+    if isinstance(model, _BOOSTING):
         return model.estimators_.shape[0]
     return len(model.estimators_)
 

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .._sklearn_private import _num_samples
-from .._validation import check_stage_proba, stage_label
+from .._validation import check_exit_output, stage_label
 from ..engine import StageSource
 
 __all__ = ["MultiExitSource", "exit_probas"]
@@ -120,7 +120,8 @@ def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
     Returns
     -------
     probas : list of ndarray of shape (n_rows, n_classes)
-        One per exit.
+        One per exit (for a regression source, of shape (n_rows, 2):
+        prediction and uncertainty).
 
     Examples
     --------
@@ -134,10 +135,10 @@ def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
     >>> bool(np.allclose(last, model.predict_proba(X)))
     True
     """
-    n_rows, n_classes = _num_samples(X), len(source.classes_)
+    n_rows = _num_samples(X)
     probas, state = [], None
     for stage in range(source.n_stages):
         proba, state = source.run_stage(stage, X, state)
         label = stage_label(source, stage)
-        probas.append(check_stage_proba(proba, n_rows, n_classes, label))
+        probas.append(check_exit_output(source, proba, n_rows, label))
     return probas

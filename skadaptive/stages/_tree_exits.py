@@ -39,9 +39,13 @@ import sklearn
 from scipy.special import expit, logit
 from sklearn.ensemble import (
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     GradientBoostingClassifier,
+    GradientBoostingRegressor,
     HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
     RandomForestClassifier,
+    RandomForestRegressor,
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import get_tags
@@ -60,7 +64,16 @@ _INIT_EPS = (
     if parse_version(sklearn.__version__) >= parse_version("1.8")
     else np.finfo(np.float32).eps
 )
-_SUPPORTED = (GradientBoostingClassifier, RandomForestClassifier, ExtraTreesClassifier)
+_SUPPORTED = (
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    ExtraTreesClassifier,
+    GradientBoostingRegressor,
+    RandomForestRegressor,
+    ExtraTreesRegressor,
+)
+_BOOSTING = (GradientBoostingClassifier, GradientBoostingRegressor)
+_REGRESSORS = (GradientBoostingRegressor, RandomForestRegressor, ExtraTreesRegressor)
 _SUPPORTED_NAMES = ", ".join(cls.__name__ for cls in _SUPPORTED)
 
 
@@ -104,10 +117,13 @@ class TreeEnsembleExits(MultiExitSource):
 
     Parameters
     ----------
-    estimator : GradientBoostingClassifier, RandomForestClassifier or \
-            ExtraTreesClassifier
+    estimator : GradientBoostingClassifier, RandomForestClassifier, \
+            ExtraTreesClassifier or their Regressor counterparts
         A fitted ensemble, possibly wrapped in a ``FrozenEstimator``. It is used
-        as given and never refitted.
+        as given and never refitted. For a regressor each exit answers with
+        its prediction and uncertainty (``regression`` is True): the mean of
+        a forest's first trees and their spread (standard deviation), or a
+        boosted model's running prediction and 0.
     exits : list of int
         Strictly increasing tree counts ending at the number of trees, e.g.
         ``[25, 50, 100, 200, 400]``: exit ``k`` answers with the first
@@ -120,6 +136,9 @@ class TreeEnsembleExits(MultiExitSource):
     ----------
     n_stages : int
     classes_ : ndarray of shape (n_classes,)
+        Classifiers only.
+    regression : bool
+        Whether the ensemble is a regressor.
     tree_counts : ndarray of shape (n_stages,)
         Trees evaluated by each exit: the increments of ``exits``.
 
@@ -140,6 +159,9 @@ class TreeEnsembleExits(MultiExitSource):
     True
     """
 
+    #: Whether the ensemble is a regressor (set for each instance).
+    regression = False
+
     @property
     def rows_in_state(self) -> bool:
         """Whether later stages read the state only (the engine then passes
@@ -150,16 +172,18 @@ class TreeEnsembleExits(MultiExitSource):
         model = (
             estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
         )
-        if isinstance(model, HistGradientBoostingClassifier):
+        if isinstance(
+            model, HistGradientBoostingClassifier | HistGradientBoostingRegressor
+        ):
             raise TypeError(
-                "HistGradientBoostingClassifier is not supported as a multi-exit "
+                f"{type(model).__name__} is not supported as a multi-exit "
                 "source: its public staged_predict_proba cannot drop rows between "
                 "iterations (every exit would restart from the first tree), and "
                 "carrying its raw score would rely on private attributes "
                 "(_predictors, _baseline_prediction, _bin_mapper) that may change "
                 f"in any scikit-learn release. Supported: {_SUPPORTED_NAMES}. To "
                 "use histogram boosting, put models of growing max_iter in an "
-                "AdaptiveCascadeClassifier."
+                "AdaptiveCascadeClassifier (or AdaptiveCascadeRegressor)."
             )
         if not isinstance(model, _SUPPORTED):
             raise TypeError(
@@ -169,9 +193,14 @@ class TreeEnsembleExits(MultiExitSource):
         check_is_fitted(model)
         self.estimator = estimator
         self._model = model
-        self._boosting = isinstance(model, GradientBoostingClassifier)
+        self._boosting = isinstance(model, _BOOSTING)
+        self.regression = isinstance(model, _REGRESSORS)
         self._compiled = None  # decided on first use: _compiled_loop_agrees
-        if self._boosting:
+        if self._boosting and self.regression:
+            # Every regression loss of GradientBoostingRegressor has the
+            # identity link: the prediction is the raw score itself.
+            n_trees = model.estimators_.shape[0]
+        elif self._boosting:
             if model.loss not in ("log_loss", "exponential"):
                 raise ValueError(
                     "Only loss='log_loss' or 'exponential' gradient boosting is "
@@ -182,9 +211,10 @@ class TreeEnsembleExits(MultiExitSource):
             if model.n_outputs_ != 1:
                 raise ValueError(
                     "Multi-output forests are not supported: exits need one "
-                    "probability vector per row."
+                    "probability vector (or one prediction) per row."
                 )
             n_trees = len(model.estimators_)
+        if not self._boosting and not self.regression:
             # Forest trees are fitted on the class indices 0..n_classes-1, so a
             # tree's probability column j is the forest's classes_[j]. A tree
             # that saw fewer classes (not the case for scikit-learn's own
@@ -197,7 +227,8 @@ class TreeEnsembleExits(MultiExitSource):
                 for tree in model.estimators_
             ]
         self.exits = check_tree_exits(exits, n_trees)
-        self.classes_ = model.classes_
+        if not self.regression:
+            self.classes_ = model.classes_
 
     def __setstate__(self, state):
         # Whether the compiled loop agrees is a property of the scikit-learn
@@ -258,10 +289,16 @@ class TreeEnsembleExits(MultiExitSource):
         model = self._model
         n_rows = X.shape[0]
         if not self._boosting:
-            return np.zeros((n_rows, model.n_classes_))
+            # Regression forests: the running sum of the trees' predictions
+            # and of their squares (for the spread of the trees).
+            return np.zeros((n_rows, 2 if self.regression else model.n_classes_))
         n_columns = model.estimators_.shape[1]
         if isinstance(model.init_, str) and model.init_ == "zero":
             return np.zeros((n_rows, n_columns))
+        if self.regression:
+            # The identity link: the init estimator's predictions, as
+            # scikit-learn's gradient boosting starts from them.
+            return model.init_.predict(X).astype(np.float64).reshape(-1, 1)
         # The init estimator's probabilities mapped to raw scores by the loss's
         # link, as in scikit-learn's gradient boosting.
         proba = model.init_.predict_proba(X)
@@ -290,6 +327,11 @@ class TreeEnsembleExits(MultiExitSource):
                 )
             else:
                 self._add_boosting_trees(X, score, start, stop)
+        elif self.regression:
+            for tree in model.estimators_[start:stop]:
+                prediction = tree.predict(X, check_input=False)
+                score[:, 0] += prediction
+                score[:, 1] += prediction**2
         else:
             for tree, columns in zip(
                 model.estimators_[start:stop], self._columns[start:stop]
@@ -339,6 +381,17 @@ class TreeEnsembleExits(MultiExitSource):
         return bool(np.array_equal(got, expected))
 
     def _proba(self, score, n_trees: int) -> np.ndarray:
+        if self.regression:
+            # (prediction, uncertainty): a forest's mean and the spread of its
+            # trees so far; boosting gives no uncertainty of its own.
+            answer = np.zeros((score.shape[0], 2))
+            if self._boosting:
+                answer[:, 0] = score[:, 0]
+                return answer
+            mean = score[:, 0] / n_trees
+            answer[:, 0] = mean
+            answer[:, 1] = np.sqrt(np.maximum(score[:, 1] / n_trees - mean**2, 0.0))
+            return answer
         if not self._boosting:
             return score / n_trees
         if score.shape[1] > 1:
@@ -369,7 +422,10 @@ class TreeEnsembleExits(MultiExitSource):
 
         Returns
         -------
-        proba : ndarray of shape (n_rows, n_classes)
+        proba : ndarray of shape (n_rows, n_classes) or (n_rows, 2)
+            Class probabilities; for a regressor, the prediction and the
+            uncertainty (the spread of a forest's trees so far, 0 for
+            boosting).
         state : object
             The validated rows and their running score.
         """

@@ -1,0 +1,237 @@
+"""What both regressors share: targets on a learned scale, errors as figures.
+
+A regression stage answers a row with its prediction and its uncertainty
+(:func:`~skadaptive.stages.regression_answers`). The policy works on a scale of
+``y`` learned at fit (:func:`~skadaptive.stages.regression_scale`): answers
+and targets are centred and divided by it, so the per-row loss (squared or
+absolute error) of predicting the centre is 1 on average and ``cost_weight``
+means the same trade-off on any target scale. Everything the estimators report
+is in the target's own units: ``expected_error_`` is a mean squared (or
+absolute) error, as are ``frontier_["error"]`` and ``evaluate_frontier``'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.utils import Bunch
+from sklearn.utils.validation import check_array
+
+from ._base import BaseAdaptive
+from ._sklearn_private import HasMethods, StrOptions
+from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
+from .stages import ScaledAnswers, regression_scale
+from .stages._combined import ExitCombiner
+
+#: Attribute and key names of the classifiers' figures, and the regressors'.
+_RENAMED = (
+    ("accuracies", "errors"),
+    ("accuracy", "error"),
+)
+
+
+def _renamed(name: str) -> str | None:
+    """The regressor's name of a classifier's figure, or None."""
+    for old, new in _RENAMED:
+        if old in name:
+            return name.replace(old, new)
+    return None
+
+
+class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
+    """:class:`~skadaptive._base.BaseAdaptive` for regression.
+
+    Subclasses give the members and their source as the classifiers do; the
+    source's stages answer with ``(prediction, uncertainty)``.
+    """
+
+    _parameter_constraints: dict = {
+        **{
+            name: constraint
+            for name, constraint in BaseAdaptive._parameter_constraints.items()
+            if name != "answer"
+        },
+        "policy": [StrOptions(set(REGRESSION_POLICIES)), HasMethods(["fit"])],
+        "loss": [StrOptions(set(REGRESSION_LOSSES))],
+    }
+
+    # ------------------------------------------------------------ targets
+    def _check_targets(self, y, sample_weight):
+        y = check_array(
+            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
+        )
+        weight = sample_weight
+        if weight is not None and not weight.sum() > 0:
+            weight = None
+        self.target_center_, self.target_scale_ = regression_scale(y, weight, self.loss)
+        return y
+
+    def _stage_classes(self):
+        return None
+
+    def _encode_targets(self, y) -> np.ndarray:
+        return (np.asarray(y, dtype=np.float64) - self.target_center_) / (
+            self.target_scale_
+        )
+
+    def _encode_new_targets(self, y) -> np.ndarray:
+        y = check_array(
+            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
+        )
+        return self._encode_targets(y)
+
+    def _policy_answers(self, stage_probas: list) -> list:
+        scaled = []
+        for answers in stage_probas:
+            answers = np.array(answers, dtype=np.float64)
+            answers[:, 0] -= self.target_center_
+            answers /= self.target_scale_
+            scaled.append(answers)
+        return scaled
+
+    def _stored_targets(self, y_encoded) -> np.ndarray:
+        return np.asarray(y_encoded, dtype=np.float64)
+
+    def _n_outputs(self) -> int:
+        return 2
+
+    def _fit_combiners(self, stage_probas, y_encoded, sample_weight) -> tuple:
+        # Regressors answer with each stage's own prediction.
+        return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
+
+    def _answer_source(self):
+        return ScaledAnswers(
+            self._stage_source(), self.target_center_, self.target_scale_
+        )
+
+    # ------------------------------------------------------------ figures
+    def _error_unit(self) -> float:
+        """What one unit of scaled loss is in the target's units."""
+        if self.loss == "squared_error":
+            return self.target_scale_**2
+        return self.target_scale_
+
+    def _error(self, figure):
+        """A classifier-style figure (minus the scaled loss) as an error."""
+        return -np.asarray(figure, dtype=np.float64) * self._error_unit() + 0.0
+
+    def _expected_figure_text(self) -> str:
+        kind = "MSE" if self.loss == "squared_error" else "MAE"
+        return f"expected {kind} {float(self._error(self.expected_accuracy_)):.4g}"
+
+    def _rename_figures(self) -> None:
+        """Accuracy-named figures as errors in the target's units."""
+        for name in [
+            n for n in vars(self) if n.endswith("_") and not n.startswith("_")
+        ]:
+            new = _renamed(name)
+            if new is None:
+                continue
+            setattr(self, new, self._error(getattr(self, name)))
+            delattr(self, name)
+        search = getattr(self, "budget_search_", None)
+        if search is not None:
+            self.budget_search_ = {
+                (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
+                for key, value in search.items()
+            }
+
+    def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
+        super()._learn_policy_single_threaded(stage_probas, y_encoded, sample_weight)
+        self._rename_figures()
+
+    @property
+    def frontier_(self) -> dict:
+        """Error against cost over a grid of ``cost_weight`` (see Attributes)."""
+        frontier = BaseAdaptive.frontier_.fget(self)
+        return {
+            (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
+            for key, value in frontier.items()
+        }
+
+    def evaluate_frontier(self, X, y, *, sample_weight=None) -> dict:
+        """Error and cost of every ``frontier_`` policy, and of each stage, on
+        the rows ``X`` (e.g. a test set).
+
+        Every stage is run once on every row (no early exit) and each frontier
+        policy is applied to those answers, which is what routing the rows
+        through that policy would give.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        frontier : dict
+            ``cost_weight``, ``error`` (mean squared or absolute error, as
+            ``loss``, in the target's units), ``expected_cost``,
+            ``normalized_cost`` and ``exit_rates`` of each ``frontier_``
+            policy on these rows; ``stage_errors`` and ``stage_costs`` (each
+            stage on its own), ``exit_errors``, ``oracle_error``,
+            ``oracle_cost`` and ``oracle_exit_rates`` (the oracle answers
+            each row at the first stage with the smallest error), and
+            ``error_at_fit``, ``cost_at_fit`` and ``exit_rates_at_fit`` for
+            this estimator's own policy.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.ensemble import RandomForestRegressor
+        >>> from sklearn.linear_model import Ridge
+        >>> from skadaptive import AdaptiveCascadeRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> cascade = AdaptiveCascadeRegressor(
+        ...     [("ridge", Ridge()),
+        ...      ("forest", RandomForestRegressor(n_estimators=20, random_state=0))],
+        ...     costs=[1, 20], cv=3,
+        ... ).fit(X[::2], y[::2])
+        >>> test = cascade.evaluate_frontier(X[1::2], y[1::2])
+        >>> len(test["error"]) == len(cascade.frontier_["error"])
+        True
+        """
+        figures = super().evaluate_frontier(X, y, sample_weight=sample_weight)
+        return {
+            (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
+            for key, value in figures.items()
+        }
+
+    # ------------------------------------------------------------ predict
+    def route(self, X) -> Bunch:
+        """Answer each row at the exit the policy picks, and report where.
+
+        Exit k+1 runs only on the rows that exit k deferred.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        result : Bunch
+            ``prediction`` (n_samples,): the answering exit's prediction;
+            ``uncertainty`` (n_samples,): that exit's own uncertainty (0
+            where it gives none), in the target's units; ``exit_stage``
+            (n_samples,): 0-based index of that exit; ``cost``
+            (n_samples,): cost of the row, units of ``costs_``.
+        """
+        result = super().route(X)
+        answers = result.pop("proba")
+        result.prediction = answers[:, 0] * self.target_scale_ + self.target_center_
+        result.uncertainty = answers[:, 1] * self.target_scale_
+        return result
+
+    def predict(self, X) -> np.ndarray:
+        """Prediction of the exit that answers each row.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        return self.route(X).prediction

@@ -1,0 +1,190 @@
+"""Regression answers: each stage's prediction and its own uncertainty.
+
+A regression stage answers a row with two numbers: its prediction and how
+unsure it is of it, where the model says so (0 where it does not). The
+uncertainty of a stage is, in this order of preference:
+
+- the standard deviation of ``predict(X, return_std=True)``, for models that
+  offer it (``GaussianProcessRegressor``, ``BayesianRidge``,
+  ``ARDRegression``);
+- the spread (standard deviation) of the trees of a random or extra-trees
+  forest, whose mean is then the forest's prediction, computed from the same
+  tree predictions;
+- 0 otherwise.
+
+The exit policy works on a target scale learned at fit
+(:func:`regression_scale`): :class:`ScaledAnswers` centres and scales every
+answer, so that the policy's loss, features and thresholds are unit-free.
+"""
+
+from __future__ import annotations
+
+from inspect import signature
+
+import numpy as np
+from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+from sklearn.frozen import FrozenEstimator
+
+from ._independent import IndependentStages
+from ._tree_exits import TreeEnsembleExits
+
+_FORESTS = (RandomForestRegressor, ExtraTreesRegressor)
+
+
+def _returns_std(estimator) -> bool:
+    try:
+        return "return_std" in signature(estimator.predict).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def regression_answers(estimator, X) -> np.ndarray:
+    """A fitted regressor's prediction and uncertainty for each row of ``X``.
+
+    Parameters
+    ----------
+    estimator : regressor
+        Fitted (possibly in a ``FrozenEstimator``).
+    X : array-like of shape (n_rows, n_features)
+
+    Returns
+    -------
+    answers : ndarray of shape (n_rows, 2)
+        Column 0 the prediction, column 1 the uncertainty (see the module).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.linear_model import BayesianRidge, Ridge
+    >>> from skadaptive.stages import regression_answers
+    >>> X, y = np.arange(20.0).reshape(-1, 1), np.arange(20.0)
+    >>> bool((regression_answers(BayesianRidge().fit(X, y), X)[:, 1] > 0).all())
+    True
+    >>> regression_answers(Ridge().fit(X, y), X[:1]).round(2)
+    array([[0.03, 0.  ]])
+    """
+    model = estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
+    if isinstance(model, _FORESTS) and model.n_outputs_ == 1:
+        # One exit after all the trees: their mean and spread, with the rows
+        # validated as the forest's own predict validates them.
+        forest = TreeEnsembleExits(model, [len(model.estimators_)])
+        return forest.run_stage(0, X, None)[0]
+    if _returns_std(model):
+        if isinstance(X, np.ndarray) and X.dtype == object:
+            # Numbers in an object array: some models' return_std path does
+            # its arithmetic on X as given (BayesianRidge, scikit-learn 1.9).
+            X = X.astype(np.float64)
+        prediction, std = model.predict(X, return_std=True)
+        answers = np.empty((len(prediction), 2))
+        answers[:, 0] = np.ravel(prediction)
+        answers[:, 1] = np.ravel(std)
+        return answers
+    prediction = np.asarray(estimator.predict(X), dtype=np.float64)
+    if prediction.ndim == 2 and prediction.shape[1] == 1:
+        prediction = prediction[:, 0]
+    if prediction.ndim != 1:
+        raise ValueError(
+            f"{type(model).__name__}.predict returned predictions of shape "
+            f"{prediction.shape}; a regression stage must return one prediction "
+            "per row (a single-output regressor)."
+        )
+    answers = np.zeros((len(prediction), 2))
+    answers[:, 0] = prediction
+    return answers
+
+
+class IndependentRegressors(IndependentStages):
+    """A :class:`~skadaptive.engine.StageSource` over fitted regressors: each
+    stage answers with :func:`regression_answers`."""
+
+    regression = True
+
+    @property
+    def classes_(self):
+        raise AttributeError("A regression source has no classes_.")
+
+    def run_stage(self, stage: int, X_rows, state):
+        return regression_answers(self.estimators[stage], X_rows), None
+
+
+def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tuple:
+    """The centre and scale of ``y`` on which regression policies work.
+
+    With ``loss="squared_error"``, the weighted mean and standard deviation;
+    with ``loss="absolute_error"``, the weighted median and mean absolute
+    deviation from it. Either way, predicting the centre for every row has a
+    scaled loss of 1 on these rows, so a ``cost_weight`` means the same
+    trade-off on any target scale. A constant ``y`` gets a scale of 1.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+    sample_weight : array-like of shape (n_samples,), default=None
+    loss : {"squared_error", "absolute_error"}, default="squared_error"
+
+    Returns
+    -------
+    center, scale : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.stages import regression_scale
+    >>> regression_scale(np.array([1.0, 2.0, 3.0, 10.0]))
+    (4.0, 3.5355339059327378)
+    >>> regression_scale(np.array([1.0, 2.0, 3.0, 10.0]), loss="absolute_error")
+    (2.0, 2.5)
+    """
+    y = np.asarray(y, dtype=np.float64)
+    weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
+    weight = weight / weight.sum()
+    if loss == "absolute_error":
+        order = np.argsort(y, kind="stable")
+        cumulative = np.cumsum(weight[order])
+        center = float(y[order][np.searchsorted(cumulative, 0.5)])
+        scale = float(weight @ np.abs(y - center))
+    else:
+        center = float(weight @ y)
+        scale = float(np.sqrt(weight @ (y - center) ** 2))
+    if not np.isfinite(scale) or scale <= 0:
+        scale = 1.0
+    return center, scale
+
+
+class ScaledAnswers:
+    """A regression source whose answers are on the policy's scale.
+
+    Each answer ``(prediction, uncertainty)`` becomes
+    ``((prediction - center) / scale, uncertainty / scale)``; everything else
+    is the wrapped source's.
+    """
+
+    regression = True
+
+    def __init__(self, source, center: float, scale: float):
+        self.source = source
+        self.center = float(center)
+        self.scale = float(scale)
+        self.n_stages = source.n_stages
+        self.rows_in_state = getattr(source, "rows_in_state", False)
+
+    def __getattr__(self, name):
+        # stage_names, default_costs...: the wrapped source's.
+        if name == "source":
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    def run_stage(self, stage: int, X_rows, state):
+        answers, state = self.source.run_stage(stage, X_rows, state)
+        answers = np.array(answers, dtype=np.float64)
+        if answers.ndim == 2 and answers.shape[1] == 2:
+            answers[:, 0] -= self.center
+            answers /= self.scale
+        return answers, state
+
+    def keep_rows(self, state, mask):
+        return self.source.keep_rows(state, mask)
+
+    def unscale(self, answers: np.ndarray) -> np.ndarray:
+        """Predictions on the target's own scale (column 0 of ``answers``)."""
+        return answers[:, 0] * self.scale + self.center

@@ -1,0 +1,412 @@
+"""AdaptiveCascadeRegressor and EarlyExitRegressor: answers, policies, figures."""
+
+import functools
+import pickle
+
+import numpy as np
+import pytest
+from _budget_checks import assert_budget_spent_well
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import BayesianRidge, LinearRegression, LogisticRegression
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.tree import DecisionTreeRegressor
+
+from skadaptive import (
+    AdaptiveCascadeRegressor,
+    EarlyExitClassifier,
+    EarlyExitRegressor,
+)
+from skadaptive.policies import REGRESSION_POLICIES
+from skadaptive.stages import (
+    ChainExits,
+    TreeEnsembleExits,
+    exit_probas,
+    regression_answers,
+    regression_scale,
+)
+
+
+@functools.cache
+def _data():
+    """Rows of two kinds: where the linear part ``3 x1 + 2 x2`` is below 3 the
+    target is linear (a linear stage answers it), above it a step in x3 is
+    added that only a tree model learns. The first stage's own prediction
+    tells the kinds apart, as a policy at a cascade's first stage needs (it
+    sees nothing else from a stage that gives no uncertainty)."""
+    rng = np.random.default_rng(0)
+    X = rng.random((3000, 5))
+    linear = 3 * X[:, 1] + 2 * X[:, 2]
+    step = 3 * np.sign(np.cos(2 * np.pi * X[:, 3]))  # mean 0, no linear trend
+    y = linear + np.where(linear > 3, step, 0) + 0.1 * rng.standard_normal(3000)
+    return X[:2000], X[2000:], y[:2000], y[2000:]
+
+
+def _hard(X):
+    return 3 * X[:, 1] + 2 * X[:, 2] > 3
+
+
+def _cascade(**params):
+    return AdaptiveCascadeRegressor(
+        [
+            ("linear", LinearRegression()),
+            ("forest", RandomForestRegressor(n_estimators=30, random_state=0)),
+        ],
+        **{"costs": [1.0, 30.0], "cv": 3, "random_state": 0, **params},
+    )
+
+
+@functools.cache
+def _fitted_cascade():
+    X, _, y, _ = _data()
+    return _cascade(cost_weight=0.05).fit(X, y)
+
+
+@functools.cache
+def _frozen_forest_ee():
+    X, _, y, _ = _data()
+    forest = RandomForestRegressor(n_estimators=24, random_state=0)
+    forest.fit(X[:1000], y[:1000])
+    return EarlyExitRegressor(FrozenEstimator(forest), exits=[3, 6, 12, 24])
+
+
+# --------------------------------------------------------------- answers
+@pytest.mark.parametrize(
+    "model",
+    [
+        GradientBoostingRegressor(n_estimators=20, random_state=0),
+        GradientBoostingRegressor(n_estimators=20, loss="huber", random_state=0),
+        GradientBoostingRegressor(n_estimators=20, init="zero", random_state=0),
+        RandomForestRegressor(n_estimators=12, random_state=0),
+        ExtraTreesRegressor(n_estimators=12, bootstrap=True, random_state=0),
+    ],
+)
+def test_tree_exits_equal_the_ensembles_own_truncated_predictions(model):
+    X, X_test, y, _ = _data()
+    model.fit(X[:500], y[:500])
+    exits = [2, 5, 12] if len(getattr(model, "estimators_", [])) == 12 else [2, 5, 20]
+    answers = exit_probas(TreeEnsembleExits(model, exits), X_test)
+    if isinstance(model, GradientBoostingRegressor):
+        staged = list(model.staged_predict(X_test))
+        for exit_, answer in zip(exits, answers):
+            assert_allclose(answer[:, 0], staged[exit_ - 1], rtol=0, atol=1e-10)
+            assert_array_equal(answer[:, 1], 0.0)
+    else:
+        rows = X_test.astype(np.float32)
+        trees = np.stack([t.predict(rows) for t in model.estimators_])
+        for exit_, answer in zip(exits, answers):
+            assert_allclose(answer[:, 0], trees[:exit_].mean(axis=0), atol=1e-10)
+            assert_allclose(answer[:, 1], trees[:exit_].std(axis=0), atol=1e-7)
+    assert_allclose(answers[-1][:, 0], model.predict(X_test), rtol=0, atol=1e-10)
+
+
+def test_stage_uncertainty_is_return_std_or_the_spread_of_a_forest():
+    X, X_test, y, _ = _data()
+    bayes = BayesianRidge().fit(X, y)
+    _, std = bayes.predict(X_test, return_std=True)
+    assert_allclose(regression_answers(bayes, X_test)[:, 1], std)
+    assert_allclose(regression_answers(FrozenEstimator(bayes), X_test)[:, 1], std)
+    forest = RandomForestRegressor(n_estimators=8, random_state=0).fit(X, y)
+    answers = regression_answers(forest, X_test)
+    assert_allclose(answers[:, 0], forest.predict(X_test), atol=1e-12)
+    assert (answers[:, 1] >= 0).all() and (answers[:, 1] > 0).mean() > 0.9
+    assert_array_equal(
+        regression_answers(LinearRegression().fit(X, y), X_test)[:, 1], 0
+    )
+
+
+def test_scale_makes_a_constant_prediction_cost_one():
+    rng = np.random.default_rng(1)
+    y = rng.gamma(2.0, 50.0, 400)
+    weight = rng.integers(0, 3, 400).astype(float)
+    for loss, metric in (
+        ("squared_error", mean_squared_error),
+        ("absolute_error", mean_absolute_error),
+    ):
+        center, scale = regression_scale(y, weight, loss)
+        error = metric(y, np.full_like(y, center), sample_weight=weight)
+        unit = scale**2 if loss == "squared_error" else scale
+        assert error / unit == pytest.approx(1.0)
+        # weight k is k copies of the row
+        repeated = np.repeat(y, weight.astype(int))
+        assert regression_scale(repeated, None, loss) == pytest.approx((center, scale))
+
+
+# ------------------------------------------------------------- predicting
+def test_predictions_equal_the_answering_stage_and_figures_add_up():
+    cascade = _fitted_cascade()
+    _, X_test, _, y_test = _data()
+    result = cascade.route(X_test)
+    linear, forest = cascade.estimators_
+    first = result.exit_stage == 0
+    assert 0 < first.mean() < 1
+    assert_allclose(result.prediction[first], linear.predict(X_test[first]))
+    assert_allclose(result.prediction[~first], forest.predict(X_test[~first]))
+    assert_array_equal(cascade.predict(X_test), result.prediction)
+    assert_array_equal(cascade.predict_exit(X_test), result.exit_stage)
+    assert_array_equal(cascade.predict_cost(X_test), [1.0, 31.0][0] + 30.0 * ~first)
+    # evaluate_frontier's own policy is what predict does on the same rows.
+    test = cascade.evaluate_frontier(X_test, y_test)
+    assert test["error_at_fit"] == pytest.approx(
+        mean_squared_error(y_test, cascade.predict(X_test)), rel=1e-9
+    )
+    assert test["cost_at_fit"] == pytest.approx(cascade.predict_cost(X_test).mean())
+    assert_allclose(
+        test["stage_errors"],
+        [mean_squared_error(y_test, m.predict(X_test)) for m in cascade.estimators_],
+    )
+    assert cascade.score(X_test, y_test) > 0.8
+
+
+def test_the_policy_sends_the_rows_the_linear_stage_gets_wrong_on():
+    cascade = _fitted_cascade()
+    _, X_test, _, _ = _data()
+    deferred = cascade.predict_exit(X_test) == 1
+    hard = _hard(X_test)
+    # most hard rows go on, most easy rows stop
+    assert deferred[hard].mean() > 0.8
+    assert deferred[~hard].mean() < 0.2
+
+
+def test_learned_policy_beats_random_deferral_and_the_heuristics_at_a_budget():
+    X, X_test, y, y_test = _data()
+    cascade = _cascade(budget=13.0).fit(X, y)
+    assert_budget_spent_well(cascade)
+    exit_stage = cascade.predict_exit(X_test)
+    rate = exit_stage.mean()
+    answers = [m.predict(X_test) for m in cascade.estimators_]
+    learned = mean_squared_error(y_test, cascade.predict(X_test))
+    rng = np.random.default_rng(0)
+    random_errors = []
+    for _ in range(20):
+        deferred = rng.random(len(y_test)) < rate
+        random_errors.append(
+            mean_squared_error(y_test, np.where(deferred, answers[1], answers[0]))
+        )
+    assert learned < 0.6 * min(random_errors)
+    for heuristic in ("disagreement", "uncertainty"):
+        other = cascade.with_policy(budget=13.0, policy=heuristic)
+        assert learned <= mean_squared_error(y_test, other.predict(X_test))
+
+
+@settings(max_examples=10)
+@given(
+    batch_size=st.integers(1, 50),
+    n_jobs=st.sampled_from([None, 2]),
+    seed=st.integers(0, 100),
+)
+def test_a_rows_answer_does_not_depend_on_its_batch(batch_size, n_jobs, seed):
+    cascade = _fitted_cascade()
+    _, X_test, _, _ = _data()
+    rows = np.random.default_rng(seed).permutation(len(X_test))[:120]
+    expected = cascade.route(X_test)
+    other = pickle.loads(pickle.dumps(cascade)).set_params(
+        batch_size=batch_size, n_jobs=n_jobs
+    )
+    got = other.route(X_test[rows])
+    assert_array_equal(got.exit_stage, expected.exit_stage[rows])
+    assert_allclose(got.prediction, expected.prediction[rows], rtol=0, atol=1e-12)
+
+
+def test_routing_equals_the_policy_applied_to_every_stage_answer():
+    ee = _frozen_forest_ee().set_params(cost_weight=0.02)
+    X, X_test, y, _ = _data()
+    ee.fit(X[1000:], y[1000:])
+    answers = ee._policy_answers(exit_probas(ee.source_, X_test))
+    offline = ee.policy_.exit_stage(answers)
+    routed = ee.route(X_test)
+    assert_array_equal(routed.exit_stage, offline)
+    assert len(np.unique(offline)) > 1
+    rows = np.arange(len(X_test))
+    scaled = np.stack(answers)[offline, rows]
+    assert_allclose(
+        routed.prediction, scaled[:, 0] * ee.target_scale_ + ee.target_center_
+    )
+    assert_allclose(routed.uncertainty, scaled[:, 1] * ee.target_scale_, atol=1e-9)
+
+
+def test_cost_weight_is_unit_free():
+    """Rescaling and shifting y changes no decision; errors scale with it."""
+    X, X_test, y, _ = _data()
+    # Stages whose answers move exactly with y (a forest's split ties may not).
+    cascade = AdaptiveCascadeRegressor(
+        [("linear", LinearRegression()), ("knn", KNeighborsRegressor())],
+        costs=[1.0, 30.0],
+        cost_weight=0.05,
+        policy="eenet",
+        cv=3,
+    )
+    first = clone(cascade).fit(X, y)
+    second = clone(cascade).fit(X, 1000.0 * y - 7.0)
+    assert_array_equal(first.predict_exit(X_test), second.predict_exit(X_test))
+    assert second.policy_rows_error_ == pytest.approx(1e6 * first.policy_rows_error_)
+    # Out of sample, the policy is refitted on folds, where scores equal in one
+    # fit may differ in the last bit in the other: close, not equal.
+    assert second.expected_error_ == pytest.approx(
+        1e6 * first.expected_error_, rel=0.05
+    )
+    assert_allclose(second.stage_errors_, 1e6 * first.stage_errors_)
+    assert_allclose(
+        second.predict(X_test), 1000.0 * first.predict(X_test) - 7.0, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("policy", ["constant", "disagreement", "uncertainty"])
+def test_cost_falls_as_cost_weight_grows_for_one_parameter_families(policy):
+    cascade = _fitted_cascade().with_policy(cost_weight=0.01, policy=policy)
+    frontier = cascade.frontier_
+    assert (np.diff(frontier["expected_cost"]) <= 1e-12).all()
+    assert set(frontier) >= {"cost_weight", "error", "expected_cost", "exit_rate_0"}
+    assert "accuracy" not in frontier
+
+
+@functools.cache
+def _boosting_ee():
+    X, _, y, _ = _data()
+    return EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=60, random_state=0),
+        exits=[10, 30, 60],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize("policy", REGRESSION_POLICIES)
+@pytest.mark.parametrize("budget", [32.0, 36.0])
+def test_every_policy_meets_a_budget_on_boosting_exits_and_routes_like_offline(
+    policy, budget
+):
+    _, X_test, _, _ = _data()
+    ee = _boosting_ee().with_policy(budget=budget, policy=policy)
+    assert_budget_spent_well(ee)
+    assert ee.policy_rows_cost_ <= budget * (1 + 1e-9)
+    answers = ee._policy_answers(exit_probas(ee.source_, X_test))
+    assert_array_equal(ee.predict_exit(X_test), ee.policy_.exit_stage(answers))
+    assert np.isfinite(ee.expected_error_) and ee.expected_error_ > 0
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize("policy", ["linear", "constant", "eenet"])
+@pytest.mark.parametrize("budget", [4.0, 8.0])
+def test_learned_policies_spend_a_cascade_budget(policy, budget):
+    """The heuristics cannot (the linear first stage gives them nothing to
+    rank its rows by: every row or none exits there); the learned rules see
+    its prediction."""
+    cascade = _fitted_cascade().with_policy(budget=budget, policy=policy)
+    assert_budget_spent_well(cascade)
+    assert cascade.budget_status_ == "spent"
+
+
+@pytest.mark.budget
+def test_boosting_exits_spend_a_budget_in_trees_and_absolute_error():
+    X, X_test, y, y_test = _data()
+    ee = EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=60, random_state=0),
+        exits=[10, 30, 60],
+        budget=25.0,
+        loss="absolute_error",
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    assert_budget_spent_well(ee)
+    assert ee.budget_status_ == "spent"
+    assert ee.predict_cost(X_test).mean() == pytest.approx(25.0, rel=0.1)
+    test = ee.evaluate_frontier(X_test, y_test)
+    assert test["error_at_fit"] == pytest.approx(
+        mean_absolute_error(y_test, ee.predict(X_test))
+    )
+    assert test["error_at_fit"] < test["stage_errors"][0]  # better than 10 trees
+
+
+def test_sample_weight_is_the_same_as_repeated_rows():
+    X, X_test, y, _ = _data()
+    weight = np.random.default_rng(0).integers(0, 3, 1000)
+    forest = _frozen_forest_ee().estimator
+    weighted = EarlyExitRegressor(forest, exits=[3, 6, 12, 24], cost_weight=0.02)
+    repeated = clone(weighted)
+    weighted.fit(X[1000:], y[1000:], sample_weight=weight)
+    rows = np.repeat(np.arange(1000, 2000), weight)
+    repeated.fit(X[rows], y[rows])
+    assert_array_equal(weighted.predict_exit(X_test), repeated.predict_exit(X_test))
+    assert weighted.policy_rows_cost_ == pytest.approx(repeated.policy_rows_cost_)
+
+
+def test_pickle_and_with_policy_keep_the_answers():
+    cascade = _fitted_cascade()
+    _, X_test, _, _ = _data()
+    again = pickle.loads(pickle.dumps(cascade))
+    assert_array_equal(again.predict(X_test), cascade.predict(X_test))
+    same = cascade.with_policy(cost_weight=cascade.cost_weight)
+    assert_array_equal(same.predict_exit(X_test), cascade.predict_exit(X_test))
+    cheaper = cascade.with_policy(cost_weight=1.0)
+    assert cheaper.predict_cost(X_test).mean() < cascade.predict_cost(X_test).mean()
+
+
+# ------------------------------------------------------------- bad input
+def test_bad_stages_and_models_get_clear_errors():
+    X, _, y, _ = _data()
+    with pytest.raises(TypeError, match="is a classifier; an AdaptiveCascadeRegressor"):
+        AdaptiveCascadeRegressor(
+            [("lr", LogisticRegression()), ("tree", DecisionTreeRegressor())]
+        ).fit(X, y)
+    with pytest.raises(TypeError, match="use EarlyExitRegressor"):
+        EarlyExitClassifier(GradientBoostingRegressor()).fit(X, y > 3)
+    with pytest.raises(TypeError, match="use EarlyExitClassifier"):
+        EarlyExitRegressor(GradientBoostingClassifier()).fit(X, y)
+    with pytest.raises(TypeError, match="HistGradientBoostingRegressor cannot carry"):
+        EarlyExitRegressor(HistGradientBoostingRegressor()).fit(X, y)
+    with pytest.raises(TypeError, match="ChainExits has classifier heads"):
+        EarlyExitRegressor(
+            ChainExits(["passthrough", "passthrough"], [LogisticRegression()] * 2)
+        ).fit(X, y)
+    with pytest.raises(ValueError, match="policy"):
+        _cascade(policy="max_proba").fit(X, y)
+    with pytest.raises(ValueError, match="loss"):
+        _cascade(loss="zero_one").fit(X, y)
+    with pytest.raises(ValueError, match="Input y contains NaN"):
+        _cascade().fit(X, np.where(np.arange(len(y)) == 3, np.nan, y))
+    with pytest.raises(ValueError, match="already costs|below the first stage"):
+        _cascade(budget=0.5).fit(X, y)
+
+
+class _NaNRegressor(LinearRegression):
+    def predict(self, X):
+        prediction = super().predict(X)
+        prediction[::7] = np.nan
+        return prediction
+
+
+class _TwoOutputs(LinearRegression):
+    def predict(self, X):
+        prediction = super().predict(X)
+        return np.column_stack([prediction, prediction])
+
+
+@pytest.mark.parametrize(
+    "stage, message",
+    [
+        (_NaNRegressor(), "stage 'bad' returned invalid predictions: values that"),
+        (_TwoOutputs(), r"_TwoOutputs.predict returned predictions of shape"),
+    ],
+)
+def test_a_stage_that_answers_badly_is_named(stage, message):
+    X, _, y, _ = _data()
+    cascade = AdaptiveCascadeRegressor(
+        [("bad", stage), ("tree", DecisionTreeRegressor(max_depth=3))],
+        costs=[1, 4],
+        cv=3,
+    )
+    with pytest.raises(ValueError, match=message):
+        cascade.fit(X, y)

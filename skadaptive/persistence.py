@@ -41,7 +41,9 @@ __all__ = ["InconsistentVersionWarning", "trusted_types"]
 # Every skadaptive type a fitted estimator of this package can hold.
 _TRUSTED = (
     "skadaptive._cascade.AdaptiveCascadeClassifier",
+    "skadaptive._cascade.AdaptiveCascadeRegressor",
     "skadaptive._early_exit.EarlyExitClassifier",
+    "skadaptive._early_exit.EarlyExitRegressor",
     "skadaptive.policies._policy.CascadePolicy",
     "skadaptive.policies._policy.HeuristicRule",
     "skadaptive.policies._policy.PolicyEvaluation",

@@ -176,3 +176,44 @@ def test_discarding_the_policy_rows_keeps_predictions_and_shrinks_the_model():
     with pytest.raises(ValueError, match="policy rows were discarded"):
         fresh.frontier_  # noqa: B018
     assert not hasattr(fresh, "frontier_")  # an AttributeError too
+
+
+@pytest.mark.parametrize("policy", ["linear", "eenet", "uncertainty"])
+def test_skops_round_trip_of_regressors(policy, tmp_path):
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+    from sklearn.linear_model import BayesianRidge
+
+    from skadaptive import AdaptiveCascadeRegressor, EarlyExitRegressor
+
+    target = X_FIT @ np.linspace(-1, 1, X.shape[1])
+    fitted = [
+        AdaptiveCascadeRegressor(
+            [
+                ("bayes", BayesianRidge()),
+                ("forest", RandomForestRegressor(n_estimators=10, random_state=0)),
+            ],
+            costs=[1, 10],
+            policy=policy,
+            cv=3,
+        ).fit(X_FIT, target),
+        EarlyExitRegressor(
+            GradientBoostingRegressor(n_estimators=12, random_state=0),
+            exits=[3, 6, 12],
+            policy=policy,
+            budget=6,
+            cv=3,
+        ).fit(X_FIT, target),
+    ]
+    for k, estimator in enumerate(fitted):
+        path = tmp_path / f"regressor{k}.skops"
+        sio.dump(estimator, path)
+        untrusted = sio.get_untrusted_types(file=path)
+        ours = [t for t in untrusted if t.startswith("skadaptive")]
+        assert set(ours) <= set(trusted_types()), set(ours) - set(trusted_types())
+        others = [t for t in untrusted if not t.startswith("skadaptive")]
+        loaded = sio.load(path, trusted=trusted_types() + others)
+        np.testing.assert_array_equal(loaded.predict(X_NEW), estimator.predict(X_NEW))
+        np.testing.assert_array_equal(
+            loaded.predict_exit(X_NEW), estimator.predict_exit(X_NEW)
+        )
+        assert loaded.with_policy(cost_weight=0.1).predict(X_NEW).shape == (300,)

@@ -410,3 +410,65 @@ def test_a_stage_that_answers_badly_is_named(stage, message):
     )
     with pytest.raises(ValueError, match=message):
         cascade.fit(X, y)
+
+
+# ------------------------------------------------- display, scorers, search
+def test_display_shows_the_error_or_r2_that_predict_gives():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sklearn.metrics import r2_score
+
+    from skadaptive.plot import CostAccuracyDisplay
+
+    cascade = _fitted_cascade()
+    _, X_test, _, y_test = _data()
+    y_pred = cascade.predict(X_test)
+    display = CostAccuracyDisplay.from_estimator(cascade, X_test, y_test)
+    assert display.ax_.get_ylabel() == "MSE"
+    assert display.chosen_accuracy == pytest.approx(mean_squared_error(y_test, y_pred))
+    display = CostAccuracyDisplay.from_estimator(cascade, X_test, y_test, metric="r2")
+    assert display.ax_.get_ylabel() == "R^2"
+    assert display.chosen_accuracy == pytest.approx(r2_score(y_test, y_pred))
+    held_out = CostAccuracyDisplay.from_estimator(cascade)
+    assert held_out.chosen_accuracy == pytest.approx(cascade.policy_rows_error_)
+    assert_allclose(held_out.accuracy, cascade.frontier_["error"])
+    from_predictions = CostAccuracyDisplay.from_predictions(
+        y_test, [y_pred], [cascade.predict_cost(X_test)], metric="mae"
+    )
+    assert from_predictions.accuracy[0] == pytest.approx(
+        mean_absolute_error(y_test, y_pred)
+    )
+    X, _, y, _ = _data()
+    absolute = _cascade(loss="absolute_error").fit(X[:600], y[:600])
+    with pytest.raises(ValueError, match="metric='r2' is 1 - MSE"):
+        CostAccuracyDisplay.from_estimator(absolute, metric="r2")
+
+
+def test_cost_aware_scorer_is_r2_minus_the_weighted_cost():
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GridSearchCV
+
+    from skadaptive.metrics import (
+        cheapest_within,
+        make_average_cost_scorer,
+        make_cost_aware_scorer,
+    )
+
+    cascade = _fitted_cascade()
+    _, X_test, _, y_test = _data()
+    cost = cascade.predict_cost(X_test).mean() / cascade.cumulative_costs_[-1]
+    expected = r2_score(y_test, cascade.predict(X_test)) - 0.1 * cost
+    assert make_cost_aware_scorer(0.1)(cascade, X_test, y_test) == pytest.approx(
+        expected
+    )
+    X, _, y, _ = _data()
+    search = GridSearchCV(
+        _cascade(),
+        {"cost_weight": [0.0, 0.05, 5.0]},
+        cv=2,
+        scoring={"r2": "r2", "neg_average_cost": make_average_cost_scorer()},
+        refit=cheapest_within(0.05, score="r2"),
+    ).fit(X[:800], y[:800])
+    assert search.best_params_["cost_weight"] in (0.0, 0.05)

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from sklearn.base import is_regressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import UNUSED
 from sklearn.utils.validation import column_or_1d
 
 from .._sklearn_private import _MetadataRequester
+from ..stages import regression_scale
 
 
 def _route_through(estimator, X):
@@ -21,13 +23,25 @@ def _route_through(estimator, X):
     if not hasattr(estimator, "route"):
         raise TypeError(
             f"{type(estimator).__name__} does not report per-row costs; cost-aware "
-            "scorers need an AdaptiveCascadeClassifier (or a Pipeline ending in one)."
+            "scorers need a skadaptive estimator (AdaptiveCascadeClassifier, "
+            "EarlyExitClassifier or their Regressor counterparts), or a Pipeline "
+            "ending in one."
         )
     return estimator, estimator.route(X)
 
 
 def _weighted_mean(values, sample_weight):
     return float(np.average(values, weights=sample_weight))
+
+
+def _regression_quality(loss, y, result, sample_weight) -> float:
+    """1 - error / scale of ``y`` on these rows: R^2 for the squared error."""
+    y = np.asarray(y, dtype=np.float64)
+    center, scale = regression_scale(y, sample_weight, loss)
+    error = result.prediction - y
+    if loss == "squared_error":
+        return 1.0 - _weighted_mean(error**2, sample_weight) / scale**2
+    return 1.0 - _weighted_mean(np.abs(error), sample_weight) / scale
 
 
 class _CostScorer(_MetadataRequester):
@@ -62,9 +76,12 @@ class _CostScorer(_MetadataRequester):
             average_cost = average_cost / cascade.cumulative_costs_[-1]
         if self.cost_weight is None:
             return -average_cost
-        y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]
-        accuracy = _weighted_mean(y_pred == y, sample_weight)
-        return accuracy - self.cost_weight * average_cost
+        if is_regressor(cascade):
+            quality = _regression_quality(cascade.loss, y, result, sample_weight)
+        else:
+            y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]
+            quality = _weighted_mean(y_pred == y, sample_weight)
+        return quality - self.cost_weight * average_cost
 
     def __repr__(self) -> str:
         if self.cost_weight is None:
@@ -80,12 +97,17 @@ def make_cost_aware_scorer(
 ) -> Callable:
     """Scorer ``accuracy - cost_weight * average cost``, greater is better.
 
-    Routes the rows once, so accuracy and cost come from the same pass.
+    Routes the rows once, so accuracy and cost come from the same pass. For
+    regressors, the quality is R^2 (``loss="squared_error"``) or one minus
+    the mean absolute error divided by the mean absolute deviation of ``y``
+    from its median (``"absolute_error"``), on the scored rows: one minus the
+    loss on the scale the regressors' own ``cost_weight`` is defined on.
 
     Parameters
     ----------
     cost_weight : float, default=0.01
-        Accuracy (as a fraction) given up per unit of average cost.
+        Accuracy (as a fraction; for regressors, R^2) given up per unit of
+        average cost.
     normalize : bool, default=True
         Measure cost as a fraction of running every stage (unit-free, the same
         scale as the estimator's ``cost_weight``); False uses the units of the

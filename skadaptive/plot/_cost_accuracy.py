@@ -1,10 +1,12 @@
-"""CostAccuracyDisplay: accuracy against average cost, as scikit-learn displays do."""
+"""CostAccuracyDisplay: accuracy (or a regressor's error) against average cost,
+as scikit-learn displays do."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from sklearn.base import is_regressor
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 
@@ -58,7 +60,9 @@ class CostAccuracyDisplay:
     Parameters
     ----------
     cost, accuracy : array-like of shape (n_points,)
-        Average cost per row and accuracy of each frontier point.
+        Average cost per row and accuracy of each frontier point (for
+        regressors, the figure named by ``score_label``: an error or R^2;
+        every ``accuracy`` below is then that figure).
     stage_costs, stage_accuracies : array-like of shape (n_stages,), default=None
         Cost of answering every row at each stage, and that stage's accuracy.
     stage_names : list of str, default=None
@@ -71,6 +75,9 @@ class CostAccuracyDisplay:
         X axis label: say the unit, e.g. ``"trees per row"`` or ``"seconds"``.
     name : str, default=None
         Legend label of the frontier.
+    score_label : str, default="accuracy"
+        Y axis label: what ``accuracy`` holds (``"MSE"``, ``"MAE"`` or
+        ``"R^2"`` for regressors).
 
     Attributes
     ----------
@@ -119,6 +126,7 @@ class CostAccuracyDisplay:
         baselines=None,
         cost_label: str = "average cost per row",
         name: str | None = None,
+        score_label: str = "accuracy",
     ):
         self.cost = cost
         self.accuracy = accuracy
@@ -132,6 +140,7 @@ class CostAccuracyDisplay:
         self.baselines = baselines
         self.cost_label = cost_label
         self.name = name
+        self.score_label = score_label
 
     def plot(
         self,
@@ -239,7 +248,7 @@ class CostAccuracyDisplay:
             )
 
         ax.set_xlabel(self.cost_label)
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(getattr(self, "score_label", "accuracy"))
         ax.grid(True, alpha=0.3)
         if legend:
             # Where it hides the fewest points (the curve rises to the right).
@@ -259,6 +268,7 @@ class CostAccuracyDisplay:
         cost: str = "units",
         baselines=None,
         name: str | None = None,
+        metric: str = "error",
         ax=None,
         **kwargs,
     ) -> CostAccuracyDisplay:
@@ -266,7 +276,8 @@ class CostAccuracyDisplay:
 
         Parameters
         ----------
-        estimator : AdaptiveCascadeClassifier or EarlyExitClassifier
+        estimator : AdaptiveCascadeClassifier, EarlyExitClassifier, \
+                AdaptiveCascadeRegressor or EarlyExitRegressor
             Fitted.
         X, y : array-like, default=None
             Rows to evaluate every frontier policy, every stage and the oracle
@@ -286,6 +297,11 @@ class CostAccuracyDisplay:
             by passing the first display's ``ax_`` as ``ax`` to the second,
             with ``show_stages=False, show_oracle=False`` and a
             ``chosen_label`` of its own so that the legend names each once.
+        metric : {"error", "r2"}, default="error"
+            Regressors only: the y axis shows the error the estimator reports
+            (MSE for ``loss="squared_error"``, MAE for ``"absolute_error"``),
+            or R^2 (``1 - MSE / variance of y`` on the same rows; with
+            ``loss="squared_error"`` only). Ignored for classifiers.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -300,6 +316,10 @@ class CostAccuracyDisplay:
             raise ValueError(f"cost must be 'units' or 'seconds'; got {cost!r}.")
         if (X is None) != (y is None):
             raise ValueError("Pass both X and y, or neither (held-out frontier).")
+        regression = is_regressor(estimator)
+        score_label = "accuracy"
+        if regression:
+            score_label = _check_metric(metric, estimator.loss)
         if X is None:
             if cost == "seconds":
                 raise ValueError(
@@ -314,25 +334,46 @@ class CostAccuracyDisplay:
                         for k in range(len(estimator.cumulative_costs_))
                     ]
                 ),
-                "accuracy": frontier["accuracy"],
-                "stage_accuracies": estimator.stage_accuracies_,
-                "oracle_accuracy": estimator.oracle_accuracy_,
-                "chosen_accuracy": estimator.policy_rows_accuracy_,
+                **_figures(
+                    frontier,
+                    ("accuracy", "stage_accuracies_", "oracle_accuracy_"),
+                    estimator,
+                    regression,
+                ),
+                "chosen_accuracy": (
+                    estimator.policy_rows_error_
+                    if regression
+                    else estimator.policy_rows_accuracy_
+                ),
                 "chosen_rates": estimator.exit_rates_,
             }
             title = f"{name or _default_name(estimator)} (held-out rows)"
+            if score_label == "R^2":
+                _, y_encoded, weight = estimator._policy_rows()
+                variance = _variance(y_encoded, weight) * estimator.target_scale_**2
         else:
             test = estimator.evaluate_frontier(X, y, sample_weight=sample_weight)
             oracle_rates = test["oracle_exit_rates"]
             figures = {
                 "exit_rates": test["exit_rates"],
-                "accuracy": test["accuracy"],
-                "stage_accuracies": test["stage_accuracies"],
-                "oracle_accuracy": test["oracle_accuracy"],
-                "chosen_accuracy": test["accuracy_at_fit"],
+                **_figures(
+                    test,
+                    ("accuracy", "stage_accuracies", "oracle_accuracy"),
+                    None,
+                    regression,
+                ),
+                "chosen_accuracy": test[
+                    "error_at_fit" if regression else "accuracy_at_fit"
+                ],
                 "chosen_rates": test["exit_rates_at_fit"],
             }
             title = None
+            if score_label == "R^2":
+                variance = _variance(np.asarray(y, dtype=float), sample_weight)
+        if score_label == "R^2":
+            for key in ("accuracy", "stage_accuracies", "oracle_accuracy"):
+                figures[key] = 1.0 - np.asarray(figures[key]) / variance
+            figures["chosen_accuracy"] = 1.0 - figures["chosen_accuracy"] / variance
         if cost == "seconds":
             increments = estimator.measure_stage_seconds(X)
             unit = "seconds"
@@ -371,6 +412,7 @@ class CostAccuracyDisplay:
             baselines=baselines,
             cost_label=cost_label,
             name=name or _default_name(estimator),
+            score_label=score_label,
         )
         display = display.plot(ax=ax, **kwargs)
         if unit == "seconds":
@@ -393,6 +435,7 @@ class CostAccuracyDisplay:
         baselines=None,
         cost_label: str = "average cost per row",
         name: str | None = None,
+        metric: str = "accuracy",
         ax=None,
         **kwargs,
     ) -> CostAccuracyDisplay:
@@ -402,7 +445,8 @@ class CostAccuracyDisplay:
         ----------
         y_true : array-like of shape (n_samples,)
         y_preds : sequence of array-like of shape (n_samples,)
-            Predicted labels at each operating point.
+            Predicted labels (or, for regression, values) at each operating
+            point.
         costs : sequence of float or array-like of shape (n_samples,)
             Each operating point's cost per row (e.g. ``predict_cost``), or its
             average cost.
@@ -410,6 +454,9 @@ class CostAccuracyDisplay:
         baselines : dict of str to (costs, accuracies), default=None
         cost_label : str, default="average cost per row"
         name : str, default=None
+        metric : {"accuracy", "mse", "mae", "r2"}, default="accuracy"
+            What the y axis shows: the share of right labels, or for
+            regression the mean squared or absolute error, or R^2.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -429,6 +476,10 @@ class CostAccuracyDisplay:
         array([0.75, 1.  ])
         """
         _pyplot("CostAccuracyDisplay.from_predictions")
+        if metric not in _PREDICTION_METRICS:
+            raise ValueError(
+                f"metric must be one of {sorted(_PREDICTION_METRICS)}; got {metric!r}."
+            )
         y_true = column_or_1d(y_true)
         n_rows = len(y_true)
         if len(y_preds) != len(costs) or len(y_preds) == 0:
@@ -458,13 +509,14 @@ class CostAccuracyDisplay:
                     f"costs[{k}] must be a number or one cost per row ({n_rows}); "
                     f"got shape {cost.shape}."
                 )
-            accuracy.append(float((y_pred == y_true) @ weight / weight.sum()))
+            accuracy.append(_score(metric, y_true, y_pred, weight))
         display = cls(
             cost=np.array(average_cost),
             accuracy=np.array(accuracy),
             baselines=baselines,
             cost_label=cost_label,
             name=name,
+            score_label=_PREDICTION_METRICS[metric],
         )
         return display.plot(ax=ax, **kwargs)
 
@@ -473,3 +525,69 @@ def _default_name(estimator) -> str:
     answer = getattr(estimator, "answer", "stage")
     name = type(estimator).__name__
     return name if answer == "stage" else f"{name} ({answer} answers)"
+
+
+#: Values of ``from_predictions``'s ``metric``, and their axis labels.
+_PREDICTION_METRICS = {"accuracy": "accuracy", "mse": "MSE", "mae": "MAE", "r2": "R^2"}
+
+
+def _score(metric: str, y_true, y_pred, weight) -> float:
+    if metric == "accuracy":
+        return float((y_pred == y_true) @ weight / weight.sum())
+    error = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
+    if metric == "mae":
+        return float(np.abs(error) @ weight / weight.sum())
+    mse = float(error**2 @ weight / weight.sum())
+    if metric == "mse":
+        return mse
+    return 1.0 - mse / _variance(np.asarray(y_true, dtype=float), weight)
+
+
+def _variance(y, weight) -> float:
+    weight = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=float)
+    mean = weight @ y / weight.sum()
+    return float(weight @ (y - mean) ** 2 / weight.sum())
+
+
+def _check_metric(metric: str, loss: str) -> str:
+    """The y label of a regressor's display for ``metric``, or a clear error."""
+    if metric not in ("error", "r2"):
+        raise ValueError(
+            f"metric must be 'error' or 'r2' for a regressor; got {metric!r}."
+        )
+    if metric == "r2":
+        if loss != "squared_error":
+            raise ValueError(
+                "metric='r2' is 1 - MSE / variance of y: it needs the squared "
+                f"error, and this estimator's loss is {loss!r}. Use "
+                "metric='error' (MAE) or refit with loss='squared_error'."
+            )
+        return "R^2"
+    return "MSE" if loss == "squared_error" else "MAE"
+
+
+def _figures(source, keys, estimator, regression) -> dict:
+    """The frontier's, each stage's and the oracle's figures, for a display.
+
+    ``source`` is ``frontier_`` (with ``estimator`` for its attributes) or
+    ``evaluate_frontier``'s result; for regressors the error-named entries.
+    """
+    frontier_key, stages_key, oracle_key = keys
+    if regression:
+        frontier_key, stages_key, oracle_key = (
+            key.replace("accuracies", "errors").replace("accuracy", "error")
+            for key in keys
+        )
+
+    def get(key):
+        return (
+            source[key]
+            if estimator is None or not key.endswith("_")
+            else getattr(estimator, key)
+        )
+
+    return {
+        "accuracy": source[frontier_key],
+        "stage_accuracies": get(stages_key),
+        "oracle_accuracy": get(oracle_key),
+    }

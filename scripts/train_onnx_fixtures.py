@@ -28,6 +28,8 @@ Written to ``--out``:
 - ``fixtures.json``: what each file is, its size, parameter count,
   multiply-accumulates per row (convolutions and linear layers), and its
   accuracy on the test split measured with onnxruntime on the exported file.
+  Entries it does not write (the ``"regression"`` models of
+  ``tests/fixtures/onnx/make_regression_fixture.py``) are kept.
 """
 
 from __future__ import annotations
@@ -374,7 +376,13 @@ def main(argv=None) -> None:
         f"{filename}: {len(data)} bytes, accuracies "
         + ", ".join(f"{n} {accuracies[n]:.4f}" for n in exits)
     )
-    (out / "fixtures.json").write_text(json.dumps(summary, indent=2) + "\n")
+    path = out / "fixtures.json"
+    if path.exists():
+        # Keep what other scripts recorded there: the "regression" entry of
+        # tests/fixtures/onnx/make_regression_fixture.py.
+        kept = json.loads(path.read_text())
+        summary.update({k: v for k, v in kept.items() if k not in summary})
+    path.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

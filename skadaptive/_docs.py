@@ -280,7 +280,7 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         (defer while the stage's own uncertainty exceeds it). See
         :mod:`skadaptive.policies`.
 
-    policy_features : {"confidence", "history", "probabilities"}, \\
+    policy_features : {"confidence", "history", "probabilities"}, \
             default="history"
         Bolukbasi rules only. What the rule after stage k sees (see
         :func:`skadaptive.policies.regression_features`): ``"confidence"`` is

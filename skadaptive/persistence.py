@@ -56,6 +56,7 @@ _TRUSTED = (
     "skadaptive.stages._combined.ExitCombiner",
     "skadaptive.stages.onnx._classifier.OnnxClassifier",
     "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",
+    "skadaptive.stages.onnx._regressor.OnnxRegressor",
     "skadaptive.stages.onnx._io._InputSpec",
     "skadaptive.stages.onnx._graph._Segment",
     # scikit-learn's Bunch, which holds a cascade's named_estimators_

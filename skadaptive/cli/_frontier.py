@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -20,7 +21,17 @@ from ._intervals import (
     format_interval,
     too_few_rows_warning,
 )
-from ._io import CommandError, check_output, load_data, load_stage
+from ._io import (
+    JOBLIB_SUFFIXES,
+    CommandError,
+    check_output,
+    estimator_kind,
+    load_data,
+    load_joblib,
+    load_regression_stage,
+    load_stage,
+    regression_target,
+)
 from ._progress import Progress
 from ._table import table
 
@@ -36,25 +47,57 @@ COLUMNS = (
 )
 
 
+#: What ``--task`` may say; "auto" decides from the models.
+TASKS = ("auto", "classification", "regression")
+#: Errors a regression cascade minimises (``--loss``), and their columns.
+ERROR_NAMES = {"squared_error": "MSE", "absolute_error": "MAE"}
+
+
+class _PolicyChoices(tuple):
+    """The classifiers' policy families (what ``--policy`` lists), which also
+    holds the regressors' heuristics: ``run`` checks a policy against the
+    task, which is known only once the models are read."""
+
+    def __contains__(self, value) -> bool:
+        from ..policies import REGRESSION_POLICIES
+
+        return tuple.__contains__(self, value) or value in REGRESSION_POLICIES
+
+
+def _policy_name(value: str) -> str:
+    from ..policies import POLICIES, REGRESSION_POLICIES
+
+    if value not in POLICIES + REGRESSION_POLICIES:
+        raise argparse.ArgumentTypeError(
+            f"unknown policy {value!r}; classifiers take {', '.join(POLICIES)}, "
+            f"regressors {', '.join(REGRESSION_POLICIES)}."
+        )
+    return value
+
+
 def add_parser(commands) -> None:
-    from ..policies import POLICIES
+    from ..policies import POLICIES, REGRESSION_POLICIES
 
     parser = commands.add_parser(
         "frontier",
-        help="accuracy against cost of a cascade of your own trained models",
+        help="accuracy (or error) against cost of a cascade of your own trained models",
         description=(
             "Learn exit policies over already-trained models (ONNX files or "
             "joblib/pickle files of fitted scikit-learn classifiers), ordered "
             "from the cheapest to the most expensive, on labelled data; print "
             "the accuracy/cost frontier on rows held out from the policy, and "
-            "write it as a plot and JSON."
+            "write it as a plot and JSON. Fitted scikit-learn regressors "
+            "(joblib/pickle files) make a regression cascade: the table shows "
+            "each point's error (MSE, or MAE with --loss absolute_error) in "
+            "the target's units instead of its accuracy."
         ),
         epilog=(
-            f"Each accuracy comes with its {CONFIDENCE:.0%} percentile bootstrap "
-            f"interval ({N_RESAMPLES} resamples of the held-out rows, --seed). A "
-            "warning says when the held-out rows are too few to separate the "
-            f"points: fewer than {MIN_EVALUATION_ROWS}, or the intervals of the "
-            "cheapest stage and of the full cost overlap."
+            f"Each accuracy (a regressor's error) comes with its {CONFIDENCE:.0%} "
+            f"percentile bootstrap interval ({N_RESAMPLES} resamples of the "
+            "held-out rows, --seed). A warning says when the held-out rows are "
+            "too few to separate the points: fewer than "
+            f"{MIN_EVALUATION_ROWS}, or the intervals of the cheapest stage and "
+            "of the full cost overlap."
         ),
     )
     parser.add_argument(
@@ -65,13 +108,14 @@ def add_parser(commands) -> None:
         required=True,
         metavar="FILE",
         help="labelled rows: .npz (arrays X and y), .npy (label in the last "
-        "column) or .csv with a header",
+        "column) or .csv with a header; for regressors the label is the "
+        "numeric target",
     )
     parser.add_argument(
         "--label",
-        help="label column: a CSV column name or a .npy column index (default: "
-        "the CSV column named 'label', else the last column; a .npy file's last "
-        "column)",
+        help="label (or target) column: a CSV column name or a .npy column index "
+        "(default: the CSV column named 'label', else the last column; a .npy "
+        "file's last column)",
     )
     parser.add_argument(
         "--x-key", default="X", help=".npz array of rows (default: %(default)s)"
@@ -84,7 +128,24 @@ def add_parser(commands) -> None:
         nargs="+",
         help="the ONNX models' class labels in their output-column order "
         "(default: from each model's metadata or label output; column k is "
-        "label k for whole-number labels; never the sorted labels)",
+        "label k for whole-number labels; never the sorted labels); classifiers "
+        "only",
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        default="auto",
+        help="classification or regression: auto decides from the models (a "
+        "regression cascade when they are scikit-learn regressors; ONNX models "
+        "are classifiers; models of both kinds are an error) (default: "
+        "%(default)s)",
+    )
+    parser.add_argument(
+        "--loss",
+        choices=tuple(ERROR_NAMES),
+        help="regressors only: the error the policy minimises and the table "
+        "shows, squared_error (MSE) or absolute_error (MAE) (default: "
+        "squared_error)",
     )
     parser.add_argument(
         "--costs",
@@ -96,9 +157,11 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--policy",
         default="linear",
-        choices=POLICIES,
+        type=_policy_name,
+        choices=_PolicyChoices(POLICIES),
         metavar="POLICY",
-        help=f"policy family: {', '.join(POLICIES)} (default: %(default)s)",
+        help=f"policy family: {', '.join(POLICIES)}; for regressors "
+        f"{', '.join(REGRESSION_POLICIES)} (default: %(default)s)",
     )
     knob = parser.add_mutually_exclusive_group()
     knob.add_argument(
@@ -111,7 +174,8 @@ def add_parser(commands) -> None:
         "--cost-weight",
         type=float,
         help="trade-off lam in error + lam * cost / full cost: 0.01 gives up one "
-        "accuracy point only to save the full cost (default: 0.01)",
+        "accuracy point only to save the full cost (a regressor's error is "
+        "scaled so that predicting the target's mean costs 1) (default: 0.01)",
     )
     parser.add_argument(
         "--batch-size",
@@ -129,7 +193,8 @@ def add_parser(commands) -> None:
         "a combination of every stage it ran (combined), or both, each with "
         "its own policy, printed one after the other and plotted together; "
         "the JSON is then the stage answers' report with the combined "
-        "answers' under the key 'combined' (default: %(default)s)",
+        "answers' under the key 'combined'; classifiers only: a regressor's "
+        "exit answers with its stage's prediction (default: %(default)s)",
     )
     parser.add_argument(
         "--test-size",
@@ -148,8 +213,8 @@ def add_parser(commands) -> None:
         "--plot",
         default="frontier.png",
         metavar="PNG",
-        help="where to write the plot of accuracy against cost on the held-out "
-        "rows (default: %(default)s)",
+        help="where to write the plot of accuracy (a regressor's error) against "
+        "cost on the held-out rows (default: %(default)s)",
     )
     parser.add_argument(
         "--json",
@@ -177,8 +242,12 @@ def _costs(values):
         ) from exc
 
 
-def _load_stages(args, X, y, out) -> list:
-    """The models as frozen stages, each with its classes in column order."""
+def _load_stages(args, X, y, out, models=None) -> list:
+    """The models as frozen stages, each with its classes in column order.
+
+    ``models`` holds the objects already loaded from joblib files, by path.
+    """
+    models = {} if models is None else models
     given = None if args.classes is None else labels_like(args.classes, y, "--classes")
     stages, hints = [], {}
     for name, path in zip(_stage_names(args.stages), args.stages):
@@ -191,17 +260,146 @@ def _load_stages(args, X, y, out) -> list:
                 ", or pass the labels of the model's output columns with "
                 "--classes, in its column order"
             )
-        stages.append((name, load_stage(path, classes, X)))
+        stages.append((name, load_stage(path, classes, X, models.get(path))))
+    _refuse_regression_target(y, stages)
     check_labels_known(y, stages, hints)
     return stages
 
 
-def _stage_names(paths) -> list[str]:
-    """Stage names from the file names, made valid as scikit-learn names."""
+#: More labels than this, not whole numbers, that a classifier does not
+#: predict: a regression target given to classifiers.
+_MANY_UNKNOWN_LABELS = 10
+
+
+def _refuse_regression_target(y, stages) -> None:
+    """Labels that look like a regression target, given to classifiers."""
+    if y.dtype.kind != "f" or np.array_equal(y, np.round(y)):
+        return
+    present = np.unique(y)
+    for _, stage in stages:
+        unknown = np.setdiff1d(present, np.asarray(stage.classes_))
+        if len(unknown) > _MANY_UNKNOWN_LABELS:
+            raise CommandError(
+                f"the labels are {len(present)} distinct numbers, not whole (e.g. "
+                f"{', '.join(f'{v:g}' for v in present[:3])}), as a regression "
+                f"target's are, and the models are classifiers, which do not "
+                f"predict {len(unknown)} of them; for a regression cascade give "
+                "fitted scikit-learn regressors (joblib or pickle files), or "
+                "check that --label (--y-key for .npz) names the label column."
+            )
+
+
+def _load_regression_stages(args, models) -> list:
+    """The models as frozen regression stages."""
+    from .. import AdaptiveCascadeRegressor
+
+    names = _stage_names(args.stages, AdaptiveCascadeRegressor)
+    return [
+        (name, load_regression_stage(path, models.get(path)))
+        for name, path in zip(names, args.stages)
+    ]
+
+
+def _loaded_models(paths) -> dict:
+    """The objects of the joblib/pickle files, by path, each loaded once."""
+    return {
+        path: load_joblib(path)
+        for path in paths
+        if Path(path).suffix.lower() in JOBLIB_SUFFIXES
+    }
+
+
+def _task(args, models) -> str:
+    """``"classification"`` or ``"regression"``: ``--task``, else the models'.
+
+    ONNX files are classifiers; a joblib model is what its scikit-learn tags
+    say, or unknown (then the other models decide, and classification when
+    none says). Models of both kinds are an error.
+    """
+    kinds = {}
+    for path in args.stages:
+        if Path(path).suffix.lower() == ".onnx":
+            kinds[path] = ("classifier", f"{path} (ONNX models are classifiers)")
+        elif path in models:
+            model = models[path]
+            kinds[path] = (estimator_kind(model), f"{path} ({type(model).__name__})")
+    regressors = [text for kind, text in kinds.values() if kind == "regressor"]
+    classifiers = [text for kind, text in kinds.values() if kind == "classifier"]
+    if args.task == "regression" and classifiers:
+        raise CommandError(
+            f"--task regression needs regressors, but {_listing(classifiers)} "
+            f"{'is a classifier' if len(classifiers) == 1 else 'are classifiers'}; "
+            "give fitted scikit-learn regressors, or drop --task for a "
+            "classification cascade."
+        )
+    if args.task == "classification" and regressors:
+        raise CommandError(
+            f"--task classification needs classifiers, but {_listing(regressors)} "
+            f"{'is a regressor' if len(regressors) == 1 else 'are regressors'}; "
+            "give fitted classifiers, or drop --task for a regression cascade."
+        )
+    if args.task != "auto":
+        return args.task
+    if regressors and classifiers:
+        raise CommandError(
+            f"the models mix regressors ({_listing(regressors)}) and classifiers "
+            f"({_listing(classifiers)}); a cascade's models must all be "
+            "classifiers or all regressors: give models of one kind."
+        )
+    return "regression" if regressors else "classification"
+
+
+def _listing(items) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join([", ".join(items[:-1]), items[-1]] if len(items) > 1 else items)
+
+
+def _check_options(args, task) -> None:
+    """Refuse the options that the other task's cascades alone take."""
+    from ..policies import POLICIES, REGRESSION_POLICIES
+
+    if task == "regression":
+        if args.answer != "stage":
+            raise CommandError(
+                f"--answer {args.answer} is for classifiers: combined answers pool "
+                "the stages' class probabilities, which regressors do not give (a "
+                "regressor's exit answers with its own stage's prediction); drop "
+                "--answer."
+            )
+        if args.classes is not None:
+            raise CommandError(
+                "--classes names the class labels of ONNX classifiers, and "
+                "regressors have none; drop --classes."
+            )
+        if args.policy not in REGRESSION_POLICIES:
+            raise CommandError(
+                f"--policy {args.policy} ranks class probabilities, which "
+                "regressors do not give; for regressors use one of "
+                f"{', '.join(REGRESSION_POLICIES)}."
+            )
+    else:
+        if args.loss is not None:
+            raise CommandError(
+                f"--loss {args.loss} is the error a regression cascade minimises, "
+                "and the models are classifiers (their policy minimises wrong "
+                "answers); drop --loss, or give regressors."
+            )
+        if args.policy not in POLICIES:
+            raise CommandError(
+                f"--policy {args.policy} is for regressors (it ranks their "
+                "predictions); for classifiers use one of "
+                f"{', '.join(POLICIES)}."
+            )
+
+
+def _stage_names(paths, estimator_class=None) -> list[str]:
+    """Stage names from the file names, made valid as scikit-learn names
+    (of ``estimator_class``: the classifier cascade by default)."""
     from .. import AdaptiveCascadeClassifier
 
+    estimator_class = estimator_class or AdaptiveCascadeClassifier
     names = [Path(path).stem.replace("__", "_") or "stage" for path in paths]
-    reserved = set(AdaptiveCascadeClassifier._get_param_names())
+    reserved = set(estimator_class._get_param_names())
     if len(set(names)) != len(names) or reserved.intersection(names):
         names = [f"{k}_{name}" for k, name in enumerate(names)]
     return names
@@ -219,6 +417,8 @@ def run(args, out=None) -> int:
         raise CommandError(f"--test-size must be in (0, 1); got {args.test_size}.")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    if args.task != "auto":  # refused before any work where it can be
+        _check_options(args, args.task)
     if args.save and args.answer == "both":
         raise CommandError(
             "--save saves one cascade: pass --answer stage or --answer combined "
@@ -231,7 +431,18 @@ def run(args, out=None) -> int:
         X, y = load_data(
             args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
         )
-        stages = _load_stages(args, X, y, out)
+        models = _loaded_models(args.stages)
+        task = _task(args, models)
+        _check_options(args, task)
+        if task == "regression":
+            y = regression_target(y, args.data)
+            stages = _load_regression_stages(args, models)
+        else:
+            stages = _load_stages(args, X, y, out, models)
+    if task == "regression":
+        from ._frontier_regression import run_regression
+
+        return run_regression(args, stages, X, y, progress, out)
     try:  # stratified where every class has rows enough for both parts
         X_policy, X_eval, y_policy, y_eval = train_test_split(
             X, y, test_size=args.test_size, random_state=args.seed, stratify=y
@@ -240,15 +451,7 @@ def run(args, out=None) -> int:
         X_policy, X_eval, y_policy, y_eval = train_test_split(
             X, y, test_size=args.test_size, random_state=args.seed
         )
-    params = {
-        "costs": _costs(args.costs),
-        "policy": args.policy,
-        "cost_batch_size": args.batch_size,
-    }
-    if args.budget is not None:
-        params["budget"] = args.budget
-    elif args.cost_weight is not None:
-        params["cost_weight"] = args.cost_weight
+    params = _params(args)
     kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
     with tempfile.TemporaryDirectory() as cache:
         # With both kinds the second fit reuses the stages' held-out
@@ -302,24 +505,45 @@ def run(args, out=None) -> int:
     )
     for warning in warnings_seen:
         print(f"warning: {warning}", file=out)
+    document = dict(fits[0][1])
+    for fitted, report in fits[1:]:
+        document[fitted.answer] = report
+    write_results(args, document, [f for f, _ in fits], X_eval, y_eval, progress, out)
+    return 0
+
+
+def _params(args) -> dict:
+    """The cascade's parameters that the options set, for either task."""
+    params = {
+        "costs": _costs(args.costs),
+        "policy": args.policy,
+        "cost_batch_size": args.batch_size,
+    }
+    if args.budget is not None:
+        params["budget"] = args.budget
+    elif args.cost_weight is not None:
+        params["cost_weight"] = args.cost_weight
+    return params
+
+
+def write_results(args, document, estimators, X, y, progress, out) -> None:
+    """Write the JSON ``document``, the plot of ``estimators`` on ``X, y`` and,
+    with ``--save``, the first estimator."""
     with progress.step("writing results"):
-        document = dict(fits[0][1])
-        for fitted, report in fits[1:]:
-            document[fitted.answer] = report
         _write_json(args.json, document)
         print(f"wrote {args.json}", file=out)
-        if write_plot([f for f, _ in fits], X_eval, y_eval, args.plot, out):
+        if write_plot(estimators, X, y, args.plot, out):
             print(f"wrote {args.plot}", file=out)
         if args.save:
             import joblib
 
+            cascade = estimators[0]
             joblib.dump(cascade, args.save)
             print(
                 f"saved the cascade ({_knob(cascade)}) to {args.save}; run "
                 f"`skadaptive predict {args.save} --data FILE`",
                 file=out,
             )
-    return 0
 
 
 ANSWER_TITLES = {
@@ -612,6 +836,8 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
             file=out,
         )
         return False
+    from sklearn.base import is_regressor
+
     from ..plot import CostAccuracyDisplay
 
     display = None
@@ -629,7 +855,10 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
             show_oracle=k == 0,
             chosen_label=f"chosen operating point{suffix}",
         )
-    display.ax_.set_title(f"accuracy against cost on {len(y)} {rows}")
+    figure = (
+        ERROR_NAMES[estimators[0].loss] if is_regressor(estimators[0]) else "accuracy"
+    )
+    display.ax_.set_title(f"{figure} against cost on {len(y)} {rows}")
     try:
         display.figure_.savefig(path, dpi=120, bbox_inches="tight")
     except OSError as exc:

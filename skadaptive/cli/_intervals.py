@@ -1,4 +1,5 @@
-"""How far an accuracy measured on a few held-out rows can be trusted."""
+"""How far an accuracy (or a regressor's error) measured on a few held-out
+rows can be trusted."""
 
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ def bootstrap_intervals(
 ) -> np.ndarray:
     """Percentile bootstrap interval of the accuracy of each point.
 
+    Any figure that is a mean over the rows works the same way: pass each
+    row's error (a regressor's squared or absolute error) for intervals of
+    the mean error.
+
     Parameters
     ----------
-    correct : ndarray of bool of shape (n_points, n_rows)
-        Whether each point (a stage, a policy) answers each row right.
+    correct : ndarray of bool or float of shape (n_points, n_rows)
+        Whether each point (a stage, a policy) answers each row right, or
+        each row's figure.
     n_resamples : int, default=1000
         Resamples of the rows, drawn with replacement; every point is scored
         on the same resamples.
@@ -35,7 +41,7 @@ def bootstrap_intervals(
     Returns
     -------
     intervals : ndarray of shape (n_points, 2)
-        Lower and upper bounds of each point's accuracy.
+        Lower and upper bounds of each point's accuracy (mean figure).
 
     Examples
     --------
@@ -64,23 +70,23 @@ def bootstrap_intervals(
 
 
 def too_few_rows_warning(
-    n_rows: int, cheapest: np.ndarray, full_cost: np.ndarray
+    n_rows: int, cheapest: np.ndarray, full_cost: np.ndarray, fmt=None
 ) -> str | None:
     """Why the held-out rows cannot separate the points of the frontier, or None.
 
     The rule: fewer than :data:`MIN_EVALUATION_ROWS` rows, or the intervals of
     the cheapest stage and of the full-cost stage overlap -- then the rows
     cannot tell the two ends of the frontier apart, let alone the points
-    between them.
+    between them. ``fmt`` writes an interval (default: :func:`format_interval`).
     """
+    fmt = format_interval if fmt is None else fmt
     reasons = []
     if n_rows < MIN_EVALUATION_ROWS:
         reasons.append(f"fewer than {MIN_EVALUATION_ROWS}")
     if cheapest[0] <= full_cost[1] and full_cost[0] <= cheapest[1]:
         reasons.append(
             f"the {CONFIDENCE:.0%} intervals of the cheapest stage "
-            f"({format_interval(cheapest)}) and of the full cost "
-            f"({format_interval(full_cost)}) overlap"
+            f"({fmt(cheapest)}) and of the full cost ({fmt(full_cost)}) overlap"
         )
     if not reasons:
         return None
@@ -94,3 +100,9 @@ def too_few_rows_warning(
 def format_interval(bounds) -> str:
     """``low-high`` with three decimals."""
     return f"{bounds[0]:.3f}-{bounds[1]:.3f}"
+
+
+def format_error_interval(bounds) -> str:
+    """``low-high`` with four significant digits: errors are in the target's
+    units, of any size."""
+    return f"{bounds[0]:.4g}-{bounds[1]:.4g}"

@@ -195,12 +195,27 @@ def load_joblib(path: str):
         ) from exc
 
 
-def load_stage(path: str, classes: np.ndarray | None, X):
+#: File name endings of models saved with joblib or pickle.
+JOBLIB_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+def estimator_kind(model) -> str | None:
+    """``"classifier"`` or ``"regressor"`` as the object's scikit-learn tags
+    say (a :class:`~sklearn.frozen.FrozenEstimator` says its model's), else
+    None."""
+    try:
+        return model.__sklearn_tags__().estimator_type
+    except Exception:  # not a scikit-learn estimator: it says nothing
+        return None
+
+
+def load_stage(path: str, classes: np.ndarray | None, X, model=None):
     """A fitted stage from an ``.onnx`` file or a joblib/pickle file, frozen.
 
     An ONNX model gets ``classes``, the labels of its output columns in its
     column order, and is checked against the rows ``X`` (its input shape).
     A joblib model has its own ``classes_``; ``classes`` is not used.
+    ``model`` is the object already loaded from a joblib file, if it was.
     """
     from sklearn.frozen import FrozenEstimator
 
@@ -216,12 +231,18 @@ def load_stage(path: str, classes: np.ndarray | None, X):
             return FrozenEstimator(model)
         except (ImportError, ValueError, TypeError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
-    if suffix in (".joblib", ".pkl", ".pickle"):
-        model = load_joblib(path)
+    if suffix in JOBLIB_SUFFIXES:
+        model = load_joblib(path) if model is None else model
         if not hasattr(model, "predict_proba"):
             raise CommandError(
                 f"{path}: holds a {type(model).__name__}, which has no "
-                "predict_proba; every stage must give class probabilities."
+                "predict_proba; every stage must give class probabilities"
+                + (
+                    " (for a cascade of regressors that do not say they are "
+                    "regressors, pass --task regression)."
+                    if hasattr(model, "predict")
+                    else "."
+                )
             )
         if not hasattr(model, "classes_"):
             raise CommandError(
@@ -232,3 +253,77 @@ def load_stage(path: str, classes: np.ndarray | None, X):
     raise CommandError(
         f"{path}: unknown model format {suffix!r}; use .onnx, .joblib or .pkl."
     )
+
+
+def load_regression_stage(path: str, model=None):
+    """A fitted regressor from a joblib/pickle file, frozen.
+
+    ``model`` is the object already loaded from the file, if it was. ONNX
+    files are read as classifiers only: they are refused here.
+    """
+    from sklearn.exceptions import NotFittedError
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.utils.validation import check_is_fitted
+
+    file = _existing(path)
+    suffix = file.suffix.lower()
+    if suffix == ".onnx":
+        raise CommandError(
+            f"{path}: ONNX models are read as classifiers (class probabilities); "
+            "a regression cascade takes fitted scikit-learn regressors saved with "
+            "joblib or pickle."
+        )
+    if suffix not in JOBLIB_SUFFIXES:
+        raise CommandError(
+            f"{path}: unknown model format {suffix!r}; use .joblib or .pkl for a "
+            "regressor."
+        )
+    model = load_joblib(path) if model is None else model
+    name = type(model).__name__
+    if estimator_kind(model) == "classifier":
+        raise CommandError(
+            f"{path}: holds a {name}, a classifier; every stage of a regression "
+            "cascade must be a regressor."
+        )
+    if not hasattr(model, "predict"):
+        raise CommandError(
+            f"{path}: holds a {name}, which has no predict; every stage of a "
+            "regression cascade must be a fitted regressor."
+        )
+    try:
+        check_is_fitted(model)
+    except NotFittedError as exc:
+        raise CommandError(
+            f"{path}: the {name} in it is not fitted; save a fitted model."
+        ) from exc
+    except TypeError:  # not a scikit-learn estimator: its fit cannot be checked
+        pass
+    return model if isinstance(model, FrozenEstimator) else FrozenEstimator(model)
+
+
+def regression_target(y: np.ndarray, path: str) -> np.ndarray:
+    """``y`` as the float target of a regressor; text or non-finite values
+    are an error naming the fix."""
+    try:
+        target = y.astype(np.float64)
+    except (TypeError, ValueError):
+        examples = []
+        for value in np.unique(y):
+            try:
+                float(value)
+            except ValueError:
+                examples.append(str(value))
+            if len(examples) == 3:
+                break
+        raise CommandError(
+            f"{path}: the target holds text (e.g. {', '.join(map(repr, examples))}) "
+            "and a regressor predicts numbers; check that --label (--y-key for "
+            ".npz) names the target column, or give classifiers for class labels."
+        ) from None
+    bad = ~np.isfinite(target)
+    if bad.any():
+        raise CommandError(
+            f"{path}: {int(bad.sum())} target values are not finite numbers (e.g. "
+            f"{str(y[bad][0])!r}); drop those rows."
+        )
+    return target

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-from ._io import CommandError, check_output, load_data, load_joblib
+from ._io import CommandError, check_output, load_data, load_joblib, regression_target
 from ._progress import Progress
 from ._table import table
 
@@ -20,7 +20,10 @@ def add_parser(commands) -> None:
             "Load a fitted AdaptiveCascadeClassifier or EarlyExitClassifier saved "
             "with joblib (e.g. by `skadaptive frontier --save`), predict the rows "
             "of a data file, and report how many rows each stage answered and "
-            "the average cost (and the accuracy when the file has labels)."
+            "the average cost (and the accuracy when the file has labels). An "
+            "AdaptiveCascadeRegressor or EarlyExitRegressor predicts values the "
+            "same way, and reports its error (MSE or MAE, as its loss) when the "
+            "file has targets."
         ),
     )
     parser.add_argument("model", metavar="MODEL", help="saved model (.joblib)")
@@ -30,12 +33,12 @@ def add_parser(commands) -> None:
         metavar="FILE",
         help="rows to predict: .npz (array X, labels y optional), .npy (every "
         "column a feature unless --label) or .csv with a header; labels give "
-        "the accuracy",
+        "the accuracy (a regressor's targets: its error)",
     )
     parser.add_argument(
         "--label",
-        help="label column: a CSV column name or a .npy column index (default: "
-        "the CSV column named 'label' if there is one, else no labels)",
+        help="label (or target) column: a CSV column name or a .npy column index "
+        "(default: the CSV column named 'label' if there is one, else no labels)",
     )
     parser.add_argument(
         "--x-key", default="X", help=".npz array of rows (default: %(default)s)"
@@ -60,12 +63,15 @@ def add_parser(commands) -> None:
 
 def _load_model(path):
     from .._base import BaseAdaptiveClassifier
+    from .._regressor import BaseAdaptiveRegressor
 
     model = load_joblib(path)
-    if not isinstance(model, BaseAdaptiveClassifier):
+    if not isinstance(model, BaseAdaptiveClassifier | BaseAdaptiveRegressor):
         raise CommandError(
             f"{path}: holds a {type(model).__name__}, not a fitted "
-            "AdaptiveCascadeClassifier or EarlyExitClassifier."
+            "AdaptiveCascadeClassifier or EarlyExitClassifier (or their "
+            "regressors, AdaptiveCascadeRegressor or EarlyExitRegressor); save "
+            "one with `skadaptive frontier --save` or joblib.dump."
         )
     if not hasattr(model, "policy_"):
         raise CommandError(f"{path}: the model in it is not fitted.")
@@ -94,6 +100,8 @@ def _known_labels(y, model, path):
 
 
 def run(args, out=None) -> int:
+    from sklearn.base import is_regressor
+
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
     progress = Progress(2)
@@ -106,8 +114,12 @@ def run(args, out=None) -> int:
             y_key=args.y_key,
             require_labels=False,
         )
+        regression = is_regressor(model)
         if y is not None:
-            y = _known_labels(y, model, args.data)
+            if regression:
+                y = regression_target(y, args.data)
+            else:
+                y = _known_labels(y, model, args.data)
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
@@ -117,7 +129,10 @@ def run(args, out=None) -> int:
             result = model.route(X)
         except ValueError as exc:
             raise CommandError(f"{args.data}: {exc}") from exc
-    predictions = model.classes_[np.argmax(result.proba, axis=1)]
+    if regression:
+        predictions = result.prediction
+    else:
+        predictions = model.classes_[np.argmax(result.proba, axis=1)]
     n_stages = len(model.cumulative_costs_)
     rates = np.bincount(result.exit_stage, minlength=n_stages) / len(X)
     names = model._stage_names()
@@ -141,7 +156,9 @@ def run(args, out=None) -> int:
         ),
         file=out,
     )
-    if y is not None:
+    if y is not None and regression:
+        print(_error_line(model.loss, predictions, y), file=out)
+    elif y is not None:
         print(f"accuracy: {np.mean(predictions == y):.4f}", file=out)
     if args.output:
         try:
@@ -159,3 +176,10 @@ def run(args, out=None) -> int:
             raise CommandError(f"{args.output}: cannot write: {exc}") from exc
         print(f"wrote {args.output}", file=out)
     return 0
+
+
+def _error_line(loss, predictions, y) -> str:
+    """A regressor's error on the file's targets, named after its loss."""
+    if loss == "absolute_error":
+        return f"MAE: {np.mean(np.abs(predictions - y)):.4g} (in the target's units)"
+    return f"MSE: {np.mean((predictions - y) ** 2):.4g} (in the target's units squared)"

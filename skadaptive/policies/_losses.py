@@ -22,6 +22,22 @@ REGRESSION_LOSSES = ("squared_error", "absolute_error")
 def is_regression_loss(loss: str) -> bool:
     """Whether ``loss`` scores regression answers (a prediction per row).
 
+    The regressors' losses are :data:`REGRESSION_LOSSES`; every other loss
+    scores class probabilities.
+
+    Parameters
+    ----------
+    loss : str
+        A value of the estimators' ``loss`` parameter.
+
+    Returns
+    -------
+    regression : bool
+
+    See Also
+    --------
+    per_row_loss : The loss of each row's answer.
+
     Examples
     --------
     >>> from skadaptive.policies import is_regression_loss

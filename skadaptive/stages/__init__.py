@@ -7,8 +7,9 @@
   :class:`TreeEnsembleExits` (exits after given numbers of trees),
   :class:`ChainExits` (blocks with a classifier head after each), and any
   object following the :class:`MultiExitSource` protocol;
-- ONNX models run by onnxruntime on CPU or GPU: :class:`OnnxClassifier` (a
-  stage) and :class:`OnnxMultiExit` (a multi-exit network split into segments);
+- ONNX models run by onnxruntime on CPU or GPU: :class:`OnnxClassifier` and
+  :class:`OnnxRegressor` (stages) and :class:`OnnxMultiExit` (a multi-exit
+  network split into segments);
 - :class:`ExitCombiner`: how an exit answers with ``answer="combined"``.
 """
 
@@ -28,7 +29,7 @@ from ._regression import (  # noqa: F401 (IndependentRegressors, ScaledAnswers)
     regression_scale,
 )
 from ._tree_exits import TreeEnsembleExits
-from .onnx import OnnxClassifier, OnnxMultiExit
+from .onnx import OnnxClassifier, OnnxMultiExit, OnnxRegressor
 
 __all__ = [
     "ChainExits",
@@ -36,6 +37,7 @@ __all__ = [
     "MultiExitSource",
     "OnnxClassifier",
     "OnnxMultiExit",
+    "OnnxRegressor",
     "TreeEnsembleExits",
     "exit_probas",
     "measure_exit_seconds",

@@ -3,6 +3,9 @@
 :class:`OnnxClassifier` is a scikit-learn classifier over an already-trained
 ONNX model: put it (or a ``FrozenEstimator`` of it) in an
 :class:`~skadaptive.AdaptiveCascadeClassifier` next to any other stage.
+``_OnnxModel`` is what it shares with
+:class:`~skadaptive.stages.OnnxRegressor` (``_regressor``): the session on the
+model's single input, the rows, the batches, the tags and pickling.
 """
 
 from __future__ import annotations
@@ -43,6 +46,159 @@ from ._runtime import (
 __all__ = ["OnnxClassifier"]
 
 
+# ------------------------------------------------------ one model, one input
+class _OnnxModel(_LazyRuntime):
+    """What an estimator over one already-trained ONNX model shares.
+
+    Subclasses have the parameters ``model``, ``input_shape``, ``providers``,
+    ``batch_size``, ``intra_op_num_threads`` and ``inter_op_num_threads``,
+    call ``_init_runtime`` in ``__init__``, and build a runtime (a dataclass
+    with at least ``session``, ``input`` and ``output``) with ``_open_session``.
+    """
+
+    def _init_runtime(self) -> None:
+        # Not parameters: the lazily created session and the lock guarding it.
+        self._lock = threading.Lock()
+        self._runtime = None
+        self._model_data = None
+
+    def _open_session(self) -> tuple[Any, _InputSpec]:
+        """An onnxruntime session on the model, and the spec of its one input."""
+        owner = type(self).__name__
+        ort = _import_onnxruntime()
+        requested, explicit = _requested_providers(ort, self.providers)
+        if self._model_data is None:
+            self._model_data = _read_model(self.model)
+        data, description = self._model_data
+        session = _create_session(
+            ort,
+            data,
+            description,
+            requested,
+            self.intra_op_num_threads,
+            self.inter_op_num_threads,
+        )
+        _check_providers(ort, requested, explicit, session, owner)
+        inputs = session.get_inputs()
+        if len(inputs) != 1:
+            described = ", ".join(
+                f"{i.name!r} {i.type} {_format_shape(i.shape)}" for i in inputs
+            )
+            raise ValueError(
+                f"{owner} feeds a single input tensor, but {description} has "
+                f"{len(inputs)} inputs: {described}. Export the model with one "
+                "input (e.g. the features concatenated), or wrap it in a model "
+                "that has one."
+            )
+        node = inputs[0]
+        if node.type not in _ORT_DTYPES:
+            raise ValueError(
+                f"model input {node.name!r} has type {node.type}; {owner} feeds "
+                f"{', '.join(_ORT_DTYPES)} tensors."
+            )
+        spec = _input_spec(
+            node.name, node.shape, _ORT_DTYPES[node.type], self.input_shape, owner
+        )
+        return session, spec
+
+    def _reset_runtime(self) -> None:
+        with self._lock:
+            self._runtime = None
+            self._model_data = None
+
+    @property
+    def providers_(self) -> list[str]:
+        """Execution providers of the onnxruntime session, in priority order."""
+        return list(self._get_runtime().providers)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        # The ONNX model is trained already; fit only checks inputs.
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        return tags
+
+    def set_params(self, **params):
+        """Set parameters; the model is read and the session created again.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            The estimator.
+        """
+        super().set_params(**params)
+        self._reset_runtime()
+        return self
+
+    def _validate_rows(self, X, runtime, reset: bool):
+        plain = type(X) is np.ndarray and not hasattr(self, "feature_names_in_")
+        if (reset or hasattr(self, "n_features_in_")) and not plain:
+            # (an ndarray has no column names to check against none)
+            _check_feature_names(self, X, reset=reset)
+        rows = _prepare_rows(X, runtime.input, estimator=self)
+        if reset:
+            self.n_features_in_ = int(prod(rows.shape[1:]))
+        return rows
+
+    def _fit_rows(self, X, y):
+        """What ``fit`` starts with: the model read again, the rows and ``y``
+        checked (``y`` as a 1-D column of one label or target per row)."""
+        self._reset_runtime()
+        runtime = self._get_runtime()
+        rows = self._validate_rows(X, runtime, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(rows, y)
+        return runtime, rows, y
+
+    def _run_batches(self, runtime, rows: np.ndarray, out: np.ndarray, convert):
+        """``out`` filled with ``convert(raw, n_rows)`` of each batch's output.
+
+        A model whose batch axis is fixed is called with that many rows, the
+        last batch padded with zeros (and its padding rows dropped).
+        """
+        n_rows = rows.shape[0]
+        step = runtime.input.fixed_batch or self.batch_size or n_rows
+        for start in range(0, n_rows, step):
+            chunk = rows[start : start + step]
+            n_chunk = chunk.shape[0]
+            if runtime.input.fixed_batch and n_chunk < step:
+                padding = np.zeros((step - n_chunk, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            raw = runtime.session.run([runtime.output], {runtime.input.name: chunk})[0]
+            out[start : start + n_chunk] = convert(
+                raw[:n_chunk] if runtime.input.fixed_batch else raw, n_chunk
+            )
+        return out
+
+    # ------------------------------------------------------------ pickling
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        if state.get("_model_data") is None:
+            try:
+                state["_model_data"] = _read_model(self.model)
+            except (OSError, TypeError):
+                pass  # reported on first use after unpickling
+        state.pop("_lock", None)
+        state.pop("_runtime", None)
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.setdefault("_model_data", None)
+        super().__setstate__(state)
+        self._lock = threading.Lock()
+        self._runtime = None
+
+
 # ---------------------------------------------------------- OnnxClassifier
 @dataclass
 class _ClassifierRuntime:
@@ -55,7 +211,7 @@ class _ClassifierRuntime:
     providers: list[str]
 
 
-class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
+class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
     """A scikit-learn classifier over an already-trained ONNX model.
 
     ``fit`` never trains: it checks the model, the rows and the labels, so the
@@ -173,10 +329,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.intra_op_num_threads = intra_op_num_threads
         self.inter_op_num_threads = inter_op_num_threads
-        # Not parameters: the lazily created session and the lock guarding it.
-        self._lock = threading.Lock()
-        self._runtime = None
-        self._model_data = None
+        self._init_runtime()
 
     # ------------------------------------------------------------ runtime
     def _build_runtime(self) -> _ClassifierRuntime:
@@ -188,40 +341,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
             self.intra_op_num_threads,
             self.inter_op_num_threads,
         )
-        ort = _import_onnxruntime()
-        requested, explicit = _requested_providers(ort, self.providers)
-        if self._model_data is None:
-            self._model_data = _read_model(self.model)
-        data, description = self._model_data
-        session = _create_session(
-            ort,
-            data,
-            description,
-            requested,
-            self.intra_op_num_threads,
-            self.inter_op_num_threads,
-        )
-        _check_providers(ort, requested, explicit, session, owner)
-        inputs = session.get_inputs()
-        if len(inputs) != 1:
-            described = ", ".join(
-                f"{i.name!r} {i.type} {_format_shape(i.shape)}" for i in inputs
-            )
-            raise ValueError(
-                f"{owner} feeds a single input tensor, but {description} has "
-                f"{len(inputs)} inputs: {described}. Export the model with one "
-                "input (e.g. the features concatenated), or wrap it in a model "
-                "that has one."
-            )
-        node = inputs[0]
-        if node.type not in _ORT_DTYPES:
-            raise ValueError(
-                f"model input {node.name!r} has type {node.type}; {owner} feeds "
-                f"{', '.join(_ORT_DTYPES)} tensors."
-            )
-        spec = _input_spec(
-            node.name, node.shape, _ORT_DTYPES[node.type], self.input_shape, owner
-        )
+        session, spec = self._open_session()
         output = _pick_output(session.get_outputs(), self.output, owner)
         n_columns = None
         if len(output.shape) == 2 and isinstance(output.shape[1], int):
@@ -238,11 +358,6 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
             providers=list(session.get_providers()),
         )
 
-    def _reset_runtime(self) -> None:
-        with self._lock:
-            self._runtime = None
-            self._model_data = None
-
     # ------------------------------------------------------- sklearn API
     @property
     def classes_(self) -> np.ndarray:
@@ -251,48 +366,6 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         if runtime is not None:
             return runtime.classes
         return _check_classes(self.classes)[0]
-
-    @property
-    def providers_(self) -> list[str]:
-        """Execution providers of the onnxruntime session, in priority order."""
-        return list(self._get_runtime().providers)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        # The ONNX model is trained already; fit only checks inputs.
-        return True
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.requires_fit = False
-        tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
-        return tags
-
-    def set_params(self, **params):
-        """Set parameters; the model is read and the session created again.
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : OnnxClassifier
-        """
-        super().set_params(**params)
-        self._reset_runtime()
-        return self
-
-    def _validate_rows(self, X, runtime: _ClassifierRuntime, reset: bool):
-        plain = type(X) is np.ndarray and not hasattr(self, "feature_names_in_")
-        if (reset or hasattr(self, "n_features_in_")) and not plain:
-            # (an ndarray has no column names to check against none)
-            _check_feature_names(self, X, reset=reset)
-        rows = _prepare_rows(X, runtime.input, estimator=self)
-        if reset:
-            self.n_features_in_ = int(prod(rows.shape[1:]))
-        return rows
 
     def fit(self, X, y) -> OnnxClassifier:
         """Check the model, the rows and the labels; nothing is trained.
@@ -311,11 +384,7 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         -------
         self : OnnxClassifier
         """
-        self._reset_runtime()
-        runtime = self._get_runtime()
-        rows = self._validate_rows(X, runtime, reset=True)
-        y = column_or_1d(y, warn=True)
-        check_consistent_length(rows, y)
+        runtime, rows, y = self._fit_rows(X, y)
         check_classification_targets(y)
         labels = np.unique(y)
         unknown = labels[~np.isin(labels, runtime.classes)]
@@ -330,25 +399,19 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         return self
 
     def _predict_rows(self, runtime: _ClassifierRuntime, rows: np.ndarray):
-        n_rows = rows.shape[0]
-        step = runtime.input.fixed_batch or self.batch_size or n_rows
-        proba = np.empty((n_rows, len(runtime.classes)))
-        for start in range(0, n_rows, step):
-            chunk = rows[start : start + step]
-            n_chunk = chunk.shape[0]
-            if runtime.input.fixed_batch and n_chunk < step:
-                padding = np.zeros((step - n_chunk, *chunk.shape[1:]), chunk.dtype)
-                chunk = np.concatenate([chunk, padding])
-            raw = runtime.session.run([runtime.output], {runtime.input.name: chunk})[0]
-            proba[start : start + n_chunk] = _to_proba(
-                raw[:n_chunk] if runtime.input.fixed_batch else raw,
+        return self._run_batches(
+            runtime,
+            rows,
+            np.empty((rows.shape[0], len(runtime.classes))),
+            lambda raw, n_rows: _to_proba(
+                raw,
                 self.output_kind,
                 runtime.order,
                 len(runtime.classes),
-                n_chunk,
+                n_rows,
                 runtime.output,
-            )
-        return proba
+            ),
+        )
 
     def predict_proba(self, X) -> np.ndarray:
         """Class probabilities from the model, columns in ``classes_`` order.
@@ -380,22 +443,3 @@ class OnnxClassifier(_LazyRuntime, ClassifierMixin, BaseEstimator):
         """
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    # ------------------------------------------------------------ pickling
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        if state.get("_model_data") is None:
-            try:
-                state["_model_data"] = _read_model(self.model)
-            except (OSError, TypeError):
-                pass  # reported on first use after unpickling
-        state.pop("_lock", None)
-        state.pop("_runtime", None)
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        state.setdefault("_model_data", None)
-        super().__setstate__(state)
-        self._lock = threading.Lock()
-        self._runtime = None

@@ -1,4 +1,5 @@
-"""The model's input and output: rows in, probabilities out; option checks."""
+"""The model's input and output: rows in, probabilities (or a regressor's
+predictions) out; option checks."""
 
 from __future__ import annotations
 
@@ -51,7 +52,11 @@ def _check_classes(classes) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _check_options(output_kind, batch_size, intra, inter) -> None:
-    if not (isinstance(output_kind, str) and output_kind in _OUTPUT_KINDS):
+    """Check the run options; ``output_kind=None``: a model without one (a
+    regressor's)."""
+    if output_kind is not None and not (
+        isinstance(output_kind, str) and output_kind in _OUTPUT_KINDS
+    ):
         raise ValueError(
             f"output_kind must be one of {_OUTPUT_KINDS}; got {output_kind!r}."
         )
@@ -211,8 +216,37 @@ def _columns_message(output: str, n_columns, n_classes: int) -> str:
     )
 
 
-def _pick_output(outputs, output, owner: str):
-    """The session output (an onnxruntime ``NodeArg``) that holds class scores."""
+def _to_predictions(raw, n_rows: int, output: str, owner: str) -> np.ndarray:
+    """A regressor's model output as float64 predictions of shape ``(n_rows,)``.
+
+    The output must hold one column: shape ``(n_rows, 1)`` or ``(n_rows,)``.
+    """
+    raw = np.asarray(raw)
+    if raw.ndim == 2 and raw.shape[0] == n_rows and raw.shape[1] != 1:
+        raise ValueError(_one_column_message(owner, output, raw.shape))
+    if raw.shape not in ((n_rows,), (n_rows, 1)):
+        raise ValueError(
+            f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
+            f"expected ({n_rows}, 1) or ({n_rows},): one prediction per input row."
+        )
+    return raw.reshape(n_rows).astype(np.float64)
+
+
+def _one_column_message(owner: str, output: str, shape) -> str:
+    shape = _format_shape(shape)
+    return (
+        f"{owner} needs a model with one output column (one prediction per row), "
+        f"shape [N, 1] or [N]; model output {output!r} has shape {shape}. Export "
+        "a single-target model, or pass output=<name> of a one-column output."
+    )
+
+
+def _pick_output(outputs, output, owner: str, what: str = "class scores", ranks=(2,)):
+    """The session output (an onnxruntime ``NodeArg``) that holds ``what``.
+
+    With ``output=None``, the model's only output, or its only float output of
+    one of ``ranks`` (2: class scores; 1 or 2: a regressor's predictions).
+    """
     described = ", ".join(
         f"{o.name!r} {o.type} {_format_shape(o.shape)}" for o in outputs
     )
@@ -221,12 +255,12 @@ def _pick_output(outputs, output, owner: str):
             chosen = outputs[0]
         else:
             candidates = [
-                o for o in outputs if o.type in _FLOAT_OUTPUTS and len(o.shape) == 2
+                o for o in outputs if o.type in _FLOAT_OUTPUTS and len(o.shape) in ranks
             ]
             if len(candidates) != 1:
                 raise ValueError(
                     f"{owner}: the model has outputs {described}; pass "
-                    "output=<name> to say which holds the class scores."
+                    f"output=<name> to say which holds the {what}."
                 )
             chosen = candidates[0]
     else:
@@ -245,7 +279,7 @@ def _pick_output(outputs, output, owner: str):
             else ""
         )
         raise ValueError(
-            f"model output {chosen.name!r} has type {chosen.type}{hint}; the class "
-            f"scores must be a float tensor. The model's outputs: {described}."
+            f"model output {chosen.name!r} has type {chosen.type}{hint}; the "
+            f"{what} must be a float tensor. The model's outputs: {described}."
         )
     return chosen

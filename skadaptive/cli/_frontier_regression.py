@@ -1,0 +1,277 @@
+"""``skadaptive frontier`` for regressors: errors in the target's units.
+
+The same table, JSON and plot as for classifiers, with each point's error
+(MSE or MAE, as ``--loss``) where they show an accuracy: lower is better.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ._frontier import (
+    ERROR_NAMES,
+    _knob,
+    _params,
+    batch_size_advice,
+    write_results,
+)
+from ._frontier import (
+    _format_batch_sizes as format_batch_sizes,
+)
+from ._intervals import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    bootstrap_intervals,
+    format_error_interval,
+    too_few_rows_warning,
+)
+from ._io import CommandError
+from ._table import table
+
+#: What each error is, for the note under the table.
+ERROR_TEXTS = {
+    "squared_error": "mean squared error of the predictions, in the target's "
+    "units squared",
+    "absolute_error": "mean absolute error of the predictions, in the target's units",
+}
+
+
+def columns(loss: str) -> tuple:
+    """The table's columns: the classifiers' with the error for the accuracy."""
+    return (
+        "point",
+        ERROR_NAMES[loss],
+        f"{CONFIDENCE:.0%} CI",
+        "cumulative cost",
+        "cumulative / full",
+        "exit rates",
+    )
+
+
+def run_regression(args, stages, X, y, progress, out) -> int:
+    """``skadaptive frontier`` over the regression ``stages`` on ``X, y``."""
+    from sklearn.model_selection import train_test_split
+
+    from .. import AdaptiveCascadeRegressor
+
+    X_policy, X_eval, y_policy, y_eval = train_test_split(
+        X, y, test_size=args.test_size, random_state=args.seed
+    )
+    cascade = AdaptiveCascadeRegressor(
+        stages,
+        loss=args.loss or "squared_error",
+        random_state=args.seed,
+        verbose=progress.verbose,
+        **_params(args),
+    )
+    cascade, report = _fit_and_evaluate(
+        cascade, (X_policy, y_policy, X_eval, y_eval), args.seed, progress
+    )
+    print(
+        f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
+        f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
+        file=out,
+    )
+    print(_format(report), file=out)
+    name = report["error_name"]
+    print(
+        f"{name}: {ERROR_TEXTS[cascade.loss]} (lower is better); "
+        f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
+        "resamples of the held-out rows); cumulative cost: per row, of every "
+        "stage run up to the row's exit (a stage's row: all rows exit there, "
+        "with its own prediction).",
+        file=out,
+    )
+    if report["batch_sizes"] is not None:
+        print(format_batch_sizes(report["batch_sizes"]), file=out)
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=out)
+    write_results(args, report, [cascade], X_eval, y_eval, progress, out)
+    return 0
+
+
+def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
+    """Fit ``cascade`` on the policy rows; its report on the evaluation rows."""
+    X_policy, y_policy, X_eval, y_eval = rows
+    with progress.step("measuring costs and learning the policy"):
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                cascade.fit(X_policy, y_policy)
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from exc
+        fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
+        cascade.set_params(verbose=0)  # for this command only
+    with progress.step("evaluating the frontier on held-out rows"):
+        try:
+            test = cascade.evaluate_frontier(X_eval, y_eval)
+            intervals = error_intervals(cascade, X_eval, y_eval, seed)
+        except (ValueError, TypeError) as exc:
+            raise CommandError(str(exc)) from exc
+    report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
+    report["warnings"] = fit_warnings + report["warnings"]
+    return cascade, report
+
+
+def error_intervals(cascade, X, y, seed) -> dict:
+    """Bootstrap intervals of the error of every point of the table.
+
+    Needs each point's error on each row, which ``evaluate_frontier``
+    averages away: the stages are run on the rows again, and the policies
+    applied to their answers as it does. Each row's error is its loss in the
+    target's units (squared or absolute), whose mean is the point's error.
+    """
+    from ..policies._policy import oracle_exits, stage_correct
+    from ..stages import exit_probas
+    from ..stages._combined import combined_answers
+
+    # The answers as the policy sees them (centred and scaled): minus each
+    # row's loss on that scale, times the scale's unit, is its error.
+    alone = cascade._policy_answers(exit_probas(cascade._stage_source(), X))
+    answers = combined_answers(cascade.combiners_, alone)
+    y_scaled = cascade._encode_new_targets(y)
+    unit = cascade.target_scale_ ** (2 if cascade.loss == "squared_error" else 1)
+    minus_loss = stage_correct(answers, y_scaled, cascade.loss)
+    errors = -minus_loss * unit
+    errors_alone = -stage_correct(alone, y_scaled, cascade.loss) * unit
+    rows = np.arange(len(y))
+    policies = [p.policy for p in cascade._frontier_evaluations()]
+    exits = [
+        oracle_exits(minus_loss),
+        *(policy.exit_stage(answers) for policy in policies),
+        cascade.policy_.exit_stage(answers),
+    ]
+    points = np.concatenate(
+        [errors_alone, np.stack([errors[stage, rows] for stage in exits]), errors]
+    )
+    intervals = bootstrap_intervals(points, seed=seed).tolist()
+    n_stages, n_frontier = len(errors), len(policies)
+    return {
+        "stages": intervals[:n_stages],
+        "oracle": intervals[n_stages],
+        "frontier": intervals[n_stages + 1 : n_stages + 1 + n_frontier],
+        "chosen": intervals[n_stages + 1 + n_frontier],
+        "exits": intervals[-n_stages:],
+    }
+
+
+def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
+    """The classifiers' report with the error for the accuracy (same layout)."""
+    total = float(cascade.cumulative_costs_[-1])
+    stage_intervals = intervals["stages"]
+    warning = too_few_rows_warning(
+        n_eval, stage_intervals[0], stage_intervals[-1], fmt=format_error_interval
+    )
+    return {
+        "task": "regression",
+        "loss": cascade.loss,
+        "error_name": ERROR_NAMES[cascade.loss],
+        "n_policy_rows": n_policy,
+        "n_evaluation_rows": n_eval,
+        "error_interval": {
+            "method": "percentile bootstrap over the held-out rows",
+            "confidence": CONFIDENCE,
+            "resamples": N_RESAMPLES,
+            "seed": cascade.random_state,
+        },
+        "stages": [
+            {
+                "name": name,
+                "cost": float(cost),
+                "cumulative_cost": float(cumulative),
+                "error": float(error),
+                "error_interval": interval,
+            }
+            for (name, _), cost, cumulative, error, interval in zip(
+                cascade.estimators,
+                cascade.costs_,
+                cascade.cumulative_costs_,
+                test["stage_errors"],
+                stage_intervals,
+            )
+        ],
+        "oracle": {
+            "error": float(test["oracle_error"]),
+            "error_interval": intervals["oracle"],
+            "cost": float(test["oracle_cost"]),
+        },
+        "frontier": [
+            {
+                "cost_weight": float(lam),
+                "error": float(error),
+                "error_interval": interval,
+                "cost": float(cost),
+                "fraction_of_full_cost": float(cost / total),
+                "exit_rates": rates.tolist(),
+            }
+            for lam, error, interval, cost, rates in zip(
+                test["cost_weight"],
+                test["error"],
+                intervals["frontier"],
+                test["expected_cost"],
+                test["exit_rates"],
+            )
+        ],
+        "chosen": {
+            "setting": _knob(cascade),
+            "error": float(test["error_at_fit"]),
+            "error_interval": intervals["chosen"],
+            "cost": float(test["cost_at_fit"]),
+            "policy_rows_cost": float(cascade.policy_rows_cost_),
+            "expected_cost": float(cascade.expected_cost_),
+        },
+        "exits": [
+            {
+                "name": name,
+                "combiner": combiner.kind,
+                "error": float(error),
+                "error_interval": interval,
+            }
+            for (name, _), combiner, error, interval in zip(
+                cascade.estimators,
+                cascade.combiners_,
+                test["exit_errors"],
+                intervals["exits"],
+            )
+        ],
+        "batch_sizes": batch_size_advice(cascade, test["exit_rates_at_fit"]),
+        "costs_unit": "seconds per row (measured), for calls of "
+        f"{cascade.cost_batch_size_} rows"
+        if isinstance(cascade.costs, str)
+        else "as given",
+        "warnings": [] if warning is None else [warning],
+    }
+
+
+def _format(report) -> str:
+    total = report["stages"][-1]["cumulative_cost"]
+
+    def row(name, point, cost, exit_rates="-"):
+        return (
+            name,
+            f"{point['error']:.4g}",
+            format_error_interval(point["error_interval"]),
+            f"{cost:.4g}",
+            f"{cost / total:.3f}",
+            exit_rates,
+        )
+
+    rows = [
+        row(f"stage {s['name']}", s, s["cumulative_cost"]) for s in report["stages"]
+    ]
+    rows.append(row("oracle", report["oracle"], report["oracle"]["cost"]))
+    seen = set()
+    for point in report["frontier"]:
+        key = (float(f"{point['error']:.12g}"), round(point["cost"], 15))
+        if key in seen:  # neighbouring cost weights often pick the same policy
+            continue
+        seen.add(key)
+        rates = "/".join(f"{r:.2f}" for r in point["exit_rates"])
+        rows.append(
+            row(f"cost_weight={point['cost_weight']:.3g}", point, point["cost"], rates)
+        )
+    chosen = report["chosen"]
+    rows.append(row(f"chosen: {chosen['setting']}", chosen, chosen["cost"]))
+    return table(rows, columns(report["loss"]))

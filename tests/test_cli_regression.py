@@ -1,0 +1,330 @@
+"""The command line with regressors: ``predict`` with a saved regressor,
+``frontier`` over regression models (errors instead of accuracies) and the
+options it refuses for them."""
+
+import csv
+import json
+import pickle
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_friedman1
+from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+from skadaptive import AdaptiveCascadeRegressor, EarlyExitRegressor
+from skadaptive.cli import _parser, main
+
+FIXTURES = Path(__file__).parent / "fixtures" / "onnx"
+
+
+def _write_csv(path, X, y=None, label="target"):
+    header = [f"f{i}" for i in range(X.shape[1])] + ([] if y is None else [label])
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for k, row in enumerate(X):
+            writer.writerow([*row, *([] if y is None else [y[k]])])
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Two fitted regressors (joblib), a classifier, regression rows as CSV
+    (target column last) and two fitted adaptive regressors: a cascade saved
+    with joblib, an early-exit model saved with pickle."""
+    folder = tmp_path_factory.mktemp("cli_regression")
+    X, y = make_friedman1(n_samples=700, noise=0.5, random_state=0)
+    X_train, y_train, X_data, y_data = X[:300], y[:300], X[300:], y[300:]
+    ridge = Ridge().fit(X_train, y_train)
+    forest = RandomForestRegressor(n_estimators=10, random_state=0)
+    joblib.dump(ridge, folder / "ridge.joblib")
+    joblib.dump(forest.fit(X_train, y_train), folder / "forest.joblib")
+    joblib.dump(
+        LogisticRegression().fit(X_train, y_train > 14), folder / "classifier.joblib"
+    )
+    _write_csv(folder / "data.csv", X_data, y_data)
+    cascade = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("forest", RandomForestRegressor(n_estimators=10))],
+        costs=[1, 10],
+        cv=3,
+        random_state=0,
+    ).fit(X_train, y_train)
+    joblib.dump(cascade, folder / "cascade.joblib")
+    early_exit = EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=20, random_state=0),
+        exits=[5, 10, 20],
+        loss="absolute_error",
+        cv=3,
+        random_state=0,
+    ).fit(X_train, y_train)
+    (folder / "early_exit.pkl").write_bytes(pickle.dumps(early_exit))
+    return folder, X_data, y_data
+
+
+def _frontier(folder, tmp_path, *arguments):
+    return main(
+        [
+            "frontier",
+            *map(str, arguments),
+            "--json",
+            str(tmp_path / "f.json"),
+            "--plot",
+            str(tmp_path / "f.png"),
+        ]
+    )
+
+
+# ------------------------------------------------------------------- predict
+@pytest.mark.parametrize(
+    ("model", "error"), [("cascade.joblib", "MSE"), ("early_exit.pkl", "MAE")]
+)
+def test_predict_with_a_saved_regressor_writes_prediction_exit_and_cost(
+    files, tmp_path, capsys, model, error
+):
+    folder, X, y = files
+    code = main(
+        [
+            "predict",
+            str(folder / model),
+            "--data",
+            str(folder / "data.csv"),
+            "--label",
+            "target",
+            "--output",
+            str(tmp_path / "pred.csv"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "exit rate" in out and "average cost per row" in out
+    assert "accuracy" not in out
+    fitted = joblib.load(folder / model)
+    result = fitted.route(X)
+    metric = mean_squared_error if error == "MSE" else mean_absolute_error
+    (line,) = [line for line in out.splitlines() if line.startswith(f"{error}: ")]
+    assert float(line.split()[1]) == pytest.approx(metric(y, result.prediction), 1e-3)
+    with open(tmp_path / "pred.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["prediction", "exit_stage", "cost"]
+    written = np.array(rows[1:], dtype=float)
+    assert_allclose(written[:, 0], result.prediction)
+    assert_array_equal(written[:, 1], result.exit_stage)
+    assert_allclose(written[:, 2], result.cost)
+
+
+def test_predict_without_targets_and_with_text_targets(files, tmp_path, capsys):
+    folder, X, _ = files
+    _write_csv(tmp_path / "rows.csv", X)
+    cascade = str(folder / "cascade.joblib")
+    code = main(["predict", cascade, "--data", str(tmp_path / "rows.csv")])
+    out = capsys.readouterr().out
+    assert code == 0 and "MSE" not in out and "average cost per row" in out
+    _write_csv(tmp_path / "text.csv", X, np.where(np.arange(len(X)) % 2, "a", "b"))
+    code = main(
+        ["predict", cascade, "--data", str(tmp_path / "text.csv"), "--label", "target"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "the target holds text (e.g. 'a', 'b') and a regressor predicts" in err
+    assert "--label" in err
+
+
+# ------------------------------------------------------------------ frontier
+def test_frontier_of_regressors_prints_an_mse_column_and_saves_a_regressor(
+    files, tmp_path, capsys
+):
+    folder, X, y = files
+    code = _frontier(
+        folder,
+        tmp_path,
+        folder / "ridge.joblib",
+        folder / "forest.joblib",
+        "--data",
+        folder / "data.csv",
+        "--costs",
+        1,
+        10,
+        "--save",
+        tmp_path / "cascade.joblib",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    header = next(line for line in out.splitlines() if line.startswith("point"))
+    assert header.split()[:4] == ["point", "MSE", "95%", "CI"]
+    assert "accuracy" not in out
+    assert "stage ridge" in out and "stage forest" in out and "oracle" in out
+    assert "MSE: mean squared error of the predictions" in out
+    assert "chosen: cost_weight=0.01" in out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["task"] == "regression" and report["error_name"] == "MSE"
+    assert "accuracy" not in json.dumps(report)
+    assert [s["name"] for s in report["stages"]] == ["ridge", "forest"]
+    points = [*report["stages"], report["oracle"], *report["frontier"]]
+    for point in [*points, report["chosen"], *report["exits"]]:
+        low, high = point["error_interval"]
+        assert 0 <= low <= point["error"] <= high
+    errors = [s["error"] for s in report["stages"]]
+    assert report["oracle"]["error"] <= min(errors)
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    cascade = joblib.load(tmp_path / "cascade.joblib")
+    assert isinstance(cascade, AdaptiveCascadeRegressor)
+    assert cascade.cost_weight == 0.01
+    # The stages' errors are those of the models on the held-out rows.
+    n_eval = report["n_evaluation_rows"]
+    assert n_eval == 120
+    assert max(errors) > min(errors) > 0
+
+
+def test_frontier_of_regressors_with_absolute_error_and_a_budget(
+    files, tmp_path, capsys
+):
+    folder, _, _ = files
+    code = _frontier(
+        folder,
+        tmp_path,
+        folder / "ridge.joblib",
+        folder / "forest.joblib",
+        "--data",
+        folder / "data.csv",
+        "--costs",
+        1,
+        10,
+        "--loss",
+        "absolute_error",
+        "--budget",
+        5,
+        "--policy",
+        "disagreement",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    header = next(line for line in out.splitlines() if line.startswith("point"))
+    assert header.split()[1] == "MAE"
+    assert "chosen: budget=5" in out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["loss"] == "absolute_error" and report["error_name"] == "MAE"
+    assert report["chosen"]["policy_rows_cost"] <= 5 * (1 + 1e-9)
+
+
+# ------------------------------------------------------------------ refusals
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["ridge.joblib", "classifier.joblib"],
+            "the models mix regressors (ridge.joblib (Ridge)) and classifiers "
+            "(classifier.joblib (LogisticRegression)); a cascade's models must all "
+            "be classifiers or all regressors",
+        ),
+        (
+            ["ridge.joblib", "forest.joblib", "--answer", "combined"],
+            "--answer combined is for classifiers",
+        ),
+        (
+            ["ridge.joblib", "forest.joblib", "--answer", "both"],
+            "--answer both is for classifiers",
+        ),
+        (
+            ["ridge.joblib", "forest.joblib", "--classes", "a", "b"],
+            "regressors have none; drop --classes",
+        ),
+        (
+            ["ridge.joblib", "forest.joblib", "--policy", "entropy"],
+            "--policy entropy ranks class probabilities, which regressors do not "
+            "give; for regressors use one of linear, constant, eenet, "
+            "disagreement, uncertainty",
+        ),
+        (
+            ["ridge.joblib", "forest.joblib", "--task", "classification"],
+            "--task classification needs classifiers, but ridge.joblib (Ridge) and "
+            "forest.joblib (RandomForestRegressor) are regressors",
+        ),
+        (
+            ["classifier.joblib", "classifier.joblib", "--task", "regression"],
+            "--task regression needs regressors, but classifier.joblib",
+        ),
+        (
+            ["classifier.joblib", "classifier.joblib", "--loss", "absolute_error"],
+            "--loss absolute_error is the error a regression cascade minimises",
+        ),
+        (
+            ["classifier.joblib", "classifier.joblib", "--policy", "disagreement"],
+            "--policy disagreement is for regressors",
+        ),
+        (
+            ["classifier.joblib", "classifier.joblib"],
+            "as a regression target's are, and the models are classifiers",
+        ),
+        (
+            ["ridge.joblib", "forest.joblib", "--data", "text.csv"],
+            "the target holds text",
+        ),
+        (
+            ["ridge.joblib", str(FIXTURES / "digits_tiny.onnx"), "--task"]
+            + ["regression"],
+            "(ONNX models are classifiers)",
+        ),
+        (
+            ["ridge.joblib", "not_a_model.joblib", "--task", "regression"],
+            "holds a dict, which has no predict; every stage of a regression",
+        ),
+    ],
+)
+def test_frontier_refuses_what_regressors_cannot_do(
+    files, tmp_path, monkeypatch, capsys, arguments, message
+):
+    folder, X, _ = files
+    monkeypatch.chdir(folder)
+    _write_csv(folder / "text.csv", X, np.where(np.arange(len(X)) % 2, "a", "b"))
+    joblib.dump({"a": 1}, folder / "not_a_model.joblib")
+    if "--data" not in arguments:
+        arguments = [*arguments, "--data", "data.csv"]
+    code = _frontier(folder, tmp_path, *arguments)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith("skadaptive frontier: error:")
+    assert message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "f.json").exists()
+
+
+def test_an_explicit_task_refuses_options_before_reading_anything(tmp_path, capsys):
+    # The data file does not exist: the error about --answer shows that the
+    # options were checked first.
+    code = _frontier(
+        tmp_path,
+        tmp_path,
+        "a.joblib",
+        "b.joblib",
+        "--data",
+        "missing.csv",
+        "--task",
+        "regression",
+        "--answer",
+        "combined",
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and "--answer combined is for classifiers" in err
+
+
+def test_an_unknown_policy_lists_both_tasks_policies(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frontier", "a.joblib", "b.joblib", "--data", "d.csv", "--policy", "x"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "classifiers take linear" in err and "regressors linear" in err
+    assert "uncertainty" in err
+
+
+def test_help_texts_say_how_regressors_are_handled():
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    frontier = commands.choices["frontier"].format_help()
+    assert "regressors" in frontier and "MSE" in frontier and "--task" in frontier
+    assert "disagreement" in frontier
+    predict = commands.choices["predict"].format_help()
+    assert "AdaptiveCascadeRegressor" in predict

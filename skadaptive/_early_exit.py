@@ -19,7 +19,7 @@ from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
 from ._validation import is_frozen
-from .stages import ChainExits, MultiExitSource
+from .stages import ChainExits, ChainExitsRegressor, MultiExitSource
 from .stages._backbones import (
     TREE_ENSEMBLES,
     as_multi_exit,
@@ -29,13 +29,6 @@ from .stages._backbones import (
     unwrap,
 )
 from .stages._tree_exits import check_tree_exits
-
-
-def _is_regression_source(model) -> bool:
-    """A fitted multi-exit source whose exits answer regression predictions."""
-    return getattr(model, "regression", False) and all(
-        hasattr(model, name) for name in ("n_stages", "run_stage", "keep_rows")
-    )
 
 
 class _SharedComputation:
@@ -62,35 +55,25 @@ class _SharedComputation:
                 f"{type(model).__name__} is a {other.lower()}; use "
                 f"EarlyExit{other} for it, or a {kind.lower()} here."
             )
+        chain = ChainExitsRegressor if self._regression else ChainExits
         if isinstance(model, ensembles):
             self._check_tree_exits_early(model)
-        elif self._regression and isinstance(model, ChainExits):
-            raise TypeError(
-                "ChainExits has classifier heads; EarlyExitRegressor supports "
-                "GradientBoostingRegressor, RandomForestRegressor, "
-                "ExtraTreesRegressor and fitted multi-exit sources with "
-                "regression = True."
-            )
-        elif not isinstance(model, ChainExits | MultiExitSource) and not (
-            self._regression and _is_regression_source(model)
-        ):
+        elif not isinstance(model, ChainExits | ChainExitsRegressor | MultiExitSource):
             kinds = ", ".join(cls.__name__ for cls in ensembles)
-            chain = "" if self._regression else ", a ChainExits"
             attributes = "regression = True" if self._regression else "classes_"
             raise TypeError(
-                f"estimator must be a {kinds}{chain}, one of these in a "
-                "FrozenEstimator, or a fitted multi-exit source (n_stages, "
+                f"estimator must be a {kinds}, a {chain.__name__}, one of these "
+                "in a FrozenEstimator, or a fitted multi-exit source (n_stages, "
                 f"{attributes}, run_stage, keep_rows and default_costs; see "
                 f"skadaptive.stages.MultiExitSource); got {type(model).__name__}."
             )
-        elif (
-            not self._regression
-            and not isinstance(model, ChainExits)
-            and getattr(model, "regression", False)
-        ):
+        elif bool(getattr(model, "regression", False)) != self._regression:
+            answers = "predictions" if self._regression else "class probabilities"
+            other = "EarlyExitClassifier" if self._regression else "EarlyExitRegressor"
             raise TypeError(
-                f"{type(model).__name__} answers with regression predictions "
-                "(regression = True); use EarlyExitRegressor for it."
+                f"{type(model).__name__} does not answer with {answers} (its "
+                f"regression is {bool(getattr(model, 'regression', False))}); use "
+                f"{other} for it, or a {chain.__name__} here."
             )
         elif self.exits is not None:
             as_multi_exit(model, self.exits)  # raises: the exits are the model's
@@ -157,7 +140,7 @@ class _SharedComputation:
         model = unwrap(self.estimator)
         if isinstance(model, TREE_ENSEMBLES):
             return True
-        if isinstance(model, ChainExits):
+        if isinstance(model, ChainExits | ChainExitsRegressor):
             return False
         return model.default_costs() is not None
 
@@ -341,7 +324,9 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
           :class:`~sklearn.ensemble.RandomForestRegressor` or
           :class:`~sklearn.ensemble.ExtraTreesRegressor`, with exits after
           ``exits`` trees (boosting: iterations);
-        - one of these wrapped in :class:`~sklearn.frozen.FrozenEstimator`
+        - a :class:`~skadaptive.stages.ChainExitsRegressor` of blocks and
+          regressor heads;
+        - any of these wrapped in :class:`~sklearn.frozen.FrozenEstimator`
           (already fitted: used as given, never refitted);
         - any fitted object following the
           :class:`~skadaptive.stages.MultiExitSource` protocol with

@@ -53,6 +53,7 @@ _TRUSTED = (
     "skadaptive.policies._eenet._ExitScorer",
     "skadaptive.stages._tree_exits.TreeEnsembleExits",
     "skadaptive.stages._chain_exits.ChainExits",
+    "skadaptive.stages._chain_exits.ChainExitsRegressor",
     "skadaptive.stages._combined.ExitCombiner",
     "skadaptive.stages.onnx._classifier.OnnxClassifier",
     "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",

@@ -31,7 +31,7 @@ from skadaptive import (
     EarlyExitClassifier,
     EarlyExitRegressor,
 )
-from skadaptive.stages import ChainExits
+from skadaptive.stages import ChainExits, ChainExitsRegressor
 
 
 def _cheap_stages():
@@ -155,6 +155,15 @@ CONFIGS = {
         exits=[3, 6, 12],
         cv=3,
     ),
+    "early_exit_regressor_chain_eenet": lambda: EarlyExitRegressor(
+        ChainExitsRegressor(
+            [StandardScaler(), "passthrough"],
+            [Ridge(), DecisionTreeRegressor(max_depth=4, random_state=0)],
+        ),
+        costs=[1.0, 2.0],
+        policy="eenet",
+        cv=3,
+    ),
     "early_exit_regressor_forest_budget": lambda: EarlyExitRegressor(
         RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0),
         exits=[2, 5, 10],
@@ -251,6 +260,7 @@ EXPECTED_FAILED = {
     "regressor_cascade_eenet_budget_absolute": {},
     "regressor_cascade_uncertainty_batched": {},
     "early_exit_regressor_boosting": {},
+    "early_exit_regressor_chain_eenet": {},
     "early_exit_regressor_forest_budget": dict.fromkeys(
         [
             "check_sample_weight_equivalence_on_dense_data",

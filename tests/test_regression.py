@@ -21,6 +21,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import BayesianRidge, LinearRegression, LogisticRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 from sklearn.neighbors import KNeighborsRegressor
+from sklearn.preprocessing import SplineTransformer, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from skadaptive import (
@@ -31,6 +32,7 @@ from skadaptive import (
 from skadaptive.policies import REGRESSION_POLICIES
 from skadaptive.stages import (
     ChainExits,
+    ChainExitsRegressor,
     TreeEnsembleExits,
     exit_probas,
     regression_answers,
@@ -367,10 +369,17 @@ def test_bad_stages_and_models_get_clear_errors():
         EarlyExitRegressor(GradientBoostingClassifier()).fit(X, y)
     with pytest.raises(TypeError, match="HistGradientBoostingRegressor cannot carry"):
         EarlyExitRegressor(HistGradientBoostingRegressor()).fit(X, y)
-    with pytest.raises(TypeError, match="ChainExits has classifier heads"):
+    with pytest.raises(TypeError, match="use EarlyExitClassifier for it"):
         EarlyExitRegressor(
             ChainExits(["passthrough", "passthrough"], [LogisticRegression()] * 2)
         ).fit(X, y)
+    chain = ChainExitsRegressor(
+        ["passthrough", "passthrough"], [LinearRegression()] * 2
+    )
+    with pytest.raises(TypeError, match="use EarlyExitRegressor for it"):
+        EarlyExitClassifier(chain).fit(X, y > 3)
+    with pytest.raises(TypeError, match="has no predict: each exit"):
+        EarlyExitRegressor(ChainExitsRegressor([None], [StandardScaler()])).fit(X, y)
     with pytest.raises(ValueError, match="policy"):
         _cascade(policy="max_proba").fit(X, y)
     with pytest.raises(ValueError, match="loss"):
@@ -472,3 +481,25 @@ def test_cost_aware_scorer_is_r2_minus_the_weighted_cost():
         refit=cheapest_within(0.05, score="r2"),
     ).fit(X[:800], y[:800])
     assert search.best_params_["cost_weight"] in (0.0, 0.05)
+
+
+def test_chain_exits_regressor_answers_each_head_on_its_blocks_output():
+    X, X_test, y, y_test = _data()
+    chain = ChainExitsRegressor(
+        ["passthrough", SplineTransformer(n_knots=6)],
+        [BayesianRidge(), RandomForestRegressor(n_estimators=20, random_state=0)],
+    )
+    ee = EarlyExitRegressor(chain, costs=[1.0, 10.0], cost_weight=0.05, cv=3)
+    ee.fit(X, y)
+    fitted = ee.estimator_
+    first, _ = fitted.run_stage(0, X_test, None)
+    assert_allclose(first[:, 0], fitted.heads_[0].predict(X_test))
+    assert (first[:, 1] > 0).all()  # BayesianRidge's return_std
+    splines = fitted.blocks_[1].transform(X_test)
+    assert_allclose(fitted.predict(X_test), fitted.heads_[1].predict(splines))
+    routed = ee.route(X_test)
+    assert len(np.unique(routed.exit_stage)) == 2
+    last = routed.exit_stage == 1
+    assert_allclose(routed.prediction[last], fitted.heads_[1].predict(splines[last]))
+    assert_allclose(routed.prediction[~last], fitted.heads_[0].predict(X_test[~last]))
+    assert ee.score(X_test, y_test) > 0.8

@@ -5,7 +5,8 @@
   :func:`regression_answers`: a prediction and the stage's uncertainty);
 - multi-exit sources, whose exits share one computation:
   :class:`TreeEnsembleExits` (exits after given numbers of trees),
-  :class:`ChainExits` (blocks with a classifier head after each), and any
+  :class:`ChainExits` (blocks with a classifier head after each;
+  :class:`ChainExitsRegressor` with regressor heads), and any
   object following the :class:`MultiExitSource` protocol;
 - ONNX models run by onnxruntime on CPU or GPU: :class:`OnnxClassifier` and
   :class:`OnnxRegressor` (stages) and :class:`OnnxMultiExit` (a multi-exit
@@ -13,7 +14,7 @@
 - :class:`ExitCombiner`: how an exit answers with ``answer="combined"``.
 """
 
-from ._chain_exits import ChainExits
+from ._chain_exits import ChainExits, ChainExitsRegressor
 from ._combined import ExitCombiner
 from ._costs import (
     measure_exit_seconds,
@@ -33,6 +34,7 @@ from .onnx import OnnxClassifier, OnnxMultiExit, OnnxRegressor
 
 __all__ = [
     "ChainExits",
+    "ChainExitsRegressor",
     "ExitCombiner",
     "MultiExitSource",
     "OnnxClassifier",

@@ -1,8 +1,9 @@
-"""Exits along a chain of scikit-learn steps, with a classifier head at each.
+"""Exits along a chain of scikit-learn steps, with a head at each.
 
 Block ``k`` transforms the output of block ``k - 1`` (block 0 transforms ``X``);
-head ``k`` classifies block ``k``'s output. A row that exits at head ``k`` never
-pays for blocks ``k + 1`` onwards, and a row that goes on does not recompute
+head ``k`` classifies (:class:`ChainExits`) or regresses
+(:class:`ChainExitsRegressor`) block ``k``'s output. A row that exits at head
+``k`` never pays for blocks ``k + 1`` onwards, and a row that goes on does not recompute
 blocks ``0..k``: the state handed on is block ``k``'s output.
 """
 
@@ -12,14 +13,15 @@ import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
 from ._multi_exit import MultiExitSource, exit_probas
+from ._regression import regression_answers
 
-__all__ = ["ChainExits"]
+__all__ = ["ChainExits", "ChainExitsRegressor"]
 
 
 def _is_passthrough(block) -> bool:
@@ -39,7 +41,7 @@ def _weights_for(weights: dict, member, name: str) -> dict:
     return {}
 
 
-def _check_members(blocks, heads) -> tuple[list, list]:
+def _check_members(blocks, heads, regression=False) -> tuple[list, list]:
     if not isinstance(blocks, list | tuple) or not isinstance(heads, list | tuple):
         raise TypeError("blocks and heads must be lists.")
     if len(blocks) == 0 or len(blocks) != len(heads):
@@ -54,7 +56,13 @@ def _check_members(blocks, heads) -> tuple[list, list]:
                 "must be a transformer, 'passthrough' or None."
             )
     for k, head in enumerate(heads):
-        if not hasattr(head, "predict_proba"):
+        if regression:
+            if not hasattr(head, "predict"):
+                raise TypeError(
+                    f"Head {k} ({type(head).__name__}) has no predict: each exit "
+                    "of a ChainExitsRegressor needs a regressor head."
+                )
+        elif not hasattr(head, "predict_proba"):
             raise TypeError(
                 f"Head {k} ({type(head).__name__}) has no predict_proba: each "
                 "exit needs class probabilities."
@@ -62,7 +70,125 @@ def _check_members(blocks, heads) -> tuple[list, list]:
     return list(blocks), list(heads)
 
 
-class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
+class _Chain(MultiExitSource, BaseEstimator):
+    """What both chains share: the blocks, their fit, and the running state."""
+
+    #: Whether the heads are regressors (their exits answer predictions).
+    regression = False
+
+    @property
+    def rows_in_state(self) -> bool:
+        """Whether later stages read the state only (the engine then passes
+        them no rows): true unless a subclass overrides ``run_stage``."""
+        return type(self).run_stage is _Chain.run_stage
+
+    def __init__(self, blocks, heads):
+        self.blocks = blocks
+        self.heads = heads
+
+    @property
+    def n_stages(self) -> int:
+        """Number of exits."""
+        return len(self.heads)
+
+    def _fit_chain(self, X, y, sample_weight) -> None:
+        blocks, heads = _check_members(self.blocks, self.heads, self.regression)
+        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
+        fitted_blocks, fitted_heads = [], []
+        Z = X
+        for k, (block, head) in enumerate(zip(blocks, heads)):
+            if _is_passthrough(block):
+                fitted_block = block
+            elif isinstance(block, FrozenEstimator):
+                fitted_block = block
+                Z = block.transform(Z)
+            else:
+                fitted_block = clone(block)
+                params = _weights_for(weights, block, f"Block {k}")
+                Z = fitted_block.fit_transform(Z, y, **params)
+            if isinstance(head, FrozenEstimator):
+                fitted_head = head
+            else:
+                params = _weights_for(weights, head, f"Head {k}")
+                fitted_head = clone(head).fit(Z, y, **params)
+            fitted_blocks.append(fitted_block)
+            fitted_heads.append(fitted_head)
+        self.blocks_ = fitted_blocks
+        self.heads_ = fitted_heads
+
+    def default_costs(self) -> None:
+        """None: a chain has no natural cost unit, so its costs are measured."""
+        return None
+
+    def _answer(self, head, Z) -> np.ndarray:
+        return np.asarray(head.predict_proba(Z), dtype=np.float64)
+
+    def run_stage(self, stage: int, X_rows, state):
+        """Apply block ``stage`` to the carried output and answer with its head.
+
+        At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
+        from ``state`` (block ``stage - 1``'s output for the same rows), and
+        ``X_rows`` may be None there (as the engine passes it).
+
+        Parameters
+        ----------
+        stage : int
+        X_rows : array-like of shape (n_rows, n_features)
+        state : array-like or None
+            None at stage 0, else block ``stage - 1``'s output for these rows.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_rows, n_classes) or (n_rows, 2)
+            Class probabilities, or for regression heads each row's
+            prediction and the head's uncertainty
+            (:func:`~skadaptive.stages.regression_answers`).
+        state : array-like
+            Block ``stage``'s output.
+        """
+        check_is_fitted(self)
+        if not 0 <= stage < self.n_stages:
+            raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
+        if stage == 0:
+            Z = X_rows
+        else:
+            if state is None:
+                raise ValueError(
+                    f"Stage {stage} continues from stage {stage - 1}'s state; got None."
+                )
+            if X_rows is not None and _num_samples(X_rows) != _num_samples(state):
+                raise ValueError(
+                    f"X_rows has {_num_samples(X_rows)} rows but the state has "
+                    f"{_num_samples(state)}: pass the state of the same rows "
+                    "(see keep_rows)."
+                )
+            Z = state
+        block = self.blocks_[stage]
+        if not _is_passthrough(block):
+            Z = block.transform(Z)
+        return self._answer(self.heads_[stage], Z), Z
+
+    def keep_rows(self, state, mask):
+        """The state of the rows where the boolean ``mask`` is true, in order.
+
+        Parameters
+        ----------
+        state : object or None
+            What :meth:`run_stage` returned.
+        mask : ndarray of bool of shape (n_rows,)
+
+        Returns
+        -------
+        state : object or None
+        """
+        if state is None:
+            return None
+        if sp.issparse(state) and state.format not in ("csr", "csc"):
+            state = state.tocsr()
+        return _safe_indexing(state, np.flatnonzero(mask))
+
+
+class ChainExits(ClassifierMixin, _Chain):
     """Exits along a chain of blocks with a classifier head after each.
 
     A scikit-learn classifier whose ``predict_proba`` is the last head's, and a
@@ -116,21 +242,6 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
     (150, 2)
     """
 
-    @property
-    def rows_in_state(self) -> bool:
-        """Whether later stages read the state only (the engine then passes
-        them no rows): true unless a subclass overrides ``run_stage``."""
-        return type(self).run_stage is ChainExits.run_stage
-
-    def __init__(self, blocks, heads):
-        self.blocks = blocks
-        self.heads = heads
-
-    @property
-    def n_stages(self) -> int:
-        """Number of exits."""
-        return len(self.heads)
-
     def fit(self, X, y, sample_weight=None):
         """Fit the blocks one after the other and a head on each output.
 
@@ -146,27 +257,8 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
         -------
         self : ChainExits
         """
-        blocks, heads = _check_members(self.blocks, self.heads)
-        weights = {} if sample_weight is None else {"sample_weight": sample_weight}
-        fitted_blocks, fitted_heads = [], []
-        Z = X
-        for k, (block, head) in enumerate(zip(blocks, heads)):
-            if _is_passthrough(block):
-                fitted_block = block
-            elif isinstance(block, FrozenEstimator):
-                fitted_block = block
-                Z = block.transform(Z)
-            else:
-                fitted_block = clone(block)
-                params = _weights_for(weights, block, f"Block {k}")
-                Z = fitted_block.fit_transform(Z, y, **params)
-            if isinstance(head, FrozenEstimator):
-                fitted_head = head
-            else:
-                params = _weights_for(weights, head, f"Head {k}")
-                fitted_head = clone(head).fit(Z, y, **params)
-            fitted_blocks.append(fitted_block)
-            fitted_heads.append(fitted_head)
+        self._fit_chain(X, y, sample_weight)
+        fitted_heads = self.heads_
         classes = np.asarray(fitted_heads[0].classes_)
         for k, head in enumerate(fitted_heads[1:], start=1):
             head_classes = np.asarray(head.classes_)
@@ -176,8 +268,6 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
                     f"{classes!r}: every exit must answer over the same classes in "
                     "the same order."
                 )
-        self.blocks_ = fitted_blocks
-        self.heads_ = fitted_heads
         self.classes_ = classes
         return self
 
@@ -207,68 +297,83 @@ class ChainExits(MultiExitSource, ClassifierMixin, BaseEstimator):
         """
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
-    def default_costs(self) -> None:
-        """None: a chain has no natural cost unit, so its costs are measured."""
-        return None
 
-    def run_stage(self, stage: int, X_rows, state):
-        """Apply block ``stage`` to the carried output and classify it.
+class ChainExitsRegressor(RegressorMixin, _Chain):
+    """Exits along a chain of blocks with a regressor head after each.
 
-        At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
-        from ``state`` (block ``stage - 1``'s output for the same rows), and
-        ``X_rows`` may be None there (as the engine passes it).
+    The regression counterpart of :class:`ChainExits`, for
+    :class:`~skadaptive.EarlyExitRegressor`: exit ``k`` answers with head
+    ``k``'s prediction after blocks ``0..k`` (and the head's uncertainty,
+    see :func:`~skadaptive.stages.regression_answers`), and a row that goes
+    on continues from block ``k``'s output.
+
+    Parameters
+    ----------
+    blocks : list of transformers, ``"passthrough"`` or ``None``
+        Block ``k`` is applied to block ``k - 1``'s output (block 0 to ``X``).
+    heads : list of regressors
+        Head ``k`` predicts from block ``k``'s output.
+
+    Attributes
+    ----------
+    blocks_ : list
+        Fitted blocks (``FrozenEstimator`` members used as given).
+    heads_ : list
+        Fitted heads.
+    n_stages : int
+    regression : bool
+        True: every exit answers a prediction.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.preprocessing import SplineTransformer
+    >>> from skadaptive.stages import ChainExitsRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> chain = ChainExitsRegressor(
+    ...     ["passthrough", SplineTransformer()],
+    ...     [Ridge(), RandomForestRegressor(n_estimators=10, random_state=0)],
+    ... ).fit(X, y)
+    >>> answer, state = chain.run_stage(0, X, None)
+    >>> answer.shape   # prediction and uncertainty (0 for a ridge)
+    (442, 2)
+    >>> bool((chain.predict(X) == chain.run_stage(1, X, state)[0][:, 0]).all())
+    True
+    """
+
+    regression = True
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the blocks one after the other and a head on each output.
 
         Parameters
         ----------
-        stage : int
-        X_rows : array-like of shape (n_rows, n_features)
-        state : array-like or None
-            None at stage 0, else block ``stage - 1``'s output for these rows.
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to every block's and head's ``fit`` that accepts it.
 
         Returns
         -------
-        proba : ndarray of shape (n_rows, n_classes)
-        state : array-like
-            Block ``stage``'s output.
+        self : ChainExitsRegressor
         """
-        check_is_fitted(self)
-        if not 0 <= stage < self.n_stages:
-            raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
-        if stage == 0:
-            Z = X_rows
-        else:
-            if state is None:
-                raise ValueError(
-                    f"Stage {stage} continues from stage {stage - 1}'s state; got None."
-                )
-            if X_rows is not None and _num_samples(X_rows) != _num_samples(state):
-                raise ValueError(
-                    f"X_rows has {_num_samples(X_rows)} rows but the state has "
-                    f"{_num_samples(state)}: pass the state of the same rows "
-                    "(see keep_rows)."
-                )
-            Z = state
-        block = self.blocks_[stage]
-        if not _is_passthrough(block):
-            Z = block.transform(Z)
-        proba = np.asarray(self.heads_[stage].predict_proba(Z), dtype=np.float64)
-        return proba, Z
+        self._fit_chain(X, y, sample_weight)
+        return self
 
-    def keep_rows(self, state, mask):
-        """The state of the rows where the boolean ``mask`` is true, in order.
+    def _answer(self, head, Z) -> np.ndarray:
+        return regression_answers(head, Z)
+
+    def predict(self, X) -> np.ndarray:
+        """Prediction of the last head, after every block.
 
         Parameters
         ----------
-        state : object or None
-            What :meth:`run_stage` returned.
-        mask : ndarray of bool of shape (n_rows,)
+        X : array-like or sparse matrix of shape (n_samples, n_features)
 
         Returns
         -------
-        state : object or None
+        y_pred : ndarray of shape (n_samples,)
         """
-        if state is None:
-            return None
-        if sp.issparse(state) and state.format not in ("csr", "csc"):
-            state = state.tocsr()
-        return _safe_indexing(state, np.flatnonzero(mask))
+        return exit_probas(self, X)[-1][:, 0]

@@ -1,0 +1,314 @@
+"""Regression cascades and early exits: the learned policy against heuristics.
+
+Usage::
+
+    python -m benchmarks.run_regression            # full run (about 15 minutes)
+    python -m benchmarks.run_regression --quick    # smoke run, writes nothing
+
+Three datasets: scikit-learn's bundled ``load_diabetes`` (442 rows of real
+data; 300 for training), and ``make_friedman1`` and ``make_friedman2``
+(8,000 rows each, half for training; friedman2's target spans 0 to about
+1,700, so a scale-free ``cost_weight`` matters). On each, two estimators,
+fitted once with ``costs="auto"`` (the cascade: measured seconds) or trees
+(the early exits):
+
+* ``AdaptiveCascadeRegressor`` over ``Ridge`` -> ``HistGradientBoostingRegressor
+  (max_iter=50)`` -> ``RandomForestRegressor(200 trees)``;
+* ``EarlyExitRegressor`` over ``GradientBoostingRegressor(200 trees,
+  max_depth=3)`` with exits after 25, 50, 100 and 200 trees.
+
+For each budget (10, 25 and 50 % of the full cost), the **default** policy
+(``policy="linear"``) and the two heuristics (``"disagreement"``,
+``"uncertainty"``) are learned for it with ``with_policy`` on the same
+held-out policy rows (the same stages and costs); the **best heuristic** is
+the one with the lower error on those policy rows (not on test). **Random
+deferral** answers each row at a stage drawn at random with the default
+policy's exit rates on the policy rows (the same spend): its test MSE is
+``sum_k rate_k * MSE_k``, computed exactly. Every MSE is on the test rows,
+which neither the stages nor the policies saw. Finally, the **no-loss
+speed-up**: the cheapest budget on a grid (10 % to 100 % of the full cost) at
+which the default estimator's test MSE is within 2 % of the best single
+stage's, and the best stage's own cost over the cascade's measured test cost
+there.
+
+Writes ``benchmarks/results/regression.json`` and
+``benchmarks/REGRESSION_RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_diabetes, make_friedman1, make_friedman2
+from sklearn.ensemble import (
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_squared_error
+from threadpoolctl import threadpool_limits
+
+from ._tables import described_report, pct, run_and_write, table
+from ._tables import environment as machine
+
+BUDGETS = (0.10, 0.25, 0.50)
+GRID = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
+HEURISTICS = ("disagreement", "uncertainty")
+
+
+def _data(name: str, quick: bool):
+    rows = 1000 if quick else 8000
+    if name == "diabetes":
+        X, y = load_diabetes(return_X_y=True)
+        order = np.random.default_rng(0).permutation(len(y))
+        X, y = X[order], y[order]
+        n_train = 300
+    elif name == "friedman1":
+        X, y = make_friedman1(n_samples=rows, noise=1.0, random_state=0)
+        n_train = rows // 2
+    else:
+        X, y = make_friedman2(n_samples=rows, noise=10.0, random_state=0)
+        n_train = rows // 2
+    return X[:n_train], X[n_train:], y[:n_train], y[n_train:]
+
+
+def _estimators(quick: bool):
+    from skadaptive import AdaptiveCascadeRegressor, EarlyExitRegressor
+
+    trees = 20 if quick else 200
+    cascade = AdaptiveCascadeRegressor(
+        [
+            ("ridge", Ridge()),
+            ("hgb", HistGradientBoostingRegressor(max_iter=50, random_state=0)),
+            (
+                "forest",
+                RandomForestRegressor(
+                    n_estimators=trees, min_samples_leaf=2, random_state=0
+                ),
+            ),
+        ],
+        cv=3,
+        random_state=0,
+    )
+    early_exits = EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=trees, max_depth=3, random_state=0),
+        exits=[trees // 8, trees // 4, trees // 2, trees],
+        cv=3,
+        random_state=0,
+    )
+    return {"cascade": cascade, "early exits": early_exits}
+
+
+def _point(fitted, budget, X_test, y_test, stage_mse) -> dict:
+    default = fitted.with_policy(budget=budget, policy="linear")
+    heuristics = {h: fitted.with_policy(budget=budget, policy=h) for h in HEURISTICS}
+    best = min(HEURISTICS, key=lambda h: heuristics[h].policy_rows_error_)
+    test = default.evaluate_frontier(X_test, y_test)
+    heuristic_test = heuristics[best].evaluate_frontier(X_test, y_test)
+    random_mse = float(default.exit_rates_ @ stage_mse)
+    return {
+        "budget": budget,
+        "learned_mse": float(test["error_at_fit"]),
+        "learned_cost": float(test["cost_at_fit"]),
+        "learned_policy_rows_cost": float(default.policy_rows_cost_),
+        "learned_scores": str(
+            default.budget_search_["scores"][default.budget_search_["chosen"]]
+        ),
+        "heuristic": best,
+        "heuristic_mse": float(heuristic_test["error_at_fit"]),
+        "heuristic_cost": float(heuristic_test["cost_at_fit"]),
+        "other_heuristic_mse": {
+            h: float(heuristics[h].evaluate_frontier(X_test, y_test)["error_at_fit"])
+            for h in HEURISTICS
+        },
+        "random_mse": random_mse,
+        "exit_rates": default.exit_rates_.tolist(),
+    }
+
+
+def _no_loss_speed_up(fitted, X_test, y_test, stage_mse, stage_costs) -> dict:
+    best_stage = int(np.argmin(stage_mse))
+    total = fitted.cumulative_costs_[-1]
+    first = fitted.cumulative_costs_[0]
+    for fraction in GRID:
+        if fraction * total < first:
+            continue
+        estimator = fitted.with_policy(budget=fraction * total)
+        test = estimator.evaluate_frontier(X_test, y_test)
+        if test["error_at_fit"] <= 1.02 * stage_mse[best_stage]:
+            return {
+                "fraction": fraction,
+                "mse": float(test["error_at_fit"]),
+                "cost": float(test["cost_at_fit"]),
+                "best_stage": best_stage,
+                "best_stage_mse": float(stage_mse[best_stage]),
+                "speed_up": float(stage_costs[best_stage] / test["cost_at_fit"]),
+            }
+    return {"fraction": None, "best_stage": best_stage}
+
+
+def _dataset(name: str, quick: bool) -> dict:
+    X, X_test, y, y_test = _data(name, quick)
+    out = {"n_train": len(y), "n_test": len(y_test), "estimators": {}}
+    for kind, estimator in _estimators(quick).items():
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # cost order of stages
+            fitted = estimator.fit(X, y)
+        fit_seconds = time.perf_counter() - start
+        stage_mse = np.array(
+            fitted.evaluate_frontier(X_test, y_test)["stage_errors"], dtype=float
+        )
+        stage_costs = fitted._alone_costs(fitted.costs_)
+        total = fitted.cumulative_costs_[-1]
+        points = [
+            _point(fitted, fraction * total, X_test, y_test, stage_mse)
+            for fraction in BUDGETS
+            if fraction * total >= fitted.cumulative_costs_[0]
+        ]
+        for point, fraction in zip(points, BUDGETS[-len(points) :]):
+            point["fraction"] = fraction
+        out["estimators"][kind] = {
+            "fit_seconds": fit_seconds,
+            "cost_unit": fitted._cost_unit() or "cost",
+            "stage_names": fitted._stage_names(),
+            "stage_mse": stage_mse.tolist(),
+            "stage_costs": stage_costs.tolist(),
+            "full_cost": float(total),
+            "points": points,
+            "no_loss": _no_loss_speed_up(
+                fitted, X_test, y_test, stage_mse, stage_costs
+            ),
+            "check": float(
+                mean_squared_error(
+                    y_test, fitted.with_policy(budget=0.25 * total).predict(X_test)
+                )
+            ),
+        }
+    return out
+
+
+def run(quick: bool = False) -> dict:
+    start = time.perf_counter()
+    names = (
+        ("diabetes", "friedman1") if quick else ("diabetes", "friedman1", "friedman2")
+    )
+    with threadpool_limits(limits=1, user_api="blas"):
+        results = {name: _dataset(name, quick) for name in names}
+    points = [
+        p
+        for dataset in results.values()
+        for estimator in dataset.values()
+        if isinstance(estimator, dict)
+        for e in estimator.values()
+        for p in e["points"]
+    ]
+    summary = {
+        "beats_random_everywhere": all(
+            p["learned_mse"] < p["random_mse"] for p in points
+        ),
+        "mean_gain_over_best_heuristic": float(
+            np.mean([1 - p["learned_mse"] / p["heuristic_mse"] for p in points])
+        ),
+        "mean_gain_over_random": float(
+            np.mean([1 - p["learned_mse"] / p["random_mse"] for p in points])
+        ),
+        "n_points": len(points),
+    }
+    return {
+        "command": "python -m benchmarks.run_regression"
+        + (" --quick" if quick else ""),
+        "total_seconds": time.perf_counter() - start,
+        "environment": machine(threads="BLAS limited to 1 thread"),
+        "datasets": results,
+        "summary": summary,
+    }
+
+
+def _mse(value) -> str:
+    return f"{value:.4g}"
+
+
+def markdown(results: dict) -> str:
+    blocks = []
+    for name, dataset in results["datasets"].items():
+        for kind, e in dataset["estimators"].items():
+            stages = ", ".join(
+                f"{n} {_mse(m)}" for n, m in zip(e["stage_names"], e["stage_mse"])
+            )
+            rows = []
+            for p in e["points"]:
+                rows.append(
+                    [
+                        pct(p["fraction"]),
+                        _mse(p["learned_mse"]),
+                        f"{p['heuristic']} {_mse(p['heuristic_mse'])}",
+                        _mse(p["random_mse"]),
+                        f"{1 - p['learned_mse'] / p['heuristic_mse']:+.1%}",
+                        f"{1 - p['learned_mse'] / p['random_mse']:+.1%}",
+                        pct(p["learned_policy_rows_cost"] / e["full_cost"]),
+                        pct(p["learned_cost"] / e["full_cost"]),
+                        pct(p["heuristic_cost"] / e["full_cost"]),
+                        p["learned_scores"],
+                    ]
+                )
+            no_loss = e["no_loss"]
+            if no_loss["fraction"] is None:
+                speed = (
+                    "no budget on the grid reaches within 2 % of the best stage's "
+                    "test MSE"
+                )
+            else:
+                best = e["stage_names"][no_loss["best_stage"]]
+                speed = (
+                    f"within 2 % of the best stage ({best}, "
+                    f"MSE {_mse(no_loss['best_stage_mse'])}) from a budget of "
+                    f"{pct(no_loss['fraction'])} of the full cost: MSE "
+                    f"{_mse(no_loss['mse'])} at {no_loss['speed_up']:.2f}x less "
+                    "cost than that stage alone"
+                )
+            blocks.append(
+                f"### {name}, {kind} ({dataset['n_train']} training rows, "
+                f"{dataset['n_test']} test rows)\n\n"
+                f"Stage test MSE: {stages}; costs in {e['cost_unit']}, full cost "
+                f"{e['full_cost']:.4g}; fitted in {e['fit_seconds']:.1f} s.\n\n"
+                + table(
+                    rows,
+                    [
+                        "budget",
+                        "learned MSE",
+                        "best heuristic MSE",
+                        "random MSE",
+                        "vs heuristic",
+                        "vs random",
+                        "learned spent (policy rows)",
+                        "learned spent (test)",
+                        "heuristic spent (test)",
+                        "learned scores",
+                    ],
+                )
+                + f"\n\nNo-loss speed-up: {speed}.\n"
+            )
+    s = results["summary"]
+    body = "\n".join(blocks) + (
+        "\n### Summary\n\n"
+        f"Over {s['n_points']} points: the learned policy beats random deferral "
+        f"{'at every point' if s['beats_random_everywhere'] else 'NOT at every point'}"
+        f" (mean MSE reduction {s['mean_gain_over_random']:+.1%}); against the best "
+        f"heuristic (chosen on the policy rows) the mean MSE reduction is "
+        f"{s['mean_gain_over_best_heuristic']:+.1%} (target: above 0).\n"
+    )
+    return described_report("Regression results", results, __doc__, body)
+
+
+def main(argv=None) -> None:
+    run_and_write(
+        __doc__, run, markdown, "regression.json", "REGRESSION_RESULTS.md", argv
+    )
+
+
+if __name__ == "__main__":
+    main()

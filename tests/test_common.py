@@ -16,7 +16,6 @@ from sklearn.ensemble import (
     GradientBoostingClassifier,
     GradientBoostingRegressor,
     RandomForestClassifier,
-    RandomForestRegressor,
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import BayesianRidge, LogisticRegression, Ridge
@@ -143,13 +142,6 @@ CONFIGS = {
         cv=0.3,
         random_state=0,
     ),
-    "regressor_cascade_uncertainty_batched": lambda: AdaptiveCascadeRegressor(
-        [("bayes", BayesianRidge()), ("tree", DecisionTreeRegressor(max_depth=3))],
-        costs=[1, 4],
-        policy="uncertainty",
-        batch_size=7,
-        cv=3,
-    ),
     "early_exit_regressor_boosting": lambda: EarlyExitRegressor(
         GradientBoostingRegressor(n_estimators=12, max_depth=2, random_state=0),
         exits=[3, 6, 12],
@@ -162,12 +154,6 @@ CONFIGS = {
         ),
         costs=[1.0, 2.0],
         policy="eenet",
-        cv=3,
-    ),
-    "early_exit_regressor_forest_budget": lambda: EarlyExitRegressor(
-        RandomForestRegressor(n_estimators=10, max_depth=4, random_state=0),
-        exits=[2, 5, 10],
-        budget=5.0,
         cv=3,
     ),
 }
@@ -258,18 +244,8 @@ EXPECTED_FAILED = {
     "early_exit_chain_patience_batched": {},
     "regressor_cascade": {},
     "regressor_cascade_eenet_budget_absolute": {},
-    "regressor_cascade_uncertainty_batched": {},
     "early_exit_regressor_boosting": {},
     "early_exit_regressor_chain_eenet": {},
-    "early_exit_regressor_forest_budget": dict.fromkeys(
-        [
-            "check_sample_weight_equivalence_on_dense_data",
-            "check_sample_weight_equivalence_on_sparse_data",
-        ],
-        "a random forest's bootstrap draws rows, not weights: weighting a row by 2 "
-        "is not the same as repeating it, so the forest itself fails this check "
-        "(scikit-learn lists it as an expected failure of RandomForestRegressor)",
-    ),
 }
 if parse_version(sklearn.__version__) < parse_version("1.7"):
     # Before 1.7 this check ran for estimators whose tags refuse sparse input

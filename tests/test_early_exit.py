@@ -312,7 +312,7 @@ def test_a_rows_answer_depends_on_neither_its_batch_nor_its_position(
 
 
 @pytest.mark.budget
-@settings(max_examples=10)
+@settings(max_examples=6)
 @given(
     fraction=st.floats(0.125, 1.0),
     policy=st.sampled_from(POLICIES),

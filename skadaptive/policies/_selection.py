@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
+from ._losses import is_regression_loss
 from ._policy_search import PolicySearch
 
 #: Folds over the policy rows for the out-of-sample estimates of the policy.
@@ -369,8 +370,14 @@ def choose_policy(
         return_folds=True,
     )
     # The last budget candidate, per-stage max-probability thresholds, is the
-    # simplest: a learned score replaces it only when clearly better.
-    reference = None if normalized_budget is None else len(candidates) - 1
+    # simplest: a learned score replaces it only when clearly better. Not for
+    # regression, whose reference (per-exit disagreement) cannot rank the
+    # rows of a first stage at all: the lowest out-of-sample loss is kept.
+    reference = (
+        None
+        if normalized_budget is None or is_regression_loss(search.loss)
+        else len(candidates) - 1
+    )
     best, out_of_sample, estimate = select_out_of_sample(
         search, exit_stage, folds, reference
     )

@@ -57,9 +57,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
 
     # ------------------------------------------------------------ targets
     def _check_targets(self, y, sample_weight):
-        y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
-        )
+        y = self._numeric_targets(y)
         weight = sample_weight
         if weight is not None and not weight.sum() > 0:
             weight = None
@@ -75,10 +73,27 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         )
 
     def _encode_new_targets(self, y) -> np.ndarray:
-        y = check_array(
-            y, ensure_2d=False, dtype=np.float64, input_name="y", ensure_all_finite=True
-        )
-        return self._encode_targets(y)
+        return self._encode_targets(self._numeric_targets(y))
+
+    def _numeric_targets(self, y) -> np.ndarray:
+        """``y`` as finite float64, or a clear error for class labels."""
+        try:
+            return check_array(
+                y,
+                ensure_2d=False,
+                dtype=np.float64,
+                input_name="y",
+                ensure_all_finite=True,
+            )
+        except (TypeError, ValueError) as error:
+            if "convert" not in str(error):
+                raise
+            classifier = type(self).__name__.replace("Regressor", "Classifier")
+            raise ValueError(
+                f"y holds values that are not numbers (e.g. {np.ravel(y)[0]!r}): "
+                f"{type(self).__name__} predicts a numeric target; use "
+                f"{classifier} for class labels."
+            ) from error
 
     def _policy_answers(self, stage_probas: list) -> list:
         scaled = []

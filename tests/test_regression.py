@@ -211,7 +211,8 @@ def test_learned_policy_beats_random_deferral_and_the_heuristics_at_a_budget():
 def test_a_rows_answer_does_not_depend_on_its_batch(batch_size, n_jobs, seed):
     cascade = _fitted_cascade()
     _, X_test, _, _ = _data()
-    rows = np.random.default_rng(seed).permutation(len(X_test))[:120]
+    # any order, with repeated rows: each row answered once per occurrence
+    rows = np.random.default_rng(seed).integers(0, len(X_test), 120)
     expected = cascade.route(X_test)
     other = pickle.loads(pickle.dumps(cascade)).set_params(
         batch_size=batch_size, n_jobs=n_jobs
@@ -503,3 +504,20 @@ def test_chain_exits_regressor_answers_each_head_on_its_blocks_output():
     assert_allclose(routed.prediction[last], fitted.heads_[1].predict(splines[last]))
     assert_allclose(routed.prediction[~last], fitted.heads_[0].predict(X_test[~last]))
     assert ee.score(X_test, y_test) > 0.8
+
+
+@pytest.mark.parametrize("make", [_fitted_cascade, _boosting_ee])
+def test_at_the_full_budget_the_policy_is_no_worse_than_the_last_stage(make):
+    fitted = make()
+    full = fitted.with_policy(budget=fitted.cumulative_costs_[-1])
+    assert full.policy_rows_error_ <= fitted.stage_errors_[-1] * (1 + 1e-12)
+    assert full.policy_rows_cost_ <= fitted.cumulative_costs_[-1] * (1 + 1e-9)
+
+
+def test_class_labels_are_refused_with_the_classifier_named():
+    X, _, _, _ = _data()
+    labels = np.array(["cat", "dog"])[np.arange(len(X)) % 2]
+    with pytest.raises(ValueError, match="use AdaptiveCascadeClassifier"):
+        _cascade().fit(X, labels)
+    with pytest.raises(ValueError, match="use EarlyExitClassifier"):
+        EarlyExitRegressor(GradientBoostingRegressor()).fit(X, labels)

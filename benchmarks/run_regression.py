@@ -51,7 +51,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error
 from threadpoolctl import threadpool_limits
 
-from ._tables import described_report, pct, run_and_write, table
+from ._tables import described_report, run_and_write, table
 from ._tables import environment as machine
 
 BUDGETS = (0.10, 0.25, 0.50)
@@ -230,6 +230,10 @@ def run(quick: bool = False) -> dict:
 
 def _mse(value) -> str:
     return f"{value:.4g}"
+
+
+def pct(value) -> str:
+    return f"{100 * value:.1f} %"
 
 
 def markdown(results: dict) -> str:

@@ -266,7 +266,7 @@ def test_frontier_of_regressors_with_absolute_error_and_a_budget(
         (
             ["ridge.joblib", str(FIXTURES / "digits_tiny.onnx"), "--task"]
             + ["regression"],
-            "(ONNX models are classifiers)",
+            "OnnxRegressor needs a model with one output column",
         ),
         (
             ["ridge.joblib", "not_a_model.joblib", "--task", "regression"],
@@ -328,3 +328,37 @@ def test_help_texts_say_how_regressors_are_handled():
     assert "disagreement" in frontier
     predict = commands.choices["predict"].format_help()
     assert "AdaptiveCascadeRegressor" in predict
+
+
+def test_frontier_takes_onnx_regressors_with_task_regression(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    _write_csv(tmp_path / "diabetes.csv", X.astype(np.float32), y)
+    code = _frontier(
+        tmp_path,
+        tmp_path,
+        FIXTURES / "diabetes_linear.onnx",
+        FIXTURES / "diabetes_mlp.onnx",
+        "--data",
+        tmp_path / "diabetes.csv",
+        "--task",
+        "regression",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "MSE" in out
+
+
+def test_predict_says_to_name_the_target_column_when_it_is_read_as_a_feature(
+    files, tmp_path, capsys
+):
+    folder, X, y = files
+    _write_csv(tmp_path / "new.csv", X[:20], y[:20], label="price")
+    code = main(
+        ["predict", str(folder / "cascade.joblib"), "--data", str(tmp_path / "new.csv")]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "name it with --label" in err

@@ -439,7 +439,7 @@ def test_display_shows_the_error_or_r2_that_predict_gives():
     assert display.ax_.get_ylabel() == "MSE"
     assert display.chosen_accuracy == pytest.approx(mean_squared_error(y_test, y_pred))
     display = CostAccuracyDisplay.from_estimator(cascade, X_test, y_test, metric="r2")
-    assert display.ax_.get_ylabel() == "R^2"
+    assert display.ax_.get_ylabel() == "R²"
     assert display.chosen_accuracy == pytest.approx(r2_score(y_test, y_pred))
     held_out = CostAccuracyDisplay.from_estimator(cascade)
     assert held_out.chosen_accuracy == pytest.approx(cascade.policy_rows_error_)
@@ -454,6 +454,12 @@ def test_display_shows_the_error_or_r2_that_predict_gives():
     absolute = _cascade(loss="absolute_error").fit(X[:600], y[:600])
     with pytest.raises(ValueError, match="metric='r2' is 1 - MSE"):
         CostAccuracyDisplay.from_estimator(absolute, metric="r2")
+    with pytest.raises(ValueError, match="the estimator's figures are its own error"):
+        CostAccuracyDisplay.from_estimator(absolute, metric="mse")
+    assert (
+        CostAccuracyDisplay.from_estimator(absolute, metric="mae").ax_.get_ylabel()
+        == "MAE"
+    )
 
 
 def test_cost_aware_scorer_is_r2_minus_the_weighted_cost():

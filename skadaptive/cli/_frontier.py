@@ -87,9 +87,10 @@ def add_parser(commands) -> None:
             "from the cheapest to the most expensive, on labelled data; print "
             "the accuracy/cost frontier on rows held out from the policy, and "
             "write it as a plot and JSON. Fitted scikit-learn regressors "
-            "(joblib/pickle files) make a regression cascade: the table shows "
-            "each point's error (MSE, or MAE with --loss absolute_error) in "
-            "the target's units instead of its accuracy."
+            "(joblib/pickle files), or ONNX regressors (one output column) "
+            "with --task regression, make a regression cascade: the table "
+            "shows each point's error (MSE, or MAE with --loss absolute_error) "
+            "in the target's units instead of its accuracy."
         ),
         epilog=(
             f"Each accuracy (a regressor's error) comes with its {CONFIDENCE:.0%} "
@@ -137,8 +138,8 @@ def add_parser(commands) -> None:
         default="auto",
         help="classification or regression: auto decides from the models (a "
         "regression cascade when they are scikit-learn regressors; ONNX models "
-        "are classifiers; models of both kinds are an error) (default: "
-        "%(default)s)",
+        "count as classifiers unless --task regression; models of both kinds "
+        "are an error) (default: %(default)s)",
     )
     parser.add_argument(
         "--loss",
@@ -312,15 +313,14 @@ def _loaded_models(paths) -> dict:
 def _task(args, models) -> str:
     """``"classification"`` or ``"regression"``: ``--task``, else the models'.
 
-    ONNX files are classifiers; a joblib model is what its scikit-learn tags
-    say, or unknown (then the other models decide, and classification when
-    none says). Models of both kinds are an error.
+    A joblib model is what its scikit-learn tags say; an ONNX file, or a
+    model whose tags say nothing, is unknown (then the other models decide,
+    and classification when none says: ONNX regressors need ``--task
+    regression``). Models of both kinds are an error.
     """
     kinds = {}
     for path in args.stages:
-        if Path(path).suffix.lower() == ".onnx":
-            kinds[path] = ("classifier", f"{path} (ONNX models are classifiers)")
-        elif path in models:
+        if path in models and Path(path).suffix.lower() != ".onnx":
             model = models[path]
             kinds[path] = (estimator_kind(model), f"{path} ({type(model).__name__})")
     regressors = [text for kind, text in kinds.values() if kind == "regressor"]

@@ -258,8 +258,8 @@ def load_stage(path: str, classes: np.ndarray | None, X, model=None):
 def load_regression_stage(path: str, model=None):
     """A fitted regressor from a joblib/pickle file, frozen.
 
-    ``model`` is the object already loaded from the file, if it was. ONNX
-    files are read as classifiers only: they are refused here.
+    ``model`` is the object already loaded from the file, if it was. An ONNX
+    file is an :class:`~skadaptive.stages.OnnxRegressor` (one output column).
     """
     from sklearn.exceptions import NotFittedError
     from sklearn.frozen import FrozenEstimator
@@ -268,11 +268,12 @@ def load_regression_stage(path: str, model=None):
     file = _existing(path)
     suffix = file.suffix.lower()
     if suffix == ".onnx":
-        raise CommandError(
-            f"{path}: ONNX models are read as classifiers (class probabilities); "
-            "a regression cascade takes fitted scikit-learn regressors saved with "
-            "joblib or pickle."
-        )
+        from ..stages.onnx import OnnxRegressor
+
+        try:
+            return FrozenEstimator(OnnxRegressor(str(file)))
+        except (ImportError, ValueError, TypeError) as exc:
+            raise CommandError(f"{path}: {exc}") from exc
     if suffix not in JOBLIB_SUFFIXES:
         raise CommandError(
             f"{path}: unknown model format {suffix!r}; use .joblib or .pkl for a "

@@ -128,7 +128,19 @@ def run(args, out=None) -> int:
         try:
             result = model.route(X)
         except ValueError as exc:
-            raise CommandError(f"{args.data}: {exc}") from exc
+            hint = ""
+            expected = getattr(model, "n_features_in_", None)
+            if (
+                y is None
+                and expected is not None
+                and np.ndim(X) == 2
+                and np.shape(X)[1] == expected + 1
+            ):
+                hint = (
+                    " The file has one column more than the model's features: "
+                    "if one is the label (or target), name it with --label."
+                )
+            raise CommandError(f"{args.data}: {exc}{hint}") from exc
     if regression:
         predictions = result.prediction
     else:

@@ -61,7 +61,7 @@ class CostAccuracyDisplay:
     ----------
     cost, accuracy : array-like of shape (n_points,)
         Average cost per row and accuracy of each frontier point (for
-        regressors, the figure named by ``score_label``: an error or R^2;
+        regressors, the figure named by ``score_label``: an error or R²;
         every ``accuracy`` below is then that figure).
     stage_costs, stage_accuracies : array-like of shape (n_stages,), default=None
         Cost of answering every row at each stage, and that stage's accuracy.
@@ -77,7 +77,7 @@ class CostAccuracyDisplay:
         Legend label of the frontier.
     score_label : str, default="accuracy"
         Y axis label: what ``accuracy`` holds (``"MSE"``, ``"MAE"`` or
-        ``"R^2"`` for regressors).
+        ``"R²"`` for regressors).
 
     Attributes
     ----------
@@ -297,11 +297,12 @@ class CostAccuracyDisplay:
             by passing the first display's ``ax_`` as ``ax`` to the second,
             with ``show_stages=False, show_oracle=False`` and a
             ``chosen_label`` of its own so that the legend names each once.
-        metric : {"error", "r2"}, default="error"
+        metric : {"error", "mse", "mae", "r2"}, default="error"
             Regressors only: the y axis shows the error the estimator reports
-            (MSE for ``loss="squared_error"``, MAE for ``"absolute_error"``),
-            or R^2 (``1 - MSE / variance of y`` on the same rows; with
-            ``loss="squared_error"`` only). Ignored for classifiers.
+            (``"error"``, or its name: ``"mse"`` for ``loss="squared_error"``,
+            ``"mae"`` for ``"absolute_error"``), or R² (``1 - MSE / variance
+            of y`` on the same rows; with ``loss="squared_error"`` only).
+            Ignored for classifiers.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -348,7 +349,7 @@ class CostAccuracyDisplay:
                 "chosen_rates": estimator.exit_rates_,
             }
             title = f"{name or _default_name(estimator)} (held-out rows)"
-            if score_label == "R^2":
+            if score_label == _PREDICTION_METRICS["r2"]:
                 _, y_encoded, weight = estimator._policy_rows()
                 variance = _variance(y_encoded, weight) * estimator.target_scale_**2
         else:
@@ -368,9 +369,9 @@ class CostAccuracyDisplay:
                 "chosen_rates": test["exit_rates_at_fit"],
             }
             title = None
-            if score_label == "R^2":
+            if score_label == _PREDICTION_METRICS["r2"]:
                 variance = _variance(np.asarray(y, dtype=float), sample_weight)
-        if score_label == "R^2":
+        if score_label == _PREDICTION_METRICS["r2"]:
             for key in ("accuracy", "stage_accuracies", "oracle_accuracy"):
                 figures[key] = 1.0 - np.asarray(figures[key]) / variance
             figures["chosen_accuracy"] = 1.0 - figures["chosen_accuracy"] / variance
@@ -456,7 +457,7 @@ class CostAccuracyDisplay:
         name : str, default=None
         metric : {"accuracy", "mse", "mae", "r2"}, default="accuracy"
             What the y axis shows: the share of right labels, or for
-            regression the mean squared or absolute error, or R^2.
+            regression the mean squared or absolute error, or R².
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -528,7 +529,7 @@ def _default_name(estimator) -> str:
 
 
 #: Values of ``from_predictions``'s ``metric``, and their axis labels.
-_PREDICTION_METRICS = {"accuracy": "accuracy", "mse": "MSE", "mae": "MAE", "r2": "R^2"}
+_PREDICTION_METRICS = {"accuracy": "accuracy", "mse": "MSE", "mae": "MAE", "r2": "R²"}
 
 
 def _score(metric: str, y_true, y_pred, weight) -> float:
@@ -550,20 +551,32 @@ def _variance(y, weight) -> float:
 
 
 def _check_metric(metric: str, loss: str) -> str:
-    """The y label of a regressor's display for ``metric``, or a clear error."""
-    if metric not in ("error", "r2"):
+    """The y label of a regressor's display for ``metric``, or a clear error.
+
+    ``"error"`` is the estimator's own error; ``"mse"`` and ``"mae"`` name it
+    (each only for the matching ``loss``); ``"r2"`` needs the squared error.
+    """
+    own = "mse" if loss == "squared_error" else "mae"
+    if metric not in ("error", "mse", "mae", "r2"):
         raise ValueError(
-            f"metric must be 'error' or 'r2' for a regressor; got {metric!r}."
+            "metric must be 'error' (the estimator's own: MSE or MAE, as its "
+            f"loss), 'mse', 'mae' or 'r2' for a regressor; got {metric!r}."
+        )
+    if metric == "r2" and loss != "squared_error":
+        raise ValueError(
+            "metric='r2' is 1 - MSE / variance of y: it needs the squared "
+            f"error, and this estimator's loss is {loss!r}. Use "
+            "metric='error' (MAE) or refit with loss='squared_error'."
+        )
+    if metric in ("mse", "mae") and metric != own:
+        raise ValueError(
+            f"metric={metric!r}: the estimator's figures are its own error, the "
+            f"{own.upper()} (loss={loss!r}). Use metric='error', or refit with "
+            f"loss={'squared_error' if metric == 'mse' else 'absolute_error'!r}."
         )
     if metric == "r2":
-        if loss != "squared_error":
-            raise ValueError(
-                "metric='r2' is 1 - MSE / variance of y: it needs the squared "
-                f"error, and this estimator's loss is {loss!r}. Use "
-                "metric='error' (MAE) or refit with loss='squared_error'."
-            )
-        return "R^2"
-    return "MSE" if loss == "squared_error" else "MAE"
+        return _PREDICTION_METRICS["r2"]
+    return own.upper()
 
 
 def _figures(source, keys, estimator, regression) -> dict:

@@ -598,21 +598,37 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
     probas = combined_answers(cascade.combiners_, alone)
     y_encoded = np.searchsorted(cascade.classes_, y)
     correct = stage_correct(probas, y_encoded)
-    correct_alone = stage_correct(alone, y_encoded)
-    rows = np.arange(len(y))
+    return point_intervals(
+        cascade,
+        probas,
+        correct,
+        stage_correct(alone, y_encoded),
+        oracle_exits(correct),
+        seed,
+    )
+
+
+def point_intervals(cascade, answers, per_row, per_row_alone, oracle, seed) -> dict:
+    """Bootstrap intervals of every point of the table from per-row figures.
+
+    ``per_row`` (n_stages, n_rows) is each exit's figure on each row as the
+    estimator answers there (right or wrong, or an error); ``per_row_alone``
+    each stage's own; ``oracle`` the oracle's exit of each row; ``answers``
+    what the policies decide on. Each stage alone answers every row with its
+    own answer; each exit with the estimator's (the same with stage answers).
+    """
+    rows = np.arange(per_row.shape[1])
     policies = [p.policy for p in cascade._frontier_evaluations()]
     exits = [
-        oracle_exits(correct),
-        *(policy.exit_stage(probas) for policy in policies),
-        cascade.policy_.exit_stage(probas),
+        oracle,
+        *(policy.exit_stage(answers) for policy in policies),
+        cascade.policy_.exit_stage(answers),
     ]
-    # Each stage alone answers every row with its own probabilities; each
-    # exit with its answer (the same with stage answers).
     points = np.concatenate(
-        [correct_alone, np.stack([correct[stage, rows] for stage in exits]), correct]
+        [per_row_alone, np.stack([per_row[stage, rows] for stage in exits]), per_row]
     )
     intervals = bootstrap_intervals(points, seed=seed).tolist()
-    n_stages, n_frontier = len(correct), len(policies)
+    n_stages, n_frontier = len(per_row), len(policies)
     return {
         "stages": intervals[:n_stages],
         "oracle": intervals[n_stages],

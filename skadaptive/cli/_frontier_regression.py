@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import warnings
 
-import numpy as np
-
 from ._frontier import (
     ERROR_NAMES,
     _knob,
     _params,
     batch_size_advice,
+    point_intervals,
     write_results,
 )
 from ._frontier import (
@@ -23,7 +22,6 @@ from ._frontier import (
 from ._intervals import (
     CONFIDENCE,
     N_RESAMPLES,
-    bootstrap_intervals,
     format_error_interval,
     too_few_rows_warning,
 )
@@ -125,36 +123,16 @@ def error_intervals(cascade, X, y, seed) -> dict:
     """
     from ..policies._policy import oracle_exits, stage_correct
     from ..stages import exit_probas
-    from ..stages._combined import combined_answers
 
     # The answers as the policy sees them (centred and scaled): minus each
     # row's loss on that scale, times the scale's unit, is its error.
-    alone = cascade._policy_answers(exit_probas(cascade._stage_source(), X))
-    answers = combined_answers(cascade.combiners_, alone)
-    y_scaled = cascade._encode_new_targets(y)
-    unit = cascade.target_scale_ ** (2 if cascade.loss == "squared_error" else 1)
-    minus_loss = stage_correct(answers, y_scaled, cascade.loss)
-    errors = -minus_loss * unit
-    errors_alone = -stage_correct(alone, y_scaled, cascade.loss) * unit
-    rows = np.arange(len(y))
-    policies = [p.policy for p in cascade._frontier_evaluations()]
-    exits = [
-        oracle_exits(minus_loss),
-        *(policy.exit_stage(answers) for policy in policies),
-        cascade.policy_.exit_stage(answers),
-    ]
-    points = np.concatenate(
-        [errors_alone, np.stack([errors[stage, rows] for stage in exits]), errors]
+    # Regressors answer with each stage's own prediction.
+    answers = cascade._policy_answers(exit_probas(cascade._stage_source(), X))
+    minus_loss = stage_correct(answers, cascade._encode_new_targets(y), cascade.loss)
+    errors = -minus_loss * cascade._error_unit()
+    return point_intervals(
+        cascade, answers, errors, errors, oracle_exits(minus_loss), seed
     )
-    intervals = bootstrap_intervals(points, seed=seed).tolist()
-    n_stages, n_frontier = len(errors), len(policies)
-    return {
-        "stages": intervals[:n_stages],
-        "oracle": intervals[n_stages],
-        "frontier": intervals[n_stages + 1 : n_stages + 1 + n_frontier],
-        "chosen": intervals[n_stages + 1 + n_frontier],
-        "exits": intervals[-n_stages:],
-    }
 
 
 def _report(cascade, test, n_policy, n_eval, intervals) -> dict:

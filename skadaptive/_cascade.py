@@ -9,6 +9,7 @@ from ._base import BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from .stages import IndependentRegressors, IndependentStages
+from .stages._regression import check_regressor
 
 
 def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list]:
@@ -44,20 +45,12 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
 
 
 def _check_regression_stage(name, stage) -> None:
-    if not hasattr(stage, "predict"):
-        raise TypeError(
-            f"Stage {name!r} ({type(stage).__name__}) has no predict: every stage "
-            "of a regression cascade must be a regressor."
-        )
-    estimator_type = getattr(
-        getattr(stage, "__sklearn_tags__", lambda: None)(), "estimator_type", None
+    check_regressor(
+        stage,
+        f"Stage {name!r}",
+        "an AdaptiveCascadeRegressor's stages are regressors. Use "
+        "AdaptiveCascadeClassifier for classifiers.",
     )
-    if estimator_type == "classifier":
-        raise TypeError(
-            f"Stage {name!r} ({type(stage).__name__}) is a classifier; an "
-            "AdaptiveCascadeRegressor's stages are regressors. Use "
-            "AdaptiveCascadeClassifier for classifiers."
-        )
 
 
 class _CascadeStages:

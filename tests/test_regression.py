@@ -527,3 +527,83 @@ def test_class_labels_are_refused_with_the_classifier_named():
         _cascade().fit(X, labels)
     with pytest.raises(ValueError, match="use EarlyExitClassifier"):
         EarlyExitRegressor(GradientBoostingRegressor()).fit(X, labels)
+
+
+# ---------------------------------------------- pieces the policies rely on
+def test_regression_features_and_heuristics_have_the_documented_signs():
+    from skadaptive.policies import heuristic_score, regression_features
+
+    first = np.array([[2.0, 0.5], [0.0, 0.1]])
+    second = np.array([[1.5, 0.2], [1.0, 0.4]])
+    # |second - first|: 0.5 and 1.0 (not signed)
+    features = regression_features([first, second], "confidence")
+    assert_allclose(features, [[0.2, 0.5], [0.4, 1.0]])
+    history = regression_features([first, second], "history")
+    assert_allclose(history[:, 2:5], [[1.5, 2.25, 2.0], [1.0, 1.0, 0.0]])
+    # higher means exit sooner: small disagreement, small uncertainty
+    assert_allclose(heuristic_score("disagreement", [first, second]), [-0.5, -1.0])
+    assert_allclose(heuristic_score("disagreement", [first]), [0.0, 0.0])
+    assert_allclose(heuristic_score("uncertainty", [first, second]), [-0.2, -0.4])
+
+
+def test_eenet_scores_rank_rows_by_the_error_they_predict():
+    cascade = _fitted_cascade().with_policy(cost_weight=0.05, policy="eenet")
+    answers, y_scaled, _ = cascade._policy_rows()
+    score = cascade.policy_.rules[0].score(answers[:1])
+    loss = (answers[0][:, 0] - y_scaled) ** 2
+    # minus the predicted loss: high scores for the rows the first stage gets
+    # right (the linear rows), low for the others
+    assert np.corrcoef(score, -loss)[0, 1] > 0.5
+    _, X_test, _, y_test = _data()
+    budget = cascade.with_policy(budget=13.0, policy="eenet")
+    answers_test = [m.predict(X_test) for m in budget.estimators_]
+    random_mse = float(
+        budget.exit_rates_
+        @ [mean_squared_error(y_test, answer) for answer in answers_test]
+    )
+    assert mean_squared_error(y_test, budget.predict(X_test)) < 0.6 * random_mse
+
+
+def test_oracle_and_budget_search_figures_are_errors_of_the_policy_rows():
+    cascade = _fitted_cascade().with_policy(budget=8.0)
+    answers, y_scaled, _ = cascade._policy_rows()
+    losses = np.stack([(a[:, 0] - y_scaled) ** 2 for a in answers])
+    unit = cascade.target_scale_**2
+    assert cascade.oracle_error_ == pytest.approx(losses.min(axis=0).mean() * unit)
+    assert_allclose(cascade.stage_errors_, losses.mean(axis=1) * unit)
+    search = cascade.budget_search_
+    assert search["policy_rows_error"][search["chosen"]] == pytest.approx(
+        cascade.policy_rows_error_
+    )
+    assert (search["policy_rows_error"] > 0).all()
+
+
+def test_the_target_scale_is_weighted_as_repeated_rows():
+    X, _, y, _ = _data()
+    weight = np.random.default_rng(1).integers(0, 4, len(y)).astype(float)
+    weighted = _cascade(cost_weight=0.05).fit(X, y, sample_weight=weight)
+    rows = np.repeat(np.arange(len(y)), weight.astype(int))
+    expected = regression_scale(y[rows])
+    assert (weighted.target_center_, weighted.target_scale_) == pytest.approx(expected)
+
+
+def test_stages_that_are_not_regressors_are_refused():
+    from sklearn.cluster import KMeans
+    from sklearn.gaussian_process import GaussianProcessRegressor
+
+    X, _, y, _ = _data()
+    with pytest.raises(TypeError, match=r"Stage 'km' \(KMeans\) is a clusterer"):
+        AdaptiveCascadeRegressor([("km", KMeans(3)), ("r", LinearRegression())]).fit(
+            X, y
+        )
+    with pytest.raises(
+        TypeError, match=r"Head 0 \(LogisticRegression\) is a classifier"
+    ):
+        ChainExitsRegressor([None, None], [LogisticRegression()] * 2).fit(X, y > 3)
+    two = FrozenEstimator(
+        GaussianProcessRegressor().fit(X[:50], np.c_[y[:50], -y[:50]])
+    )
+    with pytest.raises(ValueError, match="returned predictions of shape"):
+        AdaptiveCascadeRegressor(
+            [("gp", two), ("r", LinearRegression())], costs=[1, 2], cv=3
+        ).fit(X[:200], y[:200])

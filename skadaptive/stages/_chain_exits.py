@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
 from ._multi_exit import MultiExitSource, exit_probas
-from ._regression import regression_answers
+from ._regression import check_regressor, regression_answers
 
 __all__ = ["ChainExits", "ChainExitsRegressor"]
 
@@ -57,11 +57,12 @@ def _check_members(blocks, heads, regression=False) -> tuple[list, list]:
             )
     for k, head in enumerate(heads):
         if regression:
-            if not hasattr(head, "predict"):
-                raise TypeError(
-                    f"Head {k} ({type(head).__name__}) has no predict: each exit "
-                    "of a ChainExitsRegressor needs a regressor head."
-                )
+            check_regressor(
+                head,
+                f"Head {k}",
+                "each exit of a ChainExitsRegressor needs a "
+                "regressor head (use ChainExits for classifier heads).",
+            )
         elif not hasattr(head, "predict_proba"):
             raise TypeError(
                 f"Head {k} ({type(head).__name__}) has no predict_proba: each "

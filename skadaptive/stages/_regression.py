@@ -61,7 +61,7 @@ def regression_answers(estimator, X) -> np.ndarray:
     >>> bool((regression_answers(BayesianRidge().fit(X, y), X)[:, 1] > 0).all())
     True
     >>> regression_answers(Ridge().fit(X, y), X[:1]).round(2)
-    array([[0.03, 0.  ]])
+    array([[0.01, 0.  ]])
     """
     model = estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
     if isinstance(model, _FORESTS) and model.n_outputs_ == 1:
@@ -75,22 +75,29 @@ def regression_answers(estimator, X) -> np.ndarray:
             # its arithmetic on X as given (BayesianRidge, scikit-learn 1.9).
             X = X.astype(np.float64)
         prediction, std = model.predict(X, return_std=True)
+        prediction = _one_column(prediction, model)
         answers = np.empty((len(prediction), 2))
-        answers[:, 0] = np.ravel(prediction)
-        answers[:, 1] = np.ravel(std)
+        answers[:, 0] = prediction
+        answers[:, 1] = _one_column(std, model)
         return answers
-    prediction = np.asarray(estimator.predict(X), dtype=np.float64)
-    if prediction.ndim == 2 and prediction.shape[1] == 1:
-        prediction = prediction[:, 0]
-    if prediction.ndim != 1:
-        raise ValueError(
-            f"{type(model).__name__}.predict returned predictions of shape "
-            f"{prediction.shape}; a regression stage must return one prediction "
-            "per row (a single-output regressor)."
-        )
+    prediction = _one_column(estimator.predict(X), model)
     answers = np.zeros((len(prediction), 2))
     answers[:, 0] = prediction
     return answers
+
+
+def _one_column(values, model) -> np.ndarray:
+    """One value per row, or a clear error for a multi-output regressor."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(
+            f"{type(model).__name__}.predict returned predictions of shape "
+            f"{values.shape}; a regression stage must return one prediction "
+            "per row (a single-output regressor)."
+        )
+    return values
 
 
 class IndependentRegressors(IndependentStages):
@@ -188,3 +195,21 @@ class ScaledAnswers:
     def unscale(self, answers: np.ndarray) -> np.ndarray:
         """Predictions on the target's own scale (column 0 of ``answers``)."""
         return answers[:, 0] * self.scale + self.center
+
+
+def check_regressor(estimator, label: str, fix: str) -> None:
+    """Raise a clear error unless ``estimator`` can be a regression stage.
+
+    It needs ``predict``, and its scikit-learn tags must not say it is
+    something else (a classifier, a clusterer...); an object without tags is
+    taken at its word.
+    """
+    name = type(estimator).__name__
+    if not hasattr(estimator, "predict"):
+        raise TypeError(f"{label} ({name}) has no predict: {fix}")
+    try:
+        estimator_type = estimator.__sklearn_tags__().estimator_type
+    except (AttributeError, TypeError):
+        return
+    if estimator_type not in (None, "regressor"):
+        raise TypeError(f"{label} ({name}) is a {estimator_type}; {fix}")

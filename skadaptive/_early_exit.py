@@ -19,7 +19,7 @@ from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
 from ._validation import is_frozen
-from .stages import ChainExits, ChainExitsRegressor, MultiExitSource
+from .stages import BoosterExits, ChainExits, ChainExitsRegressor, MultiExitSource
 from .stages._backbones import (
     TREE_ENSEMBLES,
     as_multi_exit,
@@ -28,7 +28,17 @@ from .stages._backbones import (
     n_trees_of,
     unwrap,
 )
+from .stages._booster_exits import (
+    booster_kind,
+    check_fit_callbacks,
+    check_unfitted_booster,
+    is_booster_model,
+    model_name,
+)
 from .stages._tree_exits import check_tree_exits
+
+#: What a booster's exits count, for messages.
+_ROUNDS = {"counts": "round", "total": "the model's number of boosting rounds"}
 
 
 class _SharedComputation:
@@ -48,6 +58,9 @@ class _SharedComputation:
                 f"skadaptive.stages.TreeEnsembleExits). Use GradientBoosting{kind}, "
                 f"or models of growing max_iter in an AdaptiveCascade{kind}."
             )
+        if is_booster_model(model):
+            self._check_booster_early(model)
+            return None
         ensembles = tuple(cls for cls in TREE_ENSEMBLES if cls.__name__.endswith(kind))
         if isinstance(model, TREE_ENSEMBLES) and not isinstance(model, ensembles):
             other = "Classifier" if self._regression else "Regressor"
@@ -62,8 +75,9 @@ class _SharedComputation:
             kinds = ", ".join(cls.__name__ for cls in ensembles)
             attributes = "regression = True" if self._regression else "classes_"
             raise TypeError(
-                f"estimator must be a {kinds}, a {chain.__name__}, one of these "
-                "in a FrozenEstimator, or a fitted multi-exit source (n_stages, "
+                f"estimator must be a {kinds}, an LGBM{kind} or XGB{kind} (or a "
+                f"fitted lightgbm/xgboost Booster), a {chain.__name__}, one of "
+                "these in a FrozenEstimator, or a fitted multi-exit source (n_stages, "
                 f"{attributes}, run_stage, keep_rows and default_costs; see "
                 f"skadaptive.stages.MultiExitSource); got {type(model).__name__}."
             )
@@ -81,9 +95,43 @@ class _SharedComputation:
         # the backbone is fitted.
         return None
 
+    def _check_booster_early(self, model) -> None:
+        """A LightGBM/XGBoost backbone: its kind, configuration and exits,
+        before fitting anything."""
+        kind = "regressor" if self._regression else "classifier"
+        found = booster_kind(model)  # TypeError for what has no exits
+        if found not in (kind, "booster"):
+            other = "Classifier" if self._regression else "Regressor"
+            raise TypeError(
+                f"{type(model).__name__} is a {found}; use EarlyExit{other} for "
+                f"it, or a {kind} here."
+            )
+        if is_frozen(self.estimator):  # a bare Booster included
+            # Fitted already: its objective and rounds are known (and checked).
+            source = BoosterExits(model, [n_trees_of(model)])
+            if source.regression != self._regression:
+                found = "regressor" if source.regression else "classifier"
+                other = "Regressor" if source.regression else "Classifier"
+                raise TypeError(
+                    f"This {model_name(model)} has objective "
+                    f"{source.objective!r}, so it is a {found}; use "
+                    f"EarlyExit{other} for it, or a {kind} here."
+                )
+            if self.exits is not None:
+                BoosterExits(model, self.exits)  # the message names best rounds
+        self._check_tree_exits_early(model)
+
     def _check_tree_exits_early(self, model) -> None:
         """Refuse bad exits or an unreachable budget before fitting any tree."""
-        if is_frozen(self.estimator):
+        names = {}
+        if is_booster_model(model):
+            names = _ROUNDS
+            if is_frozen(self.estimator):
+                n_trees = n_trees_of(model)
+            else:
+                # Refuses early stopping, DART and random-forest modes first.
+                n_trees = check_unfitted_booster(model)
+        elif is_frozen(self.estimator):
             n_trees = n_trees_of(model)
         elif isinstance(
             model, GradientBoostingClassifier | GradientBoostingRegressor
@@ -99,7 +147,7 @@ class _SharedComputation:
         else:
             n_trees = model.n_estimators
         exits = default_exits(n_trees) if self.exits is None else self.exits
-        exits = check_tree_exits(exits, n_trees)
+        exits = check_tree_exits(exits, n_trees, **names)
         if len(exits) < 2:
             raise ValueError(
                 f"exits={list(exits)} has one exit; early exiting needs at least "
@@ -117,7 +165,18 @@ class _SharedComputation:
 
     def _source_maker(self):
         exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())
+        if is_booster_model(unwrap(self.estimator)) and not is_frozen(self.estimator):
+            # Fitted here: a model that stopped early (a callback) is refused.
+            return partial(backbone_source, exits=exits, fitted_here=True)
         return partial(backbone_source, exits=exits)
+
+    def _fit_held_out(self, X, y, sample_weight, fit_params, measure):
+        model = unwrap(self.estimator)
+        if is_booster_model(model) and not is_frozen(self.estimator):
+            # Early-stopping callbacks routed to the backbone's fit: refused
+            # before any fit, as the model's own early-stopping parameters.
+            check_fit_callbacks(model, fit_params)
+        return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
 
     def _keep_fitted(self, held_out) -> None:
         (self.estimator_,) = held_out.estimators
@@ -138,7 +197,7 @@ class _SharedComputation:
 
     def _has_natural_costs(self) -> bool:
         model = unwrap(self.estimator)
-        if isinstance(model, TREE_ENSEMBLES):
+        if isinstance(model, TREE_ENSEMBLES) or is_booster_model(model):
             return True
         if isinstance(model, ChainExits | ChainExitsRegressor):
             return False
@@ -178,8 +237,13 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
           :class:`~sklearn.ensemble.RandomForestClassifier` or
           :class:`~sklearn.ensemble.ExtraTreesClassifier`, with exits after
           ``exits`` trees (boosting: iterations);
+        - a LightGBM ``LGBMClassifier`` or XGBoost ``XGBClassifier``, with
+          exits after ``exits`` boosting rounds
+          (:class:`~skadaptive.stages.BoosterExits`; without early stopping
+          unless frozen), or a fitted classification ``lightgbm.Booster`` or
+          ``xgboost.Booster`` (used as given);
         - a :class:`~skadaptive.stages.ChainExits` of blocks and heads;
-        - either of these wrapped in :class:`~sklearn.frozen.FrozenEstimator`
+        - any of these wrapped in :class:`~sklearn.frozen.FrozenEstimator`
           (already fitted: used as given, never refitted);
         - any fitted object following the
           :class:`~skadaptive.stages.MultiExitSource` protocol (e.g. a split
@@ -189,15 +253,17 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
         is not supported (see :class:`~skadaptive.stages.TreeEnsembleExits`).
 
     exits : list of int, default=None
-        Tree ensembles only: strictly increasing numbers of trees after which a
-        row may stop, the last being all trees. ``None`` puts five exits at
-        1/16, 1/8, 1/4, 1/2 and all of the trees.
+        Tree ensembles only: strictly increasing numbers of trees (LightGBM
+        and XGBoost: boosting rounds) after which a row may stop, the last
+        being all trees. ``None`` puts five exits at 1/16, 1/8, 1/4, 1/2 and
+        all of the trees.
 
     costs : "auto", array-like of shape (n_exits,), dict or None, default=None
         Incremental cost per row of each exit, in any unit. ``None`` uses the
         source's own unit where it has one -- trees evaluated for a tree
-        ensemble (boosting: iterations), so ``budget=120`` means at most 120
-        trees per row on average -- and measures seconds otherwise (a chain).
+        ensemble (boosting: iterations; LightGBM and XGBoost: rounds), so
+        ``budget=120`` means at most 120 trees per row on average -- and
+        measures seconds otherwise (a chain).
         ``"auto"`` times each exit's increment on the policy rows, in seconds,
         at several batch sizes, and splits it into a part per call and a part
         per row (see ``cost_batch_size``); a dict ``{"per_call": ...,
@@ -226,6 +292,7 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
     AdaptiveCascadeClassifier : The same policies over independent models.
     skadaptive.stages.TreeEnsembleExits, skadaptive.stages.ChainExits :
         The multi-exit sources.
+    skadaptive.stages.BoosterExits : The exits of a LightGBM or XGBoost model.
 
     Notes
     -----
@@ -253,7 +320,12 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
 
     _parameter_constraints: dict = {
         **BaseAdaptiveClassifier._parameter_constraints,
-        "estimator": [HasMethods(["fit"]), HasMethods(["run_stage"])],
+        # A lightgbm/xgboost Booster has neither fit nor run_stage.
+        "estimator": [
+            HasMethods(["fit"]),
+            HasMethods(["run_stage"]),
+            HasMethods(["predict", "save_model"]),
+        ],
         "exits": ["array-like", None],
         "costs": [*BaseAdaptiveClassifier._parameter_constraints["costs"], None],
     }
@@ -324,6 +396,11 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
           :class:`~sklearn.ensemble.RandomForestRegressor` or
           :class:`~sklearn.ensemble.ExtraTreesRegressor`, with exits after
           ``exits`` trees (boosting: iterations);
+        - a LightGBM ``LGBMRegressor`` or XGBoost ``XGBRegressor``, with exits
+          after ``exits`` boosting rounds
+          (:class:`~skadaptive.stages.BoosterExits`; without early stopping
+          unless frozen), or a fitted regression ``lightgbm.Booster`` or
+          ``xgboost.Booster`` (used as given);
         - a :class:`~skadaptive.stages.ChainExitsRegressor` of blocks and
           regressor heads;
         - any of these wrapped in :class:`~sklearn.frozen.FrozenEstimator`
@@ -338,15 +415,16 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
         :class:`~skadaptive.stages.TreeEnsembleExits`).
 
     exits : list of int, default=None
-        Tree ensembles only: strictly increasing numbers of trees after which a
-        row may stop, the last being all trees. ``None`` puts five exits at
-        1/16, 1/8, 1/4, 1/2 and all of the trees.
+        Tree ensembles only: strictly increasing numbers of trees (LightGBM
+        and XGBoost: boosting rounds) after which a row may stop, the last
+        being all trees. ``None`` puts five exits at 1/16, 1/8, 1/4, 1/2 and
+        all of the trees.
 
     costs : "auto", array-like of shape (n_exits,), dict or None, default=None
         Incremental cost per row of each exit, in any unit. ``None`` counts
-        trees for a tree ensemble (boosting: iterations), so ``budget=120``
-        means at most 120 trees per row on average. ``"auto"`` times each
-        exit's increment on the policy rows, in seconds.
+        trees for a tree ensemble (boosting: iterations; LightGBM and XGBoost:
+        rounds), so ``budget=120`` means at most 120 trees per row on average.
+        ``"auto"`` times each exit's increment on the policy rows, in seconds.
 
     {shared_parameters}
 
@@ -368,6 +446,7 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
     EarlyExitClassifier : The same for classifiers.
     AdaptiveCascadeRegressor : The same policies over independent regressors.
     skadaptive.stages.TreeEnsembleExits : The exits of a tree ensemble.
+    skadaptive.stages.BoosterExits : The exits of a LightGBM or XGBoost model.
 
     Examples
     --------
@@ -389,7 +468,12 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
 
     _parameter_constraints: dict = {
         **BaseAdaptiveRegressor._parameter_constraints,
-        "estimator": [HasMethods(["fit"]), HasMethods(["run_stage"])],
+        # A lightgbm/xgboost Booster has neither fit nor run_stage.
+        "estimator": [
+            HasMethods(["fit"]),
+            HasMethods(["run_stage"]),
+            HasMethods(["predict", "save_model"]),
+        ],
         "exits": ["array-like", None],
         "costs": [*BaseAdaptive._parameter_constraints["costs"], None],
     }

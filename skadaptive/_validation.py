@@ -29,6 +29,24 @@ def indexable(X):
     return X
 
 
+def _is_raw_booster(obj) -> bool:
+    """Whether ``obj`` is a ``lightgbm.Booster`` or ``xgboost.Booster``: a fitted
+    model without ``fit``, recognised by its class's module (not imported)."""
+    from .stages._booster_exits import is_raw_booster  # the stages import this
+
+    return is_raw_booster(obj)
+
+
+def _frozen_member_classes(member) -> np.ndarray:
+    """A frozen member's classes (a Booster's: 0 .. n_classes - 1)."""
+    model = member.estimator if isinstance(member, FrozenEstimator) else member
+    if _is_raw_booster(model):
+        from .stages._booster_exits import booster_classes
+
+        return booster_classes(model)
+    return np.asarray(member.classes_)
+
+
 def frozen_classes(names, members):
     """Classes shared by the frozen members, or None when none is frozen."""
     for name, member in zip(names, members):
@@ -42,7 +60,7 @@ def frozen_classes(names, members):
                 "unfrozen to be fitted here."
             )
     frozen = [
-        (n, np.asarray(s.classes_)) for n, s in zip(names, members) if is_frozen(s)
+        (n, _frozen_member_classes(s)) for n, s in zip(names, members) if is_frozen(s)
     ]
     if not frozen:
         return None
@@ -83,14 +101,15 @@ def is_frozen(estimator) -> bool:
 
     A ``FrozenEstimator``; an estimator whose tags say it needs no fit
     (``requires_fit=False``, as an :class:`~skadaptive.stages.OnnxClassifier`,
-    trained already: cross-fitting it would only repeat its answers); or a ready
+    trained already: cross-fitting it would only repeat its answers); a ready
     multi-exit source that cannot be fitted (it has ``run_stage`` but no
-    ``fit``, as a split ONNX network).
+    ``fit``, as a split ONNX network); or a LightGBM or XGBoost ``Booster``
+    (trained already, no ``fit``).
     """
     if isinstance(estimator, FrozenEstimator):
         return True
     if not hasattr(estimator, "fit"):
-        return hasattr(estimator, "run_stage")
+        return hasattr(estimator, "run_stage") or _is_raw_booster(estimator)
     try:
         return get_tags(estimator).requires_fit is False
     except (TypeError, ValueError, AttributeError):
@@ -98,6 +117,8 @@ def is_frozen(estimator) -> bool:
 
 
 def _fitted(estimator) -> bool:
+    if _is_raw_booster(getattr(estimator, "estimator", estimator)):
+        return True  # a Booster is a trained model (and not an estimator)
     try:
         check_is_fitted(estimator)
     except NotFittedError:
@@ -295,6 +316,8 @@ def members_refusing_nan(names, members) -> list[tuple[str, object]]:
         first = getattr(member, "estimator", member)  # a FrozenEstimator's model
         if hasattr(first, "steps"):  # a Pipeline: what its first step takes
             first = first.steps[0][1]
+        if _is_raw_booster(first):
+            continue  # LightGBM and XGBoost read NaN as missing
         try:
             allow_nan = get_tags(first).input_tags.allow_nan
         except (TypeError, ValueError, AttributeError):

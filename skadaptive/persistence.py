@@ -52,6 +52,8 @@ _TRUSTED = (
     "skadaptive.policies._eenet.EENetScorers",
     "skadaptive.policies._eenet._ExitScorer",
     "skadaptive.stages._tree_exits.TreeEnsembleExits",
+    "skadaptive.stages._booster_exits.BoosterExits",
+    "skadaptive.stages._booster_exits._Objective",
     "skadaptive.stages._chain_exits.ChainExits",
     "skadaptive.stages._chain_exits.ChainExitsRegressor",
     "skadaptive.stages._combined.ExitCombiner",

@@ -607,3 +607,13 @@ def test_stages_that_are_not_regressors_are_refused():
         AdaptiveCascadeRegressor(
             [("gp", two), ("r", LinearRegression())], costs=[1, 2], cv=3
         ).fit(X[:200], y[:200])
+
+
+def test_the_spread_of_a_forest_is_exact_for_a_target_far_from_zero():
+    X, X_test, y, _ = _data()
+    forest = RandomForestRegressor(n_estimators=12, random_state=0).fit(X, y + 1e9)
+    trees = np.stack([t.predict(X_test.astype(np.float32)) for t in forest.estimators_])
+    answers = exit_probas(TreeEnsembleExits(forest, [4, 12]), X_test)
+    assert_allclose(answers[0][:, 1], trees[:4].std(axis=0), rtol=1e-6, atol=1e-6)
+    assert_allclose(answers[1][:, 1], trees.std(axis=0), rtol=1e-6, atol=1e-6)
+    assert_allclose(answers[1][:, 0], forest.predict(X_test), rtol=1e-12)

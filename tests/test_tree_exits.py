@@ -373,8 +373,13 @@ def test_other_estimators_and_bad_exits_are_refused():
     X, y = _data(2)
     with pytest.raises(TypeError, match="supports"):
         TreeEnsembleExits(LogisticRegression().fit(X, y), [1])
-    with pytest.raises(TypeError, match="supports"):
-        TreeEnsembleExits(GradientBoostingRegressor(n_estimators=3).fit(X, y), [3])
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    with pytest.raises(TypeError, match="is not supported as a multi-exit"):
+        TreeEnsembleExits(HistGradientBoostingRegressor(max_iter=3).fit(X, y), [3])
+    # regressors are supported: their exits answer (prediction, uncertainty)
+    regressor = GradientBoostingRegressor(n_estimators=3).fit(X, y)
+    assert TreeEnsembleExits(regressor, [3]).regression
     with pytest.raises(NotFittedError):
         TreeEnsembleExits(RandomForestClassifier(), [100])
     model, _ = _forest(RandomForestClassifier, 2)

@@ -5,6 +5,8 @@
   :func:`regression_answers`: a prediction and the stage's uncertainty);
 - multi-exit sources, whose exits share one computation:
   :class:`TreeEnsembleExits` (exits after given numbers of trees),
+  :class:`BoosterExits` (after given numbers of LightGBM or XGBoost boosting
+  rounds),
   :class:`ChainExits` (blocks with a classifier head after each;
   :class:`ChainExitsRegressor` with regressor heads), and any
   object following the :class:`MultiExitSource` protocol;
@@ -14,6 +16,7 @@
 - :class:`ExitCombiner`: how an exit answers with ``answer="combined"``.
 """
 
+from ._booster_exits import BoosterExits
 from ._chain_exits import ChainExits, ChainExitsRegressor
 from ._combined import ExitCombiner
 from ._costs import (
@@ -33,6 +36,7 @@ from ._tree_exits import TreeEnsembleExits
 from .onnx import OnnxClassifier, OnnxMultiExit, OnnxRegressor
 
 __all__ = [
+    "BoosterExits",
     "ChainExits",
     "ChainExitsRegressor",
     "ExitCombiner",

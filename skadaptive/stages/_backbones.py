@@ -1,7 +1,10 @@
 """Backbones of early exits: which models have exits, and where.
 
 A tree ensemble gets exits after given numbers of trees
-(:class:`~skadaptive.stages.TreeEnsembleExits`); a
+(:class:`~skadaptive.stages.TreeEnsembleExits`), a LightGBM or XGBoost model
+after given numbers of boosting rounds
+(:class:`~skadaptive.stages.BoosterExits`; recognised by the module of its
+class, so neither library is imported here); a
 :class:`~skadaptive.stages.ChainExits` or any other
 :class:`~skadaptive.stages.MultiExitSource` is its own source.
 """
@@ -11,6 +14,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.frozen import FrozenEstimator
 
+from ._booster_exits import (
+    BoosterExits,
+    fitted_rounds,
+    is_booster_model,
+    refuse_stopped_early,
+)
 from ._multi_exit import MultiExitSource
 from ._tree_exits import _BOOSTING, _SUPPORTED, TreeEnsembleExits
 
@@ -21,7 +30,16 @@ def unwrap(estimator):
     return estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
 
 
+def has_counted_exits(model) -> bool:
+    """Whether ``exits`` counts trees or rounds of ``model`` (else it is fixed)."""
+    return isinstance(model, TREE_ENSEMBLES) or is_booster_model(model)
+
+
 def n_trees_of(model) -> int:
+    """Trees of a fitted ensemble, or boosting rounds of a LightGBM/XGBoost model
+    (those it predicts with by default, after early stopping)."""
+    if is_booster_model(model):
+        return fitted_rounds(model)
     if isinstance(model, _BOOSTING):
         return model.estimators_.shape[0]
     return len(model.estimators_)
@@ -42,32 +60,46 @@ def default_exits(n_trees: int) -> tuple[int, ...]:
     return tuple(int(c) for c in np.unique(counts.astype(int)))
 
 
-def as_multi_exit(fitted, exits) -> MultiExitSource:
+def as_multi_exit(fitted, exits, *, fitted_here=False) -> MultiExitSource:
     """The multi-exit source of a fitted backbone.
 
     A tree ensemble (possibly frozen) gets exits after ``exits`` trees (or
-    :func:`default_exits`); a :class:`~skadaptive.stages.ChainExits` (possibly
-    frozen) and any other :class:`~skadaptive.stages.MultiExitSource` are
-    their own source, whose exits are fixed.
+    :func:`default_exits`), a LightGBM or XGBoost model (possibly frozen, or a
+    Booster) after ``exits`` boosting rounds; a
+    :class:`~skadaptive.stages.ChainExits` (possibly frozen) and any other
+    :class:`~skadaptive.stages.MultiExitSource` are their own source, whose
+    exits are fixed. ``fitted_here``: the backbone was fitted by the estimator
+    (on a fold, or refitted), where early stopping is refused.
     """
     model = unwrap(fitted)
     if isinstance(model, TREE_ENSEMBLES):
         if exits is None:
             exits = default_exits(n_trees_of(model))
         return TreeEnsembleExits(model, exits)
+    if is_booster_model(model):
+        if fitted_here:
+            # Early stopping set by a callback routed to fit (the model's own
+            # parameters are checked before any fit).
+            refuse_stopped_early(model)
+        if exits is None:
+            exits = default_exits(n_trees_of(model))
+        return BoosterExits(model, exits)
     if exits is not None:
         raise ValueError(
-            f"exits={exits!r} applies to tree ensembles only; the exits of a "
+            f"exits={exits!r} applies to tree ensembles only (scikit-learn's, "
+            "LightGBM's and XGBoost's); the exits of a "
             f"{type(model).__name__} are fixed by the model itself. Leave exits "
             "as None."
         )
     return model
 
 
-def backbone_source(members: list, names=None, *, exits) -> MultiExitSource:
+def backbone_source(
+    members: list, names=None, *, exits, fitted_here=False
+) -> MultiExitSource:
     """The multi-exit source of the one fitted backbone in ``members``.
 
     ``names`` (the member's name) is not used: exits are called "exit k".
     """
     (backbone,) = members
-    return as_multi_exit(backbone, exits)
+    return as_multi_exit(backbone, exits, fitted_here=fitted_here)

@@ -85,8 +85,14 @@ class _TreeState:
     score: np.ndarray
 
 
-def check_tree_exits(exits, n_trees: int) -> tuple[int, ...]:
-    """``exits`` as a tuple of ints: strictly increasing, from >= 1 to ``n_trees``."""
+def check_tree_exits(
+    exits, n_trees: int, *, counts="tree", total="the ensemble's number of trees"
+) -> tuple[int, ...]:
+    """``exits`` as a tuple of ints: strictly increasing, from >= 1 to ``n_trees``.
+
+    ``counts`` and ``total`` name what is counted in the messages (``"round"``
+    and ``"the model's number of boosting rounds"`` for a booster).
+    """
     values = np.asarray(exits)
     if (
         values.ndim != 1
@@ -100,14 +106,13 @@ def check_tree_exits(exits, n_trees: int) -> tuple[int, ...]:
         )
     ):
         raise ValueError(
-            f"exits must be a non-empty list of tree counts; got {exits!r}."
+            f"exits must be a non-empty list of {counts} counts; got {exits!r}."
         )
     values = values.astype(np.int64)
     if values[0] < 1 or np.any(np.diff(values) <= 0) or values[-1] != n_trees:
         raise ValueError(
-            "exits must be strictly increasing tree counts, the first at least 1 "
-            f"and the last equal to the ensemble's number of trees ({n_trees}); "
-            f"got {list(values)}."
+            f"exits must be strictly increasing {counts} counts, the first at least "
+            f"1 and the last equal to {total} ({n_trees}); got {values.tolist()}."
         )
     return tuple(int(v) for v in values)
 
@@ -289,9 +294,12 @@ class TreeEnsembleExits(MultiExitSource):
         model = self._model
         n_rows = X.shape[0]
         if not self._boosting:
-            # Regression forests: the running sum of the trees' predictions
-            # and of their squares (for the spread of the trees).
-            return np.zeros((n_rows, 2 if self.regression else model.n_classes_))
+            # Regression forests: the running sum of the trees' predictions,
+            # and the sums of their differences from the first tree's and of
+            # those differences' squares (the spread of the trees, without
+            # the cancellation of large values: a target near 1e9 with a
+            # spread of 0.1), then the first tree's prediction.
+            return np.zeros((n_rows, 4 if self.regression else model.n_classes_))
         n_columns = model.estimators_.shape[1]
         if isinstance(model.init_, str) and model.init_ == "zero":
             return np.zeros((n_rows, n_columns))
@@ -328,10 +336,14 @@ class TreeEnsembleExits(MultiExitSource):
             else:
                 self._add_boosting_trees(X, score, start, stop)
         elif self.regression:
-            for tree in model.estimators_[start:stop]:
+            for k, tree in enumerate(model.estimators_[start:stop], start):
                 prediction = tree.predict(X, check_input=False)
+                if k == 0:
+                    score[:, 3] = prediction
                 score[:, 0] += prediction
-                score[:, 1] += prediction**2
+                shifted = prediction - score[:, 3]
+                score[:, 1] += shifted
+                score[:, 2] += shifted**2
         else:
             for tree, columns in zip(
                 model.estimators_[start:stop], self._columns[start:stop]
@@ -388,9 +400,11 @@ class TreeEnsembleExits(MultiExitSource):
             if self._boosting:
                 answer[:, 0] = score[:, 0]
                 return answer
-            mean = score[:, 0] / n_trees
-            answer[:, 0] = mean
-            answer[:, 1] = np.sqrt(np.maximum(score[:, 1] / n_trees - mean**2, 0.0))
+            shifted_mean = score[:, 1] / n_trees
+            answer[:, 0] = score[:, 0] / n_trees
+            answer[:, 1] = np.sqrt(
+                np.maximum(score[:, 2] / n_trees - shifted_mean**2, 0.0)
+            )
             return answer
         if not self._boosting:
             return score / n_trees

@@ -1,0 +1,507 @@
+"""BoosterExits: exits after numbers of boosting rounds of LightGBM and XGBoost."""
+
+import functools
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import sklearn
+from _budget_checks import assert_budget_spent_well
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_classification, make_regression
+from sklearn.frozen import FrozenEstimator
+
+from skadaptive import EarlyExitClassifier, EarlyExitRegressor
+from skadaptive.stages import BoosterExits, MultiExitSource, exit_probas
+from skadaptive.stages._backbones import as_multi_exit
+
+EXITS = [3, 10, 25, 40]
+# Each exit against the library's own truncated prediction. LightGBM sums in
+# float64 (agrees to 1e-15); XGBoost answers float32 margins, so the sum of a
+# few partial margins differs from its own sum by a few float32 ulps.
+ATOL = 1e-6
+LIBRARIES = ["lightgbm", "xgboost"]
+TASKS = ["binary", "multiclass", "regression"]
+
+
+def _lib(name):
+    return pytest.importorskip(name)
+
+
+@functools.cache
+def _data(task, seed=0):
+    if task == "regression":
+        X, y = make_regression(
+            n_samples=300, n_features=8, n_informative=5, noise=5, random_state=seed
+        )
+        # Predictions below 1 (float32 margins have ulps below 1e-7 there),
+        # away from 0 so that XGBoost's intercept is far from 0 too.
+        return X, 0.3 + 0.1 * (y - y.mean()) / y.std()
+    return make_classification(
+        n_samples=300,
+        n_features=8,
+        n_informative=5,
+        n_classes=3 if task == "multiclass" else 2,
+        n_clusters_per_class=1,
+        # Unbalanced binary classes: XGBoost's intercept is logit(0.3), not 0.
+        weights=None if task == "multiclass" else [0.7],
+        random_state=seed,
+    )
+
+
+def _model(library, task, **params):
+    """An unfitted small model: 40 rounds, one thread."""
+    lib = _lib(library)
+    if library == "lightgbm":
+        cls = lib.LGBMRegressor if task == "regression" else lib.LGBMClassifier
+        params = {"num_leaves": 8, "verbose": -1, **params}
+    else:
+        cls = lib.XGBRegressor if task == "regression" else lib.XGBClassifier
+        params = {"max_depth": 3, "learning_rate": 0.1, **params}
+    return cls(n_estimators=40, n_jobs=1, random_state=0, **params)
+
+
+@functools.cache
+def _fitted(library, task):
+    X, y = _data(task)
+    return _model(library, task).fit(X, y)
+
+
+def _booster(model):
+    return model.booster_ if hasattr(model, "booster_") else model.get_booster()
+
+
+def _truncated(model, X, n_rounds):
+    """The library's own prediction with the first ``n_rounds`` rounds."""
+    if type(model).__module__.startswith("lightgbm"):
+        kwargs = {"num_iteration": n_rounds}
+    else:
+        kwargs = {"iteration_range": (0, n_rounds)}
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(X, **kwargs)
+    return model.predict(X, **kwargs)
+
+
+def _answers(model, source_answer):
+    """What to compare with the model's own prediction."""
+    return source_answer if hasattr(model, "predict_proba") else source_answer[:, 0]
+
+
+# -- exactness ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_every_exit_equals_the_librarys_truncated_prediction(library, task):
+    model = _fitted(library, task)
+    X, _ = _data(task)
+    source = BoosterExits(model, EXITS)
+    assert isinstance(source, MultiExitSource)
+    assert source.regression == (task == "regression")
+    answers = exit_probas(source, X)
+    for n_rounds, answer in zip(EXITS, answers):
+        assert answer.dtype == np.float64
+        assert_allclose(
+            _answers(model, answer), _truncated(model, X, n_rounds), rtol=0, atol=ATOL
+        )
+    own = model.predict(X) if task == "regression" else model.predict_proba(X)
+    assert_allclose(_answers(model, answers[-1]), own, rtol=0, atol=ATOL)
+    if task == "regression":
+        assert_array_equal(np.stack(answers)[:, :, 1], 0.0)
+    else:
+        assert_array_equal(source.classes_, model.classes_)
+    # Frozen, or as a bare Booster: the same answers.
+    for other in (FrozenEstimator(model), _booster(model)):
+        for got, expected in zip(exit_probas(BoosterExits(other, EXITS), X), answers):
+            assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_xgboost_intercept_is_counted_once(task):
+    """Every in-place prediction adds the intercept: the exits after the first
+    replace it with a zero base margin."""
+    model = _fitted("xgboost", task)
+    X, _ = _data(task)
+    booster = model.get_booster()
+    alone = booster.inplace_predict(X, iteration_range=(10, 25), predict_type="margin")
+    without = booster.inplace_predict(
+        X,
+        iteration_range=(10, 25),
+        predict_type="margin",
+        base_margin=np.zeros(np.shape(alone), dtype=np.float32),
+    )
+    # The intercept is far from 0 here, so counting it twice would show.
+    assert np.abs(alone - without).max() > 1e-3
+    source = BoosterExits(model, [10, 25, 40])
+    _, state = source.run_stage(0, X, None)
+    full = booster.inplace_predict(X, iteration_range=(0, 10), predict_type="margin")
+    assert_allclose(state.score.ravel(), np.ravel(full), rtol=0, atol=1e-12)
+    _, state = source.run_stage(1, None, state)
+    full = booster.inplace_predict(X, iteration_range=(0, 25), predict_type="margin")
+    # Margins reach 5 here, where float32 ulps are 5e-7: to 1e-6 relative.
+    assert_allclose(state.score.ravel(), np.ravel(full), rtol=1e-6, atol=ATOL)
+
+
+@pytest.mark.parametrize(
+    "library, task, params",
+    [
+        ("lightgbm", "regression", {"objective": "poisson"}),
+        ("lightgbm", "regression", {"objective": "cross_entropy_lambda"}),
+        ("lightgbm", "regression", {"reg_sqrt": True}),
+        ("lightgbm", "binary", {"objective": "binary", "sigmoid": 0.6}),
+        ("xgboost", "regression", {"objective": "count:poisson"}),
+        ("xgboost", "regression", {"objective": "reg:logistic"}),
+        ("xgboost", "multiclass", {"objective": "multi:softmax"}),
+    ],
+)
+def test_links_of_other_objectives(library, task, params):
+    X, y = _data(task)
+    z = (y - y.mean()) / y.std()
+    if params.get("objective") in ("poisson", "count:poisson"):
+        y = np.round(np.exp(0.5 + 0.5 * z))  # counts
+    elif params.get("objective") in ("cross_entropy_lambda", "reg:logistic"):
+        y = (z - z.min()) / (z.max() - z.min())  # in [0, 1]
+    model = _model(library, task, **params).fit(X, y)
+    answers = exit_probas(BoosterExits(model, EXITS), X)
+    for n_rounds, answer in zip(EXITS, answers):
+        assert_allclose(
+            _answers(model, answer),
+            _truncated(model, X, n_rounds),
+            rtol=1e-6,
+            atol=ATOL,
+        )
+
+
+# -- compaction --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["array", "sparse", "dataframe"])
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_rows_dropped_between_exits_keep_their_answers(library, task, kind):
+    model = _fitted(library, task)
+    X, _ = _data(task)
+    if kind == "sparse":
+        X = sp.csr_array(np.where(np.abs(X) < 0.3, 0.0, X))
+    elif kind == "dataframe":
+        pd = pytest.importorskip("pandas")
+        X = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    source = BoosterExits(model, EXITS)
+    expected = exit_probas(source, X)
+    if kind == "sparse":  # the libraries' own answers on the sparse rows
+        own = model.predict(X) if task == "regression" else model.predict_proba(X)
+        assert_allclose(_answers(model, expected[-1]), own, rtol=0, atol=ATOL)
+    rng = np.random.default_rng(0)
+    running = np.arange(X.shape[0])
+    answer, state = source.run_stage(0, X, None)
+    assert_allclose(answer, expected[0], rtol=0, atol=1e-12)
+    for stage in range(1, len(EXITS)):
+        keep = rng.random(len(running)) < 0.7
+        state = source.keep_rows(state, keep)
+        running = running[keep]
+        answer, state = source.run_stage(stage, None, state)
+        assert answer.shape[0] == len(running) > 0
+        assert_allclose(answer, expected[stage][running], rtol=0, atol=1e-12)
+    assert source.keep_rows(None, keep) is None
+    with pytest.raises(ValueError, match="rows"):
+        source.run_stage(1, X, state)
+    with pytest.raises(ValueError, match="state"):
+        source.run_stage(1, None, None)
+
+
+def test_costs_protocol_and_pickle():
+    model = _fitted("lightgbm", "multiclass")
+    X, _ = _data("multiclass")
+    source = BoosterExits(model, EXITS)
+    assert source.n_stages == 4 and source.rows_in_state
+    assert source.cost_unit == "rounds" and source.n_rounds == 40
+    assert_array_equal(source.round_counts, [3, 7, 15, 15])
+    assert_array_equal(source.default_costs(), [3.0, 7.0, 15.0, 15.0])
+    restored = pickle.loads(pickle.dumps(source))
+    for got, expected in zip(exit_probas(restored, X), exit_probas(source, X)):
+        assert_array_equal(got, expected)
+    with pytest.raises(IndexError):
+        source.run_stage(4, X, None)
+
+
+def test_importing_skadaptive_imports_neither_library():
+    code = (
+        "import sys, skadaptive, skadaptive.stages; "
+        "assert 'lightgbm' not in sys.modules and 'xgboost' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- early stopping ----------------------------------------------------------
+
+
+def test_lightgbm_predicts_with_its_best_iteration():
+    lgb = _lib("lightgbm")
+    X, y = _data("binary")
+    train, valid = lgb.Dataset(X[:200], y[:200]), lgb.Dataset(X[200:], y[200:])
+    booster = lgb.train(
+        {"objective": "binary", "learning_rate": 0.5, "num_threads": 1, "verbose": -1},
+        train,
+        60,
+        valid_sets=[valid],
+        callbacks=[lgb.early_stopping(3, verbose=False)],
+        keep_training_booster=True,  # keeps the rounds after the best one
+    )
+    best = booster.best_iteration
+    assert 1 < best < booster.current_iteration()
+    source = as_multi_exit(booster, None)
+    assert source.exits[-1] == best
+    assert_allclose(
+        exit_probas(source, X)[-1][:, 1], booster.predict(X), rtol=0, atol=1e-12
+    )
+    with pytest.raises(
+        ValueError, match=f"best iteration from early stopping \\({best}"
+    ):
+        BoosterExits(booster, [1, booster.current_iteration()])
+
+
+def test_xgboost_models_predict_with_best_iteration_their_boosters_with_all():
+    xgb = _lib("xgboost")
+    X, y = _data("binary")
+    model = _model("xgboost", "binary", early_stopping_rounds=3, learning_rate=0.5)
+    model.set_params(n_estimators=60).fit(
+        X[:200], y[:200], eval_set=[(X[200:], y[200:])], verbose=False
+    )
+    booster = model.get_booster()
+    assert model.best_iteration + 1 < booster.num_boosted_rounds()
+    source = BoosterExits(FrozenEstimator(model), [2, model.best_iteration + 1])
+    assert_allclose(
+        exit_probas(source, X)[-1], model.predict_proba(X), rtol=0, atol=ATOL
+    )
+    everything = as_multi_exit(booster, None)
+    assert everything.exits[-1] == booster.num_boosted_rounds()
+    assert_allclose(
+        exit_probas(everything, X)[-1][:, 1],
+        booster.predict(xgb.DMatrix(X)),
+        rtol=0,
+        atol=ATOL,
+    )
+    with pytest.raises(ValueError, match="best iteration from early stopping"):
+        BoosterExits(model, [2, booster.num_boosted_rounds()])
+
+
+# -- the estimators ----------------------------------------------------------
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize(
+    "library, task, frozen, budget",
+    # Each library unfitted and frozen, each task unfitted and frozen (the
+    # policy search is the slow part: four fits, not eight). Budgets that
+    # bind: without them the policy would spend more, and with half of them
+    # it would be less accurate.
+    [
+        ("lightgbm", "multiclass", False, 14),
+        ("lightgbm", "regression", True, 14),
+        ("xgboost", "multiclass", True, 7),
+        ("xgboost", "regression", False, 14),
+    ],
+)
+def test_early_exit_estimators_meet_a_budget_in_rounds(library, task, frozen, budget):
+    if task == "regression":
+        X, y = _data(task, seed=1)
+    else:  # classes that overlap: later rounds buy accuracy a budget must ration
+        X, y = make_classification(
+            n_samples=300,
+            n_features=8,
+            n_informative=6,
+            n_classes=3,
+            class_sep=0.8,
+            random_state=1,
+        )
+    if frozen:  # fitted on rows the policy does not see
+        backbone = FrozenEstimator(_model(library, task).fit(X[:150], y[:150]))
+        X, y = X[150:], y[150:]
+    else:  # cross-fitted, then refitted
+        backbone = _model(library, task)
+        X, y = X[:200], y[:200]
+    cls = EarlyExitRegressor if task == "regression" else EarlyExitClassifier
+    ee = cls(backbone, exits=[5, 15, 40], budget=budget, cv=2, random_state=0)
+    ee.fit(X, y)
+    assert_array_equal(ee.costs_, [5, 10, 25])
+    assert ee._cost_unit() == "rounds"
+    assert_budget_spent_well(ee)
+    answers = exit_probas(ee.source_, X)
+    if task == "regression":
+        answers = ee._policy_answers(answers)
+    offline = ee.policy_.exit_stage(answers)
+    assert_array_equal(ee.predict_exit(X), offline)
+    assert len(np.unique(offline)) > 1
+    if frozen:
+        assert ee.estimator_ is backbone
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_bare_boosters_are_used_as_given(library):
+    X, y = _data("binary", seed=1)
+    model = _model(library, "binary").fit(X[:150], y[:150])
+    ee = EarlyExitClassifier(_booster(model), cost_weight=0.01).fit(X[150:], y[150:])
+    assert ee.source_.exits == (2, 5, 10, 20, 40)
+    assert_array_equal(ee.classes_, [0, 1])
+    assert_array_equal(ee.costs_, [2, 3, 5, 10, 20])
+    frozen = EarlyExitClassifier(FrozenEstimator(model), cost_weight=0.01)
+    frozen.fit(X[150:], y[150:])
+    assert_array_equal(ee.predict_exit(X), frozen.predict_exit(X))
+    assert_allclose(ee.predict_proba(X), frozen.predict_proba(X), rtol=0, atol=1e-12)
+    Xr, yr = _data("regression")
+    regression = _booster(_model(library, "regression").fit(Xr, yr))
+    ee = EarlyExitRegressor(regression, exits=[10, 40], cost_weight=0.01).fit(Xr, yr)
+    assert ee.source_.regression and ee.n_exits_ == 2
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_rows_answer_depends_on_neither_its_batch_nor_the_threads(library):
+    """Batches routed in parallel threads predict different rounds of one
+    Booster at once (LightGBM's calls are serialised: it sets the rounds to
+    predict with on the Booster itself)."""
+    X, y = _data("binary")
+    ee = EarlyExitClassifier(_booster(_fitted(library, "binary")), cost_weight=0.01)
+    ee.fit(X, y)
+    expected = ee.route(X)
+    assert len(np.unique(expected.exit_stage)) > 2
+    order = np.random.default_rng(0).permutation(len(X))
+    got = ee.set_params(n_jobs=2, batch_size=7).route(X[order])
+    assert_array_equal(got.exit_stage, expected.exit_stage[order])
+    assert_allclose(got.proba, expected.proba[order], rtol=0, atol=1e-12)
+
+
+# -- refusals ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_wrong_kind_of_model_says_which_estimator_to_use(library):
+    X, y = _data("binary")
+    regressor = _model(library, "regression")
+    with pytest.raises(TypeError, match=r"is a regressor; use EarlyExitRegressor"):
+        EarlyExitClassifier(regressor).fit(X, y)
+    with pytest.raises(TypeError, match=r"is a classifier; use EarlyExitClassifier"):
+        EarlyExitRegressor(_model(library, "binary")).fit(X, y)
+    booster = _booster(_fitted(library, "binary"))
+    with pytest.raises(TypeError, match=r"Booster has objective .* EarlyExitClass"):
+        EarlyExitRegressor(booster).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "library, params",
+    [
+        ("lightgbm", {"boosting_type": "dart"}),
+        ("lightgbm", {"boosting_type": "rf", "subsample": 0.7, "subsample_freq": 1}),
+        ("xgboost", {"booster": "dart"}),
+        ("xgboost", {"booster": "gblinear"}),
+    ],
+)
+def test_boosting_modes_without_a_sum_over_rounds_are_refused(library, params):
+    X, y = _data("binary")
+    mode = params.get("boosting_type", params.get("booster"))
+    model = _model(library, "binary", **params)
+    with pytest.raises(ValueError, match=f"'{mode}' boosting has no early exits"):
+        EarlyExitClassifier(model).fit(X, y)
+    with pytest.raises(ValueError, match=f"'{mode}' boosting has no early exits"):
+        BoosterExits(model.set_params(n_estimators=5).fit(X, y), [5])
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_bad_exits_and_budgets_fail_before_any_fit(library, monkeypatch):
+    X, y = _data("binary")
+    model = _model(library, "binary")
+    fits = []
+    monkeypatch.setattr(type(model), "fit", lambda self, *a, **k: fits.append(1))
+    with pytest.raises(ValueError, match=r"number of boosting rounds \(40\)"):
+        EarlyExitClassifier(model, exits=[10, 80]).fit(X, y)
+    with pytest.raises(ValueError, match="already costs 2, 1 over the budget"):
+        EarlyExitClassifier(model, budget=1).fit(X, y)  # default exits: 2, 5, ...
+    with pytest.raises(ValueError, match="has one exit"):
+        EarlyExitClassifier(model, exits=[40]).fit(X, y)
+    assert fits == []
+    fitted = _fitted(library, "binary")
+    with pytest.raises(ValueError, match=r"number of boosting rounds \(40\)"):
+        BoosterExits(fitted, [10, 20, 50])
+    with pytest.raises(ValueError, match=r"number of boosting rounds \(40\)"):
+        EarlyExitClassifier(FrozenEstimator(fitted), exits=[50]).fit(X, y)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_rows_with_another_feature_count_are_named(library):
+    X, y = _data("binary")
+    source = BoosterExits(_fitted(library, "binary"), EXITS)
+    with pytest.raises(ValueError, match="X has 5 features, but .* on 8 features"):
+        source.run_stage(0, X[:, :5], None)
+    other = _model(library, "binary").fit(X[:, :5], y)
+    ee = EarlyExitClassifier(FrozenEstimator(other), exits=[10, 40])
+    with pytest.raises(ValueError, match="X has 8 features, but .* on 5 features"):
+        ee.fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "library, params, setting",
+    [
+        ("lightgbm", {"early_stopping_round": 5}, "early_stopping_round=5"),
+        ("lightgbm", {"n_iter_no_change": 5}, "n_iter_no_change=5"),
+        ("xgboost", {"early_stopping_rounds": 5}, "early_stopping_rounds=5"),
+    ],
+)
+def test_early_stopping_of_unfitted_models_is_refused_before_any_fit(
+    library, params, setting, monkeypatch
+):
+    X, y = _data("binary")
+    model = _model(library, "binary", **params)
+    fits = []
+    monkeypatch.setattr(type(model), "fit", lambda self, *a, **k: fits.append(1))
+    with pytest.raises(ValueError, match=f"{setting} stops boosting.*FrozenEstimator"):
+        EarlyExitClassifier(model).fit(X, y)
+    assert fits == []
+
+
+@pytest.mark.filterwarnings("ignore:.*eval_set.*:DeprecationWarning")
+def test_early_stopping_callbacks_are_refused():
+    lgb = _lib("lightgbm")
+    X, y = _data("binary")
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = _model("lightgbm", "binary").set_fit_request(callbacks=True)
+        with pytest.raises(ValueError, match="early-stopping callback passed to fit"):
+            EarlyExitClassifier(model).fit(
+                X, y, callbacks=[lgb.early_stopping(3, verbose=False)]
+            )
+    # A model fitted here that stopped early anyway is refused on its first fold.
+    stopped = _model("lightgbm", "binary").fit(
+        X[:200],
+        y[:200],
+        eval_set=[(X[200:], y[200:])],
+        callbacks=[lgb.early_stopping(1, verbose=False)],
+    )
+    assert stopped.best_iteration_ > 0
+    with pytest.raises(ValueError, match="stops boosting at a different round"):
+        as_multi_exit(stopped, None, fitted_here=True)
+    assert as_multi_exit(stopped, None).exits[-1] == stopped.best_iteration_
+
+
+def test_other_models_and_objectives_are_refused_with_the_reason():
+    lgb, xgb = _lib("lightgbm"), _lib("xgboost")
+    X, y = _data("multiclass")
+    with pytest.raises(TypeError, match="one boosting round"):
+        EarlyExitClassifier(xgb.XGBRFClassifier(n_estimators=5)).fit(X, y)
+    multi = xgb.XGBRegressor(n_estimators=3, n_jobs=1).fit(X, np.c_[y, y])
+    with pytest.raises(ValueError, match="multi-output"):
+        BoosterExits(multi, [3])
+    ova = _model("lightgbm", "multiclass", objective="multiclassova")
+    with pytest.raises(ValueError, match="'multiclassova'.*need not sum to 1"):
+        BoosterExits(ova.fit(X, y), [40])
+
+    def squared(y_true, y_pred):
+        return y_pred - y_true, np.ones_like(y_pred)
+
+    custom = _model("lightgbm", "regression", objective=squared)
+    with pytest.raises(ValueError, match="custom objective"):
+        EarlyExitRegressor(custom).fit(X, y)
+    with pytest.raises(ValueError, match="custom objective"):
+        BoosterExits(custom.fit(X, y), [40])
+    with pytest.raises(TypeError, match="supports LGBMClassifier"):
+        BoosterExits(lgb.LGBMRanker(), [3])

@@ -124,11 +124,6 @@ CONFIGS = {
         batch_size=7,
         cv=3,
     ),
-    "regressor_cascade": lambda: AdaptiveCascadeRegressor(
-        [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=3))],
-        costs=[1, 4],
-        cv=3,
-    ),
     "regressor_cascade_eenet_budget_absolute": lambda: AdaptiveCascadeRegressor(
         [
             ("bayes", BayesianRidge()),
@@ -242,7 +237,6 @@ EXPECTED_FAILED = {
         "(scikit-learn lists it as an expected failure of RandomForestClassifier)",
     ),
     "early_exit_chain_patience_batched": {},
-    "regressor_cascade": {},
     "regressor_cascade_eenet_budget_absolute": {},
     "early_exit_regressor_boosting": {},
     "early_exit_regressor_chain_eenet": {},

@@ -290,7 +290,7 @@ def test_frozen_backbone_with_labels_it_does_not_predict():
 # --------------------------------------------------------------- properties
 
 
-@settings(max_examples=15)
+@settings(max_examples=8)
 @given(
     batch_size=st.integers(1, 200),
     order=st.permutations(range(60)),
@@ -312,7 +312,7 @@ def test_a_rows_answer_depends_on_neither_its_batch_nor_its_position(
 
 
 @pytest.mark.budget
-@settings(max_examples=6)
+@settings(max_examples=4)
 @given(
     fraction=st.floats(0.125, 1.0),
     policy=st.sampled_from(POLICIES),

@@ -67,7 +67,9 @@ def _configuration(quick: bool) -> dict:
         "max_loss": MAX_LOSS,
     }
     if quick:
-        config.update(budget_fractions=[0.5], grid_fractions=[1.0], wall_rows=1000)
+        config.update(
+            budget_fractions=[0.25, 0.5], grid_fractions=[1.0], wall_rows=1000
+        )
     return config
 
 

@@ -22,6 +22,7 @@ from ._sklearn_private import HasMethods, StrOptions
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .stages import ScaledAnswers, regression_scale
 from .stages._combined import ExitCombiner
+from .stages._regression import scale_answers, unscale_answers
 
 #: Attribute and key names of the classifiers' figures, and the regressors'.
 _RENAMED = (
@@ -96,13 +97,10 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             ) from error
 
     def _policy_answers(self, stage_probas: list) -> list:
-        scaled = []
-        for answers in stage_probas:
-            answers = np.array(answers, dtype=np.float64)
-            answers[:, 0] -= self.target_center_
-            answers /= self.target_scale_
-            scaled.append(answers)
-        return scaled
+        return [
+            scale_answers(answers, self.target_center_, self.target_scale_)
+            for answers in stage_probas
+        ]
 
     def _stored_targets(self, y_encoded) -> np.ndarray:
         return np.asarray(y_encoded, dtype=np.float64)
@@ -146,10 +144,14 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             delattr(self, name)
         search = getattr(self, "budget_search_", None)
         if search is not None:
-            self.budget_search_ = {
-                (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
-                for key, value in search.items()
-            }
+            self.budget_search_ = self._as_errors(search)
+
+    def _as_errors(self, figures: dict) -> dict:
+        """``figures`` with accuracy-named entries as errors (renamed)."""
+        return {
+            (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
+            for key, value in figures.items()
+        }
 
     def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
         super()._learn_policy_single_threaded(stage_probas, y_encoded, sample_weight)
@@ -158,11 +160,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
     @property
     def frontier_(self) -> dict:
         """Error against cost over a grid of ``cost_weight`` (see Attributes)."""
-        frontier = BaseAdaptive.frontier_.fget(self)
-        return {
-            (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
-            for key, value in frontier.items()
-        }
+        return self._as_errors(BaseAdaptive.frontier_.fget(self))
 
     def evaluate_frontier(self, X, y, *, sample_weight=None) -> dict:
         """Error and cost of every ``frontier_`` policy, and of each stage, on
@@ -207,11 +205,9 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         >>> len(test["error"]) == len(cascade.frontier_["error"])
         True
         """
-        figures = super().evaluate_frontier(X, y, sample_weight=sample_weight)
-        return {
-            (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
-            for key, value in figures.items()
-        }
+        return self._as_errors(
+            super().evaluate_frontier(X, y, sample_weight=sample_weight)
+        )
 
     # ------------------------------------------------------------ predict
     def route(self, X) -> Bunch:
@@ -234,8 +230,9 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         """
         result = super().route(X)
         answers = result.pop("proba")
-        result.prediction = answers[:, 0] * self.target_scale_ + self.target_center_
-        result.uncertainty = answers[:, 1] * self.target_scale_
+        result.prediction, result.uncertainty = unscale_answers(
+            answers, self.target_center_, self.target_scale_
+        )
         return result
 
     def predict(self, X) -> np.ndarray:

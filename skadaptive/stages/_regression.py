@@ -183,18 +183,30 @@ class ScaledAnswers:
 
     def run_stage(self, stage: int, X_rows, state):
         answers, state = self.source.run_stage(stage, X_rows, state)
-        answers = np.array(answers, dtype=np.float64)
-        if answers.ndim == 2 and answers.shape[1] == 2:
-            answers[:, 0] -= self.center
-            answers /= self.scale
-        return answers, state
+        return scale_answers(answers, self.center, self.scale), state
 
     def keep_rows(self, state, mask):
         return self.source.keep_rows(state, mask)
 
-    def unscale(self, answers: np.ndarray) -> np.ndarray:
-        """Predictions on the target's own scale (column 0 of ``answers``)."""
-        return answers[:, 0] * self.scale + self.center
+
+def scale_answers(answers, center: float, scale: float) -> np.ndarray:
+    """A copy of regression ``answers`` on the policy's scale.
+
+    ``(prediction, uncertainty)`` becomes ``((prediction - center) / scale,
+    uncertainty / scale)``. An array of another shape is returned as float64,
+    unscaled, for the package's checks to name.
+    """
+    answers = np.array(answers, dtype=np.float64)
+    if answers.ndim == 2 and answers.shape[1] == 2:
+        answers[:, 0] -= center
+        answers /= scale
+    return answers
+
+
+def unscale_answers(answers: np.ndarray, center: float, scale: float) -> tuple:
+    """Prediction and uncertainty on the target's own scale (the inverse of
+    :func:`scale_answers`)."""
+    return answers[:, 0] * scale + center, answers[:, 1] * scale
 
 
 def check_regressor(estimator, label: str, fix: str) -> None:

@@ -159,7 +159,15 @@ def test_frontier_of_regressors_prints_an_mse_column_and_saves_a_regressor(
     assert "stage ridge" in out and "stage forest" in out and "oracle" in out
     assert "MSE: mean squared error of the predictions" in out
     assert "chosen: cost_weight=0.01" in out
+    # One table row per distinct frontier policy (error and cost), though
+    # neighbouring cost weights often pick the same one.
+    rows = [
+        line.split() for line in out.splitlines() if line.startswith("cost_weight=")
+    ]
+    shown = [(row[1], row[-3]) for row in rows]
+    assert rows and len(set(shown)) == len(shown)
     report = json.loads((tmp_path / "f.json").read_text())
+    assert len(rows) < len(report["frontier"])
     assert report["task"] == "regression" and report["error_name"] == "MSE"
     assert "accuracy" not in json.dumps(report)
     assert [s["name"] for s in report["stages"]] == ["ridge", "forest"]

@@ -800,13 +800,27 @@ def _format_exits(exits) -> str:
 
 
 def _format(report) -> str:
+    return format_points(
+        report,
+        lambda point: f"{point['accuracy']:.4f}",
+        lambda point: format_interval(point["accuracy_interval"]),
+        lambda point: round(point["accuracy"], 12),
+        COLUMNS,
+    )
+
+
+def format_points(report, figure, interval, rounded, columns) -> str:
+    """The table of a report: each stage, the oracle, the distinct frontier
+    points and the chosen one, with ``figure`` and ``interval`` of each (its
+    accuracy, or a regressor's error) and its cost; ``rounded`` says which
+    frontier points are the same policy."""
     total = report["stages"][-1]["cumulative_cost"]
 
     def row(name, point, cost, exit_rates="-"):
         return (
             name,
-            f"{point['accuracy']:.4f}",
-            format_interval(point["accuracy_interval"]),
+            figure(point),
+            interval(point),
             f"{cost:.4g}",
             f"{cost / total:.3f}",
             exit_rates,
@@ -818,7 +832,7 @@ def _format(report) -> str:
     rows.append(row("oracle", report["oracle"], report["oracle"]["cost"]))
     seen = set()
     for point in report["frontier"]:
-        key = (round(point["accuracy"], 12), round(point["cost"], 15))
+        key = (rounded(point), round(point["cost"], 15))
         if key in seen:  # neighbouring cost weights often pick the same policy
             continue
         seen.add(key)
@@ -828,7 +842,7 @@ def _format(report) -> str:
         )
     chosen = report["chosen"]
     rows.append(row(f"chosen: {chosen['setting']}", chosen, chosen["cost"]))
-    return table(rows, COLUMNS)
+    return table(rows, columns)
 
 
 def _write_json(path, report) -> None:

@@ -13,6 +13,7 @@ from ._frontier import (
     _knob,
     _params,
     batch_size_advice,
+    format_points,
     point_intervals,
     write_results,
 )
@@ -26,7 +27,6 @@ from ._intervals import (
     too_few_rows_warning,
 )
 from ._io import CommandError
-from ._table import table
 
 #: What each error is, for the note under the table.
 ERROR_TEXTS = {
@@ -224,32 +224,10 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
 
 
 def _format(report) -> str:
-    total = report["stages"][-1]["cumulative_cost"]
-
-    def row(name, point, cost, exit_rates="-"):
-        return (
-            name,
-            f"{point['error']:.4g}",
-            format_error_interval(point["error_interval"]),
-            f"{cost:.4g}",
-            f"{cost / total:.3f}",
-            exit_rates,
-        )
-
-    rows = [
-        row(f"stage {s['name']}", s, s["cumulative_cost"]) for s in report["stages"]
-    ]
-    rows.append(row("oracle", report["oracle"], report["oracle"]["cost"]))
-    seen = set()
-    for point in report["frontier"]:
-        key = (float(f"{point['error']:.12g}"), round(point["cost"], 15))
-        if key in seen:  # neighbouring cost weights often pick the same policy
-            continue
-        seen.add(key)
-        rates = "/".join(f"{r:.2f}" for r in point["exit_rates"])
-        rows.append(
-            row(f"cost_weight={point['cost_weight']:.3g}", point, point["cost"], rates)
-        )
-    chosen = report["chosen"]
-    rows.append(row(f"chosen: {chosen['setting']}", chosen, chosen["cost"]))
-    return table(rows, columns(report["loss"]))
+    return format_points(
+        report,
+        lambda point: f"{point['error']:.4g}",
+        lambda point: format_error_interval(point["error_interval"]),
+        lambda point: float(f"{point['error']:.12g}"),
+        columns(report["loss"]),
+    )

@@ -77,11 +77,13 @@ from .policies._call_costs import (
     frontier_with_call_costs,
 )
 from .policies._policy import (
+    answer_costs,
     exit_figures,
     stage_accuracies,
     stage_correct,
     stage_figures,
 )
+from .policies._skips import SkipSearch
 from .stages import exit_probas, measure_exit_seconds
 from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined import N_FOLDS as N_COMBINER_FOLDS
@@ -158,6 +160,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.__dict__.pop("_stage_input", None)
         names = self._check_structure()
         check_policy(self.policy)
+        if (
+            getattr(self, "skips", False)
+            and getattr(self, "answer", "stage") != "stage"
+        ):
+            raise ValueError(
+                "skips=True needs answer='stage': a combined answer mixes the "
+                "probabilities of every stage run so far, and a row that skips "
+                "stages has not run them. Use one or the other."
+            )
         measure = measures_costs(self.costs, self._has_natural_costs())
         if not measure and self.costs is not None and names is not None:
             # Fail before fitting anything when the costs are known already.
@@ -386,23 +397,26 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         share = self.costs_per_call_ / self.cost_batch_size_
         return np.cumsum(self.costs_per_row_) / total, share / total
 
-    def _average_cost(self, exit_stage, sample_weight=None) -> float:
+    def _average_cost(self, exit_stage, sample_weight=None, ran=None) -> float:
         """Average cost per row of a batch whose rows exit at ``exit_stage``.
 
         With per-call parts, every stage that a row of the batch reaches pays
         its per-call part once per batch of ``cost_batch_size_`` rows drawn
-        like these rows.
+        like these rows. ``ran`` (n_stages, n_rows): the stages each row
+        runs, where the policy skips stages.
         """
         n_stages = len(self.cumulative_costs_)
         weight = np.ones(len(exit_stage)) if sample_weight is None else sample_weight
         rates = np.bincount(exit_stage, weights=weight, minlength=n_stages)
-        return self._cost_of_rates(rates / weight.sum())
+        run_rates = None if ran is None else ran @ weight / weight.sum()
+        return self._cost_of_rates(rates / weight.sum(), run_rates)
 
-    def _cost_of_rates(self, exit_rates) -> float:
-        """Average cost per row of a batch whose rows exit at these rates."""
+    def _cost_of_rates(self, exit_rates, run_rates=None) -> float:
+        """Average cost per row of a batch whose rows exit at these rates (and,
+        where they skip stages, run each stage at ``run_rates``)."""
         variable, share = self._cost_parts()
         return self.cumulative_costs_[-1] * batch_cost(
-            exit_rates, variable, share, self.cost_batch_size_
+            exit_rates, variable, share, self.cost_batch_size_, run_rates
         )
 
     def _policy_rows(self) -> tuple:
@@ -610,7 +624,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             cost_unit=total_cost,
             loss=self.loss,
         )
-        chosen.pop("expected_exit_rates")
+        for name in ("expected_exit_rates", "run_rates", "expected_run_rates"):
+            chosen.pop(name)
         for name, value in chosen.items():
             setattr(self, f"{name}_", value)
         self._policy_fit_seconds = time.perf_counter() - start
@@ -651,7 +666,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     warnings.filterwarnings(
                         "ignore", message="policy='patience' with two stages"
                     )
-                return make_policy_search(
+                search = make_policy_search(
                     self.policy,
                     stage_probas[:n_stages],
                     y_encoded,
@@ -661,6 +676,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     feature_set=self.policy_features,
                     tune_threshold=self.tune_threshold,
                 )
+            if not getattr(self, "skips", False):
+                return search
+            # Jumps learned by the Bolukbasi reduction, with the learner of
+            # the rules where the family has one.
+            learner = (
+                self.policy
+                if not isinstance(self.policy, str) or self.policy == "constant"
+                else "linear"
+            )
+            return SkipSearch(search, learner=learner, feature_set=self.policy_features)
 
         return make
 
@@ -776,11 +801,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         correct = stage_correct(probas, y_encoded, self.loss)
 
         def at(policy):
-            exit_stage = policy.exit_stage(probas)
+            exit_stage, ran = policy.walk(probas)
+            ran = ran if policy.skips else None
             accuracy, _, rates = exit_figures(
-                exit_stage, correct, self.cumulative_costs_, sample_weight
+                exit_stage, correct, self.cumulative_costs_, sample_weight, ran
             )
-            return accuracy, self._average_cost(exit_stage, sample_weight), rates
+            return accuracy, self._average_cost(exit_stage, sample_weight, ran), rates
 
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
@@ -845,7 +871,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         result : Bunch
             ``proba`` (n_samples, n_classes): the answering exit's
             probabilities; ``exit_stage`` (n_samples,): 0-based index of that
-            exit; ``cost`` (n_samples,): cost of the row, units of ``costs_``.
+            exit; ``ran`` (n_samples, n_stages): whether each stage ran on
+            the row (every stage up to its exit, unless the policy skips
+            stages); ``cost`` (n_samples,): cost of the row (the sum of the
+            costs of the stages it ran), units of ``costs_``.
         """
         X = self._checked_rows(X)
         result = route(
@@ -856,8 +885,27 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             batch_size=self.batch_size,
             n_jobs=self.n_jobs,
         )
-        result.cost = self.cumulative_costs_[result.exit_stage]
+        result.cost = answer_costs(
+            result.exit_stage, result.ran.T, self.cumulative_costs_
+        )
         return result
+
+    def predict_path(self, X) -> np.ndarray:
+        """Which stages run on each row.
+
+        Every stage up to the row's exit in a plain cascade; with
+        ``skips=True``, a row that a stage finds hard may jump over later
+        stages, and this says which ones it ran.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        ran : ndarray of bool of shape (n_samples, n_stages)
+        """
+        return self.route(X).ran
 
     def predict_exit(self, X) -> np.ndarray:
         """0-based index of the exit that answers each row.
@@ -883,9 +931,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         -------
         cost : ndarray of shape (n_samples,)
             In the units of ``costs_``: ``cumulative_costs_`` at the row's
-            exit, each stage's per-call part spread over a full batch of
-            ``cost_batch_size_`` rows. A batch pays a stage's call once
-            whatever the number of its rows that reach it, so the mean of
+            exit (less the stages it skipped), each stage's per-call part
+            spread over a full batch of ``cost_batch_size_`` rows. A batch
+            pays a stage's call once whatever the number of its rows that
+            reach it, so the mean of
             these is not the average cost of a batch where few rows reach a
             stage; ``expected_cost_`` and :meth:`evaluate_frontier` give that.
         """

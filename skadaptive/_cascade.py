@@ -144,6 +144,14 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         ``{"per_call": costs_per_call_, "per_row": costs_per_row_}`` back as
         ``costs`` to make refits reproducible.
 
+    skips : bool, default=False
+        Whether a row going on after a stage may jump over later stages: the
+        policy then chooses among answering, the next stage and any later
+        one (Bolukbasi et al.'s network selection), and a row pays only for
+        the stages it runs (:meth:`predict_path`). The jumps are learned
+        bottom-up with the exit rules; a policy that skips is kept only where
+        it does better than the plain one. Needs ``answer="stage"``.
+
     {shared_parameters}
 
     Attributes
@@ -199,6 +207,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
 
     _parameter_constraints: dict = {
         "estimators": [list],
+        "skips": ["boolean"],
         **BaseAdaptiveClassifier._parameter_constraints,
     }
 
@@ -215,6 +224,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         tune_threshold=True,
         loss="zero_one",
         answer="stage",
+        skips=False,
         cv=5,
         memory=None,
         batch_size=None,
@@ -233,6 +243,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         self.tune_threshold = tune_threshold
         self.loss = loss
         self.answer = answer
+        self.skips = skips
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size
@@ -275,6 +286,14 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         seconds, at several batch sizes, and splits it into a part per call
         and a part per row (see ``cost_batch_size``). A dict
         ``{"per_call": ..., "per_row": ...}`` gives both parts.
+
+    skips : bool, default=False
+        Whether a row going on after a stage may jump over later stages: the
+        policy then chooses among answering, the next stage and any later
+        one (Bolukbasi et al.'s network selection), and a row pays only for
+        the stages it runs (:meth:`predict_path`). The jumps are learned
+        bottom-up with the exit rules; a policy that skips is kept only where
+        it does better than the plain one.
 
     {shared_parameters}
 
@@ -319,6 +338,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
 
     _parameter_constraints: dict = {
         "estimators": [list],
+        "skips": ["boolean"],
         **BaseAdaptiveRegressor._parameter_constraints,
     }
 
@@ -334,6 +354,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         policy_features="history",
         tune_threshold=True,
         loss="squared_error",
+        skips=False,
         cv=5,
         memory=None,
         batch_size=None,
@@ -351,6 +372,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold
         self.loss = loss
+        self.skips = skips
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size

@@ -69,49 +69,83 @@ def _check_exits(exits, n_rows: int, stage: int) -> np.ndarray:
     return exits
 
 
-def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage):
+def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage, ran):
     """Route the rows of ``X``, writing their answers into ``proba`` and
-    ``exit_stage`` (views of the whole call's arrays: no copy to concatenate)."""
+    ``exit_stage`` (views of the whole call's arrays: no copy to concatenate),
+    and, for a policy that skips stages, the stages each row runs into ``ran``.
+
+    Each stage runs once, on exactly the rows that reach it, in stage order;
+    a row that skipped a stage carries its latest answer over it, so that
+    every rule sees the history it was learned on."""
     n_rows, n_classes = proba.shape
     active = np.arange(n_rows)
     history: list[np.ndarray] = []
     state = None
     rows_in_state = getattr(source, "rows_in_state", False)
     regression = getattr(source, "regression", False)
+    skips = getattr(policy, "skips", False)
+    # For a policy that skips: the stage each active row runs next.
+    next_stage = np.zeros(n_rows, dtype=np.intp) if skips else None
     for stage in range(source.n_stages):
+        # Positions (in ``active``) of the rows that run this stage; None: all.
+        here = None
+        if skips and stage > 0:
+            here = np.flatnonzero(next_stage == stage)
+            if len(here) == len(active):
+                here = None
+            elif len(here) == 0:
+                history.append(history[-1])
+                continue
+        ids = active if here is None else active.take(here)
         if stage > 0 and rows_in_state:
             X_active = None
-        elif len(active) == n_rows:
+        elif len(ids) == n_rows:
             X_active = X
         elif type(X) is np.ndarray:
             # What _safe_indexing does, without its checks; take is several
             # times faster than fancy indexing on rows.
-            X_active = X.take(active, axis=0)
+            X_active = X.take(ids, axis=0)
         else:
-            X_active = _safe_indexing(X, active)
+            X_active = _safe_indexing(X, ids)
         stage_proba, state = source.run_stage(stage, X_active, state)
         label = stage_label(source, stage)
         if regression:
-            stage_proba = check_regression_output(stage_proba, len(active), label)
+            stage_proba = check_regression_output(stage_proba, len(ids), label)
         else:
-            stage_proba = check_stage_proba(stage_proba, len(active), n_classes, label)
-        history.append(stage_proba)
-        exits = _check_exits(policy.exits(stage, history), len(active), stage)
+            stage_proba = check_stage_proba(stage_proba, len(ids), n_classes, label)
+        if here is None:
+            history.append(stage_proba)
+            seen = history
+        else:
+            column = history[-1].copy()
+            column[here] = stage_proba
+            history.append(column)
+            seen = [h.take(here, axis=0) for h in history]
+        if ran is not None:
+            ran[ids, stage] = True
+        exits = _check_exits(policy.exits(stage, seen), len(ids), stage)
         # Integer positions and take: several times faster than boolean masks
         # on the rows of a 2-D array, and this runs at every exit.
         exiting = np.flatnonzero(exits)
         if len(exiting):
-            rows = active.take(exiting)
+            rows = ids.take(exiting)
             proba[rows] = stage_proba.take(exiting, axis=0)
             exit_stage[rows] = stage
         if len(exiting) == len(active):
             break
+        if skips and stage < source.n_stages - 1:
+            going = np.flatnonzero(~exits)
+            chosen = policy.next_stages(stage, [h.take(going, axis=0) for h in seen])
+            next_stage[going if here is None else here.take(going)] = chosen
         # Compaction: the next stage sees only the deferred rows, so its cost is
         # paid for them alone (SPEC: real speed-ups need compaction).
-        deferred = ~exits
+        deferred = np.ones(len(active), dtype=bool)
+        deferred[exiting if here is None else here.take(exiting)] = False
         going_on = np.flatnonzero(deferred)
         active = active.take(going_on)
         history = [h.take(going_on, axis=0) for h in history]
+        if skips:
+            next_stage = next_stage.take(going_on)
         state = source.keep_rows(state, deferred)
 
 
@@ -147,20 +181,33 @@ def route(
     Returns
     -------
     result : Bunch
-        ``proba`` (n_rows, n_classes), the answering stage's probabilities, and
-        ``exit_stage`` (n_rows,), the 0-based index of the stage that answered.
+        ``proba`` (n_rows, n_classes), the answering stage's probabilities,
+        ``exit_stage`` (n_rows,), the 0-based index of the stage that answered,
+        and ``ran`` (n_rows, n_stages), whether each stage ran on each row:
+        every stage up to the row's exit, unless the policy skips stages.
     """
     n_rows = _num_samples(X)
     proba = np.empty((n_rows, n_classes))
     exit_stage = np.empty(n_rows, dtype=np.intp)
+    skips = getattr(policy, "skips", False)
+    ran = np.zeros((n_rows, source.n_stages), dtype=bool) if skips else None
     if batch_size is None:
         batch_size = DEFAULT_BATCH_SIZE
     if batch_size >= n_rows:
-        _route_batch(source, policy, X, proba, exit_stage)
-        return Bunch(proba=proba, exit_stage=exit_stage)
-    # Each batch writes its own rows' slice, so rows keep their order.
-    Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(_route_batch)(source, policy, _rows(X, b), proba[b], exit_stage[b])
-        for b in gen_batches(n_rows, batch_size)
-    )
-    return Bunch(proba=proba, exit_stage=exit_stage)
+        _route_batch(source, policy, X, proba, exit_stage, ran)
+    else:
+        # Each batch writes its own rows' slice, so rows keep their order.
+        Parallel(n_jobs=n_jobs, prefer="threads")(
+            delayed(_route_batch)(
+                source,
+                policy,
+                _rows(X, b),
+                proba[b],
+                exit_stage[b],
+                None if ran is None else ran[b],
+            )
+            for b in gen_batches(n_rows, batch_size)
+        )
+    if ran is None:
+        ran = np.arange(source.n_stages)[None, :] <= exit_stage[:, None]
+    return Bunch(proba=proba, exit_stage=exit_stage, ran=ran)

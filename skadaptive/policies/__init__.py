@@ -80,6 +80,7 @@ from ._search import (  # noqa: F401
     check_policy,
     make_policy_search,
 )
+from ._skips import JumpRule, SkipPolicy, SkipSearch, learn_jumps  # noqa: F401
 
 # What a user writes a custom policy or policy family against (rules, a
 # policy, what it achieves, a family's search and the scores it hands to the
@@ -91,6 +92,7 @@ __all__ = [
     "DEFAULT_COST_WEIGHTS",
     "FEATURE_SETS",
     "HEURISTICS",
+    "JumpRule",
     "LOSSES",
     "POLICIES",
     "REGRESSION_HEURISTICS",
@@ -100,6 +102,7 @@ __all__ = [
     "PolicyEvaluation",
     "PolicySearch",
     "ScoredExits",
+    "SkipPolicy",
     "ThresholdRule",
     "check_policy",
     "confidence_features",

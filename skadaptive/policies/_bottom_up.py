@@ -27,6 +27,7 @@ from ._features import policy_features
 from ._losses import is_regression_loss, per_row_loss
 from ._policy import CascadePolicy, ScoredExits, ThresholdRule
 from ._policy_search import PolicySearch
+from ._skips import SkipPolicy, continuation_risks, fit_jump_rule
 from ._thresholds import cut_table, weighted_standardisation
 
 #: The rule families of Bolukbasi policies that are named by a string.
@@ -186,6 +187,7 @@ def fit_bottom_up_policy(
     feature_set: str = "history",
     tune_threshold: bool = True,
     sample_weight: np.ndarray | None = None,
+    skips: bool = False,
 ) -> CascadePolicy:
     """Learn one exit rule per stage, from the last stage down.
 
@@ -210,6 +212,13 @@ def fit_bottom_up_policy(
         probability 0.5 is not, in general, the risk minimiser). If False, the
         learner's own prediction is used, as in the paper.
     sample_weight : ndarray of shape (n_samples,), default=None
+    skips : bool, default=False
+        Whether a row going on may skip stages: after each stage, a jump rule
+        (:class:`~skadaptive.policies.JumpRule`) chooses the stage it runs
+        next, learned before that stage's exit rule, which is then learned
+        against the risk of the chosen continuation (see
+        :mod:`skadaptive.policies._skips`). Returns a
+        :class:`~skadaptive.policies.SkipPolicy`.
 
     Returns
     -------
@@ -235,12 +244,33 @@ def fit_bottom_up_policy(
         per_row_loss(stage_probas[-1], y_encoded, loss)
         + cost_weight * cumulative_cost[-1]
     )
+    if skips and n_stages > 2:
+        skip = SkipPolicy([None] * (n_stages - 1), [None] * (n_stages - 1))
+        stage_loss = np.stack([per_row_loss(p, y_encoded, loss) for p in stage_probas])
     rules: list[ExitRule] = []
     for stage in range(n_stages - 2, -1, -1):
         exit_risk = (
             per_row_loss(stage_probas[stage], y_encoded, loss)
             + cost_weight * cumulative_cost[stage]
         )
+        if skips and n_stages > 2 and stage < n_stages - 2:
+            # The jump first, then the exit against the chosen continuation.
+            risks = continuation_risks(
+                skip, stage, stage_probas, stage_loss, cumulative_cost, cost_weight
+            )
+            history = stage_probas[: stage + 1]
+            jump = fit_jump_rule(
+                history,
+                risks,
+                np.arange(stage + 1, n_stages),
+                weight,
+                policy,
+                feature_set,
+                is_regression_loss(loss),
+            )
+            skip.jumps[stage] = jump
+            chosen = jump.next_stage(history) - (stage + 1)
+            defer_risk = risks[chosen, np.arange(n_rows)]
         rule = _fit_exit_rule(
             stage_probas[: stage + 1],
             exit_risk,
@@ -256,6 +286,10 @@ def fit_bottom_up_policy(
         # the stage above: that is why the policy is learned bottom-up.
         defer_risk = np.where(exits, exit_risk, defer_risk)
         rules.append(rule)
+        if skips and n_stages > 2:
+            skip.rules[stage] = rule
+    if skips and n_stages > 2:
+        return skip
     return CascadePolicy(rules[::-1])
 
 
@@ -338,6 +372,20 @@ class BolukbasiSearch(PolicySearch):
             policy=self.learner,
             sample_weight=self.sample_weight,
             **options,
+        )
+
+    def fit_with_skips(self, cost_weight):
+        """Exit rules and jumps learned together (see :class:`SkipSearch`)."""
+        return fit_bottom_up_policy(
+            self.stage_probas,
+            self.y_encoded,
+            self.cumulative_cost,
+            cost_weight,
+            loss=self.loss,
+            policy=self.learner,
+            sample_weight=self.sample_weight,
+            skips=True,
+            **self.options,
         )
 
     def scored_exits(self, normalized_budget):

@@ -33,6 +33,7 @@ import numpy as np
 from ._bottom_up import ExitRule
 from ._policy import CascadePolicy, PolicyEvaluation, stage_correct
 from ._selection import _SPENT_TOLERANCE, choose_policy
+from ._skips import SkipPolicy
 
 
 def batch_cost(
@@ -40,6 +41,7 @@ def batch_cost(
     variable_cumulative: np.ndarray,
     share: np.ndarray,
     batch_size: int,
+    run_rates: np.ndarray | None = None,
 ) -> float:
     """Average cost per row of a batch of ``batch_size`` rows with these exit rates.
 
@@ -53,6 +55,9 @@ def batch_cost(
     share : ndarray of shape (n_stages,)
         Each stage's per-call cost divided by ``batch_size``.
     batch_size : int
+    run_rates : ndarray of shape (n_stages,), default=None
+        Share of the rows that each stage runs on, for a policy that skips
+        stages; None: every stage up to a row's exit.
 
     Returns
     -------
@@ -69,9 +74,15 @@ def batch_cost(
     1.7
     """
     exit_rates = np.asarray(exit_rates, dtype=np.float64)
-    reach = np.clip(exit_rates[::-1].cumsum()[::-1], 0.0, 1.0)
+    if run_rates is None:
+        reach = np.clip(exit_rates[::-1].cumsum()[::-1], 0.0, 1.0)
+        variable = exit_rates @ variable_cumulative
+    else:
+        reach = np.clip(np.asarray(run_rates, dtype=np.float64), 0.0, 1.0)
+        steps = np.diff(np.asarray(variable_cumulative, dtype=np.float64), prepend=0.0)
+        variable = reach @ steps
     called = 1.0 - (1.0 - reach) ** batch_size
-    return float(exit_rates @ variable_cumulative + called @ share)
+    return float(variable + called @ share)
 
 
 def stop_at(policy: CascadePolicy, deepest: int, n_stages: int) -> CascadePolicy:
@@ -80,7 +91,10 @@ def stop_at(policy: CascadePolicy, deepest: int, n_stages: int) -> CascadePolicy
     Every row still running after stage ``deepest`` answers there.
     """
     exit_all = [ExitRule("confidence", threshold=-np.inf)]
-    return CascadePolicy(list(policy.rules) + exit_all * (n_stages - 1 - deepest))
+    rules = list(policy.rules) + exit_all * (n_stages - 1 - deepest)
+    if policy.skips:
+        return SkipPolicy(rules, list(policy.jumps))
+    return CascadePolicy(rules)
 
 
 def _first_stage_accuracy(stage_probas, y_encoded, sample_weight, loss) -> float:
@@ -198,17 +212,22 @@ def choose_with_call_costs(
         return chosen
     first_accuracy = _first_stage_accuracy(stage_probas, y_encoded, sample_weight, loss)
 
-    def cost(rates):
-        return batch_cost(rates, variable_cumulative, share, batch_size) * cost_unit
+    def cost(rates, run_rates):
+        return (
+            batch_cost(rates, variable_cumulative, share, batch_size, run_rates)
+            * cost_unit
+        )
 
     options = []
     first_rates = _padded([1.0], n_stages)
-    first_cost = cost(first_rates)
+    first_cost = cost(first_rates, None)
     first = {
         "policy": CascadePolicy([]),
         "cost_weight": cost_weight if normalized_budget is None else np.nan,
         "exit_rates": first_rates,
         "expected_exit_rates": first_rates,
+        "run_rates": first_rates,
+        "expected_run_rates": first_rates,
         "policy_rows_accuracy": first_accuracy,
         "expected_accuracy": first_accuracy,
         "budget_status": None,
@@ -249,10 +268,13 @@ def choose_with_call_costs(
                 random_state=random_state,
                 cost_unit=cost_unit,
             )
-            chosen["exit_rates"] = _padded(chosen["exit_rates"], n_stages)
-            chosen["expected_exit_rates"] = _padded(
-                chosen["expected_exit_rates"], n_stages
-            )
+            for key in (
+                "exit_rates",
+                "expected_exit_rates",
+                "run_rates",
+                "expected_run_rates",
+            ):
+                chosen[key] = _padded(chosen[key], n_stages)
             if chosen["budget_search"] is not None:
                 search = chosen["budget_search"]
                 for key in ("policy_rows_cost", "expected_cost", "searched_budget"):
@@ -263,8 +285,16 @@ def choose_with_call_costs(
             chosen["deepest_stage"] = deepest
             options.append(chosen)
     for chosen in options:
-        chosen["policy_rows_cost"] = cost(chosen["exit_rates"])
-        chosen["expected_cost"] = cost(chosen["expected_exit_rates"])
+        # Run rates only where rows skip stages: otherwise the exit rates say
+        # it all, and the cost is computed as it always was.
+        skips = chosen["policy"].skips
+        chosen["policy_rows_cost"] = cost(
+            chosen["exit_rates"], chosen["run_rates"] if skips else None
+        )
+        chosen["expected_cost"] = cost(
+            chosen["expected_exit_rates"],
+            chosen["expected_run_rates"] if skips else None,
+        )
     if normalized_budget is not None:
         return max(options, key=lambda c: (c["expected_accuracy"], -c["expected_cost"]))
     # As frontier_with_call_costs does, so that with_policy(cost_weight=)
@@ -323,13 +353,19 @@ def frontier_with_call_costs(
         for deepest, frontier in traces:
             point = frontier[j]
             rates = _padded(point.exit_rates, n_stages)
+            run_rates = _padded(point.run_rates, n_stages)
             candidates.append(
                 replace(
                     point,
                     policy=stop_at(point.policy, deepest, n_stages),
                     exit_rates=rates,
+                    run_rates=run_rates,
                     normalized_cost=batch_cost(
-                        rates, variable_cumulative, share, batch_size
+                        rates,
+                        variable_cumulative,
+                        share,
+                        batch_size,
+                        run_rates if point.policy.skips else None,
                     ),
                 )
             )

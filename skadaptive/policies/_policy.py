@@ -131,6 +131,9 @@ class CascadePolicy:
 
     rules: list = field(default_factory=list)
 
+    #: Whether a row may skip stages (see :class:`~skadaptive.policies.SkipPolicy`).
+    skips = False
+
     @property
     def n_stages(self) -> int:
         """Number of stages: one more than the rules."""
@@ -174,6 +177,78 @@ class CascadePolicy:
             decisions[stage] = rule.exits(stage_probas[: stage + 1])
         return first_exit(decisions)
 
+    def walk(self, stage_probas: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Stage that answers each row, and the stages each row runs.
+
+        Parameters
+        ----------
+        stage_probas : list of ndarray of shape (n_rows, n_classes)
+            Every stage's probabilities for the same rows.
+
+        Returns
+        -------
+        exit_stage : ndarray of shape (n_rows,)
+        ran : ndarray of bool of shape (n_stages, n_rows)
+            Whether each stage runs on each row: here every stage up to the
+            row's exit (a policy that skips stages says otherwise).
+        """
+        exit_stage = self.exit_stage(stage_probas)
+        return exit_stage, stages_run(exit_stage, self.n_stages)
+
+
+def stages_run(exit_stage: np.ndarray, n_stages: int) -> np.ndarray:
+    """``ran[k, i]``: whether stage ``k`` runs on row ``i`` of a plain cascade,
+    where a row runs every stage up to the one that answers it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._policy import stages_run
+    >>> stages_run(np.array([0, 2]), 3).astype(int).tolist()
+    [[1, 1], [0, 1], [0, 1]]
+    """
+    return np.arange(n_stages)[:, None] <= np.asarray(exit_stage)[None, :]
+
+
+def row_costs(ran: np.ndarray, cumulative_cost: np.ndarray) -> np.ndarray:
+    """Cost of each row: the sum of the costs of the stages it runs.
+
+    Parameters
+    ----------
+    ran : ndarray of bool of shape (n_stages, n_rows)
+    cumulative_cost : ndarray of shape (n_stages,)
+        Cost of running stages ``0..k``; each stage's own cost is the step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._policy import row_costs
+    >>> ran = np.array([[True, True], [False, True], [True, True]])
+    >>> row_costs(ran, np.array([1.0, 3.0, 6.0])).tolist()
+    [4.0, 6.0]
+    """
+    steps = np.diff(np.asarray(cumulative_cost, dtype=np.float64), prepend=0.0)
+    return steps @ ran
+
+
+def answer_costs(
+    exit_stage: np.ndarray, ran: np.ndarray | None, cumulative_cost: np.ndarray
+) -> np.ndarray:
+    """Cost of each row answering at ``exit_stage`` having run ``ran``.
+
+    ``cumulative_cost[exit_stage]`` for the rows that ran every stage up to
+    their exit (all of them when ``ran`` is None), :func:`row_costs` for the
+    rows that skipped some.
+    """
+    cost = np.asarray(cumulative_cost)[exit_stage]
+    if ran is None:
+        return cost
+    skipped = (ran != stages_run(exit_stage, len(cumulative_cost))).any(axis=0)
+    if skipped.any():
+        cost = cost.astype(np.float64, copy=True)
+        cost[skipped] = row_costs(ran[:, skipped], cumulative_cost)
+    return cost
+
 
 @dataclass
 class PolicyEvaluation:
@@ -193,6 +268,10 @@ class PolicyEvaluation:
         Weighted share of the rows answering at each stage.
     kind : str, default=""
         The kind of exit score a budget candidate uses.
+    run_rates : ndarray of shape (n_stages,), default=None
+        Weighted share of the rows that each stage runs on. None: every
+        stage up to a row's exit (the reverse cumulative sum of
+        ``exit_rates``); a policy that skips stages sets it.
 
     Examples
     --------
@@ -211,6 +290,12 @@ class PolicyEvaluation:
     normalized_cost: float
     exit_rates: np.ndarray
     kind: str = ""
+    run_rates: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.run_rates is None:
+            rates = np.asarray(self.exit_rates, dtype=np.float64)
+            self.run_rates = np.clip(rates[::-1].cumsum()[::-1], 0.0, 1.0)
 
 
 @dataclass
@@ -283,6 +368,7 @@ def exit_figures(
     correct: np.ndarray,
     cumulative_cost: np.ndarray,
     weight: np.ndarray | None = None,
+    ran: np.ndarray | None = None,
 ) -> tuple[float, float, np.ndarray]:
     """Weighted accuracy, average cost and exit rates of answers at ``exit_stage``.
 
@@ -296,6 +382,10 @@ def exit_figures(
     cumulative_cost : ndarray of shape (n_stages,)
         Cost of answering at each stage (any unit; the average is in it).
     weight : ndarray of shape (n_rows,), default=None
+    ran : ndarray of bool of shape (n_stages, n_rows), default=None
+        The stages each row runs, where a policy skips stages: a row's cost
+        is then the sum of their costs (:func:`row_costs`). None: every
+        stage up to the row's exit.
 
     Returns
     -------
@@ -319,9 +409,10 @@ def exit_figures(
     total = weight.sum()
     right = correct[exit_stage, np.arange(n_rows)]
     exit_rates = np.bincount(exit_stage, weights=weight, minlength=n_stages)
+    cost = answer_costs(exit_stage, ran, cumulative_cost)
     return (
         float(np.dot(weight, right) / total),
-        float(np.dot(weight, cumulative_cost[exit_stage]) / total),
+        float(np.dot(weight, cost) / total),
         exit_rates / total,
     )
 
@@ -364,29 +455,37 @@ def evaluate_policy(
     >>> result.accuracy, result.normalized_cost
     (1.0, 0.6)
     """
+    exit_stage, ran = policy.walk(stage_probas)
     return evaluate_exits(
         policy,
-        policy.exit_stage(stage_probas),
+        exit_stage,
         stage_correct(stage_probas, y_encoded),
         cumulative_cost,
         sample_weight,
         cost_weight,
+        ran if policy.skips else None,
     )
 
 
 def evaluate_exits(
-    policy, exit_stage, correct, cumulative_cost, sample_weight, cost_weight
+    policy, exit_stage, correct, cumulative_cost, sample_weight, cost_weight, ran=None
 ) -> PolicyEvaluation:
-    """:class:`PolicyEvaluation` of ``policy``, whose exits are ``exit_stage``."""
+    """:class:`PolicyEvaluation` of ``policy``, whose exits are ``exit_stage``
+    (and, where it skips stages, whose stages run are ``ran``)."""
     accuracy, cost, exit_rates = exit_figures(
-        exit_stage, correct, cumulative_cost, sample_weight
+        exit_stage, correct, cumulative_cost, sample_weight, ran
     )
+    run_rates = None
+    if ran is not None:
+        weight = np.ones(len(exit_stage)) if sample_weight is None else sample_weight
+        run_rates = ran @ weight / weight.sum()
     return PolicyEvaluation(
         cost_weight=float(cost_weight),
         policy=policy,
         accuracy=accuracy,
         normalized_cost=cost,
         exit_rates=exit_rates,
+        run_rates=run_rates,
     )
 
 

@@ -166,8 +166,9 @@ class PolicySearch:
         -------
         evaluation : PolicyEvaluation
         """
+        exit_stage, ran = policy.walk(self.stage_probas)
         return self.evaluate_exits(
-            policy, policy.exit_stage(self.stage_probas), cost_weight
+            policy, exit_stage, cost_weight, ran if policy.skips else None
         )
 
     def at_cost_weight(self, cost_weight: float) -> PolicyEvaluation:
@@ -350,7 +351,9 @@ class PolicySearch:
         )
         return lagrangian_weight(problem, normalized_budget)
 
-    def evaluate_exits(self, policy, exit_stage, cost_weight) -> PolicyEvaluation:
+    def evaluate_exits(
+        self, policy, exit_stage, cost_weight, ran=None
+    ) -> PolicyEvaluation:
         """:meth:`evaluate` of a policy whose exits on these rows are known.
 
         Parameters
@@ -358,6 +361,8 @@ class PolicySearch:
         policy : CascadePolicy or None
         exit_stage : ndarray of shape (n_rows,)
         cost_weight : float
+        ran : ndarray of bool of shape (n_stages, n_rows), default=None
+            The stages each row runs, for a policy that skips stages.
 
         Returns
         -------
@@ -372,4 +377,5 @@ class PolicySearch:
             self.cumulative_cost,
             self.sample_weight,
             cost_weight,
+            ran,
         )

@@ -18,6 +18,7 @@ from scipy.stats import norm
 from sklearn.utils import check_random_state
 
 from ._losses import is_regression_loss
+from ._policy import answer_costs
 from ._policy_search import PolicySearch
 
 #: Folds over the policy rows for the out-of-sample estimates of the policy.
@@ -58,12 +59,15 @@ def cross_fitted_exits(
         Seeds the shuffling of the folds.
 
     return_folds : bool, default=False
-        Also return each row's fold (see :func:`row_folds`).
+        Also return each row's fold (see :func:`row_folds`) and the stages
+        each row runs under each candidate (policies may skip stages).
 
     Returns
     -------
     exit_stage : ndarray of shape (n_candidates, n_rows)
     folds : ndarray of shape (n_rows,)
+        Only with ``return_folds``.
+    ran : ndarray of bool of shape (n_candidates, n_stages, n_rows)
         Only with ``return_folds``.
 
     Examples
@@ -85,9 +89,10 @@ def cross_fitted_exits(
     True
     """
 
-    def exits_of(chosen, rows):
+    def walks_of(chosen, rows):
         probas = [p[rows] for p in search.stage_probas]
-        return np.stack([c.policy.exit_stage(probas) for c in chosen])
+        walks = [c.policy.walk(probas) for c in chosen]
+        return np.stack([w[0] for w in walks]), np.stack([w[1] for w in walks])
 
     n_rows = len(search.y_encoded)
     fold = row_folds(
@@ -96,23 +101,27 @@ def cross_fitted_exits(
     positive = search.weight > 0
     folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
     if len(folds) < 2:
-        exit_stage = exits_of(choose(search), np.arange(n_rows))
-        return (exit_stage, fold) if return_folds else exit_stage
-    exit_stage = None
+        exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
+        return (exit_stage, fold, ran) if return_folds else exit_stage
+    exit_stage = ran = None
     for f in folds:
         rows = np.flatnonzero(fold == f)
-        exits = exits_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
+        exits, runs = walks_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
         if exit_stage is None:
             exit_stage = np.zeros((len(exits), n_rows), dtype=np.intp)
+            ran = np.zeros((len(exits), runs.shape[1], n_rows), dtype=bool)
         exit_stage[:, rows] = exits
+        ran[:, :, rows] = runs
     # Rows of folds without weight count for nothing; answer them in sample.
     rest = np.flatnonzero(~np.isin(fold, folds))
     if len(rest):
-        exit_stage[:, rest] = exits_of(choose(search), rest)
-    return (exit_stage, fold) if return_folds else exit_stage
+        exit_stage[:, rest], ran[:, :, rest] = walks_of(choose(search), rest)
+    return (exit_stage, fold, ran) if return_folds else exit_stage
 
 
-def select_out_of_sample(search, exit_stage, folds, reference=None):
+def select_out_of_sample(
+    search, exit_stage, folds, reference=None, ran=None, challengers=None
+):
     """The candidate kept, and its out-of-sample figures with the choice held out.
 
     The kept candidate has the lowest cross-fitted loss over all rows (ties:
@@ -136,6 +145,15 @@ def select_out_of_sample(search, exit_stage, folds, reference=None):
     reference : int, default=None
         Index of the candidate kept unless another is better by more than one
         standard error; None compares the losses alone.
+    ran : ndarray of bool of shape (n_candidates, n_stages, n_rows), default=None
+        The stages each row runs under each candidate (for policies that
+        skip stages); None: every stage up to the row's exit.
+    challengers : list of int, default=None
+        Candidates (policies that skip stages) compared with the one kept
+        among the others last: a challenger replaces it when its loss is
+        lower by more than one standard error, or when its loss is no higher
+        and its cost lower by more than one standard error of the paired
+        per-row difference.
 
     Returns
     -------
@@ -153,31 +171,64 @@ def select_out_of_sample(search, exit_stage, folds, reference=None):
     _, group_of_row = _row_groups(search.stage_probas, search.y_encoded)
     first_of_group = np.unique(group_of_row, return_index=True)[1]
     loss = np.stack([stage_loss[e, rows] for e in exit_stage])
-    cost = np.stack([search.cumulative_cost[e] for e in exit_stage])
+    if ran is None:
+        ran = [None] * len(exit_stage)
+    cost = np.stack(
+        [answer_costs(e, r, search.cumulative_cost) for e, r in zip(exit_stage, ran)]
+    )
+
+    challengers = [] if challengers is None else list(challengers)
+    plain = [k for k in range(len(loss)) if k not in challengers]
 
     def pick(mask):
         weight = search.weight * mask
         if weight.sum() == 0:
             weight = search.weight
-        key = [(loss[k] @ weight, cost[k] @ weight, k) for k in range(len(loss))]
-        best = min(key)[2]
-        if reference is None or best == reference:
-            return best
         group_weight = np.bincount(group_of_row, weights=weight)
         kept = group_weight > 0
-        gain = (loss[reference] - loss[best])[first_of_group][kept]
-        gain_mean = gain @ (group_weight[kept] / group_weight[kept].sum())
-        if gain_mean > _standard_error(gain, group_weight[kept], ddof=1) * (1 + 1e-9):
+
+        def clearly(values):
+            # Whether a paired per-row gain is above one standard error.
+            gain = values[first_of_group][kept]
+            mean = gain @ (group_weight[kept] / group_weight[kept].sum())
+            error = _standard_error(gain, group_weight[kept], ddof=1)
+            return mean, mean > error * (1 + 1e-9)
+
+        def lowest(indices):
+            key = [(loss[k] @ weight, cost[k] @ weight, k) for k in indices]
+            return min(key)[2]
+
+        if not plain:
+            return lowest(challengers)
+        best = lowest(plain)
+        if reference is not None and best != reference:
+            if not clearly(loss[reference] - loss[best])[1]:
+                best = reference
+        if not challengers:
             return best
-        return reference
+        # A policy that skips stages replaces it when clearly more accurate,
+        # or as accurate and clearly cheaper.
+        challenger = lowest(challengers)
+        loss_gain, more_accurate = clearly(loss[best] - loss[challenger])
+        if more_accurate or (
+            loss_gain >= 0 and clearly(cost[best] - cost[challenger])[1]
+        ):
+            return challenger
+        return best
 
     best = pick(np.ones(len(rows)))
     held_out_choice = np.empty(len(rows), dtype=np.intp)
+    held_out_ran = None if ran[0] is None else np.empty_like(ran[0])
     for fold in np.unique(folds):
         inside = folds == fold
-        held_out_choice[inside] = exit_stage[pick(~inside), inside]
-    per_candidate = [search.evaluate_exits(None, e, np.nan) for e in exit_stage]
-    estimate = search.evaluate_exits(None, held_out_choice, np.nan)
+        choice = pick(~inside)
+        held_out_choice[inside] = exit_stage[choice, inside]
+        if held_out_ran is not None:
+            held_out_ran[:, inside] = ran[choice][:, inside]
+    per_candidate = [
+        search.evaluate_exits(None, e, np.nan, r) for e, r in zip(exit_stage, ran)
+    ]
+    estimate = search.evaluate_exits(None, held_out_choice, np.nan, held_out_ran)
     return best, per_candidate, estimate
 
 
@@ -268,8 +319,8 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
     for _ in range(_MARGIN_ROUNDS):
         bounds = []
         for candidate in search.budget_candidates(target):
-            exit_stage = candidate.policy.exit_stage(search.stage_probas)
-            costs = search.cumulative_cost[exit_stage]
+            exit_stage, ran = candidate.policy.walk(search.stage_probas)
+            costs = answer_costs(exit_stage, ran, search.cumulative_cost)
             bounds.append(
                 (candidate.normalized_cost, _standard_error(costs, search.weight))
             )
@@ -362,7 +413,7 @@ def choose_policy(
     # (rules, thresholds, budget search) without it. With a budget, the
     # kind of exit score is chosen on these figures, not on the rows the
     # thresholds were fitted to. Never clamped.
-    exit_stage, folds = cross_fitted_exits(
+    exit_stage, folds, ran = cross_fitted_exits(
         search,
         choose,
         n_splits=_POLICY_FOLDS,
@@ -378,8 +429,9 @@ def choose_policy(
         if normalized_budget is None or is_regression_loss(search.loss)
         else len(candidates) - 1
     )
+    challengers = [k for k, c in enumerate(candidates) if c.policy.skips]
     best, out_of_sample, estimate = select_out_of_sample(
-        search, exit_stage, folds, reference
+        search, exit_stage, folds, reference, ran, challengers
     )
     chosen = candidates[best]
     result = {
@@ -391,6 +443,8 @@ def choose_policy(
         "expected_cost": estimate.normalized_cost * cost_unit,
         "expected_accuracy": estimate.accuracy,
         "expected_exit_rates": estimate.exit_rates,
+        "run_rates": chosen.run_rates,
+        "expected_run_rates": estimate.run_rates,
         "budget_status": None,
         "budget_search": None,
     }

@@ -194,11 +194,13 @@ class ThresholdProblem:
     ----------
     scores : ndarray of shape (n_stages - 1, n_rows)
         Each exit's score of every row; a row exits at the first exit whose
-        score reaches its threshold.
+        score reaches its threshold. NaN where a row skips the stage.
     stage_loss : ndarray of shape (n_stages, n_rows)
         Loss of answering each row at each stage.
-    cumulative_cost : ndarray of shape (n_stages,)
-        Cost of answering at each stage.
+    cumulative_cost : ndarray of shape (n_stages,) or (n_stages, n_rows)
+        Cost of answering at each stage; per row where rows skip stages (a
+        row's cost is then that of the stages on its path, and its scores
+        are NaN at the exits it skips).
     weight : ndarray of shape (n_rows,)
         Row weights; averages are weighted by ``weight / weight.sum()``.
     """
@@ -206,17 +208,33 @@ class ThresholdProblem:
     def __init__(self, scores, stage_loss, cumulative_cost, weight):
         self.scores = np.asarray(scores, dtype=np.float64)
         self.stage_loss = np.asarray(stage_loss, dtype=np.float64)
-        self.cumulative_cost = np.asarray(cumulative_cost, dtype=np.float64)
         weight = np.asarray(weight, dtype=np.float64)
         self.weight = weight / weight.sum()
         self.n_decisions, self.n_rows = self.scores.shape
+        self.cumulative_cost = np.asarray(cumulative_cost, dtype=np.float64)
+        self._per_row = self.cumulative_cost.ndim == 2
+        #: Average cost when every row answers at the first stage.
+        self.first_stage_cost = (
+            float(self.weight @ self.cumulative_cost[0])
+            if self._per_row
+            else float(self.cumulative_cost[0])
+        )
         self._rows = np.arange(self.n_rows)
         # Each exit's rows by decreasing score, once: a move then selects the
         # rows that reach the exit in that order instead of sorting again.
+        # A NaN score is a stage the row skips: it never exits there.
         self._order = [
-            order[self.weight[order] > 0]
-            for order in np.argsort(-self.scores, axis=1, kind="stable")
+            order[(self.weight[order] > 0) & ~np.isnan(score[order])]
+            for order, score in zip(
+                np.argsort(-self.scores, axis=1, kind="stable"), self.scores
+            )
         ]
+
+    def _cost(self, stage, rows) -> np.ndarray:
+        """Cost of answering ``rows`` at ``stage`` (an index or one per row)."""
+        if self._per_row:
+            return self.cumulative_cost[stage, rows]
+        return self.cumulative_cost[stage]
 
     def distinct_scores(self, stage: int) -> np.ndarray:
         """The distinct scores of exit ``stage`` over the rows of positive weight."""
@@ -227,7 +245,7 @@ class ThresholdProblem:
         exit_stage = first_reaching(self.scores, thresholds)
         return (
             float(self.weight @ self.stage_loss[exit_stage, self._rows]),
-            float(self.weight @ self.cumulative_cost[exit_stage]),
+            float(self.weight @ self._cost(exit_stage, self._rows)),
         )
 
     def cuts(self, stage: int, thresholds) -> tuple[CutTable, float, float]:
@@ -246,13 +264,13 @@ class ThresholdProblem:
         )
         deferred = np.where(reaches, later, exit_stage)
         base_loss = float(self.weight @ self.stage_loss[deferred, self._rows])
-        base_cost = float(self.weight @ self.cumulative_cost[deferred])
+        base_cost = float(self.weight @ self._cost(deferred, self._rows))
         order = self._order[stage]
         rows = order[reaches[order]]
         table = cut_table(
             self.scores[stage, rows],
             self.stage_loss[stage, rows] - self.stage_loss[later[rows], rows],
-            self.cumulative_cost[stage] - self.cumulative_cost[later[rows]],
+            self._cost(stage, rows) - self._cost(later[rows], rows),
             self.weight[rows],
             presorted=True,
         )
@@ -353,7 +371,7 @@ def budget_thresholds(
         is over the budget.
     """
     budget = budget * (1 + BUDGET_RTOL)
-    if problem.cumulative_cost[0] > budget:
+    if problem.first_stage_cost > budget:
         return None
     cheapest = np.full(problem.n_decisions, -np.inf)
     weight = lagrangian_weight(problem, budget)

@@ -1,0 +1,286 @@
+"""Skipping stages (``skips=True``): network selection as in Bolukbasi et al.
+
+A row that a stage finds hard may jump over later stages to a dearer one; the
+jumps are learned bottom-up with the exit rules, the engine runs each stage
+once on exactly the rows that reach it, and a row pays only for what it ran.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive import AdaptiveCascadeClassifier, AdaptiveCascadeRegressor
+from skadaptive.engine import route
+from skadaptive.policies import HeuristicRule, JumpRule, SkipPolicy
+from skadaptive.stages import exit_probas
+
+
+class ColumnStage(ClassifierMixin, BaseEstimator):
+    """A binary "model" whose probability of class 1 is column ``column`` of X.
+
+    Lets a test say exactly what each stage answers on each row.
+    """
+
+    def __init__(self, column=0):
+        self.column = column
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.n_features_in_ = np.asarray(X).shape[1]
+        return self
+
+    def predict_proba(self, X):
+        p1 = np.asarray(X, dtype=np.float64)[:, self.column]
+        return np.column_stack([1 - p1, p1])
+
+    def predict(self, X):
+        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+def _middle_is_useless(n_rows, seed):
+    """Rows where the middle stage is right only where the first already is.
+
+    Half the rows are easy: every stage is confidently right. On the other
+    half the first stage is unsure (right on half of them), the middle stage
+    knows nothing (0.5 give or take noise) and the last stage is right.
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    hard = np.arange(n_rows) % 2 == 1
+    sign = np.where(y == 1, 1.0, -1.0)
+    first = np.where(
+        hard, 0.5 + 0.05 * rng.choice([-1.0, 1.0], n_rows), 0.5 + 0.45 * sign
+    )
+    middle = np.where(hard, 0.5 + 0.01 * rng.uniform(-1, 1, n_rows), 0.5 + 0.45 * sign)
+    last = 0.5 + 0.4 * sign
+    return np.column_stack([first, middle, last]), y, hard
+
+
+COSTS = [1.0, 5.0, 20.0]
+
+
+def _column_cascade(**params):
+    stages = [(name, ColumnStage(k)) for k, name in enumerate(["a", "b", "c"])]
+    return AdaptiveCascadeClassifier(stages, costs=COSTS, cv=3, **params)
+
+
+@pytest.mark.parametrize("policy", ["linear", "eenet", "max_proba"])
+def test_a_useless_middle_stage_is_skipped_at_no_loss_of_accuracy(policy):
+    """Plain: hard rows run a, b and c (26); with skips they run a and c
+    (21): the same accuracy at exactly 2.5 less per row on average."""
+    X, y, _ = _middle_is_useless(600, 0)
+    X_test, y_test, hard = _middle_is_useless(400, 1)
+    plain = _column_cascade(policy=policy, cost_weight=0.01).fit(X, y)
+    skipping = _column_cascade(policy=policy, cost_weight=0.01, skips=True).fit(X, y)
+    assert plain.score(X_test, y_test) == skipping.score(X_test, y_test) == 1.0
+    assert_allclose(plain.predict_cost(X_test).mean(), 13.5)
+    assert_allclose(skipping.predict_cost(X_test).mean(), 11.0)
+    path = skipping.predict_path(X_test)
+    assert_array_equal(path[hard], [[True, False, True]] * hard.sum())
+    assert_array_equal(path[~hard], [[True, False, False]] * (~hard).sum())
+    # What the estimator expects is what routing gives.
+    assert_allclose(skipping.expected_cost_, 11.0)
+
+
+@pytest.mark.budget
+def test_skips_buy_accuracy_a_plain_cascade_cannot_afford():
+    """At a budget of 12 a plain cascade cannot send every hard row to the
+    last stage (13.5); skipping the middle one can (11)."""
+    X, y, _ = _middle_is_useless(600, 0)
+    X_test, y_test, _ = _middle_is_useless(400, 1)
+    plain = _column_cascade(budget=12.0).fit(X, y)
+    skipping = _column_cascade(budget=12.0, skips=True).fit(X, y)
+    assert skipping.score(X_test, y_test) == 1.0
+    assert plain.score(X_test, y_test) < 0.95
+    for cascade in (plain, skipping):
+        assert cascade.predict_cost(X_test).mean() <= 12.0
+    # Spent well: the answer is as cheap as full accuracy allows.
+    assert_allclose(skipping.predict_cost(X_test).mean(), 11.0)
+
+
+# --------------------------------------------- the engine equals the walk
+
+
+class _Source:
+    """Stages whose answers are given: stage k answers row i with probas[k][i]."""
+
+    def __init__(self, probas):
+        self.probas = probas
+        self.n_stages = len(probas)
+
+    def run_stage(self, stage, X_rows, state):
+        return self.probas[stage][np.asarray(X_rows, dtype=np.intp)[:, 0]], None
+
+    def keep_rows(self, state, mask):
+        return None
+
+
+@given(
+    seed=st.integers(0, 10_000),
+    n_stages=st.integers(3, 5),
+    n_rows=st.integers(1, 60),
+    batch_size=st.sampled_from([1, 3, 7, 1000]),
+)
+def test_routing_with_jumps_equals_the_offline_walk(seed, n_stages, n_rows, batch_size):
+    """Any rules and any jumps (here: by the row's max probability): the
+    engine's exits, paths and answers are the walk's, in any batching."""
+    rng = np.random.default_rng(seed)
+    probas = [rng.dirichlet([1.0, 1.0, 1.0], n_rows) for _ in range(n_stages)]
+    # Patience reads the earlier stages too: the carried answers of skipped
+    # stages must be the same in the engine and in the walk.
+    rules = [
+        HeuristicRule("max_proba", rng.uniform(0.3, 1.0))
+        if rng.random() < 0.5
+        else HeuristicRule("patience", rng.choice([1.5, 2.5]))
+        for _ in probas[:-1]
+    ]
+
+    class ByConfidence(JumpRule):
+        def next_stage(self, history):
+            # Unsure rows skip one stage (to a stage with a rule, if any).
+            confident = history[-1].max(axis=1) > self.cut
+            return np.where(confident, self.targets[0], self.targets[:2][-1])
+
+    jumps = []
+    for stage in range(n_stages - 1):
+        jump = ByConfidence(np.arange(stage + 1, n_stages))
+        jump.cut = rng.uniform(0.3, 0.9)
+        jumps.append(jump)
+    policy = SkipPolicy(rules, jumps)
+    exit_stage, ran = policy.walk(probas)
+    routed = route(
+        _Source(probas),
+        policy,
+        np.arange(n_rows)[:, None],
+        n_classes=3,
+        batch_size=batch_size,
+        n_jobs=2 if batch_size < n_rows else None,
+    )
+    assert_array_equal(routed.exit_stage, exit_stage)
+    assert_array_equal(routed.ran, ran.T)
+    rows = np.arange(n_rows)
+    assert_array_equal(routed.proba, np.stack(probas)[exit_stage, rows])
+    # A row answers where it ran, and runs nothing after it answers.
+    assert ran[exit_stage, rows].all()
+    assert not (ran & (np.arange(n_stages)[:, None] > exit_stage)).any()
+
+
+@functools.cache
+def _fitted_skipping():
+    X, y = make_classification(
+        n_samples=900, n_features=10, n_informative=6, n_classes=3, random_state=3
+    )
+    stages = [
+        ("nb", GaussianNB()),
+        ("tree3", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("tree", DecisionTreeClassifier(max_depth=8, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 2, 4, 30], cost_weight=0.002, skips=True, cv=3
+    ).fit(X[:600], y[:600])
+    return cascade, X[600:], y[600:]
+
+
+def test_a_fitted_skip_cascade_routes_as_its_policy_walks():
+    cascade, X_test, _ = _fitted_skipping()
+    assert cascade.policy_.skips
+    probas = exit_probas(cascade._stage_source(), X_test)
+    exit_stage, ran = cascade.policy_.walk(probas)
+    routed = cascade.route(X_test)
+    # The test is only telling if some rows skip a stage.
+    skipped = (routed.ran == False) & (  # noqa: E712
+        np.arange(4)[None, :] < routed.exit_stage[:, None]
+    )
+    assert skipped.any()
+    assert_array_equal(routed.exit_stage, exit_stage)
+    assert_array_equal(routed.ran, ran.T)
+    assert_allclose(routed.proba, np.stack(probas)[exit_stage, np.arange(len(X_test))])
+    steps = np.asarray(cascade.costs_)
+    assert_allclose(routed.cost, routed.ran @ steps)
+
+
+def test_answers_do_not_depend_on_batching_order_or_threads():
+    cascade, X_test, _ = _fitted_skipping()
+    reference = cascade.route(X_test)
+    order = np.random.default_rng(0).permutation(len(X_test))
+    batched = clone_with(cascade, batch_size=7, n_jobs=2).route(X_test[order])
+    assert_array_equal(batched.exit_stage, reference.exit_stage[order])
+    assert_array_equal(batched.ran, reference.ran[order])
+    assert_allclose(batched.proba, reference.proba[order])
+
+
+def clone_with(cascade, **params):
+    import copy
+
+    other = copy.deepcopy(cascade)
+    return other.set_params(**params)
+
+
+def test_skips_need_stage_answers():
+    X, y, _ = _middle_is_useless(90, 0)
+    with pytest.raises(ValueError, match="skips=True needs answer='stage'"):
+        _column_cascade(skips=True, answer="combined").fit(X, y)
+
+
+def test_two_stages_have_nothing_to_skip():
+    X, y, _ = _middle_is_useless(120, 0)
+    stages = [("a", ColumnStage(0)), ("c", ColumnStage(2))]
+    plain = AdaptiveCascadeClassifier(stages, costs=[1, 20], cv=3).fit(X, y)
+    skipping = AdaptiveCascadeClassifier(stages, costs=[1, 20], cv=3, skips=True)
+    skipping.fit(X, y)
+    assert not skipping.policy_.skips
+    assert_array_equal(plain.predict_exit(X), skipping.predict_exit(X))
+
+
+def test_a_regressor_skips_a_useless_middle_stage():
+    """The same construction for regression: on hard rows the first stage is
+    noisy and says so (its standard deviation), the middle one is 10 off."""
+    rng = np.random.default_rng(0)
+
+    def data(n_rows):
+        hard = np.arange(n_rows) % 2 == 1
+        y = rng.normal(size=n_rows) * 3
+        first = np.where(hard, y + rng.normal(size=n_rows) * 3, y)
+        middle = np.where(hard, first + 10.0, y)
+        return np.column_stack([first, middle, y, 3.0 * hard]), y, hard
+
+    class Column(RegressorMixin, BaseEstimator):
+        """Predicts column ``column`` of X; its standard deviation is column 3."""
+
+        def __init__(self, column=0):
+            self.column = column
+
+        def fit(self, X, y):
+            self.n_features_in_ = np.asarray(X).shape[1]
+            return self
+
+        def predict(self, X, return_std=False):
+            X = np.asarray(X, dtype=np.float64)
+            prediction = X[:, self.column]
+            if return_std:
+                return prediction, X[:, 3] if self.column == 0 else 0 * prediction
+            return prediction
+
+    X, y, _ = data(600)
+    X_test, y_test, hard = data(400)
+    stages = [(name, Column(k)) for k, name in enumerate(["a", "b", "c"])]
+    plain = AdaptiveCascadeRegressor(stages, costs=COSTS, cost_weight=0.001, cv=3)
+    skipping = AdaptiveCascadeRegressor(
+        stages, costs=COSTS, cost_weight=0.001, skips=True, cv=3
+    )
+    for cascade in (plain, skipping):
+        cascade.fit(X, y)
+        assert_allclose(cascade.predict(X_test), y_test)
+    assert_allclose(plain.predict_cost(X_test).mean(), 13.5)
+    assert_allclose(skipping.predict_cost(X_test).mean(), 11.0)
+    assert_array_equal(skipping.predict_path(X_test)[:, 1], False)

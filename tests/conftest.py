@@ -1,6 +1,7 @@
 """Shared settings of the test suite."""
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def pytest_configure(config):
         phases=[Phase.explicit, Phase.generate],
     )
     settings.load_profile("budget-mutant")
-    from skadaptive.policies import _policy_search, _thresholds
+    from skadaptive.policies import _policy_search, _skips, _thresholds
 
     original = _thresholds.budget_thresholds
 
@@ -62,5 +63,14 @@ def pytest_configure(config):
             return original(problem, max(budget / 2, problem.cumulative_cost[0]))
         raise ValueError(f"Unknown SKADAPTIVE_BUDGET_MUTANT {mutant!r}.")
 
-    _thresholds.budget_thresholds = broken
-    _policy_search.budget_thresholds = broken
+    # Every module that imported the search gets the broken one, so that no
+    # budget path escapes the mutant.
+    import skadaptive.policies  # noqa: F401  (imports every policy module)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("skadaptive") and (
+            getattr(module, "budget_thresholds", None) is original
+        ):
+            module.budget_thresholds = broken
+    assert _policy_search.budget_thresholds is broken
+    assert _skips.budget_thresholds is broken

@@ -198,6 +198,14 @@ def add_parser(commands) -> None:
         "exit answers with its stage's prediction (default: %(default)s)",
     )
     parser.add_argument(
+        "--skips",
+        action="store_true",
+        help="let a row that a stage finds hard jump over later stages to a "
+        "dearer one (it pays only for the stages it runs); the policy keeps a "
+        "jump only where it does better than the plain cascade; with "
+        "--answer stage",
+    )
+    parser.add_argument(
         "--test-size",
         type=float,
         default=0.3,
@@ -419,6 +427,11 @@ def run(args, out=None) -> int:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     if args.task != "auto":  # refused before any work where it can be
         _check_options(args, args.task)
+    if args.skips and args.answer != "stage":
+        raise CommandError(
+            "--skips needs --answer stage: a combined answer mixes every stage "
+            "a row ran, and a row that skips has not run them all."
+        )
     if args.save and args.answer == "both":
         raise CommandError(
             "--save saves one cascade: pass --answer stage or --answer combined "
@@ -487,7 +500,7 @@ def run(args, out=None) -> int:
     print(
         f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
         f"resamples of the held-out rows); cumulative cost: per row, of every "
-        "stage run up to the row's exit (a stage's row: all rows exit there, "
+        "stage the row ran (a stage's row: all rows exit there, "
         "with its own answer).",
         file=out,
     )
@@ -518,6 +531,7 @@ def _params(args) -> dict:
         "costs": _costs(args.costs),
         "policy": args.policy,
         "cost_batch_size": args.batch_size,
+        "skips": args.skips,
     }
     if args.budget is not None:
         params["budget"] = args.budget

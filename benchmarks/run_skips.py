@@ -1,0 +1,300 @@
+"""Skipping stages: a 4-stage cascade with and without skips, at the same budgets.
+
+Usage::
+
+    python -m benchmarks.run_skips            # full run (about 10 minutes)
+    python -m benchmarks.run_skips --quick    # smoke run, writes nothing
+
+On each benchmark dataset (scikit-learn's digits, split in half; mnist1d
+generated locally with 10,000 rows, 4,000 for test; make_classification with
+8,000 rows, 5 classes of 3 clusters, half for test), an
+``AdaptiveCascadeClassifier`` of four stages: the dataset's cheap and two
+dear stages of the cascade benchmark (smaller networks for
+make_classification) with a middle stage of moderate accuracy inserted after
+the first, ``DecisionTreeClassifier(max_depth=8)``. The costs are declared,
+not measured, so that plain and skipping policies are compared on exactly the
+same costs: 1 for the first stage, then the middle stage's, 40 and 100; the
+middle stage costs 3 (cheap) or 30 (expensive, about as much as the stage
+after it). The stages are fitted once per dataset (``cv=3``); for each middle
+cost and each budget (10, 25 and 50 % of the full cost) the **default**
+policy is learned for it with ``with_policy`` on the same held-out policy
+rows, with ``skips=False`` and ``skips=True``. Every accuracy and cost is on
+the test rows, which neither the stages nor the policies saw; the cost is the
+mean of ``predict_cost`` (what the rows ran). "skipping rows" is the share of
+test rows that jumped over at least one stage. The target: the skipping
+cascade at or above the plain one everywhere (a test accuracy no lower, by
+more than 0.2 points, at a test cost within the budget), and strictly above
+where the middle stage is expensive.
+
+Writes ``benchmarks/results/skips.json`` and ``benchmarks/SKIP_RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits, make_classification
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.tree import DecisionTreeClassifier
+from threadpoolctl import threadpool_limits
+
+from skadaptive import AdaptiveCascadeClassifier
+
+from ._tables import described_report, run_and_write, table
+from ._tables import environment as machine
+from .datasets import SEED, _linear, _mlp, _split
+
+BUDGETS = (0.10, 0.25, 0.50)
+MIDDLE_COSTS = {"cheap middle": 3.0, "expensive middle": 30.0}
+#: Accuracy differences within this many points count as ties.
+TIE_POINTS = 0.2
+
+
+def _middle():
+    return DecisionTreeClassifier(max_depth=8, random_state=SEED)
+
+
+def _digits(quick):
+    X, y = load_digits(return_X_y=True)
+    trees = (10, 30) if quick else (100, 500)
+    stages = [
+        ("logistic", _linear()),
+        ("tree", _middle()),
+        ("forest", RandomForestClassifier(trees[0], random_state=SEED)),
+        ("extra_trees", ExtraTreesClassifier(trees[1], random_state=SEED)),
+    ]
+    return _split("digits", X, y, 0.5, stages)
+
+
+def _mnist1d(quick):
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = 2000 if quick else 10000
+    args.seed = 42
+    data = make_dataset(args)
+    X = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
+    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    stages = [
+        ("logistic", _linear()),
+        ("tree", _middle()),
+        (
+            "forest",
+            RandomForestClassifier(
+                10 if quick else 30, max_depth=12, random_state=SEED
+            ),
+        ),
+        (
+            "boosting",
+            HistGradientBoostingClassifier(
+                max_iter=15 if quick else 200, early_stopping=False, random_state=SEED
+            ),
+        ),
+    ]
+    return _split("mnist1d", X, y, 0.4, stages)
+
+
+def _synthetic(quick):
+    n_rows = 3000 if quick else 8000
+    X, y = make_classification(
+        n_samples=n_rows,
+        n_features=20,
+        n_informative=10,
+        n_redundant=4,
+        n_classes=5,
+        n_clusters_per_class=3,
+        random_state=SEED,
+    )
+    stages = [
+        ("logistic", _linear()),
+        ("tree", _middle()),
+        ("small_mlp", _mlp((64,), max_iter=100 if quick else 300)),
+        ("big_mlp", _mlp((64, 64) if quick else (256, 256), max_iter=300)),
+    ]
+    return _split("make_classification", X, y, 0.5, stages)
+
+
+DATASETS = (_digits, _mnist1d, _synthetic)
+
+
+def _point(estimator, X_test, y_test) -> dict:
+    routed = estimator.route(X_test)
+    ran = routed.ran
+    skipped = (~ran & (np.arange(ran.shape[1]) < routed.exit_stage[:, None])).any(1)
+    accuracy = float(np.mean(estimator.classes_[routed.proba.argmax(1)] == y_test))
+    return {
+        "accuracy": accuracy,
+        "cost": float(routed.cost.mean()),
+        "expected_accuracy": float(estimator.expected_accuracy_),
+        "expected_cost": float(estimator.expected_cost_),
+        "skips": bool(estimator.policy_.skips),
+        "skipping_rows": float(skipped.mean()),
+        "run_rates": ran.mean(0).tolist(),
+        "scores": str(
+            estimator.budget_search_["scores"][estimator.budget_search_["chosen"]]
+        ),
+    }
+
+
+def run_dataset(load, quick: bool, cache: str) -> dict:
+    data = load(quick)
+    settings = {}
+    fit_seconds = {}
+    for setting, middle_cost in MIDDLE_COSTS.items():
+        costs = [1.0, middle_cost, 40.0, 100.0]
+        total = float(np.sum(costs))
+        start = time.perf_counter()
+        # memory=: the second setting gets the same fitted stages and policy
+        # rows from the cache; only the costs differ.
+        cascade = AdaptiveCascadeClassifier(
+            data.stages,
+            costs=costs,
+            budget=BUDGETS[0] * total,
+            cv=3,
+            memory=cache,
+            n_jobs=2,
+            random_state=SEED,
+        ).fit(data.X_train, data.y_train)
+        fit_seconds[setting] = time.perf_counter() - start
+        points = []
+        for fraction in BUDGETS:
+            row = {"budget_fraction": fraction, "budget": fraction * total}
+            for skips in (False, True):
+                estimator = copy.deepcopy(cascade).set_params(skips=skips)
+                start = time.perf_counter()
+                fitted = estimator.with_policy(budget=fraction * total)
+                point = _point(fitted, data.X_test, data.y_test)
+                point["policy_seconds"] = time.perf_counter() - start
+                row["skips" if skips else "plain"] = point
+            points.append(row)
+        settings[setting] = {"costs": costs, "points": points}
+    stage_accuracy = {
+        name: float(np.mean(stage.predict(data.X_test) == data.y_test))
+        for name, stage in zip(cascade._stage_names(), cascade.estimators_)
+    }
+    return {
+        "dataset": data.describe(),
+        "fit_seconds": fit_seconds,
+        "stage_accuracy": stage_accuracy,
+        "settings": settings,
+    }
+
+
+def _verdict(row) -> tuple[bool, bool]:
+    """(at or above, strictly above) of the skipping cascade at one point."""
+    plain, skip = row["plain"], row["skips"]
+    within = skip["cost"] <= row["budget"] * 1.05
+    gain = 100 * (skip["accuracy"] - plain["accuracy"])
+    at_or_above = within and gain >= -TIE_POINTS
+    strictly = within and (
+        gain > TIE_POINTS
+        or (gain >= -TIE_POINTS and skip["cost"] < 0.95 * plain["cost"])
+    )
+    return at_or_above, strictly
+
+
+def run(quick: bool = False) -> dict:
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", category=UserWarning)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="skadaptive-skips-") as cache:
+            results = [run_dataset(load, quick, cache) for load in DATASETS]
+    verdicts = {
+        setting: [
+            _verdict(row) for r in results for row in r["settings"][setting]["points"]
+        ]
+        for setting in MIDDLE_COSTS
+    }
+    summary = {
+        "at_or_above_everywhere": all(v[0] for vs in verdicts.values() for v in vs),
+        "strictly_above_where_middle_expensive": all(
+            v[1] for v in verdicts["expensive middle"]
+        ),
+        "n_strictly_above_expensive": sum(v[1] for v in verdicts["expensive middle"]),
+        "n_points_expensive": len(verdicts["expensive middle"]),
+    }
+    return {
+        "environment": machine(threads="BLAS limited to 1 thread; stage fits n_jobs=2"),
+        "results": results,
+        "summary": summary,
+        "total_seconds": time.perf_counter() - start,
+        "command": "python -m benchmarks.run_skips",
+    }
+
+
+def markdown(results: dict) -> str:
+    blocks = []
+    for r in results["results"]:
+        d = r["dataset"]
+        stages = ", ".join(
+            f"{k} {100 * v:.2f} %" for k, v in r["stage_accuracy"].items()
+        )
+        blocks.append(
+            f"## {d['name']}\n\n{d['n_train']} training rows, {d['n_test']} test rows. "
+            f"Stage test accuracy: {stages}. Fitted in "
+            f"{r['fit_seconds']['cheap middle']:.0f} s (stages and policy).\n"
+        )
+        for setting, block in r["settings"].items():
+            rows = []
+            for row in block["points"]:
+                p, s = row["plain"], row["skips"]
+                at, strictly = _verdict(row)
+                rows.append(
+                    [
+                        f"{100 * row['budget_fraction']:.0f} % ({row['budget']:.1f})",
+                        f"{100 * p['accuracy']:.2f}",
+                        f"{p['cost']:.2f}",
+                        f"{100 * s['accuracy']:.2f}",
+                        f"{s['cost']:.2f}",
+                        f"{100 * (s['accuracy'] - p['accuracy']):+.2f}",
+                        f"{100 * s['skipping_rows']:.1f} %",
+                        s["scores"],
+                        "above" if strictly else ("level" if at else "BELOW"),
+                    ]
+                )
+            blocks.append(
+                f"### {setting} (costs {block['costs']})\n\n"
+                + table(
+                    rows,
+                    [
+                        "budget",
+                        "plain acc %",
+                        "plain cost",
+                        "skips acc %",
+                        "skips cost",
+                        "gain (pts)",
+                        "skipping rows",
+                        "skips: kept scores",
+                        "verdict",
+                    ],
+                )
+                + "\n"
+            )
+    s = results["summary"]
+    body = "\n".join(blocks) + (
+        "\n## Summary\n\n"
+        f"Skipping cascade at or above the plain one at every point: "
+        f"**{'met' if s['at_or_above_everywhere'] else 'NOT met'}**. Strictly above "
+        f"where the middle stage is expensive: "
+        f"**{'met' if s['strictly_above_where_middle_expensive'] else 'NOT met'}** "
+        f"({s['n_strictly_above_expensive']} of {s['n_points_expensive']} points; "
+        f"'above' is a test accuracy more than {TIE_POINTS} points higher, or level "
+        "and at least 5 % cheaper).\n"
+    )
+    return described_report("Skipping stages: results", results, __doc__, body)
+
+
+def main(argv=None) -> None:
+    run_and_write(__doc__, run, markdown, "skips.json", "SKIP_RESULTS.md", argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_boosters            # full run (about 15 minutes)
+    python -m benchmarks.run_boosters            # full run (about 6 minutes)
     python -m benchmarks.run_boosters --quick    # smoke run, writes nothing
 
 The data of the early-exit benchmark (``benchmarks/early_exit_data.py``:

@@ -31,7 +31,9 @@ from .stages._backbones import (
 from .stages._booster_exits import (
     booster_kind,
     check_fit_callbacks,
+    check_round_exits,
     check_unfitted_booster,
+    fits_on_class_indices,
     is_booster_model,
     model_name,
 )
@@ -147,7 +149,8 @@ class _SharedComputation:
         else:
             n_trees = model.n_estimators
         exits = default_exits(n_trees) if self.exits is None else self.exits
-        exits = check_tree_exits(exits, n_trees, **names)
+        check = check_round_exits if is_booster_model(model) else check_tree_exits
+        exits = check(exits, n_trees, **names)
         if len(exits) < 2:
             raise ValueError(
                 f"exits={list(exits)} has one exit; early exiting needs at least "
@@ -176,7 +179,25 @@ class _SharedComputation:
             # Early-stopping callbacks routed to the backbone's fit: refused
             # before any fit, as the model's own early-stopping parameters.
             check_fit_callbacks(model, fit_params)
+        if self._fits_on_class_indices():
+            # XGBoost's classifiers take the labels 0 .. n_classes - 1 only:
+            # the backbone is fitted on the class indices (as
+            # StackingClassifier fits its estimators), so its exits' columns
+            # are the classes in order.
+            y = np.searchsorted(self.classes_, y)
         return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
+
+    def _fits_on_class_indices(self) -> bool:
+        return (
+            not self._regression
+            and not is_frozen(self.estimator)
+            and fits_on_class_indices(unwrap(self.estimator))
+        )
+
+    def _stage_classes(self):
+        if self._fits_on_class_indices():
+            return np.arange(len(self.classes_))  # what the backbone is fitted on
+        return super()._stage_classes()
 
     def _keep_fitted(self, held_out) -> None:
         (self.estimator_,) = held_out.estimators
@@ -274,7 +295,9 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
     Attributes
     ----------
     estimator_ : estimator or MultiExitSource
-        The fitted backbone (the ``estimator`` itself when frozen).
+        The fitted backbone (the ``estimator`` itself when frozen). An
+        ``XGBClassifier``, which takes the labels ``0 .. n_classes - 1``
+        only, is fitted on the indices of the labels in ``classes_``.
     source_ : MultiExitSource
         What runs the exits at prediction.
     n_exits_ : int

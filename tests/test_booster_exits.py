@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import sklearn
 from _budget_checks import assert_budget_spent_well
 from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.frozen import FrozenEstimator
 
@@ -20,8 +21,8 @@ from skadaptive.stages._backbones import as_multi_exit
 
 EXITS = [3, 10, 25, 40]
 # Each exit against the library's own truncated prediction. LightGBM sums in
-# float64 (agrees to 1e-15); XGBoost answers float32 margins, so the sum of a
-# few partial margins differs from its own sum by a few float32 ulps.
+# float64 (agrees to 1e-15); XGBoost adds in float32, as the exits do (the
+# running score is its base margin), and its links are float32 (1e-7).
 ATOL = 1e-6
 LIBRARIES = ["lightgbm", "xgboost"]
 TASKS = ["binary", "multiclass", "regression"]
@@ -72,6 +73,13 @@ def _fitted(library, task):
 
 def _booster(model):
     return model.booster_ if hasattr(model, "booster_") else model.get_booster()
+
+
+def _count_fits(monkeypatch, model) -> list:
+    """The fits of ``model``'s class (none happen: fit does nothing)."""
+    fits = []
+    monkeypatch.setattr(type(model), "fit", lambda self, *a, **k: fits.append(1))
+    return fits
 
 
 def _truncated(model, X, n_rounds):
@@ -141,8 +149,46 @@ def test_xgboost_intercept_is_counted_once(task):
     assert_allclose(state.score.ravel(), np.ravel(full), rtol=0, atol=1e-12)
     _, state = source.run_stage(1, None, state)
     full = booster.inplace_predict(X, iteration_range=(0, 25), predict_type="margin")
-    # Margins reach 5 here, where float32 ulps are 5e-7: to 1e-6 relative.
-    assert_allclose(state.score.ravel(), np.ravel(full), rtol=1e-6, atol=ATOL)
+    # The running score is the base margin of the later rounds: XGBoost adds
+    # them to it in float32, as it does to its own, so the two are equal.
+    assert_array_equal(state.score.ravel(), np.ravel(full))
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_xgboost_exits_add_rounds_as_xgboost_does(task):
+    """Many rounds on large targets: a sum of float32 margins in float64
+    would differ from XGBoost's float32 sum by about 1e-5 relative."""
+    X, y = _data(task)
+    if task == "regression":
+        y = 500 + 300 * (y - y.mean()) / y.std()  # about -400 to 1400
+        assert np.abs(y).max() > 1000
+    model = _model("xgboost", task, learning_rate=0.05)
+    model.set_params(n_estimators=300).fit(X, y)
+    booster = model.get_booster()
+    exits = [7, 50, 120, 300]
+    source = BoosterExits(model, exits)
+    # The probabilities' float32 rounding (1 - p of a float32 p): 1e-7.
+    atol = 0 if task == "regression" else 1e-7
+
+    def check(answer, state, rows, n_rounds):
+        margin = booster.inplace_predict(
+            X[rows], iteration_range=(0, n_rounds), predict_type="margin"
+        )
+        assert_array_equal(state.score, np.reshape(margin, state.score.shape))
+        expected = _truncated(model, X[rows], n_rounds)
+        assert_allclose(_answers(model, answer), expected, rtol=1e-6, atol=atol)
+
+    running = np.arange(len(X))
+    state = None
+    for stage, n_rounds in enumerate(exits):  # every row at every exit
+        answer, state = source.run_stage(stage, X, state)
+        check(answer, state, running, n_rounds)
+    answer, state = source.run_stage(0, X, None)
+    for stage in range(1, len(exits)):  # rows dropped between exits
+        keep = np.random.default_rng(stage).random(len(running)) < 0.6
+        state, running = source.keep_rows(state, keep), running[keep]
+        answer, state = source.run_stage(stage, None, state)
+        check(answer, state, running, exits[stage])
 
 
 @pytest.mark.parametrize(
@@ -153,6 +199,8 @@ def test_xgboost_intercept_is_counted_once(task):
         ("lightgbm", "regression", {"reg_sqrt": True}),
         ("lightgbm", "binary", {"objective": "binary", "sigmoid": 0.6}),
         ("xgboost", "regression", {"objective": "count:poisson"}),
+        ("xgboost", "regression", {"objective": "reg:gamma"}),
+        ("xgboost", "regression", {"objective": "reg:tweedie"}),
         ("xgboost", "regression", {"objective": "reg:logistic"}),
         ("xgboost", "multiclass", {"objective": "multi:softmax"}),
     ],
@@ -162,9 +210,15 @@ def test_links_of_other_objectives(library, task, params):
     z = (y - y.mean()) / y.std()
     if params.get("objective") in ("poisson", "count:poisson"):
         y = np.round(np.exp(0.5 + 0.5 * z))  # counts
+    elif params.get("objective") in ("reg:gamma", "reg:tweedie"):
+        y = np.exp(0.5 + 0.5 * z)  # positive
     elif params.get("objective") in ("cross_entropy_lambda", "reg:logistic"):
         y = (z - z.min()) / (z.max() - z.min())  # in [0, 1]
+    elif params.get("reg_sqrt"):
+        y = 4 * z  # negative too: the link keeps the raw score's sign
     model = _model(library, task, **params).fit(X, y)
+    if params.get("reg_sqrt"):
+        assert (model.predict(X) < -1).mean() > 0.2
     answers = exit_probas(BoosterExits(model, EXITS), X)
     for n_rounds, answer in zip(EXITS, answers):
         assert_allclose(
@@ -173,6 +227,49 @@ def test_links_of_other_objectives(library, task, params):
             rtol=1e-6,
             atol=ATOL,
         )
+
+
+def test_xgboost_missing_value_marker_is_the_models():
+    """A model fitted with missing=0 reads zeros as missing values at every
+    exit too."""
+    X, y = _data("regression")
+    X = np.where(np.abs(X) < 0.7, 0.0, X)  # about half the values are 0
+    model = _model("xgboost", "regression", missing=0.0).fit(X, y)
+    # Read as values, the zeros would give other predictions.
+    as_values = _booster(model).inplace_predict(X, iteration_range=(0, 40))
+    assert np.abs(as_values - model.predict(X)).max() > 0.01
+    answers = exit_probas(BoosterExits(model, EXITS), X)
+    for n_rounds, answer in zip(EXITS, answers):
+        assert_allclose(answer[:, 0], _truncated(model, X, n_rounds), atol=ATOL)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_boosters_with_a_softmax_of_two_classes(library):
+    """A multiclass objective of two classes: two raw scores, a softmax."""
+    lib = _lib(library)
+    X, y = _data("binary")
+    if library == "lightgbm":
+        params = {"objective": "multiclass", "num_class": 2, "verbose": -1}
+        booster = lib.train({**params, "num_threads": 1}, lib.Dataset(X, y), 20)
+
+        def truncated(n_rounds):
+            return booster.predict(X, num_iteration=n_rounds)
+
+    else:
+        params = {"objective": "multi:softprob", "num_class": 2, "nthread": 1}
+        booster = lib.train(params, lib.DMatrix(X, y), 20)
+
+        def truncated(n_rounds):
+            return booster.predict(lib.DMatrix(X), iteration_range=(0, n_rounds))
+
+    source = BoosterExits(booster, [5, 20])
+    assert_array_equal(source.classes_, [0, 1])
+    for n_rounds, answer in zip([5, 20], exit_probas(source, X)):
+        assert answer.shape == (len(X), 2)
+        assert_allclose(answer, truncated(n_rounds), rtol=1e-6, atol=ATOL)
+    ee = EarlyExitClassifier(booster, exits=[5, 20]).fit(X, y)
+    assert_array_equal(ee.classes_, [0, 1])
+    assert ee.score(X, y) > 0.8
 
 
 # -- compaction --------------------------------------------------------------
@@ -340,6 +437,31 @@ def test_early_exit_estimators_meet_a_budget_in_rounds(library, task, frozen, bu
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
+def test_any_class_labels(library):
+    """XGBoost's classifiers take the labels 0 .. n_classes - 1 only: the
+    backbone is fitted on the class indices, the answers are the labels."""
+    X, y = _data("multiclass")
+    labels = np.array(["high", "low", "mid"])
+    fits = {}
+    for name, target in [("indices", y), ("shifted", y + 1), ("names", labels[y])]:
+        ee = EarlyExitClassifier(_model(library, "multiclass"), cv=3, random_state=0)
+        fits[name] = ee.fit(X, target)
+    assert_array_equal(fits["shifted"].classes_, [1, 2, 3])
+    assert_array_equal(fits["names"].classes_, labels)
+    expected = fits["indices"].predict(X)
+    assert_array_equal(fits["shifted"].predict(X), expected + 1)
+    assert_array_equal(fits["names"].predict(X), labels[expected])
+    assert len(np.unique(expected)) == 3
+    for name in ("shifted", "names"):
+        ee = fits[name]
+        assert_allclose(ee.predict_proba(X), fits["indices"].predict_proba(X))
+        assert_array_equal(ee.predict_exit(X), fits["indices"].predict_exit(X))
+        assert_allclose(
+            exit_probas(ee.source_, X)[-1], ee.estimator_.predict_proba(X), atol=ATOL
+        )
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
 def test_bare_boosters_are_used_as_given(library):
     X, y = _data("binary", seed=1)
     model = _model(library, "binary").fit(X[:150], y[:150])
@@ -398,14 +520,19 @@ def test_wrong_kind_of_model_says_which_estimator_to_use(library):
         ("xgboost", {"booster": "gblinear"}),
     ],
 )
-def test_boosting_modes_without_a_sum_over_rounds_are_refused(library, params):
+def test_boosting_modes_without_a_sum_over_rounds_are_refused(
+    library, params, monkeypatch
+):
     X, y = _data("binary")
     mode = params.get("boosting_type", params.get("booster"))
     model = _model(library, "binary", **params)
+    fitted = model.set_params(n_estimators=5).fit(X, y)
     with pytest.raises(ValueError, match=f"'{mode}' boosting has no early exits"):
-        EarlyExitClassifier(model).fit(X, y)
+        BoosterExits(fitted, [5])
+    fits = _count_fits(monkeypatch, model)
     with pytest.raises(ValueError, match=f"'{mode}' boosting has no early exits"):
-        BoosterExits(model.set_params(n_estimators=5).fit(X, y), [5])
+        EarlyExitClassifier(model.set_params(n_estimators=40)).fit(X, y)
+    assert fits == []  # before any fit
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
@@ -505,3 +632,112 @@ def test_other_models_and_objectives_are_refused_with_the_reason():
         BoosterExits(custom.fit(X, y), [40])
     with pytest.raises(TypeError, match="supports LGBMClassifier"):
         BoosterExits(lgb.LGBMRanker(), [3])
+
+
+@pytest.mark.parametrize(
+    "library, task, params, message",
+    [
+        ("lightgbm", "multiclass", {"objective": "multiclassova"}, "need not sum"),
+        ("lightgbm", "multiclass", {"objective": "OVR"}, "'multiclassova'.*need not"),
+        ("lightgbm", "binary", {"application": "lambdarank"}, "ranks rows"),
+        ("lightgbm", "binary", {"objective": "regression"}, "not class prob"),
+        ("lightgbm", "regression", {"objective": "softmax"}, "score per class"),
+        ("xgboost", "binary", {"objective": "binary:logitraw"}, "raw margins"),
+        ("xgboost", "binary", {"objective": "reg:squarederror"}, "not class prob"),
+        ("xgboost", "regression", {"objective": "rank:pairwise"}, "ranks rows"),
+    ],
+)
+def test_unsupported_objectives_are_refused_before_any_fit(
+    library, task, params, message, monkeypatch
+):
+    X, y = _data(task)
+    model = _model(library, task, **params)
+    fits = _count_fits(monkeypatch, model)
+    cls = EarlyExitRegressor if task == "regression" else EarlyExitClassifier
+    with pytest.raises(ValueError, match=f"has objective .*{message}"):
+        cls(model).fit(X, y)
+    assert fits == []
+
+
+def test_supported_objective_names_pass_the_check_before_fit():
+    from skadaptive.stages._booster_exits import check_unfitted_booster
+
+    for task, objective in [
+        ("regression", "MSE"),
+        ("regression", "mae"),
+        ("regression", "xentlambda"),
+        ("binary", "xentropy"),
+        ("multiclass", "softmax"),
+    ]:
+        assert check_unfitted_booster(_model("lightgbm", task, objective=objective))
+    for task, objective in [("regression", "reg:gamma"), ("binary", "reg:logistic")]:
+        assert check_unfitted_booster(_model("xgboost", task, objective=objective))
+
+
+def test_lightgbm_prediction_early_stopping_is_refused(monkeypatch):
+    """LightGBM's scikit-learn models pass pred_early_stop to their own
+    predictions, which then differ from the exits."""
+    X, y = _data("binary")
+    params = {"pred_early_stop": True, "pred_early_stop_margin": 1.0}
+    fitted = _model("lightgbm", "binary", **params).fit(X, y)
+    exact = _booster(fitted).predict(X)  # all rounds
+    assert np.abs(fitted.predict_proba(X)[:, 1] - exact).max() > 0.1
+    for estimator in (fitted, FrozenEstimator(fitted)):
+        with pytest.raises(ValueError, match="Set pred_early_stop=False"):
+            BoosterExits(estimator, EXITS)
+    with pytest.raises(ValueError, match="Set pred_early_stop=False"):
+        EarlyExitClassifier(FrozenEstimator(fitted)).fit(X, y)
+    model = _model("lightgbm", "binary", **params)
+    fits = _count_fits(monkeypatch, model)
+    with pytest.raises(ValueError, match="pred_early_stop=True .*Set pred_early_stop"):
+        EarlyExitClassifier(model).fit(X, y)
+    assert fits == []
+    assert BoosterExits(_booster(fitted), EXITS).n_stages == 4  # Booster.predict
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_boolean_exits_are_refused(library, monkeypatch):
+    X, y = _data("binary")
+    with pytest.raises(ValueError, match="round counts .*booleans"):
+        BoosterExits(_fitted(library, "binary"), [True, 40])
+    model = _model(library, "binary")
+    fits = _count_fits(monkeypatch, model)
+    with pytest.raises(ValueError, match="round counts .*booleans"):
+        EarlyExitClassifier(model, exits=[True, 40]).fit(X, y)
+    assert fits == []
+
+
+def test_lightgbm_round_count_aliases_are_its_rounds(monkeypatch):
+    """LightGBM grows num_iterations (or another alias) rounds, not
+    n_estimators."""
+    X, y = _data("binary")
+    model = _model("lightgbm", "binary", num_iterations=20)
+    assert model.n_estimators == 40
+    assert _booster(clone(model).fit(X, y)).current_iteration() == 20
+    fits = _count_fits(monkeypatch, model)
+    with pytest.raises(ValueError, match=r"number of boosting rounds \(20\)"):
+        EarlyExitClassifier(model, exits=[10, 40]).fit(X, y)
+    assert fits == []
+
+
+def test_xgboost_early_stopping_is_found_before_and_after_fit(monkeypatch):
+    xgb = _lib("xgboost")
+
+    class Patience(xgb.callback.EarlyStopping):  # another name
+        pass
+
+    X, y = _data("binary")
+    # A model fitted here that stopped early anyway is refused on its first fold.
+    stopped = _model("xgboost", "binary", learning_rate=0.5)
+    stopped.set_params(n_estimators=60, callbacks=[Patience(rounds=2)])
+    stopped.fit(X[:200], y[:200], eval_set=[(X[200:], y[200:])], verbose=False)
+    assert stopped.best_iteration + 1 < 60
+    with pytest.raises(ValueError, match="stops boosting at a different round"):
+        as_multi_exit(stopped, None, fitted_here=True)
+    assert as_multi_exit(stopped, None).exits[-1] == stopped.best_iteration + 1
+    # The callback, under its other name, is refused before any fit.
+    model = _model("xgboost", "binary", callbacks=[Patience(rounds=2)])
+    fits = _count_fits(monkeypatch, model)
+    with pytest.raises(ValueError, match="an EarlyStopping callback stops"):
+        EarlyExitClassifier(model).fit(X, y)
+    assert fits == []

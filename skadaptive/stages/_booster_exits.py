@@ -14,11 +14,16 @@ Only public API is used:
   model's starting score is folded into the first round's leaves);
   ``dump_model(num_iteration=1)`` names the objective.
 - XGBoost: ``Booster.inplace_predict(X, iteration_range=(a, b),
-  predict_type="margin")``. Every such call adds the model's intercept (the
-  base margin from ``base_score``), so summed over exits it would be counted
-  once per exit. The first exit is called as is; later exits pass
-  ``base_margin=0``, which replaces the intercept, so it is counted exactly
-  once. ``save_config()`` names the objective and the booster.
+  predict_type="margin", base_margin=s)``. The first exit is called without a
+  base margin, so it starts from the model's intercept (from ``base_score``);
+  later exits pass the running score ``s`` (float32) as the base margin, which
+  replaces the intercept, and get back ``s`` plus rounds ``a:b``. XGBoost adds
+  its trees one by one in float32, so continuing from the running score adds
+  them in the same order and precision as its own prediction: every exit
+  equals ``iteration_range=(0, b)`` exactly (a sum of separate float32
+  margins in float64 would differ by float32 rounding: 2e-5 relative after
+  300 rounds on targets of about 1000).
+  ``save_config()`` names the objective and the booster.
 
 The library is recognised by the module of the model's class, so importing
 skadaptive never imports LightGBM or XGBoost.
@@ -60,6 +65,7 @@ _KINDS = {
     ("xgboost", "XGBRegressor"): "regressor",
     ("xgboost", "Booster"): "booster",
 }
+_ROUNDS_TOTAL = "the model's number of boosting rounds"
 _SUPPORTED_NAMES = (
     "LGBMClassifier, LGBMRegressor, XGBClassifier, XGBRegressor, or a "
     "lightgbm.Booster or xgboost.Booster"
@@ -85,6 +91,31 @@ _LGB_EARLY_STOPPING = (
     "early_stopping",
     "n_iter_no_change",
 )
+_LGB_OBJECTIVE = ("objective", "app", "loss", "application", "objective_type")
+# LightGBM's names of its objectives (case-insensitive) -> the name it dumps.
+_LGB_OBJECTIVE_ALIASES = {
+    **dict.fromkeys(
+        (
+            "regression_l2",
+            "l2",
+            "mean_squared_error",
+            "mse",
+            "l2_root",
+            "root_mean_squared_error",
+            "rmse",
+        ),
+        "regression",
+    ),
+    **dict.fromkeys(("l1", "mean_absolute_error", "mae"), "regression_l1"),
+    "mean_absolute_percentage_error": "mape",
+    "softmax": "multiclass",
+    **dict.fromkeys(("multiclass_ova", "ova", "ovr"), "multiclassova"),
+    "xentropy": "cross_entropy",
+    "xentlambda": "cross_entropy_lambda",
+    **dict.fromkeys(
+        ("xendcg", "xe_ndcg", "xe_ndcg_mart", "xendcg_mart"), "rank_xendcg"
+    ),
+}
 
 # Objective -> link from the raw score to the answer. LightGBM names its
 # objectives as ``dump_model()["objective"]`` does (aliases resolved).
@@ -257,26 +288,111 @@ def _custom_objective_error(name: str) -> ValueError:
     )
 
 
-def _lgb_callbacks_stop_early(callbacks) -> bool:
+def _callbacks_stop_early(callbacks) -> bool:
+    """Whether a callback stops early: the libraries' ``EarlyStopping``
+    classes, or classes derived from them (recognised by name, so that
+    neither library is imported)."""
     return any(
-        "EarlyStopping" in type(callback).__name__ for callback in callbacks or ()
+        "EarlyStopping" in cls.__name__
+        for callback in callbacks or ()
+        for cls in type(callback).__mro__
     )
+
+
+def _flag(value) -> bool:
+    """A LightGBM boolean parameter as LightGBM reads it."""
+    if value is None or value is False:
+        return False
+    return str(value).strip().lower() not in ("false", "-", "0")
+
+
+def _check_predict_params(model) -> None:
+    """Refuse a LightGBM scikit-learn model whose own predictions stop early.
+
+    Its ``predict`` and ``predict_proba`` pass the model's parameters to
+    LightGBM's prediction, so with ``pred_early_stop`` they stop adding
+    rounds for a row whose margin is large enough, and differ from the exits
+    (and from the model's truncated predictions).
+    """
+    if _library(model) != "lightgbm" or _kind(model) == "booster":
+        return
+    value = model.get_params(deep=False).get("pred_early_stop")
+    if _flag(value):
+        raise ValueError(
+            f"{type(model).__name__} with pred_early_stop={value!r} stops adding "
+            "rounds for a row once its margin is large enough (LightGBM's "
+            "prediction early stopping), so its own predictions are not the sum "
+            "of its rounds and the exits could not equal them. Set "
+            "pred_early_stop=False (set_params(pred_early_stop=False) on a "
+            "fitted model: it only changes prediction); the early exits decide "
+            "where each row stops."
+        )
+
+
+def _lgb_objective_name(value) -> str:
+    """A LightGBM objective's name as ``dump_model()`` gives it."""
+    name = str(value).strip().lower()
+    return _LGB_OBJECTIVE_ALIASES.get(name, name)
+
+
+def _unfitted_objective(model, params: dict):
+    """The objective an unfitted scikit-learn model is set to (a name, a
+    callable, or None for the model's default)."""
+    if _library(model) == "lightgbm":
+        # LightGBM's wrapper uses an alias given among the parameters instead
+        # of ``objective``.
+        for alias in _LGB_OBJECTIVE[1:]:
+            if params.get(alias) is not None:
+                return params[alias]
+    return params.get("objective")
+
+
+def _link_of(model, objective: str) -> str:
+    """The link of a named objective; ValueError for refused objectives."""
+    links = _LGB_LINKS if _library(model) == "lightgbm" else _XGB_LINKS
+    if objective not in links:
+        raise _refused_objective(model, objective)
+    return links[objective]
+
+
+def _check_answers(name: str, objective: str, link: str, regression: bool) -> None:
+    """Refuse an objective whose answers do not fit the model's kind."""
+    if regression and link == "softmax":
+        raise ValueError(
+            f"{name} has objective {objective!r}, which answers one raw score "
+            "per class; a regressor's exits need one prediction per row."
+        )
+    if not regression and link not in ("sigmoid", "softmax"):
+        raise ValueError(
+            f"{name} has objective {objective!r}, whose answers are not "
+            "class probabilities; a classifier needs a binary or multiclass "
+            "objective."
+        )
 
 
 def check_unfitted_booster(model) -> int:
     """The rounds an unfitted LightGBM/XGBoost model will grow, checked.
 
     Refuses, before anything is fitted, the configurations that have no early
-    exits (DART, random forest, linear boosters, custom objectives) and early
-    stopping (the rounds would differ per cross-fitting fold).
+    exits (DART, random forest, linear boosters, custom and unsupported
+    objectives, LightGBM's prediction early stopping) and early stopping (the
+    rounds would differ per cross-fitting fold).
     """
     kind = _kind(model)
     name = type(model).__name__
     if kind == "booster":
         raise TypeError(f"A {model_name(model)} is fitted already.")
     params = model.get_params(deep=False)
-    if callable(params.get("objective")):
+    objective = _unfitted_objective(model, params)
+    if callable(objective):
         raise _custom_objective_error(name)
+    if objective is not None:
+        if _library(model) == "lightgbm":
+            objective = _lgb_objective_name(objective)
+            if objective in ("custom", "none", "null", "na"):
+                raise _custom_objective_error(name)
+        _check_answers(name, objective, _link_of(model, objective), kind == "regressor")
+    _check_predict_params(model)
     if _library(model) == "lightgbm":
         for alias in _LGB_BOOSTING:
             mode = {"random_forest": "rf"}.get(params.get(alias), params.get(alias))
@@ -295,14 +411,37 @@ def check_unfitted_booster(model) -> int:
     if params.get("early_stopping_rounds") is not None:
         value = params["early_stopping_rounds"]
         raise _early_stopping_error(model, f"early_stopping_rounds={value!r}")
-    if _lgb_callbacks_stop_early(params.get("callbacks")):
+    if _callbacks_stop_early(params.get("callbacks")):
         raise _early_stopping_error(model, "an EarlyStopping callback")
     return int(model.get_num_boosting_rounds())
 
 
+def check_round_exits(
+    exits, n_rounds: int, *, counts: str = "round", total: str = _ROUNDS_TOTAL
+) -> tuple[int, ...]:
+    """``exits`` as a tuple of round counts (see ``check_tree_exits``);
+    booleans, which NumPy would read as 0 and 1, are refused."""
+    values = exits if isinstance(exits, list | tuple) else [exits]
+    if any(
+        isinstance(value, bool | np.bool_) or getattr(value, "dtype", None) == np.bool_
+        for value in values
+    ):
+        raise ValueError(
+            f"exits must be round counts (integers); got {exits!r}, which has booleans."
+        )
+    return check_tree_exits(exits, n_rounds, counts=counts, total=total)
+
+
+def fits_on_class_indices(model) -> bool:
+    """Whether an unfitted model must be fitted on the class indices
+    ``0 .. n_classes - 1`` rather than on the labels: XGBoost's classifiers
+    refuse other labels, where LightGBM's and scikit-learn's encode them."""
+    return _library(model) == "xgboost" and _kind(model, strict=False) == "classifier"
+
+
 def check_fit_callbacks(model, fit_params: dict) -> None:
     """Refuse early-stopping callbacks routed to an unfitted model's fit."""
-    if _lgb_callbacks_stop_early(fit_params.get("callbacks")):
+    if _callbacks_stop_early(fit_params.get("callbacks")):
         raise _early_stopping_error(model, "an early-stopping callback passed to fit")
 
 
@@ -404,9 +543,7 @@ def _objective(model) -> _Objective:
             raise _custom_objective_error(name)
         objective, *options = text.split()
         settings = dict(o.split(":", 1) for o in options if ":" in o)
-        if objective not in _LGB_LINKS:
-            raise _refused_objective(model, objective)
-        link = _LGB_LINKS[objective]
+        link = _link_of(model, objective)
         if link == "identity" and "sqrt" in options:
             link = "square"  # reg_sqrt: fitted on sqrt(y), answers sign(s) s**2
         return _Objective(
@@ -429,9 +566,7 @@ def _objective(model) -> _Objective:
             "prediction, per row)."
         )
     objective = learner["objective"]["name"]
-    if objective not in _XGB_LINKS:
-        raise _refused_objective(model, objective)
-    link = _XGB_LINKS[objective]
+    link = _link_of(model, objective)
     missing = getattr(model, "missing", np.nan)
     return _Objective(
         objective,
@@ -464,8 +599,9 @@ class BoosterExits(MultiExitSource):
             lightgbm.Booster or xgboost.Booster
         A fitted model, possibly wrapped in a ``FrozenEstimator``; used as
         given, never refitted. A Booster is a classifier when its objective is
-        binary or multiclass (its classes are then ``0 .. n_classes - 1``) and
-        a regressor otherwise. Links from the raw score: the sigmoid for
+        binary or multiclass (its classes are then ``0 .. n_classes - 1``;
+        a multiclass objective may have two classes) and a regressor
+        otherwise. Links from the raw score: the sigmoid for
         binary objectives (LightGBM's with its ``sigmoid`` coefficient) and
         for XGBoost's ``reg:logistic`` and LightGBM's ``cross_entropy``; the
         softmax for multiclass ones; the identity for regression objectives
@@ -478,7 +614,9 @@ class BoosterExits(MultiExitSource):
         ``XGBRFClassifier``/``XGBRFRegressor`` (one round), multi-output
         models, custom objectives, ranking and survival objectives,
         LightGBM's ``multiclassova`` and XGBoost's ``binary:logitraw`` and
-        ``binary:hinge``.
+        ``binary:hinge``, and LightGBM's scikit-learn models with
+        ``pred_early_stop=True`` (their own predictions stop adding rounds
+        early, so they are not the sum of their rounds).
     exits : list of int
         Strictly increasing round counts ending at the model's number of
         rounds, e.g. ``[25, 50, 100, 200, 400]``: exit ``k`` answers with the
@@ -519,12 +657,12 @@ class BoosterExits(MultiExitSource):
 
     Examples
     --------
-    >>> import numpy as np, pytest
-    >>> lightgbm = pytest.importorskip("lightgbm")
+    >>> import numpy as np
+    >>> from lightgbm import LGBMClassifier
     >>> from sklearn.datasets import load_iris
     >>> from skadaptive.stages import BoosterExits, exit_probas
     >>> X, y = load_iris(return_X_y=True)
-    >>> model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(X, y)
+    >>> model = LGBMClassifier(n_estimators=20, verbose=-1).fit(X, y)
     >>> source = BoosterExits(model, [5, 20])
     >>> source.round_counts
     array([ 5, 15])
@@ -560,28 +698,18 @@ class BoosterExits(MultiExitSource):
             self.regression = objective.name not in _CLASSIFICATION
         else:
             self.regression = kind == "regressor"
-        if self.regression and objective.n_columns != 1:
-            raise ValueError(
-                f"{name} has objective {objective.name!r} with "
-                f"{objective.n_columns} raw scores per row; a regressor's exits "
-                "need one prediction per row."
-            )
-        if not self.regression and objective.link not in ("sigmoid", "softmax"):
-            raise ValueError(
-                f"{name} has objective {objective.name!r}, whose answers are not "
-                "class probabilities; a classifier needs a binary or multiclass "
-                "objective."
-            )
+        _check_answers(name, objective.name, objective.link, self.regression)
+        _check_predict_params(model)
         self.estimator = estimator
         self._model = model
         self._library = _library(model)
         self._objective = objective
         self.objective = objective.name
         self.n_rounds = fitted_rounds(model)
-        total = "the model's number of boosting rounds"
+        total = _ROUNDS_TOTAL
         if self.n_rounds < int(self._total_rounds()):
             total += " up to its best iteration from early stopping"
-        self.exits = check_tree_exits(exits, self.n_rounds, counts="round", total=total)
+        self.exits = check_round_exits(exits, self.n_rounds, total=total)
         booster = _booster_of(model)
         self.n_features_in_ = int(
             booster.num_feature()
@@ -594,7 +722,9 @@ class BoosterExits(MultiExitSource):
                 self.classes_ = np.arange(n_classes)
             else:
                 self.classes_ = np.asarray(model.classes_)
-            n_columns = 1 if len(self.classes_) == 2 else len(self.classes_)
+            # Two classes have one raw score (a sigmoid) or, with a softmax
+            # objective of two classes, one per class.
+            n_columns = 1 if objective.link == "sigmoid" else len(self.classes_)
             if objective.n_columns != n_columns:
                 raise ValueError(
                     f"{name} has {len(self.classes_)} classes but "
@@ -648,8 +778,10 @@ class BoosterExits(MultiExitSource):
             )
         return X
 
-    def _margin(self, X, start: int, stop: int) -> np.ndarray:
-        """The raw score of rounds ``start:stop`` alone, shape (n_rows, n_columns)."""
+    def _score(self, X, start: int, stop: int, score) -> np.ndarray:
+        """The running raw score after ``stop`` rounds, shape (n_rows, n_columns):
+        ``score`` (that after ``start`` rounds; None at 0) plus rounds
+        ``start:stop``."""
         n_rows, n_columns = _num_samples(X), self._objective.n_columns
         if n_rows == 0:
             return np.zeros((0, n_columns))
@@ -659,20 +791,23 @@ class BoosterExits(MultiExitSource):
                 raw = booster.predict(
                     X, raw_score=True, start_iteration=start, num_iteration=stop - start
                 )
-        else:
-            base_margin = None
-            if start > 0:
-                # Each call adds the intercept unless a base margin replaces
-                # it: 0 here, so that only the first exit's call counts it.
-                shape = (n_rows, n_columns) if n_columns > 1 else (n_rows,)
-                base_margin = np.zeros(shape, dtype=np.float32)
-            raw = booster.inplace_predict(
-                X,
-                iteration_range=(start, stop),
-                predict_type="margin",
-                missing=self._objective.missing,
-                base_margin=base_margin,
-            )
+            # LightGBM adds its rounds in float64, as here.
+            margin = np.asarray(raw, dtype=np.float64).reshape(n_rows, n_columns)
+            return margin if score is None else score + margin
+        base_margin = None
+        if score is not None:
+            # The running score (float32 values) replaces the intercept, which
+            # the first exit's call added: XGBoost adds this exit's trees to
+            # it in float32, in the same order as its own prediction.
+            shape = (n_rows, n_columns) if n_columns > 1 else (n_rows,)
+            base_margin = score.astype(np.float32).reshape(shape)
+        raw = booster.inplace_predict(
+            X,
+            iteration_range=(start, stop),
+            predict_type="margin",
+            missing=self._objective.missing,
+            base_margin=base_margin,
+        )
         return np.asarray(raw, dtype=np.float64).reshape(n_rows, n_columns)
 
     def _answer(self, score: np.ndarray) -> np.ndarray:
@@ -740,8 +875,7 @@ class BoosterExits(MultiExitSource):
                     f"{n_rows}: pass the state of the same rows (see keep_rows)."
                 )
             X, start, score = state.X, self.exits[stage - 1], state.score
-        margin = self._margin(X, start, self.exits[stage])
-        score = margin if score is None else score + margin
+        score = self._score(X, start, self.exits[stage], score)
         return self._answer(score), _BoosterState(X, score)
 
     def keep_rows(self, state, mask):

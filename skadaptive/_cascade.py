@@ -216,6 +216,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         estimators,
         *,
         costs="auto",
+        skips=False,
         cost_weight=0.01,
         budget=None,
         budget_confidence=None,
@@ -224,7 +225,6 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         tune_threshold=True,
         loss="zero_one",
         answer="stage",
-        skips=False,
         cv=5,
         memory=None,
         batch_size=None,
@@ -235,6 +235,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     ):
         self.estimators = estimators
         self.costs = costs
+        self.skips = skips
         self.cost_weight = cost_weight
         self.budget = budget
         self.budget_confidence = budget_confidence
@@ -243,7 +244,6 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         self.tune_threshold = tune_threshold
         self.loss = loss
         self.answer = answer
-        self.skips = skips
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size
@@ -347,6 +347,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         estimators,
         *,
         costs="auto",
+        skips=False,
         cost_weight=0.01,
         budget=None,
         budget_confidence=None,
@@ -354,7 +355,6 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         policy_features="history",
         tune_threshold=True,
         loss="squared_error",
-        skips=False,
         cv=5,
         memory=None,
         batch_size=None,
@@ -365,6 +365,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
     ):
         self.estimators = estimators
         self.costs = costs
+        self.skips = skips
         self.cost_weight = cost_weight
         self.budget = budget
         self.budget_confidence = budget_confidence
@@ -372,7 +373,6 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold
         self.loss = loss
-        self.skips = skips
         self.cv = cv
         self.memory = memory
         self.batch_size = batch_size

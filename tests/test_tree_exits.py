@@ -386,6 +386,8 @@ def test_other_estimators_and_bad_exits_are_refused():
     for exits in ([5, 5, 20], [0, 20], [5, 10], [], [[5, 20]], ["a"], [2.5, 20]):
         with pytest.raises(ValueError, match="exits"):
             TreeEnsembleExits(model, exits)
+    with pytest.raises(ValueError, match="booleans"):  # True would be 1 tree
+        TreeEnsembleExits(model, [True, 20])
     source = TreeEnsembleExits(model, np.array([5.0, 20.0]))
     assert source.exits == (5, 20)
     with pytest.raises(IndexError):

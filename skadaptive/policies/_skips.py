@@ -66,6 +66,19 @@ class JumpRule:
         row goes to ``constant``.
     constant : int
         The target of every row when there is no learner.
+    mean, scale : ndarray of shape (n_features,) or None
+        The standardisation of the features the learner was fitted on.
+    regression : bool
+        Whether the answers are regression answers (prediction and
+        uncertainty) rather than class probabilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import JumpRule
+    >>> jump = JumpRule(np.array([1, 2, 3]), constant=3)  # straight to stage 3
+    >>> jump.next_stage([np.array([[0.6, 0.4], [0.9, 0.1]])]).tolist()
+    [3, 3]
     """
 
     targets: np.ndarray
@@ -148,7 +161,17 @@ class SkipPolicy(CascadePolicy):
         return check_next_stages(jump.next_stage(history), n_rows, stage, self.n_stages)
 
     def exit_stage(self, stage_probas: list[np.ndarray]) -> np.ndarray:
-        """Stage that answers each row (see :meth:`walk`)."""
+        """Stage that answers each row (see :meth:`walk`).
+
+        Parameters
+        ----------
+        stage_probas : list of ndarray of shape (n_rows, n_classes)
+            Every stage's probabilities for the same rows.
+
+        Returns
+        -------
+        exit_stage : ndarray of shape (n_rows,)
+        """
         return self.walk(stage_probas)[0]
 
     def walk(self, stage_probas, start=None, *, decide=True):

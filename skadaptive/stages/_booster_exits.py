@@ -419,16 +419,7 @@ def check_unfitted_booster(model) -> int:
 def check_round_exits(
     exits, n_rounds: int, *, counts: str = "round", total: str = _ROUNDS_TOTAL
 ) -> tuple[int, ...]:
-    """``exits`` as a tuple of round counts (see ``check_tree_exits``);
-    booleans, which NumPy would read as 0 and 1, are refused."""
-    values = exits if isinstance(exits, list | tuple) else [exits]
-    if any(
-        isinstance(value, bool | np.bool_) or getattr(value, "dtype", None) == np.bool_
-        for value in values
-    ):
-        raise ValueError(
-            f"exits must be round counts (integers); got {exits!r}, which has booleans."
-        )
+    """``exits`` as a tuple of round counts (see ``check_tree_exits``)."""
     return check_tree_exits(exits, n_rounds, counts=counts, total=total)
 
 

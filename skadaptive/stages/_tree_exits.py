@@ -91,8 +91,18 @@ def check_tree_exits(
     """``exits`` as a tuple of ints: strictly increasing, from >= 1 to ``n_trees``.
 
     ``counts`` and ``total`` name what is counted in the messages (``"round"``
-    and ``"the model's number of boosting rounds"`` for a booster).
+    and ``"the model's number of boosting rounds"`` for a booster). Booleans,
+    which NumPy would read as 0 and 1, are refused.
     """
+    items = exits if isinstance(exits, list | tuple) else [exits]
+    if any(
+        isinstance(value, bool | np.bool_) or getattr(value, "dtype", None) == np.bool_
+        for value in items
+    ):
+        raise ValueError(
+            f"exits must be {counts} counts (integers); got {exits!r}, which has "
+            "booleans."
+        )
     values = np.asarray(exits)
     if (
         values.ndim != 1

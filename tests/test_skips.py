@@ -146,6 +146,8 @@ def test_routing_with_jumps_equals_the_offline_walk(seed, n_stages, n_rows, batc
 
     class ByConfidence(JumpRule):
         def next_stage(self, history):
+            # As a fitted learner would, refuse to be asked about no rows.
+            assert len(history[-1]), "a jump was asked about no rows"
             # Unsure rows skip one stage (to a stage with a rule, if any).
             confident = history[-1].max(axis=1) > self.cut
             return np.where(confident, self.targets[0], self.targets[:2][-1])

@@ -133,8 +133,10 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage,
             exit_stage[rows] = stage
         if len(exiting) == len(active):
             break
-        if skips and stage < source.n_stages - 1:
-            going = np.flatnonzero(~exits)
+        going = np.flatnonzero(~exits)
+        if skips and len(going) and stage < source.n_stages - 1:
+            # Only rows that go on are shown to the jump (there may be none
+            # here while rows that jumped past this stage are still running).
             chosen = policy.next_stages(stage, [h.take(going, axis=0) for h in seen])
             next_stage[going if here is None else here.take(going)] = chosen
         # Compaction: the next stage sees only the deferred rows, so its cost is

@@ -314,3 +314,148 @@ def test_the_frontier_command_learns_skips(tmp_path, monkeypatch):
     # Every hard row of the held-out part skips the middle stage: 5 less.
     assert chosen[True]["cost"] < chosen[False]["cost"] - 2.0
     assert main([*command, "--skips", "--answer", "combined"]) == 1
+
+
+# ------------------------------------------------ the pieces, one by one
+
+
+def test_continuation_risks_count_what_was_paid_and_carry_skipped_answers():
+    """One row, y = 0, costs 1, 1, 1, 10 (cumulative 1, 2, 3, 13), cost
+    weight 0.1. After stage 0: going to stage 1 runs 1, 2 (patience 1: no
+    exit) and 3 (wrong): 1 + 0.1 * 13; jumping to stage 2 sees stage 0's
+    answer carried over stage 1, so patience is 3 and the row exits there,
+    right: 0 + 0.1 * 2; jumping to 3: wrong, 1 + 0.1 * 11."""
+    from skadaptive.policies._losses import per_row_loss
+    from skadaptive.policies._skips import continuation_risks
+
+    probas = [np.array([p]) for p in ([0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7])]
+    y = np.array([0])
+    policy = SkipPolicy(
+        [
+            HeuristicRule("max_proba", 0.99),
+            HeuristicRule("max_proba", 0.99),
+            HeuristicRule("patience", 1.5),
+        ],
+        [None, None, None],
+    )
+    stage_loss = np.stack([per_row_loss(p, y, "zero_one") for p in probas])
+    risks = continuation_risks(
+        policy, 0, probas, stage_loss, np.array([1.0, 2.0, 3.0, 13.0]), 0.1
+    )
+    assert_allclose(risks[:, 0], [2.3, 0.2, 2.1])
+
+
+def test_a_jump_is_kept_only_where_it_beats_the_best_single_continuation():
+    from skadaptive.policies._skips import fit_jump_rule
+
+    # Identical rows: a learner can only pick one target for all. Weighted by
+    # the spread of their risks it picks stage 1 (row 0's weight, 100, beats
+    # the other rows' 20), whose total risk is 20; stage 2 for all costs 10.
+    risks = np.array([[0.0, 10.0, 10.0], [10.0, 0.0, 0.0], [100.0, 10.0, 10.0]])
+    history = [np.full((3, 2), 0.5)]
+    targets = np.array([1, 2, 3])
+    rule = fit_jump_rule(
+        history, risks, targets, np.ones(3), "linear", "history", False
+    )
+    assert rule.learner is None and rule.constant == 2
+    # The constant family picks the continuation of least total risk, which
+    # need not be the next stage.
+    rule = fit_jump_rule(
+        history, risks[::-1], targets, np.ones(3), "constant", "history", False
+    )
+    assert rule.constant == 2
+    rule = fit_jump_rule(
+        history,
+        np.array([[5.0, 5.0, 5.0], [9.0, 9.0, 9.0], [0.0, 1.0, 0.0]]),
+        targets,
+        np.ones(3),
+        "constant",
+        "history",
+        False,
+    )
+    assert rule.constant == 3
+
+
+def test_ties_go_to_the_plain_policy():
+    """Three identical stages: skipping cannot help, so the plain policy is kept."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._skips import SkipSearch
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    proba = np.where(rng.random((300, 1)) < 0.7, np.eye(2)[y], np.eye(2)[1 - y])
+    proba = 0.8 * proba + 0.1
+    search = make_policy_search("linear", [proba] * 3, y, np.array([0.2, 0.6, 1.0]))
+    assert not SkipSearch(search).fit(0.01).skips
+
+
+def test_a_cheaper_challenger_must_not_be_less_accurate():
+    """A skipping candidate that is cheaper but wrong on one row more (within
+    one standard error) does not replace the kept plain candidate."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import select_out_of_sample
+
+    n_rows = 200
+    y = np.arange(n_rows) % 2
+    costly = np.eye(2)[y] * 0.9 + 0.05  # always right
+    cheap = costly.copy()
+    cheap[0] = cheap[0, ::-1]  # wrong on row 0 only
+    search = make_policy_search("max_proba", [cheap, costly], y, np.array([0.1, 1.0]))
+    # Candidate 0 (plain) answers every row at stage 1; candidate 1 (the
+    # challenger) at stage 0.
+    exit_stage = np.stack(
+        [np.ones(n_rows, dtype=np.intp), np.zeros(n_rows, dtype=np.intp)]
+    )
+    ran = np.ones((2, 2, n_rows), dtype=bool)
+    ran[1, 1] = False
+    folds = np.arange(n_rows) % 5
+    best, _, _ = select_out_of_sample(search, exit_stage, folds, None, ran, [1])
+    assert best == 0
+    # As accurate (the cheap stage right everywhere too) and cheaper: it does.
+    search = make_policy_search("max_proba", [costly, costly], y, np.array([0.1, 1.0]))
+    best, _, _ = select_out_of_sample(search, exit_stage, folds, None, ran, [1])
+    assert best == 1
+
+
+def test_nan_scores_never_place_a_cut():
+    """A NaN score is a stage the row skips: thresholds come from the rows
+    that run the stage, and a NaN row never exits there."""
+    from skadaptive.policies._thresholds import ThresholdProblem, budget_thresholds
+
+    scores = np.array([[0.9, 0.2, 0.3, 0.1], [np.nan, 0.8, np.nan, 0.4]])
+    stage_loss = np.array([[0, 1, 1, 1], [1, 0, 1, 1], [1, 1, 0, 0.0]])
+    ran = np.array([[1, 1, 1, 1], [0, 1, 0, 1], [1, 1, 1, 1]], dtype=bool)
+    from skadaptive.policies._skips import path_costs
+
+    problem = ThresholdProblem(
+        scores, stage_loss, path_costs(ran, [1.0, 2.0, 4.0]), np.ones(4)
+    )
+    assert not np.isnan(problem.distinct_scores(1)).any()
+    thresholds, loss, cost = budget_thresholds(problem, 3.0)
+    assert not np.isnan(thresholds).any()
+    # Row 0 at stage 0 (1), row 1 at stage 1 (2), rows 2, 3 at stage 2 (3, 4).
+    assert_allclose((loss, cost), (0.0, 2.5))
+
+
+def test_stopping_early_keeps_the_jumps():
+    from skadaptive.policies._call_costs import stop_at
+
+    jump = JumpRule(np.array([1, 2]), constant=2)
+    policy = SkipPolicy([HeuristicRule("max_proba", 0.9)] * 2, [jump, None])
+    stopped = stop_at(policy, 2, 4)
+    assert stopped.skips and stopped.jumps[0] is jump
+    assert stopped.n_stages == 4
+
+
+def test_the_exit_is_learned_against_the_chosen_continuation():
+    """At cost_weight 0.6 (costs normalised by 26), a hard row costs 1 at
+    stage a with loss 0.5 on average: 0.5 + 0.6 / 26 = 0.52; going on via b
+    to c costs 0.6 and is no better, but jumping to c costs 0.6 * 21 / 26 =
+    0.48 and is: only an exit rule learned against the jump defers them."""
+    X, y, _ = _middle_is_useless(600, 0)
+    X_test, y_test, hard = _middle_is_useless(400, 1)
+    plain = _column_cascade(cost_weight=0.6).fit(X, y)
+    skipping = _column_cascade(cost_weight=0.6, skips=True).fit(X, y)
+    assert_array_equal(plain.predict_exit(X_test), 0)
+    assert skipping.score(X_test, y_test) == 1.0
+    assert_allclose(skipping.predict_cost(X_test).mean(), 11.0)

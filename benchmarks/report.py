@@ -407,7 +407,10 @@ OTHER_BENCHMARKS = [
     "(`python -m benchmarks.run_onnx_gpu`); measured against expected speed-up "
     "at 1 to 10,000 rows per call in [BATCH_SIZE_RESULTS.md](BATCH_SIZE_RESULTS.md) "
     "(`python -m benchmarks.run_batch_sizes`); what routing itself costs in "
-    "[ROUTING_RESULTS.md](ROUTING_RESULTS.md) (`python -m benchmarks.run_routing`).",
+    "[ROUTING_RESULTS.md](ROUTING_RESULTS.md) (`python -m benchmarks.run_routing`); "
+    "4-stage cascades with and without skipping stages (`skips=True`) at the "
+    "same budgets in [SKIP_RESULTS.md](SKIP_RESULTS.md) "
+    "(`python -m benchmarks.run_skips`).",
 ]
 
 

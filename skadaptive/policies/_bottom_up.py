@@ -28,7 +28,12 @@ from ._losses import is_regression_loss, per_row_loss
 from ._policy import CascadePolicy, ScoredExits, ThresholdRule
 from ._policy_search import PolicySearch
 from ._skips import SkipPolicy, continuation_risks, fit_jump_rule
-from ._thresholds import cut_table, weighted_standardisation
+from ._thresholds import (
+    cut_table,
+    fitted_range,
+    standardised,
+    weighted_standardisation,
+)
 
 #: The rule families of Bolukbasi policies that are named by a string.
 POLICY_FAMILIES = ("linear", "constant")
@@ -49,6 +54,10 @@ class ExitRule(ThresholdRule):
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
     regression: bool = False
+    #: The range of the standardised features on the rows the rule was
+    #: learned on; new rows are clipped to it (None: no clipping).
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
 
     def score(self, history: list[np.ndarray]) -> np.ndarray:
         """How strongly each row should exit; higher means exit."""
@@ -56,7 +65,10 @@ class ExitRule(ThresholdRule):
         if self.learner is None:
             return np.zeros(n_rows)
         features = policy_features(history, self.feature_set, self.regression)
-        return _exit_score(self.learner, (features - self.mean) / self.scale)
+        return _exit_score(
+            self.learner,
+            standardised(features, self.mean, self.scale, self.low, self.high),
+        )
 
 
 def _exit_score(learner, features: np.ndarray) -> np.ndarray:
@@ -316,7 +328,8 @@ def _fit_exit_rule(
         return constant
     features = policy_features(history, feature_set, regression)
     mean, scale = weighted_standardisation(features, weight)
-    standardised = (features - mean) / scale
+    values = (features - mean) / scale
+    low, high = fitted_range(values, weight)
     # Scale the label weights so that they sum to what the row weights sum to:
     # only their ratios define the problem, and tiny weights (small
     # cost_weight) would otherwise let the learner's regularisation flatten the
@@ -324,16 +337,23 @@ def _fit_exit_rule(
     # weight k stays the same as k copies of the row.
     label_weight = label_weight[informative] * (weight.sum() / label_weight.sum())
     learner.fit(
-        standardised[informative],
+        values[informative],
         exit_is_no_worse[informative],
         sample_weight=label_weight,
     )
     rule = ExitRule(
-        feature_set, _default_cut(learner), learner, mean, scale, regression
+        feature_set,
+        _default_cut(learner),
+        learner,
+        mean,
+        scale,
+        regression,
+        low,
+        high,
     )
     if tune_threshold:
         rule.threshold = risk_minimising_threshold(
-            _exit_score(learner, standardised), exit_risk, defer_risk, weight
+            _exit_score(learner, values), exit_risk, defer_risk, weight
         )
     return rule
 

@@ -46,7 +46,9 @@ from ._policy_search import PolicySearch, reference_exits
 from ._thresholds import (
     ThresholdProblem,
     budget_thresholds,
+    fitted_range,
     lagrangian_thresholds,
+    standardised,
     weighted_standardisation,
 )
 
@@ -68,6 +70,10 @@ class JumpRule:
         The target of every row when there is no learner.
     mean, scale : ndarray of shape (n_features,) or None
         The standardisation of the features the learner was fitted on.
+    low, high : ndarray of shape (n_features,) or None
+        The range of those standardised features on the rows the learner was
+        fitted on; new rows (a row whose history carries answers over skipped
+        stages) are clipped to it, so that the rule does not extrapolate.
     regression : bool
         Whether the answers are regression answers (prediction and
         uncertainty) rather than class probabilities.
@@ -88,6 +94,8 @@ class JumpRule:
     mean: np.ndarray | None = None
     scale: np.ndarray | None = None
     regression: bool = False
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
 
     def next_stage(self, history: list[np.ndarray]) -> np.ndarray:
         """The stage each row runs next.
@@ -105,7 +113,9 @@ class JumpRule:
         if self.learner is None:
             return np.full(n_rows, self.constant, dtype=np.intp)
         features = policy_features(history, self.feature_set, self.regression)
-        predicted = self.learner.predict((features - self.mean) / self.scale)
+        predicted = self.learner.predict(
+            standardised(features, self.mean, self.scale, self.low, self.high)
+        )
         return np.asarray(predicted, dtype=np.intp)
 
 
@@ -337,13 +347,15 @@ def fit_jump_rule(
         return constant
     features = policy_features(history, feature_set, regression)
     mean, scale = weighted_standardisation(features, weight)
+    values = (features - mean) / scale
+    low, high = fitted_range(values, weight)
     label_weight = spread[informative] * (weight.sum() / spread.sum())
     learner.fit(
-        ((features - mean) / scale)[informative],
-        targets[best[informative]],
-        sample_weight=label_weight,
+        values[informative], targets[best[informative]], sample_weight=label_weight
     )
-    rule = JumpRule(targets, feature_set, learner, -1, mean, scale, regression)
+    rule = JumpRule(
+        targets, feature_set, learner, -1, mean, scale, regression, low, high
+    )
     chosen = rule.next_stage(history) - targets[0]
     learned_risk = risks[chosen, np.arange(risks.shape[1])] @ weight
     return rule if learned_risk < mean_risk.min() else constant

@@ -106,6 +106,35 @@ def weighted_standardisation(
     return mean, scale
 
 
+def standardised(features, mean, scale, low=None, high=None) -> np.ndarray:
+    """``(features - mean) / scale``, clipped to ``[low, high]`` where given.
+
+    The clipping keeps a learned rule from extrapolating beyond the range of
+    the rows it was fitted on (a near-constant feature standardises to huge
+    values on a row unlike those: a carried answer, a shifted input).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import standardised
+    >>> standardised(np.array([[0.0], [9.0]]), np.array([1.0]), np.array([2.0]),
+    ...              np.array([-1.0]), np.array([1.0])).ravel().tolist()
+    [-0.5, 1.0]
+    """
+    values = (features - mean) / scale
+    if low is not None:
+        np.clip(values, low, high, out=values)
+    return values
+
+
+def fitted_range(values: np.ndarray, weight: np.ndarray) -> tuple:
+    """Column-wise minimum and maximum of ``values`` over rows of positive weight."""
+    positive = values[np.asarray(weight) > 0]
+    if len(positive) == 0:
+        positive = values
+    return positive.min(axis=0), positive.max(axis=0)
+
+
 @dataclass
 class CutTable:
     """Every distinct cut of one score: what exiting the top rows changes.

@@ -379,7 +379,7 @@ class BolukbasiSearch(PolicySearch):
         self.options = dict(feature_set=feature_set, tune_threshold=tune_threshold)
         self.keywords = dict(learner=learner, **self.options)
 
-    def fit(self, cost_weight, feature_set=None):
+    def fit(self, cost_weight, feature_set=None, skips=False):
         options = dict(self.options)
         if feature_set is not None:
             options["feature_set"] = feature_set
@@ -391,22 +391,13 @@ class BolukbasiSearch(PolicySearch):
             loss=self.loss,
             policy=self.learner,
             sample_weight=self.sample_weight,
+            skips=skips,
             **options,
         )
 
     def fit_with_skips(self, cost_weight):
         """Exit rules and jumps learned together (see :class:`SkipSearch`)."""
-        return fit_bottom_up_policy(
-            self.stage_probas,
-            self.y_encoded,
-            self.cumulative_cost,
-            cost_weight,
-            loss=self.loss,
-            policy=self.learner,
-            sample_weight=self.sample_weight,
-            skips=True,
-            **self.options,
-        )
+        return self.fit(cost_weight, skips=True)
 
     def scored_exits(self, normalized_budget):
         # A rule learned at cost weight lam ranks rows by how much deferring

@@ -2,12 +2,12 @@
 
 Usage::
 
-    python -m benchmarks.run_skips            # full run (about 10 minutes)
+    python -m benchmarks.run_skips            # full run (about 15 minutes)
     python -m benchmarks.run_skips --quick    # smoke run, writes nothing
 
 On each benchmark dataset (scikit-learn's digits, split in half; mnist1d
-generated locally with 10,000 rows, 4,000 for test; make_classification with
-8,000 rows, 5 classes of 3 clusters, half for test), an
+generated locally with 6,000 rows, 2,400 for test; make_classification with
+6,000 rows, 5 classes of 3 clusters, half for test), an
 ``AdaptiveCascadeClassifier`` of four stages: the dataset's cheap and two
 dear stages of the cascade benchmark (smaller networks for
 make_classification) with a middle stage of moderate accuracy inserted after
@@ -64,7 +64,7 @@ def _middle():
 
 def _digits(quick):
     X, y = load_digits(return_X_y=True)
-    trees = (10, 30) if quick else (100, 500)
+    trees = (10, 30) if quick else (50, 200)
     stages = [
         ("logistic", _linear()),
         ("tree", _middle()),
@@ -78,7 +78,7 @@ def _mnist1d(quick):
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
-    args.num_samples = 2000 if quick else 10000
+    args.num_samples = 2000 if quick else 6000
     args.seed = 42
     data = make_dataset(args)
     X = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
@@ -95,7 +95,7 @@ def _mnist1d(quick):
         (
             "boosting",
             HistGradientBoostingClassifier(
-                max_iter=15 if quick else 200, early_stopping=False, random_state=SEED
+                max_iter=15 if quick else 100, early_stopping=False, random_state=SEED
             ),
         ),
     ]
@@ -103,7 +103,7 @@ def _mnist1d(quick):
 
 
 def _synthetic(quick):
-    n_rows = 3000 if quick else 8000
+    n_rows = 3000 if quick else 6000
     X, y = make_classification(
         n_samples=n_rows,
         n_features=20,
@@ -117,7 +117,7 @@ def _synthetic(quick):
         ("logistic", _linear()),
         ("tree", _middle()),
         ("small_mlp", _mlp((64,), max_iter=100 if quick else 300)),
-        ("big_mlp", _mlp((64, 64) if quick else (256, 256), max_iter=300)),
+        ("big_mlp", _mlp((64, 64) if quick else (128, 128), max_iter=300)),
     ]
     return _split("make_classification", X, y, 0.5, stages)
 

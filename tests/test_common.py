@@ -76,6 +76,19 @@ CONFIGS = {
         cv=0.3,
         random_state=0,
     ),
+    "three_stages_skips_batched": lambda: AdaptiveCascadeClassifier(
+        [
+            ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ],
+        costs=[1, 2, 8],
+        skips=True,
+        cost_weight=0.002,
+        batch_size=7,
+        cv=3,
+        random_state=0,
+    ),
     "tree_policy_batched": lambda: AdaptiveCascadeClassifier(
         _cheap_stages(),
         costs=[0.5, 3.0],
@@ -222,6 +235,7 @@ EXPECTED_FAILED = {
     "frozen": _FROZEN_FAILURES,
     "budget": {},
     "three_stages_constant_log_loss": {},
+    "three_stages_skips_batched": {},
     "tree_policy_batched": {},
     "cascade_max_proba_budget": {},
     "cascade_combined_budget": {},

@@ -92,13 +92,15 @@ def test_a_useless_middle_stage_is_skipped_at_no_loss_of_accuracy(policy):
 
 
 @pytest.mark.budget
-def test_skips_buy_accuracy_a_plain_cascade_cannot_afford():
+@pytest.mark.parametrize("policy", ["linear", "max_proba"])
+def test_skips_buy_accuracy_a_plain_cascade_cannot_afford(policy):
     """At a budget of 12 a plain cascade cannot send every hard row to the
-    last stage (13.5); skipping the middle one can (11)."""
+    last stage (13.5); skipping the middle one can (11). (A heuristic's jumps
+    are learned at the budget's price of cost.)"""
     X, y, _ = _middle_is_useless(600, 0)
     X_test, y_test, _ = _middle_is_useless(400, 1)
-    plain = _column_cascade(budget=12.0).fit(X, y)
-    skipping = _column_cascade(budget=12.0, skips=True).fit(X, y)
+    plain = _column_cascade(budget=12.0, policy=policy).fit(X, y)
+    skipping = _column_cascade(budget=12.0, skips=True, policy=policy).fit(X, y)
     assert skipping.score(X_test, y_test) == 1.0
     assert plain.score(X_test, y_test) < 0.95
     for cascade in (plain, skipping):

@@ -70,13 +70,13 @@ class JumpRule:
         The target of every row when there is no learner.
     mean, scale : ndarray of shape (n_features,) or None
         The standardisation of the features the learner was fitted on.
+    regression : bool
+        Whether the answers are regression answers (prediction and
+        uncertainty) rather than class probabilities.
     low, high : ndarray of shape (n_features,) or None
         The range of those standardised features on the rows the learner was
         fitted on; new rows (a row whose history carries answers over skipped
         stages) are clipped to it, so that the rule does not extrapolate.
-    regression : bool
-        Whether the answers are regression answers (prediction and
-        uncertainty) rather than class probabilities.
 
     Examples
     --------

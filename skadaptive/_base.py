@@ -885,9 +885,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             batch_size=self.batch_size,
             n_jobs=self.n_jobs,
         )
-        result.cost = answer_costs(
-            result.exit_stage, result.ran.T, self.cumulative_costs_
-        )
+        ran = result.ran.T if self.policy_.skips else None
+        result.cost = answer_costs(result.exit_stage, ran, self.cumulative_costs_)
         return result
 
     def predict_path(self, X) -> np.ndarray:

@@ -133,16 +133,21 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage,
             exit_stage[rows] = stage
         if len(exiting) == len(active):
             break
-        going = np.flatnonzero(~exits)
-        if skips and len(going) and stage < source.n_stages - 1:
-            # Only rows that go on are shown to the jump (there may be none
-            # here while rows that jumped past this stage are still running).
-            chosen = policy.next_stages(stage, [h.take(going, axis=0) for h in seen])
-            next_stage[going if here is None else here.take(going)] = chosen
+        if skips:
+            going = np.flatnonzero(~exits)
+            if len(going) and stage < source.n_stages - 1:
+                # Only rows that go on are shown to the jump (there may be
+                # none here while rows that jumped past it are still running).
+                chosen = policy.next_stages(
+                    stage, [h.take(going, axis=0) for h in seen]
+                )
+                next_stage[going if here is None else here.take(going)] = chosen
+            deferred = np.ones(len(active), dtype=bool)
+            deferred[exiting if here is None else here.take(exiting)] = False
+        else:
+            deferred = ~exits
         # Compaction: the next stage sees only the deferred rows, so its cost is
         # paid for them alone (SPEC: real speed-ups need compaction).
-        deferred = np.ones(len(active), dtype=bool)
-        deferred[exiting if here is None else here.take(exiting)] = False
         going_on = np.flatnonzero(deferred)
         active = active.take(going_on)
         history = [h.take(going_on, axis=0) for h in history]

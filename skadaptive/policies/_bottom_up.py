@@ -30,9 +30,8 @@ from ._policy_search import PolicySearch
 from ._skips import SkipPolicy, continuation_risks, fit_jump_rule
 from ._thresholds import (
     cut_table,
-    fitted_range,
-    standardised,
-    weighted_standardisation,
+    fit_standardisation,
+    rule_features,
 )
 
 #: The rule families of Bolukbasi policies that are named by a string.
@@ -64,11 +63,7 @@ class ExitRule(ThresholdRule):
         n_rows = history[-1].shape[0]
         if self.learner is None:
             return np.zeros(n_rows)
-        features = policy_features(history, self.feature_set, self.regression)
-        return _exit_score(
-            self.learner,
-            standardised(features, self.mean, self.scale, self.low, self.high),
-        )
+        return _exit_score(self.learner, rule_features(self, history))
 
 
 def _exit_score(learner, features: np.ndarray) -> np.ndarray:
@@ -327,9 +322,7 @@ def _fit_exit_rule(
         )
         return constant
     features = policy_features(history, feature_set, regression)
-    mean, scale = weighted_standardisation(features, weight)
-    values = (features - mean) / scale
-    low, high = fitted_range(values, weight)
+    values, mean, scale, low, high = fit_standardisation(features, weight)
     # Scale the label weights so that they sum to what the row weights sum to:
     # only their ratios define the problem, and tiny weights (small
     # cost_weight) would otherwise let the learner's regularisation flatten the

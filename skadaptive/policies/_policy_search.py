@@ -268,10 +268,8 @@ class PolicySearch:
                 f"first stage's normalised cost {self.cumulative_cost[0]:g}."
             )
         stage_loss = self.stage_risk(0.0)
-        kinds = [*self.scored_exits(normalized_budget)]
-        kinds.append(reference_exits(self.stage_probas, self.loss))
         candidates = []
-        for kind in kinds:
+        for kind in self.budget_kinds(normalized_budget):
             problem = ThresholdProblem(
                 kind.scores, stage_loss, self.cumulative_cost, self.weight
             )
@@ -284,6 +282,26 @@ class PolicySearch:
             candidates.append(replace(evaluation, kind=kind.kind))
         cache[normalized_budget] = candidates
         return candidates
+
+    def budget_kinds(self, normalized_budget: float) -> list[ScoredExits]:
+        """This family's :meth:`scored_exits` for a budget, then the reference
+        thresholds' scores (:func:`reference_exits`); computed once per budget.
+
+        Parameters
+        ----------
+        normalized_budget : float
+
+        Returns
+        -------
+        kinds : list of ScoredExits
+        """
+        cache = self.__dict__.setdefault("_budget_kinds", {})
+        if normalized_budget not in cache:
+            cache[normalized_budget] = [
+                *self.scored_exits(normalized_budget),
+                reference_exits(self.stage_probas, self.loss),
+            ]
+        return cache[normalized_budget]
 
     def within_budget(self, normalized_budget: float) -> PolicyEvaluation:
         """The most accurate of :meth:`budget_candidates` on these rows.

@@ -41,15 +41,14 @@ from sklearn.linear_model import LogisticRegression
 
 from ._features import policy_features
 from ._losses import is_regression_loss
-from ._policy import CascadePolicy, PolicyEvaluation, ScoredExits, row_costs
-from ._policy_search import PolicySearch, reference_exits
+from ._policy import CascadePolicy, PolicyEvaluation, answer_costs, row_costs
+from ._policy_search import PolicySearch
 from ._thresholds import (
     ThresholdProblem,
     budget_thresholds,
-    fitted_range,
+    fit_standardisation,
     lagrangian_thresholds,
-    standardised,
-    weighted_standardisation,
+    rule_features,
 )
 
 
@@ -112,10 +111,7 @@ class JumpRule:
         n_rows = history[-1].shape[0]
         if self.learner is None:
             return np.full(n_rows, self.constant, dtype=np.intp)
-        features = policy_features(history, self.feature_set, self.regression)
-        predicted = self.learner.predict(
-            standardised(features, self.mean, self.scale, self.low, self.high)
-        )
+        predicted = self.learner.predict(rule_features(self, history))
         return np.asarray(predicted, dtype=np.intp)
 
 
@@ -346,9 +342,7 @@ def fit_jump_rule(
     if learner is None or len(np.unique(best[informative])) < 2:
         return constant
     features = policy_features(history, feature_set, regression)
-    mean, scale = weighted_standardisation(features, weight)
-    values = (features - mean) / scale
-    low, high = fitted_range(values, weight)
+    values, mean, scale, low, high = fit_standardisation(features, weight)
     label_weight = spread[informative] * (weight.sum() / spread.sum())
     learner.fit(
         values[informative], targets[best[informative]], sample_weight=label_weight
@@ -472,10 +466,8 @@ class SkipSearch(PolicySearch):
         exit_stage, ran = policy.walk(self.stage_probas)
         rows = np.arange(len(exit_stage))
         loss = self.stage_risk(0.0)[exit_stage, rows]
-        cost = (
-            row_costs(ran, self.cumulative_cost)
-            if policy.skips
-            else self.cumulative_cost[exit_stage]
+        cost = answer_costs(
+            exit_stage, ran if policy.skips else None, self.cumulative_cost
         )
         return float((loss + cost_weight * cost) @ self.weight)
 
@@ -508,12 +500,6 @@ class SkipSearch(PolicySearch):
             self.weight,
         )
 
-    def at_cost_weight(self, cost_weight: float) -> PolicyEvaluation:
-        return self.evaluate(self.fit(cost_weight), cost_weight)
-
-    def scored_exits(self, normalized_budget: float) -> list[ScoredExits]:
-        return self.plain.scored_exits(normalized_budget)
-
     def budget_candidates(self, normalized_budget: float) -> list[PolicyEvaluation]:
         cache = self.__dict__.setdefault("_budget_candidates", {})
         if normalized_budget in cache:
@@ -522,13 +508,11 @@ class SkipSearch(PolicySearch):
         if self.n_stages < 3:
             cache[normalized_budget] = plain
             return plain
-        kinds = [
-            *self.plain.scored_exits(normalized_budget),
-            reference_exits(self.stage_probas, self.loss),
-        ]
         price = None
         skipping = []
-        for kind in kinds:
+        # The plain search's kinds, computed once for both (the Bolukbasi
+        # kinds each fit a policy).
+        for kind in self.plain.budget_kinds(normalized_budget):
             # One candidate per kind whatever the rows: cross-fitting matches
             # candidates by position.
             weight = kind.cost_weight

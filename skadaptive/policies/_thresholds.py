@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._features import policy_features
 from ._policy import first_exit
 
 # Scores closer than this (relative) count as tied: a cut between them would
@@ -127,12 +128,27 @@ def standardised(features, mean, scale, low=None, high=None) -> np.ndarray:
     return values
 
 
-def fitted_range(values: np.ndarray, weight: np.ndarray) -> tuple:
-    """Column-wise minimum and maximum of ``values`` over rows of positive weight."""
+def fit_standardisation(features: np.ndarray, weight: np.ndarray) -> tuple:
+    """Standardised ``features``, and what gives the same on new rows.
+
+    Returns ``(values, mean, scale, low, high)``: the weighted
+    standardisation (:func:`weighted_standardisation`) and the column-wise
+    range of the standardised values over the rows of positive weight, to
+    which :func:`standardised` clips new rows.
+    """
+    mean, scale = weighted_standardisation(features, weight)
+    values = (features - mean) / scale
     positive = values[np.asarray(weight) > 0]
     if len(positive) == 0:
         positive = values
-    return positive.min(axis=0), positive.max(axis=0)
+    return values, mean, scale, positive.min(axis=0), positive.max(axis=0)
+
+
+def rule_features(rule, history: list[np.ndarray]) -> np.ndarray:
+    """What a learned rule (an exit rule or a jump) scores: its policy features
+    of ``history``, standardised and clipped as on the rows it learned from."""
+    features = policy_features(history, rule.feature_set, rule.regression)
+    return standardised(features, rule.mean, rule.scale, rule.low, rule.high)
 
 
 @dataclass

@@ -106,16 +106,24 @@ def digits(quick: bool = False) -> Benchmark:
     return _split("digits", X, y, 0.5, stages, notes)
 
 
-def mnist1d(quick: bool = False) -> Benchmark:
-    """mnist1d generated locally (never downloaded); 12,000 test rows."""
+def mnist1d_rows(num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """``num_samples`` mnist1d rows generated locally (never downloaded): its
+    train and test parts pooled, features as float64, labels as int64."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
-    args.num_samples = 2000 if quick else 30000
+    args.num_samples = num_samples
     args.seed = MNIST1D_SEED
     data = make_dataset(args)
     X = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
     y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    return X, y
+
+
+def mnist1d(quick: bool = False) -> Benchmark:
+    """mnist1d generated locally (never downloaded); 12,000 test rows."""
+    num_samples = 2000 if quick else 30000
+    X, y = mnist1d_rows(num_samples)
     stages = [
         ("logistic", _linear()),
         (
@@ -133,7 +141,7 @@ def mnist1d(quick: bool = False) -> Benchmark:
     ]
     test_size = 0.4 if quick else 12000
     notes = [
-        f"mnist1d.make_dataset with num_samples={args.num_samples}, "
+        f"mnist1d.make_dataset with num_samples={num_samples}, "
         f"seed={MNIST1D_SEED}; its train and test parts are pooled and re-split."
     ]
     return _split("mnist1d", X, y, test_size, stages, notes, {"mnist1d": MNIST1D_SEED})

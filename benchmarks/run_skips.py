@@ -50,7 +50,7 @@ from skadaptive import AdaptiveCascadeClassifier
 
 from ._tables import described_report, run_and_write, table
 from ._tables import environment as machine
-from .datasets import SEED, _linear, _mlp, _split
+from .datasets import SEED, _linear, _mlp, _split, mnist1d_rows
 
 BUDGETS = (0.10, 0.25, 0.50)
 MIDDLE_COSTS = {"cheap middle": 3.0, "expensive middle": 30.0}
@@ -75,14 +75,7 @@ def _digits(quick):
 
 
 def _mnist1d(quick):
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    args = get_dataset_args()
-    args.num_samples = 2000 if quick else 6000
-    args.seed = 42
-    data = make_dataset(args)
-    X = np.concatenate([data["x"], data["x_test"]]).astype(np.float64)
-    y = np.concatenate([data["y"], data["y_test"]]).astype(np.int64)
+    X, y = mnist1d_rows(2000 if quick else 6000)
     stages = [
         ("logistic", _linear()),
         ("tree", _middle()),

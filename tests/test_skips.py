@@ -461,3 +461,24 @@ def test_the_exit_is_learned_against_the_chosen_continuation():
     assert_array_equal(plain.predict_exit(X_test), 0)
     assert skipping.score(X_test, y_test) == 1.0
     assert_allclose(skipping.predict_cost(X_test).mean(), 11.0)
+
+
+def test_learned_rules_do_not_extrapolate_beyond_their_rows():
+    """A near-constant earlier stage (a carried answer shows it values it never
+    had) leaves a learned rule's scores within what it gave on its own rows."""
+    from skadaptive.policies import fit_bottom_up_policy
+
+    rng = np.random.default_rng(0)
+    n_rows = 400
+    y = rng.integers(0, 2, n_rows)
+    flat = np.full((n_rows, 2), 0.5) + rng.normal(0, 1e-5, (n_rows, 1)) * [1, -1]
+    cheap = np.clip(np.eye(2)[y] * 0.6 + rng.uniform(0, 0.4, (n_rows, 2)), 0, 1)
+    cheap /= cheap.sum(axis=1, keepdims=True)
+    costly = np.eye(2)[y] * 0.9 + 0.05
+    probas = [cheap, flat, cheap[::-1], costly]
+    policy = fit_bottom_up_policy(probas, y, np.array([0.1, 0.2, 0.5, 1.0]), 0.01)
+    rule = policy.rules[2]
+    assert rule.learner is not None
+    own = rule.score(probas[:3])
+    carried = rule.score([cheap, cheap, cheap[::-1]])  # stage 1 carries stage 0
+    assert own.min() - 1e-9 <= carried.min() and carried.max() <= own.max() + 1e-9

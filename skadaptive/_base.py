@@ -39,6 +39,12 @@ from threadpoolctl import threadpool_limits
 
 from ._costs import check_budget, measures_costs, resolve_costs
 from ._held_out import fit_stages_on_held_out
+from ._router import (
+    learn_estimator_router,
+    routed_frontier,
+    router_cost_of,
+    split_router_cost,
+)
 from ._sklearn_private import (
     HasMethods,
     Interval,
@@ -83,6 +89,7 @@ from .policies._policy import (
     stage_correct,
     stage_figures,
 )
+from .policies._router import routed_walk
 from .policies._skips import SkipSearch
 from .stages import exit_probas, measure_exit_seconds
 from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
@@ -160,19 +167,21 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.__dict__.pop("_stage_input", None)
         names = self._check_structure()
         check_policy(self.policy)
-        if (
-            getattr(self, "skips", False)
-            and getattr(self, "answer", "stage") != "stage"
+        for option, on in (
+            ("skips=True", getattr(self, "skips", False)),
+            ("router=", getattr(self, "router", None) is not None),
         ):
-            raise ValueError(
-                "skips=True needs answer='stage': a combined answer mixes the "
-                "probabilities of every stage run so far, and a row that skips "
-                "stages has not run them. Use one or the other."
-            )
-        measure = measures_costs(self.costs, self._has_natural_costs())
-        if not measure and self.costs is not None and names is not None:
+            if on and getattr(self, "answer", "stage") != "stage":
+                raise ValueError(
+                    f"{option} needs answer='stage': a combined answer mixes the "
+                    "probabilities of every stage run so far, and a row that skips "
+                    "stages has not run them. Use one or the other."
+                )
+        stage_costs, router_cost = self._split_router_cost(names)
+        measure = measures_costs(stage_costs, self._has_natural_costs())
+        if not measure and stage_costs is not None and names is not None:
             # Fail before fitting anything when the costs are known already.
-            per_row, per_call, _ = resolve_costs(self.costs, names, measured=None)
+            per_row, per_call, _ = resolve_costs(stage_costs, names, measured=None)
             batch_size = self._resolved_cost_batch_size()
             check_budget(self.budget, per_row + per_call / batch_size, names)
         if hasattr(self, "n_features_in_"):
@@ -195,7 +204,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         natural, unit = self._natural_costs()
         self.cost_batch_size_ = self._resolved_cost_batch_size()
         self.costs_per_row_, self.costs_per_call_, self._costs_unit = resolve_costs(
-            self.costs,
+            stage_costs,
             self._stage_names(),
             measured=held_out.seconds,
             natural=natural,
@@ -232,8 +241,21 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # float64: the budget search's thresholds move with any rounding of the
         # scores, and with_policy must reproduce what fit learned.)
         self._policy_data = (answers, self._stored_targets(y_policy), w_policy)
+        # A router is learned on the policy rows' features (kept with them).
+        self._router_data = None
+        if getattr(self, "router", None) is not None:
+            self._router_data = (_safe_indexing(X, held_out.policy_rows), router_cost)
         self._learn_policy(*self._policy_rows())
         return self
+
+    def _split_router_cost(self, names):
+        return split_router_cost(self, names)
+
+    def _router_cost_of(self, policy) -> float:
+        return router_cost_of(self, policy)
+
+    def _learn_router(self, stage_probas, y_encoded, sample_weight) -> None:
+        learn_estimator_router(self, stage_probas, y_encoded, sample_weight)
 
     # Hooks of classifiers and regressors (see BaseAdaptiveClassifier).
     def _check_targets(self, y, sample_weight):
@@ -472,6 +494,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """
         check_is_fitted(self)
         self._policy_data = None
+        self._router_data = None
         return self
 
     def _fit_held_out(self, X, y, sample_weight, fit_params, measure):
@@ -652,6 +675,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.oracle_cost_ = self._cost_of_rates(figures["oracle_exit_rates"])
         # frontier_ is traced when first read: a fit pays for one policy only.
         self._frontier_points = None
+        # A policy learned again is not a recalibrated one (see recalibrate).
+        for name in ("recalibration_", "recalibrated_cost_"):
+            self.__dict__.pop(name, None)
+        self._learn_router(stage_probas, y_encoded, sample_weight)
 
     def _policy_search_maker(self, stage_probas, y_encoded, sample_weight):
         """``make(cumulative)``: the policy family's search over the first
@@ -705,6 +732,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     batch_size=self.cost_batch_size_,
                     loss=self.loss,
                 )
+                if getattr(self, "router", None) is not None:
+                    self._frontier_points = routed_frontier(
+                        self, self._frontier_points, rows
+                    )
         return self._frontier_points
 
     @property
@@ -801,12 +832,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         correct = stage_correct(probas, y_encoded, self.loss)
 
         def at(policy):
-            exit_stage, ran = policy.walk(probas)
+            exit_stage, ran = routed_walk(policy, probas, X)
             ran = ran if policy.skips else None
             accuracy, _, rates = exit_figures(
                 exit_stage, correct, self.cumulative_costs_, sample_weight, ran
             )
-            return accuracy, self._average_cost(exit_stage, sample_weight, ran), rates
+            cost = self._average_cost(exit_stage, sample_weight, ran)
+            return accuracy, cost + self._router_cost_of(policy), rates
 
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
@@ -887,6 +919,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         )
         ran = result.ran.T if self.policy_.skips else None
         result.cost = answer_costs(result.exit_stage, ran, self.cumulative_costs_)
+        if getattr(self, "router_", None) is not None:
+            result.cost += self.router_cost_
         return result
 
     def predict_path(self, X) -> np.ndarray:

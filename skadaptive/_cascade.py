@@ -8,6 +8,7 @@ from sklearn.utils import Bunch
 from ._base import BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
+from ._sklearn_private import HasMethods, StrOptions
 from .stages import IndependentRegressors, IndependentStages
 from .stages._regression import check_regressor
 
@@ -152,6 +153,20 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         bottom-up with the exit rules; a policy that skips is kept only where
         it does better than the plain one. Needs ``answer="stage"``.
 
+    router : None, "auto" or classifier, default=None
+        Routing before any stage: a cheap classifier on the raw features
+        that chooses, for each row, the first stage to run (rows it sends
+        to a later stage pay for none of the earlier ones). ``"auto"`` is a
+        standardised logistic regression (numeric features only); a
+        classifier given is cloned, and its ``fit`` (or its last step's)
+        must accept ``sample_weight``. It is learned on the policy rows
+        after the exit policy, as one more decision of the same reduction
+        (each start's risk is what the learned policy does with the row
+        from there), and kept only where its cross-fitted figures beat the
+        policy without it (``router_search_``). Its own cost is the first
+        entry of ``costs`` when ``costs`` are numbers (``n_stages + 1`` of
+        them), else measured. Needs ``answer="stage"``.
+
     {shared_parameters}
 
     Attributes
@@ -208,6 +223,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     _parameter_constraints: dict = {
         "estimators": [list],
         "skips": ["boolean"],
+        "router": [None, StrOptions({"auto"}), HasMethods(["fit", "predict"])],
         **BaseAdaptiveClassifier._parameter_constraints,
     }
 
@@ -217,6 +233,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         *,
         costs="auto",
         skips=False,
+        router=None,
         cost_weight=0.01,
         budget=None,
         budget_confidence=None,
@@ -236,6 +253,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         self.estimators = estimators
         self.costs = costs
         self.skips = skips
+        self.router = router
         self.cost_weight = cost_weight
         self.budget = budget
         self.budget_confidence = budget_confidence
@@ -295,6 +313,20 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         bottom-up with the exit rules; a policy that skips is kept only where
         it does better than the plain one.
 
+    router : None, "auto" or classifier, default=None
+        Routing before any stage: a cheap classifier on the raw features
+        that chooses, for each row, the first stage to run (rows it sends
+        to a later stage pay for none of the earlier ones). ``"auto"`` is a
+        standardised logistic regression (numeric features only); a
+        classifier given is cloned, and its ``fit`` (or its last step's)
+        must accept ``sample_weight``. It is learned on the policy rows
+        after the exit policy, as one more decision of the same reduction
+        (each start's risk is what the learned policy does with the row
+        from there), and kept only where its cross-fitted figures beat the
+        policy without it (``router_search_``). Its own cost is the first
+        entry of ``costs`` when ``costs`` are numbers (``n_stages + 1`` of
+        them), else measured. Needs ``answer="stage"``.
+
     {shared_parameters}
 
     Attributes
@@ -339,6 +371,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
     _parameter_constraints: dict = {
         "estimators": [list],
         "skips": ["boolean"],
+        "router": [None, StrOptions({"auto"}), HasMethods(["fit", "predict"])],
         **BaseAdaptiveRegressor._parameter_constraints,
     }
 
@@ -348,6 +381,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         *,
         costs="auto",
         skips=False,
+        router=None,
         cost_weight=0.01,
         budget=None,
         budget_confidence=None,
@@ -366,6 +400,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         self.estimators = estimators
         self.costs = costs
         self.skips = skips
+        self.router = router
         self.cost_weight = cost_weight
         self.budget = budget
         self.budget_confidence = budget_confidence

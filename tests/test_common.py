@@ -76,6 +76,18 @@ CONFIGS = {
         cv=0.3,
         random_state=0,
     ),
+    "three_stages_router": lambda: AdaptiveCascadeClassifier(
+        [
+            ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ],
+        costs=[0.1, 1, 2, 8],
+        router="auto",
+        cost_weight=0.002,
+        cv=3,
+        random_state=0,
+    ),
     "three_stages_skips_batched": lambda: AdaptiveCascadeClassifier(
         [
             ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
@@ -236,6 +248,7 @@ EXPECTED_FAILED = {
     "budget": {},
     "three_stages_constant_log_loss": {},
     "three_stages_skips_batched": {},
+    "three_stages_router": {},
     "tree_policy_batched": {},
     "cascade_max_proba_budget": {},
     "cascade_combined_budget": {},

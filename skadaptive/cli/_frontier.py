@@ -206,6 +206,14 @@ def add_parser(commands) -> None:
         "--answer stage",
     )
     parser.add_argument(
+        "--router",
+        action="store_true",
+        help="learn a router: a small logistic regression on the features that "
+        "sends each row to its first stage before any stage runs (router='auto'); "
+        "kept only where it does better than the cascade without it; with "
+        "--costs, give the router's cost first; with --answer stage",
+    )
+    parser.add_argument(
         "--test-size",
         type=float,
         default=0.3,
@@ -427,6 +435,11 @@ def run(args, out=None) -> int:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     if args.task != "auto":  # refused before any work where it can be
         _check_options(args, args.task)
+    if args.router and args.answer != "stage":
+        raise CommandError(
+            "--router needs --answer stage: a combined answer mixes every stage "
+            "a row ran, and a row that the router starts late has not run them."
+        )
     if args.skips and args.answer != "stage":
         raise CommandError(
             "--skips needs --answer stage: a combined answer mixes every stage "
@@ -532,6 +545,7 @@ def _params(args) -> dict:
         "policy": args.policy,
         "cost_batch_size": args.batch_size,
         "skips": args.skips,
+        "router": "auto" if args.router else None,
     }
     if args.budget is not None:
         params["budget"] = args.budget
@@ -619,24 +633,30 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
         stage_correct(alone, y_encoded),
         oracle_exits(correct),
         seed,
+        X,
     )
 
 
-def point_intervals(cascade, answers, per_row, per_row_alone, oracle, seed) -> dict:
+def point_intervals(
+    cascade, answers, per_row, per_row_alone, oracle, seed, X=None
+) -> dict:
     """Bootstrap intervals of every point of the table from per-row figures.
 
     ``per_row`` (n_stages, n_rows) is each exit's figure on each row as the
     estimator answers there (right or wrong, or an error); ``per_row_alone``
     each stage's own; ``oracle`` the oracle's exit of each row; ``answers``
-    what the policies decide on. Each stage alone answers every row with its
-    own answer; each exit with the estimator's (the same with stage answers).
+    what the policies decide on; ``X`` the rows' features (for a policy with
+    a router). Each stage alone answers every row with its own answer; each
+    exit with the estimator's (the same with stage answers).
     """
+    from ..policies import routed_walk
+
     rows = np.arange(per_row.shape[1])
     policies = [p.policy for p in cascade._frontier_evaluations()]
     exits = [
         oracle,
-        *(policy.exit_stage(answers) for policy in policies),
-        cascade.policy_.exit_stage(answers),
+        *(routed_walk(policy, answers, X)[0] for policy in policies),
+        routed_walk(cascade.policy_, answers, X)[0],
     ]
     points = np.concatenate(
         [per_row_alone, np.stack([per_row[stage, rows] for stage in exits]), per_row]
@@ -649,6 +669,21 @@ def point_intervals(cascade, answers, per_row, per_row_alone, oracle, seed) -> d
         "frontier": intervals[n_stages + 1 : n_stages + 1 + n_frontier],
         "chosen": intervals[n_stages + 1 + n_frontier],
         "exits": intervals[-n_stages:],
+    }
+
+
+def _router_report(cascade) -> dict | None:
+    """Whether the router was kept, and the figures it was judged on."""
+    search = getattr(cascade, "router_search_", None)
+    if search is None:
+        return None
+    return {
+        "kept": search["kept"],
+        "cost": search["router_cost"],
+        "expected_accuracy_without": float(search["expected_accuracy"][0]),
+        "expected_accuracy_with": float(search["expected_accuracy"][1]),
+        "expected_cost_without": float(search["expected_cost"][0]),
+        "expected_cost_with": float(search["expected_cost"][1]),
     }
 
 
@@ -711,6 +746,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "cost": test["cost_at_fit"],
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
+            "router": _router_report(cascade),
         },
         "exits": [
             {

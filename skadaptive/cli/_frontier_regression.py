@@ -131,7 +131,7 @@ def error_intervals(cascade, X, y, seed) -> dict:
     minus_loss = stage_correct(answers, cascade._encode_new_targets(y), cascade.loss)
     errors = -minus_loss * cascade._error_unit()
     return point_intervals(
-        cascade, answers, errors, errors, oracle_exits(minus_loss), seed
+        cascade, answers, errors, errors, oracle_exits(minus_loss), seed, X
     )
 
 

@@ -84,17 +84,30 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage,
     rows_in_state = getattr(source, "rows_in_state", False)
     regression = getattr(source, "regression", False)
     skips = getattr(policy, "skips", False)
-    # For a policy that skips: the stage each active row runs next.
-    next_stage = np.zeros(n_rows, dtype=np.intp) if skips else None
+    router = getattr(policy, "router", None) if skips else None
+    # For a policy that skips: the stage each active row runs next (its
+    # first, for a policy with a router).
+    next_stage = None
+    if skips:
+        next_stage = (
+            np.zeros(n_rows, dtype=np.intp)
+            if router is None
+            else router.first_stages(X)
+        )
+    # With a router: whether each active row has run a stage yet (a row that
+    # starts late is given its first answer at the stages before it).
+    started = None if router is None else np.zeros(n_rows, dtype=bool)
     for stage in range(source.n_stages):
         # Positions (in ``active``) of the rows that run this stage; None: all.
         here = None
-        if skips and stage > 0:
+        if skips and (stage > 0 or router is not None):
             here = np.flatnonzero(next_stage == stage)
             if len(here) == len(active):
                 here = None
             elif len(here) == 0:
-                history.append(history[-1])
+                history.append(
+                    history[-1] if history else np.zeros((len(active), n_classes))
+                )
                 continue
         ids = active if here is None else active.take(here)
         if stage > 0 and rows_in_state:
@@ -113,11 +126,15 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage,
             stage_proba = check_regression_output(stage_proba, len(ids), label)
         else:
             stage_proba = check_stage_proba(stage_proba, len(ids), n_classes, label)
+        if started is not None:
+            _carry_back(history, started, here, stage_proba)
         if here is None:
             history.append(stage_proba)
             seen = history
         else:
-            column = history[-1].copy()
+            column = (
+                history[-1].copy() if history else np.zeros((len(active), n_classes))
+            )
             column[here] = stage_proba
             history.append(column)
             seen = [h.take(here, axis=0) for h in history]
@@ -153,7 +170,21 @@ def _route_batch(source: StageSource, policy: ExitDecider, X, proba, exit_stage,
         history = [h.take(going_on, axis=0) for h in history]
         if skips:
             next_stage = next_stage.take(going_on)
+        if started is not None:
+            started = started.take(going_on)
         state = source.keep_rows(state, deferred)
+
+
+def _carry_back(history: list, started: np.ndarray, here, stage_proba) -> None:
+    """Give the rows that run their first stage now its answer at the earlier
+    stages (in place; ``started`` is updated)."""
+    positions = np.arange(len(started)) if here is None else here
+    fresh = ~started[positions]
+    if fresh.any():
+        rows = positions[fresh]
+        for earlier in history:
+            earlier[rows] = stage_proba[fresh]
+        started[rows] = True
 
 
 def route(

@@ -74,6 +74,7 @@ from ._policy import (  # noqa: F401
     evaluate_policy,
 )
 from ._policy_search import DEFAULT_COST_WEIGHTS, PolicySearch  # noqa: F401
+from ._router import Router, routed_walk  # noqa: F401
 from ._search import (  # noqa: F401
     POLICIES,
     REGRESSION_POLICIES,
@@ -99,6 +100,7 @@ __all__ = [
     "REGRESSION_LOSSES",
     "REGRESSION_POLICIES",
     "POLICY_FAMILIES",
+    "Router",
     "PolicyEvaluation",
     "PolicySearch",
     "ScoredExits",

@@ -127,6 +127,10 @@ class SkipPolicy(CascadePolicy):
         ``jumps[k]`` chooses the stage that a row going on after stage ``k``
         runs next; None (and every stage without an entry) sends it to the
         next stage.
+    router : Router or None, default=None
+        Chooses each row's first stage from its raw features before any
+        stage runs (see :class:`~skadaptive.policies.Router`); None: every
+        row starts at the first stage.
 
     Examples
     --------
@@ -144,6 +148,7 @@ class SkipPolicy(CascadePolicy):
     """
 
     jumps: list = field(default_factory=list)
+    router: object | None = None
 
     skips = True
 
@@ -208,6 +213,12 @@ class SkipPolicy(CascadePolicy):
             run its stage, NaN for the others (a row never exits at a stage
             it skips: NaN reaches no threshold).
         """
+        if self.router is not None and start is None:
+            raise ValueError(
+                "This policy routes rows with a router, which needs their "
+                "features: use skadaptive.policies.routed_walk(policy, "
+                "stage_probas, X)."
+            )
         n_stages = len(stage_probas)
         n_rows = stage_probas[0].shape[0]
         next_stage = (

@@ -1,0 +1,402 @@
+"""Routing before any stage: the first stage each row runs, from its raw features.
+
+A router is the policy's first decision, taken before any stage has run: a
+cheap classifier on the raw features that sends a row straight to the stage
+where it is best started (an LLM router sends a query to a small or a large
+model before running either). It is learned last, bottom-up as the jumps
+are: the risk of starting a row at stage ``j`` is ``loss + cost_weight *
+cost`` of what the already-learned policy (exits and jumps) does with it
+from ``j``; the router is a cost-sensitive choice among the starts, reduced
+to a weighted multiclass problem (label: the start of least risk; weight:
+the spread of the risks, what a wrong choice costs).
+
+What a rule sees. A row that starts at stage ``j`` has no answers from the
+stages before ``j``; it is given stage ``j``'s answer there (its first answer
+*carried back*), so that every rule sees a history of the same shape, in the
+engine as in the offline walk (:func:`carried_back`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import Bunch
+from sklearn.utils.validation import has_fit_parameter
+
+from .._sklearn_private import _num_samples, _safe_indexing
+from ._policy import CascadePolicy, row_costs
+from ._selection import row_folds
+from ._skips import SkipPolicy, path_costs
+from ._thresholds import ThresholdProblem, budget_thresholds
+
+
+@dataclass
+class Router:
+    """Chooses, for each row, the first stage to run from its raw features.
+
+    Parameters
+    ----------
+    targets : ndarray of int
+        The stages a row may start at, ascending.
+    learner : fitted classifier or None, default=None
+        Predicts the first stage from the rows' features (the same ``X`` as
+        the stages get); None: every row starts at ``constant``.
+    constant : int, default=0
+        The first stage of every row when there is no learner.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import Router
+    >>> Router(np.array([0, 2]), constant=2).first_stages(np.zeros((3, 4))).tolist()
+    [2, 2, 2]
+    """
+
+    targets: np.ndarray
+    learner: object | None = None
+    constant: int = 0
+
+    def first_stages(self, X) -> np.ndarray:
+        """The first stage each row runs.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_rows, ...)
+
+        Returns
+        -------
+        first_stage : ndarray of int of shape (n_rows,)
+        """
+        n_rows = _num_samples(X)
+        if self.learner is None:
+            return np.full(n_rows, self.constant, dtype=np.intp)
+        return check_first_stages(self.learner.predict(X), n_rows, self.targets)
+
+
+def check_first_stages(first_stage, n_rows: int, targets) -> np.ndarray:
+    """A router's choice: one of its target stages per row, or a clear error."""
+    first_stage = np.asarray(first_stage)
+    if (
+        first_stage.shape != (n_rows,)
+        or not np.issubdtype(first_stage.dtype, np.integer)
+        or not np.isin(first_stage, targets).all()
+    ):
+        raise ValueError(
+            f"The router must give, for each of the {n_rows} rows, a first stage "
+            f"among {np.asarray(targets).tolist()}; got dtype {first_stage.dtype}, "
+            f"shape {first_stage.shape}"
+            + (f", values {np.unique(first_stage)[:8]}" if first_stage.size else "")
+            + "."
+        )
+    return first_stage.astype(np.intp, copy=False)
+
+
+def carried_back(stage_probas: list[np.ndarray], start: np.ndarray) -> list:
+    """Every stage's answers as the rules see them when rows start late.
+
+    A row starting at stage ``j`` is given stage ``j``'s answer at the stages
+    before ``j`` (which it never runs); rows starting at 0 are unchanged.
+
+    Parameters
+    ----------
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+    start : ndarray of int of shape (n_rows,)
+
+    Returns
+    -------
+    arrived : list of ndarray of shape (n_rows, n_classes)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._router import carried_back
+    >>> probas = [np.array([[0.5, 0.5], [0.6, 0.4]]), np.array([[1.0, 0], [0, 1.0]])]
+    >>> carried_back(probas, np.array([0, 1]))[0].tolist()
+    [[0.5, 0.5], [0.0, 1.0]]
+    """
+    start = np.asarray(start, dtype=np.intp)
+    arrived = []
+    for stage, answers in enumerate(stage_probas):
+        late = np.flatnonzero(start > stage)
+        if len(late):
+            answers = np.array(answers, dtype=np.float64, copy=True)
+            for first in np.unique(start[late]):
+                rows = late[start[late] == first]
+                answers[rows] = stage_probas[first][rows]
+        arrived.append(answers)
+    return arrived
+
+
+def as_skip_policy(policy: CascadePolicy, router: Router | None = None) -> SkipPolicy:
+    """``policy`` as a :class:`SkipPolicy` (same rules and jumps), with ``router``."""
+    jumps = list(policy.jumps) if policy.skips else [None] * len(policy.rules)
+    return SkipPolicy(list(policy.rules), jumps, router=router)
+
+
+def routed_walk(policy: CascadePolicy, stage_probas: list, X=None, start=None):
+    """Where each row answers and which stages it runs, the router included.
+
+    Parameters
+    ----------
+    policy : CascadePolicy
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+        Every stage's answers for the rows.
+    X : array-like of shape (n_rows, ...), default=None
+        The rows' features, for a policy with a router.
+    start : ndarray of int of shape (n_rows,), default=None
+        The first stages, if known (else the router's choice on ``X``).
+
+    Returns
+    -------
+    exit_stage : ndarray of shape (n_rows,)
+    ran : ndarray of bool of shape (n_stages, n_rows)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import HeuristicRule, Router, SkipPolicy, routed_walk
+    >>> policy = SkipPolicy([HeuristicRule("max_proba", 0.8)], [None],
+    ...                     router=Router(np.array([0, 1]), constant=1))
+    >>> probas = [np.array([[0.9, 0.1]]), np.array([[0.3, 0.7]])]
+    >>> exit_stage, ran = routed_walk(policy, probas, np.zeros((1, 3)))
+    >>> exit_stage.tolist(), ran.ravel().tolist()   # started at stage 1
+    ([1], [False, True])
+    """
+    router = getattr(policy, "router", None)
+    if start is None and router is not None:
+        start = router.first_stages(X)
+    if start is None:
+        return policy.walk(stage_probas)
+    skip = policy if policy.skips else as_skip_policy(policy)
+    return skip.walk(carried_back(stage_probas, start), start)
+
+
+def start_risks(
+    policy: CascadePolicy,
+    stage_probas: list,
+    stage_loss: np.ndarray,
+    cumulative_cost: np.ndarray,
+    cost_weight: float,
+    targets,
+) -> np.ndarray:
+    """Risk of starting each row at each of ``targets``, (n_targets, n_rows).
+
+    ``loss + cost_weight * cost`` of what ``policy`` does with the row from
+    that stage on; the cost is that of the stages it runs.
+    """
+    n_rows = stage_probas[0].shape[0]
+    rows = np.arange(n_rows)
+    risks = []
+    for first in targets:
+        exit_stage, ran = routed_walk(
+            policy, stage_probas, start=np.full(n_rows, first, dtype=np.intp)
+        )
+        cost = row_costs(ran, cumulative_cost)
+        risks.append(stage_loss[exit_stage, rows] + cost_weight * cost)
+    return np.stack(risks)
+
+
+def router_learner(router, sparse: bool = False):
+    """An unfitted learner for ``router`` ("auto": standardised logistic
+    regression; scaled without centring for sparse features)."""
+    if isinstance(router, str):
+        return make_pipeline(
+            StandardScaler(with_mean=not sparse), LogisticRegression(max_iter=1000)
+        )
+    return clone(router)
+
+
+def _fit_weighted(learner, X, y, sample_weight):
+    """Fit with sample weights: the learner's own, or, for a Pipeline, those
+    of every step that takes them (its last step must)."""
+    if has_fit_parameter(learner, "sample_weight"):
+        return learner.fit(X, y, sample_weight=sample_weight)
+    if isinstance(learner, Pipeline) and has_fit_parameter(
+        learner.steps[-1][1], "sample_weight"
+    ):
+        weighted = {
+            f"{name}__sample_weight": sample_weight
+            for name, step in learner.steps
+            if step not in (None, "passthrough")
+            and has_fit_parameter(step, "sample_weight")
+        }
+        return learner.fit(X, y, **weighted)
+    raise TypeError(
+        f"The router {type(learner).__name__} does not accept sample_weight in "
+        "fit: a router is learned as a weighted choice (a row's weight is what "
+        "a wrong first stage costs it). Pass a classifier that accepts "
+        "sample_weight, or a Pipeline ending in one."
+    )
+
+
+def fit_router(X, risks, targets, weight, learner) -> Router:
+    """The first stage of each row, learned from its risks of each start.
+
+    A weighted multiclass problem on the raw features: each row's label is
+    its start of least risk (ties to the earlier stage), its weight the
+    spread of its risks. Without two different labels the router is the
+    constant start of least risk.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_rows, ...)
+    risks : ndarray of shape (n_targets, n_rows)
+    targets : ndarray of int
+    weight : ndarray of shape (n_rows,)
+    learner : "auto" or classifier
+
+    Returns
+    -------
+    router : Router
+    """
+    targets = np.asarray(targets, dtype=np.intp)
+    constant = Router(targets, constant=int(targets[np.argmin(risks @ weight)]))
+    best = np.argmin(risks, axis=0)
+    spread = weight * (risks.max(axis=0) - risks.min(axis=0))
+    informative = np.flatnonzero(spread > 0)
+    if len(np.unique(best[informative])) < 2:
+        return constant
+    learner = router_learner(learner, sparse=sp.issparse(X))
+    label_weight = spread[informative] * (weight.sum() / spread.sum())
+    try:
+        _fit_weighted(
+            learner,
+            _safe_indexing(X, informative),
+            targets[best[informative]],
+            label_weight,
+        )
+    except (TypeError, ValueError) as exc:
+        if "sample_weight" in str(exc):
+            raise
+        raise ValueError(
+            f"The router could not be fitted on the rows' features ({exc}). "
+            "router='auto' is a standardised logistic regression on X as the "
+            "stages get it and needs numeric features; pass router= a "
+            "classifier (or Pipeline) that encodes your features."
+        ) from exc
+    return Router(targets, learner)
+
+
+#: Folds of the cross-fitting that estimates a router's figures.
+_ROUTER_FOLDS = 5
+
+
+def routed_policy(
+    policy, search, rows, X_rows, price, normalized_budget, learner, cumulative
+):
+    """``policy`` with a router learned on ``rows`` (and, for a budget, its exit
+    thresholds chosen again on the rows' routed paths)."""
+    probas = [p[rows] for p in search.stage_probas]
+    loss = search.stage_risk(0.0)[:, rows]
+    weight = search.weight[rows]
+    targets = np.arange(len(probas))
+    risks = start_risks(policy, probas, loss, cumulative, price, targets)
+    router = fit_router(X_rows, risks, targets, weight, learner)
+    routed = as_skip_policy(policy, router)
+    if normalized_budget is None:
+        return routed
+    start = router.first_stages(X_rows)
+    _, ran, scores = routed.walk(carried_back(probas, start), start, decide=False)
+    found = budget_thresholds(
+        ThresholdProblem(scores, loss, path_costs(ran, cumulative), weight),
+        normalized_budget,
+    )
+    if found is None:
+        return routed
+    rules = [replace(r, threshold=float(t)) for r, t in zip(routed.rules, found[0])]
+    return SkipPolicy(rules, list(routed.jumps), router=router)
+
+
+def learn_router(
+    policy: CascadePolicy,
+    search,
+    X,
+    *,
+    learner,
+    price: float,
+    normalized_budget: float | None,
+    cumulative_cost: np.ndarray,
+    random_state=None,
+) -> Bunch:
+    """A router for ``policy``, with its figures out of sample.
+
+    The router (and, for a budget, the exit thresholds on the routed paths)
+    is learned on all the policy rows; its figures are cross-fitted: each
+    row is routed and answered by a router (and thresholds) learned without
+    it. The exit rules' scores and the jumps are ``policy``'s, learned on all
+    the rows.
+
+    Parameters
+    ----------
+    policy : CascadePolicy
+        The policy learned without a router (exits, and jumps if any).
+    search : PolicySearch
+        The policy rows: ``stage_probas``, ``weight``, ``stage_risk``,
+        ``evaluate_exits``.
+    X : array-like of shape (n_rows, ...)
+        The policy rows' features, as the stages get them.
+    learner : "auto" or classifier
+    price : float
+        The cost weight at which starts are compared (loss per unit of
+        normalised cost).
+    normalized_budget : float or None
+        For a budget (as a fraction of ``cumulative_cost[-1]``, the router's
+        own cost taken out): the exit thresholds are chosen again for it.
+    cumulative_cost : ndarray of shape (n_stages,)
+        Normalised cumulative cost of the stages.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds.
+
+    Returns
+    -------
+    result : Bunch
+        ``policy`` (a :class:`SkipPolicy` with the router), ``in_sample`` and
+        ``out_of_sample`` (:class:`PolicyEvaluation` of it on the policy rows,
+        costs without the router's own).
+    """
+    n_rows = search.stage_probas[0].shape[0]
+    everything = np.arange(n_rows)
+
+    def routed(rows):
+        return routed_policy(
+            policy,
+            search,
+            rows,
+            _safe_indexing(X, rows),
+            price,
+            normalized_budget,
+            learner,
+            cumulative_cost,
+        )
+
+    final = routed(everything)
+    exit_stage, ran = routed_walk(final, search.stage_probas, X)
+    in_sample = search.evaluate_exits(final, exit_stage, price, ran)
+    # Rows of a fold with nothing else to learn from (a handful of distinct
+    # rows) keep their in-sample figures.
+    exit_stage, ran = exit_stage.copy(), ran.copy()
+    # Equal rows go to one fold, so that weight k on a row is k copies of it;
+    # rows are told apart by their features where those are numbers (rows
+    # with the same answers but other features are routed apart).
+    n_splits = min(_ROUTER_FOLDS, n_rows)
+    columns = list(search.stage_probas)
+    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
+        columns.append(X)
+    fold = row_folds(columns, search.y_encoded, n_splits, random_state, search.weight)
+    for k in range(n_splits):
+        fit_rows, held_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
+        if len(held_rows) == 0 or len(fit_rows) == 0:
+            continue
+        fold_policy = routed(fit_rows)
+        probas = [p[held_rows] for p in search.stage_probas]
+        exit_stage[held_rows], ran[:, held_rows] = routed_walk(
+            fold_policy, probas, _safe_indexing(X, held_rows)
+        )
+    out_of_sample = search.evaluate_exits(None, exit_stage, price, ran)
+    return Bunch(policy=final, in_sample=in_sample, out_of_sample=out_of_sample)

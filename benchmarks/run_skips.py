@@ -21,7 +21,12 @@ policy is learned for it with ``with_policy`` on the same held-out policy
 rows, with ``skips=False`` and ``skips=True``. Every accuracy and cost is on
 the test rows, which neither the stages nor the policies saw; the cost is the
 mean of ``predict_cost`` (what the rows ran). "skipping rows" is the share of
-test rows that jumped over at least one stage. The target: the skipping
+test rows that jumped over at least one stage. Two more variants learn a
+router (``router="auto"``, declared cost 1, as the first stage: a logistic
+regression on the raw features) on the same policy rows, without and with
+skips; "late starts" is the share of test rows the router started after the
+first stage, "kept" whether the router beat the policy without it on its
+cross-fitted figures. The target: the skipping
 cascade at or above the plain one everywhere (a test accuracy no lower, by
 more than 0.2 points, at a test cost within the budget), and strictly above
 where the middle stage is expensive.
@@ -56,6 +61,16 @@ BUDGETS = (0.10, 0.25, 0.50)
 MIDDLE_COSTS = {"cheap middle": 3.0, "expensive middle": 30.0}
 #: Accuracy differences within this many points count as ties.
 TIE_POINTS = 0.2
+#: Declared cost of the router (a logistic regression on the raw features,
+#: like the first stage).
+ROUTER_COST = 1.0
+#: (name, skips, router) of each policy compared.
+VARIANTS = (
+    ("plain", False, None),
+    ("skips", True, None),
+    ("router", False, "auto"),
+    ("skips_router", True, "auto"),
+)
 
 
 def _middle():
@@ -134,6 +149,8 @@ def _point(estimator, X_test, y_test) -> dict:
         "scores": str(
             estimator.budget_search_["scores"][estimator.budget_search_["chosen"]]
         ),
+        "router_kept": estimator.router_ is not None,
+        "late_start_rows": float((~ran[:, 0]).mean()),
     }
 
 
@@ -146,10 +163,12 @@ def run_dataset(load, quick: bool, cache: str) -> dict:
         total = float(np.sum(costs))
         start = time.perf_counter()
         # memory=: the second setting gets the same fitted stages and policy
-        # rows from the cache; only the costs differ.
+        # rows from the cache; only the costs differ. Fitted with a router so
+        # that the policy rows' features are kept for the routed variants.
         cascade = AdaptiveCascadeClassifier(
             data.stages,
-            costs=costs,
+            costs=[ROUTER_COST, *costs],
+            router="auto",
             budget=BUDGETS[0] * total,
             cv=3,
             memory=cache,
@@ -160,13 +179,15 @@ def run_dataset(load, quick: bool, cache: str) -> dict:
         points = []
         for fraction in BUDGETS:
             row = {"budget_fraction": fraction, "budget": fraction * total}
-            for skips in (False, True):
-                estimator = copy.deepcopy(cascade).set_params(skips=skips)
+            for name, skips, router in VARIANTS:
+                estimator = copy.deepcopy(cascade).set_params(
+                    skips=skips, router=router
+                )
                 start = time.perf_counter()
                 fitted = estimator.with_policy(budget=fraction * total)
                 point = _point(fitted, data.X_test, data.y_test)
                 point["policy_seconds"] = time.perf_counter() - start
-                row["skips" if skips else "plain"] = point
+                row[name] = point
             points.append(row)
         settings[setting] = {"costs": costs, "points": points}
     stage_accuracy = {
@@ -181,9 +202,9 @@ def run_dataset(load, quick: bool, cache: str) -> dict:
     }
 
 
-def _verdict(row) -> tuple[bool, bool]:
-    """(at or above, strictly above) of the skipping cascade at one point."""
-    plain, skip = row["plain"], row["skips"]
+def _verdict(row, variant="skips") -> tuple[bool, bool]:
+    """(at or above, strictly above) of a variant against the plain cascade."""
+    plain, skip = row["plain"], row[variant]
     within = skip["cost"] <= row["budget"] * 1.05
     gain = 100 * (skip["accuracy"] - plain["accuracy"])
     at_or_above = within and gain >= -TIE_POINTS
@@ -206,7 +227,17 @@ def run(quick: bool = False) -> dict:
         ]
         for setting in MIDDLE_COSTS
     }
+    routed = [
+        _verdict(row, variant)
+        for r in results
+        for setting in MIDDLE_COSTS
+        for row in r["settings"][setting]["points"]
+        for variant in ("router", "skips_router")
+    ]
     summary = {
+        "router_at_or_above": sum(v[0] for v in routed),
+        "router_strictly_above": sum(v[1] for v in routed),
+        "n_router_points": len(routed),
         "at_or_above_everywhere": all(v[0] for vs in verdicts.values() for v in vs),
         "strictly_above_where_middle_expensive": all(
             v[1] for v in verdicts["expensive middle"]
@@ -271,6 +302,44 @@ def markdown(results: dict) -> str:
                 )
                 + "\n"
             )
+            rows = []
+            for row in block["points"]:
+                cells = [f"{100 * row['budget_fraction']:.0f} % ({row['budget']:.1f})"]
+                for variant in ("router", "skips_router"):
+                    point = row[variant]
+                    at, strictly = _verdict(row, variant)
+                    cells += [
+                        f"{100 * point['accuracy']:.2f}",
+                        f"{point['cost']:.2f}",
+                        f"{100 * (point['accuracy'] - row['plain']['accuracy']):+.2f}",
+                        "yes" if point["router_kept"] else "no",
+                        f"{100 * point['late_start_rows']:.1f} %",
+                        "above" if strictly else ("level" if at else "BELOW"),
+                    ]
+                rows.append(cells)
+            blocks.append(
+                f"Routed before any stage (router cost {ROUTER_COST:g}; gains "
+                "against the plain cascade above):\n\n"
+                + table(
+                    rows,
+                    [
+                        "budget",
+                        "router acc %",
+                        "router cost",
+                        "gain (pts)",
+                        "kept",
+                        "late starts",
+                        "verdict",
+                        "skips+router acc %",
+                        "skips+router cost",
+                        "gain (pts)",
+                        "kept",
+                        "late starts",
+                        "verdict",
+                    ],
+                )
+                + "\n"
+            )
     s = results["summary"]
     body = "\n".join(blocks) + (
         "\n## Summary\n\n"
@@ -280,7 +349,10 @@ def markdown(results: dict) -> str:
         f"**{'met' if s['strictly_above_where_middle_expensive'] else 'NOT met'}** "
         f"({s['n_strictly_above_expensive']} of {s['n_points_expensive']} points; "
         f"'above' is a test accuracy more than {TIE_POINTS} points higher, or level "
-        "and at least 5 % cheaper).\n"
+        "and at least 5 % cheaper). With a router (alone or with skips), at or "
+        f"above the plain cascade at {s['router_at_or_above']} of "
+        f"{s['n_router_points']} points, strictly above at "
+        f"{s['router_strictly_above']}.\n"
     )
     return described_report("Skipping stages: results", results, __doc__, body)
 

@@ -183,6 +183,17 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     cumulative_costs_ : ndarray of shape (n_stages,)
         Cost per row of answering at each stage (when every row of the batch
         answers there).
+    router_ : Router or None
+        The router kept (``policy_.router``); None without ``router=`` or
+        where it did not beat the policy without it.
+    router_cost_ : float
+        Cost per row of the router kept (0 without one), in the units of
+        ``costs_``; every row pays it, and ``predict_cost``,
+        ``expected_cost_`` and ``frontier_`` count it.
+    router_search_ : dict or None
+        With ``router=``: ``expected_accuracy`` and ``expected_cost`` without
+        and with the router (cross-fitted), ``router_cost`` (given or
+        measured) and ``kept``. None without ``router=``.
     {shared_attributes}
 
     See Also
@@ -339,6 +350,14 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         Incremental cost per row of each stage, given or measured.
     cumulative_costs_ : ndarray of shape (n_stages,)
         Cost per row of answering at each stage.
+    router_ : Router or None
+        The router kept; None without ``router=`` or where it did not beat
+        the policy without it.
+    router_cost_ : float
+        Cost per row of the router kept (0 without one).
+    router_search_ : dict or None
+        With ``router=``: the cross-fitted figures without and with the
+        router, its cost and whether it was kept (as for the classifier).
     {shared_attributes}
 
     See Also

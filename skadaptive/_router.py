@@ -98,6 +98,8 @@ def routed_frontier(estimator, points, rows) -> list:
 
 def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) -> None:
     """Learn the router for ``policy_`` and keep it where it does better."""
+    if not hasattr(estimator, "router"):
+        return  # early exits: no router
     estimator.router_ = None
     estimator.router_cost_ = 0.0
     estimator.router_search_ = None

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from ._costs import check_costs
+from .policies._bottom_up import ExitRule
 from .policies._router import learn_router, routed_policy, routed_walk
 from .policies._skips import _MAX_PRICE
 from .stages import measure_exit_seconds
@@ -171,6 +172,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         normalized_budget=budget,
         cumulative_cost=cumulative,
         random_state=estimator.random_state,
+        relearn=_relearner(estimator, search, cumulative),
     )
     with_router = routed.out_of_sample
     expected_cost = cost + estimator._cost_of_rates(
@@ -212,6 +214,45 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     )
     estimator.expected_accuracy_ = with_router.accuracy
     estimator.expected_cost_ = expected_cost
+
+
+def _relearner(estimator, search, cumulative):
+    """``relearn(rows)``: ``policy_``'s kind of policy, learned on ``rows``.
+
+    For a ``cost_weight``, the family's policy for it; for a budget, the
+    budget search's candidate of the kind kept (candidates come in the same
+    order on any rows), for the budget it searched; stopped at
+    ``deepest_stage_`` as ``policy_`` is. (With per-call costs ``policy_``
+    was searched over its deepest stages with their costs counted one of two
+    ways; here over every stage with ``costs_``.)
+    """
+    n_stages = len(cumulative)
+    deepest = getattr(estimator, "deepest_stage_", n_stages - 1)
+    if estimator.budget is None:
+
+        def learn(rows):
+            return search.subset(rows).at_cost_weight(estimator.cost_weight).policy
+
+    else:
+        searched = estimator.budget_search_
+        chosen = int(searched["chosen"])
+        if str(searched["scores"][chosen]) == "first stage only":
+            return None  # nothing learned: the same policy on any rows
+        target = searched["searched_budget"] / estimator.cumulative_costs_[-1]
+
+        def learn(rows):
+            return search.subset(rows).budget_candidates(target)[chosen].policy
+
+    if deepest >= n_stages - 1:
+        return learn
+
+    def stopped(rows):
+        policy = learn(rows)
+        exit_all = [ExitRule("confidence", threshold=-np.inf)]
+        rules = list(policy.rules[:deepest]) + exit_all * (n_stages - 1 - deepest)
+        return replace(policy, rules=rules)
+
+    return stopped
 
 
 def _better_within_budget(challenger, incumbent, budget) -> bool:

@@ -84,7 +84,37 @@ def _estimators():
         heads=[LogisticRegression(max_iter=300), DecisionTreeClassifier(max_depth=6)],
     )
     fitted.append(EarlyExitClassifier(chain, costs=[1, 2], cv=3).fit(X_FIT, Y_FIT))
+    fitted.append(_skipping_and_routing())
     return fitted
+
+
+def _skipping_and_routing():
+    """A cascade fitted with skips and a router, whose policy is made to use
+    both (whether or not they paid on these rows) so that saving them is
+    tested."""
+    from skadaptive.policies import JumpRule, Router, SkipPolicy
+
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
+            ("lr", LogisticRegression(max_iter=300)),
+            ("deep", DecisionTreeClassifier(max_depth=8, random_state=0)),
+        ],
+        costs=[0.5, 1, 5, 20],
+        skips=True,
+        router="auto",
+        cv=3,
+        random_state=0,
+    ).fit(X_FIT, Y_FIT)
+    learner = LogisticRegression(max_iter=300).fit(X_FIT, Y_FIT % 3)
+    cascade.policy_ = SkipPolicy(
+        list(cascade.policy_.rules),
+        [JumpRule(np.array([1, 2]), constant=2), None],
+        router=Router(np.arange(3), learner),
+    )
+    cascade.router_ = cascade.policy_.router
+    cascade.router_cost_ = 0.5
+    return cascade
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -220,12 +221,18 @@ def _fit_weighted(learner, X, y, sample_weight):
     if isinstance(learner, Pipeline) and has_fit_parameter(
         learner.steps[-1][1], "sample_weight"
     ):
-        weighted = {
-            f"{name}__sample_weight": sample_weight
+        steps = [
+            (name, step)
             for name, step in learner.steps
             if step not in (None, "passthrough")
             and has_fit_parameter(step, "sample_weight")
-        }
+        ]
+        if get_config()["enable_metadata_routing"]:
+            # The learner is a clone: its steps can be asked for the weights.
+            for _, step in steps:
+                step.set_fit_request(sample_weight=True)
+            return learner.fit(X, y, sample_weight=sample_weight)
+        weighted = {f"{name}__sample_weight": sample_weight for name, _ in steps}
         return learner.fit(X, y, **weighted)
     raise TypeError(
         f"The router {type(learner).__name__} does not accept sample_weight in "
@@ -323,14 +330,14 @@ def learn_router(
     normalized_budget: float | None,
     cumulative_cost: np.ndarray,
     random_state=None,
+    relearn=None,
 ) -> Bunch:
     """A router for ``policy``, with its figures out of sample.
 
     The router (and, for a budget, the exit thresholds on the routed paths)
     is learned on all the policy rows; its figures are cross-fitted: each
-    row is routed and answered by a router (and thresholds) learned without
-    it. The exit rules' scores and the jumps are ``policy``'s, learned on all
-    the rows.
+    row is routed and answered by a policy (``relearn``), a router and
+    thresholds all learned without it.
 
     Parameters
     ----------
@@ -352,6 +359,10 @@ def learn_router(
         Normalised cumulative cost of the stages.
     random_state : int, RandomState instance or None, default=None
         Seeds the folds.
+    relearn : callable, default=None
+        ``relearn(rows)``: the policy without a router learned as ``policy``
+        was, on those rows only (for the cross-fitting); None keeps
+        ``policy`` in every fold (its rules' figures are then in sample).
 
     Returns
     -------
@@ -364,8 +375,11 @@ def learn_router(
     everything = np.arange(n_rows)
 
     def routed(rows):
+        learned = policy
+        if relearn is not None and len(rows) < n_rows:
+            learned = relearn(rows)
         return routed_policy(
-            policy,
+            learned,
             search,
             rows,
             _safe_indexing(X, rows),

@@ -38,8 +38,10 @@ from sklearn.utils.validation import (
 from threadpoolctl import threadpool_limits
 
 from ._costs import check_budget, measures_costs, resolve_costs
+from ._dask import is_lazy, lazy_predict
 from ._held_out import fit_stages_on_held_out
 from ._router import (
+    check_auto_router_features,
     learn_estimator_router,
     routed_frontier,
     router_cost_of,
@@ -167,16 +169,22 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.__dict__.pop("_stage_input", None)
         names = self._check_structure()
         check_policy(self.policy)
-        for option, on in (
-            ("skips=True", getattr(self, "skips", False)),
-            ("router=", getattr(self, "router", None) is not None),
+        for option, on, why in (
+            ("skips=True", getattr(self, "skips", False), "a row that skips stages"),
+            (
+                "router=",
+                getattr(self, "router", None) is not None,
+                "a row that the router starts late",
+            ),
         ):
             if on and getattr(self, "answer", "stage") != "stage":
                 raise ValueError(
                     f"{option} needs answer='stage': a combined answer mixes the "
-                    "probabilities of every stage run so far, and a row that skips "
-                    "stages has not run them. Use one or the other."
+                    f"probabilities of every stage run so far, and {why} has not "
+                    "run them all. Use one or the other."
                 )
+        if getattr(self, "router", None) == "auto":
+            check_auto_router_features(X)
         stage_costs, router_cost = self._split_router_cost(names)
         measure = measures_costs(stage_costs, self._has_natural_costs())
         if not measure and stage_costs is not None and names is not None:
@@ -801,8 +809,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             each exit as this estimator answers there: with
             ``answer="combined"``, by its combiner), ``oracle_accuracy``,
             ``oracle_cost`` and ``oracle_exit_rates`` (of those answers), and
-            ``accuracy_at_fit``, ``cost_at_fit`` and ``exit_rates_at_fit`` for
-            this estimator's own policy.
+            ``accuracy_at_fit``, ``cost_at_fit``, ``exit_rates_at_fit`` and
+            ``run_rates_at_fit`` (the share of the rows each stage runs on)
+            for this estimator's own policy.
 
         Examples
         --------
@@ -831,14 +840,17 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         probas = combined_answers(self.combiners_, alone)
         correct = stage_correct(probas, y_encoded, self.loss)
 
+        weight = np.ones(len(y)) if sample_weight is None else sample_weight
+
         def at(policy):
-            exit_stage, ran = routed_walk(policy, probas, X)
-            ran = ran if policy.skips else None
+            exit_stage, runs = routed_walk(policy, probas, X)
+            ran = runs if policy.skips else None
             accuracy, _, rates = exit_figures(
                 exit_stage, correct, self.cumulative_costs_, sample_weight, ran
             )
             cost = self._average_cost(exit_stage, sample_weight, ran)
-            return accuracy, cost + self._router_cost_of(policy), rates
+            run_rates = runs @ weight / weight.sum()
+            return accuracy, cost + self._router_cost_of(policy), rates, run_rates
 
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
@@ -846,7 +858,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             stage_correct(alone, y_encoded, self.loss), sample_weight
         )
         points = [at(p.policy) for p in self._frontier_evaluations()]
-        accuracy_at_fit, cost_at_fit, rates_at_fit = at(self.policy_)
+        accuracy_at_fit, cost_at_fit, rates_at_fit, runs_at_fit = at(self.policy_)
         total = self.cumulative_costs_[-1]
         return {
             "cost_weight": self.frontier_["cost_weight"].copy(),
@@ -860,6 +872,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "accuracy_at_fit": accuracy_at_fit,
             "cost_at_fit": cost_at_fit,
             "exit_rates_at_fit": rates_at_fit,
+            "run_rates_at_fit": runs_at_fit,
         }
 
     def measure_stage_seconds(self, X, *, random_state=None) -> np.ndarray:
@@ -896,7 +909,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
@@ -906,8 +921,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             exit; ``ran`` (n_samples, n_stages): whether each stage ran on
             the row (every stage up to its exit, unless the policy skips
             stages); ``cost`` (n_samples,): cost of the row (the sum of the
-            costs of the stages it ran), units of ``costs_``.
+            costs of the stages it ran), units of ``costs_``. For a dask
+            input, each field is the lazy collection that the method for it
+            alone gives (``exit_stage`` as :meth:`predict_exit`, ``ran`` as
+            :meth:`predict_path`), all from one routing pass per block:
+            compute them together (``dask.compute``).
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "route")
         X = self._checked_rows(X)
         result = route(
             self._answer_source(),
@@ -932,12 +953,18 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
         ran : ndarray of bool of shape (n_samples, n_stages)
+            For a dask array, a dask array; for a dask DataFrame, a dask
+            DataFrame with a column per stage, on its index.
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict_path")
         return self.route(X).ran
 
     def predict_exit(self, X) -> np.ndarray:
@@ -945,12 +972,18 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
         exit_stage : ndarray of shape (n_samples,)
+            For a dask array, a dask array; for a dask DataFrame, a dask
+            Series named ``exit_stage``, on its index.
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict_exit")
         return self.route(X).exit_stage
 
     def predict_cost(self, X) -> np.ndarray:
@@ -958,7 +991,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
@@ -970,7 +1005,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             reach it, so the mean of
             these is not the average cost of a batch where few rows reach a
             stage; ``expected_cost_`` and :meth:`evaluate_frontier` give that.
+            For a dask array, a dask array; for a dask DataFrame, a dask
+            Series named ``cost``, on its index.
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict_cost")
         return self.route(X).cost
 
     # ------------------------------------------------------ sklearn plumbing
@@ -1099,12 +1138,19 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
+            For a dask array, a dask array (one chunk of columns); for a
+            dask DataFrame, a dask DataFrame with a column per class of
+            ``classes_``, on its index.
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict_proba")
         return self.route(X).proba
 
     def predict_log_proba(self, X) -> np.ndarray:
@@ -1112,12 +1158,17 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
+            Lazy for a dask input, as :meth:`predict_proba`.
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict_log_proba")
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
@@ -1126,12 +1177,19 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            For a dask array, a dask array; for a dask DataFrame, a dask
+            Series named ``prediction``, on its index (of ``classes_``'s
+            dtype: ``object`` for string labels).
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict")
         proba = self.predict_proba(X)  # checks that the estimator is fitted
         return self.classes_[np.argmax(proba, axis=1)]
 

@@ -192,8 +192,11 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         ``expected_cost_`` and ``frontier_`` count it.
     router_search_ : dict or None
         With ``router=``: ``expected_accuracy`` and ``expected_cost`` without
-        and with the router (cross-fitted), ``router_cost`` (given or
-        measured) and ``kept``. None without ``router=``.
+        and with the router, cross-fitted on the same folds of the policy rows
+        with the policy learned again in each (so the "without" figures are
+        close to, not equal to, the policy's own ``expected_*``);
+        ``router_cost`` (given or measured), ``kept`` and ``reason`` (why it
+        was kept or not). None without ``router=``.
     {shared_attributes}
 
     See Also
@@ -356,8 +359,9 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
     router_cost_ : float
         Cost per row of the router kept (0 without one).
     router_search_ : dict or None
-        With ``router=``: the cross-fitted figures without and with the
-        router, its cost and whether it was kept (as for the classifier).
+        With ``router=``: ``expected_error`` and ``expected_cost`` without and
+        with the router (cross-fitted on the same folds, the policy learned
+        again in each), ``router_cost``, ``kept`` and ``reason``.
     {shared_attributes}
 
     See Also

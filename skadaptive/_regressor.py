@@ -18,6 +18,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array
 
 from ._base import BaseAdaptive
+from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .stages import ScaledAnswers, regression_scale
@@ -142,9 +143,10 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
                 continue
             setattr(self, new, self._error(getattr(self, name)))
             delattr(self, name)
-        search = getattr(self, "budget_search_", None)
-        if search is not None:
-            self.budget_search_ = self._as_errors(search)
+        for name in ("budget_search_", "router_search_"):
+            search = getattr(self, name, None)
+            if search is not None:
+                setattr(self, name, self._as_errors(search))
 
     def _as_errors(self, figures: dict) -> dict:
         """``figures`` with accuracy-named entries as errors (renamed)."""
@@ -217,7 +219,9 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
@@ -226,8 +230,12 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             ``uncertainty`` (n_samples,): that exit's own uncertainty (0
             where it gives none), in the target's units; ``exit_stage``
             (n_samples,): 0-based index of that exit; ``cost``
-            (n_samples,): cost of the row, units of ``costs_``.
+            (n_samples,): cost of the row, units of ``costs_``. For a dask
+            input, each field is the matching lazy collection, all from one
+            routing pass per block (see :meth:`predict`).
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "route")
         result = super().route(X)
         answers = result.pop("proba")
         result.prediction, result.uncertainty = unscale_answers(
@@ -240,10 +248,16 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
 
         Parameters
         ----------
-        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+        X : array-like, sparse matrix, DataFrame, list or dask collection
+            Rows, of shape (n_samples, ...). A dask array (chunked along the
+            rows) or dask DataFrame is answered lazily, block by block.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+            For a dask array, a dask array; for a dask DataFrame, a dask
+            Series named ``prediction``, on its index.
         """
+        if is_lazy(X):
+            return lazy_predict(self, X, "predict")
         return self.route(X).prediction

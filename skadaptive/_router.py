@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+from sklearn.utils import check_array
 
 from ._costs import check_costs
 from .policies._bottom_up import ExitRule
@@ -30,9 +31,15 @@ def split_router_cost(estimator, names):
     n_stages = len(names)
     expected = f"{n_stages + 1} (the router's cost, then one per stage {names})"
     if isinstance(costs, dict):
+        if set(costs) != {"per_call", "per_row"}:
+            raise ValueError(
+                "costs given as a dict must have exactly the keys 'per_call' and "
+                "'per_row' (with a router, the router's cost first in each); got "
+                f"keys {sorted(map(str, costs))}."
+            )
         parts = {}
         for key, value in costs.items():
-            value = np.asarray(value, dtype=np.float64)
+            value = _numbers(value, f"costs[{key!r}]")
             if value.shape != (n_stages + 1,):
                 raise ValueError(
                     f"With a router, costs[{key!r}] must have {expected} "
@@ -45,14 +52,43 @@ def split_router_cost(estimator, names):
             allow_all_zero=True,
         )
         return {k: v[1:] for k, v in parts.items()}, router
-    values = np.asarray(costs, dtype=np.float64)
+    values = _numbers(costs, "costs")
     if values.shape != (n_stages + 1,):
         raise ValueError(
             f"With a router, costs must have {expected} entries; got shape "
-            f"{values.shape}. Pass costs='auto' to measure every cost."
+            f"{values.shape}. Pass costs='auto' (on the command line: leave out "
+            "--costs) to measure every cost."
         )
     router = check_costs(values[:1], ["router"], allow_all_zero=True)
     return values[1:], np.array([0.0, router[0]])
+
+
+def _numbers(values, what: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{what} must be numbers (with a router, its cost first, then one "
+            f"per stage); got {values!r}."
+        ) from exc
+
+
+def check_auto_router_features(X) -> None:
+    """``router="auto"`` needs numbers: say so before any stage is fitted."""
+    try:
+        check_array(
+            X,
+            accept_sparse=True,
+            dtype="numeric",
+            ensure_all_finite=False,
+            ensure_min_samples=0,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"router='auto' needs numeric features ({exc}): it is a standardised "
+            "logistic regression on X as the stages get it. Pass router= a "
+            "classifier (or Pipeline) that encodes your features."
+        ) from exc
 
 
 def router_cost_of(estimator, policy) -> float:
@@ -84,6 +120,7 @@ def routed_frontier(estimator, points, rows) -> list:
             None,
             estimator.router,
             cumulative,
+            _allow_nan(estimator),
         )
         exit_stage, ran = routed_walk(routed, search.stage_probas, X_rows)
         figures = search.evaluate_exits(routed, exit_stage, weight, ran)
@@ -127,7 +164,9 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             price = min(search.budget_weight(estimator.budget / total), _MAX_PRICE)
     else:
         price = estimator.cost_weight
+    allow_nan = _allow_nan(estimator)
     rows = np.arange(len(y_encoded))
+    # The router on every policy row: timed for its cost, and the one kept.
     router = routed_policy(
         estimator.policy_,
         search,
@@ -137,31 +176,37 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         None,
         estimator.router,
         cumulative,
+        allow_nan,
     ).router
     if router.learner is None:
-        cost = 0.0  # a constant start: nothing runs
+        parts = (0.0, 0.0)  # a constant start: nothing runs
     elif given_cost is not None:
-        cost = float(given_cost[1] + given_cost[0] / estimator.cost_batch_size_)
+        parts = (float(given_cost[0]), float(given_cost[1]))
     else:
         seconds = measure_exit_seconds(
             _RouterStage(router), X_rows, random_state=estimator.random_state
         )
-        cost = float(
-            seconds.per_row[0] + seconds.per_call[0] / estimator.cost_batch_size_
-        )
+        parts = (float(seconds.per_call[0]), float(seconds.per_row[0]))
+    cost = parts[1] + parts[0] / estimator.cost_batch_size_
     budget = None
     if estimator.budget is not None:
         # Exit thresholds chosen again on the routed paths, for what the
-        # budget leaves once the router is paid.
-        budget = (estimator.budget - cost) / total
+        # budget searched (lowered by budget_confidence) leaves once the
+        # router is paid.
+        searched = (estimator.budget_search_ or {}).get(
+            "searched_budget", estimator.budget
+        )
+        budget = (min(searched, estimator.budget) - cost) / total
         if budget < cumulative[0]:
-            estimator.router_search_ = {
-                "router": np.array(["none", "learned"]),
-                "expected_accuracy": np.array([estimator.expected_accuracy_, np.nan]),
-                "expected_cost": np.array([estimator.expected_cost_, np.nan]),
-                "router_cost": cost,
-                "kept": False,
+            figures = {
+                "without": (estimator.expected_accuracy_, estimator.expected_cost_),
+                "with": (np.nan, np.nan),
             }
+            reason = (
+                f"the budget less the router's cost ({cost:.4g}) is below the "
+                f"first stage's cost ({estimator.cumulative_costs_[0]:.4g})"
+            )
+            _record_router_search(estimator, figures, cost, parts, False, reason)
             return
     routed = learn_router(
         estimator.policy_,
@@ -173,38 +218,47 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         cumulative_cost=cumulative,
         random_state=estimator.random_state,
         relearn=_relearner(estimator, search, cumulative),
+        allow_nan=allow_nan,
+        router=router,
     )
-    with_router = routed.out_of_sample
-    expected_cost = cost + estimator._cost_of_rates(
-        with_router.exit_rates, with_router.run_rates
-    )
+    with_router, without = routed.out_of_sample, routed.without_router
+    figures = {
+        name: (
+            evaluation.accuracy,
+            paid
+            + estimator._cost_of_rates(evaluation.exit_rates, evaluation.run_rates),
+        )
+        for name, evaluation, paid in (
+            ("without", without, 0.0),
+            ("with", with_router, cost),
+        )
+    }
     if router.learner is None and router.constant == 0:
-        better = False  # every row starts at the first stage: no router
+        better, reason = False, "it starts every row at the first stage"
     elif estimator.budget is not None:
         better = _better_within_budget(
-            (with_router.accuracy, expected_cost),
-            (estimator.expected_accuracy_, estimator.expected_cost_),
-            estimator.budget,
+            figures["with"], figures["without"], estimator.budget
+        )
+        reason = (
+            "within the budget, it was more accurate or as accurate and cheaper"
+            if better
+            else "within the budget, it was not more accurate, nor as accurate "
+            "and cheaper"
         )
     else:
-        before = (
-            1 - estimator.expected_accuracy_ + price * estimator.expected_cost_ / total
+        risks = {
+            name: 1 - accuracy + price * expected / total
+            for name, (accuracy, expected) in figures.items()
+        }
+        better = risks["with"] < risks["without"]
+        reason = (
+            f"its error + cost_weight * cost was {'lower' if better else 'not lower'}"
         )
-        after = 1 - with_router.accuracy + price * expected_cost / total
-        better = after < before
-    estimator.router_search_ = {
-        "router": np.array(["none", "learned"]),
-        "expected_accuracy": np.array(
-            [estimator.expected_accuracy_, with_router.accuracy]
-        ),
-        "expected_cost": np.array([estimator.expected_cost_, expected_cost]),
-        "router_cost": cost,
-        "kept": bool(better),
-    }
+    _record_router_search(estimator, figures, cost, parts, better, reason)
     if not better:
         return
     in_sample = routed.in_sample
-    estimator.router_ = router
+    estimator.router_ = routed.policy.router
     estimator.router_cost_ = cost
     estimator.policy_ = routed.policy
     estimator.exit_rates_ = in_sample.exit_rates
@@ -212,8 +266,26 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     estimator.policy_rows_cost_ = cost + estimator._cost_of_rates(
         in_sample.exit_rates, in_sample.run_rates
     )
-    estimator.expected_accuracy_ = with_router.accuracy
-    estimator.expected_cost_ = expected_cost
+    estimator.expected_accuracy_, estimator.expected_cost_ = figures["with"]
+
+
+def _record_router_search(estimator, figures, cost, parts, kept, reason) -> None:
+    """``router_search_``: the figures without and with the router, and why."""
+    estimator.router_search_ = {
+        "router": np.array(["none", "learned"]),
+        "expected_accuracy": np.array([figures["without"][0], figures["with"][0]]),
+        "expected_cost": np.array([figures["without"][1], figures["with"][1]]),
+        "router_cost": cost,
+        "router_cost_per_call": parts[0],
+        "router_cost_per_row": parts[1],
+        "kept": bool(kept),
+        "reason": reason,
+    }
+
+
+def _allow_nan(estimator) -> bool:
+    """Whether the stages take missing values (so must ``router="auto"``)."""
+    return bool(estimator.__sklearn_tags__().input_tags.allow_nan)
 
 
 def _relearner(estimator, search, cumulative):

@@ -35,3 +35,23 @@ def test_quick_routing_benchmark_counts_every_row_at_every_exit_it_reaches():
         assert sum(row["exit_rates"]) == pytest.approx(1.0)
         assert row["us_per_row_exit"] > 0
     assert "us per row and exit" in run_routing.markdown(results)
+
+
+def test_quick_dask_benchmark_predicts_lazily_as_in_memory():
+    pytest.importorskip("distributed")
+    run_dask = pytest.importorskip("benchmarks.run_dask")
+    # Workers as threads: the harness, without the worker processes' imports.
+    results = run_dask.run(quick=True, n_rows=150_000, processes=False)
+    assert results["lazy_equals_in_memory"]
+    assert sum(results["class_counts"]) == 150_000
+    assert results["n_chunks"] == 3
+    for timing in (
+        results["seconds"]["dask_generate"],
+        results["seconds"]["dask_generate_and_predict"],
+    ):
+        assert timing["wall"] > 0 and timing["cpu"] > 0
+    assert len(results["workers"]) == 2
+    for worker in results["workers"].values():
+        assert worker["peak_bytes"] >= worker["before_bytes"] > 0
+    report = run_dask.markdown(results)
+    assert "Peak memory per worker" in report and "CPU us per row" in report

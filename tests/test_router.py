@@ -145,10 +145,17 @@ def test_a_router_is_judged_on_figures_as_honest_as_the_policy_s():
     ).fit(X[:400], y[:400])
     search = routed.router_search_
     assert not search["kept"] and routed.router_ is None
-    assert search["expected_accuracy"][0] == plain.expected_accuracy_
-    # The same cross-fitted estimate whatever the router: never better than
-    # the policy's own by more than the one row the router moves.
-    assert search["expected_accuracy"][1] <= plain.expected_accuracy_ + 1 / 400
+    assert "not lower" in search["reason"]
+    # Without and with the router on the same folds, the policy learned again
+    # in each: the router moves one row, so the figures differ by that row.
+    accuracy, cost = search["expected_accuracy"], search["expected_cost"]
+    assert abs(accuracy[1] - accuracy[0]) <= 1 / 400
+    assert abs(cost[1] - 0.5 - cost[0]) <= 30 / 400
+    # Out of sample, as the policy's own figure is (0.63 here): the rules'
+    # in-sample accuracy (0.66) would make any router look better than it is.
+    assert accuracy[0] < plain.policy_rows_accuracy_ - 0.01
+    assert abs(accuracy[0] - plain.expected_accuracy_) < 0.01
+    # Not kept: the estimator's figures are the policy's own.
     assert routed.expected_accuracy_ == plain.expected_accuracy_
     assert routed.expected_cost_ == plain.expected_cost_
 
@@ -383,7 +390,7 @@ def test_router_errors_name_the_problem_and_the_fix():
 def test_a_given_router_classifier_is_cloned_and_fitted():
     X, y, _ = _flagged(600, 0)
     given = DecisionTreeClassifier(max_depth=2)
-    cascade = _router_cascade(router=given).fit(X, y)
+    cascade = _router_cascade(router=given, cost_weight=0.1).fit(X, y)
     assert cascade.router_ is not None
     assert cascade.router_.learner is not given
     assert not hasattr(given, "tree_")
@@ -435,7 +442,7 @@ def test_a_regressor_routes_hard_rows_to_the_last_stage():
     assert_array_equal(cascade.predict_exit(X[800:]), exit_stage)
 
 
-def test_the_frontier_command_learns_a_router(tmp_path, monkeypatch):
+def test_the_frontier_command_learns_a_router(tmp_path, monkeypatch, capsys):
     """``skadaptive frontier --router``: the chosen policy routes hard rows to
     the last stage (10.75 a row on the held-out part against 13.5)."""
     import joblib
@@ -455,6 +462,106 @@ def test_the_frontier_command_learns_a_router(tmp_path, monkeypatch):
     assert main([*command, "--router", "--costs", str(ROUTER_COST), *costs[1:]]) == 0
     routed = json.loads((tmp_path / "frontier.json").read_text())["chosen"]
     assert plain["router"] is None and routed["router"]["kept"]
+    assert "router: kept (its error + cost_weight * cost was lower" in (
+        capsys.readouterr().out
+    )
     assert plain["accuracy"] == routed["accuracy"] == 1.0
     assert routed["cost"] < plain["cost"] - 2.0
     assert main([*command, "--router", "--answer", "combined"]) == 1
+
+
+def test_the_predict_command_counts_what_rows_ran_and_the_router(
+    tmp_path, monkeypatch, capsys
+):
+    """``skadaptive predict``'s average cost is ``predict_cost``'s mean: the
+    stages each row ran (not every stage up to its exit) and the router."""
+    import joblib
+
+    from skadaptive.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    cascade = _fitted_router()
+    X_test, y_test, _ = _flagged(400, 1)
+    np.savez("rows.npz", X=X_test, y=y_test)
+    joblib.dump(cascade, "model.joblib")
+    assert main(["predict", "model.joblib", "--data", "rows.npz"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    line = next(t for t in lines if t.startswith("average cost per row"))
+    printed = float(line.split(":")[1].split()[0])
+    assert_allclose(printed, cascade.predict_cost(X_test).mean(), rtol=1e-3)
+    assert "router" in line
+
+
+def test_routers_and_jumps_learn_labels_without_gaps():
+    """A learner that wants labels 0..k-1 (XGBoost's) learns a router whose
+    best starts are stages 0 and 2 only, and the jumps of a skipping policy."""
+    xgboost = pytest.importorskip("xgboost")
+    X, y, hard = _flagged(600, 0)
+    learner = xgboost.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1)
+    routed = _router_cascade(router=learner).fit(X, y)
+    assert routed.router_ is not None
+    assert_array_equal(routed.router_.targets, [0, 2])
+    assert_array_equal(routed.router_.first_stages(X), np.where(hard, 2, 0))
+    skipping = _router_cascade(costs=COSTS, policy=learner, skips=True).fit(X, y)
+    assert skipping.predict_path(X)[hard][:, 1].sum() == 0  # b is skipped
+
+
+def test_router_auto_takes_missing_values_where_the_stages_do():
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(n_samples=600, n_features=6, random_state=0)
+    X_nan = X.copy()
+    X_nan[np.random.default_rng(0).random(X.shape) < 0.05] = np.nan
+    stages = [
+        (f"h{k}", HistGradientBoostingClassifier(max_iter=k, random_state=0))
+        for k in (2, 10, 40)
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages,
+        costs=[0.1, 1, 3, 10],
+        router="auto",
+        cost_weight=0.1,
+        cv=3,
+        random_state=0,
+    ).fit(X_nan[:400], y[:400])
+    assert cascade.router_search_ is not None
+    if cascade.router_ is not None:
+        assert "simpleimputer" in cascade.router_.learner.named_steps
+    assert cascade.predict(X_nan[400:]).shape == (200,)
+
+
+def test_router_errors_come_before_any_stage_is_fitted():
+    import pandas as pd
+
+    X, y, _ = _flagged(300, 0)
+    frame = pd.DataFrame(X).assign(kind=np.where(y == 1, "one", "zero"))
+    with pytest.raises(ValueError, match="router='auto' needs numeric features"):
+        _router_cascade(router="auto", costs="auto").fit(frame, y)
+    with pytest.raises(ValueError, match="exactly the keys"):
+        _router_cascade(
+            router="auto",
+            costs={"per_call": [0] * 4, "per_row": [0.25, *COSTS], "unit": "s"},
+        ).fit(X, y)
+    with pytest.raises(ValueError, match="costs must be numbers"):
+        _router_cascade(router="auto", costs=["a", 1, 2, 3]).fit(X, y)
+    import scipy.sparse as sp
+
+    with pytest.raises(ValueError, match="could not choose the first stages"):
+        _fitted_router().router_.first_stages(sp.csr_matrix(X))
+
+
+def test_a_regressor_s_router_search_is_in_errors():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (600, 3))
+    y = X[:, 0] + 0.1 * rng.normal(size=600)
+    stages = [
+        ("linear", LinearRegression()),
+        ("tree", DecisionTreeRegressor(max_depth=6, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeRegressor(
+        stages, costs=[0.1, 1, 10], router="auto", cv=3, random_state=0
+    ).fit(X, y)
+    search = cascade.router_search_
+    assert "expected_error" in search and "expected_accuracy" not in search
+    assert (np.asarray(search["expected_error"]) > 0).all()

@@ -508,6 +508,9 @@ def run(args, out=None) -> int:
         if len(fits) > 1:
             print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
         print(_format(report), file=out)
+        line = router_line(report["chosen"]["router"])
+        if line is not None:
+            print(line, file=out)
         if fitted.answer == "combined":
             print(_format_exits(report["exits"]), file=out)
     print(
@@ -677,14 +680,40 @@ def _router_report(cascade) -> dict | None:
     search = getattr(cascade, "router_search_", None)
     if search is None:
         return None
+
+    def number(value):
+        # None where the budget cannot pay for the router (no figure): JSON
+        # has no NaN.
+        return float(value) if np.isfinite(value) else None
+
+    figure = "expected_error" if "expected_error" in search else "expected_accuracy"
     return {
         "kept": search["kept"],
+        "reason": search["reason"],
         "cost": search["router_cost"],
-        "expected_accuracy_without": float(search["expected_accuracy"][0]),
-        "expected_accuracy_with": float(search["expected_accuracy"][1]),
-        "expected_cost_without": float(search["expected_cost"][0]),
-        "expected_cost_with": float(search["expected_cost"][1]),
+        f"{figure}_without": number(search[figure][0]),
+        f"{figure}_with": number(search[figure][1]),
+        "expected_cost_without": number(search["expected_cost"][0]),
+        "expected_cost_with": number(search["expected_cost"][1]),
     }
+
+
+def router_line(report: dict | None) -> str | None:
+    """One line of the text output on the router, from its report."""
+    if report is None:
+        return None
+    figure = next(k for k in report if k.endswith("_without") and "cost" not in k)
+    name = figure.removesuffix("_without").removeprefix("expected_")
+
+    def pair(key):
+        values = [report[f"{key}_without"], report[f"{key}_with"]]
+        return " -> ".join("n/a" if v is None else f"{v:.4g}" for v in values)
+
+    return (
+        f"router: {'kept' if report['kept'] else 'not kept'} ({report['reason']}; "
+        f"its cost {report['cost']:.4g} a row; cross-fitted {name} without -> "
+        f"with it {pair(f'expected_{name}')}, cost {pair('expected_cost')})"
+    )
 
 
 def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
@@ -762,7 +791,9 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 intervals["exits"],
             )
         ],
-        "batch_sizes": batch_size_advice(cascade, test["exit_rates_at_fit"]),
+        "batch_sizes": batch_size_advice(
+            cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
+        ),
         "costs_unit": "seconds per row (measured), for calls of "
         f"{cascade.cost_batch_size_} rows"
         if isinstance(cascade.costs, str)
@@ -775,30 +806,48 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
 ADVICE_BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
 
 
-def batch_size_advice(estimator, exit_rates) -> dict | None:
+def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
     """The chosen policy's expected cost at each batch size, against its last
     stage called alone (without routing), and the smallest batch size from
     which it is cheaper.
 
     None unless some stage has a cost per call (measured costs). The exits
-    are the policy's (``exit_rates``); a policy learned for another batch size
-    (``cost_batch_size``) may exit differently.
+    are the policy's (``exit_rates``; ``run_rates``, the share of rows each
+    stage runs on, where the policy skips stages or routes rows); a policy
+    learned for another batch size (``cost_batch_size``) may exit
+    differently. A router kept is paid by every row, its call once a batch.
     """
     per_call = estimator.costs_per_call_
     if not per_call.any():
         return None
     per_row = estimator.costs_per_row_
     variable = np.cumsum(per_row)
+    if not getattr(estimator.policy_, "skips", False):
+        run_rates = None
+    router = (
+        getattr(estimator, "router_search_", None)
+        if getattr(estimator, "router_", None) is not None
+        else None
+    )
+
+    def cost_at(size):
+        cost = batch_cost(exit_rates, variable, per_call / size, size, run_rates)
+        if router is not None:
+            cost += (
+                router["router_cost_per_row"] + router["router_cost_per_call"] / size
+            )
+        return cost
+
     points = []
     for size in ADVICE_BATCH_SIZES:
-        cost = batch_cost(exit_rates, variable, per_call / size, size)
+        cost = cost_at(size)
         alone = estimator._alone_seconds(size)[-1]
         points.append(
             {"batch_size": size, "cost_per_row": cost, "speed_up": alone / cost}
         )
     paying = [p["batch_size"] for p in points if p["speed_up"] > 1]
     fitted = int(estimator.cost_batch_size_)
-    fitted_cost = batch_cost(exit_rates, variable, per_call / fitted, fitted)
+    fitted_cost = cost_at(fitted)
     return {
         "fitted_for_batch_size": fitted,
         "fitted_speed_up": estimator._alone_seconds(fitted)[-1] / fitted_cost,

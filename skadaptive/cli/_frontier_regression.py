@@ -15,10 +15,14 @@ from ._frontier import (
     batch_size_advice,
     format_points,
     point_intervals,
+    router_line,
     write_results,
 )
 from ._frontier import (
     _format_batch_sizes as format_batch_sizes,
+)
+from ._frontier import (
+    _router_report as router_report,
 )
 from ._intervals import (
     CONFIDENCE,
@@ -73,6 +77,9 @@ def run_regression(args, stages, X, y, progress, out) -> int:
         file=out,
     )
     print(_format(report), file=out)
+    line = router_line(report["chosen"]["router"])
+    if line is not None:
+        print(line, file=out)
     name = report["error_name"]
     print(
         f"{name}: {ERROR_TEXTS[cascade.loss]} (lower is better); "
@@ -199,6 +206,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "cost": float(test["cost_at_fit"]),
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
+            "router": router_report(cascade),
         },
         "exits": [
             {
@@ -214,7 +222,9 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 intervals["exits"],
             )
         ],
-        "batch_sizes": batch_size_advice(cascade, test["exit_rates_at_fit"]),
+        "batch_sizes": batch_size_advice(
+            cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
+        ),
         "costs_unit": "seconds per row (measured), for calls of "
         f"{cascade.cost_batch_size_} rows"
         if isinstance(cascade.costs, str)

@@ -147,18 +147,27 @@ def run(args, out=None) -> int:
         predictions = model.classes_[np.argmax(result.proba, axis=1)]
     n_stages = len(model.cumulative_costs_)
     rates = np.bincount(result.exit_stage, minlength=n_stages) / len(X)
+    run_rates = result.ran.mean(axis=0)
     names = model._stage_names()
     rows = [
-        (name, f"{rate:.3f}", f"{cost:.4g}")
-        for name, rate, cost in zip(names, rates, model.cumulative_costs_)
+        (name, f"{rate:.3f}", f"{run:.3f}", f"{cost:.4g}")
+        for name, rate, run, cost in zip(names, rates, run_rates, model.costs_)
     ]
     print(f"{len(X)} rows predicted by {args.model}", file=out)
-    print(table(rows, ("stage", "exit rate", "cumulative cost")), file=out)
-    average = model._average_cost(result.exit_stage)
+    print(table(rows, ("stage", "exit rate", "run rate", "cost per row")), file=out)
+    # A row pays for the stages it ran (which a policy that skips or routes
+    # says) and the router's cost, if one is kept.
+    skips = getattr(model.policy_, "skips", False)
+    router_cost = float(getattr(model, "router_cost_", 0.0))
+    average = router_cost + model._average_cost(
+        result.exit_stage, ran=result.ran.T if skips else None
+    )
     per_call = bool(model.costs_per_call_.any())
     print(
         f"average cost per row: {average:.4g} "
-        f"({average / model.cumulative_costs_[-1]:.1%} of running every stage)"
+        f"({average / model.cumulative_costs_[-1]:.1%} of running every stage"
+        + (f"; the router's {router_cost:.4g} included" if router_cost else "")
+        + ")"
         + (
             f", for calls of {model.cost_batch_size_} rows: each stage a call "
             "reaches pays its cost per call once (the per-row costs written "

@@ -234,8 +234,10 @@ def route(
     if batch_size >= n_rows:
         _route_batch(source, policy, X, proba, exit_stage, ran)
     else:
-        # Each batch writes its own rows' slice, so rows keep their order.
-        Parallel(n_jobs=n_jobs, prefer="threads")(
+        # Each batch writes its own rows' slice, so rows keep their order;
+        # threads share those arrays whatever joblib backend is active (a
+        # process backend, such as dask's, would write into copies).
+        Parallel(n_jobs=n_jobs, require="sharedmem")(
             delayed(_route_batch)(
                 source,
                 policy,

@@ -18,22 +18,24 @@ engine as in the offline walk (:func:`carried_back`).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
 from sklearn.base import clone
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Bunch
-from sklearn.utils.validation import has_fit_parameter
+from sklearn.utils.validation import check_array, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
 from ._policy import CascadePolicy, row_costs
 from ._selection import row_folds
-from ._skips import SkipPolicy, path_costs
+from ._skips import SkipPolicy, from_positions, path_costs
 from ._thresholds import ThresholdProblem, budget_thresholds
 
 
@@ -44,12 +46,16 @@ class Router:
     Parameters
     ----------
     targets : ndarray of int
-        The stages a row may start at, ascending.
+        The stages a row may start at, ascending (a learned router keeps
+        those it chooses among).
     learner : fitted classifier or None, default=None
         Predicts the first stage from the rows' features (the same ``X`` as
         the stages get); None: every row starts at ``constant``.
     constant : int, default=0
         The first stage of every row when there is no learner.
+    by_position : bool, default=False
+        Whether the learner predicts positions in ``targets`` (0 for
+        ``targets[0]``), as learned routers do, rather than the stages.
 
     Examples
     --------
@@ -62,6 +68,7 @@ class Router:
     targets: np.ndarray
     learner: object | None = None
     constant: int = 0
+    by_position: bool = False
 
     def first_stages(self, X) -> np.ndarray:
         """The first stage each row runs.
@@ -77,7 +84,18 @@ class Router:
         n_rows = _num_samples(X)
         if self.learner is None:
             return np.full(n_rows, self.constant, dtype=np.intp)
-        return check_first_stages(self.learner.predict(X), n_rows, self.targets)
+        try:
+            predicted = self.learner.predict(X)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"The router could not choose the first stages of these rows "
+                f"({exc}). It was fitted on the policy rows' features as the "
+                "stages got them: pass X of the same kind (dense or sparse, the "
+                "same columns) as at fit."
+            ) from exc
+        if self.by_position:
+            predicted = from_positions(predicted, self.targets, "router")
+        return check_first_stages(predicted, n_rows, self.targets)
 
 
 def check_first_stages(first_stage, n_rows: int, targets) -> np.ndarray:
@@ -157,6 +175,8 @@ def routed_walk(policy: CascadePolicy, stage_probas: list, X=None, start=None):
     -------
     exit_stage : ndarray of shape (n_rows,)
     ran : ndarray of bool of shape (n_stages, n_rows)
+        Stages first, as the policies' walks give it (the transpose of
+        ``predict_path(X)`` and ``route(X).ran``).
 
     Examples
     --------
@@ -203,14 +223,16 @@ def start_risks(
     return np.stack(risks)
 
 
-def router_learner(router, sparse: bool = False):
+def router_learner(router, sparse: bool = False, allow_nan: bool = False):
     """An unfitted learner for ``router`` ("auto": standardised logistic
-    regression; scaled without centring for sparse features)."""
-    if isinstance(router, str):
-        return make_pipeline(
-            StandardScaler(with_mean=not sparse), LogisticRegression(max_iter=1000)
-        )
-    return clone(router)
+    regression; scaled without centring for sparse features, after a median
+    imputer where the stages take missing values)."""
+    if not isinstance(router, str):
+        return clone(router)
+    steps = [StandardScaler(with_mean=not sparse), LogisticRegression(max_iter=1000)]
+    if allow_nan:
+        steps.insert(0, SimpleImputer(strategy="median", keep_empty_features=True))
+    return make_pipeline(*steps)
 
 
 def _fit_weighted(learner, X, y, sample_weight):
@@ -242,7 +264,7 @@ def _fit_weighted(learner, X, y, sample_weight):
     )
 
 
-def fit_router(X, risks, targets, weight, learner) -> Router:
+def fit_router(X, risks, targets, weight, learner, allow_nan=False) -> Router:
     """The first stage of each row, learned from its risks of each start.
 
     A weighted multiclass problem on the raw features: each row's label is
@@ -257,6 +279,8 @@ def fit_router(X, risks, targets, weight, learner) -> Router:
     targets : ndarray of int
     weight : ndarray of shape (n_rows,)
     learner : "auto" or classifier
+    allow_nan : bool, default=False
+        Whether the stages take missing values (then so does ``"auto"``).
 
     Returns
     -------
@@ -269,25 +293,92 @@ def fit_router(X, risks, targets, weight, learner) -> Router:
     informative = np.flatnonzero(spread > 0)
     if len(np.unique(best[informative])) < 2:
         return constant
-    learner = router_learner(learner, sparse=sp.issparse(X))
+    auto = isinstance(learner, str)
+    learner = router_learner(learner, sparse=sp.issparse(X), allow_nan=allow_nan)
     label_weight = spread[informative] * (weight.sum() / spread.sum())
     try:
+        # Labels 0..m-1: the positions among the starts that are best for
+        # some row (a learner such as XGBoost's wants no gaps).
+        starts, labels = np.unique(best[informative], return_inverse=True)
         _fit_weighted(
-            learner,
-            _safe_indexing(X, informative),
-            targets[best[informative]],
-            label_weight,
+            learner, _safe_indexing(X, informative), labels.ravel(), label_weight
         )
     except (TypeError, ValueError) as exc:
-        if "sample_weight" in str(exc):
+        if "does not accept sample_weight" in str(exc):
             raise
+        if auto:
+            raise ValueError(
+                f"The router could not be fitted on the rows' features ({exc}). "
+                "router='auto' is a standardised logistic regression on X as "
+                "the stages get it (after a median imputer where the stages "
+                "take missing values) and needs numbers; pass router= a "
+                "classifier (or Pipeline) that encodes your features."
+            ) from exc
         raise ValueError(
-            f"The router could not be fitted on the rows' features ({exc}). "
-            "router='auto' is a standardised logistic regression on X as the "
-            "stages get it and needs numeric features; pass router= a "
-            "classifier (or Pipeline) that encodes your features."
+            f"The router {type(learner).__name__} could not be fitted ({exc}). "
+            "It is fitted on X as the stages get it, with sample_weight, to "
+            f"labels 0..{len(starts) - 1} (the position of each row's best "
+            f"first stage among {targets[starts].tolist()})."
         ) from exc
-    return Router(targets, learner)
+    return Router(targets[starts], learner, by_position=True)
+
+
+def row_keys(X) -> np.ndarray:
+    """A number per row, equal for equal rows whatever holds them.
+
+    The same numbers give the same key in an array, a DataFrame, a list or
+    a sparse matrix (a row's nonzero positions and values are hashed); rows
+    of other things (texts, mixed columns), by their ``repr``.
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from skadaptive.policies._router import row_keys
+    >>> X = np.array([[0.0, 1.5], [2.0, 0.0], [0.0, 1.5]])
+    >>> keys = row_keys(X)
+    >>> bool(keys[0] == keys[2] != keys[1])
+    True
+    >>> bool((row_keys(sp.csr_matrix(X)) == keys).all())
+    True
+    """
+
+    def key(data: bytes) -> float:
+        # 48 bits: exact as a float64, which the fold grouping compares.
+        return float(int.from_bytes(hashlib.blake2b(data, digest_size=6).digest()))
+
+    try:
+        values = check_array(
+            X,
+            accept_sparse="csr",
+            dtype=np.float64,
+            ensure_all_finite=False,
+            ensure_2d=True,
+            ensure_min_samples=0,
+        )
+    except (TypeError, ValueError):
+        rows = X.itertuples(index=False) if hasattr(X, "itertuples") else X
+        return np.array(
+            [key(repr(tuple(np.ravel(r)) if np.ndim(r) else r).encode()) for r in rows]
+        )
+    if sp.issparse(values):
+        values = values.copy()
+        values.eliminate_zeros()
+        values.sort_indices()
+        spans = zip(values.indptr[:-1], values.indptr[1:])
+        return np.array(
+            [
+                key(
+                    values.indices[a:b].astype(np.int64).tobytes()
+                    + values.data[a:b].tobytes()
+                )
+                for a, b in spans
+            ]
+        )
+    keys = []
+    for row in values:
+        nonzero = np.flatnonzero(row)
+        keys.append(key(nonzero.astype(np.int64).tobytes() + row[nonzero].tobytes()))
+    return np.array(keys)
 
 
 #: Folds of the cross-fitting that estimates a router's figures.
@@ -295,7 +386,16 @@ _ROUTER_FOLDS = 5
 
 
 def routed_policy(
-    policy, search, rows, X_rows, price, normalized_budget, learner, cumulative
+    policy,
+    search,
+    rows,
+    X_rows,
+    price,
+    normalized_budget,
+    learner,
+    cumulative,
+    allow_nan=False,
+    router=None,
 ):
     """``policy`` with a router learned on ``rows`` (and, for a budget, its exit
     thresholds chosen again on the rows' routed paths)."""
@@ -303,8 +403,9 @@ def routed_policy(
     loss = search.stage_risk(0.0)[:, rows]
     weight = search.weight[rows]
     targets = np.arange(len(probas))
-    risks = start_risks(policy, probas, loss, cumulative, price, targets)
-    router = fit_router(X_rows, risks, targets, weight, learner)
+    if router is None:
+        risks = start_risks(policy, probas, loss, cumulative, price, targets)
+        router = fit_router(X_rows, risks, targets, weight, learner, allow_nan)
     routed = as_skip_policy(policy, router)
     if normalized_budget is None:
         return routed
@@ -331,6 +432,8 @@ def learn_router(
     cumulative_cost: np.ndarray,
     random_state=None,
     relearn=None,
+    allow_nan=False,
+    router=None,
 ) -> Bunch:
     """A router for ``policy``, with its figures out of sample.
 
@@ -363,21 +466,31 @@ def learn_router(
         ``relearn(rows)``: the policy without a router learned as ``policy``
         was, on those rows only (for the cross-fitting); None keeps
         ``policy`` in every fold (its rules' figures are then in sample).
+    allow_nan : bool, default=False
+        Whether the stages take missing values (then so does ``"auto"``).
+    router : Router, default=None
+        The router learned on all the rows, if it is already (the folds
+        learn their own).
 
     Returns
     -------
     result : Bunch
         ``policy`` (a :class:`SkipPolicy` with the router), ``in_sample`` and
         ``out_of_sample`` (:class:`PolicyEvaluation` of it on the policy rows,
-        costs without the router's own).
+        costs without the router's own), and ``without_router``: the same
+        cross-fitting's figures of the policies without their routers (on
+        the same folds, so that the two compare like with like).
     """
     n_rows = search.stage_probas[0].shape[0]
     everything = np.arange(n_rows)
 
-    def routed(rows):
-        learned = policy
+    def learned_on(rows):
         if relearn is not None and len(rows) < n_rows:
-            learned = relearn(rows)
+            return relearn(rows)
+        return policy
+
+    def routed(learned, rows):
+        everything = len(rows) == n_rows
         return routed_policy(
             learned,
             search,
@@ -387,30 +500,42 @@ def learn_router(
             normalized_budget,
             learner,
             cumulative_cost,
+            allow_nan,
+            router if everything else None,
         )
 
-    final = routed(everything)
+    final = routed(policy, everything)
     exit_stage, ran = routed_walk(final, search.stage_probas, X)
     in_sample = search.evaluate_exits(final, exit_stage, price, ran)
     # Rows of a fold with nothing else to learn from (a handful of distinct
     # rows) keep their in-sample figures.
-    exit_stage, ran = exit_stage.copy(), ran.copy()
-    # Equal rows go to one fold, so that weight k on a row is k copies of it;
-    # rows are told apart by their features where those are numbers (rows
-    # with the same answers but other features are routed apart).
+    exits = {"with": exit_stage.copy(), "without": policy.walk(search.stage_probas)[0]}
+    runs = {"with": ran.copy(), "without": policy.walk(search.stage_probas)[1]}
+    # Equal rows go to one fold, so that weight k on a row is k copies of it
+    # (rows are told apart by their features too: rows with the same
+    # answers and other features may be routed apart).
     n_splits = min(_ROUTER_FOLDS, n_rows)
-    columns = list(search.stage_probas)
-    if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "biuf":
-        columns.append(X)
+    columns = [*search.stage_probas, row_keys(X)[:, None]]
     fold = row_folds(columns, search.y_encoded, n_splits, random_state, search.weight)
     for k in range(n_splits):
         fit_rows, held_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
         if len(held_rows) == 0 or len(fit_rows) == 0:
             continue
-        fold_policy = routed(fit_rows)
+        learned = learned_on(fit_rows)
         probas = [p[held_rows] for p in search.stage_probas]
-        exit_stage[held_rows], ran[:, held_rows] = routed_walk(
-            fold_policy, probas, _safe_indexing(X, held_rows)
-        )
-    out_of_sample = search.evaluate_exits(None, exit_stage, price, ran)
-    return Bunch(policy=final, in_sample=in_sample, out_of_sample=out_of_sample)
+        X_held = _safe_indexing(X, held_rows)
+        for name, decider in (
+            ("without", learned),
+            ("with", routed(learned, fit_rows)),
+        ):
+            exits[name][held_rows], runs[name][:, held_rows] = routed_walk(
+                decider, probas, X_held
+            )
+    return Bunch(
+        policy=final,
+        in_sample=in_sample,
+        out_of_sample=search.evaluate_exits(None, exits["with"], price, runs["with"]),
+        without_router=search.evaluate_exits(
+            None, exits["without"], price, runs["without"]
+        ),
+    )

@@ -59,7 +59,8 @@ class JumpRule:
     Parameters
     ----------
     targets : ndarray of int
-        The stages a row may run next, ascending; the first is the next stage.
+        The stages a row may run next, ascending (a learned rule keeps those
+        it chooses among).
     feature_set : str
         The :func:`~skadaptive.policies.policy_features` the learner sees.
     learner : classifier or None
@@ -76,6 +77,10 @@ class JumpRule:
         The range of those standardised features on the rows the learner was
         fitted on; new rows (a row whose history carries answers over skipped
         stages) are clipped to it, so that the rule does not extrapolate.
+    by_position : bool, default=False
+        Whether the learner predicts positions in ``targets`` (0 for
+        ``targets[0]``), as learned rules do (a learner such as XGBoost's
+        wants labels ``0..k-1``), rather than the stages themselves.
 
     Examples
     --------
@@ -95,6 +100,7 @@ class JumpRule:
     regression: bool = False
     low: np.ndarray | None = None
     high: np.ndarray | None = None
+    by_position: bool = False
 
     def next_stage(self, history: list[np.ndarray]) -> np.ndarray:
         """The stage each row runs next.
@@ -112,6 +118,8 @@ class JumpRule:
         if self.learner is None:
             return np.full(n_rows, self.constant, dtype=np.intp)
         predicted = self.learner.predict(rule_features(self, history))
+        if self.by_position:
+            return from_positions(predicted, self.targets, "jump")
         return np.asarray(predicted, dtype=np.intp)
 
 
@@ -263,6 +271,38 @@ class SkipPolicy(CascadePolicy):
         return exit_stage, ran, scores
 
 
+def from_positions(predicted, targets, what: str) -> np.ndarray:
+    """The stages a learner fitted on positions in ``targets`` predicts."""
+    predicted = np.asarray(predicted)
+    if not np.issubdtype(predicted.dtype, np.number) or (
+        predicted.size
+        and (
+            np.any(predicted != np.round(predicted))
+            or predicted.min() < 0
+            or predicted.max() >= len(targets)
+        )
+    ):
+        raise ValueError(
+            f"The {what}'s learner must predict positions 0..{len(targets) - 1} "
+            f"in the stages {np.asarray(targets).tolist()} it was fitted on; got "
+            f"{np.unique(predicted)[:8]}."
+        )
+    return np.asarray(targets, dtype=np.intp)[predicted.astype(np.intp)]
+
+
+def fit_weighted_choice(learner, features, positions, weight, what: str) -> None:
+    """Fit a policy learner to a weighted choice, with a clear error."""
+    try:
+        learner.fit(features, positions, sample_weight=weight)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"The {what} could not be learned by {type(learner).__name__} "
+            f"({exc}). It is fitted with sample_weight to labels 0..k-1 (the "
+            "position of the best choice among the k); pass a classifier that "
+            "accepts both."
+        ) from exc
+
+
 def check_next_stages(next_stage, n_rows: int, stage: int, n_stages: int) -> np.ndarray:
     """A jump's choice: one later stage per row going on, or a clear error."""
     next_stage = np.asarray(next_stage)
@@ -355,11 +395,23 @@ def fit_jump_rule(
     features = policy_features(history, feature_set, regression)
     values, mean, scale, low, high = fit_standardisation(features, weight)
     label_weight = spread[informative] * (weight.sum() / spread.sum())
-    learner.fit(
-        values[informative], targets[best[informative]], sample_weight=label_weight
+    # Labels 0..m-1: the positions among the continuations that are best for
+    # some row (a learner such as XGBoost's wants no gaps).
+    chosen_targets, labels = np.unique(best[informative], return_inverse=True)
+    fit_weighted_choice(
+        learner, values[informative], labels.ravel(), label_weight, "jump"
     )
     rule = JumpRule(
-        targets, feature_set, learner, -1, mean, scale, regression, low, high
+        targets[chosen_targets],
+        feature_set,
+        learner,
+        -1,
+        mean,
+        scale,
+        regression,
+        low,
+        high,
+        True,
     )
     chosen = rule.next_stage(history) - targets[0]
     learned_risk = risks[chosen, np.arange(risks.shape[1])] @ weight

@@ -1,8 +1,11 @@
-"""Stages whose answers a test states exactly, and the rows of the
-skipping and routing tests (a middle stage right only where the first is)."""
+"""Stages whose answers a test states exactly, the rows of the skipping and
+routing tests (a middle stage right only where the first is), and random
+policies for comparing the routing engine with the offline walk."""
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+
+from skadaptive.policies import HeuristicRule, JumpRule
 
 
 class ColumnStage(ClassifierMixin, BaseEstimator):
@@ -44,3 +47,47 @@ def _middle_is_useless(n_rows, seed):
     middle = np.where(hard, 0.5 + 0.01 * rng.uniform(-1, 1, n_rows), 0.5 + 0.45 * sign)
     last = 0.5 + 0.4 * sign
     return np.column_stack([first, middle, last]), y, hard
+
+
+class GivenAnswers:
+    """Stages whose answers are given: stage k answers row i with probas[k][i]
+    (X holds the row numbers)."""
+
+    def __init__(self, probas):
+        self.probas = probas
+        self.n_stages = len(probas)
+
+    def run_stage(self, stage, X_rows, state):
+        return self.probas[stage][np.asarray(X_rows, dtype=np.intp)[:, 0]], None
+
+    def keep_rows(self, state, mask):
+        return None
+
+
+class ByConfidence(JumpRule):
+    """A jump that sends unsure rows one stage further than the next."""
+
+    def next_stage(self, history):
+        # As a fitted learner would, refuse to be asked about no rows.
+        assert len(history[-1]), "a jump was asked about no rows"
+        confident = history[-1].max(axis=1) > self.cut
+        return np.where(confident, self.targets[0], self.targets[:2][-1])
+
+
+def random_rules_and_jumps(rng, probas, jump_share=1.0):
+    """Exit rules (max-probability or patience, which reads the earlier
+    stages: answers carried over skipped stages must agree between the engine
+    and the walk) and jumps by confidence, a share of them None."""
+    n_stages = len(probas)
+    rules = [
+        HeuristicRule("max_proba", rng.uniform(0.3, 1.0))
+        if rng.random() < 0.5
+        else HeuristicRule("patience", rng.choice([1.5, 2.5]))
+        for _ in probas[:-1]
+    ]
+    jumps = []
+    for stage in range(n_stages - 1):
+        jump = ByConfidence(np.arange(stage + 1, n_stages))
+        jump.cut = rng.uniform(0.3, 0.9)
+        jumps.append(jump if rng.random() < jump_share else None)
+    return rules, jumps

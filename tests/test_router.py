@@ -9,7 +9,12 @@ import json
 
 import numpy as np
 import pytest
-from _column_stages import ColumnStage, _middle_is_useless
+from _column_stages import (
+    ColumnStage,
+    GivenAnswers,
+    _middle_is_useless,
+    random_rules_and_jumps,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -26,7 +31,6 @@ from skadaptive import AdaptiveCascadeClassifier, AdaptiveCascadeRegressor
 from skadaptive.engine import route
 from skadaptive.policies import (
     HeuristicRule,
-    JumpRule,
     Router,
     SkipPolicy,
     routed_walk,
@@ -184,20 +188,6 @@ def test_a_router_sending_every_row_to_the_last_stage_is_the_last_stage():
 # --------------------------------------------- the engine equals the walk
 
 
-class _Source:
-    """Stages whose answers are given: stage k answers row i with probas[k][i]."""
-
-    def __init__(self, probas):
-        self.probas = probas
-        self.n_stages = len(probas)
-
-    def run_stage(self, stage, X_rows, state):
-        return self.probas[stage][np.asarray(X_rows, dtype=np.intp)[:, 0]], None
-
-    def keep_rows(self, state, mask):
-        return None
-
-
 class _GivenStarts:
     """A fitted "router learner" that starts row i (X[i, 0] == i) at starts[i]."""
 
@@ -223,31 +213,14 @@ def test_routing_with_a_router_equals_the_offline_walk(
     start must be the same in the engine and in the walk."""
     rng = np.random.default_rng(seed)
     probas = [rng.dirichlet([1.0, 1.0, 1.0], n_rows) for _ in range(n_stages)]
-    rules = [
-        HeuristicRule("max_proba", rng.uniform(0.3, 1.0))
-        if rng.random() < 0.5
-        else HeuristicRule("patience", rng.choice([1.5, 2.5]))
-        for _ in probas[:-1]
-    ]
-
-    class ByConfidence(JumpRule):
-        def next_stage(self, history):
-            assert len(history[-1]), "a jump was asked about no rows"
-            confident = history[-1].max(axis=1) > self.cut
-            return np.where(confident, self.targets[0], self.targets[:2][-1])
-
-    jumps = []
-    for stage in range(n_stages - 1):
-        jump = ByConfidence(np.arange(stage + 1, n_stages))
-        jump.cut = rng.uniform(0.3, 0.9)
-        jumps.append(jump if rng.random() < 0.5 else None)
+    rules, jumps = random_rules_and_jumps(rng, probas, jump_share=0.5)
     starts = rng.integers(0, n_stages, n_rows)
     router = Router(np.arange(n_stages), _GivenStarts(starts))
     policy = SkipPolicy(rules, jumps, router=router)
     X = np.arange(n_rows)[:, None]
     exit_stage, ran = routed_walk(policy, probas, X)
     routed = route(
-        _Source(probas),
+        GivenAnswers(probas),
         policy,
         X,
         n_classes=3,

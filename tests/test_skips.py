@@ -9,7 +9,12 @@ import functools
 
 import numpy as np
 import pytest
-from _column_stages import ColumnStage, _middle_is_useless
+from _column_stages import (
+    ColumnStage,
+    GivenAnswers,
+    _middle_is_useless,
+    random_rules_and_jumps,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -71,20 +76,6 @@ def test_skips_buy_accuracy_a_plain_cascade_cannot_afford(policy):
 # --------------------------------------------- the engine equals the walk
 
 
-class _Source:
-    """Stages whose answers are given: stage k answers row i with probas[k][i]."""
-
-    def __init__(self, probas):
-        self.probas = probas
-        self.n_stages = len(probas)
-
-    def run_stage(self, stage, X_rows, state):
-        return self.probas[stage][np.asarray(X_rows, dtype=np.intp)[:, 0]], None
-
-    def keep_rows(self, state, mask):
-        return None
-
-
 @given(
     seed=st.integers(0, 10_000),
     n_stages=st.integers(3, 5),
@@ -96,32 +87,11 @@ def test_routing_with_jumps_equals_the_offline_walk(seed, n_stages, n_rows, batc
     engine's exits, paths and answers are the walk's, in any batching."""
     rng = np.random.default_rng(seed)
     probas = [rng.dirichlet([1.0, 1.0, 1.0], n_rows) for _ in range(n_stages)]
-    # Patience reads the earlier stages too: the carried answers of skipped
-    # stages must be the same in the engine and in the walk.
-    rules = [
-        HeuristicRule("max_proba", rng.uniform(0.3, 1.0))
-        if rng.random() < 0.5
-        else HeuristicRule("patience", rng.choice([1.5, 2.5]))
-        for _ in probas[:-1]
-    ]
-
-    class ByConfidence(JumpRule):
-        def next_stage(self, history):
-            # As a fitted learner would, refuse to be asked about no rows.
-            assert len(history[-1]), "a jump was asked about no rows"
-            # Unsure rows skip one stage (to a stage with a rule, if any).
-            confident = history[-1].max(axis=1) > self.cut
-            return np.where(confident, self.targets[0], self.targets[:2][-1])
-
-    jumps = []
-    for stage in range(n_stages - 1):
-        jump = ByConfidence(np.arange(stage + 1, n_stages))
-        jump.cut = rng.uniform(0.3, 0.9)
-        jumps.append(jump)
+    rules, jumps = random_rules_and_jumps(rng, probas)
     policy = SkipPolicy(rules, jumps)
     exit_stage, ran = policy.walk(probas)
     routed = route(
-        _Source(probas),
+        GivenAnswers(probas),
         policy,
         np.arange(n_rows)[:, None],
         n_classes=3,

@@ -408,9 +408,17 @@ OTHER_BENCHMARKS = [
     "at 1 to 10,000 rows per call in [BATCH_SIZE_RESULTS.md](BATCH_SIZE_RESULTS.md) "
     "(`python -m benchmarks.run_batch_sizes`); what routing itself costs in "
     "[ROUTING_RESULTS.md](ROUTING_RESULTS.md) (`python -m benchmarks.run_routing`); "
-    "4-stage cascades with and without skipping stages (`skips=True`) at the "
-    "same budgets in [SKIP_RESULTS.md](SKIP_RESULTS.md) "
-    "(`python -m benchmarks.run_skips`).",
+    "4-stage cascades with and without skipping stages (`skips=True`) and with "
+    "a router (`router=\"auto\"`) at the same budgets in "
+    "[SKIP_RESULTS.md](SKIP_RESULTS.md) "
+    "(`python -m benchmarks.run_skips`); budget recalibration without labels on "
+    "test rows with more hard rows (cost and accuracy before and after, "
+    "recalibrated on one half and measured on the other) in "
+    "[RECALIBRATE_RESULTS.md](RECALIBRATE_RESULTS.md) "
+    "(`python -m benchmarks.run_recalibrate`); predict over 20 million lazily "
+    "generated rows on a 2-worker Dask `LocalCluster` (throughput against "
+    "in-memory predict, peak memory per worker) in "
+    "[DASK_RESULTS.md](DASK_RESULTS.md) (`python -m benchmarks.run_dask`).",
 ]
 
 

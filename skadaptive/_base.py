@@ -627,6 +627,123 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         new._learn_policy(*self._policy_rows())
         return new
 
+    def recalibrate(self, X, *, budget=None):
+        """A copy whose exit thresholds meet ``budget`` on the unlabelled rows ``X``.
+
+        A row's cost depends only on where it exits, not on its label: when
+        the rows drift (more hard rows reach the dear stages), this moves the
+        thresholds of ``policy_`` so that the average cost on ``X`` is the
+        largest within ``budget``. The rules' learned scores, their order and
+        any jumps and router are kept; no stage is refitted and no label is
+        read. Every
+        exit's score is computed once on every row, then every exit's share
+        of exiting rows moves by one common shift on the log-odds scale (the
+        fitted thresholds at shift 0); the smallest shift within the budget
+        is kept, and what ties between scores leave of the budget is filled
+        one exit at a time. Exits at or after ``deepest_stage_`` stay as
+        fitted. See the user guide, "Budget recalibration without labels".
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+            Unlabelled rows like those to be answered (e.g. recent traffic).
+            Every stage runs on every row, in batches of ``batch_size``.
+        budget : float, default=None
+            Maximum average cost per row on ``X``, units of ``costs_`` (per-call
+            parts counted as for ``expected_cost_``). None: ``budget_``, or
+            for a ``cost_weight`` fit (or a budget the fit left unspent,
+            ``budget_status_ == "saturated"``) ``expected_cost_``, capped at
+            ``budget_``. Below the first stage's cost it is an error.
+
+        Returns
+        -------
+        estimator : object
+            Fitted copy (the stages shared) with the moved thresholds in
+            ``policy_``. ``recalibration_`` (dict) records the ``budget``, the
+            ``cost`` on ``X``, ``next_cost`` (the next step up, over the
+            budget: a cost on ``n`` rows moves in steps, so it may stay below
+            the budget by up to one step), ``status`` (``"met"``, or
+            ``"saturated"`` when no exit can spend more: the rows got
+            easier), the ``shift``, the ``thresholds`` and ``exit_rates`` on
+            ``X`` (and the same ``_before``). ``recalibrated_cost_`` and
+            ``expected_cost_`` are the cost measured on ``X``, ``budget_`` the
+            budget aimed at; ``exit_rates_``, ``policy_rows_cost_`` and the
+            policy rows' accuracy (error) are the new policy's on the kept
+            policy rows (nan once they are discarded). ``expected_accuracy_``
+            (``expected_error_``) is the fitted estimate, not re-estimated:
+            that needs labels.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.ensemble import RandomForestClassifier
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> X, y = make_classification(n_samples=1000, n_features=8, flip_y=0.05,
+        ...                            random_state=0)
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("lr", LogisticRegression()),
+        ...      ("forest", RandomForestClassifier(20, random_state=0))],
+        ...     costs=[1, 5], budget=1.2, cv=3, random_state=0,
+        ... ).fit(X[:600], y[:600])
+        >>> # New traffic with more hard rows (those the first stage is unsure of)
+        >>> sure = cascade.estimators_[0].predict_proba(X[600:]).max(axis=1)
+        >>> shifted = np.vstack([X[600:]] + 3 * [X[600:][sure < 0.8]])
+        >>> bool(cascade.exit_report(shifted).over_budget)
+        True
+        >>> recalibrated = cascade.recalibrate(shifted)  # no labels
+        >>> bool(recalibrated.recalibrated_cost_ <= 1.2)
+        True
+        >>> recalibrated.recalibration_["status"]
+        'met'
+        """
+        from ._recalibrate import recalibrate
+
+        return recalibrate(self, X, budget)
+
+    def exit_report(self, X):
+        """Exit rates and average cost on the rows ``X`` against those expected.
+
+        For monitoring drift without labels: the rows are routed as
+        ``predict`` routes them, and their exit rates and average cost (as
+        ``expected_cost_`` counts it, per-call parts included) are set
+        against ``exit_rates_`` and ``expected_cost_`` at fit or, for a copy
+        from :meth:`recalibrate`, against the rows it was recalibrated on.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, DataFrame or list of shape (n_samples, ...)
+
+        Returns
+        -------
+        report : ExitReport
+            ``exit_rates``, ``cost``, ``expected_exit_rates``,
+            ``expected_cost``, ``budget`` and their differences
+            (``exit_rate_changes``, ``cost_change``,
+            ``relative_cost_change``, ``over_budget``); ``print`` shows a
+            table.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("tree", DecisionTreeClassifier(max_depth=1)),
+        ...      ("lr", LogisticRegression(max_iter=1000))], costs=[1, 5],
+        ...     budget=3.0, cv=3,
+        ... ).fit(X, y)
+        >>> report = cascade.exit_report(X[100:])
+        >>> report.n_rows, len(report.exit_rates)
+        (50, 2)
+        """
+        from ._recalibrate import exit_report
+
+        return exit_report(self, X)
+
     def _learn_policy(self, stage_probas, y_encoded, sample_weight):
         # The policy fits are many tiny problems; BLAS threads only add overhead
         # to them (measured 20-50x slower with two OpenBLAS threads on 2 cores).

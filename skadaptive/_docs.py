@@ -192,7 +192,15 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``expected_cost_`` may exceed it. It estimates what new rows cost if
         the stages answer them as they answered the held-out rows; stages
         refitted on all rows after cross-fitting are often more confident on
-        new rows, which then defer less and cost less.
+        new rows, which then defer less and cost less. On a copy from
+        ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
+        recalibrated on, and ``expected_accuracy_`` the fitted estimate,
+        unchanged (without labels it cannot be re-estimated).
+    recalibrated_cost_, recalibration_ : float, dict
+        Only on a copy from ``recalibrate``: the average cost per row measured
+        on the unlabelled rows it was recalibrated on, and what was done
+        there (budget, cost, next step, status, shift, thresholds and exit
+        rates before and after).
     stage_accuracies_ : ndarray of shape (n_stages,)
         Held-out accuracy of each stage alone (its own probabilities).
     exit_accuracies_ : ndarray of shape (n_stages,)
@@ -317,7 +325,15 @@ _REGRESSION_ATTRIBUTES = (
     expected_cost_, expected_error_ : float
         Out-of-sample estimates of the average cost per row and of the error:
         the policy rows are split in 5 folds, the policy is chosen again on
-        four and decides the fifth. Never clamped.
+        four and decides the fifth. Never clamped. On a copy from
+        ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
+        recalibrated on, and ``expected_error_`` the fitted estimate,
+        unchanged (without labels it cannot be re-estimated).
+    recalibrated_cost_, recalibration_ : float, dict
+        Only on a copy from ``recalibrate``: the average cost per row measured
+        on the unlabelled rows it was recalibrated on, and what was done
+        there (budget, cost, next step, status, shift, thresholds and exit
+        rates before and after).
     stage_errors_ : ndarray of shape (n_stages,)
         Held-out error of each stage alone.
     exit_errors_ : ndarray of shape (n_stages,)

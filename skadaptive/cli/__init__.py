@@ -1,4 +1,4 @@
-"""The ``skadaptive`` command: ``demo``, ``frontier`` and ``predict``.
+"""The ``skadaptive`` command: ``demo``, ``frontier``, ``predict`` and ``recalibrate``.
 
 Problems with files or arguments end with a one-line message and exit code 1
 (usage errors: 2), never a traceback; output paths are checked before any
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import _demo, _frontier, _predict
+from . import _demo, _frontier, _predict, _recalibrate
 from ._demo import run_demo  # noqa: F401 (for tests and scripts)
 from ._io import CommandError
 
@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     _demo.add_parser(commands)
     _frontier.add_parser(commands)
     _predict.add_parser(commands)
+    _recalibrate.add_parser(commands)
     return parser
 
 

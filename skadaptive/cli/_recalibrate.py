@@ -1,0 +1,159 @@
+"""``skadaptive recalibrate``: move a saved model's thresholds to a budget on
+a file's rows, without labels."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+import numpy as np
+
+from ._io import CommandError, check_output, load_data, regression_target
+from ._predict import _error_line, _known_labels, _load_model
+from ._progress import Progress
+
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser(
+        "recalibrate",
+        help="move a saved model's exit thresholds to a budget on new, unlabelled rows",
+        description=(
+            "Load a fitted model saved with joblib (a cascade or early-exit "
+            "classifier or regressor, e.g. from `skadaptive frontier --save`), "
+            "and save a copy whose exit thresholds are moved so that its "
+            "average cost per row on the rows of DATA meets the budget: when "
+            "the traffic drifts (more hard rows), the policy spends more than "
+            "it was fitted for. No label is needed and no stage is refitted: "
+            "only the thresholds move, every exit's share of exiting rows by "
+            "one common shift on the log-odds scale. Prints the exit report "
+            "(exit rates and average cost on the rows against those expected) "
+            "before and after; with labels in the file, also the accuracy (a "
+            "regressor's error) before and after."
+        ),
+    )
+    parser.add_argument("model", metavar="MODEL", help="saved model (.joblib)")
+    parser.add_argument(
+        "data",
+        metavar="DATA",
+        help="unlabelled rows like those the model answers now: .npz (array "
+        "X; labels y are optional and used only to report accuracy), .npy "
+        "(every column a feature unless --label) or .csv with a header",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        help="maximum average cost per row, in the units of the model's costs_ "
+        "(default: the model's budget_, or its expected_cost_ when it was "
+        "fitted with a cost_weight or left its budget unspent)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        metavar="NEW_MODEL",
+        help="save the recalibrated model (joblib) here",
+    )
+    parser.add_argument(
+        "--label",
+        help="label (or target) column to leave out of the features: a CSV "
+        "column name or a .npy column index (default: the CSV column named "
+        "'label' if there is one)",
+    )
+    parser.add_argument(
+        "--x-key", default="X", help=".npz array of rows (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--y-key",
+        default="y",
+        help=".npz array of labels, if present (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="rows run through the stages together (default: the model's batch_size)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args, out=None) -> int:
+    import joblib
+    from sklearn.base import is_regressor
+
+    out = sys.stdout if out is None else out
+    check_output("--output", args.output)
+    if args.budget is not None and not (np.isfinite(args.budget) and args.budget > 0):
+        raise CommandError(f"--budget must be a positive number; got {args.budget}.")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    progress = Progress(3)
+    with progress.step("loading the model and the data"):
+        model = _load_model(args.model)
+        X, y = load_data(
+            args.data,
+            label=args.label,
+            x_key=args.x_key,
+            y_key=args.y_key,
+            require_labels=False,
+        )
+        regression = is_regressor(model)
+        if y is not None:
+            y = (
+                regression_target(y, args.data)
+                if regression
+                else _known_labels(y, model, args.data)
+            )
+    batch_size = model.batch_size
+    if args.batch_size is not None:
+        model.set_params(batch_size=args.batch_size)
+    with progress.step(f"routing {len(X)} rows with the saved model"):
+        before = _checked(model.exit_report, X, args.data)
+    with progress.step("running every stage on every row, moving the thresholds"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            new = _checked(model.recalibrate, X, None, budget=args.budget)
+    new.set_params(batch_size=batch_size)  # --batch-size is for this run only
+    record = new.recalibration_
+    print(f"{args.model} on the {len(X)} rows of {args.data}, before:", file=out)
+    print(before, file=out)
+    print(
+        f"\nrecalibrated for budget {record['budget']:.4g}: average cost "
+        f"{record['cost_before']:.4g} -> {record['cost']:.4g} per row "
+        f"({record['status']}; log-odds shift of the exits' shares "
+        f"{record['shift']:+.3g})",
+        file=out,
+    )
+    if record["status"] == "met" and np.isfinite(record["next_cost"]):
+        print(
+            f"the cost moves in steps on these rows: the next one up costs "
+            f"{record['next_cost']:.4g}, over the budget",
+            file=out,
+        )
+    for warning in caught:
+        print(f"note: {warning.message}", file=out)
+    print("\nafter:", file=out)
+    print(new.exit_report(X), file=out)
+    if y is not None:
+        first, second = model.predict(X), new.predict(X)
+        if regression:
+            print(f"before: {_error_line(model.loss, first, y)}", file=out)
+            print(f"after:  {_error_line(model.loss, second, y)}", file=out)
+        else:
+            print(
+                f"accuracy on the file's labels: {np.mean(first == y):.4f} before, "
+                f"{np.mean(second == y):.4f} after",
+                file=out,
+            )
+    try:
+        joblib.dump(new, args.output)
+    except OSError as exc:
+        raise CommandError(f"{args.output}: cannot write: {exc}") from exc
+    print(f"wrote {args.output}", file=out)
+    return 0
+
+
+def _checked(method, X, path, **kwargs):
+    """``method(X)``, its errors (a wrong feature count, an unreachable
+    budget) as a CommandError, about the file ``path`` where given."""
+    try:
+        return method(X, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise CommandError(str(exc) if path is None else f"{path}: {exc}") from exc

@@ -1,0 +1,619 @@
+"""Budget recalibration without labels (``recalibrate``) and ``exit_report``.
+
+The stages are fitted once and frozen; each estimator learns its policy on
+rows drawn like the test rows. "Shifted" rows have more hard rows: every row
+of a fresh sample, plus twice more of the third that the first stage is least
+sure of (for regression, where the stages disagree most).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification, make_regression
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.tree import DecisionTreeClassifier
+
+from skadaptive import (
+    AdaptiveCascadeClassifier,
+    AdaptiveCascadeRegressor,
+    EarlyExitClassifier,
+)
+from skadaptive.cli import main
+from skadaptive.policies import JumpRule, Router, SkipPolicy
+from skadaptive.stages import exit_probas
+
+BUDGET = 3.5  # costs 1, 3, 10: the full cascade costs 14 per row
+
+
+# ------------------------------------------------------------------ data
+@functools.cache
+def _data():
+    X, y = make_classification(
+        n_samples=6000,
+        n_features=12,
+        n_informative=7,
+        n_classes=3,
+        n_clusters_per_class=2,
+        flip_y=0.03,
+        random_state=0,
+    )
+    # stages | policy rows | shifted pool | unshifted rows | more unshifted
+    cuts = np.cumsum([1500, 1200, 1200, 1200])
+    return [(X[a:b], y[a:b]) for a, b in zip([0, *cuts], [*cuts, len(y)])]
+
+
+@functools.cache
+def _stages():
+    (X, y), *_ = _data()
+    return [
+        ("lr", FrozenEstimator(LogisticRegression(max_iter=500).fit(X, y))),
+        (
+            "tree",
+            FrozenEstimator(
+                DecisionTreeClassifier(max_depth=6, random_state=0).fit(X, y)
+            ),
+        ),
+        (
+            "forest",
+            FrozenEstimator(RandomForestClassifier(40, random_state=0).fit(X, y)),
+        ),
+    ]
+
+
+def _fit(**params):
+    _, (X, y), *_ = _data()
+    params = {
+        "estimators": _stages(),
+        "costs": [1, 3, 10],
+        "budget": BUDGET,
+        "random_state": 0,
+        **params,
+    }
+    return AdaptiveCascadeClassifier(**params).fit(X, y)
+
+
+@functools.cache
+def _cascade():
+    """The default (linear) policy, fitted for BUDGET."""
+    return _fit()
+
+
+def _more_hard_rows(X, y, sureness):
+    """``X`` plus the third of its rows with the lowest ``sureness`` twice."""
+    hard = np.flatnonzero(sureness <= np.quantile(sureness, 1 / 3))
+    rows = np.concatenate([np.arange(len(X)), hard, hard])
+    return X[rows], y[rows]
+
+
+@functools.cache
+def _shifted():
+    _, _, (X, y), *_ = _data()
+    first = _stages()[0][1]
+    return _more_hard_rows(X, y, first.predict_proba(X).max(axis=1))
+
+
+@functools.cache
+def _regression():
+    X, y = make_regression(
+        n_samples=3200, n_features=8, n_informative=6, noise=10.0, random_state=0
+    )
+    y = y + 0.02 * y**2  # something the ridge cannot fit
+    stages = [
+        ("ridge", FrozenEstimator(Ridge().fit(X[:1200], y[:1200]))),
+        (
+            "forest",
+            FrozenEstimator(
+                RandomForestRegressor(30, random_state=0).fit(X[:1200], y[:1200])
+            ),
+        ),
+    ]
+    regressor = AdaptiveCascadeRegressor(
+        stages, costs=[1, 10], budget=3.0, random_state=0
+    ).fit(X[1200:2200], y[1200:2200])
+    X_new, y_new = X[2200:], y[2200:]
+    disagreement = np.abs(stages[0][1].predict(X_new) - stages[1][1].predict(X_new))
+    return regressor, _more_hard_rows(X_new, y_new, -disagreement)
+
+
+@functools.cache
+def _early_exit():
+    (X_fit, y_fit), (X, y), (X_new, y_new), *_ = _data()
+    boosting = GradientBoostingClassifier(
+        n_estimators=40, max_depth=3, random_state=0
+    ).fit(X_fit, y_fit)
+    # Exits after 10, 20 and 40 trees (costs counted in trees).
+    early = EarlyExitClassifier(
+        FrozenEstimator(boosting), exits=[10, 20, 40], budget=18, policy="max_proba"
+    ).fit(X, y)
+    first = exit_probas(early._stage_source(), X_new)[0]
+    return early, _more_hard_rows(X_new, y_new, first.max(axis=1))
+
+
+def _skipping():
+    """The linear cascade with a policy whose rows, when they go on after the
+    first stage, jump straight to the last (the rules kept)."""
+    estimator = copy.copy(_cascade())
+    rules = estimator.policy_.rules
+    estimator.policy_ = SkipPolicy(
+        list(rules), [JumpRule(np.array([1, 2]), constant=2)]
+    )
+    return estimator
+
+
+def _routed():
+    """The linear cascade with a router that starts the rows the first stage
+    would be unsure of at the last stage (the rules kept; the router costs
+    0.25 per row)."""
+    estimator = copy.copy(_cascade())
+    _, (X, _), *_ = _data()
+    unsure = _stages()[0][1].predict_proba(X).max(axis=1) < 0.6
+    learner = LogisticRegression().fit(X, np.where(unsure, 2, 0))
+    router = Router(np.array([0, 2]), learner=learner)
+    rules = estimator.policy_.rules
+    estimator.policy_ = SkipPolicy(list(rules), [None, None], router=router)
+    estimator.router_, estimator.router_cost_ = router, 0.25
+    estimator.router_search_ = {"router_cost": 0.25}
+    return estimator
+
+
+def _variant(name):
+    """An estimator fitted for a budget, and shifted rows for it."""
+    if name == "regressor":
+        regressor, (X, _) = _regression()
+        return regressor, X
+    if name == "early_exit":
+        early, (X, _) = _early_exit()
+        return early, X
+    X, _ = _shifted()
+    if name == "linear":
+        return _cascade(), X
+    if name == "skips":
+        return _skipping(), X
+    if name == "router":
+        return _routed(), X
+    if name == "combined":
+        # A weak middle stage, whose answer a combiner (logistic regression on
+        # the log-probabilities of the first two) improves.
+        (X_fit, y_fit), *_ = _data()
+        middle = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X_fit, y_fit)
+        stages = [_stages()[0], ("tree", FrozenEstimator(middle)), _stages()[2]]
+        combined = _fit(policy="max_proba", answer="combined", estimators=stages)
+        assert combined.combiners_[1].kind != "stage"
+        return combined, X
+    if name == "per_call":
+        costs = {"per_row": [1.0, 2.0, 8.0], "per_call": [0.0, 8.0, 32.0]}
+        return _fit(policy="max_proba", costs=costs, cost_batch_size=32), X
+    raise ValueError(name)
+
+
+def _batch_cost(estimator, routed) -> float:
+    """Average cost per row of ``routed``'s rows, written out independently:
+    per-row parts for the stages each row ran, and each stage's per-call part
+    once per batch of ``cost_batch_size_`` rows that one of them reaches."""
+    reach = routed.ran.mean(axis=0)
+    batch = estimator.cost_batch_size_
+    called = 1.0 - (1.0 - reach) ** batch
+    router = 0.0 if getattr(estimator, "router_", None) is None else 0.25
+    return float(
+        router
+        + reach @ estimator.costs_per_row_
+        + called @ (estimator.costs_per_call_ / batch)
+    )
+
+
+def _budget_of(estimator) -> float:
+    return float(estimator.budget_)
+
+
+# ------------------------------------------------------- the budget holds
+@pytest.mark.parametrize(
+    "name",
+    ["linear", "skips", "router", "combined", "per_call", "regressor", "early_exit"],
+)
+def test_recalibrated_copy_meets_the_budget_on_shifted_rows(name):
+    estimator, X = _variant(name)
+    budget = _budget_of(estimator)
+    fitted = [rule.threshold for rule in estimator.policy_.rules]
+    before = _batch_cost(estimator, estimator.route(X))
+    # Built to overspend: more hard rows reach the dear stages.
+    assert before > 1.1 * budget, (name, before, budget)
+    report = estimator.exit_report(X)
+    assert report.over_budget and report.cost == pytest.approx(before, rel=1e-9)
+
+    recalibrated = estimator.recalibrate(X, budget=budget)
+
+    after = _batch_cost(recalibrated, recalibrated.route(X))
+    assert 0.99 * budget <= after <= budget * (1 + 1e-9), (name, after, budget)
+    assert recalibrated.recalibrated_cost_ == pytest.approx(after, rel=1e-9)
+    assert recalibrated.expected_cost_ == recalibrated.recalibrated_cost_
+    record = recalibrated.recalibration_
+    assert record["status"] == "met"
+    assert record["cost_before"] == pytest.approx(before, rel=1e-9)
+    assert record["next_cost"] > budget
+    # Cheaper means every threshold lowered or kept, and the shift positive.
+    new = np.array([rule.threshold for rule in recalibrated.policy_.rules])
+    assert record["shift"] > 0
+    assert np.all(new <= np.array(fitted)) and np.any(new < np.array(fitted))
+    # Only the thresholds moved: the same rules (learned scores), the same jumps.
+    for old_rule, new_rule in zip(estimator.policy_.rules, recalibrated.policy_.rules):
+        assert type(new_rule) is type(old_rule)
+        old_parts = {k: v for k, v in vars(old_rule).items() if k != "threshold"}
+        new_parts = {k: v for k, v in vars(new_rule).items() if k != "threshold"}
+        assert old_parts.keys() == new_parts.keys()
+        assert all(new_parts[k] is v for k, v in old_parts.items())
+    assert recalibrated.policy_.skips == estimator.policy_.skips
+    if estimator.policy_.skips:
+        assert recalibrated.policy_.jumps == estimator.policy_.jumps
+        ran = recalibrated.route(X).ran
+        assert (ran[:, 2] & ~ran[:, 1]).any()  # rows still skip the middle
+    # The original is unchanged.
+    assert [rule.threshold for rule in estimator.policy_.rules] == fitted
+    assert not hasattr(estimator, "recalibration_")
+
+
+def test_unshifted_rows_change_nothing_beyond_noise():
+    cascade = _cascade()
+    *_, (X, _), (X_other, _) = _data()
+    recalibrated = cascade.recalibrate(X)
+    record = recalibrated.recalibration_
+    assert record["budget"] == BUDGET == cascade.budget_
+    assert 0.99 * BUDGET <= record["cost"] <= BUDGET
+    # The fitted policy was near the budget on such rows already: the
+    # thresholds moved by a few rows' worth, and the answers on other rows
+    # like them are nearly all the same.
+    assert abs(record["cost_before"] / BUDGET - 1) < 0.05
+    assert np.abs(record["exit_rates"] - record["exit_rates_before"]).max() < 0.03
+    assert np.mean(recalibrated.predict(X_other) == cascade.predict(X_other)) > 0.98
+    assert (
+        np.mean(recalibrated.predict_exit(X_other) == cascade.predict_exit(X_other))
+        > 0.95
+    )
+
+
+def test_recalibrating_on_the_policy_rows_at_their_cost_keeps_every_exit():
+    cascade = _cascade()
+    _, (X, _), *_ = _data()
+    recalibrated = cascade.recalibrate(X, budget=cascade.policy_rows_cost_)
+    assert recalibrated.recalibration_["cost_before"] == pytest.approx(
+        cascade.policy_rows_cost_
+    )
+    np.testing.assert_array_equal(recalibrated.predict_exit(X), cascade.predict_exit(X))
+    assert recalibrated.recalibrated_cost_ == pytest.approx(cascade.policy_rows_cost_)
+    # No threshold moves where the cost on the rows does not need it.
+    np.testing.assert_array_equal(
+        recalibrated.recalibration_["thresholds"],
+        [rule.threshold for rule in cascade.policy_.rules],
+    )
+
+
+def test_the_copy_reports_what_was_done_honestly():
+    cascade = _cascade()
+    X, _ = _shifted()
+    recalibrated = cascade.recalibrate(X)
+    # The accuracy estimate is the fitted one: no label was read.
+    assert recalibrated.expected_accuracy_ == cascade.expected_accuracy_
+    assert recalibrated.budget_ == BUDGET
+    # The policy rows' figures are the new policy's on those (labelled) rows.
+    _, (X_policy, y_policy), *_ = _data()
+    routed = recalibrated.route(X_policy)
+    assert recalibrated.policy_rows_cost_ == pytest.approx(
+        _batch_cost(recalibrated, routed)
+    )
+    assert recalibrated.policy_rows_accuracy_ == pytest.approx(
+        np.mean(recalibrated.predict(X_policy) == y_policy)
+    )
+    np.testing.assert_allclose(
+        recalibrated.exit_rates_,
+        np.bincount(routed.exit_stage, minlength=3) / len(y_policy),
+    )
+    # Once the policy rows are discarded they are not invented.
+    discarded = copy.deepcopy(cascade).discard_policy_rows().recalibrate(X)
+    assert np.isnan(discarded.policy_rows_cost_)
+    assert np.isnan(discarded.exit_rates_).all()
+    np.testing.assert_array_equal(discarded.predict(X), recalibrated.predict(X))
+
+
+# -------------------------------------------------------- default budgets
+def test_the_default_budget_is_the_fitted_one_or_the_expected_cost():
+    cascade = _cascade()
+    X, _ = _shifted()
+    assert cascade.budget_status_ == "spent"
+    assert cascade.recalibrate(X).recalibration_["budget"] == BUDGET
+
+    weighted = cascade.with_policy(cost_weight=0.1, policy="max_proba")
+    assert weighted.budget_ is None
+    record = weighted.recalibrate(X).recalibration_
+    assert record["budget"] == weighted.expected_cost_
+    assert record["cost"] <= weighted.expected_cost_ < record["cost_before"]
+
+    # A budget the fit left unspent is not spent on the new rows either.
+    early, (X_early, _) = _early_exit()
+    assert early.budget_status_ == "saturated"
+    assert early.expected_cost_ < early.budget_ == 18
+    record = early.recalibrate(X_early).recalibration_
+    assert record["budget"] == early.expected_cost_
+
+
+def test_a_second_recalibration_starts_from_the_first():
+    cascade = _cascade()
+    X, _ = _shifted()
+    once = cascade.recalibrate(X)
+    twice = once.recalibrate(X)
+    # Its default budget is the one aimed at; it starts from the first one's
+    # thresholds and cost, and moves little (it may trade a step between two
+    # exits to come closer to the budget).
+    record = twice.recalibration_
+    assert record["budget"] == BUDGET
+    assert record["cost_before"] == once.recalibrated_cost_
+    assert once.recalibrated_cost_ <= record["cost"] <= BUDGET
+    assert np.mean(twice.predict_exit(X) == once.predict_exit(X)) > 0.95
+
+
+def test_relearning_the_policy_drops_the_recalibration():
+    estimator, X = _variant("combined")
+    recalibrated = estimator.recalibrate(X)
+    relearned = recalibrated.with_policy(budget=BUDGET)
+    assert not hasattr(relearned, "recalibration_")
+    assert not hasattr(relearned, "recalibrated_cost_")
+    assert "at fit" in relearned.exit_report(X).reference
+
+
+# --------------------------------------------------------------- reports
+def test_exit_report_compares_new_rows_with_what_was_expected():
+    cascade = _cascade()
+    X, _ = _shifted()
+    report = cascade.exit_report(X)
+    routed = cascade.route(X)
+    assert report.n_rows == len(X)
+    assert report.cost == pytest.approx(_batch_cost(cascade, routed))
+    np.testing.assert_allclose(
+        report.exit_rates, np.bincount(routed.exit_stage, minlength=3) / len(X)
+    )
+    np.testing.assert_array_equal(report.expected_exit_rates, cascade.exit_rates_)
+    assert report.expected_cost == cascade.expected_cost_
+    assert report.budget == BUDGET
+    assert report.over_budget
+    assert report.cost_change == pytest.approx(report.cost - cascade.expected_cost_)
+    assert report.exit_rate_changes.sum() == pytest.approx(0.0, abs=1e-12)
+    assert report.exit_rate_changes[0] < 0  # fewer rows answered cheaply
+    text = str(report)
+    assert all(name in text for name in ("lr", "tree", "forest"))
+    assert "over by" in text and repr(report) == text
+
+    # After recalibration the reference is the rows recalibrated on.
+    recalibrated = cascade.recalibrate(X)
+    after = recalibrated.exit_report(X)
+    assert "recalibrated on" in after.reference
+    np.testing.assert_allclose(after.exit_rate_changes, 0.0, atol=1e-12)
+    assert after.cost == pytest.approx(recalibrated.recalibrated_cost_)
+    assert not after.over_budget
+    assert "over by" not in str(after)
+
+
+# ---------------------------------------------- steps, saturation, errors
+def test_steps_and_saturation_are_reported_not_clamped():
+    cascade = _cascade()
+    X, _ = _shifted()
+    # Seven rows: a cost moves in steps of whole rows.
+    with pytest.warns(UserWarning, match="cannot be met closely"):
+        few = cascade.recalibrate(X[:7], budget=3.0)
+    record = few.recalibration_
+    assert record["status"] == "met"
+    assert record["cost"] < 0.99 * 3.0 < 3.0 < record["next_cost"]
+    assert few.recalibrated_cost_ == record["cost"]
+    # A budget above what the policy can spend: every row goes as deep as
+    # the fitted policy sends rows (here the last stage), and the cost says so.
+    with pytest.warns(UserWarning, match="not spent"):
+        rich = cascade.recalibrate(X, budget=50.0)
+    assert rich.recalibration_["status"] == "saturated"
+    assert rich.budget_status_ == "saturated"
+    assert rich.recalibrated_cost_ == pytest.approx(14.0)
+    assert (rich.predict_exit(X) == 2).all()
+    assert np.isnan(rich.recalibration_["next_cost"])
+
+
+def test_errors():
+    cascade = _cascade()
+    X, _ = _shifted()
+    unfitted = AdaptiveCascadeClassifier(_stages(), costs=[1, 3, 10])
+    with pytest.raises(NotFittedError):
+        unfitted.recalibrate(X)
+    with pytest.raises(NotFittedError):
+        unfitted.exit_report(X)
+    with pytest.raises(ValueError, match="features"):
+        cascade.recalibrate(X[:, :5])
+    with pytest.raises(ValueError, match="features"):
+        cascade.exit_report(X[:, :5])
+    with pytest.raises(ValueError, match=r"budget=0.5 per row cannot be met.*'lr'"):
+        cascade.recalibrate(X, budget=0.5)
+    for budget in (0.0, -1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="positive finite"):
+            cascade.recalibrate(X, budget=budget)
+    with pytest.raises(TypeError, match="must be a number"):
+        cascade.recalibrate(X, budget="cheap")
+    with pytest.raises(ValueError, match="at least one row"):
+        cascade.recalibrate(X[:0])
+
+    custom = copy.copy(cascade)
+    custom.policy_ = copy.copy(cascade.policy_)
+    custom.policy_.rules = [object(), *cascade.policy_.rules[1:]]
+    with pytest.raises(TypeError, match="rule 0 of policy_, of type object, has not"):
+        custom.recalibrate(X)
+
+
+def test_a_block_of_equal_rows_is_worked_around_by_the_other_rows():
+    # 400 copies of one row that goes to the last stage: at every exit they
+    # tie, so they move together and a step of the path is coarse; the other
+    # exits' thresholds take up the difference.
+    cascade = _cascade()
+    X, _ = _shifted()
+    deep = np.flatnonzero(cascade.predict_exit(X) == 2)[0]
+    X = np.vstack([X, np.repeat(X[deep : deep + 1], 400, axis=0)])
+    for budget in (3.0, 3.4, 4.0):
+        cost = cascade.recalibrate(X, budget=budget).recalibrated_cost_
+        assert 0.99 * budget <= cost <= budget, (budget, cost)
+
+
+def test_exit_report_counts_the_per_call_costs():
+    estimator, X = _variant("per_call")
+    report = estimator.exit_report(X)
+    assert estimator.costs_per_call_.any()
+    # Not the mean of the rows' costs (which spread every call over a full
+    # batch), but what batches of cost_batch_size_ rows like these pay.
+    routed = estimator.route(X)
+    assert report.cost == pytest.approx(_batch_cost(estimator, routed))
+    assert abs(report.cost - routed.cost.mean()) > 0.01
+
+
+def test_no_row_goes_beyond_the_deepest_stage_of_the_fitted_policy():
+    # Dear calls of the last stage in batches of 16: the fitted policy
+    # never calls it, and recalibration does not start calling it.
+    costs = {"per_row": [1.0, 2.0, 6.0], "per_call": [0.0, 16.0, 64.0]}
+    estimator = _fit(policy="max_proba", costs=costs, cost_batch_size=16)
+    assert estimator.deepest_stage_ == 1
+    X, _ = _shifted()
+    with pytest.warns(UserWarning, match="deepest stage"):
+        rich = estimator.recalibrate(X, budget=10.0)
+    assert rich.recalibration_["status"] == "saturated"
+    assert rich.predict_exit(X).max() == 1
+    assert (rich.predict_exit(X) == 1).all()  # every row as deep as it may go
+
+
+class _Counting(FrozenEstimator):
+    """A frozen stage that records the rows of each call (by its model's type:
+    the estimator may hold copies of it)."""
+
+    calls: dict = {}
+
+    def predict_proba(self, X):
+        self.calls.setdefault(type(self.estimator).__name__, []).append(len(X))
+        return self.estimator.predict_proba(X)
+
+
+def test_every_stage_runs_in_batches_of_batch_size():
+    stages = [(name, _Counting(stage.estimator)) for name, stage in _stages()]
+    _, (X_policy, y_policy), *_ = _data()
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 3, 10], budget=BUDGET, policy="max_proba", batch_size=100
+    ).fit(X_policy, y_policy)
+    X, _ = _shifted()
+    _Counting.calls.clear()
+    recalibrated = cascade.recalibrate(X)
+    assert len(_Counting.calls) == 3
+    for calls in _Counting.calls.values():
+        assert max(calls) == 100 and sum(calls) == len(X)
+    whole = copy.copy(cascade).set_params(batch_size=None).recalibrate(X)
+    np.testing.assert_array_equal(recalibrated.predict_exit(X), whole.predict_exit(X))
+
+
+# ------------------------------------------------------------------- CLI
+def test_cli_recalibrate_round_trip(tmp_path):
+    cascade = _cascade()
+    X, y = _shifted()
+    model, data, new = (
+        tmp_path / "m.joblib",
+        tmp_path / "rows.npz",
+        tmp_path / "n.joblib",
+    )
+    joblib.dump(cascade, model)
+    np.savez(data, X=X, y=y)
+    out = io.StringIO()
+    args = [
+        "recalibrate",
+        str(model),
+        str(data),
+        "--budget",
+        "3.2",
+        "--output",
+        str(new),
+    ]
+    from skadaptive.cli import _parser
+
+    parsed = _parser().parse_args(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert parsed.run(parsed, out=out) == 0
+    text = out.getvalue()
+    assert "before:" in text and "after:" in text and "over by" in text
+    assert "recalibrated for budget 3.2" in text
+    assert "accuracy on the file's labels" in text
+    loaded = joblib.load(new)
+    expected = cascade.recalibrate(X, budget=3.2)
+    assert loaded.recalibrated_cost_ == expected.recalibrated_cost_
+    assert 0.99 * 3.2 <= loaded.recalibrated_cost_ <= 3.2
+    np.testing.assert_array_equal(loaded.predict_exit(X), expected.predict_exit(X))
+    assert loaded.batch_size == cascade.batch_size
+
+
+def test_cli_recalibrate_errors(tmp_path, capsys):
+    cascade = _cascade()
+    X, _ = _shifted()
+    model, data, new = (
+        tmp_path / "m.joblib",
+        tmp_path / "rows.npy",
+        tmp_path / "n.joblib",
+    )
+    joblib.dump(cascade, model)
+    np.save(data, X)
+    assert (
+        main(
+            [
+                "recalibrate",
+                str(model),
+                str(data),
+                "--budget",
+                "0.5",
+                "--output",
+                str(new),
+            ]
+        )
+        == 1
+    )
+    assert "cannot be met" in capsys.readouterr().err
+    assert not new.exists()
+    np.save(data, X[:, :5])
+    assert main(["recalibrate", str(model), str(data), "--output", str(new)]) == 1
+    assert "features" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "recalibrate",
+                str(model),
+                str(data),
+                "--output",
+                str(tmp_path / "missing" / "n.joblib"),
+            ]
+        )
+        == 1
+    )
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["recalibrate", str(model), str(data)])  # --output is required
+
+
+def test_cli_help_describes_recalibrate():
+    from skadaptive.cli import _parser
+
+    parser = _parser()
+    assert "recalibrate" in parser.format_help()
+    (commands,) = [a for a in parser._actions if a.dest == "command"]
+    command = commands.choices["recalibrate"]
+    for action in command._actions:
+        text = (action.help or "").replace("(default: %(default)s)", "").strip()
+        assert len(text) > 12 and not text.startswith("("), action.option_strings
+    text = " ".join(command.format_help().split())
+    assert "No label is needed" in text and "exit report" in text

@@ -409,7 +409,7 @@ OTHER_BENCHMARKS = [
     "(`python -m benchmarks.run_batch_sizes`); what routing itself costs in "
     "[ROUTING_RESULTS.md](ROUTING_RESULTS.md) (`python -m benchmarks.run_routing`); "
     "4-stage cascades with and without skipping stages (`skips=True`) and with "
-    "a router (`router=\"auto\"`) at the same budgets in "
+    'a router (`router="auto"`) at the same budgets in '
     "[SKIP_RESULTS.md](SKIP_RESULTS.md) "
     "(`python -m benchmarks.run_skips`); budget recalibration without labels on "
     "test rows with more hard rows (cost and accuracy before and after, "

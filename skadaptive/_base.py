@@ -632,8 +632,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         A row's cost depends only on where it exits, not on its label: when
         the rows drift (more hard rows reach the dear stages), this moves the
-        thresholds of ``policy_`` so that the average cost on ``X`` is the
-        largest within ``budget``. The rules' learned scores, their order and
+        thresholds of ``policy_`` so that the average cost on ``X`` is within
+        ``budget`` and as close to it as moving one exit's threshold at a time
+        allows (moving two together can sometimes come closer; the next step
+        is recorded). The rules' learned scores, their order and
         any jumps and router are kept; no stage is refitted and no label is
         read. Every
         exit's score is computed once on every row, then every exit's share
@@ -666,9 +668,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             ``"saturated"`` when no exit can spend more: the rows got
             easier), the ``shift``, the ``thresholds`` and ``exit_rates`` on
             ``X`` (and the same ``_before``). ``recalibrated_cost_`` and
-            ``expected_cost_`` are the cost measured on ``X``, ``budget_`` the
-            budget aimed at; ``exit_rates_``, ``policy_rows_cost_`` and the
-            policy rows' accuracy (error) are the new policy's on the kept
+            ``expected_cost_`` are the cost measured on ``X``; ``budget_`` is
+            the ``budget`` given here, or the fit's unchanged when none is
+            (``recalibration_["budget"]`` is the one aimed at);
+            ``exit_rates_``, ``policy_rows_cost_`` and the policy rows'
+            accuracy (error) are the new policy's on the kept
             policy rows (nan once they are discarded). ``expected_accuracy_``
             (``expected_error_``) is the fitted estimate, not re-estimated:
             that needs labels.
@@ -1042,7 +1046,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             input, each field is the lazy collection that the method for it
             alone gives (``exit_stage`` as :meth:`predict_exit`, ``ran`` as
             :meth:`predict_path`), all from one routing pass per block:
-            compute them together (``dask.compute``).
+            compute them together (``dask.compute(*result.values())``; dask
+            does not look inside the Bunch itself).
         """
         if is_lazy(X):
             return lazy_predict(self, X, "route")

@@ -72,6 +72,7 @@ from sklearn.base import clone, is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 from ._costs import check_budget
+from ._dask import is_lazy
 from ._sklearn_private import _num_samples, _safe_indexing
 from .engine._routing import DEFAULT_BATCH_SIZE
 from .policies._policy import CascadePolicy, exit_figures, stage_correct
@@ -391,6 +392,11 @@ def _check_budget_value(estimator, budget) -> float:
             # A budget the fit left unspent (more bought nothing on the policy
             # rows) is not spent now either: the cost it chose is kept.
             budget = min(budget, estimator.expected_cost_)
+        # A fitted cost computed as a sum can fall a rounding error below the
+        # first stage's cost, which answering every row there meets.
+        budget = max(float(budget), float(estimator.costs_[0]))
+    elif isinstance(budget, (bool, str, bytes)):
+        raise TypeError(f"budget must be a number; got {budget!r}.")
     try:
         budget = float(budget)
     except (TypeError, ValueError) as error:
@@ -411,10 +417,12 @@ def recalibrate(estimator, X, budget=None):
     its body) and the module docstring for the design.
     """
     check_is_fitted(estimator)
+    _refuse_lazy(X, "recalibrate")
     X = estimator._checked_rows(X)
     n_rows = _num_samples(X)
     if n_rows == 0:
         raise ValueError("recalibrate needs at least one row; X has 0 rows.")
+    requested = budget
     budget = _check_budget_value(estimator, budget)
     policy = estimator.policy_
     fitted = _thresholds_of(policy)
@@ -461,8 +469,19 @@ def recalibrate(estimator, X, budget=None):
         "thresholds_before": fitted,
         "expected_cost_at_fit": float(estimator.expected_cost_),
     }
+    record["requested_budget"] = None if requested is None else budget
     _warn_about_steps(record, estimator)
     return _recalibrated_copy(estimator, new_policy, record)
+
+
+def _refuse_lazy(X, method: str) -> None:
+    """A clear error for a dask collection where rows must be in memory."""
+    if is_lazy(X):
+        raise TypeError(
+            f"{method} needs the rows in memory (every exit's score of every "
+            "row at once); got a dask collection. Pass X.compute(), or a "
+            "sample of the rows that fits in memory."
+        )
 
 
 def _warn_about_steps(record, estimator) -> None:
@@ -498,8 +517,11 @@ def _recalibrated_copy(estimator, policy, record):
     for name, value in estimator.get_params(deep=False).items():
         setattr(new, name, clone(value, safe=False))
     new.policy_ = policy
-    new.budget_ = record["budget"]
-    new.budget_status_ = "spent" if record["status"] == "met" else "saturated"
+    if record["requested_budget"] is not None:
+        # A budget given to recalibrate is the copy's budget; a default one
+        # (the fit's budget, or the cost it chose) leaves the fit's as it was.
+        new.budget_ = record["requested_budget"]
+        new.budget_status_ = "spent" if record["status"] == "met" else "saturated"
     new.expected_cost_ = record["cost"]
     new.recalibrated_cost_ = record["cost"]
     new.recalibration_ = record
@@ -651,12 +673,13 @@ class ExitReport:
 def exit_report(estimator, X) -> ExitReport:
     """See :meth:`~skadaptive.AdaptiveCascadeClassifier.exit_report`."""
     check_is_fitted(estimator)
+    _refuse_lazy(X, "exit_report")
+    if _num_samples(X) == 0:
+        raise ValueError("exit_report needs at least one row; X has 0 rows.")
     result = estimator.route(X)
     ran = result.ran.T if estimator.policy_.skips else None
     n_stages = len(estimator.cumulative_costs_)
     n_rows = len(result.exit_stage)
-    if n_rows == 0:
-        raise ValueError("exit_report needs at least one row; X has 0 rows.")
     record = getattr(estimator, "recalibration_", None)
     if record is not None:
         expected_rates = record["exit_rates"]

@@ -236,9 +236,14 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     if router.learner is None and router.constant == 0:
         better, reason = False, "it starts every row at the first stage"
     elif estimator.budget is not None:
-        better = _better_within_budget(
-            figures["with"], figures["without"], estimator.budget
-        )
+        # With budget_confidence, within the budget searched (lowered for
+        # the margin), as the policy's own thresholds were chosen.
+        limit = estimator.budget
+        if estimator.budget_confidence is not None:
+            limit = min(
+                limit, (estimator.budget_search_ or {}).get("searched_budget", limit)
+            )
+        better = _better_within_budget(figures["with"], figures["without"], limit)
         reason = (
             "within the budget, it was more accurate or as accurate and cheaper"
             if better
@@ -262,6 +267,9 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     estimator.router_cost_ = cost
     estimator.policy_ = routed.policy
     estimator.exit_rates_ = in_sample.exit_rates
+    # Thresholds chosen again on routed paths (and late starts) may send rows
+    # past the deepest stage of the policy without the router.
+    estimator.deepest_stage_ = int(np.flatnonzero(in_sample.exit_rates > 0).max())
     estimator.policy_rows_accuracy_ = in_sample.accuracy
     estimator.policy_rows_cost_ = cost + estimator._cost_of_rates(
         in_sample.exit_rates, in_sample.run_rates

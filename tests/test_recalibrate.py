@@ -617,3 +617,49 @@ def test_cli_help_describes_recalibrate():
         assert len(text) > 12 and not text.startswith("("), action.option_strings
     text = " ".join(command.format_help().split())
     assert "No label is needed" in text and "exit report" in text
+
+
+def test_a_default_target_leaves_the_user_s_budget_and_status_alone():
+    """Where the fit left its budget unspent, recalibrating aims at the cost it
+    chose, but ``budget_`` stays the user's: a monitor reading ``over_budget``
+    must not raise a false alarm for a cost within the user's budget."""
+    cascade = _cascade()
+    saturated = copy.copy(cascade)
+    saturated.budget_status_ = "saturated"
+    saturated.expected_cost_ = 0.8 * cascade.budget_
+    _, _, (X, _), *_ = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new = saturated.recalibrate(X)
+    assert new.recalibration_["budget"] == pytest.approx(0.8 * cascade.budget_)
+    assert new.budget_ == cascade.budget_
+    assert new.budget_status_ == "saturated"
+    assert not new.exit_report(X).over_budget
+    # A budget given here is the copy's own.
+    given = cascade.recalibrate(X, budget=0.9 * cascade.budget_)
+    assert given.budget_ == pytest.approx(0.9 * cascade.budget_)
+
+
+def test_a_default_target_a_rounding_error_below_the_first_stage_is_met():
+    cascade = copy.copy(_cascade())
+    cascade.budget_ = None
+    cascade.expected_cost_ = cascade.costs_[0] * (1 - 1e-16) - 1e-16
+    _, _, (X, _), *_ = _data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        new = cascade.recalibrate(X)
+    assert new.recalibrated_cost_ == pytest.approx(cascade.costs_[0])
+
+
+def test_dask_rows_and_non_numbers_are_refused_with_the_fix():
+    da = pytest.importorskip("dask.array")
+    cascade = _cascade()
+    _, _, (X, _), *_ = _data()
+    lazy = da.from_array(X, chunks=(300, X.shape[1]))
+    for method in (cascade.recalibrate, cascade.exit_report):
+        with pytest.raises(TypeError, match=r"X.compute\(\)"):
+            method(lazy)
+    with pytest.raises(TypeError, match="budget must be a number"):
+        cascade.recalibrate(X, budget="3")
+    with pytest.raises(ValueError, match="at least one row"):
+        cascade.exit_report(X[:0])

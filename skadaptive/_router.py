@@ -84,7 +84,8 @@ def check_auto_router_features(X) -> None:
             ensure_min_samples=0,
         )
     except (TypeError, ValueError) as exc:
-        raise ValueError(
+        # The same kind of error as scikit-learn's for such X.
+        raise type(exc)(
             f"router='auto' needs numeric features ({exc}): it is a standardised "
             "logistic regression on X as the stages get it. Pass router= a "
             "classifier (or Pipeline) that encodes your features."

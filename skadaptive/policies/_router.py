@@ -509,8 +509,9 @@ def learn_router(
     in_sample = search.evaluate_exits(final, exit_stage, price, ran)
     # Rows of a fold with nothing else to learn from (a handful of distinct
     # rows) keep their in-sample figures.
-    exits = {"with": exit_stage.copy(), "without": policy.walk(search.stage_probas)[0]}
-    runs = {"with": ran.copy(), "without": policy.walk(search.stage_probas)[1]}
+    plain_exits, plain_runs = policy.walk(search.stage_probas)
+    exits = {"with": exit_stage.copy(), "without": plain_exits}
+    runs = {"with": ran.copy(), "without": plain_runs}
     # Equal rows go to one fold, so that weight k on a row is k copies of it
     # (rows are told apart by their features too: rows with the same
     # answers and other features may be routed apart).

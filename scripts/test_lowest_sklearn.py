@@ -34,7 +34,12 @@ TESTS = [
     "tests/test_errors.py",
 ]
 # What those tests import besides the package (its [onnx,plot] extras).
-TEST_REQUIREMENTS = ["pytest>=7", "hypothesis>=6.80", "pandas>=1.5"]
+TEST_REQUIREMENTS = [
+    "pytest>=7",
+    "pytest-xdist>=3.2",
+    "hypothesis>=6.80",
+    "pandas>=1.5",
+]
 
 
 def lowest_scikit_learn() -> str:
@@ -67,7 +72,10 @@ def main(argv: list[str]) -> int:
         # From the repository root, with its pytest settings; the package is
         # this working tree (installed editable above).
         return subprocess.run(
-            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS, *argv],
+            [
+                *(python, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                *("-n", "auto", "--dist", "worksteal", *TESTS, *argv),
+            ],
             cwd=ROOT,
         ).returncode
 

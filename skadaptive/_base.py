@@ -760,6 +760,21 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.budget_ = self.budget
         if self.budget is not None:
             check_budget(self.budget, self.costs_, self._stage_names())
+        if (
+            self.policy == "disagreement"
+            and len(stage_probas) == 2
+            and getattr(self, "router", None) is None
+        ):
+            warnings.warn(
+                "policy='disagreement' cannot tell rows apart at the first "
+                "stage, which has no earlier stage to disagree with: with two "
+                "stages it answers every row at the first stage or every row "
+                "at the second. Use policy='uncertainty' (where the first "
+                "stage gives its own uncertainty) or the default learned "
+                "policy to defer only some rows.",
+                UserWarning,
+                stacklevel=4,
+            )
         variable, share = self._cost_parts()
         chosen = choose_with_call_costs(
             self._policy_search_maker(stage_probas, y_encoded, sample_weight),

@@ -74,3 +74,21 @@ def pytest_configure(config):
             module.budget_thresholds = broken
     assert _policy_search.budget_thresholds is broken
     assert _skips.budget_thresholds is broken
+
+
+#: Tests that take a minute or more on 2 cores (each runs processes of its
+#: own). They start first: the README's test command runs the suite on as
+#: many pytest-xdist workers as there are cores, and a long test started last
+#: would run alone at the end while the other workers wait.
+LONG_TESTS = (
+    "tests/test_budgets.py::test_every_budget_test_fails_against_a_broken_search[ignore]",
+    "tests/test_budgets.py::test_every_budget_test_fails_against_a_broken_search[half]",
+    "tests/test_docs.py::test_readme_python_examples_run_as_written",
+    "tests/test_docs.py::test_docs_build_without_warnings",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move :data:`LONG_TESTS` to the front, in their order (a stable sort)."""
+    rank = {nodeid: i for i, nodeid in enumerate(LONG_TESTS)}
+    items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))

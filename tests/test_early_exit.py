@@ -319,8 +319,7 @@ def test_a_rows_answer_depends_on_neither_its_batch_nor_its_position(
 )
 def test_budget_is_met_on_the_held_out_rows(fraction, policy):
     budget = 5 + fraction * 35  # from the first exit's cost to all 40 trees
-    ee = _frozen_ee(budget=budget).with_policy(budget=budget, policy=policy)
-    assert_budget_spent_well(ee)
+    assert_budget_spent_well(_frozen_ee(budget=budget, policy=policy))
 
 
 @settings(max_examples=10)

@@ -2,6 +2,7 @@
 
 import functools
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -21,6 +22,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import BayesianRidge, LinearRegression, LogisticRegression
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 from sklearn.neighbors import KNeighborsRegressor
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
@@ -126,6 +128,42 @@ def test_stage_uncertainty_is_return_std_or_the_spread_of_a_forest():
     assert_array_equal(
         regression_answers(LinearRegression().fit(X, y), X_test)[:, 1], 0
     )
+
+
+def test_a_pipeline_answers_with_its_last_steps_uncertainty():
+    X, X_test, y, _ = _data()
+    scaler = StandardScaler().fit(X)
+    for last in (
+        BayesianRidge(),
+        RandomForestRegressor(n_estimators=8, random_state=0),
+    ):
+        pipeline = make_pipeline(StandardScaler(), clone(last)).fit(X, y)
+        alone = clone(last).fit(scaler.transform(X), y)
+        expected = regression_answers(alone, scaler.transform(X_test))
+        assert (expected[:, 1] > 0).mean() > 0.9
+        for stage in (
+            pipeline,
+            FrozenEstimator(pipeline),
+            make_pipeline(FrozenEstimator(pipeline)),
+        ):
+            answers = regression_answers(stage, X_test)
+            assert_allclose(answers, expected, atol=1e-10)
+            assert_allclose(answers[:, 0], pipeline.predict(X_test), atol=1e-10)
+    plain = make_pipeline(StandardScaler(), LinearRegression()).fit(X, y)
+    assert_array_equal(regression_answers(plain, X_test)[:, 1], 0)
+
+
+def test_disagreement_with_two_stages_warns_that_it_cannot_split_the_rows():
+    with pytest.warns(UserWarning, match="no earlier stage to disagree with"):
+        two = _fitted_cascade().with_policy(policy="disagreement", cost_weight=0.05)
+    # The warning is true: every row answers at the same stage.
+    assert np.isin(two.exit_rates_, (0.0, 1.0)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        _frozen_forest_ee().fit(*_data()[::2]).with_policy(
+            policy="disagreement", cost_weight=0.05
+        )
+        _fitted_cascade().with_policy(policy="uncertainty", cost_weight=0.05)
 
 
 def test_scale_makes_a_constant_prediction_cost_one():

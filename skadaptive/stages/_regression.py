@@ -12,6 +12,9 @@ uncertainty of a stage is, in this order of preference:
   tree predictions;
 - 0 otherwise.
 
+A :class:`~sklearn.pipeline.Pipeline` is looked through: its last step's
+uncertainty is used, on the rows as the steps before it transform them.
+
 The exit policy works on a target scale learned at fit
 (:func:`regression_scale`): :class:`ScaledAnswers` centres and scales every
 answer, so that the policy's loss, features and thresholds are unit-free.
@@ -24,6 +27,7 @@ from inspect import signature
 import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 
 from ._independent import IndependentStages
 from ._tree_exits import TreeEnsembleExits
@@ -36,6 +40,16 @@ def _returns_std(estimator) -> bool:
         return "return_std" in signature(estimator.predict).parameters
     except (TypeError, ValueError):
         return False
+
+
+def _has_own_uncertainty(model) -> bool:
+    if isinstance(model, FrozenEstimator):
+        model = model.estimator
+    if isinstance(model, Pipeline):
+        return _has_own_uncertainty(model[-1])
+    return _returns_std(model) or (
+        isinstance(model, _FORESTS) and model.n_outputs_ == 1
+    )
 
 
 def regression_answers(estimator, X) -> np.ndarray:
@@ -64,6 +78,11 @@ def regression_answers(estimator, X) -> np.ndarray:
     array([[0.01, 0.  ]])
     """
     model = estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
+    if isinstance(model, Pipeline) and _has_own_uncertainty(model[-1]):
+        # The last step's uncertainty, on the rows as the steps before it
+        # pass them on (what Pipeline.predict does, without its routing).
+        rows = model[:-1].transform(X) if len(model) > 1 else X
+        return regression_answers(model[-1], rows)
     if isinstance(model, _FORESTS) and model.n_outputs_ == 1:
         # One exit after all the trees: their mean and spread, with the rows
         # validated as the forest's own predict validates them.

@@ -183,6 +183,54 @@ def synthetic(quick: bool = False) -> Benchmark:
 DATASETS = {"digits": digits, "mnist1d": mnist1d, "make_classification": synthetic}
 
 
+def mnist1d_small(quick: bool = False, middle=None) -> Benchmark:
+    """6,000 mnist1d rows (40 % for test): logistic regression, ``middle``
+    where given, a 30-tree forest and 100-iteration boosting (the cascade of
+    the skip and recalibration benchmarks)."""
+    X, y = mnist1d_rows(2000 if quick else 6000)
+    stages = [
+        ("logistic", _linear()),
+        *([("tree", middle)] if middle is not None else []),
+        (
+            "forest",
+            RandomForestClassifier(
+                10 if quick else 30, max_depth=12, random_state=SEED
+            ),
+        ),
+        (
+            "boosting",
+            HistGradientBoostingClassifier(
+                max_iter=15 if quick else 100, early_stopping=False, random_state=SEED
+            ),
+        ),
+    ]
+    return _split("mnist1d", X, y, 0.4, stages)
+
+
+def classification_mlps(
+    quick: bool = False, middle=None, quick_rows: int = 3000
+) -> Benchmark:
+    """6,000 rows of a 5-class ``make_classification`` (half for test):
+    logistic regression, ``middle`` where given, and two MLPs (the cascade of
+    the skip and recalibration benchmarks)."""
+    X, y = make_classification(
+        n_samples=quick_rows if quick else 6000,
+        n_features=20,
+        n_informative=10,
+        n_redundant=4,
+        n_classes=5,
+        n_clusters_per_class=3,
+        random_state=SEED,
+    )
+    stages = [
+        ("logistic", _linear()),
+        *([("tree", middle)] if middle is not None else []),
+        ("small_mlp", _mlp((64,), max_iter=100 if quick else 300)),
+        ("big_mlp", _mlp((64, 64) if quick else (128, 128), max_iter=300)),
+    ]
+    return _split("make_classification", X, y, 0.5, stages)
+
+
 def load(name: str, quick: bool = False) -> Benchmark:
     """The benchmark called ``name`` (a key of :data:`DATASETS`)."""
     return DATASETS[name](quick=quick)

@@ -42,10 +42,9 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.datasets import load_digits, make_classification
+from sklearn.datasets import load_digits
 from sklearn.ensemble import (
     ExtraTreesClassifier,
-    HistGradientBoostingClassifier,
     RandomForestClassifier,
 )
 from sklearn.tree import DecisionTreeClassifier
@@ -55,7 +54,7 @@ from skadaptive import AdaptiveCascadeClassifier
 
 from ._tables import described_report, run_and_write, table
 from ._tables import environment as machine
-from .datasets import SEED, _linear, _mlp, _split, mnist1d_rows
+from .datasets import SEED, _linear, _split, classification_mlps, mnist1d_small
 
 BUDGETS = (0.10, 0.25, 0.50)
 MIDDLE_COSTS = {"cheap middle": 3.0, "expensive middle": 30.0}
@@ -90,44 +89,11 @@ def _digits(quick):
 
 
 def _mnist1d(quick):
-    X, y = mnist1d_rows(2000 if quick else 6000)
-    stages = [
-        ("logistic", _linear()),
-        ("tree", _middle()),
-        (
-            "forest",
-            RandomForestClassifier(
-                10 if quick else 30, max_depth=12, random_state=SEED
-            ),
-        ),
-        (
-            "boosting",
-            HistGradientBoostingClassifier(
-                max_iter=15 if quick else 100, early_stopping=False, random_state=SEED
-            ),
-        ),
-    ]
-    return _split("mnist1d", X, y, 0.4, stages)
+    return mnist1d_small(quick, middle=_middle())
 
 
 def _synthetic(quick):
-    n_rows = 3000 if quick else 6000
-    X, y = make_classification(
-        n_samples=n_rows,
-        n_features=20,
-        n_informative=10,
-        n_redundant=4,
-        n_classes=5,
-        n_clusters_per_class=3,
-        random_state=SEED,
-    )
-    stages = [
-        ("logistic", _linear()),
-        ("tree", _middle()),
-        ("small_mlp", _mlp((64,), max_iter=100 if quick else 300)),
-        ("big_mlp", _mlp((64, 64) if quick else (128, 128), max_iter=300)),
-    ]
-    return _split("make_classification", X, y, 0.5, stages)
+    return classification_mlps(quick, middle=_middle())
 
 
 DATASETS = (_digits, _mnist1d, _synthetic)

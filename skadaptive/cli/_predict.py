@@ -99,27 +99,37 @@ def _known_labels(y, model, path):
     return y
 
 
-def run(args, out=None) -> int:
+def load_model_and_data(args) -> tuple:
+    """The saved model of ``args.model`` and the rows (and labels, where the
+    file has them) of ``args.data``, the labels checked against the model.
+
+    Returns ``(model, X, y, regression)``; ``y`` is None without labels.
+    """
     from sklearn.base import is_regressor
 
+    model = _load_model(args.model)
+    X, y = load_data(
+        args.data,
+        label=args.label,
+        x_key=args.x_key,
+        y_key=args.y_key,
+        require_labels=False,
+    )
+    regression = is_regressor(model)
+    if y is not None:
+        if regression:
+            y = regression_target(y, args.data)
+        else:
+            y = _known_labels(y, model, args.data)
+    return model, X, y, regression
+
+
+def run(args, out=None) -> int:
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
     progress = Progress(2)
     with progress.step("loading the model and the data"):
-        model = _load_model(args.model)
-        X, y = load_data(
-            args.data,
-            label=args.label,
-            x_key=args.x_key,
-            y_key=args.y_key,
-            require_labels=False,
-        )
-        regression = is_regressor(model)
-        if y is not None:
-            if regression:
-                y = regression_target(y, args.data)
-            else:
-                y = _known_labels(y, model, args.data)
+        model, X, y, regression = load_model_and_data(args)
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")

@@ -8,8 +8,8 @@ import warnings
 
 import numpy as np
 
-from ._io import CommandError, check_output, load_data, regression_target
-from ._predict import _error_line, _known_labels, _load_model
+from ._io import CommandError, check_output
+from ._predict import _error_line, load_model_and_data
 from ._progress import Progress
 
 
@@ -76,7 +76,6 @@ def add_parser(commands) -> None:
 
 def run(args, out=None) -> int:
     import joblib
-    from sklearn.base import is_regressor
 
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
@@ -86,21 +85,7 @@ def run(args, out=None) -> int:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     progress = Progress(3)
     with progress.step("loading the model and the data"):
-        model = _load_model(args.model)
-        X, y = load_data(
-            args.data,
-            label=args.label,
-            x_key=args.x_key,
-            y_key=args.y_key,
-            require_labels=False,
-        )
-        regression = is_regressor(model)
-        if y is not None:
-            y = (
-                regression_target(y, args.data)
-                if regression
-                else _known_labels(y, model, args.data)
-            )
+        model, X, y, regression = load_model_and_data(args)
     batch_size = model.batch_size
     if args.batch_size is not None:
         model.set_params(batch_size=args.batch_size)

@@ -120,12 +120,12 @@ def mnist1d_rows(num_samples: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def mnist1d(quick: bool = False) -> Benchmark:
-    """mnist1d generated locally (never downloaded); 12,000 test rows."""
-    num_samples = 2000 if quick else 30000
-    X, y = mnist1d_rows(num_samples)
-    stages = [
+def _mnist1d_stages(quick: bool, boosting_rounds: int, middle=None) -> list:
+    """Logistic regression, ``middle`` where given, a 30-tree forest and
+    gradient boosting with ``boosting_rounds`` (10 trees and 15 rounds when quick)."""
+    return [
         ("logistic", _linear()),
+        *([("tree", middle)] if middle is not None else []),
         (
             "forest",
             RandomForestClassifier(
@@ -135,10 +135,19 @@ def mnist1d(quick: bool = False) -> Benchmark:
         (
             "boosting",
             HistGradientBoostingClassifier(
-                max_iter=15 if quick else 200, early_stopping=False, random_state=SEED
+                max_iter=15 if quick else boosting_rounds,
+                early_stopping=False,
+                random_state=SEED,
             ),
         ),
     ]
+
+
+def mnist1d(quick: bool = False) -> Benchmark:
+    """mnist1d generated locally (never downloaded); 12,000 test rows."""
+    num_samples = 2000 if quick else 30000
+    X, y = mnist1d_rows(num_samples)
+    stages = _mnist1d_stages(quick, boosting_rounds=200)
     test_size = 0.4 if quick else 12000
     notes = [
         f"mnist1d.make_dataset with num_samples={num_samples}, "
@@ -188,22 +197,7 @@ def mnist1d_small(quick: bool = False, middle=None) -> Benchmark:
     where given, a 30-tree forest and 100-iteration boosting (the cascade of
     the skip and recalibration benchmarks)."""
     X, y = mnist1d_rows(2000 if quick else 6000)
-    stages = [
-        ("logistic", _linear()),
-        *([("tree", middle)] if middle is not None else []),
-        (
-            "forest",
-            RandomForestClassifier(
-                10 if quick else 30, max_depth=12, random_state=SEED
-            ),
-        ),
-        (
-            "boosting",
-            HistGradientBoostingClassifier(
-                max_iter=15 if quick else 100, early_stopping=False, random_state=SEED
-            ),
-        ),
-    ]
+    stages = _mnist1d_stages(quick, boosting_rounds=100, middle=middle)
     return _split("mnist1d", X, y, 0.4, stages)
 
 

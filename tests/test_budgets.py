@@ -119,6 +119,57 @@ def test_threshold_search_equals_an_exhaustive_search(seed, fraction):
     assert found_loss == pytest.approx(best_loss, abs=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_decisions=st.integers(2, 4),
+    per_row=st.booleans(),
+    fraction=st.floats(0.0, 1.0),
+)
+def test_pair_move_at_once_equals_one_value_at_a_time(
+    seed, n_decisions, per_row, fraction
+):
+    """The vectorised pair move finds the loss and cost of the loop over values,
+    with skipped stages (NaN scores), rows of weight 0, tied scores and costs
+    per row."""
+    rng = np.random.default_rng(seed)
+    n_rows, n_stages = 30, n_decisions + 1
+    scores = rng.integers(0, 8, (n_decisions, n_rows)) / 8.0  # many ties
+    scores[rng.random(scores.shape) < 0.15] = np.nan
+    loss = rng.random((n_stages, n_rows))
+    cumulative = np.cumsum(rng.random(n_stages) + 0.1)
+    if per_row:
+        cumulative = cumulative[:, None] * rng.uniform(0.5, 1.5, n_rows)
+    weight = rng.integers(0, 3, n_rows).astype(float)
+    weight[0] = 1.0
+    problem = _thresholds.ThresholdProblem(scores, loss, cumulative, weight)
+    low, high = (
+        problem.first_stage_cost,
+        problem.totals(np.full(n_decisions, np.inf))[1],
+    )
+    # As budget_thresholds gives it: sums in another order may differ by a bit.
+    budget = (low + fraction * (high - low)) * (1 + _thresholds.BUDGET_RTOL)
+    thresholds = np.where(rng.random(n_decisions) < 0.5, np.inf, 0.4)
+    for first, second in [
+        (0, 1),
+        (0, n_decisions - 1),
+        (n_decisions - 2, n_decisions - 1),
+    ]:
+        values = np.concatenate(
+            [_thresholds.cuts_between(problem.distinct_scores(first)), [np.inf]]
+        )
+        chosen = problem.best_pair_within(first, second, thresholds, values, budget)
+        each = _thresholds._best_pair_on_each(
+            problem, thresholds, first, second, budget, values
+        )
+        assert (chosen is None) == (each is None)
+        if each is not None:
+            trial = thresholds.copy()
+            trial[first] = values[chosen]
+            found = problem.best_cut_within(second, trial, budget)
+            assert found[1:] == pytest.approx(each[2:], abs=1e-12)
+
+
 # ------------------------------------------------------------------ estimators
 
 

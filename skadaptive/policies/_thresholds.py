@@ -335,6 +335,57 @@ class ThresholdProblem:
         best = affordable[np.lexsort((cost[affordable], loss[affordable]))[0]]
         return float(table.threshold[best]), float(loss[best]), float(cost[best])
 
+    def best_pair_within(self, first, second, thresholds, values, budget):
+        """The value of exit ``first``'s threshold with the best cut of ``second``.
+
+        All values at once: the rows that reach ``second`` are those that
+        reach ``first`` without exiting there or in between, so the loss and
+        cost of every (value, cut) pair are partial sums over ``second``'s
+        rows in score order, masked by which of them exit at ``first``.
+        ``first`` must come before ``second``.
+
+        Returns the index into ``values`` of the best value (loss, then cost;
+        the first one on ties), or None when no pair is within the budget.
+        """
+        values = np.asarray(values, dtype=np.float64)
+        probe = np.array(thresholds, dtype=np.float64)
+        probe[first] = probe[second] = np.inf
+        # Where each row answers when it exits at neither of the two exits.
+        rest = first_reaching(self.scores, probe)
+        rows = np.flatnonzero(rest >= first)  # the rows that reach `first`
+        rest_loss = self.stage_loss[rest, self._rows]
+        rest_cost = np.broadcast_to(self._cost(rest, self._rows), (self.n_rows,))
+        w = self.weight
+        exits_first = self.scores[first, rows][None, :] >= values[:, None]
+        gain_loss = w[rows] * (self.stage_loss[first, rows] - rest_loss[rows])
+        gain_cost = w[rows] * (self._cost(first, rows) - rest_cost[rows])
+        base_loss = float(w @ rest_loss) + exits_first @ gain_loss
+        base_cost = float(w @ rest_cost) + exits_first @ gain_cost
+        # The rows that can reach `second`, by decreasing score there.
+        order = self._order[second]
+        order = order[rest[order] > second]
+        score = self.scores[second, order]
+        deferring = ~(self.scores[first, order][None, :] >= values[:, None])
+        zero = np.zeros((len(values), 1))
+        step_loss = w[order] * (self.stage_loss[second, order] - rest_loss[order])
+        step_cost = w[order] * (self._cost(second, order) - rest_cost[order])
+        loss = np.hstack([zero, np.cumsum(deferring * step_loss, axis=1)])
+        cost = np.hstack([zero, np.cumsum(deferring * step_cost, axis=1)])
+        valid = np.ones(len(order) + 1, dtype=bool)
+        valid[1:-1] = score[:-1] - score[1:] > TIE_RTOL * (1.0 + np.abs(score[:-1]))
+        loss = base_loss[:, None] + loss[:, valid]
+        cost = base_cost[:, None] + cost[:, valid]
+        affordable = cost <= budget
+        if not affordable.any():
+            return None
+        loss = np.where(affordable, loss, np.inf)
+        best_loss = loss.min(axis=1)
+        best_cost = np.where(loss == best_loss[:, None], cost, np.inf).min(axis=1)
+        candidates = np.flatnonzero(np.isfinite(best_cost))
+        return int(
+            candidates[np.lexsort((best_cost[candidates], best_loss[candidates]))[0]]
+        )
+
     def best_cut_weighted(self, stage, thresholds, cost_weight):
         """The threshold of ``stage`` minimising ``loss + cost_weight * cost``.
 
@@ -547,6 +598,19 @@ def _best_pair(problem, thresholds, first, second, budget, refine=True):
 
 def _best_pair_on(problem, thresholds, first, second, budget, values):
     values = np.concatenate([values, [np.inf]])
+    chosen = problem.best_pair_within(first, second, thresholds, values, budget)
+    if chosen is not None:
+        trial = thresholds.copy()
+        trial[first] = values[chosen]
+        found = problem.best_cut_within(second, trial, budget)
+        if found is not None:
+            return (float(values[chosen]), *found)
+    # Within rounding of the budget, the one-value-at-a-time search decides.
+    return _best_pair_on_each(problem, thresholds, first, second, budget, values)
+
+
+def _best_pair_on_each(problem, thresholds, first, second, budget, values):
+    """:func:`_best_pair_on` one value of the first threshold at a time."""
     best = None
     trial = thresholds.copy()
     for value in values:

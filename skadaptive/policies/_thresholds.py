@@ -293,47 +293,82 @@ class ThresholdProblem:
             float(self.weight @ self._cost(exit_stage, self._rows)),
         )
 
+    def _steps(self, stage: int, thresholds):
+        """Partial sums behind :meth:`cuts`, without the thresholds.
+
+        Returns ``(sorted_score, n_exiting, loss_change, cost_change,
+        base_loss, base_cost)``: the scores of the rows that reach ``stage``
+        in decreasing order, the numbers of top rows that each distinct cut
+        exits, the weighted changes at those cuts, and the average loss and
+        cost when no row exits at ``stage``.
+        """
+        decisions = self.scores >= np.asarray(thresholds)[:, None]
+        exit_stage = first_exit(decisions)
+        reaches = exit_stage >= stage
+        # Where a row that reaches `stage` goes if it does not exit there.
+        later = stage + 1 + first_exit(decisions[stage + 1 :])
+        deferred = np.where(reaches, later, exit_stage)
+        base_loss = float(self.weight @ self.stage_loss[deferred, self._rows])
+        base_cost = float(self.weight @ self._cost(deferred, self._rows))
+        order = self._order[stage]
+        rows = order[reaches[order]]
+        weight, after = self.weight[rows], later[rows]
+        score = self.scores[stage, rows]
+        loss = np.empty(len(rows) + 1)
+        cost = np.empty(len(rows) + 1)
+        loss[0] = cost[0] = 0.0
+        np.cumsum(
+            weight * (self.stage_loss[stage, rows] - self.stage_loss[after, rows]),
+            out=loss[1:],
+        )
+        np.cumsum(
+            weight * (self._cost(stage, rows) - self._cost(after, rows)), out=cost[1:]
+        )
+        valid = np.ones(len(rows) + 1, dtype=bool)
+        valid[1:-1] = score[:-1] - score[1:] > TIE_RTOL * (1.0 + np.abs(score[:-1]))
+        n_exiting = np.flatnonzero(valid)
+        return score, n_exiting, loss[n_exiting], cost[n_exiting], base_loss, base_cost
+
+    @staticmethod
+    def _threshold_at(score: np.ndarray, n_exiting: int) -> float:
+        """The cut exiting exactly the top ``n_exiting`` of ``score`` (decreasing).
+
+        Every row exiting comes first: with no rows, the cut is ``-inf``.
+        """
+        if n_exiting == len(score):
+            return -np.inf
+        if n_exiting == 0:
+            return np.inf
+        return float(0.5 * (score[n_exiting - 1] + score[n_exiting]))
+
     def cuts(self, stage: int, thresholds) -> tuple[CutTable, float, float]:
         """Every cut of exit ``stage``'s threshold, the others held fixed.
 
         Returns the table and the average loss and cost when no row exits at
         ``stage`` (the table's changes are relative to that).
         """
-        exit_stage = first_reaching(self.scores, thresholds)
-        reaches = exit_stage >= stage
-        # Where a row that reaches `stage` goes if it does not exit there.
-        later = (
-            stage
-            + 1
-            + first_reaching(self.scores[stage + 1 :], thresholds[stage + 1 :])
+        score, n_exiting, loss, cost, base_loss, base_cost = self._steps(
+            stage, thresholds
         )
-        deferred = np.where(reaches, later, exit_stage)
-        base_loss = float(self.weight @ self.stage_loss[deferred, self._rows])
-        base_cost = float(self.weight @ self._cost(deferred, self._rows))
-        order = self._order[stage]
-        rows = order[reaches[order]]
-        table = cut_table(
-            self.scores[stage, rows],
-            self.stage_loss[stage, rows] - self.stage_loss[later[rows], rows],
-            self._cost(stage, rows) - self._cost(later[rows], rows),
-            self.weight[rows],
-            presorted=True,
-        )
-        return table, base_loss, base_cost
+        threshold = np.array([self._threshold_at(score, j) for j in n_exiting])
+        return CutTable(n_exiting, threshold, loss, cost), base_loss, base_cost
 
     def best_cut_within(self, stage, thresholds, budget):
         """The loss-minimising threshold of ``stage`` within ``budget``, or None.
 
         Ties in loss go to the cheaper cut. Returns ``(threshold, loss, cost)``.
         """
-        table, base_loss, base_cost = self.cuts(stage, thresholds)
-        loss = base_loss + table.loss_change
-        cost = base_cost + table.cost_change
+        score, n_exiting, loss, cost, base_loss, base_cost = self._steps(
+            stage, thresholds
+        )
+        loss = base_loss + loss
+        cost = base_cost + cost
         affordable = np.flatnonzero(cost <= budget)
         if len(affordable) == 0:
             return None
         best = affordable[np.lexsort((cost[affordable], loss[affordable]))[0]]
-        return float(table.threshold[best]), float(loss[best]), float(cost[best])
+        threshold = self._threshold_at(score, n_exiting[best])
+        return threshold, float(loss[best]), float(cost[best])
 
     def best_pair_within(self, first, second, thresholds, values, budget):
         """The value of exit ``first``'s threshold with the best cut of ``second``.
@@ -392,10 +427,11 @@ class ThresholdProblem:
         Ties go to the cut that exits fewest rows (the conservative choice when
         the data cannot tell the options apart).
         """
-        table, _, _ = self.cuts(stage, thresholds)
-        risk = table.loss_change + cost_weight * table.cost_change
-        best = np.flatnonzero(risk <= risk.min() + 1e-12 * max(1.0, abs(risk.min())))
-        return float(table.threshold[best[0]])
+        score, n_exiting, loss, cost, _, _ = self._steps(stage, thresholds)
+        risk = loss + cost_weight * cost
+        least = risk.min()
+        best = int(np.argmax(risk <= least + 1e-12 * max(1.0, abs(least))))
+        return self._threshold_at(score, n_exiting[best])
 
 
 def lagrangian_thresholds(problem: ThresholdProblem, cost_weight: float) -> np.ndarray:

@@ -240,6 +240,32 @@ def test_learned_policy_beats_random_deferral_and_the_heuristics_at_a_budget():
         assert learned <= mean_squared_error(y_test, other.predict(X_test))
 
 
+@functools.cache
+def _banded_data():
+    """As :func:`_data`, but the step only a tree model learns is added where
+    the linear part lies in two bands, (1, 2) and above 4: the first stage is
+    wrong in the middle of its range and at one end, right elsewhere, which
+    no rule linear in its prediction and that prediction's square can tell."""
+    rng = np.random.default_rng(1)
+    X = rng.random((3000, 5))
+    linear = 3 * X[:, 1] + 2 * X[:, 2]
+    step = 3 * np.sign(np.cos(2 * np.pi * X[:, 3]))
+    hard = ((linear > 1) & (linear < 2)) | (linear > 4)
+    y = linear + np.where(hard, step, 0) + 0.1 * rng.standard_normal(3000)
+    return X[:2000], X[2000:], y[:2000], y[2000:], hard[2000:]
+
+
+def test_the_policy_follows_a_first_stage_wrong_in_bands_of_its_prediction():
+    """The default policy's piecewise-linear features of the prediction let it
+    defer exactly the rows of both bands at a budget that buys no more."""
+    X, X_test, y, y_test, hard = _banded_data()
+    budget = 1.0 + 30.0 * (hard.mean() + 0.03)
+    cascade = _cascade(budget=budget).fit(X, y)
+    deferred = cascade.predict_exit(X_test) == 1
+    assert deferred[hard].mean() > 0.85
+    assert deferred[~hard].mean() < 0.1
+
+
 @settings(max_examples=10)
 @given(
     batch_size=st.integers(1, 50),

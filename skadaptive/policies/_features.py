@@ -97,6 +97,22 @@ def policy_features(
     return np.hstack(columns)
 
 
+#: Knots of the piecewise-linear basis of a regression stage's prediction (on
+#: the target's scale learned at fit: centred, unit spread): the deciles of a
+#: standard normal, so that about a tenth of a typical target lies between two.
+PREDICTION_KNOTS = (
+    -1.2816,
+    -0.8416,
+    -0.5244,
+    -0.2533,
+    0.0,
+    0.2533,
+    0.5244,
+    0.8416,
+    1.2816,
+)
+
+
 def regression_features(history: list[np.ndarray], kind: str) -> np.ndarray:
     """Policy features of regression answers, after the last stage in ``history``.
 
@@ -116,7 +132,12 @@ def regression_features(history: list[np.ndarray], kind: str) -> np.ndarray:
         no probability vector in regression): those, plus the current
         prediction and its square (how far from the typical target the row
         is), every earlier stage's prediction, and the current stage's
-        absolute difference from each of them.
+        absolute difference from each of them. ``"probabilities"`` adds a
+        piecewise-linear basis of the current prediction, ``max(0,
+        prediction - k)`` for each knot ``k`` of :data:`PREDICTION_KNOTS`: a
+        stage's error often varies with the level of its prediction in no
+        monotone way (small in some ranges of the target, large in others),
+        which one linear term and its square cannot follow.
 
     Returns
     -------
@@ -131,6 +152,8 @@ def regression_features(history: list[np.ndarray], kind: str) -> np.ndarray:
     array([[0.2, 1. ]])
     >>> regression_features([first, second], "history")
     array([[0.2 , 1.  , 1.5 , 2.25, 0.5 ]])
+    >>> regression_features([first, second], "probabilities")[0, 5:].round(2)
+    array([2.78, 2.34, 2.02, 1.75, 1.5 , 1.25, 0.98, 0.66, 0.22])
     """
     current = np.asarray(history[-1], dtype=np.float64)
     prediction = current[:, 0]
@@ -143,6 +166,8 @@ def regression_features(history: list[np.ndarray], kind: str) -> np.ndarray:
             columns.append(earlier[:, 0])
         for earlier in history[:-2]:
             columns.append(np.abs(prediction - earlier[:, 0]))
+    if kind == "probabilities":
+        columns += [np.maximum(prediction - knot, 0.0) for knot in PREDICTION_KNOTS]
     return np.column_stack(columns)
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_regression            # full run (about 15 minutes)
+    python -m benchmarks.run_regression            # full run (about 14 minutes)
     python -m benchmarks.run_regression --quick    # smoke run, writes nothing
 
 Three datasets: scikit-learn's bundled ``load_diabetes`` (442 rows of real
@@ -339,8 +339,13 @@ def markdown(results: dict) -> str:
                     f"within 2 % of the best stage ({best}, "
                     f"MSE {_mse(no_loss['best_stage_mse'])}) from a budget of "
                     f"{pct(no_loss['fraction'])} of the full cost: MSE "
-                    f"{_mse(no_loss['mse'])} at {no_loss['speed_up']:.2f}x less "
-                    "cost than that stage alone"
+                    f"{_mse(no_loss['mse'])} at a cost {no_loss['speed_up']:.2f}x "
+                    "smaller than that stage's alone"
+                    + (
+                        " (below 1: the cascade costs more than that stage)"
+                        if no_loss["speed_up"] < 1
+                        else ""
+                    )
                 )
             rows_text = (
                 f"{dataset['n_train']} training rows, {dataset['n_test']} test rows"
@@ -350,6 +355,14 @@ def markdown(results: dict) -> str:
                     f"means over {dataset['n_splits']} splits of repeated 3-fold "
                     f"cross-validation, about {rows_text} each; the scores column "
                     "counts the splits that chose each kind"
+                )
+            missing = [
+                f for f in BUDGETS if f not in {p["fraction"] for p in e["points"]}
+            ]
+            if missing:
+                rows_text += (
+                    f"; no {', '.join(pct(f) for f in missing)} row: the first "
+                    "exit alone costs more"
                 )
             blocks.append(
                 f"### {name}, {kind} ({rows_text})\n\n"

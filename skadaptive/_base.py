@@ -775,6 +775,23 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 UserWarning,
                 stacklevel=4,
             )
+        if self.policy == "uncertainty":
+            flat = [
+                name
+                for name, answers in zip(self._stage_names(), stage_probas[:-1])
+                if np.ptp(np.asarray(answers)[:, 1]) == 0
+            ]
+            if flat:
+                warnings.warn(
+                    f"policy='uncertainty' cannot tell rows apart at "
+                    f"{', '.join(repr(n) for n in flat)}: the stage gives no "
+                    "uncertainty of its own (the same for every row), so every "
+                    "row or none exits there. Use the default learned policy, "
+                    "or a stage that gives its own uncertainty "
+                    "(predict(..., return_std=True), a forest).",
+                    UserWarning,
+                    stacklevel=4,
+                )
         variable, share = self._cost_parts()
         chosen = choose_with_call_costs(
             self._policy_search_maker(stage_probas, y_encoded, sample_weight),

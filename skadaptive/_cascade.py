@@ -339,7 +339,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         from there), and kept only where its cross-fitted figures beat the
         policy without it (``router_search_``). Its own cost is the first
         entry of ``costs`` when ``costs`` are numbers (``n_stages + 1`` of
-        them), else measured. Needs ``answer="stage"``.
+        them), else measured.
 
     {shared_parameters}
 

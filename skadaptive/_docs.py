@@ -293,9 +293,13 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         Bolukbasi rules only. What the rule after stage k sees (see
         :func:`skadaptive.policies.regression_features`): ``"confidence"`` is
         stage k's uncertainty and its disagreement with stage k - 1;
-        ``"history"`` (and ``"probabilities"``, the same here) adds stage k's
-        prediction and its square, the earlier stages' predictions, and stage
-        k's differences from each of them.
+        ``"history"`` adds stage k's prediction and its square, the earlier
+        stages' predictions, and stage k's differences from each of them;
+        ``"probabilities"`` (there is no probability vector in regression)
+        adds a piecewise-linear basis of stage k's prediction, for a stage
+        whose error depends on the level of its prediction in no monotone
+        way. With a ``budget`` both are tried and the one with the lower
+        out-of-sample error is kept.
 
     tune_threshold : bool, default=True
         Bolukbasi rules only. Move each rule's cut on its learned score to the
@@ -308,8 +312,12 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         estimator reports are the matching errors in the target's units:
         mean squared or mean absolute error.
 
-    """ + _from(_SHARED_PARAMETERS, "cv").replace(
-    "number of stratified folds", "number of folds (KFold)"
+    """ + (
+    _from(_SHARED_PARAMETERS, "cv")
+    .replace("number of stratified folds", "number of folds (KFold)")
+    .replace("stage probabilities", "stage answers")
+    .replace("and of the probabilities", "and of the answers")
+    .replace("round the\n        probabilities", "round the\n        answers")
 )
 
 _REGRESSION_ATTRIBUTES = (

@@ -163,7 +163,16 @@ def test_disagreement_with_two_stages_warns_that_it_cannot_split_the_rows():
         _frozen_forest_ee().fit(*_data()[::2]).with_policy(
             policy="disagreement", cost_weight=0.05
         )
-        _fitted_cascade().with_policy(policy="uncertainty", cost_weight=0.05)
+        _frozen_forest_ee().fit(*_data()[::2]).with_policy(
+            policy="uncertainty", cost_weight=0.05
+        )
+
+
+def test_uncertainty_warns_at_a_stage_that_gives_none():
+    with pytest.warns(UserWarning, match="cannot tell rows apart at 'linear'"):
+        linear_first = _fitted_cascade().with_policy(policy="uncertainty", budget=10.0)
+    # The warning is true: the linear stage answers every row or none.
+    assert linear_first.exit_rates_[0] in (0.0, 1.0)
 
 
 def test_scale_makes_a_constant_prediction_cost_one():
@@ -514,6 +523,12 @@ def test_display_shows_the_error_or_r2_that_predict_gives():
     assert from_predictions.accuracy[0] == pytest.approx(
         mean_absolute_error(y_test, y_pred)
     )
+    # A continuous target plots its MSE by default; its "accuracy" is refused.
+    default = CostAccuracyDisplay.from_predictions(y_test, [y_pred], [1.0])
+    assert default.ax_.get_ylabel() == "MSE"
+    assert default.accuracy[0] == pytest.approx(mean_squared_error(y_test, y_pred))
+    with pytest.raises(ValueError, match="y_true is continuous"):
+        CostAccuracyDisplay.from_predictions(y_test, [y_pred], [1.0], metric="accuracy")
     X, _, y, _ = _data()
     absolute = _cascade(loss="absolute_error").fit(X[:600], y[:600])
     with pytest.raises(ValueError, match="metric='r2' is 1 - MSE"):

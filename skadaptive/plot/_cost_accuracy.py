@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from sklearn.base import is_regressor
+from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 
@@ -436,7 +437,7 @@ class CostAccuracyDisplay:
         baselines=None,
         cost_label: str = "average cost per row",
         name: str | None = None,
-        metric: str = "accuracy",
+        metric: str | None = None,
         ax=None,
         **kwargs,
     ) -> CostAccuracyDisplay:
@@ -455,9 +456,12 @@ class CostAccuracyDisplay:
         baselines : dict of str to (costs, accuracies), default=None
         cost_label : str, default="average cost per row"
         name : str, default=None
-        metric : {"accuracy", "mse", "mae", "r2"}, default="accuracy"
+        metric : {"accuracy", "mse", "mae", "r2"}, default=None
             What the y axis shows: the share of right labels, or for
-            regression the mean squared or absolute error, or R².
+            regression the mean squared or absolute error, or R². None:
+            ``"mse"`` when ``y_true`` is continuous (a regression target, as
+            :func:`sklearn.utils.multiclass.type_of_target` says), else
+            ``"accuracy"``; ``"accuracy"`` of a continuous target is refused.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -477,6 +481,14 @@ class CostAccuracyDisplay:
         array([0.75, 1.  ])
         """
         _pyplot("CostAccuracyDisplay.from_predictions")
+        continuous = type_of_target(y_true) == "continuous"
+        if metric is None:
+            metric = "mse" if continuous else "accuracy"
+        elif metric == "accuracy" and continuous:
+            raise ValueError(
+                "metric='accuracy' compares labels, but y_true is continuous (a "
+                "regression target): pass metric='mse', 'mae' or 'r2'."
+            )
         if metric not in _PREDICTION_METRICS:
             raise ValueError(
                 f"metric must be one of {sorted(_PREDICTION_METRICS)}; got {metric!r}."

@@ -988,7 +988,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         check_consistent_length(X, y)
         y_encoded = self._encode_new_targets(y)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(sample_weight, X)
+            sample_weight = _check_sample_weight(
+                sample_weight, X, ensure_non_negative=True
+            )
         alone = self._policy_answers(exit_probas(self._stage_source(), X))
         probas = combined_answers(self.combiners_, alone)
         correct = stage_correct(probas, y_encoded, self.loss)

@@ -12,10 +12,15 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         Maximum average cost per row, in the units of ``costs``. The fit
         chooses one threshold per exit directly for the budget: for each kind
         of exit score (this family's, and per-stage max probabilities, which
-        every family tries) the most accurate thresholds whose average cost on
-        the held-out policy rows is within it; the kind kept has the lowest
-        out-of-sample loss (5-fold cross-fitting over the policy rows) of
-        those tried, per-stage max probabilities included.
+        every family tries; the Bolukbasi families ``"linear"``,
+        ``"constant"`` and a classifier try their rules at three cost
+        weights, on ``policy_features`` and on ``"probabilities"``, and EENet's
+        correctness scores) the most accurate thresholds whose average cost
+        on the held-out policy rows is within it; the kind kept has the
+        lowest out-of-sample loss (5-fold cross-fitting over the policy rows)
+        of those tried, per-stage max probabilities included, so
+        ``policy_`` can hold rules of another kind than ``policy`` names
+        (``budget_search_`` lists every kind tried and the one kept).
         What is guaranteed is the average over rows like the policy rows;
         ``expected_cost_`` estimates it out of sample, and
         ``budget_confidence`` adds a margin. A budget below the first stage's
@@ -258,10 +263,15 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         Maximum average cost per row, in the units of ``costs``. The fit
         chooses one threshold per exit directly for the budget: for each kind
         of exit score (this family's, and per-stage disagreement thresholds,
-        which every family tries) the lowest-error thresholds whose average
-        cost on the held-out policy rows is within it; the kind kept has the
-        lowest out-of-sample loss (5-fold cross-fitting over the policy rows)
-        of those tried. What is guaranteed is the average over rows like the
+        which every family tries; the Bolukbasi families ``"linear"``,
+        ``"constant"`` and a classifier try their rules at three cost
+        weights, on ``policy_features`` and on ``"probabilities"``, and EENet's error
+        scores) the lowest-error thresholds whose average cost on the
+        held-out policy rows is within it; the kind kept has the lowest
+        out-of-sample loss (5-fold cross-fitting over the policy rows) of
+        those tried, so ``policy_`` can hold rules of another kind than
+        ``policy`` names (``budget_search_`` lists every kind tried and the
+        one kept). What is guaranteed is the average over rows like the
         policy rows; ``expected_cost_`` estimates it out of sample, and
         ``budget_confidence`` adds a margin. A budget below the first stage's
         cost cannot be met and is an error that says by how much.

@@ -152,9 +152,15 @@ class _SharedComputation:
         check = check_round_exits if is_booster_model(model) else check_tree_exits
         exits = check(exits, n_trees, **names)
         if len(exits) < 2:
+            fix = (
+                f"e.g. exits=[{n_trees // 4}, {n_trees}]"
+                if n_trees >= 4
+                else f"the model has {n_trees} tree(s) or round(s): fit it with "
+                "more (e.g. 100) to exit early"
+            )
             raise ValueError(
                 f"exits={list(exits)} has one exit; early exiting needs at least "
-                f"two (e.g. exits=[{max(1, n_trees // 4)}, {n_trees}])."
+                f"two ({fix})."
             )
         if self.costs is None:
             costs = np.diff(exits, prepend=0).astype(np.float64)

@@ -92,7 +92,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
                 raise
             classifier = type(self).__name__.replace("Regressor", "Classifier")
             raise ValueError(
-                f"y holds values that are not numbers (e.g. {np.ravel(y)[0]!r}): "
+                f"y holds values that are not numbers (e.g. {_not_a_number(y)!r}): "
                 f"{type(self).__name__} predicts a numeric target; use "
                 f"{classifier} for class labels."
             ) from error
@@ -261,3 +261,13 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         if is_lazy(X):
             return lazy_predict(self, X, "predict")
         return self.route(X).prediction
+
+
+def _not_a_number(y):
+    """The first value of ``y`` that does not convert to a float."""
+    for value in np.ravel(np.asarray(y, dtype=object)):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return np.ravel(y)[0]

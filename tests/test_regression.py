@@ -477,11 +477,24 @@ class _TwoOutputs(LinearRegression):
         return np.column_stack([prediction, prediction])
 
 
+class _StdNotReturned(LinearRegression):
+    def predict(self, X, return_std=False):
+        return super().predict(X)
+
+
+class _ShortStd(LinearRegression):
+    def predict(self, X, return_std=False):
+        prediction = super().predict(X)
+        return (prediction, np.ones(len(prediction) - 1)) if return_std else prediction
+
+
 @pytest.mark.parametrize(
     "stage, message",
     [
         (_NaNRegressor(), "stage 'bad' returned invalid predictions: values that"),
         (_TwoOutputs(), r"_TwoOutputs.predict returned predictions of shape"),
+        (_StdNotReturned(), r"_StdNotReturned.predict takes return_std, but"),
+        (_ShortStd(), r"returned \d+ predictions but \d+ standard deviations"),
     ],
 )
 def test_a_stage_that_answers_badly_is_named(stage, message):
@@ -606,6 +619,13 @@ def test_class_labels_are_refused_with_the_classifier_named():
         _cascade().fit(X, labels)
     with pytest.raises(ValueError, match="use EarlyExitClassifier"):
         EarlyExitRegressor(GradientBoostingRegressor()).fit(X, labels)
+    # The value named is one that is not a number.
+    mostly_numbers = np.arange(len(X)).astype(object)
+    mostly_numbers[-1] = "oops"
+    with pytest.raises(ValueError, match=r"not numbers \(e.g. 'oops'\)"):
+        _cascade().fit(X, mostly_numbers)
+    with pytest.raises(ValueError, match="has one exit.*fit it with more"):
+        EarlyExitRegressor(GradientBoostingRegressor(n_estimators=1)).fit(X, X[:, 0])
 
 
 # ---------------------------------------------- pieces the policies rely on
@@ -655,6 +675,23 @@ def test_oracle_and_budget_search_figures_are_errors_of_the_policy_rows():
         cascade.policy_rows_error_
     )
     assert (search["policy_rows_error"] > 0).all()
+
+
+@pytest.mark.parametrize("magnitude", [1e-170, 1e170])
+def test_the_target_scale_neither_underflows_nor_overflows(magnitude):
+    y = np.array([1.0, 2.0, 3.0, 10.0])
+    center, scale = regression_scale(y * magnitude)
+    assert center == pytest.approx(4.0 * magnitude)
+    assert scale == pytest.approx(np.sqrt(12.5) * magnitude)
+
+
+def test_evaluate_frontier_refuses_negative_weights():
+    cascade = _fitted_cascade()
+    _, X_test, _, y_test = _data()
+    weight = np.ones(len(y_test))
+    weight[::2] = -1.0
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        cascade.evaluate_frontier(X_test, y_test, sample_weight=weight)
 
 
 def test_the_target_scale_is_weighted_as_repeated_rows():

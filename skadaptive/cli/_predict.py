@@ -164,7 +164,8 @@ def run(args, out=None) -> int:
         for name, rate, run, cost in zip(names, rates, run_rates, model.costs_)
     ]
     print(f"{len(X)} rows predicted by {args.model}", file=out)
-    print(table(rows, ("stage", "exit rate", "run rate", "cost per row")), file=out)
+    header = ("stage", "exit rate", "run rate", "its own cost per row run")
+    print(table(rows, header), file=out)
     # A row pays for the stages it ran (which a policy that skips or routes
     # says) and the router's cost, if one is kept.
     skips = getattr(model.policy_, "skips", False)

@@ -93,11 +93,26 @@ def regression_answers(estimator, X) -> np.ndarray:
             # Numbers in an object array: some models' return_std path does
             # its arithmetic on X as given (BayesianRidge, scikit-learn 1.9).
             X = X.astype(np.float64)
-        prediction, std = model.predict(X, return_std=True)
-        prediction = _one_column(prediction, model)
+        returned = model.predict(X, return_std=True)
+        if not (isinstance(returned, tuple) and len(returned) == 2):
+            raise ValueError(
+                f"{type(model).__name__}.predict takes return_std, but "
+                "predict(X, return_std=True) did not return a pair (prediction, "
+                f"std); it returned {type(returned).__name__}. Return both there, "
+                "or remove the return_std argument if the model has no "
+                "uncertainty."
+            )
+        prediction = _one_column(returned[0], model)
+        std = _one_column(returned[1], model)
+        if len(std) != len(prediction):
+            raise ValueError(
+                f"{type(model).__name__}.predict(X, return_std=True) returned "
+                f"{len(prediction)} predictions but {len(std)} standard "
+                "deviations: it must return one of each per row."
+            )
         answers = np.empty((len(prediction), 2))
         answers[:, 0] = prediction
-        answers[:, 1] = _one_column(std, model)
+        answers[:, 1] = std
         return answers
     prediction = _one_column(estimator.predict(X), model)
     answers = np.zeros((len(prediction), 2))
@@ -171,7 +186,14 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
         scale = float(weight @ np.abs(y - center))
     else:
         center = float(weight @ y)
-        scale = float(np.sqrt(weight @ (y - center) ** 2))
+        # Squared after dividing by the largest deviation: a target of tiny
+        # (or huge) magnitude would otherwise underflow (or overflow).
+        largest = float(np.max(np.abs(y - center))) if len(y) else 0.0
+        scale = (
+            largest * float(np.sqrt(weight @ ((y - center) / largest) ** 2))
+            if largest > 0
+            else 0.0
+        )
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return center, scale

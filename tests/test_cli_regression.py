@@ -216,6 +216,11 @@ def test_frontier_of_regressors_with_absolute_error_and_a_budget(
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["loss"] == "absolute_error" and report["error_name"] == "MAE"
     assert report["chosen"]["policy_rows_cost"] <= 5 * (1 + 1e-9)
+    # The chosen row shows the exit rates it took on the evaluation rows.
+    rates = report["chosen"]["exit_rates"]
+    assert sum(rates) == pytest.approx(1.0)
+    chosen = next(line for line in out.splitlines() if line.startswith("chosen"))
+    assert chosen.split()[-1] == "/".join(f"{r:.2f}" for r in rates)
 
 
 # ------------------------------------------------------------------ refusals

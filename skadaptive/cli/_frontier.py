@@ -773,6 +773,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "accuracy": test["accuracy_at_fit"],
             "accuracy_interval": intervals["chosen"],
             "cost": test["cost_at_fit"],
+            "exit_rates": [float(r) for r in test["exit_rates_at_fit"]],
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
             "router": _router_report(cascade),
@@ -940,7 +941,10 @@ def format_points(report, figure, interval, rounded, columns) -> str:
             row(f"cost_weight={point['cost_weight']:.3g}", point, point["cost"], rates)
         )
     chosen = report["chosen"]
-    rows.append(row(f"chosen: {chosen['setting']}", chosen, chosen["cost"]))
+    chosen_rates = "/".join(f"{r:.2f}" for r in chosen["exit_rates"])
+    rows.append(
+        row(f"chosen: {chosen['setting']}", chosen, chosen["cost"], chosen_rates)
+    )
     return table(rows, columns)
 
 

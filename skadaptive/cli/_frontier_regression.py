@@ -204,6 +204,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "error": float(test["error_at_fit"]),
             "error_interval": intervals["chosen"],
             "cost": float(test["cost_at_fit"]),
+            "exit_rates": [float(r) for r in test["exit_rates_at_fit"]],
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
             "router": router_report(cascade),

@@ -156,10 +156,10 @@ def mnist1d(quick: bool = False) -> Benchmark:
     return _split("mnist1d", X, y, test_size, stages, notes, {"mnist1d": MNIST1D_SEED})
 
 
-def synthetic(quick: bool = False) -> Benchmark:
-    """make_classification: 5 classes of 3 clusters each, where a linear model fails."""
-    n_rows = 3000 if quick else 20000
-    X, y = make_classification(
+def _five_classes(n_rows: int) -> tuple:
+    """``n_rows`` of the 5-class ``make_classification`` problem of the cascade
+    benchmarks (3 clusters per class, where a linear model fails)."""
+    return make_classification(
         n_samples=n_rows,
         n_features=20,
         n_informative=10,
@@ -168,6 +168,12 @@ def synthetic(quick: bool = False) -> Benchmark:
         n_clusters_per_class=3,
         random_state=SEED,
     )
+
+
+def synthetic(quick: bool = False) -> Benchmark:
+    """make_classification: 5 classes of 3 clusters each, where a linear model fails."""
+    n_rows = 3000 if quick else 20000
+    X, y = _five_classes(n_rows)
     big = (64, 64) if quick else (512, 512)
     stages = [
         ("logistic", _linear()),
@@ -207,15 +213,7 @@ def classification_mlps(
     """6,000 rows of a 5-class ``make_classification`` (half for test):
     logistic regression, ``middle`` where given, and two MLPs (the cascade of
     the skip and recalibration benchmarks)."""
-    X, y = make_classification(
-        n_samples=quick_rows if quick else 6000,
-        n_features=20,
-        n_informative=10,
-        n_redundant=4,
-        n_classes=5,
-        n_clusters_per_class=3,
-        random_state=SEED,
-    )
+    X, y = _five_classes(quick_rows if quick else 6000)
     stages = [
         ("logistic", _linear()),
         *([("tree", middle)] if middle is not None else []),

@@ -151,6 +151,26 @@ def rule_features(rule, history: list[np.ndarray]) -> np.ndarray:
     return standardised(features, rule.mean, rule.scale, rule.low, rule.high)
 
 
+def distinct_cuts(sorted_score: np.ndarray) -> np.ndarray:
+    """The numbers of top rows that the distinct cuts of ``sorted_score`` exit.
+
+    ``sorted_score`` is in decreasing order; a cut between two scores closer
+    than rounding error (:data:`TIE_RTOL`) is no cut. Always 0 (no row) and
+    every row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._thresholds import distinct_cuts
+    >>> distinct_cuts(np.array([0.9, 0.7, 0.7, 0.2])).tolist()
+    [0, 1, 3, 4]
+    """
+    valid = np.ones(len(sorted_score) + 1, dtype=bool)
+    gap = sorted_score[:-1] - sorted_score[1:]
+    valid[1:-1] = gap > TIE_RTOL * (1.0 + np.abs(sorted_score[:-1]))
+    return np.flatnonzero(valid)
+
+
 @dataclass
 class CutTable:
     """Every distinct cut of one score: what exiting the top rows changes.
@@ -217,10 +237,7 @@ def cut_table(
         loss_steps = (weight * loss_change)[order]
         cost_steps = (weight * cost_change)[order]
     n_rows = len(sorted_score)
-    valid = np.ones(n_rows + 1, dtype=bool)
-    gap = sorted_score[:-1] - sorted_score[1:]
-    valid[1:-1] = gap > TIE_RTOL * (1.0 + np.abs(sorted_score[:-1]))
-    n_exiting = np.flatnonzero(valid)
+    n_exiting = distinct_cuts(sorted_score)
     threshold = np.empty(len(n_exiting))
     inner = (n_exiting > 0) & (n_exiting < n_rows)
     j = n_exiting[inner]
@@ -294,13 +311,14 @@ class ThresholdProblem:
         )
 
     def _steps(self, stage: int, thresholds):
-        """Partial sums behind :meth:`cuts`, without the thresholds.
+        """Every cut of exit ``stage``'s threshold, the others held fixed.
 
         Returns ``(sorted_score, n_exiting, loss_change, cost_change,
         base_loss, base_cost)``: the scores of the rows that reach ``stage``
         in decreasing order, the numbers of top rows that each distinct cut
         exits, the weighted changes at those cuts, and the average loss and
-        cost when no row exits at ``stage``.
+        cost when no row exits at ``stage`` (the changes are relative to
+        that). A cut's threshold is :meth:`_threshold_at` its number of rows.
         """
         decisions = self.scores >= np.asarray(thresholds)[:, None]
         exit_stage = first_exit(decisions)
@@ -324,9 +342,7 @@ class ThresholdProblem:
         np.cumsum(
             weight * (self._cost(stage, rows) - self._cost(after, rows)), out=cost[1:]
         )
-        valid = np.ones(len(rows) + 1, dtype=bool)
-        valid[1:-1] = score[:-1] - score[1:] > TIE_RTOL * (1.0 + np.abs(score[:-1]))
-        n_exiting = np.flatnonzero(valid)
+        n_exiting = distinct_cuts(score)
         return score, n_exiting, loss[n_exiting], cost[n_exiting], base_loss, base_cost
 
     @staticmethod
@@ -340,18 +356,6 @@ class ThresholdProblem:
         if n_exiting == 0:
             return np.inf
         return float(0.5 * (score[n_exiting - 1] + score[n_exiting]))
-
-    def cuts(self, stage: int, thresholds) -> tuple[CutTable, float, float]:
-        """Every cut of exit ``stage``'s threshold, the others held fixed.
-
-        Returns the table and the average loss and cost when no row exits at
-        ``stage`` (the table's changes are relative to that).
-        """
-        score, n_exiting, loss, cost, base_loss, base_cost = self._steps(
-            stage, thresholds
-        )
-        threshold = np.array([self._threshold_at(score, j) for j in n_exiting])
-        return CutTable(n_exiting, threshold, loss, cost), base_loss, base_cost
 
     def best_cut_within(self, stage, thresholds, budget):
         """The loss-minimising threshold of ``stage`` within ``budget``, or None.
@@ -406,10 +410,9 @@ class ThresholdProblem:
         step_cost = w[order] * (self._cost(second, order) - rest_cost[order])
         loss = np.hstack([zero, np.cumsum(deferring * step_loss, axis=1)])
         cost = np.hstack([zero, np.cumsum(deferring * step_cost, axis=1)])
-        valid = np.ones(len(order) + 1, dtype=bool)
-        valid[1:-1] = score[:-1] - score[1:] > TIE_RTOL * (1.0 + np.abs(score[:-1]))
-        loss = base_loss[:, None] + loss[:, valid]
-        cost = base_cost[:, None] + cost[:, valid]
+        n_exiting = distinct_cuts(score)
+        loss = base_loss[:, None] + loss[:, n_exiting]
+        cost = base_cost[:, None] + cost[:, n_exiting]
         affordable = cost <= budget
         if not affordable.any():
             return None

@@ -4,10 +4,10 @@ import os
 import sys
 
 # With one pytest-xdist worker per core, a model's own thread pool (OpenMP in
-# HistGradientBoosting, the forests' joblib threads through it, BLAS) would
-# put two threads per core: their spin-waiting then makes a fit several times
-# slower (measured: the two HistGradientBoosting weight-equivalence tests of
-# test_budgets.py took 31 s and 39 s on two workers, 7 s each in one process).
+# HistGradientBoosting, BLAS) would put two threads per core: their
+# spin-waiting then makes a fit several times slower (measured: the two
+# HistGradientBoosting weight-equivalence tests of test_budgets.py took 31 s
+# and 39 s on two workers, 7 s each in one process).
 # Set before any library that reads it is loaded, and inherited by the
 # subprocesses tests start (the README and gallery examples).
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:

@@ -16,11 +16,13 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         ``"constant"`` and a classifier try their rules at three cost
         weights, on ``policy_features`` and on ``"probabilities"``, and EENet's
         correctness scores) the most accurate thresholds whose average cost
-        on the held-out policy rows is within it; the kind kept has the
-        lowest out-of-sample loss (5-fold cross-fitting over the policy rows)
-        of those tried, per-stage max probabilities included, so
-        ``policy_`` can hold rules of another kind than ``policy`` names
-        (``budget_search_`` lists every kind tried and the one kept).
+        on the held-out policy rows is within it. Per-stage max
+        probabilities are kept unless the kind with the lowest out-of-sample
+        loss (5-fold cross-fitting over the policy rows) is lower by more
+        than one standard error, and so is that choice of kind made again
+        without each fold's rows; ``policy_`` can hold rules of another kind
+        than ``policy`` names (``budget_search_`` lists every kind tried and
+        the one kept).
         What is guaranteed is the average over rows like the policy rows;
         ``expected_cost_`` estimates it out of sample, and
         ``budget_confidence`` adds a margin. A budget below the first stage's
@@ -162,8 +164,10 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``policy_rows_cost`` (in sample), ``expected_accuracy`` and
         ``expected_cost`` (each kind's own 5-fold cross-fitted figures),
         ``chosen`` (the index kept: the lowest cross-fitted loss, ties to the
-        cheaper; ``expected_accuracy_`` is not its figure, which would be
-        optimistic by the choice, but one with the choice held out too) and
+        cheaper, where it and the choice made without each fold's rows beat
+        the last kind, the reference, by more than one standard error;
+        ``expected_accuracy_`` is not its figure, which would be optimistic
+        by the choice, but one with the choice held out too) and
         ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
         With per-call costs, the kept option's search, with its
         ``deepest_stage`` and ``per_call_accounting`` (``"set aside"`` or
@@ -267,9 +271,13 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         ``"constant"`` and a classifier try their rules at three cost
         weights, on ``policy_features`` and on ``"probabilities"``, and EENet's error
         scores) the lowest-error thresholds whose average cost on the
-        held-out policy rows is within it; the kind kept has the lowest
-        out-of-sample loss (5-fold cross-fitting over the policy rows) of
-        those tried, so ``policy_`` can hold rules of another kind than
+        held-out policy rows is within it. The reference is one exit for
+        every row (the lowest-error exit within the budget): it is kept
+        unless the kind with the lowest out-of-sample loss (5-fold
+        cross-fitting over the policy rows) is lower by more than one
+        standard error, and so is that choice of kind made again without
+        each fold's rows (a score fitted to the noise of few policy rows
+        seldom is); ``policy_`` can hold rules of another kind than
         ``policy`` names (``budget_search_`` lists every kind tried and the
         one kept). What is guaranteed is the average over rows like the
         policy rows; ``expected_cost_`` estimates it out of sample, and

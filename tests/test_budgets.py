@@ -402,3 +402,41 @@ def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
             search, np.stack([candidate, reference]), folds
         )
         assert best == 0
+
+
+def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds():
+    """Five candidates, each right on more rows of one fold only: the best of
+    them over all rows beats the reference by many standard errors, but only
+    because it was picked among five. Chosen without a fold's rows, the pick
+    is a candidate that gains nothing on that fold, so the choice itself is
+    no better than the reference out of sample, and the reference is kept
+    (with its own cross-fitted figures). A candidate that gains on every
+    fold still replaces it."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import select_out_of_sample
+
+    rng = np.random.default_rng(0)
+    n_rows = 500
+    y = rng.integers(0, 2, n_rows)
+    cheap = rng.dirichlet([1, 1], n_rows)
+    costly = np.eye(2)[y] * 0.9 + 0.05  # always right
+    search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
+    folds = np.arange(n_rows) % 5
+    wrong_cheap = np.argmax(cheap, axis=1) != y
+    reference = np.zeros(n_rows, dtype=np.intp)
+    one_fold_each = np.stack(
+        [np.where(wrong_cheap & (folds == f), 1, 0) for f in range(5)]
+    )
+    best, per_candidate, estimate = select_out_of_sample(
+        search, np.vstack([one_fold_each, reference]), folds, reference=5
+    )
+    assert per_candidate[0].accuracy > per_candidate[5].accuracy + 0.05
+    assert best == 5
+    assert estimate.accuracy == per_candidate[5].accuracy
+    assert estimate.normalized_cost == per_candidate[5].normalized_cost
+    every_fold = np.where(wrong_cheap & (rng.random(n_rows) < 0.5), 1, 0)
+    best, _, estimate = select_out_of_sample(
+        search, np.vstack([one_fold_each, every_fold, reference]), folds, reference=6
+    )
+    assert best == 5
+    assert estimate.accuracy > per_candidate[5].accuracy + 0.05

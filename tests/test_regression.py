@@ -19,7 +19,12 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.frozen import FrozenEstimator
-from sklearn.linear_model import BayesianRidge, LinearRegression, LogisticRegression
+from sklearn.linear_model import (
+    BayesianRidge,
+    LinearRegression,
+    LogisticRegression,
+    Ridge,
+)
 from sklearn.metrics import mean_absolute_error, mean_squared_error
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
@@ -273,6 +278,38 @@ def test_the_policy_follows_a_first_stage_wrong_in_bands_of_its_prediction():
     deferred = cascade.predict_exit(X_test) == 1
     assert deferred[hard].mean() > 0.85
     assert deferred[~hard].mean() < 0.1
+
+
+def test_a_budget_keeps_one_exit_for_every_row_where_no_score_tells_rows_apart():
+    """A target unrelated to the features: no policy score can tell which rows
+    a later stage answers better, so a learned one only fits the noise of the
+    policy rows. The budget search keeps its reference, one exit for every row
+    (the lowest-error affordable one), rather than the kind whose noise happens
+    to score best out of sample."""
+    rng = np.random.default_rng(3)
+    X, y = rng.random((300, 4)), rng.standard_normal(300)
+    cascade = AdaptiveCascadeRegressor(
+        [
+            ("ridge", Ridge()),
+            ("knn", KNeighborsRegressor(5)),
+            ("forest", RandomForestRegressor(n_estimators=10, random_state=0)),
+        ],
+        costs=[1.0, 5.0, 30.0],
+        budget=20.0,
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    search = cascade.budget_search_
+    assert search["scores"][-1] == "one exit for every row"
+    assert search["chosen"] == len(search["scores"]) - 1
+    # Another kind had a lower out-of-sample error, by less than its noise.
+    assert search["expected_error"].argmin() != search["chosen"]
+    exits = cascade.predict_exit(rng.random((200, 4)))
+    assert len(np.unique(exits)) == 1
+    answers, y_rows, _ = cascade._policy_rows()
+    errors = [np.mean((a[:, 0] - y_rows) ** 2) for a in answers]
+    affordable = np.flatnonzero(cascade.cumulative_costs_ <= 20.0)
+    assert exits[0] == affordable[np.argmin(np.take(errors, affordable))]
 
 
 @settings(max_examples=10)

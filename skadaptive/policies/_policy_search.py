@@ -67,6 +67,39 @@ def reference_exits(stage_probas: list[np.ndarray], loss: str) -> ScoredExits:
     return per_stage_max_proba(stage_probas)
 
 
+def one_exit_for_every_row(stage_probas: list[np.ndarray]) -> ScoredExits:
+    """The same score for every row: a budget search can then only answer
+    every row at one exit (the most accurate affordable one).
+
+    The reference of a regressor's budget search: a learned score replaces it
+    only when it is better out of sample by more than one standard error,
+    so that where the policy rows cannot tell rows apart, no policy learned
+    from their noise does worse than one exit, or than deferring rows at
+    random.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._policy_search import one_exit_for_every_row
+    >>> answers = [np.array([[1.0, 0.0], [2.0, 0.0]]), np.array([[1.5, 0.0]] * 2)]
+    >>> exits = one_exit_for_every_row(answers)
+    >>> exits.make_policy(np.array([np.inf])).exit_stage(answers).tolist()
+    [1, 1]
+    """
+    # Imported here: the Bolukbasi family's module builds on this one.
+    from ._bottom_up import ExitRule
+
+    n_rows = np.asarray(stage_probas[0]).shape[0]
+    scores = np.zeros((len(stage_probas) - 1, n_rows))
+
+    def make_policy(thresholds):
+        return CascadePolicy(
+            [ExitRule("history", float(t), regression=True) for t in thresholds]
+        )
+
+    return ScoredExits(scores, make_policy, kind="one exit for every row")
+
+
 def heuristic_exits(kind: str, stage_probas: list[np.ndarray]) -> ScoredExits:
     """A heuristic's score at every exit, with one threshold per exit."""
     scores = np.stack(
@@ -285,7 +318,8 @@ class PolicySearch:
 
     def budget_kinds(self, normalized_budget: float) -> list[ScoredExits]:
         """This family's :meth:`scored_exits` for a budget, then the reference
-        thresholds' scores (:func:`reference_exits`); computed once per budget.
+        thresholds' scores (:func:`reference_exits`), then for regression
+        :func:`one_exit_for_every_row`; computed once per budget.
 
         Parameters
         ----------
@@ -297,10 +331,13 @@ class PolicySearch:
         """
         cache = self.__dict__.setdefault("_budget_kinds", {})
         if normalized_budget not in cache:
-            cache[normalized_budget] = [
+            kinds = [
                 *self.scored_exits(normalized_budget),
                 reference_exits(self.stage_probas, self.loss),
             ]
+            if is_regression_loss(self.loss):
+                kinds.append(one_exit_for_every_row(self.stage_probas))
+            cache[normalized_budget] = kinds
         return cache[normalized_budget]
 
     def within_budget(self, normalized_budget: float) -> PolicyEvaluation:

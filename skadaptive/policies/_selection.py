@@ -17,7 +17,6 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
-from ._losses import is_regression_loss
 from ._policy import answer_costs
 from ._policy_search import PolicySearch
 
@@ -130,11 +129,14 @@ def select_out_of_sample(
     is lower by more than one standard error of the paired per-row difference
     (the one-standard-error rule; rows equal in probabilities and label count
     as one, so that weight k is k copies): a difference of one row is noise,
-    and the simpler policy is kept. Reporting the kept
-    candidate's own cross-fitted figure would be optimistic by the choice
-    among candidates, so the estimate repeats the choice for each fold on the
-    other folds' rows and takes the fold's rows from the candidate chosen
-    there.
+    and the simpler policy is kept. The winner's own cross-fitted loss is
+    optimistic by the choice among candidates, so the choice is also repeated
+    for each fold on the other folds' rows, the fold's rows taken from the
+    candidate chosen there: that is the estimate returned, and the winner
+    replaces the reference only if this estimate's loss is lower than the
+    reference's by more than one standard error too (else the reference is
+    kept, with its own cross-fitted figures as the estimate). A candidate
+    that wins only by being the luckiest of several is then not kept.
 
     Parameters
     ----------
@@ -180,19 +182,19 @@ def select_out_of_sample(
     challengers = [] if challengers is None else list(challengers)
     plain = [k for k in range(len(loss)) if k not in challengers]
 
+    def clearly(values, weight):
+        # Whether a paired per-row gain is above one standard error.
+        group_weight = np.bincount(group_of_row, weights=weight)
+        kept = group_weight > 0
+        gain = values[first_of_group][kept]
+        mean = gain @ (group_weight[kept] / group_weight[kept].sum())
+        error = _standard_error(gain, group_weight[kept], ddof=1)
+        return mean, mean > error * (1 + 1e-9)
+
     def pick(mask):
         weight = search.weight * mask
         if weight.sum() == 0:
             weight = search.weight
-        group_weight = np.bincount(group_of_row, weights=weight)
-        kept = group_weight > 0
-
-        def clearly(values):
-            # Whether a paired per-row gain is above one standard error.
-            gain = values[first_of_group][kept]
-            mean = gain @ (group_weight[kept] / group_weight[kept].sum())
-            error = _standard_error(gain, group_weight[kept], ddof=1)
-            return mean, mean > error * (1 + 1e-9)
 
         def lowest(indices):
             key = [(loss[k] @ weight, cost[k] @ weight, k) for k in indices]
@@ -202,16 +204,16 @@ def select_out_of_sample(
             return lowest(challengers)
         best = lowest(plain)
         if reference is not None and best != reference:
-            if not clearly(loss[reference] - loss[best])[1]:
+            if not clearly(loss[reference] - loss[best], weight)[1]:
                 best = reference
         if not challengers:
             return best
         # A policy that skips stages replaces it when clearly more accurate,
         # or as accurate and clearly cheaper.
         challenger = lowest(challengers)
-        loss_gain, more_accurate = clearly(loss[best] - loss[challenger])
+        loss_gain, more_accurate = clearly(loss[best] - loss[challenger], weight)
         if more_accurate or (
-            loss_gain >= 0 and clearly(cost[best] - cost[challenger])[1]
+            loss_gain >= 0 and clearly(cost[best] - cost[challenger], weight)[1]
         ):
             return challenger
         return best
@@ -225,6 +227,17 @@ def select_out_of_sample(
         held_out_choice[inside] = exit_stage[choice, inside]
         if held_out_ran is not None:
             held_out_ran[:, inside] = ran[choice][:, inside]
+    if reference is not None and best != reference and best in plain:
+        # The kind kept is the best of several on the same rows, so its own
+        # cross-fitted loss is optimistic by that choice. It replaces the
+        # reference only when the choice itself, repeated for each fold
+        # without the fold's rows, is clearly better out of sample.
+        chosen_loss = stage_loss[held_out_choice, rows]
+        if not clearly(loss[reference] - chosen_loss, search.weight)[1]:
+            # Kept as the simplest, not chosen among others: its own
+            # cross-fitted figures are out of sample.
+            best = reference
+            held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
     per_candidate = [
         search.evaluate_exits(None, e, np.nan, r) for e, r in zip(exit_stage, ran)
     ]
@@ -363,10 +376,10 @@ def choose_policy(
     For a ``cost_weight`` the family's policy for it; for a budget, the
     candidate of :meth:`~PolicySearch.budget_candidates` (one per kind of exit
     score) with the lowest cross-fitted loss, searched for the budget lowered
-    by :func:`budget_target` when a ``confidence`` is given. The per-stage
-    max-probability thresholds are kept unless a learned score's cross-fitted
-    loss is lower by more than one standard error (see
-    :func:`select_out_of_sample`).
+    by :func:`budget_target` when a ``confidence`` is given. The last
+    candidate (per-stage max-probability thresholds; for regression, one exit
+    for every row) is kept unless another's cross-fitted loss is lower by
+    more than one standard error (see :func:`select_out_of_sample`).
 
     Parameters
     ----------
@@ -420,15 +433,11 @@ def choose_policy(
         random_state=random_state,
         return_folds=True,
     )
-    # The last budget candidate, per-stage max-probability thresholds, is the
-    # simplest: a learned score replaces it only when clearly better. Not for
-    # regression, whose reference (per-exit disagreement) cannot rank the
-    # rows of a first stage at all: the lowest out-of-sample loss is kept.
-    reference = (
-        None
-        if normalized_budget is None or is_regression_loss(search.loss)
-        else len(candidates) - 1
-    )
+    # The last budget candidate is the simplest: per-stage max-probability
+    # thresholds for classification, one exit for every row for regression
+    # (disagreement cannot rank a first stage's rows at all). Another kind
+    # replaces it only when clearly better out of sample.
+    reference = None if normalized_budget is None else len(candidates) - 1
     challengers = [k for k, c in enumerate(candidates) if c.policy.skips]
     best, out_of_sample, estimate = select_out_of_sample(
         search, exit_stage, folds, reference, ran, challengers

@@ -55,3 +55,32 @@ def test_quick_dask_benchmark_predicts_lazily_as_in_memory():
         assert worker["peak_bytes"] >= worker["before_bytes"] > 0
     report = run_dask.markdown(results)
     assert "Peak memory per worker" in report and "CPU us per row" in report
+
+
+def test_regression_summary_counts_one_stage_points_split_by_split():
+    """A point whose splits each answer every row at one stage (not the same
+    one) is level with random deferral; a split that mixes stages makes it a
+    point the learned policy must win."""
+    run_regression = pytest.importorskip("benchmarks.run_regression")
+
+    def split(rates, learned, random):
+        return {
+            "exit_rates": rates,
+            "learned_mse": learned,
+            "random_mse": random,
+            "heuristic_mse": random,
+            "one_stage": max(rates) == 1.0,
+            "heuristic": "disagreement",
+            "learned_scores": "one exit for every row",
+            "other_heuristic_mse": {"disagreement": random, "uncertainty": random},
+        }
+
+    one_stage_each = [[split([1.0, 0.0], 2.0, 2.0)], [split([0.0, 1.0], 3.0, 3.0)]]
+    mixed = [[split([1.0, 0.0], 2.0, 2.0)], [split([0.5, 0.5], 3.1, 3.0)]]
+    points = run_regression._mean_points(one_stage_each)
+    points += run_regression._mean_points(mixed)
+    assert [p["one_stage"] for p in points] == [True, False]
+    summary = run_regression.summary(points)
+    assert summary["n_one_stage"] == 1
+    assert summary["n_worse_than_random"] == 1
+    assert not summary["beats_random_everywhere"]

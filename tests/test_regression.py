@@ -304,12 +304,41 @@ def test_a_budget_keeps_one_exit_for_every_row_where_no_score_tells_rows_apart()
     assert search["chosen"] == len(search["scores"]) - 1
     # Another kind had a lower out-of-sample error, by less than its noise.
     assert search["expected_error"].argmin() != search["chosen"]
+    # Kept as the reference, its figures are its own cross-fitted ones: every
+    # row pays the same cost.
+    assert cascade.expected_cost_ == cascade.policy_rows_cost_
+    assert cascade.expected_cost_ == search["expected_cost"][-1]
+    assert cascade.expected_error_ == search["expected_error"][-1]
     exits = cascade.predict_exit(rng.random((200, 4)))
     assert len(np.unique(exits)) == 1
     answers, y_rows, _ = cascade._policy_rows()
     errors = [np.mean((a[:, 0] - y_rows) ** 2) for a in answers]
     affordable = np.flatnonzero(cascade.cumulative_costs_ <= 20.0)
     assert exits[0] == affordable[np.argmin(np.take(errors, affordable))]
+
+
+def test_a_stage_that_answers_every_row_alike_is_named_in_a_warning():
+    """A constant first stage answers each cross-fitting fold's rows with one
+    value: a learned rule can only follow the folds, which new rows do not
+    have. A one-split tree, which does tell rows apart, is not named."""
+    from sklearn.dummy import DummyRegressor
+
+    X, _, y, _ = _data()
+    constant = AdaptiveCascadeRegressor(
+        [("mean", DummyRegressor()), ("ridge", Ridge())],
+        costs=[1.0, 10.0],
+        budget=6.0,
+        cv=3,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="'mean' answered every policy row alike"):
+        constant.fit(X[:300], y[:300])
+    stump = clone(constant).set_params(
+        estimators=[("stump", DecisionTreeRegressor(max_depth=1)), ("ridge", Ridge())]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        stump.fit(X[:300], y[:300])
 
 
 @settings(max_examples=10)

@@ -134,9 +134,10 @@ def select_out_of_sample(
     for each fold on the other folds' rows, the fold's rows taken from the
     candidate chosen there: that is the estimate returned, and the winner
     replaces the reference only if this estimate's loss is lower than the
-    reference's by more than one standard error too (else the reference is
-    kept, with its own cross-fitted figures as the estimate). A candidate
-    that wins only by being the luckiest of several is then not kept.
+    reference's by more than one standard error too: a candidate that wins
+    only by being the luckiest of several is not kept. Where the reference
+    is kept, the estimate is its own cross-fitted figures (a mixture of the
+    folds' choices would describe policies that are not kept).
 
     Parameters
     ----------
@@ -234,10 +235,12 @@ def select_out_of_sample(
         # without the fold's rows, is clearly better out of sample.
         chosen_loss = stage_loss[held_out_choice, rows]
         if not clearly(loss[reference] - chosen_loss, search.weight)[1]:
-            # Kept as the simplest, not chosen among others: its own
-            # cross-fitted figures are out of sample.
             best = reference
-            held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
+    if best == reference:
+        # Kept as the simplest, not chosen among others: its own
+        # cross-fitted figures are out of sample (a mixture of the folds'
+        # choices would describe policies that are not kept).
+        held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
     per_candidate = [
         search.evaluate_exits(None, e, np.nan, r) for e, r in zip(exit_stage, ran)
     ]

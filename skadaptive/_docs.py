@@ -342,7 +342,11 @@ _REGRESSION_ATTRIBUTES = (
     _SHARED_ATTRIBUTES[: _SHARED_ATTRIBUTES.index("    policy_rows_cost_,")]
     .replace("policy_rows_accuracy", "policy_rows_error")
     .replace("expected_accuracy", "expected_error")
-    .replace("per-stage max-probability baseline", "per-stage disagreement baseline")
+    .replace(
+        "or the per-stage max-probability baseline's",
+        "per-exit disagreement\n        thresholds' or one exit for every row",
+    )
+    .replace("kept, the most\n        accurate", "kept, the\n        lowest-error")
     + """    policy_rows_cost_, policy_rows_error_ : float
         Average cost per row (units of ``costs_``) and error (mean squared or
         absolute error, as ``loss``, in the target's units) on the held-out

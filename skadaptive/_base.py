@@ -104,6 +104,39 @@ from .stages._combined import (
 )
 
 
+def _warn_answers_alike_within_folds(held_out, names) -> None:
+    """Warn about a cross-fitted exit (not the last) that answers every row of
+    each fold alike, with different answers in different folds: a rule
+    learned on those answers could only follow which fold a row was in,
+    which new rows (answered by the stage refitted on all rows) do not have.
+    """
+    folds = held_out.policy_folds
+    if folds is None:
+        return
+    exits = list(zip(names, held_out.stage_probas, held_out.cross_fitted))[:-1]
+    alike = []
+    for name, answers, cross_fitted in exits:
+        answers = np.asarray(answers)
+        if not cross_fitted or np.ptp(answers, axis=0).max() == 0:
+            continue
+        if all(
+            np.ptp(answers[folds == f], axis=0).max() == 0 for f in np.unique(folds)
+        ):
+            alike.append(name)
+    if alike:
+        warnings.warn(
+            f"{', '.join(repr(n) for n in alike)} answered every row of each "
+            "cross-fitting fold alike (one answer per fold), so no policy can "
+            "tell rows apart by its answers: a rule learned on them can only "
+            "follow which fold a row was in, which new rows (answered by the "
+            "stage refitted on all rows) do not have, and exit_rates_ and "
+            "expected_cost_ would not hold on new rows. Use a stage whose "
+            "answers depend on the features, or drop it.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     """Exits, a learned exit policy over them, and rows routed by that policy.
 
@@ -219,6 +252,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             unit=unit,
         )
         y_policy = self._encode_targets(y[held_out.policy_rows])
+        _warn_answers_alike_within_folds(held_out, self._stage_names())
         stage_probas = self._policy_answers(held_out.stage_probas)
         w_policy = (
             None if sample_weight is None else sample_weight[held_out.policy_rows]
@@ -748,37 +782,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         return exit_report(self, X)
 
-    def _warn_stages_that_answer_rows_alike(self, stage_probas) -> None:
-        """Warn about a stage (not the last) whose policy-row answers take at
-        most one value per cross-fitting fold: nothing tells rows apart after
-        it, and a rule learned on them could only follow the folds."""
-        if isinstance(self.cv, float):
-            n_folds = 1
-        else:
-            try:
-                n_folds = check_cv(self.cv).get_n_splits()
-            except (TypeError, ValueError):  # a splitter that needs the rows
-                n_folds = 1
-        alike = []
-        for name, answers in zip(self._stage_names(), stage_probas[:-1]):
-            answers = np.asarray(answers)
-            if len(answers) <= n_folds:
-                continue
-            if len(np.unique(np.round(answers, 12), axis=0)) <= n_folds:
-                alike.append(name)
-        if alike:
-            warnings.warn(
-                f"{', '.join(repr(n) for n in alike)} answered every policy row "
-                "alike (at most one answer per cross-fitting fold), so no policy "
-                "can tell rows apart by its answers: a rule learned on them can "
-                "only follow which fold a row was in, which new rows (answered "
-                "by the stage refitted on all rows) do not have, and "
-                "exit_rates_ and expected_cost_ would not hold on new rows. Use "
-                "a stage whose answers depend on the features, or drop it.",
-                UserWarning,
-                stacklevel=4,
-            )
-
     def _learn_policy(self, stage_probas, y_encoded, sample_weight):
         # The policy fits are many tiny problems; BLAS threads only add overhead
         # to them (measured 20-50x slower with two OpenBLAS threads on 2 cores).
@@ -823,7 +826,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     UserWarning,
                     stacklevel=4,
                 )
-        self._warn_stages_that_answer_rows_alike(stage_probas)
         variable, share = self._cost_parts()
         chosen = choose_with_call_costs(
             self._policy_search_maker(stage_probas, y_encoded, sample_weight),

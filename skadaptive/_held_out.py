@@ -206,6 +206,9 @@ def fit_stages_on_held_out(
         )
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
+        policy_folds = np.concatenate(
+            [np.full(len(test), f) for f, (_, test) in enumerate(splits)]
+        )[order]
         held_out = {}
         for i, k in enumerate(to_fit):
             folds = fold_probas[i * len(splits) : (i + 1) * len(splits)]
@@ -217,18 +220,19 @@ def fit_stages_on_held_out(
         fitted = dict(zip(to_fit, refitted))
     else:
         policy_rows = np.arange(n_rows)
+        policy_folds = None
         held_out, fitted = {}, {}
     X_policy = _safe_indexing(X, policy_rows)
     final = [fitted.get(k, est) for k, est in enumerate(estimators)]
-    stage_probas = [
-        proba
-        for k, est in enumerate(final)
-        for proba in (
+    stage_probas, cross_fitted = [], []
+    for k, est in enumerate(final):
+        exits = (
             held_out[k]
             if k in held_out
             else exits_in_class_order(make_source([est], [names[k]]), X_policy, classes)
         )
-    ]
+        stage_probas.extend(exits)
+        cross_fitted.extend([k in held_out] * len(exits))
     stage_fit_seconds = time.perf_counter() - start
     seconds = None
     if measure_costs:
@@ -245,6 +249,8 @@ def fit_stages_on_held_out(
         estimators=final,
         stage_probas=stage_probas,
         policy_rows=policy_rows,
+        policy_folds=policy_folds,
+        cross_fitted=cross_fitted,
         seconds=seconds,
         stage_fit_seconds=stage_fit_seconds,
     )

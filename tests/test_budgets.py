@@ -434,6 +434,17 @@ def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds()
     assert best == 5
     assert estimate.accuracy == per_candidate[5].accuracy
     assert estimate.normalized_cost == per_candidate[5].normalized_cost
+    # The same candidates as policies that skip stages (challengers, which
+    # may also win by being as accurate and cheaper): the same verdict.
+    best, _, estimate = select_out_of_sample(
+        search,
+        np.vstack([one_fold_each, reference]),
+        folds,
+        reference=5,
+        challengers=list(range(5)),
+    )
+    assert best == 5
+    assert estimate.accuracy == per_candidate[5].accuracy
     every_fold = np.where(wrong_cheap & (rng.random(n_rows) < 0.5), 1, 0)
     best, _, estimate = select_out_of_sample(
         search, np.vstack([one_fold_each, every_fold, reference]), folds, reference=6

@@ -331,7 +331,7 @@ def test_a_stage_that_answers_every_row_alike_is_named_in_a_warning():
         cv=3,
         random_state=0,
     )
-    with pytest.warns(UserWarning, match="'mean' answered every policy row alike"):
+    with pytest.warns(UserWarning, match="'mean' answered every row of each"):
         constant.fit(X[:300], y[:300])
     stump = clone(constant).set_params(
         estimators=[("stump", DecisionTreeRegressor(max_depth=1)), ("ridge", Ridge())]
@@ -483,6 +483,39 @@ def test_sample_weight_is_the_same_as_repeated_rows():
     repeated.fit(X[rows], y[rows])
     assert_array_equal(weighted.predict_exit(X_test), repeated.predict_exit(X_test))
     assert weighted.policy_rows_cost_ == pytest.approx(repeated.policy_rows_cost_)
+
+
+@pytest.mark.parametrize("seed", [103, 104])
+def test_a_budget_search_chooses_alike_for_weights_and_repeated_rows(seed):
+    """The policy rows' folds group equal rows; the target is scaled by a
+    weighted centre that weights and copies compute a unit in the last place
+    apart, which must not split or move a group (it did: another kind kept).
+    Seeds where it did, on frozen stages and a weak signal."""
+    rng = np.random.default_rng(7)
+    X_fit, y_fit = rng.random((200, 4)), rng.standard_normal(200)
+    stages = [
+        ("ridge", FrozenEstimator(Ridge().fit(X_fit, y_fit))),
+        ("knn", FrozenEstimator(KNeighborsRegressor(5).fit(X_fit, y_fit))),
+        (
+            "forest",
+            FrozenEstimator(
+                RandomForestRegressor(n_estimators=10, random_state=0).fit(X_fit, y_fit)
+            ),
+        ),
+    ]
+    rng = np.random.default_rng(seed)
+    X = rng.random((150, 4))
+    y = 0.5 * np.sin(8 * X[:, 0]) + rng.standard_normal(150)
+    weight = rng.integers(1, 4, 150)
+    rows = np.repeat(np.arange(150), weight)
+    cascade = AdaptiveCascadeRegressor(
+        stages, costs=[1.0, 5.0, 30.0], budget=15.0, random_state=0
+    )
+    weighted = clone(cascade).fit(X, y, sample_weight=weight.astype(float))
+    repeated = clone(cascade).fit(X[rows], y[rows])
+    assert weighted.budget_search_["chosen"] == repeated.budget_search_["chosen"]
+    assert weighted.expected_cost_ == pytest.approx(repeated.expected_cost_)
+    assert weighted.expected_error_ == pytest.approx(repeated.expected_error_)
 
 
 def test_pickle_and_with_policy_keep_the_answers():

@@ -228,13 +228,25 @@ def select_out_of_sample(
         held_out_choice[inside] = exit_stage[choice, inside]
         if held_out_ran is not None:
             held_out_ran[:, inside] = ran[choice][:, inside]
-    if reference is not None and best != reference and best in plain:
+    if reference is not None and best != reference:
         # The kind kept is the best of several on the same rows, so its own
         # cross-fitted loss is optimistic by that choice. It replaces the
         # reference only when the choice itself, repeated for each fold
-        # without the fold's rows, is clearly better out of sample.
-        chosen_loss = stage_loss[held_out_choice, rows]
-        if not clearly(loss[reference] - chosen_loss, search.weight)[1]:
+        # without the fold's rows, is clearly better out of sample: more
+        # accurate, or (a policy that skips stages) as accurate and cheaper.
+        loss_gain, more_accurate = clearly(
+            loss[reference] - stage_loss[held_out_choice, rows], search.weight
+        )
+        cheaper = (
+            best in challengers
+            and loss_gain >= 0
+            and clearly(
+                cost[reference]
+                - answer_costs(held_out_choice, held_out_ran, search.cumulative_cost),
+                search.weight,
+            )[1]
+        )
+        if not (more_accurate or cheaper):
             best = reference
     if best == reference:
         # Kept as the simplest, not chosen among others: its own
@@ -308,10 +320,12 @@ def row_folds(
 
 def _row_groups(stage_probas, y_encoded):
     """Distinct rows (probabilities and label) and each row's group index."""
-    # Rounded: the same row scored by two fits may differ in the last bits.
+    # Rounded: the same row scored by two fits may differ in the last bits,
+    # and so may a regression target scaled by a weighted mean (weight k and
+    # k copies give centres one unit in the last place apart).
     rows = np.column_stack(
         [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
-        + [np.asarray(y_encoded, dtype=np.float64)]
+        + [np.round(np.asarray(y_encoded, dtype=np.float64), 6)]
     )
     groups, group_of_row = np.unique(rows, axis=0, return_inverse=True)
     return groups, group_of_row.ravel()

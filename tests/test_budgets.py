@@ -372,21 +372,28 @@ def test_every_budget_test_fails_against_a_broken_search(mutant):
     assert "passed" not in summary, (mutant, summary)
 
 
+def _cheap_and_always_right(n_rows):
+    """A two-stage search (a random cheap stage, a last stage always right),
+    five folds, and where the cheap stage is wrong."""
+    from skadaptive.policies import make_policy_search
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, n_rows)
+    cheap = rng.dirichlet([1, 1], n_rows)
+    costly = np.eye(2)[y] * 0.9 + 0.05
+    search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
+    return search, np.arange(n_rows) % 5, np.argmax(cheap, axis=1) != y
+
+
 def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
     """One standard error of the paired difference: a gain of one row is
     noise and the reference (per-stage thresholds) is kept; a gain on many
     rows is not."""
-    from skadaptive.policies import make_policy_search
     from skadaptive.policies._selection import select_out_of_sample
 
-    rng = np.random.default_rng(0)
     n_rows = 200
-    y = rng.integers(0, 2, n_rows)
-    cheap = rng.dirichlet([1, 1], n_rows)
-    costly = np.eye(2)[y] * 0.9 + 0.05  # always right
-    search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
-    folds = np.arange(n_rows) % 5
-    wrong_cheap = np.flatnonzero(np.argmax(cheap, axis=1) != y)
+    search, folds, wrong = _cheap_and_always_right(n_rows)
+    wrong_cheap = np.flatnonzero(wrong)
     reference = np.zeros(n_rows, dtype=np.intp)  # every row at the cheap stage
     one_row = reference.copy()
     one_row[wrong_cheap[:1]] = 1  # right on one more row
@@ -412,17 +419,11 @@ def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds()
     no better than the reference out of sample, and the reference is kept
     (with its own cross-fitted figures). A candidate that gains on every
     fold still replaces it."""
-    from skadaptive.policies import make_policy_search
     from skadaptive.policies._selection import select_out_of_sample
 
-    rng = np.random.default_rng(0)
     n_rows = 500
-    y = rng.integers(0, 2, n_rows)
-    cheap = rng.dirichlet([1, 1], n_rows)
-    costly = np.eye(2)[y] * 0.9 + 0.05  # always right
-    search = make_policy_search("max_proba", [cheap, costly], y, [0.1, 1.0])
-    folds = np.arange(n_rows) % 5
-    wrong_cheap = np.argmax(cheap, axis=1) != y
+    search, folds, wrong_cheap = _cheap_and_always_right(n_rows)
+    rng = np.random.default_rng(1)
     reference = np.zeros(n_rows, dtype=np.intp)
     one_fold_each = np.stack(
         [np.where(wrong_cheap & (folds == f), 1, 0) for f in range(5)]

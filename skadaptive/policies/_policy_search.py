@@ -69,13 +69,14 @@ def reference_exits(stage_probas: list[np.ndarray], loss: str) -> ScoredExits:
 
 def one_exit_for_every_row(stage_probas: list[np.ndarray]) -> ScoredExits:
     """The same score for every row: a budget search can then only answer
-    every row at one exit (the most accurate affordable one).
+    every row at one exit (the lowest-loss affordable one).
 
-    The reference of a regressor's budget search: a learned score replaces it
-    only when it is better out of sample by more than one standard error,
-    so that where the policy rows cannot tell rows apart, no policy learned
-    from their noise does worse than one exit, or than deferring rows at
-    random.
+    The reference of a regressor's budget search: another kind of score
+    replaces it only when it is better out of sample by more than one
+    standard error, choice of kind included (see
+    :func:`~skadaptive.policies._selection.select_out_of_sample`), so that
+    where the policy rows cannot tell rows apart a policy learned from their
+    noise is seldom kept.
 
     Examples
     --------

@@ -396,7 +396,8 @@ def choose_policy(
     by :func:`budget_target` when a ``confidence`` is given. The last
     candidate (per-stage max-probability thresholds; for regression, one exit
     for every row) is kept unless another's cross-fitted loss is lower by
-    more than one standard error (see :func:`select_out_of_sample`).
+    more than one standard error, and so is the choice of kind made again
+    without each fold's rows (see :func:`select_out_of_sample`).
 
     Parameters
     ----------

@@ -114,14 +114,13 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
     if folds is None:
         return
     exits = list(zip(names, held_out.stage_probas, held_out.cross_fitted))[:-1]
+    fold_rows = [folds == f for f in np.unique(folds)]
     alike = []
     for name, answers, cross_fitted in exits:
         answers = np.asarray(answers)
         if not cross_fitted or np.ptp(answers, axis=0).max() == 0:
             continue
-        if all(
-            np.ptp(answers[folds == f], axis=0).max() == 0 for f in np.unique(folds)
-        ):
+        if all(np.ptp(answers[rows], axis=0).max() == 0 for rows in fold_rows):
             alike.append(name)
     if alike:
         warnings.warn(

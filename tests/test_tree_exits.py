@@ -14,10 +14,12 @@ from sklearn.ensemble import (
     GradientBoostingRegressor,
     HistGradientBoostingClassifier,
     RandomForestClassifier,
+    RandomForestRegressor,
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive.engine import route
 from skadaptive.stages import (
@@ -248,8 +250,9 @@ def test_later_stages_see_only_running_rows(make):
     source = TreeEnsembleExits(counted, EXITS)
     # The counting trees are Python objects: scikit-learn's compiled stage loop
     # cannot call them, so count through the public per-tree path (without the
-    # probe of a few rows that would decide it).
+    # probes of a few rows that would decide it and a forest's direct calls).
     source._compiled = False
+    source._direct = False
     route(source, MaxProbaAtLeast(thresholds), X, n_classes=len(source.classes_))
     boosting = isinstance(model, GradientBoostingClassifier)
     trees_per_iteration = model.estimators_.shape[1] if boosting else 1
@@ -410,6 +413,41 @@ def test_compiled_stage_loop_gives_the_public_paths_answers():
     public._compiled = False
     for got, expected in zip(fast_probas, exit_probas(public, X)):
         np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("kind", [RandomForestClassifier, RandomForestRegressor])
+def test_forest_trees_called_directly_give_the_public_paths_answers(kind):
+    """A forest's trees are called through ``tree_`` where that agrees with
+    their public method on a few rows; the answers are the same either way."""
+    X, y = _data(3)
+    model = kind(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
+    direct = TreeEnsembleExits(model, EXITS)
+    direct_probas = exit_probas(direct, X)
+    assert direct._direct is True
+    public = TreeEnsembleExits(model, EXITS)
+    public._direct = False
+    for got, expected in zip(direct_probas, exit_probas(public, X)):
+        np.testing.assert_array_equal(got, expected)
+    restored = pickle.loads(pickle.dumps(direct))
+    assert restored._direct is None  # decided again by the scikit-learn that loads
+
+
+def test_forest_trees_keep_the_public_path_where_tree_disagrees(monkeypatch):
+    """A scikit-learn whose ``predict_proba`` is not ``tree_.predict`` (as
+    before trees stored class fractions) keeps the public per-tree path."""
+    X, y = _data(3)
+    model = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y)
+    original = DecisionTreeClassifier.predict_proba
+
+    def smoothed(self, X, check_input=True):
+        proba = original(self, X, check_input=check_input)
+        return 0.5 * proba + 0.5 / proba.shape[1]
+
+    monkeypatch.setattr(DecisionTreeClassifier, "predict_proba", smoothed)
+    source = TreeEnsembleExits(model, EXITS)
+    last = exit_probas(source, X)[-1]
+    assert source._direct is False
+    np.testing.assert_allclose(last, model.predict_proba(X), rtol=0, atol=1e-12)
 
 
 def test_a_subclass_that_overrides_run_stage_still_gets_the_rows():

@@ -211,6 +211,7 @@ class TreeEnsembleExits(MultiExitSource):
         self._boosting = isinstance(model, _BOOSTING)
         self.regression = isinstance(model, _REGRESSORS)
         self._compiled = None  # decided on first use: _compiled_loop_agrees
+        self._direct = None  # decided on first use: _direct_trees_agree
         if self._boosting and self.regression:
             # Every regression loss of GradientBoostingRegressor has the
             # identity link: the prediction is the raw score itself.
@@ -246,10 +247,12 @@ class TreeEnsembleExits(MultiExitSource):
             self.classes_ = model.classes_
 
     def __setstate__(self, state):
-        # Whether the compiled loop agrees is a property of the scikit-learn
-        # that runs the model, which may not be the one that pickled it.
+        # Whether the compiled loop (and a tree's tree_) agrees is a property
+        # of the scikit-learn that runs the model, which may not be the one
+        # that pickled it.
         self.__dict__.update(state)
         self._compiled = None
+        self._direct = None
 
     @property
     def n_stages(self) -> int:
@@ -346,8 +349,13 @@ class TreeEnsembleExits(MultiExitSource):
             else:
                 self._add_boosting_trees(X, score, start, stop)
         elif self.regression:
+            direct = self._direct_trees_agree(X, start)
             for k, tree in enumerate(model.estimators_[start:stop], start):
-                prediction = tree.predict(X, check_input=False)
+                prediction = (
+                    tree.tree_.predict(X)[:, 0]
+                    if direct
+                    else tree.predict(X, check_input=False)
+                )
                 if k == 0:
                     score[:, 3] = prediction
                 score[:, 0] += prediction
@@ -355,10 +363,15 @@ class TreeEnsembleExits(MultiExitSource):
                 score[:, 1] += shifted
                 score[:, 2] += shifted**2
         else:
+            direct = self._direct_trees_agree(X, start)
             for tree, columns in zip(
                 model.estimators_[start:stop], self._columns[start:stop]
             ):
-                proba = tree.predict_proba(X, check_input=False)
+                proba = (
+                    tree.tree_.predict(X)[:, : tree.n_classes_]
+                    if direct
+                    else tree.predict_proba(X, check_input=False)
+                )
                 if columns is None:
                     score += proba
                 else:
@@ -374,6 +387,33 @@ class TreeEnsembleExits(MultiExitSource):
         for stage_trees in self._model.estimators_[start:stop]:
             for k, tree in enumerate(stage_trees):
                 score[:, k] += learning_rate * tree.tree_.predict(X)[:, 0]
+
+    def _direct_trees_agree(self, X, start: int) -> bool:
+        """Whether a forest's trees can be called through their ``tree_``.
+
+        ``tree.predict_proba(X, check_input=False)`` (``predict`` for a
+        regression tree) checks that the tree is fitted and counts the
+        features of ``X`` at every call: about 50 microseconds per tree, a
+        tenth of a 200-tree forest's time on 10,000 rows. ``X`` was validated
+        against the forest once, so the trees' documented ``tree_.predict``
+        is called directly where it gives, on a few of the rows, exactly what
+        the public method gives (decided on first use, per source).
+        """
+        if self._direct is None:
+            if X.shape[0] == 0:
+                return False  # decided on rows, not on an empty batch
+            tree = self._model.estimators_[start]
+            rows = X[: min(8, X.shape[0])]
+            if self.regression:
+                public = tree.predict(rows, check_input=False)
+                direct = tree.tree_.predict(rows)[:, 0]
+            else:
+                public = tree.predict_proba(rows, check_input=False)
+                direct = tree.tree_.predict(rows)[:, : tree.n_classes_]
+            self._direct = bool(
+                public.shape == direct.shape and np.array_equal(public, direct)
+            )
+        return self._direct
 
     def _compiled_loop_agrees(self, X, start: int) -> bool:
         """Whether scikit-learn's compiled stage loop can be used here.

@@ -90,6 +90,9 @@ def configuration(quick: bool, device: str = "cpu") -> dict:
         "default_threads_batch_size": 1024,
         "split_tolerance": 1e-5,
         "wall_clock_target": 0.9,
+        # Measured costs are for calls of this many rows (the target's batch
+        # size): each stage's per-call part is spread over this many rows.
+        "cost_batch_size": max(BATCH_SIZES),
         "random_state": 0,
     }
     if quick:
@@ -195,11 +198,21 @@ def build(setup: str, config: dict, threads, costs="default"):
             for name in CASCADE_MODELS
         ]
         costs = "auto" if isinstance(costs, str) else costs
-        return AdaptiveCascadeClassifier(stages, costs=costs, random_state=random_state)
+        return AdaptiveCascadeClassifier(
+            stages,
+            costs=costs,
+            cost_batch_size=config["cost_batch_size"],
+            random_state=random_state,
+        )
     source = multi_exit_source(providers, threads, config["io_binding"])
     if isinstance(costs, str):
         costs = None if setup == "multi_exit_macs" else "auto"
-    return EarlyExitClassifier(source, costs=costs, random_state=random_state)
+    return EarlyExitClassifier(
+        source,
+        costs=costs,
+        cost_batch_size=config["cost_batch_size"],
+        random_state=random_state,
+    )
 
 
 def session_providers(estimator) -> list[list[str]]:

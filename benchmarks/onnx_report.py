@@ -368,7 +368,10 @@ def how_to_read(results: dict) -> list[str]:
         "(`batch_size=...`, rows routed in batches).",
         "- Expected speed-up = cost of the full model / average cost per row of "
         "the timed rows' exits, in the units of `costs_`: seconds per row "
-        '(`costs="auto"`, measured once at fit on the policy rows in one call) or '
+        '(`costs="auto"`, measured at fit on the policy rows: each stage\'s time '
+        "per call and per row, with `cost_batch_size` the largest batch size "
+        f"timed, {config['cost_batch_size']} rows, so that a stage's per-call "
+        "part is spread over that many rows) or "
         "multiply-accumulates (the multi-exit default; the full network's MACs "
         "are the sum over segments). For the multi-exit network with measured "
         "costs the full cost is the sum of the segments' times, i.e. the split "
@@ -385,10 +388,9 @@ def how_to_read(results: dict) -> list[str]:
         "- 'predicted from stage times': the full model's time over the sum, "
         "over stages, of the share of rows reaching the stage x that stage's "
         "time per row when run alone at this batch size (the stage times "
-        "table). It includes each call's fixed overhead at this batch size, "
-        "which `costs_` (measured on one call of all policy rows) does not, but "
-        "no routing overhead: where measured matches it and not the expected "
-        "speed-up, the gap is per-call overhead, not the routing. 'routing "
+        "table). It includes each call's fixed overhead at this batch size "
+        "(`costs_` spreads it over `cost_batch_size` rows, right at that batch "
+        "size only) but no routing overhead (which `costs_` includes). 'routing "
         "overhead' = (adaptive time - that prediction) per row: the exit "
         "policy (features, logistic-regression scores), selecting the rows "
         "that go on, input validation of each call and the batching loop.",

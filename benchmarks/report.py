@@ -503,8 +503,12 @@ def method_notes(config: dict) -> list[str]:
         "cost, from the first stage's cost to the full cost, divided by the width.",
         "- Wall clock: `predict_proba` of the cascade at the setting of our "
         "speed-up at <= 0.5 pt (else 1 pt) versus the most accurate stage alone, "
-        "fastest of 5 runs; expected = that stage's `costs_` / the average "
-        "`cumulative_costs_` of the rows' exits.",
+        "fastest of 5 runs, each one call on every row timed; the cascade is "
+        "refitted at that setting with `cost_batch_size` = the rows timed (the "
+        "batch size it runs at), so that each stage's measured part per call "
+        "is spread over that many rows; expected = that stage's `costs_` / the "
+        "estimator's average cost per row of the rows' exits (each stage that "
+        "a row reaches paying its call once).",
         "- Policy learning: the stage fit is timed once, in the first (uncached) "
         "fit; the policy fit (the chosen policy and the 31-point frontier, given "
         "the held-out probabilities) is the fastest of 3 runs of `with_policy` "

@@ -59,13 +59,14 @@ def wall_clock(cascade, reference_stage: int, X_rows, repeats: int = 5) -> dict:
 
     Both are timed on ``predict_proba`` (what ``costs="auto"`` measures). The
     expected speed-up is the same ratio computed from ``costs_`` and the exits
-    the cascade takes on these rows.
+    the cascade takes on these rows, as the estimator computes a batch's
+    cost (a stage's per-call part paid once per ``cost_batch_size_`` rows).
     """
     stage = cascade.estimators_[reference_stage]
     stage_seconds = best_time(lambda: stage.predict_proba(X_rows), repeats)
     cascade_seconds = best_time(lambda: cascade.predict_proba(X_rows), repeats)
     exits = cascade.predict_exit(X_rows)
-    expected_cost = cascade.cumulative_costs_[exits].mean()
+    expected_cost = cascade._average_cost(exits)
     expected = cascade.costs_[reference_stage] / expected_cost
     measured = stage_seconds / cascade_seconds
     return {

@@ -102,6 +102,7 @@ from .stages._combined import (
     combined_answers,
     fit_combiners,
 )
+from .stages._costs import call_line_for
 
 
 def _warn_answers_alike_within_folds(held_out, names) -> None:
@@ -243,10 +244,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self._stage_input = self._input_tags()
         natural, unit = self._natural_costs()
         self.cost_batch_size_ = self._resolved_cost_batch_size()
+        measured = held_out.seconds
+        if measured is not None:
+            measured = call_line_for(measured, self.cost_batch_size_)
         self.costs_per_row_, self.costs_per_call_, self._costs_unit = resolve_costs(
             stage_costs,
             self._stage_names(),
-            measured=held_out.seconds,
+            measured=measured,
             natural=natural,
             unit=unit,
         )
@@ -402,7 +406,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         measure = check_memory(self.memory).cache(
             _measure_routing, ignore=["estimator"]
         )
-        return measure(
+        seconds = measure(
             self,
             (self.policy, self.policy_features, self.tune_threshold, self.loss),
             _safe_indexing(X, held_out.policy_rows[rows]),
@@ -415,6 +419,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self.combiners_,
             self._stage_classes() is None,
         )
+        return call_line_for(seconds, self.cost_batch_size_)
 
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
         """Cost per row of each stage called on its own in batches of
@@ -1084,8 +1089,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
         self._check_missing_values(X)
-        seconds = measure_exit_seconds(
-            self._stage_source(), X, random_state=random_state
+        seconds = call_line_for(
+            measure_exit_seconds(self._stage_source(), X, random_state=random_state),
+            self.cost_batch_size_,
         )
         return seconds.per_row + seconds.per_call / self.cost_batch_size_
 

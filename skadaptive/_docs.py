@@ -114,12 +114,16 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
     cost_batch_size : int, default=None
         The number of rows per call of ``predict`` that measured costs
         (``costs="auto"``) are for: ``batch_size``, or 65,536 when that is
-        None. A stage's measured time is ``per_call + n_rows * per_row``;
-        the per-call part is paid once per batch by every stage that at least
-        one row reaches, so the policy (which may then stop every row before
-        a stage that is dear per call), ``expected_cost_`` and the budget are
-        for batches of this size. Set it to the number of rows you predict at
-        a time (1 for a service answering one row per call) so that the
+        None. A stage's measured time is ``per_call + n_rows * per_row``,
+        a line fitted to its times on calls of ``cost_batch_size / 64`` to
+        ``cost_batch_size`` rows (the calls it gets in such batches; a tree's
+        or a network's time grows more slowly than its rows, so no one line
+        holds from one row to thousands); the per-call part is paid once per
+        batch by every stage that at least one row reaches, so the policy
+        (which may then stop every row before a stage that is dear per call),
+        ``expected_cost_`` and the budget are for batches of this size. Set it
+        to the number of rows you predict at a time (1 for a service answering
+        one row per call) so that the
         expected speed-up is the one you measure. No effect on costs given as
         numbers or counted in trees.
 

@@ -14,6 +14,7 @@ from .policies._bottom_up import ExitRule
 from .policies._router import learn_router, routed_policy, routed_walk
 from .policies._skips import _MAX_PRICE
 from .stages import measure_exit_seconds
+from .stages._costs import call_line_for
 
 
 def split_router_cost(estimator, names):
@@ -184,8 +185,11 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     elif given_cost is not None:
         parts = (float(given_cost[0]), float(given_cost[1]))
     else:
-        seconds = measure_exit_seconds(
-            _RouterStage(router), X_rows, random_state=estimator.random_state
+        seconds = call_line_for(
+            measure_exit_seconds(
+                _RouterStage(router), X_rows, random_state=estimator.random_state
+            ),
+            estimator.cost_batch_size_,
         )
         parts = (float(seconds.per_call[0]), float(seconds.per_row[0]))
     cost = parts[1] + parts[0] / estimator.cost_batch_size_

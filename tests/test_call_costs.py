@@ -19,10 +19,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
+from sklearn.utils import Bunch
 
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.policies._call_costs import batch_cost
 from skadaptive.stages import measure_exit_seconds
+from skadaptive.stages._costs import fit_call_line
 
 # Incremental costs: the last stage pays 1,000 per call, nothing else does.
 PER_CALL = [0.0, 0.0, 1000.0]
@@ -59,6 +61,112 @@ def test_measure_exit_seconds_finds_the_part_paid_per_call():
     # Batches up to 1,024 rows, the 500 rows repeated (4,096 from 2,048 rows).
     assert seconds.batch_sizes.tolist() == [1, 16, 128, 1024]
     assert len(seconds.rows) == 500
+
+
+# A time that grows more slowly than the rows (as a tree's does: a call on
+# many rows reuses the nodes the first rows brought into the cache).
+LINE_SIZES = np.array([1, 16, 128, 1024, 4096])
+
+
+def _concave_seconds(n_rows):
+    return 1e-5 + 2e-6 * np.asarray(n_rows, dtype=np.float64) ** 0.8
+
+
+def test_a_line_for_a_batch_size_holds_at_the_calls_of_such_batches():
+    timings = _concave_seconds(LINE_SIZES)[None, :]
+    whole = fit_call_line(LINE_SIZES, timings)
+    for batch_size, near in ((65_536, [1024, 4096]), (1, [1, 16]), (16, [1, 16])):
+        per_call, per_row = fit_call_line(LINE_SIZES, timings, batch_size=batch_size)
+        # Two timings: the line goes through both.
+        assert_allclose(per_call + per_row * np.array(near), _concave_seconds(near))
+    per_call, per_row = fit_call_line(LINE_SIZES, timings, batch_size=1024)
+    line = per_call + per_row * LINE_SIZES
+    window = LINE_SIZES >= 16  # 1024 / 64 to 1024, and above it
+    error = np.abs(line / _concave_seconds(LINE_SIZES) - 1)
+    whole_error = np.abs(
+        (whole[0] + whole[1] * LINE_SIZES) / _concave_seconds(LINE_SIZES) - 1
+    )
+    # Within its window the line is closer than the one fitted to every size.
+    assert error[window][:-1].max() < whole_error[window][:-1].max()
+    # Without a batch size: every timing (as before).
+    assert_allclose(fit_call_line(LINE_SIZES, timings, batch_size=None), whole)
+
+
+@pytest.mark.filterwarnings("ignore:Stage .* costs less per row:UserWarning")
+def test_measured_costs_are_the_line_for_the_estimators_batch_size(
+    frozen_stages, monkeypatch
+):
+    """``costs="auto"`` fits each stage's line to the calls of batches of
+    ``cost_batch_size`` rows (here on known timings instead of measured ones)."""
+    import skadaptive._base
+    import skadaptive._held_out as held_out
+
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    timings = np.vstack([k * _concave_seconds(LINE_SIZES) for k in (1.0, 3.0, 10.0)])
+
+    def known(source, X, random_state=None, **_):
+        per_call, per_row = fit_call_line(LINE_SIZES, timings)
+        return Bunch(
+            per_call=per_call,
+            per_row=per_row,
+            batch_sizes=LINE_SIZES,
+            timings=timings,
+            rows=np.arange(min(len(X), 4096)),
+        )
+
+    routing = timings / 10
+
+    def known_routing(*args, **kwargs):
+        per_call, per_row = fit_call_line(LINE_SIZES, routing)
+        return Bunch(
+            per_call=per_call, per_row=per_row, batch_sizes=LINE_SIZES, timings=routing
+        )
+
+    monkeypatch.setattr(held_out, "measure_exit_seconds", known)
+    monkeypatch.setattr(skadaptive._base, "measure_routing_seconds", known_routing)
+    for batch_size in (1, 64, 65_536):
+        cascade = AdaptiveCascadeClassifier(
+            stages, costs="auto", cost_batch_size=batch_size, random_state=0
+        ).fit(X_policy, y_policy)
+        per_call, per_row = fit_call_line(LINE_SIZES, timings, batch_size=batch_size)
+        call_routing, row_routing = fit_call_line(
+            LINE_SIZES, routing, batch_size=batch_size
+        )
+        # costs_ is the stages' line plus the routing's.
+        assert_allclose(cascade._routing.per_row, row_routing)
+        assert_allclose(cascade._routing.per_call, call_routing)
+        assert_allclose(cascade.costs_per_row_, per_row + row_routing)
+        assert_allclose(cascade.costs_per_call_, per_call + call_routing)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_a_measured_router_cost_is_the_line_for_the_batch_size(
+    frozen_stages, monkeypatch
+):
+    import skadaptive._router as router_module
+
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    timings = _concave_seconds(LINE_SIZES)[None, :]
+
+    def known(source, X, random_state=None, **_):
+        per_call, per_row = fit_call_line(LINE_SIZES, timings)
+        return Bunch(
+            per_call=per_call, per_row=per_row, batch_sizes=LINE_SIZES, timings=timings
+        )
+
+    monkeypatch.setattr(router_module, "measure_exit_seconds", known)
+    for batch_size in (1, 65_536):
+        cascade = AdaptiveCascadeClassifier(
+            stages,
+            costs="auto",
+            router="auto",
+            cost_batch_size=batch_size,
+            random_state=0,
+        ).fit(X_policy, y_policy)
+        per_call, per_row = fit_call_line(LINE_SIZES, timings, batch_size=batch_size)
+        search = cascade.router_search_
+        assert_allclose(search["router_cost_per_call"], per_call[0])
+        assert_allclose(search["router_cost_per_row"], per_row[0])
 
 
 def test_batch_cost_is_the_average_over_random_batches():

@@ -105,7 +105,9 @@ def measure_routing_seconds(
     Returns
     -------
     seconds : Bunch
-        ``per_call`` and ``per_row``, each of shape (n_stages,).
+        ``per_call`` and ``per_row``, each of shape (n_stages,);
+        ``batch_sizes`` and ``timings`` (n_stages, n_batch_sizes), what the
+        line was fitted to (see :func:`~skadaptive.stages._costs.call_line_for`).
     """
     n_stages = len(stage_probas)
     tiled, sizes = timing_batches(_num_samples(X))
@@ -139,4 +141,4 @@ def measure_routing_seconds(
     if entry is not None:
         added[:, 0] += best[:, n_stages]
     per_call, per_row = fit_call_line(sizes, added.T)
-    return Bunch(per_call=per_call, per_row=per_row)
+    return Bunch(per_call=per_call, per_row=per_row, batch_sizes=sizes, timings=added.T)

@@ -269,13 +269,41 @@ def fastest_in_rounds(runs, n_rows, repeats: int) -> np.ndarray:
     return best
 
 
-def fit_call_line(sizes: np.ndarray, timings: np.ndarray) -> tuple:
+#: A line fitted for calls of ``batch_size`` rows uses the timings of the
+#: batch sizes from ``batch_size / _LINE_WINDOW`` to ``batch_size``: the calls
+#: a stage gets in such a batch when from 1.5 % to all of its rows reach it.
+_LINE_WINDOW = 64
+
+
+def _line_sizes(sizes: np.ndarray, batch_size: int) -> np.ndarray:
+    """Positions in ``sizes`` of the timings a line for ``batch_size`` uses:
+    those within the window, or the two nearest to it (on a log scale)."""
+    low, high = np.log(batch_size / _LINE_WINDOW), np.log(batch_size)
+    logs = np.log(sizes)
+    distance = np.maximum(low - logs, 0.0) + np.maximum(logs - high, 0.0)
+    inside = np.flatnonzero(distance == 0)
+    if len(inside) >= 2:
+        return inside
+    return np.sort(np.argsort(distance, kind="stable")[:2])
+
+
+def fit_call_line(sizes: np.ndarray, timings: np.ndarray, batch_size=None) -> tuple:
     """Both parts of ``seconds = per_call + n_rows * per_row``, each >= 0.
 
     Fitted for each row of ``timings`` (n_stages, n_sizes) by least squares on
     the relative error, so that a one-row time weighs as much as a large
-    batch's; with one size, all of the time is per row.
+    batch's; with one size, all of the time is per row. With ``batch_size``,
+    only the timings of calls of ``batch_size / 64`` to ``batch_size`` rows
+    (at least the two sizes nearest to them) are used: a tree's or a
+    network's time grows more slowly than its rows (a call on many rows
+    reuses what the first rows brought into the cache), so one line does not
+    hold from one row to thousands, and the calls that matter are those a
+    stage gets in batches of ``batch_size`` rows.
     """
+    sizes = np.asarray(sizes)
+    if batch_size is not None and len(sizes) > 2:
+        keep = _line_sizes(sizes, batch_size)
+        sizes, timings = sizes[keep], timings[:, keep]
     n_stages = timings.shape[0]
     per_call, per_row = np.zeros(n_stages), timings[:, -1] / sizes[-1]
     if len(sizes) > 1:
@@ -284,6 +312,30 @@ def fit_call_line(sizes: np.ndarray, timings: np.ndarray) -> tuple:
             design = np.column_stack([np.ones(len(sizes)), sizes]) / seconds[:, None]
             (per_call[stage], per_row[stage]), _ = nnls(design, np.ones(len(sizes)))
     return per_call, per_row
+
+
+def call_line_for(seconds: Bunch, batch_size: int) -> Bunch:
+    """A measurement's per-call and per-row parts, fitted again for calls of
+    ``batch_size`` rows (see :func:`fit_call_line`) from its ``timings``.
+
+    Parameters
+    ----------
+    seconds : Bunch
+        What :func:`measure_exit_seconds` (or the routing's measurement)
+        returned; one without ``timings`` is returned as it is.
+    batch_size : int
+
+    Returns
+    -------
+    seconds : Bunch
+        A copy with ``per_call`` and ``per_row`` for that batch size.
+    """
+    if "timings" not in seconds:
+        return seconds
+    per_call, per_row = fit_call_line(
+        seconds.batch_sizes, seconds.timings, batch_size=batch_size
+    )
+    return Bunch(**{**seconds, "per_call": per_call, "per_row": per_row})
 
 
 def _timing_sample(X, max_rows, random_state):

@@ -366,7 +366,9 @@ def how_to_read(results: dict) -> list[str]:
         "exit heads). Each full model runs with the same `batch_size` "
         "(`OnnxClassifier(batch_size=...)`) as the adaptive model "
         "(`batch_size=...`, rows routed in batches).",
-        "- Expected speed-up = cost of the full model / average cost per row of "
+        "- Expected speed-up = cost of the full model alone (with measured "
+        "costs: its own time, without the routing work `costs_` adds) / average "
+        "cost per row of "
         "the timed rows' exits, in the units of `costs_`: seconds per row "
         '(`costs="auto"`, measured at fit on the policy rows: each stage\'s time '
         "per call and per row, with `cost_batch_size` the largest batch size "

@@ -506,7 +506,8 @@ def method_notes(config: dict) -> list[str]:
         "fastest of 5 runs, each one call on every row timed; the cascade is "
         "refitted at that setting with `cost_batch_size` = the rows timed (the "
         "batch size it runs at), so that each stage's measured part per call "
-        "is spread over that many rows; expected = that stage's `costs_` / the "
+        "is spread over that many rows; expected = that stage's own measured "
+        "cost (its `costs_` without the routing work) / the "
         "estimator's average cost per row of the rows' exits (each stage that "
         "a row reaches paying its call once).",
         "- Policy learning: the stage fit is timed once, in the first (uncached) "

@@ -6,6 +6,7 @@ from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import effective_n_jobs
 from sklearn.utils import Bunch, gen_batches
 from sklearn.utils.parallel import Parallel, delayed
 
@@ -233,6 +234,18 @@ def route(
         batch_size = DEFAULT_BATCH_SIZE
     if batch_size >= n_rows:
         _route_batch(source, policy, X, proba, exit_stage, ran)
+    elif effective_n_jobs(n_jobs) == 1:
+        # One job: a plain loop, without the dispatch of each batch (about
+        # 0.15 ms a batch, a few percent of a cascade of small networks).
+        for b in gen_batches(n_rows, batch_size):
+            _route_batch(
+                source,
+                policy,
+                _rows(X, b),
+                proba[b],
+                exit_stage[b],
+                None if ran is None else ran[b],
+            )
     else:
         # Each batch writes its own rows' slice, so rows keep their order;
         # threads share those arrays whatever joblib backend is active (a

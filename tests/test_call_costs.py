@@ -72,6 +72,17 @@ def _concave_seconds(n_rows):
     return 1e-5 + 2e-6 * np.asarray(n_rows, dtype=np.float64) ** 0.8
 
 
+def _known_seconds(timings, rows=None) -> Bunch:
+    """A measurement with these timings at LINE_SIZES, as the timers return it."""
+    per_call, per_row = fit_call_line(LINE_SIZES, timings)
+    seconds = Bunch(
+        per_call=per_call, per_row=per_row, batch_sizes=LINE_SIZES, timings=timings
+    )
+    if rows is not None:
+        seconds.rows = rows
+    return seconds
+
+
 def test_a_line_for_a_batch_size_holds_at_the_calls_of_such_batches():
     timings = _concave_seconds(LINE_SIZES)[None, :]
     whole = fit_call_line(LINE_SIZES, timings)
@@ -104,26 +115,17 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
     stages, X_policy, y_policy, _, _ = frozen_stages
     timings = np.vstack([k * _concave_seconds(LINE_SIZES) for k in (1.0, 3.0, 10.0)])
 
-    def known(source, X, random_state=None, **_):
-        per_call, per_row = fit_call_line(LINE_SIZES, timings)
-        return Bunch(
-            per_call=per_call,
-            per_row=per_row,
-            batch_sizes=LINE_SIZES,
-            timings=timings,
-            rows=np.arange(min(len(X), 4096)),
-        )
-
     routing = timings / 10
-
-    def known_routing(*args, **kwargs):
-        per_call, per_row = fit_call_line(LINE_SIZES, routing)
-        return Bunch(
-            per_call=per_call, per_row=per_row, batch_sizes=LINE_SIZES, timings=routing
-        )
-
-    monkeypatch.setattr(held_out, "measure_exit_seconds", known)
-    monkeypatch.setattr(skadaptive._base, "measure_routing_seconds", known_routing)
+    monkeypatch.setattr(
+        held_out,
+        "measure_exit_seconds",
+        lambda source, X, **_: _known_seconds(timings, np.arange(min(len(X), 4096))),
+    )
+    monkeypatch.setattr(
+        skadaptive._base,
+        "measure_routing_seconds",
+        lambda *args, **kwargs: _known_seconds(routing),
+    )
     for batch_size in (1, 64, 65_536):
         cascade = AdaptiveCascadeClassifier(
             stages, costs="auto", cost_batch_size=batch_size, random_state=0
@@ -148,13 +150,9 @@ def test_a_measured_router_cost_is_the_line_for_the_batch_size(
     stages, X_policy, y_policy, _, _ = frozen_stages
     timings = _concave_seconds(LINE_SIZES)[None, :]
 
-    def known(source, X, random_state=None, **_):
-        per_call, per_row = fit_call_line(LINE_SIZES, timings)
-        return Bunch(
-            per_call=per_call, per_row=per_row, batch_sizes=LINE_SIZES, timings=timings
-        )
-
-    monkeypatch.setattr(router_module, "measure_exit_seconds", known)
+    monkeypatch.setattr(
+        router_module, "measure_exit_seconds", lambda *a, **k: _known_seconds(timings)
+    )
     for batch_size in (1, 65_536):
         cascade = AdaptiveCascadeClassifier(
             stages,

@@ -406,13 +406,20 @@ def test_compiled_stage_loop_gives_the_public_paths_answers():
     """Boosting sums its trees with scikit-learn's compiled loop where it agrees
     with the public per-tree path; the answers are the same either way."""
     model, X = _gb(3)
+    _assert_fast_path_agrees(model, X, "_compiled")
+
+
+def _assert_fast_path_agrees(model, X, flag):
+    """The source takes its fast path (``flag`` decided True on first use) and
+    answers as one kept on the public path; returns the fast source."""
     fast = TreeEnsembleExits(model, EXITS)
     fast_probas = exit_probas(fast, X)
-    assert fast._compiled is True
+    assert getattr(fast, flag) is True
     public = TreeEnsembleExits(model, EXITS)
-    public._compiled = False
+    setattr(public, flag, False)
     for got, expected in zip(fast_probas, exit_probas(public, X)):
         np.testing.assert_array_equal(got, expected)
+    return fast
 
 
 @pytest.mark.parametrize("kind", [RandomForestClassifier, RandomForestRegressor])
@@ -421,13 +428,7 @@ def test_forest_trees_called_directly_give_the_public_paths_answers(kind):
     their public method on a few rows; the answers are the same either way."""
     X, y = _data(3)
     model = kind(n_estimators=20, max_depth=6, random_state=0).fit(X, y)
-    direct = TreeEnsembleExits(model, EXITS)
-    direct_probas = exit_probas(direct, X)
-    assert direct._direct is True
-    public = TreeEnsembleExits(model, EXITS)
-    public._direct = False
-    for got, expected in zip(direct_probas, exit_probas(public, X)):
-        np.testing.assert_array_equal(got, expected)
+    direct = _assert_fast_path_agrees(model, X, "_direct")
     restored = pickle.loads(pickle.dumps(direct))
     assert restored._direct is None  # decided again by the scikit-learn that loads
 

@@ -268,12 +268,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         )
         n_stages = len(self.costs_per_row_)
         self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
+        self._measured_seconds = None
         if held_out.seconds is not None and self._costs_unit == "seconds":
             # Measured costs are what a row pays at a stage: the stage's own
             # time and the routing work that goes with it.
             self._routing = self._routing_seconds(
                 X, held_out, stage_probas, answers, y_policy
             )
+            # What the stages' lines were fitted to, for other batch sizes.
+            self._measured_seconds = held_out.seconds
             self.costs_per_call_ = self.costs_per_call_ + self._routing.per_call
             self.costs_per_row_ = self.costs_per_row_ + self._routing.per_row
         self.costs_ = self.costs_per_row_ + self.costs_per_call_ / self.cost_batch_size_
@@ -421,12 +424,29 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         )
         return call_line_for(seconds, self.cost_batch_size_)
 
+    def _cost_lines(self, batch_size: int) -> tuple:
+        """``costs_per_row_``, ``costs_per_call_`` and the routing's part of
+        them (a Bunch) as they would be for calls of ``batch_size`` rows:
+        measured lines fitted again to the timings near that size (see
+        :func:`~skadaptive.stages._costs.call_line_for`); costs given or
+        counted as they are."""
+        measured = getattr(self, "_measured_seconds", None)
+        routing = getattr(self, "_routing", None)
+        if measured is None or routing is None or batch_size == self.cost_batch_size_:
+            return self.costs_per_row_, self.costs_per_call_, routing
+        stages = call_line_for(measured, batch_size)
+        routing = call_line_for(routing, batch_size)
+        return (
+            stages.per_row + routing.per_row,
+            stages.per_call + routing.per_call,
+            routing,
+        )
+
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
         """Cost per row of each stage called on its own in batches of
         ``batch_size`` rows: its measured time without the routing work that
         ``costs_`` includes (units of ``costs_``)."""
-        routing = getattr(self, "_routing", None)
-        per_call, per_row = self.costs_per_call_, self.costs_per_row_
+        per_row, per_call, routing = self._cost_lines(batch_size)
         if routing is not None:
             per_call, per_row = per_call - routing.per_call, per_row - routing.per_row
         return self._alone_costs(per_row + per_call / batch_size)

@@ -115,17 +115,18 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         The number of rows per call of ``predict`` that measured costs
         (``costs="auto"``) are for: ``batch_size``, or 65,536 when that is
         None. A stage's measured time is ``per_call + n_rows * per_row``,
-        a line fitted to its times on calls of ``cost_batch_size / 64`` to
-        ``cost_batch_size`` rows (the calls it gets in such batches; a tree's
-        or a network's time grows more slowly than its rows, so no one line
-        holds from one row to thousands); the per-call part is paid once per
-        batch by every stage that at least one row reaches, so the policy
-        (which may then stop every row before a stage that is dear per call),
-        ``expected_cost_`` and the budget are for batches of this size. Set it
-        to the number of rows you predict at a time (1 for a service answering
-        one row per call) so that the
-        expected speed-up is the one you measure. No effect on costs given as
-        numbers or counted in trees.
+        a line fitted to its times on calls of ``cost_batch_size / 64`` rows
+        up to the first timed size at or above ``cost_batch_size`` (timed:
+        1, 16, 128, 1,024 and 4,096 rows; beyond, the line is extended): the
+        calls it gets in such batches, since a tree's or a network's time
+        grows more slowly than its rows and no one line holds from one row to
+        thousands. The per-call part is paid once per batch by every stage
+        that at least one row reaches, so the policy (which may then stop
+        every row before a stage that is dear per call), ``expected_cost_``
+        and the budget are for batches of this size. Set it to the number of
+        rows you predict at a time (1 for a service answering one row per
+        call) so that the expected speed-up is the one you measure. No effect
+        on costs given as numbers or counted in trees.
 
     n_jobs : int, default=None
         Parallel jobs for fitting across folds, and threads for routing

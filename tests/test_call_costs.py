@@ -22,9 +22,10 @@ from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils import Bunch
 
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
+from skadaptive.cli._frontier import batch_size_advice
 from skadaptive.policies._call_costs import batch_cost
 from skadaptive.stages import measure_exit_seconds
-from skadaptive.stages._costs import fit_call_line
+from skadaptive.stages._costs import _line_sizes, fit_call_line
 
 # Incremental costs: the last stage pays 1,000 per call, nothing else does.
 PER_CALL = [0.0, 0.0, 1000.0]
@@ -101,6 +102,12 @@ def test_a_line_for_a_batch_size_holds_at_the_calls_of_such_batches():
     assert error[window][:-1].max() < whole_error[window][:-1].max()
     # Without a batch size: every timing (as before).
     assert_allclose(fit_call_line(LINE_SIZES, timings, batch_size=None), whole)
+    # Up to the first timed size at or above the batch size: a line for
+    # 1,000 rows goes through the 1,024-row timing, not stretched from 128.
+    assert LINE_SIZES[_line_sizes(LINE_SIZES, 1000)].tolist() == [16, 128, 1024]
+    assert LINE_SIZES[_line_sizes(LINE_SIZES, 1024)].tolist() == [16, 128, 1024]
+    assert LINE_SIZES[_line_sizes(LINE_SIZES, 1025)].tolist() == [128, 1024, 4096]
+    assert LINE_SIZES[_line_sizes(LINE_SIZES, 10**9)].tolist() == [1024, 4096]
 
 
 @pytest.mark.filterwarnings("ignore:Stage .* costs less per row:UserWarning")
@@ -126,6 +133,7 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
         "measure_routing_seconds",
         lambda *args, **kwargs: _known_seconds(routing),
     )
+    fitted = {}
     for batch_size in (1, 64, 65_536):
         cascade = AdaptiveCascadeClassifier(
             stages, costs="auto", cost_batch_size=batch_size, random_state=0
@@ -139,6 +147,24 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
         assert_allclose(cascade._routing.per_call, call_routing)
         assert_allclose(cascade.costs_per_row_, per_row + row_routing)
         assert_allclose(cascade.costs_per_call_, per_call + call_routing)
+        # A stage alone on one row costs its one-row timing, whatever batch
+        # size the estimator was fitted for (the line is fitted again there).
+        assert_allclose(cascade._alone_seconds(1), timings[:, 0])
+        fitted[batch_size] = cascade
+    # The CLI's advice for one row per call is the same from an estimator
+    # fitted for 65,536 rows as from one fitted for one row, given the exits.
+    rates = np.array([0.6, 0.3, 0.1])
+    advice = {
+        b: {p["batch_size"]: p for p in batch_size_advice(fitted[b], rates)["points"]}
+        for b in (1, 65_536)
+    }
+    for size in (1, 65_536):
+        assert advice[1][size]["cost_per_row"] == pytest.approx(
+            advice[65_536][size]["cost_per_row"]
+        )
+        assert advice[1][size]["speed_up"] == pytest.approx(
+            advice[65_536][size]["speed_up"]
+        )
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

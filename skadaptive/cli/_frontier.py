@@ -816,13 +816,11 @@ def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
     are the policy's (``exit_rates``; ``run_rates``, the share of rows each
     stage runs on, where the policy skips stages or routes rows); a policy
     learned for another batch size (``cost_batch_size``) may exit
-    differently. A router kept is paid by every row, its call once a batch.
+    differently. A router kept is paid by every row, its call once a batch
+    (its line as fitted for ``cost_batch_size``).
     """
-    per_call = estimator.costs_per_call_
-    if not per_call.any():
+    if not estimator.costs_per_call_.any():
         return None
-    per_row = estimator.costs_per_row_
-    variable = np.cumsum(per_row)
     if not getattr(estimator.policy_, "skips", False):
         run_rates = None
     router = (
@@ -832,7 +830,11 @@ def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
     )
 
     def cost_at(size):
-        cost = batch_cost(exit_rates, variable, per_call / size, size, run_rates)
+        # Measured lines are fitted again to the timings near each size.
+        per_row, per_call, _ = estimator._cost_lines(size)
+        cost = batch_cost(
+            exit_rates, np.cumsum(per_row), per_call / size, size, run_rates
+        )
         if router is not None:
             cost += (
                 router["router_cost_per_row"] + router["router_cost_per_call"] / size

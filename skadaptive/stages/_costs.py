@@ -277,9 +277,14 @@ _LINE_WINDOW = 64
 
 def _line_sizes(sizes: np.ndarray, batch_size: int) -> np.ndarray:
     """Positions in ``sizes`` of the timings a line for ``batch_size`` uses:
-    those within the window, or the two nearest to it (on a log scale)."""
-    low, high = np.log(batch_size / _LINE_WINDOW), np.log(batch_size)
+    those from ``batch_size / 64`` up to the first timed size at or above
+    ``batch_size`` (so that a line for 1,000 rows holds at 1,000 rows, not
+    stretched from 128), or, where fewer than two, the two nearest (on a log
+    scale)."""
     logs = np.log(sizes)
+    low, high = np.log(batch_size / _LINE_WINDOW), np.log(batch_size)
+    if np.any(sizes >= batch_size):
+        high = np.log(sizes[sizes >= batch_size].min())
     distance = np.maximum(low - logs, 0.0) + np.maximum(logs - high, 0.0)
     inside = np.flatnonzero(distance == 0)
     if len(inside) >= 2:
@@ -293,12 +298,13 @@ def fit_call_line(sizes: np.ndarray, timings: np.ndarray, batch_size=None) -> tu
     Fitted for each row of ``timings`` (n_stages, n_sizes) by least squares on
     the relative error, so that a one-row time weighs as much as a large
     batch's; with one size, all of the time is per row. With ``batch_size``,
-    only the timings of calls of ``batch_size / 64`` to ``batch_size`` rows
-    (at least the two sizes nearest to them) are used: a tree's or a
-    network's time grows more slowly than its rows (a call on many rows
-    reuses what the first rows brought into the cache), so one line does not
-    hold from one row to thousands, and the calls that matter are those a
-    stage gets in batches of ``batch_size`` rows.
+    only the timings of calls of ``batch_size / 64`` rows up to the first
+    timed size at or above ``batch_size`` (at least the two sizes nearest to
+    them) are used: a tree's or a network's time grows more slowly than its
+    rows (a call on many rows reuses what the first rows brought into the
+    cache), so one line does not hold from one row to thousands, and the
+    calls that matter are those a stage gets in batches of ``batch_size``
+    rows. Beyond the largest size timed (4,096 rows) the line is extended.
     """
     sizes = np.asarray(sizes)
     if batch_size is not None and len(sizes) > 2:

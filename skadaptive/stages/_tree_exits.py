@@ -396,8 +396,10 @@ class TreeEnsembleExits(MultiExitSource):
         features of ``X`` at every call: about 50 microseconds per tree, a
         tenth of a 200-tree forest's time on 10,000 rows. ``X`` was validated
         against the forest once, so the trees' documented ``tree_.predict``
-        is called directly where it gives, on a few of the rows, exactly what
-        the public method gives (decided on first use, per source).
+        is called directly where, for the first tree called and up to eight
+        rows, it gives exactly what the public method gives (decided on first
+        use, per source; in scikit-learn 1.6 to 1.9 the public method returns
+        ``tree_.predict``'s values as they are).
         """
         if self._direct is None:
             if X.shape[0] == 0:

@@ -270,8 +270,9 @@ def fastest_in_rounds(runs, n_rows, repeats: int) -> np.ndarray:
 
 
 #: A line fitted for calls of ``batch_size`` rows uses the timings of the
-#: batch sizes from ``batch_size / _LINE_WINDOW`` to ``batch_size``: the calls
-#: a stage gets in such a batch when from 1.5 % to all of its rows reach it.
+#: batch sizes from ``batch_size / _LINE_WINDOW`` up to ``batch_size`` (and the
+#: first timed size above it): the calls a stage gets in such a batch when
+#: from 1.5 % to all of its rows reach it.
 _LINE_WINDOW = 64
 
 

@@ -43,11 +43,13 @@ class RecordingMemory(Memory):
         return call
 
 
-def make_cascade(stages, memory, cv=3, n_jobs=2, random_state=0, **params):
+def make_cascade(
+    stages, memory, cv=3, n_jobs=2, random_state=0, costs="auto", **params
+):
     """The cascade configuration used throughout the benchmark."""
     return AdaptiveCascadeClassifier(
         stages,
-        costs="auto",
+        costs=costs,
         cv=cv,
         memory=memory,
         n_jobs=n_jobs,

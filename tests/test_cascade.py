@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import warnings
 from pathlib import Path
 
 import joblib
@@ -1050,3 +1051,23 @@ def test_patience_over_two_stages_warns_that_it_cannot_adapt(data):
             _two_stages(), costs=[1, 4], policy="patience", cv=3
         ).fit(X_train, y_train)
     assert np.count_nonzero(cascade.exit_rates_) == 1
+
+
+@pytest.mark.parametrize("n_jobs", [None, 1, 2])
+def test_prediction_in_several_batches_warns_nothing(n_jobs):
+    """Routing several batches, in a plain loop for one job or in threads,
+    gives the one-batch answers and no warning (scikit-learn's ``delayed``
+    warns when called outside its ``Parallel``)."""
+    X, y = make_classification(n_samples=600, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())],
+        costs=[1, 3],
+        random_state=0,
+    ).fit(X, y)
+    whole = cascade.route(X)
+    cascade.set_params(batch_size=64, n_jobs=n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batched = cascade.route(X)
+    assert_array_equal(batched.exit_stage, whole.exit_stage)
+    assert_allclose(batched.proba, whole.proba, rtol=0, atol=1e-12)

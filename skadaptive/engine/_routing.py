@@ -236,8 +236,8 @@ def route(
         _route_batch(source, policy, X, proba, exit_stage, ran)
     else:
         # Each batch writes its own rows' slice, so rows keep their order.
-        calls = (
-            delayed(_route_batch)(
+        batches = (
+            (
                 source,
                 policy,
                 _rows(X, b),
@@ -251,12 +251,14 @@ def route(
             # One job: a plain loop, without joblib's dispatch of each batch
             # (about 0.15 ms a batch, a few percent of a cascade of small
             # networks).
-            for function, args, kwargs in calls:
-                function(*args, **kwargs)
+            for arguments in batches:
+                _route_batch(*arguments)
         else:
             # Threads share the arrays whatever joblib backend is active (a
             # process backend, such as dask's, would write into copies).
-            Parallel(n_jobs=n_jobs, require="sharedmem")(calls)
+            Parallel(n_jobs=n_jobs, require="sharedmem")(
+                delayed(_route_batch)(*arguments) for arguments in batches
+            )
     if ran is None:
         ran = np.arange(source.n_stages)[None, :] <= exit_stage[:, None]
     return Bunch(proba=proba, exit_stage=exit_stage, ran=ran)

@@ -192,6 +192,14 @@ def select_out_of_sample(
         error = _standard_error(gain, group_weight[kept], ddof=1)
         return mean, mean > error * (1 + 1e-9)
 
+    def clearly_better(loss_gain, cost_gain, weight, skips):
+        # More accurate, or (a policy that skips stages) as accurate and
+        # clearly cheaper; cost_gain is called only where it can decide.
+        mean, more_accurate = clearly(loss_gain, weight)
+        return more_accurate or (
+            skips and mean >= 0 and clearly(cost_gain(), weight)[1]
+        )
+
     def pick(mask):
         weight = search.weight * mask
         if weight.sum() == 0:
@@ -212,9 +220,11 @@ def select_out_of_sample(
         # A policy that skips stages replaces it when clearly more accurate,
         # or as accurate and clearly cheaper.
         challenger = lowest(challengers)
-        loss_gain, more_accurate = clearly(loss[best] - loss[challenger], weight)
-        if more_accurate or (
-            loss_gain >= 0 and clearly(cost[best] - cost[challenger], weight)[1]
+        if clearly_better(
+            loss[best] - loss[challenger],
+            lambda: cost[best] - cost[challenger],
+            weight,
+            skips=True,
         ):
             return challenger
         return best
@@ -234,19 +244,15 @@ def select_out_of_sample(
         # reference only when the choice itself, repeated for each fold
         # without the fold's rows, is clearly better out of sample: more
         # accurate, or (a policy that skips stages) as accurate and cheaper.
-        loss_gain, more_accurate = clearly(
-            loss[reference] - stage_loss[held_out_choice, rows], search.weight
-        )
-        cheaper = (
-            best in challengers
-            and loss_gain >= 0
-            and clearly(
+        if not clearly_better(
+            loss[reference] - stage_loss[held_out_choice, rows],
+            lambda: (
                 cost[reference]
-                - answer_costs(held_out_choice, held_out_ran, search.cumulative_cost),
-                search.weight,
-            )[1]
-        )
-        if not (more_accurate or cheaper):
+                - answer_costs(held_out_choice, held_out_ran, search.cumulative_cost)
+            ),
+            search.weight,
+            skips=best in challengers,
+        ):
             best = reference
     if best == reference:
         # Kept as the simplest, not chosen among others: its own

@@ -50,7 +50,7 @@ from skadaptive import AdaptiveCascadeClassifier
 from . import datasets
 from . import onnx_bench as onnx
 from ._tables import cell, described_report, environment, run_and_write, table
-from .timing import tile_rows
+from .timing import expected_speed_up, tile_rows
 
 BATCH_SIZES = (1, 16, 256, 1024, 4096, None)  # None: every timed row in one call
 #: Rows timed per batch size: a whole number of batches, a few seconds each.
@@ -121,8 +121,7 @@ def measure(name: str, quick: bool) -> list[dict]:
                 stages, costs="auto", cost_batch_size=size, random_state=0
             ).fit(X_policy, y_policy)
         exit_stage = cascade.predict_exit(X_rows)
-        expected_cost = cascade._average_cost(exit_stage)
-        last_alone = cascade._alone_seconds(size)[-1]
+        expected = expected_speed_up(cascade, exit_stage)
         old_last, old_cost = _per_row_model_cost(cascade, exit_stage)
         with threadpool_limits(limits=1):
             best = onnx.fastest(
@@ -134,7 +133,6 @@ def measure(name: str, quick: bool) -> list[dict]:
             )
         full_s, ours_s = best["full"], best["ours"]
         measured = full_s / ours_s
-        expected = last_alone / expected_cost
         points.append(
             {
                 "batch_size": "all" if batch_size is None else batch_size,

@@ -42,6 +42,7 @@ from threadpoolctl import threadpool_limits
 
 from . import early_exit_data as data
 from ._tables import described_report, environment, run_and_write, table
+from .timing import expected_speed_up
 
 HERE = Path(__file__).resolve().parent
 #: (dataset, backbone, budget as a fraction of all trees): the points of the
@@ -72,10 +73,7 @@ def _operating_point(estimator, X, fraction: float) -> tuple:
     routing of ``X``, its expected speed-up there and its exit rates."""
     estimator = estimator.with_policy(budget=fraction * estimator.cumulative_costs_[-1])
     routed = estimator.route(X)
-    # Every exit's own cost, without the routing work that measured costs add
-    # (in trees, all of them): the backbone alone.
-    alone = estimator._alone_seconds(estimator.cost_batch_size_)[-1]
-    expected = float(alone / estimator._average_cost(routed.exit_stage))
+    expected = expected_speed_up(estimator, routed.exit_stage)
     n_exits = len(estimator.cumulative_costs_)
     rates = np.bincount(routed.exit_stage, minlength=n_exits) / len(X)
     return estimator, expected, rates.round(4).tolist()

@@ -54,6 +54,16 @@ def call_costs(stage, X_rows, repeats: int = 3) -> dict:
     }
 
 
+def expected_speed_up(estimator, exit_stage, reference_stage: int = -1) -> float:
+    """The speed-up the estimator expects over one stage alone (an early
+    exit's last: the backbone) for rows exiting at ``exit_stage``: that
+    stage's own cost, without the routing work measured costs add, over the
+    estimator's average cost of a batch of ``cost_batch_size_`` such rows
+    (each stage a row reaches paying its call once)."""
+    alone = estimator._alone_seconds(estimator.cost_batch_size_)[reference_stage]
+    return float(alone / estimator._average_cost(exit_stage))
+
+
 def wall_clock(cascade, reference_stage: int, X_rows, repeats: int = 5) -> dict:
     """Wall time of the cascade versus its most accurate stage alone on ``X_rows``.
 
@@ -66,10 +76,7 @@ def wall_clock(cascade, reference_stage: int, X_rows, repeats: int = 5) -> dict:
     stage_seconds = best_time(lambda: stage.predict_proba(X_rows), repeats)
     cascade_seconds = best_time(lambda: cascade.predict_proba(X_rows), repeats)
     exits = cascade.predict_exit(X_rows)
-    expected_cost = cascade._average_cost(exits)
-    # The stage alone, without the routing work costs_ adds to its own time.
-    alone = cascade._alone_seconds(cascade.cost_batch_size_)[reference_stage]
-    expected = alone / expected_cost
+    expected = expected_speed_up(cascade, exits, reference_stage)
     measured = stage_seconds / cascade_seconds
     return {
         "n_rows": int(len(X_rows)),

@@ -87,6 +87,9 @@ def _dataset(name: str, quick: bool) -> dict:
         a: _fit(bench, a, memory, config, random_state=0, costs=costs) for a in ANSWERS
     }
     measured = {a: _fit(bench, a, memory, config, random_state=0) for a in ANSWERS}
+    routing = {
+        a: fit._cost_lines(fit.cost_batch_size_)[2] for a, fit in measured.items()
+    }
     stage_est = fitted["stage"]
     single = [
         float(np.mean(np.argmax(s.predict_proba(bench.X_test), axis=1) == y_test))
@@ -128,10 +131,11 @@ def _dataset(name: str, quick: bool) -> dict:
             "last_exit_accuracy": float(frontier["exit_accuracies"][-1]),
             "exit_accuracies": frontier["exit_accuracies"].tolist(),
             "full_cost": float(estimator.cumulative_costs_[-1]),
-            # The routing work measured with each stage (seconds per row and
-            # per call): with combined answers, the combiners' work is in it.
-            "routing_per_row": measured[answer]._routing.per_row.tolist(),
-            "routing_per_call": measured[answer]._routing.per_call.tolist(),
+            # What each stage costs inside the cascade beyond its time alone
+            # (seconds per row and per call): the routing work, with combined
+            # answers the combiners' work too.
+            "routing_per_row": routing[answer].per_row.tolist(),
+            "routing_per_call": routing[answer].per_call.tolist(),
             "default": default,
             "budgets": budgets,
             "no_loss": None

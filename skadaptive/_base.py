@@ -266,19 +266,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.stage_accuracies_ = stage_accuracies(
             stage_correct(stage_probas, y_policy, self.loss), w_policy
         )
-        n_stages = len(self.costs_per_row_)
-        self._routing = Bunch(per_call=np.zeros(n_stages), per_row=np.zeros(n_stages))
+        self._in_cascade = None
         self._measured_seconds = None
         if held_out.seconds is not None and self._costs_unit == "seconds":
-            # Measured costs are what a row pays at a stage: the stage's own
-            # time and the routing work that goes with it.
-            self._routing = self._routing_seconds(
+            # Measured costs are what a row pays at a stage inside the
+            # cascade: the stage's time among the others and the routing work
+            # that goes with it (the stages' times alone are kept for the
+            # speed-up over a stage alone, and for other batch sizes).
+            self._in_cascade = self._in_cascade_seconds(
                 X, held_out, stage_probas, answers, y_policy
             )
-            # What the stages' lines were fitted to, for other batch sizes.
             self._measured_seconds = held_out.seconds
-            self.costs_per_call_ = self.costs_per_call_ + self._routing.per_call
-            self.costs_per_row_ = self.costs_per_row_ + self._routing.per_row
+            self.costs_per_call_ = self._in_cascade.per_call
+            self.costs_per_row_ = self._in_cascade.per_row
         self.costs_ = self.costs_per_row_ + self.costs_per_call_ / self.cost_batch_size_
         self.cumulative_costs_ = np.cumsum(self.costs_)
         self._warn_unordered_costs()
@@ -394,13 +394,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """The exits as they answer: the stage source, with its combiners."""
         return answering_source(self._stage_source(), self.combiners_)
 
-    def _routing_seconds(self, X, held_out, stage_probas, answers, y_policy) -> Bunch:
-        """Routing's own seconds per call and per row at each stage (cached).
+    def _in_cascade_seconds(
+        self, X, held_out, stage_probas, answers, y_policy
+    ) -> Bunch:
+        """Each stage's seconds per call and per row inside the cascade: its
+        own time among the other stages and the routing work after it (cached).
 
-        Timed on the rows the stages were timed on, with a policy of this
-        family learned for the stages' measured costs (the decisions of any
-        policy of a family cost about the same) on the exits' ``answers``;
-        with combiners, their work is routing's too. See
+        Timed on the rows the stages were timed on, through the fitted stages,
+        with a policy of this family learned for the stages' measured costs
+        (the decisions of any policy of a family cost about the same) on the
+        exits' ``answers``; with combiners, their work is routing's too. See
         :func:`~skadaptive.engine._overhead.measure_routing_seconds`.
         """
         seconds = held_out.seconds
@@ -426,26 +429,30 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
     def _cost_lines(self, batch_size: int) -> tuple:
         """``costs_per_row_``, ``costs_per_call_`` and the routing's part of
-        them (a Bunch) as they would be for calls of ``batch_size`` rows:
-        measured lines fitted again to the timings near that size (see
-        :func:`~skadaptive.stages._costs.call_line_for`); costs given or
-        counted as they are."""
+        them (a Bunch: a stage's time inside the cascade beyond its time
+        alone; None for costs given or counted) as they would be for calls of
+        ``batch_size`` rows: measured lines fitted again to the timings near
+        that size (see :func:`~skadaptive.stages._costs.call_line_for`)."""
         measured = getattr(self, "_measured_seconds", None)
-        routing = getattr(self, "_routing", None)
-        if measured is None or routing is None or batch_size == self.cost_batch_size_:
-            return self.costs_per_row_, self.costs_per_call_, routing
-        stages = call_line_for(measured, batch_size)
-        routing = call_line_for(routing, batch_size)
-        return (
-            stages.per_row + routing.per_row,
-            stages.per_call + routing.per_call,
-            routing,
+        in_cascade = getattr(self, "_in_cascade", None)
+        if measured is None or in_cascade is None:
+            return self.costs_per_row_, self.costs_per_call_, None
+        if batch_size == self.cost_batch_size_:
+            per_row, per_call = self.costs_per_row_, self.costs_per_call_
+        else:
+            in_cascade = call_line_for(in_cascade, batch_size)
+            per_row, per_call = in_cascade.per_row, in_cascade.per_call
+        alone = call_line_for(measured, batch_size)
+        routing = Bunch(
+            per_row=per_row - alone.per_row, per_call=per_call - alone.per_call
         )
+        return per_row, per_call, routing
 
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
         """Cost per row of each stage called on its own in batches of
-        ``batch_size`` rows: its measured time without the routing work that
-        ``costs_`` includes (units of ``costs_``)."""
+        ``batch_size`` rows: its measured time without the routing work and
+        the company of other stages that ``costs_`` includes (units of
+        ``costs_``)."""
         per_row, per_call, routing = self._cost_lines(batch_size)
         if routing is not None:
             per_call, per_row = per_call - routing.per_call, per_row - routing.per_row
@@ -1425,7 +1432,9 @@ def _measure_routing(
     """:func:`measure_routing_seconds` for a policy of ``policy_spec``'s family.
 
     A module-level function so that ``memory=`` caches it (keyed by all but
-    ``estimator``, whose checks of a call are timed with stage 0). The policy
+    ``estimator``, whose fitted stages are routed through and whose checks of
+    a call are timed with stage 0; the stages' answers in the key tell the
+    stages apart). The policy
     is learned on the exits' ``answers``; the combiners (if any but "stage")
     are timed with it.
     """
@@ -1454,6 +1463,7 @@ def _measure_routing(
             entry=estimator._checked_rows,
             combiners=combiners,
             regression=regression,
+            source=estimator._stage_source(),
         )
 
 

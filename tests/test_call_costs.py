@@ -122,7 +122,9 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
     stages, X_policy, y_policy, _, _ = frozen_stages
     timings = np.vstack([k * _concave_seconds(LINE_SIZES) for k in (1.0, 3.0, 10.0)])
 
-    routing = timings / 10
+    # Inside the cascade a stage takes longer than alone (routing work, and
+    # its company: here a tenth more, and 0.1 ms more per call).
+    in_cascade = 1.1 * timings + 1e-4
     monkeypatch.setattr(
         held_out,
         "measure_exit_seconds",
@@ -131,7 +133,7 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
     monkeypatch.setattr(
         skadaptive._base,
         "measure_routing_seconds",
-        lambda *args, **kwargs: _known_seconds(routing),
+        lambda *args, **kwargs: _known_seconds(in_cascade),
     )
     fitted = {}
     for batch_size in (1, 64, 65_536):
@@ -139,14 +141,16 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
             stages, costs="auto", cost_batch_size=batch_size, random_state=0
         ).fit(X_policy, y_policy)
         per_call, per_row = fit_call_line(LINE_SIZES, timings, batch_size=batch_size)
-        call_routing, row_routing = fit_call_line(
-            LINE_SIZES, routing, batch_size=batch_size
+        call_cascade, row_cascade = fit_call_line(
+            LINE_SIZES, in_cascade, batch_size=batch_size
         )
-        # costs_ is the stages' line plus the routing's.
-        assert_allclose(cascade._routing.per_row, row_routing)
-        assert_allclose(cascade._routing.per_call, call_routing)
-        assert_allclose(cascade.costs_per_row_, per_row + row_routing)
-        assert_allclose(cascade.costs_per_call_, per_call + call_routing)
+        # costs_ is the line of the stages' times inside the cascade; the
+        # routing's part is what that adds to their lines alone.
+        assert_allclose(cascade.costs_per_row_, row_cascade)
+        assert_allclose(cascade.costs_per_call_, call_cascade)
+        routing = cascade._cost_lines(batch_size)[2]
+        assert_allclose(routing.per_row, row_cascade - per_row)
+        assert_allclose(routing.per_call, call_cascade - per_call)
         # A stage alone on one row costs its one-row timing, whatever batch
         # size the estimator was fitted for (the line is fitted again there).
         assert_allclose(cascade._alone_seconds(1), timings[:, 0])
@@ -411,6 +415,55 @@ def test_routing_work_is_charged_to_the_stage_it_follows():
     # stages' routing costs far less.
     assert seconds.per_call[1] >= 0.0018
     assert seconds.per_call[0] < 0.001 and seconds.per_call[2] < 0.001
+
+
+#: Which stage ran last, for stages that are slower after another one.
+_LAST_RUN = [None]
+
+
+class _Marks(ClassifierMixin, BaseEstimator):
+    """A logistic regression that leaves its mark on each call."""
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression(max_iter=1000).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        _LAST_RUN[0] = id(self)
+        return self.model_.predict_proba(X)
+
+
+class _SlowAfterAnother(_Marks):
+    """Pays ``pause`` seconds per call where another stage ran since its last
+    call (as a network whose weights the other evicted from the cache)."""
+
+    def __init__(self, pause=0.003):
+        self.pause = pause
+
+    def predict_proba(self, X):
+        if _LAST_RUN[0] != id(self):
+            time.sleep(self.pause)
+        return super().predict_proba(X)
+
+
+def test_measured_costs_are_the_stages_times_inside_the_cascade(frozen_stages):
+    """A stage that is slower between other stages than alone costs what it
+    takes inside the cascade; its time alone (the speed-up's reference) is
+    what it takes on its own."""
+    _, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(
+        [("first", _Marks()), ("second", _SlowAfterAnother(0.003))],
+        costs="auto",
+        cost_batch_size=1024,
+        random_state=0,
+    ).fit(X_policy, y_policy)
+    # A sleep takes at least its time: 3 ms per call inside the cascade.
+    assert cascade.costs_per_call_[1] >= 0.0028
+    alone = cascade._alone_seconds(1024)[1] * 1024  # one 1,024-row call
+    assert alone < 0.0015
+    routing = cascade._cost_lines(1024)[2]
+    assert routing.per_call[1] >= 0.0028 - alone
 
 
 class _CountingTags(ClassifierMixin, BaseEstimator):

@@ -36,7 +36,7 @@ from skadaptive.stages import (
     exit_probas,
     measure_exit_seconds_per_row,
 )
-from skadaptive.stages.onnx import _classifier, _io
+from skadaptive.stages.onnx import _classifier, _io, _runtime
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -491,6 +491,33 @@ def test_explicit_cuda_with_cpu_fallback_warns(monkeypatch, digits):
 
 
 @_ORT_OWN_WARNING
+def test_cuda_sessions_search_conv_algorithms_by_heuristic(monkeypatch, digits):
+    """Every session asking for CUDA gets the heuristic cuDNN algorithm
+    search unless the user's options for CUDA name another."""
+    X, y = digits
+    asked = []
+    real = ort.InferenceSession
+
+    def session(data, sess_options=None, providers=None):
+        asked.append(providers)
+        return real(data, sess_options=sess_options, providers=CPU)
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    _clf(providers=[CUDA, *CPU]).fit(X, y).predict_proba(X[:3])
+    _multi(providers=[CUDA, *CPU], io_binding=True).run_stage(0, X[:3], None)
+    own = {"cudnn_conv_algo_search": "EXHAUSTIVE", "device_id": 0}
+    _clf(providers=[(CUDA, own), *CPU]).fit(X, y).predict_proba(X[:3])
+    heuristic = (CUDA, {"cudnn_conv_algo_search": "HEURISTIC"})
+    # The classifier, then each segment and row-selection session, then the
+    # user's own options.
+    assert asked[0] == [heuristic, *CPU]
+    assert all(providers == [heuristic, *CPU] for providers in asked[1:-1])
+    assert len(asked) > 3
+    assert asked[-1] == [(CUDA, own), *CPU]
+    # Without CUDA nothing changes.
+    assert _runtime._with_cuda_defaults(CPU) == CPU
+
+
 def test_explicit_cuda_only_fails(monkeypatch, digits):
     X, y = digits
     _simulate_cuda_listed(monkeypatch)

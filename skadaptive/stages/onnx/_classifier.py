@@ -250,6 +250,10 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         the CPU. A list (names or ``(name, options)`` tuples) is passed on; a
         provider the session did not get raises a ``UserWarning`` when
         ``"CPUExecutionProvider"`` is in the list, else a ``RuntimeError``.
+        CUDA gets ``cudnn_conv_algo_search="HEURISTIC"`` unless its options
+        say otherwise: onnxruntime's exhaustive default searches anew for
+        every new number of rows, which a cascade's later stages get at
+        almost every call.
     batch_size : int, default=None
         Rows per call to the model; ``None`` runs all rows at once. A model
         whose batch axis is fixed (exported for batches of, say, 1) is always

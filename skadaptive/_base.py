@@ -424,6 +424,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self._n_outputs(),
             self.combiners_,
             self._stage_classes() is None,
+            self.cost_batch_size_,
         )
         return call_line_for(seconds, self.cost_batch_size_)
 
@@ -592,6 +593,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             verbose=self.verbose,
             make_source=self._source_maker(),
             names=self._members()[0],
+            cost_batch_size=self._resolved_cost_batch_size(),
         )
 
     def _has_natural_costs(self) -> bool:
@@ -1117,7 +1119,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
         self._check_missing_values(X)
         seconds = call_line_for(
-            measure_exit_seconds(self._stage_source(), X, random_state=random_state),
+            measure_exit_seconds(
+                self._stage_source(),
+                X,
+                random_state=random_state,
+                batch_size=self.cost_batch_size_,
+            ),
             self.cost_batch_size_,
         )
         return seconds.per_row + seconds.per_call / self.cost_batch_size_
@@ -1428,6 +1435,7 @@ def _measure_routing(
     n_classes,
     combiners,
     regression=False,
+    batch_size=None,
 ) -> Bunch:
     """:func:`measure_routing_seconds` for a policy of ``policy_spec``'s family.
 
@@ -1464,6 +1472,7 @@ def _measure_routing(
             combiners=combiners,
             regression=regression,
             source=estimator._stage_source(),
+            batch_size=batch_size,
         )
 
 

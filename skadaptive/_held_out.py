@@ -124,6 +124,7 @@ def fit_stages_on_held_out(
     verbose: int = 0,
     make_source=IndependentStages.of_members,
     names=None,
+    cost_batch_size: int | None = None,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
@@ -132,6 +133,9 @@ def fit_stages_on_held_out(
     classes : ndarray of shape (n_classes,) or None
         The estimator's classes; None for regressors (their exits answer
         with a prediction and an uncertainty, and folds are not stratified).
+    cost_batch_size : int, default=None
+        With ``measure_costs``: the rows per call the costs are for (a larger
+        batch is timed too, see :func:`~skadaptive.stages.measure_exit_seconds`).
     make_source : callable, default=IndependentStages.of_members
         ``make_source(fitted_members, names)`` returns the
         :class:`~skadaptive.engine.StageSource` that runs their exits (one
@@ -238,7 +242,10 @@ def fit_stages_on_held_out(
     if measure_costs:
         timing = time.perf_counter()
         seconds = measure_exit_seconds(
-            make_source(final, names), X_policy, random_state=random_state
+            make_source(final, names),
+            X_policy,
+            random_state=random_state,
+            batch_size=cost_batch_size,
         )
         if verbose:
             print(

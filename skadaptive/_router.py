@@ -187,7 +187,10 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     else:
         seconds = call_line_for(
             measure_exit_seconds(
-                _RouterStage(router), X_rows, random_state=estimator.random_state
+                _RouterStage(router),
+                X_rows,
+                random_state=estimator.random_state,
+                batch_size=estimator.cost_batch_size_,
             ),
             estimator.cost_batch_size_,
         )

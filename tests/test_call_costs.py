@@ -25,7 +25,7 @@ from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.cli._frontier import batch_size_advice
 from skadaptive.policies._call_costs import batch_cost
 from skadaptive.stages import measure_exit_seconds
-from skadaptive.stages._costs import _line_sizes, fit_call_line
+from skadaptive.stages._costs import _line_sizes, fit_call_line, timing_batches
 
 # Incremental costs: the last stage pays 1,000 per call, nothing else does.
 PER_CALL = [0.0, 0.0, 1000.0]
@@ -108,6 +108,51 @@ def test_a_line_for_a_batch_size_holds_at_the_calls_of_such_batches():
     assert LINE_SIZES[_line_sizes(LINE_SIZES, 1024)].tolist() == [16, 128, 1024]
     assert LINE_SIZES[_line_sizes(LINE_SIZES, 1025)].tolist() == [128, 1024, 4096]
     assert LINE_SIZES[_line_sizes(LINE_SIZES, 10**9)].tolist() == [1024, 4096]
+
+
+def test_a_large_batch_size_is_timed_not_extended_to():
+    # Small data: 1 to 1,024 rows, unless the costs are for larger calls.
+    assert timing_batches(900)[1].tolist() == [1, 16, 128, 1024]
+    assert timing_batches(900, 1024)[1].tolist() == [1, 16, 128, 1024]
+    assert timing_batches(900, 2000)[1].tolist() == [1, 16, 128, 1024, 4096]
+    assert timing_batches(3000)[1].tolist() == [1, 16, 128, 1024, 4096]
+    # Above 4,096 rows: that batch size too, at most 8,192 rows.
+    assert timing_batches(900, 5000)[1][-1] == 5000
+    tiled, sizes = timing_batches(900, 65_536)
+    assert sizes[-1] == 8192 and len(tiled) == 8192 and tiled.max() == 899
+
+
+class _SlowerPerRowUpTo1024(ClassifierMixin, BaseEstimator):
+    """A logistic regression whose calls take 1 ms, 2 us per row up to 1,024
+    rows and 0.2 us per row beyond (as a tree's time per row falls)."""
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression(max_iter=1000).fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        n = len(X)
+        time.sleep(1e-3 + 2e-6 * min(n, 1024) + 2e-7 * max(n - 1024, 0))
+        return self.model_.predict_proba(X)
+
+
+def test_costs_for_large_calls_are_timed_at_such_calls(frozen_stages):
+    """Fitted for calls of 10,000 rows on 300 policy rows, a stage is timed on
+    up to 8,192 rows (the rows repeated): its cost is not the line of 128 to
+    1,024 rows extended to 10,000 (21 ms where it takes 4.8)."""
+    _, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(
+        [("first", _Marks()), ("second", _SlowerPerRowUpTo1024())],
+        costs="auto",
+        cost_batch_size=10_000,
+        random_state=0,
+    ).fit(X_policy[:300], y_policy[:300])
+    assert cascade._measured_seconds.batch_sizes.tolist()[-2:] == [4096, 8192]
+    took = 1e-3 + 2e-6 * 1024 + 2e-7 * (10_000 - 1024)
+    alone = cascade._alone_seconds(10_000)[1] * 10_000
+    # A sleep takes at least its time; the machine adds little to 5 ms.
+    assert took <= alone < 1.5 * took
 
 
 @pytest.mark.filterwarnings("ignore:Stage .* costs less per row:UserWarning")

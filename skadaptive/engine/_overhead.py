@@ -72,13 +72,15 @@ def measure_routing_seconds(
     combiners=None,
     regression: bool = False,
     source=None,
+    batch_size: int | None = None,
 ) -> Bunch:
     """Seconds per call and per row that routing adds to each stage.
 
     Routing through stages ``0..k`` with every row going on to stage ``k`` is
     timed for each ``k`` on the batches of
     :func:`~skadaptive.stages._costs.timing_batches` (1 to 4,096 rows of
-    ``X``, repeated where it has fewer); stage
+    ``X``, and ``batch_size`` rows up to 8,192 where it is larger, repeated
+    where it has fewer); stage
     ``k``'s share is the difference with routing through ``0..k-1`` (its
     rows' copy and compaction, the check of its probabilities, the policy's
     decision after it), and the line ``per_call + n * per_row`` is fitted to
@@ -111,6 +113,8 @@ def measure_routing_seconds(
     source : StageSource, default=None
         The stages to route through; None: stand-ins that cost nothing (each
         returns its rows of ``stage_probas``).
+    batch_size : int, default=None
+        The rows per call the costs are for: a larger batch is timed too.
 
     Returns
     -------
@@ -120,7 +124,7 @@ def measure_routing_seconds(
         line was fitted to (see :func:`~skadaptive.stages._costs.call_line_for`).
     """
     n_stages = len(stage_probas)
-    tiled, sizes = timing_batches(_num_samples(X))
+    tiled, sizes = timing_batches(_num_samples(X), batch_size)
     calls = []
     for size in sizes:
         rows = tiled[:size]

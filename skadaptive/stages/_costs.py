@@ -32,21 +32,34 @@ _MAX_LINE_ROWS = 4096
 # Batch sizes the line per_call + n * per_row is fitted over (with the whole
 # sample): a single row, where the per-call part dominates, up to the sample.
 _TIMING_BATCH_SIZES = (1, 16, 128, 1024, 4096)
+# For a larger batch size, one more timing at that size, at most this many
+# rows: the line is extended from the largest size timed, and a tree's time
+# per row keeps falling up to thousands of rows (on digits, extra trees timed
+# up to 1,024 rows and extended to 10,000 overestimated that call threefold).
+_LARGEST_TIMED = 8192
 
 
-def timing_batches(n_distinct: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and batch sizes of a timing: 1, 16, 128, 1,024 and 4,096 rows.
+def timing_batches(
+    n_distinct: int, batch_size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and batch sizes of a timing: 1, 16, 128, 1,024 and 4,096 rows,
+    and ``batch_size`` rows (at most 8,192) where it is larger.
 
     The first ``size`` rows of ``tiled`` (positions in a sample of
     ``n_distinct`` rows, repeated as often as needed) make a batch of each
     size, so that a line fitted to their times holds up to large batches
     even where the sample is small. The 4,096-row batch is timed only where
-    the sample has at least half as many rows, so that small data are timed
-    quickly and on few repeats.
+    the sample has at least half as many rows or ``batch_size`` is above
+    1,024, so that small data are timed quickly and on few repeats unless
+    the batches they will be answered in are large.
     """
-    sizes = np.array(_TIMING_BATCH_SIZES)
-    if n_distinct < sizes[-1] // 2:
+    sizes = list(_TIMING_BATCH_SIZES)
+    large = batch_size is not None and batch_size > sizes[-2]
+    if n_distinct < sizes[-1] // 2 and not large:
         sizes = sizes[:-1]
+    if batch_size is not None and batch_size > sizes[-1]:
+        sizes.append(min(int(batch_size), _LARGEST_TIMED))
+    sizes = np.array(sizes)
     return np.arange(sizes[-1]) % n_distinct, sizes
 
 
@@ -163,12 +176,14 @@ def measure_exit_seconds(
     max_rows: int = _MAX_LINE_ROWS,
     repeats: int = _REPEATS,
     random_state=None,
+    batch_size: int | None = None,
 ) -> Bunch:
     """Seconds per call and per row of each exit's increment, timed on ``X``.
 
     Stage ``k`` is timed continuing from the state stage ``k - 1`` produced, on
-    batches of 1, 16, 128, 1,024 and 4,096 rows of a sample of at most
-    ``max_rows`` rows (repeated where it has fewer, which can make a tree
+    batches of 1, 16, 128, 1,024 and 4,096 rows (and ``batch_size`` rows, at
+    most 8,192, where it is larger; see :func:`timing_batches`) of a sample
+    of at most ``max_rows`` rows (repeated where it has fewer, which can make a tree
     model look cheaper per row than on as many distinct rows), in ``repeats`` rounds
     over every stage and batch size (:func:`fastest_in_rounds`); the fastest
     timed run is kept. The line
@@ -187,6 +202,8 @@ def measure_exit_seconds(
     max_rows : int, default=4096
     repeats : int, default=5
     random_state : int, RandomState instance or None
+    batch_size : int, default=None
+        The rows per call the costs are for: a larger batch is timed too.
 
     Returns
     -------
@@ -209,7 +226,7 @@ def measure_exit_seconds(
     True
     """
     X, n_distinct, sample = _timing_sample(X, max_rows, random_state)
-    tiled, sizes = timing_batches(n_distinct)
+    tiled, sizes = timing_batches(n_distinct, batch_size)
     X = _safe_indexing(X, tiled)
     n_rows = len(tiled)
     # The state each stage continues from, for every row, then for the first

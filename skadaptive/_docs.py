@@ -114,10 +114,12 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
     cost_batch_size : int, default=None
         The number of rows per call of ``predict`` that measured costs
         (``costs="auto"``) are for: ``batch_size``, or 65,536 when that is
-        None. A stage's measured time is ``per_call + n_rows * per_row``,
-        a line fitted to its times on calls of ``cost_batch_size / 64`` rows
-        up to the first timed size at or above ``cost_batch_size`` (timed:
-        1, 16, 128, 1,024 and 4,096 rows; beyond, the line is extended): the
+        None. A stage's measured time inside the cascade is
+        ``per_call + n_rows * per_row``, a line fitted to its times on calls
+        of ``cost_batch_size / 64`` rows up to the first timed size at or
+        above ``cost_batch_size`` (timed: 1, 16, 128, 1,024 and 4,096 rows,
+        and ``cost_batch_size`` rows up to 8,192 where it is larger; beyond,
+        the line is extended): the
         calls it gets in such batches, since a tree's or a network's time
         grows more slowly than its rows and no one line holds from one row to
         thousands. The per-call part is paid once per batch by every stage

@@ -102,7 +102,7 @@ from .stages._combined import (
     combined_answers,
     fit_combiners,
 )
-from .stages._costs import call_line_for
+from .stages._costs import call_line_for, timing_scale
 
 
 def _warn_answers_alike_within_folds(held_out, names) -> None:
@@ -424,7 +424,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self._n_outputs(),
             self.combiners_,
             self._stage_classes() is None,
-            self.cost_batch_size_,
+            timing_scale(self.cost_batch_size_),
         )
         return call_line_for(seconds, self.cost_batch_size_)
 
@@ -593,7 +593,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             verbose=self.verbose,
             make_source=self._source_maker(),
             names=self._members()[0],
-            cost_batch_size=self._resolved_cost_batch_size(),
+            # Only what decides the sizes timed: a cache hit for the others.
+            cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
         )
 
     def _has_natural_costs(self) -> bool:
@@ -605,8 +606,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return None, None
 
     def _warn_unordered_costs(self) -> None:
-        """Warn when a stage costs less on its own than an earlier one."""
-        alone = self._alone_costs(self.costs_)
+        """Warn when a stage costs less on its own than an earlier one.
+
+        Measured stages are compared by their times alone: inside the cascade
+        the checks of a call are charged to the first stage, and its routing
+        to each, which at small batches can outweigh the stages' own work."""
+        alone = self._alone_seconds(self.cost_batch_size_)
         names = self._stage_names()
         # Measured seconds are noisy: only a clearly cheaper later stage warns.
         slack = 0.8 if self._cost_unit() == "seconds" else 1.0

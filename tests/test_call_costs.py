@@ -7,6 +7,7 @@ and its reported costs are for batches of ``cost_batch_size`` rows.
 """
 
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -25,7 +26,12 @@ from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.cli._frontier import batch_size_advice
 from skadaptive.policies._call_costs import batch_cost
 from skadaptive.stages import measure_exit_seconds
-from skadaptive.stages._costs import _line_sizes, fit_call_line, timing_batches
+from skadaptive.stages._costs import (
+    _line_sizes,
+    fit_call_line,
+    timing_batches,
+    timing_scale,
+)
 
 # Incremental costs: the last stage pays 1,000 per call, nothing else does.
 PER_CALL = [0.0, 0.0, 1000.0]
@@ -116,10 +122,21 @@ def test_a_large_batch_size_is_timed_not_extended_to():
     assert timing_batches(900, 1024)[1].tolist() == [1, 16, 128, 1024]
     assert timing_batches(900, 2000)[1].tolist() == [1, 16, 128, 1024, 4096]
     assert timing_batches(3000)[1].tolist() == [1, 16, 128, 1024, 4096]
-    # Above 4,096 rows: that batch size too, at most 8,192 rows.
-    assert timing_batches(900, 5000)[1][-1] == 5000
+    # Above 4,096 rows: 8,192 rows too.
+    assert timing_batches(900, 4096)[1][-1] == 4096
+    assert timing_batches(900, 5000)[1][-1] == 8192
     tiled, sizes = timing_batches(900, 65_536)
     assert sizes[-1] == 8192 and len(tiled) == 8192 and tiled.max() == 899
+    # What decides them, for a cache shared by batch sizes timed alike.
+    assert [timing_scale(b) for b in (None, 1, 1024, 1025, 4096, 4097, 10**7)] == [
+        None,
+        None,
+        None,
+        4096,
+        4096,
+        8192,
+        8192,
+    ]
 
 
 class _SlowerPerRowUpTo1024(ClassifierMixin, BaseEstimator):
@@ -214,6 +231,47 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
         assert advice[1][size]["speed_up"] == pytest.approx(
             advice[65_536][size]["speed_up"]
         )
+
+
+def test_stages_are_ordered_by_their_times_alone(frozen_stages, monkeypatch):
+    """At one row per call the checks of a call and the routing, charged to
+    the stages inside the cascade, can make the first stage the dearest:
+    that is no reason to warn that the stages are out of order."""
+    import skadaptive._base
+    import skadaptive._held_out as held_out
+
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    alone = np.vstack([k * _concave_seconds(LINE_SIZES) for k in (1.0, 1.5, 3.0)])
+    in_cascade = alone + np.array([[1e-4], [1e-5], [1e-5]])
+    monkeypatch.setattr(
+        held_out,
+        "measure_exit_seconds",
+        lambda source, X, **_: _known_seconds(alone, np.arange(min(len(X), 4096))),
+    )
+    monkeypatch.setattr(
+        skadaptive._base,
+        "measure_routing_seconds",
+        lambda *args, **kwargs: _known_seconds(in_cascade),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cascade = AdaptiveCascadeClassifier(
+            stages, costs="auto", cost_batch_size=1, random_state=0
+        ).fit(X_policy, y_policy)
+    # Inside the cascade the first stage is the dearest at one row per call.
+    assert cascade.costs_[0] > cascade.costs_[1]
+    # Stages truly out of order still warn.
+    monkeypatch.setattr(
+        held_out,
+        "measure_exit_seconds",
+        lambda source, X, **_: _known_seconds(
+            alone[::-1], np.arange(min(len(X), 4096))
+        ),
+    )
+    with pytest.warns(UserWarning, match="costs less per row than the stage"):
+        AdaptiveCascadeClassifier(
+            stages, costs="auto", cost_batch_size=1, random_state=0
+        ).fit(X_policy, y_policy)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

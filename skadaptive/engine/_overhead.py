@@ -79,7 +79,7 @@ def measure_routing_seconds(
     Routing through stages ``0..k`` with every row going on to stage ``k`` is
     timed for each ``k`` on the batches of
     :func:`~skadaptive.stages._costs.timing_batches` (1 to 4,096 rows of
-    ``X``, and ``batch_size`` rows up to 8,192 where it is larger, repeated
+    ``X``, and 8,192 where ``batch_size`` is larger than 4,096, repeated
     where it has fewer); stage
     ``k``'s share is the difference with routing through ``0..k-1`` (its
     rows' copy and compaction, the check of its probabilities, the policy's

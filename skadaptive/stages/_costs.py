@@ -27,23 +27,37 @@ _REPEATS = 5
 _MAX_TIMING_ROWS = 1000
 # Distinct rows for the line over batch sizes: tree models answer repeated
 # rows faster (the same paths stay in cache), so rows are repeated only where
-# the sample has fewer than the largest batch.
+# the sample has fewer than the batch (an 8,192-row batch always repeats).
 _MAX_LINE_ROWS = 4096
 # Batch sizes the line per_call + n * per_row is fitted over (with the whole
 # sample): a single row, where the per-call part dominates, up to the sample.
 _TIMING_BATCH_SIZES = (1, 16, 128, 1024, 4096)
-# For a larger batch size, one more timing at that size, at most this many
-# rows: the line is extended from the largest size timed, and a tree's time
-# per row keeps falling up to thousands of rows (on digits, extra trees timed
-# up to 1,024 rows and extended to 10,000 overestimated that call threefold).
+# For a batch size above the largest of those, one more timing at this many
+# rows: the line is otherwise extended from the largest size timed, and a
+# tree's time per row keeps falling up to thousands of rows (on digits, extra
+# trees timed up to 1,024 rows and extended to 10,000 overestimated that call
+# threefold).
 _LARGEST_TIMED = 8192
+
+
+def timing_scale(batch_size: int | None) -> int | None:
+    """What of ``batch_size`` decides the sizes timed: None up to 1,024 rows,
+    else 4,096 up to 4,096 rows, else 8,192 (so that a cache keyed by it is
+    shared by every batch size that times the same sizes)."""
+    if batch_size is None or batch_size <= _TIMING_BATCH_SIZES[-2]:
+        return None
+    return (
+        _TIMING_BATCH_SIZES[-1]
+        if batch_size <= _TIMING_BATCH_SIZES[-1]
+        else _LARGEST_TIMED
+    )
 
 
 def timing_batches(
     n_distinct: int, batch_size: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and batch sizes of a timing: 1, 16, 128, 1,024 and 4,096 rows,
-    and ``batch_size`` rows (at most 8,192) where it is larger.
+    and 8,192 rows where ``batch_size`` is larger than 4,096.
 
     The first ``size`` rows of ``tiled`` (positions in a sample of
     ``n_distinct`` rows, repeated as often as needed) make a batch of each
@@ -54,11 +68,11 @@ def timing_batches(
     the batches they will be answered in are large.
     """
     sizes = list(_TIMING_BATCH_SIZES)
-    large = batch_size is not None and batch_size > sizes[-2]
-    if n_distinct < sizes[-1] // 2 and not large:
+    scale = timing_scale(batch_size)
+    if n_distinct < sizes[-1] // 2 and scale is None:
         sizes = sizes[:-1]
-    if batch_size is not None and batch_size > sizes[-1]:
-        sizes.append(min(int(batch_size), _LARGEST_TIMED))
+    if scale == _LARGEST_TIMED:
+        sizes.append(_LARGEST_TIMED)
     sizes = np.array(sizes)
     return np.arange(sizes[-1]) % n_distinct, sizes
 
@@ -180,13 +194,13 @@ def measure_exit_seconds(
 ) -> Bunch:
     """Seconds per call and per row of each exit's increment, timed on ``X``.
 
-    Stage ``k`` is timed continuing from the state stage ``k - 1`` produced, on
-    batches of 1, 16, 128, 1,024 and 4,096 rows (and ``batch_size`` rows, at
-    most 8,192, where it is larger; see :func:`timing_batches`) of a sample
-    of at most ``max_rows`` rows (repeated where it has fewer, which can make a tree
-    model look cheaper per row than on as many distinct rows), in ``repeats`` rounds
-    over every stage and batch size (:func:`fastest_in_rounds`); the fastest
-    timed run is kept. The line
+    Stage ``k`` is timed continuing from the state stage ``k - 1`` produced,
+    on batches of 1, 16, 128, 1,024 and 4,096 rows (and 8,192 where
+    ``batch_size`` is larger than 4,096; see :func:`timing_batches`) of a
+    sample of at most ``max_rows`` rows (repeated where it has fewer, which
+    can make a tree model look cheaper per row than on as many distinct
+    rows), in ``repeats`` rounds over every stage and batch size
+    (:func:`fastest_in_rounds`); the fastest timed run is kept. The line
     ``seconds = per_call + n_rows * per_row`` with both parts non-negative is
     fitted to those times by least squares on
     the relative error, so that the one-row time weighs as much as the
@@ -322,7 +336,8 @@ def fit_call_line(sizes: np.ndarray, timings: np.ndarray, batch_size=None) -> tu
     rows (a call on many rows reuses what the first rows brought into the
     cache), so one line does not hold from one row to thousands, and the
     calls that matter are those a stage gets in batches of ``batch_size``
-    rows. Beyond the largest size timed (4,096 rows) the line is extended.
+    rows. Beyond the largest size timed (4,096 or 8,192 rows) the line is
+    extended.
     """
     sizes = np.asarray(sizes)
     if batch_size is not None and len(sizes) > 2:

@@ -449,6 +449,20 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         )
         return per_row, per_call, routing
 
+    @property
+    def expected_speed_up_(self) -> float:
+        """How many times cheaper than the last stage alone (an early exit's
+        whole model) the estimator expects to answer, on calls of
+        ``cost_batch_size_`` rows: that stage's cost alone over
+        ``expected_cost_``. With measured costs the stage's time alone,
+        without the routing work ``costs_`` includes, so that it is the ratio
+        of wall-clock times a user measures (``skadaptive frontier`` prints
+        it at other batch sizes). Below 1, the estimator expects to be slower
+        than the last stage alone."""
+        check_is_fitted(self)
+        alone = self._alone_seconds(self.cost_batch_size_)[-1]
+        return float(alone / self.expected_cost_)
+
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
         """Cost per row of each stage called on its own in batches of
         ``batch_size`` rows: its measured time without the routing work and

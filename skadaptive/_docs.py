@@ -212,6 +212,12 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_accuracy_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).
+    expected_speed_up_ : float
+        The last stage's cost alone (an early exit's: the whole model's) over
+        ``expected_cost_``: how many times cheaper than that stage alone the
+        estimator expects to answer in calls of ``cost_batch_size_`` rows.
+        With measured costs, the stage's time alone (without the routing work
+        ``costs_`` includes): the ratio of wall-clock times you would measure.
     recalibrated_cost_, recalibration_ : float, dict
         Only on a copy from ``recalibrate``: the average cost per row measured
         on the unlabelled rows it was recalibrated on, and what was done

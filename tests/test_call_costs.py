@@ -216,6 +216,11 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
         # A stage alone on one row costs its one-row timing, whatever batch
         # size the estimator was fitted for (the line is fitted again there).
         assert_allclose(cascade._alone_seconds(1), timings[:, 0])
+        # The speed-up it expects is over the last stage's time alone.
+        last_alone = per_row[-1] + per_call[-1] / batch_size
+        assert cascade.expected_speed_up_ == pytest.approx(
+            last_alone / cascade.expected_cost_
+        )
         fitted[batch_size] = cascade
     # The CLI's advice for one row per call is the same from an estimator
     # fitted for 65,536 rows as from one fitted for one row, given the exits.
@@ -438,6 +443,24 @@ def test_reported_costs_are_what_batches_of_that_size_cost(frozen_stages):
         assert cost == pytest.approx(
             point_rates @ np.cumsum(PER_ROW) + called_last * 2.0, rel=1e-9
         )
+
+
+def test_expected_speed_up_is_over_the_last_stage_alone(frozen_stages):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1.0, 2.0, 10.0])
+    assert not hasattr(cascade, "expected_speed_up_")  # not fitted
+    cascade.fit(X_policy, y_policy)
+    assert cascade.expected_speed_up_ == pytest.approx(10.0 / cascade.expected_cost_)
+    # Early exits: over the whole model (its trees, for costs counted in trees).
+    X, y = make_classification(n_samples=600, n_classes=3, n_informative=6)
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    boosting = GradientBoostingClassifier(n_estimators=20, random_state=0)
+    early = EarlyExitClassifier(boosting, exits=[5, 20], random_state=0).fit(X, y)
+    assert early.expected_speed_up_ == pytest.approx(
+        early.cumulative_costs_[-1] / early.expected_cost_
+    )
+    assert early.expected_speed_up_ >= 1.0
 
 
 def test_costs_given_per_row_have_no_part_per_call(frozen_stages):

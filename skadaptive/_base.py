@@ -436,6 +436,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         that size (see :func:`~skadaptive.stages._costs.call_line_for`)."""
         measured = getattr(self, "_measured_seconds", None)
         in_cascade = getattr(self, "_in_cascade", None)
+        old_routing = getattr(self, "_routing", None)
+        if in_cascade is None and measured is not None and old_routing is not None:
+            # Pickled by an earlier version: the stages' timings plus the
+            # routing's, timed apart on the same batch sizes.
+            in_cascade = Bunch(
+                batch_sizes=measured.batch_sizes,
+                timings=measured.timings + old_routing.timings,
+            )
         if measured is None or in_cascade is None:
             return self.costs_per_row_, self.costs_per_call_, None
         if batch_size == self.cost_batch_size_:
@@ -1481,18 +1489,20 @@ def _measure_routing(
             .at_cost_weight(0.01)
             .policy
         )
-        return measure_routing_seconds(
-            policy,
-            stage_probas,
-            X,
-            n_classes=n_classes,
-            rows_in_state=rows_in_state,
-            entry=estimator._checked_rows,
-            combiners=combiners,
-            regression=regression,
-            source=estimator._stage_source(),
-            batch_size=batch_size,
-        )
+    # Timed with the threads prediction uses: the stages run (a stage on BLAS
+    # timed on one thread would look as dear as it is on one thread).
+    return measure_routing_seconds(
+        policy,
+        stage_probas,
+        X,
+        n_classes=n_classes,
+        rows_in_state=rows_in_state,
+        entry=estimator._checked_rows,
+        combiners=combiners,
+        regression=regression,
+        source=estimator._stage_source(),
+        batch_size=batch_size,
+    )
 
 
 def _plain(value):

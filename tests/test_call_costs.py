@@ -28,6 +28,7 @@ from skadaptive.policies._call_costs import batch_cost
 from skadaptive.stages import measure_exit_seconds
 from skadaptive.stages._costs import (
     _line_sizes,
+    call_line_for,
     fit_call_line,
     timing_batches,
     timing_scale,
@@ -590,6 +591,123 @@ def test_measured_costs_are_the_stages_times_inside_the_cascade(frozen_stages):
     assert alone < 0.0015
     routing = cascade._cost_lines(1024)[2]
     assert routing.per_call[1] >= 0.0028 - alone
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("seed", range(6))
+def test_no_stage_is_timed_as_free_inside_the_cascade(seed):
+    """Each stage's share of one timed pass holds its own run: a stage can
+    never come out free (with the difference of two noisy timings, the last
+    of three 2-tree exits came out at 1.5e-17 s on 7 seeds of 10)."""
+    from sklearn.datasets import make_regression
+    from sklearn.ensemble import RandomForestRegressor
+
+    from skadaptive import EarlyExitRegressor
+
+    X, y = make_regression(n_samples=10, n_features=5, random_state=0)
+    forest = RandomForestRegressor(8, random_state=0)
+    model = EarlyExitRegressor(
+        forest, exits=[2, 4, 8], costs="auto", cv=2, random_state=seed
+    ).fit(X, y)
+    # Two trees on a row take far more than a nanosecond.
+    assert model.costs_.min() > 1e-9
+    assert model.costs_per_row_.min() + model.costs_per_call_.min() > 0
+
+
+def test_shares_of_a_timed_pass_add_up_to_the_pass():
+    from skadaptive.engine._overhead import _timed_pass
+
+    rng = np.random.default_rng(0)
+    probas = [rng.dirichlet(np.ones(3), size=200) for _ in range(3)]
+    source = _overhead_lookup(probas)
+    start = time.perf_counter()
+    shares = _timed_pass(source, _SlowDecisionAfter(1, 0.003), np.zeros((200, 4)), 3)
+    took = time.perf_counter() - start
+    assert (shares > 0).all() and shares.sum() <= took
+    # The 3 ms decision after stage 1 is stage 1's.
+    assert shares[1] >= 0.0028 and shares[0] < 0.001 and shares[2] < 0.001
+
+
+def _overhead_lookup(probas):
+    from skadaptive.engine._overhead import _Lookup
+
+    return _Lookup(probas, len(probas), rows_in_state=False)
+
+
+class _FailsOn15Rows(_Marks):
+    def predict_proba(self, X):
+        if len(X) == 15:
+            raise RuntimeError("boom on 15 rows")
+        return super().predict_proba(X)
+
+
+def test_an_error_while_timing_says_where_it_was_raised(frozen_stages):
+    _, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(
+        [("first", _Marks()), ("odd", _FailsOn15Rows())],
+        costs="auto",
+        random_state=0,
+    )
+    with pytest.raises(RuntimeError, match="boom on 15 rows") as raised:
+        cascade.fit(X_policy, y_policy)
+    notes = " ".join(getattr(raised.value, "__notes__", []))
+    assert "costs='auto' timed the stages inside the cascade" in notes
+    assert "stage 'odd'" in notes and "16 rows" in notes
+
+
+class _CountsBlasThreads(_Marks):
+    """Records how many threads BLAS may use when it is called."""
+
+    seen = []
+
+    def predict_proba(self, X):
+        from threadpoolctl import threadpool_info
+
+        blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+        type(self).seen.append(max(blas, default=0))
+        return super().predict_proba(X)
+
+
+def test_stages_are_timed_with_the_threads_prediction_uses(frozen_stages):
+    """A stage on BLAS is timed inside the cascade with the threads it has
+    at prediction, not on one (the policy's own learning may use one)."""
+    import scipy.linalg  # noqa: F401  (loads the BLAS libraries counted)
+    from threadpoolctl import threadpool_limits
+
+    _, X_policy, y_policy, _, _ = frozen_stages
+    _CountsBlasThreads.seen = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        AdaptiveCascadeClassifier(
+            [("first", _Marks()), ("counts", _CountsBlasThreads())],
+            costs="auto",
+            random_state=0,
+        ).fit(X_policy, y_policy)
+    assert _CountsBlasThreads.seen and min(_CountsBlasThreads.seen) == 2
+
+
+def test_costs_of_an_estimator_pickled_before_in_cascade_timing(frozen_stages):
+    """An estimator pickled when the routing was timed apart (``_routing``)
+    refits its lines for other batch sizes from the stages' timings plus
+    the routing's."""
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(stages, costs="auto", random_state=0)
+    cascade.fit(X_policy, y_policy)
+    expected = cascade._cost_lines(16)
+    measured, in_cascade = cascade._measured_seconds, cascade._in_cascade
+    del cascade._in_cascade
+    cascade._routing = Bunch(
+        batch_sizes=measured.batch_sizes, timings=in_cascade.timings - measured.timings
+    )
+    got = cascade._cost_lines(16)
+    assert_allclose(got[0], expected[0])
+    assert_allclose(got[1], expected[1])
+    assert_allclose(
+        cascade._alone_seconds(16),
+        cascade._alone_costs(
+            call_line_for(measured, 16).per_row
+            + call_line_for(measured, 16).per_call / 16
+        ),
+    )
 
 
 class _CountingTags(ClassifierMixin, BaseEstimator):

@@ -13,12 +13,20 @@ cache at every batch): on the ONNX benchmark's networks, calls in turn on
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from sklearn.utils import Bunch
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._validation import stage_label
 from ..stages._combined import answering_source
-from ..stages._costs import fastest_in_rounds, fit_call_line, timing_batches
+from ..stages._costs import (
+    _LARGE_CALL,
+    _LARGE_ROUNDS,
+    fit_call_line,
+    timing_batches,
+)
 from ._routing import route
 
 
@@ -41,23 +49,55 @@ class _Lookup:
 
 
 class _GoingOn:
-    """Decides as ``policy`` does, then sends the rows on until ``last``.
+    """Decides as ``policy`` does, then sends the rows on to the last stage.
 
-    One row exits at each stage before ``last`` (where there are several), so
-    that the others are copied and compacted as when a policy lets rows exit.
+    One row exits at each stage before the last (where there are several),
+    so that the others are copied and compacted as when a policy lets rows
+    exit. ``marks`` gets the time at which each decision ended.
     """
 
     def __init__(self, policy, last):
         self.policy = policy
         self.last = last
+        self.marks = []
 
     def exits(self, stage, history):
         decided = np.asarray(self.policy.exits(stage, history))
         if stage == self.last:
-            return np.ones(len(decided), dtype=bool)
-        exits = np.zeros(len(decided), dtype=bool)
-        exits[0] = len(decided) > 1
+            exits = np.ones(len(decided), dtype=bool)
+        else:
+            exits = np.zeros(len(decided), dtype=bool)
+            exits[0] = len(decided) > 1
+        self.marks.append(time.perf_counter())
         return exits
+
+
+def _timed_pass(stages, policy, X_rows, n_classes: int) -> np.ndarray:
+    """Each stage's seconds in one routing of ``X_rows`` through every stage.
+
+    Stage ``k``'s share runs from the end of the decision after stage
+    ``k - 1`` to the end of the decision after it: the copy and compaction
+    of its rows, its run, the check of its answers and the decision; the last
+    stage's share also holds the end of the call. One pass, no difference of
+    two timings: every share is positive and the timing grows with the number
+    of stages, not its square.
+    """
+    decider = _GoingOn(policy, stages.n_stages - 1)
+    start = time.perf_counter()
+    try:
+        route(stages, decider, X_rows, n_classes=n_classes)
+    except Exception as exc:  # any stage's error, with where it was raised
+        stage = min(len(decider.marks), stages.n_stages - 1)
+        exc.add_note(
+            f"Raised while costs='auto' timed the stages inside the cascade, "
+            f"at {stage_label(stages, stage)} on a batch of "
+            f"{_num_samples(X_rows)} rows (some going on, as in a cascade)."
+        )
+        raise
+    end = time.perf_counter()
+    shares = np.diff([start, *decider.marks])
+    shares[-1] += end - decider.marks[-1]
+    return shares
 
 
 def measure_routing_seconds(
@@ -76,14 +116,15 @@ def measure_routing_seconds(
 ) -> Bunch:
     """Seconds per call and per row that routing adds to each stage.
 
-    Routing through stages ``0..k`` with every row going on to stage ``k`` is
-    timed for each ``k`` on the batches of
+    Routing through every stage, with all rows but one going on at each, is
+    timed on the batches of
     :func:`~skadaptive.stages._costs.timing_batches` (1 to 4,096 rows of
     ``X``, and 8,192 where ``batch_size`` is larger than 4,096, repeated
-    where it has fewer); stage
-    ``k``'s share is the difference with routing through ``0..k-1`` (its
-    rows' copy and compaction, the check of its probabilities, the policy's
-    decision after it), and the line ``per_call + n * per_row`` is fitted to
+    where it has fewer), in ``repeats`` rounds (three for calls of 1,024 rows
+    or more; a small call after an untimed one like it); each stage's share
+    of a pass (its rows' copy and compaction, its run, the check of its
+    answers, the policy's decision after it: see :func:`_timed_pass`) is
+    kept at its fastest, and the line ``per_call + n * per_row`` is fitted to
     it as for the stages' own times. Stage 0's share includes ``entry(X)``,
     the estimator's own checks of a call.
 
@@ -125,36 +166,32 @@ def measure_routing_seconds(
     """
     n_stages = len(stage_probas)
     tiled, sizes = timing_batches(_num_samples(X), batch_size)
-    calls = []
-    for size in sizes:
-        rows = tiled[:size]
-        X_rows = _safe_indexing(X, rows)
-        probas = [p[rows] for p in stage_probas]
-        for last in range(n_stages):
+    best = np.full((n_stages, len(sizes)), np.inf)
+    checks = np.full(len(sizes), np.inf)
+    for round_ in range(repeats):
+        for j, size in enumerate(sizes):
+            large = size >= _LARGE_CALL
+            if large and round_ >= _LARGE_ROUNDS:
+                continue
+            rows = tiled[:size]
+            X_rows = _safe_indexing(X, rows)
             stages = source
             if stages is None:
-                stages = _Lookup(probas, last + 1, rows_in_state, regression)
+                probas = [p[rows] for p in stage_probas]
+                stages = _Lookup(probas, n_stages, rows_in_state, regression)
             if combiners is not None:
                 stages = answering_source(stages, combiners)
-            calls.append((stages, _GoingOn(policy, last), X_rows))
-        if entry is not None:
-            calls.append((None, entry, X_rows))
-    per_size = n_stages + (entry is not None)
-    runs = [
-        (lambda d=decider, X_rows=X_rows: d(X_rows))
-        if stages is None
-        else (
-            lambda s=stages, d=decider, X_rows=X_rows: route(
-                s, d, X_rows, n_classes=n_classes
-            )
-        )
-        for stages, decider, X_rows in calls
-    ]
-    best = fastest_in_rounds(runs, np.repeat(sizes, per_size), repeats)
-    best = best.reshape(len(sizes), per_size)
-    through = best[:, :n_stages]
-    added = np.diff(through, axis=1, prepend=0.0)
+            if not large:  # a small call follows one like it, as in a run
+                _timed_pass(stages, policy, X_rows, n_classes)
+            shares = _timed_pass(stages, policy, X_rows, n_classes)
+            best[:, j] = np.minimum(best[:, j], shares)
+            if entry is not None:
+                if not large:
+                    entry(X_rows)
+                begin = time.perf_counter()
+                entry(X_rows)
+                checks[j] = min(checks[j], time.perf_counter() - begin)
     if entry is not None:
-        added[:, 0] += best[:, n_stages]
-    per_call, per_row = fit_call_line(sizes, added.T)
-    return Bunch(per_call=per_call, per_row=per_row, batch_sizes=sizes, timings=added.T)
+        best[0] += checks
+    per_call, per_row = fit_call_line(sizes, best)
+    return Bunch(per_call=per_call, per_row=per_row, batch_sizes=sizes, timings=best)

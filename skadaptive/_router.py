@@ -167,6 +167,21 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     else:
         price = estimator.cost_weight
     allow_nan = _allow_nan(estimator)
+    deepest = len(estimator.policy_.rules)
+    if deepest < len(stage_probas) - 1:
+        # With per-call costs the policy kept may stop every row before the
+        # last stage: a router would choose among stages it never runs.
+        figures = {
+            "without": (estimator.expected_accuracy_, estimator.expected_cost_),
+            "with": (np.nan, np.nan),
+        }
+        reason = (
+            f"the policy answers every row by stage {deepest} (deepest_stage_: "
+            "each later stage costs more per call than it adds), so there is no "
+            "later stage to route to"
+        )
+        _record_router_search(estimator, figures, 0.0, (0.0, 0.0), False, reason)
+        return
     rows = np.arange(len(y_encoded))
     # The router on every policy row: timed for its cost, and the one kept.
     router = routed_policy(

@@ -538,3 +538,23 @@ def test_a_regressor_s_router_search_is_in_errors():
     search = cascade.router_search_
     assert "expected_error" in search and "expected_accuracy" not in search
     assert (np.asarray(search["expected_error"]) > 0).all()
+
+
+def test_a_router_for_a_policy_that_stops_at_the_first_stage():
+    """With per-call costs the policy kept may answer every row at the first
+    stage (here a ridge on linear data: the most accurate stage too); no
+    router is learned for it, and fit says why (it raised an IndexError)."""
+    from sklearn.datasets import make_regression
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    X, y = make_regression(n_samples=600, n_features=10, noise=10, random_state=0)
+    stages = [("ridge", Ridge()), ("hgb", HistGradientBoostingRegressor(max_iter=20))]
+    routed = AdaptiveCascadeRegressor(
+        stages, costs="auto", router="auto", random_state=0
+    ).fit(X, y)
+    if routed.deepest_stage_ > 0:
+        pytest.skip("the policy kept a later stage: nothing to check")
+    assert routed.router_ is None
+    assert not routed.router_search_["kept"]
+    assert "no later stage to route to" in routed.router_search_["reason"]
+    assert (routed.predict_exit(X) == 0).all()

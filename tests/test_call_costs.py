@@ -91,6 +91,24 @@ def _known_seconds(timings, rows=None) -> Bunch:
     return seconds
 
 
+def _time_as(monkeypatch, alone, in_cascade) -> None:
+    """Fits time the stages alone as ``alone`` and inside the cascade as
+    ``in_cascade`` (timings at LINE_SIZES) instead of measuring them."""
+    import skadaptive._base
+    import skadaptive._held_out as held_out
+
+    monkeypatch.setattr(
+        held_out,
+        "measure_exit_seconds",
+        lambda source, X, **_: _known_seconds(alone, np.arange(min(len(X), 4096))),
+    )
+    monkeypatch.setattr(
+        skadaptive._base,
+        "measure_routing_seconds",
+        lambda *args, **kwargs: _known_seconds(in_cascade),
+    )
+
+
 def test_a_line_for_a_batch_size_holds_at_the_calls_of_such_batches():
     timings = _concave_seconds(LINE_SIZES)[None, :]
     whole = fit_call_line(LINE_SIZES, timings)
@@ -179,8 +197,6 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
 ):
     """``costs="auto"`` fits each stage's line to the calls of batches of
     ``cost_batch_size`` rows (here on known timings instead of measured ones)."""
-    import skadaptive._base
-    import skadaptive._held_out as held_out
 
     stages, X_policy, y_policy, _, _ = frozen_stages
     timings = np.vstack([k * _concave_seconds(LINE_SIZES) for k in (1.0, 3.0, 10.0)])
@@ -188,16 +204,7 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
     # Inside the cascade a stage takes longer than alone (routing work, and
     # its company: here a tenth more, and 0.1 ms more per call).
     in_cascade = 1.1 * timings + 1e-4
-    monkeypatch.setattr(
-        held_out,
-        "measure_exit_seconds",
-        lambda source, X, **_: _known_seconds(timings, np.arange(min(len(X), 4096))),
-    )
-    monkeypatch.setattr(
-        skadaptive._base,
-        "measure_routing_seconds",
-        lambda *args, **kwargs: _known_seconds(in_cascade),
-    )
+    _time_as(monkeypatch, timings, in_cascade)
     fitted = {}
     for batch_size in (1, 64, 65_536):
         cascade = AdaptiveCascadeClassifier(
@@ -243,22 +250,11 @@ def test_stages_are_ordered_by_their_times_alone(frozen_stages, monkeypatch):
     """At one row per call the checks of a call and the routing, charged to
     the stages inside the cascade, can make the first stage the dearest:
     that is no reason to warn that the stages are out of order."""
-    import skadaptive._base
-    import skadaptive._held_out as held_out
 
     stages, X_policy, y_policy, _, _ = frozen_stages
     alone = np.vstack([k * _concave_seconds(LINE_SIZES) for k in (1.0, 1.5, 3.0)])
     in_cascade = alone + np.array([[1e-4], [1e-5], [1e-5]])
-    monkeypatch.setattr(
-        held_out,
-        "measure_exit_seconds",
-        lambda source, X, **_: _known_seconds(alone, np.arange(min(len(X), 4096))),
-    )
-    monkeypatch.setattr(
-        skadaptive._base,
-        "measure_routing_seconds",
-        lambda *args, **kwargs: _known_seconds(in_cascade),
-    )
+    _time_as(monkeypatch, alone, in_cascade)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         cascade = AdaptiveCascadeClassifier(
@@ -267,13 +263,7 @@ def test_stages_are_ordered_by_their_times_alone(frozen_stages, monkeypatch):
     # Inside the cascade the first stage is the dearest at one row per call.
     assert cascade.costs_[0] > cascade.costs_[1]
     # Stages truly out of order still warn.
-    monkeypatch.setattr(
-        held_out,
-        "measure_exit_seconds",
-        lambda source, X, **_: _known_seconds(
-            alone[::-1], np.arange(min(len(X), 4096))
-        ),
-    )
+    _time_as(monkeypatch, alone[::-1], in_cascade)
     with pytest.warns(UserWarning, match="costs less per row than the stage"):
         AdaptiveCascadeClassifier(
             stages, costs="auto", cost_batch_size=1, random_state=0

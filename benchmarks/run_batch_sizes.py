@@ -6,8 +6,9 @@ Usage::
     python -m benchmarks.run_batch_sizes --quick    # smoke run, writes nothing
 
 Two cascades of frozen stages, each fitted once per batch size ``B`` with
-``costs="auto"`` (each stage, and the routing work at it, timed at 1 to 4,096
-rows, the line ``per_call + n * per_row`` fitted) and ``cost_batch_size=B``,
+``costs="auto"`` (each stage timed inside the cascade, with the routing work
+at it, at 1 to 4,096 rows and at 8,192 for ``B`` above 4,096, the line
+``per_call + n * per_row`` fitted) and ``cost_batch_size=B``,
 default policy and ``cost_weight``:
 
 * **digits trees**: the digits benchmark's stages (logistic regression, a

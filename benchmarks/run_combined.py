@@ -31,9 +31,11 @@ combiners nor the policies saw:
   single stage's cost over its average cost there;
 * **frontier**: ``evaluate_frontier`` of both (the ``cost_weight`` grid of
   ``frontier_``), as points of (test cost, test accuracy);
-* **what combining costs**: the routing work timed with each stage by
-  ``costs="auto"`` (which includes the combiners' work), from one more fit of
-  each estimator with measured costs; it is not charged in the declared costs.
+* **what combining costs**: what each stage costs inside the cascade beyond
+  its time alone with ``costs="auto"`` (the routing work, the combiners'
+  included, and running between other stages; a difference of two timings,
+  so it can be negative), from one more fit of each estimator with measured
+  costs; it is not charged in the declared costs.
 
 Writes ``benchmarks/results/combined.json`` and
 ``benchmarks/COMBINED_RESULTS.md``.

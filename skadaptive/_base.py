@@ -431,7 +431,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def _cost_lines(self, batch_size: int) -> tuple:
         """``costs_per_row_``, ``costs_per_call_`` and the routing's part of
         them (a Bunch: a stage's time inside the cascade beyond its time
-        alone; None for costs given or counted) as they would be for calls of
+        alone, two lines from two timings, so it may be negative where the
+        routing is cheap; None for costs given or counted) as they would be
+        for calls of
         ``batch_size`` rows: measured lines fitted again to the timings near
         that size (see :func:`~skadaptive.stages._costs.call_line_for`)."""
         measured = getattr(self, "_measured_seconds", None)

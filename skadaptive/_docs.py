@@ -118,7 +118,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         ``per_call + n_rows * per_row``, a line fitted to its times on calls
         of ``cost_batch_size / 64`` rows up to the first timed size at or
         above ``cost_batch_size`` (timed: 1, 16, 128, 1,024 and 4,096 rows,
-        and 8,192 rows where ``cost_batch_size`` is larger; beyond,
+        4,096 only with 2,048 policy rows or a ``cost_batch_size`` above
+        1,024, and 8,192 rows where ``cost_batch_size`` is above 4,096; beyond,
         the line is extended): the
         calls it gets in such batches, since a tree's or a network's time
         grows more slowly than its rows and no one line holds from one row to

@@ -176,9 +176,10 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             "with": (np.nan, np.nan),
         }
         reason = (
-            f"the policy answers every row by stage {deepest} (deepest_stage_: "
-            "each later stage costs more per call than it adds), so there is no "
-            "later stage to route to"
+            f"the policy kept answers every row by stage {deepest} "
+            "(deepest_stage_: with per-call costs, each later stage costs more "
+            "per call than it adds), and a router is learned only for a policy "
+            "that reaches the last stage"
         )
         _record_router_search(estimator, figures, 0.0, (0.0, 0.0), False, reason)
         return

@@ -556,5 +556,5 @@ def test_a_router_for_a_policy_that_stops_at_the_first_stage():
         pytest.skip("the policy kept a later stage: nothing to check")
     assert routed.router_ is None
     assert not routed.router_search_["kept"]
-    assert "no later stage to route to" in routed.router_search_["reason"]
+    assert "reaches the last stage" in routed.router_search_["reason"]
     assert (routed.predict_exit(X) == 0).all()

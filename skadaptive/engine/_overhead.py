@@ -88,11 +88,12 @@ def _timed_pass(stages, policy, X_rows, n_classes: int) -> np.ndarray:
         route(stages, decider, X_rows, n_classes=n_classes)
     except Exception as exc:  # any stage's error, with where it was raised
         stage = min(len(decider.marks), stages.n_stages - 1)
-        exc.add_note(
-            f"Raised while costs='auto' timed the stages inside the cascade, "
-            f"at {stage_label(stages, stage)} on a batch of "
-            f"{_num_samples(X_rows)} rows (some going on, as in a cascade)."
-        )
+        if hasattr(exc, "add_note"):  # Python 3.11+
+            exc.add_note(
+                f"Raised while costs='auto' timed the stages inside the cascade, "
+                f"at {stage_label(stages, stage)} on a batch of "
+                f"{_num_samples(X_rows)} rows (some going on, as in a cascade)."
+            )
         raise
     end = time.perf_counter()
     shares = np.diff([start, *decider.marks])
@@ -114,7 +115,11 @@ def measure_routing_seconds(
     source=None,
     batch_size: int | None = None,
 ) -> Bunch:
-    """Seconds per call and per row that routing adds to each stage.
+    """Seconds per call and per row of each stage inside the cascade.
+
+    With ``source`` (as estimators time ``costs="auto"``), each stage's whole
+    time there: its own work and the routing's; with stand-in stages (no
+    ``source``), the routing's alone.
 
     Routing through every stage, with all rows but one going on at each, is
     timed on the batches of
@@ -128,8 +133,8 @@ def measure_routing_seconds(
     it as for the stages' own times. Stage 0's share includes ``entry(X)``,
     the estimator's own checks of a call.
 
-    With ``source``, the stages themselves run: each stage's share is then its
-    time inside the cascade, its own work and the routing's together.
+    The policy's jumps (``skips=True``) and a router's choice of first stage
+    are not timed: the timing sends every row to the next stage.
 
     Parameters
     ----------

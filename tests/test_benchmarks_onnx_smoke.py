@@ -85,11 +85,14 @@ def test_quick_writes_nothing(monkeypatch, tmp_path, results):
     assert not any(tmp_path.iterdir())
 
 
-def test_gpu_script_refuses_without_cuda():
+@pytest.mark.parametrize(
+    "script", [["benchmarks.run_onnx_gpu", "--quick"], ["benchmarks.run_gpu_shapes"]]
+)
+def test_gpu_script_refuses_without_cuda(script):
     if onnx_bench.cuda_problem() is None:
         pytest.skip("CUDA is usable here")
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run_onnx_gpu", "--quick"],
+        [sys.executable, "-m", *script],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -187,8 +187,9 @@ def test_costs_for_large_calls_are_timed_at_such_calls(frozen_stages):
     assert cascade._measured_seconds.batch_sizes.tolist()[-2:] == [4096, 8192]
     took = 1e-3 + 2e-6 * 1024 + 2e-7 * (10_000 - 1024)
     alone = cascade._alone_seconds(10_000)[1] * 10_000
-    # A sleep takes at least its time; the machine adds little to 5 ms.
-    assert took <= alone < 1.5 * took
+    # Near its time (the line extended from 8,192 rows, the machine adding
+    # to each timing), not fourfold.
+    assert 0.8 * took <= alone < 1.5 * took
 
 
 @pytest.mark.filterwarnings("ignore:Stage .* costs less per row:UserWarning")
@@ -575,12 +576,12 @@ def test_measured_costs_are_the_stages_times_inside_the_cascade(frozen_stages):
         cost_batch_size=1024,
         random_state=0,
     ).fit(X_policy, y_policy)
-    # A sleep takes at least its time: 3 ms per call inside the cascade.
-    assert cascade.costs_per_call_[1] >= 0.0028
+    # A sleep takes at least its time: a 1,024-row call inside the cascade
+    # costs 3 ms more than alone (at least 2, whatever the machine adds).
+    inside = cascade.costs_per_call_[1] + 1024 * cascade.costs_per_row_[1]
+    assert inside >= 0.0028
     alone = cascade._alone_seconds(1024)[1] * 1024  # one 1,024-row call
-    assert alone < 0.0015
-    routing = cascade._cost_lines(1024)[2]
-    assert routing.per_call[1] >= 0.0028 - alone
+    assert inside - alone >= 0.002
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
@@ -610,12 +611,17 @@ def test_shares_of_a_timed_pass_add_up_to_the_pass():
     rng = np.random.default_rng(0)
     probas = [rng.dirichlet(np.ones(3), size=200) for _ in range(3)]
     source = _overhead_lookup(probas)
-    start = time.perf_counter()
-    shares = _timed_pass(source, _SlowDecisionAfter(1, 0.003), np.zeros((200, 4)), 3)
-    took = time.perf_counter() - start
-    assert (shares > 0).all() and shares.sum() <= took
-    # The 3 ms decision after stage 1 is stage 1's.
-    assert shares[1] >= 0.0028 and shares[0] < 0.001 and shares[2] < 0.001
+    passes = []
+    for _ in range(3):
+        start = time.perf_counter()
+        shares = _timed_pass(source, _SlowDecisionAfter(1, 0.01), np.zeros((200, 4)), 3)
+        took = time.perf_counter() - start
+        assert (shares > 0).all() and shares.sum() <= took
+        passes.append(shares)
+    # The 10 ms decision after stage 1 is stage 1's (the fastest of three
+    # passes, as the timing keeps: a pass the machine interrupts is slower).
+    fastest = np.min(passes, axis=0)
+    assert fastest[1] >= 0.0095 and fastest[0] < 0.005 and fastest[2] < 0.005
 
 
 def _overhead_lookup(probas):

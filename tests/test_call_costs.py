@@ -158,9 +158,12 @@ def test_a_large_batch_size_is_timed_not_extended_to():
     ]
 
 
-class _SlowerPerRowUpTo1024(ClassifierMixin, BaseEstimator):
-    """A logistic regression whose calls take 1 ms, 2 us per row up to 1,024
-    rows and 0.2 us per row beyond (as a tree's time per row falls)."""
+#: Which stage ran last, for stages that are slower after another one.
+_LAST_RUN = [None]
+
+
+class _Marks(ClassifierMixin, BaseEstimator):
+    """A logistic regression that leaves its mark on each call."""
 
     def fit(self, X, y):
         self.model_ = LogisticRegression(max_iter=1000).fit(X, y)
@@ -168,9 +171,18 @@ class _SlowerPerRowUpTo1024(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
+        _LAST_RUN[0] = id(self)
+        return self.model_.predict_proba(X)
+
+
+class _SlowerPerRowUpTo1024(_Marks):
+    """A logistic regression whose calls take 1 ms, 2 us per row up to 1,024
+    rows and 0.2 us per row beyond (as a tree's time per row falls)."""
+
+    def predict_proba(self, X):
         n = len(X)
         time.sleep(1e-3 + 2e-6 * min(n, 1024) + 2e-7 * max(n - 1024, 0))
-        return self.model_.predict_proba(X)
+        return super().predict_proba(X)
 
 
 def test_costs_for_large_calls_are_timed_at_such_calls(frozen_stages):
@@ -533,23 +545,6 @@ def test_routing_work_is_charged_to_the_stage_it_follows():
     # stages' routing costs far less.
     assert seconds.per_call[1] >= 0.0018
     assert seconds.per_call[0] < 0.001 and seconds.per_call[2] < 0.001
-
-
-#: Which stage ran last, for stages that are slower after another one.
-_LAST_RUN = [None]
-
-
-class _Marks(ClassifierMixin, BaseEstimator):
-    """A logistic regression that leaves its mark on each call."""
-
-    def fit(self, X, y):
-        self.model_ = LogisticRegression(max_iter=1000).fit(X, y)
-        self.classes_ = self.model_.classes_
-        return self
-
-    def predict_proba(self, X):
-        _LAST_RUN[0] = id(self)
-        return self.model_.predict_proba(X)
 
 
 class _SlowAfterAnother(_Marks):

@@ -21,12 +21,7 @@ from sklearn.utils import Bunch
 from .._sklearn_private import _num_samples, _safe_indexing
 from .._validation import stage_label
 from ..stages._combined import answering_source
-from ..stages._costs import (
-    _LARGE_CALL,
-    _LARGE_ROUNDS,
-    fit_call_line,
-    timing_batches,
-)
+from ..stages._costs import fit_call_line, timing_batches, timing_rounds
 from ._routing import route
 
 
@@ -173,29 +168,25 @@ def measure_routing_seconds(
     tiled, sizes = timing_batches(_num_samples(X), batch_size)
     best = np.full((n_stages, len(sizes)), np.inf)
     checks = np.full(len(sizes), np.inf)
-    for round_ in range(repeats):
-        for j, size in enumerate(sizes):
-            large = size >= _LARGE_CALL
-            if large and round_ >= _LARGE_ROUNDS:
-                continue
-            rows = tiled[:size]
-            X_rows = _safe_indexing(X, rows)
-            stages = source
-            if stages is None:
-                probas = [p[rows] for p in stage_probas]
-                stages = _Lookup(probas, n_stages, rows_in_state, regression)
-            if combiners is not None:
-                stages = answering_source(stages, combiners)
-            if not large:  # a small call follows one like it, as in a run
-                _timed_pass(stages, policy, X_rows, n_classes)
-            shares = _timed_pass(stages, policy, X_rows, n_classes)
-            best[:, j] = np.minimum(best[:, j], shares)
-            if entry is not None:
-                if not large:
-                    entry(X_rows)
-                begin = time.perf_counter()
+    for j, warm_up in timing_rounds(sizes, repeats):
+        rows = tiled[: sizes[j]]
+        X_rows = _safe_indexing(X, rows)
+        stages = source
+        if stages is None:
+            probas = [p[rows] for p in stage_probas]
+            stages = _Lookup(probas, n_stages, rows_in_state, regression)
+        if combiners is not None:
+            stages = answering_source(stages, combiners)
+        if warm_up:  # a small call follows one like it, as in a run
+            _timed_pass(stages, policy, X_rows, n_classes)
+        shares = _timed_pass(stages, policy, X_rows, n_classes)
+        best[:, j] = np.minimum(best[:, j], shares)
+        if entry is not None:
+            if warm_up:
                 entry(X_rows)
-                checks[j] = min(checks[j], time.perf_counter() - begin)
+            begin = time.perf_counter()
+            entry(X_rows)
+            checks[j] = min(checks[j], time.perf_counter() - begin)
     if entry is not None:
         best[0] += checks
     per_call, per_row = fit_call_line(sizes, best)

@@ -287,17 +287,26 @@ def fastest_in_rounds(runs, n_rows, repeats: int) -> np.ndarray:
     run of batches through the same stage.
     """
     best = np.full(len(runs), np.inf)
+    for j, warm_up in timing_rounds(n_rows, repeats):
+        if warm_up:
+            runs[j]()
+        start = time.perf_counter()
+        runs[j]()
+        best[j] = min(best[j], time.perf_counter() - start)
+    return best
+
+
+def timing_rounds(n_rows, repeats: int):
+    """``(j, warm_up)`` for each timed run, round after round over the calls
+    of ``n_rows[j]`` rows: a large call (``_LARGE_CALL`` rows or more) only in
+    the first ``_LARGE_ROUNDS`` rounds and without a warm-up, a small one
+    after an untimed run of itself (``warm_up``)."""
     for round_ in range(repeats):
-        for j, (run, rows) in enumerate(zip(runs, n_rows)):
+        for j, rows in enumerate(n_rows):
             large = rows >= _LARGE_CALL
             if large and round_ >= _LARGE_ROUNDS:
                 continue
-            if not large:
-                run()
-            start = time.perf_counter()
-            run()
-            best[j] = min(best[j], time.perf_counter() - start)
-    return best
+            yield j, not large
 
 
 #: A line fitted for calls of ``batch_size`` rows uses the timings of the

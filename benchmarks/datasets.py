@@ -198,29 +198,40 @@ def synthetic(quick: bool = False) -> Benchmark:
 DATASETS = {"digits": digits, "mnist1d": mnist1d, "make_classification": synthetic}
 
 
-def mnist1d_small(quick: bool = False, middle=None) -> Benchmark:
+def mnist1d_small(
+    quick: bool = False, middle=None, test_rows: int | None = None
+) -> Benchmark:
     """6,000 mnist1d rows (40 % for test): logistic regression, ``middle``
     where given, a 30-tree forest and 100-iteration boosting (the cascade of
-    the skip and recalibration benchmarks)."""
-    X, y = mnist1d_rows(2000 if quick else 6000)
+    the skip and recalibration benchmarks). With ``test_rows``, that many
+    more rows are generated for test (the same 3,600 or 1,200 training
+    rows' worth)."""
+    n_rows = 2000 if quick else 6000
+    X, y = mnist1d_rows(n_rows if test_rows is None else n_rows * 3 // 5 + test_rows)
     stages = _mnist1d_stages(quick, boosting_rounds=100, middle=middle)
-    return _split("mnist1d", X, y, 0.4, stages)
+    return _split("mnist1d", X, y, 0.4 if test_rows is None else test_rows, stages)
 
 
 def classification_mlps(
-    quick: bool = False, middle=None, quick_rows: int = 3000
+    quick: bool = False,
+    middle=None,
+    quick_rows: int = 3000,
+    test_rows: int | None = None,
 ) -> Benchmark:
     """6,000 rows of a 5-class ``make_classification`` (half for test):
     logistic regression, ``middle`` where given, and two MLPs (the cascade of
-    the skip and recalibration benchmarks)."""
-    X, y = _five_classes(quick_rows if quick else 6000)
+    the skip and recalibration benchmarks). With ``test_rows``, that many
+    more rows are generated for test (half the rows' worth for training)."""
+    n_rows = quick_rows if quick else 6000
+    X, y = _five_classes(n_rows if test_rows is None else n_rows // 2 + test_rows)
     stages = [
         ("logistic", _linear()),
         *([("tree", middle)] if middle is not None else []),
         ("small_mlp", _mlp((64,), max_iter=100 if quick else 300)),
         ("big_mlp", _mlp((64, 64) if quick else (128, 128), max_iter=300)),
     ]
-    return _split("make_classification", X, y, 0.5, stages)
+    test_size = 0.5 if test_rows is None else test_rows
+    return _split("make_classification", X, y, test_size, stages)
 
 
 def load(name: str, quick: bool = False) -> Benchmark:

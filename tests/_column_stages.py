@@ -49,6 +49,38 @@ def _middle_is_useless(n_rows, seed):
     return np.column_stack([first, middle, last]), y, hard
 
 
+def _middle_is_idle(n_rows, seed):
+    """Rows where deferring buys little and the middle stage answers no row.
+
+    Half the rows are easy (the first and last stages confidently right);
+    three in ten are of medium confidence at the first stage, where it and
+    the last stage are each right 85 % of the time, independently, so that
+    deferring them buys nothing but noise; two in ten are hard: the first
+    stage is unsure and right half the time, the last right 95 % of the
+    time. The middle stage knows nothing (0.5 give or take noise).
+    """
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    sign = np.where(y == 1, 1.0, -1.0)
+    group = rng.choice(3, n_rows, p=[0.5, 0.3, 0.2])
+
+    def answer(confidence, p_right):
+        right = rng.random(n_rows) < p_right
+        return 0.5 + sign * np.where(right, 1.0, -1.0) * confidence
+
+    easy, medium = group == 0, group == 1
+    first = np.select(
+        [easy, medium],
+        [answer(0.45, 1.0), answer(rng.uniform(0.2, 0.35, n_rows), 0.85)],
+        answer(rng.uniform(0.0, 0.1, n_rows), 0.5),
+    )
+    middle = 0.5 + 0.01 * rng.uniform(-1, 1, n_rows)
+    last = np.select(
+        [easy, medium], [answer(0.4, 1.0), answer(0.4, 0.85)], answer(0.4, 0.95)
+    )
+    return np.column_stack([first, middle, last]), y
+
+
 class GivenAnswers:
     """Stages whose answers are given: stage k answers row i with probas[k][i]
     (X holds the row numbers)."""

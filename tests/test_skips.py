@@ -12,6 +12,7 @@ import pytest
 from _column_stages import (
     ColumnStage,
     GivenAnswers,
+    _middle_is_idle,
     _middle_is_useless,
     random_rules_and_jumps,
 )
@@ -26,7 +27,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from skadaptive import AdaptiveCascadeClassifier, AdaptiveCascadeRegressor
 from skadaptive.engine import route
-from skadaptive.policies import HeuristicRule, JumpRule, SkipPolicy
+from skadaptive.policies import CascadePolicy, HeuristicRule, JumpRule, SkipPolicy
 from skadaptive.stages import exit_probas
 
 COSTS = [1.0, 5.0, 20.0]
@@ -411,3 +412,104 @@ def test_learned_rules_do_not_extrapolate_beyond_their_rows():
     own = rule.score(probas[:3])
     carried = rule.score([cheap, cheap, cheap[::-1]])  # stage 1 carries stage 0
     assert own.min() - 1e-9 <= carried.min() and carried.max() <= own.max() + 1e-9
+
+
+# ------------------------------------------- stages that answer no row
+
+
+def test_a_stage_that_answers_no_row_is_jumped_with_the_same_answers():
+    """The plain policy's idle middle stage (its hard rows all go on) is
+    jumped: every row answers at the same stage, and hard rows no longer pay
+    the middle stage's 5."""
+    from skadaptive.policies._skips import skipping_idle_stages
+
+    X, y, hard = _middle_is_useless(400, 0)
+    probas = [np.column_stack([1 - X[:, k], X[:, k]]) for k in range(3)]
+    plain = CascadePolicy(
+        [HeuristicRule("max_proba", 0.9), HeuristicRule("max_proba", 0.9)]
+    )
+    exit_stage, ran = plain.walk(probas)
+    assert ran[1].any() and not (exit_stage == 1).any()
+    skipping = skipping_idle_stages(plain, probas, np.ones(len(y)))
+    assert skipping is not None and skipping.skips
+    skip_exit, skip_ran = skipping.walk(probas)
+    assert_array_equal(skip_exit, exit_stage)
+    assert not skip_ran[1].any()
+    assert_array_equal(skip_ran[[0, 2]], ran[[0, 2]])
+    # A stage that answers some row is kept.
+    busy = CascadePolicy(
+        [HeuristicRule("max_proba", 0.9), HeuristicRule("max_proba", 0.5)]
+    )
+    assert skipping_idle_stages(busy, probas, np.ones(len(y))) is None
+
+
+def test_plain_candidates_with_idle_stages_jumped_are_not_challengers():
+    """With skips, the reference thresholds (kept unless another candidate is
+    clearly better) jump the stage they answer no row at, and stay the
+    reference: only candidates whose jumps were learned must beat it."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._skips import SkipSearch
+
+    X, y = _middle_is_idle(600, 0)
+    probas = [np.column_stack([1 - X[:, k], X[:, k]]) for k in range(3)]
+    plain = make_policy_search("max_proba", probas, y, np.cumsum(COSTS) / 26)
+    candidates = SkipSearch(plain).budget_candidates(12 / 26)
+    reference = candidates[-1]
+    assert reference.kind == "max_proba per exit, idle stages skipped"
+    assert reference.policy.skips and not reference.jumps_learned
+    assert reference.run_rates[1] == 0.0
+    learned = [c for c in candidates if c.kind.endswith("with skips")]
+    assert learned and all(c.jumps_learned for c in learned)
+
+
+def test_a_rule_that_reads_a_jumped_stage_is_not_changed():
+    """Where a later rule decides from the jumped stage's answer, jumping it
+    changes where rows answer: the policy is left as it is."""
+    from dataclasses import dataclass
+
+    from skadaptive.policies import ThresholdRule
+    from skadaptive.policies._skips import skipping_idle_stages
+
+    @dataclass
+    class PreviousSure(ThresholdRule):
+        threshold: float
+
+        def score(self, history):
+            return history[-2].max(axis=1)
+
+    n_rows = 100
+    y = np.arange(n_rows) % 2
+    unsure = np.full((n_rows, 2), 0.5)
+    middle = np.eye(2)[y] * 0.8 + 0.1
+    probas = [unsure, middle, unsure, np.eye(2)[y]]
+    policy = CascadePolicy(
+        [
+            HeuristicRule("max_proba", 0.9),
+            HeuristicRule("max_proba", 0.95),
+            PreviousSure(0.85),
+        ]
+    )
+    assert (policy.exit_stage(probas) == 2).all()
+    assert skipping_idle_stages(policy, probas, np.ones(n_rows)) is None
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize("policy", ["linear", "max_proba", "eenet"])
+def test_a_budget_too_large_to_spend_skips_the_idle_middle_stage(policy):
+    """At a budget of 12 of 26 the plain cascade answers hard rows at the last
+    stage through the middle one, which answers no row. With skips the same
+    answers come without the middle stage: 5 less for every row that ran it.
+    (The learned jumps spend what they save on rows where deferring buys
+    only noise, and are not kept.)"""
+    X, y = _middle_is_idle(600, 0)
+    X_test, y_test = _middle_is_idle(4000, 1)
+    plain = _column_cascade(budget=12.0, policy=policy).fit(X, y)
+    skipping = _column_cascade(budget=12.0, skips=True, policy=policy).fit(X, y)
+    assert_array_equal(skipping.predict(X_test), plain.predict(X_test))
+    assert_array_equal(skipping.predict_exit(X_test), plain.predict_exit(X_test))
+    ran_middle = plain.predict_path(X_test)[:, 1]
+    assert ran_middle.mean() > 0.15 and not skipping.predict_path(X_test)[:, 1].any()
+    assert_allclose(
+        skipping.predict_cost(X_test), plain.predict_cost(X_test) - 5.0 * ran_middle
+    )
+    assert skipping.budget_status_ == "saturated"

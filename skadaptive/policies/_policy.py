@@ -272,6 +272,11 @@ class PolicyEvaluation:
         Weighted share of the rows that each stage runs on. None: every
         stage up to a row's exit (the reverse cumulative sum of
         ``exit_rates``); a policy that skips stages sets it.
+    jumps_learned : bool, default=False
+        Whether the candidate's jumps over stages were learned (with
+        ``skips=True``): such a candidate replaces the one kept among the
+        others only when clearly better out of sample. A plain candidate
+        whose idle stages are jumped (same answers, lower cost) is not one.
 
     Examples
     --------
@@ -291,6 +296,7 @@ class PolicyEvaluation:
     exit_rates: np.ndarray
     kind: str = ""
     run_rates: np.ndarray | None = None
+    jumps_learned: bool = False
 
     def __post_init__(self):
         if self.run_rates is None:

@@ -462,7 +462,10 @@ def choose_policy(
     # (disagreement cannot rank a first stage's rows at all). Another kind
     # replaces it only when clearly better out of sample.
     reference = None if normalized_budget is None else len(candidates) - 1
-    challengers = [k for k, c in enumerate(candidates) if c.policy.skips]
+    # Policies with learned jumps are challengers of the one kept among the
+    # others (a plain candidate whose idle stages are jumped is not: it
+    # answers as the plain one does).
+    challengers = [k for k, c in enumerate(candidates) if c.jumps_learned]
     best, out_of_sample, estimate = select_out_of_sample(
         search, exit_stage, folds, reference, ran, challengers
     )

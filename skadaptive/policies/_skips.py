@@ -472,6 +472,73 @@ def learn_jumps(
 _MAX_PRICE = 1e6
 
 
+def skipping_idle_stages(
+    policy: CascadePolicy, stage_probas: list[np.ndarray], weight: np.ndarray
+) -> SkipPolicy | None:
+    """``policy`` with the middle stages at which it answers no row jumped over.
+
+    A stage between the first and the last that some rows run but none
+    answers at (rows of positive weight) only adds its cost. The policy
+    returned keeps the same rules and sends the rows going on straight to the
+    next stage that answers rows. It is returned only where it answers every
+    one of these rows at the same stage as ``policy`` (so with the same
+    answer, at a lower cost); a rule that reads a jumped stage's answer (the
+    history features) may decide otherwise, and then None is returned, as it
+    is where no stage is idle.
+
+    Parameters
+    ----------
+    policy : CascadePolicy
+        A policy that does not skip stages.
+    stage_probas : list of ndarray of shape (n_rows, n_classes)
+    weight : ndarray of shape (n_rows,)
+
+    Returns
+    -------
+    policy : SkipPolicy or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import CascadePolicy, HeuristicRule
+    >>> from skadaptive.policies._skips import skipping_idle_stages
+    >>> probas = [np.array([[0.9, 0.1], [0.6, 0.4]]), np.full((2, 2), 0.5),
+    ...           np.eye(2)]
+    >>> plain = CascadePolicy([HeuristicRule("max_proba", 0.8),
+    ...                        HeuristicRule("max_proba", 0.8)])
+    >>> plain.walk(probas)[1].astype(int).tolist()
+    [[1, 1], [0, 1], [0, 1]]
+    >>> skipping = skipping_idle_stages(plain, probas, np.ones(2))
+    >>> skipping.walk(probas)[1].astype(int).tolist()
+    [[1, 1], [0, 0], [0, 1]]
+    """
+    if policy.skips:
+        return None
+    n_stages = len(stage_probas)
+    exit_stage, ran = policy.walk(stage_probas)
+    counted = np.asarray(weight) > 0
+    idle = [
+        stage
+        for stage in range(1, n_stages - 1)
+        if (ran[stage] & counted).any() and not ((exit_stage == stage) & counted).any()
+    ]
+    if not idle:
+        return None
+    live = [stage for stage in range(n_stages) if stage not in idle]
+    jumps = []
+    for stage in range(n_stages - 2):
+        after = next(s for s in live if s > stage)
+        jumps.append(
+            None
+            if after == stage + 1
+            else JumpRule(np.arange(stage + 1, n_stages), constant=after)
+        )
+    skipping = SkipPolicy(list(policy.rules), jumps)
+    if not np.array_equal(skipping.walk(stage_probas)[0][counted], exit_stage[counted]):
+        return None
+    return skipping
+
+
 class SkipSearch(PolicySearch):
     """A policy family's search whose policies may skip stages.
 
@@ -543,10 +610,18 @@ class SkipSearch(PolicySearch):
             skip = fit_jointly(cost_weight)
         else:
             skip = self._retuned(self._jumps_for(plain, cost_weight), cost_weight)
-        # Ties to the plain policy: a jump must earn its place.
-        if self._risk(skip, cost_weight) < self._risk(plain, cost_weight):
-            return skip
-        return plain
+        # Ties to the plain policy: a jump must earn its place. The plain
+        # policy with its idle stages jumped answers alike and costs less.
+        best = plain
+        for other in (
+            skipping_idle_stages(plain, self.stage_probas, self.weight),
+            skip,
+        ):
+            if other is not None and self._risk(other, cost_weight) < self._risk(
+                best, cost_weight
+            ):
+                best = other
+        return best
 
     def _retuned(self, skip: SkipPolicy, cost_weight: float) -> SkipPolicy:
         """``skip`` with its exit thresholds set for ``cost_weight`` on the paths."""
@@ -592,10 +667,25 @@ class SkipSearch(PolicySearch):
             # by the plain candidates above) and every row runs it.
             found = budget_thresholds(self._path_problem(skip), normalized_budget)
             evaluation = self.evaluate(_with_thresholds(skip, found[0]), weight)
-            skipping.append(replace(evaluation, kind=f"{kind.kind} with skips"))
+            skipping.append(
+                replace(evaluation, kind=f"{kind.kind} with skips", jumps_learned=True)
+            )
+        # The plain candidates, each with the stages it answers no row at
+        # jumped over where that changes no answer on these rows.
+        plain = [self._idle_stages_skipped(c) for c in plain]
         candidates = plain[:-1] + skipping + plain[-1:]
         cache[normalized_budget] = candidates
         return candidates
+
+    def _idle_stages_skipped(self, plain: PolicyEvaluation) -> PolicyEvaluation:
+        """A plain candidate with the stages it answers no row at jumped over
+        (:func:`skipping_idle_stages`: the same answers on these rows at a
+        lower cost), or the candidate itself."""
+        skipping = skipping_idle_stages(plain.policy, self.stage_probas, self.weight)
+        if skipping is None:
+            return plain
+        evaluation = self.evaluate(skipping, plain.cost_weight)
+        return replace(evaluation, kind=f"{plain.kind}, idle stages skipped")
 
 
 def _with_thresholds(skip: SkipPolicy, thresholds) -> SkipPolicy:

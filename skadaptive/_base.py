@@ -963,10 +963,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             if not getattr(self, "skips", False):
                 return search
             # Jumps learned by the Bolukbasi reduction, with the learner of
-            # the rules where the family has one.
+            # the rules where the family has one (a classifier, or
+            # "constant"); a named family or a search class of the user's
+            # gets the linear one.
             learner = (
                 self.policy
-                if not isinstance(self.policy, str) or self.policy == "constant"
+                if self.policy == "constant" or not isinstance(self.policy, str | type)
                 else "linear"
             )
             return SkipSearch(search, learner=learner, feature_set=self.policy_features)
@@ -1052,7 +1054,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         frontier : dict
             The keys of ``frontier_`` (``cost_weight``, ``accuracy``,
             ``expected_cost``, ``normalized_cost``, ``exit_rates``) on these
-            rows, plus ``stage_accuracies`` and ``stage_costs`` (each stage on
+            rows, plus ``run_rates`` (the share of the rows each stage runs on
+            at each point: below the rows reaching it where rows skip it),
+            ``stage_accuracies`` and ``stage_costs`` (each stage on
             its own: its own probabilities, its own cost in a cascade, the cost
             up to it for exits), ``exit_accuracies`` (every row answered at
             each exit as this estimator answers there: with
@@ -1117,6 +1121,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "expected_cost": np.array([p[1] for p in points]),
             "normalized_cost": np.array([p[1] for p in points]) / total,
             "exit_rates": np.stack([p[2] for p in points]),
+            "run_rates": np.stack([p[3] for p in points]),
             **figures,
             "oracle_cost": self._cost_of_rates(figures["oracle_exit_rates"]),
             "stage_costs": self._alone_costs(self.costs_),

@@ -189,7 +189,8 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     router_cost_ : float
         Cost per row of the router kept (0 without one), in the units of
         ``costs_``; every row pays it, and ``predict_cost``,
-        ``expected_cost_`` and ``frontier_`` count it.
+        ``expected_cost_`` and ``frontier_`` count it. A router that starts
+        every row at the same stage is not run, and costs 0.
     router_search_ : dict or None
         With ``router=``: ``expected_accuracy`` and ``expected_cost`` without
         and with the router, cross-fitted on the same folds of the policy rows
@@ -357,7 +358,8 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         The router kept; None without ``router=`` or where it did not beat
         the policy without it.
     router_cost_ : float
-        Cost per row of the router kept (0 without one).
+        Cost per row of the router kept (0 without one, and for a router that
+        starts every row at the same stage, which is not run).
     router_search_ : dict or None
         With ``router=``: ``expected_error`` and ``expected_cost`` without and
         with the router (cross-fitted on the same folds, the policy learned

@@ -131,7 +131,8 @@ def check_budget(budget, costs, names) -> None:
             f"budget={budget:g} per row cannot be met: answering every row at the "
             f"first stage ({names[0]!r}) already costs {costs[0]:g}, "
             f"{costs[0] - budget:g} over the budget ({costs[0] / budget - 1:.1%}); "
-            f"costs={np.round(costs, 12).tolist()}. Raise the budget or make the "
-            "first stage cheaper (with a cost per call, costs_ spread it over "
-            "cost_batch_size rows: larger calls cost less per row)."
+            f"the stages' costs: {np.round(costs, 12).tolist()}. Raise the budget "
+            "or make the first stage cheaper (with a cost per call, costs_ "
+            "spread it over cost_batch_size rows: larger calls cost less per "
+            "row)."
         )

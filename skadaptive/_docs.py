@@ -155,7 +155,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         were chosen, ``nan`` when the chosen scores depend on none (EENet's,
         a heuristic's, or the per-stage max-probability baseline's).
     policy_ : CascadePolicy
-        The exit rules, one per stage but the last.
+        The exit rules, one per stage but the last (a ``SkipPolicy``, with
+        its ``jumps`` and ``router``, where the policy kept jumps stages or a
+        router was kept).
     budget_ : float or None
         The budget the policy was chosen for (``budget``).
     budget_status_ : {"spent", "saturated"} or None
@@ -164,7 +166,12 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         when it costs less because, for the kind of exit score kept, the most
         accurate thresholds within the budget cost less (more budget would buy
         nothing with those scores on those rows; another kind of score might
-        have spent more, see ``budget_search_``). None without a budget.
+        have spent more, see ``budget_search_``), or, with ``skips=True``,
+        because the policy kept jumps stages at which it answers no row (the
+        same answers for less) and spending the saving (its thresholds
+        searched again, or learned jumps) was not clearly more accurate out
+        of sample; with a router kept, the routed policy's cost is the one
+        compared. None without a budget.
     budget_search_ : dict or None
         With a budget, one entry per kind of exit score tried, like the
         ``cv_results_`` of a search: ``scores`` (its name), ``cost_weight``
@@ -246,9 +253,12 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         pays for one policy only): keys ``cost_weight``, ``accuracy``,
         ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
         the full cost) and ``exit_rate_0``, ``exit_rate_1``, ... (the share of
-        rows answered at each stage, in stage order). Every value has one
-        entry per point, so ``pandas.DataFrame(est.frontier_)`` loads it, as it
-        does ``cv_results_``.
+        rows answered at each stage, in stage order). With ``skips=True`` or a
+        router, a point's policy may jump stages or start rows late: its
+        ``expected_cost`` counts what the rows ran (and the router), so two
+        points with the same exit rates may cost differently. Every value has
+        one entry per point, so ``pandas.DataFrame(est.frontier_)`` loads it,
+        as it does ``cv_results_``.
     n_features_in_ : int
         Only where ``X`` has a number of features (not for lists of texts).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

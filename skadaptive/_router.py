@@ -12,6 +12,7 @@ from sklearn.utils import check_array
 from ._costs import check_costs
 from .policies._bottom_up import ExitRule
 from .policies._router import learn_router, routed_policy, routed_walk
+from .policies._selection import budget_status
 from .policies._skips import _MAX_PRICE
 from .stages import measure_exit_seconds
 from .stages._costs import call_line_for
@@ -299,6 +300,11 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         in_sample.exit_rates, in_sample.run_rates
     )
     estimator.expected_accuracy_, estimator.expected_cost_ = figures["with"]
+    if getattr(estimator, "budget_search_", None) is not None:
+        # The policy kept is the routed one: whether it spends the budget.
+        estimator.budget_status_ = budget_status(
+            estimator.policy_rows_cost_, estimator.budget_search_["searched_budget"]
+        )
 
 
 def _record_router_search(estimator, figures, cost, parts, kept, reason) -> None:

@@ -155,3 +155,25 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ImportError, match=r"skadaptive\[plot\]"):
         CostAccuracyDisplay(cost=[1], accuracy=[1]).plot()
+
+
+def test_skipping_and_routed_policies_are_drawn_at_what_their_rows_ran():
+    """A row that jumps a stage or is started late by a router does not pay
+    for the stages it did not run: the display's costs are the estimator's."""
+    from _column_stages import ColumnStage, _middle_is_idle
+
+    X, y = _middle_is_idle(600, 0)
+    X_test, y_test = _middle_is_idle(2000, 1)
+    stages = [(name, ColumnStage(k)) for k, name in enumerate("abc")]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1.0, 5.0, 20.0], budget=12.0, skips=True, cv=3
+    ).fit(X, y)
+    assert cascade.predict_path(X_test)[:, 1].sum() < len(X_test) / 2
+    held_out = CostAccuracyDisplay.from_estimator(cascade)
+    assert_allclose(held_out.cost, cascade.frontier_["expected_cost"])
+    assert_allclose(held_out.chosen_cost, cascade.policy_rows_cost_)
+    test = CostAccuracyDisplay.from_estimator(cascade, X_test, y_test)
+    assert_allclose(
+        test.cost, cascade.evaluate_frontier(X_test, y_test)["expected_cost"]
+    )
+    assert_allclose(test.chosen_cost, cascade.predict_cost(X_test).mean())

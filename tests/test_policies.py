@@ -375,3 +375,36 @@ def test_a_custom_family_is_a_policy_search_subclass_passed_as_policy():
     # Not a classifier and not a family: a clear error, not scikit-learn's.
     with pytest.raises(TypeError, match="name of a policy family or a classifier"):
         check_policy(type("NotALearner", (), {"fit": lambda self: None})())
+
+
+def test_a_custom_family_skips_stages_with_linear_jumps():
+    """With skips=True, a family of the user's gets jumps learned by the
+    linear learner (a search class is not a classifier to clone)."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    X, y = load_digits(return_X_y=True)
+    stages = [
+        ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ("lr", LogisticRegression(max_iter=500)),
+    ]
+    for knob in ({"budget": 3.0}, {"cost_weight": 0.01}):
+        cascade = AdaptiveCascadeClassifier(
+            stages,
+            costs=[0.5, 1, 5],
+            cv=3,
+            policy=_MarginSearch,
+            skips=True,
+            random_state=0,
+            **knob,
+        ).fit(X[:900], y[:900])
+        if "budget" in knob:
+            assert "margin with skips" in cascade.budget_search_["scores"]
+        else:
+            assert all(isinstance(r, _Margin) for r in cascade.policy_.rules)
+        path = cascade.predict_path(X[900:])
+        assert path.shape == (len(X) - 900, 3) and path[:, 0].all()

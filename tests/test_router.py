@@ -558,3 +558,16 @@ def test_a_router_for_a_policy_that_stops_at_the_first_stage():
     assert not routed.router_search_["kept"]
     assert "reaches the last stage" in routed.router_search_["reason"]
     assert (routed.predict_exit(X) == 0).all()
+
+
+def test_a_kept_router_s_budget_status_is_that_of_the_routed_policy():
+    """At a budget of 13.6 the plain cascade spends it (13.5: every hard row
+    through all three stages); the router answers as well for 10.75, so the
+    policy kept leaves a fifth of the budget unspent: "saturated"."""
+    X, y, _ = _flagged(600, 0)
+    plain = _router_cascade(costs=COSTS, budget=13.6).fit(X, y)
+    routed = _router_cascade(router="auto", budget=13.6).fit(X, y)
+    assert plain.budget_status_ == "spent"
+    assert routed.router_ is not None
+    assert routed.policy_rows_cost_ < 0.97 * 13.6
+    assert routed.budget_status_ == "saturated"

@@ -443,23 +443,63 @@ def test_a_stage_that_answers_no_row_is_jumped_with_the_same_answers():
     assert skipping_idle_stages(busy, probas, np.ones(len(y))) is None
 
 
-def test_plain_candidates_with_idle_stages_jumped_are_not_challengers():
-    """With skips, the reference thresholds (kept unless another candidate is
-    clearly better) jump the stage they answer no row at, and stay the
-    reference: only candidates whose jumps were learned must beat it."""
+def test_plain_candidates_jump_their_idle_stages_and_challengers_respend():
+    """With skips, a plain candidate that runs a stage it answers no row at
+    jumps it (the same answers for less) in the plain candidate's place, the
+    reference thresholds included; the same with thresholds searched again
+    for the budget on the jumped paths is a challenger, which must be clearly
+    better to be kept."""
     from skadaptive.policies import make_policy_search
     from skadaptive.policies._skips import SkipSearch
 
     X, y = _middle_is_idle(600, 0)
     probas = [np.column_stack([1 - X[:, k], X[:, k]]) for k in range(3)]
     plain = make_policy_search("max_proba", probas, y, np.cumsum(COSTS) / 26)
+    unjumped = plain.budget_candidates(12 / 26)[-1]
     candidates = SkipSearch(plain).budget_candidates(12 / 26)
     reference = candidates[-1]
     assert reference.kind == "max_proba per exit, idle stages skipped"
-    assert reference.policy.skips and not reference.jumps_learned
-    assert reference.run_rates[1] == 0.0
+    assert reference.policy.skips and not reference.challenger
+    assert unjumped.run_rates[1] > 0.15 and reference.run_rates[1] == 0.0
+    assert reference.accuracy == unjumped.accuracy
+    assert_allclose(
+        reference.normalized_cost,
+        unjumped.normalized_cost - 5 / 26 * unjumped.run_rates[1],
+    )
+    respent = [c for c in candidates if c.kind.endswith("budget spent")]
+    assert respent[-1].kind == "max_proba per exit, idle stages skipped, budget spent"
+    assert respent[-1].challenger and respent[-1].normalized_cost <= 12 / 26
     learned = [c for c in candidates if c.kind.endswith("with skips")]
-    assert learned and all(c.jumps_learned for c in learned)
+    assert all(c.challenger for c in learned + respent)
+    assert not any(c.challenger for c in candidates if c not in learned + respent)
+
+
+def test_of_the_challengers_that_beat_the_kept_policy_the_most_accurate_wins():
+    """Candidate 0 (plain, kept among the others) answers every row at stage
+    1. Challenger 1 is right on one row more at a higher cost: not clearly
+    better. Challenger 2 answers as candidate 0 for less: as accurate and
+    clearly cheaper, so it replaces candidate 0 (the best challenger by loss
+    alone, 1, would not)."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import select_out_of_sample
+
+    n_rows = 200
+    y = np.arange(n_rows) % 2
+    right = np.eye(2)[y] * 0.9 + 0.05
+    middle = right.copy()
+    middle[0] = middle[0, ::-1]  # the middle stage is wrong on row 0
+    search = make_policy_search(
+        "max_proba", [right, middle, right], y, np.array([0.1, 0.5, 1.0])
+    )
+    exit_stage = np.stack(
+        [np.ones(n_rows, dtype=np.intp), np.full(n_rows, 2), np.ones(n_rows)]
+    ).astype(np.intp)
+    ran = np.ones((3, 3, n_rows), dtype=bool)
+    ran[0, 2] = ran[2, 2] = False  # stages 0 and 1 (0.5)
+    ran[2, 0] = False  # challenger 2: stage 1 alone (0.4)
+    folds = np.arange(n_rows) % 5
+    best, _, _ = select_out_of_sample(search, exit_stage, folds, None, ran, [1, 2])
+    assert best == 2
 
 
 def test_a_rule_that_reads_a_jumped_stage_is_not_changed():
@@ -493,7 +533,6 @@ def test_a_rule_that_reads_a_jumped_stage_is_not_changed():
     assert skipping_idle_stages(policy, probas, np.ones(n_rows)) is None
 
 
-@pytest.mark.budget
 @pytest.mark.parametrize("policy", ["linear", "max_proba", "eenet"])
 def test_a_budget_too_large_to_spend_skips_the_idle_middle_stage(policy):
     """At a budget of 12 of 26 the plain cascade answers hard rows at the last

@@ -330,12 +330,10 @@ class CostAccuracyDisplay:
             frontier = estimator.frontier_
             oracle_rates = None
             figures = {
-                "exit_rates": np.column_stack(
-                    [
-                        frontier[f"exit_rate_{k}"]
-                        for k in range(len(estimator.cumulative_costs_))
-                    ]
-                ),
+                # The costs the estimator reports: what the rows ran (jumps
+                # and a router included), not their exit rates.
+                "cost": np.asarray(frontier["expected_cost"], dtype=np.float64),
+                "chosen_cost": float(estimator.policy_rows_cost_),
                 **_figures(
                     frontier,
                     ("accuracy", "stage_accuracies_", "oracle_accuracy_"),
@@ -347,7 +345,6 @@ class CostAccuracyDisplay:
                     if regression
                     else estimator.policy_rows_accuracy_
                 ),
-                "chosen_rates": estimator.exit_rates_,
             }
             title = f"{name or _default_name(estimator)} (held-out rows)"
             if score_label == _PREDICTION_METRICS["r2"]:
@@ -357,7 +354,10 @@ class CostAccuracyDisplay:
             test = estimator.evaluate_frontier(X, y, sample_weight=sample_weight)
             oracle_rates = test["oracle_exit_rates"]
             figures = {
-                "exit_rates": test["exit_rates"],
+                "cost": test["expected_cost"],
+                "chosen_cost": test["cost_at_fit"],
+                "run_rates": test["run_rates"],
+                "chosen_run_rates": test["run_rates_at_fit"],
                 **_figures(
                     test,
                     ("accuracy", "stage_accuracies", "oracle_accuracy"),
@@ -367,7 +367,6 @@ class CostAccuracyDisplay:
                 "chosen_accuracy": test[
                     "error_at_fit" if regression else "accuracy_at_fit"
                 ],
-                "chosen_rates": test["exit_rates_at_fit"],
             }
             title = None
             if score_label == _PREDICTION_METRICS["r2"]:
@@ -389,7 +388,10 @@ class CostAccuracyDisplay:
                 else f"average {unit or 'cost'} per row"
             )
         if cost == "seconds":
-            # Exit rates times the cost of answering at each stage.
+            # Each stage's measured increment, paid by the rows that run it
+            # (the router's own time is not measured).
+            figures["cost"] = figures["run_rates"] @ increments
+            figures["chosen_cost"] = float(figures["chosen_run_rates"] @ increments)
             stage_costs = np.cumsum(increments)
 
             def cost_of(rates):
@@ -402,14 +404,14 @@ class CostAccuracyDisplay:
             estimator.oracle_cost_ if oracle_rates is None else cost_of(oracle_rates)
         )
         display = cls(
-            cost=np.array([cost_of(rates) for rates in figures["exit_rates"]]),
+            cost=np.asarray(figures["cost"], dtype=np.float64),
             accuracy=figures["accuracy"],
             stage_costs=estimator._alone_costs(increments),
             stage_accuracies=figures["stage_accuracies"],
             stage_names=estimator._stage_names(),
             oracle_cost=float(oracle_cost),
             oracle_accuracy=figures["oracle_accuracy"],
-            chosen_cost=cost_of(figures["chosen_rates"]),
+            chosen_cost=float(figures["chosen_cost"]),
             chosen_accuracy=figures["chosen_accuracy"],
             baselines=baselines,
             cost_label=cost_label,

@@ -32,7 +32,7 @@ import numpy as np
 
 from ._bottom_up import ExitRule
 from ._policy import CascadePolicy, PolicyEvaluation, stage_correct
-from ._selection import _SPENT_TOLERANCE, choose_policy
+from ._selection import budget_status, choose_policy
 from ._skips import SkipPolicy
 
 
@@ -235,10 +235,8 @@ def choose_with_call_costs(
         "deepest_stage": 0,
     }
     if normalized_budget is not None:
-        first["budget_status"] = (
-            "spent"
-            if first_cost >= (1 - _SPENT_TOLERANCE) * normalized_budget * cost_unit
-            else "saturated"
+        first["budget_status"] = budget_status(
+            first_cost, normalized_budget * cost_unit
         )
         first["budget_search"] = {
             "scores": np.array(["first stage only"]),

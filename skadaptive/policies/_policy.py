@@ -272,11 +272,12 @@ class PolicyEvaluation:
         Weighted share of the rows that each stage runs on. None: every
         stage up to a row's exit (the reverse cumulative sum of
         ``exit_rates``); a policy that skips stages sets it.
-    jumps_learned : bool, default=False
-        Whether the candidate's jumps over stages were learned (with
-        ``skips=True``): such a candidate replaces the one kept among the
-        others only when clearly better out of sample. A plain candidate
-        whose idle stages are jumped (same answers, lower cost) is not one.
+    challenger : bool, default=False
+        Whether the candidate replaces the one kept among the others only
+        when clearly better out of sample: with ``skips=True``, a policy
+        whose jumps or thresholds were fitted to jump stages (a plain
+        candidate with only its idle stages jumped, which answers as it does
+        for less, is not one).
 
     Examples
     --------
@@ -296,7 +297,7 @@ class PolicyEvaluation:
     exit_rates: np.ndarray
     kind: str = ""
     run_rates: np.ndarray | None = None
-    jumps_learned: bool = False
+    challenger: bool = False
 
     def __post_init__(self):
         if self.run_rates is None:

@@ -153,10 +153,11 @@ def select_out_of_sample(
         skip stages); None: every stage up to the row's exit.
     challengers : list of int, default=None
         Candidates (policies that skip stages) compared with the one kept
-        among the others last: a challenger replaces it when its loss is
+        among the others last: a challenger can replace it when its loss is
         lower by more than one standard error, or when its loss is no higher
         and its cost lower by more than one standard error of the paired
-        per-row difference.
+        per-row difference; of the challengers that can, the one of lowest
+        loss (then cost) does.
 
     Returns
     -------
@@ -218,16 +219,19 @@ def select_out_of_sample(
         if not challengers:
             return best
         # A policy that skips stages replaces it when clearly more accurate,
-        # or as accurate and clearly cheaper.
-        challenger = lowest(challengers)
-        if clearly_better(
-            loss[best] - loss[challenger],
-            lambda: cost[best] - cost[challenger],
-            weight,
-            skips=True,
-        ):
-            return challenger
-        return best
+        # or as accurate and clearly cheaper; of those that do, the most
+        # accurate (then the cheapest) is kept.
+        passing = [
+            k
+            for k in challengers
+            if clearly_better(
+                loss[best] - loss[k],
+                lambda k=k: cost[best] - cost[k],
+                weight,
+                skips=True,
+            )
+        ]
+        return lowest(passing) if passing else best
 
     best = pick(np.ones(len(rows)))
     held_out_choice = np.empty(len(rows), dtype=np.intp)
@@ -369,6 +373,19 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
     return target
 
 
+def budget_status(cost: float, searched_budget: float) -> str:
+    """``"spent"`` when ``cost`` on the policy rows is within 3 % below the
+    budget searched (in the same unit), else ``"saturated"``.
+
+    Examples
+    --------
+    >>> from skadaptive.policies._selection import budget_status
+    >>> budget_status(0.98, 1.0), budget_status(0.9, 1.0)
+    ('spent', 'saturated')
+    """
+    return "spent" if cost >= (1 - _SPENT_TOLERANCE) * searched_budget else "saturated"
+
+
 def _standard_error(values, weight, ddof: int = 0) -> float:
     """Standard error of a weighted mean (Kish's effective sample size).
 
@@ -462,10 +479,7 @@ def choose_policy(
     # (disagreement cannot rank a first stage's rows at all). Another kind
     # replaces it only when clearly better out of sample.
     reference = None if normalized_budget is None else len(candidates) - 1
-    # Policies with learned jumps are challengers of the one kept among the
-    # others (a plain candidate whose idle stages are jumped is not: it
-    # answers as the plain one does).
-    challengers = [k for k, c in enumerate(candidates) if c.jumps_learned]
+    challengers = [k for k, c in enumerate(candidates) if c.challenger]
     best, out_of_sample, estimate = select_out_of_sample(
         search, exit_stage, folds, reference, ran, challengers
     )
@@ -485,8 +499,7 @@ def choose_policy(
         "budget_search": None,
     }
     if normalized_budget is not None:
-        spent = chosen.normalized_cost >= (1 - _SPENT_TOLERANCE) * searched
-        result["budget_status"] = "spent" if spent else "saturated"
+        result["budget_status"] = budget_status(chosen.normalized_cost, searched)
         result["budget_search"] = {
             "scores": np.array([c.kind for c in candidates]),
             "cost_weight": np.array([c.cost_weight for c in candidates]),

@@ -610,17 +610,12 @@ class SkipSearch(PolicySearch):
             skip = fit_jointly(cost_weight)
         else:
             skip = self._retuned(self._jumps_for(plain, cost_weight), cost_weight)
-        # Ties to the plain policy: a jump must earn its place. The plain
-        # policy with its idle stages jumped answers alike and costs less.
-        best = plain
-        for other in (
-            skipping_idle_stages(plain, self.stage_probas, self.weight),
-            skip,
-        ):
-            if other is not None and self._risk(other, cost_weight) < self._risk(
-                best, cost_weight
-            ):
-                best = other
+        # The plain policy with its idle stages jumped answers every row alike
+        # for less, so it replaces the plain one. Ties go to that: a learned
+        # jump must earn its place.
+        best = skipping_idle_stages(plain, self.stage_probas, self.weight) or plain
+        if self._risk(skip, cost_weight) < self._risk(best, cost_weight):
+            return skip
         return best
 
     def _retuned(self, skip: SkipPolicy, cost_weight: float) -> SkipPolicy:
@@ -668,24 +663,44 @@ class SkipSearch(PolicySearch):
             found = budget_thresholds(self._path_problem(skip), normalized_budget)
             evaluation = self.evaluate(_with_thresholds(skip, found[0]), weight)
             skipping.append(
-                replace(evaluation, kind=f"{kind.kind} with skips", jumps_learned=True)
+                replace(evaluation, kind=f"{kind.kind} with skips", challenger=True)
             )
-        # The plain candidates, each with the stages it answers no row at
-        # jumped over where that changes no answer on these rows.
-        plain = [self._idle_stages_skipped(c) for c in plain]
-        candidates = plain[:-1] + skipping + plain[-1:]
+        # Each plain candidate with the stages it answers no row at jumped
+        # over answers these rows alike for less: it takes the plain one's
+        # place. Its thresholds searched again for the budget on the jumped
+        # paths spend what the jump saved: a challenger. (Where no stage is
+        # idle both equal the plain candidate, so that every set of rows has
+        # the same candidates in the same order.)
+        jumped = [self._idle_stages_skipped(c) for c in plain]
+        respent = [self._respent(c, normalized_budget) for c in jumped]
+        candidates = jumped[:-1] + skipping + respent + jumped[-1:]
         cache[normalized_budget] = candidates
         return candidates
 
     def _idle_stages_skipped(self, plain: PolicyEvaluation) -> PolicyEvaluation:
         """A plain candidate with the stages it answers no row at jumped over
         (:func:`skipping_idle_stages`: the same answers on these rows at a
-        lower cost), or the candidate itself."""
+        lower cost); with no stage to jump, the candidate itself, as a
+        policy that skips nothing (a :class:`SkipPolicy` without jumps)."""
         skipping = skipping_idle_stages(plain.policy, self.stage_probas, self.weight)
         if skipping is None:
             return plain
         evaluation = self.evaluate(skipping, plain.cost_weight)
         return replace(evaluation, kind=f"{plain.kind}, idle stages skipped")
+
+    def _respent(self, jumped: PolicyEvaluation, normalized_budget: float):
+        """``jumped`` with its exit thresholds searched again for the budget
+        on its paths (a challenger)."""
+        policy = jumped.policy
+        if not policy.skips:
+            policy = SkipPolicy(list(policy.rules), [])
+        thresholds, _, _ = budget_thresholds(
+            self._path_problem(policy), normalized_budget
+        )
+        evaluation = self.evaluate(
+            _with_thresholds(policy, thresholds), jumped.cost_weight
+        )
+        return replace(evaluation, kind=f"{jumped.kind}, budget spent", challenger=True)
 
 
 def _with_thresholds(skip: SkipPolicy, thresholds) -> SkipPolicy:

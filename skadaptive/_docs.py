@@ -169,8 +169,8 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         have spent more, see ``budget_search_``), or, with ``skips=True``,
         because the policy kept jumps stages at which it answers no row (the
         same answers for less) and spending the saving (its thresholds
-        searched again, or learned jumps) was not clearly more accurate out
-        of sample; with a router kept, the routed policy's cost is the one
+        searched again, or learned jumps) was not clearly better out of
+        sample; with a router kept, the routed policy's cost is the one
         compared. None without a budget.
     budget_search_ : dict or None
         With a budget, one entry per kind of exit score tried, like the

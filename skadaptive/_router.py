@@ -268,13 +268,25 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             limit = min(
                 limit, (estimator.budget_search_ or {}).get("searched_budget", limit)
             )
-        better = _better_within_budget(figures["with"], figures["without"], limit)
-        reason = (
-            "within the budget, it was more accurate or as accurate and cheaper"
-            if better
-            else "within the budget, it was not more accurate, nor as accurate "
-            "and cheaper"
+        better, reason = _router_at_budget(figures, limit)
+        in_sample = cost + estimator._cost_of_rates(
+            routed.in_sample.exit_rates, routed.in_sample.run_rates
         )
+        within = 1 + 1e-9
+        if (
+            better
+            and in_sample > limit * within
+            and estimator.policy_rows_cost_ <= limit * within
+        ):
+            # Cross-fitted costs can both read over the budget (per-call
+            # parts), but a router is not kept where it takes the policy
+            # rows over a budget that the policy without it meets there.
+            better = False
+            without = estimator.policy_rows_cost_
+            reason = (
+                f"with it the policy rows cost {in_sample:.4g}, over the "
+                f"budget, which they meet without it ({without:.4g})"
+            )
     else:
         risks = {
             name: 1 - accuracy + price * expected / total
@@ -363,6 +375,29 @@ def _relearner(estimator, search, cumulative):
         return replace(policy, rules=rules)
 
     return stopped
+
+
+def _router_at_budget(figures, limit) -> tuple[bool, str]:
+    """Whether the router's cross-fitted ``(accuracy, cost)`` beats the
+    policy's without it at a budget, and why, in words."""
+    better = _better_within_budget(figures["with"], figures["without"], limit)
+    over = figures["with"][1] > limit * (1 + 1e-9)
+    if not over:
+        reason = "within the budget, it was " + (
+            "more accurate or as accurate and cheaper"
+            if better
+            else "not more accurate, nor as accurate and cheaper"
+        )
+    elif better:
+        reason = (
+            "over the budget as the policy without it is, it was cheaper and "
+            "no less accurate"
+        )
+    else:
+        reason = (
+            "it was over the budget and the policy without it was not, or no cheaper"
+        )
+    return better, reason
 
 
 def _better_within_budget(challenger, incumbent, budget) -> bool:

@@ -408,3 +408,38 @@ def test_a_custom_family_skips_stages_with_linear_jumps():
             assert all(isinstance(r, _Margin) for r in cascade.policy_.rules)
         path = cascade.predict_path(X[900:])
         assert path.shape == (len(X) - 900, 3) and path[:, 0].all()
+
+
+def test_a_custom_rule_need_not_be_a_dataclass():
+    """A rule of the user's has a score and a threshold attribute; moving its
+    threshold (skips, routers) copies it rather than assuming a dataclass."""
+    from _column_stages import ColumnStage, _middle_is_idle
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    class Margin(ThresholdRule):
+        def __init__(self, threshold):
+            self.threshold = threshold
+
+        def score(self, history):
+            top2 = np.sort(history[-1], axis=1)[:, -2:]
+            return top2[:, 1] - top2[:, 0]
+
+    class MarginSearch(PolicySearch):
+        def fit(self, cost_weight):
+            return CascadePolicy([Margin(0.5) for _ in range(self.n_stages - 1)])
+
+    X, y = _middle_is_idle(600, 0)
+    stages = [(n, ColumnStage(k)) for k, n in enumerate("abc")]
+    for knob in ({"cost_weight": 0.003}, {"budget": 8.0}):
+        cascade = AdaptiveCascadeClassifier(
+            stages,
+            costs=[1, 5, 20],
+            policy=MarginSearch,
+            skips=True,
+            cv=3,
+            random_state=0,
+            **knob,
+        ).fit(X, y)
+        assert len(cascade.frontier_["accuracy"]) == 31
+        assert cascade.predict(X[:50]).shape == (50,)

@@ -571,3 +571,19 @@ def test_a_kept_router_s_budget_status_is_that_of_the_routed_policy():
     assert routed.router_ is not None
     assert routed.policy_rows_cost_ < 0.97 * 13.6
     assert routed.budget_status_ == "saturated"
+
+
+def test_a_router_is_not_kept_where_it_takes_the_policy_rows_over_the_budget():
+    """With per-call costs both cross-fitted costs read over the budget; the
+    router is cheaper there, but with it the policy rows cost 14.03 against
+    a budget of 12 that they meet without it: it is not kept."""
+    X, y, _ = _flagged(600, 0)
+    cascade = _router_cascade(
+        costs={"per_call": [0.0, 10.0, 50.0, 200.0], "per_row": [0.25, *COSTS]},
+        cost_batch_size=64,
+        router="auto",
+        budget=12.0,
+    ).fit(X, y)
+    assert cascade.router_ is None
+    assert cascade.policy_rows_cost_ <= 12.0
+    assert "over the budget" in cascade.router_search_["reason"]

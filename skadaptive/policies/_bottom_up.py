@@ -12,7 +12,7 @@ per-exit thresholds moved for the budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from itertools import product
 
@@ -25,7 +25,7 @@ from .._sklearn_private import LinearClassifierMixin
 from ._eenet import eenet_exits, fit_eenet_scorers
 from ._features import policy_features
 from ._losses import is_regression_loss, per_row_loss
-from ._policy import CascadePolicy, ScoredExits, ThresholdRule
+from ._policy import CascadePolicy, ScoredExits, ThresholdRule, with_threshold
 from ._policy_search import PolicySearch
 from ._skips import SkipPolicy, continuation_risks, fit_jump_rule
 from ._thresholds import (
@@ -431,5 +431,5 @@ class BolukbasiSearch(PolicySearch):
 
 def _with_thresholds(rules, thresholds) -> CascadePolicy:
     return CascadePolicy(
-        [replace(rule, threshold=float(t)) for rule, t in zip(rules, thresholds)]
+        [with_threshold(rule, t) for rule, t in zip(rules, thresholds)]
     )

@@ -10,6 +10,8 @@ used by the searches, ``fit``, ``evaluate_frontier`` and the CLI).
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -103,6 +105,26 @@ class ThresholdRule:
         exits : ndarray of bool of shape (n_rows,)
         """
         return self.score(history) >= self.threshold
+
+
+def with_threshold(rule, threshold: float):
+    """A copy of ``rule`` with another ``threshold``.
+
+    ``dataclasses.replace`` for a dataclass rule (as the package's are), a
+    shallow copy with the attribute set for any other rule of the user's.
+
+    Examples
+    --------
+    >>> from skadaptive.policies import HeuristicRule
+    >>> from skadaptive.policies._policy import with_threshold
+    >>> with_threshold(HeuristicRule("max_proba", 0.5), 0.9).threshold
+    0.9
+    """
+    if dataclasses.is_dataclass(rule):
+        return dataclasses.replace(rule, threshold=float(threshold))
+    moved = copy.copy(rule)
+    moved.threshold = float(threshold)
+    return moved
 
 
 @dataclass

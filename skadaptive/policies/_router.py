@@ -19,7 +19,7 @@ engine as in the offline walk (:func:`carried_back`).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
-from ._policy import CascadePolicy, row_costs
+from ._policy import CascadePolicy, row_costs, with_threshold
 from ._selection import row_folds
 from ._skips import SkipPolicy, from_positions, path_costs
 from ._thresholds import ThresholdProblem, budget_thresholds
@@ -417,7 +417,7 @@ def routed_policy(
     )
     if found is None:
         return routed
-    rules = [replace(r, threshold=float(t)) for r, t in zip(routed.rules, found[0])]
+    rules = [with_threshold(r, t) for r, t in zip(routed.rules, found[0])]
     return SkipPolicy(rules, list(routed.jumps), router=router)
 
 

@@ -153,11 +153,10 @@ def select_out_of_sample(
         skip stages); None: every stage up to the row's exit.
     challengers : list of int, default=None
         Candidates (policies that skip stages) compared with the one kept
-        among the others last: a challenger can replace it when its loss is
+        among the others last: a challenger replaces it when its loss is
         lower by more than one standard error, or when its loss is no higher
         and its cost lower by more than one standard error of the paired
-        per-row difference; of the challengers that can, the one of lowest
-        loss (then cost) does.
+        per-row difference.
 
     Returns
     -------
@@ -219,19 +218,16 @@ def select_out_of_sample(
         if not challengers:
             return best
         # A policy that skips stages replaces it when clearly more accurate,
-        # or as accurate and clearly cheaper; of those that do, the most
-        # accurate (then the cheapest) is kept.
-        passing = [
-            k
-            for k in challengers
-            if clearly_better(
-                loss[best] - loss[k],
-                lambda k=k: cost[best] - cost[k],
-                weight,
-                skips=True,
-            )
-        ]
-        return lowest(passing) if passing else best
+        # or as accurate and clearly cheaper.
+        challenger = lowest(challengers)
+        if clearly_better(
+            loss[best] - loss[challenger],
+            lambda: cost[best] - cost[challenger],
+            weight,
+            skips=True,
+        ):
+            return challenger
+        return best
 
     best = pick(np.ones(len(rows)))
     held_out_choice = np.empty(len(rows), dtype=np.intp)

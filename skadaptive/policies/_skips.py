@@ -41,7 +41,13 @@ from sklearn.linear_model import LogisticRegression
 
 from ._features import policy_features
 from ._losses import is_regression_loss
-from ._policy import CascadePolicy, PolicyEvaluation, answer_costs, row_costs
+from ._policy import (
+    CascadePolicy,
+    PolicyEvaluation,
+    answer_costs,
+    row_costs,
+    with_threshold,
+)
 from ._policy_search import PolicySearch
 from ._thresholds import (
     ThresholdProblem,
@@ -472,6 +478,34 @@ def learn_jumps(
 _MAX_PRICE = 1e6
 
 
+def jumps_over_stages(policy) -> bool:
+    """Whether some row going on after a stage may run a stage other than the
+    next one under ``policy`` (a fixed jump past the next stage, or a learned
+    one that chooses among stages beyond it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies import HeuristicRule, JumpRule, SkipPolicy
+    >>> from skadaptive.policies._skips import jumps_over_stages
+    >>> rules = [HeuristicRule("max_proba", 0.9)] * 2
+    >>> to_next = JumpRule(np.array([1, 2]), constant=1)
+    >>> jumps_over_stages(SkipPolicy(rules, [to_next]))
+    False
+    >>> jumps_over_stages(SkipPolicy(rules, [JumpRule(np.array([1, 2]), constant=2)]))
+    True
+    """
+    for stage, jump in enumerate(getattr(policy, "jumps", None) or []):
+        if jump is None:
+            continue
+        if jump.learner is None:
+            if jump.constant > stage + 1:
+                return True
+        elif np.any(np.asarray(jump.targets) > stage + 1):
+            return True
+    return False
+
+
 def skipping_idle_stages(
     policy: CascadePolicy, stage_probas: list[np.ndarray], weight: np.ndarray
 ) -> SkipPolicy | None:
@@ -662,8 +696,14 @@ class SkipSearch(PolicySearch):
             # by the plain candidates above) and every row runs it.
             found = budget_thresholds(self._path_problem(skip), normalized_budget)
             evaluation = self.evaluate(_with_thresholds(skip, found[0]), weight)
+            # A challenger where its jumps can skip a stage; one whose every
+            # jump goes to the next stage is a plain policy.
             skipping.append(
-                replace(evaluation, kind=f"{kind.kind} with skips", challenger=True)
+                replace(
+                    evaluation,
+                    kind=f"{kind.kind} with skips",
+                    challenger=jumps_over_stages(evaluation.policy),
+                )
             )
         # Each plain candidate with the stages it answers no row at jumped
         # over answers these rows alike for less: it takes the plain one's
@@ -680,8 +720,7 @@ class SkipSearch(PolicySearch):
     def _idle_stages_skipped(self, plain: PolicyEvaluation) -> PolicyEvaluation:
         """A plain candidate with the stages it answers no row at jumped over
         (:func:`skipping_idle_stages`: the same answers on these rows at a
-        lower cost); with no stage to jump, the candidate itself, as a
-        policy that skips nothing (a :class:`SkipPolicy` without jumps)."""
+        lower cost); with no stage to jump, the candidate itself."""
         skipping = skipping_idle_stages(plain.policy, self.stage_probas, self.weight)
         if skipping is None:
             return plain
@@ -690,21 +729,21 @@ class SkipSearch(PolicySearch):
 
     def _respent(self, jumped: PolicyEvaluation, normalized_budget: float):
         """``jumped`` with its exit thresholds searched again for the budget
-        on its paths (a challenger)."""
-        policy = jumped.policy
-        if not policy.skips:
-            policy = SkipPolicy(list(policy.rules), [])
+        on its paths (a challenger); a candidate that jumps no stage is
+        returned as it is (a plain one)."""
+        if not jumps_over_stages(jumped.policy):
+            return jumped
         thresholds, _, _ = budget_thresholds(
-            self._path_problem(policy), normalized_budget
+            self._path_problem(jumped.policy), normalized_budget
         )
         evaluation = self.evaluate(
-            _with_thresholds(policy, thresholds), jumped.cost_weight
+            _with_thresholds(jumped.policy, thresholds), jumped.cost_weight
         )
         return replace(evaluation, kind=f"{jumped.kind}, budget spent", challenger=True)
 
 
 def _with_thresholds(skip: SkipPolicy, thresholds) -> SkipPolicy:
     return SkipPolicy(
-        [replace(rule, threshold=float(t)) for rule, t in zip(skip.rules, thresholds)],
+        [with_threshold(rule, t) for rule, t in zip(skip.rules, thresholds)],
         list(skip.jumps),
     )

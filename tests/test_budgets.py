@@ -452,3 +452,55 @@ def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds()
     )
     assert best == 5
     assert estimate.accuracy > per_candidate[5].accuracy + 0.05
+
+
+def _smooth_useless(n_rows, seed):
+    """Half the rows hard (first stage unsure, middle stage knows nothing),
+    with confidences spread out so that many cuts tie in accuracy."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    hard = rng.random(n_rows) < 0.5
+    sign = np.where(y == 1, 1.0, -1.0)
+    unsure = 0.5 + rng.uniform(-0.08, 0.08, n_rows)
+    first = np.where(hard, unsure, 0.5 + sign * rng.uniform(0.4, 0.49, n_rows))
+    blind = 0.5 + 0.01 * rng.uniform(-1, 1, n_rows)
+    middle = np.where(hard, blind, 0.5 + sign * rng.uniform(0.4, 0.49, n_rows))
+    last = 0.5 + sign * rng.uniform(0.3, 0.49, n_rows)
+    return np.column_stack([first, middle, last]), y
+
+
+@pytest.mark.parametrize(
+    "seed, policy, budget, skips",
+    [
+        (4, "max_proba", 6.0, False),
+        (4, "linear", 10.0, False),
+        (3, "linear", 6.0, True),
+    ],
+)
+def test_tied_cuts_are_broken_alike_for_weights_and_copies(seed, policy, budget, skips):
+    """Weight k on a row and k copies of it sum to averages equal up to the
+    last bits; cuts that tie in accuracy are then broken alike, so the
+    figures and the policy are the same."""
+    from _column_stages import ColumnStage, _middle_is_idle
+
+    X, y = (_middle_is_idle if seed % 2 else _smooth_useless)(300, seed)
+    weight = np.random.default_rng(seed).integers(0, 4, len(y))
+    params = dict(
+        costs=[1.0, 5.0, 20.0],
+        budget=budget,
+        policy=policy,
+        skips=skips,
+        cv=3,
+        random_state=0,
+    )
+    stages = [(n, ColumnStage(k)) for k, n in enumerate("abc")]
+    weighted = AdaptiveCascadeClassifier(stages, **params).fit(
+        X, y, sample_weight=weight
+    )
+    repeated = AdaptiveCascadeClassifier(stages, **params).fit(
+        np.repeat(X, weight, axis=0), np.repeat(y, weight)
+    )
+    X_test, _ = _smooth_useless(2000, 9)
+    assert_array_equal(weighted.predict_path(X_test), repeated.predict_path(X_test))
+    for name in ("policy_rows_cost_", "expected_cost_", "expected_accuracy_"):
+        assert getattr(weighted, name) == pytest.approx(getattr(repeated, name))

@@ -249,6 +249,19 @@ def cut_table(
     return CutTable(n_exiting, threshold, loss[n_exiting], cost[n_exiting])
 
 
+def _tie_key(values):
+    """Average losses and costs rounded for comparison (to 1e-12).
+
+    Weight k on a row and k copies of it give the same averages up to the
+    last bits of their sums; rounded, ties between cuts are broken alike
+    (by the cut that exits fewer rows, or the first start) whichever the
+    rows are given as.
+    """
+    if isinstance(values, tuple):
+        return tuple(round(float(v), 12) for v in values)
+    return np.round(values, 12)
+
+
 class ThresholdProblem:
     """Loss and cost of per-exit thresholds on fixed scores, and exact moves.
 
@@ -370,7 +383,9 @@ class ThresholdProblem:
         affordable = np.flatnonzero(cost <= budget)
         if len(affordable) == 0:
             return None
-        best = affordable[np.lexsort((cost[affordable], loss[affordable]))[0]]
+        best = affordable[
+            np.lexsort((_tie_key(cost[affordable]), _tie_key(loss[affordable])))[0]
+        ]
         threshold = self._threshold_at(score, n_exiting[best])
         return threshold, float(loss[best]), float(cost[best])
 
@@ -416,8 +431,9 @@ class ThresholdProblem:
         affordable = cost <= budget
         if not affordable.any():
             return None
-        loss = np.where(affordable, loss, np.inf)
+        loss = np.where(affordable, _tie_key(loss), np.inf)
         best_loss = loss.min(axis=1)
+        cost = _tie_key(cost)
         best_cost = np.where(loss == best_loss[:, None], cost, np.inf).min(axis=1)
         candidates = np.flatnonzero(np.isfinite(best_cost))
         return int(
@@ -514,7 +530,7 @@ def budget_thresholds(
     if np.isfinite(weight):
         starts.append(lagrangian_thresholds(problem, weight))
     results = [_descend(problem, start, budget) for start in starts]
-    return min(results, key=lambda r: (r[1], r[2]))
+    return min(results, key=lambda r: (_tie_key(r[1]), _tie_key(r[2])))
 
 
 def lagrangian_weight(problem: ThresholdProblem, budget: float) -> float:
@@ -615,7 +631,7 @@ def _best_pair(problem, thresholds, first, second, budget, refine=True):
             index = np.unique(np.linspace(low, high, _PAIR_GRID).astype(int))
         found = _best_pair_on(problem, thresholds, first, second, budget, cuts[index])
         if found is not None and (
-            best is None or (found[2], found[3]) < (best[2], best[3])
+            best is None or _tie_key(found[2:]) < _tie_key(best[2:])
         ):
             best = found
         if len(index) == high - low + 1 or best is None or not np.isfinite(best[0]):
@@ -658,6 +674,6 @@ def _best_pair_on_each(problem, thresholds, first, second, budget, values):
         if found is None:
             continue
         candidate = (value, found[0], found[1], found[2])
-        if best is None or (candidate[2], candidate[3]) < (best[2], best[3]):
+        if best is None or _tie_key(candidate[2:]) < _tie_key(best[2:]):
             best = candidate
     return best

@@ -41,7 +41,10 @@ it is then split one exit at a time, from both sides: from the point within
 the budget, the single move that spends the most within it (one exit's
 threshold raised, as little as that takes), again until no exit can spend
 more; from the point over the budget, the single exit lowered as little as
-it takes to come within it, then the same; the dearer result is kept. Exits
+it takes to come within it, then the same. The second moves thresholds
+farther from the fitted ones (a block of tied rows flips at one exit and
+another exit makes up for it), so it is kept only where it spends materially
+more: by more than :data:`MATERIAL_SPEND` of the budget. Exits
 at or after ``deepest_stage_`` are fixed: recalibration never sends a row to
 a stage the fitted policy never calls (with per-call costs, calling it would
 pay its per-call part).
@@ -83,6 +86,13 @@ from .stages._combined import combined_answers
 
 #: Single-exit moves that fill the budget after the path (each raises the cost).
 _MAX_FILLS = 100
+#: The share of the budget by which the result reached from over the budget
+#: must spend more than the one reached from within it to be kept: where a
+#: block of tied rows makes the path's step coarse, that result can flip the
+#: block at one exit and make up for it at another (tens of percent of the
+#: rows answered elsewhere, accuracy unknown without labels) to spend a few
+#: parts per million more.
+MATERIAL_SPEND = 1e-3
 
 #: A cost below the budget by more than this share of it is worth a warning:
 #: the steps of the cost on these rows are coarse (few rows, tied scores).
@@ -314,13 +324,14 @@ def _search(search: _Path, limit: float) -> tuple:
     # time: from the point within the budget the exits spend more (each
     # threshold raised as far as the budget allows), from the point over it
     # one exit spends less (lowered as little as it takes), then more again;
-    # the dearer result is kept.
+    # the second, which moves thresholds farther from the fitted ones, is
+    # kept only where it spends materially more.
     best = _fill_up(search, search.exiting_at(shift), limit)
     if first > 0:
         down = _fill_down(search, search.exiting_at(candidates[first - 1]), limit)
         if down is not None:
             other = _fill_up(search, down, limit)
-            if search.cost(other[0]) > search.cost(best[0]) * (1 + 1e-12):
+            if search.cost(other[0]) > search.cost(best[0]) + MATERIAL_SPEND * limit:
                 best = other
     exiting, dearer = best
     return exiting, shift, (min(dearer) if dearer else np.nan)

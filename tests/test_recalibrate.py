@@ -663,3 +663,47 @@ def test_dask_rows_and_non_numbers_are_refused_with_the_fix():
         cascade.recalibrate(X, budget="3")
     with pytest.raises(ValueError, match="at least one row"):
         cascade.exit_report(X[:0])
+
+
+def _six_stage_rows(n_rows, seed):
+    """Half the rows easy at stage 0 (a block of tied scores), three in ten
+    right at the middle stages 1, 3 and 4, the rest only at the last; stage
+    2 knows nothing."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    sign = np.where(y == 1, 1.0, -1.0)
+    group = rng.choice(3, n_rows, p=[0.5, 0.3, 0.2])
+    columns = [
+        np.where(group == 0, 0.5 + 0.45 * sign, 0.5 + 0.05 * rng.uniform(-1, 1, n_rows))
+    ]
+    for stage in range(1, 5):
+        if stage == 2:
+            columns.append(0.5 + 0.01 * rng.uniform(-1, 1, n_rows))
+        else:
+            noise = 0.5 + 0.02 * rng.uniform(-1, 1, n_rows)
+            columns.append(np.where(group == 1, 0.5 + 0.45 * sign, noise))
+    columns.append(0.5 + 0.4 * sign)
+    return np.column_stack(columns), y
+
+
+def test_a_slightly_larger_budget_does_not_shut_an_exit_for_nothing():
+    """Raising the budget from 5 to 5.5: the point reached from within the
+    budget spends all but a few millionths of it; the one reached from over
+    it flips the first exit's block of tied rows (half the rows) to spend
+    those millionths, which without labels nobody can tell is harmless. The
+    first is kept: the first exit stays as it was, the accuracy with it."""
+    from _column_stages import ColumnStage
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    X, y = _six_stage_rows(800, 0)
+    X_new, y_new = _six_stage_rows(20_000, 1)
+    stages = [(f"s{k}", ColumnStage(k)) for k in range(6)]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 3, 4, 6, 7, 20], budget=5.0, policy="max_proba", cv=3
+    ).fit(X, y)
+    first_exit = (cascade.predict_exit(X_new) == 0).mean()
+    recalibrated = cascade.recalibrate(X_new, budget=5.5)
+    assert 0.999 * 5.5 <= recalibrated.recalibrated_cost_ <= 5.5
+    assert (recalibrated.predict_exit(X_new) == 0).mean() > 0.9 * first_exit
+    assert recalibrated.score(X_new, y_new) >= cascade.score(X_new, y_new) - 0.01

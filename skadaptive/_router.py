@@ -258,6 +258,10 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             ("with", with_router, cost),
         )
     }
+    # The routed policy's cost on the policy rows (in sample, router paid).
+    routed_rows_cost = cost + estimator._cost_of_rates(
+        routed.in_sample.exit_rates, routed.in_sample.run_rates
+    )
     if router.learner is None and router.constant == 0:
         better, reason = False, "it starts every row at the first stage"
     elif estimator.budget is not None:
@@ -269,23 +273,20 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
                 limit, (estimator.budget_search_ or {}).get("searched_budget", limit)
             )
         better, reason = _router_at_budget(figures, limit)
-        in_sample = cost + estimator._cost_of_rates(
-            routed.in_sample.exit_rates, routed.in_sample.run_rates
-        )
         within = 1 + 1e-9
         if (
             better
-            and in_sample > limit * within
+            and routed_rows_cost > limit * within
             and estimator.policy_rows_cost_ <= limit * within
         ):
             # Cross-fitted costs can both read over the budget (per-call
             # parts), but a router is not kept where it takes the policy
             # rows over a budget that the policy without it meets there.
             better = False
-            without = estimator.policy_rows_cost_
+            unrouted = estimator.policy_rows_cost_
             reason = (
-                f"with it the policy rows cost {in_sample:.4g}, over the "
-                f"budget, which they meet without it ({without:.4g})"
+                f"with it the policy rows cost {routed_rows_cost:.4g}, over the "
+                f"budget, which they meet without it ({unrouted:.4g})"
             )
     else:
         risks = {
@@ -308,9 +309,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     # past the deepest stage of the policy without the router.
     estimator.deepest_stage_ = int(np.flatnonzero(in_sample.exit_rates > 0).max())
     estimator.policy_rows_accuracy_ = in_sample.accuracy
-    estimator.policy_rows_cost_ = cost + estimator._cost_of_rates(
-        in_sample.exit_rates, in_sample.run_rates
-    )
+    estimator.policy_rows_cost_ = routed_rows_cost
     estimator.expected_accuracy_, estimator.expected_cost_ = figures["with"]
     if getattr(estimator, "budget_search_", None) is not None:
         # The policy kept is the routed one: whether it spends the budget.

@@ -78,7 +78,11 @@ from ._costs import check_budget
 from ._dask import is_lazy
 from ._sklearn_private import _num_samples, _safe_indexing
 from .engine._routing import DEFAULT_BATCH_SIZE
-from .policies._policy import CascadePolicy, exit_figures, stage_correct
+from .policies._policy import (
+    exit_figures,
+    stage_correct,
+    with_thresholds,
+)
 from .policies._router import carried_back, routed_walk
 from .policies._thresholds import BUDGET_RTOL, TIE_RTOL, first_reaching
 from .stages import exit_probas
@@ -134,20 +138,6 @@ def _thresholds_of(policy) -> np.ndarray:
             )
         thresholds.append(float(threshold))
     return np.array(thresholds, dtype=np.float64)
-
-
-def with_thresholds(policy, thresholds) -> CascadePolicy:
-    """A copy of ``policy`` whose rules have these thresholds (jumps kept)."""
-    rules = []
-    for rule, threshold in zip(policy.rules, thresholds):
-        rule = copy.copy(rule)
-        rule.threshold = float(threshold)
-        rules.append(rule)
-    new = copy.copy(policy)
-    new.rules = rules
-    if policy.skips:
-        new.jumps = list(policy.jumps)
-    return new
 
 
 def _exit_scores(policy, answers, X) -> tuple[np.ndarray, np.ndarray | None]:

@@ -25,7 +25,7 @@ from .._sklearn_private import LinearClassifierMixin
 from ._eenet import eenet_exits, fit_eenet_scorers
 from ._features import policy_features
 from ._losses import is_regression_loss, per_row_loss
-from ._policy import CascadePolicy, ScoredExits, ThresholdRule, with_threshold
+from ._policy import CascadePolicy, ScoredExits, ThresholdRule, with_thresholds
 from ._policy_search import PolicySearch
 from ._skips import SkipPolicy, continuation_risks, fit_jump_rule
 from ._thresholds import (
@@ -417,7 +417,7 @@ class BolukbasiSearch(PolicySearch):
             candidates.append(
                 ScoredExits(
                     scores,
-                    partial(_with_thresholds, policy.rules),
+                    partial(with_thresholds, policy),
                     lam,
                     kind=f"rules on {feature_set} x{factor:g}",
                 )
@@ -427,9 +427,3 @@ class BolukbasiSearch(PolicySearch):
         )
         candidates.append(eenet_exits(eenet, self.stage_probas))
         return candidates
-
-
-def _with_thresholds(rules, thresholds) -> CascadePolicy:
-    return CascadePolicy(
-        [with_threshold(rule, t) for rule, t in zip(rules, thresholds)]
-    )

@@ -127,6 +127,25 @@ def with_threshold(rule, threshold: float):
     return moved
 
 
+def with_thresholds(policy, thresholds):
+    """A copy of ``policy`` whose rules have these thresholds (see
+    :func:`with_threshold`); a :class:`SkipPolicy` keeps its jumps and router.
+
+    Examples
+    --------
+    >>> from skadaptive.policies import CascadePolicy, HeuristicRule
+    >>> from skadaptive.policies._policy import with_thresholds
+    >>> policy = CascadePolicy([HeuristicRule("max_proba", 0.5)])
+    >>> [rule.threshold for rule in with_thresholds(policy, [0.9]).rules]
+    [0.9]
+    """
+    new = copy.copy(policy)
+    new.rules = [with_threshold(rule, t) for rule, t in zip(policy.rules, thresholds)]
+    if policy.skips:
+        new.jumps = list(policy.jumps)
+    return new
+
+
 @dataclass
 class CascadePolicy:
     """An exit policy: one rule per stage but the last, which always answers.

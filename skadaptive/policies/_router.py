@@ -33,7 +33,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
-from ._policy import CascadePolicy, row_costs, with_threshold
+from ._policy import CascadePolicy, row_costs, with_thresholds
 from ._selection import row_folds
 from ._skips import SkipPolicy, from_positions, path_costs
 from ._thresholds import ThresholdProblem, budget_thresholds
@@ -417,8 +417,7 @@ def routed_policy(
     )
     if found is None:
         return routed
-    rules = [with_threshold(r, t) for r, t in zip(routed.rules, found[0])]
-    return SkipPolicy(rules, list(routed.jumps), router=router)
+    return with_thresholds(routed, found[0])
 
 
 def learn_router(

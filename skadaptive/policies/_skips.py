@@ -46,7 +46,7 @@ from ._policy import (
     PolicyEvaluation,
     answer_costs,
     row_costs,
-    with_threshold,
+    with_thresholds,
 )
 from ._policy_search import PolicySearch
 from ._thresholds import (
@@ -656,7 +656,7 @@ class SkipSearch(PolicySearch):
         """``skip`` with its exit thresholds set for ``cost_weight`` on the paths."""
         problem = self._path_problem(skip)
         thresholds = lagrangian_thresholds(problem, cost_weight)
-        return _with_thresholds(skip, thresholds)
+        return with_thresholds(skip, thresholds)
 
     def _path_problem(self, skip: SkipPolicy) -> ThresholdProblem:
         _, ran, scores = skip.walk(self.stage_probas, decide=False)
@@ -695,7 +695,7 @@ class SkipSearch(PolicySearch):
             # Never None: the first stage alone is within the budget (checked
             # by the plain candidates above) and every row runs it.
             found = budget_thresholds(self._path_problem(skip), normalized_budget)
-            evaluation = self.evaluate(_with_thresholds(skip, found[0]), weight)
+            evaluation = self.evaluate(with_thresholds(skip, found[0]), weight)
             # A challenger where its jumps can skip a stage; one whose every
             # jump goes to the next stage is a plain policy.
             skipping.append(
@@ -737,13 +737,6 @@ class SkipSearch(PolicySearch):
             self._path_problem(jumped.policy), normalized_budget
         )
         evaluation = self.evaluate(
-            _with_thresholds(jumped.policy, thresholds), jumped.cost_weight
+            with_thresholds(jumped.policy, thresholds), jumped.cost_weight
         )
         return replace(evaluation, kind=f"{jumped.kind}, budget spent", challenger=True)
-
-
-def _with_thresholds(skip: SkipPolicy, thresholds) -> SkipPolicy:
-    return SkipPolicy(
-        [with_threshold(rule, t) for rule, t in zip(skip.rules, thresholds)],
-        list(skip.jumps),
-    )

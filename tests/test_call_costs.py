@@ -259,6 +259,35 @@ def test_measured_costs_are_the_line_for_the_estimators_batch_size(
         )
 
 
+def test_measured_costs_get_batch_size_advice_without_a_part_per_call(
+    frozen_stages, monkeypatch
+):
+    """Timings near a large batch size can fit a line with no part per call
+    (as on a loaded machine): the advice by batch size is still given, from
+    the lines fitted again near each size, where one-row calls pay one."""
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    # From 1,024 rows on the time grows a little faster than the rows (the
+    # line there has no part per call); a call of one row takes 50 us.
+    seconds = np.where(LINE_SIZES >= 1024, 1e-6 * LINE_SIZES**1.05, 5e-5)
+    timings = np.vstack([k * seconds for k in (1, 3, 10)])
+    _time_as(monkeypatch, timings, timings)
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs="auto", cost_batch_size=65_536, random_state=0
+    ).fit(X_policy, y_policy)
+    assert not cascade.costs_per_call_.any()
+    advice = batch_size_advice(cascade, np.array([0.6, 0.3, 0.1]))
+    assert advice["fitted_for_batch_size"] == 65_536
+    points = {p["batch_size"]: p for p in advice["points"]}
+    # One row per call: a row pays the call of each stage it reaches (50, 150
+    # and 500 us), where the line fitted for 65,536 rows would charge 0.
+    assert points[1]["cost_per_row"] == pytest.approx(
+        (50 + 0.4 * 150 + 0.1 * 500) * 1e-6
+    )
+    # Costs given as numbers have no advice.
+    given = AdaptiveCascadeClassifier(stages, costs=[1, 3, 10], random_state=0)
+    assert batch_size_advice(given.fit(X_policy, y_policy), np.ones(3) / 3) is None
+
+
 def test_stages_are_ordered_by_their_times_alone(frozen_stages, monkeypatch):
     """At one row per call the checks of a call and the routing, charged to
     the stages inside the cascade, can make the first stage the dearest:

@@ -812,14 +812,18 @@ def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
     stage called alone (without routing), and the smallest batch size from
     which it is cheaper.
 
-    None unless some stage has a cost per call (measured costs). The exits
+    None unless the costs were measured (``costs="auto"``) or some stage has
+    a cost per call: a line fitted for one batch size may have no part per
+    call (timings near a large size), while the timings near a small one
+    have, so measured costs always get the advice. The exits
     are the policy's (``exit_rates``; ``run_rates``, the share of rows each
     stage runs on, where the policy skips stages or routes rows); a policy
     learned for another batch size (``cost_batch_size``) may exit
     differently. A router kept is paid by every row, its call once a batch
     (its line as fitted for ``cost_batch_size``).
     """
-    if not estimator.costs_per_call_.any():
+    measured = getattr(estimator, "_measured_seconds", None) is not None
+    if not measured and not estimator.costs_per_call_.any():
         return None
     if not getattr(estimator.policy_, "skips", False):
         run_rates = None

@@ -415,7 +415,10 @@ OTHER_BENCHMARKS = [
     "test rows with more hard rows (cost and accuracy before and after, "
     "recalibrated on one half and measured on the other) in "
     "[RECALIBRATE_RESULTS.md](RECALIBRATE_RESULTS.md) "
-    "(`python -m benchmarks.run_recalibrate`); predict over 20 million lazily "
+    "(`python -m benchmarks.run_recalibrate`); budgets on new rows with stages "
+    "refitted on all rows or kept as held out (`refit=False`) in "
+    "[REFIT_RESULTS.md](REFIT_RESULTS.md) (`python -m benchmarks.run_refit`); "
+    "predict over 20 million lazily "
     "generated rows on a 2-worker Dask `LocalCluster` (throughput against "
     "in-memory predict, peak memory per worker) in "
     "[DASK_RESULTS.md](DASK_RESULTS.md) (`python -m benchmarks.run_dask`).",

@@ -165,6 +165,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         "loss": [StrOptions(set(LOSSES))],
         "answer": [StrOptions({"stage", "combined"})],
         "cv": ["cv_object", Interval(RealNotInt, 0, 1, closed="neither")],
+        "refit": ["boolean"],
         "memory": [None, str, HasMethods(["cache"])],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "cost_batch_size": [Interval(Integral, 1, None, closed="left"), None],
@@ -619,6 +620,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             names=self._members()[0],
             # Only what decides the sizes timed: a cache hit for the others.
             cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
+            refit=self.refit,
         )
 
     def _has_natural_costs(self) -> bool:

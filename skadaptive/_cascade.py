@@ -258,6 +258,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         loss="zero_one",
         answer="stage",
         cv=5,
+        refit=True,
         memory=None,
         batch_size=None,
         cost_batch_size=None,
@@ -278,6 +279,7 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         self.loss = loss
         self.answer = answer
         self.cv = cv
+        self.refit = refit
         self.memory = memory
         self.batch_size = batch_size
         self.cost_batch_size = cost_batch_size
@@ -415,6 +417,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         tune_threshold=True,
         loss="squared_error",
         cv=5,
+        refit=True,
         memory=None,
         batch_size=None,
         cost_batch_size=None,
@@ -434,6 +437,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         self.tune_threshold = tune_threshold
         self.loss = loss
         self.cv = cv
+        self.refit = refit
         self.memory = memory
         self.batch_size = batch_size
         self.cost_batch_size = cost_batch_size

@@ -93,8 +93,27 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         number of stratified folds of cross-fitting; a float in (0, 1) is the
         fraction of rows held out from the stages to learn the policy; a
         splitter must give each row to at most one test fold. What is fitted
-        here is then refitted on all rows. With only frozen stages, ``cv`` is
-        unused and the policy is learned on the data passed to ``fit``.
+        here is then refitted on all rows (see ``refit``). With only frozen
+        stages, ``cv`` and ``refit`` are unused and the policy is learned on
+        the data passed to ``fit``.
+
+    refit : bool, default=True
+        Whether the stages fitted here are refitted on all rows once their
+        held-out probabilities are computed, as scikit-learn's stacking does:
+        stages fitted on more rows, but not the stages the policy learned
+        from. A refitted stage may be surer or less sure of new rows than its
+        cross-fitted copies were of the held-out rows, so that new rows exit
+        elsewhere and ``budget``, ``expected_cost_`` and the accuracy
+        estimate need not hold on them: on ``benchmarks/REFIT_RESULTS.md``
+        cascades fitted for a budget with ``cv=3`` cost from 27 % less to 31 %
+        more than the budget on new rows. False keeps the stages that gave the held-out
+        probabilities, so that new rows are decided on outputs like those the
+        policy learned from and the budget holds on rows like the policy
+        rows (up to sampling noise, see ``budget_confidence``); it needs one
+        split (``cv`` a float, the fraction of rows held out for the policy,
+        or a splitter with one split), and its stages see fewer rows. With
+        ``refit=True``, ``recalibrate`` puts the cost of new unlabelled rows
+        back on the budget.
 
     memory : str, joblib.Memory or None, default=None
         Caches the fitting and cross-fitting of the stages (and measured costs),
@@ -214,9 +233,8 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         score for each fold is also chosen without that fold's rows (see
         ``budget_search_``). Never clamped: with a budget,
         ``expected_cost_`` may exceed it. It estimates what new rows cost if
-        the stages answer them as they answered the held-out rows; stages
-        refitted on all rows after cross-fitting are often more confident on
-        new rows, which then defer less and cost less. On a copy from
+        the stages answer them as they answered the held-out rows, which
+        stages refitted on all rows need not do (see ``refit``). On a copy from
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_accuracy_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).

@@ -374,6 +374,7 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
         loss="zero_one",
         answer="stage",
         cv=5,
+        refit=True,
         memory=None,
         batch_size=None,
         cost_batch_size=None,
@@ -393,6 +394,7 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
         self.loss = loss
         self.answer = answer
         self.cv = cv
+        self.refit = refit
         self.memory = memory
         self.batch_size = batch_size
         self.cost_batch_size = cost_batch_size
@@ -521,6 +523,7 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
         tune_threshold=True,
         loss="squared_error",
         cv=5,
+        refit=True,
         memory=None,
         batch_size=None,
         cost_batch_size=None,
@@ -539,6 +542,7 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
         self.tune_threshold = tune_threshold
         self.loss = loss
         self.cv = cv
+        self.refit = refit
         self.memory = memory
         self.batch_size = batch_size
         self.cost_batch_size = cost_batch_size

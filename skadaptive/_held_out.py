@@ -3,7 +3,8 @@
 Stage probabilities on a stage's own training rows are over-confident, so a policy
 learned on them exits too early. Like ``StackingClassifier``, each stage that we
 fit is cross-fitted (or fitted on a train split) to get probabilities for rows it
-did not see, then refitted on all rows. Frozen stages are used as given.
+did not see, then refitted on all rows (or, with ``refit=False`` and one
+split, kept as fitted). Frozen stages are used as given.
 
 The whole step is a module-level function so that ``memory=`` can cache it: a
 grid search over policy parameters then fits the stages once per data split.
@@ -55,11 +56,13 @@ def _fit_one(estimator, X, y, fit_params, train):
 
 
 def _fit_and_predict_fold(
-    estimator, X, y, fit_params, train, test, classes, make_source, name
+    estimator, X, y, fit_params, train, test, classes, make_source, name, keep=False
 ):
+    """The fold's held-out exits; with ``keep``, also the member fitted."""
     fitted = _fit_one(estimator, X, y, fit_params, train)
     source = make_source([fitted], [name])
-    return exits_in_class_order(source, _safe_indexing(X, test), classes)
+    probas = exits_in_class_order(source, _safe_indexing(X, test), classes)
+    return (probas, fitted) if keep else probas
 
 
 def _timed(function):
@@ -125,6 +128,7 @@ def fit_stages_on_held_out(
     make_source=IndependentStages.of_members,
     names=None,
     cost_batch_size: int | None = None,
+    refit: bool = True,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
@@ -144,6 +148,10 @@ def fit_stages_on_held_out(
         :func:`~skadaptive.stages.measure_exit_seconds`.
     names : list of str, default=None
         The members' names, for messages about what a stage returned.
+    refit : bool, default=True
+        Whether the members fitted here are refitted on all rows; False keeps
+        the members that gave the held-out probabilities (``cv`` must then
+        give one split).
 
     Returns
     -------
@@ -172,6 +180,14 @@ def fit_stages_on_held_out(
                 "as KFold, or a float hold-out fraction); repeated or shuffled "
                 "splitters would answer a row twice."
             )
+        if not refit and len(splits) != 1:
+            raise ValueError(
+                f"refit=False keeps the stages fitted without the policy rows, "
+                f"so cv must give one split; it gave {len(splits)}. Use a "
+                "float for the fraction of rows held out for the policy (e.g. "
+                "cv=0.25), or a splitter with one split (e.g. "
+                "ShuffleSplit(n_splits=1)), or refit=True."
+            )
         jobs = [(k, f) for k in to_fit for f in range(len(splits))]
         fold_probas = parallel(
             delayed(_timed(_fit_and_predict_fold))(
@@ -184,6 +200,7 @@ def fit_stages_on_held_out(
                 classes,
                 make_source,
                 names[k],
+                not refit,
             )
             for k in to_fit
             for train, test in splits
@@ -197,17 +214,22 @@ def fit_stages_on_held_out(
             ],
             verbose,
         )
-        all_rows = np.arange(n_rows)
-        refitted = _reporting(
-            parallel(
-                delayed(_timed(_fit_one))(
-                    estimators[k], X, y, stage_fit_params[k], all_rows
-                )
-                for k in to_fit
-            ),
-            [f"stage {names[k]!r}: refitted on all rows" for k in to_fit],
-            verbose,
-        )
+        if refit:
+            all_rows = np.arange(n_rows)
+            refitted = _reporting(
+                parallel(
+                    delayed(_timed(_fit_one))(
+                        estimators[k], X, y, stage_fit_params[k], all_rows
+                    )
+                    for k in to_fit
+                ),
+                [f"stage {names[k]!r}: refitted on all rows" for k in to_fit],
+                verbose,
+            )
+        else:
+            # One split: each member as fitted on its training rows, so new
+            # rows are answered by the stages the policy rows were held out from.
+            fold_probas, refitted = zip(*fold_probas)
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
         policy_folds = np.concatenate(

@@ -84,3 +84,22 @@ def test_regression_summary_counts_one_stage_points_split_by_split():
     assert summary["n_one_stage"] == 1
     assert summary["n_worse_than_random"] == 1
     assert not summary["beats_random_everywhere"]
+
+
+def test_quick_refit_benchmark_measures_every_variant_on_new_rows():
+    from benchmarks import run_refit
+
+    results = run_refit.run(quick=True)
+    (dataset,) = results["results"]
+    assert [v["variant"] for v in dataset["variants"]] == [
+        name for name, _, _ in run_refit.VARIANTS
+    ]
+    for variant in dataset["variants"]:
+        budgets = [p["budget_fraction"] for p in variant["points"]]
+        assert budgets == list(run_refit.BUDGETS)
+        for point in variant["points"]:
+            assert 0 < point["test"]["cost"] <= sum(run_refit.COSTS)
+            assert 0 <= point["test"]["accuracy"] <= 1
+    text = run_refit.markdown(results)
+    assert "python -m benchmarks.run_refit" in text
+    assert "cv=0.25, refit=False" in text

@@ -21,7 +21,13 @@ from sklearn.exceptions import DataConversionWarning
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, SGDClassifier
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    ShuffleSplit,
+    StratifiedKFold,
+    train_test_split,
+)
 from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
@@ -294,6 +300,44 @@ def test_cv_sets_which_rows_the_stages_are_fitted_on(data, tmp_path, cv, fold_ro
     n_policy_rows = 75 if cv == 0.25 else 300
     counts = cascade.exit_rates_ * n_policy_rows
     assert_allclose(counts, np.round(counts), atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "cv", [0.25, ShuffleSplit(n_splits=1, test_size=0.3, random_state=0)]
+)
+def test_refit_false_keeps_the_stages_the_policy_rows_were_held_out_from(
+    data, tmp_path, cv
+):
+    """With one split and ``refit=False`` the stages that gave the held-out
+    probabilities answer new rows: on the policy rows the fitted cascade
+    takes exactly the exits, cost and accuracy the fit reports there."""
+    X_train, _, y_train, _ = data
+    log = tmp_path / "fits.log"
+    stages = [
+        ("lr", RecordingClassifier(LogisticRegression(), log_path=str(log))),
+        ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5], budget=3.0, cv=cv, refit=False, random_state=0
+    ).fit(X_train, y_train)
+    # The policy rows: the split's test rows.
+    if cv == 0.25:
+        train, test = train_test_split(
+            np.arange(300), test_size=0.25, stratify=y_train, random_state=0
+        )
+    else:
+        train, test = next(cv.split(X_train, y_train))
+    # One fit per stage, on the split's training rows; no refit.
+    assert _fit_log_lines(log) == [str(len(train))]
+    assert cascade.estimators_[0].fit_n_rows_ == len(train)
+    routed = cascade.route(X_train[test])
+    rates = np.bincount(routed.exit_stage, minlength=2) / len(test)
+    assert_allclose(rates, cascade.exit_rates_)
+    assert routed.cost.mean() == pytest.approx(cascade.policy_rows_cost_)
+    assert cascade.score(X_train[test], y_train[test]) == pytest.approx(
+        cascade.policy_rows_accuracy_
+    )
+    assert cascade.policy_rows_cost_ <= 3.0
 
 
 def test_costs_auto_measures_positive_seconds_per_row(data):

@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import ShuffleSplit
+from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC, LinearSVC
@@ -309,6 +309,12 @@ def test_policy_classifier_without_sample_weight():
 def test_cv_that_tests_a_row_twice():
     with pytest.raises(ValueError, match="each row in at most one test fold"):
         _cascade(cv=ShuffleSplit(n_splits=3, random_state=0)).fit(X, y)
+
+
+@pytest.mark.parametrize("cv", [3, KFold(2)])
+def test_refit_false_with_several_splits(cv):
+    with pytest.raises(ValueError, match="refit=False .* cv must give one split"):
+        _cascade(cv=cv, refit=False).fit(X, y)
 
 
 # ---------------------------------------------------------------- fit data

@@ -1285,6 +1285,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def __setstate__(self, state):
         check_versions(state, type(self).__name__)
         super().__setstate__(state)
+        # Saved before refit was a parameter: the stages were refitted.
+        if "refit" not in self.__dict__:
+            self.refit = True
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

@@ -106,14 +106,15 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         elsewhere and ``budget``, ``expected_cost_`` and the accuracy
         estimate need not hold on them: on ``benchmarks/REFIT_RESULTS.md``
         cascades fitted for a budget with ``cv=3`` cost from 27 % less to 31 %
-        more than the budget on new rows. False keeps the stages that gave the held-out
-        probabilities, so that new rows are decided on outputs like those the
-        policy learned from and the budget holds on rows like the policy
-        rows (up to sampling noise, see ``budget_confidence``); it needs one
-        split (``cv`` a float, the fraction of rows held out for the policy,
-        or a splitter with one split), and its stages see fewer rows. With
-        ``refit=True``, ``recalibrate`` puts the cost of new unlabelled rows
-        back on the budget.
+        more than the budget on new rows. False keeps the stages that gave
+        the held-out probabilities, so that new rows are decided on outputs
+        like those the policy learned from and the budget holds on rows like
+        the policy rows (up to sampling noise, see ``budget_confidence``); it
+        needs one split (``cv`` a float, the fraction of rows held out for the
+        policy, or a splitter with one split) whose training rows hold every
+        class, and its stages see fewer rows. With ``refit=True``,
+        ``recalibrate`` puts the cost of new unlabelled rows back on the
+        budget.
 
     memory : str, joblib.Memory or None, default=None
         Caches the fitting and cross-fitting of the stages (and measured costs),

@@ -138,11 +138,17 @@ class _SharedComputation:
         elif isinstance(
             model, GradientBoostingClassifier | GradientBoostingRegressor
         ) and (model.n_iter_no_change is not None):
+            why = (
+                "stops growing trees at a different point in every "
+                "cross-fitting fold, so the folds and the refitted model would "
+                "not share the same exits"
+                if self.refit
+                else "has a number of trees unknown until it is fitted, so its "
+                "exits and the budget cannot be checked before fitting"
+            )
             raise ValueError(
                 f"{type(model).__name__}(n_iter_no_change="
-                f"{model.n_iter_no_change}) stops growing trees at a different "
-                "point in every cross-fitting fold, so the folds and the refitted "
-                "model would not share the same exits. Set n_iter_no_change=None "
+                f"{model.n_iter_no_change}) {why}. Set n_iter_no_change=None "
                 "(choose n_estimators instead), or fit the model yourself and pass "
                 "FrozenEstimator(model) with policy data it was not fitted on."
             )

@@ -86,6 +86,19 @@ def _reporting(results, messages: list[str], verbose: int) -> list:
     return collected
 
 
+def _check_all_classes(source, classes: np.ndarray, name: str) -> None:
+    """Refuse a kept member whose training rows lacked a class: with
+    ``refit=False`` it answers new rows, and could never answer that class."""
+    missing = np.setdiff1d(classes, np.asarray(source.classes_))
+    if len(missing):
+        raise ValueError(
+            f"refit=False keeps stage {name!r} as fitted on the split's training "
+            f"rows, which hold no row of class(es) {missing.tolist()}: it could "
+            "never answer them. Hold out fewer rows of those classes (a float "
+            "cv stratifies by class), or use refit=True."
+        )
+
+
 def _check_same_exit_count(folds: list[list], estimator) -> None:
     counts = sorted({len(fold) for fold in folds})
     if len(counts) > 1:
@@ -230,6 +243,11 @@ def fit_stages_on_held_out(
             # One split: each member as fitted on its training rows, so new
             # rows are answered by the stages the policy rows were held out from.
             fold_probas, refitted = zip(*fold_probas)
+            if classes is not None:
+                for k, fitted_member in zip(to_fit, refitted):
+                    _check_all_classes(
+                        make_source([fitted_member], [names[k]]), classes, names[k]
+                    )
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
         policy_folds = np.concatenate(

@@ -370,6 +370,9 @@ def test_early_stopping_boosting_is_refused_before_any_fit():
     backbone = _CountingBoosting(n_estimators=100, n_iter_no_change=3)
     with pytest.raises(ValueError, match="n_iter_no_change=3.*FrozenEstimator"):
         EarlyExitClassifier(backbone).fit(X, y)
+    # Kept as fitted on one split, the folds are no reason: its trees are.
+    with pytest.raises(ValueError, match="number of trees unknown until it is fit"):
+        EarlyExitClassifier(backbone, cv=0.25, refit=False).fit(X, y)
     assert _CountingBoosting.fits == 0
 
 

@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.model_selection import KFold, ShuffleSplit
+from sklearn.model_selection import KFold, PredefinedSplit, ShuffleSplit
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC, LinearSVC
@@ -315,6 +315,17 @@ def test_cv_that_tests_a_row_twice():
 def test_refit_false_with_several_splits(cv):
     with pytest.raises(ValueError, match="refit=False .* cv must give one split"):
         _cascade(cv=cv, refit=False).fit(X, y)
+
+
+def test_refit_false_with_a_class_missing_from_the_training_part():
+    # Class 3 only in the held-out part: the kept stages could never answer it.
+    rows = np.arange(len(y))
+    labels = np.where(rows % 10 == 0, 3, y)
+    cv = PredefinedSplit(np.where((labels == 3) | (rows % 4 == 0), 0, -1))
+    with pytest.raises(ValueError, match=r"no row of class\(es\) \[3\].*refit=True"):
+        _cascade(cv=cv, refit=False).fit(X, labels)
+    # Refitted on all rows, the stages see every class.
+    _cascade(cv=cv).fit(X, labels)
 
 
 # ---------------------------------------------------------------- fit data

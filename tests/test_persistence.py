@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from numpy.testing import assert_array_equal
+from sklearn.base import clone
+from sklearn.datasets import load_digits, make_classification
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     GradientBoostingClassifier,
@@ -247,3 +249,22 @@ def test_skops_round_trip_of_regressors(policy, tmp_path):
             loaded.predict_exit(X_NEW), estimator.predict_exit(X_NEW)
         )
         assert loaded.with_policy(cost_weight=0.1).predict(X_NEW).shape == (300,)
+
+
+def test_a_model_saved_before_refit_was_a_parameter_loads_as_refitted():
+    X, y = make_classification(200, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression()),
+            ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ],
+        costs=[1, 5],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    state = cascade.__getstate__()
+    del state["refit"]
+    old = AdaptiveCascadeClassifier.__new__(AdaptiveCascadeClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["refit"] is True
+    assert_array_equal(clone(old).fit(X, y).predict(X), cascade.predict(X))

@@ -260,10 +260,10 @@ def _choose_kind(out_of_fold: dict, y_encoded, sample_weight, loss: str) -> tupl
     better: its mean per-row loss (the estimator's ``loss``) lower than the
     stage's by more than one standard error of the paired per-row difference
     (the one-standard-error rule). The held-out probabilities come from stages
-    fitted on part of the rows, the answers at prediction from stages refitted
-    on all of them, so a gain within noise on the first often does not carry
-    over. Of the kinds that pass, the lowest loss wins (ties: log loss, then
-    the simpler kind).
+    fitted on part of the rows, the answers at prediction (with ``refit=True``)
+    from stages refitted on all of them, so a gain within noise on the first
+    often does not carry over. Of the kinds that pass, the lowest loss wins
+    (ties: log loss, then the simpler kind).
     """
     weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
     weight = weight / weight.sum()

@@ -18,6 +18,7 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
 
@@ -268,3 +269,37 @@ def test_budget_is_met_on_the_policy_rows(costs, fraction, rows, weights, policy
     sample_weight = None if weights is None else np.asarray(weights)[rows]
     routed_cost = np.average(cascade.predict_cost(X_test[rows]), weights=sample_weight)
     assert routed_cost <= budget * (1 + 1e-9)
+
+
+@pytest.mark.budget
+@settings(max_examples=12)
+@given(
+    fraction=st.floats(0.0, 1.0),
+    held_out=st.sampled_from([0.3, 0.5]),
+    policy=st.sampled_from(POLICIES),
+)
+def test_stages_kept_as_held_out_meet_the_budget_on_the_policy_rows(
+    fraction, held_out, policy
+):
+    """With ``refit=False`` the fitted cascade, stages included, answers the
+    policy rows as the policy was learned on them: routing them costs what
+    ``policy_rows_cost_`` says, within any budget, for every policy family."""
+    X_train, _, y_train, _ = _data()
+    budget = 1.0 + fraction * 10.0
+    cascade = AdaptiveCascadeClassifier(
+        _stages(),
+        costs=[1, 2, 8],
+        budget=budget,
+        policy=policy,
+        cv=held_out,
+        refit=False,
+        random_state=0,
+    ).fit(X_train, y_train)
+    _, policy_rows = train_test_split(
+        np.arange(len(y_train)), test_size=held_out, stratify=y_train, random_state=0
+    )
+    routed = cascade.route(X_train[policy_rows])
+    assert routed.cost.mean() == pytest.approx(cascade.policy_rows_cost_, rel=1e-12)
+    assert routed.cost.mean() <= budget * (1 + 1e-9)
+    rates = np.bincount(routed.exit_stage, minlength=3) / len(policy_rows)
+    assert_allclose(rates, cascade.exit_rates_, atol=1e-12)

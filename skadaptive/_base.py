@@ -667,7 +667,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """The unit of ``costs_``, where known (for plots and reports)."""
         return getattr(self, "_costs_unit", None)
 
-    def with_policy(self, *, cost_weight=None, budget=None, policy=None):
+    def with_policy(
+        self,
+        *,
+        cost_weight=None,
+        budget=None,
+        policy=None,
+        budget_confidence="unchanged",
+    ):
         """A copy answering at another operating point, without refitting stages.
 
         The exit policy is learned again from the held-out stage probabilities
@@ -683,12 +690,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             New maximum average cost per row, units of ``costs_``.
         policy : str or classifier, default=None
             Another policy family for the copy; None keeps this one's.
+        budget_confidence : float in (0.5, 1), None or "unchanged", \
+                default="unchanged"
+            The copy's ``budget_confidence`` (None: no margin); "unchanged"
+            keeps this one's.
 
         Returns
         -------
         estimator : object
-            Fitted copy whose ``cost_weight``/``budget``/``policy`` parameters
-            say what it was learned with.
+            Fitted copy whose ``cost_weight``/``budget``/``policy``/
+            ``budget_confidence`` parameters say what it was learned with.
 
         Examples
         --------
@@ -721,6 +732,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             new.cost_weight = _plain(cost_weight)
         if policy is not None:
             new.policy = policy
+        if not (
+            isinstance(budget_confidence, str) and budget_confidence == "unchanged"
+        ):
+            new.budget_confidence = _plain(budget_confidence)
         new._validate_params()
         new._learn_policy(*self._policy_rows())
         return new

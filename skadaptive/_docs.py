@@ -34,7 +34,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         per row is within the budget (a normal approximation over the
         held-out policy rows). Spends a little less of the budget on the
         policy rows so that new rows like them stay within it more often. None
-        meets the budget on the policy rows exactly. ``with_policy`` keeps it.
+        meets the budget on the policy rows exactly. ``with_policy`` keeps it
+        unless given another. With ``refit=False`` the policy rows are the
+        held-out fraction only, so its figures are noisier: use it there.
 
     policy : str, classifier or PolicySearch subclass, default="linear"
         How exits are decided; every family honours ``cost_weight`` and
@@ -225,7 +227,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         batch of ``cost_batch_size_`` rows drawn like them, each stage that
         one of its rows reaches paying its call once) and accuracy on the
         held-out policy rows, the rows the policy's rules and thresholds were chosen
-        on: in sample for the policy, so optimistic. The budget holds here.
+        on: in sample for the policy, so optimistic. The budget holds here
+        (on a copy from ``recalibrate``, which meets it on other rows, it may
+        not).
     expected_cost_, expected_accuracy_ : float
         Out-of-sample estimates of the average cost per row (units of
         ``costs_``) and of the accuracy: the policy rows are split in 5 folds,
@@ -394,7 +398,9 @@ _REGRESSION_ATTRIBUTES = (
         Average cost per row (units of ``costs_``) and error (mean squared or
         absolute error, as ``loss``, in the target's units) on the held-out
         policy rows, the rows the policy's rules and thresholds were chosen
-        on: in sample for the policy, so optimistic. The budget holds here.
+        on: in sample for the policy, so optimistic. The budget holds here
+        (on a copy from ``recalibrate``, which meets it on other rows, it may
+        not).
     expected_cost_, expected_error_ : float
         Out-of-sample estimates of the average cost per row and of the error:
         the policy rows are split in 5 folds, the policy is chosen again on

@@ -225,6 +225,28 @@ def test_budget_confidence_keeps_a_margin_below_the_budget(budget, policy):
     assert careful.budget_search_["searched_budget"] < budget
 
 
+@pytest.mark.budget
+def test_with_policy_keeps_or_sets_the_budget_confidence():
+    plain = _cascade(budget=5.0)
+    careful = _cascade(budget=5.0, budget_confidence=0.95)
+    # Set on a copy, it is the same policy as a fit with it; kept by default.
+    copy = plain.with_policy(budget=5.0, budget_confidence=0.95)
+    assert_budget_spent_well(copy)
+    assert copy.budget_confidence == 0.95
+    assert copy.policy_rows_cost_ == pytest.approx(careful.policy_rows_cost_)
+    assert copy.budget_search_["searched_budget"] == pytest.approx(
+        careful.budget_search_["searched_budget"]
+    )
+    assert careful.with_policy(budget=5.0).budget_confidence == 0.95
+    # None drops the margin.
+    dropped = careful.with_policy(budget=5.0, budget_confidence=None)
+    assert dropped.budget_confidence is None
+    assert_budget_spent_well(dropped)
+    assert dropped.policy_rows_cost_ == pytest.approx(plain.policy_rows_cost_)
+    with pytest.raises(ValueError, match="budget_confidence"):
+        plain.with_policy(budget=5.0, budget_confidence=1.5)
+
+
 def test_budget_search_lists_every_kind_of_score_tried():
     cascade = _cascade(budget=5.0)
     search = cascade.budget_search_

@@ -298,6 +298,7 @@ def test_stages_kept_as_held_out_meet_the_budget_on_the_policy_rows(
     _, policy_rows = train_test_split(
         np.arange(len(y_train)), test_size=held_out, stratify=y_train, random_state=0
     )
+    assert_budget_spent_well(cascade)
     routed = cascade.route(X_train[policy_rows])
     assert routed.cost.mean() == pytest.approx(cascade.policy_rows_cost_, rel=1e-12)
     assert routed.cost.mean() <= budget * (1 + 1e-9)

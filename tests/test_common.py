@@ -133,9 +133,7 @@ CONFIGS = {
         exits=[2, 5, 10],
         policy="eenet",
         budget=5.0,
-        cv=0.3,
-        refit=False,
-        random_state=0,
+        cv=3,
     ),
     "early_exit_chain_patience_batched": lambda: EarlyExitClassifier(
         ChainExits(

@@ -20,7 +20,7 @@ from sklearn.ensemble import (
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -374,6 +374,24 @@ def test_early_stopping_boosting_is_refused_before_any_fit():
     with pytest.raises(ValueError, match="number of trees unknown until it is fit"):
         EarlyExitClassifier(backbone, cv=0.25, refit=False).fit(X, y)
     assert _CountingBoosting.fits == 0
+
+
+def test_refit_false_keeps_the_model_fitted_without_the_policy_rows():
+    X, _, y, _ = _data()
+    model = GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0)
+    ee = EarlyExitClassifier(
+        model, exits=[5, 10, 20], budget=10.0, cv=0.3, refit=False, random_state=0
+    ).fit(X, y)
+    train, test = train_test_split(
+        np.arange(len(y)), test_size=0.3, stratify=y, random_state=0
+    )
+    # The backbone kept is the one fitted on the split's training rows ...
+    alone = clone(model).fit(X[train], y[train])
+    assert_allclose(ee.estimator_.predict_proba(X), alone.predict_proba(X))
+    # ... so the policy rows exit as the policy was learned on them.
+    exits = ee.predict_exit(X[test])
+    assert_allclose(np.bincount(exits, minlength=3) / len(test), ee.exit_rates_)
+    assert ee.predict_cost(X[test]).mean() == pytest.approx(ee.policy_rows_cost_)
 
 
 def test_early_stopped_boosting_works_frozen():

@@ -27,6 +27,13 @@ own against the backbone alone (as ``skadaptive frontier`` prints it): every
 exit's measured time without the routing work, over the average cost of the
 exits taken (routing included).
 
+The first table splits measured / expected in two, from the trees alone
+(each tree's ``tree_.predict``, no routing): *tree work* is all the trees on
+all the rows over the expected speed-up (what the trees would take if their
+time scaled with trees x rows) against the same trees run on exactly the rows
+that reach each exit; *routing* is those trees' time against the early
+exit's. Their product is close to measured / expected.
+
 Writes ``benchmarks/results/early_exit_wall.json`` and
 ``benchmarks/EARLY_EXIT_WALL_RESULTS.md``.
 """
@@ -68,6 +75,37 @@ def _alternated(calls, repeats: int) -> list[float]:
     return [min(t) for t in times]
 
 
+def _segments(model, exits) -> list:
+    """Each exit's trees (boosting: one per class and iteration)."""
+    bounds = [0, *exits]
+    trees = model.estimators_
+    return [
+        [tree for group in trees[a:b] for tree in np.atleast_1d(group)]
+        for a, b in zip(bounds[:-1], bounds[1:])
+    ]
+
+
+def _tree_work(model, exits, X, exit_stage) -> tuple:
+    """Seconds of the trees alone: on every row, and on the rows reaching
+    each exit (those exiting there or later), fastest of 5 runs each."""
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    segments = _segments(model, exits)
+    reaching = [np.ascontiguousarray(X[exit_stage >= k]) for k in range(len(exits))]
+
+    def everywhere():
+        for segment in segments:
+            for tree in segment:
+                tree.tree_.predict(X)
+
+    def routed():
+        for segment, rows in zip(segments, reaching):
+            for tree in segment:
+                tree.tree_.predict(rows)
+
+    every, reach = _alternated([everywhere, routed], 5)
+    return every, reach
+
+
 def _operating_point(estimator, X, fraction: float) -> tuple:
     """The estimator's policy at ``budget=fraction`` of its full cost, its
     routing of ``X``, its expected speed-up there and its exit rates."""
@@ -90,7 +128,9 @@ def measure(dataset: str, backbone: str, fraction: float, quick: bool) -> dict:
         auto = clone(ee).set_params(costs="auto", cost_batch_size=len(X), budget=None)
         auto.fit(split.X_val, split.y_val)
     auto, auto_expected, auto_rates = _operating_point(auto, X, fraction)
+    exits = data.backbone(backbone, quick=quick)[1]
     with threadpool_limits(limits=1):
+        all_trees, reaching_trees = _tree_work(model, exits, X, ee.predict_exit(X))
         full, early, auto_early = _alternated(
             [
                 lambda: model.predict_proba(X),
@@ -110,6 +150,10 @@ def measure(dataset: str, backbone: str, fraction: float, quick: bool) -> dict:
         "measured_speed_up": full / early,
         "ratio": full / early / expected,
         "exit_rates": rates,
+        "trees_all_rows_seconds": all_trees,
+        "trees_reaching_rows_seconds": reaching_trees,
+        "tree_work": all_trees / expected / reaching_trees,
+        "routing": reaching_trees / early,
         "auto": {
             "cost_batch_size": int(auto.cost_batch_size_),
             "costs_per_row": auto.costs_per_row_.tolist(),
@@ -153,6 +197,12 @@ def markdown(results: dict) -> str:
                 "expected": f"{r['expected_speed_up']:.2f}x",
                 "measured": f"{r['measured_speed_up']:.2f}x",
                 "measured / expected": f"{r['ratio']:.2f}",
+                "tree work": f"{r['tree_work']:.2f}",
+                "routing": f"{r['routing']:.2f}",
+                "trees alone ms (all rows / reaching rows)": (
+                    f"{1e3 * r['trees_all_rows_seconds']:.1f} / "
+                    f"{1e3 * r['trees_reaching_rows_seconds']:.1f}"
+                ),
                 "exit % per stage": _rates(r["exit_rates"]),
             }
             for r in rows

@@ -296,7 +296,12 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
         source's own unit where it has one -- trees evaluated for a tree
         ensemble (boosting: iterations; LightGBM and XGBoost: rounds), so
         ``budget=120`` means at most 120 trees per row on average -- and
-        measures seconds otherwise (a chain).
+        measures seconds otherwise (a chain). Trees count work, not time: a
+        tree called on fewer rows costs more per row (its nodes are brought
+        into the cache for fewer rows), so a forest whose late exits run on
+        few rows answers more slowly than its expected speed-up in trees says
+        (see ``benchmarks/EARLY_EXIT_WALL_RESULTS.md``); ``"auto"`` with
+        ``cost_batch_size`` counts time instead.
         ``"auto"`` times each exit's increment on the policy rows, in seconds,
         at several batch sizes, and splits it into a part per call and a part
         per row (see ``cost_batch_size``); a dict ``{"per_call": ...,

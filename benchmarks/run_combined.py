@@ -31,6 +31,12 @@ combiners nor the policies saw:
   single stage's cost over its average cost there;
 * **frontier**: ``evaluate_frontier`` of both (the ``cost_weight`` grid of
   ``frontier_``), as points of (test cost, test accuracy);
+* **ceiling**: what any of the package's combiners could give at the last
+  exit, picked on the test rows (so an upper bound, not a figure a user
+  gets): each kind fitted on all the cross-fitted policy rows of the
+  stage-answer estimator and scored on the test rows, against the best
+  single stage; where no kind is above it, no choice of combiner could meet
+  "combined above the best single stage" on that dataset;
 * **what combining costs**: what each stage costs inside the cascade beyond
   its time alone with ``costs="auto"`` (the routing work, the combiners'
   included, and running between other stages; a difference of two timings,
@@ -50,6 +56,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
+
+from skadaptive.stages._combined import KINDS, ExitCombiner, log_probas
 
 from . import datasets
 from ._tables import described_report, pct, pt, run_and_write, table
@@ -93,6 +101,7 @@ def _dataset(name: str, quick: bool) -> dict:
         a: fit._cost_lines(fit.cost_batch_size_)[2] for a, fit in measured.items()
     }
     stage_est = fitted["stage"]
+    ceiling = _ceiling(stage_est, bench, y_test)
     single = [
         float(np.mean(np.argmax(s.predict_proba(bench.X_test), axis=1) == y_test))
         for s in stage_est.estimators_
@@ -105,6 +114,7 @@ def _dataset(name: str, quick: bool) -> dict:
         "single_stage_accuracy": single,
         "best_stage": best,
         "best_stage_cost": best_cost,
+        "ceiling": ceiling,
         "answers": {},
     }
     full = stage_est.cumulative_costs_[-1]
@@ -150,6 +160,23 @@ def _dataset(name: str, quick: bool) -> dict:
             },
         }
     return result
+
+
+def _ceiling(estimator, bench, y_test) -> dict:
+    """Each combiner kind at the last exit, fitted on every policy row (the
+    stages' cross-fitted probabilities), scored on the test rows."""
+    probas, y_policy, weight = estimator._policy_rows()
+    last = len(probas) - 1
+    test = [stage.predict_proba(bench.X_test) for stage in estimator.estimators_]
+    logs = [log_probas(p) for p in probas]
+    test_logs = [log_probas(p) for p in test]
+    n_classes = probas[0].shape[1]
+    accuracy = {}
+    for kind in KINDS:
+        combiner = ExitCombiner(last, kind).fit(logs, y_policy, weight, n_classes)
+        answer = combiner.combine([log.copy() for log in test_logs])
+        accuracy[kind] = float(np.mean(np.argmax(answer, axis=1) == y_test))
+    return accuracy
 
 
 def _frontier_at_or_above(stage: dict, combined: dict) -> list:
@@ -214,6 +241,7 @@ def markdown(results: dict) -> str:
                 pct(combined["last_exit_accuracy"]),
                 pt(combined["last_exit_accuracy"] - best),
                 " / ".join(combined["kinds"]),
+                ", ".join(f"{k} {pct(a)}" for k, a in r["ceiling"].items()),
                 "-"
                 if no_loss is None
                 else f"{no_loss['fraction']:.0%} ({no_loss['speed_up']:.2f}x)",
@@ -272,6 +300,7 @@ def markdown(results: dict) -> str:
             "last exit, combined %",
             "combined - best stage",
             "combiner per exit",
+            "ceiling: last exit's kinds on test %",
             "no-loss budget (speed-up)",
             "budgets where combined >= stage (ties count)",
         ),

@@ -195,7 +195,7 @@ def fit_stages_on_held_out(
             )
         if not refit and len(splits) != 1:
             raise ValueError(
-                f"refit=False keeps the stages fitted without the policy rows, "
+                "refit=False keeps the stages fitted without the policy rows, "
                 f"so cv must give one split; it gave {len(splits)}. Use a "
                 "float for the fraction of rows held out for the policy (e.g. "
                 "cv=0.25), or a splitter with one split (e.g. "

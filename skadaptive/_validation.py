@@ -307,24 +307,55 @@ def unique_labels(y) -> np.ndarray:
 
 
 def members_refusing_nan(names, members) -> list[tuple[str, object]]:
-    """The ``(name, member)`` pairs whose ``allow_nan`` tag is False.
+    """The ``(name, member)`` pairs that do not take NaN (see :func:`_nan_fate`).
 
-    A FrozenEstimator's model and a Pipeline's first step decide for them.
+    A FrozenEstimator's model decides for it.
     """
-    refusing = []
-    for name, member in zip(names, members):
-        first = getattr(member, "estimator", member)  # a FrozenEstimator's model
-        if hasattr(first, "steps"):  # a Pipeline: what its first step takes
-            first = first.steps[0][1]
-        if _is_raw_booster(first):
-            continue  # LightGBM and XGBoost read NaN as missing
-        try:
-            allow_nan = get_tags(first).input_tags.allow_nan
-        except (TypeError, ValueError, AttributeError):
-            allow_nan = False
-        if not allow_nan:
-            refusing.append((name, member))
-    return refusing
+    return [
+        (name, member)
+        for name, member in zip(names, members)
+        if _nan_fate(getattr(member, "estimator", member)) == "refuses"
+    ]
+
+
+def _nan_fate(estimator) -> str:
+    """What ``estimator`` does with NaN in its input, from its tags.
+
+    ``"clears"``: it replaces NaN (an imputer; a ColumnTransformer whose
+    every part clears or drops its columns; a Pipeline with such a step
+    before any step that refuses); ``"passes"``: it takes NaN and may pass
+    it on (a scaler; a model that takes NaN, e.g. HistGradientBoosting);
+    ``"refuses"``: its ``allow_nan`` tag is False, or a Pipeline reaches such
+    a step with NaN still in. A Pipeline's own tag only reads its first step
+    (a scaler passes NaN to a model that refuses it), and a ColumnTransformer
+    says False even around imputers, so both are walked instead.
+    """
+    if estimator is None or (
+        isinstance(estimator, str) and estimator in ("passthrough", "drop")
+    ):
+        return "clears" if estimator == "drop" else "passes"
+    if _is_raw_booster(estimator):
+        return "passes"  # LightGBM and XGBoost read NaN as missing
+    if hasattr(estimator, "steps"):  # a Pipeline: NaN flows through the steps
+        for _, step in estimator.steps:
+            fate = _nan_fate(step)
+            if fate != "passes":
+                return fate
+        return "passes"
+    if hasattr(estimator, "transformers") and hasattr(estimator, "remainder"):
+        # A ColumnTransformer: each part sees its own columns.
+        parts = [part for _, part, _ in estimator.transformers]
+        fates = {_nan_fate(part) for part in [*parts, estimator.remainder]}
+        if "refuses" in fates:
+            return "refuses"
+        return "clears" if fates == {"clears"} else "passes"
+    if type(estimator).__module__.split(".")[:2] == ["sklearn", "impute"]:
+        return "clears"  # SimpleImputer, KNNImputer, IterativeImputer, ...
+    try:
+        allow_nan = get_tags(estimator).input_tags.allow_nan
+    except (TypeError, ValueError, AttributeError):
+        allow_nan = False
+    return "passes" if allow_nan else "refuses"
 
 
 def check_missing_values(X, names, members, *, refusing=None) -> None:
@@ -353,7 +384,7 @@ def check_missing_values(X, names, members, *, refusing=None) -> None:
             "so rows with NaN are refused whichever stage would see them. Impute "
             "them first (a SimpleImputer in a Pipeline around the estimator, or "
             "as the first step of that stage), or use stages that all accept NaN "
-            "(e.g. HistGradientBoostingClassifier)."
+            "(e.g. scikit-learn's HistGradientBoosting models)."
         )
 
 

@@ -15,9 +15,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.compose import make_column_transformer
 from sklearn.datasets import make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -217,6 +219,52 @@ def test_nan_is_refused_up_front_when_a_stage_cannot_take_it():
             cascade.predict(row[None])
     # Rows without NaN are answered as before.
     assert cascade.predict(rows[1::3]).shape == (20,)
+
+
+def _imputing_stages():
+    """Pipelines that clear NaN before a model that refuses it."""
+    return {
+        "column_transformer": make_pipeline(
+            make_column_transformer((SimpleImputer(), list(range(X.shape[1])))),
+            LogisticRegression(max_iter=500),
+        ),
+        "nested_pipeline": make_pipeline(
+            make_pipeline(SimpleImputer(), StandardScaler()),
+            LogisticRegression(max_iter=500),
+        ),
+    }
+
+
+@pytest.mark.parametrize("kind", ["column_transformer", "nested_pipeline"])
+def test_a_pipeline_that_imputes_takes_nan_in_fit_and_predict(kind):
+    """A ColumnTransformer says it refuses NaN, and so does a Pipeline whose
+    first step is one, even around imputers: the steps are read instead."""
+    rows = _nan_rows(1, n_rows=300)
+    labels = (np.nan_to_num(rows[:, 0]) > 0).astype(int)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("imputed", _imputing_stages()[kind]),
+            ("hgb", HistGradientBoostingClassifier(max_iter=10, random_state=0)),
+        ],
+        costs=[1, 3],
+        cv=3,
+        random_state=0,
+    ).fit(rows, labels)
+    assert cascade.predict(rows).shape == (300,)
+
+
+def test_a_scaler_before_a_model_that_refuses_nan_does_not_take_it():
+    """A StandardScaler takes NaN and passes it on: the Pipeline's own tag
+    (its first step's) says it takes NaN, but its model does not, so rows
+    with NaN are refused up front, not answered or not by the policy."""
+    hgb = HistGradientBoostingClassifier(max_iter=20, random_state=0).fit(X, Y)
+    scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500))
+    cascade = AdaptiveCascadeClassifier(
+        [("hgb", FrozenEstimator(hgb)), ("lr", FrozenEstimator(scaled.fit(X, Y)))],
+        costs=[1, 3],
+    ).fit(X, Y)
+    with pytest.raises(ValueError, match=r"X has NaN in 20 rows, and stage 'lr'"):
+        cascade.predict(_nan_rows(0))
 
 
 @settings(max_examples=20, deadline=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 from . import _demo, _frontier, _predict, _recalibrate
 from ._demo import run_demo  # noqa: F401 (for tests and scripts)
@@ -57,7 +58,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with warnings.catch_warnings():
+            # A CSV's columns are matched to the models' by name before any
+            # model sees them (see _io.align_columns); other files have no
+            # names to match, and scikit-learn's warning would repeat at
+            # every call of every stage.
+            warnings.filterwarnings(
+                "ignore", message="X does not have valid feature names"
+            )
+            return args.run(args)
+    except BrokenPipeError:
+        # Output piped into a command that stopped reading (e.g. `| head`).
+        sys.stderr.close()
+        return 0
     except CommandError as exc:
         print(f"skadaptive {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -237,7 +237,9 @@ def add_parser(commands) -> None:
             "to their held-out figures; write the frontier plot."
         ),
     )
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    from ._io import seed
+
+    demo.add_argument("--seed", type=seed, default=0, help="random seed (default 0)")
     demo.add_argument(
         "--cost-weights",
         type=float,
@@ -256,10 +258,10 @@ def add_parser(commands) -> None:
 
 
 def run(args, out=None) -> int:
-    from ._io import CommandError, check_output
+    from ._io import CommandError, check_plot
 
     if any(not (w >= 0) for w in args.cost_weights):
         raise CommandError("--cost-weights must be non-negative numbers.")
-    check_output("--plot", args.plot)
+    check_plot("--plot", args.plot)
     run_demo(args.cost_weights, args.seed, out=out, plot=args.plot)
     return 0

@@ -24,13 +24,18 @@ from ._intervals import (
 from ._io import (
     JOBLIB_SUFFIXES,
     CommandError,
+    align_columns,
     check_output,
+    check_plot,
     estimator_kind,
+    fitted_feature_names,
     load_data,
     load_joblib,
     load_regression_stage,
     load_stage,
     regression_target,
+    seed,
+    split_rows,
 )
 from ._progress import Progress
 from ._table import table
@@ -222,7 +227,7 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=seed,
         default=0,
         help="random seed of the split and the bootstrap (default: %(default)s)",
     )
@@ -422,7 +427,6 @@ def _stage_names(paths, estimator_class=None) -> list[str]:
 
 
 def run(args, out=None) -> int:
-    from sklearn.model_selection import train_test_split
 
     out = sys.stdout if out is None else out
     from .. import AdaptiveCascadeClassifier
@@ -450,14 +454,20 @@ def run(args, out=None) -> int:
             "--save saves one cascade: pass --answer stage or --answer combined "
             "(compare them first with --answer both, without --save)."
         )
-    for option in ("--json", "--plot", "--save"):
+    for option in ("--json", "--save"):
         check_output(option, getattr(args, option[2:]))
+    check_plot("--plot", args.plot)
     progress = Progress(4)
     with progress.step("reading data and models"):
-        X, y = load_data(
-            args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
+        X, y, names = load_data(
+            args.data,
+            label=args.label,
+            x_key=args.x_key,
+            y_key=args.y_key,
+            with_names=True,
         )
         models = _loaded_models(args.stages)
+        X = align_columns(X, names, fitted_feature_names(models.values()), args.data)
         task = _task(args, models)
         _check_options(args, task)
         if task == "regression":
@@ -470,12 +480,12 @@ def run(args, out=None) -> int:
 
         return run_regression(args, stages, X, y, progress, out)
     try:  # stratified where every class has rows enough for both parts
-        X_policy, X_eval, y_policy, y_eval = train_test_split(
-            X, y, test_size=args.test_size, random_state=args.seed, stratify=y
+        X_policy, X_eval, y_policy, y_eval = split_rows(
+            X, y, args.test_size, args.seed, args.data, stratify=y
         )
     except ValueError:
-        X_policy, X_eval, y_policy, y_eval = train_test_split(
-            X, y, test_size=args.test_size, random_state=args.seed
+        X_policy, X_eval, y_policy, y_eval = split_rows(
+            X, y, args.test_size, args.seed, args.data
         )
     params = _params(args)
     kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
@@ -569,7 +579,10 @@ def write_results(args, document, estimators, X, y, progress, out) -> None:
             import joblib
 
             cascade = estimators[0]
-            joblib.dump(cascade, args.save)
+            try:
+                joblib.dump(cascade, args.save)
+            except OSError as exc:
+                raise CommandError(f"--save {args.save}: cannot write: {exc}") from exc
             print(
                 f"saved the cascade ({_knob(cascade)}) to {args.save}; run "
                 f"`skadaptive predict {args.save} --data FILE`",
@@ -852,15 +865,36 @@ def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
         points.append(
             {"batch_size": size, "cost_per_row": cost, "speed_up": alone / cost}
         )
-    paying = [p["batch_size"] for p in points if p["speed_up"] > 1]
     fitted = int(estimator.cost_batch_size_)
     fitted_cost = cost_at(fitted)
     return {
         "fitted_for_batch_size": fitted,
         "fitted_speed_up": estimator._alone_seconds(fitted)[-1] / fitted_cost,
         "points": points,
-        "pays_off_from": paying[0] if paying else None,
+        "pays_off_from": pays_off_from(points),
     }
+
+
+def pays_off_from(points) -> int | None:
+    """The smallest batch size from which the cascade is faster at every
+    larger size of ``points`` (dicts with ``batch_size`` and ``speed_up``, by
+    size), or None: the expected speed-up can dip below 1 and come back (a
+    dear stage's call reached at some sizes only), and a paying size before a
+    dip is no advice.
+
+    Examples
+    --------
+    >>> from skadaptive.cli._frontier import pays_off_from
+    >>> speed_ups = {1: 2.3, 16: 0.9, 256: 0.9, 1024: 1.05, 65536: 1.2}
+    >>> pays_off_from([{"batch_size": b, "speed_up": v} for b, v in speed_ups.items()])
+    1024
+    """
+    first = None
+    for point in reversed(points):
+        if point["speed_up"] <= 1:
+            break
+        first = point["batch_size"]
+    return first
 
 
 def _format_batch_sizes(advice) -> str:
@@ -878,15 +912,14 @@ def _format_batch_sizes(advice) -> str:
     first = advice["pays_off_from"]
     if advice["fitted_speed_up"] <= 1:
         lines.append(
-            "At that batch size the last stage alone is faster: predict in "
-            "larger batches"
+            "At that batch size the last stage alone is faster: "
             + (
-                f" (the cascade is faster from {first} rows per call, measured "
-                "at the sizes above)"
-                if first is not None
+                f"predict in batches of {first} rows or more (from there the "
+                "cascade is faster at every size above), "
+                if first is not None and first > fitted
                 else ""
             )
-            + ", drop the stages that are dear per call, or use the last stage "
+            + "drop the stages that are dear per call, or use the last stage "
             "alone."
         )
     elif first is not None and first > fitted:

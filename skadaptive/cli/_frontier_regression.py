@@ -30,7 +30,7 @@ from ._intervals import (
     format_error_interval,
     too_few_rows_warning,
 )
-from ._io import CommandError
+from ._io import CommandError, split_rows
 
 #: What each error is, for the note under the table.
 ERROR_TEXTS = {
@@ -54,12 +54,10 @@ def columns(loss: str) -> tuple:
 
 def run_regression(args, stages, X, y, progress, out) -> int:
     """``skadaptive frontier`` over the regression ``stages`` on ``X, y``."""
-    from sklearn.model_selection import train_test_split
-
     from .. import AdaptiveCascadeRegressor
 
-    X_policy, X_eval, y_policy, y_eval = train_test_split(
-        X, y, test_size=args.test_size, random_state=args.seed
+    X_policy, X_eval, y_policy, y_eval = split_rows(
+        X, y, args.test_size, args.seed, args.data
     )
     cascade = AdaptiveCascadeRegressor(
         stages,

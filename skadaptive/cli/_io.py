@@ -48,6 +48,65 @@ def check_output(option: str, path: str | None) -> None:
         )
 
 
+def check_plot(option: str, path: str | None) -> None:
+    """:func:`check_output`, and a plot format matplotlib writes (by the
+    file's extension), before any work."""
+    check_output(option, path)
+    if path is None:
+        return
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:  # said when the plot is to be drawn
+        return
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = Path(path).suffix.lower().lstrip(".")
+    if extension not in formats:
+        raise CommandError(
+            f"{option} {path}: "
+            + (
+                f"matplotlib cannot write .{extension} files"
+                if extension
+                else "no file extension"
+            )
+            + f"; end the name with one of {', '.join('.' + f for f in formats)} "
+            "(e.g. .png)."
+        )
+
+
+def seed(text: str) -> int:
+    """An ``argparse`` type: a seed NumPy takes (0 to 2**32 - 1)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"must be from 0 to 4294967295 (2**32 - 1); got {value}"
+        )
+    return value
+
+
+def split_rows(X, y, test_size: float, seed: int, path: str, stratify=None):
+    """``train_test_split`` of the rows into policy and held-out rows, with
+    an error naming the fix where the file has too few rows for it."""
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(
+            X, y, test_size=test_size, random_state=seed, stratify=stratify
+        )
+    except ValueError as exc:
+        if stratify is not None:
+            raise  # the caller falls back to an unstratified split
+        raise CommandError(
+            f"{path}: {len(X)} rows cannot be split with --test-size {test_size} "
+            f"({exc}); the policy rows and the held-out rows each need rows: "
+            "use more rows or a --test-size nearer 0.5."
+        ) from exc
+
+
 def load_data(
     path: str,
     *,
@@ -55,7 +114,8 @@ def load_data(
     x_key: str = "X",
     y_key: str = "y",
     require_labels: bool = True,
-) -> tuple[np.ndarray, np.ndarray | None]:
+    with_names: bool = False,
+) -> tuple:
     """Rows and labels from a ``.npz``, ``.npy`` or CSV file.
 
     - ``.npz``: arrays ``x_key`` (rows) and ``y_key`` (labels; optional when
@@ -65,8 +125,12 @@ def load_data(
     - ``.csv``: a header row; the label column is ``label`` (default: the
       column named ``label``, else the last column). Without labels, every
       column is a feature unless ``label`` names one.
+
+    Labels of shape (n, 1) are taken as one column. With ``with_names`` the
+    feature columns' names are returned too: a CSV's header, else None.
     """
     file = _existing(path)
+    names = None
     suffix = file.suffix.lower()
     try:
         if suffix == ".npz":
@@ -96,7 +160,7 @@ def load_data(
             else:
                 X, y = array, None
         elif suffix in (".csv", ".txt"):
-            X, y = _read_csv(file, label, require_labels)
+            X, y, names = _read_csv(file, label, require_labels)
         else:
             raise CommandError(
                 f"{path}: unknown data format {suffix!r}; use .npz, .npy or .csv."
@@ -110,13 +174,84 @@ def load_data(
         raise CommandError(
             f"{path}: the feature columns must be numbers; got dtype {X.dtype}."
         )
+    if y is not None:
+        y = _one_column(y, path)
     if y is not None and len(y) != len(X):
         raise CommandError(
             f"{path}: {len(X)} rows but {len(y)} labels; they must match."
         )
     if len(X) == 0:
         raise CommandError(f"{path}: no rows.")
-    return X.astype(np.float64, copy=False), y
+    X = X.astype(np.float64, copy=False)
+    return (X, y, names) if with_names else (X, y)
+
+
+def _one_column(y, path: str) -> np.ndarray:
+    """The labels as one column: (n, 1) is one column; other shapes refused."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        return y[:, 0]
+    if y.ndim != 1:
+        raise CommandError(
+            f"{path}: the labels must be one column; got an array of shape "
+            f"{y.shape}. Check --y-key (or --label)."
+        )
+    return y
+
+
+def fitted_feature_names(models) -> list | None:
+    """The column names the fitted ``models`` were fitted on (their
+    ``feature_names_in_``; a FrozenEstimator's or a cascade's stages'), or
+    None when none says; models fitted on different columns are an error."""
+    seen = {}
+    for model in models:
+        candidates = [model, getattr(model, "estimator", None)]
+        candidates += list(getattr(model, "estimators_", None) or [])
+        for candidate in candidates:
+            for one in (candidate, getattr(candidate, "estimator", None)):
+                names = getattr(one, "feature_names_in_", None)
+                if names is not None:
+                    seen[tuple(str(n) for n in names)] = type(one).__name__
+    if not seen:
+        return None
+    if len(seen) > 1:
+        raise CommandError(
+            "the models were fitted on different columns ("
+            + "; ".join(f"{kind}: {_short(list(n))}" for n, kind in seen.items())
+            + "); refit them on the same columns."
+        )
+    return list(next(iter(seen)))
+
+
+def align_columns(X, names, fitted, path: str):
+    """``X``'s columns in the order the models were fitted on, by name.
+
+    Only a CSV has names (``names``); the models' (``fitted``) come from
+    :func:`fitted_feature_names`. Columns in another order are reordered; a
+    column missing or one the models do not know is an error. Without names
+    on either side ``X`` is returned as it is.
+    """
+    if names is None or fitted is None:
+        return X
+    missing = [n for n in fitted if n not in names]
+    unknown = [n for n in names if n not in fitted]
+    if missing or unknown:
+        raise CommandError(
+            f"{path}: the models were fitted on the columns {_short(fitted)}; "
+            + (f"the file lacks {_short(missing)}" if missing else "")
+            + ("; " if missing and unknown else "")
+            + (f"the file has {_short(unknown)} besides" if unknown else "")
+            + " (the label column, if one of them, is named with --label)."
+        )
+    return X[:, [names.index(n) for n in fitted]]
+
+
+def _short(values, limit: int = 8) -> str:
+    """A list for a message: its first ``limit`` values and how many more."""
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:limit])
+    more = len(values) - limit
+    return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
 
 
 def _column_index(label: str, array: np.ndarray, path: str) -> int:
@@ -159,10 +294,12 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
         raise CommandError(
             f"{file}: a feature column holds something that is not a number ({exc})."
         ) from exc
+    names = [header[i].strip() for i in columns]
     if label is None:
-        return X, None
+        return X, None, names
     index = header.index(label)
-    return X, _numeric_if_possible(np.array([row[index].strip() for row in body]))
+    labels = _numeric_if_possible(np.array([row[index].strip() for row in body]))
+    return X, labels, names
 
 
 def _numeric_if_possible(labels: np.ndarray) -> np.ndarray:

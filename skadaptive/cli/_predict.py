@@ -7,7 +7,16 @@ import sys
 
 import numpy as np
 
-from ._io import CommandError, check_output, load_data, load_joblib, regression_target
+from ._io import (
+    CommandError,
+    _short,
+    align_columns,
+    check_output,
+    fitted_feature_names,
+    load_data,
+    load_joblib,
+    regression_target,
+)
 from ._progress import Progress
 from ._table import table
 
@@ -45,8 +54,8 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--y-key",
-        default="y",
-        help=".npz array of labels, if present (default: %(default)s)",
+        default=None,
+        help=".npz array of labels (default: y, if present; a key given must be there)",
     )
     parser.add_argument(
         "--output",
@@ -91,8 +100,9 @@ def _known_labels(y, model, path):
     unknown = np.setdiff1d(np.unique(y), model.classes_)
     if len(unknown):
         raise CommandError(
-            f"{path}: labels {unknown.tolist()} are not classes of the model (its "
-            f"classes are {model.classes_.tolist()}), so its accuracy cannot be "
+            f"{path}: labels {_short(unknown.tolist())} are not classes of the "
+            f"model ({len(unknown)} such values; its classes are "
+            f"{_short(model.classes_.tolist())}), so its accuracy cannot be "
             "measured on them; drop those rows, or check that --label (--y-key "
             "for .npz) names the label column."
         )
@@ -108,13 +118,16 @@ def load_model_and_data(args) -> tuple:
     from sklearn.base import is_regressor
 
     model = _load_model(args.model)
-    X, y = load_data(
+    X, y, names = load_data(
         args.data,
         label=args.label,
         x_key=args.x_key,
-        y_key=args.y_key,
-        require_labels=False,
+        y_key="y" if args.y_key is None else args.y_key,
+        # A key named on the command line must be there.
+        require_labels=args.y_key is not None and args.data.endswith(".npz"),
+        with_names=True,
     )
+    X = align_columns(X, names, fitted_feature_names([model]), args.data)
     regression = is_regressor(model)
     if y is not None:
         if regression:

@@ -63,8 +63,8 @@ def add_parser(commands) -> None:
     )
     parser.add_argument(
         "--y-key",
-        default="y",
-        help=".npz array of labels, if present (default: %(default)s)",
+        default=None,
+        help=".npz array of labels (default: y, if present; a key given must be there)",
     )
     parser.add_argument(
         "--batch-size",

@@ -115,12 +115,28 @@ def _policy_splits(cv, X, y, splitter_params, random_state, classifier=True):
     (stratified by class for classifiers, as scikit-learn's defaults are)."""
     n_rows = _num_samples(X)
     if isinstance(cv, numbers.Real) and not isinstance(cv, numbers.Integral):
-        train, test = train_test_split(
-            np.arange(n_rows),
-            test_size=cv,
-            stratify=y if classifier else None,
-            random_state=random_state,
-        )
+        try:
+            train, test = train_test_split(
+                np.arange(n_rows),
+                test_size=cv,
+                stratify=y if classifier else None,
+                random_state=random_state,
+            )
+        except ValueError as exc:
+            if not classifier:
+                raise
+            labels, counts = np.unique(y, return_counts=True)
+            rarest = np.argsort(counts, kind="stable")[:3]
+            fewest = dict(zip(labels[rarest].tolist(), counts[rarest].tolist()))
+            raise ValueError(
+                f"cv={cv} holds out a fraction of the rows stratified by class, "
+                "which needs at least two rows of every class and room for "
+                f"every class on both sides ({exc}); the least frequent "
+                f"classes and their rows: {fewest}. "
+                "Drop or merge the rarest classes, hold out another fraction, "
+                "or use an int cv (cross-fitting, which warns about a class "
+                "with fewer rows than folds)."
+            ) from exc
         return [(np.sort(train), np.sort(test))]
     splitter = check_cv(cv, y, classifier=classifier)
     return list(splitter.split(X, y, **splitter_params))

@@ -439,12 +439,21 @@ def recalibrate(estimator, X, budget=None):
         # Every free exit fully open and still over: where deepest_stage_
         # fixes exit 0, or a router starts rows late (check_budget allows
         # answering every row at the first stage).
+        routed = getattr(estimator, "router_", None) is not None
         raise ValueError(
             f"budget={budget:g} cannot be met on these rows: the cheapest "
             "policy that moves only the thresholds costs "
             f"{search.cost(search.exiting_at(np.inf)):g} (every exit before "
             f"the fitted policy's deepest stage, {deepest}, already exits "
-            "every row that reaches it). Raise the budget, or refit with it."
+            "every row that reaches it"
+            + (
+                "; the router kept, whose choices recalibration keeps, starts "
+                "rows after the exits it could open"
+                if routed
+                else ""
+            )
+            + "). Raise the budget, or learn the policy for it "
+            "(with_policy(budget=...) or fit)."
         )
     thresholds = search.thresholds(exiting)
     new_policy = with_thresholds(policy, thresholds)

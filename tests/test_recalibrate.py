@@ -707,3 +707,15 @@ def test_a_slightly_larger_budget_does_not_shut_an_exit_for_nothing():
     assert 0.999 * 5.5 <= recalibrated.recalibrated_cost_ <= 5.5
     assert (recalibrated.predict_exit(X_new) == 0).mean() > 0.9 * first_exit
     assert recalibrated.score(X_new, y_new) >= cascade.score(X_new, y_new) - 0.01
+
+
+def test_a_budget_the_kept_router_cannot_meet_names_the_router():
+    """The router's choices are kept: rows it starts at the last stage pay
+    for it whatever the thresholds, and the error says so."""
+    estimator, X = _variant("router")
+    starts_late = estimator.predict_path(X)[:, 0] == 0
+    assert starts_late.any()
+    # Every other row exiting at the first stage, plus the router's 0.25.
+    budget = float(estimator.cumulative_costs_[0]) + 0.25 + 0.01
+    with pytest.raises(ValueError, match="the router kept.*with_policy"):
+        estimator.recalibrate(X, budget=budget)

@@ -595,3 +595,22 @@ def test_predict_refuses_a_label_key_that_is_not_there(digits_files, tmp_path, c
     data = str(digits_files / "data.npz")
     assert main(["predict", str(model), "--data", data, "--y-key", "zzz"]) == 1
     assert "no array named 'zzz'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        (["--json", "lr.joblib"], "--json lr.joblib: is an input of the command"),
+        (["--save", "data.npz"], "--save data.npz: is an input of the command"),
+        (["--json", "same", "--plot", "same.png", "--save", "same"], "is also"),
+    ],
+)
+def test_frontier_never_writes_over_its_inputs(
+    digits_files, monkeypatch, capsys, outputs, message
+):
+    monkeypatch.chdir(digits_files)
+    before = (digits_files / "lr.joblib").read_bytes()
+    arguments = ["frontier", "tree.joblib", "lr.joblib", "--data", "data.npz"]
+    assert main([*arguments, "--costs", "1", "5", *outputs]) == 1
+    assert message in capsys.readouterr().err
+    assert (digits_files / "lr.joblib").read_bytes() == before

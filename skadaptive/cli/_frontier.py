@@ -25,6 +25,7 @@ from ._io import (
     JOBLIB_SUFFIXES,
     CommandError,
     align_columns,
+    check_distinct,
     check_output,
     check_plot,
     estimator_kind,
@@ -457,6 +458,10 @@ def run(args, out=None) -> int:
     for option in ("--json", "--save"):
         check_output(option, getattr(args, option[2:]))
     check_plot("--plot", args.plot)
+    check_distinct(
+        {"--json": args.json, "--plot": args.plot, "--save": args.save},
+        [*args.stages, args.data],
+    )
     progress = Progress(4)
     with progress.step("reading data and models"):
         X, y, names = load_data(
@@ -612,12 +617,19 @@ def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
         cascade.set_params(verbose=0, memory=None)  # for this command only
     with progress.step(f"evaluating the frontier on held-out rows{kind}"):
         try:
-            test = cascade.evaluate_frontier(X_eval, y_eval)
-            intervals = _accuracy_intervals(cascade, X_eval, y_eval, seed)
+            # Reading frontier_ learns its policies: their warnings are
+            # reported once, as the fit's are, not printed by Python.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                test = cascade.evaluate_frontier(X_eval, y_eval)
+                intervals = _accuracy_intervals(cascade, X_eval, y_eval, seed)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
+        fit_warnings += [
+            str(w.message) for w in caught if str(w.message) not in fit_warnings
+        ]
     report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
-    report["warnings"] = fit_warnings + report["warnings"]
+    report["warnings"] = list(dict.fromkeys(fit_warnings + report["warnings"]))
     return cascade, report
 
 

@@ -48,6 +48,29 @@ def check_output(option: str, path: str | None) -> None:
         )
 
 
+def check_distinct(outputs: dict, inputs: list) -> None:
+    """Refuse an output (``{option: path}``) that is an input's file or
+    another output's: writing it would replace what the command reads or
+    what it wrote a moment before."""
+    read = {Path(path).resolve(): path for path in inputs}
+    written = {}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved in read:
+            raise CommandError(
+                f"{option} {path}: is an input of the command ({read[resolved]}); "
+                "writing it would overwrite it. Choose another file."
+            )
+        if resolved in written:
+            raise CommandError(
+                f"{option} {path}: is also the file of {written[resolved]}; give "
+                "each output its own file."
+            )
+        written[resolved] = option
+
+
 def check_plot(option: str, path: str | None) -> None:
     """:func:`check_output`, and a plot format matplotlib writes (by the
     file's extension), before any work."""

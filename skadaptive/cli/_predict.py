@@ -11,6 +11,7 @@ from ._io import (
     CommandError,
     _short,
     align_columns,
+    check_distinct,
     check_output,
     fitted_feature_names,
     load_data,
@@ -140,6 +141,7 @@ def load_model_and_data(args) -> tuple:
 def run(args, out=None) -> int:
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
+    check_distinct({"--output": args.output}, [args.model, args.data])
     progress = Progress(2)
     with progress.step("loading the model and the data"):
         model, X, y, regression = load_model_and_data(args)

@@ -614,3 +614,26 @@ def test_frontier_never_writes_over_its_inputs(
     assert main([*arguments, "--costs", "1", "5", *outputs]) == 1
     assert message in capsys.readouterr().err
     assert (digits_files / "lr.joblib").read_bytes() == before
+
+
+def test_onnx_regressors_without_task_regression_are_named_as_such(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    np.savez(tmp_path / "diabetes.npz", X=X.astype(np.float32), y=y)
+    code = main(
+        [
+            "frontier",
+            str(FIXTURES / "diabetes_linear.onnx"),
+            str(FIXTURES / "diabetes_mlp.onnx"),
+            "--data",
+            str(tmp_path / "diabetes.npz"),
+            "--json",
+            str(tmp_path / "out.json"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "one output column, as a regressor has" in err
+    assert "--task regression" in err

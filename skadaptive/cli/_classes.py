@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from ._io import CommandError
+from ._io import CommandError, _short
 
 # Keys of an ONNX model's ``metadata_props`` that may hold its column labels:
 # a JSON list (``["zero", "one"]``), a JSON object from column index to label
@@ -126,6 +126,12 @@ def onnx_classes(
         if labels is not None:
             source = f"{path}: its label output {name!r}"
             return _one_per_column(labels, n_columns, y, source), None
+    if n_columns == 1:
+        raise CommandError(
+            f"{path}: the model has one output column, as a regressor has, and "
+            "a classifier needs one per class: pass --task regression for a "
+            "cascade of regressors (or --classes with a single label)."
+        )
     if n_columns is not None and y.dtype.kind in "iu":
         note = (
             f"{path}: the model does not name its classes; its {n_columns} output "
@@ -142,7 +148,8 @@ def onnx_classes(
         f"{path}: the model does not say which label each output column stands "
         f"for (no {keys} in its metadata, no label output naming them) and {why}; "
         "pass --classes with one label per column, in the model's column order "
-        f"(the data's labels are {np.unique(y).tolist()}, in no particular order)."
+        f"(the data's labels are {_short(np.unique(y).tolist())}, in no "
+        "particular order)."
     )
 
 

@@ -55,7 +55,6 @@ from ._sklearn_private import (
     _BaseComposition,
     _check_sample_weight,
     _fit_context,
-    _num_samples,
     _raise_for_params,
     _safe_indexing,
 )
@@ -497,12 +496,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 "array.reshape(1, -1) if it contains a single sample."
             )
         X = validate_data(self, X, reset=False, skip_check_array=True)
-        if _num_samples(X) == 0:
-            # Said here, not by whichever stage would see no row first.
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={np.shape(X)}) while a "
-                f"minimum of 1 is required by {type(self).__name__}."
-            )
         self._check_missing_values(X)
         return X
 

@@ -442,10 +442,3 @@ def test_a_float_cv_with_a_class_of_one_row():
     labels = np.r_[y[:-1], 7]  # class 7 has one row
     with pytest.raises(ValueError, match=r"cv=0.25 holds out .* \{7: 1"):
         _cascade(cv=0.25).fit(X, labels)
-
-
-@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_cost"])
-def test_zero_rows_to_predict(method):
-    cascade = _cascade().fit(X, y)
-    with pytest.raises(ValueError, match="0 sample.*AdaptiveCascadeClassifier"):
-        getattr(cascade, method)(X[:0])

@@ -637,3 +637,40 @@ def test_onnx_regressors_without_task_regression_are_named_as_such(tmp_path, cap
     assert code == 1
     assert "one output column, as a regressor has" in err
     assert "--task regression" in err
+
+
+def test_files_read_otherwise_than_meant_are_refused(digits_files, tmp_path, capsys):
+    with np.load(digits_files / "data.npz") as data:
+        X, y = data["X"], data["y"]
+    rows = [",".join(map(str, [*row, label])) for row, label in zip(X, y)]
+    (tmp_path / "no_header.csv").write_text("\n".join(rows) + "\n")
+    # Column indices as names (a DataFrame of an array) are a header.
+    header = ",".join(str(i) for i in range(X.shape[1] + 1))
+    (tmp_path / "index_header.csv").write_text("\n".join([header, *rows]) + "\n")
+    cases = [
+        (["--data", str(tmp_path / "no_header.csv")], "its first row is all numbers"),
+        (
+            ["--data", str(digits_files / "data.npz"), "--label", "3"],
+            "the labels of an .npz file are an array: pass --y-key",
+        ),
+        (
+            ["--data", str(digits_files / "data.npz"), "--budget", "nan"],
+            "--budget must be a positive number; got nan",
+        ),
+    ]
+    for options, message in cases:
+        code = main(
+            [
+                "frontier",
+                str(digits_files / "tree.joblib"),
+                str(digits_files / "lr.joblib"),
+                *options,
+                "--json",
+                str(tmp_path / "out.json"),
+                "--plot",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        assert code == 1, options
+        assert message in capsys.readouterr().err
+    assert _frontier(digits_files, tmp_path / "index_header.csv") == 0

@@ -438,6 +438,8 @@ def run(args, out=None) -> int:
         raise CommandError(f"--test-size must be in (0, 1); got {args.test_size}.")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
+    if args.budget is not None and not (np.isfinite(args.budget) and args.budget > 0):
+        raise CommandError(f"--budget must be a positive number; got {args.budget}.")
     if args.task != "auto":  # refused before any work where it can be
         _check_options(args, args.task)
     if args.router and args.answer != "stage":

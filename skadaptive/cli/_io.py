@@ -157,6 +157,11 @@ def load_data(
     suffix = file.suffix.lower()
     try:
         if suffix == ".npz":
+            if label is not None:
+                raise CommandError(
+                    f"{path}: --label names a CSV column or a .npy column index; "
+                    "the labels of an .npz file are an array: pass --y-key."
+                )
             with np.load(file, allow_pickle=False) as arrays:
                 if x_key not in arrays:
                     raise CommandError(
@@ -298,6 +303,14 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     if len(rows) < 2:
         raise CommandError(f"{file}: expected a header row and at least one row.")
     header, body = rows[0], rows[1:]
+    if _all_numbers(header) and [h.strip() for h in header] != [
+        str(i) for i in range(len(header))
+    ]:
+        raise CommandError(
+            f"{file}: its first row is all numbers, so it looks like data, not a "
+            "header row of column names; add a header row (or save the rows as "
+            ".npy or .npz)."
+        )
     widths = {len(row) for row in body}
     if widths != {len(header)}:
         raise CommandError(
@@ -323,6 +336,14 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     index = header.index(label)
     labels = _numeric_if_possible(np.array([row[index].strip() for row in body]))
     return X, labels, names
+
+
+def _all_numbers(cells) -> bool:
+    try:
+        [float(cell) for cell in cells]
+    except ValueError:
+        return False
+    return True
 
 
 def _numeric_if_possible(labels: np.ndarray) -> np.ndarray:

@@ -657,6 +657,10 @@ def test_files_read_otherwise_than_meant_are_refused(digits_files, tmp_path, cap
             ["--data", str(digits_files / "data.npz"), "--budget", "nan"],
             "--budget must be a positive number; got nan",
         ),
+        (
+            ["--data", str(digits_files / "data.csv"), "--x-key", "rows"],
+            "--x-key and --y-key name arrays of an .npz file",
+        ),
     ]
     for options, message in cases:
         code = main(

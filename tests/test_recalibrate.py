@@ -719,3 +719,24 @@ def test_a_budget_the_kept_router_cannot_meet_names_the_router():
     budget = float(estimator.cumulative_costs_[0]) + 0.25 + 0.01
     with pytest.raises(ValueError, match="the router kept.*with_policy"):
         estimator.recalibrate(X, budget=budget)
+
+
+def test_cli_recalibrate_drops_labels_the_model_does_not_know(tmp_path):
+    """Labels only report accuracy when recalibrating (no label is read to
+    move the thresholds): unknown ones are dropped with a note, not an error."""
+    cascade = _cascade()
+    X, y = _shifted()
+    model, data, new = tmp_path / "m.joblib", tmp_path / "r.npz", tmp_path / "n.joblib"
+    joblib.dump(cascade, model)
+    np.savez(data, X=X, y=np.r_[y[:-1], 99])
+    out = io.StringIO()
+    from skadaptive.cli import _parser
+
+    parsed = _parser().parse_args(
+        ["recalibrate", str(model), str(data), "--budget", "3.2", "--output", str(new)]
+    )
+    assert parsed.run(parsed, out=out) == 0
+    text = out.getvalue()
+    assert "note:" in text and "labels [99] are not classes" in text
+    assert "accuracy on the file's labels" not in text
+    assert joblib.load(new).recalibrated_cost_ <= 3.2

@@ -175,6 +175,11 @@ def load_data(
                     f"{path}: no array named {y_key!r} for the labels (it has "
                     f"{sorted(np.load(file).files)}); pass --y-key."
                 )
+        elif suffix in (".npy", ".csv", ".txt") and (x_key != "X" or y_key != "y"):
+            raise CommandError(
+                f"{path}: --x-key and --y-key name arrays of an .npz file; a "
+                f"{suffix} file's label is a column: pass --label."
+            )
         elif suffix == ".npy":
             array = np.load(file, allow_pickle=False)
             if array.ndim != 2:

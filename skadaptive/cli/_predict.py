@@ -110,11 +110,13 @@ def _known_labels(y, model, path):
     return y
 
 
-def load_model_and_data(args) -> tuple:
+def load_model_and_data(args, notes: list | None = None) -> tuple:
     """The saved model of ``args.model`` and the rows (and labels, where the
     file has them) of ``args.data``, the labels checked against the model.
 
     Returns ``(model, X, y, regression)``; ``y`` is None without labels.
+    Labels the model does not know are an error, or, with a ``notes`` list
+    (labels that only report accuracy), dropped with a note appended there.
     """
     from sklearn.base import is_regressor
 
@@ -134,7 +136,13 @@ def load_model_and_data(args) -> tuple:
         if regression:
             y = regression_target(y, args.data)
         else:
-            y = _known_labels(y, model, args.data)
+            try:
+                y = _known_labels(y, model, args.data)
+            except CommandError as exc:
+                if notes is None:
+                    raise
+                notes.append(f"{exc} The rows are used without their labels.")
+                y = None
     return model, X, y, regression
 
 

@@ -85,7 +85,10 @@ def run(args, out=None) -> int:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     progress = Progress(3)
     with progress.step("loading the model and the data"):
-        model, X, y, regression = load_model_and_data(args)
+        notes = []  # labels only report accuracy here
+        model, X, y, regression = load_model_and_data(args, notes)
+    for note in notes:
+        print(f"note: {note}", file=out)
     batch_size = model.batch_size
     if args.batch_size is not None:
         model.set_params(batch_size=args.batch_size)

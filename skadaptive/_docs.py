@@ -239,7 +239,13 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``budget_search_``). Never clamped: with a budget,
         ``expected_cost_`` may exceed it. It estimates what new rows cost if
         the stages answer them as they answered the held-out rows, which
-        stages refitted on all rows need not do (see ``refit``). On a copy from
+        stages refitted on all rows need not do (see ``refit``). It estimates
+        the fitting procedure, not the one policy kept: where the choice is
+        unstable (the policy rows' fit leaves the budget unspent, "saturated",
+        while fits on four fifths of them spend it), it can differ from
+        ``policy_rows_cost_`` by more than sampling noise, and the kept
+        policy's cost on new rows may then be nearer ``policy_rows_cost_``.
+        On a copy from
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_accuracy_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).

@@ -678,3 +678,26 @@ def test_files_read_otherwise_than_meant_are_refused(digits_files, tmp_path, cap
         assert code == 1, options
         assert message in capsys.readouterr().err
     assert _frontier(digits_files, tmp_path / "index_header.csv") == 0
+
+
+def test_column_names_are_read_from_models_stages_and_saved_cascades(tmp_path):
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.frozen import FrozenEstimator
+
+    from skadaptive import AdaptiveCascadeClassifier
+    from skadaptive.cli._io import fitted_feature_names
+
+    X, y = load_digits(return_X_y=True)
+    frame = pd.DataFrame(X[:, :8], columns=[f"f{i}" for i in range(8)])
+    # A model whose estimators_ is a 2-D array of trees, fitted on an array.
+    boosting = GradientBoostingClassifier(n_estimators=2).fit(X[:300, :8], y[:300])
+    assert fitted_feature_names([boosting]) is None
+    named = LogisticRegression(max_iter=2000).fit(frame[:300], y[:300])
+    assert fitted_feature_names([boosting, named]) == list(frame.columns)
+    assert fitted_feature_names([FrozenEstimator(named)]) == list(frame.columns)
+    cascade = AdaptiveCascadeClassifier(
+        [("gb", FrozenEstimator(boosting)), ("lr", FrozenEstimator(named))],
+        costs=[1, 2],
+    ).fit(X[300:600, :8], y[300:600])
+    assert fitted_feature_names([cascade]) == list(frame.columns)

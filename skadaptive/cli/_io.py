@@ -232,19 +232,29 @@ def _one_column(y, path: str) -> np.ndarray:
     return y
 
 
+def _named_columns(model) -> list:
+    """``(kind, names)`` of what ``model`` was fitted on: its own
+    ``feature_names_in_`` (a FrozenEstimator hands its model's on), else,
+    for a saved skadaptive estimator fitted on an array, its stages'."""
+    from .._base import BaseAdaptive
+
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [(type(model).__name__, names)]
+    if isinstance(model, BaseAdaptive):
+        stages = getattr(model, "estimators_", None) or [model.estimator_]
+        return [pair for stage in stages for pair in _named_columns(stage)]
+    return []
+
+
 def fitted_feature_names(models) -> list | None:
     """The column names the fitted ``models`` were fitted on (their
-    ``feature_names_in_``; a FrozenEstimator's or a cascade's stages'), or
-    None when none says; models fitted on different columns are an error."""
+    ``feature_names_in_``; a FrozenEstimator's or a saved cascade's stages'),
+    or None when none says; models fitted on different columns are an error."""
     seen = {}
     for model in models:
-        candidates = [model, getattr(model, "estimator", None)]
-        candidates += list(getattr(model, "estimators_", None) or [])
-        for candidate in candidates:
-            for one in (candidate, getattr(candidate, "estimator", None)):
-                names = getattr(one, "feature_names_in_", None)
-                if names is not None:
-                    seen[tuple(str(n) for n in names)] = type(one).__name__
+        for kind, names in _named_columns(model):
+            seen[tuple(str(n) for n in names)] = kind
     if not seen:
         return None
     if len(seen) > 1:

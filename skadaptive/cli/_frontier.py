@@ -467,11 +467,7 @@ def run(args, out=None) -> int:
     progress = Progress(4)
     with progress.step("reading data and models"):
         X, y, names = load_data(
-            args.data,
-            label=args.label,
-            x_key=args.x_key,
-            y_key=args.y_key,
-            with_names=True,
+            args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
         )
         models = _loaded_models(args.stages)
         X = align_columns(X, names, fitted_feature_names(models.values()), args.data)
@@ -627,9 +623,7 @@ def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
                 intervals = _accuracy_intervals(cascade, X_eval, y_eval, seed)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
-        fit_warnings += [
-            str(w.message) for w in caught if str(w.message) not in fit_warnings
-        ]
+        fit_warnings += [str(w.message) for w in caught]
     report = _report(cascade, test, len(y_policy), len(y_eval), intervals)
     report["warnings"] = list(dict.fromkeys(fit_warnings + report["warnings"]))
     return cascade, report

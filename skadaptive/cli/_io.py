@@ -137,9 +137,8 @@ def load_data(
     x_key: str = "X",
     y_key: str = "y",
     require_labels: bool = True,
-    with_names: bool = False,
 ) -> tuple:
-    """Rows and labels from a ``.npz``, ``.npy`` or CSV file.
+    """Rows, labels and column names from a ``.npz``, ``.npy`` or CSV file.
 
     - ``.npz``: arrays ``x_key`` (rows) and ``y_key`` (labels; optional when
       ``require_labels`` is False).
@@ -149,8 +148,9 @@ def load_data(
       column named ``label``, else the last column). Without labels, every
       column is a feature unless ``label`` names one.
 
-    Labels of shape (n, 1) are taken as one column. With ``with_names`` the
-    feature columns' names are returned too: a CSV's header, else None.
+    Labels of shape (n, 1) are taken as one column. Returns ``(X, y,
+    names)``: ``y`` None without labels, ``names`` the feature columns' names
+    (a CSV's header), else None.
     """
     file = _existing(path)
     names = None
@@ -216,7 +216,7 @@ def load_data(
     if len(X) == 0:
         raise CommandError(f"{path}: no rows.")
     X = X.astype(np.float64, copy=False)
-    return (X, y, names) if with_names else (X, y)
+    return X, y, names
 
 
 def _one_column(y, path: str) -> np.ndarray:

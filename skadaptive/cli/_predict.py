@@ -128,7 +128,6 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
         y_key="y" if args.y_key is None else args.y_key,
         # A key named on the command line must be there.
         require_labels=args.y_key is not None and args.data.endswith(".npz"),
-        with_names=True,
     )
     X = align_columns(X, names, fitted_feature_names([model]), args.data)
     regression = is_regressor(model)

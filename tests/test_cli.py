@@ -546,22 +546,10 @@ def test_csv_columns_are_matched_to_the_models_by_name(tmp_path, capsys):
         (["--test-size", "0.999"], "cannot be split with --test-size 0.999"),
     ],
 )
-def test_frontier_refuses_before_fitting(
-    digits_files, tmp_path, capsys, options, message
-):
+def test_frontier_refuses_before_fitting(digits_files, capsys, options, message):
     pytest.importorskip("matplotlib")
-    code = main(
-        [
-            "frontier",
-            str(digits_files / "tree.joblib"),
-            str(digits_files / "lr.joblib"),
-            "--data",
-            str(digits_files / "data.npz"),
-            "--json",
-            str(tmp_path / "out.json"),
-            *options,
-        ]
-    )
+    # The options come after _frontier's own: the last --plot is taken.
+    code = _frontier(digits_files, digits_files / "data.npz", *options)
     err = capsys.readouterr().err
     assert code == 1
     assert message in err and "Traceback" not in err
@@ -647,35 +635,23 @@ def test_files_read_otherwise_than_meant_are_refused(digits_files, tmp_path, cap
     # Column indices as names (a DataFrame of an array) are a header.
     header = ",".join(str(i) for i in range(X.shape[1] + 1))
     (tmp_path / "index_header.csv").write_text("\n".join([header, *rows]) + "\n")
+    npz = digits_files / "data.npz"
     cases = [
-        (["--data", str(tmp_path / "no_header.csv")], "its first row is all numbers"),
+        (tmp_path / "no_header.csv", [], "its first row is all numbers"),
         (
-            ["--data", str(digits_files / "data.npz"), "--label", "3"],
+            npz,
+            ["--label", "3"],
             "the labels of an .npz file are an array: pass --y-key",
         ),
+        (npz, ["--budget", "nan"], "--budget must be a positive number; got nan"),
         (
-            ["--data", str(digits_files / "data.npz"), "--budget", "nan"],
-            "--budget must be a positive number; got nan",
-        ),
-        (
-            ["--data", str(digits_files / "data.csv"), "--x-key", "rows"],
+            digits_files / "data.csv",
+            ["--x-key", "rows"],
             "--x-key and --y-key name arrays of an .npz file",
         ),
     ]
-    for options, message in cases:
-        code = main(
-            [
-                "frontier",
-                str(digits_files / "tree.joblib"),
-                str(digits_files / "lr.joblib"),
-                *options,
-                "--json",
-                str(tmp_path / "out.json"),
-                "--plot",
-                str(tmp_path / "out.png"),
-            ]
-        )
-        assert code == 1, options
+    for data, options, message in cases:
+        assert _frontier(digits_files, data, *options) == 1, (data, options)
         assert message in capsys.readouterr().err
     assert _frontier(digits_files, tmp_path / "index_header.csv") == 0
 

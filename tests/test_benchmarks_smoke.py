@@ -103,3 +103,28 @@ def test_quick_refit_benchmark_measures_every_variant_on_new_rows():
     text = run_refit.markdown(results)
     assert "python -m benchmarks.run_refit" in text
     assert "cv=0.25, refit=False" in text
+
+
+def test_skip_verdict_allows_the_plain_cascades_own_overspend_and_no_more():
+    run_skips = pytest.importorskip("benchmarks.run_skips")
+
+    def row(plain, skips):
+        keys = ("accuracy", "cost")
+        return {
+            "budget": 10.0,
+            "plain": dict(zip(keys, plain)),
+            "skips": dict(zip(keys, skips)),
+        }
+
+    # Within 5 % of the budget: more accurate is strictly above, level is at.
+    assert run_skips._verdict(row((0.50, 9.0), (0.51, 10.4))) == (True, True)
+    assert run_skips._verdict(row((0.50, 9.0), (0.50, 10.4))) == (True, False)
+    assert run_skips._verdict(row((0.50, 9.0), (0.49, 9.0))) == (False, False)
+    # Over the budget's slack while the plain cascade spends less: below.
+    assert run_skips._verdict(row((0.50, 9.0), (0.60, 10.6))) == (False, False)
+    # Both overspend on the test rows; more accurate for no more than the
+    # plain cascade is above its frontier, dearer than it is not.
+    assert run_skips._verdict(row((0.50, 12.0), (0.53, 11.0))) == (True, True)
+    assert run_skips._verdict(row((0.50, 12.0), (0.53, 12.5))) == (False, False)
+    # Level and at least 5 % cheaper is strictly above.
+    assert run_skips._verdict(row((0.50, 12.0), (0.50, 11.0))) == (True, True)

@@ -392,9 +392,17 @@ def _router_at_budget(figures, limit) -> tuple[bool, str]:
             "over the budget as the policy without it is, it was cheaper and "
             "no less accurate"
         )
+    elif figures["without"][1] <= limit * (1 + 1e-9):
+        reason = "it was over the budget and the policy without it was not"
     else:
-        reason = (
-            "it was over the budget and the policy without it was not, or no cheaper"
+        (accuracy, cost), (accuracy_without, cost_without) = (
+            figures["with"],
+            figures["without"],
+        )
+        faults = ["no cheaper"] if cost >= cost_without else []
+        faults += ["less accurate"] if accuracy < accuracy_without else []
+        reason = "over the budget as the policy without it is, it was " + " and ".join(
+            faults
         )
     return better, reason
 

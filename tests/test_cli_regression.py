@@ -223,6 +223,37 @@ def test_frontier_of_regressors_with_absolute_error_and_a_budget(
     assert chosen.split()[-1] == "/".join(f"{r:.2f}" for r in rates)
 
 
+def test_frontier_of_regressors_with_skips_says_what_the_policy_kept(
+    files, tmp_path, capsys
+):
+    folder, _, _ = files
+    stages = ["ridge.joblib", "forest.joblib", "forest.joblib"]
+    code = _frontier(
+        folder,
+        tmp_path,
+        *(folder / name for name in stages),
+        "--data",
+        folder / "data.csv",
+        "--costs",
+        1,
+        10,
+        20,
+        "--budget",
+        15,
+        "--skips",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    skips = json.loads((tmp_path / "f.json").read_text())["chosen"]["skips"]
+    # Rows that go on from the ridge need not run one forest to reach the
+    # other: whichever the policy kept, the output names it and its run rates.
+    assert isinstance(skips["jumps"], bool) and skips["kind"]
+    assert skips["run_rates"][0] == 1.0 and len(skips["run_rates"]) == 3
+    assert f"({skips['kind']})" in next(
+        line for line in out.splitlines() if line.startswith("skips: ")
+    )
+
+
 # ------------------------------------------------------------------ refusals
 @pytest.mark.parametrize(
     ("arguments", "message"),

@@ -28,6 +28,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from skadaptive import AdaptiveCascadeClassifier, AdaptiveCascadeRegressor
+from skadaptive._router import _router_at_budget
 from skadaptive.engine import route
 from skadaptive.policies import (
     HeuristicRule,
@@ -587,3 +588,21 @@ def test_a_router_is_not_kept_where_it_takes_the_policy_rows_over_the_budget():
     assert cascade.router_ is None
     assert cascade.policy_rows_cost_ <= 12.0
     assert "over the budget" in cascade.router_search_["reason"]
+
+
+@pytest.mark.parametrize(
+    "with_router, without, expected",
+    [
+        ((0.9, 12.0), (0.8, 9.0), "over the budget and the policy without it was not"),
+        ((0.7, 10.5), (0.8, 11.0), "without it is, it was less accurate"),
+        ((0.9, 11.5), (0.8, 11.0), "without it is, it was no cheaper"),
+        ((0.7, 11.5), (0.8, 11.0), "it was no cheaper and less accurate"),
+        ((0.8, 10.5), (0.8, 11.0), "it was cheaper and no less accurate"),
+    ],
+)
+def test_a_router_over_the_budget_is_refused_for_the_reason_that_applies(
+    with_router, without, expected
+):
+    better, reason = _router_at_budget({"with": with_router, "without": without}, 10.0)
+    assert better == ("cheaper and no less" in expected)
+    assert reason.endswith(expected)

@@ -220,9 +220,10 @@ def test_a_regressor_skips_a_useless_middle_stage():
     assert_array_equal(skipping.predict_path(X_test)[:, 1], False)
 
 
-def test_the_frontier_command_learns_skips(tmp_path, monkeypatch):
+def test_the_frontier_command_learns_skips(tmp_path, monkeypatch, capsys):
     """``skadaptive frontier --skips``: the chosen policy's held-out cost is
-    the skipping one (10.8 on these rows against 13.25 without)."""
+    the skipping one (10.8 on these rows against 13.25 without), and the
+    output says that jumps were kept and which stages the rows ran."""
     import json
 
     import joblib
@@ -237,14 +238,28 @@ def test_the_frontier_command_learns_skips(tmp_path, monkeypatch):
     command = ["frontier", "a.joblib", "b.joblib", "c.joblib", "--data", "rows.npz"]
     command += ["--costs", "1", "5", "20", "--cost-weight", "0.01"]
     chosen = {}
+    printed = {}
     for extra in ([], ["--skips"]):
         assert main([*command, *extra]) == 0
-        chosen[bool(extra)] = json.loads((tmp_path / "frontier.json").read_text())[
-            "chosen"
-        ]
+        printed[bool(extra)] = capsys.readouterr().out
+        report = json.loads((tmp_path / "frontier.json").read_text())
+        chosen[bool(extra)] = report["chosen"]
+        for point in report["frontier"]:
+            # Each point says which stages its rows ran, besides their exits.
+            assert len(point["run_rates"]) == 3
+            assert point["run_rates"][0] == 1.0
     assert chosen[False]["accuracy"] == chosen[True]["accuracy"] == 1.0
     # Every hard row of the held-out part skips the middle stage: 5 less.
     assert chosen[True]["cost"] < chosen[False]["cost"] - 2.0
+    assert chosen[False]["skips"] is None
+    assert "skips:" not in printed[False]
+    skips = chosen[True]["skips"]
+    assert skips["jumps"] is True
+    # Easy rows exit at the first stage; hard ones jump over the middle one.
+    assert skips["run_rates"][0] == 1.0
+    assert skips["run_rates"][1] == 0.0
+    assert 0.0 < skips["run_rates"][2] < 1.0
+    assert "skips: the policy kept jumps over stages" in printed[True]
     assert main([*command, "--skips", "--answer", "combined"]) == 1
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..policies._call_costs import batch_cost
+from ..policies._skips import jumps_over_stages
 from ._classes import check_labels_known, labels_like, onnx_classes
 from ._intervals import (
     CONFIDENCE,
@@ -521,9 +522,7 @@ def run(args, out=None) -> int:
         if len(fits) > 1:
             print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
         print(_format(report), file=out)
-        line = router_line(report["chosen"]["router"])
-        if line is not None:
-            print(line, file=out)
+        print_policy_lines(report["chosen"], out)
         if fitted.answer == "combined":
             print(_format_exits(report["exits"]), file=out)
     print(
@@ -719,6 +718,40 @@ def _router_report(cascade) -> dict | None:
     }
 
 
+def _skips_report(cascade, test) -> dict | None:
+    """With ``skips=True``: whether the policy kept jumps over a stage, its
+    kind, and the share of the held-out rows each stage ran on."""
+    if not cascade.skips:
+        return None
+    search = cascade.budget_search_
+    return {
+        "jumps": bool(jumps_over_stages(cascade.policy_)),
+        "kind": None if search is None else str(search["scores"][search["chosen"]]),
+        "run_rates": [float(r) for r in test["run_rates_at_fit"]],
+    }
+
+
+def skips_line(report: dict | None) -> str | None:
+    """One line of the text output on skipping, from its report."""
+    if report is None:
+        return None
+    kind = "" if report["kind"] is None else f" ({report['kind']})"
+    runs = " / ".join(f"{100 * r:.1f}" for r in report["run_rates"])
+    verdict = (
+        "the policy kept jumps over stages"
+        if report["jumps"]
+        else "no policy that jumps over a stage was kept: rows run the stages in turn"
+    )
+    return f"skips: {verdict}{kind}; held-out rows each stage ran on: {runs} %"
+
+
+def print_policy_lines(chosen: dict, out) -> None:
+    """The text output's lines on the kept policy's skips and router."""
+    for line in (skips_line(chosen["skips"]), router_line(chosen["router"])):
+        if line is not None:
+            print(line, file=out)
+
+
 def router_line(report: dict | None) -> str | None:
     """One line of the text output on the router, from its report."""
     if report is None:
@@ -780,13 +813,15 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 "cost": float(cost),
                 "fraction_of_full_cost": float(cost / total),
                 "exit_rates": rates.tolist(),
+                "run_rates": runs.tolist(),
             }
-            for lam, accuracy, interval, cost, rates in zip(
+            for lam, accuracy, interval, cost, rates, runs in zip(
                 test["cost_weight"],
                 test["accuracy"],
                 intervals["frontier"],
                 test["expected_cost"],
                 test["exit_rates"],
+                test["run_rates"],
             )
         ],
         "chosen": {
@@ -798,6 +833,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
             "router": _router_report(cascade),
+            "skips": _skips_report(cascade, test),
         },
         "exits": [
             {

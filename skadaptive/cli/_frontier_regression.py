@@ -15,7 +15,7 @@ from ._frontier import (
     batch_size_advice,
     format_points,
     point_intervals,
-    router_line,
+    print_policy_lines,
     write_results,
 )
 from ._frontier import (
@@ -23,6 +23,9 @@ from ._frontier import (
 )
 from ._frontier import (
     _router_report as router_report,
+)
+from ._frontier import (
+    _skips_report as skips_report,
 )
 from ._intervals import (
     CONFIDENCE,
@@ -75,9 +78,7 @@ def run_regression(args, stages, X, y, progress, out) -> int:
         file=out,
     )
     print(_format(report), file=out)
-    line = router_line(report["chosen"]["router"])
-    if line is not None:
-        print(line, file=out)
+    print_policy_lines(report["chosen"], out)
     name = report["error_name"]
     print(
         f"{name}: {ERROR_TEXTS[cascade.loss]} (lower is better); "
@@ -188,13 +189,15 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 "cost": float(cost),
                 "fraction_of_full_cost": float(cost / total),
                 "exit_rates": rates.tolist(),
+                "run_rates": runs.tolist(),
             }
-            for lam, error, interval, cost, rates in zip(
+            for lam, error, interval, cost, rates, runs in zip(
                 test["cost_weight"],
                 test["error"],
                 intervals["frontier"],
                 test["expected_cost"],
                 test["exit_rates"],
+                test["run_rates"],
             )
         ],
         "chosen": {
@@ -206,6 +209,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
             "router": router_report(cascade),
+            "skips": skips_report(cascade, test),
         },
         "exits": [
             {

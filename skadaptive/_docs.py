@@ -206,10 +206,15 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``expected_accuracy_`` is not its figure, which would be optimistic
         by the choice, but one with the choice held out too) and
         ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
-        With per-call costs, the kept option's search, with its
-        ``deepest_stage`` and ``per_call_accounting`` (``"set aside"`` or
-        ``"per row"``), its costs as that search counted them (an upper bound
-        of ``policy_rows_cost_``). None without a budget.
+        ``challenger`` marks the kinds (with ``skips=True`` only) whose policy
+        jumps over a stage with thresholds searched for it: the one of lowest
+        cross-fitted loss replaces the kind kept among the others only where
+        more accurate by more than one standard error, or as accurate and
+        cheaper by more than one (so a challenger slightly better on both
+        figures may not be kept). With per-call costs, the kept option's
+        search, with its ``deepest_stage`` and ``per_call_accounting``
+        (``"set aside"`` or ``"per row"``), its costs as that search counted
+        them (an upper bound of ``policy_rows_cost_``). None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage.
     deepest_stage_ : int

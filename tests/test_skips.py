@@ -484,11 +484,15 @@ def test_plain_candidates_jump_their_idle_stages_and_challengers_respend():
     respent = [c for c in candidates if c.kind.endswith("budget spent")]
     assert respent[-1].kind == "max_proba per exit, idle stages skipped, budget spent"
     assert respent[-1].challenger and respent[-1].normalized_cost <= 12 / 26
-    learned = [c for c in candidates if c.kind.endswith("with skips")]
+    learned = [c for c in candidates if " with skips" in c.kind]
     assert all(c.challenger for c in respent)
-    # Learned jumps are challengers where they can skip a stage.
+    # Learned jumps are challengers where they can skip a stage, and named
+    # for what they do.
     assert [c.challenger for c in learned] == [
         jumps_over_stages(c.policy) for c in learned
+    ]
+    assert [c.kind.endswith("with skips") for c in learned] == [
+        c.challenger for c in learned
     ]
     assert not any(c.challenger for c in candidates if c not in learned + respent)
 
@@ -556,3 +560,37 @@ def test_jumps_to_the_next_stage_only_are_a_plain_policy_not_a_challenger():
     skipping = _column_cascade(skips=True, **params).fit(X, y)
     assert_array_equal(skipping.predict_exit(X_test), plain.predict_exit(X_test))
     assert skipping.policy_rows_cost_ == pytest.approx(plain.policy_rows_cost_)
+
+
+def test_the_budget_search_names_what_each_candidate_does_and_marks_challengers():
+    """``budget_search_``: a candidate whose learned jumps all go to the next
+    stage is named so (not "with skips"), a plain candidate repeated because
+    no stage is idle is named as a repeat, and ``challenger`` marks exactly
+    the candidates that jump over a stage with thresholds searched for it."""
+    X, y = make_classification(
+        1500, n_features=10, n_informative=6, n_classes=3, random_state=0
+    )
+    stages = [
+        ("nb", GaussianNB()),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ("lr", LogisticRegression(max_iter=1000)),
+        ("deep", DecisionTreeClassifier(max_depth=10, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 2, 4, 30], budget=6, skips=True, cv=3, random_state=0
+    ).fit(X, y)
+    search = cascade.budget_search_
+    names = [str(n) for n in search["scores"]]
+    jumping = [n.endswith(("with skips", ", budget spent")) for n in names]
+    assert_array_equal(search["challenger"], jumping)
+    assert any(jumping)
+    assert any(n.endswith("(every jump to the next stage)") for n in names)
+    repeats = [n for n in names if n.endswith(" (no idle stage: as above)")]
+    assert repeats
+    for name in repeats:
+        assert name.removesuffix(" (no idle stage: as above)") in names
+    # Without skips no candidate is a challenger.
+    plain = AdaptiveCascadeClassifier(
+        stages, costs=[1, 2, 4, 30], budget=6, cv=3, random_state=0
+    ).fit(X, y)
+    assert not plain.budget_search_["challenger"].any()

@@ -509,5 +509,6 @@ def choose_policy(
             ),
             "chosen": best,
             "searched_budget": searched * cost_unit,
+            "challenger": np.array([c.challenger for c in candidates]),
         }
     return result

@@ -697,12 +697,14 @@ class SkipSearch(PolicySearch):
             found = budget_thresholds(self._path_problem(skip), normalized_budget)
             evaluation = self.evaluate(with_thresholds(skip, found[0]), weight)
             # A challenger where its jumps can skip a stage; one whose every
-            # jump goes to the next stage is a plain policy.
+            # jump goes to the next stage is a plain policy (and named so).
+            jumps = jumps_over_stages(evaluation.policy)
             skipping.append(
                 replace(
                     evaluation,
-                    kind=f"{kind.kind} with skips",
-                    challenger=jumps_over_stages(evaluation.policy),
+                    kind=f"{kind.kind} with skips"
+                    + ("" if jumps else " (every jump to the next stage)"),
+                    challenger=jumps,
                 )
             )
         # Each plain candidate with the stages it answers no row at jumped
@@ -730,9 +732,9 @@ class SkipSearch(PolicySearch):
     def _respent(self, jumped: PolicyEvaluation, normalized_budget: float):
         """``jumped`` with its exit thresholds searched again for the budget
         on its paths (a challenger); a candidate that jumps no stage is
-        returned as it is (a plain one)."""
+        returned as it is (a plain one), named as a repeat."""
         if not jumps_over_stages(jumped.policy):
-            return jumped
+            return replace(jumped, kind=f"{jumped.kind} (no idle stage: as above)")
         thresholds, _, _ = budget_thresholds(
             self._path_problem(jumped.policy), normalized_budget
         )

@@ -192,12 +192,16 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         ``expected_cost_`` and ``frontier_`` count it. A router that starts
         every row at the same stage is not run, and costs 0.
     router_search_ : dict or None
-        With ``router=``: ``expected_accuracy`` and ``expected_cost`` without
+        With ``router=``: ``router`` (the row labels, ``"none"`` and
+        ``"learned"``), ``expected_accuracy`` and ``expected_cost`` without
         and with the router, cross-fitted on the same folds of the policy rows
         with the policy learned again in each (so the "without" figures are
         close to, not equal to, the policy's own ``expected_*``);
-        ``router_cost`` (given or measured), ``kept`` and ``reason`` (why it
-        was kept or not). None without ``router=``.
+        ``router_cost`` (given or measured; for a row in calls of
+        ``cost_batch_size_`` rows), ``router_cost_per_call`` and
+        ``router_cost_per_row`` (its two parts, 0 per call for a cost given
+        as a number), ``kept`` and ``reason`` (why it was kept or not). None
+        without ``router=``.
     {shared_attributes}
 
     See Also
@@ -363,9 +367,11 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         Cost per row of the router kept (0 without one, and for a router that
         starts every row at the same stage, which is not run).
     router_search_ : dict or None
-        With ``router=``: ``expected_error`` and ``expected_cost`` without and
-        with the router (cross-fitted on the same folds, the policy learned
-        again in each), ``router_cost``, ``kept`` and ``reason``.
+        With ``router=``: ``router`` (``"none"``, ``"learned"``),
+        ``expected_error`` and ``expected_cost`` without and with the router
+        (cross-fitted on the same folds, the policy learned again in each),
+        ``router_cost`` with its parts ``router_cost_per_call`` and
+        ``router_cost_per_row``, ``kept`` and ``reason``.
     {shared_attributes}
 
     See Also

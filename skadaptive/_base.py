@@ -19,7 +19,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn import get_config
-from sklearn.base import ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import ClassifierMixin, MetaEstimatorMixin, clone, is_regressor
 from sklearn.model_selection import check_cv
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metadata_routing import (
@@ -217,8 +217,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     f"probabilities of every stage run so far, and {why} has not "
                     "run them all. Use one or the other."
                 )
-        if getattr(self, "router", None) == "auto":
+        router = getattr(self, "router", None)
+        if isinstance(router, str):
             check_auto_router_features(X)
+        elif router is not None and is_regressor(router):
+            raise ValueError(
+                f"router= takes a classifier: it chooses each row's first stage "
+                f"among a few, and {type(router).__name__} is a regressor. Pass a "
+                "classifier, or router='auto' (a logistic regression)."
+            )
         stage_costs, router_cost = self._split_router_cost(names)
         measure = measures_costs(stage_costs, self._has_natural_costs())
         if not measure and stage_costs is not None and names is not None:
@@ -531,6 +538,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         rates = np.bincount(exit_stage, weights=weight, minlength=n_stages)
         run_rates = None if ran is None else ran @ weight / weight.sum()
         return self._cost_of_rates(rates / weight.sum(), run_rates)
+
+    def _routed_average_cost(self, result, sample_weight=None) -> float:
+        """Average cost per row of a batch routed as ``result`` (from
+        :meth:`route`): the stages each row ran, and a kept router's cost."""
+        ran = result.ran.T if self.policy_.skips else None
+        cost = self._average_cost(result.exit_stage, sample_weight, ran)
+        if getattr(self, "router_", None) is not None:
+            cost += self.router_cost_
+        return cost
 
     def _cost_of_rates(self, exit_rates, run_rates=None) -> float:
         """Average cost per row of a batch whose rows exit at these rates (and,

@@ -197,8 +197,11 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         and with the router, cross-fitted on the same folds of the policy rows
         with the policy learned again in each (so the "without" figures are
         close to, not equal to, the policy's own ``expected_*``);
-        ``router_cost`` (given or measured; for a row in calls of
-        ``cost_batch_size_`` rows), ``router_cost_per_call`` and
+        ``router_cost`` (what a learned router costs a row where it runs,
+        in calls of ``cost_batch_size_`` rows: given, or measured; NaN with
+        ``costs="auto"`` where the router learned at fit starts every row at
+        one stage, so that nothing ran to be timed, until a point of
+        ``frontier_`` learns one and times it), ``router_cost_per_call`` and
         ``router_cost_per_row`` (its two parts, 0 per call for a cost given
         as a number), ``kept`` and ``reason`` (why it was kept or not). None
         without ``router=``.

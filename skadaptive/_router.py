@@ -87,8 +87,11 @@ def check_auto_router_features(X) -> None:
         )
     except (TypeError, ValueError) as exc:
         # The same kind of error as scikit-learn's for such X.
+        # The first line of the message only: some quote the whole input.
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        said = said if len(said) <= 200 else said[:197] + "..."
         raise type(exc)(
-            f"router='auto' needs numeric features ({exc}): it is a standardised "
+            f"router='auto' needs numeric features ({said}): it is a standardised "
             "logistic regression on X as the stages get it. Pass router= a "
             "classifier (or Pipeline) that encodes your features."
         ) from exc
@@ -99,7 +102,40 @@ def router_cost_of(estimator, policy) -> float:
     router = getattr(policy, "router", None)
     if router is None or router.learner is None:
         return 0.0
-    return estimator.router_search_["router_cost"]
+    return learned_router_cost(estimator, router)
+
+
+def learned_router_cost(estimator, router) -> float:
+    """Cost per row of running a learned ``router``: given in ``costs``, or
+    measured. Where the fit's own router started every row at one stage
+    (nothing ran, nothing was timed), the first learned one asked about (a
+    point of ``frontier_``) is timed and its figures kept in
+    ``router_search_`` for the others."""
+    search = estimator.router_search_
+    if not np.isfinite(search["router_cost"]):
+        parts = _measured_parts(estimator, router, estimator._router_data[0])
+        search["router_cost_per_call"], search["router_cost_per_row"] = parts
+        search["router_cost"] = _per_row(estimator, parts)
+    return search["router_cost"]
+
+
+def _measured_parts(estimator, router, X_rows) -> tuple[float, float]:
+    """A learned router's time per call and per row, on the policy rows."""
+    seconds = call_line_for(
+        measure_exit_seconds(
+            _RouterStage(router),
+            X_rows,
+            random_state=estimator.random_state,
+            batch_size=estimator.cost_batch_size_,
+        ),
+        estimator.cost_batch_size_,
+    )
+    return float(seconds.per_call[0]), float(seconds.per_row[0])
+
+
+def _per_row(estimator, parts) -> float:
+    """A router's cost per row in calls of ``cost_batch_size_`` rows."""
+    return parts[1] + parts[0] / estimator.cost_batch_size_
 
 
 def routed_frontier(estimator, points, rows) -> list:
@@ -110,7 +146,6 @@ def routed_frontier(estimator, points, rows) -> list:
     cumulative = estimator.cumulative_costs_ / total
     search = estimator._policy_search_maker(*rows)(cumulative)
     everything = np.arange(len(rows[1]))
-    router_cost = estimator.router_search_["router_cost"] / total
     routed_points = []
     for point in points:
         weight = point.cost_weight
@@ -127,9 +162,10 @@ def routed_frontier(estimator, points, rows) -> list:
         )
         exit_stage, ran = routed_walk(routed, search.stage_probas, X_rows)
         figures = search.evaluate_exits(routed, exit_stage, weight, ran)
-        cost = router_cost * (routed.router.learner is not None) + (
-            estimator._cost_of_rates(figures.exit_rates, figures.run_rates) / total
-        )
+        cost = (
+            router_cost_of(estimator, routed)
+            + estimator._cost_of_rates(figures.exit_rates, figures.run_rates)
+        ) / total
         plain_risk = 1 - point.accuracy + weight * point.normalized_cost
         if 1 - figures.accuracy + weight * cost < plain_risk:
             point = replace(figures, normalized_cost=cost)
@@ -155,6 +191,8 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             "or never kept, so no router can be learned: refit the estimator."
         )
     X_rows, given_cost = data
+    # The router's cost when it runs: given, or measured once one is learned.
+    parts = (np.nan, np.nan) if given_cost is None else tuple(map(float, given_cost))
     total = estimator.cumulative_costs_[-1]
     cumulative = estimator.cumulative_costs_ / total
     search = estimator._policy_search_maker(stage_probas, y_encoded, sample_weight)(
@@ -182,7 +220,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             "per call than it adds), and a router is learned only for a policy "
             "that reaches the last stage"
         )
-        _record_router_search(estimator, figures, 0.0, (0.0, 0.0), False, reason)
+        _record_router_search(estimator, figures, parts, False, reason)
         return
     rows = np.arange(len(y_encoded))
     # The router on every policy row: timed for its cost, and the one kept.
@@ -197,22 +235,10 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         cumulative,
         allow_nan,
     ).router
-    if router.learner is None:
-        parts = (0.0, 0.0)  # a constant start: nothing runs
-    elif given_cost is not None:
-        parts = (float(given_cost[0]), float(given_cost[1]))
-    else:
-        seconds = call_line_for(
-            measure_exit_seconds(
-                _RouterStage(router),
-                X_rows,
-                random_state=estimator.random_state,
-                batch_size=estimator.cost_batch_size_,
-            ),
-            estimator.cost_batch_size_,
-        )
-        parts = (float(seconds.per_call[0]), float(seconds.per_row[0]))
-    cost = parts[1] + parts[0] / estimator.cost_batch_size_
+    if router.learner is not None and given_cost is None:
+        parts = _measured_parts(estimator, router, X_rows)
+    # What the rows pay for this router: a constant start runs nothing.
+    cost = 0.0 if router.learner is None else _per_row(estimator, parts)
     budget = None
     if estimator.budget is not None:
         # Exit thresholds chosen again on the routed paths, for what the
@@ -231,7 +257,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
                 f"the budget less the router's cost ({cost:.4g}) is below the "
                 f"first stage's cost ({estimator.cumulative_costs_[0]:.4g})"
             )
-            _record_router_search(estimator, figures, cost, parts, False, reason)
+            _record_router_search(estimator, figures, parts, False, reason)
             return
     routed = learn_router(
         estimator.policy_,
@@ -297,7 +323,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         reason = (
             f"its error + cost_weight * cost was {'lower' if better else 'not lower'}"
         )
-    _record_router_search(estimator, figures, cost, parts, better, reason)
+    _record_router_search(estimator, figures, parts, better, reason)
     if not better:
         return
     in_sample = routed.in_sample
@@ -318,13 +344,14 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         )
 
 
-def _record_router_search(estimator, figures, cost, parts, kept, reason) -> None:
-    """``router_search_``: the figures without and with the router, and why."""
+def _record_router_search(estimator, figures, parts, kept, reason) -> None:
+    """``router_search_``: the figures without and with the router, and why;
+    the router's cost when it runs (NaN until one learned is timed)."""
     estimator.router_search_ = {
         "router": np.array(["none", "learned"]),
         "expected_accuracy": np.array([figures["without"][0], figures["with"][0]]),
         "expected_cost": np.array([figures["without"][1], figures["with"][1]]),
-        "router_cost": cost,
+        "router_cost": _per_row(estimator, parts),
         "router_cost_per_call": parts[0],
         "router_cost_per_row": parts[1],
         "kept": bool(kept),

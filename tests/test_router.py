@@ -353,6 +353,12 @@ def test_router_errors_name_the_problem_and_the_fix():
         _router_cascade(router=KNeighborsClassifier()).fit(X, y)
     with pytest.raises(ValueError, match="router"):
         _router_cascade(router="bogus").fit(X, y)
+    with pytest.raises(ValueError, match="router= takes a classifier"):
+        _router_cascade(router=LinearRegression()).fit(X, y)
+    texts = np.array([f"a long document number {k} " * 20 for k in range(300)])
+    with pytest.raises(ValueError, match="needs numeric features") as raised:
+        _router_cascade(router="auto").fit(texts, y[:300])
+    assert len(str(raised.value)) < 600
     with pytest.raises(ValueError, match="a first stage among"):
         Router(np.array([0, 2]), _GivenStarts(np.array([1]))).first_stages(
             np.zeros((1, 1))
@@ -606,3 +612,89 @@ def test_a_router_over_the_budget_is_refused_for_the_reason_that_applies(
     better, reason = _router_at_budget({"with": with_router, "without": without}, 10.0)
     assert better == ("cheaper and no less" in expected)
     assert reason.endswith(expected)
+
+
+def test_cost_scorers_charge_the_stages_rows_ran_and_the_router():
+    """The cost scorers give what ``predict_cost`` and ``evaluate_frontier``
+    give: a row pays for the stages it ran, not for those it jumped or a
+    router started it after, and every row pays a kept router (plain 13.5,
+    skipping 11.0, routed 10.75 on these rows)."""
+    from skadaptive.metrics import make_average_cost_scorer, make_cost_aware_scorer
+
+    X, y, _ = _flagged(600, 0)
+    X_test, y_test, _ = _flagged(400, 1)
+    average = make_average_cost_scorer(normalize=False)
+    aware = make_cost_aware_scorer(0.01, normalize=False)
+    fitted = {
+        "plain": _router_cascade(costs=COSTS).fit(X, y),
+        "skips": _router_cascade(costs=COSTS, skips=True).fit(X, y),
+        "router": _fitted_router(),
+    }
+    assert fitted["router"].router_ is not None
+    for name, expected in [("plain", 13.5), ("skips", 11.0), ("router", 10.75)]:
+        cascade = fitted[name]
+        assert cascade.score(X_test, y_test) == 1.0
+        assert_allclose(cascade.predict_cost(X_test).mean(), expected)
+        assert_allclose(-average(cascade, X_test, y_test), expected)
+        assert_allclose(aware(cascade, X_test, y_test), 1.0 - 0.01 * expected)
+
+
+def test_frontier_points_pay_a_learned_router_when_the_fits_own_runs_nothing():
+    """At a cost weight of 10 the router learned at fit starts every row at
+    the first stage (it is not run, and costs the fit nothing); the frontier's
+    points that learn a real router still pay its cost (0.25 a row), as
+    routing the policy rows says."""
+    from skadaptive.policies import routed_walk
+
+    X, y, _ = _flagged(600, 0)
+    cascade = _router_cascade(router="auto", cost_weight=10.0).fit(X, y)
+    assert cascade.router_ is None and cascade.router_cost_ == 0.0
+    assert cascade.router_search_["router_cost"] == ROUTER_COST
+    probas = cascade._policy_rows()[0]
+    X_rows = cascade._router_data[0]
+    learned = 0
+    for point, cost in zip(
+        cascade._frontier_evaluations(), cascade.frontier_["expected_cost"]
+    ):
+        router = getattr(point.policy, "router", None)
+        if router is None or router.learner is None:
+            continue
+        learned += 1
+        _, ran = routed_walk(point.policy, probas, X_rows)
+        assert_allclose(cost, (ran.T @ cascade.costs_).mean() + ROUTER_COST)
+    assert learned > 0
+
+
+def test_a_measured_router_learned_only_on_the_frontier_is_timed_there():
+    """With measured costs and a fit whose router runs nothing, no router
+    was timed at fit (its cost is NaN, not 0); reading ``frontier_`` times
+    the first learned one and charges it at every point with a router."""
+
+    class Dear(ColumnStage):
+        # The last stage: the same answers, for far more work per row.
+        def predict_proba(self, X):
+            for _ in range(50):
+                np.sort(np.asarray(X) * 1.0001, axis=1)
+            return super().predict_proba(X)
+
+    X, y, _ = _flagged(600, 0)
+    stages = [("a", ColumnStage(0)), ("b", ColumnStage(1)), ("c", Dear(2))]
+    cascade = AdaptiveCascadeClassifier(
+        stages, router="auto", cost_weight=1e6, cv=3, random_state=0
+    ).fit(X, y)
+    assert cascade.router_ is None
+    assert np.isnan(cascade.router_search_["router_cost"])
+    routed = [
+        p
+        for p in cascade._frontier_evaluations()
+        if getattr(p.policy, "router", None) is not None
+        and p.policy.router.learner is not None
+    ]
+    assert routed
+    cost = cascade.router_search_["router_cost"]
+    assert np.isfinite(cost) and cost > 0
+    for point, expected in zip(
+        cascade._frontier_evaluations(), cascade.frontier_["expected_cost"]
+    ):
+        if point in routed:
+            assert expected >= cost

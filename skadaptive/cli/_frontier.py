@@ -710,7 +710,7 @@ def _router_report(cascade) -> dict | None:
     return {
         "kept": search["kept"],
         "reason": search["reason"],
-        "cost": search["router_cost"],
+        "cost": number(search["router_cost"]),
         f"{figure}_without": number(search[figure][0]),
         f"{figure}_with": number(search[figure][1]),
         "expected_cost_without": number(search["expected_cost"][0]),
@@ -759,13 +759,16 @@ def router_line(report: dict | None) -> str | None:
     figure = next(k for k in report if k.endswith("_without") and "cost" not in k)
     name = figure.removesuffix("_without").removeprefix("expected_")
 
+    def pair_value(value):
+        return "n/a" if value is None else f"{value:.4g}"
+
     def pair(key):
         values = [report[f"{key}_without"], report[f"{key}_with"]]
-        return " -> ".join("n/a" if v is None else f"{v:.4g}" for v in values)
+        return " -> ".join(pair_value(v) for v in values)
 
     return (
         f"router: {'kept' if report['kept'] else 'not kept'} ({report['reason']}; "
-        f"its cost {report['cost']:.4g} a row; cross-fitted {name} without -> "
+        f"its cost {pair_value(report['cost'])} a row; cross-fitted {name} without -> "
         f"with it {pair(f'expected_{name}')}, cost {pair('expected_cost')})"
     )
 

@@ -84,7 +84,7 @@ def run_regression(args, stages, X, y, progress, out) -> int:
         f"{name}: {ERROR_TEXTS[cascade.loss]} (lower is better); "
         f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
         "resamples of the held-out rows); cumulative cost: per row, of every "
-        "stage run up to the row's exit (a stage's row: all rows exit there, "
+        "stage the row ran (a stage's row: all rows exit there, "
         "with its own prediction).",
         file=out,
     )

@@ -190,11 +190,9 @@ def run(args, out=None) -> int:
     print(table(rows, header), file=out)
     # A row pays for the stages it ran (which a policy that skips or routes
     # says) and the router's cost, if one is kept.
-    skips = getattr(model.policy_, "skips", False)
-    router_cost = float(getattr(model, "router_cost_", 0.0))
-    average = router_cost + model._average_cost(
-        result.exit_stage, ran=result.ran.T if skips else None
-    )
+    router = getattr(model, "router_", None)
+    router_cost = 0.0 if router is None else float(model.router_cost_)
+    average = model._routed_average_cost(result)
     per_call = bool(model.costs_per_call_.any())
     print(
         f"average cost per row: {average:.4g} "

@@ -71,7 +71,9 @@ class _CostScorer(_MetadataRequester):
             )
         # Per-call parts are paid once per batch, not per row (see
         # cost_batch_size): the average is the batch's, not the rows' mean.
-        average_cost = cascade._average_cost(result.exit_stage, sample_weight)
+        # A row pays for the stages it ran (not those it skipped or a router
+        # started it after) and for a kept router.
+        average_cost = cascade._routed_average_cost(result, sample_weight)
         if self.normalize:
             average_cost = average_cost / cascade.cumulative_costs_[-1]
         if self.cost_weight is None:

@@ -259,6 +259,19 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             )
             _record_router_search(estimator, figures, parts, False, reason)
             return
+        # The router kept, learned for the budget: at a raised price where
+        # the budget's price starts too many rows at dear stages to meet it.
+        router = routed_policy(
+            estimator.policy_,
+            search,
+            rows,
+            X_rows,
+            price,
+            budget,
+            estimator.router,
+            cumulative,
+            allow_nan,
+        ).router
     routed = learn_router(
         estimator.policy_,
         search,

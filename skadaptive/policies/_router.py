@@ -36,7 +36,7 @@ from .._sklearn_private import _num_samples, _safe_indexing
 from ._policy import CascadePolicy, row_costs, with_thresholds
 from ._selection import row_folds
 from ._skips import SkipPolicy, from_positions, path_costs
-from ._thresholds import ThresholdProblem, budget_thresholds
+from ._thresholds import BUDGET_RTOL, ThresholdProblem, budget_thresholds
 
 
 @dataclass
@@ -383,6 +383,8 @@ def row_keys(X) -> np.ndarray:
 
 #: Folds of the cross-fitting that estimates a router's figures.
 _ROUTER_FOLDS = 5
+#: Times a router's price is raised (fourfold) for a budget it cannot meet.
+_PRICE_RAISES = 6
 
 
 def routed_policy(
@@ -398,23 +400,50 @@ def routed_policy(
     router=None,
 ):
     """``policy`` with a router learned on ``rows`` (and, for a budget, its exit
-    thresholds chosen again on the rows' routed paths)."""
+    thresholds chosen again on the rows' routed paths).
+
+    For a budget, a router learned here at ``price`` that starts so many rows
+    at dear stages that no thresholds meet the budget is learned again at a
+    price raised fourfold, up to :data:`_PRICE_RAISES` times, until some do;
+    a ``router`` given is kept as it is."""
     probas = [p[rows] for p in search.stage_probas]
     loss = search.stage_risk(0.0)[:, rows]
     weight = search.weight[rows]
     targets = np.arange(len(probas))
-    if router is None:
-        risks = start_risks(policy, probas, loss, cumulative, price, targets)
-        router = fit_router(X_rows, risks, targets, weight, learner, allow_nan)
-    routed = as_skip_policy(policy, router)
+
+    def learned_at(cost_weight):
+        risks = start_risks(policy, probas, loss, cumulative, cost_weight, targets)
+        return fit_router(X_rows, risks, targets, weight, learner, allow_nan)
+
+    def thresholds_for(router):
+        # None where no thresholds meet the budget: rows started at a dear
+        # stage pay for it whatever the thresholds.
+        start = router.first_stages(X_rows)
+        _, ran, scores = as_skip_policy(policy, router).walk(
+            carried_back(probas, start), start, decide=False
+        )
+        found = budget_thresholds(
+            ThresholdProblem(scores, loss, path_costs(ran, cumulative), weight),
+            normalized_budget,
+        )
+        if found is None or found[2] > normalized_budget * (1 + BUDGET_RTOL):
+            return None
+        return found
+
+    learn_here = router is None
+    if learn_here:
+        router = learned_at(price)
     if normalized_budget is None:
-        return routed
-    start = router.first_stages(X_rows)
-    _, ran, scores = routed.walk(carried_back(probas, start), start, decide=False)
-    found = budget_thresholds(
-        ThresholdProblem(scores, loss, path_costs(ran, cumulative), weight),
-        normalized_budget,
-    )
+        return as_skip_policy(policy, router)
+    found = thresholds_for(router)
+    raised = price
+    for _ in range(_PRICE_RAISES if learn_here else 0):
+        if found is not None:
+            break
+        raised = max(4.0 * raised, 1e-3)
+        router = learned_at(raised)
+        found = thresholds_for(router)
+    routed = as_skip_policy(policy, router)
     if found is None:
         return routed
     return with_thresholds(routed, found[0])

@@ -476,6 +476,9 @@ def learn_jumps(
 
 #: The price of cost used for jumps when no finite one meets a budget.
 _MAX_PRICE = 1e6
+#: Times the jumps' price is raised (fourfold) for a budget candidate whose
+#: jumps leave it less accurate than the same kind without jumps.
+_JUMP_PRICE_RAISES = 3
 
 
 def jumps_over_stages(policy) -> bool:
@@ -679,7 +682,8 @@ class SkipSearch(PolicySearch):
         skipping = []
         # The plain search's kinds, computed once for both (the Bolukbasi
         # kinds each fit a policy).
-        for kind in self.plain.budget_kinds(normalized_budget):
+        kinds = self.plain.budget_kinds(normalized_budget)
+        for kind, unjumped in zip(kinds, plain):
             # One candidate per kind whatever the rows: cross-fitting matches
             # candidates by position.
             weight = kind.cost_weight
@@ -690,12 +694,25 @@ class SkipSearch(PolicySearch):
             problem = ThresholdProblem(
                 kind.scores, self.stage_risk(0.0), self.cumulative_cost, self.weight
             )
-            rules = kind.make_policy(lagrangian_thresholds(problem, weight))
-            skip = self._jumps_for(rules, weight)
-            # Never None: the first stage alone is within the budget (checked
-            # by the plain candidates above) and every row runs it.
-            found = budget_thresholds(self._path_problem(skip), normalized_budget)
-            evaluation = self.evaluate(with_thresholds(skip, found[0]), weight)
+            evaluation = None
+            # Jumps learned at the budget's price of cost may send so many
+            # rows to dear stages that the thresholds meet the budget only by
+            # answering nearly every row early: while the result is less
+            # accurate than the same kind without jumps, they are learned
+            # again at a price raised fourfold (a few times), and the most
+            # accurate result is kept.
+            for _ in range(_JUMP_PRICE_RAISES + 1):
+                rules = kind.make_policy(lagrangian_thresholds(problem, weight))
+                skip = self._jumps_for(rules, weight)
+                # Never None: the first stage alone is within the budget
+                # (checked by the plain candidates above), every row runs it.
+                found = budget_thresholds(self._path_problem(skip), normalized_budget)
+                tried = self.evaluate(with_thresholds(skip, found[0]), weight)
+                if evaluation is None or tried.accuracy > evaluation.accuracy:
+                    evaluation = tried
+                if evaluation.accuracy >= unjumped.accuracy:
+                    break
+                weight = max(4.0 * weight, 1e-3)
             # A challenger where its jumps can skip a stage; one whose every
             # jump goes to the next stage is a plain policy (and named so).
             jumps = jumps_over_stages(evaluation.policy)

@@ -403,7 +403,12 @@ def test_a_custom_family_skips_stages_with_linear_jumps():
             **knob,
         ).fit(X[:900], y[:900])
         if "budget" in knob:
-            assert "margin with skips" in cascade.budget_search_["scores"]
+            # A skipping candidate of the family's scores (named for whether
+            # its learned jumps go past the next stage).
+            assert any(
+                str(name).startswith("margin with skips")
+                for name in cascade.budget_search_["scores"]
+            )
         else:
             assert all(isinstance(r, _Margin) for r in cascade.policy_.rules)
         path = cascade.predict_path(X[900:])

@@ -112,10 +112,20 @@ def learned_router_cost(estimator, router) -> float:
     point of ``frontier_``) is timed and its figures kept in
     ``router_search_`` for the others."""
     search = estimator.router_search_
-    if not np.isfinite(search["router_cost"]):
-        parts = _measured_parts(estimator, router, estimator._router_data[0])
-        search["router_cost_per_call"], search["router_cost_per_row"] = parts
-        search["router_cost"] = _per_row(estimator, parts)
+    data = getattr(estimator, "_router_data", None)
+    X_rows, given_cost = (None, None) if data is None else data
+    if given_cost is not None:
+        parts = tuple(map(float, given_cost))
+    elif data is None or (
+        np.isfinite(search["router_cost"]) and search["router_cost"] != 0.0
+    ):
+        return search["router_cost"]
+    else:
+        # NaN: nothing timed yet; a measured 0 (never a timing) is what
+        # models saved before a constant start's cost was told apart kept.
+        parts = _measured_parts(estimator, router, X_rows)
+    search["router_cost_per_call"], search["router_cost_per_row"] = parts
+    search["router_cost"] = _per_row(estimator, parts)
     return search["router_cost"]
 
 
@@ -237,41 +247,50 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     ).router
     if router.learner is not None and given_cost is None:
         parts = _measured_parts(estimator, router, X_rows)
-    # What the rows pay for this router: a constant start runs nothing.
-    cost = 0.0 if router.learner is None else _per_row(estimator, parts)
     budget = None
     if estimator.budget is not None:
         # Exit thresholds chosen again on the routed paths, for what the
-        # budget searched (lowered by budget_confidence) leaves once the
-        # router is paid.
+        # budget searched (lowered by budget_confidence) leaves once a
+        # learned router is paid; the router kept is learned for that budget
+        # (at a raised price where the budget's price starts too many rows
+        # at dear stages to meet it).
         searched = (estimator.budget_search_ or {}).get(
             "searched_budget", estimator.budget
         )
-        budget = (min(searched, estimator.budget) - cost) / total
-        if budget < cumulative[0]:
-            figures = {
-                "without": (estimator.expected_accuracy_, estimator.expected_cost_),
-                "with": (np.nan, np.nan),
-            }
-            reason = (
-                f"the budget less the router's cost ({cost:.4g}) is below the "
-                f"first stage's cost ({estimator.cumulative_costs_[0]:.4g})"
-            )
-            _record_router_search(estimator, figures, parts, False, reason)
-            return
-        # The router kept, learned for the budget: at a raised price where
-        # the budget's price starts too many rows at dear stages to meet it.
-        router = routed_policy(
-            estimator.policy_,
-            search,
-            rows,
-            X_rows,
-            price,
-            budget,
-            estimator.router,
-            cumulative,
-            allow_nan,
-        ).router
+        limit = min(searched, estimator.budget)
+        for _ in range(2):
+            run_cost = _per_row(estimator, parts)
+            run_cost = run_cost if np.isfinite(run_cost) else 0.0
+            budget = (limit - run_cost) / total
+            if budget < cumulative[0]:
+                figures = {
+                    "without": (estimator.expected_accuracy_, estimator.expected_cost_),
+                    "with": (np.nan, np.nan),
+                }
+                reason = (
+                    f"the budget less the router's cost ({run_cost:.4g}) is below "
+                    f"the first stage's cost ({estimator.cumulative_costs_[0]:.4g})"
+                )
+                _record_router_search(estimator, figures, parts, False, reason)
+                return
+            router = routed_policy(
+                estimator.policy_,
+                search,
+                rows,
+                X_rows,
+                price,
+                budget,
+                estimator.router,
+                cumulative,
+                allow_nan,
+            ).router
+            if router.learner is None or np.isfinite(_per_row(estimator, parts)):
+                break
+            # Measured costs, and only this router learned for the budget
+            # runs: it is timed, and learned again for what its cost leaves.
+            parts = _measured_parts(estimator, router, X_rows)
+    # What the rows pay for the router kept: a constant start runs nothing.
+    cost = 0.0 if router.learner is None else _per_row(estimator, parts)
     routed = learn_router(
         estimator.policy_,
         search,

@@ -727,3 +727,56 @@ def test_a_router_that_would_start_too_many_rows_late_is_learned_for_the_budget(
     assert search["expected_cost"][1] <= 6.0
     assert routed.predict_cost(X[1000:]).mean() <= 6.0
     assert routed.score(X[1000:], y[1000:]) >= plain.score(X[1000:], y[1000:])
+
+
+def _sure_but_wrong(n_rows, seed):
+    """Stage a is about 0.7 sure on every row and wrong on a fifth of them
+    (flagged in column 3); b knows nothing; c is right and sure."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    sign = np.where(y == 1, 1.0, -1.0)
+    wrong = rng.random(n_rows) < 0.2
+    sure = rng.uniform(0.68, 0.72, n_rows)
+    a = 0.5 + sign * np.where(wrong, -1, 1) * (sure - 0.5)
+    b = 0.5 + 0.01 * rng.uniform(-1, 1, n_rows)
+    c = 0.5 + sign * 0.499
+    return np.column_stack([a, b, c, wrong, rng.uniform(size=n_rows)]), y
+
+
+@pytest.mark.parametrize("budget", [9.0, 10.0])
+def test_a_router_learned_for_the_budget_is_paid_for_where_it_runs(budget):
+    """At the budget's price every row's best start is c (a router that runs
+    nothing and costs nothing); learned again at a raised price, it starts
+    rows at a or c and runs on every row: the router kept is charged its
+    cost (1 a row) everywhere, and the budget is met with it paid."""
+    X, y = _sure_but_wrong(800, 0)
+    X_test, _ = _sure_but_wrong(2000, 1)
+    stages = [(name, ColumnStage(k)) for k, name in enumerate("abc")]
+    cascade = AdaptiveCascadeClassifier(
+        stages,
+        costs=[1.0, 1.0, 15.0, 20.0],
+        router="auto",
+        loss="log_loss",
+        budget=budget,
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    assert cascade.router_ is not None and cascade.router_.learner is not None
+    assert cascade.router_cost_ == cascade.router_search_["router_cost"] == 1.0
+    routed = cascade.route(X_test)
+    ran_cost = (routed.ran @ cascade.costs_).mean() + 1.0
+    assert_allclose(cascade.predict_cost(X_test).mean(), ran_cost)
+    assert cascade.policy_rows_cost_ <= budget * (1 + 1e-9)
+    assert ran_cost <= budget * 1.02
+
+
+def test_models_saved_with_a_zero_router_cost_pay_the_router_on_the_frontier():
+    """Models saved before a constant start's cost was told apart recorded a
+    router cost of 0 where the fit's router ran nothing; the frontier's
+    learned routers still pay the given cost, or are timed."""
+    X, y, _ = _flagged(600, 0)
+    given = _router_cascade(router="auto", cost_weight=10.0).fit(X, y)
+    given.router_search_["router_cost"] = 0.0  # as such models kept it
+    fresh = _router_cascade(router="auto", cost_weight=10.0).fit(X, y)
+    assert_allclose(given.frontier_["expected_cost"], fresh.frontier_["expected_cost"])
+    assert given.router_search_["router_cost"] == ROUTER_COST

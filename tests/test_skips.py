@@ -634,3 +634,19 @@ def test_jumps_that_leave_a_budget_only_the_first_stage_are_learned_again():
     jumped = "disagreement per exit with skips"
     assert error[jumped] <= error["disagreement per exit"]
     assert cost[jumped] >= 0.97 * 30.0
+
+
+def test_a_search_with_one_candidate_for_two_kinds_keeps_every_skipping_candidate():
+    """A shared-threshold heuristic gives one plain candidate for its two
+    kinds of scores; each kind still gets its skipping candidate."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._skips import SkipSearch
+
+    X, y, _ = _middle_is_useless(600, 0)
+    probas = [np.column_stack([1 - X[:, k], X[:, k]]) for k in range(3)]
+    plain = make_policy_search(
+        "entropy", probas, y, np.array([1, 6, 26]) / 26, shared_threshold=True
+    )
+    kinds = [c.kind for c in SkipSearch(plain).budget_candidates(0.4)]
+    assert any(k.startswith("entropy per exit with skips") for k in kinds)
+    assert any(k.startswith("max_proba per exit with skips") for k in kinds)

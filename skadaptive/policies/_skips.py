@@ -682,8 +682,12 @@ class SkipSearch(PolicySearch):
         skipping = []
         # The plain search's kinds, computed once for both (the Bolukbasi
         # kinds each fit a policy).
-        kinds = self.plain.budget_kinds(normalized_budget)
-        for kind, unjumped in zip(kinds, plain):
+        # Each kind's plain candidate, to compare its skipping one with (a
+        # search may give one candidate for several kinds: those compare
+        # with none).
+        plain_of_kind = {candidate.kind: candidate for candidate in plain}
+        for kind in self.plain.budget_kinds(normalized_budget):
+            unjumped = plain_of_kind.get(kind.kind)
             # One candidate per kind whatever the rows: cross-fitting matches
             # candidates by position.
             weight = kind.cost_weight
@@ -710,7 +714,7 @@ class SkipSearch(PolicySearch):
                 tried = self.evaluate(with_thresholds(skip, found[0]), weight)
                 if evaluation is None or tried.accuracy > evaluation.accuracy:
                     evaluation = tried
-                if evaluation.accuracy >= unjumped.accuracy:
+                if unjumped is None or evaluation.accuracy >= unjumped.accuracy:
                     break
                 weight = max(4.0 * weight, 1e-3)
             # A challenger where its jumps can skip a stage; one whose every

@@ -360,3 +360,14 @@ def test_in_memory_prediction_inside_the_dask_backend(client, estimators):
     with joblib.parallel_backend("dask"):
         answer = cascade.predict_proba(X)  # 300 rows, in batches of 50
     np.testing.assert_array_equal(answer, expected)
+
+
+@pytest.mark.parametrize("kind", ["cascade", "early_exit", "regressor"])
+def test_cost_scorers_take_lazy_rows_and_score_as_in_memory(estimators, kind):
+    from skadaptive.metrics import make_average_cost_scorer, make_cost_aware_scorer
+
+    estimator, X = estimators[kind]
+    y = estimator.predict(X)  # any labels of the right kind
+    lazy = da.from_array(X, chunks=(70, X.shape[1]))
+    for scorer in (make_average_cost_scorer(), make_cost_aware_scorer(0.01)):
+        np.testing.assert_allclose(scorer(estimator, lazy, y), scorer(estimator, X, y))

@@ -10,6 +10,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import UNUSED
 from sklearn.utils.validation import column_or_1d
 
+from .._dask import is_lazy
 from .._sklearn_private import _MetadataRequester
 from ..stages import regression_scale
 
@@ -27,7 +28,17 @@ def _route_through(estimator, X):
             "EarlyExitClassifier or their Regressor counterparts), or a Pipeline "
             "ending in one."
         )
-    return estimator, estimator.route(X)
+    result = estimator.route(X)
+    if is_lazy(X):
+        # A Dask collection is routed lazily, block by block: one pass
+        # computes every field the score needs.
+        import dask
+
+        keys = list(result)
+        values = dask.compute(*(result[key] for key in keys))
+        for key, value in zip(keys, values):
+            result[key] = np.asarray(value)
+    return estimator, result
 
 
 def _weighted_mean(values, sample_weight):

@@ -233,18 +233,23 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         _record_router_search(estimator, figures, parts, False, reason)
         return
     rows = np.arange(len(y_encoded))
-    # The router on every policy row: timed for its cost, and the one kept.
-    router = routed_policy(
-        estimator.policy_,
-        search,
-        rows,
-        X_rows,
-        price,
-        None,
-        estimator.router,
-        cumulative,
-        allow_nan,
-    ).router
+
+    def router_for(normalized_budget):
+        # The router on every policy row (for a budget: learned for it).
+        return routed_policy(
+            estimator.policy_,
+            search,
+            rows,
+            X_rows,
+            price,
+            normalized_budget,
+            estimator.router,
+            cumulative,
+            allow_nan,
+        ).router
+
+    # Timed for its cost; without a budget, the one kept.
+    router = router_for(None)
     if router.learner is not None and given_cost is None:
         parts = _measured_parts(estimator, router, X_rows)
     budget = None
@@ -273,17 +278,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
                 )
                 _record_router_search(estimator, figures, parts, False, reason)
                 return
-            router = routed_policy(
-                estimator.policy_,
-                search,
-                rows,
-                X_rows,
-                price,
-                budget,
-                estimator.router,
-                cumulative,
-                allow_nan,
-            ).router
+            router = router_for(budget)
             if router.learner is None or np.isfinite(_per_row(estimator, parts)):
                 break
             # Measured costs, and only this router learned for the budget

@@ -177,3 +177,19 @@ def test_skipping_and_routed_policies_are_drawn_at_what_their_rows_ran():
         test.cost, cascade.evaluate_frontier(X_test, y_test)["expected_cost"]
     )
     assert_allclose(test.chosen_cost, cascade.predict_cost(X_test).mean())
+
+
+def test_overlaid_displays_mark_each_chosen_point_in_its_frontiers_colour():
+    from matplotlib.colors import to_rgba
+
+    cascade, X, y = _fitted()
+    first = CostAccuracyDisplay.from_estimator(cascade, X, y, name="one")
+    second = CostAccuracyDisplay.from_estimator(
+        cascade, X, y, name="two", ax=first.ax_, show_stages=False
+    )
+    colours = []
+    for display in (first, second):
+        edge = display.chosen_point_.get_edgecolors()[0]
+        assert_allclose(edge, to_rgba(display.line_.get_color()))
+        colours.append(tuple(edge))
+    assert colours[0] != colours[1]

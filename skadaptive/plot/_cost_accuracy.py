@@ -242,7 +242,8 @@ class CostAccuracyDisplay:
                 marker="D",
                 s=50,
                 facecolors="none",
-                edgecolors="tab:red",
+                # The frontier's own colour: overlaid displays stay apart.
+                edgecolors=self.line_.get_color(),
                 linewidths=2,
                 zorder=4,
                 label=chosen_label,

@@ -416,8 +416,8 @@ def routed_policy(
         return fit_router(X_rows, risks, targets, weight, learner, allow_nan)
 
     def thresholds_for(router):
-        # None where no thresholds meet the budget: rows started at a dear
-        # stage pay for it whatever the thresholds.
+        # The best thresholds found, and whether they meet the budget (rows
+        # started at a dear stage pay for it whatever the thresholds).
         start = router.first_stages(X_rows)
         _, ran, scores = as_skip_policy(policy, router).walk(
             carried_back(probas, start), start, decide=False
@@ -426,23 +426,22 @@ def routed_policy(
             ThresholdProblem(scores, loss, path_costs(ran, cumulative), weight),
             normalized_budget,
         )
-        if found is None or found[2] > normalized_budget * (1 + BUDGET_RTOL):
-            return None
-        return found
+        met = found is not None and found[2] <= normalized_budget * (1 + BUDGET_RTOL)
+        return found, met
 
     learn_here = router is None
     if learn_here:
         router = learned_at(price)
     if normalized_budget is None:
         return as_skip_policy(policy, router)
-    found = thresholds_for(router)
+    found, met = thresholds_for(router)
     raised = price
     for _ in range(_PRICE_RAISES if learn_here else 0):
-        if found is not None:
+        if met:
             break
         raised = max(4.0 * raised, 1e-3)
         router = learned_at(raised)
-        found = thresholds_for(router)
+        found, met = thresholds_for(router)
     routed = as_skip_policy(policy, router)
     if found is None:
         return routed

@@ -8,13 +8,16 @@ Usage::
 The policy is learned on the probabilities of stages that did not see the
 policy rows. With ``refit=True`` (the default, as scikit-learn's stacking) the
 stages are then refitted on all rows, and new rows are answered by stages the
-policy never saw; ``refit=False`` (one split: ``cv`` a float) keeps the stages
-that gave the held-out probabilities. The 3-stage cascades of the
+policy never saw; ``refit=False`` keeps the stages that gave the held-out
+probabilities (with one split, ``cv`` a float, the one model; with several,
+each stage's fold models, a new row answered by one of them chosen by a hash
+of its content). The 3-stage cascades of the
 recalibration benchmark (mnist1d: logistic regression, a random forest,
 gradient boosting; make_classification: logistic regression, a small and a
 larger MLP) with declared costs 1, 10 and 100 (exact, not timings), the
-default policy, are fitted three ways: ``cv=3`` (the default cross-fitting,
-refitted), ``cv=0.25`` refitted, and ``cv=0.25, refit=False``, each for a
+default policy, are fitted four ways: ``cv=3`` (the default cross-fitting,
+refitted), ``cv=0.25`` refitted, ``cv=0.25, refit=False`` and ``cv=3,
+refit=False`` (the fold models kept), each for a
 budget of 25 % of the full cost, the 10 % and 50 % policies coming from
 ``with_policy`` on the same policy rows. Each is measured on test rows no
 stage and no policy saw: the average cost per row (the stages each row ran)
@@ -51,6 +54,7 @@ VARIANTS = (
     ("cv=3 (default)", 3, True),
     ("cv=0.25", 0.25, True),
     ("cv=0.25, refit=False", 0.25, False),
+    ("cv=3, refit=False (fold models)", 3, False),
 )
 
 

@@ -111,10 +111,19 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         more than the budget on new rows. False keeps the stages that gave
         the held-out probabilities, so that new rows are decided on outputs
         like those the policy learned from and the budget holds on rows like
-        the policy rows (up to sampling noise, see ``budget_confidence``); it
-        needs one split (``cv`` a float, the fraction of rows held out for the
-        policy, or a splitter with one split) whose training rows hold every
-        class, and its stages see fewer rows. With ``refit=True``,
+        the policy rows (up to sampling noise, see ``budget_confidence``).
+        With one split (``cv`` a float, the fraction of rows held out for the
+        policy, or a splitter with one split) that is the one model per
+        stage. With several (cascades only; an early-exit model refuses
+        them), each stage keeps its fold models, and each new row is
+        answered by one of them, chosen by a hash of the row's content (the
+        same for equal rows in any batch, order or container): every row
+        stays a policy row, at the price of one model per fold in memory and
+        up to one call per fold for each call of a stage. Each split's
+        training rows must hold every class, and the stages see fewer rows:
+        on the same benchmark ``cv=3`` with the fold models kept cost from
+        3.2 % less to 2.0 % more than the budget on new rows, 4-6 points
+        less accurate than refitted stages. With ``refit=True``,
         ``recalibrate`` puts the cost of new unlabelled rows back on the
         budget.
 

@@ -24,6 +24,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from ._sklearn_private import _check_method_params, _num_samples, _safe_indexing
 from ._validation import is_frozen
 from .stages import IndependentStages, exit_probas, measure_exit_seconds
+from .stages._cross_fitted import CrossFitted
 
 
 def exits_in_class_order(source, X, classes: np.ndarray) -> list[np.ndarray]:
@@ -92,10 +93,11 @@ def _check_all_classes(source, classes: np.ndarray, name: str) -> None:
     missing = np.setdiff1d(classes, np.asarray(source.classes_))
     if len(missing):
         raise ValueError(
-            f"refit=False keeps stage {name!r} as fitted on the split's training "
-            f"rows, which hold no row of class(es) {missing.tolist()}: it could "
-            "never answer them. Hold out fewer rows of those classes (a float "
-            "cv stratifies by class), or use refit=True."
+            f"refit=False keeps stage {name!r} as fitted on training rows "
+            f"without the policy rows, which hold no row of class(es) "
+            f"{missing.tolist()}: it could never answer them. Hold out fewer rows "
+            "of those classes (a float cv, or a stratified splitter, spreads them), "
+            "or use refit=True."
         )
 
 
@@ -209,13 +211,17 @@ def fit_stages_on_held_out(
                 "as KFold, or a float hold-out fraction); repeated or shuffled "
                 "splitters would answer a row twice."
             )
-        if not refit and len(splits) != 1:
+        keep_folds = not refit and len(splits) > 1
+        if keep_folds and not getattr(
+            getattr(make_source, "__self__", None), "takes_cross_fitted", False
+        ):
             raise ValueError(
-                "refit=False keeps the stages fitted without the policy rows, "
-                f"so cv must give one split; it gave {len(splits)}. Use a "
+                "refit=False keeps the model fitted without the policy rows, "
+                f"so cv must give one split here; it gave {len(splits)}. Use a "
                 "float for the fraction of rows held out for the policy (e.g. "
                 "cv=0.25), or a splitter with one split (e.g. "
-                "ShuffleSplit(n_splits=1)), or refit=True."
+                "ShuffleSplit(n_splits=1)), or refit=True. (A cascade keeps "
+                "each stage's fold models instead; an early-exit model cannot.)"
             )
         jobs = [(k, f) for k in to_fit for f in range(len(splits))]
         fold_probas = parallel(
@@ -256,14 +262,21 @@ def fit_stages_on_held_out(
                 verbose,
             )
         else:
-            # One split: each member as fitted on its training rows, so new
-            # rows are answered by the stages the policy rows were held out from.
-            fold_probas, refitted = zip(*fold_probas)
-            if classes is not None:
-                for k, fitted_member in zip(to_fit, refitted):
-                    _check_all_classes(
-                        make_source([fitted_member], [names[k]]), classes, names[k]
-                    )
+            # Each member as fitted on its folds' training rows, so new rows
+            # are answered by the stages the policy rows were held out from:
+            # with one split the one model, with several the fold models,
+            # each new row by one of them (CrossFitted).
+            fold_probas, fold_models = zip(*fold_probas)
+            n_splits = len(splits)
+            refitted = []
+            for i, k in enumerate(to_fit):
+                models = fold_models[i * n_splits : (i + 1) * n_splits]
+                if classes is not None:
+                    for model in models:
+                        _check_all_classes(
+                            make_source([model], [names[k]]), classes, names[k]
+                        )
+                refitted.append(models[0] if n_splits == 1 else CrossFitted(models))
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
         policy_folds = np.concatenate(

@@ -54,6 +54,7 @@ _TRUSTED = (
     "skadaptive.policies._skips.SkipPolicy",
     "skadaptive.policies._skips.JumpRule",
     "skadaptive.policies._router.Router",
+    "skadaptive.stages._cross_fitted.CrossFitted",
     "skadaptive.stages._tree_exits.TreeEnsembleExits",
     "skadaptive.stages._booster_exits.BoosterExits",
     "skadaptive.stages._booster_exits._Objective",

@@ -340,6 +340,93 @@ def test_refit_false_keeps_the_stages_the_policy_rows_were_held_out_from(
     assert cascade.policy_rows_cost_ <= 3.0
 
 
+class _SurerWithMoreRows(ClassifierMixin, BaseEstimator):
+    """Class 1 where column 0 is positive, the surer the more rows it was
+    fitted on (as many models grow surer with data): a stage refitted on all
+    rows is surer on new rows than its folds were on the policy rows."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        self.scale_ = len(y) / 50.0
+        return self
+
+    def predict_proba(self, X):
+        p = 1.0 / (1.0 + np.exp(-self.scale_ * np.asarray(X)[:, 0]))
+        return np.column_stack([1 - p, p])
+
+
+class _Sure(_SurerWithMoreRows):
+    def predict_proba(self, X):
+        p = np.where(np.asarray(X)[:, 1] > 0, 0.99, 0.01)
+        return np.column_stack([1 - p, p])
+
+
+def _surer_with_more_rows(n_rows, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_rows, 3))
+    X[:, 1] = X[:, 0] + 0.3 * rng.normal(size=n_rows)
+    return X, (X[:, 1] > 0).astype(int)
+
+
+def test_refit_false_with_several_splits_keeps_the_fold_models(tmp_path):
+    """With ``cv=3`` and ``refit=False`` each stage keeps its three fold
+    models (fitted once each, no refit); a new row is answered by the fold
+    model of a hash of its content, whatever its batch, order or container."""
+    from skadaptive.stages._cross_fitted import CrossFitted, fold_of_rows
+
+    X, y = _surer_with_more_rows(600, 0)
+    X_new, _ = _surer_with_more_rows(500, 1)
+    log = tmp_path / "fits.log"
+    stages = [
+        ("lr", RecordingClassifier(LogisticRegression(), log_path=str(log))),
+        ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5], budget=3.0, cv=3, refit=False, random_state=0
+    ).fit(X, y)
+    assert sorted(_fit_log_lines(log)) == ["400", "400", "400"]
+    for stage in cascade.estimators_:
+        assert isinstance(stage, CrossFitted) and len(stage.models) == 3
+    lr = cascade.estimators_[0]
+    folds = fold_of_rows(X_new, 3)
+    assert len(np.unique(folds)) == 3
+    expected = np.vstack(
+        [lr.models[f].predict_proba(row[None]) for f, row in zip(folds, X_new)]
+    )
+    assert_allclose(lr.predict_proba(X_new), expected)
+    proba = cascade.predict_proba(X_new)
+    order = np.random.default_rng(0).permutation(len(X_new))
+    assert_allclose(cascade.predict_proba(X_new[order]), proba[order])
+    assert_allclose(cascade.predict_proba(pd.DataFrame(X_new)), proba)
+    assert_allclose(cascade.predict_proba(sp.csr_matrix(X_new)), proba)
+    single = clone(cascade).set_params(batch_size=7).fit(X, y)
+    assert_allclose(single.predict_proba(X_new), proba)
+    assert_allclose(pickle.loads(pickle.dumps(cascade)).predict_proba(X_new), proba)
+
+
+def test_fold_models_spend_on_new_rows_what_the_fit_expects():
+    """A first stage surer the more rows it was fitted on: refitted on all
+    rows it is surer on new rows than its folds were on the policy rows, so
+    fewer rows go on and the cost is a quarter below the expected one;
+    its fold models kept answer new rows as the policy rows were answered,
+    and the cost on them is what ``expected_cost_`` says."""
+    X, y = _surer_with_more_rows(600, 0)
+    X_new, _ = _surer_with_more_rows(20_000, 1)
+    stages = [("surer", _SurerWithMoreRows()), ("sure", _Sure())]
+    fits = {
+        refit: AdaptiveCascadeClassifier(
+            stages, costs=[1, 10], budget=4.0, cv=3, refit=refit, random_state=0
+        ).fit(X, y)
+        for refit in (True, False)
+    }
+    # Both learn the same policy from the same held-out answers.
+    assert fits[True].expected_cost_ == fits[False].expected_cost_ <= 4.0
+    refitted = fits[True].predict_cost(X_new).mean()
+    kept = fits[False].predict_cost(X_new).mean()
+    assert refitted < 0.85 * fits[True].expected_cost_
+    assert kept == pytest.approx(fits[False].expected_cost_, rel=0.03)
+
+
 def test_costs_auto_measures_positive_seconds_per_row(data):
     X_train, _, y_train, _ = data
     cascade = AdaptiveCascadeClassifier(_two_stages(), costs="auto", cv=3)

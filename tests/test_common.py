@@ -116,6 +116,9 @@ CONFIGS = {
     "cascade_combined_budget": lambda: AdaptiveCascadeClassifier(
         _cheap_stages(), costs=[1, 4], answer="combined", budget=2.5, cv=3
     ),
+    "cascade_fold_models_kept": lambda: AdaptiveCascadeClassifier(
+        _cheap_stages(), costs=[1, 4], budget=2.5, cv=3, refit=False
+    ),
     "early_exit_boosting": lambda: EarlyExitClassifier(
         GradientBoostingClassifier(n_estimators=12, max_depth=2, random_state=0),
         exits=[3, 6, 12],
@@ -263,6 +266,7 @@ EXPECTED_FAILED = {
     "tree_policy_batched": {},
     "cascade_max_proba_budget": {},
     "cascade_combined_budget": {},
+    "cascade_fold_models_kept": {},
     "early_exit_boosting_combined": {},
     "early_exit_boosting": {},
     "early_exit_forest_eenet_budget": dict.fromkeys(
@@ -276,15 +280,7 @@ EXPECTED_FAILED = {
     ),
     "early_exit_chain_patience_batched": {},
     "regressor_cascade_eenet_budget_absolute": {},
-    "regressor_cascade_held_out_stages": dict.fromkeys(
-        [
-            "check_sample_weight_equivalence_on_dense_data",
-            "check_sample_weight_equivalence_on_sparse_data",
-        ],
-        "the check sets cv to a splitter of several folds (so that weighted and "
-        "repeated rows share a fold), which refit=False refuses with a clear "
-        "error: the stages it keeps must come from one split",
-    ),
+    "regressor_cascade_held_out_stages": {},
     "early_exit_regressor_boosting": {},
     "early_exit_regressor_chain_eenet": {},
 }

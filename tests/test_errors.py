@@ -312,9 +312,21 @@ def test_cv_that_tests_a_row_twice():
 
 
 @pytest.mark.parametrize("cv", [3, KFold(2)])
-def test_refit_false_with_several_splits(cv):
+def test_refit_false_with_several_splits_in_an_early_exit_model(cv):
+    # A cascade keeps each stage's fold models; one model with exits cannot.
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from skadaptive import EarlyExitClassifier
+
+    early_exit = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=6, random_state=0),
+        exits=[3, 6],
+        cv=cv,
+        refit=False,
+    )
     with pytest.raises(ValueError, match="refit=False .* cv must give one split"):
-        _cascade(cv=cv, refit=False).fit(X, y)
+        early_exit.fit(X, y)
+    _cascade(cv=3, refit=False).fit(X, y)
 
 
 def test_refit_false_with_a_class_missing_from_the_training_part():

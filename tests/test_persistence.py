@@ -71,6 +71,8 @@ def _estimators():
     ]
     fitted.append(_cascade(budget=2.5).fit(X_FIT, Y_FIT))
     fitted.append(_cascade(answer="combined").fit(X_FIT, Y_FIT))
+    # Each stage as its fold models (refit=False with several splits).
+    fitted.append(_cascade(budget=2.5, refit=False).fit(X_FIT, Y_FIT))
     for model in [
         GradientBoostingClassifier(n_estimators=12, random_state=0),
         RandomForestClassifier(n_estimators=12, random_state=0),

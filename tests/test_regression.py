@@ -832,3 +832,37 @@ def test_the_spread_of_a_forest_is_exact_for_a_target_far_from_zero():
     assert_allclose(answers[0][:, 1], trees[:4].std(axis=0), rtol=1e-6, atol=1e-6)
     assert_allclose(answers[1][:, 1], trees.std(axis=0), rtol=1e-6, atol=1e-6)
     assert_allclose(answers[1][:, 0], forest.predict(X_test), rtol=1e-12)
+
+
+def test_a_regressor_keeps_its_fold_models_and_their_uncertainty():
+    """``refit=False`` with ``cv=3``: each stage's three fold models answer
+    new rows, each row from the fold model of its content's hash, with that
+    model's own uncertainty (a forest's spread)."""
+    from skadaptive.stages._cross_fitted import CrossFitted, fold_of_rows
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 4))
+    y = X[:, 0] + np.sin(3 * X[:, 1]) + 0.1 * rng.normal(size=400)
+    X_new = rng.normal(size=(200, 4))
+    cascade = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("forest", RandomForestRegressor(10, random_state=0))],
+        costs=[1, 10],
+        cost_weight=0.01,
+        cv=3,
+        refit=False,
+        random_state=0,
+    ).fit(X, y)
+    forest = cascade.estimators_[1]
+    assert isinstance(forest, CrossFitted) and len(forest.models) == 3
+    folds = fold_of_rows(X_new, 3)
+    expected = np.vstack(
+        [
+            regression_answers(forest.models[fold], row[None])
+            for fold, row in zip(folds, X_new)
+        ]
+    )
+    assert_allclose(regression_answers(forest, X_new), expected)
+    assert (expected[:, 1] > 0).all()  # the trees' spread, not a placeholder
+    routed = cascade.route(X_new)
+    last = routed.exit_stage == 1
+    assert_allclose(cascade.predict(X_new)[last], expected[last, 0])

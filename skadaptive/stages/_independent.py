@@ -18,6 +18,10 @@ class IndependentStages:
     estimators: list
     names: list | None = None
 
+    #: Its stages may be :class:`~skadaptive.stages._cross_fitted.CrossFitted`
+    #: (each answers through its members' own methods).
+    takes_cross_fitted = True
+
     @classmethod
     def of_members(cls, members: list, names: list | None = None):
         """The source of fitted stages (the cascade's ``make_source``)."""

@@ -29,6 +29,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
 from ._tree_exits import TreeEnsembleExits
 
@@ -78,6 +79,8 @@ def regression_answers(estimator, X) -> np.ndarray:
     array([[0.01, 0.  ]])
     """
     model = estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
+    if isinstance(model, CrossFitted):
+        return model.answers(regression_answers, X)
     if isinstance(model, Pipeline) and _has_own_uncertainty(model[-1]):
         # The last step's uncertainty, on the rows as the steps before it
         # pass them on (what Pipeline.predict does, without its routing).

@@ -103,6 +103,7 @@ from .stages._combined import (
     fit_combiners,
 )
 from .stages._costs import call_line_for, timing_scale
+from .stages._cross_fitted import CrossFitted
 
 
 def _warn_answers_alike_within_folds(held_out, names) -> None:
@@ -112,7 +113,9 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
     which new rows (answered by the stage refitted on all rows) do not have.
     """
     folds = held_out.policy_folds
-    if folds is None:
+    if folds is None or any(isinstance(e, CrossFitted) for e in held_out.estimators):
+        # One split; or the fold models kept, which answer each new row as
+        # the fold its content was held out in.
         return
     exits = list(zip(names, held_out.stage_probas, held_out.cross_fitted))[:-1]
     fold_rows = [folds == f for f in np.unique(folds)]

@@ -114,15 +114,18 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         the policy rows (up to sampling noise, see ``budget_confidence``).
         With one split (``cv`` a float, the fraction of rows held out for the
         policy, or a splitter with one split) that is the one model per
-        stage. With several (cascades only; an early-exit model refuses
-        them), each stage keeps its fold models, and each new row is
-        answered by one of them, chosen by a hash of the row's content (the
-        same for equal rows in any batch, order or container): every row
+        stage. With an int ``cv`` (cascades only; an early-exit model
+        refuses it), each row is held out in the fold a hash of its content
+        picks (equal rows in one fold; not stratified, and not changed by
+        ``random_state``), each stage keeps its fold models, and a new row is
+        answered by the model of its hash's fold, which held out the rows
+        equal to it (the same in any batch, order or container): every row
         stays a policy row, at the price of one model per fold in memory and
-        up to one call per fold for each call of a stage. Each split's
-        training rows must hold every class, and the stages see fewer rows:
+        up to one call per fold for each call of a stage. A splitter with
+        several splits is refused. Each fold's training rows must hold every
+        class, and the stages see fewer rows:
         on the same benchmark ``cv=3`` with the fold models kept cost from
-        3.2 % less to 2.0 % more than the budget on new rows, 4-6 points
+        2.3 % less to 2.9 % more than the budget on new rows, 3-7 points
         less accurate than refitted stages. With ``refit=True``,
         ``recalibrate`` puts the cost of new unlabelled rows back on the
         budget.

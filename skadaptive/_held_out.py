@@ -24,7 +24,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from ._sklearn_private import _check_method_params, _num_samples, _safe_indexing
 from ._validation import is_frozen
 from .stages import IndependentStages, exit_probas, measure_exit_seconds
-from .stages._cross_fitted import CrossFitted
+from .stages._cross_fitted import CrossFitted, content_folds
 
 
 def exits_in_class_order(source, X, classes: np.ndarray) -> list[np.ndarray]:
@@ -144,6 +144,13 @@ def _policy_splits(cv, X, y, splitter_params, random_state, classifier=True):
     return list(splitter.split(X, y, **splitter_params))
 
 
+def _several_folds(cv) -> bool:
+    """Whether ``cv`` is a number of folds (None: the default five)."""
+    return cv is None or (
+        isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and cv > 1
+    )
+
+
 def fit_stages_on_held_out(
     estimators: list,
     X,
@@ -200,10 +207,30 @@ def fit_stages_on_held_out(
     n_rows = _num_samples(X)
     to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    boundaries = None
     if to_fit:
-        splits = _policy_splits(
-            cv, X, y, splitter_params, random_state, classifier=classes is not None
-        )
+        no_features = getattr(X, "shape", (0, 1))[1:] == (0,)
+        if not refit and _several_folds(cv) and not no_features:
+            # Each row held out in the fold its content hashes to: a new row
+            # equal to it is answered by the same fold model, and each fold
+            # model answers the share of new rows it held out.
+            n_folds = 5 if cv is None else int(cv)
+            folds, boundaries = content_folds(X, n_folds)
+            splits = [
+                (np.flatnonzero(folds != f), np.flatnonzero(folds == f))
+                for f in range(n_folds)
+            ]
+            if any(len(test) == 0 for _, test in splits):
+                raise ValueError(
+                    f"refit=False with cv={n_folds} holds out the rows in "
+                    f"{n_folds} folds of equal rows together, but {n_rows} rows "
+                    f"with their copies do not make {n_folds} folds. Use fewer "
+                    "folds or more distinct rows."
+                )
+        else:
+            splits = _policy_splits(
+                cv, X, y, splitter_params, random_state, classifier=classes is not None
+            )
         test_rows = np.concatenate([test for _, test in splits])
         if len(np.unique(test_rows)) != len(test_rows):
             raise ValueError(
@@ -222,6 +249,15 @@ def fit_stages_on_held_out(
                 "cv=0.25), or a splitter with one split (e.g. "
                 "ShuffleSplit(n_splits=1)), or refit=True. (A cascade keeps "
                 "each stage's fold models instead; an early-exit model cannot.)"
+            )
+        if keep_folds and not _several_folds(cv) and not no_features:
+            raise ValueError(
+                "refit=False keeps a cascade's fold models only for an int cv "
+                "(folds drawn from a hash of each row's content, so that a new "
+                "row is answered by the fold model that held out the rows equal "
+                f"to it); the {type(cv).__name__} given gave {len(splits)} "
+                "splits. Use an "
+                "int cv, a float cv or a splitter with one split, or refit=True."
             )
         jobs = [(k, f) for k in to_fit for f in range(len(splits))]
         fold_probas = parallel(
@@ -276,7 +312,9 @@ def fit_stages_on_held_out(
                         _check_all_classes(
                             make_source([model], [names[k]]), classes, names[k]
                         )
-                refitted.append(models[0] if n_splits == 1 else CrossFitted(models))
+                refitted.append(
+                    models[0] if n_splits == 1 else CrossFitted(models, boundaries)
+                )
         order = np.argsort(test_rows)
         policy_rows = test_rows[order]
         policy_folds = np.concatenate(

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_array_equal
 
-from skadaptive.stages._cross_fitted import fold_of_rows
+from skadaptive.stages._cross_fitted import CrossFitted, content_folds, row_hashes
 
 values = st.sampled_from([0.0, -0.0, 1.0, -2.5, 1e-300, 3.0e12, np.nan, np.inf])
 
@@ -18,42 +19,109 @@ values = st.sampled_from([0.0, -0.0, 1.0, -2.5, 1e-300, 3.0e12, np.nan, np.inf])
     rows=arrays(
         np.float64, st.tuples(st.integers(1, 30), st.integers(1, 5)), elements=values
     ),
-    n_folds=st.integers(1, 7),
     seed=st.integers(0, 2**16),
 )
-def test_a_rows_fold_depends_on_its_content_alone(rows, n_folds, seed):
-    folds = fold_of_rows(rows, n_folds)
-    assert folds.shape == (len(rows),) and ((0 <= folds) & (folds < n_folds)).all()
-    # Any order, any batch, any container: the same fold for the same row.
+def test_a_rows_hash_depends_on_its_content_alone(rows, seed):
+    hashes = row_hashes(rows)
+    assert hashes.shape == (len(rows),) and hashes.dtype == np.uint64
+    # Any order, any batch, any container: the same hash for the same row.
     order = np.random.default_rng(seed).permutation(len(rows))
-    assert_array_equal(fold_of_rows(rows[order], n_folds), folds[order])
+    assert_array_equal(row_hashes(rows[order]), hashes[order])
     cut = len(rows) // 2
     assert_array_equal(
-        np.concatenate(
-            [fold_of_rows(rows[:cut], n_folds), fold_of_rows(rows[cut:], n_folds)]
-        ),
-        folds,
+        np.concatenate([row_hashes(rows[:cut]), row_hashes(rows[cut:])]), hashes
     )
-    assert_array_equal(fold_of_rows(pd.DataFrame(rows), n_folds), folds)
+    assert_array_equal(row_hashes(pd.DataFrame(rows)), hashes)
+    assert_array_equal(row_hashes(rows.tolist()), hashes)
     finite = np.isfinite(rows).all(axis=1)
     if finite.any():
-        assert_array_equal(
-            fold_of_rows(sp.csr_matrix(rows[finite]), n_folds), folds[finite]
-        )
-    # Equal rows (-0.0 equals 0.0, NaN equals NaN) share a fold.
-    canonical = np.where(np.isnan(rows), np.inf * 0, rows + 0.0)
-    _, group = np.unique(
-        np.nan_to_num(canonical, nan=7.7e307), axis=0, return_inverse=True
-    )
+        assert_array_equal(row_hashes(sp.csr_matrix(rows[finite])), hashes[finite])
+    # Equal rows (-0.0 equals 0.0, NaN equals NaN) share a hash, others not.
+    canonical = np.nan_to_num(rows + 0.0, nan=7.7e307)
+    _, group = np.unique(canonical, axis=0, return_inverse=True)
+    assert len(np.unique(hashes)) == len(np.unique(group))
     for g in np.unique(group):
-        assert len(np.unique(folds[group.ravel() == g])) == 1
+        assert len(np.unique(hashes[group.ravel() == g])) == 1
 
 
-def test_folds_are_spread_evenly_and_texts_are_hashed_too():
-    X = np.random.default_rng(0).normal(size=(30_000, 4))
-    counts = np.bincount(fold_of_rows(X, 5), minlength=5)
-    assert (abs(counts - 6_000) < 300).all()  # about 4 standard deviations
-    texts = np.array(["a", "b", "a", "c"], dtype=object)
-    folds = fold_of_rows(texts, 3)
-    assert folds[0] == folds[2]
-    assert_array_equal(fold_of_rows(list(texts), 3), folds)
+def test_equal_content_in_any_container_or_type_has_one_hash():
+    texts = ["hello world", "foo bar", "baz", "hello world"]
+    assert_array_equal(row_hashes(np.array(texts)), row_hashes(texts))
+    frame = pd.DataFrame(
+        {"s": list("abcde"), "i": [1, 2, 3, 4, 5], "x": [2.5, 0, 1, 1, 0]}
+    )
+    hashes = row_hashes(frame)
+    assert_array_equal(row_hashes(frame.to_numpy()), hashes)
+    assert_array_equal(row_hashes(frame.astype({"i": float})), hashes)
+    assert_array_equal(row_hashes(frame.values.tolist()), hashes)
+    assert_array_equal(row_hashes([{"a": 1, "b": 2}]), row_hashes([{"b": 2, "a": 1}]))
+    images = np.random.default_rng(0).normal(size=(4, 2, 2))
+    assert_array_equal(row_hashes(images), row_hashes(images.reshape(4, -1)))
+    nullable = pd.DataFrame({"a": pd.array([1, None, 3], dtype="Int64")})
+    assert_array_equal(
+        row_hashes(nullable), row_hashes(np.array([[1.0], [np.nan], [3.0]]))
+    )
+    duplicated = sp.csr_matrix(
+        (np.array([0.5, 0.5, 2.0]), np.array([0, 0, 2]), np.array([0, 3, 3])),
+        shape=(2, 3),
+    )
+    assert_array_equal(row_hashes(duplicated), row_hashes(duplicated.toarray()))
+
+
+def test_folds_are_of_equal_size_with_copies_together_and_new_rows_follow():
+    X = np.random.default_rng(0).normal(size=(3_000, 4))
+    X = np.vstack([X, X[:600]])  # 600 rows twice
+    folds, boundaries = content_folds(X, 5)
+    counts = np.bincount(folds, minlength=5)
+    assert counts.sum() == 3_600 and counts.max() - counts.min() <= 2 * 2
+    assert_array_equal(folds[3_000:], folds[:600])
+    stage = CrossFitted([None] * 5, boundaries)
+    assert_array_equal(stage.fold_of(X[::-1]), folds[::-1])
+
+
+def test_the_wrapper_answers_every_way_from_each_rows_fold_model():
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.utils.validation import check_is_fitted
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3))
+    y = (X[:, 0] + 0.5 * rng.normal(size=300) > 0).astype(int)
+    folds, boundaries = content_folds(X, 3)
+    stage = CrossFitted(
+        [
+            LogisticRegression(C=c).fit(X[folds != k], y[folds != k])
+            for k, c in enumerate([1, 0.01, 100])
+        ],
+        boundaries,
+    )
+    for method in (
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+    ):
+        expected = np.concatenate(
+            [getattr(stage.models[f], method)(row[None]) for f, row in zip(folds, X)]
+        )
+        np.testing.assert_allclose(getattr(stage, method)(X), expected)
+    assert stage.score(X, y) == np.mean(stage.predict(X) == y)
+    check_is_fitted(stage)
+    # Attributes that differ by fold are not passed off as the stage's.
+    assert not hasattr(stage, "coef_")
+    with pytest.raises(TypeError, match="not fitted again"):
+        stage.fit(X, y)
+    regressor = CrossFitted([Ridge().fit(X, X[:, 0]) for _ in range(2)], boundaries[:1])
+    assert not hasattr(regressor, "predict_proba")
+    assert regressor.score(X, X[:, 0]) > 0.99
+    # A kept stage can be given, frozen, to another cascade.
+    again = AdaptiveCascadeClassifier(
+        [("kept", FrozenEstimator(stage)), ("lr", LogisticRegression())],
+        costs=[1, 5],
+        cv=3,
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        again.estimators_[0].predict_proba(X), stage.predict_proba(X)
+    )

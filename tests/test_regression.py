@@ -838,7 +838,7 @@ def test_a_regressor_keeps_its_fold_models_and_their_uncertainty():
     """``refit=False`` with ``cv=3``: each stage's three fold models answer
     new rows, each row from the fold model of its content's hash, with that
     model's own uncertainty (a forest's spread)."""
-    from skadaptive.stages._cross_fitted import CrossFitted, fold_of_rows
+    from skadaptive.stages._cross_fitted import CrossFitted
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(400, 4))
@@ -854,7 +854,7 @@ def test_a_regressor_keeps_its_fold_models_and_their_uncertainty():
     ).fit(X, y)
     forest = cascade.estimators_[1]
     assert isinstance(forest, CrossFitted) and len(forest.models) == 3
-    folds = fold_of_rows(X_new, 3)
+    folds = forest.fold_of(X_new)
     expected = np.vstack(
         [
             regression_answers(forest.models[fold], row[None])

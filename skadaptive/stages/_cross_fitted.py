@@ -11,11 +11,20 @@ batch, of the order of the rows and of the container that holds it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import numbers
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import check_array
+from sklearn.base import BaseEstimator, is_regressor
+from sklearn.metrics import accuracy_score, r2_score
+
+try:  # pandas' NA, where pandas is installed
+    import pandas as pd
+except ImportError:  # pragma: no cover
+    pd = None
 
 from .._sklearn_private import _num_samples, _safe_indexing
 
@@ -41,12 +50,126 @@ def _value_terms(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
         return _mix(bits ^ column_keys) - _mix(column_keys)
 
 
-def fold_of_rows(X, n_folds: int) -> np.ndarray:
-    """The fold model that answers each row: a hash of the row's content.
+def _scalar_term(value, column: int) -> np.uint64:
+    """One value's share of its row's hash, by content: a number (bool, int
+    or float, in any container) as its float64 value, a missing one as NaN,
+    a string by its text, a mapping by its sorted items, a sequence by its
+    elements; anything else by its ``repr``."""
+    if value is None or (pd is not None and value is pd.NA):
+        value = np.nan
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        return _value_terms(np.array([float(value)]), np.array([column]))[0]
+    if isinstance(value, str | bytes):
+        data = b"s" + (value.encode() if isinstance(value, str) else value)
+    elif isinstance(value, Mapping):
+        items = sorted((repr(k), _scalar_term(v, 0)) for k, v in value.items())
+        data = b"m" + repr(items).encode()
+    elif isinstance(value, list | tuple | np.ndarray):
+        data = b"l" + repr([int(_scalar_term(v, 0)) for v in np.ravel(value)]).encode()
+    else:
+        data = b"r" + repr(value).encode()
+    digest = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest())
+    return _value_terms(np.array([0.0]), np.array([column]))[0] ^ np.uint64(digest)
+
+
+def _numeric(values) -> bool:
+    """Whether an array holds numbers (or booleans) only, by its dtype."""
+    return np.asarray(values).dtype.kind in "biuf"
+
+
+def _block_terms(block, columns) -> np.ndarray:
+    """Every row's share of its hash from numeric columns (vectorised)."""
+    block = np.asarray(block, dtype=np.float64).reshape(len(block), -1)
+    indices = np.broadcast_to(np.asarray(columns), block.shape)
+    with np.errstate(over="ignore"):
+        return _value_terms(block, indices).sum(axis=1, dtype=np.uint64)
+
+
+def _column_terms(column, index: int) -> np.ndarray:
+    """Every row's share of its hash from one column of any values."""
+    if _numeric(column):
+        return _block_terms(np.asarray(column)[:, None], [index])
+    return np.array([_scalar_term(v, index) for v in column], dtype=np.uint64)
+
+
+def row_hashes(X) -> np.ndarray:
+    """A 64-bit hash of each row's content.
 
     Equal rows get the same fold whether they come in an array, a DataFrame,
-    a list or a sparse matrix; rows of other things (texts, mixed columns)
-    are hashed by their ``repr``.
+    a list or a sparse matrix, and whatever the type that holds a number
+    (1, 1.0 and True alike; -0.0 as 0.0; None, NaN and pandas' NA alike);
+    texts by their text, mappings by their sorted items.
+
+    Parameters
+    ----------
+    X : array-like or sparse matrix of shape (n_rows, ...)
+
+    Returns
+    -------
+    hashes : ndarray of uint64 of shape (n_rows,)
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from skadaptive.stages._cross_fitted import row_hashes
+    >>> X = np.array([[0.0, 1.5], [2.0, 0.0], [0.0, 1.5], [-0.0, 1.5]])
+    >>> hashes = row_hashes(X)
+    >>> bool(hashes[0] == hashes[2] == hashes[3] != hashes[1])
+    True
+    >>> bool((row_hashes(sp.csr_matrix(X)) == hashes).all())
+    True
+    >>> texts = ["a cat", "a dog", "a cat"]
+    >>> bool((row_hashes(texts) == row_hashes(np.array(texts))).all())
+    True
+    """
+    if _num_samples(X) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if sp.issparse(X):
+        values = sp.csr_matrix(X, dtype=np.float64)  # duplicates summed
+        values.sum_duplicates()
+        values.eliminate_zeros()
+        terms = _value_terms(values.data, values.indices)
+        row_of_value = np.repeat(np.arange(values.shape[0]), np.diff(values.indptr))
+        hashes = np.zeros(values.shape[0], dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            np.add.at(hashes, row_of_value, terms)
+    else:
+        hashes = np.zeros(_num_samples(X), dtype=np.uint64)
+        if hasattr(X, "iloc"):  # a DataFrame (or Series): numeric columns at once
+            frame = X.to_frame() if X.ndim == 1 else X
+            kinds = [_numeric(frame.iloc[:, j]) for j in range(frame.shape[1])]
+            numeric = [j for j, kind in enumerate(kinds) if kind]
+            parts = [_block_terms(frame.iloc[:, numeric].to_numpy(), numeric)]
+            parts += [
+                _column_terms(frame.iloc[:, j].to_numpy(), j)
+                for j, kind in enumerate(kinds)
+                if not kind
+            ]
+        else:
+            array = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
+            if array.ndim == 1 and not _numeric(array):
+                parts = [_column_terms(array, 0)]  # texts, mappings: one each
+            elif _numeric(array):
+                # Numbers in any shape (images too): one row each, at once.
+                flat = array.reshape(len(array), -1)
+                parts = [_block_terms(flat, np.arange(flat.shape[1]))]
+            else:
+                flat = array.reshape(len(array), -1)
+                parts = [_column_terms(flat[:, j], j) for j in range(flat.shape[1])]
+        with np.errstate(over="ignore"):
+            for part in parts:
+                hashes += part
+    return _mix(hashes)
+
+
+def content_folds(X, n_folds: int) -> tuple[np.ndarray, np.ndarray]:
+    """Folds of nearly equal size drawn from the rows' hashes.
+
+    The rows are ordered by :func:`row_hashes` and cut in ``n_folds`` runs of
+    nearly equal length, never between equal hashes; a row's fold is the run
+    its hash falls in, so a new row goes to the fold of the rows equal to it
+    (see :func:`fold_of_hashes`), and each fold takes the share of new rows
+    it took of these.
 
     Parameters
     ----------
@@ -56,91 +179,115 @@ def fold_of_rows(X, n_folds: int) -> np.ndarray:
     Returns
     -------
     folds : ndarray of int of shape (n_rows,)
+    boundaries : ndarray of uint64 of shape (n_folds - 1,)
+        The first hash of each fold but the first.
 
     Examples
     --------
-    >>> import numpy as np, scipy.sparse as sp
-    >>> from skadaptive.stages._cross_fitted import fold_of_rows
-    >>> X = np.array([[0.0, 1.5], [2.0, 0.0], [0.0, 1.5], [-0.0, 1.5]])
-    >>> folds = fold_of_rows(X, 5)
-    >>> bool(folds[0] == folds[2] == folds[3])
-    True
-    >>> bool((fold_of_rows(sp.csr_matrix(X), 5) == folds).all())
+    >>> import numpy as np
+    >>> from skadaptive.stages._cross_fitted import content_folds
+    >>> X = np.arange(30.0).reshape(-1, 1)
+    >>> folds, boundaries = content_folds(X, 3)
+    >>> np.bincount(folds).tolist()
+    [10, 10, 10]
+    >>> folds, _ = content_folds(np.vstack([X, X[:3]]), 3)  # copies together
+    >>> bool((folds[30:] == folds[:3]).all())
     True
     """
-    try:
-        values = check_array(
-            X,
-            accept_sparse="csr",
-            dtype=np.float64,
-            ensure_all_finite=False,
-            ensure_2d=True,
-            ensure_min_samples=0,
-        )
-    except (TypeError, ValueError):
-        rows = X.itertuples(index=False) if hasattr(X, "itertuples") else X
-        keys = [
-            int.from_bytes(
-                hashlib.blake2b(
-                    repr(tuple(np.ravel(r)) if np.ndim(r) else r).encode(),
-                    digest_size=8,
-                ).digest()
-            )
-            for r in rows
-        ]
-        return np.array([key % n_folds for key in keys], dtype=np.intp)
-    if sp.issparse(values):
-        values = values.tocsr(copy=True)
-        values.eliminate_zeros()
-        terms = _value_terms(values.data, values.indices)
-        row_of_value = np.repeat(np.arange(values.shape[0]), np.diff(values.indptr))
-        hashes = np.zeros(values.shape[0], dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            np.add.at(hashes, row_of_value, terms)
-    else:
-        columns = np.broadcast_to(np.arange(values.shape[1]), values.shape)
-        with np.errstate(over="ignore"):
-            hashes = _value_terms(values, columns).sum(axis=1, dtype=np.uint64)
-    return (_mix(hashes) % np.uint64(n_folds)).astype(np.intp)
+    hashes = np.sort(row_hashes(X))
+    n_rows = len(hashes)
+    cuts = [hashes[min(n_rows - 1, (f * n_rows) // n_folds)] for f in range(1, n_folds)]
+    boundaries = np.array(cuts, dtype=np.uint64)
+    return fold_of_hashes(row_hashes(X), boundaries), boundaries
 
 
-class CrossFitted:
+def fold_of_hashes(hashes: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+    """The fold of each hash, between :func:`content_folds`' boundaries."""
+    return np.searchsorted(boundaries, hashes, side="right").astype(np.intp)
+
+
+#: What the fold models share and a cascade reads from a stage.
+_SHARED = ("classes_", "n_features_in_", "feature_names_in_", "n_outputs_")
+#: Answering methods, each row's from its fold model where the models have it.
+_ANSWERS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
+
+
+class CrossFitted(BaseEstimator):
     """One stage as the models fitted on its cross-fitting folds.
 
-    Each row is answered by the model of :func:`fold_of_rows`; none of them
-    was fitted on a row it was not given at fit, so on new rows their answers
-    are drawn like the held-out answers the policy learned from.
+    Each row is answered by the model of the fold its hash falls in
+    (:func:`content_folds`), the model that held out the training rows equal
+    to it, so that on new rows the answers are drawn like the held-out
+    answers the policy learned from. The answering methods the models have
+    (``predict``, ``predict_proba``, ``predict_log_proba``,
+    ``decision_function``) and ``score`` go to each row's fold model; other
+    fitted attributes differ by fold: read them from ``models[k]``.
 
     Parameters
     ----------
     models : list of fitted estimators
         One per fold, in fold order.
+    boundaries : ndarray of uint64 of shape (len(models) - 1,)
+        The folds' boundaries of :func:`content_folds`.
 
     Examples
     --------
     >>> import numpy as np
     >>> from sklearn.linear_model import LogisticRegression
-    >>> from skadaptive.stages._cross_fitted import CrossFitted
+    >>> from skadaptive.stages._cross_fitted import CrossFitted, content_folds
     >>> X = np.arange(40.0).reshape(-1, 2)
     >>> y = (np.arange(20) // 2) % 2
-    >>> stage = CrossFitted([LogisticRegression().fit(X[i::2], y[i::2])
-    ...                      for i in range(2)])
+    >>> folds, boundaries = content_folds(X, 2)
+    >>> stage = CrossFitted([LogisticRegression().fit(X[folds != f], y[folds != f])
+    ...                      for f in range(2)], boundaries)
     >>> stage.predict_proba(X).shape, stage.classes_.tolist()
     ((20, 2), [0, 1])
     """
 
-    def __init__(self, models: list):
-        self.models = list(models)
+    def __init__(self, models, boundaries):
+        self.models = models
+        self.boundaries = boundaries
 
-    def __repr__(self) -> str:
+    def fold_of(self, X) -> np.ndarray:
+        """The fold model that answers each row."""
+        return fold_of_hashes(row_hashes(X), self.boundaries)
+
+    def __repr__(self, N_CHAR_MAX=700) -> str:
         return f"CrossFitted({len(self.models)} x {self.models[0]!r})"
 
     def __getattr__(self, name):
-        # What the fitted models share (classes_, n_features_in_,
-        # feature_names_in_...): the first one's.
-        if name.startswith("__") or name == "models":
-            raise AttributeError(name)
-        return getattr(self.models[0], name)
+        models = self.__dict__.get("models")
+        if models:
+            if name in _SHARED:
+                return getattr(models[0], name)
+            if name in _ANSWERS and hasattr(models[0], name):
+                return functools.partial(self._answer_with, name)
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}"
+            + (
+                f" (it keeps one model per fold: read models[k].{name})"
+                if models and hasattr(models[0], name)
+                else ""
+            )
+        )
+
+    def _answer_with(self, method: str, X) -> np.ndarray:
+        return self.answers(lambda model, rows: getattr(model, method)(rows), X)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return True
+
+    def fit(self, X, y=None, **params):
+        """Refused: the fold models are kept as the cross-fitting fitted
+        them (on folds of the rows the policy was learned on)."""
+        raise TypeError(
+            "A CrossFitted stage keeps the models of its cross-fitting folds "
+            "as fitted; it is not fitted again. Fit the cascade again (with "
+            "refit=False and an int cv) to get new fold models."
+        )
+
+    def __sklearn_tags__(self):
+        return self.models[0].__sklearn_tags__()
 
     def answers(self, answer, X) -> np.ndarray:
         """``answer(model, rows)`` for each row, from the row's fold model.
@@ -158,20 +305,23 @@ class CrossFitted:
         n_rows = _num_samples(X)
         if n_rows == 0:
             return answer(self.models[0], X)
-        folds = fold_of_rows(X, len(self.models))
-        result = None
+        folds = self.fold_of(X)
+        parts = {}
         for fold in np.unique(folds):
             rows = np.flatnonzero(folds == fold)
-            part = np.asarray(answer(self.models[fold], _safe_indexing(X, rows)))
-            if result is None:
-                result = np.empty((n_rows, *part.shape[1:]), dtype=part.dtype)
+            parts[fold] = (
+                rows,
+                np.asarray(answer(self.models[fold], _safe_indexing(X, rows))),
+            )
+        # One dtype whichever folds a batch reaches.
+        dtype = np.result_type(*(part.dtype for _, part in parts.values()))
+        first = next(iter(parts.values()))[1]
+        result = np.empty((n_rows, *first.shape[1:]), dtype=dtype)
+        for rows, part in parts.values():
             result[rows] = part
         return result
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, each row's from its fold model."""
-        return self.answers(lambda model, rows: model.predict_proba(rows), X)
-
-    def predict(self, X) -> np.ndarray:
-        """Predictions, each row's from its fold model."""
-        return self.answers(lambda model, rows: model.predict(rows), X)
+    def score(self, X, y, sample_weight=None) -> float:
+        """Accuracy (classifiers) or R^2 (regressors) of :meth:`predict`."""
+        metric = r2_score if is_regressor(self.models[0]) else accuracy_score
+        return float(metric(y, self.predict(X), sample_weight=sample_weight))

@@ -96,8 +96,9 @@ def _check_all_classes(source, classes: np.ndarray, name: str) -> None:
             f"refit=False keeps stage {name!r} as fitted on training rows "
             f"without the policy rows, which hold no row of class(es) "
             f"{missing.tolist()}: it could never answer them. Hold out fewer rows "
-            "of those classes (a float cv, or a stratified splitter, spreads them), "
-            "or use refit=True."
+            "of those classes (a float cv stratifies by class; an int cv's folds "
+            "follow the rows' content, so a class needs rows in several), or use "
+            "refit=True."
         )
 
 

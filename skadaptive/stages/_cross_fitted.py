@@ -57,7 +57,7 @@ def _scalar_term(value, column: int) -> np.uint64:
     elements; anything else by its ``repr``."""
     if value is None or (pd is not None and value is pd.NA):
         value = np.nan
-    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+    if _is_real(value):
         return _value_terms(np.array([float(value)]), np.array([column]))[0]
     if isinstance(value, str | bytes):
         data = b"s" + (value.encode() if isinstance(value, str) else value)
@@ -69,7 +69,15 @@ def _scalar_term(value, column: int) -> np.uint64:
     else:
         data = b"r" + repr(value).encode()
     digest = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest())
-    return _value_terms(np.array([0.0]), np.array([column]))[0] ^ np.uint64(digest)
+    # Mixed with the column, as a number's term is: the same text in two
+    # columns tells rows apart.
+    keys = np.array([digest, column], dtype=np.uint64)
+    return _mix(keys[:1] ^ _mix(keys[1:]))[0]
+
+
+def _is_real(value) -> bool:
+    """A number of any type (bool, int, float, NumPy's), not a complex one."""
+    return isinstance(value, numbers.Real | np.bool_)
 
 
 def _numeric(values) -> bool:
@@ -86,9 +94,11 @@ def _block_terms(block, columns) -> np.ndarray:
 
 
 def _column_terms(column, index: int) -> np.ndarray:
-    """Every row's share of its hash from one column of any values."""
-    if _numeric(column):
-        return _block_terms(np.asarray(column)[:, None], [index])
+    """Every row's share of its hash from one column of any values: at once
+    where they are all numbers, else one by one."""
+    column = np.asarray(column)
+    if _numeric(column) or all(_is_real(v) for v in column):
+        return _block_terms(column.astype(np.float64)[:, None], [index])
     return np.array([_scalar_term(v, index) for v in column], dtype=np.uint64)
 
 
@@ -139,14 +149,17 @@ def row_hashes(X) -> np.ndarray:
             frame = X.to_frame() if X.ndim == 1 else X
             kinds = [_numeric(frame.iloc[:, j]) for j in range(frame.shape[1])]
             numeric = [j for j, kind in enumerate(kinds) if kind]
-            parts = [_block_terms(frame.iloc[:, numeric].to_numpy(), numeric)]
+            block = frame.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            parts = [_block_terms(block, numeric)]
             parts += [
                 _column_terms(frame.iloc[:, j].to_numpy(), j)
                 for j, kind in enumerate(kinds)
                 if not kind
             ]
         else:
-            array = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
+            array = X if isinstance(X, np.ndarray) else np.asarray(X)
+            if not _numeric(array):  # texts, mixed: each value as it was given
+                array = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
             if array.ndim == 1 and not _numeric(array):
                 parts = [_column_terms(array, 0)]  # texts, mappings: one each
             elif _numeric(array):
@@ -194,11 +207,14 @@ def content_folds(X, n_folds: int) -> tuple[np.ndarray, np.ndarray]:
     >>> bool((folds[30:] == folds[:3]).all())
     True
     """
-    hashes = np.sort(row_hashes(X))
-    n_rows = len(hashes)
-    cuts = [hashes[min(n_rows - 1, (f * n_rows) // n_folds)] for f in range(1, n_folds)]
+    hashes = row_hashes(X)
+    ordered = np.sort(hashes)
+    n_rows = len(ordered)
+    cuts = [
+        ordered[min(n_rows - 1, (f * n_rows) // n_folds)] for f in range(1, n_folds)
+    ]
     boundaries = np.array(cuts, dtype=np.uint64)
-    return fold_of_hashes(row_hashes(X), boundaries), boundaries
+    return fold_of_hashes(hashes, boundaries), boundaries
 
 
 def fold_of_hashes(hashes: np.ndarray, boundaries: np.ndarray) -> np.ndarray:

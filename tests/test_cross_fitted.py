@@ -96,6 +96,8 @@ def test_folds_are_of_equal_size_with_copies_together_and_new_rows_follow():
 
 
 def test_the_wrapper_answers_every_way_from_each_rows_fold_model():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
     from sklearn.frozen import FrozenEstimator
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.utils.validation import check_is_fitted
@@ -125,6 +127,8 @@ def test_the_wrapper_answers_every_way_from_each_rows_fold_model():
         np.testing.assert_allclose(getattr(stage, method)(X), expected)
     assert stage.score(X, y) == np.mean(stage.predict(X) == y)
     check_is_fitted(stage)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(clone(stage))  # a clone's fold models are not fitted
     # Attributes that differ by fold are not passed off as the stage's.
     assert not hasattr(stage, "coef_")
     with pytest.raises(TypeError, match="not fitted again"):

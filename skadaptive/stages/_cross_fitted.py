@@ -19,7 +19,9 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, is_regressor
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils.validation import check_is_fitted
 
 try:  # pandas' NA, where pandas is installed
     import pandas as pd
@@ -291,6 +293,12 @@ class CrossFitted(BaseEstimator):
         return self.answers(lambda model, rows: getattr(model, method)(rows), X)
 
     def __sklearn_is_fitted__(self) -> bool:
+        # Fitted where every fold model is (a clone's are not).
+        for model in self.models:
+            try:
+                check_is_fitted(model)
+            except NotFittedError:
+                return False
         return True
 
     def fit(self, X, y=None, **params):

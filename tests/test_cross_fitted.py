@@ -77,6 +77,16 @@ def test_equal_content_in_any_container_or_type_has_one_hash():
     cells = np.empty((2, 2), dtype=object)
     cells[:, 0], cells[:, 1] = ["a", "b"], [np.True_, 2.5]
     assert_array_equal(row_hashes(cells), row_hashes([["a", True], ["b", 2.5]]))
+    moments = pd.DataFrame(
+        {
+            "t": pd.to_datetime(["2024-01-01", "2024-06-01", None]),
+            "s": ["a", "b", "c"],
+        }
+    )
+    hashes = row_hashes(moments)
+    assert len(set(hashes)) == 3
+    assert_array_equal(row_hashes(moments.to_numpy()), hashes)
+    assert_array_equal(row_hashes(moments.values.tolist()), hashes)
     duplicated = sp.csr_matrix(
         (np.array([0.5, 0.5, 2.0]), np.array([0, 0, 2]), np.array([0, 3, 3])),
         shape=(2, 3),

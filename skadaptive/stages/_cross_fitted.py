@@ -11,6 +11,7 @@ batch, of the order of the rows and of the container that holds it.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import numbers
@@ -57,11 +58,24 @@ def _scalar_term(value, column: int) -> np.uint64:
     or float, in any container) as its float64 value, a missing one as NaN,
     a string by its text, a mapping by its sorted items, a sequence by its
     elements; anything else by its ``repr``."""
-    if value is None or (pd is not None and value is pd.NA):
+    if value is None or (pd is not None and (value is pd.NA or value is pd.NaT)):
+        value = np.nan
+    if isinstance(value, np.datetime64) and np.isnat(value):
         value = np.nan
     if _is_real(value):
         return _value_terms(np.array([float(value)]), np.array([column]))[0]
-    if isinstance(value, str | bytes):
+    if isinstance(value, np.datetime64 | datetime.date):
+        # A moment, whichever type holds it: its nanoseconds since the epoch
+        # (by its repr where NumPy cannot read it, e.g. with a time zone).
+        try:
+            if pd is not None and isinstance(value, datetime.datetime):
+                stamp = pd.Timestamp(value).value  # time zones: as UTC
+            else:
+                stamp = np.datetime64(value, "ns").astype(np.int64)
+            data = b"t" + str(int(stamp)).encode()
+        except (TypeError, ValueError):
+            data = b"r" + repr(value).encode()
+    elif isinstance(value, str | bytes):
         data = b"s" + (value.encode() if isinstance(value, str) else value)
     elif isinstance(value, Mapping):
         items = sorted((repr(k), _scalar_term(v, 0)) for k, v in value.items())

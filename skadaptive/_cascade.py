@@ -172,7 +172,8 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     Attributes
     ----------
     estimators_ : list of estimators
-        The fitted stages.
+        The fitted stages (with ``refit=False`` and an int ``cv``, each as its
+        fold models, see ``refit``).
     named_estimators_ : Bunch
         The fitted stages by name.
     classes_ : ndarray of shape (n_classes,)
@@ -356,7 +357,8 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
     Attributes
     ----------
     estimators_ : list of estimators
-        The fitted stages.
+        The fitted stages (with ``refit=False`` and an int ``cv``, each as its
+        fold models, see ``refit``).
     named_estimators_ : Bunch
         The fitted stages by name.
     costs_ : ndarray of shape (n_stages,)

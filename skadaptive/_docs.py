@@ -35,8 +35,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         held-out policy rows). Spends a little less of the budget on the
         policy rows so that new rows like them stay within it more often. None
         meets the budget on the policy rows exactly. ``with_policy`` keeps it
-        unless given another. With ``refit=False`` the policy rows are the
-        held-out fraction only, so its figures are noisier: use it there.
+        unless given another. With ``refit=False`` and one split the policy
+        rows are the held-out fraction only, so its figures are noisier: use
+        it there.
 
     policy : str, classifier or PolicySearch subclass, default="linear"
         How exits are decided; every family honours ``cost_weight`` and
@@ -92,10 +93,12 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
 
     cv : int, float, cross-validation generator or iterable, default=5
         How stage probabilities for the policy are held out. An int is the
-        number of stratified folds of cross-fitting; a float in (0, 1) is the
-        fraction of rows held out from the stages to learn the policy; a
-        splitter must give each row to at most one test fold. What is fitted
-        here is then refitted on all rows (see ``refit``). With only frozen
+        number of stratified folds of cross-fitting (with ``refit=False``,
+        folds of equal rows together, drawn from a hash of the rows'
+        content: see ``refit``); a float in (0, 1) is the fraction of rows
+        held out from the stages to learn the policy; a splitter must give
+        each row to at most one test fold. What is fitted here is then
+        refitted on all rows, unless ``refit=False``. With only frozen
         stages, ``cv`` and ``refit`` are unused and the policy is learned on
         the data passed to ``fit``.
 
@@ -121,12 +124,15 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         answered by the model of its hash's fold, which held out the rows
         equal to it (the same in any batch, order or container): every row
         stays a policy row, at the price of one model per fold in memory and
-        up to one call per fold for each call of a stage. A splitter with
+        up to one call per fold for each call of a stage (measured costs,
+        ``costs="auto"``, grow with it). ``estimators_`` then holds each
+        stage as a ``CrossFitted``: its ``models``, and ``fold_of(X)``, the
+        fold model that answers each row. A splitter with
         several splits is refused. Each fold's training rows must hold every
         class, and the stages see fewer rows:
-        on the same benchmark ``cv=3`` with the fold models kept cost from
-        2.3 % less to 2.9 % more than the budget on new rows, 3-7 points
-        less accurate than refitted stages. With ``refit=True``,
+        on the same benchmark (measured, not a bound) ``cv=3`` with the fold
+        models kept cost from 2.3 % less to 2.9 % more than the budget on new
+        rows, 3-7 points less accurate than refitted stages. With ``refit=True``,
         ``recalibrate`` puts the cost of new unlabelled rows back on the
         budget.
 

@@ -87,19 +87,30 @@ def _reporting(results, messages: list[str], verbose: int) -> list:
     return collected
 
 
-def _check_all_classes(source, classes: np.ndarray, name: str) -> None:
+def _check_all_classes(source, classes: np.ndarray, name: str, fold=None) -> None:
     """Refuse a kept member whose training rows lacked a class: with
-    ``refit=False`` it answers new rows, and could never answer that class."""
+    ``refit=False`` it answers new rows, and could never answer that class.
+    ``fold``: the member's fold, where several are kept (an int ``cv``)."""
     missing = np.setdiff1d(classes, np.asarray(source.classes_))
-    if len(missing):
+    if not len(missing):
+        return
+    if fold is None:
         raise ValueError(
-            f"refit=False keeps stage {name!r} as fitted on training rows "
-            f"without the policy rows, which hold no row of class(es) "
-            f"{missing.tolist()}: it could never answer them. Hold out fewer rows "
-            "of those classes (a float cv stratifies by class; an int cv's folds "
-            "follow the rows' content, so a class needs rows in several), or use "
-            "refit=True."
+            f"refit=False keeps stage {name!r} as fitted on the training rows "
+            "of its one split (without the policy rows), which hold no row of "
+            f"class(es) {missing.tolist()}: it could never answer them. Hold out "
+            "fewer rows of those classes (a float cv stratifies by class), or "
+            "use refit=True."
         )
+    raise ValueError(
+        f"refit=False keeps stage {name!r} as its fold models, and the model of "
+        f"fold {fold} was fitted on rows holding no row of class(es) "
+        f"{missing.tolist()}: every row of them fell in that fold (an int cv's "
+        "folds follow the rows' content, not their classes, and random_state "
+        "does not change them), so it could never answer them. Use fewer "
+        "folds, more rows of those classes, a float cv (stratified), or "
+        "refit=True."
+    )
 
 
 def _check_same_exit_count(folds: list[list], estimator) -> None:
@@ -309,9 +320,12 @@ def fit_stages_on_held_out(
             for i, k in enumerate(to_fit):
                 models = fold_models[i * n_splits : (i + 1) * n_splits]
                 if classes is not None:
-                    for model in models:
+                    for fold, model in enumerate(models):
                         _check_all_classes(
-                            make_source([model], [names[k]]), classes, names[k]
+                            make_source([model], [names[k]]),
+                            classes,
+                            names[k],
+                            None if n_splits == 1 else fold,
                         )
                 refitted.append(
                     models[0] if n_splits == 1 else CrossFitted(models, boundaries)

@@ -454,3 +454,18 @@ def test_a_float_cv_with_a_class_of_one_row():
     labels = np.r_[y[:-1], 7]  # class 7 has one row
     with pytest.raises(ValueError, match=r"cv=0.25 holds out .* \{7: 1"):
         _cascade(cv=0.25).fit(X, labels)
+
+
+def test_fold_models_missing_a_class_name_the_fold_and_the_levers():
+    # Two rows of a third class, both in one fold of the content hash: that
+    # fold's model never saw the class.
+    from skadaptive.stages._cross_fitted import content_folds
+
+    folds, _ = content_folds(X, 3)
+    rows = np.flatnonzero(folds == 1)[:2]
+    labels = y.copy()
+    new_class = int(y.max()) + 1
+    labels[rows] = new_class
+    match = rf"fold 1 .*class\(es\) \[{new_class}\].*fewer folds"
+    with pytest.raises(ValueError, match=match):
+        _cascade(cv=3, refit=False).fit(X, labels)

@@ -780,3 +780,25 @@ def test_models_saved_with_a_zero_router_cost_pay_the_router_on_the_frontier():
     fresh = _router_cascade(router="auto", cost_weight=10.0).fit(X, y)
     assert_allclose(given.frontier_["expected_cost"], fresh.frontier_["expected_cost"])
     assert given.router_search_["router_cost"] == ROUTER_COST
+
+
+@pytest.mark.parametrize("routing", [False, True])
+def test_a_search_over_a_classifier_is_a_router(routing):
+    """GridSearchCV passes sample_weight on to its classifier (with metadata
+    routing too): a searched router is learned as the classifier it found
+    would be, and the search given is left as it was."""
+    import sklearn
+    from sklearn.model_selection import GridSearchCV
+
+    X, y, _ = _flagged(600, 0)
+    given = GridSearchCV(LogisticRegression(), {"C": [0.1, 10.0]}, cv=3)
+    with sklearn.config_context(enable_metadata_routing=routing):
+        searched = _router_cascade(router=given, cost_weight=0.1).fit(X, y)
+    assert not hasattr(given, "best_estimator_")
+    assert searched.router_ is not None
+    learner = searched.router_.learner
+    assert isinstance(learner, GridSearchCV) and hasattr(learner, "best_estimator_")
+    plain = _router_cascade(
+        router=LogisticRegression(C=learner.best_params_["C"]), cost_weight=0.1
+    ).fit(X, y)
+    assert_array_equal(searched.predict_exit(X), plain.predict_exit(X))

@@ -27,6 +27,7 @@ from sklearn import get_config
 from sklearn.base import clone
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Bunch
@@ -256,11 +257,22 @@ def _fit_weighted(learner, X, y, sample_weight):
             return learner.fit(X, y, sample_weight=sample_weight)
         weighted = {f"{name}__sample_weight": sample_weight for name, _ in steps}
         return learner.fit(X, y, **weighted)
+    if isinstance(learner, GridSearchCV | RandomizedSearchCV) and has_fit_parameter(
+        learner.estimator, "sample_weight"
+    ):
+        # A search passes fit's parameters on to its estimator (with metadata
+        # routing, once the estimator, a clone here, asks for them).
+        if get_config()["enable_metadata_routing"]:
+            learner.estimator.set_fit_request(sample_weight=True)
+            if hasattr(learner.estimator, "set_score_request"):
+                # Scored without the weights, as without routing.
+                learner.estimator.set_score_request(sample_weight=False)
+        return learner.fit(X, y, sample_weight=sample_weight)
     raise TypeError(
         f"The router {type(learner).__name__} does not accept sample_weight in "
         "fit: a router is learned as a weighted choice (a row's weight is what "
         "a wrong first stage costs it). Pass a classifier that accepts "
-        "sample_weight, or a Pipeline ending in one."
+        "sample_weight, a Pipeline ending in one, or a search over one."
     )
 
 

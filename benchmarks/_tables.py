@@ -215,6 +215,33 @@ def described_report(title: str, results: dict, doc: str, body: str) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
+def run_quietly(name: str, work, summarize, command: str) -> dict:
+    """A runner's results: ``work(cache)`` (a list of results, with a
+    temporary ``memory=`` folder to share between fits), run with BLAS on one
+    thread and scikit-learn's UserWarnings silenced, then ``summarize``-d."""
+    import tempfile
+    import time
+    import warnings
+
+    from threadpoolctl import threadpool_limits
+
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+        warnings.simplefilter("ignore", category=UserWarning)
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix=f"skadaptive-{name}-") as cache:
+            results = work(cache)
+    summary = summarize(results)
+    return {
+        "environment": environment(
+            threads="BLAS limited to 1 thread; stage fits n_jobs=2"
+        ),
+        "results": results,
+        "summary": summary,
+        "total_seconds": time.perf_counter() - start,
+        "command": command,
+    }
+
+
 def run_and_write(doc: str, run, markdown, json_name: str, markdown_name: str, argv):
     """A small runner's ``main``: run (``--quick`` writes nothing), print, write."""
     from pathlib import Path

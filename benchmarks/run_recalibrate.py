@@ -40,18 +40,15 @@ Writes ``benchmarks/results/recalibrate.json`` and
 
 from __future__ import annotations
 
-import tempfile
 import time
 import warnings
 
 import numpy as np
 from sklearn.model_selection import train_test_split
-from threadpoolctl import threadpool_limits
 
 from skadaptive import AdaptiveCascadeClassifier
 
-from ._tables import described_report, run_and_write, table
-from ._tables import environment as machine
+from ._tables import described_report, run_and_write, run_quietly, table
 from .datasets import SEED, classification_mlps, mnist1d_small
 
 BUDGETS = (0.25, 0.50)
@@ -216,14 +213,10 @@ def run_dataset(load, quick: bool, cache: str) -> dict:
     }
 
 
-def run(quick: bool = False) -> dict:
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", category=UserWarning)
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="skadaptive-recalibrate-") as cache:
-            results = [run_dataset(load, quick, cache) for load in DATASETS]
+def summary(results: list[dict]) -> dict:
+    """The worst gaps to the budget, before and after recalibration."""
     points = [p for r in results for p in r["points"]]
-    summary = {
+    return {
         "worst_in_sample_gap": max(p["shifted"]["worst_in_sample_gap"] for p in points),
         "worst_held_out_shifted_gap": max(
             abs(d["recalibrated"]["cost"] / d["target"] - 1)
@@ -235,13 +228,15 @@ def run(quick: bool = False) -> dict:
         ],
         "lowest_unshifted_agreement": min(p["unshifted"]["agreement"] for p in points),
     }
-    return {
-        "environment": machine(threads="BLAS limited to 1 thread; stage fits n_jobs=2"),
-        "results": results,
-        "summary": summary,
-        "total_seconds": time.perf_counter() - start,
-        "command": "python -m benchmarks.run_recalibrate",
-    }
+
+
+def run(quick: bool = False) -> dict:
+    return run_quietly(
+        "recalibrate",
+        lambda cache: [run_dataset(load, quick, cache) for load in DATASETS],
+        summary,
+        "python -m benchmarks.run_recalibrate",
+    )
 
 
 def _rows(point, kind):

@@ -33,17 +33,13 @@ Writes ``benchmarks/results/refit.json`` and ``benchmarks/REFIT_RESULTS.md``.
 
 from __future__ import annotations
 
-import tempfile
 import time
-import warnings
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from skadaptive import AdaptiveCascadeClassifier
 
-from ._tables import described_report, run_and_write, table
-from ._tables import environment as machine
+from ._tables import described_report, run_and_write, run_quietly, table
 from .datasets import SEED, classification_mlps, mnist1d_small
 
 COSTS = (1.0, 10.0, 100.0)
@@ -129,14 +125,8 @@ def run_dataset(label, load, cache) -> dict:
     return {"dataset": label, "described": data.describe(), "variants": variants}
 
 
-def run(quick: bool = False) -> dict:
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", category=UserWarning)
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="skadaptive-refit-") as cache:
-            results = [
-                run_dataset(label, load, cache) for label, load in _datasets(quick)
-            ]
+def summary(results: list[dict]) -> dict:
+    """Each variant's test cost against the budget, at worst both ways."""
     gaps = {
         name: [
             p["test"]["cost"] / p["budget"] - 1
@@ -147,16 +137,20 @@ def run(quick: bool = False) -> dict:
         ]
         for name, _, _ in VARIANTS
     }
-    summary = {
+    return {
         name: {"worst_over": max(g), "worst_under": min(g)} for name, g in gaps.items()
     }
-    return {
-        "environment": machine(threads="BLAS limited to 1 thread; stage fits n_jobs=2"),
-        "results": results,
-        "summary": summary,
-        "total_seconds": time.perf_counter() - start,
-        "command": "python -m benchmarks.run_refit",
-    }
+
+
+def run(quick: bool = False) -> dict:
+    return run_quietly(
+        "refit",
+        lambda cache: [
+            run_dataset(label, load, cache) for label, load in _datasets(quick)
+        ],
+        summary,
+        "python -m benchmarks.run_refit",
+    )
 
 
 def markdown(results: dict) -> str:

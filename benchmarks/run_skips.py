@@ -41,9 +41,7 @@ Writes ``benchmarks/results/skips.json`` and ``benchmarks/SKIP_RESULTS.md``.
 from __future__ import annotations
 
 import copy
-import tempfile
 import time
-import warnings
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -52,12 +50,10 @@ from sklearn.ensemble import (
     RandomForestClassifier,
 )
 from sklearn.tree import DecisionTreeClassifier
-from threadpoolctl import threadpool_limits
 
 from skadaptive import AdaptiveCascadeClassifier
 
-from ._tables import described_report, run_and_write, table
-from ._tables import environment as machine
+from ._tables import described_report, run_and_write, run_quietly, table
 from .datasets import SEED, _linear, _split, classification_mlps, mnist1d_small
 
 BUDGETS = (0.10, 0.25, 0.50)
@@ -227,18 +223,12 @@ def summary(results: list[dict]) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-        warnings.simplefilter("ignore", category=UserWarning)
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="skadaptive-skips-") as cache:
-            results = [run_dataset(load, quick, cache) for load in DATASETS]
-    return {
-        "environment": machine(threads="BLAS limited to 1 thread; stage fits n_jobs=2"),
-        "results": results,
-        "summary": summary(results),
-        "total_seconds": time.perf_counter() - start,
-        "command": "python -m benchmarks.run_skips",
-    }
+    return run_quietly(
+        "skips",
+        lambda cache: [run_dataset(load, quick, cache) for load in DATASETS],
+        summary,
+        "python -m benchmarks.run_skips",
+    )
 
 
 def markdown(results: dict) -> str:

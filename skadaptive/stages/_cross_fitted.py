@@ -174,15 +174,14 @@ def row_hashes(X) -> np.ndarray:
             ]
         else:
             array = X if isinstance(X, np.ndarray) else np.asarray(X)
-            if not _numeric(array):  # texts, mixed: each value as it was given
-                array = X if isinstance(X, np.ndarray) else np.asarray(X, dtype=object)
-            if array.ndim == 1 and not _numeric(array):
-                parts = [_column_terms(array, 0)]  # texts, mappings: one each
-            elif _numeric(array):
+            if _numeric(array):
                 # Numbers in any shape (images too): one row each, at once.
                 flat = array.reshape(len(array), -1)
                 parts = [_block_terms(flat, np.arange(flat.shape[1]))]
             else:
+                # Texts, mappings, mixed columns: each value as it was given.
+                if not isinstance(X, np.ndarray):
+                    array = np.asarray(X, dtype=object)
                 flat = array.reshape(len(array), -1)
                 parts = [_column_terms(flat[:, j], j) for j in range(flat.shape[1])]
         with np.errstate(over="ignore"):

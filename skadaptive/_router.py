@@ -220,17 +220,14 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     if deepest < len(stage_probas) - 1:
         # With per-call costs the policy kept may stop every row before the
         # last stage: a router would choose among stages it never runs.
-        figures = {
-            "without": (estimator.expected_accuracy_, estimator.expected_cost_),
-            "with": (np.nan, np.nan),
-        }
-        reason = (
+        _record_no_router(
+            estimator,
+            parts,
             f"the policy kept answers every row by stage {deepest} "
             "(deepest_stage_: with per-call costs, each later stage costs more "
             "per call than it adds), and a router is learned only for a policy "
-            "that reaches the last stage"
+            "that reaches the last stage",
         )
-        _record_router_search(estimator, figures, parts, False, reason)
         return
     rows = np.arange(len(y_encoded))
 
@@ -268,15 +265,12 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             run_cost = run_cost if np.isfinite(run_cost) else 0.0
             budget = (limit - run_cost) / total
             if budget < cumulative[0]:
-                figures = {
-                    "without": (estimator.expected_accuracy_, estimator.expected_cost_),
-                    "with": (np.nan, np.nan),
-                }
-                reason = (
+                _record_no_router(
+                    estimator,
+                    parts,
                     f"the budget less the router's cost ({run_cost:.4g}) is below "
-                    f"the first stage's cost ({estimator.cumulative_costs_[0]:.4g})"
+                    f"the first stage's cost ({estimator.cumulative_costs_[0]:.4g})",
                 )
-                _record_router_search(estimator, figures, parts, False, reason)
                 return
             router = router_for(budget)
             if router.learner is None or np.isfinite(_per_row(estimator, parts)):
@@ -369,6 +363,16 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
         estimator.budget_status_ = budget_status(
             estimator.policy_rows_cost_, estimator.budget_search_["searched_budget"]
         )
+
+
+def _record_no_router(estimator, parts, reason) -> None:
+    """``router_search_`` where no router could be learned: the policy's own
+    figures without one, none with one, and why."""
+    figures = {
+        "without": (estimator.expected_accuracy_, estimator.expected_cost_),
+        "with": (np.nan, np.nan),
+    }
+    _record_router_search(estimator, figures, parts, False, reason)
 
 
 def _record_router_search(estimator, figures, parts, kept, reason) -> None:

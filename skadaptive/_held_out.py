@@ -163,6 +163,68 @@ def _several_folds(cv) -> bool:
     )
 
 
+def _held_out_splits(
+    cv, X, y, splitter_params, random_state, classes, refit, make_source
+) -> tuple[list, np.ndarray, np.ndarray | None]:
+    """The train/test splits whose test rows are the policy rows (checked),
+    those rows, and with the fold models kept (``refit=False``, an int
+    ``cv``) the folds' boundaries of
+    :func:`~skadaptive.stages._cross_fitted.content_folds` (else None)."""
+    n_rows = _num_samples(X)
+    boundaries = None
+    no_features = getattr(X, "shape", (0, 1))[1:] == (0,)
+    if not refit and _several_folds(cv) and not no_features:
+        # Each row held out in the fold its content's hash falls in: a new
+        # row equal to it is answered by the same fold model, and each fold
+        # model answers the share of new rows it held out.
+        n_folds = 5 if cv is None else int(cv)
+        folds, boundaries = content_folds(X, n_folds)
+        splits = [
+            (np.flatnonzero(folds != f), np.flatnonzero(folds == f))
+            for f in range(n_folds)
+        ]
+        if any(len(test) == 0 for _, test in splits):
+            raise ValueError(
+                f"refit=False with cv={n_folds} holds out the rows in "
+                f"{n_folds} folds of equal rows together, but {n_rows} rows "
+                f"with their copies do not make {n_folds} folds. Use fewer "
+                "folds or more distinct rows."
+            )
+    else:
+        splits = _policy_splits(
+            cv, X, y, splitter_params, random_state, classifier=classes is not None
+        )
+    test_rows = np.concatenate([test for _, test in splits])
+    if len(np.unique(test_rows)) != len(test_rows):
+        raise ValueError(
+            "cv must put each row in at most one test fold (a partition such "
+            "as KFold, or a float hold-out fraction); repeated or shuffled "
+            "splitters would answer a row twice."
+        )
+    keep_folds = not refit and len(splits) > 1
+    if keep_folds and not getattr(
+        getattr(make_source, "__self__", None), "takes_cross_fitted", False
+    ):
+        raise ValueError(
+            "refit=False keeps the model fitted without the policy rows, "
+            f"so cv must give one split here; it gave {len(splits)}. Use a "
+            "float for the fraction of rows held out for the policy (e.g. "
+            "cv=0.25), or a splitter with one split (e.g. "
+            "ShuffleSplit(n_splits=1)), or refit=True. (A cascade keeps "
+            "each stage's fold models instead; an early-exit model cannot.)"
+        )
+    if keep_folds and not _several_folds(cv) and not no_features:
+        raise ValueError(
+            "refit=False keeps a cascade's fold models only for an int cv "
+            "(folds drawn from a hash of each row's content, so that a new "
+            "row is answered by the fold model that held out the rows equal "
+            f"to it); the {type(cv).__name__} given gave {len(splits)} splits. "
+            "Use an int cv, a float cv or a splitter with one split, or "
+            "refit=True."
+        )
+    return splits, test_rows, boundaries
+
+
 def fit_stages_on_held_out(
     estimators: list,
     X,
@@ -219,58 +281,10 @@ def fit_stages_on_held_out(
     n_rows = _num_samples(X)
     to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
-    boundaries = None
     if to_fit:
-        no_features = getattr(X, "shape", (0, 1))[1:] == (0,)
-        if not refit and _several_folds(cv) and not no_features:
-            # Each row held out in the fold its content hashes to: a new row
-            # equal to it is answered by the same fold model, and each fold
-            # model answers the share of new rows it held out.
-            n_folds = 5 if cv is None else int(cv)
-            folds, boundaries = content_folds(X, n_folds)
-            splits = [
-                (np.flatnonzero(folds != f), np.flatnonzero(folds == f))
-                for f in range(n_folds)
-            ]
-            if any(len(test) == 0 for _, test in splits):
-                raise ValueError(
-                    f"refit=False with cv={n_folds} holds out the rows in "
-                    f"{n_folds} folds of equal rows together, but {n_rows} rows "
-                    f"with their copies do not make {n_folds} folds. Use fewer "
-                    "folds or more distinct rows."
-                )
-        else:
-            splits = _policy_splits(
-                cv, X, y, splitter_params, random_state, classifier=classes is not None
-            )
-        test_rows = np.concatenate([test for _, test in splits])
-        if len(np.unique(test_rows)) != len(test_rows):
-            raise ValueError(
-                "cv must put each row in at most one test fold (a partition such "
-                "as KFold, or a float hold-out fraction); repeated or shuffled "
-                "splitters would answer a row twice."
-            )
-        keep_folds = not refit and len(splits) > 1
-        if keep_folds and not getattr(
-            getattr(make_source, "__self__", None), "takes_cross_fitted", False
-        ):
-            raise ValueError(
-                "refit=False keeps the model fitted without the policy rows, "
-                f"so cv must give one split here; it gave {len(splits)}. Use a "
-                "float for the fraction of rows held out for the policy (e.g. "
-                "cv=0.25), or a splitter with one split (e.g. "
-                "ShuffleSplit(n_splits=1)), or refit=True. (A cascade keeps "
-                "each stage's fold models instead; an early-exit model cannot.)"
-            )
-        if keep_folds and not _several_folds(cv) and not no_features:
-            raise ValueError(
-                "refit=False keeps a cascade's fold models only for an int cv "
-                "(folds drawn from a hash of each row's content, so that a new "
-                "row is answered by the fold model that held out the rows equal "
-                f"to it); the {type(cv).__name__} given gave {len(splits)} "
-                "splits. Use an "
-                "int cv, a float cv or a splitter with one split, or refit=True."
-            )
+        splits, test_rows, boundaries = _held_out_splits(
+            cv, X, y, splitter_params, random_state, classes, refit, make_source
+        )
         jobs = [(k, f) for k in to_fit for f in range(len(splits))]
         fold_probas = parallel(
             delayed(_timed(_fit_and_predict_fold))(

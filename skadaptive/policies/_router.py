@@ -36,7 +36,7 @@ from sklearn.utils.validation import check_array, has_fit_parameter
 from .._sklearn_private import _num_samples, _safe_indexing
 from ._policy import CascadePolicy, row_costs, with_thresholds
 from ._selection import row_folds
-from ._skips import SkipPolicy, from_positions, path_costs
+from ._skips import SkipPolicy, from_positions, path_costs, raised_prices
 from ._thresholds import BUDGET_RTOL, ThresholdProblem, budget_thresholds
 
 
@@ -442,18 +442,14 @@ def routed_policy(
         return found, met
 
     learn_here = router is None
-    if learn_here:
-        router = learned_at(price)
     if normalized_budget is None:
-        return as_skip_policy(policy, router)
-    found, met = thresholds_for(router)
-    raised = price
-    for _ in range(_PRICE_RAISES if learn_here else 0):
+        return as_skip_policy(policy, learned_at(price) if learn_here else router)
+    for raised in raised_prices(price, _PRICE_RAISES if learn_here else 0):
+        if learn_here:
+            router = learned_at(raised)
+        found, met = thresholds_for(router)
         if met:
             break
-        raised = max(4.0 * raised, 1e-3)
-        router = learned_at(raised)
-        found, met = thresholds_for(router)
     routed = as_skip_policy(policy, router)
     if found is None:
         return routed

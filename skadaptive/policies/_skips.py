@@ -481,6 +481,22 @@ _MAX_PRICE = 1e6
 _JUMP_PRICE_RAISES = 3
 
 
+def raised_prices(price: float, raises: int):
+    """``price``, then ``raises`` times raised fourfold (from 1e-3 where it is
+    0): the prices a budget's jumps or router are learned at, in turn, until
+    one serves the budget.
+
+    Examples
+    --------
+    >>> from skadaptive.policies._skips import raised_prices
+    >>> list(raised_prices(0.5, 2)), list(raised_prices(0.0, 1))
+    ([0.5, 2.0, 8.0], [0.0, 0.001])
+    """
+    for _ in range(raises + 1):
+        yield price
+        price = max(4.0 * price, 1e-3)
+
+
 def jumps_over_stages(policy) -> bool:
     """Whether some row going on after a stage may run a stage other than the
     next one under ``policy`` (a fixed jump past the next stage, or a learned
@@ -705,18 +721,17 @@ class SkipSearch(PolicySearch):
             # accurate than the same kind without jumps, they are learned
             # again at a price raised fourfold (a few times), and the most
             # accurate result is kept.
-            for _ in range(_JUMP_PRICE_RAISES + 1):
-                rules = kind.make_policy(lagrangian_thresholds(problem, weight))
-                skip = self._jumps_for(rules, weight)
+            for price_of_jumps in raised_prices(weight, _JUMP_PRICE_RAISES):
+                rules = kind.make_policy(lagrangian_thresholds(problem, price_of_jumps))
+                skip = self._jumps_for(rules, price_of_jumps)
                 # Never None: the first stage alone is within the budget
                 # (checked by the plain candidates above), every row runs it.
                 found = budget_thresholds(self._path_problem(skip), normalized_budget)
-                tried = self.evaluate(with_thresholds(skip, found[0]), weight)
+                tried = self.evaluate(with_thresholds(skip, found[0]), price_of_jumps)
                 if evaluation is None or tried.accuracy > evaluation.accuracy:
                     evaluation = tried
                 if unjumped is None or evaluation.accuracy >= unjumped.accuracy:
                     break
-                weight = max(4.0 * weight, 1e-3)
             # A challenger where its jumps can skip a stage; one whose every
             # jump goes to the next stage is a plain policy (and named so).
             jumps = jumps_over_stages(evaluation.policy)

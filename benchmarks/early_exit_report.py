@@ -183,23 +183,26 @@ def _target_b(results: dict) -> dict:
     per_run = {}
     for name, kind, result in _entries(results):
         w = result["wall_clock"]
+        ratio = w["measured_costs"]["ratio"]
         per_run[f"{name}/{kind}"] = {
             "backbone": kind,
-            "ratio": w["ratio"],
+            "ratio": ratio,
+            "ratio_in_trees": w["ratio"],
             "n_rows": w["n_rows"],
             "within_loss": w["loss_allowed"] == max_loss,
-            "ok": w["ratio"] >= WALL_RATIO
+            "ok": ratio >= WALL_RATIO
             and w["n_rows"] >= WALL_MIN_ROWS
             and w["loss_allowed"] == max_loss,
         }
-    boosting = [v for v in per_run.values() if v["backbone"] == "gradient_boosting"]
     return {
-        "met": bool(boosting) and all(v["ok"] for v in boosting),
+        "met": bool(per_run) and all(v["ok"] for v in per_run.values()),
         "runs": per_run,
-        "definition": f"gradient boosting: measured / expected speed-up >= "
-        f"{WALL_RATIO} at the cheapest default-policy budget within "
+        "definition": f"every backbone: measured / expected speed-up >= "
+        f"{WALL_RATIO} with measured costs (costs='auto' for calls of the rows "
+        f"timed), at the cheapest default-policy budget within "
         f"{100 * max_loss:.1f} pt of the full model's test accuracy, timed on >= "
-        f"{WALL_MIN_ROWS:,} rows (random forest reported, not part of the target)",
+        f"{WALL_MIN_ROWS:,} rows (the speed-up in trees reported, a count of "
+        "work that is not a time)",
     }
 
 
@@ -379,9 +382,19 @@ def wall_table(results: dict) -> str:
                 "early exit ms": ms(w["early_exit_seconds"]),
                 "all exits, no exit ms": ms(w["all_exits_seconds"]),
                 "ideal ms": ms(w["ideal_seconds"]),
-                "expected speed-up": f"{w['expected_speed_up']:.2f}x",
-                "measured speed-up": f"{w['measured_speed_up']:.2f}x",
-                "measured / expected": f"{w['ratio']:.2f}",
+                "measured costs: early exit ms": ms(
+                    w["measured_costs"]["early_exit_seconds"]
+                ),
+                "expected speed-up": (
+                    f"{w['measured_costs']['expected_speed_up']:.2f}x"
+                ),
+                "measured speed-up": (
+                    f"{w['measured_costs']['measured_speed_up']:.2f}x"
+                ),
+                "measured / expected": f"{w['measured_costs']['ratio']:.2f}",
+                "in trees: speed-up (measured / it)": (
+                    f"{w['expected_speed_up']:.2f}x ({w['ratio']:.2f})"
+                ),
                 "full / all exits": f"{w['exit_path_efficiency']:.2f}",
                 "ideal / early exit": f"{w['routing_efficiency']:.2f}",
                 "routing = offline": "yes" if ok else "NO",
@@ -499,16 +512,20 @@ def verdicts(results: dict) -> list[str]:
         f"backbone: {per_backbone}. Stricter check against the heuristics' best "
         f"test point at no more test cost: {met(a['met_at_equal_cost'])} - "
         f"{_means_text(a['mean_difference_at_equal_cost'])}.",
-        f"(b) Wall-clock speed-up of early-exit gradient boosting >= {WALL_RATIO} x "
-        f"its expected (cost) speed-up, <= 0.5 pt loss, >= {WALL_MIN_ROWS:,} rows: "
-        f"{met(b['met'])} - measured / expected: "
+        f"(b) Wall-clock speed-up of early exits >= {WALL_RATIO} x the expected "
+        'speed-up the estimator reports with measured costs (`costs="auto"` '
+        f"for calls of the rows timed), <= 0.5 pt loss, >= {WALL_MIN_ROWS:,} "
+        f"rows: {met(b['met'])} - measured / expected: "
         + ", ".join(
             f"{k} {v['ratio']:.2f}"
             + ("" if v["within_loss"] else " (no point within 0.5 pt)")
             + ("" if v["n_rows"] >= WALL_MIN_ROWS else f" ({v['n_rows']} rows)")
             for k, v in b["runs"].items()
         )
-        + " (random forest for information).",
+        + ". Measured over the speed-up in trees (the default unit, a count of "
+        "work, not a time; for information): "
+        + ", ".join(f"{k} {v['ratio_in_trees']:.2f}" for k, v in b["runs"].items())
+        + ".",
         f"(c) Held-out cost within 5 % of the budget or below it: "
         f"{met(c['met'])} - {c['n_held_out_within_budget']} of "
         f"{c['n_points']} policy/budget points at or below the budget, largest "
@@ -540,8 +557,11 @@ def print_backbone(name: str, kind: str, result: dict) -> None:
         f"wall clock: {w['policy']} @ {100 * w['budget_fraction']:.0f} % budget, "
         f"{w['n_rows']} rows: full {1e3 * w['full_seconds']:.1f} ms, early exit "
         f"{1e3 * w['early_exit_seconds']:.1f} ms, measured "
-        f"{w['measured_speed_up']:.2f}x / expected "
-        f"{w['expected_speed_up']:.2f}x = {w['ratio']:.2f}"
+        f"{w['measured_speed_up']:.2f}x / in trees "
+        f"{w['expected_speed_up']:.2f}x = {w['ratio']:.2f}; with measured costs "
+        f"{w['measured_costs']['measured_speed_up']:.2f}x / expected "
+        f"{w['measured_costs']['expected_speed_up']:.2f}x = "
+        f"{w['measured_costs']['ratio']:.2f}"
     )
     print(f"({name}/{kind}: {result['seconds']:.0f} s)\n", flush=True)
 
@@ -594,15 +614,21 @@ def how_to_read(config: dict) -> list[str]:
         "on held-out rows). `predict_proba` on the first "
         f"{config['wall_rows']:,} test rows, fastest of {config['timing_repeats']} "
         "runs after a warm-up, one thread; full = the backbone's own "
-        "`predict_proba`. Expected speed-up = total trees / average trees per row "
-        "of the exits taken on those rows. 'full / all exits' is the full model's "
+        "`predict_proba`. The expected speed-up (the target's) is that of the same "
+        'early exit fitted with measured costs (`costs="auto"`, '
+        "`cost_batch_size` the rows timed, the same budget fraction of its full "
+        "cost): the estimator's own `expected_speed_up_` for the exits it takes "
+        "on those rows. 'In trees' = total trees / average trees per row of the "
+        "default early exit's exits on those rows, a count of work, not a time "
+        "(see EARLY_EXIT_WALL_RESULTS.md); the columns after it split measured / "
+        "in trees. 'full / all exits' is the full model's "
         "time over running every exit on every row through the exit code "
         "(`skadaptive.stages.exit_probas`): below 1 the exit code is slower per "
         "tree than the model's own prediction, which caps the measured/expected "
-        "ratio. 'ideal ms' = all exits / expected speed-up, the early-exit time "
+        "ratio. 'ideal ms' = all exits / speed-up in trees, the early-exit time "
         "if the exit code's time scaled with trees x rows; 'ideal / early exit' "
         "is what routing loses to that (policy decisions, row compaction, and "
-        "trees run on fewer rows per call). measured / expected = (full / all "
+        "trees run on fewer rows per call). measured / in trees = (full / all "
         "exits) x (ideal / early exit). 'routing = offline' checks that routing "
         "took the exits the "
         "offline evaluation assumes and that the last exit equals the full model.",
@@ -615,7 +641,8 @@ def observations(results: dict) -> list[str]:
     for name, kind, result in _entries(results):
         w = result["wall_clock"]
         lines.append(
-            f"- {name}/{kind} wall clock: measured / expected {w['ratio']:.2f} = "
+            f"- {name}/{kind} wall clock in trees: measured / in trees "
+            f"{w['ratio']:.2f} = "
             f"{w['exit_path_efficiency']:.2f} (full model "
             f"{1e3 * w['full_seconds']:.1f} ms / every exit on every row "
             f"{1e3 * w['all_exits_seconds']:.1f} ms) x "

@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from skadaptive.policies import fit_bottom_up_policy
 
@@ -62,6 +64,20 @@ def expected_speed_up(estimator, exit_stage, reference_stage: int = -1) -> float
     (each stage a row reaches paying its call once)."""
     alone = estimator._alone_seconds(estimator.cost_batch_size_)[reference_stage]
     return float(alone / estimator._average_cost(exit_stage))
+
+
+def with_measured_costs(estimator, X_fit, y_fit, n_rows: int, fraction: float):
+    """``estimator`` fitted again on ``X_fit, y_fit`` with ``costs="auto"``
+    for calls of ``n_rows`` rows (each stage's time per call and per row, and
+    the routing's), at a budget of ``fraction`` of its measured full cost:
+    the estimator whose ``expected_speed_up_`` is a claim about wall-clock
+    time (a cost in trees or another declared unit is not)."""
+    with threadpool_limits(limits=1):
+        measured = clone(estimator).set_params(
+            costs="auto", cost_batch_size=int(n_rows), budget=None
+        )
+        measured.fit(X_fit, y_fit)
+    return measured.with_policy(budget=fraction * measured.cumulative_costs_[-1])
 
 
 def wall_clock(cascade, reference_stage: int, X_rows, repeats: int = 5) -> dict:

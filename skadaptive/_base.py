@@ -478,8 +478,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         ``expected_cost_``. With measured costs the stage's time alone,
         without the routing work ``costs_`` includes, so that it is the ratio
         of wall-clock times a user measures (``skadaptive frontier`` prints
-        it at other batch sizes). Below 1, the estimator expects to be slower
-        than the last stage alone."""
+        it at other batch sizes). With declared costs (numbers, or an early
+        exit's trees) a ratio in their unit, not a time. Below 1, the
+        estimator expects to be slower than the last stage alone."""
         check_is_fitted(self)
         alone = self._alone_seconds(self.cost_batch_size_)[-1]
         return float(alone / self.expected_cost_)

@@ -278,6 +278,10 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         estimator expects to answer in calls of ``cost_batch_size_`` rows.
         With measured costs, the stage's time alone (without the routing work
         ``costs_`` includes): the ratio of wall-clock times you would measure.
+        With declared costs (numbers, or an early exit's trees) it is a ratio
+        in their unit, not a time: trees count work, and a tree run on few
+        rows costs more per row; fit with ``costs="auto"`` for a speed-up on
+        the clock.
     recalibrated_cost_, recalibration_ : float, dict
         Only on a copy from ``recalibrate``: the average cost per row measured
         on the unlabelled rows it was recalibrated on, and what was done

@@ -476,14 +476,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         whole model) the estimator expects to answer, on calls of
         ``cost_batch_size_`` rows: that stage's cost alone over
         ``expected_cost_``. With measured costs the stage's time alone,
-        without the routing work ``costs_`` includes, so that it is the ratio
-        of wall-clock times a user measures (``skadaptive frontier`` prints
-        it at other batch sizes). With declared costs (numbers, or an early
-        exit's trees) a ratio in their unit, not a time. Below 1, the
-        estimator expects to be slower than the last stage alone."""
+        without the routing work ``costs_`` includes (an early exit over a
+        tree ensemble or a booster: the backbone's own ``predict_proba``, or
+        ``predict`` for a regressor, timed beside its exits), so that it is
+        the ratio of wall-clock times a user measures (``skadaptive
+        frontier`` prints it at other batch sizes). With declared costs
+        (numbers, or an early exit's trees) a ratio in their unit, not a
+        time. Below 1, the estimator expects to be slower than the last stage
+        alone; infinite where a row costs nothing."""
         check_is_fitted(self)
-        alone = self._alone_seconds(self.cost_batch_size_)[-1]
-        return float(alone / self.expected_cost_)
+        reference = self._reference_seconds(self.cost_batch_size_)
+        if self.expected_cost_ == 0:
+            return float(np.inf) if reference > 0 else float("nan")
+        return float(reference / self.expected_cost_)
 
     def _alone_seconds(self, batch_size: int) -> np.ndarray:
         """Cost per row of each stage called on its own in batches of
@@ -512,6 +517,20 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
     def _resolved_cost_batch_size(self) -> int:
         """``cost_batch_size``, else ``batch_size``, else the routing default."""
+        if (
+            self.cost_batch_size is not None
+            and self.batch_size is not None
+            and self.cost_batch_size > self.batch_size
+        ):
+            raise ValueError(
+                f"cost_batch_size={self.cost_batch_size} is larger than "
+                f"batch_size={self.batch_size}: predict runs the stages on at "
+                f"most {self.batch_size} rows per call, so each stage pays its "
+                "cost per call that often, and costs for larger calls would "
+                "promise a speed-up that prediction cannot give. Set "
+                "cost_batch_size to at most batch_size (None uses batch_size), "
+                "or raise batch_size."
+            )
         for size in (self.cost_batch_size, self.batch_size):
             if size is not None:
                 return int(size)
@@ -641,7 +660,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             # Only what decides the sizes timed: a cache hit for the others.
             cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
             refit=self.refit,
+            whole_method=self._whole_method() if measure else None,
         )
+
+    def _whole_method(self) -> str | None:
+        """The method of the one member that users call instead of the
+        estimator, timed with measured costs for the speed-up over it (an
+        early exit's backbone); None: the last stage alone is the reference."""
+        return None
+
+    def _reference_seconds(self, batch_size: int) -> float:
+        """Cost per row of what the estimator is compared with, in calls of
+        ``batch_size`` rows: its last stage alone (units of ``costs_``)."""
+        return float(self._alone_seconds(batch_size)[-1])
 
     def _has_natural_costs(self) -> bool:
         """Whether, before fitting, the exits are known to have costs of their own."""
@@ -756,6 +787,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             isinstance(budget_confidence, str) and budget_confidence == "unchanged"
         ):
             new.budget_confidence = _plain(budget_confidence)
+        if new.cost_batch_size not in (None, self.cost_batch_size_):
+            # Changed since the fit: the copy is learned for the batches its
+            # costs were measured for, and says so.
+            new.cost_batch_size = int(self.cost_batch_size_)
         new._validate_params()
         new._learn_policy(*self._policy_rows())
         return new
@@ -1323,6 +1358,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # Saved before refit was a parameter: the stages were refitted.
         if "refit" not in self.__dict__:
             self.refit = True
+        cached = self.__dict__.get("_stage_input")
+        if cached is not None:
+            # Keyed by the stages' identities, which a copy or a load gives
+            # anew: the same stages, so the same tags (not worked out again
+            # on every prediction).
+            self._stage_input = Bunch(
+                **{**cached, "key": tuple(map(id, self._members()[1]))}
+            )
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

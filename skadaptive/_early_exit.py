@@ -12,6 +12,7 @@ from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
 )
+from sklearn.utils import Bunch
 
 from ._base import BaseAdaptive, BaseAdaptiveClassifier
 from ._costs import check_budget
@@ -37,6 +38,7 @@ from .stages._booster_exits import (
     is_booster_model,
     model_name,
 )
+from .stages._costs import call_line_for
 from .stages._tree_exits import check_tree_exits
 
 #: What a booster's exits count, for messages.
@@ -244,6 +246,28 @@ class _SharedComputation:
     def _alone_costs(self, incremental) -> np.ndarray:
         # An exit shares the computation before it: alone, it costs all of it.
         return np.cumsum(incremental)
+
+    def _whole_method(self) -> str | None:
+        # A model with a prediction of its own, which users would call
+        # instead (a chain or a split network is its exits: no other).
+        model = unwrap(self.estimator)
+        if not (isinstance(model, TREE_ENSEMBLES) or is_booster_model(model)):
+            return None
+        return "predict" if self._regression else "predict_proba"
+
+    def _reference_seconds(self, batch_size: int) -> float:
+        # With measured costs, the backbone's own prediction where it was
+        # timed (not its exits run one after another: a forest's own
+        # predict_proba pays for its threads, a boosted model's is one pass).
+        measured = getattr(self, "_measured_seconds", None)
+        whole = None if measured is None else measured.get("whole_timings")
+        if whole is None:
+            return super()._reference_seconds(batch_size)
+        line = call_line_for(
+            Bunch(batch_sizes=measured.batch_sizes, timings=np.asarray(whole)[None]),
+            batch_size,
+        )
+        return float(line.per_row[0] + line.per_call[0] / batch_size)
 
     def _stage_source(self):
         return self.source_

@@ -241,6 +241,7 @@ def fit_stages_on_held_out(
     names=None,
     cost_batch_size: int | None = None,
     refit: bool = True,
+    whole_method: str | None = None,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
@@ -264,6 +265,10 @@ def fit_stages_on_held_out(
         Whether the members fitted here are refitted on all rows; False keeps
         the members that gave the held-out probabilities (``cv`` must then
         give one split).
+    whole_method : str, default=None
+        With ``measure_costs``, the name of the one member's own prediction
+        method (an early exit's backbone: ``"predict_proba"`` or
+        ``"predict"``), timed beside its exits for the speed-up over it.
 
     Returns
     -------
@@ -382,6 +387,7 @@ def fit_stages_on_held_out(
             X_policy,
             random_state=random_state,
             batch_size=cost_batch_size,
+            whole=None if whole_method is None else getattr(final[0], whole_method),
         )
         if verbose:
             print(

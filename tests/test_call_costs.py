@@ -773,3 +773,111 @@ def test_predicting_does_not_read_every_stage_tags_again(frozen_stages):
     assert not cascade.__sklearn_tags__().input_tags.allow_nan
     cascade.set_params(estimators=nan_ok, costs=[1, 4]).fit(X_policy, y_policy)
     assert cascade.__sklearn_tags__().input_tags.allow_nan
+
+
+def test_a_loaded_estimator_does_not_read_every_stage_tags_again(frozen_stages):
+    stages, X_policy, y_policy, X_test, _ = frozen_stages
+    counted = _CountingTags().fit(X_policy, y_policy)
+    cascade = AdaptiveCascadeClassifier(
+        [*stages[:2], ("counted", FrozenEstimator(counted))], costs=[1, 2, 10]
+    ).fit(X_policy, y_policy)
+    import pickle
+
+    loaded = pickle.loads(pickle.dumps(cascade))
+    before = _CountingTags.reads
+    for row in range(20):
+        loaded.predict_proba(X_test[row : row + 1])
+    # The stages are new objects after a load, but the same stages: their
+    # tags were worked out at fit, not on each prediction.
+    assert _CountingTags.reads == before
+    assert_allclose(loaded.predict_proba(X_test), cascade.predict_proba(X_test))
+
+
+def test_costs_for_larger_calls_than_predict_makes_are_refused(frozen_stages):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs="auto", cost_batch_size=1024, batch_size=16
+    )
+    with pytest.raises(ValueError, match="cost_batch_size=1024 is larger than"):
+        cascade.fit(X_policy, y_policy)
+    cascade.set_params(cost_batch_size=16).fit(X_policy, y_policy)
+    assert cascade.cost_batch_size_ == 16
+
+
+def test_a_copy_says_the_batch_size_it_was_learned_for(frozen_stages):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    costs = {"per_call": PER_CALL, "per_row": PER_ROW}
+    cascade = AdaptiveCascadeClassifier(stages, costs=costs, cost_batch_size=64)
+    cascade.fit(X_policy, y_policy).set_params(cost_batch_size=1)
+    copy = cascade.with_policy(cost_weight=0.05)
+    assert copy.cost_batch_size == copy.cost_batch_size_ == 64
+    # Refitted, the new batch size holds.
+    assert cascade.fit(X_policy, y_policy).cost_batch_size_ == 1
+
+
+class _SlowForest:
+    """Mixed into a forest: its own prediction takes ``pause`` seconds more
+    per call than its trees (as a forest's thread set-up does)."""
+
+    pause = 0.004
+
+    def predict_proba(self, X):
+        time.sleep(self.pause)
+        return super().predict_proba(X)
+
+    def predict(self, X):
+        time.sleep(self.pause)
+        return super().predict(X)
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_an_early_exits_speed_up_is_over_its_backbones_own_prediction(regression):
+    from sklearn.ensemble import (
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    from skadaptive import EarlyExitRegressor
+
+    base = RandomForestRegressor if regression else RandomForestClassifier
+    slow = type("SlowForest", (_SlowForest, base), {})
+    X, y = make_classification(n_samples=600, n_informative=6, random_state=0)
+    forest = slow(n_estimators=20, random_state=0).fit(X, y)
+    estimator = (EarlyExitRegressor if regression else EarlyExitClassifier)(
+        FrozenEstimator(forest), exits=[5, 20], costs="auto", cost_batch_size=1
+    ).fit(X, y)
+
+    # The reference is what a user calls instead: the backbone's own
+    # prediction, timed beside the exits (which run its trees directly).
+    whole = estimator._measured_seconds.whole_timings
+    assert whole.shape == estimator._measured_seconds.batch_sizes.shape
+    assert whole.min() >= _SlowForest.pause
+    reference = estimator._reference_seconds(1)
+    assert reference >= _SlowForest.pause
+    assert reference > 2 * estimator._alone_seconds(1)[-1]
+    assert estimator.expected_speed_up_ == pytest.approx(
+        reference / estimator.expected_cost_
+    )
+    advice = batch_size_advice(estimator, estimator.exit_rates_)
+    one_row = advice["points"][0]
+    assert one_row["batch_size"] == 1
+    assert one_row["speed_up"] * one_row["cost_per_row"] >= _SlowForest.pause
+
+
+def test_a_chain_is_its_exits_so_its_speed_up_is_over_them():
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    from skadaptive.stages import ChainExits
+
+    X, y = make_classification(n_samples=400, n_informative=6, random_state=0)
+    chain = ChainExits(
+        [StandardScaler(), PCA(n_components=3, random_state=0)],
+        [LogisticRegression(), LogisticRegression()],
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator = EarlyExitClassifier(chain, costs="auto", cost_batch_size=8)
+        estimator.fit(X, y)
+    assert estimator._measured_seconds.whole_timings is None
+    assert estimator._reference_seconds(8) == estimator._alone_seconds(8)[-1]

@@ -264,6 +264,18 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         k = sizes.index(first)
         assert min(speed_ups[k:]) > 1 and (k == 0 or speed_ups[k - 1] <= 1)
     assert "expected speed-up over the last stage alone, by rows per call" in out
+    # What a single-row call costs, and from which batch size it pays, said
+    # in words whatever the batch size the policy was learned for.
+    one = advice["points"][0]
+    assert f"A single-row call costs {1e3 * one['cost_per_row']:.3g} ms" in out
+    assert one["last_stage_alone_per_row"] == pytest.approx(
+        one["speed_up"] * one["cost_per_row"]
+    )
+    assert (
+        f"pays off (is faster than its last stage alone) from {first} row"
+        if first is not None
+        else "At none of these batch sizes"
+    ) in out
     # A one-row deployment: costs, policy and figures for calls of one row.
     code = frontier(
         "g", "--batch-size", "1", "--save", str(tmp_path / "one_row.joblib")
@@ -272,6 +284,8 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     assert "At 1 row per call (the batch size the policy was learned for)" in (
         capsys.readouterr().out
     )
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert report["costs_unit"] == "seconds per row (measured), for calls of 1 row"
     one_row = joblib.load(tmp_path / "one_row.joblib")
     assert one_row.cost_batch_size_ == 1
     assert_allclose(one_row.costs_, one_row.costs_per_row_ + one_row.costs_per_call_)

@@ -855,12 +855,18 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "batch_sizes": batch_size_advice(
             cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
         ),
-        "costs_unit": "seconds per row (measured), for calls of "
-        f"{cascade.cost_batch_size_} rows"
-        if isinstance(cascade.costs, str)
-        else "as given",
+        "costs_unit": costs_unit_text(cascade),
         "warnings": [] if warning is None else [warning],
     }
+
+
+def costs_unit_text(cascade) -> str:
+    """What the report's costs are: measured seconds for calls of how many
+    rows, or as given."""
+    if not isinstance(cascade.costs, str):
+        return "as given"
+    size = int(cascade.cost_batch_size_)
+    return f"seconds per row (measured), for calls of {size} row{'s' * (size != 1)}"
 
 
 #: Batch sizes the chosen policy's expected speed-up is given for.
@@ -908,15 +914,21 @@ def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
     points = []
     for size in ADVICE_BATCH_SIZES:
         cost = cost_at(size)
-        alone = estimator._alone_seconds(size)[-1]
+        alone = estimator._reference_seconds(size)
         points.append(
-            {"batch_size": size, "cost_per_row": cost, "speed_up": alone / cost}
+            {
+                "batch_size": size,
+                "cost_per_row": cost,
+                "last_stage_alone_per_row": alone,
+                "speed_up": alone / cost,
+            }
         )
     fitted = int(estimator.cost_batch_size_)
     fitted_cost = cost_at(fitted)
     return {
+        "unit": estimator._cost_unit(),
         "fitted_for_batch_size": fitted,
-        "fitted_speed_up": estimator._alone_seconds(fitted)[-1] / fitted_cost,
+        "fitted_speed_up": estimator._reference_seconds(fitted) / fitted_cost,
         "points": points,
         "pays_off_from": pays_off_from(points),
     }
@@ -957,6 +969,21 @@ def _format_batch_sizes(advice) -> str:
         "alone.",
     ]
     first = advice["pays_off_from"]
+    one_row = points[0]
+    if advice.get("unit") == "seconds" and one_row["batch_size"] == 1:
+        lines.append(
+            f"A single-row call costs {1e3 * one_row['cost_per_row']:.3g} ms "
+            f"(the last stage alone: {1e3 * one_row['last_stage_alone_per_row']:.3g}"
+            " ms)."
+        )
+    lines.append(
+        f"The cascade pays off (is faster than its last stage alone) from {first} "
+        f"row{'s' if first != 1 else ''} per call."
+        if first is not None
+        else "At none of these batch sizes (up to "
+        f"{points[-1]['batch_size']:,} rows per call) is the cascade faster than "
+        "its last stage alone there and at every larger size."
+    )
     if advice["fitted_speed_up"] <= 1:
         lines.append(
             "At that batch size the last stage alone is faster: "

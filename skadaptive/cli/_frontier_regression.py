@@ -13,6 +13,7 @@ from ._frontier import (
     _knob,
     _params,
     batch_size_advice,
+    costs_unit_text,
     format_points,
     point_intervals,
     print_policy_lines,
@@ -228,10 +229,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "batch_sizes": batch_size_advice(
             cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
         ),
-        "costs_unit": "seconds per row (measured), for calls of "
-        f"{cascade.cost_batch_size_} rows"
-        if isinstance(cascade.costs, str)
-        else "as given",
+        "costs_unit": costs_unit_text(cascade),
         "warnings": [] if warning is None else [warning],
     }
 

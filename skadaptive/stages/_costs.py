@@ -191,6 +191,7 @@ def measure_exit_seconds(
     repeats: int = _REPEATS,
     random_state=None,
     batch_size: int | None = None,
+    whole=None,
 ) -> Bunch:
     """Seconds per call and per row of each exit's increment, timed on ``X``.
 
@@ -218,6 +219,10 @@ def measure_exit_seconds(
     random_state : int, RandomState instance or None
     batch_size : int, default=None
         The rows per call the costs are for: a larger batch is timed too.
+    whole : callable, default=None
+        ``whole(X_rows)``: the model's own prediction over every exit (an
+        early exit's backbone, as its users call it), timed on the same
+        batches in the same rounds, for the speed-up over it.
 
     Returns
     -------
@@ -226,7 +231,8 @@ def measure_exit_seconds(
         a call of stage ``k`` on ``n`` rows takes about
         ``per_call[k] + n * per_row[k]`` seconds. ``batch_sizes`` and
         ``timings`` (n_stages, n_batch_sizes): what the line was fitted to;
-        ``rows``: the positions in ``X`` of the rows timed.
+        ``rows``: the positions in ``X`` of the rows timed; ``whole_timings``
+        (n_batch_sizes,): the times of ``whole``, or None without it.
 
     Examples
     --------
@@ -259,7 +265,20 @@ def measure_exit_seconds(
                 state = source.keep_rows(state, np.arange(n_rows) < size)
             calls.append((stage, _safe_indexing(X, np.arange(size)), state))
     runs = [lambda call=call: source.run_stage(*call) for call in calls]
-    timings = fastest_in_rounds(runs, np.tile(sizes, source.n_stages), repeats)
+    n_timed = np.tile(sizes, source.n_stages)
+    if whole is not None:
+        # In the same rounds as the exits, so that a slow spell of the
+        # machine slows both alike.
+        batches = [
+            X if size == n_rows else _safe_indexing(X, np.arange(size))
+            for size in sizes
+        ]
+        runs += [lambda rows=rows: whole(rows) for rows in batches]
+        n_timed = np.concatenate([n_timed, sizes])
+    timings = fastest_in_rounds(runs, n_timed, repeats)
+    whole_timings = None
+    if whole is not None:
+        timings, whole_timings = timings[: -len(sizes)], timings[-len(sizes) :]
     timings = timings.reshape(source.n_stages, len(sizes))
     per_call, per_row = fit_call_line(sizes, timings)
     return Bunch(
@@ -268,6 +287,7 @@ def measure_exit_seconds(
         batch_sizes=sizes,
         timings=timings,
         rows=sample,
+        whole_timings=whole_timings,
     )
 
 

@@ -21,8 +21,8 @@ expected speed-up is a claim about time: ``costs="auto"`` with
 per row, and the routing's, measured on the validation rows), the budget the
 same fraction of its full cost. Its expected speed-up is the estimator's own
 ``expected_speed_up_`` against the backbone alone (as ``skadaptive frontier``
-prints it): every exit's measured time without the routing work, over the
-average cost of the exits taken (routing included).
+prints it): the backbone's own ``predict_proba``, timed at fit beside the
+exits, over the average cost of the exits taken (routing included).
 
 The default unit, trees (``costs=None``), is a declared unit that counts
 work, not time, and its speed-up in trees is no wall-clock claim: a tree

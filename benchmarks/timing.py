@@ -58,11 +58,17 @@ def call_costs(stage, X_rows, repeats: int = 3) -> dict:
 
 def expected_speed_up(estimator, exit_stage, reference_stage: int = -1) -> float:
     """The speed-up the estimator expects over one stage alone (an early
-    exit's last: the backbone) for rows exiting at ``exit_stage``: that
-    stage's own cost, without the routing work measured costs add, over the
+    exit's last: the backbone's own prediction, where timed) for rows exiting
+    at ``exit_stage``: that stage's own cost, without the routing work
+    measured costs add, over the
     estimator's average cost of a batch of ``cost_batch_size_`` such rows
     (each stage a row reaches paying its call once)."""
-    alone = estimator._alone_seconds(estimator.cost_batch_size_)[reference_stage]
+    size = estimator.cost_batch_size_
+    alone = (
+        estimator._reference_seconds(size)
+        if reference_stage in (-1, len(estimator.costs_) - 1)
+        else estimator._alone_seconds(size)[reference_stage]
+    )
     return float(alone / estimator._average_cost(exit_stage))
 
 

@@ -1363,9 +1363,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             # Keyed by the stages' identities, which a copy or a load gives
             # anew: the same stages, so the same tags (not worked out again
             # on every prediction).
-            self._stage_input = Bunch(
-                **{**cached, "key": tuple(map(id, self._members()[1]))}
-            )
+            try:
+                key = tuple(map(id, self._members()[1]))
+            except (TypeError, ValueError):
+                key = None  # worked out again on the next prediction
+            self._stage_input = Bunch(**{**cached, "key": key})
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

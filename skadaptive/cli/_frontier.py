@@ -996,10 +996,6 @@ def _format_batch_sizes(advice) -> str:
             + "drop the stages that are dear per call, or use the last stage "
             "alone."
         )
-    elif first is not None and first > fitted:
-        lines.append(
-            f"Smaller calls than {first} rows cost more than the last stage alone."
-        )
     return "\n".join(lines)
 
 

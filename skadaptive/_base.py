@@ -348,7 +348,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         Worked out from the stages' tags; a fitted estimator keeps it, so that
         a prediction does not compute every stage's tags again (a
         FrozenEstimator deep-copies its model's on each call: about 1 ms of a
-        1-row prediction through three frozen stages).
+        1-row prediction through three frozen stages). Keyed by the stages'
+        identities: after ``set_params``, a copy or a load they are worked
+        out again, once.
         """
         names, members = self._members()
         key = tuple(map(id, members))
@@ -367,9 +369,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 allow_nan=all(t.allow_nan for t in stage_tags),
                 string=all(t.string for t in stage_tags),
             )
-        return Bunch(
+        worked_out = Bunch(
             tags=summary, refusing_nan=members_refusing_nan(names, members), key=key
         )
+        if cached is not None:
+            # The stages changed since it was kept, or were copied or loaded
+            # (new identities): kept again for the next call, which would
+            # otherwise work them out again.
+            self._stage_input = worked_out
+        return worked_out
 
     def _check_missing_values(self, X) -> None:
         """:func:`check_missing_values` with the stages' tags worked out once."""
@@ -787,10 +795,21 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             isinstance(budget_confidence, str) and budget_confidence == "unchanged"
         ):
             new.budget_confidence = _plain(budget_confidence)
-        if new.cost_batch_size not in (None, self.cost_batch_size_):
+        fitted_size = int(self.cost_batch_size_)
+        if (new.cost_batch_size or new.batch_size or DEFAULT_BATCH_SIZE) != (
+            fitted_size
+        ):
             # Changed since the fit: the copy is learned for the batches its
             # costs were measured for, and says so.
-            new.cost_batch_size = int(self.cost_batch_size_)
+            new.cost_batch_size = fitted_size
+        if new.batch_size is not None and new.batch_size < fitted_size:
+            raise ValueError(
+                f"batch_size={new.batch_size} was set after a fit for calls of "
+                f"{fitted_size} rows (cost_batch_size_): this policy's costs, "
+                "and its speed-up, are for such calls, and predict would run "
+                f"stages on {new.batch_size} rows at a time. Refit for the new "
+                f"batch size, or set batch_size to at least {fitted_size}."
+            )
         new._validate_params()
         new._learn_policy(*self._policy_rows())
         return new
@@ -1358,16 +1377,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # Saved before refit was a parameter: the stages were refitted.
         if "refit" not in self.__dict__:
             self.refit = True
-        cached = self.__dict__.get("_stage_input")
-        if cached is not None:
-            # Keyed by the stages' identities, which a copy or a load gives
-            # anew: the same stages, so the same tags (not worked out again
-            # on every prediction).
-            try:
-                key = tuple(map(id, self._members()[1]))
-            except (TypeError, ValueError):
-                key = None  # worked out again on the next prediction
-            self._stage_input = Bunch(**{**cached, "key": key})
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

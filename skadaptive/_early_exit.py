@@ -253,7 +253,12 @@ class _SharedComputation:
         model = unwrap(self.estimator)
         if not (isinstance(model, TREE_ENSEMBLES) or is_booster_model(model)):
             return None
-        return "predict" if self._regression else "predict_proba"
+        method = "predict" if self._regression else "predict_proba"
+        # A raw LightGBM or XGBoost Booster has no scikit-learn prediction
+        # (XGBoost's takes a DMatrix): its exits are the reference.
+        if not (hasattr(model, "get_params") and hasattr(model, method)):
+            return None
+        return method
 
     def _reference_seconds(self, batch_size: int) -> float:
         # With measured costs, the backbone's own prediction where it was

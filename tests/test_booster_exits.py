@@ -741,3 +741,29 @@ def test_xgboost_early_stopping_is_found_before_and_after_fit(monkeypatch):
     with pytest.raises(ValueError, match="an EarlyStopping callback stops"):
         EarlyExitClassifier(model).fit(X, y)
     assert fits == []
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_a_raw_booster_with_measured_costs_is_compared_with_its_exits(library, task):
+    from skadaptive import EarlyExitClassifier, EarlyExitRegressor
+
+    lib = _lib(library)
+    X, y = _data(task)
+    objective = "binary" if task == "binary" else "regression"
+    if library == "lightgbm":
+        params = {"objective": objective, "num_threads": 1, "verbose": -1}
+        booster = lib.train(params, lib.Dataset(X, y), 20)
+    else:
+        objective = "binary:logistic" if task == "binary" else "reg:squarederror"
+        params = {"objective": objective, "nthread": 1}
+        booster = lib.train(params, lib.DMatrix(X, y), 20)
+    kind = EarlyExitClassifier if task == "binary" else EarlyExitRegressor
+    estimator = kind(booster, exits=[5, 20], costs="auto", cost_batch_size=16)
+    estimator.fit(X, y)
+    # No scikit-learn prediction of its own (XGBoost's takes a DMatrix):
+    # the speed-up is over its exits run in turn.
+    assert estimator._measured_seconds.whole_timings is None
+    assert estimator.expected_speed_up_ == pytest.approx(
+        estimator._alone_seconds(16)[-1] / estimator.expected_cost_
+    )

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from scipy.special import softmax
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import make_classification
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
@@ -784,11 +784,12 @@ def test_a_loaded_estimator_does_not_read_every_stage_tags_again(frozen_stages):
     import pickle
 
     loaded = pickle.loads(pickle.dumps(cascade))
+    # The stages are new objects after a load: their tags are worked out
+    # again on the first prediction, and kept.
+    loaded.predict_proba(X_test[:1])
     before = _CountingTags.reads
     for row in range(20):
         loaded.predict_proba(X_test[row : row + 1])
-    # The stages are new objects after a load, but the same stages: their
-    # tags were worked out at fit, not on each prediction.
     assert _CountingTags.reads == before
     assert_allclose(loaded.predict_proba(X_test), cascade.predict_proba(X_test))
 
@@ -881,3 +882,21 @@ def test_a_chain_is_its_exits_so_its_speed_up_is_over_them():
         estimator.fit(X, y)
     assert estimator._measured_seconds.whole_timings is None
     assert estimator._reference_seconds(8) == estimator._alone_seconds(8)[-1]
+
+
+def test_a_copy_refuses_a_batch_size_below_the_one_it_was_learned_for(frozen_stages):
+    stages, X_policy, y_policy, _, _ = frozen_stages
+    costs = {"per_call": PER_CALL, "per_row": PER_ROW}
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=costs, cost_batch_size=64, batch_size=64
+    ).fit(X_policy, y_policy)
+    cascade.set_params(batch_size=32)
+    with pytest.raises(ValueError, match="batch_size=32 was set after a fit"):
+        cascade.with_policy(cost_weight=0.05)
+    # Fitted for the batch size (cost_batch_size left None), then unset: the
+    # copy's parameters keep the batch size its costs are for.
+    cascade = AdaptiveCascadeClassifier(stages, costs=costs, batch_size=64)
+    cascade.fit(X_policy, y_policy).set_params(batch_size=None)
+    copy = cascade.with_policy(cost_weight=0.05)
+    assert copy.cost_batch_size == 64
+    assert clone(copy).fit(X_policy, y_policy).cost_batch_size_ == 64

@@ -272,7 +272,8 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         one["speed_up"] * one["cost_per_row"]
     )
     assert (
-        f"pays off (is faster than its last stage alone) from {first} row"
+        "The cascade is faster than its last stage alone at every batch size "
+        f"from {first} row"
         if first is not None
         else "At none of these batch sizes"
     ) in out

@@ -977,8 +977,8 @@ def _format_batch_sizes(advice) -> str:
             " ms)."
         )
     lines.append(
-        f"The cascade pays off (is faster than its last stage alone) from {first} "
-        f"row{'s' if first != 1 else ''} per call."
+        "The cascade is faster than its last stage alone at every batch size "
+        f"from {first} row{'s' if first != 1 else ''} per call on."
         if first is not None
         else "At none of these batch sizes (up to "
         f"{points[-1]['batch_size']:,} rows per call) is the cascade faster than "

@@ -277,7 +277,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``expected_cost_``: how many times cheaper than that stage alone the
         estimator expects to answer in calls of ``cost_batch_size_`` rows.
         With measured costs, the stage's time alone (without the routing work
-        ``costs_`` includes): the ratio of wall-clock times you would measure.
+        ``costs_`` includes; an early exit over a tree ensemble or a booster:
+        the backbone's own ``predict_proba`` or ``predict``, timed beside its
+        exits): the ratio of wall-clock times you would measure.
         With declared costs (numbers, or an early exit's trees) it is a ratio
         in their unit, not a time: trees count work, and a tree run on few
         rows costs more per row; fit with ``costs="auto"`` for a speed-up on

@@ -84,6 +84,16 @@ def test_regression_summary_counts_one_stage_points_split_by_split():
     assert summary["n_one_stage"] == 1
     assert summary["n_worse_than_random"] == 1
     assert not summary["beats_random_everywhere"]
+    # The mixed point's splits differ from random by 0 and 0.1: mean 0.05,
+    # standard error 0.05, so behind, but within two standard errors.
+    assert points[1]["vs_random_standard_error"] == pytest.approx(0.05)
+    assert points[1]["n_splits_not_one_stage"] == 1
+    assert summary["n_worse_than_random_beyond_noise"] == 0
+    assert run_regression._vs_random(points[1]) == "-2.0% ± 4.0%"
+    far = run_regression._mean_points(
+        [[split([0.5, 0.5], 3.0, 2.0)], [split([0.5, 0.5], 3.1, 2.0)]]
+    )
+    assert run_regression.summary(far)["n_worse_than_random_beyond_noise"] == 1
 
 
 def test_quick_refit_benchmark_measures_every_variant_on_new_rows():

@@ -61,12 +61,19 @@ def test_reference_models_and_wall_clock_entry(results):
             timed["measured_speed_up"] / timed["expected_speed_up"]
         )
         assert sum(timed["exit_rates"]) == pytest.approx(1.0, abs=1e-3)
+        # Its own operating point, chosen as the one in trees is.
+        assert timed["budget_fraction"] in results["config"]["grid_fractions"]
+        assert timed["test_accuracy_loss"] <= 1.0
     runs = results["targets"]["b_wall_clock"]["runs"]
     backbones = results["datasets"]["make_classification"]["backbones"]
     for kind, result in backbones.items():
         run = runs[f"make_classification/{kind}"]
         assert run["ratio"] == result["wall_clock"]["measured_costs"]["ratio"]
         assert run["ratio_in_trees"] == result["wall_clock"]["ratio"]
+        timed = result["wall_clock"]["measured_costs"]
+        assert run["within_loss"] == (
+            timed["test_accuracy_loss"] <= results["config"]["max_loss"] + 1e-12
+        )
 
 
 def test_targets_and_report_are_generated(results):

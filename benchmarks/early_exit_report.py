@@ -187,7 +187,7 @@ def _target_b(results: dict) -> dict:
         ratio = timed["ratio"]
         # The point with measured costs is chosen as the one in trees is:
         # the cheapest within the loss allowed.
-        within = timed.get("test_accuracy_loss", np.inf) <= max_loss + 1e-12
+        within = timed["test_accuracy_loss"] <= max_loss + 1e-12
         per_run[f"{name}/{kind}"] = {
             "backbone": kind,
             "ratio": ratio,
@@ -386,10 +386,8 @@ def wall_table(results: dict) -> str:
                 "ideal ms": ms(w["ideal_seconds"]),
                 "measured costs: setting (test acc vs full, pt)": (
                     f"{w['policy']} @ "
-                    f"{100 * w['measured_costs'].get('budget_fraction', np.nan):.0f}"
-                    " % ("
-                    + pt(-w["measured_costs"].get("test_accuracy_loss", np.nan))
-                    + ")"
+                    f"{100 * w['measured_costs']['budget_fraction']:.0f}"
+                    " % (" + pt(-w["measured_costs"]["test_accuracy_loss"]) + ")"
                 ),
                 "measured costs: early exit ms": ms(
                     w["measured_costs"]["early_exit_seconds"]

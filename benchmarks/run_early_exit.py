@@ -298,15 +298,9 @@ def _measured_point(chosen, split: data.Split, config) -> tuple:
             continue
         at = timed.with_policy(budget=fraction * total)
         accuracy = float(np.mean(at.predict(split.X_test) == split.y_test))
-        points.append({"fraction": fraction, "accuracy": accuracy, "fitted": at})
-    for loss in (config["max_loss"], 2 * config["max_loss"]):
-        within = [p for p in points if p["accuracy"] >= full - loss - 1e-12]
-        if within:
-            point = min(within, key=lambda p: p["fraction"])
-            break
-    else:
-        point = max(points, key=lambda p: p["accuracy"])
-    return point["fitted"], point["fraction"], full - point["accuracy"]
+        points.append({"budget": fraction, "test_accuracy": accuracy, "fitted": at})
+    point, _ = _select(points, full, config["max_loss"], "test_accuracy", "budget")
+    return point["fitted"], point["budget"], full - point["test_accuracy"]
 
 
 # ------------------------------------------------------------------ one run

@@ -206,6 +206,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self.__dict__.pop("_stage_input", None)
         names = self._check_structure()
         check_policy(self.policy)
+        self._check_cost_batch_size()
         for option, on, why in (
             ("skips=True", getattr(self, "skips", False), "a row that skips stages"),
             (
@@ -525,6 +526,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
     def _resolved_cost_batch_size(self) -> int:
         """``cost_batch_size``, else ``batch_size``, else the routing default."""
+        for size in (self.cost_batch_size, self.batch_size):
+            if size is not None:
+                return int(size)
+        return DEFAULT_BATCH_SIZE
+
+    def _check_cost_batch_size(self) -> None:
+        """Refuse costs for larger calls than predict makes."""
         if (
             self.cost_batch_size is not None
             and self.batch_size is not None
@@ -539,10 +547,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 "cost_batch_size to at most batch_size (None uses batch_size), "
                 "or raise batch_size."
             )
-        for size in (self.cost_batch_size, self.batch_size):
-            if size is not None:
-                return int(size)
-        return DEFAULT_BATCH_SIZE
 
     def _cost_parts(self) -> tuple:
         """Normalised per-row cost up to each stage, and per-call shares.
@@ -796,9 +800,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         ):
             new.budget_confidence = _plain(budget_confidence)
         fitted_size = int(self.cost_batch_size_)
-        if (new.cost_batch_size or new.batch_size or DEFAULT_BATCH_SIZE) != (
-            fitted_size
-        ):
+        if new._resolved_cost_batch_size() != fitted_size:
             # Changed since the fit: the copy is learned for the batches its
             # costs were measured for, and says so.
             new.cost_batch_size = fitted_size

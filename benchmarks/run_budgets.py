@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from contextlib import contextmanager
 from itertools import product
 from pathlib import Path
 
@@ -57,6 +58,8 @@ HERE = Path(__file__).resolve().parent
 COMMAND = "python -m benchmarks.run_budgets"
 RESULTS_JSON = HERE / "results" / "budgets.json"
 FRACTIONS = (0.02, 0.05, 0.10, 0.25, 0.50)
+#: Seeds of the data split and the stages; every setup runs once per seed.
+SEEDS = (0, 1, 2)
 VALIDATION_FRACTION = 1 / 3
 #: Declared per-row costs of the cascades' stages (the full cascade costs 1):
 #: the medians, rounded, of their measured ``costs="auto"`` over four runs on
@@ -113,6 +116,17 @@ SETUPS = {
         for b in ee_data.BACKBONES
     },
 }
+
+
+@contextmanager
+def _seeded(seed: int):
+    """The benchmark datasets split, and their stages seeded, with ``seed``."""
+    saved = datasets.SEED, ee_data.SEED
+    datasets.SEED = ee_data.SEED = seed
+    try:
+        yield
+    finally:
+        datasets.SEED, ee_data.SEED = saved
 
 
 # --------------------------------------------------------------- baseline
@@ -235,15 +249,17 @@ def _fit_times(estimator) -> dict:
     }
 
 
-def run_setup(kind: str, name: str, quick: bool, fractions) -> dict:
+def run_setup(kind: str, name: str, quick: bool, fractions, seed: int = 0) -> dict:
     start = time.perf_counter()
-    estimator, test, n_policy_rows = SETUPS[kind][name](name, quick)
+    with _seeded(seed):
+        estimator, test, n_policy_rows = SETUPS[kind][name](name, quick)
     fit_seconds = time.perf_counter() - start
     stage_probas, y_policy, _ = estimator._policy_rows()
     held = StageOutputs([np.asarray(p) for p in stage_probas], y_policy)
     result = {
         "kind": kind,
         "name": name,
+        "seed": seed,
         "n_policy_rows": n_policy_rows,
         "n_test_rows": len(test.y),
         "cumulative_costs": estimator.cumulative_costs_,
@@ -261,21 +277,65 @@ def run_setup(kind: str, name: str, quick: bool, fractions) -> dict:
 
 # ----------------------------------------------------------------- report
 def summary(results: list[dict]) -> dict:
-    per_dataset = {r["name"]: r["mean_gain_points"] for r in results}
+    """Mean gains per dataset (over its seeds) and over datasets, and the
+    points whose test cost is more than 5 % over the budget."""
+    names = list(dict.fromkeys(r["name"] for r in results))
+    seeds = sorted({r.get("seed", 0) for r in results})
+    gain = {(r["name"], r.get("seed", 0)): r["mean_gain_points"] for r in results}
+    per_seed = {n: {s: gain[n, s] for s in seeds if (n, s) in gain} for n in names}
+    per_dataset = {n: float(np.mean(list(g.values()))) for n, g in per_seed.items()}
+    over_datasets_per_seed = {
+        s: float(np.mean([gain[n, s] for n in names if (n, s) in gain])) for s in seeds
+    }
     over_cost = [
-        (r["name"], p["budget_fraction"], p["ours"]["test_spent"])
+        (r["name"], r.get("seed", 0), p["budget_fraction"], p["ours"]["test_spent"])
         for r in results
         if r["n_test_rows"] >= MIN_TEST_ROWS
         for p in r["points"]
         if "ours" in p and p["ours"]["test_spent"] > 1 + TEST_COST_SLACK
     ]
     return {
+        "seeds": seeds,
         "mean_gain_per_dataset": per_dataset,
+        "mean_gain_per_dataset_and_seed": per_seed,
         "mean_gain_over_datasets": float(np.mean(list(per_dataset.values()))),
+        "mean_gain_over_datasets_per_seed": over_datasets_per_seed,
         "datasets_at_or_above_baseline": sum(g >= 0 for g in per_dataset.values()),
         "n_datasets": len(per_dataset),
         "test_cost_over_budget_plus_5pct": over_cost,
     }
+
+
+def _gains_by_seed(results: list[dict], seeds) -> str:
+    """A table of each dataset's gain at each budget, per seed and averaged."""
+    rows = []
+    for name in dict.fromkeys(r["name"] for r in results):
+        runs = {r.get("seed", 0): r for r in results if r["name"] == name}
+        gain = {
+            (seed, p["budget_fraction"]): p.get("gain_points")
+            for seed, run in runs.items()
+            for p in run["points"]
+        }
+        fractions = sorted({f for _, f in gain})
+        for fraction in fractions:
+            gains = [gain.get((s, fraction)) for s in seeds]
+            if all(g is None for g in gains):
+                continue
+            reached = [g for g in gains if g is not None]
+            rows.append(
+                [name, _pct(fraction)]
+                + ["-" if g is None else f"{g:+.2f}" for g in gains]
+                + [f"{np.mean(reached):+.2f}"]
+            )
+        means = [runs[s]["mean_gain_points"] if s in runs else None for s in seeds]
+        rows.append(
+            [f"**{name}**", "mean"]
+            + ["-" if g is None else f"**{g:+.2f}**" for g in means]
+            + [f"**{np.mean([g for g in means if g is not None]):+.2f}**"]
+        )
+    return table(
+        rows, ["dataset", "budget", *(f"seed {s}" for s in seeds), "mean over seeds"]
+    )
 
 
 def _pct(x) -> str:
@@ -316,8 +376,12 @@ def markdown(results: list[dict], info: dict) -> str:
             '`costs="auto"` runs, which moved by up to 2x between runs), so '
             "that every run answers the same problem and the estimator and the "
             "baseline count cost alike (a measured cost's part per call would "
-            "be seen by the estimator only). Seeds: data and models 0, policy "
-            "folds 0.",
+            "be seen by the estimator only). Seeds: the data split and the stages "
+            f"{', '.join(map(str, sorted({r.get('seed', 0) for r in results})))} "
+            "(one run each: a split's gain is one draw of the choice among exit "
+            "scores on finite policy rows), the policy folds 0. The summary's "
+            "table gives each split's gain; the targets are judged on the means "
+            "over the splits.",
         ),
     ]
     for result in results:
@@ -348,7 +412,8 @@ def markdown(results: list[dict], info: dict) -> str:
             )
         t = result["timing"]
         lines += section(
-            f"{result['name']} ({result['kind'].replace('_', ' ')}; "
+            f"{result['name']}, seed {result.get('seed', 0)} "
+            f"({result['kind'].replace('_', ' ')}; "
             f"{result['n_policy_rows']} policy rows, {result['n_test_rows']} test "
             "rows)",
             "Normalised cumulative costs: "
@@ -368,17 +433,28 @@ def markdown(results: list[dict], info: dict) -> str:
     lines += [
         "### Summary",
         "",
-        "Mean gain over the baseline per dataset (points): "
+        "Gain over the baseline (test accuracy, points) at each budget, per "
+        "split seed and averaged over the seeds:",
+        "",
+        _gains_by_seed(results, s["seeds"]),
+        "",
+        "Mean gain over the baseline per dataset, averaged over the seeds "
+        "(points): "
         + ", ".join(f"{k} {v:+.2f}" for k, v in s["mean_gain_per_dataset"].items())
         + f"; mean over datasets {s['mean_gain_over_datasets']:+.2f} (target "
-        "+0.5); at or above the baseline on "
+        "+0.5; per seed: "
+        + ", ".join(
+            f"{seed} {v:+.2f}"
+            for seed, v in s["mean_gain_over_datasets_per_seed"].items()
+        )
+        + "); at or above the baseline on average on "
         f"{s['datasets_at_or_above_baseline']} of {s['n_datasets']} datasets. "
         f"Test cost more than 5 % over the budget (test sets >= {MIN_TEST_ROWS} "
         "rows): "
         + (
             ", ".join(
-                f"{n} at {_pct(f)} ({_pct(x)} spent)"
-                for n, f, x in s["test_cost_over_budget_plus_5pct"]
+                f"{n} (seed {seed}) at {_pct(f)} ({_pct(x)} spent)"
+                for n, seed, f, x in s["test_cost_over_budget_plus_5pct"]
             )
             or "none"
         )
@@ -392,6 +468,9 @@ def main(argv=None) -> None:
     parser = command_line(__doc__, "small data, smoke run")
     parser.add_argument("--only", nargs="*", help="names of setups to run")
     parser.add_argument(
+        "--seeds", nargs="*", type=int, default=list(SEEDS), help="split seeds"
+    )
+    parser.add_argument(
         "--no-write", action="store_true", help="print only, write no file"
     )
     args = parser.parse_args(argv)
@@ -402,16 +481,19 @@ def main(argv=None) -> None:
         for name in setups:
             if args.only and name not in args.only:
                 continue
-            result = run_setup(kind, name, args.quick, FRACTIONS)
-            results.append(result)
-            print(
-                f"{kind:10s} {name:40s} mean gain {result['mean_gain_points']:+.2f} "
-                + " ".join(
-                    f"{p['budget_fraction']:.2f}:{p.get('gain_points', np.nan):+.2f}"
-                    for p in result["points"]
-                ),
-                flush=True,
-            )
+            for seed in args.seeds:
+                result = run_setup(kind, name, args.quick, FRACTIONS, seed)
+                results.append(result)
+                print(
+                    f"{kind:10s} {name:38s} seed {seed} mean gain "
+                    f"{result['mean_gain_points']:+.2f} "
+                    + " ".join(
+                        f"{p['budget_fraction']:.2f}:"
+                        f"{p.get('gain_points', np.nan):+.2f}"
+                        for p in result["points"]
+                    ),
+                    flush=True,
+                )
     env = environment()
     info = {
         "date": time.strftime("%Y-%m-%d"),

@@ -30,3 +30,41 @@ def test_quick_budget_benchmark_compares_the_default_with_the_baseline():
         [result], {"date": "-", "seconds": 0.0, "environment": "-"}
     )
     assert run_budgets.BEGIN in text and run_budgets.END in text
+
+
+def test_budget_summary_averages_each_dataset_over_its_split_seeds():
+    def run(name, seed, gains):
+        points = [
+            {"budget_fraction": f, "gain_points": g, "ours": {"test_spent": 1.0}}
+            for f, g in zip((0.1, 0.5), gains)
+        ]
+        return {
+            "name": name,
+            "seed": seed,
+            "n_test_rows": 10,
+            "points": points,
+            "mean_gain_points": float(np.mean(gains)),
+        }
+
+    results = [
+        run("a", 0, (1.0, 3.0)),
+        run("a", 1, (0.0, 0.0)),
+        run("b", 0, (-1.0, -1.0)),
+        run("b", 1, (0.0, 1.0)),
+    ]
+    summary = run_budgets.summary(results)
+    assert summary["mean_gain_per_dataset"] == {"a": 1.0, "b": -0.25}
+    assert summary["mean_gain_over_datasets"] == pytest.approx(0.375)
+    assert summary["mean_gain_over_datasets_per_seed"] == {0: 0.5, 1: 0.25}
+    assert summary["datasets_at_or_above_baseline"] == 1
+    table = run_budgets._gains_by_seed(results, summary["seeds"])
+    row = next(
+        line for line in table.splitlines() if "| a " in line and "50.0 %" in line
+    )
+    assert [cell.strip() for cell in row.strip("|").split("|")] == [
+        "a",
+        "50.0 %",
+        "+3.00",
+        "+0.00",
+        "+1.50",
+    ]

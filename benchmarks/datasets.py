@@ -7,6 +7,7 @@ dominates (checked in ``RESULTS.md`` with the measured costs).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,26 @@ from sklearn.preprocessing import StandardScaler
 
 SEED = 0
 MNIST1D_SEED = 42  # mnist1d's own default generator seed
+
+
+@contextmanager
+def seeded(seed: int):
+    """Split the benchmark datasets, and seed their stages, with ``seed``.
+
+    For the benchmarks that run every setup on several splits (the cascades'
+    here and the early exits' of :mod:`benchmarks.early_exit_data`, which
+    keeps its own copy of the seed); ``make_classification`` draws a new
+    problem with it too.
+    """
+    from . import early_exit_data
+
+    global SEED
+    saved = SEED, early_exit_data.SEED
+    SEED = early_exit_data.SEED = seed
+    try:
+        yield
+    finally:
+        SEED, early_exit_data.SEED = saved
 
 
 @dataclass

@@ -23,6 +23,9 @@ def test_quick_budget_benchmark_compares_the_default_with_the_baseline():
         assert point["gain_points"] == pytest.approx(
             100 * (ours["test_accuracy"] - baseline["test_accuracy"])
         )
+        # The kept policy is one of the kinds the bound is the best of.
+        assert ours["test_accuracy"] in ours["candidates_test_accuracy"]
+        assert point["bound_gain_points"] >= point["gain_points"] - 1e-9
     assert result["timing"]["frontier_seconds"] > 0
     summary = run_budgets.summary([result])
     assert np.isfinite(summary["mean_gain_over_datasets"])
@@ -44,6 +47,7 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
             "n_test_rows": 10,
             "points": points,
             "mean_gain_points": float(np.mean(gains)),
+            "mean_bound_gain_points": float(np.max(gains)),
         }
 
     results = [
@@ -57,6 +61,7 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
     assert summary["mean_gain_over_datasets"] == pytest.approx(0.375)
     assert summary["mean_gain_over_datasets_per_seed"] == {0: 0.5, 1: 0.25}
     assert summary["datasets_at_or_above_baseline"] == 1
+    assert summary["bound_gain_per_dataset"] == {"a": 1.5, "b": 0.0}
     table = run_budgets._gains_by_seed(results, summary["seeds"])
     row = next(
         line for line in table.splitlines() if "| a " in line and "50.0 %" in line

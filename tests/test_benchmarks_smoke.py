@@ -138,3 +138,41 @@ def test_skip_verdict_allows_the_plain_cascades_own_overspend_and_no_more():
     assert run_skips._verdict(row((0.50, 12.0), (0.53, 12.5))) == (False, False)
     # Level and at least 5 % cheaper is strictly above.
     assert run_skips._verdict(row((0.50, 12.0), (0.50, 11.0))) == (True, True)
+
+
+def test_combined_targets_are_judged_on_the_means_over_the_splits():
+    run_combined = pytest.importorskip("benchmarks.run_combined")
+
+    def run(seed, best, last, stage_budgets, combined_budgets):
+        def answers(last_accuracy, budgets):
+            return {
+                "last_exit_accuracy": last_accuracy,
+                "full_cost": 2.0,
+                "budgets": [{"accuracy": a, "cost": 1.0} for a in budgets],
+            }
+
+        return {
+            "seed": seed,
+            "fractions": [0.5, 1.0],
+            "single_stage_accuracy": [0.5, best],
+            "best_stage": 1,
+            "answers": {
+                "stage": answers(best, stage_budgets),
+                "combined": answers(last, combined_budgets),
+            },
+        }
+
+    # Above the best stage on one split, below on the other, above on average;
+    # at the first budget +0.2 and -0.1 point (on average at or above), at the
+    # second -0.1 and +0.0 (below).
+    runs = [
+        run(0, 0.80, 0.806, [0.700, 0.80], [0.702, 0.799]),
+        run(1, 0.90, 0.899, [0.600, 0.90], [0.599, 0.900]),
+    ]
+    m = run_combined.over_seeds(runs)
+    assert m["combined_minus_best_stage"] == pytest.approx([0.006, -0.001])
+    assert m["mean_combined_minus_best_stage"] == pytest.approx(0.0025)
+    assert m["combined_last_above_best_stage"]
+    assert m["mean_budget_difference"] == pytest.approx([0.0005, -0.0005])
+    assert m["budgets_at_or_above"] == 1
+    assert m["budget_cost_over_full"]["stage"] == pytest.approx([0.5, 0.5])

@@ -178,26 +178,47 @@ def _candidates_on_test(estimator, fitted, held, test) -> list[float]:
     """Test accuracy of every kind of exit score the budget search tried.
 
     The search is rebuilt on the policy rows exactly as the estimator builds
-    it (its family, features and loss), at the budget it searched; the
-    candidates' policy-row figures are checked against ``budget_search_``.
-    The best of them on test is an upper bound on choosing among the kinds
-    (picked on the test rows), not a figure a user gets.
+    it (its family, features, loss and sample weights), at the budget it
+    searched; the candidates' kinds and policy-row figures are checked
+    against ``budget_search_``. The best of them on test is an upper bound on
+    choosing among the kinds (picked on the test rows), not a figure a user
+    gets. Estimators whose budget search is not this plain one (skipping
+    stages, a router, per-call costs) are refused.
     """
+    if (
+        getattr(estimator, "skips", False)
+        or getattr(estimator, "router", None) is not None
+        or np.any(estimator.costs_per_call_)
+    ):
+        raise ValueError(
+            "The bound rebuilds the plain budget search only: no skips, router "
+            "or per-call costs."
+        )
     cumulative = estimator.cumulative_costs_
+    _, _, weight = estimator._policy_rows()
     search = make_policy_search(
         estimator.policy,
         held.probas,
         held.y,
         cumulative / cumulative[-1],
+        weight,
         loss=estimator.loss,
         feature_set=estimator.policy_features,
         tune_threshold=estimator.tune_threshold,
     )
     record = fitted.budget_search_
     candidates = search.budget_candidates(record["searched_budget"] / cumulative[-1])
-    if not np.allclose(
-        [c.accuracy for c in candidates], record["policy_rows_accuracy"]
-    ):
+    same = (
+        [c.kind for c in candidates] == [str(k) for k in record["scores"]]
+        and np.allclose(
+            [c.accuracy for c in candidates], record["policy_rows_accuracy"]
+        )
+        and np.allclose(
+            [c.normalized_cost * cumulative[-1] for c in candidates],
+            record["policy_rows_cost"],
+        )
+    )
+    if not same:
         raise RuntimeError(
             "The rebuilt budget search does not reproduce the estimator's "
             "budget_search_; the bound would describe other candidates."
@@ -316,10 +337,11 @@ def summary(results: list[dict]) -> dict:
     over_datasets_per_seed = {
         s: float(np.mean([gain[n, s] for n in names if (n, s) in gain])) for s in seeds
     }
+    bound_of = {
+        (r["name"], r.get("seed", 0)): r["mean_bound_gain_points"] for r in results
+    }
     bound = {
-        n: float(
-            np.mean([r["mean_bound_gain_points"] for r in results if r["name"] == n])
-        )
+        n: float(np.mean([bound_of[n, s] for s in seeds if (n, s) in bound_of]))
         for n in names
     }
     over_cost = [
@@ -553,13 +575,20 @@ def main(argv=None) -> None:
         "seconds": time.perf_counter() - start,
         "environment": f"{env['cpu_count']} cores, scikit-learn {env['scikit-learn']}",
     }
-    print(json.dumps(jsonable(summary(results)), indent=1))
+    by_kind = {
+        kind: [r for r in results if r["kind"] == kind]
+        for kind in SETUPS
+        if any(r["kind"] == kind for r in results)
+    }
+    # Summarised per kind, as the targets are: cascades and early exits apart.
+    summaries = {kind: summary(runs) for kind, runs in by_kind.items()}
+    print(json.dumps(jsonable(summaries), indent=1))
     if args.no_write or args.quick:
         return
-    everything = {"info": info, "results": results, "summary": summary(results)}
+    everything = {"info": info, "results": results, "summary": summaries}
     write_json(RESULTS_JSON, everything, announce=False)
-    cascades = [r for r in results if r["kind"] == "cascade"]
-    early = [r for r in results if r["kind"] == "early_exit"]
+    cascades = by_kind.get("cascade", [])
+    early = by_kind.get("early_exit", [])
     if cascades:
         write_budgets_section(HERE / "RESULTS.md", markdown(cascades, info))
     if early:

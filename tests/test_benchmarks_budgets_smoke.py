@@ -62,6 +62,10 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
     assert summary["mean_gain_over_datasets_per_seed"] == {0: 0.5, 1: 0.25}
     assert summary["datasets_at_or_above_baseline"] == 1
     assert summary["bound_gain_per_dataset"] == {"a": 1.5, "b": 0.0}
+    # A seed run twice counts once, for the gain and the bound alike.
+    again = run_budgets.summary([*results, results[1]])
+    assert again["mean_gain_per_dataset"]["a"] == 1.0
+    assert again["bound_gain_per_dataset"]["a"] == pytest.approx(1.5)
     table = run_budgets._gains_by_seed(results, summary["seeds"])
     row = next(
         line for line in table.splitlines() if "| a " in line and "50.0 %" in line
@@ -73,3 +77,37 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
         "+0.00",
         "+1.50",
     ]
+
+
+def test_seeded_splits_and_seeds_the_setups_and_restores_the_seed():
+    from benchmarks import datasets, early_exit_data
+
+    base = datasets.load("digits", quick=True)
+    base_split = early_exit_data.load("make_classification", quick=True)
+    with datasets.seeded(1):
+        other = datasets.load("digits", quick=True)
+        other_split = early_exit_data.load("make_classification", quick=True)
+    assert not np.array_equal(base.y_test, other.y_test)
+    assert not np.array_equal(base_split.X_test, other_split.X_test)
+    assert other.stages[1][1].random_state == 1
+    assert (datasets.SEED, early_exit_data.SEED) == (0, 0)
+    with pytest.raises(KeyError), datasets.seeded(2):
+        raise KeyError
+    assert (datasets.SEED, early_exit_data.SEED) == (0, 0)
+
+
+def test_each_setup_runs_with_its_seed(monkeypatch):
+    from benchmarks import datasets, early_exit_data
+
+    seen = []
+    for kind, name in (("cascade", "digits"), ("early_exit", "mnist1d/random_forest")):
+        setup = run_budgets.SETUPS[kind][name]
+
+        def recording(name, quick, setup=setup):
+            seen.append((datasets.SEED, early_exit_data.SEED))
+            return setup(name, quick)
+
+        monkeypatch.setitem(run_budgets.SETUPS[kind], name, recording)
+        result = run_budgets.run_setup(kind, name, True, (0.5,), seed=2)
+        assert result["seed"] == 2
+    assert seen == [(2, 2), (2, 2)]

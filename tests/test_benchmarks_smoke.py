@@ -140,39 +140,94 @@ def test_skip_verdict_allows_the_plain_cascades_own_overspend_and_no_more():
     assert run_skips._verdict(row((0.50, 12.0), (0.50, 11.0))) == (True, True)
 
 
-def test_combined_targets_are_judged_on_the_means_over_the_splits():
-    run_combined = pytest.importorskip("benchmarks.run_combined")
+def _combined_run(seed, best, last, stage_budgets, combined_budgets):
+    """A run_combined record of one split (two stages, two budgets)."""
 
-    def run(seed, best, last, stage_budgets, combined_budgets):
-        def answers(last_accuracy, budgets):
-            return {
-                "last_exit_accuracy": last_accuracy,
-                "full_cost": 2.0,
-                "budgets": [{"accuracy": a, "cost": 1.0} for a in budgets],
-            }
-
+    def answers(last_accuracy, budgets, kinds):
         return {
-            "seed": seed,
-            "fractions": [0.5, 1.0],
-            "single_stage_accuracy": [0.5, best],
-            "best_stage": 1,
-            "answers": {
-                "stage": answers(best, stage_budgets),
-                "combined": answers(last, combined_budgets),
-            },
+            "kinds": kinds,
+            "last_exit_accuracy": last_accuracy,
+            "full_cost": 2.0,
+            "budgets": [
+                {"fraction": f, "accuracy": a, "cost": 1.0}
+                for f, a in zip((0.5, 1.0), budgets)
+            ],
+            "no_loss": None,
+            "routing_per_row": [1e-7, 2e-7],
+            "frontier": {"cost": [1.0, 2.0], "accuracy": list(budgets)},
         }
 
-    # Above the best stage on one split, below on the other, above on average;
-    # at the first budget +0.2 and -0.1 point (on average at or above), at the
-    # second -0.1 and +0.0 (below).
+    return {
+        "seed": seed,
+        "stages": ["cheap", "costly"],
+        "fractions": [0.5, 1.0],
+        "single_stage_accuracy": [0.5, best],
+        "best_stage": 1,
+        "ceiling": {"stage": best, "log_pool": last},
+        "answers": {
+            "stage": answers(best, stage_budgets, ["stage", "stage"]),
+            "combined": answers(last, combined_budgets, ["stage", "log_pool"]),
+        },
+    }
+
+
+def test_combined_targets_are_judged_on_the_means_over_the_splits():
+    run_combined = pytest.importorskip("benchmarks.run_combined")
+    from benchmarks._tables import environment
+
+    # The last exit: above the best stage on one split, below on the other,
+    # above on average. The budgets: at the first, -0.1 and +0.3 point (at or
+    # above on average, not on the first split); at the second +0.1 and +0.1.
     runs = [
-        run(0, 0.80, 0.806, [0.700, 0.80], [0.702, 0.799]),
-        run(1, 0.90, 0.899, [0.600, 0.90], [0.599, 0.900]),
+        run_combined._judged(
+            _combined_run(0, 0.80, 0.806, [0.700, 0.80], [0.699, 0.801])
+        ),
+        run_combined._judged(
+            _combined_run(1, 0.90, 0.899, [0.600, 0.90], [0.603, 0.901])
+        ),
     ]
+    assert [r["combined_last_above_best_stage"] for r in runs] == [True, False]
     m = run_combined.over_seeds(runs)
     assert m["combined_minus_best_stage"] == pytest.approx([0.006, -0.001])
     assert m["mean_combined_minus_best_stage"] == pytest.approx(0.0025)
     assert m["combined_last_above_best_stage"]
-    assert m["mean_budget_difference"] == pytest.approx([0.0005, -0.0005])
-    assert m["budgets_at_or_above"] == 1
+    assert m["mean_budget_difference"] == pytest.approx([0.001, 0.001])
+    assert m["budgets_at_or_above"] == 2
     assert m["budget_cost_over_full"]["stage"] == pytest.approx([0.5, 0.5])
+    # A second dataset below the best stage and the stage answers on average.
+    below = [
+        run_combined._judged(_combined_run(s, 0.8, 0.79, [0.7, 0.8], [0.69, 0.79]))
+        for s in (0, 1)
+    ]
+    results = {
+        "command": "python -m benchmarks.run_combined",
+        "total_seconds": 1.0,
+        "environment": environment(threads="-"),
+        "seeds": [0, 1],
+        "datasets": {"a": runs, "b": below},
+        "over_seeds": {"a": m, "b": run_combined.over_seeds(below)},
+    }
+    text = run_combined.markdown(results)
+    assert (
+        "above the best single stage on 1 of 2 datasets (target: at least 2); "
+        "combined answers at or above the stage answers at every budget on 1 of 2"
+        in text
+    )
+    assert "+0.60 / -0.10 (mean **+0.25**)" in text
+
+
+def test_combined_benchmark_fits_each_split_with_its_own_seed(monkeypatch):
+    run_combined = pytest.importorskip("benchmarks.run_combined")
+    from benchmarks import datasets, early_exit_data
+
+    class Seen(Exception):
+        pass
+
+    def load(name, quick=False):
+        raise Seen(datasets.SEED, early_exit_data.SEED)
+
+    monkeypatch.setattr(run_combined.datasets, "load", load)
+    with pytest.raises(Seen) as seen:
+        run_combined._dataset("digits", True, 2)
+    assert seen.value.args == (2, 2)
+    assert (datasets.SEED, early_exit_data.SEED) == (0, 0)

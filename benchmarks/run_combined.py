@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_combined            # full run (about 25 minutes)
+    python -m benchmarks.run_combined            # full run (about 17 minutes)
     python -m benchmarks.run_combined --quick    # smoke run, writes nothing
 
 For each cascade benchmark dataset (the stages and split of

@@ -194,6 +194,12 @@ def test_combined_targets_are_judged_on_the_means_over_the_splits():
     assert m["mean_budget_difference"] == pytest.approx([0.001, 0.001])
     assert m["budgets_at_or_above"] == 2
     assert m["budget_cost_over_full"]["stage"] == pytest.approx([0.5, 0.5])
+    # Differences that cancel are a tie, though their float mean is -3e-17.
+    cancelling = [
+        run_combined._judged(_combined_run(s, 0.8, 0.8, [0.0, 0.0], [d, 0.0]))
+        for s, d in enumerate((0.3, -0.1, -0.2))
+    ]
+    assert run_combined.over_seeds(cancelling)["budgets_at_or_above"] == 2
     # A second dataset below the best stage and the stage answers on average.
     below = [
         run_combined._judged(_combined_run(s, 0.8, 0.79, [0.7, 0.8], [0.69, 0.79]))

@@ -538,6 +538,9 @@ def test_boosting_modes_without_a_sum_over_rounds_are_refused(
 @pytest.mark.parametrize("library", LIBRARIES)
 def test_bad_exits_and_budgets_fail_before_any_fit(library, monkeypatch):
     X, y = _data("binary")
+    # Fitted (and cached for the other tests) before fit is patched below:
+    # fitted after, the cache would keep the patched fit's None for them.
+    fitted = _fitted(library, "binary")
     model = _model(library, "binary")
     fits = []
     monkeypatch.setattr(type(model), "fit", lambda self, *a, **k: fits.append(1))
@@ -548,7 +551,6 @@ def test_bad_exits_and_budgets_fail_before_any_fit(library, monkeypatch):
     with pytest.raises(ValueError, match="has one exit"):
         EarlyExitClassifier(model, exits=[40]).fit(X, y)
     assert fits == []
-    fitted = _fitted(library, "binary")
     with pytest.raises(ValueError, match=r"number of boosting rounds \(40\)"):
         BoosterExits(fitted, [10, 20, 50])
     with pytest.raises(ValueError, match=r"number of boosting rounds \(40\)"):

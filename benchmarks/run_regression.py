@@ -435,15 +435,11 @@ def markdown(results: dict) -> str:
         f"policy beats random deferral at {s['n_better_than_random']} ("
         f"{'every one' if s['beats_random_everywhere'] else 'NOT every one'}; "
         f"mean MSE reduction over all points {s['mean_gain_over_random']:+.1%}); "
-        + (
-            f"behind it by more than two standard errors at "
-            f"{s['n_worse_than_random_beyond_noise']} (the ± column, over the "
-            "splits where there are several; the splits of repeated k-fold share "
-            "rows, so it understates the spread somewhat); "
-            if "n_worse_than_random_beyond_noise" in s
-            else ""
-        )
-        + "against the best "
+        f"behind it by more than two standard errors at "
+        f"{s['n_worse_than_random_beyond_noise']} (the ± column, over the "
+        "splits where there are several; the splits of repeated k-fold share "
+        "rows, so it understates the spread somewhat); "
+        "against the best "
         f"heuristic (chosen on the policy rows) the mean MSE reduction is "
         f"{s['mean_gain_over_best_heuristic']:+.1%} (target: above 0).\n"
     )

@@ -12,7 +12,6 @@ from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
 )
-from sklearn.utils import Bunch
 
 from ._base import BaseAdaptive, BaseAdaptiveClassifier
 from ._costs import check_budget
@@ -38,7 +37,7 @@ from .stages._booster_exits import (
     is_booster_model,
     model_name,
 )
-from .stages._costs import call_line_for
+from .stages._costs import fit_call_line
 from .stages._tree_exits import check_tree_exits
 
 #: What a booster's exits count, for messages.
@@ -268,11 +267,10 @@ class _SharedComputation:
         whole = None if measured is None else measured.get("whole_timings")
         if whole is None:
             return super()._reference_seconds(batch_size)
-        line = call_line_for(
-            Bunch(batch_sizes=measured.batch_sizes, timings=np.asarray(whole)[None]),
-            batch_size,
+        per_call, per_row = fit_call_line(
+            measured.batch_sizes, np.asarray(whole)[None], batch_size=batch_size
         )
-        return float(line.per_row[0] + line.per_call[0] / batch_size)
+        return float(per_row[0] + per_call[0] / batch_size)
 
     def _stage_source(self):
         return self.source_

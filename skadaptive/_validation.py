@@ -276,9 +276,20 @@ def check_exit_output(source, output, n_rows: int, label: str) -> np.ndarray:
     return check_stage_proba(output, n_rows, len(source.classes_), label)
 
 
+def rows_text(count: int) -> str:
+    """``"1 row"``, ``"2 rows"``: a count of rows, for messages.
+
+    Examples
+    --------
+    >>> from skadaptive._validation import rows_text
+    >>> rows_text(1), rows_text(64)
+    ('1 row', '64 rows')
+    """
+    return f"{count} row{'s' if count != 1 else ''}"
+
+
 def _rows(mask: np.ndarray) -> str:
-    count = int(mask.sum())
-    return f"{count} of {len(mask)} row{'s' if len(mask) != 1 else ''}"
+    return f"{int(mask.sum())} of {rows_text(len(mask))}"
 
 
 def unique_labels(y) -> np.ndarray:
@@ -379,7 +390,7 @@ def check_missing_values(X, names, members, *, refusing=None) -> None:
         name, member = refusing[0]
         member = getattr(member, "estimator", member)  # a FrozenEstimator's model
         raise ValueError(
-            f"X has NaN in {missing} row{'s' if missing != 1 else ''}, and stage "
+            f"X has NaN in {rows_text(missing)}, and stage "
             f"{name!r} ({type(member).__name__}) does not accept missing values, "
             "so rows with NaN are refused whichever stage would see them. Impute "
             "them first (a SimpleImputer in a Pipeline around the estimator, or "

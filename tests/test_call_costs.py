@@ -749,12 +749,18 @@ class _CountingTags(ClassifierMixin, BaseEstimator):
         return super().__sklearn_tags__()
 
 
-def test_predicting_does_not_read_every_stage_tags_again(frozen_stages):
+def _counting_cascade(frozen_stages):
+    """A cascade whose last stage counts the reads of its tags, and the data."""
     stages, X_policy, y_policy, X_test, _ = frozen_stages
     counted = _CountingTags().fit(X_policy, y_policy)
     cascade = AdaptiveCascadeClassifier(
         [*stages[:2], ("counted", FrozenEstimator(counted))], costs=[1, 2, 10]
     ).fit(X_policy, y_policy)
+    return cascade, X_policy, y_policy, X_test
+
+
+def test_predicting_does_not_read_every_stage_tags_again(frozen_stages):
+    cascade, X_policy, y_policy, X_test = _counting_cascade(frozen_stages)
     before = _CountingTags.reads
     for row in range(20):
         cascade.predict_proba(X_test[row : row + 1])
@@ -776,11 +782,7 @@ def test_predicting_does_not_read_every_stage_tags_again(frozen_stages):
 
 
 def test_a_loaded_estimator_does_not_read_every_stage_tags_again(frozen_stages):
-    stages, X_policy, y_policy, X_test, _ = frozen_stages
-    counted = _CountingTags().fit(X_policy, y_policy)
-    cascade = AdaptiveCascadeClassifier(
-        [*stages[:2], ("counted", FrozenEstimator(counted))], costs=[1, 2, 10]
-    ).fit(X_policy, y_policy)
+    cascade, _, _, X_test = _counting_cascade(frozen_stages)
     import pickle
 
     loaded = pickle.loads(pickle.dumps(cascade))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import rows_text
 from ..policies._call_costs import batch_cost
 from ..policies._skips import jumps_over_stages
 from ._classes import check_labels_known, labels_like, onnx_classes
@@ -865,8 +866,10 @@ def costs_unit_text(cascade) -> str:
     rows, or as given."""
     if not isinstance(cascade.costs, str):
         return "as given"
-    size = int(cascade.cost_batch_size_)
-    return f"seconds per row (measured), for calls of {size} row{'s' * (size != 1)}"
+    return (
+        "seconds per row (measured), for calls of "
+        f"{rows_text(int(cascade.cost_batch_size_))}"
+    )
 
 
 #: Batch sizes the chosen policy's expected speed-up is given for.
@@ -960,7 +963,7 @@ def _format_batch_sizes(advice) -> str:
     points = advice["points"]
     speed_ups = ", ".join(f"{p['batch_size']}: {p['speed_up']:.2f}x" for p in points)
     fitted = advice["fitted_for_batch_size"]
-    rows = f"{fitted} row{'s' if fitted != 1 else ''}"
+    rows = rows_text(fitted)
     lines = [
         "expected speed-up over the last stage alone, by rows per call (every "
         f"stage a batch reaches pays its cost per call once): {speed_ups}.",
@@ -978,7 +981,7 @@ def _format_batch_sizes(advice) -> str:
         )
     lines.append(
         "The cascade is faster than its last stage alone at every batch size "
-        f"from {first} row{'s' if first != 1 else ''} per call on."
+        f"from {rows_text(first)} per call on."
         if first is not None
         else "At none of these batch sizes (up to "
         f"{points[-1]['batch_size']:,} rows per call) is the cascade faster than "

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from .._validation import rows_text
 from ._io import (
     CommandError,
     _short,
@@ -200,9 +201,8 @@ def run(args, out=None) -> int:
         + (f"; the router's {router_cost:.4g} included" if router_cost else "")
         + ")"
         + (
-            f", for calls of {model.cost_batch_size_} "
-            f"row{'s' * (model.cost_batch_size_ != 1)}: each stage a call "
-            "reaches pays its cost per call once (the per-row costs written "
+            f", for calls of {rows_text(int(model.cost_batch_size_))}: each stage "
+            "a call reaches pays its cost per call once (the per-row costs written "
             "spread it over a full call)"
             if per_call
             else ""

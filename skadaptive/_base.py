@@ -64,6 +64,7 @@ from ._validation import (
     indexable,
     is_frozen,
     members_refusing_nan,
+    rows_text,
     unique_labels,
     warn_sample_weight_unused,
 )
@@ -100,6 +101,7 @@ from .stages._combined import (
     ExitCombiner,
     answering_source,
     combined_answers,
+    combines,
     fit_combiners,
 )
 from .stages._costs import call_line_for, timing_scale
@@ -207,20 +209,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         names = self._check_structure()
         check_policy(self.policy)
         self._check_cost_batch_size()
-        for option, on, why in (
-            ("skips=True", getattr(self, "skips", False), "a row that skips stages"),
-            (
-                "router=",
-                getattr(self, "router", None) is not None,
-                "a row that the router starts late",
-            ),
-        ):
-            if on and getattr(self, "answer", "stage") != "stage":
-                raise ValueError(
-                    f"{option} needs answer='stage': a combined answer mixes the "
-                    f"probabilities of every stage run so far, and {why} has not "
-                    "run them all. Use one or the other."
-                )
+        self._check_answers_run_every_stage(getattr(self, "answer", "stage") != "stage")
         router = getattr(self, "router", None)
         if isinstance(router, str):
             check_auto_router_features(X)
@@ -307,6 +296,35 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self._router_data = (_safe_indexing(X, held_out.policy_rows), router_cost)
         self._learn_policy(*self._policy_rows())
         return self
+
+    def _check_answers_run_every_stage(
+        self, combined: bool, fitted: bool = False
+    ) -> None:
+        """Refuse skips and a router where exits answer with combined answers
+        (``combined``; ``fitted``: since a fit), which need every stage up to
+        the exit to have run."""
+        if not combined:
+            return
+        fix = (
+            "Set the option back, or refit with answer='stage': this "
+            "estimator's exits answer with combined answers since its fit."
+            if fitted
+            else "Use one or the other."
+        )
+        for option, on, why in (
+            ("skips=True", getattr(self, "skips", False), "a row that skips stages"),
+            (
+                "router=",
+                getattr(self, "router", None) is not None,
+                "a row that the router starts late",
+            ),
+        ):
+            if on:
+                raise ValueError(
+                    f"{option} needs answer='stage': a combined answer mixes the "
+                    f"probabilities of every stage run so far, and {why} has not "
+                    f"run them all. {fix}"
+                )
 
     def _split_router_cost(self, names):
         return split_router_cost(self, names)
@@ -399,12 +417,18 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             random_state=self.random_state,
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
+            positive = (
+                len(y_encoded)
+                if sample_weight is None
+                else int(np.count_nonzero(np.asarray(sample_weight) > 0))
+            )
             warnings.warn(
                 f"answer='combined' answers with each stage's own probabilities: "
                 f"learning combiners needs at least {MIN_COMBINER_ROWS} policy "
                 "rows of positive weight, with two classes or more in the "
                 f"training rows of each of {N_COMBINER_FOLDS} folds of them; "
-                f"there are {len(y_encoded)} policy rows.",
+                f"there are {rows_text(positive)} of positive weight "
+                f"(of {rows_text(len(y_encoded))}).",
                 UserWarning,
                 stacklevel=3,
             )
@@ -813,6 +837,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"batch size, or set batch_size to at least {fitted_size}."
             )
         new._validate_params()
+        # The answers are the fit's (combiners_), whatever answer= says now.
+        new._check_answers_run_every_stage(combines(self.combiners_), fitted=True)
         new._learn_policy(*self._policy_rows())
         return new
 

@@ -78,6 +78,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         with the routing by ``costs="auto"`` and not counted with costs given
         as numbers or trees). Per exit, a weighted pooling of the exits'
         log-probabilities or a multinomial logistic regression on them
+        (each the weighted mean log loss with a small L2 penalty: only the
+        ratios of ``sample_weight`` count)
         replaces the exit's own probabilities only where its 3-fold
         cross-validated ``loss`` (error rate, or log loss) on the policy rows
         is lower by more than one standard error of the paired per-row

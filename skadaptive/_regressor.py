@@ -64,6 +64,8 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         if weight is not None and not weight.sum() > 0:
             weight = None
         self.target_center_, self.target_scale_ = regression_scale(y, weight, self.loss)
+        if self.loss == "squared_error":
+            _check_squared_scale(self.target_scale_)
         return y
 
     def _stage_classes(self):
@@ -271,3 +273,23 @@ def _not_a_number(y):
         except (TypeError, ValueError):
             return value
     return np.ravel(y)[0]
+
+
+def _check_squared_scale(scale: float) -> None:
+    """Refuse a target whose squared errors float64 cannot hold.
+
+    An MSE is reported in the target's units squared: past about 1e154 the
+    square overflows, below about 1e-154 it underflows to 0 (every error
+    would read as exact).
+    """
+    with np.errstate(over="ignore", under="ignore"):
+        square = np.float64(scale) ** 2
+    if np.isfinite(square) and square > 0:
+        return
+    problem = "large" if scale > 1 else "small"
+    raise ValueError(
+        f"y's scale ({scale:.3g}) is too {problem} for its squared errors in "
+        f"float64 (they would {'overflow' if problem == 'large' else 'underflow to 0'}"
+        "): rescale y (divide or multiply it by a power of ten) and the "
+        "predictions back, or use loss='absolute_error'."
+    )

@@ -1,10 +1,13 @@
 """Stages whose answers a test states exactly, the rows of the skipping and
-routing tests (a middle stage right only where the first is), and random
-policies for comparing the routing engine with the offline walk."""
+routing tests (a middle stage right only where the first is), random
+policies for comparing the routing engine with the offline walk, and two
+stages that make disjoint errors (the combined-answer tests)."""
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.frozen import FrozenEstimator
 
+from skadaptive import AdaptiveCascadeClassifier
 from skadaptive.policies import HeuristicRule, JumpRule
 
 
@@ -123,3 +126,44 @@ def random_rules_and_jumps(rng, probas, jump_share=1.0):
         jump.cut = rng.uniform(0.3, 0.9)
         jumps.append(jump if rng.random() < jump_share else None)
     return rules, jumps
+
+
+class _WrongOnGroup(ClassifierMixin, BaseEstimator):
+    """Right with probability 0.9 on every row except those of its group.
+
+    Rows are ``[signal, group]``; the label is ``signal > 0``. On its own group
+    the stage answers the wrong class with probability 0.65: two such stages
+    with different groups make disjoint errors.
+    """
+
+    def __init__(self, group=1):
+        self.group = group
+
+    def fit(self, X, y):
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def predict_proba(self, X):
+        X = np.asarray(X)
+        right = np.where(X[:, 1] == self.group, 0.35, 0.9)
+        positive = np.where(X[:, 0] > 0, right, 1 - right)
+        return np.column_stack([1 - positive, positive])
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _disjoint_errors(n_rows, seed):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n_rows)
+    group = rng.choice(3, size=n_rows, p=[0.6, 0.2, 0.2])
+    return np.column_stack([signal, group]), (signal > 0).astype(int)
+
+
+def _disjoint_cascade(answer, **params):
+    stages = [
+        (name, FrozenEstimator(_WrongOnGroup(group).fit(None, None)))
+        for name, group in (("first", 1), ("second", 2))
+    ]
+    params = {"random_state": 0, **params}
+    return AdaptiveCascadeClassifier(stages, costs=[1, 1], answer=answer, **params)

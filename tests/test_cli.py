@@ -180,10 +180,22 @@ def test_frontier_of_joblib_models_writes_table_json_plot_and_model(
 
 
 def test_frontier_answer_both_prints_and_writes_both_kinds(
-    digits_files, tmp_path, capsys
+    digits_files, tmp_path, capsys, monkeypatch
 ):
     """Stage and combined answers side by side: each with its own table, its
-    JSON report and its curve, the stages alone the same in both."""
+    JSON report and its curve, the stages alone the same in both. Whether the
+    rows are too few is judged on each kind's own ends (combined answers: the
+    last exit's combiner, not the last stage alone)."""
+    from skadaptive.cli import _frontier
+
+    judged = []
+    warn = _frontier.too_few_rows_warning
+
+    def spy(n_rows, cheapest, full_cost, *args):
+        judged.append((list(cheapest), list(full_cost)))
+        return warn(n_rows, cheapest, full_cost, *args)
+
+    monkeypatch.setattr(_frontier, "too_few_rows_warning", spy)
     folder = digits_files
     code = main(
         [
@@ -217,6 +229,13 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
     ]
     assert combined["chosen"]["accuracy"] != report["chosen"]["accuracy"]
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    ends = [
+        ([r["exits"][0]["accuracy_interval"], r["exits"][-1]["accuracy_interval"]])
+        for r in (report, combined)
+    ]
+    assert judged == [tuple(e) for e in ends]
+    assert combined["exits"][-1]["combiner"] != "stage"
+    assert ends[1][1] != combined["stages"][-1]["accuracy_interval"]
 
 
 def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):

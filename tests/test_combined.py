@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, ClassifierMixin
+from _column_stages import _disjoint_cascade, _disjoint_errors, _WrongOnGroup
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
-from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
@@ -16,52 +16,12 @@ from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.stages import exit_probas
 from skadaptive.stages._combined import (
     KINDS,
+    LOGISTIC_L2,
     ExitCombiner,
     _choose_kind,
     fit_combiners,
     log_probas,
 )
-
-
-class _WrongOnGroup(ClassifierMixin, BaseEstimator):
-    """Right with probability 0.9 on every row except those of its group.
-
-    Rows are ``[signal, group]``; the label is ``signal > 0``. On its own group
-    the stage answers the wrong class with probability 0.65: two such stages
-    with different groups make disjoint errors.
-    """
-
-    def __init__(self, group=1):
-        self.group = group
-
-    def fit(self, X, y):
-        self.classes_ = np.array([0, 1])
-        return self
-
-    def predict_proba(self, X):
-        X = np.asarray(X)
-        right = np.where(X[:, 1] == self.group, 0.35, 0.9)
-        positive = np.where(X[:, 0] > 0, right, 1 - right)
-        return np.column_stack([1 - positive, positive])
-
-    def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-
-def _disjoint_errors(n_rows, seed):
-    rng = np.random.default_rng(seed)
-    signal = rng.normal(size=n_rows)
-    group = rng.choice(3, size=n_rows, p=[0.6, 0.2, 0.2])
-    return np.column_stack([signal, group]), (signal > 0).astype(int)
-
-
-def _disjoint_cascade(answer, **params):
-    stages = [
-        (name, FrozenEstimator(_WrongOnGroup(group).fit(None, None)))
-        for name, group in (("first", 1), ("second", 2))
-    ]
-    params = {"random_state": 0, **params}
-    return AdaptiveCascadeClassifier(stages, costs=[1, 1], answer=answer, **params)
 
 
 def test_disjoint_errors_combined_beats_every_stage_at_full_cost():
@@ -278,17 +238,38 @@ def test_logistic_combiner_is_the_fitted_logistic_regression(n_classes):
     logs = [log_probas(p) for p in probas]
     weight = rng.uniform(0.5, 2, size=300)
     combiner = ExitCombiner(2, "logistic").fit(logs, y, weight, n_classes)
+    # The weighted mean log loss plus LOGISTIC_L2 |coef|^2.
+    share = weight / weight.sum()
     reference = make_pipeline(
-        StandardScaler(), LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
+        StandardScaler(),
+        LogisticRegression(C=1 / (2 * LOGISTIC_L2), max_iter=300, tol=1e-4),
     ).fit(
         np.hstack(logs),
         y,
-        standardscaler__sample_weight=weight,
-        logisticregression__sample_weight=weight,
+        standardscaler__sample_weight=share,
+        logisticregression__sample_weight=share,
     )
     np.testing.assert_allclose(
         combiner.combine(logs), reference.predict_proba(np.hstack(logs)), rtol=1e-9
     )
+
+
+@pytest.mark.parametrize("kind", ["log_pool", "logistic"])
+def test_a_combiner_depends_on_the_weights_ratios_only(kind):
+    """Weights that sum to one, or scaled by 100, fit the same combiner
+    (weights as shares of the policy rows, as the policy reads them; a fixed
+    penalty on the weighted sum would all but switch the logistic regression
+    off for weights that sum to one); weight 2 on a row is two copies of it."""
+    probas, y = _three_noisy_exits()
+    logs = [log_probas(p) for p in probas]
+    weight = np.random.default_rng(2).integers(1, 3, size=len(y)).astype(float)
+    fitted = ExitCombiner(2, kind).fit(logs, y, weight, 3).combine(logs)
+    for scale in (1 / weight.sum(), 100.0):
+        again = ExitCombiner(2, kind).fit(logs, y, weight * scale, 3).combine(logs)
+        np.testing.assert_allclose(again, fitted, rtol=1e-6, atol=1e-9)
+    copies = np.repeat(np.arange(len(y)), weight.astype(int))
+    repeated = ExitCombiner(2, kind).fit([g[copies] for g in logs], y[copies], None, 3)
+    np.testing.assert_allclose(repeated.combine(logs), fitted, rtol=1e-5, atol=1e-7)
 
 
 def test_too_few_rows_answer_with_the_stages():
@@ -302,6 +283,17 @@ def test_too_few_rows_answer_with_the_stages():
     )
     with pytest.warns(UserWarning, match="needs at least 30 policy rows"):
         cascade.fit(X, y)
+    # Rows of zero weight teach nothing, and the message counts those that do.
+    X_more, y_more = make_classification(400, random_state=0)
+    weight = np.zeros(400)
+    weight[:20] = 1.0
+    with pytest.warns(UserWarning, match="needs at least 30") as record:
+        weighted = clone(cascade).fit(X_more, y_more, sample_weight=weight)
+    _, y_policy, w_policy = weighted._policy_rows()
+    positive = np.count_nonzero(w_policy > 0)
+    assert 0 < positive < 20 < len(y_policy)
+    expected = f"there are {positive} rows of positive weight (of {len(y_policy)} rows)"
+    assert any(expected in str(w.message) for w in record)
     assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
     plain = AdaptiveCascadeClassifier(stages, costs=[1, 2], cv=0.4, random_state=0)
     np.testing.assert_array_equal(
@@ -516,3 +508,24 @@ def test_models_saved_before_combined_answers_load_as_stage_answers():
     assert old.answer == "stage"
     np.testing.assert_array_equal(old.predict_proba(X), cascade.predict_proba(X))
     assert repr(old) == repr(cascade)
+
+
+@pytest.mark.parametrize("option", [{"skips": True}, {"router": "auto"}])
+def test_with_policy_refuses_what_fit_refuses_over_combined_answers(option):
+    """A fit with combined answers, then skips or a router set without a
+    refit: with_policy would learn a policy that runs only some of the stages
+    a combiner reads (its weights then fall on the wrong exits' answers);
+    it refuses as fit does. Over stage answers, answer= set afterwards does
+    not stop it: the answers are the fit's."""
+    X, y = _disjoint_errors(600, seed=0)
+    combined = _disjoint_cascade("combined", cost_weight=0.0).fit(X, y)
+    assert combined.combiners_[1].kind != "stage"
+    combined.set_params(**option)
+    name = next(iter(option))
+    with pytest.raises(ValueError, match=rf"{name}=.* needs answer='stage'.*refit"):
+        combined.with_policy(cost_weight=0.01)
+    with pytest.raises(ValueError, match=rf"{name}=.* needs answer='stage'.*refit"):
+        combined.with_policy(budget=1.5)
+    plain = _disjoint_cascade("stage", cost_weight=0.0).fit(X, y)
+    plain.set_params(answer="combined", skips=True)
+    assert plain.with_policy(cost_weight=0.01).combiners_ == plain.combiners_

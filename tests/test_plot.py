@@ -193,3 +193,32 @@ def test_overlaid_displays_mark_each_chosen_point_in_its_frontiers_colour():
         assert_allclose(edge, to_rgba(display.line_.get_color()))
         colours.append(tuple(edge))
     assert colours[0] != colours[1]
+
+
+def test_the_default_name_says_how_the_fitted_exits_answer():
+    """The label says "(combined answers)" where the fitted exits combine
+    (combiners_), not where answer= says so: set after a fit, it changes no
+    answer until a refit, and neither does it change the label."""
+    from sklearn.base import clone
+
+    cascade, X, y = _fitted()
+    from _column_stages import _disjoint_cascade, _disjoint_errors
+
+    X_joint, y_joint = _disjoint_errors(600, seed=0)
+    combined = _disjoint_cascade("combined", cost_weight=0.0).fit(X_joint, y_joint)
+    assert combined.combiners_[1].kind != "stage"
+
+    def label(estimator, X, y):
+        return CostAccuracyDisplay.from_estimator(estimator, X, y).name
+
+    assert label(combined, X_joint, y_joint) == (
+        "AdaptiveCascadeClassifier (combined answers)"
+    )
+    combined.set_params(answer="stage")
+    assert label(combined, X_joint, y_joint).endswith("(combined answers)")
+    plain = clone(cascade).fit(X, y).set_params(answer="combined")
+    assert label(plain, X, y) == "AdaptiveCascadeClassifier"
+    # Not fitted yet: as answer= says.
+    from skadaptive.plot._cost_accuracy import _default_name
+
+    assert _default_name(clone(plain)).endswith("(combined answers)")

@@ -197,6 +197,51 @@ def test_scale_makes_a_constant_prediction_cost_one():
         assert regression_scale(repeated, None, loss) == pytest.approx((center, scale))
 
 
+@pytest.mark.parametrize("policy", ["linear", "eenet"])
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error"])
+def test_a_constant_target_answers_every_row_at_the_first_stage(policy, loss):
+    """Every stage exact on a constant target: the first answers every row,
+    within any budget. Its scale is 1, not the 1e-16 that the rounding of
+    its weighted mean leaves (which made rounding noise read as losses of
+    order one: every row paid for both stages, over the budget). The
+    cost-aware scorer gives what score (scikit-learn's R^2) gives."""
+    from skadaptive.metrics import make_cost_aware_scorer
+
+    X = np.random.default_rng(0).random((600, 5))
+    y = np.full(600, 0.7)
+    assert regression_scale(y, None, loss)[1] == 1.0
+    stages = [
+        ("forest", RandomForestRegressor(10, random_state=0)),
+        ("knn", KNeighborsRegressor()),
+    ]
+    for params in ({"budget": 15.0}, {"cost_weight": 0.01}):
+        cascade = AdaptiveCascadeRegressor(
+            stages, costs=[1, 20], cv=3, random_state=0, policy=policy, loss=loss
+        ).set_params(**params)
+        cascade.fit(X[:400], y[:400])
+        assert_allclose(cascade.predict_cost(X[400:]), 1.0)
+        assert cascade.expected_cost_ == pytest.approx(1.0)
+    for target in (y[400:], np.full(200, 3.0)):
+        assert make_cost_aware_scorer(0.0)(cascade, X[400:], target) == (
+            cascade.score(X[400:], target)
+        )
+
+
+@pytest.mark.parametrize(("factor", "problem"), [(1e160, "large"), (1e-170, "small")])
+def test_a_target_whose_squared_errors_float64_cannot_hold(factor, problem):
+    """A clear error before any stage is fitted (it used to be a bare
+    OverflowError after the policy was learned, or every error read as 0);
+    the absolute error, in the target's own units, fits."""
+    X = np.random.default_rng(0).random((300, 3))
+    y = (X @ [1.0, 2.0, 3.0]) * factor
+    stages = [("ridge", Ridge()), ("knn", KNeighborsRegressor())]
+    cascade = AdaptiveCascadeRegressor(stages, costs=[1, 20], cv=3)
+    with pytest.raises(ValueError, match=rf"too {problem} for its squared errors"):
+        cascade.fit(X, y)
+    fitted = clone(cascade).set_params(loss="absolute_error").fit(X, y)
+    assert np.isfinite(fitted.expected_error_) and fitted.expected_error_ > 0
+
+
 # ------------------------------------------------------------- predicting
 def test_predictions_equal_the_answering_stage_and_figures_add_up():
     cascade = _fitted_cascade()

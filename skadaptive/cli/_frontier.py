@@ -777,7 +777,10 @@ def router_line(report: dict | None) -> str | None:
 def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
     total = float(cascade.cumulative_costs_[-1])
     stage_intervals = intervals["stages"]
-    warning = too_few_rows_warning(n_eval, stage_intervals[0], stage_intervals[-1])
+    # The full cost's answer is the last exit's as this cascade answers there
+    # (with combined answers, its combiner's), not the last stage's alone.
+    exit_intervals = intervals["exits"]
+    warning = too_few_rows_warning(n_eval, exit_intervals[0], exit_intervals[-1])
     return {
         "answer": cascade.answer,
         "n_policy_rows": n_policy,

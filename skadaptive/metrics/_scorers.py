@@ -13,6 +13,7 @@ from sklearn.utils.validation import column_or_1d
 from .._dask import is_lazy
 from .._sklearn_private import _MetadataRequester
 from ..stages import regression_scale
+from ..stages._regression import constant_target
 
 
 def _route_through(estimator, X):
@@ -41,6 +42,13 @@ def _route_through(estimator, X):
     return estimator, result
 
 
+def _positive(sample_weight, n_rows: int) -> np.ndarray:
+    """The rows of positive weight (every row without weights)."""
+    if sample_weight is None:
+        return np.ones(n_rows, dtype=bool)
+    return np.asarray(sample_weight) > 0
+
+
 def _weighted_mean(values, sample_weight):
     return float(np.average(values, weights=sample_weight))
 
@@ -50,6 +58,10 @@ def _regression_quality(loss, y, result, sample_weight) -> float:
     y = np.asarray(y, dtype=np.float64)
     center, scale = regression_scale(y, sample_weight, loss)
     error = result.prediction - y
+    if constant_target(y, sample_weight):
+        # As scikit-learn's r2_score (and so score) has it: 1 for exact
+        # answers, else 0 (no scale to divide by).
+        return float(np.all(error[_positive(sample_weight, len(y))] == 0))
     if loss == "squared_error":
         return 1.0 - _weighted_mean(error**2, sample_weight) / scale**2
     return 1.0 - _weighted_mean(np.abs(error), sample_weight) / scale

@@ -538,9 +538,18 @@ class CostAccuracyDisplay:
 
 
 def _default_name(estimator) -> str:
-    answer = getattr(estimator, "answer", "stage")
+    """The estimator's class, and "(combined answers)" where its exits answer
+    so: as fitted (``combiners_``; ``answer`` set after a fit changes nothing
+    until a refit), else as ``answer`` says."""
+    from ..stages._combined import combines
+
+    combiners = getattr(estimator, "combiners_", None)
+    if combiners is not None:
+        combined = combines(combiners)
+    else:
+        combined = getattr(estimator, "answer", "stage") != "stage"
     name = type(estimator).__name__
-    return name if answer == "stage" else f"{name} ({answer} answers)"
+    return f"{name} (combined answers)" if combined else name
 
 
 #: Values of ``from_predictions``'s ``metric``, and their axis labels.

@@ -58,6 +58,11 @@ N_FOLDS = 3
 MIN_ROWS = 30
 #: L2 penalty of the pooling's class biases (its exit weights are free).
 POOL_L2 = 1e-3
+#: L2 penalty of the logistic combiner's coefficients (on the standardised
+#: log-probabilities), per unit of the weighted mean log loss. Both combiners
+#: fit the weighted mean (weights normalised to sum to one), so a fit does not
+#: depend on the weights' scale and weight k on a row is k copies of it.
+LOGISTIC_L2 = 1e-4
 KINDS = ("stage", "log_pool", "logistic")
 
 
@@ -221,18 +226,24 @@ def _fit_log_pool(logs, y, sample_weight, n_classes):
 def _fit_logistic(logs, y, sample_weight) -> tuple:
     """Multinomial logistic regression on the standardised log-probabilities.
 
+    The weighted mean log loss plus ``LOGISTIC_L2`` times the squared
+    coefficients: the weights are normalised to sum to one, so only their
+    ratios count (weights that sum to one, or to the row count, fit alike).
     Returned folded into one matrix per exit and a bias (``scores = bias +
     sum_j logs[j] @ blocks[j]``, then softmax): no copy of the features, no
     per-call overhead of an estimator's checks at prediction.
     """
     X = np.hstack(logs)
-    scaler = StandardScaler().fit(X, sample_weight=sample_weight)
-    model = LogisticRegression(C=1.0, max_iter=300, tol=1e-4)
+    weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
+    weight = weight / weight.sum()
+    scaler = StandardScaler().fit(X, sample_weight=weight)
+    # scikit-learn minimises sum(w * loss) + |coef|^2 / (2 C).
+    model = LogisticRegression(C=1 / (2 * LOGISTIC_L2), max_iter=300, tol=1e-4)
     with warnings.catch_warnings():
         # A combiner a few iterations short of convergence is still scored by
         # its out-of-fold loss, which is what chooses it.
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(scaler.transform(X), y, sample_weight=sample_weight)
+        model.fit(scaler.transform(X), y, sample_weight=weight)
     coef, intercept = model.coef_, model.intercept_
     if coef.shape[0] == 1:
         # Binary: probability sigmoid(z) of the second class is softmax([0, z]).

@@ -151,6 +151,11 @@ class IndependentRegressors(IndependentStages):
         return regression_answers(self.estimators[stage], X_rows), None
 
 
+#: A target whose spread is at most this fraction of its magnitude is
+#: constant: it gets a scale of 1.
+_CONSTANT_RTOL = 1e-12
+
+
 def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tuple:
     """The centre and scale of ``y`` on which regression policies work.
 
@@ -158,7 +163,8 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
     with ``loss="absolute_error"``, the weighted median and mean absolute
     deviation from it. Either way, predicting the centre for every row has a
     scaled loss of 1 on these rows, so a ``cost_weight`` means the same
-    trade-off on any target scale. A constant ``y`` gets a scale of 1.
+    trade-off on any target scale. A constant ``y`` (see
+    :func:`constant_target`) gets a scale of 1.
 
     Parameters
     ----------
@@ -178,6 +184,8 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
     (4.0, 3.5355339059327378)
     >>> regression_scale(np.array([1.0, 2.0, 3.0, 10.0]), loss="absolute_error")
     (2.0, 2.5)
+    >>> regression_scale(np.full(400, 0.7))[1]
+    1.0
     """
     y = np.asarray(y, dtype=np.float64)
     weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
@@ -197,9 +205,31 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
             if largest > 0
             else 0.0
         )
-    if not np.isfinite(scale) or scale <= 0:
+    # A constant target has no scale of its own: the rounding of its
+    # weighted centre (1e-16 of its magnitude) would otherwise be the scale,
+    # and rounding noise would read as losses of order one.
+    if not np.isfinite(scale) or scale <= 0 or constant_target(y, weight):
         scale = 1.0
     return center, scale
+
+
+def constant_target(y, sample_weight=None) -> bool:
+    """Whether ``y`` is constant over its rows of positive weight, up to
+    rounding (a spread of at most 1e-12 of its magnitude).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.stages._regression import constant_target
+    >>> constant_target(np.full(3, 0.7)), constant_target(np.array([0.7, 0.8]))
+    (True, False)
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if sample_weight is not None:
+        y = y[np.asarray(sample_weight) > 0]
+    if len(y) == 0:
+        return True
+    return bool(np.ptp(y) <= _CONSTANT_RTOL * np.max(np.abs(y)))
 
 
 class ScaledAnswers:

@@ -239,6 +239,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             sample_weight = _check_sample_weight(
                 sample_weight, X, ensure_non_negative=True
             )
+        # What the policy rows' targets, figures and policies are learned for:
+        # set_params(loss=...) afterwards changes nothing until a refit.
+        self._loss_at_fit = self.loss
         y = self._check_targets(y, sample_weight)
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
         self._keep_fitted(held_out)
@@ -296,6 +299,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self._router_data = (_safe_indexing(X, held_out.policy_rows), router_cost)
         self._learn_policy(*self._policy_rows())
         return self
+
+    def _loss(self) -> str:
+        """The loss the fitted estimator was learned for (``loss`` at fit)."""
+        return getattr(self, "_loss_at_fit", self.loss)
 
     def _check_answers_run_every_stage(
         self, combined: bool, fitted: bool = False
@@ -786,7 +793,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         -------
         estimator : object
             Fitted copy whose ``cost_weight``/``budget``/``policy``/
-            ``budget_confidence`` parameters say what it was learned with.
+            ``budget_confidence`` parameters say what it was learned with
+            (and its ``loss`` and ``cost_batch_size``, the fit's: changed
+            since, they need a refit).
 
         Examples
         --------
@@ -823,6 +832,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             isinstance(budget_confidence, str) and budget_confidence == "unchanged"
         ):
             new.budget_confidence = _plain(budget_confidence)
+        # Learned for the fit's loss (its targets are scaled for it), and says
+        # so, as for the batch size below.
+        new.loss = self._loss()
         fitted_size = int(self.cost_batch_size_)
         if new._resolved_cost_batch_size() != fitted_size:
             # Changed since the fit: the copy is learned for the batches its
@@ -1021,7 +1033,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             confidence=self.budget_confidence,
             random_state=self.random_state,
             cost_unit=total_cost,
-            loss=self.loss,
+            loss=self._loss(),
         )
         for name in ("expected_exit_rates", "run_rates", "expected_run_rates"):
             chosen.pop(name)
@@ -1042,7 +1054,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"{rates}, {self._expected_figure_text()}"
             )
         figures = stage_figures(
-            stage_correct(stage_probas, y_encoded, self.loss),
+            stage_correct(stage_probas, y_encoded, self._loss()),
             self.cumulative_costs_,
             sample_weight,
         )
@@ -1075,7 +1087,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     y_encoded,
                     cumulative,
                     sample_weight,
-                    loss=self.loss,
+                    loss=self._loss(),
                     feature_set=self.policy_features,
                     tune_threshold=self.tune_threshold,
                 )
@@ -1108,7 +1120,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     variable_cumulative=variable,
                     share=share,
                     batch_size=self.cost_batch_size_,
-                    loss=self.loss,
+                    loss=self._loss(),
                 )
                 if getattr(self, "router", None) is not None:
                     self._frontier_points = routed_frontier(
@@ -1212,7 +1224,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             )
         alone = self._policy_answers(exit_probas(self._stage_source(), X))
         probas = combined_answers(self.combiners_, alone)
-        correct = stage_correct(probas, y_encoded, self.loss)
+        correct = stage_correct(probas, y_encoded, self._loss())
 
         weight = np.ones(len(y)) if sample_weight is None else sample_weight
 
@@ -1229,7 +1241,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
         figures["stage_accuracies"] = stage_accuracies(
-            stage_correct(alone, y_encoded, self.loss), sample_weight
+            stage_correct(alone, y_encoded, self._loss()), sample_weight
         )
         points = [at(p.policy) for p in self._frontier_evaluations()]
         accuracy_at_fit, cost_at_fit, rates_at_fit, runs_at_fit = at(self.policy_)

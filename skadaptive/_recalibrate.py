@@ -566,7 +566,7 @@ def _policy_rows_figures(estimator, policy):
     probas, y_encoded, weight = estimator._policy_rows()
     exit_stage, ran = routed_walk(policy, probas, X_rows)
     ran = ran if policy.skips else None
-    correct = stage_correct(probas, y_encoded, estimator.loss)
+    correct = stage_correct(probas, y_encoded, estimator._loss())
     accuracy, _, rates = exit_figures(
         exit_stage, correct, estimator.cumulative_costs_, weight, ran
     )

@@ -123,7 +123,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
     # ------------------------------------------------------------ figures
     def _error_unit(self) -> float:
         """What one unit of scaled loss is in the target's units."""
-        if self.loss == "squared_error":
+        if self._loss() == "squared_error":
             return self.target_scale_**2
         return self.target_scale_
 
@@ -132,7 +132,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         return -np.asarray(figure, dtype=np.float64) * self._error_unit() + 0.0
 
     def _expected_figure_text(self) -> str:
-        kind = "MSE" if self.loss == "squared_error" else "MAE"
+        kind = "MSE" if self._loss() == "squared_error" else "MAE"
         return f"expected {kind} {float(self._error(self.expected_accuracy_)):.4g}"
 
     def _rename_figures(self) -> None:

@@ -242,6 +242,34 @@ def test_a_target_whose_squared_errors_float64_cannot_hold(factor, problem):
     assert np.isfinite(fitted.expected_error_) and fitted.expected_error_ > 0
 
 
+def test_loss_set_after_a_fit_changes_nothing_until_a_refit():
+    """The policy rows' targets are scaled for the fit's loss (the standard
+    deviation for the squared error, the mean absolute deviation for the
+    absolute error): with_policy, frontier_, evaluate_frontier and score's
+    figures stay those of the fit's loss, and a copy says which it was
+    learned with."""
+    X, X_test, y, y_test = _data()
+    fitted = _fitted_cascade()
+    # A fit of its own: its frontier_ is first read after the change.
+    changed = _cascade(cost_weight=0.05).fit(X, y).set_params(loss="absolute_error")
+    for budget in (None, 20.0):
+        knob = {"cost_weight": 0.02} if budget is None else {"budget": budget}
+        expected = fitted.with_policy(**knob)
+        got = changed.with_policy(**knob)
+        assert got.loss == "squared_error"
+        assert_array_equal(got.predict_exit(X_test), expected.predict_exit(X_test))
+        assert got.expected_error_ == expected.expected_error_
+    assert_allclose(changed.frontier_["error"], fitted.frontier_["error"])
+    figures = changed.evaluate_frontier(X_test, y_test)
+    reference = fitted.evaluate_frontier(X_test, y_test)
+    assert_allclose(figures["stage_errors"], reference["stage_errors"])
+    assert_allclose(figures["error"], reference["error"])
+    assert_allclose(
+        figures["stage_errors"][-1],
+        mean_squared_error(y_test, fitted.estimators_[-1].predict(X_test)),
+    )
+
+
 # ------------------------------------------------------------- predicting
 def test_predictions_equal_the_answering_stage_and_figures_add_up():
     cascade = _fitted_cascade()

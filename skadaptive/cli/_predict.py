@@ -210,7 +210,7 @@ def run(args, out=None) -> int:
         file=out,
     )
     if y is not None and regression:
-        print(_error_line(model.loss, predictions, y), file=out)
+        print(_error_line(model._loss(), predictions, y), file=out)
     elif y is not None:
         print(f"accuracy: {np.mean(predictions == y):.4f}", file=out)
     if args.output:

@@ -122,8 +122,8 @@ def run(args, out=None) -> int:
     if y is not None:
         first, second = model.predict(X), new.predict(X)
         if regression:
-            print(f"before: {_error_line(model.loss, first, y)}", file=out)
-            print(f"after:  {_error_line(model.loss, second, y)}", file=out)
+            print(f"before: {_error_line(model._loss(), first, y)}", file=out)
+            print(f"after:  {_error_line(model._loss(), second, y)}", file=out)
         else:
             print(
                 f"accuracy on the file's labels: {np.mean(first == y):.4f} before, "

@@ -102,7 +102,7 @@ class _CostScorer(_MetadataRequester):
         if self.cost_weight is None:
             return -average_cost
         if is_regressor(cascade):
-            quality = _regression_quality(cascade.loss, y, result, sample_weight)
+            quality = _regression_quality(cascade._loss(), y, result, sample_weight)
         else:
             y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]
             quality = _weighted_mean(y_pred == y, sample_weight)

@@ -13,7 +13,9 @@ held-out probabilities. See ``benchmarks/RESULTS.md`` for the latest numbers.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -215,12 +217,16 @@ def _measure_wall_clock(cascade, bench, ours, stage_rows, ref, X_wall) -> dict:
     return wall
 
 
-def run_dataset(name: str, config: dict, quick: bool, reuse_cache: bool) -> dict:
-    """Every measurement for one dataset, as a JSON-friendly dict."""
+def run_dataset(
+    name: str, config: dict, quick: bool, reuse_cache: bool, cache: Path = None
+) -> dict:
+    """Every measurement for one dataset, as a JSON-friendly dict (the
+    stages cached under ``cache``, by default this benchmark's own folder)."""
     start = time.perf_counter()
     bench = datasets.load(name, quick=quick)
+    cache = CACHE / "cascade" if cache is None else cache
     cascade, memory, cold = _fit_cold(
-        bench, CACHE / name, reuse_cache, config["cascade"]
+        bench, cache / name, reuse_cache, config["cascade"]
     )
     held = held_out_outputs(cascade, memory, bench.y_train)
     test, test_seconds = outputs_on(cascade, bench.X_test, bench.y_test)
@@ -265,14 +271,15 @@ def run_dataset(name: str, config: dict, quick: bool, reuse_cache: bool) -> dict
     }
 
 
-def run_grid_search(config: dict, quick: bool) -> dict:
+def run_grid_search(config: dict, quick: bool, cache: Path = None) -> dict:
     """GridSearchCV time with a many-value versus a one-value ``cost_weight`` grid."""
+    cache = CACHE / "cascade" if cache is None else cache
     bench = datasets.load(config["grid_search_dataset"], quick=quick)
     X = np.concatenate([bench.X_train, bench.X_test])
     y = np.concatenate([bench.y_train, bench.y_test])
     sizes = config["grid_sizes"]
     timed = grid_search_cost(
-        bench.stages, X, y, sizes, CACHE / "grid_search", config["cascade"]
+        bench.stages, X, y, sizes, cache / "grid_search", config["cascade"]
     )
     small, large = (timed[n]["seconds"] for n in sizes)
     return {
@@ -295,17 +302,26 @@ def run(quick: bool = False, reuse_cache: bool = False, only=None) -> dict:
         threads="BLAS/OpenMP limited to 1 thread in the main process; stage "
         "fitting uses n_jobs=2 worker processes (1 thread each)"
     )
-    with threadpool_limits(1), warnings.catch_warnings():
+    # The smoke run's stages are cached in a folder of its own that goes with
+    # it: it writes nothing, and never clears the full run's cache.
+    folder = (
+        tempfile.TemporaryDirectory(prefix="skadaptive-quick-")
+        if quick
+        else contextlib.nullcontext(str(CACHE / "cascade"))
+    )
+    with folder as cache, threadpool_limits(1), warnings.catch_warnings():
         if quick:  # the tiny models of the smoke run stop before converging
             warnings.simplefilter("ignore", ConvergenceWarning)
         results["datasets"] = {}
         for name in names:
             print(f"== {name}", flush=True)
-            results["datasets"][name] = run_dataset(name, config, quick, reuse_cache)
+            results["datasets"][name] = run_dataset(
+                name, config, quick, reuse_cache, Path(cache)
+            )
             report.print_dataset(results["datasets"][name])
         if config["grid_search_dataset"] in names:
             print("== grid search", flush=True)
-            results["grid_search"] = run_grid_search(config, quick)
+            results["grid_search"] = run_grid_search(config, quick, Path(cache))
     results["total_seconds"] = time.perf_counter() - start
     results["targets"] = report.targets(results)
     return results
@@ -317,8 +333,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--reuse-cache",
         action="store_true",
-        help="reuse fitted stages from benchmarks/_cache (timings of stage fitting "
-        "are then those of the run that filled the cache)",
+        help="reuse fitted stages from benchmarks/_cache/cascade (timings of stage "
+        "fitting are then those of the run that filled the cache)",
     )
     parser.add_argument(
         "--datasets", nargs="+", choices=list(datasets.DATASETS), default=None

@@ -69,6 +69,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
 
     loss : {"zero_one", "log_loss"}, default="zero_one"
         Loss of the answering stage in the objective ``loss + lam * cost``.
+        The fit's loss stays that of everything learned from it
+        (``with_policy``, ``frontier_``, ``evaluate_frontier``) until a refit.
 
     answer : {"stage", "combined"}, default="stage"
         What a row gets at the exit that answers it. ``"stage"``: that exit's
@@ -412,7 +414,11 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         Per-row loss of the answering stage in ``loss + lam * cost``, divided
         by the scale of ``y`` (see ``cost_weight``). The figures the
         estimator reports are the matching errors in the target's units:
-        mean squared or mean absolute error.
+        mean squared or mean absolute error. The scale is learned for the
+        fit's loss, which stays that of everything learned from the fit
+        (``with_policy``, ``frontier_``, ``evaluate_frontier``) until a refit.
+        With ``"squared_error"``, a ``y`` whose squared errors float64 cannot
+        hold (a scale beyond about 1e154, or below 1e-162) is an error.
 
     """ + (
     _from(_SHARED_PARAMETERS, "cv")

@@ -9,8 +9,18 @@ import pytest
 run_cascade = pytest.importorskip("benchmarks.run_cascade")
 
 
-def test_quick_benchmark_reports_every_method_and_routing_agrees():
+def test_quick_benchmark_reports_every_method_and_routing_agrees(monkeypatch, tmp_path):
+    # The smoke run caches its stages in a folder of its own: it used to clear
+    # and refill benchmarks/_cache/digits, the full runs' cache.
+    cache = tmp_path / "cache"
+    (cache / "digits").mkdir(parents=True)
+    (cache / "digits" / "kept").write_text("a full run's cache")
+    monkeypatch.setattr(run_cascade, "CACHE", cache)
     results = run_cascade.run(quick=True, only=["digits"])
+    assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*")) == [
+        "digits",
+        "digits/kept",
+    ]
     digits = results["datasets"]["digits"]
     assert digits["routing_matches_offline_exits"]
     for method in ("threshold", "ours"):

@@ -279,7 +279,7 @@ def _check_squared_scale(scale: float) -> None:
     """Refuse a target whose squared errors float64 cannot hold.
 
     An MSE is reported in the target's units squared: past about 1e154 the
-    square overflows, below about 1e-154 it underflows to 0 (every error
+    square overflows, below about 1e-162 it underflows to 0 (every error
     would read as exact).
     """
     with np.errstate(over="ignore", under="ignore"):

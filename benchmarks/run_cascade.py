@@ -303,7 +303,7 @@ def run(quick: bool = False, reuse_cache: bool = False, only=None) -> dict:
         "fitting uses n_jobs=2 worker processes (1 thread each)"
     )
     # The smoke run's stages are cached in a folder of its own that goes with
-    # it: it writes nothing, and never clears the full run's cache.
+    # it: it never clears (or fills) the full run's cache.
     folder = (
         tempfile.TemporaryDirectory(prefix="skadaptive-quick-")
         if quick

@@ -239,10 +239,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             sample_weight = _check_sample_weight(
                 sample_weight, X, ensure_non_negative=True
             )
+        y = self._check_targets(y, sample_weight)
         # What the policy rows' targets, figures and policies are learned for:
         # set_params(loss=...) afterwards changes nothing until a refit.
         self._loss_at_fit = self.loss
-        y = self._check_targets(y, sample_weight)
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
         self._keep_fitted(held_out)
         self._stage_input = self._input_tags()
@@ -849,8 +849,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"batch size, or set batch_size to at least {fitted_size}."
             )
         new._validate_params()
-        # The answers are the fit's (combiners_), whatever answer= says now.
-        new._check_answers_run_every_stage(combines(self.combiners_), fitted=True)
         new._learn_policy(*self._policy_rows())
         return new
 
@@ -1070,7 +1068,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
     def _policy_search_maker(self, stage_probas, y_encoded, sample_weight):
         """``make(cumulative)``: the policy family's search over the first
-        ``len(cumulative)`` stages, with these normalised per-row costs."""
+        ``len(cumulative)`` stages, with these normalised per-row costs.
+
+        Every policy learned after a fit (with_policy, frontier_,
+        evaluate_frontier) comes through here: skips or a router set after a
+        fit whose exits combine are refused, as fit refuses them (the answers
+        are the fit's, ``combiners_``, whatever ``answer`` says now)."""
+        self._check_answers_run_every_stage(combines(self.combiners_), fitted=True)
 
         def make(cumulative):
             n_stages = len(cumulative)

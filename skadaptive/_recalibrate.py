@@ -526,6 +526,8 @@ def _recalibrated_copy(estimator, policy, record):
     # are shared, and the policy's are replaced below.
     for name, value in estimator.get_params(deep=False).items():
         setattr(new, name, clone(value, safe=False))
+    # Learned for the fit's loss, and says so (as with_policy's copy).
+    new.loss = estimator._loss()
     new.policy_ = policy
     if record["requested_budget"] is not None:
         # A budget given to recalibrate is the copy's budget; a default one

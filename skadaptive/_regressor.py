@@ -63,9 +63,10 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         weight = sample_weight
         if weight is not None and not weight.sum() > 0:
             weight = None
-        self.target_center_, self.target_scale_ = regression_scale(y, weight, self.loss)
+        center, scale = regression_scale(y, weight, self.loss)
         if self.loss == "squared_error":
-            _check_squared_scale(self.target_scale_)
+            _check_squared_scale(scale)
+        self.target_center_, self.target_scale_ = center, scale
         return y
 
     def _stage_classes(self):

@@ -526,6 +526,10 @@ def test_with_policy_refuses_what_fit_refuses_over_combined_answers(option):
         combined.with_policy(cost_weight=0.01)
     with pytest.raises(ValueError, match=rf"{name}=.* needs answer='stage'.*refit"):
         combined.with_policy(budget=1.5)
+    # So does every policy learned after the fit: the frontier's.
+    combined.__dict__.pop("_frontier_points", None)
+    with pytest.raises(ValueError, match=rf"{name}=.* needs answer='stage'.*refit"):
+        combined.evaluate_frontier(X, y)
     plain = _disjoint_cascade("stage", cost_weight=0.0).fit(X, y)
     plain.set_params(answer="combined", skips=True)
     assert plain.with_policy(cost_weight=0.01).combiners_ == plain.combiners_

@@ -32,6 +32,7 @@ from sklearn.preprocessing import SplineTransformer, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from skadaptive import (
+    AdaptiveCascadeClassifier,
     AdaptiveCascadeRegressor,
     EarlyExitClassifier,
     EarlyExitRegressor,
@@ -227,6 +228,32 @@ def test_a_constant_target_answers_every_row_at_the_first_stage(policy, loss):
         )
 
 
+def test_a_target_that_varies_little_is_not_constant():
+    """1e8 plus a signal of 1e-5 (a linear model explains all of it): far
+    more than rounding, so its scale is its own and the policy sends rows
+    to the linear stage; the cost-aware scorer agrees with score. A constant
+    of 1e200 gets its magnitude as a scale, too large for squared errors: a
+    clear error, not an overflow deep in a fit."""
+    from skadaptive.metrics import make_cost_aware_scorer
+
+    X = np.random.default_rng(0).random((800, 3))
+    for sign in (1.0, -1.0):
+        y = sign * 1e8 + 1e-5 * (X @ [1.0, 2.0, 3.0])
+        cascade = AdaptiveCascadeRegressor(
+            [("knn", KNeighborsRegressor(30)), ("lr", LinearRegression())],
+            costs=[1, 10],
+            cv=3,
+            random_state=0,
+        ).fit(X[:600], y[:600])
+        assert 1e-6 < cascade.target_scale_ < 1e-4
+        assert cascade.exit_rates_[1] > 0.5
+        assert make_cost_aware_scorer(0.0)(cascade, X[600:], y[600:]) == (
+            pytest.approx(cascade.score(X[600:], y[600:]))
+        )
+    with pytest.raises(ValueError, match="too large for its squared errors"):
+        clone(cascade).fit(X, np.full(800, 1e200))
+
+
 @pytest.mark.parametrize(("factor", "problem"), [(1e160, "large"), (1e-170, "small")])
 def test_a_target_whose_squared_errors_float64_cannot_hold(factor, problem):
     """A clear error before any stage is fitted (it used to be a bare
@@ -240,6 +267,12 @@ def test_a_target_whose_squared_errors_float64_cannot_hold(factor, problem):
         cascade.fit(X, y)
     fitted = clone(cascade).set_params(loss="absolute_error").fit(X, y)
     assert np.isfinite(fitted.expected_error_) and fitted.expected_error_ > 0
+    # A refit refused before any stage is fitted leaves the fit as it was.
+    scale, answers = fitted.target_scale_, fitted.predict(X)
+    with pytest.raises(ValueError, match="squared errors"):
+        fitted.set_params(loss="squared_error").fit(X, y)
+    assert fitted.target_scale_ == scale and fitted._loss() == "absolute_error"
+    assert_array_equal(fitted.predict(X), answers)
 
 
 def test_loss_set_after_a_fit_changes_nothing_until_a_refit():
@@ -268,6 +301,44 @@ def test_loss_set_after_a_fit_changes_nothing_until_a_refit():
         figures["stage_errors"][-1],
         mean_squared_error(y_test, fitted.estimators_[-1].predict(X_test)),
     )
+    # The cost-aware scorer scores with the fit's loss (R^2 here), a
+    # recalibrated copy says the fit's loss, and a display's error is the MSE.
+    from skadaptive.metrics import make_cost_aware_scorer
+    from skadaptive.plot import CostAccuracyDisplay
+
+    scorer = make_cost_aware_scorer(0.0)
+    assert scorer(changed, X_test, y_test) == pytest.approx(
+        changed.score(X_test, y_test)
+    )
+    assert changed.recalibrate(X_test).loss == "squared_error"
+    pytest.importorskip("matplotlib")
+    display = CostAccuracyDisplay.from_estimator(changed, X_test, y_test, metric="mse")
+    assert "MSE" in display.ax_.get_ylabel()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def test_classifier_loss_set_after_a_fit_changes_nothing_until_a_refit():
+    """The classifier's side: a with_policy copy is learned for the fit's
+    loss (zero_one), as a copy of the unchanged estimator is."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = make_classification(600, random_state=0)
+    stages = [
+        ("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
+        ("lr", LogisticRegression()),
+    ]
+    fitted = AdaptiveCascadeClassifier(stages, costs=[1, 5], cv=3, random_state=0)
+    fitted.fit(X[:400], y[:400])
+    expected = fitted.with_policy(cost_weight=0.05)
+    got = clone(fitted).fit(X[:400], y[:400]).set_params(loss="log_loss")
+    got = got.with_policy(cost_weight=0.05)
+    assert got.loss == "zero_one"
+    assert_array_equal(got.predict_exit(X[400:]), expected.predict_exit(X[400:]))
+    assert got.expected_accuracy_ == expected.expected_accuracy_
 
 
 # ------------------------------------------------------------- predicting

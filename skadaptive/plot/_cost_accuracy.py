@@ -294,7 +294,8 @@ class CostAccuracyDisplay:
             Curves to compare with, in the same cost unit.
         name : str, default=None
             Legend label of the frontier; the estimator's class name when None
-            (and its ``answer`` when not ``"stage"``). Draw two estimators
+            (and "(combined answers)" where its fitted exits combine,
+            ``combiners_``). Draw two estimators
             (e.g. ``answer="stage"`` and ``answer="combined"``) on one plot
             by passing the first display's ``ax_`` as ``ax`` to the second,
             with ``show_stages=False, show_oracle=False`` and a
@@ -322,7 +323,11 @@ class CostAccuracyDisplay:
         regression = is_regressor(estimator)
         score_label = "accuracy"
         if regression:
-            score_label = _check_metric(metric, estimator.loss)
+            # The loss the figures were learned for (set_params(loss=...)
+            # after a fit changes them only at a refit).
+            fitted_loss = getattr(estimator, "_loss", None)
+            loss = fitted_loss() if fitted_loss is not None else estimator.loss
+            score_label = _check_metric(metric, loss)
         if X is None:
             if cost == "seconds":
                 raise ValueError(

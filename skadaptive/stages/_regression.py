@@ -151,9 +151,9 @@ class IndependentRegressors(IndependentStages):
         return regression_answers(self.estimators[stage], X_rows), None
 
 
-#: A target whose spread is at most this fraction of its magnitude is
-#: constant: it gets a scale of 1.
-_CONSTANT_RTOL = 1e-12
+#: A target whose spread is at most this many units in the last place of its
+#: magnitude is constant (no more than rounding).
+_CONSTANT_ULPS = 8
 
 
 def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tuple:
@@ -164,7 +164,7 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
     deviation from it. Either way, predicting the centre for every row has a
     scaled loss of 1 on these rows, so a ``cost_weight`` means the same
     trade-off on any target scale. A constant ``y`` (see
-    :func:`constant_target`) gets a scale of 1.
+    :func:`constant_target`) gets a scale of its magnitude, at least 1.
 
     Parameters
     ----------
@@ -207,21 +207,23 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
         )
     # A constant target has no scale of its own: the rounding of its
     # weighted centre (1e-16 of its magnitude) would otherwise be the scale,
-    # and rounding noise would read as losses of order one.
+    # and rounding noise would read as losses of order one. Its magnitude
+    # (at least 1) keeps the stages' rounding at the rounding's size.
     if not np.isfinite(scale) or scale <= 0 or constant_target(y, weight):
-        scale = 1.0
+        scale = max(1.0, abs(center))
     return center, scale
 
 
 def constant_target(y, sample_weight=None) -> bool:
     """Whether ``y`` is constant over its rows of positive weight, up to
-    rounding (a spread of at most 1e-12 of its magnitude).
+    rounding (a spread of at most 8 units in the last place of its
+    magnitude; a target that varies by more is learnable, however little).
 
     Examples
     --------
     >>> import numpy as np
     >>> from skadaptive.stages._regression import constant_target
-    >>> constant_target(np.full(3, 0.7)), constant_target(np.array([0.7, 0.8]))
+    >>> constant_target(np.full(3, 0.7)), constant_target(np.array([1e8, 1e8 + 1e-5]))
     (True, False)
     """
     y = np.asarray(y, dtype=np.float64)
@@ -229,7 +231,7 @@ def constant_target(y, sample_weight=None) -> bool:
         y = y[np.asarray(sample_weight) > 0]
     if len(y) == 0:
         return True
-    return bool(np.ptp(y) <= _CONSTANT_RTOL * np.max(np.abs(y)))
+    return bool(np.ptp(y) <= _CONSTANT_ULPS * np.spacing(np.max(np.abs(y))))
 
 
 class ScaledAnswers:

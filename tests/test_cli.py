@@ -711,3 +711,43 @@ def test_column_names_are_read_from_models_stages_and_saved_cascades(tmp_path):
         costs=[1, 2],
     ).fit(X[300:600, :8], y[300:600])
     assert fitted_feature_names([cascade]) == list(frame.columns)
+
+
+def test_frontier_says_why_a_budget_is_not_spent(digits_files, tmp_path, capsys):
+    """A policy that spends less than its budget (budget_status_ "saturated":
+    nothing within it answers the policy rows better) is explained in the
+    text output and reported in the JSON; a spent budget and a cost_weight
+    need no such line."""
+    folder = digits_files
+
+    def frontier(*options):
+        code = main(
+            [
+                "frontier",
+                str(folder / "tree.joblib"),
+                str(folder / "lr.joblib"),
+                "--data",
+                str(folder / "data.npz"),
+                "--costs",
+                "1",
+                "10",
+                "--plot",
+                str(tmp_path / "f.png"),
+                "--json",
+                str(tmp_path / "f.json"),
+                *options,
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 0, out
+        return out, json.loads((tmp_path / "f.json").read_text())["chosen"]
+
+    out, chosen = frontier("--budget", "8")
+    assert chosen["budget_status"] == "saturated"
+    assert chosen["policy_rows_cost"] < 0.97 * 8
+    assert "budget: saturated (budget=8)" in out
+    assert f"spends {chosen['policy_rows_cost']:.4g} a row" in out
+    out, chosen = frontier("--budget", "4")
+    assert chosen["budget_status"] == "spent" and "budget:" not in out
+    out, chosen = frontier("--cost-weight", "0.01")
+    assert chosen["budget_status"] is None and "budget:" not in out

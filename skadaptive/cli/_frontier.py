@@ -747,10 +747,30 @@ def skips_line(report: dict | None) -> str | None:
 
 
 def print_policy_lines(chosen: dict, out) -> None:
-    """The text output's lines on the kept policy's skips and router."""
-    for line in (skips_line(chosen["skips"]), router_line(chosen["router"])):
+    """The text output's lines on the kept policy's budget, skips and router."""
+    for line in (
+        budget_line(chosen),
+        skips_line(chosen["skips"]),
+        router_line(chosen["router"]),
+    ):
         if line is not None:
             print(line, file=out)
+
+
+def budget_line(chosen: dict) -> str | None:
+    """Why a budget's policy spends less than the budget, or None.
+
+    ``budget_status_`` "saturated": on the policy rows no policy within the
+    budget is more accurate than the one kept, so it spends less.
+    """
+    if chosen.get("budget_status") != "saturated":
+        return None
+    return (
+        f"budget: saturated ({chosen['setting']}): on the policy rows no policy "
+        "within the budget answers better than the one kept, which spends "
+        f"{chosen['policy_rows_cost']:.4g} a row there; the rest of the budget "
+        "would buy nothing on them (budget_status_)"
+    )
 
 
 def router_line(report: dict | None) -> str | None:
@@ -839,6 +859,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "exit_rates": [float(r) for r in test["exit_rates_at_fit"]],
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
+            "budget_status": cascade.budget_status_,
             "router": _router_report(cascade),
             "skips": _skips_report(cascade, test),
         },

@@ -209,6 +209,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             "exit_rates": [float(r) for r in test["exit_rates_at_fit"]],
             "policy_rows_cost": float(cascade.policy_rows_cost_),
             "expected_cost": float(cascade.expected_cost_),
+            "budget_status": cascade.budget_status_,
             "router": router_report(cascade),
             "skips": skips_report(cascade, test),
         },

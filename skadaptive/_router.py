@@ -148,10 +148,25 @@ def _per_row(estimator, parts) -> float:
     return parts[1] + parts[0] / estimator.cost_batch_size_
 
 
+def _router_rows(estimator) -> tuple:
+    """The policy rows' features and the router's given cost, kept by a fit
+    with a router (``router=`` set after a fit without one finds none)."""
+    data = getattr(estimator, "_router_data", None)
+    if data is None:
+        from ._base import PolicyRowsDiscardedError
+
+        raise PolicyRowsDiscardedError(
+            "The policy rows' features were discarded (discard_policy_rows) "
+            "or never kept (router= set after a fit without one), so no "
+            "router can be learned: refit the estimator."
+        )
+    return data
+
+
 def routed_frontier(estimator, points, rows) -> list:
     """``frontier_``'s points with a router learned for each, where it
     lowers ``loss + cost_weight * cost`` on the policy rows."""
-    X_rows, _ = estimator._router_data
+    X_rows, _ = _router_rows(estimator)
     total = estimator.cumulative_costs_[-1]
     cumulative = estimator.cumulative_costs_ / total
     search = estimator._policy_search_maker(*rows)(cumulative)
@@ -192,15 +207,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     estimator.router_search_ = None
     if getattr(estimator, "router", None) is None:
         return
-    data = getattr(estimator, "_router_data", None)
-    if data is None:
-        from ._base import PolicyRowsDiscardedError
-
-        raise PolicyRowsDiscardedError(
-            "The policy rows' features were discarded (discard_policy_rows) "
-            "or never kept, so no router can be learned: refit the estimator."
-        )
-    X_rows, given_cost = data
+    X_rows, given_cost = _router_rows(estimator)
     # The router's cost when it runs: given, or measured once one is learned.
     parts = (np.nan, np.nan) if given_cost is None else tuple(map(float, given_cost))
     total = estimator.cumulative_costs_[-1]

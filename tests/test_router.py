@@ -294,6 +294,23 @@ def test_a_router_survives_pickling_and_with_policy():
         smaller.with_policy(cost_weight=1.0)
 
 
+def test_a_router_set_after_a_fit_without_one_is_a_clear_error():
+    """The router learns from the policy rows' features, which only a fit
+    with a router keeps: set afterwards, with_policy and frontier_ (which
+    used to fail unpacking None) say to refit."""
+    from skadaptive._base import PolicyRowsDiscardedError
+
+    X, y, _ = _flagged(300, 0)
+    cascade = _router_cascade(costs=COSTS).fit(X, y).set_params(router="auto")
+    cascade.set_params(costs=[ROUTER_COST, *COSTS])
+    for learn in (
+        lambda: cascade.with_policy(cost_weight=0.02),
+        lambda: cascade.frontier_,
+    ):
+        with pytest.raises(PolicyRowsDiscardedError, match="set after a fit"):
+            learn()
+
+
 def test_the_frontier_has_a_router_where_it_helps():
     """Each frontier point keeps a router only where it lowers ``error +
     cost_weight * cost`` on the policy rows, so no point is worse than the

@@ -118,6 +118,28 @@ def digits_files(tmp_path_factory):
     return folder
 
 
+def _digits_frontier(folder, tmp_path, *options) -> int:
+    """``skadaptive frontier`` on the digits tree and logistic regression,
+    costs 1 and 10, writing f.png and f.json into ``tmp_path``."""
+    return main(
+        [
+            "frontier",
+            str(folder / "tree.joblib"),
+            str(folder / "lr.joblib"),
+            "--data",
+            str(folder / "data.npz"),
+            "--costs",
+            "1",
+            "10",
+            "--plot",
+            str(tmp_path / "f.png"),
+            "--json",
+            str(tmp_path / "f.json"),
+            *options,
+        ]
+    )
+
+
 @pytest.mark.parametrize("data", ["data.npz", "data.npy", "data.csv"])
 def test_frontier_of_joblib_models_writes_table_json_plot_and_model(
     digits_files, tmp_path, data, capsys
@@ -196,25 +218,7 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
         return warn(n_rows, cheapest, full_cost, *args)
 
     monkeypatch.setattr(_frontier, "too_few_rows_warning", spy)
-    folder = digits_files
-    code = main(
-        [
-            "frontier",
-            str(folder / "tree.joblib"),
-            str(folder / "lr.joblib"),
-            "--data",
-            str(folder / "data.npz"),
-            "--costs",
-            "1",
-            "10",
-            "--answer",
-            "both",
-            "--plot",
-            str(tmp_path / "f.png"),
-            "--json",
-            str(tmp_path / "f.json"),
-        ]
-    )
+    code = _digits_frontier(digits_files, tmp_path, "--answer", "both")
     out = capsys.readouterr().out
     assert code == 0, out
     assert "stage answers (each exit answers" in out
@@ -718,26 +722,9 @@ def test_frontier_says_why_a_budget_is_not_spent(digits_files, tmp_path, capsys)
     nothing within it answers the policy rows better) is explained in the
     text output and reported in the JSON; a spent budget and a cost_weight
     need no such line."""
-    folder = digits_files
 
     def frontier(*options):
-        code = main(
-            [
-                "frontier",
-                str(folder / "tree.joblib"),
-                str(folder / "lr.joblib"),
-                "--data",
-                str(folder / "data.npz"),
-                "--costs",
-                "1",
-                "10",
-                "--plot",
-                str(tmp_path / "f.png"),
-                "--json",
-                str(tmp_path / "f.json"),
-                *options,
-            ]
-        )
+        code = _digits_frontier(digits_files, tmp_path, *options)
         out = capsys.readouterr().out
         assert code == 0, out
         return out, json.loads((tmp_path / "f.json").read_text())["chosen"]

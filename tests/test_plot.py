@@ -222,3 +222,23 @@ def test_the_default_name_says_how_the_fitted_exits_answer():
     from skadaptive.plot._cost_accuracy import _default_name
 
     assert _default_name(clone(plain)).endswith("(combined answers)")
+
+
+def test_two_held_out_displays_on_one_axes_share_a_title():
+    """The second estimator drawn on the first's axes: the title no longer
+    names one of them (the legend names each), it says which rows."""
+    from _column_stages import _disjoint_cascade, _disjoint_errors
+
+    X, y = _disjoint_errors(600, seed=0)
+    stage = _disjoint_cascade("stage", cost_weight=0.0).fit(X, y)
+    combined = _disjoint_cascade("combined", cost_weight=0.0).fit(X, y)
+    first = CostAccuracyDisplay.from_estimator(stage)
+    assert first.ax_.get_title() == "AdaptiveCascadeClassifier (held-out rows)"
+    again = CostAccuracyDisplay.from_estimator(stage, ax=first.ax_)
+    assert again.ax_.get_title() == "AdaptiveCascadeClassifier (held-out rows)"
+    CostAccuracyDisplay.from_estimator(
+        combined, ax=first.ax_, show_stages=False, show_oracle=False
+    )
+    assert first.ax_.get_title() == "held-out rows"
+    labels = [line.get_label() for line in first.ax_.get_lines()]
+    assert "AdaptiveCascadeClassifier (combined answers)" in labels

@@ -299,7 +299,8 @@ class CostAccuracyDisplay:
             (e.g. ``answer="stage"`` and ``answer="combined"``) on one plot
             by passing the first display's ``ax_`` as ``ax`` to the second,
             with ``show_stages=False, show_oracle=False`` and a
-            ``chosen_label`` of its own so that the legend names each once.
+            ``chosen_label`` of its own so that the legend names each once
+            (on held-out rows the title then says only which rows).
         metric : {"error", "mse", "mae", "r2"}, default="error"
             Regressors only: the y axis shows the error the estimator reports
             (``"error"``, or its name: ``"mse"`` for ``loss="squared_error"``,
@@ -431,6 +432,11 @@ class CostAccuracyDisplay:
 
             display.ax_.xaxis.set_major_formatter(EngFormatter(unit="s"))
         if title:
+            shown = display.ax_.get_title()
+            if shown and shown != title:
+                # Drawn over another estimator's display: the legend names
+                # each, and the title says only which rows both are on.
+                title = "held-out rows"
             display.ax_.set_title(title)
         return display
 

@@ -218,13 +218,12 @@ def _measure_wall_clock(cascade, bench, ours, stage_rows, ref, X_wall) -> dict:
 
 
 def run_dataset(
-    name: str, config: dict, quick: bool, reuse_cache: bool, cache: Path = None
+    name: str, config: dict, quick: bool, reuse_cache: bool, cache: Path
 ) -> dict:
     """Every measurement for one dataset, as a JSON-friendly dict (the
-    stages cached under ``cache``, by default this benchmark's own folder)."""
+    stages cached under ``cache``)."""
     start = time.perf_counter()
     bench = datasets.load(name, quick=quick)
-    cache = CACHE / "cascade" if cache is None else cache
     cascade, memory, cold = _fit_cold(
         bench, cache / name, reuse_cache, config["cascade"]
     )
@@ -271,9 +270,8 @@ def run_dataset(
     }
 
 
-def run_grid_search(config: dict, quick: bool, cache: Path = None) -> dict:
+def run_grid_search(config: dict, quick: bool, cache: Path) -> dict:
     """GridSearchCV time with a many-value versus a one-value ``cost_weight`` grid."""
-    cache = CACHE / "cascade" if cache is None else cache
     bench = datasets.load(config["grid_search_dataset"], quick=quick)
     X = np.concatenate([bench.X_train, bench.X_test])
     y = np.concatenate([bench.y_train, bench.y_test])

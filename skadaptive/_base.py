@@ -304,6 +304,17 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """The loss the fitted estimator was learned for (``loss`` at fit)."""
         return getattr(self, "_loss_at_fit", self.loss)
 
+    def _fitted_copy(self):
+        """A shallow copy for another policy (``with_policy``,
+        ``recalibrate``): its parameters are its own (set_params on it leaves
+        this one alone), its fitted attributes shared until replaced, and its
+        ``loss`` says the fit's (its targets are scaled for it)."""
+        new = copy.copy(self)
+        for name, value in self.get_params(deep=False).items():
+            setattr(new, name, clone(value, safe=False))
+        new.loss = self._loss()
+        return new
+
     def _check_answers_run_every_stage(
         self, combined: bool, fitted: bool = False
     ) -> None:
@@ -816,11 +827,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         check_is_fitted(self)
         if (cost_weight is None) == (budget is None):
             raise ValueError("Pass exactly one of cost_weight or budget.")
-        new = copy.copy(self)
-        # Parameters are the copy's own (set_params on it leaves this one alone);
-        # fitted attributes are shared, and the policy's are replaced below.
-        for name, value in self.get_params(deep=False).items():
-            setattr(new, name, clone(value, safe=False))
+        new = self._fitted_copy()
         # Plain floats, so that the copy's repr shows numbers (a budget computed
         # from costs_ is a numpy scalar).
         new.budget = _plain(budget)
@@ -832,9 +839,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             isinstance(budget_confidence, str) and budget_confidence == "unchanged"
         ):
             new.budget_confidence = _plain(budget_confidence)
-        # Learned for the fit's loss (its targets are scaled for it), and says
-        # so, as for the batch size below.
-        new.loss = self._loss()
         fitted_size = int(self.cost_batch_size_)
         if new._resolved_cost_batch_size() != fitted_size:
             # Changed since the fit: the copy is learned for the batches its

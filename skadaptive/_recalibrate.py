@@ -65,13 +65,12 @@ accuracy is kept as it was.
 
 from __future__ import annotations
 
-import copy
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import logit
-from sklearn.base import clone, is_regressor
+from sklearn.base import is_regressor
 from sklearn.utils.validation import check_is_fitted
 
 from ._costs import check_budget
@@ -521,13 +520,7 @@ def _warn_about_steps(record, estimator) -> None:
 
 def _recalibrated_copy(estimator, policy, record):
     """The fitted copy with ``policy``; its figures say what was done."""
-    new = copy.copy(estimator)
-    # Parameters are the copy's own (as in with_policy); fitted attributes
-    # are shared, and the policy's are replaced below.
-    for name, value in estimator.get_params(deep=False).items():
-        setattr(new, name, clone(value, safe=False))
-    # Learned for the fit's loss, and says so (as with_policy's copy).
-    new.loss = estimator._loss()
+    new = estimator._fitted_copy()  # the policy's attributes replaced below
     new.policy_ = policy
     if record["requested_budget"] is not None:
         # A budget given to recalibrate is the copy's budget; a default one

@@ -56,13 +56,13 @@ def _weighted_mean(values, sample_weight):
 def _regression_quality(loss, y, result, sample_weight) -> float:
     """1 - error / scale of ``y`` on these rows: R^2 for the squared error."""
     y = np.asarray(y, dtype=np.float64)
-    center, scale = regression_scale(y, sample_weight, loss)
     error = result.prediction - y
     if constant_target(y, sample_weight):
         # As scikit-learn's r2_score (and so score) has it: 1 where the
         # weighted squared error is 0, else 0 (no scale to divide by).
         squared = error[_positive(sample_weight, len(y))] ** 2
         return float(not np.any(squared))
+    _, scale = regression_scale(y, sample_weight, loss)
     if loss == "squared_error":
         return 1.0 - _weighted_mean(error**2, sample_weight) / scale**2
     return 1.0 - _weighted_mean(np.abs(error), sample_weight) / scale

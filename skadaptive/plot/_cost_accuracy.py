@@ -326,9 +326,7 @@ class CostAccuracyDisplay:
         if regression:
             # The loss the figures were learned for (set_params(loss=...)
             # after a fit changes them only at a refit).
-            fitted_loss = getattr(estimator, "_loss", None)
-            loss = fitted_loss() if fitted_loss is not None else estimator.loss
-            score_label = _check_metric(metric, loss)
+            score_label = _check_metric(metric, estimator._loss())
         if X is None:
             if cost == "seconds":
                 raise ValueError(

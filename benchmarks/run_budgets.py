@@ -174,7 +174,7 @@ def _baseline_exits(held, test, cumulative, budget):
 
 
 # ----------------------------------------------------------------- points
-def _candidates_on_test(estimator, fitted, held, test) -> list[float]:
+def _candidates_on_test(estimator, fitted, test) -> list[float]:
     """Test accuracy of every kind of exit score the budget search tried.
 
     The search is rebuilt on the policy rows exactly as the estimator builds
@@ -195,16 +195,10 @@ def _candidates_on_test(estimator, fitted, held, test) -> list[float]:
             "or per-call costs."
         )
     cumulative = estimator.cumulative_costs_
-    _, _, weight = estimator._policy_rows()
-    search = make_policy_search(
-        estimator.policy,
-        held.probas,
-        held.y,
-        cumulative / cumulative[-1],
-        weight,
-        loss=estimator.loss,
-        feature_set=estimator.policy_features,
-        tune_threshold=estimator.tune_threshold,
+    # The estimator's own search over its policy rows (family, features,
+    # loss and weights as it learned them).
+    search = estimator._policy_search_maker(*estimator._policy_rows())(
+        cumulative / cumulative[-1]
     )
     record = fitted.budget_search_
     candidates = search.budget_candidates(record["searched_budget"] / cumulative[-1])
@@ -251,7 +245,7 @@ def _points(estimator, held, test, fractions):
             held, test, cumulative, budget
         )
         base_test = test.evaluate(exits, cumulative)
-        on_test = _candidates_on_test(estimator, ours, held, test)
+        on_test = _candidates_on_test(estimator, ours, test)
         point.update(
             ours={
                 "test_accuracy": ours_test["accuracy"],

@@ -60,6 +60,7 @@ from ._sklearn_private import (
 )
 from ._validation import (
     check_missing_values,
+    check_weight_sum,
     frozen_classes,
     indexable,
     is_frozen,
@@ -236,8 +237,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, ensure_non_negative=True
+            sample_weight = check_weight_sum(
+                _check_sample_weight(sample_weight, X, ensure_non_negative=True)
             )
         y = self._check_targets(y, sample_weight)
         # What the policy rows' targets, figures and policies are learned for:
@@ -1227,8 +1228,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         check_consistent_length(X, y)
         y_encoded = self._encode_new_targets(y)
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, X, ensure_non_negative=True
+            sample_weight = check_weight_sum(
+                _check_sample_weight(sample_weight, X, ensure_non_negative=True)
             )
         alone = self._policy_answers(exit_probas(self._stage_source(), X))
         probas = combined_answers(self.combiners_, alone)

@@ -439,3 +439,24 @@ _IS_MISSING = np.frompyfunc(
 )
 #: Rows checked at a time for NaN (bounds the memory of the check).
 _CHUNK_ROWS = 65_536
+
+
+def check_weight_sum(sample_weight):
+    """``sample_weight`` as given, or a clear error where its sum overflows.
+
+    Every average the package reports or optimises divides by the weights'
+    sum; weights near the largest float (e.g. ``1e306`` on a few hundred rows)
+    sum to infinity, and every figure would be NaN.
+    """
+    if sample_weight is None:
+        return None
+    with np.errstate(over="ignore"):
+        total = np.sum(sample_weight)
+    if not np.isfinite(total):
+        raise ValueError(
+            "sample_weight sums to more than float64 can hold "
+            f"(largest weight {np.max(sample_weight):.3g}): divide the weights "
+            "by a common factor. Each row counts by its weight as that many "
+            "copies of it, so keep them in a range that sums to a finite number."
+        )
+    return sample_weight

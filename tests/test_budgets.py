@@ -339,6 +339,22 @@ def test_integer_weight_equals_repeated_rows_for_every_family(policy, knob, seed
         assert getattr(weighted, name) == pytest.approx(getattr(repeated, name))
 
 
+def test_weights_whose_sum_overflows_are_refused_by_name():
+    """Weights near the largest float sum to infinity, which every average
+    divides by: a clear error at fit and at evaluate_frontier (NaN figures, or
+    a crash deep inside a policy's learner, before)."""
+    _, X_policy, X_test, _, y_policy, y_test = _data()
+    huge = np.full(len(y_policy), 1e306)
+    cascade = AdaptiveCascadeClassifier(_frozen_stages(), costs=[1.0, 3.0, 10.0])
+    with pytest.raises(ValueError, match="sample_weight sums to more than float64"):
+        cascade.fit(X_policy, y_policy, sample_weight=huge)
+    cascade.fit(X_policy, y_policy, sample_weight=huge / 1e10)  # a finite sum fits
+    with pytest.raises(ValueError, match="divide the weights by a common factor"):
+        cascade.evaluate_frontier(
+            X_test, y_test, sample_weight=np.full(len(y_test), 1e306)
+        )
+
+
 @pytest.mark.parametrize("knob", [{"cost_weight": 0.01}, {"budget": 1.5}])
 def test_sklearn_weight_equivalence_check_for_two_boosting_stages(knob):
     # min_samples_leaf counts rows, not weights: with its default of 20 a

@@ -12,6 +12,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from ._rowwise import row_sum
+from ._sklearn_private import _check_sample_weight
 
 
 def indexable(X):
@@ -460,3 +461,23 @@ def check_weight_sum(sample_weight):
             "copies of it, so keep them in a range that sums to a finite number."
         )
     return sample_weight
+
+
+def check_row_weights(sample_weight, y):
+    """Weights of the rows of ``y`` checked for scoring, or None.
+
+    One non-negative, finite weight per row (scikit-learn's own check),
+    summing to a finite number above zero: a weighted average of the rows is
+    then defined.
+    """
+    if sample_weight is None:
+        return None
+    weight = check_weight_sum(
+        _check_sample_weight(sample_weight, y, ensure_non_negative=True)
+    )
+    if not weight.sum() > 0:
+        raise ValueError(
+            "sample_weight sums to zero: no row counts, so no average is "
+            "defined; give at least one row a positive weight."
+        )
+    return weight

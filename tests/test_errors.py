@@ -421,6 +421,32 @@ def test_cost_aware_scorer_with_a_bad_cost_weight(cost_weight):
         make_cost_aware_scorer(cost_weight)
 
 
+@pytest.mark.parametrize(
+    "weight, message",
+    [
+        (np.ones(10), r"sample_weight.shape == \(10,\), expected \(150,\)"),
+        (-np.ones(150), "Negative values in data passed to `sample_weight`"),
+        (np.full(150, np.nan), "sample_weight contains NaN"),
+        (np.zeros(150), "non-zero|sums to zero"),
+        (np.full(150, 1e307), "sums to more than float64 can hold"),
+    ],
+    ids=["length", "negative", "nan", "zero", "overflow"],
+)
+def test_scoring_with_bad_sample_weight(fitted, weight, message):
+    """The scorers and the display's from_predictions check the weights as
+    scikit-learn's metrics do (a deep matmul error, a NaN score, or a
+    negative weight counted silently, before)."""
+    from skadaptive.plot import CostAccuracyDisplay
+
+    for scorer in (make_cost_aware_scorer(0.1), make_average_cost_scorer()):
+        with pytest.raises(ValueError, match=message):
+            scorer(fitted, X, y, sample_weight=weight)
+    with pytest.raises(ValueError, match=message):
+        CostAccuracyDisplay.from_predictions(
+            y, [fitted.predict(X)], [fitted.predict_cost(X)], sample_weight=weight
+        )
+
+
 def test_cheapest_within_without_its_metrics():
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         cheapest_within(-0.1)

@@ -12,6 +12,7 @@ from sklearn.utils.validation import column_or_1d
 
 from .._dask import is_lazy
 from .._sklearn_private import _MetadataRequester
+from .._validation import check_row_weights
 from ..stages import regression_scale
 from ..stages._regression import constant_target
 
@@ -93,6 +94,7 @@ class _CostScorer(_MetadataRequester):
             raise ValueError(
                 f"y has {len(y)} rows but X has {len(result.cost)}; they must match."
             )
+        sample_weight = check_row_weights(sample_weight, y)
         # Per-call parts are paid once per batch, not per row (see
         # cost_batch_size): the average is the batch's, not the rows' mean.
         # A row pays for the stages it ran (not those it skipped or a router

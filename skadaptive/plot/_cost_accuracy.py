@@ -10,6 +10,8 @@ from sklearn.base import is_regressor
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from .._validation import check_row_weights
+
 
 def _pyplot(caller: str):
     try:
@@ -512,11 +514,8 @@ class CostAccuracyDisplay:
                 "y_preds and costs must give the same number (>= 1) of operating "
                 f"points; got {len(y_preds)} and {len(costs)}."
             )
-        weight = (
-            np.ones(n_rows)
-            if sample_weight is None
-            else np.asarray(sample_weight, dtype=float)
-        )
+        sample_weight = check_row_weights(sample_weight, y_true)
+        weight = np.ones(n_rows) if sample_weight is None else sample_weight
         accuracy, average_cost = [], []
         for k, (y_pred, cost) in enumerate(zip(y_preds, costs)):
             y_pred = column_or_1d(y_pred)

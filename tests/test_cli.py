@@ -738,3 +738,19 @@ def test_frontier_says_why_a_budget_is_not_spent(digits_files, tmp_path, capsys)
     assert chosen["budget_status"] == "spent" and "budget:" not in out
     out, chosen = frontier("--cost-weight", "0.01")
     assert chosen["budget_status"] is None and "budget:" not in out
+
+
+def test_frontier_warns_when_the_policy_is_learned_on_few_rows(
+    digits_files, tmp_path, capsys
+):
+    """450 data rows with --test-size 0.85: 67 policy rows, under 100."""
+    code = _digits_frontier(digits_files, tmp_path, "--test-size", "0.85")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "67 rows to learn the policy" in out
+    assert "warning: the policy is learned on only 67 rows (fewer than 100)" in out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert any("only 67 rows" in w for w in report["warnings"])
+    # With the default --test-size (0.3): 315 policy rows, no such warning.
+    assert _digits_frontier(digits_files, tmp_path) == 0
+    assert "the policy is learned on only" not in capsys.readouterr().out

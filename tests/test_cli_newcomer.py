@@ -2,7 +2,6 @@
 paths, ONNX column labels, unknown labels, help texts and trustworthy tables."""
 
 import json
-import os
 from pathlib import Path
 
 import joblib
@@ -124,17 +123,34 @@ def test_an_unwritable_output_path_is_refused_before_any_work(
 
 
 def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch, capsys):
-    # (chmod does not stop root, so the permission answer is simulated)
-    real_access = os.access
-    monkeypatch.setattr(
-        os,
-        "access",
-        lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode),
-    )
+    # (chmod does not stop root, so the operating system's answer is simulated)
+    from skadaptive.cli import _io
+
+    def refusing_open(path, mode="r", *args, **kwargs):
+        if Path(path).parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(_io, "open", refusing_open, raising=False)
     code = main(_frontier_arguments("--save", str(tmp_path / "c.joblib")))
     err = capsys.readouterr().err
     assert code == 1
     assert f"--save {tmp_path / 'c.joblib'}: cannot write there" in err
+    assert "Permission denied" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_takes_no_new_files_is_refused_before_any_work(
+    tmp_path, monkeypatch, capsys
+):
+    """/proc passes a permission check (and root passes every one) but takes
+    no new file: found only after the fit, before."""
+    monkeypatch.chdir(tmp_path)  # the default plot is written here
+    code = main(_frontier_arguments("--json", "/proc/skadaptive-frontier.json"))
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "--json /proc/skadaptive-frontier.json: cannot write there" in err
+    assert "Traceback" not in err and "rows to learn the policy" not in err
 
 
 # ---------------------------------------------- ONNX models' column labels
@@ -521,3 +537,21 @@ def test_overlapping_ends_of_the_frontier_are_warned_about():
     assert too_few_rows_warning(500, [0.70, 0.78], [0.90, 0.95]) is None
     warning = too_few_rows_warning(500, [0.85, 0.92], [0.90, 0.95])
     assert "intervals of the cheapest stage (0.850-0.920)" in warning
+
+
+@pytest.mark.parametrize("command", ["predict", "recalibrate"])
+def test_an_onnx_model_given_for_a_saved_cascade_says_how_to_make_one(
+    command, tmp_path, capsys
+):
+    model = Path(__file__).parent / "fixtures" / "onnx" / "digits_medium.onnx"
+    np.save(tmp_path / "rows.npy", np.zeros((3, 64)))
+    data = str(tmp_path / "rows.npy")
+    if command == "recalibrate":  # its rows are an argument, and it saves a copy
+        arguments = [command, str(model), data, "--output", str(tmp_path / "o.joblib")]
+    else:
+        arguments = [command, str(model), "--data", data]
+    code = main(arguments)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "an ONNX model, not a model saved with joblib" in err
+    assert "--save cascade.joblib" in err

@@ -405,4 +405,16 @@ def test_predict_says_to_name_the_target_column_when_it_is_read_as_a_feature(
     )
     err = capsys.readouterr().err
     assert code == 1
-    assert "name it with --label" in err
+    assert "one more than the model's" in err
+    assert "pass --label price" in err  # the column's own name
+    code = main(
+        [
+            "predict",
+            str(folder / "cascade.joblib"),
+            "--data",
+            str(tmp_path / "new.csv"),
+            "--label",
+            "price",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err

@@ -21,6 +21,7 @@ from ._intervals import (
     N_RESAMPLES,
     bootstrap_intervals,
     format_interval,
+    too_few_policy_rows_warning,
     too_few_rows_warning,
 )
 from ._io import (
@@ -530,7 +531,7 @@ def run(args, out=None) -> int:
         f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
         f"resamples of the held-out rows); cumulative cost: per row, of every "
         "stage the row ran (a stage's row: all rows exit there, "
-        "with its own answer).",
+        "with its own answer) The plot draws each stage alone, at its own cost.",
         file=out,
     )
     for fitted, report in fits:
@@ -881,7 +882,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
         ),
         "costs_unit": costs_unit_text(cascade),
-        "warnings": [] if warning is None else [warning],
+        "warnings": [w for w in (too_few_policy_rows_warning(n_policy), warning) if w],
     }
 
 
@@ -992,9 +993,15 @@ def _format_batch_sizes(advice) -> str:
         "expected speed-up over the last stage alone, by rows per call (every "
         f"stage a batch reaches pays its cost per call once): {speed_ups}.",
         f"At {rows} per call (the batch size the policy was learned for) the "
-        f"cascade is {advice['fitted_speed_up']:.2f}x as fast as its last stage "
-        "alone.",
+        f"cascade is expected to be {advice['fitted_speed_up']:.2f}x as fast as "
+        "its last stage alone.",
     ]
+    if advice.get("unit") == "seconds":
+        lines.append(
+            "(Expected from times measured at fit, each stage's alone and "
+            "inside the cascade timed apart: they move from run to run, so where "
+            "a ratio is near 1, time both on your own rows before relying on it.)"
+        )
     first = advice["pays_off_from"]
     one_row = points[0]
     if advice.get("unit") == "seconds" and one_row["batch_size"] == 1:

@@ -32,6 +32,7 @@ from ._intervals import (
     CONFIDENCE,
     N_RESAMPLES,
     format_error_interval,
+    too_few_policy_rows_warning,
     too_few_rows_warning,
 )
 from ._io import CommandError, split_rows
@@ -86,7 +87,7 @@ def run_regression(args, stages, X, y, progress, out) -> int:
         f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
         "resamples of the held-out rows); cumulative cost: per row, of every "
         "stage the row ran (a stage's row: all rows exit there, "
-        "with its own prediction).",
+        "with its own prediction) The plot draws each stage alone, at its own cost.",
         file=out,
     )
     if report["batch_sizes"] is not None:
@@ -231,7 +232,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
         ),
         "costs_unit": costs_unit_text(cascade),
-        "warnings": [] if warning is None else [warning],
+        "warnings": [w for w in (too_few_policy_rows_warning(n_policy), warning) if w],
     }
 
 

@@ -10,6 +10,9 @@ N_RESAMPLES = 1000
 # Below this many held-out rows the percentile bootstrap is itself unreliable
 # (it under-covers), and one row moves an accuracy by more than a point.
 MIN_EVALUATION_ROWS = 100
+#: Below this many policy rows, the policy's thresholds and its choice among
+#: kinds of exit score rest on a handful of rows each.
+MIN_POLICY_ROWS = 100
 # Bound on the resampled row indices held at once (int64), about 32 MB.
 _MAX_INDICES = 2**22
 
@@ -94,6 +97,18 @@ def too_few_rows_warning(
         f"only {n_rows} held-out rows ({'; '.join(reasons)}): too few to separate "
         "the points, so differences between rows of the table may be noise. Use "
         "more labelled rows or a larger --test-size."
+    )
+
+
+def too_few_policy_rows_warning(n_policy: int) -> str | None:
+    """Why the policy itself may be noise, or None."""
+    if n_policy >= MIN_POLICY_ROWS:
+        return None
+    return (
+        f"the policy is learned on only {n_policy} rows (fewer than "
+        f"{MIN_POLICY_ROWS}): its thresholds and its choice among kinds of exit "
+        "score rest on a few rows each, and may do worse than a single stage "
+        "on new rows. Use more labelled rows or a smaller --test-size."
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +39,18 @@ def check_output(option: str, path: str | None) -> None:
         )
     if not folder.is_dir():
         raise CommandError(f"{option} {path}: {str(folder)!r} is not a folder.")
-    target = file if file.exists() else folder
-    if not os.access(target, os.W_OK):
+    # Try it: permissions alone do not say (a root user passes every check, and
+    # some folders, such as /proc, take no new files).
+    existed = file.exists()
+    try:
+        with open(file, "ab"):
+            pass
+    except OSError as exc:
         raise CommandError(
-            f"{option} {path}: cannot write there (no permission to write "
-            f"{str(target)!r})."
-        )
+            f"{option} {path}: cannot write there ({exc.strerror or exc})."
+        ) from exc
+    if not existed:
+        file.unlink()
 
 
 def check_distinct(outputs: dict, inputs: list) -> None:
@@ -383,11 +388,20 @@ def load_joblib(path: str):
     import joblib
 
     file = _existing(path)
+    if str(path).lower().endswith(".onnx"):
+        raise CommandError(
+            f"{path}: an ONNX model, not a model saved with joblib. A cascade of "
+            "ONNX stages is built and saved by `skadaptive frontier a.onnx "
+            "b.onnx --data FILE --save cascade.joblib`; predict and recalibrate "
+            "take that saved file."
+        )
     try:
         return joblib.load(file)
     except Exception as exc:  # unpickling can raise anything
         raise CommandError(
-            f"{path}: cannot load it with joblib ({type(exc).__name__}: {exc})."
+            f"{path}: cannot load it with joblib ({type(exc).__name__}: {exc}); "
+            "it must be a model saved with joblib.dump (or `skadaptive frontier "
+            "--save`)."
         ) from exc
 
 

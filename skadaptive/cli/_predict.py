@@ -131,6 +131,17 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
         require_labels=args.y_key is not None and args.data.endswith(".npz"),
     )
     X = align_columns(X, names, fitted_feature_names([model]), args.data)
+    expected = getattr(model, "n_features_in_", None)
+    if y is None and expected is not None and X.shape[1] == expected + 1:
+        # frontier reads the last column as the label by default; predict and
+        # recalibrate only a column named "label" or given with --label.
+        last = names[-1] if names else X.shape[1] - 1
+        raise CommandError(
+            f"{args.data}: {X.shape[1]} columns, one more than the model's "
+            f"{expected} features, and none is named as the label. If the last "
+            "one is the label (or target), as `skadaptive frontier` reads it "
+            f"by default, pass --label {last}."
+        )
     regression = is_regressor(model)
     if y is not None:
         if regression:
@@ -161,19 +172,7 @@ def run(args, out=None) -> int:
         try:
             result = model.route(X)
         except ValueError as exc:
-            hint = ""
-            expected = getattr(model, "n_features_in_", None)
-            if (
-                y is None
-                and expected is not None
-                and np.ndim(X) == 2
-                and np.shape(X)[1] == expected + 1
-            ):
-                hint = (
-                    " The file has one column more than the model's features: "
-                    "if one is the label (or target), name it with --label."
-                )
-            raise CommandError(f"{args.data}: {exc}{hint}") from exc
+            raise CommandError(f"{args.data}: {exc}") from exc
     if regression:
         predictions = result.prediction
     else:

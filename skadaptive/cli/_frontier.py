@@ -1098,6 +1098,13 @@ def _write_json(path, report) -> None:
         raise CommandError(f"{path}: cannot write: {exc}") from exc
 
 
+def _knob_text(estimator) -> str:
+    """The knob it was fitted with: ``budget=...`` or ``cost_weight=...``."""
+    if estimator.budget is not None:
+        return f"budget={estimator.budget:.4g}"
+    return f"cost_weight={estimator.cost_weight:g}"
+
+
 def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bool:
     """Plot the frontier of each estimator (a list) on ``X, y`` into ``path``."""
     try:
@@ -1123,13 +1130,16 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
             estimator,
             X,
             y,
-            name=f"policy for each cost_weight{suffix}",
+            name=(
+                f"frontier_: a policy for each of "
+                f"{len(estimator.frontier_['cost_weight'])} cost_weights{suffix}"
+            ),
             ax=None if display is None else display.ax_,
             # Each stage alone and the oracle (over the first estimator's
             # answers: the stages' own for --answer both) once.
             show_stages=k == 0,
             show_oracle=k == 0,
-            chosen_label=f"chosen operating point{suffix}",
+            chosen_label=(f"chosen operating point ({_knob_text(estimator)}){suffix}"),
         )
     figure = (
         ERROR_NAMES[estimators[0].loss] if is_regressor(estimators[0]) else "accuracy"

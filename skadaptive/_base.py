@@ -457,6 +457,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """The exits as they answer: the stage source, with its combiners."""
         return answering_source(self._stage_source(), self.combiners_)
 
+    def _routing_policy(self):
+        """The fitted policy as routing asks it (regressors: on its scale)."""
+        return self.policy_
+
     def _in_cascade_seconds(
         self, X, held_out, stage_probas, answers, y_policy
     ) -> Bunch:
@@ -1335,7 +1339,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         X = self._checked_rows(X)
         result = route(
             self._answer_source(),
-            self.policy_,
+            self._routing_policy(),
             X,
             n_classes=self._n_outputs(),
             batch_size=self.batch_size,

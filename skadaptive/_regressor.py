@@ -21,9 +21,9 @@ from ._base import BaseAdaptive
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
-from .stages import ScaledAnswers, regression_scale
+from .stages import ScaledPolicy, regression_scale
 from .stages._combined import ExitCombiner
-from .stages._regression import scale_answers, unscale_answers
+from .stages._regression import scale_answers
 
 #: Attribute and key names of the classifiers' figures, and the regressors'.
 _RENAMED = (
@@ -117,9 +117,11 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
 
     def _answer_source(self):
-        return ScaledAnswers(
-            self._stage_source(), self.target_center_, self.target_scale_
-        )
+        # The stages' own answers: the policy is shown them on its scale.
+        return self._stage_source()
+
+    def _routing_policy(self):
+        return ScaledPolicy(self.policy_, self.target_center_, self.target_scale_)
 
     # ------------------------------------------------------------ figures
     def _error_unit(self) -> float:
@@ -241,9 +243,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             return lazy_predict(self, X, "route")
         result = super().route(X)
         answers = result.pop("proba")
-        result.prediction, result.uncertainty = unscale_answers(
-            answers, self.target_center_, self.target_scale_
-        )
+        result.prediction, result.uncertainty = answers[:, 0], answers[:, 1]
         return result
 
     def predict(self, X) -> np.ndarray:

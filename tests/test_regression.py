@@ -1010,3 +1010,31 @@ def test_a_regressor_keeps_its_fold_models_and_their_uncertainty():
     routed = cascade.route(X_new)
     last = routed.exit_stage == 1
     assert_allclose(cascade.predict(X_new)[last], expected[last, 0])
+
+
+@pytest.mark.parametrize("outlier", [1e13, 1e17])
+def test_each_row_gets_its_stage_s_own_prediction_next_to_a_large_centre(outlier):
+    """Answers were scaled for the policy and scaled back, which rounded every
+    prediction to the spacing of the target's centre: with 10 % of the
+    targets at 1e17, a tree's 8.836 came back as 8.0. The policy now sees the
+    scaled answers while each row keeps its stage's own, bit for bit."""
+    rng = np.random.RandomState(0)
+    X = rng.rand(2000, 3)
+    y = np.round(10 * X[:, 0], 1)
+    y[X[:, 1] > 0.9] = outlier
+    fit, policy, new = slice(0, 1000), slice(1000, 1500), slice(1500, None)
+    small = DecisionTreeRegressor(max_depth=3, random_state=0).fit(X[fit], y[fit])
+    large = DecisionTreeRegressor(max_depth=8, random_state=0).fit(X[fit], y[fit])
+    stages = [("small", FrozenEstimator(small)), ("large", FrozenEstimator(large))]
+    for knob in ({"cost_weight": 0.0}, {"budget": 5.0}):
+        cascade = AdaptiveCascadeRegressor(stages, costs=[1, 10], **knob)
+        cascade.fit(X[policy], y[policy])
+        exits = cascade.predict_exit(X[new])
+        own = np.where(exits == 0, small.predict(X[new]), large.predict(X[new]))
+        assert_array_equal(cascade.predict(X[new]), own)
+    forest = RandomForestRegressor(20, random_state=0).fit(X[fit], y[fit])
+    early = EarlyExitRegressor(FrozenEstimator(forest), exits=[10, 20], cost_weight=0)
+    early.fit(X[policy], y[policy])
+    last = early.predict_exit(X[new]) == 1
+    assert last.sum() > 400
+    assert_array_equal(early.predict(X[new])[last], forest.predict(X[new])[last])

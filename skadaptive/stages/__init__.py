@@ -26,9 +26,9 @@ from ._costs import (
 )
 from ._independent import IndependentStages  # noqa: F401 (used by the cascade)
 from ._multi_exit import MultiExitSource, exit_probas
-from ._regression import (  # noqa: F401 (IndependentRegressors, ScaledAnswers)
+from ._regression import (  # noqa: F401 (IndependentRegressors, ScaledPolicy)
     IndependentRegressors,
-    ScaledAnswers,
+    ScaledPolicy,
     regression_answers,
     regression_scale,
 )

@@ -16,8 +16,10 @@ A :class:`~sklearn.pipeline.Pipeline` is looked through: its last step's
 uncertainty is used, on the rows as the steps before it transform them.
 
 The exit policy works on a target scale learned at fit
-(:func:`regression_scale`): :class:`ScaledAnswers` centres and scales every
-answer, so that the policy's loss, features and thresholds are unit-free.
+(:func:`regression_scale`): the policy is learned on answers centred and
+scaled by it (:func:`scale_answers`), and at prediction :class:`ScaledPolicy`
+shows it the stages' answers so scaled, so that its loss, features and
+thresholds are unit-free while each row keeps its stage's own prediction.
 """
 
 from __future__ import annotations
@@ -234,35 +236,37 @@ def constant_target(y, sample_weight=None) -> bool:
     return bool(np.ptp(y) <= _CONSTANT_ULPS * np.spacing(np.max(np.abs(y))))
 
 
-class ScaledAnswers:
-    """A regression source whose answers are on the policy's scale.
+class ScaledPolicy:
+    """A fitted policy that decides on regression answers put on its scale.
 
-    Each answer ``(prediction, uncertainty)`` becomes
-    ``((prediction - center) / scale, uncertainty / scale)``; everything else
-    is the wrapped source's.
+    The policy was learned on answers ``((prediction - center) / scale,
+    uncertainty / scale)``; routed through this wrapper it is shown the
+    stages' answers so scaled, while the rows keep the stages' own answers.
+    (Scaling the answers themselves and scaling them back would round every
+    prediction to the spacing of ``center``: visibly wrong answers for small
+    predictions next to a large centre.) Everything else is the wrapped
+    policy's.
     """
 
-    regression = True
-
-    def __init__(self, source, center: float, scale: float):
-        self.source = source
+    def __init__(self, policy, center: float, scale: float):
+        self.policy = policy
         self.center = float(center)
         self.scale = float(scale)
-        self.n_stages = source.n_stages
-        self.rows_in_state = getattr(source, "rows_in_state", False)
 
     def __getattr__(self, name):
-        # stage_names, default_costs...: the wrapped source's.
-        if name == "source":
+        # skips, router, n_stages...: the wrapped policy's.
+        if name == "policy":
             raise AttributeError(name)
-        return getattr(self.source, name)
+        return getattr(self.policy, name)
 
-    def run_stage(self, stage: int, X_rows, state):
-        answers, state = self.source.run_stage(stage, X_rows, state)
-        return scale_answers(answers, self.center, self.scale), state
+    def _scaled(self, history: list) -> list:
+        return [scale_answers(answers, self.center, self.scale) for answers in history]
 
-    def keep_rows(self, state, mask):
-        return self.source.keep_rows(state, mask)
+    def exits(self, stage: int, history: list) -> np.ndarray:
+        return self.policy.exits(stage, self._scaled(history))
+
+    def next_stages(self, stage: int, history: list) -> np.ndarray:
+        return self.policy.next_stages(stage, self._scaled(history))
 
 
 def scale_answers(answers, center: float, scale: float) -> np.ndarray:
@@ -277,12 +281,6 @@ def scale_answers(answers, center: float, scale: float) -> np.ndarray:
         answers[:, 0] -= center
         answers /= scale
     return answers
-
-
-def unscale_answers(answers: np.ndarray, center: float, scale: float) -> tuple:
-    """Prediction and uncertainty on the target's own scale (the inverse of
-    :func:`scale_answers`)."""
-    return answers[:, 0] * scale + center, answers[:, 1] * scale
 
 
 def check_regressor(estimator, label: str, fix: str) -> None:

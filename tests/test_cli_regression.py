@@ -418,3 +418,26 @@ def test_predict_says_to_name_the_target_column_when_it_is_read_as_a_feature(
         ]
     )
     assert code == 0, capsys.readouterr().err
+
+
+def test_whole_number_targets_beyond_float_integers_are_read_as_floats(tmp_path):
+    """Floats of 2**53 and above are all whole numbers: a target of 1e20 was
+    cast to int64 and overflowed to -9.2e18 in every row (CSV and .npy)."""
+    from skadaptive.cli._io import load_data
+
+    X = np.arange(6.0).reshape(3, 2)
+    y = np.array([1.31e20, 1.27e20, 2.0**53])
+    np.save(tmp_path / "rows.npy", np.column_stack([X, y]))
+    _write_csv(tmp_path / "rows.csv", X, y, label="target")
+    for path, label in (
+        (tmp_path / "rows.npy", None),
+        (tmp_path / "rows.csv", "target"),
+    ):
+        _, target, _ = load_data(str(path), label=label)
+        assert target.dtype == np.float64
+        assert_array_equal(target, y)
+    small = np.array([3.0, -2.0, 2.0**53 - 1])  # class-like labels stay integers
+    np.save(tmp_path / "small.npy", np.column_stack([X, small]))
+    _, target, _ = load_data(str(tmp_path / "small.npy"))
+    assert target.dtype == np.int64
+    assert_array_equal(target, small.astype(np.int64))

@@ -601,6 +601,15 @@ def test_cli_recalibrate_errors(tmp_path, capsys):
         == 1
     )
     assert "does not exist" in capsys.readouterr().err
+    # An output that is an input would replace the data or the model itself.
+    np.save(data, X)
+    for target in (data, model):
+        before = target.read_bytes()
+        assert (
+            main(["recalibrate", str(model), str(data), "--output", str(target)]) == 1
+        )
+        assert "is an input of the command" in capsys.readouterr().err
+        assert target.read_bytes() == before
     with pytest.raises(SystemExit):
         main(["recalibrate", str(model), str(data)])  # --output is required
 

@@ -378,7 +378,12 @@ def _numeric_if_possible(labels: np.ndarray) -> np.ndarray:
         return labels
     if not np.isfinite(numbers).all():
         return labels
-    if np.array_equal(numbers, np.round(numbers)):
+    # Whole numbers become integers only where float64 holds every integer
+    # exactly (below 2**53): a larger float is always whole, and a target of
+    # 1e20 cast to int64 would overflow.
+    if np.array_equal(numbers, np.round(numbers)) and (
+        np.abs(numbers).max(initial=0.0) < 2.0**53
+    ):
         return numbers.astype(np.int64)
     return numbers
 

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from ._io import CommandError, check_output
+from ._io import CommandError, check_distinct, check_output
 from ._predict import _error_line, load_model_and_data
 from ._progress import Progress
 
@@ -79,6 +79,7 @@ def run(args, out=None) -> int:
 
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
+    check_distinct({"--output": args.output}, [args.model, args.data])
     if args.budget is not None and not (np.isfinite(args.budget) and args.budget > 0):
         raise CommandError(f"--budget must be a positive number; got {args.budget}.")
     if args.batch_size is not None and args.batch_size < 1:

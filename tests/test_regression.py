@@ -785,6 +785,24 @@ def test_display_shows_the_error_or_r2_that_predict_gives():
     assert default.accuracy[0] == pytest.approx(mean_squared_error(y_test, y_pred))
     with pytest.raises(ValueError, match="y_true is continuous"):
         CostAccuracyDisplay.from_predictions(y_test, [y_pred], [1.0], metric="accuracy")
+    # A target of whole numbers (as load_diabetes's) reads as class labels to
+    # type_of_target; its continuous predictions say it is a regression.
+    whole = np.round(y_test)
+    default = CostAccuracyDisplay.from_predictions(whole, [y_pred], [1.0])
+    assert default.ax_.get_ylabel() == "MSE"
+    assert default.accuracy[0] == pytest.approx(mean_squared_error(whole, y_pred))
+    with pytest.raises(ValueError, match=r"y_preds\[0\] is continuous"):
+        CostAccuracyDisplay.from_predictions(whole, [y_pred], [1.0], metric="accuracy")
+    # R² of a constant target is scikit-learn's: 1 if exact, else 0.
+    constant = np.full(len(y_test), 14.0)
+    for answers, expected in ((y_pred, 0.0), (constant, 1.0)):
+        shown = CostAccuracyDisplay.from_predictions(
+            constant, [answers], [1.0], metric="r2"
+        )
+        assert shown.accuracy[0] == r2_score(constant, answers) == expected
+    on_test = CostAccuracyDisplay.from_estimator(cascade, X_test, constant, metric="r2")
+    assert on_test.chosen_accuracy == 0.0
+    assert np.isfinite(on_test.accuracy).all()
     X, _, y, _ = _data()
     absolute = _cascade(loss="absolute_error").fit(X[:600], y[:600])
     with pytest.raises(ValueError, match="metric='r2' is 1 - MSE"):
@@ -814,6 +832,13 @@ def test_cost_aware_scorer_is_r2_minus_the_weighted_cost():
     assert make_cost_aware_scorer(0.1)(cascade, X_test, y_test) == pytest.approx(
         expected
     )
+    # A NaN target is refused as score() refuses it (a NaN score, before).
+    y_nan = y_test.copy()
+    y_nan[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        cascade.score(X_test, y_nan)
+    with pytest.raises(ValueError, match="NaN"):
+        make_cost_aware_scorer(0.1)(cascade, X_test, y_nan)
     X, _, y, _ = _data()
     search = GridSearchCV(
         _cascade(),

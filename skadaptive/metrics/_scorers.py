@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.base import is_regressor
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import UNUSED
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import check_array, column_or_1d
 
 from .._dask import is_lazy
 from .._sklearn_private import _MetadataRequester
@@ -95,6 +95,10 @@ class _CostScorer(_MetadataRequester):
                 f"y has {len(y)} rows but X has {len(result.cost)}; they must match."
             )
         sample_weight = check_row_weights(sample_weight, y)
+        if is_regressor(cascade):
+            # As score() checks it: a NaN target would make the score NaN,
+            # which a search ranks silently.
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         # Per-call parts are paid once per batch, not per row (see
         # cost_batch_size): the average is the batch's, not the rows' mean.
         # A row pays for the stages it ran (not those it skipped or a router

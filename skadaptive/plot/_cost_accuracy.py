@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._validation import check_row_weights
+from ..stages._regression import constant_target
 
 
 def _pyplot(caller: str):
@@ -356,7 +357,7 @@ class CostAccuracyDisplay:
             title = f"{name or _default_name(estimator)} (held-out rows)"
             if score_label == _PREDICTION_METRICS["r2"]:
                 _, y_encoded, weight = estimator._policy_rows()
-                variance = _variance(y_encoded, weight) * estimator.target_scale_**2
+                r2_rows = (y_encoded, weight, estimator.target_scale_**2)
         else:
             test = estimator.evaluate_frontier(X, y, sample_weight=sample_weight)
             oracle_rates = test["oracle_exit_rates"]
@@ -377,11 +378,13 @@ class CostAccuracyDisplay:
             }
             title = None
             if score_label == _PREDICTION_METRICS["r2"]:
-                variance = _variance(np.asarray(y, dtype=float), sample_weight)
+                r2_rows = (np.asarray(y, dtype=float), sample_weight, 1.0)
         if score_label == _PREDICTION_METRICS["r2"]:
             for key in ("accuracy", "stage_accuracies", "oracle_accuracy"):
-                figures[key] = 1.0 - np.asarray(figures[key]) / variance
-            figures["chosen_accuracy"] = 1.0 - figures["chosen_accuracy"] / variance
+                figures[key] = _r_squared(figures[key], *r2_rows)
+            figures["chosen_accuracy"] = float(
+                _r_squared(figures["chosen_accuracy"], *r2_rows)
+            )
         if cost == "seconds":
             increments = estimator.measure_stage_seconds(X)
             unit = "seconds"
@@ -473,9 +476,12 @@ class CostAccuracyDisplay:
         metric : {"accuracy", "mse", "mae", "r2"}, default=None
             What the y axis shows: the share of right labels, or for
             regression the mean squared or absolute error, or R². None:
-            ``"mse"`` when ``y_true`` is continuous (a regression target, as
-            :func:`sklearn.utils.multiclass.type_of_target` says), else
-            ``"accuracy"``; ``"accuracy"`` of a continuous target is refused.
+            ``"mse"`` when ``y_true`` or any of ``y_preds`` is continuous (a
+            regression target or prediction, as
+            :func:`sklearn.utils.multiclass.type_of_target` says: a target of
+            whole numbers such as ``load_diabetes``'s reads as class labels,
+            its predictions do not), else ``"accuracy"``; ``"accuracy"`` of
+            continuous targets or predictions is refused.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -495,13 +501,18 @@ class CostAccuracyDisplay:
         array([0.75, 1.  ])
         """
         _pyplot("CostAccuracyDisplay.from_predictions")
-        continuous = type_of_target(y_true) == "continuous"
+        continuous = [
+            name
+            for name, values in (("y_true", y_true), *_named_predictions(y_preds))
+            if type_of_target(values) == "continuous"
+        ]
         if metric is None:
             metric = "mse" if continuous else "accuracy"
         elif metric == "accuracy" and continuous:
             raise ValueError(
-                "metric='accuracy' compares labels, but y_true is continuous (a "
-                "regression target): pass metric='mse', 'mae' or 'r2'."
+                f"metric='accuracy' compares labels, but {continuous[0]} is "
+                "continuous (a regression target or prediction): pass "
+                "metric='mse', 'mae' or 'r2'."
             )
         if metric not in _PREDICTION_METRICS:
             raise ValueError(
@@ -564,6 +575,11 @@ def _default_name(estimator) -> str:
 _PREDICTION_METRICS = {"accuracy": "accuracy", "mse": "MSE", "mae": "MAE", "r2": "R²"}
 
 
+def _named_predictions(y_preds) -> list:
+    """``(name, values)`` of each operating point's predictions, for messages."""
+    return [(f"y_preds[{k}]", column_or_1d(p)) for k, p in enumerate(y_preds)]
+
+
 def _score(metric: str, y_true, y_pred, weight) -> float:
     if metric == "accuracy":
         return float((y_pred == y_true) @ weight / weight.sum())
@@ -573,7 +589,17 @@ def _score(metric: str, y_true, y_pred, weight) -> float:
     mse = float(error**2 @ weight / weight.sum())
     if metric == "mse":
         return mse
-    return 1.0 - mse / _variance(np.asarray(y_true, dtype=float), weight)
+    return float(_r_squared(mse, np.asarray(y_true, dtype=float), weight))
+
+
+def _r_squared(mse, y, weight, unit: float = 1.0):
+    """``1 - mse / (variance of y * unit)``, as scikit-learn's ``r2_score``
+    gives it for a constant ``y`` (up to rounding): 1 where the answers are
+    exact, else 0 (not -inf, nor a division by zero)."""
+    mse = np.asarray(mse, dtype=np.float64)
+    if constant_target(y, weight):
+        return np.where(mse == 0, 1.0, 0.0)
+    return 1.0 - mse / (_variance(y, weight) * unit)
 
 
 def _variance(y, weight) -> float:

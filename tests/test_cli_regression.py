@@ -441,3 +441,21 @@ def test_whole_number_targets_beyond_float_integers_are_read_as_floats(tmp_path)
     _, target, _ = load_data(str(tmp_path / "small.npy"))
     assert target.dtype == np.int64
     assert_array_equal(target, small.astype(np.int64))
+
+
+def test_empty_csv_cells_are_missing_values_for_stages_that_take_them(tmp_path):
+    """pandas writes NaN as an empty cell; it was refused as 'not a number'
+    while .npz files and a literal 'nan' worked."""
+    from skadaptive.cli._io import CommandError, load_data
+
+    X = np.array([[1.0, np.nan], [np.nan, 4.0], [5.0, 6.0]])
+    y = np.array([0.5, 1.5, 2.5])
+    (tmp_path / "rows.csv").write_text("f0,f1,target\n1,,0.5\n,4,1.5\n5,6,2.5\n")
+    rows, target, names = load_data(str(tmp_path / "rows.csv"), label="target")
+    assert_array_equal(rows, X)  # NaN where the cells are empty
+    assert_array_equal(target, y)
+    assert names == ["f0", "f1"]
+    # Still refused: a cell that is text.
+    (tmp_path / "bad.csv").write_text("f0,f1,target\n1,x,0.5\n")
+    with pytest.raises(CommandError, match="not a number"):
+        load_data(str(tmp_path / "bad.csv"), label="target")

@@ -118,8 +118,8 @@ def add_parser(commands) -> None:
         required=True,
         metavar="FILE",
         help="labelled rows: .npz (arrays X and y), .npy (label in the last "
-        "column) or .csv with a header; for regressors the label is the "
-        "numeric target",
+        "column) or .csv with a header (an empty cell is a missing value); "
+        "for regressors the label is the numeric target",
     )
     parser.add_argument(
         "--label",

@@ -151,7 +151,8 @@ def load_data(
       ``label``) unless ``require_labels`` is False, then all columns are rows.
     - ``.csv``: a header row; the label column is ``label`` (default: the
       column named ``label``, else the last column). Without labels, every
-      column is a feature unless ``label`` names one.
+      column is a feature unless ``label`` names one. An empty feature cell
+      is a missing value (NaN), as pandas writes one.
 
     Labels of shape (n, 1) are taken as one column. Returns ``(X, y,
     names)``: ``y`` None without labels, ``names`` the feature columns' names
@@ -345,7 +346,7 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
         )
     columns = [i for i, name in enumerate(header) if name != label]
     try:
-        X = np.array([[float(row[i]) for i in columns] for row in body])
+        X = np.array([[_feature(row[i]) for i in columns] for row in body])
     except ValueError as exc:
         raise CommandError(
             f"{file}: a feature column holds something that is not a number ({exc})."
@@ -356,6 +357,12 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     index = header.index(label)
     labels = _numeric_if_possible(np.array([row[index].strip() for row in body]))
     return X, labels, names
+
+
+def _feature(cell: str) -> float:
+    """A CSV cell as a feature value: an empty cell is a missing value (NaN),
+    as pandas writes one."""
+    return float(cell) if cell.strip() else np.nan
 
 
 def _all_numbers(cells) -> bool:

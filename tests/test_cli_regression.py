@@ -393,6 +393,44 @@ def test_frontier_takes_onnx_regressors_with_task_regression(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "MSE" in out
+    # Rows of another width: the error names the ONNX file (it named no file,
+    # and came from the fit, before).
+    _write_csv(tmp_path / "narrow.csv", X[:, :9].astype(np.float32), y)
+    code = _frontier(
+        tmp_path,
+        tmp_path,
+        FIXTURES / "diabetes_linear.onnx",
+        FIXTURES / "diabetes_mlp.onnx",
+        "--data",
+        tmp_path / "narrow.csv",
+        "--task",
+        "regression",
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"error: {FIXTURES / 'diabetes_linear.onnx'}: " in err
+    assert "got 9 features" in err
+
+
+def test_frontier_names_the_joblib_model_that_takes_other_features(
+    files, tmp_path, capsys
+):
+    folder, X, y = files
+    _write_csv(tmp_path / "narrow.csv", X[:, :-1], y)
+    code = _frontier(
+        folder,
+        tmp_path,
+        folder / "ridge.joblib",
+        folder / "forest.joblib",
+        "--data",
+        tmp_path / "narrow.csv",
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        f"{folder / 'ridge.joblib'}: the Ridge in it takes {X.shape[1]} features" in err
+    )
+    assert f"narrow.csv have {X.shape[1] - 1}" in err
 
 
 def test_predict_says_to_name_the_target_column_when_it_is_read_as_a_feature(

@@ -29,6 +29,7 @@ from ._io import (
     CommandError,
     align_columns,
     check_distinct,
+    check_feature_counts,
     check_output,
     check_plot,
     estimator_kind,
@@ -315,13 +316,13 @@ def _refuse_regression_target(y, stages) -> None:
             )
 
 
-def _load_regression_stages(args, models) -> list:
-    """The models as frozen regression stages."""
+def _load_regression_stages(args, X, models) -> list:
+    """The models as frozen regression stages (ONNX ones checked on ``X``)."""
     from .. import AdaptiveCascadeRegressor
 
     names = _stage_names(args.stages, AdaptiveCascadeRegressor)
     return [
-        (name, load_regression_stage(path, models.get(path)))
+        (name, load_regression_stage(path, models.get(path), X))
         for name, path in zip(names, args.stages)
     ]
 
@@ -476,9 +477,10 @@ def run(args, out=None) -> int:
         X = align_columns(X, names, fitted_feature_names(models.values()), args.data)
         task = _task(args, models)
         _check_options(args, task)
+        check_feature_counts(models, X, args.data)
         if task == "regression":
             y = regression_target(y, args.data)
-            stages = _load_regression_stages(args, models)
+            stages = _load_regression_stages(args, X, models)
         else:
             stages = _load_stages(args, X, y, out, models)
     if task == "regression":

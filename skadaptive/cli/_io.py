@@ -477,11 +477,12 @@ def load_stage(path: str, classes: np.ndarray | None, X, model=None):
     )
 
 
-def load_regression_stage(path: str, model=None):
+def load_regression_stage(path: str, model=None, X=None):
     """A fitted regressor from a joblib/pickle file, frozen.
 
     ``model`` is the object already loaded from the file, if it was. An ONNX
-    file is an :class:`~skadaptive.stages.OnnxRegressor` (one output column).
+    file is an :class:`~skadaptive.stages.OnnxRegressor` (one output column),
+    checked against the rows ``X`` (its input shape, its output) where given.
     """
     from sklearn.exceptions import NotFittedError
     from sklearn.frozen import FrozenEstimator
@@ -493,7 +494,10 @@ def load_regression_stage(path: str, model=None):
         from ..stages.onnx import OnnxRegressor
 
         try:
-            return FrozenEstimator(OnnxRegressor(str(file)))
+            model = OnnxRegressor(str(file))
+            if X is not None:
+                model.fit(X[:1], np.zeros(1))
+            return FrozenEstimator(model)
         except (ImportError, ValueError, TypeError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
     if suffix not in JOBLIB_SUFFIXES:
@@ -522,6 +526,21 @@ def load_regression_stage(path: str, model=None):
     except TypeError:  # not a scikit-learn estimator: its fit cannot be checked
         pass
     return model if isinstance(model, FrozenEstimator) else FrozenEstimator(model)
+
+
+def check_feature_counts(models: dict, X, data: str) -> None:
+    """Refuse, naming the file, a fitted model that takes another number of
+    features than the rows of ``data`` have (``models``: objects by path)."""
+    width = np.shape(X)[1] if np.ndim(X) == 2 else None
+    for path, model in models.items():
+        expected = getattr(model, "n_features_in_", None)
+        if width is not None and expected is not None and expected != width:
+            raise CommandError(
+                f"{path}: the {type(model).__name__} in it takes {expected} "
+                f"features, but the rows of {data} have {width} (after the "
+                "label column is taken out): give the data the model was "
+                "trained on, or name its label column with --label."
+            )
 
 
 def regression_target(y: np.ndarray, path: str) -> np.ndarray:

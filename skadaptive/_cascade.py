@@ -33,6 +33,14 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
     if len(set(names)) != len(names):
         raise ValueError(f"Stage names must be unique; got {names}.")
     for name, stage in zip(names, stages):
+        if stage is None or isinstance(stage, str):
+            # scikit-learn's ensembles take "drop"; a cascade's order and
+            # costs are per stage, so a stage is removed, not dropped.
+            raise TypeError(
+                f"Stage {name!r} is {stage!r}, not an estimator: a cascade has "
+                "no dropped stages. Remove the stage from estimators (e.g. "
+                "set_params(estimators=[...]) without it), costs with it."
+            )
         if regression:
             _check_regression_stage(name, stage)
         elif not hasattr(stage, "predict_proba"):

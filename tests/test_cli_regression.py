@@ -497,3 +497,38 @@ def test_empty_csv_cells_are_missing_values_for_stages_that_take_them(tmp_path):
     (tmp_path / "bad.csv").write_text("f0,f1,target\n1,x,0.5\n")
     with pytest.raises(CommandError, match="not a number"):
         load_data(str(tmp_path / "bad.csv"), label="target")
+
+
+def test_frontier_reports_no_feature_names_warning_for_columns_it_matched(
+    tmp_path, capsys
+):
+    """Models fitted on a DataFrame, a CSV with their columns: the CLI matches
+    the columns by name itself, and scikit-learn's warning that the rows have
+    no names was reported as the cascade's own warning."""
+    import pandas as pd
+    from sklearn.datasets import make_friedman1
+
+    X, y = make_friedman1(n_samples=400, noise=1.0, random_state=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    joblib.dump(Ridge().fit(frame[:200], y[:200]), tmp_path / "ridge.joblib")
+    forest = RandomForestRegressor(20, random_state=0).fit(frame[:200], y[:200])
+    joblib.dump(forest, tmp_path / "forest.joblib")
+    frame[200:].assign(target=y[200:]).to_csv(tmp_path / "rows.csv", index=False)
+    code = _frontier(
+        tmp_path,
+        tmp_path,
+        tmp_path / "ridge.joblib",
+        tmp_path / "forest.joblib",
+        "--data",
+        tmp_path / "rows.csv",
+        "--label",
+        "target",
+        "--costs",
+        "1",
+        "10",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "feature names" not in out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert not any("feature names" in w for w in report["warnings"])

@@ -128,6 +128,25 @@ def test_malformed_stage_items(item):
         cascade.fit(X, y)
 
 
+@pytest.mark.parametrize("removed", ["drop", "passthrough", None])
+def test_a_dropped_stage_says_to_remove_it(removed):
+    """scikit-learn's ensembles take "drop"; a cascade said the string had no
+    predict_proba (a regressor's: use the classifier)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    cascade = _cascade().set_params(lr=removed)
+    with pytest.raises(TypeError, match=f"Stage 'lr' is {removed!r}, not an est"):
+        cascade.fit(X, y)
+    regressor = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("tree", DecisionTreeRegressor())], costs=[1, 4], cv=3
+    ).set_params(tree=removed)
+    with pytest.raises(TypeError, match="Remove the stage from estimators"):
+        regressor.fit(X, y.astype(float))
+
+
 def test_duplicate_stage_names():
     cascade = AdaptiveCascadeClassifier(
         [("m", DecisionTreeClassifier()), ("m", LogisticRegression())]

@@ -13,7 +13,7 @@ import warnings
 
 from . import _demo, _frontier, _predict, _recalibrate
 from ._demo import run_demo  # noqa: F401 (for tests and scripts)
-from ._io import CommandError
+from ._io import FEATURE_NAMES_WARNING, CommandError
 
 __all__ = ["main"]
 
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             # model sees them (see _io.align_columns); other files have no
             # names to match, and scikit-learn's warning would repeat at
             # every call of every stage.
-            warnings.filterwarnings(
-                "ignore", message="X does not have valid feature names"
-            )
+            warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
             return args.run(args)
     except BrokenPipeError:
         # Output piped into a command that stopped reading (e.g. `| head`).

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from ._io import (
     load_joblib,
     load_regression_stage,
     load_stage,
+    recorded_warnings,
     regression_target,
     seed,
     split_rows,
@@ -609,8 +609,7 @@ def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
     kind = "" if cascade.answer == "stage" else f" ({cascade.answer} answers)"
     with progress.step(f"measuring costs and learning the policy{kind}"):
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with recorded_warnings() as caught:
                 cascade.fit(X_policy, y_policy)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
@@ -620,8 +619,7 @@ def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
         try:
             # Reading frontier_ learns its policies: their warnings are
             # reported once, as the fit's are, not printed by Python.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with recorded_warnings() as caught:
                 test = cascade.evaluate_frontier(X_eval, y_eval)
                 intervals = _accuracy_intervals(cascade, X_eval, y_eval, seed)
         except (ValueError, TypeError) as exc:

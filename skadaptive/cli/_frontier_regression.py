@@ -6,8 +6,6 @@ The same table, JSON and plot as for classifiers, with each point's error
 
 from __future__ import annotations
 
-import warnings
-
 from ._frontier import (
     ERROR_NAMES,
     _knob,
@@ -35,7 +33,7 @@ from ._intervals import (
     too_few_policy_rows_warning,
     too_few_rows_warning,
 )
-from ._io import CommandError, split_rows
+from ._io import CommandError, recorded_warnings, split_rows
 
 #: What each error is, for the note under the table.
 ERROR_TEXTS = {
@@ -103,8 +101,7 @@ def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
     X_policy, y_policy, X_eval, y_eval = rows
     with progress.step("measuring costs and learning the policy"):
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+            with recorded_warnings() as caught:
                 cascade.fit(X_policy, y_policy)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc

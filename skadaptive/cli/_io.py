@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,22 @@ def _existing(path: str) -> Path:
     if file.is_dir():
         raise CommandError(f"{path}: is a directory, expected a file.")
     return file
+
+
+#: scikit-learn's warning that rows without column names reach a model fitted
+#: with them: the CLI matches a CSV's columns to the models' by name first
+#: (:func:`align_columns`), and other files have no names to match.
+FEATURE_NAMES_WARNING = "X does not have valid feature names"
+
+
+@contextmanager
+def recorded_warnings(category=Warning):
+    """Record every warning of ``category`` (to report), but scikit-learn's
+    feature-names one (see :data:`FEATURE_NAMES_WARNING`)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        warnings.filterwarnings("ignore", message=FEATURE_NAMES_WARNING)
+        yield caught
 
 
 def check_output(option: str, path: str | None) -> None:

@@ -4,11 +4,10 @@ a file's rows, without labels."""
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 
-from ._io import CommandError, check_distinct, check_output
+from ._io import CommandError, check_distinct, check_output, recorded_warnings
 from ._predict import _error_line, load_model_and_data
 from ._progress import Progress
 
@@ -96,8 +95,7 @@ def run(args, out=None) -> int:
     with progress.step(f"routing {len(X)} rows with the saved model"):
         before = _checked(model.exit_report, X, args.data)
     with progress.step("running every stage on every row, moving the thresholds"):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
+        with recorded_warnings(UserWarning) as caught:
             new = _checked(model.recalibrate, X, None, budget=args.budget)
     new.set_params(batch_size=batch_size)  # --batch-size is for this run only
     record = new.recalibration_

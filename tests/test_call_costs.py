@@ -902,3 +902,33 @@ def test_a_copy_refuses_a_batch_size_below_the_one_it_was_learned_for(frozen_sta
     copy = cascade.with_policy(cost_weight=0.05)
     assert copy.cost_batch_size == 64
     assert clone(copy).fit(X_policy, y_policy).cost_batch_size_ == 64
+
+
+def test_budget_status_follows_the_batch_cost_with_per_call_costs():
+    """budget_status_ is "spent" when policy_rows_cost_ is within 3 % below
+    the budget searched; with per-call costs it was judged on the search's
+    own cost (per-call parts set aside): "spent" at 12 % unspent, and
+    "saturated" at 98 % spent."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = make_classification(
+        n_samples=2400, n_features=10, n_informative=6, n_classes=3, random_state=1
+    )
+    fit, rows = slice(0, 1200), slice(1200, 2000)
+    stages = [
+        ("lr", LogisticRegression(max_iter=500)),
+        ("dt", DecisionTreeClassifier(max_depth=6, random_state=0)),
+        ("rf", RandomForestClassifier(n_estimators=30, random_state=0)),
+    ]
+    stages = [(n, FrozenEstimator(s.fit(X[fit], y[fit]))) for n, s in stages]
+    costs = {"per_call": [50, 200, 100], "per_row": [1, 4, 10]}
+    statuses = set()
+    for budget in (2.8, 4.0, 4.4, 7.2):
+        cascade = AdaptiveCascadeClassifier(
+            stages, costs=costs, cost_batch_size=100, budget=budget, random_state=0
+        ).fit(X[rows], y[rows])
+        searched = cascade.budget_search_["searched_budget"]
+        spent = cascade.policy_rows_cost_ >= 0.97 * searched
+        assert cascade.budget_status_ == ("spent" if spent else "saturated"), budget
+        statuses.add(cascade.budget_status_)
+    assert statuses == {"spent", "saturated"}

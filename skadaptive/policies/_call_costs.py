@@ -293,6 +293,13 @@ def choose_with_call_costs(
             chosen["expected_exit_rates"],
             chosen["expected_run_rates"] if skips else None,
         )
+        if chosen["budget_search"] is not None:
+            # Judged on the batch cost the rows pay, as documented: the
+            # search's own cost set the per-call parts aside.
+            chosen["budget_status"] = budget_status(
+                chosen["policy_rows_cost"],
+                chosen["budget_search"]["searched_budget"],
+            )
     if normalized_budget is not None:
         return max(options, key=lambda c: (c["expected_accuracy"], -c["expected_cost"]))
     # As frontier_with_call_costs does, so that with_policy(cost_weight=)

@@ -208,6 +208,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # What the stages accept is worked out from them again (see _input_tags).
         self.__dict__.pop("_stage_input", None)
         names = self._check_structure()
+        self._warn_cost_weight_ignored()
         check_policy(self.policy)
         self._check_cost_batch_size()
         self._check_answers_run_every_stage(getattr(self, "answer", "stage") != "stage")
@@ -452,6 +453,22 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 stacklevel=3,
             )
         return combiners, answers
+
+    def _warn_cost_weight_ignored(self) -> None:
+        """Say so when a ``cost_weight`` other than its default is set with a
+        ``budget``, which takes precedence."""
+        if self.budget is None:
+            return
+        default = signature(type(self).__init__).parameters["cost_weight"].default
+        if self.cost_weight != default:
+            warnings.warn(
+                f"cost_weight={self.cost_weight!r} is ignored: budget="
+                f"{self.budget!r} is set, and the policy is the most accurate "
+                "one within it. Set budget=None to trade accuracy for cost with "
+                f"cost_weight, or leave cost_weight at its default ({default!r}).",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _answer_source(self):
         """The exits as they answer: the stage source, with its combiners."""

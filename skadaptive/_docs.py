@@ -6,7 +6,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
         the cost of running every stage, so ``lam`` is unit-free: with the 0/1
         loss, ``lam = 0.01`` gives up one accuracy point only to save the full
-        cost. Ignored when ``budget`` is set.
+        cost. Ignored when ``budget`` is set (a value other than the default then
+        warns).
 
     budget : float, default=None
         Maximum average cost per row, in the units of ``costs``. The fit
@@ -347,7 +348,7 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         absolute deviation from the median for ``"absolute_error"``: the loss
         of predicting a constant is 1), so ``lam`` is unit-free and the same
         grid means the same trade-off on any target scale. Ignored when
-        ``budget`` is set.
+        ``budget`` is set (a value other than the default then warns).
 
     budget : float, default=None
         Maximum average cost per row, in the units of ``costs``. The fit

@@ -542,3 +542,29 @@ def test_tied_cuts_are_broken_alike_for_weights_and_copies(seed, policy, budget,
     assert_array_equal(weighted.predict_path(X_test), repeated.predict_path(X_test))
     for name in ("policy_rows_cost_", "expected_cost_", "expected_accuracy_"):
         assert getattr(weighted, name) == pytest.approx(getattr(repeated, name))
+
+
+def test_a_cost_weight_set_with_a_budget_is_said_to_be_ignored():
+    """budget takes precedence; a cost_weight other than the default set with
+    it was dropped without a word (also inside a grid search over both)."""
+    import warnings
+
+    _, X_policy, _, _, y_policy, _ = _data()
+    with pytest.warns(UserWarning, match=r"cost_weight=0\.9 is ignored: budget=4\.0"):
+        AdaptiveCascadeClassifier(
+            _frozen_stages(), costs=[1.0, 3.0, 10.0], budget=4.0, cost_weight=0.9
+        ).fit(X_policy, y_policy)
+    with pytest.warns(UserWarning, match="cost_weight=0.2 is ignored"):
+        EarlyExitClassifier(
+            GradientBoostingClassifier(n_estimators=10, random_state=0),
+            exits=[5, 10],
+            budget=8,
+            cost_weight=0.2,
+            cv=2,
+        ).fit(X_policy, y_policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        for knob in ({"budget": 4.0}, {"cost_weight": 0.9}):
+            AdaptiveCascadeClassifier(
+                _frozen_stages(), costs=[1.0, 3.0, 10.0], **knob
+            ).fit(X_policy, y_policy)

@@ -550,10 +550,12 @@ def test_budget_defers_rows_when_the_first_stage_is_the_dear_one(data, loss):
 @pytest.mark.budget
 def test_budget_ignores_cost_weight(data):
     X_train, X_test, y_train, _ = data
-    first = AdaptiveCascadeClassifier(
-        _two_stages(), costs=[1, 4], budget=2.0, cost_weight=0.0, cv=3
-    ).fit(X_train, y_train)
-    second = clone(first).set_params(cost_weight=5.0).fit(X_train, y_train)
+    with pytest.warns(UserWarning, match="cost_weight=0.0 is ignored"):
+        first = AdaptiveCascadeClassifier(
+            _two_stages(), costs=[1, 4], budget=2.0, cost_weight=0.0, cv=3
+        ).fit(X_train, y_train)
+    with pytest.warns(UserWarning, match="cost_weight=5.0 is ignored"):
+        second = clone(first).set_params(cost_weight=5.0).fit(X_train, y_train)
     assert_array_equal(first.predict_exit(X_test), second.predict_exit(X_test))
     assert_budget_spent_well(first)
 

@@ -282,7 +282,8 @@ def fit_router(X, risks, targets, weight, learner, allow_nan=False) -> Router:
     A weighted multiclass problem on the raw features: each row's label is
     its start of least risk (ties to the earlier stage), its weight the
     spread of its risks. Without two different labels the router is the
-    constant start of least risk.
+    constant start of least risk; a learned router that starts every one of
+    these rows at the same stage is that constant start.
 
     Parameters
     ----------
@@ -332,7 +333,13 @@ def fit_router(X, risks, targets, weight, learner, allow_nan=False) -> Router:
             f"labels 0..{len(starts) - 1} (the position of each row's best "
             f"first stage among {targets[starts].tolist()})."
         ) from exc
-    return Router(targets[starts], learner, by_position=True)
+    router = Router(targets[starts], learner, by_position=True)
+    first = router.first_stages(X)
+    if len(first) and (first == first[0]).all():
+        # It starts every row it learned from at one stage: that is the
+        # constant start, which is not run and costs nothing.
+        return Router(targets, constant=int(first[0]))
+    return router
 
 
 def row_keys(X) -> np.ndarray:

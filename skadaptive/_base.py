@@ -297,6 +297,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self._policy_data = (answers, self._stored_targets(y_policy), w_policy)
         # A router is learned on the policy rows' features (kept with them).
         self._router_data = None
+        self._router_timings = {}  # a refit times its routers anew
         if getattr(self, "router", None) is not None:
             self._router_data = (_safe_indexing(X, held_out.policy_rows), router_cost)
         self._learn_policy(*self._policy_rows())

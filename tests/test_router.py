@@ -845,3 +845,24 @@ def test_a_learned_router_that_starts_every_row_at_one_stage_is_not_run():
     assert not routed.router_search_["kept"]
     assert_array_equal(routed.predict_exit(X[1000:]), plain.predict_exit(X[1000:]))
     assert routed.policy_rows_cost_ == pytest.approx(plain.policy_rows_cost_)
+
+
+def test_with_policy_twice_gives_the_same_measured_router_cost():
+    """costs="auto" and a learned router: each with_policy call timed the
+    router it learned again, so the same call gave three different costs."""
+    X, y = make_classification(
+        n_samples=600, n_features=10, n_informative=6, n_classes=3, random_state=10
+    )
+    stages = [
+        ("lr", LogisticRegression(max_iter=500)),
+        ("dt", DecisionTreeClassifier(max_depth=5, random_state=0)),
+        ("rf", RandomForestClassifier(n_estimators=10, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, router="auto", cost_weight=0.5, cv=3, random_state=0
+    ).fit(X, y)
+    copies = [cascade.with_policy(cost_weight=0.001) for _ in range(3)]
+    assert any(c.router_ is not None for c in copies)
+    for name in ("router_cost_", "policy_rows_cost_", "expected_cost_"):
+        assert len({getattr(c, name) for c in copies}) == 1, name
+    assert len({c.router_search_["router_cost"] for c in copies}) == 1

@@ -33,8 +33,10 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         With ``budget`` (ignored without): choose the policy so that the
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
-        held-out policy rows). Spends a little less of the budget on the
-        policy rows so that new rows like them stay within it more often. None
+        held-out policy rows, counted by Kish's effective number: integer
+        weights and copies of rows get different margins). Spends a little
+        less of the budget on the policy rows so that new rows like them stay
+        within it more often. None
         meets the budget on the policy rows exactly. ``with_policy`` keeps it
         unless given another. With ``refit=False`` and one split the policy
         rows are the held-out fraction only, so its figures are noisier: use
@@ -375,8 +377,9 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         With ``budget`` (ignored without): choose the policy so that the
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
-        held-out policy rows). None meets the budget on the policy rows
-        exactly.
+        held-out policy rows, counted by Kish's effective number: integer
+        weights and copies of rows get different margins). None meets the
+        budget on the policy rows exactly.
 
     policy : str, classifier or PolicySearch subclass, default="linear"
         How exits are decided; every family honours ``cost_weight`` and

@@ -762,3 +762,28 @@ def test_early_exit_over_split_network(tmp_path, digits):
     joblib.dump(model, path)
     loaded = joblib.load(path)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_float16_probabilities_are_taken_as_probabilities_by_auto():
+    """A float16 softmax row misses a 1e-4 tolerance on its sum on about half
+    the rows: under output_kind="auto" those were taken as logits and put
+    through a second softmax (0.89 became 0.21), with the argmax kept, so
+    predict did not show it."""
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(20, 10)).astype(np.float32)
+    model = _model(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["p32"], axis=1),
+            helper.make_node("Cast", ["p32"], ["proba"], to=TensorProto.FLOAT16),
+        ],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 20])],
+        [helper.make_tensor_value_info("proba", TensorProto.FLOAT16, ["N", 10])],
+        [("W", W)],
+    )
+    X = rng.normal(size=(1000, 20)).astype(np.float32)
+    logits = (X @ W).astype(np.float64)
+    true = np.exp(logits - logits.max(axis=1, keepdims=True))
+    true /= true.sum(axis=1, keepdims=True)
+    auto = OnnxClassifier(model, classes=list(range(10))).predict_proba(X)
+    assert np.abs(auto - true).max() < 2e-3  # float16's rounding, no more

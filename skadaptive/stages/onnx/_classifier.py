@@ -237,7 +237,8 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         What the output holds. ``"logits"``: raw scores (or log-probabilities),
         turned into probabilities by a softmax. ``"proba"``: probabilities,
         used as they are. ``"auto"``: decided row by row -- a row that is
-        non-negative and sums to 1 (within 1e-4) is taken as probabilities,
+        non-negative and sums to 1 (within 1e-4; for a float16 output, the
+        number of classes times float16's spacing at 1) is taken as probabilities,
         any other row as logits; name the kind to rule out ambiguity.
     input_shape : tuple of int, default=None
         Shape of one row as the model wants it, without the batch axis, e.g.

@@ -197,10 +197,15 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
         proba = softmax_rows(scores)
     else:
         # Decided row by row, so a row's answer never depends on its batch.
-        is_proba = scores.min(axis=1) >= -_PROBA_TOL
+        # A float16 output rounds each probability by up to half its spacing,
+        # and a row's sum by about its width times that.
+        tolerance = _PROBA_TOL
+        if np.issubdtype(raw.dtype, np.floating):
+            tolerance = max(tolerance, n_classes * float(np.finfo(raw.dtype).eps))
+        is_proba = scores.min(axis=1) >= -tolerance
         if is_proba.any():  # (logits rows are rarely all non-negative)
             sums = scores[is_proba].sum(axis=1)
-            is_proba[is_proba] = np.abs(sums - 1) <= _PROBA_TOL
+            is_proba[is_proba] = np.abs(sums - 1) <= tolerance
         proba = scores if is_proba.all() else softmax_rows(scores)
         if is_proba.any():
             kept = np.clip(scores[is_proba], 0, None)

@@ -8,6 +8,7 @@ binding, rows selected on the device) is exercised on the CPU device.
 
 import json
 import pickle
+import shutil
 import subprocess
 import sys
 import threading
@@ -787,3 +788,41 @@ def test_float16_probabilities_are_taken_as_probabilities_by_auto():
     true /= true.sum(axis=1, keepdims=True)
     auto = OnnxClassifier(model, classes=list(range(10))).predict_proba(X)
     assert np.abs(auto - true).max() < 2e-3  # float16's rounding, no more
+
+
+def test_a_loaded_stage_keeps_its_saved_bytes_through_clone_and_set_params(
+    tmp_path, digits
+):
+    """Model bytes travel with a saved cascade; clone (GridSearchCV's) and
+    set_params of a thread count read the path again: FileNotFoundError where
+    the file is gone, and another network silently where the path holds one."""
+    X, y = digits
+    small, large = tmp_path / "small.onnx", tmp_path / "large.onnx"
+    shutil.copy(_path("tiny"), small)
+    shutil.copy(_path("large"), large)
+    stages = [
+        (name, OnnxClassifier(str(path), classes=list(range(10))))
+        for name, path in (("small", small), ("large", large))
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 10], cost_weight=0.01)
+    cascade.fit(X[:300], y[:300])
+    reference = cascade.predict_proba(X[300:])
+    joblib.dump(cascade, tmp_path / "cascade.joblib")
+    small.unlink()
+    large.unlink()
+    loaded = joblib.load(tmp_path / "cascade.joblib")
+    refitted = clone(loaded).fit(X[:300], y[:300])  # the files are gone
+    np.testing.assert_array_equal(refitted.predict_proba(X[300:]), reference)
+    shutil.copy(_path("medium"), small)  # another network at the path
+    loaded = joblib.load(tmp_path / "cascade.joblib")
+    loaded.set_params(small__intra_op_num_threads=1)
+    np.testing.assert_array_equal(loaded.predict_proba(X[300:]), reference)
+    stage = clone(loaded.estimators_[0])
+    np.testing.assert_array_equal(
+        stage.predict_proba(X[:50]), cascade.estimators_[0].predict_proba(X[:50])
+    )
+    # fit reads the path again where the file is there: a changed file is used.
+    assert not np.array_equal(
+        stage.fit(X[:5], y[:5]).predict_proba(X[:50]),
+        cascade.estimators_[0].predict_proba(X[:50]),
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from math import prod
+from os import PathLike
 from typing import Any
 
 import numpy as np
@@ -101,10 +102,35 @@ class _OnnxModel(_LazyRuntime):
         )
         return session, spec
 
-    def _reset_runtime(self) -> None:
+    def _reset_runtime(self, model: bool = True) -> None:
+        """Drop the session, and with ``model`` the model's bytes too."""
         with self._lock:
             self._runtime = None
-            self._model_data = None
+            if model:
+                self._model_data = None
+
+    def _reread_model(self) -> None:
+        """The model's bytes read again from ``model`` (a changed file is
+        picked up); where its file is gone, the bytes held since it was last
+        read or loaded (a model saved with joblib keeps them) stay."""
+        try:
+            data = _read_model(self.model)
+        except FileNotFoundError:
+            if self._model_data is None:
+                raise
+            data = self._model_data
+        with self._lock:
+            self._runtime = None
+            self._model_data = data
+
+    def __sklearn_clone__(self):
+        # The clone answers with the bytes this one holds (those saved with it
+        # where it was loaded), not with whatever the path holds now; its fit
+        # reads the path again where the file is there.
+        new = super().__sklearn_clone__()
+        if self._model_data is not None and isinstance(self.model, str | PathLike):
+            new._model_data = self._model_data
+        return new
 
     @property
     def providers_(self) -> list[str]:
@@ -123,7 +149,11 @@ class _OnnxModel(_LazyRuntime):
         return tags
 
     def set_params(self, **params):
-        """Set parameters; the model is read and the session created again.
+        """Set parameters; the session is created again on next use.
+
+        A new ``model`` is read then; other parameters (threads, providers,
+        batch size) keep the model's bytes held (those saved with it, for a
+        model loaded with joblib), as ``fit`` does where the file is gone.
 
         Parameters
         ----------
@@ -136,7 +166,7 @@ class _OnnxModel(_LazyRuntime):
             The estimator.
         """
         super().set_params(**params)
-        self._reset_runtime()
+        self._reset_runtime(model="model" in params)
         return self
 
     def _validate_rows(self, X, runtime, reset: bool):
@@ -152,7 +182,7 @@ class _OnnxModel(_LazyRuntime):
     def _fit_rows(self, X, y):
         """What ``fit`` starts with: the model read again, the rows and ``y``
         checked (``y`` as a 1-D column of one label or target per row)."""
-        self._reset_runtime()
+        self._reread_model()
         runtime = self._get_runtime()
         rows = self._validate_rows(X, runtime, reset=True)
         y = column_or_1d(y, warn=True)
@@ -376,7 +406,8 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         """Check the model, the rows and the labels; nothing is trained.
 
         The model file is read again and its session created, so a changed
-        file is picked up.
+        file is picked up; where the file is gone, the model's bytes held
+        (saved with it, for a model loaded with joblib) are used.
 
         Parameters
         ----------

@@ -185,7 +185,8 @@ class OnnxRegressor(_OnnxModel, RegressorMixin, BaseEstimator):
         """Check the model, the rows and the targets; nothing is trained.
 
         The model file is read again and its session created, so a changed
-        file is picked up.
+        file is picked up; where the file is gone, the model's bytes held
+        (saved with it, for a model loaded with joblib) are used.
 
         Parameters
         ----------

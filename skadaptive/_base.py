@@ -455,12 +455,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             )
         return combiners, answers
 
+    def _default_cost_weight(self) -> float:
+        """The ``cost_weight`` of the constructor's signature."""
+        return signature(type(self).__init__).parameters["cost_weight"].default
+
     def _warn_cost_weight_ignored(self) -> None:
         """Say so when a ``cost_weight`` other than its default is set with a
         ``budget``, which takes precedence."""
         if self.budget is None:
             return
-        default = signature(type(self).__init__).parameters["cost_weight"].default
+        default = self._default_cost_weight()
         if self.cost_weight != default:
             warnings.warn(
                 f"cost_weight={self.cost_weight!r} is ignored: budget="
@@ -468,7 +472,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 "one within it. Set budget=None to trade accuracy for cost with "
                 f"cost_weight, or leave cost_weight at its default ({default!r}).",
                 UserWarning,
-                stacklevel=3,
+                # Past this method, fit and scikit-learn's _fit_context: the
+                # caller's line.
+                stacklevel=4,
             )
 
     def _answer_source(self):
@@ -815,7 +821,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         cost_weight : float, default=None
             New trade-off; the copy's ``budget`` is None.
         budget : float, default=None
-            New maximum average cost per row, units of ``costs_``.
+            New maximum average cost per row, units of ``costs_``; the copy's
+            ``cost_weight`` is then the default (a budget ignores it).
         policy : str or classifier, default=None
             Another policy family for the copy; None keeps this one's.
         budget_confidence : float in (0.5, 1), None or "unchanged", \
@@ -854,8 +861,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # Plain floats, so that the copy's repr shows numbers (a budget computed
         # from costs_ is a numpy scalar).
         new.budget = _plain(budget)
-        if cost_weight is not None:
-            new.cost_weight = _plain(cost_weight)
+        # A budget makes cost_weight irrelevant: the copy has the default, so
+        # that a clone of it (a search, cross_val_score) is not told it set both.
+        new.cost_weight = (
+            self._default_cost_weight() if cost_weight is None else _plain(cost_weight)
+        )
         if policy is not None:
             new.policy = policy
         if not (
@@ -1448,6 +1458,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # Saved before refit was a parameter: the stages were refitted.
         if "refit" not in self.__dict__:
             self.refit = True
+        # Saved before routers' timings were kept: one dict the copies that
+        # with_policy makes share (each would time its router anew).
+        if hasattr(self, "router_search_"):
+            self.__dict__.setdefault("_router_timings", {})
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

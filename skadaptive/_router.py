@@ -4,8 +4,6 @@ for the router itself)."""
 
 from __future__ import annotations
 
-import hashlib
-import pickle
 from dataclasses import replace
 
 import numpy as np
@@ -134,31 +132,25 @@ def learned_router_cost(estimator, router) -> float:
 def _measured_parts(estimator, router, X_rows) -> tuple[float, float]:
     """A learned router's time per call and per row, on the policy rows.
 
-    Kept per learned model (by the bytes of its pickle) for the estimator's
-    fit and the copies ``with_policy`` makes of it: the same router learned
-    again (the same ``with_policy`` call twice) costs what it cost the first
-    time, not another timing.
+    Timed once per fit, on the first router learned that runs, and kept with
+    the fitted estimator: every router learned from the fit afterwards (for a
+    budget, ``frontier_``, the copies ``with_policy`` makes, before or after a
+    save and load) is the same learner on the same features and is charged
+    that time, so the same call gives the same figures.
     """
     timings = estimator.__dict__.setdefault("_router_timings", {})
-    try:
-        key = hashlib.sha256(pickle.dumps(router.learner)).hexdigest()
-    except Exception:  # a learner that does not pickle is timed each time
-        key = None
-    if key in timings:
-        return timings[key]
-    seconds = call_line_for(
-        measure_exit_seconds(
-            _RouterStage(router),
-            X_rows,
-            random_state=estimator.random_state,
-            batch_size=estimator.cost_batch_size_,
-        ),
-        estimator.cost_batch_size_,
-    )
-    parts = float(seconds.per_call[0]), float(seconds.per_row[0])
-    if key is not None:
-        timings[key] = parts
-    return parts
+    if "router" not in timings:
+        seconds = call_line_for(
+            measure_exit_seconds(
+                _RouterStage(router),
+                X_rows,
+                random_state=estimator.random_state,
+                batch_size=estimator.cost_batch_size_,
+            ),
+            estimator.cost_batch_size_,
+        )
+        timings["router"] = float(seconds.per_call[0]), float(seconds.per_row[0])
+    return timings["router"]
 
 
 def _per_row(estimator, parts) -> float:

@@ -21,6 +21,7 @@ from _budget_checks import assert_budget_spent_well
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
+from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -568,3 +569,17 @@ def test_a_cost_weight_set_with_a_budget_is_said_to_be_ignored():
             AdaptiveCascadeClassifier(
                 _frozen_stages(), costs=[1.0, 3.0, 10.0], **knob
             ).fit(X_policy, y_policy)
+        # A with_policy copy for a budget does not carry the fit's cost_weight
+        # into its clones (a search over it, cross_val_score).
+        fitted = AdaptiveCascadeClassifier(
+            _frozen_stages(), costs=[1.0, 3.0, 10.0], cost_weight=0.05
+        ).fit(X_policy, y_policy)
+        cheaper = fitted.with_policy(budget=4.0)
+        assert cheaper.cost_weight == 0.01
+        clone(cheaper).fit(X_policy, y_policy)
+    # The warning points at the caller's line, not into scikit-learn.
+    with pytest.warns(UserWarning, match="is ignored") as caught:
+        AdaptiveCascadeClassifier(
+            _frozen_stages(), costs=[1.0, 3.0, 10.0], budget=4.0, cost_weight=0.9
+        ).fit(X_policy, y_policy)
+    assert [w.filename for w in caught if "is ignored" in str(w.message)] == [__file__]

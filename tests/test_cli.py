@@ -748,6 +748,7 @@ def test_frontier_warns_when_the_policy_is_learned_on_few_rows(
     out = capsys.readouterr().out
     assert code == 0
     assert "67 rows to learn the policy" in out
+    assert "with its own answer). The plot draws each stage alone" in out
     assert "warning: the policy is learned on only 67 rows (fewer than 100)" in out
     report = json.loads((tmp_path / "f.json").read_text())
     assert any("only 67 rows" in w for w in report["warnings"])

@@ -2,6 +2,7 @@
 paths, ONNX column labels, unknown labels, help texts and trustworthy tables."""
 
 import json
+import os
 from pathlib import Path
 
 import joblib
@@ -124,14 +125,18 @@ def test_an_unwritable_output_path_is_refused_before_any_work(
 
 def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch, capsys):
     # (chmod does not stop root, so the operating system's answer is simulated)
+    import tempfile
+
     from skadaptive.cli import _io
 
-    def refusing_open(path, mode="r", *args, **kwargs):
-        if Path(path).parent == tmp_path:
-            raise PermissionError(13, "Permission denied", str(path))
-        return open(path, mode, *args, **kwargs)
+    real = tempfile.TemporaryFile
 
-    monkeypatch.setattr(_io, "open", refusing_open, raising=False)
+    def refusing(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(_io.tempfile, "TemporaryFile", refusing)
     code = main(_frontier_arguments("--save", str(tmp_path / "c.joblib")))
     err = capsys.readouterr().err
     assert code == 1
@@ -555,3 +560,22 @@ def test_an_onnx_model_given_for_a_saved_cascade_says_how_to_make_one(
     assert code == 1
     assert "an ONNX model, not a model saved with joblib" in err
     assert "--save cascade.joblib" in err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs symlinks and pipes")
+def test_checking_an_output_leaves_links_and_pipes_alone(tmp_path):
+    """The check opened the output to test it: a link to a file not made yet
+    was replaced by a plain file (its target left empty), and a pipe's reader
+    got end-of-file before the real write, which then blocked."""
+    from skadaptive.cli._io import check_output
+
+    link, target = tmp_path / "link.csv", tmp_path / "target.csv"
+    link.symlink_to(target)
+    check_output("--output", str(link))
+    assert link.is_symlink() and not target.exists()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    check_output("--output", str(pipe))  # returns at once: nothing opened it
+    new = tmp_path / "new.csv"
+    check_output("--output", str(new))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe"]

@@ -532,3 +532,63 @@ def test_frontier_reports_no_feature_names_warning_for_columns_it_matched(
     assert "feature names" not in out
     report = json.loads((tmp_path / "f.json").read_text())
     assert not any("feature names" in w for w in report["warnings"])
+
+
+def test_a_missing_value_in_the_first_row_is_not_blamed_on_an_onnx_model(
+    tmp_path, capsys
+):
+    """The ONNX models are checked on one row at load: the first, which held
+    the NaN of an empty cell, so the error named the model file."""
+    pytest.importorskip("onnxruntime")
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X.astype(np.float32)
+    X[0, 0] = np.nan
+    _write_csv(tmp_path / "rows.csv", X, y)
+    code = _frontier(
+        tmp_path,
+        tmp_path,
+        FIXTURES / "diabetes_linear.onnx",
+        FIXTURES / "diabetes_mlp.onnx",
+        "--data",
+        tmp_path / "rows.csv",
+        "--task",
+        "regression",
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "X has NaN in 1 row" in err and "does not accept missing values" in err
+    assert "diabetes_linear.onnx:" not in err
+
+
+def test_npz_rows_of_another_width_get_no_label_column_advice(files, tmp_path, capsys):
+    """An .npz file's labels are an array: the hints to name a label column
+    with --label (which .npz refuses) were wrong there."""
+    folder, X, y = files
+    np.savez(tmp_path / "wide.npz", X=np.column_stack([X, y]), y=y)
+    assert (
+        main(
+            [
+                "predict",
+                str(folder / "cascade.joblib"),
+                "--data",
+                str(tmp_path / "wide.npz"),
+            ]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "--label" not in err and "features" in err
+    code = _frontier(
+        folder,
+        tmp_path,
+        folder / "ridge.joblib",
+        folder / "forest.joblib",
+        "--data",
+        tmp_path / "wide.npz",
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "ridge.joblib: the Ridge in it takes" in err and "--x-key" in err
+    assert "--label" not in err

@@ -6,6 +6,7 @@ same bottom-up reduction; a row pays for the router and the stages it runs.
 import copy
 import functools
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -861,7 +862,9 @@ def test_with_policy_twice_gives_the_same_measured_router_cost():
     cascade = AdaptiveCascadeClassifier(
         stages, router="auto", cost_weight=0.5, cv=3, random_state=0
     ).fit(X, y)
+    loaded = pickle.loads(pickle.dumps(cascade))
     copies = [cascade.with_policy(cost_weight=0.001) for _ in range(3)]
+    copies.append(loaded.with_policy(cost_weight=0.001))  # also after a load
     assert any(c.router_ is not None for c in copies)
     for name in ("router_cost_", "policy_rows_cost_", "expected_cost_"):
         assert len({getattr(c, name) for c in copies}) == 1, name

@@ -533,7 +533,7 @@ def run(args, out=None) -> int:
         f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
         f"resamples of the held-out rows); cumulative cost: per row, of every "
         "stage the row ran (a stage's row: all rows exit there, "
-        "with its own answer) The plot draws each stage alone, at its own cost.",
+        "with its own answer). The plot draws each stage alone, at its own cost.",
         file=out,
     )
     for fitted, report in fits:

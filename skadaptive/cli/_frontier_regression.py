@@ -85,7 +85,8 @@ def run_regression(args, stages, X, y, progress, out) -> int:
         f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
         "resamples of the held-out rows); cumulative cost: per row, of every "
         "stage the row ran (a stage's row: all rows exit there, "
-        "with its own prediction) The plot draws each stage alone, at its own cost.",
+        "with its own prediction). The plot draws each stage alone, at its own "
+        "cost.",
         file=out,
     )
     if report["batch_sizes"] is not None:

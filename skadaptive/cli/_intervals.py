@@ -108,7 +108,8 @@ def too_few_policy_rows_warning(n_policy: int) -> str | None:
         f"the policy is learned on only {n_policy} rows (fewer than "
         f"{MIN_POLICY_ROWS}): its thresholds and its choice among kinds of exit "
         "score rest on a few rows each, and may do worse than a single stage "
-        "on new rows. Use more labelled rows or a smaller --test-size."
+        "on new rows. Use more labelled rows (a smaller --test-size moves "
+        "rows from the evaluation to the policy, where those can spare them)."
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,18 +59,26 @@ def check_output(option: str, path: str | None) -> None:
         )
     if not folder.is_dir():
         raise CommandError(f"{option} {path}: {str(folder)!r} is not a folder.")
-    # Try it: permissions alone do not say (a root user passes every check, and
+    if os.path.lexists(file):
+        # An existing file, link or pipe is left untouched until the write
+        # (opening a pipe to test it would end its reader's input).
+        target = file if file.exists() else folder
+        if not os.access(target, os.W_OK):
+            raise CommandError(
+                f"{option} {path}: cannot write there (no permission to write "
+                f"{str(target)!r})."
+            )
+        return
+    # A new file: whether the folder takes one is tried with a file of its
+    # own (permissions alone do not say: a root user passes every check, and
     # some folders, such as /proc, take no new files).
-    existed = file.exists()
     try:
-        with open(file, "ab"):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         raise CommandError(
             f"{option} {path}: cannot write there ({exc.strerror or exc})."
         ) from exc
-    if not existed:
-        file.unlink()
 
 
 def check_distinct(outputs: dict, inputs: list) -> None:
@@ -466,7 +476,7 @@ def load_stage(path: str, classes: np.ndarray | None, X, model=None):
 
         try:
             model = OnnxClassifier(str(file), classes=classes).fit(
-                X[:1], np.asarray(classes)[:1]
+                _probe_row(X), np.asarray(classes)[:1]
             )
             return FrozenEstimator(model)
         except (ImportError, ValueError, TypeError) as exc:
@@ -495,6 +505,19 @@ def load_stage(path: str, classes: np.ndarray | None, X, model=None):
     )
 
 
+def _probe_row(X):
+    """One row to check an ONNX model's input and output on: the first with
+    no missing value (a missing value is the data's fault, said later by the
+    stage that refuses it, not the model file's)."""
+    values = np.asarray(X)
+    if values.dtype.kind == "f" and values.ndim >= 2 and len(values):
+        finite = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+        if finite.any():
+            first = int(np.argmax(finite))
+            return X[first : first + 1]
+    return X[:1]
+
+
 def load_regression_stage(path: str, model=None, X=None):
     """A fitted regressor from a joblib/pickle file, frozen.
 
@@ -514,7 +537,7 @@ def load_regression_stage(path: str, model=None, X=None):
         try:
             model = OnnxRegressor(str(file))
             if X is not None:
-                model.fit(X[:1], np.zeros(1))
+                model.fit(_probe_row(X), np.zeros(1))
             return FrozenEstimator(model)
         except (ImportError, ValueError, TypeError) as exc:
             raise CommandError(f"{path}: {exc}") from exc
@@ -553,11 +576,21 @@ def check_feature_counts(models: dict, X, data: str) -> None:
     for path, model in models.items():
         expected = getattr(model, "n_features_in_", None)
         if width is not None and expected is not None and expected != width:
+            if data.lower().endswith(".npz"):  # labels are an array of their own
+                where = f"the rows of {data} have {width}"
+                fix = "give the rows it was trained on (--x-key names the array)"
+            else:
+                where = (
+                    f"the rows of {data} have {width} (after the label column is "
+                    "taken out)"
+                )
+                fix = (
+                    "give the data it was trained on, or name the label column "
+                    "with --label"
+                )
             raise CommandError(
                 f"{path}: the {type(model).__name__} in it takes {expected} "
-                f"features, but the rows of {data} have {width} (after the "
-                "label column is taken out): give the data the model was "
-                "trained on, or name its label column with --label."
+                f"features, but {where}: {fix}."
             )
 
 

@@ -132,9 +132,11 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
     )
     X = align_columns(X, names, fitted_feature_names([model]), args.data)
     expected = getattr(model, "n_features_in_", None)
-    if y is None and expected is not None and X.shape[1] == expected + 1:
+    npz = args.data.lower().endswith(".npz")
+    if y is None and expected is not None and X.shape[1] == expected + 1 and not npz:
         # frontier reads the last column as the label by default; predict and
-        # recalibrate only a column named "label" or given with --label.
+        # recalibrate only a column named "label" or given with --label. (An
+        # .npz file's labels are an array of their own: no column to name.)
         last = names[-1] if names else X.shape[1] - 1
         raise CommandError(
             f"{args.data}: {X.shape[1]} columns, one more than the model's "

@@ -134,9 +134,9 @@ def make_cost_aware_scorer(
     the mean absolute error divided by the mean absolute deviation of ``y``
     from its median (``"absolute_error"``), on the scored rows: one minus the
     loss on the scale the regressors' own ``cost_weight`` is defined on.
-    Candidates with different ``loss`` are so scored on different measures
-    (the same predictions score higher by R^2 than by the absolute one): to
-    search over ``loss``, score with one of scikit-learn's metrics (e.g.
+    Candidates with different ``loss`` are so scored on different measures,
+    which give the same predictions different scores: to search over
+    ``loss``, score with one of scikit-learn's metrics (e.g.
     ``"neg_mean_squared_error"``) next to :func:`make_average_cost_scorer`.
 
     Parameters

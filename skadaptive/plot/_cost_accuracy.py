@@ -478,10 +478,13 @@ class CostAccuracyDisplay:
             regression the mean squared or absolute error, or R². None:
             ``"mse"`` when ``y_true`` or any of ``y_preds`` is continuous (a
             regression target or prediction, as
-            :func:`sklearn.utils.multiclass.type_of_target` says: a target of
-            whole numbers such as ``load_diabetes``'s reads as class labels,
-            its predictions do not), else ``"accuracy"``; ``"accuracy"`` of
-            continuous targets or predictions is refused.
+            :func:`sklearn.utils.multiclass.type_of_target` says), else
+            ``"accuracy"``; ``"accuracy"`` of continuous targets or
+            predictions is refused. A target of whole numbers such as
+            ``load_diabetes``'s reads as class labels, and so do whole-number
+            predictions (a fully grown tree's, a 1-nearest-neighbour's): for
+            a regression whose predictions are all whole numbers, name the
+            metric.
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.

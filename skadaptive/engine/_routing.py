@@ -211,8 +211,9 @@ def route(
         Columns of each answer: the number of classes, or 2 for regression.
     batch_size : int, default=None
         Rows routed together; bounds the memory of one pass. ``None`` means
-        ``DEFAULT_BATCH_SIZE`` (65,536). A row's answer does not depend on its
-        batch.
+        ``DEFAULT_BATCH_SIZE`` (65,536). A row's answer depends on its batch
+        only where a stage's own arithmetic depends on the batch's shape
+        (matrix products), in the last bit.
     n_jobs : int, default=None
         Batches routed in parallel threads (stage models that release the GIL,
         as numpy and onnxruntime do, then run concurrently).

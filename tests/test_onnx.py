@@ -826,3 +826,12 @@ def test_a_loaded_stage_keeps_its_saved_bytes_through_clone_and_set_params(
         stage.fit(X[:5], y[:5]).predict_proba(X[:50]),
         cascade.estimators_[0].predict_proba(X[:50]),
     )
+
+
+def test_an_infinite_input_to_a_multi_exit_network_names_it(digits):
+    X, y = digits
+    early = EarlyExitClassifier(_multi()).fit(X[:200], y[:200])
+    bad = X[200:205].copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="OnnxMultiExit needs finite values"):
+        early.predict(bad)

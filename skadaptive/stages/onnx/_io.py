@@ -135,9 +135,9 @@ def _prepare_rows(X, spec: _InputSpec, estimator=None) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=spec.dtype)
         if X.dtype.kind == "f" and not np.isfinite(X).all():
             if given.dtype.kind == "f" and not np.isfinite(given).all():
+                owner = "the model" if estimator is None else type(estimator).__name__
                 raise ValueError(
-                    f"Input X contains NaN or infinity; {type(estimator).__name__} "
-                    "needs finite values."
+                    f"Input X contains NaN or infinity; {owner} needs finite values."
                 )
             limit = np.finfo(X.dtype).max
             raise ValueError(

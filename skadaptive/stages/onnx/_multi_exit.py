@@ -386,7 +386,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
             raise IndexError(f"stage {stage} out of range [0, {self.n_stages}).")
         runtime = self._get_runtime()
         if stage == 0:
-            rows = _prepare_rows(X_rows, self._input)
+            rows = _prepare_rows(X_rows, self._input, estimator=self)
             n_rows, tensors = rows.shape[0], {self._input.name: rows}
         else:
             if state is None:
@@ -518,7 +518,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
                     self.inter_op_num_threads,
                 )
             session = runtime.unsplit
-        rows = _prepare_rows(X, self._input)
+        rows = _prepare_rows(X, self._input, estimator=self)
         values = session.run(list(self.exit_outputs), {self._input.name: rows})
         if raw:
             return values

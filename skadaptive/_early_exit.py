@@ -198,6 +198,23 @@ class _SharedComputation:
             # StackingClassifier fits its estimators), so its exits' columns
             # are the classes in order.
             y = np.searchsorted(self.classes_, y)
+            try:
+                return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
+            except ValueError as exc:
+                if "Invalid classes inferred" not in str(exc):
+                    raise
+                counts = np.bincount(y, minlength=len(self.classes_))
+                rare = self.classes_[counts == counts.min()][:3].tolist()
+                raise ValueError(
+                    f"{type(model).__name__} needs every class in the training "
+                    "rows of every cross-fitting fold (it is fitted on the class "
+                    "indices 0 .. n_classes - 1, and a missing class leaves a gap "
+                    "it refuses), and a fold of cv lacks one: the rarest classes "
+                    f"have {counts.min()} row(s) ({rare}). Give each class at "
+                    "least two rows with an int cv (stratified, so each fold's "
+                    "training rows get one), fewer folds, or pass the fitted "
+                    "model in a FrozenEstimator."
+                ) from exc
         return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
 
     def _fits_on_class_indices(self) -> bool:

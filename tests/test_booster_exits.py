@@ -769,3 +769,20 @@ def test_a_raw_booster_with_measured_costs_is_compared_with_its_exits(library, t
     assert estimator.expected_speed_up_ == pytest.approx(
         estimator._alone_seconds(16)[-1] / estimator.expected_cost_
     )
+
+
+def test_xgboost_with_a_class_missing_from_a_fold_says_why():
+    """A class with one row is missing from one cross-fitting fold's training
+    rows; the class indices XGBoost is fitted on then have a gap ([0, 2]),
+    and XGBoost's own error ("Invalid classes inferred ...") named none of it."""
+    xgboost = pytest.importorskip("xgboost")
+    X, y = make_classification(400, n_features=8, n_informative=5, random_state=0)
+    labels = np.where(y == 1, "c", "a")
+    labels[0] = "b"  # one row of a middle class
+    early = EarlyExitClassifier(
+        xgboost.XGBClassifier(n_estimators=10, n_jobs=1), exits=[5, 10], cv=3
+    )
+    with pytest.raises(ValueError, match=r"rarest classes have 1 row\(s\) \(\['b'\]\)"):
+        early.fit(X, labels)
+    labels[1] = "b"  # two rows: stratified folds give each training part one
+    assert list(early.fit(X, labels).classes_) == ["a", "b", "c"]

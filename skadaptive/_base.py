@@ -1458,6 +1458,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # Saved before refit was a parameter: the stages were refitted.
         if "refit" not in self.__dict__:
             self.refit = True
+        # Saved before costs had a part per call: every cost was per row.
+        if "cost_batch_size" not in self.__dict__:
+            self.cost_batch_size = None
+        if "costs_" in self.__dict__ and "costs_per_call_" not in self.__dict__:
+            self.costs_per_row_ = np.asarray(self.costs_, dtype=np.float64)
+            self.costs_per_call_ = np.zeros_like(self.costs_per_row_)
+            self.__dict__.setdefault("cost_batch_size_", 1)
         # Saved before routers' timings were kept: one dict the copies that
         # with_policy makes share (each would time its router anew).
         if hasattr(self, "router_search_"):

@@ -120,6 +120,15 @@ def record_versions(state: dict) -> dict:
 
 def check_versions(state: dict, owner: str) -> None:
     """Warn when ``state`` was saved under other versions of the packages."""
+    if "_saved_with_versions" not in state and "policy_" in state:
+        warnings.warn(
+            f"Loading a fitted {owner} saved without a record of its versions: "
+            "it was saved by a skadaptive from before models recorded them, "
+            "whose fitted attributes differ from this one's. predict may work, "
+            "other methods can fail; refit it with this version.",
+            InconsistentVersionWarning,
+            stacklevel=3,
+        )
     saved = state.get("_saved_with_versions") or {}
     now = _versions()
     changed = [

@@ -270,3 +270,35 @@ def test_a_model_saved_before_refit_was_a_parameter_loads_as_refitted():
     old.__setstate__(state)
     assert old.get_params()["refit"] is True
     assert_array_equal(clone(old).fit(X, y).predict(X), cascade.predict(X))
+
+
+def test_a_model_saved_before_versions_were_recorded_warns_and_still_works():
+    """A model saved by a skadaptive from before models recorded their
+    versions (and before costs had a part per call) loaded silently, then
+    with_policy, frontier_, exit_report, recalibrate and evaluate_frontier
+    failed with bare AttributeErrors."""
+    X, y = make_classification(800, n_features=8, random_state=0)
+    model = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=20, random_state=0),
+        exits=[5, 20],
+        cv=3,
+        random_state=0,
+    ).fit(X[:500], y[:500])
+    state = dict(model.__getstate__())
+    for name in (
+        "_saved_with_versions",
+        "cost_batch_size",
+        "cost_batch_size_",
+        "costs_per_row_",
+        "costs_per_call_",
+    ):
+        state.pop(name)  # what such a model did not have
+    old = EarlyExitClassifier.__new__(EarlyExitClassifier)
+    with pytest.warns(InconsistentVersionWarning, match="without a record of its"):
+        old.__setstate__(state)
+    assert_array_equal(old.predict(X[500:]), model.predict(X[500:]))
+    assert old.with_policy(cost_weight=0.1).frontier_["accuracy"].shape == (31,)
+    old.exit_report(X[500:])
+    assert old.evaluate_frontier(X[500:], y[500:])["cost_at_fit"] == pytest.approx(
+        model.evaluate_frontier(X[500:], y[500:])["cost_at_fit"]
+    )

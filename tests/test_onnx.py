@@ -835,3 +835,54 @@ def test_an_infinite_input_to_a_multi_exit_network_names_it(digits):
     bad[0, 0] = np.inf
     with pytest.raises(ValueError, match="OnnxMultiExit needs finite values"):
         early.predict(bad)
+
+
+def test_a_network_handing_on_its_batch_size_is_refused_at_construction():
+    """PyTorch's x.shape[0] read once before the first exit: the split handed
+    the shape-derived tensor on as if it had a row per input row, and the
+    network failed at prediction with a bare IndexError (a 1-D shape tensor
+    passed the row check for exactly two rows)."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["x_shape"]),
+        helper.make_node("Gather", ["x_shape", "zero"], ["batch"], axis=0),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch1"]),
+        helper.make_node("Concat", ["batch1", "minus1"], ["flat1"], axis=0),
+        helper.make_node("MatMul", ["x", "W1"], ["h"]),
+        helper.make_node("Reshape", ["h", "flat1"], ["h_flat"]),
+        helper.make_node("MatMul", ["h_flat", "H1"], ["exit1"]),
+        helper.make_node("Relu", ["h"], ["h2"]),
+        helper.make_node("Unsqueeze", ["batch", "axes0"], ["batch2"]),
+        helper.make_node("Concat", ["batch2", "minus1"], ["flat2"], axis=0),
+        helper.make_node("Reshape", ["h2", "flat2"], ["h2_flat"]),
+        helper.make_node("MatMul", ["h2_flat", "H2"], ["exit2"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "two_exits",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info("exit1", TensorProto.FLOAT, ["N", 3]),
+            helper.make_tensor_value_info("exit2", TensorProto.FLOAT, ["N", 3]),
+        ],
+        [
+            numpy_helper.from_array(np.int64(0), "zero"),
+            numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+            numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+            numpy_helper.from_array(rng.normal(size=(4, 8)).astype(np.float32), "W1"),
+            numpy_helper.from_array(rng.normal(size=(8, 3)).astype(np.float32), "H1"),
+            numpy_helper.from_array(rng.normal(size=(8, 3)).astype(np.float32), "H2"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    with pytest.raises(
+        ValueError,
+        match="tensor 'batch', which segment 0 .* is computed from the input's shape",
+    ):
+        OnnxMultiExit(
+            model.SerializeToString(),
+            exit_outputs=["exit1", "exit2"],
+            classes=[0, 1, 2],
+        )

@@ -7,6 +7,8 @@ from math import prod
 
 from ._io import _columns_message
 
+#: Operators whose output describes the shape of their input, not its rows.
+_SHAPE_OPS = frozenset({"Shape", "Size"})
 # Operators whose output is not a function of their inputs: never treated as
 # constants that may be recomputed in several segments.
 _RANDOM_OPS = frozenset(
@@ -257,6 +259,27 @@ def _split_graph(onnx, proto, exit_outputs, n_classes: int, description: str):
         dims = shapes.get(name)
         if dims is not None and len(dims) == 2 and dims[1] not in (None, n_classes):
             raise ValueError(_columns_message(name, dims[1], n_classes))
+    # What is handed on must have one row per input row: a tensor computed
+    # from the input's shape alone (Shape, Size: PyTorch's x.shape[0] read
+    # once at the top of forward) has none, and the rows that continue could
+    # not be selected from it.
+    per_row = {graph_input}
+    for node, names in zip(nodes, node_inputs):
+        if node.op_type not in _SHAPE_OPS and any(t in per_row for t in names):
+            per_row.update(out for out in node.output if out)
+    for k, segment in enumerate(segments):
+        for t in segment.outputs[1:]:
+            if t not in per_row:
+                raise ValueError(
+                    f"tensor {t!r}, which segment {k} of {description} hands on to "
+                    "a later exit, is computed from the input's shape (Shape, "
+                    "Size), not row by row; OnnxMultiExit passes on only the rows "
+                    "that continue, so it can hand on only tensors with one row "
+                    "per input row. Export the network so that each part after an "
+                    "exit takes the batch size from its own input (e.g. "
+                    "x.flatten(1) or x.reshape(x.shape[0], -1) there, instead of "
+                    "a batch size read once before the first exit)."
+                )
     hand_on_types = {
         value_infos[t].type.tensor_type.elem_type
         for s in segments

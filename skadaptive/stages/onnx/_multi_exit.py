@@ -413,7 +413,8 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         )
         carried = {name: t for name, t in tensors.items() if name in segment.carry}
         for name, tensor in handed_on.items():
-            rows_here = tensor.shape()[0] if callable(tensor.shape) else tensor.shape[0]
+            shape = tensor.shape() if callable(tensor.shape) else tensor.shape
+            rows_here = shape[0] if len(shape) else "no"  # a scalar has no rows
             if rows_here != n_rows:
                 raise ValueError(
                     f"tensor {name!r}, handed from segment {stage} to a later one, "

@@ -78,6 +78,20 @@ def _frontier(folder, tmp_path, *arguments):
     )
 
 
+def _onnx_regression_frontier(tmp_path, data):
+    """``skadaptive frontier`` of the two diabetes ONNX regressors on ``data``."""
+    return _frontier(
+        tmp_path,
+        tmp_path,
+        FIXTURES / "diabetes_linear.onnx",
+        FIXTURES / "diabetes_mlp.onnx",
+        "--data",
+        data,
+        "--task",
+        "regression",
+    )
+
+
 # ------------------------------------------------------------------- predict
 @pytest.mark.parametrize(
     ("model", "error"), [("cascade.joblib", "MSE"), ("early_exit.pkl", "MAE")]
@@ -380,57 +394,49 @@ def test_frontier_takes_onnx_regressors_with_task_regression(tmp_path, capsys):
 
     X, y = load_diabetes(return_X_y=True)
     _write_csv(tmp_path / "diabetes.csv", X.astype(np.float32), y)
-    code = _frontier(
-        tmp_path,
-        tmp_path,
-        FIXTURES / "diabetes_linear.onnx",
-        FIXTURES / "diabetes_mlp.onnx",
-        "--data",
-        tmp_path / "diabetes.csv",
-        "--task",
-        "regression",
-    )
+    code = _onnx_regression_frontier(tmp_path, tmp_path / "diabetes.csv")
     out = capsys.readouterr().out
     assert code == 0, out
     assert "MSE" in out
     # Rows of another width: the error names the ONNX file (it named no file,
     # and came from the fit, before).
     _write_csv(tmp_path / "narrow.csv", X[:, :9].astype(np.float32), y)
-    code = _frontier(
-        tmp_path,
-        tmp_path,
-        FIXTURES / "diabetes_linear.onnx",
-        FIXTURES / "diabetes_mlp.onnx",
-        "--data",
-        tmp_path / "narrow.csv",
-        "--task",
-        "regression",
-    )
+    code = _onnx_regression_frontier(tmp_path, tmp_path / "narrow.csv")
     err = capsys.readouterr().err
     assert code == 1
     assert f"error: {FIXTURES / 'diabetes_linear.onnx'}: " in err
     assert "got 9 features" in err
 
 
+@pytest.mark.parametrize("kind", ["csv", "npz"])
 def test_frontier_names_the_joblib_model_that_takes_other_features(
-    files, tmp_path, capsys
+    files, tmp_path, capsys, kind
 ):
+    """The error names the model file; an .npz file's labels are an array, so
+    its advice is --x-key, not --label (which .npz refuses)."""
     folder, X, y = files
-    _write_csv(tmp_path / "narrow.csv", X[:, :-1], y)
+    if kind == "csv":
+        data = tmp_path / "other.csv"
+        _write_csv(data, X[:, :-1], y)
+    else:
+        data = tmp_path / "other.npz"
+        np.savez(data, X=X[:, :-1], y=y)
     code = _frontier(
         folder,
         tmp_path,
         folder / "ridge.joblib",
         folder / "forest.joblib",
         "--data",
-        tmp_path / "narrow.csv",
+        data,
     )
     err = capsys.readouterr().err
     assert code == 1
     assert (
         f"{folder / 'ridge.joblib'}: the Ridge in it takes {X.shape[1]} features" in err
     )
-    assert f"narrow.csv have {X.shape[1] - 1}" in err
+    assert f"other.{kind} have {X.shape[1] - 1}" in err
+    assert ("--x-key" in err) == (kind == "npz")
+    assert ("--label" in err) == (kind == "csv")
 
 
 def test_predict_says_to_name_the_target_column_when_it_is_read_as_a_feature(
@@ -546,16 +552,7 @@ def test_a_missing_value_in_the_first_row_is_not_blamed_on_an_onnx_model(
     X = X.astype(np.float32)
     X[0, 0] = np.nan
     _write_csv(tmp_path / "rows.csv", X, y)
-    code = _frontier(
-        tmp_path,
-        tmp_path,
-        FIXTURES / "diabetes_linear.onnx",
-        FIXTURES / "diabetes_mlp.onnx",
-        "--data",
-        tmp_path / "rows.csv",
-        "--task",
-        "regression",
-    )
+    code = _onnx_regression_frontier(tmp_path, tmp_path / "rows.csv")
     err = capsys.readouterr().err
     assert code == 1
     assert "X has NaN in 1 row" in err and "does not accept missing values" in err
@@ -580,15 +577,3 @@ def test_npz_rows_of_another_width_get_no_label_column_advice(files, tmp_path, c
     )
     err = capsys.readouterr().err
     assert "--label" not in err and "features" in err
-    code = _frontier(
-        folder,
-        tmp_path,
-        folder / "ridge.joblib",
-        folder / "forest.joblib",
-        "--data",
-        tmp_path / "wide.npz",
-    )
-    err = capsys.readouterr().err
-    assert code == 1
-    assert "ridge.joblib: the Ridge in it takes" in err and "--x-key" in err
-    assert "--label" not in err

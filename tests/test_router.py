@@ -822,19 +822,29 @@ def test_a_search_over_a_classifier_is_a_router(routing):
     assert_array_equal(searched.predict_exit(X), plain.predict_exit(X))
 
 
+def _three_class_problem(n_samples, random_state, n_trees):
+    """A 3-class problem and three unfitted stages, cheapest first."""
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=10,
+        n_informative=6,
+        n_classes=3,
+        random_state=random_state,
+    )
+    stages = [
+        ("lr", LogisticRegression(max_iter=500)),
+        ("dt", DecisionTreeClassifier(max_depth=5, random_state=0)),
+        ("rf", RandomForestClassifier(n_estimators=n_trees, random_state=0)),
+    ]
+    return X, y, stages
+
+
 def test_a_learned_router_that_starts_every_row_at_one_stage_is_not_run():
     """A learned router predicting stage 0 for every policy row was kept and
     charged on every row (13 % dearer on new rows, and a budget left to the
     stages 0.3 smaller), changing no row's start."""
 
-    X, y = make_classification(
-        n_samples=1500, n_features=10, n_informative=6, n_classes=3, random_state=8
-    )
-    stages = [
-        ("lr", LogisticRegression(max_iter=500)),
-        ("dt", DecisionTreeClassifier(max_depth=5, random_state=0)),
-        ("rf", RandomForestClassifier(n_estimators=30, random_state=0)),
-    ]
+    X, y, stages = _three_class_problem(1500, random_state=8, n_trees=30)
     params = dict(budget=1.3, cv=3, random_state=0)
     routed = AdaptiveCascadeClassifier(
         stages, costs=[0.3, 1, 4, 10], router="auto", **params
@@ -851,14 +861,7 @@ def test_a_learned_router_that_starts_every_row_at_one_stage_is_not_run():
 def test_with_policy_twice_gives_the_same_measured_router_cost():
     """costs="auto" and a learned router: each with_policy call timed the
     router it learned again, so the same call gave three different costs."""
-    X, y = make_classification(
-        n_samples=600, n_features=10, n_informative=6, n_classes=3, random_state=10
-    )
-    stages = [
-        ("lr", LogisticRegression(max_iter=500)),
-        ("dt", DecisionTreeClassifier(max_depth=5, random_state=0)),
-        ("rf", RandomForestClassifier(n_estimators=10, random_state=0)),
-    ]
+    X, y, stages = _three_class_problem(600, random_state=10, n_trees=10)
     cascade = AdaptiveCascadeClassifier(
         stages, router="auto", cost_weight=0.5, cv=3, random_state=0
     ).fit(X, y)

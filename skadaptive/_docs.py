@@ -211,9 +211,10 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         With a budget: ``"spent"`` when the policy's average cost on the
         policy rows is within 3 % below the budget searched; ``"saturated"``
         when it costs less because, for the kind of exit score kept, the most
-        accurate thresholds within the budget cost less (more budget would buy
-        nothing with those scores on those rows; another kind of score might
-        have spent more, see ``budget_search_``), or, with ``skips=True``,
+        accurate thresholds the search found within the budget cost less (a
+        dearer policy may still be more accurate, beyond the budget; another
+        kind of score might have spent more, see ``budget_search_``), or,
+        with ``skips=True``,
         because the policy kept jumps stages at which it answers no row (the
         same answers for less) and spending the saving (its thresholds
         searched again, or learned jumps) was not clearly better out of

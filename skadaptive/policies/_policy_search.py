@@ -34,7 +34,9 @@ from ._thresholds import (
 )
 
 # cost_weight grid of the fitted frontier. Normalised costs lie in [0, 1] and a
-# 0/1 loss in {0, 1}, so beyond ~10 every policy exits at the first stage.
+# 0/1 loss in {0, 1}, so beyond ~10 a policy pays for a stage only where it
+# costs under about a tenth of an error more than the first (costs [1, 1, 100]
+# keep the second stage in use at any weight).
 #: The ``cost_weight`` grid of every fitted ``frontier_``: 0, then 30 values
 #: from 1e-4 to 10 on a log scale.
 DEFAULT_COST_WEIGHTS = np.concatenate([[0.0], np.geomspace(1e-4, 10.0, 30)])

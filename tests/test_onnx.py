@@ -879,10 +879,61 @@ def test_a_network_handing_on_its_batch_size_is_refused_at_construction():
     )
     with pytest.raises(
         ValueError,
-        match="tensor 'batch', which segment 0 .* is computed from the input's shape",
+        match="tensor 'batch', which segment 0 .* is a scalar, with no row per input",
     ):
         OnnxMultiExit(
             model.SerializeToString(),
             exit_outputs=["exit1", "exit2"],
             classes=[0, 1, 2],
         )
+
+
+def test_a_per_row_tensor_built_from_the_input_s_shape_is_handed_on():
+    """torch.zeros(x.shape[0], 3) (an initial state) used by two exits: built
+    from the input's shape, but with one row per input row, so it is handed
+    on like any other (a rule refusing everything computed from Shape refused
+    it)."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Shape", ["x"], ["xs"]),
+        helper.make_node("Gather", ["xs", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "axes0"], ["n1"]),
+        helper.make_node("Concat", ["n1", "three"], ["shp"], axis=0),
+        helper.make_node(
+            "ConstantOfShape",
+            ["shp"],
+            ["h0"],
+            value=numpy_helper.from_array(np.array([0.5], np.float32)),
+        ),
+        helper.make_node("MatMul", ["x", "W1"], ["z1"]),
+        helper.make_node("Add", ["z1", "h0"], ["exit1"]),
+        helper.make_node("MatMul", ["x", "W2"], ["z2"]),
+        helper.make_node("Add", ["z2", "h0"], ["exit2"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "initial_state",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info(e, TensorProto.FLOAT, ["N", 3])
+            for e in ("exit1", "exit2")
+        ],
+        [
+            numpy_helper.from_array(np.int64(0), "zero"),
+            numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+            numpy_helper.from_array(np.array([3], np.int64), "three"),
+            numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W1"),
+            numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W2"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    source = OnnxMultiExit(
+        model.SerializeToString(), exit_outputs=["exit1", "exit2"], classes=[0, 1, 2]
+    )
+    X = rng.normal(size=(5, 4)).astype(np.float32)
+    keep = np.array([True, False, True, False, True])
+    _, state = source.run_stage(0, X, None)
+    second, _ = source.run_stage(1, X[keep], source.keep_rows(state, keep))
+    np.testing.assert_allclose(second, np.asarray(source.run_unsplit(X)[1])[keep])

@@ -7,8 +7,6 @@ from math import prod
 
 from ._io import _columns_message
 
-#: Operators whose output describes the shape of their input, not its rows.
-_SHAPE_OPS = frozenset({"Shape", "Size"})
 # Operators whose output is not a function of their inputs: never treated as
 # constants that may be recomputed in several segments.
 _RANDOM_OPS = frozenset(
@@ -259,26 +257,27 @@ def _split_graph(onnx, proto, exit_outputs, n_classes: int, description: str):
         dims = shapes.get(name)
         if dims is not None and len(dims) == 2 and dims[1] not in (None, n_classes):
             raise ValueError(_columns_message(name, dims[1], n_classes))
-    # What is handed on must have one row per input row: a tensor computed
-    # from the input's shape alone (Shape, Size: PyTorch's x.shape[0] read
-    # once at the top of forward) has none, and the rows that continue could
-    # not be selected from it.
-    per_row = {graph_input}
-    for node, names in zip(nodes, node_inputs):
-        if node.op_type not in _SHAPE_OPS and any(t in per_row for t in names):
-            per_row.update(out for out in node.output if out)
+    # What is handed on must have one row per input row (the rows that go on
+    # are selected from it). The input's batch axis is dynamic, so a tensor
+    # whose first axis shape inference fixes to a number, or a scalar, has
+    # none: typically one computed from the input's shape (PyTorch's
+    # x.shape[0] read once before the first exit: a Shape, Gather, Concat of
+    # it). Where inference cannot tell, the rows are checked at prediction.
     for k, segment in enumerate(segments):
         for t in segment.outputs[1:]:
-            if t not in per_row:
+            dims = shapes.get(t)
+            if dims is not None and (len(dims) == 0 or dims[0] is not None):
+                what = "a scalar" if len(dims) == 0 else f"of shape {list(dims)}"
                 raise ValueError(
-                    f"tensor {t!r}, which segment {k} of {description} hands on to "
-                    "a later exit, is computed from the input's shape (Shape, "
-                    "Size), not row by row; OnnxMultiExit passes on only the rows "
-                    "that continue, so it can hand on only tensors with one row "
-                    "per input row. Export the network so that each part after an "
-                    "exit takes the batch size from its own input (e.g. "
-                    "x.flatten(1) or x.reshape(x.shape[0], -1) there, instead of "
-                    "a batch size read once before the first exit)."
+                    f"tensor {t!r}, which segment {k} of {description} hands on "
+                    f"to a later exit, is {what}, with no row per input row "
+                    "(typically a value computed from the input's shape: Shape, "
+                    "Size); OnnxMultiExit passes on only the rows that continue, "
+                    "so it can hand on only tensors whose first axis is the "
+                    "batch. Export the network so that each part after an exit "
+                    "takes the batch size from its own input (e.g. x.flatten(1) "
+                    "or x.reshape(x.shape[0], -1) there, instead of a batch size "
+                    "read once before the first exit)."
                 )
     hand_on_types = {
         value_infos[t].type.tensor_type.elem_type

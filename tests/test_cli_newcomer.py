@@ -579,3 +579,37 @@ def test_checking_an_output_leaves_links_and_pipes_alone(tmp_path):
     new = tmp_path / "new.csv"
     check_output("--output", str(new))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.csv", "pipe"]
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d: (d / "dangling").symlink_to(d / "missing" / "c.joblib"), "exist"),
+        (lambda d: None, "is a folder"),  # "new/": a folder's name
+    ],
+    ids=["link-into-a-missing-folder", "trailing-slash"],
+)
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(
+    tmp_path, monkeypatch, capsys, make, message
+):
+    """A link into a missing folder and a name ending in '/' passed the
+    check, and the command failed only after the fit."""
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    target = "dangling" if (tmp_path / "dangling").is_symlink() else "new/"
+    code = main(_frontier_arguments("--save", target))
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+    assert not (tmp_path / "frontier.png").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux's /proc")
+def test_an_existing_file_that_takes_no_writes_is_refused_before_any_work(
+    tmp_path, monkeypatch, capsys
+):
+    """/proc/version exists and passes a permission check as root, but takes
+    no write: it is tried by opening it to append (its content untouched)."""
+    monkeypatch.chdir(tmp_path)
+    code = main(_frontier_arguments("--json", "/proc/version"))
+    assert code == 1
+    assert "--json /proc/version: cannot write there" in capsys.readouterr().err

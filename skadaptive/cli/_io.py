@@ -49,9 +49,12 @@ def check_output(option: str, path: str | None) -> None:
     if path is None:
         return
     file = Path(path)
-    folder = file.parent  # Path("f.json").parent is Path(".")
-    if file.is_dir():
+    if file.is_dir() or str(path).endswith(("/", os.sep)):
         raise CommandError(f"{option} {path}: is a folder; give a file name.")
+    if file.is_symlink() and not file.exists():
+        # A link to a file not made yet: the write makes its target.
+        file = Path(os.path.realpath(file))
+    folder = file.parent  # Path("f.json").parent is Path(".")
     if not folder.exists():
         raise CommandError(
             f"{option} {path}: the folder {str(folder)!r} does not exist; create it "
@@ -59,22 +62,22 @@ def check_output(option: str, path: str | None) -> None:
         )
     if not folder.is_dir():
         raise CommandError(f"{option} {path}: {str(folder)!r} is not a folder.")
-    if os.path.lexists(file):
-        # An existing file, link or pipe is left untouched until the write
-        # (opening a pipe to test it would end its reader's input).
-        target = file if file.exists() else folder
-        if not os.access(target, os.W_OK):
-            raise CommandError(
-                f"{option} {path}: cannot write there (no permission to write "
-                f"{str(target)!r})."
-            )
-        return
-    # A new file: whether the folder takes one is tried with a file of its
-    # own (permissions alone do not say: a root user passes every check, and
-    # some folders, such as /proc, take no new files).
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        if file.is_file():
+            # Opened to append and closed at once: its content is untouched
+            # (permissions alone do not say: a root user passes every check).
+            with open(file, "ab"):
+                pass
+        elif file.exists():
+            # A pipe or a device is not opened before the write (opening a
+            # pipe to test it would end its reader's input).
+            if not os.access(file, os.W_OK):
+                raise PermissionError(13, "Permission denied", str(file))
+        else:
+            # A new file: whether the folder takes one is tried with a file of
+            # its own (some folders, such as /proc, take none).
+            with tempfile.TemporaryFile(dir=folder):
+                pass
     except OSError as exc:
         raise CommandError(
             f"{option} {path}: cannot write there ({exc.strerror or exc})."

@@ -1455,12 +1455,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def __setstate__(self, state):
         check_versions(state, type(self).__name__)
         super().__setstate__(state)
-        # Saved before refit was a parameter: the stages were refitted.
-        if "refit" not in self.__dict__:
-            self.refit = True
-        # Saved before costs had a part per call: every cost was per row.
-        if "cost_batch_size" not in self.__dict__:
-            self.cost_batch_size = None
+        # Saved before some parameters existed (refit, cost_batch_size,
+        # skips, router, answer...): each takes its default, which is what
+        # such a model did (refit: the stages were refitted; no skips, no
+        # router, the stages' own answers; every cost per row).
+        for name, parameter in signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in self.__dict__:
+                if parameter.default is not parameter.empty:
+                    setattr(self, name, parameter.default)
         if "costs_" in self.__dict__ and "costs_per_call_" not in self.__dict__:
             self.costs_per_row_ = np.asarray(self.costs_, dtype=np.float64)
             self.costs_per_call_ = np.zeros_like(self.costs_per_row_)

@@ -302,3 +302,25 @@ def test_a_model_saved_before_versions_were_recorded_warns_and_still_works():
     assert old.evaluate_frontier(X[500:], y[500:])["cost_at_fit"] == pytest.approx(
         model.evaluate_frontier(X[500:], y[500:])["cost_at_fit"]
     )
+
+
+def test_a_cascade_saved_before_later_parameters_existed_takes_their_defaults():
+    """A cascade saved before router, skips, answer, refit and cost_batch_size
+    were parameters: with_policy, recalibrate, repr and clone failed with a
+    bare AttributeError (only predict and a few figures worked)."""
+    cascade = _cascade().fit(X_FIT, Y_FIT)
+    state = dict(cascade.__getstate__())
+    for name in ("router", "skips", "answer", "refit", "cost_batch_size"):
+        state.pop(name)
+    old = type(cascade).__new__(type(cascade))
+    old.__setstate__(state)  # the same versions: no warning expected
+    defaults = (old.router, old.skips, old.answer, old.refit)
+    assert defaults == (None, False, "stage", True)
+    assert_array_equal(old.predict(X_NEW), cascade.predict(X_NEW))
+    assert_array_equal(
+        old.with_policy(cost_weight=0.1).predict_exit(X_NEW),
+        cascade.with_policy(cost_weight=0.1).predict_exit(X_NEW),
+    )
+    old.recalibrate(X_NEW)
+    repr(old)
+    clone(old)

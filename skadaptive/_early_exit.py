@@ -205,15 +205,20 @@ class _SharedComputation:
                     raise
                 counts = np.bincount(y, minlength=len(self.classes_))
                 rare = self.classes_[counts == counts.min()][:3].tolist()
+                fix = (
+                    "Give each class at least two rows with an int cv "
+                    "(stratified, so each fold's training rows get one)"
+                    if counts.min() < 2
+                    else "Use an int cv (stratified: each fold's training rows "
+                    "then hold every class with two rows or more)"
+                )
                 raise ValueError(
                     f"{type(model).__name__} needs every class in the training "
                     "rows of every cross-fitting fold (it is fitted on the class "
                     "indices 0 .. n_classes - 1, and a missing class leaves a gap "
                     "it refuses), and a fold of cv lacks one: the rarest classes "
-                    f"have {counts.min()} row(s) ({rare}). Give each class at "
-                    "least two rows with an int cv (stratified, so each fold's "
-                    "training rows get one), fewer folds, or pass the fitted "
-                    "model in a FrozenEstimator."
+                    f"have {counts.min()} row(s) ({rare}). {fix}, fewer folds, "
+                    "or pass the fitted model in a FrozenEstimator."
                 ) from exc
         return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
 

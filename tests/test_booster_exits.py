@@ -786,3 +786,10 @@ def test_xgboost_with_a_class_missing_from_a_fold_says_why():
         early.fit(X, labels)
     labels[1] = "b"  # two rows: stratified folds give each training part one
     assert list(early.fit(X, labels).classes_) == ["a", "b", "c"]
+    # Every class has many rows, but unstratified folds of rows sorted by class
+    # leave one out of a fold's training rows: the advice is the stratified cv.
+    from sklearn.model_selection import KFold
+
+    order = np.argsort(labels, kind="stable")
+    with pytest.raises(ValueError, match=r"Use an int cv \(stratified"):
+        early.set_params(cv=KFold(3)).fit(X[order], labels[order])

@@ -837,6 +837,24 @@ def test_an_infinite_input_to_a_multi_exit_network_names_it(digits):
         early.predict(bad)
 
 
+def _two_exit_network(nodes, initializers):
+    """A model of ``nodes`` from ``x`` (N x 4) to two exits ``exit1``,
+    ``exit2`` (N x 3 each), with ``initializers``."""
+    graph = helper.make_graph(
+        nodes,
+        "two_exits",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [
+            helper.make_tensor_value_info(e, TensorProto.FLOAT, ["N", 3])
+            for e in ("exit1", "exit2")
+        ],
+        initializers,
+    )
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+
+
 def test_a_network_handing_on_its_batch_size_is_refused_at_construction():
     """PyTorch's x.shape[0] read once before the first exit: the split handed
     the shape-derived tensor on as if it had a row per input row, and the
@@ -857,14 +875,8 @@ def test_a_network_handing_on_its_batch_size_is_refused_at_construction():
         helper.make_node("Reshape", ["h2", "flat2"], ["h2_flat"]),
         helper.make_node("MatMul", ["h2_flat", "H2"], ["exit2"]),
     ]
-    graph = helper.make_graph(
+    model = _two_exit_network(
         nodes,
-        "two_exits",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-        [
-            helper.make_tensor_value_info("exit1", TensorProto.FLOAT, ["N", 3]),
-            helper.make_tensor_value_info("exit2", TensorProto.FLOAT, ["N", 3]),
-        ],
         [
             numpy_helper.from_array(np.int64(0), "zero"),
             numpy_helper.from_array(np.array([0], np.int64), "axes0"),
@@ -873,9 +885,6 @@ def test_a_network_handing_on_its_batch_size_is_refused_at_construction():
             numpy_helper.from_array(rng.normal(size=(8, 3)).astype(np.float32), "H1"),
             numpy_helper.from_array(rng.normal(size=(8, 3)).astype(np.float32), "H2"),
         ],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
     )
     with pytest.raises(
         ValueError,
@@ -910,14 +919,8 @@ def test_a_per_row_tensor_built_from_the_input_s_shape_is_handed_on():
         helper.make_node("MatMul", ["x", "W2"], ["z2"]),
         helper.make_node("Add", ["z2", "h0"], ["exit2"]),
     ]
-    graph = helper.make_graph(
+    model = _two_exit_network(
         nodes,
-        "initial_state",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
-        [
-            helper.make_tensor_value_info(e, TensorProto.FLOAT, ["N", 3])
-            for e in ("exit1", "exit2")
-        ],
         [
             numpy_helper.from_array(np.int64(0), "zero"),
             numpy_helper.from_array(np.array([0], np.int64), "axes0"),
@@ -925,9 +928,6 @@ def test_a_per_row_tensor_built_from_the_input_s_shape_is_handed_on():
             numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W1"),
             numpy_helper.from_array(rng.normal(size=(4, 3)).astype(np.float32), "W2"),
         ],
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
     )
     source = OnnxMultiExit(
         model.SerializeToString(), exit_outputs=["exit1", "exit2"], classes=[0, 1, 2]

@@ -53,14 +53,13 @@ from ._sklearn_private import (
     RealNotInt,
     StrOptions,
     _BaseComposition,
-    _check_sample_weight,
     _fit_context,
     _raise_for_params,
     _safe_indexing,
 )
 from ._validation import (
     check_missing_values,
-    check_weight_sum,
+    check_weights,
     frozen_classes,
     indexable,
     is_frozen,
@@ -237,10 +236,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self._check_missing_values(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
-        if sample_weight is not None:
-            sample_weight = check_weight_sum(
-                _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-            )
+        sample_weight = check_weights(sample_weight, X)
         y = self._check_targets(y, sample_weight)
         # What the policy rows' targets, figures and policies are learned for:
         # set_params(loss=...) afterwards changes nothing until a refit.
@@ -1259,10 +1255,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         y = column_or_1d(y)
         check_consistent_length(X, y)
         y_encoded = self._encode_new_targets(y)
-        if sample_weight is not None:
-            sample_weight = check_weight_sum(
-                _check_sample_weight(sample_weight, X, ensure_non_negative=True)
-            )
+        sample_weight = check_weights(sample_weight, X)
         alone = self._policy_answers(exit_probas(self._stage_source(), X))
         probas = combined_answers(self.combiners_, alone)
         correct = stage_correct(probas, y_encoded, self._loss())

@@ -442,40 +442,38 @@ _IS_MISSING = np.frompyfunc(
 _CHUNK_ROWS = 65_536
 
 
-def check_weight_sum(sample_weight):
-    """``sample_weight`` as given, or a clear error where its sum overflows.
+def check_weights(sample_weight, X):
+    """``sample_weight`` checked for the rows of ``X``, or None.
 
-    Every average the package reports or optimises divides by the weights'
-    sum; weights near the largest float (e.g. ``1e306`` on a few hundred rows)
-    sum to infinity, and every figure would be NaN.
+    One non-negative, finite weight per row (scikit-learn's own check), and a
+    clear error where their sum overflows: every average the package reports
+    or optimises divides by it, and weights near the largest float (e.g.
+    ``1e306`` on a few hundred rows) sum to infinity, which would make every
+    figure NaN.
     """
     if sample_weight is None:
         return None
+    weight = _check_sample_weight(sample_weight, X, ensure_non_negative=True)
     with np.errstate(over="ignore"):
-        total = np.sum(sample_weight)
+        total = np.sum(weight)
     if not np.isfinite(total):
         raise ValueError(
             "sample_weight sums to more than float64 can hold "
-            f"(largest weight {np.max(sample_weight):.3g}): divide the weights "
+            f"(largest weight {np.max(weight):.3g}): divide the weights "
             "by a common factor. Each row counts by its weight as that many "
             "copies of it, so keep them in a range that sums to a finite number."
         )
-    return sample_weight
+    return weight
 
 
 def check_row_weights(sample_weight, y):
     """Weights of the rows of ``y`` checked for scoring, or None.
 
-    One non-negative, finite weight per row (scikit-learn's own check),
-    summing to a finite number above zero: a weighted average of the rows is
-    then defined.
+    :func:`check_weights`, and a sum above zero: a weighted average of the
+    rows is then defined.
     """
-    if sample_weight is None:
-        return None
-    weight = check_weight_sum(
-        _check_sample_weight(sample_weight, y, ensure_non_negative=True)
-    )
-    if not weight.sum() > 0:
+    weight = check_weights(sample_weight, y)
+    if weight is not None and not weight.sum() > 0:
         raise ValueError(
             "sample_weight sums to zero: no row counts, so no average is "
             "defined; give at least one row a positive weight."

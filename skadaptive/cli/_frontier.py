@@ -761,16 +761,17 @@ def print_policy_lines(chosen: dict, out) -> None:
 def budget_line(chosen: dict) -> str | None:
     """Why a budget's policy spends less than the budget, or None.
 
-    ``budget_status_`` "saturated": on the policy rows no policy within the
-    budget is more accurate than the one kept, so it spends less.
+    ``budget_status_`` "saturated": on the policy rows the search found no
+    policy within the budget more accurate than the one kept, so it spends
+    less (a dearer policy, beyond the budget, may still be more accurate).
     """
     if chosen.get("budget_status") != "saturated":
         return None
     return (
-        f"budget: saturated ({chosen['setting']}): on the policy rows no policy "
-        "within the budget answers better than the one kept, which spends "
-        f"{chosen['policy_rows_cost']:.4g} a row there; the rest of the budget "
-        "would buy nothing on them (budget_status_)"
+        f"budget: saturated ({chosen['setting']}): on the policy rows the search "
+        "found no policy within the budget that answers better than the one "
+        f"kept, which spends {chosen['policy_rows_cost']:.4g} a row there "
+        "(budget_status_)"
     )
 
 
@@ -1098,13 +1099,6 @@ def _write_json(path, report) -> None:
         raise CommandError(f"{path}: cannot write: {exc}") from exc
 
 
-def _knob_text(estimator) -> str:
-    """The knob it was fitted with: ``budget=...`` or ``cost_weight=...``."""
-    if estimator.budget is not None:
-        return f"budget={estimator.budget:.4g}"
-    return f"cost_weight={estimator.cost_weight:g}"
-
-
 def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bool:
     """Plot the frontier of each estimator (a list) on ``X, y`` into ``path``."""
     try:
@@ -1139,7 +1133,7 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
             # answers: the stages' own for --answer both) once.
             show_stages=k == 0,
             show_oracle=k == 0,
-            chosen_label=(f"chosen operating point ({_knob_text(estimator)}){suffix}"),
+            chosen_label=f"chosen operating point ({_knob(estimator)}){suffix}",
         )
     figure = (
         ERROR_NAMES[estimators[0].loss] if is_regressor(estimators[0]) else "accuracy"

@@ -43,13 +43,6 @@ def _route_through(estimator, X):
     return estimator, result
 
 
-def _positive(sample_weight, n_rows: int) -> np.ndarray:
-    """The rows of positive weight (every row without weights)."""
-    if sample_weight is None:
-        return np.ones(n_rows, dtype=bool)
-    return np.asarray(sample_weight) > 0
-
-
 def _weighted_mean(values, sample_weight):
     return float(np.average(values, weights=sample_weight))
 
@@ -58,15 +51,15 @@ def _regression_quality(loss, y, result, sample_weight) -> float:
     """1 - error / scale of ``y`` on these rows: R^2 for the squared error."""
     y = np.asarray(y, dtype=np.float64)
     error = result.prediction - y
+    squared = loss == "squared_error"
+    mean_loss = _weighted_mean(error**2 if squared else np.abs(error), sample_weight)
     if constant_target(y, sample_weight):
         # As scikit-learn's r2_score (and so score) has it: 1 where the
-        # weighted squared error is 0, else 0 (no scale to divide by).
-        squared = error[_positive(sample_weight, len(y))] ** 2
-        return float(not np.any(squared))
+        # weighted loss is 0 (every row of positive weight exact), else 0 (no
+        # scale to divide by).
+        return float(mean_loss == 0)
     _, scale = regression_scale(y, sample_weight, loss)
-    if loss == "squared_error":
-        return 1.0 - _weighted_mean(error**2, sample_weight) / scale**2
-    return 1.0 - _weighted_mean(np.abs(error), sample_weight) / scale
+    return 1.0 - mean_loss / (scale**2 if squared else scale)
 
 
 class _CostScorer(_MetadataRequester):
@@ -95,7 +88,8 @@ class _CostScorer(_MetadataRequester):
                 f"y has {len(y)} rows but X has {len(result.cost)}; they must match."
             )
         sample_weight = check_row_weights(sample_weight, y)
-        if is_regressor(cascade):
+        regression = is_regressor(cascade)
+        if regression:
             # As score() checks it: a NaN target would make the score NaN,
             # which a search ranks silently.
             y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
@@ -108,7 +102,7 @@ class _CostScorer(_MetadataRequester):
             average_cost = average_cost / cascade.cumulative_costs_[-1]
         if self.cost_weight is None:
             return -average_cost
-        if is_regressor(cascade):
+        if regression:
             quality = _regression_quality(cascade._loss(), y, result, sample_weight)
         else:
             y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]

@@ -504,10 +504,12 @@ class CostAccuracyDisplay:
         array([0.75, 1.  ])
         """
         _pyplot("CostAccuracyDisplay.from_predictions")
+        y_preds = [column_or_1d(y_pred) for y_pred in y_preds]
+        named = [("y_true", y_true)] + [
+            (f"y_preds[{k}]", y_pred) for k, y_pred in enumerate(y_preds)
+        ]
         continuous = [
-            name
-            for name, values in (("y_true", y_true), *_named_predictions(y_preds))
-            if type_of_target(values) == "continuous"
+            name for name, values in named if type_of_target(values) == "continuous"
         ]
         if metric is None:
             metric = "mse" if continuous else "accuracy"
@@ -532,7 +534,6 @@ class CostAccuracyDisplay:
         weight = np.ones(n_rows) if sample_weight is None else sample_weight
         accuracy, average_cost = [], []
         for k, (y_pred, cost) in enumerate(zip(y_preds, costs)):
-            y_pred = column_or_1d(y_pred)
             if len(y_pred) != n_rows:
                 raise ValueError(
                     f"y_preds[{k}] has {len(y_pred)} rows but y_true has {n_rows}."
@@ -576,11 +577,6 @@ def _default_name(estimator) -> str:
 
 #: Values of ``from_predictions``'s ``metric``, and their axis labels.
 _PREDICTION_METRICS = {"accuracy": "accuracy", "mse": "MSE", "mae": "MAE", "r2": "R²"}
-
-
-def _named_predictions(y_preds) -> list:
-    """``(name, values)`` of each operating point's predictions, for messages."""
-    return [(f"y_preds[{k}]", column_or_1d(p)) for k, p in enumerate(y_preds)]
 
 
 def _score(metric: str, y_true, y_pred, weight) -> float:

@@ -102,7 +102,7 @@ class _OnnxModel(_LazyRuntime):
         )
         return session, spec
 
-    def _reset_runtime(self, model: bool = True) -> None:
+    def _reset_runtime(self, model: bool) -> None:
         """Drop the session, and with ``model`` the model's bytes too."""
         with self._lock:
             self._runtime = None

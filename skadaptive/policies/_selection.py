@@ -45,8 +45,8 @@ def cross_fitted_exits(
     and budget search never saw the row.
 
     Equal rows (the same probabilities and label) go to one fold, so that
-    weight k on a row is k copies of it. A group of equal rows that carries
-    more than half a fold's share of the weight (see :func:`row_folds`) is
+    weight k on a row is k copies of it. A group of equal rows that weighs at
+    least ``n_splits`` times the median group (see :func:`row_folds`) is
     shared instead: held out whole, it would leave that fold's policies
     learned without any row like it, and the folds unlike each other (two
     groups of 150 equal rows among 600 left two of five folds without any
@@ -341,15 +341,12 @@ def row_folds(
     of it (copies are never split between choosing a policy and evaluating
     it). Groups are dealt, heaviest first, to the fold with the least weight so
     far, in an order salted by ``random_state``; groups of zero weight follow
-    and never change where the others go. With ``share_heavy``, a group that
-    carries more than half a fold's share of the weight (over
-    ``2 * n_splits``-th of it) is dealt to no fold: its fold is -1, and
-    :func:`cross_fitted_exits` shares it between all of them, unless such
-    groups carry more than half of the weight (a handful of distinct rows:
-    then none is shared). The rule reads shares of the weight of groups, so
-    weight k on a row and k copies of it are alike, and so is a common factor
-    on every weight; a row weighted up (say a rare class's rows by 9) is far
-    from such a share, and is held out whole as before.
+    and never change where the others go. With ``share_heavy``, a group whose
+    weight is at least ``n_splits`` times the median group's (enough to give
+    every fold a typical row's weight) is dealt to no fold: its fold is -1,
+    and :func:`cross_fitted_exits` shares it between all of them. The median
+    is over the groups, so the rule reads weight k on a row and k copies of
+    it alike, and a multiple of every weight changes nothing.
 
     Examples
     --------
@@ -383,22 +380,15 @@ def row_folds(
     fold_of_group = np.empty(len(groups), dtype=np.intp)
     load = np.zeros(n_splits)
     positive = group_weight > 0
-    total = group_weight[positive].sum()
     heavy = np.zeros(len(groups), dtype=bool)
     if share_heavy and positive.any():
-        heavy = group_weight > total / (2 * n_splits) * (1 + 1e-9)
-        # Only while most of the weight is still dealt: with a handful of
-        # distinct rows every group is heavy, and sharing them all would
-        # score every row with policies that learned from it.
-        if group_weight[heavy].sum() > 0.5 * total * (1 + 1e-9):
-            heavy[:] = False
+        typical = np.median(group_weight[positive])
+        heavy = group_weight >= n_splits * typical * (1 - 1e-9)
     for group in np.lexsort((tie_break, -group_weight)):
         if heavy[group]:
             fold = -1
         elif positive[group]:
-            # Loads as shares of the weight, rounded: a common factor on
-            # every weight must not break (or make) a tie between folds.
-            fold = int(np.argmin(np.round(load / total, 12)))
+            fold = int(np.argmin(load))
             load[fold] += group_weight[group]
         else:
             fold = int(tie_break[group] % np.uint64(n_splits))

@@ -723,22 +723,13 @@ def test_frontier_says_why_a_budget_is_not_spent(digits_files, tmp_path, capsys)
     text output and reported in the JSON; a spent budget and a cost_weight
     need no such line."""
 
-    def frontier(*options, same=False):
-        if same:
-            # The tree twice: the second stage buys nothing at any budget.
-            again = tmp_path / "tree_again.joblib"
-            again.write_bytes((digits_files / "tree.joblib").read_bytes())
-            arguments = [str(digits_files / "tree.joblib"), str(again)]
-            arguments += ["--data", str(digits_files / "data.npz")]
-            arguments += ["--costs", "1", "10", "--json", str(tmp_path / "f.json")]
-            code = main(["frontier", *arguments, *options])
-        else:
-            code = _digits_frontier(digits_files, tmp_path, *options)
+    def frontier(*options):
+        code = _digits_frontier(digits_files, tmp_path, *options)
         out = capsys.readouterr().out
         assert code == 0, out
         return out, json.loads((tmp_path / "f.json").read_text())["chosen"]
 
-    out, chosen = frontier("--budget", "8", same=True)
+    out, chosen = frontier("--budget", "8")
     assert chosen["budget_status"] == "saturated"
     assert chosen["policy_rows_cost"] < 0.97 * 8
     assert "budget: saturated (budget=8)" in out

@@ -250,27 +250,22 @@ class PolicySearch:
         """
         return []
 
-    def subset(self, rows: np.ndarray, weight=None) -> PolicySearch:
+    def subset(self, rows: np.ndarray) -> PolicySearch:
         """The same search on some of the rows (to cross-fit the policy).
 
         Parameters
         ----------
         rows : ndarray of int
-            May repeat a row.
-        weight : ndarray of shape (len(rows),), default=None
-            The rows' weights there; None keeps their own.
 
         Returns
         -------
         search : PolicySearch
         """
-        if weight is None and self.sample_weight is not None:
-            weight = self.sample_weight[rows]
         return type(self)(
             [p[rows] for p in self.stage_probas],
             self.y_encoded[rows],
             self.cumulative_cost,
-            weight,
+            None if self.sample_weight is None else self.sample_weight[rows],
             self.loss,
             **self.keywords,
         )

@@ -44,18 +44,6 @@ def cross_fitted_exits(
     from these exits are out of sample for the policy: its rules, thresholds
     and budget search never saw the row.
 
-    Equal rows (the same probabilities and label) go to one fold, so that
-    weight k on a row is k copies of it. A group of equal rows that weighs at
-    least ``n_splits`` times the median group (see :func:`row_folds`) is
-    shared instead: held out whole, it would leave that fold's policies
-    learned without any row like it, and the folds unlike each other (two
-    groups of 150 equal rows among 600 left two of five folds without any
-    other kind of row). Every fold holds out an equal part of a shared
-    group's weight and learns from the rest of it, as new rows equal to many
-    policy rows meet a policy that learned from those. The rows scored then
-    list a shared group's rows once per fold, each with that part of its
-    weight (``scored``).
-
     Parameters
     ----------
     search : PolicySearch
@@ -70,21 +58,16 @@ def cross_fitted_exits(
         Seeds the shuffling of the folds.
 
     return_folds : bool, default=False
-        Also return each scored row's fold, the stages each runs under each
-        candidate (policies may skip stages), and the scored rows.
+        Also return each row's fold (see :func:`row_folds`) and the stages
+        each row runs under each candidate (policies may skip stages).
 
     Returns
     -------
-    exit_stage : ndarray of shape (n_candidates, n_scored)
-        ``n_scored`` is the number of rows, plus ``n_splits - 1`` for each row
-        of a shared group.
-    folds : ndarray of shape (n_scored,)
+    exit_stage : ndarray of shape (n_candidates, n_rows)
+    folds : ndarray of shape (n_rows,)
         Only with ``return_folds``.
-    ran : ndarray of bool of shape (n_candidates, n_stages, n_scored)
+    ran : ndarray of bool of shape (n_candidates, n_stages, n_rows)
         Only with ``return_folds``.
-    scored : PolicySearch
-        Only with ``return_folds``: the rows scored with their weights (the
-        search itself where no group is shared).
 
     Examples
     --------
@@ -105,65 +88,34 @@ def cross_fitted_exits(
     True
     """
 
-    def walks_of(chosen, scored, rows):
-        probas = [p[rows] for p in scored.stage_probas]
+    def walks_of(chosen, rows):
+        probas = [p[rows] for p in search.stage_probas]
         walks = [c.policy.walk(probas) for c in chosen]
         return np.stack([w[0] for w in walks]), np.stack([w[1] for w in walks])
 
+    n_rows = len(search.y_encoded)
     fold = row_folds(
-        search.stage_probas,
-        search.y_encoded,
-        n_splits,
-        random_state,
-        search.weight,
-        share_heavy=True,
+        search.stage_probas, search.y_encoded, n_splits, random_state, search.weight
     )
-    shared = np.flatnonzero(fold < 0)
-    scored, scored_fold = search, fold
-    if len(shared):
-        # A shared group's rows once per fold, with that part of the weight.
-        own = np.flatnonzero(fold >= 0)
-        scored_rows = np.concatenate([own, np.tile(shared, n_splits)])
-        scored_fold = np.concatenate(
-            [fold[own], np.repeat(np.arange(n_splits), len(shared))]
-        )
-        scored_weight = np.concatenate(
-            [search.weight[own], np.tile(search.weight[shared] / n_splits, n_splits)]
-        )
-        scored = search.subset(scored_rows, scored_weight)
-    positive = scored.weight > 0
-    folds = [f for f in range(n_splits) if (positive & (scored_fold == f)).any()]
-    n_scored = len(scored.y_encoded)
+    positive = search.weight > 0
+    folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
     if len(folds) < 2:
-        exit_stage, ran = walks_of(choose(scored), scored, np.arange(n_scored))
-        return (exit_stage, scored_fold, ran, scored) if return_folds else exit_stage
+        exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
+        return (exit_stage, fold, ran) if return_folds else exit_stage
     exit_stage = ran = None
     for f in folds:
-        rows = np.flatnonzero(scored_fold == f)
-        if len(shared):
-            learn = np.flatnonzero((fold >= 0) & (fold != f))
-            learning = search.subset(
-                np.concatenate([learn, shared]),
-                np.concatenate(
-                    [
-                        search.weight[learn],
-                        search.weight[shared] * (n_splits - 1) / n_splits,
-                    ]
-                ),
-            )
-        else:
-            learning = search.subset(np.flatnonzero(fold != f))
-        exits, runs = walks_of(choose(learning), scored, rows)
+        rows = np.flatnonzero(fold == f)
+        exits, runs = walks_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
         if exit_stage is None:
-            exit_stage = np.zeros((len(exits), n_scored), dtype=np.intp)
-            ran = np.zeros((len(exits), runs.shape[1], n_scored), dtype=bool)
+            exit_stage = np.zeros((len(exits), n_rows), dtype=np.intp)
+            ran = np.zeros((len(exits), runs.shape[1], n_rows), dtype=bool)
         exit_stage[:, rows] = exits
         ran[:, :, rows] = runs
     # Rows of folds without weight count for nothing; answer them in sample.
-    rest = np.flatnonzero(~np.isin(scored_fold, folds))
+    rest = np.flatnonzero(~np.isin(fold, folds))
     if len(rest):
-        exit_stage[:, rest], ran[:, :, rest] = walks_of(choose(search), scored, rest)
-    return (exit_stage, scored_fold, ran, scored) if return_folds else exit_stage
+        exit_stage[:, rest], ran[:, :, rest] = walks_of(choose(search), rest)
+    return (exit_stage, fold, ran) if return_folds else exit_stage
 
 
 def select_out_of_sample(
@@ -176,9 +128,7 @@ def select_out_of_sample(
     candidate (the simplest one), that winner replaces it only when its loss
     is lower by more than one standard error of the paired per-row difference
     (the one-standard-error rule; rows equal in probabilities and label count
-    as one, so that weight k is k copies, except a group that
-    :func:`cross_fitted_exits` shared between the folds, which counts as the
-    number of typical groups it weighs): a difference of one row is noise,
+    as one, so that weight k is k copies): a difference of one row is noise,
     and the simpler policy is kept. The winner's own cross-fitted loss is
     optimistic by the choice among candidates, so the choice is also repeated
     for each fold on the other folds' rows, the fold's rows taken from the
@@ -220,16 +170,9 @@ def select_out_of_sample(
     stage_loss = search.stage_risk(0.0)
     # Equal rows are one unit of evidence, so that weight k on a row and k
     # copies of it give the same standard error (copies share a fold, hence
-    # an exit and a loss). A group that cross_fitted_exits shared between
-    # the folds (its rows lie in several) was taken as that many rows of a
-    # typical group's weight, and counts so here too.
+    # an exit and a loss).
     _, group_of_row = _row_groups(search.stage_probas, search.y_encoded)
-    n_groups = group_of_row.max() + 1 if len(group_of_row) else 0
-    full_weight = np.bincount(group_of_row, weights=search.weight, minlength=n_groups)
-    folds_of_group = {(g, f) for g, f in zip(group_of_row.tolist(), folds.tolist())}
-    n_folds_of_group = np.bincount([g for g, _ in folds_of_group], minlength=n_groups)
-    shared = n_folds_of_group > 1
-    typical = np.median(full_weight[full_weight > 0]) if (full_weight > 0).any() else 1
+    first_of_group = np.unique(group_of_row, return_index=True)[1]
     loss = np.stack([stage_loss[e, rows] for e in exit_stage])
     if ran is None:
         ran = [None] * len(exit_stage)
@@ -242,13 +185,11 @@ def select_out_of_sample(
 
     def clearly(values, weight):
         # Whether a paired per-row gain is above one standard error.
-        group_weight = np.bincount(group_of_row, weights=weight, minlength=n_groups)
+        group_weight = np.bincount(group_of_row, weights=weight)
         kept = group_weight > 0
-        total = np.bincount(group_of_row, weights=weight * values, minlength=n_groups)
-        gain = total[kept] / group_weight[kept]
-        units = np.where(shared, group_weight / typical, 1.0)[kept]
+        gain = values[first_of_group][kept]
         mean = gain @ (group_weight[kept] / group_weight[kept].sum())
-        error = _standard_error(gain, group_weight[kept], ddof=1, units=units)
+        error = _standard_error(gain, group_weight[kept], ddof=1)
         return mean, mean > error * (1 + 1e-9)
 
     def clearly_better(loss_gain, cost_gain, weight, skips):
@@ -331,8 +272,6 @@ def row_folds(
     n_splits: int,
     random_state,
     weight: np.ndarray | None = None,
-    *,
-    share_heavy: bool = False,
 ) -> np.ndarray:
     """Fold of each row: equal rows together, folds balanced by weight.
 
@@ -341,12 +280,7 @@ def row_folds(
     of it (copies are never split between choosing a policy and evaluating
     it). Groups are dealt, heaviest first, to the fold with the least weight so
     far, in an order salted by ``random_state``; groups of zero weight follow
-    and never change where the others go. With ``share_heavy``, a group whose
-    weight is at least ``n_splits`` times the median group's (enough to give
-    every fold a typical row's weight) is dealt to no fold: its fold is -1,
-    and :func:`cross_fitted_exits` shares it between all of them. The median
-    is over the groups, so the rule reads weight k on a row and k copies of
-    it alike, and a multiple of every weight changes nothing.
+    and never change where the others go.
 
     Examples
     --------
@@ -380,14 +314,8 @@ def row_folds(
     fold_of_group = np.empty(len(groups), dtype=np.intp)
     load = np.zeros(n_splits)
     positive = group_weight > 0
-    heavy = np.zeros(len(groups), dtype=bool)
-    if share_heavy and positive.any():
-        typical = np.median(group_weight[positive])
-        heavy = group_weight >= n_splits * typical * (1 - 1e-9)
     for group in np.lexsort((tie_break, -group_weight)):
-        if heavy[group]:
-            fold = -1
-        elif positive[group]:
+        if positive[group]:
             fold = int(np.argmin(load))
             load[fold] += group_weight[group]
         else:
@@ -454,18 +382,16 @@ def budget_status(cost: float, searched_budget: float) -> str:
     return "spent" if cost >= (1 - _SPENT_TOLERANCE) * searched_budget else "saturated"
 
 
-def _standard_error(values, weight, ddof: int = 0, units=None) -> float:
+def _standard_error(values, weight, ddof: int = 0) -> float:
     """Standard error of a weighted mean (Kish's effective sample size).
 
     With ``ddof=1`` the variance is the unbiased one (divided by
     ``n_effective - 1``), so that a difference carried by a single row is
-    exactly one standard error. ``units``: how many rows of equal weight each
-    value stands for (one by default).
+    exactly one standard error.
     """
     weight = weight / weight.sum()
     mean = weight @ values
-    spread = weight if units is None else weight / np.maximum(units, 1.0)
-    n_effective = 1.0 / (weight @ spread)
+    n_effective = 1.0 / (weight @ weight)
     if n_effective <= ddof:
         return float("inf")
     variance = weight @ (values - mean) ** 2 * n_effective / (n_effective - ddof)
@@ -537,7 +463,7 @@ def choose_policy(
     # (rules, thresholds, budget search) without it. With a budget, the
     # kind of exit score is chosen on these figures, not on the rows the
     # thresholds were fitted to. Never clamped.
-    exit_stage, folds, ran, scored = cross_fitted_exits(
+    exit_stage, folds, ran = cross_fitted_exits(
         search,
         choose,
         n_splits=_POLICY_FOLDS,
@@ -551,7 +477,7 @@ def choose_policy(
     reference = None if normalized_budget is None else len(candidates) - 1
     challengers = [k for k, c in enumerate(candidates) if c.challenger]
     best, out_of_sample, estimate = select_out_of_sample(
-        scored, exit_stage, folds, reference, ran, challengers
+        search, exit_stage, folds, reference, ran, challengers
     )
     chosen = candidates[best]
     result = {

@@ -627,11 +627,9 @@ class SkipSearch(PolicySearch):
         self.feature_set = feature_set
         self.regression = is_regression_loss(plain.loss)
 
-    def subset(self, rows: np.ndarray, weight=None) -> SkipSearch:
+    def subset(self, rows: np.ndarray) -> SkipSearch:
         return SkipSearch(
-            self.plain.subset(rows, weight),
-            learner=self.learner,
-            feature_set=self.feature_set,
+            self.plain.subset(rows), learner=self.learner, feature_set=self.feature_set
         )
 
     def _jumps_for(self, policy: CascadePolicy, cost_weight: float) -> SkipPolicy:

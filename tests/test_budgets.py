@@ -301,6 +301,25 @@ def test_expected_figures_are_out_of_sample_and_never_clamped():
     assert np.mean(estimate_gap) < np.mean(in_sample_gap)
 
 
+@pytest.mark.parametrize("factor", [7.3, 0.01, 1e5])
+def test_row_folds_do_not_move_with_a_common_factor_on_the_weights(factor):
+    from skadaptive.policies._selection import row_folds
+
+    # Whole weights whose loads and group weights tie exactly (3 + 4 against
+    # 7, two rows given twice): ties that a factor of 7.3 broke, moving rows
+    # between folds and the expected figures with them.
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1, 1], 60)
+    proba[1], proba[3] = proba[0], proba[2]
+    weight = rng.choice([3.0, 4.0, 7.0], 60)
+    weight[[0, 1, 2, 3]] = [3.0, 4.0, 3.0, 4.0]
+    y = np.zeros(60, dtype=int)
+    assert_array_equal(
+        row_folds([proba], y, 5, 0, weight),
+        row_folds([proba], y, 5, 0, factor * weight),
+    )
+
+
 def test_a_cost_weight_fit_does_not_trace_the_frontier(monkeypatch):
     from skadaptive.policies import PolicySearch
 

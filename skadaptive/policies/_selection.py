@@ -280,7 +280,8 @@ def row_folds(
     of it (copies are never split between choosing a policy and evaluating
     it). Groups are dealt, heaviest first, to the fold with the least weight so
     far, in an order salted by ``random_state``; groups of zero weight follow
-    and never change where the others go.
+    and never change where the others go. Weights are compared as shares of
+    their total, so a common factor on every weight changes no fold.
 
     Examples
     --------
@@ -314,9 +315,14 @@ def row_folds(
     fold_of_group = np.empty(len(groups), dtype=np.intp)
     load = np.zeros(n_splits)
     positive = group_weight > 0
-    for group in np.lexsort((tie_break, -group_weight)):
+    # Weights and loads compared as rounded shares of the total: a common
+    # factor on every weight must not break (or make) a tie, which moved
+    # rows between folds (weights 3 + 4 against 7, times 7.3).
+    total = group_weight[positive].sum() if positive.any() else 1.0
+    share = np.round(group_weight / total, 12)
+    for group in np.lexsort((tie_break, -share)):
         if positive[group]:
-            fold = int(np.argmin(load))
+            fold = int(np.argmin(np.round(load / total, 12)))
             load[fold] += group_weight[group]
         else:
             fold = int(tie_break[group] % np.uint64(n_splits))

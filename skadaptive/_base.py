@@ -910,19 +910,25 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             Every stage runs on every row, in batches of ``batch_size``.
         budget : float, default=None
             Maximum average cost per row on ``X``, units of ``costs_`` (per-call
-            parts counted as for ``expected_cost_``). None: ``budget_``, or
-            for a ``cost_weight`` fit (or a budget the fit left unspent,
-            ``budget_status_ == "saturated"``) ``expected_cost_``, capped at
-            ``budget_``. Below the first stage's cost it is an error.
+            parts counted as for ``expected_cost_``). None: ``budget_`` (with
+            ``budget_confidence``, the budget the fit searched, lowered by its
+            margin: ``budget_search_["searched_budget"]``), or for a
+            ``cost_weight`` fit (or a budget the fit left unspent,
+            ``budget_status_ == "saturated"``) the ``expected_cost_`` the fit
+            chose, capped at ``budget_``; a copy recalibrated to this default
+            aims at the same target again (its own ``expected_cost_`` is
+            what it measured). Below the first stage's cost it is an error.
 
         Returns
         -------
         estimator : object
             Fitted copy (the stages shared) with the moved thresholds in
             ``policy_``. ``recalibration_`` (dict) records the ``budget``, the
-            ``cost`` on ``X``, ``next_cost`` (the next step up, over the
-            budget: a cost on ``n`` rows moves in steps, so it may stay below
-            the budget by up to one step), ``status`` (``"met"``, or
+            ``cost`` on ``X`` (within the budget up to rounding: a sum of
+            costs can exceed it in its last bits), ``next_cost`` (the next
+            step up, over the budget: a cost on ``n`` rows moves in steps, so
+            it may stay below the budget by up to one step), ``status``
+            (``"met"``, or
             ``"saturated"`` when no exit can spend more: the rows got
             easier), the ``shift``, the ``thresholds`` and ``exit_rates`` on
             ``X`` (and the same ``_before``). ``recalibrated_cost_`` and

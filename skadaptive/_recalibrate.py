@@ -383,15 +383,37 @@ def _router_cost(estimator, policy) -> float:
     return 0.0 if of is None else float(of(policy))
 
 
+def _cost_at_fit(estimator) -> float:
+    """The ``expected_cost_`` the fit chose: a copy recalibrated to a default
+    target carries it on (its own ``expected_cost_`` is the cost measured on
+    the rows it was recalibrated on, a little under the target, so aiming at
+    that would drift down with every recalibration)."""
+    record = getattr(estimator, "recalibration_", None)
+    if record is not None and _fits_own_budget(estimator):
+        return float(record["expected_cost_at_fit"])
+    return float(estimator.expected_cost_)
+
+
+def _fits_own_budget(estimator) -> bool:
+    """Whether ``budget_`` is the fit's (not one given to a recalibration)."""
+    record = getattr(estimator, "recalibration_", None)
+    return record is None or record.get("requested_budget") is None
+
+
 def _check_budget_value(estimator, budget) -> float:
     if budget is None:
         budget = estimator.budget_
         if budget is None:
-            budget = estimator.expected_cost_
+            budget = _cost_at_fit(estimator)
         elif getattr(estimator, "budget_status_", None) == "saturated":
             # A budget the fit left unspent (more bought nothing on the policy
             # rows) is not spent now either: the cost it chose is kept.
-            budget = min(budget, estimator.expected_cost_)
+            budget = min(budget, _cost_at_fit(estimator))
+        elif _fits_own_budget(estimator):
+            # With budget_confidence the fit searched a budget lowered by a
+            # margin for new rows; recalibrating keeps that margin.
+            search = getattr(estimator, "budget_search_", None) or {}
+            budget = min(budget, search.get("searched_budget", budget))
         # A fitted cost computed as a sum can fall a rounding error below the
         # first stage's cost, which answering every row there meets.
         budget = max(float(budget), float(estimator.costs_[0]))
@@ -476,7 +498,7 @@ def recalibrate(estimator, X, budget=None):
         "cost_before": float(cost_before),
         "exit_rates_before": np.bincount(before_stage, minlength=n_stages) / n_rows,
         "thresholds_before": fitted,
-        "expected_cost_at_fit": float(estimator.expected_cost_),
+        "expected_cost_at_fit": _cost_at_fit(estimator),
     }
     record["requested_budget"] = None if requested is None else budget
     _warn_about_steps(record, estimator)

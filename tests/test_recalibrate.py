@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import io
+import os
 import warnings
 
 import joblib
@@ -363,6 +364,35 @@ def test_a_second_recalibration_starts_from_the_first():
     assert np.mean(twice.predict_exit(X) == once.predict_exit(X)) > 0.95
 
 
+def test_default_recalibrations_in_a_row_aim_at_the_fits_cost():
+    """A copy's expected_cost_ is what it measured, a little under the
+    target: aiming the next default recalibration at it drifted down with
+    every one (2.355 -> 2.233 in eight). The fit's cost is carried on."""
+    cascade = _cascade().with_policy(cost_weight=0.1, policy="max_proba")
+    X, _ = _shifted()
+    rows = np.random.default_rng(0).permutation(len(X))
+    current, targets = cascade, []
+    for part in np.array_split(rows, 4):
+        current = current.recalibrate(X[part])
+        targets.append(current.recalibration_["budget"])
+        assert current.recalibration_["expected_cost_at_fit"] == cascade.expected_cost_
+    assert targets == [cascade.expected_cost_] * 4
+    # A budget given to a recalibration is the copy's target from then on.
+    given = cascade.recalibrate(X, budget=4.0).recalibrate(X[rows[:500]])
+    assert given.recalibration_["budget"] == 4.0
+
+
+def test_the_default_target_keeps_the_fits_confidence_margin():
+    cascade = _fit(budget=4.5, budget_confidence=0.95)
+    assert cascade.budget_status_ == "spent"
+    searched = cascade.budget_search_["searched_budget"]
+    assert searched < 4.5
+    X, _ = _shifted()
+    record = cascade.recalibrate(X).recalibration_
+    assert record["budget"] == pytest.approx(searched)
+    assert cascade.recalibrate(X, budget=4.5).recalibration_["budget"] == 4.5
+
+
 def test_relearning_the_policy_drops_the_recalibration():
     estimator, X = _variant("combined")
     recalibrated = estimator.recalibrate(X)
@@ -610,6 +640,13 @@ def test_cli_recalibrate_errors(tmp_path, capsys):
         )
         assert "is an input of the command" in capsys.readouterr().err
         assert target.read_bytes() == before
+    # A hard link is the model under another name: writing there replaces it.
+    linked = tmp_path / "linked.joblib"
+    os.link(model, linked)
+    before = model.read_bytes()
+    assert main(["recalibrate", str(linked), str(data), "--output", str(model)]) == 1
+    assert "is an input of the command" in capsys.readouterr().err
+    assert model.read_bytes() == before
     with pytest.raises(SystemExit):
         main(["recalibrate", str(model), str(data)])  # --output is required
 

@@ -94,9 +94,15 @@ def check_distinct(outputs: dict, inputs: list) -> None:
         if path is None:
             continue
         resolved = Path(path).resolve()
-        if resolved in read:
+        # A hard link is another name of the same file: compare the files.
+        same = [
+            name
+            for where, name in read.items()
+            if where == resolved or _same_file(where, resolved)
+        ]
+        if same:
             raise CommandError(
-                f"{option} {path}: is an input of the command ({read[resolved]}); "
+                f"{option} {path}: is an input of the command ({same[0]}); "
                 "writing it would overwrite it. Choose another file."
             )
         if resolved in written:
@@ -105,6 +111,14 @@ def check_distinct(outputs: dict, inputs: list) -> None:
                 "each output its own file."
             )
         written[resolved] = option
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two existing paths name one file (hard links included)."""
+    try:
+        return first.samefile(second)
+    except OSError:
+        return False
 
 
 def check_plot(option: str, path: str | None) -> None:

@@ -54,6 +54,7 @@ from ._sklearn_private import (
     StrOptions,
     _BaseComposition,
     _fit_context,
+    _num_samples,
     _raise_for_params,
     _safe_indexing,
 )
@@ -241,6 +242,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # What the policy rows' targets, figures and policies are learned for:
         # set_params(loss=...) afterwards changes nothing until a refit.
         self._loss_at_fit = self.loss
+        # What the fitted state was learned with, for the copies of
+        # with_policy and recalibrate (set_params afterwards changes nothing
+        # of it until a refit).
+        params = self.get_params(deep=False)
+        self._params_at_fit = {
+            name: clone(params[name], safe=False)
+            for name in ("answer", "costs")
+            if name in params
+        }
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
         self._keep_fitted(held_out)
         self._stage_input = self._input_tags()
@@ -307,11 +317,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """A shallow copy for another policy (``with_policy``,
         ``recalibrate``): its parameters are its own (set_params on it leaves
         this one alone), its fitted attributes shared until replaced, and its
-        ``loss`` says the fit's (its targets are scaled for it)."""
+        ``loss``, ``answer`` and ``costs`` say the fit's (what its targets,
+        combiners and ``costs_`` were made with)."""
         new = copy.copy(self)
         for name, value in self.get_params(deep=False).items():
             setattr(new, name, clone(value, safe=False))
         new.loss = self._loss()
+        for name, value in getattr(self, "_params_at_fit", {}).items():
+            setattr(new, name, clone(value, safe=False))
         return new
 
     def _check_answers_run_every_stage(
@@ -665,7 +678,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             raise PolicyRowsDiscardedError(
                 "The policy rows were discarded (discard_policy_rows), so no "
                 "policy can be learned again: refit the estimator (with memory= "
-                "the stages come from the cache) to use with_policy or frontier_."
+                "the stages come from the cache) to use with_policy, frontier_ "
+                "or evaluate_frontier."
             )
         probas, y_encoded, weight = self._policy_data
         return (
@@ -685,8 +699,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         :meth:`with_policy` and ``frontier_`` can learn other policies without
         refitting the stages; for a model that only predicts, they are most of
         its pickled size (82 % of it for a digits cascade with joblib, about
-        half with skops). Afterwards those two raise (``frontier_`` still
-        answers if it was read before); prediction is unchanged.
+        half with skops). Afterwards those two raise, and so does
+        :meth:`evaluate_frontier`, which scores ``frontier_``'s policies
+        (``frontier_`` still answers if it was read before); prediction is
+        unchanged.
 
         Returns
         -------
@@ -1226,9 +1242,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         Returns
         -------
         frontier : dict
-            The keys of ``frontier_`` (``cost_weight``, ``accuracy``,
-            ``expected_cost``, ``normalized_cost``, ``exit_rates``) on these
-            rows, plus ``run_rates`` (the share of the rows each stage runs on
+            The figures of ``frontier_``'s points on these rows:
+            ``cost_weight``, ``accuracy``, ``expected_cost``,
+            ``normalized_cost`` and ``exit_rates`` (one row per point, where
+            ``frontier_`` has a column ``exit_rate_k`` per stage), plus
+            ``run_rates`` (the share of the rows each stage runs on
             at each point: below the rows reaching it where rows skip it),
             ``stage_accuracies`` and ``stage_costs`` (each stage on
             its own: its own probabilities, its own cost in a cascade, the cost
@@ -1257,6 +1275,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
+        if _num_samples(X) == 0:
+            raise ValueError("evaluate_frontier needs at least one row; X has 0 rows.")
         self._check_missing_values(X)
         y = column_or_1d(y)
         check_consistent_length(X, y)

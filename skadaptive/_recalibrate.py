@@ -657,7 +657,10 @@ class ExitReport:
 
     @property
     def relative_cost_change(self) -> float:
-        """``cost / expected_cost - 1``."""
+        """``cost / expected_cost - 1`` (nan where both are 0, inf where only
+        the expected cost is: free stages answering every row)."""
+        if self.expected_cost == 0:
+            return float("nan") if self.cost == 0 else float("inf")
         return float(self.cost / self.expected_cost - 1.0)
 
     @property

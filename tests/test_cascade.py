@@ -1198,6 +1198,42 @@ def test_with_policy_equals_a_refit_at_that_operating_point():
     assert cascade.costs == [1, 4]
 
 
+def test_a_with_policy_copy_says_the_answer_and_costs_it_was_fitted_with():
+    """set_params(answer=..., costs=...) after fit changes nothing until a
+    refit: a with_policy copy (and so its clone's refit) says what its
+    combiners and costs_ were made with."""
+    X, y = make_classification(600, n_features=8, random_state=0)
+    stages = [
+        ("lr", LogisticRegression(max_iter=500)),
+        ("forest", RandomForestClassifier(20, random_state=0)),
+    ]
+    fitted = AdaptiveCascadeClassifier(
+        stages, costs=[1, 10], answer="combined", cv=3, random_state=0
+    ).fit(X, y)
+    changed = copy.copy(fitted).set_params(answer="stage", costs=[1, 2])
+    copied = changed.with_policy(budget=5)
+    assert copied.answer == "combined"
+    assert list(copied.costs) == [1, 10]
+    assert_allclose(copied.costs_, fitted.costs_)
+    refitted = clone(copied).fit(X, y)
+    assert_array_equal(refitted.predict_exit(X), copied.predict_exit(X))
+
+
+def test_evaluate_frontier_names_empty_rows_and_discarded_policy_rows():
+    X, y = make_classification(300, n_features=6, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("forest", RandomForestClassifier(10))],
+        costs=[1, 10],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="evaluate_frontier needs at least one row"):
+        cascade.evaluate_frontier(X[:0], y[:0])
+    cascade.discard_policy_rows()
+    with pytest.raises(Exception, match="or evaluate_frontier"):
+        cascade.evaluate_frontier(X, y)
+
+
 def test_with_policy_needs_exactly_one_knob_and_a_reachable_budget():
     X, y = make_classification(200, random_state=0)
     cascade = AdaptiveCascadeClassifier(

@@ -435,6 +435,25 @@ def test_exit_report_compares_new_rows_with_what_was_expected():
 
 
 # ---------------------------------------------- steps, saturation, errors
+def test_a_report_prints_when_the_expected_cost_is_zero():
+    # A free first stage answering every row: no relative change to divide.
+    X = np.r_[np.zeros((300, 2)), np.ones((300, 2))]
+    y = np.r_[np.zeros(300, int), np.ones(300, int)]
+    free = AdaptiveCascadeClassifier(
+        [
+            ("free", DecisionTreeClassifier(max_depth=1)),
+            ("forest", RandomForestClassifier(10, random_state=0)),
+        ],
+        costs=[0, 10],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    assert free.expected_cost_ == 0
+    report = free.exit_report(X)
+    assert np.isnan(report.relative_cost_change)
+    assert "average cost: 0 per row, expected 0" in str(report)
+
+
 def test_steps_and_saturation_are_reported_not_clamped():
     cascade = _cascade()
     X, _ = _shifted()

@@ -1544,7 +1544,15 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
         return np.searchsorted(self.classes_, y)
 
     def _encode_new_targets(self, y) -> np.ndarray:
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        try:
+            labels = np.unique(y)
+        except TypeError as error:
+            raise ValueError(
+                "y mixes labels that cannot be compared with each other (a "
+                "missing value such as None among strings?); every label must "
+                f"be one of classes_ {self.classes_.tolist()}."
+            ) from error
+        unknown = np.setdiff1d(labels, self.classes_)
         if len(unknown):
             raise ValueError(
                 f"y contains labels {unknown.tolist()} that this estimator does "

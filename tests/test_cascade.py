@@ -1229,6 +1229,12 @@ def test_evaluate_frontier_names_empty_rows_and_discarded_policy_rows():
     ).fit(X, y)
     with pytest.raises(ValueError, match="evaluate_frontier needs at least one row"):
         cascade.evaluate_frontier(X[:0], y[:0])
+    labels = np.array(["no", "yes"], dtype=object)[y]
+    named = clone(cascade).fit(X, labels)
+    missing = labels.copy()
+    missing[0] = None
+    with pytest.raises(ValueError, match="cannot be compared"):
+        named.evaluate_frontier(X, missing)
     cascade.discard_policy_rows()
     with pytest.raises(Exception, match="or evaluate_frontier"):
         cascade.evaluate_frontier(X, y)

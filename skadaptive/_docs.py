@@ -427,7 +427,14 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
 
     """ + (
     _from(_SHARED_PARAMETERS, "cv")
-    .replace("number of stratified folds", "number of folds (KFold)")
+    .replace("number of stratified folds", "number of shuffled folds (KFold)")
+    .replace(
+        "Seeds the hold-out split for a float ``cv``",
+        "Seeds the hold-out split for a float ``cv``, the shuffle of an int\n"
+        "        ``cv``'s folds (one fixed shuffle without a seed: folds cut in the\n"
+        "        rows' order left each fold's models without the targets of rows\n"
+        "        sorted by them),",
+    )
     .replace("stage probabilities", "stage answers")
     .replace("and of the probabilities", "and of the answers")
     .replace("round the\n        probabilities", "round the\n        answers")

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import check_cv, train_test_split
+from sklearn.model_selection import KFold, check_cv, train_test_split
 from sklearn.utils import Bunch
 from sklearn.utils.parallel import Parallel, delayed
 
@@ -113,6 +113,26 @@ def _check_all_classes(source, classes: np.ndarray, name: str, fold=None) -> Non
     )
 
 
+def _check_class_order(source, classes: np.ndarray, name: str) -> None:
+    """Refuse a member fitted here whose ``classes_`` are not the estimator's.
+
+    Its held-out probabilities were put in the order of ``classes`` (sorted,
+    as scikit-learn classifiers give them), but at prediction its columns are
+    read as they come: in another order they would answer for other classes.
+    """
+    own = np.asarray(source.classes_)
+    if np.array_equal(own, classes):
+        return
+    raise ValueError(
+        f"Stage {name!r} has classes_ {own.tolist()} once fitted, not "
+        f"{classes.tolist()}: the estimator reads every stage's predict_proba "
+        "columns in the order of its sorted classes_, as scikit-learn "
+        "classifiers give them, so this stage's columns would answer for "
+        "other classes. Wrap the model so that classes_ is sorted and its "
+        "probability columns follow that order."
+    )
+
+
 def _check_same_exit_count(folds: list[list], estimator) -> None:
     counts = sorted({len(fold) for fold in folds})
     if len(counts) > 1:
@@ -152,7 +172,19 @@ def _policy_splits(cv, X, y, splitter_params, random_state, classifier=True):
                 "with fewer rows than folds)."
             ) from exc
         return [(np.sort(train), np.sort(test))]
-    splitter = check_cv(cv, y, classifier=classifier)
+    if not classifier and _several_folds(cv):
+        # Shuffled: scikit-learn's KFold cuts the rows in their order, and
+        # rows sorted by the target (a sorted file) left each fold's models
+        # without the range of targets they answered, which the policy then
+        # learned from. Fixed without a random_state, as the folds of a
+        # classifier's int cv are.
+        splitter = KFold(
+            5 if cv is None else int(cv),
+            shuffle=True,
+            random_state=0 if random_state is None else random_state,
+        )
+    else:
+        splitter = check_cv(cv, y, classifier=classifier)
     return list(splitter.split(X, y, **splitter_params))
 
 
@@ -369,6 +401,9 @@ def fit_stages_on_held_out(
         held_out, fitted = {}, {}
     X_policy = _safe_indexing(X, policy_rows)
     final = [fitted.get(k, est) for k, est in enumerate(estimators)]
+    if classes is not None:
+        for k in to_fit:
+            _check_class_order(make_source([final[k]], [names[k]]), classes, names[k])
     stage_probas, cross_fitted = [], []
     for k, est in enumerate(final):
         exits = (

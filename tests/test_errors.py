@@ -495,6 +495,35 @@ def test_frozen_stage_with_unsorted_classes_is_rejected():
         cascade.fit(X, y)
 
 
+class _ReversedClasses(ClassifierMixin, BaseEstimator):
+    """A consistent model whose classes_ (and columns) are in reverse order."""
+
+    def fit(self, X, y):
+        self.model_ = LogisticRegression().fit(X, y)
+        self.classes_ = self.model_.classes_[::-1]
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)[:, ::-1]
+
+
+@pytest.mark.parametrize("answer", ["stage", "combined"])
+@pytest.mark.parametrize("refit", [True, False])
+def test_a_fitted_stage_with_unsorted_classes_is_rejected(answer, refit):
+    # Its held-out columns were put in sorted order, but at prediction they
+    # were read as they came: rows it answered got other classes' labels.
+    X, y = make_classification(300, n_classes=3, n_informative=3, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("tree", DecisionTreeClassifier(max_depth=2)), ("odd", _ReversedClasses())],
+        costs=[1, 5],
+        cv=3,
+        refit=refit,
+        answer=answer,
+    )
+    with pytest.raises(ValueError, match=r"'odd' has classes_ \[2, 1, 0\] once fitted"):
+        cascade.fit(X, y)
+
+
 def test_a_float_cv_with_a_class_of_one_row():
     labels = np.r_[y[:-1], 7]  # class 7 has one row
     with pytest.raises(ValueError, match=r"cv=0.25 holds out .* \{7: 1"):

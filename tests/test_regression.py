@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
+from sklearn.datasets import make_friedman1
 from sklearn.ensemble import (
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -1063,3 +1064,24 @@ def test_each_row_gets_its_stage_s_own_prediction_next_to_a_large_centre(outlier
     last = early.predict_exit(X[new]) == 1
     assert last.sum() > 400
     assert_array_equal(early.predict(X[new])[last], forest.predict(X[new])[last])
+
+
+def test_rows_sorted_by_the_target_give_the_policy_representative_folds():
+    # An int cv cut the rows in their order: with rows sorted by y each fold's
+    # models never saw the targets they answered, the policy learned from
+    # those answers, and on new rows it cost a third of the expected_cost_
+    # it reported (8.7 against 24.9 for a budget of 25), at twice the error.
+    X, y = make_friedman1(n_samples=2500, noise=1.0, random_state=0)
+    X_new, y_new = X[1500:], y[1500:]
+    order = np.argsort(y[:1500])
+    early_exit = EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=60, random_state=0),
+        exits=[5, 15, 30, 60],
+        budget=25,
+        cv=3,
+        random_state=0,
+    ).fit(X[:1500][order], y[:1500][order])
+    cost_new = early_exit.predict_cost(X_new).mean()
+    error_new = mean_squared_error(y_new, early_exit.predict(X_new))
+    assert abs(cost_new - early_exit.expected_cost_) < 0.15 * 25
+    assert abs(error_new - early_exit.expected_error_) < 0.25 * error_new

@@ -6,8 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import config_context
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, is_regressor
 from sklearn.datasets import load_iris, make_classification
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.frozen import FrozenEstimator
@@ -19,7 +24,11 @@ from sklearn.svm import SVC, LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skadaptive import AdaptiveCascadeClassifier
+from skadaptive import (
+    AdaptiveCascadeClassifier,
+    EarlyExitClassifier,
+    EarlyExitRegressor,
+)
 from skadaptive.metrics import (
     cheapest_within,
     make_average_cost_scorer,
@@ -206,6 +215,28 @@ def test_frozen_stage_of_an_unfitted_model():
         NotFittedError, match="'lr' is a FrozenEstimator of an unfitted Logistic"
     ):
         AdaptiveCascadeClassifier(stages, costs=[1, 2]).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        RandomForestClassifier(5),
+        GradientBoostingClassifier(n_estimators=5),
+        RandomForestRegressor(5),
+    ],
+    ids=type,
+)
+def test_early_exits_over_a_frozen_unfitted_model(model):
+    # It failed inside the exits with an AttributeError ('estimators_').
+    regression = is_regressor(model)
+    estimator = (EarlyExitRegressor if regression else EarlyExitClassifier)(
+        FrozenEstimator(model), exits=[2, 5]
+    )
+    with pytest.raises(
+        NotFittedError,
+        match=f"FrozenEstimator of an unfitted {type(model).__name__}: fit it",
+    ):
+        estimator.fit(X, X[:, 0] if regression else y)
 
 
 def test_frozen_stage_fitted_on_other_features():

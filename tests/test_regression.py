@@ -10,7 +10,7 @@ from _budget_checks import assert_budget_spent_well
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.datasets import make_friedman1
 from sklearn.ensemble import (
     ExtraTreesRegressor,
@@ -197,6 +197,26 @@ def test_scale_makes_a_constant_prediction_cost_one():
         # weight k is k copies of the row
         repeated = np.repeat(y, weight.astype(int))
         assert regression_scale(repeated, None, loss) == pytest.approx((center, scale))
+
+
+def test_the_weighted_median_of_weights_is_that_of_copies_at_a_tie():
+    # Shares of a twentieth summed to just under one half: weight 5 on each of
+    # 0, 1, 2, 3 gave the median 2 where five copies of each gave 1, moving
+    # every scaled prediction the policy learns from.
+    y = np.arange(4.0)
+    median = regression_scale(np.repeat(y, 5), None, "absolute_error")[0]
+    for factor in (1.0, 5.0, 7.3, 0.01):
+        weight = np.full(4, factor)
+        assert regression_scale(y, weight, "absolute_error")[0] == median
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        y = rng.normal(size=rng.integers(1, 12)).round(1)
+        weight = rng.integers(1, 6, len(y))
+        expected = regression_scale(np.repeat(y, weight), None, "absolute_error")
+        for factor in (1.0, 7.3, 0.01):
+            found = regression_scale(y, weight * factor, "absolute_error")
+            assert found[0] == expected[0]
+            assert found[1] == pytest.approx(expected[1], rel=1e-12)
 
 
 @pytest.mark.parametrize("policy", ["linear", "eenet"])
@@ -1085,3 +1105,48 @@ def test_rows_sorted_by_the_target_give_the_policy_representative_folds():
     error_new = mean_squared_error(y_new, early_exit.predict(X_new))
     assert abs(cost_new - early_exit.expected_cost_) < 0.15 * 25
     assert abs(error_new - early_exit.expected_error_) < 0.25 * error_new
+
+
+class _Spiky(RegressorMixin, BaseEstimator):
+    """A linear model that diverges (predicts ``big``) on about 1 % of rows."""
+
+    def __init__(self, big=1e170):
+        self.big = big
+
+    def fit(self, X, y):
+        self.model_ = LinearRegression().fit(X, y)
+        return self
+
+    def predict(self, X):
+        prediction = self.model_.predict(X)
+        prediction[X[:, 0] > 0.99] = self.big
+        return prediction
+
+
+def test_a_stage_that_diverges_on_some_rows():
+    # 1e170 overflowed the policy's squared errors: Ridge then said the
+    # user's X contained NaN. 1e30 silently took over the policy's features
+    # (every other row alike: R^2 0.86 -> 0.29 on new rows).
+    rng = np.random.default_rng(0)
+    X = rng.random((900, 5))
+    y = 3 * X[:, 1] + np.sin(8 * X[:, 2]) + 0.1 * rng.standard_normal(900)
+
+    def cascade(big):
+        stages = [("spiky", _Spiky(big)), ("tree", DecisionTreeRegressor(max_depth=4))]
+        return AdaptiveCascadeRegressor(stages, costs=[1, 20], cv=3, budget=8)
+
+    with pytest.raises(
+        ValueError,
+        match=r"'spiky' predicted values more than 1e\+150 times .* on 11 rows of 900",
+    ):
+        cascade(1e170).fit(X, y)
+    with pytest.warns(
+        UserWarning,
+        match=r"'spiky' predicted values more than 1e\+06 times .* on 11 rows of 900",
+    ) as record:
+        cascade(1e30).fit(X, y)
+    # Nor is a price of cost found for it infinite (inf - inf in the rules).
+    assert not [w for w in record if issubclass(w.category, RuntimeWarning)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cascade(1e3).fit(X, y)

@@ -27,7 +27,7 @@ from ._features import policy_features
 from ._losses import is_regression_loss, per_row_loss
 from ._policy import CascadePolicy, ScoredExits, ThresholdRule, with_thresholds
 from ._policy_search import PolicySearch
-from ._skips import SkipPolicy, continuation_risks, fit_jump_rule
+from ._skips import _MAX_PRICE, SkipPolicy, continuation_risks, fit_jump_rule
 from ._thresholds import (
     cut_table,
     fit_standardisation,
@@ -400,7 +400,10 @@ class BolukbasiSearch(PolicySearch):
         # the benchmarks they ranked rows better at some budgets, and which
         # kind is kept is decided out of sample. So are EENet's correctness
         # scores, which depend on no cost weight.
-        weight = self.budget_weight(normalized_budget)
+        # Where no finite price meets the budget (losses so large that any
+        # cost is cheap), the rules are learned at the jumps' largest one:
+        # at an infinite one every risk is inf and their differences NaN.
+        weight = min(self.budget_weight(normalized_budget), _MAX_PRICE)
         feature_sets = [self.options["feature_set"]]
         if feature_sets[0] != "probabilities":
             feature_sets.append("probabilities")

@@ -106,7 +106,7 @@ from .stages._combined import (
     fit_combiners,
 )
 from .stages._costs import call_line_for, timing_scale
-from .stages._cross_fitted import CrossFitted
+from .stages._cross_fitted import CrossFitted, row_hashes
 
 
 def _warn_answers_alike_within_folds(held_out, names) -> None:
@@ -274,7 +274,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         )
         # The exits' answers on the policy rows: the stages' own, or the
         # combiners' out-of-fold ones; the policy is learned on them.
-        self.combiners_, answers = self._fit_combiners(stage_probas, y_policy, w_policy)
+        self.combiners_, answers = self._fit_combiners(
+            stage_probas, y_policy, w_policy, _safe_indexing(X, held_out.policy_rows)
+        )
         self.stage_accuracies_ = stage_accuracies(
             stage_correct(stage_probas, y_policy, self.loss), w_policy
         )
@@ -434,7 +436,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             X, *self._members(), refusing=self._input_tags().refusing_nan
         )
 
-    def _fit_combiners(self, stage_probas, y_encoded, sample_weight) -> tuple:
+    def _fit_combiners(self, stage_probas, y_encoded, sample_weight, X_policy):
         """``combiners_`` and the exits' answers on the policy rows (cached)."""
         if self.answer == "stage":
             return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
@@ -445,6 +447,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             sample_weight,
             loss=self.loss,
             random_state=self.random_state,
+            # Copies of a row in one fold: never both learned from and scored.
+            groups=row_hashes(X_policy),
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
             positive = (

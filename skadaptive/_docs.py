@@ -183,8 +183,10 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         batches at prediction.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the hold-out split for a float ``cv`` and the sample of rows on
-        which ``costs="auto"`` is timed.
+        Seeds the hold-out split for a float ``cv``, the sample of rows on
+        which ``costs="auto"`` is timed, and the order in which rows are dealt
+        to the folds of the policy's cross-fitting and of the combiners (one
+        fixed order without it).
 
     verbose : int, default=0
         Progress of the fitting."""
@@ -433,8 +435,9 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         "Seeds the hold-out split for a float ``cv``, the shuffle of an int\n"
         "        ``cv``'s folds (one fixed shuffle without a seed: folds cut in the\n"
         "        rows' order left each fold's models without the targets of rows\n"
-        "        sorted by them),",
+        "        sorted by them)",
     )
+    .replace("cross-fitting and of the combiners", "cross-fitting")
     .replace("stage probabilities", "stage answers")
     .replace("and of the probabilities", "and of the answers")
     .replace("round the\n        probabilities", "round the\n        answers")

@@ -160,7 +160,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
     def _n_outputs(self) -> int:
         return 2
 
-    def _fit_combiners(self, stage_probas, y_encoded, sample_weight) -> tuple:
+    def _fit_combiners(self, stage_probas, y_encoded, sample_weight, X_policy):
         # Regressors answer with each stage's own prediction.
         return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
 

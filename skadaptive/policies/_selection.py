@@ -294,7 +294,41 @@ def row_folds(
     """
     weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
     groups, group_of_row = _row_groups(stage_probas, y_encoded)
-    group_weight = np.bincount(group_of_row, weights=weight, minlength=len(groups))
+    return deal_groups(group_of_row, groups, weight, n_splits, random_state)
+
+
+def deal_groups(
+    group_of_row: np.ndarray,
+    keys: np.ndarray,
+    weight: np.ndarray,
+    n_splits: int,
+    random_state,
+) -> np.ndarray:
+    """Fold of each row, its group dealt whole, folds balanced by weight.
+
+    Groups are dealt, heaviest first, to the fold with the least weight so
+    far, in an order salted by ``random_state`` (one fixed order without one);
+    groups of zero weight follow and never change where the others go.
+    Weights are compared as shares of their total, so a common factor on
+    every weight changes no fold, and a group of k copies of a row goes where
+    the row with weight k would.
+
+    Parameters
+    ----------
+    group_of_row : ndarray of int of shape (n_rows,)
+        Each row's group, an index into ``keys``.
+    keys : ndarray of shape (n_groups, ...)
+        What identifies each group (its bytes salt the order of ties).
+    weight : ndarray of shape (n_rows,)
+    n_splits : int
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    folds : ndarray of int of shape (n_rows,)
+    """
+    n_groups = len(keys)
+    group_weight = np.bincount(group_of_row, weights=weight, minlength=n_groups)
     # Deterministic without a random_state: refitting gives the same policy.
     salt = (
         0
@@ -308,11 +342,11 @@ def row_folds(
                 hashlib.blake2b(g.tobytes(), digest_size=8, key=key).digest(),
                 "little",
             )
-            for g in np.ascontiguousarray(groups)
+            for g in np.ascontiguousarray(keys)
         ],
         dtype=np.uint64,
     )
-    fold_of_group = np.empty(len(groups), dtype=np.intp)
+    fold_of_group = np.empty(n_groups, dtype=np.intp)
     load = np.zeros(n_splits)
     positive = group_weight > 0
     # Weights and loads compared as rounded shares of the total: a common

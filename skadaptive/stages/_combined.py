@@ -30,13 +30,11 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils import check_random_state
 
 from .._sklearn_private import _num_samples
 from .._validation import check_stage_proba, stage_label
-from ..policies._selection import _standard_error
+from ..policies._selection import _standard_error, deal_groups
 
 __all__ = [
     "ExitCombiner",
@@ -236,7 +234,10 @@ def _fit_logistic(logs, y, sample_weight) -> tuple:
     X = np.hstack(logs)
     weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
     weight = weight / weight.sum()
-    scaler = StandardScaler().fit(X, sample_weight=weight)
+    with np.errstate(invalid="ignore"):
+        # A column constant on these rows (a class a fold's stage never saw)
+        # can get a variance of -1e-40 from rounding: its scale is 1 anyway.
+        scaler = StandardScaler().fit(X, sample_weight=weight)
     # scikit-learn minimises sum(w * loss) + |coef|^2 / (2 C).
     model = LogisticRegression(C=1 / (2 * LOGISTIC_L2), max_iter=300, tol=1e-4)
     with warnings.catch_warnings():
@@ -264,62 +265,72 @@ def _row_losses(proba, y) -> dict:
     }
 
 
-def _choose_kind(out_of_fold: dict, y_encoded, sample_weight, loss: str) -> tuple:
+def _choose_kind(
+    out_of_fold: dict, y_encoded, sample_weight, loss: str, group_of_row=None
+) -> tuple:
     """The kind kept, and every kind's out-of-fold error and log loss.
 
-    A combiner replaces the stage's own answer only where it is clearly
-    better: its mean per-row loss (the estimator's ``loss``) lower than the
-    stage's by more than one standard error of the paired per-row difference
-    (the one-standard-error rule). The held-out probabilities come from stages
-    fitted on part of the rows, the answers at prediction (with ``refit=True``)
-    from stages refitted on all of them, so a gain within noise on the first
-    often does not carry over. Of the kinds that pass, the lowest loss wins
-    (ties: log loss, then the simpler kind).
+    From the simplest kind (the stage's own answer) up, a kind replaces the
+    one kept so far only where it is clearly better: its mean per-row loss
+    (the estimator's ``loss``) lower by more than one standard error of the
+    paired per-row difference (the one-standard-error rule). The held-out
+    probabilities come from stages fitted on part of the rows, the answers
+    at prediction (with ``refit=True``) from stages refitted on all of them,
+    so a gain within noise on the first often does not carry over; and the
+    logistic regression, with a weight per class pair, beat the pooling by
+    noise as often as not (its choice flipped with the folds' seed). The
+    rows of a group (``group_of_row``: copies of a row) count as one row of
+    their total weight, as a row of that weight does.
     """
-    weight = np.ones(len(y_encoded)) if sample_weight is None else sample_weight
+    n_rows = len(y_encoded)
+    weight = np.ones(n_rows) if sample_weight is None else sample_weight
     weight = weight / weight.sum()
     rows = {kind: _row_losses(p, y_encoded) for kind, p in out_of_fold.items()}
     errors = {kind: float(weight @ r["zero_one"]) for kind, r in rows.items()}
     log_losses = {kind: float(weight @ r["log_loss"]) for kind, r in rows.items()}
+    if group_of_row is None:
+        group_of_row = np.arange(n_rows)
+    group_weight = np.bincount(group_of_row, weights=weight)
+    kept = group_weight > 0
 
-    def clearly_better(kind) -> bool:
-        difference = rows[kind][loss] - rows["stage"][loss]
+    def clearly_better(kind, than) -> bool:
+        difference = rows[kind][loss] - rows[than][loss]
+        gain = -np.bincount(group_of_row, weights=weight * difference)[kept]
+        gain = gain / group_weight[kept]
         # ddof=1: a difference carried by one row is exactly one standard
         # error, so fixing one row (and breaking none) is not enough.
-        standard_error = _standard_error(difference, weight, ddof=1)
-        return bool(-(weight @ difference) > standard_error * (1 + 1e-9))
+        standard_error = _standard_error(gain, group_weight[kept], ddof=1)
+        mean = gain @ (group_weight[kept] / group_weight[kept].sum())
+        return bool(mean > standard_error * (1 + 1e-9))
 
-    others = [kind for kind in out_of_fold if kind != "stage"]
-    candidates = ["stage", *(kind for kind in others if clearly_better(kind))]
-
-    def rank(kind):
-        # KINDS is ordered by simplicity: the simpler kind wins ties.
-        first = (errors[kind],) if loss == "zero_one" else ()
-        return (*first, log_losses[kind], KINDS.index(kind))
-
-    return min(candidates, key=rank), errors, log_losses
+    chosen = "stage"
+    # KINDS is ordered by simplicity.
+    for kind in (kind for kind in KINDS if kind in out_of_fold and kind != "stage"):
+        if clearly_better(kind, chosen):
+            chosen = kind
+    return chosen, errors, log_losses
 
 
-def _folds(weight: np.ndarray, rng) -> tuple:
-    """The fold of each row, and which rows weigh something.
+def _folds(weight: np.ndarray, groups, random_state) -> tuple:
+    """The fold of each row, each row's group, and which rows weigh something.
 
-    The rows of positive weight are shuffled into ``N_FOLDS`` folds; rows of
-    zero weight (which change no fit and no figure) are spread over the folds
-    only to be answered out of fold, so they never change the folds of the
-    others.
+    Groups of rows (``groups``: equal values, e.g. a hash of each row's
+    content; None: every row its own) are dealt whole to ``N_FOLDS`` folds
+    balanced by weight (:func:`~skadaptive.policies._selection.deal_groups`),
+    so that copies of a row are never both learned from and scored, and k
+    copies go where the row with weight k would. In one fixed order without
+    a ``random_state``. Rows of zero weight (which change no fit and no
+    figure) are answered out of fold too, and never move the others.
     """
     positive = weight > 0
-    fold_of = np.empty(len(weight), dtype=np.intp)
-    rows = np.flatnonzero(positive)
-    if len(rows) >= N_FOLDS:
-        splitter = KFold(N_FOLDS, shuffle=True, random_state=rng.randint(2**31))
-        for fold, (_, test) in enumerate(splitter.split(rows)):
-            fold_of[rows[test]] = fold
+    if groups is None:
+        keys, group_of_row = np.arange(len(weight), dtype=np.uint64), None
+        index = np.arange(len(weight))
     else:
-        fold_of[rows] = np.arange(len(rows)) % N_FOLDS
-    zero = np.flatnonzero(~positive)
-    fold_of[zero] = np.arange(len(zero)) % N_FOLDS
-    return fold_of, positive
+        keys, index = np.unique(np.asarray(groups), return_inverse=True)
+        group_of_row = index = index.ravel()
+    fold_of = deal_groups(index, keys, weight, N_FOLDS, random_state)
+    return fold_of, group_of_row, positive
 
 
 def _learnable_kinds(y_encoded, positive, fold_of, n_classes) -> list:
@@ -348,6 +359,7 @@ def fit_combiners(
     *,
     loss: str = "zero_one",
     random_state=None,
+    groups=None,
 ) -> tuple[list, list]:
     """One combiner per exit, and the policy rows' out-of-fold combined probabilities.
 
@@ -363,7 +375,13 @@ def fit_combiners(
         of each row (see :func:`_choose_kind`: a combiner must beat the
         stage's own answer by more than one standard error).
     random_state : int, RandomState instance or None, default=None
-        Shuffles the folds.
+        Salts the order in which rows are dealt to the folds (one fixed
+        order without one).
+    groups : array-like of shape (n_rows,), default=None
+        Rows of equal value are dealt to the same fold (the estimators pass a
+        hash of each policy row's content, so that copies of a row are never
+        both learned from and scored, and k copies go where the row with
+        weight k would); None: every row on its own.
 
     Returns
     -------
@@ -377,7 +395,7 @@ def fit_combiners(
     n_rows, n_classes = stage_probas[0].shape
     logs = [log_probas(p) for p in stage_probas]
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
-    fold_of, positive = _folds(weight, check_random_state(random_state))
+    fold_of, group_of_row, positive = _folds(weight, groups, random_state)
     kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes)
     splits = [
         (np.flatnonzero(positive & (fold_of != fold)), np.flatnonzero(fold_of == fold))
@@ -402,7 +420,9 @@ def fit_combiners(
                 )
                 proba[test] = combiner.combine([log[test] for log in logs[: k + 1]])
             out_of_fold[kind] = proba
-        best, errors, log_losses = _choose_kind(out_of_fold, y_encoded, weight, loss)
+        best, errors, log_losses = _choose_kind(
+            out_of_fold, y_encoded, weight, loss, group_of_row
+        )
         combiners.append(
             ExitCombiner(k, best, errors, log_losses).fit(
                 [log[rows] for log in logs[: k + 1]],

@@ -143,6 +143,16 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
         )
 
 
+def _content_groups(X):
+    """Each row's content hash, or None where some value has no content to
+    hash (an object whose repr is its address: its hash would change with
+    every run, and so would the folds); every row is then on its own."""
+    try:
+        return row_hashes(X, strict=True)
+    except ValueError:
+        return None
+
+
 class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     """Exits, a learned exit policy over them, and rows routed by that policy.
 
@@ -441,28 +451,37 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         if self.answer == "stage":
             return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
         fit = check_memory(self.memory).cache(fit_combiners)
+        # Copies of a row in one fold: never both learned from and scored.
+        groups = _content_groups(X_policy)
         combiners, answers = fit(
             stage_probas,
             y_encoded,
             sample_weight,
             loss=self.loss,
             random_state=self.random_state,
-            # Copies of a row in one fold: never both learned from and scored.
-            groups=row_hashes(X_policy),
+            groups=groups,
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
-            positive = (
-                len(y_encoded)
+            weighed = (
+                np.ones(len(y_encoded), dtype=bool)
                 if sample_weight is None
-                else int(np.count_nonzero(np.asarray(sample_weight) > 0))
+                else np.asarray(sample_weight) > 0
             )
+            distinct = ""
+            if groups is not None:
+                n_distinct = len(np.unique(groups[weighed]))
+                if n_distinct < int(weighed.sum()):
+                    distinct = (
+                        f", {n_distinct} of them distinct (copies of a row "
+                        "share a fold)"
+                    )
             warnings.warn(
                 f"answer='combined' answers with each stage's own probabilities: "
                 f"learning combiners needs at least {MIN_COMBINER_ROWS} policy "
                 "rows of positive weight, with two classes or more in the "
                 f"training rows of each of {N_COMBINER_FOLDS} folds of them; "
-                f"there are {rows_text(positive)} of positive weight "
-                f"(of {rows_text(len(y_encoded))}).",
+                f"there are {rows_text(int(weighed.sum()))} of positive weight"
+                f"{distinct} (of {rows_text(len(y_encoded))}).",
                 UserWarning,
                 stacklevel=3,
             )

@@ -88,7 +88,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         replaces the exit's own probabilities only where its 3-fold
         cross-validated ``loss`` (error rate, or log loss) on the policy rows
         is lower by more than one standard error of the paired per-row
-        difference; of those that are, the lowest wins (see ``combiners_``).
+        difference; from the simplest kind up, each replaces the one kept so
+        far only where it is that much better than it (see ``combiners_``).
         Combiners are fitted on the cross-fitted held-out probabilities, never
         on a stage's training rows, and the policy is learned on their
         out-of-fold answers, so it decides when the combined answer is good

@@ -123,6 +123,15 @@ def _check_class_order(source, classes: np.ndarray, name: str) -> None:
     own = np.asarray(source.classes_)
     if np.array_equal(own, classes):
         return
+    missing = np.setdiff1d(classes, own)
+    if len(missing) or len(own) != len(classes):
+        raise ValueError(
+            f"Stage {name!r} has classes_ {own.tolist()} once fitted on every "
+            f"row, not the classes of y, {classes.tolist()}: it has no "
+            f"probability column for {missing.tolist()} (or columns of its "
+            "own), and could never answer them. Use a model that learns every "
+            "class it is fitted on."
+        )
     raise ValueError(
         f"Stage {name!r} has classes_ {own.tolist()} once fitted, not "
         f"{classes.tolist()}: the estimator reads every stage's predict_proba "

@@ -12,8 +12,6 @@ absolute) error, as are ``frontier_["error"]`` and ``evaluate_frontier``'s.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import Bunch
@@ -22,11 +20,10 @@ from sklearn.utils.validation import check_array
 from ._base import BaseAdaptive
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
-from ._validation import rows_text
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .stages import ScaledPolicy, regression_scale
 from .stages._combined import ExitCombiner
-from .stages._regression import scale_answers
+from .stages._regression import check_prediction_range, scale_answers
 
 #: Attribute and key names of the classifiers' figures, and the regressors'.
 _RENAMED = (
@@ -41,46 +38,6 @@ def _renamed(name: str) -> str | None:
         if old in name:
             return name.replace(old, new)
     return None
-
-
-#: Predictions further than this many scales of ``y`` from its centre are
-#: refused: the policy squares them (errors, features), beyond float64 here.
-_HUGE_SCALES = 1e150
-#: Predictions further than this warn: they take over the policy's features.
-_FAR_SCALES = 1e6
-
-
-def _check_prediction_range(answers, name: str, scale: float) -> None:
-    """Refuse (or warn about) predictions implausibly far from the target.
-
-    ``answers`` are on the policy's scale: ``(prediction - centre) / scale``.
-    """
-    if answers.ndim != 2 or not len(answers):
-        return
-    distance = np.abs(answers[:, 0])
-    far = distance > _FAR_SCALES
-    if not far.any():
-        return
-    largest = float(distance.max())
-    where = (
-        f"on {rows_text(int(far.sum()))} of {len(answers)} (up to {largest:.3g} "
-        f"times the scale of y, {scale:.3g}, from its centre)"
-    )
-    if largest > _HUGE_SCALES:
-        raise ValueError(
-            f"Stage {name!r} predicted values more than {_HUGE_SCALES:g} times "
-            f"the scale of y from its centre {where}: the policy's squared "
-            "errors and features would overflow float64. Check the stage (it "
-            "may have diverged on some rows) or its input."
-        )
-    warnings.warn(
-        f"Stage {name!r} predicted values more than {_FAR_SCALES:g} times the "
-        f"scale of y from its centre {where}: such rows take over the policy's "
-        "features, which then cannot tell the other rows apart. Check the "
-        "stage (it may have diverged on some rows) or its input.",
-        UserWarning,
-        stacklevel=5,
-    )
 
 
 class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
@@ -151,7 +108,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         names = list(self._stage_names())
         for k, answers in enumerate(scaled):
             name = names[k] if len(names) == len(scaled) else f"exit {k}"
-            _check_prediction_range(answers, name, self.target_scale_)
+            check_prediction_range(answers, name, self.target_scale_)
         return scaled
 
     def _stored_targets(self, y_encoded) -> np.ndarray:
@@ -169,7 +126,9 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         return self._stage_source()
 
     def _routing_policy(self):
-        return ScaledPolicy(self.policy_, self.target_center_, self.target_scale_)
+        return ScaledPolicy(
+            self.policy_, self.target_center_, self.target_scale_, self._stage_names()
+        )
 
     # ------------------------------------------------------------ figures
     def _error_unit(self) -> float:

@@ -71,7 +71,7 @@ def pytest_configure(config):
         if mutant == "ignore":
             return original(problem, np.inf)
         if mutant == "half":
-            return original(problem, max(budget / 2, problem.cumulative_cost[0]))
+            return original(problem, max(budget / 2, problem.first_stage_cost))
         raise ValueError(f"Unknown SKADAPTIVE_BUDGET_MUTANT {mutant!r}.")
 
     # Every module that imported the search gets the broken one, so that no

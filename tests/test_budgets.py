@@ -408,7 +408,7 @@ def test_every_budget_test_fails_against_a_broken_search(mutant):
     assert len(files) >= 9, files
     run = subprocess.run(
         [
-            *(sys.executable, "-m", "pytest", "-q", "--tb=no", "-rp"),
+            *(sys.executable, "-m", "pytest", "-q", "--tb=line", "-rp"),
             *("-m", "budget", "-p", "no:cacheprovider", "-o", "addopts="),
             *("-p", "no:xdist", *files),
         ],
@@ -428,6 +428,14 @@ def test_every_budget_test_fails_against_a_broken_search(mutant):
     assert re.search(r"\d+ failed", summary), (mutant, summary)
     assert not survivors, (mutant, survivors)
     assert "passed" not in summary, (mutant, summary)
+    # Failed by an assertion about the budget, not by a crash of the mutant
+    # (a "half" mutant that raised on per-row costs was counted as a catch).
+    raised = re.findall(r"^\S+:\d+: (\w+)", output, flags=re.MULTILINE)
+    assert raised, output[-2000:]
+    crashes = sorted(
+        {kind for kind in raised if kind not in ("AssertionError", "Failed", "assert")}
+    )
+    assert not crashes, (mutant, crashes, output[-2000:])
 
 
 def _cheap_and_always_right(n_rows):

@@ -555,6 +555,30 @@ def test_a_fitted_stage_with_unsorted_classes_is_rejected(answer, refit):
         cascade.fit(X, y)
 
 
+class _DropsTheLastClass(ClassifierMixin, BaseEstimator):
+    """A model that never learns the largest class it is shown."""
+
+    def fit(self, X, y):
+        keep = y != np.max(y)
+        self.model_ = LogisticRegression().fit(X[keep], y[keep])
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
+def test_a_fitted_stage_without_a_class_of_y_is_refused_by_name():
+    X, y = make_classification(300, n_classes=3, n_informative=3, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("tree", DecisionTreeClassifier(max_depth=2)), ("odd", _DropsTheLastClass())],
+        costs=[1, 5],
+        cv=3,
+    )
+    with pytest.raises(ValueError, match=r"'odd' .* no probability column for \[2\]"):
+        cascade.fit(X, y)
+
+
 def test_a_float_cv_with_a_class_of_one_row():
     labels = np.r_[y[:-1], 7]  # class 7 has one row
     with pytest.raises(ValueError, match=r"cv=0.25 holds out .* \{7: 1"):

@@ -1137,16 +1137,24 @@ def test_a_stage_that_diverges_on_some_rows():
 
     with pytest.raises(
         ValueError,
-        match=r"'spiky' predicted values more than 1e\+150 times .* on 11 rows of 900",
+        match=r"'spiky' answered with .* more than 1e\+150 times .* on 11 rows of 900",
     ):
         cascade(1e170).fit(X, y)
     with pytest.warns(
         UserWarning,
-        match=r"'spiky' predicted values more than 1e\+06 times .* on 11 rows of 900",
+        match=r"'spiky' answered with .* more than 1e\+06 times .* on 11 rows of 900",
     ) as record:
         cascade(1e30).fit(X, y)
     # Nor is a price of cost found for it infinite (inf - inf in the rules).
     assert not [w for w in record if issubclass(w.category, RuntimeWarning)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        cascade(1e3).fit(X, y)
+        fitted = cascade(1e3).fit(X, y)
+    # At prediction too (it returned 1e170 with numpy's overflow warnings).
+    fitted.named_estimators_["spiky"].big = 1e170
+    new = X[:20].copy()
+    new[3, 0] = 0.995
+    with pytest.raises(ValueError, match=r"'spiky' answered with .* on 1 row of"):
+        fitted.predict(new)
+    new[3, 0] = 0.5
+    fitted.predict(new)

@@ -10,6 +10,7 @@ import pickle
 
 import numpy as np
 import pytest
+from _budget_checks import assert_budget_spent_well
 from _column_stages import (
     ColumnStage,
     GivenAnswers,
@@ -102,6 +103,8 @@ def test_a_router_buys_accuracy_a_plain_cascade_cannot_afford():
     for cascade in (plain, routed):
         assert cascade.predict_cost(X_test).mean() <= 11.0
     assert_allclose(routed.predict_cost(X_test).mean(), 10.75)
+    # And the plain cascade spends the budget well: the comparison is fair.
+    assert_budget_spent_well(plain)
 
 
 def test_a_router_that_is_no_better_is_not_kept():

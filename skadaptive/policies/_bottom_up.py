@@ -400,9 +400,10 @@ class BolukbasiSearch(PolicySearch):
         # the benchmarks they ranked rows better at some budgets, and which
         # kind is kept is decided out of sample. So are EENet's correctness
         # scores, which depend on no cost weight.
-        # Where no finite price meets the budget (losses so large that any
-        # cost is cheap), the rules are learned at the jumps' largest one:
-        # at an infinite one every risk is inf and their differences NaN.
+        # Where no price up to 1e6 meets the budget (losses so large that
+        # any cost is cheap), the rules are learned at that price, the jumps'
+        # largest: at an infinite one every risk is inf and their
+        # differences NaN.
         weight = min(self.budget_weight(normalized_budget), _MAX_PRICE)
         feature_sets = [self.options["feature_set"]]
         if feature_sets[0] != "probabilities":

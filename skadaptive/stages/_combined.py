@@ -4,8 +4,9 @@ When a row reaches exit ``k``, exits ``0..k`` have all been paid for. A
 combiner at exit ``k`` maps their probabilities to one answer; it is learned
 on the cross-fitted held-out probabilities (never on a stage's training rows)
 and chosen per exit by its cross-validated loss (the estimator's ``loss``:
-error rate or log loss; a combiner must beat the exit's own answer by more
-than one standard error of the paired difference) among three kinds:
+error rate or log loss; from the simplest kind up, a kind replaces the one
+kept so far only where it beats it by more than one standard error of the
+paired difference) among three kinds:
 
 - ``"stage"``: exit ``k``'s own probabilities (exit 0 always answers so);
 - ``"log_pool"``: a weighted geometric pooling, ``softmax(sum_j w_j log p_j +
@@ -86,9 +87,9 @@ class ExitCombiner:
     exit : int
         The exit it answers at; it reads exits ``0..exit``.
     kind : {"stage", "log_pool", "logistic"}, default="stage"
-        Chosen by cross-validated loss on the policy rows: a combiner only
-        where its loss is lower than the exit's own answer's by more than one
-        standard error of the paired per-row difference.
+        Chosen by cross-validated loss on the policy rows: from the simplest
+        kind up, a kind only where its loss is lower than the kind kept so
+        far by more than one standard error of the paired per-row difference.
     cv_error, cv_log_loss : dict, default=None
         Out-of-fold error rate and log loss of each kind tried (weighted like
         the fit); empty where only ``"stage"`` was possible (exit 0, too few
@@ -372,8 +373,8 @@ def fit_combiners(
     sample_weight : ndarray of shape (n_rows,), default=None
     loss : {"zero_one", "log_loss"}, default="zero_one"
         What chooses each exit's kind: the out-of-fold error rate or log loss
-        of each row (see :func:`_choose_kind`: a combiner must beat the
-        stage's own answer by more than one standard error).
+        of each row (see :func:`_choose_kind`: a kind must beat the simpler
+        kind kept so far by more than one standard error).
     random_state : int, RandomState instance or None, default=None
         Salts the order in which rows are dealt to the folds (one fixed
         order without one).

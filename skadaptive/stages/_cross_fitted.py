@@ -53,11 +53,12 @@ def _value_terms(values: np.ndarray, columns: np.ndarray) -> np.ndarray:
         return _mix(bits ^ column_keys) - _mix(column_keys)
 
 
-def _scalar_term(value, column: int) -> np.uint64:
+def _scalar_term(value, column: int, strict: bool = False) -> np.uint64:
     """One value's share of its row's hash, by content: a number (bool, int
     or float, in any container) as its float64 value, a missing one as NaN,
     a string by its text, a mapping by its sorted items, a sequence by its
-    elements; anything else by its ``repr``."""
+    elements; anything else by its ``repr`` (with ``strict``, a ``repr``
+    that is object's own, which holds the address, raises ValueError)."""
     if value is None or (pd is not None and (value is pd.NA or value is pd.NaT)):
         value = np.nan
     if isinstance(value, np.datetime64) and np.isnat(value):
@@ -78,11 +79,17 @@ def _scalar_term(value, column: int) -> np.uint64:
     elif isinstance(value, str | bytes):
         data = b"s" + (value.encode() if isinstance(value, str) else value)
     elif isinstance(value, Mapping):
-        items = sorted((repr(k), _scalar_term(v, 0)) for k, v in value.items())
+        items = sorted((repr(k), _scalar_term(v, 0, strict)) for k, v in value.items())
         data = b"m" + repr(items).encode()
     elif isinstance(value, list | tuple | np.ndarray):
-        data = b"l" + repr([int(_scalar_term(v, 0)) for v in np.ravel(value)]).encode()
+        terms = [int(_scalar_term(v, 0, strict)) for v in np.ravel(value)]
+        data = b"l" + repr(terms).encode()
     else:
+        if strict and type(value).__repr__ is object.__repr__:
+            raise ValueError(
+                f"A {type(value).__name__} has no content to hash: its repr is "
+                "its address."
+            )
         data = b"r" + repr(value).encode()
     digest = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest())
     # Mixed with the column, as a number's term is: the same text in two
@@ -109,16 +116,16 @@ def _block_terms(block, columns) -> np.ndarray:
         return _value_terms(block, indices).sum(axis=1, dtype=np.uint64)
 
 
-def _column_terms(column, index: int) -> np.ndarray:
+def _column_terms(column, index: int, strict: bool = False) -> np.ndarray:
     """Every row's share of its hash from one column of any values: at once
     where they are all numbers, else one by one."""
     column = np.asarray(column)
     if _numeric(column) or all(_is_real(v) for v in column):
         return _block_terms(column.astype(np.float64)[:, None], [index])
-    return np.array([_scalar_term(v, index) for v in column], dtype=np.uint64)
+    return np.array([_scalar_term(v, index, strict) for v in column], dtype=np.uint64)
 
 
-def row_hashes(X) -> np.ndarray:
+def row_hashes(X, *, strict: bool = False) -> np.ndarray:
     """A 64-bit hash of each row's content.
 
     Equal rows get the same fold whether they come in an array, a DataFrame,
@@ -126,9 +133,15 @@ def row_hashes(X) -> np.ndarray:
     (1, 1.0 and True alike; -0.0 as 0.0; None, NaN and pandas' NA alike);
     texts by their text, mappings by their sorted items.
 
+    Other objects are hashed by their ``repr``: where that is object's own
+    (it holds the address), equal objects hash apart, and differently on
+    every run.
+
     Parameters
     ----------
     X : array-like or sparse matrix of shape (n_rows, ...)
+    strict : bool, default=False
+        Raise ValueError on an object that would be hashed by its address.
 
     Returns
     -------
@@ -168,7 +181,7 @@ def row_hashes(X) -> np.ndarray:
             block = frame.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
             parts = [_block_terms(block, numeric)]
             parts += [
-                _column_terms(frame.iloc[:, j].to_numpy(), j)
+                _column_terms(frame.iloc[:, j].to_numpy(), j, strict)
                 for j, kind in enumerate(kinds)
                 if not kind
             ]
@@ -183,7 +196,9 @@ def row_hashes(X) -> np.ndarray:
                 if not isinstance(X, np.ndarray):
                     array = np.asarray(X, dtype=object)
                 flat = array.reshape(len(array), -1)
-                parts = [_column_terms(flat[:, j], j) for j in range(flat.shape[1])]
+                parts = [
+                    _column_terms(flat[:, j], j, strict) for j in range(flat.shape[1])
+                ]
         with np.errstate(over="ignore"):
             for part in parts:
                 hashes += part

@@ -24,6 +24,7 @@ thresholds are unit-free while each row keeps its stage's own prediction.
 
 from __future__ import annotations
 
+import warnings
 from inspect import signature
 
 import numpy as np
@@ -31,6 +32,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from .._validation import rows_text
 from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
 from ._tree_exits import TreeEnsembleExits
@@ -240,6 +242,49 @@ def constant_target(y, sample_weight=None) -> bool:
     return bool(np.ptp(y) <= _CONSTANT_ULPS * np.spacing(np.max(np.abs(y))))
 
 
+#: Answers further than this many scales of ``y`` from its centre (a
+#: prediction) or from 0 (an uncertainty) are refused: the policy squares them
+#: (errors, features), beyond what float64 holds.
+HUGE_SCALES = 1e150
+#: Answers further than this warn at fit: they take over the policy's features.
+FAR_SCALES = 1e6
+
+
+def check_prediction_range(answers, name: str, scale: float, warn=True) -> None:
+    """Refuse (or warn about) answers implausibly far from the target.
+
+    ``answers`` are on the policy's scale (see :func:`scale_answers`); a
+    stage that diverged on some rows is named.
+    """
+    if answers.ndim != 2 or not len(answers):
+        return
+    distance = np.max(np.abs(answers), axis=1)
+    far = distance > (FAR_SCALES if warn else HUGE_SCALES)
+    if not far.any():
+        return
+    largest = float(distance.max())
+    where = (
+        f"on {rows_text(int(far.sum()))} of {len(answers)} (up to {largest:.3g} "
+        f"times the scale of y, {scale:.3g})"
+    )
+    if largest > HUGE_SCALES:
+        raise ValueError(
+            f"Stage {name!r} answered with predictions or uncertainties more "
+            f"than {HUGE_SCALES:g} times the scale of y from its centre {where}: "
+            "the policy's squared errors and features would overflow float64. "
+            "Check the stage (it may have diverged on some rows) or its input."
+        )
+    warnings.warn(
+        f"Stage {name!r} answered with predictions or uncertainties more than "
+        f"{FAR_SCALES:g} times the scale of y from its centre {where}: such rows "
+        "take over the policy's features, which then cannot tell the other "
+        "rows apart. Check the stage (it may have diverged on some rows) or its "
+        "input.",
+        UserWarning,
+        stacklevel=5,
+    )
+
+
 class ScaledPolicy:
     """A fitted policy that decides on regression answers put on its scale.
 
@@ -252,10 +297,11 @@ class ScaledPolicy:
     policy's.
     """
 
-    def __init__(self, policy, center: float, scale: float):
+    def __init__(self, policy, center: float, scale: float, names=None):
         self.policy = policy
         self.center = float(center)
         self.scale = float(scale)
+        self.names = names
 
     def __getattr__(self, name):
         # skips, router, n_stages...: the wrapped policy's.
@@ -264,7 +310,14 @@ class ScaledPolicy:
         return getattr(self.policy, name)
 
     def _scaled(self, history: list) -> list:
-        return [scale_answers(answers, self.center, self.scale) for answers in history]
+        scaled = [
+            scale_answers(answers, self.center, self.scale) for answers in history
+        ]
+        # Refused as at fit: squared, they would overflow into the decision.
+        k = len(history) - 1
+        name = self.names[k] if self.names and k < len(self.names) else f"exit {k}"
+        check_prediction_range(scaled[-1], name, self.scale, warn=False)
+        return scaled
 
     def exits(self, stage: int, history: list) -> np.ndarray:
         return self.policy.exits(stage, self._scaled(history))

@@ -631,7 +631,8 @@ def test_jumps_that_leave_a_budget_only_the_first_stage_are_learned_again():
     names = [str(n) for n in search["scores"]]
     error = dict(zip(names, search["policy_rows_error"]))
     cost = dict(zip(names, search["policy_rows_cost"]))
-    jumped = "disagreement per exit with skips"
+    # Learned again, its jumps may all go to the next stage (named so).
+    jumped = next(n for n in names if n.startswith("disagreement per exit with"))
     assert error[jumped] <= error["disagreement per exit"]
     assert cost[jumped] >= 0.97 * 30.0
 

@@ -536,20 +536,25 @@ def test_with_policy_refuses_what_fit_refuses_over_combined_answers(option):
     assert plain.with_policy(cost_weight=0.01).combiners_ == plain.combiners_
 
 
+def _one_cluster_per_class(n_rows, n_classes, n_informative, seed, flip_y=0.0):
+    """20 features, one cluster per class, labels flipped at ``flip_y``."""
+    return make_classification(
+        n_rows,
+        n_features=20,
+        n_informative=n_informative,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        flip_y=flip_y,
+        random_state=seed,
+    )
+
+
 def _frozen_three_stages(seed=5):
     """The reviewers' case: three frozen stages, 8 noisy classes, and rows."""
     from sklearn.frozen import FrozenEstimator
     from sklearn.naive_bayes import GaussianNB
 
-    X, y = make_classification(
-        3000,
-        n_features=20,
-        n_informative=10,
-        n_classes=8,
-        n_clusters_per_class=1,
-        flip_y=0.2,
-        random_state=seed,
-    )
+    X, y = _one_cluster_per_class(3000, 8, 10, seed, flip_y=0.2)
     models = [
         ("nb", GaussianNB()),
         ("tree", DecisionTreeClassifier(max_depth=5, random_state=0)),
@@ -588,15 +593,7 @@ def test_copies_of_a_row_are_one_row_of_their_weight_to_the_combiners():
 def test_combiners_are_the_same_without_a_random_state():
     # The folds were shuffled from numpy's global generator: identical fits
     # kept different combiners (expected_cost_ 3.0, 3.4, 2.1, 4.1).
-    X, y = make_classification(
-        1200,
-        n_features=20,
-        n_informative=8,
-        n_classes=3,
-        n_clusters_per_class=1,
-        flip_y=0.1,
-        random_state=1,
-    )
+    X, y = _one_cluster_per_class(1200, 3, 8, 1, flip_y=0.1)
     stages = [
         ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
         ("lr", LogisticRegression(max_iter=500)),
@@ -646,14 +643,7 @@ def test_a_class_a_fold_never_saw_fits_without_warnings():
 
     from sklearn.naive_bayes import GaussianNB
 
-    X, y = make_classification(
-        1000,
-        n_features=20,
-        n_informative=8,
-        n_classes=3,
-        n_clusters_per_class=1,
-        random_state=0,
-    )
+    X, y = _one_cluster_per_class(1000, 3, 8, 0)
     y = np.array(["a", "b", "c", "rare"], dtype=object)[y]
     y[[5, 9]] = "rare"
     stages = [

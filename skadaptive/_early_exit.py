@@ -12,15 +12,13 @@ from sklearn.ensemble import (
     HistGradientBoostingClassifier,
     HistGradientBoostingRegressor,
 )
-from sklearn.exceptions import NotFittedError
-from sklearn.frozen import FrozenEstimator
 
 from ._base import BaseAdaptive, BaseAdaptiveClassifier
 from ._costs import check_budget
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
-from ._validation import _fitted, is_frozen
+from ._validation import check_frozen_is_fitted, is_frozen
 from .stages import BoosterExits, ChainExits, ChainExitsRegressor, MultiExitSource
 from .stages._backbones import (
     TREE_ENSEMBLES,
@@ -54,12 +52,7 @@ class _SharedComputation:
     def _check_structure(self):
         model = unwrap(self.estimator)
         kind = "Regressor" if self._regression else "Classifier"
-        if isinstance(self.estimator, FrozenEstimator) and not _fitted(self.estimator):
-            raise NotFittedError(
-                f"estimator is a FrozenEstimator of an unfitted "
-                f"{type(model).__name__}: fit it before freezing it, or pass it "
-                "unfrozen to be fitted here."
-            )
+        check_frozen_is_fitted(self.estimator, "estimator")
         if isinstance(
             model, HistGradientBoostingClassifier | HistGradientBoostingRegressor
         ):

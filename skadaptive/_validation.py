@@ -48,18 +48,25 @@ def _frozen_member_classes(member) -> np.ndarray:
     return np.asarray(member.classes_)
 
 
+def check_frozen_is_fitted(member, label: str) -> None:
+    """Refuse a FrozenEstimator of an unfitted model, naming it (``label``).
+
+    A ready multi-exit source is not an estimator: only a FrozenEstimator can
+    wrap something unfitted.
+    """
+    if isinstance(member, FrozenEstimator) and not _fitted(member):
+        inner = getattr(member, "estimator", member)
+        raise NotFittedError(
+            f"{label} is a FrozenEstimator of an unfitted "
+            f"{type(inner).__name__}: fit it before freezing it, or pass it "
+            "unfrozen to be fitted here."
+        )
+
+
 def frozen_classes(names, members):
     """Classes shared by the frozen members, or None when none is frozen."""
     for name, member in zip(names, members):
-        # A ready multi-exit source is not an estimator: only a FrozenEstimator
-        # can wrap something unfitted.
-        if isinstance(member, FrozenEstimator) and not _fitted(member):
-            inner = getattr(member, "estimator", member)
-            raise NotFittedError(
-                f"Stage {name!r} is a FrozenEstimator of an unfitted "
-                f"{type(inner).__name__}: fit it before freezing it, or pass it "
-                "unfrozen to be fitted here."
-            )
+        check_frozen_is_fitted(member, f"Stage {name!r}")
     frozen = [
         (n, _frozen_member_classes(s)) for n, s in zip(names, members) if is_frozen(s)
     ]

@@ -323,15 +323,14 @@ def _folds(weight: np.ndarray, groups, random_state) -> tuple:
     a ``random_state``. Rows of zero weight (which change no fit and no
     figure) are answered out of fold too, and never move the others.
     """
-    positive = weight > 0
     if groups is None:
-        keys, group_of_row = np.arange(len(weight), dtype=np.uint64), None
-        index = np.arange(len(weight))
+        group_of_row = np.arange(len(weight))
+        keys = group_of_row.astype(np.uint64)
     else:
-        keys, index = np.unique(np.asarray(groups), return_inverse=True)
-        group_of_row = index = index.ravel()
-    fold_of = deal_groups(index, keys, weight, N_FOLDS, random_state)
-    return fold_of, group_of_row, positive
+        keys, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+        group_of_row = group_of_row.ravel()
+    fold_of = deal_groups(group_of_row, keys, weight, N_FOLDS, random_state)
+    return fold_of, group_of_row, weight > 0
 
 
 def _learnable_kinds(y_encoded, positive, fold_of, n_classes) -> list:

@@ -309,21 +309,20 @@ class ScaledPolicy:
             raise AttributeError(name)
         return getattr(self.policy, name)
 
-    def _scaled(self, history: list) -> list:
+    def _scaled(self, stage: int, history: list) -> list:
         scaled = [
             scale_answers(answers, self.center, self.scale) for answers in history
         ]
         # Refused as at fit: squared, they would overflow into the decision.
-        k = len(history) - 1
-        name = self.names[k] if self.names and k < len(self.names) else f"exit {k}"
-        check_prediction_range(scaled[-1], name, self.scale, warn=False)
+        name = self.names[stage] if self.names else f"exit {stage}"
+        check_prediction_range(scaled[stage], name, self.scale, warn=False)
         return scaled
 
     def exits(self, stage: int, history: list) -> np.ndarray:
-        return self.policy.exits(stage, self._scaled(history))
+        return self.policy.exits(stage, self._scaled(stage, history))
 
     def next_stages(self, stage: int, history: list) -> np.ndarray:
-        return self.policy.next_stages(stage, self._scaled(history))
+        return self.policy.next_stages(stage, self._scaled(stage, history))
 
 
 def scale_answers(answers, center: float, scale: float) -> np.ndarray:

@@ -47,6 +47,7 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
             "n_test_rows": 10,
             "points": points,
             "mean_gain_points": float(np.mean(gains)),
+            "mean_gain_over_ties_to_cheaper_points": float(np.mean(gains)) + 0.5,
             "mean_bound_gain_points": float(np.max(gains)),
         }
 
@@ -66,6 +67,11 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
     again = run_budgets.summary([*results, results[1]])
     assert again["mean_gain_per_dataset"]["a"] == 1.0
     assert again["bound_gain_per_dataset"]["a"] == pytest.approx(1.5)
+    assert summary["mean_gain_over_ties_to_cheaper_per_dataset"] == {
+        "a": 1.5,
+        "b": 0.25,
+    }
+    assert again["mean_gain_over_ties_to_cheaper_per_dataset"]["a"] == 1.5
     table = run_budgets._gains_by_seed(results, summary["seeds"])
     row = next(
         line for line in table.splitlines() if "| a " in line and "50.0 %" in line

@@ -120,6 +120,56 @@ def test_threshold_search_equals_an_exhaustive_search(seed, fraction):
     assert found_loss == pytest.approx(best_loss, abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("fraction", [0.3, 0.6])
+def test_ties_in_accuracy_go_to_the_answers_surest_of_the_true_class(seed, fraction):
+    """The budget search is exhaustive in accuracy, and among the thresholds
+    as accurate it takes those whose answers give the true class the most
+    probability (searched on the package's loss, checked by brute force)."""
+    from skadaptive.policies import make_policy_search
+
+    rng = np.random.default_rng(seed)
+    n_rows = 30
+    y = rng.integers(0, 2, n_rows)
+    probas = [rng.dirichlet([1.0, 1.0], n_rows) for _ in range(2)]
+    probas.append(np.where(np.eye(2)[y] > 0, 0.9, 0.1))
+    cumulative = np.array([0.1, 0.3, 1.0])
+    budget = 0.1 + fraction * 0.9
+    search = make_policy_search("max_proba", probas, y, cumulative)
+    chosen = search.within_budget(budget)
+
+    loss = np.stack([per_row_loss(p, y, "zero_one") for p in probas])
+    untrue = np.stack([1.0 - p[np.arange(n_rows), y] for p in probas])
+    scores = np.stack([p.max(axis=1) for p in probas[:2]])
+    rows = np.arange(n_rows)
+    best = (np.inf, np.inf)
+    grids = [np.concatenate([np.unique(s), [np.inf]]) for s in scores]
+    for thresholds in product(*grids):
+        exits = _thresholds.first_reaching(scores, np.array(thresholds))
+        if cumulative[exits].mean() <= budget * (1 + 1e-9):
+            best = min(best, (loss[exits, rows].mean(), untrue[exits, rows].mean()))
+    exits = chosen.policy.exit_stage(probas)
+    assert 1.0 - chosen.accuracy == pytest.approx(best[0], abs=1e-12)
+    assert untrue[exits, rows].mean() == pytest.approx(best[1], abs=1e-12)
+
+
+def test_a_budget_is_spent_on_a_surer_stage_when_accuracy_ties():
+    """Both stages answer every policy row right; the second is surer of it.
+    The budget is spent on it (the cheapest of the ties left it unspent)."""
+    rng = np.random.default_rng(0)
+    n_rows = 200
+    y = rng.integers(0, 2, n_rows)
+    sure = rng.uniform(0.55, 0.7, n_rows)
+    first = np.where(np.eye(2)[y] > 0, sure[:, None], 1 - sure[:, None])
+    second = np.where(np.eye(2)[y] > 0, 0.95, 0.05)
+    from skadaptive.policies import make_policy_search
+
+    search = make_policy_search("max_proba", [first, second], y, [0.2, 1.0])
+    chosen = search.within_budget(0.6)
+    assert chosen.accuracy == 1.0
+    assert 0.57 <= chosen.normalized_cost <= 0.6 + 1e-9
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 2**16),
@@ -299,12 +349,16 @@ def test_expected_figures_are_out_of_sample_and_never_clamped():
             not np.isclose(cascade.expected_cost_, cascade.policy_rows_cost_)
         )
         test_accuracy = cascade.score(X_test, y_test)
-        in_sample_gap.append(abs(cascade.policy_rows_accuracy_ - test_accuracy))
-        estimate_gap.append(abs(cascade.expected_accuracy_ - test_accuracy))
+        in_sample_gap.append(cascade.policy_rows_accuracy_ - test_accuracy)
+        estimate_gap.append(cascade.expected_accuracy_ - test_accuracy)
     assert any(over_budget)  # reported as measured, not clamped to the budget
     # Estimated out of sample, not the policy rows' own cost.
     assert np.mean(differs) > 0.5
-    assert np.mean(estimate_gap) < np.mean(in_sample_gap)
+    # The in-sample accuracy flatters (by 2 points here); the estimate, by
+    # less than half as much. (Its spread on 60 rows is as wide: the mean
+    # absolute gaps are alike.)
+    assert np.mean(in_sample_gap) > 0.01
+    assert abs(np.mean(estimate_gap)) < 0.6 * np.mean(in_sample_gap)
 
 
 def test_zero_weights_change_no_confidence_margin():

@@ -131,14 +131,14 @@ def _regression():
 
 
 @functools.cache
-def _early_exit():
+def _early_exit(budget=18):
     (X_fit, y_fit), (X, y), (X_new, y_new), *_ = _data()
     boosting = GradientBoostingClassifier(
         n_estimators=40, max_depth=3, random_state=0
     ).fit(X_fit, y_fit)
     # Exits after 10, 20 and 40 trees (costs counted in trees).
     early = EarlyExitClassifier(
-        FrozenEstimator(boosting), exits=[10, 20, 40], budget=18, policy="max_proba"
+        FrozenEstimator(boosting), exits=[10, 20, 40], budget=budget, policy="max_proba"
     ).fit(X, y)
     first = exit_probas(early._stage_source(), X_new)[0]
     return early, _more_hard_rows(X_new, y_new, first.max(axis=1))
@@ -342,9 +342,9 @@ def test_the_default_budget_is_the_fitted_one_or_the_expected_cost():
     assert record["cost"] <= weighted.expected_cost_ < record["cost_before"]
 
     # A budget the fit left unspent is not spent on the new rows either.
-    early, (X_early, _) = _early_exit()
+    early, (X_early, _) = _early_exit(budget=30)
     assert early.budget_status_ == "saturated"
-    assert early.expected_cost_ < early.budget_ == 18
+    assert early.expected_cost_ < early.budget_ == 30
     record = early.recalibrate(X_early).recalibration_
     assert record["budget"] == early.expected_cost_
 

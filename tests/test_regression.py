@@ -1081,9 +1081,14 @@ def test_each_row_gets_its_stage_s_own_prediction_next_to_a_large_centre(outlier
     forest = RandomForestRegressor(20, random_state=0).fit(X[fit], y[fit])
     early = EarlyExitRegressor(FrozenEstimator(forest), exits=[10, 20], cost_weight=0)
     early.fit(X[policy], y[policy])
-    last = early.predict_exit(X[new]) == 1
-    assert last.sum() > 400
-    assert_array_equal(early.predict(X[new])[last], forest.predict(X[new])[last])
+    # On the policy's scale the exits' losses differ by ~1e-35 on most rows:
+    # which exit a row gets is noise, so every row is checked against its
+    # own exit's answer (the last exit's is the forest's, bit for bit).
+    own = [answer[:, 0] for answer in exit_probas(early._stage_source(), X[new])]
+    assert_array_equal(own[-1], forest.predict(X[new]))
+    exits = early.predict_exit(X[new])
+    assert_array_equal(early.predict(X[new]), np.choose(exits, own))
+    assert np.abs(own[0][y[new] < 100] - np.round(own[0][y[new] < 100])).max() > 0.1
 
 
 def test_rows_sorted_by_the_target_give_the_policy_representative_folds():

@@ -552,14 +552,21 @@ def test_a_budget_too_large_to_spend_skips_the_idle_middle_stage(policy):
 def test_jumps_to_the_next_stage_only_are_a_plain_policy_not_a_challenger():
     """A learned candidate whose jumps all go to the next stage skips nothing:
     it competes as a plain candidate (kept only where clearly better than the
-    reference), and here the plain fit's policy is kept."""
+    reference), and here the plain fit's answers are kept: its policy, with
+    the middle stage it answers no row at jumped over."""
     X, y = _middle_is_idle(400, 1)
     X_test, _ = _middle_is_idle(5000, 7)
     params = dict(budget=9.0, policy="linear", random_state=0)
     plain = _column_cascade(**params).fit(X, y)
     skipping = _column_cascade(skips=True, **params).fit(X, y)
     assert_array_equal(skipping.predict_exit(X_test), plain.predict_exit(X_test))
-    assert skipping.policy_rows_cost_ == pytest.approx(plain.policy_rows_cost_)
+    search = skipping.budget_search_
+    assert not search["challenger"][search["chosen"]]
+    assert search["scores"][search["chosen"]].endswith("idle stages skipped")
+    assert plain.exit_rates_[1] == 0
+    assert skipping.policy_rows_cost_ == pytest.approx(
+        plain.policy_rows_cost_ - 5.0 * plain.exit_rates_[2]
+    )
 
 
 def test_the_budget_search_names_what_each_candidate_does_and_marks_challengers():

@@ -427,6 +427,7 @@ def routed_policy(
     a ``router`` given is kept as it is."""
     probas = [p[rows] for p in search.stage_probas]
     loss = search.stage_risk(0.0)[:, rows]
+    budget_loss = search.budget_loss()[:, rows]
     weight = search.weight[rows]
     targets = np.arange(len(probas))
 
@@ -442,7 +443,7 @@ def routed_policy(
             carried_back(probas, start), start, decide=False
         )
         found = budget_thresholds(
-            ThresholdProblem(scores, loss, path_costs(ran, cumulative), weight),
+            ThresholdProblem(scores, budget_loss, path_costs(ran, cumulative), weight),
             normalized_budget,
         )
         met = found is not None and found[2] <= normalized_budget * (1 + BUDGET_RTOL)

@@ -677,11 +677,13 @@ class SkipSearch(PolicySearch):
         thresholds = lagrangian_thresholds(problem, cost_weight)
         return with_thresholds(skip, thresholds)
 
-    def _path_problem(self, skip: SkipPolicy) -> ThresholdProblem:
+    def _path_problem(self, skip: SkipPolicy, budget=False) -> ThresholdProblem:
+        """Thresholds of ``skip``'s exits on its paths; for a budget, with the
+        budget search's loss (:meth:`PolicySearch.budget_loss`)."""
         _, ran, scores = skip.walk(self.stage_probas, decide=False)
         return ThresholdProblem(
             scores,
-            self.stage_risk(0.0),
+            self.budget_loss() if budget else self.stage_risk(0.0),
             path_costs(ran, self.cumulative_cost),
             self.weight,
         )
@@ -726,7 +728,9 @@ class SkipSearch(PolicySearch):
                 skip = self._jumps_for(rules, price_of_jumps)
                 # Never None: the first stage alone is within the budget
                 # (checked by the plain candidates above), every row runs it.
-                found = budget_thresholds(self._path_problem(skip), normalized_budget)
+                found = budget_thresholds(
+                    self._path_problem(skip, budget=True), normalized_budget
+                )
                 tried = self.evaluate(with_thresholds(skip, found[0]), price_of_jumps)
                 if evaluation is None or tried.accuracy > evaluation.accuracy:
                     evaluation = tried
@@ -772,7 +776,7 @@ class SkipSearch(PolicySearch):
         if not jumps_over_stages(jumped.policy):
             return replace(jumped, kind=f"{jumped.kind} (no idle stage: as above)")
         thresholds, _, _ = budget_thresholds(
-            self._path_problem(jumped.policy), normalized_budget
+            self._path_problem(jumped.policy, budget=True), normalized_budget
         )
         evaluation = self.evaluate(
             with_thresholds(jumped.policy, thresholds), jumped.cost_weight

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_budgets            # full run (about 13 minutes)
+    python -m benchmarks.run_budgets            # full run (13-20 minutes)
     python -m benchmarks.run_budgets --quick    # smoke run on small data
 
 For every benchmark dataset (three cascades, and early exits on two backbones

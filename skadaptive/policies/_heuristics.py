@@ -102,9 +102,13 @@ class HeuristicSearch(PolicySearch):
         affordable = np.flatnonzero(
             self.mean_cost <= normalized_budget * (1 + BUDGET_RTOL)
         )
-        evaluations = [self._evaluate_index(i, np.nan) for i in affordable]
-        best = max(evaluations, key=lambda c: (c.accuracy, -c.normalized_cost))
-        index = int(affordable[evaluations.index(best)])
+        # The most accurate; ties to the answers surest of the true class
+        # (the budget search's loss), then to the cheaper.
+        keys = [
+            self.budget_key(self.exit_table[i], self.mean_cost[i]) for i in affordable
+        ]
+        index = int(affordable[min(range(len(keys)), key=keys.__getitem__)])
+        best = self._evaluate_index(index, np.nan)
         return [
             replace(
                 best,

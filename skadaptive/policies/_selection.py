@@ -19,6 +19,7 @@ from sklearn.utils import check_random_state
 
 from ._policy import answer_costs
 from ._policy_search import PolicySearch
+from ._thresholds import _tie_key
 
 #: Folds over the policy rows for the out-of-sample estimates of the policy.
 _POLICY_FOLDS = 5
@@ -206,7 +207,17 @@ def select_out_of_sample(
             weight = search.weight
 
         def lowest(indices):
-            key = [(loss[k] @ weight, cost[k] @ weight, k) for k in indices]
+            # Averages rounded, so that candidates tied up to the last bits
+            # of a sum (weight k or k copies of a row) go to the earlier.
+            total = weight.sum()
+            key = [
+                (
+                    _tie_key(loss[k] @ weight / total),
+                    _tie_key(cost[k] @ weight / total),
+                    k,
+                )
+                for k in indices
+            ]
             return min(key)[2]
 
         if not plain:

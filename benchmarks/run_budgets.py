@@ -311,6 +311,16 @@ def _points(estimator, held, test, fractions):
             rule: test.evaluate(exits, cumulative)
             for rule, (exits, *_) in baselines.items()
         }
+        records = {
+            rule: {
+                "test_accuracy": base_test[rule]["accuracy"],
+                "test_spent": base_test[rule]["cost"] / budget,
+                "policy_rows_accuracy": accuracy,
+                "policy_rows_spent": cost / budget,
+                "source": source,
+            }
+            for rule, (_, accuracy, cost, source) in baselines.items()
+        }
         on_test = _candidates_on_test(estimator, ours, test)
         point.update(
             ours={
@@ -327,20 +337,8 @@ def _points(estimator, held, test, fractions):
                 "candidates_test_accuracy": on_test,
                 "candidates": [str(k) for k in ours.budget_search_["scores"]],
             },
-            baseline={
-                "test_accuracy": base_test["surer"]["accuracy"],
-                "test_spent": base_test["surer"]["cost"] / budget,
-                "policy_rows_accuracy": baselines["surer"][1],
-                "policy_rows_spent": baselines["surer"][2] / budget,
-                "source": baselines["surer"][3],
-            },
-            baseline_ties_to_cheaper={
-                "test_accuracy": base_test["cheaper"]["accuracy"],
-                "test_spent": base_test["cheaper"]["cost"] / budget,
-                "policy_rows_accuracy": baselines["cheaper"][1],
-                "policy_rows_spent": baselines["cheaper"][2] / budget,
-                "source": baselines["cheaper"][3],
-            },
+            baseline=records["surer"],
+            baseline_ties_to_cheaper=records["cheaper"],
             gain_points=100 * (ours_test["accuracy"] - base_test["surer"]["accuracy"]),
             gain_over_ties_to_cheaper_points=100
             * (ours_test["accuracy"] - base_test["cheaper"]["accuracy"]),

@@ -96,8 +96,10 @@ def _measure(library: str, split, quick: bool) -> dict:
             }
             best = max(HEURISTICS, key=lambda h: heuristics[h].policy_rows_accuracy_)
             full_s, early_s = _alternated(
-                lambda: model.predict_proba(X),
-                lambda default=default: default.predict_proba(X),
+                [
+                    lambda: model.predict_proba(X),
+                    lambda default=default: default.predict_proba(X),
+                ],
                 3 if quick else 7,
             )
             routed = default.route(X)

@@ -247,3 +247,23 @@ def test_combined_benchmark_fits_each_split_with_its_own_seed(monkeypatch):
         run_combined._dataset("digits", True, 2)
     assert seen.value.args == (2, 2)
     assert (datasets.SEED, early_exit_data.SEED) == (0, 0)
+
+
+def test_quick_booster_benchmark_times_every_library_at_every_budget():
+    """The booster benchmark had stopped running (a timing helper's signature
+    changed under it) without any test noticing."""
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("xgboost")
+    from benchmarks import run_boosters
+
+    results = run_boosters.run(quick=True)
+    (dataset,) = results["datasets"].values()
+    assert set(dataset) == set(run_boosters.LIBRARIES)
+    for measured in dataset.values():
+        assert [p["budget_fraction"] for p in measured["points"]] == list(
+            run_boosters.BUDGETS
+        )
+        for point in measured["points"]:
+            assert point["ratio"] > 0
+            assert 0 <= point["learned_accuracy"] <= 1
+    assert "python -m benchmarks.run_boosters" in run_boosters.markdown(results)

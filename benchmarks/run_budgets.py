@@ -122,39 +122,30 @@ SETUPS = {
 
 
 # --------------------------------------------------------------- baseline
-def _grid_thresholds(held: StageOutputs, cumulative, budget, n_quantiles, tie_loss):
-    """The most accurate per-stage max-probability thresholds on a grid.
+def _grid_thresholds(held: StageOutputs, cumulative, budget, n_quantiles, keys):
+    """The best per-stage max-probability thresholds on a quantile grid.
 
-    Returns the best within the budget under each way of breaking ties in
-    accuracy: ``"cheaper"`` (the lower cost) and ``"surer"`` (the lower
-    average ``tie_loss`` of the answers, then the lower cost), each as
-    ``((accuracy, cost), thresholds)``; None when none is within budget.
+    ``keys`` maps each way of ranking (higher is better) to a function of the
+    policy rows' exits; returns, for each, the best thresholds within the
+    budget, or None when none is.
     """
-    max_probas = [p.max(axis=1) for p in held.probas[:-1]]
+    scores = np.stack([p.max(axis=1) for p in held.probas[:-1]])
     grids = [
         np.concatenate(
             [np.unique(np.quantile(m, np.linspace(0, 1, n_quantiles))), [np.inf]]
         )
-        for m in max_probas
+        for m in scores
     ]
-    scores = np.stack(max_probas)
-    correct = held.correct
-    rows = np.arange(len(held.y))
-    best = {"cheaper": None, "surer": None}
+    best = dict.fromkeys(keys)
     for thresholds in product(*grids):
         exits = _first_reaching(scores, np.array(thresholds))
-        cost = cumulative[exits].mean()
-        if cost > budget * (1 + 1e-9):
+        if cumulative[exits].mean() > budget * (1 + 1e-9):
             continue
-        accuracy = correct[exits, rows].mean()
-        keys = {
-            "cheaper": (accuracy, -cost),
-            "surer": (accuracy, -tie_loss[exits, rows].mean(), -cost),
-        }
-        for rule, key in keys.items():
+        for rule, key_of in keys.items():
+            key = key_of(exits)
             if best[rule] is None or key > best[rule][0]:
-                best[rule] = (key, (accuracy, cost), np.array(thresholds))
-    return {r: None if b is None else b[1:] for r, b in best.items()}
+                best[rule] = (key, np.array(thresholds))
+    return {rule: None if b is None else b[1] for rule, b in best.items()}
 
 
 def _first_reaching(scores, thresholds):
@@ -178,63 +169,44 @@ def _baseline_exits(held, test, cumulative, budget) -> dict:
     normalized = cumulative / cumulative[-1]
     search = make_policy_search("max_proba", held.probas, held.y, normalized)
     tie_loss = search.budget_loss() - search.stage_risk(0.0)
-    scores = np.stack([p.max(axis=1) for p in test.probas[:-1]])
-    plain = ThresholdProblem(
-        reference_exits(held.probas, "zero_one").scores,
-        search.stage_risk(0.0),
-        normalized,
-        np.ones(len(held.y)),
-    )
-    thresholds, _, _ = budget_thresholds(plain, budget / cumulative[-1])
     rows = np.arange(len(held.y))
 
-    def figures(exits):
-        return (
-            float(held.correct[exits, rows].mean()),
-            float(cumulative[exits].mean()),
-        )
+    def accuracy_and_cost(exits):
+        return float(held.correct[exits, rows].mean()), float(cumulative[exits].mean())
 
+    def surer(exits):
+        accuracy, cost = accuracy_and_cost(exits)
+        return accuracy, -tie_loss[exits, rows].mean(), -cost
+
+    def cheaper(exits):
+        accuracy, cost = accuracy_and_cost(exits)
+        return accuracy, -cost
+
+    keys = {"surer": surer, "cheaper": cheaper}
+    reference = reference_exits(held.probas, "zero_one")
+    plain = ThresholdProblem(
+        reference.scores, search.stage_risk(0.0), normalized, np.ones(len(held.y))
+    )
+    thresholds, _, _ = budget_thresholds(plain, budget / cumulative[-1])
     exact = {
         "surer": search.within_budget(budget / cumulative[-1]).policy,
-        "cheaper": reference_exits(held.probas, "zero_one").make_policy(thresholds),
+        "cheaper": reference.make_policy(thresholds),
     }
     n_decisions = len(held.probas) - 1
     n_quantiles = {1: 201, 2: 41, 3: 13}.get(n_decisions, 7)
-    grid = _grid_thresholds(held, cumulative, budget, n_quantiles, tie_loss)
+    grid = _grid_thresholds(held, cumulative, budget, n_quantiles, keys)
     baselines = {}
-    for rule in ("surer", "cheaper"):
-        held_exits = exact[rule].exit_stage(held.probas)
-        accuracy, cost = figures(held_exits)
-        candidates = [
-            (
-                (accuracy, -tie_loss[held_exits, rows].mean(), -cost)
-                if rule == "surer"
-                else (accuracy, -cost),
-                exact[rule].exit_stage(test.probas),
-                (accuracy, cost),
-                "exact search",
-            )
-        ]
+    for rule, key in keys.items():
+        candidates = [(exact[rule], "exact search")]
         if grid[rule] is not None:
-            (g_accuracy, g_cost), g_thresholds = grid[rule]
-            g_exits = _first_reaching(
-                np.stack([p.max(axis=1) for p in held.probas[:-1]]), g_thresholds
-            )
-            key = (
-                (g_accuracy, -tie_loss[g_exits, rows].mean(), -g_cost)
-                if rule == "surer"
-                else (g_accuracy, -g_cost)
-            )
             candidates.append(
-                (
-                    key,
-                    _first_reaching(scores, g_thresholds),
-                    (g_accuracy, g_cost),
-                    f"{n_quantiles}-quantile grid",
-                )
+                (reference.make_policy(grid[rule]), f"{n_quantiles}-quantile grid")
             )
-        _, exits, (accuracy, cost), source = max(candidates, key=lambda c: c[0])
-        baselines[rule] = (exits, float(accuracy), float(cost), source)
+        policy, source = max(
+            candidates, key=lambda c: key(c[0].exit_stage(held.probas))
+        )
+        accuracy, cost = accuracy_and_cost(policy.exit_stage(held.probas))
+        baselines[rule] = (policy.exit_stage(test.probas), accuracy, cost, source)
     return baselines
 
 

@@ -440,22 +440,6 @@ class PolicySearch:
         loss = float(self.budget_loss()[exit_stage, rows] @ share)
         return _tie_key((loss, float(cost)))
 
-    def average_loss(self, exit_stage: np.ndarray) -> float:
-        """Weighted average loss of answering each row at ``exit_stage``.
-
-        Parameters
-        ----------
-        exit_stage : ndarray of shape (n_rows,)
-
-        Returns
-        -------
-        loss : float
-        """
-        rows = np.arange(len(exit_stage))
-        return float(self.stage_risk(0.0)[exit_stage, rows] @ self.weight) / float(
-            self.weight.sum()
-        )
-
     def budget_weight(self, normalized_budget: float) -> float:
         """The price of cost at a budget, in loss per unit of normalised cost.
 

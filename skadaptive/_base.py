@@ -395,6 +395,20 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """The stages' answers as the policy sees them."""
         return stage_probas
 
+    def _exit_answers(self, stage_probas: list) -> tuple[list, list]:
+        """Each stage's own answers and each exit's answers (by its
+        combiner), both as the policy sees them, from the stages' answers.
+
+        The combiners answer in the stages' units (a regressor's in the
+        target's), as routing runs them: they combine first, then the
+        answers are shown to the policy.
+        """
+        alone = self._policy_answers(stage_probas)
+        if not combines(self.combiners_):
+            return alone, alone
+        combined = combined_answers(self.combiners_, stage_probas)
+        return alone, self._policy_answers(combined)
+
     def _stored_targets(self, y_encoded) -> np.ndarray:
         """Encoded targets as the fitted estimator keeps them."""
         return y_encoded
@@ -1305,8 +1319,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         check_consistent_length(X, y)
         y_encoded = self._encode_new_targets(y)
         sample_weight = check_weights(sample_weight, X)
-        alone = self._policy_answers(exit_probas(self._stage_source(), X))
-        probas = combined_answers(self.combiners_, alone)
+        alone, probas = self._exit_answers(exit_probas(self._stage_source(), X))
         correct = stage_correct(probas, y_encoded, self._loss())
 
         weight = np.ones(len(y)) if sample_weight is None else sample_weight

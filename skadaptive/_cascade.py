@@ -435,6 +435,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         policy_features="history",
         tune_threshold=True,
         loss="squared_error",
+        answer="stage",
         cv=5,
         refit=True,
         memory=None,
@@ -455,6 +456,7 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold
         self.loss = loss
+        self.answer = answer
         self.cv = cv
         self.refit = refit
         self.memory = memory

@@ -427,6 +427,29 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         (``with_policy``, ``frontier_``, ``evaluate_frontier``) until a refit.
         With ``"squared_error"``, a ``y`` whose squared errors float64 cannot
         hold (a scale beyond about 1e154, or below 1e-162) is an error.
+    answer : {"stage", "combined"}, default="stage"
+        What a row gets at the exit that answers it. ``"stage"``: that exit's
+        own prediction. ``"combined"``: a combination of the predictions of
+        every exit the row ran (already paid for: no stage runs again, only
+        the combiner's arithmetic, timed with the routing by ``costs="auto"``
+        and not counted with costs given as numbers or trees). Per exit, a
+        convex blend of the exits' predictions (weights at least 0 summing to
+        1) or a linear regression on them with an intercept (stacking, with a
+        small ridge penalty), both fitted by weighted least squares on the
+        policy's scale of ``y``, replaces the exit's own prediction only
+        where its 3-fold cross-validated ``loss`` on the policy rows is lower
+        by more than one standard error of the paired per-row difference;
+        from the simplest kind up, each replaces the one kept so far only
+        where it is that much better than it (see ``combiners_``). Combiners
+        are fitted on the cross-fitted held-out predictions, never on a
+        stage's training rows, and the policy is learned on their
+        out-of-fold answers, so it decides when the combined prediction is
+        good enough. A combined answer keeps its exit's own uncertainty.
+        Exit 0 always answers with its own prediction; with fewer than 30
+        policy rows of positive weight, every exit does (with a warning).
+        Switching it needs a refit; with ``memory=`` the stages come from
+        the cache, and only the combiners (and their timing) and the policy
+        are fitted again.
 
     """ + (
     _from(_SHARED_PARAMETERS, "cv")
@@ -475,12 +498,19 @@ _REGRESSION_ATTRIBUTES = (
     stage_errors_ : ndarray of shape (n_stages,)
         Held-out error of each stage alone.
     exit_errors_ : ndarray of shape (n_stages,)
-        The same, for the exits as the estimator answers there (each stage's
-        own prediction).
+        The same, for the exits as the estimator answers there: each stage's
+        own prediction with ``answer="stage"``; with ``answer="combined"``,
+        the combiner's (out-of-fold) predictions.
     oracle_error_, oracle_cost_ : float
         Held-out error and average cost of the oracle that answers each row
         at the first stage whose error is the smallest: the lower bound of
         any policy over these stages.
+    combiners_ : list of RegressionCombiner
+        One per exit: how it answers (``kind``: ``"stage"`` for every exit
+        with ``answer="stage"``, and for exit 0; else the kind chosen, with
+        each kind's out-of-fold ``cv_error`` in the target's units, and its
+        ``weights`` and ``bias``). See
+        :class:`~skadaptive.stages.RegressionCombiner`.
     target_center_, target_scale_ : float
         The centre and scale of ``y`` the policy works on (see
         ``cost_weight``), learned on the rows passed to ``fit``.

@@ -583,6 +583,7 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
         policy_features="history",
         tune_threshold=True,
         loss="squared_error",
+        answer="stage",
         cv=5,
         refit=True,
         memory=None,
@@ -602,6 +603,7 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
         self.policy_features = policy_features
         self.tune_threshold = tune_threshold
         self.loss = loss
+        self.answer = answer
         self.cv = cv
         self.refit = refit
         self.memory = memory

@@ -85,7 +85,6 @@ from .policies._policy import (
 from .policies._router import carried_back, routed_walk
 from .policies._thresholds import BUDGET_RTOL, TIE_RTOL, first_reaching
 from .stages import exit_probas
-from .stages._combined import combined_answers
 
 #: Single-exit moves that fill the budget after the path (each raises the cost).
 _MAX_FILLS = 100
@@ -120,7 +119,7 @@ def exit_answers(estimator, X) -> list[np.ndarray]:
         for start in range(0, n_rows, batch)
     ]
     alone = [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
-    return combined_answers(estimator.combiners_, estimator._policy_answers(alone))
+    return estimator._exit_answers(alone)[1]
 
 
 def _thresholds_of(policy) -> np.ndarray:

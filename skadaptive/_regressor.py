@@ -12,17 +12,21 @@ absolute) error, as are ``frontier_["error"]`` and ``evaluate_frontier``'s.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import Bunch
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import check_array, check_memory
 
-from ._base import BaseAdaptive
+from ._base import BaseAdaptive, _content_groups
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .stages import ScaledPolicy, regression_scale
-from .stages._combined import ExitCombiner
+from ._validation import rows_text
+from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
+from .stages._combined_regression import RegressionCombiner, fit_regression_combiners
 from .stages._regression import check_prediction_range, scale_answers
 
 #: Attribute and key names of the classifiers' figures, and the regressors'.
@@ -48,11 +52,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
     """
 
     _parameter_constraints: dict = {
-        **{
-            name: constraint
-            for name, constraint in BaseAdaptive._parameter_constraints.items()
-            if name != "answer"
-        },
+        **BaseAdaptive._parameter_constraints,
         "policy": [StrOptions(set(REGRESSION_POLICIES)), HasMethods(["fit"])],
         "loss": [StrOptions(set(REGRESSION_LOSSES))],
     }
@@ -118,12 +118,37 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         return 2
 
     def _fit_combiners(self, stage_probas, y_encoded, sample_weight, X_policy):
-        # Regressors answer with each stage's own prediction.
-        return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
-
-    def _answer_source(self):
-        # The stages' own answers: the policy is shown them on its scale.
-        return self._stage_source()
+        if self.answer == "stage":
+            return [RegressionCombiner(k) for k in range(len(stage_probas))], list(
+                stage_probas
+            )
+        fit = check_memory(self.memory).cache(fit_regression_combiners)
+        combiners, answers = fit(
+            stage_probas,
+            y_encoded,
+            sample_weight,
+            loss=self.loss,
+            center=self.target_center_,
+            scale=self.target_scale_,
+            random_state=self.random_state,
+            # Copies of a row in one fold: never both learned from and scored.
+            groups=_content_groups(X_policy),
+        )
+        if len(combiners) > 1 and not combiners[1].cv_error:
+            n_positive = (
+                len(y_encoded)
+                if sample_weight is None
+                else int((np.asarray(sample_weight) > 0).sum())
+            )
+            warnings.warn(
+                "answer='combined' answers with each stage's own prediction: "
+                f"learning combiners needs at least {MIN_COMBINER_ROWS} policy "
+                f"rows of positive weight, and there are {rows_text(n_positive)} "
+                f"(of {rows_text(len(y_encoded))}).",
+                UserWarning,
+                stacklevel=3,
+            )
+        return combiners, answers
 
     def _routing_policy(self):
         return ScaledPolicy(

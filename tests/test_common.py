@@ -181,6 +181,28 @@ CONFIGS = {
         exits=[3, 6, 12],
         cv=3,
     ),
+    "regressor_cascade_combined_budget": lambda: AdaptiveCascadeRegressor(
+        [
+            ("ridge", Ridge(alpha=0.1)),
+            ("tree", DecisionTreeRegressor(max_depth=4, random_state=0)),
+        ],
+        costs=[1, 5],
+        answer="combined",
+        loss="absolute_error",
+        budget=3.0,
+        cv=3,
+        random_state=0,
+    ),
+    # Squared error: with absolute error, one row of
+    # check_sample_weight_equivalence_on_dense_data is answered differently
+    # because the boosted trees themselves differ between the weighted and
+    # the repeated fit (equal-gain splits; their held-out answers differ).
+    "early_exit_regressor_boosting_combined": lambda: EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=12, max_depth=2, random_state=0),
+        exits=[3, 6, 12],
+        answer="combined",
+        cv=3,
+    ),
     "early_exit_regressor_chain_eenet": lambda: EarlyExitRegressor(
         ChainExitsRegressor(
             [StandardScaler(), "passthrough"],
@@ -298,6 +320,8 @@ EXPECTED_FAILED = {
         "error: its fold models must come from folds of the rows' content",
     ),
     "early_exit_regressor_boosting": {},
+    "regressor_cascade_combined_budget": {},
+    "early_exit_regressor_boosting_combined": {},
     "early_exit_regressor_chain_eenet": {},
 }
 if parse_version(sklearn.__version__) < parse_version("1.7"):

@@ -645,10 +645,8 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
     """
     from ..policies._policy import oracle_exits, stage_correct
     from ..stages import exit_probas
-    from ..stages._combined import combined_answers
 
-    alone = exit_probas(cascade._stage_source(), X)
-    probas = combined_answers(cascade.combiners_, alone)
+    alone, probas = cascade._exit_answers(exit_probas(cascade._stage_source(), X))
     y_encoded = np.searchsorted(cascade.classes_, y)
     correct = stage_correct(probas, y_encoded)
     return point_intervals(

@@ -132,12 +132,13 @@ def error_intervals(cascade, X, y, seed) -> dict:
 
     # The answers as the policy sees them (centred and scaled): minus each
     # row's loss on that scale, times the scale's unit, is its error.
-    # Regressors answer with each stage's own prediction.
-    answers = cascade._policy_answers(exit_probas(cascade._stage_source(), X))
-    minus_loss = stage_correct(answers, cascade._encode_new_targets(y), cascade.loss)
+    alone, answers = cascade._exit_answers(exit_probas(cascade._stage_source(), X))
+    y_scaled = cascade._encode_new_targets(y)
+    minus_loss = stage_correct(answers, y_scaled, cascade.loss)
     errors = -minus_loss * cascade._error_unit()
+    errors_alone = -stage_correct(alone, y_scaled, cascade.loss) * cascade._error_unit()
     return point_intervals(
-        cascade, answers, errors, errors, oracle_exits(minus_loss), seed, X
+        cascade, answers, errors, errors_alone, oracle_exits(minus_loss), seed, X
     )
 
 

@@ -13,12 +13,14 @@
 - ONNX models run by onnxruntime on CPU or GPU: :class:`OnnxClassifier` and
   :class:`OnnxRegressor` (stages) and :class:`OnnxMultiExit` (a multi-exit
   network split into segments);
-- :class:`ExitCombiner`: how an exit answers with ``answer="combined"``.
+- :class:`ExitCombiner`: how an exit answers with ``answer="combined"``;
+  :class:`RegressionCombiner`, the same for regressors.
 """
 
 from ._booster_exits import BoosterExits
 from ._chain_exits import ChainExits, ChainExitsRegressor
 from ._combined import ExitCombiner
+from ._combined_regression import RegressionCombiner
 from ._costs import (
     measure_exit_seconds,
     measure_exit_seconds_per_row,
@@ -44,6 +46,7 @@ __all__ = [
     "OnnxClassifier",
     "OnnxMultiExit",
     "OnnxRegressor",
+    "RegressionCombiner",
     "TreeEnsembleExits",
     "exit_probas",
     "measure_exit_seconds",

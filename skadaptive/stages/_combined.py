@@ -34,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from .._sklearn_private import _num_samples
-from .._validation import check_stage_proba, stage_label
+from .._validation import check_regression_output, check_stage_proba, stage_label
 from ..policies._selection import _standard_error, deal_groups
 
 __all__ = [
@@ -138,6 +138,11 @@ class ExitCombiner:
 
     def __repr__(self) -> str:
         return f"ExitCombiner(exit={self.exit}, kind={self.kind!r})"
+
+    @staticmethod
+    def reads(proba: np.ndarray) -> np.ndarray:
+        """What the combiners read of an exit's probabilities: their floored logs."""
+        return log_probas(proba)
 
     def fit(self, logs: list, y: np.ndarray, sample_weight, n_classes: int):
         """Fit ``self.kind`` on the log-probabilities ``logs`` of exits 0..exit.
@@ -289,13 +294,33 @@ def _choose_kind(
     rows = {kind: _row_losses(p, y_encoded) for kind, p in out_of_fold.items()}
     errors = {kind: float(weight @ r["zero_one"]) for kind, r in rows.items()}
     log_losses = {kind: float(weight @ r["log_loss"]) for kind, r in rows.items()}
+    chosen = one_standard_error_choice(
+        {kind: rows[kind][loss] for kind in KINDS if kind in rows},
+        weight,
+        group_of_row,
+    )
+    return chosen, errors, log_losses
+
+
+def one_standard_error_choice(row_losses: dict, weight, group_of_row=None) -> str:
+    """The kind kept by the one-standard-error rule, from the simplest up.
+
+    ``row_losses`` maps each kind tried (``"stage"`` and the others in
+    ``KINDS`` order, or :data:`~skadaptive.stages._combined_regression.KINDS`'
+    for regressors) to each row's out-of-fold loss; ``weight`` sums to one.
+    A kind replaces the one kept so far only where its mean loss is lower by
+    more than one standard error of the paired per-row difference, the rows
+    of a group (``group_of_row``: copies of a row) counting as one row of
+    their total weight.
+    """
+    n_rows = len(weight)
     if group_of_row is None:
         group_of_row = np.arange(n_rows)
     group_weight = np.bincount(group_of_row, weights=weight)
     kept = group_weight > 0
 
     def clearly_better(kind, than) -> bool:
-        difference = rows[kind][loss] - rows[than][loss]
+        difference = row_losses[kind] - row_losses[than]
         gain = -np.bincount(group_of_row, weights=weight * difference)[kept]
         gain = gain / group_weight[kept]
         # ddof=1: a difference carried by one row is exactly one standard
@@ -305,11 +330,11 @@ def _choose_kind(
         return bool(mean > standard_error * (1 + 1e-9))
 
     chosen = "stage"
-    # KINDS is ordered by simplicity.
-    for kind in (kind for kind in KINDS if kind in out_of_fold and kind != "stage"):
+    # The kinds are in order of simplicity ("stage" first).
+    for kind in (kind for kind in row_losses if kind != "stage"):
         if clearly_better(kind, chosen):
             chosen = kind
-    return chosen, errors, log_losses
+    return chosen
 
 
 def _folds(weight: np.ndarray, groups, random_state) -> tuple:
@@ -436,24 +461,26 @@ def fit_combiners(
 
 
 def combined_answers(combiners: list, stage_probas: list) -> list:
-    """Every exit's answer for every row, from every exit's own probabilities.
+    """Every exit's answer for every row, from every exit's own answers.
 
     What routing answers at each exit (offline: no row leaves early).
 
     Parameters
     ----------
-    combiners : list of ExitCombiner
-    stage_probas : list of ndarray of shape (n_rows, n_classes)
+    combiners : list of ExitCombiner or RegressionCombiner
+    stage_probas : list of ndarray of shape (n_rows, n_classes or 2)
+        Each exit's own probabilities (a regressor's: prediction and
+        uncertainty, in the target's units).
 
     Returns
     -------
-    answers : list of ndarray of shape (n_rows, n_classes)
+    answers : list of ndarray of shape (n_rows, n_classes or 2)
     """
     if not combines(combiners):
         return list(stage_probas)
-    logs = [log_probas(p) for p in stage_probas]
+    inputs = [combiners[0].reads(p) for p in stage_probas]
     return [
-        p if c.kind == "stage" else c.combine(logs[: c.exit + 1])
+        p if c.kind == "stage" else c.combine(inputs[: c.exit + 1])
         for c, p in zip(combiners, stage_probas)
     ]
 
@@ -462,10 +489,12 @@ class CombinedExits:
     """A stage source whose exits answer with their combiners.
 
     Wraps any :class:`~skadaptive.engine.StageSource`: the wrapped source runs
-    the exits as before, each exit's own probabilities are checked (errors name
-    the stage), and the state carries the probabilities of the exits run so
-    far for the rows still running (and their logs, once a combiner has read
-    them), compacted with the source's own state.
+    the exits as before, each exit's own answers are checked (errors name the
+    stage), and the state carries the answers of the exits run so far for the
+    rows still running (and what the combiners read of them, a classifier's
+    logs, once a combiner has read them), compacted with the source's own
+    state. A regression source's exits answer with a prediction and an
+    uncertainty (:class:`~skadaptive.stages._combined_regression.RegressionCombiner`).
     """
 
     def __init__(self, source, combiners: list):
@@ -486,36 +515,44 @@ class CombinedExits:
         return getattr(self.source, name)
 
     def run_stage(self, stage: int, X_rows, state):
-        inner, probas, logs = (None, [], []) if state is None else state[1:]
+        inner, probas, inputs = (None, [], []) if state is None else state[1:]
         proba, inner = self.source.run_stage(stage, X_rows, inner)
         combiner = self.combiners[stage]
         if combiner.kind == "stage":
             # Returned as it is: the engine checks it, as any stage's output.
             proba = np.asarray(proba, dtype=np.float64)
-            return proba, (stage, inner, [*probas, proba], [*logs, None])
+            return proba, (stage, inner, [*probas, proba], [*inputs, None])
         # Checked before it is combined: a combination can hide a bad output
         # (rows not summing to 1 sum to 1 after a softmax).
         n_rows = _num_samples(X_rows) if X_rows is not None else len(probas[0])
-        proba = check_stage_proba(
-            proba, n_rows, len(self.source.classes_), stage_label(self.source, stage)
-        )
-        probas, logs = [*probas, proba], [*logs, None]
-        # Logs only where a combiner reads them, for the rows still running;
-        # kept (and compacted) for the later exits.
-        logs = [log_probas(p) if log is None else log for p, log in zip(probas, logs)]
-        return combiner.combine(logs), (stage, inner, probas, logs)
+        label = stage_label(self.source, stage)
+        if getattr(self.source, "regression", False):
+            proba = check_regression_output(proba, n_rows, label)
+        else:
+            proba = check_stage_proba(
+                proba, n_rows, len(self.source.classes_), label
+            )
+        probas, inputs = [*probas, proba], [*inputs, None]
+        # What the combiners read (a classifier's logs), only where a
+        # combiner reads it, for the rows still running; kept (and compacted)
+        # for the later exits.
+        inputs = [
+            combiner.reads(p) if read is None else read
+            for p, read in zip(probas, inputs)
+        ]
+        return combiner.combine(inputs), (stage, inner, probas, inputs)
 
     def keep_rows(self, state, mask):
-        stage, inner, probas, logs = state
+        stage, inner, probas, inputs = state
         inner = self.source.keep_rows(inner, mask)
         if not self._read_later[stage]:
             # No later combiner reads them: placeholders, never read.
-            return stage, inner, [None] * len(probas), [None] * len(logs)
+            return stage, inner, [None] * len(probas), [None] * len(inputs)
         return (
             stage,
             inner,
             [p[mask] for p in probas],
-            [None if log is None else log[mask] for log in logs],
+            [None if read is None else read[mask] for read in inputs],
         )
 
 

@@ -201,6 +201,52 @@ def test_frontier_of_regressors_prints_an_mse_column_and_saves_a_regressor(
     assert max(errors) > min(errors) > 0
 
 
+def test_frontier_of_regressors_with_both_answer_kinds(files, tmp_path, capsys):
+    """--answer both: the stage answers' report, then the combined answers'
+    (each exit's combiner and its held-out error), in one JSON and one plot."""
+    folder, X, y = files
+    code = _frontier(
+        folder,
+        tmp_path,
+        folder / "ridge.joblib",
+        folder / "forest.joblib",
+        "--data",
+        folder / "data.csv",
+        "--costs",
+        1,
+        10,
+        "--answer",
+        "both",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "stage answers (each exit answers with its stage's prediction):" in out
+    assert "combined answers (each exit answers with a combination" in out
+    assert "combined answer at each exit (every row answered there): ridge" in out
+    report = json.loads((tmp_path / "f.json").read_text())
+    combined = report["combined"]
+    assert [e["combiner"] for e in report["exits"]] == ["stage", "stage"]
+    kinds = [e["combiner"] for e in combined["exits"]]
+    assert kinds[0] == "stage" and kinds[1] in ("stage", "blend", "linear")
+    # Each stage alone is the same model on the same rows in both reports;
+    # exit 0 answers with its own prediction, and so does every exit of the
+    # stage answers.
+    for alone, again in zip(report["stages"], combined["stages"]):
+        assert alone["error"] == pytest.approx(again["error"])
+    assert combined["exits"][0]["error"] == pytest.approx(report["stages"][0]["error"])
+    for exit_, alone in zip(report["exits"], report["stages"]):
+        assert exit_["error"] == pytest.approx(alone["error"])
+    if kinds[1] == "stage":
+        assert combined["exits"][1]["error"] == pytest.approx(
+            report["stages"][1]["error"]
+        )
+    else:
+        assert combined["exits"][1]["error"] != pytest.approx(
+            report["stages"][1]["error"]
+        )
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_frontier_of_regressors_with_absolute_error_and_a_budget(
     files, tmp_path, capsys
 ):
@@ -279,14 +325,6 @@ def test_frontier_of_regressors_with_skips_says_what_the_policy_kept(
             "be classifiers or all regressors",
         ),
         (
-            ["ridge.joblib", "forest.joblib", "--answer", "combined"],
-            "--answer combined is for classifiers",
-        ),
-        (
-            ["ridge.joblib", "forest.joblib", "--answer", "both"],
-            "--answer both is for classifiers",
-        ),
-        (
             ["ridge.joblib", "forest.joblib", "--classes", "a", "b"],
             "regressors have none; drop --classes",
         ),
@@ -351,7 +389,7 @@ def test_frontier_refuses_what_regressors_cannot_do(
 
 
 def test_an_explicit_task_refuses_options_before_reading_anything(tmp_path, capsys):
-    # The data file does not exist: the error about --answer shows that the
+    # The data file does not exist: the error about --classes shows that the
     # options were checked first.
     code = _frontier(
         tmp_path,
@@ -362,11 +400,12 @@ def test_an_explicit_task_refuses_options_before_reading_anything(tmp_path, caps
         "missing.csv",
         "--task",
         "regression",
-        "--answer",
-        "combined",
+        "--classes",
+        "a",
+        "b",
     )
     err = capsys.readouterr().err
-    assert code == 1 and "--answer combined is for classifiers" in err
+    assert code == 1 and "regressors have none; drop --classes" in err
 
 
 def test_an_unknown_policy_lists_both_tasks_policies(capsys):

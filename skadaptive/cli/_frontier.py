@@ -204,8 +204,8 @@ def add_parser(commands) -> None:
         "a combination of every stage it ran (combined), or both, each with "
         "its own policy, printed one after the other and plotted together; "
         "the JSON is then the stage answers' report with the combined "
-        "answers' under the key 'combined'; classifiers only: a regressor's "
-        "exit answers with its stage's prediction (default: %(default)s)",
+        "answers' under the key 'combined'; for regressors, the same with "
+        "their predictions (default: %(default)s)",
     )
     parser.add_argument(
         "--skips",
@@ -385,13 +385,6 @@ def _check_options(args, task) -> None:
     from ..policies import POLICIES, REGRESSION_POLICIES
 
     if task == "regression":
-        if args.answer != "stage":
-            raise CommandError(
-                f"--answer {args.answer} is for classifiers: combined answers pool "
-                "the stages' class probabilities, which regressors do not give (a "
-                "regressor's exit answers with its own stage's prediction); drop "
-                "--answer."
-            )
         if args.classes is not None:
             raise CommandError(
                 "--classes names the class labels of ONNX classifiers, and "

@@ -57,29 +57,48 @@ def columns(loss: str) -> tuple:
 
 def run_regression(args, stages, X, y, progress, out) -> int:
     """``skadaptive frontier`` over the regression ``stages`` on ``X, y``."""
+    import tempfile
+
     from .. import AdaptiveCascadeRegressor
 
     X_policy, X_eval, y_policy, y_eval = split_rows(
         X, y, args.test_size, args.seed, args.data
     )
-    cascade = AdaptiveCascadeRegressor(
-        stages,
-        loss=args.loss or "squared_error",
-        random_state=args.seed,
-        verbose=progress.verbose,
-        **_params(args),
-    )
-    cascade, report = _fit_and_evaluate(
-        cascade, (X_policy, y_policy, X_eval, y_eval), args.seed, progress
-    )
+    kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
+    with tempfile.TemporaryDirectory() as cache:
+        # With both kinds the second fit reuses the stages' held-out answers
+        # and timings (memory=); its combiners are timed anew.
+        fits = [
+            _fit_and_evaluate(
+                AdaptiveCascadeRegressor(
+                    stages,
+                    loss=args.loss or "squared_error",
+                    answer=kind,
+                    memory=cache if len(kinds) > 1 else None,
+                    random_state=args.seed,
+                    verbose=progress.verbose,
+                    **_params(args),
+                ),
+                (X_policy, y_policy, X_eval, y_eval),
+                args.seed,
+                progress,
+            )
+            for kind in kinds
+        ]
+    cascade = fits[0][0]
     print(
         f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
         f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
         file=out,
     )
-    print(_format(report), file=out)
-    print_policy_lines(report["chosen"], out)
-    name = report["error_name"]
+    for fitted, report in fits:
+        if len(fits) > 1:
+            print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
+        print(_format(report), file=out)
+        print_policy_lines(report["chosen"], out)
+        if fitted.answer == "combined":
+            print(_format_exits(report["exits"]), file=out)
+    name = fits[0][1]["error_name"]
     print(
         f"{name}: {ERROR_TEXTS[cascade.loss]} (lower is better); "
         f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
@@ -89,26 +108,57 @@ def run_regression(args, stages, X, y, progress, out) -> int:
         "cost.",
         file=out,
     )
-    if report["batch_sizes"] is not None:
-        print(format_batch_sizes(report["batch_sizes"]), file=out)
-    for warning in report["warnings"]:
+    for fitted, report in fits:
+        if report["batch_sizes"] is not None:
+            if len(fits) > 1:
+                print(f"{ANSWER_TITLES[fitted.answer]}:", file=out)
+            print(format_batch_sizes(report["batch_sizes"]), file=out)
+    warnings_seen = list(
+        dict.fromkeys(
+            w if len(fits) == 1 or k == 0 else f"{fitted.answer} answers: {w}"
+            for k, (fitted, report) in enumerate(fits)
+            for w in report["warnings"]
+        )
+    )
+    for warning in warnings_seen:
         print(f"warning: {warning}", file=out)
-    write_results(args, report, [cascade], X_eval, y_eval, progress, out)
+    document = dict(fits[0][1])
+    for fitted, report in fits[1:]:
+        document[fitted.answer] = report
+    write_results(args, document, [f for f, _ in fits], X_eval, y_eval, progress, out)
     return 0
+
+
+#: The heading of each answer kind's report with ``--answer both``.
+ANSWER_TITLES = {
+    "stage": "stage answers (each exit answers with its stage's prediction)",
+    "combined": "combined answers (each exit answers with a combination of the "
+    "predictions of every stage the row ran)",
+}
+
+
+def _format_exits(exits) -> str:
+    """One line: each exit's combined answer on the held-out rows."""
+    return "combined answer at each exit (every row answered there): " + "; ".join(
+        f"{e['name']} {e['error']:.4g} {format_error_interval(e['error_interval'])}"
+        f" ({e['combiner']})"
+        for e in exits
+    )
 
 
 def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
     """Fit ``cascade`` on the policy rows; its report on the evaluation rows."""
     X_policy, y_policy, X_eval, y_eval = rows
-    with progress.step("measuring costs and learning the policy"):
+    kind = "" if cascade.answer == "stage" else f" ({cascade.answer} answers)"
+    with progress.step(f"measuring costs and learning the policy{kind}"):
         try:
             with recorded_warnings() as caught:
                 cascade.fit(X_policy, y_policy)
         except (ValueError, TypeError) as exc:
             raise CommandError(str(exc)) from exc
         fit_warnings = list(dict.fromkeys(str(w.message) for w in caught))
-        cascade.set_params(verbose=0)  # for this command only
-    with progress.step("evaluating the frontier on held-out rows"):
+        cascade.set_params(verbose=0, memory=None)  # for this command only
+    with progress.step(f"evaluating the frontier on held-out rows{kind}"):
         try:
             test = cascade.evaluate_frontier(X_eval, y_eval)
             intervals = error_intervals(cascade, X_eval, y_eval, seed)

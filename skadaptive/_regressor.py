@@ -22,9 +22,9 @@ from sklearn.utils.validation import check_array, check_memory
 from ._base import BaseAdaptive, _content_groups
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
+from ._validation import rows_text
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .stages import ScaledPolicy, regression_scale
-from ._validation import rows_text
 from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined_regression import RegressionCombiner, fit_regression_combiners
 from .stages._regression import check_prediction_range, scale_answers

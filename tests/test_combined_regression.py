@@ -6,7 +6,7 @@ import pickle
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.datasets import make_friedman1
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
@@ -245,7 +245,9 @@ def test_in_units_gives_the_same_combination_in_the_target_units():
             [a[:, 0] for a in scaled], target, None
         )
         on_scale = combiner.combine(scaled)
-        raw = [np.column_stack([center + scale * a[:, 0], scale * a[:, 1]]) for a in scaled]
+        raw = [
+            np.column_stack([center + scale * a[:, 0], scale * a[:, 1]]) for a in scaled
+        ]
         in_units = combiner.in_units(center, scale).combine(raw)
         np.testing.assert_allclose(in_units[:, 0], center + scale * on_scale[:, 0])
         np.testing.assert_allclose(in_units[:, 1], raw[2][:, 1])
@@ -320,7 +322,9 @@ def test_copies_of_a_row_are_one_row_of_their_weight():
     np.testing.assert_allclose(weighted[0][1].weights, copies[0][1].weights)
     positive = weight > 0
     np.testing.assert_allclose(
-        weighted[1][1][positive][np.repeat(np.arange(positive.sum()), weight[positive])],
+        weighted[1][1][positive][
+            np.repeat(np.arange(positive.sum()), weight[positive])
+        ],
         copies[1][1],
     )
 

@@ -529,9 +529,7 @@ class CombinedExits:
         if getattr(self.source, "regression", False):
             proba = check_regression_output(proba, n_rows, label)
         else:
-            proba = check_stage_proba(
-                proba, n_rows, len(self.source.classes_), label
-            )
+            proba = check_stage_proba(proba, n_rows, len(self.source.classes_), label)
         probas, inputs = [*probas, proba], [*inputs, None]
         # What the combiners read (a classifier's logs), only where a
         # combiner reads it, for the rows still running; kept (and compacted)

@@ -296,12 +296,11 @@ def fit_regression_combiners(
                 answers = [np.asarray(a)[test] for a in stage_answers]
                 prediction[test] = fold_combiner.combine(answers)[:, 0]
             out_of_fold[kind] = prediction
-        row_losses = {
-            kind: _row_losses(p, y, loss) for kind, p in out_of_fold.items()
-        }
+        row_losses = {kind: _row_losses(p, y, loss) for kind, p in out_of_fold.items()}
         best = one_standard_error_choice(row_losses, normalised, group_of_row)
         cv_error = {
-            kind: float(normalised @ losses) * unit for kind, losses in row_losses.items()
+            kind: float(normalised @ losses) * unit
+            for kind, losses in row_losses.items()
         }
         combiner = RegressionCombiner(k, best, cv_error).fit(
             [p[rows] for p in predictions], y[rows], weight[rows]

@@ -33,6 +33,17 @@ stage's, and the best stage's own cost over the cascade's measured test cost
 there. Where a dataset has several splits, "vs random" also gives two
 standard errors of the mean paired difference over the splits.
 
+**Combined answers** (``answer="combined"``): each estimator is fitted
+again with every exit answering with its combiner (a blend or a linear
+stacking of the predictions of the exits run so far, where it is clearly
+better on the policy rows), on the same split and with the same costs (the
+first fit's ``costs_``, declared, so that both are compared at the same
+budgets): its test MSE with every row at the last exit against the best
+single stage and against the stage answers' last exit, its default policy's
+test MSE at each budget (and on the no-loss grid) against the stage answers'
+at the same budget, and the cheapest budget of the grid at which the
+combined estimator's test MSE is at or below the best single stage's.
+
 Writes ``benchmarks/results/regression.json`` and
 ``benchmarks/REGRESSION_RESULTS.md``.
 """
@@ -215,8 +226,105 @@ def _mean_points(per_split: list) -> list:
     return points
 
 
+def _combined(fitted, estimator, data, fractions) -> dict:
+    """The estimator fitted again with ``answer="combined"`` on the same split
+    and costs: its last exit, its budget points and its no-loss curve."""
+    X, X_test, y, y_test = data
+    params = {"answer": "combined"}
+    if not fitted._has_natural_costs():
+        # The first fit's measured costs, declared: the same budgets.
+        params["costs"] = [float(c) for c in fitted.costs_]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # cost order of stages
+        combined = clone(estimator).set_params(**params).fit(X, y)
+    np.testing.assert_allclose(combined.costs_, fitted.costs_, rtol=1e-12)
+    total = combined.cumulative_costs_[-1]
+    test = combined.evaluate_frontier(X_test, y_test)
+    return {
+        "kinds": [c.kind for c in combined.combiners_],
+        "last_exit_mse": float(test["exit_errors"][-1]),
+        "exit_mse": [float(e) for e in test["exit_errors"]],
+        "points": [
+            float(
+                combined.with_policy(budget=f * total).evaluate_frontier(
+                    X_test, y_test
+                )["error_at_fit"]
+            )
+            for f in fractions
+        ],
+        "curve": _no_loss_curve(combined, X_test, y_test),
+    }
+
+
+def _combined_summary(per_split: list, points: list, stage_mse, curves) -> dict:
+    """The combined answers' figures averaged over the splits."""
+    best_stage = float(np.min(stage_mse))
+    at_or_below = None
+    for i, fraction in enumerate(GRID):
+        if any(split["curve"][i] is None for split in per_split):
+            continue
+        mse, cost = np.mean([split["curve"][i] for split in per_split], axis=0)
+        if mse <= best_stage:
+            at_or_below = {"fraction": fraction, "mse": float(mse), "cost": float(cost)}
+            break
+    stage_curve = [
+        None
+        if any(curve[i] is None for curve in curves)
+        else float(np.mean([curve[i][0] for curve in curves]))
+        for i in range(len(GRID))
+    ]
+    combined_curve = [
+        None
+        if any(split["curve"][i] is None for split in per_split)
+        else float(np.mean([split["curve"][i][0] for split in per_split]))
+        for i in range(len(GRID))
+    ]
+    kinds = Counter(" / ".join(split["kinds"]) for split in per_split)
+    return {
+        "kinds": ", ".join(
+            f"{k} x{n}" if len(per_split) > 1 else k for k, n in kinds.most_common()
+        ),
+        "last_exit_mse": float(np.mean([s["last_exit_mse"] for s in per_split])),
+        "exit_mse": np.mean([s["exit_mse"] for s in per_split], axis=0).tolist(),
+        "best_stage_mse": best_stage,
+        "by_budget": _by_budget(
+            [
+                (
+                    point["fraction"],
+                    point["learned_mse"],
+                    np.mean([s["points"][i] for s in per_split]),
+                )
+                for i, point in enumerate(points)
+            ]
+            + [
+                (f, a, b)
+                for f, a, b in zip(GRID, stage_curve, combined_curve)
+                if a is not None and b is not None
+            ]
+        ),
+        "at_or_below_best_stage": at_or_below,
+    }
+
+
+def _by_budget(triples: list) -> list:
+    """``(fraction, stage answers' MSE, combined MSE)`` once per budget (the
+    budgets and the grid share some), in budget order."""
+    merged = {}
+    for fraction, stage, combined in triples:
+        merged.setdefault(
+            fraction,
+            {
+                "fraction": fraction,
+                "stage_answers_mse": float(stage),
+                "combined_mse": float(combined),
+            },
+        )
+    return [merged[f] for f in sorted(merged)]
+
+
 def _estimator_results(estimator, splits) -> dict:
     fits, per_split, curves, stage_mse, stage_costs, checks = 0.0, [], [], [], [], []
+    combined = []
     for X, X_test, y, y_test in splits:
         start = time.perf_counter()
         with warnings.catch_warnings():
@@ -241,6 +349,7 @@ def _estimator_results(estimator, splits) -> dict:
                 y_test, fitted.with_policy(budget=0.25 * total).predict(X_test)
             )
         )
+        combined.append(_combined(fitted, estimator, (X, X_test, y, y_test), fractions))
     if len({len(points) for points in per_split}) != 1:
         raise RuntimeError("the splits reach different budgets; widen BUDGETS")
     stage_mse, stage_costs = np.mean(stage_mse, axis=0), np.mean(stage_costs, axis=0)
@@ -255,6 +364,7 @@ def _estimator_results(estimator, splits) -> dict:
         "points": points,
         "no_loss": _no_loss_speed_up(curves, stage_mse, stage_costs),
         "check": float(np.mean(checks)),
+        "combined": _combined_summary(combined, points, stage_mse, curves),
     }
 
 
@@ -286,13 +396,41 @@ def run(quick: bool = False) -> dict:
         for e in estimator.values()
         for p in e["points"]
     ]
+    combined = {
+        (name, kind): e["combined"]
+        for name, dataset in results.items()
+        for kind, e in dataset["estimators"].items()
+    }
     return {
         "command": "python -m benchmarks.run_regression"
         + (" --quick" if quick else ""),
         "total_seconds": time.perf_counter() - start,
         "environment": machine(threads="BLAS limited to 1 thread"),
         "datasets": results,
-        "summary": summary(points),
+        "summary": {**summary(points), **combined_summary(combined)},
+    }
+
+
+def combined_summary(combined: dict) -> dict:
+    """Issue figures of the combined answers, over every dataset and estimator."""
+    return {
+        "n_combined_setups": len(combined),
+        "n_combined_below_best_stage": sum(
+            c["last_exit_mse"] < c["best_stage_mse"] for c in combined.values()
+        ),
+        "combined_below_best_stage_datasets": sorted(
+            {
+                name
+                for (name, _), c in combined.items()
+                if c["last_exit_mse"] < c["best_stage_mse"]
+            }
+        ),
+        "n_combined_points": sum(len(c["by_budget"]) for c in combined.values()),
+        "n_combined_points_at_or_below_stage_answers": sum(
+            p["combined_mse"] <= p["stage_answers_mse"]
+            for c in combined.values()
+            for p in c["by_budget"]
+        ),
     }
 
 
@@ -424,8 +562,21 @@ def markdown(results: dict) -> str:
                     ],
                 )
                 + f"\n\nNo-loss speed-up: {speed}.\n"
+                + _combined_markdown(e)
             )
     s = results["summary"]
+    combined_text = ""
+    if "n_combined_setups" in s:
+        combined_text = (
+            "\nCombined answers: with every row at the last exit, below the best "
+            f"single stage's test MSE in {s['n_combined_below_best_stage']} of "
+            f"{s['n_combined_setups']} setups (datasets: "
+            f"{', '.join(s['combined_below_best_stage_datasets']) or 'none'}); at "
+            "or below the stage answers' test MSE at "
+            f"{s['n_combined_points_at_or_below_stage_answers']} of "
+            f"{s['n_combined_points']} budget points (the budgets above and the "
+            "no-loss grid, each once).\n"
+        )
     body = "\n".join(blocks) + (
         "\n### Summary\n\n"
         f"Over {s['n_points']} points: at {s['n_one_stage']} the learned policy "
@@ -442,8 +593,46 @@ def markdown(results: dict) -> str:
         "against the best "
         f"heuristic (chosen on the policy rows) the mean MSE reduction is "
         f"{s['mean_gain_over_best_heuristic']:+.1%} (target: above 0).\n"
+        + combined_text
     )
     return described_report("Regression results", results, __doc__, body)
+
+
+def _combined_markdown(e: dict) -> str:
+    """The combined answers' section of one dataset and estimator."""
+    c = e.get("combined")
+    if c is None:
+        return ""
+    rows = [
+        [
+            pct(p["fraction"]),
+            _mse(p["stage_answers_mse"]),
+            _mse(p["combined_mse"]),
+            f"{1 - p['combined_mse'] / p['stage_answers_mse']:+.1%}",
+        ]
+        for p in c["by_budget"]
+    ]
+    exits = ", ".join(f"{n} {_mse(m)}" for n, m in zip(e["stage_names"], c["exit_mse"]))
+    reach = c["at_or_below_best_stage"]
+    reach_text = (
+        "no budget of the grid"
+        if reach is None
+        else f"from a budget of {pct(reach['fraction'])} of the full cost (MSE "
+        f"{_mse(reach['mse'])}, measured cost {pct(reach['cost'] / e['full_cost'])}"
+        " of the full cost)"
+    )
+    return (
+        "\nCombined answers (combiner per exit: "
+        f"{c['kinds']}). Every row at each exit, combined: {exits}; the last "
+        f"exit {_mse(c['last_exit_mse'])} against the best single stage "
+        f"{_mse(c['best_stage_mse'])} "
+        f"({1 - c['last_exit_mse'] / c['best_stage_mse']:+.1%}). The combined "
+        f"estimator's test MSE is at or below the best single stage's {reach_text}."
+        " Default policy at each budget (those above and the no-loss grid), "
+        "stage answers against combined answers (test MSE):\n\n"
+        + table(rows, ["budget", "stage answers MSE", "combined MSE", "reduction"])
+        + "\n"
+    )
 
 
 def main(argv=None) -> None:

@@ -4,6 +4,7 @@ The figures in benchmarks/RESULTS.md come from the full run; this keeps the
 harness from rotting between runs without asserting any timing.
 """
 
+import numpy as np
 import pytest
 
 run_cascade = pytest.importorskip("benchmarks.run_cascade")
@@ -104,6 +105,48 @@ def test_regression_summary_counts_one_stage_points_split_by_split():
         [[split([0.5, 0.5], 3.0, 2.0)], [split([0.5, 0.5], 3.1, 2.0)]]
     )
     assert run_regression.summary(far)["n_worse_than_random_beyond_noise"] == 1
+
+
+def test_regression_combined_figures_average_splits_and_count_each_budget_once():
+    """The combined answers' summary: a budget the budgets and the grid share
+    counts once; the last exit is compared with the best single stage."""
+    run_regression = pytest.importorskip("benchmarks.run_regression")
+    grid = run_regression.GRID
+    budgets = run_regression.BUDGETS
+    shared = [f for f in budgets if f in grid]
+    assert shared, "the test needs a budget on the grid"
+
+    def split(offset):
+        return {
+            "kinds": ["stage", "linear"],
+            "last_exit_mse": 1.0 + offset,
+            "exit_mse": [3.0, 1.0 + offset],
+            "points": [2.0 + offset for _ in budgets],
+            "curve": [(2.5 + offset, f) for f in grid],
+        }
+
+    points = [{"fraction": f, "learned_mse": 2.2} for f in budgets]
+    stage_curve = [[(2.4, f) for f in grid]]
+    combined = run_regression._combined_summary(
+        [split(0.0), split(0.2)], points, np.array([3.0, 1.5]), stage_curve
+    )
+    fractions = [p["fraction"] for p in combined["by_budget"]]
+    assert fractions == sorted(set(budgets) | set(grid))
+    assert combined["last_exit_mse"] == pytest.approx(1.1)
+    assert combined["kinds"] == "stage / linear x2"
+    at_shared = next(p for p in combined["by_budget"] if p["fraction"] == shared[0])
+    # The budgets' own points come first: the stage answers' 2.2, combined 2.1.
+    assert at_shared == {
+        "fraction": shared[0],
+        "stage_answers_mse": 2.2,
+        "combined_mse": pytest.approx(2.1),
+    }
+    assert combined["at_or_below_best_stage"] is None  # 2.6 > 1.5
+    summary = run_regression.combined_summary({("d", "cascade"): combined})
+    assert summary["n_combined_below_best_stage"] == 1
+    assert summary["n_combined_points"] == len(fractions)
+    # On the grid (outside the budgets) combined 2.6 > the stage answers' 2.4.
+    assert summary["n_combined_points_at_or_below_stage_answers"] == len(budgets)
 
 
 def test_quick_refit_benchmark_measures_every_variant_on_new_rows():

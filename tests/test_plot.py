@@ -224,6 +224,33 @@ def test_the_default_name_says_how_the_fitted_exits_answer():
     assert _default_name(clone(plain)).endswith("(combined answers)")
 
 
+def test_a_regressor_with_combined_answers_is_drawn_on_an_error_axis():
+    """Both answer kinds of a regressor on one axes: each named by how its
+    exits answer, the combined one at its own (lower) test error."""
+    from sklearn.datasets import make_friedman1
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    X, y = make_friedman1(900, noise=1.0, random_state=0)
+    stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=5))]
+    params = dict(costs=[1, 4], cost_weight=0.0, cv=3, random_state=0)
+    stage = AdaptiveCascadeRegressor(stages, **params).fit(X[:600], y[:600])
+    combined = AdaptiveCascadeRegressor(stages, answer="combined", **params)
+    combined.fit(X[:600], y[:600])
+    assert combined.combiners_[1].kind != "stage"
+    first = CostAccuracyDisplay.from_estimator(stage, X[600:], y[600:])
+    second = CostAccuracyDisplay.from_estimator(
+        combined, X[600:], y[600:], ax=first.ax_, show_stages=False, show_oracle=False
+    )
+    assert second.name == "AdaptiveCascadeRegressor (combined answers)"
+    assert first.ax_.get_ylabel().startswith("MSE")
+    chosen = combined.evaluate_frontier(X[600:], y[600:])["error_at_fit"]
+    assert second.chosen_accuracy == pytest.approx(chosen)
+    assert chosen < stage.evaluate_frontier(X[600:], y[600:])["error_at_fit"]
+
+
 def test_two_held_out_displays_on_one_axes_share_a_title():
     """The second estimator drawn on the first's axes: the title no longer
     names one of them (the legend names each), it says which rows."""

@@ -311,6 +311,9 @@ def _by_budget(triples: list) -> list:
     budgets and the grid share some), in budget order."""
     merged = {}
     for fraction, stage, combined in triples:
+        # A budget's fraction is the mean of its splits' (equal) fractions:
+        # 0.1 may come back as 0.10000000000000002.
+        fraction = round(float(fraction), 9)
         merged.setdefault(
             fraction,
             {

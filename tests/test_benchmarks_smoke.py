@@ -125,19 +125,25 @@ def test_regression_combined_figures_average_splits_and_count_each_budget_once()
             "curve": [(2.5 + offset, f) for f in grid],
         }
 
-    points = [{"fraction": f, "learned_mse": 2.2} for f in budgets]
+    # A budget's fraction is the mean over its splits: 0.1 comes back as
+    # 0.10000000000000002, still the grid's 0.1.
+    points = [
+        {"fraction": float(np.mean([f] * 30)), "learned_mse": 2.2} for f in budgets
+    ]
     stage_curve = [[(2.4, f) for f in grid]]
     combined = run_regression._combined_summary(
         [split(0.0), split(0.2)], points, np.array([3.0, 1.5]), stage_curve
     )
     fractions = [p["fraction"] for p in combined["by_budget"]]
-    assert fractions == sorted(set(budgets) | set(grid))
+    assert fractions == pytest.approx(sorted(set(budgets) | set(grid)))
     assert combined["last_exit_mse"] == pytest.approx(1.1)
     assert combined["kinds"] == "stage / linear x2"
-    at_shared = next(p for p in combined["by_budget"] if p["fraction"] == shared[0])
+    at_shared = next(
+        p for p in combined["by_budget"] if p["fraction"] == pytest.approx(shared[0])
+    )
     # The budgets' own points come first: the stage answers' 2.2, combined 2.1.
     assert at_shared == {
-        "fraction": shared[0],
+        "fraction": pytest.approx(shared[0]),
         "stage_answers_mse": 2.2,
         "combined_mse": pytest.approx(2.1),
     }

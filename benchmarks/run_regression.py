@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_regression            # full run (about 12 minutes)
+    python -m benchmarks.run_regression            # full run (about 27 minutes)
     python -m benchmarks.run_regression --quick    # smoke run, writes nothing
 
 Three datasets: scikit-learn's bundled ``load_diabetes`` (442 rows of real

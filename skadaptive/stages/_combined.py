@@ -141,7 +141,18 @@ class ExitCombiner:
 
     @staticmethod
     def reads(proba: np.ndarray) -> np.ndarray:
-        """What the combiners read of an exit's probabilities: their floored logs."""
+        """What the combiners read of an exit's probabilities: their floored logs.
+
+        Parameters
+        ----------
+        proba : ndarray of shape (n_rows, n_classes)
+            One exit's probabilities.
+
+        Returns
+        -------
+        logs : ndarray of shape (n_rows, n_classes)
+            :func:`log_probas` of them.
+        """
         return log_probas(proba)
 
     def fit(self, logs: list, y: np.ndarray, sample_weight, n_classes: int):

@@ -102,7 +102,18 @@ class RegressionCombiner:
 
     @staticmethod
     def reads(answers: np.ndarray) -> np.ndarray:
-        """What the combiners read of an exit's answers: the answers as they are."""
+        """What the combiners read of an exit's answers: the answers as they are.
+
+        Parameters
+        ----------
+        answers : ndarray of shape (n_rows, 2)
+            One exit's predictions (column 0) and uncertainties (column 1).
+
+        Returns
+        -------
+        answers : ndarray of shape (n_rows, 2)
+            The same array.
+        """
         return answers
 
     def fit(self, predictions: list, y: np.ndarray, sample_weight):
@@ -136,7 +147,17 @@ class RegressionCombiner:
 
         The combination is affine in the predictions, so on answers in the
         target's units it gives ``center + scale *`` what it gave on the
-        policy's scale, exactly (up to rounding).
+        policy's scale, exactly (up to rounding). Only the intercept changes.
+
+        Parameters
+        ----------
+        center, scale : float
+            The target scale the combiner was fitted on.
+
+        Returns
+        -------
+        self : RegressionCombiner
+            Changed in place.
         """
         if self.kind != "stage":
             self.bias = float(center * (1 - self.weights.sum()) + scale * self.bias)

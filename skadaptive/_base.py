@@ -860,8 +860,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     ):
         """A copy answering at another operating point, without refitting stages.
 
-        The exit policy is learned again from the held-out stage probabilities
-        kept by :meth:`fit`, exactly as ``fit`` with the same ``costs_`` would;
+        The exit policy is learned again from the exits' held-out answers
+        kept by :meth:`fit` (the stages' probabilities or predictions, or the
+        combiners' out-of-fold answers with ``answer="combined"``; the
+        combiners are kept), exactly as ``fit`` with the same ``costs_`` would;
         the fitted stages are shared with this estimator, which is unchanged.
         Use it to move along ``frontier_`` after looking at it.
 

@@ -503,8 +503,9 @@ _REGRESSION_ATTRIBUTES = (
         the combiner's (out-of-fold) predictions.
     oracle_error_, oracle_cost_ : float
         Held-out error and average cost of the oracle that answers each row
-        at the first stage whose error is the smallest: the lower bound of
-        any policy over these stages.
+        at the first exit whose error is the smallest, with the exits'
+        answers (``exit_errors_``: combined ones with ``answer="combined"``):
+        the lower bound of any policy over these exits.
     combiners_ : list of RegressionCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit
         with ``answer="stage"``, and for exit 0; else the kind chosen, with

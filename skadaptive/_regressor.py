@@ -222,9 +222,11 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             ``loss``, in the target's units), ``expected_cost``,
             ``normalized_cost`` and ``exit_rates`` of each ``frontier_``
             policy on these rows; ``stage_errors`` and ``stage_costs`` (each
-            stage on its own), ``exit_errors``, ``oracle_error``,
-            ``oracle_cost`` and ``oracle_exit_rates`` (the oracle answers
-            each row at the first stage with the smallest error), and
+            stage on its own), ``exit_errors`` (every row answered at each
+            exit as this estimator answers there: with ``answer="combined"``,
+            by its combiner), ``oracle_error``, ``oracle_cost`` and
+            ``oracle_exit_rates`` (the oracle answers each row at the first
+            exit with the smallest error, with those answers), and
             ``error_at_fit``, ``cost_at_fit`` and ``exit_rates_at_fit`` for
             this estimator's own policy.
 

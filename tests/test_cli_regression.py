@@ -228,6 +228,13 @@ def test_frontier_of_regressors_with_both_answer_kinds(files, tmp_path, capsys):
     assert [e["combiner"] for e in report["exits"]] == ["stage", "stage"]
     kinds = [e["combiner"] for e in combined["exits"]]
     assert kinds[0] == "stage" and kinds[1] in ("stage", "blend", "linear")
+    # What the last exit's combiner learned, as the saved estimator holds it.
+    last = combined["exits"][1]
+    assert set(last["combiner_cv_error"]) == {"stage", "blend", "linear"}
+    assert "combiner_cv_error" not in report["exits"][1]
+    if kinds[1] != "stage":
+        assert len(last["combiner_weights"]) == 2
+        assert isinstance(last["combiner_bias"], float)
     # Each stage alone is the same model on the same rows in both reports;
     # exit 0 answers with its own prediction, and so does every exit of the
     # stage answers.

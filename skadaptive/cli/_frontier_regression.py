@@ -269,6 +269,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 "combiner": combiner.kind,
                 "error": float(error),
                 "error_interval": interval,
+                **_combiner_report(combiner),
             }
             for (name, _), combiner, error, interval in zip(
                 cascade.estimators,
@@ -283,6 +284,18 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "costs_unit": costs_unit_text(cascade),
         "warnings": [w for w in (too_few_policy_rows_warning(n_policy), warning) if w],
     }
+
+
+def _combiner_report(combiner) -> dict:
+    """What an exit's combiner learned: each kind's out-of-fold error on the
+    policy rows, and the weights and intercept kept (target's units)."""
+    if combiner.kind == "stage" and not combiner.cv_error:
+        return {}
+    report = {"combiner_cv_error": {k: float(v) for k, v in combiner.cv_error.items()}}
+    if combiner.kind != "stage":
+        report["combiner_weights"] = [float(w) for w in combiner.weights]
+        report["combiner_bias"] = float(combiner.bias)
+    return report
 
 
 def _format(report) -> str:

@@ -86,8 +86,15 @@ class RegressionCombiner:
     ... ).fit(X, y)
     >>> cascade.combiners_[0]
     RegressionCombiner(exit=0, kind='stage')
-    >>> sorted(cascade.combiners_[1].cv_error)
+    >>> last = cascade.combiners_[1]
+    >>> last
+    RegressionCombiner(exit=1, kind='linear')
+    >>> sorted(last.cv_error)
     ['blend', 'linear', 'stage']
+    >>> bool(last.cv_error["linear"] < last.cv_error["stage"])
+    True
+    >>> last.weights.shape  # one weight per exit's prediction, and last.bias
+    (2,)
     """
 
     def __init__(self, exit: int, kind: str = "stage", cv_error=None):

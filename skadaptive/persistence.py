@@ -61,6 +61,7 @@ _TRUSTED = (
     "skadaptive.stages._chain_exits.ChainExits",
     "skadaptive.stages._chain_exits.ChainExitsRegressor",
     "skadaptive.stages._combined.ExitCombiner",
+    "skadaptive.stages._combined_regression.RegressionCombiner",
     "skadaptive.stages.onnx._classifier.OnnxClassifier",
     "skadaptive.stages.onnx._multi_exit.OnnxMultiExit",
     "skadaptive.stages.onnx._regressor.OnnxRegressor",

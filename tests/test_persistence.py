@@ -235,9 +235,12 @@ def test_skops_round_trip_of_regressors(policy, tmp_path):
             exits=[3, 6, 12],
             policy=policy,
             budget=6,
+            answer="combined",
             cv=3,
         ).fit(X_FIT, target),
     ]
+    # The boosted exits' partial sums are shrunk: a stacking rescales them.
+    assert [c.kind for c in fitted[1].combiners_][1:] == ["linear", "linear"]
     for k, estimator in enumerate(fitted):
         path = tmp_path / f"regressor{k}.skops"
         sio.dump(estimator, path)
@@ -251,6 +254,9 @@ def test_skops_round_trip_of_regressors(policy, tmp_path):
             loaded.predict_exit(X_NEW), estimator.predict_exit(X_NEW)
         )
         assert loaded.with_policy(cost_weight=0.1).predict(X_NEW).shape == (300,)
+        for mine, theirs in zip(loaded.combiners_, estimator.combiners_):
+            assert repr(mine) == repr(theirs)
+            np.testing.assert_array_equal(mine.weights, theirs.weights)
 
 
 def test_a_model_saved_before_refit_was_a_parameter_loads_as_refitted():

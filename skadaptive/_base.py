@@ -143,6 +143,17 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
         )
 
 
+def cached_call_seed(random_state):
+    """``random_state`` for a function cached with ``memory=``: a
+    ``RandomState`` instance is replaced by a seed drawn from it, so that a
+    call answered from the cache leaves it where a computed call would (the
+    cached function's own draws are not replayed on a hit); ints and None
+    are passed as they are."""
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max))
+    return random_state
+
+
 def _content_groups(X):
     """Each row's content hash, or None where some value has no content to
     hash (an object whose repr is its address: its hash would change with
@@ -362,9 +373,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             ),
         ):
             if on:
+                what = "predictions" if is_regressor(self) else "probabilities"
                 raise ValueError(
                     f"{option} needs answer='stage': a combined answer mixes the "
-                    f"probabilities of every stage run so far, and {why} has not "
+                    f"{what} of every stage run so far, and {why} has not "
                     f"run them all. {fix}"
                 )
 
@@ -472,7 +484,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             y_encoded,
             sample_weight,
             loss=self.loss,
-            random_state=self.random_state,
+            random_state=cached_call_seed(self.random_state),
             groups=groups,
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
@@ -784,7 +796,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             splitter_params,
             self.cv,
             measure_costs=measure,
-            random_state=self.random_state,
+            random_state=cached_call_seed(self.random_state),
             n_jobs=self.n_jobs,
             verbose=self.verbose,
             make_source=self._source_maker(),

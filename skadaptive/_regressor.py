@@ -19,7 +19,7 @@ from sklearn.base import RegressorMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_memory
 
-from ._base import BaseAdaptive, _content_groups
+from ._base import BaseAdaptive, _content_groups, cached_call_seed
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
 from ._validation import rows_text
@@ -130,7 +130,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             loss=self.loss,
             center=self.target_center_,
             scale=self.target_scale_,
-            random_state=self.random_state,
+            random_state=cached_call_seed(self.random_state),
             # Copies of a row in one fold: never both learned from and scored.
             groups=_content_groups(X_policy),
         )

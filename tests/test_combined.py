@@ -715,3 +715,35 @@ def test_the_warning_counts_distinct_rows_where_copies_share_a_fold():
     )
     with pytest.warns(UserWarning, match=r"600 rows of positive weight, 2 of them"):
         cascade.fit(X, y)
+
+
+def test_a_random_state_instance_gives_the_same_fit_from_the_cache(tmp_path):
+    """With memory=, a fit whose stages and combiners come from the cache
+    answers as one that computed them, from the same RandomState instance:
+    each cached call draws its seed from it, hit or miss."""
+    X, y = make_classification(
+        600, n_classes=3, n_informative=6, flip_y=0.05, random_state=0
+    )
+
+    def fit(memory):
+        return AdaptiveCascadeClassifier(
+            [
+                ("lr", LogisticRegression(max_iter=500)),
+                ("knn", KNeighborsClassifier(15)),
+            ],
+            costs=[1, 4],
+            budget=2.5,
+            answer="combined",
+            loss="log_loss",
+            cv=0.5,
+            memory=memory,
+            random_state=np.random.RandomState(3),
+        ).fit(X[:400], y[:400])
+
+    alone = fit(None)
+    computed, cached = fit(str(tmp_path)), fit(str(tmp_path))
+    assert alone.combiners_[1].kind != "stage"
+    for other in (computed, cached):
+        np.testing.assert_array_equal(
+            other.predict_proba(X[400:]), alone.predict_proba(X[400:])
+        )

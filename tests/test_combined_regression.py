@@ -72,6 +72,23 @@ def test_independent_errors_combined_beats_every_stage_at_full_cost():
     np.testing.assert_allclose(plain.exit_errors_, plain.stage_errors_)
 
 
+@pytest.mark.parametrize("noise", [1e-2, 1e-4, 1e-6])
+def test_stages_far_more_accurate_than_the_target_varies_are_combined_alike(noise):
+    """The same two stages with errors `noise` times smaller (the target
+    still varies by 3): the blend and the stacking fit their residuals, so
+    their average still halves the error, however small."""
+    X, y = _independent_noise(600, seed=0)
+    X_test, y_test = _independent_noise(4000, seed=1)
+    X[:, 1:] *= noise
+    X_test[:, 1:] *= noise
+    combined = _noisy_cascade("combined").fit(X, y)
+    assert combined.combiners_[1].kind in ("blend", "linear")
+    np.testing.assert_allclose(combined.combiners_[1].weights, [0.5, 0.5], atol=0.1)
+    stage_mse = np.mean(X_test[:, 2] ** 2)
+    combined_mse = np.mean((combined.predict(X_test) - y_test) ** 2)
+    assert combined_mse < 0.6 * stage_mse
+
+
 def test_combiners_see_only_held_out_predictions():
     """An unpruned tree fits its training rows exactly: if the combiners saw
     them its out-of-fold error would be 0; it is the tree's held-out error,
@@ -379,6 +396,36 @@ def test_a_malformed_stage_output_is_refused_by_name_before_it_is_combined():
         source.run_stage(1, X, state)
 
 
+def test_a_random_state_instance_gives_the_same_fit_from_the_cache(tmp_path):
+    """With memory=, a fit whose combiners come from the cache answers as one
+    that computed them, from the same RandomState instance."""
+    X, y = make_friedman1(600, noise=1.0, random_state=0)
+    stages = [
+        ("ridge", Ridge()),
+        ("forest", RandomForestRegressor(10, max_depth=6, random_state=0)),
+    ]
+
+    def fit(memory):
+        return AdaptiveCascadeRegressor(
+            stages,
+            costs=[1, 4],
+            budget=2.5,
+            answer="combined",
+            cv=3,
+            memory=memory,
+            random_state=np.random.RandomState(3),
+        ).fit(X[:400], y[:400])
+
+    alone = fit(None)
+    computed, cached = fit(str(tmp_path)), fit(str(tmp_path))
+    assert cached.combiners_[1].kind != "stage"
+    for other in (computed, cached):
+        np.testing.assert_array_equal(other.predict(X[400:]), alone.predict(X[400:]))
+        np.testing.assert_array_equal(
+            other.combiners_[1].weights, alone.combiners_[1].weights
+        )
+
+
 def test_saved_and_loaded_combined_regressor_answers_alike():
     X, y = make_friedman1(600, noise=1.0, random_state=0)
     cascade = AdaptiveCascadeRegressor(
@@ -403,5 +450,5 @@ def test_skips_and_router_need_stage_answers(option):
         answer="combined",
         **option,
     )
-    with pytest.raises(ValueError, match="needs answer='stage'"):
+    with pytest.raises(ValueError, match="needs answer='stage'.*mixes the predictions"):
         cascade.fit(X, y)

@@ -13,7 +13,8 @@ learned on their out-of-fold answers. The kinds, from the simplest:
   (weights at least 0 that sum to 1: ``k + 1`` numbers, no intercept, so it
   cannot shift or stretch the target, only average what the exits said);
 - ``"linear"``: a linear regression on those predictions with an intercept
-  (stacking), with a small ridge penalty on the standardised predictions.
+  (stacking), with a small ridge penalty on the standardised predictions
+  (relative to the exit's own error).
 
 Both are fitted by weighted least squares whatever the ``loss`` (as the
 classifiers' combiners are fitted by log loss whatever the ``loss``); the
@@ -37,8 +38,8 @@ __all__ = ["RegressionCombiner", "fit_regression_combiners"]
 
 KINDS = ("stage", "blend", "linear")
 #: Ridge penalty of the linear combiner's coefficients on the standardised
-#: predictions, per unit of the weighted mean squared error (on the policy's
-#: scale: unit-free).
+#: predictions, relative to the last exit's own weighted mean squared error
+#: (unit-free, and small next to the errors a combination can fix).
 LINEAR_L2 = 1e-4
 
 
@@ -198,17 +199,24 @@ class RegressionCombiner:
 def _fit_blend(P: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Weights on the simplex minimising the weighted mean squared error.
 
-    A quadratic programme in ``n_exits`` weights: solved on the weighted Gram
-    matrix of the predictions, from the last exit's own answer.
+    With weights summing to one the error of the blend is the blend of the
+    exits' residuals: a quadratic programme in ``n_exits`` weights on the
+    weighted Gram matrix of the residuals (never of the predictions, whose
+    common part would swamp residuals many orders of magnitude smaller),
+    scaled by the last exit's own error, and solved from that exit's answer.
     """
-    gram = P.T @ (P * weight[:, None])
-    linear = P.T @ (weight * y)
+    residuals = P - y[:, None]
+    gram = residuals.T @ (residuals * weight[:, None])
     n_exits = P.shape[1]
+    start = np.eye(n_exits)[-1]
+    own = gram[-1, -1]
+    if not own > 0:
+        return start  # the exit's own answer is exact on these rows
+    gram = gram / own
 
     def objective(a):
-        return a @ gram @ a - 2 * linear @ a, 2 * (gram @ a) - 2 * linear
+        return a @ gram @ a, 2 * (gram @ a)
 
-    start = np.eye(n_exits)[-1]
     result = minimize(
         objective,
         start,
@@ -230,8 +238,13 @@ def _fit_blend(P: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
 def _fit_linear(P: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple:
     """Ridge stacking: coefficients and intercept, on the predictions' units.
 
-    The penalty is on the predictions standardised with the weights; returned
-    folded back (``bias + P @ coef``).
+    The penalty is on the predictions standardised with the weights, and is
+    ``LINEAR_L2`` times the last exit's own weighted mean squared error, so
+    that it stays small next to the errors a combination can fix however
+    accurate the exits are. Solved as a least-squares problem (not by the
+    normal equations, whose conditioning is the square of it: exits that all
+    answer close to ``y`` are nearly collinear). Returned folded back
+    (``bias + P @ coef``).
     """
     mean = weight @ P
     centred = P - mean
@@ -241,8 +254,11 @@ def _fit_linear(P: np.ndarray, y: np.ndarray, weight: np.ndarray) -> tuple:
     varies = std > 1e-12 * max(1.0, float(np.abs(mean).max()))
     Z = centred[:, varies] / std[varies]
     y_mean = weight @ y
-    gram = Z.T @ (Z * weight[:, None]) + LINEAR_L2 * np.eye(Z.shape[1])
-    beta = np.linalg.solve(gram, Z.T @ (weight * (y - y_mean)))
+    root = np.sqrt(weight)[:, None]
+    penalty = LINEAR_L2 * float(weight @ (P[:, -1] - y) ** 2)
+    design = np.vstack([Z * root, np.sqrt(penalty) * np.eye(Z.shape[1])])
+    target = np.concatenate([(y - y_mean) * root[:, 0], np.zeros(Z.shape[1])])
+    beta = np.linalg.lstsq(design, target, rcond=None)[0]
     coef = np.zeros(P.shape[1])
     coef[varies] = beta / std[varies]
     return coef, float(y_mean - mean @ coef)

@@ -488,52 +488,79 @@ def run(args, out=None) -> int:
         X_policy, X_eval, y_policy, y_eval = split_rows(
             X, y, args.test_size, args.seed, args.data
         )
-    params = _params(args)
+    fits = fit_answer_kinds(
+        args,
+        lambda **params: AdaptiveCascadeClassifier(stages, **params),
+        _fit_and_evaluate,
+        (X_policy, y_policy, X_eval, y_eval),
+        progress,
+    )
+    return report_answer_kinds(
+        args,
+        fits,
+        (X_eval, y_eval),
+        progress,
+        out,
+        formats=(_format, _format_exits, _format_batch_sizes),
+        titles=ANSWER_TITLES,
+        note=(
+            f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
+            f"resamples of the held-out rows); cumulative cost: per row, of every "
+            "stage the row ran (a stage's row: all rows exit there, "
+            "with its own answer). The plot draws each stage alone, at its own cost."
+        ),
+    )
+
+
+def fit_answer_kinds(args, make, fit_and_evaluate, rows, progress) -> list:
+    """``(fitted, report)`` for each answer kind ``--answer`` asks for: the
+    cascade ``make(**params)`` fitted on the policy rows of ``rows`` and
+    reported on its evaluation rows."""
+    params = {
+        **_params(args),
+        "random_state": args.seed,
+        "verbose": progress.verbose,
+    }
     kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
     with tempfile.TemporaryDirectory() as cache:
-        # With both kinds the second fit reuses the stages' held-out
-        # probabilities and timings (memory=); its combiners are timed anew.
-        fits = [
-            _fit_and_evaluate(
-                AdaptiveCascadeClassifier(
-                    stages,
-                    answer=kind,
-                    memory=cache if len(kinds) > 1 else None,
-                    random_state=args.seed,
-                    verbose=progress.verbose,
-                    **params,
-                ),
-                (X_policy, y_policy, X_eval, y_eval),
+        # With both kinds the second fit reuses the stages' held-out answers
+        # and timings (memory=); its combiners are timed anew.
+        return [
+            fit_and_evaluate(
+                make(answer=kind, memory=cache if len(kinds) > 1 else None, **params),
+                rows,
                 args.seed,
                 progress,
             )
             for kind in kinds
         ]
-    cascade = fits[0][0]
+
+
+def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, note):
+    """Print each answer kind's table, policy, exits and batch sizes, the
+    note under them and the warnings; write the JSON, plot and ``--save``."""
+    fmt, fmt_exits, fmt_batch_sizes = formats
+    X_eval, y_eval = rows
+    cascade, first = fits[0]
     print(
-        f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
-        f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
+        f"{first['n_policy_rows']} rows to learn the policy, "
+        f"{first['n_evaluation_rows']} held-out rows to evaluate it; stages: "
+        f"{' -> '.join(n for n, _ in cascade.estimators)}",
         file=out,
     )
     for fitted, report in fits:
         if len(fits) > 1:
-            print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
-        print(_format(report), file=out)
+            print(f"\n{titles[fitted.answer]}:", file=out)
+        print(fmt(report), file=out)
         print_policy_lines(report["chosen"], out)
         if fitted.answer == "combined":
-            print(_format_exits(report["exits"]), file=out)
-    print(
-        f"{COLUMNS[2]}: bootstrap interval of the accuracy ({N_RESAMPLES} "
-        f"resamples of the held-out rows); cumulative cost: per row, of every "
-        "stage the row ran (a stage's row: all rows exit there, "
-        "with its own answer). The plot draws each stage alone, at its own cost.",
-        file=out,
-    )
+            print(fmt_exits(report["exits"]), file=out)
+    print(note, file=out)
     for fitted, report in fits:
         if report["batch_sizes"] is not None:
             if len(fits) > 1:
-                print(f"{ANSWER_TITLES[fitted.answer]}:", file=out)
-            print(_format_batch_sizes(report["batch_sizes"]), file=out)
+                print(f"{titles[fitted.answer]}:", file=out)
+            print(fmt_batch_sizes(report["batch_sizes"]), file=out)
     warnings_seen = list(
         dict.fromkeys(
             w if len(fits) == 1 or k == 0 else f"{fitted.answer} answers: {w}"
@@ -543,7 +570,7 @@ def run(args, out=None) -> int:
     )
     for warning in warnings_seen:
         print(f"warning: {warning}", file=out)
-    document = dict(fits[0][1])
+    document = dict(first)
     for fitted, report in fits[1:]:
         document[fitted.answer] = report
     write_results(args, document, [f for f, _ in fits], X_eval, y_eval, progress, out)

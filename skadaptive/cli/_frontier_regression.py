@@ -9,13 +9,12 @@ from __future__ import annotations
 from ._frontier import (
     ERROR_NAMES,
     _knob,
-    _params,
     batch_size_advice,
     costs_unit_text,
+    fit_answer_kinds,
     format_points,
     point_intervals,
-    print_policy_lines,
-    write_results,
+    report_answer_kinds,
 )
 from ._frontier import (
     _format_batch_sizes as format_batch_sizes,
@@ -57,76 +56,37 @@ def columns(loss: str) -> tuple:
 
 def run_regression(args, stages, X, y, progress, out) -> int:
     """``skadaptive frontier`` over the regression ``stages`` on ``X, y``."""
-    import tempfile
-
     from .. import AdaptiveCascadeRegressor
 
     X_policy, X_eval, y_policy, y_eval = split_rows(
         X, y, args.test_size, args.seed, args.data
     )
-    kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
-    with tempfile.TemporaryDirectory() as cache:
-        # With both kinds the second fit reuses the stages' held-out answers
-        # and timings (memory=); its combiners are timed anew.
-        fits = [
-            _fit_and_evaluate(
-                AdaptiveCascadeRegressor(
-                    stages,
-                    loss=args.loss or "squared_error",
-                    answer=kind,
-                    memory=cache if len(kinds) > 1 else None,
-                    random_state=args.seed,
-                    verbose=progress.verbose,
-                    **_params(args),
-                ),
-                (X_policy, y_policy, X_eval, y_eval),
-                args.seed,
-                progress,
-            )
-            for kind in kinds
-        ]
-    cascade = fits[0][0]
-    print(
-        f"{len(y_policy)} rows to learn the policy, {len(y_eval)} held-out rows "
-        f"to evaluate it; stages: {' -> '.join(n for n, _ in cascade.estimators)}",
-        file=out,
+    loss = args.loss or "squared_error"
+    fits = fit_answer_kinds(
+        args,
+        lambda **params: AdaptiveCascadeRegressor(stages, loss=loss, **params),
+        _fit_and_evaluate,
+        (X_policy, y_policy, X_eval, y_eval),
+        progress,
     )
-    for fitted, report in fits:
-        if len(fits) > 1:
-            print(f"\n{ANSWER_TITLES[fitted.answer]}:", file=out)
-        print(_format(report), file=out)
-        print_policy_lines(report["chosen"], out)
-        if fitted.answer == "combined":
-            print(_format_exits(report["exits"]), file=out)
     name = fits[0][1]["error_name"]
-    print(
-        f"{name}: {ERROR_TEXTS[cascade.loss]} (lower is better); "
-        f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
-        "resamples of the held-out rows); cumulative cost: per row, of every "
-        "stage the row ran (a stage's row: all rows exit there, "
-        "with its own prediction). The plot draws each stage alone, at its own "
-        "cost.",
-        file=out,
+    return report_answer_kinds(
+        args,
+        fits,
+        (X_eval, y_eval),
+        progress,
+        out,
+        formats=(_format, _format_exits, format_batch_sizes),
+        titles=ANSWER_TITLES,
+        note=(
+            f"{name}: {ERROR_TEXTS[loss]} (lower is better); "
+            f"{CONFIDENCE:.0%} CI: bootstrap interval of the {name} ({N_RESAMPLES} "
+            "resamples of the held-out rows); cumulative cost: per row, of every "
+            "stage the row ran (a stage's row: all rows exit there, "
+            "with its own prediction). The plot draws each stage alone, at its "
+            "own cost."
+        ),
     )
-    for fitted, report in fits:
-        if report["batch_sizes"] is not None:
-            if len(fits) > 1:
-                print(f"{ANSWER_TITLES[fitted.answer]}:", file=out)
-            print(format_batch_sizes(report["batch_sizes"]), file=out)
-    warnings_seen = list(
-        dict.fromkeys(
-            w if len(fits) == 1 or k == 0 else f"{fitted.answer} answers: {w}"
-            for k, (fitted, report) in enumerate(fits)
-            for w in report["warnings"]
-        )
-    )
-    for warning in warnings_seen:
-        print(f"warning: {warning}", file=out)
-    document = dict(fits[0][1])
-    for fitted, report in fits[1:]:
-        document[fitted.answer] = report
-    write_results(args, document, [f for f, _ in fits], X_eval, y_eval, progress, out)
-    return 0
 
 
 #: The heading of each answer kind's report with ``--answer both``.

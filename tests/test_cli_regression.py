@@ -78,6 +78,22 @@ def _frontier(folder, tmp_path, *arguments):
     )
 
 
+def _ridge_forest_frontier(folder, tmp_path, *arguments):
+    """``skadaptive frontier`` of the ridge and forest files at costs 1, 10."""
+    return _frontier(
+        folder,
+        tmp_path,
+        folder / "ridge.joblib",
+        folder / "forest.joblib",
+        "--data",
+        folder / "data.csv",
+        "--costs",
+        1,
+        10,
+        *arguments,
+    )
+
+
 def _onnx_regression_frontier(tmp_path, data):
     """``skadaptive frontier`` of the two diabetes ONNX regressors on ``data``."""
     return _frontier(
@@ -152,16 +168,9 @@ def test_frontier_of_regressors_prints_an_mse_column_and_saves_a_regressor(
     files, tmp_path, capsys
 ):
     folder, X, y = files
-    code = _frontier(
+    code = _ridge_forest_frontier(
         folder,
         tmp_path,
-        folder / "ridge.joblib",
-        folder / "forest.joblib",
-        "--data",
-        folder / "data.csv",
-        "--costs",
-        1,
-        10,
         "--save",
         tmp_path / "cascade.joblib",
     )
@@ -205,19 +214,7 @@ def test_frontier_of_regressors_with_both_answer_kinds(files, tmp_path, capsys):
     """--answer both: the stage answers' report, then the combined answers'
     (each exit's combiner and its held-out error), in one JSON and one plot."""
     folder, X, y = files
-    code = _frontier(
-        folder,
-        tmp_path,
-        folder / "ridge.joblib",
-        folder / "forest.joblib",
-        "--data",
-        folder / "data.csv",
-        "--costs",
-        1,
-        10,
-        "--answer",
-        "both",
-    )
+    code = _ridge_forest_frontier(folder, tmp_path, "--answer", "both")
     out = capsys.readouterr().out
     assert code == 0, out
     assert "stage answers (each exit answers with its stage's prediction):" in out

@@ -293,6 +293,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         w_policy = (
             None if sample_weight is None else sample_weight[held_out.policy_rows]
         )
+        if w_policy is not None and not np.any(w_policy > 0):
+            cv = (
+                f"cv={self.cv!r}"
+                if isinstance(self.cv, Real)
+                else f"the splits of cv, a {type(self.cv).__name__}"
+            )
+            raise ValueError(
+                f"sample_weight is 0 on every one of the "
+                f"{rows_text(len(w_policy))} held out for the policy ({cv}): "
+                "the policy has no row to learn from. Give some "
+                "of those rows a positive weight, or use a cv whose held-out "
+                "rows carry weight (an int cv holds out every row once)."
+            )
         # The exits' answers on the policy rows: the stages' own, or the
         # combiners' out-of-fold ones; the policy is learned on them.
         self.combiners_, answers = self._fit_combiners(

@@ -598,3 +598,38 @@ def test_fold_models_missing_a_class_name_the_fold_and_the_levers():
     match = rf"fold 1 .*class\(es\) \[{new_class}\].*fewer folds"
     with pytest.raises(ValueError, match=match):
         _cascade(cv=3, refit=False).fit(X, labels)
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_zero_weight_on_every_policy_row_is_refused_by_name(regression):
+    """Weights only on the rows the stages are fitted on leave the policy
+    nothing to learn from: a clear error, not one from inside numpy."""
+    from sklearn.datasets import make_friedman1
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    if regression:
+        X, y = make_friedman1(200, random_state=0)
+        stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=3))]
+        make = AdaptiveCascadeRegressor
+    else:
+        X, y = make_classification(200, random_state=0)
+        stages = [
+            ("lr", LogisticRegression()),
+            ("tree", DecisionTreeClassifier(max_depth=3)),
+        ]
+        make = AdaptiveCascadeClassifier
+    weight = np.ones(200)
+    weight[140:] = 0.0
+    cascade = make(stages, costs=[1, 2], cv=[(np.arange(140), np.arange(140, 200))])
+    message = (
+        "sample_weight is 0 on every one of the 60 rows held out for the policy "
+        r"\(the splits of cv, a list\): the policy has no row to learn from"
+    )
+    for budget in (None, 1.5):
+        with pytest.raises(ValueError, match=message):
+            cascade.set_params(budget=budget).fit(X, y, sample_weight=weight)
+    weight[150] = 1.0  # one policy row is enough to learn from
+    cascade.fit(X, y, sample_weight=weight)

@@ -452,3 +452,29 @@ def test_skips_and_router_need_stage_answers(option):
     )
     with pytest.raises(ValueError, match="needs answer='stage'.*mixes the predictions"):
         cascade.fit(X, y)
+
+
+def test_a_regressor_saved_before_combined_answers_loads_with_stage_answers():
+    """Saved before regressors took answer=: no `answer` in its state and its
+    exits' combiners ExitCombiner objects of kind "stage". It loads with
+    answer="stage" and answers as it did."""
+    from skadaptive.stages import ExitCombiner
+
+    X, y = make_friedman1(400, noise=1.0, random_state=0)
+    cascade = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=5))],
+        costs=[1, 3],
+        budget=2.0,
+        cv=3,
+        random_state=0,
+    ).fit(X[:300], y[:300])
+    state = cascade.__getstate__()
+    del state["answer"]
+    state["combiners_"] = [ExitCombiner(0), ExitCombiner(1)]
+    old = AdaptiveCascadeRegressor.__new__(AdaptiveCascadeRegressor)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.get_params()["answer"] == "stage"
+    np.testing.assert_array_equal(old.predict(X[300:]), cascade.predict(X[300:]))
+    test = old.evaluate_frontier(X[300:], y[300:])
+    np.testing.assert_allclose(test["exit_errors"], test["stage_errors"])
+    assert old.with_policy(budget=2.5).predict(X[300:]).shape == (100,)

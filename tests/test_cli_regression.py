@@ -255,16 +255,9 @@ def test_frontier_of_regressors_with_absolute_error_and_a_budget(
     files, tmp_path, capsys
 ):
     folder, _, _ = files
-    code = _frontier(
+    code = _ridge_forest_frontier(
         folder,
         tmp_path,
-        folder / "ridge.joblib",
-        folder / "forest.joblib",
-        "--data",
-        folder / "data.csv",
-        "--costs",
-        1,
-        10,
         "--loss",
         "absolute_error",
         "--budget",

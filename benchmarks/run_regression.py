@@ -171,14 +171,25 @@ def _no_loss_curve(fitted, X_test, y_test) -> list:
     return curve
 
 
+def _mean_curve(curves: list) -> list:
+    """Each budget of GRID's ``(MSE, cost)`` averaged over the splits' curves
+    (:func:`_no_loss_curve`); None where some split cannot meet it."""
+    return [
+        None
+        if any(curve[i] is None for curve in curves)
+        else np.mean([curve[i] for curve in curves], axis=0)
+        for i in range(len(GRID))
+    ]
+
+
 def _no_loss_speed_up(curves, stage_mse, stage_costs) -> dict:
     """The cheapest budget of GRID whose mean test MSE over the splits is within
     2 % of the best single stage's."""
     best_stage = int(np.argmin(stage_mse))
-    for i, fraction in enumerate(GRID):
-        if any(curve[i] is None for curve in curves):
+    for fraction, mean in zip(GRID, _mean_curve(curves)):
+        if mean is None:
             continue
-        mse, cost = np.mean([curve[i] for curve in curves], axis=0)
+        mse, cost = mean
         if mse <= 1.02 * stage_mse[best_stage]:
             return {
                 "fraction": fraction,
@@ -259,26 +270,16 @@ def _combined(fitted, estimator, data, fractions) -> dict:
 def _combined_summary(per_split: list, points: list, stage_mse, curves) -> dict:
     """The combined answers' figures averaged over the splits."""
     best_stage = float(np.min(stage_mse))
-    at_or_below = None
-    for i, fraction in enumerate(GRID):
-        if any(split["curve"][i] is None for split in per_split):
-            continue
-        mse, cost = np.mean([split["curve"][i] for split in per_split], axis=0)
-        if mse <= best_stage:
-            at_or_below = {"fraction": fraction, "mse": float(mse), "cost": float(cost)}
-            break
-    stage_curve = [
-        None
-        if any(curve[i] is None for curve in curves)
-        else float(np.mean([curve[i][0] for curve in curves]))
-        for i in range(len(GRID))
-    ]
-    combined_curve = [
-        None
-        if any(split["curve"][i] is None for split in per_split)
-        else float(np.mean([split["curve"][i][0] for split in per_split]))
-        for i in range(len(GRID))
-    ]
+    stage_curve = _mean_curve(curves)
+    combined_curve = _mean_curve([split["curve"] for split in per_split])
+    at_or_below = next(
+        (
+            {"fraction": fraction, "mse": float(mean[0]), "cost": float(mean[1])}
+            for fraction, mean in zip(GRID, combined_curve)
+            if mean is not None and mean[0] <= best_stage
+        ),
+        None,
+    )
     kinds = Counter(" / ".join(split["kinds"]) for split in per_split)
     return {
         "kinds": ", ".join(
@@ -297,7 +298,7 @@ def _combined_summary(per_split: list, points: list, stage_mse, curves) -> dict:
                 for i, point in enumerate(points)
             ]
             + [
-                (f, a, b)
+                (f, a[0], b[0])
                 for f, a, b in zip(GRID, stage_curve, combined_curve)
                 if a is not None and b is not None
             ]

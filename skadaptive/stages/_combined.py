@@ -34,7 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from .._sklearn_private import _num_samples
-from .._validation import check_regression_output, check_stage_proba, stage_label
+from .._validation import check_exit_output, stage_label
 from ..policies._selection import _standard_error, deal_groups
 
 __all__ = [
@@ -369,6 +369,16 @@ def _folds(weight: np.ndarray, groups, random_state) -> tuple:
     return fold_of, group_of_row, weight > 0
 
 
+def fold_splits(fold_of: np.ndarray, positive: np.ndarray) -> list:
+    """``(train, test)`` row indices of each of the ``N_FOLDS`` folds: a
+    combiner learns from the other folds' rows of positive weight and answers
+    every row of its fold."""
+    return [
+        (np.flatnonzero(positive & (fold_of != fold)), np.flatnonzero(fold_of == fold))
+        for fold in range(N_FOLDS)
+    ]
+
+
 def _learnable_kinds(y_encoded, positive, fold_of, n_classes) -> list:
     """The kinds of combiner the rows of positive weight can teach.
 
@@ -433,10 +443,7 @@ def fit_combiners(
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(weight, groups, random_state)
     kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes)
-    splits = [
-        (np.flatnonzero(positive & (fold_of != fold)), np.flatnonzero(fold_of == fold))
-        for fold in range(N_FOLDS)
-    ]
+    splits = fold_splits(fold_of, positive)
     rows = np.flatnonzero(positive)
     combiners, combined = [ExitCombiner(0)], [stage_probas[0]]
     for k in range(1, len(stage_probas)):
@@ -536,11 +543,9 @@ class CombinedExits:
         # Checked before it is combined: a combination can hide a bad output
         # (rows not summing to 1 sum to 1 after a softmax).
         n_rows = _num_samples(X_rows) if X_rows is not None else len(probas[0])
-        label = stage_label(self.source, stage)
-        if getattr(self.source, "regression", False):
-            proba = check_regression_output(proba, n_rows, label)
-        else:
-            proba = check_stage_proba(proba, n_rows, len(self.source.classes_), label)
+        proba = check_exit_output(
+            self.source, proba, n_rows, stage_label(self.source, stage)
+        )
         probas, inputs = [*probas, proba], [*inputs, None]
         # What the combiners read (a classifier's logs), only where a
         # combiner reads it, for the rows still running; kept (and compacted)

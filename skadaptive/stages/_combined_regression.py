@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from ._combined import MIN_ROWS, _folds, one_standard_error_choice
+from ._combined import MIN_ROWS, _folds, fold_splits, one_standard_error_choice
 
 __all__ = ["RegressionCombiner", "fit_regression_combiners"]
 
@@ -314,12 +314,11 @@ def fit_regression_combiners(
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(weight, groups, random_state)
     learnable = positive.sum() >= MIN_ROWS
-    predictions = [np.asarray(a)[:, 0] for a in stage_answers]
-    n_folds = int(fold_of.max()) + 1
-    splits = [
-        (np.flatnonzero(positive & (fold_of != fold)), np.flatnonzero(fold_of == fold))
-        for fold in range(n_folds)
-    ]
+    stage_answers = [np.asarray(a) for a in stage_answers]
+    predictions = [a[:, 0] for a in stage_answers]
+    splits = fold_splits(fold_of, positive)
+    # Each fold's rows of every exit's answers, which its combiners answer.
+    answers_of_fold = [[a[test] for a in stage_answers] for _, test in splits]
     rows = np.flatnonzero(positive)
     unit = scale**2 if loss == "squared_error" else scale
     normalised = weight / weight.sum()
@@ -333,11 +332,10 @@ def fit_regression_combiners(
         out_of_fold = {"stage": predictions[k]}
         for kind in KINDS[1:]:
             prediction = np.empty(n_rows)
-            for train, test in splits:
+            for (train, test), answers in zip(splits, answers_of_fold):
                 fold_combiner = RegressionCombiner(k, kind).fit(
                     [p[train] for p in predictions], y[train], weight[train]
                 )
-                answers = [np.asarray(a)[test] for a in stage_answers]
                 prediction[test] = fold_combiner.combine(answers)[:, 0]
             out_of_fold[kind] = prediction
         row_losses = {kind: _row_losses(p, y, loss) for kind, p in out_of_fold.items()}

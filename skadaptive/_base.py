@@ -1012,7 +1012,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             ``"saturated"`` when no exit can spend more: the rows got
             easier), the ``shift``, the ``thresholds`` and ``exit_rates`` on
             ``X`` (and the same ``_before``). ``recalibrated_cost_`` and
-            ``expected_cost_`` are the cost measured on ``X``; ``budget_`` is
+            ``expected_cost_`` are the cost measured on ``X``,
+            ``expected_exit_rates_`` the exit rates there; ``budget_`` is
             the ``budget`` given here, or the fit's unchanged when none is
             (``recalibration_["budget"]`` is the one aimed at);
             ``exit_rates_``, ``policy_rows_cost_`` and the policy rows'
@@ -1056,8 +1057,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         For monitoring drift without labels: the rows are routed as
         ``predict`` routes them, and their exit rates and average cost (as
         ``expected_cost_`` counts it, per-call parts included) are set
-        against ``exit_rates_`` and ``expected_cost_`` at fit or, for a copy
-        from :meth:`recalibrate`, against the rows it was recalibrated on.
+        against ``expected_exit_rates_`` and ``expected_cost_`` at fit (both
+        out of sample) or, for a copy from :meth:`recalibrate`, against the
+        rows it was recalibrated on.
 
         Parameters
         ----------
@@ -1152,7 +1154,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             cost_unit=total_cost,
             loss=self._loss(),
         )
-        for name in ("expected_exit_rates", "run_rates", "expected_run_rates"):
+        for name in ("run_rates", "expected_run_rates"):
             chosen.pop(name)
         for name, value in chosen.items():
             setattr(self, f"{name}_", value)

@@ -245,7 +245,14 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         (``"set aside"`` or ``"per row"``), its costs as that search counted
         them (an upper bound of ``policy_rows_cost_``). None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
-        Fraction of held-out policy rows answered by each stage.
+        Fraction of held-out policy rows answered by each stage (in sample:
+        the rows the policy was chosen on).
+    expected_exit_rates_ : ndarray of shape (n_stages,)
+        Out-of-sample estimate of the fraction of rows each stage answers,
+        from the same cross-fitting as ``expected_cost_`` (each policy row
+        decided by a policy chosen without it), so that it and
+        ``expected_cost_`` describe the same exits. :meth:`exit_report`
+        compares new rows with it.
     deepest_stage_ : int
         The last stage the policy may send a row to. With per-call costs
         (``costs_per_call_``), one policy is learned for each possible deepest

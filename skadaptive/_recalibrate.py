@@ -549,6 +549,7 @@ def _recalibrated_copy(estimator, policy, record):
         new.budget_ = record["requested_budget"]
         new.budget_status_ = "spent" if record["status"] == "met" else "saturated"
     new.expected_cost_ = record["cost"]
+    new.expected_exit_rates_ = np.asarray(record["exit_rates"], dtype=np.float64)
     new.recalibrated_cost_ = record["cost"]
     new.recalibration_ = record
     # The new policy on the labelled policy rows, where they are kept (the
@@ -611,8 +612,9 @@ class ExitReport:
         Their average cost per row, units of ``costs_`` (per-call parts once
         per batch of ``cost_batch_size_`` rows drawn like them).
     expected_exit_rates : ndarray of shape (n_stages,)
-        The reference: ``exit_rates_`` (the policy rows, at fit), or after
-        :meth:`recalibrate`, the exit rates on the rows recalibrated on.
+        The reference: ``expected_exit_rates_`` (out of sample, at fit, as
+        ``expected_cost_``), or after :meth:`recalibrate`, the exit rates on
+        the rows recalibrated on.
     expected_cost : float
         The reference cost: ``expected_cost_`` (out of sample, at fit), or
         the cost measured on the rows recalibrated on.
@@ -715,9 +717,15 @@ def exit_report(estimator, X) -> ExitReport:
         expected_cost = record["cost"]
         reference = f"the {record['n_rows']} rows recalibrated on"
     else:
-        expected_rates = estimator.exit_rates_
+        # Out of sample, as expected_cost_ is (a model saved before the
+        # attribute existed has only the policy rows' in-sample rates).
+        expected_rates = getattr(estimator, "expected_exit_rates_", None)
+        if expected_rates is None:
+            expected_rates = estimator.exit_rates_
+            reference = "exit_rates_ (in sample) and expected_cost_ at fit"
+        else:
+            reference = "expected_exit_rates_ and expected_cost_ at fit"
         expected_cost = estimator.expected_cost_
-        reference = "exit_rates_ and expected_cost_ at fit"
     return ExitReport(
         stage_names=list(estimator._stage_names()),
         n_rows=int(n_rows),

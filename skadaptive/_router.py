@@ -375,6 +375,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     estimator.policy_rows_accuracy_ = in_sample.accuracy
     estimator.policy_rows_cost_ = routed_rows_cost
     estimator.expected_accuracy_, estimator.expected_cost_ = figures["with"]
+    estimator.expected_exit_rates_ = with_router.exit_rates
     if getattr(estimator, "budget_search_", None) is not None:
         # The policy kept is the routed one: whether it spends the budget.
         estimator.budget_status_ = budget_status(

@@ -380,6 +380,16 @@ def test_expected_figures_are_out_of_sample_and_never_clamped():
         differs.append(
             not np.isclose(cascade.expected_cost_, cascade.policy_rows_cost_)
         )
+        # The out-of-sample exit rates are those expected_cost_ counts (the
+        # in-sample exit_rates_ give policy_rows_cost_ instead).
+        rates = cascade.expected_exit_rates_
+        assert rates.sum() == pytest.approx(1.0)
+        assert rates @ cascade.cumulative_costs_ == pytest.approx(
+            cascade.expected_cost_, rel=1e-12
+        )
+        assert cascade.exit_rates_ @ cascade.cumulative_costs_ == pytest.approx(
+            cascade.policy_rows_cost_, rel=1e-12
+        )
         test_accuracy = cascade.score(X_test, y_test)
         in_sample_gap.append(cascade.policy_rows_accuracy_ - test_accuracy)
         estimate_gap.append(cascade.expected_accuracy_ - test_accuracy)

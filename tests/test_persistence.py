@@ -297,6 +297,7 @@ def test_a_model_saved_before_versions_were_recorded_warns_and_still_works():
         "cost_batch_size_",
         "costs_per_row_",
         "costs_per_call_",
+        "expected_exit_rates_",
     ):
         state.pop(name)  # what such a model did not have
     old = EarlyExitClassifier.__new__(EarlyExitClassifier)
@@ -304,7 +305,10 @@ def test_a_model_saved_before_versions_were_recorded_warns_and_still_works():
         old.__setstate__(state)
     assert_array_equal(old.predict(X[500:]), model.predict(X[500:]))
     assert old.with_policy(cost_weight=0.1).frontier_["accuracy"].shape == (31,)
-    old.exit_report(X[500:])
+    # Without out-of-sample exit rates, the report says what it compares with.
+    report = old.exit_report(X[500:])
+    assert_array_equal(report.expected_exit_rates, model.exit_rates_)
+    assert "exit_rates_ (in sample)" in report.reference
     assert old.evaluate_frontier(X[500:], y[500:])["cost_at_fit"] == pytest.approx(
         model.evaluate_frontier(X[500:], y[500:])["cost_at_fit"]
     )

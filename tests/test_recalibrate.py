@@ -413,7 +413,15 @@ def test_exit_report_compares_new_rows_with_what_was_expected():
     np.testing.assert_allclose(
         report.exit_rates, np.bincount(routed.exit_stage, minlength=3) / len(X)
     )
-    np.testing.assert_array_equal(report.expected_exit_rates, cascade.exit_rates_)
+    # Out of sample, as the expected cost: the rows' exits and their cost
+    # are compared with one estimate.
+    np.testing.assert_array_equal(
+        report.expected_exit_rates, cascade.expected_exit_rates_
+    )
+    assert report.expected_exit_rates @ cascade.cumulative_costs_ == pytest.approx(
+        cascade.expected_cost_, rel=1e-12
+    )
+    assert "expected_exit_rates_" in report.reference
     assert report.expected_cost == cascade.expected_cost_
     assert report.budget == BUDGET
     assert report.over_budget
@@ -426,6 +434,10 @@ def test_exit_report_compares_new_rows_with_what_was_expected():
 
     # After recalibration the reference is the rows recalibrated on.
     recalibrated = cascade.recalibrate(X)
+    np.testing.assert_allclose(
+        recalibrated.expected_exit_rates_,
+        np.bincount(recalibrated.predict_exit(X), minlength=3) / len(X),
+    )
     after = recalibrated.exit_report(X)
     assert "recalibrated on" in after.reference
     np.testing.assert_allclose(after.exit_rate_changes, 0.0, atol=1e-12)

@@ -103,6 +103,11 @@ def test_a_router_buys_accuracy_a_plain_cascade_cannot_afford():
     for cascade in (plain, routed):
         assert cascade.predict_cost(X_test).mean() <= 11.0
     assert_allclose(routed.predict_cost(X_test).mean(), 10.75)
+    # The exit rates estimated out of sample are the routed policy's (half
+    # the rows at c), not those of the policy learned before the router.
+    rates = {"plain": plain.expected_exit_rates_, "routed": routed.expected_exit_rates_}
+    assert_allclose(rates["routed"], [0.5, 0.0, 0.5], atol=0.03)
+    assert rates["plain"][2] < 0.45, rates
     # And the plain cascade spends the budget well: the comparison is fair.
     assert_budget_spent_well(plain)
 

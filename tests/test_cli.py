@@ -260,6 +260,54 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
     assert ends[1][1] != combined["stages"][-1]["accuracy_interval"]
 
 
+def test_predict_says_what_each_exit_of_a_combined_model_answers_with(
+    digits_files, tmp_path, capsys
+):
+    """A model fitted with answer="combined": each exit's combiner (or its own
+    output) is in the table; a model with stage answers has no such column."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import make_pipeline
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_policy, y_train, y_policy = train_test_split(X, y, random_state=0)
+    # Naive Bayes on the two halves of the pixels: errors independent enough
+    # that the last exit's combiner is clearly better than its stage alone.
+    stages = [
+        (
+            name,
+            FrozenEstimator(
+                make_pipeline(
+                    ColumnTransformer([("half", "passthrough", columns)]),
+                    GaussianNB(),
+                ).fit(X_train, y_train)
+            ),
+        )
+        for name, columns in (("left", slice(0, 32)), ("right", slice(32, 64)))
+    ]
+    data = str(digits_files / "data.npz")
+    lines = {}
+    for answer in ("stage", "combined"):
+        model = AdaptiveCascadeClassifier(
+            stages, costs=[1, 2], answer=answer, random_state=0
+        ).fit(X_policy, y_policy)
+        joblib.dump(model, tmp_path / f"{answer}.joblib")
+        assert (
+            main(["predict", str(tmp_path / f"{answer}.joblib"), "--data", data]) == 0
+        )
+        lines[answer] = capsys.readouterr().out.splitlines()
+    kind = model.combiners_[1].kind
+    assert kind != "stage"
+    header = "a row exiting here is answered by"
+    assert header in lines["combined"][1]
+    assert lines["combined"][2].endswith("its own output")
+    assert lines["combined"][3].endswith(f"{kind} of left, right")
+    assert not any(header in line for line in lines["stage"])
+
+
 def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
     X, y = load_digits(return_X_y=True)

@@ -187,8 +187,12 @@ def run(args, out=None) -> int:
         (name, f"{rate:.3f}", f"{run:.3f}", f"{cost:.4g}")
         for name, rate, run, cost in zip(names, rates, run_rates, model.costs_)
     ]
-    print(f"{len(X)} rows predicted by {args.model}", file=out)
     header = ("stage", "exit rate", "run rate", "its own cost per row run")
+    answers = _answers(model, names)
+    if answers is not None:
+        rows = [(*row, answer) for row, answer in zip(rows, answers)]
+        header = (*header, "a row exiting here is answered by")
+    print(f"{len(X)} rows predicted by {args.model}", file=out)
     print(table(rows, header), file=out)
     # A row pays for the stages it ran (which a policy that skips or routes
     # says) and the router's cost, if one is kept.
@@ -230,6 +234,23 @@ def run(args, out=None) -> int:
             raise CommandError(f"{args.output}: cannot write: {exc}") from exc
         print(f"wrote {args.output}", file=out)
     return 0
+
+
+def _answers(model, names) -> list | None:
+    """What each exit answers with, for a model fitted with combined answers
+    (``combiners_``): the stage's own output, or its combiner over the stages
+    run so far. None where every exit answers with its own output."""
+    from ..stages._combined import combines
+
+    combiners = getattr(model, "combiners_", None)
+    if combiners is None or not combines(combiners):
+        return None
+    return [
+        "its own output"
+        if combiner.kind == "stage"
+        else f"{combiner.kind} of {', '.join(names[: k + 1])}"
+        for k, combiner in enumerate(combiners)
+    ]
 
 
 def _error_line(loss, predictions, y) -> str:

@@ -164,6 +164,84 @@ def _readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
 
 
+def _paragraph_after(source: str) -> str:
+    """The README's paragraph that follows the code block ``source``."""
+    readme = (ROOT / "README.md").read_text()
+    after = readme[readme.index(source) + len(source) :].split("```", 1)[1]
+    return " ".join(after.strip().split("\n\n", 1)[0].split())
+
+
+def _numbers(line: str) -> list[float]:
+    return [float(token) for token in line.split()]
+
+
+#: The figures the README quotes after its blocks with declared costs (trees,
+#: rounds, MACs, declared per-row costs), against what each block prints. A
+#: block is found by a line of its code; each check is a pattern with one
+#: number in the paragraph after the block, the printed value it quotes (a
+#: function of the printed lines) and how far apart they may be: a row or
+#: so, which another numpy or LightGBM release can move; a stale figure is
+#: further off.
+_ACCURACY = 0.25  # points
+_COST = 0.01  # relative
+README_FIGURES = {
+    "exits=[10, 25, 50, 100, 200],": [
+        (
+            r"([\d.]+) % of the test rows right",
+            lambda o: 100 * _numbers(o[0])[0],
+            _ACCURACY,
+        ),
+        (r"with ([\d.]+) trees per row", lambda o: float(o[1]), -_COST),
+        (
+            r"against ([\d.]+) % with all 200",
+            lambda o: 100 * _numbers(o[0])[1],
+            _ACCURACY,
+        ),
+        (r"they cost ([\d.]+) \(`policy_rows", lambda o: float(o[2]), -_COST),
+        (r"was ([\d.]+) \(`expected_cost_`", lambda o: float(o[3]), -_COST),
+    ],
+    "LGBMClassifier(n_estimators=200": [
+        (
+            r"([\d.]+) % of the test rows right",
+            lambda o: 100 * _numbers(o[0])[0],
+            _ACCURACY,
+        ),
+        (r"with ([\d.]+) rounds per row", lambda o: float(o[1]), -_COST),
+        (
+            r"against ([\d.]+) % with all 200",
+            lambda o: 100 * _numbers(o[0])[1],
+            _ACCURACY,
+        ),
+    ],
+    "AdaptiveCascadeRegressor(": [
+        (r"R\^2 ([\d.]+) on the test rows", lambda o: _numbers(o[0])[0], 0.003),
+        (r"average cost of ([\d.]+),", lambda o: _numbers(o[1])[0], -_COST),
+        (r"against ([\d.]+) for the boosting", lambda o: _numbers(o[0])[1], 0.003),
+    ],
+    "OnnxMultiExit(": [
+        (
+            r"\(([\d.]+) % of the 270 test rows",
+            lambda o: 100 * _numbers(o[0])[0],
+            _ACCURACY,
+        ),
+        (r"answered ([\d.]+) % right", lambda o: 100 * _numbers(o[1])[0], _ACCURACY),
+        (r"at ([\d,]+) MACs per row", lambda o: _numbers(o[1])[1], -_COST),
+    ],
+}
+
+
+def _check_figures(paragraph: str, printed: list[str], checks) -> None:
+    """Each quoted figure within its tolerance of the printed one (a negative
+    tolerance is relative)."""
+    for pattern, value_of, tolerance in checks:
+        found = re.search(pattern, paragraph)
+        assert found, (pattern, paragraph)
+        quoted = float(found.group(1).replace(",", ""))
+        value = value_of(printed)
+        allowed = -tolerance * abs(value) if tolerance < 0 else tolerance
+        assert abs(quoted - value) <= allowed, (pattern, quoted, value, paragraph)
+
+
 def test_readme_has_runnable_python_examples():
     assert len(_readme_python_blocks()) >= 2
 
@@ -194,9 +272,24 @@ def test_readme_python_examples_run_as_written(tmp_path):
             text=True,
         )
     assert runs, "no README block could run"
+    blocks = _readme_python_blocks()
     for index, run in runs.items():
         stdout, stderr = run.communicate(timeout=README_TIMEOUT_S)
         assert run.returncode == 0, (
             f"README block {index} exited with {run.returncode}\n"
             f"--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
         )
+        # The figures quoted after the block are what it prints.
+        for marker, checks in README_FIGURES.items():
+            if marker in blocks[index]:
+                paragraph = _paragraph_after(blocks[index])
+                _check_figures(paragraph, stdout.strip().splitlines(), checks)
+
+
+def test_every_readme_figure_check_finds_its_block_and_figure():
+    blocks = _readme_python_blocks()
+    for marker, checks in README_FIGURES.items():
+        (block,) = [block for block in blocks if marker in block]
+        paragraph = _paragraph_after(block)
+        for pattern, _, _ in checks:
+            assert re.search(pattern, paragraph), (pattern, paragraph)

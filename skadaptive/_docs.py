@@ -34,9 +34,12 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
         held-out policy rows, counted by Kish's effective number: integer
-        weights and copies of rows get different margins). Spends a little
-        less of the budget on the policy rows so that new rows like them stay
-        within it more often. None
+        weights and copies of rows get different margins). The budget
+        searched is lowered by that margin (``budget_search_["searched_budget"]``),
+        so that new rows like the policy rows stay within the budget more
+        often; where the policy does not spend the budget anyway
+        (``budget_status_ == "saturated"``), the kind of exit score kept may
+        differ and need not cost less. None
         meets the budget on the policy rows exactly. ``with_policy`` keeps it
         unless given another. With ``refit=False`` and one split the policy
         rows are the held-out fraction only, so its figures are noisier: use

@@ -155,12 +155,11 @@ def _exit_scores(policy, answers, X) -> tuple[np.ndarray, np.ndarray | None]:
     if policy.skips:
         _, path, scores = policy.walk(answers, decide=False)
         return scores, path
-    scores = np.stack(
-        [
-            np.asarray(rule.score(answers[: k + 1]), dtype=np.float64)
-            for k, rule in enumerate(policy.rules)
-        ]
-    ).reshape(len(policy.rules), -1)
+    n_rows = len(answers[0])
+    # A policy without rules answers every row at the first stage: no score.
+    scores = np.empty((len(policy.rules), n_rows), dtype=np.float64)
+    for k, rule in enumerate(policy.rules):
+        scores[k] = np.asarray(rule.score(answers[: k + 1]), np.float64).reshape(-1)
     return scores, None
 
 

@@ -466,6 +466,41 @@ def test_a_report_prints_when_the_expected_cost_is_zero():
     assert "average cost: 0 per row, expected 0" in str(report)
 
 
+def test_a_policy_that_answers_every_row_at_the_first_stage_recalibrates():
+    """A fit may keep "first stage only" (here a second stage dear per call):
+    no rules, no thresholds to move. recalibrate returned nothing but a crash
+    inside numpy; it now says the budget cannot be spent."""
+    (X_stages, y_stages), (X, y), (X_new, _), *_ = _data()
+    stages = [
+        ("lr", _stages()[0][1]),
+        ("tree", _stages()[1][1]),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages,
+        costs={"per_row": [1, 5], "per_call": [10, 3000]},
+        cost_batch_size=32,
+        budget=2.0,
+        random_state=0,
+    ).fit(X, y)
+    assert cascade.deepest_stage_ == 0 and not cascade.policy_.rules
+    # Aimed at the cost the fit chose, it is met; a larger budget cannot be
+    # spent without refitting, and the warning says so.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        copies = [cascade.recalibrate(X_new)]
+    with pytest.warns(UserWarning, match="deepest stage \\(0\\)"):
+        copies.append(cascade.recalibrate(X_new, budget=3.0))
+    for recalibrated in copies:
+        record = recalibrated.recalibration_
+        assert record["status"] == "saturated"
+        np.testing.assert_array_equal(
+            recalibrated.predict(X_new), cascade.predict(X_new)
+        )
+        np.testing.assert_array_equal(recalibrated.predict_exit(X_new), 0)
+        assert recalibrated.recalibrated_cost_ == pytest.approx(1 + 10 / 32)
+        np.testing.assert_array_equal(recalibrated.expected_exit_rates_, [1.0, 0.0])
+
+
 def test_steps_and_saturation_are_reported_not_clamped():
     cascade = _cascade()
     X, _ = _shifted()

@@ -7,7 +7,11 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         the cost of running every stage, so ``lam`` is unit-free: with the 0/1
         loss, ``lam = 0.01`` gives up one accuracy point only to save the full
         cost. Ignored when ``budget`` is set (a value other than the default then
-        warns).
+        warns). For EENet's scores and the heuristics, whose scores do not
+        depend on it, a larger ``cost_weight`` never costs more on the policy
+        rows; the Bolukbasi rules (``"linear"``, a classifier) are learned
+        again for each value, and their cost can rise a little between close
+        values (see ``frontier_``).
 
     budget : float, default=None
         Maximum average cost per row, in the units of ``costs``. The fit
@@ -335,9 +339,14 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         rows answered at each stage, in stage order). With ``skips=True`` or a
         router, a point's policy may jump stages or start rows late: its
         ``expected_cost`` counts what the rows ran (and the router), so two
-        points with the same exit rates may cost differently. Every value has
-        one entry per point, so ``pandas.DataFrame(est.frontier_)`` loads it,
-        as it does ``cv_results_``.
+        points with the same exit rates may cost differently. Its figures
+        are in sample for each point's policy, like ``policy_rows_accuracy_``
+        and ``policy_rows_cost_`` (the key ``expected_cost`` is the average
+        cost per row on the policy rows, not the out-of-sample
+        ``expected_cost_``); :meth:`evaluate_frontier` gives them on other
+        rows. Every value has one entry per point, so
+        ``pandas.DataFrame(est.frontier_)`` loads it, as it does
+        ``cv_results_``.
     n_features_in_ : int
         Only where ``X`` has a number of features (not for lists of texts).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -529,8 +538,11 @@ _REGRESSION_ATTRIBUTES = (
         Trade-off on the held-out policy rows, traced by refitting the policy
         (not the stages) over a grid of ``cost_weight`` when first read: keys
         ``cost_weight``, ``error``, ``expected_cost``, ``normalized_cost`` and
-        ``exit_rate_0``, ``exit_rate_1``, ... Every value has one entry per
-        point, so ``pandas.DataFrame(est.frontier_)`` loads it.
+        ``exit_rate_0``, ``exit_rate_1``, ... In sample for each point's
+        policy, like ``policy_rows_error_`` and ``policy_rows_cost_`` (the key
+        ``expected_cost`` is not the out-of-sample ``expected_cost_``);
+        :meth:`evaluate_frontier` gives them on other rows. Every value has
+        one entry per point, so ``pandas.DataFrame(est.frontier_)`` loads it.
     n_features_in_ : int
         Only where ``X`` has a number of features.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)

@@ -653,6 +653,21 @@ def test_cli_recalibrate_round_trip(tmp_path):
     assert 0.99 * 3.2 <= loaded.recalibrated_cost_ <= 3.2
     np.testing.assert_array_equal(loaded.predict_exit(X), expected.predict_exit(X))
     assert loaded.batch_size == cascade.batch_size
+    # Without --budget, a fit with a margin (or one that left its budget
+    # unspent) is recalibrated for what it aimed at, and says so: the report
+    # after still shows the model's budget.
+    joblib.dump(_fit(budget=6.0, budget_confidence=0.9), model)
+    out = io.StringIO()
+    parsed = _parser().parse_args(
+        ["recalibrate", str(model), str(data), "--output", str(new)]
+    )
+    assert parsed.run(parsed, out=out) == 0
+    target = joblib.load(new).recalibration_["budget"]
+    assert target < 6.0
+    assert (
+        f"recalibrated for {target:.4g} per row, what the fit aimed at within its "
+        "budget of 6 (kept as budget_)"
+    ) in out.getvalue()
 
 
 def test_cli_recalibrate_errors(tmp_path, capsys):

@@ -102,7 +102,7 @@ def run(args, out=None) -> int:
     print(f"{args.model} on the {len(X)} rows of {args.data}, before:", file=out)
     print(before, file=out)
     print(
-        f"\nrecalibrated for budget {record['budget']:.4g}: average cost "
+        f"\nrecalibrated for {_target(model, record)}: average cost "
         f"{record['cost_before']:.4g} -> {record['cost']:.4g} per row "
         f"({record['status']}; log-odds shift of the exits' shares "
         f"{record['shift']:+.3g})",
@@ -135,6 +135,22 @@ def run(args, out=None) -> int:
         raise CommandError(f"{args.output}: cannot write: {exc}") from exc
     print(f"wrote {args.output}", file=out)
     return 0
+
+
+def _target(model, record) -> str:
+    """What the thresholds were moved for: the --budget given, else the
+    model's own budget, or what the fit aimed at where that differs (the cost
+    it chose where the budget was left unspent, the budget less its
+    confidence margin, or the cost expected at fit without a budget)."""
+    budget = getattr(model, "budget_", None)
+    if record["requested_budget"] is not None or record["budget"] == budget:
+        return f"budget {record['budget']:.4g}"
+    if budget is None:
+        return f"{record['budget']:.4g} per row, the cost expected at fit"
+    return (
+        f"{record['budget']:.4g} per row, what the fit aimed at within its "
+        f"budget of {budget:.4g} (kept as budget_)"
+    )
 
 
 def _checked(method, X, path, **kwargs):

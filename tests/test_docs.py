@@ -184,35 +184,33 @@ def _numbers(line: str) -> list[float]:
 #: further off.
 _ACCURACY = 0.25  # points
 _COST = 0.01  # relative
-README_FIGURES = {
-    "exits=[10, 25, 50, 100, 200],": [
+
+
+def _right_and_cost(unit: str) -> list:
+    """Accuracy, cost per row and the whole model's accuracy, as the two
+    early-exit blocks print them (on their first two lines) and quote them."""
+    return [
         (
             r"([\d.]+) % of the test rows right",
             lambda o: 100 * _numbers(o[0])[0],
             _ACCURACY,
         ),
-        (r"with ([\d.]+) trees per row", lambda o: float(o[1]), -_COST),
+        (rf"with ([\d.]+) {unit} per row", lambda o: float(o[1]), -_COST),
         (
             r"against ([\d.]+) % with all 200",
             lambda o: 100 * _numbers(o[0])[1],
             _ACCURACY,
         ),
+    ]
+
+
+README_FIGURES = {
+    "exits=[10, 25, 50, 100, 200],": [
+        *_right_and_cost("trees"),
         (r"they cost ([\d.]+) \(`policy_rows", lambda o: float(o[2]), -_COST),
         (r"was ([\d.]+) \(`expected_cost_`", lambda o: float(o[3]), -_COST),
     ],
-    "LGBMClassifier(n_estimators=200": [
-        (
-            r"([\d.]+) % of the test rows right",
-            lambda o: 100 * _numbers(o[0])[0],
-            _ACCURACY,
-        ),
-        (r"with ([\d.]+) rounds per row", lambda o: float(o[1]), -_COST),
-        (
-            r"against ([\d.]+) % with all 200",
-            lambda o: 100 * _numbers(o[0])[1],
-            _ACCURACY,
-        ),
-    ],
+    "LGBMClassifier(n_estimators=200": _right_and_cost("rounds"),
     "AdaptiveCascadeRegressor(": [
         (r"R\^2 ([\d.]+) on the test rows", lambda o: _numbers(o[0])[0], 0.003),
         (r"average cost of ([\d.]+),", lambda o: _numbers(o[1])[0], -_COST),

@@ -120,6 +120,53 @@ def test_threshold_search_equals_an_exhaustive_search(seed, fraction):
     assert found_loss == pytest.approx(best_loss, abs=1e-12)
 
 
+def _exhaustive_pairs(scores, loss, cumulative, budget):
+    """Lowest mean loss over every pair of cuts of two exits, vectorised over
+    the second exit's cuts (hundreds of distinct scores)."""
+    firsts = np.concatenate([np.unique(scores[0]), [np.inf]])
+    seconds = np.concatenate([np.unique(scores[1]), [np.inf]])
+    at_second = scores[1][None, :] >= seconds[:, None]  # (cuts, rows)
+    best = np.inf
+    for first in firsts:
+        exits_first = scores[0] >= first
+        stage = np.where(exits_first, 0, np.where(at_second, 1, 2))
+        cost = cumulative[stage].mean(axis=1)
+        mean_loss = np.take_along_axis(loss, stage, axis=0).mean(axis=1)
+        within = cost <= budget * (1 + 1e-9)
+        if within.any():
+            best = min(best, mean_loss[within].min())
+    return best
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize("budget", [3.0, 6.5, 10.0, 15.0])
+def test_three_stage_search_is_exhaustive_with_hundreds_of_distinct_scores(budget):
+    """500 policy rows whose first stage (a logistic regression) has about
+    500 distinct scores: the pair of thresholds is searched exactly. On a
+    grid refined around its best cut (the search for more than 256 distinct
+    scores whatever the rows), 6.5 lost one row of 500."""
+    X, y = make_classification(
+        900, n_features=10, n_informative=6, n_classes=3, random_state=0
+    )
+    stages = [
+        LogisticRegression(max_iter=500),
+        DecisionTreeClassifier(max_depth=5, random_state=0),
+        RandomForestClassifier(30, random_state=0),
+    ]
+    probas = [stage.fit(X[:400], y[:400]).predict_proba(X[400:]) for stage in stages]
+    loss = np.stack([per_row_loss(p, y[400:], "zero_one") for p in probas])
+    scores = np.stack([p.max(axis=1) for p in probas[:2]])
+    assert len(np.unique(scores[0])) > 256
+    cumulative = np.array([1.0, 6.0, 26.0])
+    problem = _thresholds.ThresholdProblem(scores, loss, cumulative, np.ones(500))
+    thresholds, found_loss, found_cost = _thresholds.budget_thresholds(problem, budget)
+    exit_stage = _thresholds.first_reaching(scores, thresholds)
+    assert found_cost == pytest.approx(cumulative[exit_stage].mean())
+    assert found_cost <= budget * (1 + 1e-9)
+    best = _exhaustive_pairs(scores, loss, cumulative, budget)
+    assert found_loss == pytest.approx(best, abs=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("fraction", [0.3, 0.6])
 def test_ties_in_accuracy_go_to_the_answers_surest_of_the_true_class(seed, fraction):

@@ -36,8 +36,12 @@ BUDGET_RTOL = 1e-9
 _MAX_SWEEPS = 20
 # Values of the first threshold tried in a pair move (quantiles of its scores).
 _PAIR_GRID = 16
-# Up to this many distinct scores, a pair move tries every value of the first.
+# A pair move tries every value of the first threshold up to this many
+# distinct scores, or where their number times the rows reaching the first
+# exit is at most _EXACT_PAIR_CELLS (the table of every pair's loss and cost,
+# 4 MB a table: about 700 rows with as many distinct scores).
 _EXACT_PAIR_LIMIT = 256
+_EXACT_PAIR_CELLS = 2**19
 _BISECTION_STEPS = 30
 
 
@@ -501,13 +505,15 @@ def budget_thresholds(
     first stage, and the thresholds of the smallest cost weight that meets the
     budget. A move sets one threshold to its best value within the budget
     given the others, or a pair of thresholds (the earlier at every one of
-    its distinct scores, or when there are more than 256 of them on a grid of
-    16, the later exactly); moves are taken while they lower the loss, so the
-    result is never worse than either start. With two decisions (three
-    stages) and at most 256 distinct scores the pair move tries every pair
-    of cuts: the answer is the exhaustive one; with more distinct scores, once
-    the grid stops helping, it is refined around its best cut until no cut
-    between the neighbouring grid points is skipped.
+    its distinct scores, or when there are more than 256 of them and more
+    than 2**19 scores times rows, on a grid of 16, the later exactly); moves
+    are taken while they lower the loss, so the result is never worse than
+    either start. With two decisions (three stages) and at most 256 distinct
+    scores at the first exit (or at most 2**19 distinct scores times rows
+    reaching it: about 700 rows with as many distinct scores) the pair move
+    tries every pair of cuts: the answer is the exhaustive one; with more,
+    once the grid stops helping, it is refined around its best cut until no
+    cut between the neighbouring grid points is skipped.
 
     Parameters
     ----------
@@ -613,7 +619,8 @@ def _descend(problem, thresholds, budget):
 
 def _best_pair(problem, thresholds, first, second, budget, refine=True):
     cuts = cuts_between(problem.distinct_scores(first))
-    if len(cuts) <= _EXACT_PAIR_LIMIT:
+    n_rows = len(problem._order[first])
+    if len(cuts) <= _EXACT_PAIR_LIMIT or len(cuts) * n_rows <= _EXACT_PAIR_CELLS:
         # Every cut of the first threshold: with two exits, exact.
         return _best_pair_on(problem, thresholds, first, second, budget, cuts)
     if not refine:

@@ -165,6 +165,14 @@ def test_three_stage_search_is_exhaustive_with_hundreds_of_distinct_scores(budge
     assert found_cost <= budget * (1 + 1e-9)
     best = _exhaustive_pairs(scores, loss, cumulative, budget)
     assert found_loss == pytest.approx(best, abs=1e-12)
+    # Three copies of every row search as weight 3 does (the search's size is
+    # counted over distinct rows: over all rows, the copies were searched on
+    # the coarse grid, and at 6.5 a row short).
+    copies = _thresholds.ThresholdProblem(
+        np.tile(scores, 3), np.tile(loss, 3), cumulative, np.ones(1500)
+    )
+    _, copies_loss, copies_cost = _thresholds.budget_thresholds(copies, budget)
+    assert (copies_loss, copies_cost) == pytest.approx((found_loss, found_cost))
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -19,6 +19,7 @@ This module chooses the thresholds:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,8 +38,8 @@ _MAX_SWEEPS = 20
 # Values of the first threshold tried in a pair move (quantiles of its scores).
 _PAIR_GRID = 16
 # A pair move tries every value of the first threshold up to this many
-# distinct scores, or where their number times the rows reaching the first
-# exit is at most _EXACT_PAIR_CELLS (the table of every pair's loss and cost,
+# distinct scores, or where their number times the rows with distinct scores
+# is at most _EXACT_PAIR_CELLS (the table of every pair's loss and cost,
 # 4 MB a table: about 700 rows with as many distinct scores).
 _EXACT_PAIR_LIMIT = 256
 _EXACT_PAIR_CELLS = 2**19
@@ -308,6 +309,12 @@ class ThresholdProblem:
                 np.argsort(-self.scores, axis=1, kind="stable"), self.scores
             )
         ]
+
+    @functools.cached_property
+    def n_distinct_rows(self) -> int:
+        """Rows of positive weight with distinct scores (copies count once)."""
+        scores = np.nan_to_num(self.scores[:, self.weight > 0], nan=np.inf)
+        return int(np.unique(scores, axis=1).shape[1])
 
     def _cost(self, stage, rows) -> np.ndarray:
         """Cost of answering ``rows`` at ``stage`` (an index or one per row)."""
@@ -619,8 +626,10 @@ def _descend(problem, thresholds, budget):
 
 def _best_pair(problem, thresholds, first, second, budget, refine=True):
     cuts = cuts_between(problem.distinct_scores(first))
-    n_rows = len(problem._order[first])
-    if len(cuts) <= _EXACT_PAIR_LIMIT or len(cuts) * n_rows <= _EXACT_PAIR_CELLS:
+    # Counted over distinct rows, so that weight k on a row and k copies of
+    # it get the same search.
+    cells = len(cuts) * problem.n_distinct_rows
+    if len(cuts) <= _EXACT_PAIR_LIMIT or cells <= _EXACT_PAIR_CELLS:
         # Every cut of the first threshold: with two exits, exact.
         return _best_pair_on(problem, thresholds, first, second, budget, cuts)
     if not refine:

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tracemalloc
 from itertools import product
 from pathlib import Path
 
@@ -173,6 +174,20 @@ def test_three_stage_search_is_exhaustive_with_hundreds_of_distinct_scores(budge
     )
     _, copies_loss, copies_cost = _thresholds.budget_thresholds(copies, budget)
     assert (copies_loss, copies_cost) == pytest.approx((found_loss, found_cost))
+    # Rows of weight 0 change nothing, and cost the exact search nothing
+    # either (its tables had a column for each of them).
+    padded = _thresholds.ThresholdProblem(
+        np.tile(scores, 41),
+        np.tile(loss, 41),
+        cumulative,
+        np.r_[np.ones(500), np.zeros(20_000)],
+    )
+    tracemalloc.start()
+    _, padded_loss, padded_cost = _thresholds.budget_thresholds(padded, budget)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert (padded_loss, padded_cost) == pytest.approx((found_loss, found_cost))
+    assert peak < 40 * 2**20, peak
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -39,10 +39,14 @@ _MAX_SWEEPS = 20
 _PAIR_GRID = 16
 # A pair move tries every value of the first threshold up to this many
 # distinct scores, or where their number times the rows with distinct scores
-# is at most _EXACT_PAIR_CELLS (the table of every pair's loss and cost,
-# 4 MB a table: about 700 rows with as many distinct scores).
+# is at most _EXACT_PAIR_CELLS (the tables of every pair's loss and cost,
+# about 14 MB at the peak: about 700 rows with as many distinct scores)...
 _EXACT_PAIR_LIMIT = 256
 _EXACT_PAIR_CELLS = 2**19
+# ... and the tables, a column per row of positive weight (copies included),
+# at most this many cells (about 50 MB at the peak: four copies of every row
+# at the largest exact size).
+_EXACT_PAIR_ALLOCATED = 2**21
 _BISECTION_STEPS = 30
 
 
@@ -311,6 +315,11 @@ class ThresholdProblem:
         ]
 
     @functools.cached_property
+    def n_positive_rows(self) -> int:
+        """Rows of positive weight."""
+        return int(np.count_nonzero(self.weight > 0))
+
+    @functools.cached_property
     def n_distinct_rows(self) -> int:
         """Rows of positive weight with distinct scores (copies count once)."""
         scores = np.nan_to_num(self.scores[:, self.weight > 0], nan=np.inf)
@@ -417,7 +426,9 @@ class ThresholdProblem:
         probe[first] = probe[second] = np.inf
         # Where each row answers when it exits at neither of the two exits.
         rest = first_reaching(self.scores, probe)
-        rows = np.flatnonzero(rest >= first)  # the rows that reach `first`
+        # The rows of positive weight that reach `first` (the others change
+        # nothing: their gains are zero).
+        rows = np.flatnonzero((rest >= first) & (self.weight > 0))
         rest_loss = self.stage_loss[rest, self._rows]
         rest_cost = np.broadcast_to(self._cost(rest, self._rows), (self.n_rows,))
         w = self.weight
@@ -512,15 +523,16 @@ def budget_thresholds(
     first stage, and the thresholds of the smallest cost weight that meets the
     budget. A move sets one threshold to its best value within the budget
     given the others, or a pair of thresholds (the earlier at every one of
-    its distinct scores, or when there are more than 256 of them and more
-    than 2**19 scores times rows, on a grid of 16, the later exactly); moves
+    its distinct scores, or when there are more than 256 of them and the
+    tables would be too large, on a grid of 16, the later exactly); moves
     are taken while they lower the loss, so the result is never worse than
     either start. With two decisions (three stages) and at most 256 distinct
-    scores at the first exit (or at most 2**19 distinct scores times rows
-    reaching it: about 700 rows with as many distinct scores) the pair move
-    tries every pair of cuts: the answer is the exhaustive one; with more,
-    once the grid stops helping, it is refined around its best cut until no
-    cut between the neighbouring grid points is skipped.
+    scores at the first exit, or at most 2**19 distinct scores times rows of
+    distinct scores (about 700 rows with as many distinct scores; copies of
+    a row count once, up to 2**21 scores times rows of positive weight), the
+    pair move tries every pair of cuts: the answer is the exhaustive one;
+    with more, once the grid stops helping, it is refined around its best
+    cut until no cut between the neighbouring grid points is skipped.
 
     Parameters
     ----------
@@ -627,9 +639,13 @@ def _descend(problem, thresholds, budget):
 def _best_pair(problem, thresholds, first, second, budget, refine=True):
     cuts = cuts_between(problem.distinct_scores(first))
     # Counted over distinct rows, so that weight k on a row and k copies of
-    # it get the same search.
+    # it get the same search; the tables themselves have a column per row of
+    # positive weight, so many copies of few rows are capped as well.
     cells = len(cuts) * problem.n_distinct_rows
-    if len(cuts) <= _EXACT_PAIR_LIMIT or cells <= _EXACT_PAIR_CELLS:
+    allocated = len(cuts) * problem.n_positive_rows
+    if len(cuts) <= _EXACT_PAIR_LIMIT or (
+        cells <= _EXACT_PAIR_CELLS and allocated <= _EXACT_PAIR_ALLOCATED
+    ):
         # Every cut of the first threshold: with two exits, exact.
         return _best_pair_on(problem, thresholds, first, second, budget, cuts)
     if not refine:

@@ -670,6 +670,30 @@ def test_cli_recalibrate_round_trip(tmp_path):
     ) in out.getvalue()
 
 
+def test_cli_recalibrate_reports_a_regressors_error_before_and_after(tmp_path):
+    """One line, as a classifier's accuracy: the loss's error on the file's
+    targets, before and after."""
+    regressor, (X, y) = _regression()
+    model, data, new = tmp_path / "m.joblib", tmp_path / "r.npz", tmp_path / "n.joblib"
+    joblib.dump(regressor, model)
+    np.savez(data, X=X, y=y)
+    out = io.StringIO()
+    from skadaptive.cli import _parser
+
+    parsed = _parser().parse_args(
+        ["recalibrate", str(model), str(data), "--output", str(new)]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert parsed.run(parsed, out=out) == 0
+    before = np.mean((regressor.predict(X) - y) ** 2)
+    after = np.mean((joblib.load(new).predict(X) - y) ** 2)
+    assert (
+        f"MSE on the file's targets: {before:.4g} before, {after:.4g} after "
+        "(in the target's units squared)"
+    ) in out.getvalue()
+
+
 def test_cli_recalibrate_errors(tmp_path, capsys):
     cascade = _cascade()
     X, _ = _shifted()

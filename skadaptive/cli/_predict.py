@@ -253,8 +253,14 @@ def _answers(model, names) -> list | None:
     ]
 
 
-def _error_line(loss, predictions, y) -> str:
-    """A regressor's error on the file's targets, named after its loss."""
+def regression_error(loss, predictions, y) -> tuple[str, float, str]:
+    """A regressor's error on the file's targets, named after its loss:
+    ``(name, value, units)``."""
     if loss == "absolute_error":
-        return f"MAE: {np.mean(np.abs(predictions - y)):.4g} (in the target's units)"
-    return f"MSE: {np.mean((predictions - y) ** 2):.4g} (in the target's units squared)"
+        return "MAE", float(np.mean(np.abs(predictions - y))), "the target's units"
+    return "MSE", float(np.mean((predictions - y) ** 2)), "the target's units squared"
+
+
+def _error_line(loss, predictions, y) -> str:
+    name, value, units = regression_error(loss, predictions, y)
+    return f"{name}: {value:.4g} (in {units})"

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from ._io import CommandError, check_distinct, check_output, recorded_warnings
-from ._predict import _error_line, load_model_and_data
+from ._predict import load_model_and_data, regression_error
 from ._progress import Progress
 
 
@@ -121,8 +121,14 @@ def run(args, out=None) -> int:
     if y is not None:
         first, second = model.predict(X), new.predict(X)
         if regression:
-            print(f"before: {_error_line(model._loss(), first, y)}", file=out)
-            print(f"after:  {_error_line(model._loss(), second, y)}", file=out)
+            # One line, as the classifiers' accuracy.
+            name, before, units = regression_error(model._loss(), first, y)
+            after = regression_error(model._loss(), second, y)[1]
+            print(
+                f"{name} on the file's targets: {before:.4g} before, {after:.4g} "
+                f"after (in {units})",
+                file=out,
+            )
         else:
             print(
                 f"accuracy on the file's labels: {np.mean(first == y):.4f} before, "

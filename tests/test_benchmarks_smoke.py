@@ -316,3 +316,31 @@ def test_quick_booster_benchmark_times_every_library_at_every_budget():
             assert point["ratio"] > 0
             assert 0 <= point["learned_accuracy"] <= 1
     assert "python -m benchmarks.run_boosters" in run_boosters.markdown(results)
+
+
+def test_regression_friedman_draws_and_declared_cascade_costs():
+    """Each Friedman dataset is drawn once per seed (different rows, half for
+    training), and the cascade declares the same per-row costs for every
+    split, so that a budget is the same point in every split and run."""
+    run_regression = pytest.importorskip("benchmarks.run_regression")
+    for name in ("friedman1", "friedman2"):
+        splits = run_regression._splits(name, quick=False)
+        assert len(splits) == len(run_regression.FRIEDMAN_SEEDS) > 1
+        for X, X_test, y, y_test in splits:
+            assert len(X) == len(X_test) == len(y) == len(y_test) == 4000
+        assert not np.array_equal(splits[0][0], splits[1][0])
+    for name, costs in run_regression.CASCADE_COSTS.items():
+        assert sum(costs) == pytest.approx(1.0, abs=1e-9)
+        cascade = run_regression._estimators(name, quick=True)["cascade"]
+        assert cascade.get_params()["costs"] == list(costs)
+
+
+def test_regression_missing_budgets_read_averaged_fractions():
+    """A budget averaged over splits (0.1 as 0.10000000000000002) is present;
+    only a budget with no point is reported missing."""
+    run_regression = pytest.importorskip("benchmarks.run_regression")
+    averaged = float(np.mean([0.1, 0.1, 0.1]))
+    assert averaged != 0.1
+    points = [{"fraction": averaged}, {"fraction": 0.25}, {"fraction": 0.5}]
+    assert run_regression._missing_budgets(points) == []
+    assert run_regression._missing_budgets(points[1:]) == [0.1]

@@ -11,7 +11,8 @@ figure is the mean over the 30 splits), and ``make_friedman1`` and ``make_friedm
 (8,000 rows each, half for training, each drawn three times with
 ``random_state`` 0, 1 and 2: every Friedman figure is the mean over the three
 draws; friedman2's target spans 0 to about 1,700, so a scale-free
-``cost_weight`` matters). On each split, two estimators, fitted once:
+``cost_weight`` matters). On each split, two estimators, fitted once (and
+again for the combined answers, below):
 
 * ``AdaptiveCascadeRegressor`` over ``Ridge`` -> ``HistGradientBoostingRegressor
   (max_iter=50)`` -> ``RandomForestRegressor(200 trees)``, with declared
@@ -35,8 +36,9 @@ which neither the stages nor the policies saw. Finally, the **no-loss
 speed-up**: the cheapest budget on a grid (10 % to 100 % of the full cost) at
 which the default estimator's test MSE is within 2 % of the best single
 stage's, and the best stage's own cost over the cascade's average test cost
-there. "vs random" also gives two standard errors of the mean paired
-difference over the splits.
+there. Where a dataset has several splits (every one but with ``--quick``),
+"vs random" also gives two standard errors of the mean paired difference
+over the splits.
 
 **Combined answers** (``answer="combined"``): each estimator is fitted
 again with every exit answering with its combiner (a blend or a linear
@@ -88,7 +90,7 @@ FRIEDMAN_SEEDS = (0, 1, 2)
 #: fits of each dataset's first split on this machine, the machine otherwise
 #: idle. Measured anew in every fit, they moved between runs of this
 #: benchmark (friedman1's boosted stage and the ridge before it came to 8.1 %
-#: of the full cost in one run, 12.3 % in these four fits), and with them
+#: of the full cost in one run, 12.6 % in these medians), and with them
 #: which rows a budget affords. Declared, every run and every split answers
 #: the same problem, and the combined answers are compared with the stage
 #: answers at the same costs.
@@ -252,8 +254,9 @@ def _mean_points(per_split: list) -> list:
         point["one_stage"] = all(p["one_stage"] for p in same)
         point["n_splits"] = len(same)
         # The paired difference to random deferral split by split, and the
-        # standard error of its mean (the splits of repeated k-fold share
-        # rows, so it understates the spread somewhat).
+        # standard error of its mean (diabetes' splits of repeated k-fold
+        # share rows, so there it understates the spread somewhat; the
+        # Friedman draws are independent).
         difference = [p["learned_mse"] - p["random_mse"] for p in same]
         point["vs_random_standard_error"] = (
             float(np.std(difference, ddof=1) / np.sqrt(len(same)))
@@ -553,7 +556,7 @@ def markdown(results: dict) -> str:
                     "smaller than that stage's alone"
                     + (
                         " (below 1: the cascade costs more than that stage)"
-                        if no_loss["speed_up"] < 1
+                        if round(no_loss["speed_up"], 2) < 1
                         else ""
                     )
                 )
@@ -561,14 +564,14 @@ def markdown(results: dict) -> str:
                 f"{dataset['n_train']} training rows, {dataset['n_test']} test rows"
             )
             if dataset.get("n_splits", 1) > 1:
-                how = (
-                    "splits of repeated 3-fold cross-validation, about"
+                how, unit = (
+                    ("splits of repeated 3-fold cross-validation, about", "splits")
                     if name == "diabetes"
-                    else "draws of the data,"
+                    else ("draws of the data,", "draws")
                 )
                 rows_text = (
                     f"means over {dataset['n_splits']} {how} {rows_text} each; "
-                    "the scores column counts the splits that chose each kind"
+                    f"the scores column counts the {unit} that chose each kind"
                 )
             missing = _missing_budgets(e["points"])
             if missing:

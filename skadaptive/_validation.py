@@ -254,6 +254,14 @@ def check_regression_output(output, n_rows: int, label: str) -> np.ndarray:
     ValueError: stage 'ridge' returned invalid predictions: values that are not ...
     """
     output = np.asarray(output, dtype=np.float64)
+    if output.ndim == 2 and output.shape[1] == 2 and output.shape[0] != n_rows:
+        # The package's (prediction, uncertainty) pairs: the stage itself
+        # returned a prediction per row for too few or too many rows.
+        raise ValueError(
+            f"{label} returned {output.shape[0]} predictions for {n_rows} rows; "
+            "a stage must return exactly one prediction per row it is given "
+            "(none dropped or added)."
+        )
     if output.shape != (n_rows, 2):
         raise ValueError(
             f"{label} returned predictions of shape {output.shape} for {n_rows} "

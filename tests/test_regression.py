@@ -741,6 +741,11 @@ class _TwoOutputs(LinearRegression):
         return np.column_stack([prediction, prediction])
 
 
+class _OneRowShort(LinearRegression):
+    def predict(self, X):
+        return super().predict(X)[:-1]
+
+
 class _StdNotReturned(LinearRegression):
     def predict(self, X, return_std=False):
         return super().predict(X)
@@ -756,7 +761,15 @@ class _ShortStd(LinearRegression):
     "stage, message",
     [
         (_NaNRegressor(), "stage 'bad' returned invalid predictions: values that"),
-        (_TwoOutputs(), r"_TwoOutputs.predict returned predictions of shape"),
+        # The stage's name, not only its class: two stages may share one.
+        (
+            _TwoOutputs(),
+            r"stage 'bad': _TwoOutputs.predict returned predictions of shape "
+            r"\(\d+, 2\)",
+        ),
+        # The count it returned, not the package's (prediction, uncertainty)
+        # array built from it.
+        (_OneRowShort(), r"stage 'bad' returned (\d+) predictions for \d+ rows"),
         (_StdNotReturned(), r"_StdNotReturned.predict takes return_std, but"),
         (_ShortStd(), r"returned \d+ predictions but \d+ standard deviations"),
     ],

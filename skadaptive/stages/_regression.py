@@ -32,7 +32,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-from .._validation import rows_text
+from .._validation import rows_text, stage_label
 from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
 from ._tree_exits import TreeEnsembleExits
@@ -127,13 +127,21 @@ def regression_answers(estimator, X) -> np.ndarray:
     return answers
 
 
+class NotOneColumn(ValueError):
+    """A regressor returned more than one prediction per row.
+
+    A source that knows the stage's name says which stage
+    (:meth:`IndependentRegressors.run_stage`).
+    """
+
+
 def _one_column(values, model) -> np.ndarray:
     """One value per row, or a clear error for a multi-output regressor."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1:
-        raise ValueError(
+        raise NotOneColumn(
             f"{type(model).__name__}.predict returned predictions of shape "
             f"{values.shape}; a regression stage must return one prediction "
             "per row (a single-output regressor)."
@@ -152,7 +160,11 @@ class IndependentRegressors(IndependentStages):
         raise AttributeError("A regression source has no classes_.")
 
     def run_stage(self, stage: int, X_rows, state):
-        return regression_answers(self.estimators[stage], X_rows), None
+        try:
+            return regression_answers(self.estimators[stage], X_rows), None
+        except NotOneColumn as error:
+            # Two stages may be of one class: name the stage.
+            raise ValueError(f"{stage_label(self, stage)}: {error}") from None
 
 
 #: A target whose spread is at most this many units in the last place of its

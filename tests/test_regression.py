@@ -1176,3 +1176,15 @@ def test_a_stage_that_diverges_on_some_rows():
         fitted.predict(new)
     new[3, 0] = 0.5
     fitted.predict(new)
+
+
+def test_a_chain_head_that_answers_two_columns_is_named_by_its_exit():
+    """Heads of one class are told apart: the error says which exit's head."""
+    X, _, y, _ = _data()
+    chain = ChainExitsRegressor(
+        ["passthrough", "passthrough"], [LinearRegression(), _TwoOutputs()]
+    )
+    with pytest.raises(
+        ValueError, match=r"the head of exit 1: _TwoOutputs.predict returned"
+    ):
+        EarlyExitRegressor(chain, costs=[1, 2], cv=3).fit(X, y)

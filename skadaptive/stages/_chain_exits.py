@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
 from ._multi_exit import MultiExitSource, exit_probas
-from ._regression import check_regressor, regression_answers
+from ._regression import NotOneColumn, check_regressor, regression_answers
 
 __all__ = ["ChainExits", "ChainExitsRegressor"]
 
@@ -364,7 +364,12 @@ class ChainExitsRegressor(RegressorMixin, _Chain):
         return self
 
     def _answer(self, head, Z) -> np.ndarray:
-        return regression_answers(head, Z)
+        try:
+            return regression_answers(head, Z)
+        except NotOneColumn as error:
+            # Several heads may share a class: say which exit's head.
+            exit_ = next(k for k, h in enumerate(self.heads_) if h is head)
+            raise ValueError(f"the head of exit {exit_}: {error}") from None
 
     def predict(self, X) -> np.ndarray:
         """Prediction of the last head, after every block.

@@ -371,8 +371,10 @@ def test_every_config_lists_its_expected_failures():
     assert len({repr(make()) for make in CONFIGS.values()}) == len(CONFIGS)
 
 
-# An expected failure that passes is an error (where scikit-learn can say so:
-# xfail_strict is newer than the lowest scikit-learn CI tests).
+# An expected failure that passes is an error: scikit-learn's own
+# xfail_strict where it has one, and the project's pytest setting
+# (xfail_strict = true in pyproject.toml) on the lowest scikit-learn CI tests,
+# which marks the listed checks xfail without saying strict.
 _STRICT = (
     {"xfail_strict": True}
     if "xfail_strict" in inspect.signature(parametrize_with_checks).parameters

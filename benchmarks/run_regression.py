@@ -272,13 +272,10 @@ def _combined(fitted, estimator, data, fractions) -> dict:
     """The estimator fitted again with ``answer="combined"`` on the same split
     and costs: its last exit, its budget points and its no-loss curve."""
     X, X_test, y, y_test = data
-    params = {"answer": "combined"}
-    if not fitted._has_natural_costs():
-        # The first fit's costs, declared again: the same budgets.
-        params["costs"] = [float(c) for c in fitted.costs_]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # cost order of stages
-        combined = clone(estimator).set_params(**params).fit(X, y)
+        combined = clone(estimator).set_params(answer="combined").fit(X, y)
+    # The same costs (declared, or trees): the same budgets.
     np.testing.assert_allclose(combined.costs_, fitted.costs_, rtol=1e-12)
     total = combined.cumulative_costs_[-1]
     test = combined.evaluate_frontier(X_test, y_test)

@@ -304,11 +304,13 @@ class ThresholdProblem:
             else float(self.cumulative_cost[0])
         )
         self._rows = np.arange(self.n_rows)
+        # Rows of weight 0 change no average: no move looks at them.
+        self._positive = self.weight > 0
         # Each exit's rows by decreasing score, once: a move then selects the
         # rows that reach the exit in that order instead of sorting again.
         # A NaN score is a stage the row skips: it never exits there.
         self._order = [
-            order[(self.weight[order] > 0) & ~np.isnan(score[order])]
+            order[self._positive[order] & ~np.isnan(score[order])]
             for order, score in zip(
                 np.argsort(-self.scores, axis=1, kind="stable"), self.scores
             )
@@ -317,12 +319,12 @@ class ThresholdProblem:
     @functools.cached_property
     def n_positive_rows(self) -> int:
         """Rows of positive weight."""
-        return int(np.count_nonzero(self.weight > 0))
+        return int(np.count_nonzero(self._positive))
 
     @functools.cached_property
     def n_distinct_rows(self) -> int:
         """Rows of positive weight with distinct scores (copies count once)."""
-        scores = np.nan_to_num(self.scores[:, self.weight > 0], nan=np.inf)
+        scores = np.nan_to_num(self.scores[:, self._positive], nan=np.inf)
         return int(np.unique(scores, axis=1).shape[1])
 
     def _cost(self, stage, rows) -> np.ndarray:
@@ -428,7 +430,7 @@ class ThresholdProblem:
         rest = first_reaching(self.scores, probe)
         # The rows of positive weight that reach `first` (the others change
         # nothing: their gains are zero).
-        rows = np.flatnonzero((rest >= first) & (self.weight > 0))
+        rows = np.flatnonzero((rest >= first) & self._positive)
         rest_loss = self.stage_loss[rest, self._rows]
         rest_cost = np.broadcast_to(self._cost(rest, self._rows), (self.n_rows,))
         w = self.weight

@@ -167,7 +167,11 @@ class _Chain(MultiExitSource, BaseEstimator):
         block = self.blocks_[stage]
         if not _is_passthrough(block):
             Z = block.transform(Z)
-        return self._answer(self.heads_[stage], Z), Z
+        try:
+            return self._answer(self.heads_[stage], Z), Z
+        except NotOneColumn as error:
+            # Several heads may share a class: say which exit's head.
+            raise ValueError(f"the head of exit {stage}: {error}") from None
 
     def keep_rows(self, state, mask):
         """The state of the rows where the boolean ``mask`` is true, in order.
@@ -364,12 +368,7 @@ class ChainExitsRegressor(RegressorMixin, _Chain):
         return self
 
     def _answer(self, head, Z) -> np.ndarray:
-        try:
-            return regression_answers(head, Z)
-        except NotOneColumn as error:
-            # Several heads may share a class: say which exit's head.
-            exit_ = next(k for k, h in enumerate(self.heads_) if h is head)
-            raise ValueError(f"the head of exit {exit_}: {error}") from None
+        return regression_answers(head, Z)
 
     def predict(self, X) -> np.ndarray:
         """Prediction of the last head, after every block.

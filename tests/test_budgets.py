@@ -514,6 +514,26 @@ def test_the_one_standard_error_rule_keeps_the_reference_within_noise():
     assert select_out_of_sample(search, exits, folds, reference=1)[0] == 0
 
 
+
+def test_a_tie_without_a_folds_rows_keeps_the_reference_there():
+    """The choice repeated without each fold keeps the reference where the
+    other folds cannot tell the kinds apart. A candidate better than the
+    reference on one fold's rows only (it defers that fold's wrong rows, and
+    no other fold's) is clearly better on all rows, but without that fold
+    the two tie: the fold then gets the reference, the estimate is the
+    reference's, and the reference is kept."""
+    from skadaptive.policies._selection import select_out_of_sample
+
+    search, folds, wrong = _cheap_and_always_right(500)
+    reference = np.zeros(500, dtype=np.intp)
+    one_fold = np.where(wrong & (folds == 0), 1, 0)
+    best, per_candidate, estimate = select_out_of_sample(
+        search, np.stack([one_fold, reference]), folds, reference=1
+    )
+    assert per_candidate[0].accuracy > per_candidate[1].accuracy + 0.05
+    assert best == 1
+    assert estimate.accuracy == per_candidate[1].accuracy
+
 def test_the_budget_search_is_never_worse_than_its_lagrangian_start():
     # Its docstring's promise, with 2 to 4 decisions (the exhaustive test
     # covers 2, where the pair move decides alone): dropping that start broke

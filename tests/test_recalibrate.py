@@ -616,6 +616,27 @@ def test_every_stage_runs_in_batches_of_batch_size():
     np.testing.assert_array_equal(recalibrated.predict_exit(X), whole.predict_exit(X))
 
 
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_exit"])
+def test_prediction_runs_every_stage_in_batches_of_batch_size(method):
+    """batch_size bounds every stage call of prediction (its memory bound):
+    the first stage sees the rows in order, 100 at a time, then the rest."""
+    stages = [(name, _Counting(stage.estimator)) for name, stage in _stages()]
+    _, (X_policy, y_policy), *_ = _data()
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 3, 10], budget=BUDGET, policy="max_proba", batch_size=100
+    ).fit(X_policy, y_policy)
+    X, _ = _shifted()
+    X = X[:450]
+    _Counting.calls.clear()
+    getattr(cascade, method)(X)
+    first = _Counting.calls["LogisticRegression"]
+    assert first == [100, 100, 100, 100, 50]
+    later = [n for name, calls in _Counting.calls.items() for n in calls]
+    assert max(later) <= 100
+    assert len(_Counting.calls) == 3  # the budget sends rows to every stage
+
+
 # ------------------------------------------------------------------- CLI
 def test_cli_recalibrate_round_trip(tmp_path):
     cascade = _cascade()

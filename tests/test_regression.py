@@ -556,7 +556,13 @@ def test_cost_weight_is_unit_free():
     )
     first = clone(cascade).fit(X, y)
     second = clone(cascade).fit(X, 1000.0 * y - 7.0)
-    assert_array_equal(first.predict_exit(X_test), second.predict_exit(X_test))
+    exits = first.predict_exit(X_test)
+    # Both stages answer some rows: a cost_weight that means the same on any
+    # scale is not one that sends every row to one stage on some scales.
+    assert 0 < exits.mean() < 1
+    assert_array_equal(exits, second.predict_exit(X_test))
+    shrunk = clone(cascade).fit(X, 0.001 * y + 3.0)
+    assert_array_equal(exits, shrunk.predict_exit(X_test))
     assert second.policy_rows_error_ == pytest.approx(1e6 * first.policy_rows_error_)
     # Out of sample, the policy is refitted on folds, where scores equal in one
     # fit may differ in the last bit in the other: close, not equal.

@@ -69,6 +69,7 @@ from ._validation import (
     unique_labels,
     warn_sample_weight_unused,
 )
+from ._warnings import warn
 from .engine import route
 from .engine._overhead import measure_routing_seconds
 from .engine._routing import DEFAULT_BATCH_SIZE
@@ -130,7 +131,7 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
         if all(np.ptp(answers[rows], axis=0).max() == 0 for rows in fold_rows):
             alike.append(name)
     if alike:
-        warnings.warn(
+        warn(
             f"{', '.join(repr(n) for n in alike)} answered every row of each "
             "cross-fitting fold alike (one answer per fold), so no policy can "
             "tell rows apart by its answers: a rule learned on them can only "
@@ -139,8 +140,29 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
             "expected_cost_ would not hold on new rows. Use a stage whose "
             "answers depend on the features, or drop it.",
             UserWarning,
-            stacklevel=3,
         )
+
+
+def warn_no_combiners(answer, y_encoded, sample_weight, groups, needs="") -> None:
+    """Say that ``answer="combined"`` answers with the stages' own ``answer``
+    (probabilities, predictions): no combiner could be learned."""
+    weighed = (
+        np.ones(len(y_encoded), dtype=bool)
+        if sample_weight is None
+        else np.asarray(sample_weight) > 0
+    )
+    distinct = ""
+    if groups is not None:
+        n_distinct = len(np.unique(np.asarray(groups)[weighed]))
+        if n_distinct < int(weighed.sum()):
+            distinct = f", {n_distinct} of them distinct (copies of a row count once)"
+    warn(
+        f"answer='combined' answers with each stage's own {answer}: learning "
+        f"combiners needs at least {MIN_COMBINER_ROWS} distinct policy rows of "
+        f"positive weight{needs}; there are {rows_text(int(weighed.sum()))} of "
+        f"positive weight{distinct} (of {rows_text(len(y_encoded))}).",
+        UserWarning,
+    )
 
 
 def cached_call_seed(random_state):
@@ -501,28 +523,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             groups=groups,
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
-            weighed = (
-                np.ones(len(y_encoded), dtype=bool)
-                if sample_weight is None
-                else np.asarray(sample_weight) > 0
-            )
-            distinct = ""
-            if groups is not None:
-                n_distinct = len(np.unique(groups[weighed]))
-                if n_distinct < int(weighed.sum()):
-                    distinct = (
-                        f", {n_distinct} of them distinct (copies of a row "
-                        "share a fold)"
-                    )
-            warnings.warn(
-                f"answer='combined' answers with each stage's own probabilities: "
-                f"learning combiners needs at least {MIN_COMBINER_ROWS} policy "
-                "rows of positive weight, with two classes or more in the "
-                f"training rows of each of {N_COMBINER_FOLDS} folds of them; "
-                f"there are {rows_text(int(weighed.sum()))} of positive weight"
-                f"{distinct} (of {rows_text(len(y_encoded))}).",
-                UserWarning,
-                stacklevel=3,
+            warn_no_combiners(
+                "probabilities",
+                y_encoded,
+                sample_weight,
+                groups,
+                needs=(
+                    ", with two classes or more in the training rows of each of "
+                    f"{N_COMBINER_FOLDS} folds of them"
+                ),
             )
         return combiners, answers
 
@@ -537,15 +546,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return
         default = self._default_cost_weight()
         if self.cost_weight != default:
-            warnings.warn(
+            warn(
                 f"cost_weight={self.cost_weight!r} is ignored: budget="
                 f"{self.budget!r} is set, and the policy is the most accurate "
                 "one within it. Set budget=None to trade accuracy for cost with "
                 f"cost_weight, or leave cost_weight at its default ({default!r}).",
                 UserWarning,
-                # Past this method, fit and scikit-learn's _fit_context: the
-                # caller's line.
-                stacklevel=4,
             )
 
     def _answer_source(self):
@@ -856,7 +862,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         figures = ", ".join(f"{n}={c:.3g}" for n, c in zip(names, alone))
         order = " -> ".join(names[k] for k in np.argsort(alone, kind="stable"))
         k = cheaper[0]
-        warnings.warn(
+        warn(
             f"Stage {names[k]!r} costs less per row than the stage before it, "
             f"{names[k - 1]!r} ({figures}; {unit}): a cascade should run its "
             "cheaper stages first, or rows that the cheap stage could answer "
@@ -864,7 +870,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             f"{order}; reorder them unless the later stage is also the more "
             "accurate and you mean to pay for it.",
             UserWarning,
-            stacklevel=4,  # the caller of fit (through scikit-learn's wrapper)
         )
 
     def _alone_costs(self, incremental) -> np.ndarray:
@@ -1111,7 +1116,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             and len(stage_probas) == 2
             and getattr(self, "router", None) is None
         ):
-            warnings.warn(
+            warn(
                 "policy='disagreement' cannot tell rows apart at the first "
                 "stage, which has no earlier stage to disagree with: with two "
                 "stages it answers every row at the first stage or every row "
@@ -1119,7 +1124,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 "stage gives its own uncertainty) or the default learned "
                 "policy to defer only some rows.",
                 UserWarning,
-                stacklevel=4,
             )
         if self.policy == "uncertainty":
             flat = [
@@ -1128,7 +1132,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 if np.ptp(np.asarray(answers)[:, 1]) == 0
             ]
             if flat:
-                warnings.warn(
+                warn(
                     f"policy='uncertainty' cannot tell rows apart at "
                     f"{', '.join(repr(n) for n in flat)}: the stage gives no "
                     "uncertainty of its own (the same for every row), so every "
@@ -1136,7 +1140,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     "or a stage that gives its own uncertainty "
                     "(predict(..., return_std=True), a forest).",
                     UserWarning,
-                    stacklevel=4,
                 )
         variable, share = self._cost_parts()
         chosen = choose_with_call_costs(

@@ -65,7 +65,6 @@ accuracy is kept as it was.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +75,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._costs import check_budget
 from ._dask import is_lazy
 from ._sklearn_private import _num_samples, _safe_indexing
+from ._warnings import warn
 from .engine._routing import DEFAULT_BATCH_SIZE
 from .policies._policy import (
     exit_figures,
@@ -517,24 +517,22 @@ def _warn_about_steps(record, estimator) -> None:
     budget, cost = record["budget"], record["cost"]
     if record["status"] == "saturated" and cost < (1 - _WARN_GAP) * budget:
         deepest = int(getattr(estimator, "deepest_stage_", -1))
-        warnings.warn(
+        warn(
             f"budget={budget:g} is not spent on these {record['n_rows']} rows: "
             f"with its thresholds as strict as spending more allows, the "
             f"policy costs {cost:g} ({1 - cost / budget:.1%} under it); "
             "recalibration never sends rows beyond the fitted policy's "
             f"deepest stage ({deepest}). Refit with the budget to spend it.",
             UserWarning,
-            stacklevel=4,  # the caller of the estimator's recalibrate
         )
     elif record["status"] == "met" and cost < (1 - _WARN_GAP) * budget:
-        warnings.warn(
+        warn(
             f"budget={budget:g} cannot be met closely on these "
             f"{record['n_rows']} rows: their average cost moves in steps, and "
             f"the closest within the budget is {cost:g} ({1 - cost / budget:.1%} "
             f"under it; the next step costs {record['next_cost']:g}). More rows, "
             "or scores with fewer ties, give finer steps.",
             UserWarning,
-            stacklevel=4,  # the caller of the estimator's recalibrate
         )
 
 

@@ -12,20 +12,16 @@ absolute) error, as are ``frontier_["error"]`` and ``evaluate_frontier``'s.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, check_memory
 
-from ._base import BaseAdaptive, _content_groups, cached_call_seed
+from ._base import BaseAdaptive, _content_groups, cached_call_seed, warn_no_combiners
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
-from ._validation import rows_text
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .stages import ScaledPolicy, regression_scale
-from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined_regression import RegressionCombiner, fit_regression_combiners
 from .stages._regression import check_prediction_range, scale_answers
 
@@ -123,6 +119,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
                 stage_probas
             )
         fit = check_memory(self.memory).cache(fit_regression_combiners)
+        groups = _content_groups(X_policy)
         combiners, answers = fit(
             stage_probas,
             y_encoded,
@@ -132,22 +129,10 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             scale=self.target_scale_,
             random_state=cached_call_seed(self.random_state),
             # Copies of a row in one fold: never both learned from and scored.
-            groups=_content_groups(X_policy),
+            groups=groups,
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
-            n_positive = (
-                len(y_encoded)
-                if sample_weight is None
-                else int((np.asarray(sample_weight) > 0).sum())
-            )
-            warnings.warn(
-                "answer='combined' answers with each stage's own prediction: "
-                f"learning combiners needs at least {MIN_COMBINER_ROWS} policy "
-                f"rows of positive weight, and there are {rows_text(n_positive)} "
-                f"(of {rows_text(len(y_encoded))}).",
-                UserWarning,
-                stacklevel=3,
-            )
+            warn_no_combiners("predictions", y_encoded, sample_weight, groups)
         return combiners, answers
 
     def _routing_policy(self):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
@@ -13,6 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._rowwise import row_sum
 from ._sklearn_private import _check_sample_weight
+from ._warnings import warn
 
 
 def indexable(X):
@@ -93,14 +92,13 @@ def frozen_classes(names, members):
     return first
 
 
-def warn_sample_weight_unused(name, member, stacklevel=4) -> None:
+def warn_sample_weight_unused(name, member) -> None:
     """Warn that a member cannot take the weights (routing disabled)."""
-    warnings.warn(
+    warn(
         f"Stage {name!r} ({type(member).__name__}) does not accept "
         "sample_weight; the weights are used for the policy only. "
         "Enable metadata routing to control this per stage.",
         UserWarning,
-        stacklevel=stacklevel,
     )
 
 

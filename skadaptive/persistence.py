@@ -30,11 +30,10 @@ Examples
 
 from __future__ import annotations
 
-import warnings
-
 import sklearn
 
 from ._version import __version__
+from ._warnings import warn
 
 __all__ = ["InconsistentVersionWarning", "trusted_types"]
 
@@ -122,13 +121,12 @@ def record_versions(state: dict) -> dict:
 def check_versions(state: dict, owner: str) -> None:
     """Warn when ``state`` was saved under other versions of the packages."""
     if "_saved_with_versions" not in state and "policy_" in state:
-        warnings.warn(
+        warn(
             f"Loading a fitted {owner} saved without a record of its versions: "
             "it was saved by a skadaptive from before models recorded them, "
             "whose fitted attributes differ from this one's. predict may work, "
             "other methods can fail; refit it with this version.",
             InconsistentVersionWarning,
-            stacklevel=3,
         )
     saved = state.get("_saved_with_versions") or {}
     now = _versions()
@@ -138,10 +136,9 @@ def check_versions(state: dict, owner: str) -> None:
         if package in now and version != now[package]
     ]
     if changed:
-        warnings.warn(
+        warn(
             f"Loading {owner} saved with {', '.join(changed)}; this might lead "
             "to breaking code or invalid results. Refit it with these versions, "
             "or load it with the versions it was saved with.",
             InconsistentVersionWarning,
-            stacklevel=3,
         )

@@ -22,6 +22,7 @@ from skadaptive.stages._combined import (
     fit_combiners,
     log_probas,
 )
+from skadaptive.stages._combined_regression import fit_regression_combiners
 
 
 def test_disjoint_errors_combined_beats_every_stage_at_full_cost():
@@ -284,7 +285,7 @@ def test_too_few_rows_answer_with_the_stages():
     cascade = AdaptiveCascadeClassifier(
         stages, costs=[1, 2], cv=0.4, answer="combined", random_state=0
     )
-    with pytest.warns(UserWarning, match="needs at least 30 policy rows"):
+    with pytest.warns(UserWarning, match="needs at least 30 distinct policy rows"):
         cascade.fit(X, y)
     # Rows of zero weight teach nothing, and the message counts those that do.
     X_more, y_more = make_classification(400, random_state=0)
@@ -747,3 +748,31 @@ def test_a_random_state_instance_gives_the_same_fit_from_the_cache(tmp_path):
         np.testing.assert_array_equal(
             other.predict_proba(X[400:]), alone.predict_proba(X[400:])
         )
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_too_few_distinct_rows_with_weights_as_with_copies(regression):
+    """20 distinct rows are too few to learn a combiner, whether each has
+    weight 2 or two copies (40 rows): the count is of distinct rows."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 20)
+    if regression:
+        fit = fit_regression_combiners
+        target = rng.normal(size=20)
+        answers = [
+            np.column_stack([target + rng.normal(size=20), np.zeros(20)])
+            for _ in range(2)
+        ]
+        y = target
+    else:
+        fit = fit_combiners
+        answers = [
+            np.clip(np.eye(2)[y] * 0.8 + rng.uniform(0, 0.2, (20, 2)), 0, 1)
+            for _ in range(2)
+        ]
+        answers = [a / a.sum(axis=1, keepdims=True) for a in answers]
+    copies = np.repeat(np.arange(20), 2)
+    weighted = fit(answers, y, np.full(20, 2.0), random_state=0, groups=np.arange(20))
+    copied = fit([a[copies] for a in answers], y[copies], random_state=0, groups=copies)
+    assert weighted[0][1].cv_error == copied[0][1].cv_error == {}
+    assert [c.kind for c in copied[0]] == ["stage", "stage"]

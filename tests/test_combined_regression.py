@@ -309,9 +309,11 @@ def test_too_few_rows_answer_with_the_stages():
         answer="combined",
         random_state=0,
     )
-    with pytest.warns(UserWarning, match="needs at least 30 policy rows") as record:
+    with pytest.warns(
+        UserWarning, match="needs at least 30 distinct policy rows"
+    ) as record:
         cascade.fit(X, y)
-    assert "there are 24 rows (of 24 rows)" in str(record[0].message)
+    assert "there are 24 rows of positive weight (of 24 rows)" in str(record[0].message)
     assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
 
 

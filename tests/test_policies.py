@@ -448,3 +448,21 @@ def test_a_custom_rule_need_not_be_a_dataclass():
         ).fit(X, y)
         assert len(cascade.frontier_["accuracy"]) == 31
         assert cascade.predict(X[:50]).shape == (50,)
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error"])
+def test_evaluate_policy_scores_regression_answers_by_their_loss(loss):
+    """On regression answers, evaluate_policy gives what the search gives:
+    minus the mean loss, not an argmax over the answer's columns."""
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=50)
+    answers = [
+        np.column_stack([target + rng.normal(scale=s, size=50), np.full(50, s)])
+        for s in (1.0, 0.1)
+    ]
+    search = make_policy_search("disagreement", answers, target, [0.2, 1.0], loss=loss)
+    policy = search.at_cost_weight(0.0).policy
+    result = evaluate_policy(policy, answers, target, [0.2, 1.0], loss=loss)
+    expected = search.evaluate(policy)
+    assert result.accuracy == pytest.approx(expected.accuracy)
+    assert result.accuracy < 0

@@ -208,7 +208,7 @@ def fit_bottom_up_policy(
         Cost of answering at each stage, normalised so that the last is 1.
     cost_weight : float
         The trade-off ``lam`` in ``loss + lam * cost``.
-    loss : {"zero_one", "log_loss"}
+    loss : {"zero_one", "log_loss", "squared_error", "absolute_error"}
     policy : {"linear", "constant"} or classifier
         Family of each stage's rule. A classifier must accept ``sample_weight``.
     feature_set : {"confidence", "history", "probabilities"}

@@ -10,8 +10,9 @@ Two steps, both on the held-out policy rows:
    earlier exits' scores, and the score is minus that prediction.
 2. Per-exit thresholds on those scores are set so that the average of
    ``loss + cost_weight * cost`` is minimal (exit at the first exit whose score
-   reaches its threshold). For a budget, ``cost_weight`` is searched so that
-   the expected average cost meets the budget with the highest accuracy.
+   reaches its threshold). For a budget, the thresholds are moved directly
+   for it (:meth:`~skadaptive.policies.PolicySearch.budget_candidates`): the
+   most accurate per-exit thresholds whose average cost is within it.
 
 EENet optimises the thresholds by gradient descent on a relaxed objective;
 here each threshold is set *exactly* given the others (the weighted risk is
@@ -166,7 +167,8 @@ class EENetRule(ThresholdRule):
     threshold: float
 
     def score(self, history: list[np.ndarray]) -> np.ndarray:
-        """Predicted probability that this stage's answer is correct."""
+        """Predicted probability that this stage's answer is correct (for
+        regression answers, minus the predicted scaled loss)."""
         return self.scorers.scores(history[: self.stage + 1])[self.stage]
 
 

@@ -472,6 +472,7 @@ def evaluate_policy(
     cumulative_cost: np.ndarray,
     sample_weight: np.ndarray | None = None,
     cost_weight: float = np.nan,
+    loss: str = "zero_one",
 ) -> PolicyEvaluation:
     """Weighted accuracy, average normalised cost and exit rates of ``policy``.
 
@@ -479,11 +480,19 @@ def evaluate_policy(
     ----------
     policy : CascadePolicy
     stage_probas : list of ndarray of shape (n_rows, n_classes)
+        Each stage's probabilities; for a regression ``loss``, each stage's
+        answers (prediction and uncertainty columns).
     y_encoded : ndarray of shape (n_rows,)
+        Labels as column indices; for a regression ``loss``, the targets.
     cumulative_cost : ndarray of shape (n_stages,)
     sample_weight : ndarray of shape (n_rows,), default=None
     cost_weight : float, default=nan
         Recorded with the result.
+    loss : {"zero_one", "log_loss", "squared_error", "absolute_error"}, \
+            default="zero_one"
+        What "accuracy" means: for a classification loss, the share of rows
+        answered right; for a regression loss, minus the mean loss (higher
+        is better), as the estimators' policy searches count it.
 
     Returns
     -------
@@ -507,7 +516,7 @@ def evaluate_policy(
     return evaluate_exits(
         policy,
         exit_stage,
-        stage_correct(stage_probas, y_encoded),
+        stage_correct(stage_probas, y_encoded, loss),
         cumulative_cost,
         sample_weight,
         cost_weight,

@@ -141,7 +141,7 @@ class PolicySearch:
     y_encoded : ndarray of shape (n_samples,)
     cumulative_cost : ndarray of shape (n_stages,)
     sample_weight : ndarray of shape (n_samples,) or None
-    loss : {"zero_one", "log_loss"}
+    loss : {"zero_one", "log_loss", "squared_error", "absolute_error"}
 
     Examples
     --------
@@ -289,7 +289,9 @@ class PolicySearch:
         """This family's own exit scores for a budget (besides the baseline).
 
         A family overrides this to take part in budgets with its own scores;
-        per-stage max-probability thresholds are added for every family.
+        the reference exits (:func:`reference_exits`: per-stage max-probability
+        thresholds, or for regression per-exit disagreement thresholds and
+        then one exit for every row) are added for every family.
 
         Parameters
         ----------
@@ -327,8 +329,10 @@ class PolicySearch:
 
         The kinds are this family's own (Bolukbasi rules learned at cost
         weights around the budget's price of cost, EENet's correctness scores,
-        a heuristic's confidence) and, last, per-stage max-probability
-        thresholds, which every family considers. Each gets one threshold per
+        a heuristic's confidence) and, last, the reference every family
+        considers: per-stage max-probability thresholds (for regression,
+        per-exit disagreement thresholds, then one exit for every row, which
+        comes last). Each gets one threshold per
         exit chosen directly for the budget by
         :func:`~skadaptive.policies._thresholds.budget_thresholds`: the most
         accurate (lowest average loss) thresholds whose average cost on these

@@ -9,10 +9,9 @@ a value that names none.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
+from .._warnings import warn
 from ._bottom_up import POLICY_FAMILIES, BolukbasiSearch, check_policy_learner
 from ._eenet import EENetSearch
 from ._features import HEURISTICS, REGRESSION_HEURISTICS
@@ -33,7 +32,8 @@ def check_policy(policy) -> None:
     Parameters
     ----------
     policy : str, classifier or PolicySearch subclass
-        One of :data:`POLICIES`, a classifier whose ``fit`` accepts
+        One of :data:`POLICIES` or :data:`REGRESSION_POLICIES`, a classifier
+        whose ``fit`` accepts
         ``sample_weight`` (the learner of Bolukbasi rules), or a subclass of
         :class:`PolicySearch` (a family of your own).
 
@@ -142,13 +142,12 @@ def make_policy_search(
         if policy == "patience" and len(stage_probas) == 2:
             # Here, not in the search: its copies on the cross-fitting folds
             # would repeat it.
-            warnings.warn(
+            warn(
                 "policy='patience' with two stages sends every row the same way: "
                 "the first stage has no earlier stage to agree with, so all rows "
                 "exit there or all go on. Use 'max_proba', 'entropy' or a learned "
                 "policy for two stages.",
                 UserWarning,
-                stacklevel=2,
             )
         return HeuristicSearch(*args, kind=policy, shared_threshold=shared_threshold)
     if isinstance(policy, str) and policy == "eenet":

@@ -489,7 +489,9 @@ def choose_policy(
         ``policy``, ``cost_weight``, ``exit_rates``, ``policy_rows_cost`` and
         ``policy_rows_accuracy`` (in sample), ``expected_cost`` and
         ``expected_accuracy`` (out of sample, never clamped),
-        ``expected_exit_rates`` (out of sample), and for a
+        ``expected_exit_rates`` (out of sample), ``run_rates`` and
+        ``expected_run_rates`` (the share of rows that run each stage, in and
+        out of sample), and for a
         budget ``budget_status`` ("spent" or "saturated") and
         ``budget_search`` (every candidate's figures), else None.
     """

@@ -201,8 +201,6 @@ def cut_table(
     loss_change: np.ndarray,
     cost_change: np.ndarray,
     weight: np.ndarray,
-    *,
-    presorted: bool = False,
 ) -> CutTable:
     """Tabulate every cut between distinct scores of the rows with positive weight.
 
@@ -217,8 +215,6 @@ def cut_table(
     loss_change, cost_change : ndarray of shape (n_rows,)
         Per-row change of loss and cost when the row exits instead of deferring.
     weight : ndarray of shape (n_rows,)
-    presorted : bool, default=False
-        Whether the rows are already in order of decreasing score.
 
     Returns
     -------
@@ -237,14 +233,10 @@ def cut_table(
     if not positive.all():
         score, weight = score[positive], weight[positive]
         loss_change, cost_change = loss_change[positive], cost_change[positive]
-    if presorted:
-        sorted_score = score
-        loss_steps, cost_steps = weight * loss_change, weight * cost_change
-    else:
-        order = np.argsort(-score, kind="stable")
-        sorted_score = score[order]
-        loss_steps = (weight * loss_change)[order]
-        cost_steps = (weight * cost_change)[order]
+    order = np.argsort(-score, kind="stable")
+    sorted_score = score[order]
+    loss_steps = (weight * loss_change)[order]
+    cost_steps = (weight * cost_change)[order]
     n_rows = len(sorted_score)
     n_exiting = distinct_cuts(sorted_score)
     threshold = np.empty(len(n_exiting))
@@ -548,11 +540,12 @@ def budget_thresholds(
         ``(thresholds, loss, cost)``, or None when even the first stage alone
         is over the budget.
     """
-    budget = budget * (1 + BUDGET_RTOL)
-    if problem.first_stage_cost > budget:
+    if problem.first_stage_cost > budget * (1 + BUDGET_RTOL):
         return None
-    cheapest = np.full(problem.n_decisions, -np.inf)
+    # Given the budget as asked: lagrangian_weight allows for the rounding.
     weight = lagrangian_weight(problem, budget)
+    budget = budget * (1 + BUDGET_RTOL)
+    cheapest = np.full(problem.n_decisions, -np.inf)
     starts = [cheapest]
     if np.isfinite(weight):
         starts.append(lagrangian_thresholds(problem, weight))

@@ -9,8 +9,6 @@ blocks ``0..k``: the state handed on is block ``k``'s output.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
@@ -18,6 +16,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._warnings import warn
 from ._multi_exit import MultiExitSource, exit_probas
 from ._regression import NotOneColumn, check_regressor, regression_answers
 
@@ -32,11 +31,10 @@ def _weights_for(weights: dict, member, name: str) -> dict:
     """The weights for a member's ``fit``, with a warning where it cannot take them."""
     if not weights or has_fit_parameter(member, "sample_weight"):
         return weights
-    warnings.warn(
+    warn(
         f"{name} ({type(member).__name__}) does not accept sample_weight; it is "
         "fitted unweighted.",
         UserWarning,
-        stacklevel=3,
     )
     return {}
 

@@ -379,15 +379,24 @@ def fold_splits(fold_of: np.ndarray, positive: np.ndarray) -> list:
     ]
 
 
-def _learnable_kinds(y_encoded, positive, fold_of, n_classes) -> list:
+def enough_rows(group_of_row: np.ndarray, positive: np.ndarray) -> bool:
+    """Whether there are ``MIN_ROWS`` distinct rows of positive weight.
+
+    Copies of a row (one group) count once, as the row with their total
+    weight does, so that weight k on a row is k copies of it here too.
+    """
+    return len(np.unique(group_of_row[positive])) >= MIN_ROWS
+
+
+def _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row) -> list:
     """The kinds of combiner the rows of positive weight can teach.
 
-    None below ``MIN_ROWS`` such rows; the pooling (which answers every class
-    through its biases) where each fold's training rows hold two classes or
-    more; the logistic regression (whose columns are the classes it saw) only
-    where they hold every class.
+    None below ``MIN_ROWS`` distinct such rows (:func:`enough_rows`); the
+    pooling (which answers every class through its biases) where each fold's
+    training rows hold two classes or more; the logistic regression (whose
+    columns are the classes it saw) only where they hold every class.
     """
-    if positive.sum() < MIN_ROWS:
+    if not enough_rows(group_of_row, positive):
         return []
     seen = [
         len(np.unique(y_encoded[positive & (fold_of != fold)]))
@@ -442,7 +451,7 @@ def fit_combiners(
     logs = [log_probas(p) for p in stage_probas]
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(weight, groups, random_state)
-    kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes)
+    kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row)
     splits = fold_splits(fold_of, positive)
     rows = np.flatnonzero(positive)
     combiners, combined = [ExitCombiner(0)], [stage_probas[0]]

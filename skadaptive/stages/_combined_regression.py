@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from ._combined import MIN_ROWS, _folds, fold_splits, one_standard_error_choice
+from ._combined import _folds, enough_rows, fold_splits, one_standard_error_choice
 
 __all__ = ["RegressionCombiner", "fit_regression_combiners"]
 
@@ -313,7 +313,7 @@ def fit_regression_combiners(
     n_rows = len(y)
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(weight, groups, random_state)
-    learnable = positive.sum() >= MIN_ROWS
+    learnable = enough_rows(group_of_row, positive)
     stage_answers = [np.asarray(a) for a in stage_answers]
     predictions = [a[:, 0] for a in stage_answers]
     splits = fold_splits(fold_of, positive)

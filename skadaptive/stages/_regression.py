@@ -24,7 +24,6 @@ thresholds are unit-free while each row keeps its stage's own prediction.
 
 from __future__ import annotations
 
-import warnings
 from inspect import signature
 
 import numpy as np
@@ -32,6 +31,7 @@ from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
+from .. import _warnings
 from .._validation import rows_text, stage_label
 from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
@@ -286,14 +286,13 @@ def check_prediction_range(answers, name: str, scale: float, warn=True) -> None:
             "the policy's squared errors and features would overflow float64. "
             "Check the stage (it may have diverged on some rows) or its input."
         )
-    warnings.warn(
+    _warnings.warn(
         f"Stage {name!r} answered with predictions or uncertainties more than "
         f"{FAR_SCALES:g} times the scale of y from its centre {where}: such rows "
         "take over the policy's features, which then cannot tell the other "
         "rows apart. Check the stage (it may have diverged on some rows) or its "
         "input.",
         UserWarning,
-        stacklevel=5,
     )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
+
+from ..._warnings import warn
 
 _CPU = "CPUExecutionProvider"
 _CUDA = "CUDAExecutionProvider"
@@ -148,7 +149,7 @@ def _check_providers(ort, requested, explicit: bool, session, owner: str) -> Non
         f"{ort.__version__} lists {ort.get_available_providers()} as available)"
     )
     if _CPU in asked:
-        warnings.warn(f"{message}; running on {got}.", UserWarning, stacklevel=5)
+        warn(f"{message}; running on {got}.", UserWarning)
         return
     raise RuntimeError(
         f"{message}. For CUDA install onnxruntime-gpu (pip install "

@@ -514,7 +514,6 @@ def test_the_one_standard_error_rule_keeps_the_reference_within_noise():
     assert select_out_of_sample(search, exits, folds, reference=1)[0] == 0
 
 
-
 def test_a_tie_without_a_folds_rows_keeps_the_reference_there():
     """The choice repeated without each fold keeps the reference where the
     other folds cannot tell the kinds apart. A candidate better than the
@@ -533,6 +532,7 @@ def test_a_tie_without_a_folds_rows_keeps_the_reference_there():
     assert per_candidate[0].accuracy > per_candidate[1].accuracy + 0.05
     assert best == 1
     assert estimate.accuracy == per_candidate[1].accuracy
+
 
 def test_the_budget_search_is_never_worse_than_its_lagrangian_start():
     # Its docstring's promise, with 2 to 4 decisions (the exhaustive test

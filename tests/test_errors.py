@@ -633,3 +633,75 @@ def test_zero_weight_on_every_policy_row_is_refused_by_name(regression):
             cascade.set_params(budget=budget).fit(X, y, sample_weight=weight)
     weight[150] = 1.0  # one policy row is enough to learn from
     cascade.fit(X, y, sample_weight=weight)
+
+
+# ------------------------------------------------- the public helpers' inputs
+def _forest_exits():
+    from sklearn.ensemble import RandomForestClassifier
+
+    from skadaptive.stages import TreeEnsembleExits
+
+    X, y = load_iris(return_X_y=True)
+    forest = RandomForestClassifier(n_estimators=8, random_state=0).fit(X, y)
+    return TreeEnsembleExits(forest, [2, 8]), forest, X
+
+
+@pytest.mark.parametrize("repeats", [0, -1, 1.5, True])
+def test_timing_helpers_refuse_repeats_that_time_nothing(repeats):
+    """repeats=0 timed nothing and gave every stage a cost of zero."""
+    from skadaptive.stages import (
+        measure_exit_seconds,
+        measure_exit_seconds_per_row,
+        measure_seconds_per_row,
+    )
+
+    exits, forest, X = _forest_exits()
+    for measure, source in (
+        (measure_exit_seconds, exits),
+        (measure_exit_seconds_per_row, exits),
+        (measure_seconds_per_row, [forest.predict_proba]),
+    ):
+        with pytest.raises(ValueError, match="repeats must be an int >= 1"):
+            measure(source, X, repeats=repeats)
+
+
+@pytest.mark.parametrize(
+    "y, params, error, match",
+    [
+        ([1.0, 2.0, 5.0], {"loss": "huber"}, ValueError, "loss must be"),
+        ([1.0, 2.0], {"sample_weight": [0.0, 0.0]}, ValueError, "non-zero"),
+        ([1.0, np.nan], {}, ValueError, "y contains NaN"),
+        (np.ones((3, 2)), {}, ValueError, "1d array"),
+        ([1.0, 2.0], {"sample_weight": [1.0]}, ValueError, "sample_weight"),
+    ],
+)
+def test_regression_scale_checks_its_inputs(y, params, error, match):
+    from skadaptive.stages import regression_scale
+
+    with pytest.raises(error, match=match):
+        regression_scale(y, **params)
+
+
+def test_cheapest_within_never_picks_a_failed_candidate():
+    from skadaptive.metrics import cheapest_within
+
+    refit = cheapest_within(0.0)
+    results = {
+        "mean_test_accuracy": np.array([0.9, 0.9, np.nan]),
+        "mean_test_neg_average_cost": np.array([-1.0, np.nan, -0.1]),
+    }
+    assert refit(results) == 0  # the NaN cost is not the cheapest
+    failed = {
+        "mean_test_accuracy": np.array([np.nan, np.nan]),
+        "mean_test_neg_average_cost": np.array([-1.0, -2.0]),
+    }
+    with pytest.raises(ValueError, match="every one is NaN"):
+        refit(failed)
+
+
+@pytest.mark.parametrize("cost_weight", [None, "0.1", True])
+def test_cost_aware_scorer_needs_a_number(cost_weight):
+    from skadaptive.metrics import make_cost_aware_scorer
+
+    with pytest.raises(TypeError, match="cost_weight must be a number"):
+        make_cost_aware_scorer(cost_weight)

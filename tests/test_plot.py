@@ -269,3 +269,22 @@ def test_two_held_out_displays_on_one_axes_share_a_title():
     assert first.ax_.get_title() == "held-out rows"
     labels = [line.get_label() for line in first.ax_.get_lines()]
     assert "AdaptiveCascadeClassifier (combined answers)" in labels
+
+
+def test_from_predictions_refuses_one_flat_list_of_labels():
+    with pytest.raises(ValueError, match=r"y_preds must be a list .*\[y_pred\]"):
+        CostAccuracyDisplay.from_predictions([0, 1], [0, 1], [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "stages",
+    [
+        {"stage_costs": [1.0, 2.0]},
+        {"stage_accuracies": [0.5, 0.6]},
+        {"stage_costs": [1.0, 2.0], "stage_accuracies": [0.5]},
+    ],
+)
+def test_stage_points_need_a_cost_and_an_accuracy_each(stages):
+    display = CostAccuracyDisplay(cost=[1.0, 2.0], accuracy=[0.5, 0.6], **stages)
+    with pytest.raises(ValueError, match="stage_costs and stage_accuracies go"):
+        display.plot()

@@ -616,7 +616,6 @@ def test_every_stage_runs_in_batches_of_batch_size():
     np.testing.assert_array_equal(recalibrated.predict_exit(X), whole.predict_exit(X))
 
 
-
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_exit"])
 def test_prediction_runs_every_stage_in_batches_of_batch_size(method):
     """batch_size bounds every stage call of prediction (its memory bound):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Real
 
 import numpy as np
 from sklearn.base import is_regressor
@@ -163,6 +164,8 @@ def make_cost_aware_scorer(
     >>> bool(0.8 < score <= 1.0)
     True
     """
+    if isinstance(cost_weight, bool) or not isinstance(cost_weight, Real):
+        raise TypeError(f"cost_weight must be a number; got {cost_weight!r}.")
     if not (np.isfinite(cost_weight) and cost_weight >= 0):
         raise ValueError(f"cost_weight must be finite and >= 0; got {cost_weight!r}.")
     return _CostScorer(float(cost_weight), normalize)
@@ -256,7 +259,17 @@ def cheapest_within(
                 )
         quality = np.asarray(cv_results[f"mean_test_{score}"], dtype=float)
         cheapness = np.asarray(cv_results[f"mean_test_{cost}"], dtype=float)
-        acceptable = quality >= np.nanmax(quality) - tolerance
+        # A candidate whose fit failed (error_score=nan) on either score is
+        # never chosen: argmax would take a NaN cost for the cheapest.
+        scored = ~(np.isnan(quality) | np.isnan(cheapness))
+        if not scored.any():
+            raise ValueError(
+                f"cheapest_within: no candidate has both a {score!r} and a "
+                f"{cost!r} score (every one is NaN: their fits or scorers "
+                "failed); see the search's error_score and the warnings it "
+                "gave, and fix the failing candidates."
+            )
+        acceptable = scored & (quality >= np.max(quality[scored]) - tolerance)
         return int(np.flatnonzero(acceptable)[np.argmax(cheapness[acceptable])])
 
     return refit

@@ -188,6 +188,16 @@ class CostAccuracyDisplay:
                 f"length; got shapes {cost.shape} and {accuracy.shape}."
             )
         baselines = _check_baselines(self.baselines)
+        shapes = [
+            None if values is None else np.shape(values)
+            for values in (self.stage_costs, self.stage_accuracies)
+        ]
+        if shapes[0] != shapes[1]:
+            raise ValueError(
+                "stage_costs and stage_accuracies go together: give both, one "
+                f"value per stage, or neither; got shapes {shapes[0]} and "
+                f"{shapes[1]}."
+            )
         if ax is None:
             _, ax = plt.subplots()
         order = np.argsort(cost, kind="stable")
@@ -504,6 +514,11 @@ class CostAccuracyDisplay:
         array([0.75, 1.  ])
         """
         _pyplot("CostAccuracyDisplay.from_predictions")
+        if len(y_preds) and np.ndim(y_preds[0]) == 0:
+            raise ValueError(
+                "y_preds must be a list of prediction arrays, one per operating "
+                "point; got a flat list of labels. Wrap a single one: [y_pred]."
+            )
         y_preds = [column_or_1d(y_pred) for y_pred in y_preds]
         named = [("y_true", y_true)] + [
             (f"y_preds[{k}]", y_pred) for k, y_pred in enumerate(y_preds)

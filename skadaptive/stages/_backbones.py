@@ -30,11 +30,6 @@ def unwrap(estimator):
     return estimator.estimator if isinstance(estimator, FrozenEstimator) else estimator
 
 
-def has_counted_exits(model) -> bool:
-    """Whether ``exits`` counts trees or rounds of ``model`` (else it is fixed)."""
-    return isinstance(model, TREE_ENSEMBLES) or is_booster_model(model)
-
-
 def n_trees_of(model) -> int:
     """Trees of a fitted ensemble, or boosting rounds of a LightGBM/XGBoost model
     (those it predicts with by default, after early stopping)."""

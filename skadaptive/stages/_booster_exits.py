@@ -470,14 +470,6 @@ def fitted_rounds(model) -> int:
     return int(booster.num_boosted_rounds())
 
 
-def booster_is_regression(model) -> bool:
-    """Whether a (fitted, for a Booster) model answers regression predictions."""
-    kind = _kind(model)
-    if kind != "booster":
-        return kind == "regressor"
-    return _objective(model).name not in _CLASSIFICATION
-
-
 def booster_classes(model) -> np.ndarray:
     """The classes of a fitted classification model (a Booster's: 0 .. k - 1)."""
     return BoosterExits(model, [fitted_rounds(model)]).classes_

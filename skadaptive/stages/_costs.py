@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from numbers import Integral
 
 import numpy as np
 from scipy.optimize import nnls
@@ -174,6 +175,7 @@ def measure_exit_seconds_per_row(
     >>> bool(seconds[1] > 0)   # the 15 trees after the first exit
     True
     """
+    _check_repeats(repeats)
     X, n_rows, _ = _timing_sample(X, max_rows, random_state)
     seconds = np.empty(source.n_stages)
     state = None
@@ -245,6 +247,7 @@ def measure_exit_seconds(
     >>> bool(seconds.per_call[1] > seconds.per_row[1])  # a call's set-up dominates
     True
     """
+    _check_repeats(repeats)
     X, n_distinct, sample = _timing_sample(X, max_rows, random_state)
     tiled, sizes = timing_batches(n_distinct, batch_size)
     X = _safe_indexing(X, tiled)
@@ -404,6 +407,13 @@ def call_line_for(seconds: Bunch, batch_size: int) -> Bunch:
         seconds.batch_sizes, seconds.timings, batch_size=batch_size
     )
     return Bunch(**{**seconds, "per_call": per_call, "per_row": per_row})
+
+
+def _check_repeats(repeats) -> None:
+    """Refuse a number of timed runs that would time nothing (every timing
+    would stay infinite, and the costs fitted to them would be zero)."""
+    if isinstance(repeats, bool) or not isinstance(repeats, Integral) or repeats < 1:
+        raise ValueError(f"repeats must be an int >= 1; got {repeats!r}.")
 
 
 def _timing_sample(X, max_rows, random_state):

@@ -30,9 +30,10 @@ import numpy as np
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
+from sklearn.utils.validation import check_array, column_or_1d
 
 from .. import _warnings
-from .._validation import rows_text, stage_label
+from .._validation import check_row_weights, rows_text, stage_label
 from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
 from ._tree_exits import TreeEnsembleExits
@@ -203,8 +204,13 @@ def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tupl
     >>> regression_scale(np.full(400, 0.7))[1]
     1.0
     """
-    y = np.asarray(y, dtype=np.float64)
-    weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight)
+    if loss not in ("squared_error", "absolute_error"):
+        raise ValueError(
+            f"loss must be 'squared_error' or 'absolute_error'; got {loss!r}."
+        )
+    y = check_array(column_or_1d(y), ensure_2d=False, dtype=np.float64, input_name="y")
+    weight = check_row_weights(sample_weight, y)
+    weight = np.ones(len(y)) if weight is None else weight
     weight = weight / weight.sum()
     if loss == "absolute_error":
         # The lower weighted median: the first value whose cumulative share

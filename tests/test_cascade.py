@@ -926,6 +926,31 @@ def test_grid_search_over_cost_weight_with_a_cost_aware_scorer(data):
     assert search.score(X_test, y_test) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("cost_weight", [0.05, None])
+def test_cost_scorers_weigh_a_row_as_its_copies(data, cost_weight):
+    """Integer sample weights score as repeated rows, accuracy and cost both
+    (make_average_cost_scorer when cost_weight is None)."""
+    from skadaptive.metrics import make_average_cost_scorer
+
+    X_train, X_test, y_train, y_test = data
+    cascade = AdaptiveCascadeClassifier(
+        _two_stages(), costs=[1, 4], cv=3, random_state=0
+    ).fit(X_train, y_train)
+    scorer = (
+        make_average_cost_scorer()
+        if cost_weight is None
+        else make_cost_aware_scorer(cost_weight)
+    )
+    X, y = X_test[:200], y_test[:200]
+    weight = np.random.default_rng(0).integers(0, 4, len(y))
+    # Weight on the rows the cascade gets wrong and on those it gets right.
+    assert len(set(cascade.predict(X)[weight > 0] == y[weight > 0])) == 2
+    weighted = scorer(cascade, X, y, sample_weight=weight)
+    repeated = scorer(cascade, np.repeat(X, weight, axis=0), np.repeat(y, weight))
+    assert weighted == pytest.approx(repeated)
+    assert weighted != pytest.approx(scorer(cascade, X, y))
+
+
 def test_grid_search_refits_the_cheapest_candidate_within_tolerance(data):
     X_train, _, y_train, _ = data
     grid = [0.0, 0.01, 0.05, 0.2, 10.0]

@@ -705,3 +705,21 @@ def test_cost_aware_scorer_needs_a_number(cost_weight):
 
     with pytest.raises(TypeError, match="cost_weight must be a number"):
         make_cost_aware_scorer(cost_weight)
+
+
+def test_resolve_costs_keeps_each_measured_part_in_its_place():
+    from sklearn.utils import Bunch
+
+    from skadaptive._costs import resolve_costs
+
+    measured = Bunch(per_call=np.array([1.0, 0.0]), per_row=np.array([0.0, 2.0]))
+    per_row, per_call, unit = resolve_costs("auto", ["a", "b"], measured=measured)
+    np.testing.assert_array_equal(per_row, [0.0, 2.0])
+    np.testing.assert_array_equal(per_call, [1.0, 0.0])
+    assert unit == "seconds"
+    per_row, per_call, unit = resolve_costs(
+        {"per_call": [3.0, 0.0], "per_row": [0.0, 4.0]}, ["a", "b"], measured=None
+    )
+    np.testing.assert_array_equal(per_row, [0.0, 4.0])
+    np.testing.assert_array_equal(per_call, [3.0, 0.0])
+    assert unit is None

@@ -48,8 +48,17 @@ def test_from_estimator_on_new_rows_draws_every_element():
     test = cascade.evaluate_frontier(X, y)
     assert_allclose(display.cost, test["expected_cost"])
     assert_allclose(display.accuracy, test["accuracy"])
-    x, _ = display.line_.get_data()
+    x, y_drawn = display.line_.get_data()
     assert (np.diff(x) >= 0).all()  # drawn in order of cost
+    # Cost on the x axis, accuracy on the y axis, point by point.
+    order = np.argsort(test["expected_cost"], kind="stable")
+    assert_allclose(x, test["expected_cost"][order])
+    assert_allclose(y_drawn, test["accuracy"][order])
+    # The oracle on these rows (not the policy rows' oracle of the fit).
+    assert_allclose(
+        display.oracle_point_.get_offsets()[0],
+        [test["oracle_cost"], test["oracle_accuracy"]],
+    )
     assert len(x) == len(cascade.frontier_["cost_weight"])
     assert display.stage_points_.get_offsets().shape == (2, 2)
     # A cascade stage on its own costs its own cost (costs=[1, 5]).

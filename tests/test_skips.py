@@ -658,3 +658,113 @@ def test_a_search_with_one_candidate_for_two_kinds_keeps_every_skipping_candidat
     kinds = [c.kind for c in SkipSearch(plain).budget_candidates(0.4)]
     assert any(k.startswith("entropy per exit with skips") for k in kinds)
     assert any(k.startswith("max_proba per exit with skips") for k in kinds)
+
+
+def test_the_cli_runs_a_skipping_model_as_the_api_does(tmp_path, monkeypatch):
+    """``skadaptive predict --output``'s cost column is what each row paid
+    (a row that jumps over the middle stage does not pay it), and
+    ``--batch-size`` bounds every stage call of ``predict`` and
+    ``recalibrate`` for that run only (the saved copy keeps the model's)."""
+    import csv
+
+    import joblib
+
+    from skadaptive.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    X, y, _ = _middle_is_useless(600, 0)
+    stages = [(name, ColumnStage(k).fit(X, y)) for k, name in enumerate("abc")]
+    model = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5, 20], skips=True, cost_weight=0.01, random_state=0
+    ).fit(X, y)
+    assert model.policy_.skips
+    joblib.dump(model, "model.joblib")
+    np.savez("rows.npz", X=X, y=y)
+    calls = []
+    original = ColumnStage.predict_proba
+
+    def counted(self, X_rows):
+        calls.append(len(X_rows))
+        return original(self, X_rows)
+
+    monkeypatch.setattr(ColumnStage, "predict_proba", counted)
+    command = ["predict", "model.joblib", "--data", "rows.npz", "--output", "o.csv"]
+    assert main([*command, "--batch-size", "7"]) == 0
+    assert calls and max(calls) <= 7
+    with open("o.csv") as handle:
+        written = np.array([float(r["cost"]) for r in csv.DictReader(handle)])
+    routed = model.route(X)
+    assert_allclose(written, routed.cost)
+    # Rows that jumped paid less than the stages up to their exit.
+    assert (routed.cost < model.cumulative_costs_[routed.exit_stage]).any()
+    calls.clear()
+    command = ["recalibrate", "model.joblib", "rows.npz", "--budget", "6"]
+    assert main([*command, "--output", "new.joblib", "--batch-size", "7"]) == 0
+    assert calls and max(calls) <= 7
+    assert joblib.load("new.joblib").batch_size == model.batch_size
+
+
+def test_a_stage_that_answers_only_rows_of_no_weight_is_idle():
+    """Rows of zero weight count for nothing: a middle stage that only they
+    exit at is idle, and is skipped as if they were not there."""
+    from skadaptive.policies._skips import skipping_idle_stages
+
+    probas = [
+        np.array([[0.9, 0.1], [0.6, 0.4], [0.6, 0.4]]),
+        np.array([[0.9, 0.1], [0.6, 0.4], [0.95, 0.05]]),
+        np.eye(2)[[0, 1, 0]],
+    ]
+    plain = CascadePolicy(
+        [HeuristicRule("max_proba", 0.8), HeuristicRule("max_proba", 0.8)]
+    )
+    assert plain.exit_stage(probas).tolist() == [0, 2, 1]
+    weight = np.array([1.0, 1.0, 0.0])
+    skipping = skipping_idle_stages(plain, probas, weight)
+    assert skipping is not None
+    assert skipping.walk(probas)[1][1].tolist() == [False, False, False]
+    without = [p[:2] for p in probas]
+    assert skipping_idle_stages(plain, without, np.ones(2)) is not None
+    # With weight on the row the middle stage answers, it is not idle.
+    assert skipping_idle_stages(plain, probas, np.ones(3)) is None
+
+
+@pytest.mark.filterwarnings("ignore:Stage .* does not accept sample_weight")
+@pytest.mark.parametrize("knob", [{"cost_weight": 0.01}, {"budget": 8.0}])
+def test_integer_weight_equals_repeated_rows_where_rows_skip(knob):
+    X, y, _ = _middle_is_useless(300, 1)
+    weight = np.random.default_rng(1).integers(0, 4, len(y))
+    params = dict(costs=[1, 5, 20], skips=True, random_state=0, **knob)
+
+    def fitted(*data, **fit_params):
+        stages = [(n, ColumnStage(k).fit(X, y)) for k, n in enumerate("abc")]
+        return AdaptiveCascadeClassifier(stages, **params).fit(*data, **fit_params)
+
+    weighted = fitted(X, y, sample_weight=weight.astype(float))
+    repeated = fitted(np.repeat(X, weight, axis=0), np.repeat(y, weight))
+    assert weighted.policy_.skips and repeated.policy_.skips
+    X_new, _, _ = _middle_is_useless(300, 2)
+    assert_array_equal(weighted.predict_path(X_new), repeated.predict_path(X_new))
+    for name in ("policy_rows_cost_", "expected_cost_", "expected_accuracy_"):
+        assert getattr(weighted, name) == pytest.approx(getattr(repeated, name))
+
+
+def test_a_row_of_no_weight_does_not_change_a_jump_rule():
+    """fit_jump_rule with a row of weight 0 is fit_jump_rule without it, even
+    where that row alone would make the continuations worth learning."""
+    from skadaptive.policies._skips import fit_jump_rule
+
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet([1, 1], 40)
+    # Going on to stage 2 is best for every row of weight, stage 1 for the
+    # last row only, which has no weight.
+    risks = np.vstack([np.full(40, 1.0), np.full(40, 0.2)])
+    risks[:, -1] = [0.1, 0.9]
+    weight = np.ones(40)
+    weight[-1] = 0.0
+    args = ([1, 2], "linear", "history", False)
+    rule = fit_jump_rule([proba], risks, args[0], weight, *args[1:])
+    without = fit_jump_rule(
+        [proba[:-1]], risks[:, :-1], args[0], weight[:-1], *args[1:]
+    )
+    assert rule.constant == without.constant == 2
+    assert_array_equal(rule.next_stage([proba]), without.next_stage([proba]))

@@ -97,7 +97,6 @@ def run(args, out=None) -> int:
     with progress.step("running every stage on every row, moving the thresholds"):
         with recorded_warnings(UserWarning) as caught:
             new = _checked(model.recalibrate, X, None, budget=args.budget)
-    new.set_params(batch_size=batch_size)  # --batch-size is for this run only
     record = new.recalibration_
     print(f"{args.model} on the {len(X)} rows of {args.data}, before:", file=out)
     print(before, file=out)
@@ -135,6 +134,9 @@ def run(args, out=None) -> int:
                 f"{np.mean(second == y):.4f} after",
                 file=out,
             )
+    # --batch-size bounds this run's stage calls (the reports above included),
+    # and is not saved with the model.
+    new.set_params(batch_size=batch_size)
     try:
         joblib.dump(new, args.output)
     except OSError as exc:

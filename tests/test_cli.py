@@ -821,3 +821,56 @@ def test_frontier_warns_when_the_policy_is_learned_on_few_rows(
     # With the default --test-size (0.3): 315 policy rows, no such warning.
     assert _digits_frontier(digits_files, tmp_path) == 0
     assert "the policy is learned on only" not in capsys.readouterr().out
+
+
+def test_a_cascade_saved_from_a_csv_matches_a_csvs_columns_by_name(
+    digits_files, tmp_path, capsys
+):
+    """Stages fitted on arrays know no column names; the CSV header the
+    cascade was fitted on is kept with --save, so that predict and
+    recalibrate reorder a CSV's columns by name and refuse a renamed one
+    (columns in another order gave wrong answers without a word)."""
+    import csv
+
+    saved = tmp_path / "m.joblib"
+    command = ["frontier", str(digits_files / "tree.joblib")]
+    command += [str(digits_files / "lr.joblib"), "--data"]
+    command += [str(digits_files / "data.csv"), "--costs", "1", "10"]
+    command += ["--json", str(tmp_path / "f.json"), "--save", str(saved)]
+    assert main(command) == 0
+    assert list(joblib.load(saved).column_names_) == [f"f{i}" for i in range(64)]
+    header, *rows = (digits_files / "data.csv").read_text().splitlines()
+    names = header.split(",")
+    order = [64, *range(63, -1, -1)]  # the label first, then f63 .. f0
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text(
+        "\n".join(
+            ",".join(line.split(",")[k] for k in order) for line in [header, *rows]
+        )
+        + "\n"
+    )
+    answers = {}
+    for name, data in (("original", digits_files / "data.csv"), ("shuffled", shuffled)):
+        output = tmp_path / f"{name}-answers.csv"
+        assert (
+            main(["predict", str(saved), "--data", str(data), "--output", str(output)])
+            == 0
+        )
+        with open(output) as handle:
+            answers[name] = [row["prediction"] for row in csv.DictReader(handle)]
+    assert answers["shuffled"] == answers["original"]
+    capsys.readouterr()
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text("\n".join([",".join(["g0", *names[1:]]), *rows]) + "\n")
+    for args in (
+        ["predict", str(saved), "--data", str(renamed)],
+        [
+            "recalibrate",
+            str(saved),
+            str(renamed),
+            "--output",
+            str(tmp_path / "r.joblib"),
+        ],
+    ):
+        assert main(args) == 1
+        assert "the file lacks ['f0']" in capsys.readouterr().err

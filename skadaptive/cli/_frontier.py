@@ -467,7 +467,13 @@ def run(args, out=None) -> int:
             args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
         )
         models = _loaded_models(args.stages)
-        X = align_columns(X, names, fitted_feature_names(models.values()), args.data)
+        fitted = fitted_feature_names(models.values())
+        X = align_columns(X, names, fitted, args.data)
+        # The columns of a CSV, in the order the cascade is fitted on: kept
+        # with a --save'd cascade, so that predict and recalibrate match a
+        # CSV's columns by name (ONNX stages and stages fitted on arrays
+        # know none).
+        args.columns = fitted if fitted is not None else names
         task = _task(args, models)
         _check_options(args, task)
         check_feature_counts(models, X, args.data)
@@ -605,6 +611,8 @@ def write_results(args, document, estimators, X, y, progress, out) -> None:
             import joblib
 
             cascade = estimators[0]
+            if getattr(args, "columns", None) is not None:
+                cascade.column_names_ = np.asarray(args.columns, dtype=object)
             try:
                 joblib.dump(cascade, args.save)
             except OSError as exc:

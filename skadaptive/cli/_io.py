@@ -285,13 +285,18 @@ def _one_column(y, path: str) -> np.ndarray:
 
 def _named_columns(model) -> list:
     """``(kind, names)`` of what ``model`` was fitted on: its own
-    ``feature_names_in_`` (a FrozenEstimator hands its model's on), else,
-    for a saved skadaptive estimator fitted on an array, its stages'."""
+    ``feature_names_in_`` (a FrozenEstimator hands its model's on), else the
+    CSV columns ``frontier --save`` kept (``column_names_``), else, for a
+    saved skadaptive estimator fitted on an array, its stages'."""
     from .._base import BaseAdaptive
 
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         return [(type(model).__name__, names)]
+    # The CSV columns `skadaptive frontier --save` fitted it on.
+    names = getattr(model, "column_names_", None)
+    if names is not None:
+        return [(f"{type(model).__name__} (saved from a CSV)", names)]
     if isinstance(model, BaseAdaptive):
         stages = getattr(model, "estimators_", None) or [model.estimator_]
         return [pair for stage in stages for pair in _named_columns(stage)]

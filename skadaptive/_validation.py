@@ -145,6 +145,15 @@ def stage_label(source, stage: int) -> str:
     return f"exit {stage}"
 
 
+class StageOutputError(ValueError):
+    """A stage refused its own answers (an ONNX model's output that is not
+    finite, a regressor's with more than one column).
+
+    A stage does not know its name in a cascade: a source that does says
+    which stage (:meth:`~skadaptive.stages._independent.IndependentStages.run_stage`).
+    """
+
+
 def check_stage_proba(proba, n_rows: int, n_classes: int, label: str) -> np.ndarray:
     """A stage's probabilities, checked where they enter the package.
 

@@ -165,13 +165,48 @@ def test_logits_and_probabilities(linear):
     ]
     for clf in explicit:
         np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-6)
-    # Named wrongly, the kinds are taken at their word.
+    # Scores named probabilities are refused (they were returned as they
+    # came, and predict took an argmax of them); probabilities named logits
+    # are taken at their word.
     raw = OnnxClassifier(logit_model, classes=[0, 1, 2], output_kind="proba")
-    np.testing.assert_allclose(raw.predict_proba(X), logits, atol=1e-5)
+    with pytest.raises(ValueError, match="not probabilities.*output_kind='logits'"):
+        raw.predict_proba(X)
     twice = OnnxClassifier(proba_model, classes=[0, 1, 2], output_kind="logits")
     np.testing.assert_allclose(
         twice.predict_proba(X), softmax(expected, axis=1), atol=1e-6
     )
+
+
+def test_a_model_that_answers_nan_is_refused_and_named_in_a_cascade(linear):
+    """NaN scores are refused by the stage alone (predict took class 0 for
+    them) and, in a cascade, the error names the stage."""
+    from skadaptive import AdaptiveCascadeClassifier
+
+    W, b, X, _ = linear
+    nodes = [
+        helper.make_node("Gemm", ["x", "W", "b"], ["z"], transB=1),
+        helper.make_node("Sqrt", ["z"], ["out"]),  # NaN where z < 0
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3])],
+        [("W", W), ("b", b)],
+    )
+    alone = OnnxClassifier(model, classes=[0, 1, 2])
+    for method in (alone.predict_proba, alone.predict):
+        with pytest.raises(ValueError, match="model output 'out' gave values that"):
+            method(X)
+    y = np.arange(len(X)) % 3
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("sqrt", OnnxClassifier(model, classes=[0, 1, 2])),
+            ("linear", OnnxClassifier(_linear(W, b), classes=[0, 1, 2])),
+        ],
+        costs=[1.0, 2.0],
+    )
+    with pytest.raises(ValueError, match="stage 'sqrt'.*not finite"):
+        cascade.fit(X, y)
 
 
 def test_auto_decides_row_by_row():

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import StageOutputError, stage_label
+
 
 @dataclass
 class IndependentStages:
@@ -43,7 +45,11 @@ class IndependentStages:
         return np.asarray(self.estimators[0].classes_)
 
     def run_stage(self, stage: int, X_rows, state):
-        proba = self.estimators[stage].predict_proba(X_rows)
+        try:
+            proba = self.estimators[stage].predict_proba(X_rows)
+        except StageOutputError as error:
+            # Two stages may be of one class: name the stage.
+            raise ValueError(f"{stage_label(self, stage)}: {error}") from None
         return np.asarray(proba, dtype=np.float64), None
 
     def keep_rows(self, state, mask):

@@ -33,7 +33,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_array, column_or_1d
 
 from .. import _warnings
-from .._validation import check_row_weights, rows_text, stage_label
+from .._validation import (
+    StageOutputError,
+    check_row_weights,
+    rows_text,
+    stage_label,
+)
 from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
 from ._tree_exits import TreeEnsembleExits
@@ -128,7 +133,7 @@ def regression_answers(estimator, X) -> np.ndarray:
     return answers
 
 
-class NotOneColumn(ValueError):
+class NotOneColumn(StageOutputError):
     """A regressor returned more than one prediction per row.
 
     A source that knows the stage's name says which stage
@@ -163,7 +168,7 @@ class IndependentRegressors(IndependentStages):
     def run_stage(self, stage: int, X_rows, state):
         try:
             return regression_answers(self.estimators[stage], X_rows), None
-        except NotOneColumn as error:
+        except StageOutputError as error:
             # Two stages may be of one class: name the stage.
             raise ValueError(f"{stage_label(self, stage)}: {error}") from None
 

@@ -266,10 +266,13 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
     output_kind : {"auto", "proba", "logits"}, default="auto"
         What the output holds. ``"logits"``: raw scores (or log-probabilities),
         turned into probabilities by a softmax. ``"proba"``: probabilities,
-        used as they are. ``"auto"``: decided row by row -- a row that is
+        used as they are (a row that is negative or does not sum to 1 within
+        1e-4 is an error). ``"auto"``: decided row by row -- a row that is
         non-negative and sums to 1 (within 1e-4; for a float16 output, the
         number of classes times float16's spacing at 1) is taken as probabilities,
-        any other row as logits; name the kind to rule out ambiguity.
+        any other row as logits; name the kind to rule out ambiguity. An
+        output that is not finite (NaN or inf) is an error whatever the kind;
+        in a cascade, the error names the stage.
     input_shape : tuple of int, default=None
         Shape of one row as the model wants it, without the batch axis, e.g.
         ``(1, 8, 8)``. Needed only when the model does not declare fixed row

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.utils import check_array
 
 from ..._rowwise import softmax_rows
+from ..._validation import StageOutputError
 
 _OUTPUT_KINDS = ("auto", "proba", "logits")
 # A row counts as probabilities under output_kind="auto" when it is
@@ -210,7 +211,32 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
         if is_proba.any():
             kept = np.clip(scores[is_proba], 0, None)
             proba[is_proba] = kept / kept.sum(axis=1, keepdims=True)
+    _check_answers(proba, kind, output)
     return proba if order is None else proba[:, order]
+
+
+def _check_answers(values, kind: str, output: str) -> None:
+    """Refuse rows the package must never answer from: values that are not
+    finite, and (``output_kind="proba"``) rows that are not probabilities."""
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
+    what = "values that are not finite (NaN or inf)"
+    if kind == "proba" and not bad.any():
+        bad = (values < -_PROBA_TOL).any(axis=1) | (
+            np.abs(values.sum(axis=1) - 1) > _PROBA_TOL
+        )
+        what = "rows that are not probabilities (negative, or not summing to 1)"
+    if bad.any():
+        hint = (
+            " output_kind='proba' says the output holds probabilities: pass "
+            "output_kind='logits' (or 'auto') for scores."
+            if kind == "proba"
+            else ""
+        )
+        raise StageOutputError(
+            f"model output {output!r} gave {what} in {int(bad.sum())} of "
+            f"{len(values)} rows; no answer is given from them. Check the model "
+            f"and its input.{hint}"
+        )
 
 
 def _columns_message(output: str, n_columns, n_classes: int) -> str:
@@ -234,7 +260,9 @@ def _to_predictions(raw, n_rows: int, output: str, owner: str) -> np.ndarray:
             f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
             f"expected ({n_rows}, 1) or ({n_rows},): one prediction per input row."
         )
-    return raw.reshape(n_rows).astype(np.float64)
+    predictions = raw.reshape(n_rows).astype(np.float64)
+    _check_answers(predictions, "prediction", output)
+    return predictions
 
 
 def _one_column_message(owner: str, output: str, shape) -> str:

@@ -400,7 +400,7 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
         ),
         (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "1"],
-            "one per-row cost per stage",
+            "--costs needs one number per model",
         ),
         (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "2", "5"]
@@ -874,3 +874,35 @@ def test_a_cascade_saved_from_a_csv_matches_a_csvs_columns_by_name(
     ):
         assert main(args) == 1
         assert "the file lacks ['f0']" in capsys.readouterr().err
+
+
+def test_whole_float_labels_in_an_npz_are_whole_numbers(tmp_path, capsys):
+    """Labels 0.0 .. 9.0 in an .npz are read as 0 .. 9, as a .npy or CSV
+    file's are: an ONNX model's columns are then taken as those labels
+    (they were refused as 'not whole numbers')."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16.0).astype(np.float32)
+    np.savez(tmp_path / "floats.npz", X=X[:400], y=y[:400].astype(np.float64))
+    command = ["frontier", str(FIXTURES / "digits_tiny.onnx")]
+    command += [str(FIXTURES / "digits_large.onnx"), "--data"]
+    command += [str(tmp_path / "floats.npz"), "--costs", "1", "10"]
+    command += ["--json", str(tmp_path / "f.json"), "--plot", str(tmp_path / "f.png")]
+    assert main(command) == 0
+    assert "taken as the labels 0..9" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--cost-weight", "-1"], "--cost-weight must be a number >= 0"),
+        (["--cost-weight", "nan"], "--cost-weight must be a number >= 0"),
+        (["--costs", "1"], "--costs needs one number per model"),
+        (["--costs", "1", "-2"], "--costs must be finite numbers >= 0"),
+    ],
+)
+def test_frontier_refuses_bad_knobs_before_any_work(options, message, capsys):
+    """Checked before the models are read (the model files here do not
+    exist), by the option's own name."""
+    command = ["frontier", "missing_a.joblib", "missing_b.joblib", "--data", "x.npz"]
+    assert main([*command, *options]) == 1
+    assert message in capsys.readouterr().err

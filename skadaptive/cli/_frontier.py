@@ -437,6 +437,23 @@ def run(args, out=None) -> int:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     if args.budget is not None and not (np.isfinite(args.budget) and args.budget > 0):
         raise CommandError(f"--budget must be a positive number; got {args.budget}.")
+    if args.cost_weight is not None and not (
+        np.isfinite(args.cost_weight) and args.cost_weight >= 0
+    ):
+        raise CommandError(
+            f"--cost-weight must be a number >= 0; got {args.cost_weight}."
+        )
+    costs = _costs(args.costs)
+    if costs != "auto":
+        if len(costs) != len(args.stages):
+            raise CommandError(
+                f"--costs needs one number per model: {len(args.stages)} models, "
+                f"{len(costs)} costs given."
+            )
+        if not all(np.isfinite(c) and c >= 0 for c in costs):
+            raise CommandError(
+                f"--costs must be finite numbers >= 0; got {args.costs}."
+            )
     if args.task != "auto":  # refused before any work where it can be
         _check_options(args, args.task)
     if args.router and args.answer != "stage":

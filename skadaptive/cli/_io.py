@@ -221,6 +221,10 @@ def load_data(
                     )
                 X = arrays[x_key]
                 y = arrays[y_key] if y_key in arrays else None
+                if y is not None and y.dtype.kind == "f":
+                    # Whole-valued float labels are whole numbers, as a .npy
+                    # or CSV file's label column is.
+                    y = _numeric_if_possible(y)
             if y is None and require_labels:
                 raise CommandError(
                     f"{path}: no array named {y_key!r} for the labels (it has "

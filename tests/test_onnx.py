@@ -209,6 +209,19 @@ def test_a_model_that_answers_nan_is_refused_and_named_in_a_cascade(linear):
         cascade.fit(X, y)
 
 
+def test_a_model_of_undeclared_width_is_held_to_the_width_it_was_fitted_on(linear):
+    """A model whose input is [N, "F"] says nothing of its width; after fit,
+    rows of another width are refused by the estimator (onnxruntime failed
+    deep inside its matrix product)."""
+    W, b, X, _ = linear
+    model = _linear(W, b, input_dims=("N", "F"))
+    clf = OnnxClassifier(model, classes=[0, 1, 2]).fit(X, np.arange(len(X)) % 3)
+    assert clf.n_features_in_ == 4
+    for method in (clf.predict_proba, clf.predict):
+        with pytest.raises(ValueError, match="X has 3 features per row, but .* 4"):
+            method(X[:, :3])
+
+
 def test_auto_decides_row_by_row():
     # Rows that are probabilities stay as they are; other rows get a softmax,
     # whatever the rest of the batch holds.

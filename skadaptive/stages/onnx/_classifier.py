@@ -175,8 +175,17 @@ class _OnnxModel(_LazyRuntime):
             # (an ndarray has no column names to check against none)
             _check_feature_names(self, X, reset=reset)
         rows = _prepare_rows(X, runtime.input, estimator=self)
+        width = int(prod(rows.shape[1:]))
         if reset:
-            self.n_features_in_ = int(prod(rows.shape[1:]))
+            self.n_features_in_ = width
+        elif hasattr(self, "n_features_in_") and width != self.n_features_in_:
+            # A model that does not declare its row width would fail inside
+            # onnxruntime: the width it was fitted on says it first.
+            raise ValueError(
+                f"X has {width} features per row, but {type(self).__name__} was "
+                f"fitted with {self.n_features_in_}; give rows of "
+                f"{self.n_features_in_} values."
+            )
         return rows
 
     def _fit_rows(self, X, y):

@@ -222,6 +222,29 @@ def test_a_model_of_undeclared_width_is_held_to_the_width_it_was_fitted_on(linea
             method(X[:, :3])
 
 
+def test_an_integer_input_takes_whole_numbers_only(linear):
+    """A model whose input is int64 gets whole numbers as they are; values
+    that a cast would change are refused (5.1 was truncated to 5)."""
+    W, b, _, _ = linear
+    nodes = [
+        helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+        helper.make_node("Gemm", ["xf", "W", "b"], ["out"], transB=1),
+    ]
+    model = _model(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3])],
+        [("W", W), ("b", b)],
+    )
+    clf = OnnxClassifier(model, classes=[0, 1, 2])
+    whole = np.random.default_rng(0).integers(-3, 4, (20, 4))
+    expected = clf.predict_proba(whole)
+    np.testing.assert_allclose(clf.predict_proba(whole.astype(np.float32)), expected)
+    for bad, why in ((whole + 0.1, "not whole numbers"), (whole * 1e30, "range")):
+        with pytest.raises(ValueError, match=f"type int64, and X has values .*{why}"):
+            clf.predict_proba(bad)
+
+
 def test_auto_decides_row_by_row():
     # Rows that are probabilities stay as they are; other rows get a softmax,
     # whatever the rest of the batch holds.

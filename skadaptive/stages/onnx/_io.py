@@ -121,8 +121,32 @@ def _input_spec(name, shape, dtype, input_shape, owner) -> _InputSpec:
     return _InputSpec(name, shape, dtype, row_shape, batch)
 
 
+def _whole_numbers(X, dtype: np.dtype, estimator) -> np.ndarray:
+    """``X`` for a model whose input is integer: refused unless every value is
+    a whole number its type holds (a cast would truncate 5.1 to 5, or wrap
+    around, without a word)."""
+    values = check_array(
+        X, allow_nd=True, dtype=None, estimator=estimator, input_name="X"
+    )
+    if values.dtype.kind in "iu" and np.can_cast(values.dtype, dtype):
+        return values.astype(dtype)
+    values = values.astype(np.float64)
+    info = np.iinfo(dtype)
+    whole = np.array_equal(values, np.round(values))
+    if not whole or values.min() < info.min or values.max() > info.max:
+        raise ValueError(
+            f"The model's input is of type {dtype}, and X has values that are "
+            + ("not whole numbers" if not whole else f"beyond {dtype}'s range")
+            + "; casting would change them. Give whole numbers in range, or "
+            "export the model with a float input."
+        )
+    return values.astype(dtype)
+
+
 def _prepare_rows(X, spec: _InputSpec, estimator=None) -> np.ndarray:
     """``X`` validated, cast and reshaped to ``(n_rows, *row_shape)``."""
+    if np.dtype(spec.dtype).kind in "iu":
+        X = _whole_numbers(X, np.dtype(spec.dtype), estimator)
     if (
         type(X) is np.ndarray
         and X.dtype.kind in "fiu"

@@ -245,6 +245,15 @@ def test_an_integer_input_takes_whole_numbers_only(linear):
             clf.predict_proba(bad)
 
 
+def test_an_unknown_provider_name_is_refused_before_a_session(linear):
+    W, b, X, _ = linear
+    clf = OnnxClassifier(
+        _linear(W, b), classes=[0, 1, 2], providers=["FooExecutionProvider"]
+    )
+    with pytest.raises(ValueError, match=r"\['FooExecutionProvider'\].*misspelling"):
+        clf.predict_proba(X)
+
+
 def test_auto_decides_row_by_row():
     # Rows that are probabilities stay as they are; other rows get a softmax,
     # whatever the rest of the batch holds.

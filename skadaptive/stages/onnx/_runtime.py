@@ -84,6 +84,14 @@ def _requested_providers(ort, providers) -> tuple[list, bool]:
             "names or (name, options) tuples, e.g. ['CUDAExecutionProvider', "
             f"'CPUExecutionProvider']; got {providers!r}."
         )
+    known = ort.get_all_providers()
+    unknown = [_provider_name(p) for p in providers if _provider_name(p) not in known]
+    if unknown:
+        raise ValueError(
+            f"providers names {unknown}, which onnxruntime {ort.__version__} does "
+            f"not know (a misspelling?); its execution providers are {known}, of "
+            f"which {ort.get_available_providers()} are available here."
+        )
     return list(providers), True
 
 
@@ -151,10 +159,15 @@ def _check_providers(ort, requested, explicit: bool, session, owner: str) -> Non
     if _CPU in asked:
         warn(f"{message}; running on {got}.", UserWarning)
         return
-    raise RuntimeError(
-        f"{message}. For CUDA install onnxruntime-gpu (pip install "
+    advice = (
+        "For CUDA install onnxruntime-gpu (pip install "
         '"skadaptive[gpu]", without the CPU onnxruntime) with matching CUDA and '
-        "cuDNN libraries, or add 'CPUExecutionProvider' to providers to fall back "
+        "cuDNN libraries, or add"
+        if _CUDA in missing
+        else "Install an onnxruntime build with them, or add"
+    )
+    raise RuntimeError(
+        f"{message}. {advice} 'CPUExecutionProvider' to providers to fall back "
         "to the CPU with a warning."
     )
 

@@ -254,6 +254,38 @@ def test_an_unknown_provider_name_is_refused_before_a_session(linear):
         clf.predict_proba(X)
 
 
+@pytest.mark.parametrize("declared", [True, False])
+def test_a_binary_model_with_one_column_says_what_the_column_is(linear, declared):
+    """One output column for two classes: the second class's probability
+    (a sigmoid output) or its logit, as output_kind says; "auto" cannot tell
+    them apart and asks."""
+    W, b, X, _ = linear
+    logit = X.astype(np.float64) @ W[:1].astype(np.float32).T + np.float32(b[0])
+    expected = np.column_stack([1 - 1 / (1 + np.exp(logit)), 1 / (1 + np.exp(logit))])
+    expected = expected[:, ::-1]  # [P(first), P(second)] = [1 - s, s]
+    width = ["N", 1] if declared else ["N", "C"]
+    for kind, last in (("logits", "Identity"), ("proba", "Sigmoid")):
+        nodes = [
+            helper.make_node("Gemm", ["x", "W", "b"], ["z"], transB=1),
+            helper.make_node(last, ["z"], ["out"]),
+        ]
+        model = _model(
+            nodes,
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+            [helper.make_tensor_value_info("out", TensorProto.FLOAT, width)],
+            [("W", W[:1]), ("b", b[:1])],
+        )
+        clf = OnnxClassifier(model, classes=["neg", "pos"], output_kind=kind)
+        np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-5)
+        # classes in the model's order: the column is the second one's.
+        flipped = OnnxClassifier(model, classes=["pos", "neg"], output_kind=kind)
+        np.testing.assert_allclose(
+            flipped.predict_proba(X), expected[:, ::-1], atol=1e-5
+        )
+        with pytest.raises(ValueError, match="one column for two classes"):
+            OnnxClassifier(model, classes=["neg", "pos"]).predict_proba(X)
+
+
 def test_auto_decides_row_by_row():
     # Rows that are probabilities stay as they are; other rows get a softmax,
     # whatever the rest of the batch holds.

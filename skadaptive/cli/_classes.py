@@ -130,7 +130,10 @@ def onnx_classes(
         raise CommandError(
             f"{path}: the model has one output column, as a regressor has, and "
             "a classifier needs one per class: pass --task regression for a "
-            "cascade of regressors (or --classes with a single label)."
+            "cascade of regressors (or --classes with a single label). A binary "
+            "classifier whose one column is its second class's probability or "
+            "logit: save OnnxClassifier(model, classes=[first, second], "
+            "output_kind='proba' or 'logits') with joblib and pass that file."
         )
     if n_columns is not None and y.dtype.kind in "iu":
         note = (

@@ -26,6 +26,7 @@ from ..._sklearn_private import _check_feature_names
 from ._io import (
     _ORT_DTYPES,
     _check_classes,
+    _check_one_column_kind,
     _check_options,
     _columns_message,
     _format_shape,
@@ -274,7 +275,10 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         only output, or its only 2-D float output.
     output_kind : {"auto", "proba", "logits"}, default="auto"
         What the output holds. ``"logits"``: raw scores (or log-probabilities),
-        turned into probabilities by a softmax. ``"proba"``: probabilities,
+        turned into probabilities by a softmax. A binary model with one output
+        column (its second class's score, as Keras and PyTorch models often
+        export) needs ``"proba"`` (a sigmoid output) or ``"logits"`` (a logit,
+        turned into a probability by the sigmoid). ``"proba"``: probabilities,
         used as they are (a row that is negative or does not sum to 1 within
         1e-4 is an error). ``"auto"``: decided row by row -- a row that is
         non-negative and sums to 1 (within 1e-4; for a float16 output, the
@@ -393,7 +397,9 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         n_columns = None
         if len(output.shape) == 2 and isinstance(output.shape[1], int):
             n_columns = output.shape[1]
-            if n_columns != len(classes):
+            if n_columns == 1 and len(classes) == 2:
+                _check_one_column_kind(self.output_kind, output.name)
+            elif n_columns != len(classes):
                 raise ValueError(_columns_message(output.name, n_columns, len(classes)))
         return _ClassifierRuntime(
             session=session,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from math import prod
 
 import numpy as np
+from scipy.special import expit
 from sklearn.utils import check_array
 
 from ..._rowwise import softmax_rows
@@ -213,6 +214,15 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
             f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
             f"expected ({n_rows}, {n_classes}): one row of class scores per input row."
         )
+    if raw.shape[1] == 1 and n_classes == 2:
+        # A binary model's one column: the second class's probability (a
+        # sigmoid output) or its logit, as output_kind says.
+        _check_one_column_kind(kind, output)
+        second = raw[:, 0].astype(np.float64)
+        if kind == "logits":
+            second = expit(second)
+        raw = np.column_stack([1.0 - second, second])
+        kind = "proba"
     if raw.shape[1] != n_classes:
         raise ValueError(_columns_message(output, raw.shape[1], n_classes))
     scores = raw.astype(np.float64)
@@ -260,6 +270,17 @@ def _check_answers(values, kind: str, output: str) -> None:
             f"model output {output!r} gave {what} in {int(bad.sum())} of "
             f"{len(values)} rows; no answer is given from them. Check the model "
             f"and its input.{hint}"
+        )
+
+
+def _check_one_column_kind(kind: str, output: str) -> None:
+    """A binary model with one output column must say what the column is."""
+    if kind == "auto":
+        raise ValueError(
+            f"model output {output!r} has one column for two classes: a binary "
+            "model's score of its second class (the second of classes, in the "
+            "model's order). Say which score it is: output_kind='proba' for a "
+            "probability (a sigmoid output), or output_kind='logits' for a logit."
         )
 
 

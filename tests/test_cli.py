@@ -906,3 +906,18 @@ def test_frontier_refuses_bad_knobs_before_any_work(options, message, capsys):
     command = ["frontier", "missing_a.joblib", "missing_b.joblib", "--data", "x.npz"]
     assert main([*command, *options]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_model_with_several_outputs_is_explained_for_the_command_line(
+    tmp_path, capsys
+):
+    """The multi-exit fixture has three 2-D outputs; the command line says how
+    to pick one (the Python parameter output= is not one of its options)."""
+    X, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "d.npz", X=(X[:200] / 16.0).astype(np.float32), y=y[:200])
+    command = ["frontier", str(FIXTURES / "digits_multi_exit.onnx")]
+    command += [str(FIXTURES / "digits_large.onnx"), "--data", str(tmp_path / "d.npz")]
+    assert main([*command, "--costs", "1", "10"]) == 1
+    err = capsys.readouterr().err
+    assert "output=<name>" in err
+    assert "save OnnxClassifier(model, output=<name>, ...) with joblib" in err

@@ -14,7 +14,7 @@ import json
 
 import numpy as np
 
-from ._io import CommandError, _short
+from ._io import CommandError, _short, onnx_error_text
 
 # Keys of an ONNX model's ``metadata_props`` that may hold its column labels:
 # a JSON list (``["zero", "one"]``), a JSON object from column index to label
@@ -102,7 +102,7 @@ def onnx_classes(
     try:
         scores = _pick_output(session.get_outputs(), None, "OnnxClassifier")
     except ValueError as exc:
-        raise CommandError(f"{path}: {exc}") from exc
+        raise CommandError(f"{path}: {onnx_error_text(exc, 'OnnxClassifier')}") from exc
     n_columns = (
         scores.shape[1]
         if len(scores.shape) == 2 and isinstance(scores.shape[1], int)

@@ -566,7 +566,8 @@ def load_regression_stage(path: str, model=None, X=None):
                 model.fit(_probe_row(X), np.zeros(1))
             return FrozenEstimator(model)
         except (ImportError, ValueError, TypeError) as exc:
-            raise CommandError(f"{path}: {exc}") from exc
+            text = onnx_error_text(exc, "OnnxRegressor")
+            raise CommandError(f"{path}: {text}") from exc
     if suffix not in JOBLIB_SUFFIXES:
         raise CommandError(
             f"{path}: unknown model format {suffix!r}; use .joblib or .pkl for a "
@@ -646,3 +647,15 @@ def regression_target(y: np.ndarray, path: str) -> np.ndarray:
             f"{str(y[bad][0])!r}); drop those rows."
         )
     return target
+
+
+def onnx_error_text(error, estimator: str) -> str:
+    """An ONNX stage's error as the command line says it: where it advises
+    the Python parameter ``output=``, how to use it from here."""
+    text = str(error)
+    if "output=<name>" in text:
+        text += (
+            f" On the command line: save {estimator}(model, output=<name>, ...) "
+            "with joblib and pass that .joblib file instead."
+        )
+    return text

@@ -143,6 +143,14 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
         )
 
 
+def _short_list(values, limit: int = 5) -> str:
+    """Labels for a message: the first ``limit`` and how many more."""
+    values = [v.item() if hasattr(v, "item") else v for v in values]
+    shown = ", ".join(repr(v) for v in values[:limit])
+    more = len(values) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
 def warn_no_combiners(answer, y_encoded, sample_weight, groups, needs="") -> None:
     """Say that ``answer="combined"`` answers with the stages' own ``answer``
     (probabilities, predictions): no combiner could be learned."""
@@ -522,7 +530,22 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             random_state=cached_call_seed(self.random_state),
             groups=groups,
         )
-        if len(combiners) > 1 and not combiners[1].cv_error:
+        weighed = (
+            np.ones(len(y_encoded), dtype=bool)
+            if sample_weight is None
+            else np.asarray(sample_weight) > 0
+        )
+        absent = np.setdiff1d(np.arange(len(self.classes_)), y_encoded[weighed])
+        if len(combiners) > 1 and len(absent):
+            warn(
+                "answer='combined' answers with each stage's own probabilities: "
+                f"the policy rows of positive weight have no row of class "
+                f"{_short_list(self.classes_[absent])}, and a combiner learned "
+                "on them would never answer it (each stage still can). Give the "
+                "policy rows every class, or use answer='stage'.",
+                UserWarning,
+            )
+        elif len(combiners) > 1 and not combiners[1].cv_error:
             warn_no_combiners(
                 "probabilities",
                 y_encoded,

@@ -31,6 +31,7 @@ from .stages._backbones import (
 from .stages._booster_exits import (
     booster_kind,
     check_fit_callbacks,
+    check_fit_offsets,
     check_round_exits,
     check_unfitted_booster,
     fits_on_class_indices,
@@ -193,6 +194,7 @@ class _SharedComputation:
             # Early-stopping callbacks routed to the backbone's fit: refused
             # before any fit, as the model's own early-stopping parameters.
             check_fit_callbacks(model, fit_params)
+            check_fit_offsets(model, fit_params)
         if self._fits_on_class_indices():
             # XGBoost's classifiers take the labels 0 .. n_classes - 1 only:
             # the backbone is fitted on the class indices (as

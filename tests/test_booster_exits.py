@@ -612,6 +612,20 @@ def test_early_stopping_callbacks_are_refused():
     assert as_multi_exit(stopped, None).exits[-1] == stopped.best_iteration_
 
 
+@pytest.mark.parametrize(
+    "library, offset", [("xgboost", "base_margin"), ("lightgbm", "init_score")]
+)
+def test_a_per_row_offset_routed_to_the_backbone_is_refused(library, offset):
+    """The exits cannot add a per-row offset, nor can predict be given one:
+    the model learned around it and answered far off without a word."""
+    _lib(library)
+    X, y = _data("binary")
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = _model(library, "binary").set_fit_request(**{offset: True})
+        with pytest.raises(ValueError, match=f"{offset} was passed to .*per-row"):
+            EarlyExitClassifier(model, cv=3).fit(X, y, **{offset: np.full(len(y), 3.0)})
+
+
 def test_other_models_and_objectives_are_refused_with_the_reason():
     lgb, xgb = _lib("lightgbm"), _lib("xgboost")
     X, y = _data("multiclass")

@@ -8,6 +8,7 @@ from _column_stages import _disjoint_cascade, _disjoint_errors, _WrongOnGroup
 from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
@@ -776,3 +777,31 @@ def test_too_few_distinct_rows_with_weights_as_with_copies(regression):
     copied = fit([a[copies] for a in answers], y[copies], random_state=0, groups=copies)
     assert weighted[0][1].cv_error == copied[0][1].cv_error == {}
     assert [c.kind for c in copied[0]] == ["stage", "stage"]
+
+
+def test_a_class_the_policy_rows_lack_is_still_answered():
+    """Frozen stages that know three classes, policy rows of two: combiners
+    would never answer the third (the pooling capped it at 0.34), so every
+    exit answers with its stage's own probabilities, with a warning."""
+    X, y = make_classification(
+        900, n_features=6, n_informative=4, n_classes=3, random_state=0
+    )
+    stages = [
+        ("lr", FrozenEstimator(LogisticRegression().fit(X[:300], y[:300]))),
+        (
+            "forest",
+            FrozenEstimator(
+                RandomForestClassifier(50, random_state=0).fit(X[:300], y[:300])
+            ),
+        ),
+    ]
+    keep = y[300:600] != 2
+    X_policy, y_policy = X[300:600][keep], y[300:600][keep]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5], answer="combined", random_state=0
+    )
+    with pytest.warns(UserWarning, match="no row of class 2"):
+        cascade.fit(X_policy, y_policy)
+    assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
+    X_test, y_test = X[600:], y[600:]
+    assert (cascade.predict(X_test[y_test == 2]) == 2).mean() > 0.5

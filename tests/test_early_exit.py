@@ -254,6 +254,11 @@ def test_bad_exits_are_refused_with_the_tree_count():
         EarlyExitClassifier(_boosting(20), exits=[5, 10], cv=2).fit(X, y)
     with pytest.raises(ValueError, match="strictly increasing"):
         EarlyExitClassifier(_boosting(20), exits=[10, 5, 20], cv=2).fit(X, y)
+    # Infinite or huge counts are named as given (they were shown cast to
+    # int64: -9223372036854775808).
+    for bad in ([5, np.inf], [5, 2.0**63]):
+        with pytest.raises(ValueError, match=r"list of tree counts; got \[5, "):
+            EarlyExitClassifier(_boosting(20), exits=bad, cv=2).fit(X, y)
     chain = ChainExits([None, None], [LogisticRegression(), LogisticRegression()])
     with pytest.raises(ValueError, match="exits=.* applies to tree ensembles only"):
         EarlyExitClassifier(chain, exits=[1, 2]).fit(X, y)

@@ -436,6 +436,27 @@ def check_fit_callbacks(model, fit_params: dict) -> None:
         raise _early_stopping_error(model, "an early-stopping callback passed to fit")
 
 
+#: Fit parameters of LightGBM and XGBoost that add a per-row offset to the
+#: model's raw score: exits and the policy rows answer without it.
+ROW_OFFSETS = ("base_margin", "init_score")
+
+
+def check_fit_offsets(model, fit_params: dict) -> None:
+    """Refuse a per-row offset routed to the backbone's fit: the model would
+    learn around it, and neither its exits nor its answers at prediction can
+    add it (they answered without it, far off, and without a word)."""
+    given = [name for name in ROW_OFFSETS if fit_params.get(name) is not None]
+    if given:
+        raise ValueError(
+            f"{given[0]} was passed to {type(model).__name__}.fit: a per-row "
+            "offset of the raw score, which the early exits cannot add to their "
+            "answers (nor can predict be given one). Fit without it (for a "
+            "constant offset, set base_score or init_score on the model), or "
+            "fit the model yourself and pass it in a FrozenEstimator only if "
+            "it answers without the offset."
+        )
+
+
 def stopped_early(model) -> bool:
     """Whether a fitted LightGBM/XGBoost model was fitted with early stopping."""
     booster = _booster_of(model)

@@ -391,12 +391,18 @@ def enough_rows(group_of_row: np.ndarray, positive: np.ndarray) -> bool:
 def _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row) -> list:
     """The kinds of combiner the rows of positive weight can teach.
 
-    None below ``MIN_ROWS`` distinct such rows (:func:`enough_rows`); the
-    pooling (which answers every class through its biases) where each fold's
-    training rows hold two classes or more; the logistic regression (whose
+    None below ``MIN_ROWS`` distinct such rows (:func:`enough_rows`), or
+    where a class has none of them; the pooling (which answers every class
+    through its biases) where each fold's training rows hold two classes or
+    more; the logistic regression (whose
     columns are the classes it saw) only where they hold every class.
     """
     if not enough_rows(group_of_row, positive):
+        return []
+    if len(np.unique(y_encoded[positive])) < n_classes:
+        # A class no policy row has: a combiner would learn never to answer
+        # it (the pooling's bias for it goes to minus infinity), where each
+        # stage still can.
         return []
     seen = [
         len(np.unique(y_encoded[positive & (fold_of != fold)]))

@@ -111,7 +111,10 @@ def check_tree_exits(
             np.issubdtype(values.dtype, np.integer)
             or (
                 np.issubdtype(values.dtype, np.floating)
+                and np.all(np.isfinite(values))
                 and np.all(values == np.round(values))
+                # beyond this a float is no count int64 holds
+                and np.all(np.abs(values) < 2.0**62)
             )
         )
     ):

@@ -898,6 +898,7 @@ def test_whole_float_labels_in_an_npz_are_whole_numbers(tmp_path, capsys):
         (["--cost-weight", "nan"], "--cost-weight must be a number >= 0"),
         (["--costs", "1"], "--costs needs one number per model"),
         (["--costs", "1", "-2"], "--costs must be finite numbers >= 0"),
+        (["--router", "--costs", "1", "2"], "with --router, the router's cost"),
     ],
 )
 def test_frontier_refuses_bad_knobs_before_any_work(options, message, capsys):

@@ -445,10 +445,12 @@ def run(args, out=None) -> int:
         )
     costs = _costs(args.costs)
     if costs != "auto":
-        if len(costs) != len(args.stages):
+        expected = len(args.stages) + bool(args.router)
+        if len(costs) != expected:
             raise CommandError(
                 f"--costs needs one number per model: {len(args.stages)} models, "
-                f"{len(costs)} costs given."
+                f"{len(costs)} costs given"
+                + (" (with --router, the router's cost first)." if args.router else ".")
             )
         if not all(np.isfinite(c) and c >= 0 for c in costs):
             raise CommandError(

@@ -600,12 +600,17 @@ class _Counting(FrozenEstimator):
         return self.estimator.predict_proba(X)
 
 
-def test_every_stage_runs_in_batches_of_batch_size():
+def _counted_cascade():
+    """The cascade over stages that record their calls' rows, batch_size=100."""
     stages = [(name, _Counting(stage.estimator)) for name, stage in _stages()]
     _, (X_policy, y_policy), *_ = _data()
-    cascade = AdaptiveCascadeClassifier(
+    return AdaptiveCascadeClassifier(
         stages, costs=[1, 3, 10], budget=BUDGET, policy="max_proba", batch_size=100
     ).fit(X_policy, y_policy)
+
+
+def test_every_stage_runs_in_batches_of_batch_size():
+    cascade = _counted_cascade()
     X, _ = _shifted()
     _Counting.calls.clear()
     recalibrated = cascade.recalibrate(X)
@@ -620,11 +625,7 @@ def test_every_stage_runs_in_batches_of_batch_size():
 def test_prediction_runs_every_stage_in_batches_of_batch_size(method):
     """batch_size bounds every stage call of prediction (its memory bound):
     the first stage sees the rows in order, 100 at a time, then the rest."""
-    stages = [(name, _Counting(stage.estimator)) for name, stage in _stages()]
-    _, (X_policy, y_policy), *_ = _data()
-    cascade = AdaptiveCascadeClassifier(
-        stages, costs=[1, 3, 10], budget=BUDGET, policy="max_proba", batch_size=100
-    ).fit(X_policy, y_policy)
+    cascade = _counted_cascade()
     X, _ = _shifted()
     X = X[:450]
     _Counting.calls.clear()

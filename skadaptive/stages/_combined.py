@@ -394,8 +394,8 @@ def _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row) -> l
     None below ``MIN_ROWS`` distinct such rows (:func:`enough_rows`), or
     where a class has none of them; the pooling (which answers every class
     through its biases) where each fold's training rows hold two classes or
-    more; the logistic regression (whose
-    columns are the classes it saw) only where they hold every class.
+    more; the logistic regression (whose columns are the classes it saw) only
+    where they hold every class.
     """
     if not enough_rows(group_of_row, positive):
         return []

@@ -669,7 +669,12 @@ def test_timing_helpers_refuse_repeats_that_time_nothing(repeats):
     "y, params, error, match",
     [
         ([1.0, 2.0, 5.0], {"loss": "huber"}, ValueError, "loss must be"),
-        ([1.0, 2.0], {"sample_weight": [0.0, 0.0]}, ValueError, "non-zero"),
+        (
+            [1.0, 2.0],
+            {"sample_weight": [0.0, 0.0]},
+            ValueError,
+            "non-zero|sums to zero",
+        ),
         ([1.0, np.nan], {}, ValueError, "y contains NaN"),
         (np.ones((3, 2)), {}, ValueError, "1d array"),
         ([1.0, 2.0], {"sample_weight": [1.0]}, ValueError, "sample_weight"),

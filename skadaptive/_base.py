@@ -101,6 +101,7 @@ from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined import N_FOLDS as N_COMBINER_FOLDS
 from .stages._combined import (
     ExitCombiner,
+    absent_classes,
     answering_source,
     combined_answers,
     combines,
@@ -151,14 +152,17 @@ def _short_list(values, limit: int = 5) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _weighed(y_encoded, sample_weight) -> np.ndarray:
+    """Which policy rows have a positive weight (all of them without weights)."""
+    if sample_weight is None:
+        return np.ones(len(y_encoded), dtype=bool)
+    return np.asarray(sample_weight) > 0
+
+
 def warn_no_combiners(answer, y_encoded, sample_weight, groups, needs="") -> None:
     """Say that ``answer="combined"`` answers with the stages' own ``answer``
     (probabilities, predictions): no combiner could be learned."""
-    weighed = (
-        np.ones(len(y_encoded), dtype=bool)
-        if sample_weight is None
-        else np.asarray(sample_weight) > 0
-    )
+    weighed = _weighed(y_encoded, sample_weight)
     distinct = ""
     if groups is not None:
         n_distinct = len(np.unique(np.asarray(groups)[weighed]))
@@ -530,12 +534,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             random_state=cached_call_seed(self.random_state),
             groups=groups,
         )
-        weighed = (
-            np.ones(len(y_encoded), dtype=bool)
-            if sample_weight is None
-            else np.asarray(sample_weight) > 0
+        absent = absent_classes(
+            y_encoded, _weighed(y_encoded, sample_weight), len(self.classes_)
         )
-        absent = np.setdiff1d(np.arange(len(self.classes_)), y_encoded[weighed])
         if len(combiners) > 1 and len(absent):
             warn(
                 "answer='combined' answers with each stage's own probabilities: "

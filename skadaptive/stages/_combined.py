@@ -388,6 +388,12 @@ def enough_rows(group_of_row: np.ndarray, positive: np.ndarray) -> bool:
     return len(np.unique(group_of_row[positive])) >= MIN_ROWS
 
 
+def absent_classes(y_encoded, positive, n_classes: int) -> np.ndarray:
+    """The class indices that no row of positive weight (``positive``) has:
+    a combiner learned on those rows would never answer them."""
+    return np.setdiff1d(np.arange(n_classes), y_encoded[positive])
+
+
 def _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row) -> list:
     """The kinds of combiner the rows of positive weight can teach.
 
@@ -399,7 +405,7 @@ def _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row) -> l
     """
     if not enough_rows(group_of_row, positive):
         return []
-    if len(np.unique(y_encoded[positive])) < n_classes:
+    if len(absent_classes(y_encoded, positive, n_classes)):
         # A class no policy row has: a combiner would learn never to answer
         # it (the pooling's bias for it goes to minus infinity), where each
         # stage still can.

@@ -221,20 +221,25 @@ def test_cascade_of_two_onnx_regressors(monkeypatch, diabetes):
     assert cascade.score(X_test, y_test) > 0.3
 
 
-def test_cascade_rejects_non_finite_predictions(linear):
-    """NaN predictions are caught by the package's own check of stage answers."""
-    W, b, X, y = linear
+def _sqrt_of_linear(W, b):
+    """sqrt(x @ W + b) as an ONNX model: NaN where the linear part is < 0."""
     nodes = [
         helper.make_node("MatMul", ["x", "W"], ["xW"]),
         helper.make_node("Add", ["xW", "b"], ["z"]),
-        helper.make_node("Sqrt", ["z"], ["out"]),  # NaN where z < 0
+        helper.make_node("Sqrt", ["z"], ["out"]),
     ]
-    model = _model(
+    return _model(
         nodes,
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
         [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 1])],
         [("W", W), ("b", b)],
     )
+
+
+def test_cascade_rejects_non_finite_predictions(linear):
+    """NaN predictions are caught by the package's own check of stage answers."""
+    W, b, X, y = linear
+    model = _sqrt_of_linear(W, b)
     # Alone, the stage refuses them (they were returned as they came).
     with pytest.raises(ValueError, match="model output 'out' gave values that are not"):
         OnnxRegressor(model).predict(X)
@@ -244,6 +249,21 @@ def test_cascade_rejects_non_finite_predictions(linear):
     )
     with pytest.raises(ValueError, match="'sqrt'.*not finite"):
         cascade.fit(X, y)
+
+
+def test_a_chain_head_that_refuses_its_answers_is_named_by_its_exit(linear):
+    """An ONNX head's own refusal (NaN predictions) says which exit's head,
+    as a head with two columns does."""
+    from skadaptive import EarlyExitRegressor
+    from skadaptive.stages import ChainExitsRegressor
+
+    W, b, X, y = linear
+    chain = ChainExitsRegressor(
+        ["passthrough", "passthrough"],
+        [OnnxRegressor(_linear(W, b)), OnnxRegressor(_sqrt_of_linear(W, b))],
+    )
+    with pytest.raises(ValueError, match="the head of exit 1: model output 'out'"):
+        EarlyExitRegressor(chain, costs=[1, 2], cv=3).fit(X, y)
 
 
 # ------------------------------------------------------------- persistence

@@ -16,9 +16,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._validation import StageOutputError
 from .._warnings import warn
 from ._multi_exit import MultiExitSource, exit_probas
-from ._regression import NotOneColumn, check_regressor, regression_answers
+from ._regression import check_regressor, regression_answers
 
 __all__ = ["ChainExits", "ChainExitsRegressor"]
 
@@ -167,7 +168,7 @@ class _Chain(MultiExitSource, BaseEstimator):
             Z = block.transform(Z)
         try:
             return self._answer(self.heads_[stage], Z), Z
-        except NotOneColumn as error:
+        except StageOutputError as error:
             # Several heads may share a class: say which exit's head.
             raise ValueError(f"the head of exit {stage}: {error}") from None
 

@@ -159,19 +159,26 @@ def _weighed(y_encoded, sample_weight) -> np.ndarray:
     return np.asarray(sample_weight) > 0
 
 
-def warn_no_combiners(answer, y_encoded, sample_weight, groups, needs="") -> None:
+def _distinct_rows(groups, weighed) -> int:
+    """How many distinct rows (``groups``: equal content; None: every row its
+    own) have a positive weight."""
+    if groups is None:
+        return int(weighed.sum())
+    return len(np.unique(np.asarray(groups)[weighed]))
+
+
+def warn_no_combiners(answer, y_encoded, sample_weight, groups) -> None:
     """Say that ``answer="combined"`` answers with the stages' own ``answer``
     (probabilities, predictions): no combiner could be learned."""
     weighed = _weighed(y_encoded, sample_weight)
     distinct = ""
-    if groups is not None:
-        n_distinct = len(np.unique(np.asarray(groups)[weighed]))
-        if n_distinct < int(weighed.sum()):
-            distinct = f", {n_distinct} of them distinct (copies of a row count once)"
+    n_distinct = _distinct_rows(groups, weighed)
+    if n_distinct < int(weighed.sum()):
+        distinct = f", {n_distinct} of them distinct (copies of a row count once)"
     warn(
         f"answer='combined' answers with each stage's own {answer}: learning "
         f"combiners needs at least {MIN_COMBINER_ROWS} distinct policy rows of "
-        f"positive weight{needs}; there are {rows_text(int(weighed.sum()))} of "
+        f"positive weight; there are {rows_text(int(weighed.sum()))} of "
         f"positive weight{distinct} (of {rows_text(len(y_encoded))}).",
         UserWarning,
     )
@@ -547,16 +554,27 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 UserWarning,
             )
         elif len(combiners) > 1 and not combiners[1].cv_error:
-            warn_no_combiners(
-                "probabilities",
-                y_encoded,
-                sample_weight,
-                groups,
-                needs=(
-                    ", with two classes or more in the training rows of each of "
-                    f"{N_COMBINER_FOLDS} folds of them"
-                ),
-            )
+            weighed = _weighed(y_encoded, sample_weight)
+            if _distinct_rows(groups, weighed) < MIN_COMBINER_ROWS:
+                warn_no_combiners("probabilities", y_encoded, sample_weight, groups)
+            else:
+                # Enough rows, but one fold's training rows (the other
+                # folds' rows) hold a single class: a rare class.
+                counts = np.bincount(y_encoded[weighed], minlength=len(self.classes_))
+                per_class = ", ".join(
+                    f"{label!r}: {count}"
+                    for label, count in zip(self.classes_.tolist(), counts)
+                )
+                warn(
+                    "answer='combined' answers with each stage's own "
+                    "probabilities: learning combiners needs two classes or "
+                    f"more in the training rows of each of {N_COMBINER_FOLDS} "
+                    "folds of the policy rows, and in one of them they hold a "
+                    "single class (policy rows of positive weight per class: "
+                    f"{per_class}). Give the policy rows more rows of the "
+                    "rarer classes, or use answer='stage'.",
+                    UserWarning,
+                )
         return combiners, answers
 
     def _default_cost_weight(self) -> float:

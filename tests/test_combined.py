@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from _column_stages import _disjoint_cascade, _disjoint_errors, _WrongOnGroup
@@ -10,6 +12,7 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier
 
@@ -304,6 +307,35 @@ def test_too_few_rows_answer_with_the_stages():
     np.testing.assert_array_equal(
         cascade.predict_proba(X), plain.fit(X, y).predict_proba(X)
     )
+
+
+def test_a_class_too_rare_for_the_folds_is_named_not_the_row_count():
+    # 201 policy rows (enough), one of class 1: the combiners' fold holding it
+    # learns from class 0 alone, so the stages answer; the warning says why.
+    X, y = make_classification(1500, 10, n_informative=6, random_state=4)
+    stages = [
+        ("nb", FrozenEstimator(GaussianNB().fit(X[:500], y[:500]))),
+        (
+            "tree",
+            FrozenEstimator(
+                DecisionTreeClassifier(random_state=0).fit(X[:500], y[:500])
+            ),
+        ),
+    ]
+    X_policy, y_policy = X[500:], y[500:]
+    rows = np.r_[np.flatnonzero(y_policy == 0)[:200], np.flatnonzero(y_policy == 1)[:1]]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5], answer="combined", random_state=0
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        cascade.fit(X_policy[rows], y_policy[rows])
+    messages = [str(w.message) for w in record if "answer='combined'" in str(w.message)]
+    assert len(messages) == 1
+    assert "in one of them they hold a single class" in messages[0]
+    assert "per class: 0: 200, 1: 1" in messages[0]
+    assert "needs at least 30" not in messages[0]
+    assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
 
 
 def test_stage_output_checked_before_it_is_combined():

@@ -517,12 +517,23 @@ def _warn_about_steps(record, estimator) -> None:
     budget, cost = record["budget"], record["cost"]
     if record["status"] == "saturated" and cost < (1 - _WARN_GAP) * budget:
         deepest = int(getattr(estimator, "deepest_stage_", -1))
+        n_stages = len(estimator.cumulative_costs_)
+        full = estimator._cost_of_rates(np.eye(n_stages)[-1])
+        if getattr(estimator, "router_", None) is not None:
+            full += estimator.router_cost_
+        unit = (
+            f" It is above the full cost, {full:g} per row (every stage on "
+            "every row): is it in the unit of the model's costs_?"
+            if budget > full
+            else ""
+        )
         warn(
             f"budget={budget:g} is not spent on these {record['n_rows']} rows: "
             f"with its thresholds as strict as spending more allows, the "
             f"policy costs {cost:g} ({1 - cost / budget:.1%} under it); "
             "recalibration never sends rows beyond the fitted policy's "
-            f"deepest stage ({deepest}). Refit with the budget to spend it.",
+            f"deepest stage ({deepest}). Refit with the budget to spend it."
+            f"{unit}",
             UserWarning,
         )
     elif record["status"] == "met" and cost < (1 - _WARN_GAP) * budget:

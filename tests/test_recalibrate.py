@@ -488,8 +488,10 @@ def test_a_policy_that_answers_every_row_at_the_first_stage_recalibrates():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         copies = [cascade.recalibrate(X_new)]
-    with pytest.warns(UserWarning, match="deepest stage \\(0\\)"):
+    with pytest.warns(UserWarning, match="deepest stage \\(0\\)") as record:
         copies.append(cascade.recalibrate(X_new, budget=3.0))
+    # Below the full cost: no question about the unit.
+    assert not any("full cost" in str(w.message) for w in record)
     for recalibrated in copies:
         record = recalibrated.recalibration_
         assert record["status"] == "saturated"
@@ -513,8 +515,11 @@ def test_steps_and_saturation_are_reported_not_clamped():
     assert few.recalibrated_cost_ == record["cost"]
     # A budget above what the policy can spend: every row goes as deep as
     # the fitted policy sends rows (here the last stage), and the cost says so.
-    with pytest.warns(UserWarning, match="not spent"):
+    # Above the full cost: the warning asks whether the budget is in the
+    # model's unit (a budget in the wrong unit buys every stage for every row).
+    with pytest.warns(UserWarning, match="not spent") as record:
         rich = cascade.recalibrate(X, budget=50.0)
+    assert any("above the full cost, 14 per row" in str(w.message) for w in record)
     assert rich.recalibration_["status"] == "saturated"
     assert rich.budget_status_ == "saturated"
     assert rich.recalibrated_cost_ == pytest.approx(14.0)

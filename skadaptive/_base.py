@@ -258,6 +258,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         sample_weight : array-like of shape (n_samples,), default=None
             Weights the policy's risks and, where the stages accept it, the
             stages' fits (with metadata routing enabled: where requested).
+            Weight k on a row is k copies of it. As in scikit-learn's
+            regularised models, a common factor on every weight is not
+            neutral: the policies that learn rules or scores (``"linear"``,
+            ``"eenet"``, a classifier) see weights of 3 as three copies of
+            every row, so less regularised than weights of 1.
         **fit_params : dict
             Further parameters for the stages' ``fit`` and the splitter, only
             with metadata routing enabled.

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .policies._thresholds import BUDGET_RTOL
+
 
 def measures_costs(costs, natural_costs: bool) -> bool:
     """Whether the fit must time the stages for ``costs``.
@@ -125,12 +127,14 @@ def check_costs(costs, names, *, allow_all_zero: bool = False) -> np.ndarray:
 
 def check_budget(budget, costs, names) -> None:
     """Raise if no policy can meet ``budget``: it is below the first stage's cost."""
-    # costs are incremental: costs[0] is the cost of answering at the first stage.
-    if budget is not None and budget < costs[0]:
+    # costs are incremental: costs[0] is the cost of answering at the first
+    # stage. Up to the rounding allowance of the budget search: a budget equal
+    # to that cost but for its last bits (0.1 + 0.2 against 0.3) is met.
+    if budget is not None and costs[0] > budget * (1 + BUDGET_RTOL):
         raise ValueError(
-            f"budget={budget:g} per row cannot be met: answering every row at the "
-            f"first stage ({names[0]!r}) already costs {costs[0]:g}, "
-            f"{costs[0] - budget:g} over the budget ({costs[0] / budget - 1:.1%}); "
+            f"budget={budget:.10g} per row cannot be met: answering every row at "
+            f"the first stage ({names[0]!r}) already costs {costs[0]:.10g}, "
+            f"{costs[0] - budget:.3g} over the budget ({costs[0] / budget - 1:.2%}); "
             f"the stages' costs: {np.round(costs, 12).tolist()}. Raise the budget "
             "or make the first stage cheaper (with a cost per call, costs_ "
             "spread it over cost_batch_size rows: larger calls cost less per "

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn import config_context
-from sklearn.base import BaseEstimator, ClassifierMixin, is_regressor
+from sklearn.base import BaseEstimator, ClassifierMixin, clone, is_regressor
 from sklearn.datasets import load_iris, make_classification
 from sklearn.ensemble import (
     GradientBoostingClassifier,
@@ -307,6 +307,22 @@ def test_budget_equal_to_the_first_stage_cost_is_met():
     assert cascade.policy_rows_cost_ == pytest.approx(1.0, rel=1e-12)
     assert cascade.expected_cost_ == pytest.approx(1.0, rel=1e-12)
     np.testing.assert_array_equal(cascade.predict_exit(X), 0)
+
+
+def test_budget_equal_to_the_first_stage_cost_but_for_rounding_is_met():
+    """Not an error: 0.1 + 0.2 is 0.30000000000000004, and a budget of 0.3 is
+    that cost up to the budget search's rounding allowance."""
+    stages = [
+        ("stump", _frozen(DecisionTreeClassifier(max_depth=1, random_state=0))),
+        ("lr", _frozen(LogisticRegression(max_iter=1000))),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[0.1 + 0.2, 1.0], budget=0.3)
+    cascade.fit(X, y)
+    np.testing.assert_array_equal(cascade.predict_exit(X), 0)
+    assert cascade.policy_rows_cost_ == pytest.approx(0.3, rel=1e-12)
+    # A millionth below is no rounding error.
+    with pytest.raises(ValueError, match="cannot be met"):
+        clone(cascade).set_params(budget=0.3 * (1 - 1e-6)).fit(X, y)
 
 
 # --------------------------------------------------------------- parameters

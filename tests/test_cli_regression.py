@@ -278,6 +278,46 @@ def test_frontier_of_regressors_with_absolute_error_and_a_budget(
     assert sum(rates) == pytest.approx(1.0)
     chosen = next(line for line in out.splitlines() if line.startswith("chosen"))
     assert chosen.split()[-1] == "/".join(f"{r:.2f}" for r in rates)
+    # The fit's own warning (disagreement has no earlier stage at the first of
+    # two) reaches the report and the screen.
+    assert any("no earlier stage to disagree with" in w for w in report["warnings"])
+    assert "no earlier stage to disagree with" in out
+
+
+def test_the_report_figures_are_those_of_evaluate_frontier(files):
+    """Each report figure is evaluate_frontier's on the same rows: the oracle's
+    cost, each point's share of the full cost (every stage's cumulative cost),
+    and an exit's combiner figures even where it kept the stage's answers."""
+    from sklearn.frozen import FrozenEstimator
+
+    from skadaptive.cli._frontier_regression import (
+        _combiner_report,
+        _report,
+        error_intervals,
+    )
+
+    folder, X, y = files
+    ridge = FrozenEstimator(joblib.load(folder / "ridge.joblib"))
+    forest = FrozenEstimator(joblib.load(folder / "forest.joblib"))
+    cascade = AdaptiveCascadeRegressor(
+        [("ridge", ridge), ("forest", forest)], costs=[1, 10], random_state=0
+    ).fit(X[:250], y[:250])
+    test = cascade.evaluate_frontier(X[250:], y[250:])
+    intervals = error_intervals(cascade, X[250:], y[250:], 0)
+    report = _report(cascade, test, 250, len(y) - 250, intervals)
+    assert report["oracle"]["cost"] == test["oracle_cost"] != test["cost_at_fit"]
+    assert report["stages"][-1]["cumulative_cost"] == 11.0
+    for point in report["frontier"]:
+        assert point["fraction_of_full_cost"] == pytest.approx(point["cost"] / 11.0)
+    # Two copies of one model: the combiner keeps the stage's answers, and the
+    # report still shows what every kind scored.
+    same = AdaptiveCascadeRegressor(
+        [("a", ridge), ("b", ridge)], costs=[1, 2], answer="combined", random_state=0
+    ).fit(X, y)
+    assert same.combiners_[1].kind == "stage"
+    shown = _combiner_report(same.combiners_[1])
+    assert set(shown["combiner_cv_error"]) == {"stage", "blend", "linear"}
+    assert "combiner_weights" not in shown
 
 
 def test_frontier_of_regressors_with_skips_says_what_the_policy_kept(

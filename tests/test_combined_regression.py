@@ -104,6 +104,22 @@ def test_combiners_see_only_held_out_predictions():
     assert held_out_error == pytest.approx(plain.stage_errors_[1])
 
 
+def test_combiners_are_scored_by_the_estimators_loss():
+    """With loss="absolute_error" the combiners' figures (and the choice of
+    kind they make) are mean absolute errors in the target's units, as the
+    estimator's own figures are: the stage's is its held-out MAE."""
+    X, y = make_friedman1(400, noise=1.0, random_state=0)
+    stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(random_state=0))]
+    params = dict(costs=[1, 2], cv=4, random_state=0, loss="absolute_error")
+    plain = AdaptiveCascadeRegressor(stages, **params).fit(X, y)
+    combined = AdaptiveCascadeRegressor(stages, answer="combined", **params).fit(X, y)
+    held_out_error = combined.combiners_[1].cv_error["stage"]
+    assert held_out_error == pytest.approx(plain.stage_errors_[1])
+    # An MAE, not an MSE: friedman1's tree errs by about 2 here, so its
+    # squared error would be several times larger.
+    assert 1.0 < held_out_error < 3.0
+
+
 @pytest.mark.parametrize("kind", ["cascade", "early_exit"])
 def test_routing_answers_with_the_combiner_of_the_exit(kind):
     """A routed row's prediction is its exit's combiner applied to every
@@ -339,6 +355,8 @@ def test_copies_of_a_row_are_one_row_of_their_weight():
     )
     assert weighted[0][1].kind == copies[0][1].kind != "stage"
     np.testing.assert_allclose(weighted[0][1].weights, copies[0][1].weights)
+    # The reported out-of-fold errors are weighted means, as the copies' are.
+    assert weighted[0][1].cv_error == pytest.approx(copies[0][1].cv_error)
     positive = weight > 0
     np.testing.assert_allclose(
         weighted[1][1][positive][

@@ -971,6 +971,26 @@ def test_eenet_scores_rank_rows_by_the_error_they_predict():
     assert mean_squared_error(y_test, budget.predict(X_test)) < 0.6 * random_mse
 
 
+def test_eenet_scores_predict_the_estimators_loss():
+    from skadaptive.policies._eenet import fit_eenet_scorers
+
+    # The first exit errs by 2 on every row: an absolute error of 2 (a
+    # squared one of 4), which its score is minus of.
+    y = np.random.default_rng(0).normal(size=200)
+    answers = [np.column_stack([y + 2.0, np.zeros(200)]), np.column_stack([y, y * 0])]
+    for loss, error in (("absolute_error", 2.0), ("squared_error", 4.0)):
+        scorers = fit_eenet_scorers(answers, y, loss=loss)
+        assert_allclose(scorers.scores(answers[:1])[0], -error)
+
+
+def test_verbose_fit_names_the_error_of_the_loss(capsys):
+    X, _, y, _ = _data()
+    for loss, name in (("absolute_error", "MAE"), ("squared_error", "MSE")):
+        _cascade(loss=loss, verbose=1, cv=2).fit(X[:300], y[:300])
+        out = capsys.readouterr()
+        assert f"expected {name} " in out.out + out.err
+
+
 def test_oracle_and_budget_search_figures_are_errors_of_the_policy_rows():
     cascade = _fitted_cascade().with_policy(budget=8.0)
     answers, y_scaled, _ = cascade._policy_rows()
@@ -1194,3 +1214,108 @@ def test_a_chain_head_that_answers_two_columns_is_named_by_its_exit():
         ValueError, match=r"the head of exit 1: _TwoOutputs.predict returned"
     ):
         EarlyExitRegressor(chain, costs=[1, 2], cv=3).fit(X, y)
+
+
+# ------------------------------------------------- figures a mutation review
+def test_evaluate_frontier_refuses_targets_that_are_not_finite():
+    X, X_test, _, y_test = _data()
+    cascade = _fitted_cascade()
+    for bad in (np.nan, np.inf):
+        y_bad = y_test.copy()
+        y_bad[0] = bad
+        with pytest.raises(ValueError, match="NaN|infinity"):
+            cascade.evaluate_frontier(X_test, y_bad)
+
+
+def test_numbers_held_as_objects_reach_a_return_std_stage_as_floats():
+    # BayesianRidge's return_std path does arithmetic on X as given.
+    X, X_test, y, _ = _data()
+    model = BayesianRidge().fit(X, y)
+    assert_allclose(
+        regression_answers(model, X_test.astype(object)),
+        regression_answers(model, X_test),
+    )
+    cascade = AdaptiveCascadeRegressor(
+        [
+            ("bayes", FrozenEstimator(model)),
+            ("forest", FrozenEstimator(_fitted_cascade().estimators_[1])),
+        ],
+        costs=[1.0, 30.0],
+        cost_weight=0.05,
+    ).fit(X[:300], y[:300])
+    assert_allclose(cascade.predict(X_test.astype(object)), cascade.predict(X_test))
+
+
+def test_a_stage_that_predicts_one_column_of_shape_n_by_1_is_one_target():
+    X, X_test, y, _ = _data()
+    column = LinearRegression().fit(X[:1000], y[:1000].reshape(-1, 1))
+    assert column.predict(X_test).shape == (len(X_test), 1)
+    assert_allclose(
+        regression_answers(column, X_test)[:, 0], column.predict(X_test)[:, 0]
+    )
+    cascade = AdaptiveCascadeRegressor(
+        [
+            ("column", FrozenEstimator(column)),
+            ("forest", FrozenEstimator(_fitted_cascade().estimators_[1])),
+        ],
+        costs=[1.0, 30.0],
+        cost_weight=0.05,
+    ).fit(X[1000:], y[1000:])
+    answered_first = cascade.predict_exit(X_test) == 0
+    assert answered_first.any()
+    assert_allclose(
+        cascade.predict(X_test)[answered_first],
+        column.predict(X_test)[answered_first, 0],
+    )
+
+
+def test_a_target_constant_on_its_weighed_rows_is_constant():
+    # Rows of zero weight count for nothing, also for the constant case: the
+    # scale is not the rounding noise of 0.7.
+    rng = np.random.default_rng(0)
+    y = np.r_[np.full(50, 0.7), 5.0, -3.0]
+    weight = np.r_[rng.uniform(0.1, 1, 50), 0.0, 0.0]
+    assert regression_scale(y, weight)[1] == 1.0
+    assert regression_scale(y, weight, "absolute_error")[1] == 1.0
+
+
+def test_the_absolute_error_scale_is_the_lower_median_and_its_deviation():
+    # The centre is the lower median, 2 (of 2 and 3); the scale is the mean
+    # absolute deviation from it, (1 + 0 + 1 + 8) / 4 = 2.5, by which a
+    # constant answer of 2 errs.
+    assert regression_scale(
+        np.array([1.0, 2.0, 3.0, 10.0]), None, "absolute_error"
+    ) == (
+        2.0,
+        2.5,
+    )
+
+
+def test_the_oracle_answers_a_tie_at_the_cheaper_exit():
+    X, _, y, _ = _data()
+    model = FrozenEstimator(Ridge().fit(X[:1000], y[:1000]))
+    cascade = AdaptiveCascadeRegressor(
+        [("a", model), ("b", model)], costs=[1.0, 2.0]
+    ).fit(X[1000:], y[1000:])
+    assert cascade.oracle_cost_ == 1.0
+    assert_array_equal(
+        cascade.evaluate_frontier(X[1000:], y[1000:])["oracle_exit_rates"], [1.0, 0.0]
+    )
+
+
+def test_a_regressors_budget_reference_is_the_disagreement_per_exit():
+    from skadaptive.policies import heuristic_score
+    from skadaptive.policies._policy_search import reference_exits
+
+    rng = np.random.default_rng(0)
+    # Predictions and uncertainties that differ row by row.
+    answers = [
+        np.column_stack([rng.normal(size=50), rng.uniform(0.1, 1.0, 50)])
+        for _ in range(3)
+    ]
+    reference = reference_exits(answers, "squared_error")
+    assert reference.kind == "disagreement per exit"
+    for k in range(2):
+        assert_allclose(
+            reference.scores[k], heuristic_score("disagreement", answers[: k + 1])
+        )

@@ -807,3 +807,55 @@ def test_xgboost_with_a_class_missing_from_a_fold_says_why():
     order = np.argsort(labels, kind="stable")
     with pytest.raises(ValueError, match=r"Use an int cv \(stratified"):
         early.set_params(cv=KFold(3)).fit(X[order], labels[order])
+
+
+# ----------------------------------------- gaps a mutation review found
+def test_a_dataframe_with_a_categorical_column_reaches_lightgbm_as_given():
+    pd = pytest.importorskip("pandas")
+    lgb = _lib("lightgbm")
+    rng = np.random.default_rng(0)
+    colour = pd.Categorical(rng.choice(["red", "green", "blue"], 300))
+    x = rng.normal(size=300)
+    y = ((colour == "red") ^ (x > 0)).astype(int)
+    X = pd.DataFrame({"colour": colour, "x": x})
+    model = lgb.LGBMClassifier(
+        n_estimators=10, min_child_samples=5, n_jobs=1, verbose=-1
+    ).fit(X, y)
+    probas = exit_probas(BoosterExits(model, [3, 10]), X)
+    assert_allclose(probas[-1], model.predict_proba(X), rtol=0, atol=1e-12)
+
+
+def test_a_model_fitted_here_that_stopped_early_is_refused():
+    lgb = _lib("lightgbm")
+
+    def stop_after_five_rounds(env):  # not named EarlyStopping
+        if env.iteration == 4:
+            raise lgb.callback.EarlyStopException(best_iteration=4, best_score=[])
+
+    X, y = _data("binary")
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = lgb.LGBMClassifier(
+            n_estimators=40, n_jobs=1, verbose=-1
+        ).set_fit_request(callbacks=True)
+        with pytest.raises(ValueError, match="stops boosting at a different round"):
+            EarlyExitClassifier(model, cv=2).fit(
+                X, y, callbacks=[stop_after_five_rounds]
+            )
+
+
+def test_a_random_forest_booster_without_its_parameters_is_refused():
+    lgb = _lib("lightgbm")
+    X, y = _data("binary")
+    params = {
+        "boosting": "rf",
+        "bagging_fraction": 0.5,
+        "bagging_freq": 1,
+        "objective": "binary",
+        "num_threads": 1,
+        "verbose": -1,
+    }
+    trained = lgb.train(params, lgb.Dataset(X, y), 10)
+    booster = lgb.Booster(model_str=trained.model_to_string())
+    booster.params.pop("boosting", None)  # a model string read without them
+    with pytest.raises(ValueError, match="'rf' boosting has no early exits"):
+        BoosterExits(booster, [5, 10])

@@ -446,3 +446,75 @@ def test_members_whose_exit_count_depends_on_the_fold_are_refused():
             random_state=0,
             make_source=_ExitsByRows,
         )
+
+
+# ----------------------------------------- gaps a mutation review found
+def test_stage_costs_are_the_cost_up_to_each_exit():
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    ee = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=20, max_depth=2, random_state=0),
+        exits=[5, 12, 20],
+        cv=2,
+        random_state=0,
+    ).fit(X, y)
+    assert_array_equal(ee.costs_, [5, 7, 8])
+    assert_array_equal(ee.cumulative_costs_, [5, 12, 20])
+    assert_array_equal(ee.evaluate_frontier(X, y)["stage_costs"], [5, 12, 20])
+
+
+def test_an_unreachable_budget_lists_the_exits_incremental_costs():
+    X, y = make_classification(n_samples=60, n_features=6, random_state=0)
+    ee = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=20), exits=[5, 12, 20], budget=1
+    )
+    with pytest.raises(
+        ValueError, match=r"already costs 5\b.*the stages' costs: \[5\.0, 7\.0, 8\.0\]"
+    ):
+        ee.fit(X, y)
+
+
+class _ShrinkingChain(ChainExits):
+    """Fits one head fewer on small training sets: its exits depend on the rows."""
+
+    def fit(self, X, y, sample_weight=None):
+        super().fit(X, y, sample_weight)
+        if len(X) < 250:
+            self.blocks_, self.heads_ = self.blocks_[:-1], self.heads_[:-1]
+        return self
+
+    @property
+    def n_stages(self):
+        return len(getattr(self, "heads_", self.heads))
+
+
+def test_exits_that_depend_on_the_rows_are_refused_at_the_refit():
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    chain = _ShrinkingChain([None, None, None], [LogisticRegression()] * 3)
+    with pytest.raises(ValueError, match="must not depend on the rows"):
+        EarlyExitClassifier(chain, cv=2, costs=[1.0, 1.0, 1.0]).fit(X, y)
+
+
+class _CountingBoosting(GradientBoostingClassifier):
+    """Counts the calls of its own predict_proba (the exits never make one)."""
+
+    calls: list = []
+
+    def predict_proba(self, X):
+        _CountingBoosting.calls.append(len(X))
+        return super().predict_proba(X)
+
+
+def test_measured_costs_time_the_backbones_own_predict_proba():
+    # The speed-up is against what a user would call instead: the model's
+    # own predict_proba, not its exits run one after another.
+    X, y = make_classification(n_samples=200, n_features=6, random_state=0)
+    _CountingBoosting.calls.clear()
+    ee = EarlyExitClassifier(
+        _CountingBoosting(n_estimators=20, max_depth=2, random_state=0),
+        exits=[5, 20],
+        costs="auto",
+        cv=2,
+        random_state=0,
+    ).fit(X, y)
+    assert _CountingBoosting.calls
+    assert np.isfinite(ee.expected_speed_up_)

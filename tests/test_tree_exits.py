@@ -467,3 +467,18 @@ def test_a_subclass_that_overrides_run_stage_still_gets_the_rows():
     _, expected_stage = _expected_routing(probas, thresholds)
     result = route(source, MaxProbaAtLeast(thresholds), X, n_classes=3)
     np.testing.assert_array_equal(result.exit_stage, expected_stage)
+
+
+def test_exponential_loss_exits_on_unbalanced_classes():
+    # Balanced classes have a prior of one half, whose logit is 0 whether
+    # halved or not; unbalanced ones show the exponential loss's init.
+    X, y = make_classification(
+        n_samples=300, n_features=8, weights=[0.8, 0.2], random_state=0
+    )
+    model = GradientBoostingClassifier(
+        loss="exponential", n_estimators=10, max_depth=2, random_state=0
+    ).fit(X, y)
+    staged = list(model.staged_predict_proba(X))
+    probas = exit_probas(TreeEnsembleExits(model, [1, 10]), X)
+    np.testing.assert_allclose(probas[0], staged[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(probas[1], model.predict_proba(X), rtol=0, atol=1e-12)

@@ -494,13 +494,13 @@ def test_exits_that_depend_on_the_rows_are_refused_at_the_refit():
         EarlyExitClassifier(chain, cv=2, costs=[1.0, 1.0, 1.0]).fit(X, y)
 
 
-class _CountingBoosting(GradientBoostingClassifier):
+class _CountingPredictions(GradientBoostingClassifier):
     """Counts the calls of its own predict_proba (the exits never make one)."""
 
     calls: list = []
 
     def predict_proba(self, X):
-        _CountingBoosting.calls.append(len(X))
+        _CountingPredictions.calls.append(len(X))
         return super().predict_proba(X)
 
 
@@ -508,13 +508,13 @@ def test_measured_costs_time_the_backbones_own_predict_proba():
     # The speed-up is against what a user would call instead: the model's
     # own predict_proba, not its exits run one after another.
     X, y = make_classification(n_samples=200, n_features=6, random_state=0)
-    _CountingBoosting.calls.clear()
+    _CountingPredictions.calls.clear()
     ee = EarlyExitClassifier(
-        _CountingBoosting(n_estimators=20, max_depth=2, random_state=0),
+        _CountingPredictions(n_estimators=20, max_depth=2, random_state=0),
         exits=[5, 20],
         costs="auto",
         cv=2,
         random_state=0,
     ).fit(X, y)
-    assert _CountingBoosting.calls
+    assert _CountingPredictions.calls
     assert np.isfinite(ee.expected_speed_up_)

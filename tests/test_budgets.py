@@ -113,12 +113,15 @@ def test_threshold_search_equals_an_exhaustive_search(seed, fraction):
 
     problem = _thresholds.ThresholdProblem(scores, loss, cumulative, np.ones(n_rows))
     thresholds, found_loss, found_cost = _thresholds.budget_thresholds(problem, budget)
-    best_loss, _ = _exhaustive(scores, loss, cumulative, budget)
+    best_loss, best_cost = _exhaustive(scores, loss, cumulative, budget)
 
     exit_stage = _thresholds.first_reaching(scores, thresholds)
     assert cumulative[exit_stage].mean() <= budget * (1 + 1e-9)
     assert found_cost == pytest.approx(cumulative[exit_stage].mean())
     assert found_loss == pytest.approx(best_loss, abs=1e-12)
+    # At the lowest loss, the cheapest such thresholds: no dearer policy for
+    # the same answers.
+    assert found_cost == pytest.approx(best_cost, abs=1e-12)
 
 
 def _exhaustive_pairs(scores, loss, cumulative, budget):

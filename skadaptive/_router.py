@@ -353,14 +353,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
                 f"budget, which they meet without it ({unrouted:.4g})"
             )
     else:
-        risks = {
-            name: 1 - accuracy + price * expected / total
-            for name, (accuracy, expected) in figures.items()
-        }
-        better = risks["with"] < risks["without"]
-        reason = (
-            f"its error + cost_weight * cost was {'lower' if better else 'not lower'}"
-        )
+        better, reason = _router_at_cost_weight(figures, price, total)
     _record_router_search(estimator, figures, parts, better, reason)
     if not better:
         return
@@ -481,6 +474,20 @@ def _router_at_budget(figures, limit) -> tuple[bool, str]:
             faults
         )
     return better, reason
+
+
+def _router_at_cost_weight(figures, cost_weight, total) -> tuple[bool, str]:
+    """Whether the router's cross-fitted ``(accuracy, cost)`` lowers the
+    policy's error + ``cost_weight`` * cost / ``total`` (the full cost), and
+    why, in words: a tie keeps the policy without it."""
+    risks = {
+        name: 1 - accuracy + cost_weight * cost / total
+        for name, (accuracy, cost) in figures.items()
+    }
+    better = risks["with"] < risks["without"]
+    return better, (
+        f"its error + cost_weight * cost was {'lower' if better else 'not lower'}"
+    )
 
 
 def _better_within_budget(challenger, incumbent, budget) -> bool:

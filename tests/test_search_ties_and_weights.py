@@ -11,7 +11,7 @@ import pytest
 from sklearn.dummy import DummyClassifier
 from test_router import COSTS, _flagged, _router_cascade
 
-from skadaptive._router import _router_at_budget
+from skadaptive._router import _router_at_budget, _router_at_cost_weight
 from skadaptive.policies import make_policy_search
 from skadaptive.policies._call_costs import choose_with_call_costs
 from skadaptive.policies._selection import select_out_of_sample
@@ -182,6 +182,16 @@ def test_a_router_that_only_ties_is_not_kept():
     )
     assert not better
     assert reason.endswith("not more accurate, nor as accurate and cheaper")
+
+
+def test_a_router_that_only_ties_at_a_cost_weight_is_not_kept():
+    """Mutant: the router kept where error + cost_weight * cost only ties."""
+    tied = {"with": (0.8, 9.0), "without": (0.8, 9.0)}
+    better, reason = _router_at_cost_weight(tied, 0.01, 10.0)
+    assert not better and reason.endswith("was not lower")
+    # One that lowers it is kept.
+    cheaper = {"with": (0.8, 8.0), "without": (0.8, 9.0)}
+    assert _router_at_cost_weight(cheaper, 0.01, 10.0)[0]
 
 
 def test_the_routers_cost_counts_its_part_per_call():

@@ -218,6 +218,22 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
         return warn(n_rows, cheapest, full_cost, *args)
 
     monkeypatch.setattr(_frontier, "too_few_rows_warning", spy)
+    # The plot's legend, read from the figure as it is saved.
+    import matplotlib.figure
+
+    legends = []
+    save = matplotlib.figure.Figure.savefig
+
+    points = {}
+
+    def keep_legend(figure, *args, **kwargs):
+        legend = figure.axes[0].get_legend()
+        legends.append([text.get_text() for text in legend.get_texts()])
+        for artist in figure.axes[0].collections:
+            points[artist.get_label()] = artist.get_offsets()[0].tolist()
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_legend)
     # Two naive Bayes models on the two halves of the pixels: their errors
     # are independent enough for a combiner to be clearly better on the
     # 315 policy rows (with the tree and the logistic regression it is a
@@ -251,6 +267,15 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
     ]
     assert combined["chosen"]["accuracy"] != report["chosen"]["accuracy"]
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    # Each kind of answer has its oracle on the plot, as in the tables.
+    assert len(legends) == 1
+    assert "oracle, stage answers" in legends[0]
+    assert "oracle, combined answers" in legends[0]
+    for kind, kind_report in (("stage", report), ("combined", combined)):
+        oracle = kind_report["oracle"]
+        assert points[f"oracle, {kind} answers"] == pytest.approx(
+            [oracle["cost"], oracle["accuracy"]]
+        )
     ends = [
         ([r["exits"][0]["accuracy_interval"], r["exits"][-1]["accuracy_interval"]])
         for r in (report, combined)

@@ -1144,6 +1144,25 @@ def _write_json(path, report) -> None:
         raise CommandError(f"{path}: cannot write: {exc}") from exc
 
 
+def _label_oracle(display, k, label) -> None:
+    """Name the first display's oracle by its kind of answer, and draw each
+    later one's (first correct exit of its answers) in a colour of its own."""
+    if k == 0:
+        if display.oracle_point_ is not None:
+            display.oracle_point_.set_label(label)
+    elif display.oracle_cost is not None:
+        display.oracle_point_ = display.ax_.scatter(
+            [display.oracle_cost],
+            [display.oracle_accuracy],
+            marker="*",
+            s=120,
+            color="tab:purple",
+            zorder=3,
+            label=label,
+        )
+    display.ax_.legend(loc="best", fontsize="small")
+
+
 def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bool:
     """Plot the frontier of each estimator (a list) on ``X, y`` into ``path``."""
     try:
@@ -1174,12 +1193,13 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
                 f"{len(estimator.frontier_['cost_weight'])} cost_weights{suffix}"
             ),
             ax=None if display is None else display.ax_,
-            # Each stage alone and the oracle (over the first estimator's
-            # answers: the stages' own for --answer both) once.
+            # Each stage alone once; the oracle of each kind of answer.
             show_stages=k == 0,
             show_oracle=k == 0,
             chosen_label=f"chosen operating point ({_knob(estimator)}){suffix}",
         )
+        if len(estimators) > 1:
+            _label_oracle(display, k, f"oracle{suffix}")
     figure = (
         ERROR_NAMES[estimators[0].loss] if is_regressor(estimators[0]) else "accuracy"
     )

@@ -1151,14 +1151,10 @@ def _label_oracle(display, k, label) -> None:
         if display.oracle_point_ is not None:
             display.oracle_point_.set_label(label)
     elif display.oracle_cost is not None:
-        display.oracle_point_ = display.ax_.scatter(
-            [display.oracle_cost],
-            [display.oracle_accuracy],
-            marker="*",
-            s=120,
-            color="tab:purple",
-            zorder=3,
-            label=label,
+        from ..plot._cost_accuracy import draw_oracle
+
+        display.oracle_point_ = draw_oracle(
+            display.ax_, display, label, color="tab:purple"
         )
     display.ax_.legend(loc="best", fontsize="small")
 

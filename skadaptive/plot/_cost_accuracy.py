@@ -25,6 +25,19 @@ def _pyplot(caller: str):
     return plt
 
 
+def draw_oracle(ax, display, label: str = "oracle", color: str = "tab:green"):
+    """Draw ``display``'s oracle point (a star) on ``ax``; the artist."""
+    return ax.scatter(
+        [display.oracle_cost],
+        [display.oracle_accuracy],
+        marker="*",
+        s=120,
+        color=color,
+        zorder=3,
+        label=label,
+    )
+
+
 def _check_baselines(baselines) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     if baselines is None:
         return {}
@@ -237,15 +250,7 @@ class CostAccuracyDisplay:
 
         self.oracle_point_ = None
         if show_oracle and self.oracle_cost is not None:
-            self.oracle_point_ = ax.scatter(
-                [self.oracle_cost],
-                [self.oracle_accuracy],
-                marker="*",
-                s=120,
-                color="tab:green",
-                zorder=3,
-                label="oracle",
-            )
+            self.oracle_point_ = draw_oracle(ax, self)
 
         self.chosen_point_ = None
         if self.chosen_cost is not None:

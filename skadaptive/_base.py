@@ -105,6 +105,8 @@ from .stages._combined import (
     answering_source,
     combined_answers,
     combines,
+    distinct_rows,
+    enough_rows,
     fit_combiners,
 )
 from .stages._costs import call_line_for, timing_scale
@@ -159,20 +161,12 @@ def _weighed(y_encoded, sample_weight) -> np.ndarray:
     return np.asarray(sample_weight) > 0
 
 
-def _distinct_rows(groups, weighed) -> int:
-    """How many distinct rows (``groups``: equal content; None: every row its
-    own) have a positive weight."""
-    if groups is None:
-        return int(weighed.sum())
-    return len(np.unique(np.asarray(groups)[weighed]))
-
-
 def warn_no_combiners(answer, y_encoded, sample_weight, groups) -> None:
     """Say that ``answer="combined"`` answers with the stages' own ``answer``
     (probabilities, predictions): no combiner could be learned."""
     weighed = _weighed(y_encoded, sample_weight)
     distinct = ""
-    n_distinct = _distinct_rows(groups, weighed)
+    n_distinct = distinct_rows(groups, weighed)
     if n_distinct < int(weighed.sum()):
         distinct = f", {n_distinct} of them distinct (copies of a row count once)"
     warn(
@@ -546,9 +540,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             random_state=cached_call_seed(self.random_state),
             groups=groups,
         )
-        absent = absent_classes(
-            y_encoded, _weighed(y_encoded, sample_weight), len(self.classes_)
-        )
+        weighed = _weighed(y_encoded, sample_weight)
+        absent = absent_classes(y_encoded, weighed, len(self.classes_))
         if len(combiners) > 1 and len(absent):
             warn(
                 "answer='combined' answers with each stage's own probabilities: "
@@ -559,8 +552,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 UserWarning,
             )
         elif len(combiners) > 1 and not combiners[1].cv_error:
-            weighed = _weighed(y_encoded, sample_weight)
-            if _distinct_rows(groups, weighed) < MIN_COMBINER_ROWS:
+            if not enough_rows(groups, weighed):
                 warn_no_combiners("probabilities", y_encoded, sample_weight, groups)
             else:
                 # Enough rows, but one fold's training rows (the other

@@ -379,13 +379,22 @@ def fold_splits(fold_of: np.ndarray, positive: np.ndarray) -> list:
     ]
 
 
-def enough_rows(group_of_row: np.ndarray, positive: np.ndarray) -> bool:
-    """Whether there are ``MIN_ROWS`` distinct rows of positive weight.
+def distinct_rows(groups, positive: np.ndarray) -> int:
+    """How many distinct rows have a positive weight (``positive``).
 
-    Copies of a row (one group) count once, as the row with their total
-    weight does, so that weight k on a row is k copies of it here too.
+    Copies of a row (one group: equal values of ``groups``; None: every row
+    its own) count once, as the row with their total weight does, so that
+    weight k on a row is k copies of it here too.
     """
-    return len(np.unique(group_of_row[positive])) >= MIN_ROWS
+    if groups is None:
+        return int(np.count_nonzero(positive))
+    return len(np.unique(np.asarray(groups)[positive]))
+
+
+def enough_rows(groups, positive: np.ndarray) -> bool:
+    """Whether there are ``MIN_ROWS`` distinct rows of positive weight
+    (:func:`distinct_rows`)."""
+    return distinct_rows(groups, positive) >= MIN_ROWS
 
 
 def absent_classes(y_encoded, positive, n_classes: int) -> np.ndarray:

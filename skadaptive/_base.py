@@ -1051,7 +1051,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             ``cost`` on ``X`` (within the budget up to rounding: a sum of
             costs can exceed it in its last bits), ``next_cost`` (the next
             step up, over the budget: a cost on ``n`` rows moves in steps, so
-            it may stay below the budget by up to one step), ``status``
+            it may stay below the budget by up to one step),
+            ``cost_standard_error`` (of that average over the rows: rows drawn
+            like ``X`` cost about ``cost`` plus or minus two of it, and a
+            warning says so when that is over 10 % of the budget), ``status``
             (``"met"``, or
             ``"saturated"`` when no exit can spend more: the rows got
             easier), the ``shift``, the ``thresholds`` and ``exit_rates`` on

@@ -78,6 +78,7 @@ from ._sklearn_private import _num_samples, _safe_indexing
 from ._warnings import warn
 from .engine._routing import DEFAULT_BATCH_SIZE
 from .policies._policy import (
+    answer_costs,
     exit_figures,
     stage_correct,
     with_thresholds,
@@ -99,6 +100,12 @@ MATERIAL_SPEND = 1e-3
 #: A cost below the budget by more than this share of it is worth a warning:
 #: the steps of the cost on these rows are coarse (few rows, tied scores).
 _WARN_GAP = 0.01
+#: Rows drawn like ``X`` cost the recalibrated policy about the cost on ``X``
+#: plus or minus two standard errors of that average: a warning when two
+#: standard errors are more than this share of the budget...
+_WARN_NOISE = 0.10
+#: ... and how many rows would bring them to this share.
+_AIM_NOISE = 0.05
 
 
 # ------------------------------------------------------------------ answers
@@ -483,6 +490,7 @@ def recalibrate(estimator, X, budget=None):
     cost = router_cost + estimator._average_cost(exit_stage, None, ran)
     status = "saturated" if np.isnan(next_cost) else "met"
     n_stages = len(estimator.cumulative_costs_)
+    row_cost = answer_costs(exit_stage, ran, estimator.cumulative_costs_)
     before_stage = routed_walk(policy, answers, X)[0]
     record = {
         "budget": budget,
@@ -493,6 +501,7 @@ def recalibrate(estimator, X, budget=None):
         "n_rows": int(n_rows),
         "exit_rates": np.bincount(exit_stage, minlength=n_stages) / n_rows,
         "thresholds": thresholds,
+        "cost_standard_error": _standard_error_of_mean(row_cost),
         "cost_before": float(cost_before),
         "exit_rates_before": np.bincount(before_stage, minlength=n_stages) / n_rows,
         "thresholds_before": fitted,
@@ -500,7 +509,36 @@ def recalibrate(estimator, X, budget=None):
     }
     record["requested_budget"] = None if requested is None else budget
     _warn_about_steps(record, estimator)
+    _warn_about_noise(record)
     return _recalibrated_copy(estimator, new_policy, record)
+
+
+def _standard_error_of_mean(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (0 for a single row)."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    return float(np.std(values, ddof=1) / np.sqrt(n))
+
+
+def _warn_about_noise(record) -> None:
+    """Warn when the cost on these rows says little about the next rows'."""
+    budget, n_rows = record["budget"], record["n_rows"]
+    noise = 2 * record["cost_standard_error"]
+    if budget <= 0 or noise <= _WARN_NOISE * budget:
+        return
+    # The standard error falls as 1 / sqrt(rows).
+    needed = int(np.ceil(n_rows * (noise / (_AIM_NOISE * budget)) ** 2))
+    warn(
+        f"The cost on these {n_rows} rows is one sample: rows drawn like them "
+        f"would cost the recalibrated policy about {record['cost']:g} "
+        f"+/- {noise:g} per row (two standard errors, {noise / budget:.0%} of "
+        f"budget={budget:g}), so the budget may not hold on the next rows. "
+        f"Recalibrate on more rows (about {needed:,} for +/- "
+        f"{_AIM_NOISE:.0%} of the budget); recalibration_"
+        '["cost_standard_error"] is the standard error.',
+        UserWarning,
+    )
 
 
 def _refuse_lazy(X, method: str) -> None:

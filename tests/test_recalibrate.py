@@ -527,6 +527,39 @@ def test_steps_and_saturation_are_reported_not_clamped():
     assert np.isnan(rich.recalibration_["next_cost"])
 
 
+@pytest.mark.parametrize("name", ["linear", "skips", "router", "per_call"])
+def test_the_cost_s_sampling_noise_is_reported(name):
+    estimator, X = _variant(name)
+    recalibrated = estimator.recalibrate(X)
+    # The standard error of the average of the rows' own costs (a router's
+    # cost is the same on every row).
+    cost = recalibrated.predict_cost(X)
+    assert recalibrated.recalibration_["cost_standard_error"] == pytest.approx(
+        np.std(cost, ddof=1) / np.sqrt(len(cost))
+    )
+    assert recalibrated.recalibration_["cost_standard_error"] > 0
+
+
+def test_few_rows_warn_that_the_budget_may_not_hold_on_the_next_rows():
+    cascade = _cascade()
+    X, _ = _shifted()
+    with pytest.warns(UserWarning, match="is one sample") as record:
+        few = cascade.recalibrate(X[:100])
+    noise = 2 * few.recalibration_["cost_standard_error"]
+    assert noise > 0.1 * BUDGET
+    message = next(str(w.message) for w in record if "one sample" in str(w.message))
+    assert f"+/- {noise:g} per row" in message
+    # The rows that bring two standard errors to 5 % of the budget.
+    needed = int(np.ceil(100 * (noise / (0.05 * BUDGET)) ** 2))
+    assert f"about {needed:,} for +/- 5%" in message
+    # Enough rows: no such warning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        many = cascade.recalibrate(X)
+    assert 2 * many.recalibration_["cost_standard_error"] <= 0.1 * BUDGET
+    assert not any("one sample" in str(w.message) for w in caught)
+
+
 def test_errors():
     cascade = _cascade()
     X, _ = _shifted()
@@ -676,6 +709,8 @@ def test_cli_recalibrate_round_trip(tmp_path):
     loaded = joblib.load(new)
     expected = cascade.recalibrate(X, budget=3.2)
     assert loaded.recalibrated_cost_ == expected.recalibrated_cost_
+    noise = 2 * expected.recalibration_["cost_standard_error"]
+    assert f"per row (+/- {noise:.2g} on other rows like these" in text
     assert 0.99 * 3.2 <= loaded.recalibrated_cost_ <= 3.2
     np.testing.assert_array_equal(loaded.predict_exit(X), expected.predict_exit(X))
     assert loaded.batch_size == cascade.batch_size

@@ -103,7 +103,9 @@ def run(args, out=None) -> int:
     print(
         f"\nrecalibrated for {_target(model, record)}: average cost "
         f"{record['cost_before']:.4g} -> {record['cost']:.4g} per row "
-        f"({record['status']}; log-odds shift of the exits' shares "
+        f"(+/- {2 * record['cost_standard_error']:.2g} on other rows like "
+        f"these, two standard errors; {record['status']}; log-odds shift of "
+        "the exits' shares "
         f"{record['shift']:+.3g})",
         file=out,
     )

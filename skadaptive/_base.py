@@ -66,6 +66,7 @@ from ._validation import (
     is_frozen,
     members_refusing_nan,
     rows_text,
+    short_list,
     unique_labels,
     warn_sample_weight_unused,
 )
@@ -144,14 +145,6 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
             "answers depend on the features, or drop it.",
             UserWarning,
         )
-
-
-def _short_list(values, limit: int = 5) -> str:
-    """Labels for a message: the first ``limit`` and how many more."""
-    values = [v.item() if hasattr(v, "item") else v for v in values]
-    shown = ", ".join(repr(v) for v in values[:limit])
-    more = len(values) - limit
-    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def _weighed(y_encoded, sample_weight) -> np.ndarray:
@@ -296,6 +289,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self, indexable(X), y, skip_check_array=True, multi_output=False
         )
         self._check_missing_values(X)
+        self._check_members_take_rows(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         sample_weight = check_weights(sample_weight, X)
@@ -546,7 +540,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             warn(
                 "answer='combined' answers with each stage's own probabilities: "
                 f"the policy rows of positive weight have no row of class "
-                f"{_short_list(self.classes_[absent])}, and a combiner learned "
+                f"{short_list(self.classes_[absent])}, and a combiner learned "
                 "on them would never answer it (each stage still can). Give the "
                 "policy rows every class, or use answer='stage'.",
                 UserWarning,
@@ -695,6 +689,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         if routing is not None:
             per_call, per_row = per_call - routing.per_call, per_row - routing.per_row
         return self._alone_costs(per_row + per_call / batch_size)
+
+    def _check_members_take_rows(self, X) -> None:
+        """Refuse, naming the member, rows a fitted member cannot answer (the
+        cascades' frozen stages; an early exit's backbone checks its own)."""
 
     def _checked_rows(self, X):
         """``X`` as checked by every prediction method (fitted, features, NaN)."""
@@ -1494,6 +1492,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         if is_lazy(X):
             return lazy_predict(self, X, "route")
         X = self._checked_rows(X)
+        if _num_samples(X) == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={np.shape(X)}) while a "
+                f"minimum of 1 is required by {type(self).__name__}: pass at "
+                "least one row."
+            )
         result = route(
             self._answer_source(),
             self._routing_policy(),

@@ -9,6 +9,7 @@ from ._base import BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods, StrOptions
+from ._validation import check_frozen_rows
 from .stages import IndependentRegressors, IndependentStages
 from .stages._regression import check_regressor
 
@@ -66,6 +67,12 @@ class _CascadeStages:
     """The members of a cascade: a list of named independent stages."""
 
     _regression = False
+
+    def _check_members_take_rows(self, X) -> None:
+        # Each frozen stage is called on X as given: one that refuses it is
+        # named before the other stages are cross-fitted.
+        method = "predict" if self._regression else "predict_proba"
+        check_frozen_rows(*self._members(), X, method)
 
     def get_params(self, deep=True):
         """Get parameters, including each stage's as ``<name>__<param>``.
@@ -141,7 +148,8 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         :class:`~sklearn.frozen.FrozenEstimator` stages, and stages whose
         tags say they need no fit (``requires_fit=False``, as
         :class:`~skadaptive.stages.OnnxClassifier`, trained already), are used
-        as given and never refitted.
+        as given and never refitted. A frozen stage that refuses the rows of
+        ``X`` (fitted on other columns) is named.
 
     costs : "auto", array-like of shape (n_stages,) or dict, default="auto"
         Incremental cost per row of running each stage, in any unit (seconds,
@@ -325,7 +333,11 @@ class AdaptiveCascadeRegressor(_CascadeStages, BaseAdaptiveRegressor):
         The stages, ordered from the cheapest to the most expensive; each a
         single-output regressor. Unfitted stages are cloned and fitted;
         :class:`~sklearn.frozen.FrozenEstimator` stages, and stages whose tags
-        say they need no fit, are used as given and never refitted. Each
+        say they need no fit (as :class:`~skadaptive.stages.OnnxRegressor`),
+        are used as given and never refitted; scikit-learn's own
+        ``GaussianProcessRegressor``, tagged so because it predicts from its
+        prior before a fit, is fitted like any other stage. A frozen stage
+        that refuses the rows of ``X`` (fitted on other columns) is named. Each
         stage's uncertainty is the standard deviation of
         ``predict(X, return_std=True)`` where it offers it, the spread of the
         trees of a random or extra-trees forest, else 0 (see

@@ -10,8 +10,23 @@ from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
 
 from ._rowwise import row_sum
-from ._sklearn_private import _check_sample_weight
+from ._sklearn_private import _check_sample_weight, _num_samples, _safe_indexing
 from ._warnings import warn
+
+
+def short_list(values, limit: int = 5) -> str:
+    """Values for a message: the first ``limit`` and how many more.
+
+    Examples
+    --------
+    >>> from skadaptive._validation import short_list
+    >>> short_list(["a", "b", "c"], limit=2)
+    "'a', 'b' and 1 more"
+    """
+    values = [v.item() if hasattr(v, "item") else v for v in values]
+    shown = ", ".join(repr(v) for v in values[:limit])
+    more = len(values) - limit
+    return shown + (f" and {more} more" if more > 0 else "")
 
 
 def indexable(X):
@@ -107,19 +122,62 @@ def is_frozen(estimator) -> bool:
 
     A ``FrozenEstimator``; an estimator whose tags say it needs no fit
     (``requires_fit=False``, as an :class:`~skadaptive.stages.OnnxClassifier`,
-    trained already: cross-fitting it would only repeat its answers); a ready
-    multi-exit source that cannot be fitted (it has ``run_stage`` but no
-    ``fit``, as a split ONNX network); or a LightGBM or XGBoost ``Booster``
-    (trained already, no ``fit``).
+    trained already: cross-fitting it would only repeat its answers), unless
+    it is one of scikit-learn's own (``GaussianProcessRegressor`` is tagged so
+    because it predicts from its prior before a fit: it is fitted like any
+    other stage); a ready multi-exit source that cannot be fitted (it has
+    ``run_stage`` but no ``fit``, as a split ONNX network); or a LightGBM or
+    XGBoost ``Booster`` (trained already, no ``fit``).
     """
     if isinstance(estimator, FrozenEstimator):
         return True
     if not hasattr(estimator, "fit"):
         return hasattr(estimator, "run_stage") or _is_raw_booster(estimator)
+    if type(estimator).__module__.split(".")[0] == "sklearn":
+        return False
     try:
         return get_tags(estimator).requires_fit is False
     except (TypeError, ValueError, AttributeError):
         return False
+
+
+def check_frozen_rows(names, members, X, method: str) -> None:
+    """Refuse rows that a frozen stage cannot answer, naming the stage.
+
+    Each frozen member with ``method`` answers the first row of ``X`` once:
+    where it refuses it (a model fitted on another number of features or on
+    other columns), its own error would come from deep inside a fit that
+    cross-fits the other stages, without saying which stage it is. A probe,
+    not a comparison of ``n_features_in_``: a pipeline that selects columns
+    by name takes more columns, in any order, than it was fitted on.
+    """
+    if _num_samples_or_none(X) in (None, 0):
+        return
+    first = _safe_indexing(X, [0])
+    for name, member in zip(names, members):
+        if not is_frozen(member) or not hasattr(member, method):
+            continue
+        try:
+            getattr(member, method)(first)
+        except NotFittedError:
+            continue  # refused with its own message where stages are checked
+        except (ValueError, TypeError, KeyError, IndexError) as error:
+            if type(error).__module__.startswith("skadaptive"):
+                continue  # the package's own checks, named where outputs are
+            model = type(getattr(member, "estimator", member)).__name__
+            raise ValueError(
+                f"Stage {name!r} (a frozen {model}) refused the first row of X: "
+                f"{error} A frozen stage answers X as given: pass the rows it "
+                "was trained on (the same columns), or pass it unfrozen to be "
+                "fitted here."
+            ) from error
+
+
+def _num_samples_or_none(X):
+    try:
+        return _num_samples(X)
+    except TypeError:
+        return None
 
 
 def _fitted(estimator) -> bool:

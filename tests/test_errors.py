@@ -744,3 +744,72 @@ def test_resolve_costs_keeps_each_measured_part_in_its_place():
     np.testing.assert_array_equal(per_row, [0.0, 4.0])
     np.testing.assert_array_equal(per_call, [3.0, 0.0])
     assert unit is None
+
+
+def test_a_frozen_stage_fitted_on_other_columns_is_named():
+    X2, y2 = make_classification(n_samples=200, n_features=12, random_state=0)
+    small = FrozenEstimator(LogisticRegression().fit(X2, y2))
+    big = FrozenEstimator(LogisticRegression().fit(X2[:, :8], y2))
+    cascade = AdaptiveCascadeClassifier([("small", small), ("big", big)], costs=[1, 5])
+    with pytest.raises(ValueError, match=r"Stage 'big' \(a frozen LogisticRegression") as e:
+        cascade.fit(X2, y2)
+    assert "12 features" in str(e.value) and "expecting 8" in str(e.value)
+    # A pipeline that picks its columns by name takes more columns, in any
+    # order, than it was fitted on: it is not refused.
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame(X2, columns=[f"f{i}" for i in range(12)])
+    picky = make_pipeline(
+        make_column_transformer((StandardScaler(), ["f3", "f0"])),
+        LogisticRegression(),
+    ).fit(frame[["f0", "f3"]], y2)
+    named = AdaptiveCascadeClassifier(
+        [("picky", FrozenEstimator(picky)), ("lr", LogisticRegression())],
+        costs=[1, 5],
+        cv=3,
+    ).fit(frame, y2)
+    assert named.predict(frame).shape == (200,)
+
+
+def test_a_regressor_stage_that_predicts_before_a_fit_is_fitted():
+    # GaussianProcessRegressor is tagged requires_fit=False (it predicts from
+    # its prior): it is fitted like any stage, not used as given.
+    from sklearn.datasets import make_friedman1
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import RBF, WhiteKernel
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    Xr, yr = make_friedman1(n_samples=200, noise=1.0, random_state=0)
+    gp = GaussianProcessRegressor(RBF() + WhiteKernel(), normalize_y=True)
+    cascade = AdaptiveCascadeRegressor(
+        [("linear", LinearRegression()), ("gp", gp)], costs=[1, 5], cv=3
+    ).fit(Xr, yr)
+    assert hasattr(cascade.estimators_[1], "X_train_")
+    # Its cross-fitted error is that of a fitted model, far below the
+    # variance of y that the prior (every prediction 0) would give.
+    assert cascade.stage_errors_[1] < 0.5 * np.var(yr)
+
+
+@pytest.mark.parametrize("router", [None, "auto"])
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "predict_exit", "predict_cost"]
+)
+def test_predicting_zero_rows_names_the_estimator(router, method):
+    X3, y3 = make_classification(n_samples=300, n_features=6, random_state=0)
+    costs = [0.5, 1, 10] if router else [1, 10]
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=4))],
+        costs=costs,
+        router=router,
+        cost_weight=0.3,
+        cv=3,
+        random_state=0,
+    ).fit(X3, y3)
+    with pytest.raises(
+        ValueError,
+        match=r"0 sample\(s\) \(shape=\(0, 6\)\) while a minimum of 1 is required "
+        "by AdaptiveCascadeClassifier",
+    ):
+        getattr(cascade, method)(X3[:0])

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validation import short_list
+
 
 class CommandError(Exception):
     """A problem with the command's files or arguments: shown without traceback."""
@@ -351,10 +353,7 @@ def align_columns(X, names, fitted, path: str):
 
 def _short(values, limit: int = 8) -> str:
     """A list for a message: its first ``limit`` values and how many more."""
-    values = list(values)
-    shown = ", ".join(repr(v) for v in values[:limit])
-    more = len(values) - limit
-    return f"[{shown}{f', ... ({more} more)' if more > 0 else ''}]"
+    return f"[{short_list(list(values), limit)}]"
 
 
 def _column_index(label: str, array: np.ndarray, path: str) -> int:

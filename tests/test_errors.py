@@ -751,7 +751,8 @@ def test_a_frozen_stage_fitted_on_other_columns_is_named():
     small = FrozenEstimator(LogisticRegression().fit(X2, y2))
     big = FrozenEstimator(LogisticRegression().fit(X2[:, :8], y2))
     cascade = AdaptiveCascadeClassifier([("small", small), ("big", big)], costs=[1, 5])
-    with pytest.raises(ValueError, match=r"Stage 'big' \(a frozen LogisticRegression") as e:
+    named = r"Stage 'big' \(a frozen LogisticRegression"
+    with pytest.raises(ValueError, match=named) as e:
         cascade.fit(X2, y2)
     assert "12 features" in str(e.value) and "expecting 8" in str(e.value)
     # A pipeline that picks its columns by name takes more columns, in any

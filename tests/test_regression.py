@@ -160,6 +160,69 @@ def test_a_pipeline_answers_with_its_last_steps_uncertainty():
     assert_array_equal(regression_answers(plain, X_test)[:, 1], 0)
 
 
+class _OddAnswers(RegressorMixin, BaseEstimator):
+    """A regressor whose predictions are not real numbers."""
+
+    def __init__(self, kind="complex"):
+        self.kind = kind
+
+    def fit(self, X, y):
+        self.ridge_ = Ridge().fit(X, y)
+        return self
+
+    def predict(self, X):
+        prediction = self.ridge_.predict(X)
+        if self.kind == "complex":
+            return prediction + 1j
+        if self.kind == "text":
+            return prediction.astype(str)
+        return np.array([object() for _ in prediction])
+
+
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("complex", r"complex values \(dtype complex128\)"),
+        ("text", r"text values \(dtype <U\d+\)"),
+        ("objects", "values that are not numbers"),
+    ],
+)
+def test_answers_that_are_not_real_numbers_are_refused_by_stage(kind, words):
+    X, _, y, _ = _data()
+    cascade = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("odd", _OddAnswers(kind))], costs=[1, 2], cv=3
+    )
+    with pytest.raises(ValueError, match=f"stage 'odd': .*{words}.*real numbers"):
+        cascade.fit(X, y)
+
+
+def test_a_transformed_target_carries_its_regressor_s_uncertainty_back():
+    from sklearn.compose import TransformedTargetRegressor
+
+    X, X_test, y, _ = _data()
+    # A StandardScaler on y: the uncertainty is the regressor's times the
+    # scale of y, the same as the model's on y itself.
+    scaled = TransformedTargetRegressor(BayesianRidge(), transformer=StandardScaler())
+    scaled.fit(X, y)
+    answers = regression_answers(scaled, X_test)
+    assert_allclose(answers[:, 0], scaled.predict(X_test), atol=1e-10)
+    mean, std = scaled.regressor_.predict(X_test, return_std=True)
+    assert_allclose(answers[:, 1], std * scaled.transformer_.scale_[0], rtol=1e-10)
+    assert (answers[:, 1] > 0).all()
+    # A logarithm: half the width of exp of one standard deviation either side.
+    logged = TransformedTargetRegressor(
+        BayesianRidge(), func=np.log1p, inverse_func=np.expm1
+    ).fit(X, np.abs(y))
+    mean, std = logged.regressor_.predict(X_test, return_std=True)
+    answers = regression_answers(FrozenEstimator(logged), X_test)
+    assert_allclose(
+        answers[:, 1], (np.expm1(mean + std) - np.expm1(mean - std)) / 2, rtol=1e-10
+    )
+    # A regressor without an uncertainty: none.
+    plain = TransformedTargetRegressor(LinearRegression(), transformer=StandardScaler())
+    assert_array_equal(regression_answers(plain.fit(X, y), X_test)[:, 1], 0)
+
+
 def test_disagreement_with_two_stages_warns_that_it_cannot_split_the_rows():
     with pytest.warns(UserWarning, match="no earlier stage to disagree with"):
         two = _fitted_cascade().with_policy(policy="disagreement", cost_weight=0.05)

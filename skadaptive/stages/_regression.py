@@ -27,6 +27,7 @@ from __future__ import annotations
 from inspect import signature
 
 import numpy as np
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
@@ -58,6 +59,8 @@ def _has_own_uncertainty(model) -> bool:
         model = model.estimator
     if isinstance(model, Pipeline):
         return _has_own_uncertainty(model[-1])
+    if isinstance(model, TransformedTargetRegressor):
+        return hasattr(model, "regressor_") and _has_own_uncertainty(model.regressor_)
     return _returns_std(model) or (
         isinstance(model, _FORESTS) and model.n_outputs_ == 1
     )
@@ -96,6 +99,8 @@ def regression_answers(estimator, X) -> np.ndarray:
         # pass them on (what Pipeline.predict does, without its routing).
         rows = model[:-1].transform(X) if len(model) > 1 else X
         return regression_answers(model[-1], rows)
+    if isinstance(model, TransformedTargetRegressor) and _has_own_uncertainty(model):
+        return _inverse_transformed(model, X)
     if isinstance(model, _FORESTS) and model.n_outputs_ == 1:
         # One exit after all the trees: their mean and spread, with the rows
         # validated as the forest's own predict validates them.
@@ -133,6 +138,30 @@ def regression_answers(estimator, X) -> np.ndarray:
     return answers
 
 
+def _inverse_transformed(model, X) -> np.ndarray:
+    """A ``TransformedTargetRegressor``'s prediction, and its regressor's
+    uncertainty carried back to the target's units.
+
+    The regressor's mean ``m`` and standard deviation ``s`` are in the
+    transformed units; the uncertainty in the target's is half the width of
+    ``[m - s, m + s]`` mapped back by the inverse transform (exact for an
+    affine transform such as ``StandardScaler``, the delta method's first
+    order for a smooth monotone one such as a logarithm).
+    """
+    inner = regression_answers(model.regressor_, X)
+
+    def back(values):
+        return _one_column(
+            model.transformer_.inverse_transform(values.reshape(-1, 1)), model
+        )
+
+    answers = np.empty_like(inner)
+    answers[:, 0] = _one_column(model.predict(X), model)
+    mean, std = inner[:, 0], inner[:, 1]
+    answers[:, 1] = np.abs(back(mean + std) - back(mean - std)) / 2
+    return answers
+
+
 class NotOneColumn(StageOutputError):
     """A regressor returned more than one prediction per row.
 
@@ -142,8 +171,22 @@ class NotOneColumn(StageOutputError):
 
 
 def _one_column(values, model) -> np.ndarray:
-    """One value per row, or a clear error for a multi-output regressor."""
-    values = np.asarray(values, dtype=np.float64)
+    """One value per row, or a clear error for a multi-output regressor or
+    answers that are not real numbers."""
+    values = np.asarray(values)
+    if values.dtype.kind in "cUS":
+        kind = "complex" if values.dtype.kind == "c" else "text"
+        raise StageOutputError(
+            f"{type(model).__name__}.predict returned {kind} values (dtype "
+            f"{values.dtype}); a regression stage must return real numbers."
+        )
+    try:
+        values = values.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise StageOutputError(
+            f"{type(model).__name__}.predict returned values that are not "
+            f"numbers ({error}); a regression stage must return real numbers."
+        ) from None
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1:

@@ -97,6 +97,7 @@ from .policies._policy import (
 )
 from .policies._router import routed_walk
 from .policies._skips import SkipSearch
+from .policies._thresholds import BUDGET_RTOL
 from .stages import exit_probas, measure_exit_seconds
 from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined import N_FOLDS as N_COMBINER_FOLDS
@@ -897,6 +898,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return
         unit = self._cost_unit() or "cost units"
         figures = ", ".join(f"{n}={c:.3g}" for n, c in zip(names, alone))
+        if self._cost_lines(self.cost_batch_size_)[2] is not None:
+            # Measured inside the cascade too: say which figure this is.
+            figures = (
+                "each stage's own time per row in calls of "
+                f"{self.cost_batch_size_} row"
+                f"{'s' if self.cost_batch_size_ != 1 else ''}, without the "
+                "routing work that "
+                f"costs_ adds: {figures}"
+            )
         order = " -> ".join(names[k] for k in np.argsort(alone, kind="stable"))
         k = cheaper[0]
         warn(
@@ -1229,6 +1239,31 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         for name in ("recalibration_", "recalibrated_cost_"):
             self.__dict__.pop(name, None)
         self._learn_router(stage_probas, y_encoded, sample_weight)
+        self._warn_budget_above_full_cost()
+
+    def _warn_budget_above_full_cost(self) -> None:
+        """Say so where the budget is above what every stage on every row costs:
+        nothing can spend it, and it is often in another unit than ``costs_``
+        (measured costs are seconds per row)."""
+        if self.budget is None:
+            return
+        full = float(self.cumulative_costs_[-1]) + float(
+            getattr(self, "router_cost_", 0.0) or 0.0
+        )
+        if self.budget <= full * (1 + BUDGET_RTOL):
+            return
+        unit = self._cost_unit()
+        warn(
+            f"budget={self.budget:g} is above the full cost, {full:.4g} per row "
+            "(every stage on every row"
+            + (", the router included" if getattr(self, "router_", None) else "")
+            + f"{f'; {unit} per row' if unit else ''}): no policy can spend it, "
+            "and every row may run every stage. Is it in the unit of costs_"
+            + (" (measured: seconds per row)" if unit == "seconds" else "")
+            + "? A fraction of the full cost is budget=fraction * "
+            "cumulative_costs_[-1].",
+            UserWarning,
+        )
 
     def _policy_search_maker(self, stage_probas, y_encoded, sample_weight):
         """``make(cumulative)``: the policy family's search over the first

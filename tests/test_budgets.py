@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import tracemalloc
+import warnings
 from itertools import product
 from pathlib import Path
 
@@ -877,3 +878,26 @@ def test_a_cost_weight_set_with_a_budget_is_said_to_be_ignored():
             _frozen_stages(), costs=[1.0, 3.0, 10.0], budget=4.0, cost_weight=0.9
         ).fit(X_policy, y_policy)
     assert [w.filename for w in caught if "is ignored" in str(w.message)] == [__file__]
+
+
+def test_a_budget_above_the_full_cost_asks_for_its_unit():
+    X, y = make_classification(n_samples=300, n_features=6, random_state=0)
+    stages = [
+        ("lr", LogisticRegression()),
+        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 4], cv=3, random_state=0)
+    with pytest.warns(
+        UserWarning, match=r"budget=12 is above the full cost, 5 per row"
+    ):
+        rich = clone(cascade).set_params(budget=12).fit(X, y)
+    assert rich.budget_status_ == "saturated"
+    # At the full cost (up to rounding), or under it: nothing to say.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        clone(cascade).set_params(budget=5.0).fit(X, y)
+        clone(cascade).set_params(budget=(1 + 1e-12) * 5.0).fit(X, y)
+    # Measured costs are seconds: the warning says so.
+    measured = clone(cascade).set_params(costs="auto").fit(X, y)
+    with pytest.warns(UserWarning, match=r"\(measured: seconds per row\)\?"):
+        measured.with_policy(budget=10.0)

@@ -921,9 +921,12 @@ def test_whole_float_labels_in_an_npz_are_whole_numbers(tmp_path, capsys):
     [
         (["--cost-weight", "-1"], "--cost-weight must be a number >= 0"),
         (["--cost-weight", "nan"], "--cost-weight must be a number >= 0"),
-        (["--costs", "1"], "--costs needs one number per model"),
+        (["--costs", "1"], "one number per model: 2 numbers for 2 models, 1 given"),
         (["--costs", "1", "-2"], "--costs must be finite numbers >= 0"),
-        (["--router", "--costs", "1", "2"], "with --router, the router's cost"),
+        (
+            ["--router", "--costs", "1", "2"],
+            "and the router's first: 3 numbers for 2 models and --router, 2 given",
+        ),
     ],
 )
 def test_frontier_refuses_bad_knobs_before_any_work(options, message, capsys):
@@ -947,3 +950,77 @@ def test_a_model_with_several_outputs_is_explained_for_the_command_line(
     err = capsys.readouterr().err
     assert "output=<name>" in err
     assert "save OnnxClassifier(model, output=<name>, ...) with joblib" in err
+
+
+def test_no_speed_up_is_claimed_where_every_row_runs_every_stage():
+    from skadaptive import AdaptiveCascadeClassifier
+    from skadaptive.cli._frontier import _format_batch_sizes, batch_size_advice
+
+    X, y = load_digits(return_X_y=True)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression(max_iter=300)),
+            ("tree", DecisionTreeClassifier(random_state=0)),
+        ],
+        cv=3,
+        random_state=0,
+    ).fit(X[:600], y[:600])
+    # Every row at the last stage: whatever the two timings say, the
+    # cascade runs both stages and saves nothing.
+    advice = batch_size_advice(cascade, np.array([0.0, 1.0]))
+    assert advice["every_stage_on_every_row"]
+    text = _format_batch_sizes(advice)
+    assert "Every row runs every stage at this point" in text
+    assert "is faster than its last stage alone" not in text
+    assert "At none of these batch sizes" not in text
+    # Rows that exit early: the advice is given.
+    advice = batch_size_advice(cascade, np.array([0.5, 0.5]))
+    assert not advice["every_stage_on_every_row"]
+    text = _format_batch_sizes(advice)
+    assert "Every row runs every stage" not in text
+    assert "is faster than its last stage alone" in text or "At none of" in text
+
+
+def test_both_answer_kinds_are_costed_with_one_measurement(
+    digits_files, tmp_path, capsys
+):
+    # Timed twice, the same stages' costs differ by their timing noise, and
+    # so would the two tables: the combined kind takes the stage kind's.
+    code = _digits_frontier(
+        digits_files, tmp_path, "--costs", "auto", "--answer", "both"
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((tmp_path / "f.json").read_text())
+    combined = report["combined"]
+    assert [s["cumulative_cost"] for s in combined["stages"]] == [
+        s["cumulative_cost"] for s in report["stages"]
+    ]
+    assert not report["costs_shared"] and combined["costs_shared"]
+    assert "costed with the costs measured for the stage answers" in out
+    # Declared costs are the same for both kinds anyway: no such note.
+    code = _digits_frontier(digits_files, tmp_path, "--answer", "both")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert not json.loads((tmp_path / "f.json").read_text())["combined"]["costs_shared"]
+    assert "costed with the costs measured" not in out
+
+
+@pytest.mark.parametrize("answer", ["stage", "both"])
+def test_frontier_s_progress_counts_its_steps(
+    digits_files, tmp_path, monkeypatch, answer
+):
+    import skadaptive.cli._frontier as frontier
+
+    made = []
+
+    class Counted(Progress):
+        def __init__(self, n_steps, **kwargs):
+            super().__init__(n_steps, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(frontier, "Progress", Counted)
+    assert _digits_frontier(digits_files, tmp_path, "--answer", answer) == 0
+    (progress,) = made
+    # No "[5/4]": as many steps as announced.
+    assert progress._step == progress.n_steps == (6 if answer == "both" else 4)

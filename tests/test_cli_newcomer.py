@@ -102,6 +102,11 @@ def _frontier_arguments(option, path):
             "exist",
         ),
         (["demo", "--plot", "no/such/folder/demo.png"], "--plot", "exist"),
+        (
+            ["predict", "missing.joblib", "--data", "x.npz", "--output", "p.parquet"],
+            "--output",
+            "written as CSV",
+        ),
     ],
 )
 def test_an_unwritable_output_path_is_refused_before_any_work(
@@ -378,22 +383,34 @@ def test_onnx_models_work_on_data_with_only_some_of_their_classes(
     assert _stage_accuracies(tmp_path)[-1] > 0.95
 
 
-def test_predict_refuses_labels_the_model_does_not_know(digits_files, capsys):
+def test_predict_answers_rows_whose_labels_the_model_does_not_know(
+    digits_files, tmp_path, capsys
+):
+    # Labels only report accuracy: the rows are predicted and written, and
+    # no accuracy is given, with a note that says why.
     with np.load(digits_files / "data.npz") as data:
         X, y = data["X"], data["y"]
-    np.savez(digits_files / "label_10.npz", X=X, y=np.r_[y[:-1], 10])
+    np.savez(digits_files / "label_10.npz", X=X, y=np.r_[y[:-3], 10, 10, 10])
+    output = tmp_path / "predictions.csv"
     code = main(
         [
             "predict",
             str(digits_files / "cascade.joblib"),
             "--data",
             str(digits_files / "label_10.npz"),
+            "--output",
+            str(output),
         ]
     )
     captured = capsys.readouterr()
-    assert code == 1
-    assert "labels [10] are not classes of the model" in captured.err
+    assert code == 0, captured.err
+    assert "note: " in captured.out
+    assert "labels [10] (3 rows) are not classes of the model" in captured.out
+    assert "used without their labels" in captured.out
     assert "accuracy:" not in captured.out
+    cascade = joblib.load(digits_files / "cascade.joblib")
+    written = np.loadtxt(output, delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(written[:, 0], cascade.predict(X))
 
 
 def test_predict_measures_data_with_only_some_classes(digits_files, capsys):
@@ -613,3 +630,47 @@ def test_an_existing_file_that_takes_no_writes_is_refused_before_any_work(
     code = main(_frontier_arguments("--json", "/proc/version"))
     assert code == 1
     assert "--json /proc/version: cannot write there" in capsys.readouterr().err
+
+
+def test_a_csv_read_in_file_order_says_so(digits_files, tmp_path, capsys):
+    # Models fitted on arrays know no column names: a CSV's columns are taken
+    # in its order, which nothing can check, and the commands say so.
+    with np.load(digits_files / "data.npz") as data:
+        X, y = data["X"], data["y"]
+    header = ",".join([f"p{i}" for i in range(64)] + ["label"])
+    rows = [",".join(map(str, [*row, label])) for row, label in zip(X, y)]
+    (tmp_path / "data.csv").write_text("\n".join([header, *rows]) + "\n")
+    note = "note: the models know no column names (they were fitted on arrays)"
+    code = _frontier(
+        digits_files / "tree.joblib",
+        digits_files / "lr.joblib",
+        "--data",
+        tmp_path / "data.csv",
+        "--costs",
+        1,
+        10,
+        folder=tmp_path,
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert note in out and "'p0', 'p1', 'p2', 'p3' and 60 more" in out
+    code = main(
+        [
+            "predict",
+            str(digits_files / "cascade.joblib"),
+            "--data",
+            str(tmp_path / "data.csv"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and note in out
+    # An .npz file has no names to match: nothing to say.
+    code = main(
+        [
+            "predict",
+            str(digits_files / "cascade.joblib"),
+            "--data",
+            str(digits_files / "data.npz"),
+        ]
+    )
+    assert code == 0 and "note:" not in capsys.readouterr().out

@@ -949,6 +949,6 @@ def test_cli_recalibrate_drops_labels_the_model_does_not_know(tmp_path):
     )
     assert parsed.run(parsed, out=out) == 0
     text = out.getvalue()
-    assert "note:" in text and "labels [99] are not classes" in text
+    assert "note:" in text and "labels [99] (1 row) are not classes" in text
     assert "accuracy on the file's labels" not in text
     assert joblib.load(new).recalibrated_cost_ <= 3.2

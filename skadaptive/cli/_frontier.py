@@ -32,6 +32,7 @@ from ._io import (
     check_output,
     check_plot,
     estimator_kind,
+    file_order_note,
     fitted_feature_names,
     load_data,
     load_joblib,
@@ -448,9 +449,11 @@ def run(args, out=None) -> int:
         expected = len(args.stages) + bool(args.router)
         if len(costs) != expected:
             raise CommandError(
-                f"--costs needs one number per model: {len(args.stages)} models, "
-                f"{len(costs)} costs given"
-                + (" (with --router, the router's cost first)." if args.router else ".")
+                "--costs needs one number per model"
+                + (", and the router's first" if args.router else "")
+                + f": {expected} numbers for {len(args.stages)} models"
+                + (" and --router" if args.router else "")
+                + f", {len(costs)} given."
             )
         if not all(np.isfinite(c) and c >= 0 for c in costs):
             raise CommandError(
@@ -480,7 +483,8 @@ def run(args, out=None) -> int:
         {"--json": args.json, "--plot": args.plot, "--save": args.save},
         [*args.stages, args.data],
     )
-    progress = Progress(4)
+    # Reading, then fitting and evaluating each answer kind, then writing.
+    progress = Progress(2 + 2 * (2 if args.answer == "both" else 1))
     with progress.step("reading data and models"):
         X, y, names = load_data(
             args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
@@ -488,6 +492,9 @@ def run(args, out=None) -> int:
         models = _loaded_models(args.stages)
         fitted = fitted_feature_names(models.values())
         X = align_columns(X, names, fitted, args.data)
+        order = file_order_note(names, fitted, args.data)
+        if order is not None:
+            print(f"note: {order}", file=out)
         # The columns of a CSV, in the order the cascade is fitted on: kept
         # with a --save'd cascade, so that predict and recalibrate match a
         # CSV's columns by name (ONNX stages and stages fitted on arrays
@@ -547,18 +554,29 @@ def fit_answer_kinds(args, make, fit_and_evaluate, rows, progress) -> list:
         "verbose": progress.verbose,
     }
     kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
+    fits = []
+    shared = False
     with tempfile.TemporaryDirectory() as cache:
         # With both kinds the second fit reuses the stages' held-out answers
-        # and timings (memory=); its combiners are timed anew.
-        return [
-            fit_and_evaluate(
+        # (memory=) and the first fit's measured costs: timed twice, the same
+        # stages' costs differ by their timing noise, and so would the two
+        # kinds' tables (the combiners' own work is then not counted).
+        for kind in kinds:
+            fitted, report = fit_and_evaluate(
                 make(answer=kind, memory=cache if len(kinds) > 1 else None, **params),
                 rows,
                 args.seed,
                 progress,
             )
-            for kind in kinds
-        ]
+            report["costs_shared"] = shared
+            fits.append((fitted, report))
+            if params["costs"] == "auto" and len(kinds) > 1:
+                shared = True
+                params["costs"] = {
+                    "per_row": fitted.costs_per_row_,
+                    "per_call": fitted.costs_per_call_,
+                }
+    return fits
 
 
 def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, note):
@@ -581,6 +599,14 @@ def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, not
         if fitted.answer == "combined":
             print(fmt_exits(report["exits"]), file=out)
     print(note, file=out)
+    if any(report.get("costs_shared") for _, report in fits[1:]):
+        print(
+            "Both answer kinds are costed with the costs measured for the stage "
+            "answers (timed once, so that the tables differ by the answers "
+            "alone); the combiners' own work is not counted: fit with --answer "
+            "combined to measure it.",
+            file=out,
+        )
     for fitted, report in fits:
         if report["batch_sizes"] is not None:
             if len(fits) > 1:
@@ -654,7 +680,12 @@ def _fit_and_evaluate(cascade, rows, seed, progress) -> tuple:
     """Fit ``cascade`` on the policy rows; its report on the evaluation rows."""
     X_policy, y_policy, X_eval, y_eval = rows
     kind = "" if cascade.answer == "stage" else f" ({cascade.answer} answers)"
-    with progress.step(f"measuring costs and learning the policy{kind}"):
+    learning = (
+        "measuring costs and learning the policy"
+        if cascade.costs == "auto"
+        else "learning the policy"
+    )
+    with progress.step(f"{learning}{kind}"):
         try:
             with recorded_warnings() as caught:
                 cascade.fit(X_policy, y_policy)
@@ -999,7 +1030,13 @@ def batch_size_advice(estimator, exit_rates, run_rates=None) -> dict | None:
         )
     fitted = int(estimator.cost_batch_size_)
     fitted_cost = cost_at(fitted)
+    exit_rates = np.asarray(exit_rates, dtype=np.float64)
     return {
+        # Nothing saved: every row runs every stage, and a ratio above 1 can
+        # only be the noise of two timings.
+        "every_stage_on_every_row": bool(
+            run_rates is None and router is None and exit_rates[-1] >= 1 - 1e-12
+        ),
         "unit": estimator._cost_unit(),
         "fitted_for_batch_size": fitted,
         "fitted_speed_up": estimator._reference_seconds(fitted) / fitted_cost,
@@ -1042,6 +1079,13 @@ def _format_batch_sizes(advice) -> str:
         f"cascade is expected to be {advice['fitted_speed_up']:.2f}x as fast as "
         "its last stage alone.",
     ]
+    if advice.get("every_stage_on_every_row"):
+        lines.append(
+            "Every row runs every stage at this point: the cascade cannot be "
+            "faster than its last stage alone, and a ratio above 1 here is the "
+            "noise of timings taken apart."
+        )
+        return "\n".join(lines)
     if advice.get("unit") == "seconds":
         lines.append(
             "(Expected from times measured at fit, each stage's alone and "
@@ -1066,7 +1110,7 @@ def _format_batch_sizes(advice) -> str:
     )
     if advice["fitted_speed_up"] <= 1:
         lines.append(
-            "At that batch size the last stage alone is faster: "
+            f"At {rows} per call the last stage alone is faster: "
             + (
                 f"predict in batches of {first} rows or more (from there the "
                 "cascade is faster at every size above), "

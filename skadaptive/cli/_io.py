@@ -351,6 +351,18 @@ def align_columns(X, names, fitted, path: str):
     return X[:, [names.index(n) for n in fitted]]
 
 
+def file_order_note(names, fitted, path: str) -> str | None:
+    """A note where a CSV's columns have names but the models know none: the
+    columns are then taken in the file's order, which nothing can check."""
+    if names is None or fitted is not None:
+        return None
+    return (
+        f"the models know no column names (they were fitted on arrays), so the "
+        f"columns of {path} are taken in the file's order ({_short(names, 4)}): "
+        "it must be the order the models were fitted on."
+    )
+
+
 def _short(values, limit: int = 8) -> str:
     """A list for a message: its first ``limit`` values and how many more."""
     return f"[{short_list(list(values), limit)}]"

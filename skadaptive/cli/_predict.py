@@ -14,6 +14,7 @@ from ._io import (
     align_columns,
     check_distinct,
     check_output,
+    file_order_note,
     fitted_feature_names,
     load_data,
     load_joblib,
@@ -67,7 +68,11 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help="rows routed together (default: the model's batch_size)",
+        metavar="ROWS",
+        help="rows routed together, to bound memory (default: the model's "
+        "batch_size); the answers and the reported cost do not change: the "
+        "costs are those of the calls the model was fitted for "
+        "(cost_batch_size_; `frontier --batch-size` sets them)",
     )
     parser.set_defaults(run=run)
 
@@ -101,10 +106,12 @@ def _known_labels(y, model, path):
         y = y.astype(model.classes_.dtype)
     unknown = np.setdiff1d(np.unique(y), model.classes_)
     if len(unknown):
+        n_rows = int(np.isin(y, unknown).sum())
         raise CommandError(
-            f"{path}: labels {_short(unknown.tolist())} are not classes of the "
-            f"model ({len(unknown)} such values; its classes are "
-            f"{_short(model.classes_.tolist())}), so its accuracy cannot be "
+            f"{path}: labels {_short(unknown.tolist())} ({n_rows} "
+            f"row{'s' if n_rows != 1 else ''}) are not classes of the model (its "
+            f"classes are {_short(model.classes_.tolist())}), so its accuracy "
+            "cannot be "
             "measured on them; drop those rows, or check that --label (--y-key "
             "for .npz) names the label column."
         )
@@ -130,7 +137,11 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
         # A key named on the command line must be there.
         require_labels=args.y_key is not None and args.data.endswith(".npz"),
     )
-    X = align_columns(X, names, fitted_feature_names([model]), args.data)
+    fitted = fitted_feature_names([model])
+    X = align_columns(X, names, fitted, args.data)
+    order = file_order_note(names, fitted, args.data)
+    if order is not None and notes is not None:
+        notes.append(order)
     expected = getattr(model, "n_features_in_", None)
     npz = args.data.lower().endswith(".npz")
     if y is None and expected is not None and X.shape[1] == expected + 1 and not npz:
@@ -162,10 +173,18 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
 def run(args, out=None) -> int:
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
+    if args.output and not args.output.lower().endswith((".csv", ".txt")):
+        raise CommandError(
+            f"--output {args.output}: predictions are written as CSV; name the "
+            "file .csv (or .txt)."
+        )
     check_distinct({"--output": args.output}, [args.model, args.data])
     progress = Progress(2)
     with progress.step("loading the model and the data"):
-        model, X, y, regression = load_model_and_data(args)
+        notes = []  # labels only report accuracy here
+        model, X, y, regression = load_model_and_data(args, notes)
+    for note in notes:
+        print(f"note: {note}", file=out)
     if args.batch_size is not None:
         if args.batch_size < 1:
             raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")

@@ -68,7 +68,10 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        help="rows run through the stages together (default: the model's batch_size)",
+        metavar="ROWS",
+        help="rows run through the stages together, to bound memory (default: "
+        "the model's batch_size); the costs are those of the calls the model "
+        "was fitted for (cost_batch_size_)",
     )
     parser.set_defaults(run=run)
 

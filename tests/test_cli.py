@@ -85,7 +85,18 @@ def test_demo_chooses_its_point_by_the_stated_rule_on_held_out_figures():
 
 def test_negative_cost_weight_is_an_error(capsys):
     assert main(["demo", "--cost-weights", "-1"]) == 1
-    assert "non-negative" in capsys.readouterr().err
+    assert "--cost-weights must be finite numbers >= 0; got -1" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_cost_that_is_not_a_number_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            ["frontier", "a.joblib", "b.joblib", "--data", "d.npz", "--costs", "1", "x"]
+        )
+    assert exit_info.value.code == 2
+    assert "argument --costs: 'x' is not a number or 'auto'" in capsys.readouterr().err
 
 
 def test_unknown_command_is_a_usage_error(capsys):
@@ -420,12 +431,12 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
             "no column 'klass'",
         ),
         (
-            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "1", "x"],
-            "--costs must be",
-        ),
-        (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "1"],
             "--costs needs one number per model",
+        ),
+        (
+            ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "1", "auto"],
+            "--costs must be 'auto' or one number per stage",
         ),
         (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--costs", "2", "5"]

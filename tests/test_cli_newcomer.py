@@ -674,3 +674,85 @@ def test_a_csv_read_in_file_order_says_so(digits_files, tmp_path, capsys):
         ]
     )
     assert code == 0 and "note:" not in capsys.readouterr().out
+
+
+def test_model_files_after_costs_are_said_to_go_before(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["frontier", "--data", "d.npz", "--costs", "1", "20", "a.joblib"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "'a.joblib' is not a number or 'auto'" in err
+    assert "model files go before --costs" in err
+    assert "required: MODEL" not in err
+
+
+def test_demo_refuses_an_infinite_cost_weight_before_any_work(monkeypatch, capsys):
+    def no_work(*args, **kwargs):
+        raise AssertionError("the demo ran")
+
+    monkeypatch.setattr(_demo, "run_demo", no_work)
+    assert main(["demo", "--cost-weights", "0", "inf"]) == 1
+    assert "--cost-weights must be finite numbers >= 0; got 0 inf" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_csv_cell_that_is_not_a_number_is_named(tmp_path, capsys):
+    (tmp_path / "d.csv").write_text("a,b,label\n1,2,0\n3,x7,1\n")
+    (tmp_path / "m.joblib").write_bytes(b"")
+    assert (
+        main(["frontier", "m.joblib", "m.joblib", "--data", str(tmp_path / "d.csv")])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "column 'b' holds 'x7' on line 3 (the header is line 1)" in err
+
+
+def test_predict_names_the_label_option_for_one_extra_column(
+    digits_files, tmp_path, capsys
+):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    columns = [f"f{i}" for i in range(64)]
+    import pandas as pd
+
+    frame = pd.DataFrame(X, columns=columns)
+    lr = LogisticRegression(max_iter=200).fit(frame, y)
+    model = AdaptiveCascadeClassifier(
+        [("lr", FrozenEstimator(lr)), ("lr2", FrozenEstimator(lr))], costs=[1, 2]
+    ).fit(frame, y)
+    joblib.dump(model, tmp_path / "named.joblib")
+    frame.assign(target=y).to_csv(tmp_path / "t.csv", index=False)
+    code = main(
+        ["predict", str(tmp_path / "named.joblib"), "--data", str(tmp_path / "t.csv")]
+    )
+    assert code == 1
+    assert (
+        "the file also has 'target': if it is the label (or target) column, "
+        "pass --label target" in (capsys.readouterr().err)
+    )
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "named.joblib"),
+            "--data",
+            str(tmp_path / "t.csv"),
+            "--label",
+            "target",
+        ]
+    )
+    assert code == 0
+
+
+def test_recalibrate_prints_the_next_step_with_the_digits_that_tell_it_apart():
+    from skadaptive.cli._recalibrate import _apart, _shift_text
+
+    assert _apart(10.0035, 10.0) == "10.004"
+    assert _apart(3.5, 3.2) == "3.5"
+    assert (
+        _shift_text({"shift": -np.inf})
+        == "every exit as strict as spending more allows"
+    )
+    assert "takes every row" in _shift_text({"shift": np.inf})
+    assert _shift_text({"shift": 0.25}) == "log-odds shift of the exits' shares +0.25"

@@ -260,8 +260,11 @@ def add_parser(commands) -> None:
 def run(args, out=None) -> int:
     from ._io import CommandError, check_plot
 
-    if any(not (w >= 0) for w in args.cost_weights):
-        raise CommandError("--cost-weights must be non-negative numbers.")
+    if any(not (0 <= w < np.inf) for w in args.cost_weights):
+        raise CommandError(
+            "--cost-weights must be finite numbers >= 0; got "
+            f"{' '.join(f'{w:g}' for w in args.cost_weights)}."
+        )
     check_plot("--plot", args.plot)
     run_demo(args.cost_weights, args.seed, out=out, plot=args.plot)
     return 0

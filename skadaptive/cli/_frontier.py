@@ -162,9 +162,11 @@ def add_parser(commands) -> None:
     parser.add_argument(
         "--costs",
         nargs="+",
+        type=_cost_value,
         default=["auto"],
         metavar="COST",
-        help="cost per row of each stage, or 'auto' to measure (default)",
+        help="cost per row of each stage, or 'auto' to measure (default); "
+        "give the models before --costs",
     )
     parser.add_argument(
         "--policy",
@@ -259,15 +261,35 @@ def add_parser(commands) -> None:
     parser.set_defaults(run=run)
 
 
+def _cost_value(value: str) -> str:
+    """One value of ``--costs``, as typed: a number or 'auto' (a model file
+    after ``--costs`` is taken for a cost by the parser: say so)."""
+    if value == "auto":
+        return value
+    try:
+        float(value)
+    except ValueError:
+        hint = (
+            " (model files go before --costs: MODEL MODEL ... --costs 1 10)"
+            if "." in value or "/" in value
+            else ""
+        )
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a number or 'auto'{hint}"
+        ) from None
+    return value
+
+
 def _costs(values):
+    """``--costs`` as the estimator takes it (each value checked by the
+    parser: :func:`_cost_value`)."""
     if values == ["auto"]:
         return "auto"
-    try:
-        return [float(v) for v in values]
-    except ValueError as exc:
+    if "auto" in values:
         raise CommandError(
             f"--costs must be 'auto' or one number per stage; got {values}."
-        ) from exc
+        )
+    return [float(v) for v in values]
 
 
 def _load_stages(args, X, y, out, models=None) -> list:

@@ -340,6 +340,12 @@ def align_columns(X, names, fitted, path: str):
         return X
     missing = [n for n in fitted if n not in names]
     unknown = [n for n in names if n not in fitted]
+    if not missing and len(unknown) == 1:
+        raise CommandError(
+            f"{path}: the models were fitted on the columns {_short(fitted)}; "
+            f"the file also has {unknown[0]!r}: if it is the label (or target) "
+            f"column, pass --label {unknown[0]}."
+        )
     if missing or unknown:
         raise CommandError(
             f"{path}: the models were fitted on the columns {_short(fitted)}; "
@@ -349,6 +355,17 @@ def align_columns(X, names, fitted, path: str):
             + " (the label column, if one of them, is named with --label)."
         )
     return X[:, [names.index(n) for n in fitted]]
+
+
+def _first_bad_cell(body, columns) -> tuple[int, int]:
+    """The first (row, column) of ``body`` whose cell is not a number."""
+    for line, row in enumerate(body):
+        for column in columns:
+            try:
+                _feature(row[column])
+            except ValueError:
+                return line, column
+    raise AssertionError("no cell to blame")  # pragma: no cover
 
 
 def file_order_note(names, fitted, path: str) -> str | None:
@@ -413,8 +430,12 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     try:
         X = np.array([[_feature(row[i]) for i in columns] for row in body])
     except ValueError as exc:
+        line, column = _first_bad_cell(body, columns)
         raise CommandError(
-            f"{file}: a feature column holds something that is not a number ({exc})."
+            f"{file}: column {header[column].strip()!r} holds "
+            f"{body[line][column]!r} on line {line + 2} (the header is line 1), "
+            f"which is not a number ({exc}). Features must be numbers; name the "
+            "label column with --label if it is that one."
         ) from exc
     names = [header[i].strip() for i in columns]
     if label is None:

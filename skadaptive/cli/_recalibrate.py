@@ -107,15 +107,14 @@ def run(args, out=None) -> int:
         f"\nrecalibrated for {_target(model, record)}: average cost "
         f"{record['cost_before']:.4g} -> {record['cost']:.4g} per row "
         f"(+/- {2 * record['cost_standard_error']:.2g} on other rows like "
-        f"these, two standard errors; {record['status']}; log-odds shift of "
-        "the exits' shares "
-        f"{record['shift']:+.3g})",
+        f"these, two standard errors; {record['status']}; {_shift_text(record)})",
         file=out,
     )
     if record["status"] == "met" and np.isfinite(record["next_cost"]):
+        step = _apart(record["next_cost"], record["budget"])
         print(
             f"the cost moves in steps on these rows: the next one up costs "
-            f"{record['next_cost']:.4g}, over the budget",
+            f"{step}, over the budget",
             file=out,
         )
     for warning in caught:
@@ -173,3 +172,22 @@ def _checked(method, X, path, **kwargs):
         return method(X, **kwargs)
     except (ValueError, TypeError) as exc:
         raise CommandError(str(exc) if path is None else f"{path}: {exc}") from exc
+
+
+def _shift_text(record) -> str:
+    """The log-odds shift of the exits' shares, or what an infinite one is."""
+    shift = record["shift"]
+    if np.isfinite(shift):
+        return f"log-odds shift of the exits' shares {shift:+.3g}"
+    if shift > 0:
+        return "every exit before the deepest stage takes every row that reaches it"
+    return "every exit as strict as spending more allows"
+
+
+def _apart(value: float, reference: float) -> str:
+    """``value`` with the digits it takes to read apart from ``reference``."""
+    for digits in range(4, 17):
+        text = f"{value:.{digits}g}"
+        if float(text) != float(f"{reference:.{digits}g}"):
+            return text
+    return repr(value)

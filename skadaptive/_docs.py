@@ -112,7 +112,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         folds of equal rows together, drawn from a hash of the rows'
         content: see ``refit``); a float in (0, 1) is the fraction of rows
         held out from the stages to learn the policy; a splitter must give
-        each row to at most one test fold. What is fitted here is then
+        each row to at most one test fold, and never test a split on rows it
+        trains on (the policy would learn from over-confident answers).
+        What is fitted here is then
         refitted on all rows, unless ``refit=False``. With only frozen
         stages, ``cv`` and ``refit`` are unused and the policy is learned on
         the data passed to ``fit``.

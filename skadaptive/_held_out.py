@@ -235,6 +235,18 @@ def _held_out_splits(
         splits = _policy_splits(
             cv, X, y, splitter_params, random_state, classifier=classes is not None
         )
+    for k, (train, test) in enumerate(splits):
+        shared = np.intersect1d(np.asarray(train), np.asarray(test))
+        if len(shared):
+            raise ValueError(
+                f"cv's split {k} tests {len(shared)} of the rows it trains on "
+                f"(rows {shared[:5].tolist()}"
+                + (" ..." if len(shared) > 5 else "")
+                + "): the policy would learn from the stages' answers on their "
+                "own training rows, over-confident, and exit too early on new "
+                "rows. Give splits whose test rows are not in their training "
+                "rows (a KFold, or a float hold-out fraction)."
+            )
     test_rows = np.concatenate([test for _, test in splits])
     if len(np.unique(test_rows)) != len(test_rows):
         raise ValueError(

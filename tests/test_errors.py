@@ -372,6 +372,21 @@ def test_policy_classifier_without_sample_weight():
         _cascade(policy=KNeighborsClassifier()).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator", ["cascade", "early_exit"])
+def test_cv_that_tests_rows_it_trains_on(estimator):
+    rows = np.arange(len(y))
+    leaky = [(rows, rows[::2]), (rows[::2], rows[1::2])]
+    model = (
+        _cascade(cv=leaky)
+        if estimator == "cascade"
+        else EarlyExitClassifier(RandomForestClassifier(10, random_state=0), cv=leaky)
+    )
+    with pytest.raises(
+        ValueError, match=r"cv's split 0 tests 75 of the rows it trains on \(rows"
+    ):
+        model.fit(X, y)
+
+
 def test_cv_that_tests_a_row_twice():
     with pytest.raises(ValueError, match="each row in at most one test fold"):
         _cascade(cv=ShuffleSplit(n_splits=3, random_state=0)).fit(X, y)

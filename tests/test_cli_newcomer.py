@@ -559,6 +559,10 @@ def test_overlapping_ends_of_the_frontier_are_warned_about():
     assert too_few_rows_warning(500, [0.70, 0.78], [0.90, 0.95]) is None
     warning = too_few_rows_warning(500, [0.85, 0.92], [0.90, 0.95])
     assert "intervals of the cheapest stage (0.850-0.920)" in warning
+    # Rows enough by count: the stages may simply be about as accurate.
+    assert warning.startswith("on 500 held-out rows the 95% intervals")
+    assert "The stages may be about as accurate" in warning
+    assert "too few to separate" not in warning
 
 
 @pytest.mark.parametrize("command", ["predict", "recalibrate"])
@@ -756,3 +760,23 @@ def test_recalibrate_prints_the_next_step_with_the_digits_that_tell_it_apart():
     )
     assert "takes every row" in _shift_text({"shift": np.inf})
     assert _shift_text({"shift": 0.25}) == "log-odds shift of the exits' shares +0.25"
+
+
+def test_labels_in_the_wrong_column_order_are_hinted_at(tmp_path, capsys):
+    cheap = _onnx_model(tmp_path / "cheap.onnx", noise=0.6)
+    dear = _onnx_model(tmp_path / "dear.onnx")
+    data = _labelled_rows(tmp_path / "rows.npz")
+    wrong = ["--classes", NAMES[1], NAMES[2], NAMES[0]]
+    code = _frontier(
+        cheap, dear, "--data", data, "--costs", 1, 10, *wrong, folder=tmp_path
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert _stage_accuracies(tmp_path)[1] == 0.0
+    assert "warning: stage accuracy far below chance (0.333 for 3 classes)" in out
+    assert "'dear' 0.0000" in out and "in the order --classes gives" in out
+    right = ["--classes", *NAMES]
+    code = _frontier(
+        cheap, dear, "--data", data, "--costs", 1, 10, *right, folder=tmp_path
+    )
+    assert code == 0 and "far below chance" not in capsys.readouterr().out

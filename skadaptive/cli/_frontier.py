@@ -981,8 +981,36 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
             cascade, test["exit_rates_at_fit"], test["run_rates_at_fit"]
         ),
         "costs_unit": costs_unit_text(cascade),
-        "warnings": [w for w in (too_few_policy_rows_warning(n_policy), warning) if w],
+        "warnings": [
+            w
+            for w in (
+                too_few_policy_rows_warning(n_policy),
+                warning,
+                below_chance_warning(cascade, test["stage_accuracies"]),
+            )
+            if w
+        ],
     }
+
+
+def below_chance_warning(cascade, accuracies) -> str | None:
+    """A hint where a stage is right on under half the rows a uniform guess
+    would be: its output columns are likely not in the order of the labels
+    (ONNX models' --classes), or the labels are not its classes."""
+    chance = 1.0 / len(cascade.classes_)
+    low = [
+        f"{name!r} {accuracy:.4f}"
+        for (name, _), accuracy in zip(cascade.estimators, accuracies)
+        if accuracy < 0.5 * chance
+    ]
+    if not low:
+        return None
+    return (
+        f"stage accuracy far below chance ({chance:.3g} for "
+        f"{len(cascade.classes_)} classes): {', '.join(low)}. Are the model's "
+        "output columns in the order --classes gives (ONNX models), and is "
+        "--label the label column?"
+    )
 
 
 def costs_unit_text(cascade) -> str:

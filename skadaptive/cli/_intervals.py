@@ -93,6 +93,16 @@ def too_few_rows_warning(
         )
     if not reasons:
         return None
+    if n_rows >= MIN_EVALUATION_ROWS:
+        # Rows enough by count: the ends may overlap because the stages are
+        # about as accurate, which more rows would not change.
+        return (
+            f"on {n_rows} held-out rows {reasons[0]}: the rows cannot tell the "
+            "two ends of the frontier apart, so differences between rows of the "
+            "table may be noise. The stages may be about as accurate (then a "
+            "cascade saves cost, not errors), or the rows too few: more "
+            "labelled rows or a larger --test-size would tell."
+        )
     return (
         f"only {n_rows} held-out rows ({'; '.join(reasons)}): too few to separate "
         "the points, so differences between rows of the table may be noise. Use "

@@ -290,11 +290,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self, indexable(X), y, skip_check_array=True, multi_output=False
         )
         self._check_missing_values(X)
-        self._check_members_take_rows(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         sample_weight = check_weights(sample_weight, X)
         y = self._check_targets(y, sample_weight)
+        self._check_members_take_rows(X)
         # What the policy rows' targets, figures and policies are learned for:
         # set_params(loss=...) afterwards changes nothing until a refit.
         self._loss_at_fit = self.loss

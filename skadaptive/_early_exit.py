@@ -96,6 +96,14 @@ class _SharedComputation:
             )
         elif self.exits is not None:
             as_multi_exit(model, self.exits)  # raises: the exits are the model's
+        if isinstance(model, ChainExits | ChainExitsRegressor) and (
+            len(model.heads) < 2
+        ):
+            raise ValueError(
+                f"The {type(model).__name__} has {len(model.heads)} head, so "
+                f"{len(model.heads)} exit; early exiting needs at least two: "
+                "give it a head after an earlier block too."
+            )
         # The number of exits of a chain or a fitted source is only final once
         # the backbone is fitted.
         return None
@@ -195,6 +203,19 @@ class _SharedComputation:
             # before any fit, as the model's own early-stopping parameters.
             check_fit_callbacks(model, fit_params)
             check_fit_offsets(model, fit_params)
+        if (
+            isinstance(model, GradientBoostingClassifier | GradientBoostingRegressor)
+            and not is_frozen(self.estimator)
+            and fit_params.get("monitor") is not None
+        ):
+            raise ValueError(
+                f"A monitor was passed to {type(model).__name__}.fit: it can stop "
+                "the boosting at a different tree in every cross-fitting fold, so "
+                "the folds and the refitted model would not share the same "
+                "exits. Fit without it (choose n_estimators), or fit the model "
+                "yourself and pass FrozenEstimator(model) with policy data it was "
+                "not fitted on."
+            )
         if self._fits_on_class_indices():
             # XGBoost's classifiers take the labels 0 .. n_classes - 1 only:
             # the backbone is fitted on the class indices (as

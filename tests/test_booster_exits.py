@@ -622,8 +622,47 @@ def test_a_per_row_offset_routed_to_the_backbone_is_refused(library, offset):
     X, y = _data("binary")
     with sklearn.config_context(enable_metadata_routing=True):
         model = _model(library, "binary").set_fit_request(**{offset: True})
-        with pytest.raises(ValueError, match=f"{offset} was passed to .*per-row"):
+        with pytest.raises(ValueError, match=f"{offset} was passed to .*per-row") as e:
             EarlyExitClassifier(model, cv=3).fit(X, y, **{offset: np.full(len(y), 3.0)})
+    # The advice for a constant offset is the library's own (LightGBM's
+    # models have no parameter for one: init_score= on the model is ignored).
+    if library == "xgboost":
+        assert "set base_score on the model" in str(e.value)
+    else:
+        assert "take no constant offset of their own" in str(e.value)
+        assert "base_score" not in str(e.value)
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
+def test_a_model_that_stops_by_itself_when_fitted_here_is_refused(library):
+    """Fewer rounds than set, without early stopping declared: LightGBM with
+    no split left, an XGBoost callback that ends the training. The folds
+    would stop at other rounds than the refit, and their exits differ."""
+    X, y = _data("binary")
+    if library == "lightgbm":
+        short = _model("lightgbm", "binary", min_split_gain=8.0)  # about 20
+        cause = "no split is left that meets its settings"
+    else:
+        xgb = _lib("xgboost")
+
+        class Stop(xgb.callback.TrainingCallback):
+            def after_iteration(self, model, epoch, evals_log):
+                return epoch >= 15
+
+        short = _model("xgboost", "binary", callbacks=[Stop()])
+        cause = "a callback ended the training"
+    with pytest.raises(
+        ValueError, match=f"grew \\d+ of the \\d+ boosting rounds.*{cause}"
+    ):
+        EarlyExitClassifier(short, cv=2).fit(X, y)
+    fitted = clone(short).fit(X, y)
+    with pytest.raises(ValueError, match="boosting rounds it was set to"):
+        as_multi_exit(fitted, None, fitted_here=True)
+    # Fitted by the user and frozen: its rounds are what it has.
+    assert as_multi_exit(fitted, None).exits[-1] < 40
+    # A model that grows every round it is set to is kept.
+    full = _model(library, "binary").fit(X, y)
+    assert as_multi_exit(full, None, fitted_here=True).exits[-1] == 40
 
 
 def test_other_models_and_objectives_are_refused_with_the_reason():

@@ -270,6 +270,43 @@ def test_single_exit_is_refused():
         EarlyExitClassifier(_boosting(20), exits=[20], cv=2).fit(X, y)
 
 
+def test_a_chain_with_one_head_is_refused_before_any_fit(monkeypatch):
+    X, _, y, _ = _data()
+    chain = ChainExits([StandardScaler()], [LogisticRegression()])
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a block or head was fitted")
+
+    monkeypatch.setattr(StandardScaler, "fit", no_fit)
+    with pytest.raises(ValueError, match="has 1 head, so 1 exit; early exiting"):
+        EarlyExitClassifier(chain, cv=3).fit(X, y)
+
+
+def test_a_gradient_boosting_monitor_is_refused():
+    """A monitor can stop each fold's model at another tree than the refit's:
+    the policy would learn on other exits than predict runs."""
+    import sklearn
+
+    X, _, y, _ = _data()
+
+    def monitor(i, model, local):
+        return i + 1 >= local["X"].shape[0] // 20
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = _boosting(40).set_fit_request(monitor=True)
+        with pytest.raises(ValueError, match="A monitor was passed to Gradient"):
+            EarlyExitClassifier(model, cv=3).fit(X, y, monitor=monitor)
+    # Stopped by a monitor all the same (fitted here), the model is refused
+    # when its exits are made; fitted by the user, it has the trees it grew.
+    from skadaptive.stages._backbones import as_multi_exit
+
+    stopped = _boosting(40).fit(X, y, monitor=lambda i, m, local: i + 1 >= 12)
+    assert stopped.n_estimators_ == 12
+    with pytest.raises(ValueError, match="grew 12 of its n_estimators=40 trees"):
+        as_multi_exit(stopped, None, fitted_here=True)
+    assert as_multi_exit(stopped, None).exits[-1] == 12
+
+
 def test_unreachable_budget_says_by_how_much():
     _, X_test, _, y_test = _data()
     ee = EarlyExitClassifier(_frozen_boosting(), exits=[5, 10, 20, 40], budget=4)

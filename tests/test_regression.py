@@ -786,7 +786,9 @@ def test_bad_stages_and_models_get_clear_errors():
     with pytest.raises(TypeError, match="use EarlyExitRegressor for it"):
         EarlyExitClassifier(chain).fit(X, y > 3)
     with pytest.raises(TypeError, match="has no predict: each exit"):
-        EarlyExitRegressor(ChainExitsRegressor([None], [StandardScaler()])).fit(X, y)
+        EarlyExitRegressor(
+            ChainExitsRegressor([None, None], [StandardScaler(), StandardScaler()])
+        ).fit(X, y)
     with pytest.raises(ValueError, match="policy"):
         _cascade(policy="max_proba").fit(X, y)
     with pytest.raises(ValueError, match="loss"):

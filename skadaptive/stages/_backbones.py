@@ -18,6 +18,7 @@ from ._booster_exits import (
     BoosterExits,
     fitted_rounds,
     is_booster_model,
+    refuse_short_of_its_rounds,
     refuse_stopped_early,
 )
 from ._multi_exit import MultiExitSource
@@ -68,14 +69,18 @@ def as_multi_exit(fitted, exits, *, fitted_here=False) -> MultiExitSource:
     """
     model = unwrap(fitted)
     if isinstance(model, TREE_ENSEMBLES):
+        if fitted_here:
+            refuse_stopped_trees(model)
         if exits is None:
             exits = default_exits(n_trees_of(model))
         return TreeEnsembleExits(model, exits)
     if is_booster_model(model):
         if fitted_here:
             # Early stopping set by a callback routed to fit (the model's own
-            # parameters are checked before any fit).
+            # parameters are checked before any fit), or a model that stopped
+            # by itself (no split left, a callback without best_iteration).
             refuse_stopped_early(model)
+            refuse_short_of_its_rounds(model)
         if exits is None:
             exits = default_exits(n_trees_of(model))
         return BoosterExits(model, exits)
@@ -87,6 +92,21 @@ def as_multi_exit(fitted, exits, *, fitted_here=False) -> MultiExitSource:
             "as None."
         )
     return model
+
+
+def refuse_stopped_trees(model) -> None:
+    """Refuse a gradient-boosting model we fitted that grew fewer trees than
+    ``n_estimators`` (a ``monitor`` stopped it): it would stop elsewhere in
+    every cross-fitting fold."""
+    grown = getattr(model, "n_estimators_", None)
+    if grown is not None and grown < model.n_estimators:
+        raise ValueError(
+            f"{type(model).__name__} grew {grown} of its n_estimators="
+            f"{model.n_estimators} trees when fitted here (something stopped "
+            "it, such as a monitor), so the cross-fitting folds and the "
+            "refitted model would not share the same exits. Fit it without "
+            "stopping, or fit it yourself and pass FrozenEstimator(model)."
+        )
 
 
 def backbone_source(

@@ -447,12 +447,17 @@ def check_fit_offsets(model, fit_params: dict) -> None:
     add it (they answered without it, far off, and without a word)."""
     given = [name for name in ROW_OFFSETS if fit_params.get(name) is not None]
     if given:
+        constant = (
+            "for a constant offset, set base_score on the model"
+            if _library(model) == "xgboost"
+            else "LightGBM's models take no constant offset of their own; by "
+            "default they start from the average target (boost_from_average)"
+        )
         raise ValueError(
             f"{given[0]} was passed to {type(model).__name__}.fit: a per-row "
             "offset of the raw score, which the early exits cannot add to their "
-            "answers (nor can predict be given one). Fit without it (for a "
-            "constant offset, set base_score or init_score on the model), or "
-            "fit the model yourself and pass it in a FrozenEstimator only if "
+            f"answers (nor can predict be given one). Fit without it ({constant}), "
+            "or fit the model yourself and pass it in a FrozenEstimator only if "
             "it answers without the offset."
         )
 
@@ -469,6 +474,50 @@ def refuse_stopped_early(model) -> None:
     """Refuse a model that we fitted and that stopped early (a callback)."""
     if stopped_early(model):
         raise _early_stopping_error(model, "early stopping (it set best_iteration)")
+
+
+def configured_rounds(model) -> int:
+    """The boosting rounds an unfitted-or-fitted scikit-learn wrapper of
+    LightGBM or XGBoost was set to grow (its parameters, aliases included)."""
+    params = model.get_params(deep=False)
+    if _library(model) == "lightgbm":
+        for alias in _LGB_ROUNDS:
+            if params.get(alias) is not None:
+                return int(params[alias])
+    return int(params["n_estimators"])
+
+
+def refuse_short_of_its_rounds(model) -> None:
+    """Refuse a model we fitted that grew fewer rounds than it was set to: it
+    stopped by itself (LightGBM when no split is left that meets its
+    min_split_gain or min_child_samples, or a callback that ended training
+    without setting best_iteration), so it would stop at another round in
+    every cross-fitting fold."""
+    if _kind(model) == "booster":
+        return
+    grown, configured = int(_grown_rounds(model)), configured_rounds(model)
+    if grown < configured:
+        cause = (
+            "LightGBM stops when no split is left that meets its settings: "
+            "min_split_gain, min_child_samples, min_sum_hessian_in_leaf"
+            if _library(model) == "lightgbm"
+            else "a callback ended the training"
+        )
+        raise ValueError(
+            f"{model_name(model)} grew {grown} of the {configured} boosting rounds "
+            f"it was set to when fitted here ({cause}), so it would stop at "
+            "another round in every cross-fitting fold, and the folds and the "
+            "refitted model would not share the same exits. Set n_estimators to "
+            "rounds it grows, relax what stops it, or fit it yourself and pass "
+            "FrozenEstimator(model) with policy data it was not fitted on."
+        )
+
+
+def _grown_rounds(model) -> int:
+    booster = _booster_of(model)
+    if _library(model) == "lightgbm":
+        return booster.current_iteration()
+    return booster.num_boosted_rounds()
 
 
 def fitted_rounds(model) -> int:

@@ -313,6 +313,11 @@ def test_stages_are_ordered_by_their_times_alone(frozen_stages, monkeypatch):
     # It says which figures it compares: not those of costs_ (the tables').
     message = next(str(x.message) for x in w if "costs less" in str(x.message))
     assert "own time per row in calls of 1 row, without the routing" in message
+    with pytest.warns(UserWarning, match="costs less per row than the stage") as w:
+        AdaptiveCascadeClassifier(
+            stages, costs="auto", cost_batch_size=2, random_state=0
+        ).fit(X_policy, y_policy)
+    assert any("in calls of 2 rows, without" in str(x.message) for x in w)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")

@@ -964,6 +964,8 @@ def test_a_model_with_several_outputs_is_explained_for_the_command_line(
 
 
 def test_no_speed_up_is_claimed_where_every_row_runs_every_stage():
+    from sklearn.ensemble import RandomForestClassifier
+
     from skadaptive import AdaptiveCascadeClassifier
     from skadaptive.cli._frontier import _format_batch_sizes, batch_size_advice
 
@@ -984,6 +986,27 @@ def test_no_speed_up_is_claimed_where_every_row_runs_every_stage():
     assert "Every row runs every stage at this point" in text
     assert "is faster than its last stage alone" not in text
     assert "At none of these batch sizes" not in text
+    assert not batch_size_advice(cascade, np.array([0.05, 0.95]))[
+        "every_stage_on_every_row"
+    ]
+    # A policy that skips stages: rows at the last stage need not have run
+    # the others.
+    skipping = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression(max_iter=300)),
+            ("tree", DecisionTreeClassifier(random_state=0)),
+            ("forest", RandomForestClassifier(20, random_state=0)),
+        ],
+        skips=True,
+        cost_weight=0.01,
+        cv=3,
+        random_state=0,
+    ).fit(X[:900], y[:900])
+    assert skipping.policy_.skips
+    advice = batch_size_advice(
+        skipping, np.array([0.0, 0.0, 1.0]), np.array([1.0, 0.5, 1.0])
+    )
+    assert not advice["every_stage_on_every_row"]
     # Rows that exit early: the advice is given.
     advice = batch_size_advice(cascade, np.array([0.5, 0.5]))
     assert not advice["every_stage_on_every_row"]
@@ -1025,13 +1048,22 @@ def test_frontier_s_progress_counts_its_steps(
 
     made = []
 
+    labels = []
+
     class Counted(Progress):
         def __init__(self, n_steps, **kwargs):
             super().__init__(n_steps, **kwargs)
             made.append(self)
+
+        def step(self, message):
+            labels.append(message)
+            return super().step(message)
 
     monkeypatch.setattr(frontier, "Progress", Counted)
     assert _digits_frontier(digits_files, tmp_path, "--answer", answer) == 0
     (progress,) = made
     # No "[5/4]": as many steps as announced.
     assert progress._step == progress.n_steps == (6 if answer == "both" else 4)
+    # The costs are given (--costs 1 10): nothing is measured.
+    assert not any("measuring costs" in label for label in labels)
+    assert any(label.startswith("learning the policy") for label in labels)

@@ -699,6 +699,10 @@ def test_demo_refuses_an_infinite_cost_weight_before_any_work(monkeypatch, capsy
     assert "--cost-weights must be finite numbers >= 0; got 0 inf" in (
         capsys.readouterr().err
     )
+    assert main(["demo", "--cost-weights", "nan"]) == 1
+    assert "--cost-weights must be finite numbers >= 0; got nan" in (
+        capsys.readouterr().err
+    )
 
 
 def test_a_csv_cell_that_is_not_a_number_is_named(tmp_path, capsys):
@@ -747,6 +751,8 @@ def test_predict_names_the_label_option_for_one_extra_column(
         ]
     )
     assert code == 0
+    # The model knows its columns' names: no file-order note.
+    assert "taken in the file's order" not in capsys.readouterr().out
 
 
 def test_recalibrate_prints_the_next_step_with_the_digits_that_tell_it_apart():

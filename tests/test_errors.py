@@ -385,6 +385,12 @@ def test_cv_that_tests_rows_it_trains_on(estimator):
         ValueError, match=r"cv's split 0 tests 75 of the rows it trains on \(rows"
     ):
         model.fit(X, y)
+    # One row is enough to be refused.
+    one = [(np.r_[rows[::2], 1], rows[1::2]), (rows[1::2], rows[::2])]
+    with pytest.raises(
+        ValueError, match=r"split 0 tests 1 of the rows .*\(rows \[1\]\)"
+    ):
+        model.set_params(cv=one).fit(X, y)
 
 
 def test_cv_that_tests_a_row_twice():
@@ -786,6 +792,19 @@ def test_a_frozen_stage_fitted_on_other_columns_is_named():
         cv=3,
     ).fit(frame, y2)
     assert named.predict(frame).shape == (200,)
+
+
+def test_a_frozen_regressor_stage_fitted_on_other_columns_is_named():
+    from sklearn.datasets import make_friedman1
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    Xr, yr = make_friedman1(n_samples=200, n_features=12, random_state=0)
+    small = FrozenEstimator(LinearRegression().fit(Xr, yr))
+    big = FrozenEstimator(LinearRegression().fit(Xr[:, :8], yr))
+    cascade = AdaptiveCascadeRegressor([("small", small), ("big", big)], costs=[1, 5])
+    with pytest.raises(ValueError, match=r"Stage 'big' \(a frozen LinearRegression"):
+        cascade.fit(Xr, yr)
 
 
 def test_a_regressor_stage_that_predicts_before_a_fit_is_fitted():

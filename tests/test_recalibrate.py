@@ -552,6 +552,9 @@ def test_few_rows_warn_that_the_budget_may_not_hold_on_the_next_rows():
     # The rows that bring two standard errors to 5 % of the budget.
     needed = int(np.ceil(100 * (noise / (0.05 * BUDGET)) ** 2))
     assert f"about {needed:,} for +/- 5%" in message
+    # On 400 rows two standard errors are still over 10 % of the budget.
+    with pytest.warns(UserWarning, match="is one sample"):
+        cascade.recalibrate(X[:400])
     # Enough rows: no such warning.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -676,6 +679,30 @@ def test_prediction_runs_every_stage_in_batches_of_batch_size(method):
 
 
 # ------------------------------------------------------------------- CLI
+@pytest.mark.parametrize(
+    "budget, words",
+    [
+        ("10", "the next one up costs 10.001, over the budget"),
+        ("100", "every exit as strict as spending more allows"),
+    ],
+)
+def test_cli_recalibrate_prints_the_step_and_the_shift_it_took(tmp_path, budget, words):
+    X, y = _shifted()
+    joblib.dump(_cascade(), tmp_path / "m.joblib")
+    np.savez(tmp_path / "rows.npz", X=X, y=y)
+    from skadaptive.cli import _parser
+
+    parsed = _parser().parse_args(
+        ["recalibrate", str(tmp_path / "m.joblib"), str(tmp_path / "rows.npz")]
+        + ["--budget", budget, "--output", str(tmp_path / "n.joblib")]
+    )
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert parsed.run(parsed, out=out) == 0
+    assert words in out.getvalue()
+
+
 def test_cli_recalibrate_round_trip(tmp_path):
     cascade = _cascade()
     X, y = _shifted()

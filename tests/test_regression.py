@@ -176,6 +176,8 @@ class _OddAnswers(RegressorMixin, BaseEstimator):
             return prediction + 1j
         if self.kind == "text":
             return prediction.astype(str)
+        if self.kind == "bytes":
+            return prediction.astype("S")
         return np.array([object() for _ in prediction])
 
 
@@ -184,6 +186,7 @@ class _OddAnswers(RegressorMixin, BaseEstimator):
     [
         ("complex", r"complex values \(dtype complex128\)"),
         ("text", r"text values \(dtype <U\d+\)"),
+        ("bytes", r"text values \(dtype \|S\d+\)"),
         ("objects", "values that are not numbers"),
     ],
 )

@@ -185,9 +185,11 @@ def _shift_text(record) -> str:
 
 
 def _apart(value: float, reference: float) -> str:
-    """``value`` with the digits it takes to read apart from ``reference``."""
+    """``value`` with the digits it takes to read apart from ``reference``,
+    both as printed at as many digits and as the report prints it (4)."""
+    shown = float(f"{reference:.4g}")
     for digits in range(4, 17):
         text = f"{value:.{digits}g}"
-        if float(text) != float(f"{reference:.{digits}g}"):
+        if float(text) not in (shown, float(f"{reference:.{digits}g}")):
             return text
     return repr(value)

@@ -58,6 +58,11 @@ def _frontier(*arguments, folder):
     )
 
 
+def _predict(model, data, *options):
+    """``skadaptive predict MODEL --data DATA [options]``: its exit code."""
+    return main(["predict", str(model), "--data", str(data), *map(str, options)])
+
+
 def _tree_then_lr_frontier(digits_files, data, folder):
     """``skadaptive frontier`` of the digits tree then logistic regression,
     costs 1 and 10, on ``data``."""
@@ -392,15 +397,11 @@ def test_predict_answers_rows_whose_labels_the_model_does_not_know(
         X, y = data["X"], data["y"]
     np.savez(digits_files / "label_10.npz", X=X, y=np.r_[y[:-3], 10, 10, 10])
     output = tmp_path / "predictions.csv"
-    code = main(
-        [
-            "predict",
-            str(digits_files / "cascade.joblib"),
-            "--data",
-            str(digits_files / "label_10.npz"),
-            "--output",
-            str(output),
-        ]
+    code = _predict(
+        str(digits_files / "cascade.joblib"),
+        str(digits_files / "label_10.npz"),
+        "--output",
+        str(output),
     )
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -417,14 +418,7 @@ def test_predict_measures_data_with_only_some_classes(digits_files, capsys):
     with np.load(digits_files / "data.npz") as data:
         few = data["y"] < 5
         np.savez(digits_files / "few.npz", X=data["X"][few], y=data["y"][few])
-    code = main(
-        [
-            "predict",
-            str(digits_files / "cascade.joblib"),
-            "--data",
-            str(digits_files / "few.npz"),
-        ]
-    )
+    code = _predict(str(digits_files / "cascade.joblib"), str(digits_files / "few.npz"))
     out = capsys.readouterr().out
     assert code == 0
     assert float(out.split("accuracy: ")[1].split()[0]) > 0.8
@@ -658,24 +652,12 @@ def test_a_csv_read_in_file_order_says_so(digits_files, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert note in out and "'p0', 'p1', 'p2', 'p3' and 60 more" in out
-    code = main(
-        [
-            "predict",
-            str(digits_files / "cascade.joblib"),
-            "--data",
-            str(tmp_path / "data.csv"),
-        ]
-    )
+    code = _predict(str(digits_files / "cascade.joblib"), str(tmp_path / "data.csv"))
     out = capsys.readouterr().out
     assert code == 0 and note in out
     # An .npz file has no names to match: nothing to say.
-    code = main(
-        [
-            "predict",
-            str(digits_files / "cascade.joblib"),
-            "--data",
-            str(digits_files / "data.npz"),
-        ]
+    code = _predict(
+        str(digits_files / "cascade.joblib"), str(digits_files / "data.npz")
     )
     assert code == 0 and "note:" not in capsys.readouterr().out
 
@@ -740,15 +722,8 @@ def test_predict_names_the_label_option_for_one_extra_column(
         "the file also has 'target': if it is the label (or target) column, "
         "pass --label target" in (capsys.readouterr().err)
     )
-    code = main(
-        [
-            "predict",
-            str(tmp_path / "named.joblib"),
-            "--data",
-            str(tmp_path / "t.csv"),
-            "--label",
-            "target",
-        ]
+    code = _predict(
+        str(tmp_path / "named.joblib"), str(tmp_path / "t.csv"), "--label", "target"
     )
     assert code == 0
     # The model knows its columns' names: no file-order note.

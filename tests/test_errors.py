@@ -502,6 +502,23 @@ def test_cost_aware_scorer_on_an_estimator_without_costs():
         make_average_cost_scorer()(lr, X, y)
 
 
+def test_cost_aware_scorer_refuses_labels_of_another_type_as_score_does():
+    cascade = _cascade().fit(X, y)
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        cascade.score(X, y.astype(str))
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        make_cost_aware_scorer(0.1)(cascade, X, y.astype(str))
+
+
+@pytest.mark.parametrize("normalize", ["no", 0, None])
+def test_scorers_take_normalize_as_a_bool_only(normalize):
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        make_cost_aware_scorer(0.1, normalize=normalize)
+    with pytest.raises(TypeError, match="normalize must be True or False"):
+        make_average_cost_scorer(normalize=normalize)
+    make_average_cost_scorer(normalize=np.bool_(False))
+
+
 @pytest.mark.parametrize("cost_weight", [-1.0, np.nan, np.inf])
 def test_cost_aware_scorer_with_a_bad_cost_weight(cost_weight):
     with pytest.raises(ValueError, match="cost_weight must be finite and >= 0"):

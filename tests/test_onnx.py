@@ -1049,3 +1049,42 @@ def test_a_per_row_tensor_built_from_the_input_s_shape_is_handed_on():
     _, state = source.run_stage(0, X, None)
     second, _ = source.run_stage(1, X[keep], source.keep_rows(state, keep))
     np.testing.assert_allclose(second, np.asarray(source.run_unsplit(X)[1])[keep])
+
+
+def _identity_model(n_columns=3):
+    """An ONNX model whose output is its input: the rows are its scores."""
+    return _model(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", n_columns])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", n_columns])],
+    )
+
+
+@pytest.mark.parametrize("output_kind", ["proba", "auto"])
+def test_probabilities_within_the_tolerance_are_answered_as_probabilities(output_kind):
+    # A float32 probability a little below 0, a row summing a little off 1:
+    # accepted within the tolerance, answered clipped and summing to 1.
+    row = np.array([[-1e-5, 0.5, 0.50001]], np.float32)
+    proba = OnnxClassifier(
+        _identity_model(), classes=[0, 1, 2], output_kind=output_kind
+    ).predict_proba(row)
+    assert (proba >= 0).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(
+        proba[0, 1:] / proba[0, 1:].sum(),
+        [0.5, 0.50001] / np.float64(1.00001),
+        rtol=1e-6,
+    )
+
+
+def test_nan_labels_and_a_string_input_shape_are_refused():
+    model = _identity_model()
+    row = np.zeros((1, 3), np.float32)
+    with pytest.raises(ValueError, match="classes must be labels, not NaN"):
+        OnnxClassifier(model, classes=[np.nan, np.nan, 2.0]).predict_proba(row)
+    with pytest.raises(ValueError, match="classes must be labels, not NaN"):
+        OnnxClassifier(model, classes=[0.0, np.nan, 2.0]).predict_proba(row)
+    with pytest.raises(
+        ValueError, match="input_shape must be a tuple of ints; got the string"
+    ):
+        OnnxClassifier(model, classes=[0, 1, 2], input_shape="3").predict_proba(row)

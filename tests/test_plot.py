@@ -149,6 +149,34 @@ def test_bad_inputs_are_named():
         CostAccuracyDisplay.from_estimator(cascade, X[:3], [0, 1, 7])
     with pytest.raises(ValueError, match="same length"):
         CostAccuracyDisplay(cost=[1, 2], accuracy=[0.5]).plot()
+    # Weights without rows would be ignored: the held-out figures are the fit's.
+    with pytest.raises(ValueError, match="sample_weight weighs the rows X, y"):
+        CostAccuracyDisplay.from_estimator(cascade, sample_weight=np.ones(75))
+    # Not a skadaptive estimator: said so, not "not fitted".
+    lr = LogisticRegression(max_iter=1000).fit(X, y)
+    with pytest.raises(TypeError, match="LogisticRegression has no cost-accuracy"):
+        CostAccuracyDisplay.from_estimator(lr, X, y)
+    # from_predictions: a single cost, a cost that is not finite.
+    with pytest.raises(ValueError, match="costs must be a list .* Wrap it: \\[1.0\\]"):
+        CostAccuracyDisplay.from_predictions(y, [y], 1.0)
+    with pytest.raises(
+        ValueError, match="costs\\[0\\] holds values that are not finite"
+    ):
+        CostAccuracyDisplay.from_predictions(y, [y], [np.nan])
+    # Points drawn without their accuracy; names for other stages.
+    for point in ("chosen", "oracle"):
+        with pytest.raises(ValueError, match=f"{point}_cost and {point}_accuracy go"):
+            CostAccuracyDisplay(
+                cost=[1, 2], accuracy=[0.5, 0.6], **{f"{point}_cost": 1.5}
+            ).plot()
+    with pytest.raises(ValueError, match="stage_names names 1 stages but stage_costs"):
+        CostAccuracyDisplay(
+            cost=[1, 2],
+            accuracy=[0.5, 0.6],
+            stage_costs=[1, 2],
+            stage_accuracies=[0.5, 0.6],
+            stage_names=["a"],
+        ).plot()
 
 
 def test_missing_matplotlib_names_the_extra(monkeypatch):

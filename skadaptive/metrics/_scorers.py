@@ -7,6 +7,7 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import is_regressor
+from sklearn.metrics import accuracy_score
 from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import UNUSED
 from sklearn.utils.validation import check_array, column_or_1d
@@ -107,7 +108,9 @@ class _CostScorer(_MetadataRequester):
             quality = _regression_quality(cascade._loss(), y, result, sample_weight)
         else:
             y_pred = cascade.classes_[np.argmax(result.proba, axis=1)]
-            quality = _weighted_mean(y_pred == y, sample_weight)
+            # As score() computes it: labels of another type than classes_
+            # (strings against numbers) are an error, not every row wrong.
+            quality = float(accuracy_score(y, y_pred, sample_weight=sample_weight))
         return quality - self.cost_weight * average_cost
 
     def __repr__(self) -> str:
@@ -168,7 +171,16 @@ def make_cost_aware_scorer(
         raise TypeError(f"cost_weight must be a number; got {cost_weight!r}.")
     if not (np.isfinite(cost_weight) and cost_weight >= 0):
         raise ValueError(f"cost_weight must be finite and >= 0; got {cost_weight!r}.")
-    return _CostScorer(float(cost_weight), normalize)
+    return _CostScorer(float(cost_weight), _checked_normalize(normalize))
+
+
+def _checked_normalize(normalize) -> bool:
+    if not isinstance(normalize, bool | np.bool_):
+        raise TypeError(
+            f"normalize must be True or False; got {normalize!r} (any other "
+            "value would count as one of them)."
+        )
+    return bool(normalize)
 
 
 def make_average_cost_scorer(*, normalize: bool = True) -> Callable:
@@ -198,7 +210,7 @@ def make_average_cost_scorer(*, normalize: bool = True) -> Callable:
     >>> bool(-1.0 <= make_average_cost_scorer()(cascade, X, y) < 0)
     True
     """
-    return _CostScorer(None, normalize)
+    return _CostScorer(None, _checked_normalize(normalize))
 
 
 def cheapest_within(

@@ -211,6 +211,25 @@ class CostAccuracyDisplay:
                 f"value per stage, or neither; got shapes {shapes[0]} and "
                 f"{shapes[1]}."
             )
+        if (
+            self.stage_names is not None
+            and shapes[0] is not None
+            and len(self.stage_names) != shapes[0][0]
+        ):
+            raise ValueError(
+                f"stage_names names {len(self.stage_names)} stages but "
+                f"stage_costs has {shapes[0][0]}: give one name per stage."
+            )
+        for point in ("chosen", "oracle"):
+            given = [
+                getattr(self, f"{point}_{part}") is not None
+                for part in ("cost", "accuracy")
+            ]
+            if given[0] != given[1]:
+                raise ValueError(
+                    f"{point}_cost and {point}_accuracy go together: give both "
+                    "or neither."
+                )
         if ax is None:
             _, ax = plt.subplots()
         order = np.argsort(cost, kind="stable")
@@ -305,6 +324,8 @@ class CostAccuracyDisplay:
             figures of the fit are shown (``frontier_``, ``stage_accuracies_``,
             ``oracle_accuracy_``...).
         sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows ``X, y``; only with them (the held-out
+            figures are weighted as the fit was).
         cost : {"units", "seconds"}, default="units"
             ``"units"``: the estimator's ``costs_`` units. ``"seconds"``: the
             stages' wall-clock seconds per row, measured on ``X`` (required).
@@ -334,11 +355,25 @@ class CostAccuracyDisplay:
         display : CostAccuracyDisplay
         """
         _pyplot("CostAccuracyDisplay.from_estimator")
+        if not hasattr(type(estimator), "evaluate_frontier"):
+            raise TypeError(
+                f"{type(estimator).__name__} has no cost-accuracy frontier; "
+                "from_estimator draws a skadaptive estimator's "
+                "(AdaptiveCascadeClassifier, EarlyExitClassifier or their "
+                "Regressor counterparts). For other models' answers use "
+                "from_predictions."
+            )
         check_is_fitted(estimator, "frontier_")
         if cost not in ("units", "seconds"):
             raise ValueError(f"cost must be 'units' or 'seconds'; got {cost!r}.")
         if (X is None) != (y is None):
             raise ValueError("Pass both X and y, or neither (held-out frontier).")
+        if X is None and sample_weight is not None:
+            raise ValueError(
+                "sample_weight weighs the rows X, y; without them the held-out "
+                "figures of the fit are drawn, weighted as the fit was. Pass X "
+                "and y with their weights, or no sample_weight."
+            )
         regression = is_regressor(estimator)
         score_label = "accuracy"
         if regression:
@@ -545,6 +580,12 @@ class CostAccuracyDisplay:
             )
         y_true = column_or_1d(y_true)
         n_rows = len(y_true)
+        if np.isscalar(costs) or getattr(costs, "ndim", 1) == 0:
+            raise ValueError(
+                "costs must be a list with one entry per operating point (a "
+                "number or one cost per row); got a single value. Wrap it: "
+                f"[{costs!r}]."
+            )
         if len(y_preds) != len(costs) or len(y_preds) == 0:
             raise ValueError(
                 "y_preds and costs must give the same number (>= 1) of operating "
@@ -559,6 +600,11 @@ class CostAccuracyDisplay:
                     f"y_preds[{k}] has {len(y_pred)} rows but y_true has {n_rows}."
                 )
             cost = np.asarray(cost, dtype=float)
+            if not np.all(np.isfinite(cost)):
+                raise ValueError(
+                    f"costs[{k}] holds values that are not finite (NaN or inf); "
+                    "every operating point needs a cost."
+                )
             if cost.ndim == 0:
                 average_cost.append(float(cost))
             elif cost.shape == (n_rows,):

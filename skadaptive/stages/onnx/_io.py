@@ -47,6 +47,8 @@ def _check_classes(classes) -> tuple[np.ndarray, np.ndarray | None]:
     except TypeError as exc:
         raise ValueError(f"classes must be sortable labels; got {classes!r}.") from exc
     sorted_labels = labels[order]
+    if labels.dtype.kind in "fc" and np.isnan(labels).any():
+        raise ValueError(f"classes must be labels, not NaN; got {labels.tolist()}.")
     if np.any(sorted_labels[1:] == sorted_labels[:-1]):
         raise ValueError(f"classes must be unique; got {labels.tolist()}.")
     identity = np.array_equal(order, np.arange(len(order)))
@@ -99,6 +101,10 @@ def _input_spec(name, shape, dtype, input_shape, owner) -> _InputSpec:
         )
     batch, dims = shape[0], shape[1:]
     if input_shape is not None:
+        if isinstance(input_shape, str | bytes):
+            raise ValueError(
+                f"input_shape must be a tuple of ints; got the string {input_shape!r}."
+            )
         try:
             row_shape = tuple(int(d) for d in input_shape)
         except (TypeError, ValueError) as exc:
@@ -246,6 +252,12 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
             kept = np.clip(scores[is_proba], 0, None)
             proba[is_proba] = kept / kept.sum(axis=1, keepdims=True)
     _check_answers(proba, kind, output)
+    if kind == "proba":
+        # Within the tolerance a row may hold a value a little below 0 or sum
+        # a little off 1 (float32 arithmetic): answered as a probability, as
+        # "auto" answers it.
+        proba = np.clip(proba, 0, None)
+        proba /= proba.sum(axis=1, keepdims=True)
     return proba if order is None else proba[:, order]
 
 

@@ -554,6 +554,9 @@ def test_scoring_with_bad_sample_weight(fitted, weight, message):
 def test_cheapest_within_without_its_metrics():
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         cheapest_within(-0.1)
+    for bad in ("0.01", None, True):
+        with pytest.raises(TypeError, match="tolerance must be a number"):
+            cheapest_within(bad)
     refit = cheapest_within(0.01)
     with pytest.raises(KeyError, match="needs 'mean_test_neg_average_cost'"):
         refit({"mean_test_accuracy": np.array([0.9])})

@@ -259,6 +259,8 @@ def cheapest_within(
     >>> search.best_params_["cost_weight"] in (0.0, 0.05, 0.5)
     True
     """
+    if isinstance(tolerance, bool) or not isinstance(tolerance, Real):
+        raise TypeError(f"tolerance must be a number; got {tolerance!r}.")
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be >= 0; got {tolerance!r}.")
 

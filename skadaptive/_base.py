@@ -1603,7 +1603,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         cost : ndarray of shape (n_samples,)
             In the units of ``costs_``: ``cumulative_costs_`` at the row's
             exit (less the stages it skipped), each stage's per-call part
-            spread over a full batch of ``cost_batch_size_`` rows. A batch
+            spread over a full batch of ``cost_batch_size_`` rows, plus a
+            kept router's ``router_cost_`` (every row pays it). A batch
             pays a stage's call once whatever the number of its rows that
             reach it, so the mean of
             these is not the average cost of a batch where few rows reach a

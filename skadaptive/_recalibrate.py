@@ -565,12 +565,24 @@ def _warn_about_steps(record, estimator) -> None:
             if budget > full
             else ""
         )
+        limits = []
+        if 0 <= deepest < n_stages - 1:
+            limits.append(
+                f"never sends rows beyond the fitted policy's deepest stage ({deepest})"
+            )
+        if getattr(estimator, "router_", None) is not None:
+            limits.append(
+                "keeps the router's choice of each row's first stage (rows it "
+                "starts late never pay for the stages before)"
+            )
+        if getattr(estimator.policy_, "skips", False):
+            limits.append("keeps the policy's jumps over stages")
+        why = f"; recalibration {' and '.join(limits)}" if limits else ""
         warn(
             f"budget={budget:g} is not spent on these {record['n_rows']} rows: "
             f"with its thresholds as strict as spending more allows, the "
-            f"policy costs {cost:g} ({1 - cost / budget:.1%} under it); "
-            "recalibration never sends rows beyond the fitted policy's "
-            f"deepest stage ({deepest}). Refit with the budget to spend it."
+            f"policy costs {cost:g} ({1 - cost / budget:.1%} under it){why}. "
+            "Refit with the budget to spend it."
             f"{unit}",
             UserWarning,
         )

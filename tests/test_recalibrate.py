@@ -563,6 +563,37 @@ def test_few_rows_warn_that_the_budget_may_not_hold_on_the_next_rows():
     assert not any("one sample" in str(w.message) for w in caught)
 
 
+def test_an_unspent_budget_names_what_recalibration_keeps():
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = make_classification(
+        1500, n_features=10, n_informative=6, n_classes=3, random_state=0
+    )
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("nb", GaussianNB()),
+            ("lr", LogisticRegression(max_iter=1000)),
+            ("knn", KNeighborsClassifier(15)),
+            ("deep", DecisionTreeClassifier(max_depth=10, random_state=0)),
+        ],
+        costs=[0.5, 1, 30, 40, 100],
+        router="auto",
+        skips=True,
+        cost_weight=0.3,
+        cv=3,
+        random_state=0,
+    ).fit(X[:1000], y[:1000])
+    assert cascade.router_ is not None and cascade.policy_.skips
+    assert cascade.deepest_stage_ == 3  # the last stage: not the limit
+    with pytest.warns(UserWarning, match="not spent") as record:
+        cascade.recalibrate(X[1000:1250], budget=160)
+    message = next(str(w.message) for w in record if "not spent" in str(w.message))
+    assert "keeps the router's choice of each row's first stage" in message
+    assert "keeps the policy's jumps over stages" in message
+    assert "deepest stage" not in message
+
+
 def test_errors():
     cascade = _cascade()
     X, _ = _shifted()

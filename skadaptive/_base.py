@@ -148,6 +148,17 @@ def _warn_answers_alike_within_folds(held_out, names) -> None:
         )
 
 
+def _hashable(obj) -> bool:
+    """Whether joblib can hash ``obj`` (what ``memory=`` caches under)."""
+    import joblib
+
+    try:
+        joblib.hash(obj)
+    except Exception:
+        return False
+    return True
+
+
 def _weighed(y_encoded, sample_weight) -> np.ndarray:
     """Which policy rows have a positive weight (all of them without weights)."""
     if sample_weight is None:
@@ -844,6 +855,24 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         fit_members = check_memory(self.memory).cache(
             fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
         )
+        try:
+            return self._fit_members(
+                fit_members, X, y, stage_fit_params, splitter_params, measure
+            )
+        except Exception as exc:
+            if self.memory is None or _hashable(self._members()[1]):
+                raise
+            raise TypeError(
+                "memory= caches the fits under a hash of the stages and the "
+                "data, and a stage cannot be hashed (pickled): it holds a "
+                f"lambda or a local function? ({type(exc).__name__}: "
+                f"{str(exc)[:200]}). Use a function defined at module level, or "
+                "memory=None."
+            ) from None
+
+    def _fit_members(
+        self, fit_members, X, y, stage_fit_params, splitter_params, measure
+    ):
         return fit_members(
             self._members()[1],
             X,

@@ -156,7 +156,13 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
     memory : str, joblib.Memory or None, default=None
         Caches the fitting and cross-fitting of the stages (and measured costs),
         so that searching policy parameters (``cost_weight``, ``budget``,
-        ``policy``, ...) does not refit the stages for every candidate.
+        ``policy``, ...) does not refit the stages for every candidate. The
+        cache key holds the stages, the data and ``random_state``: with
+        ``random_state=None`` (or a stage's or a shuffling splitter's), a fit
+        that finds its key answers with the first such fit's random draws, as
+        scikit-learn's ``Pipeline(memory=)`` does; set the seeds, or
+        ``memory=None``, to see fits vary. Stages must be picklable (no
+        lambdas).
 
     batch_size : int, default=None
         Rows routed through the stages together at prediction. ``None`` routes

@@ -194,7 +194,18 @@ def _policy_splits(cv, X, y, splitter_params, random_state, classifier=True):
         )
     else:
         splitter = check_cv(cv, y, classifier=classifier)
-    return list(splitter.split(X, y, **splitter_params))
+    try:
+        return list(splitter.split(X, y, **splitter_params))
+    except ValueError as exc:
+        if "groups" not in str(exc) or splitter_params.get("groups") is not None:
+            raise
+        raise ValueError(
+            f"cv={splitter!r} needs groups to split the rows ({exc}), and none "
+            "reached it. Enable metadata routing and pass them to fit: "
+            "sklearn.set_config(enable_metadata_routing=True), then "
+            "fit(X, y, groups=groups) (in a search, the search's fit passes "
+            "them on)."
+        ) from exc
 
 
 def _several_folds(cv) -> bool:

@@ -868,3 +868,30 @@ def test_predicting_zero_rows_names_the_estimator(router, method):
         "by AdaptiveCascadeClassifier",
     ):
         getattr(cascade, method)(X3[:0])
+
+
+def test_a_group_splitter_without_groups_says_how_to_pass_them():
+    from sklearn.model_selection import GroupKFold
+
+    with pytest.raises(
+        ValueError,
+        match=r"cv=GroupKFold.* needs groups .*"
+        r"enable_metadata_routing=True.*groups=groups",
+    ):
+        _cascade(cv=GroupKFold(3)).fit(X, y)
+
+
+def test_memory_with_a_stage_that_cannot_be_hashed_names_the_fix(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+
+    stages = [
+        ("lr", make_pipeline(FunctionTransformer(lambda Z: Z), LogisticRegression())),
+        ("tree", DecisionTreeClassifier(max_depth=3)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 4], cv=3, memory=str(tmp_path)
+    )
+    with pytest.raises(TypeError, match="a stage cannot be hashed .* memory=None"):
+        cascade.fit(X, y)
+    # Without memory it fits.
+    cascade.set_params(memory=None).fit(X, y)

@@ -145,7 +145,8 @@ def make_cost_aware_scorer(
     normalize : bool, default=True
         Measure cost as a fraction of running every stage (unit-free, the same
         scale as the estimator's ``cost_weight``); False uses the units of the
-        estimator's ``costs_``.
+        estimator's ``costs_``, the scale on which candidates whose full costs
+        differ (another stage, another size) compare.
 
     Returns
     -------
@@ -190,6 +191,8 @@ def make_average_cost_scorer(*, normalize: bool = True) -> Callable:
     ----------
     normalize : bool, default=True
         Cost as a fraction of running every stage; False: units of ``costs_``.
+        Compare candidates whose full costs differ (another stage, another
+        size) with False: each fraction is of its own candidate's full cost.
 
     Returns
     -------
@@ -232,7 +235,11 @@ def cheapest_within(
         Name of the quality metric in ``scoring``.
     cost : str, default="neg_average_cost"
         Name of the cost metric in ``scoring``; greater must be cheaper, as with
-        :func:`make_average_cost_scorer`.
+        :func:`make_average_cost_scorer`. Where the candidates' full costs
+        differ (a stage replaced or resized, another number of trees,
+        ``costs="auto"`` timed per candidate), score cost with
+        ``make_average_cost_scorer(normalize=False)``: a fraction of each
+        candidate's own full cost is not comparable between them.
 
     Returns
     -------

@@ -300,6 +300,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         X, y = validate_data(
             self, indexable(X), y, skip_check_array=True, multi_output=False
         )
+        if np.ndim(X) > 2:
+            # Rows of several dimensions (images): no feature count. (Their
+            # second axis, channels, is not one, and a stage that takes the
+            # same rows flat would be refused by it.) The stages check shapes.
+            del self.n_features_in_
         self._check_missing_values(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)

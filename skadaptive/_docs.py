@@ -356,7 +356,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``pandas.DataFrame(est.frontier_)`` loads it, as it does
         ``cv_results_``.
     n_features_in_ : int
-        Only where ``X`` has a number of features (not for lists of texts).
+        Only where ``X`` has a number of features: rows of one dimension
+        (not lists of texts, nor images of several dimensions, whose shape
+        the stages check).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only where ``X`` has string column names."""
 
@@ -552,7 +554,8 @@ _REGRESSION_ATTRIBUTES = (
         :meth:`evaluate_frontier` gives them on other rows. Every value has
         one entry per point, so ``pandas.DataFrame(est.frontier_)`` loads it.
     n_features_in_ : int
-        Only where ``X`` has a number of features.
+        Only where ``X`` has a number of features: rows of one dimension (not
+        images of several dimensions, whose shape the stages check).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only where ``X`` has string column names."""
 )

@@ -1088,3 +1088,23 @@ def test_nan_labels_and_a_string_input_shape_are_refused():
         ValueError, match="input_shape must be a tuple of ints; got the string"
     ):
         OnnxClassifier(model, classes=[0, 1, 2], input_shape="3").predict_proba(row)
+
+
+def test_a_cascade_fitted_on_images_takes_the_same_rows_flat(digits):
+    # Rows of several dimensions have no feature count: their channels (1)
+    # were taken for one, and the same rows flat were refused by it.
+    X, y = digits
+    stages = [
+        (name, OnnxClassifier(_path(name), classes=range(10), input_shape=(1, 8, 8)))
+        for name in ("tiny", "large")
+    ]
+    images = X.reshape(-1, 1, 8, 8)
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 10], random_state=0)
+    cascade.fit(images[:500], y[:500])
+    assert not hasattr(cascade, "n_features_in_")
+    np.testing.assert_array_equal(
+        cascade.predict(X[500:700]), cascade.predict(images[500:700])
+    )
+    # Rows of another size are refused by the stages, which name the shape.
+    with pytest.raises(ValueError, match=r"expects rows of shape \(1, 8, 8\) = 64"):
+        cascade.predict(X[500:510, :60])

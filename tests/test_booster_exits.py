@@ -665,6 +665,17 @@ def test_a_model_that_stops_by_itself_when_fitted_here_is_refused(library):
     assert as_multi_exit(full, None, fitted_here=True).exits[-1] == 40
 
 
+def test_xgboost_at_its_default_number_of_rounds_is_fitted_here():
+    """XGBoost's n_estimators defaults to None (its own 100 rounds): the
+    rounds it was set to are XGBoost's, not int(None)."""
+    xgb = _lib("xgboost")
+    X, y = _data("binary")
+    model = xgb.XGBClassifier(n_jobs=1, random_state=0)
+    assert model.get_params()["n_estimators"] is None
+    early = EarlyExitClassifier(model, cv=2, random_state=0).fit(X, y)
+    assert early.source_.exits[-1] == 100
+
+
 def test_other_models_and_objectives_are_refused_with_the_reason():
     lgb, xgb = _lib("lightgbm"), _lib("xgboost")
     X, y = _data("multiclass")

@@ -18,8 +18,7 @@ from ._booster_exits import (
     BoosterExits,
     fitted_rounds,
     is_booster_model,
-    refuse_short_of_its_rounds,
-    refuse_stopped_early,
+    refuse_stopped,
 )
 from ._multi_exit import MultiExitSource
 from ._tree_exits import _BOOSTING, _SUPPORTED, TreeEnsembleExits
@@ -79,8 +78,7 @@ def as_multi_exit(fitted, exits, *, fitted_here=False) -> MultiExitSource:
             # Early stopping set by a callback routed to fit (the model's own
             # parameters are checked before any fit), or a model that stopped
             # by itself (no split left, a callback without best_iteration).
-            refuse_stopped_early(model)
-            refuse_short_of_its_rounds(model)
+            refuse_stopped(model)
         if exits is None:
             exits = default_exits(n_trees_of(model))
         return BoosterExits(model, exits)

@@ -401,10 +401,7 @@ def check_unfitted_booster(model) -> int:
         for alias in _LGB_EARLY_STOPPING:
             if _positive(params.get(alias)):
                 raise _early_stopping_error(model, f"{alias}={params[alias]!r}")
-        for alias in _LGB_ROUNDS:
-            if params.get(alias) is not None:
-                return int(params[alias])
-        return int(params["n_estimators"])
+        return configured_rounds(model)
     mode = params.get("booster")
     if mode in ("dart", "gblinear"):
         raise _mode_error(name, mode, _library(model))
@@ -413,7 +410,7 @@ def check_unfitted_booster(model) -> int:
         raise _early_stopping_error(model, f"early_stopping_rounds={value!r}")
     if _callbacks_stop_early(params.get("callbacks")):
         raise _early_stopping_error(model, "an EarlyStopping callback")
-    return int(model.get_num_boosting_rounds())
+    return configured_rounds(model)
 
 
 def check_round_exits(
@@ -470,32 +467,31 @@ def stopped_early(model) -> bool:
     return hasattr(booster, "best_iteration")
 
 
-def refuse_stopped_early(model) -> None:
-    """Refuse a model that we fitted and that stopped early (a callback)."""
-    if stopped_early(model):
-        raise _early_stopping_error(model, "early stopping (it set best_iteration)")
-
-
 def configured_rounds(model) -> int:
     """The boosting rounds an unfitted-or-fitted scikit-learn wrapper of
-    LightGBM or XGBoost was set to grow (its parameters, aliases included)."""
+    LightGBM or XGBoost is set to grow (its parameters, aliases included;
+    XGBoost's own default where ``n_estimators`` is None)."""
+    if _library(model) == "xgboost":
+        return int(model.get_num_boosting_rounds())
     params = model.get_params(deep=False)
-    if _library(model) == "lightgbm":
-        for alias in _LGB_ROUNDS:
-            if params.get(alias) is not None:
-                return int(params[alias])
+    for alias in _LGB_ROUNDS:
+        if params.get(alias) is not None:
+            return int(params[alias])
     return int(params["n_estimators"])
 
 
-def refuse_short_of_its_rounds(model) -> None:
-    """Refuse a model we fitted that grew fewer rounds than it was set to: it
-    stopped by itself (LightGBM when no split is left that meets its
-    min_split_gain or min_child_samples, or a callback that ended training
-    without setting best_iteration), so it would stop at another round in
-    every cross-fitting fold."""
+def refuse_stopped(model) -> None:
+    """Refuse a model we fitted that did not grow the rounds it was set to:
+    early stopping (a callback routed to fit set ``best_iteration``), or a
+    model that stopped by itself (LightGBM when no split is left that meets
+    its min_split_gain or min_child_samples, a callback that ended training
+    without setting ``best_iteration``). Either would stop at another round
+    in every cross-fitting fold."""
+    if stopped_early(model):
+        raise _early_stopping_error(model, "early stopping (it set best_iteration)")
     if _kind(model) == "booster":
         return
-    grown, configured = int(_grown_rounds(model)), configured_rounds(model)
+    grown, configured = fitted_rounds(model), configured_rounds(model)
     if grown < configured:
         cause = (
             "LightGBM stops when no split is left that meets its settings: "
@@ -511,13 +507,6 @@ def refuse_short_of_its_rounds(model) -> None:
             "rounds it grows, relax what stops it, or fit it yourself and pass "
             "FrozenEstimator(model) with policy data it was not fitted on."
         )
-
-
-def _grown_rounds(model) -> int:
-    booster = _booster_of(model)
-    if _library(model) == "lightgbm":
-        return booster.current_iteration()
-    return booster.num_boosted_rounds()
 
 
 def fitted_rounds(model) -> int:

@@ -861,8 +861,24 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
         )
         try:
-            return self._fit_members(
-                fit_members, X, y, stage_fit_params, splitter_params, measure
+            return fit_members(
+                self._members()[1],
+                X,
+                y,
+                self._stage_classes(),
+                stage_fit_params,
+                splitter_params,
+                self.cv,
+                measure_costs=measure,
+                random_state=cached_call_seed(self.random_state),
+                n_jobs=self.n_jobs,
+                verbose=self.verbose,
+                make_source=self._source_maker(),
+                names=self._members()[0],
+                # Only what decides the sizes timed: a cache hit for the others.
+                cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
+                refit=self.refit,
+                whole_method=self._whole_method() if measure else None,
             )
         except Exception as exc:
             if self.memory is None or _hashable(self._members()[1]):
@@ -874,29 +890,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"{str(exc)[:200]}). Use a function defined at module level, or "
                 "memory=None."
             ) from None
-
-    def _fit_members(
-        self, fit_members, X, y, stage_fit_params, splitter_params, measure
-    ):
-        return fit_members(
-            self._members()[1],
-            X,
-            y,
-            self._stage_classes(),
-            stage_fit_params,
-            splitter_params,
-            self.cv,
-            measure_costs=measure,
-            random_state=cached_call_seed(self.random_state),
-            n_jobs=self.n_jobs,
-            verbose=self.verbose,
-            make_source=self._source_maker(),
-            names=self._members()[0],
-            # Only what decides the sizes timed: a cache hit for the others.
-            cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
-            refit=self.refit,
-            whole_method=self._whole_method() if measure else None,
-        )
 
     def _whole_method(self) -> str | None:
         """The method of the one member that users call instead of the
@@ -1279,24 +1272,40 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """Say so where the budget is above what every stage on every row costs:
         nothing can spend it, and it is often in another unit than ``costs_``
         (measured costs are seconds per row)."""
-        if self.budget is None:
+        above = self._above_full_cost(self.budget)
+        if above is None:
             return
-        full = float(self.cumulative_costs_[-1]) + float(
-            getattr(self, "router_cost_", 0.0) or 0.0
-        )
-        if self.budget <= full * (1 + BUDGET_RTOL):
-            return
-        unit = self._cost_unit()
         warn(
-            f"budget={self.budget:g} is above the full cost, {full:.4g} per row "
-            "(every stage on every row"
-            + (", the router included" if getattr(self, "router_", None) else "")
-            + f"{f'; {unit} per row' if unit else ''}): no policy can spend it, "
-            "and every row may run every stage. Is it in the unit of costs_"
-            + (" (measured: seconds per row)" if unit == "seconds" else "")
-            + "? A fraction of the full cost is budget=fraction * "
-            "cumulative_costs_[-1].",
+            f"budget={self.budget:g} is {above} No policy can spend it, and "
+            "every row may run every stage. A fraction of the full cost is "
+            "budget=fraction * cumulative_costs_[-1].",
             UserWarning,
+        )
+
+    def _full_cost(self) -> float:
+        """Average cost per row of running every stage on every row, a kept
+        router's cost included."""
+        full = float(self.cumulative_costs_[-1])
+        if getattr(self, "router_", None) is not None:
+            full += float(self.router_cost_)
+        return full
+
+    def _above_full_cost(self, budget) -> str | None:
+        """Where ``budget`` is above :meth:`_full_cost` (beyond rounding), the
+        words that say so and ask for its unit; else None."""
+        if budget is None:
+            return None
+        full = self._full_cost()
+        if budget <= full * (1 + BUDGET_RTOL):
+            return None
+        unit = self._cost_unit()
+        return (
+            f"above the full cost, {full:.4g} per row (every stage on every row"
+            + (", the router included" if getattr(self, "router_", None) else "")
+            + f"{f'; {unit} per row' if unit else ''}): is it in the unit of "
+            "the model's costs_"
+            + (" (measured: seconds per row)" if unit == "seconds" else "")
+            + "?"
         )
 
     def _policy_search_maker(self, stage_probas, y_encoded, sample_weight):

@@ -84,6 +84,7 @@ from .policies._policy import (
     with_thresholds,
 )
 from .policies._router import carried_back, routed_walk
+from .policies._selection import _standard_error
 from .policies._thresholds import BUDGET_RTOL, TIE_RTOL, first_reaching
 from .stages import exit_probas
 
@@ -501,7 +502,10 @@ def recalibrate(estimator, X, budget=None):
         "n_rows": int(n_rows),
         "exit_rates": np.bincount(exit_stage, minlength=n_stages) / n_rows,
         "thresholds": thresholds,
-        "cost_standard_error": _standard_error_of_mean(row_cost),
+        # Unbiased, as the budget search's (0 for a single row: no spread).
+        "cost_standard_error": (
+            _standard_error(row_cost, np.ones(n_rows), ddof=1) if n_rows > 1 else 0.0
+        ),
         "cost_before": float(cost_before),
         "exit_rates_before": np.bincount(before_stage, minlength=n_stages) / n_rows,
         "thresholds_before": fitted,
@@ -511,14 +515,6 @@ def recalibrate(estimator, X, budget=None):
     _warn_about_steps(record, estimator)
     _warn_about_noise(record)
     return _recalibrated_copy(estimator, new_policy, record)
-
-
-def _standard_error_of_mean(values: np.ndarray) -> float:
-    """Standard error of the mean of ``values`` (0 for a single row)."""
-    n = len(values)
-    if n < 2:
-        return 0.0
-    return float(np.std(values, ddof=1) / np.sqrt(n))
 
 
 def _warn_about_noise(record) -> None:
@@ -556,15 +552,8 @@ def _warn_about_steps(record, estimator) -> None:
     if record["status"] == "saturated" and cost < (1 - _WARN_GAP) * budget:
         deepest = int(getattr(estimator, "deepest_stage_", -1))
         n_stages = len(estimator.cumulative_costs_)
-        full = estimator._cost_of_rates(np.eye(n_stages)[-1])
-        if getattr(estimator, "router_", None) is not None:
-            full += estimator.router_cost_
-        unit = (
-            f" It is above the full cost, {full:g} per row (every stage on "
-            "every row): is it in the unit of the model's costs_?"
-            if budget > full
-            else ""
-        )
+        above = estimator._above_full_cost(budget)
+        unit = "" if above is None else f" It is {above}"
         limits = []
         if 0 <= deepest < n_stages - 1:
             limits.append(

@@ -577,23 +577,22 @@ def fit_answer_kinds(args, make, fit_and_evaluate, rows, progress) -> list:
     }
     kinds = ["stage", "combined"] if args.answer == "both" else [args.answer]
     fits = []
-    shared = False
+    # With both kinds the second fit reuses the stages' held-out answers
+    # (memory=) and the first fit's measured costs: timed twice, the same
+    # stages' costs differ by their timing noise, and so would the two
+    # kinds' tables (the combiners' own work is then not counted).
+    share_costs = params["costs"] == "auto" and len(kinds) > 1
     with tempfile.TemporaryDirectory() as cache:
-        # With both kinds the second fit reuses the stages' held-out answers
-        # (memory=) and the first fit's measured costs: timed twice, the same
-        # stages' costs differ by their timing noise, and so would the two
-        # kinds' tables (the combiners' own work is then not counted).
-        for kind in kinds:
+        for k, kind in enumerate(kinds):
             fitted, report = fit_and_evaluate(
                 make(answer=kind, memory=cache if len(kinds) > 1 else None, **params),
                 rows,
                 args.seed,
                 progress,
             )
-            report["costs_shared"] = shared
+            report["costs_shared"] = share_costs and k > 0
             fits.append((fitted, report))
-            if params["costs"] == "auto" and len(kinds) > 1:
-                shared = True
+            if share_costs:
                 params["costs"] = {
                     "per_row": fitted.costs_per_row_,
                     "per_call": fitted.costs_per_call_,

@@ -155,9 +155,11 @@ def _inverse_transformed(model, X) -> np.ndarray:
             model.transformer_.inverse_transform(values.reshape(-1, 1)), model
         )
 
-    answers = np.empty_like(inner)
-    answers[:, 0] = _one_column(model.predict(X), model)
+    # The prediction mapped back as TransformedTargetRegressor.predict maps
+    # it (without running the regressor a second time).
     mean, std = inner[:, 0], inner[:, 1]
+    answers = np.empty_like(inner)
+    answers[:, 0] = back(mean)
     answers[:, 1] = np.abs(back(mean + std) - back(mean - std)) / 2
     return answers
 

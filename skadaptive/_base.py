@@ -88,14 +88,18 @@ from .policies._call_costs import (
     choose_with_call_costs,
     frontier_with_call_costs,
 )
+from .policies._losses import per_row_loss
 from .policies._policy import (
     answer_costs,
+    evaluate_exits,
     exit_figures,
     stage_accuracies,
     stage_correct,
     stage_figures,
 )
 from .policies._router import routed_walk
+from .policies._selection import _POLICY_FOLDS as POLICY_FOLDS
+from .policies._selection import _row_groups, clearly_better_held_out, row_folds
 from .policies._skips import SkipSearch
 from .policies._thresholds import BUDGET_RTOL
 from .stages import exit_probas, measure_exit_seconds
@@ -388,6 +392,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # float64: the budget search's thresholds move with any rounding of the
         # scores, and with_policy must reproduce what fit learned.)
         self._policy_data = (answers, self._stored_targets(y_policy), w_policy)
+        # With combined answers, the stages' own too: a budget's policy is
+        # learned on both and keeps the combined one only where it is clearly
+        # more accurate out of sample (see _choose_answers).
+        self._stage_answer_rows = stage_probas if combines(self.combiners_) else None
         # A router is learned on the policy rows' features (kept with them).
         self._router_data = None
         self._router_timings = {}  # a refit times its routers anew
@@ -605,7 +613,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             )
 
     def _answer_source(self):
-        """The exits as they answer: the stage source, with its combiners."""
+        """The exits as they answer: the stage source, with its combiners
+        where the kept policy answers with them (``answer_``)."""
+        if getattr(self, "answer_", None) != "combined":
+            return self._stage_source()
         return answering_source(self._stage_source(), self.combiners_)
 
     def _routing_policy(self):
@@ -810,6 +821,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             weight,
         )
 
+    def _kept_policy_rows(self) -> tuple:
+        """:meth:`_policy_rows` with the answers the kept policy decides on
+        (``answer_``: the stages' own where a budget's policy kept them)."""
+        probas, y_encoded, weight = self._policy_rows()
+        alone = getattr(self, "_stage_answer_rows", None)
+        if alone is not None and getattr(self, "answer_", None) == "stage":
+            probas = [np.asarray(p, dtype=np.float64) for p in alone]
+        return probas, y_encoded, weight
+
     def _encoded_for_policy(self, stored) -> np.ndarray:
         """Kept targets as the policy searches take them."""
         return stored
@@ -849,6 +869,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """
         check_is_fitted(self)
         self._policy_data = None
+        self._stage_answer_rows = None
         self._router_data = None
         return self
 
@@ -1219,22 +1240,33 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     UserWarning,
                 )
         variable, share = self._cost_parts()
-        chosen = choose_with_call_costs(
-            self._policy_search_maker(stage_probas, y_encoded, sample_weight),
-            stage_probas,
-            y_encoded,
-            sample_weight,
-            variable_cumulative=variable,
-            share=share,
-            batch_size=self.cost_batch_size_,
-            cost_weight=self.cost_weight,
-            normalized_budget=None if self.budget is None else self.budget / total_cost,
-            confidence=self.budget_confidence,
-            random_state=self.random_state,
-            cost_unit=total_cost,
-            loss=self._loss(),
-        )
-        for name in ("run_rates", "expected_run_rates"):
+
+        def choose(answers):
+            return choose_with_call_costs(
+                self._policy_search_maker(answers, y_encoded, sample_weight),
+                answers,
+                y_encoded,
+                sample_weight,
+                variable_cumulative=variable,
+                share=share,
+                batch_size=self.cost_batch_size_,
+                cost_weight=self.cost_weight,
+                normalized_budget=None
+                if self.budget is None
+                else self.budget / total_cost,
+                confidence=self.budget_confidence,
+                random_state=self.random_state,
+                cost_unit=total_cost,
+                loss=self._loss(),
+            )
+
+        chosen = choose(stage_probas)
+        self.answer_ = "combined" if combines(self.combiners_) else "stage"
+        if self.budget is not None and self.answer_ == "combined":
+            chosen, self.answer_, stage_probas = self._choose_answers(
+                chosen, stage_probas, choose, y_encoded, sample_weight
+            )
+        for name in ("run_rates", "expected_run_rates", "held_out_exits"):
             chosen.pop(name)
         for name, value in chosen.items():
             setattr(self, f"{name}_", value)
@@ -1267,6 +1299,85 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self.__dict__.pop(name, None)
         self._learn_router(stage_probas, y_encoded, sample_weight)
         self._warn_budget_above_full_cost()
+
+    def _choose_answers(self, chosen, combined, choose, y_encoded, sample_weight):
+        """For a budget, the exits' answers the policy is kept for: the
+        combined ones (``chosen``, learned on ``combined``) only where they are
+        clearly more accurate out of sample than the stages' own.
+
+        The policy ``answer="stage"`` would keep is learned on the stages'
+        own answers as that fit learns it; the combined answers' policy
+        replaces it only when its cross-fitted loss is lower by more than one
+        standard error of the paired per-row difference, and so is the same
+        choice made for each fold without the fold's rows
+        (:func:`~skadaptive.policies._selection.clearly_better_held_out`).
+        The combiners cannot make a budget's answers worse than the stages'
+        by more than that noise; where they are kept, the expected figures
+        are the held-out choice's (each fold's rows from the answers chosen
+        without them).
+
+        Returns
+        -------
+        chosen : dict
+        answer : {"stage", "combined"}
+        answers : list of ndarray
+            The kept answers on the policy rows.
+        """
+        alone = getattr(self, "_stage_answer_rows", None)
+        if alone is None:
+            # Kept by a version before the choice: combined, as it was fitted.
+            return chosen, "combined", combined
+        alone = [np.asarray(p, dtype=np.float64) for p in alone]
+        plain = choose(alone)
+        loss = self._loss()
+        rows = np.arange(len(y_encoded))
+
+        def held_out_loss(choice, answers):
+            per_exit = np.stack([per_row_loss(p, y_encoded, loss) for p in answers])
+            return per_exit[choice["held_out_exits"], rows]
+
+        weight = np.ones(len(rows)) if sample_weight is None else sample_weight
+        # Equal rows (in both answers, and label) count once; the folds deal
+        # equal stage answers whole, as the policy's cross-fitting does.
+        _, group_of_row = _row_groups(alone + combined, y_encoded)
+        folds = row_folds(alone, y_encoded, POLICY_FOLDS, self.random_state, weight)
+        keep, in_fold = clearly_better_held_out(
+            held_out_loss(plain, alone),
+            held_out_loss(chosen, combined),
+            group_of_row,
+            weight,
+            folds,
+        )
+        if not keep:
+            return plain, "stage", alone
+        exits = np.where(in_fold, chosen["held_out_exits"], plain["held_out_exits"])
+        correct = np.where(
+            in_fold,
+            stage_correct(combined, y_encoded, loss),
+            stage_correct(alone, y_encoded, loss),
+        )
+        estimate = evaluate_exits(
+            None, exits, correct, self.cumulative_costs_, sample_weight, np.nan
+        )
+        chosen = {
+            **chosen,
+            "expected_accuracy": estimate.accuracy,
+            "expected_exit_rates": estimate.exit_rates,
+            "expected_cost": self._cost_of_rates(estimate.exit_rates),
+        }
+        return chosen, "combined", combined
+
+    def _exit_answer_kinds(self) -> list[str]:
+        """How each exit answers under the kept policy: its combiner's kind
+        where ``answer_`` is ``"combined"``, else ``"stage"``."""
+        if getattr(self, "answer_", None) != "combined":
+            return ["stage"] * len(self.combiners_)
+        return [c.kind for c in self.combiners_]
+
+    def _fitted_answers(self, alone: list, combined: list) -> list:
+        """The answers the kept policy decides on and answers with
+        (``answer_``): the exits' combined ones, or the stages' own."""
+        return combined if getattr(self, "answer_", None) == "combined" else alone
 
     def _warn_budget_above_full_cost(self) -> None:
         """Say so where the budget is above what every stage on every row costs:
@@ -1438,8 +1549,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             ``stage_accuracies`` and ``stage_costs`` (each stage on
             its own: its own probabilities, its own cost in a cascade, the cost
             up to it for exits), ``exit_accuracies`` (every row answered at
-            each exit as this estimator answers there: with
-            ``answer="combined"``, by its combiner), ``oracle_accuracy``,
+            each exit as this estimator's policy answers there: by its
+            combiner where ``answer_`` is ``"combined"``; ``frontier_``'s
+            policies answer with the combiners whenever ``combiners_``
+            combine), ``oracle_accuracy``,
             ``oracle_cost`` and ``oracle_exit_rates`` (of those answers), and
             ``accuracy_at_fit``, ``cost_at_fit``, ``exit_rates_at_fit`` and
             ``run_rates_at_fit`` (the share of the rows each stage runs on)
@@ -1470,12 +1583,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         y_encoded = self._encode_new_targets(y)
         sample_weight = check_weights(sample_weight, X)
         alone, probas = self._exit_answers(exit_probas(self._stage_source(), X))
+        correct_alone = stage_correct(alone, y_encoded, self._loss())
         correct = stage_correct(probas, y_encoded, self._loss())
+        # The kept policy's answers (answer_); frontier_'s are the exits'.
+        fitted = self._fitted_answers(alone, probas)
+        correct_fitted = self._fitted_answers(correct_alone, correct)
 
         weight = np.ones(len(y)) if sample_weight is None else sample_weight
 
-        def at(policy):
-            exit_stage, runs = routed_walk(policy, probas, X)
+        def at(policy, answers=probas, correct=correct):
+            exit_stage, runs = routed_walk(policy, answers, X)
             ran = runs if policy.skips else None
             accuracy, _, rates = exit_figures(
                 exit_stage, correct, self.cumulative_costs_, sample_weight, ran
@@ -1484,13 +1601,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             run_rates = runs @ weight / weight.sum()
             return accuracy, cost + self._router_cost_of(policy), rates, run_rates
 
-        figures = stage_figures(correct, self.cumulative_costs_, sample_weight)
+        figures = stage_figures(correct_fitted, self.cumulative_costs_, sample_weight)
         figures["exit_accuracies"] = figures.pop("stage_accuracies")
-        figures["stage_accuracies"] = stage_accuracies(
-            stage_correct(alone, y_encoded, self._loss()), sample_weight
-        )
+        figures["stage_accuracies"] = stage_accuracies(correct_alone, sample_weight)
         points = [at(p.policy) for p in self._frontier_evaluations()]
-        accuracy_at_fit, cost_at_fit, rates_at_fit, runs_at_fit = at(self.policy_)
+        accuracy_at_fit, cost_at_fit, rates_at_fit, runs_at_fit = at(
+            self.policy_, fitted, correct_fitted
+        )
         total = self.cumulative_costs_[-1]
         return {
             "cost_weight": self.frontier_["cost_weight"].copy(),
@@ -1683,6 +1800,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # with_policy makes share (each would time its router anew).
         if hasattr(self, "router_search_"):
             self.__dict__.setdefault("_router_timings", {})
+        # Saved before a budget's policy chose between the answer kinds: its
+        # exits answer as its combiners say (none: the stages' own).
+        if "policy_" in self.__dict__ and "answer_" not in self.__dict__:
+            combiners = self.__dict__.get("combiners_")
+            combined = combiners is not None and combines(combiners)
+            self.answer_ = "combined" if combined else "stage"
 
     def get_metadata_routing(self):
         """Get metadata routing of this object.

@@ -100,7 +100,14 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         Combiners are fitted on the cross-fitted held-out probabilities, never
         on a stage's training rows, and the policy is learned on their
         out-of-fold answers, so it decides when the combined answer is good
-        enough. Exit 0 always answers with its own probabilities; with fewer
+        enough. With ``budget=``, the policy ``answer="stage"`` would learn
+        is learned too, and the combined answers' replaces it only where it
+        is clearly more accurate out of sample (the one-standard-error rule
+        of the budget search, on the cross-fitted policies, and again with
+        the choice made without each fold): at a budget, combining is never
+        worse than the stage answers by more than that noise (``answer_``
+        says which were kept). Exit 0 always answers with its own
+        probabilities; with fewer
         than 30 policy rows of positive weight, or a fold whose training rows
         hold a single class, every exit does (with a warning). Switching it
         needs a refit; with ``memory=`` the stages come from the cache, and
@@ -332,6 +339,13 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
     oracle_accuracy_, oracle_cost_ : float
         Held-out accuracy and average cost of the oracle that answers at the
         first exit whose answer is right: the upper bound of any policy.
+    answer_ : {"stage", "combined"}
+        What the kept policy's exits answer with: ``"combined"`` where the
+        exits combine (``combiners_``) and, for a budget, the combined
+        answers' policy was clearly more accurate out of sample than the stage
+        answers' (see ``answer``); else ``"stage"``, each stage's own
+        probabilities. ``frontier_`` and :meth:`with_policy` with a
+        ``cost_weight`` answer with the combiners whenever they combine.
     combiners_ : list of ExitCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit
         with ``answer="stage"``, and for exit 0; else the kind chosen, with
@@ -473,7 +487,12 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         are fitted on the cross-fitted held-out predictions, never on a
         stage's training rows, and the policy is learned on their
         out-of-fold answers, so it decides when the combined prediction is
-        good enough. A combined answer keeps its exit's own uncertainty.
+        good enough. With ``budget=``, the policy ``answer="stage"`` would
+        learn is learned too, and the combined answers' replaces it only
+        where its error is clearly lower out of sample (the one-standard-error
+        rule of the budget search, on the cross-fitted policies, and again
+        with the choice made without each fold; ``answer_`` says which were
+        kept). A combined answer keeps its exit's own uncertainty.
         Exit 0 always answers with its own prediction; with fewer than 30
         policy rows of positive weight, every exit does (with a warning).
         Switching it needs a refit; with ``memory=`` the stages come from
@@ -535,6 +554,13 @@ _REGRESSION_ATTRIBUTES = (
         at the first exit whose error is the smallest, with the exits'
         answers (``exit_errors_``: combined ones with ``answer="combined"``):
         the lower bound of any policy over these exits.
+    answer_ : {"stage", "combined"}
+        What the kept policy's exits answer with: ``"combined"`` where the
+        exits combine (``combiners_``) and, for a budget, the combined
+        answers' policy was clearly lower in error out of sample than the stage
+        answers' (see ``answer``); else ``"stage"``, each stage's own
+        prediction. ``frontier_`` and :meth:`with_policy` with a
+        ``cost_weight`` answer with the combiners whenever they combine.
     combiners_ : list of RegressionCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit
         with ``answer="stage"``, and for exit 0; else the kind chosen, with

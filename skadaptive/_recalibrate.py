@@ -114,8 +114,9 @@ def exit_answers(estimator, X) -> list[np.ndarray]:
     """Every exit's answer for every row of ``X``, as the policy sees them.
 
     Every stage runs on every row (no early exit), in batches of the
-    estimator's ``batch_size`` rows; with ``answer="combined"``, the
-    combiners' answers; for a regressor, on the policy's scale.
+    estimator's ``batch_size`` rows; the combiners' answers where the kept
+    policy answers with them (``answer_``); for a regressor, on the policy's
+    scale.
     """
     source = estimator._stage_source()
     n_rows = _num_samples(X)
@@ -127,7 +128,7 @@ def exit_answers(estimator, X) -> list[np.ndarray]:
         for start in range(0, n_rows, batch)
     ]
     alone = [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
-    return estimator._exit_answers(alone)[1]
+    return estimator._fitted_answers(*estimator._exit_answers(alone))
 
 
 def _thresholds_of(policy) -> np.ndarray:
@@ -627,7 +628,7 @@ def _policy_rows_figures(estimator, policy):
         X_rows = (getattr(estimator, "_router_data", None) or (None,))[0]
         if X_rows is None:
             return None
-    probas, y_encoded, weight = estimator._policy_rows()
+    probas, y_encoded, weight = estimator._kept_policy_rows()
     exit_stage, ran = routed_walk(policy, probas, X_rows)
     ran = ran if policy.skips else None
     correct = stage_correct(probas, y_encoded, estimator._loss())

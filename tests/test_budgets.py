@@ -901,3 +901,27 @@ def test_a_budget_above_the_full_cost_asks_for_its_unit():
     measured = clone(cascade).set_params(costs="auto").fit(X, y)
     with pytest.warns(UserWarning, match=r"\(measured: seconds per row\)\?"):
         measured.with_policy(budget=10.0)
+
+
+def test_a_challenger_better_on_one_fold_only_is_not_kept():
+    """A gain clear over all rows but made on one fold only: chosen without
+    that fold, the challenger loses nothing and gains nothing on the others,
+    so the held-out choice is not clearly better and it is not kept."""
+    from skadaptive.policies._selection import clearly_better_held_out
+
+    rng = np.random.default_rng(0)
+    folds = np.arange(1000) % 5
+    reference = rng.integers(0, 2, 1000).astype(float)
+    challenger = np.where(folds == 0, 0.0, reference)
+    rows, ones = np.arange(1000), np.ones(1000)
+    gain = reference - challenger
+    assert gain.mean() > 5 * gain.std() / np.sqrt(1000)  # clear over all rows
+    keep, chosen_in_fold = clearly_better_held_out(
+        reference, challenger, rows, ones, folds
+    )
+    assert not keep
+    assert not chosen_in_fold[folds == 0].any() and chosen_in_fold[folds != 0].all()
+    # Better in every fold: kept, and chosen without each fold.
+    spread = np.where(rng.random(1000) < 0.3, 0.0, reference)
+    keep, chosen_in_fold = clearly_better_held_out(reference, spread, rows, ones, folds)
+    assert keep and chosen_in_fold.all()

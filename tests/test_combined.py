@@ -837,3 +837,140 @@ def test_a_class_the_policy_rows_lack_is_still_answered():
     assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
     X_test, y_test = X[600:], y[600:]
     assert (cascade.predict(X_test[y_test == 2]) == 2).mean() > 0.5
+
+
+# ------------------------------------------- a budget's choice of answer kind
+def _noisy_columns(n_rows, seed):
+    """Two stages (columns) that see a binary label through independent
+    noise: pooling them is more accurate than either alone."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n_rows)
+    scores = (2 * y - 1)[:, None] + rng.normal(size=(n_rows, 2)) * 1.2
+    return 1 / (1 + np.exp(-scores)), y
+
+
+def _column_cascade(answer, **params):
+    from _column_stages import ColumnStage
+
+    stages = [
+        (f"column{k}", FrozenEstimator(ColumnStage(k).fit(np.zeros((2, 2)), [0, 1])))
+        for k in range(2)
+    ]
+    return AdaptiveCascadeClassifier(
+        stages, costs=[1, 1], answer=answer, random_state=0, **params
+    )
+
+
+def test_a_budget_keeps_combined_answers_where_clearly_more_accurate():
+    """With 2,000 policy rows the pooled answers are clearly more accurate at
+    the budget: kept, and they are what predict answers with."""
+    X, y = _noisy_columns(2000, seed=0)
+    X_test, y_test = _noisy_columns(20000, seed=1)
+    combined = _column_cascade("combined", budget=1.5).fit(X, y)
+    plain = _column_cascade("stage", budget=1.5).fit(X, y)
+    assert combined.combiners_[1].kind != "stage"
+    assert combined.answer_ == "combined" and plain.answer_ == "stage"
+    assert combined.expected_accuracy_ > plain.expected_accuracy_ + 0.005
+    assert combined.score(X_test, y_test) > plain.score(X_test, y_test) + 0.005
+    # The exits answer with the combiners, as routing runs them.
+    answers = combined._exit_answers(exit_probas(combined._stage_source(), X_test))[1]
+    exits = combined.predict_exit(X_test)
+    expected = np.where(exits[:, None] == 0, answers[0], answers[1])
+    np.testing.assert_allclose(combined.predict_proba(X_test), expected)
+    test = combined.evaluate_frontier(X_test, y_test)
+    assert test["accuracy_at_fit"] == pytest.approx(combined.score(X_test, y_test))
+
+
+def test_a_budget_keeps_the_stage_answers_unless_clearly_beaten():
+    """Fewer rows of the same kind (the gain within noise), or stages whose
+    own answers already do as well at the budget (disjoint errors: the rows
+    worth sending on are those the second stage alone answers right): the
+    policy answer="stage" learns is kept, and everything about it."""
+    X, y = _noisy_columns(1000, seed=0)
+    few = _column_cascade("combined", budget=1.5).fit(X, y)
+    assert few.combiners_[1].kind != "stage"
+    assert few.answer_ == "stage"
+    X, y = _disjoint_errors(600, seed=0)
+    X_test, y_test = _disjoint_errors(2000, seed=1)
+    combined = _disjoint_cascade("combined", budget=1.25).fit(X, y)
+    plain = _disjoint_cascade("stage", budget=1.25).fit(X, y)
+    assert combined.combiners_[1].kind != "stage"
+    assert combined.answer_ == "stage"
+    assert combined._exit_answer_kinds() == ["stage", "stage"]
+    np.testing.assert_array_equal(
+        combined.predict_proba(X_test), plain.predict_proba(X_test)
+    )
+    for name in ("expected_accuracy_", "expected_cost_", "policy_rows_accuracy_"):
+        assert getattr(combined, name) == getattr(plain, name)
+    np.testing.assert_array_equal(combined.exit_accuracies_, plain.exit_accuracies_)
+    test = combined.evaluate_frontier(X_test, y_test)
+    assert test["accuracy_at_fit"] == plain.score(X_test, y_test)
+    np.testing.assert_array_equal(test["exit_accuracies"], test["stage_accuracies"])
+    # frontier_ stays the combined answers' (cost_weight policies).
+    assert combined.with_policy(cost_weight=0.0).answer_ == "combined"
+    # Recalibrated on the stage answers it routes with: the cost it reports
+    # is the cost of routing those rows.
+    recalibrated = combined.recalibrate(X_test, budget=1.2)
+    report = recalibrated.exit_report(X_test)
+    assert report.cost == pytest.approx(recalibrated.recalibrated_cost_)
+    assert recalibrated.answer_ == "stage"
+
+
+def test_models_saved_before_the_choice_of_answers_answer_as_fitted():
+    import pickle
+
+    X, y = _disjoint_errors(600, seed=0)
+    cascade = _disjoint_cascade("combined", cost_weight=0.0).fit(X, y)
+    assert cascade.answer_ == "combined"
+    state = cascade.__getstate__()
+    del state["answer_"]
+    state.pop("_stage_answer_rows", None)
+    old = AdaptiveCascadeClassifier.__new__(AdaptiveCascadeClassifier)
+    old.__setstate__(pickle.loads(pickle.dumps(state)))
+    assert old.answer_ == "combined"
+    np.testing.assert_array_equal(old.predict_proba(X), cascade.predict_proba(X))
+    # A budget learned again from it keeps the combined answers (no stage
+    # answers were kept to compare them with).
+    assert old.with_policy(budget=1.25).answer_ == "combined"
+
+
+def test_a_budget_that_kept_the_stage_answers_is_scored_and_recalibrated_on_them():
+    """Three noisy stages, 500 rows: the combined answers are not clearly
+    better at this budget, and they would route some rows elsewhere at the
+    second exit. Every figure of the kept policy is of the stage answers it
+    routes with: on new rows, on the policy rows, and after recalibrating."""
+    from _column_stages import ColumnStage
+
+    def columns(n_rows, seed):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, n_rows)
+        scores = (2 * y - 1)[:, None] + rng.normal(size=(n_rows, 3)) * 1.2
+        return 1 / (1 + np.exp(-scores)), y
+
+    X, y = columns(500, seed=0)
+    X_test, _ = columns(5000, seed=1)
+    y_test = (X_test.mean(axis=1) > 0.5).astype(int)  # any labels will do
+    stages = [
+        (f"column{k}", FrozenEstimator(ColumnStage(k).fit(np.zeros((2, 3)), [0, 1])))
+        for k in range(3)
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 1, 1], answer="combined", budget=1.5, random_state=0
+    ).fit(X, y)
+    assert cascade.answer_ == "stage" and cascade.combiners_[1].kind != "stage"
+    alone, combined = cascade._exit_answers(
+        exit_probas(cascade._stage_source(), X_test)
+    )
+    walk = cascade.policy_.exit_stage
+    assert np.mean(walk(alone) != walk(combined)) > 0.02
+    test = cascade.evaluate_frontier(X_test, y_test)
+    assert test["accuracy_at_fit"] == cascade.score(X_test, y_test)
+    assert test["cost_at_fit"] == pytest.approx(cascade.predict_cost(X_test).mean())
+    recalibrated = cascade.recalibrate(X_test, budget=1.3)
+    assert recalibrated.exit_report(X_test).cost == pytest.approx(
+        recalibrated.recalibrated_cost_
+    )
+    # On the policy rows (every row: the stages are frozen).
+    exits = recalibrated.predict_exit(X)
+    np.testing.assert_allclose(recalibrated.exit_rates_, np.bincount(exits) / len(y))
+    assert recalibrated.policy_rows_accuracy_ == pytest.approx(recalibrated.score(X, y))

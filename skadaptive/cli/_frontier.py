@@ -13,6 +13,7 @@ import numpy as np
 from .._validation import rows_text
 from ..policies._call_costs import batch_cost
 from ..policies._skips import jumps_over_stages
+from ..stages._combined import combines
 from ._classes import check_labels_known, labels_like, onnx_classes
 from ._intervals import (
     CONFIDENCE,
@@ -618,7 +619,12 @@ def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, not
         print(fmt(report), file=out)
         print_policy_lines(report["chosen"], out)
         if fitted.answer == "combined":
-            print(fmt_exits(report["exits"]), file=out)
+            print(
+                fmt_exits(report["exits"])
+                if fitted.answer_ == "combined"
+                else stage_answers_kept(fitted),
+                file=out,
+            )
     print(note, file=out)
     if any(report.get("costs_shared") for _, report in fits[1:]):
         print(
@@ -647,6 +653,19 @@ def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, not
         document[fitted.answer] = report
     write_results(args, document, [f for f, _ in fits], X_eval, y_eval, progress, out)
     return 0
+
+
+def stage_answers_kept(cascade) -> str:
+    """Why a cascade fitted with ``answer="combined"`` answers with each
+    stage's own output (``answer_ == "stage"``)."""
+    if not combines(cascade.combiners_):
+        why = "no exit's combiner was clearly better than its stage alone"
+    else:
+        why = (
+            "the policy learned on the combined answers was not clearly more "
+            "accurate out of sample at this budget than the stage answers' one"
+        )
+    return f"every exit answers with its stage's own output ({why}; answer_='stage')"
 
 
 def _params(args) -> dict:
@@ -748,40 +767,52 @@ def _accuracy_intervals(cascade, X, y, seed) -> dict:
     alone, probas = cascade._exit_answers(exit_probas(cascade._stage_source(), X))
     y_encoded = np.searchsorted(cascade.classes_, y)
     correct = stage_correct(probas, y_encoded)
+    correct_alone = stage_correct(alone, y_encoded)
+    correct_fitted = cascade._fitted_answers(correct_alone, correct)
     return point_intervals(
         cascade,
         probas,
         correct,
-        stage_correct(alone, y_encoded),
-        oracle_exits(correct),
+        correct_alone,
+        oracle_exits(correct_fitted),
         seed,
         X,
+        fitted=(cascade._fitted_answers(alone, probas), correct_fitted),
     )
 
 
 def point_intervals(
-    cascade, answers, per_row, per_row_alone, oracle, seed, X=None
+    cascade, answers, per_row, per_row_alone, oracle, seed, X=None, *, fitted=None
 ) -> dict:
     """Bootstrap intervals of every point of the table from per-row figures.
 
     ``per_row`` (n_stages, n_rows) is each exit's figure on each row as the
-    estimator answers there (right or wrong, or an error); ``per_row_alone``
-    each stage's own; ``oracle`` the oracle's exit of each row; ``answers``
-    what the policies decide on; ``X`` the rows' features (for a policy with
-    a router). Each stage alone answers every row with its own answer; each
-    exit with the estimator's (the same with stage answers).
+    exits answer there (right or wrong, or an error), ``answers`` what
+    ``frontier_``'s policies decide on; ``fitted`` the same two for the
+    estimator's own policy (``answer_``; None: the same); ``per_row_alone``
+    each stage's own figures; ``oracle`` the oracle's exit of each row (of
+    the fitted answers); ``X`` the rows' features (for a policy with a
+    router). Each stage alone answers every row with its own answer; each
+    exit as the estimator's policy answers there.
     """
     from ..policies import routed_walk
 
+    fitted_answers, fitted_per_row = (answers, per_row) if fitted is None else fitted
     rows = np.arange(per_row.shape[1])
     policies = [p.policy for p in cascade._frontier_evaluations()]
-    exits = [
-        oracle,
-        *(routed_walk(policy, answers, X)[0] for policy in policies),
-        routed_walk(cascade.policy_, answers, X)[0],
-    ]
+    chosen = routed_walk(cascade.policy_, fitted_answers, X)[0]
     points = np.concatenate(
-        [per_row_alone, np.stack([per_row[stage, rows] for stage in exits]), per_row]
+        [
+            per_row_alone,
+            np.stack(
+                [
+                    fitted_per_row[oracle, rows],
+                    *(per_row[routed_walk(p, answers, X)[0], rows] for p in policies),
+                    fitted_per_row[chosen, rows],
+                ]
+            ),
+            fitted_per_row,
+        ]
     )
     intervals = bootstrap_intervals(points, seed=seed).tolist()
     n_stages, n_frontier = len(per_row), len(policies)
@@ -902,6 +933,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
     warning = too_few_rows_warning(n_eval, exit_intervals[0], exit_intervals[-1])
     return {
         "answer": cascade.answer,
+        "answer_kept": cascade.answer_,
         "n_policy_rows": n_policy,
         "n_evaluation_rows": n_eval,
         "accuracy_interval": {
@@ -965,13 +997,13 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "exits": [
             {
                 "name": name,
-                "combiner": combiner.kind,
+                "combiner": kind,
                 "accuracy": float(accuracy),
                 "accuracy_interval": interval,
             }
-            for (name, _), combiner, accuracy, interval in zip(
+            for (name, _), kind, accuracy, interval in zip(
                 cascade.estimators,
-                cascade.combiners_,
+                cascade._exit_answer_kinds(),
                 test["exit_accuracies"],
                 intervals["exits"],
             )

@@ -145,10 +145,21 @@ def error_intervals(cascade, X, y, seed) -> dict:
     alone, answers = cascade._exit_answers(exit_probas(cascade._stage_source(), X))
     y_scaled = cascade._encode_new_targets(y)
     minus_loss = stage_correct(answers, y_scaled, cascade.loss)
+    minus_loss_alone = stage_correct(alone, y_scaled, cascade.loss)
     errors = -minus_loss * cascade._error_unit()
-    errors_alone = -stage_correct(alone, y_scaled, cascade.loss) * cascade._error_unit()
+    errors_alone = -minus_loss_alone * cascade._error_unit()
     return point_intervals(
-        cascade, answers, errors, errors_alone, oracle_exits(minus_loss), seed, X
+        cascade,
+        answers,
+        errors,
+        errors_alone,
+        oracle_exits(cascade._fitted_answers(minus_loss_alone, minus_loss)),
+        seed,
+        X,
+        fitted=(
+            cascade._fitted_answers(alone, answers),
+            cascade._fitted_answers(errors_alone, errors),
+        ),
     )
 
 
@@ -163,6 +174,8 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "task": "regression",
         "loss": cascade.loss,
         "error_name": ERROR_NAMES[cascade.loss],
+        "answer": cascade.answer,
+        "answer_kept": cascade.answer_,
         "n_policy_rows": n_policy,
         "n_evaluation_rows": n_eval,
         "error_interval": {
@@ -226,14 +239,15 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "exits": [
             {
                 "name": name,
-                "combiner": combiner.kind,
+                "combiner": kind,
                 "error": float(error),
                 "error_interval": interval,
                 **_combiner_report(combiner),
             }
-            for (name, _), combiner, error, interval in zip(
+            for (name, _), combiner, kind, error, interval in zip(
                 cascade.estimators,
                 cascade.combiners_,
+                cascade._exit_answer_kinds(),
                 test["exit_errors"],
                 intervals["exits"],
             )

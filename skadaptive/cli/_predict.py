@@ -256,19 +256,19 @@ def run(args, out=None) -> int:
 
 
 def _answers(model, names) -> list | None:
-    """What each exit answers with, for a model fitted with combined answers
-    (``combiners_``): the stage's own output, or its combiner over the stages
-    run so far. None where every exit answers with its own output."""
-    from ..stages._combined import combines
-
-    combiners = getattr(model, "combiners_", None)
-    if combiners is None or not combines(combiners):
+    """What each exit answers with under the model's policy
+    (``answer_``, ``combiners_``): the stage's own output, or its combiner over
+    the stages run so far. None where every exit answers with its own output."""
+    if getattr(model, "combiners_", None) is None:
+        return None
+    kinds = model._exit_answer_kinds()
+    if all(kind == "stage" for kind in kinds):
         return None
     return [
         "its own output"
-        if combiner.kind == "stage"
-        else f"{combiner.kind} of {', '.join(names[: k + 1])}"
-        for k, combiner in enumerate(combiners)
+        if kind == "stage"
+        else f"{kind} of {', '.join(names[: k + 1])}"
+        for k, kind in enumerate(kinds)
     ]
 
 

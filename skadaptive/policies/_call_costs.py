@@ -233,6 +233,7 @@ def choose_with_call_costs(
         "budget_status": None,
         "budget_search": None,
         "deepest_stage": 0,
+        "held_out_exits": np.zeros(len(y_encoded), dtype=np.intp),
     }
     if normalized_budget is not None:
         first["budget_status"] = budget_status(

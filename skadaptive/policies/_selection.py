@@ -120,7 +120,14 @@ def cross_fitted_exits(
 
 
 def select_out_of_sample(
-    search, exit_stage, folds, reference=None, ran=None, challengers=None
+    search,
+    exit_stage,
+    folds,
+    reference=None,
+    ran=None,
+    challengers=None,
+    *,
+    return_exits=False,
 ):
     """The candidate kept, and its out-of-sample figures with the choice held out.
 
@@ -158,6 +165,8 @@ def select_out_of_sample(
         lower by more than one standard error, or when its loss is no higher
         and its cost lower by more than one standard error of the paired
         per-row difference.
+    return_exits : bool, default=False
+        Also return the exits the estimate is made of.
 
     Returns
     -------
@@ -166,6 +175,11 @@ def select_out_of_sample(
         Each candidate's cross-fitted figures.
     estimate : PolicyEvaluation
         The figures with the choice made without the rows they are scored on.
+    held_out_exits : ndarray of shape (n_rows,)
+        Only with ``return_exits``: each row's exit in ``estimate``.
+    held_out_ran : ndarray of bool of shape (n_stages, n_rows) or None
+        Only with ``return_exits``: the stages each row ran there (None: every
+        stage up to its exit).
     """
     rows = np.arange(exit_stage.shape[1])
     stage_loss = search.stage_risk(0.0)
@@ -185,13 +199,7 @@ def select_out_of_sample(
     plain = [k for k in range(len(loss)) if k not in challengers]
 
     def clearly(values, weight):
-        # Whether a paired per-row gain is above one standard error.
-        group_weight = np.bincount(group_of_row, weights=weight)
-        kept = group_weight > 0
-        gain = values[first_of_group][kept]
-        mean = gain @ (group_weight[kept] / group_weight[kept].sum())
-        error = _standard_error(gain, group_weight[kept], ddof=1)
-        return mean, mean > error * (1 + 1e-9)
+        return _clear_gain(values, weight, group_of_row, first_of_group)
 
     def clearly_better(loss_gain, cost_gain, weight, skips):
         # More accurate, or (a policy that skips stages) as accurate and
@@ -274,7 +282,83 @@ def select_out_of_sample(
         search.evaluate_exits(None, e, np.nan, r) for e, r in zip(exit_stage, ran)
     ]
     estimate = search.evaluate_exits(None, held_out_choice, np.nan, held_out_ran)
+    if return_exits:
+        return best, per_candidate, estimate, held_out_choice, held_out_ran
     return best, per_candidate, estimate
+
+
+def _clear_gain(values, weight, group_of_row, first_of_group) -> tuple:
+    """The weighted mean of a paired per-row gain, and whether it is above
+    one standard error of it (rows of one group, equal rows, count once with
+    their summed weight: weight k is k copies)."""
+    group_weight = np.bincount(group_of_row, weights=weight)
+    kept = group_weight > 0
+    gain = values[first_of_group][kept]
+    mean = gain @ (group_weight[kept] / group_weight[kept].sum())
+    error = _standard_error(gain, group_weight[kept], ddof=1)
+    return mean, mean > error * (1 + 1e-9)
+
+
+def clearly_better_held_out(
+    reference_loss: np.ndarray,
+    challenger_loss: np.ndarray,
+    group_of_row: np.ndarray,
+    weight: np.ndarray,
+    folds: np.ndarray,
+) -> tuple[bool, np.ndarray]:
+    """Whether a challenger replaces a reference, by the rule of
+    :func:`select_out_of_sample`, from their out-of-sample per-row losses.
+
+    The challenger is kept when its loss is lower by more than one standard
+    error of the paired per-row difference, and when the same choice, made
+    for each fold on the other folds' rows, is too (a challenger that wins
+    only on the rows it is judged on is not kept).
+
+    Parameters
+    ----------
+    reference_loss, challenger_loss : ndarray of shape (n_rows,)
+        Each row's out-of-sample loss under each.
+    group_of_row : ndarray of int of shape (n_rows,)
+        Equal rows share a group (see :func:`_row_groups`); a group counts
+        once, with its summed weight.
+    weight : ndarray of shape (n_rows,)
+    folds : ndarray of int of shape (n_rows,)
+
+    Returns
+    -------
+    keep : bool
+    chosen_in_fold : ndarray of bool of shape (n_rows,)
+        Whether the choice made without a row's fold took the challenger:
+        the held-out choice, whose figures are out of sample for it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._selection import clearly_better_held_out
+    >>> rng = np.random.default_rng(0)
+    >>> reference = rng.integers(0, 2, 600).astype(float)
+    >>> better = np.where(rng.random(600) < 0.3, 0.0, reference)
+    >>> rows, ones, folds = np.arange(600), np.ones(600), np.arange(600) % 5
+    >>> clearly_better_held_out(reference, better, rows, ones, folds)[0]
+    True
+    >>> clearly_better_held_out(reference, reference, rows, ones, folds)[0]
+    False
+    """
+    first_of_group = np.unique(group_of_row, return_index=True)[1]
+    gain = reference_loss - challenger_loss
+    if not _clear_gain(gain, weight, group_of_row, first_of_group)[1]:
+        return False, np.zeros(len(gain), dtype=bool)
+    chosen_in_fold = np.zeros(len(gain), dtype=bool)
+    for fold in np.unique(folds):
+        inside = folds == fold
+        outside = weight * ~inside
+        if outside.sum() > 0:
+            chosen_in_fold[inside] = _clear_gain(
+                gain, outside, group_of_row, first_of_group
+            )[1]
+    held_out_gain = np.where(chosen_in_fold, gain, 0.0)
+    keep = _clear_gain(held_out_gain, weight, group_of_row, first_of_group)[1]
+    return bool(keep), chosen_in_fold
 
 
 def row_folds(
@@ -491,7 +575,8 @@ def choose_policy(
         ``expected_accuracy`` (out of sample, never clamped),
         ``expected_exit_rates`` (out of sample), ``run_rates`` and
         ``expected_run_rates`` (the share of rows that run each stage, in and
-        out of sample), and for a
+        out of sample), ``held_out_exits`` (each row's exit in those
+        out-of-sample figures), and for a
         budget ``budget_status`` ("spent" or "saturated") and
         ``budget_search`` (every candidate's figures), else None.
     """
@@ -529,8 +614,8 @@ def choose_policy(
     # replaces it only when clearly better out of sample.
     reference = None if normalized_budget is None else len(candidates) - 1
     challengers = [k for k, c in enumerate(candidates) if c.challenger]
-    best, out_of_sample, estimate = select_out_of_sample(
-        search, exit_stage, folds, reference, ran, challengers
+    best, out_of_sample, estimate, held_out_exits, _ = select_out_of_sample(
+        search, exit_stage, folds, reference, ran, challengers, return_exits=True
     )
     chosen = candidates[best]
     result = {
@@ -546,6 +631,7 @@ def choose_policy(
         "expected_run_rates": estimate.run_rates,
         "budget_status": None,
         "budget_search": None,
+        "held_out_exits": held_out_exits,
     }
     if normalized_budget is not None:
         result["budget_status"] = budget_status(chosen.normalized_cost, searched)

@@ -29,7 +29,11 @@ neither the stages, the combiners nor the policies saw:
   the stage-answer estimator's full cost, ``cumulative_costs_[-1]``, from
   the first that both can meet: the first stage's cost), test
   accuracy and measured average cost per row of each (``evaluate_frontier``'s
-  ``accuracy_at_fit``/``cost_at_fit``);
+  ``accuracy_at_fit``/``cost_at_fit``), and what the combined estimator's
+  policy answers with there (``answer_``: a budget keeps the combined
+  answers only where they are clearly more accurate out of sample on the
+  policy rows, else it answers as ``answer="stage"`` does, so a difference
+  of exactly 0 is that choice);
 * **no-loss speed-up**: the cheapest of those budgets at which the combined
   estimator's test accuracy is at least the best single stage's, and the best
   single stage's cost over its average cost there;
@@ -144,7 +148,16 @@ def _dataset(name: str, quick: bool, seed: int = 0) -> dict:
                 costs=costs,
                 budget=full * fraction,
             )
-            budgets.append({"fraction": fraction, **_at_fit(fit, bench)[1]})
+            budgets.append(
+                {
+                    "fraction": fraction,
+                    **_at_fit(fit, bench)[1],
+                    # What the budget's policy answers with (answer_): with
+                    # answer="combined", the combined answers only where they
+                    # were clearly more accurate out of sample.
+                    "answer_kept": fit.answer_,
+                }
+            )
         matching = [b for b in budgets if b["accuracy"] >= single[best]]
         cheapest = min(matching, key=lambda b: b["fraction"]) if matching else None
         result["answers"][answer] = {
@@ -250,6 +263,13 @@ def over_seeds(runs: list[dict]) -> dict:
             a: (v / full).mean(axis=0).tolist() for a, v in cost.items()
         },
         "budget_difference": difference.tolist(),
+        "combined_kept": [
+            [
+                b.get("answer_kept") == "combined"
+                for b in r["answers"]["combined"]["budgets"]
+            ]
+            for r in runs
+        ],
         "mean_budget_difference": difference.mean(axis=0).tolist(),
         "budgets_at_or_above": int((difference.mean(axis=0) >= -tie).sum()),
     }
@@ -314,6 +334,10 @@ def markdown(results: dict) -> str:
                 pct(m["budget_accuracy"]["combined"][i]),
                 _each([d[i] for d in m["budget_difference"]], pt),
                 pt(m["mean_budget_difference"][i]),
+                _each(
+                    [kept[i] for kept in m["combined_kept"]],
+                    lambda c: "combined" if c else "stage",
+                ),
                 f"{m['budget_cost_over_full']['stage'][i]:.3f}",
                 f"{m['budget_cost_over_full']['combined'][i]:.3f}",
             )
@@ -352,6 +376,7 @@ def markdown(results: dict) -> str:
                     "combined % (mean)",
                     "difference per seed (" + " / ".join(map(str, seeds)) + ")",
                     "mean difference",
+                    "combined estimator answers with (per seed)",
                     "stage cost / full (mean)",
                     "combined cost / full (mean)",
                 ),

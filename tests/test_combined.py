@@ -974,3 +974,32 @@ def test_a_budget_that_kept_the_stage_answers_is_scored_and_recalibrated_on_them
     exits = recalibrated.predict_exit(X)
     np.testing.assert_allclose(recalibrated.exit_rates_, np.bincount(exits) / len(y))
     assert recalibrated.policy_rows_accuracy_ == pytest.approx(recalibrated.score(X, y))
+
+
+def test_a_plot_and_a_report_say_when_a_budget_kept_the_stage_answers():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from skadaptive.cli._frontier_regression import _combiner_report
+    from skadaptive.plot import CostAccuracyDisplay
+    from skadaptive.stages._combined_regression import RegressionCombiner
+
+    X, y = _disjoint_errors(600, seed=0)
+    X_test, y_test = _disjoint_errors(1000, seed=1)
+    labels = {}
+    for knob in ({"budget": 1.25}, {"cost_weight": 0.0}):
+        cascade = _disjoint_cascade("combined", **knob).fit(X, y)
+        display = CostAccuracyDisplay.from_estimator(cascade, X_test, y_test)
+        labels[cascade.answer_] = display.chosen_point_.get_label()
+    assert labels == {
+        "stage": "chosen operating point (stage answers)",
+        "combined": "chosen operating point",
+    }
+    # An exit answering with its stage reports no combiner weights.
+    combiner = RegressionCombiner(1, "blend", {"stage": 2.0, "blend": 1.0})
+    combiner.weights, combiner.bias = np.array([0.5, 0.5]), 0.0
+    assert "combiner_weights" in _combiner_report(combiner, "blend")
+    report = _combiner_report(combiner, "stage")
+    assert "combiner_weights" not in report and "combiner_bias" not in report
+    assert report["combiner_cv_error"] == {"stage": 2.0, "blend": 1.0}

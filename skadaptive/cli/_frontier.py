@@ -1301,6 +1301,7 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
     from sklearn.base import is_regressor
 
     from ..plot import CostAccuracyDisplay
+    from ..plot._cost_accuracy import kept_answers_note
 
     display = None
     for k, estimator in enumerate(estimators):
@@ -1317,7 +1318,8 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
             # Each stage alone once; the oracle of each kind of answer.
             show_stages=k == 0,
             show_oracle=k == 0,
-            chosen_label=f"chosen operating point ({_knob(estimator)}){suffix}",
+            chosen_label=f"chosen operating point ({_knob(estimator)}){suffix}"
+            + kept_answers_note(estimator),
         )
         if len(estimators) > 1:
             _label_oracle(display, k, f"oracle{suffix}")

@@ -242,7 +242,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 "combiner": kind,
                 "error": float(error),
                 "error_interval": interval,
-                **_combiner_report(combiner),
+                **_combiner_report(combiner, kind),
             }
             for (name, _), combiner, kind, error, interval in zip(
                 cascade.estimators,
@@ -260,13 +260,14 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
     }
 
 
-def _combiner_report(combiner) -> dict:
+def _combiner_report(combiner, kind) -> dict:
     """What an exit's combiner learned: each kind's out-of-fold error on the
-    policy rows, and the weights and intercept kept (target's units)."""
+    policy rows, and the weights and intercept of the one the exit answers
+    with (``kind``; target's units)."""
     if combiner.kind == "stage" and not combiner.cv_error:
         return {}
     report = {"combiner_cv_error": {k: float(v) for k, v in combiner.cv_error.items()}}
-    if combiner.kind != "stage":
+    if kind != "stage":
         report["combiner_weights"] = [float(w) for w in combiner.weights]
         report["combiner_bias"] = float(combiner.bias)
     return report

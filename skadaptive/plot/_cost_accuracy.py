@@ -183,7 +183,9 @@ class CostAccuracyDisplay:
             one display drawn on shared axes).
         legend : bool, default=True
         chosen_label : str, default="chosen operating point"
-            Legend label of the chosen operating point.
+            Legend label of the chosen operating point (``from_estimator``
+            adds "(stage answers)" where the frontier's exits combine but the
+            estimator's policy answers with the stages' own, ``answer_``).
         **kwargs : dict
             Passed to the frontier's ``ax.plot``.
 
@@ -478,6 +480,9 @@ class CostAccuracyDisplay:
             name=name or _default_name(estimator),
             score_label=score_label,
         )
+        kwargs.setdefault(
+            "chosen_label", "chosen operating point" + kept_answers_note(estimator)
+        )
         display = display.plot(ax=ax, **kwargs)
         if unit == "seconds":
             # Ticks such as "20 µs" rather than 2e-05.
@@ -624,6 +629,18 @@ class CostAccuracyDisplay:
             score_label=_PREDICTION_METRICS[metric],
         )
         return display.plot(ax=ax, **kwargs)
+
+
+def kept_answers_note(estimator) -> str:
+    """ " (stage answers)" where the exits combine but the estimator's own
+    policy answers with the stages' own answers (``answer_``: a budget kept
+    them), so its point and oracle are not the frontier's answers; else ""."""
+    from ..stages._combined import combines
+
+    combiners = getattr(estimator, "combiners_", None)
+    if combiners is None or not combines(combiners):
+        return ""
+    return " (stage answers)" if estimator.answer_ == "stage" else ""
 
 
 def _default_name(estimator) -> str:

@@ -1310,7 +1310,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         replaces it only when its cross-fitted loss is lower by more than one
         standard error of the paired per-row difference, and so is the same
         choice made for each fold without the fold's rows
-        (:func:`~skadaptive.policies._selection.clearly_better_held_out`).
+        (:func:`~skadaptive.policies._selection.clearly_better_held_out`),
+        and only when it answers some policy rows at an exit that combines
+        (else its answers are the stages' own). ``budget_search_`` records
+        both procedures' out-of-sample figures (``answer_kinds``,
+        ``answer_expected_accuracy``, ``answer_expected_cost``).
         The combiners cannot make a budget's answers worse than the stages'
         by more than that noise; where they are kept, the expected figures
         are the held-out choice's (each fold's rows from the answers chosen
@@ -1348,7 +1352,21 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             weight,
             folds,
         )
-        if not keep:
+        # A policy that answers no policy row at an exit that combines gives
+        # the stages' own answers: the combined answers bring it nothing.
+        combining = [c.kind != "stage" for c in self.combiners_]
+        answers_combined = np.any(np.asarray(chosen["exit_rates"])[combining] > 0)
+        both = {
+            "answer_kinds": np.array(["stage", "combined"]),
+            "answer_expected_accuracy": np.array(
+                [plain["expected_accuracy"], chosen["expected_accuracy"]]
+            ),
+            "answer_expected_cost": np.array(
+                [plain["expected_cost"], chosen["expected_cost"]]
+            ),
+        }
+        if not (keep and answers_combined):
+            plain["budget_search"] = {**plain["budget_search"], **both}
             return plain, "stage", alone
         exits = np.where(in_fold, chosen["held_out_exits"], plain["held_out_exits"])
         correct = np.where(
@@ -1364,6 +1382,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "expected_accuracy": estimate.accuracy,
             "expected_exit_rates": estimate.exit_rates,
             "expected_cost": self._cost_of_rates(estimate.exit_rates),
+            "budget_search": {**chosen["budget_search"], **both},
         }
         return chosen, "combined", combined
 

@@ -106,9 +106,10 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         of the budget search, on the cross-fitted policies, and again with
         the choice made without each fold): at a budget, combining is never
         worse than the stage answers by more than that noise (``answer_``
-        says which were kept). Exit 0 always answers with its own
-        probabilities; with fewer
-        than 30 policy rows of positive weight, or a fold whose training rows
+        says which were kept; a policy that answers no row at an exit that
+        combines keeps the stage answers). Exit 0 always answers with its own
+        probabilities; with fewer than 30 distinct policy rows of positive
+        weight (copies of a row count once), or a fold whose training rows
         hold a single class, every exit does (with a warning). Switching it
         needs a refit; with ``memory=`` the stages come from the cache, and
         only the combiners (and their timing) and the policy are fitted again.
@@ -265,7 +266,12 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         figures may not be kept). With per-call costs, the kept option's
         search, with its ``deepest_stage`` and ``per_call_accounting``
         (``"set aside"`` or ``"per row"``), its costs as that search counted
-        them (an upper bound of ``policy_rows_cost_``). None without a budget.
+        them (an upper bound of ``policy_rows_cost_``). With
+        ``answer="combined"`` where the exits combine, the kept answers'
+        search, and ``answer_kinds`` (``["stage", "combined"]``) with
+        ``answer_expected_accuracy`` and ``answer_expected_cost``: each
+        kind's policy's own out-of-sample figures, from which ``answer_`` was
+        chosen. None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage (in sample:
         the rows the policy was chosen on).
@@ -333,9 +339,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         Held-out accuracy of each stage alone (its own probabilities).
     exit_accuracies_ : ndarray of shape (n_stages,)
         Held-out accuracy of answering every row at each exit as the
-        estimator answers there: ``stage_accuracies_`` with
-        ``answer="stage"``; with ``answer="combined"``, the combiner's
-        (out-of-fold) answers.
+        estimator answers there: ``stage_accuracies_`` where ``answer_`` is
+        ``"stage"``; where it is ``"combined"``, the combiners' (out-of-fold)
+        answers.
     oracle_accuracy_, oracle_cost_ : float
         Held-out accuracy and average cost of the oracle that answers at the
         first exit whose answer is right: the upper bound of any policy.
@@ -343,8 +349,10 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         What the kept policy's exits answer with: ``"combined"`` where the
         exits combine (``combiners_``) and, for a budget, the combined
         answers' policy was clearly more accurate out of sample than the stage
-        answers' (see ``answer``); else ``"stage"``, each stage's own
-        probabilities. ``frontier_`` and :meth:`with_policy` with a
+        answers' and answers some policy rows at an exit that combines (see
+        ``answer``; ``budget_search_`` has both kinds' figures); else
+        ``"stage"``, each stage's own probabilities, and the combiners are
+        not used by the policy. ``frontier_`` and :meth:`with_policy` with a
         ``cost_weight`` answer with the combiners whenever they combine.
     combiners_ : list of ExitCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit
@@ -494,7 +502,8 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         with the choice made without each fold; ``answer_`` says which were
         kept). A combined answer keeps its exit's own uncertainty.
         Exit 0 always answers with its own prediction; with fewer than 30
-        policy rows of positive weight, every exit does (with a warning).
+        distinct policy rows of positive weight (copies of a row count once),
+        every exit does (with a warning).
         Switching it needs a refit; with ``memory=`` the stages come from
         the cache, and only the combiners (and their timing) and the policy
         are fitted again.
@@ -547,19 +556,22 @@ _REGRESSION_ATTRIBUTES = (
         Held-out error of each stage alone.
     exit_errors_ : ndarray of shape (n_stages,)
         The same, for the exits as the estimator answers there: each stage's
-        own prediction with ``answer="stage"``; with ``answer="combined"``,
-        the combiner's (out-of-fold) predictions.
+        own prediction where ``answer_`` is ``"stage"``; where it is
+        ``"combined"``, the combiners' (out-of-fold) predictions.
     oracle_error_, oracle_cost_ : float
         Held-out error and average cost of the oracle that answers each row
         at the first exit whose error is the smallest, with the exits'
-        answers (``exit_errors_``: combined ones with ``answer="combined"``):
+        answers (``exit_errors_``: combined ones where ``answer_`` is
+        ``"combined"``):
         the lower bound of any policy over these exits.
     answer_ : {"stage", "combined"}
         What the kept policy's exits answer with: ``"combined"`` where the
         exits combine (``combiners_``) and, for a budget, the combined
         answers' policy was clearly lower in error out of sample than the stage
-        answers' (see ``answer``); else ``"stage"``, each stage's own
-        prediction. ``frontier_`` and :meth:`with_policy` with a
+        answers' and answers some policy rows at an exit that combines (see
+        ``answer``; ``budget_search_`` has both kinds' figures); else
+        ``"stage"``, each stage's own prediction, and the combiners are not
+        used by the policy. ``frontier_`` and :meth:`with_policy` with a
         ``cost_weight`` answer with the combiners whenever they combine.
     combiners_ : list of RegressionCombiner
         One per exit: how it answers (``kind``: ``"stage"`` for every exit

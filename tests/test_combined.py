@@ -1003,3 +1003,37 @@ def test_a_plot_and_a_report_say_when_a_budget_kept_the_stage_answers():
     report = _combiner_report(combiner, "stage")
     assert "combiner_weights" not in report and "combiner_bias" not in report
     assert report["combiner_cv_error"] == {"stage": 2.0, "blend": 1.0}
+
+
+def test_a_policy_that_answers_no_row_where_exits_combine_keeps_the_stage_answers(
+    monkeypatch,
+):
+    """Even judged clearly better, a combined answers' policy that answers no
+    policy row at an exit that combines gives the stages' own answers: the
+    stage answers' policy is kept, and both kinds' figures are recorded."""
+    import skadaptive._base as base
+
+    monkeypatch.setattr(
+        base,
+        "clearly_better_held_out",
+        lambda reference, challenger, *args: (True, np.ones(len(reference), bool)),
+    )
+    X, y = _disjoint_errors(600, seed=0)
+    first_only = _disjoint_cascade("combined", budget=1.0).fit(X, y)
+    assert first_only.combiners_[1].kind != "stage"
+    assert first_only.exit_rates_[1] == 0
+    assert first_only.answer_ == "stage"
+    reaching = _disjoint_cascade("combined", budget=1.5).fit(X, y)
+    assert reaching.answer_ == "combined"
+    for cascade in (first_only, reaching):
+        search = cascade.budget_search_
+        assert list(search["answer_kinds"]) == ["stage", "combined"]
+        assert search["answer_expected_accuracy"].shape == (2,)
+        # Every fold chose the kept kind here: its own figures are the fit's.
+        kept = list(search["answer_kinds"]).index(cascade.answer_)
+        assert search["answer_expected_cost"][kept] == pytest.approx(
+            cascade.expected_cost_
+        )
+        assert search["answer_expected_accuracy"][kept] == pytest.approx(
+            cascade.expected_accuracy_
+        )

@@ -1067,3 +1067,64 @@ def test_frontier_s_progress_counts_its_steps(
     # The costs are given (--costs 1 10): nothing is measured.
     assert not any("measuring costs" in label for label in labels)
     assert any(label.startswith("learning the policy") for label in labels)
+
+
+@pytest.mark.parametrize("kept", ["stage", "combined"])
+def test_frontier_says_which_answers_a_budget_kept(
+    digits_files, tmp_path, capsys, monkeypatch, kept
+):
+    """With --answer combined and a budget, the output, the JSON and the plot
+    say what the budget's policy answers with (the choice forced here)."""
+    import matplotlib
+    import matplotlib.figure
+
+    import skadaptive._base as base
+
+    matplotlib.use("Agg")
+    monkeypatch.setattr(
+        base,
+        "clearly_better_held_out",
+        lambda reference, challenger, *args: (
+            kept == "combined",
+            np.full(len(reference), kept == "combined"),
+        ),
+    )
+    labels = []
+    save = matplotlib.figure.Figure.savefig
+
+    def keep_labels(figure, *args, **kwargs):
+        labels.extend(a.get_label() for a in figure.axes[0].collections)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_labels)
+    from sklearn.compose import ColumnTransformer
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import make_pipeline
+
+    X, y = load_digits(return_X_y=True)
+    X_train, _, y_train, _ = train_test_split(X, y, random_state=0)
+    halves = tmp_path / "halves"
+    halves.mkdir()
+    for name, columns in (("tree", slice(0, 32)), ("lr", slice(32, 64))):
+        model = make_pipeline(
+            ColumnTransformer([("half", "passthrough", columns)]), GaussianNB()
+        )
+        joblib.dump(model.fit(X_train, y_train), halves / f"{name}.joblib")
+    (halves / "data.npz").write_bytes((digits_files / "data.npz").read_bytes())
+    code = _digits_frontier(
+        halves, tmp_path, "--answer", "combined", "--budget", "6", "--seed", "0"
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["answer"] == "combined" and report["answer_kept"] == kept
+    last = report["exits"][-1]
+    assert last["combiner"] != "stage"  # learned, whichever answers
+    assert last["answers_with"] == ("stage" if kept == "stage" else last["combiner"])
+    assert set(last["combiner_cv_error"]) == {"stage", "log_pool", "logistic"}
+    stage_note = "every exit answers with its stage's own output"
+    assert (stage_note in out) == (kept == "stage")
+    assert ("combined answer at each exit" in out) == (kept == "combined")
+    chosen = [label for label in labels if label.startswith("chosen")]
+    assert len(chosen) == 1
+    assert chosen[0].endswith("(stage answers)") == (kept == "stage")

@@ -229,6 +229,8 @@ def test_frontier_of_regressors_with_both_answer_kinds(files, tmp_path, capsys):
     last = combined["exits"][1]
     assert set(last["combiner_cv_error"]) == {"stage", "blend", "linear"}
     assert "combiner_cv_error" not in report["exits"][1]
+    # A cost_weight fit answers with its combiners.
+    assert [e["answers_with"] for e in combined["exits"]] == kinds
     if kinds[1] != "stage":
         assert len(last["combiner_weights"]) == 2
         assert isinstance(last["combiner_bias"], float)

@@ -209,7 +209,10 @@ def add_parser(commands) -> None:
         "its own policy, printed one after the other and plotted together; "
         "the JSON is then the stage answers' report with the combined "
         "answers' under the key 'combined'; for regressors, the same with "
-        "their predictions (default: %(default)s)",
+        "their predictions. With --budget, the combined answers are kept only "
+        "where clearly more accurate out of sample than the stage answers "
+        "(the output says when they were not: answer_kept in the JSON) "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--skips",
@@ -658,12 +661,16 @@ def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, not
 def stage_answers_kept(cascade) -> str:
     """Why a cascade fitted with ``answer="combined"`` answers with each
     stage's own output (``answer_ == "stage"``)."""
+    from sklearn.base import is_regressor
+
     if not combines(cascade.combiners_):
         why = "no exit's combiner was clearly better than its stage alone"
     else:
+        better = "lower in error" if is_regressor(cascade) else "more accurate"
         why = (
-            "the policy learned on the combined answers was not clearly more "
-            "accurate out of sample at this budget than the stage answers' one"
+            "the policy learned on the combined answers was not clearly "
+            f"{better} out of sample at this budget than the stage answers' "
+            "one, or answered no row at an exit that combines"
         )
     return f"every exit answers with its stage's own output ({why}; answer_='stage')"
 
@@ -997,12 +1004,19 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "exits": [
             {
                 "name": name,
-                "combiner": kind,
+                "combiner": combiner.kind,
+                "answers_with": kind,
                 "accuracy": float(accuracy),
                 "accuracy_interval": interval,
+                **(
+                    {"combiner_cv_error": {k: float(v) for k, v in errors.items()}}
+                    if (errors := combiner.cv_error)
+                    else {}
+                ),
             }
-            for (name, _), kind, accuracy, interval in zip(
+            for (name, _), combiner, kind, accuracy, interval in zip(
                 cascade.estimators,
+                cascade.combiners_,
                 cascade._exit_answer_kinds(),
                 test["exit_accuracies"],
                 intervals["exits"],
@@ -1208,7 +1222,7 @@ def _format_exits(exits) -> str:
     """One line: each exit's combined answer on the held-out rows."""
     return "combined answer at each exit (every row answered there): " + "; ".join(
         f"{e['name']} {e['accuracy']:.4f} {format_interval(e['accuracy_interval'])}"
-        f" ({e['combiner']})"
+        f" ({e['answers_with']})"
         for e in exits
     )
 

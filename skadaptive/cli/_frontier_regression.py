@@ -101,7 +101,7 @@ def _format_exits(exits) -> str:
     """One line: each exit's combined answer on the held-out rows."""
     return "combined answer at each exit (every row answered there): " + "; ".join(
         f"{e['name']} {e['error']:.4g} {format_error_interval(e['error_interval'])}"
-        f" ({e['combiner']})"
+        f" ({e['answers_with']})"
         for e in exits
     )
 
@@ -239,7 +239,8 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "exits": [
             {
                 "name": name,
-                "combiner": kind,
+                "combiner": combiner.kind,
+                "answers_with": kind,
                 "error": float(error),
                 "error_interval": interval,
                 **_combiner_report(combiner, kind),

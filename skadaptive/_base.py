@@ -178,11 +178,13 @@ def warn_no_combiners(answer, y_encoded, sample_weight, groups) -> None:
     n_distinct = distinct_rows(groups, weighed)
     if n_distinct < int(weighed.sum()):
         distinct = f", {n_distinct} of them distinct (copies of a row count once)"
+    n_weighed = int(weighed.sum())
+    of_all = "" if n_weighed == len(y_encoded) else f" (of {rows_text(len(y_encoded))})"
     warn(
         f"answer='combined' answers with each stage's own {answer}: learning "
         f"combiners needs at least {MIN_COMBINER_ROWS} distinct policy rows of "
-        f"positive weight; there are {rows_text(int(weighed.sum()))} of "
-        f"positive weight{distinct} (of {rows_text(len(y_encoded))}).",
+        f"positive weight; there are {rows_text(n_weighed)} of "
+        f"positive weight{of_all}{distinct}.",
         UserWarning,
     )
 

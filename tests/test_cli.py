@@ -240,6 +240,10 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
     def keep_legend(figure, *args, **kwargs):
         legend = figure.axes[0].get_legend()
         legends.append([text.get_text() for text in legend.get_texts()])
+        # Two kinds' many entries sit beside the axes, over no point.
+        figure.canvas.draw()
+        beside = legend.get_window_extent().x0 >= figure.axes[0].bbox.x1
+        legends[-1].append(f"beside: {beside}")
         for artist in figure.axes[0].collections:
             points[artist.get_label()] = artist.get_offsets()[0].tolist()
         return save(figure, *args, **kwargs)
@@ -280,6 +284,7 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
     assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
     # Each kind of answer has its oracle on the plot, as in the tables.
     assert len(legends) == 1
+    assert "beside: True" in legends[0]
     assert "oracle, stage answers" in legends[0]
     assert "oracle, combined answers" in legends[0]
     for kind, kind_report in (("stage", report), ("combined", combined)):

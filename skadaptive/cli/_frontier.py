@@ -1341,6 +1341,11 @@ def write_plot(estimators, X, y, path, out, rows: str = "evaluation rows") -> bo
         ERROR_NAMES[estimators[0].loss] if is_regressor(estimators[0]) else "accuracy"
     )
     display.ax_.set_title(f"{figure} against cost on {len(y)} {rows}")
+    if len(estimators) > 1:
+        # Two kinds' entries: beside the axes, where they hide no point.
+        display.ax_.legend(
+            loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small"
+        )
     try:
         display.figure_.savefig(path, dpi=120, bbox_inches="tight")
     except OSError as exc:

@@ -317,7 +317,7 @@ def test_the_report_figures_are_those_of_evaluate_frontier(files):
         [("a", ridge), ("b", ridge)], costs=[1, 2], answer="combined", random_state=0
     ).fit(X, y)
     assert same.combiners_[1].kind == "stage"
-    shown = _combiner_report(same.combiners_[1])
+    shown = _combiner_report(same.combiners_[1], "stage")
     assert set(shown["combiner_cv_error"]) == {"stage", "blend", "linear"}
     assert "combiner_weights" not in shown
 

@@ -151,6 +151,29 @@ def _digits_frontier(folder, tmp_path, *options) -> int:
     )
 
 
+def _halves_models(digits_files, tmp_path):
+    """A folder with two naive Bayes models on the two halves of the digits'
+    pixels (as tree.joblib and lr.joblib) and the digits data: their errors
+    are independent enough for a combiner to be clearly better on the 315
+    policy rows (with the tree and the logistic regression it is a draw of
+    the folds)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.pipeline import make_pipeline
+
+    X, y = load_digits(return_X_y=True)
+    X_train, _, y_train, _ = train_test_split(X, y, random_state=0)
+    halves = tmp_path / "halves"
+    halves.mkdir()
+    for name, columns in (("tree", slice(0, 32)), ("lr", slice(32, 64))):
+        model = make_pipeline(
+            ColumnTransformer([("half", "passthrough", columns)]), GaussianNB()
+        )
+        joblib.dump(model.fit(X_train, y_train), halves / f"{name}.joblib")
+    (halves / "data.npz").write_bytes((digits_files / "data.npz").read_bytes())
+    return halves
+
+
 @pytest.mark.parametrize("data", ["data.npz", "data.npy", "data.csv"])
 def test_frontier_of_joblib_models_writes_table_json_plot_and_model(
     digits_files, tmp_path, data, capsys
@@ -249,24 +272,7 @@ def test_frontier_answer_both_prints_and_writes_both_kinds(
         return save(figure, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_legend)
-    # Two naive Bayes models on the two halves of the pixels: their errors
-    # are independent enough for a combiner to be clearly better on the
-    # 315 policy rows (with the tree and the logistic regression it is a
-    # draw of the folds).
-    from sklearn.compose import ColumnTransformer
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.pipeline import make_pipeline
-
-    X, y = load_digits(return_X_y=True)
-    X_train, _, y_train, _ = train_test_split(X, y, random_state=0)
-    halves = tmp_path / "halves"
-    halves.mkdir()
-    for name, columns in (("tree", slice(0, 32)), ("lr", slice(32, 64))):
-        model = make_pipeline(
-            ColumnTransformer([("half", "passthrough", columns)]), GaussianNB()
-        )
-        joblib.dump(model.fit(X_train, y_train), halves / f"{name}.joblib")
-    (halves / "data.npz").write_bytes((digits_files / "data.npz").read_bytes())
+    halves = _halves_models(digits_files, tmp_path)
     code = _digits_frontier(halves, tmp_path, "--answer", "both")
     out = capsys.readouterr().out
     assert code == 0, out
@@ -1102,20 +1108,7 @@ def test_frontier_says_which_answers_a_budget_kept(
         return save(figure, *args, **kwargs)
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep_labels)
-    from sklearn.compose import ColumnTransformer
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.pipeline import make_pipeline
-
-    X, y = load_digits(return_X_y=True)
-    X_train, _, y_train, _ = train_test_split(X, y, random_state=0)
-    halves = tmp_path / "halves"
-    halves.mkdir()
-    for name, columns in (("tree", slice(0, 32)), ("lr", slice(32, 64))):
-        model = make_pipeline(
-            ColumnTransformer([("half", "passthrough", columns)]), GaussianNB()
-        )
-        joblib.dump(model.fit(X_train, y_train), halves / f"{name}.joblib")
-    (halves / "data.npz").write_bytes((digits_files / "data.npz").read_bytes())
+    halves = _halves_models(digits_files, tmp_path)
     code = _digits_frontier(
         halves, tmp_path, "--answer", "combined", "--budget", "6", "--seed", "0"
     )

@@ -617,7 +617,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def _answer_source(self):
         """The exits as they answer: the stage source, with its combiners
         where the kept policy answers with them (``answer_``)."""
-        if getattr(self, "answer_", None) != "combined":
+        if not self._answers_combined():
             return self._stage_source()
         return answering_source(self._stage_source(), self.combiners_)
 
@@ -827,10 +827,18 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """:meth:`_policy_rows` with the answers the kept policy decides on
         (``answer_``: the stages' own where a budget's policy kept them)."""
         probas, y_encoded, weight = self._policy_rows()
-        alone = getattr(self, "_stage_answer_rows", None)
-        if alone is not None and getattr(self, "answer_", None) == "stage":
-            probas = [np.asarray(p, dtype=np.float64) for p in alone]
+        alone = self._stage_answer_policy_rows()
+        if alone is not None:
+            probas = self._fitted_answers(alone, probas)
         return probas, y_encoded, weight
+
+    def _stage_answer_policy_rows(self) -> list | None:
+        """The stages' own answers on the policy rows (float64), kept where
+        the exits combine; else None."""
+        alone = getattr(self, "_stage_answer_rows", None)
+        if alone is None:
+            return None
+        return [np.asarray(p, dtype=np.float64) for p in alone]
 
     def _encoded_for_policy(self, stored) -> np.ndarray:
         """Kept targets as the policy searches take them."""
@@ -1329,11 +1337,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         answers : list of ndarray
             The kept answers on the policy rows.
         """
-        alone = getattr(self, "_stage_answer_rows", None)
+        alone = self._stage_answer_policy_rows()
         if alone is None:
             # Kept by a version before the choice: combined, as it was fitted.
             return chosen, "combined", combined
-        alone = [np.asarray(p, dtype=np.float64) for p in alone]
         plain = choose(alone)
         loss = self._loss()
         rows = np.arange(len(y_encoded))
@@ -1391,14 +1398,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def _exit_answer_kinds(self) -> list[str]:
         """How each exit answers under the kept policy: its combiner's kind
         where ``answer_`` is ``"combined"``, else ``"stage"``."""
-        if getattr(self, "answer_", None) != "combined":
+        if not self._answers_combined():
             return ["stage"] * len(self.combiners_)
         return [c.kind for c in self.combiners_]
 
     def _fitted_answers(self, alone: list, combined: list) -> list:
         """The answers the kept policy decides on and answers with
         (``answer_``): the exits' combined ones, or the stages' own."""
-        return combined if getattr(self, "answer_", None) == "combined" else alone
+        return combined if self._answers_combined() else alone
+
+    def _answers_combined(self) -> bool:
+        """Whether the kept policy's exits answer with the combiners
+        (``answer_ == "combined"``)."""
+        return getattr(self, "answer_", None) == "combined"
 
     def _warn_budget_above_full_cost(self) -> None:
         """Say so where the budget is above what every stage on every row costs:

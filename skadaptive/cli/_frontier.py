@@ -658,6 +658,14 @@ def report_answer_kinds(args, fits, rows, progress, out, *, formats, titles, not
     return 0
 
 
+def combiner_cv_error(combiner) -> dict:
+    """Each kind's out-of-fold error on the policy rows, as the exit's
+    combiner scored them (nothing where only its stage was possible)."""
+    if not combiner.cv_error:
+        return {}
+    return {"combiner_cv_error": {k: float(v) for k, v in combiner.cv_error.items()}}
+
+
 def stage_answers_kept(cascade) -> str:
     """Why a cascade fitted with ``answer="combined"`` answers with each
     stage's own output (``answer_ == "stage"``)."""
@@ -1008,11 +1016,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 "answers_with": kind,
                 "accuracy": float(accuracy),
                 "accuracy_interval": interval,
-                **(
-                    {"combiner_cv_error": {k: float(v) for k, v in errors.items()}}
-                    if (errors := combiner.cv_error)
-                    else {}
-                ),
+                **combiner_cv_error(combiner),
             }
             for (name, _), combiner, kind, accuracy, interval in zip(
                 cascade.estimators,

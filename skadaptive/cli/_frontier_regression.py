@@ -10,6 +10,7 @@ from ._frontier import (
     ERROR_NAMES,
     _knob,
     batch_size_advice,
+    combiner_cv_error,
     costs_unit_text,
     fit_answer_kinds,
     format_points,
@@ -265,9 +266,7 @@ def _combiner_report(combiner, kind) -> dict:
     """What an exit's combiner learned: each kind's out-of-fold error on the
     policy rows, and the weights and intercept of the one the exit answers
     with (``kind``; target's units)."""
-    if combiner.kind == "stage" and not combiner.cv_error:
-        return {}
-    report = {"combiner_cv_error": {k: float(v) for k, v in combiner.cv_error.items()}}
+    report = combiner_cv_error(combiner)
     if kind != "stage":
         report["combiner_weights"] = [float(w) for w in combiner.weights]
         report["combiner_bias"] = float(combiner.bias)

@@ -19,7 +19,7 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         of exit score (this family's, and per-stage max probabilities, which
         every family tries; the Bolukbasi families ``"linear"``,
         ``"constant"`` and a classifier try their rules at three cost
-        weights, on ``policy_features`` and on ``"probabilities"``, and EENet's
+        weights, on ``policy_features`` and on ``"classes"``, and EENet's
         correctness scores) the most accurate thresholds whose average cost
         on the held-out policy rows is within it. Per-stage max
         probabilities are kept unless the kind with the lowest out-of-sample
@@ -63,13 +63,16 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         :class:`skadaptive.policies.PolicySearch` is a family of your own (see
         the architecture page). See :mod:`skadaptive.policies`.
 
-    policy_features : {"confidence", "history", "probabilities"}, \
+    policy_features : {"confidence", "history", "probabilities", "classes"}, \
             default="history"
         Bolukbasi rules only. What the rule after stage k sees:
         ``"confidence"`` is stage k's max probability, top-1 minus top-2
         margin and normalised entropy; ``"history"`` adds the earlier stages'
         max probabilities and their agreement with stage k;
-        ``"probabilities"`` adds stage k's whole probability vector. See
+        ``"probabilities"`` adds stage k's whole probability vector;
+        ``"classes"`` adds, per class, whether stage k predicts it and its max
+        probability if it does (a confidence per predicted class). With a
+        ``budget`` the given set and ``"classes"`` are both tried. See
         :func:`skadaptive.policies.policy_features`.
 
     tune_threshold : bool, default=True

@@ -51,6 +51,8 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         **BaseAdaptive._parameter_constraints,
         "policy": [StrOptions(set(REGRESSION_POLICIES)), HasMethods(["fit"])],
         "loss": [StrOptions(set(REGRESSION_LOSSES))],
+        # A regressor's answers have no predicted class.
+        "policy_features": [StrOptions({"confidence", "history", "probabilities"})],
     }
 
     # ------------------------------------------------------------ targets

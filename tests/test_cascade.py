@@ -714,7 +714,9 @@ def test_tune_threshold_never_raises_the_held_out_risk(data):
     assert risk(cascades[True]) <= risk(cascades[False]) + 1e-12
 
 
-@pytest.mark.parametrize("features", ["confidence", "history", "probabilities"])
+@pytest.mark.parametrize(
+    "features", ["confidence", "history", "probabilities", "classes"]
+)
 def test_only_history_features_look_at_earlier_stages(data, features):
     X_train, X_test, y_train, y_test = data
     cascade = AdaptiveCascadeClassifier(

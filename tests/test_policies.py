@@ -53,15 +53,76 @@ def test_feature_sets_grow_with_history_and_probabilities():
     p = [np.full((4, 3), 1 / 3)] * 3
     widths = {
         k: policy_features(p, k).shape[1]
-        for k in ("confidence", "history", "probabilities")
+        for k in ("confidence", "history", "probabilities", "classes")
     }
     # history: 3 + (max, agree) per earlier stage + probability of previous class
     assert widths == {
         "confidence": 3,
         "history": 3 + 2 * 2 + 1,
         "probabilities": 3 + 5 + 3,
+        "classes": 3 + 5 + 3 + 3 + 3,
     }
     assert policy_features(p[:1], "history").shape[1] == 3
+
+
+def test_classes_features_are_the_predicted_class_and_its_confidence():
+    earlier = np.array([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]])
+    current = np.array([[0.2, 0.7, 0.1], [0.3, 0.3, 0.4]])
+    classes = policy_features([earlier, current], "classes")
+    probabilities = policy_features([earlier, current], "probabilities")
+    np.testing.assert_array_equal(classes[:, : probabilities.shape[1]], probabilities)
+    # Whether the current stage predicts each class, then its max probability
+    # in the predicted class's column.
+    np.testing.assert_allclose(
+        classes[:, probabilities.shape[1] :],
+        [[0, 1, 0, 0, 0.7, 0], [0, 0, 1, 0, 0, 0.4]],
+    )
+    with pytest.raises(ValueError, match="for classifiers"):
+        policy_features([current[:, :2]], "classes", regression=True)
+
+
+def _class_dependent_confidence(n_rows=3000, seed=0):
+    """A first stage whose answers of each class are right when surer than a
+    cut of that class (0.8, 0.5, 0.95, none) and otherwise 20 % of the time,
+    the rest of each row's probability spread at random over the other
+    classes, and a last stage that is always right."""
+    rng = np.random.default_rng(seed)
+    cuts = np.array([0.8, 0.5, 0.95, 0.0])
+    n_classes = len(cuts)
+    predicted = rng.integers(n_classes, size=n_rows)
+    top = rng.uniform(0.3, 1.0, n_rows)
+    rest = rng.dirichlet(np.ones(n_classes - 1), n_rows) * (1 - top)[:, None]
+    first = np.array(
+        [np.insert(rest[row], predicted[row], top[row]) for row in range(n_rows)]
+    )
+    right = (top > cuts[predicted]) | (rng.random(n_rows) < 0.2)
+    y = np.where(right, predicted, (predicted + 1) % n_classes)
+    return [first, np.eye(n_classes)[y]], y, np.array([0.1, 1.0])
+
+
+def test_budget_search_learns_a_confidence_per_predicted_class():
+    # Which answers of the first stage are wrong depends on its predicted
+    # class: per-stage max-probability thresholds defer the least sure rows
+    # of every class, and rules on the probability vector follow the classes
+    # only in part. Rules on "classes" (an intercept and a slope of confidence
+    # per predicted class), which the budget search tries whatever
+    # policy_features is, are more accurate at the same budget on new rows.
+    probas, y, cost = _class_dependent_confidence()
+    search = make_policy_search("linear", probas, y, cost, feature_set="probabilities")
+    candidates = search.budget_candidates(0.45)
+    kinds = [c.kind for c in candidates]
+    new_probas, new_y, _ = _class_dependent_confidence(seed=1)
+
+    def accuracy_on_new_rows(kind):
+        policy = candidates[kinds.index(kind)].policy
+        exits = policy.exit_stage(new_probas)
+        assert cost[exits].mean() <= 0.45 * 1.03
+        right = np.stack([p.argmax(axis=1) == new_y for p in new_probas])
+        return right[exits, np.arange(len(new_y))].mean()
+
+    by_classes = accuracy_on_new_rows("rules on classes x1")
+    assert by_classes > accuracy_on_new_rows("rules on probabilities x1") + 0.015
+    assert by_classes > accuracy_on_new_rows("max_proba per exit") + 0.05
 
 
 def test_zero_one_and_log_loss_per_row():

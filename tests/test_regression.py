@@ -31,6 +31,7 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import SplineTransformer, StandardScaler
 from sklearn.tree import DecisionTreeRegressor
+from sklearn.utils._param_validation import InvalidParameterError
 
 from skadaptive import (
     AdaptiveCascadeClassifier,
@@ -767,6 +768,17 @@ def test_pickle_and_with_policy_keep_the_answers():
 
 
 # ------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    "make", [_cascade, lambda **p: clone(_frozen_forest_ee()).set_params(**p)]
+)
+def test_class_features_are_refused_for_a_regressor(make):
+    # A regressor's answers have no predicted class; "classes" is the
+    # classifiers' feature set.
+    X, _, y, _ = _data()
+    with pytest.raises(InvalidParameterError, match="'policy_features'.*'classes'"):
+        make(policy_features="classes").fit(X, y)
+
+
 def test_bad_stages_and_models_get_clear_errors():
     X, _, y, _ = _data()
     with pytest.raises(TypeError, match="is a classifier; an AdaptiveCascadeRegressor"):

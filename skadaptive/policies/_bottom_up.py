@@ -211,7 +211,7 @@ def fit_bottom_up_policy(
     loss : {"zero_one", "log_loss", "squared_error", "absolute_error"}
     policy : {"linear", "constant"} or classifier
         Family of each stage's rule. A classifier must accept ``sample_weight``.
-    feature_set : {"confidence", "history", "probabilities"}
+    feature_set : {"confidence", "history", "probabilities", "classes"}
         See :func:`skadaptive.policies.policy_features`.
     tune_threshold : bool
         If True, each rule's cut on its learned score is moved to the value that
@@ -396,18 +396,21 @@ class BolukbasiSearch(PolicySearch):
         # A rule learned at cost weight lam ranks rows by how much deferring
         # them is worth at that price of cost; the price at which a budget
         # binds is about the one where max-probability thresholds meet it.
-        # Rules that also see the whole probability vector are tried too: on
-        # the benchmarks they ranked rows better at some budgets, and which
-        # kind is kept is decided out of sample. So are EENet's correctness
-        # scores, which depend on no cost weight.
+        # Rules that also see the whole probability vector and a confidence
+        # per predicted class ("classes"; for regression, "probabilities":
+        # a basis of the prediction) are tried too: on the benchmarks they
+        # ranked rows better at many budgets, and which kind is kept is
+        # decided out of sample. So are EENet's correctness scores, which
+        # depend on no cost weight.
         # Where no price up to 1e6 meets the budget (losses so large that
         # any cost is cheap), the rules are learned at that price, the jumps'
         # largest: at an infinite one every risk is inf and their
         # differences NaN.
         weight = min(self.budget_weight(normalized_budget), _MAX_PRICE)
         feature_sets = [self.options["feature_set"]]
-        if feature_sets[0] != "probabilities":
-            feature_sets.append("probabilities")
+        richest = "probabilities" if is_regression_loss(self.loss) else "classes"
+        if feature_sets[0] != richest:
+            feature_sets.append(richest)
         candidates = []
         for feature_set, factor in product(feature_sets, _RULE_WEIGHT_FACTORS):
             lam = factor * weight

@@ -6,8 +6,9 @@ import numpy as np
 
 from .._rowwise import row_max, row_sum, row_top2
 
-#: Values of ``policy_features``: what a Bolukbasi rule sees.
-FEATURE_SETS = ("confidence", "history", "probabilities")
+#: Values of ``policy_features``: what a Bolukbasi rule sees (``"classes"``
+#: for classifiers only).
+FEATURE_SETS = ("confidence", "history", "probabilities", "classes")
 
 
 def confidence_features(proba: np.ndarray) -> np.ndarray:
@@ -56,14 +57,19 @@ def policy_features(
     history : list of ndarray of shape (n_samples, n_classes)
         Probabilities of every stage run so far for the same rows, in stage order;
         the decision is about the last one.
-    kind : {"confidence", "history", "probabilities"}
+    kind : {"confidence", "history", "probabilities", "classes"}
         ``"confidence"``: the current stage's :func:`confidence_features`.
         ``"history"``: those, plus every earlier stage's max probability and
         whether its predicted class agrees with the current stage's, plus the
         current stage's probability of the class the previous stage predicted.
         ``"probabilities"``: ``"history"`` plus the current stage's whole
-        probability vector, so that a linear policy can learn class-specific
-        confidence. For regression, see :func:`regression_features`.
+        probability vector. ``"classes"``: ``"probabilities"`` plus, for each
+        class, whether the current stage predicts it and, if so, its max
+        probability (else 0): a linear rule then learns an intercept and a
+        slope of confidence per predicted class, for a stage whose answers of
+        one class are more often wrong than another's at the same max
+        probability. For regression, see :func:`regression_features`
+        (``"classes"`` has no meaning there).
     regression : bool, default=False
         Whether ``history`` holds regression answers (prediction and
         uncertainty columns) rather than class probabilities.
@@ -79,12 +85,20 @@ def policy_features(
     >>> p1, p2 = np.array([[0.6, 0.4]]), np.array([[0.1, 0.9]])
     >>> policy_features([p1, p2], "history").round(2)
     array([[0.9 , 0.8 , 0.47, 0.6 , 0.  , 0.1 ]])
+    >>> policy_features([p1, p2], "classes")[:, -4:].round(2)
+    array([[0. , 1. , 0. , 0.9]])
     """
     if regression:
+        if kind == "classes":
+            raise ValueError(
+                'policy_features="classes" is for classifiers: a regressor\'s '
+                'answers have no predicted class. Use "confidence", "history" '
+                'or "probabilities".'
+            )
         return regression_features(history, kind)
     current = history[-1]
     columns = [confidence_features(current)]
-    if kind in ("history", "probabilities") and len(history) > 1:
+    if kind != "confidence" and len(history) > 1:
         current_label = np.argmax(current, axis=1)
         for earlier in history[:-1]:
             earlier_label = np.argmax(earlier, axis=1)
@@ -92,8 +106,12 @@ def policy_features(
             columns.append((earlier_label == current_label).astype(np.float64)[:, None])
         rows = np.arange(current.shape[0])
         columns.append(current[rows, earlier_label][:, None])
-    if kind == "probabilities":
+    if kind in ("probabilities", "classes"):
         columns.append(np.asarray(current, dtype=np.float64))
+    if kind == "classes":
+        predicted = np.zeros(current.shape)
+        predicted[np.arange(current.shape[0]), np.argmax(current, axis=1)] = 1.0
+        columns += [predicted, predicted * columns[0][:, :1]]
     return np.hstack(columns)
 
 

@@ -68,11 +68,14 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         Bolukbasi rules only. What the rule after stage k sees:
         ``"confidence"`` is stage k's max probability, top-1 minus top-2
         margin and normalised entropy; ``"history"`` adds the earlier stages'
-        max probabilities and their agreement with stage k;
-        ``"probabilities"`` adds stage k's whole probability vector;
-        ``"classes"`` adds, per class, whether stage k predicts it and its max
-        probability if it does (a confidence per predicted class). With a
-        ``budget`` the given set and ``"classes"`` are both tried. See
+        max probabilities and their agreement with stage k, and stage k's
+        probability of the previous stage's class; ``"probabilities"`` adds
+        stage k's whole probability vector; ``"classes"`` adds, per class,
+        whether stage k predicts it and its max probability if it does (a
+        confidence per predicted class; 3 times the classes more columns
+        than ``"history"``, so it wants more policy rows per class). With a
+        ``budget`` the given set and ``"classes"`` are both tried, and the
+        kind kept is chosen out of sample. See
         :func:`skadaptive.policies.policy_features`.
 
     tune_threshold : bool, default=True
@@ -251,7 +254,11 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         compared. None without a budget.
     budget_search_ : dict or None
         With a budget, one entry per kind of exit score tried, like the
-        ``cv_results_`` of a search: ``scores`` (its name), ``cost_weight``
+        ``cv_results_`` of a search: ``scores`` (its name: ``"rules on
+        history x1"`` for Bolukbasi rules on ``policy_features="history"``
+        learned at 1 times the budget's price of cost, ``"eenet scores"``,
+        ``"max_proba per exit"``, ...; the kept rules' ``feature_set`` is
+        also on each of ``policy_.rules``), ``cost_weight``
         (of learned rules, else nan), ``policy_rows_accuracy`` and
         ``policy_rows_cost`` (in sample), ``expected_accuracy`` and
         ``expected_cost`` (each kind's own 5-fold cross-fitted figures),
@@ -456,8 +463,10 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
 
     policy_features : {"confidence", "history", "probabilities"}, \
             default="history"
-        Bolukbasi rules only. What the rule after stage k sees (see
-        :func:`skadaptive.policies.regression_features`): ``"confidence"`` is
+        Bolukbasi rules only (the classifiers' ``"classes"``, a confidence
+        per predicted class, has no meaning here). What the rule after stage
+        k sees (see :func:`skadaptive.policies.regression_features`):
+        ``"confidence"`` is
         stage k's uncertainty and its disagreement with stage k - 1;
         ``"history"`` adds stage k's prediction and its square, the earlier
         stages' predictions, and stage k's differences from each of them;

@@ -32,6 +32,20 @@ _RENAMED = (
 )
 
 
+class _RegressionFeatureSets(StrOptions):
+    """The ``policy_features`` of a regressor: every set but ``"classes"``,
+    and an error that says why that one is refused."""
+
+    def __init__(self):
+        super().__init__({"confidence", "history", "probabilities"})
+
+    def __str__(self):
+        return (
+            f'{super().__str__()} ("classes" is for classifiers: a regressor\'s '
+            "answers have no predicted class)"
+        )
+
+
 def _renamed(name: str) -> str | None:
     """The regressor's name of a classifier's figure, or None."""
     for old, new in _RENAMED:
@@ -51,8 +65,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         **BaseAdaptive._parameter_constraints,
         "policy": [StrOptions(set(REGRESSION_POLICIES)), HasMethods(["fit"])],
         "loss": [StrOptions(set(REGRESSION_LOSSES))],
-        # A regressor's answers have no predicted class.
-        "policy_features": [StrOptions({"confidence", "history", "probabilities"})],
+        "policy_features": [_RegressionFeatureSets()],
     }
 
     # ------------------------------------------------------------ targets

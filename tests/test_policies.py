@@ -18,6 +18,7 @@ from skadaptive.policies import (
     make_policy_search,
     per_row_loss,
     policy_features,
+    regression_features,
     risk_minimising_threshold,
     schedule_thresholds,
 )
@@ -79,6 +80,18 @@ def test_classes_features_are_the_predicted_class_and_its_confidence():
     )
     with pytest.raises(ValueError, match="for classifiers"):
         policy_features([current[:, :2]], "classes", regression=True)
+    with pytest.raises(ValueError, match="for classifiers"):
+        regression_features([current[:, :2]], "classes")
+    with pytest.raises(ValueError, match="Unknown policy features 'class'"):
+        policy_features([earlier, current], "class")
+    with pytest.raises(ValueError, match="Unknown policy features 'class'"):
+        make_policy_search(
+            "linear",
+            [earlier, current],
+            np.array([0, 2]),
+            np.array([0.1, 1.0]),
+            feature_set="class",
+        )
 
 
 def _class_dependent_confidence(n_rows=3000, seed=0):

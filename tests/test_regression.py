@@ -775,7 +775,9 @@ def test_class_features_are_refused_for_a_regressor(make):
     # A regressor's answers have no predicted class; "classes" is the
     # classifiers' feature set.
     X, _, y, _ = _data()
-    with pytest.raises(InvalidParameterError, match="'policy_features'.*'classes'"):
+    with pytest.raises(
+        InvalidParameterError, match="'policy_features'.*is for classifiers"
+    ):
         make(policy_features="classes").fit(X, y)
 
 

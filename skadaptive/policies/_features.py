@@ -47,6 +47,20 @@ def confidence_features(proba: np.ndarray) -> np.ndarray:
     return features
 
 
+def _check_feature_set(kind: str, regression: bool = False) -> None:
+    if regression and kind == "classes":
+        raise ValueError(
+            'policy_features="classes" is for classifiers: a regressor\'s '
+            'answers have no predicted class. Use "confidence", "history" '
+            'or "probabilities".'
+        )
+    if kind not in FEATURE_SETS:
+        raise ValueError(
+            f"Unknown policy features {kind!r}; use one of "
+            f"{', '.join(map(repr, FEATURE_SETS))}."
+        )
+
+
 def policy_features(
     history: list[np.ndarray], kind: str, regression: bool = False
 ) -> np.ndarray:
@@ -89,13 +103,8 @@ def policy_features(
     array([[0. , 1. , 0. , 0.9]])
     """
     if regression:
-        if kind == "classes":
-            raise ValueError(
-                'policy_features="classes" is for classifiers: a regressor\'s '
-                'answers have no predicted class. Use "confidence", "history" '
-                'or "probabilities".'
-            )
         return regression_features(history, kind)
+    _check_feature_set(kind)
     current = history[-1]
     columns = [confidence_features(current)]
     if kind != "confidence" and len(history) > 1:
@@ -173,6 +182,7 @@ def regression_features(history: list[np.ndarray], kind: str) -> np.ndarray:
     >>> regression_features([first, second], "probabilities")[0, 5:].round(2)
     array([2.78, 2.34, 2.02, 1.75, 1.5 , 1.25, 0.98, 0.66, 0.22])
     """
+    _check_feature_set(kind, regression=True)
     current = np.asarray(history[-1], dtype=np.float64)
     prediction = current[:, 0]
     columns = [current[:, 1]]

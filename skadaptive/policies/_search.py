@@ -14,7 +14,7 @@ import numpy as np
 from .._warnings import warn
 from ._bottom_up import POLICY_FAMILIES, BolukbasiSearch, check_policy_learner
 from ._eenet import EENetSearch
-from ._features import HEURISTICS, REGRESSION_HEURISTICS
+from ._features import HEURISTICS, REGRESSION_HEURISTICS, _check_feature_set
 from ._heuristics import HeuristicSearch
 from ._losses import is_regression_loss
 from ._policy_search import PolicySearch
@@ -97,8 +97,11 @@ def make_policy_search(
     loss : {"zero_one", "log_loss", "squared_error", "absolute_error"}, \
             default="zero_one"
         Loss in the objective ``loss + cost_weight * cost``.
-    feature_set : str, default="history"
-        Features of the Bolukbasi rules (ignored by the other families).
+    feature_set : {"confidence", "history", "probabilities", "classes"}, \
+            default="history"
+        Features of the Bolukbasi rules (ignored by the other families); see
+        :func:`~skadaptive.policies.policy_features` (``"classes"`` for
+        classifiers only).
     tune_threshold : bool, default=True
         Whether the Bolukbasi rules' cuts are tuned (ignored by the others).
     shared_threshold : bool, default=False
@@ -152,6 +155,7 @@ def make_policy_search(
         return HeuristicSearch(*args, kind=policy, shared_threshold=shared_threshold)
     if isinstance(policy, str) and policy == "eenet":
         return EENetSearch(*args)
+    _check_feature_set(feature_set, regression)
     return BolukbasiSearch(
         *args, learner=policy, feature_set=feature_set, tune_threshold=tune_threshold
     )

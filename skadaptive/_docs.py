@@ -72,8 +72,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         probability of the previous stage's class; ``"probabilities"`` adds
         stage k's whole probability vector; ``"classes"`` adds, per class,
         whether stage k predicts it and its max probability if it does (a
-        confidence per predicted class; 3 times the classes more columns
-        than ``"history"``, so it wants more policy rows per class). With a
+        confidence per predicted class; three columns per class more than
+        ``"history"``, so it wants more policy rows per class). With a
         ``budget`` the given set and ``"classes"`` are both tried, and the
         kind kept is chosen out of sample. See
         :func:`skadaptive.policies.policy_features`.

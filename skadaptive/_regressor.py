@@ -21,6 +21,7 @@ from ._base import BaseAdaptive, _content_groups, cached_call_seed, warn_no_comb
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
+from .policies._features import NO_CLASSES_IN_REGRESSION, REGRESSION_FEATURE_SETS
 from .stages import ScaledPolicy, regression_scale
 from .stages._combined_regression import RegressionCombiner, fit_regression_combiners
 from .stages._regression import check_prediction_range, scale_answers
@@ -37,13 +38,10 @@ class _RegressionFeatureSets(StrOptions):
     and an error that says why that one is refused."""
 
     def __init__(self):
-        super().__init__({"confidence", "history", "probabilities"})
+        super().__init__(set(REGRESSION_FEATURE_SETS))
 
     def __str__(self):
-        return (
-            f'{super().__str__()} ("classes" is for classifiers: a regressor\'s '
-            "answers have no predicted class)"
-        )
+        return f"{super().__str__()} ({NO_CLASSES_IN_REGRESSION})"
 
 
 def _renamed(name: str) -> str | None:

@@ -9,6 +9,12 @@ from .._rowwise import row_max, row_sum, row_top2
 #: Values of ``policy_features``: what a Bolukbasi rule sees (``"classes"``
 #: for classifiers only).
 FEATURE_SETS = ("confidence", "history", "probabilities", "classes")
+#: Those a regressor takes: its answers have no predicted class.
+REGRESSION_FEATURE_SETS = tuple(k for k in FEATURE_SETS if k != "classes")
+#: Why a regressor refuses ``"classes"``.
+NO_CLASSES_IN_REGRESSION = (
+    '"classes" is for classifiers: a regressor\'s answers have no predicted class'
+)
 
 
 def confidence_features(proba: np.ndarray) -> np.ndarray:
@@ -50,9 +56,8 @@ def confidence_features(proba: np.ndarray) -> np.ndarray:
 def _check_feature_set(kind: str, regression: bool = False) -> None:
     if regression and kind == "classes":
         raise ValueError(
-            'policy_features="classes" is for classifiers: a regressor\'s '
-            'answers have no predicted class. Use "confidence", "history" '
-            'or "probabilities".'
+            f"policy_features={NO_CLASSES_IN_REGRESSION}. Use one of "
+            f"{', '.join(map(repr, REGRESSION_FEATURE_SETS))}."
         )
     if kind not in FEATURE_SETS:
         raise ValueError(
@@ -107,19 +112,21 @@ def policy_features(
     _check_feature_set(kind)
     current = history[-1]
     columns = [confidence_features(current)]
-    if kind != "confidence" and len(history) > 1:
-        current_label = np.argmax(current, axis=1)
+    if kind == "confidence":
+        return columns[0]
+    rows = np.arange(current.shape[0])
+    current_label = np.argmax(current, axis=1)
+    if len(history) > 1:
         for earlier in history[:-1]:
             earlier_label = np.argmax(earlier, axis=1)
             columns.append(row_max(earlier)[:, None])
             columns.append((earlier_label == current_label).astype(np.float64)[:, None])
-        rows = np.arange(current.shape[0])
         columns.append(current[rows, earlier_label][:, None])
     if kind in ("probabilities", "classes"):
         columns.append(np.asarray(current, dtype=np.float64))
     if kind == "classes":
         predicted = np.zeros(current.shape)
-        predicted[np.arange(current.shape[0]), np.argmax(current, axis=1)] = 1.0
+        predicted[rows, current_label] = 1.0
         columns += [predicted, predicted * columns[0][:, :1]]
     return np.hstack(columns)
 

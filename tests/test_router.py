@@ -623,21 +623,38 @@ def test_a_router_is_not_kept_where_it_takes_the_policy_rows_over_the_budget():
 
 
 @pytest.mark.parametrize(
-    "with_router, without, expected",
+    "with_router, without, rows_cost, expected",
     [
-        ((0.9, 12.0), (0.8, 9.0), "over the budget and the policy without it was not"),
-        ((0.7, 10.5), (0.8, 11.0), "without it is, it was less accurate"),
-        ((0.9, 11.5), (0.8, 11.0), "without it is, it was no cheaper"),
-        ((0.7, 11.5), (0.8, 11.0), "it was no cheaper and less accurate"),
-        ((0.8, 10.5), (0.8, 11.0), "it was cheaper and no less accurate"),
+        # Both meet the budget (10) on the policy rows: out-of-sample accuracy
+        # decides, whatever the cross-fitted costs read. The first case is
+        # the benchmark's: the router's estimate read within the budget, the
+        # plain policy's 1.6 % over it, and the router was kept at 4 points
+        # less accuracy (2.8 points less on the test rows).
+        ((0.41, 9.9), (0.45, 10.16), (9.96, 9.99), "less accurate out of sample"),
+        ((0.46, 10.3), (0.45, 9.9), (9.9, 9.99), "more accurate out of sample"),
+        ((0.45, 9.5), (0.45, 9.9), (9.9, 9.9), "as accurate out of sample and cheaper"),
+        ((0.45, 9.9), (0.45, 9.9), (9.9, 9.99), "out of sample and no cheaper"),
+        # One meets it on the policy rows and the other does not.
+        ((0.9, 9.0), (0.8, 9.5), (10.5, 9.9), "which they meet without it (9.9)"),
+        ((0.7, 10.5), (0.8, 9.5), (9.9, 10.5), "which they exceed without it (10.5)"),
+        # Neither does (per-call costs): cheaper and no less accurate.
+        ((0.9, 12.0), (0.8, 11.0), (12, 11), "without it is, it was no cheaper"),
+        ((0.7, 10.5), (0.8, 11.0), (12, 11), "without it is, it was less accurate"),
+        ((0.7, 11.5), (0.8, 11.0), (12, 11), "it was no cheaper and less accurate"),
+        ((0.8, 10.5), (0.8, 11.0), (12, 11), "it was cheaper and no less accurate"),
     ],
 )
-def test_a_router_over_the_budget_is_refused_for_the_reason_that_applies(
-    with_router, without, expected
+def test_a_router_at_a_budget_is_kept_for_the_reason_that_applies(
+    with_router, without, rows_cost, expected
 ):
-    better, reason = _router_at_budget({"with": with_router, "without": without}, 10.0)
-    assert better == ("cheaper and no less" in expected)
-    assert reason.endswith(expected)
+    better, reason = _router_at_budget(
+        {"with": with_router, "without": without},
+        {"with": rows_cost[0], "without": rows_cost[1]},
+        10.0,
+    )
+    kept = ("more accurate", "and cheaper", "cheaper and no less", "they exceed")
+    assert better == any(phrase in expected for phrase in kept)
+    assert expected in reason
 
 
 def test_cost_scorers_charge_the_stages_rows_ran_and_the_router():

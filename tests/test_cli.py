@@ -949,6 +949,16 @@ def test_whole_float_labels_in_an_npz_are_whole_numbers(tmp_path, capsys):
             ["--router", "--costs", "1", "2"],
             "and the router's first: 3 numbers for 2 models and --router, 2 given",
         ),
+        # Options that cannot go together are named before the count of
+        # --costs, which would send the user to fix a count for --router.
+        (
+            ["--router", "--answer", "both", "--costs", "1", "2"],
+            "--router needs --answer stage",
+        ),
+        (
+            ["--skips", "--answer", "combined", "--costs", "1"],
+            "--skips needs --answer stage",
+        ),
     ],
 )
 def test_frontier_refuses_bad_knobs_before_any_work(options, message, capsys):

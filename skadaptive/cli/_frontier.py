@@ -470,6 +470,18 @@ def run(args, out=None) -> int:
         raise CommandError(
             f"--cost-weight must be a number >= 0; got {args.cost_weight}."
         )
+    # Options that cannot go together first: fixing the count of --costs for
+    # --router is no use when --router must go.
+    if args.router and args.answer != "stage":
+        raise CommandError(
+            "--router needs --answer stage: a combined answer mixes every stage "
+            "a row ran, and a row that the router starts late has not run them."
+        )
+    if args.skips and args.answer != "stage":
+        raise CommandError(
+            "--skips needs --answer stage: a combined answer mixes every stage "
+            "a row ran, and a row that skips has not run them all."
+        )
     costs = _costs(args.costs)
     if costs != "auto":
         expected = len(args.stages) + bool(args.router)
@@ -487,16 +499,6 @@ def run(args, out=None) -> int:
             )
     if args.task != "auto":  # refused before any work where it can be
         _check_options(args, args.task)
-    if args.router and args.answer != "stage":
-        raise CommandError(
-            "--router needs --answer stage: a combined answer mixes every stage "
-            "a row ran, and a row that the router starts late has not run them."
-        )
-    if args.skips and args.answer != "stage":
-        raise CommandError(
-            "--skips needs --answer stage: a combined answer mixes every stage "
-            "a row ran, and a row that skips has not run them all."
-        )
     if args.save and args.answer == "both":
         raise CommandError(
             "--save saves one cascade: pass --answer stage or --answer combined "

@@ -183,9 +183,10 @@ class CostAccuracyDisplay:
             one display drawn on shared axes).
         legend : bool, default=True
         chosen_label : str, default="chosen operating point"
-            Legend label of the chosen operating point (``from_estimator``
-            adds "(stage answers)" where the frontier's exits combine but the
-            estimator's policy answers with the stages' own, ``answer_``).
+            Legend label of the chosen operating point (``from_estimator``'s
+            default adds "(stage answers)" where the frontier's exits combine
+            but the estimator's policy answers with the stages' own,
+            ``answer_``; a label passed is drawn as given).
         **kwargs : dict
             Passed to the frontier's ``ax.plot``.
 

@@ -337,7 +337,8 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
                 limit, (estimator.budget_search_ or {}).get("searched_budget", limit)
             )
         rows_cost = {"with": routed_rows_cost, "without": estimator.policy_rows_cost_}
-        better, reason = _router_at_budget(figures, rows_cost, limit)
+        errors = {name: error * total for name, error in routed.cost_error.items()}
+        better, reason = _router_at_budget(figures, rows_cost, errors, limit)
     else:
         better, reason = _router_at_cost_weight(figures, price, total)
     _record_router_search(estimator, figures, parts, better, reason)
@@ -431,37 +432,50 @@ def _relearner(estimator, search, cumulative):
     return stopped
 
 
-def _router_at_budget(figures, rows_cost, limit) -> tuple[bool, str]:
+def _router_at_budget(figures, rows_cost, errors, limit) -> tuple[bool, str]:
     """Whether the router beats the policy without it at a budget, and why,
     in words.
 
-    ``figures`` holds each one's cross-fitted ``(accuracy, cost)``, and
-    ``rows_cost`` its cost on the policy rows, which the budget constrains
-    (each policy's thresholds were chosen to meet it there). Meeting the
-    budget on the policy rows comes first; where both do, the more accurate
-    out of sample is kept, then the cheaper. The cross-fitted costs are
-    estimates, whose noise (a percent or two) would otherwise decide: a
-    policy that meets the budget on the policy rows is not beaten by a far
-    less accurate one because its estimate read a little over it. Where
-    neither meets it (per-call costs may take both over), the router is kept
-    only if it is cheaper out of sample and no less accurate.
+    ``figures`` holds each side's cross-fitted ``(accuracy, cost)``,
+    ``errors`` the standard error of that cost, and ``rows_cost`` its cost
+    on the policy rows. A side meets the budget where its policy rows do
+    and its cross-fitted cost is not over the budget by more than one
+    standard error: the policy rows' cost is met by construction (each
+    side's thresholds were chosen on them, and a flexible router can fit
+    them too), and the cross-fitted one is an estimate, a percent or two off
+    for thresholds. Meeting the budget comes first; where both do, the more
+    accurate out of sample is kept, then the cheaper. Where neither does
+    (per-call costs may take both over), the router is kept only if it is
+    cheaper out of sample and no less accurate.
     """
-    within = {name: cost <= limit * (1 + 1e-9) for name, cost in rows_cost.items()}
+    over = limit * (1 + 1e-9)
     (accuracy, cost), (accuracy_without, cost_without) = (
         figures["with"],
         figures["without"],
     )
-    if within["with"] != within["without"]:
-        if within["with"]:
-            return True, (
-                f"with it the policy rows cost {rows_cost['with']:.4g}, within the "
-                f"budget, which they exceed without it ({rows_cost['without']:.4g})"
+
+    owners = {"with": "with it", "without": "without it"}
+
+    def failing(name):
+        # Why a side does not meet the budget, or None where it does.
+        if rows_cost[name] > over:
+            return (
+                f"{owners[name]} the policy rows cost {rows_cost[name]:.4g}, over "
+                "the budget"
             )
-        return False, (
-            f"with it the policy rows cost {rows_cost['with']:.4g}, over the "
-            f"budget, which they meet without it ({rows_cost['without']:.4g})"
-        )
-    if within["with"]:
+        if figures[name][1] > over + errors[name]:
+            return (
+                f"{owners[name]} the cross-fitted cost, {figures[name][1]:.4g}, is "
+                f"over the budget by more than one standard error ({errors[name]:.2g})"
+            )
+        return None
+
+    fails = {name: failing(name) for name in figures}
+    if (fails["with"] is None) != (fails["without"] is None):
+        if fails["with"] is None:
+            return True, f"it meets the budget, and {fails['without']}"
+        return False, f"the policy meets the budget without it, and {fails['with']}"
+    if fails["with"] is None:
         better = (accuracy, -cost) > (accuracy_without, -cost_without)
         if accuracy != accuracy_without:
             comparison = "more" if accuracy > accuracy_without else "less"
@@ -469,11 +483,17 @@ def _router_at_budget(figures, rows_cost, limit) -> tuple[bool, str]:
         else:
             comparison = "cheaper" if cost < cost_without else "no cheaper"
             what = f"as accurate out of sample and {comparison}"
+        note = (
+            " (a cross-fitted cost over the budget by less than one standard "
+            "error counts as meeting it)"
+            if max(cost, cost_without) > over
+            else ""
+        )
         # The figures themselves are in router_search_ (as errors for a
         # regressor, whose internal "accuracy" is a negated scaled loss).
         return better, (
-            "within the budget on the policy rows, as the policy without it is, "
-            f"it was {what} (router_search_ has the figures)"
+            "it and the policy without it both meet the budget, and it was "
+            f"{what} (router_search_ has the figures){note}"
         )
     better = cost < cost_without and accuracy >= accuracy_without
     if better:

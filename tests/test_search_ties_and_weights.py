@@ -177,11 +177,12 @@ def test_a_learned_jump_that_only_matches_the_best_constant_is_not_kept():
 
 def test_a_router_that_only_ties_is_not_kept():
     """Mutant: the router kept at an exact (accuracy, cost) tie."""
-    better, reason = _router_at_budget(
-        {"with": (0.8, 9.0), "without": (0.8, 9.0)}, 10.0
-    )
+    tied = {"with": (0.8, 9.0), "without": (0.8, 9.0)}
+    within = {"with": 9.0, "without": 9.0}
+    errors = {"with": 0.1, "without": 0.1}
+    better, reason = _router_at_budget(tied, within, errors, 10.0)
     assert not better
-    assert reason.endswith("not more accurate, nor as accurate and cheaper")
+    assert "as accurate out of sample and no cheaper" in reason
 
 
 def test_a_router_that_only_ties_at_a_cost_weight_is_not_kept():

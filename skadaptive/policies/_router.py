@@ -34,8 +34,8 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
-from ._policy import CascadePolicy, row_costs, with_thresholds
-from ._selection import row_folds
+from ._policy import CascadePolicy, answer_costs, row_costs, with_thresholds
+from ._selection import _row_groups, grouped_mean_and_error, row_folds
 from ._skips import SkipPolicy, from_positions, path_costs, raised_prices
 from ._thresholds import BUDGET_RTOL, ThresholdProblem, budget_thresholds
 
@@ -522,7 +522,10 @@ def learn_router(
         ``out_of_sample`` (:class:`PolicyEvaluation` of it on the policy rows,
         costs without the router's own), and ``without_router``: the same
         cross-fitting's figures of the policies without their routers (on
-        the same folds, so that the two compare like with like).
+        the same folds, so that the two compare like with like); and
+        ``cost_error``: for ``"with"`` and ``"without"``, the standard error
+        of each one's cross-fitted average normalised cost (equal rows
+        counted once with their summed weight).
     """
     n_rows = search.stage_probas[0].shape[0]
     everything = np.arange(n_rows)
@@ -575,8 +578,20 @@ def learn_router(
             exits[name][held_rows], runs[name][:, held_rows] = routed_walk(
                 decider, probas, X_held
             )
+    group_of_row = _row_groups(columns, search.y_encoded)[1]
+    first_of_group = np.unique(group_of_row, return_index=True)[1]
+    cost_error = {
+        name: grouped_mean_and_error(
+            answer_costs(exits[name], runs[name], cumulative_cost),
+            search.weight,
+            group_of_row,
+            first_of_group,
+        )[1]
+        for name in exits
+    }
     return Bunch(
         policy=final,
+        cost_error=cost_error,
         in_sample=in_sample,
         out_of_sample=search.evaluate_exits(None, exits["with"], price, runs["with"]),
         without_router=search.evaluate_exits(

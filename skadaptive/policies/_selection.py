@@ -287,15 +287,21 @@ def select_out_of_sample(
     return best, per_candidate, estimate
 
 
-def _clear_gain(values, weight, group_of_row, first_of_group) -> tuple:
-    """The weighted mean of a paired per-row gain, and whether it is above
-    one standard error of it (rows of one group, equal rows, count once with
-    their summed weight: weight k is k copies)."""
+def grouped_mean_and_error(values, weight, group_of_row, first_of_group) -> tuple:
+    """The weighted mean of a per-row figure and its standard error, rows of
+    one group (equal rows, which share a figure) counted once with their
+    summed weight, so that weight k on a row is k copies of it."""
     group_weight = np.bincount(group_of_row, weights=weight)
     kept = group_weight > 0
-    gain = values[first_of_group][kept]
-    mean = gain @ (group_weight[kept] / group_weight[kept].sum())
-    error = _standard_error(gain, group_weight[kept], ddof=1)
+    value = values[first_of_group][kept]
+    mean = value @ (group_weight[kept] / group_weight[kept].sum())
+    return mean, _standard_error(value, group_weight[kept], ddof=1)
+
+
+def _clear_gain(values, weight, group_of_row, first_of_group) -> tuple:
+    """The weighted mean of a paired per-row gain, and whether it is above
+    one standard error of it (see :func:`grouped_mean_and_error`)."""
+    mean, error = grouped_mean_and_error(values, weight, group_of_row, first_of_group)
     return mean, mean > error * (1 + 1e-9)
 
 

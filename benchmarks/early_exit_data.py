@@ -133,12 +133,16 @@ def backbone(kind: str, quick: bool = False) -> tuple[object, list[int]]:
     return model, exits
 
 
-def frozen_early_exit(dataset: str, backbone_kind: str, quick: bool = False):
+def frozen_early_exit(
+    dataset: str, backbone_kind: str, quick: bool = False, exits=None
+):
     """The backbone fitted on the train rows (predicting on one thread), and
     the default early-exit estimator over it, frozen, with its policy learned
-    on the validation rows. Returns ``(split, model, estimator)``."""
+    on the validation rows. ``exits`` replaces the backbone's exits of
+    :func:`backbone`. Returns ``(split, model, estimator)``."""
     split = load(dataset, quick=quick)
-    model, exits = backbone(backbone_kind, quick=quick)
+    model, default = backbone(backbone_kind, quick=quick)
+    exits = default if exits is None else exits
     model.fit(split.X_train, split.y_train)
     if "n_jobs" in model.get_params():
         model.set_params(n_jobs=1)

@@ -117,3 +117,31 @@ def test_each_setup_runs_with_its_seed(monkeypatch):
         result = run_budgets.run_setup(kind, name, True, (0.5,), seed=2)
         assert result["seed"] == 2
     assert seen == [(2, 2), (2, 2)]
+
+
+def test_rewrite_writes_the_sections_from_the_saved_results(tmp_path, monkeypatch):
+    """``--rewrite`` runs nothing: the results files' budget sections are
+    written again from the saved JSON (each kind to its own file), with the
+    note on the early exits' exits only where there are early exits."""
+    import json
+
+    result = run_budgets.run_setup("cascade", "digits", True, (0.5,))
+    early = {**result, "kind": "early_exit", "name": "mnist1d/gradient_boosting"}
+    info = {"date": "2000-01-01", "seconds": 1.0, "environment": "-"}
+    saved = tmp_path / "budgets.json"
+    saved.write_text(
+        json.dumps(
+            run_budgets.jsonable({"info": info, "results": [result, early]}),
+        )
+    )
+    for name in ("RESULTS.md", "EARLY_EXIT_RESULTS.md"):
+        (tmp_path / name).write_text("# Results\n")
+    monkeypatch.setattr(run_budgets, "RESULTS_JSON", saved)
+    monkeypatch.setattr(run_budgets, "HERE", tmp_path)
+    run_budgets.main(["--rewrite"])
+    cascades = (tmp_path / "RESULTS.md").read_text()
+    exits = (tmp_path / "EARLY_EXIT_RESULTS.md").read_text()
+    assert "2000-01-01" in cascades and "2000-01-01" in exits
+    assert "### digits, seed 0" in cascades and "mnist1d/gradient" not in cascades
+    assert "### mnist1d/gradient_boosting, seed 0" in exits
+    assert "seven exits" in exits and "seven exits" not in cascades

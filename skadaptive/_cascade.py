@@ -213,7 +213,8 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
         ``"learned"``), ``expected_accuracy`` and ``expected_cost`` without
         and with the router, cross-fitted on the same folds of the policy rows
         with the policy learned again in each (so the "without" figures are
-        close to, not equal to, the policy's own ``expected_*``);
+        another estimate of the policy's own ``expected_*``, which can differ
+        by several percent on a thousand rows);
         ``router_cost`` (what a learned router costs a row where it runs,
         in calls of ``cost_batch_size_`` rows: given, or measured; NaN with
         ``costs="auto"`` where the router learned at fit starts every row at

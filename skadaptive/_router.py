@@ -11,7 +11,13 @@ from sklearn.utils import check_array
 
 from ._costs import check_costs
 from .policies._bottom_up import ExitRule
-from .policies._router import learn_router, routed_policy, routed_walk
+from .policies._router import (
+    clearly_better,
+    learn_router,
+    routed_policy,
+    routed_walk,
+    row_error,
+)
 from .policies._selection import budget_status
 from .policies._skips import _MAX_PRICE
 from .stages import measure_exit_seconds
@@ -322,6 +328,10 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             ("with", with_router, cost),
         )
     }
+    # Row by row, cross-fitted (normalised costs, the router paid where it
+    # runs), for the one-standard-error rule.
+    rows = routed.rows
+    routed_costs = rows.cost["with"] + cost / total
     # The routed policy's cost on the policy rows (in sample, router paid).
     routed_rows_cost = cost + estimator._cost_of_rates(
         routed.in_sample.exit_rates, routed.in_sample.run_rates
@@ -337,10 +347,24 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
                 limit, (estimator.budget_search_ or {}).get("searched_budget", limit)
             )
         rows_cost = {"with": routed_rows_cost, "without": estimator.policy_rows_cost_}
-        errors = {name: error * total for name, error in routed.cost_error.items()}
-        better, reason = _router_at_budget(figures, rows_cost, errors, limit)
+        errors = {name: row_error(rows, rows.cost[name]) * total for name in rows.cost}
+        clear = {
+            "accuracy": clearly_better(rows, rows.loss["without"] - rows.loss["with"]),
+            "cost": clearly_better(rows, rows.cost["without"] - routed_costs),
+        }
+        better, reason = _router_at_budget(
+            figures, rows_cost, errors, clear, limit, _quality_words(estimator)
+        )
     else:
-        better, reason = _router_at_cost_weight(figures, price, total)
+        risk = {
+            name: rows.loss[name] + price * row_cost
+            for name, row_cost in (
+                ("with", routed_costs),
+                ("without", rows.cost["without"]),
+            )
+        }
+        clear = clearly_better(rows, risk["without"] - risk["with"])
+        better, reason = _router_at_cost_weight(figures, price, total, clear)
     _record_router_search(estimator, figures, parts, better, reason)
     if not better:
         return
@@ -432,27 +456,39 @@ def _relearner(estimator, search, cumulative):
     return stopped
 
 
-def _router_at_budget(figures, rows_cost, errors, limit) -> tuple[bool, str]:
+def _router_at_budget(
+    figures, rows_cost, errors, clear, limit, quality=None
+) -> tuple[bool, str]:
     """Whether the router beats the policy without it at a budget, and why,
     in words.
 
     ``figures`` holds each side's cross-fitted ``(accuracy, cost)``,
-    ``errors`` the standard error of that cost, and ``rows_cost`` its cost
-    on the policy rows. A side meets the budget where its policy rows do
-    and its cross-fitted cost is not over the budget by more than one
-    standard error: the policy rows' cost is met by construction (each
-    side's thresholds were chosen on them, and a flexible router can fit
-    them too), and the cross-fitted one is an estimate, a percent or two off
-    for thresholds. Meeting the budget comes first; where both do, the more
-    accurate out of sample is kept, then the cheaper. Where neither does
-    (per-call costs may take both over), the router is kept only if it is
-    cheaper out of sample and no less accurate.
+    ``errors`` the standard error of that cost, ``rows_cost`` its cost on
+    the policy rows, and ``clear`` whether the router's gain row by row is
+    above one standard error in ``"accuracy"`` and in ``"cost"``;
+    ``quality(accuracy)`` words a figure (default: ``"accuracy 0.9"``; a
+    regressor's is its error). A side
+    meets the budget where its policy rows do and its cross-fitted cost is
+    not over the budget by more than one standard error: the policy rows'
+    cost is met by construction (each side's thresholds were chosen on
+    them, and a flexible router can learn them by heart), and the
+    cross-fitted one is an estimate, a percent or two off for thresholds.
+    Meeting the budget comes first. Where both do, the router is kept as a
+    learned kind of exit score replaces the thresholds: when it is more
+    accurate by more than one standard error, or no less accurate and
+    cheaper by more than one. Where neither does (per-call costs may take
+    both over), it is kept only if it is cheaper out of sample and no less
+    accurate.
     """
     over = limit * (1 + 1e-9)
     (accuracy, cost), (accuracy_without, cost_without) = (
         figures["with"],
         figures["without"],
     )
+    if quality is None:
+
+        def quality(figure):
+            return f"accuracy {figure:.4g}"
 
     owners = {"with": "with it", "without": "without it"}
 
@@ -476,24 +512,33 @@ def _router_at_budget(figures, rows_cost, errors, limit) -> tuple[bool, str]:
             return True, f"it meets the budget, and {fails['without']}"
         return False, f"the policy meets the budget without it, and {fails['with']}"
     if fails["with"] is None:
-        better = (accuracy, -cost) > (accuracy_without, -cost_without)
-        if accuracy != accuracy_without:
-            comparison = "more" if accuracy > accuracy_without else "less"
-            what = f"{comparison} accurate out of sample"
+        if clear["accuracy"]:
+            better, what = True, "more accurate out of sample by more than one"
+        elif accuracy >= accuracy_without and clear["cost"]:
+            better, what = (
+                True,
+                "as accurate out of sample and cheaper by more than one",
+            )
         else:
-            comparison = "cheaper" if cost < cost_without else "no cheaper"
-            what = f"as accurate out of sample and {comparison}"
+            better, what = (
+                False,
+                (
+                    "neither more accurate out of sample by more than one standard "
+                    "error nor as accurate and cheaper by more than one"
+                ),
+            )
         note = (
-            " (a cross-fitted cost over the budget by less than one standard "
-            "error counts as meeting it)"
+            "; a cross-fitted cost over the budget by less than one standard "
+            "error counts as meeting it"
             if max(cost, cost_without) > over
             else ""
         )
-        # The figures themselves are in router_search_ (as errors for a
-        # regressor, whose internal "accuracy" is a negated scaled loss).
+        what = what if not better else what + " standard error"
         return better, (
             "it and the policy without it both meet the budget, and it was "
-            f"{what} (router_search_ has the figures){note}"
+            f"{what} (cross-fitted, with it and without: {quality(accuracy)} and "
+            f"{quality(accuracy_without)}, cost {cost:.4g} and {cost_without:.4g}"
+            f"{note})"
         )
     better = cost < cost_without and accuracy >= accuracy_without
     if better:
@@ -508,18 +553,34 @@ def _router_at_budget(figures, rows_cost, errors, limit) -> tuple[bool, str]:
     )
 
 
-def _router_at_cost_weight(figures, cost_weight, total) -> tuple[bool, str]:
-    """Whether the router's cross-fitted ``(accuracy, cost)`` lowers the
-    policy's error + ``cost_weight`` * cost / ``total`` (the full cost), and
-    why, in words: a tie keeps the policy without it."""
+def _router_at_cost_weight(figures, cost_weight, total, clear) -> tuple[bool, str]:
+    """Whether the router lowers the policy's cross-fitted error +
+    ``cost_weight`` * cost / ``total`` (the full cost) by more than one
+    standard error of the paired per-row difference (``clear``), and why,
+    in words: a tie, or a difference of a row or two, keeps the policy
+    without it."""
     risks = {
         name: 1 - accuracy + cost_weight * cost / total
         for name, (accuracy, cost) in figures.items()
     }
-    better = risks["with"] < risks["without"]
-    return better, (
-        f"its error + cost_weight * cost was {'lower' if better else 'not lower'}"
-    )
+    lower = risks["with"] < risks["without"]
+    better = bool(lower and clear)
+    if better:
+        verdict = "lower by more than one standard error"
+    elif lower:
+        verdict = "lower, by less than one standard error"
+    else:
+        verdict = "not lower"
+    return better, f"its cross-fitted error + cost_weight * cost was {verdict}"
+
+
+def _quality_words(estimator):
+    """Words for a cross-fitted figure in a reason: a classifier's accuracy,
+    a regressor's error in the target's units."""
+    if not hasattr(estimator, "_error"):
+        return None
+    kind = "MSE" if estimator._loss() == "squared_error" else "MAE"
+    return lambda figure: f"{kind} {float(estimator._error(figure)):.4g}"
 
 
 class _RouterStage:

@@ -468,7 +468,7 @@ def test_the_frontier_command_learns_a_router(tmp_path, monkeypatch, capsys):
     assert main([*command, "--router", "--costs", str(ROUTER_COST), *costs[1:]]) == 0
     routed = json.loads((tmp_path / "frontier.json").read_text())["chosen"]
     assert plain["router"] is None and routed["router"]["kept"]
-    assert "router: kept (its error + cost_weight * cost was lower" in (
+    assert "router: kept (its cross-fitted error + cost_weight * cost was lower" in (
         capsys.readouterr().out
     )
     assert plain["accuracy"] == routed["accuracy"] == 1.0
@@ -659,89 +659,51 @@ def test_a_router_that_fits_its_policy_rows_cost_is_judged_out_of_sample():
     assert cascade.policy_rows_cost_ <= 2.5
 
 
+NEITHER = {"accuracy": False, "cost": False}
+ACCURACY = {"accuracy": True, "cost": False}
+COST = {"accuracy": False, "cost": True}
+
+
 @pytest.mark.parametrize(
-    "with_router, without, rows_cost, expected, kept",
+    "with_router, without, rows_cost, clear, expected, kept",
     [
         # Both meet the budget (10) on the policy rows, and out of sample
-        # within one standard error (0.4 here): accuracy decides. The first
-        # case is the skip benchmark's: the plain policy's estimate read
-        # 1.6 % over the budget, and the router, 4 points less accurate, was
-        # kept (2.8 points less on the test rows).
-        (
-            (0.41, 9.9),
-            (0.45, 10.16),
-            (9.96, 9.99),
-            "less accurate out of sample",
-            False,
-        ),
-        ((0.41, 9.9), (0.45, 10.16), (9.96, 9.99), "counts as meeting it", False),
-        ((0.46, 10.3), (0.45, 9.9), (9.9, 9.99), "more accurate out of sample", True),
-        (
-            (0.45, 9.5),
-            (0.45, 9.9),
-            (9.9, 9.9),
-            "as accurate out of sample and cheaper",
-            True,
-        ),
-        ((0.45, 9.9), (0.45, 9.9), (9.9, 9.99), "out of sample and no cheaper", False),
+        # within one standard error (0.4 here). The first case is the skip
+        # benchmark's: the plain policy's estimate read 1.6 % over the
+        # budget, and the router, 4 points less accurate, was kept (2.8
+        # points less on the test rows).
+        ((0.41, 9.9), (0.45, 10.16), (9.96, 9.99), NEITHER, "neither more", False),
+        ((0.41, 9.9), (0.45, 10.16), (9.96, 9.99), NEITHER, "counts as meet", False),
+        # More accurate, or as accurate and cheaper, by more than one standard
+        # error of the paired per-row difference: kept; by less: not.
+        ((0.46, 10.3), (0.45, 9.9), (9.9, 9.99), ACCURACY, "more accurate", True),
+        ((0.46, 10.3), (0.45, 9.9), (9.9, 9.99), NEITHER, "neither more", False),
+        ((0.45, 9.5), (0.45, 9.9), (9.9, 9.9), COST, "and cheaper by", True),
+        ((0.45, 9.5), (0.45, 9.9), (9.9, 9.9), NEITHER, "neither more", False),
+        ((0.44, 9.5), (0.45, 9.9), (9.9, 9.9), COST, "neither more", False),
         # A router that fits its policy rows' cost (met there by construction)
         # but whose cross-fitted cost is over by more than a standard error:
-        # more accurate, and not kept.
-        (
-            (0.82, 10.74),
-            (0.81, 9.1),
-            (9.98, 9.9),
-            "with it the cross-fitted cost",
-            False,
-        ),
+        # clearly more accurate, and not kept.
+        ((0.82, 10.74), (0.81, 9.1), (9.98, 9.9), ACCURACY, "with it the cross", False),
         # One side's policy rows over the budget.
-        (
-            (0.9, 9.0),
-            (0.8, 9.5),
-            (10.5, 9.9),
-            "with it the policy rows cost 10.5",
-            False,
-        ),
-        (
-            (0.7, 9.5),
-            (0.8, 9.5),
-            (9.9, 10.5),
-            "without it the policy rows cost 10.5",
-            True,
-        ),
-        ((0.7, 9.5), (0.8, 10.9), (9.9, 9.9), "without it the cross-fitted cost", True),
+        ((0.9, 9.0), (0.8, 9.5), (10.5, 9.9), ACCURACY, "with it the policy", False),
+        ((0.7, 9.5), (0.8, 9.5), (9.9, 10.5), NEITHER, "without it the policy", True),
+        ((0.7, 9.5), (0.8, 10.9), (9.9, 9.9), NEITHER, "without it the cross", True),
         # Neither meets it (per-call costs): cheaper and no less accurate.
-        ((0.9, 12.0), (0.8, 11.0), (12, 11), "without it is, it was no cheaper", False),
-        (
-            (0.7, 10.5),
-            (0.8, 11.0),
-            (12, 11),
-            "without it is, it was less accurate",
-            False,
-        ),
-        (
-            (0.7, 11.5),
-            (0.8, 11.0),
-            (12, 11),
-            "it was no cheaper and less accurate",
-            False,
-        ),
-        (
-            (0.8, 10.5),
-            (0.8, 11.0),
-            (12, 11),
-            "it was cheaper and no less accurate",
-            True,
-        ),
+        ((0.9, 12.0), (0.8, 11.0), (12, 11), ACCURACY, "it was no cheaper", False),
+        ((0.7, 10.5), (0.8, 11.0), (12, 11), COST, "it was less accurate", False),
+        ((0.7, 11.5), (0.8, 11.0), (12, 11), NEITHER, "cheaper and less", False),
+        ((0.8, 10.5), (0.8, 11.0), (12, 11), NEITHER, "cheaper and no less", True),
     ],
 )
 def test_a_router_at_a_budget_is_kept_for_the_reason_that_applies(
-    with_router, without, rows_cost, expected, kept
+    with_router, without, rows_cost, clear, expected, kept
 ):
     better, reason = _router_at_budget(
         {"with": with_router, "without": without},
         {"with": rows_cost[0], "without": rows_cost[1]},
         {"with": 0.4, "without": 0.4},
+        clear,
         10.0,
     )
     assert better == kept
@@ -837,11 +799,10 @@ def test_a_measured_router_learned_only_on_the_frontier_is_timed_there():
 def test_a_router_that_would_start_too_many_rows_late_is_learned_for_the_budget():
     """At the budget's price of cost the router starts more than half the
     rows at the forest (20 a row), over a budget of 5.5 whatever the exit
-    thresholds; learned again at a raised price, it meets the budget, is
-    kept, and the routed policy is more accurate on new rows than the
-    policy without it (0.718 against 0.714 here), at a cost on them within
-    5 % of the budget (5.59: the budget is an average over rows like the
-    policy rows, met on them)."""
+    thresholds; learned again at a raised price, it meets the budget on the
+    policy rows and out of sample. It is 3 policy rows of 1,000 more
+    accurate out of sample (0.745 against 0.742), within one standard
+    error: not kept, and the cascade answers as the one without a router."""
     X, y = make_classification(
         n_samples=1500, n_features=10, n_informative=6, n_classes=3, random_state=3
     )
@@ -858,11 +819,12 @@ def test_a_router_that_would_start_too_many_rows_late_is_learned_for_the_budget(
     plain.fit(X[:1000], y[:1000])
     routed.fit(X[:1000], y[:1000])
     search = routed.router_search_
-    assert search["kept"], search["reason"]
-    assert routed.policy_rows_cost_ <= 5.5 * (1 + 1e-9)
+    assert "both meet the budget" in search["reason"], search["reason"]
     assert search["expected_cost"][1] <= 5.5
-    assert routed.predict_cost(X[1000:]).mean() <= 5.5 * 1.05
-    assert routed.score(X[1000:], y[1000:]) >= plain.score(X[1000:], y[1000:])
+    assert 0 < search["expected_accuracy"][1] - search["expected_accuracy"][0] < 0.005
+    assert not search["kept"] and routed.router_ is None
+    assert routed.policy_rows_cost_ <= 5.5 * (1 + 1e-9)
+    assert_array_equal(routed.predict_exit(X[1000:]), plain.predict_exit(X[1000:]))
 
 
 def _sure_but_wrong(n_rows, seed):

@@ -180,19 +180,23 @@ def test_a_router_that_only_ties_is_not_kept():
     tied = {"with": (0.8, 9.0), "without": (0.8, 9.0)}
     within = {"with": 9.0, "without": 9.0}
     errors = {"with": 0.1, "without": 0.1}
-    better, reason = _router_at_budget(tied, within, errors, 10.0)
+    clear = {"accuracy": False, "cost": False}
+    better, reason = _router_at_budget(tied, within, errors, clear, 10.0)
     assert not better
-    assert "as accurate out of sample and no cheaper" in reason
+    assert "neither more accurate" in reason
 
 
 def test_a_router_that_only_ties_at_a_cost_weight_is_not_kept():
     """Mutant: the router kept where error + cost_weight * cost only ties."""
     tied = {"with": (0.8, 9.0), "without": (0.8, 9.0)}
-    better, reason = _router_at_cost_weight(tied, 0.01, 10.0)
+    better, reason = _router_at_cost_weight(tied, 0.01, 10.0, clear=True)
     assert not better and reason.endswith("was not lower")
-    # One that lowers it is kept.
+    # One that lowers it by more than one standard error is kept; by less,
+    # it is not.
     cheaper = {"with": (0.8, 8.0), "without": (0.8, 9.0)}
-    assert _router_at_cost_weight(cheaper, 0.01, 10.0)[0]
+    assert _router_at_cost_weight(cheaper, 0.01, 10.0, clear=True)[0]
+    better, reason = _router_at_cost_weight(cheaper, 0.01, 10.0, clear=False)
+    assert not better and "by less than one standard error" in reason
 
 
 def test_the_routers_cost_counts_its_part_per_call():

@@ -464,6 +464,24 @@ def routed_policy(
     return with_thresholds(routed, found[0])
 
 
+def row_error(rows, values) -> float:
+    """Standard error of the weighted mean of a per-row figure over the
+    policy rows of :func:`learn_router` (equal rows counted once, with their
+    summed weight: weight k is k copies)."""
+    return grouped_mean_and_error(
+        values, rows.weight, rows.group_of_row, rows.first_of_group
+    )[1]
+
+
+def clearly_better(rows, gain) -> bool:
+    """Whether a paired per-row gain (positive: better) is above one standard
+    error of it on average: a difference of a row or two is noise."""
+    mean, error = grouped_mean_and_error(
+        gain, rows.weight, rows.group_of_row, rows.first_of_group
+    )
+    return bool(mean > error * (1 + 1e-9))
+
+
 def learn_router(
     policy: CascadePolicy,
     search,
@@ -523,9 +541,11 @@ def learn_router(
         costs without the router's own), and ``without_router``: the same
         cross-fitting's figures of the policies without their routers (on
         the same folds, so that the two compare like with like); and
-        ``cost_error``: for ``"with"`` and ``"without"``, the standard error
-        of each one's cross-fitted average normalised cost (equal rows
-        counted once with their summed weight).
+        ``rows``: for ``"with"`` and ``"without"``, each row's cross-fitted
+        ``loss`` and normalised ``cost`` (the router's own not counted), with
+        ``group_of_row`` and ``first_of_group`` (equal rows, which share a
+        fold and so an answer, form a group) and ``weight``, to compare the
+        two row by row (:func:`clearly_better`).
     """
     n_rows = search.stage_probas[0].shape[0]
     everything = np.arange(n_rows)
@@ -579,19 +599,20 @@ def learn_router(
                 decider, probas, X_held
             )
     group_of_row = _row_groups(columns, search.y_encoded)[1]
-    first_of_group = np.unique(group_of_row, return_index=True)[1]
-    cost_error = {
-        name: grouped_mean_and_error(
-            answer_costs(exits[name], runs[name], cumulative_cost),
-            search.weight,
-            group_of_row,
-            first_of_group,
-        )[1]
-        for name in exits
-    }
+    stage_loss = search.stage_risk(0.0)
+    rows = Bunch(
+        group_of_row=group_of_row,
+        first_of_group=np.unique(group_of_row, return_index=True)[1],
+        weight=search.weight,
+        loss={name: stage_loss[exits[name], everything] for name in exits},
+        cost={
+            name: answer_costs(exits[name], runs[name], cumulative_cost)
+            for name in exits
+        },
+    )
     return Bunch(
         policy=final,
-        cost_error=cost_error,
+        rows=rows,
         in_sample=in_sample,
         out_of_sample=search.evaluate_exits(None, exits["with"], price, runs["with"]),
         without_router=search.evaluate_exits(

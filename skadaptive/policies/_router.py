@@ -34,7 +34,13 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
-from ._policy import CascadePolicy, answer_costs, row_costs, with_thresholds
+from ._policy import (
+    CascadePolicy,
+    answer_costs,
+    row_costs,
+    stage_correct,
+    with_thresholds,
+)
 from ._selection import _row_groups, grouped_mean_and_error, row_folds
 from ._skips import SkipPolicy, from_positions, path_costs, raised_prices
 from ._thresholds import BUDGET_RTOL, ThresholdProblem, budget_thresholds
@@ -542,7 +548,10 @@ def learn_router(
         cross-fitting's figures of the policies without their routers (on
         the same folds, so that the two compare like with like); and
         ``rows``: for ``"with"`` and ``"without"``, each row's cross-fitted
-        ``loss`` and normalised ``cost`` (the router's own not counted), with
+        ``loss`` (minus :func:`stage_correct`: -1 where a classifier's answer
+        is right and 0 where it is wrong, a regressor's scaled loss; the
+        error of the figures compared, whatever loss the policy minimises)
+        and normalised ``cost`` (the router's own not counted), with
         ``group_of_row`` and ``first_of_group`` (equal rows, which share a
         fold and so an answer, form a group) and ``weight``, to compare the
         two row by row (:func:`clearly_better`).
@@ -599,12 +608,15 @@ def learn_router(
                 decider, probas, X_held
             )
     group_of_row = _row_groups(columns, search.y_encoded)[1]
-    stage_loss = search.stage_risk(0.0)
+    # The error of the figures compared (1 - accuracy; a regressor's scaled
+    # loss), whatever loss the policy minimises (log_loss, say).
+    correct = stage_correct(search.stage_probas, search.y_encoded, search.loss)
+    error = -correct.astype(np.float64)
     rows = Bunch(
         group_of_row=group_of_row,
         first_of_group=np.unique(group_of_row, return_index=True)[1],
         weight=search.weight,
-        loss={name: stage_loss[exits[name], everything] for name in exits},
+        loss={name: error[exits[name], everything] for name in exits},
         cost={
             name: answer_costs(exits[name], runs[name], cumulative_cost)
             for name in exits

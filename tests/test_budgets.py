@@ -602,7 +602,16 @@ def test_a_cost_weight_fit_does_not_trace_the_frontier(monkeypatch):
 
 
 @pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("knob", [{"cost_weight": 0.02}, {"budget": 4.0}])
+@pytest.mark.parametrize(
+    "knob",
+    [
+        {"cost_weight": 0.02},
+        {"budget": 4.0},
+        # The margin's standard error counts equal rows once (it counted a
+        # row of weight k as one row and its k copies as k).
+        {"budget": 4.0, "budget_confidence": 0.9},
+    ],
+)
 @settings(max_examples=3, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_integer_weight_equals_repeated_rows_for_every_family(policy, knob, seed):

@@ -287,7 +287,9 @@ def select_out_of_sample(
     return best, per_candidate, estimate
 
 
-def grouped_mean_and_error(values, weight, group_of_row, first_of_group) -> tuple:
+def grouped_mean_and_error(
+    values, weight, group_of_row, first_of_group, ddof: int = 1
+) -> tuple:
     """The weighted mean of a per-row figure and its standard error, rows of
     one group (equal rows, which share a figure) counted once with their
     summed weight, so that weight k on a row is k copies of it."""
@@ -295,7 +297,7 @@ def grouped_mean_and_error(values, weight, group_of_row, first_of_group) -> tupl
     kept = group_weight > 0
     value = values[first_of_group][kept]
     mean = value @ (group_weight[kept] / group_weight[kept].sum())
-    return mean, _standard_error(value, group_weight[kept], ddof=1)
+    return mean, _standard_error(value, group_weight[kept], ddof=ddof)
 
 
 def _clear_gain(values, weight, group_of_row, first_of_group) -> tuple:
@@ -493,14 +495,19 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
         return normalized_budget
     z = float(norm.ppf(confidence))
     target = normalized_budget
+    # Equal rows (which every policy answers alike) count once, with their
+    # summed weight: weight k on a row is k copies of it.
+    group_of_row = _row_groups(search.stage_probas, search.y_encoded)[1]
+    first_of_group = np.unique(group_of_row, return_index=True)[1]
     for _ in range(_MARGIN_ROUNDS):
         bounds = []
         for candidate in search.budget_candidates(target):
             exit_stage, ran = candidate.policy.walk(search.stage_probas)
             costs = answer_costs(exit_stage, ran, search.cumulative_cost)
-            bounds.append(
-                (candidate.normalized_cost, _standard_error(costs, search.weight))
-            )
+            error = grouped_mean_and_error(
+                costs, search.weight, group_of_row, first_of_group, ddof=0
+            )[1]
+            bounds.append((candidate.normalized_cost, error))
         if all(c + z * e <= normalized_budget * (1 + 1e-9) for c, e in bounds):
             break
         margin = max(z * e for _, e in bounds)

@@ -324,7 +324,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         while fits on four fifths of them spend it), it can differ from
         ``policy_rows_cost_`` by more than sampling noise, and the kept
         policy's cost on new rows may then be nearer ``policy_rows_cost_``.
-        On a copy from
+        With fewer than 5 distinct policy rows of positive weight (equal rows
+        share a fold) nothing can be held out: both are then the policy
+        rows' own figures. On a copy from
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_accuracy_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).
@@ -555,7 +557,9 @@ _REGRESSION_ATTRIBUTES = (
     expected_cost_, expected_error_ : float
         Out-of-sample estimates of the average cost per row and of the error:
         the policy rows are split in 5 folds, the policy is chosen again on
-        four and decides the fifth. Never clamped. On a copy from
+        four and decides the fifth. Never clamped. With fewer than 5
+        distinct policy rows of positive weight nothing can be held out, and
+        both are the policy rows' own figures. On a copy from
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_error_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).

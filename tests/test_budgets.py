@@ -934,3 +934,27 @@ def test_a_challenger_better_on_one_fold_only_is_not_kept():
     spread = np.where(rng.random(1000) < 0.3, 0.0, reference)
     keep, chosen_in_fold = clearly_better_held_out(reference, spread, rows, ones, folds)
     assert keep and chosen_in_fold.all()
+
+
+@pytest.mark.parametrize("knob", [{"cost_weight": 0.01}, {"budget": 12.0}])
+def test_too_few_distinct_rows_for_the_folds_keep_the_figures_in_sample(knob):
+    """Every policy row is the same row; 3 of 600 are labelled 1. Equal rows
+    go to one fold, so cross-fitting had two folds, each learning from the
+    other label only: here expected_cost_ read 10.95 for a policy that
+    answers every row at the first stage (cost 1), and with a naive Bayes
+    first stage expected_accuracy_ read 0.0 where the policy is right on 597
+    rows (found by review). With fewer distinct rows than folds nothing can
+    be held out, and the figures are the policy rows' own."""
+    X = np.tile([[0.3, -1.2, 0.8, 2.0]], (600, 1))
+    y = np.zeros(600, dtype=int)
+    y[:3] = 1
+    stages = [
+        ("lr", LogisticRegression()),
+        ("tree", DecisionTreeClassifier(random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[1, 10], cv=3, random_state=0, **knob
+    ).fit(X, y)
+    assert cascade.policy_rows_accuracy_ == pytest.approx(0.995)
+    assert cascade.expected_accuracy_ == cascade.policy_rows_accuracy_
+    assert cascade.expected_cost_ == pytest.approx(cascade.policy_rows_cost_)

@@ -593,7 +593,12 @@ def learn_router(
     n_splits = min(_ROUTER_FOLDS, n_rows)
     columns = [*search.stage_probas, row_keys(X)[:, None]]
     fold = row_folds(columns, search.y_encoded, n_splits, random_state, search.weight)
-    for k in range(n_splits):
+    # With fewer distinct rows of positive weight than folds, each fold
+    # would learn from rows unlike its own: the figures stay in sample, as
+    # the policy's own do (cross_fitted_exits).
+    positive = search.weight > 0
+    held_out = len(np.unique(fold[positive])) >= max(n_splits, 2)
+    for k in range(n_splits if held_out else 0):
         fit_rows, held_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
         if len(held_rows) == 0 or len(fit_rows) == 0:
             continue

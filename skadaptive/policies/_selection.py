@@ -53,8 +53,12 @@ def cross_fitted_exits(
         same order on any rows (e.g. ``lambda s: s.budget_candidates(0.3)``,
         or ``lambda s: [s.at_cost_weight(0.01)]``).
     n_splits : int, default=5
-        Folds without rows of positive weight are skipped; with fewer than two
-        left, the answer is in sample.
+        With fewer distinct rows of positive weight than folds (equal rows go
+        to one fold, so some fold would be empty) the answer is in sample:
+        each fold would learn from rows unlike its own (two distinct rows,
+        one per label, give each fold the other label only, and an
+        "out-of-sample" accuracy of 0 where every stage is right on nearly
+        every row), which says nothing about new rows.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling of the folds.
 
@@ -100,7 +104,7 @@ def cross_fitted_exits(
     )
     positive = search.weight > 0
     folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
-    if len(folds) < 2:
+    if len(folds) < max(n_splits, 2):
         exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
         return (exit_stage, fold, ran) if return_folds else exit_stage
     exit_stage = ran = None
@@ -112,10 +116,6 @@ def cross_fitted_exits(
             ran = np.zeros((len(exits), runs.shape[1], n_rows), dtype=bool)
         exit_stage[:, rows] = exits
         ran[:, :, rows] = runs
-    # Rows of folds without weight count for nothing; answer them in sample.
-    rest = np.flatnonzero(~np.isin(fold, folds))
-    if len(rest):
-        exit_stage[:, rest], ran[:, :, rest] = walks_of(choose(search), rest)
     return (exit_stage, fold, ran) if return_folds else exit_stage
 
 

@@ -1921,6 +1921,10 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
     def _expected_figure_text(self) -> str:
         return f"expected accuracy {self.expected_accuracy_:.3f}"
 
+    def _figure_words(self, figure) -> str:
+        """A figure in words (a regressor's reads as its error)."""
+        return f"accuracy {figure:.4g}"
+
     def __setstate__(self, state):
         super().__setstate__(state)
         # Saved before answers could be combined: they answer with the stages.

@@ -164,9 +164,13 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         """A classifier-style figure (minus the scaled loss) as an error."""
         return -np.asarray(figure, dtype=np.float64) * self._error_unit() + 0.0
 
-    def _expected_figure_text(self) -> str:
+    def _figure_words(self, figure) -> str:
+        """A classifier-style figure in words: its error, in the target's units."""
         kind = "MSE" if self._loss() == "squared_error" else "MAE"
-        return f"expected {kind} {float(self._error(self.expected_accuracy_)):.4g}"
+        return f"{kind} {float(self._error(figure)):.4g}"
+
+    def _expected_figure_text(self) -> str:
+        return f"expected {self._figure_words(self.expected_accuracy_)}"
 
     def _rename_figures(self) -> None:
         """Accuracy-named figures as errors in the target's units."""

@@ -353,7 +353,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
             "cost": clearly_better(rows, rows.cost["without"] - routed_costs),
         }
         better, reason = _router_at_budget(
-            figures, rows_cost, errors, clear, limit, _quality_words(estimator)
+            figures, rows_cost, errors, clear, limit, estimator._figure_words
         )
     else:
         risk = {
@@ -457,7 +457,7 @@ def _relearner(estimator, search, cumulative):
 
 
 def _router_at_budget(
-    figures, rows_cost, errors, clear, limit, quality=None
+    figures, rows_cost, errors, clear, limit, quality
 ) -> tuple[bool, str]:
     """Whether the router beats the policy without it at a budget, and why,
     in words.
@@ -466,8 +466,8 @@ def _router_at_budget(
     ``errors`` the standard error of that cost, ``rows_cost`` its cost on
     the policy rows, and ``clear`` whether the router's gain row by row is
     above one standard error in ``"accuracy"`` and in ``"cost"``;
-    ``quality(accuracy)`` words a figure (default: ``"accuracy 0.9"``; a
-    regressor's is its error). A side
+    ``quality(accuracy)`` words a figure (the estimator's
+    ``_figure_words``: a classifier's accuracy, a regressor's error). A side
     meets the budget where its policy rows do and its cross-fitted cost is
     not over the budget by more than one standard error: the policy rows'
     cost is met by construction (each side's thresholds were chosen on
@@ -485,11 +485,6 @@ def _router_at_budget(
         figures["with"],
         figures["without"],
     )
-    if quality is None:
-
-        def quality(figure):
-            return f"accuracy {figure:.4g}"
-
     owners = {"with": "with it", "without": "without it"}
 
     def failing(name):
@@ -527,13 +522,13 @@ def _router_at_budget(
                     "error nor as accurate and cheaper by more than one"
                 ),
             )
+        what += " standard error" if better else ""
         note = (
             "; a cross-fitted cost over the budget by less than one standard "
             "error counts as meeting it"
             if max(cost, cost_without) > over
             else ""
         )
-        what = what if not better else what + " standard error"
         return better, (
             "it and the policy without it both meet the budget, and it was "
             f"{what} (cross-fitted, with it and without: {quality(accuracy)} and "
@@ -572,15 +567,6 @@ def _router_at_cost_weight(figures, cost_weight, total, clear) -> tuple[bool, st
     else:
         verdict = "not lower"
     return better, f"its cross-fitted error + cost_weight * cost was {verdict}"
-
-
-def _quality_words(estimator):
-    """Words for a cross-fitted figure in a reason: a classifier's accuracy,
-    a regressor's error in the target's units."""
-    if not hasattr(estimator, "_error"):
-        return None
-    kind = "MSE" if estimator._loss() == "squared_error" else "MAE"
-    return lambda figure: f"{kind} {float(estimator._error(figure)):.4g}"
 
 
 class _RouterStage:

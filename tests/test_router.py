@@ -746,6 +746,7 @@ def test_a_router_at_a_budget_is_kept_for_the_reason_that_applies(
         {"with": 0.4, "without": 0.4},
         clear,
         10.0,
+        quality=lambda figure: f"accuracy {figure:.4g}",
     )
     assert better == kept
     assert expected in reason

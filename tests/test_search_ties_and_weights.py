@@ -181,7 +181,9 @@ def test_a_router_that_only_ties_is_not_kept():
     within = {"with": 9.0, "without": 9.0}
     errors = {"with": 0.1, "without": 0.1}
     clear = {"accuracy": False, "cost": False}
-    better, reason = _router_at_budget(tied, within, errors, clear, 10.0)
+    better, reason = _router_at_budget(
+        tied, within, errors, clear, 10.0, quality=lambda figure: f"{figure:.4g}"
+    )
     assert not better
     assert "neither more accurate" in reason
 

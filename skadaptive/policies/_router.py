@@ -41,7 +41,13 @@ from ._policy import (
     stage_correct,
     with_thresholds,
 )
-from ._selection import _row_groups, grouped_mean_and_error, row_folds
+from ._selection import (
+    _clear_gain,
+    _row_groups,
+    deal_groups,
+    grouped_mean_and_error,
+    held_out_folds,
+)
 from ._skips import SkipPolicy, from_positions, path_costs, raised_prices
 from ._thresholds import BUDGET_RTOL, ThresholdProblem, budget_thresholds
 
@@ -482,10 +488,9 @@ def row_error(rows, values) -> float:
 def clearly_better(rows, gain) -> bool:
     """Whether a paired per-row gain (positive: better) is above one standard
     error of it on average: a difference of a row or two is noise."""
-    mean, error = grouped_mean_and_error(
-        gain, rows.weight, rows.group_of_row, rows.first_of_group
+    return bool(
+        _clear_gain(gain, rows.weight, rows.group_of_row, rows.first_of_group)[1]
     )
-    return bool(mean > error * (1 + 1e-9))
 
 
 def learn_router(
@@ -591,17 +596,14 @@ def learn_router(
     # (rows are told apart by their features too: rows with the same
     # answers and other features may be routed apart).
     n_splits = min(_ROUTER_FOLDS, n_rows)
-    columns = [*search.stage_probas, row_keys(X)[:, None]]
-    fold = row_folds(columns, search.y_encoded, n_splits, random_state, search.weight)
-    # With fewer distinct rows of positive weight than folds, each fold
-    # would learn from rows unlike its own: the figures stay in sample, as
-    # the policy's own do (cross_fitted_exits).
-    positive = search.weight > 0
-    held_out = len(np.unique(fold[positive])) >= max(n_splits, 2)
-    for k in range(n_splits if held_out else 0):
+    groups, group_of_row = _row_groups(
+        [*search.stage_probas, row_keys(X)[:, None]], search.y_encoded
+    )
+    fold = deal_groups(group_of_row, groups, search.weight, n_splits, random_state)
+    # With fewer distinct rows of positive weight than folds none is held
+    # out, and the figures stay in sample, as the policy's own do.
+    for k in held_out_folds(fold, search.weight, n_splits):
         fit_rows, held_rows = np.flatnonzero(fold != k), np.flatnonzero(fold == k)
-        if len(held_rows) == 0 or len(fit_rows) == 0:
-            continue
         learned = learned_on(fit_rows)
         probas = [p[held_rows] for p in search.stage_probas]
         X_held = _safe_indexing(X, held_rows)
@@ -612,7 +614,6 @@ def learn_router(
             exits[name][held_rows], runs[name][:, held_rows] = routed_walk(
                 decider, probas, X_held
             )
-    group_of_row = _row_groups(columns, search.y_encoded)[1]
     # The error of the figures compared (1 - accuracy; a regressor's scaled
     # loss), whatever loss the policy minimises (log_loss, say).
     correct = stage_correct(search.stage_probas, search.y_encoded, search.loss)

@@ -102,9 +102,8 @@ def cross_fitted_exits(
     fold = row_folds(
         search.stage_probas, search.y_encoded, n_splits, random_state, search.weight
     )
-    positive = search.weight > 0
-    folds = [f for f in range(n_splits) if (positive & (fold == f)).any()]
-    if len(folds) < max(n_splits, 2):
+    folds = held_out_folds(fold, search.weight, n_splits)
+    if not folds:
         exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
         return (exit_stage, fold, ran) if return_folds else exit_stage
     exit_stage = ran = None
@@ -117,6 +116,16 @@ def cross_fitted_exits(
         exit_stage[:, rows] = exits
         ran[:, :, rows] = runs
     return (exit_stage, fold, ran) if return_folds else exit_stage
+
+
+def held_out_folds(fold: np.ndarray, weight: np.ndarray, n_splits: int) -> list:
+    """The folds to hold out in turn: every one of the ``n_splits``, or none
+    where some fold has no row of positive weight (fewer distinct rows than
+    folds, equal rows sharing a fold). Then each fold would learn from rows
+    unlike its own (two distinct rows, one per label, give each fold the
+    other label only), and figures stay in sample."""
+    positive = np.unique(fold[weight > 0])
+    return positive.tolist() if len(positive) >= max(n_splits, 2) else []
 
 
 def select_out_of_sample(

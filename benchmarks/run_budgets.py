@@ -676,13 +676,8 @@ def main(argv=None) -> None:
         "seconds": time.perf_counter() - start,
         "environment": f"{env['cpu_count']} cores, scikit-learn {env['scikit-learn']}",
     }
-    by_kind = {
-        kind: [r for r in results if r["kind"] == kind]
-        for kind in SETUPS
-        if any(r["kind"] == kind for r in results)
-    }
     # Summarised per kind, as the targets are: cascades and early exits apart.
-    summaries = {kind: summary(runs) for kind, runs in by_kind.items()}
+    summaries = {kind: summary(runs) for kind, runs in _by_kind(results).items()}
     print(json.dumps(jsonable(summaries), indent=1))
     if args.no_write or args.quick:
         return
@@ -691,14 +686,23 @@ def main(argv=None) -> None:
     _write(info, results)
 
 
+#: The results file of each kind of setup's budget section.
+RESULTS_FILES = {"cascade": "RESULTS.md", "early_exit": "EARLY_EXIT_RESULTS.md"}
+
+
+def _by_kind(results: list[dict]) -> dict:
+    """The results of each kind of setup that has any, in SETUPS' order."""
+    return {
+        kind: runs
+        for kind in SETUPS
+        if (runs := [r for r in results if r["kind"] == kind])
+    }
+
+
 def _write(info: dict, results: list[dict]) -> None:
     """The budget sections of the results files (cascades, early exits)."""
-    cascades = [r for r in results if r["kind"] == "cascade"]
-    early = [r for r in results if r["kind"] == "early_exit"]
-    if cascades:
-        write_budgets_section(HERE / "RESULTS.md", markdown(cascades, info))
-    if early:
-        write_budgets_section(HERE / "EARLY_EXIT_RESULTS.md", markdown(early, info))
+    for kind, runs in _by_kind(results).items():
+        write_budgets_section(HERE / RESULTS_FILES[kind], markdown(runs, info))
 
 
 if __name__ == "__main__":

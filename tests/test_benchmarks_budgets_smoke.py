@@ -61,6 +61,11 @@ def test_budget_summary_averages_each_dataset_over_its_split_seeds():
     assert summary["mean_gain_per_dataset"] == {"a": 1.0, "b": -0.25}
     assert summary["mean_gain_over_datasets"] == pytest.approx(0.375)
     assert summary["mean_gain_over_datasets_per_seed"] == {0: 0.5, 1: 0.25}
+    # A seed that only one dataset ran counts for that dataset's mean, not
+    # as a mean over the datasets.
+    more = run_budgets.summary([*results, run("a", 2, (2.0, 2.0))])
+    assert more["mean_gain_per_dataset"]["a"] == pytest.approx(4 / 3)
+    assert more["mean_gain_over_datasets_per_seed"] == {0: 0.5, 1: 0.25}
     assert summary["datasets_at_or_above_baseline"] == 1
     assert summary["bound_gain_per_dataset"] == {"a": 1.5, "b": 0.0}
     # A seed run twice counts once, for the gain and the bound alike.
@@ -145,3 +150,64 @@ def test_rewrite_writes_the_sections_from_the_saved_results(tmp_path, monkeypatc
     assert "### digits, seed 0" in cascades and "mnist1d/gradient" not in cascades
     assert "### mnist1d/gradient_boosting, seed 0" in exits
     assert "seven exits" in exits and "seven exits" not in cascades
+
+
+def test_merge_puts_the_new_seeds_in_the_saved_run(tmp_path, monkeypatch):
+    """``--merge`` replaces the saved results of the setups and seeds run,
+    keeps the others in order, and says in the files what was added and how."""
+    import json
+
+    result = run_budgets.run_setup("cascade", "digits", True, (0.5,))
+    early = {**result, "kind": "early_exit", "name": "mnist1d/gradient_boosting"}
+    info = {"date": "2000-01-01", "seconds": 1.0, "environment": "-"}
+    saved = tmp_path / "budgets.json"
+    old = [{**result, "seed": 0}, {**result, "seed": 1}, early]
+    saved.write_text(json.dumps(run_budgets.jsonable({"info": info, "results": old})))
+    for name in ("RESULTS.md", "EARLY_EXIT_RESULTS.md"):
+        (tmp_path / name).write_text("# Results\n")
+    monkeypatch.setattr(run_budgets, "RESULTS_JSON", saved)
+    monkeypatch.setattr(run_budgets, "HERE", tmp_path)
+
+    def fake_run(kind, name, quick, fractions, seed=0):
+        return {**result, "seed": seed, "mean_gain_points": 9.0}
+
+    monkeypatch.setattr(run_budgets, "run_setup", fake_run)
+    run_budgets.main(["--merge", "--only", "digits", "--seeds", "2", "1"])
+    merged = json.loads(saved.read_text())
+    keys = [(r["name"], r["seed"], r["mean_gain_points"]) for r in merged["results"]]
+    assert keys == [
+        ("digits", 0, result["mean_gain_points"]),
+        ("digits", 1, 9.0),
+        ("digits", 2, 9.0),
+        ("mnist1d/gradient_boosting", 0, result["mean_gain_points"]),
+    ]
+    assert merged["info"]["date"] == "2000-01-01"
+    (added,) = merged["info"]["added"]
+    assert added["what"] == "digits seeds 1, 2"
+    assert "--merge" in added["command"]
+    cascades = (tmp_path / "RESULTS.md").read_text()
+    assert "digits seeds 1, 2 were run apart and merged in" in cascades
+    assert "### digits, seed 2" in cascades
+
+
+def test_setups_run_their_own_seeds_unless_told(monkeypatch):
+    seen = []
+
+    def fake_run(kind, name, quick, fractions, seed=0):
+        seen.append((name, seed))
+        return {"kind": kind, "mean_gain_points": 0.0, "points": []}
+
+    monkeypatch.setattr(run_budgets, "run_setup", fake_run)
+    monkeypatch.setattr(run_budgets, "summary", lambda runs: {})
+    run_budgets.main(["--only", "digits", "mnist1d", "--no-write"])
+    run_budgets.main(["--only", "digits", "--seeds", "4", "--no-write"])
+    assert seen == [
+        *(("digits", s) for s in range(10)),
+        *(("mnist1d", s) for s in run_budgets.SEEDS),
+        ("digits", 4),
+    ]
+    assert len(run_budgets.SETUP_SEEDS["digits"]) == 10
+    assert run_budgets._seeds_text(
+        [{"name": "digits", "seed": s} for s in run_budgets.SETUP_SEEDS["digits"]]
+        + [{"name": "mnist1d", "seed": s} for s in run_budgets.SEEDS]
+    ).startswith("0, 1, 2 (digits: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9: ")

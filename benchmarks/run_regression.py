@@ -11,7 +11,7 @@ figure is the mean over the 30 splits), and ``make_friedman1`` and ``make_friedm
 (8,000 rows each, half for training, each drawn three times with
 ``random_state`` 0, 1 and 2: every Friedman figure is the mean over the three
 draws; friedman2's target spans 0 to about 1,700, so a scale-free
-``cost_weight`` matters). On each split, two estimators, fitted once (and
+``cost_weight`` matters). On each split, three estimators, fitted once (and
 again for the combined answers, below):
 
 * ``AdaptiveCascadeRegressor`` over ``Ridge`` -> ``HistGradientBoostingRegressor
@@ -22,7 +22,10 @@ again for the combined answers, below):
   benchmark, and with it what a budget affords), so that every split and
   every run answers the same problem;
 * ``EarlyExitRegressor`` over ``GradientBoostingRegressor(200 trees,
-  max_depth=3)`` with exits after 25, 50, 100 and 200 trees, costs in trees.
+  max_depth=3)`` and over ``RandomForestRegressor(200 trees,
+  min_samples_leaf=2)`` (the cascade's last stage), each with exits after 25,
+  50, 100 and 200 trees, costs in trees: a boosted model's exits differ in
+  what they have learned, a forest's only in how many trees they average.
 
 For each budget (10, 25 and 50 % of the full cost), the **default** policy
 (``policy="linear"``) and the two heuristics (``"disagreement"``,
@@ -147,13 +150,24 @@ def _estimators(name: str, quick: bool):
         cv=3,
         random_state=0,
     )
-    early_exits = EarlyExitRegressor(
-        GradientBoostingRegressor(n_estimators=trees, max_depth=3, random_state=0),
-        exits=[trees // 8, trees // 4, trees // 2, trees],
-        cv=3,
-        random_state=0,
-    )
-    return {"cascade": cascade, "early exits": early_exits}
+    exits = [trees // 8, trees // 4, trees // 2, trees]
+    backbones = {
+        "boosting": GradientBoostingRegressor(
+            n_estimators=trees, max_depth=3, random_state=0
+        ),
+        "forest": RandomForestRegressor(
+            n_estimators=trees, min_samples_leaf=2, random_state=0
+        ),
+    }
+    return {
+        "cascade": cascade,
+        **{
+            f"early exits ({name})": EarlyExitRegressor(
+                backbone, exits=exits, cv=3, random_state=0
+            )
+            for name, backbone in backbones.items()
+        },
+    }
 
 
 def _point(fitted, budget, X_test, y_test, stage_mse) -> dict:

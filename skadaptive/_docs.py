@@ -25,7 +25,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         probabilities are kept unless the kind with the lowest out-of-sample
         loss (5-fold cross-fitting over the policy rows) is lower by more
         than one standard error, and so is that choice of kind made again
-        without each fold's rows; ``policy_`` can hold rules of another kind
+        without each fold's rows, and the kind as kept (fitted on all the
+        policy rows) is no less accurate on them than the thresholds as
+        kept; ``policy_`` can hold rules of another kind
         than ``policy`` names (``budget_search_`` lists every kind tried and
         the one kept).
         What is guaranteed is the average over rows like the policy rows;
@@ -264,7 +266,8 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``expected_cost`` (each kind's own 5-fold cross-fitted figures),
         ``chosen`` (the index kept: the lowest cross-fitted loss, ties to the
         cheaper, where it and the choice made without each fold's rows beat
-        the last kind, the reference, by more than one standard error;
+        the last kind, the reference, by more than one standard error, and
+        its ``policy_rows_accuracy`` is no lower than the reference's;
         ``expected_accuracy_`` is not its figure, which would be optimistic
         by the choice, but one with the choice held out too) and
         ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
@@ -433,7 +436,9 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         cross-fitting over the policy rows) is lower by more than one
         standard error, and so is that choice of kind made again without
         each fold's rows (a score fitted to the noise of few policy rows
-        seldom is); ``policy_`` can hold rules of another kind than
+        seldom is), and the kind as kept (fitted on all the policy rows) has
+        no higher error on them than the reference; ``policy_`` can hold
+        rules of another kind than
         ``policy`` names (``budget_search_`` lists every kind tried and the
         one kept). What is guaranteed is the average over rows like the
         policy rows; ``expected_cost_`` estimates it out of sample, and

@@ -748,6 +748,48 @@ def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
         assert best == 0
 
 
+def test_a_score_less_accurate_as_kept_than_the_thresholds_does_not_replace_them():
+    """Clearly better out of sample (right on 20 more rows), but as kept,
+    fitted on every row, less accurate on those rows than the thresholds:
+    the evidence disagrees and the thresholds are kept, with their own
+    figures. No less accurate there (a tie included), the score replaces
+    them. (On digits, a score kept on this evidence alone was 14 test rows
+    behind the thresholds.)"""
+    from skadaptive.policies._selection import select_out_of_sample
+
+    n_rows = 200
+    search, folds, wrong = _cheap_and_always_right(n_rows)
+    reference = np.zeros(n_rows, dtype=np.intp)
+    candidate = reference.copy()
+    candidate[np.flatnonzero(wrong)[:20]] = 1
+    exits = np.stack([candidate, reference])
+    for in_sample, kept in (([0.90, 0.91], 1), ([0.91, 0.91], 0), ([0.92, 0.91], 0)):
+        best, per_candidate, estimate = select_out_of_sample(
+            search, exits, folds, reference=1, in_sample_accuracy=np.array(in_sample)
+        )
+        assert best == kept
+        assert estimate.accuracy == per_candidate[kept].accuracy
+
+
+def test_the_budget_choice_checks_each_kind_as_kept(monkeypatch):
+    """choose_policy gives the selection each candidate's accuracy on the
+    policy rows, in the candidates' order."""
+    from skadaptive.policies import _selection
+
+    seen = {}
+    select = _selection.select_out_of_sample
+
+    def spy(*args, **kwargs):
+        seen["accuracy"] = kwargs["in_sample_accuracy"]
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(_selection, "select_out_of_sample", spy)
+    chosen = _cascade().with_policy(budget=4.0)
+    np.testing.assert_array_equal(
+        seen["accuracy"], chosen.budget_search_["policy_rows_accuracy"]
+    )
+
+
 def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds():
     """Five candidates, each right on more rows of one fold only: the best of
     them over all rows beats the reference by many standard errors, but only

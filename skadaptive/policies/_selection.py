@@ -136,6 +136,7 @@ def select_out_of_sample(
     ran=None,
     challengers=None,
     *,
+    in_sample_accuracy=None,
     return_exits=False,
 ):
     """The candidate kept, and its out-of-sample figures with the choice held out.
@@ -152,9 +153,14 @@ def select_out_of_sample(
     candidate chosen there: that is the estimate returned, and the winner
     replaces the reference only if this estimate's loss is lower than the
     reference's by more than one standard error too: a candidate that wins
-    only by being the luckiest of several is not kept. Where the reference
-    is kept, the estimate is its own cross-fitted figures (a mixture of the
-    folds' choices would describe policies that are not kept).
+    only by being the luckiest of several is not kept. With
+    ``in_sample_accuracy``, the winner must also be no less accurate than the
+    reference as both are kept, fitted on all the rows and scored on them:
+    the out-of-sample figures judge policies fitted on four fifths of the
+    rows, and where the policies kept disagree with them, the reference is
+    kept. Where the reference is kept, the estimate is its own cross-fitted
+    figures (a mixture of the folds' choices would describe policies that
+    are not kept).
 
     Parameters
     ----------
@@ -174,6 +180,10 @@ def select_out_of_sample(
         lower by more than one standard error, or when its loss is no higher
         and its cost lower by more than one standard error of the paired
         per-row difference.
+    in_sample_accuracy : ndarray of shape (n_candidates,), default=None
+        Each candidate's accuracy (for regression, minus its scaled error) on
+        the rows it was fitted to, all of them: a candidate less accurate
+        there than the reference does not replace it. None: no such check.
     return_exits : bool, default=False
         Also return the exits the estimate is made of.
 
@@ -282,6 +292,15 @@ def select_out_of_sample(
             skips=best in challengers,
         ):
             best = reference
+    if (
+        in_sample_accuracy is not None
+        and reference is not None
+        and _tie_key(in_sample_accuracy[best]) < _tie_key(in_sample_accuracy[reference])
+    ):
+        # Better out of sample, but as kept (fitted on every row) less
+        # accurate than the reference on those very rows: the evidence
+        # disagrees, and the simpler policy is kept.
+        best = reference
     if best == reference:
         # Kept as the simplest, not chosen among others: its own
         # cross-fitted figures are out of sample (a mixture of the folds'
@@ -637,7 +656,14 @@ def choose_policy(
     reference = None if normalized_budget is None else len(candidates) - 1
     challengers = [k for k, c in enumerate(candidates) if c.challenger]
     best, out_of_sample, estimate, held_out_exits, _ = select_out_of_sample(
-        search, exit_stage, folds, reference, ran, challengers, return_exits=True
+        search,
+        exit_stage,
+        folds,
+        reference,
+        ran,
+        challengers,
+        in_sample_accuracy=np.array([c.accuracy for c in candidates]),
+        return_exits=True,
     )
     chosen = candidates[best]
     result = {

@@ -26,7 +26,7 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         loss (5-fold cross-fitting over the policy rows) is lower by more
         than one standard error, and so is that choice of kind made again
         without each fold's rows, and the kind as kept (fitted on all the
-        policy rows) is no less accurate on them than the thresholds as
+        policy rows) has no higher ``loss`` on them than the thresholds as
         kept; ``policy_`` can hold rules of another kind
         than ``policy`` names (``budget_search_`` lists every kind tried and
         the one kept).
@@ -267,7 +267,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         ``chosen`` (the index kept: the lowest cross-fitted loss, ties to the
         cheaper, where it and the choice made without each fold's rows beat
         the last kind, the reference, by more than one standard error, and
-        its ``policy_rows_accuracy`` is no lower than the reference's;
+        its in-sample loss on the policy rows is no higher than the
+        reference's (for the default loss: its ``policy_rows_accuracy`` no
+        lower);
         ``expected_accuracy_`` is not its figure, which would be optimistic
         by the choice, but one with the choice held out too) and
         ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).

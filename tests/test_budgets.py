@@ -763,30 +763,30 @@ def test_a_score_less_accurate_as_kept_than_the_thresholds_does_not_replace_them
     candidate = reference.copy()
     candidate[np.flatnonzero(wrong)[:20]] = 1
     exits = np.stack([candidate, reference])
-    for in_sample, kept in (([0.90, 0.91], 1), ([0.91, 0.91], 0), ([0.92, 0.91], 0)):
+    for in_sample, kept in (([0.10, 0.09], 1), ([0.09, 0.09], 0), ([0.08, 0.09], 0)):
         best, per_candidate, estimate = select_out_of_sample(
-            search, exits, folds, reference=1, in_sample_accuracy=np.array(in_sample)
+            search, exits, folds, reference=1, in_sample_loss=np.array(in_sample)
         )
         assert best == kept
         assert estimate.accuracy == per_candidate[kept].accuracy
 
 
 def test_the_budget_choice_checks_each_kind_as_kept(monkeypatch):
-    """choose_policy gives the selection each candidate's accuracy on the
-    policy rows, in the candidates' order."""
+    """choose_policy gives the selection each candidate's loss on the policy
+    rows, in the candidates' order (for the default loss, its error rate)."""
     from skadaptive.policies import _selection
 
     seen = {}
     select = _selection.select_out_of_sample
 
     def spy(*args, **kwargs):
-        seen["accuracy"] = kwargs["in_sample_accuracy"]
+        seen["loss"] = kwargs["in_sample_loss"]
         return select(*args, **kwargs)
 
     monkeypatch.setattr(_selection, "select_out_of_sample", spy)
     chosen = _cascade().with_policy(budget=4.0)
-    np.testing.assert_array_equal(
-        seen["accuracy"], chosen.budget_search_["policy_rows_accuracy"]
+    np.testing.assert_allclose(
+        seen["loss"], 1 - chosen.budget_search_["policy_rows_accuracy"]
     )
 
 

@@ -136,7 +136,7 @@ def select_out_of_sample(
     ran=None,
     challengers=None,
     *,
-    in_sample_accuracy=None,
+    in_sample_loss=None,
     return_exits=False,
 ):
     """The candidate kept, and its out-of-sample figures with the choice held out.
@@ -154,8 +154,8 @@ def select_out_of_sample(
     replaces the reference only if this estimate's loss is lower than the
     reference's by more than one standard error too: a candidate that wins
     only by being the luckiest of several is not kept. With
-    ``in_sample_accuracy``, the winner must also be no less accurate than the
-    reference as both are kept, fitted on all the rows and scored on them:
+    ``in_sample_loss``, the winner's loss must also be no higher than the
+    reference's as both are kept, fitted on all the rows and scored on them:
     the out-of-sample figures judge policies fitted on four fifths of the
     rows, and where the policies kept disagree with them, the reference is
     kept. Where the reference is kept, the estimate is its own cross-fitted
@@ -180,10 +180,10 @@ def select_out_of_sample(
         lower by more than one standard error, or when its loss is no higher
         and its cost lower by more than one standard error of the paired
         per-row difference.
-    in_sample_accuracy : ndarray of shape (n_candidates,), default=None
-        Each candidate's accuracy (for regression, minus its scaled error) on
-        the rows it was fitted to, all of them: a candidate less accurate
-        there than the reference does not replace it. None: no such check.
+    in_sample_loss : ndarray of shape (n_candidates,), default=None
+        Each candidate's average loss (the loss compared above) on the rows
+        it was fitted to, all of them: a candidate whose loss there is higher
+        than the reference's does not replace it. None: no such check.
     return_exits : bool, default=False
         Also return the exits the estimate is made of.
 
@@ -293,9 +293,9 @@ def select_out_of_sample(
         ):
             best = reference
     if (
-        in_sample_accuracy is not None
+        in_sample_loss is not None
         and reference is not None
-        and _tie_key(in_sample_accuracy[best]) < _tie_key(in_sample_accuracy[reference])
+        and _tie_key(in_sample_loss[best]) > _tie_key(in_sample_loss[reference])
     ):
         # Better out of sample, but as kept (fitted on every row) less
         # accurate than the reference on those very rows: the evidence
@@ -313,6 +313,20 @@ def select_out_of_sample(
     if return_exits:
         return best, per_candidate, estimate, held_out_choice, held_out_ran
     return best, per_candidate, estimate
+
+
+def _in_sample_loss(search, candidates) -> np.ndarray:
+    """Each candidate's weighted average loss (that of
+    :func:`select_out_of_sample`) on the rows it was fitted to."""
+    rows = np.arange(len(search.y_encoded))
+    stage_loss = search.stage_risk(0.0)
+    share = search.weight / search.weight.sum()
+    return np.array(
+        [
+            stage_loss[c.policy.exit_stage(search.stage_probas), rows] @ share
+            for c in candidates
+        ]
+    )
 
 
 def grouped_mean_and_error(
@@ -662,7 +676,7 @@ def choose_policy(
         reference,
         ran,
         challengers,
-        in_sample_accuracy=np.array([c.accuracy for c in candidates]),
+        in_sample_loss=_in_sample_loss(search, candidates),
         return_exits=True,
     )
     chosen = candidates[best]

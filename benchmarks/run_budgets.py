@@ -499,14 +499,16 @@ SEEDS_WHY = (
 )
 
 
-def _added_text(info: dict) -> str:
-    """Where some results were run apart and merged in (``--merge``)."""
+def _added_text(info: dict, results: list[dict]) -> str:
+    """Where some of ``results`` were run apart and merged in (``--merge``)."""
+    names = {r["name"] for r in results}
     return "".join(
         f" The results of {added['what']} were run apart and merged in by "
         f"`{added['command']}` ({added['date']}, {added['seconds']:.0f} s); the "
         "setups are deterministic, so a run of everything at once gives the "
         "same figures."
         for added in info.get("added", [])
+        if names & set(added["names"])
     )
 
 
@@ -571,7 +573,7 @@ def markdown(results: list[dict], info: dict) -> str:
             "scores on finite policy rows), the policy folds 0. The summary's "
             "table gives each split's gain; the targets are judged on the means "
             "over the splits."
-            + _added_text(info)
+            + _added_text(info, results)
             + (_EXITS_NOTE if any(r["kind"] == "early_exit" for r in results) else ""),
         ),
     ]
@@ -763,7 +765,12 @@ def merged(saved: dict, info: dict, results: list[dict], command: str) -> tuple:
         f"{name} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
         for name, seeds in _group_seeds(ran).items()
     )
-    added = {**info, "what": what, "command": command}
+    added = {
+        **info,
+        "what": what,
+        "names": sorted({n for n, _ in ran}),
+        "command": command,
+    }
     info = {**saved["info"], "added": [*saved["info"].get("added", []), added]}
     return info, everything
 

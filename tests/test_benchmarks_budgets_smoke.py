@@ -188,6 +188,8 @@ def test_merge_puts_the_new_seeds_in_the_saved_run(tmp_path, monkeypatch):
     cascades = (tmp_path / "RESULTS.md").read_text()
     assert "digits seeds 1, 2 were run apart and merged in" in cascades
     assert "### digits, seed 2" in cascades
+    # The early exits' file, whose results were not run again, says nothing.
+    assert "merged in" not in (tmp_path / "EARLY_EXIT_RESULTS.md").read_text()
 
 
 def test_setups_run_their_own_seeds_unless_told(monkeypatch):

@@ -771,6 +771,46 @@ def test_a_score_less_accurate_as_kept_than_the_thresholds_does_not_replace_them
         assert estimate.accuracy == per_candidate[kept].accuracy
 
 
+def test_a_skipping_policy_worse_as_kept_leaves_the_plain_choice():
+    """A plain kind A beats the reference on every test; a policy that skips
+    (a challenger) B is as accurate as A and cheaper, so it replaces A. Where
+    B's loss as kept is higher than A's, A is kept, as without skips (not the
+    reference); where B is no worse as kept, B."""
+    from skadaptive.policies._selection import select_out_of_sample
+
+    n_rows = 200
+    search, folds, wrong = _cheap_and_always_right(n_rows)
+    reference = np.zeros(n_rows, dtype=np.intp)
+    plain = reference.copy()
+    plain[np.flatnonzero(wrong)[:40]] = 1
+    plain[np.flatnonzero(~wrong)] = 1  # as accurate, dearer
+    skipping = reference.copy()
+    skipping[np.flatnonzero(wrong)[:40]] = 1
+    exits = np.stack([plain, skipping, reference])
+    for in_sample, kept in (([0.10, 0.10, 0.30], 1), ([0.10, 0.11, 0.30], 0)):
+        best, per_candidate, estimate = select_out_of_sample(
+            search,
+            exits,
+            folds,
+            reference=2,
+            challengers=[1],
+            in_sample_loss=np.array(in_sample),
+        )
+        assert best == kept
+        if kept == 0:
+            # Exactly the choice without the skipping policy.
+            without = select_out_of_sample(
+                search,
+                exits[[0, 2]],
+                folds,
+                reference=1,
+                in_sample_loss=np.array(in_sample)[[0, 2]],
+            )
+            assert without[0] == 0
+            assert estimate.accuracy == without[2].accuracy
+            assert estimate.normalized_cost == without[2].normalized_cost
+
+
 def test_the_budget_choice_checks_each_kind_as_kept(monkeypatch):
     """choose_policy gives the selection each candidate's loss on the policy
     rows, in the candidates' order (for the default loss, its error rate)."""

@@ -154,13 +154,16 @@ def select_out_of_sample(
     replaces the reference only if this estimate's loss is lower than the
     reference's by more than one standard error too: a candidate that wins
     only by being the luckiest of several is not kept. With
-    ``in_sample_loss``, the winner's loss must also be no higher than the
-    reference's as both are kept, fitted on all the rows and scored on them:
-    the out-of-sample figures judge policies fitted on four fifths of the
-    rows, and where the policies kept disagree with them, the reference is
-    kept. Where the reference is kept, the estimate is its own cross-fitted
-    figures (a mixture of the folds' choices would describe policies that
-    are not kept).
+    ``in_sample_loss`` and a reference, the winner's loss must also be no
+    higher than the reference's as both are kept, fitted on all the rows and
+    scored on them: the out-of-sample figures judge policies fitted on four
+    fifths of the rows, and where the policies kept disagree with them, the
+    reference is kept. A challenger is held to the plain candidate it beat
+    (kept as the choice among the plain ones would keep it): where its loss
+    as kept is higher, the plain choice stands, figures and all. Where the
+    reference is kept, the estimate is its own cross-fitted figures (a
+    mixture of the folds' choices would describe policies that are not
+    kept).
 
     Parameters
     ----------
@@ -214,8 +217,8 @@ def select_out_of_sample(
         [answer_costs(e, r, search.cumulative_cost) for e, r in zip(exit_stage, ran)]
     )
 
-    challengers = [] if challengers is None else list(challengers)
-    plain = [k for k in range(len(loss)) if k not in challengers]
+    all_challengers = [] if challengers is None else list(challengers)
+    plain = [k for k in range(len(loss)) if k not in all_challengers]
 
     def clearly(values, weight):
         return _clear_gain(values, weight, group_of_row, first_of_group)
@@ -228,7 +231,7 @@ def select_out_of_sample(
             skips and mean >= 0 and clearly(cost_gain(), weight)[1]
         )
 
-    def pick(mask):
+    def pick(mask, challengers):
         weight = search.weight * mask
         if weight.sum() == 0:
             weight = search.weight
@@ -267,45 +270,63 @@ def select_out_of_sample(
             return challenger
         return best
 
-    best = pick(np.ones(len(rows)))
-    held_out_choice = np.empty(len(rows), dtype=np.intp)
-    held_out_ran = None if ran[0] is None else np.empty_like(ran[0])
-    for fold in np.unique(folds):
-        inside = folds == fold
-        choice = pick(~inside)
-        held_out_choice[inside] = exit_stage[choice, inside]
-        if held_out_ran is not None:
-            held_out_ran[:, inside] = ran[choice][:, inside]
-    if reference is not None and best != reference:
-        # The kind kept is the best of several on the same rows, so its own
-        # cross-fitted loss is optimistic by that choice. It replaces the
-        # reference only when the choice itself, repeated for each fold
-        # without the fold's rows, is clearly better out of sample: more
-        # accurate, or (a policy that skips stages) as accurate and cheaper.
-        if not clearly_better(
-            loss[reference] - stage_loss[held_out_choice, rows],
-            lambda: (
-                cost[reference]
-                - answer_costs(held_out_choice, held_out_ran, search.cumulative_cost)
-            ),
-            search.weight,
-            skips=best in challengers,
-        ):
+    def worse_as_kept(k, than):
+        # Higher loss on the rows both were fitted to, as kept (checked for
+        # a budget only: at a cost_weight the choice is in loss and cost).
+        return (
+            in_sample_loss is not None
+            and reference is not None
+            and _tie_key(in_sample_loss[k]) > _tie_key(in_sample_loss[than])
+        )
+
+    def decide(challengers):
+        best = pick(np.ones(len(rows)), challengers)
+        held_out_choice = np.empty(len(rows), dtype=np.intp)
+        held_out_ran = None if ran[0] is None else np.empty_like(ran[0])
+        for fold in np.unique(folds):
+            inside = folds == fold
+            choice = pick(~inside, challengers)
+            held_out_choice[inside] = exit_stage[choice, inside]
+            if held_out_ran is not None:
+                held_out_ran[:, inside] = ran[choice][:, inside]
+        if reference is not None and best != reference:
+            # The kind kept is the best of several on the same rows, so its own
+            # cross-fitted loss is optimistic by that choice. It replaces the
+            # reference only when the choice itself, repeated for each fold
+            # without the fold's rows, is clearly better out of sample: more
+            # accurate, or (a policy that skips stages) as accurate and cheaper.
+            if not clearly_better(
+                loss[reference] - stage_loss[held_out_choice, rows],
+                lambda: (
+                    cost[reference]
+                    - answer_costs(
+                        held_out_choice, held_out_ran, search.cumulative_cost
+                    )
+                ),
+                search.weight,
+                skips=best in challengers,
+            ):
+                best = reference
+        if best in challengers and plain:
+            without = decide([])
+            if worse_as_kept(best, without[0]):
+                # A policy that skips stages, less accurate as kept than
+                # the plain policy it beat: that one is kept, as without
+                # skips.
+                return without
+        elif worse_as_kept(best, reference):
+            # Better out of sample, but as kept (fitted on every row) less
+            # accurate than the reference on those very rows: the evidence
+            # disagrees, and the simpler policy is kept.
             best = reference
-    if (
-        in_sample_loss is not None
-        and reference is not None
-        and _tie_key(in_sample_loss[best]) > _tie_key(in_sample_loss[reference])
-    ):
-        # Better out of sample, but as kept (fitted on every row) less
-        # accurate than the reference on those very rows: the evidence
-        # disagrees, and the simpler policy is kept.
-        best = reference
-    if best == reference:
-        # Kept as the simplest, not chosen among others: its own
-        # cross-fitted figures are out of sample (a mixture of the folds'
-        # choices would describe policies that are not kept).
-        held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
+        if best == reference:
+            # Kept as the simplest, not chosen among others: its own
+            # cross-fitted figures are out of sample (a mixture of the folds'
+            # choices would describe policies that are not kept).
+            held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
+        return best, held_out_choice, held_out_ran
+
+    best, held_out_choice, held_out_ran = decide(all_challengers)
     per_candidate = [
         search.evaluate_exits(None, e, np.nan, r) for e, r in zip(exit_stage, ran)
     ]
@@ -606,7 +627,8 @@ def choose_policy(
     candidate (per-stage max-probability thresholds; for regression, one exit
     for every row) is kept unless another's cross-fitted loss is lower by
     more than one standard error, and so is the choice of kind made again
-    without each fold's rows (see :func:`select_out_of_sample`).
+    without each fold's rows, and its loss as kept (fitted on all the policy
+    rows) is no higher there (see :func:`select_out_of_sample`).
 
     Parameters
     ----------

@@ -1288,8 +1288,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 else f"cost_weight={self.cost_weight:g}"
             )
             rates = "/".join(f"{r:.0%}" for r in self.exit_rates_)
+            kept = ""
+            if self.budget_search_ is not None:
+                # The kind kept, which may not be the family's own.
+                search = self.budget_search_
+                kept = f" (kept: {search['scores'][search['chosen']]})"
             print(
-                f"[skadaptive] policy {self.policy!r} learned for {knob} on "
+                f"[skadaptive] policy {self.policy!r}{kept} learned for {knob} on "
                 f"{len(y_encoded)} policy rows ({self._policy_fit_seconds:.1f} s): "
                 f"costs_={np.array2string(self.costs_, precision=3)}, exit rates "
                 f"{rates}, {self._expected_figure_text()}"

@@ -258,27 +258,34 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         With a budget, one entry per kind of exit score tried, like the
         ``cv_results_`` of a search: ``scores`` (its name: ``"rules on
         history x1"`` for Bolukbasi rules on ``policy_features="history"``
-        learned at 1 times the budget's price of cost, ``"eenet scores"``,
+        learned at 1 times the budget's price of cost -- the cost weight at
+        which per-stage thresholds minimising ``loss + cost_weight * cost``
+        meet the budget, 0 where the budget does not bind, and then the x0.3,
+        x1 and x3 rules are the same --, ``"eenet scores"``,
         ``"max_proba per exit"``, ...; the kept rules' ``feature_set`` is
         also on each of ``policy_.rules``), ``cost_weight``
         (of learned rules, else nan), ``policy_rows_accuracy`` and
         ``policy_rows_cost`` (in sample), ``expected_accuracy`` and
         ``expected_cost`` (each kind's own 5-fold cross-fitted figures),
-        ``chosen`` (the index kept: the lowest cross-fitted loss, ties to the
-        cheaper, where it and the choice made without each fold's rows beat
-        the last kind, the reference, by more than one standard error, and
-        its in-sample loss on the policy rows is no higher than the
-        reference's (for the default loss: its ``policy_rows_accuracy`` no
-        lower);
-        ``expected_accuracy_`` is not its figure, which would be optimistic
-        by the choice, but one with the choice held out too) and
-        ``searched_budget`` (lower than ``budget`` with ``budget_confidence``).
-        ``challenger`` marks the kinds (with ``skips=True`` only) whose policy
+        ``chosen`` (the index kept: the last kind, the reference, unless the
+        kind of lowest cross-fitted loss (ties to the cheaper) passes three
+        tests: 1. its loss is lower by more than one standard error of the
+        paired per-row difference; 2. so is the loss of the choice of kind
+        made again without each fold's rows; 3. as kept, fitted on all the
+        policy rows, its loss on them is no higher than the reference's (for
+        the default loss: its ``policy_rows_accuracy`` no lower). Most often
+        the reference is kept; ``expected_accuracy_`` is not the kept kind's
+        own figure, which would be optimistic by the choice, but one with the
+        choice held out too), ``reason`` (which test decided, with its
+        figures in the loss, lower is better) and ``searched_budget`` (lower
+        than ``budget`` with ``budget_confidence``). ``challenger`` is True
+        only with ``skips=True``, for the kinds whose policy
         jumps over a stage with thresholds searched for it: the one of lowest
         cross-fitted loss replaces the kind kept among the others only where
         more accurate by more than one standard error, or as accurate and
         cheaper by more than one (so a challenger slightly better on both
-        figures may not be kept). With per-call costs, the kept option's
+        figures may not be kept, nor one whose loss as kept is higher than
+        that kind's). With per-call costs, the kept option's
         search, with its ``deepest_stage`` and ``per_call_accounting``
         (``"set aside"`` or ``"per row"``), its costs as that search counted
         them (an upper bound of ``policy_rows_cost_``). With

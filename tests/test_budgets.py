@@ -737,10 +737,16 @@ def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
     many_rows = reference.copy()
     many_rows[wrong_cheap[:20]] = 1  # right on 20 more rows
     for candidate, kept in ((one_row, 1), (many_rows, 0)):
-        best, _, _ = select_out_of_sample(
-            search, np.stack([candidate, reference]), folds, reference=1
+        best, *_, reason = select_out_of_sample(
+            search,
+            np.stack([candidate, reference]),
+            folds,
+            reference=1,
+            names=["learned", "thresholds"],
+            return_exits=True,
         )
         assert best == kept
+        assert ("within one standard error" in reason) == (kept == 1)
         # Without a reference the lower loss wins either way.
         best, _, _ = select_out_of_sample(
             search, np.stack([candidate, reference]), folds
@@ -764,11 +770,24 @@ def test_a_score_less_accurate_as_kept_than_the_thresholds_does_not_replace_them
     candidate[np.flatnonzero(wrong)[:20]] = 1
     exits = np.stack([candidate, reference])
     for in_sample, kept in (([0.10, 0.09], 1), ([0.09, 0.09], 0), ([0.08, 0.09], 0)):
-        best, per_candidate, estimate = select_out_of_sample(
-            search, exits, folds, reference=1, in_sample_loss=np.array(in_sample)
+        best, per_candidate, estimate, *_, reason = select_out_of_sample(
+            search,
+            exits,
+            folds,
+            reference=1,
+            in_sample_loss=np.array(in_sample),
+            names=["learned", "thresholds"],
+            return_exits=True,
         )
         assert best == kept
         assert estimate.accuracy == per_candidate[kept].accuracy
+        # The reason names the test that decided, with its figures.
+        if kept == 1:
+            assert reason.startswith("'learned' is clearly better out of sample")
+            assert "but not as kept, a loss of 0.1 on the policy rows" in reason
+            assert reason.endswith("the reference is kept")
+        else:
+            assert "no worse as kept" in reason and "held out" in reason
 
 
 def test_a_skipping_policy_worse_as_kept_leaves_the_plain_choice():
@@ -828,6 +847,16 @@ def test_the_budget_choice_checks_each_kind_as_kept(monkeypatch):
     np.testing.assert_allclose(
         seen["loss"], 1 - chosen.budget_search_["policy_rows_accuracy"]
     )
+    # budget_search_["reason"] says which test decided: a learned kind kept
+    # (at 2.0 here), a kind not clearly better (at 4.0).
+    for budget, opening in (
+        (2.0, "'rules on history x3' is clearly better than the reference"),
+        (4.0, "'rules on classes x1' has the lowest cross-fitted loss, but not"),
+    ):
+        search = _cascade().with_policy(budget=budget).budget_search_
+        assert search["reason"].startswith(opening)
+        kept_reference = search["scores"][search["chosen"]] == "max_proba per exit"
+        assert search["reason"].endswith("the reference is kept") == kept_reference
 
 
 def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds():
@@ -847,11 +876,16 @@ def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds()
     one_fold_each = np.stack(
         [np.where(wrong_cheap & (folds == f), 1, 0) for f in range(5)]
     )
-    best, per_candidate, estimate = select_out_of_sample(
-        search, np.vstack([one_fold_each, reference]), folds, reference=5
+    best, per_candidate, estimate, *_, reason = select_out_of_sample(
+        search,
+        np.vstack([one_fold_each, reference]),
+        folds,
+        reference=5,
+        return_exits=True,
     )
     assert per_candidate[0].accuracy > per_candidate[5].accuracy + 0.05
     assert best == 5
+    assert "made again without each fold's rows is not" in reason
     assert estimate.accuracy == per_candidate[5].accuracy
     assert estimate.normalized_cost == per_candidate[5].normalized_cost
     # The same candidates as policies that skip stages (challengers, which

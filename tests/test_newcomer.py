@@ -69,6 +69,20 @@ def test_verbose_fit_reports_each_stage_and_fold_as_it_ends(capsys, n_jobs):
     assert [line for line in lines if line.endswith("[6/6]")]
 
 
+def test_verbose_budget_fit_names_the_kind_kept(capsys):
+    """With a budget the kind of exit score kept may not be the family's own
+    (here the per-stage thresholds): the verbose line says which it is."""
+    fitted = AdaptiveCascadeClassifier(
+        _stages(), costs=[1, 5], cv=3, budget=5.0, verbose=1
+    ).fit(X, Y)
+    search = fitted.budget_search_
+    kept = search["scores"][search["chosen"]]
+    lines = capsys.readouterr().out.splitlines()
+    assert any(
+        f"policy 'linear' (kept: {kept}) learned for budget=5" in line for line in lines
+    ), lines
+
+
 def test_a_quiet_fit_prints_nothing(capsys):
     AdaptiveCascadeClassifier(_stages(), costs=[1, 5], cv=3).fit(X, Y)
     assert capsys.readouterr().out == ""

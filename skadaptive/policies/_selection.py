@@ -137,6 +137,7 @@ def select_out_of_sample(
     challengers=None,
     *,
     in_sample_loss=None,
+    names=None,
     return_exits=False,
 ):
     """The candidate kept, and its out-of-sample figures with the choice held out.
@@ -187,8 +188,11 @@ def select_out_of_sample(
         Each candidate's average loss (the loss compared above) on the rows
         it was fitted to, all of them: a candidate whose loss there is higher
         than the reference's does not replace it. None: no such check.
+    names : list of str, default=None
+        The candidates' names, for the reason returned with ``return_exits``.
     return_exits : bool, default=False
-        Also return the exits the estimate is made of.
+        Also return the exits the estimate is made of, and why the kept
+        candidate was kept.
 
     Returns
     -------
@@ -202,6 +206,9 @@ def select_out_of_sample(
     held_out_ran : ndarray of bool of shape (n_stages, n_rows) or None
         Only with ``return_exits``: the stages each row ran there (None: every
         stage up to its exit).
+    reason : str or None
+        Only with ``return_exits``: which test kept the candidate kept, with
+        its figures (in loss, lower is better); None without a reference.
     """
     rows = np.arange(exit_stage.shape[1])
     stage_loss = search.stage_risk(0.0)
@@ -231,28 +238,27 @@ def select_out_of_sample(
             skips and mean >= 0 and clearly(cost_gain(), weight)[1]
         )
 
+    def lowest(indices, weight):
+        # Averages rounded, so that candidates tied up to the last bits of a
+        # sum (weight k or k copies of a row) go to the earlier.
+        total = weight.sum()
+        key = [
+            (
+                _tie_key(loss[k] @ weight / total),
+                _tie_key(cost[k] @ weight / total),
+                k,
+            )
+            for k in indices
+        ]
+        return min(key)[2]
+
     def pick(mask, challengers):
         weight = search.weight * mask
         if weight.sum() == 0:
             weight = search.weight
-
-        def lowest(indices):
-            # Averages rounded, so that candidates tied up to the last bits
-            # of a sum (weight k or k copies of a row) go to the earlier.
-            total = weight.sum()
-            key = [
-                (
-                    _tie_key(loss[k] @ weight / total),
-                    _tie_key(cost[k] @ weight / total),
-                    k,
-                )
-                for k in indices
-            ]
-            return min(key)[2]
-
         if not plain:
-            return lowest(challengers)
-        best = lowest(plain)
+            return lowest(challengers, weight)
+        best = lowest(plain, weight)
         if reference is not None and best != reference:
             if not clearly(loss[reference] - loss[best], weight)[1]:
                 best = reference
@@ -260,7 +266,7 @@ def select_out_of_sample(
             return best
         # A policy that skips stages replaces it when clearly more accurate,
         # or as accurate and clearly cheaper.
-        challenger = lowest(challengers)
+        challenger = lowest(challengers, weight)
         if clearly_better(
             loss[best] - loss[challenger],
             lambda: cost[best] - cost[challenger],
@@ -279,8 +285,63 @@ def select_out_of_sample(
             and _tie_key(in_sample_loss[k]) > _tie_key(in_sample_loss[than])
         )
 
+    def name(k):
+        return repr(names[k]) if names is not None else f"candidate {k}"
+
+    def gain_words(gain):
+        mean, error = grouped_mean_and_error(
+            gain, search.weight, group_of_row, first_of_group
+        )
+        return f"{mean:.3g} lower loss, standard error {error:.2g}"
+
+    def as_kept_words(k, than):
+        return (
+            f"as kept, a loss of {in_sample_loss[k]:.4g} on the policy rows "
+            f"against {in_sample_loss[than]:.4g}"
+        )
+
+    def why(picked, best, held_out_choice, challengers):
+        # Which test kept ``best`` (``picked`` on all the rows), in words.
+        if reference is None:
+            return None
+        if picked == reference:
+            top = lowest(plain, search.weight)
+            if top == reference:
+                return (
+                    f"the reference {name(reference)} has the lowest cross-fitted loss"
+                )
+            return (
+                f"{name(top)} has the lowest cross-fitted loss, but not clearly: "
+                f"{gain_words(loss[reference] - loss[top])}, within one standard "
+                "error; the reference is kept"
+            )
+        first = gain_words(loss[reference] - loss[picked])
+        held_out = gain_words(loss[reference] - stage_loss[held_out_choice, rows])
+        if best == reference and not worse_as_kept(picked, reference):
+            return (
+                f"{name(picked)} is clearly better out of sample ({first}), but "
+                "the choice of kind made again without each fold's rows is not "
+                f"({held_out}); the reference is kept"
+            )
+        if best == reference:
+            return (
+                f"{name(picked)} is clearly better out of sample ({first}; "
+                f"{held_out} with the choice held out), but not "
+                f"{as_kept_words(picked, reference)} for the reference; the "
+                "reference is kept"
+            )
+        words = (
+            f"{name(best)} is clearly better than the reference out of sample "
+            f"({first}; {held_out} with the choice held out)"
+        )
+        if in_sample_loss is not None:
+            words += f" and no worse {as_kept_words(best, reference)}"
+        if best in challengers:
+            words += "; it skips stages"
+        return words
+
     def decide(challengers):
-        best = pick(np.ones(len(rows)), challengers)
+        best = picked = pick(np.ones(len(rows)), challengers)
         held_out_choice = np.empty(len(rows), dtype=np.intp)
         held_out_ran = None if ran[0] is None else np.empty_like(ran[0])
         for fold in np.unique(folds):
@@ -313,7 +374,12 @@ def select_out_of_sample(
                 # A policy that skips stages, less accurate as kept than
                 # the plain policy it beat: that one is kept, as without
                 # skips.
-                return without
+                return (
+                    *without[:3],
+                    f"{without[3]}; {name(best)} skips stages and was clearly "
+                    f"better out of sample, but not {as_kept_words(best, without[0])}"
+                    f" for {name(without[0])}, which is kept as without skips",
+                )
         elif worse_as_kept(best, reference):
             # Better out of sample, but as kept (fitted on every row) less
             # accurate than the reference on those very rows: the evidence
@@ -323,16 +389,19 @@ def select_out_of_sample(
             # Kept as the simplest, not chosen among others: its own
             # cross-fitted figures are out of sample (a mixture of the folds'
             # choices would describe policies that are not kept).
+            reason = why(picked, best, held_out_choice, challengers)
             held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
-        return best, held_out_choice, held_out_ran
+        else:
+            reason = why(picked, best, held_out_choice, challengers)
+        return best, held_out_choice, held_out_ran, reason
 
-    best, held_out_choice, held_out_ran = decide(all_challengers)
+    best, held_out_choice, held_out_ran, reason = decide(all_challengers)
     per_candidate = [
         search.evaluate_exits(None, e, np.nan, r) for e, r in zip(exit_stage, ran)
     ]
     estimate = search.evaluate_exits(None, held_out_choice, np.nan, held_out_ran)
     if return_exits:
-        return best, per_candidate, estimate, held_out_choice, held_out_ran
+        return best, per_candidate, estimate, held_out_choice, held_out_ran, reason
     return best, per_candidate, estimate
 
 
@@ -691,7 +760,7 @@ def choose_policy(
     # replaces it only when clearly better out of sample.
     reference = None if normalized_budget is None else len(candidates) - 1
     challengers = [k for k, c in enumerate(candidates) if c.challenger]
-    best, out_of_sample, estimate, held_out_exits, _ = select_out_of_sample(
+    best, out_of_sample, estimate, held_out_exits, _, reason = select_out_of_sample(
         search,
         exit_stage,
         folds,
@@ -699,6 +768,7 @@ def choose_policy(
         ran,
         challengers,
         in_sample_loss=_in_sample_loss(search, candidates),
+        names=[c.kind for c in candidates],
         return_exits=True,
     )
     chosen = candidates[best]
@@ -731,6 +801,7 @@ def choose_policy(
                 [e.normalized_cost * cost_unit for e in out_of_sample]
             ),
             "chosen": best,
+            "reason": reason,
             "searched_budget": searched * cost_unit,
             "challenger": np.array([c.challenger for c in candidates]),
         }

@@ -461,13 +461,13 @@ def _gains_by_seed(results: list[dict], seeds) -> str:
             rows.append(
                 [name, _pct(fraction)]
                 + ["-" if g is None else f"{g:+.2f}" for g in gains]
-                + [f"{np.mean(reached):+.2f}"]
+                + [_gain_text(np.mean(reached))]
             )
         means = [runs[s]["mean_gain_points"] if s in runs else None for s in seeds]
         rows.append(
             [f"**{name}**", "mean"]
-            + ["-" if g is None else f"**{g:+.2f}**" for g in means]
-            + [f"**{np.mean([g for g in means if g is not None]):+.2f}**"]
+            + ["-" if g is None else f"**{_gain_text(g)}**" for g in means]
+            + [f"**{_gain_text(np.mean([g for g in means if g is not None]))}**"]
         )
     return table(
         rows, ["dataset", "budget", *(f"seed {s}" for s in seeds), "mean over seeds"]
@@ -476,6 +476,12 @@ def _gains_by_seed(results: list[dict], seeds) -> str:
 
 def _pct(x) -> str:
     return f"{100 * x:.1f} %"
+
+
+def _gain_text(x) -> str:
+    """A gain in points, to two decimals, or three where two would read
+    0.00 but it is not 0 (digits' mean over ten splits: -0.004)."""
+    return f"{x:+.3f}" if 0 < abs(x) < 0.005 else f"{x:+.2f}"
 
 
 def _seeds_text(results: list[dict]) -> str:
@@ -635,7 +641,9 @@ def markdown(results: list[dict], info: dict) -> str:
         "",
         "Mean gain over the baseline per dataset, averaged over the seeds "
         "(points): "
-        + ", ".join(f"{k} {v:+.2f}" for k, v in s["mean_gain_per_dataset"].items())
+        + ", ".join(
+            f"{k} {_gain_text(v)}" for k, v in s["mean_gain_per_dataset"].items()
+        )
         + f"; mean over datasets {s['mean_gain_over_datasets']:+.2f} (target "
         "+0.5; per seed: "
         + ", ".join(

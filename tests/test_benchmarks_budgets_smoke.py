@@ -213,3 +213,9 @@ def test_setups_run_their_own_seeds_unless_told(monkeypatch):
         [{"name": "digits", "seed": s} for s in run_budgets.SETUP_SEEDS["digits"]]
         + [{"name": "mnist1d", "seed": s} for s in run_budgets.SEEDS]
     ).startswith("0, 1, 2 (digits: 0, 1, 2, 3, 4, 5, 6, 7, 8, 9: ")
+
+
+def test_a_gain_that_two_decimals_would_show_as_zero_gets_three():
+    assert run_budgets._gain_text(-0.0044) == "-0.004"
+    assert run_budgets._gain_text(0.0) == "+0.00"
+    assert run_budgets._gain_text(0.23) == "+0.23"

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_regression            # full run (over an hour)
+    python -m benchmarks.run_regression            # full run (one to two hours)
     python -m benchmarks.run_regression --quick    # smoke run, writes nothing
 
 Three datasets: scikit-learn's bundled ``load_diabetes`` (442 rows of real

@@ -886,6 +886,17 @@ def test_a_score_that_wins_by_the_choice_alone_does_not_replace_the_thresholds()
     assert per_candidate[0].accuracy > per_candidate[5].accuracy + 0.05
     assert best == 5
     assert "made again without each fold's rows is not" in reason
+    # The reason names the test that failed first, even where the winner
+    # would also fail the check as kept.
+    *_, reason = select_out_of_sample(
+        search,
+        np.vstack([one_fold_each, reference]),
+        folds,
+        reference=5,
+        in_sample_loss=np.array([0.5] * 5 + [0.1]),
+        return_exits=True,
+    )
+    assert "made again without each fold's rows is not" in reason
     assert estimate.accuracy == per_candidate[5].accuracy
     assert estimate.normalized_cost == per_candidate[5].normalized_cost
     # The same candidates as policies that skip stages (challengers, which

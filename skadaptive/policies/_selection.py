@@ -300,8 +300,10 @@ def select_out_of_sample(
             f"against {in_sample_loss[than]:.4g}"
         )
 
-    def why(picked, best, held_out_choice, challengers):
-        # Which test kept ``best`` (``picked`` on all the rows), in words.
+    def why(failed, picked, best, held_out_choice, challengers):
+        # Which test kept ``best`` (``picked`` on all the rows), in words:
+        # ``failed`` is the test ``picked`` failed ("held out", "as kept"),
+        # or None.
         if reference is None:
             return None
         if picked == reference:
@@ -317,13 +319,13 @@ def select_out_of_sample(
             )
         first = gain_words(loss[reference] - loss[picked])
         held_out = gain_words(loss[reference] - stage_loss[held_out_choice, rows])
-        if best == reference and not worse_as_kept(picked, reference):
+        if failed == "held out":
             return (
                 f"{name(picked)} is clearly better out of sample ({first}), but "
                 "the choice of kind made again without each fold's rows is not "
                 f"({held_out}); the reference is kept"
             )
-        if best == reference:
+        if failed == "as kept":
             return (
                 f"{name(picked)} is clearly better out of sample ({first}; "
                 f"{held_out} with the choice held out), but not "
@@ -342,6 +344,7 @@ def select_out_of_sample(
 
     def decide(challengers):
         best = picked = pick(np.ones(len(rows)), challengers)
+        failed = None
         held_out_choice = np.empty(len(rows), dtype=np.intp)
         held_out_ran = None if ran[0] is None else np.empty_like(ran[0])
         for fold in np.unique(folds):
@@ -367,7 +370,7 @@ def select_out_of_sample(
                 search.weight,
                 skips=best in challengers,
             ):
-                best = reference
+                best, failed = reference, "held out"
         if best in challengers and plain:
             without = decide([])
             if worse_as_kept(best, without[0]):
@@ -384,15 +387,13 @@ def select_out_of_sample(
             # Better out of sample, but as kept (fitted on every row) less
             # accurate than the reference on those very rows: the evidence
             # disagrees, and the simpler policy is kept.
-            best = reference
+            best, failed = reference, "as kept"
+        reason = why(failed, picked, best, held_out_choice, challengers)
         if best == reference:
             # Kept as the simplest, not chosen among others: its own
             # cross-fitted figures are out of sample (a mixture of the folds'
             # choices would describe policies that are not kept).
-            reason = why(picked, best, held_out_choice, challengers)
             held_out_choice, held_out_ran = exit_stage[reference], ran[reference]
-        else:
-            reason = why(picked, best, held_out_choice, challengers)
         return best, held_out_choice, held_out_ran, reason
 
     best, held_out_choice, held_out_ran, reason = decide(all_challengers)

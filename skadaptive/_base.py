@@ -299,7 +299,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             # Fail before fitting anything when the costs are known already.
             per_row, per_call, _ = resolve_costs(stage_costs, names, measured=None)
             batch_size = self._resolved_cost_batch_size()
-            check_budget(self.budget, per_row + per_call / batch_size, names)
+            check_budget(
+                self.budget,
+                per_row + per_call / batch_size,
+                names,
+                self._budget_fix(per_call=bool(np.any(per_call))),
+            )
         if hasattr(self, "n_features_in_"):
             # Left by an earlier fit; X here may have no feature count (texts).
             del self.n_features_in_
@@ -608,8 +613,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         if self.cost_weight != default:
             warn(
                 f"cost_weight={self.cost_weight!r} is ignored: budget="
-                f"{self.budget!r} is set, and the policy is the most accurate "
-                "one within it. Set budget=None to trade accuracy for cost with "
+                f"{self.budget!r} is set, and the policy is chosen for that "
+                "budget (budget_search_ says how). Set budget=None to trade "
+                f"{'error' if is_regressor(self) else 'accuracy'} for cost with "
                 f"cost_weight, or leave cost_weight at its default ({default!r}).",
                 UserWarning,
             )
@@ -1218,7 +1224,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         total_cost = self.cumulative_costs_[-1]
         self.budget_ = self.budget
         if self.budget is not None:
-            check_budget(self.budget, self.costs_, self._stage_names())
+            check_budget(
+                self.budget,
+                self.costs_,
+                self._stage_names(),
+                self._budget_fix(per_call=bool(np.any(self.costs_per_call_))),
+            )
         if (
             self.policy == "disagreement"
             and len(stage_probas) == 2
@@ -1425,7 +1436,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         if above is None:
             return
         warn(
-            f"budget={self.budget:g} is {above} No policy can spend it, and "
+            f"budget={self.budget:.10g} is {above} No policy can spend it, and "
             "every row may run every stage. A fraction of the full cost is "
             "budget=fraction * cumulative_costs_[-1].",
             UserWarning,
@@ -1449,7 +1460,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return None
         unit = self._cost_unit()
         return (
-            f"above the full cost, {full:.4g} per row (every stage on every row"
+            f"above the full cost, {full:.10g} per row (every stage on every row"
             + (", the router included" if getattr(self, "router_", None) else "")
             + f"{f'; {unit} per row' if unit else ''}): is it in the unit of "
             "the model's costs_"

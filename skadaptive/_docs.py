@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
         the cost of running every stage, so ``lam`` is unit-free: with the 0/1
@@ -422,6 +424,18 @@ def _from(text: str, first: str) -> str:
     return text[text.index(f"{first} :") :]
 
 
+def _reworded(text: str, *pairs: tuple[str, str]) -> str:
+    """``text`` with each ``(old, new)`` replaced, whatever the line breaks
+    and indentation inside ``old``; an ``old`` not found is an error, so that
+    a change of the shared text cannot leave a regressor's words behind."""
+    for old, new in pairs:
+        pattern = r"\s+".join(re.escape(word) for word in old.split())
+        text, found = re.subn(pattern, new, text)
+        if not found:
+            raise AssertionError(f"not in the shared docs: {old!r}")
+    return text
+
+
 _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         The trade-off ``lam`` >= 0 in ``loss + lam * cost``. Costs are divided by
         the cost of running every stage and the loss by a scale of ``y``
@@ -551,6 +565,25 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
     .replace("and of the probabilities", "and of the answers")
     .replace("round the\n        probabilities", "round the\n        answers")
 )
+_REGRESSION_PARAMETERS = _reworded(
+    _REGRESSION_PARAMETERS,
+    ("held-out probabilities are computed", "held-out predictions are computed"),
+    ("gave the held-out probabilities", "gave the held-out predictions"),
+    (
+        "surer or less sure of new rows than its cross-fitted copies were of",
+        "more or less accurate on new rows than its cross-fitted copies were on",
+    ),
+    ("and the accuracy estimate", "and the error estimate"),
+    (
+        "Each fold's training rows must hold every class, and the stages",
+        "The stages",
+    ),
+    (
+        "on ``benchmarks/REFIT_RESULTS.md`` cascades",
+        "on ``benchmarks/REFIT_RESULTS.md`` classifier cascades",
+    ),
+    ("3-7 points less accurate", "(classifiers) 3-7 points less accurate"),
+)
 
 _REGRESSION_ATTRIBUTES = (
     _SHARED_ATTRIBUTES[: _SHARED_ATTRIBUTES.index("    policy_rows_cost_,")]
@@ -626,6 +659,27 @@ _REGRESSION_ATTRIBUTES = (
         images of several dimensions, whose shape the stages check).
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Only where ``X`` has string column names."""
+)
+_REGRESSION_ATTRIBUTES = _reworded(
+    _REGRESSION_ATTRIBUTES,
+    (
+        '``"max_proba per exit"``, ...;',
+        '``"disagreement per exit"``, ``"one exit for every row"``, ...;',
+    ),
+    (
+        "(for the default loss: its ``policy_rows_error`` no lower)",
+        "(its ``policy_rows_error`` no higher)",
+    ),
+    (
+        "figures in the loss, lower is better)",
+        "figures in the loss, lower is better: the error divided by "
+        '``target_scale_``, squared for ``loss="squared_error"``, as the '
+        "text ends by saying)",
+    ),
+    (
+        "more accurate by more than one standard error, or as accurate and cheaper",
+        "lower in error by more than one standard error, or as low and cheaper",
+    ),
 )
 
 

@@ -14,7 +14,7 @@ from sklearn.ensemble import (
 )
 
 from ._base import BaseAdaptive, BaseAdaptiveClassifier
-from ._costs import check_budget
+from ._costs import PER_CALL_ADVICE, check_budget
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
@@ -181,13 +181,29 @@ class _SharedComputation:
             )
         if self.costs is None:
             costs = np.diff(exits, prepend=0).astype(np.float64)
-            check_budget(self.budget, costs, [f"exit {k}" for k in range(len(costs))])
+            check_budget(
+                self.budget,
+                costs,
+                [f"exit {k}" for k in range(len(costs))],
+                self._budget_fix(per_call=False),
+            )
 
     def _members(self):
         return ["estimator"], [self.estimator]
 
     def _stage_names(self):
         return [f"exit {k}" for k in range(self.n_exits_)]
+
+    def _budget_fix(self, per_call) -> str:
+        """What to change, besides the budget, when the first exit costs more."""
+        if self.costs is None:
+            fix = (
+                "add an earlier exit (a smaller first value in exits=, which "
+                "counts the first exit's cost)"
+            )
+        else:
+            fix = "add an earlier, cheaper exit (exits= and its costs=)"
+        return fix + (PER_CALL_ADVICE if per_call else "")
 
     def _source_maker(self):
         exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())

@@ -435,7 +435,12 @@ def _check_budget_value(estimator, budget) -> float:
             f"budget must be a positive finite number (units of costs_); got "
             f"{budget!r}."
         )
-    check_budget(budget, estimator.costs_, estimator._stage_names())
+    check_budget(
+        budget,
+        estimator.costs_,
+        estimator._stage_names(),
+        estimator._budget_fix(per_call=bool(np.any(estimator.costs_per_call_))),
+    )
     return budget
 
 

@@ -44,6 +44,10 @@ class _RegressionFeatureSets(StrOptions):
         return f"{super().__str__()} ({NO_CLASSES_IN_REGRESSION})"
 
 
+#: Opens the note on the unit of ``budget_search_["reason"]``'s losses.
+_SCALE_WORDS = "losses on the scale the search compares"
+
+
 def _renamed(name: str) -> str | None:
     """The regressor's name of a classifier's figure, or None."""
     for old, new in _RENAMED:
@@ -188,11 +192,20 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
                 setattr(self, name, self._as_errors(search))
 
     def _as_errors(self, figures: dict) -> dict:
-        """``figures`` with accuracy-named entries as errors (renamed)."""
-        return {
+        """``figures`` with accuracy-named entries as errors (renamed), and a
+        ``reason`` that says in which unit its losses are."""
+        figures = {
             (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
             for key, value in figures.items()
         }
+        if figures.get("reason") and _SCALE_WORDS not in figures["reason"]:
+            kind = "MSE" if self._loss() == "squared_error" else "MAE"
+            power = "**2" if self._loss() == "squared_error" else ""
+            figures["reason"] += (
+                f" ({_SCALE_WORDS}: the {kind} divided "
+                f"by target_scale_{power} = {self._error_unit():.4g})"
+            )
+        return figures
 
     def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):
         super()._learn_policy_single_threaded(stage_probas, y_encoded, sample_weight)

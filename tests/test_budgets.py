@@ -1033,6 +1033,11 @@ def test_a_budget_above_the_full_cost_asks_for_its_unit():
         warnings.simplefilter("error", UserWarning)
         clone(cascade).set_params(budget=5.0).fit(X, y)
         clone(cascade).set_params(budget=(1 + 1e-12) * 5.0).fit(X, y)
+    # Just above: the budget is shown as given, not rounded onto the full cost.
+    with pytest.warns(
+        UserWarning, match=r"budget=5\.0000005 is above the full cost, 5 per row"
+    ):
+        clone(cascade).set_params(budget=5.0000005).fit(X, y)
     # Measured costs are seconds: the warning says so.
     measured = clone(cascade).set_params(costs="auto").fit(X, y)
     with pytest.warns(UserWarning, match=r"\(measured: seconds per row\)\?"):

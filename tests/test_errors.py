@@ -288,6 +288,33 @@ def test_budget_below_the_first_stage_cost(budget):
         _cascade(costs=[1, 4], budget=budget).fit(X, y)
 
 
+def test_budget_below_the_first_stage_cost_says_what_to_change():
+    """The advice fits the estimator: a cascade puts a cheaper stage first
+    (and is told about per-call costs only where it has them); an early exit
+    adds an earlier exit, not a cheaper "stage"."""
+    with pytest.raises(ValueError) as error:
+        _cascade(costs=[1, 4], budget=0.5).fit(X, y)
+    assert "Raise the budget to at least 1, or put a cheaper stage first." in str(
+        error.value
+    )
+    assert "per call" not in str(error.value)
+    with pytest.raises(ValueError, match="a cost per call is spread over"):
+        _cascade(
+            costs={"per_row": [1, 4], "per_call": [100, 0]},
+            cost_batch_size=10,
+            budget=5,
+        ).fit(X, y)
+    model = GradientBoostingClassifier(n_estimators=20, random_state=0)
+    with pytest.raises(ValueError) as error:
+        EarlyExitClassifier(model, exits=[10, 20], budget=5).fit(X, y)
+    message = str(error.value)
+    assert "'exit 0') already costs 10" in message
+    assert "Raise the budget to at least 10, or add an earlier exit" in message
+    assert "stage" not in message.split("Raise")[1]
+    with pytest.raises(ValueError, match="add an earlier, cheaper exit"):
+        EarlyExitClassifier(model, exits=[10, 20], costs=[3.0, 1.0], budget=2).fit(X, y)
+
+
 def test_budget_below_the_measured_first_stage_cost():
     with pytest.raises(ValueError, match="cannot be met: answering every row at"):
         _cascade(costs="auto", budget=1e-15).fit(X, y)

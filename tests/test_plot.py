@@ -325,3 +325,21 @@ def test_stage_points_need_a_cost_and_an_accuracy_each(stages):
     display = CostAccuracyDisplay(cost=[1.0, 2.0], accuracy=[0.5, 0.6], **stages)
     with pytest.raises(ValueError, match="stage_costs and stage_accuracies go"):
         display.plot()
+
+
+@pytest.mark.parametrize("metric", ["r2", "mse", "mae", "auc"])
+def test_from_estimator_refuses_a_regressor_metric_for_a_classifier(metric):
+    """A classifier's frontier is in accuracy: a regressor's metric is an
+    error, not a plot of accuracy labelled as asked for."""
+    cascade, X, y = _fitted()
+    for rows in ((), (X, y)):
+        with pytest.raises(ValueError, match=f"metric={metric!r} is for regressors"):
+            CostAccuracyDisplay.from_estimator(cascade, *rows, metric=metric)
+
+
+@pytest.mark.parametrize("metric", ["error", "accuracy"])
+def test_from_estimator_draws_a_classifier_in_accuracy(metric):
+    cascade, X, y = _fitted()
+    display = CostAccuracyDisplay.from_estimator(cascade, X, y, metric=metric)
+    assert display.ax_.get_ylabel().startswith("accuracy")
+    assert_allclose(display.accuracy, cascade.evaluate_frontier(X, y)["accuracy"])

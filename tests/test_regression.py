@@ -2,6 +2,7 @@
 
 import functools
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -484,6 +485,58 @@ def test_learned_policy_beats_random_deferral_and_the_heuristics_at_a_budget():
     for heuristic in ("disagreement", "uncertainty"):
         other = cascade.with_policy(budget=13.0, policy=heuristic)
         assert learned <= mean_squared_error(y_test, other.predict(X_test))
+
+
+@pytest.mark.parametrize("estimator", [AdaptiveCascadeRegressor, EarlyExitRegressor])
+def test_regressor_docs_carry_no_classifier_words(estimator):
+    """The shared docs reworded for regressors: no kind of score, figure,
+    requirement or comparison that only a classifier has."""
+    doc = " ".join(estimator.__doc__.split())
+    for words in (
+        "max_proba per exit",
+        "held-out probabilities",
+        "must hold every class",
+        "``policy_rows_error`` no lower",
+        "surer or less sure",
+        "more accurate by more than one standard error",
+    ):
+        assert words not in doc, words
+    assert "``policy_rows_error`` no higher" in doc
+    assert "divided by ``target_scale_``" in doc
+
+
+def test_shared_docs_rewording_refuses_words_it_cannot_find():
+    """A change of the shared text must not leave a regressor's docs with the
+    classifier's words silently: a rewording that finds nothing is an error."""
+    from skadaptive._docs import _reworded
+
+    assert _reworded("a  b\n   c d", ("b c", "x")) == "a  x d"
+    with pytest.raises(AssertionError, match="not in the shared docs"):
+        _reworded("a b c", ("b d", "x"))
+
+
+@pytest.mark.parametrize("loss", ["squared_error", "absolute_error"])
+def test_budget_reason_says_in_which_unit_its_losses_are(loss):
+    """``budget_search_["reason"]`` compares losses on the search's scale
+    (the error over ``target_scale_``, squared for the squared error), and
+    says so once: its figures are the reported errors in that unit."""
+    X, _, y, _ = _data()
+    fitted = _cascade(budget=13.0, loss=loss).fit(X, y)
+    for cascade in (fitted, fitted.with_policy(budget=12.0)):
+        search = cascade.budget_search_
+        reason = search["reason"]
+        unit = cascade.target_scale_ ** (2 if loss == "squared_error" else 1)
+        kind = "MSE" if loss == "squared_error" else "MAE"
+        note = f"the {kind} divided by target_scale_"
+        assert reason.count(note) == 1, reason
+        assert reason.endswith(f"= {unit:.4g})")
+        found = re.search(r"a loss of (\S+) on the policy rows against (\S+)", reason)
+        assert found is not None, reason
+        errors = search["policy_rows_error"]
+        assert float(found[1]) == pytest.approx(
+            errors[search["chosen"]] / unit, rel=1e-3
+        )
+        assert float(found[2]) == pytest.approx(errors[-1] / unit, rel=1e-3)
 
 
 @functools.cache

@@ -906,17 +906,20 @@ def print_policy_lines(chosen: dict, out) -> None:
 def budget_line(chosen: dict) -> str | None:
     """Why a budget's policy spends less than the budget, or None.
 
-    ``budget_status_`` "saturated": on the policy rows the search found no
-    policy within the budget more accurate than the one kept, so it spends
-    less (a dearer policy, beyond the budget, may still be more accurate).
+    ``budget_status_`` "saturated": for the kind of exit score kept, the
+    most accurate thresholds the search found within the budget on the policy
+    rows cost less, so it spends less (a dearer policy, beyond the budget,
+    may still be more accurate, and another kind of score might have spent
+    more: ``budget_search_``).
     """
     if chosen.get("budget_status") != "saturated":
         return None
     return (
-        f"budget: saturated ({chosen['setting']}): on the policy rows the search "
-        "found no policy within the budget that answers better than the one "
-        f"kept, which spends {chosen['policy_rows_cost']:.4g} a row there "
-        "(budget_status_)"
+        f"budget: saturated ({chosen['setting']}): for the kind of exit score "
+        "kept, the best thresholds found within the budget on the policy rows "
+        f"spend {chosen['policy_rows_cost']:.4g} a row there, below the budget "
+        "(budget_status_; "
+        "other kinds tried: budget_search_)"
     )
 
 

@@ -343,12 +343,14 @@ class CostAccuracyDisplay:
             with ``show_stages=False, show_oracle=False`` and a
             ``chosen_label`` of its own so that the legend names each once
             (on held-out rows the title then says only which rows).
-        metric : {"error", "mse", "mae", "r2"}, default="error"
-            Regressors only: the y axis shows the error the estimator reports
-            (``"error"``, or its name: ``"mse"`` for ``loss="squared_error"``,
-            ``"mae"`` for ``"absolute_error"``), or R² (``1 - MSE / variance
-            of y`` on the same rows; with ``loss="squared_error"`` only).
-            Ignored for classifiers.
+        metric : {"error", "accuracy", "mse", "mae", "r2"}, default="error"
+            What the y axis shows: the figure the estimator reports
+            (``"error"``). For a classifier that is its accuracy (``"error"``
+            and ``"accuracy"`` alike; any other value is an error). For a
+            regressor, its error (``"error"``, or its name: ``"mse"`` for
+            ``loss="squared_error"``, ``"mae"`` for ``"absolute_error"``), or
+            R² (``1 - MSE / variance of y`` on the same rows; with
+            ``loss="squared_error"`` only).
         ax : matplotlib Axes, default=None
         **kwargs : dict
             Passed to :meth:`plot`.
@@ -378,11 +380,19 @@ class CostAccuracyDisplay:
                 "and y with their weights, or no sample_weight."
             )
         regression = is_regressor(estimator)
-        score_label = "accuracy"
         if regression:
             # The loss the figures were learned for (set_params(loss=...)
             # after a fit changes them only at a refit).
             score_label = _check_metric(metric, estimator._loss())
+        elif metric in ("error", "accuracy"):
+            score_label = "accuracy"
+        else:
+            raise ValueError(
+                f"metric={metric!r} is for regressors; a classifier's frontier is "
+                "drawn in accuracy. Leave metric at its default or pass "
+                "metric='accuracy'; for other metrics of a classifier's answers "
+                "use from_predictions."
+            )
         if X is None:
             if cost == "seconds":
                 raise ValueError(

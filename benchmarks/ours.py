@@ -7,6 +7,8 @@ changes ``cost_weight``, ``budget`` or the policy with ``set_params``, and
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import time
 
 import numpy as np
@@ -121,17 +123,35 @@ def budget_points(cascade, X, y, test, fractions) -> list[Point]:
     total = cascade.cumulative_costs_[-1]
     first = cascade.cumulative_costs_[0]
     points = []
-    for fraction in fractions:
-        budget = fraction * total
-        if budget < first:
-            continue
-        params = {"budget": float(budget)}
-        cascade.set_params(**params).fit(X, y)
-        points.append(
-            fitted_point(f"budget={fraction:g} x full", cascade, test, params)
-        )
-    cascade.set_params(budget=None)
+    with default_cost_weight(cascade):
+        for fraction in fractions:
+            budget = fraction * total
+            if budget < first:
+                continue
+            params = {"budget": float(budget)}
+            cascade.set_params(**params).fit(X, y)
+            points.append(
+                fitted_point(f"budget={fraction:g} x full", cascade, test, params)
+            )
+        cascade.set_params(budget=None)
     return points
+
+
+@contextlib.contextmanager
+def default_cost_weight(cascade):
+    """``cascade`` at its default ``cost_weight`` inside, as it was after.
+
+    A budget ignores ``cost_weight``, and warns where it is not the default:
+    the fits for budgets after those for cost weights would otherwise warn
+    each time.
+    """
+    saved = cascade.cost_weight
+    default = inspect.signature(type(cascade)).parameters["cost_weight"].default
+    cascade.set_params(cost_weight=default)
+    try:
+        yield cascade
+    finally:
+        cascade.set_params(cost_weight=saved)
 
 
 def hgb_policy():

@@ -33,6 +33,7 @@ from .ours import (
     RecordingMemory,
     budget_points,
     cost_weight_points,
+    default_cost_weight,
     fitted_point,
     held_out_outputs,
     make_cascade,
@@ -138,9 +139,10 @@ def _fit_cold(bench, cache_dir: Path, reuse_cache: bool, cascade_params: dict):
 def _budget_at_half(cascade, bench, held, test, cumulative, n_quantiles) -> dict:
     total = cascade.cumulative_costs_[-1]
     params = {"budget": float(0.5 * total)}
-    cascade.set_params(**params).fit(bench.X_train, bench.y_train)
-    ours = fitted_point("budget=0.5 x full", cascade, test, params)
-    cascade.set_params(budget=None)
+    with default_cost_weight(cascade):
+        cascade.set_params(**params).fit(bench.X_train, bench.y_train)
+        ours = fitted_point("budget=0.5 x full", cascade, test, params)
+        cascade.set_params(budget=None)
     baseline = tuned_threshold_points(held, test, cumulative, [0.5], n_quantiles)
     return {
         "ours": ours.to_dict(),

@@ -344,3 +344,28 @@ def test_regression_missing_budgets_read_averaged_fractions():
     points = [{"fraction": averaged}, {"fraction": 0.25}, {"fraction": 0.5}]
     assert run_regression._missing_budgets(points) == []
     assert run_regression._missing_budgets(points[1:]) == [0.1]
+
+
+def test_budget_points_fit_at_the_default_cost_weight_and_restore_it():
+    """The budget fits after the cost-weight fits neither warn that the last
+    cost weight is ignored nor leave the cascade at another one after."""
+    import warnings
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    ours = pytest.importorskip("benchmarks.ours")
+    X, y = load_iris(return_X_y=True)
+    stages = [
+        ("stump", DecisionTreeClassifier(max_depth=1, random_state=0)),
+        ("lr", LogisticRegression(max_iter=1000)),
+    ]
+    cascade = ours.make_cascade(stages, None, costs=[1, 4], n_jobs=1)
+    cascade.set_params(cost_weight=1.0).fit(X, y)
+    test, _ = ours.outputs_on(cascade, X, y)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*is ignored: budget=")
+        points = ours.budget_points(cascade, X, y, test, [0.5, 0.9])
+    assert [p.params for p in points] == [{"budget": 2.5}, {"budget": 4.5}]
+    assert cascade.cost_weight == 1.0 and cascade.budget is None

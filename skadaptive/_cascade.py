@@ -115,9 +115,12 @@ class _CascadeStages:
     def _stage_names(self):
         return [name for name, _ in self.estimators]
 
-    def _budget_fix(self, per_call) -> str:
-        """What to change, besides the budget, when the first stage costs more."""
-        return "put a cheaper stage first" + (PER_CALL_ADVICE if per_call else "")
+    def _budget_fix(self, first_cost, first_per_call) -> str:
+        """What to change, besides the budget, when the first stage costs
+        ``first_cost`` (of which ``first_per_call`` per call), over it."""
+        return "put a cheaper stage first" + (
+            PER_CALL_ADVICE if first_per_call > 0 else ""
+        )
 
     def _source_class(self):
         return IndependentRegressors if self._regression else IndependentStages

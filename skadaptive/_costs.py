@@ -135,19 +135,19 @@ PER_CALL_ADVICE = (
 def check_budget(budget, costs, names, fix: str | None = None) -> None:
     """Raise if no policy can meet ``budget``: it is below the first stage's cost.
 
-    ``fix`` ends the message with what to change besides the budget (the
-    estimator's own advice: a cheaper first stage, or an earlier exit).
+    ``fix`` ends the message with what else can be changed (the estimator's
+    own advice: a cheaper first stage, or an earlier exit); None where
+    nothing else can.
     """
     # costs are incremental: costs[0] is the cost of answering at the first
     # stage. Up to the rounding allowance of the budget search: a budget equal
     # to that cost but for its last bits (0.1 + 0.2 against 0.3) is met.
     if budget is not None and costs[0] > budget * (1 + BUDGET_RTOL):
-        if fix is None:
-            fix = "make the first stage cheaper"
         raise ValueError(
             f"budget={budget:.10g} per row cannot be met: answering every row at "
             f"the first stage ({names[0]!r}) already costs {costs[0]:.10g}, "
             f"{costs[0] - budget:.3g} over the budget ({costs[0] / budget - 1:.2%}); "
-            f"the stages' costs: {np.round(costs, 12).tolist()}. Raise the budget "
-            f"to at least {costs[0]:.10g}, or {fix}."
+            f"the stages' costs: [{', '.join(f'{c:.6g}' for c in costs)}]. Raise "
+            f"the budget to at least {costs[0]:.10g}"
+            + ("." if fix is None else f", or {fix}.")
         )

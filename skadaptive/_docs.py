@@ -255,7 +255,12 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         same answers for less) and spending the saving (its thresholds
         searched again, or learned jumps) was not clearly better out of
         sample; with a router kept, the routed policy's cost is the one
-        compared. None without a budget.
+        compared. On a copy from ``recalibrate`` given a budget, the
+        recalibration's: ``"spent"`` where it met the budget on the rows
+        recalibrated on (``recalibration_["status"]`` ``"met"``: the cost
+        there within it and the next step over it; a cost on few rows moves
+        in steps, so it can stay more than 3 % under), else ``"saturated"``.
+        None without a budget.
     budget_search_ : dict or None
         With a budget, one entry per kind of exit score tried, like the
         ``cv_results_`` of a search: ``scores`` (its name: ``"rules on

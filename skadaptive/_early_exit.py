@@ -185,7 +185,7 @@ class _SharedComputation:
                 self.budget,
                 costs,
                 [f"exit {k}" for k in range(len(costs))],
-                self._budget_fix(per_call=False),
+                self._budget_fix(costs[0], 0.0),
             )
 
     def _members(self):
@@ -194,16 +194,31 @@ class _SharedComputation:
     def _stage_names(self):
         return [f"exit {k}" for k in range(self.n_exits_)]
 
-    def _budget_fix(self, per_call) -> str:
-        """What to change, besides the budget, when the first exit costs more."""
+    def _budget_fix(self, first_cost, first_per_call) -> str | None:
+        """What to change, besides the budget, when the first exit costs
+        ``first_cost`` (of which ``first_per_call`` per call), over it; None
+        where nothing else can be."""
+        if isinstance(
+            unwrap(self.estimator), ChainExits | ChainExitsRegressor | MultiExitSource
+        ):
+            # The exits are the model's own.
+            fix = "give the model an earlier, cheaper exit (a head after an "
+            fix += "earlier block)"
+            return fix + (PER_CALL_ADVICE if first_per_call > 0 else "")
         if self.costs is None:
-            fix = (
-                "add an earlier exit (a smaller first value in exits=, which "
-                "counts the first exit's cost)"
+            # Costs in trees (or rounds): the first exit's is its position.
+            if first_cost <= 1:
+                return None
+            return (
+                "add an earlier exit (a smaller first value in exits=: an exit "
+                "costs its number of trees or rounds)"
             )
+        if isinstance(self.costs, str):
+            # Measured: an earlier exit, where the first is not at one tree.
+            fix = "add an earlier exit (exits=), unless the first is at one tree"
         else:
-            fix = "add an earlier, cheaper exit (exits= and its costs=)"
-        return fix + (PER_CALL_ADVICE if per_call else "")
+            fix = "give the first exit a lower cost, or add an earlier one (exits=)"
+        return fix + (PER_CALL_ADVICE if first_per_call > 0 else "")
 
     def _source_maker(self):
         exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())

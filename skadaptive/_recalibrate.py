@@ -439,7 +439,7 @@ def _check_budget_value(estimator, budget) -> float:
         budget,
         estimator.costs_,
         estimator._stage_names(),
-        estimator._budget_fix(per_call=bool(np.any(estimator.costs_per_call_))),
+        estimator._budget_fix(estimator.costs_[0], estimator.costs_per_call_[0]),
     )
     return budget
 
@@ -559,7 +559,12 @@ def _warn_about_steps(record, estimator) -> None:
         deepest = int(getattr(estimator, "deepest_stage_", -1))
         n_stages = len(estimator.cumulative_costs_)
         above = estimator._above_full_cost(budget)
-        unit = "" if above is None else f" It is {above}"
+        # Above the full cost no policy can spend it, refitted or not.
+        advice = (
+            " Refit with the budget to spend it."
+            if above is None
+            else (f" It is {above}")
+        )
         limits = []
         if 0 <= deepest < n_stages - 1:
             limits.append(
@@ -576,9 +581,8 @@ def _warn_about_steps(record, estimator) -> None:
         warn(
             f"budget={budget:g} is not spent on these {record['n_rows']} rows: "
             f"with its thresholds as strict as spending more allows, the "
-            f"policy costs {cost:g} ({1 - cost / budget:.1%} under it){why}. "
-            "Refit with the budget to spend it."
-            f"{unit}",
+            f"policy costs {cost:g} ({1 - cost / budget:.1%} under it){why}."
+            f"{advice}",
             UserWarning,
         )
     elif record["status"] == "met" and cost < (1 - _WARN_GAP) * budget:

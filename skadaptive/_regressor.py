@@ -190,14 +190,20 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             search = getattr(self, name, None)
             if search is not None:
                 setattr(self, name, self._as_errors(search))
+        if getattr(self, "budget_search_", None) is not None:
+            self.budget_search_ = self._with_scale_note(self.budget_search_)
 
     def _as_errors(self, figures: dict) -> dict:
-        """``figures`` with accuracy-named entries as errors (renamed), and a
-        ``reason`` that says in which unit its losses are."""
-        figures = {
+        """``figures`` with accuracy-named entries as errors (renamed)."""
+        return {
             (_renamed(key) or key): (self._error(value) if _renamed(key) else value)
             for key, value in figures.items()
         }
+
+    def _with_scale_note(self, search: dict) -> dict:
+        """The budget search, its ``reason`` saying in which unit its losses
+        are (those of the search: scaled, not the target's)."""
+        figures = dict(search)
         if figures.get("reason") and _SCALE_WORDS not in figures["reason"]:
             kind = "MSE" if self._loss() == "squared_error" else "MAE"
             power = "**2" if self._loss() == "squared_error" else ""

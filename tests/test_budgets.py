@@ -754,6 +754,27 @@ def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
         assert best == 0
 
 
+def test_a_score_that_ties_with_the_thresholds_is_said_to_tie():
+    """Equal cross-fitted loss: the other kind is first only by the tie-break,
+    and the reason says it ties rather than "lower by 0"."""
+    from skadaptive.policies._selection import select_out_of_sample
+
+    search, folds, _ = _cheap_and_always_right(200)
+    reference = np.zeros(200, dtype=np.intp)
+    best, *_, reason = select_out_of_sample(
+        search,
+        np.stack([reference, reference]),
+        folds,
+        reference=1,
+        names=["learned", "thresholds"],
+        return_exits=True,
+    )
+    assert best == 1
+    assert reason == (
+        "'learned' ties with the reference in cross-fitted loss; the reference is kept"
+    )
+
+
 def test_a_score_less_accurate_as_kept_than_the_thresholds_does_not_replace_them():
     """Clearly better out of sample (right on 20 more rows), but as kept,
     fitted on every row, less accurate on those rows than the thresholds:

@@ -505,7 +505,7 @@ def test_an_unreachable_budget_lists_the_exits_incremental_costs():
         GradientBoostingClassifier(n_estimators=20), exits=[5, 12, 20], budget=1
     )
     with pytest.raises(
-        ValueError, match=r"already costs 5\b.*the stages' costs: \[5\.0, 7\.0, 8\.0\]"
+        ValueError, match=r"already costs 5\b.*the stages' costs: \[5, 7, 8\]"
     ):
         ee.fit(X, y)
 

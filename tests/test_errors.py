@@ -283,15 +283,16 @@ def test_budget_below_the_first_stage_cost(budget):
         ValueError,
         match=rf"budget={budget:g} per row cannot be met: answering every row at "
         rf"the first stage \('stump'\) already costs 1, {gap} over the budget "
-        r".*the stages' costs: \[1.0, 4.0\]",
+        r".*the stages' costs: \[1, 4\]",
     ):
         _cascade(costs=[1, 4], budget=budget).fit(X, y)
 
 
 def test_budget_below_the_first_stage_cost_says_what_to_change():
     """The advice fits the estimator: a cascade puts a cheaper stage first
-    (and is told about per-call costs only where it has them); an early exit
-    adds an earlier exit, not a cheaper "stage"."""
+    (and is told about per-call costs only where its first stage has them);
+    an early exit adds an earlier exit where there is room for one, and
+    otherwise is only told the smallest budget."""
     with pytest.raises(ValueError) as error:
         _cascade(costs=[1, 4], budget=0.5).fit(X, y)
     assert "Raise the budget to at least 1, or put a cheaper stage first." in str(
@@ -304,6 +305,10 @@ def test_budget_below_the_first_stage_cost_says_what_to_change():
             cost_batch_size=10,
             budget=5,
         ).fit(X, y)
+    # A part per call at a later stage only: larger calls do not help.
+    with pytest.raises(ValueError) as error:
+        _cascade(costs={"per_row": [3, 5], "per_call": [0, 100]}, budget=2).fit(X, y)
+    assert str(error.value).endswith("put a cheaper stage first.")
     model = GradientBoostingClassifier(n_estimators=20, random_state=0)
     with pytest.raises(ValueError) as error:
         EarlyExitClassifier(model, exits=[10, 20], budget=5).fit(X, y)
@@ -311,8 +316,18 @@ def test_budget_below_the_first_stage_cost_says_what_to_change():
     assert "'exit 0') already costs 10" in message
     assert "Raise the budget to at least 10, or add an earlier exit" in message
     assert "stage" not in message.split("Raise")[1]
-    with pytest.raises(ValueError, match="add an earlier, cheaper exit"):
+    # The first exit at one tree: no earlier one to add.
+    with pytest.raises(ValueError) as error:
+        EarlyExitClassifier(model, exits=[1, 20], budget=0.5).fit(X, y)
+    assert str(error.value).endswith("Raise the budget to at least 1.")
+    with pytest.raises(ValueError, match="give the first exit a lower cost, or add"):
         EarlyExitClassifier(model, exits=[10, 20], costs=[3.0, 1.0], budget=2).fit(X, y)
+
+
+def test_budget_below_tiny_first_stage_cost_shows_the_costs():
+    """Costs far below one are printed as they are, not rounded to zero."""
+    with pytest.raises(ValueError, match=r"the stages' costs: \[3e-13, 5e-13\]"):
+        _cascade(costs=[3e-13, 5e-13], budget=1e-13).fit(X, y)
 
 
 def test_budget_below_the_measured_first_stage_cost():

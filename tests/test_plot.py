@@ -327,14 +327,35 @@ def test_stage_points_need_a_cost_and_an_accuracy_each(stages):
         display.plot()
 
 
-@pytest.mark.parametrize("metric", ["r2", "mse", "mae", "auc"])
-def test_from_estimator_refuses_a_regressor_metric_for_a_classifier(metric):
-    """A classifier's frontier is in accuracy: a regressor's metric is an
-    error, not a plot of accuracy labelled as asked for."""
+@pytest.mark.parametrize(
+    "metric, message",
+    [
+        ("r2", "metric='r2' is for regressors"),
+        ("mse", "metric='mse' is for regressors"),
+        ("mae", "metric='mae' is for regressors"),
+        ("auc", "metric must be 'error' or 'accuracy' .* for a classifier; got 'auc'"),
+        (None, "metric must be 'error' or 'accuracy' .* for a classifier; got None"),
+    ],
+)
+def test_from_estimator_refuses_other_metrics_for_a_classifier(metric, message):
+    """A classifier's frontier is in accuracy: another metric is an error,
+    not a plot of accuracy labelled as asked for."""
     cascade, X, y = _fitted()
     for rows in ((), (X, y)):
-        with pytest.raises(ValueError, match=f"metric={metric!r} is for regressors"):
+        with pytest.raises(ValueError, match=message):
             CostAccuracyDisplay.from_estimator(cascade, *rows, metric=metric)
+
+
+def test_from_estimator_says_the_policy_rows_were_discarded():
+    """Not "not fitted": a model whose policy rows were discarded before its
+    frontier was read is fitted, and the error says what is missing."""
+    from skadaptive._base import PolicyRowsDiscardedError
+
+    cascade, X, y = _fitted()
+    light = cascade.with_policy(budget=2.0).discard_policy_rows()
+    for rows in ((), (X, y)):
+        with pytest.raises(PolicyRowsDiscardedError):
+            CostAccuracyDisplay.from_estimator(light, *rows)
 
 
 @pytest.mark.parametrize("metric", ["error", "accuracy"])

@@ -491,8 +491,9 @@ def test_a_policy_that_answers_every_row_at_the_first_stage_recalibrates():
         copies = [cascade.recalibrate(X_new)]
     with pytest.warns(UserWarning, match="deepest stage \\(0\\)") as record:
         copies.append(cascade.recalibrate(X_new, budget=3.0))
-    # Below the full cost: no question about the unit.
+    # Below the full cost: no question about the unit, and a refit can spend it.
     assert not any("full cost" in str(w.message) for w in record)
+    assert any("Refit with the budget to spend it." in str(w.message) for w in record)
     for recalibrated in copies:
         record = recalibrated.recalibration_
         assert record["status"] == "saturated"
@@ -521,6 +522,8 @@ def test_steps_and_saturation_are_reported_not_clamped():
     with pytest.warns(UserWarning, match="not spent") as record:
         rich = cascade.recalibrate(X, budget=50.0)
     assert any("above the full cost, 14 per row" in str(w.message) for w in record)
+    # No refit can spend a budget above the full cost: no advice to refit.
+    assert not any("Refit" in str(w.message) for w in record)
     assert rich.recalibration_["status"] == "saturated"
     assert rich.budget_status_ == "saturated"
     assert rich.recalibrated_cost_ == pytest.approx(14.0)

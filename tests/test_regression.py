@@ -487,6 +487,27 @@ def test_learned_policy_beats_random_deferral_and_the_heuristics_at_a_budget():
         assert learned <= mean_squared_error(y_test, other.predict(X_test))
 
 
+def test_only_the_budget_search_reason_gets_the_unit_note():
+    """The router's reason compares errors in the target's units: the note on
+    the budget search's scaled losses is not added to it."""
+    X, _, y, _ = _data()
+    stages = [
+        (name, FrozenEstimator(model.fit(X[:1000], y[:1000])))
+        for name, model in [
+            ("tree", DecisionTreeRegressor(max_depth=2, random_state=0)),
+            ("knn", KNeighborsRegressor()),
+            ("forest", RandomForestRegressor(n_estimators=20, random_state=0)),
+        ]
+    ]
+    cascade = AdaptiveCascadeRegressor(
+        stages, costs=[0.2, 1.0, 2.0, 6.0], router="auto", random_state=0
+    )
+    fitted = cascade.set_params(budget=3.0).fit(X[1000:1600], y[1000:1600])
+    assert fitted.router_search_["reason"]
+    assert "losses on the scale" not in fitted.router_search_["reason"]
+    assert "losses on the scale" in fitted.budget_search_["reason"]
+
+
 @pytest.mark.parametrize("estimator", [AdaptiveCascadeRegressor, EarlyExitRegressor])
 def test_regressor_docs_carry_no_classifier_words(estimator):
     """The shared docs reworded for regressors: no kind of score, figure,

@@ -368,7 +368,10 @@ class CostAccuracyDisplay:
                 "Regressor counterparts). For other models' answers use "
                 "from_predictions."
             )
-        check_is_fitted(estimator, "frontier_")
+        # Not check_is_fitted(estimator, "frontier_"): reading frontier_ on
+        # an estimator whose policy rows were discarded raises the error that
+        # says so, which hasattr would turn into "not fitted".
+        check_is_fitted(estimator, "policy_")
         if cost not in ("units", "seconds"):
             raise ValueError(f"cost must be 'units' or 'seconds'; got {cost!r}.")
         if (X is None) != (y is None):
@@ -386,12 +389,16 @@ class CostAccuracyDisplay:
             score_label = _check_metric(metric, estimator._loss())
         elif metric in ("error", "accuracy"):
             score_label = "accuracy"
-        else:
+        elif metric in ("mse", "mae", "r2"):
             raise ValueError(
                 f"metric={metric!r} is for regressors; a classifier's frontier is "
                 "drawn in accuracy. Leave metric at its default or pass "
-                "metric='accuracy'; for other metrics of a classifier's answers "
-                "use from_predictions."
+                "metric='accuracy'."
+            )
+        else:
+            raise ValueError(
+                "metric must be 'error' or 'accuracy' (the same: its accuracy) "
+                f"for a classifier; got {metric!r}."
             )
         if X is None:
             if cost == "seconds":

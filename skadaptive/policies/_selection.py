@@ -312,10 +312,17 @@ def select_out_of_sample(
                 return (
                     f"the reference {name(reference)} has the lowest cross-fitted loss"
                 )
+            gain = loss[reference] - loss[top]
+            if _tie_key(gain @ search.weight / search.weight.sum()) == 0:
+                # Lowest only by the tie-break (the cost, then the order).
+                return (
+                    f"{name(top)} ties with the reference in cross-fitted loss; "
+                    "the reference is kept"
+                )
             return (
                 f"{name(top)} has the lowest cross-fitted loss, but not clearly: "
-                f"{gain_words(loss[reference] - loss[top])}, within one standard "
-                "error; the reference is kept"
+                f"{gain_words(gain)}, within one standard error; the reference "
+                "is kept"
             )
         first = gain_words(loss[reference] - loss[picked])
         held_out = gain_words(loss[reference] - stage_loss[held_out_choice, rows])

@@ -303,7 +303,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 self.budget,
                 per_row + per_call / batch_size,
                 names,
-                self._budget_fix(per_row[0] + per_call[0] / batch_size, per_call[0]),
+                self._budget_fix(per_row[0] + per_call[0] / batch_size),
+                per_call[0],
             )
         if hasattr(self, "n_features_in_"):
             # Left by an earlier fit; X here may have no feature count (texts).
@@ -1228,7 +1229,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 self.budget,
                 self.costs_,
                 self._stage_names(),
-                self._budget_fix(self.costs_[0], self.costs_per_call_[0]),
+                self._budget_fix(self.costs_[0]),
+                self.costs_per_call_[0],
             )
         if (
             self.policy == "disagreement"

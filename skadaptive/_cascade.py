@@ -6,7 +6,6 @@ from __future__ import annotations
 from sklearn.utils import Bunch
 
 from ._base import BaseAdaptiveClassifier
-from ._costs import PER_CALL_ADVICE
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods, StrOptions
@@ -115,12 +114,10 @@ class _CascadeStages:
     def _stage_names(self):
         return [name for name, _ in self.estimators]
 
-    def _budget_fix(self, first_cost, first_per_call) -> str:
+    def _budget_fix(self, first_cost) -> str:
         """What to change, besides the budget, when the first stage costs
-        ``first_cost`` (of which ``first_per_call`` per call), over it."""
-        return "put a cheaper stage first" + (
-            PER_CALL_ADVICE if first_per_call > 0 else ""
-        )
+        ``first_cost``, over it."""
+        return "put a cheaper stage first"
 
     def _source_class(self):
         return IndependentRegressors if self._regression else IndependentStages

@@ -125,19 +125,22 @@ def check_costs(costs, names, *, allow_all_zero: bool = False) -> np.ndarray:
     return costs
 
 
-#: Ends a first stage's advice where costs have a part per call.
-PER_CALL_ADVICE = (
+#: Ends a first stage's advice where its cost has a part per call.
+_PER_CALL_ADVICE = (
     " (a cost per call is spread over cost_batch_size rows: larger calls cost "
     "less per row)"
 )
 
 
-def check_budget(budget, costs, names, fix: str | None = None) -> None:
+def check_budget(
+    budget, costs, names, fix: str | None = None, first_per_call: float = 0.0
+) -> None:
     """Raise if no policy can meet ``budget``: it is below the first stage's cost.
 
     ``fix`` ends the message with what else can be changed (the estimator's
     own advice: a cheaper first stage, or an earlier exit); None where
-    nothing else can.
+    nothing else can. Where the first stage's cost has a part per call
+    (``first_per_call``), the advice adds that larger calls cost less per row.
     """
     # costs are incremental: costs[0] is the cost of answering at the first
     # stage. Up to the rounding allowance of the budget search: a budget equal
@@ -149,5 +152,9 @@ def check_budget(budget, costs, names, fix: str | None = None) -> None:
             f"{costs[0] - budget:.3g} over the budget ({costs[0] / budget - 1:.2%}); "
             f"the stages' costs: [{', '.join(f'{c:.6g}' for c in costs)}]. Raise "
             f"the budget to at least {costs[0]:.10g}"
-            + ("." if fix is None else f", or {fix}.")
+            + (
+                "."
+                if fix is None
+                else f", or {fix}{_PER_CALL_ADVICE if first_per_call > 0 else ''}."
+            )
         )

@@ -14,7 +14,7 @@ from sklearn.ensemble import (
 )
 
 from ._base import BaseAdaptive, BaseAdaptiveClassifier
-from ._costs import PER_CALL_ADVICE, check_budget
+from ._costs import check_budget
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
@@ -185,7 +185,7 @@ class _SharedComputation:
                 self.budget,
                 costs,
                 [f"exit {k}" for k in range(len(costs))],
-                self._budget_fix(costs[0], 0.0),
+                self._budget_fix(costs[0]),
             )
 
     def _members(self):
@@ -194,17 +194,17 @@ class _SharedComputation:
     def _stage_names(self):
         return [f"exit {k}" for k in range(self.n_exits_)]
 
-    def _budget_fix(self, first_cost, first_per_call) -> str | None:
+    def _budget_fix(self, first_cost) -> str | None:
         """What to change, besides the budget, when the first exit costs
-        ``first_cost`` (of which ``first_per_call`` per call), over it; None
-        where nothing else can be."""
+        ``first_cost``, over it; None where nothing else can be."""
         if isinstance(
             unwrap(self.estimator), ChainExits | ChainExitsRegressor | MultiExitSource
         ):
             # The exits are the model's own.
-            fix = "give the model an earlier, cheaper exit (a head after an "
-            fix += "earlier block)"
-            return fix + (PER_CALL_ADVICE if first_per_call > 0 else "")
+            return (
+                "give the model an earlier, cheaper exit (a head after an "
+                "earlier block)"
+            )
         if self.costs is None:
             # Costs in trees (or rounds): the first exit's is its position.
             if first_cost <= 1:
@@ -215,10 +215,8 @@ class _SharedComputation:
             )
         if isinstance(self.costs, str):
             # Measured: an earlier exit, where the first is not at one tree.
-            fix = "add an earlier exit (exits=), unless the first is at one tree"
-        else:
-            fix = "give the first exit a lower cost, or add an earlier one (exits=)"
-        return fix + (PER_CALL_ADVICE if first_per_call > 0 else "")
+            return "add an earlier exit (exits=), unless the first is at one tree"
+        return "give the first exit a lower cost, or add an earlier one (exits=)"
 
     def _source_maker(self):
         exits = None if self.exits is None else tuple(np.asarray(self.exits).tolist())

@@ -439,7 +439,8 @@ def _check_budget_value(estimator, budget) -> float:
         budget,
         estimator.costs_,
         estimator._stage_names(),
-        estimator._budget_fix(estimator.costs_[0], estimator.costs_per_call_[0]),
+        estimator._budget_fix(estimator.costs_[0]),
+        estimator.costs_per_call_[0],
     )
     return budget
 

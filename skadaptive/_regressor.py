@@ -168,10 +168,13 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         """A classifier-style figure (minus the scaled loss) as an error."""
         return -np.asarray(figure, dtype=np.float64) * self._error_unit() + 0.0
 
+    def _error_name(self) -> str:
+        """The name of the error the estimator reports: MSE or MAE."""
+        return "MSE" if self._loss() == "squared_error" else "MAE"
+
     def _figure_words(self, figure) -> str:
         """A classifier-style figure in words: its error, in the target's units."""
-        kind = "MSE" if self._loss() == "squared_error" else "MAE"
-        return f"{kind} {float(self._error(figure)):.4g}"
+        return f"{self._error_name()} {float(self._error(figure)):.4g}"
 
     def _expected_figure_text(self) -> str:
         return f"expected {self._figure_words(self.expected_accuracy_)}"
@@ -205,10 +208,9 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         are (those of the search: scaled, not the target's)."""
         figures = dict(search)
         if figures.get("reason") and _SCALE_WORDS not in figures["reason"]:
-            kind = "MSE" if self._loss() == "squared_error" else "MAE"
             power = "**2" if self._loss() == "squared_error" else ""
             figures["reason"] += (
-                f" ({_SCALE_WORDS}: the {kind} divided "
+                f" ({_SCALE_WORDS}: the {self._error_name()} divided "
                 f"by target_scale_{power} = {self._error_unit():.4g})"
             )
         return figures

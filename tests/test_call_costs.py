@@ -175,33 +175,62 @@ class _Marks(ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(X)
 
 
-class _SlowerPerRowUpTo1024(_Marks):
-    """A logistic regression whose calls take 1 ms, 2 us per row up to 1,024
-    rows and 0.2 us per row beyond (as a tree's time per row falls)."""
+class _Clock:
+    """A clock that moves only when a stage says it took time: timings that
+    do not depend on the machine or on the tests running beside them."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+#: The clock of the stages below (a parameter would be copied by clone).
+_CLOCK = _Clock()
+
+
+class _TakesModelledTime(_Marks):
+    """A logistic regression whose call of ``n`` rows takes ``seconds(n)`` on
+    ``_CLOCK``."""
+
+    def __init__(self, seconds=None):
+        self.seconds = seconds
 
     def predict_proba(self, X):
-        n = len(X)
-        time.sleep(1e-3 + 2e-6 * min(n, 1024) + 2e-7 * max(n - 1024, 0))
+        _CLOCK.now += self.seconds(len(X))
         return super().predict_proba(X)
 
 
-def test_costs_for_large_calls_are_timed_at_such_calls(frozen_stages):
+def _slower_per_row_up_to_1024(n: int) -> float:
+    """1 ms a call, 2 us a row up to 1,024 rows and 0.2 us a row beyond (as a
+    tree's time per row falls)."""
+    return 1e-3 + 2e-6 * min(n, 1024) + 2e-7 * max(n - 1024, 0)
+
+
+def test_costs_for_large_calls_are_timed_at_such_calls(frozen_stages, monkeypatch):
     """Fitted for calls of 10,000 rows on 300 policy rows, a stage is timed on
-    up to 8,192 rows (the rows repeated): its cost is not the line of 128 to
-    1,024 rows extended to 10,000 (21 ms where it takes 4.8)."""
+    up to 8,192 rows (the rows repeated): its cost is the line through its
+    times at 4,096 and 8,192 rows, not the line of 128 to 1,024 rows extended
+    to 10,000 (21 ms where it takes 4.8)."""
+    import skadaptive.stages._costs as costs_module
+
     _, X_policy, y_policy, _, _ = frozen_stages
+    monkeypatch.setattr(costs_module, "time", _CLOCK)
     cascade = AdaptiveCascadeClassifier(
-        [("first", _Marks()), ("second", _SlowerPerRowUpTo1024())],
+        [
+            ("first", _TakesModelledTime(lambda n: 1e-4 + 1e-7 * n)),
+            ("second", _TakesModelledTime(_slower_per_row_up_to_1024)),
+        ],
         costs="auto",
         cost_batch_size=10_000,
         random_state=0,
     ).fit(X_policy[:300], y_policy[:300])
     assert cascade._measured_seconds.batch_sizes.tolist()[-2:] == [4096, 8192]
-    took = 1e-3 + 2e-6 * 1024 + 2e-7 * (10_000 - 1024)
-    alone = cascade._alone_seconds(10_000)[1] * 10_000
-    # Near its time (the line extended from 8,192 rows, the machine adding
-    # to each timing), not fourfold.
-    assert 0.8 * took <= alone < 1.5 * took
+    alone = cascade._alone_seconds(10_000) * 10_000
+    assert alone == pytest.approx(
+        [1e-4 + 1e-7 * 10_000, _slower_per_row_up_to_1024(10_000)], rel=1e-6
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Stage .* costs less per row:UserWarning")

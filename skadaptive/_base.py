@@ -99,7 +99,12 @@ from .policies._policy import (
 )
 from .policies._router import routed_walk
 from .policies._selection import _POLICY_FOLDS as POLICY_FOLDS
-from .policies._selection import _row_groups, clearly_better_held_out, row_folds
+from .policies._selection import (
+    _row_groups,
+    clearly_better_held_out,
+    held_out_choice_words,
+    row_folds,
+)
 from .policies._skips import SkipSearch
 from .policies._thresholds import BUDGET_RTOL
 from .stages import exit_probas, measure_exit_seconds
@@ -1342,7 +1347,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         and only when it answers some policy rows at an exit that combines
         (else its answers are the stages' own). ``budget_search_`` records
         both procedures' out-of-sample figures (``answer_kinds``,
-        ``answer_expected_accuracy``, ``answer_expected_cost``).
+        ``answer_expected_accuracy``, ``answer_expected_cost``) and the
+        choice's figures in words (``answer_reason``).
         The combiners cannot make a budget's answers worse than the stages'
         by more than that noise; where they are kept, the expected figures
         are the held-out choice's (each fold's rows from the answers chosen
@@ -1372,18 +1378,27 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # equal stage answers whole, as the policy's cross-fitting does.
         _, group_of_row = _row_groups(alone + combined, y_encoded)
         folds = row_folds(alone, y_encoded, POLICY_FOLDS, self.random_state, weight)
-        keep, in_fold = clearly_better_held_out(
-            held_out_loss(plain, alone),
-            held_out_loss(chosen, combined),
-            group_of_row,
-            weight,
-            folds,
-        )
+        losses = (held_out_loss(plain, alone), held_out_loss(chosen, combined))
+        keep, in_fold = clearly_better_held_out(*losses, group_of_row, weight, folds)
         # A policy that answers no policy row at an exit that combines gives
         # the stages' own answers: the combined answers bring it nothing.
         combining = [c.kind != "stage" for c in self.combiners_]
         answers_combined = np.any(np.asarray(chosen["exit_rates"])[combining] > 0)
+        if keep and not answers_combined:
+            reason = (
+                "the combined answers' policy answers no policy row at an exit "
+                "that combines, so its answers are the stages' own; the stage "
+                "answers' policy is kept"
+            )
+        else:
+            words = held_out_choice_words(*losses, group_of_row, weight, keep, in_fold)
+            kept = "combined" if keep else "stage"
+            reason = (
+                "against the stage answers' policy, the combined answers' "
+                f"policy is {words}; the {kept} answers' policy is kept"
+            )
         both = {
+            "answer_reason": reason,
             "answer_kinds": np.array(["stage", "combined"]),
             "answer_expected_accuracy": np.array(
                 [plain["expected_accuracy"], chosen["expected_accuracy"]]

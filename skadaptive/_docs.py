@@ -300,7 +300,9 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         search, and ``answer_kinds`` (``["stage", "combined"]``) with
         ``answer_expected_accuracy`` and ``answer_expected_cost``: each
         kind's policy's own out-of-sample figures, from which ``answer_`` was
-        chosen. None without a budget.
+        chosen, and ``answer_reason``, that choice's test and figures in
+        words (the paired difference of the two policies' cross-fitted
+        losses, and its standard error). None without a budget.
     exit_rates_ : ndarray of shape (n_stages,)
         Fraction of held-out policy rows answered by each stage (in sample:
         the rows the policy was chosen on).

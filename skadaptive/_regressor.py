@@ -204,15 +204,17 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         }
 
     def _with_scale_note(self, search: dict) -> dict:
-        """The budget search, its ``reason`` saying in which unit its losses
-        are (those of the search: scaled, not the target's)."""
+        """The budget search, its ``reason`` and ``answer_reason`` saying in
+        which unit their losses are (those of the search: scaled, not the
+        target's)."""
         figures = dict(search)
-        if figures.get("reason") and _SCALE_WORDS not in figures["reason"]:
-            power = "**2" if self._loss() == "squared_error" else ""
-            figures["reason"] += (
-                f" ({_SCALE_WORDS}: the {self._error_name()} divided "
-                f"by target_scale_{power} = {self._error_unit():.4g})"
-            )
+        power = "**2" if self._loss() == "squared_error" else ""
+        for key in ("reason", "answer_reason"):
+            if figures.get(key) and _SCALE_WORDS not in figures[key]:
+                figures[key] += (
+                    f" ({_SCALE_WORDS}: the {self._error_name()} divided "
+                    f"by target_scale_{power} = {self._error_unit():.4g})"
+                )
         return figures
 
     def _learn_policy_single_threaded(self, stage_probas, y_encoded, sample_weight):

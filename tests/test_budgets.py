@@ -1060,7 +1060,10 @@ def test_a_challenger_better_on_one_fold_only_is_not_kept():
     """A gain clear over all rows but made on one fold only: chosen without
     that fold, the challenger loses nothing and gains nothing on the others,
     so the held-out choice is not clearly better and it is not kept."""
-    from skadaptive.policies._selection import clearly_better_held_out
+    from skadaptive.policies._selection import (
+        clearly_better_held_out,
+        held_out_choice_words,
+    )
 
     rng = np.random.default_rng(0)
     folds = np.arange(1000) % 5
@@ -1074,10 +1077,37 @@ def test_a_challenger_better_on_one_fold_only_is_not_kept():
     )
     assert not keep
     assert not chosen_in_fold[folds == 0].any() and chosen_in_fold[folds != 0].all()
+    # In words: the gain over all rows, and the held-out choice's (none).
+    words = held_out_choice_words(
+        reference, challenger, rows, ones, keep, chosen_in_fold
+    )
+    assert words == (
+        f"clearly better out of sample ({gain.mean():.3g} lower loss, standard "
+        f"error {_error_of(gain):.2g}), but the choice made "
+        "again without each fold's rows is not (no lower loss, standard error 0)"
+    )
     # Better in every fold: kept, and chosen without each fold.
     spread = np.where(rng.random(1000) < 0.3, 0.0, reference)
     keep, chosen_in_fold = clearly_better_held_out(reference, spread, rows, ones, folds)
     assert keep and chosen_in_fold.all()
+    gain = reference - spread
+    figures = f"{gain.mean():.3g} lower loss, standard error {_error_of(gain):.2g}"
+    assert held_out_choice_words(
+        reference, spread, rows, ones, keep, chosen_in_fold
+    ) == (
+        f"clearly better out of sample ({figures}; {figures} with the choice held out)"
+    )
+    # Worse: a higher loss, not "-0.3 lower".
+    assert held_out_choice_words(
+        spread, reference, rows, ones, False, np.zeros(1000, bool)
+    ) == (
+        f"not clearly better out of sample: {gain.mean():.3g} higher loss, "
+        f"standard error {_error_of(gain):.2g}"
+    )
+
+
+def _error_of(values):
+    return values.std(ddof=1) / np.sqrt(len(values))
 
 
 @pytest.mark.parametrize("knob", [{"cost_weight": 0.01}, {"budget": 12.0}])

@@ -1132,6 +1132,11 @@ def test_frontier_says_which_answers_a_budget_kept(
     assert code == 0, out
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["answer"] == "combined" and report["answer_kept"] == kept
+    # Why, with the test's figures, in the JSON and (where the stage answers
+    # were kept) in the output.
+    reason = report["answer_reason"]
+    assert reason.endswith(f"the {kept} answers' policy is kept")
+    assert ("standard error" in reason) and ((reason in out) == (kept == "stage"))
     last = report["exits"][-1]
     assert last["combiner"] != "stage"  # learned, whichever answers
     assert last["answers_with"] == ("stage" if kept == "stage" else last["combiner"])

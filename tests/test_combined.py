@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -872,6 +873,14 @@ def test_a_budget_keeps_combined_answers_where_clearly_more_accurate():
     assert combined.answer_ == "combined" and plain.answer_ == "stage"
     assert combined.expected_accuracy_ > plain.expected_accuracy_ + 0.005
     assert combined.score(X_test, y_test) > plain.score(X_test, y_test) + 0.005
+    # The reason gives the test and its figures: the gain in cross-fitted
+    # 0-1 loss is the gain in the two policies' cross-fitted accuracy.
+    reason = combined.budget_search_["answer_reason"]
+    assert reason.endswith("the combined answers' policy is kept"), reason
+    assert "is clearly better out of sample (" in reason
+    gain = float(re.search(r"\(([-\d.e]+) lower loss", reason).group(1))
+    accuracy = combined.budget_search_["answer_expected_accuracy"]
+    assert gain == pytest.approx(accuracy[1] - accuracy[0], rel=1e-2)
     # The exits answer with the combiners, as routing runs them.
     answers = combined._exit_answers(exit_probas(combined._stage_source(), X_test))[1]
     exits = combined.predict_exit(X_test)
@@ -890,6 +899,8 @@ def test_a_budget_keeps_the_stage_answers_unless_clearly_beaten():
     few = _column_cascade("combined", budget=1.5).fit(X, y)
     assert few.combiners_[1].kind != "stage"
     assert few.answer_ == "stage"
+    reason = few.budget_search_["answer_reason"]
+    assert reason.endswith("the stage answers' policy is kept"), reason
     X, y = _disjoint_errors(600, seed=0)
     X_test, y_test = _disjoint_errors(2000, seed=1)
     combined = _disjoint_cascade("combined", budget=1.25).fit(X, y)
@@ -1029,6 +1040,12 @@ def test_a_policy_that_answers_no_row_where_exits_combine_keeps_the_stage_answer
         search = cascade.budget_search_
         assert list(search["answer_kinds"]) == ["stage", "combined"]
         assert search["answer_expected_accuracy"].shape == (2,)
+        assert search["answer_reason"].endswith(
+            f"the {cascade.answer_} answers' policy is kept"
+            if cascade is reaching
+            else "answers no policy row at an exit that combines, so its answers "
+            "are the stages' own; the stage answers' policy is kept"
+        )
         # Every fold chose the kept kind here: its own figures are the fit's.
         kept = list(search["answer_kinds"]).index(cascade.answer_)
         assert search["answer_expected_cost"][kept] == pytest.approx(

@@ -222,6 +222,10 @@ def test_the_combiners_do_not_depend_on_the_target_units():
         ).fit(X[500:1100], factor * y[500:1100] + shift)
 
     small, large = cascade(1.0, 0.0), cascade(1000.0, -3e5)
+    # The choice of answers is made on the search's scale, and says so.
+    reasons = [m.budget_search_["answer_reason"] for m in (small, large)]
+    assert all("(losses on the scale the search compares: " in r for r in reasons)
+    assert reasons[0].split(" (losses on")[0] == reasons[1].split(" (losses on")[0]
     kinds = [c.kind for c in small.combiners_]
     assert kinds == [c.kind for c in large.combiners_]
     assert "stage" not in kinds[1:]

@@ -668,6 +668,13 @@ def combiner_cv_error(combiner) -> dict:
     return {"combiner_cv_error": {k: float(v) for k, v in combiner.cv_error.items()}}
 
 
+def answer_reason(cascade) -> str | None:
+    """Why a budget's policy answers with the combined answers or the
+    stages' own (``budget_search_["answer_reason"]``); None where no such
+    choice was made."""
+    return (getattr(cascade, "budget_search_", None) or {}).get("answer_reason")
+
+
 def stage_answers_kept(cascade) -> str:
     """Why a cascade fitted with ``answer="combined"`` answers with each
     stage's own output (``answer_ == "stage"``)."""
@@ -675,6 +682,10 @@ def stage_answers_kept(cascade) -> str:
 
     if not combines(cascade.combiners_):
         why = "no exit's combiner was clearly better than its stage alone"
+    elif answer_reason(cascade):
+        # The budget's choice between the two answers' policies, with its
+        # figures.
+        why = answer_reason(cascade)
     else:
         better = "lower in error" if is_regressor(cascade) else "more accurate"
         why = (
@@ -954,6 +965,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
     return {
         "answer": cascade.answer,
         "answer_kept": cascade.answer_,
+        "answer_reason": answer_reason(cascade),
         "n_policy_rows": n_policy,
         "n_evaluation_rows": n_eval,
         "accuracy_interval": {

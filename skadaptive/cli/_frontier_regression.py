@@ -9,6 +9,7 @@ from __future__ import annotations
 from ._frontier import (
     ERROR_NAMES,
     _knob,
+    answer_reason,
     batch_size_advice,
     combiner_cv_error,
     costs_unit_text,
@@ -177,6 +178,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
         "error_name": ERROR_NAMES[cascade.loss],
         "answer": cascade.answer,
         "answer_kept": cascade.answer_,
+        "answer_reason": answer_reason(cascade),
         "n_policy_rows": n_policy,
         "n_evaluation_rows": n_eval,
         "error_interval": {

@@ -447,6 +447,56 @@ def _clear_gain(values, weight, group_of_row, first_of_group) -> tuple:
     return mean, mean > error * (1 + 1e-9)
 
 
+def held_out_choice_words(
+    reference_loss: np.ndarray,
+    challenger_loss: np.ndarray,
+    group_of_row: np.ndarray,
+    weight: np.ndarray,
+    keep: bool,
+    chosen_in_fold: np.ndarray,
+) -> str:
+    """In words, what :func:`clearly_better_held_out` decided (``keep`` and
+    ``chosen_in_fold``, as it returned them) and its figures: the mean gain
+    in loss of the challenger and its standard error, on all the rows and
+    with the choice held out (a negative gain is a higher loss).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skadaptive.policies._selection import held_out_choice_words
+    >>> reference, challenger = np.array([1.0, 1, 0, 0]), np.array([1.0, 0, 0, 1])
+    >>> rows, ones = np.arange(4), np.ones(4)
+    >>> held_out_choice_words(
+    ...     reference, challenger, rows, ones, False, np.zeros(4, bool)
+    ... )
+    'not clearly better out of sample: no lower loss, standard error 0.41'
+    """
+    first_of_group = np.unique(group_of_row, return_index=True)[1]
+    gain = reference_loss - challenger_loss
+
+    def words(values):
+        mean, error = grouped_mean_and_error(
+            values, weight, group_of_row, first_of_group
+        )
+        if _tie_key(mean) == 0:
+            return f"no lower loss, standard error {error:.2g}"
+        side = "lower" if mean > 0 else "higher"
+        return f"{abs(mean):.3g} {side} loss, standard error {error:.2g}"
+
+    held_out = words(np.where(chosen_in_fold, gain, 0.0))
+    if keep:
+        return (
+            f"clearly better out of sample ({words(gain)}; {held_out} with the "
+            "choice held out)"
+        )
+    if not _clear_gain(gain, weight, group_of_row, first_of_group)[1]:
+        return f"not clearly better out of sample: {words(gain)}"
+    return (
+        f"clearly better out of sample ({words(gain)}), but the choice made "
+        f"again without each fold's rows is not ({held_out})"
+    )
+
+
 def clearly_better_held_out(
     reference_loss: np.ndarray,
     challenger_loss: np.ndarray,

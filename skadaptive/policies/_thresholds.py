@@ -431,26 +431,30 @@ class ThresholdProblem:
         gain_cost = w[rows] * (self._cost(first, rows) - rest_cost[rows])
         base_loss = float(w @ rest_loss) + exits_first @ gain_loss
         base_cost = float(w @ rest_cost) + exits_first @ gain_cost
-        # The rows that can reach `second`, by decreasing score there.
+        # The rows that can reach `second`, by decreasing score there: one
+        # row of the tables each (a column per value), so that the partial
+        # sums run down the rows, over every value at once.
         order = self._order[second]
         order = order[rest[order] > second]
         score = self.scores[second, order]
-        deferring = ~(self.scores[first, order][None, :] >= values[:, None])
-        zero = np.zeros((len(values), 1))
+        deferring = ~(self.scores[first, order][:, None] >= values[None, :])
         step_loss = w[order] * (self.stage_loss[second, order] - rest_loss[order])
         step_cost = w[order] * (self._cost(second, order) - rest_cost[order])
-        loss = np.hstack([zero, np.cumsum(deferring * step_loss, axis=1)])
-        cost = np.hstack([zero, np.cumsum(deferring * step_cost, axis=1)])
         n_exiting = distinct_cuts(score)
-        loss = base_loss[:, None] + loss[:, n_exiting]
-        cost = base_cost[:, None] + cost[:, n_exiting]
+        tables = []
+        for step, base in ((step_loss, base_loss), (step_cost, base_cost)):
+            table = np.zeros((len(order) + 1, len(values)))
+            np.multiply(deferring, step[:, None], out=table[1:])
+            np.cumsum(table[1:], axis=0, out=table[1:])
+            tables.append(base[None, :] + table[n_exiting])
+        loss, cost = tables
         affordable = cost <= budget
         if not affordable.any():
             return None
         loss = np.where(affordable, _tie_key(loss), np.inf)
-        best_loss = loss.min(axis=1)
+        best_loss = loss.min(axis=0)
         cost = _tie_key(cost)
-        best_cost = np.where(loss == best_loss[:, None], cost, np.inf).min(axis=1)
+        best_cost = np.where(loss == best_loss[None, :], cost, np.inf).min(axis=0)
         candidates = np.flatnonzero(np.isfinite(best_cost))
         return int(
             candidates[np.lexsort((best_cost[candidates], best_loss[candidates]))[0]]

@@ -215,6 +215,11 @@ def _content_groups(X):
         return None
 
 
+#: The loss of the choice between answer kinds, in its reason (a regressor's
+#: scaled loss is named by the note its reason gets).
+_LOSS_WORDS = {"zero_one": "error rate", "log_loss": "log loss"}
+
+
 class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     """Exits, a learned exit policy over them, and rows routed by that policy.
 
@@ -1391,7 +1396,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 "answers' policy is kept"
             )
         else:
-            words = held_out_choice_words(*losses, group_of_row, weight, keep, in_fold)
+            words = held_out_choice_words(
+                *losses,
+                group_of_row,
+                weight,
+                keep,
+                in_fold,
+                _LOSS_WORDS.get(loss, "loss"),
+            )
             kept = "combined" if keep else "stage"
             reason = (
                 "against the stage answers' policy, the combined answers' "

@@ -1083,7 +1083,7 @@ def test_a_challenger_better_on_one_fold_only_is_not_kept():
     )
     assert words == (
         f"clearly better out of sample ({gain.mean():.3g} lower loss, standard "
-        f"error {_error_of(gain):.2g}), but the choice made "
+        f"error {_error_of(gain):.3g}), but the choice made "
         "again without each fold's rows is not (no lower loss, standard error 0)"
     )
     # Better in every fold: kept, and chosen without each fold.
@@ -1091,18 +1091,27 @@ def test_a_challenger_better_on_one_fold_only_is_not_kept():
     keep, chosen_in_fold = clearly_better_held_out(reference, spread, rows, ones, folds)
     assert keep and chosen_in_fold.all()
     gain = reference - spread
-    figures = f"{gain.mean():.3g} lower loss, standard error {_error_of(gain):.2g}"
+    figures = f"{gain.mean():.3g} lower loss, standard error {_error_of(gain):.3g}"
     assert held_out_choice_words(
         reference, spread, rows, ones, keep, chosen_in_fold
     ) == (
         f"clearly better out of sample ({figures}; {figures} with the choice held out)"
     )
+    # A gain kept as clear is given as a figure, however small (it read "no
+    # lower loss" where the test had found it clear).
+    tiny = reference - 1e-13 * (1 + 0.01 * rng.random(1000))
+    keep, chosen_in_fold = clearly_better_held_out(reference, tiny, rows, ones, folds)
+    assert keep
+    words = held_out_choice_words(
+        reference, tiny, rows, ones, keep, chosen_in_fold, "error rate"
+    )
+    assert "no lower" not in words and "e-13 lower error rate" in words
     # Worse: a higher loss, not "-0.3 lower".
     assert held_out_choice_words(
         spread, reference, rows, ones, False, np.zeros(1000, bool)
     ) == (
         f"not clearly better out of sample: {gain.mean():.3g} higher loss, "
-        f"standard error {_error_of(gain):.2g}"
+        f"standard error {_error_of(gain):.3g}"
     )
 
 

@@ -878,7 +878,7 @@ def test_a_budget_keeps_combined_answers_where_clearly_more_accurate():
     reason = combined.budget_search_["answer_reason"]
     assert reason.endswith("the combined answers' policy is kept"), reason
     assert "is clearly better out of sample (" in reason
-    gain = float(re.search(r"\(([-\d.e]+) lower loss", reason).group(1))
+    gain = float(re.search(r"\(([-\d.e]+) lower error rate", reason).group(1))
     accuracy = combined.budget_search_["answer_expected_accuracy"]
     assert gain == pytest.approx(accuracy[1] - accuracy[0], rel=1e-2)
     # The exits answer with the combiners, as routing runs them.

@@ -454,11 +454,12 @@ def held_out_choice_words(
     weight: np.ndarray,
     keep: bool,
     chosen_in_fold: np.ndarray,
+    loss_name: str = "loss",
 ) -> str:
     """In words, what :func:`clearly_better_held_out` decided (``keep`` and
     ``chosen_in_fold``, as it returned them) and its figures: the mean gain
-    in loss of the challenger and its standard error, on all the rows and
-    with the choice held out (a negative gain is a higher loss).
+    in ``loss_name`` of the challenger and its standard error, on all the
+    rows and with the choice held out (a negative gain is a higher loss).
 
     Examples
     --------
@@ -467,21 +468,21 @@ def held_out_choice_words(
     >>> reference, challenger = np.array([1.0, 1, 0, 0]), np.array([1.0, 0, 0, 1])
     >>> rows, ones = np.arange(4), np.ones(4)
     >>> held_out_choice_words(
-    ...     reference, challenger, rows, ones, False, np.zeros(4, bool)
+    ...     reference, challenger, rows, ones, False, np.zeros(4, bool), "error rate"
     ... )
-    'not clearly better out of sample: no lower loss, standard error 0.41'
+    'not clearly better out of sample: no lower error rate, standard error 0.408'
     """
     first_of_group = np.unique(group_of_row, return_index=True)[1]
     gain = reference_loss - challenger_loss
 
     def words(values):
-        mean, error = grouped_mean_and_error(
-            values, weight, group_of_row, first_of_group
-        )
-        if _tie_key(mean) == 0:
-            return f"no lower loss, standard error {error:.2g}"
+        mean, clear = _clear_gain(values, weight, group_of_row, first_of_group)
+        error = grouped_mean_and_error(values, weight, group_of_row, first_of_group)[1]
+        # Both to three figures, so that neither reads larger than it is.
+        if _tie_key(mean) == 0 and not clear:
+            return f"no lower {loss_name}, standard error {error:.3g}"
         side = "lower" if mean > 0 else "higher"
-        return f"{abs(mean):.3g} {side} loss, standard error {error:.2g}"
+        return f"{abs(mean):.3g} {side} {loss_name}, standard error {error:.3g}"
 
     held_out = words(np.where(chosen_in_fold, gain, 0.0))
     if keep:

@@ -37,6 +37,11 @@ the trees on all the rows over the speed-up in trees (what the trees would
 take if their time scaled with trees x rows) against the same trees run on
 exactly the rows that reach each exit; *routing* is those trees' time
 against the early exit's. Their product is close to measured / in trees.
+*Reaching / random rows* is the trees' time on the rows that reach each exit
+against the same calls on as many rows drawn at random: above 1, the rows a
+policy sends on are dearer per tree than the average row (longer paths
+through fully grown trees), which ``costs="auto"``, timing every exit on all
+the policy rows, does not see.
 
 Writes ``benchmarks/results/early_exit_wall.json`` and
 ``benchmarks/EARLY_EXIT_WALL_RESULTS.md``.
@@ -92,24 +97,33 @@ def _segments(model, exits) -> list:
 
 
 def _tree_work(model, exits, X, exit_stage) -> tuple:
-    """Seconds of the trees alone: on every row, and on the rows reaching
-    each exit (those exiting there or later), fastest of 5 runs each."""
+    """Seconds of the trees alone: on every row, on the rows reaching each
+    exit (those exiting there or later), and on as many rows drawn at random
+    for each exit (the same calls, other rows: what the rows themselves add),
+    fastest of 5 runs each."""
     X = np.ascontiguousarray(X, dtype=np.float32)
     segments = _segments(model, exits)
     reaching = [np.ascontiguousarray(X[exit_stage >= k]) for k in range(len(exits))]
+    rng = np.random.default_rng(0)
+    drawn = [
+        np.ascontiguousarray(X[np.sort(rng.choice(len(X), len(rows), replace=False))])
+        for rows in reaching
+    ]
 
     def everywhere():
         for segment in segments:
             for tree in segment:
                 tree.tree_.predict(X)
 
-    def routed():
-        for segment, rows in zip(segments, reaching):
-            for tree in segment:
-                tree.tree_.predict(rows)
+    def on(row_sets):
+        def run():
+            for segment, rows in zip(segments, row_sets):
+                for tree in segment:
+                    tree.tree_.predict(rows)
 
-    every, reach = _alternated([everywhere, routed], 5)
-    return every, reach
+        return run
+
+    return tuple(_alternated([everywhere, on(reaching), on(drawn)], 5))
 
 
 def _operating_point(estimator, X, fraction: float) -> tuple:
@@ -139,7 +153,9 @@ def measure(
     full_accuracy = float(np.mean(model.predict(X) == y))
     exits = data.backbone(backbone, quick=quick)[1]
     with threadpool_limits(limits=1):
-        all_trees, reaching_trees = _tree_work(model, exits, X, ee.predict_exit(X))
+        all_trees, reaching_trees, drawn_trees = _tree_work(
+            model, exits, X, ee.predict_exit(X)
+        )
         full, early, auto_early = _alternated(
             [
                 lambda: model.predict_proba(X),
@@ -161,6 +177,11 @@ def measure(
         "exit_rates": rates,
         "trees_all_rows_seconds": all_trees,
         "trees_reaching_rows_seconds": reaching_trees,
+        "trees_random_rows_seconds": drawn_trees,
+        # The rows a policy sends on against as many random rows, in the
+        # same calls: above 1, the rows reaching the late exits cost more
+        # per tree than the average row (on which costs="auto" times them).
+        "reaching_over_random_rows": reaching_trees / drawn_trees,
         "tree_work": all_trees / expected / reaching_trees,
         "routing": reaching_trees / early,
         "auto": {
@@ -212,10 +233,12 @@ def markdown(results: dict) -> str:
                 "measured / in trees": f"{r['ratio']:.2f}",
                 "tree work": f"{r['tree_work']:.2f}",
                 "routing": f"{r['routing']:.2f}",
-                "trees alone ms (all rows / reaching rows)": (
+                "trees alone ms (all rows / reaching rows / as many random)": (
                     f"{1e3 * r['trees_all_rows_seconds']:.1f} / "
-                    f"{1e3 * r['trees_reaching_rows_seconds']:.1f}"
+                    f"{1e3 * r['trees_reaching_rows_seconds']:.1f} / "
+                    f"{1e3 * r['trees_random_rows_seconds']:.1f}"
                 ),
+                "reaching / random rows": f"{r['reaching_over_random_rows']:.2f}",
                 "exit % per stage": _rates(r["exit_rates"]),
             }
             for r in rows

@@ -100,6 +100,9 @@ def test_quick_wall_clock_benchmark_reports_measured_against_expected():
         row["measured_speed_up"] / row["expected_speed_up"]
     )
     assert sum(row["exit_rates"]) == pytest.approx(1.0, abs=1e-3)
+    assert row["reaching_over_random_rows"] == pytest.approx(
+        row["trees_reaching_rows_seconds"] / row["trees_random_rows_seconds"]
+    )
     text = run_wall.markdown(results)
     assert "measured / expected" in text
     ratio = row["auto"]["ratio"]

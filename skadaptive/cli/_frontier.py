@@ -682,10 +682,10 @@ def stage_answers_kept(cascade) -> str:
 
     if not combines(cascade.combiners_):
         why = "no exit's combiner was clearly better than its stage alone"
-    elif answer_reason(cascade):
+    elif reason := answer_reason(cascade):
         # The budget's choice between the two answers' policies, with its
         # figures.
-        why = answer_reason(cascade)
+        why = reason
     else:
         better = "lower in error" if is_regressor(cascade) else "more accurate"
         why = (

@@ -444,7 +444,12 @@ def _clear_gain(values, weight, group_of_row, first_of_group) -> tuple:
     """The weighted mean of a paired per-row gain, and whether it is above
     one standard error of it (see :func:`grouped_mean_and_error`)."""
     mean, error = grouped_mean_and_error(values, weight, group_of_row, first_of_group)
-    return mean, mean > error * (1 + 1e-9)
+    return mean, _is_clear(mean, error)
+
+
+def _is_clear(mean: float, error: float) -> bool:
+    """Whether a mean gain is above one standard error of it."""
+    return mean > error * (1 + 1e-9)
 
 
 def held_out_choice_words(
@@ -475,25 +480,30 @@ def held_out_choice_words(
     first_of_group = np.unique(group_of_row, return_index=True)[1]
     gain = reference_loss - challenger_loss
 
-    def words(values):
-        mean, clear = _clear_gain(values, weight, group_of_row, first_of_group)
-        error = grouped_mean_and_error(values, weight, group_of_row, first_of_group)[1]
+    def figures(values) -> tuple[str, bool]:
+        # The words for a gain, and whether it is clear.
+        mean, error = grouped_mean_and_error(
+            values, weight, group_of_row, first_of_group
+        )
+        clear = _is_clear(mean, error)
         # Both to three figures, so that neither reads larger than it is.
         if _tie_key(mean) == 0 and not clear:
-            return f"no lower {loss_name}, standard error {error:.3g}"
+            return f"no lower {loss_name}, standard error {error:.3g}", clear
         side = "lower" if mean > 0 else "higher"
-        return f"{abs(mean):.3g} {side} {loss_name}, standard error {error:.3g}"
+        words = f"{abs(mean):.3g} {side} {loss_name}, standard error {error:.3g}"
+        return words, clear
 
-    held_out = words(np.where(chosen_in_fold, gain, 0.0))
+    all_rows, clear = figures(gain)
+    if not (keep or clear):
+        return f"not clearly better out of sample: {all_rows}"
+    held_out = figures(np.where(chosen_in_fold, gain, 0.0))[0]
     if keep:
         return (
-            f"clearly better out of sample ({words(gain)}; {held_out} with the "
+            f"clearly better out of sample ({all_rows}; {held_out} with the "
             "choice held out)"
         )
-    if not _clear_gain(gain, weight, group_of_row, first_of_group)[1]:
-        return f"not clearly better out of sample: {words(gain)}"
     return (
-        f"clearly better out of sample ({words(gain)}), but the choice made "
+        f"clearly better out of sample ({all_rows}), but the choice made "
         f"again without each fold's rows is not ({held_out})"
     )
 

@@ -282,18 +282,21 @@ def test_within_budget_ranks_the_candidates_as_the_search_does(seed):
     n_decisions=st.integers(2, 4),
     per_row=st.booleans(),
     fraction=st.floats(0.0, 1.0),
+    zero_one=st.booleans(),
 )
 def test_pair_move_at_once_equals_one_value_at_a_time(
-    seed, n_decisions, per_row, fraction
+    seed, n_decisions, per_row, fraction, zero_one
 ):
     """The vectorised pair move finds the loss and cost of the loop over values,
     with skipped stages (NaN scores), rows of weight 0, tied scores and costs
-    per row."""
+    per row. A 0-1 loss ties many pairs in loss: the cheaper one is chosen."""
     rng = np.random.default_rng(seed)
     n_rows, n_stages = 30, n_decisions + 1
     scores = rng.integers(0, 8, (n_decisions, n_rows)) / 8.0  # many ties
     scores[rng.random(scores.shape) < 0.15] = np.nan
     loss = rng.random((n_stages, n_rows))
+    if zero_one:
+        loss = (loss < 0.3).astype(float)
     cumulative = np.cumsum(rng.random(n_stages) + 0.1)
     if per_row:
         cumulative = cumulative[:, None] * rng.uniform(0.5, 1.5, n_rows)
@@ -325,6 +328,39 @@ def test_pair_move_at_once_equals_one_value_at_a_time(
             trial[first] = values[chosen]
             found = problem.best_cut_within(second, trial, budget)
             assert found[1:] == pytest.approx(each[2:], abs=1e-12)
+
+
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([1e-3, 1.0, 1e4]))
+def test_lowest_column_compares_as_whole_tables_rounded(seed, scale):
+    """The pair move rounds only the cells near each column's lowest loss; it
+    chooses as rounding every cell would: losses a few bits or 4e-13 apart
+    tie (the cheaper wins), losses 1.5e-12 apart do not."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 12)), int(rng.integers(1, 8)))
+    loss = scale * rng.choice([0.1, 0.3, 0.7], shape)
+    loss += rng.choice([0.0, 1e-16, -1e-16, 1.5e-12, 3e-12], shape) * scale
+    loss += rng.choice([0.0, 4e-13, 9e-13], shape)  # ties at 12 decimals, or not
+    loss[rng.random(shape) < 0.2] = np.inf
+    loss[rng.integers(shape[0]), rng.integers(shape[1])] = scale * 0.3
+    cost = rng.choice([1.0, 2.0, 2.0 + 1e-16, 3.0], shape)
+    rounded = np.where(np.isfinite(loss), _thresholds._tie_key(loss), np.inf)
+    best_loss = rounded.min(axis=0)
+    best_cost = np.where(rounded == best_loss, _thresholds._tie_key(cost), np.inf).min(
+        axis=0
+    )
+    best_cost[~np.isfinite(best_loss)] = np.inf
+    expected = np.lexsort((best_cost, best_loss))[0]
+    assert _thresholds._lowest_column(loss, cost) == expected
+
+
+def test_lowest_column_ties_losses_bits_apart_but_not_1e_12_apart():
+    """0.1 + 0.2 and 0.3 tie (the cheaper cell wins); 0.3 + 1.5e-12 does not."""
+    bits_apart = np.array([[0.3, 0.3], [0.1 + 0.2, np.inf]])
+    assert (
+        _thresholds._lowest_column(bits_apart, np.array([[5.0, 2.0], [1.0, 1.0]])) == 0
+    )
+    apart = np.array([[0.3, 0.3], [0.3 + 1.5e-12, np.inf]])
+    assert _thresholds._lowest_column(apart, np.array([[5.0, 2.0], [1.0, 1.0]])) == 1
 
 
 # ------------------------------------------------------------------ estimators

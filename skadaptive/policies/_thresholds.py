@@ -263,6 +263,36 @@ def _tie_key(values):
     return np.round(values, 12)
 
 
+def _lowest_column(loss, cost) -> int:
+    """The column holding the lowest ``loss`` (then ``cost``), compared as
+    :func:`_tie_key` rounds them; the first column on ties.
+
+    ``loss`` is ``inf`` where a cell is not allowed (at least one is). The
+    same choice as rounding both tables whole, but only the cells near each
+    column's lowest loss are rounded: rounding is monotone, so a column's
+    lowest rounded loss is its lowest loss rounded, and only cells within
+    rounding of that can tie with it.
+    """
+    lowest = loss.min(axis=0)
+    best_loss = _tie_key(lowest)
+    # Every cell that rounds to its column's lowest loss is within 1e-12 of
+    # it (with a margin for the rounding of large values); a column with no
+    # allowed cell has none.
+    bound = np.where(
+        np.isfinite(lowest), lowest + 2e-12 + 1e-14 * np.abs(lowest), -np.inf
+    )
+    near = loss <= bound[None, :]
+    row, column = np.nonzero(near)
+    ties = _tie_key(loss[row, column]) == best_loss[column]
+    row, column = row[ties], column[ties]
+    best_cost = np.full(loss.shape[1], np.inf)
+    np.minimum.at(best_cost, column, _tie_key(cost[row, column]))
+    candidates = np.flatnonzero(np.isfinite(best_loss))
+    return int(
+        candidates[np.lexsort((best_cost[candidates], best_loss[candidates]))[0]]
+    )
+
+
 class ThresholdProblem:
     """Loss and cost of per-exit thresholds on fixed scores, and exact moves.
 
@@ -441,24 +471,26 @@ class ThresholdProblem:
         step_loss = w[order] * (self.stage_loss[second, order] - rest_loss[order])
         step_cost = w[order] * (self._cost(second, order) - rest_cost[order])
         n_exiting = distinct_cuts(score)
-        tables = []
-        for step, base in ((step_loss, base_loss), (step_cost, base_cost)):
-            table = np.zeros((len(order) + 1, len(values)))
+
+        def table(step, base):
+            # Partial sums down the rows, at the distinct cuts only, plus the
+            # value's base: cut j of value v is table[j, v].
+            table = np.empty((len(order) + 1, len(values)))
+            table[0] = 0.0
             np.multiply(deferring, step[:, None], out=table[1:])
             np.cumsum(table[1:], axis=0, out=table[1:])
-            tables.append(base[None, :] + table[n_exiting])
-        loss, cost = tables
+            if len(n_exiting) < len(table):
+                table = table[n_exiting]
+            table += base
+            return table
+
+        cost = table(step_cost, base_cost)
         affordable = cost <= budget
         if not affordable.any():
             return None
-        loss = np.where(affordable, _tie_key(loss), np.inf)
-        best_loss = loss.min(axis=0)
-        cost = _tie_key(cost)
-        best_cost = np.where(loss == best_loss[None, :], cost, np.inf).min(axis=0)
-        candidates = np.flatnonzero(np.isfinite(best_cost))
-        return int(
-            candidates[np.lexsort((best_cost[candidates], best_loss[candidates]))[0]]
-        )
+        loss = table(step_loss, base_loss)
+        loss[~affordable] = np.inf
+        return _lowest_column(loss, cost)
 
     def best_cut_weighted(self, stage, thresholds, cost_weight):
         """The threshold of ``stage`` minimising ``loss + cost_weight * cost``.

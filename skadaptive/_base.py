@@ -273,7 +273,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         sample_weight : array-like of shape (n_samples,), default=None
             Weights the policy's risks and, where the stages accept it, the
             stages' fits (with metadata routing enabled: where requested).
-            Weight k on a row is k copies of it. As in scikit-learn's
+            Weight k on a row is k copies of it for the policy, and for
+            the stages' folds where they are drawn from the rows' content
+            (``refit=False`` with an int ``cv``); other ``cv`` split rows,
+            not weights, as scikit-learn's splitters do, so that the
+            held-out answers of stages the estimator fits (not frozen
+            ones) can differ between weights and copies. As in scikit-learn's
             regularised models, a common factor on every weight is not
             neutral: the policies that learn rules or scores (``"linear"``,
             ``"eenet"``, a classifier) see weights of 3 as three copies of
@@ -927,6 +932,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
                 refit=self.refit,
                 whole_method=self._whole_method() if measure else None,
+                sample_weight=sample_weight,
             )
         except Exception as exc:
             if self.memory is None or _hashable(self._members()[1]):

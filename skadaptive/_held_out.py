@@ -216,7 +216,7 @@ def _several_folds(cv) -> bool:
 
 
 def _held_out_splits(
-    cv, X, y, splitter_params, random_state, classes, refit, make_source
+    cv, X, y, splitter_params, random_state, classes, refit, make_source, weight
 ) -> tuple[list, np.ndarray, np.ndarray | None]:
     """The train/test splits whose test rows are the policy rows (checked),
     those rows, and with the fold models kept (``refit=False``, an int
@@ -230,7 +230,7 @@ def _held_out_splits(
         # row equal to it is answered by the same fold model, and each fold
         # model answers the share of new rows it held out.
         n_folds = 5 if cv is None else int(cv)
-        folds, boundaries = content_folds(X, n_folds)
+        folds, boundaries = content_folds(X, n_folds, weight)
         splits = [
             (np.flatnonzero(folds != f), np.flatnonzero(folds == f))
             for f in range(n_folds)
@@ -306,6 +306,7 @@ def fit_stages_on_held_out(
     cost_batch_size: int | None = None,
     refit: bool = True,
     whole_method: str | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
@@ -333,6 +334,11 @@ def fit_stages_on_held_out(
         With ``measure_costs``, the name of the one member's own prediction
         method (an early exit's backbone: ``"predict_proba"`` or
         ``"predict"``), timed beside its exits for the speed-up over it.
+    sample_weight : ndarray of shape (n_rows,), default=None
+        The rows' weights, for the sizes of folds drawn from the rows'
+        content (``refit=False`` with an int ``cv``): weight k on a row cuts
+        them where k copies would. The stages get theirs in
+        ``stage_fit_params``.
 
     Returns
     -------
@@ -352,7 +358,15 @@ def fit_stages_on_held_out(
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
     if to_fit:
         splits, test_rows, boundaries = _held_out_splits(
-            cv, X, y, splitter_params, random_state, classes, refit, make_source
+            cv,
+            X,
+            y,
+            splitter_params,
+            random_state,
+            classes,
+            refit,
+            make_source,
+            sample_weight,
         )
         jobs = [(k, f) for k in to_fit for f in range(len(splits))]
         fold_probas = parallel(

@@ -155,3 +155,70 @@ def test_the_wrapper_answers_every_way_from_each_rows_fold_model():
     np.testing.assert_allclose(
         again.estimators_[0].predict_proba(X), stage.predict_proba(X)
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_rows=st.integers(3, 40),
+    n_folds=st.integers(2, 5),
+)
+def test_folds_cut_weight_k_where_k_copies_and_weight_0_where_no_row(
+    seed, n_rows, n_folds
+):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 6, (n_rows, 2)).astype(float)  # some equal rows
+    weight = rng.integers(0, 4, n_rows)
+    weight[0] = 1
+    _, boundaries = content_folds(X, n_folds, weight.astype(float))
+    _, copies = content_folds(np.repeat(X, weight, axis=0), n_folds)
+    assert_array_equal(boundaries, copies)
+    kept = weight > 0
+    _, without = content_folds(X, n_folds, kept.astype(float))
+    assert_array_equal(without, content_folds(X[kept], n_folds)[1])
+    # Weights of one are no weights.
+    assert_array_equal(
+        content_folds(X, n_folds, np.ones(n_rows))[1], content_folds(X, n_folds)[1]
+    )
+
+
+def test_kept_fold_models_weigh_a_row_as_its_copies():
+    """refit=False: weight k on a row fits the fold models and the policy as
+    k copies of it would, and weight 0 as the rows without it."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+
+    from skadaptive import AdaptiveCascadeClassifier
+
+    X, y = make_classification(
+        n_samples=300,
+        n_features=6,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=3,
+        random_state=0,
+    )
+    w = np.random.default_rng(0).integers(0, 4, len(X))
+
+    def fit(X, y, **kwargs):
+        return AdaptiveCascadeClassifier(
+            [
+                ("nb", GaussianNB()),
+                ("lr", LogisticRegression(max_iter=5000, tol=1e-12)),
+            ],
+            costs=[1, 10],
+            cv=3,
+            refit=False,
+            random_state=0,
+        ).fit(X, y, **kwargs)
+
+    for weighted, repeated in [
+        (fit(X, y, sample_weight=w), fit(np.repeat(X, w, 0), np.repeat(y, w))),
+        (fit(X, y, sample_weight=(w > 0) * 1.0), fit(X[w > 0], y[w > 0])),
+    ]:
+        for a, b in zip(weighted.estimators_, repeated.estimators_):
+            assert_array_equal(a.boundaries, b.boundaries)
+        assert_array_equal(weighted.predict_exit(X), repeated.predict_exit(X))
+        assert weighted.policy_rows_cost_ == pytest.approx(repeated.policy_rows_cost_)
+        assert weighted.expected_cost_ == pytest.approx(repeated.expected_cost_)

@@ -205,19 +205,25 @@ def row_hashes(X, *, strict: bool = False) -> np.ndarray:
     return _mix(hashes)
 
 
-def content_folds(X, n_folds: int) -> tuple[np.ndarray, np.ndarray]:
+def content_folds(
+    X, n_folds: int, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Folds of nearly equal size drawn from the rows' hashes.
 
     The rows are ordered by :func:`row_hashes` and cut in ``n_folds`` runs of
-    nearly equal length, never between equal hashes; a row's fold is the run
+    nearly equal weight, never between equal hashes; a row's fold is the run
     its hash falls in, so a new row goes to the fold of the rows equal to it
     (see :func:`fold_of_hashes`), and each fold takes the share of new rows
-    it took of these.
+    it took of these. The runs are measured in weight, so that weight k on a
+    row cuts the folds where k copies of it would, and a row of weight 0
+    where the rows without it would.
 
     Parameters
     ----------
     X : array-like or sparse matrix of shape (n_rows, ...)
     n_folds : int
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Non-negative row weights, not all zero; None: one each.
 
     Returns
     -------
@@ -236,14 +242,26 @@ def content_folds(X, n_folds: int) -> tuple[np.ndarray, np.ndarray]:
     >>> folds, _ = content_folds(np.vstack([X, X[:3]]), 3)  # copies together
     >>> bool((folds[30:] == folds[:3]).all())
     True
+    >>> twice = np.r_[np.full(3, 2.0), np.ones(27)]  # as the copies cut them
+    >>> bool((content_folds(X, 3, twice)[1] == content_folds(
+    ...     np.vstack([X, X[:3]]), 3)[1]).all())
+    True
     """
     hashes = row_hashes(X)
-    ordered = np.sort(hashes)
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
     n_rows = len(ordered)
-    cuts = [
-        ordered[min(n_rows - 1, (f * n_rows) // n_folds)] for f in range(1, n_folds)
-    ]
-    boundaries = np.array(cuts, dtype=np.uint64)
+    weight = (
+        np.ones(n_rows)
+        if sample_weight is None
+        else np.asarray(sample_weight, dtype=np.float64)[order]
+    )
+    # Fold f starts at the first row whose weight, with the rows before it,
+    # exceeds f / n_folds of the total (with weights of one, row f n // n_folds).
+    mass = np.cumsum(weight) * n_folds
+    total = mass[-1] / n_folds
+    starts = np.searchsorted(mass, np.arange(1, n_folds) * total, side="right")
+    boundaries = ordered[np.minimum(starts, n_rows - 1)].astype(np.uint64)
     return fold_of_hashes(hashes, boundaries), boundaries
 
 

@@ -662,6 +662,65 @@ def test_a_csv_read_in_file_order_says_so(digits_files, tmp_path, capsys):
     assert code == 0 and "note:" not in capsys.readouterr().out
 
 
+def test_a_cascade_of_named_stages_saved_from_a_csv_keeps_their_names(tmp_path, capsys):
+    """Stages fitted on named columns: the cascade --save'd from a CSV has
+    their feature_names_in_, so that a DataFrame of those columns needs no
+    warning in Python; an .npz file for it (columns without names) is taken
+    in its order, and predict says so (it took reversed columns silently)."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    X, y = load_digits(return_X_y=True)
+    names = [f"f{i}" for i in range(16)]
+    frame = pd.DataFrame(X[:, :16], columns=names)
+    for name, model in (
+        ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ("lr", LogisticRegression(max_iter=2000)),
+    ):
+        joblib.dump(model.fit(frame[:900], y[:900]), tmp_path / f"{name}.joblib")
+    rows = [",".join(map(str, [*r, label])) for r, label in zip(X[900:, :16], y[900:])]
+    (tmp_path / "data.csv").write_text("\n".join([",".join([*names, "label"]), *rows]))
+    saved = tmp_path / "m.joblib"
+    code = _frontier(
+        tmp_path / "tree.joblib",
+        tmp_path / "lr.joblib",
+        "--data",
+        tmp_path / "data.csv",
+        "--costs",
+        1,
+        10,
+        "--save",
+        saved,
+        folder=tmp_path,
+    )
+    assert code == 0, capsys.readouterr()
+    cascade = joblib.load(saved)
+    assert list(cascade.feature_names_in_) == names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cascade.score(frame[900:], y[900:]) > 0.5
+    np.savez(tmp_path / "data.npz", X=X[900:, :16], y=y[900:])
+    capsys.readouterr()
+    assert _predict(saved, tmp_path / "data.npz") == 0
+    out = capsys.readouterr().out
+    assert (
+        "data.npz has no column names, so its columns are taken in their order" in out
+    )
+    assert "'f0', 'f1', 'f2', 'f3' and 12 more" in out
+
+
+def test_labels_saved_as_python_objects_say_how_to_save_them(
+    digits_files, tmp_path, capsys
+):
+    with np.load(digits_files / "data.npz") as data:
+        X, y = data["X"], data["y"]
+    np.savez(tmp_path / "objects.npz", X=X, y=np.array([f"c{v}" for v in y], object))
+    assert _predict(digits_files / "cascade.joblib", tmp_path / "objects.npz") == 1
+    err = capsys.readouterr().err
+    assert "allow_pickle=False. Arrays of Python objects are not read" in err
+    assert "labels as strings (y.astype(str))" in err
+
+
 def test_model_files_after_costs_are_said_to_go_before(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["frontier", "--data", "d.npz", "--costs", "1", "20", "a.joblib"])

@@ -608,8 +608,10 @@ def test_cheapest_within_without_its_metrics():
         with pytest.raises(TypeError, match="tolerance must be a number"):
             cheapest_within(bad)
     refit = cheapest_within(0.01)
-    with pytest.raises(KeyError, match="needs 'mean_test_neg_average_cost'"):
+    with pytest.raises(KeyError, match="needs 'mean_test_neg_average_cost'") as error:
         refit({"mean_test_accuracy": np.array([0.9])})
+    # The other fix: name the search's own scorers.
+    assert "cheapest_within(tolerance, score=..., cost=...)" in str(error.value)
 
 
 class _UnsortedClassesModel(ClassifierMixin, BaseEstimator):

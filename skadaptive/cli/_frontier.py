@@ -528,6 +528,9 @@ def run(args, out=None) -> int:
         # CSV's columns by name (ONNX stages and stages fitted on arrays
         # know none).
         args.columns = fitted if fitted is not None else names
+        # Stages fitted on named columns: so is the saved cascade, which then
+        # takes a DataFrame of those columns without a warning.
+        args.feature_names = fitted
         task = _task(args, models)
         _check_options(args, task)
         check_feature_counts(models, X, args.data)
@@ -726,6 +729,8 @@ def write_results(args, document, estimators, X, y, progress, out) -> None:
             cascade = estimators[0]
             if getattr(args, "columns", None) is not None:
                 cascade.column_names_ = np.asarray(args.columns, dtype=object)
+            if getattr(args, "feature_names", None) is not None:
+                cascade.feature_names_in_ = np.asarray(args.feature_names, dtype=object)
             try:
                 joblib.dump(cascade, args.save)
             except OSError as exc:

@@ -256,7 +256,15 @@ def load_data(
                 f"{path}: unknown data format {suffix!r}; use .npz, .npy or .csv."
             )
     except (OSError, ValueError) as exc:
-        raise CommandError(f"{path}: cannot read it as data: {exc}") from exc
+        hint = ""
+        if "allow_pickle=False" in str(exc):
+            # np.save of an object array (labels from pandas, mixed values).
+            hint = (
+                ". Arrays of Python objects are not read (they would run code "
+                "from the file): save numbers, and labels as strings "
+                "(y.astype(str)) or numbers."
+            )
+        raise CommandError(f"{path}: cannot read it as data: {exc}{hint}") from exc
     X = np.asarray(X)
     if X.ndim == 1:
         X = X.reshape(-1, 1)
@@ -369,15 +377,23 @@ def _first_bad_cell(body, columns) -> tuple[int, int]:
 
 
 def file_order_note(names, fitted, path: str) -> str | None:
-    """A note where a CSV's columns have names but the models know none: the
-    columns are then taken in the file's order, which nothing can check."""
-    if names is None or fitted is not None:
-        return None
-    return (
-        f"the models know no column names (they were fitted on arrays), so the "
-        f"columns of {path} are taken in the file's order ({_short(names, 4)}): "
-        "it must be the order the models were fitted on."
-    )
+    """A note where the columns are taken in the file's order, which nothing
+    can check: a CSV's named columns for models that know no names, or the
+    unnamed columns of an .npz or .npy file for models that know theirs."""
+    if names is not None and fitted is None:
+        return (
+            "the models know no column names (they were fitted on arrays), so "
+            f"the columns of {path} are taken in the file's order "
+            f"({_short(names, 4)}): it must be the order the models were "
+            "fitted on."
+        )
+    if names is None and fitted is not None:
+        return (
+            f"{path} has no column names, so its columns are taken in their "
+            "order: it must be the order the models were fitted on, "
+            f"{_short(fitted, 4)} (a CSV with a header row is matched by name)."
+        )
+    return None
 
 
 def _short(values, limit: int = 8) -> str:

@@ -276,7 +276,9 @@ def cheapest_within(
             if key not in cv_results:
                 raise KeyError(
                     f"cheapest_within needs {key!r} in cv_results_: pass scoring="
-                    f"{{{score!r}: ..., {cost!r}: ...}} to the search."
+                    f"{{{score!r}: ..., {cost!r}: ...}} to the search, or name "
+                    "the search's own scorers: cheapest_within(tolerance, "
+                    "score=..., cost=...)."
                 )
         quality = np.asarray(cv_results[f"mean_test_{score}"], dtype=float)
         cheapness = np.asarray(cv_results[f"mean_test_{cost}"], dtype=float)

@@ -416,7 +416,8 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
     estimator_ : estimator or MultiExitSource
         The fitted backbone (the ``estimator`` itself when frozen). An
         ``XGBClassifier``, which takes the labels ``0 .. n_classes - 1``
-        only, is fitted on the indices of the labels in ``classes_``.
+        only, is fitted on the indices of the labels in ``classes_``: it
+        answers in those (``classes_[estimator_.predict(X)]`` are labels).
     source_ : MultiExitSource
         What runs the exits at prediction.
     n_exits_ : int

@@ -60,6 +60,7 @@ from ._sklearn_private import (
 )
 from ._validation import (
     check_missing_values,
+    check_rows_given,
     check_weights,
     frozen_classes,
     indexable,
@@ -749,6 +750,12 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def _checked_rows(self, X):
         """``X`` as checked by every prediction method (fitted, features, NaN)."""
         check_is_fitted(self)
+        # Before the stages see it: a stage of texts would fail deep inside
+        # on a string, a mapping or None. (Rows of features are counted by
+        # validate_data, in scikit-learn's words.)
+        check_rows_given(
+            X, type(self).__name__, count=not hasattr(self, "n_features_in_")
+        )
         X = indexable(X)
         if hasattr(self, "n_features_in_") and np.ndim(X) == 1:
             # Fitted on rows of features, not on e.g. a list of texts.
@@ -1023,7 +1030,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         combiners' out-of-fold answers with ``answer="combined"``; the
         combiners are kept), exactly as ``fit`` with the same ``costs_`` would;
         the fitted stages are shared with this estimator, which is unchanged.
-        Use it to move along ``frontier_`` after looking at it.
+        Use it to move along ``frontier_`` after looking at it (with a
+        router, a point keeps its router on in-sample figures and the copy
+        on cross-fitted ones, so the copy at a point's ``cost_weight`` may
+        answer without the point's router, at another cost).
 
         Parameters
         ----------
@@ -1082,11 +1092,18 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         ):
             new.budget_confidence = _plain(budget_confidence)
         fitted_size = int(self.cost_batch_size_)
-        if new._resolved_cost_batch_size() != fitted_size:
+        # Costs given as numbers (or counted in trees) have no part per call:
+        # they are the same for calls of any size.
+        per_call = np.asarray(self._cost_lines(fitted_size)[1])
+        if new._resolved_cost_batch_size() != fitted_size and np.any(per_call > 0):
             # Changed since the fit: the copy is learned for the batches its
             # costs were measured for, and says so.
             new.cost_batch_size = fitted_size
-        if new.batch_size is not None and new.batch_size < fitted_size:
+        if (
+            new.batch_size is not None
+            and new.batch_size < fitted_size
+            and np.any(per_call > 0)
+        ):
             raise ValueError(
                 f"batch_size={new.batch_size} was set after a fit for calls of "
                 f"{fitted_size} rows (cost_batch_size_): this policy's costs, "
@@ -1321,7 +1338,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             if self.budget_search_ is not None:
                 # The kind kept, which may not be the family's own.
                 search = self.budget_search_
-                kept = f" (kept: {search['scores'][search['chosen']]})"
+                kept = (
+                    f" (exit scores kept by the budget search: "
+                    f"{search['scores'][search['chosen']]}; see budget_search_)"
+                )
             print(
                 f"[skadaptive] policy {self.policy!r}{kept} learned for {knob} on "
                 f"{len(y_encoded)} policy rows ({self._policy_fit_seconds:.1f} s): "
@@ -1613,7 +1633,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         Every stage is run once on every row (no early exit) and each frontier
         policy is applied to those probabilities, which is what routing the
-        rows through that policy would give.
+        rows through that policy would give. Each point's policy is the one
+        ``frontier_`` learned, with its router where the point kept one
+        (which :meth:`with_policy` at its ``cost_weight`` may not keep).
 
         Parameters
         ----------

@@ -3,12 +3,13 @@ policy over independent models."""
 
 from __future__ import annotations
 
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 
 from ._base import BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
-from ._sklearn_private import HasMethods, StrOptions
+from ._sklearn_private import HasMethods, StrOptions, _VisualBlock
 from ._validation import check_frozen_rows
 from .stages import IndependentRegressors, IndependentStages
 from .stages._regression import check_regressor
@@ -45,13 +46,35 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
         if regression:
             _check_regression_stage(name, stage)
         elif not hasattr(stage, "predict_proba"):
+            if _is_regressor(stage):
+                raise TypeError(
+                    f"Stage {name!r} ({_model_name(stage)}) is a regressor; an "
+                    "AdaptiveCascadeClassifier's stages are classifiers. Use "
+                    "AdaptiveCascadeRegressor for regressors."
+                )
             raise TypeError(
-                f"Stage {name!r} ({type(stage).__name__}) has no predict_proba: the "
+                f"Stage {name!r} ({_model_name(stage)}) has no predict_proba: the "
                 "exit policy needs class probabilities from every stage. Use a "
                 "classifier that has it, or wrap this one in "
                 "CalibratedClassifierCV(..., ensemble=False)."
             )
     return names, stages
+
+
+def _is_regressor(stage) -> bool:
+    """Whether the stage's tags say it is a regressor (a frozen one's say
+    what its model is); an object without tags is not refused here."""
+    try:
+        return stage.__sklearn_tags__().estimator_type == "regressor"
+    except (AttributeError, TypeError):
+        return False
+
+
+def _model_name(stage) -> str:
+    """The stage's class, and a frozen stage's model's."""
+    if isinstance(stage, FrozenEstimator):
+        return f"a frozen {type(stage.estimator).__name__}"
+    return type(stage).__name__
 
 
 def _check_regression_stage(name, stage) -> None:
@@ -67,6 +90,11 @@ class _CascadeStages:
     """The members of a cascade: a list of named independent stages."""
 
     _regression = False
+
+    def _sk_visual_block_(self):
+        # Each stage in a box of its own, under its name (the HTML repr).
+        names, stages = zip(*self.estimators)
+        return _VisualBlock("parallel", list(stages), names=list(names))
 
     def _check_members_take_rows(self, X) -> None:
         # Each frozen stage is called on X as given: one that refuses it is

@@ -223,7 +223,11 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         fixed order without it).
 
     verbose : int, default=0
-        Progress of the fitting."""
+        Progress of the fitting: 0 prints nothing; 1 or more prints a line,
+        with its time, for each stage fitted on each fold and refitted, for
+        the measurement of ``costs="auto"`` and for the policy learned (its
+        ``cost_weight`` or ``budget``, exit rates and expected figures).
+        Values above 1 print the same lines."""
 
 
 _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_stages,)
@@ -347,7 +351,7 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         policy's cost on new rows may then be nearer ``policy_rows_cost_``.
         With fewer than 5 distinct policy rows of positive weight (equal rows
         share a fold) nothing can be held out: both are then the policy
-        rows' own figures. On a copy from
+        rows' own figures, and a warning says so. On a copy from
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_accuracy_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).
@@ -407,7 +411,12 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         and ``policy_rows_cost_`` (the key ``expected_cost`` is the average
         cost per row on the policy rows, not the out-of-sample
         ``expected_cost_``); :meth:`evaluate_frontier` gives them on other
-        rows. Every value has one entry per point, so
+        rows. With ``router="auto"`` (or a router given), each point keeps
+        a router where it lowers that point's risk on the policy rows, in
+        sample, where ``fit`` and :meth:`with_policy` keep one only on their
+        cross-fitted figures: :meth:`with_policy` at a point's
+        ``cost_weight`` may then drop the point's router and answer at
+        another cost. Every value has one entry per point, so
         ``pandas.DataFrame(est.frontier_)`` loads it, as it does
         ``cv_results_``.
     n_features_in_ : int

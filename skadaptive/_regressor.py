@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import Bunch
-from sklearn.utils.validation import check_array, check_memory
+from sklearn.utils.validation import check_memory
 
 from ._base import BaseAdaptive, _content_groups, cached_call_seed, warn_no_combiners
 from ._dask import is_lazy, lazy_predict
@@ -24,7 +24,11 @@ from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .policies._features import NO_CLASSES_IN_REGRESSION, REGRESSION_FEATURE_SETS
 from .stages import ScaledPolicy, regression_scale
 from .stages._combined_regression import RegressionCombiner, fit_regression_combiners
-from .stages._regression import check_prediction_range, scale_answers
+from .stages._regression import (
+    check_prediction_range,
+    numeric_targets,
+    scale_answers,
+)
 
 #: Attribute and key names of the classifiers' figures, and the regressors'.
 _RENAMED = (
@@ -95,23 +99,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
 
     def _numeric_targets(self, y) -> np.ndarray:
         """``y`` as finite float64, or a clear error for class labels."""
-        try:
-            return check_array(
-                y,
-                ensure_2d=False,
-                dtype=np.float64,
-                input_name="y",
-                ensure_all_finite=True,
-            )
-        except (TypeError, ValueError) as error:
-            if "convert" not in str(error):
-                raise
-            classifier = type(self).__name__.replace("Regressor", "Classifier")
-            raise ValueError(
-                f"y holds values that are not numbers (e.g. {_not_a_number(y)!r}): "
-                f"{type(self).__name__} predicts a numeric target; use "
-                f"{classifier} for class labels."
-            ) from error
+        return numeric_targets(y, self)
 
     def _policy_answers(self, stage_probas: list) -> list:
         scaled = [
@@ -323,16 +311,6 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         if is_lazy(X):
             return lazy_predict(self, X, "predict")
         return self.route(X).prediction
-
-
-def _not_a_number(y):
-    """The first value of ``y`` that does not convert to a float."""
-    for value in np.ravel(np.asarray(y, dtype=object)):
-        try:
-            float(value)
-        except (TypeError, ValueError):
-            return value
-    return np.ravel(y)[0]
 
 
 def _check_squared_scale(scale: float) -> None:

@@ -45,6 +45,13 @@ from sklearn.utils.validation import (
     _num_samples,
 )
 
+# The boxes of the HTML representation: a cascade's stages drawn one each, as
+# scikit-learn's ensembles draw theirs.
+try:
+    from sklearn.utils._repr_html.estimator import _VisualBlock
+except ImportError:  # scikit-learn < 1.7
+    from sklearn.utils._estimator_html_repr import _VisualBlock
+
 try:  # the compiled loop of GradientBoostingClassifier.predict_proba
     from sklearn.ensemble._gradient_boosting import predict_stages
 except ImportError:  # not in this scikit-learn: the public per-tree path is used
@@ -58,6 +65,7 @@ __all__ = [
     "StrOptions",
     "_BaseComposition",
     "_MetadataRequester",
+    "_VisualBlock",
     "_check_feature_names",
     "_check_method_params",
     "_check_sample_weight",

@@ -44,6 +44,34 @@ def indexable(X):
     return X
 
 
+def _holds_rows(X) -> bool:
+    """Whether ``X`` is a collection (of rows), not a scalar, a string, a
+    mapping or None; without converting it (it may refuse numpy's functions)."""
+    if X is None or isinstance(X, (str, bytes, dict)):
+        return False
+    if sp.issparse(X) or isinstance(X, (list, tuple)):
+        return True
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        return len(shape) > 0
+    return hasattr(X, "__len__") or hasattr(X, "__array__")
+
+
+def check_rows_given(X, name: str, count: bool = True) -> None:
+    """Refuse what is not a collection of rows, before any stage sees it (a
+    stage of texts would fail deep inside on a string, a mapping or None: it
+    takes rows of any kind, so nothing else checks them), and with ``count``
+    a collection of no rows."""
+    if not _holds_rows(X):
+        raise TypeError(
+            f"{name} takes rows: an array, a DataFrame, a sparse matrix or a "
+            "list with one entry per row (e.g. a list of texts); got "
+            f"{type(X).__name__}. For one row, pass a list of one: [row]."
+        )
+    if count and _num_samples(X) == 0:
+        raise ValueError(f"{name} needs at least one row to predict; X has 0 rows.")
+
+
 def _is_raw_booster(obj) -> bool:
     """Whether ``obj`` is a ``lightgbm.Booster`` or ``xgboost.Booster``: a fitted
     model without ``fit``, recognised by its class's module (not imported)."""

@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.datasets import make_classification
@@ -939,6 +939,23 @@ def test_a_copy_refuses_a_batch_size_below_the_one_it_was_learned_for(frozen_sta
     copy = cascade.with_policy(cost_weight=0.05)
     assert copy.cost_batch_size == 64
     assert clone(copy).fit(X_policy, y_policy).cost_batch_size_ == 64
+
+
+def test_a_copy_takes_any_batch_size_where_costs_have_no_part_per_call(
+    frozen_stages,
+):
+    """Costs given per row only are the same for calls of any size: a smaller
+    batch_size set after the fit changes nothing with_policy learns (it was
+    refused as for measured costs, which predict took)."""
+    stages, X_policy, y_policy, X_test, _ = frozen_stages
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1.0, 4.0, 20.0]).fit(
+        X_policy, y_policy
+    )
+    cascade.set_params(batch_size=32)
+    copy = cascade.with_policy(cost_weight=cascade.cost_weight)
+    assert copy.cost_batch_size is None and copy.batch_size == 32
+    assert_array_equal(copy.predict_exit(X_test), cascade.predict_exit(X_test))
+    assert_array_equal(copy.costs_, cascade.costs_)
 
 
 def test_budget_status_follows_the_batch_cost_with_per_call_costs():

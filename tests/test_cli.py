@@ -1147,3 +1147,19 @@ def test_frontier_says_which_answers_a_budget_kept(
     chosen = [label for label in labels if label.startswith("chosen")]
     assert len(chosen) == 1
     assert chosen[0].endswith("(stage answers)") == (kept == "stage")
+
+
+def test_frontier_says_how_many_cost_weights_it_does_not_show(
+    digits_files, tmp_path, capsys
+):
+    """Cost weights that give the same policy as one above are one row of the
+    table; the table says how many it left out (it dropped them silently)."""
+    assert _digits_frontier(digits_files, tmp_path) == 0
+    out = capsys.readouterr().out
+    shown = [line for line in out.splitlines() if line.startswith("cost_weight=")]
+    points = json.loads((tmp_path / "f.json").read_text())["frontier"]
+    assert len(shown) < len(points)
+    assert (
+        f"({len(points) - len(shown)} of the {len(points)} cost weights are not "
+        "shown: each gave the same policy as a cost weight above"
+    ) in out

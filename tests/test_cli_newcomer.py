@@ -820,3 +820,14 @@ def test_labels_in_the_wrong_column_order_are_hinted_at(tmp_path, capsys):
         cheap, dear, "--data", data, "--costs", 1, 10, *right, folder=tmp_path
     )
     assert code == 0 and "far below chance" not in capsys.readouterr().out
+
+
+def test_no_command_names_the_commands(capsys):
+    """It said "the following arguments are required: command"."""
+    with pytest.raises(SystemExit) as exit_:
+        main([])
+    assert exit_.value.code == 2
+    assert (
+        "the following arguments are required: {demo,frontier,predict,recalibrate}"
+        in capsys.readouterr().err
+    )

@@ -222,3 +222,18 @@ def test_kept_fold_models_weigh_a_row_as_its_copies():
         assert_array_equal(weighted.predict_exit(X), repeated.predict_exit(X))
         assert weighted.policy_rows_cost_ == pytest.approx(repeated.policy_rows_cost_)
         assert weighted.expected_cost_ == pytest.approx(repeated.expected_cost_)
+
+
+@pytest.mark.parametrize("heavy", [0, 4, 8, 12])
+def test_a_heavy_row_does_not_empty_a_fold(heavy):
+    """Four distinct rows, four copies each, one of weight 10: the cut of the
+    first fold falls among the heavy row's copies; the next fold starts with
+    the next distinct rows instead of leaving one empty (which refused the
+    fit), as it does for the ten copies the weight stands for."""
+    X = np.repeat([[1.0, 3.0], [2.0, 1.0], [3.0, 3.0], [4.0, 1.0]], 4, axis=0)
+    weight = np.ones(len(X))
+    weight[heavy] = 10.0
+    folds, boundaries = content_folds(X, 3, weight)
+    assert np.bincount(folds, minlength=3).min() > 0
+    copies = np.repeat(X, weight.astype(int), axis=0)
+    assert_array_equal(content_folds(copies, 3)[1], boundaries)

@@ -1,6 +1,7 @@
 """Every bad input gets a clear error that says what is wrong."""
 
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -947,3 +948,79 @@ def test_memory_with_a_stage_that_cannot_be_hashed_names_the_fix(tmp_path):
         cascade.fit(X, y)
     # Without memory it fits.
     cascade.set_params(memory=None).fit(X, y)
+
+
+def test_rows_that_are_not_a_collection_are_refused_before_any_stage():
+    """A cascade of texts takes rows of any kind, so nothing else checked
+    them: [] failed with an IndexError inside scikit-learn, None, a string
+    and a dict deep inside the package."""
+    texts = ["good great", "bad awful", "good fine", "poor bad", "nice", "awful"]
+    labels = [1, 0, 1, 0, 1, 0]
+    cascade = AdaptiveCascadeClassifier(
+        [
+            (
+                "a",
+                make_pipeline(HashingVectorizer(n_features=64), LogisticRegression()),
+            ),
+            (
+                "b",
+                make_pipeline(HashingVectorizer(n_features=256), LogisticRegression()),
+            ),
+        ],
+        costs=[1, 5],
+        cv=2,
+    )
+    cascade.fit(texts * 10, labels * 10)
+    assert cascade.predict(["good good"]).tolist() == [1]
+    for method in ("predict", "predict_exit", "predict_cost"):
+        for bad in (None, "good good", {"a": 1}, 5):
+            with pytest.raises(
+                TypeError, match="AdaptiveCascadeClassifier takes rows: an array"
+            ):
+                getattr(cascade, method)(bad)
+        for empty in ([], np.array([])):
+            with pytest.raises(
+                ValueError, match="needs at least one row to predict; X has 0"
+            ):
+                getattr(cascade, method)(empty)
+
+
+def test_estimates_that_cannot_be_held_out_say_they_are_in_sample():
+    """cv=0.01 on 300 rows learns the policy from 3 rows: expected_cost_ and
+    expected_accuracy_ are then the policy rows' own figures, and a warning
+    says so (it was silent, reading an accuracy of 1.0)."""
+    X, y = make_classification(300, n_classes=3, n_informative=4, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression()),
+            ("tree", DecisionTreeClassifier(random_state=0)),
+        ],
+        costs=[1, 10],
+        cv=0.01,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="expected_accuracy_\\) are in sample"):
+        cascade.fit(X, y)
+    assert cascade.expected_accuracy_ == cascade.policy_rows_accuracy_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cascade.set_params(cv=0.3).fit(X, y)
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_regressor_stage_in_a_classifier_cascade_points_at_the_regressor(frozen):
+    """It was told to wrap the regressor in CalibratedClassifierCV, which
+    cannot work."""
+    X, y = load_iris(return_X_y=True)
+    ridge = (
+        FrozenEstimator(LinearRegression().fit(X, y)) if frozen else LinearRegression()
+    )
+    name = "a frozen LinearRegression" if frozen else "LinearRegression"
+    with pytest.raises(
+        TypeError,
+        match=re.escape(f"Stage 'r' ({name}) is a regressor; an ")
+        + ".*Use AdaptiveCascadeRegressor for regressors",
+    ):
+        AdaptiveCascadeClassifier(
+            [("lr", LogisticRegression()), ("r", ridge)], costs=[1, 2], cv=3
+        ).fit(X, y)

@@ -79,7 +79,9 @@ def test_verbose_budget_fit_names_the_kind_kept(capsys):
     kept = search["scores"][search["chosen"]]
     lines = capsys.readouterr().out.splitlines()
     assert any(
-        f"policy 'linear' (kept: {kept}) learned for budget=5" in line for line in lines
+        f"policy 'linear' (exit scores kept by the budget search: {kept}; see "
+        "budget_search_) learned for budget=5" in line
+        for line in lines
     ), lines
 
 
@@ -92,3 +94,19 @@ def test_with_policy_shows_plain_numbers_in_its_repr():
     cascade = AdaptiveCascadeClassifier(_stages()[::-1], costs=[1, 5], cv=3).fit(X, Y)
     cheaper = cascade.with_policy(budget=0.5 * cascade.cumulative_costs_[-1])
     assert "budget=3.0" in repr(cheaper) and "np.float64" not in repr(cheaper)
+
+
+def test_the_html_repr_draws_each_stage_in_a_box_of_its_own():
+    """As scikit-learn's ensembles do: a box per stage under its name, and
+    the cascade's own parameters in its table (every stage's parameters were
+    listed flat there, as a__ccp_alpha ...)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    cascade = AdaptiveCascadeClassifier(
+        [("a", DecisionTreeClassifier()), ("b", LogisticRegression())], costs=[1, 5]
+    )
+    block = cascade._sk_visual_block_()
+    assert block.kind == "parallel" and list(block.names) == ["a", "b"]
+    html = cascade._repr_html_()
+    assert "a__ccp_alpha" not in html and "b__max_iter" not in html
+    assert "DecisionTreeClassifier" in html and "LogisticRegression" in html

@@ -380,7 +380,7 @@ def test_error_targets(diabetes):
         _reg().fit(X_train, y_train[:-1])
     with pytest.raises(ValueError, match="y contains NaN"):
         _reg().fit(X_train, np.where(y_train > 300, np.nan, y_train))
-    with pytest.raises(ValueError, match="numeric"):
+    with pytest.raises(ValueError, match="y holds strings .*y.astype\\(float\\)"):
         _reg().fit(X_train, y_train.astype(str))
 
 
@@ -423,3 +423,61 @@ def test_error_outputs_and_parameters(linear):
         OnnxRegressor(_linear(W, b), input_shape=(2, 2)).predict(X)
     with pytest.raises(ValueError, match="providers must be 'auto' or a list"):
         OnnxRegressor(_linear(W, b), providers=[3]).predict(X)
+
+
+def _open_width_model():
+    """A linear model of diabetes' 10 features whose input leaves the row
+    width open (["N", "D"]): only running it tells that 9 columns are wrong."""
+    X, y = load_diabetes(return_X_y=True)
+    coef = np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xW"]),
+            helper.make_node("Add", ["xW", "b"], ["y"]),
+        ],
+        "open_width",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "D"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])],
+        [
+            numpy_helper.from_array(coef[:-1, None].astype(np.float32), "W"),
+            numpy_helper.from_array(np.float32([coef[-1]]), "b"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8
+    )
+    return model.SerializeToString(), X, y
+
+
+def test_a_model_with_an_open_row_width_is_checked_at_fit():
+    """fit ran nothing, took 9 columns for a 10-feature model, and the first
+    prediction failed inside onnxruntime without saying what was wrong."""
+    model, X, y = _open_width_model()
+    assert OnnxRegressor(model, providers=CPU).fit(X, y).score(X, y) > 0.4
+    refused = r"the ONNX model refused a batch of shape \[{}, 9\] at its input 'x'"
+    with pytest.raises(ValueError, match=refused.format(1)):
+        OnnxRegressor(model, providers=CPU).fit(X[:, :9], y)
+    with pytest.raises(ValueError, match=refused.format(len(X))):
+        OnnxRegressor(model, providers=CPU).predict(X[:, :9])
+    with pytest.raises(ValueError, match="Stage 'a' .* refused the first row of X"):
+        AdaptiveCascadeRegressor(
+            [("a", OnnxRegressor(model, providers=CPU)), ("b", _reg())],
+            costs=[1, 2],
+            cv=3,
+        ).fit(X[:, :9], y)
+
+
+def test_class_labels_as_targets_point_at_the_classifier():
+    X, y = load_diabetes(return_X_y=True)
+    with pytest.raises(
+        ValueError,
+        match="y holds strings \\(e.g. 'a'\\): OnnxRegressor predicts a numeric "
+        "target; .* or use OnnxClassifier for class labels",
+    ):
+        _reg().fit(X, np.where(y > 100, "a", "b"))
+    with pytest.raises(
+        ValueError,
+        match="y holds values that are not numbers \\(e.g. 'a'\\): OnnxRegressor "
+        "predicts a numeric target; use OnnxClassifier for class labels",
+    ):
+        _reg().fit(X, np.array(["a" if v > 100 else v for v in y], dtype=object))

@@ -739,6 +739,27 @@ def test_cli_recalibrate_prints_the_step_and_the_shift_it_took(tmp_path, budget,
     assert re.search(words, out.getvalue())
 
 
+def test_cli_recalibrate_says_the_cost_moves_in_steps_once(tmp_path):
+    """On 8 rows the closest cost within the budget is well under it: the
+    warning's note says the cost moves in steps, and the command's own line
+    saying the same is not printed again."""
+    X, y = _shifted()
+    joblib.dump(_cascade(), tmp_path / "m.joblib")
+    np.savez(tmp_path / "rows.npz", X=X[:8], y=y[:8])
+    from skadaptive.cli import _parser
+
+    parsed = _parser().parse_args(
+        ["recalibrate", str(tmp_path / "m.joblib"), str(tmp_path / "rows.npz")]
+        + ["--budget", "10", "--output", str(tmp_path / "n.joblib")]
+    )
+    out = io.StringIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        assert parsed.run(parsed, out=out) == 0
+    assert "note: budget=10 cannot be met closely" in out.getvalue()
+    assert out.getvalue().count("moves in steps") == 1
+
+
 def test_cli_recalibrate_round_trip(tmp_path):
     cascade = _cascade()
     X, y = _shifted()

@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     _frontier.add_parser(commands)
     _predict.add_parser(commands)
     _recalibrate.add_parser(commands)
+    # Named by the commands where none is given: "the following arguments
+    # are required: command" said nothing of which.
+    commands.metavar = "{" + ",".join(commands.choices) + "}"
     return parser
 
 

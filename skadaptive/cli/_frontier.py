@@ -1285,9 +1285,11 @@ def format_points(report, figure, interval, rounded, columns) -> str:
     ]
     rows.append(row("oracle", report["oracle"], report["oracle"]["cost"]))
     seen = set()
+    repeated = 0
     for point in report["frontier"]:
         key = (rounded(point), round(point["cost"], 15))
         if key in seen:  # neighbouring cost weights often pick the same policy
+            repeated += 1
             continue
         seen.add(key)
         rates = "/".join(f"{r:.2f}" for r in point["exit_rates"])
@@ -1299,7 +1301,15 @@ def format_points(report, figure, interval, rounded, columns) -> str:
     rows.append(
         row(f"chosen: {chosen['setting']}", chosen, chosen["cost"], chosen_rates)
     )
-    return table(rows, columns)
+    text = table(rows, columns)
+    if repeated:
+        n_points = len(report["frontier"])
+        text += (
+            f"\n({repeated} of the {n_points} cost weights are not shown: each "
+            "gave the same policy as a cost weight above, with its figures; "
+            f"the JSON lists all {n_points}.)"
+        )
+    return text
 
 
 def _write_json(path, report) -> None:

@@ -110,7 +110,13 @@ def run(args, out=None) -> int:
         f"these, two standard errors; {record['status']}; {_shift_text(record)})",
         file=out,
     )
-    if record["status"] == "met" and np.isfinite(record["next_cost"]):
+    # The steps, unless a note below says so already.
+    steps_noted = any("moves in steps" in str(w.message) for w in caught)
+    if (
+        record["status"] == "met"
+        and np.isfinite(record["next_cost"])
+        and not steps_noted
+    ):
         step = _apart(record["next_cost"], record["budget"])
         print(
             f"the cost moves in steps on these rows: the next one up costs "

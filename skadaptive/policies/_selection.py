@@ -17,6 +17,7 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
+from .._warnings import warn
 from ._policy import answer_costs
 from ._policy_search import PolicySearch
 from ._thresholds import _tie_key
@@ -104,6 +105,14 @@ def cross_fitted_exits(
     )
     folds = held_out_folds(fold, search.weight, n_splits)
     if not folds:
+        warn(
+            "The policy's out-of-sample figures (expected_cost_, "
+            "expected_accuracy_) are in sample, so optimistic: the policy "
+            f"rows have fewer than {n_splits} distinct rows of positive weight "
+            f"(copies of a row count once), too few for the {n_splits} folds "
+            "that hold rows out. Learn the policy from more rows (more data, "
+            "or a larger cv fraction)."
+        )
         exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
         return (exit_stage, fold, ran) if return_folds else exit_stage
     exit_stage = ran = None

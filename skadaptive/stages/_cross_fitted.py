@@ -262,6 +262,19 @@ def content_folds(
     total = mass[-1] / n_folds
     starts = np.searchsorted(mass, np.arange(1, n_folds) * total, side="right")
     boundaries = ordered[np.minimum(starts, n_rows - 1)].astype(np.uint64)
+    # A fold starts with the rows equal to its first row: where those began
+    # in the fold before (a heavy row, or many copies of one), that fold
+    # would be empty, and this one starts with the next distinct rows.
+    # (Rows of weight 0 start no fold: they go where their hashes fall.)
+    counted = ordered[weight > 0]
+    previous = None
+    for f, boundary in enumerate(boundaries):
+        if (boundary == counted[0]) if previous is None else (boundary <= previous):
+            floor = counted[0] if previous is None else previous
+            later = np.searchsorted(counted, floor, side="right")
+            if later < len(counted):
+                boundaries[f] = counted[later]
+        previous = boundaries[f]
     return fold_of_hashes(hashes, boundaries), boundaries
 
 

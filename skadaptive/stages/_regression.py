@@ -406,6 +406,47 @@ def scale_answers(answers, center: float, scale: float) -> np.ndarray:
     return answers
 
 
+def numeric_targets(y, estimator) -> np.ndarray:
+    """``y`` as finite float64 for the regressor ``estimator``, or a clear
+    error where it holds class labels (strings, objects)."""
+    owner = type(estimator).__name__
+    classifier = owner.replace("Regressor", "Classifier")
+    if np.asarray(y).dtype.kind in "USa":
+        # As scikit-learn's regressors: numbers as text are not taken for
+        # numbers (nor are labels that happen to read as numbers).
+        raise ValueError(
+            f"y holds strings (e.g. {str(np.ravel(y)[0])!r}): {owner} predicts a "
+            "numeric target; convert numbers given as text (y.astype(float)), "
+            f"or use {classifier} for class labels."
+        )
+    try:
+        return check_array(
+            y,
+            ensure_2d=False,
+            dtype=np.float64,
+            input_name="y",
+            ensure_all_finite=True,
+        )
+    except (TypeError, ValueError) as error:
+        if "convert" not in str(error).lower():
+            raise
+        raise ValueError(
+            f"y holds values that are not numbers (e.g. {_not_a_number(y)!r}): "
+            f"{owner} predicts a numeric target; use {classifier} for class "
+            "labels."
+        ) from error
+
+
+def _not_a_number(y):
+    """The first value of ``y`` that does not convert to a float."""
+    for value in np.ravel(np.asarray(y, dtype=object)):
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return np.ravel(y)[0]
+
+
 def check_regressor(estimator, label: str, fix: str) -> None:
     """Raise a clear error unless ``estimator`` can be a regression stage.
 

@@ -197,7 +197,36 @@ class _OnnxModel(_LazyRuntime):
         rows = self._validate_rows(X, runtime, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(rows, y)
+        if runtime.input.row_shape is None and len(rows):
+            # The model leaves its row shape open: one row run says now, not
+            # at the first prediction, whether it takes rows of this shape.
+            self._run(runtime, self._padded(runtime, rows[:1]))
         return runtime, rows, y
+
+    @staticmethod
+    def _padded(runtime, chunk: np.ndarray) -> np.ndarray:
+        """``chunk`` with zero rows up to a fixed batch axis's size."""
+        step = runtime.input.fixed_batch
+        if step and chunk.shape[0] < step:
+            padding = np.zeros((step - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)
+            chunk = np.concatenate([chunk, padding])
+        return chunk
+
+    def _run(self, runtime, chunk: np.ndarray) -> np.ndarray:
+        """The model's output on ``chunk``; its refusal as a ValueError that
+        says what was given and what the model declares."""
+        try:
+            return runtime.session.run([runtime.output], {runtime.input.name: chunk})[0]
+        except Exception as error:
+            if not type(error).__module__.startswith("onnxruntime"):
+                raise
+            raise ValueError(
+                f"{type(self).__name__}: the ONNX model refused a batch of shape "
+                f"{list(chunk.shape)} at its input {runtime.input.name!r} (declared "
+                f"{_format_shape(runtime.input.shape)}): {str(error).strip()} Give "
+                "rows of the shape the model was exported for: with its other "
+                "features, or the same columns it was trained on."
+            ) from None
 
     def _run_batches(self, runtime, rows: np.ndarray, out: np.ndarray, convert):
         """``out`` filled with ``convert(raw, n_rows)`` of each batch's output.
@@ -210,10 +239,7 @@ class _OnnxModel(_LazyRuntime):
         for start in range(0, n_rows, step):
             chunk = rows[start : start + step]
             n_chunk = chunk.shape[0]
-            if runtime.input.fixed_batch and n_chunk < step:
-                padding = np.zeros((step - n_chunk, *chunk.shape[1:]), chunk.dtype)
-                chunk = np.concatenate([chunk, padding])
-            raw = runtime.session.run([runtime.output], {runtime.input.name: chunk})[0]
+            raw = self._run(runtime, self._padded(runtime, chunk))
             out[start : start + n_chunk] = convert(
                 raw[:n_chunk] if runtime.input.fixed_batch else raw, n_chunk
             )

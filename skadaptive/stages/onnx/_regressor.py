@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils import check_array
 
+from .._regression import numeric_targets
 from ._classifier import _OnnxModel
 from ._io import (
     _check_options,
@@ -201,7 +201,7 @@ class OnnxRegressor(_OnnxModel, RegressorMixin, BaseEstimator):
             The regressor.
         """
         runtime, rows, y = self._fit_rows(X, y)
-        check_array(y, ensure_2d=False, dtype="numeric", input_name="y", estimator=self)
+        numeric_targets(y, self)
         if not runtime.declared:
             # The output width is not declared: check it on one row.
             self._predict_rows(runtime, rows[:1])

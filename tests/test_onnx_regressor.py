@@ -481,3 +481,35 @@ def test_class_labels_as_targets_point_at_the_classifier():
         "predicts a numeric target; use OnnxClassifier for class labels",
     ):
         _reg().fit(X, np.array(["a" if v > 100 else v for v in y], dtype=object))
+
+
+def test_a_stage_whose_output_has_other_rows_is_named():
+    """A model that reduces over the batch returns one row for 442: the error
+    said so without naming the stage."""
+    X, y = load_diabetes(return_X_y=True)
+    coef = np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "W"], ["xW"]),
+            helper.make_node("Add", ["xW", "b"], ["y"]),
+            helper.make_node("ReduceMean", ["y"], ["z"], axes=[0], keepdims=1),
+        ],
+        "batch_mean",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 10])],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 1])],
+        [
+            numpy_helper.from_array(coef[:-1, None].astype(np.float32), "W"),
+            numpy_helper.from_array(np.float32([coef[-1]]), "b"),
+        ],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8
+    ).SerializeToString()
+    with pytest.raises(
+        ValueError, match=r"stage 'mean': model output 'z' has shape \(1, 1\) for"
+    ):
+        AdaptiveCascadeRegressor(
+            [("mean", OnnxRegressor(model, providers=CPU)), ("b", _reg())],
+            costs=[1, 2],
+            cv=3,
+        ).fit(X, y)

@@ -216,7 +216,7 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
     """Model scores as float64 probabilities, columns in ``classes_`` order."""
     raw = np.asarray(raw)
     if raw.ndim != 2 or raw.shape[0] != n_rows:
-        raise ValueError(
+        raise StageOutputError(
             f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
             f"expected ({n_rows}, {n_classes}): one row of class scores per input row."
         )
@@ -313,7 +313,7 @@ def _to_predictions(raw, n_rows: int, output: str, owner: str) -> np.ndarray:
     if raw.ndim == 2 and raw.shape[0] == n_rows and raw.shape[1] != 1:
         raise ValueError(_one_column_message(owner, output, raw.shape))
     if raw.shape not in ((n_rows,), (n_rows, 1)):
-        raise ValueError(
+        raise StageOutputError(
             f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
             f"expected ({n_rows}, 1) or ({n_rows},): one prediction per input row."
         )

@@ -697,7 +697,7 @@ def test_a_cascade_of_named_stages_saved_from_a_csv_keeps_their_names(tmp_path, 
     cascade = joblib.load(saved)
     assert list(cascade.feature_names_in_) == names
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error", UserWarning)
         assert cascade.score(frame[900:], y[900:]) > 0.5
     np.savez(tmp_path / "data.npz", X=X[900:, :16], y=y[900:])
     capsys.readouterr()

@@ -17,6 +17,7 @@ import warnings
 from inspect import signature
 from numbers import Integral, Real
 
+import joblib
 import numpy as np
 from sklearn import get_config
 from sklearn.base import ClassifierMixin, MetaEstimatorMixin, clone, is_regressor
@@ -193,6 +194,11 @@ def warn_no_combiners(answer, y_encoded, sample_weight, groups) -> None:
         f"positive weight{of_all}{distinct}.",
         UserWarning,
     )
+
+
+#: The parameters that decide the policies of ``frontier_`` (the costs and the
+#: loss are the fit's): set_params on one traces it again.
+_FRONTIER_PARAMS = ("policy", "policy_features", "tune_threshold", "skips", "router")
 
 
 def cached_call_seed(random_state):
@@ -1570,7 +1576,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def _frontier_evaluations(self) -> list:
         """The policies of ``frontier_`` on the policy rows, traced once."""
         check_is_fitted(self)
+        # Traced with the policy parameters of now, as with_policy learns:
+        # traced again where set_params changed them since, so that what it
+        # says does not depend on when it was first read.
+        params = self.get_params(deep=False)
+        key = joblib.hash([params.get(name) for name in _FRONTIER_PARAMS])
+        if getattr(self, "_frontier_key", None) != key:
+            self._frontier_points = None
         if getattr(self, "_frontier_points", None) is None:
+            self._frontier_key = key
             with threadpool_limits(limits=1, user_api="blas"):
                 rows = self._policy_rows()
                 variable, share = self._cost_parts()

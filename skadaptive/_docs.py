@@ -41,8 +41,9 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         With ``budget`` (ignored without): choose the policy so that the
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
-        held-out policy rows, counted by Kish's effective number: integer
-        weights and copies of rows get different margins). The budget
+        held-out policy rows, equal rows counted once with their summed
+        weight, so that weight k on a row and k copies of it get the same
+        margin, and their number counted as Kish's effective number). The budget
         searched is lowered by that margin (``budget_search_["searched_budget"]``),
         so that new rows like the policy rows stay within the budget more
         often; where the policy does not spend the budget anyway
@@ -400,10 +401,14 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
     frontier_ : dict of ndarray
         Trade-off on the held-out policy rows, traced by refitting the policy
         (not the stages) over a grid of ``cost_weight`` when first read (a fit
-        pays for one policy only): keys ``cost_weight``, ``accuracy``,
-        ``expected_cost`` (units of ``costs_``), ``normalized_cost`` (fraction of
-        the full cost) and ``exit_rate_0``, ``exit_rate_1``, ... (the share of
-        rows answered at each stage, in stage order). With ``skips=True`` or a
+        pays for one policy only), with the policy parameters of the moment,
+        as :meth:`with_policy` learns (``policy``, ``policy_features``,
+        ``tune_threshold``, ``skips``, ``router``: after ``set_params`` on one
+        it is traced again, whenever it was first read): keys ``cost_weight``,
+        ``accuracy``, ``expected_cost`` (units of ``costs_``),
+        ``normalized_cost`` (fraction of the full cost) and ``exit_rate_0``,
+        ``exit_rate_1``, ... (the share of rows answered at each stage, in
+        stage order). With ``skips=True`` or a
         router, a point's policy may jump stages or start rows late: its
         ``expected_cost`` counts what the rows ran (and the router), so two
         points with the same exit rates may cost differently. Its figures
@@ -488,8 +493,9 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         With ``budget`` (ignored without): choose the policy so that the
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
-        held-out policy rows, counted by Kish's effective number: integer
-        weights and copies of rows get different margins). None meets the
+        held-out policy rows, equal rows counted once with their summed
+        weight, so that weight k on a row and k copies of it get the same
+        margin, and their number counted as Kish's effective number). None meets the
         budget on the policy rows exactly.
 
     policy : str, classifier or PolicySearch subclass, default="linear"

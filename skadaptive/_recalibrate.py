@@ -57,8 +57,8 @@ it over (``recalibration_["next_cost"]`` is the cheapest such step). A cost
 on ``n`` rows moves in steps (one row exiting at another stage, or several
 where scores tie), so the cost kept may be below the budget by up to one
 step; it is reported as it is, never clamped. When every free exit is at its
-strictest and the cost is still below the budget (the rows got easier), the
-budget is reported as saturated. Nothing is said about accuracy on the new
+strictest and the cost is still more than 3 % below the budget (the rows got
+easier), the budget is reported as saturated. Nothing is said about accuracy on the new
 rows: without labels it cannot be measured, and the fitted estimate of
 accuracy is kept as it was.
 """
@@ -84,7 +84,7 @@ from .policies._policy import (
     with_thresholds,
 )
 from .policies._router import carried_back, routed_walk
-from .policies._selection import _standard_error
+from .policies._selection import _standard_error, budget_status
 from .policies._thresholds import BUDGET_RTOL, TIE_RTOL, first_reaching
 from .stages import exit_probas
 
@@ -496,7 +496,11 @@ def recalibrate(estimator, X, budget=None):
     exit_stage, ran = routed_walk(new_policy, answers, X)
     ran = ran if new_policy.skips else None
     cost = router_cost + estimator._average_cost(exit_stage, None, ran)
-    status = "saturated" if np.isnan(next_cost) else "met"
+    # No step up left: saturated where that leaves the budget unspent (more
+    # than 3 % below it, as a fit's budget_status_ says), else met (every
+    # stage run on every row can cost the budget exactly).
+    unspent = budget_status(cost, budget) == "saturated"
+    status = "saturated" if np.isnan(next_cost) and unspent else "met"
     n_stages = len(estimator.cumulative_costs_)
     row_cost = answer_costs(exit_stage, ran, estimator.cumulative_costs_)
     before_stage = routed_walk(policy, answers, X)[0]

@@ -32,6 +32,7 @@ from sklearn.ensemble import (
 )
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
+from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier
 from sklearn.utils.estimator_checks import (
     check_sample_weight_equivalence_on_dense_data,
@@ -1177,3 +1178,31 @@ def test_too_few_distinct_rows_for_the_folds_keep_the_figures_in_sample(knob):
     assert cascade.policy_rows_accuracy_ == pytest.approx(0.995)
     assert cascade.expected_accuracy_ == cascade.policy_rows_accuracy_
     assert cascade.expected_cost_ == pytest.approx(cascade.policy_rows_cost_)
+
+
+def test_budget_confidence_gives_weight_k_the_margin_of_k_copies():
+    """Equal rows count once with their summed weight: the margin (and so the
+    budget searched) is the same for integer weights and copies (the docs
+    said copies got a smaller one; the code gave the same)."""
+    X, y = make_classification(
+        900, n_features=8, n_informative=5, n_classes=3, random_state=0
+    )
+    stages = [
+        (name, FrozenEstimator(model.fit(X[600:], y[600:])))
+        for name, model in (
+            ("nb", GaussianNB()),
+            ("lr", LogisticRegression(max_iter=500)),
+            ("rf", RandomForestClassifier(30, random_state=0)),
+        )
+    ]
+    weight = np.random.default_rng(0).integers(1, 5, 600)
+    params = dict(costs=[1, 5, 20], budget=8, budget_confidence=0.9, policy="max_proba")
+    weighted = AdaptiveCascadeClassifier(stages, **params).fit(
+        X[:600], y[:600], sample_weight=weight
+    )
+    copies = AdaptiveCascadeClassifier(stages, **params).fit(
+        np.repeat(X[:600], weight, 0), np.repeat(y[:600], weight)
+    )
+    searched = weighted.budget_search_["searched_budget"]
+    assert searched < 8
+    assert searched == pytest.approx(copies.budget_search_["searched_budget"])

@@ -1320,3 +1320,40 @@ def test_prediction_in_several_batches_warns_nothing(n_jobs):
         batched = cascade.route(X)
     assert_array_equal(batched.exit_stage, whole.exit_stage)
     assert_allclose(batched.proba, whole.proba, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"policy": "max_proba"},
+        {"policy_features": "confidence"},
+        {"skips": True},
+        {"tune_threshold": False},
+    ],
+)
+def test_frontier_does_not_depend_on_when_it_was_first_read(change):
+    """frontier_ is traced when first read, with the policy parameters of the
+    moment (as with_policy learns): read before a set_params it kept the old
+    trace, read after it traced the new one, so one fitted model reported two
+    frontiers. It is traced again whenever those parameters changed."""
+    X, y = make_classification(
+        900, n_features=8, n_informative=5, n_classes=3, random_state=0
+    )
+    stages = [
+        ("nb", GaussianNB()),
+        ("lr", LogisticRegression(max_iter=500)),
+        ("rf", RandomForestClassifier(30, random_state=0)),
+    ]
+    fitted = AdaptiveCascadeClassifier(
+        stages, costs=[1, 5, 20], budget=8, cv=3, random_state=0
+    ).fit(X[:600], y[:600])
+    read_first = pickle.loads(pickle.dumps(fitted))
+    before = read_first.frontier_
+    read_first.set_params(**change)
+    read_after = pickle.loads(pickle.dumps(fitted)).set_params(**change)
+    for key, values in read_after.frontier_.items():
+        assert_array_equal(read_first.frontier_[key], values)
+    assert not np.array_equal(read_after.frontier_["accuracy"], before["accuracy"])
+    # Set back, the first trace again.
+    read_first.set_params(**fitted.get_params(deep=False))
+    assert_array_equal(read_first.frontier_["accuracy"], before["accuracy"])

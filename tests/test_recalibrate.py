@@ -494,9 +494,11 @@ def test_a_policy_that_answers_every_row_at_the_first_stage_recalibrates():
     # Below the full cost: no question about the unit, and a refit can spend it.
     assert not any("full cost" in str(w.message) for w in record)
     assert any("Refit with the budget to spend it." in str(w.message) for w in record)
-    for recalibrated in copies:
+    # Aimed at the fit's cost, that cost is the budget spent exactly: met (as
+    # a fit at that spend says "spent"); the larger one is left unspent.
+    for recalibrated, status in zip(copies, ["met", "saturated"]):
         record = recalibrated.recalibration_
-        assert record["status"] == "saturated"
+        assert record["status"] == status
         np.testing.assert_array_equal(
             recalibrated.predict(X_new), cascade.predict(X_new)
         )
@@ -1036,3 +1038,17 @@ def test_cli_recalibrate_drops_labels_the_model_does_not_know(tmp_path):
     assert "note:" in text and "labels [99] (1 row) are not classes" in text
     assert "accuracy on the file's labels" not in text
     assert joblib.load(new).recalibrated_cost_ <= 3.2
+
+
+def test_a_budget_of_the_full_cost_spent_exactly_is_met_not_saturated():
+    """Every stage on every row costs the full cost: a budget of exactly that
+    is spent (as a fit at that spend says), though no step up is left; it read
+    "saturated"."""
+    cascade = _cascade()
+    X, _ = _shifted()
+    full = float(cascade.cumulative_costs_[-1])
+    new = cascade.recalibrate(X, budget=full)
+    record = new.recalibration_
+    assert np.isnan(record["next_cost"])
+    assert record["cost"] == pytest.approx(full)
+    assert record["status"] == "met" and new.budget_status_ == "spent"

@@ -201,6 +201,16 @@ def warn_no_combiners(answer, y_encoded, sample_weight, groups) -> None:
 _FRONTIER_PARAMS = ("policy", "policy_features", "tune_threshold", "skips", "router")
 
 
+def _param_key(value):
+    """What tells a parameter's value from another: its content's hash, or
+    for what cannot be pickled (a class defined in a function) the object
+    and its repr."""
+    try:
+        return joblib.hash(value)
+    except Exception:
+        return (id(value), repr(value))
+
+
 def cached_call_seed(random_state):
     """``random_state`` for a function cached with ``memory=``: a
     ``RandomState`` instance is replaced by a seed drawn from it, so that a
@@ -1580,7 +1590,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # traced again where set_params changed them since, so that what it
         # says does not depend on when it was first read.
         params = self.get_params(deep=False)
-        key = joblib.hash([params.get(name) for name in _FRONTIER_PARAMS])
+        key = [_param_key(params.get(name)) for name in _FRONTIER_PARAMS]
         if getattr(self, "_frontier_key", None) != key:
             self._frontier_points = None
         if getattr(self, "_frontier_points", None) is None:

@@ -763,14 +763,17 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """Refuse, naming the member, rows a fitted member cannot answer (the
         cascades' frozen stages; an early exit's backbone checks its own)."""
 
-    def _checked_rows(self, X):
-        """``X`` as checked by every prediction method (fitted, features, NaN)."""
+    def _checked_rows(self, X, count_rows: bool = True):
+        """``X`` as checked by every prediction method (fitted, features, NaN);
+        ``count_rows=False`` for a probe of no rows (a Dask collection's)."""
         check_is_fitted(self)
         # Before the stages see it: a stage of texts would fail deep inside
         # on a string, a mapping or None. (Rows of features are counted by
         # validate_data, in scikit-learn's words.)
         check_rows_given(
-            X, type(self).__name__, count=not hasattr(self, "n_features_in_")
+            X,
+            type(self).__name__,
+            count=count_rows and not hasattr(self, "n_features_in_"),
         )
         X = indexable(X)
         if hasattr(self, "n_features_in_") and np.ndim(X) == 1:
@@ -1591,14 +1594,17 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # says does not depend on when it was first read.
         params = self.get_params(deep=False)
         key = [_param_key(params.get(name)) for name in _FRONTIER_PARAMS]
-        if getattr(self, "_frontier_key", None) != key:
-            self._frontier_points = None
-        if getattr(self, "_frontier_points", None) is None:
+        points = getattr(self, "_frontier_points", None)
+        if points is not None and getattr(self, "_frontier_key", None) is None:
+            # Traced by a version that kept no key: for the parameters of now.
             self._frontier_key = key
+        if points is None or self._frontier_key != key:
+            # The trace kept is replaced only once a new one is made (after
+            # discard_policy_rows none can be: the error says so).
             with threadpool_limits(limits=1, user_api="blas"):
                 rows = self._policy_rows()
                 variable, share = self._cost_parts()
-                self._frontier_points = frontier_with_call_costs(
+                points = frontier_with_call_costs(
                     self._policy_search_maker(*rows),
                     *rows,
                     DEFAULT_COST_WEIGHTS,
@@ -1608,9 +1614,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     loss=self._loss(),
                 )
                 if getattr(self, "router", None) is not None:
-                    self._frontier_points = routed_frontier(
-                        self, self._frontier_points, rows
-                    )
+                    points = routed_frontier(self, points, rows)
+            self._frontier_points, self._frontier_key = points, key
         return self._frontier_points
 
     @property

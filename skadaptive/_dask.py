@@ -190,7 +190,7 @@ def _check_rows(estimator, probe) -> None:
     ``X``'s columns)."""
     check_is_fitted(estimator)
     if probe is not None:
-        estimator._checked_rows(probe)
+        estimator._checked_rows(probe, count_rows=False)
 
 
 def lazy_predict(estimator, X, method: str):

@@ -47,9 +47,11 @@ def indexable(X):
 def _holds_rows(X) -> bool:
     """Whether ``X`` is a collection (of rows), not a scalar, a string, a
     mapping or None; without converting it (it may refuse numpy's functions)."""
+    if sp.issparse(X):  # first: scipy's DOK formats are dicts
+        return True
     if X is None or isinstance(X, (str, bytes, dict)):
         return False
-    if sp.issparse(X) or isinstance(X, (list, tuple)):
+    if isinstance(X, (list, tuple)):
         return True
     shape = getattr(X, "shape", None)
     if shape is not None:

@@ -354,6 +354,13 @@ def test_lowest_column_compares_as_whole_tables_rounded(seed, scale):
     assert _thresholds._lowest_column(loss, cost) == expected
 
 
+def test_lowest_column_of_infinite_losses_is_the_cheapest():
+    """Every allowed cell of infinite loss: an IndexError; the whole-table
+    rounding chose the cheapest column, as it does now."""
+    loss = np.array([[np.inf, np.inf]])
+    assert _thresholds._lowest_column(loss, np.array([[2.0, 1.0]])) == 1
+
+
 def test_lowest_column_ties_losses_bits_apart_but_not_1e_12_apart():
     """0.1 + 0.2 and 0.3 tie (the cheaper cell wins); 0.3 + 1.5e-12 does not."""
     bits_apart = np.array([[0.3, 0.3], [0.1 + 0.2, np.inf]])

@@ -1357,3 +1357,27 @@ def test_frontier_does_not_depend_on_when_it_was_first_read(change):
     # Set back, the first trace again.
     read_first.set_params(**fitted.get_params(deep=False))
     assert_array_equal(read_first.frontier_["accuracy"], before["accuracy"])
+
+
+def test_a_frontier_read_before_the_policy_rows_are_discarded_still_answers():
+    """A trace that cannot be made again (the rows discarded) is kept until a
+    new one is made: set_params to another policy fails to trace, and set
+    back, the kept trace answers (the cache was dropped before the trace was
+    tried). A trace kept by a version without a key is the one of now."""
+    from skadaptive._base import PolicyRowsDiscardedError
+
+    X, y = make_classification(400, n_features=6, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=3))],
+        costs=[1, 5],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    before = cascade.frontier_
+    cascade.discard_policy_rows().set_params(policy="max_proba")
+    with pytest.raises(PolicyRowsDiscardedError):
+        cascade.frontier_  # noqa: B018
+    cascade.set_params(policy="linear")
+    assert_array_equal(cascade.frontier_["accuracy"], before["accuracy"])
+    del cascade._frontier_key  # as pickled by a version that kept none
+    assert_array_equal(cascade.frontier_["accuracy"], before["accuracy"])

@@ -237,3 +237,28 @@ def test_a_heavy_row_does_not_empty_a_fold(heavy):
     assert np.bincount(folds, minlength=3).min() > 0
     copies = np.repeat(X, weight.astype(int), axis=0)
     assert_array_equal(content_folds(copies, 3)[1], boundaries)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_rows=st.integers(1, 30),
+    n_folds=st.integers(2, 5),
+    constant=st.sampled_from([0.1, 0.3, 1 / 3, 0.7, 1e-5, 1e200, 1e307]),
+)
+def test_folds_are_sorted_cut_alike_by_equal_weights_and_empty_only_if_needed(
+    seed, n_rows, n_folds, constant
+):
+    """Equal weights cut where no weights do (0.1 each cut 12 rows in 4 folds
+    as 2, 4, 3, 3: rounding decided), weights summing past the largest float
+    do not overflow, the boundaries are sorted, and no fold is empty where
+    there are as many distinct rows as folds."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, int(rng.integers(1, 6)), (n_rows, 2)).astype(float)
+    folds, boundaries = content_folds(X, n_folds)
+    with np.errstate(all="raise"):
+        _, equal = content_folds(X, n_folds, np.full(n_rows, constant))
+    assert_array_equal(equal, boundaries)
+    assert (boundaries[1:] >= boundaries[:-1]).all()
+    if len(np.unique(row_hashes(X))) >= n_folds:
+        assert np.bincount(folds, minlength=n_folds).min() > 0

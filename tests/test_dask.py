@@ -371,3 +371,32 @@ def test_cost_scorers_take_lazy_rows_and_score_as_in_memory(estimators, kind):
     lazy = da.from_array(X, chunks=(70, X.shape[1]))
     for scorer in (make_average_cost_scorer(), make_cost_aware_scorer(0.01)):
         np.testing.assert_allclose(scorer(estimator, lazy, y), scorer(estimator, X, y))
+
+
+def test_a_cascade_of_texts_answers_a_lazy_series_and_array():
+    """The checks run on a probe of no rows: a cascade of texts (no feature
+    count) refused it as 0 rows (a regression of a check for empty input)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    texts = ["good great", "bad awful", "good fine", "poor bad", "nice", "awful"] * 20
+    labels = [1, 0, 1, 0, 1, 0] * 20
+    cascade = AdaptiveCascadeClassifier(
+        [
+            (
+                "a",
+                make_pipeline(HashingVectorizer(n_features=64), LogisticRegression()),
+            ),
+            (
+                "b",
+                make_pipeline(HashingVectorizer(n_features=256), LogisticRegression()),
+            ),
+        ],
+        costs=[1, 5],
+        cv=3,
+    ).fit(texts, labels)
+    expected = cascade.predict(texts[:5])
+    lazy = cascade.predict(da.from_array(np.array(texts[:5], dtype=object), chunks=2))
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), expected)
+    series = cascade.predict(dd.from_pandas(pd.Series(texts[:5]), npartitions=2))
+    np.testing.assert_array_equal(series.compute(scheduler="sync").to_numpy(), expected)

@@ -1025,3 +1025,22 @@ def test_a_regressor_stage_in_a_classifier_cascade_points_at_the_regressor(froze
         AdaptiveCascadeClassifier(
             [("lr", LogisticRegression()), ("r", ridge)], costs=[1, 2], cv=3
         ).fit(X, y)
+
+
+def test_every_sparse_format_is_taken_as_rows():
+    """scipy's DOK formats are dicts: the check for rows refused them."""
+    sp = pytest.importorskip("scipy.sparse")
+    X, y = make_classification(200, n_features=6, random_state=0)
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression()),
+            ("tree", DecisionTreeClassifier(random_state=0)),
+        ],
+        costs=[1, 5],
+        cv=3,
+    ).fit(X, y)
+    expected = cascade.predict(X[:5])
+    for fmt in ("csr", "csc", "coo", "dok", "lil", "bsr", "dia"):
+        for make in (sp.csr_matrix, sp.csr_array):
+            rows = make(X[:5]).asformat(fmt)
+            np.testing.assert_array_equal(cascade.predict(rows), expected)

@@ -288,6 +288,9 @@ def _lowest_column(loss, cost) -> int:
     best_cost = np.full(loss.shape[1], np.inf)
     np.minimum.at(best_cost, column, _tie_key(cost[row, column]))
     candidates = np.flatnonzero(np.isfinite(best_loss))
+    if len(candidates) == 0:
+        # Every allowed cell's loss is infinite: the cheapest cell's column.
+        return int(np.argmin(_tie_key(cost).min(axis=0)))
     return int(
         candidates[np.lexsort((best_cost[candidates], best_loss[candidates]))[0]]
     )

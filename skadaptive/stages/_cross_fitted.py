@@ -256,25 +256,32 @@ def content_folds(
         if sample_weight is None
         else np.asarray(sample_weight, dtype=np.float64)[order]
     )
+    # Scale-free (and no overflow): weights of any common factor cut alike.
+    weight = weight / weight.max()
     # Fold f starts at the first row whose weight, with the rows before it,
-    # exceeds f / n_folds of the total (with weights of one, row f n // n_folds).
+    # exceeds f / n_folds of the total (with weights of one, row f n // n_folds);
+    # within rounding of the total's share it does not exceed it, so that
+    # equal weights cut where no weights do.
     mass = np.cumsum(weight) * n_folds
-    total = mass[-1] / n_folds
-    starts = np.searchsorted(mass, np.arange(1, n_folds) * total, side="right")
+    targets = np.arange(1, n_folds) * (mass[-1] / n_folds)
+    starts = np.searchsorted(mass, targets * (1 + 1e-9), side="right")
     boundaries = ordered[np.minimum(starts, n_rows - 1)].astype(np.uint64)
-    # A fold starts with the rows equal to its first row: where those began
-    # in the fold before (a heavy row, or many copies of one), that fold
-    # would be empty, and this one starts with the next distinct rows.
-    # (Rows of weight 0 start no fold: they go where their hashes fall.)
-    counted = ordered[weight > 0]
-    previous = None
-    for f, boundary in enumerate(boundaries):
-        if (boundary == counted[0]) if previous is None else (boundary <= previous):
-            floor = counted[0] if previous is None else previous
-            later = np.searchsorted(counted, floor, side="right")
-            if later < len(counted):
-                boundaries[f] = counted[later]
-        previous = boundaries[f]
+    # A fold starts with the rows equal to its first row. Where that leaves
+    # a fold empty (a heavy row, or many copies of one, across a cut), the
+    # cut moves to the nearest distinct rows that leave every fold some,
+    # where there are enough distinct rows of positive weight; rows of weight
+    # 0 start no fold (they go where their hashes fall).
+    distinct = np.unique(ordered[weight > 0])
+    group = np.searchsorted(distinct, boundaries)
+    previous = 0
+    for f in range(n_folds - 1):
+        lowest, highest = previous + 1, len(distinct) - (n_folds - 1 - f)
+        if lowest <= highest:
+            group[f] = min(max(group[f], lowest), highest)
+        else:
+            group[f] = max(group[f], previous)  # too few: a fold stays empty
+        previous = group[f]
+    boundaries = distinct[np.minimum(group, len(distinct) - 1)].astype(np.uint64)
     return fold_of_hashes(hashes, boundaries), boundaries
 
 

@@ -223,7 +223,8 @@ class _OnnxModel(_LazyRuntime):
             raise ValueError(
                 f"{type(self).__name__}: the ONNX model refused a batch of shape "
                 f"{list(chunk.shape)} at its input {runtime.input.name!r} (declared "
-                f"{_format_shape(runtime.input.shape)}): {str(error).strip()} Give "
+                f"{_format_shape(runtime.input.shape)}): "
+                f"{str(error).strip().rstrip('.')}. Give "
                 "rows of the shape the model was exported for: with its other "
                 "features, or the same columns it was trained on."
             ) from None

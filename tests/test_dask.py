@@ -376,25 +376,10 @@ def test_cost_scorers_take_lazy_rows_and_score_as_in_memory(estimators, kind):
 def test_a_cascade_of_texts_answers_a_lazy_series_and_array():
     """The checks run on a probe of no rows: a cascade of texts (no feature
     count) refused it as 0 rows (a regression of a check for empty input)."""
-    from sklearn.feature_extraction.text import HashingVectorizer
-    from sklearn.pipeline import make_pipeline
+    from _texts import TEXTS as texts
+    from _texts import text_cascade
 
-    texts = ["good great", "bad awful", "good fine", "poor bad", "nice", "awful"] * 20
-    labels = [1, 0, 1, 0, 1, 0] * 20
-    cascade = AdaptiveCascadeClassifier(
-        [
-            (
-                "a",
-                make_pipeline(HashingVectorizer(n_features=64), LogisticRegression()),
-            ),
-            (
-                "b",
-                make_pipeline(HashingVectorizer(n_features=256), LogisticRegression()),
-            ),
-        ],
-        costs=[1, 5],
-        cv=3,
-    ).fit(texts, labels)
+    cascade = text_cascade()
     expected = cascade.predict(texts[:5])
     lazy = cascade.predict(da.from_array(np.array(texts[:5], dtype=object), chunks=2))
     np.testing.assert_array_equal(lazy.compute(scheduler="sync"), expected)

@@ -954,23 +954,9 @@ def test_rows_that_are_not_a_collection_are_refused_before_any_stage():
     """A cascade of texts takes rows of any kind, so nothing else checked
     them: [] failed with an IndexError inside scikit-learn, None, a string
     and a dict deep inside the package."""
-    texts = ["good great", "bad awful", "good fine", "poor bad", "nice", "awful"]
-    labels = [1, 0, 1, 0, 1, 0]
-    cascade = AdaptiveCascadeClassifier(
-        [
-            (
-                "a",
-                make_pipeline(HashingVectorizer(n_features=64), LogisticRegression()),
-            ),
-            (
-                "b",
-                make_pipeline(HashingVectorizer(n_features=256), LogisticRegression()),
-            ),
-        ],
-        costs=[1, 5],
-        cv=2,
-    )
-    cascade.fit(texts * 10, labels * 10)
+    from _texts import text_cascade
+
+    cascade = text_cascade(cv=2)
     assert cascade.predict(["good good"]).tolist() == [1]
     for method in ("predict", "predict_exit", "predict_cost"):
         for bad in (None, "good good", {"a": 1}, 5):

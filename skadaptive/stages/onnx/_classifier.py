@@ -197,20 +197,15 @@ class _OnnxModel(_LazyRuntime):
         rows = self._validate_rows(X, runtime, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(rows, y)
-        if runtime.input.row_shape is None and len(rows):
-            # The model leaves its row shape open: one row run says now, not
-            # at the first prediction, whether it takes rows of this shape.
-            self._run(runtime, self._padded(runtime, rows[:1]))
         return runtime, rows, y
 
-    @staticmethod
-    def _padded(runtime, chunk: np.ndarray) -> np.ndarray:
-        """``chunk`` with zero rows up to a fixed batch axis's size."""
-        step = runtime.input.fixed_batch
-        if step and chunk.shape[0] < step:
-            padding = np.zeros((step - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)
-            chunk = np.concatenate([chunk, padding])
-        return chunk
+    def _check_on_one_row(self, runtime, rows: np.ndarray, output_declared: bool):
+        """Run the model on one row where its declared shapes cannot say
+        whether it takes these rows (an open row shape) or answers as this
+        estimator reads it (an open output width): now, at fit, not at the
+        first prediction."""
+        if len(rows) and (runtime.input.row_shape is None or not output_declared):
+            self._predict_rows(runtime, rows[:1])
 
     def _run(self, runtime, chunk: np.ndarray) -> np.ndarray:
         """The model's output on ``chunk``; its refusal as a ValueError that
@@ -240,7 +235,10 @@ class _OnnxModel(_LazyRuntime):
         for start in range(0, n_rows, step):
             chunk = rows[start : start + step]
             n_chunk = chunk.shape[0]
-            raw = self._run(runtime, self._padded(runtime, chunk))
+            if runtime.input.fixed_batch and n_chunk < step:
+                padding = np.zeros((step - n_chunk, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, padding])
+            raw = self._run(runtime, chunk)
             out[start : start + n_chunk] = convert(
                 raw[:n_chunk] if runtime.input.fixed_batch else raw, n_chunk
             )
@@ -474,9 +472,7 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
                 f"y contains labels {unknown.tolist()} that the model does not "
                 f"predict: its classes are {runtime.classes.tolist()}."
             )
-        if runtime.n_columns is None:
-            # The output width is not declared: check it on one row.
-            self._predict_rows(runtime, rows[:1])
+        self._check_on_one_row(runtime, rows, runtime.n_columns is not None)
         return self
 
     def _predict_rows(self, runtime: _ClassifierRuntime, rows: np.ndarray):

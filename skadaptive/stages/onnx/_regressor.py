@@ -202,9 +202,7 @@ class OnnxRegressor(_OnnxModel, RegressorMixin, BaseEstimator):
         """
         runtime, rows, y = self._fit_rows(X, y)
         numeric_targets(y, self)
-        if not runtime.declared:
-            # The output width is not declared: check it on one row.
-            self._predict_rows(runtime, rows[:1])
+        self._check_on_one_row(runtime, rows, runtime.declared)
         return self
 
     def _predict_rows(self, runtime: _RegressorRuntime, rows: np.ndarray):

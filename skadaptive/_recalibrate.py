@@ -58,9 +58,9 @@ on ``n`` rows moves in steps (one row exiting at another stage, or several
 where scores tie), so the cost kept may be below the budget by up to one
 step; it is reported as it is, never clamped. When every free exit is at its
 strictest and the cost is still more than 3 % below the budget (the rows got
-easier), the budget is reported as saturated. Nothing is said about accuracy on the new
-rows: without labels it cannot be measured, and the fitted estimate of
-accuracy is kept as it was.
+easier), the budget is reported as saturated. Nothing is said about accuracy
+on the new rows: without labels it cannot be measured, and the fitted
+estimate of accuracy is kept as it was.
 """
 
 from __future__ import annotations
@@ -558,6 +558,15 @@ def _refuse_lazy(X, method: str) -> None:
         )
 
 
+def met_in_steps_well_below(record) -> bool:
+    """Whether the budget of a ``recalibration_`` record is met but its cost
+    is well below it: the cost moves in steps on these rows, and the warning
+    of :func:`_warn_about_steps` says so."""
+    return record["status"] == "met" and record["cost"] < (
+        (1 - _WARN_GAP) * record["budget"]
+    )
+
+
 def _warn_about_steps(record, estimator) -> None:
     budget, cost = record["budget"], record["cost"]
     if record["status"] == "saturated" and cost < (1 - _WARN_GAP) * budget:
@@ -590,7 +599,7 @@ def _warn_about_steps(record, estimator) -> None:
             f"{advice}",
             UserWarning,
         )
-    elif record["status"] == "met" and cost < (1 - _WARN_GAP) * budget:
+    elif met_in_steps_well_below(record):
         warn(
             f"budget={budget:g} cannot be met closely on these "
             f"{record['n_rows']} rows: their average cost moves in steps, and "

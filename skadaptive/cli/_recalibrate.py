@@ -79,6 +79,8 @@ def add_parser(commands) -> None:
 def run(args, out=None) -> int:
     import joblib
 
+    from .._recalibrate import met_in_steps_well_below
+
     out = sys.stdout if out is None else out
     check_output("--output", args.output)
     check_distinct({"--output": args.output}, [args.model, args.data])
@@ -110,12 +112,11 @@ def run(args, out=None) -> int:
         f"these, two standard errors; {record['status']}; {_shift_text(record)})",
         file=out,
     )
-    # The steps, unless a note below says so already.
-    steps_noted = any("moves in steps" in str(w.message) for w in caught)
+    # The steps, unless the warning printed below as a note says so already.
     if (
         record["status"] == "met"
         and np.isfinite(record["next_cost"])
-        and not steps_noted
+        and not met_in_steps_well_below(record)
     ):
         step = _apart(record["next_cost"], record["budget"])
         print(

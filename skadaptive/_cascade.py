@@ -12,7 +12,7 @@ from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods, StrOptions, _VisualBlock
 from ._validation import check_frozen_rows
 from .stages import IndependentRegressors, IndependentStages
-from .stages._regression import check_regressor
+from .stages._regression import check_regressor, tagged_type
 
 
 def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list]:
@@ -46,7 +46,7 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
         if regression:
             _check_regression_stage(name, stage)
         elif not hasattr(stage, "predict_proba"):
-            if _is_regressor(stage):
+            if tagged_type(stage) == "regressor":
                 raise TypeError(
                     f"Stage {name!r} ({_model_name(stage)}) is a regressor; an "
                     "AdaptiveCascadeClassifier's stages are classifiers. Use "
@@ -59,15 +59,6 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
                 "CalibratedClassifierCV(..., ensemble=False)."
             )
     return names, stages
-
-
-def _is_regressor(stage) -> bool:
-    """Whether the stage's tags say it is a regressor (a frozen one's say
-    what its model is); an object without tags is not refused here."""
-    try:
-        return stage.__sklearn_tags__().estimator_type == "regressor"
-    except (AttributeError, TypeError):
-        return False
 
 
 def _model_name(stage) -> str:

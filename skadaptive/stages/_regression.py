@@ -447,6 +447,16 @@ def _not_a_number(y):
     return np.ravel(y)[0]
 
 
+def tagged_type(estimator) -> str | None:
+    """What the estimator's scikit-learn tags say it is (``"classifier"``,
+    ``"regressor"``, ...; a frozen one's, its model's), or None for an
+    object without tags, taken at its word."""
+    try:
+        return estimator.__sklearn_tags__().estimator_type
+    except (AttributeError, TypeError):
+        return None
+
+
 def check_regressor(estimator, label: str, fix: str) -> None:
     """Raise a clear error unless ``estimator`` can be a regression stage.
 
@@ -457,9 +467,6 @@ def check_regressor(estimator, label: str, fix: str) -> None:
     name = type(estimator).__name__
     if not hasattr(estimator, "predict"):
         raise TypeError(f"{label} ({name}) has no predict: {fix}")
-    try:
-        estimator_type = estimator.__sklearn_tags__().estimator_type
-    except (AttributeError, TypeError):
-        return
+    estimator_type = tagged_type(estimator)
     if estimator_type not in (None, "regressor"):
         raise TypeError(f"{label} ({name}) is a {estimator_type}; {fix}")

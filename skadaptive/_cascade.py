@@ -10,9 +10,9 @@ from ._base import BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods, StrOptions, _VisualBlock
-from ._validation import check_frozen_rows
+from ._validation import check_frozen_rows, tagged_type
 from .stages import IndependentRegressors, IndependentStages
-from .stages._regression import check_regressor, tagged_type
+from .stages._regression import check_regressor
 
 
 def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list]:

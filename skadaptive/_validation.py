@@ -44,6 +44,16 @@ def indexable(X):
     return X
 
 
+def tagged_type(estimator) -> str | None:
+    """What the object's scikit-learn tags say it is (``"classifier"``,
+    ``"regressor"``, ...; a :class:`~sklearn.frozen.FrozenEstimator`'s, its
+    model's), or None where it has none (it is taken at its word)."""
+    try:
+        return estimator.__sklearn_tags__().estimator_type
+    except Exception:  # not a scikit-learn estimator: it says nothing
+        return None
+
+
 def _holds_rows(X) -> bool:
     """Whether ``X`` is a collection (of rows), not a scalar, a string, a
     mapping or None; without converting it (it may refuse numpy's functions)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import rows_text
+from .._validation import rows_text, tagged_type
 from ..policies._call_costs import batch_cost
 from ..policies._skips import jumps_over_stages
 from ..stages._combined import combines
@@ -32,7 +32,6 @@ from ._io import (
     check_feature_counts,
     check_output,
     check_plot,
-    estimator_kind,
     file_order_note,
     fitted_feature_names,
     load_data,
@@ -375,7 +374,7 @@ def _task(args, models) -> str:
     for path in args.stages:
         if path in models and Path(path).suffix.lower() != ".onnx":
             model = models[path]
-            kinds[path] = (estimator_kind(model), f"{path} ({type(model).__name__})")
+            kinds[path] = (tagged_type(model), f"{path} ({type(model).__name__})")
     regressors = [text for kind, text in kinds.values() if kind == "regressor"]
     classifiers = [text for kind, text in kinds.values() if kind == "classifier"]
     if args.task == "regression" and classifiers:

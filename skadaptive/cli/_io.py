@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._validation import short_list
+from .._validation import short_list, tagged_type
 
 
 class CommandError(Exception):
@@ -523,16 +523,6 @@ def load_joblib(path: str):
 JOBLIB_SUFFIXES = (".joblib", ".pkl", ".pickle")
 
 
-def estimator_kind(model) -> str | None:
-    """``"classifier"`` or ``"regressor"`` as the object's scikit-learn tags
-    say (a :class:`~sklearn.frozen.FrozenEstimator` says its model's), else
-    None."""
-    try:
-        return model.__sklearn_tags__().estimator_type
-    except Exception:  # not a scikit-learn estimator: it says nothing
-        return None
-
-
 def load_stage(path: str, classes: np.ndarray | None, X, model=None):
     """A fitted stage from an ``.onnx`` file or a joblib/pickle file, frozen.
 
@@ -623,7 +613,7 @@ def load_regression_stage(path: str, model=None, X=None):
         )
     model = load_joblib(path) if model is None else model
     name = type(model).__name__
-    if estimator_kind(model) == "classifier":
+    if tagged_type(model) == "classifier":
         raise CommandError(
             f"{path}: holds a {name}, a classifier; every stage of a regression "
             "cascade must be a regressor."

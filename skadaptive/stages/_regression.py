@@ -39,6 +39,7 @@ from .._validation import (
     check_row_weights,
     rows_text,
     stage_label,
+    tagged_type,
 )
 from ._cross_fitted import CrossFitted
 from ._independent import IndependentStages
@@ -445,16 +446,6 @@ def _not_a_number(y):
         except (TypeError, ValueError):
             return value
     return np.ravel(y)[0]
-
-
-def tagged_type(estimator) -> str | None:
-    """What the estimator's scikit-learn tags say it is (``"classifier"``,
-    ``"regressor"``, ...; a frozen one's, its model's), or None for an
-    object without tags, taken at its word."""
-    try:
-        return estimator.__sklearn_tags__().estimator_type
-    except (AttributeError, TypeError):
-        return None
 
 
 def check_regressor(estimator, label: str, fix: str) -> None:

@@ -261,7 +261,8 @@ def content_folds(
     # Fold f starts at the first row whose weight, with the rows before it,
     # exceeds f / n_folds of the total (with weights of one, row f n // n_folds);
     # within rounding of the total's share it does not exceed it, so that
-    # equal weights cut where no weights do.
+    # integer weights (inexact once divided by the largest) cut where their
+    # copies (exact) do.
     mass = np.cumsum(weight) * n_folds
     targets = np.arange(1, n_folds) * (mass[-1] / n_folds)
     starts = np.searchsorted(mass, targets * (1 + 1e-9), side="right")

@@ -110,6 +110,7 @@ from .policies._selection import (
 from .policies._skips import SkipSearch
 from .policies._thresholds import BUDGET_RTOL
 from .stages import exit_probas, measure_exit_seconds
+from .stages._booster_exits import fits_on_class_indices
 from .stages._combined import MIN_ROWS as MIN_COMBINER_ROWS
 from .stages._combined import N_FOLDS as N_COMBINER_FOLDS
 from .stages._combined import (
@@ -939,6 +940,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         fit_members = check_memory(self.memory).cache(
             fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
         )
+        on_class_indices = self._members_on_class_indices()
         try:
             return fit_members(
                 self._members()[1],
@@ -959,8 +961,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 refit=self.refit,
                 whole_method=self._whole_method() if measure else None,
                 sample_weight=sample_weight,
+                on_class_indices=on_class_indices,
             )
         except Exception as exc:
+            if on_class_indices and "Invalid classes inferred" in str(exc):
+                raise self._class_gap_error(y, on_class_indices) from exc
             if self.memory is None or _hashable(self._members()[1]):
                 raise
             raise TypeError(
@@ -970,6 +975,49 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"{str(exc)[:200]}). Use a function defined at module level, or "
                 "memory=None."
             ) from None
+
+    def _members_on_class_indices(self) -> tuple[int, ...]:
+        """The members fitted here on the class indices ``0 .. n_classes - 1``
+        rather than on the labels: XGBoost's classifiers take no other labels,
+        so they are fitted on the indices (as ``StackingClassifier`` fits its
+        estimators), and their probability columns are the classes in order."""
+        if self._stage_classes() is None:
+            return ()
+        return tuple(
+            k
+            for k, member in enumerate(self._members()[1])
+            if not is_frozen(member) and fits_on_class_indices(member)
+        )
+
+    def _class_gap_error(self, y, on_class_indices) -> ValueError:
+        """XGBoost's refusal of a fold without a class, said with its fix."""
+        names, members = self._members()
+        counts = np.bincount(
+            np.searchsorted(self.classes_, y), minlength=len(self.classes_)
+        )
+        rare = self.classes_[counts == counts.min()][:3].tolist()
+        fix = (
+            "Give each class at least two rows with an int cv (stratified, so "
+            "each fold's training rows get one)"
+            if counts.min() < 2
+            else "Use an int cv (stratified: each fold's training rows then hold "
+            "every class with two rows or more)"
+        )
+        which = " and ".join(
+            self._member_words(names[k], members[k]) for k in on_class_indices
+        )
+        return ValueError(
+            f"{which[0].upper()}{which[1:]} needs every class in the training "
+            "rows of every cross-fitting fold (it is fitted on the class indices "
+            "0 .. n_classes - 1, and a missing class leaves a gap it refuses), "
+            f"and a fold of cv lacks one: the rarest classes have {counts.min()} "
+            f"row(s) ({rare}). {fix}, fewer folds, or pass the fitted model in "
+            "a FrozenEstimator."
+        )
+
+    def _member_words(self, name, member) -> str:
+        """A member in a message: ``stage 'name' (its type)``."""
+        return f"stage {name!r} ({type(member).__name__})"
 
     def _whole_method(self) -> str | None:
         """The method of the one member that users call instead of the

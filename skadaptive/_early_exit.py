@@ -34,7 +34,6 @@ from .stages._booster_exits import (
     check_fit_offsets,
     check_round_exits,
     check_unfitted_booster,
-    fits_on_class_indices,
     is_booster_model,
     model_name,
 )
@@ -194,6 +193,9 @@ class _SharedComputation:
     def _stage_names(self):
         return [f"exit {k}" for k in range(self.n_exits_)]
 
+    def _member_words(self, name, member) -> str:
+        return f"the backbone ({type(member).__name__})"
+
     def _budget_fix(self, first_cost) -> str | None:
         """What to change, besides the budget, when the first exit costs
         ``first_cost``, over it; None where nothing else can be."""
@@ -245,47 +247,7 @@ class _SharedComputation:
                 "yourself and pass FrozenEstimator(model) with policy data it was "
                 "not fitted on."
             )
-        if self._fits_on_class_indices():
-            # XGBoost's classifiers take the labels 0 .. n_classes - 1 only:
-            # the backbone is fitted on the class indices (as
-            # StackingClassifier fits its estimators), so its exits' columns
-            # are the classes in order.
-            y = np.searchsorted(self.classes_, y)
-            try:
-                return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
-            except ValueError as exc:
-                if "Invalid classes inferred" not in str(exc):
-                    raise
-                counts = np.bincount(y, minlength=len(self.classes_))
-                rare = self.classes_[counts == counts.min()][:3].tolist()
-                fix = (
-                    "Give each class at least two rows with an int cv "
-                    "(stratified, so each fold's training rows get one)"
-                    if counts.min() < 2
-                    else "Use an int cv (stratified: each fold's training rows "
-                    "then hold every class with two rows or more)"
-                )
-                raise ValueError(
-                    f"{type(model).__name__} needs every class in the training "
-                    "rows of every cross-fitting fold (it is fitted on the class "
-                    "indices 0 .. n_classes - 1, and a missing class leaves a gap "
-                    "it refuses), and a fold of cv lacks one: the rarest classes "
-                    f"have {counts.min()} row(s) ({rare}). {fix}, fewer folds, "
-                    "or pass the fitted model in a FrozenEstimator."
-                ) from exc
         return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
-
-    def _fits_on_class_indices(self) -> bool:
-        return (
-            not self._regression
-            and not is_frozen(self.estimator)
-            and fits_on_class_indices(unwrap(self.estimator))
-        )
-
-    def _stage_classes(self):
-        if self._fits_on_class_indices():
-            return np.arange(len(self.classes_))  # what the backbone is fitted on
-        return super()._stage_classes()
 
     def _keep_fitted(self, held_out) -> None:
         (self.estimator_,) = held_out.estimators

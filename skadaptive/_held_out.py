@@ -27,17 +27,28 @@ from .stages import IndependentStages, exit_probas, measure_exit_seconds
 from .stages._cross_fitted import CrossFitted, content_folds
 
 
-def exits_in_class_order(source, X, classes: np.ndarray) -> list[np.ndarray]:
+def member_labels(source, classes: np.ndarray, on_indices: bool) -> np.ndarray:
+    """The labels ``source``'s ``classes_`` stand for: with ``on_indices``
+    (a member fitted on the class indices ``0 .. n_classes - 1``, see
+    :func:`fit_stages_on_held_out`), the labels of those indices."""
+    own = np.asarray(source.classes_)
+    return classes[own.astype(np.intp)] if on_indices else own
+
+
+def exits_in_class_order(
+    source, X, classes: np.ndarray, on_indices: bool = False
+) -> list[np.ndarray]:
     """Every exit's probabilities of ``source`` on ``X``, one column per class.
 
     A member fitted on a cross-validation fold that lacked a class has no
     column for it; that class gets probability 0, as in ``cross_val_predict``.
     With ``classes=None`` (regression) the exits' answers as they are.
+    ``on_indices``: the member was fitted on the class indices.
     """
     probas = exit_probas(source, X)
     if classes is None:
         return probas
-    source_classes = np.asarray(source.classes_)
+    source_classes = member_labels(source, classes, on_indices)
     if len(source_classes) == len(classes) and np.array_equal(source_classes, classes):
         return probas
     columns = np.searchsorted(classes, source_classes)
@@ -57,12 +68,22 @@ def _fit_one(estimator, X, y, fit_params, train):
 
 
 def _fit_and_predict_fold(
-    estimator, X, y, fit_params, train, test, classes, make_source, name, keep=False
+    estimator,
+    X,
+    y,
+    fit_params,
+    train,
+    test,
+    classes,
+    make_source,
+    name,
+    keep=False,
+    on_indices=False,
 ):
     """The fold's held-out exits; with ``keep``, also the member fitted."""
     fitted = _fit_one(estimator, X, y, fit_params, train)
     source = make_source([fitted], [name])
-    probas = exits_in_class_order(source, _safe_indexing(X, test), classes)
+    probas = exits_in_class_order(source, _safe_indexing(X, test), classes, on_indices)
     return (probas, fitted) if keep else probas
 
 
@@ -87,11 +108,13 @@ def _reporting(results, messages: list[str], verbose: int) -> list:
     return collected
 
 
-def _check_all_classes(source, classes: np.ndarray, name: str, fold=None) -> None:
+def _check_all_classes(
+    source, classes: np.ndarray, name: str, fold=None, on_indices=False
+) -> None:
     """Refuse a kept member whose training rows lacked a class: with
     ``refit=False`` it answers new rows, and could never answer that class.
     ``fold``: the member's fold, where several are kept (an int ``cv``)."""
-    missing = np.setdiff1d(classes, np.asarray(source.classes_))
+    missing = np.setdiff1d(classes, member_labels(source, classes, on_indices))
     if not len(missing):
         return
     if fold is None:
@@ -113,14 +136,16 @@ def _check_all_classes(source, classes: np.ndarray, name: str, fold=None) -> Non
     )
 
 
-def _check_class_order(source, classes: np.ndarray, name: str) -> None:
+def _check_class_order(
+    source, classes: np.ndarray, name: str, on_indices=False
+) -> None:
     """Refuse a member fitted here whose ``classes_`` are not the estimator's.
 
     Its held-out probabilities were put in the order of ``classes`` (sorted,
     as scikit-learn classifiers give them), but at prediction its columns are
     read as they come: in another order they would answer for other classes.
     """
-    own = np.asarray(source.classes_)
+    own = member_labels(source, classes, on_indices)
     if np.array_equal(own, classes):
         return
     missing = np.setdiff1d(classes, own)
@@ -307,6 +332,7 @@ def fit_stages_on_held_out(
     refit: bool = True,
     whole_method: str | None = None,
     sample_weight: np.ndarray | None = None,
+    on_class_indices: tuple[int, ...] = (),
 ) -> Bunch:
     """Fit the stages and get their probabilities on rows they were not fitted on.
 
@@ -356,6 +382,11 @@ def fit_stages_on_held_out(
     n_rows = _num_samples(X)
     to_fit = [k for k, est in enumerate(estimators) if not is_frozen(est)]
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    on_indices = [k in on_class_indices for k in range(len(estimators))]
+    targets = [y] * len(estimators)
+    if any(on_indices):
+        indices = np.searchsorted(classes, y)
+        targets = [indices if flag else y for flag in on_indices]
     if to_fit:
         splits, test_rows, boundaries = _held_out_splits(
             cv,
@@ -373,7 +404,7 @@ def fit_stages_on_held_out(
             delayed(_timed(_fit_and_predict_fold))(
                 estimators[k],
                 X,
-                y,
+                targets[k],
                 stage_fit_params[k],
                 train,
                 test,
@@ -381,6 +412,7 @@ def fit_stages_on_held_out(
                 make_source,
                 names[k],
                 not refit,
+                on_indices[k],
             )
             for k in to_fit
             for train, test in splits
@@ -399,7 +431,7 @@ def fit_stages_on_held_out(
             refitted = _reporting(
                 parallel(
                     delayed(_timed(_fit_one))(
-                        estimators[k], X, y, stage_fit_params[k], all_rows
+                        estimators[k], X, targets[k], stage_fit_params[k], all_rows
                     )
                     for k in to_fit
                 ),
@@ -423,6 +455,7 @@ def fit_stages_on_held_out(
                             classes,
                             names[k],
                             None if n_splits == 1 else fold,
+                            on_indices[k],
                         )
                 refitted.append(
                     models[0] if n_splits == 1 else CrossFitted(models, boundaries)
@@ -449,7 +482,9 @@ def fit_stages_on_held_out(
     final = [fitted.get(k, est) for k, est in enumerate(estimators)]
     if classes is not None:
         for k in to_fit:
-            _check_class_order(make_source([final[k]], [names[k]]), classes, names[k])
+            _check_class_order(
+                make_source([final[k]], [names[k]]), classes, names[k], on_indices[k]
+            )
     stage_probas, cross_fitted = [], []
     for k, est in enumerate(final):
         exits = (

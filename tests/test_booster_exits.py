@@ -14,8 +14,15 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
 from sklearn.datasets import make_classification, make_regression
 from sklearn.frozen import FrozenEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from skadaptive import EarlyExitClassifier, EarlyExitRegressor
+from skadaptive import (
+    AdaptiveCascadeClassifier,
+    EarlyExitClassifier,
+    EarlyExitRegressor,
+)
 from skadaptive.stages import BoosterExits, MultiExitSource, exit_probas
 from skadaptive.stages._backbones import as_multi_exit
 
@@ -459,6 +466,70 @@ def test_any_class_labels(library):
         assert_allclose(
             exit_probas(ee.source_, X)[-1], ee.estimator_.predict_proba(X), atol=ATOL
         )
+
+
+@pytest.mark.parametrize("refit, cv", [(True, 3), (False, 3), (False, 0.5)])
+@pytest.mark.parametrize("frozen", [False, True])
+@pytest.mark.parametrize("in_pipeline", [False, True])
+def test_a_cascade_fits_an_xgboost_stage_on_class_indices(
+    refit, cv, frozen, in_pipeline
+):
+    """A cascade's XGBoost stage (alone or a pipeline's last step) is fitted
+    on the class indices, as an early exit's backbone, and every other stage
+    on the labels as given (a frozen one on its own): any labels answer as
+    the indices do."""
+    xgboost = _lib("xgboost")
+    X, y = _data("multiclass")
+    labels = np.array(["high", "low", "mid"])
+    booster = xgboost.XGBClassifier(n_estimators=10, max_depth=2, n_jobs=1)
+    if in_pipeline:
+        booster = make_pipeline(StandardScaler(), booster)
+    fits = {}
+    for name, target in [("indices", y), ("shifted", y + 1), ("names", labels[y])]:
+        first = LogisticRegression()
+        if frozen:
+            first = FrozenEstimator(clone(first).fit(X[:100], target[:100]))
+        cascade = AdaptiveCascadeClassifier(
+            [("lr", first), ("xgb", clone(booster))],
+            costs=[1, 10],
+            cost_weight=0.02,
+            refit=refit,
+            cv=cv,
+            random_state=0,
+        )
+        fits[name] = cascade.fit(X[100:], target[100:])
+    expected = fits["indices"].predict(X)
+    assert len(np.unique(fits["indices"].predict_exit(X))) == 2
+    assert len(np.unique(expected)) == 3
+    for name, as_labels in [("shifted", lambda k: k + 1), ("names", labels.take)]:
+        cascade = fits[name]
+        assert_array_equal(cascade.classes_, as_labels(np.arange(3)))
+        assert_array_equal(cascade.predict(X), as_labels(expected))
+        assert_allclose(cascade.predict_proba(X), fits["indices"].predict_proba(X))
+        assert_array_equal(cascade.predict_exit(X), fits["indices"].predict_exit(X))
+        lr, xgb = cascade.named_estimators_.values()
+        assert_array_equal(lr.classes_, cascade.classes_)
+        assert_array_equal(xgb.classes_, [0, 1, 2])
+
+
+def test_a_cascade_with_an_xgboost_stage_missing_a_class_in_a_fold_says_why():
+    xgboost = _lib("xgboost")
+    X, y = make_classification(400, n_features=8, n_informative=5, random_state=0)
+    labels = np.where(y == 1, "c", "a")
+    labels[0] = "b"  # one row of a middle class: a gap in a fold's indices
+    stages = [
+        ("lr", LogisticRegression()),
+        ("xgb", xgboost.XGBClassifier(n_estimators=5, n_jobs=1)),
+    ]
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 5], cost_weight=0.1, cv=3)
+    with pytest.raises(
+        ValueError,
+        match=r"Stage 'xgb' \(XGBClassifier\) needs every class.*rarest classes "
+        r"have 1 row\(s\) \(\['b'\]\)",
+    ):
+        cascade.fit(X, labels)
+    labels[1] = "b"
+    assert list(cascade.fit(X, labels).classes_) == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("library", LIBRARIES)

@@ -39,7 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
+from sklearn.base import is_classifier
 from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._rowwise import softmax_rows
@@ -423,8 +425,11 @@ def check_round_exits(
 def fits_on_class_indices(model) -> bool:
     """Whether an unfitted model must be fitted on the class indices
     ``0 .. n_classes - 1`` rather than on the labels: XGBoost's classifiers
-    refuse other labels, where LightGBM's and scikit-learn's encode them."""
-    return _library(model) == "xgboost" and _kind(model, strict=False) == "classifier"
+    (random forests included) refuse other labels, where LightGBM's and
+    scikit-learn's encode them. A pipeline passes the labels to its last step."""
+    if isinstance(model, Pipeline):
+        return fits_on_class_indices(model.steps[-1][1])
+    return _library(model) == "xgboost" and is_classifier(model)
 
 
 def check_fit_callbacks(model, fit_params: dict) -> None:

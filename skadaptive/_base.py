@@ -964,8 +964,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 on_class_indices=on_class_indices,
             )
         except Exception as exc:
-            if on_class_indices and "Invalid classes inferred" in str(exc):
-                raise self._class_gap_error(y, on_class_indices) from exc
             if self.memory is None or _hashable(self._members()[1]):
                 raise
             raise TypeError(
@@ -988,36 +986,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             for k, member in enumerate(self._members()[1])
             if not is_frozen(member) and fits_on_class_indices(member)
         )
-
-    def _class_gap_error(self, y, on_class_indices) -> ValueError:
-        """XGBoost's refusal of a fold without a class, said with its fix."""
-        names, members = self._members()
-        counts = np.bincount(
-            np.searchsorted(self.classes_, y), minlength=len(self.classes_)
-        )
-        rare = self.classes_[counts == counts.min()][:3].tolist()
-        fix = (
-            "Give each class at least two rows with an int cv (stratified, so "
-            "each fold's training rows get one)"
-            if counts.min() < 2
-            else "Use an int cv (stratified: each fold's training rows then hold "
-            "every class with two rows or more)"
-        )
-        which = " and ".join(
-            self._member_words(names[k], members[k]) for k in on_class_indices
-        )
-        return ValueError(
-            f"{which[0].upper()}{which[1:]} needs every class in the training "
-            "rows of every cross-fitting fold (it is fitted on the class indices "
-            "0 .. n_classes - 1, and a missing class leaves a gap it refuses), "
-            f"and a fold of cv lacks one: the rarest classes have {counts.min()} "
-            f"row(s) ({rare}). {fix}, fewer folds, or pass the fitted model in "
-            "a FrozenEstimator."
-        )
-
-    def _member_words(self, name, member) -> str:
-        """A member in a message: ``stage 'name' (its type)``."""
-        return f"stage {name!r} ({type(member).__name__})"
 
     def _whole_method(self) -> str | None:
         """The method of the one member that users call instead of the
@@ -2101,9 +2069,19 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
             return labels
         unknown = np.setdiff1d(labels, frozen)
         if len(unknown):
+            hint = ""
+            if len(labels) <= len(frozen) and np.array_equal(
+                frozen, np.arange(len(frozen))
+            ):
+                hint = (
+                    " A model fitted on class indices (XGBoost's classifiers "
+                    "take no other labels) predicts 0 .. n_classes - 1: fit on y "
+                    "encoded so (sklearn.preprocessing.LabelEncoder), and map "
+                    "the answers back with its classes_."
+                )
             raise ValueError(
                 f"y contains labels {unknown.tolist()} that the frozen stages do not "
-                f"predict (they predict {frozen.tolist()})."
+                f"predict (they predict {frozen.tolist()}).{hint}"
             )
         if len(frozen) != len(labels) and len(names) > sum(map(is_frozen, members)):
             raise ValueError(

@@ -214,11 +214,11 @@ class AdaptiveCascadeClassifier(_CascadeStages, BaseAdaptiveClassifier):
     estimators_ : list of estimators
         The fitted stages (with ``refit=False`` and an int ``cv``, each as its
         fold models, see ``refit``). An ``XGBClassifier`` stage (alone or a
-        pipeline's last step), which takes the labels ``0 .. n_classes - 1``
-        only, is fitted on the indices of the labels in ``classes_``, as
-        ``StackingClassifier`` fits its estimators: its ``predict`` answers
-        indices (``classes_[stage.predict(X)]`` are the labels); every other
-        stage is fitted on the labels as given.
+        pipeline's last step, the whole pipeline then), which takes the labels
+        ``0 .. n_classes - 1`` only, is fitted on the indices of the labels in
+        ``classes_``, as ``StackingClassifier`` fits its estimators: its
+        ``predict`` answers indices (``classes_[stage.predict(X)]`` are the
+        labels); every other stage is fitted on the labels as given.
     named_estimators_ : Bunch
         The fitted stages by name.
     classes_ : ndarray of shape (n_classes,)

@@ -193,9 +193,6 @@ class _SharedComputation:
     def _stage_names(self):
         return [f"exit {k}" for k in range(self.n_exits_)]
 
-    def _member_words(self, name, member) -> str:
-        return f"the backbone ({type(member).__name__})"
-
     def _budget_fix(self, first_cost) -> str | None:
         """What to change, besides the budget, when the first exit costs
         ``first_cost``, over it; None where nothing else can be."""

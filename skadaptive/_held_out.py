@@ -27,28 +27,28 @@ from .stages import IndependentStages, exit_probas, measure_exit_seconds
 from .stages._cross_fitted import CrossFitted, content_folds
 
 
-def member_labels(source, classes: np.ndarray, on_indices: bool) -> np.ndarray:
-    """The labels ``source``'s ``classes_`` stand for: with ``on_indices``
-    (a member fitted on the class indices ``0 .. n_classes - 1``, see
-    :func:`fit_stages_on_held_out`), the labels of those indices."""
+def member_labels(source, index_labels: np.ndarray | None = None) -> np.ndarray:
+    """The labels ``source``'s ``classes_`` stand for: those classes, or for a
+    member fitted on class indices (see :func:`fit_stages_on_held_out`) the
+    labels ``index_labels`` of those indices."""
     own = np.asarray(source.classes_)
-    return classes[own.astype(np.intp)] if on_indices else own
+    return own if index_labels is None else index_labels[own.astype(np.intp)]
 
 
 def exits_in_class_order(
-    source, X, classes: np.ndarray, on_indices: bool = False
+    source, X, classes: np.ndarray, index_labels: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """Every exit's probabilities of ``source`` on ``X``, one column per class.
 
     A member fitted on a cross-validation fold that lacked a class has no
     column for it; that class gets probability 0, as in ``cross_val_predict``.
     With ``classes=None`` (regression) the exits' answers as they are.
-    ``on_indices``: the member was fitted on the class indices.
+    ``index_labels``: see :func:`member_labels`.
     """
     probas = exit_probas(source, X)
     if classes is None:
         return probas
-    source_classes = member_labels(source, classes, on_indices)
+    source_classes = member_labels(source, index_labels)
     if len(source_classes) == len(classes) and np.array_equal(source_classes, classes):
         return probas
     columns = np.searchsorted(classes, source_classes)
@@ -60,10 +60,23 @@ def exits_in_class_order(
     return full
 
 
-def _fit_one(estimator, X, y, fit_params, train):
+def _fit_one(estimator, X, y, fit_params, train, name=None):
     fitted = clone(estimator)
     params = _check_method_params(X, fit_params, train)
-    fitted.fit(_safe_indexing(X, train), _safe_indexing(y, train), **params)
+    try:
+        fitted.fit(_safe_indexing(X, train), _safe_indexing(y, train), **params)
+    except ValueError as exc:
+        if "Invalid classes inferred" not in str(exc):
+            raise
+        # XGBoost's refusal, from a model the estimator cannot see inside.
+        raise ValueError(
+            f"Stage {name!r} ({type(estimator).__name__}) passes the labels to "
+            "an XGBoost classifier, which takes only the labels 0 .. n_classes "
+            "- 1. The estimator fits an XGBClassifier on the class indices where "
+            "it is the stage or a pipeline's last step, not inside another "
+            "model: pass it so, or fit on y encoded as 0 .. n_classes - 1 "
+            f"(sklearn.preprocessing.LabelEncoder). XGBoost said: {exc}"
+        ) from exc
     return fitted
 
 
@@ -80,11 +93,25 @@ def _fit_and_predict_fold(
     keep=False,
     on_indices=False,
 ):
-    """The fold's held-out exits; with ``keep``, also the member fitted."""
-    fitted = _fit_one(estimator, X, y, fit_params, train)
+    """The fold's held-out exits; with ``keep``, also the member fitted and
+    the labels of its class indices (None: fitted on the labels).
+
+    With ``on_indices``, ``y`` holds the class indices, and the member is
+    fitted on the indices of the classes in the fold's training rows: XGBoost
+    refuses a gap in them, and a fold without a class answers it with
+    probability 0, as a member fitted on the labels does.
+    """
+    index_labels = None
+    if on_indices:
+        present = np.unique(_safe_indexing(y, train))
+        index_labels = classes[present]
+        y = np.searchsorted(present, y)
+    fitted = _fit_one(estimator, X, y, fit_params, train, name)
     source = make_source([fitted], [name])
-    probas = exits_in_class_order(source, _safe_indexing(X, test), classes, on_indices)
-    return (probas, fitted) if keep else probas
+    probas = exits_in_class_order(
+        source, _safe_indexing(X, test), classes, index_labels
+    )
+    return (probas, fitted, index_labels) if keep else probas
 
 
 def _timed(function):
@@ -109,12 +136,12 @@ def _reporting(results, messages: list[str], verbose: int) -> list:
 
 
 def _check_all_classes(
-    source, classes: np.ndarray, name: str, fold=None, on_indices=False
+    source, classes: np.ndarray, name: str, fold=None, index_labels=None
 ) -> None:
     """Refuse a kept member whose training rows lacked a class: with
     ``refit=False`` it answers new rows, and could never answer that class.
     ``fold``: the member's fold, where several are kept (an int ``cv``)."""
-    missing = np.setdiff1d(classes, member_labels(source, classes, on_indices))
+    missing = np.setdiff1d(classes, member_labels(source, index_labels))
     if not len(missing):
         return
     if fold is None:
@@ -137,7 +164,7 @@ def _check_all_classes(
 
 
 def _check_class_order(
-    source, classes: np.ndarray, name: str, on_indices=False
+    source, classes: np.ndarray, name: str, index_labels=None
 ) -> None:
     """Refuse a member fitted here whose ``classes_`` are not the estimator's.
 
@@ -145,7 +172,7 @@ def _check_class_order(
     as scikit-learn classifiers give them), but at prediction its columns are
     read as they come: in another order they would answer for other classes.
     """
-    own = member_labels(source, classes, on_indices)
+    own = member_labels(source, index_labels)
     if np.array_equal(own, classes):
         return
     missing = np.setdiff1d(classes, own)
@@ -431,7 +458,12 @@ def fit_stages_on_held_out(
             refitted = _reporting(
                 parallel(
                     delayed(_timed(_fit_one))(
-                        estimators[k], X, targets[k], stage_fit_params[k], all_rows
+                        estimators[k],
+                        X,
+                        targets[k],
+                        stage_fit_params[k],
+                        all_rows,
+                        names[k],
                     )
                     for k in to_fit
                 ),
@@ -443,7 +475,7 @@ def fit_stages_on_held_out(
             # are answered by the stages the policy rows were held out from:
             # with one split the one model, with several the fold models,
             # each new row by one of them (CrossFitted).
-            fold_probas, fold_models = zip(*fold_probas)
+            fold_probas, fold_models, fold_labels = zip(*fold_probas)
             n_splits = len(splits)
             refitted = []
             for i, k in enumerate(to_fit):
@@ -455,7 +487,7 @@ def fit_stages_on_held_out(
                             classes,
                             names[k],
                             None if n_splits == 1 else fold,
-                            on_indices[k],
+                            fold_labels[i * n_splits + fold],
                         )
                 refitted.append(
                     models[0] if n_splits == 1 else CrossFitted(models, boundaries)
@@ -483,7 +515,10 @@ def fit_stages_on_held_out(
     if classes is not None:
         for k in to_fit:
             _check_class_order(
-                make_source([final[k]], [names[k]]), classes, names[k], on_indices[k]
+                make_source([final[k]], [names[k]]),
+                classes,
+                names[k],
+                classes if on_indices[k] else None,
             )
     stage_probas, cross_fitted = [], []
     for k, est in enumerate(final):

@@ -512,24 +512,115 @@ def test_a_cascade_fits_an_xgboost_stage_on_class_indices(
         assert_array_equal(xgb.classes_, [0, 1, 2])
 
 
-def test_a_cascade_with_an_xgboost_stage_missing_a_class_in_a_fold_says_why():
-    xgboost = _lib("xgboost")
+def _rare_middle_class(kind):
+    """400 rows of classes "a" and "c" and one row of "b", or the same rows
+    with "b" named "z" (sorting last): the same problem, with the rare class
+    in the middle of the class indices or at their end."""
     X, y = make_classification(400, n_features=8, n_informative=5, random_state=0)
     labels = np.where(y == 1, "c", "a")
-    labels[0] = "b"  # one row of a middle class: a gap in a fold's indices
-    stages = [
-        ("lr", LogisticRegression()),
-        ("xgb", xgboost.XGBClassifier(n_estimators=5, n_jobs=1)),
-    ]
-    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 5], cost_weight=0.1, cv=3)
+    labels[0] = "b" if kind == "middle" else "z"
+    return X, labels
+
+
+def _answers_alike(middle, last):
+    """The two fits answer alike, "b" for "z" (the same column: both third)."""
+    X, _ = _rare_middle_class("middle")
+    assert_array_equal(middle.classes_, ["a", "b", "c"])
+    assert_array_equal(last.classes_, ["a", "c", "z"])
+    order = [0, 2, 1]  # a, b, c <- a, z, c
+    assert_allclose(middle.predict_proba(X), last.predict_proba(X)[:, order])
+    assert_array_equal(middle.predict_exit(X), last.predict_exit(X))
+
+
+@pytest.mark.parametrize("estimator", ["cascade", "early exit"])
+def test_an_xgboost_member_answers_a_class_missing_from_a_fold_with_zero(estimator):
+    """A class of one row is missing from the training rows of the
+    cross-fitting fold that holds it out. Fitted on the class indices, XGBoost
+    refused the gap ([0, 2]) where the class sorts in the middle; it is fitted on the
+    indices of the fold's own classes, and that fold's held-out rows get
+    probability 0 for the missing class, as from a model fitted on labels:
+    the answers are the same wherever the rare class sorts."""
+    xgboost = _lib("xgboost")
+
+    def fit(kind):
+        booster = xgboost.XGBClassifier(n_estimators=10, max_depth=2, n_jobs=1)
+        if estimator == "cascade":
+            model = AdaptiveCascadeClassifier(
+                [("lr", LogisticRegression()), ("xgb", booster)],
+                costs=[1, 10],
+                cost_weight=0.02,
+                cv=3,
+                random_state=0,
+            )
+        else:
+            model = EarlyExitClassifier(booster, exits=[5, 10], cv=3, random_state=0)
+        return model.fit(*_rare_middle_class(kind))
+
+    middle, last = fit("middle"), fit("last")
+    _answers_alike(middle, last)
+    answers, _, _ = middle._policy_data
+    # The held-out rows of the fold that lacked "b" (a third of the rows).
+    assert np.sum(answers[-1][:, 1] == 0) > 100
+
+
+def test_a_kept_xgboost_fold_model_without_a_class_names_the_class():
+    """refit=False keeps the fold models: one fitted without the rare middle
+    class "b" is refused, naming "b" (not the class its index stood for)."""
+    xgboost = _lib("xgboost")
+    X, labels = _rare_middle_class("middle")
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression()),
+            ("xgb", xgboost.XGBClassifier(n_estimators=5, n_jobs=1)),
+        ],
+        costs=[1, 5],
+        cost_weight=0.1,
+        cv=3,
+        refit=False,
+    )
+    with pytest.raises(ValueError, match=r"holding no row of class\(es\) \['b'\]"):
+        cascade.fit(X, labels)
+
+
+def test_an_xgboost_classifier_inside_another_model_is_named_with_the_fix():
+    """Only an XGBClassifier stage (or a pipeline's last step) is fitted on
+    class indices; inside another model it gets the labels, and XGBoost's
+    refusal is said with the stage's name and the fix."""
+    xgboost = _lib("xgboost")
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X, y = _data("multiclass")
+    labels = np.array(["high", "low", "mid"])[y]
+    inner = xgboost.XGBClassifier(n_estimators=5, n_jobs=1)
+    cascade = AdaptiveCascadeClassifier(
+        [("xgb", clone(inner)), ("cal", CalibratedClassifierCV(inner, cv=2))],
+        costs=[1, 5],
+        cost_weight=0.1,
+    )
     with pytest.raises(
         ValueError,
-        match=r"Stage 'xgb' \(XGBClassifier\) needs every class.*rarest classes "
-        r"have 1 row\(s\) \(\['b'\]\)",
+        match=r"Stage 'cal' \(CalibratedClassifierCV\) passes the labels to an "
+        r"XGBoost classifier.*LabelEncoder",
     ):
         cascade.fit(X, labels)
-    labels[1] = "b"
-    assert list(cascade.fit(X, labels).classes_) == ["a", "b", "c"]
+    # Encoded, as the message says, it fits.
+    assert_array_equal(cascade.fit(X, y).classes_, [0, 1, 2])
+
+
+def test_frozen_stages_fitted_on_class_indices_say_how_to_fit_the_cascade():
+    xgboost = _lib("xgboost")
+    X, y = _data("multiclass")
+    labels = np.array(["high", "low", "mid"])[y]
+    frozen = FrozenEstimator(xgboost.XGBClassifier(n_estimators=5).fit(X, y))
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("xgb", frozen)], costs=[1, 5]
+    )
+    with pytest.raises(ValueError, match=r"predicts 0 \.\. n_classes - 1: fit on y"):
+        cascade.fit(X, labels)
+    # Labels that take a fourth class are no other coding of the same ones.
+    with pytest.raises(ValueError) as refused:
+        cascade.fit(X, np.where(np.arange(len(y)) < 5, 3, y))
+    assert "class indices" not in str(refused.value)
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
@@ -904,30 +995,6 @@ def test_a_raw_booster_with_measured_costs_is_compared_with_its_exits(library, t
     assert estimator.expected_speed_up_ == pytest.approx(
         estimator._alone_seconds(16)[-1] / estimator.expected_cost_
     )
-
-
-def test_xgboost_with_a_class_missing_from_a_fold_says_why():
-    """A class with one row is missing from one cross-fitting fold's training
-    rows; the class indices XGBoost is fitted on then have a gap ([0, 2]),
-    and XGBoost's own error ("Invalid classes inferred ...") named none of it."""
-    xgboost = pytest.importorskip("xgboost")
-    X, y = make_classification(400, n_features=8, n_informative=5, random_state=0)
-    labels = np.where(y == 1, "c", "a")
-    labels[0] = "b"  # one row of a middle class
-    early = EarlyExitClassifier(
-        xgboost.XGBClassifier(n_estimators=10, n_jobs=1), exits=[5, 10], cv=3
-    )
-    with pytest.raises(ValueError, match=r"rarest classes have 1 row\(s\) \(\['b'\]\)"):
-        early.fit(X, labels)
-    labels[1] = "b"  # two rows: stratified folds give each training part one
-    assert list(early.fit(X, labels).classes_) == ["a", "b", "c"]
-    # Every class has many rows, but unstratified folds of rows sorted by class
-    # leave one out of a fold's training rows: the advice is the stratified cv.
-    from sklearn.model_selection import KFold
-
-    order = np.argsort(labels, kind="stable")
-    with pytest.raises(ValueError, match=r"Use an int cv \(stratified"):
-        early.set_params(cv=KFold(3)).fit(X[order], labels[order])
 
 
 # ----------------------------------------- gaps a mutation review found

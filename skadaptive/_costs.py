@@ -132,6 +132,19 @@ _PER_CALL_ADVICE = (
 )
 
 
+def percent_over(cost: float, budget: float) -> str:
+    """How far ``cost`` is over ``budget``, in percent of it.
+
+    Examples
+    --------
+    >>> from skadaptive._costs import percent_over
+    >>> percent_over(1.0, 0.5), percent_over(1.0, 0.999), percent_over(1.0, 1e-300)
+    ('100.00%', '0.10%', '1e+302%')
+    """
+    over = 100 * (cost / budget - 1)
+    return f"{over:.2f}%" if over < 1e6 else f"{over:.3g}%"
+
+
 def check_budget(
     budget, costs, names, fix: str | None = None, first_per_call: float = 0.0
 ) -> None:
@@ -149,7 +162,7 @@ def check_budget(
         raise ValueError(
             f"budget={budget:.10g} per row cannot be met: answering every row at "
             f"the first stage ({names[0]!r}) already costs {costs[0]:.10g}, "
-            f"{costs[0] - budget:.3g} over the budget ({costs[0] / budget - 1:.2%}); "
+            f"{costs[0] - budget:.3g} over the budget ({percent_over(costs[0], budget)}); "
             f"the stages' costs: [{', '.join(f'{c:.6g}' for c in costs)}]. Raise "
             f"the budget to at least {costs[0]:.10g}"
             + (

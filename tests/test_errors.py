@@ -289,6 +289,14 @@ def test_budget_below_the_first_stage_cost(budget):
         _cascade(costs=[1, 4], budget=budget).fit(X, y)
 
 
+def test_a_tiny_budget_says_how_far_over_it_is_in_a_few_characters():
+    """1e-300 was 1e302 percent over, printed with all its 303 digits."""
+    with pytest.raises(ValueError) as error:
+        _cascade(costs=[1, 4], budget=1e-300).fit(X, y)
+    assert "over the budget (1e+302%)" in str(error.value)
+    assert len(str(error.value)) < 300
+
+
 def test_budget_below_the_first_stage_cost_says_what_to_change():
     """The advice fits the estimator: a cascade puts a cheaper stage first
     (and is told about per-call costs only where its first stage has them);

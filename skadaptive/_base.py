@@ -40,6 +40,7 @@ from threadpoolctl import threadpool_limits
 
 from ._costs import check_budget, measures_costs, resolve_costs
 from ._dask import is_lazy, lazy_predict
+from ._frames import rows_from_state, rows_to_state
 from ._held_out import fit_stages_on_held_out
 from ._router import (
     check_auto_router_features,
@@ -125,6 +126,10 @@ from .stages._combined import (
 )
 from .stages._costs import call_line_for, timing_scale
 from .stages._cross_fitted import CrossFitted, row_hashes
+
+#: The name under which metadata routing gives the cv splitter its metadata
+#: (a stage cannot take it).
+ROUTED_SPLITTER = "splitter"
 
 
 def _warn_answers_alike_within_folds(held_out, names) -> None:
@@ -339,6 +344,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 self._budget_fix(per_row[0] + per_call[0] / batch_size),
                 per_call[0],
             )
+        # A fit holds its rows in memory (the stages' fits need them there):
+        # Dask collections are computed once, here, not by every stage's
+        # fit on every fold.
+        X, y, sample_weight = (
+            value.compute() if is_lazy(value) else value
+            for value in (X, y, sample_weight)
+        )
         if hasattr(self, "n_features_in_"):
             # Left by an earlier fit; X here may have no feature count (texts).
             del self.n_features_in_
@@ -371,6 +383,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
         self._keep_fitted(held_out)
         self._stage_input = self._input_tags()
+        # What the fitted stages accept, for the checks of predictions:
+        # set_params afterwards changes nothing of it until a refit.
+        self._fitted_input = self._stage_input
         natural, unit = self._natural_costs()
         self.cost_batch_size_ = self._resolved_cost_batch_size()
         measured = held_out.seconds
@@ -568,6 +583,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 sparse=all(t.sparse for t in stage_tags),
                 allow_nan=all(t.allow_nan for t in stage_tags),
                 string=all(t.string for t in stage_tags),
+                positive_only=any(t.positive_only for t in stage_tags),
             )
         worked_out = Bunch(
             tags=summary, refusing_nan=members_refusing_nan(names, members), key=key
@@ -579,11 +595,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self._stage_input = worked_out
         return worked_out
 
-    def _check_missing_values(self, X) -> None:
-        """:func:`check_missing_values` with the stages' tags worked out once."""
-        check_missing_values(
-            X, *self._members(), refusing=self._input_tags().refusing_nan
-        )
+    def _check_missing_values(self, X, fitted: bool = False) -> None:
+        """:func:`check_missing_values` with the stages' tags worked out once;
+        ``fitted``: of the stages as fitted (a prediction's check), not as
+        the parameters now say."""
+        # (Models saved before it was kept: the stages of the parameters.)
+        kept = self.__dict__.get("_fitted_input") if fitted else None
+        refusing = (kept or self._input_tags()).refusing_nan
+        check_missing_values(X, refusing)
 
     def _fit_combiners(self, stage_probas, y_encoded, sample_weight, X_policy):
         """``combiners_`` and the exits' answers on the policy rows (cached)."""
@@ -785,7 +804,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 "array.reshape(1, -1) if it contains a single sample."
             )
         X = validate_data(self, X, reset=False, skip_check_array=True)
-        self._check_missing_values(X)
+        self._check_missing_values(X, fitted=True)
         return X
 
     def _resolved_cost_batch_size(self) -> int:
@@ -997,6 +1016,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """Cost per row of what the estimator is compared with, in calls of
         ``batch_size`` rows: its last stage alone (units of ``costs_``)."""
         return float(self._alone_seconds(batch_size)[-1])
+
+    def _measures_costs(self) -> bool:
+        """Whether a fit times the stages for its costs (its tags say so)."""
+        try:
+            return measures_costs(self.costs, self._has_natural_costs())
+        except (TypeError, ValueError, AttributeError):
+            # malformed estimators: the fit says what is wrong
+            return False
 
     def _has_natural_costs(self) -> bool:
         """Whether, before fitting, the exits are known to have costs of their own."""
@@ -1658,7 +1685,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             )
             return (
                 [routed[name].fit for name in names],
-                routed.get("splitter", Bunch(split={})).split,
+                routed.get(ROUTED_SPLITTER, Bunch(split={})).split,
             )
         stage_fit_params = []
         for name, stage in zip(names, stages):
@@ -1728,7 +1755,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
         if _num_samples(X) == 0:
             raise ValueError("evaluate_frontier needs at least one row; X has 0 rows.")
-        self._check_missing_values(X)
+        self._check_missing_values(X, fitted=True)
         y = column_or_1d(y)
         check_consistent_length(X, y)
         y_encoded = self._encode_new_targets(y)
@@ -1796,7 +1823,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """
         check_is_fitted(self)
         X = validate_data(self, indexable(X), reset=False, skip_check_array=True)
-        self._check_missing_values(X)
+        self._check_missing_values(X, fitted=True)
         seconds = call_line_for(
             measure_exit_seconds(
                 self._stage_source(),
@@ -1930,10 +1957,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     # ------------------------------------------------------ sklearn plumbing
     def __getstate__(self):
         # scikit-learn's state records its own version; skadaptive's is added.
-        return record_versions(super().__getstate__())
+        state = record_versions(super().__getstate__())
+        data = state.get("_router_data")
+        if data is not None:
+            # skops saves no pandas object: a router's rows of a DataFrame are
+            # kept as their columns' values (see _frames).
+            state["_router_data"] = (rows_to_state(data[0]), data[1])
+        return state
 
     def __setstate__(self, state):
         check_versions(state, type(self).__name__)
+        data = state.get("_router_data")
+        if data is not None:
+            state = {**state, "_router_data": (rows_from_state(data[0]), data[1])}
         super().__setstate__(state)
         # Saved before some parameters existed (refit, cost_batch_size,
         # skips, router, answer...): each takes its default, which is what
@@ -1973,9 +2009,15 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 **{name: stage},
                 method_mapping=MethodMapping().add(caller="fit", callee="fit"),
             )
-        if not isinstance(self.cv, float):
+        if (
+            self.cv is None
+            or isinstance(self.cv, Integral)
+            or hasattr(self.cv, "split")
+        ):
+            # (A float holds out a fraction, with no splitter; an iterable
+            # of splits takes no metadata, and check_cv would consume it.)
             router.add(
-                splitter=check_cv(self.cv),
+                **{ROUTED_SPLITTER: check_cv(self.cv)},
                 method_mapping=MethodMapping().add(caller="fit", callee="split"),
             )
         return router
@@ -1991,6 +2033,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             tags.input_tags.sparse = stages.sparse
             tags.input_tags.allow_nan = stages.allow_nan
             tags.input_tags.string = stages.string
+            tags.input_tags.positive_only = stages.positive_only
+        # Measured costs (costs="auto") are timings, which move from fit to
+        # fit, and the policy learned with them can too.
+        tags.non_deterministic = self._measures_costs()
         return tags
 
 

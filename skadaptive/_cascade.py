@@ -6,7 +6,7 @@ from __future__ import annotations
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 
-from ._base import BaseAdaptiveClassifier
+from ._base import ROUTED_SPLITTER, BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods, StrOptions, _VisualBlock
@@ -34,6 +34,12 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
         stages.append(item[1])
     if len(set(names)) != len(names):
         raise ValueError(f"Stage names must be unique; got {names}.")
+    if ROUTED_SPLITTER in names:
+        raise ValueError(
+            f"A stage is named {ROUTED_SPLITTER!r}, the name under which "
+            "metadata routing gives the cv splitter its metadata (groups, ...), "
+            "so the two would take each other's. Rename the stage."
+        )
     for name, stage in zip(names, stages):
         if stage is None or isinstance(stage, str):
             # scikit-learn's ensembles take "drop"; a cascade's order and

@@ -162,7 +162,8 @@ def check_budget(
         raise ValueError(
             f"budget={budget:.10g} per row cannot be met: answering every row at "
             f"the first stage ({names[0]!r}) already costs {costs[0]:.10g}, "
-            f"{costs[0] - budget:.3g} over the budget ({percent_over(costs[0], budget)}); "
+            f"{costs[0] - budget:.3g} over the budget "
+            f"({percent_over(costs[0], budget)}); "
             f"the stages' costs: [{', '.join(f'{c:.6g}' for c in costs)}]. Raise "
             f"the budget to at least {costs[0]:.10g}"
             + (

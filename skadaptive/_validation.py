@@ -490,7 +490,7 @@ def _nan_fate(estimator) -> str:
     return "passes" if allow_nan else "refuses"
 
 
-def check_missing_values(X, names, members, *, refusing=None) -> None:
+def check_missing_values(X, refusing) -> None:
     """Refuse NaN in ``X`` up front unless every stage accepts it.
 
     A stage that does not accept missing values may see a row only if the
@@ -500,10 +500,8 @@ def check_missing_values(X, names, members, *, refusing=None) -> None:
     either every stage takes NaN, or no row with NaN is taken (a Pipeline
     takes what its first step takes, e.g. an imputer). Arrays, lists, sparse
     matrices and DataFrames are inspected; NaN and None count as missing.
-    ``refusing`` is :func:`members_refusing_nan` of the members, where known.
+    ``refusing`` is :func:`members_refusing_nan` of the stages.
     """
-    if refusing is None:
-        refusing = members_refusing_nan(names, members)
     if not refusing:
         return
     missing = _rows_with_nan(X)

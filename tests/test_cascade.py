@@ -1381,3 +1381,92 @@ def test_a_frontier_read_before_the_policy_rows_are_discarded_still_answers():
     assert_array_equal(cascade.frontier_["accuracy"], before["accuracy"])
     del cascade._frontier_key  # as pickled by a version that kept none
     assert_array_equal(cascade.frontier_["accuracy"], before["accuracy"])
+
+
+# ------------------------------------- scikit-learn interplay a review found
+def _two_stages(first=None):
+    return [
+        ("lr", first if first is not None else LogisticRegression(max_iter=500)),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+    ]
+
+
+def test_a_generator_cv_fits_with_metadata_routing_enabled():
+    """get_metadata_routing read the splitter with check_cv, which consumed a
+    generator of splits before the fit could use them ("need at least one
+    array to concatenate"); routing off, it fitted."""
+    X, y = make_classification(300, random_state=0)
+    answers = []
+    for routing in (False, True):
+        with config_context(enable_metadata_routing=routing):
+            cascade = AdaptiveCascadeClassifier(
+                _two_stages(),
+                costs=[1, 3],
+                cv=StratifiedKFold(3).split(X, y),
+                random_state=0,
+            )
+            answers.append(cascade.fit(X, y).predict_proba(X))
+    assert_allclose(answers[1], answers[0])
+
+
+def test_a_stage_named_like_the_routed_splitter_is_refused():
+    """Under routing, a stage named "splitter" and the cv splitter took each
+    other's metadata (the fit failed with "AttributeError: fit")."""
+    X, y = make_classification(100, random_state=0)
+    stages = [("splitter", LogisticRegression()), ("tree", DecisionTreeClassifier())]
+    with pytest.raises(ValueError, match="A stage is named 'splitter'.*Rename"):
+        AdaptiveCascadeClassifier(stages, costs=[1, 3]).fit(X, y)
+
+
+def test_tags_say_positive_only_and_non_deterministic_as_the_stages_and_costs_do():
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.utils import get_tags
+
+    naive = [("nb", MultinomialNB()), ("nb2", MultinomialNB(alpha=0.1))]
+    assert get_tags(AdaptiveCascadeClassifier(naive)).input_tags.positive_only
+    assert not get_tags(
+        AdaptiveCascadeClassifier(_two_stages())
+    ).input_tags.positive_only
+    mixed = [("nb", MultinomialNB()), ("tree", DecisionTreeClassifier())]
+    assert get_tags(AdaptiveCascadeClassifier(mixed)).input_tags.positive_only
+    # Measured costs are timings: fits differ (the default, costs="auto").
+    assert get_tags(AdaptiveCascadeClassifier(_two_stages())).non_deterministic
+    given = AdaptiveCascadeClassifier(_two_stages(), costs=[1, 3])
+    assert not get_tags(given).non_deterministic
+
+
+def test_prediction_checks_nan_against_the_stages_as_fitted():
+    """set_params on a fitted cascade changes nothing until a refit: its
+    prediction refused NaN for a new stage that was neither fitted nor
+    used."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(200, random_state=0)
+    X[::7, 0] = np.nan
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("a", HistGradientBoostingClassifier(max_iter=5)),
+            ("b", HistGradientBoostingClassifier(max_iter=10)),
+        ],
+        costs=[1, 3],
+        cv=3,
+        random_state=0,
+    ).fit(X, y)
+    expected = cascade.predict_proba(X)
+    cascade.set_params(a=LogisticRegression())
+    assert_allclose(cascade.predict_proba(X), expected)
+    assert_allclose(
+        cascade.evaluate_frontier(X, y)["accuracy"][:1],
+        [cascade.with_policy(cost_weight=DEFAULT_COST_WEIGHTS[0]).score(X, y)],
+    )
+    # And the other way: stages fitted that refuse NaN refuse it after
+    # set_params to ones that take it.
+    Xc = np.nan_to_num(X)
+    plain = AdaptiveCascadeClassifier(_two_stages(), costs=[1, 3], cv=3).fit(Xc, y)
+    plain.set_params(
+        lr=HistGradientBoostingClassifier(), tree=HistGradientBoostingClassifier()
+    )
+    with pytest.raises(
+        ValueError, match="stage 'lr' \\(LogisticRegression\\) does not"
+    ):
+        plain.predict(X)

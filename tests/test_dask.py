@@ -385,3 +385,25 @@ def test_a_cascade_of_texts_answers_a_lazy_series_and_array():
     np.testing.assert_array_equal(lazy.compute(scheduler="sync"), expected)
     series = cascade.predict(dd.from_pandas(pd.Series(texts[:5]), npartitions=2))
     np.testing.assert_array_equal(series.compute(scheduler="sync").to_numpy(), expected)
+
+
+def test_fit_on_dask_collections_equals_the_in_memory_fit(data):
+    """fit holds its rows in memory: a Dask array (of unknown chunk sizes
+    too, after a filter) or DataFrame is computed once as the fit starts,
+    where a DataFrame failed inside the NaN check and a filtered array inside
+    dask ("unknown chunk size")."""
+    X_train, X_test, y_train, _ = data
+    reference = _cascade().fit(X_train, y_train)
+    x = da.from_array(X_train, chunks=200)
+    frame = dd.from_pandas(pd.DataFrame(X_train), npartitions=3)
+    for lazy_X, lazy_y in [
+        (x[x[:, 0] > -np.inf], da.from_array(y_train, chunks=200)),
+        (frame, dd.from_pandas(pd.Series(y_train), npartitions=3)),
+    ]:
+        fitted = _cascade().fit(lazy_X, lazy_y)
+        np.testing.assert_array_equal(
+            fitted.predict_exit(X_test), reference.predict_exit(X_test)
+        )
+        np.testing.assert_array_equal(
+            fitted.predict_proba(X_test), reference.predict_proba(X_test)
+        )

@@ -334,3 +334,77 @@ def test_a_cascade_saved_before_later_parameters_existed_takes_their_defaults():
     old.recalibrate(X_NEW)
     repr(old)
     clone(old)
+
+
+def test_a_router_fitted_on_a_dataframe_saves_with_skops(tmp_path):
+    """A fit with a router keeps the policy rows as given, here a DataFrame
+    of numbers, texts and categories for a router that encodes them by
+    column name; skops, which saves no pandas object, refused the model
+    ("no default __reduce__") deep inside. Its routers learned after a load
+    are those learned before it."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = make_classification(n_samples=400, n_features=4, random_state=0)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    frame["colour"] = pd.Categorical(rng.choice(["red", "blue"], len(X)))
+    frame["name"] = rng.choice(["x", "y", "z"], len(X))
+    numbers = make_column_transformer(("passthrough", list("abcd")))
+    codes = make_column_transformer(
+        (OneHotEncoder(), ["colour", "name"]), remainder="passthrough"
+    )
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("tree", make_pipeline(numbers, DecisionTreeClassifier(max_depth=2))),
+            ("lr", make_pipeline(numbers, LogisticRegression(max_iter=500))),
+        ],
+        costs=[0.5, 1, 5],
+        router=make_pipeline(codes, LogisticRegression(max_iter=500)),
+        cv=3,
+        random_state=0,
+    ).fit(frame, y)
+    path = tmp_path / "routed.skops"
+    sio.dump(cascade, path)
+    loaded = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    kept, _ = loaded._router_data
+    pd.testing.assert_frame_equal(kept, cascade._router_data[0].reset_index(drop=True))
+    assert_array_equal(loaded.predict_exit(frame), cascade.predict_exit(frame))
+    for cost_weight in (0.001, 0.01):
+        before = cascade.with_policy(cost_weight=cost_weight)
+        after = loaded.with_policy(cost_weight=cost_weight)
+        assert_array_equal(after.predict_exit(frame), before.predict_exit(frame))
+
+
+def test_pandas_rows_are_kept_as_plain_values_that_skops_saves():
+    pd = pytest.importorskip("pandas")
+    from skadaptive._frames import rows_from_state, rows_to_state
+
+    frame = pd.DataFrame(
+        {
+            "f": [1.5, np.nan, 3.0],
+            "i": [1, 2, 3],
+            "b": [True, False, True],
+            "text": pd.Series(["a", None, "c"], dtype=object),
+            "ordered": pd.Categorical(["r", "g", "r"], ["r", "g", "b"], ordered=True),
+            "codes": pd.Categorical([1, 2, 1]),
+            "Int64": pd.array([1, None, 3], dtype="Int64"),
+            "boolean": pd.array([True, None, False], dtype="boolean"),
+            "string": pd.array(["p", None, "q"], dtype="string"),
+            "Float64": pd.array([0.5, None, 1.0], dtype="Float64"),
+        },
+        index=[10, 20, 30],
+    )
+    state = rows_to_state(frame)
+    saved = sio.dumps(state)
+    assert sio.get_untrusted_types(data=saved) == []  # plain values only
+    back = rows_from_state(sio.loads(saved, trusted=[]))
+    pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
+    series = pd.Series(["some", "texts"], name="text")
+    pd.testing.assert_series_equal(rows_from_state(rows_to_state(series)), series)
+    # Columns it cannot keep so leave the rows as they are (pickle saves them).
+    times = pd.DataFrame({"t": pd.date_range("2020", periods=2, tz="UTC")})
+    assert rows_to_state(times) is times
+    assert rows_to_state(X_NEW) is X_NEW

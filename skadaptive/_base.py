@@ -16,6 +16,7 @@ import time
 import warnings
 from inspect import signature
 from numbers import Integral, Real
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import joblib
 import numpy as np
@@ -60,6 +61,7 @@ from ._sklearn_private import (
     _raise_for_params,
     _safe_indexing,
 )
+from ._typing import ArrayLike, Estimator, Predictions, RandomState, Rows
 from ._validation import (
     check_missing_values,
     check_rows_given,
@@ -126,6 +128,12 @@ from .stages._combined import (
 )
 from .stages._costs import call_line_for, timing_scale
 from .stages._cross_fitted import CrossFitted, row_hashes
+
+if TYPE_CHECKING:
+    from ._recalibrate import ExitReport
+    from .policies import PolicySearch
+
+_T = TypeVar("_T", bound="BaseAdaptive")
 
 #: The name under which metadata routing gives the cv splitter its metadata
 #: (a stage cannot take it).
@@ -285,7 +293,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         # the stages are validated when they are fitted
         prefer_skip_nested_validation=False
     )
-    def fit(self, X, y, sample_weight=None, **fit_params):
+    def fit(
+        self: _T,
+        X: Rows,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+        **fit_params: Any,
+    ) -> _T:
         """Fit the exits, hold out their probabilities and learn the exit policy.
 
         Parameters
@@ -912,7 +926,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """Kept targets as the policy searches take them."""
         return stored
 
-    def discard_policy_rows(self):
+    def discard_policy_rows(self: _T) -> _T:
         """Drop the kept policy rows' probabilities, to make the model smaller.
 
         ``fit`` keeps every policy row's stage probabilities so that
@@ -1078,13 +1092,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return getattr(self, "_costs_unit", None)
 
     def with_policy(
-        self,
+        self: _T,
         *,
-        cost_weight=None,
-        budget=None,
-        policy=None,
-        budget_confidence="unchanged",
-    ):
+        cost_weight: float | None = None,
+        budget: float | None = None,
+        policy: str | type[PolicySearch] | Estimator | None = None,
+        budget_confidence: float | Literal["unchanged"] | None = "unchanged",
+    ) -> _T:
         """A copy answering at another operating point, without refitting stages.
 
         The exit policy is learned again from the exits' held-out answers
@@ -1177,7 +1191,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         new._learn_policy(*self._policy_rows())
         return new
 
-    def recalibrate(self, X, *, budget=None):
+    def recalibrate(self: _T, X: Rows, *, budget: float | None = None) -> _T:
         """A copy whose exit thresholds meet ``budget`` on the unlabelled rows ``X``.
 
         A row's cost depends only on where it exits, not on its label: when
@@ -1266,7 +1280,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
 
         return recalibrate(self, X, budget)
 
-    def exit_report(self, X):
+    def exit_report(self, X: Rows) -> ExitReport:
         """Exit rates and average cost on the rows ``X`` against those expected.
 
         For monitoring drift without labels: the rows are routed as
@@ -1699,7 +1713,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return stage_fit_params, {}
 
     # ------------------------------------------------------------- evaluate
-    def evaluate_frontier(self, X, y, *, sample_weight=None) -> dict:
+    def evaluate_frontier(
+        self, X: Rows, y: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> dict:
         """Accuracy and cost of every ``frontier_`` policy, and of each stage,
         on the rows ``X`` (e.g. a test set).
 
@@ -1803,7 +1819,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "run_rates_at_fit": runs_at_fit,
         }
 
-    def measure_stage_seconds(self, X, *, random_state=None) -> np.ndarray:
+    def measure_stage_seconds(
+        self, X: Rows, *, random_state: RandomState = None
+    ) -> np.ndarray:
         """Measured wall-clock seconds per row of each stage's increment on ``X``.
 
         Each stage's own time (without the routing work), per row of a call
@@ -1836,7 +1854,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return seconds.per_row + seconds.per_call / self.cost_batch_size_
 
     # -------------------------------------------------------------- predict
-    def route(self, X) -> Bunch:
+    def route(self, X: Rows) -> Bunch:
         """Answer each row at the exit the policy picks, and report where.
 
         Exit k+1 runs only on the rows that exit k deferred.
@@ -1885,7 +1903,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             result.cost += self.router_cost_
         return result
 
-    def predict_path(self, X) -> np.ndarray:
+    def predict_path(self, X: Rows) -> Predictions:
         """Which stages run on each row.
 
         Every stage up to the row's exit in a plain cascade; with
@@ -1908,7 +1926,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return lazy_predict(self, X, "predict_path")
         return self.route(X).ran
 
-    def predict_exit(self, X) -> np.ndarray:
+    def predict_exit(self, X: Rows) -> Predictions:
         """0-based index of the exit that answers each row.
 
         Parameters
@@ -1927,7 +1945,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return lazy_predict(self, X, "predict_exit")
         return self.route(X).exit_stage
 
-    def predict_cost(self, X) -> np.ndarray:
+    def predict_cost(self, X: Rows) -> Predictions:
         """Cost of answering each row: the sum of the costs of the exits it ran.
 
         Parameters
@@ -1994,7 +2012,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             combined = combiners is not None and combines(combiners)
             self.answer_ = "combined" if combined else "stage"
 
-    def get_metadata_routing(self):
+    def get_metadata_routing(self) -> MetadataRouter:
         """Get metadata routing of this object.
 
         Returns
@@ -2138,7 +2156,7 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
             )
         return frozen
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: Rows) -> Predictions:
         """Class probabilities of the exit that answers each row.
 
         Parameters
@@ -2158,7 +2176,7 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
             return lazy_predict(self, X, "predict_proba")
         return self.route(X).proba
 
-    def predict_log_proba(self, X) -> np.ndarray:
+    def predict_log_proba(self, X: Rows) -> Predictions:
         """Log of :meth:`predict_proba`.
 
         Parameters
@@ -2177,7 +2195,7 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Rows) -> Predictions:
         """Class of each row, from the exit that answers it.
 
         Parameters

@@ -3,6 +3,8 @@ policy over independent models."""
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 
@@ -13,6 +15,8 @@ from ._sklearn_private import HasMethods, StrOptions, _VisualBlock
 from ._validation import check_frozen_rows, tagged_type
 from .stages import IndependentRegressors, IndependentStages
 from .stages._regression import check_regressor
+
+_T = TypeVar("_T", bound="_CascadeStages")
 
 
 def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list]:
@@ -99,7 +103,7 @@ class _CascadeStages:
         method = "predict" if self._regression else "predict_proba"
         check_frozen_rows(*self._members(), X, method)
 
-    def get_params(self, deep=True):
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Get parameters, including each stage's as ``<name>__<param>``.
 
         Parameters
@@ -114,7 +118,7 @@ class _CascadeStages:
         """
         return self._get_params("estimators", deep=deep)
 
-    def set_params(self, **params):
+    def set_params(self: _T, **params: Any) -> _T:
         """Set parameters, including a stage's (``<name>__<param>``) or a stage.
 
         Parameters

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_memory
 from ._base import BaseAdaptive, _content_groups, cached_call_seed, warn_no_combiners
 from ._dask import is_lazy, lazy_predict
 from ._sklearn_private import HasMethods, StrOptions
+from ._typing import ArrayLike, Predictions, Rows
 from .policies import REGRESSION_LOSSES, REGRESSION_POLICIES
 from .policies._features import NO_CLASSES_IN_REGRESSION, REGRESSION_FEATURE_SETS
 from .stages import ScaledPolicy, regression_scale
@@ -214,7 +215,9 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         """Error against cost over a grid of ``cost_weight`` (see Attributes)."""
         return self._as_errors(BaseAdaptive.frontier_.fget(self))
 
-    def evaluate_frontier(self, X, y, *, sample_weight=None) -> dict:
+    def evaluate_frontier(
+        self, X: Rows, y: ArrayLike, *, sample_weight: ArrayLike | None = None
+    ) -> dict:
         """Error and cost of every ``frontier_`` policy, and of each stage, on
         the rows ``X`` (e.g. a test set).
 
@@ -264,7 +267,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         )
 
     # ------------------------------------------------------------ predict
-    def route(self, X) -> Bunch:
+    def route(self, X: Rows) -> Bunch:
         """Answer each row at the exit the policy picks, and report where.
 
         Exit k+1 runs only on the rows that exit k deferred.
@@ -293,7 +296,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         result.prediction, result.uncertainty = answers[:, 0], answers[:, 1]
         return result
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Rows) -> Predictions:
         """Prediction of the exit that answers each row.
 
         Parameters

@@ -11,6 +11,7 @@ from sklearn.utils import Bunch, gen_batches
 from sklearn.utils.parallel import Parallel, delayed
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._typing import Rows, State
 from .._validation import check_regression_output, check_stage_proba, stage_label
 
 #: Rows routed together when ``batch_size`` is None: bounds the memory that
@@ -39,9 +40,11 @@ class StageSource(Protocol):
 
     n_stages: int
 
-    def run_stage(self, stage: int, X_rows, state): ...
+    def run_stage(
+        self, stage: int, X_rows: Rows | None, state: State
+    ) -> tuple[np.ndarray, State]: ...
 
-    def keep_rows(self, state, mask: np.ndarray): ...
+    def keep_rows(self, state: State, mask: np.ndarray) -> State: ...
 
 
 class ExitDecider(Protocol):
@@ -191,7 +194,7 @@ def _carry_back(history: list, started: np.ndarray, here, stage_proba) -> None:
 def route(
     source: StageSource,
     policy: ExitDecider,
-    X,
+    X: Rows,
     *,
     n_classes: int,
     batch_size: int | None = None,

@@ -4,14 +4,25 @@ as scikit-learn displays do."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import is_regressor
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from .._typing import ArrayLike, Rows
 from .._validation import check_row_weights
 from ..stages._regression import constant_target
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+    from .._base import BaseAdaptive
+
+#: ``baselines``: curves to compare with, by name, each a pair (costs,
+#: accuracies) of 1-d array-likes of the same length.
+Baselines = Mapping[str, tuple[ArrayLike, ArrayLike]]
 
 
 def _pyplot(caller: str):
@@ -161,14 +172,14 @@ class CostAccuracyDisplay:
 
     def plot(
         self,
-        ax=None,
+        ax: Axes | None = None,
         *,
         name: str | None = None,
         show_stages: bool = True,
         show_oracle: bool = True,
         legend: bool = True,
         chosen_label: str = "chosen operating point",
-        **kwargs,
+        **kwargs: Any,
     ) -> CostAccuracyDisplay:
         """Draw the display.
 
@@ -302,17 +313,17 @@ class CostAccuracyDisplay:
     @classmethod
     def from_estimator(
         cls,
-        estimator,
-        X=None,
-        y=None,
+        estimator: BaseAdaptive,
+        X: Rows | None = None,
+        y: ArrayLike | None = None,
         *,
-        sample_weight=None,
+        sample_weight: ArrayLike | None = None,
         cost: str = "units",
-        baselines=None,
+        baselines: Baselines | None = None,
         name: str | None = None,
         metric: str = "error",
-        ax=None,
-        **kwargs,
+        ax: Axes | None = None,
+        **kwargs: Any,
     ) -> CostAccuracyDisplay:
         """Plot a fitted estimator's frontier on rows ``X`` or as held out.
 
@@ -519,17 +530,17 @@ class CostAccuracyDisplay:
     @classmethod
     def from_predictions(
         cls,
-        y_true,
+        y_true: ArrayLike,
         y_preds: Sequence,
         costs: Sequence,
         *,
-        sample_weight=None,
-        baselines=None,
+        sample_weight: ArrayLike | None = None,
+        baselines: Baselines | None = None,
         cost_label: str = "average cost per row",
         name: str | None = None,
         metric: str | None = None,
-        ax=None,
-        **kwargs,
+        ax: Axes | None = None,
+        **kwargs: Any,
     ) -> CostAccuracyDisplay:
         """Plot operating points from their predictions and per-row costs.
 

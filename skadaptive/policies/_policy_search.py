@@ -11,6 +11,7 @@ their own modules (``_bottom_up``, ``_eenet``, ``_heuristics``);
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -241,7 +242,9 @@ class PolicySearch:
         """
         raise NotImplementedError
 
-    def evaluate(self, policy: CascadePolicy, cost_weight=np.nan) -> PolicyEvaluation:
+    def evaluate(
+        self, policy: CascadePolicy, cost_weight: float = np.nan
+    ) -> PolicyEvaluation:
         """Accuracy, cost and exit rates of ``policy`` on these rows.
 
         Parameters
@@ -272,7 +275,9 @@ class PolicySearch:
         """
         return self.evaluate(self.fit(cost_weight), cost_weight)
 
-    def frontier(self, cost_weights=DEFAULT_COST_WEIGHTS) -> list[PolicyEvaluation]:
+    def frontier(
+        self, cost_weights: Iterable[float] = DEFAULT_COST_WEIGHTS
+    ) -> list[PolicyEvaluation]:
         """One fitted and evaluated policy per value of ``cost_weights``.
 
         Parameters
@@ -467,7 +472,11 @@ class PolicySearch:
         return lagrangian_weight(problem, normalized_budget)
 
     def evaluate_exits(
-        self, policy, exit_stage, cost_weight, ran=None
+        self,
+        policy: CascadePolicy | None,
+        exit_stage: np.ndarray,
+        cost_weight: float,
+        ran: np.ndarray | None = None,
     ) -> PolicyEvaluation:
         """:meth:`evaluate` of a policy whose exits on these rows are known.
 

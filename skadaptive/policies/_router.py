@@ -34,6 +34,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_array, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._typing import Rows
 from ._policy import (
     CascadePolicy,
     answer_costs,
@@ -83,7 +84,7 @@ class Router:
     constant: int = 0
     by_position: bool = False
 
-    def first_stages(self, X) -> np.ndarray:
+    def first_stages(self, X: Rows) -> np.ndarray:
         """The first stage each row runs.
 
         Parameters

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._typing import Estimator
 from .._warnings import warn
 from ._bottom_up import POLICY_FAMILIES, BolukbasiSearch, check_policy_learner
 from ._eenet import EENetSearch
@@ -26,7 +27,7 @@ POLICIES = (*POLICY_FAMILIES, "eenet", *HEURISTICS)
 REGRESSION_POLICIES = (*POLICY_FAMILIES, "eenet", *REGRESSION_HEURISTICS)
 
 
-def check_policy(policy) -> None:
+def check_policy(policy: str | type[PolicySearch] | Estimator) -> None:
     """Raise a clear error unless ``policy`` names a family or is a usable learner.
 
     Parameters
@@ -60,7 +61,7 @@ def check_policy(policy) -> None:
 
 
 def make_policy_search(
-    policy,
+    policy: str | type[PolicySearch] | Estimator,
     stage_probas: list[np.ndarray],
     y_encoded: np.ndarray,
     cumulative_cost: np.ndarray,

@@ -39,6 +39,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
+from .._typing import ArrayLike
 from ._features import policy_features
 from ._losses import is_regression_loss
 from ._policy import (
@@ -199,7 +200,13 @@ class SkipPolicy(CascadePolicy):
         """
         return self.walk(stage_probas)[0]
 
-    def walk(self, stage_probas, start=None, *, decide=True):
+    def walk(
+        self,
+        stage_probas: list[np.ndarray],
+        start: ArrayLike | None = None,
+        *,
+        decide: bool = True,
+    ) -> tuple[np.ndarray, ...]:
         """Where each row answers and which stages it runs, offline.
 
         Every stage's answers are known for every row; the walk shows each

@@ -46,6 +46,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from .._rowwise import softmax_rows
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._typing import Rows
 from ._multi_exit import MultiExitSource
 from ._tree_exits import check_tree_exits
 
@@ -882,7 +883,9 @@ class BoosterExits(MultiExitSource):
 
     # -- StageSource -----------------------------------------------------------
 
-    def run_stage(self, stage: int, X_rows, state):
+    def run_stage(
+        self, stage: int, X_rows: Rows | None, state: _BoosterState | None
+    ) -> tuple[np.ndarray, _BoosterState]:
         """Add the rounds of exit ``stage`` for the running rows.
 
         At ``stage == 0`` ``X_rows`` is validated and kept in the state; later
@@ -925,7 +928,9 @@ class BoosterExits(MultiExitSource):
         score = self._score(X, start, self.exits[stage], score)
         return self._answer(score), _BoosterState(X, score)
 
-    def keep_rows(self, state, mask):
+    def keep_rows(
+        self, state: _BoosterState | None, mask: np.ndarray
+    ) -> _BoosterState | None:
         """The state of the rows where the boolean ``mask`` is true, in order.
 
         Parameters

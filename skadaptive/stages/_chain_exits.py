@@ -9,6 +9,8 @@ blocks ``0..k``: the state handed on is block ``k``'s output.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
@@ -16,12 +18,16 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._typing import ArrayLike, Rows, State
 from .._validation import StageOutputError
 from .._warnings import warn
 from ._multi_exit import MultiExitSource, exit_probas
 from ._regression import check_regressor, regression_answers
 
 __all__ = ["ChainExits", "ChainExitsRegressor"]
+
+_ChainT = TypeVar("_ChainT", bound="ChainExits")
+_RegressorT = TypeVar("_RegressorT", bound="ChainExitsRegressor")
 
 
 def _is_passthrough(block) -> bool:
@@ -123,7 +129,9 @@ class _Chain(MultiExitSource, BaseEstimator):
     def _answer(self, head, Z) -> np.ndarray:
         return np.asarray(head.predict_proba(Z), dtype=np.float64)
 
-    def run_stage(self, stage: int, X_rows, state):
+    def run_stage(
+        self, stage: int, X_rows: Rows | None, state: State
+    ) -> tuple[np.ndarray, State]:
         """Apply block ``stage`` to the carried output and answer with its head.
 
         At ``stage == 0`` block 0 is applied to ``X_rows``; later stages continue
@@ -172,7 +180,7 @@ class _Chain(MultiExitSource, BaseEstimator):
             # Several heads may share a class: say which exit's head.
             raise ValueError(f"the head of exit {stage}: {error}") from None
 
-    def keep_rows(self, state, mask):
+    def keep_rows(self, state: State, mask: np.ndarray) -> State:
         """The state of the rows where the boolean ``mask`` is true, in order.
 
         Parameters
@@ -246,7 +254,9 @@ class ChainExits(ClassifierMixin, _Chain):
     (150, 2)
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self: _ChainT, X: Rows, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> _ChainT:
         """Fit the blocks one after the other and a head on each output.
 
         Parameters
@@ -275,7 +285,7 @@ class ChainExits(ClassifierMixin, _Chain):
         self.classes_ = classes
         return self
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: Rows) -> np.ndarray:
         """Class probabilities of the last head, after every block.
 
         Parameters
@@ -288,7 +298,7 @@ class ChainExits(ClassifierMixin, _Chain):
         """
         return exit_probas(self, X)[-1]
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Rows) -> np.ndarray:
         """Class of each row by the last head.
 
         Parameters
@@ -349,7 +359,12 @@ class ChainExitsRegressor(RegressorMixin, _Chain):
 
     regression = True
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(
+        self: _RegressorT,
+        X: Rows,
+        y: ArrayLike,
+        sample_weight: ArrayLike | None = None,
+    ) -> _RegressorT:
         """Fit the blocks one after the other and a head on each output.
 
         Parameters
@@ -369,7 +384,7 @@ class ChainExitsRegressor(RegressorMixin, _Chain):
     def _answer(self, head, Z) -> np.ndarray:
         return regression_answers(head, Z)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: Rows) -> np.ndarray:
         """Prediction of the last head, after every block.
 
         Parameters

@@ -25,6 +25,7 @@ probabilities at every exit and routes rows as with any source.
 from __future__ import annotations
 
 import warnings
+from typing import TypeVar
 
 import numpy as np
 from scipy.optimize import minimize
@@ -36,6 +37,8 @@ from sklearn.preprocessing import StandardScaler
 from .._sklearn_private import _num_samples
 from .._validation import check_exit_output, stage_label
 from ..policies._selection import _standard_error, deal_groups
+
+_T = TypeVar("_T", bound="ExitCombiner")
 
 __all__ = [
     "ExitCombiner",
@@ -155,7 +158,13 @@ class ExitCombiner:
         """
         return log_probas(proba)
 
-    def fit(self, logs: list, y: np.ndarray, sample_weight, n_classes: int):
+    def fit(
+        self: _T,
+        logs: list,
+        y: np.ndarray,
+        sample_weight: np.ndarray | None,
+        n_classes: int,
+    ) -> _T:
         """Fit ``self.kind`` on the log-probabilities ``logs`` of exits 0..exit.
 
         Parameters

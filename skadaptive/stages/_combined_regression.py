@@ -29,10 +29,14 @@ combiners are then expressed in the target's units
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from scipy.optimize import minimize
 
 from ._combined import _folds, enough_rows, fold_splits, one_standard_error_choice
+
+_T = TypeVar("_T", bound="RegressionCombiner")
 
 __all__ = ["RegressionCombiner", "fit_regression_combiners"]
 
@@ -124,7 +128,9 @@ class RegressionCombiner:
         """
         return answers
 
-    def fit(self, predictions: list, y: np.ndarray, sample_weight):
+    def fit(
+        self: _T, predictions: list, y: np.ndarray, sample_weight: np.ndarray | None
+    ) -> _T:
         """Fit ``self.kind`` on the predictions of exits ``0..exit``.
 
         Parameters

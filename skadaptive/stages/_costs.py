@@ -14,12 +14,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from numbers import Integral
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import nnls
 from sklearn.utils import Bunch, check_random_state
 
 from .._sklearn_private import _num_samples, _safe_indexing
+from .._typing import RandomState, Rows
+
+if TYPE_CHECKING:
+    from ..engine import StageSource
 
 # Each stage is timed on the same sample of rows, ``_REPEATS`` times after a
 # warm-up call, and the fastest run is kept: noise from the rest of the machine
@@ -80,11 +85,11 @@ def timing_batches(
 
 def measure_seconds_per_row(
     run_stages: list[Callable],
-    X,
+    X: Rows,
     *,
     max_rows: int = _MAX_TIMING_ROWS,
     repeats: int = _REPEATS,
-    random_state=None,
+    random_state: RandomState = None,
 ) -> np.ndarray:
     """Wall-clock seconds per row of each stage, timed on a sample of ``X``.
 
@@ -135,12 +140,12 @@ class _EachAlone:
 
 
 def measure_exit_seconds_per_row(
-    source,
-    X,
+    source: StageSource,
+    X: Rows,
     *,
     max_rows: int = _MAX_TIMING_ROWS,
     repeats: int = _REPEATS,
-    random_state=None,
+    random_state: RandomState = None,
 ) -> np.ndarray:
     """Wall-clock seconds per row of each exit's *increment*, timed on ``X``.
 
@@ -186,14 +191,14 @@ def measure_exit_seconds_per_row(
 
 
 def measure_exit_seconds(
-    source,
-    X,
+    source: StageSource,
+    X: Rows,
     *,
     max_rows: int = _MAX_LINE_ROWS,
     repeats: int = _REPEATS,
-    random_state=None,
+    random_state: RandomState = None,
     batch_size: int | None = None,
-    whole=None,
+    whole: Callable[[Rows], object] | None = None,
 ) -> Bunch:
     """Seconds per call and per row of each exit's increment, timed on ``X``.
 

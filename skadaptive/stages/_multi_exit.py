@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from .._sklearn_private import _num_samples
+from .._typing import Rows, State
 from .._validation import check_exit_output, stage_label
 from ..engine import StageSource
 
@@ -56,7 +57,9 @@ class MultiExitSource(StageSource, Protocol):  # numpydoc ignore=PR01
     n_stages: int
     classes_: np.ndarray
 
-    def run_stage(self, stage: int, X_rows, state):
+    def run_stage(
+        self, stage: int, X_rows: Rows | None, state: State
+    ) -> tuple[np.ndarray, State]:
         """Compute exit ``stage`` for the rows still running.
 
         Only the increment from exit ``stage - 1`` to exit ``stage`` is
@@ -79,7 +82,7 @@ class MultiExitSource(StageSource, Protocol):  # numpydoc ignore=PR01
             Handed to the next exit.
         """
 
-    def keep_rows(self, state, mask: np.ndarray):
+    def keep_rows(self, state: State, mask: np.ndarray) -> State:
         """The state of the rows where the boolean ``mask`` is true, in order.
 
         Parameters
@@ -106,7 +109,7 @@ class MultiExitSource(StageSource, Protocol):  # numpydoc ignore=PR01
         """
 
 
-def exit_probas(source: MultiExitSource, X) -> list[np.ndarray]:
+def exit_probas(source: MultiExitSource, X: Rows) -> list[np.ndarray]:
     """Probabilities of every row at every exit (no row leaves early).
 
     This is what an exit policy is fitted on: each exit's answer for each row.

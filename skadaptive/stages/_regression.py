@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_array, column_or_1d
 
 from .. import _warnings
+from .._typing import ArrayLike, Estimator, Rows
 from .._validation import (
     StageOutputError,
     check_row_weights,
@@ -67,7 +68,7 @@ def _has_own_uncertainty(model) -> bool:
     )
 
 
-def regression_answers(estimator, X) -> np.ndarray:
+def regression_answers(estimator: Estimator, X: Rows) -> np.ndarray:
     """A fitted regressor's prediction and uncertainty for each row of ``X``.
 
     Parameters
@@ -224,7 +225,9 @@ class IndependentRegressors(IndependentStages):
 _CONSTANT_ULPS = 8
 
 
-def regression_scale(y, sample_weight=None, loss: str = "squared_error") -> tuple:
+def regression_scale(
+    y: ArrayLike, sample_weight: ArrayLike | None = None, loss: str = "squared_error"
+) -> tuple[float, float]:
     """The centre and scale of ``y`` on which regression policies work.
 
     With ``loss="squared_error"``, the weighted mean and standard deviation;

@@ -55,6 +55,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._rowwise import softmax_rows
 from .._sklearn_private import _num_samples
 from .._sklearn_private import predict_stages as _predict_stages
+from .._typing import Rows
 from ._multi_exit import MultiExitSource
 
 __all__ = ["TreeEnsembleExits"]
@@ -474,7 +475,9 @@ class TreeEnsembleExits(MultiExitSource):
 
     # -- StageSource -----------------------------------------------------------
 
-    def run_stage(self, stage: int, X_rows, state):
+    def run_stage(
+        self, stage: int, X_rows: Rows | None, state: _TreeState | None
+    ) -> tuple[np.ndarray, _TreeState]:
         """Add the trees of exit ``stage`` for the running rows.
 
         At ``stage == 0`` ``X_rows`` is validated (float32, CSR) and kept in the
@@ -522,7 +525,9 @@ class TreeEnsembleExits(MultiExitSource):
         self._add_trees(X, score, start, stop)
         return self._proba(score, stop), _TreeState(X, score)
 
-    def keep_rows(self, state, mask):
+    def keep_rows(
+        self, state: _TreeState | None, mask: np.ndarray
+    ) -> _TreeState | None:
         """The state of the rows where the boolean ``mask`` is true, in order.
 
         Parameters

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass
 from math import prod
 from os import PathLike
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -23,6 +23,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length
 
 from ..._sklearn_private import _check_feature_names
+from ..._typing import ArrayLike
 from ._io import (
     _ORT_DTYPES,
     _check_classes,
@@ -46,6 +47,9 @@ from ._runtime import (
 )
 
 __all__ = ["OnnxClassifier"]
+
+_ModelT = TypeVar("_ModelT", bound="_OnnxModel")
+_ClassifierT = TypeVar("_ClassifierT", bound="OnnxClassifier")
 
 
 # ------------------------------------------------------ one model, one input
@@ -149,7 +153,7 @@ class _OnnxModel(_LazyRuntime):
         tags.input_tags.sparse = False
         return tags
 
-    def set_params(self, **params):
+    def set_params(self: _ModelT, **params: Any) -> _ModelT:
         """Set parameters; the session is created again on next use.
 
         A new ``model`` is read then; other parameters (threads, providers,
@@ -445,7 +449,7 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
             return runtime.classes
         return _check_classes(self.classes)[0]
 
-    def fit(self, X, y) -> OnnxClassifier:
+    def fit(self: _ClassifierT, X: ArrayLike, y: ArrayLike) -> _ClassifierT:
         """Check the model, the rows and the labels; nothing is trained.
 
         The model file is read again and its session created, so a changed
@@ -490,7 +494,7 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
             ),
         )
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities from the model, columns in ``classes_`` order.
 
         Parameters
@@ -507,7 +511,7 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         runtime = self._get_runtime()
         return self._predict_rows(runtime, self._validate_rows(X, runtime, False))
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Most probable class of each row.
 
         Parameters

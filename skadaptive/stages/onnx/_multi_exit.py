@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..._sklearn_private import _num_samples
+from ..._typing import ArrayLike
 from .._multi_exit import MultiExitSource
 from ._graph import _dims, _gather_model, _split_graph
 from ._io import (
@@ -359,7 +360,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
 
     # --------------------------------------------------------- MultiExit
     def run_stage(
-        self, stage: int, X_rows, state: _OnnxExitState | None
+        self, stage: int, X_rows: ArrayLike | None, state: _OnnxExitState | None
     ) -> tuple[np.ndarray, _OnnxExitState]:
         """Run exit ``stage``'s segment on the rows still running.
 
@@ -443,7 +444,9 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         values = binding.get_outputs()
         return values[0].numpy(), dict(zip(segment.outputs[1:], values[1:]))
 
-    def keep_rows(self, state: _OnnxExitState | None, mask) -> _OnnxExitState | None:
+    def keep_rows(
+        self, state: _OnnxExitState | None, mask: ArrayLike
+    ) -> _OnnxExitState | None:
         """The state of the rows where ``mask`` is true, in order.
 
         Numpy tensors are indexed on the host; ``OrtValue`` s are gathered on
@@ -488,7 +491,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         session.run_with_iobinding(binding)
         return binding.get_outputs()[0]
 
-    def run_unsplit(self, X, *, raw: bool = False) -> list[np.ndarray]:
+    def run_unsplit(self, X: ArrayLike, *, raw: bool = False) -> list[np.ndarray]:
         """Every exit's output for every row, from the original unsplit graph.
 
         One session of the whole network; what routing would give with no row

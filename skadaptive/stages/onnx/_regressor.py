@@ -10,11 +10,12 @@ shares the session, rows, batches, tags and pickling of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from ..._typing import ArrayLike
 from .._regression import numeric_targets
 from ._classifier import _OnnxModel
 from ._io import (
@@ -26,6 +27,8 @@ from ._io import (
 )
 
 __all__ = ["OnnxRegressor"]
+
+_T = TypeVar("_T", bound="OnnxRegressor")
 
 
 @dataclass
@@ -181,7 +184,7 @@ class OnnxRegressor(_OnnxModel, RegressorMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------- sklearn API
-    def fit(self, X, y) -> OnnxRegressor:
+    def fit(self: _T, X: ArrayLike, y: ArrayLike) -> _T:
         """Check the model, the rows and the targets; nothing is trained.
 
         The model file is read again and its session created, so a changed
@@ -214,7 +217,7 @@ class OnnxRegressor(_OnnxModel, RegressorMixin, BaseEstimator):
             lambda raw, n_rows: _to_predictions(raw, n_rows, runtime.output, owner),
         )
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The model's prediction for each row.
 
         Parameters

@@ -103,6 +103,24 @@ class _CascadeStages:
         method = "predict" if self._regression else "predict_proba"
         check_frozen_rows(*self._members(), X, method)
 
+    @property
+    def named_estimators(self) -> Bunch:
+        """The stages by name, unfitted (``named_estimators_`` once fitted),
+        as in scikit-learn's ``VotingClassifier``.
+
+        Examples
+        --------
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> from skadaptive import AdaptiveCascadeClassifier
+        >>> cascade = AdaptiveCascadeClassifier(
+        ...     [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
+        ... )
+        >>> cascade.named_estimators.lr
+        LogisticRegression()
+        """
+        return Bunch(**dict(self.estimators))
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Get parameters, including each stage's as ``<name>__<param>``.
 

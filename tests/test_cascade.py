@@ -1470,3 +1470,14 @@ def test_prediction_checks_nan_against_the_stages_as_fitted():
         ValueError, match="stage 'lr' \\(LogisticRegression\\) does not"
     ):
         plain.predict(X)
+
+
+def test_named_estimators_before_a_fit_as_in_voting_classifier():
+    stages = _two_stages()
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 3])
+    assert list(cascade.named_estimators) == ["lr", "tree"]
+    assert cascade.named_estimators.lr is stages[0][1]
+    X, y = make_classification(100, random_state=0)
+    cascade.fit(X, y)
+    assert cascade.named_estimators.lr is stages[0][1]  # the unfitted template
+    assert cascade.named_estimators_.lr is not stages[0][1]

@@ -140,6 +140,13 @@ _T = TypeVar("_T", bound="BaseAdaptive")
 ROUTED_SPLITTER = "splitter"
 
 
+def _poor_score(tags) -> bool:
+    """Whether a member's tags say it scores poorly (scikit-learn's checks
+    then do not hold it to a reasonable score)."""
+    kind = tags.classifier_tags or tags.regressor_tags
+    return bool(kind is not None and kind.poor_score)
+
+
 def _warn_answers_alike_within_folds(held_out, names) -> None:
     """Warn about a cross-fitted exit (not the last) that answers every row of
     each fold alike, with different answers in different folds: a rule
@@ -376,6 +383,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             # second axis, channels, is not one, and a stage that takes the
             # same rows flat would be refused by it.) The stages check shapes.
             del self.n_features_in_
+        if getattr(self, "n_features_in_", None) == 0:
+            # In scikit-learn's words; some stages (XGBoost's) fail deep
+            # inside on rows without features.
+            raise ValueError(
+                f"Found array with 0 feature(s) (shape={np.shape(X)}) while a "
+                f"minimum of 1 is required by {type(self).__name__}."
+            )
         self._check_missing_values(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
@@ -587,7 +601,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         if cached is not None and cached.key == key:
             return cached
         try:
-            stage_tags = [get_tags(stage).input_tags for stage in members]
+            full_tags = [get_tags(stage) for stage in members]
+            stage_tags = [tags.input_tags for tags in full_tags]
         except (TypeError, ValueError, AttributeError):
             # malformed estimators, or a source that is not an estimator
             stage_tags = None
@@ -598,6 +613,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 allow_nan=all(t.allow_nan for t in stage_tags),
                 string=all(t.string for t in stage_tags),
                 positive_only=any(t.positive_only for t in stage_tags),
+                poor_score=any(_poor_score(tags) for tags in full_tags),
             )
         worked_out = Bunch(
             tags=summary, refusing_nan=members_refusing_nan(names, members), key=key
@@ -1973,6 +1989,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return self.route(X).cost
 
     # ------------------------------------------------------ sklearn plumbing
+    def __copy__(self):
+        # A shallow copy (with_policy's, recalibrate's) shares the fitted
+        # state as it is; pickling's state, made to be saved, would rebuild a
+        # router's rows of a DataFrame for every copy.
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
     def __getstate__(self):
         # scikit-learn's state records its own version; skadaptive's is added.
         state = record_versions(super().__getstate__())
@@ -2057,15 +2081,39 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         tags.non_deterministic = self._measures_costs()
         return tags
 
+    def _stages_score_poorly(self) -> bool:
+        """Whether a stage's tags say it scores poorly: the estimator's then
+        say so too (it can answer many rows with that stage)."""
+        try:
+            stages = self._input_tags().tags
+        except (TypeError, ValueError, AttributeError):
+            return False
+        return stages is not None and stages.poor_score
+
 
 class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
     """:class:`BaseAdaptive` for classification: the stages answer with class
     probabilities, the policy's figures are accuracies."""
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.poor_score = self._stages_score_poorly()
+        return tags
+
     def _check_targets(self, y, sample_weight):
         unique_labels(y)  # a clear error for labels of mixed types, first
         check_classification_targets(y)
         self.classes_ = self._check_classes(y)
+        if sample_weight is not None and not all(map(is_frozen, self._members()[1])):
+            weighed = np.unique(np.asarray(y)[sample_weight > 0])
+            if len(weighed) < 2:
+                # Some models (LightGBM's) fail later, blaming their settings.
+                raise ValueError(
+                    f"y has {len(weighed)} class with positive sample_weight "
+                    f"({weighed.tolist()}): the stages would be fitted on it, "
+                    "and a classifier needs samples of at least 2 classes. "
+                    "Give rows of another class a positive weight."
+                )
         return y
 
     def _stage_classes(self):

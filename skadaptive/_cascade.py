@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from sklearn import get_config
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 
@@ -38,12 +39,6 @@ def _check_stages(estimators, regression: bool = False) -> tuple[list[str], list
         stages.append(item[1])
     if len(set(names)) != len(names):
         raise ValueError(f"Stage names must be unique; got {names}.")
-    if ROUTED_SPLITTER in names:
-        raise ValueError(
-            f"A stage is named {ROUTED_SPLITTER!r}, the name under which "
-            "metadata routing gives the cv splitter its metadata (groups, ...), "
-            "so the two would take each other's. Rename the stage."
-        )
     for name, stage in zip(names, stages):
         if stage is None or isinstance(stage, str):
             # scikit-learn's ensembles take "drop"; a cascade's order and
@@ -153,6 +148,12 @@ class _CascadeStages:
     def _check_structure(self):
         names, _ = _check_stages(self.estimators, self._regression)
         self._validate_names(names)
+        if ROUTED_SPLITTER in names and get_config()["enable_metadata_routing"]:
+            raise ValueError(
+                f"A stage is named {ROUTED_SPLITTER!r}, the name under which "
+                "metadata routing gives the cv splitter its metadata (groups, "
+                "...), so the two would take each other's. Rename the stage."
+            )
         return names
 
     def _members(self):

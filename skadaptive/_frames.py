@@ -6,10 +6,11 @@ Series can sit in the state. skops saves no pandas object, so the state holds
 such rows as their columns' values (numpy arrays), names and dtypes, and
 :func:`rows_from_state` builds them again on load. The row index is not kept
 (what the rows are used for, learning routers, does not read it): loaded rows
-have a ``RangeIndex``. Columns of other kinds than numpy dtypes, categoricals
-and pandas' nullable or string dtypes (datetimes with a time zone,
-periods, intervals...) are kept as pandas objects, which pickle saves and
-skops refuses.
+have a ``RangeIndex``. Rows with columns of other kinds than numpy dtypes,
+categoricals and pandas' nullable or string dtypes (datetimes with a time
+zone, periods, intervals...), or whose column names are not a flat index of
+strings or integers, are kept as pandas objects, which pickle saves and skops
+refuses.
 """
 
 from __future__ import annotations
@@ -39,21 +40,33 @@ def rows_to_state(rows):
     >>> frame = pd.DataFrame({"x": [1.5, 2.0], "colour": pd.Categorical(["r", "g"])})
     >>> state = rows_to_state(frame)
     >>> sorted(state)
-    ['columns', 'kind', 'names', 'series']
+    ['columns', 'kind', 'name', 'names', 'series']
     >>> rows_from_state(state).equals(frame)
     True
     """
     pd = sys.modules.get("pandas")
     if pd is None or not isinstance(rows, pd.DataFrame | pd.Series):
         return rows
-    frame = rows.to_frame() if isinstance(rows, pd.Series) else rows
+    series = isinstance(rows, pd.Series)
+    frame = rows.to_frame(name=0) if series else rows
+    names = frame.columns
+    if (
+        frame.shape[1] == 0
+        or type(names) is not pd.Index
+        or names.name is not None
+        or not all(isinstance(name, str | int) for name in names)
+    ):
+        return rows  # columns of other kinds than flat names: kept as they are
     columns = [_column_state(pd, frame.iloc[:, k]) for k in range(frame.shape[1])]
-    if any(column is None for column in columns):
+    if any(column is None for column in columns) or (
+        series and not isinstance(rows.name, str | int | None)
+    ):
         return rows
     return {
         "kind": _KIND,
-        "series": isinstance(rows, pd.Series),
-        "names": list(frame.columns),
+        "series": series,
+        "name": rows.name if series else None,
+        "names": list(names),
         "columns": columns,
     }
 
@@ -69,7 +82,7 @@ def rows_from_state(state):
     frame = pd.DataFrame(dict(enumerate(columns)))
     frame.columns = pd.Index(state["names"])
     if state["series"]:
-        return frame.iloc[:, 0]
+        return frame.iloc[:, 0].rename(state["name"])
     return frame
 
 
@@ -96,9 +109,14 @@ def _column_state(pd, column) -> dict | None:
         ):
             return None
         return {"dtype": None, "values": values}
-    if not (isinstance(dtype, pd.StringDtype) or dtype.name in _NULLABLE):
+    values = column.to_numpy(dtype=object, na_value=None)
+    if isinstance(dtype, pd.StringDtype):
+        # Its storage and missing value, which its name does not always say.
+        missing_is_nan = dtype.na_value is not pd.NA
+        return {"string": dtype.storage, "nan": missing_is_nan, "values": values}
+    if dtype.name not in _NULLABLE:
         return None
-    return {"dtype": str(dtype), "values": column.to_numpy(dtype=object, na_value=None)}
+    return {"dtype": str(dtype), "values": values}
 
 
 def _column(pd, state):
@@ -108,6 +126,10 @@ def _column(pd, state):
             categories=pd.Index(_column(pd, state["categories"])),
             ordered=state["ordered"],
         )
+    if "string" in state:
+        missing = np.nan if state["nan"] else pd.NA
+        dtype = pd.StringDtype(state["string"], na_value=missing)
+        return pd.array(list(state["values"]), dtype=dtype)
     if state["dtype"] is None:
         return state["values"]
     return pd.array(list(state["values"]), dtype=state["dtype"])

@@ -70,12 +70,14 @@ def _fit_one(estimator, X, y, fit_params, train, name=None):
             raise
         # XGBoost's refusal, from a model the estimator cannot see inside.
         raise ValueError(
-            f"Stage {name!r} ({type(estimator).__name__}) passes the labels to "
-            "an XGBoost classifier, which takes only the labels 0 .. n_classes "
-            "- 1. The estimator fits an XGBClassifier on the class indices where "
-            "it is the stage or a pipeline's last step, not inside another "
-            "model: pass it so, or fit on y encoded as 0 .. n_classes - 1 "
-            f"(sklearn.preprocessing.LabelEncoder). XGBoost said: {exc}"
+            f"Stage {name!r} ({type(estimator).__name__}) gave an XGBoost "
+            "classifier labels it refused: it takes only the labels 0 .. k - 1 "
+            "of the k classes of its training rows (XGBoost said: "
+            f"{str(exc).strip()[:300]}). The estimator fits an XGBClassifier on "
+            "such indices where it is the stage or a pipeline's last step, not "
+            "inside another model: pass it so, or fit on y encoded as 0 .. "
+            "n_classes - 1 (sklearn.preprocessing.LabelEncoder) with folds "
+            "whose training rows hold every class."
         ) from exc
     return fitted
 
@@ -106,11 +108,25 @@ def _fit_and_predict_fold(
         present = np.unique(_safe_indexing(y, train))
         index_labels = classes[present]
         y = np.searchsorted(present, y)
-    fitted = _fit_one(estimator, X, y, fit_params, train, name)
-    source = make_source([fitted], [name])
-    probas = exits_in_class_order(
-        source, _safe_indexing(X, test), classes, index_labels
-    )
+    try:
+        fitted = _fit_one(estimator, X, y, fit_params, train, name)
+        source = make_source([fitted], [name])
+        probas = exits_in_class_order(
+            source, _safe_indexing(X, test), classes, index_labels
+        )
+    except Exception as exc:
+        if index_labels is None or len(index_labels) == len(classes):
+            raise
+        # Fitted on fewer classes than the others, a model can fail its own
+        # way (an objective set for every class, a fold of one class).
+        missing = np.setdiff1d(classes, index_labels).tolist()
+        raise ValueError(
+            f"Stage {name!r} ({type(estimator).__name__}) failed on a "
+            f"cross-fitting fold whose training rows hold no row of class(es) "
+            f"{missing}: {type(exc).__name__}: {str(exc).strip()[:300].rstrip('.')}. "
+            "Give those classes more rows, use fewer folds or a stratified cv (an "
+            "int or float cv), or pass the fitted model in a FrozenEstimator."
+        ) from exc
     return (probas, fitted, index_labels) if keep else probas
 
 

@@ -75,6 +75,11 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
         "policy_features": [_RegressionFeatureSets()],
     }
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.regressor_tags.poor_score = self._stages_score_poorly()
+        return tags
+
     # ------------------------------------------------------------ targets
     def _check_targets(self, y, sample_weight):
         y = self._numeric_targets(y)

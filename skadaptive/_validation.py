@@ -439,18 +439,18 @@ def unique_labels(y) -> np.ndarray:
 
 
 def members_refusing_nan(names, members) -> list[tuple[str, object]]:
-    """The ``(name, member)`` pairs that do not take NaN (see :func:`_nan_fate`).
+    """The ``(name, member)`` pairs that do not take NaN (see :func:`nan_fate`).
 
     A FrozenEstimator's model decides for it.
     """
     return [
         (name, member)
         for name, member in zip(names, members)
-        if _nan_fate(getattr(member, "estimator", member)) == "refuses"
+        if nan_fate(getattr(member, "estimator", member)) == "refuses"
     ]
 
 
-def _nan_fate(estimator) -> str:
+def nan_fate(estimator) -> str:
     """What ``estimator`` does with NaN in its input, from its tags.
 
     ``"clears"``: it replaces NaN (an imputer; a ColumnTransformer whose
@@ -470,14 +470,14 @@ def _nan_fate(estimator) -> str:
         return "passes"  # LightGBM and XGBoost read NaN as missing
     if hasattr(estimator, "steps"):  # a Pipeline: NaN flows through the steps
         for _, step in estimator.steps:
-            fate = _nan_fate(step)
+            fate = nan_fate(step)
             if fate != "passes":
                 return fate
         return "passes"
     if hasattr(estimator, "transformers") and hasattr(estimator, "remainder"):
         # A ColumnTransformer: each part sees its own columns.
         parts = [part for _, part, _ in estimator.transformers]
-        fates = {_nan_fate(part) for part in [*parts, estimator.remainder]}
+        fates = {nan_fate(part) for part in [*parts, estimator.remainder]}
         if "refuses" in fates:
             return "refuses"
         return "clears" if fates == {"clears"} else "passes"

@@ -599,8 +599,8 @@ def test_an_xgboost_classifier_inside_another_model_is_named_with_the_fix():
     )
     with pytest.raises(
         ValueError,
-        match=r"Stage 'cal' \(CalibratedClassifierCV\) passes the labels to an "
-        r"XGBoost classifier.*LabelEncoder",
+        match=r"Stage 'cal' \(CalibratedClassifierCV\) gave an XGBoost classifier "
+        r"labels it refused.*LabelEncoder",
     ):
         cascade.fit(X, labels)
     # Encoded, as the message says, it fits.
@@ -1047,3 +1047,23 @@ def test_a_random_forest_booster_without_its_parameters_is_refused():
     booster.params.pop("boosting", None)  # a model string read without them
     with pytest.raises(ValueError, match="'rf' boosting has no early exits"):
         BoosterExits(booster, [5, 10])
+
+
+def test_an_xgboost_fold_that_cannot_be_fitted_without_a_class_says_which():
+    """An objective set for every class cannot be fitted on a fold's fewer
+    classes: XGBoost's own error ("num_class should be greater equal to 1")
+    is said with the stage, the class the fold lacks and the fixes."""
+    xgboost = _lib("xgboost")
+    X, labels = _rare_middle_class("middle")
+    booster = xgboost.XGBClassifier(
+        n_estimators=5, objective="multi:softprob", n_jobs=1
+    )
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("xgb", booster)], costs=[1, 5], cv=3
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"Stage 'xgb' \(XGBClassifier\) failed on a cross-fitting fold "
+        r"whose training rows hold no row of class\(es\) \['b'\]",
+    ):
+        cascade.fit(X, labels)

@@ -1409,13 +1409,18 @@ def test_a_generator_cv_fits_with_metadata_routing_enabled():
     assert_allclose(answers[1], answers[0])
 
 
-def test_a_stage_named_like_the_routed_splitter_is_refused():
+def test_a_stage_named_like_the_routed_splitter_is_refused_under_routing():
     """Under routing, a stage named "splitter" and the cv splitter took each
-    other's metadata (the fit failed with "AttributeError: fit")."""
+    other's metadata (the fit failed with "AttributeError: fit"). Without
+    routing the name is free, and a model fitted with it predicts (also
+    once routing is enabled: the name is checked by a fit)."""
     X, y = make_classification(100, random_state=0)
     stages = [("splitter", LogisticRegression()), ("tree", DecisionTreeClassifier())]
-    with pytest.raises(ValueError, match="A stage is named 'splitter'.*Rename"):
-        AdaptiveCascadeClassifier(stages, costs=[1, 3]).fit(X, y)
+    cascade = AdaptiveCascadeClassifier(stages, costs=[1, 3]).fit(X, y)
+    with config_context(enable_metadata_routing=True):
+        assert len(cascade.predict(X)) == len(X)
+        with pytest.raises(ValueError, match="A stage is named 'splitter'.*Rename"):
+            AdaptiveCascadeClassifier(stages, costs=[1, 3]).fit(X, y)
 
 
 def test_tags_say_positive_only_and_non_deterministic_as_the_stages_and_costs_do():
@@ -1429,6 +1434,11 @@ def test_tags_say_positive_only_and_non_deterministic_as_the_stages_and_costs_do
     ).input_tags.positive_only
     mixed = [("nb", MultinomialNB()), ("tree", DecisionTreeClassifier())]
     assert get_tags(AdaptiveCascadeClassifier(mixed)).input_tags.positive_only
+    # MultinomialNB scores poorly on scikit-learn's checks' data, and a
+    # cascade can answer many rows with it.
+    assert get_tags(AdaptiveCascadeClassifier(mixed)).classifier_tags.poor_score
+    plain = AdaptiveCascadeClassifier(_two_stages())
+    assert not get_tags(plain).classifier_tags.poor_score
     # Measured costs are timings: fits differ (the default, costs="auto").
     assert get_tags(AdaptiveCascadeClassifier(_two_stages())).non_deterministic
     given = AdaptiveCascadeClassifier(_two_stages(), costs=[1, 3])

@@ -214,3 +214,38 @@ def test_invalid_chains_are_refused():
         ChainExits([None, None], [head, head]).fit(X, y).run_stage(1, X, None)
     with pytest.raises(IndexError):
         source.run_stage(1, X, None)
+
+
+def test_a_chains_tags_follow_the_members_that_see_the_rows():
+    """A chain reported scikit-learn's default tags (no NaN, no sparse rows),
+    so an early exit refused NaN that its imputing block clears, and sparse
+    rows that its heads take."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import Ridge
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeRegressor
+    from sklearn.utils import get_tags
+
+    from skadaptive import EarlyExitRegressor
+    from skadaptive.stages import ChainExitsRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4))
+    y = X[:, 0] + 0.1 * rng.normal(size=200)
+    X[::7, 1] = np.nan
+    imputing = ChainExitsRegressor(
+        [SimpleImputer(), "passthrough"],
+        [Ridge(), DecisionTreeRegressor(max_depth=3, random_state=0)],
+    )
+    assert get_tags(imputing).input_tags.allow_nan
+    fitted = EarlyExitRegressor(imputing, costs=[1.0, 2.0], cv=3).fit(X, y)
+    assert np.all(np.isfinite(fitted.predict(X)))
+    # A head that refuses NaN behind a block that passes it on: refused.
+    scaled = ChainExitsRegressor([StandardScaler()], [Ridge()])
+    assert not get_tags(scaled).input_tags.allow_nan
+    passing = ChainExitsRegressor(["passthrough"], [Ridge()])
+    assert get_tags(passing).input_tags.sparse
+    assert not get_tags(scaled).input_tags.positive_only
+    counts = ChainExits(["passthrough"], [MultinomialNB()])
+    assert get_tags(counts).input_tags.positive_only

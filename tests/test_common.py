@@ -212,6 +212,16 @@ CONFIGS = {
         policy="eenet",
         cv=3,
     ),
+    # A chain that passes the rows through to its heads: its tags (sparse
+    # rows, NaN) are worked out from the members that see them.
+    "early_exit_regressor_chain_passthrough": lambda: EarlyExitRegressor(
+        ChainExitsRegressor(
+            ["passthrough", "passthrough"],
+            [Ridge(), DecisionTreeRegressor(max_depth=4, random_state=0)],
+        ),
+        costs=[1.0, 2.0],
+        cv=3,
+    ),
 }
 
 # The frozen stages were fitted on X_FROZEN: 4 features, classes [0, 1]. Freezing
@@ -337,6 +347,7 @@ EXPECTED_FAILED = {
     "regressor_cascade_combined_budget": {},
     "early_exit_regressor_boosting_combined": {},
     "early_exit_regressor_chain_eenet": {},
+    "early_exit_regressor_chain_passthrough": {},
 }
 if parse_version(sklearn.__version__) < parse_version("1.7"):
     # Before 1.7 this check ran for estimators whose tags refuse sparse input

@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skadaptive import (
     AdaptiveCascadeClassifier,
+    AdaptiveCascadeRegressor,
     EarlyExitClassifier,
     EarlyExitRegressor,
 )
@@ -1000,6 +1001,19 @@ def test_estimates_that_cannot_be_held_out_say_they_are_in_sample():
         warnings.simplefilter("always")
         cascade.set_params(cv=0.3).fit(X, y)
     assert not [w for w in caught if "are in sample" in str(w.message)]
+    # A regressor's figure is its expected_error_ (the warning named the
+    # classifiers' expected_accuracy_, which a regressor does not have).
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    regressor = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("tree", DecisionTreeRegressor(random_state=0))],
+        costs=[1, 10],
+        cv=0.01,
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="expected_error_\\) are in sample"):
+        regressor.fit(X, y.astype(float))
 
 
 @pytest.mark.parametrize("frozen", [False, True])
@@ -1038,3 +1052,39 @@ def test_every_sparse_format_is_taken_as_rows():
         for make in (sp.csr_matrix, sp.csr_array):
             rows = make(X[:5]).asformat(fmt)
             np.testing.assert_array_equal(cascade.predict(rows), expected)
+
+
+@pytest.mark.parametrize("estimator", ["cascade", "early exit"])
+def test_rows_without_features_are_refused_in_scikit_learns_words(estimator):
+    """XGBoost failed deep inside (a C++ check) on rows of 0 features."""
+    xgboost = pytest.importorskip("xgboost")
+    booster = xgboost.XGBRegressor(n_estimators=4)
+    model = (
+        EarlyExitRegressor(booster, exits=[2, 4])
+        if estimator == "early exit"
+        else AdaptiveCascadeRegressor([("a", booster), ("b", clone(booster))])
+    )
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(10, 0\)\) while"):
+        model.fit(np.empty((10, 0)), np.arange(10.0))
+
+
+def test_weights_that_leave_one_class_are_refused_naming_the_class():
+    """LightGBM failed later, blaming its own settings ("grew 1 of the 8
+    boosting rounds"); any model fitted here needs two classes."""
+    lgb = pytest.importorskip("lightgbm")
+    X, y = make_classification(100, random_state=0)
+    weight = (y == 1).astype(float)
+    model = EarlyExitClassifier(
+        lgb.LGBMClassifier(n_estimators=8, verbose=-1), exits=[2, 4, 8]
+    )
+    with pytest.raises(ValueError, match=r"y has 1 class with positive sample_weight"):
+        model.fit(X, y, sample_weight=weight)
+    # Frozen stages are not fitted: their policy can learn from such rows.
+    frozen = AdaptiveCascadeClassifier(
+        [
+            ("lr", FrozenEstimator(LogisticRegression().fit(X, y))),
+            ("tree", FrozenEstimator(DecisionTreeClassifier().fit(X, y))),
+        ],
+        costs=[1, 3],
+    )
+    assert len(frozen.fit(X, y, sample_weight=weight).predict(X)) == len(X)

@@ -404,7 +404,41 @@ def test_pandas_rows_are_kept_as_plain_values_that_skops_saves():
     pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
     series = pd.Series(["some", "texts"], name="text")
     pd.testing.assert_series_equal(rows_from_state(rows_to_state(series)), series)
-    # Columns it cannot keep so leave the rows as they are (pickle saves them).
+    unnamed = pd.Series([1.0, 2.0])
+    pd.testing.assert_series_equal(rows_from_state(rows_to_state(unnamed)), unnamed)
+    python_strings = pd.Series(["a", None], dtype=pd.StringDtype("python"))
+    back = rows_from_state(rows_to_state(python_strings))
+    assert back.dtype == python_strings.dtype
+    # Rows it cannot keep so are left as they are (pickle saves them):
+    # columns of other dtypes, column names that are not a flat index.
     times = pd.DataFrame({"t": pd.date_range("2020", periods=2, tz="UTC")})
     assert rows_to_state(times) is times
+    levels = pd.DataFrame(
+        [[1.0, 2.0]], columns=pd.MultiIndex.from_tuples([("a", 1), ("a", 2)])
+    )
+    assert rows_to_state(levels) is levels
+    named = pd.DataFrame({"x": [1.0]}).rename_axis(columns="features")
+    assert rows_to_state(named) is named
     assert rows_to_state(X_NEW) is X_NEW
+
+
+def test_copies_share_a_routers_rows_as_they_are():
+    """with_policy's copies share the fitted state; pickling's state (which
+    rebuilds a DataFrame as plain values) is for saving, not for copies."""
+    import copy
+
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X_FIT, columns=[f"f{k}" for k in range(X_FIT.shape[1])])
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("tree", DecisionTreeClassifier(max_depth=2, random_state=0)),
+            ("lr", LogisticRegression(max_iter=500)),
+        ],
+        costs=[0.5, 1, 5],
+        router="auto",
+        cv=3,
+        random_state=0,
+    ).fit(frame, Y_FIT)
+    rows = cascade._router_data[0]
+    assert copy.copy(cascade)._router_data[0] is rows
+    assert cascade.with_policy(cost_weight=0.01)._router_data[0] is rows

@@ -18,6 +18,7 @@ from scipy.stats import norm
 from sklearn.utils import check_random_state
 
 from .._warnings import warn
+from ._losses import is_regression_loss
 from ._policy import answer_costs
 from ._policy_search import PolicySearch
 from ._thresholds import _tie_key
@@ -105,9 +106,14 @@ def cross_fitted_exits(
     )
     folds = held_out_folds(fold, search.weight, n_splits)
     if not folds:
+        figure = (
+            "expected_error_"
+            if is_regression_loss(search.loss)
+            else "expected_accuracy_"
+        )
         warn(
             "The policy's out-of-sample figures (expected_cost_, "
-            "expected_accuracy_) are in sample, so optimistic: the policy "
+            f"{figure}) are in sample, so optimistic: the policy "
             f"rows have fewer than {n_splits} distinct rows of positive weight "
             f"(copies of a row count once), too few for the {n_splits} folds "
             "that hold rows out. Learn the policy from more rows (more data, "

@@ -9,17 +9,19 @@ blocks ``0..k``: the state handed on is block ``k``'s output.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.frozen import FrozenEstimator
+from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted, has_fit_parameter
 
 from .._sklearn_private import _num_samples, _safe_indexing
 from .._typing import ArrayLike, Rows, State
-from .._validation import StageOutputError
+from .._validation import StageOutputError, nan_fate
 from .._warnings import warn
 from ._multi_exit import MultiExitSource, exit_probas
 from ._regression import check_regressor, regression_answers
@@ -32,6 +34,17 @@ _RegressorT = TypeVar("_RegressorT", bound="ChainExitsRegressor")
 
 def _is_passthrough(block) -> bool:
     return block is None or (isinstance(block, str) and block == "passthrough")
+
+
+def _take_rows(blocks, heads) -> list:
+    """The members that get the rows as given: block 0, or where it passes
+    them through, head 0 and those of the next block."""
+    members = []
+    for block, head in zip(blocks, heads):
+        if not _is_passthrough(block):
+            return [*members, block]
+        members.append(head)
+    return members
 
 
 def _weights_for(weights: dict, member, name: str) -> dict:
@@ -121,6 +134,27 @@ class _Chain(MultiExitSource, BaseEstimator):
             fitted_heads.append(fitted_head)
         self.blocks_ = fitted_blocks
         self.heads_ = fitted_heads
+
+    def __sklearn_tags__(self):
+        # What the chain takes, worked out from its members (the defaults
+        # said no NaN, no sparse rows, whatever the blocks and heads take).
+        tags = super().__sklearn_tags__()
+        try:
+            blocks, heads = _check_members(self.blocks, self.heads, self.regression)
+            first = [
+                get_tags(member).input_tags for member in _take_rows(blocks, heads)
+            ]
+        except (TypeError, ValueError, AttributeError):
+            return tags  # malformed members: fit says what is wrong
+        tags.input_tags.sparse = all(t.sparse for t in first)
+        tags.input_tags.positive_only = any(t.positive_only for t in first)
+        # A row with NaN takes each exit's path: the blocks up to it, its head.
+        tags.input_tags.allow_nan = not any(
+            nan_fate(SimpleNamespace(steps=list(enumerate([*blocks[: k + 1], head]))))
+            == "refuses"
+            for k, head in enumerate(heads)
+        )
+        return tags
 
     def default_costs(self) -> None:
         """None: a chain has no natural cost unit, so its costs are measured."""

@@ -105,6 +105,7 @@ from .policies._policy import (
 from .policies._router import routed_walk
 from .policies._selection import _POLICY_FOLDS as POLICY_FOLDS
 from .policies._selection import (
+    _joined_groups,
     _row_groups,
     clearly_better_held_out,
     held_out_choice_words,
@@ -243,14 +244,22 @@ def cached_call_seed(random_state):
     return random_state
 
 
-def _content_groups(X):
+def _content_groups(X, groups=None):
     """Each row's content hash, or None where some value has no content to
     hash (an object whose repr is its address: its hash would change with
-    every run, and so would the folds); every row is then on its own."""
+    every run, and so would the folds); every row is then on its own. With
+    the rows' ``groups`` (routed to the splitter), the index of the group of
+    rows joined by equal content or a shared group."""
     try:
-        return row_hashes(X, strict=True)
+        content = row_hashes(X, strict=True)
     except ValueError:
-        return None
+        content = None
+    if groups is None:
+        return content
+    if content is None:
+        content = np.arange(len(groups))
+    keys, group_of_row = np.unique(content, return_inverse=True)
+    return _joined_groups(keys, group_of_row.ravel(), groups)[1]
 
 
 #: The loss of the choice between answer kinds, in its reason (a regressor's
@@ -409,6 +418,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             if name in params
         }
         held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
+        # The groups routed to the splitter, for the policy's own folds.
+        groups = self._routed_groups(sample_weight, fit_params)
+        self._policy_groups = (
+            None
+            if groups is None
+            else np.asarray(column_or_1d(groups))[held_out.policy_rows]
+        )
         self._keep_fitted(held_out)
         self._stage_input = self._input_tags()
         # What the fitted stages accept, for the checks of predictions:
@@ -640,7 +656,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
         fit = check_memory(self.memory).cache(fit_combiners)
         # Copies of a row in one fold: never both learned from and scored.
-        groups = _content_groups(X_policy)
+        groups = _content_groups(X_policy, self._policy_groups)
         combiners, answers = fit(
             stage_probas,
             y_encoded,
@@ -979,6 +995,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self._policy_data = None
         self._stage_answer_rows = None
         self._router_data = None
+        self._policy_groups = None
         return self
 
     def _fit_held_out(self, X, y, sample_weight, fit_params, measure):
@@ -1499,8 +1516,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         weight = np.ones(len(rows)) if sample_weight is None else sample_weight
         # Equal rows (in both answers, and label) count once; the folds deal
         # equal stage answers whole, as the policy's cross-fitting does.
-        _, group_of_row = _row_groups(alone + combined, y_encoded)
-        folds = row_folds(alone, y_encoded, POLICY_FOLDS, self.random_state, weight)
+        groups = self.__dict__.get("_policy_groups")
+        _, group_of_row = _row_groups(alone + combined, y_encoded, groups)
+        folds = row_folds(
+            alone, y_encoded, POLICY_FOLDS, self.random_state, weight, groups
+        )
         losses = (held_out_loss(plain, alone), held_out_loss(chosen, combined))
         keep, in_fold = clearly_better_held_out(*losses, group_of_row, weight, folds)
         # A policy that answers no policy row at an exit that combines gives
@@ -1644,6 +1664,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                     feature_set=self.policy_features,
                     tune_threshold=self.tune_threshold,
                 )
+            # (Models saved before groups were kept: none.)
+            search.groups = self.__dict__.get("_policy_groups")
             if not getattr(self, "skips", False):
                 return search
             # Jumps learned by the Bolukbasi reduction, with the learner of
@@ -1706,6 +1728,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "expected_cost": normalized * self.cumulative_costs_[-1],
             **{f"exit_rate_{k}": exit_rates[:, k] for k in range(exit_rates.shape[1])},
         }
+
+    def _routed_groups(self, sample_weight, fit_params):
+        """The ``groups`` metadata routing gives the splitter, or None."""
+        if not get_config()["enable_metadata_routing"]:
+            return None
+        routed = process_routing(self, "fit", sample_weight=sample_weight, **fit_params)
+        return routed.get(ROUTED_SPLITTER, Bunch(split={})).split.get("groups")
 
     def _route_fit_params(self, sample_weight, fit_params):
         names, stages = self._members()

@@ -1213,3 +1213,120 @@ def test_budget_confidence_gives_weight_k_the_margin_of_k_copies():
     searched = weighted.budget_search_["searched_budget"]
     assert searched < 8
     assert searched == pytest.approx(copies.budget_search_["searched_budget"])
+
+
+# ------------------------------------------------ the user's groups (routed)
+def test_row_folds_keep_each_group_whole_joined_with_equal_rows():
+    """With groups, rows that are equal or share a group (directly or
+    through others) go to one fold; without, only equal rows do."""
+    from skadaptive.policies._selection import row_folds
+
+    rng = np.random.default_rng(0)
+    proba = rng.random((60, 1))
+    proba = np.hstack([proba, 1 - proba])
+    proba[10] = proba[40]  # rows 10 and 40 equal (and their labels below)
+    y = rng.integers(0, 2, 60)
+    y[10] = y[40]
+    groups = np.repeat(np.arange(12), 5)  # rows 10..14 one group, 40..44 another
+    folds = row_folds([proba], y, 5, 0, groups=groups)
+    for g in range(12):
+        assert len(np.unique(folds[groups == g])) == 1, g
+    # Rows 10 and 40 are equal: their groups are one unit.
+    assert folds[12] == folds[42]
+    plain = row_folds([proba], y, 5, 0)
+    assert len(np.unique(plain[groups == 0])) > 1  # rows alone are spread
+    # One group per row is no grouping at all.
+    assert_array_equal(row_folds([proba], y, 5, 0, groups=np.arange(60)), plain)
+
+
+def test_routed_groups_keep_a_groups_policy_rows_in_one_fold():
+    """Groups routed to the splitter decide the stages' folds; the policy's
+    own cross-fitting (its expected figures, the choice of kind) split the
+    policy rows without them, so rows of one group (a patient's) were learned
+    from and scored in different folds."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    from skadaptive.policies._selection import cross_fitted_exits
+
+    X, y = make_classification(400, random_state=0)
+    groups = np.repeat(np.arange(40), 10)
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = AdaptiveCascadeClassifier(
+            [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())],
+            costs=[1, 5],
+            budget=3,
+            cv=GroupKFold(4),
+            skips=True,
+            random_state=0,
+        ).fit(X, y, groups=groups)
+    kept = groups[np.sort(np.arange(400))]  # every row is a policy row
+    assert_array_equal(cascade._policy_groups, kept)
+    search = cascade._policy_search_maker(*cascade._policy_rows())(
+        cascade.cumulative_costs_ / cascade.cumulative_costs_[-1]
+    )
+    assert_array_equal(search.groups, kept)
+    assert_array_equal(search.plain.groups, kept)  # skips wrap the family
+    assert_array_equal(search.subset(np.arange(50)).groups, kept[:50])
+    _, folds, _ = cross_fitted_exits(
+        search,
+        lambda s: [s.within_budget(0.5)],
+        n_splits=5,
+        random_state=0,
+        return_folds=True,
+    )
+    for g in range(40):
+        assert len(np.unique(folds[kept == g])) == 1, g
+    # One group per row: the policy learned without groups, figures and all.
+    cascade._policy_groups = None
+    without = cascade.with_policy(budget=3)
+    cascade._policy_groups = np.arange(400)
+    alike = cascade.with_policy(budget=3)
+    assert alike.expected_accuracy_ == without.expected_accuracy_
+    assert alike.expected_cost_ == without.expected_cost_
+
+
+def test_a_gain_on_one_groups_rows_is_one_unit_of_evidence():
+    """A candidate better than the reference on 20 rows of one group and
+    worse on 10 rows of others is clearly better where those rows count as
+    20 (no groups), and not where they are one group's: one patient's rows
+    are not independent."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import select_out_of_sample
+
+    rng = np.random.default_rng(0)
+    n = 100
+    first = rng.uniform(0.55, 0.95, n)  # distinct rows; the first stage says 0
+    y = np.zeros(n, dtype=int)
+    y[:20] = 1  # the first stage is wrong on these, the second right
+    second = y * 0.9 + 0.05
+    second[20:30] = 0.95  # and the second wrong on these
+    stage_probas = [
+        np.column_stack([first, 1 - first]),
+        np.column_stack([1 - second, second]),
+    ]
+    search = make_policy_search(
+        "max_proba", stage_probas, y, np.array([0.1, 1.0]), loss="zero_one"
+    )
+    candidate = np.where(np.arange(n) < 30, 1, 0)
+    exits = np.stack([candidate, np.zeros(n, dtype=np.intp)])
+    folds = np.arange(n) % 5
+    assert select_out_of_sample(search, exits, folds, reference=1)[0] == 0
+    search.groups = np.r_[np.zeros(20, dtype=int), np.arange(1, n - 19)]
+    assert select_out_of_sample(search, exits, folds, reference=1)[0] == 1
+
+
+def test_a_groups_figure_is_the_weighted_mean_of_its_rows():
+    """Rows of a user's group differ in figure (equal rows never do): the
+    group's is their weighted mean, so the overall mean is the rows'."""
+    from skadaptive.policies._selection import grouped_mean_and_error
+
+    values = np.array([1.0, 0.0, 0.0, 2.0, 5.0, -1.0])
+    weight = np.array([1.0, 2.0, 1.0, 1.0, 0.5, 3.0])
+    group_of_row = np.array([0, 0, 0, 1, 1, 2])
+    first = np.unique(group_of_row, return_index=True)[1]
+    mean, error = grouped_mean_and_error(values, weight, group_of_row, first)
+    assert mean == pytest.approx(np.average(values, weights=weight))
+    # Three units: the error of three group means, larger than six rows'.
+    alone = np.arange(6)
+    assert error > grouped_mean_and_error(values, weight, alone, alone)[1]

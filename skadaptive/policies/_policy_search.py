@@ -169,6 +169,9 @@ class PolicySearch:
         self.n_stages = len(stage_probas)
         # A subclass's own constructor keywords: subset() builds the same search.
         self.keywords = {}
+        # The rows' groups (routed to the estimator's splitter), or None: the
+        # policy's cross-fitting keeps a group's rows in one fold.
+        self.groups = None
 
     def stage_risk(self, cost_weight: float) -> np.ndarray:
         """Risk of answering each row at each stage, shape (n_stages, n_rows).
@@ -320,7 +323,7 @@ class PolicySearch:
         -------
         search : PolicySearch
         """
-        return type(self)(
+        search = type(self)(
             [p[rows] for p in self.stage_probas],
             self.y_encoded[rows],
             self.cumulative_cost,
@@ -328,6 +331,8 @@ class PolicySearch:
             self.loss,
             **self.keywords,
         )
+        search.groups = None if self.groups is None else self.groups[rows]
+        return search
 
     def budget_candidates(self, normalized_budget: float) -> list[PolicyEvaluation]:
         """One policy per kind of exit score, each with thresholds for the budget.

@@ -48,6 +48,7 @@ from ._selection import (
     deal_groups,
     grouped_mean_and_error,
     held_out_folds,
+    search_groups,
 )
 from ._skips import SkipPolicy, from_positions, path_costs, raised_prices
 from ._thresholds import BUDGET_RTOL, ThresholdProblem, budget_thresholds
@@ -598,7 +599,9 @@ def learn_router(
     # answers and other features may be routed apart).
     n_splits = min(_ROUTER_FOLDS, n_rows)
     groups, group_of_row = _row_groups(
-        [*search.stage_probas, row_keys(X)[:, None]], search.y_encoded
+        [*search.stage_probas, row_keys(X)[:, None]],
+        search.y_encoded,
+        search_groups(search),
     )
     fold = deal_groups(group_of_row, groups, search.weight, n_splits, random_state)
     # With fewer distinct rows of positive weight than folds none is held

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
@@ -102,7 +104,12 @@ def cross_fitted_exits(
 
     n_rows = len(search.y_encoded)
     fold = row_folds(
-        search.stage_probas, search.y_encoded, n_splits, random_state, search.weight
+        search.stage_probas,
+        search.y_encoded,
+        n_splits,
+        random_state,
+        search.weight,
+        search_groups(search),
     )
     folds = held_out_folds(fold, search.weight, n_splits)
     if not folds:
@@ -131,6 +138,12 @@ def cross_fitted_exits(
         exit_stage[:, rows] = exits
         ran[:, :, rows] = runs
     return (exit_stage, fold, ran) if return_folds else exit_stage
+
+
+def search_groups(search) -> np.ndarray | None:
+    """The rows' groups of a search (None: none, or a search of the user's
+    made without them)."""
+    return getattr(search, "groups", None)
 
 
 def held_out_folds(fold: np.ndarray, weight: np.ndarray, n_splits: int) -> list:
@@ -230,7 +243,9 @@ def select_out_of_sample(
     # Equal rows are one unit of evidence, so that weight k on a row and k
     # copies of it give the same standard error (copies share a fold, hence
     # an exit and a loss).
-    _, group_of_row = _row_groups(search.stage_probas, search.y_encoded)
+    _, group_of_row = _row_groups(
+        search.stage_probas, search.y_encoded, search_groups(search)
+    )
     first_of_group = np.unique(group_of_row, return_index=True)[1]
     loss = np.stack([stage_loss[e, rows] for e in exit_stage])
     if ran is None:
@@ -446,11 +461,17 @@ def grouped_mean_and_error(
     values, weight, group_of_row, first_of_group, ddof: int = 1
 ) -> tuple:
     """The weighted mean of a per-row figure and its standard error, rows of
-    one group (equal rows, which share a figure) counted once with their
-    summed weight, so that weight k on a row is k copies of it."""
+    one group counted once with their summed weight, so that weight k on a
+    row is k copies of it: equal rows, which share a figure, and rows of one
+    of the user's groups (their figure is then the group's weighted mean:
+    one unit of evidence, as a group's rows are not independent)."""
     group_weight = np.bincount(group_of_row, weights=weight)
     kept = group_weight > 0
-    value = values[first_of_group][kept]
+    value = values[first_of_group]
+    if not np.array_equal(value[group_of_row], values):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            value = np.bincount(group_of_row, weights=weight * values) / group_weight
+    value = value[kept]
     mean = value @ (group_weight[kept] / group_weight[kept].sum())
     return mean, _standard_error(value, group_weight[kept], ddof=ddof)
 
@@ -591,6 +612,7 @@ def row_folds(
     n_splits: int,
     random_state,
     weight: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fold of each row: equal rows together, folds balanced by weight.
 
@@ -612,8 +634,8 @@ def row_folds(
     (True, [2, 2])
     """
     weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
-    groups, group_of_row = _row_groups(stage_probas, y_encoded)
-    return deal_groups(group_of_row, groups, weight, n_splits, random_state)
+    keys, group_of_row = _row_groups(stage_probas, y_encoded, groups)
+    return deal_groups(group_of_row, keys, weight, n_splits, random_state)
 
 
 def deal_groups(
@@ -683,8 +705,14 @@ def deal_groups(
     return fold_of_group[group_of_row]
 
 
-def _row_groups(stage_probas, y_encoded):
-    """Distinct rows (probabilities and label) and each row's group index."""
+def _row_groups(stage_probas, y_encoded, groups=None):
+    """Distinct rows (probabilities and label) and each row's group index.
+
+    With ``groups`` (the rows' groups of the user's, e.g. a patient's rows),
+    rows that are equal or share a group, directly or through others, form
+    one group: each is dealt whole to a fold and counts as one unit of
+    evidence, as the rows of one group are not independent.
+    """
     # Rounded: the same row scored by two fits may differ in the last bits,
     # and so may a regression target scaled by a weighted mean (weight k and
     # k copies give centres one unit in the last place apart).
@@ -692,8 +720,29 @@ def _row_groups(stage_probas, y_encoded):
         [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
         + [np.round(np.asarray(y_encoded, dtype=np.float64), 6)]
     )
-    groups, group_of_row = np.unique(rows, axis=0, return_inverse=True)
-    return groups, group_of_row.ravel()
+    keys, group_of_row = np.unique(rows, axis=0, return_inverse=True)
+    group_of_row = group_of_row.ravel()
+    if groups is None:
+        return keys, group_of_row
+    return _joined_groups(keys, group_of_row, groups)
+
+
+def _joined_groups(keys, group_of_row, groups):
+    """The groups of rows joined by equal content or a shared user group:
+    the connected components of the graph linking each row's content group
+    to its user group, each keyed by its first content group's key."""
+    _, user = np.unique(np.asarray(groups), return_inverse=True)
+    user = user.ravel()
+    n_content, n_user = len(keys), user.max() + 1
+    graph = sp.coo_matrix(
+        (np.ones(len(user)), (group_of_row, n_content + user)),
+        shape=(n_content + n_user, n_content + n_user),
+    )
+    _, component = connected_components(graph, directed=False)
+    joined, unit_of_row = np.unique(component[group_of_row], return_inverse=True)
+    first_content = np.full(len(joined), n_content)
+    np.minimum.at(first_content, unit_of_row.ravel(), group_of_row)
+    return keys[first_content], unit_of_row.ravel()
 
 
 def budget_target(search, normalized_budget, confidence=None) -> float:
@@ -713,7 +762,9 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
     target = normalized_budget
     # Equal rows (which every policy answers alike) count once, with their
     # summed weight: weight k on a row is k copies of it.
-    group_of_row = _row_groups(search.stage_probas, search.y_encoded)[1]
+    group_of_row = _row_groups(
+        search.stage_probas, search.y_encoded, search_groups(search)
+    )[1]
     first_of_group = np.unique(group_of_row, return_index=True)[1]
     for _ in range(_MARGIN_ROUNDS):
         bounds = []

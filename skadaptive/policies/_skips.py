@@ -630,6 +630,7 @@ class SkipSearch(PolicySearch):
             plain.loss,
         )
         self.plain = plain
+        self.groups = getattr(plain, "groups", None)
         self.learner = learner
         self.feature_set = feature_set
         self.regression = is_regression_loss(plain.loss)

@@ -1330,3 +1330,15 @@ def test_a_groups_figure_is_the_weighted_mean_of_its_rows():
     # Three units: the error of three group means, larger than six rows'.
     alone = np.arange(6)
     assert error > grouped_mean_and_error(values, weight, alone, alone)[1]
+
+
+def test_the_combiners_folds_join_equal_rows_and_groups():
+    from skadaptive._base import _content_groups
+
+    X = np.array([[0.0, 1.0], [0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]])
+    alone = _content_groups(X)
+    assert alone[0] == alone[1] and len(np.unique(alone)) == 4
+    joined = _content_groups(X, groups=np.array(["a", "b", "b", "c", "d"]))
+    # Rows 0 and 1 are equal, rows 1 and 2 share a group: one unit.
+    assert joined[0] == joined[1] == joined[2]
+    assert len(np.unique(joined)) == 3

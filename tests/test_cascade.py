@@ -1384,13 +1384,6 @@ def test_a_frontier_read_before_the_policy_rows_are_discarded_still_answers():
 
 
 # ------------------------------------- scikit-learn interplay a review found
-def _two_stages(first=None):
-    return [
-        ("lr", first if first is not None else LogisticRegression(max_iter=500)),
-        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
-    ]
-
-
 def test_a_generator_cv_fits_with_metadata_routing_enabled():
     """get_metadata_routing read the splitter with check_cv, which consumed a
     generator of splits before the fit could use them ("need at least one

@@ -105,7 +105,6 @@ from .policies._policy import (
 from .policies._router import routed_walk
 from .policies._selection import _POLICY_FOLDS as POLICY_FOLDS
 from .policies._selection import (
-    _joined_groups,
     _row_groups,
     clearly_better_held_out,
     held_out_choice_words,
@@ -244,22 +243,14 @@ def cached_call_seed(random_state):
     return random_state
 
 
-def _content_groups(X, groups=None):
+def _content_groups(X):
     """Each row's content hash, or None where some value has no content to
     hash (an object whose repr is its address: its hash would change with
-    every run, and so would the folds); every row is then on its own. With
-    the rows' ``groups`` (routed to the splitter), the index of the group of
-    rows joined by equal content or a shared group."""
+    every run, and so would the folds); every row is then on its own."""
     try:
-        content = row_hashes(X, strict=True)
+        return row_hashes(X, strict=True)
     except ValueError:
-        content = None
-    if groups is None:
-        return content
-    if content is None:
-        content = np.arange(len(groups))
-    keys, group_of_row = np.unique(content, return_inverse=True)
-    return _joined_groups(keys, group_of_row.ravel(), groups)[1]
+        return None
 
 
 #: The loss of the choice between answer kinds, in its reason (a regressor's
@@ -656,7 +647,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             return [ExitCombiner(k) for k in range(len(stage_probas))], stage_probas
         fit = check_memory(self.memory).cache(fit_combiners)
         # Copies of a row in one fold: never both learned from and scored.
-        groups = _content_groups(X_policy, self._policy_groups)
+        groups = _content_groups(X_policy)
         combiners, answers = fit(
             stage_probas,
             y_encoded,

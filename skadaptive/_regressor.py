@@ -130,7 +130,7 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
                 stage_probas
             )
         fit = check_memory(self.memory).cache(fit_regression_combiners)
-        groups = _content_groups(X_policy, self._policy_groups)
+        groups = _content_groups(X_policy)
         combiners, answers = fit(
             stage_probas,
             y_encoded,

@@ -1216,27 +1216,28 @@ def test_budget_confidence_gives_weight_k_the_margin_of_k_copies():
 
 
 # ------------------------------------------------ the user's groups (routed)
-def test_row_folds_keep_each_group_whole_joined_with_equal_rows():
-    """With groups, rows that are equal or share a group (directly or
-    through others) go to one fold; without, only equal rows do."""
-    from skadaptive.policies._selection import row_folds
+def test_row_folds_keep_each_group_whole():
+    """With groups, a group's rows go to one fold, and the groups are the
+    units: equal rows of two groups are not joined (joining them chained a
+    cascade of trees' 40 groups into one unit through their shared leaves)."""
+    from skadaptive.policies._selection import _row_groups, row_folds
 
     rng = np.random.default_rng(0)
     proba = rng.random((60, 1))
     proba = np.hstack([proba, 1 - proba])
-    proba[10] = proba[40]  # rows 10 and 40 equal (and their labels below)
     y = rng.integers(0, 2, 60)
-    y[10] = y[40]
-    groups = np.repeat(np.arange(12), 5)  # rows 10..14 one group, 40..44 another
+    groups = np.repeat(np.arange(12), 5)
     folds = row_folds([proba], y, 5, 0, groups=groups)
     for g in range(12):
         assert len(np.unique(folds[groups == g])) == 1, g
-    # Rows 10 and 40 are equal: their groups are one unit.
-    assert folds[12] == folds[42]
     plain = row_folds([proba], y, 5, 0)
     assert len(np.unique(plain[groups == 0])) > 1  # rows alone are spread
-    # One group per row is no grouping at all.
+    # One group per row (and no equal rows) is no grouping at all.
     assert_array_equal(row_folds([proba], y, 5, 0, groups=np.arange(60)), plain)
+    # Rows every stage answers alike, in many groups: as many units as groups.
+    alike = [np.tile([[0.8, 0.2]], (60, 1))]
+    assert _row_groups(alike, np.zeros(60), groups)[1].max() + 1 == 12
+    assert _row_groups(alike, np.zeros(60))[1].max() + 1 == 1
 
 
 def test_routed_groups_keep_a_groups_policy_rows_in_one_fold():
@@ -1332,13 +1333,25 @@ def test_a_groups_figure_is_the_weighted_mean_of_its_rows():
     assert error > grouped_mean_and_error(values, weight, alone, alone)[1]
 
 
-def test_the_combiners_folds_join_equal_rows_and_groups():
-    from skadaptive._base import _content_groups
+def test_one_group_of_policy_rows_says_what_it_cannot_estimate():
+    """All policy rows in one group: the figures are in sample (said in
+    words of groups), and budget_confidence, which could see no noise in
+    one unit and took no margin, takes the most cautious budget."""
+    import sklearn
+    from sklearn.model_selection import GroupShuffleSplit
 
-    X = np.array([[0.0, 1.0], [0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]])
-    alone = _content_groups(X)
-    assert alone[0] == alone[1] and len(np.unique(alone)) == 4
-    joined = _content_groups(X, groups=np.array(["a", "b", "b", "c", "d"]))
-    # Rows 0 and 1 are equal, rows 1 and 2 share a group: one unit.
-    assert joined[0] == joined[1] == joined[2]
-    assert len(np.unique(joined)) == 3
+    X, y = make_classification(300, random_state=0)
+    groups = np.repeat(np.arange(30), 10)
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = AdaptiveCascadeClassifier(
+            [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())],
+            costs=[1, 5],
+            budget=3,
+            cv=GroupShuffleSplit(1, test_size=1, random_state=0),
+            random_state=0,
+        )
+        with pytest.warns(UserWarning, match="fewer than 5 groups of positive"):
+            cascade.fit(X, y, groups=groups)
+    with pytest.warns(UserWarning, match="budget_confidence=0.95 needs the noise"):
+        careful = cascade.with_policy(budget=3, budget_confidence=0.95)
+    assert careful.budget_search_["searched_budget"] == pytest.approx(1.0)

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 
@@ -118,13 +116,17 @@ def cross_fitted_exits(
             if is_regression_loss(search.loss)
             else "expected_accuracy_"
         )
+        units = (
+            "distinct rows of positive weight (copies of a row count once)"
+            if search_groups(search) is None
+            else "groups of positive weight (the groups routed to the splitter)"
+        )
         warn(
             "The policy's out-of-sample figures (expected_cost_, "
             f"{figure}) are in sample, so optimistic: the policy "
-            f"rows have fewer than {n_splits} distinct rows of positive weight "
-            f"(copies of a row count once), too few for the {n_splits} folds "
-            "that hold rows out. Learn the policy from more rows (more data, "
-            "or a larger cv fraction)."
+            f"rows have fewer than {n_splits} {units}, too few for the "
+            f"{n_splits} folds that hold rows out. Learn the policy from more "
+            "rows (more data, or a larger cv fraction)."
         )
         exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
         return (exit_stage, fold, ran) if return_folds else exit_stage
@@ -708,10 +710,12 @@ def deal_groups(
 def _row_groups(stage_probas, y_encoded, groups=None):
     """Distinct rows (probabilities and label) and each row's group index.
 
-    With ``groups`` (the rows' groups of the user's, e.g. a patient's rows),
-    rows that are equal or share a group, directly or through others, form
-    one group: each is dealt whole to a fold and counts as one unit of
-    evidence, as the rows of one group are not independent.
+    With ``groups`` (the user's, routed to the splitter: e.g. a patient's
+    rows), the groups are the units instead: each is dealt whole to a fold
+    and counts as one unit of evidence, as the rows of one group are not
+    independent (equal rows of one group are in it; equal rows of two groups
+    are, by the user's word, independent). Each group is keyed by its first
+    row's probabilities and label.
     """
     # Rounded: the same row scored by two fits may differ in the last bits,
     # and so may a regression target scaled by a weighted mean (weight k and
@@ -720,29 +724,13 @@ def _row_groups(stage_probas, y_encoded, groups=None):
         [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
         + [np.round(np.asarray(y_encoded, dtype=np.float64), 6)]
     )
-    keys, group_of_row = np.unique(rows, axis=0, return_inverse=True)
-    group_of_row = group_of_row.ravel()
     if groups is None:
-        return keys, group_of_row
-    return _joined_groups(keys, group_of_row, groups)
-
-
-def _joined_groups(keys, group_of_row, groups):
-    """The groups of rows joined by equal content or a shared user group:
-    the connected components of the graph linking each row's content group
-    to its user group, each keyed by its first content group's key."""
-    _, user = np.unique(np.asarray(groups), return_inverse=True)
-    user = user.ravel()
-    n_content, n_user = len(keys), user.max() + 1
-    graph = sp.coo_matrix(
-        (np.ones(len(user)), (group_of_row, n_content + user)),
-        shape=(n_content + n_user, n_content + n_user),
+        keys, group_of_row = np.unique(rows, axis=0, return_inverse=True)
+        return keys, group_of_row.ravel()
+    _, first, group_of_row = np.unique(
+        np.asarray(groups), return_index=True, return_inverse=True
     )
-    _, component = connected_components(graph, directed=False)
-    joined, unit_of_row = np.unique(component[group_of_row], return_inverse=True)
-    first_content = np.full(len(joined), n_content)
-    np.minimum.at(first_content, unit_of_row.ravel(), group_of_row)
-    return keys[first_content], unit_of_row.ravel()
+    return rows[first], group_of_row.ravel()
 
 
 def budget_target(search, normalized_budget, confidence=None) -> float:
@@ -766,6 +754,18 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
         search.stage_probas, search.y_encoded, search_groups(search)
     )[1]
     first_of_group = np.unique(group_of_row, return_index=True)[1]
+    units = np.count_nonzero(np.bincount(group_of_row, weights=search.weight) > 0)
+    if units < 2:
+        # One unit (one distinct row, or one group) shows no noise at all:
+        # no margin can be estimated, and the most cautious is taken.
+        warn(
+            f"budget_confidence={confidence:g} needs the noise of the cost "
+            "per row, which one unit of the policy rows (one distinct row of "
+            "positive weight, or one group routed to the splitter) cannot "
+            "show: the budget is searched at the first stage's cost, the most "
+            "cautious. Learn the policy from more rows or groups."
+        )
+        return float(search.cumulative_cost[0])
     for _ in range(_MARGIN_ROUNDS):
         bounds = []
         for candidate in search.budget_candidates(target):

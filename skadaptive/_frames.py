@@ -52,7 +52,7 @@ def rows_to_state(rows):
     names = frame.columns
     if (
         frame.shape[1] == 0
-        or type(names) is not pd.Index
+        or type(names) not in (pd.Index, pd.RangeIndex)
         or names.name is not None
         or not all(isinstance(name, str | int) for name in names)
     ):
@@ -127,8 +127,11 @@ def _column(pd, state):
             ordered=state["ordered"],
         )
     if "string" in state:
-        missing = np.nan if state["nan"] else pd.NA
-        dtype = pd.StringDtype(state["string"], na_value=missing)
+        dtype = (
+            pd.StringDtype(state["string"], na_value=np.nan)
+            if state["nan"]  # (pandas >= 2.3, which has such strings)
+            else pd.StringDtype(state["string"])
+        )
         return pd.array(list(state["values"]), dtype=dtype)
     if state["dtype"] is None:
         return state["values"]

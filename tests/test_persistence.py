@@ -404,6 +404,9 @@ def test_pandas_rows_are_kept_as_plain_values_that_skops_saves():
     pd.testing.assert_frame_equal(back, frame.reset_index(drop=True))
     series = pd.Series(["some", "texts"], name="text")
     pd.testing.assert_series_equal(rows_from_state(rows_to_state(series)), series)
+    numbered = pd.DataFrame(X_NEW[:3])  # RangeIndex column names
+    assert isinstance(rows_to_state(numbered), dict)
+    pd.testing.assert_frame_equal(rows_from_state(rows_to_state(numbered)), numbered)
     unnamed = pd.Series([1.0, 2.0])
     pd.testing.assert_series_equal(rows_from_state(rows_to_state(unnamed)), unnamed)
     python_strings = pd.Series(["a", None], dtype=pd.StringDtype("python"))

@@ -9,7 +9,7 @@ package import it, so it must import none of them: no import cycles).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -61,4 +61,5 @@ else:
 #: What a prediction method (``predict``, ``predict_proba``, ``predict_exit``...)
 #: returns: an ndarray for rows in memory, the matching lazy collection for a
 #: Dask input.
-Predictions = np.ndarray | LazyAnswers
+# (Union: ``type | Any`` fails at runtime before Python 3.11.)
+Predictions = Union[np.ndarray, LazyAnswers]  # noqa: UP007

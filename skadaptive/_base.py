@@ -70,6 +70,7 @@ from ._validation import (
     indexable,
     is_frozen,
     members_refusing_nan,
+    nan_fate,
     rows_text,
     short_list,
     unique_labels,
@@ -2096,6 +2097,18 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             tags.input_tags.allow_nan = stages.allow_nan
             tags.input_tags.string = stages.string
             tags.input_tags.positive_only = stages.positive_only
+        router = getattr(self, "router", None)
+        if router is not None and not isinstance(router, str):
+            # A router of the user's sees the rows too ("auto" takes what the
+            # stages take).
+            try:
+                seen = get_tags(router).input_tags
+            except (TypeError, ValueError, AttributeError):
+                seen = None
+            if seen is not None:
+                tags.input_tags.sparse &= seen.sparse
+                tags.input_tags.allow_nan &= nan_fate(router) != "refuses"
+                tags.input_tags.positive_only |= seen.positive_only
         # Measured costs (costs="auto") are timings, which move from fit to
         # fit, and the policy learned with them can too.
         tags.non_deterministic = self._measures_costs()

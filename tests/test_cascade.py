@@ -1438,6 +1438,28 @@ def test_tags_say_positive_only_and_non_deterministic_as_the_stages_and_costs_do
     assert not get_tags(given).non_deterministic
 
 
+def test_a_routers_tags_join_the_stages():
+    """A router of the user's sees the rows: one that refuses NaN makes the
+    cascade's tags refuse it (they said NaN was taken, and the fit failed in
+    the router); router="auto" takes what the stages take."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.naive_bayes import MultinomialNB
+    from sklearn.utils import get_tags
+
+    stages = [
+        ("a", HistGradientBoostingClassifier(max_iter=5)),
+        ("b", HistGradientBoostingClassifier(max_iter=10)),
+    ]
+
+    def tags(router):
+        return get_tags(AdaptiveCascadeClassifier(stages, router=router)).input_tags
+
+    assert tags(None).allow_nan and tags("auto").allow_nan
+    assert tags(HistGradientBoostingClassifier()).allow_nan
+    assert not tags(LogisticRegression()).allow_nan
+    assert tags(MultinomialNB()).positive_only and not tags(None).positive_only
+
+
 def test_prediction_checks_nan_against_the_stages_as_fitted():
     """set_params on a fitted cascade changes nothing until a refit: its
     prediction refused NaN for a new stage that was neither fitted nor

@@ -114,7 +114,8 @@ class _CascadeStages:
         >>> cascade.named_estimators.lr
         LogisticRegression()
         """
-        return Bunch(**dict(self.estimators))
+        names, stages = _check_stages(self.estimators, self._regression)
+        return Bunch(**dict(zip(names, stages)))
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Get parameters, including each stage's as ``<name>__<param>``.

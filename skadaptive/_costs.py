@@ -140,8 +140,13 @@ def percent_over(cost: float, budget: float) -> str:
     >>> from skadaptive._costs import percent_over
     >>> percent_over(1.0, 0.5), percent_over(1.0, 0.999), percent_over(1.0, 1e-300)
     ('100.00%', '0.10%', '1e+302%')
+    >>> percent_over(1.0, 5e-324)
+    'more than 1e+308%'
     """
-    over = 100 * (cost / budget - 1)
+    with np.errstate(over="ignore"):
+        over = 100 * (cost / budget - 1)
+    if not np.isfinite(over):
+        return "more than 1e+308%"  # a budget below the smallest normal float
     return f"{over:.2f}%" if over < 1e6 else f"{over:.3g}%"
 
 

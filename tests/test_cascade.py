@@ -1506,3 +1506,5 @@ def test_named_estimators_before_a_fit_as_in_voting_classifier():
     cascade.fit(X, y)
     assert cascade.named_estimators.lr is stages[0][1]  # the unfitted template
     assert cascade.named_estimators_.lr is not stages[0][1]
+    with pytest.raises(ValueError, match="estimators must be a list"):
+        AdaptiveCascadeClassifier("oops").named_estimators  # noqa: B018

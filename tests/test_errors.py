@@ -296,6 +296,8 @@ def test_a_tiny_budget_says_how_far_over_it_is_in_a_few_characters():
         _cascade(costs=[1, 4], budget=1e-300).fit(X, y)
     assert "over the budget (1e+302%)" in str(error.value)
     assert len(str(error.value)) < 300
+    with pytest.raises(ValueError, match=r"over the budget \(more than 1e\+308%\)"):
+        _cascade(costs=[1, 4], budget=5e-324).fit(X, y)
 
 
 def test_budget_below_the_first_stage_cost_says_what_to_change():

@@ -409,9 +409,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             for name in ("answer", "costs")
             if name in params
         }
-        held_out = self._fit_held_out(X, y, sample_weight, fit_params, measure)
-        # The groups routed to the splitter, for the policy's own folds.
-        groups = self._routed_groups(sample_weight, fit_params)
+        routed = self._route_fit_params(sample_weight, fit_params)
+        held_out = self._fit_held_out(X, y, sample_weight, fit_params, routed, measure)
+        # The groups routed to the splitter, for the policy's own folds too.
+        groups = routed[1].get("groups")
         self._policy_groups = (
             None
             if groups is None
@@ -990,11 +991,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self._policy_groups = None
         return self
 
-    def _fit_held_out(self, X, y, sample_weight, fit_params, measure):
-        """Fit the members and hold out their exits' probabilities (cached)."""
-        stage_fit_params, splitter_params = self._route_fit_params(
-            sample_weight, fit_params
-        )
+    def _fit_held_out(self, X, y, sample_weight, fit_params, routed, measure):
+        """Fit the members and hold out their exits' probabilities (cached);
+        ``routed``: :meth:`_route_fit_params` of ``fit_params``."""
+        stage_fit_params, splitter_params = routed
         fit_members = check_memory(self.memory).cache(
             fit_stages_on_held_out, ignore=["n_jobs", "verbose"]
         )
@@ -1720,13 +1720,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "expected_cost": normalized * self.cumulative_costs_[-1],
             **{f"exit_rate_{k}": exit_rates[:, k] for k in range(exit_rates.shape[1])},
         }
-
-    def _routed_groups(self, sample_weight, fit_params):
-        """The ``groups`` metadata routing gives the splitter, or None."""
-        if not get_config()["enable_metadata_routing"]:
-            return None
-        routed = process_routing(self, "fit", sample_weight=sample_weight, **fit_params)
-        return routed.get(ROUTED_SPLITTER, Bunch(split={})).split.get("groups")
 
     def _route_fit_params(self, sample_weight, fit_params):
         names, stages = self._members()

@@ -224,7 +224,7 @@ class _SharedComputation:
             return partial(backbone_source, exits=exits, fitted_here=True)
         return partial(backbone_source, exits=exits)
 
-    def _fit_held_out(self, X, y, sample_weight, fit_params, measure):
+    def _fit_held_out(self, X, y, sample_weight, fit_params, routed, measure):
         model = unwrap(self.estimator)
         if is_booster_model(model) and not is_frozen(self.estimator):
             # Early-stopping callbacks routed to the backbone's fit: refused
@@ -244,7 +244,7 @@ class _SharedComputation:
                 "yourself and pass FrozenEstimator(model) with policy data it was "
                 "not fitted on."
             )
-        return super()._fit_held_out(X, y, sample_weight, fit_params, measure)
+        return super()._fit_held_out(X, y, sample_weight, fit_params, routed, measure)
 
     def _keep_fitted(self, held_out) -> None:
         (self.estimator_,) = held_out.estimators

@@ -1355,3 +1355,24 @@ def test_one_group_of_policy_rows_says_what_it_cannot_estimate():
     with pytest.warns(UserWarning, match="budget_confidence=0.95 needs the noise"):
         careful = cascade.with_policy(budget=3, budget_confidence=0.95)
     assert careful.budget_search_["searched_budget"] == pytest.approx(1.0)
+
+
+def test_budget_confidence_counts_a_groups_rows_as_one_unit():
+    """The margin for the budget's confidence comes from the noise of the
+    cost per unit: 40 groups of 10 rows show the noise of 40 units, not of
+    400 rows, so the budget searched is lower."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import budget_target
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    first = rng.dirichlet([1, 1], 400)
+    last = np.where(y[:, None] == [0, 1], 0.9, 0.1)  # always right: worth paying
+
+    def target(groups):
+        search = make_policy_search("max_proba", [first, last], y, np.array([0.2, 1]))
+        search.groups = groups
+        return budget_target(search, 0.6, confidence=0.95)
+
+    alone, grouped = target(None), target(np.repeat(np.arange(40), 10))
+    assert grouped < alone < 0.6

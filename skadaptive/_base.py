@@ -125,6 +125,7 @@ from .stages._combined import (
     combines,
     distinct_rows,
     enough_rows,
+    enough_units,
     fit_combiners,
 )
 from .stages._costs import call_line_for, timing_scale
@@ -199,10 +200,21 @@ def _weighed(y_encoded, sample_weight) -> np.ndarray:
     return np.asarray(sample_weight) > 0
 
 
-def warn_no_combiners(answer, y_encoded, sample_weight, groups) -> None:
+def warn_no_combiners(answer, y_encoded, sample_weight, groups, units=None) -> None:
     """Say that ``answer="combined"`` answers with the stages' own ``answer``
-    (probabilities, predictions): no combiner could be learned."""
+    (probabilities, predictions): no combiner could be learned, for too few
+    distinct rows or (``units``: the routed groups) a single group."""
     weighed = _weighed(y_encoded, sample_weight)
+    if enough_rows(groups, weighed) and not enough_units(units, weighed):
+        warn(
+            f"answer='combined' answers with each stage's own {answer}: the "
+            "policy rows of positive weight are all in one of the groups "
+            "routed to cv's splitter, and a combiner must be scored on groups "
+            "it was not learned from. Hold out rows of two groups or more for "
+            "the policy, or use answer='stage'.",
+            UserWarning,
+        )
+        return
     distinct = ""
     n_distinct = distinct_rows(groups, weighed)
     if n_distinct < int(weighed.sum()):
@@ -657,6 +669,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             loss=self.loss,
             random_state=cached_call_seed(self.random_state),
             groups=groups,
+            # The routed groups: whole to a fold, one unit of evidence each.
+            units=self._policy_groups,
         )
         weighed = _weighed(y_encoded, sample_weight)
         absent = absent_classes(y_encoded, weighed, len(self.classes_))
@@ -670,8 +684,17 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 UserWarning,
             )
         elif len(combiners) > 1 and not combiners[1].cv_error:
-            if not enough_rows(groups, weighed):
-                warn_no_combiners("probabilities", y_encoded, sample_weight, groups)
+            if not (
+                enough_rows(groups, weighed)
+                and enough_units(self._policy_groups, weighed)
+            ):
+                warn_no_combiners(
+                    "probabilities",
+                    y_encoded,
+                    sample_weight,
+                    groups,
+                    self._policy_groups,
+                )
             else:
                 # Enough rows, but one fold's training rows (the other
                 # folds' rows) hold a single class: a rare class.

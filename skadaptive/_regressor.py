@@ -141,9 +141,13 @@ class BaseAdaptiveRegressor(RegressorMixin, BaseAdaptive):
             random_state=cached_call_seed(self.random_state),
             # Copies of a row in one fold: never both learned from and scored.
             groups=groups,
+            # The routed groups: whole to a fold, one unit of evidence each.
+            units=self._policy_groups,
         )
         if len(combiners) > 1 and not combiners[1].cv_error:
-            warn_no_combiners("predictions", y_encoded, sample_weight, groups)
+            warn_no_combiners(
+                "predictions", y_encoded, sample_weight, groups, self._policy_groups
+            )
         return combiners, answers
 
     def _routing_policy(self):

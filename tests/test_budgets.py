@@ -1376,3 +1376,71 @@ def test_budget_confidence_counts_a_groups_rows_as_one_unit():
 
     alone, grouped = target(None), target(np.repeat(np.arange(40), 10))
     assert grouped < alone < 0.6
+
+
+def _spy(monkeypatch, module, name, seen):
+    """Replace ``module.name`` by a wrapper that records its arguments."""
+    original = getattr(module, name)
+
+    def spy(*args, **kwargs):
+        seen.setdefault(name, []).append((args, kwargs))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+
+
+def _fit_routed(groups, stages, **params):
+    """A cascade fitted with ``groups`` routed to its splitter."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    X, y = make_classification(400, n_informative=5, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        return AdaptiveCascadeClassifier(
+            stages, cv=GroupKFold(4), random_state=0, **params
+        ).fit(X, y, groups=groups)
+
+
+def test_routed_groups_are_the_units_of_the_choice_between_answers(monkeypatch):
+    """The budget's choice between the stage answers' policy and the combined
+    answers' deals a routed group whole to a fold and counts it as one unit
+    of evidence, as the policy's own choices do."""
+    import skadaptive._base as base
+
+    seen = {}
+    _spy(monkeypatch, base, "row_folds", seen)
+    _spy(monkeypatch, base, "clearly_better_held_out", seen)
+    groups = np.repeat(np.arange(40), 10)
+    stages = [
+        ("nb", GaussianNB()),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ("forest", RandomForestClassifier(20, random_state=0)),
+    ]
+    cascade = _fit_routed(groups, stages, costs=[1, 5, 20], budget=8, answer="combined")
+    assert cascade.combiners_[-1].kind != "stage"  # so the choice is made
+    kept = cascade._policy_groups
+    (args, _), *_ = seen["row_folds"]
+    assert_array_equal(args[5], kept)
+    (args, _), *_ = seen["clearly_better_held_out"]
+    units, folds = args[2], args[4]
+    assert len(np.unique(units)) == 40
+    assert len(np.unique(np.column_stack([kept, units]), axis=0)) == 40
+    for g in range(40):
+        assert len(np.unique(folds[kept == g])) == 1, g
+
+
+def test_routed_groups_are_the_routers_folds(monkeypatch):
+    """The router's cross-fitting deals a routed group whole to a fold: a
+    group's rows are never both learned from and scored."""
+    from skadaptive.policies import _router
+
+    seen = {}
+    _spy(monkeypatch, _router, "deal_groups", seen)
+    groups = np.repeat(np.arange(40), 10)
+    stages = [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
+    cascade = _fit_routed(groups, stages, costs=[0.1, 1, 5], budget=3, router="auto")
+    kept = cascade._policy_groups
+    assert seen["deal_groups"]
+    for (group_of_row, *_), _ in seen["deal_groups"]:
+        assert len(np.unique(group_of_row)) == 40
+        assert len(np.unique(np.column_stack([kept, group_of_row]), axis=0)) == 40

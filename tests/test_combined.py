@@ -1054,3 +1054,99 @@ def test_a_policy_that_answers_no_row_where_exits_combine_keeps_the_stage_answer
         assert search["answer_expected_accuracy"][kept] == pytest.approx(
             cascade.expected_accuracy_
         )
+
+
+# ------------------------------------------------ the user's groups (routed)
+@pytest.mark.parametrize("regression", [False, True])
+def test_routed_groups_are_the_combiners_folds_and_units(monkeypatch, regression):
+    """Groups routed to the splitter (a patient's rows) are dealt whole to the
+    combiners' folds and are the units of the choice of kind, as they are the
+    policy's: the combiners split a group between learning and scoring, and
+    counted its rows as independent evidence."""
+    import sklearn
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GroupKFold
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skadaptive import AdaptiveCascadeRegressor
+    from skadaptive.stages import _combined, _combined_regression
+
+    seen = {}
+    deal = _combined.deal_groups
+
+    def spy_deal(group_of_row, keys, weight, n_splits, random_state):
+        folds = deal(group_of_row, keys, weight, n_splits, random_state)
+        seen["folds"] = folds
+        return folds
+
+    choose = _combined.one_standard_error_choice
+
+    def spy_choose(row_losses, weight, group_of_row=None):
+        seen["units"] = group_of_row
+        return choose(row_losses, weight, group_of_row)
+
+    monkeypatch.setattr(_combined, "deal_groups", spy_deal)
+    module = _combined_regression if regression else _combined
+    monkeypatch.setattr(module, "one_standard_error_choice", spy_choose)
+    groups = np.repeat(np.arange(40), 10)
+    if regression:
+        X, y = make_regression(400, 5, noise=10, random_state=0)
+        stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4))]
+        estimator = AdaptiveCascadeRegressor
+    else:
+        X, y = make_classification(400, random_state=0)
+        stages = [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
+        estimator = AdaptiveCascadeClassifier
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = estimator(
+            stages, costs=[1, 5], answer="combined", cv=GroupKFold(4), random_state=0
+        ).fit(X, y, groups=groups)
+    kept = cascade._policy_groups
+    assert len(np.unique(kept)) == 40
+    for g in np.unique(kept):
+        assert len(np.unique(seen["folds"][kept == g])) == 1, g
+    assert len(np.unique(seen["folds"])) == 3  # the folds are not one
+    # The units of evidence: one per group, the same for a group's rows.
+    assert len(np.unique(seen["units"])) == 40
+    pairs = np.unique(np.column_stack([kept, seen["units"]]), axis=0)
+    assert len(pairs) == 40
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_policy_rows_of_one_group_learn_no_combiner_and_say_why(regression):
+    """All the policy rows in one routed group: a combiner cannot be scored
+    on groups it was not learned from, so the exits answer with the stages'
+    own answers, and the warning names the groups (not the row count)."""
+    import sklearn
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import GroupShuffleSplit
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    groups = np.repeat(np.arange(10), 40)
+    if regression:
+        X, y = make_regression(400, 5, noise=10, random_state=0)
+        stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4))]
+        estimator = AdaptiveCascadeRegressor
+    else:
+        X, y = make_classification(400, random_state=0)
+        stages = [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
+        estimator = AdaptiveCascadeClassifier
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = estimator(
+            stages,
+            costs=[1, 5],
+            answer="combined",
+            cv=GroupShuffleSplit(1, test_size=1, random_state=0),
+            random_state=0,
+        )
+        with pytest.warns(UserWarning, match="all in one of the groups routed"):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The policy's out-of-sample")
+                cascade.fit(X, y, groups=groups)
+    assert len(np.unique(cascade._policy_groups)) == 1
+    assert len(cascade._policy_groups) == 40  # enough rows: the groups decide
+    assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]

@@ -406,22 +406,30 @@ def enough_rows(groups, positive: np.ndarray) -> bool:
     return distinct_rows(groups, positive) >= MIN_ROWS
 
 
+def enough_units(units, positive: np.ndarray) -> bool:
+    """Whether the rows of positive weight span two units or more (``units``:
+    the groups routed to the splitter, dealt whole to the folds; None: every
+    row its own), so that a combiner can be learned on some and scored on
+    others."""
+    return distinct_rows(units, positive) >= 2
+
+
 def absent_classes(y_encoded, positive, n_classes: int) -> np.ndarray:
     """The class indices that no row of positive weight (``positive``) has:
     a combiner learned on those rows would never answer them."""
     return np.setdiff1d(np.arange(n_classes), y_encoded[positive])
 
 
-def _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row) -> list:
+def _learnable_kinds(y_encoded, positive, fold_of, n_classes, groups, units) -> list:
     """The kinds of combiner the rows of positive weight can teach.
 
-    None below ``MIN_ROWS`` distinct such rows (:func:`enough_rows`), or
-    where a class has none of them; the pooling (which answers every class
-    through its biases) where each fold's training rows hold two classes or
-    more; the logistic regression (whose columns are the classes it saw) only
-    where they hold every class.
+    None below ``MIN_ROWS`` distinct such rows (:func:`enough_rows`), in a
+    single unit (:func:`enough_units`), or where a class has none of them;
+    the pooling (which answers every class through its biases) where each
+    fold's training rows hold two classes or more; the logistic regression
+    (whose columns are the classes it saw) only where they hold every class.
     """
-    if not enough_rows(group_of_row, positive):
+    if not (enough_rows(groups, positive) and enough_units(units, positive)):
         return []
     if len(absent_classes(y_encoded, positive, n_classes)):
         # A class no policy row has: a combiner would learn never to answer
@@ -445,6 +453,7 @@ def fit_combiners(
     loss: str = "zero_one",
     random_state=None,
     groups=None,
+    units=None,
 ) -> tuple[list, list]:
     """One combiner per exit, and the policy rows' out-of-fold combined probabilities.
 
@@ -467,6 +476,12 @@ def fit_combiners(
         hash of each policy row's content, so that copies of a row are never
         both learned from and scored, and k copies go where the row with
         weight k would); None: every row on its own.
+    units : array-like of shape (n_rows,), default=None
+        The groups routed to the splitter (a patient's rows): where given,
+        each is dealt whole to a fold in place of ``groups`` and is one unit
+        of evidence in the choice of kind, its figure its rows' weighted mean
+        (rows of two units are independent even where their content is
+        equal). ``groups`` still counts the distinct rows of the minimum.
 
     Returns
     -------
@@ -480,8 +495,10 @@ def fit_combiners(
     n_rows, n_classes = stage_probas[0].shape
     logs = [log_probas(p) for p in stage_probas]
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
-    fold_of, group_of_row, positive = _folds(weight, groups, random_state)
-    kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes, group_of_row)
+    fold_of, group_of_row, positive = _folds(
+        weight, groups if units is None else units, random_state
+    )
+    kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes, groups, units)
     splits = fold_splits(fold_of, positive)
     rows = np.flatnonzero(positive)
     combiners, combined = [ExitCombiner(0)], [stage_probas[0]]

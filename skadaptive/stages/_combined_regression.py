@@ -34,7 +34,13 @@ from typing import TypeVar
 import numpy as np
 from scipy.optimize import minimize
 
-from ._combined import _folds, enough_rows, fold_splits, one_standard_error_choice
+from ._combined import (
+    _folds,
+    enough_rows,
+    enough_units,
+    fold_splits,
+    one_standard_error_choice,
+)
 
 _T = TypeVar("_T", bound="RegressionCombiner")
 
@@ -285,6 +291,7 @@ def fit_regression_combiners(
     scale: float = 1.0,
     random_state=None,
     groups=None,
+    units=None,
 ) -> tuple[list, list]:
     """One combiner per exit, and the policy rows' out-of-fold combined answers.
 
@@ -306,6 +313,10 @@ def fit_regression_combiners(
         Salts the order in which rows are dealt to the folds.
     groups : array-like of shape (n_rows,), default=None
         Rows of equal value are dealt to the same fold (copies of a row).
+    units : array-like of shape (n_rows,), default=None
+        The groups routed to the splitter: each dealt whole to a fold in
+        place of ``groups``, and one unit of evidence in the choice of kind
+        (see :func:`~skadaptive.stages._combined.fit_combiners`).
 
     Returns
     -------
@@ -318,8 +329,10 @@ def fit_regression_combiners(
     """
     n_rows = len(y)
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
-    fold_of, group_of_row, positive = _folds(weight, groups, random_state)
-    learnable = enough_rows(group_of_row, positive)
+    fold_of, group_of_row, positive = _folds(
+        weight, groups if units is None else units, random_state
+    )
+    learnable = enough_rows(groups, positive) and enough_units(units, positive)
     stage_answers = [np.asarray(a) for a in stage_answers]
     predictions = [a[:, 0] for a in stage_answers]
     splits = fold_splits(fold_of, positive)

@@ -230,6 +230,26 @@ def warn_no_combiners(answer, y_encoded, sample_weight, groups, units=None) -> N
     )
 
 
+def _groups_without_splitter(cv, error) -> str:
+    """scikit-learn's refusal of routed ``groups`` that nothing requested,
+    with the group splitter that does what ``cv`` (a fraction or a number of
+    folds, neither of which takes groups) asks for."""
+    if isinstance(cv, Real) and not isinstance(cv, Integral):
+        fix = (
+            f"for a hold-out of {cv * 100:g} % of the rows that keeps each group "
+            "whole, "
+            f"pass cv=GroupShuffleSplit(n_splits=1, test_size={cv!r})"
+        )
+    else:
+        n_folds = cv if isinstance(cv, Integral) else 5
+        fix = f"for folds that keep each group whole, pass cv=GroupKFold({n_folds})"
+    return (
+        f"{error} The groups go to the splitter of cv, and cv={cv!r} makes its "
+        f"own splits, which take no groups: {fix} (from "
+        "sklearn.model_selection)."
+    )
+
+
 #: The parameters that decide the policies of ``frontier_`` (the costs and the
 #: loss are the fit's): set_params on one traces it again.
 _FRONTIER_PARAMS = ("policy", "policy_features", "tune_threshold", "skips", "router")
@@ -1747,9 +1767,14 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
     def _route_fit_params(self, sample_weight, fit_params):
         names, stages = self._members()
         if get_config()["enable_metadata_routing"]:
-            routed = process_routing(
-                self, "fit", sample_weight=sample_weight, **fit_params
-            )
+            try:
+                routed = process_routing(
+                    self, "fit", sample_weight=sample_weight, **fit_params
+                )
+            except TypeError as error:
+                if "groups" in fit_params and not hasattr(self.cv, "split"):
+                    raise TypeError(_groups_without_splitter(self.cv, error)) from None
+                raise
             return (
                 [routed[name].fit for name in names],
                 routed.get(ROUTED_SPLITTER, Bunch(split={})).split,

@@ -945,6 +945,35 @@ def test_a_group_splitter_without_groups_says_how_to_pass_them():
         _cascade(cv=GroupKFold(3)).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "cv, fix",
+    [
+        (
+            0.25,
+            r"hold-out of 25 % .* cv=GroupShuffleSplit\(n_splits=1, test_size=0.25\)",
+        ),
+        (3, r"cv=GroupKFold\(3\)"),
+    ],
+)
+def test_groups_with_a_cv_that_takes_none_name_the_group_splitter(cv, fix):
+    """Routed groups with a fraction or a number of folds: scikit-learn's
+    refusal said only that nothing requested them."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold, GroupShuffleSplit
+
+    groups = np.arange(len(y)) // 4
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.raises(TypeError, match=r"not routed to any object.*" + fix):
+            _cascade(cv=cv).fit(X, y, groups=groups)
+        # The splitter named fits.
+        splitter = (
+            GroupKFold(3)
+            if cv == 3
+            else GroupShuffleSplit(n_splits=1, test_size=0.25, random_state=0)
+        )
+        _cascade(cv=splitter).fit(X, y, groups=groups)
+
+
 def test_memory_with_a_stage_that_cannot_be_hashed_names_the_fix(tmp_path):
     from sklearn.preprocessing import FunctionTransformer
 

@@ -70,6 +70,7 @@ def _configuration(quick: bool) -> dict:
         "wall_rows": WALL_ROWS,
         "grid_search_dataset": "digits",
         "grid_sizes": (1, 10),
+        "grid_outer_cv": 3,
         "cascade": {"cv": 3, "n_jobs": 2, "random_state": 0},
         "variants": POLICY_VARIANTS,
     }
@@ -81,6 +82,7 @@ def _configuration(quick: bool) -> dict:
             variant_cost_weights=[0.01, 0.1],
             wall_rows=1000,
             grid_sizes=(1, 3),
+            grid_outer_cv=2,
             cascade={"cv": 2, "n_jobs": 1, "random_state": 0},
             variants=POLICY_VARIANTS[:2] + POLICY_VARIANTS[-1:],
         )
@@ -279,13 +281,19 @@ def run_grid_search(config: dict, quick: bool, cache: Path) -> dict:
     y = np.concatenate([bench.y_train, bench.y_test])
     sizes = config["grid_sizes"]
     timed = grid_search_cost(
-        bench.stages, X, y, sizes, cache / "grid_search", config["cascade"]
+        bench.stages,
+        X,
+        y,
+        sizes,
+        cache / "grid_search",
+        config["cascade"],
+        cv=config["grid_outer_cv"],
     )
     small, large = (timed[n]["seconds"] for n in sizes)
     return {
         "dataset": bench.name,
         "n_rows": int(len(y)),
-        "outer_cv": 3,
+        "outer_cv": config["grid_outer_cv"],
         "searches": {str(n): timed[n] for n in sizes},
         "ratio": large / small,
     }

@@ -1057,6 +1057,23 @@ def test_a_policy_that_answers_no_row_where_exits_combine_keeps_the_stage_answer
 
 
 # ------------------------------------------------ the user's groups (routed)
+def _two_stage_problem(regression):
+    """400 rows, two stages (linear, then a tree) and the cascade's class."""
+    from sklearn.datasets import make_regression
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skadaptive import AdaptiveCascadeRegressor
+
+    if regression:
+        X, y = make_regression(400, 5, noise=10, random_state=0)
+        stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4))]
+        return X, y, stages, AdaptiveCascadeRegressor
+    X, y = make_classification(400, random_state=0)
+    stages = [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
+    return X, y, stages, AdaptiveCascadeClassifier
+
+
 @pytest.mark.parametrize("regression", [False, True])
 def test_routed_groups_are_the_combiners_folds_and_units(monkeypatch, regression):
     """Groups routed to the splitter (a patient's rows) are dealt whole to the
@@ -1064,12 +1081,8 @@ def test_routed_groups_are_the_combiners_folds_and_units(monkeypatch, regression
     policy's: the combiners split a group between learning and scoring, and
     counted its rows as independent evidence."""
     import sklearn
-    from sklearn.datasets import make_regression
-    from sklearn.linear_model import Ridge
     from sklearn.model_selection import GroupKFold
-    from sklearn.tree import DecisionTreeRegressor
 
-    from skadaptive import AdaptiveCascadeRegressor
     from skadaptive.stages import _combined, _combined_regression
 
     seen = {}
@@ -1090,14 +1103,7 @@ def test_routed_groups_are_the_combiners_folds_and_units(monkeypatch, regression
     module = _combined_regression if regression else _combined
     monkeypatch.setattr(module, "one_standard_error_choice", spy_choose)
     groups = np.repeat(np.arange(40), 10)
-    if regression:
-        X, y = make_regression(400, 5, noise=10, random_state=0)
-        stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4))]
-        estimator = AdaptiveCascadeRegressor
-    else:
-        X, y = make_classification(400, random_state=0)
-        stages = [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
-        estimator = AdaptiveCascadeClassifier
+    X, y, stages, estimator = _two_stage_problem(regression)
     with sklearn.config_context(enable_metadata_routing=True):
         cascade = estimator(
             stages, costs=[1, 5], answer="combined", cv=GroupKFold(4), random_state=0
@@ -1119,22 +1125,10 @@ def test_policy_rows_of_one_group_learn_no_combiner_and_say_why(regression):
     on groups it was not learned from, so the exits answer with the stages'
     own answers, and the warning names the groups (not the row count)."""
     import sklearn
-    from sklearn.datasets import make_regression
-    from sklearn.linear_model import Ridge
     from sklearn.model_selection import GroupShuffleSplit
-    from sklearn.tree import DecisionTreeRegressor
-
-    from skadaptive import AdaptiveCascadeRegressor
 
     groups = np.repeat(np.arange(10), 40)
-    if regression:
-        X, y = make_regression(400, 5, noise=10, random_state=0)
-        stages = [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4))]
-        estimator = AdaptiveCascadeRegressor
-    else:
-        X, y = make_classification(400, random_state=0)
-        stages = [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier())]
-        estimator = AdaptiveCascadeClassifier
+    X, y, stages, estimator = _two_stage_problem(regression)
     with sklearn.config_context(enable_metadata_routing=True):
         cascade = estimator(
             stages,

@@ -717,23 +717,48 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 )
             else:
                 # Enough rows, but one fold's training rows (the other
-                # folds' rows) hold a single class: a rare class.
-                counts = np.bincount(y_encoded[weighed], minlength=len(self.classes_))
-                per_class = ", ".join(
-                    f"{label!r}: {count}"
-                    for label, count in zip(self.classes_.tolist(), counts)
-                )
+                # folds' rows) hold a single class: a rare class, or few
+                # routed groups, each dealt whole to a fold.
                 warn(
                     "answer='combined' answers with each stage's own "
                     "probabilities: learning combiners needs two classes or "
                     f"more in the training rows of each of {N_COMBINER_FOLDS} "
                     "folds of the policy rows, and in one of them they hold a "
-                    "single class (policy rows of positive weight per class: "
-                    f"{per_class}). Give the policy rows more rows of the "
-                    "rarer classes, or use answer='stage'.",
+                    f"single class ({self._class_counts_words(y_encoded, weighed)}"
+                    ", or use answer='stage'.",
                     UserWarning,
                 )
         return combiners, answers
+
+    def _class_counts_words(self, y_encoded, weighed) -> str:
+        """The policy rows (or routed groups) of positive weight per class,
+        and what to give the policy rows, for the combiners' warning."""
+        groups = self._policy_groups
+        if groups is None:
+            counts = np.bincount(y_encoded[weighed], minlength=len(self.classes_))
+            what, fix = "rows", "more rows of the rarer classes"
+        else:
+            # A group with rows of several classes counts for each.
+            pairs = np.unique(
+                np.column_stack(
+                    [
+                        np.unique(groups[weighed], return_inverse=True)[1].ravel(),
+                        y_encoded[weighed],
+                    ]
+                ),
+                axis=0,
+            )
+            counts = np.bincount(pairs[:, 1], minlength=len(self.classes_))
+            what = "groups (routed to cv's splitter, each dealt whole to a fold)"
+            fix = "more groups of each class"
+        per_class = ", ".join(
+            f"{label!r}: {count}"
+            for label, count in zip(self.classes_.tolist(), counts)
+        )
+        return (
+            f"policy {what} of positive weight per class: {per_class}). Give "
+            f"the policy rows {fix}"
+        )
 
     def _default_cost_weight(self) -> float:
         """The ``cost_weight`` of the constructor's signature."""

@@ -342,7 +342,8 @@ def _held_out_splits(
             f"so cv must give one split here; it gave {len(splits)}. Use a "
             "float for the fraction of rows held out for the policy (e.g. "
             "cv=0.25), or a splitter with one split (e.g. "
-            "ShuffleSplit(n_splits=1)), or refit=True. (A cascade keeps "
+            "ShuffleSplit(n_splits=1), or GroupShuffleSplit(n_splits=1) where "
+            "rows are grouped), or refit=True. (A cascade keeps "
             "each stage's fold models instead; an early-exit model cannot.)"
         )
     if keep_folds and not _several_folds(cv) and not no_features:

@@ -1350,7 +1350,12 @@ def test_one_group_of_policy_rows_says_what_it_cannot_estimate():
             cv=GroupShuffleSplit(1, test_size=1, random_state=0),
             random_state=0,
         )
-        with pytest.warns(UserWarning, match="fewer than 5 groups of positive"):
+        # The advice is for groups: a cv fraction takes none.
+        with pytest.warns(
+            UserWarning,
+            match=r"fewer than 5 groups of positive.* more groups \(more data, or "
+            r"a splitter that holds out more groups",
+        ):
             cascade.fit(X, y, groups=groups)
     with pytest.warns(UserWarning, match="budget_confidence=0.95 needs the noise"):
         careful = cascade.with_policy(budget=3, budget_confidence=0.95)
@@ -1411,12 +1416,15 @@ def test_routed_groups_are_the_units_of_the_choice_between_answers(monkeypatch):
     _spy(monkeypatch, base, "row_folds", seen)
     _spy(monkeypatch, base, "clearly_better_held_out", seen)
     groups = np.repeat(np.arange(40), 10)
-    stages = [
-        ("nb", GaussianNB()),
-        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
-        ("forest", RandomForestClassifier(20, random_state=0)),
-    ]
-    cascade = _fit_routed(groups, stages, costs=[1, 5, 20], budget=8, answer="combined")
+    import sklearn
+    from _column_stages import _disjoint_cascade, _disjoint_errors
+    from sklearn.model_selection import GroupKFold
+
+    X, y = _disjoint_errors(400, 0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        cascade = _disjoint_cascade("combined", budget=1.5, cv=GroupKFold(4)).fit(
+            X, y, groups=groups
+        )
     assert cascade.combiners_[-1].kind != "stage"  # so the choice is made
     kept = cascade._policy_groups
     (args, _), *_ = seen["row_folds"]
@@ -1444,3 +1452,60 @@ def test_routed_groups_are_the_routers_folds(monkeypatch):
     for (group_of_row, *_), _ in seen["deal_groups"]:
         assert len(np.unique(group_of_row)) == 40
         assert len(np.unique(np.column_stack([kept, group_of_row]), axis=0)) == 40
+
+
+def test_a_budget_with_routed_groups_ignores_row_order_and_zero_weight_rows():
+    """A group was keyed by its first row, so reordering the rows, or putting
+    a row of zero weight first in each group, moved the policy's folds: the
+    kept answers flipped between combined and stage and expected_cost_
+    ranged over 1.25-1.68. Keyed by its rows of positive weight, it does not
+    move."""
+    import sklearn
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import GroupKFold
+
+    X, y = make_classification(800, n_informative=5, random_state=0)
+    stages = [
+        ("nb", FrozenEstimator(GaussianNB().fit(X[:400], y[:400]))),
+        (
+            "tree",
+            FrozenEstimator(
+                DecisionTreeClassifier(max_depth=4, random_state=0).fit(
+                    X[:400], y[:400]
+                )
+            ),
+        ),
+    ]
+    # The policy rows, then 40 rows to add with zero weight, one per group.
+    X, y = np.r_[X[400:], X[:40]], np.r_[y[400:], y[:40]]
+    groups = np.r_[np.repeat(np.arange(40), 10), np.arange(40)]
+
+    def fit(rows, weight=None):
+        with sklearn.config_context(enable_metadata_routing=True):
+            return AdaptiveCascadeClassifier(
+                stages,
+                costs=[1, 10],
+                budget=3,
+                answer="combined",
+                cv=GroupKFold(4),
+                random_state=0,
+            ).fit(X[rows], y[rows], groups=groups[rows], sample_weight=weight)
+
+    def figures(cascade):
+        return (
+            cascade.answer_,
+            round(cascade.expected_cost_, 9),
+            round(cascade.expected_accuracy_, 9),
+            cascade.predict(X[:400]).tolist(),
+        )
+
+    reference = figures(fit(np.arange(400)))
+    for seed in (1, 2, 3):
+        rows = np.random.default_rng(seed).permutation(400)
+        assert figures(fit(rows)) == reference, seed
+    # A row of zero weight in each group, first or last.
+    extra = np.arange(400, 440)
+    weight = np.r_[np.zeros(40), np.ones(400)]
+    first = fit(np.r_[extra, np.arange(400)], weight)
+    last = fit(np.r_[np.arange(400), extra], weight[::-1])
+    assert figures(first) == figures(last) == reference

@@ -1144,3 +1144,107 @@ def test_policy_rows_of_one_group_learn_no_combiner_and_say_why(regression):
     assert len(np.unique(cascade._policy_groups)) == 1
     assert len(cascade._policy_groups) == 40  # enough rows: the groups decide
     assert [c.kind for c in cascade.combiners_] == ["stage", "stage"]
+
+
+def _grouped_three_stages():
+    """Three frozen stages and 500 policy rows in 50 groups of 10."""
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = make_classification(1000, n_informative=5, random_state=0)
+    stages = [
+        ("nb", FrozenEstimator(GaussianNB().fit(X[:500], y[:500]))),
+        (
+            "tree",
+            FrozenEstimator(
+                DecisionTreeClassifier(max_depth=3, random_state=0).fit(
+                    X[:500], y[:500]
+                )
+            ),
+        ),
+        (
+            "forest",
+            FrozenEstimator(
+                RandomForestClassifier(20, random_state=0).fit(X[:500], y[:500])
+            ),
+        ),
+    ]
+    return stages, X[500:], y[500:], np.repeat(np.arange(50), 10)
+
+
+def test_a_fit_with_routed_groups_depends_on_how_rows_are_grouped_only():
+    """Relabelling the groups (their dtype, their values, strings, pandas
+    categories) or reordering the rows changes neither the combiners nor the
+    policy: the folds were salted by each label's bytes (strings crashed:
+    'str' object has no attribute 'tobytes') and a group was keyed by its
+    first row."""
+    import pandas as pd
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    stages, X, y, groups = _grouped_three_stages()
+
+    def fit(X, y, groups):
+        with sklearn.config_context(enable_metadata_routing=True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return AdaptiveCascadeClassifier(
+                    stages,
+                    costs=[1, 5, 20],
+                    answer="combined",
+                    loss="log_loss",
+                    cv=GroupKFold(4),
+                    random_state=0,
+                ).fit(X, y, groups=groups)
+
+    reference = fit(X, y, groups)
+    names = pd.Series([f"patient-{g}" for g in groups])
+    order = np.random.default_rng(1).permutation(len(y))
+    fits = [
+        fit(X, y, groups.astype(np.int32)),
+        fit(X, y, 1000 - groups),
+        fit(X, y, names),
+        fit(X, y, names.astype("category")),
+        fit(X[order], y[order], groups[order]),
+    ]
+    assert reference.combiners_[-1].kind != "stage"
+    for other in fits:
+        for ours, theirs in zip(reference.combiners_, other.combiners_):
+            assert ours.kind == theirs.kind
+            for kind, loss in ours.cv_log_loss.items():
+                assert theirs.cv_log_loss[kind] == pytest.approx(loss, rel=1e-12)
+        assert other.expected_cost_ == pytest.approx(reference.expected_cost_)
+        assert other.expected_accuracy_ == pytest.approx(reference.expected_accuracy_)
+        np.testing.assert_allclose(
+            other.predict_proba(X), reference.predict_proba(X), atol=1e-9
+        )
+
+
+def test_groups_of_one_class_each_are_named_when_a_fold_holds_one_class():
+    """One diagnosis per patient and two patients among the policy rows: a
+    fold's training rows hold one class because each group goes whole to a
+    fold. The warning blamed a rarer class where the classes were 30 and
+    30 rows; it counts the groups per class and asks for more of them."""
+    import sklearn
+    from sklearn.model_selection import GroupShuffleSplit
+
+    rng = np.random.RandomState(0)
+    groups = np.repeat(np.arange(20), 30)
+    y = groups % 2
+    X = rng.randn(600, 4) + y[:, None] * 0.8
+    cascade = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=3))],
+        costs=[1, 5],
+        answer="combined",
+        cv=GroupShuffleSplit(1, test_size=2, random_state=1),
+        random_state=0,
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        with pytest.warns(UserWarning, match="answer='combined'") as record:
+            cascade.fit(X, y, groups=groups)
+    (message,) = [
+        str(w.message) for w in record if "answer='combined'" in str(w.message)
+    ]
+    assert "policy groups (routed to cv's splitter" in message
+    assert "per class: 0: 1, 1: 1" in message
+    assert "more groups of each class" in message
+    assert "rarer classes" not in message

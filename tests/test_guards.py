@@ -269,3 +269,24 @@ def test_frozen_stages_with_as_many_but_other_classes_are_refused():
     )
     with pytest.raises(ValueError, match=re.escape(message)):
         cascade.fit(X, y)
+
+
+def test_no_test_module_defines_a_name_twice():
+    """A second module-level function of the same name silently replaces the
+    first for every test that calls it: twice a new helper took the name of
+    an old one, and the old one's tests ran on other data (one of them, a
+    weight-equivalence test, then failed for the wrong reason; the other
+    stopped testing what it said). ruff's F811 does not see a redefinition
+    of a name used in between."""
+    import ast
+    from pathlib import Path
+
+    twice = []
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        seen = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if node.name in seen:
+                    twice.append(f"{path.name}:{node.lineno} {node.name}")
+                seen.add(node.name)
+    assert not twice, twice

@@ -602,6 +602,7 @@ def learn_router(
         [*search.stage_probas, row_keys(X)[:, None]],
         search.y_encoded,
         search_groups(search),
+        search.weight,
     )
     fold = deal_groups(group_of_row, groups, search.weight, n_splits, random_state)
     # With fewer distinct rows of positive weight than folds none is held

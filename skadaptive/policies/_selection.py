@@ -116,17 +116,21 @@ def cross_fitted_exits(
             if is_regression_loss(search.loss)
             else "expected_accuracy_"
         )
-        units = (
-            "distinct rows of positive weight (copies of a row count once)"
-            if search_groups(search) is None
-            else "groups of positive weight (the groups routed to the splitter)"
-        )
+        if search_groups(search) is None:
+            units = "distinct rows of positive weight (copies of a row count once)"
+            fix = "rows (more data, or a larger cv fraction)"
+        else:
+            units = "groups of positive weight (the groups routed to the splitter)"
+            fix = (
+                "groups (more data, or a splitter that holds out more groups: "
+                "more folds, or a larger test_size)"
+            )
         warn(
             "The policy's out-of-sample figures (expected_cost_, "
             f"{figure}) are in sample, so optimistic: the policy "
             f"rows have fewer than {n_splits} {units}, too few for the "
             f"{n_splits} folds that hold rows out. Learn the policy from more "
-            "rows (more data, or a larger cv fraction)."
+            f"{fix}."
         )
         exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
         return (exit_stage, fold, ran) if return_folds else exit_stage
@@ -636,7 +640,7 @@ def row_folds(
     (True, [2, 2])
     """
     weight = np.ones(len(y_encoded)) if weight is None else np.asarray(weight)
-    keys, group_of_row = _row_groups(stage_probas, y_encoded, groups)
+    keys, group_of_row = _row_groups(stage_probas, y_encoded, groups, weight)
     return deal_groups(group_of_row, keys, weight, n_splits, random_state)
 
 
@@ -660,8 +664,9 @@ def deal_groups(
     ----------
     group_of_row : ndarray of int of shape (n_rows,)
         Each row's group, an index into ``keys``.
-    keys : ndarray of shape (n_groups, ...)
-        What identifies each group (its bytes salt the order of ties).
+    keys : ndarray of shape (n_groups, ...) or list of bytes
+        What identifies each group (its bytes salt the order of ties): an
+        array's rows, or the bytes themselves (:func:`unit_keys`).
     weight : ndarray of shape (n_rows,)
     n_splits : int
     random_state : int, RandomState instance or None
@@ -682,10 +687,10 @@ def deal_groups(
     tie_break = np.array(
         [
             int.from_bytes(
-                hashlib.blake2b(g.tobytes(), digest_size=8, key=key).digest(),
+                hashlib.blake2b(g, digest_size=8, key=key).digest(),
                 "little",
             )
-            for g in np.ascontiguousarray(keys)
+            for g in _key_bytes(keys)
         ],
         dtype=np.uint64,
     )
@@ -707,15 +712,65 @@ def deal_groups(
     return fold_of_group[group_of_row]
 
 
-def _row_groups(stage_probas, y_encoded, groups=None):
+def _key_bytes(keys) -> list:
+    """Each group's key as bytes: an array's rows, or bytes as given."""
+    if isinstance(keys, np.ndarray):
+        return [g.tobytes() for g in np.ascontiguousarray(keys)]
+    return list(keys)
+
+
+def unit_keys(rows: np.ndarray, group_of_row: np.ndarray, weight=None) -> list:
+    """A key for each of the user's groups that neither their labels nor the
+    order of their rows decide.
+
+    A group's key is made from its distinct rows of positive weight (all its
+    rows where none weighs): the bytes of that row where there is one, so
+    that one group per row keys the rows as no groups do, else a digest of
+    them in sorted order. Relabelling the groups, reordering the rows, or
+    adding rows of zero weight changes no key (keyed by a label's bytes or a
+    group's first row, the folds, and so the fitted policy, moved with them);
+    weight k on a row and k copies of it give the same key.
+
+    Parameters
+    ----------
+    rows : ndarray of shape (n_rows, n_columns)
+        Each row's content (e.g. its rounded answers and label).
+    group_of_row : ndarray of int of shape (n_rows,)
+        Each row's group, ``0 .. n_groups - 1``.
+    weight : ndarray of shape (n_rows,), default=None
+
+    Returns
+    -------
+    keys : list of bytes of length n_groups
+    """
+    rows = np.ascontiguousarray(rows).reshape(len(group_of_row), -1)
+    n_groups = int(group_of_row.max()) + 1 if len(group_of_row) else 0
+    positive = np.ones(len(rows), bool) if weight is None else np.asarray(weight) > 0
+    weighs = np.bincount(group_of_row[positive], minlength=n_groups) > 0
+    used = np.flatnonzero(positive | ~weighs[group_of_row])
+    keys = []
+    # Each group's rows together (np.unique sorts their content).
+    order = used[np.argsort(group_of_row[used], kind="stable")]
+    bounds = np.searchsorted(group_of_row[order], np.arange(n_groups + 1))
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        distinct = np.unique(rows[order[start:stop]], axis=0)
+        if len(distinct) == 1:
+            keys.append(distinct[0].tobytes())
+        else:
+            keys.append(hashlib.blake2b(distinct.tobytes(), digest_size=16).digest())
+    return keys
+
+
+def _row_groups(stage_probas, y_encoded, groups=None, weight=None):
     """Distinct rows (probabilities and label) and each row's group index.
 
     With ``groups`` (the user's, routed to the splitter: e.g. a patient's
     rows), the groups are the units instead: each is dealt whole to a fold
     and counts as one unit of evidence, as the rows of one group are not
     independent (equal rows of one group are in it; equal rows of two groups
-    are, by the user's word, independent). Each group is keyed by its first
-    row's probabilities and label.
+    are, by the user's word, independent). Each group is keyed by its
+    distinct rows of positive weight (``weight``; :func:`unit_keys`), not by
+    its label or its first row.
     """
     # Rounded: the same row scored by two fits may differ in the last bits,
     # and so may a regression target scaled by a weighted mean (weight k and
@@ -727,10 +782,8 @@ def _row_groups(stage_probas, y_encoded, groups=None):
     if groups is None:
         keys, group_of_row = np.unique(rows, axis=0, return_inverse=True)
         return keys, group_of_row.ravel()
-    _, first, group_of_row = np.unique(
-        np.asarray(groups), return_index=True, return_inverse=True
-    )
-    return rows[first], group_of_row.ravel()
+    group_of_row = np.unique(np.asarray(groups), return_inverse=True)[1].ravel()
+    return unit_keys(rows, group_of_row, weight), group_of_row
 
 
 def budget_target(search, normalized_budget, confidence=None) -> float:

@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from .._sklearn_private import _num_samples
 from .._validation import check_exit_output, stage_label
-from ..policies._selection import _standard_error, deal_groups
+from ..policies._selection import _standard_error, deal_groups, unit_keys
 
 _T = TypeVar("_T", bound="ExitCombiner")
 
@@ -357,7 +357,7 @@ def one_standard_error_choice(row_losses: dict, weight, group_of_row=None) -> st
     return chosen
 
 
-def _folds(weight: np.ndarray, groups, random_state) -> tuple:
+def _folds(weight: np.ndarray, groups, random_state, units=None, answers=None) -> tuple:
     """The fold of each row, each row's group, and which rows weigh something.
 
     Groups of rows (``groups``: equal values, e.g. a hash of each row's
@@ -367,8 +367,18 @@ def _folds(weight: np.ndarray, groups, random_state) -> tuple:
     copies go where the row with weight k would. In one fixed order without
     a ``random_state``. Rows of zero weight (which change no fit and no
     figure) are answered out of fold too, and never move the others.
+
+    With ``units`` (the user's groups, routed to the splitter) those are
+    dealt whole instead, each keyed by its rows' content (``groups``, or
+    where there is none the rows' ``answers`` and labels), not by its label
+    or the order of its rows
+    (:func:`~skadaptive.policies._selection.unit_keys`).
     """
-    if groups is None:
+    if units is not None:
+        group_of_row = np.unique(np.asarray(units), return_inverse=True)[1].ravel()
+        content = answers if groups is None else np.asarray(groups)[:, None]
+        keys = unit_keys(content, group_of_row, weight)
+    elif groups is None:
         group_of_row = np.arange(len(weight))
         keys = group_of_row.astype(np.uint64)
     else:
@@ -376,6 +386,15 @@ def _folds(weight: np.ndarray, groups, random_state) -> tuple:
         group_of_row = group_of_row.ravel()
     fold_of = deal_groups(group_of_row, keys, weight, N_FOLDS, random_state)
     return fold_of, group_of_row, weight > 0
+
+
+def answer_rows(stage_answers: list, y) -> np.ndarray:
+    """Each row's answers at every exit and its label, rounded as the
+    policy's rows are (what keys a routed group without content hashes)."""
+    return np.column_stack(
+        [np.round(np.asarray(a, dtype=np.float64), 6) for a in stage_answers]
+        + [np.round(np.asarray(y, dtype=np.float64), 6)]
+    )
 
 
 def fold_splits(fold_of: np.ndarray, positive: np.ndarray) -> list:
@@ -496,7 +515,7 @@ def fit_combiners(
     logs = [log_probas(p) for p in stage_probas]
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(
-        weight, groups if units is None else units, random_state
+        weight, groups, random_state, units, answer_rows(stage_probas, y_encoded)
     )
     kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes, groups, units)
     splits = fold_splits(fold_of, positive)

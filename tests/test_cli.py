@@ -473,6 +473,12 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
             "labels [10] that model 'tree' does not predict",
         ),
         (
+            # Labels written otherwise: dropping the unknown rows drops all.
+            ["tree.joblib", "lr.joblib", "--data", "shifted.npz"],
+            "none of the data's labels ([100, 101, 102, 103, 104, 105, 106, 107, "
+            "108, 109]) is a class of model 'tree'",
+        ),
+        (
             ["tree.joblib", "lr.joblib", "--data", "data.npz", "--classes", "a"],
             "are not numbers like the labels",
         ),
@@ -500,6 +506,7 @@ def test_frontier_bad_inputs_exit_1_with_a_message(
         np.savez(
             digits_files / "extra_label.npz", X=data["X"], y=np.r_[data["y"][:-1], 10]
         )
+        np.savez(digits_files / "shifted.npz", X=data["X"], y=data["y"] + 100)
     code = main(
         ["frontier", *arguments, "--json", str(tmp_path / "j"), "--plot", "p.png"]
     )
@@ -1163,3 +1170,21 @@ def test_frontier_says_how_many_cost_weights_it_does_not_show(
         f"({len(points) - len(shown)} of the {len(points)} cost weights are not "
         "shown: each gave the same policy as a cost weight above"
     ) in out
+
+
+def test_labels_that_are_the_positions_of_the_classes_are_named_so():
+    """Models fitted on names, data labelled 0 .. k-1: the error said to
+    drop the rows with those labels, which is every row."""
+    from skadaptive.cli._classes import check_labels_known
+    from skadaptive.cli._io import CommandError
+
+    model = LogisticRegression().fit(
+        np.arange(6.0)[:, None], ["bird", "cat", "dog", "bird", "cat", "dog"]
+    )
+    with pytest.raises(CommandError) as raised:
+        check_labels_known(np.array([0, 1, 2, 1]), [("lr", model)], {})
+    message = str(raised.value)
+    assert "none of the data's labels ([0, 1, 2]) is a class of model 'lr'" in message
+    assert "Labels 0 .. 2 may be the positions of its classes" in message
+    assert "['bird', 'cat', 'dog']" in message
+    assert "drop the rows" not in message

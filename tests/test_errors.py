@@ -1052,6 +1052,24 @@ def test_estimates_that_cannot_be_held_out_say_they_are_in_sample():
         regressor.fit(X, y.astype(float))
 
 
+def test_a_constant_target_is_named_as_why_the_figures_are_in_sample():
+    """Every stage answers a constant target alike, so 200 distinct rows
+    are one for the policy: the warning sent the user to find more rows."""
+    from sklearn.linear_model import Ridge
+    from sklearn.tree import DecisionTreeRegressor
+
+    regressor = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("tree", DecisionTreeRegressor(random_state=0))],
+        costs=[1, 10],
+        random_state=0,
+    )
+    with pytest.warns(UserWarning, match="are in sample") as record:
+        regressor.fit(np.arange(400.0).reshape(200, 2), np.full(200, 3.0))
+    (message,) = [str(w.message) for w in record if "are in sample" in str(w.message)]
+    assert "rows whose target varies: on the policy rows it is constant" in message
+    assert "every stage answers alike with the same label, count once" in message
+
+
 @pytest.mark.parametrize("frozen", [False, True])
 def test_a_regressor_stage_in_a_classifier_cascade_points_at_the_regressor(frozen):
     """It was told to wrap the regressor in CalibratedClassifierCV, which

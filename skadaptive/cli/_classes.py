@@ -243,9 +243,33 @@ def check_labels_known(y: np.ndarray, stages, hints: dict) -> None:
     for name, stage in stages:
         classes = np.asarray(stage.classes_)
         unknown = np.setdiff1d(present, classes)
+        if len(unknown) and len(unknown) == len(present):
+            raise CommandError(_labels_encoded_otherwise(present, name, classes, hints))
         if len(unknown):
             raise CommandError(
                 f"the data has labels {unknown.tolist()} that model {name!r} does "
                 f"not predict (its classes are {classes.tolist()}); drop the rows "
                 f"with those labels{hints.get(name, '')}."
             )
+
+
+def _labels_encoded_otherwise(present, name, classes, hints) -> str:
+    """The error for data none of whose labels is a class of the model: the
+    labels are written otherwise (dropping the unknown rows would drop all)."""
+    positions = ""
+    if np.issubdtype(present.dtype, np.integer) and set(present.tolist()) <= set(
+        range(len(classes))
+    ):
+        positions = (
+            f" Labels 0 .. {len(classes) - 1} may be the positions of its "
+            f"classes: write them as the classes themselves ({classes.tolist()}"
+            "), in that order."
+        )
+    return (
+        f"none of the data's labels ({present.tolist()[:10]}"
+        + (" ..." if len(present) > 10 else "")
+        + f") is a class of model {name!r} (its classes are {classes.tolist()}):"
+        " the data writes its labels otherwise than the data the model was "
+        f"fitted on.{positions} Give the labels as the model knows them"
+        f"{hints.get(name, '')}."
+    )

@@ -116,9 +116,20 @@ def cross_fitted_exits(
             if is_regression_loss(search.loss)
             else "expected_accuracy_"
         )
+        weighed = search.y_encoded[np.asarray(search.weight) > 0]
         if search_groups(search) is None:
-            units = "distinct rows of positive weight (copies of a row count once)"
+            units = (
+                "distinct rows of positive weight (told apart by the stages' "
+                "answers and the label or target: copies of a row, and rows "
+                "that every stage answers alike with the same label, count once)"
+            )
             fix = "rows (more data, or a larger cv fraction)"
+            if is_regression_loss(search.loss) and np.ptp(weighed) == 0:
+                fix = (
+                    "rows whose target varies: on the policy rows it is "
+                    "constant, so the stages answer them alike and there is "
+                    "nothing to choose"
+                )
         else:
             units = "groups of positive weight (the groups routed to the splitter)"
             fix = (

@@ -150,6 +150,18 @@ def percent_over(cost: float, budget: float) -> str:
     return f"{over:.2f}%" if over < 1e6 else f"{over:.3g}%"
 
 
+def _fraction_hint(budget: float, costs) -> str:
+    """Where a budget of at most 1 may be meant as a share of the full cost:
+    the budget's unit, and what that share is in it."""
+    full = float(np.sum(costs))
+    if budget > 1 or full <= 1:
+        return ""
+    return (
+        f" (a budget is in the units of the costs, per row, not a share of "
+        f"the full cost: a share f of it is f * {full:.6g})"
+    )
+
+
 def check_budget(
     budget, costs, names, fix: str | None = None, first_per_call: float = 0.0
 ) -> None:
@@ -169,8 +181,9 @@ def check_budget(
             f"the first stage ({names[0]!r}) already costs {costs[0]:.10g}, "
             f"{costs[0] - budget:.3g} over the budget "
             f"({percent_over(costs[0], budget)}); "
-            f"the stages' costs: [{', '.join(f'{c:.6g}' for c in costs)}]. Raise "
-            f"the budget to at least {costs[0]:.10g}"
+            f"the stages' costs: [{', '.join(f'{c:.6g}' for c in costs)}]"
+            + _fraction_hint(budget, costs)
+            + f". Raise the budget to at least {costs[0]:.10g}"
             + (
                 "."
                 if fix is None

@@ -435,11 +435,13 @@ def _check_budget_value(estimator, budget) -> float:
             f"budget must be a positive finite number (units of costs_); got "
             f"{budget!r}."
         )
+    fix = estimator._budget_fix(estimator.costs_[0])
     check_budget(
         budget,
         estimator.costs_,
         estimator._stage_names(),
-        estimator._budget_fix(estimator.costs_[0]),
+        # A recalibration keeps the stages: another first stage is a new fit.
+        None if fix is None else f"{fix} and fit again",
         estimator.costs_per_call_[0],
     )
     return budget
@@ -538,8 +540,8 @@ def _warn_about_noise(record) -> None:
     needed = int(np.ceil(n_rows * (noise / (_AIM_NOISE * budget)) ** 2))
     warn(
         f"The cost on these {n_rows} rows is one sample: rows drawn like them "
-        f"would cost the recalibrated policy about {record['cost']:g} "
-        f"+/- {noise:g} per row (two standard errors, {noise / budget:.0%} of "
+        f"would cost the recalibrated policy about {record['cost']:.4g} "
+        f"+/- {noise:.3g} per row (two standard errors, {noise / budget:.0%} of "
         f"budget={budget:g}), so the budget may not hold on the next rows. "
         f"Recalibrate on more rows (about {needed:,} for +/- "
         f"{_AIM_NOISE:.0%} of the budget); recalibration_"

@@ -394,8 +394,9 @@ def test_frontier_of_onnx_models_measures_costs(tmp_path, capsys):
     assert advice["fitted_for_batch_size"] == 65536
     sizes = [p["batch_size"] for p in advice["points"]]
     assert sizes[0] == 1 and sizes[-1] == 65536
-    # Pays off from the smallest size from which every larger one pays.
-    speed_ups = [p["speed_up"] for p in advice["points"]]
+    # Pays off from the smallest size from which every larger one pays (as
+    # printed, to two decimals: 1.004 is not called faster).
+    speed_ups = [round(p["speed_up"], 2) for p in advice["points"]]
     first = advice["pays_off_from"]
     if first is None:
         assert speed_ups[-1] <= 1

@@ -554,7 +554,7 @@ def test_few_rows_warn_that_the_budget_may_not_hold_on_the_next_rows():
     noise = 2 * few.recalibration_["cost_standard_error"]
     assert noise > 0.1 * BUDGET
     message = next(str(w.message) for w in record if "one sample" in str(w.message))
-    assert f"+/- {noise:g} per row" in message
+    assert f"+/- {noise:.3g} per row" in message  # as the CLI prints it
     # The rows that bring two standard errors to 5 % of the budget.
     needed = int(np.ceil(100 * (noise / (0.05 * BUDGET)) ** 2))
     assert f"about {needed:,} for +/- 5%" in message
@@ -796,7 +796,7 @@ def test_cli_recalibrate_round_trip(tmp_path):
     expected = cascade.recalibrate(X, budget=3.2)
     assert loaded.recalibrated_cost_ == expected.recalibrated_cost_
     noise = 2 * expected.recalibration_["cost_standard_error"]
-    assert f"per row (+/- {noise:.2g} on other rows like these" in text
+    assert f"per row (+/- {noise:.3g} on other rows like these" in text
     assert 0.99 * 3.2 <= loaded.recalibrated_cost_ <= 3.2
     np.testing.assert_array_equal(loaded.predict_exit(X), expected.predict_exit(X))
     assert loaded.batch_size == cascade.batch_size

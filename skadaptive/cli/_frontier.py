@@ -1170,7 +1170,8 @@ def pays_off_from(points) -> int | None:
     larger size of ``points`` (dicts with ``batch_size`` and ``speed_up``, by
     size), or None: the expected speed-up can dip below 1 and come back (a
     dear stage's call reached at some sizes only), and a paying size before a
-    dip is no advice.
+    dip is no advice. A speed-up is faster where it is above 1 as printed,
+    to two decimals (1.004 reads "1.00x as fast", and was called faster).
 
     Examples
     --------
@@ -1178,10 +1179,12 @@ def pays_off_from(points) -> int | None:
     >>> speed_ups = {1: 2.3, 16: 0.9, 256: 0.9, 1024: 1.05, 65536: 1.2}
     >>> pays_off_from([{"batch_size": b, "speed_up": v} for b, v in speed_ups.items()])
     1024
+    >>> print(pays_off_from([{"batch_size": 1, "speed_up": 1.004}]))
+    None
     """
     first = None
     for point in reversed(points):
-        if point["speed_up"] <= 1:
+        if round(point["speed_up"], 2) <= 1:
             break
         first = point["batch_size"]
     return first

@@ -440,7 +440,8 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
         label = "label" if "label" in header else header[-1]
     if label is not None and label not in header:
         raise CommandError(
-            f"{file}: no column {label!r}; columns are {header}. Pass --label."
+            f"{file}: no column {label!r}; columns are {header}. Pass --label "
+            "with the name of the labels' column."
         )
     columns = [i for i, name in enumerate(header) if name != label]
     try:

@@ -108,7 +108,7 @@ def run(args, out=None) -> int:
     print(
         f"\nrecalibrated for {_target(model, record)}: average cost "
         f"{record['cost_before']:.4g} -> {record['cost']:.4g} per row "
-        f"(+/- {2 * record['cost_standard_error']:.2g} on other rows like "
+        f"(+/- {2 * record['cost_standard_error']:.3g} on other rows like "
         f"these, two standard errors; {record['status']}; {_shift_text(record)})",
         file=out,
     )

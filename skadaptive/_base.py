@@ -1281,6 +1281,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"batch size, or set batch_size to at least {fitted_size}."
             )
         new._validate_params()
+        if new.budget is not None:
+            # The stages are kept: another first stage or exit is a new fit.
+            fix = new._budget_fix(new.costs_[0])
+            check_budget(
+                new.budget,
+                new.costs_,
+                new._stage_names(),
+                None if fix is None else f"{fix} and fit again",
+                new.costs_per_call_[0],
+            )
         new._learn_policy(*self._policy_rows())
         return new
 

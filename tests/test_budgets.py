@@ -1353,8 +1353,8 @@ def test_one_group_of_policy_rows_says_what_it_cannot_estimate():
         # The advice is for groups: a cv fraction takes none.
         with pytest.warns(
             UserWarning,
-            match=r"fewer than 5 groups of positive.* more groups \(more data, or "
-            r"a splitter that holds out more groups",
+            match=r"fewer than 5 groups of positive.* more groups \(more data; "
+            r"with a hold-out splitter such as GroupShuffleSplit, a larger test_size",
         ):
             cascade.fit(X, y, groups=groups)
     with pytest.warns(UserWarning, match="budget_confidence=0.95 needs the noise"):

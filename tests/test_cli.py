@@ -1189,3 +1189,51 @@ def test_labels_that_are_the_positions_of_the_classes_are_named_so():
     assert "Labels 0 .. 2 may be the positions of its classes" in message
     assert "['bird', 'cat', 'dog']" in message
     assert "drop the rows" not in message
+    # Some labels known (classes 1, 2, 3; labels 0, 1, 2): dropping the rows
+    # of label 0 drops a class, where the labels are likely positions.
+    model = LogisticRegression().fit(np.arange(6.0)[:, None], [1, 2, 3, 1, 2, 3])
+    with pytest.raises(CommandError) as raised:
+        check_labels_known(np.array([0, 1, 2, 1]), [("lr", model)], {})
+    assert "labels [0] that model 'lr' does not predict" in str(raised.value)
+    assert "Labels 0 .. 2 may be the positions of its classes" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("speed_up", "verdict"),
+    [
+        (0.996, "the cascade is no faster than its last stage alone"),
+        (1.004, "the cascade is no faster than its last stage alone"),
+        (0.9, "the last stage alone is faster"),
+        (1.05, None),
+    ],
+)
+def test_the_speed_up_verdict_is_that_of_the_printed_figure(speed_up, verdict):
+    """0.996 and 1.004 both print 1.00x: one was told the last stage alone is
+    faster, the other that the cascade is faster from some batch size on."""
+    from skadaptive.cli._frontier import _format_batch_sizes, pays_off_from
+
+    points = [
+        {
+            "batch_size": size,
+            "speed_up": speed_up,
+            "cost_per_row": 1e-4,
+            "last_stage_alone_per_row": 1e-4 * speed_up,
+        }
+        for size in (1, 16, 256)
+    ]
+    text = _format_batch_sizes(
+        {
+            "every_stage_on_every_row": False,
+            "unit": "trees",
+            "fitted_for_batch_size": 16,
+            "fitted_speed_up": speed_up,
+            "points": points,
+            "pays_off_from": pays_off_from(points),
+        }
+    )
+    faster = "The cascade is faster than its last stage alone at every batch size"
+    if verdict is None:
+        assert faster in text and "At 16 rows per call the" not in text
+    else:
+        assert f"At 16 rows per call {verdict}:" in text
+        assert faster not in text

@@ -1248,3 +1248,70 @@ def test_groups_of_one_class_each_are_named_when_a_fold_holds_one_class():
     assert "per class: 0: 1, 1: 1" in message
     assert "more groups of each class" in message
     assert "rarer classes" not in message
+
+
+def _pairs_of_patients(stages, X, y, groups, weight=None, **params):
+    """The fit for ``groups``, and for the same groups with the labels of each
+    pair (2k, 2k + 1) swapped."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    fits = []
+    for labels in (groups, groups ^ 1):
+        with sklearn.config_context(enable_metadata_routing=True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                fits.append(
+                    AdaptiveCascadeClassifier(
+                        stages,
+                        costs=[1, 5, 20],
+                        answer="combined",
+                        cv=GroupKFold(4),
+                        random_state=0,
+                        **params,
+                    ).fit(X, y, groups=labels, sample_weight=weight)
+                )
+    return fits
+
+
+def _assert_same_fit(first, second, X):
+    assert first.answer_ == second.answer_
+    for ours, theirs in zip(first.combiners_, second.combiners_):
+        assert ours.kind == theirs.kind
+        assert ours.cv_log_loss == pytest.approx(theirs.cv_log_loss, rel=1e-12)
+    assert first.expected_cost_ == pytest.approx(second.expected_cost_)
+    np.testing.assert_allclose(first.predict_proba(X), second.predict_proba(X))
+
+
+def test_groups_alike_but_for_their_weights_or_labels_are_told_apart():
+    """Two patients with the same rows were keyed alike, and their tie went
+    to the order of their labels: swapping the labels of such pairs changed
+    answer_ (stage against combined) and expected_cost_ (3.05 against 5.67)
+    where the rows weighed differently in each, and the combiners where
+    their outcomes differed."""
+    stages, X, y, _ = _grouped_three_stages()
+    rows = np.arange(160).reshape(40, 4)
+    # Pairs of patients with the same four rows, weighed (3,1,1,1), (1,3,1,1).
+    X_pairs = np.vstack([X[r] for r in rows for _ in (0, 1)])
+    y_pairs = np.concatenate([y[r] for r in rows for _ in (0, 1)])
+    weight = np.tile([3.0, 1, 1, 1, 1, 3, 1, 1], 40)
+    groups = np.repeat(np.arange(80), 4)
+    _assert_same_fit(
+        *_pairs_of_patients(stages, X_pairs, y_pairs, groups, weight, budget=6), X
+    )
+    # Pairs with the same rows and one outcome apart.
+    first = np.vstack([X[5 * p : 5 * p + 5] for p in range(40)])
+    X_pairs = np.repeat(first.reshape(40, 5, -1), 2, axis=0).reshape(400, -1)
+    y_pairs = []
+    for p in range(40):
+        outcome = y[5 * p : 5 * p + 5]
+        other = outcome.copy()
+        other[p % 5] ^= 1
+        y_pairs += [outcome, other]
+    groups = np.repeat(np.arange(80), 5)
+    _assert_same_fit(
+        *_pairs_of_patients(
+            stages, X_pairs, np.concatenate(y_pairs), groups, loss="log_loss"
+        ),
+        X,
+    )

@@ -324,6 +324,9 @@ def test_budget_below_the_first_stage_cost_says_what_to_change():
     with pytest.raises(ValueError) as error:
         fitted.recalibrate(X, budget=0.5)
     assert str(error.value).endswith("put a cheaper stage first and fit again.")
+    with pytest.raises(ValueError) as error:
+        fitted.with_policy(budget=0.5)
+    assert str(error.value).endswith("put a cheaper stage first and fit again.")
     with pytest.raises(ValueError, match="a cost per call is spread over"):
         _cascade(
             costs={"per_row": [1, 4], "per_call": [100, 0]},
@@ -1081,6 +1084,25 @@ def test_a_constant_target_is_named_as_why_the_figures_are_in_sample():
     (message,) = [str(w.message) for w in record if "are in sample" in str(w.message)]
     assert "rows whose target varies: on the policy rows it is constant" in message
     assert "every stage answers alike with the same label, count once" in message
+    # Three distinct rows that frozen stages answer apart, and a constant
+    # target: the stages do not answer alike, and the warning must not say so.
+    from sklearn.frozen import FrozenEstimator
+
+    X_other = np.random.default_rng(0).normal(size=(100, 2))
+    y_other = X_other @ [3.0, -2.0]
+    frozen = [
+        (name, FrozenEstimator(model.fit(X_other, y_other)))
+        for name, model in (
+            ("ridge", Ridge()),
+            ("tree", DecisionTreeRegressor(max_depth=2, random_state=0)),
+        )
+    ]
+    with pytest.warns(UserWarning, match="are in sample") as record:
+        AdaptiveCascadeRegressor(frozen, costs=[1, 10]).fit(
+            np.repeat(X_other[:3], 100, axis=0), np.full(300, 5.0)
+        )
+    (message,) = [str(w.message) for w in record if "are in sample" in str(w.message)]
+    assert "constant" not in message
 
 
 @pytest.mark.parametrize("frozen", [False, True])

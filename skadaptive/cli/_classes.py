@@ -250,21 +250,14 @@ def check_labels_known(y: np.ndarray, stages, hints: dict) -> None:
                 f"the data has labels {unknown.tolist()} that model {name!r} does "
                 f"not predict (its classes are {classes.tolist()}); drop the rows "
                 f"with those labels{hints.get(name, '')}."
+                + _positions_hint(present, classes)
             )
 
 
 def _labels_encoded_otherwise(present, name, classes, hints) -> str:
     """The error for data none of whose labels is a class of the model: the
     labels are written otherwise (dropping the unknown rows would drop all)."""
-    positions = ""
-    if np.issubdtype(present.dtype, np.integer) and set(present.tolist()) <= set(
-        range(len(classes))
-    ):
-        positions = (
-            f" Labels 0 .. {len(classes) - 1} may be the positions of its "
-            f"classes: write them as the classes themselves ({classes.tolist()}"
-            "), in that order."
-        )
+    positions = _positions_hint(present, classes)
     return (
         f"none of the data's labels ({present.tolist()[:10]}"
         + (" ..." if len(present) > 10 else "")
@@ -273,3 +266,17 @@ def _labels_encoded_otherwise(present, name, classes, hints) -> str:
         f"fitted on.{positions} Give the labels as the model knows them"
         f"{hints.get(name, '')}."
     )
+
+
+def _positions_hint(present, classes) -> str:
+    """Where the data's labels are all among ``0 .. n_classes - 1``, a hint
+    that they may be the positions of the model's classes."""
+    if np.issubdtype(present.dtype, np.integer) and set(present.tolist()) <= set(
+        range(len(classes))
+    ):
+        return (
+            f" Labels 0 .. {len(classes) - 1} may be the positions of its "
+            f"classes: write them as the classes themselves ({classes.tolist()}"
+            "), in that order."
+        )
+    return ""

@@ -1231,9 +1231,16 @@ def _format_batch_sizes(advice) -> str:
         f"{points[-1]['batch_size']:,} rows per call) is the cascade faster than "
         "its last stage alone there and at every larger size."
     )
-    if advice["fitted_speed_up"] <= 1:
+    fitted_speed_up = round(advice["fitted_speed_up"], 2)
+    if fitted_speed_up <= 1:
+        # As printed: 1.004 and 0.996 both read 1.00x.
+        verdict = (
+            "the cascade is no faster than its last stage alone"
+            if fitted_speed_up == 1
+            else "the last stage alone is faster"
+        )
         lines.append(
-            f"At {rows} per call the last stage alone is faster: "
+            f"At {rows} per call {verdict}: "
             + (
                 f"predict in batches of {first} rows or more (from there the "
                 "cascade is faster at every size above), "

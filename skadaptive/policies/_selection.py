@@ -124,7 +124,11 @@ def cross_fitted_exits(
                 "that every stage answers alike with the same label, count once)"
             )
             fix = "rows (more data, or a larger cv fraction)"
-            if is_regression_loss(search.loss) and np.ptp(weighed) == 0:
+            alike = all(
+                np.ptp(np.asarray(p)[np.asarray(search.weight) > 0, 0]) == 0
+                for p in search.stage_probas
+            )
+            if is_regression_loss(search.loss) and np.ptp(weighed) == 0 and alike:
                 fix = (
                     "rows whose target varies: on the policy rows it is "
                     "constant, so the stages answer them alike and there is "
@@ -133,8 +137,8 @@ def cross_fitted_exits(
         else:
             units = "groups of positive weight (the groups routed to the splitter)"
             fix = (
-                "groups (more data, or a splitter that holds out more groups: "
-                "more folds, or a larger test_size)"
+                "groups (more data; with a hold-out splitter such as "
+                "GroupShuffleSplit, a larger test_size)"
             )
         warn(
             "The policy's out-of-sample figures (expected_cost_, "
@@ -730,17 +734,23 @@ def _key_bytes(keys) -> list:
     return list(keys)
 
 
-def unit_keys(rows: np.ndarray, group_of_row: np.ndarray, weight=None) -> list:
+def unit_keys(
+    rows: np.ndarray, group_of_row: np.ndarray, weight=None, full=None
+) -> list:
     """A key for each of the user's groups that neither their labels nor the
     order of their rows decide.
 
     A group's key is made from its distinct rows of positive weight (all its
-    rows where none weighs): the bytes of that row where there is one, so
-    that one group per row keys the rows as no groups do, else a digest of
-    them in sorted order. Relabelling the groups, reordering the rows, or
-    adding rows of zero weight changes no key (keyed by a label's bytes or a
-    group's first row, the folds, and so the fitted policy, moved with them);
-    weight k on a row and k copies of it give the same key.
+    rows where none weighs) and each one's share of the group's weight: the
+    bytes of that row where there is one, so that one group per row keys the
+    rows as no groups do, else a digest of the rows in sorted order with
+    their shares. Relabelling the groups, reordering the rows, or adding
+    rows of zero weight changes no key (keyed by a label's bytes or a
+    group's first row, the folds, and so the fitted policy, moved with
+    them); weight k on a row and k copies of it give the same key. Groups
+    whose keys tie but whose ``full`` content differs (``full``: e.g. the
+    rows' labels besides ``rows``' feature hashes) are keyed by that content
+    instead, so that only interchangeable groups tie.
 
     Parameters
     ----------
@@ -749,27 +759,75 @@ def unit_keys(rows: np.ndarray, group_of_row: np.ndarray, weight=None) -> list:
     group_of_row : ndarray of int of shape (n_rows,)
         Each row's group, ``0 .. n_groups - 1``.
     weight : ndarray of shape (n_rows,), default=None
+    full : ndarray of shape (n_rows, n_more_columns), default=None
+        Content that tells tied groups apart.
 
     Returns
     -------
     keys : list of bytes of length n_groups
     """
-    rows = np.ascontiguousarray(rows).reshape(len(group_of_row), -1)
-    n_groups = int(group_of_row.max()) + 1 if len(group_of_row) else 0
-    positive = np.ones(len(rows), bool) if weight is None else np.asarray(weight) > 0
+    group_of_row = np.asarray(group_of_row)
+    n_rows = len(group_of_row)
+    rows = np.ascontiguousarray(rows).reshape(n_rows, -1)
+    n_groups = int(group_of_row.max()) + 1 if n_rows else 0
+    given = np.ones(n_rows) if weight is None else np.asarray(weight, float)
+    positive = given > 0
     weighs = np.bincount(group_of_row[positive], minlength=n_groups) > 0
-    used = np.flatnonzero(positive | ~weighs[group_of_row])
+    used = positive | ~weighs[group_of_row]
+    # A group of no weight: its rows count alike.
+    weight = np.where(weighs[group_of_row], given, 1.0)[used]
+    distinct, row_id = np.unique(rows[used], axis=0, return_inverse=True)
+    pairs, pair_of_row = np.unique(
+        np.column_stack([group_of_row[used], row_id.ravel()]),
+        axis=0,
+        return_inverse=True,
+    )
+    pair_weight = np.bincount(pair_of_row.ravel(), weights=weight)
+    pair_group, pair_row = pairs[:, 0], pairs[:, 1]
+    group_weight = np.bincount(pair_group, weights=pair_weight)
+    share = np.round(pair_weight / group_weight[pair_group], 12)
+    bounds = np.searchsorted(pair_group, np.arange(n_groups + 1))
     keys = []
-    # Each group's rows together (np.unique sorts their content).
-    order = used[np.argsort(group_of_row[used], kind="stable")]
-    bounds = np.searchsorted(group_of_row[order], np.arange(n_groups + 1))
     for start, stop in zip(bounds[:-1], bounds[1:]):
-        distinct = np.unique(rows[order[start:stop]], axis=0)
-        if len(distinct) == 1:
-            keys.append(distinct[0].tobytes())
+        if stop - start == 1:
+            keys.append(distinct[pair_row[start]].tobytes())
         else:
-            keys.append(hashlib.blake2b(distinct.tobytes(), digest_size=16).digest())
+            content = distinct[pair_row[start:stop]].tobytes()
+            digest = hashlib.blake2b(
+                content + share[start:stop].tobytes(), digest_size=16
+            )
+            keys.append(digest.digest())
+    tied = _tied(keys) if full is not None else []
+    if len(tied):
+        # Both contents, byte for byte, for the tied groups only.
+        more = np.hstack(
+            [
+                _as_bytes(rows),
+                _as_bytes(np.asarray(full, dtype=np.float64).reshape(n_rows, -1)),
+            ]
+        )
+        in_tie = np.isin(group_of_row, tied)
+        local = np.unique(group_of_row[in_tie], return_inverse=True)[1].ravel()
+        for g, key in zip(tied, unit_keys(more[in_tie], local, given[in_tie])):
+            keys[g] = key
     return keys
+
+
+def _as_bytes(values: np.ndarray) -> np.ndarray:
+    """Each row of ``values`` as its bytes (a row of ``uint8``)."""
+    values = np.ascontiguousarray(values)
+    return values.view(np.uint8).reshape(len(values), -1)
+
+
+def _tied(keys: list) -> np.ndarray:
+    """The groups whose key another group has too, in order."""
+    seen: dict = {}
+    for g, key in enumerate(keys):
+        seen.setdefault(key, []).append(g)
+    return np.array(
+        sorted(g for groups in seen.values() if len(groups) > 1 for g in groups),
+        dtype=np.intp,
+    )
 
 
 def _row_groups(stage_probas, y_encoded, groups=None, weight=None):

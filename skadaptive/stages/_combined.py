@@ -376,8 +376,14 @@ def _folds(weight: np.ndarray, groups, random_state, units=None, answers=None) -
     """
     if units is not None:
         group_of_row = np.unique(np.asarray(units), return_inverse=True)[1].ravel()
-        content = answers if groups is None else np.asarray(groups)[:, None]
-        keys = unit_keys(content, group_of_row, weight)
+        if groups is None:
+            keys = unit_keys(answers, group_of_row, weight)
+        else:
+            # Rows told apart by their content's hash; groups equal in it but
+            # not in their answers or labels, by those too.
+            keys = unit_keys(
+                np.asarray(groups)[:, None], group_of_row, weight, full=answers
+            )
     elif groups is None:
         group_of_row = np.arange(len(weight))
         keys = group_of_row.astype(np.uint64)

@@ -768,8 +768,10 @@ def unit_keys(
     """
     group_of_row = np.asarray(group_of_row)
     n_rows = len(group_of_row)
-    rows = np.ascontiguousarray(rows).reshape(n_rows, -1)
-    n_groups = int(group_of_row.max()) + 1 if n_rows else 0
+    if n_rows == 0:
+        return []
+    rows = _signless(np.ascontiguousarray(rows).reshape(n_rows, -1))
+    n_groups = int(group_of_row.max()) + 1
     given = np.ones(n_rows) if weight is None else np.asarray(weight, float)
     positive = given > 0
     weighs = np.bincount(group_of_row[positive], minlength=n_groups) > 0
@@ -797,13 +799,17 @@ def unit_keys(
                 content + share[start:stop].tobytes(), digest_size=16
             )
             keys.append(digest.digest())
-    tied = _tied(keys) if full is not None else []
+    # Ties among groups of positive weight only: a group of none goes after
+    # the others and moves none of them, and must not re-key its twin.
+    tied = _tied(keys, weighs) if full is not None else []
     if len(tied):
         # Both contents, byte for byte, for the tied groups only.
         more = np.hstack(
             [
                 _as_bytes(rows),
-                _as_bytes(np.asarray(full, dtype=np.float64).reshape(n_rows, -1)),
+                _as_bytes(
+                    _signless(np.asarray(full, dtype=np.float64).reshape(n_rows, -1))
+                ),
             ]
         )
         in_tie = np.isin(group_of_row, tied)
@@ -819,11 +825,21 @@ def _as_bytes(values: np.ndarray) -> np.ndarray:
     return values.view(np.uint8).reshape(len(values), -1)
 
 
-def _tied(keys: list) -> np.ndarray:
-    """The groups whose key another group has too, in order."""
+def _signless(values: np.ndarray) -> np.ndarray:
+    """Floats with -0.0 made 0.0 (equal, but with other bytes: the order of
+    a group's rows chose which one keyed it)."""
+    if np.issubdtype(values.dtype, np.floating):
+        return values + 0.0
+    return values
+
+
+def _tied(keys: list, weighs: np.ndarray) -> np.ndarray:
+    """The groups of positive weight (``weighs``) whose key another such
+    group has too, in order."""
     seen: dict = {}
     for g, key in enumerate(keys):
-        seen.setdefault(key, []).append(g)
+        if weighs[g]:
+            seen.setdefault(key, []).append(g)
     return np.array(
         sorted(g for groups in seen.values() if len(groups) > 1 for g in groups),
         dtype=np.intp,

@@ -1171,6 +1171,25 @@ def _grouped_three_stages():
     return stages, X[500:], y[500:], np.repeat(np.arange(50), 10)
 
 
+def _fit_grouped_log_loss(stages, X, y, groups, weight=None):
+    """A combined cascade of ``stages`` fitted with ``groups`` routed to a
+    GroupKFold, by log loss."""
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    with sklearn.config_context(enable_metadata_routing=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return AdaptiveCascadeClassifier(
+                stages,
+                costs=[1, 5, 20],
+                answer="combined",
+                loss="log_loss",
+                cv=GroupKFold(4),
+                random_state=0,
+            ).fit(X, y, groups=groups, sample_weight=weight)
+
+
 def test_a_fit_with_routed_groups_depends_on_how_rows_are_grouped_only():
     """Relabelling the groups (their dtype, their values, strings, pandas
     categories) or reordering the rows changes neither the combiners nor the
@@ -1178,23 +1197,11 @@ def test_a_fit_with_routed_groups_depends_on_how_rows_are_grouped_only():
     'str' object has no attribute 'tobytes') and a group was keyed by its
     first row."""
     import pandas as pd
-    import sklearn
-    from sklearn.model_selection import GroupKFold
 
     stages, X, y, groups = _grouped_three_stages()
 
     def fit(X, y, groups):
-        with sklearn.config_context(enable_metadata_routing=True):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                return AdaptiveCascadeClassifier(
-                    stages,
-                    costs=[1, 5, 20],
-                    answer="combined",
-                    loss="log_loss",
-                    cv=GroupKFold(4),
-                    random_state=0,
-                ).fit(X, y, groups=groups)
+        return _fit_grouped_log_loss(stages, X, y, groups)
 
     reference = fit(X, y, groups)
     names = pd.Series([f"patient-{g}" for g in groups])
@@ -1320,24 +1327,12 @@ def test_groups_alike_but_for_their_weights_or_labels_are_told_apart():
 def test_a_zero_weight_copy_of_a_group_changes_no_fit():
     """A group of zero weight that tied with a patient re-keyed the patient,
     which moved the combiners' folds (expected_cost_ 7.46 -> 2.78)."""
-    import sklearn
-    from sklearn.model_selection import GroupKFold
 
     stages, X, y, groups = _grouped_three_stages()
     copy = np.arange(10, 20)  # group 1's rows, as a new group of weight 0
 
     def fit(X, y, groups, weight):
-        with sklearn.config_context(enable_metadata_routing=True):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                return AdaptiveCascadeClassifier(
-                    stages,
-                    costs=[1, 5, 20],
-                    answer="combined",
-                    loss="log_loss",
-                    cv=GroupKFold(4),
-                    random_state=0,
-                ).fit(X, y, groups=groups, sample_weight=weight)
+        return _fit_grouped_log_loss(stages, X, y, groups, weight)
 
     reference = fit(X, y, groups, np.ones(500))
     with_copy = fit(

@@ -1282,17 +1282,22 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             )
         new._validate_params()
         if new.budget is not None:
-            # The stages are kept: another first stage or exit is a new fit.
-            fix = new._budget_fix(new.costs_[0])
-            check_budget(
-                new.budget,
-                new.costs_,
-                new._stage_names(),
-                None if fix is None else f"{fix} and fit again",
-                new.costs_per_call_[0],
-            )
+            new._check_budget_keeping_stages(new.budget)
         new._learn_policy(*self._policy_rows())
         return new
+
+    def _check_budget_keeping_stages(self, budget: float) -> None:
+        """:func:`check_budget` for a copy that keeps the fitted stages
+        (:meth:`with_policy`, :meth:`recalibrate`): another first stage or
+        exit, the estimator's advice, means fitting again."""
+        fix = self._budget_fix(self.costs_[0])
+        check_budget(
+            budget,
+            self.costs_,
+            self._stage_names(),
+            None if fix is None else f"{fix} and fit again",
+            self.costs_per_call_[0],
+        )
 
     def recalibrate(self: _T, X: Rows, *, budget: float | None = None) -> _T:
         """A copy whose exit thresholds meet ``budget`` on the unlabelled rows ``X``.

@@ -72,7 +72,6 @@ from scipy.special import logit
 from sklearn.base import is_regressor
 from sklearn.utils.validation import check_is_fitted
 
-from ._costs import check_budget
 from ._dask import is_lazy
 from ._sklearn_private import _num_samples, _safe_indexing
 from ._warnings import warn
@@ -435,15 +434,7 @@ def _check_budget_value(estimator, budget) -> float:
             f"budget must be a positive finite number (units of costs_); got "
             f"{budget!r}."
         )
-    fix = estimator._budget_fix(estimator.costs_[0])
-    check_budget(
-        budget,
-        estimator.costs_,
-        estimator._stage_names(),
-        # A recalibration keeps the stages: another first stage is a new fit.
-        None if fix is None else f"{fix} and fit again",
-        estimator.costs_per_call_[0],
-    )
+    estimator._check_budget_keeping_stages(budget)
     return budget
 
 

@@ -170,3 +170,8 @@ def _disjoint_cascade(answer, **params):
     ]
     params = {"random_state": 0, **params}
     return AdaptiveCascadeClassifier(stages, costs=[1, 1], answer=answer, **params)
+
+
+def frozen_on(models, X, y) -> list:
+    """``(name, model)`` pairs as frozen stages, each fitted on ``X, y``."""
+    return [(name, FrozenEstimator(model.fit(X, y))) for name, model in models]

@@ -1461,21 +1461,18 @@ def test_a_budget_with_routed_groups_ignores_row_order_and_zero_weight_rows():
     ranged over 1.25-1.68. Keyed by its rows of positive weight, it does not
     move."""
     import sklearn
-    from sklearn.frozen import FrozenEstimator
+    from _column_stages import frozen_on
     from sklearn.model_selection import GroupKFold
 
     X, y = make_classification(800, n_informative=5, random_state=0)
-    stages = [
-        ("nb", FrozenEstimator(GaussianNB().fit(X[:400], y[:400]))),
-        (
-            "tree",
-            FrozenEstimator(
-                DecisionTreeClassifier(max_depth=4, random_state=0).fit(
-                    X[:400], y[:400]
-                )
-            ),
-        ),
-    ]
+    stages = frozen_on(
+        [
+            ("nb", GaussianNB()),
+            ("tree", DecisionTreeClassifier(max_depth=4, random_state=0)),
+        ],
+        X[:400],
+        y[:400],
+    )
     # The policy rows, then 40 rows to add with zero weight, one per group.
     X, y = np.r_[X[400:], X[:40]], np.r_[y[400:], y[:40]]
     groups = np.r_[np.repeat(np.arange(40), 10), np.arange(40)]

@@ -1148,26 +1148,15 @@ def test_policy_rows_of_one_group_learn_no_combiner_and_say_why(regression):
 
 def _grouped_three_stages():
     """Three frozen stages and 500 policy rows in 50 groups of 10."""
-    from sklearn.frozen import FrozenEstimator
+    from _column_stages import frozen_on
 
     X, y = make_classification(1000, n_informative=5, random_state=0)
-    stages = [
-        ("nb", FrozenEstimator(GaussianNB().fit(X[:500], y[:500]))),
-        (
-            "tree",
-            FrozenEstimator(
-                DecisionTreeClassifier(max_depth=3, random_state=0).fit(
-                    X[:500], y[:500]
-                )
-            ),
-        ),
-        (
-            "forest",
-            FrozenEstimator(
-                RandomForestClassifier(20, random_state=0).fit(X[:500], y[:500])
-            ),
-        ),
+    models = [
+        ("nb", GaussianNB()),
+        ("tree", DecisionTreeClassifier(max_depth=3, random_state=0)),
+        ("forest", RandomForestClassifier(20, random_state=0)),
     ]
+    stages = frozen_on(models, X[:500], y[:500])
     return stages, X[500:], y[500:], np.repeat(np.arange(50), 10)
 
 

@@ -124,11 +124,14 @@ def cross_fitted_exits(
                 "that every stage answers alike with the same label, count once)"
             )
             fix = "rows (more data, or a larger cv fraction)"
-            alike = all(
-                np.ptp(np.asarray(p)[np.asarray(search.weight) > 0, 0]) == 0
-                for p in search.stage_probas
-            )
-            if is_regression_loss(search.loss) and np.ptp(weighed) == 0 and alike:
+            if (
+                is_regression_loss(search.loss)
+                and np.ptp(weighed) == 0
+                and all(
+                    np.ptp(np.asarray(p)[np.asarray(search.weight) > 0, 0]) == 0
+                    for p in search.stage_probas
+                )
+            ):
                 fix = (
                     "rows whose target varies: on the policy rows it is "
                     "constant, so the stages answer them alike and there is "
@@ -846,6 +849,17 @@ def _tied(keys: list, weighs: np.ndarray) -> np.ndarray:
     )
 
 
+def answer_rows(stage_answers: list, y) -> np.ndarray:
+    """Each row's answers at every exit and its label, rounded: what tells
+    rows apart (the same row scored by two fits may differ in the last bits,
+    and so may a regression target scaled by a weighted mean: weight k and k
+    copies give centres one unit in the last place apart)."""
+    return np.column_stack(
+        [np.round(np.asarray(a, dtype=np.float64), 6) for a in stage_answers]
+        + [np.round(np.asarray(y, dtype=np.float64), 6)]
+    )
+
+
 def _row_groups(stage_probas, y_encoded, groups=None, weight=None):
     """Distinct rows (probabilities and label) and each row's group index.
 
@@ -857,13 +871,7 @@ def _row_groups(stage_probas, y_encoded, groups=None, weight=None):
     distinct rows of positive weight (``weight``; :func:`unit_keys`), not by
     its label or its first row.
     """
-    # Rounded: the same row scored by two fits may differ in the last bits,
-    # and so may a regression target scaled by a weighted mean (weight k and
-    # k copies give centres one unit in the last place apart).
-    rows = np.column_stack(
-        [np.round(np.asarray(p, dtype=np.float64), 6) for p in stage_probas]
-        + [np.round(np.asarray(y_encoded, dtype=np.float64), 6)]
-    )
+    rows = answer_rows(stage_probas, y_encoded)
     if groups is None:
         keys, group_of_row = np.unique(rows, axis=0, return_inverse=True)
         return keys, group_of_row.ravel()

@@ -36,7 +36,12 @@ from sklearn.preprocessing import StandardScaler
 
 from .._sklearn_private import _num_samples
 from .._validation import check_exit_output, stage_label
-from ..policies._selection import _standard_error, deal_groups, unit_keys
+from ..policies._selection import (
+    _standard_error,
+    answer_rows,
+    deal_groups,
+    unit_keys,
+)
 
 _T = TypeVar("_T", bound="ExitCombiner")
 
@@ -357,7 +362,9 @@ def one_standard_error_choice(row_losses: dict, weight, group_of_row=None) -> st
     return chosen
 
 
-def _folds(weight: np.ndarray, groups, random_state, units=None, answers=None) -> tuple:
+def _folds(
+    weight: np.ndarray, groups, random_state, units=None, stage_answers=None, y=None
+) -> tuple:
     """The fold of each row, each row's group, and which rows weigh something.
 
     Groups of rows (``groups``: equal values, e.g. a hash of each row's
@@ -370,12 +377,13 @@ def _folds(weight: np.ndarray, groups, random_state, units=None, answers=None) -
 
     With ``units`` (the user's groups, routed to the splitter) those are
     dealt whole instead, each keyed by its rows' content (``groups``, or
-    where there is none the rows' ``answers`` and labels), not by its label
-    or the order of its rows
+    where there is none the rows' ``stage_answers`` and labels ``y``), not by
+    its label or the order of its rows
     (:func:`~skadaptive.policies._selection.unit_keys`).
     """
     if units is not None:
         group_of_row = np.unique(np.asarray(units), return_inverse=True)[1].ravel()
+        answers = answer_rows(stage_answers, y)
         if groups is None:
             keys = unit_keys(answers, group_of_row, weight)
         else:
@@ -392,15 +400,6 @@ def _folds(weight: np.ndarray, groups, random_state, units=None, answers=None) -
         group_of_row = group_of_row.ravel()
     fold_of = deal_groups(group_of_row, keys, weight, N_FOLDS, random_state)
     return fold_of, group_of_row, weight > 0
-
-
-def answer_rows(stage_answers: list, y) -> np.ndarray:
-    """Each row's answers at every exit and its label, rounded as the
-    policy's rows are (what keys a routed group without content hashes)."""
-    return np.column_stack(
-        [np.round(np.asarray(a, dtype=np.float64), 6) for a in stage_answers]
-        + [np.round(np.asarray(y, dtype=np.float64), 6)]
-    )
 
 
 def fold_splits(fold_of: np.ndarray, positive: np.ndarray) -> list:
@@ -521,7 +520,7 @@ def fit_combiners(
     logs = [log_probas(p) for p in stage_probas]
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(
-        weight, groups, random_state, units, answer_rows(stage_probas, y_encoded)
+        weight, groups, random_state, units, stage_probas, y_encoded
     )
     kinds = _learnable_kinds(y_encoded, positive, fold_of, n_classes, groups, units)
     splits = fold_splits(fold_of, positive)

@@ -36,7 +36,6 @@ from scipy.optimize import minimize
 
 from ._combined import (
     _folds,
-    answer_rows,
     enough_rows,
     enough_units,
     fold_splits,
@@ -331,7 +330,7 @@ def fit_regression_combiners(
     n_rows = len(y)
     weight = np.ones(n_rows) if sample_weight is None else np.asarray(sample_weight)
     fold_of, group_of_row, positive = _folds(
-        weight, groups, random_state, units, answer_rows(stage_answers, y)
+        weight, groups, random_state, units, stage_answers, y
     )
     learnable = enough_rows(groups, positive) and enough_units(units, positive)
     stage_answers = [np.asarray(a) for a in stage_answers]

@@ -331,6 +331,85 @@ def test_pair_move_at_once_equals_one_value_at_a_time(
             assert found[1:] == pytest.approx(each[2:], abs=1e-12)
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n_decisions=st.integers(1, 3),
+    n_rows=st.sampled_from([40, 1000]),
+    per_row=st.booleans(),
+    fraction=st.floats(0.0, 1.0),
+)
+def test_a_remembered_search_equals_one_computed_afresh(
+    seed, n_decisions, n_rows, per_row, fraction
+):
+    """A threshold problem answers a repeated question from memory; the
+    search then finds the same thresholds, loss and cost, bit for bit, as one
+    that computes every move again (with skipped stages, rows of weight 0,
+    costs per row, and with 1,000 rows too many distinct scores for an
+    exhaustive pair move, which is then refined on grids)."""
+    rng = np.random.default_rng(seed)
+    n_stages = n_decisions + 1
+    scores = rng.random((n_decisions, n_rows))
+    scores[:, : n_rows // 4] = np.round(scores[:, : n_rows // 4], 1)  # ties
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    loss = rng.random((n_stages, n_rows)) < np.linspace(0.5, 0.1, n_stages)[:, None]
+    cumulative = np.cumsum(rng.random(n_stages) + 0.1)
+    if per_row:
+        cumulative = cumulative[:, None] * rng.uniform(0.5, 1.5, n_rows)
+    weight = rng.integers(0, 3, n_rows).astype(float)
+    weight[0] = 1.0
+
+    def search():
+        problem = _thresholds.ThresholdProblem(scores, loss, cumulative, weight)
+        high = problem.totals(np.full(n_decisions, np.inf))[1]
+        low = problem.first_stage_cost
+        budget = low + fraction * (high - low)
+        found = _thresholds.budget_thresholds(problem, budget)
+        # Pair moves asked again on other values of the first threshold (as
+        # a refinement asks), from where the search ended.
+        cuts = _thresholds.cuts_between(problem.distinct_scores(0))
+        moves = [
+            _thresholds._best_pair_on(problem, found[0], 0, n_decisions - 1, budget, v)
+            for v in (cuts[::7], cuts[1::3], cuts[::7])
+            if n_decisions > 1
+        ]
+        moves += [problem.distinct_scores(k).tolist() for k in range(n_decisions)]
+        return problem, found, moves
+
+    problem, remembered, moves = search()
+    assert problem._memo, "the search asked nothing twice: no memory to check"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            _thresholds.ThresholdProblem,
+            "_remembered",
+            lambda self, key, compute: compute(),
+        )
+        _, afresh, moves_afresh = search()
+    assert_array_equal(remembered[0], afresh[0])
+    assert remembered[1:] == afresh[1:]
+    assert moves == moves_afresh
+
+
+def test_a_threshold_problems_memory_is_bounded(monkeypatch):
+    """What a problem remembers stays within its bound (the least recently
+    used answers are forgotten), and a search that forgets gives the same
+    answer."""
+    rng = np.random.default_rng(0)
+    scores = rng.random((2, 3000))
+    loss = (rng.random((3, 3000)) < np.array([[0.4], [0.3], [0.1]])).astype(float)
+    cumulative = np.array([1.0, 3.0, 10.0])
+    problem = _thresholds.ThresholdProblem(scores, loss, cumulative, np.ones(3000))
+    expected = _thresholds.budget_thresholds(problem, 4.0)
+    assert problem._memo_cells > 50_000
+    monkeypatch.setattr(_thresholds, "_MEMO_CELLS", 20_000)
+    problem = _thresholds.ThresholdProblem(scores, loss, cumulative, np.ones(3000))
+    found = _thresholds.budget_thresholds(problem, 4.0)
+    assert problem._memo_cells <= 20_000
+    assert problem._memo_cells == sum(cells for _, cells in problem._memo.values())
+    assert_array_equal(found[0], expected[0])
+    assert found[1:] == expected[1:]
+
+
 @given(seed=st.integers(0, 2**16), scale=st.sampled_from([1e-3, 1.0, 1e4]))
 def test_lowest_column_compares_as_whole_tables_rounded(seed, scale):
     """The pair move rounds only the cells near each column's lowest loss; it

@@ -20,6 +20,7 @@ This module chooses the thresholds:
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,11 @@ _EXACT_PAIR_CELLS = 2**19
 # at the largest exact size).
 _EXACT_PAIR_ALLOCATED = 2**21
 _BISECTION_STEPS = 30
+# A threshold problem remembers what it computed for given thresholds (the
+# searches ask again and again: every cost weight of a bisection starts from
+# the same thresholds, and a pair move refines with the others fixed), up to
+# about this many array cells (32 MB), the least recently used forgotten.
+_MEMO_CELLS = 2**22
 
 
 def cuts_between(distinct: np.ndarray) -> np.ndarray:
@@ -312,15 +318,25 @@ class ThresholdProblem:
         are NaN at the exits it skips).
     weight : ndarray of shape (n_rows,)
         Row weights; averages are weighted by ``weight / weight.sum()``.
+
+    Notes
+    -----
+    The searches ask the same questions many times (every cost weight of a
+    bisection starts from the same thresholds; both starts of a descent and
+    each level of a refined pair move meet the same thresholds again), so a
+    problem remembers its answers, keyed by the exact thresholds, up to about
+    ``2**22`` array cells, forgetting the least recently used. A remembered
+    answer is the one computed anew, bit for bit.
     """
 
     def __init__(self, scores, stage_loss, cumulative_cost, weight):
         self.scores = np.asarray(scores, dtype=np.float64)
-        self.stage_loss = np.asarray(stage_loss, dtype=np.float64)
+        # C order: a row's value at its own stage is then one flat gather.
+        self.stage_loss = np.ascontiguousarray(stage_loss, dtype=np.float64)
         weight = np.asarray(weight, dtype=np.float64)
         self.weight = weight / weight.sum()
         self.n_decisions, self.n_rows = self.scores.shape
-        self.cumulative_cost = np.asarray(cumulative_cost, dtype=np.float64)
+        self.cumulative_cost = np.ascontiguousarray(cumulative_cost, dtype=np.float64)
         self._per_row = self.cumulative_cost.ndim == 2
         #: Average cost when every row answers at the first stage.
         self.first_stage_cost = (
@@ -340,6 +356,32 @@ class ThresholdProblem:
                 np.argsort(-self.scores, axis=1, kind="stable"), self.scores
             )
         ]
+        self._memo = OrderedDict()
+        self._memo_cells = 0
+
+    def _remembered(self, key, compute):
+        """``compute()``, or what it returned for ``key`` before.
+
+        Only what a search asks again: results are functions of the key, so
+        a remembered one is the one computed anew, bit for bit. Arrays are
+        kept read-only.
+        """
+        memo = self._memo
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key][0]
+        value = compute()
+        parts = value if isinstance(value, tuple) else (value,)
+        arrays = [v for v in parts if isinstance(v, np.ndarray)]
+        for array in arrays:
+            array.setflags(write=False)
+        cells = 1 + sum(a.size for a in arrays)
+        memo[key] = (value, cells)
+        self._memo_cells += cells
+        while self._memo_cells > _MEMO_CELLS and len(memo) > 1:
+            _, (_, dropped) = memo.popitem(last=False)
+            self._memo_cells -= dropped
+        return value
 
     @functools.cached_property
     def n_positive_rows(self) -> int:
@@ -355,18 +397,34 @@ class ThresholdProblem:
     def _cost(self, stage, rows) -> np.ndarray:
         """Cost of answering ``rows`` at ``stage`` (an index or one per row)."""
         if self._per_row:
-            return self.cumulative_cost[stage, rows]
+            return self._at(self.cumulative_cost, stage, rows)
         return self.cumulative_cost[stage]
+
+    @staticmethod
+    def _at(table, stage, rows) -> np.ndarray:
+        """``table[stage, rows]``; a stage per row is gathered in one go."""
+        if np.ndim(stage) == 0:
+            return table[stage, rows]
+        return table.ravel().take(stage * table.shape[1] + rows)
 
     def distinct_scores(self, stage: int) -> np.ndarray:
         """The distinct scores of exit ``stage`` over the rows of positive weight."""
-        return np.unique(self.scores[stage, self._order[stage]])
+        return self._remembered(
+            ("distinct", stage),
+            lambda: np.unique(self.scores[stage, self._order[stage]]),
+        )
 
     def totals(self, thresholds) -> tuple[float, float]:
         """Weighted average loss and cost of ``thresholds``."""
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        return self._remembered(
+            ("totals", thresholds.tobytes()), lambda: self._totals(thresholds)
+        )
+
+    def _totals(self, thresholds):
         exit_stage = first_reaching(self.scores, thresholds)
         return (
-            float(self.weight @ self.stage_loss[exit_stage, self._rows]),
+            float(self.weight @ self._at(self.stage_loss, exit_stage, self._rows)),
             float(self.weight @ self._cost(exit_stage, self._rows)),
         )
 
@@ -380,23 +438,31 @@ class ThresholdProblem:
         cost when no row exits at ``stage`` (the changes are relative to
         that). A cut's threshold is :meth:`_threshold_at` its number of rows.
         """
-        decisions = self.scores >= np.asarray(thresholds)[:, None]
-        exit_stage = first_exit(decisions)
-        reaches = exit_stage >= stage
-        # Where a row that reaches `stage` goes if it does not exit there.
-        later = stage + 1 + first_exit(decisions[stage + 1 :])
-        deferred = np.where(reaches, later, exit_stage)
-        base_loss = float(self.weight @ self.stage_loss[deferred, self._rows])
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        return self._remembered(
+            ("steps", stage, thresholds.tobytes()),
+            lambda: self._compute_steps(stage, thresholds),
+        )
+
+    def _compute_steps(self, stage, thresholds):
+        decisions = self.scores >= thresholds[:, None]
+        # Where each row answers when none exits at `stage`: a row that
+        # reaches it goes on to a later exit.
+        decisions[stage] = False
+        deferred = first_exit(decisions)
+        reaches = deferred >= stage
+        base_loss = float(self.weight @ self._at(self.stage_loss, deferred, self._rows))
         base_cost = float(self.weight @ self._cost(deferred, self._rows))
         order = self._order[stage]
         rows = order[reaches[order]]
-        weight, after = self.weight[rows], later[rows]
+        weight, after = self.weight[rows], deferred[rows]
         score = self.scores[stage, rows]
         loss = np.empty(len(rows) + 1)
         cost = np.empty(len(rows) + 1)
         loss[0] = cost[0] = 0.0
         np.cumsum(
-            weight * (self.stage_loss[stage, rows] - self.stage_loss[after, rows]),
+            weight
+            * (self.stage_loss[stage, rows] - self._at(self.stage_loss, after, rows)),
             out=loss[1:],
         )
         np.cumsum(
@@ -449,51 +515,84 @@ class ThresholdProblem:
         the first one on ties), or None when no pair is within the budget.
         """
         values = np.asarray(values, dtype=np.float64)
-        probe = np.array(thresholds, dtype=np.float64)
+        thresholds = np.asarray(thresholds, dtype=np.float64)
+        (
+            first_score,
+            gain_loss,
+            gain_cost,
+            rest_loss,
+            rest_cost,
+            deferring_score,
+            step_loss,
+            step_cost,
+            n_exiting,
+        ) = self._remembered(
+            ("pair", first, second, thresholds.tobytes()),
+            lambda: self._pair_steps(first, second, thresholds),
+        )
+        exits_first = first_score[None, :] >= values[:, None]
+        base_loss = rest_loss + exits_first @ gain_loss
+        base_cost = rest_cost + exits_first @ gain_cost
+        # One row of the tables per value, a column per row that can reach
+        # `second` (by decreasing score there), so that the partial sums run
+        # along contiguous memory, over every value at once.
+        deferring = ~(deferring_score[None, :] >= values[:, None])
+
+        def table(step, base, deferring):
+            # Partial sums along the rows, at the distinct cuts only, plus the
+            # value's base: cut j of value v is table[v, j].
+            table = np.empty((len(base), len(step) + 1))
+            table[:, 0] = 0.0
+            np.multiply(deferring, step[None, :], out=table[:, 1:])
+            np.cumsum(table[:, 1:], axis=1, out=table[:, 1:])
+            if len(n_exiting) < table.shape[1]:
+                table = table[:, n_exiting]
+            table += base[:, None]
+            return table
+
+        cost = table(step_cost, base_cost, deferring)
+        affordable = cost <= budget
+        if not affordable.any():
+            return None
+        # Losses only where some cut is within the budget (each value's row
+        # of the table is summed on its own: the same sums as the whole).
+        usable = affordable.any(axis=1)
+        loss = np.full(cost.shape, np.inf)
+        loss[usable] = table(step_loss, base_loss[usable], deferring[usable])
+        loss[~affordable] = np.inf
+        return _lowest_column(loss.T, cost.T)
+
+    def _pair_steps(self, first, second, thresholds):
+        """What :meth:`best_pair_within` tabulates that is the same for every
+        value of exit ``first``'s threshold."""
+        probe = thresholds.copy()
         probe[first] = probe[second] = np.inf
         # Where each row answers when it exits at neither of the two exits.
         rest = first_reaching(self.scores, probe)
         # The rows of positive weight that reach `first` (the others change
         # nothing: their gains are zero).
         rows = np.flatnonzero((rest >= first) & self._positive)
-        rest_loss = self.stage_loss[rest, self._rows]
+        rest_loss = self._at(self.stage_loss, rest, self._rows)
         rest_cost = np.broadcast_to(self._cost(rest, self._rows), (self.n_rows,))
         w = self.weight
-        exits_first = self.scores[first, rows][None, :] >= values[:, None]
         gain_loss = w[rows] * (self.stage_loss[first, rows] - rest_loss[rows])
         gain_cost = w[rows] * (self._cost(first, rows) - rest_cost[rows])
-        base_loss = float(w @ rest_loss) + exits_first @ gain_loss
-        base_cost = float(w @ rest_cost) + exits_first @ gain_cost
-        # The rows that can reach `second`, by decreasing score there: one
-        # row of the tables each (a column per value), so that the partial
-        # sums run down the rows, over every value at once.
+        # The rows that can reach `second`, by decreasing score there.
         order = self._order[second]
         order = order[rest[order] > second]
-        score = self.scores[second, order]
-        deferring = ~(self.scores[first, order][:, None] >= values[None, :])
         step_loss = w[order] * (self.stage_loss[second, order] - rest_loss[order])
         step_cost = w[order] * (self._cost(second, order) - rest_cost[order])
-        n_exiting = distinct_cuts(score)
-
-        def table(step, base):
-            # Partial sums down the rows, at the distinct cuts only, plus the
-            # value's base: cut j of value v is table[j, v].
-            table = np.empty((len(order) + 1, len(values)))
-            table[0] = 0.0
-            np.multiply(deferring, step[:, None], out=table[1:])
-            np.cumsum(table[1:], axis=0, out=table[1:])
-            if len(n_exiting) < len(table):
-                table = table[n_exiting]
-            table += base
-            return table
-
-        cost = table(step_cost, base_cost)
-        affordable = cost <= budget
-        if not affordable.any():
-            return None
-        loss = table(step_loss, base_loss)
-        loss[~affordable] = np.inf
-        return _lowest_column(loss, cost)
+        return (
+            self.scores[first, rows],
+            gain_loss,
+            gain_cost,
+            float(w @ rest_loss),
+            float(w @ rest_cost),
+            self.scores[first, order],
+            step_loss,
+            step_cost,
+            distinct_cuts(self.scores[second, order]),
+        )
 
     def best_cut_weighted(self, stage, thresholds, cost_weight):
         """The threshold of ``stage`` minimising ``loss + cost_weight * cost``.
@@ -675,10 +774,13 @@ def _best_pair(problem, thresholds, first, second, budget, refine=True):
     # Counted over distinct rows, so that weight k on a row and k copies of
     # it get the same search; the tables themselves have a column per row of
     # positive weight, so many copies of few rows are capped as well.
-    cells = len(cuts) * problem.n_distinct_rows
-    allocated = len(cuts) * problem.n_positive_rows
+    # Each cut has rows of its own, so there are at least as many distinct
+    # rows as cuts: the square of the cuts, known at once, rules most large
+    # problems out before the distinct rows are counted.
     if len(cuts) <= _EXACT_PAIR_LIMIT or (
-        cells <= _EXACT_PAIR_CELLS and allocated <= _EXACT_PAIR_ALLOCATED
+        len(cuts) ** 2 <= _EXACT_PAIR_CELLS
+        and len(cuts) * problem.n_positive_rows <= _EXACT_PAIR_ALLOCATED
+        and len(cuts) * problem.n_distinct_rows <= _EXACT_PAIR_CELLS
     ):
         # Every cut of the first threshold: with two exits, exact.
         return _best_pair_on(problem, thresholds, first, second, budget, cuts)
@@ -718,7 +820,19 @@ def _best_pair(problem, thresholds, first, second, budget, refine=True):
 
 
 def _best_pair_on(problem, thresholds, first, second, budget, values):
+    # Asked again for the same thresholds: from both starts of a descent, and
+    # by a refinement that begins on the coarse grid of the move before it.
     values = np.concatenate([values, [np.inf]])
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    return problem._remembered(
+        ("pair move", first, second, budget, thresholds.tobytes(), values.tobytes()),
+        lambda: _compute_best_pair_on(
+            problem, thresholds, first, second, budget, values
+        ),
+    )
+
+
+def _compute_best_pair_on(problem, thresholds, first, second, budget, values):
     chosen = problem.best_pair_within(first, second, thresholds, values, budget)
     if chosen is not None:
         trial = thresholds.copy()

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import tracemalloc
 import warnings
 from itertools import product
@@ -40,6 +41,7 @@ from sklearn.utils.estimator_checks import (
 
 from skadaptive import AdaptiveCascadeClassifier, EarlyExitClassifier
 from skadaptive.policies import POLICIES, _thresholds, per_row_loss
+from skadaptive.policies._policy_search import PolicySearch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -544,6 +546,29 @@ def test_budget_search_lists_every_kind_of_score_tried():
     assert cascade.expected_accuracy_ <= search["expected_accuracy"][chosen]
     assert (search["policy_rows_cost"] <= 5.0 * (1 + 1e-9)).all()
     assert _cascade(cost_weight=0.01).budget_search_ is None
+
+
+@pytest.mark.parametrize("knob", [{"budget": 5.0}, {"cost_weight": 0.02}])
+def test_threads_choose_the_folds_policies_with_the_same_answer(monkeypatch, knob):
+    """With n_jobs, the folds of the policy's cross-fitting are chosen in
+    threads at once; every figure and every exit is the one of one thread."""
+    threads = set()
+    subset = PolicySearch.subset
+
+    def spy(self, rows):
+        threads.add(threading.get_ident())
+        return subset(self, rows)
+
+    one = _cascade(**knob)
+    monkeypatch.setattr(PolicySearch, "subset", spy)
+    two = _cascade(n_jobs=2, **knob)
+    assert len(threads) > 1, "the folds were not chosen in threads"
+    X_test = _data()[2]
+    assert_array_equal(two.predict_exit(X_test), one.predict_exit(X_test))
+    for name in ("expected_cost_", "expected_accuracy_", "policy_rows_cost_"):
+        assert getattr(two, name) == getattr(one, name), name
+    if "budget" in knob:
+        assert repr(two.budget_search_) == repr(one.budget_search_)
 
 
 def test_status_says_saturated_when_more_budget_buys_nothing():

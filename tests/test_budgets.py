@@ -18,6 +18,7 @@ import warnings
 from itertools import product
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytest
 from _budget_checks import assert_budget_spent_well
@@ -561,7 +562,10 @@ def test_threads_choose_the_folds_policies_with_the_same_answer(monkeypatch, kno
 
     one = _cascade(**knob)
     monkeypatch.setattr(PolicySearch, "subset", spy)
-    two = _cascade(n_jobs=2, **knob)
+    # Threads even where a process backend is active (it would ship the
+    # stage answers to every worker, and the spy would see nothing here).
+    with joblib.parallel_config(backend="loky"):
+        two = _cascade(n_jobs=2, **knob)
     assert len(threads) > 1, "the folds were not chosen in threads"
     X_test = _data()[2]
     assert_array_equal(two.predict_exit(X_test), one.predict_exit(X_test))

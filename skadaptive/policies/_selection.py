@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy.stats import norm
 from sklearn.utils import check_random_state
 from sklearn.utils.parallel import Parallel, delayed
@@ -163,11 +164,16 @@ def cross_fitted_exits(
         rows = np.flatnonzero(fold == f)
         return rows, walks_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
 
-    # Threads: the folds share the stage answers, and most of a fold's work
-    # is in numpy and scikit-learn, which release the GIL.
-    walked = Parallel(n_jobs=n_jobs, prefer="threads")(
-        delayed(fold_walks)(f) for f in folds
-    )
+    if effective_n_jobs(n_jobs) == 1:
+        walked = [fold_walks(f) for f in folds]
+    else:
+        # Threads whatever joblib backend is active: the folds share the
+        # stage answers (a process backend, such as dask's, would ship them
+        # to every worker), and most of a fold's work is in numpy and
+        # scikit-learn, which release the GIL.
+        walked = Parallel(n_jobs=n_jobs, require="sharedmem")(
+            delayed(fold_walks)(f) for f in folds
+        )
     exit_stage = ran = None
     for rows, (exits, runs) in walked:
         if exit_stage is None:

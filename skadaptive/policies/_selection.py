@@ -366,7 +366,7 @@ def select_out_of_sample(
         mean, error = grouped_mean_and_error(
             gain, search.weight, group_of_row, first_of_group
         )
-        return f"{mean:.3g} lower loss, standard error {error:.2g}"
+        return _mean_gain_words(mean, error, "loss", error_digits=2)
 
     def as_kept_words(k, than):
         return (
@@ -532,6 +532,27 @@ def _is_clear(mean: float, error: float) -> bool:
     return mean > error * (1 + 1e-9)
 
 
+def _mean_gain_words(
+    mean: float, error: float, loss_name: str, error_digits: int = 3
+) -> str:
+    """A mean gain (a fall in ``loss_name``) and its standard error in words:
+    a negative gain is a higher loss, and none that is not clear reads as
+    "no lower".
+
+    Examples
+    --------
+    >>> from skadaptive.policies._selection import _mean_gain_words
+    >>> _mean_gain_words(-0.00025, 0.001, "loss")
+    '0.00025 higher loss, standard error 0.001'
+    """
+    if _tie_key(mean) == 0 and not _is_clear(mean, error):
+        return f"no lower {loss_name}, standard error {error:.{error_digits}g}"
+    side = "lower" if mean > 0 else "higher"
+    return (
+        f"{abs(mean):.3g} {side} {loss_name}, standard error {error:.{error_digits}g}"
+    )
+
+
 def held_out_choice_words(
     reference_loss: np.ndarray,
     challenger_loss: np.ndarray,
@@ -565,13 +586,8 @@ def held_out_choice_words(
         mean, error = grouped_mean_and_error(
             values, weight, group_of_row, first_of_group
         )
-        clear = _is_clear(mean, error)
         # Both to three figures, so that neither reads larger than it is.
-        if _tie_key(mean) == 0 and not clear:
-            return f"no lower {loss_name}, standard error {error:.3g}", clear
-        side = "lower" if mean > 0 else "higher"
-        words = f"{abs(mean):.3g} {side} {loss_name}, standard error {error:.3g}"
-        return words, clear
+        return _mean_gain_words(mean, error, loss_name), _is_clear(mean, error)
 
     all_rows, clear = figures(gain)
     if not (keep or clear):

@@ -552,7 +552,9 @@ def test_budget_search_lists_every_kind_of_score_tried():
 @pytest.mark.parametrize("knob", [{"budget": 5.0}, {"cost_weight": 0.02}])
 def test_threads_choose_the_folds_policies_with_the_same_answer(monkeypatch, knob):
     """With n_jobs, the folds of the policy's cross-fitting are chosen in
-    threads at once; every figure and every exit is the one of one thread."""
+    threads at once; every figure and every exit is the one of one thread.
+    So they are where joblib's backend is processes: it would ship the stage
+    answers to every worker (and the spy would see nothing here)."""
     threads = set()
     subset = PolicySearch.subset
 
@@ -562,17 +564,34 @@ def test_threads_choose_the_folds_policies_with_the_same_answer(monkeypatch, kno
 
     one = _cascade(**knob)
     monkeypatch.setattr(PolicySearch, "subset", spy)
-    # Threads even where a process backend is active (it would ship the
-    # stage answers to every worker, and the spy would see nothing here).
+    X_test = _data()[2]
     with joblib.parallel_config(backend="loky"):
         two = _cascade(n_jobs=2, **knob)
     assert len(threads) > 1, "the folds were not chosen in threads"
-    X_test = _data()[2]
     assert_array_equal(two.predict_exit(X_test), one.predict_exit(X_test))
     for name in ("expected_cost_", "expected_accuracy_", "policy_rows_cost_"):
         assert getattr(two, name) == getattr(one, name), name
     if "budget" in knob:
         assert repr(two.budget_search_) == repr(one.budget_search_)
+
+
+def test_threads_are_used_where_joblib_prefers_processes():
+    """prefer="processes" (a user's joblib setting) refused the policy's
+    threaded folds and batched routing alike (require="sharedmem"): both
+    choose the threading backend."""
+    X_fit, X_policy, X_test, y_fit, y_policy, _ = _data()
+    stages = [
+        ("nb", FrozenEstimator(GaussianNB().fit(X_fit, y_fit))),
+        ("lr", FrozenEstimator(LogisticRegression(max_iter=1000).fit(X_fit, y_fit))),
+    ]
+    one = AdaptiveCascadeClassifier(stages, costs=[1, 5], budget=3.0).fit(
+        X_policy, y_policy
+    )
+    with joblib.parallel_config(prefer="processes"):
+        two = clone(one).set_params(n_jobs=2).fit(X_policy, y_policy)
+        batched = two.set_params(batch_size=50).predict_exit(X_test)
+    assert two.expected_cost_ == one.expected_cost_
+    assert_array_equal(batched, one.predict_exit(X_test))
 
 
 def test_status_says_saturated_when_more_budget_buys_nothing():

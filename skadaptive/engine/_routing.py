@@ -258,9 +258,10 @@ def route(
             for arguments in batches:
                 _route_batch(*arguments)
         else:
-            # Threads share the arrays whatever joblib backend is active (a
-            # process backend, such as dask's, would write into copies).
-            Parallel(n_jobs=n_jobs, require="sharedmem")(
+            # Threads share the arrays whatever joblib backend or preference
+            # is active (a process backend, such as dask's, would write into
+            # copies; require="sharedmem" refuses prefer="processes").
+            Parallel(n_jobs=n_jobs, backend="threading")(
                 delayed(_route_batch)(*arguments) for arguments in batches
             )
     if ran is None:

@@ -167,11 +167,11 @@ def cross_fitted_exits(
     if effective_n_jobs(n_jobs) == 1:
         walked = [fold_walks(f) for f in folds]
     else:
-        # Threads whatever joblib backend is active: the folds share the
-        # stage answers (a process backend, such as dask's, would ship them
-        # to every worker), and most of a fold's work is in numpy and
-        # scikit-learn, which release the GIL.
-        walked = Parallel(n_jobs=n_jobs, require="sharedmem")(
+        # Threads whatever joblib backend or preference is active: the folds
+        # share the stage answers (a process backend, such as dask's, would
+        # ship them to every worker), and most of a fold's work is in numpy
+        # and scikit-learn, which release the GIL.
+        walked = Parallel(n_jobs=n_jobs, backend="threading")(
             delayed(fold_walks)(f) for f in folds
         )
     exit_stage = ran = None

@@ -1498,7 +1498,6 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 random_state=self.random_state,
                 cost_unit=total_cost,
                 loss=self._loss(),
-                n_jobs=self.n_jobs,
             )
 
         chosen = choose(stage_probas)

@@ -214,9 +214,8 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         on costs given as numbers or counted in trees.
 
     n_jobs : int, default=None
-        Parallel jobs for fitting across folds, threads for the folds of the
-        policy's cross-fitting (the same policy and figures with any number),
-        and threads for routing batches at prediction.
+        Parallel jobs for fitting across folds, and threads for routing
+        batches at prediction.
 
     random_state : int, RandomState instance or None, default=None
         Seeds the hold-out split for a float ``cv``, the sample of rows on

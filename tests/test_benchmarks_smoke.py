@@ -369,3 +369,18 @@ def test_budget_points_fit_at_the_default_cost_weight_and_restore_it():
         points = ours.budget_points(cascade, X, y, test, [0.5, 0.9])
     assert [p.params for p in points] == [{"budget": 2.5}, {"budget": 4.5}]
     assert cascade.cost_weight == 1.0 and cascade.budget is None
+
+
+def test_quick_policy_fit_benchmark_times_both_knobs_at_every_size():
+    run_policy_fit = pytest.importorskip("benchmarks.run_policy_fit")
+    results = run_policy_fit.run(quick=True)
+    sizes = run_policy_fit.QUICK_POLICY_ROWS
+    assert [(r["n_stages"], r["n_policy_rows"]) for r in results["rows"]] == [
+        *((3, n) for n in sizes),
+        *((4, n) for n in sizes[:-1]),
+    ]
+    for row in results["rows"]:
+        assert row["budget_status"] in ("spent", "saturated")
+        for key in ("cost_weight", "budget", "frontier"):
+            assert row[f"{key}_seconds"] > 0
+    assert "budget / cost_weight" in run_policy_fit.markdown(results)

@@ -160,7 +160,6 @@ def choose_with_call_costs(
     random_state,
     cost_unit: float,
     loss: str = "zero_one",
-    n_jobs: int | None = None,
 ) -> dict:
     """:func:`~skadaptive.policies._selection.choose_policy` with per-call costs.
 
@@ -191,8 +190,6 @@ def choose_with_call_costs(
         As for ``choose_policy``.
     loss : str, default="zero_one"
         The searches' loss (what "accuracy" means for the first-stage option).
-    n_jobs : int, default=None
-        Threads for the folds of the cross-fitting (see ``choose_policy``).
 
     Returns
     -------
@@ -210,7 +207,6 @@ def choose_with_call_costs(
             confidence=confidence,
             random_state=random_state,
             cost_unit=cost_unit,
-            n_jobs=n_jobs,
         )
         chosen["deepest_stage"] = int(np.flatnonzero(chosen["exit_rates"] > 0).max())
         return chosen
@@ -270,7 +266,6 @@ def choose_with_call_costs(
                 confidence=confidence,
                 random_state=random_state,
                 cost_unit=cost_unit,
-                n_jobs=n_jobs,
             )
             for key in (
                 "exit_rates",

@@ -14,10 +14,8 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-from joblib import effective_n_jobs
 from scipy.stats import norm
 from sklearn.utils import check_random_state
-from sklearn.utils.parallel import Parallel, delayed
 
 from .._warnings import warn
 from ._losses import is_regression_loss
@@ -40,7 +38,6 @@ def cross_fitted_exits(
     random_state=None,
     *,
     return_folds: bool = False,
-    n_jobs: int | None = None,
 ):
     """Each row's exit stage under policies chosen without that row.
 
@@ -70,10 +67,6 @@ def cross_fitted_exits(
     return_folds : bool, default=False
         Also return each row's fold (see :func:`row_folds`) and the stages
         each row runs under each candidate (policies may skip stages).
-    n_jobs : int, default=None
-        Threads that choose the folds' policies at once (joblib's
-        convention: None is one, -1 every core). The folds are independent,
-        so the answer is the same with any number.
 
     Returns
     -------
@@ -159,23 +152,10 @@ def cross_fitted_exits(
         )
         exit_stage, ran = walks_of(choose(search), np.arange(n_rows))
         return (exit_stage, fold, ran) if return_folds else exit_stage
-
-    def fold_walks(f):
-        rows = np.flatnonzero(fold == f)
-        return rows, walks_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
-
-    if effective_n_jobs(n_jobs) == 1:
-        walked = [fold_walks(f) for f in folds]
-    else:
-        # Threads whatever joblib backend or preference is active: the folds
-        # share the stage answers (a process backend, such as dask's, would
-        # ship them to every worker), and most of a fold's work is in numpy
-        # and scikit-learn, which release the GIL.
-        walked = Parallel(n_jobs=n_jobs, backend="threading")(
-            delayed(fold_walks)(f) for f in folds
-        )
     exit_stage = ran = None
-    for rows, (exits, runs) in walked:
+    for f in folds:
+        rows = np.flatnonzero(fold == f)
+        exits, runs = walks_of(choose(search.subset(np.flatnonzero(fold != f))), rows)
         if exit_stage is None:
             exit_stage = np.zeros((len(exits), n_rows), dtype=np.intp)
             ran = np.zeros((len(exits), runs.shape[1], n_rows), dtype=bool)
@@ -1003,7 +983,6 @@ def choose_policy(
     confidence: float | None = None,
     random_state=None,
     cost_unit: float = 1.0,
-    n_jobs: int | None = None,
 ) -> dict:
     """The policy an estimator keeps, with its figures in and out of sample.
 
@@ -1030,9 +1009,6 @@ def choose_policy(
         Seeds the folds of the cross-fitting.
     cost_unit : float, default=1.0
         The cost of running every stage: costs are returned in its unit.
-    n_jobs : int, default=None
-        Threads for the folds of the cross-fitting (see
-        :func:`cross_fitted_exits`).
 
     Returns
     -------
@@ -1074,7 +1050,6 @@ def choose_policy(
         n_splits=_POLICY_FOLDS,
         random_state=random_state,
         return_folds=True,
-        n_jobs=n_jobs,
     )
     # The last budget candidate is the simplest: per-stage max-probability
     # thresholds for classification, one exit for every row for regression

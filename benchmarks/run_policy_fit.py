@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m benchmarks.run_policy_fit            # full run (about 10 minutes)
+    python -m benchmarks.run_policy_fit            # full run (about 3 minutes)
     python -m benchmarks.run_policy_fit --quick    # smoke run, writes nothing
 
 A policy is learned from the stages' answers on the policy rows alone, so

@@ -908,6 +908,46 @@ def test_a_learned_score_replaces_the_thresholds_only_when_clearly_better():
     )
 
 
+def test_a_held_out_choice_that_loses_is_said_to_have_a_higher_loss():
+    """'A' is clearly better over all rows, but only by its rows of fold 0:
+    without fold 0 'B' is chosen, and it is wrong on 15 of fold 0's rows that
+    the thresholds answer right, so the held-out choice loses 15 rows. The
+    reason gives that as a higher loss (it read "-0.03 lower loss")."""
+    from skadaptive.policies import make_policy_search
+    from skadaptive.policies._selection import select_out_of_sample
+
+    rng = np.random.default_rng(0)
+    n_rows = 500
+    y = rng.integers(0, 2, n_rows)
+    cheap = rng.dirichlet([1, 1], n_rows)
+    wrong = np.argmax(cheap, axis=1) != y
+    folds = np.arange(n_rows) % 5
+    bad = np.flatnonzero(~wrong & (folds == 0))[:15]  # the costly stage errs
+    label = y.copy()
+    label[bad] = 1 - y[bad]
+    search = make_policy_search(
+        "max_proba", [cheap, np.eye(2)[label] * 0.9 + 0.05], y, [0.1, 1.0]
+    )
+    reference = np.zeros(n_rows, dtype=np.intp)
+    a = reference.copy()
+    a[wrong & (folds == 0)] = 1
+    b = reference.copy()
+    b[np.flatnonzero(wrong & (folds != 0))[:30]] = 1
+    b[bad] = 1
+    best, *_, reason = select_out_of_sample(
+        search,
+        np.stack([a, b, reference]),
+        folds,
+        reference=2,
+        names=["A", "B", "thresholds"],
+        return_exits=True,
+    )
+    assert best == 2
+    assert reason.startswith("'A' is clearly better out of sample (0.114 lower loss")
+    assert "is not (0.03 higher loss, standard error" in reason
+    assert "-" not in reason
+
+
 def test_a_score_less_accurate_as_kept_than_the_thresholds_does_not_replace_them():
     """Clearly better out of sample (right on 20 more rows), but as kept,
     fitted on every row, less accurate on those rows than the thresholds:

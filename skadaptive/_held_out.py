@@ -103,9 +103,10 @@ def _fit_and_predict_fold(
     refuses a gap in them, and a fold without a class answers it with
     probability 0, as a member fitted on the labels does.
     """
+    # The classes of the fold's training rows (None: a regressor's target).
+    present = None if classes is None else np.unique(_safe_indexing(y, train))
     index_labels = None
     if on_indices:
-        present = np.unique(_safe_indexing(y, train))
         index_labels = classes[present]
         y = np.searchsorted(present, y)
     try:
@@ -115,17 +116,22 @@ def _fit_and_predict_fold(
             source, _safe_indexing(X, test), classes, index_labels
         )
     except Exception as exc:
-        if index_labels is None or len(index_labels) == len(classes):
+        if present is None:
             raise
-        # Fitted on fewer classes than the others, a model can fail its own
-        # way (an objective set for every class, a fold of one class).
-        missing = np.setdiff1d(classes, index_labels).tolist()
+        missing = np.setdiff1d(classes, index_labels if on_indices else present)
+        if not len(missing):
+            raise
+        # Fitted on fewer classes than the others (a class with fewer rows
+        # than folds), a model can fail its own way: an objective set for
+        # every class, a fold of one class.
         raise ValueError(
             f"Stage {name!r} ({type(estimator).__name__}) failed on a "
             f"cross-fitting fold whose training rows hold no row of class(es) "
-            f"{missing}: {type(exc).__name__}: {str(exc).strip()[:300].rstrip('.')}. "
-            "Give those classes more rows, use fewer folds or a stratified cv (an "
-            "int or float cv), or pass the fitted model in a FrozenEstimator."
+            f"{missing.tolist()}: {type(exc).__name__}: "
+            f"{str(exc).strip()[:300].rstrip('.')}. A class needs rows in every "
+            "fold's training rows: give those classes more rows (or drop or "
+            "merge them), use fewer folds, or pass the fitted model in a "
+            "FrozenEstimator."
         ) from exc
     return (probas, fitted, index_labels) if keep else probas
 

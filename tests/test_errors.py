@@ -727,6 +727,34 @@ def test_a_float_cv_with_a_class_of_one_row():
         _cascade(cv=0.25).fit(X, labels)
 
 
+@pytest.mark.parametrize("estimator", ["cascade", "early_exit"])
+def test_an_int_cv_with_a_class_of_one_row_names_the_stage_the_class_and_the_levers(
+    estimator,
+):
+    # Two classes, the second of one row: the training rows of the fold that
+    # holds it out have one class, which the stage's own fit refuses in its
+    # own words (GradientBoosting's speak of sample_weight, which no one
+    # passed). The estimator says which stage, which class and what to do.
+    labels = np.zeros(len(y), dtype=int)
+    labels[0] = 1
+    if estimator == "cascade":
+        model, stage = _cascade(cv=3), "'lr'"
+    else:
+        model = EarlyExitClassifier(
+            GradientBoostingClassifier(n_estimators=4), exits=[2, 4], cv=3
+        )
+        stage = "'estimator'"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fewer rows than folds
+        with pytest.raises(
+            ValueError,
+            match=rf"Stage {stage} \(\w+\) failed on a cross-fitting fold whose "
+            r"training rows hold no row of class\(es\) \[1\].*give those "
+            r"classes more rows \(or drop or merge them\), use fewer folds",
+        ):
+            model.fit(X, labels)
+
+
 def test_fold_models_missing_a_class_name_the_fold_and_the_levers():
     # Two rows of a third class, both in one fold of the content hash: that
     # fold's model never saw the class.

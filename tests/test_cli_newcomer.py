@@ -831,3 +831,82 @@ def test_no_command_names_the_commands(capsys):
         "the following arguments are required: {demo,frontier,predict,recalibrate}"
         in capsys.readouterr().err
     )
+
+
+def _digits_csv(digits_files, path, *, encoding="utf-8", sep=",", labels=None):
+    """The digits rows of the fixture as a CSV, the label column first."""
+    with np.load(digits_files / "data.npz") as data:
+        X, y = data["X"], data["y"]
+    y = y if labels is None else labels[y]
+    header = sep.join(["label", *[f"p{i}" for i in range(X.shape[1])]])
+    rows = [sep.join(map(str, [label, *row])) for row, label in zip(X, y)]
+    path.write_text("\n".join([header, *rows]) + "\n", encoding=encoding)
+    return path
+
+
+def test_a_csv_with_a_byte_order_mark_reads_as_without(digits_files, tmp_path, capsys):
+    """Excel's "CSV UTF-8" starts with a byte-order mark: it was read into the
+    first column's name, so "label" (the first column) was not found, the
+    last feature became the label and the label a feature, and the command
+    reported a model it never should have fitted."""
+    plain = _digits_csv(digits_files, tmp_path / "plain.csv")
+    marked = _digits_csv(digits_files, tmp_path / "marked.csv", encoding="utf-8-sig")
+    assert marked.read_bytes().startswith(b"\xef\xbb\xbf")
+    tables = []
+    for data in (plain, marked):
+        assert _tree_then_lr_frontier(digits_files, data, tmp_path) == 0
+        tables.append(json.loads((tmp_path / "f.json").read_text()))
+        assert "\\ufeff" not in capsys.readouterr().out
+    assert tables[0]["frontier"] == tables[1]["frontier"]
+    assert _predict(digits_files / "cascade.joblib", marked) == 0
+    assert "accuracy:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("sep, words", [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_separated_otherwise_than_by_commas_says_so(
+    digits_files, tmp_path, capsys, sep, words
+):
+    """A semicolon-separated file was one column, taken as the label, and the
+    error said the rows had 0 features."""
+    data = _digits_csv(digits_files, tmp_path / "semi.csv", sep=sep)
+    assert _tree_then_lr_frontier(digits_files, data, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert f"separated by {words}: a CSV file here is separated by commas" in err
+    assert "0 (after the label column" not in err
+
+
+def test_csv_labels_that_look_like_numbers_match_models_fitted_on_text(
+    tmp_path, capsys
+):
+    """Models fitted on the labels "0" .. "9" as text: a CSV cannot write a
+    label as text rather than a number, so its labels were read as numbers,
+    and the error asked for labels "as the model knows them", which no CSV
+    could give."""
+    X, y = load_digits(return_X_y=True)
+    text = np.array([str(k) for k in range(10)])
+    X_fit, X_data, y_fit, y_data = train_test_split(X, y, random_state=0)
+    for name, model in [
+        ("tree", DecisionTreeClassifier(max_depth=6, random_state=0)),
+        ("lr", LogisticRegression(max_iter=3000)),
+    ]:
+        joblib.dump(model.fit(X_fit, text[y_fit]), tmp_path / f"{name}.joblib")
+    np.savez(tmp_path / "data.npz", X=X_data, y=y_data)
+    _digits_csv(tmp_path, tmp_path / "data.csv", labels=text)
+    # A float label written "3.0" is the class "3" too.
+    (tmp_path / "floats.csv").write_text(
+        (tmp_path / "data.csv").read_text().replace("\n3,", "\n3.0,")
+    )
+    for data in ("data.csv", "floats.csv"):
+        code = _tree_then_lr_frontier(tmp_path, tmp_path / data, tmp_path)
+        assert code == 0, capsys.readouterr().err
+        frontier = json.loads((tmp_path / "f.json").read_text())["frontier"]
+        assert max(point["accuracy"] for point in frontier) > 0.9
+    tree = joblib.load(tmp_path / "tree.joblib")
+    saved = AdaptiveCascadeClassifier(
+        [("tree", FrozenEstimator(tree)), ("lr", FrozenEstimator(tree))],
+        costs=[1, 2],
+    ).fit(X_data, text[y_data])
+    joblib.dump(saved, tmp_path / "cascade.joblib")
+    assert _predict(tmp_path / "cascade.joblib", tmp_path / "floats.csv") == 0
+    out = capsys.readouterr().out
+    assert "accuracy:" in out and "not classes of the model" not in out

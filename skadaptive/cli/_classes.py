@@ -234,6 +234,52 @@ def _one_per_column(labels, n_columns, y, source) -> np.ndarray:
     return labels_like(labels, y, source)
 
 
+def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
+    """Numeric labels as the text classes of models fitted on text labels.
+
+    A file's label column that holds numbers is read as numbers, but the
+    models may have been fitted on the same labels as text (``"1"``,
+    ``"2"``): a CSV cannot tell the two apart. Where every model's classes
+    are text, each number is written as the class of that value (``1`` and
+    ``1.0`` are the class ``"1"``), else as text; anything else is returned
+    as it is. Two classes of one value (``"1"`` and ``"1.0"``) leave the
+    labels as they are: which was meant cannot be told.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n_rows,)
+    classes : list of array-like
+        Each model's classes.
+
+    Returns
+    -------
+    y : ndarray of shape (n_rows,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels_as_text_classes(np.array([1, 2, 1]), [np.array(["1", "2.0"])]).tolist()
+    ['1', '2.0', '1']
+    >>> labels_as_text_classes(np.array([1, 2]), [np.array([1, 2])]).tolist()
+    [1, 2]
+    """
+    names = [c for model in classes for c in np.asarray(model).tolist()]
+    text_classes = bool(names) and all(isinstance(c, str) for c in names)
+    if y.dtype.kind not in "iuf" or not text_classes:
+        return y
+    by_value = {}
+    for name in set(names):
+        try:
+            value = float(name)
+        except ValueError:
+            continue
+        if by_value.setdefault(value, name) != name:
+            return y
+    values, inverse = np.unique(y, return_inverse=True)
+    text = [by_value.get(float(v), str(v)) for v in values.tolist()]
+    return np.asarray(text, dtype=np.asarray(classes[0]).dtype)[inverse]
+
+
 def check_labels_known(y: np.ndarray, stages, hints: dict) -> None:
     """Every label of the data must be a class of every model.
 

@@ -14,7 +14,12 @@ from .._validation import rows_text, tagged_type
 from ..policies._call_costs import batch_cost
 from ..policies._skips import jumps_over_stages
 from ..stages._combined import combines
-from ._classes import check_labels_known, labels_like, onnx_classes
+from ._classes import (
+    check_labels_known,
+    labels_as_text_classes,
+    labels_like,
+    onnx_classes,
+)
 from ._intervals import (
     CONFIDENCE,
     MIN_EVALUATION_ROWS,
@@ -295,8 +300,9 @@ def _costs(values):
     return [float(v) for v in values]
 
 
-def _load_stages(args, X, y, out, models=None) -> list:
-    """The models as frozen stages, each with its classes in column order.
+def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
+    """The models as frozen stages, each with its classes in column order,
+    and the labels as they know them (:func:`labels_as_text_classes`).
 
     ``models`` holds the objects already loaded from joblib files, by path.
     """
@@ -314,9 +320,12 @@ def _load_stages(args, X, y, out, models=None) -> list:
                 "--classes, in its column order"
             )
         stages.append((name, load_stage(path, classes, X, models.get(path))))
+    # A CSV's labels "1", "2" are read as numbers; models fitted on them as
+    # text know them as text.
+    y = labels_as_text_classes(y, [stage.classes_ for _, stage in stages])
     _refuse_regression_target(y, stages)
     check_labels_known(y, stages, hints)
-    return stages
+    return stages, y
 
 
 #: More labels than this, not whole numbers, that a classifier does not
@@ -537,7 +546,7 @@ def run(args, out=None) -> int:
             y = regression_target(y, args.data)
             stages = _load_regression_stages(args, X, models)
         else:
-            stages = _load_stages(args, X, y, out, models)
+            stages, y = _load_stages(args, X, y, out, models)
     if task == "regression":
         from ._frontier_regression import run_regression
 

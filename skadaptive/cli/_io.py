@@ -416,12 +416,29 @@ def _column_index(label: str, array: np.ndarray, path: str) -> int:
     return index
 
 
+#: Separators of files saved as "CSV" by other tools (Excel in many locales,
+#: tab-separated exports): a header of one column holding one of them.
+_OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
 def _read_csv(file: Path, label: str | None, require_labels: bool):
-    with open(file, newline="") as handle:
+    # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the
+    # first column's name, which would then match no --label nor model column.
+    with open(file, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
     if len(rows) < 2:
         raise CommandError(f"{file}: expected a header row and at least one row.")
     header, body = rows[0], rows[1:]
+    separator = next(
+        (s for s in _OTHER_SEPARATORS if len(header) == 1 and s in header[0]), None
+    )
+    if separator is not None:
+        raise CommandError(
+            f"{file}: its header is one column, {_clip(header[0])!r}, of names "
+            f"separated by {_OTHER_SEPARATORS[separator]}: a CSV file here is "
+            "separated by commas. Save it with commas (pandas: "
+            "df.to_csv(path, index=False)), or as .npz."
+        )
     if _all_numbers(header) and [h.strip() for h in header] != [
         str(i) for i in range(len(header))
     ]:
@@ -460,6 +477,11 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     index = header.index(label)
     labels = _numeric_if_possible(np.array([row[index].strip() for row in body]))
     return X, labels, names
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters for a message."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _feature(cell: str) -> float:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from .._validation import rows_text
+from ._classes import labels_as_text_classes
 from ._io import (
     CommandError,
     _short,
@@ -102,6 +103,7 @@ def _known_labels(y, model, path):
     the file (a wrong label column, another encoding of the classes), not the
     model.
     """
+    y = labels_as_text_classes(y, [model.classes_])
     if y.dtype.kind in "iu" and model.classes_.dtype.kind not in "iu":
         y = y.astype(model.classes_.dtype)
     unknown = np.setdiff1d(np.unique(y), model.classes_)

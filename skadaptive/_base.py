@@ -60,6 +60,7 @@ from ._sklearn_private import (
     _num_samples,
     _raise_for_params,
     _safe_indexing,
+    validate_parameter_constraints,
 )
 from ._typing import ArrayLike, Estimator, Predictions, RandomState, Rows
 from ._validation import (
@@ -285,6 +286,10 @@ def _content_groups(X):
     except ValueError:
         return None
 
+
+#: The parameters prediction reads that fit does not: set after fit, they are
+#: checked where they are used.
+_PREDICTION_PARAMS = ("batch_size", "n_jobs")
 
 #: The loss of the choice between answer kinds, in its reason (a regressor's
 #: scaled loss is named by the note its reason gets).
@@ -2007,6 +2012,13 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"minimum of 1 is required by {type(self).__name__}: pass at "
                 "least one row."
             )
+        # Set after fit (set_params), they were never checked: checked here,
+        # in the estimator's words, not in a helper's deep inside routing.
+        validate_parameter_constraints(
+            {key: self._parameter_constraints[key] for key in _PREDICTION_PARAMS},
+            {key: getattr(self, key) for key in _PREDICTION_PARAMS},
+            caller_name=type(self).__name__,
+        )
         result = route(
             self._answer_source(),
             self._routing_policy(),

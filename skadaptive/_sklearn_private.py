@@ -21,8 +21,15 @@ from sklearn.linear_model._base import LinearClassifierMixin
 # Row selection of arrays, sparse matrices, DataFrames and lists alike.
 from sklearn.utils import _safe_indexing
 
-# Parameter constraints (_parameter_constraints) are written with these.
-from sklearn.utils._param_validation import HasMethods, Interval, RealNotInt, StrOptions
+# Parameter constraints (_parameter_constraints) are written with these, and
+# checked with the last one where a parameter set after fit is first used.
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 # Errors for metadata passed to fit without routing enabled, worded as
 # scikit-learn's own meta-estimators word them.
@@ -74,4 +81,5 @@ __all__ = [
     "_raise_for_params",
     "_safe_indexing",
     "predict_stages",
+    "validate_parameter_constraints",
 ]

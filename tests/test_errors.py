@@ -1,5 +1,6 @@
 """Every bad input gets a clear error that says what is wrong."""
 
+import copy
 import re
 import warnings
 
@@ -428,6 +429,26 @@ def test_invalid_parameter_values(param, value):
     match = f"The '{param}' parameter of AdaptiveCascadeClassifier must be"
     with pytest.raises(InvalidParameterError, match=match):
         cascade.fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "predict_exit", "predict_cost", "route"]
+)
+@pytest.mark.parametrize(
+    "param, value", [("batch_size", 0), ("batch_size", 2.5), ("n_jobs", 1.5)]
+)
+def test_prediction_parameters_set_after_fit_are_checked_in_the_estimators_words(
+    fitted, method, param, value
+):
+    """Set after fit, batch_size=0 met scikit-learn's gen_batches deep inside
+    the routing: "The 'batch_size' parameter of gen_batches must be ...", a
+    function the user never called."""
+    model = copy.deepcopy(fitted).set_params(**{param: value})
+    with pytest.raises(
+        InvalidParameterError,
+        match=rf"The '{param}' parameter of AdaptiveCascadeClassifier must be",
+    ):
+        getattr(model, method)(X[:5])
 
 
 def test_policy_that_is_not_a_classifier():

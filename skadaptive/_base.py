@@ -64,6 +64,7 @@ from ._sklearn_private import (
 )
 from ._typing import ArrayLike, Estimator, Predictions, RandomState, Rows
 from ._validation import (
+    check_frozen_rows,
     check_missing_values,
     check_rows_given,
     check_weights,
@@ -892,8 +893,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return self._alone_costs(per_row + per_call / batch_size)
 
     def _check_members_take_rows(self, X) -> None:
-        """Refuse, naming the member, rows a fitted member cannot answer (the
-        cascades' frozen stages; an early exit's backbone checks its own)."""
+        """Refuse, naming the member, rows a frozen member cannot answer (a
+        cascade's frozen stages, an early exit's frozen backbone): each is
+        called on X as given before the others are cross-fitted."""
+        method = "predict" if is_regressor(self) else "predict_proba"
+        check_frozen_rows(*self._members(), X, method)
 
     def _checked_rows(self, X, count_rows: bool = True):
         """``X`` as checked by every prediction method (fitted, features, NaN);

@@ -13,7 +13,7 @@ from ._base import ROUTED_SPLITTER, BaseAdaptiveClassifier
 from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods, StrOptions, _VisualBlock
-from ._validation import check_frozen_rows, tagged_type
+from ._validation import tagged_type
 from .stages import IndependentRegressors, IndependentStages
 from .stages._regression import check_regressor
 
@@ -91,12 +91,6 @@ class _CascadeStages:
         # Each stage in a box of its own, under its name (the HTML repr).
         names, stages = zip(*self.estimators)
         return _VisualBlock("parallel", list(stages), names=list(names))
-
-    def _check_members_take_rows(self, X) -> None:
-        # Each frozen stage is called on X as given: one that refuses it is
-        # named before the other stages are cross-fitted.
-        method = "predict" if self._regression else "predict_proba"
-        check_frozen_rows(*self._members(), X, method)
 
     @property
     def named_estimators(self) -> Bunch:

@@ -251,6 +251,27 @@ def test_frozen_stage_fitted_on_other_features():
         AdaptiveCascadeClassifier(stages, costs=[1, 2], cv=3).fit(X, y)
 
 
+
+@pytest.mark.parametrize("regression", [False, True], ids=["classifier", "regressor"])
+def test_a_frozen_backbone_fitted_on_other_features_is_named_with_the_fix(regression):
+    """The cascades named a frozen stage that refused X and said what to do;
+    an early exit's frozen backbone gave scikit-learn's words alone."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from skadaptive import EarlyExitRegressor
+
+    if regression:
+        model, estimator = GradientBoostingRegressor, EarlyExitRegressor
+    else:
+        model, estimator = GradientBoostingClassifier, EarlyExitClassifier
+    backbone = model(n_estimators=4, random_state=0).fit(X[:, :3], y)
+    with pytest.raises(
+        ValueError,
+        match=rf"Stage 'estimator' \(a frozen {model.__name__}\) refused the first "
+        r"row of X: X has 4 features, .*pass the rows it was trained on",
+    ):
+        estimator(FrozenEstimator(backbone), exits=[2, 4]).fit(X, y)
+
 # -------------------------------------------------------------------- costs
 
 

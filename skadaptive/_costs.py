@@ -83,17 +83,22 @@ def _check_cost_parts(costs: dict, names) -> tuple:
             f"costs_per_call_ and costs_per_row_); got keys {sorted(costs)}."
         )
     parts = []
-    for part in ("per_call", "per_row"):
+    for part, what in (("per_call", "cost per call"), ("per_row", "per-row cost")):
         try:
-            parts.append(check_costs(costs[part], names, allow_all_zero=True))
+            parts.append(
+                check_costs(costs[part], names, allow_all_zero=True, what=what)
+            )
         except ValueError as exc:
             raise ValueError(f"costs[{part!r}]: {exc}") from exc
     check_costs(parts[0] + parts[1], names)  # finite, not all zero
     return tuple(parts)
 
 
-def check_costs(costs, names, *, allow_all_zero: bool = False) -> np.ndarray:
-    """``costs`` as float64, one finite non-negative cost per stage, not all 0."""
+def check_costs(
+    costs, names, *, allow_all_zero: bool = False, what: str = "per-row cost"
+) -> np.ndarray:
+    """``costs`` as float64, one finite non-negative cost per stage, not all 0
+    (``what``: which cost, in the messages)."""
     try:
         costs = np.asarray(costs, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -102,7 +107,7 @@ def check_costs(costs, names, *, allow_all_zero: bool = False) -> np.ndarray:
         ) from exc
     if costs.shape != (len(names),):
         raise ValueError(
-            f"costs must give one per-row cost per stage ({len(names)} for stages "
+            f"costs must give one {what} per stage ({len(names)} for stages "
             f"{names}); got shape {costs.shape}."
         )
     bad = ~np.isfinite(costs) | (costs < 0)

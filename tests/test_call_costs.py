@@ -557,7 +557,14 @@ def test_cost_batch_size_defaults_to_batch_size_then_the_routing_batch(frozen_st
     [
         ({"per_call": [0, 0, 1]}, "exactly the keys 'per_call' and 'per_row'"),
         ({"per_call": [0, 0, -1], "per_row": [1, 2, 3]}, "finite and non-negative"),
-        ({"per_call": [0, 0], "per_row": [1, 2, 3]}, "one per-row cost per stage"),
+        (
+            {"per_call": [0, 0], "per_row": [1, 2, 3]},
+            r"costs\['per_call'\]: costs must give one cost per call per stage",
+        ),
+        (
+            {"per_call": [0, 0, 0], "per_row": [1, 2]},
+            r"costs\['per_row'\]: costs must give one per-row cost per stage",
+        ),
         ({"per_call": [0, 0, 0], "per_row": [0, 0, 0]}, "all zero"),
     ],
 )

@@ -251,7 +251,6 @@ def test_frozen_stage_fitted_on_other_features():
         AdaptiveCascadeClassifier(stages, costs=[1, 2], cv=3).fit(X, y)
 
 
-
 @pytest.mark.parametrize("regression", [False, True], ids=["classifier", "regressor"])
 def test_a_frozen_backbone_fitted_on_other_features_is_named_with_the_fix(regression):
     """The cascades named a frozen stage that refused X and said what to do;
@@ -271,6 +270,7 @@ def test_a_frozen_backbone_fitted_on_other_features_is_named_with_the_fix(regres
         r"row of X: X has 4 features, .*pass the rows it was trained on",
     ):
         estimator(FrozenEstimator(backbone), exits=[2, 4]).fit(X, y)
+
 
 # -------------------------------------------------------------------- costs
 

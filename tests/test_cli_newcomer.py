@@ -910,3 +910,26 @@ def test_csv_labels_that_look_like_numbers_match_models_fitted_on_text(
     assert _predict(tmp_path / "cascade.joblib", tmp_path / "floats.csv") == 0
     out = capsys.readouterr().out
     assert "accuracy:" in out and "not classes of the model" not in out
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".csv"])
+def test_predict_refuses_rows_of_another_width_before_reading_their_labels(
+    digits_files, tmp_path, capsys, suffix
+):
+    """A file for another model (10 features, a regression target) first got
+    a note listing its "labels" as unknown to the model, and only then the
+    estimator's own "X has 10 features" from inside prediction."""
+    rng = np.random.default_rng(0)
+    X, target = rng.normal(size=(40, 10)), rng.normal(size=40)
+    if suffix == ".npz":
+        np.savez(tmp_path / "other.npz", X=X, y=target)
+    else:
+        header = ",".join([f"x{i}" for i in range(10)] + ["label"])
+        rows = [",".join(map(str, [*row, t])) for row, t in zip(X, target)]
+        (tmp_path / "other.csv").write_text("\n".join([header, *rows]) + "\n")
+    code = _predict(digits_files / "cascade.joblib", tmp_path / f"other{suffix}")
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "note:" not in captured.out
+    assert f"other{suffix}: its rows have 10 features" in captured.err
+    assert "but the model in" in captured.err and "takes 64" in captured.err

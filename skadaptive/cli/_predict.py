@@ -157,6 +157,16 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
             "one is the label (or target), as `skadaptive frontier` reads it "
             f"by default, pass --label {last}."
         )
+    if expected is not None and np.ndim(X) == 2 and X.shape[1] != expected:
+        # Before the labels are read against the model: a file for another
+        # model fails here, not after a note about its labels.
+        taken = " (after the label column is taken out)" if y is not None else ""
+        label = "" if npz else ", or name the label column with --label"
+        raise CommandError(
+            f"{args.data}: its rows have {X.shape[1]} features{taken}, but the "
+            f"model in {args.model} takes {expected}: give rows with the "
+            f"columns it was fitted on{label}."
+        )
     regression = is_regressor(model)
     if y is not None:
         if regression:

@@ -19,7 +19,13 @@ from ._docs import fill_regression_docs, fill_shared_docs
 from ._regressor import BaseAdaptiveRegressor
 from ._sklearn_private import HasMethods
 from ._validation import check_frozen_is_fitted, is_frozen
-from .stages import BoosterExits, ChainExits, ChainExitsRegressor, MultiExitSource
+from .stages import (
+    BoosterExits,
+    ChainExits,
+    ChainExitsRegressor,
+    MultiExitSource,
+    TreeEnsembleExits,
+)
 from .stages._backbones import (
     TREE_ENSEMBLES,
     as_multi_exit,
@@ -250,6 +256,10 @@ class _SharedComputation:
         (self.estimator_,) = held_out.estimators
         self.source_ = self._source_maker()(held_out.estimators, ["estimator"])
         self.n_exits_ = self.source_.n_stages
+        # Where the exits are positions in trees or rounds (exits=None
+        # resolved to the defaults); a chain's or a network's are its heads.
+        counted = isinstance(self.source_, TreeEnsembleExits | BoosterExits)
+        self.exits_ = np.asarray(self.source_.exits) if counted else None
         if self.n_exits_ < 2:
             raise ValueError(
                 f"The backbone has {self.n_exits_} exit; early exiting needs at "
@@ -380,6 +390,12 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
     source_ : MultiExitSource
         What runs the exits at prediction.
     n_exits_ : int
+        The number of exits.
+    exits_ : ndarray of shape (n_exits,) or None
+        The number of trees (or boosting rounds) each exit answers with, for
+        a tree ensemble or a boosted backbone: ``exits`` as given, or the
+        default positions where it is None. None where the exits are the
+        model's own (a ``ChainExits``, a multi-exit network).
     classes_ : ndarray of shape (n_classes,)
     costs_ : ndarray of shape (n_exits,)
         Incremental cost per row of each exit; measured costs include the
@@ -539,6 +555,12 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
     source_ : MultiExitSource
         What runs the exits at prediction.
     n_exits_ : int
+        The number of exits.
+    exits_ : ndarray of shape (n_exits,) or None
+        The number of trees (or boosting rounds) each exit answers with, for
+        a tree ensemble or a boosted backbone: ``exits`` as given, or the
+        default positions where it is None. None where the exits are the
+        model's own (a ``ChainExitsRegressor``, a multi-exit network).
     costs_ : ndarray of shape (n_exits,)
         Incremental cost per row of each exit.
     cumulative_costs_ : ndarray of shape (n_exits,)

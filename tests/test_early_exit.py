@@ -82,6 +82,21 @@ def test_default_exits_halve_the_trees_down_to_a_sixteenth():
     X, _, y, _ = _data()
     ee = EarlyExitClassifier(_boosting(n_estimators=32), cv=3).fit(X, y)
     assert ee.source_.exits == (2, 4, 8, 16, 32)
+    # Said where a user looks: the fitted attribute (ee.exits stays None).
+    assert ee.exits is None
+    assert_array_equal(ee.exits_, [2, 4, 8, 16, 32])
+
+
+def test_exits_are_the_trees_given_or_none_for_a_chains_own_heads():
+    X, _, y, _ = _data()
+    forest = RandomForestClassifier(12, random_state=0)
+    ee = EarlyExitClassifier(forest, exits=[3, 6, 12], cv=3).fit(X, y)
+    assert_array_equal(ee.exits_, [3, 6, 12])
+    chain = ChainExits(
+        [StandardScaler(), PCA(n_components=3)],
+        [LogisticRegression(), LogisticRegression()],
+    )
+    assert EarlyExitClassifier(chain, cv=3).fit(X, y).exits_ is None
 
 
 @pytest.mark.budget

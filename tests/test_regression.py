@@ -774,6 +774,7 @@ def test_boosting_exits_spend_a_budget_in_trees_and_absolute_error():
         cv=3,
         random_state=0,
     ).fit(X, y)
+    assert_array_equal(ee.exits_, [10, 30, 60])
     assert_budget_spent_well(ee)
     assert ee.budget_status_ == "spent"
     assert ee.predict_cost(X_test).mean() == pytest.approx(25.0, rel=0.1)

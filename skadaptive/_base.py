@@ -1805,13 +1805,19 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         exit_rates = np.stack([p.exit_rates for p in frontier])
         # Every value 1-D, one entry per point, so that pandas.DataFrame loads
         # it as it loads cv_results_: one exit-rate column per stage.
-        return {
+        points = {
             "cost_weight": np.array([p.cost_weight for p in frontier]),
             "accuracy": np.array([p.accuracy for p in frontier]),
             "normalized_cost": normalized,
             "expected_cost": normalized * self.cumulative_costs_[-1],
             **{f"exit_rate_{k}": exit_rates[:, k] for k in range(exit_rates.shape[1])},
         }
+        if getattr(self, "router", None) is not None:
+            # Which points kept a router (in sample: fit's is judged apart).
+            points["router"] = np.array(
+                [getattr(p.policy, "router", None) is not None for p in frontier]
+            )
+        return points
 
     def _route_fit_params(self, sample_weight, fit_params):
         names, stages = self._members()

@@ -421,7 +421,8 @@ _SHARED_ATTRIBUTES = """costs_per_row_, costs_per_call_ : ndarray of shape (n_st
         sample, where ``fit`` and :meth:`with_policy` keep one only on their
         cross-fitted figures: :meth:`with_policy` at a point's
         ``cost_weight`` may then drop the point's router and answer at
-        another cost. Every value has one entry per point, so
+        another cost; the key ``router`` says which points kept one. Every
+        value has one entry per point, so
         ``pandas.DataFrame(est.frontier_)`` loads it, as it does
         ``cv_results_``.
     n_features_in_ : int

@@ -335,6 +335,15 @@ def test_the_frontier_has_a_router_where_it_helps():
     }
     assert (risk["with"] <= risk["without"] + 1e-12).all()
     assert (risk["with"] < risk["without"] - 1e-3).any()
+    # Which points kept one is said: exactly those whose figures differ from
+    # the same point without a router (a point that kept none is that point).
+    kept = with_router["router"]
+    assert kept.dtype == bool and kept.any()
+    same = (with_router["accuracy"] == without["accuracy"]) & (
+        with_router["normalized_cost"] == without["normalized_cost"]
+    )
+    assert_array_equal(kept, ~same)
+    assert "router" not in without
 
 
 # ------------------------------------------------ the pieces, one by one
@@ -466,11 +475,17 @@ def test_the_frontier_command_learns_a_router(tmp_path, monkeypatch, capsys):
     assert main([*command, *costs]) == 0
     plain = json.loads((tmp_path / "frontier.json").read_text())["chosen"]
     assert main([*command, "--router", "--costs", str(ROUTER_COST), *costs[1:]]) == 0
-    routed = json.loads((tmp_path / "frontier.json").read_text())["chosen"]
+    report = json.loads((tmp_path / "frontier.json").read_text())
+    routed = report["chosen"]
     assert plain["router"] is None and routed["router"]["kept"]
-    assert "router: kept (its cross-fitted error + cost_weight * cost was lower" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "router: kept (its cross-fitted error + cost_weight * cost was lower" in out
+    # The frontier's points say which kept a router (in sample), in the JSON
+    # and the table: the chosen point's router is judged apart.
+    points = report["frontier"]
+    assert any(p["router"] for p in points)
+    assert all(isinstance(p["router"], bool) for p in points)
+    assert "+router" in out and "(+router: the point kept a router" in out
     assert plain["accuracy"] == routed["accuracy"] == 1.0
     assert routed["cost"] < plain["cost"] - 2.0
     assert main([*command, "--router", "--answer", "combined"]) == 1

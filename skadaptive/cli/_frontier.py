@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import tempfile
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -1017,14 +1018,16 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 "fraction_of_full_cost": float(cost / total),
                 "exit_rates": rates.tolist(),
                 "run_rates": runs.tolist(),
+                **({} if router is None else {"router": bool(router)}),
             }
-            for lam, accuracy, interval, cost, rates, runs in zip(
+            for lam, accuracy, interval, cost, rates, runs, router in zip(
                 test["cost_weight"],
                 test["accuracy"],
                 intervals["frontier"],
                 test["expected_cost"],
                 test["exit_rates"],
                 test["run_rates"],
+                cascade.frontier_.get("router", repeat(None)),
             )
         ],
         "chosen": {
@@ -1311,15 +1314,21 @@ def format_points(report, figure, interval, rounded, columns) -> str:
             continue
         seen.add(key)
         rates = "/".join(f"{r:.2f}" for r in point["exit_rates"])
-        rows.append(
-            row(f"cost_weight={point['cost_weight']:.3g}", point, point["cost"], rates)
-        )
+        routed = " +router" if point.get("router") else ""
+        name = f"cost_weight={point['cost_weight']:.3g}{routed}"
+        rows.append(row(name, point, point["cost"], rates))
     chosen = report["chosen"]
     chosen_rates = "/".join(f"{r:.2f}" for r in chosen["exit_rates"])
     rows.append(
         row(f"chosen: {chosen['setting']}", chosen, chosen["cost"], chosen_rates)
     )
     text = table(rows, columns)
+    if any(point.get("router") for point in report["frontier"]):
+        text += (
+            "\n(+router: the point kept a router, judged on the policy rows it "
+            "was learned on; the chosen point keeps one only where its "
+            "cross-fitted figures say so: the router line below.)"
+        )
     if repeated:
         n_points = len(report["frontier"])
         text += (

@@ -980,6 +980,13 @@ def test_display_shows_the_error_or_r2_that_predict_gives():
     default = CostAccuracyDisplay.from_predictions(y_test, [y_pred], [1.0])
     assert default.ax_.get_ylabel() == "MSE"
     assert default.accuracy[0] == pytest.approx(mean_squared_error(y_test, y_pred))
+    # metric="error", as from_estimator takes it, is that default (it was
+    # refused: "metric must be one of ['accuracy', 'mae', 'mse', 'r2']").
+    error = CostAccuracyDisplay.from_predictions(
+        y_test, [y_pred], [1.0], metric="error"
+    )
+    assert error.ax_.get_ylabel() == "MSE"
+    assert error.accuracy[0] == default.accuracy[0]
     with pytest.raises(ValueError, match="y_true is continuous"):
         CostAccuracyDisplay.from_predictions(y_test, [y_pred], [1.0], metric="accuracy")
     # A target of whole numbers (as load_diabetes's) reads as class labels to

@@ -557,9 +557,11 @@ class CostAccuracyDisplay:
         baselines : dict of str to (costs, accuracies), default=None
         cost_label : str, default="average cost per row"
         name : str, default=None
-        metric : {"accuracy", "mse", "mae", "r2"}, default=None
+        metric : {"accuracy", "mse", "mae", "r2", "error"}, default=None
             What the y axis shows: the share of right labels, or for
-            regression the mean squared or absolute error, or R². None:
+            regression the mean squared or absolute error, or R². None (or
+            ``"error"``, the name :meth:`from_estimator` takes for an
+            estimator's own figure, which predictions alone do not tell):
             ``"mse"`` when ``y_true`` or any of ``y_preds`` is continuous (a
             regression target or prediction, as
             :func:`sklearn.utils.multiclass.type_of_target` says), else
@@ -600,7 +602,7 @@ class CostAccuracyDisplay:
         continuous = [
             name for name, values in named if type_of_target(values) == "continuous"
         ]
-        if metric is None:
+        if metric in (None, "error"):
             metric = "mse" if continuous else "accuracy"
         elif metric == "accuracy" and continuous:
             raise ValueError(
@@ -610,7 +612,8 @@ class CostAccuracyDisplay:
             )
         if metric not in _PREDICTION_METRICS:
             raise ValueError(
-                f"metric must be one of {sorted(_PREDICTION_METRICS)}; got {metric!r}."
+                f"metric must be one of {sorted(_PREDICTION_METRICS)} or 'error' "
+                f"(the default for the data); got {metric!r}."
             )
         y_true = column_or_1d(y_true)
         n_rows = len(y_true)

@@ -116,10 +116,16 @@ def _fit_and_predict_fold(
             source, _safe_indexing(X, test), classes, index_labels
         )
     except Exception as exc:
-        if present is None:
-            raise
-        missing = np.setdiff1d(classes, index_labels if on_indices else present)
-        if not len(missing):
+        if present is None or not len(
+            missing := np.setdiff1d(classes, index_labels if on_indices else present)
+        ):
+            if hasattr(exc, "add_note") and repr(name) not in str(exc):
+                # A model's own refusal (sparse rows, a text column) says
+                # nothing of which stage it is: the traceback's note does.
+                exc.add_note(
+                    f"(raised by stage {name!r} ({type(estimator).__name__}), "
+                    "fitted on a cross-fitting fold's training rows)"
+                )
             raise
         # Fitted on fewer classes than the others (a class with fewer rows
         # than folds), a model can fail its own way: an objective set for

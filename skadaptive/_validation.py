@@ -195,7 +195,15 @@ def check_frozen_rows(names, members, X, method: str) -> None:
         return
     first = _safe_indexing(X, [0])
     for name, member in zip(names, members):
-        if not is_frozen(member) or not hasattr(member, method):
+        if (
+            not is_frozen(member)
+            or not hasattr(member, method)
+            # A raw Booster's predict is the library's (XGBoost's takes a
+            # DMatrix), and a multi-exit source answers through its exits:
+            # both check rows their own way.
+            or _is_raw_booster(getattr(member, "estimator", member))
+            or hasattr(member, "run_stage")
+        ):
             continue
         try:
             getattr(member, method)(first)

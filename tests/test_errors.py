@@ -797,6 +797,27 @@ def test_an_int_cv_with_a_class_of_one_row_names_the_stage_the_class_and_the_lev
             model.fit(X, labels)
 
 
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_a_stages_own_refusal_in_a_fold_fit_is_noted_with_the_stage(n_jobs):
+    """GaussianNB refuses sparse rows in its own words, which name no stage:
+    the error keeps its type and words, and its note says which stage."""
+    import scipy.sparse as sp
+    from sklearn.naive_bayes import GaussianNB
+
+    cascade = AdaptiveCascadeClassifier(
+        [("nb", GaussianNB()), ("lr", LogisticRegression(max_iter=1000))],
+        costs=[1, 4],
+        cv=3,
+        n_jobs=n_jobs,
+    )
+    with pytest.raises(TypeError, match="Sparse data was passed") as error:
+        cascade.fit(sp.csr_matrix(X), y)
+    assert error.value.__notes__ == [
+        "(raised by stage 'nb' (GaussianNB), fitted on a cross-fitting fold's "
+        "training rows)"
+    ]
+
+
 def test_fold_models_missing_a_class_name_the_fold_and_the_levers():
     # Two rows of a third class, both in one fold of the content hash: that
     # fold's model never saw the class.

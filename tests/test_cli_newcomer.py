@@ -422,6 +422,18 @@ def test_predict_measures_data_with_only_some_classes(digits_files, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert float(out.split("accuracy: ")[1].split()[0]) > 0.8
+    # Without --output nothing is written, and the report says so.
+    assert "the predictions are not written: pass --output FILE.csv" in out
+
+
+def test_predict_says_where_it_wrote_the_predictions(digits_files, tmp_path, capsys):
+    written = tmp_path / "p.csv"
+    code = _predict(
+        digits_files / "cascade.joblib", digits_files / "data.npz", "--output", written
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and f"wrote {written}" in out and "not written" not in out
+    assert written.read_text().startswith("prediction,exit_stage,cost\n")
 
 
 # --------------------------------------------------------------- help texts

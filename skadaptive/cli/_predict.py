@@ -264,6 +264,12 @@ def run(args, out=None) -> int:
         except OSError as exc:
             raise CommandError(f"{args.output}: cannot write: {exc}") from exc
         print(f"wrote {args.output}", file=out)
+    else:
+        print(
+            "(the predictions are not written: pass --output FILE.csv for each "
+            "row's prediction, exit stage and cost)",
+            file=out,
+        )
     return 0
 
 

@@ -945,3 +945,77 @@ def test_predict_refuses_rows_of_another_width_before_reading_their_labels(
     assert "note:" not in captured.out
     assert f"other{suffix}: its rows have 10 features" in captured.err
     assert "but the model in" in captured.err and "takes 64" in captured.err
+
+
+def _two_text_class_models(folder, classes=("0", "1")):
+    """Two models fitted on text labels of one character: their classes_ are
+    numpy text of width 1, which a label must not be cut to."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    labels = np.where(X[:, 0] > 0, classes[1], classes[0])
+    for name, model in [
+        ("a", LogisticRegression()),
+        ("b", DecisionTreeClassifier(max_depth=4, random_state=0)),
+    ]:
+        joblib.dump(model.fit(X[:200], labels[:200]), folder / f"{name}.joblib")
+    return X[200:], labels[200:]
+
+
+def _csv(path, X, labels):
+    header = ",".join([*(f"f{i}" for i in range(X.shape[1])), "label"])
+    rows = [",".join(map(str, [*row, label])) for row, label in zip(X, labels)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_numbers_are_never_cut_to_the_width_of_text_classes(tmp_path, capsys):
+    """Mapped to the classes "0" and "1" (numpy text of width 1), a
+    regression target's 1.3146 became "1" and 12 became "1": the frontier
+    ran on made-up classes with exit code 0."""
+    X, _ = _two_text_class_models(tmp_path)
+    models = [str(tmp_path / "a.joblib"), str(tmp_path / "b.joblib")]
+    target = 1 + np.tanh(X[:, 0] + np.random.default_rng(1).normal(0, 0.1, len(X)))
+    data = _csv(tmp_path / "target.csv", X, np.round(target, 4))
+    code = _frontier(*models, "--data", data, "--costs", 1, 5, folder=tmp_path)
+    assert code == 1
+    assert "as a regression target's are" in capsys.readouterr().err
+    # A whole number that is no class ("12") is named, not cut to "1".
+    labels = np.where(X[:, 0] > 0, 1, 0)
+    labels[:3] = 12
+    data = _csv(tmp_path / "twelve.csv", X, labels)
+    code = _frontier(*models, "--data", data, "--costs", 1, 5, folder=tmp_path)
+    assert code == 1
+    assert "the data has labels ['12'] that model" in capsys.readouterr().err
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("a", FrozenEstimator(joblib.load(models[0]))),
+            ("b", FrozenEstimator(joblib.load(models[1]))),
+        ],
+        costs=[1, 5],
+    ).fit(X, np.where(X[:, 0] > 0, "1", "0"))
+    joblib.dump(cascade, tmp_path / "cascade.joblib")
+    assert _predict(tmp_path / "cascade.joblib", data) == 0
+    out = capsys.readouterr().out
+    assert "labels ['12'] (3 rows) are not classes of the model" in out
+    assert "accuracy:" not in out
+
+
+def test_true_and_false_in_a_csv_are_the_classes_of_models_fitted_on_bools(
+    tmp_path, capsys
+):
+    X, labels = _two_text_class_models(tmp_path, classes=(False, True))
+    data = _csv(tmp_path / "bools.csv", X, labels)
+    assert "True" in data.read_text()
+    code = _frontier(
+        tmp_path / "a.joblib",
+        tmp_path / "b.joblib",
+        "--data",
+        data,
+        "--costs",
+        1,
+        5,
+        folder=tmp_path,
+    )
+    assert code == 0, capsys.readouterr().err
+    frontier = json.loads((tmp_path / "f.json").read_text())["frontier"]
+    assert max(point["accuracy"] for point in frontier) > 0.9

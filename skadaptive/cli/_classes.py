@@ -235,15 +235,17 @@ def _one_per_column(labels, n_columns, y, source) -> np.ndarray:
 
 
 def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
-    """Numeric labels as the text classes of models fitted on text labels.
+    """File labels as the classes of models fitted on them in another type.
 
     A file's label column that holds numbers is read as numbers, but the
     models may have been fitted on the same labels as text (``"1"``,
     ``"2"``): a CSV cannot tell the two apart. Where every model's classes
     are text, each number is written as the class of that value (``1`` and
-    ``1.0`` are the class ``"1"``), else as text; anything else is returned
-    as it is. Two classes of one value (``"1"`` and ``"1.0"``) leave the
-    labels as they are: which was meant cannot be told.
+    ``1.0`` are the class ``"1"``), else as text (then unknown to the
+    models, which the caller says). Two classes of one value (``"1"`` and
+    ``"1.0"``) leave the labels as they are: which was meant cannot be told.
+    Likewise the text ``"True"`` and ``"False"`` are the classes of models
+    fitted on bools. Anything else is returned as it is.
 
     Parameters
     ----------
@@ -258,14 +260,23 @@ def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> labels_as_text_classes(np.array([1, 2, 1]), [np.array(["1", "2.0"])]).tolist()
-    ['1', '2.0', '1']
+    >>> labels_as_text_classes(np.array([1, 2, 12]), [np.array(["1", "2.0"])]).tolist()
+    ['1', '2.0', '12']
     >>> labels_as_text_classes(np.array([1, 2]), [np.array([1, 2])]).tolist()
     [1, 2]
+    >>> labels_as_text_classes(np.array(["True", "False"]), [np.array([False, True])])
+    array([ True, False])
     """
     names = [c for model in classes for c in np.asarray(model).tolist()]
-    text_classes = bool(names) and all(isinstance(c, str) for c in names)
-    if y.dtype.kind not in "iuf" or not text_classes:
+    if not names:
+        return y
+    values, inverse = np.unique(y, return_inverse=True)
+    if y.dtype.kind in "US" and all(isinstance(c, bool) for c in names):
+        truth = {"True": True, "False": False}
+        if set(values.tolist()) <= set(truth):
+            return np.array([truth[v] for v in values.tolist()])[inverse]
+        return y
+    if y.dtype.kind not in "iuf" or not all(isinstance(c, str) for c in names):
         return y
     by_value = {}
     for name in set(names):
@@ -275,9 +286,10 @@ def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
             continue
         if by_value.setdefault(value, name) != name:
             return y
-    values, inverse = np.unique(y, return_inverse=True)
     text = [by_value.get(float(v), str(v)) for v in values.tolist()]
-    return np.asarray(text, dtype=np.asarray(classes[0]).dtype)[inverse]
+    # Text of its own width (the classes' may be narrower: "12" is not "1").
+    kind = object if np.asarray(classes[0]).dtype.kind == "O" else str
+    return np.array(text, dtype=kind)[inverse]
 
 
 def check_labels_known(y: np.ndarray, stages, hints: dict) -> None:

@@ -104,7 +104,9 @@ def _known_labels(y, model, path):
     model.
     """
     y = labels_as_text_classes(y, [model.classes_])
-    if y.dtype.kind in "iu" and model.classes_.dtype.kind not in "iu":
+    if y.dtype.kind in "iu" and model.classes_.dtype.kind in "US":
+        y = y.astype(str)  # of its own width: 12 is not the class "1"
+    elif y.dtype.kind in "iu" and model.classes_.dtype.kind not in "iu":
         y = y.astype(model.classes_.dtype)
     unknown = np.setdiff1d(np.unique(y), model.classes_)
     if len(unknown):

@@ -116,20 +116,29 @@ def _fit_and_predict_fold(
             source, _safe_indexing(X, test), classes, index_labels
         )
     except Exception as exc:
-        if present is None or not len(
-            missing := np.setdiff1d(classes, index_labels if on_indices else present)
-        ):
+        missing = (
+            []
+            if present is None
+            else np.setdiff1d(classes, index_labels if on_indices else present)
+        )
+        if not len(missing) or not isinstance(exc, ValueError):
+            # A model's own refusal (sparse rows, a text column) says nothing
+            # of which stage it is: the traceback's note does, the error kept
+            # as it is (a missing class is mentioned, not blamed).
             if hasattr(exc, "add_note") and repr(name) not in str(exc):
-                # A model's own refusal (sparse rows, a text column) says
-                # nothing of which stage it is: the traceback's note does.
+                lacking = (
+                    f", which hold no row of class(es) {missing.tolist()}"
+                    if len(missing)
+                    else ""
+                )
                 exc.add_note(
                     f"(raised by stage {name!r} ({type(estimator).__name__}), "
-                    "fitted on a cross-fitting fold's training rows)"
+                    f"fitted on a cross-fitting fold's training rows{lacking})"
                 )
             raise
         # Fitted on fewer classes than the others (a class with fewer rows
-        # than folds), a model can fail its own way: an objective set for
-        # every class, a fold of one class.
+        # than folds), a model refuses its rows its own way (a ValueError):
+        # an objective set for every class, a fold of one class.
         raise ValueError(
             f"Stage {name!r} ({type(estimator).__name__}) failed on a "
             f"cross-fitting fold whose training rows hold no row of class(es) "

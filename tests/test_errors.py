@@ -818,6 +818,29 @@ def test_a_stages_own_refusal_in_a_fold_fit_is_noted_with_the_stage(n_jobs):
     ]
 
 
+def test_a_fold_lacking_a_class_does_not_take_the_blame_for_another_error():
+    """With a class of one row, any error in the fold that lacks it was
+    rewritten as the missing class's ValueError, sparse rows' TypeError
+    included, with levers that could not fix it: it keeps its type and
+    words, and the note mentions the class."""
+    import scipy.sparse as sp
+    from sklearn.naive_bayes import GaussianNB
+
+    labels = (X[:, 0] > X[:, 0].mean()).astype(int)
+    labels[0] = 2
+    cascade = AdaptiveCascadeClassifier(
+        [("nb", GaussianNB()), ("lr", LogisticRegression(max_iter=1000))],
+        costs=[1, 4],
+        cv=3,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fewer rows than folds
+        with pytest.raises(TypeError, match="Sparse data was passed") as error:
+            cascade.fit(sp.csr_matrix(X), labels)
+    (note,) = error.value.__notes__
+    assert "stage 'nb' (GaussianNB)" in note and "no row of class(es) [2]" in note
+
+
 def test_fold_models_missing_a_class_name_the_fold_and_the_levers():
     # Two rows of a third class, both in one fold of the content hash: that
     # fold's model never saw the class.

@@ -208,7 +208,11 @@ def routed_frontier(estimator, points, rows) -> list:
             + estimator._cost_of_rates(figures.exit_rates, figures.run_rates)
         ) / total
         plain_risk = 1 - point.accuracy + weight * point.normalized_cost
-        if 1 - figures.accuracy + weight * cost < plain_risk:
+        # A router that starts every row at the first stage is none (as
+        # fit judges it): the point keeps its plain policy.
+        router = routed.router
+        trivial = router is None or (router.learner is None and router.constant == 0)
+        if not trivial and 1 - figures.accuracy + weight * cost < plain_risk:
             point = replace(figures, normalized_cost=cost)
         routed_points.append(point)
     return routed_points

@@ -346,6 +346,32 @@ def test_the_frontier_has_a_router_where_it_helps():
     assert "router" not in without
 
 
+def test_a_frontier_point_keeps_no_router_that_starts_every_row_first():
+    """A router that starts every row at the first stage runs nothing: fit
+    keeps none such, but the frontier's points kept one wherever its figures
+    came out below the plain point's by a rounding, and were marked as
+    routed at the same accuracy and cost as without."""
+    rng = np.random.RandomState(0)
+    X = rng.randn(600, 4)
+    hard = X[:, 2] > 0.3
+    y = np.where(hard, X[:, 0] * X[:, 1] > 0, X[:, 0] > 0).astype(int)
+    stages = [
+        ("lr", LogisticRegression()),
+        ("tree", DecisionTreeClassifier(max_depth=6, random_state=0)),
+    ]
+    cascade = AdaptiveCascadeClassifier(
+        stages, costs=[0.5, 1, 20], router="auto", cv=3, random_state=0
+    ).fit(X, y)
+    points = cascade._frontier_evaluations()
+    routers = [getattr(p.policy, "router", None) for p in points]
+    assert not any(
+        r is not None and r.learner is None and r.constant == 0 for r in routers
+    )
+    kept = cascade.frontier_["router"]
+    assert kept.any() and not kept.all()
+    assert_array_equal(kept, [r is not None for r in routers])
+
+
 # ------------------------------------------------ the pieces, one by one
 
 

@@ -1395,6 +1395,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         """
         from ._recalibrate import recalibrate
 
+        self._check_prediction_params()  # it runs the stages as predict does
         return recalibrate(self, X, budget)
 
     def exit_report(self, X: Rows) -> ExitReport:
@@ -1987,6 +1988,16 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         return seconds.per_row + seconds.per_call / self.cost_batch_size_
 
     # -------------------------------------------------------------- predict
+    def _check_prediction_params(self) -> None:
+        """``batch_size`` and ``n_jobs`` as set now: set after fit
+        (``set_params``), they were never checked, and are checked where they
+        are read, in the estimator's words (not a helper's deep inside)."""
+        validate_parameter_constraints(
+            {key: self._parameter_constraints[key] for key in _PREDICTION_PARAMS},
+            {key: getattr(self, key) for key in _PREDICTION_PARAMS},
+            caller_name=type(self).__name__,
+        )
+
     def route(self, X: Rows) -> Bunch:
         """Answer each row at the exit the policy picks, and report where.
 
@@ -2022,13 +2033,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 f"minimum of 1 is required by {type(self).__name__}: pass at "
                 "least one row."
             )
-        # Set after fit (set_params), they were never checked: checked here,
-        # in the estimator's words, not in a helper's deep inside routing.
-        validate_parameter_constraints(
-            {key: self._parameter_constraints[key] for key in _PREDICTION_PARAMS},
-            {key: getattr(self, key) for key in _PREDICTION_PARAMS},
-            caller_name=type(self).__name__,
-        )
+        self._check_prediction_params()
         result = route(
             self._answer_source(),
             self._routing_policy(),

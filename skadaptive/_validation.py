@@ -199,10 +199,8 @@ def check_frozen_rows(names, members, X, method: str) -> None:
             not is_frozen(member)
             or not hasattr(member, method)
             # A raw Booster's predict is the library's (XGBoost's takes a
-            # DMatrix), and a multi-exit source answers through its exits:
-            # both check rows their own way.
+            # DMatrix): it checks rows its own way.
             or _is_raw_booster(getattr(member, "estimator", member))
-            or hasattr(member, "run_stage")
         ):
             continue
         try:
@@ -213,9 +211,11 @@ def check_frozen_rows(names, members, X, method: str) -> None:
             if type(error).__module__.startswith("skadaptive"):
                 continue  # the package's own checks, named where outputs are
             model = type(getattr(member, "estimator", member)).__name__
+            said = str(error).strip()
+            said += "" if said.endswith((".", "!", "?")) else "."
             raise ValueError(
                 f"Stage {name!r} (a frozen {model}) refused the first row of X: "
-                f"{error} A frozen stage answers X as given: pass the rows it "
+                f"{said} A frozen stage answers X as given: pass the rows it "
                 "was trained on (the same columns), or pass it unfrozen to be "
                 "fitted here."
             ) from error

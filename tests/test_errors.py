@@ -272,6 +272,26 @@ def test_a_frozen_backbone_fitted_on_other_features_is_named_with_the_fix(regres
         estimator(FrozenEstimator(backbone), exits=[2, 4]).fit(X, y)
 
 
+def test_a_frozen_chain_fitted_on_other_features_is_named_with_the_fix():
+    """A chain of blocks and heads is a multi-exit source as well as a
+    classifier: it was left out of the check, and its head's words came from
+    inside the fold fitting."""
+    from sklearn.preprocessing import StandardScaler
+
+    from skadaptive.stages import ChainExits
+
+    chain = ChainExits(
+        ["passthrough", StandardScaler()],
+        [LogisticRegression(max_iter=1000), LogisticRegression(max_iter=1000)],
+    ).fit(X[:, :3], y)
+    with pytest.raises(
+        ValueError,
+        match=r"Stage 'estimator' \(a frozen ChainExits\) refused the first row "
+        r"of X: X has 4 features, .*pass the rows it was trained on",
+    ):
+        EarlyExitClassifier(FrozenEstimator(chain), costs=[1, 2]).fit(X, y)
+
+
 # -------------------------------------------------------------------- costs
 
 

@@ -945,6 +945,61 @@ def test_predict_refuses_rows_of_another_width_before_reading_their_labels(
     assert "note:" not in captured.out
     assert f"other{suffix}: its rows have 10 features" in captured.err
     assert "but the model in" in captured.err and "takes 64" in captured.err
+    # An .npz file's labels are an array of their own: no column was taken
+    # out, and no --label can help.
+    npz = suffix == ".npz"
+    assert ("label column is taken out" in captured.err) is not npz
+    assert ("--label" in captured.err) is not npz
+
+
+def test_predict_says_how_to_flatten_rows_of_several_dimensions(
+    digits_files, tmp_path, capsys
+):
+    """Images of 8 x 8 for a model fitted on 64 flat columns were said to
+    have "1 features"."""
+    with np.load(digits_files / "data.npz") as data:
+        np.savez(tmp_path / "images.npz", X=data["X"].reshape(-1, 1, 8, 8), y=data["y"])
+    code = _predict(digits_files / "cascade.joblib", tmp_path / "images.npz")
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "its rows have shape (1, 8, 8), but the model" in err
+    assert (
+        "takes rows of 64 features: save each row flat (X.reshape(len(X), -1))" in err
+    )
+
+
+def test_csv_blank_lines_are_no_rows_and_a_column_name_may_hold_a_semicolon(
+    tmp_path, capsys
+):
+    """A one-column file whose name holds ';' (a model fitted on a column
+    "x;ratio") is not a semicolon-separated file: only rows split the same
+    way say so. Blank lines, which pandas skips, were rows of 0 columns."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 1))
+    labels = (x[:, 0] > 0).astype(int)
+    for name, model in [
+        ("a", LogisticRegression()),
+        ("b", DecisionTreeClassifier(max_depth=2, random_state=0)),
+    ]:
+        joblib.dump(model.fit(x, labels), tmp_path / f"{name}.joblib")
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("a", FrozenEstimator(joblib.load(tmp_path / "a.joblib"))),
+            ("b", FrozenEstimator(joblib.load(tmp_path / "b.joblib"))),
+        ],
+        costs=[1, 2],
+    ).fit(x, labels)
+    joblib.dump(cascade, tmp_path / "cascade.joblib")
+    lines = ["x;ratio", *(f"{v}" for v in x[:, 0]), "", ""]
+    (tmp_path / "one.csv").write_text("\n".join(lines[:50] + [""] + lines[50:]))
+    assert _predict(tmp_path / "cascade.joblib", tmp_path / "one.csv") == 0
+    assert "200 rows predicted" in capsys.readouterr().out
+
+
+def test_a_csv_not_in_utf8_says_to_save_it_so(digits_files, tmp_path, capsys):
+    (tmp_path / "latin.csv").write_bytes("größe,label\n1,0\n2,1\n".encode("latin-1"))
+    assert _tree_then_lr_frontier(digits_files, tmp_path / "latin.csv", tmp_path) == 1
+    assert "a CSV file is read as UTF-8; save it so" in capsys.readouterr().err
 
 
 def _two_text_class_models(folder, classes=("0", "1")):

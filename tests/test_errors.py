@@ -474,7 +474,14 @@ def test_invalid_parameter_values(param, value):
 
 @pytest.mark.parametrize(
     "method",
-    ["predict", "predict_proba", "predict_exit", "predict_cost", "route", "recalibrate"],
+    [
+        "predict",
+        "predict_proba",
+        "predict_exit",
+        "predict_cost",
+        "route",
+        "recalibrate",
+    ],
 )
 @pytest.mark.parametrize(
     "param, value", [("batch_size", 0), ("batch_size", 2.5), ("n_jobs", 1.5)]

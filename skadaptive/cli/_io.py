@@ -264,6 +264,11 @@ def load_data(
                 "from the file): save numbers, and labels as strings "
                 "(y.astype(str)) or numbers."
             )
+        elif isinstance(exc, UnicodeDecodeError):
+            hint = (
+                ": a CSV file is read as UTF-8; save it so (pandas: "
+                "df.to_csv(path, index=False, encoding='utf-8'))"
+            )
         raise CommandError(f"{path}: cannot read it as data: {exc}{hint}") from exc
     X = np.asarray(X)
     if X.ndim == 1:
@@ -428,9 +433,21 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
         rows = list(csv.reader(handle))
     if len(rows) < 2:
         raise CommandError(f"{file}: expected a header row and at least one row.")
-    header, body = rows[0], rows[1:]
+    # Blank lines are no rows (as pandas reads them).
+    header, body = rows[0], [row for row in rows[1:] if row]
+    if not body:
+        raise CommandError(f"{file}: expected a header row and at least one row.")
+    # One column in the header and the rows alike, each holding another
+    # separator: a file separated otherwise (a column's name may hold one).
     separator = next(
-        (s for s in _OTHER_SEPARATORS if len(header) == 1 and s in header[0]), None
+        (
+            s
+            for s in _OTHER_SEPARATORS
+            if len(header) == 1
+            and s in header[0]
+            and all(len(row) == 1 and s in row[0] for row in body[:5])
+        ),
+        None,
     )
     if separator is not None:
         raise CommandError(

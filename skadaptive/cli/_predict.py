@@ -159,11 +159,32 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
             "one is the label (or target), as `skadaptive frontier` reads it "
             f"by default, pass --label {last}."
         )
+    if expected is not None and np.ndim(X) > 2:
+        # Rows of several dimensions (images) for a model fitted on flat rows.
+        values = int(np.prod(np.shape(X)[1:]))
+        flatten = (
+            " (X.reshape(len(X), -1))"
+            if values == expected
+            else f": {values} values, not {expected}"
+        )
+        raise CommandError(
+            f"{args.data}: its rows have shape {np.shape(X)[1:]}, but the model "
+            f"in {args.model} takes rows of {expected} features: save each row "
+            f"flat{flatten}."
+        )
     if expected is not None and np.ndim(X) == 2 and X.shape[1] != expected:
         # Before the labels are read against the model: a file for another
         # model fails here, not after a note about its labels.
-        taken = " (after the label column is taken out)" if y is not None else ""
-        label = "" if npz else ", or name the label column with --label"
+        taken = (
+            " (after the label column is taken out)"
+            if y is not None and not npz
+            else ""
+        )
+        label = (
+            ""
+            if npz or args.label is not None
+            else (", or name the label column with --label")
+        )
         raise CommandError(
             f"{args.data}: its rows have {X.shape[1]} features{taken}, but the "
             f"model in {args.model} takes {expected}: give rows with the "

@@ -50,6 +50,25 @@ from .stages._tree_exits import check_tree_exits
 _ROUNDS = {"counts": "round", "total": "the model's number of boosting rounds"}
 
 
+#: The ``exits_`` attribute of both early-exit estimators' docstrings.
+_EXITS_ATTRIBUTE = """exits_ : ndarray of shape (n_exits,) or None
+        The number of trees (or boosting rounds) each exit answers with, for
+        a tree ensemble or a boosted backbone: ``exits`` as given, or the
+        default positions where it is None. None where the exits are the
+        model's own (a ``{chain}``, a multi-exit network)."""
+
+
+def _exits_doc(chain: str):
+    """Put :data:`_EXITS_ATTRIBUTE` into a docstring, naming ``chain``."""
+
+    def fill(cls):
+        text = _EXITS_ATTRIBUTE.format(chain=chain)
+        cls.__doc__ = cls.__doc__.replace("{exits_attribute}", text)
+        return cls
+
+    return fill
+
+
 class _SharedComputation:
     """The member of early exits: one backbone whose exits share its work."""
 
@@ -320,6 +339,7 @@ class _SharedComputation:
         return self.source_
 
 
+@_exits_doc("ChainExits")
 @fill_shared_docs
 class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
     """Stop each row at the earliest exit of one model that is good enough for it.
@@ -391,11 +411,7 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
         What runs the exits at prediction.
     n_exits_ : int
         The number of exits.
-    exits_ : ndarray of shape (n_exits,) or None
-        The number of trees (or boosting rounds) each exit answers with, for
-        a tree ensemble or a boosted backbone: ``exits`` as given, or the
-        default positions where it is None. None where the exits are the
-        model's own (a ``ChainExits``, a multi-exit network).
+    {exits_attribute}
     classes_ : ndarray of shape (n_classes,)
     costs_ : ndarray of shape (n_exits,)
         Incremental cost per row of each exit; measured costs include the
@@ -492,6 +508,7 @@ class EarlyExitClassifier(_SharedComputation, BaseAdaptiveClassifier):
         self.verbose = verbose
 
 
+@_exits_doc("ChainExitsRegressor")
 @fill_regression_docs
 class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
     """Stop each row at the earliest exit of one regressor that is good enough
@@ -556,11 +573,7 @@ class EarlyExitRegressor(_SharedComputation, BaseAdaptiveRegressor):
         What runs the exits at prediction.
     n_exits_ : int
         The number of exits.
-    exits_ : ndarray of shape (n_exits,) or None
-        The number of trees (or boosting rounds) each exit answers with, for
-        a tree ensemble or a boosted backbone: ``exits`` as given, or the
-        default positions where it is None. None where the exits are the
-        model's own (a ``ChainExitsRegressor``, a multi-exit network).
+    {exits_attribute}
     costs_ : ndarray of shape (n_exits,)
         Incremental cost per row of each exit.
     cumulative_costs_ : ndarray of shape (n_exits,)

@@ -116,38 +116,32 @@ def _fit_and_predict_fold(
             source, _safe_indexing(X, test), classes, index_labels
         )
     except Exception as exc:
+        # A model's own refusal says nothing of which stage it is, nor that
+        # the fold's training rows lacked a class (a class with fewer rows
+        # than folds, which a model can refuse its own way: a fold of one
+        # class, an objective set for every class). The error is kept as it
+        # is, its type and words, and the traceback's note says both: the
+        # missing class is mentioned, not blamed (a text column or sparse
+        # rows fail the same fold for their own reasons).
         missing = (
             []
             if present is None
             else np.setdiff1d(classes, index_labels if on_indices else present)
         )
-        if not len(missing) or not isinstance(exc, ValueError):
-            # A model's own refusal (sparse rows, a text column) says nothing
-            # of which stage it is: the traceback's note does, the error kept
-            # as it is (a missing class is mentioned, not blamed).
-            if hasattr(exc, "add_note") and repr(name) not in str(exc):
-                lacking = (
-                    f", which hold no row of class(es) {missing.tolist()}"
-                    if len(missing)
-                    else ""
+        if hasattr(exc, "add_note") and (len(missing) or repr(name) not in str(exc)):
+            note = (
+                f"(raised by stage {name!r} ({type(estimator).__name__}), fitted "
+                "on a cross-fitting fold's training rows"
+            )
+            if len(missing):
+                note += (
+                    f", which hold no row of class(es) {missing.tolist()}: if "
+                    "that is the cause, give those classes more rows (or drop "
+                    "or merge them), use fewer folds, or pass the fitted model "
+                    "in a FrozenEstimator"
                 )
-                exc.add_note(
-                    f"(raised by stage {name!r} ({type(estimator).__name__}), "
-                    f"fitted on a cross-fitting fold's training rows{lacking})"
-                )
-            raise
-        # Fitted on fewer classes than the others (a class with fewer rows
-        # than folds), a model refuses its rows its own way (a ValueError):
-        # an objective set for every class, a fold of one class.
-        raise ValueError(
-            f"Stage {name!r} ({type(estimator).__name__}) failed on a "
-            f"cross-fitting fold whose training rows hold no row of class(es) "
-            f"{missing.tolist()}: {type(exc).__name__}: "
-            f"{str(exc).strip()[:300].rstrip('.')}. A class needs rows in every "
-            "fold's training rows: give those classes more rows (or drop or "
-            "merge them), use fewer folds, or pass the fitted model in a "
-            "FrozenEstimator."
-        ) from exc
+            exc.add_note(note + ")")
+        raise
     return (probas, fitted, index_labels) if keep else probas
 
 

@@ -1068,7 +1068,8 @@ def test_an_xgboost_fold_that_cannot_be_fitted_without_a_class_says_which():
     )
     with pytest.raises(
         ValueError,
-        match=r"Stage 'xgb' \(XGBClassifier\) failed on a cross-fitting fold "
-        r"whose training rows hold no row of class\(es\) \['b'\]",
+        match=r"raised by stage 'xgb' \(XGBClassifier\), fitted on a "
+        r"cross-fitting fold's training rows, which hold no row of class\(es\) "
+        r"\['b'\]: if that is the cause",
     ):
         cascade.fit(X, labels)

@@ -885,6 +885,12 @@ def test_a_csv_separated_otherwise_than_by_commas_says_so(
     err = capsys.readouterr().err
     assert f"separated by {words}: a CSV file here is separated by commas" in err
     assert "0 (after the label column" not in err
+    # With decimal commas (Excel in much of Europe) the rows split on them.
+    text = data.read_text()
+    (tmp_path / "decimal.csv").write_text(text.replace(".", ","))
+    decimal = tmp_path / "decimal.csv"
+    assert _tree_then_lr_frontier(digits_files, decimal, tmp_path) == 1
+    assert f"separated by {words}" in capsys.readouterr().err
 
 
 def test_csv_labels_that_look_like_numbers_match_models_fitted_on_text(
@@ -1074,3 +1080,40 @@ def test_true_and_false_in_a_csv_are_the_classes_of_models_fitted_on_bools(
     assert code == 0, capsys.readouterr().err
     frontier = json.loads((tmp_path / "f.json").read_text())["frontier"]
     assert max(point["accuracy"] for point in frontier) > 0.9
+
+
+def test_a_bad_cell_after_blank_lines_is_named_on_its_line_in_the_file(
+    digits_files, tmp_path, capsys
+):
+    data = _digits_csv(digits_files, tmp_path / "d.csv")
+    lines = data.read_text().splitlines()
+    cells = lines[10].split(",")
+    cells[3] = "abc"
+    lines[10] = ",".join(cells)
+    data.write_text("\n".join(lines[:5] + ["", ""] + lines[5:]) + "\n")
+    assert _tree_then_lr_frontier(digits_files, data, tmp_path) == 1
+    # Line 11 of the file before the two blank lines were put in: now 13.
+    assert "holds 'abc' on line 13 (the header is line 1)" in capsys.readouterr().err
+
+
+def test_predict_does_not_take_whole_numbers_but_0_and_1_as_bools(tmp_path, capsys):
+    """A cast to bool made every label but 0 True: a file labelled 0 and 2
+    for a model of False and True was scored as if 2 were True."""
+    X, labels = _two_text_class_models(tmp_path, classes=(False, True))
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("a", FrozenEstimator(joblib.load(tmp_path / "a.joblib"))),
+            ("b", FrozenEstimator(joblib.load(tmp_path / "b.joblib"))),
+        ],
+        costs=[1, 5],
+    ).fit(X, labels)
+    joblib.dump(cascade, tmp_path / "cascade.joblib")
+    data = _csv(tmp_path / "twos.csv", X, np.where(labels, 2, 0))
+    assert _predict(tmp_path / "cascade.joblib", data) == 0
+    out = capsys.readouterr().out
+    assert "labels [2]" in out and "are not classes of the model" in out
+    assert "accuracy:" not in out
+    data = _csv(tmp_path / "ones.csv", X, labels.astype(int))
+    assert _predict(tmp_path / "cascade.joblib", data) == 0
+    accuracy = float(capsys.readouterr().out.split("accuracy: ")[1].split()[0])
+    assert accuracy == pytest.approx(cascade.score(X, labels), abs=1e-4)

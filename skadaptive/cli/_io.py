@@ -433,19 +433,24 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
         rows = list(csv.reader(handle))
     if len(rows) < 2:
         raise CommandError(f"{file}: expected a header row and at least one row.")
-    # Blank lines are no rows (as pandas reads them).
-    header, body = rows[0], [row for row in rows[1:] if row]
-    if not body:
+    # Blank lines are no rows (as pandas reads them); each row keeps its
+    # line in the file for the messages.
+    header = rows[0]
+    numbered = [(k + 2, row) for k, row in enumerate(rows[1:]) if row]
+    if not numbered:
         raise CommandError(f"{file}: expected a header row and at least one row.")
-    # One column in the header and the rows alike, each holding another
-    # separator: a file separated otherwise (a column's name may hold one).
+    lines, body = zip(*numbered)
+    # A header of one column holding another separator: a file separated
+    # otherwise, unless its rows are one column without it as well (a
+    # column may be named "x;ratio"). Rows of several columns are a file
+    # separated by semicolons with decimal commas ("0,5;1,2").
     separator = next(
         (
             s
             for s in _OTHER_SEPARATORS
             if len(header) == 1
             and s in header[0]
-            and all(len(row) == 1 and s in row[0] for row in body[:5])
+            and not all(len(row) == 1 and s not in row[0] for row in body[:5])
         ),
         None,
     )
@@ -484,7 +489,7 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
         line, column = _first_bad_cell(body, columns)
         raise CommandError(
             f"{file}: column {header[column].strip()!r} holds "
-            f"{body[line][column]!r} on line {line + 2} (the header is line 1), "
+            f"{body[line][column]!r} on line {lines[line]} (the header is line 1), "
             f"which is not a number ({exc}). Features must be numbers; name the "
             "label column with --label if it is that one."
         ) from exc

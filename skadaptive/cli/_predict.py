@@ -104,9 +104,14 @@ def _known_labels(y, model, path):
     model.
     """
     y = labels_as_text_classes(y, [model.classes_])
-    if y.dtype.kind in "iu" and model.classes_.dtype.kind in "US":
+    kind = model.classes_.dtype.kind
+    if y.dtype.kind in "iu" and kind in "US":
         y = y.astype(str)  # of its own width: 12 is not the class "1"
-    elif y.dtype.kind in "iu" and model.classes_.dtype.kind not in "iu":
+    elif y.dtype.kind in "iu" and kind == "b":
+        # Only 0 and 1 are False and True: 2 is no class (as a cast says).
+        if set(np.unique(y).tolist()) <= {0, 1}:
+            y = y.astype(bool)
+    elif y.dtype.kind in "iu" and kind not in "iu":
         y = y.astype(model.classes_.dtype)
     unknown = np.setdiff1d(np.unique(y), model.classes_)
     if len(unknown):

@@ -988,17 +988,10 @@ def test_csv_blank_lines_are_no_rows_and_a_column_name_may_hold_a_semicolon(
         ("b", DecisionTreeClassifier(max_depth=2, random_state=0)),
     ]:
         joblib.dump(model.fit(x, labels), tmp_path / f"{name}.joblib")
-    cascade = AdaptiveCascadeClassifier(
-        [
-            ("a", FrozenEstimator(joblib.load(tmp_path / "a.joblib"))),
-            ("b", FrozenEstimator(joblib.load(tmp_path / "b.joblib"))),
-        ],
-        costs=[1, 2],
-    ).fit(x, labels)
-    joblib.dump(cascade, tmp_path / "cascade.joblib")
+    cascade = _saved_cascade(tmp_path, x, labels, costs=(1, 2))
     lines = ["x;ratio", *(f"{v}" for v in x[:, 0]), "", ""]
     (tmp_path / "one.csv").write_text("\n".join(lines[:50] + [""] + lines[50:]))
-    assert _predict(tmp_path / "cascade.joblib", tmp_path / "one.csv") == 0
+    assert _predict(cascade, tmp_path / "one.csv") == 0
     assert "200 rows predicted" in capsys.readouterr().out
 
 
@@ -1020,6 +1013,20 @@ def _two_text_class_models(folder, classes=("0", "1")):
     ]:
         joblib.dump(model.fit(X[:200], labels[:200]), folder / f"{name}.joblib")
     return X[200:], labels[200:]
+
+
+def _saved_cascade(folder, X, labels, costs=(1, 5)):
+    """The cascade of ``folder``'s models a.joblib and b.joblib, frozen and
+    fitted on ``X`` and ``labels``, saved as cascade.joblib (its path)."""
+    cascade = AdaptiveCascadeClassifier(
+        [
+            (name, FrozenEstimator(joblib.load(folder / f"{name}.joblib")))
+            for name in "ab"
+        ],
+        costs=list(costs),
+    ).fit(X, labels)
+    joblib.dump(cascade, folder / "cascade.joblib")
+    return folder / "cascade.joblib"
 
 
 def _csv(path, X, labels):
@@ -1047,15 +1054,8 @@ def test_numbers_are_never_cut_to_the_width_of_text_classes(tmp_path, capsys):
     code = _frontier(*models, "--data", data, "--costs", 1, 5, folder=tmp_path)
     assert code == 1
     assert "the data has labels ['12'] that model" in capsys.readouterr().err
-    cascade = AdaptiveCascadeClassifier(
-        [
-            ("a", FrozenEstimator(joblib.load(models[0]))),
-            ("b", FrozenEstimator(joblib.load(models[1]))),
-        ],
-        costs=[1, 5],
-    ).fit(X, np.where(X[:, 0] > 0, "1", "0"))
-    joblib.dump(cascade, tmp_path / "cascade.joblib")
-    assert _predict(tmp_path / "cascade.joblib", data) == 0
+    cascade = _saved_cascade(tmp_path, X, np.where(X[:, 0] > 0, "1", "0"))
+    assert _predict(cascade, data) == 0
     out = capsys.readouterr().out
     assert "labels ['12'] (3 rows) are not classes of the model" in out
     assert "accuracy:" not in out
@@ -1100,20 +1100,13 @@ def test_predict_does_not_take_whole_numbers_but_0_and_1_as_bools(tmp_path, caps
     """A cast to bool made every label but 0 True: a file labelled 0 and 2
     for a model of False and True was scored as if 2 were True."""
     X, labels = _two_text_class_models(tmp_path, classes=(False, True))
-    cascade = AdaptiveCascadeClassifier(
-        [
-            ("a", FrozenEstimator(joblib.load(tmp_path / "a.joblib"))),
-            ("b", FrozenEstimator(joblib.load(tmp_path / "b.joblib"))),
-        ],
-        costs=[1, 5],
-    ).fit(X, labels)
-    joblib.dump(cascade, tmp_path / "cascade.joblib")
+    cascade = _saved_cascade(tmp_path, X, labels)
     data = _csv(tmp_path / "twos.csv", X, np.where(labels, 2, 0))
-    assert _predict(tmp_path / "cascade.joblib", data) == 0
+    assert _predict(cascade, data) == 0
     out = capsys.readouterr().out
     assert "labels [2]" in out and "are not classes of the model" in out
     assert "accuracy:" not in out
     data = _csv(tmp_path / "ones.csv", X, labels.astype(int))
-    assert _predict(tmp_path / "cascade.joblib", data) == 0
+    assert _predict(cascade, data) == 0
     accuracy = float(capsys.readouterr().out.split("accuracy: ")[1].split()[0])
-    assert accuracy == pytest.approx(cascade.score(X, labels), abs=1e-4)
+    assert accuracy == pytest.approx(joblib.load(cascade).score(X, labels), abs=1e-4)

@@ -1080,6 +1080,19 @@ def test_true_and_false_in_a_csv_are_the_classes_of_models_fitted_on_bools(
     assert code == 0, capsys.readouterr().err
     frontier = json.loads((tmp_path / "f.json").read_text())["frontier"]
     assert max(point["accuracy"] for point in frontier) > 0.9
+    # R and Spark write TRUE or true.
+    upper = _csv(tmp_path / "upper.csv", X, np.where(labels, "TRUE", "false"))
+    code = _frontier(
+        tmp_path / "a.joblib",
+        tmp_path / "b.joblib",
+        "--data",
+        upper,
+        "--costs",
+        1,
+        5,
+        folder=tmp_path,
+    )
+    assert code == 0, capsys.readouterr().err
 
 
 def test_a_bad_cell_after_blank_lines_is_named_on_its_line_in_the_file(

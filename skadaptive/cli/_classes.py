@@ -244,8 +244,8 @@ def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
     ``1.0`` are the class ``"1"``), else as text (then unknown to the
     models, which the caller says). Two classes of one value (``"1"`` and
     ``"1.0"``) leave the labels as they are: which was meant cannot be told.
-    Likewise the text ``"True"`` and ``"False"`` are the classes of models
-    fitted on bools. Anything else is returned as it is.
+    Likewise the text ``"True"`` and ``"False"`` (in any case) are the
+    classes of models fitted on bools. Anything else is returned as it is.
 
     Parameters
     ----------
@@ -272,9 +272,11 @@ def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
         return y
     values, inverse = np.unique(y, return_inverse=True)
     if y.dtype.kind in "US" and all(isinstance(c, bool) for c in names):
-        truth = {"True": True, "False": False}
-        if set(values.tolist()) <= set(truth):
-            return np.array([truth[v] for v in values.tolist()])[inverse]
+        # Any case: pandas writes True, R and Spark TRUE or true.
+        truth = {"true": True, "false": False}
+        words = [str(v).strip().lower() for v in values.tolist()]
+        if set(words) <= set(truth):
+            return np.array([truth[w] for w in words])[inverse]
         return y
     if y.dtype.kind not in "iuf" or not all(isinstance(c, str) for c in names):
         return y

@@ -1884,7 +1884,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             ``oracle_cost`` and ``oracle_exit_rates`` (of those answers), and
             ``accuracy_at_fit``, ``cost_at_fit``, ``exit_rates_at_fit`` and
             ``run_rates_at_fit`` (the share of the rows each stage runs on)
-            for this estimator's own policy.
+            for this estimator's own policy. With a router, ``router`` says
+            which points kept one, as in ``frontier_``.
 
         Examples
         --------
@@ -1951,6 +1952,8 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "cost_at_fit": cost_at_fit,
             "exit_rates_at_fit": rates_at_fit,
             "run_rates_at_fit": runs_at_fit,
+            # Which points kept a router, as frontier_ says (with a router).
+            **{k: v.copy() for k, v in self.frontier_.items() if k == "router"},
         }
 
     def measure_stage_seconds(

@@ -370,6 +370,8 @@ def test_a_frontier_point_keeps_no_router_that_starts_every_row_first():
     kept = cascade.frontier_["router"]
     assert kept.any() and not kept.all()
     assert_array_equal(kept, [r is not None for r in routers])
+    # Test figures say the same of each point.
+    assert_array_equal(cascade.evaluate_frontier(X, y)["router"], kept)
 
 
 # ------------------------------------------------ the pieces, one by one

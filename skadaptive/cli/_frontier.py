@@ -321,8 +321,9 @@ def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
                 "--classes, in its column order"
             )
         stages.append((name, load_stage(path, classes, X, models.get(path))))
-    # A CSV's labels "1", "2" are read as numbers; models fitted on them as
-    # text know them as text.
+    # Refused as a regression target while still numbers; then a CSV's
+    # labels "1", "2", read as numbers, are the text classes of models
+    # fitted on them as text.
     _refuse_regression_target(y, stages)
     y = labels_as_text_classes(y, [stage.classes_ for _, stage in stages])
     check_labels_known(y, stages, hints)

@@ -1034,11 +1034,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         ``fit`` keeps every policy row's stage probabilities so that
         :meth:`with_policy` and ``frontier_`` can learn other policies without
         refitting the stages; for a model that only predicts, they are most of
-        its pickled size (82 % of it for a digits cascade with joblib, about
-        half with skops). Afterwards those two raise, and so does
-        :meth:`evaluate_frontier`, which scores ``frontier_``'s policies
-        (``frontier_`` still answers if it was read before); prediction is
-        unchanged.
+        its pickled size (80 % of it for a digits cascade of a logistic
+        regression and a tree with joblib, half with skops). Afterwards those
+        two raise, and so does :meth:`evaluate_frontier`, which scores
+        ``frontier_``'s policies (``frontier_`` still answers if it was read
+        before); prediction is unchanged.
 
         Returns
         -------

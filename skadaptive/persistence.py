@@ -13,8 +13,8 @@ lists the package's own; skops also asks about the types of the stages inside
 ``skops.io.get_untrusted_types`` lists for review. To call ``with_policy`` or
 read ``frontier_`` after loading, the estimator keeps its policy rows;
 :meth:`~skadaptive.AdaptiveCascadeClassifier.discard_policy_rows` drops them
-from a model that only predicts (82 % of a digits cascade's joblib file,
-about half of its skops file).
+from a model that only predicts (80 % of the joblib file of a digits cascade
+of a logistic regression and a tree, half of its skops file).
 
 Examples
 --------

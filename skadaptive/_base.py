@@ -1938,8 +1938,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             self.policy_, fitted, correct_fitted
         )
         total = self.cumulative_costs_[-1]
-        return {
-            "cost_weight": self.frontier_["cost_weight"].copy(),
+        frontier = self.frontier_
+        result = {
+            "cost_weight": frontier["cost_weight"].copy(),
             "accuracy": np.array([p[0] for p in points]),
             "expected_cost": np.array([p[1] for p in points]),
             "normalized_cost": np.array([p[1] for p in points]) / total,
@@ -1952,9 +1953,10 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             "cost_at_fit": cost_at_fit,
             "exit_rates_at_fit": rates_at_fit,
             "run_rates_at_fit": runs_at_fit,
-            # Which points kept a router, as frontier_ says (with a router).
-            **{k: v.copy() for k, v in self.frontier_.items() if k == "router"},
         }
+        if "router" in frontier:  # which points kept one, as frontier_ says
+            result["router"] = frontier["router"].copy()
+        return result
 
     def measure_stage_seconds(
         self, X: Rows, *, random_state: RandomState = None

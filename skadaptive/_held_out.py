@@ -103,10 +103,9 @@ def _fit_and_predict_fold(
     refuses a gap in them, and a fold without a class answers it with
     probability 0, as a member fitted on the labels does.
     """
-    # The classes of the fold's training rows (None: a regressor's target).
-    present = None if classes is None else np.unique(_safe_indexing(y, train))
     index_labels = None
     if on_indices:
+        present = np.unique(_safe_indexing(y, train))
         index_labels = classes[present]
         y = np.searchsorted(present, y)
     try:
@@ -122,11 +121,15 @@ def _fit_and_predict_fold(
         # class, an objective set for every class). The error is kept as it
         # is, its type and words, and the traceback's note says both: the
         # missing class is mentioned, not blamed (a text column or sparse
-        # rows fail the same fold for their own reasons).
+        # rows fail the same fold for their own reasons). The classes it
+        # lacked (none for a regressor) are counted only here, where a fit
+        # failed.
         missing = (
             []
-            if present is None
-            else np.setdiff1d(classes, index_labels if on_indices else present)
+            if classes is None
+            else np.setdiff1d(
+                classes, index_labels if on_indices else _safe_indexing(y, train)
+            )
         )
         if hasattr(exc, "add_note") and (len(missing) or repr(name) not in str(exc)):
             note = (

@@ -1015,6 +1015,13 @@ def _two_text_class_models(folder, classes=("0", "1")):
     return X[200:], labels[200:]
 
 
+def _ab_frontier(folder, data):
+    """``skadaptive frontier`` of ``folder``'s models a.joblib then b.joblib,
+    costs 1 and 5, on ``data``: its exit code."""
+    a, b = folder / "a.joblib", folder / "b.joblib"
+    return _frontier(a, b, "--data", data, "--costs", 1, 5, folder=folder)
+
+
 def _saved_cascade(folder, X, labels, costs=(1, 5)):
     """The cascade of ``folder``'s models a.joblib and b.joblib, frozen and
     fitted on ``X`` and ``labels``, saved as cascade.joblib (its path)."""
@@ -1041,18 +1048,15 @@ def test_numbers_are_never_cut_to_the_width_of_text_classes(tmp_path, capsys):
     regression target's 1.3146 became "1" and 12 became "1": the frontier
     ran on made-up classes with exit code 0."""
     X, _ = _two_text_class_models(tmp_path)
-    models = [str(tmp_path / "a.joblib"), str(tmp_path / "b.joblib")]
     target = 1 + np.tanh(X[:, 0] + np.random.default_rng(1).normal(0, 0.1, len(X)))
     data = _csv(tmp_path / "target.csv", X, np.round(target, 4))
-    code = _frontier(*models, "--data", data, "--costs", 1, 5, folder=tmp_path)
-    assert code == 1
+    assert _ab_frontier(tmp_path, data) == 1
     assert "as a regression target's are" in capsys.readouterr().err
     # A whole number that is no class ("12") is named, not cut to "1".
     labels = np.where(X[:, 0] > 0, 1, 0)
     labels[:3] = 12
     data = _csv(tmp_path / "twelve.csv", X, labels)
-    code = _frontier(*models, "--data", data, "--costs", 1, 5, folder=tmp_path)
-    assert code == 1
+    assert _ab_frontier(tmp_path, data) == 1
     assert "the data has labels ['12'] that model" in capsys.readouterr().err
     cascade = _saved_cascade(tmp_path, X, np.where(X[:, 0] > 0, "1", "0"))
     assert _predict(cascade, data) == 0
@@ -1067,32 +1071,12 @@ def test_true_and_false_in_a_csv_are_the_classes_of_models_fitted_on_bools(
     X, labels = _two_text_class_models(tmp_path, classes=(False, True))
     data = _csv(tmp_path / "bools.csv", X, labels)
     assert "True" in data.read_text()
-    code = _frontier(
-        tmp_path / "a.joblib",
-        tmp_path / "b.joblib",
-        "--data",
-        data,
-        "--costs",
-        1,
-        5,
-        folder=tmp_path,
-    )
-    assert code == 0, capsys.readouterr().err
+    assert _ab_frontier(tmp_path, data) == 0, capsys.readouterr().err
     frontier = json.loads((tmp_path / "f.json").read_text())["frontier"]
     assert max(point["accuracy"] for point in frontier) > 0.9
     # R and Spark write TRUE or true.
     upper = _csv(tmp_path / "upper.csv", X, np.where(labels, "TRUE", "false"))
-    code = _frontier(
-        tmp_path / "a.joblib",
-        tmp_path / "b.joblib",
-        "--data",
-        upper,
-        "--costs",
-        1,
-        5,
-        folder=tmp_path,
-    )
-    assert code == 0, capsys.readouterr().err
+    assert _ab_frontier(tmp_path, upper) == 0, capsys.readouterr().err
 
 
 def test_a_bad_cell_after_blank_lines_is_named_on_its_line_in_the_file(

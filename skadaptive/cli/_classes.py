@@ -234,7 +234,7 @@ def _one_per_column(labels, n_columns, y, source) -> np.ndarray:
     return labels_like(labels, y, source)
 
 
-def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
+def labels_as_model_classes(y: np.ndarray, classes: list) -> np.ndarray:
     """File labels as the classes of models fitted on them in another type.
 
     A file's label column that holds numbers is read as numbers, but the
@@ -260,11 +260,11 @@ def labels_as_text_classes(y: np.ndarray, classes: list) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> labels_as_text_classes(np.array([1, 2, 12]), [np.array(["1", "2.0"])]).tolist()
+    >>> labels_as_model_classes(np.array([1, 2, 12]), [np.array(["1", "2.0"])]).tolist()
     ['1', '2.0', '12']
-    >>> labels_as_text_classes(np.array([1, 2]), [np.array([1, 2])]).tolist()
+    >>> labels_as_model_classes(np.array([1, 2]), [np.array([1, 2])]).tolist()
     [1, 2]
-    >>> labels_as_text_classes(np.array(["True", "False"]), [np.array([False, True])])
+    >>> labels_as_model_classes(np.array(["True", "False"]), [np.array([False, True])])
     array([ True, False])
     """
     names = [c for model in classes for c in np.asarray(model).tolist()]

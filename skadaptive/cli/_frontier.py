@@ -17,7 +17,7 @@ from ..policies._skips import jumps_over_stages
 from ..stages._combined import combines
 from ._classes import (
     check_labels_known,
-    labels_as_text_classes,
+    labels_as_model_classes,
     labels_like,
     onnx_classes,
 )
@@ -303,7 +303,7 @@ def _costs(values):
 
 def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
     """The models as frozen stages, each with its classes in column order,
-    and the labels as they know them (:func:`labels_as_text_classes`).
+    and the labels as they know them (:func:`labels_as_model_classes`).
 
     ``models`` holds the objects already loaded from joblib files, by path.
     """
@@ -325,7 +325,7 @@ def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
     # labels "1", "2", read as numbers, are the text classes of models
     # fitted on them as text.
     _refuse_regression_target(y, stages)
-    y = labels_as_text_classes(y, [stage.classes_ for _, stage in stages])
+    y = labels_as_model_classes(y, [stage.classes_ for _, stage in stages])
     check_labels_known(y, stages, hints)
     return stages, y
 
@@ -1028,7 +1028,7 @@ def _report(cascade, test, n_policy, n_eval, intervals) -> dict:
                 test["expected_cost"],
                 test["exit_rates"],
                 test["run_rates"],
-                cascade.frontier_.get("router", repeat(None)),
+                test.get("router", repeat(None)),
             )
         ],
         "chosen": {

@@ -431,14 +431,12 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     # first column's name, which would then match no --label nor model column.
     with open(file, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
-    if len(rows) < 2:
-        raise CommandError(f"{file}: expected a header row and at least one row.")
     # Blank lines are no rows (as pandas reads them); each row keeps its
     # line in the file for the messages.
-    header = rows[0]
     numbered = [(k + 2, row) for k, row in enumerate(rows[1:]) if row]
     if not numbered:
         raise CommandError(f"{file}: expected a header row and at least one row.")
+    header = rows[0]
     lines, body = zip(*numbered)
     # A header of one column holding another separator: a file separated
     # otherwise, unless its rows are one column without it as well (a

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 
 from .._validation import rows_text
-from ._classes import labels_as_text_classes
+from ._classes import labels_as_model_classes
 from ._io import (
     CommandError,
     _short,
@@ -103,15 +103,13 @@ def _known_labels(y, model, path):
     the file (a wrong label column, another encoding of the classes), not the
     model.
     """
-    y = labels_as_text_classes(y, [model.classes_])
+    y = labels_as_model_classes(y, [model.classes_])
     kind = model.classes_.dtype.kind
     if y.dtype.kind in "iu" and kind in "US":
         y = y.astype(str)  # of its own width: 12 is not the class "1"
-    elif y.dtype.kind in "iu" and kind == "b":
-        # Only 0 and 1 are False and True: 2 is no class (as a cast says).
-        if set(np.unique(y).tolist()) <= {0, 1}:
-            y = y.astype(bool)
-    elif y.dtype.kind in "iu" and kind not in "iu":
+    elif y.dtype.kind in "iu" and kind not in "iub":
+        # Not to bool: 0 and 1 equal False and True as they are, and a cast
+        # would make 2 True.
         y = y.astype(model.classes_.dtype)
     unknown = np.setdiff1d(np.unique(y), model.classes_)
     if len(unknown):

@@ -179,6 +179,12 @@ def _router_rows(estimator) -> tuple:
     return data
 
 
+def _starts_every_row_first(router) -> bool:
+    """Whether ``router`` starts every row at the first stage: it then routes
+    nothing, and no fit or frontier point keeps it."""
+    return router.learner is None and router.constant == 0
+
+
 def routed_frontier(estimator, points, rows) -> list:
     """``frontier_``'s points with a router learned for each, where it
     lowers ``loss + cost_weight * cost`` on the policy rows."""
@@ -210,8 +216,7 @@ def routed_frontier(estimator, points, rows) -> list:
         plain_risk = 1 - point.accuracy + weight * point.normalized_cost
         # A router that starts every row at the first stage is none (as
         # fit judges it): the point keeps its plain policy.
-        router = routed.router
-        trivial = router is None or (router.learner is None and router.constant == 0)
+        trivial = routed.router is None or _starts_every_row_first(routed.router)
         if not trivial and 1 - figures.accuracy + weight * cost < plain_risk:
             point = replace(figures, normalized_cost=cost)
         routed_points.append(point)
@@ -340,7 +345,7 @@ def learn_estimator_router(estimator, stage_probas, y_encoded, sample_weight) ->
     routed_rows_cost = cost + estimator._cost_of_rates(
         routed.in_sample.exit_rates, routed.in_sample.run_rates
     )
-    if router.learner is None and router.constant == 0:
+    if _starts_every_row_first(router):
         better, reason = False, "it starts every row at the first stage"
     elif estimator.budget is not None:
         # With budget_confidence, within the budget searched (lowered for

@@ -34,6 +34,7 @@ from skadaptive.stages import (
     MultiExitSource,
     OnnxClassifier,
     OnnxMultiExit,
+    OnnxRegressor,
     exit_probas,
     measure_exit_seconds_per_row,
 )
@@ -243,6 +244,40 @@ def test_an_integer_input_takes_whole_numbers_only(linear):
     for bad, why in ((whole + 0.1, "not whole numbers"), (whole * 1e30, "range")):
         with pytest.raises(ValueError, match=f"type int64, and X has values .*{why}"):
             clf.predict_proba(bad)
+
+
+def test_integer_input_near_int64s_limits_reaches_the_model_exactly_or_not_at_all():
+    """uint64 rows went through float64 (2**53 + 1 reached the model as
+    2**53) and a float of 2.0**63 passed the range check (int64's largest
+    value rounds up to it in float64) and wrapped to -2**63."""
+    offset = 2**53
+    nodes = [
+        helper.make_node(
+            "Constant",
+            [],
+            ["c"],
+            value=helper.make_tensor("c", TensorProto.INT64, [1], [offset]),
+        ),
+        helper.make_node("Sub", ["x", "c"], ["d"]),
+        helper.make_node("Cast", ["d"], ["y"], to=TensorProto.DOUBLE),
+    ]
+    reg = OnnxRegressor(
+        _model(
+            nodes,
+            [helper.make_tensor_value_info("x", TensorProto.INT64, ["N", 1])],
+            [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 1])],
+        )
+    )
+    for dtype in (np.int64, np.uint64):
+        assert reg.predict(np.array([[offset + 1]], dtype=dtype)) == [1.0]
+    largest = np.iinfo(np.int64).max
+    for bad in (
+        np.array([[largest + 1]], dtype=np.uint64),
+        np.array([[2.0**63]]),
+    ):
+        with pytest.raises(ValueError, match="beyond int64's range"):
+            reg.predict(bad)
+    assert reg.predict(np.array([[-(2.0**62)]])) == [-(2.0**62) - offset]
 
 
 def test_an_unknown_provider_name_is_refused_before_a_session(linear):

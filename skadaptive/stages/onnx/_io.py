@@ -135,12 +135,22 @@ def _whole_numbers(X, dtype: np.dtype, estimator) -> np.ndarray:
     values = check_array(
         X, allow_nd=True, dtype=None, estimator=estimator, input_name="X"
     )
-    if values.dtype.kind in "iu" and np.can_cast(values.dtype, dtype):
-        return values.astype(dtype)
-    values = values.astype(np.float64)
     info = np.iinfo(dtype)
-    whole = np.array_equal(values, np.round(values))
-    if not whole or values.min() < info.min or values.max() > info.max:
+    if values.dtype.kind in "iu":
+        # Compared as integers: through float64, 2**53 + 1 would be 2**53.
+        whole = True
+        in_range = values.size == 0 or (
+            int(values.min()) >= info.min and int(values.max()) <= info.max
+        )
+    else:
+        values = values.astype(np.float64)
+        whole = bool(np.array_equal(values, np.round(values)))
+        # The bound above is exclusive and exact in float64 (2**63 for int64,
+        # whose largest value itself rounds up to 2**63 there).
+        in_range = values.size == 0 or (
+            values.min() >= info.min and values.max() < float(int(info.max) + 1)
+        )
+    if not whole or not in_range:
         raise ValueError(
             f"The model's input is of type {dtype}, and X has values that are "
             + ("not whole numbers" if not whole else f"beyond {dtype}'s range")

@@ -1091,8 +1091,11 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 verbose=self.verbose,
                 make_source=self._source_maker(),
                 names=self._members()[0],
-                # Only what decides the sizes timed: a cache hit for the others.
-                cost_batch_size=timing_scale(self._resolved_cost_batch_size()),
+                # Only what decides the sizes timed (nothing is timed with
+                # given costs): a cache hit for the others.
+                cost_batch_size=(
+                    timing_scale(self._resolved_cost_batch_size()) if measure else None
+                ),
                 refit=self.refit,
                 whole_method=self._whole_method() if measure else None,
                 sample_weight=sample_weight,

@@ -991,11 +991,17 @@ def test_memory_caches_stage_fits_across_policy_parameters(data, tmp_path):
         cv=3,
         memory=str(tmp_path / "cache"),
     )
-    grid = {"cost_weight": [0.0, 0.01, 0.1, 1.0], "policy": ["linear", "constant"]}
+    grid = {
+        "cost_weight": [0.0, 0.01, 0.1, 1.0],
+        "policy": ["linear", "constant"],
+        # A prediction parameter: with given costs nothing is timed, so it is
+        # no reason to fit the stages again (it was part of the cache key).
+        "batch_size": [None, 7],
+    }
     search = GridSearchCV(cascade, grid, cv=2, n_jobs=1).fit(X_train, y_train)
 
     # 2 outer folds and the final refit, each 3 inner folds and a refit, once:
-    # not once per candidate (8 x 2 x 4 + 4 = 68 fits without memory).
+    # not once per candidate (16 x 2 x 4 + 4 = 132 fits without memory).
     assert len(_fit_log_lines(log)) == 3 * 4
     assert any((tmp_path / "cache").rglob("output.pkl"))
     # Changing a stage invalidates the cache.

@@ -68,13 +68,19 @@ _TRUSTED = (
     "skadaptive.stages.onnx._graph._Segment",
     # scikit-learn's Bunch, which holds a cascade's named_estimators_
     "sklearn.utils._bunch.Bunch",
+    # Built-in types that skops does not trust of itself: an ONNX graph's
+    # segments hold the tensors they carry as a frozenset, and an ONNX
+    # stage keeps its classes as given (range(10), as the docs write them).
+    "builtins.frozenset",
+    "builtins.range",
 )
 
 
 def trusted_types() -> list[str]:
     """The types that a saved estimator of this package holds of its own.
 
-    skadaptive's classes, and scikit-learn's ``Bunch`` of named stages.
+    skadaptive's classes, scikit-learn's ``Bunch`` of named stages, and the
+    built-in ``frozenset`` and ``range`` that its ONNX stages hold.
 
     Pass them (with the reviewed types of your own stages) as ``trusted`` to
     ``skops.io.load``.

@@ -446,16 +446,20 @@ def unique_labels(y) -> np.ndarray:
         ) from None
 
 
-def members_refusing_nan(names, members) -> list[tuple[str, object]]:
-    """The ``(name, member)`` pairs that do not take NaN (see :func:`nan_fate`).
+def members_refusing_nan(names, members) -> list[tuple[str, str]]:
+    """``(name, type name)`` of the members that do not take NaN (see
+    :func:`nan_fate`).
 
-    A FrozenEstimator's model decides for it.
+    A FrozenEstimator's model decides for it, and names it. Names only: an
+    estimator keeps this, and a member kept here too would be saved again
+    with it (skops writes an object once for every place it is held).
     """
-    return [
-        (name, member)
-        for name, member in zip(names, members)
-        if nan_fate(getattr(member, "estimator", member)) == "refuses"
-    ]
+    refusing = []
+    for name, member in zip(names, members):
+        model = getattr(member, "estimator", member)
+        if nan_fate(model) == "refuses":
+            refusing.append((name, type(model).__name__))
+    return refusing
 
 
 def nan_fate(estimator) -> str:
@@ -514,11 +518,13 @@ def check_missing_values(X, refusing) -> None:
         return
     missing = _rows_with_nan(X)
     if missing:
-        name, member = refusing[0]
-        member = getattr(member, "estimator", member)  # a FrozenEstimator's model
+        name, kind = refusing[0]
+        if not isinstance(kind, str):
+            # Kept by a model saved before names were: the member itself.
+            kind = type(getattr(kind, "estimator", kind)).__name__
         raise ValueError(
             f"X has NaN in {rows_text(missing)}, and stage "
-            f"{name!r} ({type(member).__name__}) does not accept missing values, "
+            f"{name!r} ({kind}) does not accept missing values, "
             "so rows with NaN are refused whichever stage would see them. Impute "
             "them first (a SimpleImputer in a Pipeline around the estimator, or "
             "as the first step of that stage), or use stages that all accept NaN "

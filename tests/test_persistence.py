@@ -3,6 +3,7 @@
 import json
 import pickle
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -171,6 +172,13 @@ def test_an_onnx_stage_is_saved_with_its_model_bytes(tmp_path):
     expected = cascade.predict_proba(X_NEW)
     path = tmp_path / "cascade.skops"
     sio.dump(cascade, path)
+    # skops writes an object once for each place it is held: the stage's
+    # bytes once for its parameter, estimators_ and named_estimators_ (and
+    # not again for the cascade's record of which stages refuse NaN, which
+    # held the stages themselves: five copies in all).
+    with zipfile.ZipFile(path) as saved:
+        copies = [saved.read(name) for name in saved.namelist()]
+    assert copies.count(source.read_bytes()) == 3
     source.unlink()  # the saved model does not need the file any more
     untrusted = sio.get_untrusted_types(file=path)
     loaded = sio.load(path, trusted=untrusted)
@@ -315,6 +323,24 @@ def test_a_model_saved_before_versions_were_recorded_warns_and_still_works():
     assert old.evaluate_frontier(X[500:], y[500:])["cost_at_fit"] == pytest.approx(
         model.evaluate_frontier(X[500:], y[500:])["cost_at_fit"]
     )
+
+
+def test_a_model_that_kept_its_nan_refusing_stages_themselves_still_names_them():
+    """Models saved before the cascade kept the stages that refuse NaN by
+    name kept the stages themselves: their refusal names the stage alike."""
+    cascade = _cascade().fit(X_FIT, Y_FIT)
+    state = dict(cascade.__getstate__())
+    kept = state["_fitted_input"]
+    assert kept.refusing_nan == [("lr", "LogisticRegression")]
+    state["_fitted_input"] = type(kept)(
+        **{**kept, "refusing_nan": [("lr", cascade.estimators_[1])]}
+    )
+    old = AdaptiveCascadeClassifier.__new__(AdaptiveCascadeClassifier)
+    old.__setstate__(state)
+    X = X_NEW.copy()
+    X[3, 0] = np.nan
+    with pytest.raises(ValueError, match="stage 'lr' \\(LogisticRegression\\)"):
+        old.predict(X)
 
 
 def test_a_cascade_saved_before_later_parameters_existed_takes_their_defaults():

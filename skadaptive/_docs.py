@@ -633,7 +633,14 @@ _REGRESSION_ATTRIBUTES = (
         ``recalibrate``, ``expected_cost_`` is the cost measured on the rows
         recalibrated on, and ``expected_error_`` the fitted estimate,
         unchanged (without labels it cannot be re-estimated).
-    recalibrated_cost_, recalibration_ : float, dict
+"""
+    # The speed-up reads as the classifiers'.
+    + _SHARED_ATTRIBUTES[
+        _SHARED_ATTRIBUTES.index("    expected_speed_up_ :") : _SHARED_ATTRIBUTES.index(
+            "    recalibrated_cost_, recalibration_ :"
+        )
+    ]
+    + """    recalibrated_cost_, recalibration_ : float, dict
         Only on a copy from ``recalibrate``: the average cost per row measured
         on the unlabelled rows it was recalibrated on, and what was done
         there (budget, cost, next step, status, shift, thresholds and exit

@@ -291,3 +291,75 @@ def test_every_readme_figure_check_finds_its_block_and_figure():
         paragraph = _paragraph_after(block)
         for pattern, _, _ in checks:
             assert re.search(pattern, paragraph), (pattern, paragraph)
+
+
+def _fitted_for_attributes():
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    from skadaptive import (
+        AdaptiveCascadeClassifier,
+        AdaptiveCascadeRegressor,
+        EarlyExitClassifier,
+        EarlyExitRegressor,
+    )
+
+    Xc, yc = make_classification(300, n_features=6, random_state=0)
+    Xr, yr = make_regression(300, n_features=6, noise=5.0, random_state=0)
+    cascade_c = AdaptiveCascadeClassifier(
+        [("lr", LogisticRegression()), ("tree", DecisionTreeClassifier(max_depth=4))],
+        costs=[1, 5],
+        cv=3,
+        random_state=0,
+    )
+    cascade_r = AdaptiveCascadeRegressor(
+        [("ridge", Ridge()), ("tree", DecisionTreeRegressor(max_depth=4))],
+        costs=[1, 5],
+        cv=3,
+        random_state=0,
+    )
+    exits_c = EarlyExitClassifier(
+        GradientBoostingClassifier(n_estimators=8, random_state=0),
+        exits=[2, 8],
+        cv=3,
+        random_state=0,
+    )
+    exits_r = EarlyExitRegressor(
+        GradientBoostingRegressor(n_estimators=8, random_state=0),
+        exits=[2, 8],
+        cv=3,
+        random_state=0,
+    )
+    for estimator, X, y in (
+        (cascade_c, Xc, yc),
+        (cascade_r, Xr, yr),
+        (exits_c, Xc, yc),
+        (exits_r, Xr, yr),
+    ):
+        for params in (
+            {},
+            {"budget": 2.0 if "Cascade" in type(estimator).__name__ else 4},
+        ):
+            yield estimator.set_params(**params).fit(X, y)
+
+
+def test_every_fitted_attribute_is_documented():
+    """``expected_speed_up_`` was left out of the regressors' Attributes."""
+    for estimator in _fitted_for_attributes():
+        documented = estimator.__doc__.split("Attributes\n    ----------")[1]
+        # Set in fit, or properties that a fitted estimator answers.
+        public = [
+            name
+            for name in {*vars(estimator), *dir(type(estimator))}
+            if name.endswith("_")
+            and not name.startswith("_")
+            and hasattr(estimator, name)
+        ]
+        missing = [
+            name
+            for name in public
+            if not re.search(rf"\b{name}(?![A-Za-z0-9_])", documented)
+        ]
+        assert not missing, (type(estimator).__name__, missing)

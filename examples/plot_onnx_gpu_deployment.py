@@ -77,7 +77,7 @@ print("execution providers:", tiny.providers_)
 print(f"costs (MACs per row): {cascade.costs_}")
 print(
     f"cascade: accuracy {cascade.score(X_test, y_test):.3f} at "
-    f"{cascade.predict_cost(X_test).mean() / cascade.cumulative_costs_[-1]:.1%} "
+    f"{cascade.predict_cost(X_test).mean() / macs[1]:.1%} "
     f"of the large network's cost (large alone: {large.score(X_test, y_test):.3f})"
 )
 

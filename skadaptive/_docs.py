@@ -710,6 +710,14 @@ _REGRESSION_ATTRIBUTES = _reworded(
         "more accurate by more than one standard error, or as accurate and cheaper",
         "lower in error by more than one standard error, or as low and cheaper",
     ),
+    (
+        "dearer policy may still be more accurate, beyond",
+        "dearer policy may still be lower in error, beyond",
+    ),
+    (
+        "the depth most\n        accurate out of sample",
+        "the depth lowest\n        in error out of sample",
+    ),
 )
 
 

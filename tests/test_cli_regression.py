@@ -163,6 +163,33 @@ def test_predict_without_targets_and_with_text_targets(files, tmp_path, capsys):
     assert "--label" in err
 
 
+@pytest.mark.parametrize(
+    "cell, example", [("", "an empty cell"), ("nan", "'nan'"), ("inf", "'inf'")]
+)
+@pytest.mark.parametrize("command", ["predict", "frontier"])
+def test_a_missing_target_value_is_called_missing(
+    files, tmp_path, capsys, command, cell, example
+):
+    """An empty target cell was called text, with the advice to give
+    classifiers; the help says an empty cell is a missing value."""
+    folder, X, y = files
+    target = y.astype(object)
+    target[5] = cell
+    _write_csv(tmp_path / "gap.csv", X, target)
+    models = (
+        [str(folder / "cascade.joblib"), "--label", "target"]
+        if command == "predict"
+        else [str(folder / "ridge.joblib"), str(folder / "forest.joblib")]
+    )
+    code = main([command, *models, "--data", str(tmp_path / "gap.csv")])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (
+        f"1 target values are missing or not finite numbers (e.g. {example}); "
+        "drop those rows" in err
+    )
+
+
 # ------------------------------------------------------------------ frontier
 def test_frontier_of_regressors_prints_an_mse_column_and_saves_a_regressor(
     files, tmp_path, capsys

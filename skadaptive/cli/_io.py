@@ -702,14 +702,26 @@ def check_feature_counts(models: dict, X, data: str) -> None:
             )
 
 
+def _is_blank(value) -> bool:
+    """An empty cell: blank text, or the NaN it was made into."""
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, float) and np.isnan(value)
+
+
 def regression_target(y: np.ndarray, path: str) -> np.ndarray:
     """``y`` as the float target of a regressor; text or non-finite values
     are an error naming the fix."""
+    if y.dtype.kind in "OUS":
+        # An empty cell is a missing value (as the help says), not text.
+        blank = np.array([_is_blank(v) for v in y], bool)
+        if blank.any():
+            y = np.where(blank, np.nan, y.astype(object))
     try:
         target = y.astype(np.float64)
     except (TypeError, ValueError):
         examples = []
-        for value in np.unique(y):
+        for value in dict.fromkeys(str(v) for v in y if not _is_blank(v)):
             try:
                 float(value)
             except ValueError:
@@ -723,9 +735,11 @@ def regression_target(y: np.ndarray, path: str) -> np.ndarray:
         ) from None
     bad = ~np.isfinite(target)
     if bad.any():
+        first = y[bad][0]
+        example = "an empty cell" if _is_blank(first) else repr(str(first))
         raise CommandError(
-            f"{path}: {int(bad.sum())} target values are not finite numbers (e.g. "
-            f"{str(y[bad][0])!r}); drop those rows."
+            f"{path}: {int(bad.sum())} target values are missing or not finite "
+            f"numbers (e.g. {example}); drop those rows."
         )
     return target
 

@@ -671,6 +671,26 @@ def test_labels_saved_as_a_column_are_one_column(digits_files, tmp_path, capsys)
     assert "the labels must be one column" in capsys.readouterr().err
 
 
+def test_a_missing_label_is_called_missing(digits_files, tmp_path, capsys):
+    """An empty label cell was taken for a class '' of its own: frontier said
+    that none of the labels was a class of the models."""
+    lines = (digits_files / "data.csv").read_text().splitlines()
+    lines[7] = lines[7][: lines[7].rindex(",") + 1]  # the 7th row's label
+    (tmp_path / "gap.csv").write_text("\n".join(lines) + "\n")
+    message = "1 label is missing (empty cells; the first in data row 7)"
+    model = tmp_path / "cascade.joblib"
+    assert _frontier(digits_files, digits_files / "data.npz", "--save", str(model)) == 0
+    capsys.readouterr()
+    assert _frontier(digits_files, tmp_path / "gap.csv") == 1
+    assert message in capsys.readouterr().err
+    # predict reads labels only for an accuracy: it says so and goes on.
+    predict = ["predict", str(model), "--data", str(tmp_path / "gap.csv")]
+    assert main([*predict, "--label", "label"]) == 0
+    printed = capsys.readouterr()
+    assert message in printed.out + printed.err
+    assert "The rows are used without their labels" in printed.out + printed.err
+
+
 def test_csv_columns_are_matched_to_the_models_by_name(tmp_path, capsys):
     pd = pytest.importorskip("pandas")
     X, y = load_digits(return_X_y=True)

@@ -185,7 +185,7 @@ def test_a_missing_target_value_is_called_missing(
     err = capsys.readouterr().err
     assert code == 1
     assert (
-        f"1 target values are missing or not finite numbers (e.g. {example}); "
+        f"1 target value is missing or not finite numbers (e.g. {example}); "
         "drop those rows" in err
     )
 

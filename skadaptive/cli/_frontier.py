@@ -45,6 +45,7 @@ from ._io import (
     load_regression_stage,
     load_stage,
     recorded_warnings,
+    refuse_missing_labels,
     regression_target,
     seed,
     split_rows,
@@ -324,6 +325,7 @@ def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
     # Refused as a regression target while still numbers; then a CSV's
     # labels "1", "2", read as numbers, are the text classes of models
     # fitted on them as text.
+    refuse_missing_labels(y, args.data)
     _refuse_regression_target(y, stages)
     y = labels_as_model_classes(y, [stage.classes_ for _, stage in stages])
     check_labels_known(y, stages, hints)

@@ -702,11 +702,30 @@ def check_feature_counts(models: dict, X, data: str) -> None:
             )
 
 
+def _count(n: int, one: str, many: str) -> str:
+    """``n`` and the words that agree with it: "1 label is", "2 labels are"."""
+    return f"{n} {one if n == 1 else many}"
+
+
 def _is_blank(value) -> bool:
     """An empty cell: blank text, or the NaN it was made into."""
     if isinstance(value, str):
         return not value.strip()
     return isinstance(value, float) and np.isnan(value)
+
+
+def refuse_missing_labels(y: np.ndarray, path: str) -> None:
+    """Class labels with an empty cell are an error naming the rows (a
+    blank label was taken for a class of its own, '')."""
+    if y.dtype.kind not in "OUSf":
+        return
+    blank = np.flatnonzero([_is_blank(v) for v in y])
+    if len(blank):
+        raise CommandError(
+            f"{path}: {_count(len(blank), 'label is', 'labels are')} missing (empty "
+            f"cells; the first in data row {blank[0] + 1}); drop those rows or fill "
+            "in their labels."
+        )
 
 
 def regression_target(y: np.ndarray, path: str) -> np.ndarray:
@@ -721,7 +740,7 @@ def regression_target(y: np.ndarray, path: str) -> np.ndarray:
         target = y.astype(np.float64)
     except (TypeError, ValueError):
         examples = []
-        for value in dict.fromkeys(str(v) for v in y if not _is_blank(v)):
+        for value in sorted({str(v) for v in y if not _is_blank(v)}):
             try:
                 float(value)
             except ValueError:
@@ -738,8 +757,8 @@ def regression_target(y: np.ndarray, path: str) -> np.ndarray:
         first = y[bad][0]
         example = "an empty cell" if _is_blank(first) else repr(str(first))
         raise CommandError(
-            f"{path}: {int(bad.sum())} target values are missing or not finite "
-            f"numbers (e.g. {example}); drop those rows."
+            f"{path}: {_count(int(bad.sum()), 'target value is', 'target values are')} "
+            f"missing or not finite numbers (e.g. {example}); drop those rows."
         )
     return target
 

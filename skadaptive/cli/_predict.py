@@ -19,6 +19,7 @@ from ._io import (
     fitted_feature_names,
     load_data,
     load_joblib,
+    refuse_missing_labels,
     regression_target,
 )
 from ._progress import Progress
@@ -103,6 +104,7 @@ def _known_labels(y, model, path):
     the file (a wrong label column, another encoding of the classes), not the
     model.
     """
+    refuse_missing_labels(y, path)
     y = labels_as_model_classes(y, [model.classes_])
     kind = model.classes_.dtype.kind
     if y.dtype.kind in "iu" and kind in "US":

@@ -513,6 +513,34 @@ def test_frontier_takes_onnx_regressors_with_task_regression(tmp_path, capsys):
     assert "got 9 features" in err
 
 
+def test_an_onnx_model_beside_a_regressor_takes_its_kind(tmp_path, capsys):
+    """As --help says: without --task, an ONNX model with scikit-learn
+    regressors is a regressor too (the help said ONNX models count as
+    classifiers unless --task regression)."""
+    pytest.importorskip("onnxruntime")
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = X.astype(np.float32)
+    _write_csv(tmp_path / "diabetes.csv", X, y)
+    joblib.dump(Ridge().fit(X, y), tmp_path / "ridge.joblib")
+    code = _frontier(
+        tmp_path,
+        tmp_path,
+        tmp_path / "ridge.joblib",
+        FIXTURES / "diabetes_mlp.onnx",
+        "--data",
+        tmp_path / "diabetes.csv",
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "MSE" in out
+    with pytest.raises(SystemExit):
+        main(["frontier", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "ONNX models say nothing of their kind" in help_text
+
+
 @pytest.mark.parametrize("kind", ["csv", "npz"])
 def test_frontier_names_the_joblib_model_that_takes_other_features(
     files, tmp_path, capsys, kind

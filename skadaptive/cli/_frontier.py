@@ -154,10 +154,11 @@ def add_parser(commands) -> None:
         "--task",
         choices=TASKS,
         default="auto",
-        help="classification or regression: auto decides from the models (a "
-        "regression cascade when they are scikit-learn regressors; ONNX models "
-        "count as classifiers unless --task regression; models of both kinds "
-        "are an error) (default: %(default)s)",
+        help="classification or regression: auto decides from the scikit-learn "
+        "models (a regression cascade when they are regressors; models of both "
+        "kinds are an error). ONNX models say nothing of their kind: with "
+        "scikit-learn models they take those models' kind, and alone they are "
+        "classifiers unless --task regression (default: %(default)s)",
     )
     parser.add_argument(
         "--loss",

@@ -121,9 +121,14 @@ def frozen_classes(names, members):
     """Classes shared by the frozen members, or None when none is frozen."""
     for name, member in zip(names, members):
         check_frozen_is_fitted(member, f"Stage {name!r}")
-    frozen = [
-        (n, _frozen_member_classes(s)) for n, s in zip(names, members) if is_frozen(s)
-    ]
+    frozen = []
+    for name, member in zip(names, members):
+        if is_frozen(member):
+            try:
+                frozen.append((name, _frozen_member_classes(member)))
+            except ValueError as exc:
+                # An ONNX stage checks its labels against its model here.
+                raise ValueError(f"Stage {name!r}: {exc}") from exc
     if not frozen:
         return None
     first_name, first = frozen[0]

@@ -280,6 +280,27 @@ def test_integer_input_near_int64s_limits_reaches_the_model_exactly_or_not_at_al
     assert reg.predict(np.array([[-(2.0**62)]])) == [-(2.0**62) - offset]
 
 
+def test_labels_that_do_not_match_the_models_columns_are_refused_in_a_cascade(digits):
+    """Eleven labels for a ten-column network: the cascade said the frozen
+    stages predict classes 0..10 while y has 0..9 and advised fitting on
+    every class; the stage's own check names the columns."""
+    from sklearn.linear_model import LogisticRegression
+
+    X_train, y_train = digits
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("lr", LogisticRegression(max_iter=200)),
+            ("net", OnnxClassifier(_path("tiny"), classes=range(11))),
+        ],
+        costs=[1, 50],
+        cv=3,
+    )
+    with pytest.raises(
+        ValueError, match="Stage 'net': model output .* 10 columns but classes has 11"
+    ):
+        cascade.fit(X_train, y_train)
+
+
 def test_an_unknown_provider_name_is_refused_before_a_session(linear):
     W, b, X, _ = linear
     clf = OnnxClassifier(

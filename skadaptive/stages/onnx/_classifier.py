@@ -443,11 +443,12 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------- sklearn API
     @property
     def classes_(self) -> np.ndarray:
-        """Sorted labels: the columns of :meth:`predict_proba`."""
-        runtime = self._runtime
-        if runtime is not None:
-            return runtime.classes
-        return _check_classes(self.classes)[0]
+        """Sorted labels: the columns of :meth:`predict_proba`.
+
+        Read with the model (on first use): labels that do not match its
+        output columns are refused here, where a cascade first asks for them.
+        """
+        return self._get_runtime().classes
 
     def fit(self: _ClassifierT, X: ArrayLike, y: ArrayLike) -> _ClassifierT:
         """Check the model, the rows and the labels; nothing is trained.

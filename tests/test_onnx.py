@@ -569,6 +569,24 @@ def test_error_file_not_found(tmp_path, digits):
         OnnxClassifier(missing, classes=range(10)).fit(X, y)
     with pytest.raises(FileNotFoundError, match="ONNX model file not found"):
         OnnxMultiExit(missing, exit_outputs=EXITS, classes=range(10))
+    # A folder was "not found" too.
+    with pytest.raises(IsADirectoryError, match="is a folder; give the path of the"):
+        OnnxClassifier(tmp_path, classes=range(10)).fit(X, y)
+
+
+def test_a_binary_models_one_score_per_row_of_rank_one_says_the_shape_to_export():
+    model = _model(
+        [
+            helper.make_node("Gemm", ["x", "W", "b"], ["z"], transB=1),
+            helper.make_node("ReduceMean", ["z"], ["out"], axes=[1], keepdims=0),
+        ],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N"])],
+        [("W", np.ones((1, 4))), ("b", [0.0])],
+    )
+    X = np.ones((3, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"taken as \(3, 1\): export the output"):
+        OnnxClassifier(model, classes=[0, 1], output_kind="logits").predict_proba(X)
 
 
 def test_error_not_an_onnx_model(tmp_path, digits):

@@ -268,7 +268,13 @@ def _to_proba(raw, kind: str, order, n_classes: int, n_rows: int, output: str):
     if raw.ndim != 2 or raw.shape[0] != n_rows:
         raise StageOutputError(
             f"model output {output!r} has shape {raw.shape} for {n_rows} rows; "
-            f"expected ({n_rows}, {n_classes}): one row of class scores per input row."
+            f"expected ({n_rows}, {n_classes}): one row of class scores per input row"
+            + (
+                f" (a binary model's one score per row is taken as ({n_rows}, 1): "
+                "export the output with that shape)."
+                if raw.ndim == 1 and n_classes == 2
+                else "."
+            )
         )
     if raw.shape[1] == 1 and n_classes == 2:
         # A binary model's one column: the second class's probability (a

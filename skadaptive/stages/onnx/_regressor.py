@@ -189,7 +189,11 @@ class OnnxRegressor(_OnnxModel, RegressorMixin, BaseEstimator):
 
         The model file is read again and its session created, so a changed
         file is picked up; where the file is gone, the model's bytes held
-        (saved with it, for a model loaded with joblib) are used.
+        (saved with it, for a model loaded with joblib) are used. A cascade
+        uses an ONNX stage as given and never calls its ``fit`` (nor does a
+        ``clone``, which keeps the bytes read): after changing the file, call
+        the stage's ``fit`` or ``set_params(model=path)`` before fitting the
+        cascade again.
 
         Parameters
         ----------

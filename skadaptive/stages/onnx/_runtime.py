@@ -44,6 +44,11 @@ def _read_model(model) -> tuple[bytes, str]:
         return bytes(model), "the given ONNX model bytes"
     if isinstance(model, str | os.PathLike):
         path = os.fspath(model)
+        if os.path.isdir(path):
+            raise IsADirectoryError(
+                f"ONNX model {path!r} is a folder; give the path of the .onnx file "
+                "in it."
+            )
         if not os.path.isfile(path):
             raise FileNotFoundError(f"ONNX model file not found: {path!r}.")
         with open(path, "rb") as file:

@@ -132,8 +132,9 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
     file has them) of ``args.data``, the labels checked against the model.
 
     Returns ``(model, X, y, regression)``; ``y`` is None without labels.
-    Labels the model does not know are an error, or, with a ``notes`` list
-    (labels that only report accuracy), dropped with a note appended there.
+    Labels the model does not know (a regressor's targets that are not
+    numbers) are an error, or, with a ``notes`` list (labels that only report
+    accuracy or error), dropped with a note appended there.
     """
     from sklearn.base import is_regressor
 
@@ -197,16 +198,17 @@ def load_model_and_data(args, notes: list | None = None) -> tuple:
         )
     regression = is_regressor(model)
     if y is not None:
-        if regression:
-            y = regression_target(y, args.data)
-        else:
-            try:
+        try:
+            if regression:
+                y = regression_target(y, args.data)
+            else:
                 y = _known_labels(y, model, args.data)
-            except CommandError as exc:
-                if notes is None:
-                    raise
-                notes.append(f"{exc} The rows are used without their labels.")
-                y = None
+        except CommandError as exc:
+            if notes is None:
+                raise
+            what = "targets" if regression else "labels"
+            notes.append(f"{exc} The rows are used without their {what}.")
+            y = None
     return model, X, y, regression
 
 
@@ -221,7 +223,7 @@ def run(args, out=None) -> int:
     check_distinct({"--output": args.output}, [args.model, args.data])
     progress = Progress(2)
     with progress.step("loading the model and the data"):
-        notes = []  # labels only report accuracy here
+        notes = []  # labels (targets) only report accuracy (error) here
         model, X, y, regression = load_model_and_data(args, notes)
     for note in notes:
         print(f"note: {note}", file=out)

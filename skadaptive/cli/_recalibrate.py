@@ -90,7 +90,7 @@ def run(args, out=None) -> int:
         raise CommandError(f"--batch-size must be >= 1; got {args.batch_size}.")
     progress = Progress(3)
     with progress.step("loading the model and the data"):
-        notes = []  # labels only report accuracy here
+        notes = []  # labels (targets) only report accuracy (error) here
         model, X, y, regression = load_model_and_data(args, notes)
     for note in notes:
         print(f"note: {note}", file=out)

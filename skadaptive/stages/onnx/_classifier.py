@@ -36,7 +36,6 @@ from ._io import (
     _pick_output,
     _prepare_rows,
     _to_proba,
-    output_kind_in_graph,
 )
 from ._runtime import (
     _check_providers,
@@ -270,18 +269,6 @@ class _OnnxModel(_LazyRuntime):
 
 
 # ---------------------------------------------------------- OnnxClassifier
-def _kind_in_model(data: bytes, output: str, n_columns: int | None) -> str | None:
-    """:func:`output_kind_in_graph` of the model's bytes; None where the onnx
-    package (an install of its own) is missing or cannot read them."""
-    try:
-        import onnx
-
-        graph = onnx.load_from_string(data).graph
-    except Exception:  # then the rows are decided one by one
-        return None
-    return output_kind_in_graph(graph, output, n_columns)
-
-
 @dataclass
 class _ClassifierRuntime:
     session: Any
@@ -291,8 +278,6 @@ class _ClassifierRuntime:
     classes: np.ndarray
     order: np.ndarray | None
     providers: list[str]
-    #: output_kind, or what the model's graph says where it is "auto".
-    output_kind: str
 
 
 class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
@@ -324,18 +309,10 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         export) needs ``"proba"`` (a sigmoid output) or ``"logits"`` (a logit,
         turned into a probability by the sigmoid). ``"proba"``: probabilities,
         used as they are (a row that is negative or does not sum to 1 within
-        1e-4 is an error). ``"auto"``: read from the graph where the op that
-        computes the output says -- logits for every row after a linear layer
-        (``Gemm``, or ``MatMul`` with or without its bias), a convolution, a
-        ``Relu`` or a ``LogSoftmax`` (ops that only pass values on, such as
-        ``Identity`` or ``Flatten``, are looked through), and a one-column
-        output of a ``Sigmoid`` is the second class's probability; else
-        decided row by row -- a row that is non-negative and sums to 1 (within
-        1e-4; for a float16 output, the number of classes times float16's
-        spacing at 1) is taken as probabilities, any other row as logits, so
-        that a ``Softmax``'s rows are used as they are. Reading the graph
-        needs the ``onnx`` package (installed with the ``onnx`` extra); name
-        the kind to rule out ambiguity. An
+        1e-4 is an error). ``"auto"``: decided row by row -- a row that is
+        non-negative and sums to 1 (within 1e-4; for a float16 output, the
+        number of classes times float16's spacing at 1) is taken as probabilities,
+        any other row as logits; name the kind to rule out ambiguity. An
         output that is not finite (NaN or inf) is an error whatever the kind;
         in a cascade, the error names the stage.
     input_shape : tuple of int, default=None
@@ -449,12 +426,8 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         n_columns = None
         if len(output.shape) == 2 and isinstance(output.shape[1], int):
             n_columns = output.shape[1]
-        kind = self.output_kind
-        if kind == "auto":
-            kind = _kind_in_model(self._model_data[0], output.name, n_columns) or kind
-        if n_columns is not None:
             if n_columns == 1 and len(classes) == 2:
-                _check_one_column_kind(kind, output.name)
+                _check_one_column_kind(self.output_kind, output.name)
             elif n_columns != len(classes):
                 raise ValueError(_columns_message(output.name, n_columns, len(classes)))
         return _ClassifierRuntime(
@@ -465,7 +438,6 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
             classes=classes,
             order=order,
             providers=list(session.get_providers()),
-            output_kind=kind,
         )
 
     # ------------------------------------------------------- sklearn API
@@ -519,7 +491,7 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
             np.empty((rows.shape[0], len(runtime.classes))),
             lambda raw, n_rows: _to_proba(
                 raw,
-                runtime.output_kind,
+                self.output_kind,
                 runtime.order,
                 len(runtime.classes),
                 n_rows,

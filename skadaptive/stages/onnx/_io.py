@@ -29,46 +29,6 @@ _ORT_DTYPES = {
 _FLOAT_OUTPUTS = ("tensor(float)", "tensor(double)", "tensor(float16)")
 
 
-# Under output_kind="auto", an output computed by one of these ops holds
-# scores for every row, whatever a row's values (a ReLU'd or linear row can be
-# non-negative and sum to 1: [1, 0, 0] is a logit row, not a sure answer).
-_SCORE_OPS = frozenset(
-    {"Gemm", "MatMul", "Conv", "Einsum", "Relu", "LeakyRelu", "LogSoftmax"}
-)
-# Ops that hand a tensor on unchanged in value: the op before them decides.
-_PASSING_OPS = frozenset({"Identity", "Cast", "Reshape", "Flatten", "Squeeze"})
-
-
-def output_kind_in_graph(graph, output: str, n_columns: int | None) -> str | None:
-    """What ``output`` holds, where the op computing it says: ``"logits"``
-    (a linear layer, with or without its bias, a convolution, a ReLU or a
-    log-softmax), ``"proba"`` (a one-column output of a sigmoid: the second
-    class's probability), else None (a softmax's rows, or an op that does
-    not say, are decided row by row).
-
-    ``graph`` is an ``onnx.GraphProto``; ops of other domains (e.g.
-    ``ai.onnx.ml``) say nothing.
-    """
-    producers = {name: node for node in graph.node for name in node.output}
-
-    def op(name):
-        node = producers.get(name)
-        if node is None or node.domain not in ("", "ai.onnx"):
-            return None, node
-        return node.op_type, node
-
-    kind, node = op(output)
-    while kind in _PASSING_OPS:
-        kind, node = op(node.input[0])
-    if kind in _SCORE_OPS:
-        return "logits"
-    if kind == "Add" and any(op(name)[0] in _SCORE_OPS for name in node.input):
-        return "logits"  # a linear layer's bias (MatMul, then Add)
-    if kind == "Sigmoid" and n_columns == 1:
-        return "proba"
-    return None
-
-
 # ----------------------------------------------------------------- options
 def _check_classes(classes) -> tuple[np.ndarray, np.ndarray | None]:
     """Sorted ``classes_`` and the column order that sorts the model's columns."""

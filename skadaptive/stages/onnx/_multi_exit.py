@@ -30,7 +30,6 @@ from ._io import (
     _input_spec,
     _prepare_rows,
     _to_proba,
-    output_kind_in_graph,
 )
 from ._runtime import (
     _CUDA,
@@ -93,8 +92,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         Label of each output column, in the model's column order (the same at
         every exit). ``classes_`` is their sorted order.
     output_kind : {"auto", "proba", "logits"}, default="auto"
-        What every exit outputs; as in :class:`OnnxClassifier` (``"auto"``
-        reads each exit's output from the graph where it can).
+        What every exit outputs; as in :class:`OnnxClassifier`.
     input_shape : tuple of int, default=None
         Shape of one row without the batch axis, where the model does not
         declare it; as in :class:`OnnxClassifier`.
@@ -262,22 +260,6 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         self._description = description
         self._model_data = data
         self._segments = segments
-        # What each exit's output holds (see output_kind): the graph's word
-        # where output_kind is "auto" and the graph says.
-        columns = {
-            o.name: dims[1]
-            for o in proto.graph.output
-            if (dims := _dims(o)) is not None and len(dims) == 2
-        }
-        self._exit_kinds = {
-            name: (
-                output_kind
-                if output_kind != "auto"
-                else output_kind_in_graph(proto.graph, name, columns.get(name))
-                or output_kind
-            )
-            for name in exit_outputs
-        }
         self._gather_models = {t: _gather_model(onnx, t) for t in hand_on_types}
         self._lock = threading.Lock()
         self._runtime = None
@@ -428,12 +410,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
             values = runtime.sessions[stage].run(list(segment.outputs), feeds)
             raw, handed_on = values[0], dict(zip(segment.outputs[1:], values[1:]))
         proba = _to_proba(
-            raw,
-            self._exit_kind(segment.exit),
-            self._order,
-            len(self.classes_),
-            n_rows,
-            segment.exit,
+            raw, self.output_kind, self._order, len(self.classes_), n_rows, segment.exit
         )
         carried = {name: t for name, t in tensors.items() if name in segment.carry}
         for name, tensor in handed_on.items():
@@ -551,12 +528,7 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
             return values
         return [
             _to_proba(
-                v,
-                self._exit_kind(name),
-                self._order,
-                len(self.classes_),
-                len(rows),
-                name,
+                v, self.output_kind, self._order, len(self.classes_), len(rows), name
             )
             for v, name in zip(values, self.exit_outputs)
         ]
@@ -567,11 +539,6 @@ class OnnxMultiExit(_LazyRuntime, MultiExitSource):
         for name in ("_lock", "_unsplit_lock", "_runtime"):
             state.pop(name, None)
         return state
-
-    def _exit_kind(self, name: str) -> str:
-        """What exit ``name``'s output holds (models saved before the graph
-        was read for it: ``output_kind`` as given)."""
-        return self.__dict__.get("_exit_kinds", {}).get(name, self.output_kind)
 
     def __setstate__(self, state):
         self.__dict__.update(state)

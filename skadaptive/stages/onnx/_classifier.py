@@ -312,7 +312,9 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
         1e-4 is an error). ``"auto"``: decided row by row -- a row that is
         non-negative and sums to 1 (within 1e-4; for a float16 output, the
         number of classes times float16's spacing at 1) is taken as probabilities,
-        any other row as logits; name the kind to rule out ambiguity. An
+        any other row as logits; name the kind to rule out ambiguity (a row
+        of logits that is non-negative and sums to 1, such as a ReLU's
+        ``[1, 0, 0]``, is read as probabilities under ``"auto"``). An
         output that is not finite (NaN or inf) is an error whatever the kind;
         in a cascade, the error names the stage.
     input_shape : tuple of int, default=None

@@ -99,6 +99,10 @@ def _frozen_member_classes(member) -> np.ndarray:
         from .stages._booster_exits import booster_classes
 
         return booster_classes(model)
+    checked = getattr(model, "_classes_checked_against_model", None)
+    if checked is not None:
+        # An ONNX stage: its labels against its model's output columns.
+        return np.asarray(checked())
     return np.asarray(member.classes_)
 
 

@@ -299,6 +299,13 @@ def test_labels_that_do_not_match_the_models_columns_are_refused_in_a_cascade(di
         ValueError, match="Stage 'net': model output .* 10 columns but classes has 11"
     ):
         cascade.fit(X_train, y_train)
+    # Asking for classes_ reads no model: hasattr answers (it raised for a
+    # first version of this check, and the command line printed a traceback).
+    for model in (_path("tiny"), "missing.onnx"):
+        stage = OnnxClassifier(model, classes=range(11))
+        assert hasattr(stage, "classes_") and hasattr(
+            FrozenEstimator(stage), "classes_"
+        )
 
 
 def test_an_unknown_provider_name_is_refused_before_a_session(linear):

@@ -445,11 +445,16 @@ class OnnxClassifier(_OnnxModel, ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------- sklearn API
     @property
     def classes_(self) -> np.ndarray:
-        """Sorted labels: the columns of :meth:`predict_proba`.
+        """Sorted labels: the columns of :meth:`predict_proba`."""
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime.classes
+        return _check_classes(self.classes)[0]
 
-        Read with the model (on first use): labels that do not match its
-        output columns are refused here, where a cascade first asks for them.
-        """
+    def _classes_checked_against_model(self) -> np.ndarray:
+        """``classes_``, the model read (on first use): labels that do not
+        match its output columns are refused, where a cascade first asks for
+        its stages' classes."""
         return self._get_runtime().classes
 
     def fit(self: _ClassifierT, X: ArrayLike, y: ArrayLike) -> _ClassifierT:

@@ -677,11 +677,24 @@ def test_a_missing_label_is_called_missing(digits_files, tmp_path, capsys):
     lines = (digits_files / "data.csv").read_text().splitlines()
     lines[7] = lines[7][: lines[7].rindex(",") + 1]  # the 7th row's label
     (tmp_path / "gap.csv").write_text("\n".join(lines) + "\n")
-    message = "1 label is missing (empty cells; the first in data row 7)"
+    message = "1 label is missing (empty cells, or NaN; the first in data row 7)"
     model = tmp_path / "cascade.joblib"
     assert _frontier(digits_files, digits_files / "data.npz", "--save", str(model)) == 0
     capsys.readouterr()
     assert _frontier(digits_files, tmp_path / "gap.csv") == 1
+    assert message in capsys.readouterr().err
+    # Beside an ONNX model, whose classes are read from the labels (it named
+    # the ONNX model, and the labels ['', '0', ...]).
+    onnx = [str(FIXTURES / "digits_tiny.onnx"), str(digits_files / "tree.joblib")]
+    code = main(["frontier", *onnx, "--data", str(tmp_path / "gap.csv")])
+    assert code == 1
+    assert message in capsys.readouterr().err
+    # NaN labels of float32 in an .npz (they were labels [nan] of no class).
+    with np.load(digits_files / "data.npz") as data:
+        labels = data["y"].astype(np.float32)
+        labels[6] = np.nan
+        np.savez(tmp_path / "gap.npz", X=data["X"], y=labels)
+    assert _frontier(digits_files, tmp_path / "gap.npz") == 1
     assert message in capsys.readouterr().err
     # predict reads labels only for an accuracy: it says so and goes on.
     predict = ["predict", str(model), "--data", str(tmp_path / "gap.csv")]

@@ -169,7 +169,14 @@ def test_predict_without_targets_and_with_text_targets(files, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "cell, example", [("", "an empty cell"), ("nan", "'nan'"), ("inf", "'inf'")]
+    "cell, example",
+    [
+        ("", "an empty cell"),
+        ("nan", "'nan'"),
+        ("inf", "'inf'"),
+        # Other tools' words for a missing value: text here, and said so.
+        ("NA", None),
+    ],
 )
 @pytest.mark.parametrize("command", ["predict", "frontier"])
 def test_a_missing_target_value_is_called_missing(
@@ -190,10 +197,14 @@ def test_a_missing_target_value_is_called_missing(
     printed = capsys.readouterr()
     # predict reads targets only for an error figure: it says so and goes on.
     assert code == (0 if command == "predict" else 1)
-    assert (
-        f"1 target value is missing or not finite numbers (e.g. {example}); "
-        "drop those rows" in printed.out + printed.err
-    )
+    said = printed.out + printed.err
+    if example is None:
+        assert "the target holds 'NA', read as text: a missing value is an" in said
+    else:
+        assert (
+            f"1 target value is missing or not finite numbers (e.g. {example}); "
+            "drop those rows" in said
+        )
 
 
 # ------------------------------------------------------------------ frontier

@@ -310,6 +310,8 @@ def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
     ``models`` holds the objects already loaded from joblib files, by path.
     """
     models = {} if models is None else models
+    # Before an ONNX model's classes are read from the labels.
+    refuse_missing_labels(y, args.data)
     given = None if args.classes is None else labels_like(args.classes, y, "--classes")
     stages, hints = [], {}
     for name, path in zip(_stage_names(args.stages), args.stages):
@@ -326,7 +328,6 @@ def _load_stages(args, X, y, out, models=None) -> tuple[list, np.ndarray]:
     # Refused as a regression target while still numbers; then a CSV's
     # labels "1", "2", read as numbers, are the text classes of models
     # fitted on them as text.
-    refuse_missing_labels(y, args.data)
     _refuse_regression_target(y, stages)
     y = labels_as_model_classes(y, [stage.classes_ for _, stage in stages])
     check_labels_known(y, stages, hints)

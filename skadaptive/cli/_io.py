@@ -707,11 +707,16 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
+#: Words other tools write for a missing value; here a cell holding one is
+#: text (a class may be called "NA"), and only an empty cell is missing.
+_MISSING_WORDS = frozenset({"na", "n/a", "nan", "null", "none", "missing", "?"})
+
+
 def _is_blank(value) -> bool:
     """An empty cell: blank text, or the NaN it was made into."""
     if isinstance(value, str):
         return not value.strip()
-    return isinstance(value, float) and np.isnan(value)
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 
 def refuse_missing_labels(y: np.ndarray, path: str) -> None:
@@ -723,8 +728,8 @@ def refuse_missing_labels(y: np.ndarray, path: str) -> None:
     if len(blank):
         raise CommandError(
             f"{path}: {_count(len(blank), 'label is', 'labels are')} missing (empty "
-            f"cells; the first in data row {blank[0] + 1}); drop those rows or fill "
-            "in their labels."
+            f"cells, or NaN; the first in data row {blank[0] + 1}); drop those rows "
+            "or fill in their labels."
         )
 
 
@@ -747,6 +752,12 @@ def regression_target(y: np.ndarray, path: str) -> np.ndarray:
                 examples.append(str(value))
             if len(examples) == 3:
                 break
+        if all(text.strip().lower() in _MISSING_WORDS for text in examples):
+            raise CommandError(
+                f"{path}: the target holds {', '.join(map(repr, examples))}, read "
+                "as text: a missing value is an empty cell here. Drop those rows "
+                "(or leave their cells empty, to be told which)."
+            ) from None
         raise CommandError(
             f"{path}: the target holds text (e.g. {', '.join(map(repr, examples))}) "
             "and a regressor predicts numbers; check that --label (--y-key for "

@@ -268,11 +268,14 @@ def test_integer_input_near_int64s_limits_reaches_the_model_exactly_or_not_at_al
             [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", 1])],
         )
     )
-    for dtype in (np.int64, np.uint64):
+    for dtype in (np.int64, np.uint64, object):  # object: Python ints
         assert reg.predict(np.array([[offset + 1]], dtype=dtype)) == [1.0]
     largest = np.iinfo(np.int64).max
+    fits = np.array([[largest]], dtype=object)  # was "beyond int64's range"
+    assert reg.predict(fits) == [float(largest - offset)]
     for bad in (
         np.array([[largest + 1]], dtype=np.uint64),
+        np.array([[largest + 1]], dtype=object),
         np.array([[2.0**63]]),
     ):
         with pytest.raises(ValueError, match="beyond int64's range"):

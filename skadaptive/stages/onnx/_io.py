@@ -136,7 +136,17 @@ def _whole_numbers(X, dtype: np.dtype, estimator) -> np.ndarray:
         X, allow_nd=True, dtype=None, estimator=estimator, input_name="X"
     )
     info = np.iinfo(dtype)
-    if values.dtype.kind in "iu":
+    if (
+        values.dtype.kind == "O"
+        and values.size
+        and all(isinstance(v, int | np.integer) for v in values.flat)
+    ):
+        # Python ints, exactly (through float64, 2**53 + 1 would be 2**53).
+        ints = [int(v) for v in values.flat]
+        if min(ints) >= info.min and max(ints) <= info.max:
+            return np.array(ints, dtype=dtype).reshape(values.shape)
+        whole, in_range = True, False
+    elif values.dtype.kind in "iu":
         # Compared as integers: through float64, 2**53 + 1 would be 2**53.
         whole = True
         in_range = values.size == 0 or (

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import time
 import warnings
+from hashlib import blake2b
 from inspect import signature
 from numbers import Integral, Real
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -288,6 +289,34 @@ def _content_groups(X):
         return None
 
 
+def _content_ids(X) -> np.ndarray | None:
+    """Each row's content as an id (equal rows, equal ids: -0.0 as 0.0, NaN
+    as NaN), or None where some value has no content to tell (see
+    :func:`_content_groups`).
+
+    A numeric array is read a block of rows at a time, its rows hashed as
+    bytes (no copy of the whole array); other rows as :func:`_content_groups`
+    hashes them.
+    """
+    if isinstance(X, np.ndarray) and X.dtype.kind in "biuf" and X.ndim >= 1:
+        flat = X.reshape(len(X), -1)
+        hashes = np.empty(len(flat), dtype=np.uint64)
+        for start in range(0, len(flat), 4096):
+            block = np.array(flat[start : start + 4096])
+            if block.dtype.kind == "f":
+                block += 0.0  # -0.0 as 0.0
+                block[np.isnan(block)] = np.nan  # one NaN
+            hashes[start : start + len(block)] = [
+                int.from_bytes(blake2b(row.tobytes(), digest_size=8).digest(), "little")
+                for row in block
+            ]
+    else:
+        hashes = _content_groups(X)
+        if hashes is None:
+            return None
+    return np.unique(hashes, return_inverse=True)[1].ravel()
+
+
 #: The parameters prediction reads that fit does not: set after fit, they are
 #: checked where they are used.
 _PREDICTION_PARAMS = ("batch_size", "n_jobs")
@@ -456,6 +485,9 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
             if groups is None
             else np.asarray(column_or_1d(groups))[held_out.policy_rows]
         )
+        # Which policy rows are copies of one another (budget_confidence's
+        # units of evidence).
+        self._policy_content = _content_ids(_safe_indexing(X, held_out.policy_rows))
         self._keep_fitted(held_out)
         self._stage_input = self._input_tags()
         # What the fitted stages accept, for the checks of predictions:
@@ -1066,6 +1098,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
         self._stage_answer_rows = None
         self._router_data = None
         self._policy_groups = None
+        self._policy_content = None
         return self
 
     def _fit_held_out(self, X, y, sample_weight, fit_params, routed, measure):
@@ -1754,6 +1787,7 @@ class BaseAdaptive(MetaEstimatorMixin, _BaseComposition):
                 )
             # (Models saved before groups were kept: none.)
             search.groups = self.__dict__.get("_policy_groups")
+            search.content = self.__dict__.get("_policy_content")
             if not getattr(self, "skips", False):
                 return search
             # Jumps learned by the Bolukbasi reduction, with the learner of

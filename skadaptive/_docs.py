@@ -41,9 +41,12 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         With ``budget`` (ignored without): choose the policy so that the
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
-        held-out policy rows, equal rows counted once with their summed
-        weight, so that weight k on a row and k copies of it get the same
-        margin, and their number counted as Kish's effective number). The budget
+        held-out policy rows, copies of a row (the same features and label)
+        counted once with their summed weight, so that weight k on a row and
+        k copies of it get the same margin, distinct rows apart even where
+        the stages answer them alike, and their number counted as Kish's
+        effective number; with groups routed to the splitter, each group is
+        one). The budget
         searched is lowered by that margin (``budget_search_["searched_budget"]``),
         so that new rows like the policy rows stay within the budget more
         often; where the policy does not spend the budget anyway
@@ -494,10 +497,12 @@ _REGRESSION_PARAMETERS = """cost_weight : float, default=0.01
         With ``budget`` (ignored without): choose the policy so that the
         one-sided upper confidence bound, at this level, of its average cost
         per row is within the budget (a normal approximation over the
-        held-out policy rows, equal rows counted once with their summed
-        weight, so that weight k on a row and k copies of it get the same
-        margin, and their number counted as Kish's effective number). None meets the
-        budget on the policy rows exactly.
+        held-out policy rows, copies of a row (the same features and target)
+        counted once with their summed weight, so that weight k on a row and
+        k copies of it get the same margin, distinct rows apart even where
+        the stages answer them alike, and their number counted as Kish's
+        effective number; with groups routed to the splitter, each group is
+        one). None meets the budget on the policy rows exactly.
 
     policy : str, classifier or PolicySearch subclass, default="linear"
         How exits are decided; every family honours ``cost_weight`` and

@@ -172,6 +172,8 @@ class PolicySearch:
         # The rows' groups (routed to the estimator's splitter), or None: the
         # policy's cross-fitting keeps a group's rows in one fold.
         self.groups = None
+        #: Each row's content id (copies alike), where the estimator knows it.
+        self.content = None
 
     def stage_risk(self, cost_weight: float) -> np.ndarray:
         """Risk of answering each row at each stage, shape (n_stages, n_rows).
@@ -332,6 +334,8 @@ class PolicySearch:
             **self.keywords,
         )
         search.groups = None if self.groups is None else self.groups[rows]
+        content = getattr(self, "content", None)
+        search.content = None if content is None else content[rows]
         return search
 
     def budget_candidates(self, normalized_budget: float) -> list[PolicyEvaluation]:

@@ -895,6 +895,23 @@ def _row_groups(stage_probas, y_encoded, groups=None, weight=None):
     return unit_keys(rows, group_of_row, weight), group_of_row
 
 
+def _margin_units(search) -> np.ndarray:
+    """Each row's unit of evidence for the noise of the cost: copies of a row
+    (the same content and label) count once, with their summed weight, so
+    that weight k on a row is k copies of it; distinct rows count apart, even
+    where the stages answer them alike (trees give few distinct answers).
+    With the user's groups, the groups; without the rows' content (a search
+    made without the estimator), rows answered alike with one label."""
+    groups = search_groups(search)
+    content = getattr(search, "content", None)
+    if groups is not None or content is None:
+        return _row_groups(search.stage_probas, search.y_encoded, groups)[1]
+    keys = np.column_stack(
+        [content.astype(np.float64), np.round(np.asarray(search.y_encoded, float), 6)]
+    )
+    return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+
+
 def budget_target(search, normalized_budget, confidence=None) -> float:
     """The normalised budget the thresholds are searched for.
 
@@ -910,11 +927,7 @@ def budget_target(search, normalized_budget, confidence=None) -> float:
         return normalized_budget
     z = float(norm.ppf(confidence))
     target = normalized_budget
-    # Equal rows (which every policy answers alike) count once, with their
-    # summed weight: weight k on a row is k copies of it.
-    group_of_row = _row_groups(
-        search.stage_probas, search.y_encoded, search_groups(search)
-    )[1]
+    group_of_row = _margin_units(search)
     first_of_group = np.unique(group_of_row, return_index=True)[1]
     units = np.count_nonzero(np.bincount(group_of_row, weights=search.weight) > 0)
     if units < 2:

@@ -631,6 +631,7 @@ class SkipSearch(PolicySearch):
         )
         self.plain = plain
         self.groups = getattr(plain, "groups", None)
+        self.content = getattr(plain, "content", None)
         self.learner = learner
         self.feature_set = feature_set
         self.regression = is_regression_loss(plain.loss)

@@ -26,6 +26,7 @@ from sklearn.model_selection import (
     KFold,
     ShuffleSplit,
     StratifiedKFold,
+    cross_val_score,
     train_test_split,
 )
 from sklearn.naive_bayes import GaussianNB
@@ -882,6 +883,24 @@ def test_cascade_works_inside_a_pipeline(data):
         cascade.predict_cost(X_scaled).mean() / cascade.cumulative_costs_[-1]
     )
     assert scorer(pipe, X_test, y_test) == pytest.approx(expected)
+
+
+def test_cost_scorers_look_through_a_fitted_search_and_a_frozen_estimator(data):
+    """Nested cross-validation scored a GridSearchCV: the scorer said it did
+    not report per-row costs, and cross_val_score gave NaN with warnings."""
+    X_train, X_test, y_train, y_test = data
+    cascade = AdaptiveCascadeClassifier(_two_stages(), costs=[1, 4], cv=3)
+    search = GridSearchCV(cascade, {"cost_weight": [0.0, 0.1]}, cv=2)
+    scorer = make_cost_aware_scorer(0.1)
+    search.fit(X_train, y_train)
+    expected = scorer(search.best_estimator_, X_test, y_test)
+    assert scorer(search, X_test, y_test) == expected
+    assert scorer(FrozenEstimator(search.best_estimator_), X_test, y_test) == expected
+    nested = cross_val_score(search, X_train, y_train, cv=2, scoring=scorer)
+    assert np.isfinite(nested).all()
+    unrefitted = GridSearchCV(cascade, {"cost_weight": [0.0]}, cv=2, refit=False)
+    with pytest.raises(TypeError, match="refit=False: it has no best_estimator_"):
+        scorer(unrefitted.fit(X_train, y_train), X_test, y_test)
 
 
 def test_pipeline_routes_sample_weight_to_a_cascade_that_requests_it(data):

@@ -5,6 +5,7 @@ import functools
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
+from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -306,6 +307,58 @@ def test_two_held_out_displays_on_one_axes_share_a_title():
     assert first.ax_.get_title() == "held-out rows"
     labels = [line.get_label() for line in first.ax_.get_lines()]
     assert "AdaptiveCascadeClassifier (combined answers)" in labels
+
+
+def test_from_estimator_looks_through_a_pipeline_a_search_and_a_frozen_estimator():
+    """A Pipeline ending in a cascade (as the grid-search guide builds it), a
+    fitted search of one and a FrozenEstimator were refused ("has no
+    cost-accuracy frontier"), though the cost scorers take them."""
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cascade, X_test, y_test = _fitted()
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), clone(cascade)).fit(X[::2], y[::2])
+    inner = pipe[-1]
+    for given, rows in (
+        (pipe, pipe[0].transform(X_test)),
+        (FrozenEstimator(cascade), X_test),
+    ):
+        own = inner if given is pipe else cascade
+        held_out = CostAccuracyDisplay.from_estimator(given)
+        assert_allclose(
+            held_out.accuracy, CostAccuracyDisplay.from_estimator(own).accuracy
+        )
+        test = CostAccuracyDisplay.from_estimator(given, X_test, y_test)
+        expected = CostAccuracyDisplay.from_estimator(own, rows, y_test)
+        assert_allclose(test.accuracy, expected.accuracy)
+        assert_allclose(test.cost, expected.cost)
+    search = GridSearchCV(clone(cascade), {"cost_weight": [0.0, 0.1]}, cv=2)
+    search.fit(X[::2], y[::2])
+    drawn = CostAccuracyDisplay.from_estimator(search, X_test, y_test)
+    assert_allclose(
+        drawn.accuracy,
+        CostAccuracyDisplay.from_estimator(
+            search.best_estimator_, X_test, y_test
+        ).accuracy,
+    )
+
+
+def test_test_rows_drawn_over_held_out_rows_clear_the_held_out_title():
+    cascade, X_test, y_test = _fitted()
+    display = CostAccuracyDisplay.from_estimator(cascade)
+    assert display.ax_.get_title().endswith("(held-out rows)")
+    CostAccuracyDisplay.from_estimator(cascade, X_test, y_test, ax=display.ax_)
+    assert display.ax_.get_title() == ""
+
+
+def test_from_predictions_refuses_labels_of_another_type():
+    """String predictions against integer labels scored 0 (every row wrong)."""
+    y = np.array([0, 1, 1, 0])
+    with pytest.raises(ValueError, match="Mix of label input types"):
+        CostAccuracyDisplay.from_predictions(y, [np.array(["a", "b", "b", "a"])], [1.0])
 
 
 def test_from_predictions_refuses_one_flat_list_of_labels():

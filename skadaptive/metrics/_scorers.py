@@ -8,29 +8,37 @@ from numbers import Real
 import numpy as np
 from sklearn.base import is_regressor
 from sklearn.metrics import accuracy_score
-from sklearn.pipeline import Pipeline
 from sklearn.utils.metadata_routing import UNUSED
 from sklearn.utils.validation import check_array, column_or_1d
 
 from .._dask import is_lazy
 from .._sklearn_private import _MetadataRequester
 from .._validation import check_row_weights
+from .._wrapped import adaptive_inside
 from ..stages import regression_scale
 from ..stages._regression import constant_target
 
 
 def _route_through(estimator, X):
-    """Route ``X`` through a fitted cascade, or a Pipeline ending in one."""
-    while isinstance(estimator, Pipeline):
-        if len(estimator.steps) > 1:
-            X = estimator[:-1].transform(X)
-        estimator = estimator[-1]
+    """Route ``X`` through a fitted cascade, or one inside a Pipeline, a
+    fitted search or a FrozenEstimator (see :func:`adaptive_inside`)."""
+    outer = estimator
+    estimator, X = adaptive_inside(estimator, X)
     if not hasattr(estimator, "route"):
+        refit_false = hasattr(outer, "cv_results_") and not hasattr(
+            outer, "best_estimator_"
+        )
         raise TypeError(
             f"{type(estimator).__name__} does not report per-row costs; cost-aware "
             "scorers need a skadaptive estimator (AdaptiveCascadeClassifier, "
-            "EarlyExitClassifier or their Regressor counterparts), or a Pipeline "
-            "ending in one."
+            "EarlyExitClassifier or their Regressor counterparts), or a Pipeline, "
+            "a fitted search or a FrozenEstimator around one"
+            + (
+                " (this search was fitted with refit=False: it has no "
+                "best_estimator_ to score)."
+                if refit_false
+                else "."
+            )
         )
     result = estimator.route(X)
     if is_lazy(X):

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import is_regressor
+from sklearn.metrics import accuracy_score
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._typing import ArrayLike, Rows
 from .._validation import check_row_weights
+from .._wrapped import adaptive_inside
 from ..stages._regression import constant_target
 
 if TYPE_CHECKING:
@@ -371,12 +373,16 @@ class CostAccuracyDisplay:
         display : CostAccuracyDisplay
         """
         _pyplot("CostAccuracyDisplay.from_estimator")
+        # The estimator inside a Pipeline (X through its first steps), a
+        # fitted search or a FrozenEstimator, as the cost scorers take it.
+        estimator, X = adaptive_inside(estimator, X)
         if not hasattr(type(estimator), "evaluate_frontier"):
             raise TypeError(
                 f"{type(estimator).__name__} has no cost-accuracy frontier; "
                 "from_estimator draws a skadaptive estimator's "
                 "(AdaptiveCascadeClassifier, EarlyExitClassifier or their "
-                "Regressor counterparts). For other models' answers use "
+                "Regressor counterparts), or one inside a Pipeline, a fitted "
+                "search or a FrozenEstimator. For other models' answers use "
                 "from_predictions."
             )
         # Not check_is_fitted(estimator, "frontier_"): reading frontier_ on
@@ -518,13 +524,17 @@ class CostAccuracyDisplay:
             from matplotlib.ticker import EngFormatter
 
             display.ax_.xaxis.set_major_formatter(EngFormatter(unit="s"))
+        shown = display.ax_.get_title()
         if title:
-            shown = display.ax_.get_title()
             if shown and shown != title:
                 # Drawn over another estimator's display: the legend names
                 # each, and the title says only which rows both are on.
                 title = "held-out rows"
             display.ax_.set_title(title)
+        elif "held-out rows" in shown:
+            # Rows given, drawn over a display of held-out rows: the title
+            # said those only; the legend names each curve.
+            display.ax_.set_title("")
         return display
 
     @classmethod
@@ -696,7 +706,10 @@ _PREDICTION_METRICS = {"accuracy": "accuracy", "mse": "MSE", "mae": "MAE", "r2":
 
 def _score(metric: str, y_true, y_pred, weight) -> float:
     if metric == "accuracy":
-        return float((y_pred == y_true) @ weight / weight.sum())
+        # As accuracy_score (and the estimators' score) has it: labels of
+        # another type than y_true's (strings against numbers) are an error,
+        # not every row wrong.
+        return float(accuracy_score(y_true, y_pred, sample_weight=weight))
     error = np.asarray(y_pred, dtype=float) - np.asarray(y_true, dtype=float)
     if metric == "mae":
         return float(np.abs(error) @ weight / weight.sum())

@@ -257,3 +257,19 @@ def test_a_chains_tags_follow_the_members_that_see_the_rows():
     assert not get_tags(scaled).input_tags.positive_only
     counts = ChainExits(["passthrough"], [MultinomialNB()])
     assert get_tags(counts).input_tags.positive_only
+
+
+def test_a_chain_alone_follows_scikit_learns_fitted_conventions():
+    """predict before fit raised AttributeError ('classes_'), and a fitted
+    chain had no n_features_in_ (check_estimator said both)."""
+    from sklearn.exceptions import NotFittedError
+
+    X, y = make_classification(200, n_features=6, random_state=0)
+    chain = ChainExits([PCA(4), PCA(2)], [LogisticRegression()] * 2)
+    with pytest.raises(NotFittedError):
+        chain.predict(X)
+    assert not hasattr(chain, "n_features_in_")
+    assert chain.fit(X, y).n_features_in_ == 6
+    # Block 0 passing the rows through: head 0 takes them.
+    through = ChainExits(["passthrough", PCA(2)], [LogisticRegression()] * 2)
+    assert through.fit(X, y).n_features_in_ == 6

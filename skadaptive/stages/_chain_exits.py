@@ -156,6 +156,14 @@ class _Chain(MultiExitSource, BaseEstimator):
         )
         return tags
 
+    @property
+    def n_features_in_(self) -> int:
+        """Number of features of the rows seen during fit: the first member
+        that takes them has it (as a Pipeline's first step has it); absent
+        where that member has none (text rows, say)."""
+        check_is_fitted(self)
+        return _take_rows(self.blocks_, self.heads_)[0].n_features_in_
+
     def default_costs(self) -> None:
         """None: a chain has no natural cost unit, so its costs are measured."""
         return None
@@ -343,7 +351,8 @@ class ChainExits(ClassifierMixin, _Chain):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # not fitted: NotFittedError, first
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 class ChainExitsRegressor(RegressorMixin, _Chain):

@@ -2369,8 +2369,9 @@ class BaseAdaptiveClassifier(ClassifierMixin, BaseAdaptive):
                 frozen, np.arange(len(frozen))
             ):
                 hint = (
-                    " A model fitted on class indices (XGBoost's classifiers "
-                    "take no other labels) predicts 0 .. n_classes - 1: fit on y "
+                    " A model fitted on class indices (a raw LightGBM or "
+                    "XGBoost Booster, or an XGBoost classifier, which take no "
+                    "other labels) predicts 0 .. n_classes - 1: fit on y "
                     "encoded so (sklearn.preprocessing.LabelEncoder), and map "
                     "the answers back with its classes_."
                 )

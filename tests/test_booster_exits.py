@@ -624,6 +624,16 @@ def test_frozen_stages_fitted_on_class_indices_say_how_to_fit_the_cascade():
 
 
 @pytest.mark.parametrize("library", LIBRARIES)
+def test_a_bare_booster_given_labels_is_told_it_predicts_class_indices(library):
+    """The hint named XGBoost's classifiers alone, also for a LightGBM
+    Booster."""
+    X, y = _data("multiclass")
+    booster = _booster(_model(library, "multiclass").fit(X, y))
+    with pytest.raises(ValueError, match=r"a raw LightGBM or XGBoost Booster"):
+        EarlyExitClassifier(booster).fit(X, np.array(["high", "low", "mid"])[y])
+
+
+@pytest.mark.parametrize("library", LIBRARIES)
 def test_bare_boosters_are_used_as_given(library):
     X, y = _data("binary", seed=1)
     model = _model(library, "binary").fit(X[:150], y[:150])

@@ -970,6 +970,11 @@ def test_cost_scorers_weigh_a_row_as_its_copies(data, cost_weight):
     repeated = scorer(cascade, np.repeat(X, weight, axis=0), np.repeat(y, weight))
     assert weighted == pytest.approx(repeated)
     assert weighted != pytest.approx(scorer(cascade, X, y))
+    if cost_weight is None:  # the cost alone reads no labels (they raised)
+        assert scorer(cascade, X, None, sample_weight=weight) == weighted
+    else:
+        with pytest.raises(ValueError):
+            scorer(cascade, X, None)
 
 
 def test_grid_search_refits_the_cheapest_candidate_within_tolerance(data):

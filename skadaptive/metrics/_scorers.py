@@ -90,16 +90,20 @@ class _CostScorer(_MetadataRequester):
         return self.score(estimator, X, y, sample_weight=sample_weight)
 
     def score(self, estimator, X, y, sample_weight=None) -> float:
-        """Score ``estimator`` on ``X``, ``y``; greater is better."""
-        y = column_or_1d(y, warn=True)
+        """Score ``estimator`` on ``X``, ``y``; greater is better (``y`` may be
+        None for the average cost alone, which reads no labels)."""
+        if y is not None or self.cost_weight is not None:
+            y = column_or_1d(y, warn=True)
         cascade, result = _route_through(estimator, X)
-        if len(y) != len(result.cost):
+        if y is not None and len(y) != len(result.cost):
             raise ValueError(
                 f"y has {len(y)} rows but X has {len(result.cost)}; they must match."
             )
-        sample_weight = check_row_weights(sample_weight, y)
+        sample_weight = check_row_weights(
+            sample_weight, result.cost if y is None else y
+        )
         regression = is_regressor(cascade)
-        if regression:
+        if regression and y is not None:
             # As score() checks it: a NaN target would make the score NaN,
             # which a search ranks silently.
             y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")

@@ -210,6 +210,26 @@ def test_batch_size_and_n_jobs_do_not_change_any_answer(
     assert_array_equal(batched.predict(X_test), fitted.predict(X_test))
 
 
+@pytest.mark.parametrize("n_jobs", [None, 2])
+def test_no_stage_is_given_more_rows_at_once_than_batch_size(data, n_jobs):
+    """batch_size bounds the rows a stage gets in one call (the memory bound
+    it promises); a routing that ignored it answered the same and passed
+    every test."""
+    X_train, X_test, y_train, _ = data
+    spy = RecordingClassifier(LogisticRegression(max_iter=1000))
+    cascade = AdaptiveCascadeClassifier(
+        [("spy", FrozenEstimator(spy.fit(X_train, y_train))), *_two_stages()[1:]],
+        costs=[1, 4],
+        cost_weight=0.0,
+        cv=3,
+    ).fit(X_train, y_train)
+    spy.predict_inputs_ = []
+    cascade.set_params(batch_size=30, n_jobs=n_jobs).predict(X_test)
+    sizes = [len(rows) for rows in spy.predict_inputs_]
+    assert sum(sizes) == len(X_test)  # the first stage sees every row once
+    assert max(sizes) <= 30
+
+
 @pytest.mark.parametrize("convert", [sp.csr_matrix, pd.DataFrame, list])
 def test_batches_of_any_input_type_answer_as_one_batch(data, convert):
     X_train, X_test, y_train, _ = data
@@ -837,14 +857,21 @@ def test_sample_weight_weighs_the_policy_rows(data, frozen_stages, policy):
     assert weighted.policy_rows_accuracy_ == pytest.approx(answered @ w / w.sum())
 
 
+@pytest.mark.parametrize(
+    "policy, cost_weight",
+    # The learned families at a cost weight too: their rules' standardisation
+    # and EENet's scorers could drop the weights and pass (only the budget
+    # path was checked for them).
+    [("constant", 0.01), ("linear", 0.05), ("eenet", 0.05)],
+)
 def test_integer_sample_weight_equals_repeating_rows_for_the_policy(
-    data, frozen_stages
+    data, frozen_stages, policy, cost_weight
 ):
     _, X_test, _, y_test = data
     w = _weights(len(y_test))
     repeat = np.repeat(np.arange(len(y_test)), w.astype(int))
     cascade = AdaptiveCascadeClassifier(
-        frozen_stages, costs=[1, 2, 10], policy="constant", cost_weight=0.01
+        frozen_stages, costs=[1, 2, 10], policy=policy, cost_weight=cost_weight
     )
     weighted = clone(cascade).fit(X_test, y_test, sample_weight=w)
     repeated = clone(cascade).fit(X_test[repeat], y_test[repeat])

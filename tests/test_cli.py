@@ -1270,3 +1270,15 @@ def test_the_speed_up_verdict_is_that_of_the_printed_figure(speed_up, verdict):
     else:
         assert f"At 16 rows per call {verdict}:" in text
         assert faster not in text
+
+
+def test_classes_given_for_whole_number_labels_keep_every_digit():
+    """--classes of whole numbers are the labels' own type, exactly: a cast
+    through float32 joined 16777216 and 16777217 (2**24 and one more), and
+    no test saw it."""
+    from skadaptive.cli._classes import labels_like
+
+    y = np.array([16777216, 16777217, 3_000_000_001], dtype=np.int64)
+    classes = labels_like([str(v) for v in y], y, "--classes")
+    assert classes.dtype == y.dtype
+    assert classes.tolist() == y.tolist()

@@ -69,8 +69,30 @@ def _frozen(estimator, X_fit=X, y_fit=y):
     "method", ["predict", "predict_proba", "predict_exit", "predict_cost", "route"]
 )
 def test_wrong_feature_count_at_predict(fitted, method):
-    with pytest.raises(ValueError, match="X has 3 features, but .* expecting 4"):
+    # The cascade's own check (a stage's said the same words, naming itself).
+    with pytest.raises(
+        ValueError,
+        match="X has 3 features, but AdaptiveCascadeClassifier is expecting 4",
+    ):
         getattr(fitted, method)(X[:, :3])
+
+
+def test_stages_that_read_no_features_still_refuse_rows_of_another_width():
+    """Without the cascade's own check, stages that never look at the
+    columns (DummyClassifier, a column selector) answered rows of another
+    width without a word; no test saw it go."""
+    from sklearn.dummy import DummyClassifier
+
+    cascade = AdaptiveCascadeClassifier(
+        [
+            ("prior", DummyClassifier(strategy="prior")),
+            ("uniform", DummyClassifier(strategy="uniform", random_state=0)),
+        ],
+        costs=[1, 2],
+        cv=3,
+    ).fit(X, y)
+    with pytest.raises(ValueError, match="AdaptiveCascadeClassifier is expecting 4"):
+        cascade.predict(X[:, :3])
 
 
 def test_one_dimensional_X_at_predict_asks_for_a_reshape(fitted):

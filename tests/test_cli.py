@@ -1282,3 +1282,31 @@ def test_classes_given_for_whole_number_labels_keep_every_digit():
     classes = labels_like([str(v) for v in y], y, "--classes")
     assert classes.dtype == y.dtype
     assert classes.tolist() == y.tolist()
+
+
+def test_a_label_written_na_among_numbers_is_called_missing(
+    digits_files, tmp_path, capsys
+):
+    """One 'NA' among numeric labels made every label text, and the error
+    said that none of them (0 .. 9 included) was a class of the models."""
+    lines = (digits_files / "data.csv").read_text().splitlines()
+    lines[4] = lines[4][: lines[4].rindex(",") + 1] + "NA"
+    (tmp_path / "na.csv").write_text("\n".join(lines) + "\n")
+    assert _frontier(digits_files, tmp_path / "na.csv") == 1
+    assert (
+        "1 label reads 'NA' (the first in data row 4) among numbers: a missing "
+        "label is an empty cell here" in capsys.readouterr().err
+    )
+
+
+def test_frontier_says_which_column_it_took_for_the_labels(
+    digits_files, tmp_path, capsys
+):
+    """Without a column named 'label' and without --label, the last column is
+    the label: said in a note (a forgotten --label was silent)."""
+    text = (digits_files / "data.csv").read_text()
+    (tmp_path / "target.csv").write_text(text.replace(",label\n", ",target\n", 1))
+    assert _frontier(digits_files, tmp_path / "target.csv") == 0
+    assert "note: the labels are " in capsys.readouterr().out
+    assert _frontier(digits_files, digits_files / "data.csv") == 0
+    assert "note: the labels are" not in capsys.readouterr().out

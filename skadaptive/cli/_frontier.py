@@ -40,6 +40,7 @@ from ._io import (
     check_plot,
     file_order_note,
     fitted_feature_names,
+    last_column_label_note,
     load_data,
     load_joblib,
     load_regression_stage,
@@ -531,6 +532,9 @@ def run(args, out=None) -> int:
         X, y, names = load_data(
             args.data, label=args.label, x_key=args.x_key, y_key=args.y_key
         )
+        taken = last_column_label_note(args.data, args.label)
+        if taken is not None:
+            print(f"note: {taken}", file=out)
         models = _loaded_models(args.stages)
         fitted = fitted_feature_names(models.values())
         X = align_columns(X, names, fitted, args.data)

@@ -499,6 +499,22 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
     return X, labels, names
 
 
+def last_column_label_note(path: str, label: str | None) -> str | None:
+    """Where a CSV's labels were taken from its last column, for want of a
+    column named ``label`` or of ``--label``: a note naming that column, else
+    None."""
+    if label is not None or Path(path).suffix.lower() not in (".csv", ".txt"):
+        return None
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        header = next((row for row in csv.reader(handle) if row), None)
+    if not header or "label" in header:
+        return None
+    return (
+        f"the labels are {path}'s last column, {header[-1].strip()!r} (no column "
+        "is named 'label'); pass --label NAME to take another."
+    )
+
+
 def _clip(text: str, limit: int = 60) -> str:
     """``text`` cut to ``limit`` characters for a message."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -702,6 +718,14 @@ def check_feature_counts(models: dict, X, data: str) -> None:
             )
 
 
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def _count(n: int, one: str, many: str) -> str:
     """``n`` and the words that agree with it: "1 label is", "2 labels are"."""
     return f"{n} {one if n == 1 else many}"
@@ -725,6 +749,20 @@ def refuse_missing_labels(y: np.ndarray, path: str) -> None:
     if y.dtype.kind not in "OUSf":
         return
     blank = np.flatnonzero([_is_blank(v) for v in y])
+    if y.dtype.kind in "OUS" and not len(blank):
+        # Numbers but for words other tools write for a missing value: the
+        # column was read as text for them ("NA" is a class of text labels).
+        words = np.array(
+            [isinstance(v, str) and v.strip().lower() in _MISSING_WORDS for v in y]
+        )
+        if words.any() and all(_is_number(v) for v in y[~words]):
+            first = int(np.flatnonzero(words)[0])
+            raise CommandError(
+                f"{path}: {_count(int(words.sum()), 'label reads', 'labels read')} "
+                f"{str(y[first])!r} (the first in data row {first + 1}) among numbers: "
+                "a missing label is an empty cell here, and such a word makes "
+                "every label text. Drop those rows or fill in their labels."
+            )
     if len(blank):
         raise CommandError(
             f"{path}: {_count(len(blank), 'label is', 'labels are')} missing (empty "

@@ -290,31 +290,57 @@ def _content_groups(X):
 
 
 def _content_ids(X) -> np.ndarray | None:
-    """Each row's content as an id (equal rows, equal ids: -0.0 as 0.0, NaN
-    as NaN), or None where some value has no content to tell (see
-    :func:`_content_groups`).
+    """Each row's content as an id (equal rows, equal ids: -0.0 as 0.0, NaN,
+    None and pandas' NA alike, 1, 1.0 and True alike), or None where some
+    value has no content to tell (see :func:`_content_groups`).
 
-    A numeric array is read a block of rows at a time, its rows hashed as
-    bytes (no copy of the whole array); other rows as :func:`_content_groups`
-    hashes them.
+    A numeric array's rows are hashed as bytes, a block of rows at a time (no
+    copy of the whole array); a DataFrame's or an object array's columns are
+    coded first (``pandas.factorize``, one column at a time), then their rows
+    hashed alike. Other rows (text, sparse) as :func:`_content_groups` hashes
+    them.
     """
-    if isinstance(X, np.ndarray) and X.dtype.kind in "biuf" and X.ndim >= 1:
-        flat = X.reshape(len(X), -1)
-        hashes = np.empty(len(flat), dtype=np.uint64)
-        for start in range(0, len(flat), 4096):
-            block = np.array(flat[start : start + 4096])
-            if block.dtype.kind == "f":
-                block += 0.0  # -0.0 as 0.0
-                block[np.isnan(block)] = np.nan  # one NaN
-            hashes[start : start + len(block)] = [
-                int.from_bytes(blake2b(row.tobytes(), digest_size=8).digest(), "little")
-                for row in block
-            ]
-    else:
-        hashes = _content_groups(X)
-        if hashes is None:
-            return None
+    if not (isinstance(X, np.ndarray) and X.dtype.kind in "biuf" and X.ndim >= 1):
+        codes = _column_codes(X)
+        if codes is None:
+            hashes = _content_groups(X)
+            return None if hashes is None else _ids(hashes)
+        X = codes
+    flat = X.reshape(len(X), -1)
+    hashes = np.empty(len(flat), dtype=np.uint64)
+    for start in range(0, len(flat), 4096):
+        block = np.array(flat[start : start + 4096])
+        if block.dtype.kind == "f":
+            block += 0.0  # -0.0 as 0.0
+            block[np.isnan(block)] = np.nan  # one NaN
+        hashes[start : start + len(block)] = [
+            int.from_bytes(blake2b(row.tobytes(), digest_size=8).digest(), "little")
+            for row in block
+        ]
+    return _ids(hashes)
+
+
+def _ids(hashes: np.ndarray) -> np.ndarray:
     return np.unique(hashes, return_inverse=True)[1].ravel()
+
+
+def _column_codes(X) -> np.ndarray | None:
+    """A DataFrame's or a 2-D object array's columns as integer codes (equal
+    values, equal codes; missing values -1), or None for other rows, or
+    where a value cannot be hashed."""
+    if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:
+        columns = [X.iloc[:, j] for j in range(X.shape[1])]
+    elif isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype.kind in "OUS":
+        columns = list(X.T)
+    else:
+        return None
+    try:
+        import pandas as pd
+
+        codes = [pd.factorize(column, use_na_sentinel=True)[0] for column in columns]
+    except (ImportError, TypeError):
+        return None
+    return np.column_stack(codes).astype(np.int64) if codes else None
 
 
 #: The parameters prediction reads that fit does not: set after fit, they are

@@ -1415,6 +1415,35 @@ def test_budget_confidence_counts_distinct_rows_that_trees_answer_alike_apart():
     # (Copies still count once: see the test of weight k and k copies.)
 
 
+def test_content_ids_tell_rows_apart_as_the_row_hashes_do():
+    """budget_confidence's units: the rows' content ids part the rows as the
+    package's content hashes do, for every kind of rows, at the speed of
+    pandas' column codes (hashing a DataFrame's cells one by one made a fit
+    on 10,000 rows of 50 text columns 13 times slower)."""
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from skadaptive._base import _content_ids
+    from skadaptive.stages._cross_fitted import row_hashes
+
+    rng = np.random.default_rng(0)
+    numbers = rng.integers(0, 3, (60, 3)).astype(float)
+    numbers[::7] = -0.0
+    numbers[::11, 0] = np.nan
+    frame = pd.DataFrame(numbers, columns=["a", "b", "c"])
+    frame["text"] = rng.choice(["x", "y", None], 60)
+    frame["kind"] = pd.Categorical(rng.choice(["p", "q"], 60))
+    mixed = np.array([[1, "a"], [1.0, "a"], [True, "a"], [2, None]], dtype=object)
+    texts = [str(v) for v in rng.integers(0, 5, 40)]
+    for rows in (numbers, frame, mixed, texts, sp.csr_matrix(np.nan_to_num(numbers))):
+        ids, hashes = _content_ids(rows), row_hashes(rows, strict=True)
+        pairs = np.unique(
+            np.column_stack([ids, np.unique(hashes, return_inverse=True)[1]]), axis=0
+        )
+        # One id per hash and one hash per id: the same partition of the rows.
+        assert len(pairs) == len(np.unique(ids)) == len(np.unique(hashes)), type(rows)
+
+
 # ------------------------------------------------ the user's groups (routed)
 def test_row_folds_keep_each_group_whole():
     """With groups, a group's rows go to one fold, and the groups are the

@@ -1000,7 +1000,7 @@ def test_cost_scorers_weigh_a_row_as_its_copies(data, cost_weight):
     if cost_weight is None:  # the cost alone reads no labels (they raised)
         assert scorer(cascade, X, None, sample_weight=weight) == weighted
     else:
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="make_average_cost_scorer scores the"):
             scorer(cascade, X, None)
 
 

@@ -346,12 +346,23 @@ def test_from_estimator_looks_through_a_pipeline_a_search_and_a_frozen_estimator
     )
 
 
-def test_test_rows_drawn_over_held_out_rows_clear_the_held_out_title():
+def test_test_rows_drawn_with_held_out_rows_leave_no_held_out_title():
+    """In either order, and rows from predictions alike (the title said
+    "held-out rows" over a curve of test rows)."""
     cascade, X_test, y_test = _fitted()
     display = CostAccuracyDisplay.from_estimator(cascade)
     assert display.ax_.get_title().endswith("(held-out rows)")
     CostAccuracyDisplay.from_estimator(cascade, X_test, y_test, ax=display.ax_)
     assert display.ax_.get_title() == ""
+    _, ax = plt.subplots()
+    CostAccuracyDisplay.from_estimator(cascade, X_test, y_test, ax=ax)
+    CostAccuracyDisplay.from_estimator(cascade, ax=ax)
+    assert ax.get_title() == ""
+    held_out = CostAccuracyDisplay.from_estimator(cascade)
+    CostAccuracyDisplay.from_predictions(
+        y_test, [cascade.predict(X_test)], [1.0], ax=held_out.ax_
+    )
+    assert held_out.ax_.get_title() == ""
 
 
 def test_from_predictions_refuses_labels_of_another_type():

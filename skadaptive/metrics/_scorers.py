@@ -92,7 +92,13 @@ class _CostScorer(_MetadataRequester):
     def score(self, estimator, X, y, sample_weight=None) -> float:
         """Score ``estimator`` on ``X``, ``y``; greater is better (``y`` may be
         None for the average cost alone, which reads no labels)."""
-        if y is not None or self.cost_weight is not None:
+        if y is None and self.cost_weight is not None:
+            raise ValueError(
+                "y is None, and a cost-aware score weighs accuracy (or error) "
+                "against cost, which needs the labels; make_average_cost_scorer "
+                "scores the cost alone, without them."
+            )
+        if y is not None:
             y = column_or_1d(y, warn=True)
         cascade, result = _route_through(estimator, X)
         if y is not None and len(y) != len(result.cost):

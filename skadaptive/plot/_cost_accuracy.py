@@ -524,17 +524,7 @@ class CostAccuracyDisplay:
             from matplotlib.ticker import EngFormatter
 
             display.ax_.xaxis.set_major_formatter(EngFormatter(unit="s"))
-        shown = display.ax_.get_title()
-        if title:
-            if shown and shown != title:
-                # Drawn over another estimator's display: the legend names
-                # each, and the title says only which rows both are on.
-                title = "held-out rows"
-            display.ax_.set_title(title)
-        elif "held-out rows" in shown:
-            # Rows given, drawn over a display of held-out rows: the title
-            # said those only; the legend names each curve.
-            display.ax_.set_title("")
+        _title_rows(display.ax_, title, held_out=X is None)
         return display
 
     @classmethod
@@ -670,7 +660,9 @@ class CostAccuracyDisplay:
             name=name,
             score_label=_PREDICTION_METRICS[metric],
         )
-        return display.plot(ax=ax, **kwargs)
+        display = display.plot(ax=ax, **kwargs)
+        _title_rows(display.ax_, None, held_out=False)
+        return display
 
 
 def kept_answers_note(estimator) -> str:
@@ -698,6 +690,21 @@ def _default_name(estimator) -> str:
         combined = getattr(estimator, "answer", "stage") != "stage"
     name = type(estimator).__name__
     return f"{name} (combined answers)" if combined else name
+
+
+def _title_rows(ax, title: str | None, *, held_out: bool) -> None:
+    """Title ``ax`` with ``title`` (held-out rows: which estimator's), as long
+    as every curve on it is of held-out rows: a second estimator's makes it
+    "held-out rows" (the legend names each), and curves of other rows (given,
+    or from predictions), in either order, leave no title."""
+    rows = ax.__dict__.setdefault("_skadaptive_rows", set())
+    rows.add("held-out" if held_out else "given")
+    if rows != {"held-out"}:
+        if "held-out rows" in ax.get_title():
+            ax.set_title("")
+        return
+    shown = ax.get_title()
+    ax.set_title("held-out rows" if shown and shown != title else title)
 
 
 #: Values of ``from_predictions``'s ``metric``, and their axis labels.

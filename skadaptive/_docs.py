@@ -9,11 +9,13 @@ _SHARED_PARAMETERS = """cost_weight : float, default=0.01
         the cost of running every stage, so ``lam`` is unit-free: with the 0/1
         loss, ``lam = 0.01`` gives up one accuracy point only to save the full
         cost. Ignored when ``budget`` is set (a value other than the default then
-        warns). For EENet's scores and the heuristics, whose scores do not
-        depend on it, a larger ``cost_weight`` never costs more on the policy
-        rows; the Bolukbasi rules (``"linear"``, a classifier) are learned
-        again for each value, and their cost can rise a little between close
-        values (see ``frontier_``).
+        warns). For the heuristics, whose one shared threshold is chosen
+        exactly on scores that do not depend on it, a larger ``cost_weight``
+        never costs more on the policy rows. EENet's per-exit thresholds are
+        set one exit at a time, each exactly given the others, which can stop
+        short of the best combination, and the Bolukbasi rules (``"linear"``,
+        a classifier) are learned again for each value: for both, the cost
+        can rise between close values (see ``frontier_``).
 
     budget : float, default=None
         Maximum average cost per row, in the units of ``costs``. The fit

@@ -204,16 +204,19 @@ def test_constant_policy_cost_and_accuracy_fall_as_cost_weight_grows(
     assert_allclose(rates.max(axis=1), 1.0)  # one stage each
 
 
-@pytest.mark.parametrize("policy", ["eenet", "max_proba", "entropy", "patience"])
+@pytest.mark.parametrize("policy", ["max_proba", "entropy", "patience"])
 @settings(max_examples=10)
 @given(costs=_costs, rows=_rows, weights=_weights)
 def test_cost_never_rises_with_cost_weight_for_fixed_scores(
     policy, costs, rows, weights
 ):
-    """EENet's scores and the heuristics' do not depend on lam, and the
-    thresholds on them minimise error + lam * cost: the options are the same
-    at every lam, so a larger lam can only choose one no dearer. (The
-    Bolukbasi rules are learned again for each lam: their cost can rise.)"""
+    """The heuristics' scores do not depend on lam, and their one shared
+    threshold minimises error + lam * cost exactly: the options are the same
+    at every lam, so a larger lam can only choose one no dearer. (EENet's
+    per-exit thresholds are set one exit at a time, which can stop short of
+    the best, and the Bolukbasi rules are learned again for each lam: the
+    cost of both can rise; EENet was listed here, and a breaker found it
+    rising in 11 of 300 random problems.)"""
     frontier = _policy_fit(rows, weights, costs=costs, policy=policy).frontier_
     assert (np.diff(frontier["cost_weight"]) > 0).all()
     assert (np.diff(frontier["expected_cost"]) <= 1e-12).all()

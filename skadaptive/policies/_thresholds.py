@@ -608,11 +608,14 @@ class ThresholdProblem:
 
 
 def lagrangian_thresholds(problem: ThresholdProblem, cost_weight: float) -> np.ndarray:
-    """Per-exit thresholds minimising ``loss + cost_weight * cost``.
+    """Per-exit thresholds that lower ``loss + cost_weight * cost`` as far as
+    moving one at a time can.
 
     Each threshold is set exactly given the others (last exit first, so the
     first sweep is the bottom-up order), sweeping until none moves; every move
-    lowers the objective.
+    lowers the objective. That can stop short of the best combination (no
+    single move helps where a pair would), so a larger ``cost_weight`` can
+    end at a dearer one.
 
     Parameters
     ----------

@@ -292,7 +292,9 @@ def _content_groups(X):
 def _content_ids(X) -> np.ndarray | None:
     """Each row's content as an id (equal rows, equal ids: -0.0 as 0.0, NaN,
     None and pandas' NA alike, 1, 1.0 and True alike), or None where some
-    value has no content to tell (see :func:`_content_groups`).
+    value has no content to tell (see :func:`_content_groups`; in a DataFrame
+    or an object array, such an object is told by its identity instead: one
+    object in two rows is a copy, two objects are two rows).
 
     A numeric array's rows are hashed as bytes, a block of rows at a time (no
     copy of the whole array); a DataFrame's or an object array's columns are

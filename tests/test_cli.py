@@ -1310,3 +1310,26 @@ def test_frontier_says_which_column_it_took_for_the_labels(
     assert "note: the labels are " in capsys.readouterr().out
     assert _frontier(digits_files, digits_files / "data.csv") == 0
     assert "note: the labels are" not in capsys.readouterr().out
+
+
+def test_only_numbers_with_missing_words_are_refused_as_missing_labels():
+    """Text labels made of such words alone, or with 'inf', were refused as
+    'NA among numbers' (float() reads 'inf' and 'nan')."""
+    from skadaptive.cli._io import CommandError, refuse_missing_labels
+
+    for labels in (["NA", "NA"], ["na", "n/a"], ["none", "inf"], ["NA", "EU", "AS"]):
+        refuse_missing_labels(np.array(labels, dtype=object), "f.csv")
+    for labels in (["NA", "1", "0"], ["?", "-2", "1e3"]):
+        with pytest.raises(CommandError, match="among numbers"):
+            refuse_missing_labels(np.array(labels, dtype=object), "f.csv")
+
+
+def test_the_label_note_names_the_column_as_written(tmp_path):
+    """A column ' label' is not 'label' to the loader: the note said the last
+    column, 'label', while saying no column is named 'label'."""
+    from skadaptive.cli._io import last_column_label_note
+
+    (tmp_path / "f.csv").write_text("a, label\n1,0\n")
+    note = last_column_label_note(str(tmp_path / "f.csv"), None)
+    assert "last column, ' label' (no column is named exactly 'label')" in note
+    assert last_column_label_note(str(tmp_path / "f.csv"), " label") is None

@@ -363,6 +363,10 @@ def test_test_rows_drawn_with_held_out_rows_leave_no_held_out_title():
         y_test, [cascade.predict(X_test)], [1.0], ax=held_out.ax_
     )
     assert held_out.ax_.get_title() == ""
+    # A cleared axes forgets the curves it held (their title stayed blank).
+    held_out.ax_.clear()
+    CostAccuracyDisplay.from_estimator(cascade, ax=held_out.ax_)
+    assert held_out.ax_.get_title().endswith("(held-out rows)")
 
 
 def test_from_predictions_refuses_labels_of_another_type():

@@ -505,13 +505,14 @@ def last_column_label_note(path: str, label: str | None) -> str | None:
     None."""
     if label is not None or Path(path).suffix.lower() not in (".csv", ".txt"):
         return None
+    # The header as the loader reads it: the first line, names as written.
     with open(path, newline="", encoding="utf-8-sig") as handle:
-        header = next((row for row in csv.reader(handle) if row), None)
+        header = next(csv.reader(handle), None)
     if not header or "label" in header:
         return None
     return (
-        f"the labels are {path}'s last column, {header[-1].strip()!r} (no column "
-        "is named 'label'); pass --label NAME to take another."
+        f"the labels are {path}'s last column, {header[-1]!r} (no column is "
+        "named exactly 'label'); pass --label NAME to take another."
     )
 
 
@@ -718,12 +719,12 @@ def check_feature_counts(models: dict, X, data: str) -> None:
             )
 
 
-def _is_number(value) -> bool:
+def _is_finite_number(value) -> bool:
+    """Whether ``value`` reads as a finite number ('inf' and 'nan' are words)."""
     try:
-        float(value)
+        return bool(np.isfinite(float(value)))
     except (TypeError, ValueError):
         return False
-    return True
 
 
 def _count(n: int, one: str, many: str) -> str:
@@ -755,7 +756,8 @@ def refuse_missing_labels(y: np.ndarray, path: str) -> None:
         words = np.array(
             [isinstance(v, str) and v.strip().lower() in _MISSING_WORDS for v in y]
         )
-        if words.any() and all(_is_number(v) for v in y[~words]):
+        rest = y[~words]
+        if words.any() and len(rest) and all(_is_finite_number(v) for v in rest):
             first = int(np.flatnonzero(words)[0])
             raise CommandError(
                 f"{path}: {_count(int(words.sum()), 'label reads', 'labels read')} "

@@ -697,8 +697,16 @@ def _title_rows(ax, title: str | None, *, held_out: bool) -> None:
     as every curve on it is of held-out rows: a second estimator's makes it
     "held-out rows" (the legend names each), and curves of other rows (given,
     or from predictions), in either order, leave no title."""
-    rows = ax.__dict__.setdefault("_skadaptive_rows", set())
-    rows.add("held-out" if held_out else "given")
+    # The curves drawn on ax by kind of rows, as long as they are on it (a
+    # cleared axes forgets them); kept as objects, whose ids then stay theirs.
+    drawn = ax.__dict__.setdefault("_skadaptive_rows", {})
+    on_ax = {id(artist) for artist in (*ax.lines, *ax.collections)}
+    for kind in drawn:
+        drawn[kind] = [a for a in drawn[kind] if id(a) in on_ax]
+    known = {id(a) for artists in drawn.values() for a in artists}
+    new = [a for a in (*ax.lines, *ax.collections) if id(a) not in known]
+    drawn.setdefault("held-out" if held_out else "given", []).extend(new)
+    rows = {kind for kind, artists in drawn.items() if artists}
     if rows != {"held-out"}:
         if "held-out rows" in ax.get_title():
             ax.set_title("")

@@ -270,6 +270,12 @@ def test_integer_input_near_int64s_limits_reaches_the_model_exactly_or_not_at_al
     )
     for dtype in (np.int64, np.uint64, object):  # object: Python ints
         assert reg.predict(np.array([[offset + 1]], dtype=dtype)) == [1.0]
+    import pandas as pd
+
+    nullable = pd.DataFrame({"x": pd.array([offset + 1], dtype="Int64")})
+    assert reg.predict(nullable) == [1.0]  # it went through float64
+    with pytest.raises(ValueError, match="NaN"):
+        reg.predict(pd.DataFrame({"x": pd.array([None], dtype="Int64")}))
     largest = np.iinfo(np.int64).max
     fits = np.array([[largest]], dtype=object)  # was "beyond int64's range"
     assert reg.predict(fits) == [float(largest - offset)]

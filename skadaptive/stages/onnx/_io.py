@@ -132,6 +132,15 @@ def _whole_numbers(X, dtype: np.dtype, estimator) -> np.ndarray:
     """``X`` for a model whose input is integer: refused unless every value is
     a whole number its type holds (a cast would truncate 5.1 to 5, or wrap
     around, without a word)."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is not None and any(
+        getattr(t, "kind", "") in "iu" and not isinstance(t, np.dtype)
+        for t in np.atleast_1d(dtypes)
+    ):
+        # pandas' nullable integers: check_array would read them as float64
+        # (2**53 + 1 as 2**53); as objects they stay whole (pandas' NA then
+        # reads as missing, and is refused).
+        X = X.to_numpy(dtype=object, na_value=np.nan)
     values = check_array(
         X, allow_nd=True, dtype=None, estimator=estimator, input_name="X"
     )

@@ -474,7 +474,7 @@ def _read_csv(file: Path, label: str | None, require_labels: bool):
             f"found rows with {sorted(widths)}."
         )
     if label is None and (require_labels or "label" in header):
-        label = "label" if "label" in header else header[-1]
+        label = _default_label(header)
     if label is not None and label not in header:
         raise CommandError(
             f"{file}: no column {label!r}; columns are {header}. Pass --label "
@@ -508,12 +508,18 @@ def last_column_label_note(path: str, label: str | None) -> str | None:
     # The header as the loader reads it: the first line, names as written.
     with open(path, newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), None)
-    if not header or "label" in header:
+    if not header or _default_label(header) == "label":
         return None
     return (
         f"the labels are {path}'s last column, {header[-1]!r} (no column is "
         "named exactly 'label'); pass --label NAME to take another."
     )
+
+
+def _default_label(header: list) -> str:
+    """The label column of a CSV without ``--label``: the one named ``label``,
+    else the last."""
+    return "label" if "label" in header else header[-1]
 
 
 def _clip(text: str, limit: int = 60) -> str:
@@ -719,14 +725,6 @@ def check_feature_counts(models: dict, X, data: str) -> None:
             )
 
 
-def _is_finite_number(value) -> bool:
-    """Whether ``value`` reads as a finite number ('inf' and 'nan' are words)."""
-    try:
-        return bool(np.isfinite(float(value)))
-    except (TypeError, ValueError):
-        return False
-
-
 def _count(n: int, one: str, many: str) -> str:
     """``n`` and the words that agree with it: "1 label is", "2 labels are"."""
     return f"{n} {one if n == 1 else many}"
@@ -757,7 +755,12 @@ def refuse_missing_labels(y: np.ndarray, path: str) -> None:
             [isinstance(v, str) and v.strip().lower() in _MISSING_WORDS for v in y]
         )
         rest = y[~words]
-        if words.any() and len(rest) and all(_is_finite_number(v) for v in rest):
+        # The rest read as numbers, as the loader reads a label column.
+        if (
+            words.any()
+            and len(rest)
+            and _numeric_if_possible(rest.astype(str)).dtype.kind in "iuf"
+        ):
             first = int(np.flatnonzero(words)[0])
             raise CommandError(
                 f"{path}: {_count(int(words.sum()), 'label reads', 'labels read')} "

@@ -700,13 +700,14 @@ def _title_rows(ax, title: str | None, *, held_out: bool) -> None:
     # The curves drawn on ax by kind of rows, as long as they are on it (a
     # cleared axes forgets them); kept as objects, whose ids then stay theirs.
     drawn = ax.__dict__.setdefault("_skadaptive_rows", {})
-    on_ax = {id(artist) for artist in (*ax.lines, *ax.collections)}
+    artists = (*ax.lines, *ax.collections)
+    on_ax = {id(artist) for artist in artists}
     for kind in drawn:
         drawn[kind] = [a for a in drawn[kind] if id(a) in on_ax]
-    known = {id(a) for artists in drawn.values() for a in artists}
-    new = [a for a in (*ax.lines, *ax.collections) if id(a) not in known]
+    known = {id(a) for kept in drawn.values() for a in kept}
+    new = [a for a in artists if id(a) not in known]
     drawn.setdefault("held-out" if held_out else "given", []).extend(new)
-    rows = {kind for kind, artists in drawn.items() if artists}
+    rows = {kind for kind, kept in drawn.items() if kept}
     if rows != {"held-out"}:
         if "held-out rows" in ax.get_title():
             ax.set_title("")

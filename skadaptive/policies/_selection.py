@@ -906,9 +906,8 @@ def _margin_units(search) -> np.ndarray:
     content = getattr(search, "content", None)
     if groups is not None or content is None:
         return _row_groups(search.stage_probas, search.y_encoded, groups)[1]
-    keys = np.column_stack(
-        [content.astype(np.float64), np.round(np.asarray(search.y_encoded, float), 6)]
-    )
+    # The content in place of the answers, and the label as answer_rows has it.
+    keys = answer_rows([content], search.y_encoded)
     return np.unique(keys, axis=0, return_inverse=True)[1].ravel()
 
 
